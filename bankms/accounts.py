@@ -1,0 +1,287 @@
+"""Customer accounts: opening, reading balances and history, status, limits and closing."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+
+from . import accountnum
+from .errors import (
+    AccountNotFound,
+    CustomerNotActive,
+    CustomerNotFound,
+    InvalidInput,
+    InvalidState,
+)
+from .ledger import CUSTOMER_KINDS, utcnow
+from .money import to_cents, to_money
+
+DEFAULT_SAVINGS_RATE = "2.00"
+
+
+def clean_rate(value) -> Decimal:
+    if isinstance(value, float) or isinstance(value, bool):
+        raise InvalidInput("Give the interest rate as text or Decimal, for example '2.50'.")
+    try:
+        rate = Decimal(str(value).strip().rstrip("%"))
+    except InvalidOperation:
+        raise InvalidInput(f"'{value}' is not an interest rate.") from None
+    if not rate.is_finite() or rate < 0 or rate > 100:
+        raise InvalidInput("The interest rate must be between 0 and 100 percent.")
+    if rate != rate.quantize(Decimal("0.0001")):
+        raise InvalidInput("The interest rate may have at most four decimals.")
+    return rate
+
+
+def _as_date(value, label):
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise InvalidInput(f"The {label} date must look like 2026-01-31.") from None
+
+
+def money_column(cents_series):
+    return [to_money(c) for c in cents_series]
+
+
+class Accounts:
+    def __init__(self, bank):
+        self._bank = bank
+
+    def _row(self, number):
+        row = self._bank.read_one(
+            "SELECT id, account_number, customer_id, kind, status, balance_cents, holds_cents, "
+            "overdraft_limit_cents, interest_rate_percent, opened_at, closed_at, name, "
+            "last_activity_at FROM accounts WHERE account_number = ? AND customer_id IS NOT NULL",
+            [number])
+        if row is None:
+            raise AccountNotFound(f"There is no account {number}.")
+        return row
+
+    def _readable(self, actor, number):
+        """Validate a typed number, find the account and check the actor may see it."""
+        number = accountnum.normalize(number)
+        row = self._row(number)
+        self._bank.require(actor, "account.read", row[2], entity="account", entity_id=number)
+        return number, row
+
+    def open(self, actor, customer_id, kind="checking", overdraft_limit="0",
+             interest_rate=None) -> str:
+        bank = self._bank
+        cid = bank.customers._id(customer_id)
+        bank.require(actor, "account.open", entity="customer", entity_id=cid)
+        if kind not in CUSTOMER_KINDS:
+            raise InvalidInput("The account kind must be checking or savings.")
+        overdraft_cents = to_cents(overdraft_limit, allow_zero=True)
+        if overdraft_cents and kind != "checking":
+            raise InvalidInput("Only checking accounts can have an overdraft limit.")
+        if overdraft_cents:
+            bank.require(actor, "account.set_overdraft", entity="customer", entity_id=cid)
+        if interest_rate is None:
+            interest_rate = DEFAULT_SAVINGS_RATE if kind == "savings" else "0"
+        rate = clean_rate(interest_rate)
+        if rate and kind != "savings":
+            raise InvalidInput("Only savings accounts earn interest.")
+
+        def fn(uow):
+            row = uow.fetchone("SELECT status FROM customers WHERE id = ?", [cid])
+            if row is None:
+                raise CustomerNotFound(f"There is no customer {cid}.")
+            if row[0] != "active":
+                raise CustomerNotActive(
+                    f"Customer {cid} is {row[0]}; accounts can be opened only for active "
+                    "customers.")
+            acc_id, seq = uow.fetchone(
+                "SELECT nextval('account_id_seq'), nextval('account_number_seq')")
+            number = accountnum.make(seq)
+            now = utcnow()
+            name = "Checking" if kind == "checking" else "Savings"
+            uow.execute(
+                "INSERT INTO accounts (id, account_number, customer_id, kind, name, status, "
+                "overdraft_limit_cents, interest_rate_percent, opened_at, last_activity_at) "
+                "VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?)",
+                [acc_id, number, cid, kind, name, overdraft_cents, rate, now, now])
+            bank.audit_row(uow, actor, "account.open", "account", number, after={
+                "customer_id": cid, "kind": kind,
+                "overdraft_limit": str(to_money(overdraft_cents)), "interest_rate": str(rate)})
+            return number
+        return bank.write(fn)
+
+    def balance(self, actor, number) -> Decimal:
+        _, row = self._readable(actor, number)
+        return to_money(row[5])
+
+    def available(self, actor, number) -> Decimal:
+        """What can leave the account now: balance less holds plus the overdraft limit."""
+        _, row = self._readable(actor, number)
+        return to_money(row[5] - row[6] + row[7])
+
+    def get(self, actor, number) -> dict:
+        number, row = self._readable(actor, number)
+        holder = self._bank.read_one("SELECT full_name FROM customers WHERE id = ?", [row[2]])
+        return {
+            "account_number": number, "customer_id": row[2], "holder": holder[0] if holder else "",
+            "kind": row[3], "status": row[4], "balance": to_money(row[5]),
+            "holds": to_money(row[6]), "available": to_money(row[5] - row[6] + row[7]),
+            "overdraft_limit": to_money(row[7]), "interest_rate_percent": row[8],
+            "opened_at": row[9], "closed_at": row[10], "name": row[11],
+            "last_activity_at": row[12],
+        }
+
+    def payee_name(self, actor, number) -> str:
+        """The holder's name masked ('J*** D**') so a payer can check a payee without learning
+        who holds an account number."""
+        number = accountnum.normalize(number)
+        self._bank.require(actor, "payment.transfer", actor.customer_id
+                           if actor and getattr(actor, "role", None) == "customer" else None)
+        row = self._bank.read_one(
+            "SELECT c.full_name, a.status FROM accounts a JOIN customers c ON c.id = a.customer_id "
+            "WHERE a.account_number = ?", [number])
+        if row is None:
+            raise AccountNotFound(f"There is no account {number}.")
+        return mask_name(row[0])
+
+    def list(self, actor, customer_id=None):
+        """Accounts with balances, read in one snapshot (one query)."""
+        bank = self._bank
+        if customer_id is None:
+            if getattr(actor, "role", None) == "customer":
+                customer_id = actor.customer_id
+            else:
+                bank.require(actor, "account.list_all", entity="account")
+        if customer_id is not None:
+            customer_id = bank.customers._id(customer_id)
+            bank.require(actor, "account.read", customer_id, entity="customer",
+                         entity_id=customer_id)
+        sql = ("SELECT a.account_number, a.customer_id, c.full_name AS holder, a.kind, a.name, "
+               "a.status, a.balance_cents, a.holds_cents, a.overdraft_limit_cents, "
+               "a.balance_cents - a.holds_cents AS available_cents, a.interest_rate_percent, "
+               "a.opened_at, a.closed_at FROM accounts a JOIN customers c ON c.id = a.customer_id")
+        params = []
+        if customer_id is not None:
+            sql += " WHERE a.customer_id = ?"
+            params.append(customer_id)
+        df = bank.read_df(sql + " ORDER BY a.customer_id, a.account_number", params)
+        df["balance"] = money_column(df["balance_cents"])
+        df["available"] = money_column(df["available_cents"])
+        df["interest_rate_percent"] = df["interest_rate_percent"].astype(str)
+        return df
+
+    def history(self, actor, number, start=None, end=None, limit=None):
+        """Postings of one account, newest first, each with the balance after it."""
+        number, row = self._readable(actor, number)
+        start, end = _as_date(start, "start"), _as_date(end, "end")
+        if start and end and start > end:
+            raise InvalidInput("The start date must not be after the end date.")
+        sql = (
+            "SELECT * FROM (SELECT t.id AS transaction_id, p.posted_at, t.business_date, t.kind, "
+            "t.memo, t.source_account, t.target_account, t.actor, t.reverses_id, p.amount_cents, "
+            "sum(p.amount_cents) OVER (ORDER BY p.posted_at, p.id ROWS UNBOUNDED PRECEDING) "
+            "AS balance_cents, p.id AS posting_id FROM postings p "
+            "JOIN transactions t ON t.id = p.transaction_id WHERE p.account_id = ?) h WHERE true")
+        params = [row[0]]
+        if start:
+            sql += " AND business_date >= ?"
+            params.append(start)
+        if end:
+            sql += " AND business_date <= ?"
+            params.append(end)
+        sql += " ORDER BY posted_at DESC, posting_id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        df = self._bank.read_df(sql, params)
+        df["counterparty"] = [
+            (tgt if amt < 0 else src) if kind == "transfer" else kind
+            for kind, src, tgt, amt in zip(df["kind"], df["source_account"], df["target_account"],
+                                           df["amount_cents"])]
+        df["amount"] = money_column(df["amount_cents"])
+        df["balance"] = money_column(df["balance_cents"])
+        return df.drop(columns=["posting_id"])
+
+    def _change(self, actor, number, action, fn_check, changes_fn):
+        bank = self._bank
+
+        def fn(uow):
+            row = uow.fetchone(
+                "SELECT status, balance_cents, holds_cents, overdraft_limit_cents, "
+                "interest_rate_percent, kind FROM accounts WHERE account_number = ? "
+                "AND customer_id IS NOT NULL", [number])
+            if row is None:
+                raise AccountNotFound(f"There is no account {number}.")
+            before = dict(zip(("status", "balance_cents", "holds_cents",
+                               "overdraft_limit_cents", "interest_rate_percent", "kind"), row))
+            fn_check(before)
+            changes = changes_fn(before)
+            sets = ", ".join(f"{k} = ?" for k in changes)
+            uow.execute(f"UPDATE accounts SET {sets} WHERE account_number = ?",
+                        [*changes.values(), number])
+            bank.audit_row(uow, actor, action, "account", number,
+                           before={k: before.get(k) for k in changes}, after=changes)
+        bank.write(fn)
+
+    def close(self, actor, number, reason="customer request"):
+        number, row = self._readable(actor, number)
+        self._bank.require(actor, "account.close", entity="account", entity_id=number)
+
+        def check(before):
+            if before["status"] == "closed":
+                raise InvalidState(f"Account {number} is already closed.")
+            if before["balance_cents"] != 0:
+                raise InvalidState(
+                    f"Account {number} can be closed only at a zero balance; it holds "
+                    f"{to_money(before['balance_cents'])}. Move the money out first.")
+            if before["holds_cents"] != 0:
+                raise InvalidState(f"Account {number} has funds on hold.")
+        self._change(actor, number, "account.close", check,
+                     lambda b: {"status": "closed", "closed_at": utcnow()})
+
+    def freeze(self, actor, number, reason="", frozen=True):
+        number, row = self._readable(actor, number)
+        self._bank.require(actor, "account.freeze", entity="account", entity_id=number)
+        want_from = ("active", "dormant") if frozen else ("frozen",)
+
+        def check(before):
+            if before["status"] not in want_from:
+                raise InvalidState(f"Account {number} is {before['status']}.")
+        self._change(actor, number, "account.freeze" if frozen else "account.unfreeze", check,
+                     lambda b: {"status": "frozen" if frozen else "active"})
+
+    def unfreeze(self, actor, number, reason=""):
+        self.freeze(actor, number, reason, frozen=False)
+
+    def set_overdraft_limit(self, actor, number, amount):
+        number, row = self._readable(actor, number)
+        self._bank.require(actor, "account.set_overdraft", entity="account", entity_id=number)
+        cents = to_cents(amount, allow_zero=True)
+
+        def check(before):
+            if before["kind"] != "checking":
+                raise InvalidInput("Only checking accounts can have an overdraft limit.")
+            if before["status"] == "closed":
+                raise InvalidState(f"Account {number} is closed.")
+            if before["balance_cents"] - before["holds_cents"] + cents < 0:
+                raise InvalidState("The account is already overdrawn beyond that limit.")
+        self._change(actor, number, "account.set_overdraft", check,
+                     lambda b: {"overdraft_limit_cents": cents})
+
+    def set_interest_rate(self, actor, number, rate):
+        number, row = self._readable(actor, number)
+        self._bank.require(actor, "account.set_interest_rate", entity="account",
+                           entity_id=number)
+        rate = clean_rate(rate)
+
+        def check(before):
+            if before["kind"] != "savings":
+                raise InvalidInput("Only savings accounts earn interest.")
+        self._change(actor, number, "account.set_interest_rate", check,
+                     lambda b: {"interest_rate_percent": rate})
+
+
+def mask_name(full_name: str) -> str:
+    """'Jane Doe' -> 'J*** D**': enough to recognise a payee, too little to learn one."""
+    return " ".join(part[0] + "*" * (len(part) - 1) for part in str(full_name).split())

@@ -1,0 +1,61 @@
+"""The audit log and the whole-bank consistency check."""
+from __future__ import annotations
+
+
+class Audit:
+    def __init__(self, bank):
+        self._bank = bank
+
+    def verify(self) -> list[str]:
+        """Problems found in the ledger; an empty list means every invariant holds:
+        each transaction sums to zero and has postings, each balance equals its postings,
+        the trial balance is zero, and no customer account is below its overdraft limit."""
+        bank = self._bank
+        problems = []
+        for tid, total in bank.read(
+                "SELECT transaction_id, sum(amount_cents) FROM postings GROUP BY 1 "
+                "HAVING sum(amount_cents) <> 0 ORDER BY 1 LIMIT 100"):
+            problems.append(f"transaction {tid} postings sum to {total} cents, not zero")
+        for (tid,) in bank.read(
+                "SELECT t.id FROM transactions t ANTI JOIN postings p ON p.transaction_id = t.id "
+                "ORDER BY 1 LIMIT 100"):
+            problems.append(f"transaction {tid} has no postings")
+        for number, stored, ledger in bank.read(
+                "SELECT a.account_number, a.balance_cents, coalesce(s.total, 0) FROM accounts a "
+                "LEFT JOIN (SELECT account_id, sum(amount_cents) AS total FROM postings "
+                "GROUP BY 1) s ON s.account_id = a.id "
+                "WHERE a.balance_cents <> coalesce(s.total, 0) ORDER BY 1 LIMIT 100"):
+            problems.append(f"account {number} balance {stored} differs from its postings "
+                            f"{ledger}")
+        (trial,) = bank.read_one("SELECT coalesce(sum(balance_cents), 0) FROM accounts")
+        if trial != 0:
+            problems.append(f"trial balance is {trial} cents, not zero")
+        for number, balance, limit in bank.read(
+                "SELECT account_number, balance_cents, overdraft_limit_cents FROM accounts "
+                "WHERE customer_id IS NOT NULL AND balance_cents < -overdraft_limit_cents "
+                "ORDER BY 1 LIMIT 100"):
+            problems.append(f"account {number} balance {balance} is below its overdraft limit "
+                            f"{limit}")
+        for number, holds in bank.read(
+                "SELECT account_number, holds_cents FROM accounts WHERE holds_cents < 0"):
+            problems.append(f"account {number} has negative holds {holds}")
+        for number, status, balance in bank.read(
+                "SELECT account_number, status, balance_cents FROM accounts "
+                "WHERE status = 'closed' AND balance_cents <> 0"):
+            problems.append(f"closed account {number} holds {balance} cents")
+        (orphans,) = bank.read_one(
+            "SELECT count(*) FROM postings p ANTI JOIN transactions t ON t.id = p.transaction_id")
+        if orphans:
+            problems.append(f"{orphans} postings belong to no transaction")
+        return problems
+
+    def log(self, actor, *, action=None, entity=None, entity_id=None, limit=500):
+        bank = self._bank
+        bank.require(actor, "audit.read", entity="audit")
+        sql = "SELECT * FROM audit_log WHERE true"
+        params = []
+        for column, value in (("action", action), ("entity", entity), ("entity_id", entity_id)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(str(value))
+        return bank.read_df(sql + f" ORDER BY id DESC LIMIT {int(limit)}", params)

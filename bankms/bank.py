@@ -1,0 +1,214 @@
+"""The Bank: one object per database file that wires the services together.
+
+`open_bank(path)` opens (creating or migrating) the file, starts the single writer thread and
+returns a Bank whose services (`users`, `auth`, `customers`, `accounts`, `payments`, `audit`,
+`ledger`, `settings`) are safe to call from many threads at once.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+from . import db, security
+from .errors import BankError, PermissionDenied
+from .ledger import BatchPoster, LedgerState, utcnow
+from .writer import Writer
+
+# Internal ledger accounts: they hold the other side of every customer movement. With the one
+# sign convention used throughout (a posting adds to the account's balance), asset accounts
+# such as teller cash carry negative balances and the whole ledger always sums to zero.
+INTERNAL_ACCOUNTS = [
+    ("GL1000", "teller_cash", "Teller cash"),
+    ("GL1100", "clearing", "External clearing"),
+    ("GL1200", "loans_receivable", "Loans receivable"),
+    ("GL4000", "interest_income", "Interest income"),
+    ("GL4100", "fee_income", "Fee income"),
+    ("GL5000", "interest_expense", "Interest expense"),
+]
+INTERNAL = {code: number for number, code, _ in INTERNAL_ACCOUNTS}
+
+DEFAULT_SETTINGS = {
+    "customer_daily_transfer_cents_max": "500000",
+    "four_eyes_threshold_cents": "1000000",
+    "login_attempts_max": "5",
+    "lockout_s": "900",
+    "session_idle_timeout_s": "900",
+    "session_absolute_timeout_s": "43200",
+}
+
+
+class Bank:
+    def __init__(self, path: str, *, bcrypt_rounds: int | None = None):
+        self.path = path
+        self.bcrypt_rounds = bcrypt_rounds or int(os.environ.get("BANKMS_BCRYPT_ROUNDS", "12"))
+        self._con = db.connect(path)
+        self._cursors = db.Cursors(self._con)
+        self._closed = False
+        self._lock = threading.Lock()
+        self._ensure_internal_accounts()
+        self.state = LedgerState(self._con.cursor())
+        self._writer = Writer(self._con, None, on_refusal=self._audit_refusal)
+        self._writer._post_batch = BatchPoster(self._writer.cursor, self.state)
+
+        from .accounts import Accounts
+        from .audit import Audit
+        from .customers import Customers
+        from .bulk import Bulk
+        from .payments import Payments
+        from .settings import Settings
+        from .users import Auth, Users
+
+        self.settings = Settings(self)
+        self.users = Users(self)
+        self.auth = Auth(self)
+        self.customers = Customers(self)
+        self.accounts = Accounts(self)
+        self.payments = Payments(self)
+        self.audit = Audit(self)
+        self.ledger = Bulk(self)
+        self._extensions()
+
+    def _extensions(self):
+        """Services added by later modules (loans, reports) attach here when present."""
+        try:
+            from .loans import Loans
+        except ImportError:
+            pass
+        else:
+            self.loans = Loans(self)
+        try:
+            from .reports import Reports
+        except ImportError:
+            pass
+        else:
+            self.reports = Reports(self)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def close(self):
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._writer.stop()
+        try:
+            self._con.execute("CHECKPOINT")
+        except Exception:
+            pass
+        self._con.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def system_actor(self) -> security.Actor:
+        return security.Actor(username="system", role="system", full_name="System")
+
+    @property
+    def business_date(self):
+        return self.state.business_date
+
+    # -- plumbing for services ---------------------------------------------------------------
+    def read(self, sql, params=None):
+        """Rows of one query, read in one snapshot through this thread's cursor."""
+        cur = self._cursors.get()
+        return (cur.execute(sql, params) if params is not None else cur.execute(sql)).fetchall()
+
+    def read_one(self, sql, params=None):
+        rows = self.read(sql, params)
+        return rows[0] if rows else None
+
+    def read_df(self, sql, params=None):
+        cur = self._cursors.get()
+        return (cur.execute(sql, params) if params is not None else cur.execute(sql)).df()
+
+    def write(self, fn):
+        """Run fn(uow) on the writer thread in one transaction; it commits only if fn returns."""
+        return self._writer.call(fn)
+
+    def post(self, request):
+        return self._writer.post(request)
+
+    def audit_row(self, uow, actor, action, entity=None, entity_id=None, before=None,
+                  after=None, outcome="ok"):
+        """Write one audit record inside the caller's unit of work (writer thread only)."""
+        aid = self.state.take_audit_ids(1)
+        uow.execute(
+            "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [aid, utcnow(), actor.username, actor.role, action, entity,
+             None if entity_id is None else str(entity_id),
+             None if before is None else json.dumps(before, default=str),
+             None if after is None else json.dumps(after, default=str), outcome],
+        )
+
+    def require(self, actor, action, customer_id=None, *, entity=None, entity_id=None):
+        """Check a permission; a refusal is audited before PermissionDenied is raised."""
+        try:
+            security.check(actor, action, customer_id)
+        except PermissionDenied as exc:
+            self.record_refusal(actor, action, exc, entity=entity, entity_id=entity_id)
+            raise
+
+    def record_refusal(self, actor, action, exc, *, entity=None, entity_id=None):
+        if not isinstance(actor, security.Actor):
+            actor = security.Actor(username="anonymous", role="anonymous")
+
+        def fn(uow):
+            self.audit_row(uow, actor, action, entity, entity_id,
+                           after={"reason": type(exc).__name__, "message": str(exc)},
+                           outcome="refused")
+        self.write(fn)
+
+    def _audit_refusal(self, cur, exc):
+        """Called by the writer after a failed job has rolled back: keep PermissionDenied on
+        record even though the job's own writes are gone."""
+        info = getattr(exc, "audit", None)
+        if not isinstance(exc, PermissionDenied) or info is None:
+            return
+        actor, action, entity, entity_id = info
+        try:
+            with db.UnitOfWork(cur) as uow:
+                self.audit_row(uow, actor, action, entity, entity_id,
+                               after={"reason": type(exc).__name__, "message": str(exc)},
+                               outcome="refused")
+                uow.commit()
+        except Exception:
+            pass
+
+    def _ensure_internal_accounts(self):
+        cur = self._con.cursor()
+        now = utcnow()
+        cur.execute("BEGIN")
+        try:
+            for number, code, name in INTERNAL_ACCOUNTS:
+                cur.execute(
+                    "INSERT INTO accounts (id, account_number, customer_id, kind, name, status, "
+                    "opened_at) SELECT coalesce((SELECT max(id) FROM accounts), 0) + 1, ?, NULL, "
+                    "'internal', ?, 'active', ? WHERE NOT EXISTS "
+                    "(SELECT 1 FROM accounts WHERE account_number = ?)",
+                    [number, name, now, number],
+                )
+            for key, value in DEFAULT_SETTINGS.items():
+                cur.execute("INSERT INTO settings VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                            [key, value])
+            cur.execute("COMMIT")
+        except Exception:
+            cur.execute("ROLLBACK")
+            raise
+        finally:
+            cur.close()
+
+
+def open_bank(path: str = None, **kwargs) -> Bank:
+    """Open the bank in a DuckDB file (created and migrated as needed); ':memory:' works."""
+    if path is None:
+        path = os.environ.get("BANKMS_DB", "data/bank.duckdb")
+    if path != ":memory:":
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+    return Bank(path, **kwargs)
+
+
+__all__ = ["Bank", "open_bank", "BankError"]

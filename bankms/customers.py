@@ -1,0 +1,242 @@
+"""Customers: onboarding by staff, self-registration, verification, status and contact details."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from .errors import CustomerNotFound, DuplicateError, InvalidInput, InvalidState
+from .ledger import utcnow
+
+STATUSES = ("pending", "active", "suspended", "closed")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[0-9][0-9 ()./-]{5,22}$")
+CONTACT_FIELDS = ("email", "phone", "address")
+
+
+def _text(value, label, *, required=True, chars_max=200):
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise InvalidInput(f"Please enter the {label}.")
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"The {label} must be text.")
+    value = " ".join(value.split())
+    if len(value) > chars_max:
+        raise InvalidInput(f"The {label} may have at most {chars_max} characters.")
+    return value
+
+
+def clean_email(value, required=True):
+    value = _text(value, "email", required=required, chars_max=254)
+    if value is not None and not _EMAIL.match(value):
+        raise InvalidInput(f"'{value}' is not an email address.")
+    return value.lower() if value else value
+
+
+def clean_phone(value, required=True):
+    value = _text(value, "phone number", required=required, chars_max=24)
+    if value is not None and not _PHONE.match(value):
+        raise InvalidInput(f"'{value}' is not a phone number.")
+    return value
+
+
+def clean_date_of_birth(value):
+    if value is None or value == "":
+        raise InvalidInput("Please enter the date of birth.")
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if isinstance(value, str):
+        try:
+            value = dt.date.fromisoformat(value.strip())
+        except ValueError:
+            raise InvalidInput("The date of birth must look like 1990-04-30.") from None
+    if not isinstance(value, dt.date):
+        raise InvalidInput("The date of birth must be a date.")
+    today = dt.date.today()
+    if value > today:
+        raise InvalidInput("The date of birth cannot be in the future.")
+    if value.year < today.year - 125:
+        raise InvalidInput("Please check the date of birth.")
+    return value
+
+
+def clean_profile(full_name, email, phone, date_of_birth, national_id, address):
+    return {
+        "full_name": _text(full_name, "full name", chars_max=100),
+        "email": clean_email(email),
+        "phone": clean_phone(phone),
+        "date_of_birth": clean_date_of_birth(date_of_birth),
+        "national_id": _text(national_id, "national id", chars_max=30).upper(),
+        "address": _text(address, "address", chars_max=200),
+    }
+
+
+class Customers:
+    def __init__(self, bank):
+        self._bank = bank
+
+    def _insert(self, uow, actor, profile, status):
+        if uow.fetchone("SELECT 1 FROM customers WHERE national_id = ?", [profile["national_id"]]):
+            raise DuplicateError("A customer with this national id already exists.")
+        cid = uow.fetchone("SELECT nextval('customer_id_seq')")[0]
+        now = utcnow()
+        uow.execute(
+            "INSERT INTO customers (id, full_name, email, phone, date_of_birth, national_id, "
+            "address, status, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [cid, profile["full_name"], profile["email"], profile["phone"],
+             profile["date_of_birth"], profile["national_id"], profile["address"], status, now,
+             actor.username])
+        uow.execute("INSERT INTO customer_status_history VALUES (?, NULL, ?, ?, ?, ?)",
+                    [cid, status, now, actor.username, "created"])
+        self._bank.audit_row(uow, actor, "customer.create", "customer", cid,
+                             after={**profile, "status": status})
+        return cid
+
+    def create(self, actor, *, full_name, email, phone, date_of_birth, national_id,
+               address) -> int:
+        """Staff onboard a customer, who is active at once (staff saw the documents)."""
+        self._bank.require(actor, "customer.create", entity="customer")
+        profile = clean_profile(full_name, email, phone, date_of_birth, national_id, address)
+        return self._bank.write(lambda uow: self._insert(uow, actor, profile, "active"))
+
+    def register(self, *, full_name, email, phone, date_of_birth, national_id, address,
+                 username, password) -> int:
+        """Self-registration: a pending customer with a login; nothing financial until a
+        teller verifies them."""
+        from .users import check_password_policy, normalize_username
+
+        bank = self._bank
+        profile = clean_profile(full_name, email, phone, date_of_birth, national_id, address)
+        name = normalize_username(username)
+        check_password_policy(password, name)
+        password_hash = bank.users._hash(password)
+        from .security import Actor
+        actor = Actor(username=name, role="anonymous")
+
+        def fn(uow):
+            cid = self._insert(uow, actor, profile, "pending")
+            bank.users._insert(uow, actor, name, password_hash, "customer", cid,
+                               profile["full_name"], profile["email"], False)
+            return cid
+        return bank.write(fn)
+
+    def get(self, actor, customer_id) -> dict:
+        cid = self._id(customer_id)
+        self._bank.require(actor, "customer.read", cid, entity="customer", entity_id=cid)
+        row = self._bank.read_one(
+            "SELECT id, full_name, email, phone, date_of_birth, national_id, address, status, "
+            "created_at, created_by FROM customers WHERE id = ?", [cid])
+        if row is None:
+            raise CustomerNotFound(f"There is no customer {cid}.")
+        keys = ("id", "full_name", "email", "phone", "date_of_birth", "national_id", "address",
+                "status", "created_at", "created_by")
+        return dict(zip(keys, row))
+
+    @staticmethod
+    def _id(customer_id) -> int:
+        if isinstance(customer_id, bool):
+            raise InvalidInput("A customer id is a whole number.")
+        try:
+            return int(str(customer_id).strip())
+        except (TypeError, ValueError):
+            raise InvalidInput(f"'{customer_id}' is not a customer id.") from None
+
+    def list(self, actor, status=None):
+        self._bank.require(actor, "customer.search", entity="customer")
+        sql = ("SELECT id AS customer_id, full_name, email, phone, status, created_at "
+               "FROM customers")
+        params = []
+        if status:
+            sql += " WHERE status = ?"
+            params.append(status)
+        return self._bank.read_df(sql + " ORDER BY id", params)
+
+    def search(self, actor, query: str, limit: int = 50):
+        """Find customers by name, phone, email, customer id or account number."""
+        self._bank.require(actor, "customer.search", entity="customer")
+        q = _text(query, "search text", chars_max=100)
+        digits = re.sub(r"[\s-]", "", q)
+        like = f"%{q.lower()}%"
+        return self._bank.read_df(
+            "SELECT DISTINCT c.id AS customer_id, c.full_name, c.email, c.phone, c.status "
+            "FROM customers c LEFT JOIN accounts a ON a.customer_id = c.id "
+            "WHERE lower(c.full_name) LIKE ? OR lower(c.email) LIKE ? "
+            "OR regexp_replace(c.phone, '[^0-9+]', '', 'g') LIKE ? "
+            "OR CAST(c.id AS VARCHAR) = ? OR a.account_number = ? OR c.national_id = ? "
+            "ORDER BY c.full_name LIMIT ?",
+            [like, like, f"%{re.sub(r'[^0-9+]', '', q) or '~'}%", q.strip(), digits,
+             q.strip().upper(), int(limit)])
+
+    def _set_status(self, actor, cid, new_status, reason, *, allowed_from):
+        bank = self._bank
+
+        def fn(uow):
+            row = uow.fetchone("SELECT status FROM customers WHERE id = ?", [cid])
+            if row is None:
+                raise CustomerNotFound(f"There is no customer {cid}.")
+            if row[0] not in allowed_from:
+                raise InvalidState(f"Customer {cid} is {row[0]}; it cannot become {new_status}.")
+            if new_status == "closed" and uow.fetchone(
+                    "SELECT 1 FROM accounts WHERE customer_id = ? AND status <> 'closed'", [cid]):
+                raise InvalidState("Close every account of this customer first.")
+            uow.execute("UPDATE customers SET status = ? WHERE id = ?", [new_status, cid])
+            uow.execute("INSERT INTO customer_status_history VALUES (?, ?, ?, ?, ?, ?)",
+                        [cid, row[0], new_status, utcnow(), actor.username, reason])
+            bank.audit_row(uow, actor, "customer.status", "customer", cid,
+                           before={"status": row[0]}, after={"status": new_status,
+                                                             "reason": reason})
+        bank.write(fn)
+
+    def verify(self, actor, customer_id, reason="identity documents checked"):
+        cid = self._id(customer_id)
+        self._bank.require(actor, "customer.verify", entity="customer", entity_id=cid)
+        self._set_status(actor, cid, "active", reason, allowed_from=("pending",))
+
+    def set_status(self, actor, customer_id, status, reason):
+        cid = self._id(customer_id)
+        self._bank.require(actor, "customer.set_status", entity="customer", entity_id=cid)
+        if status not in STATUSES or status == "pending":
+            raise InvalidInput("The status must be active, suspended or closed.")
+        reason = _text(reason, "reason", chars_max=200)
+        allowed_from = {"active": ("suspended", "pending"), "suspended": ("active",),
+                        "closed": ("active", "suspended", "pending")}[status]
+        self._set_status(actor, cid, status, reason, allowed_from=allowed_from)
+
+    def status_history(self, actor, customer_id):
+        cid = self._id(customer_id)
+        self._bank.require(actor, "customer.read", cid, entity="customer", entity_id=cid)
+        return self._bank.read_df("SELECT * FROM customer_status_history WHERE customer_id = ? "
+                                  "ORDER BY changed_at", [cid])
+
+    def update_contact(self, actor, customer_id, *, email=None, phone=None, address=None):
+        cid = self._id(customer_id)
+        self._bank.require(actor, "customer.update_contact", cid, entity="customer",
+                           entity_id=cid)
+        changes = {}
+        if email is not None:
+            changes["email"] = clean_email(email)
+        if phone is not None:
+            changes["phone"] = clean_phone(phone)
+        if address is not None:
+            changes["address"] = _text(address, "address", chars_max=200)
+        if not changes:
+            raise InvalidInput("Nothing to change.")
+        bank = self._bank
+
+        def fn(uow):
+            row = uow.fetchone("SELECT email, phone, address, status FROM customers "
+                               "WHERE id = ?", [cid])
+            if row is None:
+                raise CustomerNotFound(f"There is no customer {cid}.")
+            if row[3] == "closed":
+                raise InvalidState("This customer is closed.")
+            before = dict(zip(CONTACT_FIELDS, row[:3]))
+            diff = {k: v for k, v in changes.items() if before[k] != v}
+            if not diff:
+                return {}
+            sets = ", ".join(f"{k} = ?" for k in diff)
+            uow.execute(f"UPDATE customers SET {sets} WHERE id = ?", [*diff.values(), cid])
+            bank.audit_row(uow, actor, "customer.update_contact", "customer", cid,
+                           before={k: before[k] for k in diff}, after=diff)
+            return diff
+        return bank.write(fn)

@@ -1,0 +1,93 @@
+"""The refusals that bankms can raise; every one is a BankError with a plain-words message."""
+
+
+class BankError(Exception):
+    """Base of every refusal. Its message is safe to show to the person who asked."""
+
+
+class InvalidAmount(BankError):
+    pass
+
+
+class InvalidInput(BankError):
+    pass
+
+
+class InvalidAccountNumber(BankError):
+    pass
+
+
+class AccountNotFound(BankError):
+    pass
+
+
+class AccountNotActive(BankError):
+    pass
+
+
+class AccountClosed(AccountNotActive):
+    pass
+
+
+class AccountFrozen(AccountNotActive):
+    pass
+
+
+class SameAccount(BankError):
+    pass
+
+
+class InsufficientFunds(BankError):
+    pass
+
+
+class LimitExceeded(BankError):
+    pass
+
+
+class PermissionDenied(BankError):
+    pass
+
+
+class IdempotencyConflict(BankError):
+    pass
+
+
+class AuthenticationError(BankError):
+    pass
+
+
+class AccountLocked(AuthenticationError):
+    pass
+
+
+class PasswordPolicyError(BankError):
+    pass
+
+
+class CustomerNotFound(BankError):
+    pass
+
+
+class CustomerNotActive(BankError):
+    pass
+
+
+class UserNotFound(BankError):
+    pass
+
+
+class DuplicateError(BankError):
+    pass
+
+
+class TransactionNotFound(BankError):
+    pass
+
+
+class AlreadyReversed(BankError):
+    pass
+
+
+class InvalidState(BankError):
+    pass

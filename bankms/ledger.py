@@ -1,0 +1,338 @@
+"""The double-entry ledger: posting requests, their guards, and the set-based batch write.
+
+Every movement of money is a transaction with two or more postings that sum to zero. Postings
+are only ever inserted; a correction is a new reversing transaction. An account's stored balance
+is a cache of the sum of its postings, updated in the same database transaction, and
+`audit.verify` checks that it always equals that sum.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from . import security
+from .errors import (
+    AccountClosed,
+    AccountFrozen,
+    AccountNotActive,
+    AccountNotFound,
+    AlreadyReversed,
+    BankError,
+    IdempotencyConflict,
+    InsufficientFunds,
+    LimitExceeded,
+    PermissionDenied,
+    SameAccount,
+)
+from .money import format_cents, to_money
+
+CUSTOMER_KINDS = ("checking", "savings")
+# Kinds of transaction started by or for the customer; these count as customer activity (for
+# dormancy), whereas interest and fees posted by the bank do not.
+CUSTOMER_ACTIVITY_KINDS = frozenset({"deposit", "withdrawal", "transfer", "loan_repayment"})
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    transaction_id: int
+    idempotency_key: str
+    amount: Decimal
+    kind: str
+    source_account: str | None
+    target_account: str | None
+    posted_at: dt.datetime
+    memo: str = ""
+    replayed: bool = False
+
+    @property
+    def amount_cents(self) -> int:
+        return int(self.amount * 100)
+
+
+@dataclass
+class PostingRequest:
+    """One money movement as the writer sees it: legs of (account number, signed cents).
+
+    A positive leg credits the account (raises what the bank owes its holder); a negative leg
+    debits it. The legs always sum to zero.
+    """
+
+    kind: str
+    actor: security.Actor
+    action: str
+    legs: list
+    amount_cents: int
+    idempotency_key: str
+    memo: str = ""
+    source_account: str | None = None
+    target_account: str | None = None
+    reverses_id: int | None = None
+    # Customer accounts whose holder must be the acting customer (for customers only).
+    owned_accounts: tuple = ()
+    # Internal ledger accounts may take part only when the service put them there.
+    internal_ok: bool = False
+    daily_limit_cents: int | None = None
+    request_hash: str = field(default="")
+
+    def __post_init__(self):
+        if sum(delta for _, delta in self.legs) != 0:
+            raise ValueError("postings of one transaction must sum to zero")
+        if not self.request_hash:
+            content = json.dumps(
+                [self.kind, self.actor.username, self.legs, self.amount_cents, self.memo,
+                 self.reverses_id],
+                sort_keys=True,
+            )
+            self.request_hash = hashlib.sha256(content.encode()).hexdigest()
+
+
+class LedgerState:
+    """Counters owned by the writer thread; ids come from here, not from sequences, so that a
+    batch can allocate them without a round trip per row."""
+
+    def __init__(self, cur):
+        def next_id(table):
+            return cur.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()[0]
+
+        self.next_transaction_id = next_id("transactions")
+        self.next_posting_id = next_id("postings")
+        self.next_audit_id = next_id("audit_log")
+        row = cur.execute("SELECT value FROM settings WHERE key = 'business_date'").fetchone()
+        self.business_date = dt.date.fromisoformat(row[0]) if row else utcnow().date()
+
+    def take_transaction_ids(self, n):
+        first = self.next_transaction_id
+        self.next_transaction_id += n
+        return first
+
+    def take_posting_ids(self, n):
+        first = self.next_posting_id
+        self.next_posting_id += n
+        return first
+
+    def take_audit_ids(self, n):
+        first = self.next_audit_id
+        self.next_audit_id += n
+        return first
+
+
+def _unnest_in(column: str) -> str:
+    return f"{column} IN (SELECT unnest(?))"
+
+
+class BatchPoster:
+    """Applies a batch of PostingRequests in one unit of work: guards, write, invariant check."""
+
+    def __init__(self, cur, state: LedgerState):
+        self.state = state
+        self._tx_app = cur.appender("transactions")
+        self._posting_app = cur.appender("postings")
+        self._key_app = cur.appender("idempotency_keys")
+        self._audit_app = cur.appender("audit_log")
+        self._balance_app = cur.appender(
+            "accounts", columns=["id", "balance_cents", "last_activity_at"], action="update",
+            key=["id"],
+        )
+        self._appenders = (self._tx_app, self._posting_app, self._key_app, self._audit_app,
+                           self._balance_app)
+
+    def __call__(self, uow, requests):
+        try:
+            return self._post(uow, requests)
+        except BaseException:
+            for app in self._appenders:
+                app.clear()
+            raise
+
+    def _post(self, uow, requests):
+        now = utcnow()
+        keys = list({r.idempotency_key for r in requests})
+        known = {}
+        if keys:
+            rows = uow.fetchall(
+                "SELECT k.key, k.request_hash, t.id, t.amount_cents, t.kind, t.source_account, "
+                "t.target_account, t.posted_at, t.memo FROM idempotency_keys k "
+                "JOIN transactions t ON t.id = k.transaction_id WHERE " + _unnest_in("k.key"),
+                [keys],
+            )
+            for key, rhash, tid, amount, kind, src, tgt, posted, memo in rows:
+                known[key] = (rhash, Receipt(tid, key, to_money(amount), kind, src, tgt, posted,
+                                             memo or "", replayed=True))
+        numbers = list({n for r in requests for n, _ in r.legs})
+        accounts = {}
+        if numbers:
+            for row in uow.fetchall(
+                "SELECT a.account_number, a.id, a.customer_id, a.kind, a.status, a.balance_cents, "
+                "a.holds_cents, a.overdraft_limit_cents, c.status, a.last_activity_at FROM accounts a "
+                "LEFT JOIN customers c ON c.id = a.customer_id WHERE "
+                + _unnest_in("a.account_number"),
+                [numbers],
+            ):
+                accounts[row[0]] = list(row[1:])
+        reversed_ids = set()
+        originals = [r.reverses_id for r in requests if r.reverses_id is not None]
+        if originals:
+            reversed_ids = {
+                row[0] for row in uow.fetchall(
+                    "SELECT reverses_id FROM transactions WHERE " + _unnest_in("reverses_id"),
+                    [originals],
+                )
+            }
+        spent_today = {}
+        limited = [r for r in requests if r.daily_limit_cents is not None]
+        if limited:
+            customer_ids = list({r.actor.customer_id for r in limited})
+            for cid, total in uow.fetchall(
+                "SELECT a.customer_id, sum(-p.amount_cents) FROM postings p "
+                "JOIN transactions t ON t.id = p.transaction_id "
+                "JOIN accounts a ON a.id = p.account_id "
+                "WHERE t.kind = 'transfer' AND t.actor_role = 'customer' AND p.amount_cents < 0 "
+                "AND t.business_date = ? AND " + _unnest_in("a.customer_id")
+                + " AND t.target_account NOT IN (SELECT account_number FROM accounts b "
+                "WHERE b.customer_id = a.customer_id) GROUP BY 1",
+                [self.state.business_date, customer_ids],
+            ):
+                spent_today[cid] = int(total)
+
+        outcomes = []
+        in_batch = {}
+        touched = {}
+        tx_rows, posting_rows, key_rows, audit_rows = [], [], [], []
+        for req in requests:
+            key = req.idempotency_key
+            prior = known.get(key) or in_batch.get(key)
+            if prior is not None:
+                rhash, receipt = prior
+                if rhash != req.request_hash:
+                    outcomes.append(IdempotencyConflict(
+                        "This request key was already used for a different request; "
+                        "nothing was posted."))
+                else:
+                    outcomes.append(receipt)
+                continue
+            try:
+                self._guard(req, accounts, reversed_ids, spent_today)
+            except BankError as refusal:
+                outcomes.append(refusal)
+                audit_rows.append(self._audit_row(now, req, "refused", {
+                    "reason": type(refusal).__name__, "message": str(refusal)}))
+                continue
+            tid = self.state.take_transaction_ids(1)
+            tx_rows.append((tid, req.kind, req.amount_cents, req.memo, req.source_account,
+                            req.target_account, req.actor.username, req.actor.role, key,
+                            req.reverses_id, now, self.state.business_date))
+            before = {}
+            for number, delta in req.legs:
+                acc = accounts[number]
+                before.setdefault(number, acc[4])
+                acc[4] += delta
+                pid = self.state.take_posting_ids(1)
+                posting_rows.append((pid, tid, acc[0], delta, now))
+                if req.kind in CUSTOMER_ACTIVITY_KINDS and acc[1] is not None:
+                    acc[8] = now
+                touched[acc[0]] = (acc[0], acc[4], acc[8])
+            key_rows.append((key, req.request_hash, tid))
+            audit_rows.append(self._audit_row(now, req, "ok", {
+                "transaction_id": tid, "amount": str(to_money(req.amount_cents)),
+                "balances_before": {n: str(to_money(b)) for n, b in before.items()},
+                "balances_after": {n: str(to_money(accounts[n][4])) for n in before},
+            }, entity_id=str(tid)))
+            if req.reverses_id is not None:
+                reversed_ids.add(req.reverses_id)
+            if req.daily_limit_cents is not None:
+                cid = req.actor.customer_id
+                spent_today[cid] = spent_today.get(cid, 0) + self._external_out(req, accounts)
+            receipt = Receipt(tid, key, to_money(req.amount_cents), req.kind, req.source_account,
+                              req.target_account, now, req.memo)
+            in_batch[key] = (req.request_hash, receipt)
+            outcomes.append(receipt)
+
+        # Invariant check before anything is written: what this batch adds sums to zero.
+        if sum(row[3] for row in posting_rows) != 0:
+            raise AssertionError("batch postings do not sum to zero")
+        if tx_rows:
+            self._tx_app.append_rows(tx_rows)
+            self._tx_app.flush()
+            self._posting_app.append_rows(posting_rows)
+            self._posting_app.flush()
+            self._key_app.append_rows(key_rows)
+            self._key_app.flush()
+            self._balance_app.append_rows(list(touched.values()))
+            self._balance_app.flush()
+        if audit_rows:
+            self._audit_app.append_rows(audit_rows)
+            self._audit_app.flush()
+        return outcomes
+
+    @staticmethod
+    def _external_out(req, accounts):
+        """Cents this request sends to accounts that are not the acting customer's own."""
+        own = req.actor.customer_id
+        return sum(-d for n, d in req.legs if d > 0 and accounts[n][1] != own)
+
+    def _guard(self, req, accounts, reversed_ids, spent_today):
+        # Fixed order: accounts exist, the actor may act on them, the transaction can be
+        # reversed, source and target differ, accounts are open, limits, then funds.
+        for number, _ in req.legs:
+            acc = accounts.get(number)
+            if acc is None:
+                raise AccountNotFound(f"There is no account {number}.")
+            if acc[1] is None and not req.internal_ok:
+                raise PermissionDenied("Internal ledger accounts cannot be used here.")
+        actor = req.actor
+        if actor.role == "customer":
+            for number in req.owned_accounts:
+                if accounts[number][1] != actor.customer_id:
+                    raise PermissionDenied("You can only move money out of your own accounts.")
+        if req.reverses_id is not None and req.reverses_id in reversed_ids:
+            raise AlreadyReversed(f"Transaction {req.reverses_id} has already been reversed.")
+        if req.source_account is not None and req.source_account == req.target_account:
+            raise SameAccount("The source and target accounts must differ.")
+        for number, delta in req.legs:
+            acc = accounts[number]
+            status, customer_status = acc[3], acc[7]
+            if status == "closed":
+                raise AccountClosed(f"Account {number} is closed; no money can move in or out.")
+            if status == "frozen" and delta < 0:
+                raise AccountFrozen(f"Account {number} is frozen; no money can leave it.")
+            if status not in ("active", "frozen", "dormant"):
+                raise AccountNotActive(f"Account {number} is {status}.")
+            if acc[1] is not None and customer_status not in ("active", None):
+                raise AccountNotActive(
+                    f"The holder of account {number} is {customer_status}; money cannot move.")
+        if req.daily_limit_cents is not None:
+            out = self._external_out(req, accounts)
+            if out > 0:
+                spent = spent_today.get(actor.customer_id, 0)
+                if spent + out > req.daily_limit_cents:
+                    left = max(req.daily_limit_cents - spent, 0)
+                    raise LimitExceeded(
+                        f"This transfer is over your daily transfer limit of "
+                        f"{format_cents(req.daily_limit_cents)}; {format_cents(left)} is left today.")
+        for number, delta in req.legs:
+            acc = accounts[number]
+            if delta < 0 and acc[1] is not None:
+                available = acc[4] - acc[5] + acc[6]
+                if available + delta < 0:
+                    raise InsufficientFunds(
+                        f"Account {number} has {format_cents(max(acc[4] - acc[5], -acc[6]))} "
+                        f"available"
+                        + (f" (with an overdraft limit of {format_cents(acc[6])})" if acc[6] else "")
+                        + f"; {format_cents(-delta)} is more than that.")
+
+    def _audit_row(self, now, req, outcome, after, entity_id=None):
+        aid = self.state.take_audit_ids(1)
+        detail = {"kind": req.kind, "source": req.source_account, "target": req.target_account,
+                  "amount": str(to_money(req.amount_cents)), "idempotency_key": req.idempotency_key}
+        if req.memo:
+            detail["memo"] = req.memo
+        after = {**detail, **after}
+        return (aid, now, req.actor.username, req.actor.role, req.action, "transaction",
+                entity_id, None, json.dumps(after, default=str), outcome)

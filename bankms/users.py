@@ -1,0 +1,332 @@
+"""Users, passwords, sign-in with time-based lockout, and server-side sessions.
+
+Password hashes are bcrypt. A sign-in with an unknown username still checks a bcrypt hash, so
+unknown and known usernames take the same time to fail. Sessions live in the database so that
+logout and a password change revoke them for real: a copied cookie that names a revoked session
+gets nobody in.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from importlib import resources
+
+import bcrypt
+
+from . import security
+from .errors import (
+    AccountLocked,
+    AuthenticationError,
+    CustomerNotFound,
+    DuplicateError,
+    InvalidInput,
+    PasswordPolicyError,
+    UserNotFound,
+)
+from .ledger import utcnow
+
+PASSWORD_CHARS_MIN = 12
+PASSWORD_CHARS_MAX = 64
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,31}$")
+
+
+def _common_passwords() -> frozenset:
+    text = resources.files("bankms").joinpath("resources/common_passwords.txt").read_text()
+    return frozenset(line.strip().lower() for line in text.splitlines() if line.strip())
+
+
+COMMON_PASSWORDS = _common_passwords()
+
+
+def check_password_policy(password, username: str = "") -> None:
+    if not isinstance(password, str):
+        raise PasswordPolicyError("The password must be text.")
+    if len(password) < PASSWORD_CHARS_MIN:
+        raise PasswordPolicyError(f"The password must have at least {PASSWORD_CHARS_MIN} characters.")
+    if len(password) > PASSWORD_CHARS_MAX:
+        raise PasswordPolicyError(f"The password may have at most {PASSWORD_CHARS_MAX} characters.")
+    if len(password.encode()) > 72:
+        # bcrypt reads only the first 72 bytes; refusing is better than silently ignoring a tail.
+        raise PasswordPolicyError("The password is too long in bytes (at most 72); use fewer "
+                                  "special characters.")
+    if username and password.lower() == username.lower():
+        raise PasswordPolicyError("The password must not be the username.")
+    if password.lower() in COMMON_PASSWORDS:
+        raise PasswordPolicyError("This password is too common; please choose another one.")
+
+
+def normalize_username(username) -> str:
+    if not isinstance(username, str):
+        raise InvalidInput("A username must be text.")
+    name = username.strip().lower()
+    if not _USERNAME.match(name):
+        raise InvalidInput("A username has 3 to 32 characters: letters, digits, '.', '_' or '-'.")
+    return name
+
+
+class Users:
+    def __init__(self, bank):
+        self._bank = bank
+
+    def _hash(self, password: str) -> str:
+        return bcrypt.hashpw(password.encode(), bcrypt.gensalt(self._bank.bcrypt_rounds)).decode()
+
+    def create(self, actor, *, username, password, role, customer_id=None, full_name="",
+               email=None, must_change_password=False) -> int:
+        bank = self._bank
+        if role not in ("customer", "teller", "manager"):
+            raise InvalidInput("The role must be customer, teller or manager.")
+        action = "user.create_customer_login" if role == "customer" else "user.create_employee"
+        bank.require(actor, action, entity="user", entity_id=username)
+        name = normalize_username(username)
+        check_password_policy(password, name)
+        if role == "customer" and customer_id is None:
+            raise InvalidInput("A customer login must name its customer.")
+        if role != "customer" and customer_id is not None:
+            raise InvalidInput("Only customer logins belong to a customer.")
+        full_name = (full_name or "").strip()
+        if not full_name and customer_id is not None:
+            row = bank.read_one("SELECT full_name FROM customers WHERE id = ?", [customer_id])
+            full_name = row[0] if row else ""
+        if not full_name:
+            raise InvalidInput("Please give the user's full name.")
+        password_hash = self._hash(password)
+        return bank.write(lambda uow: self._insert(uow, actor, name, password_hash, role,
+                                                   customer_id, full_name, email,
+                                                   must_change_password))
+
+    def _insert(self, uow, actor, name, password_hash, role, customer_id, full_name, email,
+                must_change_password):
+        if uow.fetchone("SELECT 1 FROM users WHERE username = ?", [name]):
+            raise DuplicateError(f"The username '{name}' is taken.")
+        if customer_id is not None and not uow.fetchone(
+                "SELECT 1 FROM customers WHERE id = ?", [customer_id]):
+            raise CustomerNotFound(f"There is no customer {customer_id}.")
+        uid = uow.fetchone("SELECT nextval('user_id_seq')")[0]
+        uow.execute(
+            "INSERT INTO users (id, username, password_hash, role, customer_id, full_name, email, "
+            "must_change_password, created_at, password_changed_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [uid, name, password_hash, role, customer_id, full_name, email,
+             must_change_password, utcnow(), utcnow()])
+        self._bank.audit_row(uow, actor, "user.create", "user", name, after={
+            "role": role, "customer_id": customer_id, "full_name": full_name, "email": email})
+        return uid
+
+    def get(self, username) -> dict | None:
+        row = self._bank.read_one(
+            "SELECT id, username, role, customer_id, full_name, email, active, failed_attempts, "
+            "locked_until, must_change_password FROM users WHERE username = ?",
+            [str(username).strip().lower()])
+        if row is None:
+            return None
+        keys = ("id", "username", "role", "customer_id", "full_name", "email", "active",
+                "failed_attempts", "locked_until", "must_change_password")
+        return dict(zip(keys, row))
+
+    def list(self, actor, role=None):
+        self._bank.require(actor, "user.read", entity="user")
+        sql = ("SELECT username, full_name, role, customer_id, email, active, failed_attempts, "
+               "locked_until, must_change_password, created_at FROM users")
+        params = []
+        if role:
+            sql += " WHERE role = ?"
+            params.append(role)
+        return self._bank.read_df(sql + " ORDER BY role, username", params)
+
+    def _update(self, actor, username, action, changes: dict, *, revoke=False):
+        bank = self._bank
+        name = str(username).strip().lower()
+
+        def fn(uow):
+            row = uow.fetchone("SELECT role, active, failed_attempts, locked_until, "
+                               "must_change_password FROM users WHERE username = ?", [name])
+            if row is None:
+                raise UserNotFound(f"There is no user '{name}'.")
+            before = dict(zip(("role", "active", "failed_attempts", "locked_until",
+                               "must_change_password"), row))
+            sets = ", ".join(f"{column} = ?" for column in changes)
+            uow.execute(f"UPDATE users SET {sets} WHERE username = ?", [*changes.values(), name])
+            if revoke:
+                uow.execute("UPDATE sessions SET revoked_at = ? WHERE username = ? AND "
+                            "revoked_at IS NULL", [utcnow(), name])
+            shown = {k: ("<new hash>" if k == "password_hash" else v) for k, v in changes.items()}
+            bank.audit_row(uow, actor, action, "user", name,
+                           before={k: before.get(k) for k in shown if k in before}, after=shown)
+        bank.write(fn)
+
+    def _employee_target(self, actor, username, action):
+        self._bank.require(actor, "user.manage", entity="user", entity_id=username)
+        user = self.get(username)
+        if user is None:
+            raise UserNotFound(f"There is no user '{username}'.")
+        return user
+
+    def deactivate(self, actor, username):
+        user = self._employee_target(actor, username, "user.deactivate")
+        if actor.username == user["username"]:
+            raise InvalidInput("You cannot deactivate your own user.")
+        self._update(actor, username, "user.deactivate", {"active": False}, revoke=True)
+
+    def activate(self, actor, username):
+        self._employee_target(actor, username, "user.activate")
+        self._update(actor, username, "user.activate", {"active": True})
+
+    def unlock(self, actor, username):
+        self._employee_target(actor, username, "user.unlock")
+        self._update(actor, username, "user.unlock", {"failed_attempts": 0, "locked_until": None})
+
+    def reset_password(self, actor, username, new_password):
+        user = self._employee_target(actor, username, "user.reset_password")
+        check_password_policy(new_password, user["username"])
+        self._update(actor, username, "user.reset_password", {
+            "password_hash": self._hash(new_password), "must_change_password": True,
+            "failed_attempts": 0, "locked_until": None, "password_changed_at": utcnow()},
+            revoke=True)
+
+    def change_password(self, actor, old_password, new_password):
+        """A signed-in user changes their own password; every other session of theirs ends."""
+        if not isinstance(actor, security.Actor) or actor.role == "system":
+            raise AuthenticationError("Please sign in first.")
+        self._bank.auth.verify_password(actor.username, old_password)
+        if old_password == new_password:
+            raise PasswordPolicyError("The new password must differ from the old one.")
+        check_password_policy(new_password, actor.username)
+        self._update(actor, actor.username, "user.change_password", {
+            "password_hash": self._hash(new_password), "must_change_password": False,
+            "password_changed_at": utcnow()}, revoke=True)
+
+
+class Auth:
+    def __init__(self, bank):
+        self._bank = bank
+        self._dummy_hash = bcrypt.hashpw(secrets.token_bytes(16),
+                                         bcrypt.gensalt(bank.bcrypt_rounds))
+
+    def _fail(self, username, reason, *, attempts_max=None, lockout_s=None):
+        bank = self._bank
+        anonymous = security.Actor(username=username or "anonymous", role="anonymous")
+
+        def fn(uow):
+            locked = False
+            if attempts_max is not None:
+                row = uow.fetchone("SELECT failed_attempts FROM users WHERE username = ?",
+                                   [username])
+                attempts = (row[0] if row else 0) + 1
+                if attempts >= attempts_max:
+                    until = utcnow() + dt.timedelta(seconds=lockout_s)
+                    uow.execute("UPDATE users SET failed_attempts = 0, locked_until = ? "
+                                "WHERE username = ?", [until, username])
+                    bank.audit_row(uow, anonymous, "auth.lockout", "user", username,
+                                   after={"locked_until": until.isoformat()})
+                    locked = True
+                else:
+                    uow.execute("UPDATE users SET failed_attempts = ? WHERE username = ?",
+                                [attempts, username])
+            bank.audit_row(uow, anonymous, "auth.login", "user", username,
+                           after={"reason": reason}, outcome="refused")
+            return locked
+        return bank.write(fn)
+
+    def verify_password(self, username, password) -> dict:
+        """Check a password without starting a session; the same timing for every failure."""
+        name = str(username or "").strip().lower()
+        user = self._bank.read_one(
+            "SELECT password_hash, active, locked_until FROM users WHERE username = ?", [name])
+        pw = password.encode()[:72] if isinstance(password, str) else b""
+        stored = user[0].encode() if user else self._dummy_hash
+        ok = bcrypt.checkpw(pw, stored) and user is not None and isinstance(password, str)
+        return {"ok": ok, "exists": user is not None, "active": bool(user and user[1]),
+                "locked_until": user[2] if user else None, "username": name}
+
+    def login(self, username, password) -> security.Actor:
+        bank = self._bank
+        check = self.verify_password(username, password)
+        name = check["username"]
+        now = utcnow()
+        if check["exists"] and check["locked_until"] is not None and check["locked_until"] > now:
+            self._fail(name, "locked")
+            raise AccountLocked("Too many failed attempts: this user is locked for a while. "
+                                "Try again later or ask a manager to unlock it.")
+        if not check["ok"] or not check["active"]:
+            if check["exists"] and check["active"]:
+                locked = self._fail(name, "bad password",
+                                    attempts_max=bank.settings.get_int("login_attempts_max", 5),
+                                    lockout_s=bank.settings.get_int("lockout_s", 900))
+                if locked:
+                    raise AccountLocked("Too many failed attempts: this user is now locked for "
+                                        "a while.")
+            else:
+                self._fail(name, "unknown or inactive user")
+            raise AuthenticationError("The username or password is wrong.")
+        row = bank.read_one("SELECT id, role, customer_id, full_name FROM users "
+                            "WHERE username = ?", [name])
+        actor = security.Actor(username=name, role=row[1], user_id=row[0], customer_id=row[2],
+                               full_name=row[3])
+
+        def fn(uow):
+            uow.execute("UPDATE users SET failed_attempts = 0, locked_until = NULL "
+                        "WHERE username = ?", [name])
+            bank.audit_row(uow, actor, "auth.login", "user", name)
+        bank.write(fn)
+        return actor
+
+    def actor_for(self, username) -> security.Actor | None:
+        row = self._bank.read_one("SELECT id, role, customer_id, full_name, active FROM users "
+                                  "WHERE username = ?", [str(username).strip().lower()])
+        if row is None or not row[4]:
+            return None
+        return security.Actor(username=str(username).strip().lower(), role=row[1],
+                              user_id=row[0], customer_id=row[2], full_name=row[3])
+
+    def must_change_password(self, username) -> bool:
+        row = self._bank.read_one("SELECT must_change_password FROM users WHERE username = ?",
+                                  [username])
+        return bool(row and row[0])
+
+    # -- server-side sessions ------------------------------------------------------------------
+    def start_session(self, actor) -> str:
+        sid = secrets.token_urlsafe(32)
+        now = utcnow()
+        self._bank.write(lambda uow: uow.execute(
+            "INSERT INTO sessions VALUES (?, ?, ?, ?, NULL)", [sid, actor.username, now, now]))
+        return sid
+
+    def check_session(self, sid, *, touch=True) -> security.Actor | None:
+        """The actor of a live session, or None if it is unknown, revoked, idle or too old."""
+        if not sid or not isinstance(sid, str):
+            return None
+        bank = self._bank
+        row = bank.read_one("SELECT username, created_at, last_seen_at, revoked_at FROM sessions "
+                            "WHERE id = ?", [sid])
+        if row is None or row[3] is not None:
+            return None
+        now = utcnow()
+        idle_s = bank.settings.get_int("session_idle_timeout_s", 900)
+        absolute_s = bank.settings.get_int("session_absolute_timeout_s", 43200)
+        if (now - row[2]).total_seconds() > idle_s or (now - row[1]).total_seconds() > absolute_s:
+            self.end_session(sid, reason="timeout")
+            return None
+        actor = self.actor_for(row[0])
+        if actor is None:
+            return None
+        # Touch at most every 30 s: a write per page run would queue behind payments.
+        if touch and (now - row[2]).total_seconds() > 30:
+            bank.write(lambda uow: uow.execute(
+                "UPDATE sessions SET last_seen_at = ? WHERE id = ?", [now, sid]))
+        return actor
+
+    def end_session(self, sid, reason="logout"):
+        bank = self._bank
+        row = bank.read_one("SELECT username FROM sessions WHERE id = ?", [sid])
+        if row is None:
+            return
+        actor = security.Actor(username=row[0], role="session")
+
+        def fn(uow):
+            uow.execute("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                        [utcnow(), sid])
+            bank.audit_row(uow, actor, "auth.logout", "session", sid[:8],
+                           after={"reason": reason})
+        bank.write(fn)
