@@ -71,6 +71,8 @@ class Bank:
 
     def _extensions(self):
         """Services added by later modules (loans, reports) attach here when present."""
+        from .approvals import Approvals
+        self.approvals = Approvals(self)
         try:
             from .loans import Loans
         except ImportError:
@@ -130,6 +132,20 @@ class Bank:
 
     def post(self, request):
         return self._writer.post(request)
+
+    def post_in(self, uow, request):
+        """Post one request inside a unit of work already running on the writer thread (from
+        a `write` fn), with the same guards and idempotency as `post`, so a service can post
+        atomically with its own writes. Raises the refusal; the caller's fn then rolls back."""
+        outcome = self._writer._post_batch(uow, [request])[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def check_in(self, uow, request) -> dict:
+        """Run the posting guards for one request inside a writer fn without posting it;
+        returns the accounts it read (see BatchPoster._load_accounts) or raises the refusal."""
+        return self._writer._post_batch.check(uow, request)
 
     def audit_row(self, uow, actor, action, entity=None, entity_id=None, before=None,
                   after=None, outcome="ok"):

@@ -91,3 +91,7 @@ class AlreadyReversed(BankError):
 
 class InvalidState(BankError):
     pass
+
+
+class ApprovalNotFound(BankError):
+    pass

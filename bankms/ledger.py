@@ -165,17 +165,7 @@ class BatchPoster:
             for key, rhash, tid, amount, kind, src, tgt, posted, memo in rows:
                 known[key] = (rhash, Receipt(tid, key, to_money(amount), kind, src, tgt, posted,
                                              memo or "", replayed=True))
-        numbers = list({n for r in requests for n, _ in r.legs})
-        accounts = {}
-        if numbers:
-            for row in uow.fetchall(
-                "SELECT a.account_number, a.id, a.customer_id, a.kind, a.status, a.balance_cents, "
-                "a.holds_cents, a.overdraft_limit_cents, c.status, a.last_activity_at FROM accounts a "
-                "LEFT JOIN customers c ON c.id = a.customer_id WHERE "
-                + _unnest_in("a.account_number"),
-                [numbers],
-            ):
-                accounts[row[0]] = list(row[1:])
+        accounts = self._load_accounts(uow, list({n for r in requests for n, _ in r.legs}))
         reversed_ids = set()
         originals = [r.reverses_id for r in requests if r.reverses_id is not None]
         if originals:
@@ -270,6 +260,29 @@ class BatchPoster:
             self._audit_app.append_rows(audit_rows)
             self._audit_app.flush()
         return outcomes
+
+    @staticmethod
+    def _load_accounts(uow, numbers):
+        """Account number -> [id, customer_id, kind, status, balance_cents, holds_cents,
+        overdraft_limit_cents, customer status, last_activity_at], read inside the uow."""
+        accounts = {}
+        if numbers:
+            for row in uow.fetchall(
+                "SELECT a.account_number, a.id, a.customer_id, a.kind, a.status, a.balance_cents, "
+                "a.holds_cents, a.overdraft_limit_cents, c.status, a.last_activity_at FROM accounts a "
+                "LEFT JOIN customers c ON c.id = a.customer_id WHERE "
+                + _unnest_in("a.account_number"),
+                [numbers],
+            ):
+                accounts[row[0]] = list(row[1:])
+        return accounts
+
+    def check(self, uow, req):
+        """Run the posting guards for one request without writing anything (used before a
+        hold is placed for a request that waits for approval). Raises the refusal."""
+        accounts = self._load_accounts(uow, list({n for n, _ in req.legs}))
+        self._guard(req, accounts, set(), {})
+        return accounts
 
     @staticmethod
     def _external_out(req, accounts):
