@@ -179,3 +179,30 @@ def test_a_teller_closes_an_account_only_at_zero(bank, world):
         bank.accounts.close(world["teller"], world["a"])
     bank.accounts.close(world["teller"], world["a2"])
     assert bank.accounts.get(world["teller"], world["a2"])["status"] == "closed"
+
+
+# One row per case: transfers a customer makes in one day, in order; the last one's outcome.
+DAILY_LIMIT_CASES = [
+    (["5,000.00"], "posted"),
+    (["5,000.01"], "LimitExceeded"),
+    (["3,000.00", "2,000.01"], "LimitExceeded"),
+    (["3,000.00", "2,000.00"], "posted"),
+    (["4,000.00", "own:4,000.00"], "posted"),  # between own accounts does not count
+]
+
+
+@pytest.mark.parametrize("amounts, outcome", DAILY_LIMIT_CASES)
+def test_customer_daily_transfer_limit(bank, world, amounts, outcome):
+    from bankms.errors import LimitExceeded
+
+    bank.payments.deposit(world["teller"], world["a"], "9,000.00")
+    result = None
+    for amount in amounts:
+        target = world["a2"] if amount.startswith("own:") else world["b"]
+        try:
+            bank.payments.transfer(world["jane_login"], world["a"], target,
+                                   amount.removeprefix("own:"))
+            result = "posted"
+        except LimitExceeded:
+            result = "LimitExceeded"
+    assert result == outcome
