@@ -39,7 +39,8 @@ DEFAULT_SETTINGS = {
 
 
 class Bank:
-    def __init__(self, path: str, *, bcrypt_rounds: int | None = None):
+    def __init__(self, path: str, *, bcrypt_rounds: int | None = None,
+                 batch_size_max: int = 512):
         self.path = path
         self.bcrypt_rounds = bcrypt_rounds or int(os.environ.get("BANKMS_BCRYPT_ROUNDS", "12"))
         self._con = db.connect(path)
@@ -48,7 +49,8 @@ class Bank:
         self._lock = threading.Lock()
         self._ensure_internal_accounts()
         self.state = LedgerState(self._con.cursor())
-        self._writer = Writer(self._con, None, on_refusal=self._audit_refusal)
+        self._writer = Writer(self._con, None, on_refusal=self._audit_refusal,
+                              batch_size_max=batch_size_max)
         self._writer._post_batch = BatchPoster(self._writer.cursor, self.state)
 
         from .accounts import Accounts
@@ -137,7 +139,12 @@ class Bank:
         """Post one request inside a unit of work already running on the writer thread (from
         a `write` fn), with the same guards and idempotency as `post`, so a service can post
         atomically with its own writes. Raises the refusal; the caller's fn then rolls back."""
-        outcome = self._writer._post_batch(uow, [request])[0]
+        poster = self._writer._post_batch
+        # The fn may already have changed account rows (released a hold, say) that the poster
+        # caches between batches, so read them afresh; and a repeated key must be answered
+        # from the key table here, since a constraint error would spoil the caller's fn.
+        poster.invalidate()
+        outcome = poster(uow, [request], lookup_keys=True)[0]
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
