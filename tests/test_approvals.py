@@ -260,3 +260,15 @@ def test_verify_reports_holds_that_do_not_match_open_holds(bank, staff, two_acco
         "UPDATE accounts SET holds_cents = holds_cents + 1 WHERE account_number = ?", [a]))
     problems = bank.audit.verify()
     assert problems == [f"account {a} holds 1500001 cents but its open holds sum to 1500000"]
+
+
+def test_approval_sees_the_released_hold_even_when_the_writer_cached_the_account(
+        bank, staff, two_accounts):
+    a, b = two_accounts
+    pending = bank.payments.withdraw(staff["teller"], a, "45,000.00")
+    # A batch post caches the account row (holds included) in the writer.
+    bank.payments.deposit(staff["system"], a, "1.00")
+    receipt = bank.approvals.approve(staff["manager"], pending.request_id)
+    assert receipt.amount == Decimal("45000.00")
+    assert (_balance(bank, a), _holds(bank, a)) == (500100, 0)
+    assert bank.audit.verify() == []
