@@ -89,9 +89,9 @@ class AlreadyReversed(BankError):
     pass
 
 
-class InvalidState(BankError):
+class ApprovalNotFound(BankError):
     pass
 
 
-class ApprovalNotFound(BankError):
+class InvalidState(BankError):
     pass
