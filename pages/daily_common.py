@@ -100,7 +100,14 @@ def show_table(df: pd.DataFrame, columns: dict, money_columns=(), empty="Nothing
                  key=key)
 
 
-def describe_review(review: dict) -> pd.DataFrame:
+def show_pairs(rows) -> None:
+    """(label, value) rows as a plain two-column table: real text (not a canvas), so it wraps
+    on a phone, reads aloud and can be found by a browser test."""
+    st.table(pd.DataFrame([(str(a), str(b)) for a, b in rows], columns=["", " "]),
+             hide_index=True, hide_header=True)
+
+
+def describe_review(review: dict) -> list:
     """The rows a person checks before confirming a payment."""
     rows = [("Type", KIND_LABELS[review["kind"]]), ("Amount", money(review["amount"]))]
     if review.get("source_account"):
@@ -109,7 +116,7 @@ def describe_review(review: dict) -> pd.DataFrame:
         rows.append(("To", f"{review['target_account']} ({review['target_holder']})"))
     if review.get("memo"):
         rows.append(("Memo", review["memo"]))
-    return pd.DataFrame(rows, columns=["", "Details"])
+    return rows
 
 
 def show_payment_result(bank, actor, result, *, key_prefix: str) -> None:
@@ -133,8 +140,7 @@ def show_payment_result(bank, actor, result, *, key_prefix: str) -> None:
         return
     st.success(f"Done: transaction {result.transaction_id} posted.",
                icon=":material/check_circle:")
-    st.dataframe(pd.DataFrame(receipt_lines(details), columns=["Receipt", ""]), hide_index=True,
-                 width="stretch")
+    show_pairs(receipt_lines(details))
     st.download_button("Download receipt (PDF)", data=receipt_pdf(details),
                        file_name=f"receipt-{result.transaction_id}.pdf",
                        mime="application/pdf", on_click="ignore",

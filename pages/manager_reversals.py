@@ -7,8 +7,6 @@ PAGE = {"title": "Reversals", "icon": ":material/undo:", "roles": ("manager",),
 
 
 def render() -> None:
-    import pandas as pd
-
     from bankms.errors import BankError
     from bankms.receipts import receipt_lines
     from pages.common import get_bank, show_error
@@ -33,8 +31,7 @@ def render() -> None:
         show_error(exc)
         return
     tid = details["transaction_id"]
-    st.dataframe(pd.DataFrame(receipt_lines(details), columns=["Transaction", ""]),
-                 hide_index=True, width="stretch")
+    dc.show_pairs(receipt_lines(details))
     if details["kind"] == "reversal":
         st.info(f"Transaction {tid} is itself a reversal (of {details['reverses_id']}); post a "
                 "new transaction instead.")

@@ -63,7 +63,7 @@ def _review(bank, actor, review):
     if not review["own_target"]:
         st.markdown(f"You are paying **{review['target_holder']}**. Check that this is who you "
                     "mean to pay: money sent to the wrong account may not come back.")
-    st.dataframe(dc.describe_review(review), hide_index=True, width="stretch")
+    dc.show_pairs(dc.describe_review(review))
     st.caption(f"Available now: {money(review['source_available'])}")
     tag = review["key"]
     confirm = st.button("Confirm transfer", type="primary", key=f"my_transfer_confirm_{tag}",

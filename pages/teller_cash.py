@@ -69,7 +69,7 @@ def _review(bank, actor, review):
     from pages import daily_common as dc
 
     st.subheader("Check and confirm")
-    st.dataframe(dc.describe_review(review), hide_index=True, width="stretch")
+    dc.show_pairs(dc.describe_review(review))
     if review.get("source_available") is not None:
         st.caption(f"Available in the source account now: {money(review['source_available'])}")
     if review["needs_approval"]:

@@ -81,7 +81,7 @@ def texts(at):
     """Everything the page says in markdown, captions, alerts and tables, as one string."""
     parts = [e.value for e in (*at.title, *at.subheader, *at.markdown, *at.caption, *at.success,
                                *at.info, *at.warning, *at.error)]
-    parts += [d.value.to_string() for d in at.dataframe]
+    parts += [d.value.to_string() for d in (*at.dataframe, *at.table)]
     return "\n".join(str(p) for p in parts)
 
 
