@@ -4,8 +4,16 @@ Only functions live here (no PAGE), so running this file alone draws nothing. Th
 steps keep their state in st.session_state: a review holds the form instance's idempotency key,
 so a confirm repeated by a double click, a rerun or a refresh posts once, and the review is
 taken out of the session before posting, so a second click finds nothing to confirm.
+
+Runs of one session overlap: with fastReruns (the default) a click that arrives while a run is
+blocked in a bank call starts a new run on another thread at once, and that run would draw the
+page before the first one has stored what it did (seen in the browser: five quick clicks on
+Confirm posted once but left the page on an empty form). So an action marks itself in flight,
+and a run that finds the mark waits for it to clear before drawing.
 """
 from __future__ import annotations
+
+import time
 
 import pandas as pd
 import streamlit as st
@@ -40,6 +48,42 @@ def show_flash() -> None:
         getattr(st, kind)(message)
 
 
+# -- overlapping runs ---------------------------------------------------------------------------
+INFLIGHT_WAIT_S = 30.0
+
+
+def wait_for_other_run(name: str) -> None:
+    """If another run of this session is still carrying out an action of `name`, wait for it
+    (up to INFLIGHT_WAIT_S), so this run draws the state that action left."""
+    slot = f"_inflight_{name}"
+    if not st.session_state.get(slot):
+        return
+    with st.spinner("Working…"):
+        deadline = time.monotonic() + INFLIGHT_WAIT_S
+        while st.session_state.get(slot) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def act(name: str, fn, message) -> None:
+    """Run an action fn() of a page: on success a message (text, or a function of fn's result)
+    for the next run and a rerun; a refusal is shown where the action was asked for (a refusal
+    changes nothing)."""
+    slot = f"_inflight_{name}"
+    st.session_state[slot] = True
+    try:
+        result = fn()
+    except BankError as exc:
+        st.session_state.pop(slot, None)
+        show_error(exc)
+        return
+    except BaseException:
+        st.session_state.pop(slot, None)
+        raise
+    flash(message(result) if callable(message) else message)
+    st.session_state.pop(slot, None)
+    st.rerun()
+
+
 # -- review / confirm ---------------------------------------------------------------------------
 def begin_review(name: str, review: dict) -> None:
     st.session_state[f"_review_{name}"] = {**review, "key": form_key(name)}
@@ -56,6 +100,33 @@ def take_review(name: str):
 
 def restore_review(name: str, review: dict) -> None:
     st.session_state[f"_review_{name}"] = review
+
+
+def confirm_review(name: str, post) -> None:
+    """The Confirm button was clicked: post the review (post(review) -> result) once. The
+    outcome (result, or the refusal with the review put back) is left in the session for the
+    next run, whichever run draws it."""
+    taken = take_review(name)
+    if taken is None:
+        return
+    slot = f"_inflight_{name}"
+    st.session_state[slot] = True
+    try:
+        result = post(taken)
+    except Exception as exc:  # noqa: BLE001 - shown by show_error, in plain words
+        restore_review(name, taken)
+        st.session_state[f"_error_{name}"] = exc
+    else:
+        finish(name, result)
+    finally:
+        st.session_state.pop(slot, None)
+    st.rerun()
+
+
+def show_stashed_error(name: str) -> None:
+    exc = st.session_state.pop(f"_error_{name}", None)
+    if exc is not None:
+        show_error(exc)
 
 
 def finish(name: str, result) -> None:

@@ -23,8 +23,6 @@ def _describe(row):
 
 
 def _request(bank, actor, row):
-    from bankms.errors import BankError
-    from pages.common import show_error
     from pages import daily_common as dc
 
     rid = int(row["request_id"])
@@ -35,25 +33,15 @@ def _request(bank, actor, row):
                        "still reject it.")
         elif st.button("Approve and post", type="primary", key=f"approve_{rid}",
                        icon=":material/check:"):
-            try:
-                receipt = bank.approvals.approve(actor, rid)
-            except BankError as exc:
-                show_error(exc)
-            else:
-                dc.flash(f"Request {rid} approved: posted as transaction "
-                         f"{receipt.transaction_id}.")
-                st.rerun()
+            dc.act("approvals", lambda: bank.approvals.approve(actor, rid),
+                   lambda receipt: f"Request {rid} approved: posted as transaction "
+                                   f"{receipt.transaction_id}.")
         with st.form(f"reject_{rid}"):
             reason = st.text_input("Reason for rejecting", key=f"reject_reason_{rid}")
             go = st.form_submit_button("Reject", key=f"reject_go_{rid}", icon=":material/close:")
         if go:
-            try:
-                bank.approvals.reject(actor, rid, reason)
-            except BankError as exc:
-                show_error(exc)
-            else:
-                dc.flash(f"Request {rid} rejected; its hold is released.", "info")
-                st.rerun()
+            dc.act("approvals", lambda: bank.approvals.reject(actor, rid, reason),
+                   f"Request {rid} rejected; its hold is released.")
 
 
 def render() -> None:
@@ -64,6 +52,7 @@ def render() -> None:
     actor = dc.signed_in(("manager",))
     bank = get_bank()
     st.title("Approvals")
+    dc.wait_for_other_run("approvals")
     dc.show_flash()
     try:
         queue = bank.approvals.list(actor, "pending")

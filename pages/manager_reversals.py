@@ -15,6 +15,7 @@ def render() -> None:
     actor = dc.signed_in(("manager",))
     bank = get_bank()
     st.title("Reversals")
+    dc.wait_for_other_run("reversals")
     dc.show_flash()
     with st.form("reversal_find"):
         typed = st.text_input("Transaction id", key="reversal_tid")
@@ -44,11 +45,7 @@ def render() -> None:
         confirm = st.form_submit_button(f"Reverse transaction {tid}", type="primary",
                                         key=f"reversal_go_{tid}", icon=":material/undo:")
     if confirm:
-        try:
-            # The default key is derived from the transaction, so a repeat cannot reverse twice.
-            receipt = bank.payments.reverse(actor, tid, reason)
-        except BankError as exc:
-            show_error(exc)
-        else:
-            dc.flash(f"Transaction {tid} is reversed by transaction {receipt.transaction_id}.")
-            st.rerun()
+        # The default key is derived from the transaction, so a repeat cannot reverse twice.
+        dc.act("reversals", lambda: bank.payments.reverse(actor, tid, reason),
+               lambda receipt: f"Transaction {tid} is reversed by transaction "
+                               f"{receipt.transaction_id}.")

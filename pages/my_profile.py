@@ -13,6 +13,7 @@ def render() -> None:
     actor = dc.signed_in(("customer",))
     bank = get_bank()
     st.title("Profile")
+    dc.wait_for_other_run("my_profile")
     dc.show_flash()
     try:
         p = bank.customers.get(actor, actor.customer_id)
@@ -29,11 +30,6 @@ def render() -> None:
         address = st.text_input("Address", value=p["address"] or "", key="my_profile_address")
         saved = st.form_submit_button("Save", type="primary", key="my_profile_save")
     if saved:
-        try:
-            changed = bank.customers.update_contact(actor, actor.customer_id, email=email,
-                                                    phone=phone, address=address)
-        except BankError as exc:
-            show_error(exc)
-        else:
-            dc.flash("Your contact details are saved." if changed else "Nothing changed.")
-            st.rerun()
+        dc.act("my_profile", lambda: bank.customers.update_contact(
+            actor, actor.customer_id, email=email, phone=phone, address=address),
+            lambda changed: "Your contact details are saved." if changed else "Nothing changed.")

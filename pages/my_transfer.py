@@ -55,8 +55,7 @@ def _form(bank, actor, accounts):
 
 
 def _review(bank, actor, review):
-    from bankms.errors import BankError
-    from pages.common import money, show_error
+    from pages.common import money
     from pages import daily_common as dc
 
     st.subheader("Check and confirm")
@@ -69,23 +68,14 @@ def _review(bank, actor, review):
     confirm = st.button("Confirm transfer", type="primary", key=f"my_transfer_confirm_{tag}",
                         icon=":material/check:")
     change = st.button("Change", key=f"my_transfer_change_{tag}")
+    dc.show_stashed_error(FORM)
     if change:
         dc.take_review(FORM)
         st.rerun()
     if confirm:
-        taken = dc.take_review(FORM)
-        if taken is None:
-            return
-        try:
-            result = bank.payments.transfer(actor, taken["source_account"],
-                                            taken["target_account"], taken["amount"],
-                                            idempotency_key=taken["key"], memo=taken["memo"])
-        except BankError as exc:
-            dc.restore_review(FORM, taken)
-            show_error(exc)
-        else:
-            dc.finish(FORM, result)
-            st.rerun()
+        dc.confirm_review(FORM, lambda taken: bank.payments.transfer(
+            actor, taken["source_account"], taken["target_account"], taken["amount"],
+            idempotency_key=taken["key"], memo=taken["memo"]))
 
 
 def render() -> None:
@@ -96,6 +86,7 @@ def render() -> None:
     actor = dc.signed_in(("customer",))
     bank = get_bank()
     st.title("Transfer")
+    dc.wait_for_other_run(FORM)
     review = dc.current_review(FORM)
     if review is not None:
         _review(bank, actor, review)

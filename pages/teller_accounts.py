@@ -9,9 +9,7 @@ SELECTED = "accounts_selected"
 
 
 def _open(bank, actor):
-    from bankms.errors import BankError
-    from pages.common import form_key, reset_form_key, show_error
-    from pages import daily_common as dc
+    from pages.common import form_key, reset_form_key
 
     key = form_key("open_account")
     preset = st.session_state.get("customers_selected")
@@ -29,17 +27,15 @@ def _open(bank, actor):
         submitted = st.form_submit_button("Open account", type="primary",
                                           key=f"open_go_{key}")
     if submitted:
-        try:
+        def open_account():
             number = bank.accounts.open(actor, customer, kind=kind,
                                         overdraft_limit=overdraft or "0",
                                         interest_rate=rate or None, idempotency_key=key)
-        except BankError as exc:
-            show_error(exc)
-        else:
             reset_form_key("open_account")
             st.session_state[SELECTED] = number
-            dc.flash(f"Opened {kind} account {number} for customer {customer.strip()}.")
-            st.rerun()
+            return number
+        _act(open_account,
+             lambda number: f"Opened {kind} account {number} for customer {customer.strip()}.")
 
 
 def _manage(bank, actor):
@@ -75,17 +71,9 @@ def _manage(bank, actor):
 
 
 def _act(fn, message):
-    from bankms.errors import BankError
-    from pages.common import show_error
     from pages import daily_common as dc
 
-    try:
-        fn()
-    except BankError as exc:
-        show_error(exc)
-    else:
-        dc.flash(message)
-        st.rerun()
+    dc.act("accounts", fn, message)
 
 
 def _status_actions(bank, actor, acc):
@@ -137,6 +125,7 @@ def render() -> None:
     actor = dc.signed_in(dc.STAFF)
     bank = get_bank()
     st.title("Accounts")
+    dc.wait_for_other_run("accounts")
     dc.show_flash()
     manage, open_ = st.tabs(["Find an account", "Open an account"])
     with manage:

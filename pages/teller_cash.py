@@ -64,8 +64,7 @@ def _form(bank, actor):
 
 
 def _review(bank, actor, review):
-    from bankms.errors import BankError
-    from pages.common import money, show_error
+    from pages.common import money
     from pages import daily_common as dc
 
     st.subheader("Check and confirm")
@@ -80,21 +79,12 @@ def _review(bank, actor, review):
     confirm = st.button("Confirm", type="primary", key=f"cash_confirm_{tag}",
                         icon=":material/check:")
     change = st.button("Change", key=f"cash_change_{tag}")
+    dc.show_stashed_error(FORM)
     if change:
         dc.take_review(FORM)
         st.rerun()
     if confirm:
-        taken = dc.take_review(FORM)
-        if taken is None:
-            return
-        try:
-            result = _post(bank, actor, taken)
-        except BankError as exc:
-            dc.restore_review(FORM, taken)
-            show_error(exc)
-        else:
-            dc.finish(FORM, result)
-            st.rerun()
+        dc.confirm_review(FORM, lambda taken: _post(bank, actor, taken))
 
 
 def render() -> None:
@@ -104,6 +94,7 @@ def render() -> None:
     actor = dc.signed_in(dc.STAFF)
     bank = get_bank()
     st.title("Cash & transfers")
+    dc.wait_for_other_run(FORM)
     review = dc.current_review(FORM)
     if review is not None:
         _review(bank, actor, review)

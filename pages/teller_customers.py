@@ -89,8 +89,6 @@ def _overview(bank, actor, cid):
 
 
 def _edit_contact(bank, actor, p):
-    from bankms.errors import BankError
-    from pages.common import show_error
     from pages import daily_common as dc
 
     with st.expander("Edit contact details"):
@@ -101,19 +99,12 @@ def _edit_contact(bank, actor, p):
                                     key=f"contact_address_{p['id']}")
             saved = st.form_submit_button("Save contact details", key=f"contact_save_{p['id']}")
         if saved:
-            try:
-                changed = bank.customers.update_contact(actor, p["id"], email=email,
-                                                        phone=phone, address=address)
-            except BankError as exc:
-                show_error(exc)
-            else:
-                dc.flash("Contact details saved." if changed else "Nothing changed.")
-                st.rerun()
+            dc.act("customers", lambda: bank.customers.update_contact(
+                actor, p["id"], email=email, phone=phone, address=address),
+                lambda changed: "Contact details saved." if changed else "Nothing changed.")
 
 
 def _status(bank, actor, p):
-    from bankms.errors import BankError
-    from pages.common import show_error
     from pages import daily_common as dc
 
     with st.expander("Change customer status"):
@@ -123,20 +114,14 @@ def _status(bank, actor, p):
             reason = st.text_input("Reason", key=f"status_reason_{p['id']}")
             go = st.form_submit_button("Change status", key=f"status_go_{p['id']}")
         if go:
-            try:
-                bank.customers.set_status(actor, p["id"], status, reason)
-            except BankError as exc:
-                show_error(exc)
-            else:
-                dc.flash(f"Customer {p['id']} is now {status}.")
-                st.rerun()
+            dc.act("customers", lambda: bank.customers.set_status(actor, p["id"], status, reason),
+                   f"Customer {p['id']} is now {status}.")
 
 
 def _onboard(bank, actor):
     import datetime as dt
 
-    from bankms.errors import BankError
-    from pages.common import form_key, reset_form_key, show_error
+    from pages.common import form_key, reset_form_key
     from pages import daily_common as dc
 
     # The widgets carry the form instance's key, so after a success the next customer gets a
@@ -153,19 +138,17 @@ def _onboard(bank, actor):
         submitted = st.form_submit_button("Onboard customer", type="primary",
                                           key=f"onboard_go_{key}")
     if submitted:
-        try:
+        def onboard():
             cid = bank.customers.create(actor, full_name=full_name, email=email, phone=phone,
                                         date_of_birth=dob, national_id=national_id,
                                         address=address, idempotency_key=key)
-        except BankError as exc:
-            show_error(exc)
-        else:
             reset_form_key("onboard")
             st.session_state.pop("customers_results", None)
             st.session_state[SELECTED] = cid
-            dc.flash(f"Customer {cid} ({full_name}) is onboarded. Open an account for them on "
-                     "the Accounts page.")
-            st.rerun()
+            return cid
+        dc.act("customers", onboard,
+               lambda cid: f"Customer {cid} ({full_name}) is onboarded. Open an account for "
+                           "them on the Accounts page.")
 
 
 def _pending(bank, actor):
@@ -190,13 +173,8 @@ def _pending(bank, actor):
                         f"{p['address']} · {p['phone']} · {p['email']}")
             if st.button("Verify: documents checked", key=f"verify_{cid}",
                          icon=":material/verified_user:"):
-                try:
-                    bank.customers.verify(actor, cid)
-                except BankError as exc:
-                    show_error(exc)
-                else:
-                    dc.flash(f"Customer {cid} is verified and active.")
-                    st.rerun()
+                dc.act("customers", lambda: bank.customers.verify(actor, cid),
+                       f"Customer {cid} is verified and active.")
 
 
 def render() -> None:
@@ -206,6 +184,7 @@ def render() -> None:
     actor = dc.signed_in(dc.STAFF)
     bank = get_bank()
     st.title("Customers")
+    dc.wait_for_other_run("customers")
     dc.show_flash()
     find, onboard, pending = st.tabs(["Find", "Onboard", "Verify sign-ups"])
     with find:

@@ -216,7 +216,7 @@ def test_a_manager_cannot_approve_their_own_request_but_can_reject_it(app_bank, 
     assert "reason" in at.error[0].value
     at.text_input(key=f"reject_reason_{rid}").input("Customer left")
     at.button(key=f"reject_go_{rid}").click().run()
-    assert f"Request {rid} rejected" in at.info[0].value
+    assert f"Request {rid} rejected" in at.success[0].value
     assert app_bank.accounts.get(staff["manager"], number)["holds"] == Decimal("0.00")
     assert app_bank.audit.verify() == []
 

@@ -106,9 +106,9 @@ def test_teller_onboards_opens_an_account_and_deposits(daily_server, page_factor
                          ("Address", "7 Quay Street"), ("Phone", "+1 555 0177"),
                          ("Email", "nora@example.com")):
         fill(page, label, value)
-    dob = page.get_by_role("textbox", name="Date of birth")
-    dob.fill("1984/07/08")
-    dob.press("Escape")
+    # The date field is three spin buttons (year, month, day) that advance as digits arrive.
+    page.get_by_role("spinbutton", name="year, Date of birth").click()
+    page.keyboard.type("19840708")
     click(page, "Onboard customer")
     wait_text(page, "is onboarded")
     customer_id = re.search(r"Customer (\d+) \(Nora Newcomer\)", helpers.main_text(page))[1]
