@@ -6,10 +6,14 @@ so a confirm repeated by a double click, a rerun or a refresh posts once, and th
 taken out of the session before posting, so a second click finds nothing to confirm.
 
 Runs of one session overlap: with fastReruns (the default) a click that arrives while a run is
-blocked in a bank call starts a new run on another thread at once, and that run would draw the
-page before the first one has stored what it did (seen in the browser: five quick clicks on
-Confirm posted once but left the page on an empty form). So an action marks itself in flight,
-and a run that finds the mark waits for it to clear before drawing.
+blocked in a bank call starts a new run on another thread at once and tells the old one to
+stop, which it does at its next Streamlit call, and reading or writing st.session_state counts
+as one. So the old run is stopped just after the bank call returns, before it can record what
+happened (seen in the browser: five quick clicks on Confirm posted once but left the page on an
+empty form). Hence every action here runs as a job: a plain dict put in the session before the
+bank call and filled in after it without touching st.session_state; the next run to draw the
+page (the old run's own rerun, or the run that replaced it) waits for the job to finish and
+applies its outcome, in steps that are safe to repeat.
 """
 from __future__ import annotations
 
@@ -48,40 +52,71 @@ def show_flash() -> None:
         getattr(st, kind)(message)
 
 
-# -- overlapping runs ---------------------------------------------------------------------------
-INFLIGHT_WAIT_S = 30.0
+# -- actions as jobs (see the module docstring) ------------------------------------------------
+JOB_WAIT_S = 30.0
 
 
-def wait_for_other_run(name: str) -> None:
-    """If another run of this session is still carrying out an action of `name`, wait for it
-    (up to INFLIGHT_WAIT_S), so this run draws the state that action left."""
-    slot = f"_inflight_{name}"
-    if not st.session_state.get(slot):
-        return
-    with st.spinner("Working…"):
-        deadline = time.monotonic() + INFLIGHT_WAIT_S
-        while st.session_state.get(slot) and time.monotonic() < deadline:
-            time.sleep(0.05)
-
-
-def act(name: str, fn, message) -> None:
-    """Run an action fn() of a page: on success a message (text, or a function of fn's result)
-    for the next run and a rerun; a refusal is shown where the action was asked for (a refusal
-    changes nothing)."""
-    slot = f"_inflight_{name}"
-    st.session_state[slot] = True
+def run_job(name: str, fn, *, on_success=None, message=None, inline_errors=True) -> None:
+    """Run fn() (bank calls only: no st.* inside, since any of them may stop this run) for
+    page `name`. Afterwards the page reruns and the next run
+    calls on_success(result) and shows message (text or a function of the result). A refusal
+    is shown right here when inline_errors and this run is still the one being drawn;
+    otherwise the next run leaves it for show_stashed_error(name)."""
+    job = {"done": False, "on_success": on_success, "message": message}
+    st.session_state[f"_job_{name}"] = job  # if this run is stopped here, nothing has run
     try:
-        result = fn()
-    except BankError as exc:
-        st.session_state.pop(slot, None)
-        show_error(exc)
+        job["result"] = fn()
+    except Exception as exc:  # noqa: BLE001 - shown in plain words by show_error
+        job["error"] = exc
+    finally:
+        job["done"] = True
+    if "error" in job and inline_errors:
+        show_error(job["error"])
+        job["shown"] = True
         return
-    except BaseException:
-        st.session_state.pop(slot, None)
-        raise
-    flash(message(result) if callable(message) else message)
-    st.session_state.pop(slot, None)
     st.rerun()
+
+
+def settle_job(name: str) -> None:
+    """Call before drawing a page: wait for a job of an overlapping run, then apply it."""
+    slot = f"_job_{name}"
+    job = st.session_state.get(slot)
+    if job is None:
+        return
+    if not job["done"]:
+        with st.spinner("Working…"):
+            deadline = time.monotonic() + JOB_WAIT_S
+            while not job["done"] and time.monotonic() < deadline:
+                time.sleep(0.05)
+        if not job["done"]:
+            st.session_state.pop(slot, None)
+            st.warning("An earlier request is still being processed. Check the result before "
+                       "you repeat it.")
+            return
+    if not job.get("applied"):
+        if "error" in job:
+            if not job.get("shown"):
+                st.session_state[f"_error_{name}"] = job["error"]
+        elif "result" in job:
+            if job["on_success"] is not None:
+                job["on_success"](job["result"])
+            message = job["message"]
+            if message is not None:
+                flash(message(job["result"]) if callable(message) else message)
+        job["applied"] = True
+    st.session_state.pop(slot, None)
+
+
+def act(name: str, fn, message, on_success=None) -> None:
+    """A page action with a success message; a refusal is shown where it was asked for.
+    fn must only call bankms: anything for the session goes in on_success(result)."""
+    run_job(name, fn, message=message, on_success=on_success)
+
+
+def show_stashed_error(name: str) -> None:
+    exc = st.session_state.pop(f"_error_{name}", None)
+    if exc is not None:
+        show_error(exc)
 
 
 # -- review / confirm ---------------------------------------------------------------------------
@@ -93,47 +128,27 @@ def current_review(name: str):
     return st.session_state.get(f"_review_{name}")
 
 
-def take_review(name: str):
-    """Remove and return the review; a repeated confirm then has nothing left to post."""
-    return st.session_state.pop(f"_review_{name}", None)
-
-
-def restore_review(name: str, review: dict) -> None:
-    st.session_state[f"_review_{name}"] = review
+def drop_review(name: str) -> None:
+    st.session_state.pop(f"_review_{name}", None)
 
 
 def confirm_review(name: str, post) -> None:
-    """The Confirm button was clicked: post the review (post(review) -> result) once. The
-    outcome (result, or the refusal with the review put back) is left in the session for the
-    next run, whichever run draws it."""
-    taken = take_review(name)
-    if taken is None:
+    """The Confirm button was clicked: post(review) with the review's idempotency key. The
+    review stays until the post succeeded, so a repeat finds the same key (and gets the same
+    receipt); a refusal is shown beside the review."""
+    review = current_review(name)
+    if review is None:
         return
-    slot = f"_inflight_{name}"
-    st.session_state[slot] = True
-    try:
-        result = post(taken)
-    except Exception as exc:  # noqa: BLE001 - shown by show_error, in plain words
-        restore_review(name, taken)
-        st.session_state[f"_error_{name}"] = exc
-    else:
-        finish(name, result)
-    finally:
-        st.session_state.pop(slot, None)
-    st.rerun()
-
-
-def show_stashed_error(name: str) -> None:
-    exc = st.session_state.pop(f"_error_{name}", None)
-    if exc is not None:
-        show_error(exc)
+    run_job(name, lambda: post(review), on_success=lambda result: finish(name, result),
+            inline_errors=False)
 
 
 def finish(name: str, result) -> None:
-    """After a successful post: a new form instance (new key) and the result to show."""
-    reset_form_key(name)
-    st.session_state.pop(f"_draft_{name}", None)
+    """After a successful post: the result to show, no review, a new form instance."""
     st.session_state[f"_result_{name}"] = result
+    drop_review(name)
+    st.session_state.pop(f"_draft_{name}", None)
+    reset_form_key(name)
 
 
 def draft(name: str) -> dict:

@@ -52,7 +52,8 @@ def render() -> None:
     actor = dc.signed_in(("manager",))
     bank = get_bank()
     st.title("Approvals")
-    dc.wait_for_other_run("approvals")
+    dc.settle_job("approvals")
+    dc.show_stashed_error("approvals")
     dc.show_flash()
     try:
         queue = bank.approvals.list(actor, "pending")

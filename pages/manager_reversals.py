@@ -15,7 +15,8 @@ def render() -> None:
     actor = dc.signed_in(("manager",))
     bank = get_bank()
     st.title("Reversals")
-    dc.wait_for_other_run("reversals")
+    dc.settle_job("reversals")
+    dc.show_stashed_error("reversals")
     dc.show_flash()
     with st.form("reversal_find"):
         typed = st.text_input("Transaction id", key="reversal_tid")

@@ -13,7 +13,8 @@ def render() -> None:
     actor = dc.signed_in(("customer",))
     bank = get_bank()
     st.title("Profile")
-    dc.wait_for_other_run("my_profile")
+    dc.settle_job("my_profile")
+    dc.show_stashed_error("my_profile")
     dc.show_flash()
     try:
         p = bank.customers.get(actor, actor.customer_id)

@@ -70,7 +70,7 @@ def _review(bank, actor, review):
     change = st.button("Change", key=f"my_transfer_change_{tag}")
     dc.show_stashed_error(FORM)
     if change:
-        dc.take_review(FORM)
+        dc.drop_review(FORM)
         st.rerun()
     if confirm:
         dc.confirm_review(FORM, lambda taken: bank.payments.transfer(
@@ -86,7 +86,7 @@ def render() -> None:
     actor = dc.signed_in(("customer",))
     bank = get_bank()
     st.title("Transfer")
-    dc.wait_for_other_run(FORM)
+    dc.settle_job(FORM)
     review = dc.current_review(FORM)
     if review is not None:
         _review(bank, actor, review)

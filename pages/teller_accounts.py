@@ -10,6 +10,7 @@ SELECTED = "accounts_selected"
 
 def _open(bank, actor):
     from pages.common import form_key, reset_form_key
+    from pages import daily_common as dc
 
     key = form_key("open_account")
     preset = st.session_state.get("customers_selected")
@@ -27,15 +28,14 @@ def _open(bank, actor):
         submitted = st.form_submit_button("Open account", type="primary",
                                           key=f"open_go_{key}")
     if submitted:
-        def open_account():
-            number = bank.accounts.open(actor, customer, kind=kind,
-                                        overdraft_limit=overdraft or "0",
-                                        interest_rate=rate or None, idempotency_key=key)
+        def opened(number):
             reset_form_key("open_account")
             st.session_state[SELECTED] = number
-            return number
-        _act(open_account,
-             lambda number: f"Opened {kind} account {number} for customer {customer.strip()}.")
+        dc.act("accounts", lambda: bank.accounts.open(
+            actor, customer, kind=kind, overdraft_limit=overdraft or "0",
+            interest_rate=rate or None, idempotency_key=key),
+            lambda number: f"Opened {kind} account {number} for customer {customer.strip()}.",
+            on_success=opened)
 
 
 def _manage(bank, actor):
@@ -125,7 +125,8 @@ def render() -> None:
     actor = dc.signed_in(dc.STAFF)
     bank = get_bank()
     st.title("Accounts")
-    dc.wait_for_other_run("accounts")
+    dc.settle_job("accounts")
+    dc.show_stashed_error("accounts")
     dc.show_flash()
     manage, open_ = st.tabs(["Find an account", "Open an account"])
     with manage:

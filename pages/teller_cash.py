@@ -81,7 +81,7 @@ def _review(bank, actor, review):
     change = st.button("Change", key=f"cash_change_{tag}")
     dc.show_stashed_error(FORM)
     if change:
-        dc.take_review(FORM)
+        dc.drop_review(FORM)
         st.rerun()
     if confirm:
         dc.confirm_review(FORM, lambda taken: _post(bank, actor, taken))
@@ -94,7 +94,7 @@ def render() -> None:
     actor = dc.signed_in(dc.STAFF)
     bank = get_bank()
     st.title("Cash & transfers")
-    dc.wait_for_other_run(FORM)
+    dc.settle_job(FORM)
     review = dc.current_review(FORM)
     if review is not None:
         _review(bank, actor, review)

@@ -138,17 +138,15 @@ def _onboard(bank, actor):
         submitted = st.form_submit_button("Onboard customer", type="primary",
                                           key=f"onboard_go_{key}")
     if submitted:
-        def onboard():
-            cid = bank.customers.create(actor, full_name=full_name, email=email, phone=phone,
-                                        date_of_birth=dob, national_id=national_id,
-                                        address=address, idempotency_key=key)
+        def onboarded(cid):
             reset_form_key("onboard")
             st.session_state.pop("customers_results", None)
             st.session_state[SELECTED] = cid
-            return cid
-        dc.act("customers", onboard,
-               lambda cid: f"Customer {cid} ({full_name}) is onboarded. Open an account for "
-                           "them on the Accounts page.")
+        dc.act("customers", lambda: bank.customers.create(
+            actor, full_name=full_name, email=email, phone=phone, date_of_birth=dob,
+            national_id=national_id, address=address, idempotency_key=key),
+            lambda cid: f"Customer {cid} ({full_name}) is onboarded. Open an account for them "
+                        "on the Accounts page.", on_success=onboarded)
 
 
 def _pending(bank, actor):
@@ -184,7 +182,8 @@ def render() -> None:
     actor = dc.signed_in(dc.STAFF)
     bank = get_bank()
     st.title("Customers")
-    dc.wait_for_other_run("customers")
+    dc.settle_job("customers")
+    dc.show_stashed_error("customers")
     dc.show_flash()
     find, onboard, pending = st.tabs(["Find", "Onboard", "Verify sign-ups"])
     with find:

@@ -391,3 +391,23 @@ def test_customer_edits_profile(app_bank, staff):
     at.text_input(key="my_profile_phone").input("call me")
     at.button(key="my_profile_save").click().run()
     assert "not a phone number" in at.error[0].value
+
+
+def test_a_run_that_replaced_a_posting_run_waits_for_it_and_shows_its_receipt(app_bank, staff):
+    """With fastReruns a second click starts a new run while the first is still in the bank
+    call, and the first is stopped at its next Streamlit call. The new run must wait for the
+    job the first run left in the session and show its receipt, not an empty form."""
+    import threading
+
+    from pages import daily_common as dc
+
+    _, number, _ = customer_with_login(app_bank, "Olive Overlap", amount="0")
+    at = open_app(app_bank, staff["teller"], "cash")
+    receipt = app_bank.payments.deposit(staff["teller"], number, "5.00")
+    job = {"done": False, "on_success": lambda result: dc.finish("cash", result),
+           "message": None}
+    at.session_state["_job_cash"] = job
+    threading.Timer(0.3, lambda: job.update(result=receipt, done=True)).start()
+    at.run()
+    assert not at.exception
+    assert f"transaction {receipt.transaction_id} posted" in at.success[0].value
