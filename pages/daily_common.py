@@ -17,6 +17,7 @@ applies its outcome, in steps that are safe to repeat.
 """
 from __future__ import annotations
 
+import re
 import time
 
 import pandas as pd
@@ -30,6 +31,15 @@ from pages.common import current_actor, form_key, money, reset_form_key, show_er
 STAFF = ("teller", "manager")
 KIND_LABELS = {"deposit": "Deposit", "withdrawal": "Withdrawal", "transfer": "Transfer",
                "reversal": "Reversal"}
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<$])")
+
+
+def md(value) -> str:
+    """Text made literal inside Markdown: a masked name 'J*** D**' must not turn bold, and a
+    '$' must not start a formula."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(value))
 
 
 def signed_in(roles):
@@ -210,12 +220,12 @@ def show_payment_result(bank, actor, result, *, key_prefix: str) -> None:
     if isinstance(result, PendingApproval):
         amount = money(result.amount)
         if result.status == "approved":
-            st.success(f"Request {result.request_id} for {amount} was approved and posted as "
+            st.success(f"Request {result.request_id} for {md(amount)} was approved and posted as "
                        f"transaction {result.transaction_id}.")
         elif result.status == "rejected":
-            st.warning(f"Request {result.request_id} for {amount} was rejected.")
+            st.warning(f"Request {result.request_id} for {md(amount)} was rejected.")
         else:
-            st.info(f"Waiting for approval: request {result.request_id} for {amount} is above "
+            st.info(f"Waiting for approval: request {result.request_id} for {md(amount)} is above "
                     "the four-eyes limit. A manager must approve it before it posts; any money "
                     "leaving an account is on hold until then.", icon=":material/schedule:")
         return

@@ -9,16 +9,18 @@ PAGE = {"title": "Approvals", "icon": ":material/fact_check:", "roles": ("manage
 
 def _describe(row):
     from pages.common import money
+    from pages.daily_common import md
 
-    parts = [f"**{money(row['amount'])}** · {row['kind']}"]
+    parts = [f"**{md(money(row['amount']))}** · {row['kind']}"]
     if row["source_account"]:
-        parts.append(f"from {row['source_account']} ({row['source_holder']})")
+        parts.append(f"from {row['source_account']} ({md(row['source_holder'])})")
     if row["target_account"]:
-        parts.append(f"to {row['target_account']} ({row['target_holder']})")
+        parts.append(f"to {row['target_account']} ({md(row['target_holder'])})")
     text = " ".join(parts)
-    text += f"  \nRequest {row['request_id']} by {row['maker']} at {row['created_at']:%Y-%m-%d %H:%M}"
+    text += (f"  \nRequest {row['request_id']} by {md(row['maker'])} at "
+             f"{row['created_at']:%Y-%m-%d %H:%M}")
     if isinstance(row["memo"], str) and row["memo"]:
-        text += f" · memo: {row['memo']}"
+        text += f" · memo: {md(row['memo'])}"
     return text
 
 
@@ -62,7 +64,7 @@ def render() -> None:
     except BankError as exc:
         show_error(exc)
         return
-    st.caption(f"Staff payments above {money(threshold)} wait here for a second person.")
+    st.caption(f"Staff payments above {dc.md(money(threshold))} wait here for a second person.")
     if queue.empty:
         st.info("Nothing is waiting for approval.", icon=":material/done_all:")
     for _, row in queue.iterrows():

@@ -24,10 +24,10 @@ def render() -> None:
         return
     for _, acc in accounts.iterrows():
         with st.container(border=True):
-            st.markdown(f"**{acc['name']}** · {acc['account_number']}"
+            st.markdown(f"**{dc.md(acc['name'])}** · {acc['account_number']}"
                         + ("" if acc["status"] == "active" else f" · {acc['status']}"))
             st.metric("Available", money(acc["available"]))
-            st.caption(f"Ledger balance {money(acc['balance'])}")
+            st.caption(f"Ledger balance {dc.md(money(acc['balance']))}")
     numbers = list(accounts["account_number"])
     names = dict(zip(accounts["account_number"], accounts["name"]))
     number = st.selectbox("Recent transactions of", numbers,

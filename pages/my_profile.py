@@ -21,8 +21,8 @@ def render() -> None:
     except BankError as exc:
         show_error(exc)
         return
-    st.markdown(f"**{p['full_name']}** · customer {p['id']}  \n"
-                f"Born {p['date_of_birth']} · national id {p['national_id']}")
+    st.markdown(f"**{dc.md(p['full_name'])}** · customer {p['id']}  \n"
+                f"Born {p['date_of_birth']} · national id {dc.md(p['national_id'])}")
     st.caption("To change your name, date of birth or national id, visit a branch with your "
                "documents. Your password is changed on the Change password page.")
     with st.form("my_profile_contact"):

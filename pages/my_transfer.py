@@ -39,7 +39,7 @@ def _form(bank, actor, accounts):
                              key="my_transfer_memo")
         submitted = st.form_submit_button("Review", type="primary", key="my_transfer_review")
     limit = bank.settings.get_int("customer_daily_transfer_cents_max", 500000)
-    st.caption(f"Transfers to other customers are limited to {money(limit)} a day.")
+    st.caption(f"Transfers to other customers are limited to {dc.md(money(limit))} a day.")
     if submitted:
         dc.save_draft(FORM, {"where": where, "source": source, "target": target or "",
                              "amount": amount, "memo": memo})
@@ -60,10 +60,10 @@ def _review(bank, actor, review):
 
     st.subheader("Check and confirm")
     if not review["own_target"]:
-        st.markdown(f"You are paying **{review['target_holder']}**. Check that this is who you "
-                    "mean to pay: money sent to the wrong account may not come back.")
+        st.markdown(f"You are paying **{dc.md(review['target_holder'])}**. Check that this is "
+                    "who you mean to pay: money sent to the wrong account may not come back.")
     dc.show_pairs(dc.describe_review(review))
-    st.caption(f"Available now: {money(review['source_available'])}")
+    st.caption(f"Available now: {dc.md(money(review['source_available']))}")
     tag = review["key"]
     confirm = st.button("Confirm transfer", type="primary", key=f"my_transfer_confirm_{tag}",
                         icon=":material/check:")

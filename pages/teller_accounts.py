@@ -34,13 +34,15 @@ def _open(bank, actor):
         dc.act("accounts", lambda: bank.accounts.open(
             actor, customer, kind=kind, overdraft_limit=overdraft or "0",
             interest_rate=rate or None, idempotency_key=key),
-            lambda number: f"Opened {kind} account {number} for customer {customer.strip()}.",
+            lambda number: f"Opened {kind} account {number} for customer "
+                           f"{dc.md(customer.strip())}.",
             on_success=opened)
 
 
 def _manage(bank, actor):
     from bankms.errors import BankError
     from pages.common import money, show_error
+    from pages import daily_common as dc
 
     with st.form("accounts_lookup"):
         typed = st.text_input("Account number", value=st.session_state.get(SELECTED, ""),
@@ -59,11 +61,12 @@ def _manage(bank, actor):
         return
     number = acc["account_number"]
     st.subheader(f"{acc['name']} {number}")
-    st.markdown(f"Holder **{acc['holder']}** (customer {acc['customer_id']}) · "
+    m = lambda value: dc.md(money(value))  # noqa: E731
+    st.markdown(f"Holder **{dc.md(acc['holder'])}** (customer {acc['customer_id']}) · "
                 f"status **{acc['status']}**  \n"
-                f"Balance {money(acc['balance'])} · on hold {money(acc['holds'])} · "
-                f"available {money(acc['available'])}  \n"
-                f"Overdraft limit {money(acc['overdraft_limit'])} · "
+                f"Balance {m(acc['balance'])} · on hold {m(acc['holds'])} · "
+                f"available {m(acc['available'])}  \n"
+                f"Overdraft limit {m(acc['overdraft_limit'])} · "
                 f"interest {acc['interest_rate_percent']:.2f} %")
     _status_actions(bank, actor, acc)
     if actor.role == "manager" and acc["status"] != "closed":
@@ -99,6 +102,8 @@ def _status_actions(bank, actor, acc):
 
 
 def _limits(bank, actor, acc):
+    from pages import daily_common as dc
+
     number = acc["account_number"]
     if acc["kind"] == "checking":
         with st.form(f"overdraft_{number}"):
@@ -107,7 +112,7 @@ def _limits(bank, actor, acc):
             go = st.form_submit_button("Set overdraft limit", key=f"overdraft_go_{number}")
         if go:
             _act(lambda: bank.accounts.set_overdraft_limit(actor, number, limit),
-                 f"The overdraft limit of {number} is now {limit}.")
+                 f"The overdraft limit of {number} is now {dc.md(limit)}.")
     else:
         with st.form(f"rate_{number}"):
             rate = st.text_input("Interest rate %", value=f"{acc['interest_rate_percent']}",
@@ -115,7 +120,7 @@ def _limits(bank, actor, acc):
             go = st.form_submit_button("Set interest rate", key=f"rate_go_{number}")
         if go:
             _act(lambda: bank.accounts.set_interest_rate(actor, number, rate),
-                 f"The interest rate of {number} is now {rate} %.")
+                 f"The interest rate of {number} is now {dc.md(rate)} %.")
 
 
 def render() -> None:

@@ -70,7 +70,8 @@ def _review(bank, actor, review):
     st.subheader("Check and confirm")
     dc.show_pairs(dc.describe_review(review))
     if review.get("source_available") is not None:
-        st.caption(f"Available in the source account now: {money(review['source_available'])}")
+        st.caption("Available in the source account now: "
+                   f"{dc.md(money(review['source_available']))}")
     if review["needs_approval"]:
         st.warning("This is above the four-eyes limit: it will wait for a manager's approval, "
                    "and any money leaving the account is held until then.",

@@ -58,11 +58,12 @@ def _overview(bank, actor, cid):
         show_error(exc)
         return
     p = view["profile"]
-    st.subheader(f"{p['full_name']} · customer {p['id']}")
+    st.subheader(f"{dc.md(p['full_name'])} · customer {p['id']}")
     st.caption(f"Status: {p['status']}")
     st.markdown(
-        f"Born {p['date_of_birth']} · national id {p['national_id']}  \n"
-        f"{p['email'] or 'no email'} · {p['phone'] or 'no phone'}  \n{p['address'] or ''}")
+        f"Born {p['date_of_birth']} · national id {dc.md(p['national_id'])}  \n"
+        f"{dc.md(p['email'] or 'no email')} · {dc.md(p['phone'] or 'no phone')}  \n"
+        f"{dc.md(p['address'] or '')}")
     st.markdown("**Accounts**")
     dc.show_table(view["accounts"], {"account_number": "Account", "kind": "Type",
                                      "status": "Status", "balance": "Balance",
@@ -145,8 +146,8 @@ def _onboard(bank, actor):
         dc.act("customers", lambda: bank.customers.create(
             actor, full_name=full_name, email=email, phone=phone, date_of_birth=dob,
             national_id=national_id, address=address, idempotency_key=key),
-            lambda cid: f"Customer {cid} ({full_name}) is onboarded. Open an account for them "
-                        "on the Accounts page.", on_success=onboarded)
+            lambda cid: f"Customer {cid} ({dc.md(full_name)}) is onboarded. Open an account "
+                        "for them on the Accounts page.", on_success=onboarded)
 
 
 def _pending(bank, actor):
@@ -166,9 +167,9 @@ def _pending(bank, actor):
         cid = int(cid)
         p = bank.customers.get(actor, cid)
         with st.container(border=True):
-            st.markdown(f"**{p['full_name']}** · customer {cid}  \n"
-                        f"Born {p['date_of_birth']} · national id {p['national_id']}  \n"
-                        f"{p['address']} · {p['phone']} · {p['email']}")
+            st.markdown(f"**{dc.md(p['full_name'])}** · customer {cid}  \n"
+                        f"Born {p['date_of_birth']} · national id {dc.md(p['national_id'])}  \n"
+                        f"{dc.md(p['address'])} · {dc.md(p['phone'])} · {dc.md(p['email'])}")
             if st.button("Verify: documents checked", key=f"verify_{cid}",
                          icon=":material/verified_user:"):
                 dc.act("customers", lambda: bank.customers.verify(actor, cid),
