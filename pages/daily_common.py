@@ -180,10 +180,15 @@ def clear_result(name: str) -> None:
 
 # -- display ------------------------------------------------------------------------------------
 def money_table(df: pd.DataFrame, columns: dict, money_columns=()) -> pd.DataFrame:
-    """A copy of df with the given columns renamed for people and amounts as '$1,234.50'."""
+    """A copy of df with the given columns (most important first: a phone shows only the
+    first few) renamed for people, amounts as '$1,234.50' and times to the minute."""
     out = df[list(columns)].copy()
     for column in money_columns:
         out[column] = [None if pd.isna(v) else money(v) for v in out[column].astype(object)]
+    for column in out.columns:
+        # Minutes are enough on screen, and a short time leaves room on a phone.
+        if pd.api.types.is_datetime64_any_dtype(out[column]):
+            out[column] = out[column].dt.strftime("%Y-%m-%d %H:%M")
     return out.rename(columns=columns)
 
 

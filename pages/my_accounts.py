@@ -37,6 +37,6 @@ def render() -> None:
     except BankError as exc:
         show_error(exc)
         return
-    dc.show_table(recent, {"posted_at": "When", "kind": "Type", "memo": "Memo",
-                           "amount": "Amount", "balance": "Balance"},
+    dc.show_table(recent, {"posted_at": "When", "amount": "Amount", "balance": "Balance",
+                           "kind": "Type", "memo": "Memo"},
                   ("amount", "balance"), empty="No transactions yet.", key="my_accounts_recent")

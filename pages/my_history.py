@@ -49,9 +49,8 @@ def render() -> None:
         show_error(exc)
         return
     st.caption(f"{len(df)} transactions")
-    dc.show_table(df, {"posted_at": "When", "kind": "Type", "memo": "Memo",
-                       "counterparty": "Counterparty", "amount": "Amount",
-                       "balance": "Balance after"},
+    dc.show_table(df, {"posted_at": "When", "amount": "Amount", "balance": "Balance after",
+                       "kind": "Type", "memo": "Memo", "counterparty": "Counterparty"},
                   ("amount", "balance"), empty="No transactions match.", key="history_table")
     st.download_button("Export CSV", data=history_csv(df),
                        file_name=f"history-{number}.csv", mime="text/csv", on_click="ignore",

@@ -71,8 +71,9 @@ def _overview(bank, actor, cid):
                   ("balance", "available"), empty="No accounts yet.",
                   key=f"customers_accounts_{cid}")
     st.markdown("**Recent activity**")
-    dc.show_table(view["activity"], {"posted_at": "When", "account_number": "Account",
-                                     "kind": "Type", "memo": "Memo", "amount": "Amount"},
+    dc.show_table(view["activity"], {"posted_at": "When", "amount": "Amount",
+                                     "account_number": "Account", "kind": "Type",
+                                     "memo": "Memo"},
                   ("amount",), empty="No transactions yet.", key=f"customers_activity_{cid}")
     if view["loans"] is not None:
         st.markdown("**Loans**")

@@ -224,5 +224,6 @@ def test_every_daily_page_fits_a_phone(daily_server, page_factory, role):
         assert "Sign in" not in helpers.page_title(page)
         overflow = page.evaluate(
             "() => document.documentElement.scrollWidth - window.innerWidth")
+        page.wait_for_timeout(800)  # tables paint on a canvas a moment after the run ends
         helpers.screenshot(page, f"daily-phone-{role}-{url}")
         assert overflow <= 1, f"{url} is {overflow}px wider than a phone"
