@@ -241,8 +241,9 @@ def close_day(bank, actor, uow, day: dt.date) -> DayClosed | None:
     uow.execute("INSERT INTO eod_runs VALUES (?, ?, ?, ?, " + ", ".join("?" * len(SUMMARY_FIELDS))
                 + ")", [day, actor.username, started, utcnow(),
                         *(int(getattr(out, k)) for k in SUMMARY_FIELDS)])
-    uow.execute("INSERT INTO settings VALUES ('business_date', ?) ON CONFLICT (key) "
-                "DO UPDATE SET value = excluded.value", [nxt.isoformat()])
+    # The row exists from the first open (bank.py); a plain UPDATE is much cheaper in DuckDB
+    # than an upsert.
+    uow.execute("UPDATE settings SET value = ? WHERE key = 'business_date'", [nxt.isoformat()])
     bank.audit_row(uow, actor, "bank.end_of_day", "business_date", day.isoformat(),
                    before={"business_date": day.isoformat()},
                    after={**out.as_dict(), "business_date": nxt.isoformat()})

@@ -109,9 +109,13 @@ def amortize(principal_cents: int, annual_rate_percent, term_months: int) -> lis
             if k == term_months - 1:
                 principal = balance
             else:
-                # Never below zero or beyond what is owed, even for tiny loans where rounding
-                # makes the instalment smaller than the interest or larger than the balance.
-                principal = max(0, min(payment - interest, balance))
+                principal = payment - interest
+                if not 0 <= principal < balance:
+                    # Only for tiny amounts over long terms (never within a product's range):
+                    # the rounded instalment would repay the loan before its last month.
+                    raise InvalidInput(
+                        "This amount is too small for this term: the instalments would repay "
+                        "it early. Choose a shorter term or a larger amount.")
             balance -= principal
             rows.append((principal + interest, interest, principal, balance))
     return rows
@@ -387,11 +391,6 @@ class Loans:
                          "term_min_months", "term_max_months", "rate_min_percent",
                          "rate_max_percent", "active"), row))
 
-    def _deny(self, actor, action, message, loan_id):
-        exc = PermissionDenied(message)
-        exc.audit = (actor, action, "loan", loan_id)  # the writer audits it after rollback
-        return exc
-
     # -- products and quotes -----------------------------------------------------------------
     def products(self) -> pd.DataFrame:
         """The loan products on offer (public information)."""
@@ -469,16 +468,19 @@ class Loans:
         bank = self._bank
         lid = _loan_id(loan_id)
         bank.require(actor, "loan.decide", entity="loan", entity_id=lid)
+        # Four eyes: whoever entered an application does not decide it (applied_by never
+        # changes, so checking before the write is safe).
+        if actor.role != "system" and actor.username == self._loan(lid)["applied_by"]:
+            exc = PermissionDenied("You entered this application; another manager must "
+                                   "decide it.")
+            bank.record_refusal(actor, action, exc, entity="loan", entity_id=lid)
+            raise exc
 
         def fn(uow):
             loan = self._loan_in(uow, lid)
             if loan["status"] != "submitted":
                 raise InvalidState(f"Loan {lid} is {loan['status'].replace('_', ' ')}; only a "
                                    "submitted application can be decided.")
-            # Four eyes: whoever entered an application does not decide it.
-            if actor.role != "system" and actor.username == loan["applied_by"]:
-                raise self._deny(actor, action, "You entered this application; another "
-                                 "manager must decide it.", lid)
             changes = decide(uow, loan)
             sets = ", ".join(f"{k} = ?" for k in changes)
             uow.execute(f"UPDATE loans SET {sets} WHERE id = ?", [*changes.values(), lid])
