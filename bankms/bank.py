@@ -45,7 +45,8 @@ DEFAULT_SETTINGS = {
 
 
 class Bank:
-    def __init__(self, path: str, *, bcrypt_rounds: int | None = None):
+    def __init__(self, path: str, *, bcrypt_rounds: int | None = None,
+                 batch_size_max: int = 512):
         self.path = path
         self.bcrypt_rounds = bcrypt_rounds or int(os.environ.get("BANKMS_BCRYPT_ROUNDS", "12"))
         self._con = db.connect(path)
@@ -54,7 +55,8 @@ class Bank:
         self._lock = threading.Lock()
         self._ensure_internal_accounts()
         self.state = LedgerState(self._con.cursor())
-        self._writer = Writer(self._con, None, on_refusal=self._audit_refusal)
+        self._writer = Writer(self._con, None, on_refusal=self._audit_refusal,
+                              batch_size_max=batch_size_max)
         self._writer._post_batch = BatchPoster(self._writer.cursor, self.state)
 
         from .accounts import Accounts
