@@ -144,8 +144,10 @@ class Bank:
         every guard of `post`, so that a service can change its own tables in the same database
         transaction as the money. Returns the Receipt, or the refusal (a BankError) without
         raising it: the caller decides whether to keep the refusal's audit row (return
-        normally) or roll everything back (raise)."""
-        return self._writer._post_batch(uow, [request])[0]
+        normally) or roll everything back (raise). Keys are looked up first, so a repeated key
+        answers with the earlier receipt; the writer clears its cached account rows after
+        every write job, so the caller may change other tables freely."""
+        return self._writer._post_batch(uow, [request], lookup_keys=True)[0]
 
     def end_of_day(self, actor, until=None, progress=None):
         """Close every business day from the current business date up to `until` (default:
