@@ -157,7 +157,8 @@ SCHEMA = [
         arrears_bucket VARCHAR NOT NULL DEFAULT 'current',
         closed_date DATE,
         written_off_cents BIGINT NOT NULL DEFAULT 0,
-        write_off_reason VARCHAR)""",
+        write_off_reason VARCHAR,
+        request_key VARCHAR)""",
     # One row per instalment. A plan, not the ledger: paid amounts grow as payments are
     # allocated, and a prepayment re-amortises the rows not yet due (audited).
     """CREATE TABLE IF NOT EXISTS loan_schedule (

@@ -54,6 +54,7 @@ from .errors import (
     BankError,
     CustomerNotActive,
     CustomerNotFound,
+    IdempotencyConflict,
     InvalidAmount,
     InvalidInput,
     InvalidState,
@@ -166,6 +167,17 @@ def clean_term(value) -> int:
     if not 1 <= term <= TERM_MONTHS_MAX:
         raise InvalidInput(f"The term must be between 1 and {TERM_MONTHS_MAX} months.")
     return term
+
+
+def _within_product(prod: dict, cents: int, term: int) -> None:
+    if not prod["amount_min_cents"] <= cents <= prod["amount_max_cents"]:
+        raise InvalidAmount(
+            f"A {prod['name'].lower()} is for {format_cents(prod['amount_min_cents'])} to "
+            f"{format_cents(prod['amount_max_cents'])}.")
+    if not prod["term_min_months"] <= term <= prod["term_max_months"]:
+        raise InvalidInput(
+            f"A {prod['name'].lower()} runs {prod['term_min_months']} to "
+            f"{prod['term_max_months']} months.")
 
 
 def _clean_text(value, label, chars_min, chars_max):
@@ -416,13 +428,16 @@ class Loans:
 
     def product_quote(self, product, principal, term_months) -> pd.DataFrame:
         """A quote at the product's highest rate: the most the applicant would pay (the manager
-        may approve a lower rate)."""
+        may approve a lower rate). Refuses what the product does not lend, as apply would."""
         prod = self._product(product)
+        _within_product(prod, to_cents(principal), clean_term(term_months))
         return self.quote(principal, prod["rate_max_percent"], term_months)
 
     # -- applications and decisions ----------------------------------------------------------
     def apply(self, actor, customer_id, *, product, principal, term_months, purpose,
-              monthly_income=None) -> int:
+              monthly_income=None, idempotency_key=None) -> int:
+        """File an application (status submitted). With an idempotency key, a repeat of the
+        same request returns the loan it created instead of filing a second one."""
         bank = self._bank
         cid = bank.customers._id(customer_id)
         bank.require(actor, "loan.apply", cid, entity="customer", entity_id=cid)
@@ -434,16 +449,20 @@ class Loans:
                                       and not monthly_income.strip()):
             raise InvalidInput("Please give the monthly income.")
         income_cents = to_cents(monthly_income, allow_zero=True)
-        if not prod["amount_min_cents"] <= cents <= prod["amount_max_cents"]:
-            raise InvalidAmount(
-                f"A {prod['name'].lower()} is for {format_cents(prod['amount_min_cents'])} to "
-                f"{format_cents(prod['amount_max_cents'])}.")
-        if not prod["term_min_months"] <= term <= prod["term_max_months"]:
-            raise InvalidInput(
-                f"A {prod['name'].lower()} runs {prod['term_min_months']} to "
-                f"{prod['term_max_months']} months.")
+        _within_product(prod, cents, term)
+
+        key = None if idempotency_key is None else _clean_key(idempotency_key)
 
         def fn(uow):
+            if key is not None:
+                prior = uow.fetchone(
+                    "SELECT id, customer_id, product_code, principal_cents, term_months "
+                    "FROM loans WHERE request_key = ?", [key])
+                if prior is not None:
+                    if tuple(prior[1:]) != (cid, prod["code"], cents, term):
+                        raise IdempotencyConflict(
+                            "This request key was already used for a different application.")
+                    return int(prior[0])
             row = uow.fetchone("SELECT status FROM customers WHERE id = ?", [cid])
             if row is None:
                 raise CustomerNotFound(f"There is no customer {cid}.")
@@ -454,9 +473,9 @@ class Loans:
             uow.execute(
                 "INSERT INTO loans (id, customer_id, product_code, principal_cents, term_months, "
                 "purpose, monthly_income_cents, status, applied_by, applied_role, applied_at, "
-                "applied_date) VALUES (?, ?, ?, ?, ?, ?, ?, 'submitted', ?, ?, ?, ?)",
-                [lid, cid, prod["code"], cents, term, purpose, income_cents, actor.username,
-                 actor.role, utcnow(), bank.state.business_date])
+                "applied_date, request_key) VALUES (?, ?, ?, ?, ?, ?, ?, 'submitted', ?, ?, ?, ?, "
+                "?)", [lid, cid, prod["code"], cents, term, purpose, income_cents,
+                       actor.username, actor.role, utcnow(), bank.state.business_date, key])
             bank.audit_row(uow, actor, "loan.apply", "loan", lid, after={
                 "customer_id": cid, "product": prod["code"], "principal": str(to_money(cents)),
                 "term_months": term, "purpose": purpose,

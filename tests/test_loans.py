@@ -193,6 +193,16 @@ def test_customer_applies_manager_approves_customer_sees_status(bank, staff, bor
     assert {"loan.apply", "loan.approve", "loan.disburse"} <= actions
 
 
+def test_an_application_with_a_repeated_key_is_filed_once(bank, borrower):
+    fields = dict(product="personal", principal="5000", term_months=24, purpose="a car repair",
+                  monthly_income="3000", idempotency_key="form-1")
+    first = bank.loans.apply(borrower["actor"], borrower["cid"], **fields)
+    assert bank.loans.apply(borrower["actor"], borrower["cid"], **fields) == first
+    with pytest.raises(IdempotencyConflict):
+        bank.loans.apply(borrower["actor"], borrower["cid"], **{**fields, "principal": "6000"})
+    assert bank.read_one("SELECT count(*) FROM loans")[0] == 1
+
+
 def test_rejection_reason_reaches_the_customer(bank, staff, borrower):
     lid = bank.loans.apply(borrower["actor"], borrower["cid"], product="car", principal="20000",
                            term_months=48, purpose="family car", monthly_income="900")
