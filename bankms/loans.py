@@ -619,7 +619,9 @@ class Loans:
         is_cash = isinstance(source_account, str) and source_account.strip().lower() == CASH
         if is_cash:
             if not getattr(actor, "is_staff", False):
-                raise PermissionDenied("Only a teller can take a cash payment.")
+                exc = PermissionDenied("Only a teller can take a cash payment.")
+                bank.record_refusal(actor, "loan.repay", exc, entity="loan", entity_id=lid)
+                raise exc
             source = INTERNAL["teller_cash"]
         else:
             source = accountnum.normalize(source_account)

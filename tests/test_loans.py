@@ -375,6 +375,10 @@ def test_refused_repayment_changes_nothing(bank, staff, borrower, source, error)
     assert after["outstanding_principal"] == before["outstanding_principal"]
     assert bank.read_one("SELECT count(*) FROM loan_payments")[0] == 0
     assert bank.audit.verify() == []
+    if error is PermissionDenied:
+        refused = bank.read("SELECT outcome FROM audit_log WHERE actor = 'ana' "
+                            "AND outcome = 'refused'")
+        assert len(refused) == 1
 
 
 def test_teller_cannot_take_payment_from_a_third_party_account(bank, staff, borrower):
