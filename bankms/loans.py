@@ -41,7 +41,6 @@ import calendar
 import datetime as dt
 import hashlib
 import json
-import uuid
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 import pandas as pd

@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import bankms
 from bankms.bank import INTERNAL
 from bankms.errors import (
     IdempotencyConflict,
