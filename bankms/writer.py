@@ -146,9 +146,10 @@ class Writer:
                 uow.commit()
             job.finish(result=result)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to its caller
-            job.finish(error=exc)
+            # Record the refusal before answering, so a caller reading right after sees it.
             if self._on_refusal is not None:
                 self._on_refusal(self._cur, exc)
+            job.finish(error=exc)
         finally:
             # Any job may have changed account rows that the poster caches.
             self._invalidate()
