@@ -50,6 +50,9 @@ def check_password_policy(password, username: str = "") -> None:
         # bcrypt reads only the first 72 bytes; refusing is better than silently ignoring a tail.
         raise PasswordPolicyError("The password is too long in bytes (at most 72); use fewer "
                                   "special characters.")
+    if password != password.strip():
+        # The sign-in widget strips what is typed, so such a password could never sign in.
+        raise PasswordPolicyError("The password must not begin or end with a space.")
     if username and password.lower() == username.lower():
         raise PasswordPolicyError("The password must not be the username.")
     if password.lower() in COMMON_PASSWORDS:
@@ -134,6 +137,14 @@ class Users:
             sql += " WHERE role = ?"
             params.append(role)
         return self._bank.read_df(sql + " ORDER BY role, username", params)
+
+    def locked(self, actor):
+        """Users locked out right now after too many failed sign-ins, for a manager to unlock."""
+        self._bank.require(actor, "user.read", entity="user")
+        return self._bank.read_df(
+            "SELECT username, full_name, role, locked_until FROM users "
+            "WHERE locked_until IS NOT NULL AND locked_until > ? ORDER BY locked_until",
+            [utcnow()])
 
     def _update(self, actor, username, action, changes: dict, *, revoke=False):
         bank = self._bank
@@ -317,11 +328,71 @@ class Auth:
                 "UPDATE sessions SET last_seen_at = ? WHERE id = ?", [now, sid]))
         return actor
 
+    def session_expires_at(self, sid) -> dt.datetime | None:
+        """When a session ends at the latest (its absolute timeout), for the cookie's expiry."""
+        row = self._bank.read_one("SELECT created_at FROM sessions WHERE id = ?", [sid])
+        if row is None:
+            return None
+        absolute_s = self._bank.settings.get_int("session_absolute_timeout_s", 43200)
+        return row[0] + dt.timedelta(seconds=absolute_s)
+
+    def issue_token(self, sid, key) -> str:
+        """A signed cookie token for a live session; it is worth nothing once the session ends."""
+        from . import tokens
+
+        row = self._bank.read_one("SELECT username FROM sessions WHERE id = ? "
+                                  "AND revoked_at IS NULL", [sid])
+        if row is None:
+            raise AuthenticationError("This session has ended; please sign in again.")
+        return tokens.issue(key, sid=sid, username=row[0],
+                            expires_at=self.session_expires_at(sid))
+
+    def session_from_token(self, token, key):
+        """(session id, actor) for a cookie token that is signed with our key, not expired and
+        names a live session of the same user; None otherwise. A refusal is audited, so forged,
+        expired and revoked cookies show up in the audit log."""
+        from . import tokens
+
+        payload, reason = tokens.inspect(key, token)
+        actor = None
+        if payload is not None:
+            actor = self.check_session(payload["sid"])
+            if actor is None:
+                reason = "session ended"
+            elif actor.username != payload["username"]:
+                actor, reason = None, "user mismatch"
+        if actor is None:
+            claimed = str(payload["username"])[:64] if payload else None
+            anonymous = security.Actor(username=claimed or "anonymous", role="anonymous")
+            self._bank.write(lambda uow: self._bank.audit_row(
+                uow, anonymous, "auth.cookie", "session", None, after={"reason": reason},
+                outcome="refused"))
+            return None
+        return payload["sid"], actor
+
+    def navigation_role(self, actor) -> str:
+        """Which set of pages a signed-in user may see: a user who must change their password
+        sees only that page; a customer who is not active (pending verification, suspended,
+        closed) sees nothing financial; everyone else sees their role's pages."""
+        if actor is None:
+            return "anonymous"
+        if self.must_change_password(actor.username):
+            return "must_change_password"
+        if actor.role == "customer":
+            row = self._bank.read_one("SELECT status FROM customers WHERE id = ?",
+                                      [actor.customer_id])
+            if row is None or row[0] != "active":
+                return "pending"
+        return actor.role
+
     def end_session(self, sid, reason="logout"):
         bank = self._bank
-        row = bank.read_one("SELECT username FROM sessions WHERE id = ?", [sid])
-        if row is None:
+        if not sid or not isinstance(sid, str):
             return
+        row = bank.read_one("SELECT username FROM sessions WHERE id = ? AND revoked_at IS NULL",
+                            [sid])
+        if row is None:
+            return  # unknown or already ended: nothing to revoke, nothing to audit twice
         actor = security.Actor(username=row[0], role="session")
 
         def fn(uow):
