@@ -59,6 +59,14 @@ def check_password_policy(password, username: str = "") -> None:
         raise PasswordPolicyError("This password is too common; please choose another one.")
 
 
+def temporary_password() -> str:
+    """A random password for a new or reset user, who must change it at the next sign-in."""
+    while True:
+        password = secrets.token_urlsafe(12)  # 16 characters, about 96 bits
+        if password[0] not in "-_" and password[-1] not in "-_":
+            return password
+
+
 def normalize_username(username) -> str:
     if not isinstance(username, str):
         raise InvalidInput("A username must be text.")
@@ -127,6 +135,10 @@ class Users:
         keys = ("id", "username", "role", "customer_id", "full_name", "email", "active",
                 "failed_attempts", "locked_until", "must_change_password")
         return dict(zip(keys, row))
+
+    def any_exist(self) -> bool:
+        """Whether any user exists (a fresh real bank has none until create-employee)."""
+        return self._bank.read_one("SELECT 1 FROM users LIMIT 1") is not None
 
     def list(self, actor, role=None):
         self._bank.require(actor, "user.read", entity="user")
@@ -200,7 +212,11 @@ class Users:
         """A signed-in user changes their own password; every other session of theirs ends."""
         if not isinstance(actor, security.Actor) or actor.role == "system":
             raise AuthenticationError("Please sign in first.")
-        self._bank.auth.verify_password(actor.username, old_password)
+        check = self._bank.auth.verify_password(actor.username, old_password)
+        if not check["ok"] or not check["active"]:
+            # Audited like a failed sign-in: someone at an open session may be guessing.
+            self._bank.auth._fail(actor.username, "wrong current password at password change")
+            raise AuthenticationError("The current password is wrong.")
         if old_password == new_password:
             raise PasswordPolicyError("The new password must differ from the old one.")
         check_password_policy(new_password, actor.username)

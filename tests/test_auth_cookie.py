@@ -190,3 +190,20 @@ def test_locked_users_listed(bank):
     assert list(bank.users.locked(manager)["username"]) == ["lou"]
     bank.users.unlock(manager, "lou")
     assert bank.users.locked(manager).empty
+
+
+@pytest.mark.parametrize("old, new, error", [
+    ("a long test password 1", "another long password 2", None),
+    ("not the current one!!", "another long password 2", "current password is wrong"),
+    ("a long test password 1", "a long test password 1", "differ"),
+    ("a long test password 1", "short", "at least 12"),
+])
+def test_change_password_checks_the_current_one(bank, old, new, error):
+    teller = employee(bank, "teller", username="tad", password="a long test password 1")
+    if error is None:
+        bank.users.change_password(teller, old, new)
+        assert bank.auth.login("tad", new).username == "tad"
+    else:
+        with pytest.raises(Exception, match=error):
+            bank.users.change_password(teller, old, new)
+        assert bank.auth.login("tad", "a long test password 1").username == "tad"
