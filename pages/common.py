@@ -168,6 +168,7 @@ def make_authenticator(bank):
     have fixed keys)."""
     import streamlit_authenticator as stauth
 
+    _quiet_cookie_manager()
     key = cookie_key()
     absolute_s = bank.settings.get_int("session_absolute_timeout_s", 43200)
     # The credentials dict holds no users and no hashes up front: our check adds the one user
@@ -203,12 +204,35 @@ def make_authenticator(bank):
     return authenticator
 
 
+def _quiet_cookie_manager() -> None:
+    """Stop the library's cookie manager from reading every cookie through a component at each
+    start: that costs a hidden frame and a second script run per page load, and its answer is
+    never used (the server reads the cookie from the request, st.context.cookies)."""
+    import extra_streamlit_components as stx
+    from streamlit_authenticator.models import cookie_model
+
+    if getattr(cookie_model.stx, "_bankms_quiet", False):
+        return
+
+    class QuietCookieManager(stx.CookieManager):
+        def __init__(self, key="init"):
+            self.cookie_manager = stx.CookieManager.__init__.__globals__["_component_func"]
+            self.cookies = {}
+
+    class Namespace:
+        _bankms_quiet = True
+        CookieManager = QuietCookieManager
+    cookie_model.stx = Namespace
+
+
 def run_cookie_job(authenticator) -> None:
     """Draw the pending cookie write or delete until the browser reports it done."""
     job = st.session_state.get("_cookie_job")
     if not job:
         return
     seq, token = job
+    # The cookie component has no height; keep its empty container from taking room.
+    st.html("<style>.element-container:has(iframe[height='0']) {display: none;}</style>")
     component = authenticator.cookie_controller.cookie_model.cookie_manager.cookie_manager
     if token is None:
         done = component(method="delete", cookie=COOKIE_NAME, key=f"bankms_cookie_{seq}",

@@ -188,6 +188,9 @@ def test_locked_users_listed(bank):
         with pytest.raises(Exception):
             bank.auth.login("lou", "wrong password here")
     assert list(bank.users.locked(manager)["username"]) == ["lou"]
+    audited = bank.read("SELECT action, outcome FROM audit_log WHERE entity_id = 'lou' "
+                        "AND action LIKE 'auth.%' ORDER BY id")
+    assert audited[-2:] == [("auth.lockout", "ok"), ("auth.login", "refused")]
     bank.users.unlock(manager, "lou")
     assert bank.users.locked(manager).empty
 

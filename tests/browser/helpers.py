@@ -169,15 +169,30 @@ def cookie(server: Server, token: str) -> dict:
 
 
 # -- driving the page ---------------------------------------------------------------------------
-def settle(page, quiet_s: float = 0.4) -> None:
-    """Wait until the app's script run is over and stays over for a moment (a component or a
-    rerun may start another run right after the first)."""
+def _watch_frames(page) -> None:
+    """Count the server's websocket messages: every script run sends some, so a quiet socket
+    plus an idle app means the page is done (even reruns started by a component)."""
+    state = {"frames": 0, "last": time.monotonic()}
+
+    def bump(_payload):
+        state["frames"] += 1
+        state["last"] = time.monotonic()
+    page.on("websocket", lambda ws: ws.on("framereceived", bump))
+    page._bankms_frames = state
+
+
+def settle(page, quiet_s: float = 0.3) -> None:
+    """Wait until the app is idle: no script running and no server message for quiet_s."""
     idle = "[data-testid=stApp][data-test-script-state=notRunning]"
+    state = getattr(page, "_bankms_frames", None)
     deadline = time.monotonic() + WAIT_MS / 1000
     while time.monotonic() < deadline:
         page.wait_for_selector(idle, timeout=WAIT_MS)
-        page.wait_for_timeout(int(quiet_s * 1000))
-        if page.locator(idle).count():
+        quiet_since = state["last"] if state else time.monotonic()
+        if time.monotonic() - quiet_since >= quiet_s and page.locator(idle).count():
+            return
+        page.wait_for_timeout(100 if state else int(quiet_s * 1000))
+        if not state and page.locator(idle).count():
             return
     raise AssertionError("the app did not settle")
 
@@ -188,6 +203,7 @@ def new_page(browser, server: Server, path: str = "", *, viewport=None, cookies=
     if cookies:
         context.add_cookies(list(cookies))
     page = context.new_page()
+    _watch_frames(page)
     page.goto(server.url + "/" + path.lstrip("/"))
     settle(page)
     return page
@@ -206,11 +222,30 @@ def login(page, username: str, password: str, *, expect_success: bool = True) ->
     """Sign in through the sign-in form of the page (which must show it)."""
     page.get_by_role("textbox", name="Username").fill(username)
     page.get_by_role("textbox", name="Password").fill(password)
-    page.get_by_role("button", name="Sign in", exact=True).click()
+    click_and_settle(page, page.get_by_role("button", name="Sign in", exact=True),
+                     settle_after=not expect_success)
     if expect_success:
         page.get_by_role("button", name="Sign out").wait_for(timeout=WAIT_MS)
         wait_for_cookie(page)
-    settle(page)
+        settle(page)
+
+
+def click_and_settle(page, locator, *, settle_after: bool = True) -> None:
+    """Click, wait for the server to answer (the run the click starts), then settle."""
+    state = page._bankms_frames
+    before = state["frames"]
+    locator.click()
+    deadline = time.monotonic() + 10
+    while state["frames"] == before and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    if settle_after:
+        settle(page)
+
+
+def error_text(page) -> str:
+    """The text of the error messages on the page, without their icons."""
+    texts = page.get_by_test_id("stAlertContentError").all_inner_texts()
+    return "\n".join(t.strip().splitlines()[-1] for t in texts if t.strip())
 
 
 def wait_for_cookie(page, present: bool = True, timeout_s: float = 15.0) -> dict | None:
@@ -225,8 +260,9 @@ def wait_for_cookie(page, present: bool = True, timeout_s: float = 15.0) -> dict
 
 
 def logout(page) -> None:
-    page.get_by_role("button", name="Sign out").click()
+    click_and_settle(page, page.get_by_role("button", name="Sign out"))
     page.get_by_role("button", name="Sign in", exact=True).wait_for(timeout=WAIT_MS)
+    wait_for_cookie(page, present=False)
     settle(page)
 
 
