@@ -90,17 +90,20 @@ class Server:
         self.db_path = str(self.folder / "bank.duckdb")
         self.key_path = str(self.folder / "cookie.key")
         self.key = tokens.load_or_create_key(self.key_path)
-        bank = bankms.open_bank(self.db_path, bcrypt_rounds=4)
-        try:
-            system = bank.system_actor()
-            for key, value in (settings or {}).items():
-                bank.settings.set(system, key, value)
-            self.facts = seed(bank) if seed else {}
-            # Anything else a test needs in the database before the server holds the file,
-            # such as sessions whose cookies the test will present.
-            self.prepared = prepare(bank, self) if prepare else None
-        finally:
-            bank.close()
+        self.facts, self.prepared = {}, None
+        if seed or settings or prepare:
+            bank = bankms.open_bank(self.db_path, bcrypt_rounds=4)
+            try:
+                system = bank.system_actor()
+                for key, value in (settings or {}).items():
+                    bank.settings.set(system, key, value)
+                self.facts = seed(bank) if seed else {}
+                # Anything else a test needs in the database before the server holds the
+                # file, such as sessions whose cookies the test will present.
+                self.prepared = prepare(bank, self) if prepare else None
+            finally:
+                bank.close()
+        # else: the app meets the database as it is (or makes it, on a first start).
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.folder / "server.log"
@@ -207,6 +210,24 @@ def new_page(browser, server: Server, path: str = "", *, viewport=None, cookies=
     page.goto(server.url + "/" + path.lstrip("/"))
     settle(page)
     return page
+
+
+def visit_each(browser, server: Server, paths, *, cookies=(), viewport=None):
+    """Yield (path, page) for each path, opened one after the other in one tab of one new
+    browser context that holds only the given cookies. Each visit is a new page load, hence a
+    new Streamlit session; the shared context keeps the browser cache warm."""
+    context = browser.new_context(viewport=viewport or DESKTOP)
+    try:
+        if cookies:
+            context.add_cookies(list(cookies))
+        page = context.new_page()
+        _watch_frames(page)
+        for path in paths:
+            page.goto(server.url + "/" + path.lstrip("/"))
+            settle(page)
+            yield path, page
+    finally:
+        context.close()
 
 
 def main_text(page) -> str:
