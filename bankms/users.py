@@ -236,21 +236,24 @@ class Auth:
         anonymous = security.Actor(username=username or "anonymous", role="anonymous")
 
         def fn(uow):
+            # Every failure runs the same statements (a read and an update, matching no row
+            # when the attempt is not counted), so an unknown username costs what a known
+            # one does and timing does not reveal which usernames exist.
             locked = False
-            if attempts_max is not None:
-                row = uow.fetchone("SELECT failed_attempts FROM users WHERE username = ?",
-                                   [username])
-                attempts = (row[0] if row else 0) + 1
-                if attempts >= attempts_max:
-                    until = utcnow() + dt.timedelta(seconds=lockout_s)
-                    uow.execute("UPDATE users SET failed_attempts = 0, locked_until = ? "
-                                "WHERE username = ?", [until, username])
-                    bank.audit_row(uow, anonymous, "auth.lockout", "user", username,
-                                   after={"locked_until": until.isoformat()})
-                    locked = True
-                else:
-                    uow.execute("UPDATE users SET failed_attempts = ? WHERE username = ?",
-                                [attempts, username])
+            counted = attempts_max is not None
+            row = uow.fetchone("SELECT failed_attempts FROM users WHERE username = ?",
+                               [username])
+            attempts = (row[0] if row else 0) + 1
+            if counted and attempts >= attempts_max:
+                until = utcnow() + dt.timedelta(seconds=lockout_s)
+                uow.execute("UPDATE users SET failed_attempts = 0, locked_until = ? "
+                            "WHERE username = ?", [until, username])
+                bank.audit_row(uow, anonymous, "auth.lockout", "user", username,
+                               after={"locked_until": until.isoformat()})
+                locked = True
+            else:
+                uow.execute("UPDATE users SET failed_attempts = ? WHERE username = ? AND ?",
+                            [attempts, username, counted])
             bank.audit_row(uow, anonymous, "auth.login", "user", username,
                            after={"reason": reason}, outcome="refused")
             return locked
@@ -272,15 +275,17 @@ class Auth:
         check = self.verify_password(username, password)
         name = check["username"]
         now = utcnow()
+        # Read the limits on every attempt, counted or not, for equal timing.
+        attempts_max = bank.settings.get_int("login_attempts_max", 5)
+        lockout_s = bank.settings.get_int("lockout_s", 900)
         if check["exists"] and check["locked_until"] is not None and check["locked_until"] > now:
             self._fail(name, "locked")
             raise AccountLocked("Too many failed attempts: this user is locked for a while. "
                                 "Try again later or ask a manager to unlock it.")
         if not check["ok"] or not check["active"]:
             if check["exists"] and check["active"]:
-                locked = self._fail(name, "bad password",
-                                    attempts_max=bank.settings.get_int("login_attempts_max", 5),
-                                    lockout_s=bank.settings.get_int("lockout_s", 900))
+                locked = self._fail(name, "bad password", attempts_max=attempts_max,
+                                    lockout_s=lockout_s)
                 if locked:
                     raise AccountLocked("Too many failed attempts: this user is now locked for "
                                         "a while.")

@@ -241,10 +241,12 @@ def run_cookie_job(authenticator) -> None:
         bank = get_bank()
         expires = bank.auth.session_expires_at(st.session_state.get("session_id")) or \
             dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        done = component(method="set", cookie=COOKIE_NAME, value=token, options={
-            "path": "/", "expires": expires.replace(microsecond=0).isoformat() + "Z",
-            "sameSite": "strict"},
-            key=f"bankms_cookie_{seq}", default=False)
+        options = {"path": "/", "expires": expires.replace(microsecond=0).isoformat() + "Z",
+                   "sameSite": "strict"}
+        if (st.context.url or "").startswith("https:"):
+            options["secure"] = True  # never sent over plain http once served over https
+        done = component(method="set", cookie=COOKIE_NAME, value=token, options=options,
+                         key=f"bankms_cookie_{seq}", default=False)
     if done and st.session_state.get("_cookie_job") == job:
         st.session_state.pop("_cookie_job", None)
 

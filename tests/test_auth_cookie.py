@@ -210,3 +210,31 @@ def test_change_password_checks_the_current_one(bank, old, new, error):
         with pytest.raises(Exception, match=error):
             bank.users.change_password(teller, old, new)
         assert bank.auth.login("tad", "a long test password 1").username == "tad"
+
+
+@pytest.mark.parametrize("case", ["unknown user", "wrong password", "inactive user",
+                                  "locked user"])
+def test_every_failed_sign_in_checks_one_bcrypt_hash(bank, monkeypatch, case):
+    """Unknown and known usernames fail through the same work (one bcrypt check of equal
+    cost and one audit write), so timing does not tell which usernames exist. The timings
+    themselves are measured by benchmarks/login_timing.py."""
+    import bcrypt
+
+    system = bank.system_actor()
+    employee(bank, "teller", username="tam")
+    if case == "inactive user":
+        bank.users.deactivate(system, "tam")
+    if case == "locked user":
+        for _ in range(5):
+            with pytest.raises(Exception):
+                bank.auth.login("tam", "wrong password here")
+    calls = []
+    real = bcrypt.checkpw
+    monkeypatch.setattr(bcrypt, "checkpw", lambda pw, h: calls.append(h) or real(pw, h))
+    username = "nobody" if case == "unknown user" else "tam"
+    password = "a long test password 1" if case in ("inactive user", "locked user") \
+        else "wrong password here"
+    with pytest.raises(Exception):
+        bank.auth.login(username, password)
+    assert len(calls) == 1
+    assert calls[0][:7] == f"$2b${bank.bcrypt_rounds:02d}$".encode()
