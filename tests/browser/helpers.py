@@ -212,20 +212,28 @@ def new_page(browser, server: Server, path: str = "", *, viewport=None, cookies=
     return page
 
 
-def visit_each(browser, server: Server, paths, *, cookies=(), viewport=None):
-    """Yield (path, page) for each path, opened one after the other in one tab of one new
-    browser context that holds only the given cookies. Each visit is a new page load, hence a
-    new Streamlit session; the shared context keeps the browser cache warm."""
+def visit_each(browser, server: Server, paths, *, cookies=(), viewport=None, tabs: int = 4):
+    """Yield (path, page) for each path, each a new page load (a new Streamlit session) in one
+    new browser context that holds only the given cookies. Up to `tabs` pages load side by
+    side; the shared context keeps the browser cache warm."""
     context = browser.new_context(viewport=viewport or DESKTOP)
     try:
         if cookies:
             context.add_cookies(list(cookies))
-        page = context.new_page()
-        _watch_frames(page)
-        for path in paths:
-            page.goto(server.url + "/" + path.lstrip("/"))
-            settle(page)
-            yield path, page
+        paths = list(paths)
+        for start in range(0, len(paths), tabs):
+            batch = []
+            for path in paths[start:start + tabs]:
+                page = context.new_page()
+                _watch_frames(page)
+                page.goto(server.url + "/" + path.lstrip("/"), wait_until="commit")
+                batch.append((path, page))
+            for path, page in batch:
+                page.wait_for_load_state("load")
+                settle(page)
+                yield path, page
+            for _, page in batch:
+                page.close()
     finally:
         context.close()
 
