@@ -238,3 +238,27 @@ def test_every_failed_sign_in_checks_one_bcrypt_hash(bank, monkeypatch, case):
         bank.auth.login(username, password)
     assert len(calls) == 1
     assert calls[0][:7] == f"$2b${bank.bcrypt_rounds:02d}$".encode()
+
+
+@pytest.mark.parametrize("settings, idle_s, age_s, alive", [
+    ({}, 890, 890, True),
+    ({}, 901, 901, False),                                  # idle 15 minutes by default
+    ({}, 10, 43201, False),                                 # absolute 12 hours by default
+    ({}, 10, 43100, True),
+    ({"session_idle_timeout_s": 60}, 61, 61, False),        # both are settings
+    ({"session_absolute_timeout_s": 3600}, 10, 3601, False),
+])
+def test_session_timeouts(bank, settings, idle_s, age_s, alive):
+    system = bank.system_actor()
+    for key, value in settings.items():
+        bank.settings.set(system, key, value)
+    sid = bank.auth.start_session(employee(bank, "teller"))
+    now = utcnow()
+    bank.write(lambda uow: uow.execute(
+        "UPDATE sessions SET created_at = ?, last_seen_at = ? WHERE id = ?",
+        [now - dt.timedelta(seconds=age_s), now - dt.timedelta(seconds=idle_s), sid]))
+    assert (bank.auth.check_session(sid) is not None) == alive
+    if not alive:
+        reason = bank.read_one("SELECT after FROM audit_log WHERE action = 'auth.logout' "
+                               "ORDER BY id DESC LIMIT 1")[0]
+        assert "timeout" in reason
