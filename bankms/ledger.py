@@ -275,7 +275,9 @@ class BatchPoster:
     def _external_out(req, accounts):
         """Cents this request sends to accounts that are not the acting customer's own."""
         own = req.actor.customer_id
-        return sum(-d for n, d in req.legs if d > 0 and accounts[n][1] != own)
+        # Credits to other people's accounts are what leaves the customer: count them as a
+        # positive sum (the legs' own sign would make it negative and the limit never bite).
+        return sum(d for n, d in req.legs if d > 0 and accounts[n][1] != own)
 
     def _guard(self, req, accounts, reversed_ids, spent_today):
         # Fixed order: accounts exist, the actor may act on them, the transaction can be

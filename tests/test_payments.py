@@ -423,7 +423,6 @@ def test_reversal_twice_in_one_batch_posts_once(w):
 
 # -- customer daily limit ----------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="bug: the daily limit counts outgoing cents as negative")
 def test_customer_daily_transfer_limit(w):
     b = w.bank
     b.settings.set(w.system, "customer_daily_transfer_cents_max", "10000")
@@ -443,7 +442,6 @@ def test_customer_daily_transfer_limit(w):
     assert b.audit.verify() == []
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the daily limit counts outgoing cents as negative")
 def test_customer_daily_limit_in_one_batch(w):
     """Transfers that arrive together still count against each other."""
     import threading
