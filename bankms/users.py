@@ -189,7 +189,9 @@ class Users:
         """A signed-in user changes their own password; every other session of theirs ends."""
         if not isinstance(actor, security.Actor) or actor.role == "system":
             raise AuthenticationError("Please sign in first.")
-        self._bank.auth.verify_password(actor.username, old_password)
+        # Someone at an unattended, signed-in screen must not be able to take the account over.
+        if not self._bank.auth.verify_password(actor.username, old_password)["ok"]:
+            raise AuthenticationError("The current password is wrong.")
         if old_password == new_password:
             raise PasswordPolicyError("The new password must differ from the old one.")
         check_password_policy(new_password, actor.username)

@@ -627,7 +627,6 @@ def test_change_password_revokes_sessions(bank):
         bank.users.change_password(None, new, "whatever password 3")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: change_password ignores a wrong old password")
 def test_change_password_needs_the_old_password(bank):
     teller = employee(bank, "teller", username="tina")
     sid = bank.auth.start_session(teller)
