@@ -7,6 +7,7 @@ is a cache of the sum of its postings, updated in the same database transaction,
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -215,7 +216,8 @@ class BatchPoster:
                         "This request key was already used for a different request; "
                         "nothing was posted."))
                 else:
-                    outcomes.append(receipt)
+                    # A twin in the same batch is a replay too: only the first one posted.
+                    outcomes.append(dataclasses.replace(receipt, replayed=True))
                 continue
             try:
                 self._guard(req, accounts, reversed_ids, spent_today)

@@ -447,7 +447,6 @@ def test_reversal_twice_in_one_batch_posts_once(w):
     assert b.audit.verify() == []
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a duplicate within one batch says replayed=False")
 def test_same_key_twice_in_one_batch_posts_once_and_says_replayed(w):
     b = w.bank
     before = cents(b, w.a1)
