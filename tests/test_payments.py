@@ -269,6 +269,19 @@ def test_setup_sanity(w):
     assert b.accounts.available(w.system, w.b1) == Decimal("260.00")
 
 
+@pytest.mark.xfail(strict=True, reason="bug: the refusal states balance, not what is available")
+def test_insufficient_funds_says_what_is_available(w):
+    """The refusal names what could leave the account now, overdraft included."""
+    b = w.bank
+    # (withdrawal that succeeds first or None, refused amount, available in the message)
+    for first, refused, available in [(None, "260.01", "$260.00"), ("160.00", "150.00", "$100.00"),
+                                      ("100.00", "0.01", "$0.00")]:
+        if first:
+            b.payments.withdraw(w.teller, w.b1, first)
+        with pytest.raises(InsufficientFunds, match=rf"has \{available} available"):
+            b.payments.withdraw(w.teller, w.b1, refused)
+
+
 # (case id, the call that must succeed, {account attribute: expected change in cents})
 ACCEPTED = [
     ("deposit", lambda w: w.bank.payments.deposit(w.teller, w.a1, "12.34"), {"a1": 1234}),
@@ -336,6 +349,13 @@ def test_receipt_and_stored_rows(w):
 
 
 # -- idempotency -------------------------------------------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="bug: a bad transaction id raises ValueError/TypeError")
+@pytest.mark.parametrize("bad", ["abc", None, "1.5", ""])
+def test_get_with_a_bad_id_is_refused_plainly(w, bad):
+    with pytest.raises(InvalidInput):
+        w.bank.payments.get(w.teller, bad)
+
 
 def test_same_key_same_content_returns_first_receipt(w):
     b = w.bank
