@@ -325,10 +325,11 @@ class BatchPoster:
             if delta < 0 and acc[1] is not None:
                 available = acc[4] - acc[5] + acc[6]
                 if available + delta < 0:
+                    # Name what can leave now (overdraft included), never a negative figure.
                     raise InsufficientFunds(
-                        f"Account {number} has {format_cents(max(acc[4] - acc[5], -acc[6]))} "
-                        f"available"
-                        + (f" (with an overdraft limit of {format_cents(acc[6])})" if acc[6] else "")
+                        f"Account {number} has {format_cents(max(available, 0))} available"
+                        + (f" (including an overdraft limit of {format_cents(acc[6])})"
+                           if acc[6] else "")
                         + f"; {format_cents(-delta)} is more than that.")
 
     def _audit_row(self, now, req, outcome, after, entity_id=None):

@@ -269,7 +269,6 @@ def test_setup_sanity(w):
     assert b.accounts.available(w.system, w.b1) == Decimal("260.00")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the refusal states balance, not what is available")
 def test_insufficient_funds_says_what_is_available(w):
     """The refusal names what could leave the account now, overdraft included."""
     b = w.bank
