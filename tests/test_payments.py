@@ -349,7 +349,6 @@ def test_receipt_and_stored_rows(w):
 
 # -- idempotency -------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="bug: a bad transaction id raises ValueError/TypeError")
 @pytest.mark.parametrize("bad", ["abc", None, "1.5", ""])
 def test_get_with_a_bad_id_is_refused_plainly(w, bad):
     with pytest.raises(InvalidInput):
