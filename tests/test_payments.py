@@ -2,6 +2,7 @@
 reversals, the customer daily limit, and the audit trail of refusals."""
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from decimal import Decimal
@@ -89,15 +90,14 @@ def typo(number):
     return number[:4] + digit + number[5:]
 
 
-@pytest.fixture
-def w(bank, system):
+def build_world(bank, system):
     """A small bank: Alice (checking 1,000.00 and savings 100.00), Bob (checking 50.00 with a
     200.00 overdraft), a closed account, a frozen account, a suspended holder, and the actors."""
     alice_id = make_customer(bank, name="Alice Able")
     bob_id = make_customer(bank, name="Bob Baker")
     carol_id = make_customer(bank, name="Carol Cole")
-    world = SimpleNamespace(
-        bank=bank, system=system, alice_id=alice_id, bob_id=bob_id,
+    world = dict(
+        alice_id=alice_id, bob_id=bob_id,
         a1=funded_account(bank, "1000.00", customer_id=alice_id),
         a2=funded_account(bank, "100.00", kind="savings", customer_id=alice_id),
         b1=funded_account(bank, "50.00", customer_id=bob_id, overdraft_limit="200"),
@@ -105,17 +105,45 @@ def w(bank, system):
         frozen=funded_account(bank, "300.00", customer_id=bob_id),
         suspended=funded_account(bank, "20.00", customer_id=carol_id),
         unknown=accountnum.make(99_999_999),
-        teller=employee(bank, "teller"),
-        manager=employee(bank, "manager"),
-        alice=login_for(bank, alice_id, "alice"),
-        bob=login_for(bank, bob_id, "bob"),
+        teller=employee(bank, "teller").username,
+        manager=employee(bank, "manager").username,
+        alice=login_for(bank, alice_id, "alice").username,
+        bob=login_for(bank, bob_id, "bob").username,
     )
-    bank.accounts.close(system, world.closed)
-    bank.accounts.freeze(system, world.frozen)
+    bank.accounts.close(system, world["closed"])
+    bank.accounts.freeze(system, world["frozen"])
     bank.customers.set_status(system, carol_id, "suspended", "fraud check")
-    world.transfer = bank.payments.transfer(system, world.a1, world.b1, "10.00", memo="seed")
-    world.deposit = bank.payments.deposit(system, world.a1, "5.00")
+    world["transfer"] = bank.payments.transfer(system, world["a1"], world["b1"], "10.00",
+                                               memo="seed")
+    world["deposit"] = bank.payments.deposit(system, world["a1"], "5.00")
     return world
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """Build the world once; each test gets its own copy of the closed database file."""
+    path = tmp_path_factory.mktemp("payments") / "template.duckdb"
+    bank = bankms.open_bank(str(path), bcrypt_rounds=4)
+    try:
+        world = build_world(bank, bank.system_actor())
+    finally:
+        bank.close()
+    return path, world
+
+
+@pytest.fixture
+def w(template, tmp_path):
+    path, world = template
+    copy = tmp_path / "bank.duckdb"
+    shutil.copyfile(path, copy)
+    bank = bankms.open_bank(str(copy), bcrypt_rounds=4)
+    try:
+        ns = SimpleNamespace(bank=bank, system=bank.system_actor(), **world)
+        for role in ("teller", "manager", "alice", "bob"):
+            setattr(ns, role, bank.auth.actor_for(world[role]))
+        yield ns
+    finally:
+        bank.close()
 
 
 # (case id, the call that must be refused, the error class expected)
