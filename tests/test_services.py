@@ -1,4 +1,4 @@
-"""Customers, accounts, users and sign-in, sessions, and a bank closed and reopened from its file."""
+"""Customers, accounts, users and sign-in, sessions, and a bank reopened from its file."""
 from __future__ import annotations
 
 import datetime as dt
