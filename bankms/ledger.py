@@ -7,6 +7,7 @@ is a cache of the sum of its postings, updated in the same database transaction,
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -228,7 +229,8 @@ class BatchPoster:
                         "This request key was already used for a different request; "
                         "nothing was posted."))
                 else:
-                    outcomes.append(receipt)
+                    # A twin in the same batch is a replay too: only the first one posted.
+                    outcomes.append(dataclasses.replace(receipt, replayed=True))
                 continue
             try:
                 self._guard(req, accounts, reversed_ids, spent_today)
@@ -288,7 +290,9 @@ class BatchPoster:
     def _external_out(req, accounts):
         """Cents this request sends to accounts that are not the acting customer's own."""
         own = req.actor.customer_id
-        return sum(-d for n, d in req.legs if d > 0 and accounts[n][1] != own)
+        # Credits to other people's accounts are what leaves the customer: count them as a
+        # positive sum (the legs' own sign would make it negative and the limit never bite).
+        return sum(d for n, d in req.legs if d > 0 and accounts[n][1] != own)
 
     def _guard(self, req, accounts, reversed_ids, spent_today):
         # Fixed order: accounts exist, the actor may act on them, the transaction can be
@@ -334,10 +338,11 @@ class BatchPoster:
             if delta < 0 and acc[1] is not None:
                 available = acc[4] - acc[5] + acc[6]
                 if available + delta < 0:
+                    # Name what can leave now (overdraft included), never a negative figure.
                     raise InsufficientFunds(
-                        f"Account {number} has {format_cents(max(acc[4] - acc[5], -acc[6]))} "
-                        f"available"
-                        + (f" (with an overdraft limit of {format_cents(acc[6])})" if acc[6] else "")
+                        f"Account {number} has {format_cents(max(available, 0))} available"
+                        + (f" (including an overdraft limit of {format_cents(acc[6])})"
+                           if acc[6] else "")
                         + f"; {format_cents(-delta)} is more than that.")
 
     def _audit_row(self, now, req, outcome, after, entity_id=None):

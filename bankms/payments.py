@@ -37,6 +37,15 @@ def clean_memo(memo) -> str:
     return memo
 
 
+def clean_transaction_id(value) -> int:
+    if isinstance(value, bool):
+        raise InvalidInput("A transaction id is a whole number.")
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        raise InvalidInput(f"'{value}' is not a transaction id.") from None
+
+
 class Payments:
     def __init__(self, bank):
         self._bank = bank
@@ -87,10 +96,7 @@ class Payments:
         bank.require(actor, "payment.reverse", entity="transaction", entity_id=transaction_id)
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidInput("Please give a reason for the reversal.")
-        try:
-            tid = int(transaction_id)
-        except (TypeError, ValueError):
-            raise InvalidInput(f"'{transaction_id}' is not a transaction id.") from None
+        tid = clean_transaction_id(transaction_id)
         original = bank.read_one("SELECT kind, amount_cents, source_account, target_account, "
                                  "reverses_id FROM transactions WHERE id = ?", [tid])
         if original is None:
@@ -113,9 +119,10 @@ class Payments:
 
     def get(self, actor, transaction_id) -> dict:
         bank = self._bank
+        tid = clean_transaction_id(transaction_id)
         row = bank.read_one("SELECT id, kind, amount_cents, memo, source_account, "
                             "target_account, actor, posted_at, business_date, reverses_id "
-                            "FROM transactions WHERE id = ?", [int(transaction_id)])
+                            "FROM transactions WHERE id = ?", [tid])
         if row is None:
             raise TransactionNotFound(f"There is no transaction {transaction_id}.")
         owners = {r[0] for r in bank.read(
