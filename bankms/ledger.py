@@ -162,19 +162,11 @@ class BatchPoster:
     def _post(self, uow, requests, lookup_keys):
         now = utcnow()
         keys = list({r.idempotency_key for r in requests})
-        known = {}
         # Repeated keys are rare, so the key table is not read up front: its primary key
         # refuses a repeat at insert, and the writer then reruns the batch with lookup_keys.
-        if keys and lookup_keys:
-            rows = uow.fetchall(
-                "SELECT k.key, k.request_hash, t.id, t.amount_cents, t.kind, t.source_account, "
-                "t.target_account, t.posted_at, t.memo FROM idempotency_keys k "
-                "JOIN transactions t ON t.id = k.transaction_id WHERE " + _unnest_in("k.key"),
-                [keys],
-            )
-            for key, rhash, tid, amount, kind, src, tgt, posted, memo in rows:
-                known[key] = (rhash, Receipt(tid, key, to_money(amount), kind, src, tgt, posted,
-                                             memo or "", replayed=True))
+        # A request that a guard refuses is looked up before the refusal is given, since an
+        # earlier success under its key must win over a guard (the account may have changed).
+        known = self._lookup_keys(uow, keys) if keys and lookup_keys else {}
         # Only this thread writes, so account rows read once stay true until some other write
         # job runs or a batch fails; both clear this cache (see invalidate).
         accounts = self._accounts
@@ -235,6 +227,15 @@ class BatchPoster:
             try:
                 self._guard(req, accounts, reversed_ids, spent_today)
             except BankError as refusal:
+                if not lookup_keys:
+                    earlier = self._lookup_keys(uow, [key]).get(key)
+                    if earlier is not None:
+                        rhash, receipt = earlier
+                        outcomes.append(receipt if rhash == req.request_hash else
+                                        IdempotencyConflict(
+                                            "This request key was already used for a different "
+                                            "request; nothing was posted."))
+                        continue
                 outcomes.append(refusal)
                 audit_rows.append(self._audit_row(now, req, "refused", {
                     "reason": type(refusal).__name__, "message": str(refusal)}))
@@ -285,6 +286,21 @@ class BatchPoster:
             self._audit_app.append_rows(audit_rows)
             self._audit_app.flush()
         return outcomes
+
+    @staticmethod
+    def _lookup_keys(uow, keys):
+        """Key -> (request hash, the first receipt, marked replayed) for keys already used."""
+        known = {}
+        rows = uow.fetchall(
+            "SELECT k.key, k.request_hash, t.id, t.amount_cents, t.kind, t.source_account, "
+            "t.target_account, t.posted_at, t.memo FROM idempotency_keys k "
+            "JOIN transactions t ON t.id = k.transaction_id WHERE " + _unnest_in("k.key"),
+            [keys],
+        )
+        for key, rhash, tid, amount, kind, src, tgt, posted, memo in rows:
+            known[key] = (rhash, Receipt(tid, key, to_money(amount), kind, src, tgt, posted,
+                                         memo or "", replayed=True))
+        return known
 
     @staticmethod
     def _external_out(req, accounts):
