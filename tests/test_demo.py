@@ -253,3 +253,14 @@ def test_cli_demo_then_verify_init_and_backup(tmp_path):
         assert backup.audit.verify() == [] and demo_exists(backup)
         count = "SELECT count(*) FROM customers"
         assert scalar(backup, count) == scalar(original, count) == 30
+
+
+def test_cli_init_leaves_a_real_bank_without_a_demo(tmp_path):
+    db = str(tmp_path / "real.duckdb")
+    with bankms.open_bank(db, bcrypt_rounds=4) as bank:
+        make_customer(bank)
+    done = run_cli("--db", db, "init")
+    assert done.returncode == 0, done.stderr
+    with bankms.open_bank(db, bcrypt_rounds=4) as bank:
+        assert not demo_exists(bank)
+        assert scalar(bank, "SELECT count(*) FROM customers") == 1
