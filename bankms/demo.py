@@ -875,7 +875,6 @@ class _Builder:
         rng = self.rng
         ws, we, month, year, full = self.windows[w]
         tx = _Tx()
-        a = self.a
         month_name = f"{calendar.month_name[month]} {year}"
         stop = self.acc_stop
         open_ = self.acc_open
@@ -935,28 +934,30 @@ class _Builder:
         self._move(tx, morning + 60 * MINUTE, TRANSFER, self.memo("Standing order to savings"),
                    amount, chk[c], self.sav[c])
 
-        # 7. The rest of the month: payments in time order within what the account can spend.
+        # 6. What each account may spend for the rest of the month: its balance after the
+        # morning plus its overdraft limit. Later credits are deliberately not counted.
         spenders = np.flatnonzero(live & (self.acc_kind != SAVINGS))
         free_start = np.where(pre[spenders], ws + 8 * HOUR, open_[spenders] + 2 * HOUR)
         free_end = np.minimum(np.minimum(stop[spenders], we), self.end) - MINUTE
         keep = free_end > free_start
         spenders, free_start, free_end = spenders[keep], free_start[keep], free_end[keep]
         budget = np.maximum(self.bal[spenders] + self.acc_limit[spenders], 0)
-        # 6. Closing savings: everything to the holder's checking, then the account closes. This
-        # arrives after the morning, so it is credited only after the budgets are fixed.
+
+        # 7. Closing savings: everything to the holder's checking, then the account closes.
         acc = np.flatnonzero(closing_now)
         holder_chk = chk[self.acc_cust[acc]]
         amount = np.maximum(self.bal[acc], 0)
         self._move(tx, stop[acc] - 5 * MINUTE, TRANSFER,
                    self.memo("Closing balance to checking"), amount, acc, holder_chk)
 
+        # 8. Payments through the month, kept in time order while they fit the budget.
         items = self._month_items(spenders, free_start, free_end, ws, we, month, full)
         self._spend(tx, items, spenders, budget)
 
-        # 8. Money that arrives during the month (counted in no budget): sales of businesses.
+        # 9. Money that arrives during the month (counted in no budget): sales of businesses.
         self._sales(tx, spenders, free_start, free_end)
 
-        # 9. Month end: savings interest on the closing balance (not for the running month).
+        # 10. Month end: savings interest on the closing balance (not for the running month).
         if full:
             acc = np.flatnonzero((self.acc_kind == SAVINGS) & (open_ < we) & (stop >= we)
                                  & (self.bal > 0))
