@@ -42,7 +42,9 @@ def main() -> int:
         if done.returncode != 0:
             print(done.stderr, file=sys.stderr)
             return done.returncode
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        child = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_mb = child.ru_maxrss / 1024
+        cpu_s = child.ru_utime + child.ru_stime
         size_mb = os.path.getsize(db) / 2**20
         with bankms.open_bank(db, bcrypt_rounds=4) as bank:
             transactions, postings, customers, accounts = bank.read_one(
@@ -55,7 +57,8 @@ def main() -> int:
 
     rows = transactions + postings
     print(f"demo: {customers:,} customers, {accounts:,} accounts, {args.months} months")
-    print(f"seconds:        {seconds:8.1f}  (whole command)")
+    print(f"seconds:        {seconds:8.1f}  (whole command; {cpu_s:.1f} s CPU, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     print(f"transactions:   {transactions:12,}")
     print(f"postings:       {postings:12,}")
     print(f"rows/s:         {rows / seconds:12,.0f}  (transactions + postings)")
