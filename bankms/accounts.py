@@ -219,8 +219,10 @@ class Accounts:
             like = f"%{text.lower()}%"
             params += [like, like, like, text]
         sql += " ORDER BY posted_at DESC, posting_id DESC"
-        if limit:
-            sql += f" LIMIT {int(limit)}"
+        if limit is not None and limit != 0:  # None or 0: every row, as before
+            if isinstance(limit, bool) or not str(limit).strip().isdigit():
+                raise InvalidInput("The number of rows must be a whole number.")
+            sql += f" LIMIT {int(str(limit).strip())}"
         df = self._bank.read_df(sql, params)
         df["counterparty"] = [
             (tgt if amt < 0 else src) if kind == "transfer" else kind

@@ -181,6 +181,8 @@ class Approvals:
             if req.request_hash != row["request_hash"]:
                 raise AssertionError(f"approval request {rid} no longer matches its hash")
             receipt = bank.post_in(uow, req)
+            if isinstance(receipt, BaseException):
+                raise receipt  # roll back the hold's release too: the request stays pending
             uow.execute("UPDATE approval_requests SET status = 'approved', decided_by = ?, "
                         "decided_at = ?, transaction_id = ? WHERE id = ?",
                         [actor.username, now, receipt.transaction_id, rid])

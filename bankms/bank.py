@@ -25,6 +25,8 @@ INTERNAL_ACCOUNTS = [
     ("GL4000", "interest_income", "Interest income"),
     ("GL4100", "fee_income", "Fee income"),
     ("GL5000", "interest_expense", "Interest expense"),
+    # Loans written off move their unpaid principal here (loans.py).
+    ("GL5100", "loan_losses", "Loan losses"),
 ]
 INTERNAL = {code: number for number, code, _ in INTERNAL_ACCOUNTS}
 
@@ -35,6 +37,10 @@ DEFAULT_SETTINGS = {
     "lockout_s": "900",
     "session_idle_timeout_s": "900",
     "session_absolute_timeout_s": "43200",
+    # Loans and end of day (loans.py, eod.py).
+    "loan_late_fee_cents": "2500",
+    "loan_late_fee_grace_days": "5",
+    "dormancy_months": "12",
 }
 
 
@@ -136,23 +142,27 @@ class Bank:
         return self._writer.post(request)
 
     def post_in(self, uow, request):
-        """Post one request inside a unit of work already running on the writer thread (from
-        a `write` fn), with the same guards and idempotency as `post`, so a service can post
-        atomically with its own writes. Raises the refusal; the caller's fn then rolls back."""
+        """Apply one PostingRequest inside the caller's unit of work (writer thread only), with
+        every guard of `post`, so that a service can change its own tables in the same database
+        transaction as the money. Returns the Receipt, or the refusal (a BankError) without
+        raising it: the caller decides whether to keep the refusal's audit row (return
+        normally) or roll everything back (raise). Keys are looked up first, so a repeated key
+        answers with the earlier receipt. The caller may have changed account rows earlier in
+        its fn (released a hold, say), so the poster's cached rows are dropped and read afresh."""
         poster = self._writer._post_batch
-        # The fn may already have changed account rows (released a hold, say) that the poster
-        # caches between batches, so read them afresh; and a repeated key must be answered
-        # from the key table here, since a constraint error would spoil the caller's fn.
         poster.invalidate()
-        outcome = poster(uow, [request], lookup_keys=True)[0]
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
+        return poster(uow, [request], lookup_keys=True)[0]
 
     def check_in(self, uow, request) -> dict:
         """Run the posting guards for one request inside a writer fn without posting it;
         returns the accounts it read (see BatchPoster._load_accounts) or raises the refusal."""
         return self._writer._post_batch.check(uow, request)
+
+    def end_of_day(self, actor, until=None, progress=None):
+        """Close every business day from the current business date up to `until` (default:
+        today), in order; see eod.py. progress(done, total) is called after each day."""
+        from .eod import end_of_day
+        return end_of_day(self, actor, until=until, progress=progress)
 
     def audit_row(self, uow, actor, action, entity=None, entity_id=None, before=None,
                   after=None, outcome="ok"):
@@ -216,6 +226,10 @@ class Bank:
             for key, value in DEFAULT_SETTINGS.items():
                 cur.execute("INSERT INTO settings VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
                             [key, value])
+            # The business date is stored from the first open on, so that a bank reopened days
+            # later still knows which days end of day has not closed yet.
+            cur.execute("INSERT INTO settings VALUES ('business_date', ?) "
+                        "ON CONFLICT (key) DO NOTHING", [now.date().isoformat()])
             cur.execute("COMMIT")
         except Exception:
             cur.execute("ROLLBACK")

@@ -164,27 +164,12 @@ class Customers:
         if getattr(actor, "is_staff", False):
             pending = bank.approvals.list(actor, "pending", customer_id=cid)
         return {"profile": profile, "accounts": accounts, "activity": activity,
-                "loans": self._loans(cid), "pending_approvals": pending}
+                "loans": self._loans(actor, cid), "pending_approvals": pending}
 
-    def _loans(self, cid):
-        """This customer's loans, or None while no loans table with a customer_id exists
-        (the loans module is optional)."""
-        import pandas as pd
-
-        from .money import to_money
-
-        bank = self._bank
-        columns = [r[0] for r in bank.read(
-            "SELECT column_name FROM duckdb_columns() WHERE table_name = 'loans' "
-            "AND schema_name = 'main' ORDER BY column_index")]
-        if "customer_id" not in columns:
-            return None
-        df = bank.read_df("SELECT * FROM loans WHERE customer_id = ? ORDER BY 1", [cid])
-        for column in [c for c in df.columns if c.endswith("_cents")]:
-            df[column[:-len("_cents")]] = [None if pd.isna(c) else to_money(c)
-                                           for c in df[column].astype(object)]
-            df = df.drop(columns=[column])
-        return df
+    def _loans(self, actor, cid):
+        """This customer's loans, or None when the loans module is not installed."""
+        loans = getattr(self._bank, "loans", None)
+        return None if loans is None else loans.list(actor, cid)
 
     @staticmethod
     def _id(customer_id) -> int:

@@ -95,3 +95,7 @@ class ApprovalNotFound(BankError):
 
 class InvalidState(BankError):
     pass
+
+
+class WeakCookieKey(BankError):
+    """The sign-in cookie key is missing, short, well known or readable by others."""

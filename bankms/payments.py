@@ -42,6 +42,15 @@ def clean_memo(memo) -> str:
     return memo
 
 
+def clean_transaction_id(value) -> int:
+    if isinstance(value, bool):
+        raise InvalidInput("A transaction id is a whole number.")
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        raise InvalidInput(f"'{value}' is not a transaction id.") from None
+
+
 class Payments:
     def __init__(self, bank):
         self._bank = bank
@@ -99,10 +108,7 @@ class Payments:
         bank.require(actor, "payment.reverse", entity="transaction", entity_id=transaction_id)
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidInput("Please give a reason for the reversal.")
-        try:
-            tid = int(transaction_id)
-        except (TypeError, ValueError):
-            raise InvalidInput(f"'{transaction_id}' is not a transaction id.") from None
+        tid = clean_transaction_id(transaction_id)
         original = bank.read_one("SELECT kind, amount_cents, source_account, target_account, "
                                  "reverses_id FROM transactions WHERE id = ?", [tid])
         if original is None:
@@ -185,10 +191,7 @@ class Payments:
 
     def get(self, actor, transaction_id) -> dict:
         bank = self._bank
-        try:
-            tid = int(str(transaction_id).strip())
-        except (TypeError, ValueError):
-            raise InvalidInput(f"'{transaction_id}' is not a transaction id.") from None
+        tid = clean_transaction_id(transaction_id)
         row = bank.read_one("SELECT id, kind, amount_cents, memo, source_account, "
                             "target_account, actor, posted_at, business_date, reverses_id "
                             "FROM transactions WHERE id = ?", [tid])

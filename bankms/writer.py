@@ -53,6 +53,7 @@ class Writer:
         self.gap_s = 0.0005
         self._thread = threading.Thread(target=self._run, name="bankms-writer", daemon=True)
         self._stopped = False
+        self._closing = threading.Lock()
         self.batches = 0
         self.batched_requests = 0
         self._thread.start()
@@ -72,21 +73,26 @@ class Writer:
     def _submit(self, kind, payload):
         if threading.current_thread() is self._thread:
             raise RuntimeError("the writer thread cannot wait on itself")
-        if self._stopped:
-            raise RuntimeError("the bank is closed")
         job = _Job(kind, payload)
-        self._queue.put(job)
+        # The check and the put happen under one lock with stop(), so no job can be queued
+        # behind the stop marker and wait forever.
+        with self._closing:
+            if self._stopped:
+                raise RuntimeError("the bank is closed")
+            self._queue.put(job)
         return job.wait()
 
     def stop(self):
-        if not self._stopped:
+        with self._closing:
+            if self._stopped:
+                return
             self._stopped = True
             self._queue.put(None)
-            self._thread.join()
-            try:
-                self._cur.close()
-            except Exception:
-                pass
+        self._thread.join()
+        try:
+            self._cur.close()
+        except Exception:
+            pass
 
     def _run(self):
         waiting: collections.deque = collections.deque()
@@ -146,9 +152,10 @@ class Writer:
                 uow.commit()
             job.finish(result=result)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to its caller
-            job.finish(error=exc)
+            # Record the refusal before answering, so a caller reading right after sees it.
             if self._on_refusal is not None:
                 self._on_refusal(self._cur, exc)
+            job.finish(error=exc)
         finally:
             # Any job may have changed account rows that the poster caches.
             self._invalidate()

@@ -77,9 +77,12 @@ def _overview(bank, actor, cid):
                   ("amount",), empty="No transactions yet.", key=f"customers_activity_{cid}")
     if view["loans"] is not None:
         st.markdown("**Loans**")
-        loans = view["loans"]
-        dc.show_table(loans, {c: c.replace("_", " ").capitalize() for c in loans.columns},
-                      empty="No loans.", key=f"customers_loans_{cid}")
+        dc.show_table(view["loans"], {"loan_id": "Loan", "principal_outstanding": "Outstanding",
+                                      "status": "Status", "product": "Product",
+                                      "principal": "Principal",
+                                      "days_past_due": "Days past due"},
+                      ("principal_outstanding", "principal"), empty="No loans.",
+                      key=f"customers_loans_{cid}")
     pending = view["pending_approvals"]
     if pending is not None and not pending.empty:
         st.markdown("**Waiting for approval**")

@@ -275,12 +275,14 @@ def test_onboarding_errors_change_nothing(app_bank, staff):
 
 
 def test_search_opens_an_overview_and_contact_details_can_be_edited(app_bank, staff):
-    cid, number, _ = customer_with_login(app_bank, "Sally Searchable")
+    cid, number, login = customer_with_login(app_bank, "Sally Searchable")
+    app_bank.loans.apply(login, cid, product="personal", principal="2,500.00", term_months=12,
+                         purpose="a new roof", monthly_income="4,000.00")
     at = open_app(app_bank, staff["teller"], "customers")
     at.text_input(key="customers_query").input(number)
     at.button(key="customers_search_go").click().run()
     page = texts(at)
-    assert "Sally Searchable" in page and "$1,000.00" in page
+    assert "Sally Searchable" in page and "$1,000.00" in page and "$2,500.00" in page
     at.text_input(key=f"contact_phone_{cid}").input("+1 555 0999")
     at.button(key=f"contact_save_{cid}").click().run()
     assert "saved" in at.success[0].value

@@ -32,24 +32,23 @@ def world(bank):
             "john_login": login_for(bank, john, "john")}
 
 
-def test_overview_gathers_profile_accounts_activity_and_degrades_without_loans(bank, world):
+def test_overview_gathers_profile_accounts_activity_and_loans(bank, world):
     bank.payments.transfer(world["teller"], world["a"], world["b"], "100.00", memo="rent")
+    loan_id = bank.loans.apply(world["jane_login"], world["jane"], product="personal",
+                               principal="2,000.00", term_months=12, purpose="new boiler",
+                               monthly_income="3,000.00")
     view = bank.customers.overview(world["teller"], world["jane"])
     assert view["profile"]["full_name"] == "Jane Doe"
     assert sorted(view["accounts"]["account_number"]) == sorted([world["a"], world["a2"]])
     assert list(view["activity"]["amount"]) == [Decimal("-100.00"), Decimal("1000.00")]
-    assert view["loans"] is None
+    assert list(view["loans"]["loan_id"]) == [loan_id]
+    assert list(view["loans"]["principal"]) == [Decimal("2000.00")]
     assert view["pending_approvals"].empty
 
 
-def test_overview_shows_loans_when_a_loans_table_exists(bank, world):
-    bank.write(lambda uow: uow.execute(
-        "CREATE TABLE loans (id BIGINT, customer_id BIGINT, principal_cents BIGINT)"))
-    bank.write(lambda uow: uow.execute("INSERT INTO loans VALUES (1, ?, 1000000), (2, ?, 5)",
-                                       [world["jane"], world["john"]]))
-    loans = bank.customers.overview(world["teller"], world["jane"])["loans"]
-    assert list(loans.columns) == ["id", "customer_id", "principal"]
-    assert list(loans["principal"]) == [Decimal("10000.00")]
+def test_overview_without_the_loans_module_shows_no_loans(bank, world, monkeypatch):
+    monkeypatch.delattr(bank, "loans")
+    assert bank.customers.overview(world["teller"], world["jane"])["loans"] is None
 
 
 OVERVIEW_ACCESS_CASES = [
