@@ -54,23 +54,26 @@ def signed_in_page(page_factory, server, role, viewport=None):
 
 def nav(page, title):
     """Follow the sidebar link to a page, keeping the browser session (and its state)."""
-    page.locator("[data-testid=stSidebarNav]").get_by_role("link", name=title).click()
-    helpers.settle(page)
+    helpers.click_and_settle(
+        page, page.locator("[data-testid=stSidebarNav]").get_by_role("link", name=title))
+    page.get_by_role("heading", name=title).first.wait_for(timeout=helpers.WAIT_MS)
 
 
 def fill(page, label, value):
     page.get_by_role("textbox", name=label, exact=True).fill(value)
 
 
-def click(page, name):
-    page.get_by_role("button", name=name, exact=True).click()
-    helpers.settle(page)
+def click(page, name, expect=None):
+    """Click a button, wait for the run it starts, and (if given) for text it should show."""
+    helpers.click_and_settle(page, page.get_by_role("button", name=name, exact=True))
+    if expect:
+        wait_text(page, expect)
 
 
 def choose(page, option):
     """Pick a radio option by its visible label."""
-    page.locator("[data-testid=stRadio] label").filter(has_text=option).first.click()
-    helpers.settle(page)
+    helpers.click_and_settle(
+        page, page.locator("[data-testid=stRadio] label").filter(has_text=option).first)
 
 
 def wait_text(page, text):
@@ -102,6 +105,7 @@ def test_teller_onboards_opens_an_account_and_deposits(daily_server, page_factor
     page = signed_in_page(page_factory, daily_server, "teller")
     nav(page, "Customers")
     page.get_by_role("tab", name="Onboard").click()
+    page.get_by_role("textbox", name="Full name").wait_for(timeout=helpers.WAIT_MS)
     for label, value in (("Full name", "Nora Newcomer"), ("National id", "NORA-77"),
                          ("Address", "7 Quay Street"), ("Phone", "+1 555 0177"),
                          ("Email", "nora@example.com")):
@@ -109,25 +113,23 @@ def test_teller_onboards_opens_an_account_and_deposits(daily_server, page_factor
     # The date field is three spin buttons (year, month, day) that advance as digits arrive.
     page.get_by_role("spinbutton", name="year, Date of birth").click()
     page.keyboard.type("19840708")
-    click(page, "Onboard customer")
-    wait_text(page, "is onboarded")
+    click(page, "Onboard customer", expect="is onboarded")
     customer_id = re.search(r"Customer (\d+) \(Nora Newcomer\)", helpers.main_text(page))[1]
 
     nav(page, "Accounts")
     page.get_by_role("tab", name="Open an account").click()
+    page.get_by_role("textbox", name="Customer id").wait_for(timeout=helpers.WAIT_MS)
     assert page.get_by_role("textbox", name="Customer id").input_value() == customer_id
-    click(page, "Open account")
-    wait_text(page, "Opened checking account")
+    click(page, "Open account", expect="Opened checking account")
     number = re.search(r"account (\d{12})", helpers.main_text(page))[1]
 
     nav(page, "Cash & transfers")
     fill(page, "Into account number", number)
     fill(page, "Amount", "1,234.50")
-    click(page, "Review")
+    click(page, "Review", expect="Check and confirm")
     review = helpers.main_text(page)
     assert "Nora Newcomer" in review and "$1,234.50" in review
-    click(page, "Confirm")
-    wait_text(page, "posted")
+    click(page, "Confirm", expect="posted")
     assert "Nora Newcomer" in helpers.main_text(page)
     pdf = download(page, "Download receipt (PDF)")
     assert pdf.startswith(b"%PDF")
@@ -140,11 +142,10 @@ def test_customer_transfers_to_another_customer_and_finds_it(daily_server, page_
     fill(page, "To account number", daily_server.facts["bob_account"])
     fill(page, "Amount", "100.00")
     fill(page, "Memo (optional)", "Dinner at Luigi's")
-    click(page, "Review")
+    click(page, "Review", expect="Check and confirm")
     review = helpers.main_text(page)
     assert "B** P****" in review and "Bob Payee" not in review
-    click(page, "Confirm transfer")
-    wait_text(page, "posted")
+    click(page, "Confirm transfer", expect="posted")
 
     nav(page, "History")
     search = page.get_by_role("textbox", name="Search memo, account or transaction id")
@@ -163,25 +164,22 @@ def test_large_teller_withdrawal_waits_until_a_manager_approves(daily_server, pa
     choose(teller, "Withdrawal")
     fill(teller, "From account number", rich)
     fill(teller, "Amount", "12,000.00")
-    click(teller, "Review")
-    assert "four-eyes" in helpers.main_text(teller)
-    click(teller, "Confirm")
-    wait_text(teller, "Waiting for approval")
+    click(teller, "Review", expect="four-eyes")
+    click(teller, "Confirm", expect="Waiting for approval")
     request_id = re.search(r"request (\d+) for \$12,000\.00", helpers.main_text(teller))[1]
 
     manager = signed_in_page(page_factory, daily_server, "manager")
     nav(manager, "Accounts")
     fill(manager, "Account number", rich)
-    click(manager, "Show account")
+    click(manager, "Show account", expect="Holder")
     text = helpers.main_text(manager)
     assert "Balance $50,000.00" in text and "available $38,000.00" in text
     nav(manager, "Approvals")
     assert "Rich Holder" in helpers.main_text(manager)
-    click(manager, "Approve and post")
-    wait_text(manager, f"Request {request_id} approved")
+    click(manager, "Approve and post", expect=f"Request {request_id} approved")
     nav(manager, "Accounts")
     fill(manager, "Account number", rich)
-    click(manager, "Show account")
+    click(manager, "Show account", expect="Holder")
     assert "Balance $38,000.00" in helpers.main_text(manager)
 
 
@@ -192,7 +190,7 @@ def test_five_rapid_clicks_on_confirm_post_once(tmp_path_factory, browser, page_
         nav(teller, "Cash & transfers")
         fill(teller, "Into account number", server.facts["bob_account"])
         fill(teller, "Amount", "77.77")
-        click(teller, "Review")
+        click(teller, "Review", expect="Check and confirm")
         rapid_clicks(teller, "Confirm")
         wait_text(teller, "posted")
 
@@ -200,7 +198,7 @@ def test_five_rapid_clicks_on_confirm_post_once(tmp_path_factory, browser, page_
         nav(customer, "Transfer")
         fill(customer, "To account number", server.facts["bob_account"])
         fill(customer, "Amount", "11.11")
-        click(customer, "Review")
+        click(customer, "Review", expect="Check and confirm")
         rapid_clicks(customer, "Confirm transfer")
         wait_text(customer, "posted")
     finally:
