@@ -486,7 +486,11 @@ class LoanBook:
                        + 23 * HOUR + 50 * MINUTE + sched["loan"].to_numpy() % 240 * US)
         sched["w"] = ((due.astype("datetime64[M]").astype(np.int64) + 1970 * 12)
                       - first_index)
-        self.collect_rows = {w: g for w, g in sched[sched["collected"]].groupby("w")}
+        # Instalments the account must hold at the end of their due date: those collected, and
+        # those of good loans due on the business date, which end of day collects next.
+        good_now = ((loans["status"] == "active") & loans["first_missed"].isna()).to_numpy()
+        sched["held"] = sched["collected"] | ((due == today) & good_now[sched["loan"]])
+        self.held_rows = {w: g for w, g in sched[sched["held"]].groupby("w")}
         # Due dates in trouble, while the loan was active: the account must hold nothing.
         unpaid = (~sched["collected"] & (due < today)
                   & (np.isnat(off) | (due < np.where(np.isnat(off), today, off))))
@@ -560,7 +564,7 @@ class LoanBook:
         b = self.b
         tc = np.full(spenders.size, np.iinfo(np.int64).min, dtype=np.int64)
         reserved = np.zeros(spenders.size, dtype=np.int64)
-        rows = self.collect_rows.get(w)
+        rows = self.held_rows.get(w)
         if rows is None:
             return tc, reserved
         where = pd.Series(np.arange(spenders.size), index=spenders)
@@ -598,7 +602,7 @@ class LoanBook:
         checking that the account held it (or, for borrowers in trouble, held nothing)."""
         from .demo import LOAN_REPAYMENT
         b = self.b
-        rows = self.collect_rows.get(w)
+        rows = self.held_rows.get(w)
         empty = self.empty_rows.get(w)
         if rows is None and empty is None:
             return
@@ -624,7 +628,7 @@ class LoanBook:
         if rows is None:
             return
         gl = b.ix("loans_receivable")
-        for k, (r, row) in enumerate(rows.iterrows()):
+        for r, row in rows[rows["collected"]].iterrows():
             memo = b.memo(f"Loan {self.lid(row['loan'])} instalment collected at end of day")
             self._add(tx, int(row["tc"]), LOAN_REPAYMENT, memo, int(row["payment"]),
                       int(row["account"]), gl, interest=int(row["interest"]), ref=("collect", r))
