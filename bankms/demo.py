@@ -6,24 +6,29 @@ and every money movement of the last `months` calendar months up to the bank's b
 salaries and pensions from the external `clearing` account, rent and bills, many small card
 payments with the merchant in the memo, cash at ATMs, transfers between customers, standing
 orders to savings, savings interest and account fees, with seasons (December spending, summer
-travel, winter heating). It also creates a manager, a teller and a few customer logins with
+travel, winter heating), and loans in every state with their instalment history
+(demo_loans.py). It also creates a manager, a teller and a few customer logins with
 known passwords, which it returns and keeps in the `demo_logins` setting for the sign-in page.
 
 How no account can ever be overdrawn. Each calendar month (a "window") is generated for all
 accounts at once with numpy. Money that an account may spend is known before it spends it: on
-the first day of the month the salary arrives at 06:00-06:10, owner draws at 06:30, holiday
+the first day of the month the salary arrives at 06:00-06:10, loan payoffs (topped up from
+outside when short) leave at 06:25, owner draws at 06:30, holiday
 money from savings at 06:45 and the standing order to savings leaves at 07:00, each capped by
 what the paying account holds at that moment. Everything else an account pays happens from
 08:00 on, in time order, and a payment is kept only while the running total of the month's
 payments stays within the balance after those morning movements plus the overdraft limit.
-Money that arrives later in the month (transfers from friends, sales) is never counted, so the
-balance replayed in `posted_at` order can only be higher than that bound, never below the
-limit. Accounts stop all activity when their holder is suspended, when they are frozen, or when
+A loan instalment due in the month is reserved from that total, and before its collection
+(23:50 of the due date) payments may not touch it nor the overdraft. Money that arrives later
+in the month (transfers from friends, sales, a loan payout that is spent right after) is never
+counted, so the balance replayed in `posted_at` order can only be higher than that bound, never
+below the limit. Accounts stop all activity when their holder is suspended, when they are frozen, or when
 they are closed (savings are emptied to the holder's checking, then closed at zero).
 
 Kinds used: deposit (money in from outside: pay, pension, sales, opening deposits), withdrawal
 (money out to outside: card payments, rent, bills, suppliers, ATM cash), transfer (between two
-customer accounts), interest (savings interest, from interest_expense) and fee (to fee_income).
+customer accounts), interest (savings interest, from interest_expense), fee (to fee_income),
+and loan_disbursement, loan_repayment and loan_write_off as loans.py and eod.py post them.
 """
 from __future__ import annotations
 

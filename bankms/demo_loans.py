@@ -386,7 +386,7 @@ class LoanBook:
             shares = np.array([PRODUCTS[p][0] for p in PRODUCTS])
             product = str(rng.choice(list(PRODUCTS), p=shares / shares.sum()))
         lo_c, hi_c, term_lo, term_hi, rate_lo, rate_hi = self.products[product]
-        share, median, usual, purposes = PRODUCTS[product]
+        _, median, usual, purposes = PRODUCTS[product]
         terms = [t for t in usual if term_lo <= t <= term_hi and t >= term_min]
         if term is None:
             if not terms:
@@ -658,9 +658,13 @@ class LoanBook:
         ids = self.ids
         decided = loans["decided_at"].notna()
         out = loans["scenario"].isin(DISBURSED)
-        to_ts = lambda col: pd.to_datetime(  # noqa: E731
-            loans[col].astype("float64"), unit="us").astype("datetime64[us]")
-        to_day = lambda col: pd.to_datetime(loans[col]).astype("datetime64[s]")  # noqa: E731
+
+        def to_ts(column):  # microseconds (or None) to timestamps (or NaT)
+            return pd.to_datetime(loans[column].astype("float64"), unit="us").astype(
+                "datetime64[us]")
+
+        def to_day(column):  # dates (or None) to datetimes that DuckDB casts to DATE
+            return pd.to_datetime(loans[column]).astype("datetime64[s]")
         frame = pd.DataFrame({
             "id": ids, "customer_id": b.cust_id[loans["cust"].to_numpy()],
             "product_code": loans["product"], "principal_cents": loans["principal"],
