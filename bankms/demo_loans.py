@@ -422,26 +422,26 @@ class LoanBook:
         today = np.datetime64(self.today, "D")
         first_index = _month_index(self.first)
         out = loans[loans["scenario"].isin(DISBURSED)]
-        parts = []
-        for i, row in out.iterrows():
-            rows = _amortized(int(row["principal"]), row["rate"], int(row["term"]))
-            months = np.datetime64(row["paid_out"], "M") + np.arange(1, row["term"] + 1)
-            due = months.astype("datetime64[D]") + (row["paid_out"].day - 1)
-            parts.append(pd.DataFrame({
-                "loan": i, "n": np.arange(1, row["term"] + 1), "due": due,
-                "payment": rows[:, 0], "interest": rows[:, 1], "principal": rows[:, 2],
-                "balance": rows[:, 3]}))
-        if not parts:
-            none = np.zeros(0, dtype=np.int64)
-            parts = [pd.DataFrame({"loan": none, "n": none, "due": none.astype("datetime64[D]"),
-                                   "payment": none, "interest": none, "principal": none,
-                                   "balance": none})]
-        sched = pd.concat(parts, ignore_index=True)
+        terms = out["term"].to_numpy(dtype=np.int64)
+        amounts = [_amortized(int(p), r, int(t))
+                   for p, r, t in zip(out["principal"], out["rate"], out["term"])]
+        amounts = np.concatenate(amounts) if amounts else np.zeros((0, 4), dtype=np.int64)
+        loan = np.repeat(out.index.to_numpy(dtype=np.int64), terms)
+        n = np.arange(terms.sum()) - np.repeat(np.cumsum(terms) - terms, terms) + 1
+        paid_out = np.array(list(out["paid_out"]), dtype="datetime64[D]")
+        day = np.repeat(paid_out - paid_out.astype("datetime64[M]").astype("datetime64[D]"),
+                        terms)
+        due = (np.repeat(paid_out.astype("datetime64[M]"), terms) + n).astype(
+            "datetime64[D]") + day
+        sched = pd.DataFrame({"loan": loan, "n": n, "due": due, "payment": amounts[:, 0],
+                              "interest": amounts[:, 1], "principal": amounts[:, 2],
+                              "balance": amounts[:, 3]})
 
-        def column(name):
-            values = loans[name].reindex(sched["loan"]).to_numpy()
-            return np.array([np.datetime64(v, "D") if v is not None and v == v
-                             else np.datetime64("NaT") for v in values], dtype="datetime64[D]")
+        def column(name):  # a date column of the loans, per schedule row (NaT when none)
+            days = np.array([np.datetime64(v, "D") if v is not None and v == v
+                             else np.datetime64("NaT") for v in loans[name]],
+                            dtype="datetime64[D]")
+            return days[sched["loan"].to_numpy()]
         missed, off, payoff = column("first_missed"), column("written_off"), column("payoff")
         stop = np.minimum.reduce([np.where(np.isnat(d), today, d) for d in (missed, payoff)])
         stop = np.minimum(stop, today)
@@ -581,21 +581,25 @@ class LoanBook:
         """Payouts (spent at once on what the loan is for) and write-offs of this month."""
         from .demo import LOAN_DISBURSEMENT, LOAN_WRITE_OFF, WITHDRAWAL
         b, loans = self.b, self.loans
-        for i in self.paid_out.get(w, []):
-            acc, amount = int(loans.at[i, "account"]), int(loans.at[i, "principal"])
-            self._add(tx, int(loans.at[i, "paid_out_at"]), LOAN_DISBURSEMENT,
-                      b.memo(f"Loan {self.lid(i)} disbursement"), amount,
-                      b.ix("loans_receivable"), acc, ref=("paid_out", i))
-            b._move(tx, np.array([int(loans.at[i, "bought_at"])]), WITHDRAWAL,
-                    b.memo(loans.at[i, "payee"]), np.array([amount]), np.array([acc]),
+        index = self.paid_out.get(w)
+        if index:
+            part = loans.loc[index]
+            acc = part["account"].to_numpy()
+            amount = part["principal"].to_numpy(dtype=np.int64)
+            memo = [b.memo(f"Loan {self.lid(i)} disbursement") for i in index]
+            self._add(tx, part["paid_out_at"].to_numpy(dtype=np.int64), LOAN_DISBURSEMENT,
+                      memo, amount, b.ix("loans_receivable"), acc, ref=("paid_out", index))
+            b._move(tx, part["bought_at"].to_numpy(dtype=np.int64), WITHDRAWAL,
+                    np.array([b.memo(p) for p in part["payee"]]), amount, acc,
                     b.ix("clearing"))
-        for i in self.write_offs.get(w, []):
-            amount = int(loans.at[i, "left"])
-            if amount:
-                self._add(tx, int(loans.at[i, "write_off_at"]), LOAN_WRITE_OFF,
-                          b.memo(f"Loan {self.lid(i)} written off: "
-                                 f"{loans.at[i, 'write_off_reason']}"), amount,
-                          b.ix("loan_losses"), b.ix("loans_receivable"))
+        index = [i for i in self.write_offs.get(w, []) if loans.at[i, "left"] > 0]
+        if index:
+            part = loans.loc[index]
+            memo = [b.memo(f"Loan {self.lid(i)} written off: {reason}")
+                    for i, reason in zip(index, part["write_off_reason"])]
+            self._add(tx, part["write_off_at"].to_numpy(dtype=np.int64), LOAN_WRITE_OFF, memo,
+                      part["left"].to_numpy(dtype=np.int64), b.ix("loan_losses"),
+                      b.ix("loans_receivable"))
 
     def collect(self, w, tx, bal_start):
         """End of day on this month's due dates: collect each instalment in full, after
@@ -627,23 +631,26 @@ class LoanBook:
                                "instalment plan needs at the end of a due date")
         if rows is None:
             return
-        gl = b.ix("loans_receivable")
-        for r, row in rows[rows["collected"]].iterrows():
-            memo = b.memo(f"Loan {self.lid(row['loan'])} instalment collected at end of day")
-            self._add(tx, int(row["tc"]), LOAN_REPAYMENT, memo, int(row["payment"]),
-                      int(row["account"]), gl, interest=int(row["interest"]), ref=("collect", r))
+        got = rows[rows["collected"]]
+        if len(got):
+            memo = [b.memo(f"Loan {self.lid(i)} instalment collected at end of day")
+                    for i in got["loan"]]
+            self._add(tx, got["tc"].to_numpy(), LOAN_REPAYMENT, memo, got["payment"].to_numpy(),
+                      got["account"].to_numpy(), b.ix("loans_receivable"),
+                      interest=got["interest"].to_numpy(), ref=("collect", got.index))
 
     def _add(self, tx, t, kind, memo, amount, debit, credit, interest=0, ref=None):
-        b = self.b
-        code = -1 if ref is None else self._ref_code(ref)
-        tx.add(np.array([t]), kind, memo, np.array([amount]), np.array([debit]),
-               np.array([credit]), interest=interest, ref=code)
-        b._apply(np.array([t]), kind, np.array([amount]), np.array([debit]), np.array([credit]))
-
-    def _ref_code(self, ref) -> int:
-        kind, index = ref
-        offset = {"paid_out": 0, "payoff": 1, "collect": 2}[kind]
-        return int(index) * 3 + offset
+        """Add loan transactions (arrays or scalars) and apply them to the modelled balances.
+        `ref` = (event kind, loan or schedule row indexes) marks them for record_tx_ids."""
+        t = np.atleast_1d(np.asarray(t, dtype=np.int64))
+        amount = np.broadcast_to(np.asarray(amount, dtype=np.int64), t.shape)
+        code = -1
+        if ref is not None:
+            kind_name, index = ref
+            offset = {"paid_out": 0, "payoff": 1, "collect": 2}[kind_name]
+            code = np.atleast_1d(np.asarray(index, dtype=np.int64)) * 3 + offset
+        tx.add(t, kind, np.asarray(memo), amount, debit, credit, interest=interest, ref=code)
+        self.b._apply(t, kind, amount, debit, credit)
 
     def record_tx_ids(self, codes, ids):
         """Called after a window is posted: the transaction ids of loan events."""

@@ -16,6 +16,7 @@ from bankms.demo import (DEMO_CUSTOMERS, DEMO_STAFF, build_demo, demo_exists, de
                          is_empty)
 from bankms.errors import InvalidInput, InvalidState
 from bankms.ledger import utcnow
+from bankms.loans import add_months, quote_frame
 from conftest import make_customer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,6 +240,23 @@ def test_demo_lends_like_a_bank(demo, what, sql, op, expected):
     value = scalar(bank, sql)
     assert {">": value > expected, ">=": value >= expected, "<=": value <= expected,
             "==": value == expected}[op], f"{what}: {value} {op} {expected} fails"
+
+
+def test_schedules_are_the_ones_loans_py_writes_at_payout(demo):
+    bank, _, _ = demo
+    paid_out = bank.read("SELECT id, principal_cents, annual_rate_percent, term_months, "
+                         "disbursement_date FROM loans WHERE disbursement_date IS NOT NULL")
+    assert len(paid_out) >= 10
+    columns = ["due_date", "payment_cents", "interest_cents", "principal_cents",
+               "balance_cents"]
+    for lid, principal, rate, term, day in paid_out:
+        expected = quote_frame(principal, rate, term, add_months(day, 1))[columns]
+        stored = bank.read_df(f"SELECT {', '.join(columns)} FROM loan_schedule "
+                              "WHERE loan_id = ? ORDER BY n", [lid])
+        stored["due_date"] = [d.date() for d in stored["due_date"]]
+        # An early payoff drops the instalments after it, as loans.repay does.
+        assert 0 < len(stored) <= term
+        assert stored.to_dict("records") == expected.head(len(stored)).to_dict("records")
 
 
 def sign_in(bank, logins, username):
