@@ -1275,15 +1275,17 @@ class _Builder:
                     "applied_by, applied_role, applied_at, applied_date, decided_by, decided_at, "
                     "decision_reason, account_number, disbursed_by, disbursed_at, "
                     "disbursement_date, disbursement_tx_id, principal_outstanding_cents, "
-                    "closed_date, written_off_cents, write_off_reason) SELECT id, customer_id, "
+                    "days_past_due, arrears_bucket, closed_date, written_off_cents, "
+                    "write_off_reason) SELECT id, customer_id, "
                     "product_code, principal_cents, term_months, purpose, monthly_income_cents, "
                     "status, CAST(annual_rate_percent AS DECIMAL(9, 4)), applied_by, "
                     "applied_role, CAST(applied_at AS TIMESTAMP), CAST(applied_date AS DATE), "
                     "decided_by, CAST(decided_at AS TIMESTAMP), decision_reason, account_number, "
                     "disbursed_by, CAST(disbursed_at AS TIMESTAMP), "
                     "CAST(disbursement_date AS DATE), disbursement_tx_id, "
-                    "principal_outstanding_cents, CAST(closed_date AS DATE), written_off_cents, "
-                    "write_off_reason FROM demo_loans")
+                    "principal_outstanding_cents, days_past_due, arrears_bucket, "
+                    "CAST(closed_date AS DATE), written_off_cents, write_off_reason "
+                    "FROM demo_loans")
                 uow.execute(
                     "INSERT INTO loan_schedule SELECT loan_id, n, CAST(due_date AS DATE), "
                     "payment_cents, interest_cents, principal_cents, balance_cents, "

@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InvalidState
-from .loans import add_months, amortize, annuity_payment_cents
+from .loans import add_months, amortize, annuity_payment_cents, bucket
 
 US = 1_000_000
 MINUTE = 60 * US
@@ -690,8 +690,13 @@ class LoanBook:
             "principal_outstanding_cents": np.where(loans["status"] == "active",
                                                     loans["left"], 0),
             "closed_date": to_day("closed"),
+            # A write-off keeps the arrears of the last end of day before it (loans.write_off
+            # does not touch them); age_arrears fills in the active loans.
+            "days_past_due": [(w - f).days if s == "written_off" else 0 for s, w, f in zip(
+                loans["status"], loans["written_off"], loans["first_missed"])],
             "written_off_cents": np.where(loans["status"] == "written_off", loans["left"], 0),
             "write_off_reason": loans["write_off_reason"]})
+        frame["arrears_bucket"] = [bucket(d) for d in frame["days_past_due"]]
         frame["applied_date"] = frame["applied_at"].dt.floor("D")
         schedule = pd.DataFrame({
             "loan_id": ids[sched["loan"].to_numpy()], "n": sched["n"], "due_date": sched["due"],

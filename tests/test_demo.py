@@ -182,6 +182,12 @@ LOANS = [
     ("write-offs give a reason and the amount lost", "SELECT count(*) FROM loans WHERE "
      "status = 'written_off' AND (write_off_reason IS NULL OR written_off_cents <= 0)",
      "==", 0),
+    ("write-offs keep the arrears they had (over 90 days)", "SELECT count(*) FROM loans "
+     "WHERE status = 'written_off' AND (arrears_bucket <> 'over 90' OR days_past_due <= 90)",
+     "==", 0),
+    ("closed and undecided loans are not in arrears", "SELECT count(*) FROM loans WHERE "
+     "status IN ('submitted', 'approved', 'rejected', 'paid_off') "
+     "AND (days_past_due <> 0 OR arrears_bucket <> 'current')", "==", 0),
     ("applications wait undecided", "SELECT count(*) FROM loans WHERE status = 'submitted' "
      "AND (decided_at IS NOT NULL OR annual_rate_percent IS NOT NULL)", "==", 0),
     ("approvals have a rate and no payout yet", "SELECT count(*) FROM loans WHERE "
