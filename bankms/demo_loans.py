@@ -9,8 +9,9 @@ an application waiting for review, an approval not paid out yet, a rejection (wi
 current loan, a loan 1-30, 31-60, 61-90 or over 90 days past due (with late fees), a loan paid
 off (early, from the borrower's checking account, or by its last instalment) and a loan written
 off (with a reason). Alice has a current car loan with several instalments collected, Bob an
-application waiting for the manager, Carol a loan she paid off early. Every date lies within the
-demo period and before the business date.
+application waiting for the manager, Carol a loan she paid off early. Scenarios the period has
+no room for (over 90 days past due in a two-month demo) are left out. Every date lies within
+the demo period and before the business date.
 
 Why the history is the one end of day would have written. End of day (eod.py) collects from the
 loan's linked account, every day, whatever the loan owes and the account holds (never into the
@@ -21,7 +22,8 @@ overdraft). Two kinds of borrowers make that checkable without replaying every d
   budget (see demo.py) reserves the instalment, and until the due date they may not spend into
   the reserved part; so the account holds the instalment when end of day collects it in full at
   23:50 of the due date. Between due dates such a loan owes nothing, so there is nothing to
-  collect.
+  collect. An instalment due on the business date itself is reserved the same way, so the
+  first real end of day collects it in full.
 * Borrowers in trouble lose their income on the first of the month of their first missed
   instalment: the salary stops, the positive balance leaves in the morning, and no money comes
   in from then on (no transfers from friends or savings). End of day finds nothing to collect
