@@ -276,6 +276,9 @@ class _CursorFailed(Exception):
 
 def connect(path: str) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(path)
+    # DuckDB draws its own progress bar on the terminal during long queries (demo builds,
+    # reports); the CLI prints its own progress, and the app has none to show there.
+    con.execute("SET enable_progress_bar = false")
     migrate(con)
     return con
 

@@ -6,24 +6,29 @@ and every money movement of the last `months` calendar months up to the bank's b
 salaries and pensions from the external `clearing` account, rent and bills, many small card
 payments with the merchant in the memo, cash at ATMs, transfers between customers, standing
 orders to savings, savings interest and account fees, with seasons (December spending, summer
-travel, winter heating). It also creates a manager, a teller and a few customer logins with
+travel, winter heating), and loans in every state with their instalment history
+(demo_loans.py). It also creates a manager, a teller and a few customer logins with
 known passwords, which it returns and keeps in the `demo_logins` setting for the sign-in page.
 
 How no account can ever be overdrawn. Each calendar month (a "window") is generated for all
 accounts at once with numpy. Money that an account may spend is known before it spends it: on
-the first day of the month the salary arrives at 06:00-06:10, owner draws at 06:30, holiday
+the first day of the month the salary arrives at 06:00-06:10, loan payoffs (topped up from
+outside when short) leave at 06:25, owner draws at 06:30, holiday
 money from savings at 06:45 and the standing order to savings leaves at 07:00, each capped by
 what the paying account holds at that moment. Everything else an account pays happens from
 08:00 on, in time order, and a payment is kept only while the running total of the month's
 payments stays within the balance after those morning movements plus the overdraft limit.
-Money that arrives later in the month (transfers from friends, sales) is never counted, so the
-balance replayed in `posted_at` order can only be higher than that bound, never below the
-limit. Accounts stop all activity when their holder is suspended, when they are frozen, or when
+A loan instalment due in the month is reserved from that total, and before its collection
+(23:50 of the due date) payments may not touch it nor the overdraft. Money that arrives later
+in the month (transfers from friends, sales, a loan payout that is spent right after) is never
+counted, so the balance replayed in `posted_at` order can only be higher than that bound, never
+below the limit. Accounts stop all activity when their holder is suspended, when they are frozen, or when
 they are closed (savings are emptied to the holder's checking, then closed at zero).
 
 Kinds used: deposit (money in from outside: pay, pension, sales, opening deposits), withdrawal
 (money out to outside: card payments, rent, bills, suppliers, ATM cash), transfer (between two
-customer accounts), interest (savings interest, from interest_expense) and fee (to fee_income).
+customer accounts), interest (savings interest, from interest_expense), fee (to fee_income),
+and loan_disbursement, loan_repayment and loan_write_off as loans.py and eod.py post them.
 """
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from .bank import INTERNAL
+from .demo_loans import LoanBook
 from .errors import InvalidInput, InvalidState
 from .ledger import utcnow
 from .users import check_password_policy
@@ -52,8 +58,12 @@ DAY = 24 * HOUR
 MONTH = 30 * DAY
 YEAR = 365 * DAY
 
-KINDS = ["deposit", "withdrawal", "transfer", "interest", "fee"]
-DEPOSIT, WITHDRAWAL, TRANSFER, INTEREST, FEE = range(5)
+KINDS = ["deposit", "withdrawal", "transfer", "interest", "fee", "loan_disbursement",
+         "loan_repayment", "loan_write_off"]
+(DEPOSIT, WITHDRAWAL, TRANSFER, INTEREST, FEE, LOAN_DISBURSEMENT, LOAN_REPAYMENT,
+ LOAN_WRITE_OFF) = range(8)
+# Loan transactions name the internal account they move money from or to (as loans.py does).
+LOAN_KINDS = (LOAN_DISBURSEMENT, LOAN_REPAYMENT, LOAN_WRITE_OFF)
 # Kinds that count as the customer's own activity (as in ledger.CUSTOMER_ACTIVITY_KINDS).
 ACTIVITY_KINDS = (DEPOSIT, WITHDRAWAL, TRANSFER)
 
@@ -240,21 +250,55 @@ def _add_months(day: dt.date, n: int) -> dt.date:
     return dt.date(month_index // 12, month_index % 12 + 1, 1)
 
 
-class _Tx:
-    """Transactions of one batch as parallel arrays, gathered piece by piece."""
+# Savings interest accrued on each day of the running month before the business date, on the
+# day's closing balance, as eod.ACCRUE_SQL would have. Parameters: month start, business date,
+# month start (three times), business date.
+ACCRUALS_SQL = """
+INSERT INTO interest_accruals
+WITH days AS (
+    SELECT CAST(range AS DATE) AS d FROM range(CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP),
+                                                 INTERVAL 1 DAY)),
+paying AS (
+    SELECT id, interest_rate_percent AS rate FROM accounts
+    WHERE customer_id IS NOT NULL AND status <> 'closed' AND interest_rate_percent > 0),
+opening AS (
+    SELECT p.account_id, sum(p.amount_cents) AS cents FROM postings p
+    JOIN paying a ON a.id = p.account_id WHERE p.posted_at < ? GROUP BY 1),
+daily AS (
+    SELECT p.account_id, CAST(p.posted_at AS DATE) AS d, sum(p.amount_cents) AS cents
+    FROM postings p JOIN paying a ON a.id = p.account_id
+    WHERE p.posted_at >= ? AND CAST(p.posted_at AS DATE) < ? GROUP BY 1, 2),
+closing AS (
+    SELECT a.id, a.rate, days.d, CAST(coalesce(o.cents, 0) + coalesce(sum(x.cents) OVER (
+        PARTITION BY a.id ORDER BY days.d ROWS UNBOUNDED PRECEDING), 0) AS BIGINT) AS cents
+    FROM paying a CROSS JOIN days LEFT JOIN opening o ON o.account_id = a.id
+    LEFT JOIN daily x ON x.account_id = a.id AND x.d = days.d)
+SELECT id, d, cents, rate,
+       CAST((2 * CAST(cents AS HUGEINT) * CAST(rate * 10000 AS BIGINT) + 365) // 730 AS BIGINT)
+FROM closing WHERE cents > 0
+"""
 
-    FIELDS = ("t", "kind", "memo", "amount", "debit", "credit")
+
+class _Tx:
+    """Transactions of one batch as parallel arrays, gathered piece by piece.
+
+    A transaction moves `amount` from `debit` to `credit`, except that `interest` and `fee`
+    of it go to interest and fee income instead (loan repayments); `ref` marks loan events
+    whose transaction ids the loan tables need (-1 for everything else)."""
+
+    FIELDS = ("t", "kind", "memo", "amount", "debit", "credit", "interest", "fee", "ref")
 
     def __init__(self):
         self.parts = {f: [] for f in self.FIELDS}
 
-    def add(self, t, kind, memo, amount, debit, credit):
+    def add(self, t, kind, memo, amount, debit, credit, interest=0, fee=0, ref=-1):
         t = np.asarray(t, dtype=np.int64)
         n = t.shape[0]
         if n == 0:
             return
         for name, value in (("t", t), ("kind", kind), ("memo", memo), ("amount", amount),
-                            ("debit", debit), ("credit", credit)):
+                            ("debit", debit), ("credit", credit), ("interest", interest),
+                            ("fee", fee), ("ref", ref)):
             self.parts[name].append(np.broadcast_to(np.asarray(value, dtype=np.int64), (n,)))
 
     def arrays(self):
@@ -269,6 +313,7 @@ class _Builder:
         self.n = customers
         self.months = months
         self.rng = np.random.default_rng(seed)
+        self.seed = seed
         self.progress = progress or (lambda done, total: None)
         self.system = bank.system_actor()
         self.memos: list[str] = []
@@ -297,7 +342,9 @@ class _Builder:
         self._make_accounts()
         self._plan_stops()
         self._plan_spending()
-        total = len(self.windows) + 3
+        self.loans = LoanBook(self, self.seed)
+        self.loans.plan()
+        total = len(self.windows) + 4
         step = 0
         self._write_people({k: f.result() for k, f in hashes.items()})
         step += 1
@@ -318,6 +365,9 @@ class _Builder:
             pending.result()
             step += 1
             self.progress(step, total)
+        self._write_loans()
+        step += 1
+        self.progress(step, total)
         logins = self._finish()
         self.progress(total, total)
         return logins
@@ -695,6 +745,7 @@ class _Builder:
                 "SELECT account_number, id FROM accounts WHERE account_number IN "
                 "(SELECT unnest(?))", [list(INTERNAL.values())]))
             self.internal_ids = {code: internal[number] for code, number in INTERNAL.items()}
+            self.loans.take_ids(uow)
             self._insert_customers(uow, order)
             self._insert_accounts(uow)
             self._insert_logins(uow, hashes, unusable)
@@ -884,6 +935,10 @@ class _Builder:
         # Closing savings are emptied in their closing month; nothing else touches them then.
         closing_now = self.acc_closing & (stop >= ws) & (stop < we)
         start_ok = live & pre & (stop > ws + 8 * HOUR) & ~closing_now
+        # Borrowers in trouble (demo_loans.py): from the month of their first missed
+        # instalment on, no money comes into their checking account at all.
+        self._no_income = self.loans.no_income(ws)
+        bal_start = self.bal.copy()
 
         # 1. New accounts: their opening deposit (also for dormant ones opened in the period).
         opening = np.flatnonzero((open_ >= ws) & (open_ < we))
@@ -895,7 +950,7 @@ class _Builder:
         cust = np.arange(self.n)
         chk = self.chk
         paid = (chk >= 0) & (self.salary_memo >= 0) & (self.seg != BUSINESS)
-        paid &= np.where(chk >= 0, start_ok[np.maximum(chk, 0)], False)
+        paid &= np.where(chk >= 0, start_ok[np.maximum(chk, 0)], False) & ~self._no_income
         c = cust[paid]
         noise = np.where(self.seg[c] == STUDENT, rng.uniform(0.8, 1.2, c.size),
                          rng.uniform(0.995, 1.005, c.size))
@@ -909,8 +964,11 @@ class _Builder:
             self._move(tx, morning + 12 * MINUTE, DEPOSIT, memo, amount, self.ix("clearing"),
                        chk[c])
 
+        # 2b. Loans: trouble begins (the money leaves), early payoffs (demo_loans.py).
+        self.loans.morning(w, tx, ws)
+
         # 3. Owner draws from the business to the owner's checking, at most what it holds.
-        has = (self.biz >= 0) & (chk >= 0)
+        has = (self.biz >= 0) & (chk >= 0) & ~self._no_income
         has &= start_ok[np.maximum(self.biz, 0)] & start_ok[np.maximum(chk, 0)]
         c = cust[has]
         amount = np.minimum(self.owner_draw[c], np.maximum(self.bal[self.biz[c]], 0))
@@ -918,7 +976,7 @@ class _Builder:
                    self.biz[c], chk[c])
 
         # 4. Holiday money from savings in summer and December.
-        both = (self.sav >= 0) & (chk >= 0)
+        both = (self.sav >= 0) & (chk >= 0) & ~self._no_income
         both &= start_ok[np.maximum(self.sav, 0)] & start_ok[np.maximum(chk, 0)]
         share = {6: 0.15, 7: 0.3, 8: 0.2, 12: 0.25}.get(month, 0.02)
         holiday = both & (rng.random(self.n) < share)
@@ -941,7 +999,11 @@ class _Builder:
         free_end = np.minimum(np.minimum(stop[spenders], we), self.end) - MINUTE
         keep = free_end > free_start
         spenders, free_start, free_end = spenders[keep], free_start[keep], free_end[keep]
-        budget = np.maximum(self.bal[spenders] + self.acc_limit[spenders], 0)
+        # A loan instalment due this month is reserved: until its collection at the end of
+        # the due date the account may not spend into the reserved part (demo_loans.py).
+        collect_at, reserved = self.loans.reserve(w, spenders)
+        budget = np.maximum(self.bal[spenders] + self.acc_limit[spenders] - reserved, 0)
+        budget_before = self.bal[spenders] - reserved
 
         # 7. Closing savings: everything to the holder's checking, then the account closes.
         acc = np.flatnonzero(closing_now)
@@ -952,7 +1014,7 @@ class _Builder:
 
         # 8. Payments through the month, kept in time order while they fit the budget.
         items = self._month_items(spenders, free_start, free_end, ws, we, month, full)
-        self._spend(tx, items, spenders, budget)
+        self._spend(tx, items, spenders, budget, budget_before, collect_at)
 
         # 9. Money that arrives during the month (counted in no budget): sales of businesses.
         self._sales(tx, spenders, free_start, free_end)
@@ -964,6 +1026,11 @@ class _Builder:
             amount = self.bal[acc] * self.acc_rate_bp[acc] // 120_000
             self._move(tx, we - 30 * MINUTE, INTEREST, self.memo(f"Interest {month_name}"),
                        amount, self.ix("interest_expense"), acc)
+
+        # 11. Loans: payouts (spent at once), write-offs, and the instalments collected at the
+        # end of their due dates, checked against the balances of this month (demo_loans.py).
+        self.loans.pass_through(w, tx)
+        self.loans.collect(w, tx, bal_start)
         return tx
 
     def _move(self, tx, t, kind, memo, amount, debit, credit):
@@ -1046,7 +1113,8 @@ class _Builder:
 
         # Transfers to other customers' checking accounts that are open all month.
         receivers = np.flatnonzero((self.acc_kind == CHECKING) & ~self.acc_dormant
-                                   & (self.acc_open < ws) & (self.acc_stop >= we))
+                                   & (self.acc_open < ws) & (self.acc_stop >= we)
+                                   & ~self._no_income[self.acc_cust])
         gift = 1.6 if month == 12 else 1.0
         idx = np.repeat(p, rng.poisson(self.p2p_lam[cust[p]] * frac[p] * gift))
         if receivers.size and idx.size:
@@ -1086,9 +1154,12 @@ class _Builder:
                 self.memo("Monthly account fee"), FEE, self.ix("fee_income"))
         return [np.concatenate(parts) for parts in zip(*out)] if out else None
 
-    def _spend(self, tx, items, acc, budget):
+    def _spend(self, tx, items, acc, budget, budget_before, collect_at):
         """Keep each account's payments, in time order, while their running total stays within
-        its budget (balance after the morning plus overdraft limit); drop the rest."""
+        its budget (balance after the morning plus overdraft limit, less a reserved loan
+        instalment); drop the rest. Before the instalment's collection the running total must
+        also stay within `budget_before` (no overdraft, the instalment untouched), so that the
+        account holds the instalment when end of day collects it."""
         if items is None or items[0].size == 0:
             return
         idx, t, amount, memo, kind, counterparty = items
@@ -1098,7 +1169,8 @@ class _Builder:
         running = np.cumsum(amount)
         first = np.searchsorted(idx, idx, side="left")
         before = np.concatenate([[0], running])[first]
-        keep = running - before <= budget[idx]
+        limit = np.where(t < collect_at[idx], budget_before[idx], budget[idx])
+        keep = running - before <= limit
         idx, t, amount, memo, kind, counterparty = (
             v[keep] for v in (idx, t, amount, memo, kind, counterparty))
         debit = acc[idx]
@@ -1126,9 +1198,10 @@ class _Builder:
         arr = {k: v[order] for k, v in arr.items()}
         a = self.a
         full_ids = np.concatenate([self.acc_id, [self.internal_ids[c] for c in INTERNAL]])
-        numbers = pd.Index(self.acc_number)
-        src = np.where(arr["debit"] < a, arr["debit"], -1)
-        tgt = np.where(arr["credit"] < a, arr["credit"], -1)
+        numbers = pd.Index(np.concatenate([self.acc_number, list(INTERNAL.values())]))
+        named = np.isin(arr["kind"], LOAN_KINDS)
+        src = np.where((arr["debit"] < a) | named, arr["debit"], -1)
+        tgt = np.where((arr["credit"] < a) | named, arr["credit"], -1)
         posted = _dt64(arr["t"])
         transactions = pd.DataFrame({
             "tx_ref": np.arange(n, dtype=np.int64),
@@ -1140,22 +1213,99 @@ class _Builder:
             "posted_at": posted,
             "business_date": posted.astype("datetime64[D]"),
         })
+        refs = np.flatnonzero(arr["ref"] >= 0)
+        credit_part = arr["amount"] - arr["interest"] - arr["fee"]
         postings = pd.DataFrame({
             "tx_ref": np.repeat(np.arange(n, dtype=np.int64), 2),
             "account_id": np.stack([full_ids[arr["debit"]], full_ids[arr["credit"]]], 1).ravel(),
-            "amount_cents": np.stack([-arr["amount"], arr["amount"]], 1).ravel(),
+            "amount_cents": np.stack([-arr["amount"], credit_part], 1).ravel(),
         })
-        return transactions, postings
+        # Loan repayments: the interest and fee parts are income (see loans.py).
+        split = [postings]
+        for column, code in (("interest", "interest_income"), ("fee", "fee_income")):
+            some = np.flatnonzero(arr[column] > 0)
+            if some.size:
+                split.append(pd.DataFrame({"tx_ref": some,
+                                           "account_id": full_ids[self.ix(code)],
+                                           "amount_cents": arr[column][some]}))
+        if len(split) > 1:
+            postings = pd.concat(split, ignore_index=True)
+            postings = postings[postings["amount_cents"] != 0].reset_index(drop=True)
+        return transactions, postings, (arr["ref"][refs], refs)
 
-    def _post(self, transactions, postings):
+    def _post(self, transactions, postings, refs):
         if len(transactions) == 0:
             return 0
         bank, system = self.bank, self.system
-        bank.write(lambda uow: bank.ledger.post_frames_in(
-            uow, system, transactions, postings, action="demo.post_history"))
+
+        def fn(uow):
+            base = bank.state.next_transaction_id
+            bank.ledger.post_frames_in(uow, system, transactions, postings,
+                                       action="demo.post_history")
+            return base
+        base = bank.write(fn)
+        # Ids follow tx_ref in one block (bulk.py); the loan tables refer to some of them.
+        codes, positions = refs
+        if codes.size:
+            self.loans.record_tx_ids(codes, base + positions)
         self.counts["transactions"] += len(transactions)
         self.counts["postings"] += len(postings)
         return len(transactions)
+
+    def _write_loans(self):
+        """The loan tables (demo_loans.py) with arrears aged as of the business date, and the
+        savings interest accrued on the days of the running month before the business date:
+        the demo pays interest only for whole months, so end of day's first month end pays
+        this month from these accruals (nothing is paid twice)."""
+        bank, system = self.bank, self.system
+        from .loans import age_arrears
+        loans, schedule, payments = self.loans.frames()
+        business_date = bank.state.business_date
+        month_start = self.end_date.replace(day=1)
+
+        def fn(uow):
+            cur = uow.cur
+            for name, frame in (("demo_loans", loans), ("demo_schedule", schedule),
+                                ("demo_payments", payments)):
+                cur.register(name, frame)
+            try:
+                uow.execute(
+                    "INSERT INTO loans (id, customer_id, product_code, principal_cents, "
+                    "term_months, purpose, monthly_income_cents, status, annual_rate_percent, "
+                    "applied_by, applied_role, applied_at, applied_date, decided_by, decided_at, "
+                    "decision_reason, account_number, disbursed_by, disbursed_at, "
+                    "disbursement_date, disbursement_tx_id, principal_outstanding_cents, "
+                    "days_past_due, arrears_bucket, closed_date, written_off_cents, "
+                    "write_off_reason) SELECT id, customer_id, "
+                    "product_code, principal_cents, term_months, purpose, monthly_income_cents, "
+                    "status, CAST(annual_rate_percent AS DECIMAL(9, 4)), applied_by, "
+                    "applied_role, CAST(applied_at AS TIMESTAMP), CAST(applied_date AS DATE), "
+                    "decided_by, CAST(decided_at AS TIMESTAMP), decision_reason, account_number, "
+                    "disbursed_by, CAST(disbursed_at AS TIMESTAMP), "
+                    "CAST(disbursement_date AS DATE), disbursement_tx_id, "
+                    "principal_outstanding_cents, days_past_due, arrears_bucket, "
+                    "CAST(closed_date AS DATE), written_off_cents, write_off_reason "
+                    "FROM demo_loans")
+                uow.execute(
+                    "INSERT INTO loan_schedule SELECT loan_id, n, CAST(due_date AS DATE), "
+                    "payment_cents, interest_cents, principal_cents, balance_cents, "
+                    "interest_paid_cents, principal_paid_cents, fee_cents, fee_paid_cents "
+                    "FROM demo_schedule")
+                uow.execute(
+                    "INSERT INTO loan_payments SELECT transaction_id, loan_id, "
+                    "CAST(business_date AS DATE), method, source_account, amount_cents, "
+                    "fee_cents, interest_cents, principal_cents, prepayment_cents, actor "
+                    "FROM demo_payments")
+            finally:
+                for name in ("demo_loans", "demo_schedule", "demo_payments"):
+                    cur.unregister(name)
+            age_arrears(uow, business_date)
+            if month_start < business_date:
+                uow.execute(ACCRUALS_SQL, [month_start, business_date, month_start,
+                                           month_start, business_date])
+            bank.audit_row(uow, system, "demo.loans", "loan", None,
+                           after=self.loans.summary())
+        bank.write(fn)
 
     def _finish(self):
         bank, system = self.bank, self.system

@@ -51,6 +51,8 @@ def main() -> int:
                 "SELECT (SELECT count(*) FROM transactions), (SELECT count(*) FROM postings), "
                 "(SELECT count(*) FROM customers), "
                 "(SELECT count(*) FROM accounts WHERE customer_id IS NOT NULL)")
+            loans = dict(bank.read("SELECT status, count(*) FROM loans GROUP BY 1 ORDER BY 1"))
+            (collected,) = bank.read_one("SELECT count(*) FROM loan_payments")
             check_start = time.perf_counter()
             problems = bank.audit.verify()
             verify_s = time.perf_counter() - check_start
@@ -61,6 +63,8 @@ def main() -> int:
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     print(f"transactions:   {transactions:12,}")
     print(f"postings:       {postings:12,}")
+    by_status = ", ".join(f"{status} {count}" for status, count in loans.items())
+    print(f"loans:          {sum(loans.values()):12,}  ({by_status}; {collected:,} payments)")
     print(f"rows/s:         {rows / seconds:12,.0f}  (transactions + postings)")
     print(f"peak memory:    {peak_mb:8.0f} MB   database file {size_mb:.0f} MB")
     print(f"target:         {TARGET_S:8.0f} s   ratio {seconds / TARGET_S:.2f} of the target "

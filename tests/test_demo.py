@@ -2,6 +2,7 @@
 looks like a real bank, signs its demo users in, and works from the command line."""
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from bankms.demo import (DEMO_CUSTOMERS, DEMO_STAFF, build_demo, demo_exists, de
                          is_empty)
 from bankms.errors import InvalidInput, InvalidState
 from bankms.ledger import utcnow
+from bankms.loans import add_months, quote_frame
 from conftest import make_customer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,7 +132,8 @@ REALISM = [
      "AND status = 'active' AND last_activity_at < current_date - INTERVAL 12 MONTH", ">", 0),
     ("last activity matches the ledger", "SELECT count(*) FROM accounts a JOIN (SELECT "
      "p.account_id, max(p.posted_at) AS last FROM postings p JOIN transactions t "
-     f"ON t.id = p.transaction_id WHERE t.kind IN {ACTIVITY_KINDS} GROUP BY 1) l "
+     f"ON t.id = p.transaction_id WHERE t.kind IN {ACTIVITY_KINDS} OR t.id IN (SELECT "
+     "transaction_id FROM loan_payments WHERE method <> 'automatic') GROUP BY 1) l "
      "ON l.account_id = a.id WHERE a.last_activity_at <> l.last", "==", 0),
     ("business date is the posting day", "SELECT count(*) FROM transactions "
      "WHERE business_date <> CAST(posted_at AS DATE)", "==", 0),
@@ -155,6 +158,187 @@ def test_demo_looks_like_a_bank(demo, what, sql, op, expected):
     value = scalar(bank, sql)
     assert {">": value > expected, ">=": value >= expected, "==": value == expected}[op], \
         f"{what}: {value} {op} {expected} fails"
+
+
+BUSINESS_DATE = "(SELECT CAST(value AS DATE) FROM settings WHERE key = 'business_date')"
+PERIOD_START = f"date_trunc('month', {BUSINESS_DATE}) - INTERVAL {MONTHS} MONTH"
+# The first instalment a loan has not fully paid.
+FIRST_UNPAID = ("SELECT loan_id, min(due_date) AS due FROM loan_schedule WHERE "
+                "interest_paid_cents < interest_cents OR principal_paid_cents < principal_cents "
+                "GROUP BY 1")
+LOANS = [
+    # (what, SQL giving one number, comparison, value)
+    ("loans in every status", "SELECT count(DISTINCT status) FROM loans", "==", 6),
+    ("active loans in every arrears bucket", "SELECT count(DISTINCT arrears_bucket) "
+     "FROM loans WHERE status = 'active'", "==", 5),
+    ("at least 5 % of customers have a loan", "SELECT count(DISTINCT customer_id) / "
+     "(SELECT count(*) FROM customers) FROM loans", ">=", 0.05),
+    ("at most 10 % of customers have a loan", "SELECT count(DISTINCT customer_id) / "
+     "(SELECT count(*) FROM customers) FROM loans", "<=", 0.10),
+    ("each customer has at most one loan", "SELECT count(*) - count(DISTINCT customer_id) "
+     "FROM loans", "==", 0),
+    ("rejections give a reason", "SELECT count(*) FROM loans WHERE status = 'rejected' "
+     "AND (decision_reason IS NULL OR decided_at IS NULL OR closed_date IS NULL)", "==", 0),
+    ("write-offs give a reason and the amount lost", "SELECT count(*) FROM loans WHERE "
+     "status = 'written_off' AND (write_off_reason IS NULL OR written_off_cents <= 0)",
+     "==", 0),
+    ("write-offs keep the arrears they had (over 90 days)", "SELECT count(*) FROM loans "
+     "WHERE status = 'written_off' AND (arrears_bucket <> 'over 90' OR days_past_due <= 90)",
+     "==", 0),
+    ("closed and undecided loans are not in arrears", "SELECT count(*) FROM loans WHERE "
+     "status IN ('submitted', 'approved', 'rejected', 'paid_off') "
+     "AND (days_past_due <> 0 OR arrears_bucket <> 'current')", "==", 0),
+    ("applications wait undecided", "SELECT count(*) FROM loans WHERE status = 'submitted' "
+     "AND (decided_at IS NOT NULL OR annual_rate_percent IS NOT NULL)", "==", 0),
+    ("approvals have a rate and no payout yet", "SELECT count(*) FROM loans WHERE "
+     "status = 'approved' AND (annual_rate_percent IS NULL OR disbursement_date IS NOT NULL)",
+     "==", 0),
+    ("the applicant never decides", "SELECT count(*) FROM loans "
+     "WHERE decided_by = applied_by", "==", 0),
+    ("applied, decided and paid out in order within the period", "SELECT count(*) FROM loans "
+     f"WHERE applied_at < {PERIOD_START} OR decided_at < applied_at "
+     "OR disbursed_at < decided_at OR applied_date <> CAST(applied_at AS DATE)", "==", 0),
+    ("paid out before the business date", "SELECT count(*) FROM loans WHERE "
+     f"disbursement_date >= {BUSINESS_DATE} OR closed_date >= {BUSINESS_DATE}", "==", 0),
+    ("payout transactions are the loans'", "SELECT count(*) FROM loans l JOIN transactions t "
+     "ON t.id = l.disbursement_tx_id WHERE t.kind <> 'loan_disbursement' "
+     "OR t.amount_cents <> l.principal_cents OR t.business_date <> l.disbursement_date "
+     "OR t.target_account <> l.account_number", "==", 0),
+    ("instalments collected in full at the end of their due date", "SELECT count(*) "
+     "FROM loan_payments p JOIN transactions t ON t.id = p.transaction_id LEFT JOIN "
+     "loan_schedule s ON s.loan_id = p.loan_id AND s.due_date = p.business_date "
+     "WHERE p.method = 'automatic' AND (s.payment_cents IS DISTINCT FROM p.amount_cents "
+     "OR t.business_date <> p.business_date OR hour(t.posted_at) <> 23)", "==", 0),
+    ("instalments collected", "SELECT count(*) FROM loan_payments "
+     "WHERE method = 'automatic'", ">", 50),
+    ("early payoffs", "SELECT count(*) FROM loan_payments WHERE prepayment_cents > 0",
+     ">", 0),
+    ("loans paid off by their last instalment or early", "SELECT count(*) FROM loans l "
+     "WHERE status = 'paid_off' AND principal_outstanding_cents = 0 AND closed_date = "
+     "(SELECT max(business_date) FROM loan_payments p WHERE p.loan_id = l.id)", ">", 0),
+    ("current loans owe nothing overdue", "SELECT count(*) FROM loans l JOIN "
+     f"({FIRST_UNPAID}) u ON u.loan_id = l.id WHERE l.status = 'active' "
+     f"AND l.arrears_bucket = 'current' AND u.due < {BUSINESS_DATE}", "==", 0),
+    ("days past due count from the first unpaid instalment", "SELECT count(*) FROM loans l "
+     f"JOIN ({FIRST_UNPAID}) u ON u.loan_id = l.id WHERE l.status = 'active' "
+     f"AND l.days_past_due > 0 AND l.days_past_due <> {BUSINESS_DATE} - u.due", "==", 0),
+    ("late fees on instalments unpaid past the grace days", "SELECT count(*) FROM "
+     "loan_schedule s JOIN loans l ON l.id = s.loan_id WHERE l.status = 'active' "
+     "AND s.principal_paid_cents < s.principal_cents AND (s.fee_cents > 0) <> (s.due_date "
+     f"<= {BUSINESS_DATE} - 1 - (SELECT CAST(value AS INTEGER) FROM settings "
+     "WHERE key = 'loan_late_fee_grace_days'))", "==", 0),
+    ("late fees charged", "SELECT count(*) FROM loan_schedule WHERE fee_cents > 0", ">", 0),
+    # End of day collects whatever a loan owes from the linked account's positive balance,
+    # every day: a borrower in arrears can have had nothing there since the first miss.
+    ("nothing end of day could have collected from borrowers in arrears", "SELECT count(*) "
+     "FROM (SELECT a.account_number, p.posted_at, sum(p.amount_cents) OVER (PARTITION BY "
+     "p.account_id ORDER BY p.posted_at, p.id ROWS UNBOUNDED PRECEDING) AS running FROM "
+     "postings p JOIN accounts a ON a.id = p.account_id) r JOIN loans l ON "
+     f"l.account_number = r.account_number JOIN ({FIRST_UNPAID}) u ON u.loan_id = l.id "
+     f"WHERE l.status IN ('active', 'written_off') AND u.due < {BUSINESS_DATE} "
+     "AND r.posted_at >= u.due AND r.running > 0", "==", 0),
+]
+
+
+@pytest.mark.parametrize("what,sql,op,expected", LOANS, ids=[r[0] for r in LOANS])
+def test_demo_lends_like_a_bank(demo, what, sql, op, expected):
+    bank, _, _ = demo
+    value = scalar(bank, sql)
+    assert {">": value > expected, ">=": value >= expected, "<=": value <= expected,
+            "==": value == expected}[op], f"{what}: {value} {op} {expected} fails"
+
+
+def test_schedules_are_the_ones_loans_py_writes_at_payout(demo):
+    bank, _, _ = demo
+    paid_out = bank.read("SELECT id, principal_cents, annual_rate_percent, term_months, "
+                         "disbursement_date FROM loans WHERE disbursement_date IS NOT NULL")
+    assert len(paid_out) >= 10
+    columns = ["due_date", "payment_cents", "interest_cents", "principal_cents",
+               "balance_cents"]
+    for lid, principal, rate, term, day in paid_out:
+        expected = quote_frame(principal, rate, term, add_months(day, 1))[columns]
+        stored = bank.read_df(f"SELECT {', '.join(columns)} FROM loan_schedule "
+                              "WHERE loan_id = ? ORDER BY n", [lid])
+        stored["due_date"] = [d.date() for d in stored["due_date"]]
+        # An early payoff drops the instalments after it, as loans.repay does.
+        assert 0 < len(stored) <= term
+        assert stored.to_dict("records") == expected.head(len(stored)).to_dict("records")
+
+
+def sign_in(bank, logins, username):
+    password = next(u["password"] for u in logins if u["username"] == username)
+    return bank.auth.login(username, password)
+
+
+def test_alice_sees_her_current_loan_with_instalments_paid(demo):
+    bank, logins, _ = demo
+    alice = sign_in(bank, logins, "alice")
+    loans = bank.loans.list(alice)
+    assert len(loans) >= 1 and set(loans["customer_id"]) == {alice.customer_id}
+    loan = bank.loans.get(alice, int(loans["loan_id"].iloc[0]))
+    assert (loan["status"], loan["bucket"], loan["days_past_due"]) == ("active", "current", 0)
+    assert loan["overdue_cents"] == 0 and loan["next_due_date"] >= bank.business_date
+    schedule = bank.loans.schedule(alice, loan["loan_id"])
+    assert (schedule["state"] == "paid").sum() >= 3
+    assert loan["paid_cents"] > 0 and loan["principal_outstanding_cents"] < loan["principal_cents"]
+
+
+def test_bobs_application_waits_in_the_managers_review_queue(demo):
+    bank, logins, _ = demo
+    bob = sign_in(bank, logins, "bob")
+    mine = bank.loans.list(bob)
+    assert list(mine["status"]) == ["submitted"] and list(mine["applied_by"]) == ["bob"]
+    manager = sign_in(bank, logins, "manager")
+    queue = bank.loans.list(manager, status="submitted")
+    assert int(mine["loan_id"].iloc[0]) in set(queue["loan_id"])
+    review = bank.loans.review(manager, int(mine["loan_id"].iloc[0]))
+    assert len(review["accounts"]) >= 2 and len(review["history"]) > 0
+
+
+def test_carol_paid_her_loan_off_early(demo):
+    bank, logins, _ = demo
+    carol = sign_in(bank, logins, "carol")
+    loans = bank.loans.list(carol)
+    assert list(loans["status"]) == ["paid_off"]
+    loan = bank.loans.get(carol, int(loans["loan_id"].iloc[0]))
+    assert loan["principal_outstanding_cents"] == 0 and loan["paid_cents"] > 0
+
+
+def test_end_of_day_continues_after_the_demo(tmp_path):
+    """The first end of day closes the business date: instalments due that day are collected
+    in full, loans in arrears age by one day, and interest for the running month is paid once,
+    at its end, for the whole month."""
+    with bankms.open_bank(str(tmp_path / "eod.duckdb"), bcrypt_rounds=4) as bank:
+        build_demo(bank, customers=100, months=5, seed=3)
+        assert bank.audit.verify() == []
+        system, today = bank.system_actor(), bank.business_date
+        aged = "SELECT id, days_past_due FROM loans WHERE status = 'active' ORDER BY id"
+        before = bank.read(aged)
+        assert {d for _, d in before} - {0} and 0 in {d for _, d in before}
+        result = bank.end_of_day(system)
+        assert [day.business_date for day in result.days] == [today]
+        assert bank.business_date == today + dt.timedelta(days=1)
+        assert bank.audit.verify() == []
+        # (A loan whose last instalment was due today is paid off now, at 0 days.)
+        after = dict(bank.read("SELECT id, days_past_due FROM loans"))
+        assert [(i, after[i]) for i, _ in before] == [(i, d + 1 if d else 0) for i, d in before]
+        assert scalar(bank, "SELECT count(*) FROM loan_schedule s JOIN loans l ON l.id = "
+                      "s.loan_id WHERE l.status = 'active' AND l.days_past_due = 0 AND "
+                      "s.due_date = ? AND s.principal_paid_cents < s.principal_cents",
+                      [today]) == 0
+        month_end = (today.replace(day=28) + dt.timedelta(days=4)).replace(day=1) \
+            - dt.timedelta(days=1)
+        bank.end_of_day(system, until=month_end)
+        assert bank.audit.verify() == []
+        days, accrued, paid = bank.read_one(
+            "SELECT count(DISTINCT a.accrual_date), sum(a.accrued_micro_cents), "
+            "(SELECT sum(accrued_micro_cents) FROM interest_postings WHERE period_end = ?) "
+            "FROM interest_accruals a WHERE a.accrual_date BETWEEN ? AND ?",
+            [month_end, month_end.replace(day=1), month_end])
+        assert (days, accrued) == (month_end.day, paid)
+        assert scalar(bank, "SELECT count(*) - count(DISTINCT target_account) FROM "
+                      "transactions WHERE kind = 'interest' AND business_date >= ?",
+                      [month_end.replace(day=1)]) == 0
 
 
 def test_no_posting_is_in_the_future_or_before_the_period(demo):
@@ -236,7 +420,9 @@ def test_the_same_seed_builds_the_same_people(tmp_path):
             build_demo(bank, customers=10, months=1, seed=3)
             people.append(bank.read("SELECT full_name, national_id, date_of_birth "
                                     "FROM customers ORDER BY id"))
-    assert people[0] == people[1]
+            people.append(bank.read("SELECT customer_id, status, product_code, "
+                                    "principal_cents, term_months FROM loans ORDER BY id"))
+    assert people[:2] == people[2:] and people[3]
 
 
 def run_cli(*args):
