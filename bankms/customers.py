@@ -71,6 +71,15 @@ def clean_profile(full_name, email, phone, date_of_birth, national_id, address):
     }
 
 
+def _phone_pattern(query: str) -> str:
+    """A LIKE pattern over phone digits, only for queries that look like a phone number: a
+    name such as 'Percy 100%' must not match every phone that contains 100."""
+    digits = re.sub(r"[^0-9+]", "", query)
+    if re.fullmatch(r"[0-9+ ()./-]+", query.strip()) and len(digits) >= 4:
+        return f"%{digits}%"
+    return "\x00"  # matches no phone
+
+
 class Customers:
     def __init__(self, bank):
         self._bank = bank
@@ -195,15 +204,17 @@ class Customers:
         self._bank.require(actor, "customer.search", entity="customer")
         q = _text(query, "search text", chars_max=100)
         digits = re.sub(r"[\s-]", "", q)
-        like = f"%{q.lower()}%"
+        # LIKE wildcards typed by the user are searched for literally.
+        escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        like = f"%{escaped}%"
         return self._bank.read_df(
             "SELECT DISTINCT c.id AS customer_id, c.full_name, c.email, c.phone, c.status "
             "FROM customers c LEFT JOIN accounts a ON a.customer_id = c.id "
-            "WHERE lower(c.full_name) LIKE ? OR lower(c.email) LIKE ? "
+            "WHERE lower(c.full_name) LIKE ? ESCAPE '\\' OR lower(c.email) LIKE ? ESCAPE '\\' "
             "OR regexp_replace(c.phone, '[^0-9+]', '', 'g') LIKE ? "
             "OR CAST(c.id AS VARCHAR) = ? OR a.account_number = ? OR c.national_id = ? "
             "ORDER BY c.full_name LIMIT ?",
-            [like, like, f"%{re.sub(r'[^0-9+]', '', q) or '~'}%", q.strip(), digits,
+            [like, like, _phone_pattern(q), q.strip(), digits,
              q.strip().upper(), int(limit)])
 
     def _set_status(self, actor, cid, new_status, reason, *, allowed_from):

@@ -23,11 +23,19 @@ MEMO_CHARS_MAX = 140
 KEY_CHARS_MAX = 128
 
 
-def clean_key(key) -> str:
+# Keys that bankms makes up itself start with this prefix, which callers may not use, so nobody
+# can take such a key first (a customer posting under "sys:reversal-of-7" would otherwise make
+# the manager's reversal of transaction 7 fail as a conflict).
+RESERVED_KEY_PREFIX = "sys:"
+
+
+def clean_key(key, *, reserved_ok=False) -> str:
     if key is None:
         return uuid.uuid4().hex
     if not isinstance(key, str) or not key.strip() or len(key) > KEY_CHARS_MAX:
         raise InvalidInput(f"An idempotency key is text of 1 to {KEY_CHARS_MAX} characters.")
+    if key.strip().startswith(RESERVED_KEY_PREFIX) and not reserved_ok:
+        raise InvalidInput(f"Idempotency keys starting with '{RESERVED_KEY_PREFIX}' are reserved.")
     return key.strip()
 
 
@@ -123,7 +131,9 @@ class Payments:
         req = PostingRequest(
             kind="reversal", actor=actor, action="payment.reverse", legs=legs,
             amount_cents=original[1],
-            idempotency_key=clean_key(idempotency_key or f"reversal-of-{tid}"),
+            idempotency_key=(clean_key(idempotency_key) if idempotency_key is not None else
+                             clean_key(f"{RESERVED_KEY_PREFIX}reversal-of-{tid}",
+                                       reserved_ok=True)),
             memo=clean_memo(f"Reversal of {tid}: {reason.strip()}"),
             source_account=original[3], target_account=original[2], reverses_id=tid,
             internal_ok=True)
