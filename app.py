@@ -1,25 +1,56 @@
-"""bankms web app: builds the navigation for the signed-in user's role and runs the page.
+"""bankms web app: signs the visitor in, builds the navigation for their role and runs the page.
 
 Pages live in pages/*.py; each declares a PAGE dict (title, icon, roles, order, url) and a
-render() function, and app.py offers a user exactly the pages of their role.
+render() function, and app.py offers a user exactly the pages of their navigation role (see
+pages/common.py). Anything not offered is not reachable: st.navigation serves only the pages
+it was given, and an unknown URL falls back to the first page offered.
 """
 import streamlit as st
 
-from pages.common import current_actor, get_bank, pages_for
+from bankms.errors import WeakCookieKey
+from pages import common
 
 st.set_page_config(page_title="bankms", page_icon=":material/account_balance:", layout="wide")
 
-get_bank()
-actor = current_actor()
-entries = pages_for(actor.role if actor else None)
-navigation = st.navigation([
-    st.Page(module.render, title=meta["title"], icon=meta.get("icon"), url_path=meta["url"])
-    for meta, module in entries
-])
-if actor is not None:
-    with st.sidebar:
-        st.write(f"**{actor.full_name or actor.username}**  \n{actor.role.capitalize()}")
-        if st.button("Sign out", key="signout_button"):
-            get_bank().auth.end_session(st.session_state.pop("session_id", None))
-            st.rerun()
+ROLE_LABELS = {"customer": "Customer", "teller": "Teller", "manager": "Manager"}
+
+bank = common.get_bank()
+try:
+    common.cookie_key()
+except WeakCookieKey as exc:
+    # Refuse to serve anyone: with a known key, anybody could forge a manager's cookie.
+    st.error(f"bankms will not start: {exc}", icon=":material/gpp_bad:")
+    st.stop()
+common.build_demo_on_first_start(bank)
+common.restore_from_cookie()
+actor = common.current_actor()
+role = common.navigation_role(actor)
+authenticator = common.make_authenticator(bank)
+st.session_state["_authenticator"] = authenticator
+common.run_cookie_job(authenticator)
+
+pages = {
+    meta["url"]: st.Page(module.render, title=meta["title"], icon=meta.get("icon"),
+                         url_path=meta["url"])
+    for meta, module in common.pages_for(role)
+}
+if not pages:
+    st.error("There is no page for your user; please ask a manager.", icon=":material/block:")
+    st.stop()
+st.session_state["_nav_pages"] = pages
+st.session_state["_nav_role"] = role
+navigation = st.navigation(list(pages.values()))
+# The browser tab names the page that runs (and lets a test see which page the server chose).
+st.set_page_config(page_title=f"{navigation.title} · bankms")
+
+with st.sidebar:
+    if actor is not None:
+        st.markdown(f"**{actor.full_name or actor.username}**  \n"
+                    f"{ROLE_LABELS.get(actor.role, actor.role)} · `{actor.username}`")
+        st.button("Sign out", key="bankms_signout", on_click=common.sign_out,
+                  icon=":material/logout:", width="stretch")
+    else:
+        st.caption("Not signed in")
+
+common.show_flashes()
 navigation.run()

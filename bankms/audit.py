@@ -47,6 +47,12 @@ class Audit:
             "SELECT count(*) FROM postings p ANTI JOIN transactions t ON t.id = p.transaction_id")
         if orphans:
             problems.append(f"{orphans} postings belong to no transaction")
+        # Subledgers kept by later modules reconcile against the ledger here.
+        loans = getattr(bank, "loans", None)
+        if loans is not None:
+            problems.extend(loans.verify())
+            from .eod import verify as verify_interest
+            problems.extend(verify_interest(bank))
         return problems
 
     def log(self, actor, *, action=None, entity=None, entity_id=None, limit=500):

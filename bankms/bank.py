@@ -25,6 +25,8 @@ INTERNAL_ACCOUNTS = [
     ("GL4000", "interest_income", "Interest income"),
     ("GL4100", "fee_income", "Fee income"),
     ("GL5000", "interest_expense", "Interest expense"),
+    # Loans written off move their unpaid principal here (loans.py).
+    ("GL5100", "loan_losses", "Loan losses"),
 ]
 INTERNAL = {code: number for number, code, _ in INTERNAL_ACCOUNTS}
 
@@ -35,11 +37,16 @@ DEFAULT_SETTINGS = {
     "lockout_s": "900",
     "session_idle_timeout_s": "900",
     "session_absolute_timeout_s": "43200",
+    # Loans and end of day (loans.py, eod.py).
+    "loan_late_fee_cents": "2500",
+    "loan_late_fee_grace_days": "5",
+    "dormancy_months": "12",
 }
 
 
 class Bank:
-    def __init__(self, path: str, *, bcrypt_rounds: int | None = None):
+    def __init__(self, path: str, *, bcrypt_rounds: int | None = None,
+                 batch_size_max: int = 512):
         self.path = path
         self.bcrypt_rounds = bcrypt_rounds or int(os.environ.get("BANKMS_BCRYPT_ROUNDS", "12"))
         self._con = db.connect(path)
@@ -48,7 +55,8 @@ class Bank:
         self._lock = threading.Lock()
         self._ensure_internal_accounts()
         self.state = LedgerState(self._con.cursor())
-        self._writer = Writer(self._con, None, on_refusal=self._audit_refusal)
+        self._writer = Writer(self._con, None, on_refusal=self._audit_refusal,
+                              batch_size_max=batch_size_max)
         self._writer._post_batch = BatchPoster(self._writer.cursor, self.state)
 
         from .accounts import Accounts
@@ -131,6 +139,22 @@ class Bank:
     def post(self, request):
         return self._writer.post(request)
 
+    def post_in(self, uow, request):
+        """Apply one PostingRequest inside the caller's unit of work (writer thread only), with
+        every guard of `post`, so that a service can change its own tables in the same database
+        transaction as the money. Returns the Receipt, or the refusal (a BankError) without
+        raising it: the caller decides whether to keep the refusal's audit row (return
+        normally) or roll everything back (raise). Keys are looked up first, so a repeated key
+        answers with the earlier receipt; the writer clears its cached account rows after
+        every write job, so the caller may change other tables freely."""
+        return self._writer._post_batch(uow, [request], lookup_keys=True)[0]
+
+    def end_of_day(self, actor, until=None, progress=None):
+        """Close every business day from the current business date up to `until` (default:
+        today), in order; see eod.py. progress(done, total) is called after each day."""
+        from .eod import end_of_day
+        return end_of_day(self, actor, until=until, progress=progress)
+
     def audit_row(self, uow, actor, action, entity=None, entity_id=None, before=None,
                   after=None, outcome="ok"):
         """Write one audit record inside the caller's unit of work (writer thread only)."""
@@ -193,6 +217,10 @@ class Bank:
             for key, value in DEFAULT_SETTINGS.items():
                 cur.execute("INSERT INTO settings VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
                             [key, value])
+            # The business date is stored from the first open on, so that a bank reopened days
+            # later still knows which days end of day has not closed yet.
+            cur.execute("INSERT INTO settings VALUES ('business_date', ?) "
+                        "ON CONFLICT (key) DO NOTHING", [now.date().isoformat()])
             cur.execute("COMMIT")
         except Exception:
             cur.execute("ROLLBACK")

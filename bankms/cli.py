@@ -111,6 +111,26 @@ def cmd_create_employee(args):
         bank.close()
 
 
+def cmd_setting(args):
+    """Show or change one bank setting, e.g. the idle timeout of signed-in sessions."""
+    bank = open_bank(db_path(args.db))
+    try:
+        if args.value is not None:
+            if args.key.endswith(("_s", "_max", "_cents")):
+                try:
+                    number = int(args.value)
+                except ValueError:
+                    number = -1
+                if number <= 0:
+                    print(f"error: {args.key} must be a whole number above zero",
+                          file=sys.stderr)
+                    return 2
+            bank.settings.set(bank.system_actor(), args.key, args.value)
+        print(f"{args.key} = {bank.settings.get(args.key)}")
+    finally:
+        bank.close()
+
+
 def cmd_eod(args):
     import datetime as dt
     bank = open_bank(db_path(args.db))
@@ -149,6 +169,10 @@ def main(argv=None) -> int:
     p.add_argument("--email")
     p.add_argument("--password", help="else $BANKMS_NEW_PASSWORD, else asked")
     p.set_defaults(fn=cmd_create_employee)
+    p = sub.add_parser("setting", help="show or change a setting (e.g. session_idle_timeout_s)")
+    p.add_argument("key")
+    p.add_argument("value", nargs="?")
+    p.set_defaults(fn=cmd_setting)
     p = sub.add_parser("eod", help="run end of day up to --until (default: today)")
     p.add_argument("--until")
     p.set_defaults(fn=cmd_eod)

@@ -110,6 +110,117 @@ SCHEMA = [
         created_at TIMESTAMP NOT NULL,
         last_seen_at TIMESTAMP NOT NULL,
         revoked_at TIMESTAMP)""",
+    # -- Loans and interest (issue 5: loans.py, eod.py) ---------------------------------------
+    # Loan principal lives in the one GL1200 loans-receivable account; these tables are its
+    # subledger (per loan: outstanding principal, schedule, payments), reconciled by
+    # Loans.verify(). Interest and fees are income when paid (cash basis).
+    """CREATE TABLE IF NOT EXISTS loan_products (
+        code VARCHAR PRIMARY KEY,
+        name VARCHAR NOT NULL,
+        amount_min_cents BIGINT NOT NULL,
+        amount_max_cents BIGINT NOT NULL,
+        term_min_months INTEGER NOT NULL,
+        term_max_months INTEGER NOT NULL,
+        rate_min_percent DECIMAL(9, 4) NOT NULL,
+        rate_max_percent DECIMAL(9, 4) NOT NULL,
+        active BOOLEAN NOT NULL DEFAULT TRUE)""",
+    """INSERT INTO loan_products VALUES
+        ('personal', 'Personal loan', 100000, 5000000, 6, 60, 7.9, 19.9, TRUE),
+        ('car', 'Car loan', 500000, 10000000, 12, 84, 4.9, 11.9, TRUE),
+        ('home_improvement', 'Home improvement loan', 200000, 7500000, 12, 120, 5.9, 14.9, TRUE)
+        ON CONFLICT (code) DO NOTHING""",
+    "CREATE SEQUENCE IF NOT EXISTS loan_id_seq START 5001",
+    """CREATE TABLE IF NOT EXISTS loans (
+        id BIGINT PRIMARY KEY,
+        customer_id BIGINT NOT NULL,
+        product_code VARCHAR NOT NULL,
+        principal_cents BIGINT NOT NULL,
+        term_months INTEGER NOT NULL,
+        purpose VARCHAR NOT NULL,
+        monthly_income_cents BIGINT NOT NULL,
+        status VARCHAR NOT NULL,
+        annual_rate_percent DECIMAL(9, 4),
+        applied_by VARCHAR NOT NULL,
+        applied_role VARCHAR NOT NULL,
+        applied_at TIMESTAMP NOT NULL,
+        applied_date DATE NOT NULL,
+        decided_by VARCHAR,
+        decided_at TIMESTAMP,
+        decision_reason VARCHAR,
+        account_number VARCHAR,
+        disbursed_by VARCHAR,
+        disbursed_at TIMESTAMP,
+        disbursement_date DATE,
+        disbursement_tx_id BIGINT,
+        principal_outstanding_cents BIGINT NOT NULL DEFAULT 0,
+        days_past_due INTEGER NOT NULL DEFAULT 0,
+        arrears_bucket VARCHAR NOT NULL DEFAULT 'current',
+        closed_date DATE,
+        written_off_cents BIGINT NOT NULL DEFAULT 0,
+        write_off_reason VARCHAR,
+        request_key VARCHAR)""",
+    # One row per instalment. A plan, not the ledger: paid amounts grow as payments are
+    # allocated, and a prepayment re-amortises the rows not yet due (audited).
+    """CREATE TABLE IF NOT EXISTS loan_schedule (
+        loan_id BIGINT NOT NULL,
+        n INTEGER NOT NULL,
+        due_date DATE NOT NULL,
+        payment_cents BIGINT NOT NULL,
+        interest_cents BIGINT NOT NULL,
+        principal_cents BIGINT NOT NULL,
+        balance_cents BIGINT NOT NULL,
+        interest_paid_cents BIGINT NOT NULL DEFAULT 0,
+        principal_paid_cents BIGINT NOT NULL DEFAULT 0,
+        fee_cents BIGINT NOT NULL DEFAULT 0,
+        fee_paid_cents BIGINT NOT NULL DEFAULT 0)""",
+    # How each repayment transaction was split; prepayment_cents is the part of principal_cents
+    # paid ahead of the schedule.
+    """CREATE TABLE IF NOT EXISTS loan_payments (
+        transaction_id BIGINT NOT NULL,
+        loan_id BIGINT NOT NULL,
+        business_date DATE NOT NULL,
+        method VARCHAR NOT NULL,
+        source_account VARCHAR NOT NULL,
+        amount_cents BIGINT NOT NULL,
+        fee_cents BIGINT NOT NULL,
+        interest_cents BIGINT NOT NULL,
+        principal_cents BIGINT NOT NULL,
+        prepayment_cents BIGINT NOT NULL,
+        actor VARCHAR NOT NULL)""",
+    # Savings interest accrued per account and day, in micro-cents (1e-6 cent): not money yet.
+    """CREATE TABLE IF NOT EXISTS interest_accruals (
+        account_id BIGINT NOT NULL,
+        accrual_date DATE NOT NULL,
+        balance_cents BIGINT NOT NULL,
+        rate_percent DECIMAL(9, 4) NOT NULL,
+        accrued_micro_cents BIGINT NOT NULL)""",
+    # Month-end: whole cents posted, the sub-cent remainder carried into the next month.
+    """CREATE TABLE IF NOT EXISTS interest_postings (
+        account_id BIGINT NOT NULL,
+        period_start DATE NOT NULL,
+        period_end DATE NOT NULL,
+        carry_in_micro_cents BIGINT NOT NULL,
+        accrued_micro_cents BIGINT NOT NULL,
+        posted_cents BIGINT NOT NULL,
+        carry_out_micro_cents BIGINT NOT NULL,
+        transaction_id BIGINT)""",
+    # One row per closed business day; its presence makes end of day for that date a no-op.
+    """CREATE TABLE IF NOT EXISTS eod_runs (
+        business_date DATE PRIMARY KEY,
+        actor VARCHAR NOT NULL,
+        started_at TIMESTAMP NOT NULL,
+        finished_at TIMESTAMP NOT NULL,
+        accounts_accrued BIGINT NOT NULL,
+        accrued_micro_cents BIGINT NOT NULL,
+        interest_posted_accounts BIGINT NOT NULL,
+        interest_posted_cents BIGINT NOT NULL,
+        loans_collected BIGINT NOT NULL,
+        collected_cents BIGINT NOT NULL,
+        late_fees_charged BIGINT NOT NULL,
+        late_fee_cents BIGINT NOT NULL,
+        loans_in_arrears BIGINT NOT NULL,
+        accounts_made_dormant BIGINT NOT NULL,
+        accounts_reactivated BIGINT NOT NULL)""",
 ]
 
 

@@ -91,3 +91,7 @@ class AlreadyReversed(BankError):
 
 class InvalidState(BankError):
     pass
+
+
+class WeakCookieKey(BankError):
+    """The sign-in cookie key is missing, short, well known or readable by others."""

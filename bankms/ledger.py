@@ -142,20 +142,29 @@ class BatchPoster:
         )
         self._appenders = (self._tx_app, self._posting_app, self._key_app, self._audit_app,
                            self._balance_app)
+        self._accounts: dict = {}
 
-    def __call__(self, uow, requests):
+    def __call__(self, uow, requests, *, lookup_keys=False):
         try:
-            return self._post(uow, requests)
+            return self._post(uow, requests, lookup_keys)
         except BaseException:
-            for app in self._appenders:
-                app.clear()
+            self.invalidate()
             raise
 
-    def _post(self, uow, requests):
+    def invalidate(self):
+        """Forget cached account rows and buffered appender rows after any failure or any
+        other write, so that the next batch reads the committed truth."""
+        self._accounts.clear()
+        for app in self._appenders:
+            app.clear()
+
+    def _post(self, uow, requests, lookup_keys):
         now = utcnow()
         keys = list({r.idempotency_key for r in requests})
         known = {}
-        if keys:
+        # Repeated keys are rare, so the key table is not read up front: its primary key
+        # refuses a repeat at insert, and the writer then reruns the batch with lookup_keys.
+        if keys and lookup_keys:
             rows = uow.fetchall(
                 "SELECT k.key, k.request_hash, t.id, t.amount_cents, t.kind, t.source_account, "
                 "t.target_account, t.posted_at, t.memo FROM idempotency_keys k "
@@ -165,8 +174,12 @@ class BatchPoster:
             for key, rhash, tid, amount, kind, src, tgt, posted, memo in rows:
                 known[key] = (rhash, Receipt(tid, key, to_money(amount), kind, src, tgt, posted,
                                              memo or "", replayed=True))
-        numbers = list({n for r in requests for n, _ in r.legs})
-        accounts = {}
+        # Only this thread writes, so account rows read once stay true until some other write
+        # job runs or a batch fails; both clear this cache (see invalidate).
+        accounts = self._accounts
+        if len(accounts) > 100_000:
+            accounts.clear()
+        numbers = list({n for r in requests for n, _ in r.legs if n not in accounts})
         if numbers:
             for row in uow.fetchall(
                 "SELECT a.account_number, a.id, a.customer_id, a.kind, a.status, a.balance_cents, "

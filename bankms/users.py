@@ -50,10 +50,21 @@ def check_password_policy(password, username: str = "") -> None:
         # bcrypt reads only the first 72 bytes; refusing is better than silently ignoring a tail.
         raise PasswordPolicyError("The password is too long in bytes (at most 72); use fewer "
                                   "special characters.")
+    if password != password.strip():
+        # The sign-in widget strips what is typed, so such a password could never sign in.
+        raise PasswordPolicyError("The password must not begin or end with a space.")
     if username and password.lower() == username.lower():
         raise PasswordPolicyError("The password must not be the username.")
     if password.lower() in COMMON_PASSWORDS:
         raise PasswordPolicyError("This password is too common; please choose another one.")
+
+
+def temporary_password() -> str:
+    """A random password for a new or reset user, who must change it at the next sign-in."""
+    while True:
+        password = secrets.token_urlsafe(12)  # 16 characters, about 96 bits
+        if password[0] not in "-_" and password[-1] not in "-_":
+            return password
 
 
 def normalize_username(username) -> str:
@@ -125,6 +136,10 @@ class Users:
                 "failed_attempts", "locked_until", "must_change_password")
         return dict(zip(keys, row))
 
+    def any_exist(self) -> bool:
+        """Whether any user exists (a fresh real bank has none until create-employee)."""
+        return self._bank.read_one("SELECT 1 FROM users LIMIT 1") is not None
+
     def list(self, actor, role=None):
         self._bank.require(actor, "user.read", entity="user")
         sql = ("SELECT username, full_name, role, customer_id, email, active, failed_attempts, "
@@ -134,6 +149,14 @@ class Users:
             sql += " WHERE role = ?"
             params.append(role)
         return self._bank.read_df(sql + " ORDER BY role, username", params)
+
+    def locked(self, actor):
+        """Users locked out right now after too many failed sign-ins, for a manager to unlock."""
+        self._bank.require(actor, "user.read", entity="user")
+        return self._bank.read_df(
+            "SELECT username, full_name, role, locked_until FROM users "
+            "WHERE locked_until IS NOT NULL AND locked_until > ? ORDER BY locked_until",
+            [utcnow()])
 
     def _update(self, actor, username, action, changes: dict, *, revoke=False):
         bank = self._bank
@@ -189,7 +212,11 @@ class Users:
         """A signed-in user changes their own password; every other session of theirs ends."""
         if not isinstance(actor, security.Actor) or actor.role == "system":
             raise AuthenticationError("Please sign in first.")
-        self._bank.auth.verify_password(actor.username, old_password)
+        check = self._bank.auth.verify_password(actor.username, old_password)
+        if not check["ok"] or not check["active"]:
+            # Audited like a failed sign-in: someone at an open session may be guessing.
+            self._bank.auth._fail(actor.username, "wrong current password at password change")
+            raise AuthenticationError("The current password is wrong.")
         if old_password == new_password:
             raise PasswordPolicyError("The new password must differ from the old one.")
         check_password_policy(new_password, actor.username)
@@ -209,21 +236,24 @@ class Auth:
         anonymous = security.Actor(username=username or "anonymous", role="anonymous")
 
         def fn(uow):
+            # Every failure runs the same statements (a read and an update, matching no row
+            # when the attempt is not counted), so an unknown username costs what a known
+            # one does and timing does not reveal which usernames exist.
             locked = False
-            if attempts_max is not None:
-                row = uow.fetchone("SELECT failed_attempts FROM users WHERE username = ?",
-                                   [username])
-                attempts = (row[0] if row else 0) + 1
-                if attempts >= attempts_max:
-                    until = utcnow() + dt.timedelta(seconds=lockout_s)
-                    uow.execute("UPDATE users SET failed_attempts = 0, locked_until = ? "
-                                "WHERE username = ?", [until, username])
-                    bank.audit_row(uow, anonymous, "auth.lockout", "user", username,
-                                   after={"locked_until": until.isoformat()})
-                    locked = True
-                else:
-                    uow.execute("UPDATE users SET failed_attempts = ? WHERE username = ?",
-                                [attempts, username])
+            counted = attempts_max is not None
+            row = uow.fetchone("SELECT failed_attempts FROM users WHERE username = ?",
+                               [username])
+            attempts = (row[0] if row else 0) + 1
+            if counted and attempts >= attempts_max:
+                until = utcnow() + dt.timedelta(seconds=lockout_s)
+                uow.execute("UPDATE users SET failed_attempts = 0, locked_until = ? "
+                            "WHERE username = ?", [until, username])
+                bank.audit_row(uow, anonymous, "auth.lockout", "user", username,
+                               after={"locked_until": until.isoformat()})
+                locked = True
+            else:
+                uow.execute("UPDATE users SET failed_attempts = ? WHERE username = ? AND ?",
+                            [attempts, username, counted])
             bank.audit_row(uow, anonymous, "auth.login", "user", username,
                            after={"reason": reason}, outcome="refused")
             return locked
@@ -245,15 +275,17 @@ class Auth:
         check = self.verify_password(username, password)
         name = check["username"]
         now = utcnow()
+        # Read the limits on every attempt, counted or not, for equal timing.
+        attempts_max = bank.settings.get_int("login_attempts_max", 5)
+        lockout_s = bank.settings.get_int("lockout_s", 900)
         if check["exists"] and check["locked_until"] is not None and check["locked_until"] > now:
             self._fail(name, "locked")
             raise AccountLocked("Too many failed attempts: this user is locked for a while. "
                                 "Try again later or ask a manager to unlock it.")
         if not check["ok"] or not check["active"]:
             if check["exists"] and check["active"]:
-                locked = self._fail(name, "bad password",
-                                    attempts_max=bank.settings.get_int("login_attempts_max", 5),
-                                    lockout_s=bank.settings.get_int("lockout_s", 900))
+                locked = self._fail(name, "bad password", attempts_max=attempts_max,
+                                    lockout_s=lockout_s)
                 if locked:
                     raise AccountLocked("Too many failed attempts: this user is now locked for "
                                         "a while.")
@@ -317,11 +349,71 @@ class Auth:
                 "UPDATE sessions SET last_seen_at = ? WHERE id = ?", [now, sid]))
         return actor
 
+    def session_expires_at(self, sid) -> dt.datetime | None:
+        """When a session ends at the latest (its absolute timeout), for the cookie's expiry."""
+        row = self._bank.read_one("SELECT created_at FROM sessions WHERE id = ?", [sid])
+        if row is None:
+            return None
+        absolute_s = self._bank.settings.get_int("session_absolute_timeout_s", 43200)
+        return row[0] + dt.timedelta(seconds=absolute_s)
+
+    def issue_token(self, sid, key) -> str:
+        """A signed cookie token for a live session; it is worth nothing once the session ends."""
+        from . import tokens
+
+        row = self._bank.read_one("SELECT username FROM sessions WHERE id = ? "
+                                  "AND revoked_at IS NULL", [sid])
+        if row is None:
+            raise AuthenticationError("This session has ended; please sign in again.")
+        return tokens.issue(key, sid=sid, username=row[0],
+                            expires_at=self.session_expires_at(sid))
+
+    def session_from_token(self, token, key):
+        """(session id, actor) for a cookie token that is signed with our key, not expired and
+        names a live session of the same user; None otherwise. A refusal is audited, so forged,
+        expired and revoked cookies show up in the audit log."""
+        from . import tokens
+
+        payload, reason = tokens.inspect(key, token)
+        actor = None
+        if payload is not None:
+            actor = self.check_session(payload["sid"])
+            if actor is None:
+                reason = "session ended"
+            elif actor.username != payload["username"]:
+                actor, reason = None, "user mismatch"
+        if actor is None:
+            claimed = str(payload["username"])[:64] if payload else None
+            anonymous = security.Actor(username=claimed or "anonymous", role="anonymous")
+            self._bank.write(lambda uow: self._bank.audit_row(
+                uow, anonymous, "auth.cookie", "session", None, after={"reason": reason},
+                outcome="refused"))
+            return None
+        return payload["sid"], actor
+
+    def navigation_role(self, actor) -> str:
+        """Which set of pages a signed-in user may see: a user who must change their password
+        sees only that page; a customer who is not active (pending verification, suspended,
+        closed) sees nothing financial; everyone else sees their role's pages."""
+        if actor is None:
+            return "anonymous"
+        if self.must_change_password(actor.username):
+            return "must_change_password"
+        if actor.role == "customer":
+            row = self._bank.read_one("SELECT status FROM customers WHERE id = ?",
+                                      [actor.customer_id])
+            if row is None or row[0] != "active":
+                return "pending"
+        return actor.role
+
     def end_session(self, sid, reason="logout"):
         bank = self._bank
-        row = bank.read_one("SELECT username FROM sessions WHERE id = ?", [sid])
-        if row is None:
+        if not sid or not isinstance(sid, str):
             return
+        row = bank.read_one("SELECT username FROM sessions WHERE id = ? AND revoked_at IS NULL",
+                            [sid])
+        if row is None:
+            return  # unknown or already ended: nothing to revoke, nothing to audit twice
         actor = security.Actor(username=row[0], role="session")
 
         def fn(uow):

@@ -13,6 +13,9 @@ from __future__ import annotations
 import collections
 import queue
 import threading
+import time
+
+import duckdb
 
 from .db import UnitOfWork
 
@@ -46,6 +49,8 @@ class Writer:
         self._on_refusal = on_refusal
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._batch_size_max = batch_size_max
+        self.linger_s = 0.002
+        self.gap_s = 0.0005
         self._thread = threading.Thread(target=self._run, name="bankms-writer", daemon=True)
         self._stopped = False
         self.batches = 0
@@ -103,18 +108,36 @@ class Writer:
             if job.kind == "call":
                 self._run_call(job)
                 continue
-            batch = [job]
-            while len(batch) < self._batch_size_max:
+            self._run_batch(self._gather(job, waiting))
+
+    def _gather(self, first, waiting):
+        """Collect posting requests for one batch. While requests keep arriving less than
+        `gap_s` apart, wait for more, up to `linger_s` in all: the callers of the previous
+        batch resubmit within a millisecond, and taking them too halves the commits."""
+        batch = [first]
+        deadline = time.perf_counter() + self.linger_s
+        while len(batch) < self._batch_size_max:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0 or self._batch_size_max == 1:
+                    break
                 try:
-                    nxt = self._queue.get_nowait()
+                    nxt = self._queue.get(timeout=min(self.gap_s, remaining))
                 except queue.Empty:
                     break
-                if nxt is not None and nxt.kind == "post":
-                    batch.append(nxt)
-                else:
-                    waiting.append(nxt)
-                    break
-            self._run_batch(batch)
+            if nxt is not None and nxt.kind == "post":
+                batch.append(nxt)
+            else:
+                waiting.append(nxt)
+                break
+        return batch
+
+    def _invalidate(self):
+        invalidate = getattr(self._post_batch, "invalidate", None)
+        if invalidate is not None:
+            invalidate()
 
     def _run_call(self, job):
         try:
@@ -123,17 +146,31 @@ class Writer:
                 uow.commit()
             job.finish(result=result)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to its caller
-            job.finish(error=exc)
+            # Record the refusal before answering, so a caller reading right after sees it.
             if self._on_refusal is not None:
                 self._on_refusal(self._cur, exc)
+            job.finish(error=exc)
+        finally:
+            # Any job may have changed account rows that the poster caches.
+            self._invalidate()
+
+    def _commit_batch(self, requests, lookup_keys):
+        with UnitOfWork(self._cur) as uow:
+            outcomes = self._post_batch(uow, requests, lookup_keys=lookup_keys)
+            uow.commit()
+        return outcomes
 
     def _run_batch(self, batch):
         requests = [job.payload for job in batch]
         try:
-            with UnitOfWork(self._cur) as uow:
-                outcomes = self._post_batch(uow, requests)
-                uow.commit()
+            try:
+                outcomes = self._commit_batch(requests, lookup_keys=False)
+            except duckdb.ConstraintException:
+                # A repeated idempotency key: rerun with the keys looked up first.
+                self._invalidate()
+                outcomes = self._commit_batch(requests, lookup_keys=True)
         except BaseException as exc:  # noqa: BLE001
+            self._invalidate()
             if len(batch) == 1:
                 batch[0].finish(error=exc)
                 return

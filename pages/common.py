@@ -1,24 +1,44 @@
-"""Helpers shared by every page: the process-wide Bank, the signed-in actor, form keys,
-error display and page discovery. Only functions live here; running this file alone draws
-nothing."""
+"""Helpers shared by every page: the process-wide Bank, the signed-in actor, the sign-in cookie,
+form keys, messages, error display and page discovery. Only functions live here; running this
+file alone draws nothing.
+
+Who is signed in is decided by bankms alone: `st.session_state["session_id"]` names a row of the
+`sessions` table, and every script run asks `bank.auth.check_session` again, so a revoked, idle
+or expired session signs the browser out at its next click. The cookie (set through
+streamlit-authenticator's cookie manager) carries only a signed token naming that session.
+
+Navigation roles: besides "anonymous", "customer", "teller" and "manager", a page may list
+"pending" (a customer not yet verified, or suspended or closed: nothing financial) and
+"must_change_password" (a user whose password was reset: only the change-password page).
+"""
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import os
 import pathlib
+import threading
 import uuid
 
 import streamlit as st
 
 import bankms
+from bankms import tokens
 from bankms.errors import BankError
 from bankms.money import format_cents
 
 PAGES_DIR = pathlib.Path(__file__).parent
+COOKIE_NAME = "bankms_session"
+SIGNED_IN_ROLES = ("customer", "teller", "manager")
+
+_new_files: set = set()
+_demo_lock = threading.Lock()
 
 
 @st.cache_resource(show_spinner=False)
 def _open_bank(path: str):
+    if path != ":memory:" and not os.path.exists(path):
+        _new_files.add(path)
     return bankms.open_bank(path)
 
 
@@ -31,6 +51,52 @@ def get_bank() -> bankms.Bank:
     return _open_bank(db_path())
 
 
+@st.cache_resource(show_spinner=False)
+def _cookie_key(path: str, env_key: str | None, env_file: str | None) -> str:
+    return tokens.cookie_key(path)
+
+
+def cookie_key() -> str:
+    """The cookie signing key (made on first start); WeakCookieKey if it must not be used."""
+    return _cookie_key(db_path(), os.environ.get("BANKMS_COOKIE_KEY"),
+                       os.environ.get("BANKMS_COOKIE_KEY_FILE"))
+
+
+def demo_module():
+    """bankms.demo when it is installed, else None (the app works without it)."""
+    try:
+        from bankms import demo
+    except ImportError:
+        return None
+    return demo
+
+
+def build_demo_on_first_start(bank) -> None:
+    """On the very first start (no database file yet) build the small demo bank, once."""
+    if bank.path not in _new_files:
+        return
+    demo = demo_module()
+    with _demo_lock:
+        if bank.path not in _new_files:
+            return
+        try:
+            if demo is not None and not os.environ.get("BANKMS_NO_DEMO") \
+                    and not demo.demo_exists(bank):
+                with st.spinner("First start: building the demo bank. This takes a moment…"):
+                    demo.build_demo(bank, customers=int(os.environ.get(
+                        "BANKMS_DEMO_CUSTOMERS", "200")), months=6, seed=7)
+        finally:
+            _new_files.discard(bank.path)
+
+
+def demo_logins(bank) -> list:
+    demo = demo_module()
+    if demo is None or not hasattr(demo, "demo_logins"):
+        return []
+    return list(demo.demo_logins(bank) or [])
+
+
+# -- who is signed in ---------------------------------------------------------------------------
 def current_actor():
     """The signed-in Actor, checked against the server-side session on every run."""
     sid = st.session_state.get("session_id")
@@ -38,10 +104,154 @@ def current_actor():
         return None
     actor = get_bank().auth.check_session(sid)
     if actor is None:
-        st.session_state.pop("session_id", None)
+        _forget_session()
+        st.session_state["_session_ended"] = True
     return actor
 
 
+def navigation_role(actor) -> str:
+    return get_bank().auth.navigation_role(actor)
+
+
+def restore_from_cookie() -> None:
+    """A new browser session (a reload, a new tab) signs in again from the cookie, but only if
+    the token is signed with our key, not expired, and names a live server-side session."""
+    if st.session_state.get("session_id") or st.session_state.get("_cookie_checked"):
+        return
+    st.session_state["_cookie_checked"] = True
+    token = st.context.cookies.get(COOKIE_NAME)
+    if not token:
+        return
+    found = get_bank().auth.session_from_token(token, cookie_key())
+    if found is not None:
+        st.session_state["session_id"] = found[0]
+
+
+def signed_in(sid: str) -> None:
+    """Remember a new server-side session and have the browser keep its cookie."""
+    st.session_state["session_id"] = sid
+    st.session_state.pop("_session_ended", None)
+    st.session_state["_cookie_checked"] = True
+    request_cookie(get_bank().auth.issue_token(sid, cookie_key()))
+
+
+def request_cookie(token: str | None) -> None:
+    """Ask the browser to store (token) or delete (None) the cookie. The cookie component is
+    drawn on every run until the browser confirms, because a rerun right after drawing it can
+    remove it before its JavaScript ran."""
+    st.session_state["_cookie_seq"] = st.session_state.get("_cookie_seq", 0) + 1
+    st.session_state["_cookie_job"] = (st.session_state["_cookie_seq"], token)
+
+
+def sign_out() -> None:
+    """End the server-side session (a copied cookie stops working) and drop the cookie."""
+    sid = st.session_state.get("session_id")
+    if sid:
+        get_bank().auth.end_session(sid, reason="logout")
+    _forget_session()
+    st.session_state["_cookie_checked"] = True  # never sign in again from the old cookie
+    request_cookie(None)
+    flash("You are signed out.")
+
+
+def _forget_session() -> None:
+    st.session_state.pop("session_id", None)
+    # streamlit-authenticator's own session keys: clear them so its widget shows again.
+    for key in ("name", "username", "authentication_status", "email", "roles"):
+        st.session_state[key] = None
+
+
+def make_authenticator(bank):
+    """streamlit-authenticator set up for bankms: it draws the sign-in form and owns the cookie
+    component, while bankms decides who gets in (lockout, equal timing, audit) and the cookie
+    carries a token bound to our server-side session. Call once per run (the library's widgets
+    have fixed keys)."""
+    import streamlit_authenticator as stauth
+
+    _quiet_cookie_manager()
+    key = cookie_key()
+    absolute_s = bank.settings.get_int("session_absolute_timeout_s", 43200)
+    # The credentials dict holds no users and no hashes up front: our check adds the one user
+    # who signed in, which is all the library needs to fill its session keys.
+    authenticator = stauth.Authenticate({"usernames": {}}, cookie_name=COOKIE_NAME,
+                                        cookie_key=key, cookie_expiry_days=absolute_s / 86400,
+                                        auto_hash=False, login_sleep_time=0)
+    model = authenticator.authentication_controller.authentication_model
+    cookie = authenticator.cookie_controller.cookie_model
+
+    def check_credentials(username, password):
+        st.session_state.pop("_signin_error", None)
+        try:
+            actor = bank.auth.login(username, password)
+        except BankError as exc:
+            st.session_state["_signin_error"] = str(exc)
+            return False
+        model.credentials["usernames"][actor.username] = {
+            "name": actor.full_name or actor.username, "email": None, "roles": [actor.role]}
+        st.session_state["session_id"] = bank.auth.start_session(actor)
+        st.session_state["_cookie_checked"] = True
+        st.session_state.pop("_session_ended", None)
+        return True
+
+    model.check_credentials = check_credentials
+    # Reading the cookie back is ours (restore_from_cookie), not the library's: its reader
+    # trusts any unexpired token signed with the key and has no server-side session to ask.
+    cookie.get_cookie = lambda: None
+    # Writing goes through run_cookie_job, which keeps drawing the library's cookie component
+    # until the browser confirms (the library draws it once, and a rerun can lose it).
+    cookie.set_cookie = lambda: request_cookie(
+        bank.auth.issue_token(st.session_state["session_id"], key))
+    return authenticator
+
+
+def _quiet_cookie_manager() -> None:
+    """Stop the library's cookie manager from reading every cookie through a component at each
+    start: that costs a hidden frame and a second script run per page load, and its answer is
+    never used (the server reads the cookie from the request, st.context.cookies)."""
+    import extra_streamlit_components as stx
+    from streamlit_authenticator.models import cookie_model
+
+    if getattr(cookie_model.stx, "_bankms_quiet", False):
+        return
+
+    class QuietCookieManager(stx.CookieManager):
+        def __init__(self, key="init"):
+            self.cookie_manager = stx.CookieManager.__init__.__globals__["_component_func"]
+            self.cookies = {}
+
+    class Namespace:
+        _bankms_quiet = True
+        CookieManager = QuietCookieManager
+    cookie_model.stx = Namespace
+
+
+def run_cookie_job(authenticator) -> None:
+    """Draw the pending cookie write or delete until the browser reports it done."""
+    job = st.session_state.get("_cookie_job")
+    if not job:
+        return
+    seq, token = job
+    # The cookie component has no height; keep its empty container from taking room.
+    st.html("<style>.element-container:has(iframe[height='0']) {display: none;}</style>")
+    component = authenticator.cookie_controller.cookie_model.cookie_manager.cookie_manager
+    if token is None:
+        done = component(method="delete", cookie=COOKIE_NAME, key=f"bankms_cookie_{seq}",
+                         default=False)
+    else:
+        bank = get_bank()
+        expires = bank.auth.session_expires_at(st.session_state.get("session_id")) or \
+            dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        options = {"path": "/", "expires": expires.replace(microsecond=0).isoformat() + "Z",
+                   "sameSite": "strict"}
+        if (st.context.url or "").startswith("https:"):
+            options["secure"] = True  # never sent over plain http once served over https
+        done = component(method="set", cookie=COOKIE_NAME, value=token, options=options,
+                         key=f"bankms_cookie_{seq}", default=False)
+    if done and st.session_state.get("_cookie_job") == job:
+        st.session_state.pop("_cookie_job", None)
+
+
+# -- small page helpers -------------------------------------------------------------------------
 def form_key(name: str) -> str:
     """An idempotency key for one instance of a form, kept across reruns until reset."""
     slot = f"_form_key_{name}"
@@ -52,6 +262,16 @@ def form_key(name: str) -> str:
 
 def reset_form_key(name: str) -> None:
     st.session_state.pop(f"_form_key_{name}", None)
+
+
+def flash(message: str, icon: str = ":material/check_circle:") -> None:
+    """A message to show once, at the top of the next page drawn (it survives a rerun)."""
+    st.session_state.setdefault("_flash", []).append((message, icon))
+
+
+def show_flashes() -> None:
+    for message, icon in st.session_state.pop("_flash", []):
+        st.toast(message, icon=icon)
 
 
 def show_error(exc: Exception) -> None:
@@ -70,9 +290,25 @@ def money(value) -> str:
     return format_cents(int(bankms.to_decimal(value) * 100))
 
 
+def page_link(url: str, label: str | None = None, icon: str | None = None) -> None:
+    """A link to another page of the signed-in user's navigation (nothing if not offered)."""
+    page = st.session_state.get("_nav_pages", {}).get(url)
+    if page is not None:
+        st.page_link(page, label=label or page.title, icon=icon or page.icon)
+
+
+def switch_to(url: str) -> None:
+    page = st.session_state.get("_nav_pages", {}).get(url)
+    if page is not None:
+        st.switch_page(page)
+    st.rerun()
+
+
+# -- page discovery -----------------------------------------------------------------------------
 def discover_pages() -> list:
     """Every pages/*.py module that declares a PAGE dict, in PAGE['order']."""
     found = []
+    stems = {p.stem for p in PAGES_DIR.glob("*.py")}
     for path in sorted(PAGES_DIR.glob("*.py")):
         if path.stem in ("common", "__init__"):
             continue
@@ -81,7 +317,7 @@ def discover_pages() -> list:
         if isinstance(meta, dict) and callable(getattr(module, "render", None)):
             # A url equal to a file's stem collides with the page Streamlit registers for the
             # pages/ folder itself, and that page runs the bare file (which draws nothing).
-            if meta["url"] in {p.stem for p in PAGES_DIR.glob("*.py")}:
+            if meta["url"] in stems:
                 raise RuntimeError(f"pages/{path.name}: url '{meta['url']}' equals a file name")
             found.append((meta, module))
     found.sort(key=lambda item: (item[0].get("order", 100), item[0]["title"]))

@@ -1,26 +1,55 @@
-"""Sign-in page (a plain placeholder until the app issue brings streamlit-authenticator)."""
+"""Sign-in page: streamlit-authenticator's form, decided by bankms (lockout, equal timing,
+audit); on a demo bank, the demo logins under a clear banner."""
 import streamlit as st
 
 PAGE = {"title": "Sign in", "icon": ":material/login:", "roles": ("anonymous",), "order": 1,
         "url": "sign-in"}
 
+FIELDS = {"Form name": "Sign in", "Username": "Username", "Password": "Password",
+          "Login": "Sign in"}
+
 
 def render() -> None:
-    from pages.common import get_bank, show_error
-    from bankms.errors import BankError
+    from pages import common
 
-    st.title("Sign in")
-    with st.form("signin"):
-        username = st.text_input("Username")
-        password = st.text_input("Password", type="password")
-        submitted = st.form_submit_button("Sign in")
-    if submitted:
-        bank = get_bank()
-        try:
-            actor = bank.auth.login(username, password)
-        except BankError as exc:
-            show_error(exc)
-            return
-        st.session_state["session_id"] = bank.auth.start_session(actor)
-        st.rerun()
+    bank = common.get_bank()
+    authenticator = st.session_state.get("_authenticator")
+    if authenticator is None or common.current_actor() is not None:
+        st.stop()
+    st.title(":material/account_balance: bankms")
+    if st.session_state.pop("_session_ended", None):
+        st.info("Your session has ended. Please sign in again.", icon=":material/timer_off:")
+    logins = common.demo_logins(bank)
+    form_column, side_column = st.columns([1, 1], gap="large")
+    with form_column:
+        # A fixed container keeps the library's form from being drawn twice while a run is
+        # replaced by the next one.
+        with st.container(key="signin_box"):
+            authenticator.login(location="main", fields=FIELDS, key="bankms_signin")
+        if st.session_state.get("session_id"):
+            st.rerun()  # build the signed-in navigation; app.py then writes the cookie
+        message = st.session_state.pop("_signin_error", None)
+        if message:
+            st.error(message, icon=":material/error:")
+        common.page_link("sign-up", label="New customer? Register here",
+                         icon=":material/person_add:")
+    with side_column:
+        if logins:
+            _demo_banner(logins)
+        elif not bank.users.any_exist():
+            st.info("This bank has no users yet. Create the first manager with "
+                    "`python -m bankms create-employee --role manager --username NAME` "
+                    "(with the app stopped).", icon=":material/info:")
 
+
+def _demo_banner(logins) -> None:
+    with st.container(border=True, key="demo_banner"):
+        st.markdown("### :material/science: Demo bank")
+        st.warning("This is a **demo bank**: every customer, account and amount is made up. "
+                   "Use these logins to try each role. Never run a real bank on this database.",
+                   icon=":material/warning:")
+        st.dataframe(
+            [{"Role": row["role"].capitalize(), "Username": row["username"],
+              "Password": row["password"], "Name": row.get("full_name", "")}
+             for row in logins],
+            hide_index=True, width="stretch")

@@ -1,0 +1,426 @@
+"""End of day: closing business dates, savings interest, instalment collection, arrears, dormancy.
+
+The bank keeps a business date (settings key `business_date`, mirrored in `bank.state`): every
+transaction posted while it is D carries business date D. **End of day for date D closes D**:
+in one database transaction it
+
+1. collects the instalments due on or before D (and unpaid fees) from each loan's linked
+   account, as far as the account's balance less holds allows (never into an overdraft, and not
+   from frozen or closed accounts or suspended customers);
+2. charges the configurable late fee (`loan_late_fee_cents`) once on each instalment still
+   unpaid `loan_late_fee_grace_days` after its due date;
+3. ages arrears: days past due and bucket as of D+1;
+4. accrues one day of savings interest on each account's end-of-day balance of D, actual/365:
+   balance x rate / 365, kept in micro-cents (1e-6 cent), rounded half-up to the micro-cent;
+5. if D is the last day of its month, posts each account's month of accruals as one `interest`
+   transaction against GL5000 interest expense: whole cents are paid and the sub-cent
+   remainder is carried into next month, so over time nothing is lost or invented by rounding;
+6. marks accounts dormant after `dormancy_months` (12) without customer activity
+   (accounts.last_activity_at, which the ledger sets on deposits, withdrawals, transfers and
+   loan repayments), and makes dormant accounts active again once such activity appears: the
+   ledger already lets dormant accounts move money, so reactivating at the next end of day
+   keeps the posting path untouched;
+7. records D in eod_runs and moves the business date to D+1.
+
+The business date is the clock here: dormancy compares last activity with D+1 minus 12 months.
+Every calendar day is a business day (there is no holiday calendar). `end_of_day(until=U)`
+closes each day from the current business date through U in order, one transaction per day, so
+a crash leaves whole days closed or not; a date already closed is skipped, so running it twice
+changes nothing. Bulk postings go through bank.ledger.post_frames_in, with funds checked in SQL.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .bank import INTERNAL
+from .errors import InvalidInput
+from .ledger import utcnow
+from .loans import OWED_SQL, add_months, age_arrears, allocate, apply_allocation, \
+    close_paid_off, record_payments
+from .money import format_cents
+
+MICRO_PER_CENT = 1_000_000
+
+# Loans owing something on business date ? and what their linked accounts can pay. Accounts
+# paying several loans pay the oldest loan first.
+COLLECT_SQL = f"""
+SELECT loan_id, account_id, account_number, amount_cents FROM (
+    SELECT l.id AS loan_id, a.id AS account_id, a.account_number,
+        CAST(least(o.owed_cents, greatest(a.balance_cents - a.holds_cents - coalesce(
+            sum(o.owed_cents) OVER (PARTITION BY a.id ORDER BY l.id
+                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0), 0)) AS BIGINT)
+            AS amount_cents
+    FROM ({OWED_SQL}) o JOIN loans l ON l.id = o.loan_id
+    JOIN accounts a ON a.account_number = l.account_number
+    JOIN customers c ON c.id = a.customer_id
+    WHERE o.owed_cents > 0 AND l.status = 'active' AND a.status IN ('active', 'dormant')
+      AND c.status = 'active')
+WHERE amount_cents > 0 ORDER BY loan_id
+"""
+
+# Micro-cents = balance_cents x rate_percent x 1e4 / 365, rounded half-up in integers (DuckDB
+# divides DECIMALs as DOUBLE, so no DECIMAL division here).
+ACCRUE_SQL = """
+INSERT INTO interest_accruals
+SELECT id, ?, balance_cents, interest_rate_percent,
+       CAST((2 * CAST(balance_cents AS HUGEINT) * CAST(interest_rate_percent * 10000 AS BIGINT)
+             + 365) // 730 AS BIGINT)
+FROM accounts
+WHERE customer_id IS NOT NULL AND status <> 'closed' AND interest_rate_percent > 0
+  AND balance_cents > 0
+"""
+
+# Parameters: month start, month end, previous month end. Closed accounts are left out: their
+# unposted accrual lapses with them.
+MONTH_END_SQL = """
+SELECT a.id AS account_id, a.account_number,
+       CAST(coalesce(p.carry_out_micro_cents, 0) AS BIGINT) AS carry_in_micro_cents,
+       CAST(coalesce(m.accrued, 0) AS BIGINT) AS accrued_micro_cents
+FROM accounts a
+LEFT JOIN (SELECT account_id, sum(accrued_micro_cents) AS accrued FROM interest_accruals
+           WHERE accrual_date BETWEEN ? AND ? GROUP BY 1) m ON m.account_id = a.id
+LEFT JOIN (SELECT account_id, carry_out_micro_cents FROM interest_postings
+           WHERE period_end = ?) p ON p.account_id = a.id
+WHERE a.customer_id IS NOT NULL AND a.status <> 'closed'
+  AND (m.accrued IS NOT NULL OR p.carry_out_micro_cents > 0)
+ORDER BY a.id
+"""
+
+SUMMARY_FIELDS = ("accounts_accrued", "accrued_micro_cents", "interest_posted_accounts",
+                  "interest_posted_cents", "loans_collected", "collected_cents",
+                  "late_fees_charged", "late_fee_cents", "loans_in_arrears",
+                  "accounts_made_dormant", "accounts_reactivated")
+
+
+@dataclass
+class DayClosed:
+    business_date: dt.date
+    accounts_accrued: int = 0
+    accrued_micro_cents: int = 0
+    interest_posted_accounts: int = 0
+    interest_posted_cents: int = 0
+    loans_collected: int = 0
+    collected_cents: int = 0
+    late_fees_charged: int = 0
+    late_fee_cents: int = 0
+    loans_in_arrears: int = 0
+    accounts_made_dormant: int = 0
+    accounts_reactivated: int = 0
+    loans_paid_off: int = 0
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("business_date", *SUMMARY_FIELDS,
+                                               "loans_paid_off")}
+
+
+@dataclass
+class EodResult:
+    """What a call to end_of_day did: the days it closed and the business date it left."""
+    days: list = field(default_factory=list)
+    business_date: dt.date | None = None
+    seconds: float = 0.0
+
+    def total(self, name) -> int:
+        return sum(getattr(day, name) for day in self.days)
+
+    def __str__(self) -> str:
+        if not self.days:
+            return f"nothing to close; the business date is {self.business_date}"
+        first, last = self.days[0].business_date, self.days[-1].business_date
+        span = f"{first}" if first == last else f"{first} to {last}"
+        return (f"closed {len(self.days)} day(s), {span}, in {self.seconds:.2f} s; business "
+                f"date now {self.business_date}. Interest posted "
+                f"{format_cents(self.total('interest_posted_cents'))} to "
+                f"{self.total('interest_posted_accounts')} accounts; collected "
+                f"{format_cents(self.total('collected_cents'))} from "
+                f"{self.total('loans_collected')} loan payments; "
+                f"{self.total('late_fees_charged')} late fees; "
+                f"{self.days[-1].loans_in_arrears} loans in arrears; "
+                f"{self.total('accounts_made_dormant')} accounts made dormant.")
+
+
+def _clean_until(until) -> dt.date:
+    if until is None:
+        return utcnow().date()
+    if isinstance(until, dt.datetime):
+        return until.date()
+    if isinstance(until, dt.date):
+        return until
+    try:
+        return dt.date.fromisoformat(str(until).strip())
+    except ValueError:
+        raise InvalidInput("The end-of-day date must look like 2026-01-31.") from None
+
+
+def end_of_day(bank, actor, until=None, progress=None) -> EodResult:
+    """Close every business day from the current business date through `until` (default:
+    today's date), in order; progress(done, total) is called after each day."""
+    bank.require(actor, "bank.end_of_day", entity="business_date")
+    until = _clean_until(until)
+    started = time.perf_counter()
+    first = bank.state.business_date
+    days = [first + dt.timedelta(days=k) for k in range((until - first).days + 1)]
+    result = EodResult()
+    if progress is not None and days:
+        progress(0, len(days))
+    for done, day in enumerate(days, start=1):
+        try:
+            closed = bank.write(lambda uow, day=day: close_day(bank, actor, uow, day))
+        except BaseException:
+            # The day rolled back; make sure the writer's business date matches the stored one
+            # even if the failure came at COMMIT, after the date had been moved.
+            bank.write(_reload_business_date(bank))
+            raise
+        if closed is not None:
+            result.days.append(closed)
+        if progress is not None:
+            progress(done, len(days))
+    result.business_date = bank.state.business_date
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _reload_business_date(bank):
+    def fn(uow):
+        row = uow.fetchone("SELECT value FROM settings WHERE key = 'business_date'")
+        if row:
+            bank.state.business_date = dt.date.fromisoformat(row[0])
+    return fn
+
+
+def _settings(uow) -> dict:
+    return dict(uow.fetchall("SELECT key, value FROM settings"))
+
+
+def _audit_set(bank, uow, actor, action, entity, ids, before, after):
+    """One audit row per entity, written set-based (dormancy can touch thousands at once)."""
+    if not len(ids):
+        return
+    base = bank.state.take_audit_ids(len(ids))
+    frame = pd.DataFrame({"entity_id": [str(i) for i in ids]})
+    frame["id"] = range(base, base + len(ids))
+    uow.cur.register("audit_set", frame)
+    try:
+        uow.execute(
+            "INSERT INTO audit_log SELECT id, ?, ?, ?, ?, ?, entity_id, ?, ?, 'ok' "
+            "FROM audit_set", [utcnow(), actor.username, actor.role, action, entity,
+                               None if before is None else json.dumps(before, default=str),
+                               json.dumps(after, default=str)])
+    finally:
+        uow.cur.unregister("audit_set")
+
+
+def close_day(bank, actor, uow, day: dt.date) -> DayClosed | None:
+    """Close business date `day` inside the caller's unit of work (see the module docstring).
+    Returns None, changing nothing, unless `day` is the open business date."""
+    state = bank.state
+    if state.business_date != day:
+        return None
+    if uow.fetchone("SELECT 1 FROM eod_runs WHERE business_date = ?", [day]):
+        return None
+    started = utcnow()
+    nxt = day + dt.timedelta(days=1)
+    settings = _settings(uow)
+    internal = dict(uow.fetchall(
+        "SELECT account_number, id FROM accounts WHERE customer_id IS NULL"))
+    out = DayClosed(business_date=day)
+    _collect(bank, actor, uow, day, internal, out)
+    _late_fees(bank, actor, uow, day, settings, out)
+    age_arrears(uow, nxt)
+    (out.loans_in_arrears,) = uow.fetchone(
+        "SELECT count(*) FROM loans WHERE status = 'active' AND days_past_due > 0")
+    _accrue(uow, day, out)
+    if nxt.month != day.month:
+        _post_month_interest(bank, actor, uow, day, internal, out)
+    _dormancy(bank, actor, uow, nxt, settings, out)
+    uow.execute("INSERT INTO eod_runs VALUES (?, ?, ?, ?, " + ", ".join("?" * len(SUMMARY_FIELDS))
+                + ")", [day, actor.username, started, utcnow(),
+                        *(int(getattr(out, k)) for k in SUMMARY_FIELDS)])
+    # The row exists from the first open (bank.py); a plain UPDATE is much cheaper in DuckDB
+    # than an upsert.
+    uow.execute("UPDATE settings SET value = ? WHERE key = 'business_date'", [nxt.isoformat()])
+    bank.audit_row(uow, actor, "bank.end_of_day", "business_date", day.isoformat(),
+                   before={"business_date": day.isoformat()},
+                   after={**out.as_dict(), "business_date": nxt.isoformat()})
+    # Last, so that nothing below can fail after the writer has moved to the next date.
+    state.business_date = nxt
+    return out
+
+
+def _post(bank, actor, uow, tx, postings, action) -> int:
+    """Post frames and return the first transaction id (tx_ref 0)."""
+    base = bank.state.next_transaction_id
+    bank.ledger.post_frames_in(uow, actor, tx, postings, action=action)
+    if bank.state.next_transaction_id != base + len(tx):
+        raise AssertionError("transaction ids were not allocated as one block")
+    return base
+
+
+def _collect(bank, actor, uow, day, internal, out):
+    due = uow.execute(COLLECT_SQL, [day]).df()
+    if len(due) == 0:
+        return
+    alloc = allocate(uow, due, day)
+    parts = alloc.groupby("loan_id")[["fee_cents", "interest_cents", "principal_cents"]].sum()
+    due = due.join(parts, on="loan_id").fillna(0)
+    for column in ("fee_cents", "interest_cents", "principal_cents"):
+        due[column] = due[column].astype("int64")
+    if not (due["fee_cents"] + due["interest_cents"] + due["principal_cents"]
+            == due["amount_cents"]).all():
+        raise AssertionError("a collection was not fully allocated to what the loan owes")
+    due = due.reset_index(drop=True)
+    due["tx_ref"] = range(len(due))
+    gl = INTERNAL["loans_receivable"]
+    tx = pd.DataFrame({
+        "tx_ref": due["tx_ref"], "kind": "loan_repayment", "amount_cents": due["amount_cents"],
+        "memo": [f"Loan {lid} instalment collected at end of day" for lid in due["loan_id"]],
+        "source_account": due["account_number"], "target_account": gl})
+    legs = [pd.DataFrame({"tx_ref": due["tx_ref"], "account_id": due["account_id"],
+                          "amount_cents": -due["amount_cents"]})]
+    for code, column in (("loans_receivable", "principal_cents"),
+                         ("interest_income", "interest_cents"), ("fee_income", "fee_cents")):
+        part = due[due[column] > 0]
+        legs.append(pd.DataFrame({"tx_ref": part["tx_ref"],
+                                  "account_id": internal[INTERNAL[code]],
+                                  "amount_cents": part[column]}))
+    postings = pd.concat(legs, ignore_index=True)
+    base = _post(bank, actor, uow, tx, postings, "eod.loan_collection")
+    apply_allocation(uow, alloc)
+    record_payments(uow, pd.DataFrame({
+        "transaction_id": base + due["tx_ref"], "loan_id": due["loan_id"],
+        "business_date": day, "method": "automatic", "source_account": due["account_number"],
+        "amount_cents": due["amount_cents"], "fee_cents": due["fee_cents"],
+        "interest_cents": due["interest_cents"], "principal_cents": due["principal_cents"],
+        "prepayment_cents": 0, "actor": actor.username}))
+    out.loans_paid_off = len(close_paid_off(uow, day, due["loan_id"].tolist()))
+    out.loans_collected = len(due)
+    out.collected_cents = int(due["amount_cents"].sum())
+
+
+_UNPAID = "(s.interest_paid_cents < s.interest_cents OR s.principal_paid_cents < s.principal_cents)"
+
+
+def _late_fees(bank, actor, uow, day, settings, out):
+    fee = int(settings.get("loan_late_fee_cents", "0"))
+    grace = int(settings.get("loan_late_fee_grace_days", "0"))
+    if fee <= 0:
+        return
+    cutoff = day - dt.timedelta(days=grace)
+    late = uow.fetchall(
+        "SELECT s.loan_id, s.n FROM loan_schedule s JOIN loans l ON l.id = s.loan_id "
+        f"WHERE l.status = 'active' AND s.due_date <= ? AND s.fee_cents = 0 AND {_UNPAID} "
+        "ORDER BY 1, 2", [cutoff])
+    if not late:
+        return
+    uow.execute(
+        "UPDATE loan_schedule SET fee_cents = ? FROM loans l WHERE l.id = loan_schedule.loan_id "
+        "AND l.status = 'active' AND loan_schedule.due_date <= ? AND loan_schedule.fee_cents = 0 "
+        "AND (loan_schedule.interest_paid_cents < loan_schedule.interest_cents "
+        "OR loan_schedule.principal_paid_cents < loan_schedule.principal_cents)", [fee, cutoff])
+    _audit_set(bank, uow, actor, "loan.late_fee", "loan", [lid for lid, _ in late],
+               None, {"fee_cents": fee, "grace_days": grace, "business_date": day})
+    out.late_fees_charged = len(late)
+    out.late_fee_cents = fee * len(late)
+
+
+def _accrue(uow, day, out):
+    uow.execute(ACCRUE_SQL, [day])
+    count, total = uow.fetchone(
+        "SELECT count(*), CAST(coalesce(sum(accrued_micro_cents), 0) AS BIGINT) "
+        "FROM interest_accruals WHERE accrual_date = ?", [day])
+    out.accounts_accrued, out.accrued_micro_cents = int(count), int(total)
+
+
+def _post_month_interest(bank, actor, uow, day, internal, out):
+    start = day.replace(day=1)
+    month = uow.execute(MONTH_END_SQL, [start, day, start - dt.timedelta(days=1)]).df()
+    if len(month) == 0:
+        return
+    total = month["carry_in_micro_cents"] + month["accrued_micro_cents"]
+    month["posted_cents"] = total // MICRO_PER_CENT
+    month["carry_out_micro_cents"] = total % MICRO_PER_CENT
+    pay = month[month["posted_cents"] > 0].reset_index(drop=True)
+    month["transaction_id"] = pd.array([None] * len(month), dtype="Int64")
+    if len(pay):
+        pay["tx_ref"] = range(len(pay))
+        expense = INTERNAL["interest_expense"]
+        tx = pd.DataFrame({"tx_ref": pay["tx_ref"], "kind": "interest",
+                           "amount_cents": pay["posted_cents"],
+                           "memo": f"Interest for {day:%B %Y}", "source_account": expense,
+                           "target_account": pay["account_number"]})
+        postings = pd.concat([
+            pd.DataFrame({"tx_ref": pay["tx_ref"], "account_id": pay["account_id"],
+                          "amount_cents": pay["posted_cents"]}),
+            pd.DataFrame({"tx_ref": pay["tx_ref"], "account_id": internal[expense],
+                          "amount_cents": -pay["posted_cents"]})], ignore_index=True)
+        base = _post(bank, actor, uow, tx, postings, "eod.interest")
+        ids = dict(zip(pay["account_id"], base + pay["tx_ref"]))
+        month["transaction_id"] = pd.array([ids.get(a) for a in month["account_id"]],
+                                           dtype="Int64")
+    month["period_start"] = start
+    month["period_end"] = day
+    uow.cur.register("month_interest", month)
+    try:
+        uow.execute(
+            "INSERT INTO interest_postings SELECT account_id, CAST(period_start AS DATE), "
+            "CAST(period_end AS DATE), carry_in_micro_cents, accrued_micro_cents, posted_cents, "
+            "carry_out_micro_cents, transaction_id FROM month_interest")
+    finally:
+        uow.cur.unregister("month_interest")
+    out.interest_posted_accounts = len(pay)
+    out.interest_posted_cents = int(pay["posted_cents"].sum()) if len(pay) else 0
+
+
+def _dormancy(bank, actor, uow, nxt, settings, out):
+    months = int(settings.get("dormancy_months", "12"))
+    cutoff = dt.datetime.combine(add_months(nxt, -months), dt.time())
+    last = "coalesce(last_activity_at, opened_at)"
+    for old, new, test, attr in (("active", "dormant", "<", "accounts_made_dormant"),
+                                 ("dormant", "active", ">=", "accounts_reactivated")):
+        where = (f"customer_id IS NOT NULL AND status = '{old}' AND {last} {test} ?")
+        numbers = [row[0] for row in uow.fetchall(
+            f"SELECT account_number FROM accounts WHERE {where} ORDER BY 1", [cutoff])]
+        if numbers:
+            uow.execute(f"UPDATE accounts SET status = '{new}' WHERE {where}", [cutoff])
+            _audit_set(bank, uow, actor, f"account.{new}", "account", numbers,
+                       {"status": old}, {"status": new, "reason": (
+                           f"no customer activity for {months} months" if new == "dormant"
+                           else "customer activity"), "business_date": nxt - dt.timedelta(1)})
+        setattr(out, attr, len(numbers))
+
+
+def recent_runs(bank, actor, limit=30) -> pd.DataFrame:
+    """The latest closed business days, newest first, for the end-of-day page."""
+    bank.require(actor, "bank.end_of_day", entity="business_date")
+    df = bank.read_df(f"SELECT * FROM eod_runs ORDER BY business_date DESC LIMIT {int(limit)}")
+    df["seconds"] = [(b - a).total_seconds() for a, b in zip(df["started_at"],
+                                                              df["finished_at"])]
+    return df
+
+
+def verify(bank) -> list[str]:
+    """Interest postings against the ledger, and the business date against the writer's."""
+    problems = []
+    for account_id, period_end in bank.read(
+            "SELECT account_id, period_end FROM interest_postings WHERE "
+            "carry_in_micro_cents + accrued_micro_cents <> posted_cents * 1000000 + "
+            "carry_out_micro_cents OR carry_out_micro_cents NOT BETWEEN 0 AND 999999 "
+            "ORDER BY 1, 2 LIMIT 100"):
+        problems.append(f"interest for account id {account_id} to {period_end} does not add up")
+    for account_id, period_end in bank.read(
+            "SELECT ip.account_id, ip.period_end FROM interest_postings ip "
+            "LEFT JOIN transactions t ON t.id = ip.transaction_id WHERE (ip.posted_cents > 0) "
+            "<> (t.id IS NOT NULL) OR t.amount_cents <> ip.posted_cents "
+            "OR t.kind <> 'interest' ORDER BY 1, 2 LIMIT 100"):
+        problems.append(f"interest posted to account id {account_id} for {period_end} does not "
+                        "match its transaction")
+    row = bank.read_one("SELECT value FROM settings WHERE key = 'business_date'")
+    if row and dt.date.fromisoformat(row[0]) != bank.state.business_date:
+        problems.append(f"stored business date {row[0]} differs from the writer's "
+                        f"{bank.state.business_date}")
+    return problems

@@ -1,0 +1,34 @@
+"""Tellers and managers apply for a loan on a customer's behalf, with the quote first."""
+import streamlit as st
+
+PAGE = {"title": "Loan applications", "icon": ":material/note_add:",
+        "roles": ("teller", "manager"), "order": 45, "url": "loan-applications"}
+
+
+def render() -> None:
+    from bankms.errors import BankError
+    from pages.common import current_actor, get_bank, show_error
+    from pages.loan_forms import application_form, money_table, show_flash
+
+    actor = current_actor()
+    if actor is None or not actor.is_staff:
+        st.stop()
+    bank = get_bank()
+    st.title("Loan applications")
+    show_flash()
+    number = st.text_input("Customer number", key="desk_customer")
+    if number.strip():
+        try:
+            customer = bank.customers.get(actor, number)
+        except BankError as exc:
+            show_error(exc)
+        else:
+            st.markdown(f"**{customer['full_name']}** · customer {customer['id']} · "
+                        f"{customer['status']}")
+            application_form(bank, actor, customer["id"], "desk_apply")
+    st.subheader("Recent applications")
+    loans = bank.loans.list(actor).head(20)
+    st.dataframe(money_table(loans, {
+        "loan_id": "Loan", "holder": "Customer", "product": "Product", "principal": "Amount",
+        "term_months": "Months", "status": "Status", "applied_by": "Entered by",
+        "decision_reason": "Reason"}), hide_index=True, width="stretch", key="desk_recent")

@@ -1,0 +1,155 @@
+"""Widgets shared by the loan pages: the application form with its quote, the loan summary,
+the schedule and the payment form. Only functions live here (no PAGE): running this file on its
+own draws nothing."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pandas as pd
+import streamlit as st
+
+
+FLASH = "_loan_flash"
+
+
+def flash(message: str) -> None:
+    """Keep a confirmation for the next run and rerun, so figures drawn above the form that
+    just changed them are read again."""
+    st.session_state[FLASH] = message
+    st.rerun()
+
+
+def show_flash() -> None:
+    message = st.session_state.pop(FLASH, None)
+    if message:
+        st.success(message, icon=":material/check_circle:")
+
+
+def money_table(df: pd.DataFrame, columns: dict) -> pd.DataFrame:
+    """The chosen columns with friendly headers; Decimal amounts shown as '$1,234.50'."""
+    from pages.common import money
+
+    out = pd.DataFrame()
+    for column, header in columns.items():
+        values = df[column]
+        if len(values) and isinstance(values.iloc[0], Decimal):
+            values = [money(v) for v in values]
+        out[header] = list(values)
+    return out
+
+
+def show_schedule(schedule: pd.DataFrame, key: str) -> None:
+    columns = {"n": "#", "due_date": "Due", "payment": "Instalment", "interest": "Interest",
+               "principal": "Principal", "balance": "Balance after"}
+    if "paid" in schedule:
+        columns.update({"paid": "Paid", "fee": "Late fee", "state": "State"})
+    st.dataframe(money_table(schedule, columns), hide_index=True, width="stretch", key=key)
+
+
+def show_summary(loan: dict) -> None:
+    """Status (with the decision's reason) and the figures a borrower acts on."""
+    from pages.common import money
+
+    status = loan["status"].replace("_", " ")
+    st.markdown(f"**Loan {loan['loan_id']}** · {loan['product']} · {money(loan['principal'])} "
+                f"over {loan['term_months']} months · status **{status}**")
+    if loan["status"] == "rejected" and loan.get("decision_reason"):
+        st.warning(f"Not approved: {loan['decision_reason']}", icon=":material/info:")
+    if loan["status"] == "written_off" and loan.get("write_off_reason"):
+        st.warning(f"Written off: {loan['write_off_reason']}", icon=":material/info:")
+    if loan["status"] != "active":
+        return
+    cols = st.columns(4)
+    cols[0].metric("Outstanding principal", money(loan["outstanding_principal"]))
+    cols[1].metric("Due now", money(loan["due_now"]))
+    nxt = loan["next_due_date"]
+    cols[2].metric("Next instalment", money(loan["next_due"]) if nxt else "none",
+                   help=f"due {nxt}" if nxt else None)
+    cols[3].metric("Pays it all off", money(loan["payoff"]))
+    if loan["days_past_due"]:
+        st.error(f"{money(loan['overdue'])} is overdue: {loan['days_past_due']} days past due "
+                 f"(bucket {loan['bucket']}).", icon=":material/warning:")
+    elif nxt:
+        st.caption(f"The next instalment, {money(loan['next_due'])} on {nxt}, is collected "
+                   f"from account {loan['account_number']} at end of day when funds allow. "
+                   "Paying more than is due now lowers the later instalments.")
+
+
+def application_form(bank, actor, customer_id, prefix: str) -> None:
+    """Product, amount, term, purpose, income; a quote with the full schedule; then submit.
+    The application is filed only with the figures the quote showed."""
+    from bankms.errors import BankError
+    from pages.common import form_key, money, reset_form_key, show_error
+
+    products = bank.loans.products()
+    labels = {row.code: f"{row.name} ({money(row.amount_min)}–{money(row.amount_max)}, "
+                        f"{row.term_min_months}–{row.term_max_months} months)"
+              for row in products.itertuples()}
+    code = st.selectbox("Product", list(labels), format_func=labels.get, key=f"{prefix}_product")
+    product = products[products["code"] == code].iloc[0]
+    amount = st.text_input("Amount", placeholder="10,000.00", key=f"{prefix}_amount")
+    term = st.number_input("Term (months)", min_value=int(product["term_min_months"]),
+                           max_value=int(product["term_max_months"]),
+                           value=int(product["term_min_months"]), step=1, key=f"{prefix}_term")
+    purpose = st.text_input("Purpose", placeholder="What is the loan for?",
+                            key=f"{prefix}_purpose")
+    income = st.text_input("Monthly income", placeholder="3,500.00", key=f"{prefix}_income")
+    asked = {"product": code, "principal": amount, "term_months": int(term),
+             "purpose": purpose, "monthly_income": income}
+    slot = f"_{prefix}_quoted"
+    if st.button("Show quote", key=f"{prefix}_quote"):
+        try:
+            st.session_state[slot] = (asked, bank.loans.product_quote(code, amount, int(term)))
+        except BankError as exc:
+            st.session_state.pop(slot, None)
+            show_error(exc)
+    quoted = st.session_state.get(slot)
+    if quoted is None:
+        return
+    if quoted[0] != asked:
+        st.info("The figures changed since the quote: show the quote again before applying.")
+        return
+    schedule = quoted[1]
+    st.markdown(
+        f"**{money(schedule['payment'].iloc[0])} a month** for {len(schedule)} months "
+        f"(last {money(schedule['payment'].iloc[-1])}); total interest "
+        f"{money(sum(schedule['interest']))}, at the product's highest rate of "
+        f"{product['rate_max_percent']} % a year. A manager sets the final rate, "
+        f"never above this.")
+    show_schedule(schedule, key=f"{prefix}_quote_table")
+    if st.button("Submit application", type="primary", key=f"{prefix}_submit"):
+        try:
+            loan_id = bank.loans.apply(actor, customer_id, idempotency_key=form_key(prefix),
+                                       **asked)
+        except BankError as exc:
+            show_error(exc)
+            return
+        reset_form_key(prefix)
+        st.session_state.pop(slot, None)
+        flash(f"Application {loan_id} submitted; a manager will review it.")
+
+
+def payment_form(bank, actor, loan: dict, sources: dict, prefix: str) -> None:
+    """Pay an active loan from one of `sources` ({value: label})."""
+    from bankms.errors import BankError
+    from pages.common import form_key, money, reset_form_key, show_error
+
+    lid = loan["loan_id"]
+    suggested = loan["due_now"] if loan["due_now"] > 0 else loan["next_due"]
+    with st.form(f"{prefix}_{lid}"):
+        amount = st.text_input("Amount", value=str(suggested) if suggested else "",
+                               key=f"{prefix}_amount_{lid}")
+        source = st.selectbox("Pay from", list(sources), format_func=sources.get,
+                              key=f"{prefix}_source_{lid}")
+        submitted = st.form_submit_button("Pay", type="primary")
+    if not submitted:
+        return
+    name = f"{prefix}_{lid}"
+    try:
+        receipt = bank.loans.repay(actor, lid, amount, source, idempotency_key=form_key(name))
+    except BankError as exc:
+        show_error(exc)
+        return
+    reset_form_key(name)
+    flash(f"Paid {money(receipt.amount)} (transaction {receipt.transaction_id}). "
+          f"{receipt.memo}.")

@@ -1,0 +1,155 @@
+"""Managers review loan applications beside the applicant's accounts and history, approve at a
+rate within the product's range or reject with a reason, pay out approved loans and write off
+loans in arrears."""
+import streamlit as st
+
+PAGE = {"title": "Loan review", "icon": ":material/gavel:", "roles": ("manager",),
+        "order": 50, "url": "loan-review"}
+
+
+def _pick(loans, label, key):
+    labels = {int(r.loan_id): f"Loan {r.loan_id} · {r.holder} · {r.product} · "
+                              f"{r.principal} over {r.term_months} months"
+              for r in loans.itertuples()}
+    return st.selectbox(label, list(labels), format_func=labels.get, key=key)
+
+
+def _applications(bank, actor):
+    from bankms.errors import BankError
+    from pages.common import money, show_error
+    from pages.loan_forms import flash, money_table
+
+    pending = bank.loans.list(actor, status="submitted")
+    if pending.empty:
+        st.info("No applications are waiting.")
+        return
+    lid = _pick(pending, "Application", "review_pick")
+    review = bank.loans.review(actor, lid)
+    loan = review["loan"]
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Application")
+        st.markdown(
+            f"**{loan['holder']}** (customer {loan['customer_id']}) asks for "
+            f"**{money(loan['principal'])}** over {loan['term_months']} months "
+            f"({loan['product']}) for *{loan['purpose']}*.  \n"
+            f"Monthly income {money(loan['monthly_income'])}; instalment at the product's top "
+            f"rate {money(review['instalment'])} "
+            f"({review['instalment_to_income_percent']} % of income).  \n"
+            f"Entered by {loan['applied_by']} ({loan['applied_role']}) on "
+            f"{loan['applied_date']}.")
+    with right:
+        st.subheader("Applicant's accounts")
+        st.dataframe(money_table(review["accounts"], {
+            "account_number": "Account", "kind": "Kind", "status": "Status",
+            "balance": "Balance"}), hide_index=True, width="stretch", key="review_accounts")
+        st.caption(f"Last 90 days: {money(review['inflow_90d'])} in, "
+                   f"{money(review['outflow_90d'])} out.")
+        if not review["other_loans"].empty:
+            st.dataframe(money_table(review["other_loans"], {
+                "loan_id": "Loan", "status": "Status",
+                "principal_outstanding": "Outstanding", "arrears_bucket": "Arrears"}),
+                hide_index=True, width="stretch", key="review_other_loans")
+    st.subheader("Recent transactions")
+    st.dataframe(money_table(review["history"], {
+        "business_date": "Date", "account_number": "Account", "kind": "Kind",
+        "memo": "Memo", "amount": "Amount"}), hide_index=True, width="stretch",
+        key="review_history")
+    product = bank.loans.products().set_index("code").loc[loan["product_code"]]
+    lo, hi = product["rate_min_percent"], product["rate_max_percent"]
+    approve, reject = st.columns(2)
+    with approve:
+        rate = st.text_input(f"Annual rate % ({lo} to {hi})", value=str(hi),
+                             key=f"review_rate_{lid}")
+        if st.button("Approve", type="primary", key=f"review_approve_{lid}"):
+            try:
+                bank.loans.approve(actor, lid, annual_rate_percent=rate)
+            except BankError as exc:
+                show_error(exc)
+            else:
+                flash(f"Loan {lid} approved at {rate} %.")
+    with reject:
+        reason = st.text_input("Reason for rejecting", key=f"review_reason_{lid}")
+        if st.button("Reject", key=f"review_reject_{lid}"):
+            try:
+                bank.loans.reject(actor, lid, reason=reason)
+            except BankError as exc:
+                show_error(exc)
+            else:
+                flash(f"Loan {lid} rejected.")
+
+
+def _payouts(bank, actor):
+    from bankms.errors import BankError
+    from pages.common import show_error
+    from pages.loan_forms import flash
+
+    approved = bank.loans.list(actor, status="approved")
+    if approved.empty:
+        st.info("No approved loans are waiting to be paid out.")
+        return
+    lid = _pick(approved, "Approved loan", "payout_pick")
+    loan = approved[approved["loan_id"] == lid].iloc[0]
+    accounts = bank.accounts.list(actor, int(loan["customer_id"]))
+    accounts = accounts[accounts["status"].isin(["active", "dormant"])]
+    if accounts.empty:
+        st.warning("The borrower has no open account to pay into; open one first.")
+        return
+    options = {r.account_number: f"{r.name} {r.account_number}" for r in accounts.itertuples()}
+    number = st.selectbox("Pay into (instalments are collected from here too)", list(options),
+                          format_func=options.get, key=f"payout_account_{lid}")
+    if st.button("Pay out", type="primary", key=f"payout_go_{lid}"):
+        try:
+            receipt = bank.loans.disburse(actor, lid, number)
+        except BankError as exc:
+            show_error(exc)
+        else:
+            flash(f"Loan {lid} paid out into {number} (transaction {receipt.transaction_id}).")
+
+
+def _arrears(bank, actor):
+    from bankms.errors import BankError
+    from pages.common import show_error
+    from pages.loan_forms import flash, money_table
+
+    active = bank.loans.list(actor, status="active").sort_values(
+        "days_past_due", ascending=False)
+    if active.empty:
+        st.info("No active loans.")
+        return
+    st.dataframe(money_table(active, {
+        "loan_id": "Loan", "holder": "Borrower", "principal_outstanding": "Outstanding",
+        "days_past_due": "Days past due", "arrears_bucket": "Bucket"}),
+        hide_index=True, width="stretch", key="arrears_table")
+    late = active[active["days_past_due"] > 0]
+    if late.empty:
+        st.caption("No loan is in arrears.")
+        return
+    lid = _pick(late, "Write off", "writeoff_pick")
+    reason = st.text_input("Reason for the write-off", key=f"writeoff_reason_{lid}")
+    if st.button("Write off", key=f"writeoff_go_{lid}"):
+        try:
+            bank.loans.write_off(actor, lid, reason=reason)
+        except BankError as exc:
+            show_error(exc)
+        else:
+            flash(f"Loan {lid} written off.")
+
+
+def render() -> None:
+    from pages.common import current_actor, get_bank
+    from pages.loan_forms import show_flash
+
+    actor = current_actor()
+    if actor is None or actor.role != "manager":
+        st.stop()
+    bank = get_bank()
+    st.title("Loan review")
+    show_flash()
+    applications, payouts, arrears = st.tabs(["Applications", "Pay out", "Arrears"])
+    with applications:
+        _applications(bank, actor)
+    with payouts:
+        _payouts(bank, actor)
+    with arrears:
+        _arrears(bank, actor)

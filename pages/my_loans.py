@@ -1,0 +1,56 @@
+"""Customer self-service: my loans with status, schedule and next due amount; pay; apply."""
+import streamlit as st
+
+PAGE = {"title": "My loans", "icon": ":material/request_quote:", "roles": ("customer",),
+        "order": 40, "url": "my-loans"}
+
+
+def render() -> None:
+    from bankms.errors import BankError
+    from pages.common import current_actor, get_bank, show_error
+    from pages.loan_forms import (application_form, money_table, payment_form, show_flash,
+                                  show_schedule, show_summary)
+
+    actor = current_actor()
+    if actor is None or actor.role != "customer":
+        st.stop()
+    bank = get_bank()
+    st.title("My loans")
+    show_flash()
+    mine, apply_tab = st.tabs(["My loans", "Apply for a loan"])
+    with mine:
+        try:
+            loans = bank.loans.list(actor)
+        except BankError as exc:
+            show_error(exc)
+            loans = None
+        if loans is None or loans.empty:
+            st.info("You have no loans or applications yet.")
+        else:
+            st.dataframe(money_table(loans, {
+                "loan_id": "Loan", "product": "Product", "status": "Status",
+                "principal": "Amount", "principal_outstanding": "Outstanding",
+                "arrears_bucket": "Days past due", "decision_reason": "Reason"}),
+                hide_index=True, width="stretch", key="myloans_table")
+            labels = {int(r.loan_id): f"Loan {r.loan_id} · {r.product} · "
+                                      f"{r.status.replace('_', ' ')}"
+                      for r in loans.itertuples()}
+            lid = st.selectbox("Loan", list(labels), format_func=labels.get,
+                               key="myloans_pick")
+            loan = bank.loans.get(actor, lid)
+            show_summary(loan)
+            if loan["status"] == "active":
+                accounts = bank.accounts.list(actor)
+                accounts = accounts[accounts["status"].isin(["active", "dormant"])]
+                sources = {r.account_number: f"{r.name} {r.account_number} "
+                                             f"(available {r.available})"
+                           for r in accounts.itertuples()}
+                if sources:
+                    st.subheader("Make a payment")
+                    payment_form(bank, actor, loan, sources, "myloans_pay")
+            st.subheader("Schedule")
+            show_schedule(bank.loans.schedule(actor, lid), key="myloans_schedule")
+    with apply_tab:
+        st.caption("See the full schedule before you apply; nothing is filed until you "
+                   "submit.")
+        application_form(bank, actor, actor.customer_id, "myloans_apply")

@@ -1,0 +1,63 @@
+"""Customer self-registration: a pending customer with a login. Nothing financial is shown to
+them until a teller has checked their identity and verified them."""
+import datetime as dt
+
+import streamlit as st
+
+PAGE = {"title": "Register", "icon": ":material/person_add:", "roles": ("anonymous",),
+        "order": 5, "url": "sign-up"}
+
+
+def render() -> None:
+    from pages import common
+    from bankms.errors import BankError
+    from bankms.users import PASSWORD_CHARS_MAX, PASSWORD_CHARS_MIN
+
+    if common.current_actor() is not None:
+        st.stop()
+    st.title(":material/person_add: Become a customer")
+    done = st.session_state.get("_registered")
+    if done:
+        st.success(f"Thank you, {done}. Your registration is in. Sign in with your username; "
+                   "a teller will check your identity documents and verify you before any "
+                   "account is opened.", icon=":material/check_circle:")
+        common.page_link("sign-in", label="Go to sign in", icon=":material/login:")
+        return
+    st.caption("Tell us who you are. A teller checks your identity documents before any "
+               "account is opened.")
+    today = dt.date.today()
+    with st.form("bankms_register", clear_on_submit=False):
+        left, right = st.columns(2)
+        full_name = left.text_input("Full name", max_chars=100)
+        email = right.text_input("Email", max_chars=254)
+        phone = left.text_input("Phone", max_chars=24, placeholder="+1 555 0100")
+        born = right.date_input("Date of birth", value=None, min_value=dt.date(today.year - 120, 1, 1),
+                                max_value=today, format="YYYY-MM-DD")
+        national_id = left.text_input("National id", max_chars=30)
+        address = right.text_input("Address", max_chars=200)
+        st.divider()
+        left, right = st.columns(2)
+        username = left.text_input("Username", max_chars=32,
+                                   help="3 to 32 characters: letters, digits, '.', '_' or '-'.")
+        password = right.text_input(
+            "Password", type="password", max_chars=PASSWORD_CHARS_MAX,
+            help=f"{PASSWORD_CHARS_MIN} to {PASSWORD_CHARS_MAX} characters, not your username "
+                 "and not a common password. A few unrelated words make a good one.")
+        repeat = right.text_input("Repeat the password", type="password",
+                                  max_chars=PASSWORD_CHARS_MAX)
+        submitted = st.form_submit_button("Register", type="primary",
+                                          icon=":material/person_add:")
+    if not submitted:
+        return
+    if password != repeat:
+        st.error("The two passwords differ.", icon=":material/error:")
+        return
+    try:
+        common.get_bank().customers.register(
+            full_name=full_name, email=email, phone=phone, date_of_birth=born,
+            national_id=national_id, address=address, username=username, password=password)
+    except BankError as exc:
+        common.show_error(exc)
+        return
+    st.session_state["_registered"] = full_name.strip()
+    st.rerun()

@@ -1,0 +1,52 @@
+"""Fixtures for browser tests: Debian's Chromium through Playwright, and a server per module.
+
+Chromium is required in CI (CI=true): there a missing browser fails the run instead of
+skipping the tests. Locally, without /usr/bin/chromium, the browser tests are skipped.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from browser import helpers
+
+DEFAULT_SETTINGS = {"lockout_s": 5, "login_attempts_max": 5}
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not helpers.chromium_available():
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"browser tests need {helpers.CHROMIUM} in CI; .ci/run installs it")
+        pytest.skip(f"{helpers.CHROMIUM} is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=helpers.CHROMIUM,
+                                              args=helpers.CHROMIUM_FLAGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, browser):
+    """The app on the standard test bank (manager, teller, customer, pending customer) with a
+    5-second lockout, shared by the tests of one module."""
+    running = helpers.Server(tmp_path_factory.mktemp("server"), settings=DEFAULT_SETTINGS)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def page_factory(browser):
+    """new_page(...) that closes every context it opened when the test ends."""
+    opened = []
+
+    def make(server, path="", **kwargs):
+        page = helpers.new_page(browser, server, path, **kwargs)
+        opened.append(page.context)
+        return page
+    yield make
+    for context in opened:
+        context.close()

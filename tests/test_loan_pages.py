@@ -1,0 +1,250 @@
+"""AppTest of the loan and end-of-day pages, through app.py, for customers, tellers and
+managers.
+
+One bank file for the module (the app's process-wide Bank from pages.common.get_bank); each
+test makes its own customers so that tests do not depend on each other.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import os
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import employee, funded_account, login_for, make_customer
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+_names = itertools.count(1)
+D = Decimal
+
+
+@pytest.fixture(scope="module")
+def app_bank(tmp_path_factory):
+    from pages import common
+
+    path = str(tmp_path_factory.mktemp("loan_pages") / "bank.duckdb")
+    previous = os.environ.get("BANKMS_DB")
+    os.environ["BANKMS_DB"] = path
+    bank = common.get_bank()
+    yield bank
+    bank.close()
+    common._open_bank.clear()
+    if previous is None:
+        os.environ.pop("BANKMS_DB", None)
+    else:
+        os.environ["BANKMS_DB"] = previous
+
+
+@pytest.fixture(scope="module")
+def staff(app_bank):
+    return {"teller": employee(app_bank, "teller"), "manager": employee(app_bank, "manager")}
+
+
+def borrower(bank, name, amount="500.00"):
+    cid = make_customer(bank, name=name)
+    number = funded_account(bank, amount, customer_id=cid)
+    return cid, number, login_for(bank, cid, f"loanpage{next(_names)}")
+
+
+def open_app(bank, actor, url=None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.session_state["session_id"] = bank.auth.start_session(actor)
+    at.run()
+    if url:
+        goto(at, url)
+    return at
+
+
+def goto(at, url):
+    # Pages built from functions have no file, so select the page by its url.
+    hashes = [h for h, info in at._registered_pages.items() if info.get("url_pathname") == url]
+    assert hashes, f"page {url} is not offered to this user"
+    at._page_hash = hashes[0]
+    at.run()
+    assert not at.exception, at.exception
+
+
+def urls(at):
+    return {info.get("url_pathname") for info in at._registered_pages.values()}
+
+
+def texts(at):
+    parts = [e.value for e in (*at.title, *at.subheader, *at.markdown, *at.caption, *at.success,
+                               *at.info, *at.warning, *at.error)]
+    parts += [d.value.to_string() for d in at.dataframe]
+    parts += [f"{m.label} {m.value}" for m in at.metric]
+    return "\n".join(str(p) for p in parts)
+
+
+def click(at, label):
+    buttons = [b for b in at.button if b.label == label]
+    assert buttons, f"no button {label!r}"
+    buttons[0].click().run()
+    assert not at.exception, at.exception
+
+
+def submitted_loan(bank, staff, cid, principal="10000.00"):
+    return bank.loans.apply(staff["teller"], cid, product="personal", principal=principal,
+                            term_months=12, purpose="new kitchen", monthly_income="4000")
+
+
+def active_loan(bank, staff, cid, number):
+    lid = submitted_loan(bank, staff, cid)
+    bank.loans.approve(staff["manager"], lid, annual_rate_percent="12")
+    bank.loans.disburse(staff["teller"], lid, number)
+    return lid
+
+
+ROLE_PAGES = [
+    ("customer", {"my-loans"}, {"loan-applications", "take-loan-payment", "loan-review",
+                                "end-of-day"}),
+    ("teller", {"loan-applications", "take-loan-payment"}, {"my-loans", "loan-review",
+                                                            "end-of-day"}),
+    ("manager", {"loan-applications", "take-loan-payment", "loan-review", "end-of-day"},
+     {"my-loans"}),
+]
+
+
+@pytest.mark.parametrize("role, offered, hidden", ROLE_PAGES)
+def test_each_role_sees_its_loan_pages(app_bank, staff, role, offered, hidden):
+    actor = staff.get(role) or borrower(app_bank, "Nav Person")[2]
+    at = open_app(app_bank, actor)
+    assert offered <= urls(at)
+    assert not (hidden & urls(at))
+
+
+def fill_application(at, prefix, amount="10,000.00", term=12):
+    at.selectbox(key=f"{prefix}_product").select("personal")
+    at.text_input(key=f"{prefix}_amount").input(amount)
+    at.number_input(key=f"{prefix}_term").set_value(term)
+    at.text_input(key=f"{prefix}_purpose").input("new kitchen")
+    at.text_input(key=f"{prefix}_income").input("4,000.00")
+    at.run()
+
+
+def test_customer_sees_a_quote_then_applies(app_bank, staff):
+    cid, _, ana = borrower(app_bank, "Quote Ana")
+    at = open_app(app_bank, ana, "my-loans")
+    fill_application(at, "myloans_apply")
+    assert not [b for b in at.button if b.label == "Submit application"]
+    click(at, "Show quote")
+    # 10,000 at the personal loan's top rate of 19.9 % over 12 months.
+    assert "$925.87 a month" in texts(at)
+    quote = [d.value for d in at.dataframe if len(d.value) == 12]
+    assert quote and quote[0]["Instalment"].iloc[0] == "$925.87"
+    click(at, "Submit application")
+    assert "submitted; a manager will review it" in texts(at)
+    mine = app_bank.loans.list(ana)
+    assert list(mine["status"]) == ["submitted"]
+    assert (mine["principal"].iloc[0], mine["term_months"].iloc[0]) == (D("10000.00"), 12)
+
+
+def test_changed_figures_need_a_new_quote(app_bank, staff):
+    _, _, ana = borrower(app_bank, "Stale Quote")
+    at = open_app(app_bank, ana, "my-loans")
+    fill_application(at, "myloans_apply")
+    click(at, "Show quote")
+    at.text_input(key="myloans_apply_amount").input("12,000.00").run()
+    assert "show the quote again" in texts(at)
+    assert not [b for b in at.button if b.label == "Submit application"]
+    assert app_bank.loans.list(ana).empty
+
+
+def test_quote_refuses_an_amount_outside_the_product(app_bank, staff):
+    _, _, ana = borrower(app_bank, "Too Much")
+    at = open_app(app_bank, ana, "my-loans")
+    fill_application(at, "myloans_apply", amount="90,000.00")
+    click(at, "Show quote")
+    assert "personal loan is for $1,000.00 to $50,000.00" in texts(at)
+
+
+def test_teller_applies_for_a_customer(app_bank, staff):
+    cid, _, _ = borrower(app_bank, "Desk Customer")
+    at = open_app(app_bank, staff["teller"], "loan-applications")
+    at.text_input(key="desk_customer").input(str(cid)).run()
+    assert "Desk Customer" in texts(at)
+    fill_application(at, "desk_apply", amount="5,000.00", term=24)
+    click(at, "Show quote")
+    click(at, "Submit application")
+    loans = app_bank.loans.list(staff["teller"], cid)
+    assert list(loans["status"]) == ["submitted"]
+    assert loans["applied_by"].iloc[0] == staff["teller"].username
+
+
+def test_manager_reviews_approves_and_pays_out(app_bank, staff):
+    cid, number, ana = borrower(app_bank, "Review Rita", amount="1,234.56")
+    lid = submitted_loan(app_bank, staff, cid)
+    at = open_app(app_bank, staff["manager"], "loan-review")
+    at.selectbox(key="review_pick").select(lid).run()
+    page = texts(at)
+    assert "Review Rita" in page and number in page and "$1,234.56" in page  # accounts, history
+    at.text_input(key=f"review_rate_{lid}").input("25").run()
+    click(at, "Approve")
+    assert "between" in texts(at) and app_bank.loans.get(ana, lid)["status"] == "submitted"
+    at.text_input(key=f"review_rate_{lid}").input("11.5").run()
+    click(at, "Approve")
+    loan = app_bank.loans.get(ana, lid)
+    assert (loan["status"], loan["annual_rate_percent"]) == ("approved", D("11.5"))
+    at.selectbox(key="payout_pick").select(lid).run()
+    click(at, "Pay out")
+    assert f"Loan {lid} paid out into {number}" in texts(at)
+    assert app_bank.loans.get(ana, lid)["status"] == "active"
+    assert app_bank.accounts.balance(ana, number) == D("11234.56")
+
+
+def test_rejection_reason_shows_on_the_customers_page(app_bank, staff):
+    cid, _, ana = borrower(app_bank, "Rejected Rob")
+    lid = submitted_loan(app_bank, staff, cid)
+    at = open_app(app_bank, staff["manager"], "loan-review")
+    at.selectbox(key="review_pick").select(lid).run()
+    at.text_input(key=f"review_reason_{lid}").input("income does not cover the instalment")
+    click(at, "Reject")
+    mine = open_app(app_bank, ana, "my-loans")
+    assert "Not approved: income does not cover the instalment" in texts(mine)
+
+
+def test_customer_sees_schedule_and_pays(app_bank, staff):
+    cid, number, ana = borrower(app_bank, "Paying Pia")
+    lid = active_loan(app_bank, staff, cid, number)
+    at = open_app(app_bank, ana, "my-loans")
+    page = texts(at)
+    assert "Outstanding principal $10,000.00" in page and "Next instalment $888.49" in page
+    schedules = [d.value for d in at.dataframe if "State" in d.value]
+    assert len(schedules) == 1 and len(schedules[0]) == 12
+    assert schedules[0]["Instalment"].iloc[-1] == "$888.47"
+    at.text_input(key=f"myloans_pay_amount_{lid}").input("500.00")
+    click(at, "Pay")
+    assert "Paid $500.00" in texts(at)
+    assert app_bank.loans.get(ana, lid)["outstanding_principal"] == D("9500.00")
+    assert "Outstanding principal $9,500.00" in texts(at)  # the page redrew with new figures
+
+
+def test_teller_takes_a_cash_payment(app_bank, staff):
+    cid, number, _ = borrower(app_bank, "Cash Carl")
+    lid = active_loan(app_bank, staff, cid, number)
+    at = open_app(app_bank, staff["teller"], "take-loan-payment")
+    at.text_input(key="takepay_loan").input(str(lid)).run()
+    assert "Cash Carl" in texts(at)
+    at.text_input(key=f"takepay_amount_{lid}").input("250.00")
+    at.selectbox(key=f"takepay_source_{lid}").select("cash")
+    click(at, "Pay")
+    assert "Paid $250.00" in texts(at)
+    assert app_bank.read_one("SELECT method, amount_cents FROM loan_payments WHERE loan_id = ?",
+                             [lid]) == ("cash", 25_000)
+
+
+def test_manager_runs_end_of_day_with_progress(app_bank, staff):
+    start = app_bank.business_date
+    at = open_app(app_bank, staff["manager"], "end-of-day")
+    assert f"Business date {start}" in texts(at)
+    at.date_input(key="eod_until").set_value(start + dt.timedelta(days=2))
+    click(at, "Run end of day")
+    assert "Closed 3 day(s)" in texts(at)
+    assert at.get("progress")[0].proto.value == 100
+    assert f"Business date {start + dt.timedelta(days=3)}" in texts(at)
+    assert app_bank.business_date == start + dt.timedelta(days=3)
+    assert app_bank.audit.verify() == []
