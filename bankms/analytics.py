@@ -8,8 +8,12 @@ in `bankms.reports`; nothing here checks who asks.
 Conventions that every query follows:
 - Money stays in BIGINT cents through SQL (`CAST(sum(...) AS BIGINT)`, because DuckDB's sum of
   BIGINT is HUGEINT, which `.df()` turns into float64) and comes out in `*_cents` int64 columns.
-- A posting belongs to the calendar day of its `posted_at`; "as of day D" means every posting
-  before midnight at the end of D. Balances as of D are read as the stored balance less the
+- In the dashboard and customer analytics a posting belongs to the calendar day of its
+  `posted_at` (when the money moved), which reads the postings alone; "as of day D" means every
+  posting before midnight at the end of D. Documents and ledger views (statements,
+  certificates, trial balance, general ledger) use the transaction's `business_date` instead,
+  the day the bank booked it (end of day books month-end interest on the month's last day
+  even when it runs later). Balances as of D are read as the stored balance less the
   postings after D (balances always equal the sum of postings, see `audit.verify`), so looking
   at a recent date reads only the recent postings.
 - The SQL is written once for two dialects (DuckDB, and SQLite for the benchmark's comparison):
@@ -49,10 +53,18 @@ BALANCE_BUCKETS = [
     (1_000_000, "$10k – $100k"),
     (10_000_000, "$100k and more"),
 ]
+LOAN_STATUS_ORDER = ["active", "approved", "submitted"]
 ARREARS_BUCKETS = [(0, "current"), (1, "1–30 days"), (31, "31–60 days"), (61, "61–90 days"),
                    (91, "over 90 days")]
 
 _ACTIVITY_IN = "(" + ", ".join(f"'{k}'" for k in sorted(CUSTOMER_ACTIVITY_KINDS)) + ")"
+# Ids of the bank's own transactions (interest, fees, reversals, ...) in a window [?, ?).
+# Customer activity is read from the postings (the accounts actually touched) less these,
+# which also works for bulk-posted transactions that leave source_account and target_account
+# empty; bank-made transactions are the fewer, so they are the side looked up. A posting is
+# taken to carry its transaction's time, as both paths of the ledger write them.
+_BANK_MADE_TX = (f"SELECT id FROM transactions WHERE kind NOT IN {_ACTIVITY_IN} "
+                 "AND posted_at >= ? AND posted_at < ?")
 
 
 # -- dialects and sources ------------------------------------------------------------------------
@@ -208,47 +220,50 @@ def key_figures(src: Source, f: Filters) -> pd.DataFrame:
     ('money' in cents, 'count', or 'percent' as a Decimal)."""
     prev = f.previous
     cut_now, cut_prev = midnight_after(f.as_of), midnight_after(prev.as_of)
-    bal_sql, bal_params = _balances_sql([cut_now, cut_prev], f)
-    deposits_now, deposits_prev = src.one(
-        "SELECT CAST(coalesce(sum(CASE WHEN balance_0_cents > 0 THEN balance_0_cents END), 0) "
-        "AS BIGINT), CAST(coalesce(sum(CASE WHEN balance_1_cents > 0 THEN balance_1_cents END), "
-        f"0) AS BIGINT) FROM ({bal_sql}) b", bal_params)
-    loans_now, loans_prev = src.one(
-        "SELECT a.balance_cents - coalesce(sum(CASE WHEN p.posted_at >= ? THEN p.amount_cents "
-        "ELSE 0 END), 0), a.balance_cents - coalesce(sum(p.amount_cents), 0) FROM accounts a "
-        "LEFT JOIN postings p ON p.account_id = a.id AND p.posted_at >= ? "
-        "WHERE a.account_number = 'GL1200' GROUP BY a.balance_cents", [cut_now, cut_prev]) \
-        or (0, 0)
-    start_now, end_now = midnight(f.start), midnight_after(f.end)
-    start_prev = midnight(prev.start)
-    kind_sql, kind_params = _kind_sql(f)
-    moves = (
-        f"SELECT posted_at, source_account AS account_number FROM transactions "
-        f"WHERE kind IN {_ACTIVITY_IN} AND posted_at >= ? AND posted_at < ? "
-        f"AND source_account IS NOT NULL UNION ALL "
-        f"SELECT posted_at, target_account FROM transactions "
-        f"WHERE kind IN {_ACTIVITY_IN} AND posted_at >= ? AND posted_at < ? "
-        f"AND target_account IS NOT NULL")
+    start_now, end_now, start_prev = midnight(f.start), midnight_after(f.end), midnight(prev.start)
+    lo = min(cut_now, cut_prev, start_prev)
+    # The kind is one of ACCOUNT_KINDS (checked by Filters), so it can sit in the SQL text.
+    customer = "a.customer_id IS NOT NULL" + ("" if f.kind == "all" else f" AND a.kind = '{f.kind}'")
+    # One pass over the postings since `lo` gives, per account, what was posted after each
+    # as-of cut (to step back from the stored balance) and the flows of both periods.
+    (deposits_now, deposits_prev, loans_now, loans_prev, flow_now, flow_prev) = src.one(
+        "WITH per AS (SELECT account_id, "
+        "sum(CASE WHEN posted_at >= ? THEN amount_cents ELSE 0 END) AS after_now, "
+        "sum(CASE WHEN posted_at >= ? THEN amount_cents ELSE 0 END) AS after_prev, "
+        "sum(CASE WHEN posted_at >= ? AND posted_at < ? THEN amount_cents ELSE 0 END) "
+        "AS flow_now, "
+        "sum(CASE WHEN posted_at >= ? AND posted_at < ? THEN amount_cents ELSE 0 END) "
+        "AS flow_prev FROM postings WHERE posted_at >= ? GROUP BY account_id), "
+        "b AS (SELECT a.account_number, a.customer_id, a.kind, "
+        "a.balance_cents - coalesce(per.after_now, 0) AS now_cents, "
+        "a.balance_cents - coalesce(per.after_prev, 0) AS prev_cents, "
+        "coalesce(per.flow_now, 0) AS flow_now, coalesce(per.flow_prev, 0) AS flow_prev "
+        "FROM accounts a LEFT JOIN per ON per.account_id = a.id) "
+        f"SELECT CAST(coalesce(sum(CASE WHEN {customer} AND now_cents > 0 THEN now_cents END), 0)"
+        " AS BIGINT), "
+        f"CAST(coalesce(sum(CASE WHEN {customer} AND prev_cents > 0 THEN prev_cents END), 0) "
+        "AS BIGINT), "
+        "CAST(coalesce(sum(CASE WHEN account_number = 'GL1200' THEN now_cents END), 0) AS BIGINT), "
+        "CAST(coalesce(sum(CASE WHEN account_number = 'GL1200' THEN prev_cents END), 0) AS BIGINT), "
+        f"CAST(coalesce(sum(CASE WHEN {customer} THEN flow_now END), 0) AS BIGINT), "
+        f"CAST(coalesce(sum(CASE WHEN {customer} THEN flow_prev END), 0) AS BIGINT) "
+        "FROM b a",
+        [cut_now, cut_prev, start_now, end_now, start_prev, start_now, lo])
     active_now, active_prev = src.one(
-        "SELECT count(DISTINCT CASE WHEN m.posted_at >= ? THEN a.customer_id END), "
-        "count(DISTINCT CASE WHEN m.posted_at < ? THEN a.customer_id END) "
-        f"FROM ({moves}) m JOIN accounts a ON a.account_number = m.account_number "
-        f"WHERE a.customer_id IS NOT NULL{kind_sql}",
-        [start_now, start_now, start_prev, end_now, start_prev, end_now, *kind_params])
+        "SELECT count(DISTINCT CASE WHEN p.posted_at >= ? THEN a.customer_id END), "
+        "count(DISTINCT CASE WHEN p.posted_at < ? THEN a.customer_id END) "
+        "FROM postings p JOIN accounts a ON a.id = p.account_id "
+        f"WHERE p.posted_at >= ? AND p.posted_at < ? AND {customer} "
+        f"AND p.transaction_id NOT IN ({_BANK_MADE_TX})",
+        [start_now, start_now, start_prev, end_now, start_prev, end_now])
     new_customers_now, new_customers_prev = src.one(
         "SELECT count(CASE WHEN created_at >= ? THEN 1 END), count(CASE WHEN created_at < ? "
         "THEN 1 END) FROM customers WHERE created_at >= ? AND created_at < ?",
         [start_now, start_now, start_prev, end_now])
     new_accounts_now, new_accounts_prev = src.one(
         "SELECT count(CASE WHEN opened_at >= ? THEN 1 END), count(CASE WHEN opened_at < ? "
-        "THEN 1 END) FROM accounts a WHERE a.customer_id IS NOT NULL AND opened_at >= ? "
-        f"AND opened_at < ?{kind_sql}", [start_now, start_now, start_prev, end_now, *kind_params])
-    flow_now, flow_prev = src.one(
-        "SELECT CAST(coalesce(sum(CASE WHEN p.posted_at >= ? THEN p.amount_cents ELSE 0 END), 0) "
-        "AS BIGINT), CAST(coalesce(sum(CASE WHEN p.posted_at < ? THEN p.amount_cents ELSE 0 END),"
-        " 0) AS BIGINT) FROM postings p JOIN accounts a ON a.id = p.account_id "
-        f"WHERE p.posted_at >= ? AND p.posted_at < ? AND a.customer_id IS NOT NULL{kind_sql}",
-        [start_now, start_now, start_prev, end_now, *kind_params])
+        f"THEN 1 END) FROM accounts a WHERE {customer} AND opened_at >= ? AND opened_at < ?",
+        [start_now, start_now, start_prev, end_now])
     book_now, book_prev = loan_book(src, f.as_of), loan_book(src, prev.as_of)
     rows = [
         ("Total deposits", "money", _int(deposits_now), _int(deposits_prev)),
@@ -266,6 +281,7 @@ def key_figures(src: Source, f: Filters) -> pd.DataFrame:
 
 def _at_risk(book: pd.DataFrame, days_min: int) -> Decimal:
     """Share of outstanding principal in loans at least `days_min` days past due, in percent."""
+    book = book[book["status"] == "active"]
     if book.empty:
         return Decimal("0.00")
     total = int(book["outstanding_cents"].sum())
@@ -295,25 +311,26 @@ def daily_volume(src: Source, f: Filters) -> pd.DataFrame:
 def deposits_by_product(src: Source, f: Filters) -> pd.DataFrame:
     """End-of-day balance of each account kind on every day of the range."""
     kind_sql, kind_params = _kind_sql(f)
-    start, end = midnight(f.start), midnight_after(f.end)
-    bal_sql, bal_params = _balances_sql([start], f)
-    opening = src.df(f"SELECT kind, CAST(sum(balance_0_cents) AS BIGINT) AS opening_cents "
-                     f"FROM ({bal_sql}) b GROUP BY 1", bal_params)
+    start = midnight(f.start)
+    # One pass: net postings per kind and day since the start (days after the range too).
+    # The balance before the start is today's stored total less all of them.
     flows = src.df(
         f"SELECT {src.d.day('p.posted_at')} AS day, a.kind, "
         "CAST(sum(p.amount_cents) AS BIGINT) AS net_cents FROM postings p "
-        "JOIN accounts a ON a.id = p.account_id WHERE p.posted_at >= ? AND p.posted_at < ? "
-        f"AND a.customer_id IS NOT NULL{kind_sql} GROUP BY 1, 2",
-        [start, end, *kind_params])
+        "JOIN accounts a ON a.id = p.account_id WHERE p.posted_at >= ? "
+        f"AND a.customer_id IS NOT NULL{kind_sql} GROUP BY 1, 2", [start, *kind_params])
+    totals = src.df("SELECT kind, CAST(sum(balance_cents) AS BIGINT) AS balance_cents "
+                    f"FROM accounts a WHERE a.customer_id IS NOT NULL{kind_sql} GROUP BY 1",
+                    kind_params)
     _to_day(flows, "day")
-    kinds = sorted(set(opening["kind"]) | set(flows["kind"]))
+    kinds = sorted(set(totals["kind"]) | set(flows["kind"]))
     days = pd.date_range(f.start, f.end, freq="D")
     frames = []
     for kind in kinds:
-        net = flows.loc[flows["kind"] == kind].set_index("day")["net_cents"]
-        net = net.reindex(days, fill_value=0).astype("int64")
-        first = opening.loc[opening["kind"] == kind, "opening_cents"]
-        base = int(first.iloc[0]) if len(first) else 0
+        mine = flows.loc[flows["kind"] == kind]
+        now = totals.loc[totals["kind"] == kind, "balance_cents"]
+        base = (int(now.iloc[0]) if len(now) else 0) - int(mine["net_cents"].sum())
+        net = mine.set_index("day")["net_cents"].reindex(days, fill_value=0).astype("int64")
         frames.append(pd.DataFrame({"day": days, "kind": kind,
                                     "balance_cents": (base + net.cumsum()).to_numpy()}))
     if not frames:
@@ -354,6 +371,9 @@ def loan_portfolio(src: Source, f: Filters) -> pd.DataFrame:
     out = (book.groupby(["status", "arrears"], as_index=False)
            .agg(loans=("loan_id", "count"), outstanding_cents=("outstanding_cents", "sum")))
     out["outstanding_cents"] = out["outstanding_cents"].astype("int64")
+    order = {label: i for i, (_, label) in enumerate(ARREARS_BUCKETS)}
+    out = out.sort_values(["status", "arrears"], key=lambda c: c.map(LOAN_STATUS_ORDER.index)
+                          if c.name == "status" else c.map(order), ignore_index=True)
     return out[columns]
 
 
@@ -393,18 +413,14 @@ def dormant_accounts(src: Source, f: Filters, days: int = DORMANT_AFTER_DAYS) ->
     since = cut - dt.timedelta(days=days)
     bal_sql, bal_params = _balances_sql([cut], f)
     df = src.df(
-        f"WITH recent AS (SELECT source_account AS account_number FROM transactions "
-        f"WHERE kind IN {_ACTIVITY_IN} AND posted_at >= ? AND posted_at < ? "
-        f"AND source_account IS NOT NULL UNION SELECT target_account FROM transactions "
-        f"WHERE kind IN {_ACTIVITY_IN} AND posted_at >= ? AND posted_at < ? "
-        f"AND target_account IS NOT NULL) "
         f"SELECT b.account_number, b.customer_id, c.full_name, b.kind, b.opened_at, "
         f"b.balance_0_cents AS balance_cents FROM ({bal_sql}) b "
         "JOIN customers c ON c.id = b.customer_id "
         "WHERE b.opened_at < ? AND (b.closed_at IS NULL OR b.closed_at >= ?) "
-        "AND b.account_number NOT IN (SELECT account_number FROM recent) "
+        "AND b.account_id NOT IN (SELECT p.account_id FROM postings p "
+        f"WHERE p.posted_at >= ? AND p.posted_at < ? AND p.transaction_id NOT IN ({_BANK_MADE_TX})) "
         "ORDER BY balance_cents DESC, b.account_number",
-        [since, cut, since, cut, *bal_params, since, cut])
+        [*bal_params, since, cut, since, cut, since, cut])
     return _to_day(df, "opened_at")
 
 
@@ -427,15 +443,14 @@ RFM_SEGMENTS = ["Champions", "Loyal", "Potential loyalists", "New", "Needs atten
 
 def _activity_sql(src: Source) -> str:
     """Customer-made transactions on customers' accounts, one row per (customer, transaction)
-    even when a transfer joins two accounts of the same customer."""
+    even when a transfer joins two accounts of the same customer. Parameters: the window
+    [lo, hi) twice."""
     return (
-        "SELECT DISTINCT a.customer_id, m.id, m.posted_at, m.amount_cents FROM (SELECT id, "
-        "posted_at, amount_cents, source_account AS account_number FROM transactions "
-        f"WHERE kind IN {_ACTIVITY_IN} AND posted_at >= ? AND posted_at < ? AND source_account "
-        "IS NOT NULL UNION ALL SELECT id, posted_at, amount_cents, target_account "
-        f"FROM transactions WHERE kind IN {_ACTIVITY_IN} AND posted_at >= ? AND posted_at < ? "
-        "AND target_account IS NOT NULL) m JOIN accounts a ON a.account_number = m.account_number "
-        "WHERE a.customer_id IS NOT NULL")
+        "SELECT a.customer_id, p.transaction_id AS id, max(p.posted_at) AS posted_at, "
+        "max(abs(p.amount_cents)) AS amount_cents FROM postings p "
+        "JOIN accounts a ON a.id = p.account_id "
+        "WHERE p.posted_at >= ? AND p.posted_at < ? AND a.customer_id IS NOT NULL "
+        f"AND p.transaction_id NOT IN ({_BANK_MADE_TX}) GROUP BY 1, 2")
 
 
 def rfm(src: Source, f: Filters) -> pd.DataFrame:
@@ -604,7 +619,10 @@ CUSTOMER: dict[str, Callable[[Source, Filters], pd.DataFrame]] = {
 # Transactions that reverse another count as the kind they reverse (a reversed interest payment
 # lowers the interest shown), so documents read this instead of `t.kind`.
 _EFFECTIVE_KIND = "CASE WHEN t.kind = 'reversal' THEN coalesce(o.kind, t.kind) ELSE t.kind END"
-FAR_FUTURE = dt.datetime(9999, 1, 1)
+LAST_DAY = dt.date(9999, 12, 31)
+# Ids of the transactions booked on business days after the day given as the parameter: what
+# to take back from today's stored balances to see the balances at the end of that day.
+_AFTER_DAY_TX = "SELECT id FROM transactions WHERE business_date > ?"
 
 
 def _ledger_line_sql() -> tuple[str, str]:
@@ -617,16 +635,17 @@ def _ledger_line_sql() -> tuple[str, str]:
 
 
 def trial_balance(src: Source, as_of: dt.date | None = None) -> pd.DataFrame:
-    """Balance of every ledger line as of the day (now if None): internal accounts one by one,
-    customer accounts by kind, split into money held (credit) and overdrawn accounts (debit).
-    Under the one sign convention a positive balance is a credit and a negative one a debit,
-    so `balance_cents` sums to zero and total debits equal total credits."""
-    cut = FAR_FUTURE if as_of is None else midnight_after(as_of)
+    """Balance of every ledger line at the end of business day `as_of` (now if None):
+    internal accounts one by one, customer accounts by kind, split into money held (credit)
+    and overdrawn accounts (debit). Under the one sign convention a positive balance is a
+    credit and a negative one a debit, so `balance_cents` sums to zero and total debits equal
+    total credits."""
+    later = ("SELECT account_id, CAST(sum(amount_cents) AS BIGINT) AS later_cents "
+             f"FROM postings WHERE transaction_id IN ({_AFTER_DAY_TX}) GROUP BY 1")
     df = src.df(
         "WITH b AS (SELECT a.account_number, a.name, a.kind, a.customer_id, "
         "a.balance_cents - coalesce(l.later_cents, 0) AS balance_cents FROM accounts a "
-        "LEFT JOIN (SELECT account_id, CAST(sum(amount_cents) AS BIGINT) AS later_cents "
-        "FROM postings WHERE posted_at >= ? GROUP BY 1) l ON l.account_id = a.id) "
+        f"LEFT JOIN ({later}) l ON l.account_id = a.id) "
         "SELECT account_number AS code, name AS account, balance_cents FROM b "
         "WHERE customer_id IS NULL "
         "UNION ALL SELECT 'DEP-' || upper(kind), 'Customer deposits (' || kind || ')', "
@@ -634,7 +653,7 @@ def trial_balance(src: Source, as_of: dt.date | None = None) -> pd.DataFrame:
         "AND balance_cents > 0 GROUP BY kind "
         "UNION ALL SELECT 'ODR-' || upper(kind), 'Overdrawn customer accounts (' || kind || ')', "
         "CAST(sum(balance_cents) AS BIGINT) FROM b WHERE customer_id IS NOT NULL "
-        "AND balance_cents < 0 GROUP BY kind ORDER BY 1", [cut])
+        "AND balance_cents < 0 GROUP BY kind ORDER BY 1", [as_of or LAST_DAY])
     df["balance_cents"] = df["balance_cents"].astype("int64")
     df["debit_cents"] = (-df["balance_cents"]).clip(lower=0)
     df["credit_cents"] = df["balance_cents"].clip(lower=0)
@@ -642,25 +661,27 @@ def trial_balance(src: Source, as_of: dt.date | None = None) -> pd.DataFrame:
 
 
 def general_ledger(src: Source, start: dt.date, end: dt.date) -> pd.DataFrame:
-    """Per ledger line: opening balance, debits and credits in the period, closing balance.
-    Each of opening and closing sums to zero over the lines, and debits equal credits."""
-    lo, hi = midnight(start), midnight_after(end)
+    """Per ledger line: opening balance, debits and credits of the business days from `start`
+    to `end`, closing balance. Each of opening and closing sums to zero over the lines, and
+    debits equal credits."""
     code, name = _ledger_line_sql()
     df = src.df(
-        "WITH mv AS (SELECT account_id, "
-        "CAST(sum(amount_cents) AS BIGINT) AS from_start, "
-        "CAST(sum(CASE WHEN posted_at >= ? THEN amount_cents ELSE 0 END) AS BIGINT) AS from_end, "
-        "CAST(sum(CASE WHEN posted_at < ? AND amount_cents < 0 THEN -amount_cents ELSE 0 END) "
-        "AS BIGINT) AS debits, "
-        "CAST(sum(CASE WHEN posted_at < ? AND amount_cents > 0 THEN amount_cents ELSE 0 END) "
-        "AS BIGINT) AS credits FROM postings WHERE posted_at >= ? GROUP BY 1) "
+        "WITH mv AS (SELECT p.account_id, "
+        "CAST(sum(p.amount_cents) AS BIGINT) AS from_start, "
+        "CAST(sum(CASE WHEN t.business_date > ? THEN p.amount_cents ELSE 0 END) AS BIGINT) "
+        "AS from_end, "
+        "CAST(sum(CASE WHEN t.business_date <= ? AND p.amount_cents < 0 THEN -p.amount_cents "
+        "ELSE 0 END) AS BIGINT) AS debits, "
+        "CAST(sum(CASE WHEN t.business_date <= ? AND p.amount_cents > 0 THEN p.amount_cents "
+        "ELSE 0 END) AS BIGINT) AS credits FROM postings p "
+        "JOIN transactions t ON t.id = p.transaction_id WHERE t.business_date >= ? GROUP BY 1) "
         f"SELECT {code} AS code, {name} AS account, "
         "CAST(sum(a.balance_cents - coalesce(mv.from_start, 0)) AS BIGINT) AS opening_cents, "
         "CAST(sum(coalesce(mv.debits, 0)) AS BIGINT) AS debit_cents, "
         "CAST(sum(coalesce(mv.credits, 0)) AS BIGINT) AS credit_cents, "
         "CAST(sum(a.balance_cents - coalesce(mv.from_end, 0)) AS BIGINT) AS closing_cents "
         "FROM accounts a LEFT JOIN mv ON mv.account_id = a.id GROUP BY 1, 2 ORDER BY 1",
-        [hi, hi, hi, lo])
+        [end, end, end, start])
     for column in ("opening_cents", "debit_cents", "credit_cents", "closing_cents"):
         df[column] = df[column].astype("int64")
     return df
@@ -668,98 +689,133 @@ def general_ledger(src: Source, start: dt.date, end: dt.date) -> pd.DataFrame:
 
 def ledger_lines(src: Source, account_number: str, start: dt.date, end: dt.date,
                  limit: int = 2000) -> tuple[int, pd.DataFrame]:
-    """Opening balance and the first `limit` postings of one account in the period, each with
-    the balance after it."""
-    lo, hi = midnight(start), midnight_after(end)
+    """Opening balance and the first `limit` postings of one account on the business days
+    from `start` to `end`, each with the balance after it."""
     opening = src.one(
         "SELECT CAST(coalesce(sum(p.amount_cents), 0) AS BIGINT) FROM postings p "
-        "JOIN accounts a ON a.id = p.account_id WHERE a.account_number = ? AND p.posted_at < ?",
-        [account_number, lo])
+        "JOIN accounts a ON a.id = p.account_id JOIN transactions t ON t.id = p.transaction_id "
+        "WHERE a.account_number = ? AND t.business_date < ?", [account_number, start])
     opening_cents = _int(opening[0]) if opening else 0
     df = src.df(
-        "SELECT p.posted_at, t.id AS transaction_id, t.kind, t.memo, t.source_account, "
-        "t.target_account, p.amount_cents, ? + sum(p.amount_cents) OVER "
-        "(ORDER BY p.posted_at, p.id ROWS UNBOUNDED PRECEDING) AS balance_cents "
+        "SELECT t.business_date, p.posted_at, t.id AS transaction_id, t.kind, t.memo, "
+        "t.source_account, t.target_account, p.amount_cents, ? + sum(p.amount_cents) OVER "
+        "(ORDER BY t.business_date, p.posted_at, p.id ROWS UNBOUNDED PRECEDING) AS balance_cents "
         "FROM postings p JOIN accounts a ON a.id = p.account_id "
         "JOIN transactions t ON t.id = p.transaction_id "
-        "WHERE a.account_number = ? AND p.posted_at >= ? AND p.posted_at < ? "
-        "ORDER BY p.posted_at, p.id LIMIT ?", [opening_cents, account_number, lo, hi, int(limit)])
+        "WHERE a.account_number = ? AND t.business_date >= ? AND t.business_date <= ? "
+        "ORDER BY t.business_date, p.posted_at, p.id LIMIT ?",
+        [opening_cents, account_number, start, end, int(limit)])
     df["balance_cents"] = df["balance_cents"].astype("int64")
-    return opening_cents, _to_day(df, "posted_at")
+    return opening_cents, _to_day(df, "business_date", "posted_at")
 
 
 _LINE_COLUMNS = (
-    "p.id AS posting_id, p.posted_at, t.id AS transaction_id, t.kind, "
+    "p.id AS posting_id, t.business_date, p.posted_at, t.id AS transaction_id, t.kind, "
     f"{_EFFECTIVE_KIND} AS effective_kind, t.memo, t.source_account, t.target_account, "
     "p.amount_cents")
 
 
-def statement_rows(src: Source, account_id: int, start: dt.datetime,
-                   end: dt.datetime) -> tuple[int, pd.DataFrame]:
-    """Opening balance (all postings before `start`) and the account's postings in
-    [start, end) in order, read in one query so both come from the same snapshot."""
-    df = src.df(
-        "SELECT 0 AS part, NULL AS posting_id, NULL AS posted_at, NULL AS transaction_id, "
-        "NULL AS kind, NULL AS effective_kind, NULL AS memo, NULL AS source_account, "
-        "NULL AS target_account, CAST(coalesce(sum(amount_cents), 0) AS BIGINT) AS amount_cents "
-        "FROM postings WHERE account_id = ? AND posted_at < ? "
-        f"UNION ALL SELECT 1, {_LINE_COLUMNS} FROM postings p "
+def statement_rows(src: Source, account_id: int, first: dt.date,
+                   last: dt.date) -> tuple[int, pd.DataFrame]:
+    """Opening balance (postings of business days before `first`) and the account's postings
+    of the business days from `first` to `last`, in order.
+
+    One pass over the account's postings: those before the period collapse into one group
+    (the opening balance), the period's stay one row each. The transactions' details are read
+    after; they are written in the same commit as their postings and never change, so the two
+    reads agree."""
+    rows = src.df(
+        "SELECT CASE WHEN t.business_date >= ? THEN p.id END AS posting_id, "
+        "CASE WHEN t.business_date >= ? THEN p.posted_at END AS posted_at, "
+        "CASE WHEN t.business_date >= ? THEN t.business_date END AS business_date, "
+        "CASE WHEN t.business_date >= ? THEN p.transaction_id END AS transaction_id, "
+        "CAST(sum(p.amount_cents) AS BIGINT) AS amount_cents FROM postings p "
         "JOIN transactions t ON t.id = p.transaction_id "
-        "LEFT JOIN transactions o ON o.id = t.reverses_id "
-        "WHERE p.account_id = ? AND p.posted_at >= ? AND p.posted_at < ? "
-        "ORDER BY 1, 3, 2", [account_id, start, account_id, start, end])
-    opening = int(df["amount_cents"].iloc[0])
-    return opening, _lines_frame(df.iloc[1:])
+        "WHERE p.account_id = ? AND t.business_date <= ? GROUP BY 1, 2, 3, 4",
+        [first, first, first, first, account_id, last])
+    before = rows["posting_id"].isna()
+    opening = int(rows.loc[before, "amount_cents"].sum())
+    lines = rows.loc[~before].copy()
+    lines["posted_at"] = pd.to_datetime(lines["posted_at"])
+    lines["business_date"] = pd.to_datetime(lines["business_date"])
+    lines = lines.sort_values(["business_date", "posted_at", "posting_id"])
+    info = _transactions(src, [int(i) for i in lines["transaction_id"]])
+    lines = lines.merge(info, how="left", left_on="transaction_id", right_on="id")
+    return opening, _lines_frame(lines[["posting_id", "business_date", "posted_at",
+                                        "transaction_id", "kind", "effective_kind", "memo",
+                                        "source_account", "target_account", "amount_cents"]])
 
 
-def month_rows(src: Source, start: dt.datetime,
-               end: dt.datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _transactions(src: Source, ids: list[int]) -> pd.DataFrame:
+    """Kind, memo and counterparties of the given transactions, with the kind a reversal
+    undoes as its effective kind."""
+    columns = ["id", "kind", "effective_kind", "memo", "source_account", "target_account"]
+    frames = []
+    for i in range(0, len(ids), 5000):
+        chunk = ids[i:i + 5000]
+        marks = ", ".join("?" * len(chunk))
+        frames.append(src.df(
+            f"SELECT t.id, t.kind, {_EFFECTIVE_KIND} AS effective_kind, t.memo, "
+            "t.source_account, t.target_account FROM transactions t "
+            "LEFT JOIN transactions o ON o.id = t.reverses_id AND t.kind = 'reversal' "
+            f"WHERE t.id IN ({marks})", chunk))
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype="int64" if c == "id" else object)
+                             for c in columns})
+    out = pd.concat(frames, ignore_index=True)
+    out["id"] = out["id"].astype("int64")
+    return out[columns]
+
+
+def month_rows(src: Source, first: dt.date,
+               last: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
     """For every customer account at once: opening balances (account_id, opening_cents) and
-    the postings in [start, end) with their account_id."""
+    the postings of the business days from `first` to `last` with their account_id."""
     openings = src.df(
         "SELECT a.id AS account_id, a.balance_cents - coalesce(l.later_cents, 0) AS opening_cents"
         " FROM accounts a LEFT JOIN (SELECT account_id, CAST(sum(amount_cents) AS BIGINT) "
-        "AS later_cents FROM postings WHERE posted_at >= ? GROUP BY 1) l "
-        "ON l.account_id = a.id WHERE a.customer_id IS NOT NULL", [start])
+        f"AS later_cents FROM postings WHERE transaction_id IN ({_AFTER_DAY_TX}) GROUP BY 1) l "
+        "ON l.account_id = a.id WHERE a.customer_id IS NOT NULL",
+        [first - dt.timedelta(days=1)])
     lines = src.df(
         f"SELECT p.account_id, {_LINE_COLUMNS} FROM postings p "
         "JOIN accounts a ON a.id = p.account_id "
         "JOIN transactions t ON t.id = p.transaction_id "
-        "LEFT JOIN transactions o ON o.id = t.reverses_id "
-        "WHERE a.customer_id IS NOT NULL AND p.posted_at >= ? AND p.posted_at < ? "
-        "ORDER BY p.account_id, p.posted_at, p.id", [start, end])
+        "LEFT JOIN transactions o ON o.id = t.reverses_id AND t.kind = 'reversal' "
+        "WHERE a.customer_id IS NOT NULL AND t.business_date >= ? AND t.business_date <= ? "
+        "ORDER BY p.account_id, t.business_date, p.posted_at, p.id", [first, last])
     openings["opening_cents"] = openings["opening_cents"].astype("int64")
+    lines["business_date"] = pd.to_datetime(lines["business_date"])
     return openings, _lines_frame(lines)
 
 
 def _lines_frame(df: pd.DataFrame) -> pd.DataFrame:
     df = df.drop(columns=[c for c in ("part",) if c in df]).reset_index(drop=True)
     df["posted_at"] = pd.to_datetime(df["posted_at"])
+    df["business_date"] = pd.to_datetime(df["business_date"])
     for column in ("posting_id", "transaction_id", "amount_cents"):
         df[column] = df[column].astype("int64")
     return df
 
 
-def interest_rows(src: Source, customer_id: int, start: dt.datetime,
-                  end: dt.datetime) -> pd.DataFrame:
+def interest_rows(src: Source, customer_id: int, first: dt.date,
+                  last: dt.date) -> pd.DataFrame:
     """Per account of the customer and effective kind (interest, penalty, tax_withholding):
-    the net postings in [start, end)."""
+    the net postings of the business days from `first` to `last`."""
     df = src.df(
         "SELECT a.account_number, a.kind, e.effective_kind, "
         "CAST(sum(e.amount_cents) AS BIGINT) AS amount_cents FROM accounts a "
         f"JOIN (SELECT p.account_id, {_EFFECTIVE_KIND} AS effective_kind, p.amount_cents "
         "FROM postings p JOIN transactions t ON t.id = p.transaction_id "
-        "LEFT JOIN transactions o ON o.id = t.reverses_id "
-        "WHERE p.posted_at >= ? AND p.posted_at < ? AND p.account_id IN "
+        "LEFT JOIN transactions o ON o.id = t.reverses_id AND t.kind = 'reversal' "
+        "WHERE t.business_date >= ? AND t.business_date <= ? AND p.account_id IN "
         "(SELECT id FROM accounts WHERE customer_id = ?)) e ON e.account_id = a.id "
         "WHERE e.effective_kind IN ('interest', 'penalty', 'tax_withholding') "
-        "GROUP BY 1, 2, 3 ORDER BY 1, 3", [start, end, customer_id])
+        "GROUP BY 1, 2, 3 ORDER BY 1, 3", [first, last, customer_id])
     df["amount_cents"] = df["amount_cents"].astype("int64")
     return df
 
 
-# -- a SQLite copy, for comparing the same SQL on another engine --------------------------------
-# Columns the queries read, with timestamps as ISO text (how SQLite keeps them).
 SQLITE_COPY = {
     "customers": "id, full_name, email, phone, status, "
                  "strftime(created_at, '%Y-%m-%d %H:%M:%S.%f') AS created_at",
@@ -767,11 +823,22 @@ SQLITE_COPY = {
                 "strftime(opened_at, '%Y-%m-%d %H:%M:%S.%f') AS opened_at, "
                 "strftime(closed_at, '%Y-%m-%d %H:%M:%S.%f') AS closed_at",
     "transactions": "id, kind, amount_cents, memo, source_account, target_account, reverses_id, "
-                    "strftime(posted_at, '%Y-%m-%d %H:%M:%S.%f') AS posted_at",
+                    "strftime(posted_at, '%Y-%m-%d %H:%M:%S.%f') AS posted_at, "
+                    "strftime(business_date, '%Y-%m-%d') AS business_date",
     "postings": "id, transaction_id, account_id, amount_cents, "
                 "strftime(posted_at, '%Y-%m-%d %H:%M:%S.%f') AS posted_at",
     "audit_log": "id, strftime(ts, '%Y-%m-%d %H:%M:%S.%f') AS ts, actor, action, entity, "
                  "after, outcome",
+    # The loans module's tables (copied only when the bank has them).
+    "loans": "id, customer_id, status, principal_cents, strftime(applied_date, '%Y-%m-%d') AS "
+             "applied_date, strftime(applied_at, '%Y-%m-%d %H:%M:%S.%f') AS applied_at, "
+             "strftime(decided_at, '%Y-%m-%d %H:%M:%S.%f') AS decided_at, "
+             "strftime(disbursement_date, '%Y-%m-%d') AS disbursement_date, "
+             "strftime(closed_date, '%Y-%m-%d') AS closed_date",
+    "loan_schedule": "loan_id, n, strftime(due_date, '%Y-%m-%d') AS due_date, interest_cents, "
+                     "principal_cents",
+    "loan_payments": "transaction_id, loan_id, strftime(business_date, '%Y-%m-%d') AS "
+                     "business_date, interest_cents, principal_cents, prepayment_cents",
 }
 SQLITE_INDEXES = [
     "CREATE UNIQUE INDEX accounts_number ON accounts(account_number)",
@@ -779,16 +846,22 @@ SQLITE_INDEXES = [
     "CREATE INDEX postings_account_time ON postings(account_id, posted_at)",
     "CREATE INDEX postings_time ON postings(posted_at)",
     "CREATE INDEX transactions_time ON transactions(posted_at)",
+    "CREATE INDEX transactions_day ON transactions(business_date)",
     "CREATE INDEX transactions_reverses ON transactions(reverses_id)",
     "CREATE INDEX audit_time ON audit_log(ts)",
+    "CREATE INDEX loan_schedule_loan ON loan_schedule(loan_id, n)",
+    "CREATE INDEX loan_payments_loan ON loan_payments(loan_id)",
 ]
 
 
 def copy_to_sqlite(execute, con, progress=None) -> None:
     """Copy the tables the reports read into the sqlite3 connection `con`, with the indexes a
     fair comparison needs. `execute(sql)` runs SQL on DuckDB and returns its cursor."""
+    present = {row[0] for row in execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     for table, columns in SQLITE_COPY.items():
-        cur = execute(f"SELECT {columns} FROM {table} ORDER BY id")
+        if table not in present:
+            continue
+        cur = execute(f"SELECT {columns} FROM {table} ORDER BY 1")
         names = [d[0] for d in cur.description]
         con.execute(f"CREATE TABLE {table} (" + ", ".join(
             f"{n} INTEGER PRIMARY KEY" if n == "id" else n for n in names) + ")")
@@ -802,33 +875,61 @@ def copy_to_sqlite(execute, con, progress=None) -> None:
         if progress is not None:
             progress(table)
     for statement in SQLITE_INDEXES:
-        con.execute(statement)
+        table = statement.split(" ON ")[1].split("(")[0]
+        if table in present:
+            con.execute(statement)
     con.execute("ANALYZE")
     con.commit()
 
 
 # == Loan tables =================================================================================
-# The only place that knows the loans module's schema. Every loan figure above reads the loan
-# book through `loan_book` and `loan_decisions`. Until the tables below exist with these
-# columns, both return empty frames, so the dashboard shows zeros and empty loan charts instead
-# of failing. When the loans module changes its schema, change LOAN_COLUMNS and the two SQL
-# strings here, and nothing else.
+# The only place that knows the loans module's schema (bankms/loans.py: loans, loan_schedule,
+# loan_payments). Every loan figure above reads the book through `loan_book` and
+# `loan_decisions`; if these tables or columns are missing (a bank without the loans module),
+# both return empty frames and the dashboard shows zeros and empty loan charts.
 LOAN_COLUMNS = {
-    "loans": {"id", "customer_id", "status", "principal_cents", "applied_at", "decided_at"},
-    "loan_schedule": {"loan_id", "due_date", "principal_cents", "paid_principal_cents"},
+    "loans": {"id", "customer_id", "status", "principal_cents", "applied_date", "applied_at",
+              "decided_at", "disbursement_date", "closed_date"},
+    "loan_schedule": {"loan_id", "n", "due_date", "interest_cents", "principal_cents"},
+    "loan_payments": {"loan_id", "business_date", "interest_cents", "principal_cents",
+                      "prepayment_cents"},
 }
-# Outstanding principal as of the cut: principal of the instalments not yet repaid; days past
-# due: since the oldest instalment due before the cut that is not fully repaid.
+# The book at the end of business day D, rebuilt from what was booked by then, so that past
+# days can be compared (parameters: see loan_book):
+# - status: 'active' from payout until the loan closed (paid off or written off); before the
+#   payout 'approved' after the decision, 'submitted' before it;
+# - outstanding principal: the principal less the principal repaid by D (for applications:
+#   the principal asked for);
+# - the oldest overdue instalment, as end of day ages arrears: the oldest instalment due by D
+#   whose interest and principal, counted from the first instalment on, exceed what was paid
+#   by D towards instalments (prepayments excluded). The schedule is the current plan, so for
+#   days before a prepayment re-amortised it the figure is a close approximation.
 LOAN_BOOK_SQL = """
-SELECT l.id AS loan_id, l.customer_id, l.status,
-       CAST(coalesce(sum(s.principal_cents - s.paid_principal_cents), 0) AS BIGINT)
-           AS outstanding_cents,
-       min(CASE WHEN s.due_date < ? AND s.paid_principal_cents < s.principal_cents
-                THEN s.due_date END) AS oldest_due
-FROM loans l LEFT JOIN loan_schedule s ON s.loan_id = l.id
-WHERE l.status IN ('active', 'disbursed', 'in_arrears', 'defaulted')
-  AND l.decided_at < ?
-GROUP BY 1, 2, 3
+WITH paid AS (
+    SELECT loan_id, sum(principal_cents) AS principal_paid,
+           sum(interest_cents + principal_cents - prepayment_cents) AS due_paid
+    FROM loan_payments WHERE business_date <= ? GROUP BY loan_id),
+due AS (
+    SELECT loan_id, due_date, sum(interest_cents + principal_cents)
+           OVER (PARTITION BY loan_id ORDER BY n ROWS UNBOUNDED PRECEDING) AS due_through
+    FROM loan_schedule WHERE due_date < ?),
+late AS (
+    SELECT d.loan_id, min(d.due_date) AS oldest_due FROM due d
+    LEFT JOIN paid ON paid.loan_id = d.loan_id
+    WHERE d.due_through > coalesce(paid.due_paid, 0) GROUP BY d.loan_id),
+book AS (
+    SELECT l.id AS loan_id, l.customer_id,
+           CASE WHEN l.disbursement_date <= ? THEN 'active'
+                WHEN l.decided_at < ? THEN 'approved' ELSE 'submitted' END AS status,
+           l.principal_cents - CASE WHEN l.disbursement_date <= ?
+                                    THEN coalesce(paid.principal_paid, 0) ELSE 0 END
+               AS outstanding_cents,
+           CASE WHEN l.disbursement_date <= ? THEN late.oldest_due END AS oldest_due
+    FROM loans l LEFT JOIN paid ON paid.loan_id = l.id LEFT JOIN late ON late.loan_id = l.id
+    WHERE l.applied_date <= ? AND (l.closed_date IS NULL OR l.closed_date > ?)
+      AND NOT (l.status = 'rejected' AND l.decided_at < ?))
+SELECT loan_id, customer_id, status, CAST(outstanding_cents AS BIGINT) AS outstanding_cents,
+       oldest_due FROM book ORDER BY loan_id
 """
 LOAN_DECISIONS_SQL = """
 SELECT id AS loan_id, customer_id, status, applied_at, decided_at FROM loans
@@ -845,17 +946,22 @@ def loans_available(src: Source) -> bool:
 
 
 def loan_book(src: Source, as_of: dt.date) -> pd.DataFrame:
-    """Loans on the books as of the day: loan_id, customer_id, status, outstanding_cents,
-    days_past_due."""
+    """Loans as they stood at the end of business day `as_of`: loan_id, customer_id, status
+    ('submitted', 'approved', 'active'), outstanding_cents (principal; asked for, before the
+    payout) and days_past_due (0 unless active and late)."""
     columns = ["loan_id", "customer_id", "status", "outstanding_cents", "days_past_due"]
     if not loans_available(src):
         return pd.DataFrame({c: pd.Series(dtype=str if c == "status" else "int64")
                              for c in columns})
     cut = midnight_after(as_of)
-    df = src.df(LOAN_BOOK_SQL, [as_of + dt.timedelta(days=1), cut])
+    # As end of day does: after closing day D, an instalment due on D or before and still
+    # unpaid is late, counted from the next business date.
+    nxt = as_of + dt.timedelta(days=1)
+    df = src.df(LOAN_BOOK_SQL, [as_of, nxt, as_of, cut, as_of, as_of, as_of, as_of, cut])
     due = pd.to_datetime(df["oldest_due"])
-    df["days_past_due"] = (pd.Timestamp(as_of) - due).dt.days.fillna(0).astype("int64")
-    df["outstanding_cents"] = df["outstanding_cents"].astype("int64")
+    df["days_past_due"] = (pd.Timestamp(nxt) - due).dt.days.fillna(0).astype("int64")
+    for column in ("loan_id", "customer_id", "outstanding_cents"):
+        df[column] = df[column].astype("int64")
     return df[columns]
 
 

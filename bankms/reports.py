@@ -5,6 +5,12 @@ customer receives. It checks who asks (customers see statements of their own acc
 analytics and ledger views are for managers), then runs the SQL in `bankms.analytics` and turns
 integer cents into Decimals at the edge. Statements reconcile by construction: the closing
 balance is the opening balance plus the signed postings of the month, all in integer cents.
+
+Documents and ledger views (statements, certificates, trial balance, general ledger) follow the
+bank's business date of each transaction, so that interest which end of day books for 31 March
+is on March's statement even when the run happened on 2 April. The dashboard's analytics follow
+the time money moved (`posted_at`), which needs no join and keeps them fast; the two differ only
+for postings booked on a business day other than the calendar day they were made.
 """
 from __future__ import annotations
 
@@ -247,8 +253,7 @@ class Reports:
         account_id, number, customer_id, holder, kind, opened_at = self._account(
             actor, account_number)
         self._check_month(first, last, opened_at)
-        opening, lines = analytics.statement_rows(
-            self.source, account_id, analytics.midnight(first), analytics.midnight_after(last))
+        opening, lines = analytics.statement_rows(self.source, account_id, first, last)
         return build_statement((number, customer_id, holder, kind), first, last, opening, lines)
 
     def statement_months(self, actor, account_number) -> list[tuple[int, int]]:
@@ -275,7 +280,7 @@ class Reports:
             "FROM accounts a JOIN customers c ON c.id = a.customer_id "
             "WHERE a.opened_at < ? AND (a.closed_at IS NULL OR a.closed_at >= ?) "
             "ORDER BY a.account_number", [hi, lo])
-        openings, lines = analytics.month_rows(self.source, lo, hi)
+        openings, lines = analytics.month_rows(self.source, first, last)
         opening_of = dict(zip(openings["account_id"], openings["opening_cents"]))
         by_account = {key: group for key, group in lines.groupby("account_id", sort=False)}
         empty = lines.iloc[0:0]
@@ -306,8 +311,7 @@ class Reports:
         row = bank.read_one("SELECT full_name FROM customers WHERE id = ?", [cid])
         if row is None:
             raise CustomerNotFound(f"There is no customer {cid}.")
-        rows = analytics.interest_rows(self.source, cid, analytics.midnight(first),
-                                       analytics.midnight(first.replace(year=first.year + 1)))
+        rows = analytics.interest_rows(self.source, cid, first, first.replace(month=12, day=31))
         accounts = bank.read_df("SELECT account_number, kind FROM accounts "
                                 "WHERE customer_id = ? ORDER BY account_number", [cid])
         wide = rows.pivot_table(index="account_number", columns="effective_kind",
@@ -342,7 +346,7 @@ def build_statement(account, first: dt.date, last: dt.date, opening_cents: int,
         running.append(balance)
     effective = list(lines["effective_kind"])
     out = pd.DataFrame({
-        "date": [ts.date() for ts in lines["posted_at"]],
+        "date": [ts.date() for ts in lines["business_date"]],
         "posted_at": lines["posted_at"],
         "transaction_id": lines["transaction_id"].astype("int64"),
         "kind": lines["kind"],

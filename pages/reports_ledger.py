@@ -60,7 +60,8 @@ def _account_lines(bank, actor, period):
     closing = int(lines["balance_cents"].iloc[-1]) if len(lines) else opening
     st.write(f"Opening balance **{money(opening)}**, {len(lines):,} postings shown, "
              f"balance after them **{money(closing)}**.")
-    shown = lines[["posted_at", "transaction_id", "kind", "memo", "amount", "balance"]]
+    shown = lines[["business_date", "posted_at", "transaction_id", "kind", "memo", "amount",
+                   "balance"]]
     st.dataframe(shown, hide_index=True, width="stretch")
     csv_button(lines.drop(columns=["amount", "balance"]), f"ledger-{number}",
                key="csv_ledger_lines")

@@ -222,10 +222,22 @@ def test_dormant_accounts(ledger):
         [n["C1"], 603000], [n["B1"], 115000], [n["S1"], 19790]]
 
 
-def test_loan_figures_are_empty_without_loan_tables(ledger):
-    assert ledger.bank.reports.loans_available() is False
+def test_a_bank_without_loans_has_an_empty_loan_book(ledger):
+    assert ledger.bank.reports.loans_available() is True
     df = ledger.bank.reports.query(ledger.manager, "loan_portfolio", FEB)
     assert df.empty and list(df.columns) == ["status", "arrears", "loans", "outstanding_cents"]
+
+
+def test_loan_figures_are_zero_where_the_loan_tables_are_missing(ledger):
+    con = sqlite3.connect(":memory:")
+    analytics.copy_to_sqlite(ledger.bank._cursors.get().execute, con)
+    con.execute("DROP TABLE loan_payments")
+    src = analytics.sqlite_source(con)
+    assert analytics.loans_available(src) is False
+    assert analytics.loan_portfolio(src, FEB).empty
+    assert figures(analytics.key_figures(src, FEB))["Portfolio at risk > 30 days"] == (
+        Decimal("0.00"), Decimal("0.00"))
+    con.close()
 
 
 # -- customer analytics --------------------------------------------------------------------------
@@ -287,7 +299,7 @@ def test_trial_balance_as_of_a_day(ledger):
     assert lines == {
         "DEP-CHECKING": (0, 77800), "DEP-SAVINGS": (0, 20320), "ODR-CHECKING": (5000, 0),
         "GL1000": (93000, 0), "GL1100": (0, 0), "GL1200": (0, 0), "GL4000": (0, 0),
-        "GL4100": (0, 200), "GL5000": (320, 0)}
+        "GL4100": (0, 200), "GL5000": (320, 0), "GL5100": (0, 0)}
     assert df["balance_cents"].sum() == 0
     assert df["debit"].sum() == df["credit"].sum() == Decimal("983.20")
 
@@ -651,3 +663,115 @@ def test_every_statement_of_a_bank_reconciles(bank, system, source):
             checked += 1
         assert closing == int(bank.accounts.balance(system, number) * 100)
     assert checked >= len(numbers)
+
+
+# -- loans and end of day ------------------------------------------------------------------------
+DAY = dt.timedelta(days=1)
+
+
+def _loan(bank, staff, cid, account, principal, *, approve=True, disburse=True, reject=False):
+    lid = bank.loans.apply(staff["teller"], cid, product="personal", principal=principal,
+                           term_months=12, purpose="home office", monthly_income="5000")
+    if reject:
+        bank.loans.reject(staff["manager"], lid, reason="income too low")
+    elif approve:
+        bank.loans.approve(staff["manager"], lid, annual_rate_percent="12")
+        if disburse:
+            bank.loans.disburse(staff["teller"], lid, account)
+    return lid
+
+
+@pytest.fixture
+def loan_bank(bank, system):
+    """Five applications on one day: a loan nobody repays, one repaid on time, one waiting for
+    a decision, one approved but not paid out, one refused; and a savings account."""
+    staff = {"teller": employee(bank, "teller"), "manager": employee(bank, "manager")}
+    late, good, waiting, approved, refused = (make_customer(bank, name=n) for n in (
+        "Lou Late", "Gus Good", "Wen Waiting", "Abe Approved", "Ray Refused"))
+    late_acc = bank.accounts.open(system, late, "checking")
+    good_acc = bank.accounts.open(system, good, "checking")
+    savings = bank.accounts.open(system, good, "savings", interest_rate="3.00")
+    bank.payments.deposit(system, good_acc, "20000.00")
+    bank.payments.deposit(system, savings, "10000.00")
+    ns = type("Loans", (), {})()
+    ns.start = bank.business_date
+    ns.late = _loan(bank, staff, late, late_acc, "10000.00")
+    bank.payments.withdraw(system, late_acc, "10000.00")  # nothing left to collect
+    ns.good = _loan(bank, staff, good, good_acc, "5000.00")
+    ns.waiting = _loan(bank, staff, waiting, None, "2000.00", approve=False)
+    ns.approved = _loan(bank, staff, approved, None, "3000.00", disburse=False)
+    ns.refused = _loan(bank, staff, refused, None, "1500.00", reject=True)
+    ns.dues = list(bank.loans.schedule(staff["teller"], ns.late)["due_date"])
+    ns.staff, ns.savings, ns.good_customer = staff, savings, good
+    return ns
+
+
+def _stored(bank, lid):
+    return bank.read_one("SELECT principal_outstanding_cents, days_past_due FROM loans "
+                         "WHERE id = ?", [lid])
+
+
+@pytest.mark.parametrize("days_after_first_due, late_days, bucket", [
+    (10, 11, "1–30 days"), (44, 45, "31–60 days"), (95, 96, "over 90 days")])
+def test_loan_book_matches_end_of_day(bank, system, loan_bank, days_after_first_due, late_days,
+                                      bucket):
+    day = loan_bank.dues[0] + days_after_first_due * DAY
+    bank.end_of_day(system, until=day)
+    src = analytics.duckdb_source(bank)
+    book = analytics.loan_book(src, day).set_index("loan_id")
+    # The rebuilt book agrees with what end of day stored for the day it just closed.
+    for lid in (loan_bank.late, loan_bank.good):
+        assert (book.at[lid, "outstanding_cents"], book.at[lid, "days_past_due"]) == \
+            _stored(bank, lid)
+    assert book.at[loan_bank.late, "days_past_due"] == late_days
+    assert book.at[loan_bank.late, "outstanding_cents"] == 1_000_000
+    assert book.at[loan_bank.good, "days_past_due"] == 0
+    assert book["status"].to_dict() == {loan_bank.late: "active", loan_bank.good: "active",
+                                        loan_bank.waiting: "submitted",
+                                        loan_bank.approved: "approved"}
+    f = Filters(start=day - 29 * DAY, end=day)
+    portfolio = analytics.loan_portfolio(src, f)
+    good_left = int(book.at[loan_bank.good, "outstanding_cents"])
+    assert portfolio.values.tolist() == [
+        ["active", "current", 1, good_left], ["active", bucket, 1, 1_000_000],
+        ["approved", "current", 1, 300_000], ["submitted", "current", 1, 200_000]]
+    shown = figures(analytics.key_figures(src, f))
+    at_risk = (Decimal(1_000_000) * 100 / (1_000_000 + good_left)).quantize(Decimal("0.01"))
+    assert shown["Portfolio at risk > 30 days"][0] == (at_risk if late_days > 30
+                                                       else Decimal("0.00"))
+    assert shown["Non-performing loans"][0] == (at_risk if late_days > 90 else Decimal("0.00"))
+    # Loans outstanding comes from the ledger (GL1200), which must agree with the book.
+    assert shown["Loans outstanding"][0] == 1_000_000 + good_left
+    assert bank.loans.verify() == [] and bank.audit.verify() == []
+    # The same SQL on SQLite rebuilds the same book.
+    con = sqlite3.connect(":memory:")
+    analytics.copy_to_sqlite(bank._cursors.get().execute, con)
+    lite = analytics.loan_book(analytics.sqlite_source(con), day)
+    pd.testing.assert_frame_equal(lite, analytics.loan_book(src, day), check_dtype=False)
+    con.close()
+
+
+def test_loan_book_before_anyone_applied_is_empty(bank, system, loan_bank):
+    assert analytics.loan_book(analytics.duckdb_source(bank), loan_bank.start - DAY).empty
+
+
+def test_month_end_interest_is_on_the_month_of_its_business_date(bank, system, loan_bank):
+    """End of day books savings interest on the month's last business day, whenever it runs
+    (here: today, for days in the future). Statements follow the business date."""
+    month_end = (loan_bank.start.replace(day=28) + 4 * DAY).replace(day=1) - DAY
+    bank.end_of_day(system, until=month_end + DAY)
+    rows = bank.read("SELECT t.id, t.business_date, t.amount_cents FROM transactions t "
+                     "WHERE t.kind = 'interest' AND t.target_account = ?", [loan_bank.savings])
+    assert len(rows) == 1 and rows[0][1] == month_end
+    interest = rows[0][2]
+    s = bank.reports.statement(system, loan_bank.savings, month_end.year, month_end.month)
+    assert s.interest_cents == interest > 0
+    assert s.lines["date"].iloc[-1] == month_end and s.reconciles()
+    after = bank.reports.statement(system, loan_bank.savings, *(
+        (month_end + DAY).year, (month_end + DAY).month))
+    assert after.interest_cents == 0 and after.opening_cents == s.closing_cents
+    c = bank.reports.interest_certificate(system, loan_bank.good_customer, month_end.year)
+    assert c.interest_paid_cents == interest
+    tb = bank.reports.trial_balance(system, as_of=month_end)
+    assert tb["balance_cents"].sum() == 0
+    assert tb.set_index("code").at["GL5000", "debit_cents"] == interest
