@@ -60,6 +60,16 @@ class Bulk:
         cur.register("bulk_tx", tx)
         cur.register("bulk_post", post)
         try:
+            # Every posting must belong to a transaction of the batch and every transaction
+            # needs postings; otherwise balances would move by postings that are never stored.
+            stray, empty = uow.fetchone(
+                "SELECT (SELECT count(*) FROM bulk_post p ANTI JOIN bulk_tx t "
+                "ON t.tx_ref = p.tx_ref), (SELECT count(*) FROM bulk_tx t ANTI JOIN bulk_post p "
+                "ON p.tx_ref = t.tx_ref)")
+            if stray or empty:
+                raise BulkInvariantError(
+                    f"{stray} postings name no transaction of the batch and {empty} "
+                    "transactions have no postings; nothing was posted")
             uow.execute(
                 "INSERT INTO transactions SELECT ? + tx_ref, kind, amount_cents, memo, "
                 "source_account, target_account, actor, actor_role, NULL, NULL, "

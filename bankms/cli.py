@@ -37,8 +37,9 @@ def cmd_init(args):
     bank = open_bank(db_path(args.db))
     try:
         if not args.no_demo:
-            from .demo import build_demo, demo_exists
-            if not demo_exists(bank):
+            from .demo import build_demo, demo_exists, is_empty
+            # A bank that already holds real customers gets no demo; init stays harmless.
+            if not demo_exists(bank) and is_empty(bank):
                 logins = build_demo(bank, customers=args.customers, months=args.months,
                                     progress=_progress("demo"))
                 _print_logins(logins)
