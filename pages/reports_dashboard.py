@@ -80,12 +80,17 @@ def _shown(unit, value):
 def key_figures(df, f):
     # A rise in loans at risk is bad news, so those deltas are coloured the other way round.
     bad_when_up = {"Portfolio at risk > 30 days", "Non-performing loans"}
-    columns = st.columns(4)
     for i, row in enumerate(df.itertuples()):
+        if i % 4 == 0:
+            # A row of four per st.columns call, so that phones stack them in reading order.
+            columns = st.columns(4)
+        same = row.value == row.previous
         columns[i % 4].metric(
             row.figure, _shown(row.unit, row.value),
             delta=_delta(row.unit, row.value, row.previous),
-            delta_color="inverse" if row.figure in bad_when_up else "normal",
+            delta_color="off" if same else "inverse" if row.figure in bad_when_up else "normal",
+            delta_arrow="off" if same else "auto",
+            delta_description=f"vs. previous {f.days} days",
             help=f"Change against the {f.days} days before {f.start:%Y-%m-%d}; balances as of "
                  f"{f.as_of:%Y-%m-%d} against {f.previous.as_of:%Y-%m-%d}.",
             border=True)

@@ -13,17 +13,24 @@ import pathlib
 import pytest
 from conftest import employee, login_for, make_customer
 from streamlit.testing.v1 import AppTest
+from streamlit.util import calc_hash
 from test_reports import LEDGER, backdate, post_backdated
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 
 
+ENV = ("BANKMS_DB", "BANKMS_COOKIE_KEY_FILE", "BANKMS_COOKIE_KEY", "BANKMS_NO_DEMO")
+
+
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("pages") / "bank.duckdb")
-    old = os.environ.get("BANKMS_DB")
-    os.environ["BANKMS_DB"] = path
+    folder = tmp_path_factory.mktemp("pages")
+    saved = {name: os.environ.get(name) for name in ENV}
+    os.environ["BANKMS_DB"] = str(folder / "bank.duckdb")
+    os.environ["BANKMS_COOKIE_KEY_FILE"] = str(folder / "cookie.key")
+    os.environ.pop("BANKMS_COOKIE_KEY", None)
+    os.environ["BANKMS_NO_DEMO"] = "1"  # this test builds its own bank
     from pages import common
     bank = common.get_bank()
     system = bank.system_actor()
@@ -57,10 +64,11 @@ def shop(tmp_path_factory):
     assert bank.audit.verify() == []
     bank.close()
     common._open_bank.clear()
-    if old is None:
-        os.environ.pop("BANKMS_DB", None)
-    else:
-        os.environ["BANKMS_DB"] = old
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def open_page(shop, actor, url):
@@ -68,14 +76,21 @@ def open_page(shop, actor, url):
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["session_id"] = shop.bank.auth.start_session(actor)
     at.run()
-    pages = {info.get("url_pathname"): h for h, info in at._registered_pages.items()}
-    assert url in pages, f"{url} is not offered to {actor.role}: {sorted(pages)}"
+    assert url in offered(at), f"{url} is not offered to {actor.role}: {sorted(offered(at))}"
     # st.Page(callable) registers no script path, so AppTest.switch_page cannot find it by
     # file; select the page by its hash the way a browser's URL would.
-    at._page_hash = pages[url]
+    at._page_hash = calc_hash(url)
     at.run()
     assert not at.exception, at.exception
     return at
+
+
+def offered(at) -> set:
+    """The url paths of the pages st.navigation registered for this session."""
+    from pages.common import discover_pages
+
+    by_hash = {calc_hash(meta["url"]): meta["url"] for meta, _ in discover_pages()}
+    return {by_hash.get(page_hash, page_hash) for page_hash in at._registered_pages}
 
 
 def metrics(at):
@@ -140,8 +155,7 @@ def test_manager_pages_are_not_offered_to_others(shop, role, url):
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["session_id"] = shop.bank.auth.start_session(actor)
     at.run()
-    urls = {info.get("url_pathname") for info in at._registered_pages.values()}
-    assert url not in urls and "statements" in urls
+    assert url not in offered(at) and "statements" in offered(at)
 
 
 @pytest.mark.parametrize("page", ["reports_dashboard", "reports_customers", "reports_ledger",
