@@ -938,11 +938,17 @@ WHERE decided_at >= ? AND decided_at < ? ORDER BY decided_at
 
 
 def loans_available(src: Source) -> bool:
+    """Whether the loan tables exist with the columns used here (asked once per Source)."""
+    known = getattr(src, "_loans_available", None)
+    if known is not None:
+        return known
     cols = src.df(src.d.table_columns)
     have: dict[str, set] = {}
     for table, column in zip(cols["table_name"], cols["column_name"]):
         have.setdefault(table, set()).add(column)
-    return all(needed <= have.get(table, set()) for table, needed in LOAN_COLUMNS.items())
+    src._loans_available = all(needed <= have.get(table, set())
+                               for table, needed in LOAN_COLUMNS.items())
+    return src._loans_available
 
 
 def loan_book(src: Source, as_of: dt.date) -> pd.DataFrame:
