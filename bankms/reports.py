@@ -369,6 +369,19 @@ def build_statement(account, first: dt.date, last: dt.date, opening_cents: int,
         closing_cents=opening_cents + credits - debits, lines=out)
 
 
+def key_figures_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The key figures for reading and downloading: money as Decimal currency units, counts as
+    whole numbers, shares in percent, each with its change against the previous period."""
+    rows = []
+    for figure, unit, value, previous in df[["figure", "unit", "value", "previous"]].itertuples(
+            index=False, name=None):
+        if unit == "money":
+            value, previous = to_money(value), to_money(previous)
+        rows.append((figure, {"money": "$", "percent": "%"}.get(unit, "count"), value, previous,
+                     value - previous))
+    return pd.DataFrame(rows, columns=["figure", "unit", "value", "previous", "change"])
+
+
 def with_money(df: pd.DataFrame) -> pd.DataFrame:
     """A copy for showing and downloading: every `*_cents` column becomes a Decimal amount
     column of the same name without the suffix."""

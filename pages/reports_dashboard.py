@@ -104,7 +104,7 @@ def chart(fig, df, name, key):
 def render() -> None:
     from bankms import analytics, figures
     from bankms.errors import BankError
-    from bankms.reports import with_money
+    from bankms.reports import key_figures_table, with_money
     from pages.common import current_actor, db_path, get_bank, show_error
 
     actor = current_actor()
@@ -126,9 +126,8 @@ def render() -> None:
     st.caption(f"{f.start:%d %b %Y} to {f.end:%d %b %Y} · {f.kind} accounts · balances as of "
                f"{f.as_of:%d %b %Y}")
     key_figures(data["key_figures"], f)
-    csv_button(data["key_figures"].assign(value=data["key_figures"]["value"].astype(str),
-                                          previous=data["key_figures"]["previous"].astype(str)),
-               "key-figures", key="csv_key_figures", label="Key figures as CSV")
+    csv_button(key_figures_table(data["key_figures"]), "key-figures", key="csv_key_figures",
+               label="Key figures as CSV")
 
     left, right = st.columns(2)
     with left:

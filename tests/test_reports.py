@@ -153,6 +153,18 @@ def test_key_figures(ledger, filters, figure, expected):
     assert figures(df)[figure] == expected
 
 
+def test_key_figures_table_for_download(ledger):
+    from bankms.reports import key_figures_table
+    table = key_figures_table(ledger.bank.reports.query(ledger.manager, "key_figures", FEB))
+    rows = {row.figure: (row.unit, row.value, row.previous, row.change)
+            for row in table.itertuples()}
+    assert rows["Total deposits"] == ("$", Decimal("981.20"), Decimal("1529.50"),
+                                      Decimal("-548.30"))
+    assert rows["Active customers"] == ("count", 2, 2, 0)
+    assert rows["Non-performing loans"] == ("%", Decimal("0.00"), Decimal("0.00"),
+                                            Decimal("0.00"))
+
+
 @pytest.mark.parametrize("filters, expected", [
     (FEB, [("2025-02-03", "withdrawal", 1, 10000), ("2025-02-10", "transfer", 1, 5000),
            ("2025-02-20", "withdrawal", 1, 50000), ("2025-02-28", "interest", 1, 170)]),
