@@ -1,8 +1,10 @@
-"""Dashboard and customer-analytics queries: SQL over the ledger, returning DataFrames.
+"""The reports' SQL: dashboard and customer analytics, ledger views, the rows behind statements
+and certificates, and the loan book; each returns a DataFrame.
 
-Every query is a plain function `query(src, f)` taking a `Source` (something that runs SQL and
-returns a DataFrame) and a `Filters` value, and is listed in `DASHBOARD` or `CUSTOMER` so that
-the Reports service, the pages and the benchmark all run the same code. Permission checks live
+Every dashboard and analytics query is a plain function `query(src, f)` taking a `Source`
+(something that runs SQL and returns a DataFrame) and a `Filters` value, and is listed in
+`DASHBOARD` or `CUSTOMER` so that the Reports service, the pages and the benchmark all run the
+same code. Permission checks live
 in `bankms.reports`; nothing here checks who asks.
 
 Conventions that every query follows:
@@ -62,7 +64,9 @@ _ACTIVITY_IN = "(" + ", ".join(f"'{k}'" for k in sorted(CUSTOMER_ACTIVITY_KINDS)
 # Customer activity is read from the postings (the accounts actually touched) less these,
 # which also works for bulk-posted transactions that leave source_account and target_account
 # empty; bank-made transactions are the fewer, so they are the side looked up. A posting is
-# taken to carry its transaction's time, as both paths of the ledger write them.
+# taken to carry its transaction's time: the online path writes both at once, and although
+# the bulk path accepts a separate time per posting, none of its callers (demo, end of day)
+# gives one.
 _BANK_MADE_TX = (f"SELECT id FROM transactions WHERE kind NOT IN {_ACTIVITY_IN} "
                  "AND posted_at >= ? AND posted_at < ?")
 
@@ -175,10 +179,6 @@ class Filters:
         step = dt.timedelta(days=self.days)
         return replace(self, start=self.start - step, end=self.end - step,
                        as_of=self.as_of - step)
-
-
-def default_filters(today: dt.date, days: int = 90) -> Filters:
-    return Filters(start=today - dt.timedelta(days=days - 1), end=today)
 
 
 def _kind_sql(f: Filters, alias: str = "a") -> tuple[str, list]:
@@ -502,11 +502,6 @@ def rfm_segment(r: pd.Series, f: pd.Series, m: pd.Series) -> pd.Series:
         out[take] = name
         decided |= take
     return out
-
-
-def rfm_segments(src: Source, f: Filters) -> pd.DataFrame:
-    """Segment sizes with their average recency, frequency and money moved."""
-    return rfm_summary(rfm(src, f))
 
 
 def rfm_summary(members: pd.DataFrame) -> pd.DataFrame:

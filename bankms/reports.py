@@ -19,7 +19,6 @@ import datetime as dt
 import io
 import zipfile
 from dataclasses import dataclass
-from decimal import Decimal
 
 import pandas as pd
 
