@@ -71,8 +71,12 @@ class Accounts:
         return number, row
 
     def open(self, actor, customer_id, kind="checking", overdraft_limit="0",
-             interest_rate=None) -> str:
+             interest_rate=None, *, idempotency_key=None) -> str:
+        """Open an account; with an idempotency key, a repeat returns the same number."""
+        from . import once
+
         bank = self._bank
+        key = once.clean_key(idempotency_key)
         cid = bank.customers._id(customer_id)
         bank.require(actor, "account.open", entity="customer", entity_id=cid)
         if kind not in CUSTOMER_KINDS:
@@ -89,6 +93,9 @@ class Accounts:
             raise InvalidInput("Only savings accounts earn interest.")
 
         def fn(uow):
+            earlier = once.recall(uow, key, "account.open", actor)
+            if earlier is not once.MISSING:
+                return earlier
             row = uow.fetchone("SELECT status FROM customers WHERE id = ?", [cid])
             if row is None:
                 raise CustomerNotFound(f"There is no customer {cid}.")
@@ -109,6 +116,7 @@ class Accounts:
             bank.audit_row(uow, actor, "account.open", "account", number, after={
                 "customer_id": cid, "kind": kind,
                 "overdraft_limit": str(to_money(overdraft_cents)), "interest_rate": str(rate)})
+            once.remember(uow, key, "account.open", actor, number)
             return number
         return bank.write(fn)
 
@@ -172,12 +180,22 @@ class Accounts:
         df["interest_rate_percent"] = df["interest_rate_percent"].astype(str)
         return df
 
-    def history(self, actor, number, start=None, end=None, limit=None):
-        """Postings of one account, newest first, each with the balance after it."""
+    def history(self, actor, number, start=None, end=None, limit=None, *, kind=None,
+                text=None):
+        """Postings of one account, newest first, each with the balance after it. Filters
+        (business dates from start to end inclusive, transaction kind, text found in the memo,
+        an account number or the transaction id) leave the running balance as it was."""
         number, row = self._readable(actor, number)
         start, end = _as_date(start, "start"), _as_date(end, "end")
         if start and end and start > end:
             raise InvalidInput("The start date must not be after the end date.")
+        if kind is not None and not isinstance(kind, str):
+            raise InvalidInput("The transaction type must be text.")
+        if text is not None and not isinstance(text, str):
+            raise InvalidInput("The search text must be text.")
+        text = " ".join(text.split()) if text else None
+        if text and len(text) > 100:
+            raise InvalidInput("The search text may have at most 100 characters.")
         sql = (
             "SELECT * FROM (SELECT t.id AS transaction_id, p.posted_at, t.business_date, t.kind, "
             "t.memo, t.source_account, t.target_account, t.actor, t.reverses_id, p.amount_cents, "
@@ -191,9 +209,20 @@ class Accounts:
         if end:
             sql += " AND business_date <= ?"
             params.append(end)
+        if kind:
+            sql += " AND kind = ?"
+            params.append(kind)
+        if text:
+            sql += (" AND (lower(coalesce(memo, '')) LIKE ? OR coalesce(source_account, '') "
+                    "LIKE ? OR coalesce(target_account, '') LIKE ? OR "
+                    "CAST(transaction_id AS VARCHAR) = ?)")
+            like = f"%{text.lower()}%"
+            params += [like, like, like, text]
         sql += " ORDER BY posted_at DESC, posting_id DESC"
-        if limit:
-            sql += f" LIMIT {int(limit)}"
+        if limit is not None and limit != 0:  # None or 0: every row, as before
+            if isinstance(limit, bool) or not str(limit).strip().isdigit():
+                raise InvalidInput("The number of rows must be a whole number.")
+            sql += f" LIMIT {int(str(limit).strip())}"
         df = self._bank.read_df(sql, params)
         df["counterparty"] = [
             (tgt if amt < 0 else src) if kind == "transfer" else kind
@@ -202,6 +231,13 @@ class Accounts:
         df["amount"] = money_column(df["amount_cents"])
         df["balance"] = money_column(df["balance_cents"])
         return df.drop(columns=["posting_id"])
+
+    def history_kinds(self, actor, number) -> list[str]:
+        """The transaction types that occur on one account, for a history filter."""
+        number, row = self._readable(actor, number)
+        return [r[0] for r in self._bank.read(
+            "SELECT DISTINCT t.kind FROM postings p JOIN transactions t "
+            "ON t.id = p.transaction_id WHERE p.account_id = ? ORDER BY 1", [row[0]])]
 
     def _change(self, actor, number, action, fn_check, changes_fn):
         bank = self._bank
@@ -285,3 +321,15 @@ class Accounts:
 def mask_name(full_name: str) -> str:
     """'Jane Doe' -> 'J*** D**': enough to recognise a payee, too little to learn one."""
     return " ".join(part[0] + "*" * (len(part) - 1) for part in str(full_name).split())
+
+
+HISTORY_CSV_COLUMNS = ["transaction_id", "posted_at", "business_date", "kind", "memo",
+                       "counterparty", "amount", "balance"]
+
+
+def history_csv(history) -> str:
+    """A history DataFrame (from Accounts.history) as CSV text; amounts are exact decimals."""
+    out = history[HISTORY_CSV_COLUMNS].copy()
+    out["amount"] = [str(v) for v in out["amount"]]
+    out["balance"] = [str(v) for v in out["balance"]]
+    return out.to_csv(index=False)

@@ -9,7 +9,8 @@ class Audit:
     def verify(self) -> list[str]:
         """Problems found in the ledger; an empty list means every invariant holds:
         each transaction sums to zero and has postings, each balance equals its postings,
-        the trial balance is zero, and no customer account is below its overdraft limit."""
+        the trial balance is zero, no customer account is below its overdraft limit, and each
+        account's holds equal the sum of its open holds, none left by a decided request."""
         bank = self._bank
         problems = []
         for tid, total in bank.read(
@@ -39,6 +40,18 @@ class Audit:
         for number, holds in bank.read(
                 "SELECT account_number, holds_cents FROM accounts WHERE holds_cents < 0"):
             problems.append(f"account {number} has negative holds {holds}")
+        for number, cached, open_total in bank.read(
+                "SELECT a.account_number, a.holds_cents, coalesce(h.total, 0) FROM accounts a "
+                "LEFT JOIN (SELECT account_id, sum(amount_cents) AS total FROM holds "
+                "WHERE released_at IS NULL GROUP BY 1) h ON h.account_id = a.id "
+                "WHERE a.holds_cents <> coalesce(h.total, 0) ORDER BY 1 LIMIT 100"):
+            problems.append(f"account {number} holds {cached} cents but its open holds sum to "
+                            f"{open_total}")
+        for rid, status in bank.read(
+                "SELECT DISTINCT r.id, r.status FROM approval_requests r "
+                "JOIN holds h ON h.approval_id = r.id "
+                "WHERE h.released_at IS NULL AND r.status <> 'pending' ORDER BY 1 LIMIT 100"):
+            problems.append(f"approval request {rid} is {status} but still holds money")
         for number, status, balance in bank.read(
                 "SELECT account_number, status, balance_cents FROM accounts "
                 "WHERE status = 'closed' AND balance_cents <> 0"):

@@ -79,6 +79,8 @@ class Bank:
 
     def _extensions(self):
         """Services added by later modules (loans, reports) attach here when present."""
+        from .approvals import Approvals
+        self.approvals = Approvals(self)
         try:
             from .loans import Loans
         except ImportError:
@@ -145,9 +147,16 @@ class Bank:
         transaction as the money. Returns the Receipt, or the refusal (a BankError) without
         raising it: the caller decides whether to keep the refusal's audit row (return
         normally) or roll everything back (raise). Keys are looked up first, so a repeated key
-        answers with the earlier receipt; the writer clears its cached account rows after
-        every write job, so the caller may change other tables freely."""
-        return self._writer._post_batch(uow, [request], lookup_keys=True)[0]
+        answers with the earlier receipt. The caller may have changed account rows earlier in
+        its fn (released a hold, say), so the poster's cached rows are dropped and read afresh."""
+        poster = self._writer._post_batch
+        poster.invalidate()
+        return poster(uow, [request], lookup_keys=True)[0]
+
+    def check_in(self, uow, request) -> dict:
+        """Run the posting guards for one request inside a writer fn without posting it;
+        returns the accounts it read (see BatchPoster._load_accounts) or raises the refusal."""
+        return self._writer._post_batch.check(uow, request)
 
     def end_of_day(self, actor, until=None, progress=None):
         """Close every business day from the current business date up to `until` (default:

@@ -93,11 +93,23 @@ class Customers:
         return cid
 
     def create(self, actor, *, full_name, email, phone, date_of_birth, national_id,
-               address) -> int:
-        """Staff onboard a customer, who is active at once (staff saw the documents)."""
+               address, idempotency_key=None) -> int:
+        """Staff onboard a customer, who is active at once (staff saw the documents). With an
+        idempotency key, a repeat of the same form returns the same customer id."""
+        from . import once
+
         self._bank.require(actor, "customer.create", entity="customer")
         profile = clean_profile(full_name, email, phone, date_of_birth, national_id, address)
-        return self._bank.write(lambda uow: self._insert(uow, actor, profile, "active"))
+        key = once.clean_key(idempotency_key)
+
+        def fn(uow):
+            earlier = once.recall(uow, key, "customer.create", actor)
+            if earlier is not once.MISSING:
+                return earlier
+            cid = self._insert(uow, actor, profile, "active")
+            once.remember(uow, key, "customer.create", actor, cid)
+            return cid
+        return self._bank.write(fn)
 
     def register(self, *, full_name, email, phone, date_of_birth, national_id, address,
                  username, password) -> int:
@@ -131,6 +143,33 @@ class Customers:
         keys = ("id", "full_name", "email", "phone", "date_of_birth", "national_id", "address",
                 "status", "created_at", "created_by")
         return dict(zip(keys, row))
+
+    def overview(self, actor, customer_id, *, activity_limit=20) -> dict:
+        """Everything a teller wants on one screen: the profile, accounts with balances, the
+        latest activity across all accounts, loans (when the loans module is installed) and,
+        for staff, payments of this customer waiting for approval."""
+        from .accounts import money_column
+
+        bank = self._bank
+        profile = self.get(actor, customer_id)
+        cid = profile["id"]
+        accounts = bank.accounts.list(actor, cid)
+        activity = bank.read_df(
+            "SELECT t.id AS transaction_id, p.posted_at, a.account_number, t.kind, t.memo, "
+            "p.amount_cents FROM postings p JOIN accounts a ON a.id = p.account_id "
+            "JOIN transactions t ON t.id = p.transaction_id WHERE a.customer_id = ? "
+            "ORDER BY p.posted_at DESC, p.id DESC LIMIT ?", [cid, int(activity_limit)])
+        activity["amount"] = money_column(activity["amount_cents"])
+        pending = None
+        if getattr(actor, "is_staff", False):
+            pending = bank.approvals.list(actor, "pending", customer_id=cid)
+        return {"profile": profile, "accounts": accounts, "activity": activity,
+                "loans": self._loans(actor, cid), "pending_approvals": pending}
+
+    def _loans(self, actor, cid):
+        """This customer's loans, or None when the loans module is not installed."""
+        loans = getattr(self._bank, "loans", None)
+        return None if loans is None else loans.list(actor, cid)
 
     @staticmethod
     def _id(customer_id) -> int:

@@ -110,6 +110,52 @@ SCHEMA = [
         created_at TIMESTAMP NOT NULL,
         last_seen_at TIMESTAMP NOT NULL,
         revoked_at TIMESTAMP)""",
+    # -- Four-eyes approvals and holds (bankms/approvals.py) -----------------------------------
+    # A staff payment above the four-eyes threshold waits here instead of posting; `legs` is
+    # the JSON of its PostingRequest legs, and `idempotency_key` the key of the form that made
+    # it, which the posted transaction reuses once a second person approves.
+    "CREATE SEQUENCE IF NOT EXISTS approval_id_seq START 1",
+    """CREATE TABLE IF NOT EXISTS approval_requests (
+        id BIGINT PRIMARY KEY,
+        kind VARCHAR NOT NULL,
+        action VARCHAR NOT NULL,
+        amount_cents BIGINT NOT NULL,
+        source_account VARCHAR,
+        target_account VARCHAR,
+        memo VARCHAR,
+        legs VARCHAR NOT NULL,
+        idempotency_key VARCHAR NOT NULL UNIQUE,
+        request_hash VARCHAR NOT NULL,
+        maker VARCHAR NOT NULL,
+        maker_role VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        decided_by VARCHAR,
+        decided_at TIMESTAMP,
+        reason VARCHAR,
+        transaction_id BIGINT)""",
+    # Money reserved on an account; accounts.holds_cents caches the sum of its open holds
+    # (audit.verify checks that), and the funds guard subtracts it from what can leave.
+    "CREATE SEQUENCE IF NOT EXISTS hold_id_seq START 1",
+    """CREATE TABLE IF NOT EXISTS holds (
+        id BIGINT PRIMARY KEY,
+        account_id BIGINT NOT NULL,
+        amount_cents BIGINT NOT NULL,
+        reason VARCHAR NOT NULL,
+        approval_id BIGINT,
+        placed_at TIMESTAMP NOT NULL,
+        placed_by VARCHAR NOT NULL,
+        released_at TIMESTAMP,
+        released_by VARCHAR,
+        release_reason VARCHAR)""",
+    # -- Idempotency of non-money forms (bankms/once.py): opening an account or onboarding a
+    # customer twice from one form instance returns the first result instead.
+    """CREATE TABLE IF NOT EXISTS request_keys (
+        key VARCHAR PRIMARY KEY,
+        action VARCHAR NOT NULL,
+        actor VARCHAR NOT NULL,
+        result VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL)""",
     # -- Loans and interest (issue 5: loans.py, eod.py) ---------------------------------------
     # Loan principal lives in the one GL1200 loans-receivable account; these tables are its
     # subledger (per loan: outstanding principal, schedule, payments), reconciled by

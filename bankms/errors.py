@@ -89,6 +89,10 @@ class AlreadyReversed(BankError):
     pass
 
 
+class ApprovalNotFound(BankError):
+    pass
+
+
 class InvalidState(BankError):
     pass
 

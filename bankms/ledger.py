@@ -7,6 +7,7 @@ is a cache of the sum of its postings, updated in the same database transaction,
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -161,34 +162,18 @@ class BatchPoster:
     def _post(self, uow, requests, lookup_keys):
         now = utcnow()
         keys = list({r.idempotency_key for r in requests})
-        known = {}
         # Repeated keys are rare, so the key table is not read up front: its primary key
         # refuses a repeat at insert, and the writer then reruns the batch with lookup_keys.
-        if keys and lookup_keys:
-            rows = uow.fetchall(
-                "SELECT k.key, k.request_hash, t.id, t.amount_cents, t.kind, t.source_account, "
-                "t.target_account, t.posted_at, t.memo FROM idempotency_keys k "
-                "JOIN transactions t ON t.id = k.transaction_id WHERE " + _unnest_in("k.key"),
-                [keys],
-            )
-            for key, rhash, tid, amount, kind, src, tgt, posted, memo in rows:
-                known[key] = (rhash, Receipt(tid, key, to_money(amount), kind, src, tgt, posted,
-                                             memo or "", replayed=True))
+        # A request that a guard refuses is looked up before the refusal is given, since an
+        # earlier success under its key must win over a guard (the account may have changed).
+        known = self._lookup_keys(uow, keys) if keys and lookup_keys else {}
         # Only this thread writes, so account rows read once stay true until some other write
         # job runs or a batch fails; both clear this cache (see invalidate).
         accounts = self._accounts
         if len(accounts) > 100_000:
             accounts.clear()
-        numbers = list({n for r in requests for n, _ in r.legs if n not in accounts})
-        if numbers:
-            for row in uow.fetchall(
-                "SELECT a.account_number, a.id, a.customer_id, a.kind, a.status, a.balance_cents, "
-                "a.holds_cents, a.overdraft_limit_cents, c.status, a.last_activity_at FROM accounts a "
-                "LEFT JOIN customers c ON c.id = a.customer_id WHERE "
-                + _unnest_in("a.account_number"),
-                [numbers],
-            ):
-                accounts[row[0]] = list(row[1:])
+        accounts.update(self._load_accounts(
+            uow, list({n for r in requests for n, _ in r.legs if n not in accounts})))
         reversed_ids = set()
         originals = [r.reverses_id for r in requests if r.reverses_id is not None]
         if originals:
@@ -228,11 +213,21 @@ class BatchPoster:
                         "This request key was already used for a different request; "
                         "nothing was posted."))
                 else:
-                    outcomes.append(receipt)
+                    # A twin in the same batch is a replay too: only the first one posted.
+                    outcomes.append(dataclasses.replace(receipt, replayed=True))
                 continue
             try:
                 self._guard(req, accounts, reversed_ids, spent_today)
             except BankError as refusal:
+                if not lookup_keys:
+                    earlier = self._lookup_keys(uow, [key]).get(key)
+                    if earlier is not None:
+                        rhash, receipt = earlier
+                        outcomes.append(receipt if rhash == req.request_hash else
+                                        IdempotencyConflict(
+                                            "This request key was already used for a different "
+                                            "request; nothing was posted."))
+                        continue
                 outcomes.append(refusal)
                 audit_rows.append(self._audit_row(now, req, "refused", {
                     "reason": type(refusal).__name__, "message": str(refusal)}))
@@ -285,10 +280,50 @@ class BatchPoster:
         return outcomes
 
     @staticmethod
+    def _load_accounts(uow, numbers):
+        """Account number -> [id, customer_id, kind, status, balance_cents, holds_cents,
+        overdraft_limit_cents, customer status, last_activity_at], read inside the uow."""
+        accounts = {}
+        if numbers:
+            for row in uow.fetchall(
+                "SELECT a.account_number, a.id, a.customer_id, a.kind, a.status, a.balance_cents, "
+                "a.holds_cents, a.overdraft_limit_cents, c.status, a.last_activity_at FROM accounts a "
+                "LEFT JOIN customers c ON c.id = a.customer_id WHERE "
+                + _unnest_in("a.account_number"),
+                [numbers],
+            ):
+                accounts[row[0]] = list(row[1:])
+        return accounts
+
+    def check(self, uow, req):
+        """Run the posting guards for one request without writing anything (used before a
+        hold is placed for a request that waits for approval). Raises the refusal."""
+        accounts = self._load_accounts(uow, list({n for n, _ in req.legs}))
+        self._guard(req, accounts, set(), {})
+        return accounts
+
+    @staticmethod
+    def _lookup_keys(uow, keys):
+        """Key -> (request hash, the first receipt, marked replayed) for keys already used."""
+        known = {}
+        rows = uow.fetchall(
+            "SELECT k.key, k.request_hash, t.id, t.amount_cents, t.kind, t.source_account, "
+            "t.target_account, t.posted_at, t.memo FROM idempotency_keys k "
+            "JOIN transactions t ON t.id = k.transaction_id WHERE " + _unnest_in("k.key"),
+            [keys],
+        )
+        for key, rhash, tid, amount, kind, src, tgt, posted, memo in rows:
+            known[key] = (rhash, Receipt(tid, key, to_money(amount), kind, src, tgt, posted,
+                                         memo or "", replayed=True))
+        return known
+
+    @staticmethod
     def _external_out(req, accounts):
         """Cents this request sends to accounts that are not the acting customer's own."""
         own = req.actor.customer_id
-        return sum(-d for n, d in req.legs if d > 0 and accounts[n][1] != own)
+        # Credits to other people's accounts are what leaves the customer: count them as a
+        # positive sum (the legs' own sign would make it negative and the limit never bite).
+        return sum(d for n, d in req.legs if d > 0 and accounts[n][1] != own)
 
     def _guard(self, req, accounts, reversed_ids, spent_today):
         # Fixed order: accounts exist, the actor may act on them, the transaction can be
@@ -334,10 +369,11 @@ class BatchPoster:
             if delta < 0 and acc[1] is not None:
                 available = acc[4] - acc[5] + acc[6]
                 if available + delta < 0:
+                    # Name what can leave now (overdraft included), never a negative figure.
                     raise InsufficientFunds(
-                        f"Account {number} has {format_cents(max(acc[4] - acc[5], -acc[6]))} "
-                        f"available"
-                        + (f" (with an overdraft limit of {format_cents(acc[6])})" if acc[6] else "")
+                        f"Account {number} has {format_cents(max(available, 0))} available"
+                        + (f" (including an overdraft limit of {format_cents(acc[6])})"
+                           if acc[6] else "")
                         + f"; {format_cents(-delta)} is more than that.")
 
     def _audit_row(self, now, req, outcome, after, entity_id=None):

@@ -15,6 +15,11 @@ from .errors import InvalidAmount
 # the BIGINT range, so sums of many maximal amounts still cannot overflow.
 AMOUNT_CENTS_MAX = 100_000_000_000 * 100
 
+# Anything with more integer digits than this is far above AMOUNT_CENTS_MAX. It is refused before
+# any arithmetic, because Decimal('1E+999999') would overflow the decimal context or spend many
+# seconds of CPU turning itself into an int, and quantize() fails on more than 28 digits.
+_INTEGER_DIGITS_MAX = 15
+
 # People type "1,234.50", " 1234.5 " or "$1,234.50"; thousands separators must sit in groups of
 # three so that "1,2345" (a likely typo) is refused instead of being read as 12345.
 _TEXT_AMOUNT = re.compile(r"^[+-]?(\d{1,3}(,\d{3})+|\d+)(\.\d*)?$|^[+-]?\.\d+$")
@@ -46,6 +51,10 @@ def to_decimal(value) -> Decimal:
         raise InvalidAmount(f"An amount cannot be of type {type(value).__name__}.")
     if not dec.is_finite():
         raise InvalidAmount("An amount must be a finite number.")
+    if dec and dec.adjusted() >= _INTEGER_DIGITS_MAX:
+        raise InvalidAmount(
+            f"The amount is above the maximum of {format_cents(AMOUNT_CENTS_MAX)}."
+        )
     if dec.as_tuple().exponent < -2 and dec != dec.quantize(Decimal("0.01")):
         raise InvalidAmount("Amounts may have at most two decimals (whole cents).")
     return dec

@@ -3,6 +3,11 @@
 Each call validates its input here (amount, account numbers, key, memo, the actor's role), then
 hands a PostingRequest to the writer, which checks the guards that depend on the database in
 the same transaction as the write.
+
+Four-eyes rule: a deposit, withdrawal or transfer by staff above the `four_eyes_threshold_cents`
+setting is not posted; the call returns a `bankms.approvals.PendingApproval` (request id, key,
+amount) instead of a `Receipt`, and the money leaving a customer account is held until a second
+person approves or rejects it (see approvals.py). Callers must check which one they got.
 """
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from . import accountnum
 from .bank import INTERNAL
 from .errors import InvalidInput, SameAccount, TransactionNotFound
 from .ledger import PostingRequest
-from .money import to_cents
+from .money import to_cents, to_money
 
 MEMO_CHARS_MAX = 140
 KEY_CHARS_MAX = 128
@@ -37,6 +42,15 @@ def clean_memo(memo) -> str:
     return memo
 
 
+def clean_transaction_id(value) -> int:
+    if isinstance(value, bool):
+        raise InvalidInput("A transaction id is a whole number.")
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        raise InvalidInput(f"'{value}' is not a transaction id.") from None
+
+
 class Payments:
     def __init__(self, bank):
         self._bank = bank
@@ -46,6 +60,13 @@ class Payments:
                            entity="transaction")
         return PostingRequest(actor=actor, action=action, **kwargs)
 
+    def _post_or_queue(self, req):
+        """Post now, or, when the four-eyes rule applies, queue for approval with a hold."""
+        approvals = self._bank.approvals
+        if approvals.required(req.actor, req.amount_cents):
+            return approvals.submit(req)
+        return self._bank.post(req)
+
     def deposit(self, actor, number, amount, idempotency_key=None, memo=""):
         """Cash in at a teller: the teller's cash rises, the customer's account is credited."""
         cents = to_cents(amount)
@@ -54,7 +75,7 @@ class Payments:
                             legs=[(INTERNAL["teller_cash"], -cents), (number, cents)],
                             amount_cents=cents, idempotency_key=clean_key(idempotency_key),
                             memo=clean_memo(memo), target_account=number, internal_ok=True)
-        return self._bank.post(req)
+        return self._post_or_queue(req)
 
     def withdraw(self, actor, number, amount, idempotency_key=None, memo=""):
         cents = to_cents(amount)
@@ -63,7 +84,7 @@ class Payments:
                             legs=[(number, -cents), (INTERNAL["teller_cash"], cents)],
                             amount_cents=cents, idempotency_key=clean_key(idempotency_key),
                             memo=clean_memo(memo), source_account=number, internal_ok=True)
-        return self._bank.post(req)
+        return self._post_or_queue(req)
 
     def transfer(self, actor, source, target, amount, idempotency_key=None, memo=""):
         cents = to_cents(amount)
@@ -79,7 +100,7 @@ class Payments:
                             idempotency_key=clean_key(idempotency_key), memo=clean_memo(memo),
                             source_account=source, target_account=target,
                             owned_accounts=(source,), daily_limit_cents=limit)
-        return self._bank.post(req)
+        return self._post_or_queue(req)
 
     def reverse(self, actor, transaction_id, reason, idempotency_key=None):
         """Post a new transaction that undoes every posting of the original one."""
@@ -87,10 +108,7 @@ class Payments:
         bank.require(actor, "payment.reverse", entity="transaction", entity_id=transaction_id)
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidInput("Please give a reason for the reversal.")
-        try:
-            tid = int(transaction_id)
-        except (TypeError, ValueError):
-            raise InvalidInput(f"'{transaction_id}' is not a transaction id.") from None
+        tid = clean_transaction_id(transaction_id)
         original = bank.read_one("SELECT kind, amount_cents, source_account, target_account, "
                                  "reverses_id FROM transactions WHERE id = ?", [tid])
         if original is None:
@@ -111,11 +129,72 @@ class Payments:
             internal_ok=True)
         return bank.post(req)
 
+    # -- what pages show before and after a payment ------------------------------------------
+    def review(self, actor, kind, *, amount, source=None, target=None, memo="") -> dict:
+        """Check a payment form and describe it for a confirm step, posting nothing: the
+        amount, both accounts with their holders' names (masked for another customer's
+        account when a customer pays), and whether the four-eyes rule will hold it."""
+        bank = self._bank
+        actions = {"deposit": "payment.deposit", "withdrawal": "payment.withdraw",
+                   "transfer": "payment.transfer"}
+        if kind not in actions:
+            raise InvalidInput("The payment type must be deposit, withdrawal or transfer.")
+        bank.require(actor, actions[kind], getattr(actor, "customer_id", None),
+                     entity="transaction")
+        cents = to_cents(amount)
+        memo = clean_memo(memo)
+        source = accountnum.normalize(source) if kind != "deposit" else None
+        target = accountnum.normalize(target) if kind != "withdrawal" else None
+        if source is not None and source == target:
+            raise SameAccount("The source and target accounts must differ.")
+        out = {"kind": kind, "amount_cents": cents, "amount": to_money(cents), "memo": memo,
+               "source_account": source, "source_holder": None, "source_available": None,
+               "target_account": target, "target_holder": None, "own_target": False,
+               "needs_approval": bank.approvals.required(actor, cents)}
+        if source is not None:
+            info = bank.accounts.get(actor, source)
+            out["source_holder"] = info["holder"]
+            out["source_available"] = info["available"]
+        if target is not None:
+            if getattr(actor, "role", None) == "customer":
+                own = bank.read_one("SELECT customer_id FROM accounts WHERE account_number = ?",
+                                    [target])
+                if own is not None and own[0] == actor.customer_id:
+                    out["own_target"] = True
+                    out["target_holder"] = bank.accounts.get(actor, target)["holder"]
+                else:
+                    out["target_holder"] = bank.accounts.payee_name(actor, target)
+            else:
+                out["target_holder"] = bank.accounts.get(actor, target)["holder"]
+        return out
+
+    def receipt_details(self, actor, transaction_id) -> dict:
+        """One posted transaction as a receipt shows it: the transaction with both holders'
+        names (another customer's name masked when a customer asks)."""
+        from .accounts import mask_name
+
+        bank = self._bank
+        tx = self.get(actor, transaction_id)
+        details = {**tx, "amount": to_money(tx["amount_cents"]), "source_holder": None,
+                   "target_holder": None}
+        for side in ("source", "target"):
+            number = tx[f"{side}_account"]
+            if not number:
+                continue
+            row = bank.read_one("SELECT c.id, c.full_name FROM accounts a JOIN customers c "
+                                "ON c.id = a.customer_id WHERE a.account_number = ?", [number])
+            if row is None:
+                continue
+            own = getattr(actor, "role", None) != "customer" or row[0] == actor.customer_id
+            details[f"{side}_holder"] = row[1] if own else mask_name(row[1])
+        return details
+
     def get(self, actor, transaction_id) -> dict:
         bank = self._bank
+        tid = clean_transaction_id(transaction_id)
         row = bank.read_one("SELECT id, kind, amount_cents, memo, source_account, "
                             "target_account, actor, posted_at, business_date, reverses_id "
-                            "FROM transactions WHERE id = ?", [int(transaction_id)])
+                            "FROM transactions WHERE id = ?", [tid])
         if row is None:
             raise TransactionNotFound(f"There is no transaction {transaction_id}.")
         owners = {r[0] for r in bank.read(
@@ -127,4 +206,5 @@ class Payments:
             bank.require(actor, "account.list_all", entity="transaction", entity_id=row[0])
         keys = ("transaction_id", "kind", "amount_cents", "memo", "source_account",
                 "target_account", "actor", "posted_at", "business_date", "reverses_id")
-        return dict(zip(keys, row))
+        reversal = bank.read_one("SELECT id FROM transactions WHERE reverses_id = ?", [row[0]])
+        return {**dict(zip(keys, row)), "reversed_by": reversal[0] if reversal else None}

@@ -53,6 +53,7 @@ class Writer:
         self.gap_s = 0.0005
         self._thread = threading.Thread(target=self._run, name="bankms-writer", daemon=True)
         self._stopped = False
+        self._closing = threading.Lock()
         self.batches = 0
         self.batched_requests = 0
         self._thread.start()
@@ -72,21 +73,26 @@ class Writer:
     def _submit(self, kind, payload):
         if threading.current_thread() is self._thread:
             raise RuntimeError("the writer thread cannot wait on itself")
-        if self._stopped:
-            raise RuntimeError("the bank is closed")
         job = _Job(kind, payload)
-        self._queue.put(job)
+        # The check and the put happen under one lock with stop(), so no job can be queued
+        # behind the stop marker and wait forever.
+        with self._closing:
+            if self._stopped:
+                raise RuntimeError("the bank is closed")
+            self._queue.put(job)
         return job.wait()
 
     def stop(self):
-        if not self._stopped:
+        with self._closing:
+            if self._stopped:
+                return
             self._stopped = True
             self._queue.put(None)
-            self._thread.join()
-            try:
-                self._cur.close()
-            except Exception:
-                pass
+        self._thread.join()
+        try:
+            self._cur.close()
+        except Exception:
+            pass
 
     def _run(self):
         waiting: collections.deque = collections.deque()

@@ -81,7 +81,7 @@ def build_demo_on_first_start(bank) -> None:
             return
         try:
             if demo is not None and not os.environ.get("BANKMS_NO_DEMO") \
-                    and not demo.demo_exists(bank):
+                    and not demo.demo_exists(bank) and demo.is_empty(bank):
                 with st.spinner("First start: building the demo bank. This takes a moment…"):
                     demo.build_demo(bank, customers=int(os.environ.get(
                         "BANKMS_DEMO_CUSTOMERS", "200")), months=6, seed=7)

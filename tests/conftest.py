@@ -10,6 +10,9 @@ import os
 import pytest
 
 os.environ.setdefault("BANKMS_BCRYPT_ROUNDS", "4")
+# In-process app tests start on banks they build themselves; the demo bank that the app builds
+# on a first start is tested with a real server (tests/browser/test_setup.py).
+os.environ.setdefault("BANKMS_NO_DEMO", "1")
 
 import bankms  # noqa: E402
 

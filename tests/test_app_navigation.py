@@ -263,6 +263,8 @@ def test_demo_banner(env, monkeypatch, logins, banner):
     fake.demo_exists = lambda bank: bool(logins)
     fake.build_demo = lambda *a, **k: logins
     monkeypatch.setitem(sys.modules, "bankms.demo", fake)
+    # `from bankms import demo` reads the package attribute once the real module was imported.
+    monkeypatch.setattr(bankms, "demo", fake, raising=False)
     at = app()
     text = " ".join(m.value for m in at.markdown) + " ".join(w.value for w in at.warning)
     assert ("demo bank" in text.lower()) == banner

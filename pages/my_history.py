@@ -1,0 +1,57 @@
+"""History (customers): one account's transactions with a date range, type and text filter,
+the running balance after each, and a CSV export of what is shown."""
+import streamlit as st
+
+PAGE = {"title": "History", "icon": ":material/receipt_long:", "roles": ("customer",),
+        "order": 20, "url": "my-history"}
+
+
+def render() -> None:
+    import datetime as dt
+
+    from bankms.accounts import history_csv
+    from bankms.errors import BankError
+    from pages.common import get_bank, show_error
+    from pages import daily_common as dc
+
+    actor = dc.signed_in(("customer",))
+    bank = get_bank()
+    st.title("History")
+    try:
+        accounts = bank.accounts.list(actor)
+    except BankError as exc:
+        show_error(exc)
+        return
+    if accounts.empty:
+        st.info("You have no accounts yet.")
+        return
+    numbers = list(accounts["account_number"])
+    names = dict(zip(accounts["account_number"], accounts["name"]))
+    number = st.selectbox("Account", numbers, format_func=lambda n: f"{names[n]} {n}",
+                          key="history_account")
+    today = bank.business_date
+    dates = st.date_input("Dates", value=(today - dt.timedelta(days=90), today),
+                          max_value=today + dt.timedelta(days=1), key="history_dates")
+    # While a range is being picked the widget holds one date: show from it onwards.
+    start, end = (tuple(dates) + (None, None))[:2] if dates else (None, None)
+    try:
+        kinds = bank.accounts.history_kinds(actor, number)
+    except BankError as exc:
+        show_error(exc)
+        return
+    kind = st.selectbox("Type", ["All types"] + kinds, key="history_kind",
+                        format_func=lambda k: k.capitalize())
+    text = st.text_input("Search memo, account or transaction id", key="history_text")
+    try:
+        df = bank.accounts.history(actor, number, start=start, end=end,
+                                   kind=None if kind == "All types" else kind, text=text or None)
+    except BankError as exc:
+        show_error(exc)
+        return
+    st.caption(f"{len(df)} transactions")
+    dc.show_table(df, {"posted_at": "When", "amount": "Amount", "balance": "Balance after",
+                       "kind": "Type", "memo": "Memo", "counterparty": "Counterparty"},
+                  ("amount", "balance"), empty="No transactions match.", key="history_table")
+    st.download_button("Export CSV", data=history_csv(df),
+                       file_name=f"history-{number}.csv", mime="text/csv", on_click="ignore",
+                       key="history_csv", icon=":material/download:", disabled=df.empty)

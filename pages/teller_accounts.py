@@ -1,0 +1,140 @@
+"""Accounts (tellers, managers): open accounts; look one up to freeze, unfreeze or close it at a
+zero balance; managers also change overdraft limits and interest rates."""
+import streamlit as st
+
+PAGE = {"title": "Accounts", "icon": ":material/account_balance_wallet:",
+        "roles": ("teller", "manager"), "order": 20, "url": "accounts"}
+
+SELECTED = "accounts_selected"
+
+
+def _open(bank, actor):
+    from pages.common import form_key, reset_form_key
+    from pages import daily_common as dc
+
+    key = form_key("open_account")
+    preset = st.session_state.get("customers_selected")
+    with st.form(f"open_account_{key}"):
+        customer = st.text_input("Customer id", value="" if preset is None else str(preset),
+                                 key=f"open_customer_{key}")
+        kind = st.selectbox("Type", ["checking", "savings"], key=f"open_kind_{key}",
+                            format_func=str.capitalize)
+        overdraft = rate = None
+        if actor.role == "manager":
+            overdraft = st.text_input("Overdraft limit (checking)", value="0",
+                                      key=f"open_overdraft_{key}")
+            rate = st.text_input("Interest rate % (savings; empty for the default)",
+                                 key=f"open_rate_{key}")
+        submitted = st.form_submit_button("Open account", type="primary",
+                                          key=f"open_go_{key}")
+    if submitted:
+        def opened(number):
+            reset_form_key("open_account")
+            st.session_state[SELECTED] = number
+        dc.act("accounts", lambda: bank.accounts.open(
+            actor, customer, kind=kind, overdraft_limit=overdraft or "0",
+            interest_rate=rate or None, idempotency_key=key),
+            lambda number: f"Opened {kind} account {number} for customer "
+                           f"{dc.md(customer.strip())}.",
+            on_success=opened)
+
+
+def _manage(bank, actor):
+    from bankms.errors import BankError
+    from pages.common import money, show_error
+    from pages import daily_common as dc
+
+    with st.form("accounts_lookup"):
+        typed = st.text_input("Account number", value=st.session_state.get(SELECTED, ""),
+                              key="accounts_number")
+        go = st.form_submit_button("Show account", key="accounts_show",
+                                   icon=":material/search:")
+    if go:
+        st.session_state[SELECTED] = typed
+    number = st.session_state.get(SELECTED)
+    if not number:
+        return
+    try:
+        acc = bank.accounts.get(actor, number)
+    except BankError as exc:
+        show_error(exc)
+        return
+    number = acc["account_number"]
+    st.subheader(f"{acc['name']} {number}")
+    m = lambda value: dc.md(money(value))  # noqa: E731
+    st.markdown(f"Holder **{dc.md(acc['holder'])}** (customer {acc['customer_id']}) · "
+                f"status **{acc['status']}**  \n"
+                f"Balance {m(acc['balance'])} · on hold {m(acc['holds'])} · "
+                f"available {m(acc['available'])}  \n"
+                f"Overdraft limit {m(acc['overdraft_limit'])} · "
+                f"interest {acc['interest_rate_percent']:.2f} %")
+    _status_actions(bank, actor, acc)
+    if actor.role == "manager" and acc["status"] != "closed":
+        _limits(bank, actor, acc)
+
+
+def _act(fn, message):
+    from pages import daily_common as dc
+
+    dc.act("accounts", fn, message)
+
+
+def _status_actions(bank, actor, acc):
+    number, status = acc["account_number"], acc["status"]
+    # Button keys name the account and its status: a click meant for the old state is
+    # ignored once the status has changed.
+    tag = f"{number}_{status}"
+    if status in ("active", "dormant"):
+        if st.button("Freeze", key=f"freeze_{tag}", icon=":material/ac_unit:"):
+            _act(lambda: bank.accounts.freeze(actor, number),
+                 f"Account {number} is frozen: no money can leave it.")
+    if status == "frozen":
+        if st.button("Unfreeze", key=f"unfreeze_{tag}", icon=":material/sunny:"):
+            _act(lambda: bank.accounts.unfreeze(actor, number), f"Account {number} is active.")
+    if status != "closed":
+        with st.expander("Close account"):
+            st.caption("Only an account with a zero balance and nothing on hold can be closed.")
+            sure = st.checkbox("The customer asked to close this account", key=f"close_ok_{tag}")
+            if st.button("Close account", key=f"close_{tag}", disabled=not sure,
+                         icon=":material/block:"):
+                _act(lambda: bank.accounts.close(actor, number),
+                     f"Account {number} is closed.")
+
+
+def _limits(bank, actor, acc):
+    from pages import daily_common as dc
+
+    number = acc["account_number"]
+    if acc["kind"] == "checking":
+        with st.form(f"overdraft_{number}"):
+            limit = st.text_input("Overdraft limit", value=f"{acc['overdraft_limit']}",
+                                  key=f"overdraft_value_{number}")
+            go = st.form_submit_button("Set overdraft limit", key=f"overdraft_go_{number}")
+        if go:
+            _act(lambda: bank.accounts.set_overdraft_limit(actor, number, limit),
+                 f"The overdraft limit of {number} is now {dc.md(limit)}.")
+    else:
+        with st.form(f"rate_{number}"):
+            rate = st.text_input("Interest rate %", value=f"{acc['interest_rate_percent']}",
+                                 key=f"rate_value_{number}")
+            go = st.form_submit_button("Set interest rate", key=f"rate_go_{number}")
+        if go:
+            _act(lambda: bank.accounts.set_interest_rate(actor, number, rate),
+                 f"The interest rate of {number} is now {dc.md(rate)} %.")
+
+
+def render() -> None:
+    from pages.common import get_bank
+    from pages import daily_common as dc
+
+    actor = dc.signed_in(dc.STAFF)
+    bank = get_bank()
+    st.title("Accounts")
+    dc.settle_job("accounts")
+    dc.show_stashed_error("accounts")
+    dc.show_flash()
+    manage, open_ = st.tabs(["Find an account", "Open an account"])
+    with manage:
+        _manage(bank, actor)
+    with open_:
+        _open(bank, actor)
