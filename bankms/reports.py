@@ -1,0 +1,405 @@
+"""Reports: monthly statements, interest certificates, ledger views and the managers' analytics.
+
+`bank.reports` is the one doorway to everything a manager looks at and every document a
+customer receives. It checks who asks (customers see statements of their own accounts only;
+analytics and ledger views are for managers), then runs the SQL in `bankms.analytics` and turns
+integer cents into Decimals at the edge. Statements reconcile by construction: the closing
+balance is the opening balance plus the signed postings of the month, all in integer cents.
+
+Documents and ledger views (statements, certificates, trial balance, general ledger) follow the
+bank's business date of each transaction, so that interest which end of day books for 31 March
+is on March's statement even when the run happened on 2 April. The dashboard's analytics follow
+the time money moved (`posted_at`), which needs no join and keeps them fast; the two differ only
+for postings booked on a business day other than the calendar day they were made.
+"""
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import io
+import zipfile
+from dataclasses import dataclass
+
+import pandas as pd
+
+from . import accountnum, analytics, documents
+from .analytics import Filters
+from .errors import AccountNotFound, CustomerNotFound, InvalidInput
+from .ledger import utcnow
+from .money import to_money
+
+_DESCRIPTIONS = {
+    "deposit": "Cash deposit",
+    "withdrawal": "Cash withdrawal",
+    "interest": "Interest",
+    "fee": "Fee",
+    "penalty": "Early-withdrawal penalty",
+    "tax_withholding": "Tax withheld",
+    "reversal": "Reversal",
+    "loan_disbursement": "Loan paid out",
+    "loan_repayment": "Loan repayment",
+}
+
+
+def describe(kind, memo, source, target, amount_cents) -> str:
+    """What a statement line says, e.g. 'Transfer to 400000000123 - rent'."""
+    if kind == "transfer":
+        text = (f"Transfer to {target}" if amount_cents < 0 else f"Transfer from {source}")
+    else:
+        text = _DESCRIPTIONS.get(kind) or str(kind).replace("_", " ").capitalize()
+    if isinstance(memo, str) and memo.strip():
+        text += f" - {memo.strip()}"
+    return text
+
+
+def _money_or_blank(cents: int) -> str:
+    return str(to_money(cents)) if cents else ""
+
+
+@dataclass
+class Statement:
+    """One account's month. Amounts are integer cents (`*_cents`) with Decimal properties.
+
+    `lines` has one row per posting: date, posted_at, transaction_id, kind, description,
+    amount_cents (signed: credits positive), balance_cents (after the line), and the same as
+    Decimals in `amount` and `balance`."""
+
+    account_number: str
+    customer_id: int
+    holder: str
+    kind: str
+    year: int
+    month: int
+    period_start: dt.date
+    period_end: dt.date
+    opening_cents: int
+    credits_cents: int
+    debits_cents: int
+    interest_cents: int
+    fees_cents: int
+    closing_cents: int
+    lines: pd.DataFrame
+
+    opening_balance = property(lambda self: to_money(self.opening_cents))
+    closing_balance = property(lambda self: to_money(self.closing_cents))
+    total_credits = property(lambda self: to_money(self.credits_cents))
+    total_debits = property(lambda self: to_money(self.debits_cents))
+    interest = property(lambda self: to_money(self.interest_cents))
+    fees = property(lambda self: to_money(self.fees_cents))
+
+    @property
+    def filename(self) -> str:
+        return f"statement-{self.account_number}-{self.year}-{self.month:02d}"
+
+    def reconciles(self) -> bool:
+        return (self.opening_cents + self.credits_cents - self.debits_cents == self.closing_cents
+                and (self.lines.empty or int(self.lines["balance_cents"].iloc[-1])
+                     == self.closing_cents))
+
+    def to_pdf(self) -> bytes:
+        return documents.statement_pdf(self)
+
+    def to_csv(self) -> str:
+        """A short block of account, period and totals, a blank line, then one row per line."""
+        head = pd.DataFrame([
+            ("Account", self.account_number), ("Holder", self.holder), ("Kind", self.kind),
+            ("Period start", self.period_start.isoformat()),
+            ("Period end", self.period_end.isoformat()),
+            ("Opening balance", str(self.opening_balance)),
+            ("Money in", str(self.total_credits)), ("Money out", str(self.total_debits)),
+            ("Interest", str(self.interest)), ("Fees", str(self.fees)),
+            ("Closing balance", str(self.closing_balance)),
+        ])
+        table = pd.DataFrame({
+            "date": [d.isoformat() for d in self.lines["date"]],
+            "transaction_id": self.lines["transaction_id"],
+            "description": self.lines["description"],
+            "money_in": [_money_or_blank(max(int(c), 0)) for c in self.lines["amount_cents"]],
+            "money_out": [_money_or_blank(max(-int(c), 0)) for c in self.lines["amount_cents"]],
+            "balance": [str(to_money(c)) for c in self.lines["balance_cents"]],
+        })
+        return (head.to_csv(index=False, header=False, lineterminator="\n") + "\n"
+                + table.to_csv(index=False, lineterminator="\n"))
+
+
+@dataclass
+class InterestCertificate:
+    """Interest paid, early-withdrawal penalties and tax withheld for a customer's year."""
+
+    customer_id: int
+    full_name: str
+    year: int
+    interest_paid_cents: int
+    penalties_cents: int
+    tax_withheld_cents: int
+    accounts: pd.DataFrame  # account_number, kind, interest_paid_cents, penalties_cents, ...
+
+    interest_paid = property(lambda self: to_money(self.interest_paid_cents))
+    penalties = property(lambda self: to_money(self.penalties_cents))
+    tax_withheld = property(lambda self: to_money(self.tax_withheld_cents))
+
+    @property
+    def filename(self) -> str:
+        return f"interest-certificate-{self.customer_id}-{self.year}"
+
+    def to_pdf(self) -> bytes:
+        return documents.certificate_pdf(self)
+
+
+def month_bounds(year, month) -> tuple[dt.date, dt.date]:
+    try:
+        year, month = int(year), int(month)
+    except (TypeError, ValueError):
+        raise InvalidInput("Give the year and month as numbers, for example 2026 and 1.") \
+            from None
+    if not 1 <= month <= 12 or not 1900 <= year <= 9999:
+        raise InvalidInput("The month must be 1 to 12 and the year a four-digit year.")
+    return dt.date(year, month, 1), dt.date(year, month, calendar.monthrange(year, month)[1])
+
+
+class Reports:
+    def __init__(self, bank):
+        self._bank = bank
+
+    # -- shared ------------------------------------------------------------------------------
+    @property
+    def source(self) -> analytics.Source:
+        return analytics.duckdb_source(self._bank)
+
+    def today(self) -> dt.date:
+        """The latest day reports can show: the business date, or today if that is later."""
+        return max(self._bank.business_date, utcnow().date())
+
+    def filters(self, start=None, end=None, kind="all", as_of=None, *, days=90) -> Filters:
+        end = end or self.today()
+        end = analytics._as_date(end, "end")
+        start = start or end - dt.timedelta(days=days - 1)
+        return Filters(start=start, end=end, kind=kind, as_of=as_of)
+
+    def loans_available(self) -> bool:
+        return analytics.loans_available(self.source)
+
+    # -- managers' analytics -----------------------------------------------------------------
+    def query(self, actor, name: str, filters: Filters) -> pd.DataFrame:
+        """One dashboard or customer-analytics query by name (see analytics.DASHBOARD and
+        analytics.CUSTOMER); managers only."""
+        self._bank.require(actor, "report.read", entity="report", entity_id=name)
+        fn = analytics.DASHBOARD.get(name) or analytics.CUSTOMER.get(name)
+        if fn is None:
+            raise InvalidInput(f"There is no report called '{name}'.")
+        if not isinstance(filters, Filters):
+            raise InvalidInput("Give the report's filters as a bankms.analytics.Filters.")
+        return fn(self.source, filters)
+
+    def dashboard(self, actor, filters: Filters) -> dict[str, pd.DataFrame]:
+        return {name: self.query(actor, name, filters) for name in analytics.DASHBOARD}
+
+    def rfm_summary(self, members: pd.DataFrame) -> pd.DataFrame:
+        return analytics.rfm_summary(members)
+
+    def trial_balance(self, actor, as_of=None) -> pd.DataFrame:
+        """Ledger lines with debit/credit columns as of the day (now if None); sums to zero."""
+        self._bank.require(actor, "report.read", entity="report", entity_id="trial_balance")
+        as_of = None if as_of is None else analytics._as_date(as_of, "as-of")
+        return _with_money(analytics.trial_balance(self.source, as_of),
+                           "debit_cents", "credit_cents", "balance_cents")
+
+    def general_ledger(self, actor, start, end) -> pd.DataFrame:
+        self._bank.require(actor, "report.read", entity="report", entity_id="general_ledger")
+        f = Filters(start=start, end=end)
+        return _with_money(analytics.general_ledger(self.source, f.start, f.end),
+                           "opening_cents", "debit_cents", "credit_cents", "closing_cents")
+
+    def ledger_lines(self, actor, account_number, start, end, limit=2000):
+        """(opening cents, DataFrame of the first `limit` postings) of any account."""
+        self._bank.require(actor, "report.read", entity="report", entity_id="ledger_lines")
+        f = Filters(start=start, end=end)
+        number = str(account_number).strip()
+        if not self._bank.read_one("SELECT 1 FROM accounts WHERE account_number = ?", [number]):
+            raise AccountNotFound(f"There is no account {number}.")
+        opening, df = analytics.ledger_lines(self.source, number, f.start, f.end, limit)
+        return opening, _with_money(df, "amount_cents", "balance_cents")
+
+    def ledger_accounts(self, actor) -> pd.DataFrame:
+        """The internal ledger accounts (number and name), for picking one."""
+        self._bank.require(actor, "report.read", entity="report", entity_id="ledger_accounts")
+        return self._bank.read_df("SELECT account_number, name FROM accounts "
+                                  "WHERE customer_id IS NULL ORDER BY account_number")
+
+    # -- statements --------------------------------------------------------------------------
+    def _account(self, actor, account_number):
+        number = accountnum.normalize(account_number)
+        row = self._bank.read_one(
+            "SELECT a.id, a.account_number, a.customer_id, c.full_name, a.kind, a.opened_at "
+            "FROM accounts a JOIN customers c ON c.id = a.customer_id "
+            "WHERE a.account_number = ?", [number])
+        if row is None:
+            raise AccountNotFound(f"There is no account {number}.")
+        self._bank.require(actor, "report.statement", row[2], entity="account",
+                           entity_id=number)
+        return row
+
+    def _check_month(self, first: dt.date, last: dt.date, opened_at) -> None:
+        if first > self.today():
+            raise InvalidInput(f"{first:%B %Y} has not started yet; there is no statement.")
+        if opened_at is not None and last < opened_at.date():
+            raise InvalidInput(f"The account was opened on {opened_at:%Y-%m-%d}; there is no "
+                               f"statement for {first:%B %Y}.")
+
+    def statement(self, actor, account_number, year, month) -> Statement:
+        """The statement of one account for one calendar month (customers: own accounts)."""
+        first, last = month_bounds(year, month)
+        account_id, number, customer_id, holder, kind, opened_at = self._account(
+            actor, account_number)
+        self._check_month(first, last, opened_at)
+        opening, lines = analytics.statement_rows(self.source, account_id, first, last)
+        return build_statement((number, customer_id, holder, kind), first, last, opening, lines)
+
+    def statement_months(self, actor, account_number) -> list[tuple[int, int]]:
+        """(year, month) of every statement the account has, newest first."""
+        *_, opened_at = self._account(actor, account_number)
+        month = self.today().replace(day=1)
+        first = (opened_at.date() if opened_at else month).replace(day=1)
+        out = []
+        while month >= first:
+            out.append((month.year, month.month))
+            month = (month - dt.timedelta(days=1)).replace(day=1)
+        return out
+
+    def statements_zip(self, actor, year, month, progress=None) -> bytes:
+        """Every customer account's statement of the month (PDF and CSV) in one zip; staff
+        only. `progress(done, total)` is called as statements are written."""
+        self._bank.require(actor, "report.statement", None, entity="report",
+                           entity_id="statements_zip")
+        first, last = month_bounds(year, month)
+        self._check_month(first, last, None)
+        lo, hi = analytics.midnight(first), analytics.midnight_after(last)
+        accounts = self._bank.read_df(
+            "SELECT a.id AS account_id, a.account_number, a.customer_id, c.full_name, a.kind "
+            "FROM accounts a JOIN customers c ON c.id = a.customer_id "
+            "WHERE a.opened_at < ? AND (a.closed_at IS NULL OR a.closed_at >= ?) "
+            "ORDER BY a.account_number", [hi, lo])
+        openings, lines = analytics.month_rows(self.source, first, last)
+        opening_of = dict(zip(openings["account_id"], openings["opening_cents"]))
+        by_account = {key: group for key, group in lines.groupby("account_id", sort=False)}
+        empty = lines.iloc[0:0]
+        total = len(accounts)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+            for done, (account_id, number, customer_id, holder, kind) in enumerate(
+                    accounts.itertuples(index=False, name=None), start=1):
+                s = build_statement((number, int(customer_id), holder, kind), first, last,
+                                    int(opening_of.get(account_id, 0)),
+                                    by_account.get(account_id, empty))
+                zf.writestr(f"{s.filename}.pdf", s.to_pdf())
+                zf.writestr(f"{s.filename}.csv", s.to_csv())
+                if progress is not None:
+                    progress(done, total)
+        if progress is not None and total == 0:
+            progress(0, 0)
+        return buffer.getvalue()
+
+    # -- certificates ------------------------------------------------------------------------
+    def interest_certificate(self, actor, customer_id, year) -> InterestCertificate:
+        bank = self._bank
+        cid = bank.customers._id(customer_id)
+        bank.require(actor, "report.statement", cid, entity="customer", entity_id=cid)
+        first, _ = month_bounds(year, 1)
+        if first > self.today():
+            raise InvalidInput(f"The year {first.year} has not started yet.")
+        row = bank.read_one("SELECT full_name FROM customers WHERE id = ?", [cid])
+        if row is None:
+            raise CustomerNotFound(f"There is no customer {cid}.")
+        rows = analytics.interest_rows(self.source, cid, first, first.replace(month=12, day=31))
+        accounts = bank.read_df("SELECT account_number, kind FROM accounts "
+                                "WHERE customer_id = ? ORDER BY account_number", [cid])
+        wide = rows.pivot_table(index="account_number", columns="effective_kind",
+                                values="amount_cents", aggfunc="sum", fill_value=0)
+        for kind in ("interest", "penalty", "tax_withholding"):
+            if kind not in wide:
+                wide[kind] = 0
+        per = accounts.set_index("account_number").join(wide).fillna(0)
+        per["interest_paid_cents"] = per["interest"].astype("int64")
+        # Penalties and tax are debits (negative postings); the certificate shows them as
+        # positive amounts taken.
+        per["penalties_cents"] = (-per["penalty"]).astype("int64")
+        per["tax_withheld_cents"] = (-per["tax_withholding"]).astype("int64")
+        per = per.reset_index()[["account_number", "kind", "interest_paid_cents",
+                                 "penalties_cents", "tax_withheld_cents"]]
+        return InterestCertificate(
+            customer_id=cid, full_name=row[0], year=first.year,
+            interest_paid_cents=int(per["interest_paid_cents"].sum()),
+            penalties_cents=int(per["penalties_cents"].sum()),
+            tax_withheld_cents=int(per["tax_withheld_cents"].sum()), accounts=per)
+
+
+def build_statement(account, first: dt.date, last: dt.date, opening_cents: int,
+                    lines: pd.DataFrame) -> Statement:
+    """Totals and running balances of a month from its opening balance and postings."""
+    number, customer_id, holder, kind = account
+    lines = lines.reset_index(drop=True)
+    amounts = [int(c) for c in lines["amount_cents"]]
+    running, balance = [], opening_cents
+    for amount in amounts:
+        balance += amount
+        running.append(balance)
+    effective = list(lines["effective_kind"])
+    out = pd.DataFrame({
+        "date": [ts.date() for ts in lines["business_date"]],
+        "posted_at": lines["posted_at"],
+        "transaction_id": lines["transaction_id"].astype("int64"),
+        "kind": lines["kind"],
+        "description": [describe(k, m, s, t, a) for k, m, s, t, a in zip(
+            lines["kind"], lines["memo"], lines["source_account"], lines["target_account"],
+            amounts)],
+        "amount_cents": pd.Series(amounts, dtype="int64"),
+        "balance_cents": pd.Series(running, dtype="int64"),
+    })
+    out["amount"] = [to_money(c) for c in amounts]
+    out["balance"] = [to_money(c) for c in running]
+    credits = sum(a for a in amounts if a > 0)
+    debits = -sum(a for a in amounts if a < 0)
+    return Statement(
+        account_number=number, customer_id=customer_id, holder=holder, kind=kind,
+        year=first.year, month=first.month, period_start=first, period_end=last,
+        opening_cents=opening_cents, credits_cents=credits, debits_cents=debits,
+        interest_cents=sum(a for a, k in zip(amounts, effective) if k == "interest"),
+        fees_cents=-sum(a for a, k in zip(amounts, effective) if k == "fee"),
+        closing_cents=opening_cents + credits - debits, lines=out)
+
+
+def key_figures_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The key figures for reading and downloading: money as Decimal currency units, counts as
+    whole numbers, shares in percent, each with its change against the previous period."""
+    rows = []
+    for figure, unit, value, previous in df[["figure", "unit", "value", "previous"]].itertuples(
+            index=False, name=None):
+        if unit == "money":
+            value, previous = to_money(value), to_money(previous)
+        rows.append((figure, {"money": "$", "percent": "%"}.get(unit, "count"), value, previous,
+                     value - previous))
+    return pd.DataFrame(rows, columns=["figure", "unit", "value", "previous", "change"])
+
+
+def with_money(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy for showing and downloading: every `*_cents` column becomes a Decimal amount
+    column of the same name without the suffix."""
+    out = df.copy()
+    for column in [c for c in out.columns if c.endswith("_cents")]:
+        name = column.removesuffix("_cents")
+        values = [None if pd.isna(c) else to_money(c) for c in out[column]]
+        position = out.columns.get_loc(column)
+        out = out.drop(columns=[column])
+        if name not in out:
+            out.insert(position, name, values)
+    return out
+
+
+def _with_money(df: pd.DataFrame, *cents_columns) -> pd.DataFrame:
+    """Add a Decimal column beside each `*_cents` column (named without the suffix)."""
+    for column in cents_columns:
+        df[column.removesuffix("_cents")] = [to_money(c) for c in df[column]]
+    return df
+
+
+__all__ = ["Reports", "Statement", "InterestCertificate", "Filters"]

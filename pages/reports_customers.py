@@ -1,0 +1,119 @@
+"""Customer analytics for marketing and service: RFM segments, cross-sell lists, falling
+activity, and service figures (refusals by reason, time to decide a loan)."""
+import streamlit as st
+
+PAGE = {"title": "Customer analytics", "icon": ":material/groups:", "roles": ("manager",),
+        "order": 61, "url": "customer-analytics"}
+
+
+def _rfm(bank, actor, f):
+    from bankms import figures
+    from bankms.analytics import RFM_LOOKBACK_DAYS, RFM_SEGMENTS
+    from bankms.reports import with_money
+    from pages.common import db_path
+    from pages.reports_dashboard import cached_query, csv_button
+
+    members = cached_query(db_path(), actor, "rfm", f)
+    summary = bank.reports.rfm_summary(members)
+    st.caption(f"Recency, frequency and money moved by each active customer's own transactions "
+               f"in the {RFM_LOOKBACK_DAYS} days up to {f.as_of:%d %b %Y}; scores 1-5 by "
+               f"quintile, 5 best.")
+    st.plotly_chart(figures.rfm_segments(summary), width="stretch", key="chart_rfm")
+    st.dataframe(with_money(summary), hide_index=True, width="stretch")
+    csv_button(summary, "rfm-segments", key="csv_rfm_summary", label="Segments as CSV")
+    segment = st.selectbox("Members of segment", RFM_SEGMENTS, key="rfm_segment")
+    chosen = members[members["segment"] == segment].drop(columns=["segment"])
+    st.dataframe(with_money(chosen), hide_index=True, width="stretch")
+    csv_button(chosen, f"rfm-{segment.lower().replace(' ', '-')}", key="csv_rfm_members",
+               label=f"{segment} ({len(chosen):,}) as CSV")
+
+
+def _cross_sell(actor, f):
+    from bankms.analytics import HIGH_BALANCE_CENTS_MIN, REGULAR_INCOME_CENTS_MIN
+    from bankms.money import format_cents
+    from bankms.reports import with_money
+    from pages.common import db_path
+    from pages.reports_dashboard import cached_query, csv_button
+
+    lists = cached_query(db_path(), actor, "cross_sell", f)
+    offers = ["Savings account for a regular income", "Savings account for a high balance"]
+    st.caption(f"Regular income: at least {format_cents(REGULAR_INCOME_CENTS_MIN)} a month from "
+               f"others in two of the three months before {f.as_of:%B %Y}. High balance: "
+               f"{format_cents(HIGH_BALANCE_CENTS_MIN)} or more in checking. Both without an "
+               f"open savings account.")
+    offer = st.selectbox("Offer", offers, key="cross_sell_offer",
+                         format_func=lambda o: f"{o} ({int((lists['offer'] == o).sum()):,})")
+    chosen = lists[lists["offer"] == offer].drop(columns=["offer"]).dropna(axis=1, how="all")
+    st.dataframe(with_money(chosen), hide_index=True, width="stretch")
+    csv_button(chosen, "cross-sell", key="csv_cross_sell")
+
+
+def _falling(actor, f):
+    from bankms.analytics import FALLING_WINDOW_DAYS
+    from bankms.reports import with_money
+    from pages.common import db_path
+    from pages.reports_dashboard import cached_query, csv_button
+
+    df = cached_query(db_path(), actor, "falling_activity", f)
+    st.caption(f"Customers whose own transactions in the {FALLING_WINDOW_DAYS} days up to "
+               f"{f.as_of:%d %b %Y} fell to half or less of the {FALLING_WINDOW_DAYS} days "
+               f"before. {len(df):,} customers.")
+    st.dataframe(with_money(df), hide_index=True, width="stretch")
+    csv_button(df, "falling-activity", key="csv_falling")
+
+
+def _service(bank, actor, f):
+    from bankms import figures
+    from pages.common import db_path
+    from pages.reports_dashboard import cached_query, csv_button
+
+    refusals = cached_query(db_path(), actor, "refusals_by_reason", f)
+    decisions = cached_query(db_path(), actor, "loan_decision_times", f)
+    left, right = st.columns(2)
+    left.metric("Refused transactions", f"{int(refusals['refusals'].sum()):,}", border=True)
+    median = decisions["hours_to_decide"].median() if len(decisions) else None
+    right.metric("Median time to decide a loan",
+                 "-" if median is None else f"{median:.1f} h", border=True,
+                 help="From application to approval or refusal, for loans decided in the "
+                      "period.")
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(figures.refusals(refusals), width="stretch", key="chart_refusals")
+        st.dataframe(refusals, hide_index=True, width="stretch")
+        csv_button(refusals, "refusals-by-reason", key="csv_refusals")
+    with right:
+        if not bank.reports.loans_available():
+            st.caption("Loan figures appear once the loans module is installed.")
+        st.plotly_chart(figures.decision_times(decisions), width="stretch",
+                        key="chart_decisions")
+        csv_button(decisions, "loan-decision-times", key="csv_decisions")
+
+
+def render() -> None:
+    from bankms.errors import BankError
+    from pages.common import current_actor, get_bank, show_error
+    from pages.reports_dashboard import cached_query, period_filters
+
+    actor = current_actor()
+    if actor is None or actor.role != "manager":
+        st.stop()
+    bank = get_bank()
+    title, refresh = st.columns([4, 1], vertical_alignment="bottom")
+    title.title("Customer analytics")
+    if refresh.button("Refresh", icon=":material/refresh:", key="customers_refresh"):
+        cached_query.clear()
+    f = period_filters(bank, key="customers", with_kind=False)
+    if f is None:
+        return
+    tabs = st.tabs(["RFM segments", "Cross-sell", "Falling activity", "Service"])
+    try:
+        with tabs[0]:
+            _rfm(bank, actor, f)
+        with tabs[1]:
+            _cross_sell(actor, f)
+        with tabs[2]:
+            _falling(actor, f)
+        with tabs[3]:
+            _service(bank, actor, f)
+    except BankError as exc:
+        show_error(exc)

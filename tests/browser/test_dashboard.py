@@ -1,0 +1,75 @@
+"""In Chromium: the manager's dashboard on a small demo bank at phone and desktop sizes (with
+screenshots), the customer's statements page, and the manager pages refused to a teller."""
+from __future__ import annotations
+
+import pytest
+
+from browser import helpers
+from browser.helpers import DESKTOP, PHONE, error_text, login, main_text, screenshot
+
+pytestmark = pytest.mark.browser
+CHARTS = 8
+CHARTS_DRAWN_JS = ("n => document.querySelectorAll("
+                   "'[data-testid=stPlotlyChart] .js-plotly-plot .main-svg').length >= n")
+
+
+def small_demo(bank):
+    """A small demo bank; its logins (the first of each role) are the test's users."""
+    from bankms.demo import build_demo
+
+    logins = {}
+    for login_ in build_demo(bank, customers=40, months=3, seed=5):
+        logins.setdefault(login_["role"], (login_["username"], login_["password"]))
+    return {"logins": logins}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, browser):
+    pytest.importorskip("bankms.demo")
+    running = helpers.Server(tmp_path_factory.mktemp("dashboard"), seed=small_demo)
+    yield running
+    running.stop()
+
+
+def open_as(page_factory, server, role, path, viewport):
+    page = page_factory(server, viewport=viewport)
+    login(page, *server.facts["logins"][role])
+    page.goto(f"{server.url}/{path}")
+    helpers.settle(page)
+    return page
+
+
+@pytest.mark.parametrize("viewport, name", [(PHONE, "phone"), (DESKTOP, "desktop")])
+def test_dashboard_draws_every_figure_and_chart(server, page_factory, viewport, name):
+    page = open_as(page_factory, server, "manager", "dashboard", viewport)
+    page.wait_for_function(CHARTS_DRAWN_JS, arg=CHARTS, timeout=helpers.WAIT_MS)
+    text = main_text(page)
+    for label in ("Total deposits", "Loans outstanding", "Portfolio at risk > 30 days",
+                  "Non-performing loans", "Active customers", "New customers", "New accounts",
+                  "Net flow", "Top customers", "Dormant accounts"):
+        assert label in text, label
+    titles = page.locator("[data-testid=stPlotlyChart] .gtitle").all_text_contents()
+    assert len(titles) == CHARTS and all("(" in t and ")" in t for t in titles), titles
+    assert not error_text(page)
+    screenshot(page, f"dashboard-{name}")
+
+
+def test_customer_downloads_a_statement(server, page_factory):
+    page = open_as(page_factory, server, "customer", "statements", DESKTOP)
+    assert "Opening balance" in main_text(page) and "Closing balance" in main_text(page)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Statement as PDF").click()
+    assert download.value.suggested_filename.endswith(".pdf")
+    with open(download.value.path(), "rb") as pdf:
+        assert pdf.read(4) == b"%PDF"
+    screenshot(page, "statements-desktop")
+
+
+@pytest.mark.parametrize("path", ["dashboard", "customer-analytics", "general-ledger"])
+def test_teller_never_sees_manager_reports(server, page_factory, path):
+    page = open_as(page_factory, server, "teller", path, DESKTOP)
+    # An unknown or refused URL falls back to the teller's first page.
+    assert helpers.page_title(page) != {"dashboard": "Dashboard",
+                                        "customer-analytics": "Customer analytics",
+                                        "general-ledger": "Ledger"}[path]
+    assert "Total deposits" not in main_text(page)

@@ -1,0 +1,242 @@
+"""The managers' dashboard, customer analytics, ledger and statements pages, driven by AppTest.
+
+The bank is the hand-built 2025 ledger of test_reports.py (worked answers in its docstring)
+plus a few transactions made today, so that both the default filters and chosen ones have
+known answers.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import pathlib
+
+import pytest
+from conftest import employee, login_for, make_customer
+from streamlit.testing.v1 import AppTest
+from streamlit.util import calc_hash
+from test_reports import LEDGER, backdate, post_backdated
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+
+
+ENV = ("BANKMS_DB", "BANKMS_COOKIE_KEY_FILE", "BANKMS_COOKIE_KEY", "BANKMS_NO_DEMO")
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pages")
+    saved = {name: os.environ.get(name) for name in ENV}
+    os.environ["BANKMS_DB"] = str(folder / "bank.duckdb")
+    os.environ["BANKMS_COOKIE_KEY_FILE"] = str(folder / "cookie.key")
+    os.environ.pop("BANKMS_COOKIE_KEY", None)
+    os.environ["BANKMS_NO_DEMO"] = "1"  # this test builds its own bank
+    from pages import common
+    bank = common.get_bank()
+    system = bank.system_actor()
+    ann = make_customer(bank, name="Ann Able")
+    bob = make_customer(bank, name="Bob Baker")
+    cat = make_customer(bank, name="Cat Cole")
+    dan = make_customer(bank, name="Dan Dunn")
+    names = {"A1": bank.accounts.open(system, ann, "checking"),
+             "S1": bank.accounts.open(system, ann, "savings"),
+             "B1": bank.accounts.open(system, bob, "checking", overdraft_limit="200.00"),
+             "C1": bank.accounts.open(system, cat, "checking")}
+    for cid, when in ((ann, "2024-12-01"), (bob, "2025-01-08"), (cat, "2024-11-01"),
+                      (dan, "2025-02-15")):
+        backdate(bank, customer_id=cid, when=when)
+    for name, when in (("A1", "2024-12-01"), ("S1", "2024-12-01"), ("B1", "2025-01-08"),
+                       ("C1", "2024-11-01")):
+        backdate(bank, account=names[name], when=when)
+    post_backdated(bank, LEDGER, names)
+    # Today: a new customer with 250.00, and Ann moves 20.00 to savings.
+    eve = make_customer(bank, name="Eve Evans")
+    names["E1"] = bank.accounts.open(system, eve, "checking")
+    bank.payments.deposit(system, names["E1"], "250.00")
+    bank.payments.transfer(system, names["A1"], names["S1"], "20.00")
+    ns = type("Shop", (), {})()
+    ns.bank, ns.names = bank, names
+    ns.manager = employee(bank, "manager")
+    ns.teller = employee(bank, "teller")
+    ns.ann = login_for(bank, ann, "ann.pages")
+    ns.customers = {"Ann": ann, "Bob": bob}
+    yield ns
+    assert bank.audit.verify() == []
+    bank.close()
+    common._open_bank.clear()
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def open_page(shop, actor, url):
+    """The app as `actor` on the page registered under `url`."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["session_id"] = shop.bank.auth.start_session(actor)
+    at.run()
+    assert url in offered(at), f"{url} is not offered to {actor.role}: {sorted(offered(at))}"
+    # st.Page(callable) registers no script path, so AppTest.switch_page cannot find it by
+    # file; select the page by its hash the way a browser's URL would.
+    at._page_hash = calc_hash(url)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def offered(at) -> set:
+    """The url paths of the pages st.navigation registered for this session."""
+    from pages.common import discover_pages
+
+    by_hash = {calc_hash(meta["url"]): meta["url"] for meta, _ in discover_pages()}
+    return {by_hash.get(page_hash, page_hash) for page_hash in at._registered_pages}
+
+
+def metrics(at):
+    return {m.label: (m.value, m.delta) for m in at.metric}
+
+
+# -- dashboard -----------------------------------------------------------------------------------
+def test_dashboard_shows_every_figure_and_chart(shop):
+    at = open_page(shop, shop.manager, "dashboard")
+    assert [t.value for t in at.title] == ["Dashboard"]
+    shown = metrics(at)
+    assert set(shown) == {"Total deposits", "Loans outstanding", "Portfolio at risk > 30 days",
+                          "Non-performing loans", "Active customers", "New customers",
+                          "New accounts", "Net flow"}
+    # Balances now: A1 738.00, S1 217.90, B1 1,150.00, C1 6,030.00, E1 250.00.
+    assert shown["Total deposits"][0] == "$8,385.90"
+    assert shown["New customers"][0] == "1" and shown["New accounts"][0] == "1"
+    assert len(at.get("plotly_chart")) == 8
+    assert len(at.get("download_button")) >= 10
+    assert not at.error
+
+
+@pytest.mark.parametrize("widget, value, figure, expected", [
+    # The worked February 2025 answers of test_reports.py.
+    ("period", (dt.date(2025, 2, 1), dt.date(2025, 2, 28)), "Total deposits",
+     ("$981.20", "-$548.30")),
+    ("period", (dt.date(2025, 2, 1), dt.date(2025, 2, 28)), "Net flow",
+     ("-$598.30", "-$2,097.80")),
+    ("period", (dt.date(2025, 2, 1), dt.date(2025, 2, 28)), "New customers", ("1", "0")),
+    ("as_of", dt.date(2025, 1, 31), "Total deposits", ("$1,529.50", "+$1,499.50")),
+    ("kind", "savings", "Total deposits", ("$203.20", "+$1.70")),
+])
+def test_dashboard_filters(shop, widget, value, figure, expected):
+    at = open_page(shop, shop.manager, "dashboard")
+    at.date_input(key="dashboard_period").set_value(
+        (dt.date(2025, 2, 1), dt.date(2025, 2, 28))).run()
+    if widget == "as_of":
+        at.date_input(key="dashboard_as_of").set_value(value).run()
+    elif widget == "kind":
+        at.selectbox(key="dashboard_kind").select(value).run()
+    assert not at.exception, at.exception
+    assert metrics(at)[figure] == expected
+    assert len(at.get("plotly_chart")) == 8
+
+
+def test_dashboard_lists_dormant_accounts_as_of_a_day(shop):
+    at = open_page(shop, shop.manager, "dashboard")
+    at.date_input(key="dashboard_period").set_value(
+        (dt.date(2025, 12, 1), dt.date(2025, 12, 31))).run()
+    dormant = at.dataframe[-1].value
+    assert dormant["account_number"].tolist() == [shop.names["C1"], shop.names["B1"],
+                                                  shop.names["S1"]]
+    assert [str(v) for v in dormant["balance"]] == ["6030.00", "1150.00", "197.90"]
+
+
+@pytest.mark.parametrize("role, url", [
+    ("teller", "dashboard"), ("teller", "customer-analytics"), ("teller", "general-ledger"),
+    ("customer", "dashboard"), ("customer", "general-ledger"),
+])
+def test_manager_pages_are_not_offered_to_others(shop, role, url):
+    actor = shop.teller if role == "teller" else shop.ann
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["session_id"] = shop.bank.auth.start_session(actor)
+    at.run()
+    assert url not in offered(at) and "statements" in offered(at)
+
+
+@pytest.mark.parametrize("page", ["reports_dashboard", "reports_customers", "reports_ledger",
+                                  "reports_statements"])
+def test_page_files_alone_draw_nothing(shop, page):
+    at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=30).run()
+    assert not at.exception
+    assert len(at.main.children) == 0
+
+
+# -- customer analytics --------------------------------------------------------------------------
+def test_customer_analytics(shop):
+    at = open_page(shop, shop.manager, "customer-analytics")
+    at.date_input(key="customers_period").set_value(
+        (dt.date(2025, 2, 1), dt.date(2025, 2, 28))).run()
+    assert [t.label for t in at.tabs] == ["RFM segments", "Cross-sell", "Falling activity",
+                                          "Service"]
+    assert len(at.get("plotly_chart")) == 3
+    at.selectbox(key="rfm_segment").select("At risk").run()
+    members = at.dataframe[1].value
+    assert members["full_name"].tolist() == ["Ann Able"]
+    at.date_input(key="customers_period").set_value(
+        (dt.date(2025, 5, 1), dt.date(2025, 5, 15))).run()
+    offers = at.dataframe[2].value
+    assert offers["full_name"].tolist() == ["Bob Baker"]
+    at.selectbox(key="cross_sell_offer").select("Savings account for a high balance").run()
+    assert at.dataframe[2].value["full_name"].tolist() == ["Cat Cole"]
+    assert not at.exception
+
+
+def test_service_figures_count_refusals(shop):
+    with pytest.raises(Exception):
+        shop.bank.payments.transfer(shop.ann, shop.names["B1"], shop.names["A1"], "1.00")
+    at = open_page(shop, shop.manager, "customer-analytics")
+    # Answers are cached for a minute; Refresh fetches them again.
+    at.button(key="customers_refresh").click().run()
+    shown = metrics(at)
+    assert shown["Refused transactions"][0] == "1"
+    assert at.dataframe[-1].value.values.tolist() == [["PermissionDenied", 1]]
+
+
+# -- ledger --------------------------------------------------------------------------------------
+def test_ledger_page(shop):
+    at = open_page(shop, shop.manager, "general-ledger")
+    assert metrics(at)["Difference"][0] == "$0.00"
+    at.date_input(key="ledger_as_of").set_value(dt.date(2025, 2, 28)).run()
+    shown = metrics(at)
+    assert shown["Total debits"][0] == shown["Total credits"][0] == "$983.20"
+    at.date_input(key="ledger_period").set_value(
+        (dt.date(2025, 2, 1), dt.date(2025, 2, 28))).run()
+    at.selectbox(key="ledger_account").select("GL1000").run()
+    lines = at.dataframe[-1].value
+    assert [str(v) for v in lines["balance"]] == ["-1430.00", "-930.00"]
+    assert not at.exception
+
+
+# -- statements ----------------------------------------------------------------------------------
+def test_customer_statement_page(shop):
+    at = open_page(shop, shop.ann, "statements")
+    assert at.selectbox(key="statement_account").options == [
+        f"{shop.names['A1']} · Checking", f"{shop.names['S1']} · Savings"]
+    at.selectbox(key="statement_month").select((2025, 1)).run()
+    shown = metrics(at)
+    assert shown["Opening balance"][0] == "$0.00"
+    assert shown["Money in"][0] == "$1,000.00"
+    assert shown["Money out"][0] == "$202.00"
+    assert shown["Closing balance"][0] == "$798.00"
+    labels = [b.label for b in at.get("download_button")]
+    assert "Statement as PDF" in labels and "Statement as CSV" in labels
+    at.selectbox(key="certificate_year").select(2025).run()
+    assert any("interest paid **$3.20**" in m.value for m in at.markdown)
+    assert not at.get("button") or "zip_build" not in [b.key for b in at.button]
+
+
+def test_staff_statement_page_and_zip(shop):
+    at = open_page(shop, shop.teller, "statements")
+    at.text_input(key="statement_account_number").input(shop.names["B1"]).run()
+    at.selectbox(key="statement_month").select((2025, 2)).run()
+    assert metrics(at)["Closing balance"][0] == "-$50.00"
+    at.text_input(key="statement_account_number").input("123").run()
+    assert any("12 digits" in e.value for e in at.error)
+    at.button(key="zip_build").click().run()
+    assert not at.exception
+    assert "zip_download" in [b.key for b in at.get("download_button")]
