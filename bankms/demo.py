@@ -171,6 +171,10 @@ DEMO_STAFF = [
      "full_name": "Morgan Reyes", "email": "morgan.reyes@bank.example"},
     {"role": "teller", "username": "teller", "password": "teller-demo-pass",
      "full_name": "Taylor Brooks", "email": "taylor.brooks@bank.example"},
+    # A second manager, because a manager's own large payment waits for another manager
+    # (four-eyes), and with one manager the demo could never approve it.
+    {"role": "manager", "username": "manager2", "password": "manager2-demo-pass",
+     "full_name": "Jordan Lee", "email": "jordan.lee@bank.example"},
 ]
 DEMO_CUSTOMERS = [
     {"role": "customer", "username": "alice", "password": "alice-demo-pass",
