@@ -1,10 +1,10 @@
 """Customer accounts: opening, reading balances and history, status, limits and closing."""
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal, InvalidOperation
 
 from . import accountnum
+from .dates import as_date
 from .errors import (
     AccountNotFound,
     CustomerNotActive,
@@ -30,19 +30,6 @@ def clean_rate(value) -> Decimal:
     if rate != rate.quantize(Decimal("0.0001")):
         raise InvalidInput("The interest rate may have at most four decimals.")
     return rate
-
-
-def _as_date(value, label):
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise InvalidInput(f"The {label} date must look like 2026-01-31.") from None
 
 
 def money_column(cents_series):
@@ -186,7 +173,7 @@ class Accounts:
         (business dates from start to end inclusive, transaction kind, text found in the memo,
         an account number or the transaction id) leave the running balance as it was."""
         number, row = self._readable(actor, number)
-        start, end = _as_date(start, "start"), _as_date(end, "end")
+        start, end = as_date(start, "start date"), as_date(end, "end date")
         if start and end and start > end:
             raise InvalidInput("The start date must not be after the end date.")
         if kind is not None and not isinstance(kind, str):

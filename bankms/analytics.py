@@ -31,6 +31,7 @@ from typing import Callable
 
 import pandas as pd
 
+from .dates import as_date
 from .errors import InvalidInput
 from .ledger import CUSTOMER_ACTIVITY_KINDS, CUSTOMER_KINDS
 
@@ -127,17 +128,6 @@ def sqlite_source(con) -> Source:
 
 
 # -- filters -------------------------------------------------------------------------------------
-def _as_date(value, label) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise InvalidInput(f"The {label} date must look like 2026-01-31.") from None
-
-
 def midnight_after(day: dt.date) -> dt.datetime:
     """The first instant after the day: 'as of D' means every posting before this."""
     return dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
@@ -158,12 +148,14 @@ class Filters:
     as_of: dt.date | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "start", _as_date(self.start, "start"))
-        object.__setattr__(self, "end", _as_date(self.end, "end"))
+        if self.start is None or self.end is None:
+            raise InvalidInput("Please choose a start and an end date.")
+        object.__setattr__(self, "start", as_date(self.start, "start date"))
+        object.__setattr__(self, "end", as_date(self.end, "end date"))
         if self.as_of is None:
             object.__setattr__(self, "as_of", self.end)
         else:
-            object.__setattr__(self, "as_of", _as_date(self.as_of, "as-of"))
+            object.__setattr__(self, "as_of", as_date(self.as_of, "as-of date"))
         if self.start > self.end:
             raise InvalidInput("The start date must not be after the end date.")
         if self.kind not in ACCOUNT_KINDS:

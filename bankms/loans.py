@@ -48,6 +48,7 @@ import pandas as pd
 from . import accountnum
 from .accounts import clean_rate
 from .bank import INTERNAL
+from .dates import as_date
 from .errors import (
     AccountNotFound,
     BankError,
@@ -195,19 +196,6 @@ def _loan_id(value) -> int:
         return int(str(value).strip())
     except ValueError:
         raise InvalidInput(f"'{value}' is not a loan number.") from None
-
-
-def _as_date(value, label="date"):
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise InvalidInput(f"The {label} must look like 2026-01-31.") from None
 
 
 def quote_frame(principal_cents, rate, term_months, first_due) -> pd.DataFrame:
@@ -422,7 +410,7 @@ class Loans:
         cents = to_cents(principal)
         rate = clean_rate(annual_rate_percent)
         term = clean_term(term_months)
-        first = _as_date(first_due, "first due date") or add_months(self._bank.business_date, 1)
+        first = as_date(first_due, "first due date") or add_months(self._bank.business_date, 1)
         return quote_frame(cents, rate, term, first)
 
     def product_quote(self, product, principal, term_months) -> pd.DataFrame:

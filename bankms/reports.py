@@ -24,6 +24,7 @@ import pandas as pd
 
 from . import accountnum, analytics, documents
 from .analytics import Filters
+from .dates import as_date
 from .errors import AccountNotFound, CustomerNotFound, InvalidInput
 from .ledger import utcnow
 from .money import to_money
@@ -172,7 +173,7 @@ class Reports:
 
     def filters(self, start=None, end=None, kind="all", as_of=None, *, days=90) -> Filters:
         end = end or self.today()
-        end = analytics._as_date(end, "end")
+        end = as_date(end, "end date")
         start = start or end - dt.timedelta(days=days - 1)
         return Filters(start=start, end=end, kind=kind, as_of=as_of)
 
@@ -200,7 +201,7 @@ class Reports:
     def trial_balance(self, actor, as_of=None) -> pd.DataFrame:
         """Ledger lines with debit/credit columns as of the day (now if None); sums to zero."""
         self._bank.require(actor, "report.read", entity="report", entity_id="trial_balance")
-        as_of = None if as_of is None else analytics._as_date(as_of, "as-of")
+        as_of = None if as_of is None else as_date(as_of, "as-of date")
         return _with_money(analytics.trial_balance(self.source, as_of),
                            "debit_cents", "credit_cents", "balance_cents")
 
