@@ -10,13 +10,11 @@ import itertools
 import os
 import re
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
+from apptest_util import goto, open_app, urls
 from conftest import employee, funded_account, login_for, make_customer
-from streamlit.testing.v1 import AppTest
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 _names = itertools.count(1)
 
 
@@ -41,29 +39,6 @@ def app_bank(tmp_path_factory):
 def staff(app_bank):
     return {"teller": employee(app_bank, "teller"), "manager": employee(app_bank, "manager"),
             "manager2": employee(app_bank, "manager")}
-
-
-def open_app(bank, actor, url=None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=30)
-    at.session_state["session_id"] = bank.auth.start_session(actor)
-    at.run()
-    if url:
-        goto(at, url)
-    return at
-
-
-def goto(at, url):
-    # st.navigation pages built from functions have no file of their own, so AppTest's
-    # switch_page (which matches files) cannot find them; select the page by its url instead.
-    hashes = [h for h, info in at._registered_pages.items() if info.get("url_pathname") == url]
-    assert hashes, f"page {url} is not offered to this user"
-    at._page_hash = hashes[0]
-    at.run()
-    assert not at.exception, at.exception
-
-
-def urls(at):
-    return {info.get("url_pathname") for info in at._registered_pages.values()}
 
 
 def by_label(elements, label):

@@ -10,14 +10,12 @@ import datetime as dt
 import itertools
 import os
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
+from apptest_util import open_app, urls
 from conftest import employee, funded_account, login_for, make_customer
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 _names = itertools.count(1)
 D = Decimal
 
@@ -48,28 +46,6 @@ def borrower(bank, name, amount="500.00"):
     cid = make_customer(bank, name=name)
     number = funded_account(bank, amount, customer_id=cid)
     return cid, number, login_for(bank, cid, f"loanpage{next(_names)}")
-
-
-def open_app(bank, actor, url=None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=30)
-    at.session_state["session_id"] = bank.auth.start_session(actor)
-    at.run()
-    if url:
-        goto(at, url)
-    return at
-
-
-def goto(at, url):
-    # Pages built from functions have no file, so select the page by its url.
-    hashes = [h for h, info in at._registered_pages.items() if info.get("url_pathname") == url]
-    assert hashes, f"page {url} is not offered to this user"
-    at._page_hash = hashes[0]
-    at.run()
-    assert not at.exception, at.exception
-
-
-def urls(at):
-    return {info.get("url_pathname") for info in at._registered_pages.values()}
 
 
 def texts(at):

@@ -1,0 +1,33 @@
+"""AppTest helpers shared by the page tests: open the app as a signed-in user and go to a page.
+
+Pages built from functions have no file of their own, so AppTest's switch_page (which matches
+files) cannot find them; `goto` selects the page by its url through AppTest's page hash.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def open_app(bank, actor, url=None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.session_state["session_id"] = bank.auth.start_session(actor)
+    at.run()
+    if url:
+        goto(at, url)
+    return at
+
+
+def goto(at, url):
+    hashes = [h for h, info in at._registered_pages.items() if info.get("url_pathname") == url]
+    assert hashes, f"page {url} is not offered to this user"
+    at._page_hash = hashes[0]
+    at.run()
+    assert not at.exception, at.exception
+
+
+def urls(at) -> set:
+    return {info.get("url_pathname") for info in at._registered_pages.values()}
