@@ -39,7 +39,9 @@ if not pages:
     st.stop()
 st.session_state["_nav_pages"] = pages
 st.session_state["_nav_role"] = role
-navigation = st.navigation(list(pages.values()))
+# expanded=True: a manager has over twenty pages, and the default menu hides all but ten
+# behind a "View more" button.
+navigation = st.navigation(list(pages.values()), expanded=True)
 # The browser tab names the page that runs (and lets a test see which page the server chose).
 st.set_page_config(page_title=f"{navigation.title} · bankms")
 
