@@ -80,12 +80,13 @@ def _shown(unit, value):
 def key_figures(df, f):
     # A rise in loans at risk is bad news, so those deltas are coloured the other way round.
     bad_when_up = {"Portfolio at risk > 30 days", "Non-performing loans"}
+    per_row = 3  # four to a row cut amounts in the millions short on a laptop screen
     for i, row in enumerate(df.itertuples()):
-        if i % 4 == 0:
-            # A row of four per st.columns call, so that phones stack them in reading order.
-            columns = st.columns(4)
+        if i % per_row == 0:
+            # One st.columns call per row, so that phones stack the figures in reading order.
+            columns = st.columns(per_row)
         same = row.value == row.previous
-        columns[i % 4].metric(
+        columns[i % per_row].metric(
             row.figure, _shown(row.unit, row.value),
             delta=_delta(row.unit, row.value, row.previous),
             delta_color="off" if same else "inverse" if row.figure in bad_when_up else "normal",
