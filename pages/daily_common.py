@@ -130,6 +130,20 @@ def show_stashed_error(name: str) -> None:
 
 
 # -- review / confirm ---------------------------------------------------------------------------
+def request_review(name: str, typed: dict, make_review) -> None:
+    """The Review button was clicked: keep what was typed (to refill the form after
+    'Change'), ask bankms for the review, and show it, or the refusal beside the form."""
+    save_draft(name, typed)
+    try:
+        review = make_review()
+    except BankError as exc:
+        show_error(exc)
+        return
+    clear_result(name)
+    begin_review(name, review)
+    st.rerun()
+
+
 def begin_review(name: str, review: dict) -> None:
     st.session_state[f"_review_{name}"] = {**review, "key": form_key(name)}
 

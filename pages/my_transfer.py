@@ -11,8 +11,7 @@ OWN, OTHER = "Between my accounts", "To someone else"
 
 
 def _form(bank, actor, accounts):
-    from bankms.errors import BankError
-    from pages.common import money, show_error
+    from pages.common import money
     from pages import daily_common as dc
 
     typed = dc.draft(FORM)
@@ -41,17 +40,10 @@ def _form(bank, actor, accounts):
     limit = bank.settings.get_int("customer_daily_transfer_cents_max", 500000)
     st.caption(f"Transfers to other customers are limited to {dc.md(money(limit))} a day.")
     if submitted:
-        dc.save_draft(FORM, {"where": where, "source": source, "target": target or "",
-                             "amount": amount, "memo": memo})
-        try:
-            review = bank.payments.review(actor, "transfer", amount=amount, source=source,
-                                          target=target, memo=memo)
-        except BankError as exc:
-            show_error(exc)
-        else:
-            dc.clear_result(FORM)
-            dc.begin_review(FORM, review)
-            st.rerun()
+        dc.request_review(FORM, {"where": where, "source": source, "target": target or "",
+                                 "amount": amount, "memo": memo},
+                          lambda: bank.payments.review(actor, "transfer", amount=amount,
+                                                       source=source, target=target, memo=memo))
 
 
 def _review(bank, actor, review):

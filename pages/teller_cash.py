@@ -23,8 +23,6 @@ def _post(bank, actor, review):
 
 
 def _form(bank, actor):
-    from bankms.errors import BankError
-    from pages.common import show_error
     from pages import daily_common as dc
 
     typed = dc.draft(FORM)
@@ -50,17 +48,10 @@ def _form(bank, actor):
                              key=f"cash_memo_{kind}")
         submitted = st.form_submit_button("Review", type="primary", key=f"cash_review_{kind}")
     if submitted:
-        dc.save_draft(FORM, {"label": label, "source": source or "", "target": target or "",
-                             "amount": amount, "memo": memo})
-        try:
-            review = bank.payments.review(actor, kind, amount=amount, source=source,
-                                          target=target, memo=memo)
-        except BankError as exc:
-            show_error(exc)
-        else:
-            dc.clear_result(FORM)
-            dc.begin_review(FORM, review)
-            st.rerun()
+        dc.request_review(FORM, {"label": label, "source": source or "", "target": target or "",
+                                 "amount": amount, "memo": memo},
+                          lambda: bank.payments.review(actor, kind, amount=amount, source=source,
+                                                       target=target, memo=memo))
 
 
 def _review(bank, actor, review):
