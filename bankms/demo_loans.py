@@ -183,7 +183,8 @@ class LoanBook:
         # than 35 % of the income, as a lender would insist.
         cap = np.minimum(0.9 * (np.floor(0.995 * b.income) - 1 - b.acc_limit[chk]
                                 - b.standing_order), 0.35 * b.income)
-        self.cap = np.where(b.chk >= 0, cap, 0)
+        # Whole cents, rounded down, so the payments compared with it stay integer arithmetic.
+        self.cap = np.where(b.chk >= 0, np.floor(cap), 0).astype(np.int64)
         salaried = np.isin(b.seg, [PROFESSIONAL, RETIREE])
         # Borrowers whose money the bank has watched since before the period.
         settled = b.acc_open[chk] < b.start
@@ -401,11 +402,11 @@ class LoanBook:
             principal = int(median * rng.lognormal(0, 0.5)) // 50_000 * 50_000
         principal = int(min(max(principal, lo_c), hi_c))
         if fit:
-            cap = float(self.cap[c])
+            cap = int(self.cap[c])
             for option in (term, max(terms or [term])):
                 payment = annuity_payment_cents(principal, Decimal(rate), option)
                 if payment > cap:
-                    principal = max(int(principal * cap / payment) // 50_000 * 50_000, 0)
+                    principal = max(principal * cap // payment // 50_000 * 50_000, 0)
                     principal = min(principal, hi_c)
                 if principal >= lo_c:
                     term = option
