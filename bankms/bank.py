@@ -55,7 +55,7 @@ class Bank:
         self._lock = threading.Lock()
         self._ensure_internal_accounts()
         self.state = LedgerState(self._con.cursor())
-        self._writer = Writer(self._con, None, on_refusal=self._audit_refusal,
+        self._writer = Writer(self._con, None,
                               batch_size_max=batch_size_max)
         self._writer._post_batch = BatchPoster(self._writer.cursor, self.state)
 
@@ -193,22 +193,6 @@ class Bank:
                            after={"reason": type(exc).__name__, "message": str(exc)},
                            outcome="refused")
         self.write(fn)
-
-    def _audit_refusal(self, cur, exc):
-        """Called by the writer after a failed job has rolled back: keep PermissionDenied on
-        record even though the job's own writes are gone."""
-        info = getattr(exc, "audit", None)
-        if not isinstance(exc, PermissionDenied) or info is None:
-            return
-        actor, action, entity, entity_id = info
-        try:
-            with db.UnitOfWork(cur) as uow:
-                self.audit_row(uow, actor, action, entity, entity_id,
-                               after={"reason": type(exc).__name__, "message": str(exc)},
-                               outcome="refused")
-                uow.commit()
-        except Exception:
-            pass
 
     def _ensure_internal_accounts(self):
         cur = self._con.cursor()

@@ -43,10 +43,9 @@ class _Job:
 
 
 class Writer:
-    def __init__(self, con, post_batch, on_refusal=None, batch_size_max: int = 512):
+    def __init__(self, con, post_batch, batch_size_max: int = 512):
         self._cur = con.cursor()
         self._post_batch = post_batch
-        self._on_refusal = on_refusal
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._batch_size_max = batch_size_max
         self.linger_s = 0.002
@@ -152,9 +151,8 @@ class Writer:
                 uow.commit()
             job.finish(result=result)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to its caller
-            # Record the refusal before answering, so a caller reading right after sees it.
-            if self._on_refusal is not None:
-                self._on_refusal(self._cur, exc)
+            # Refusals are audited by the services (Bank.require, record_refusal) in a job of
+            # their own, since this job's writes are rolled back.
             job.finish(error=exc)
         finally:
             # Any job may have changed account rows that the poster caches.
