@@ -133,12 +133,10 @@ def cmd_setting(args):
 
 
 def cmd_eod(args):
-    import datetime as dt
     bank = open_bank(db_path(args.db))
     try:
-        until = dt.date.fromisoformat(args.until) if args.until else None
-        result = bank.end_of_day(bank.system_actor(), until=until,
-                                 progress=_progress("end of day"))
+        result = bank.end_of_day(bank.system_actor(), until=args.until,
+                                 progress=_progress("end of day"), confirm=args.yes)
         print(result)
     finally:
         bank.close()
@@ -174,8 +172,10 @@ def main(argv=None) -> int:
     p.add_argument("key")
     p.add_argument("value", nargs="?")
     p.set_defaults(fn=cmd_setting)
-    p = sub.add_parser("eod", help="run end of day up to --until (default: today)")
+    p = sub.add_parser("eod", help="run end of day up to --until (default: the last day that "
+                       "has ended)")
     p.add_argument("--until")
+    p.add_argument("--yes", action="store_true", help="confirm a catch-up of many days")
     p.set_defaults(fn=cmd_eod)
     args = parser.parse_args(argv)
     try:

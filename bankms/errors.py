@@ -99,3 +99,11 @@ class InvalidState(BankError):
 
 class WeakCookieKey(BankError):
     """The sign-in cookie key is missing, short, well known or readable by others."""
+
+
+class DayNotEnded(BankError):
+    """End of day was asked to close a day that has not ended in the bank's time zone."""
+
+
+class ConfirmationRequired(BankError):
+    """An action with wide effects (a long end-of-day catch-up) was not confirmed."""

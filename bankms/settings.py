@@ -1,6 +1,8 @@
 """Bank-wide settings (limits, timeouts, the business date), kept in the `settings` table."""
 from __future__ import annotations
 
+from .businessday import clean_setting
+
 
 class Settings:
     def __init__(self, bank):
@@ -18,6 +20,9 @@ class Settings:
         self._bank.require(actor, "bank.admin" if actor.role == "system" else "user.manage",
                            entity="setting", entity_id=key)
         bank = self._bank
+        # The time-zone and end-of-day settings are read by rules that must not meet a bad
+        # value (InvalidInput here, before anything is stored).
+        value = clean_setting(key, value)
 
         def fn(uow):
             old = uow.fetchone("SELECT value FROM settings WHERE key = ?", [key])
