@@ -213,10 +213,11 @@ def test_teller_takes_a_cash_payment(app_bank, staff):
                              [lid]) == ("cash", 25_000)
 
 
-def test_manager_runs_end_of_day_with_progress(app_bank, staff):
+def test_manager_runs_end_of_day_with_progress(app_bank, staff, monkeypatch):
     start = app_bank.business_date
-    # Three days later, past the cut-off: the three days from `start` have ended.
-    app_bank.clock = Clock(dt.datetime.combine(start + dt.timedelta(days=2), dt.time(23, 45)))
+    # Two days later, past the cut-off: the three days from `start` have ended.
+    monkeypatch.setattr(app_bank, "clock", Clock(dt.datetime.combine(
+        start + dt.timedelta(days=2), dt.time(23, 45))))
     at = open_app(app_bank, staff["manager"], "end-of-day")
     assert f"Business date {start}" in texts(at)
     at.date_input(key="eod_until").set_value(start + dt.timedelta(days=2))
