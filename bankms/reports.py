@@ -146,6 +146,11 @@ class InterestCertificate:
         return documents.certificate_pdf(self)
 
 
+# The business date an account opened on. Rows loaded in bulk without it (older loaders) fall
+# back to the opening stamp's day rather than vanish from statements.
+OPENED = "coalesce(a.opened_date, CAST(a.opened_at AS DATE))"
+
+
 def month_bounds(year, month) -> tuple[dt.date, dt.date]:
     try:
         year, month = int(year), int(month)
@@ -231,7 +236,7 @@ class Reports:
     def _account(self, actor, account_number):
         number = accountnum.normalize(account_number)
         row = self._bank.read_one(
-            "SELECT a.id, a.account_number, a.customer_id, c.full_name, a.kind, a.opened_date "
+            f"SELECT a.id, a.account_number, a.customer_id, c.full_name, a.kind, {OPENED} "
             "FROM accounts a JOIN customers c ON c.id = a.customer_id "
             "WHERE a.account_number = ?", [number])
         if row is None:
@@ -278,7 +283,7 @@ class Reports:
         accounts = self._bank.read_df(
             "SELECT a.id AS account_id, a.account_number, a.customer_id, c.full_name, a.kind "
             "FROM accounts a JOIN customers c ON c.id = a.customer_id "
-            "WHERE a.opened_date <= ? AND (a.closed_date IS NULL OR a.closed_date >= ?) "
+            f"WHERE {OPENED} <= ? AND (a.closed_date IS NULL OR a.closed_date >= ?) "
             "ORDER BY a.account_number", [last, first])
         openings, lines = analytics.month_rows(self.source, first, last)
         opening_of = dict(zip(openings["account_id"], openings["opening_cents"]))
