@@ -23,6 +23,10 @@ from .security import Actor
 ACTOR = Actor(username="auto-eod", role="system", full_name="Automatic end of day")
 
 
+class _Stopped(Exception):
+    """Raised between two days when the bank is closing: the days closed so far stay closed."""
+
+
 class EodScheduler:
     """Closes ended business days; `tick` is the whole job, the thread only repeats it."""
 
@@ -69,10 +73,13 @@ class EodScheduler:
 
         def progress(done, total):
             self.progress = (done, total)
+            if self._stop.is_set() and done < total:
+                raise _Stopped(f"stopped after {done} of {total} days: the bank is closing")
         try:
             # Confirmed by design: every day closed here has ended (see the module docstring).
             result = close_days(bank, ACTOR, closable, progress, confirm=True, now=now)
         except Exception as exc:  # noqa: BLE001 - recorded, retried after retry_after_s
+            # (_Stopped included: the next process start catches up the rest.)
             self._failed_at = now
             self.last_outcome = {"at": now, "outcome": "failed", "business_date":
                                  bank.business_date, "message": f"{type(exc).__name__}: {exc}"}

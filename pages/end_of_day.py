@@ -70,6 +70,8 @@ def _show_status(slot, status) -> None:
         elif status["running"]:
             done, total = status["progress"]
             right.metric("Automatic end of day", f"running: {done} of {total} days")
+        elif status["days_behind"]:
+            right.metric("Next automatic run", "due now")
         else:
             nxt = status["next_run"]
             right.metric("Next automatic run", f"{nxt:%Y-%m-%d %H:%M}" if nxt else "-")

@@ -307,3 +307,19 @@ def test_business_dates_are_filled_in_when_an_older_bank_opens(tmp_path):
                                                    dt.date(2026, 3, 15))
     finally:
         bank.close()
+
+
+def test_closing_the_bank_stops_a_catch_up_between_days(day_bank, clock, monkeypatch):
+    """The thread's stop flag is checked after each closed day; whole days stay closed."""
+    scheduler = eod_auto.EodScheduler(day_bank)
+    clock.now = at(D0, "01:00", 5)
+    accrue = eod._accrue
+
+    def accrue_then_stop(uow, day, out):
+        accrue(uow, day, out)
+        scheduler._stop.set()  # as bank.close() does, while the first day is being closed
+    monkeypatch.setattr(eod, "_accrue", accrue_then_stop)
+    assert scheduler.tick() is None
+    assert day_bank.business_date == D0 + DAY
+    assert "the bank is closing" in scheduler.status()["last_outcome"]["after"]["message"]
+    assert day_bank.audit.verify() == []
