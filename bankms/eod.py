@@ -17,17 +17,18 @@ in one database transaction it
    remainder is carried into next month, so over time nothing is lost or invented by rounding;
 6. marks accounts dormant after `dormancy_months` (12) without customer activity
    (accounts.last_activity_date, the business date of the last deposit, withdrawal, transfer
-   or loan repayment, which the ledger sets), and makes dormant accounts active again once such activity appears: the
-   ledger already lets dormant accounts move money, so reactivating at the next end of day
-   keeps the posting path untouched;
+   or loan repayment, which the ledger sets), and makes dormant accounts active again once
+   such activity appears: the ledger already lets dormant accounts move money, so
+   reactivating at the next end of day keeps the posting path untouched;
 7. records D in eod_runs and moves the business date to D+1.
 
 The business date is the clock here: dormancy compares last activity with D+1 minus 12 months.
 Every calendar day is a business day (there is no holiday calendar). `end_of_day(until=U)`
 closes each day from the current business date through U in order, never a day that has not
 ended in the bank's time zone (businessday.py), and more than a few days only when confirmed;
-one transaction per day, so a crash leaves whole days closed or not; a date already closed is skipped, so running it twice
-changes nothing. Bulk postings go through bank.ledger.post_frames_in, with funds checked in SQL.
+one transaction per day, so a crash leaves whole days closed or not; a date already closed is
+skipped, so running it twice changes nothing. Bulk postings go through
+bank.ledger.post_frames_in, with funds checked in SQL.
 """
 from __future__ import annotations
 
@@ -147,7 +148,7 @@ class EodResult:
 
 
 def _clean_until(until, closable: dt.date) -> dt.date:
-    """The last day to close: `closable` when None, else a date (or ISO text) no later."""
+    """The last day to close: `closable` when None, else the date given (or its ISO text)."""
     if until is None:
         return closable
     if isinstance(until, dt.datetime):
