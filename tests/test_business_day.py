@@ -323,3 +323,17 @@ def test_closing_the_bank_stops_a_catch_up_between_days(day_bank, clock, monkeyp
     assert day_bank.business_date == D0 + DAY
     assert "the bank is closing" in scheduler.status()["last_outcome"]["after"]["message"]
     assert day_bank.audit.verify() == []
+
+
+@pytest.mark.parametrize("zone, hours", [("UTC", 0), ("Asia/Tokyo", 9), ("America/Bogota", -5)])
+def test_receipts_show_the_posting_time_on_the_banks_clock(day_bank, zone, hours):
+    from bankms.receipts import receipt_lines
+    day_bank.settings.set(day_bank.system_actor(), "bank_time_zone", zone)
+    number = funded_account(day_bank, "5.00")
+    tid = day_bank.read_one("SELECT max(id) FROM transactions WHERE target_account = ?",
+                            [number])[0]
+    details = day_bank.payments.receipt_details(day_bank.system_actor(), tid)
+    local = details["posted_at"] + dt.timedelta(hours=hours)
+    lines = dict(receipt_lines(details))
+    assert (lines["Posted at"], lines["Business date"]) == (
+        f"{local:%Y-%m-%d %H:%M:%S} {zone}", str(D0))
