@@ -64,8 +64,15 @@ def _progress(label):
     return report
 
 
+def _new_or_existing(path: str):
+    """A bank at path, created when nothing is there; never some other file made into one."""
+    if os.path.exists(path):
+        files.check_bank_file(path)
+    return open_bank(path)
+
+
 def cmd_init(args):
-    bank = open_bank(db_path(args.db))
+    bank = _new_or_existing(db_path(args.db))
     try:
         if not args.no_demo:
             from .demo import build_demo, demo_exists, is_empty
@@ -89,10 +96,7 @@ def _print_logins(logins):
 
 def cmd_demo(args):
     from .demo import build_demo
-    path = db_path(args.db)
-    if os.path.exists(path):
-        files.check_bank_file(path)  # never turn some other database into a bank
-    bank = open_bank(path)
+    bank = _new_or_existing(db_path(args.db))
     try:
         # build_demo refuses a bank with any user, customer or transaction (demo.is_empty).
         logins = build_demo(bank, customers=args.customers, months=args.months, seed=args.seed,
@@ -241,9 +245,9 @@ def main(argv=None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - a command line never shows a traceback
-        message = _one_line(exc)
+        message = f"{type(exc).__name__}: {_one_line(exc)}"
         if "lock" in message.lower():
             message = ("the database is in use by another process (is the app running? "
                        "Use its Operations page, or stop it first)")
-        print(f"error: {type(exc).__name__}: {message}", file=sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
         return EXIT_UNEXPECTED

@@ -110,11 +110,11 @@ def _s(key, meaning, kind, default, minimum=None, maximum=None, unit=""):
 DAY_S = 86_400
 REGISTRY: dict[str, Setting] = dict([
     _s("customer_daily_transfer_cents_max",
-       "Most a customer may send to other customers in one day (payments.py).",
+       "Most a customer may send to other customers in one day.",
        "cents", "500000", 1, AMOUNT_CENTS_MAX),
     _s("four_eyes_threshold_cents",
-       "Deposits, withdrawals and transfers by staff above this wait for a second manager "
-       "(approvals.py).", "cents", "1000000", 1, AMOUNT_CENTS_MAX),
+       "Deposits, withdrawals and transfers by staff above this wait for a second manager.",
+       "cents", "1000000", 1, AMOUNT_CENTS_MAX),
     _s("login_attempts_max", "Failed sign-ins in a row before a user is locked out.",
        "int", "5", 1, 1000, "attempts"),
     _s("lockout_s", "How long a locked-out user must wait before signing in again.",

@@ -98,8 +98,12 @@ def _settings(bank, actor) -> None:
     from bankms.settings import REGISTRY
 
     table = st.empty()  # filled last, so that it shows a value saved in this run
+    # The choice sits outside the form so that the meaning and range follow it at once.
+    key = st.selectbox("Setting", list(REGISTRY), key="ops_setting_key")
+    chosen = REGISTRY[key]
+    st.caption(f"{chosen.meaning} Must be {chosen.type_label}: {chosen.allowed}. "
+               f"Default {chosen.default}; now {bank.settings.get(key)}.")
     with st.form("ops_setting_form"):
-        key = st.selectbox("Setting", list(REGISTRY), key="ops_setting_key")
         value = st.text_input("New value", key="ops_setting_value")
         submitted = st.form_submit_button("Save setting", type="primary")
     if submitted:

@@ -79,6 +79,8 @@ CASES = [
     (["demo", "--customers", "10", "--months", "1", "--db", "{db}"], 2,
      "only into a new, empty bank"),
     (["demo", "--customers", "10", "--db", "{dir}/other.duckdb"], 2, "no bank tables"),
+    (["init", "--db", "{dir}/other.duckdb"], 2, "no bank tables"),
+    (["init", "--no-demo", "--db", "{dir}/notes.txt"], 2, "not a DuckDB database"),
     (["--db", "{db}"], 2, "required: command"),
     (["frobnicate", "--db", "{db}"], 2, "invalid choice"),
     (["backup", "--db", "{db}"], 2, "required: dest"),
@@ -147,15 +149,21 @@ def test_verify_exits_1_and_lists_problems(tmp_path, capsys):
 
 # -- backup and restore -------------------------------------------------------------------------
 
+def customer_account(bank, name) -> tuple[int, str]:
+    """(customer id, checking account number) of a new active customer."""
+    system = bank.system_actor()
+    cid = bank.customers.create(system, full_name=name, email="c@example.com",
+                                phone="+1 555 0100", date_of_birth="1990-01-02",
+                                national_id=name.upper().replace(" ", ""),
+                                address="1 Main Street")
+    return cid, bank.accounts.open(system, cid, kind="checking")
+
+
 def test_backup_and_restore_round_trip_with_private_modes(tmp_path, capsys):
     db = str(tmp_path / "live" / "bank.duckdb")
     with bankms.open_bank(db, bcrypt_rounds=4) as bank:
-        system = bank.system_actor()
-        cid = bank.customers.create(system, full_name="Rosa Restore", email="r@example.com",
-                                    phone="+1 555 0100", date_of_birth="1990-01-02",
-                                    national_id="RR1", address="1 Main Street")
-        number = bank.accounts.open(system, cid, kind="checking")
-        bank.payments.deposit(system, number, "321.09")
+        cid, number = customer_account(bank, "Rosa Restore")
+        bank.payments.deposit(bank.system_actor(), number, "321.09")
     file_copy, folder_copy = str(tmp_path / "b" / "copy.duckdb"), str(tmp_path / "export")
     assert cli.main(["backup", file_copy, "--db", db]) == 0
     assert cli.main(["--db", db, "backup", folder_copy]) == 0
@@ -193,10 +201,7 @@ def test_backup_while_the_bank_keeps_posting(tmp_path):
     db = str(tmp_path / "busy.duckdb")
     with bankms.open_bank(db, bcrypt_rounds=4) as bank:
         system = bank.system_actor()
-        cid = bank.customers.create(system, full_name="Busy Bee", email="b@example.com",
-                                    phone="+1 555 0100", date_of_birth="1990-01-02",
-                                    national_id="BB1", address="1 Main Street")
-        number = bank.accounts.open(system, cid, kind="checking")
+        _, number = customer_account(bank, "Busy Bee")
         stop = threading.Event()
 
         def deposits():
