@@ -29,12 +29,14 @@ def render() -> None:
 
 def _business_date(bank, actor) -> None:
     import datetime as dt
+    import zoneinfo
 
     from bankms.eod import recent_runs
 
+    zone = bank.settings.value("bank_time_zone")
     left, right = st.columns(2)
     left.metric("Business date", str(bank.business_date))
-    right.metric("Calendar date (UTC)", str(dt.datetime.now(dt.timezone.utc).date()))
+    right.metric(f"Calendar date ({zone})", str(dt.datetime.now(zoneinfo.ZoneInfo(zone)).date()))
     runs = recent_runs(bank, actor, limit=10)
     if runs.empty:
         st.caption("No end-of-day run yet.")

@@ -377,7 +377,7 @@ def test_operations_page(app_env):
 
     bank = app_env
     at = open_app(bank, bank.auth.actor_for("mara"), "bank-operations")
-    assert [m.label for m in at.metric][:1] == ["Business date"]
+    assert [m.label for m in at.metric] == ["Business date", "Calendar date (UTC)"]
     at.button(key="ops_verify").click().run()
     assert [s.value for s in at.success] == ["Every invariant holds."]
     # Backup to a named file, never over an existing one.
