@@ -28,8 +28,9 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 def verify(bank, actor) -> dict:
     """Every ledger invariant checked (audit.verify); managers and the system.
 
-    Returns {"ok": bool, "problems": [str], "summary": {kind: count}}, where kind is the first
-    word or two of each problem (e.g. "account", "transaction"), for a short overview."""
+    Returns {"ok": bool, "problems": [str], "summary": {kind: count}}, where kind is each
+    problem's words before its first number or account number (e.g. "account",
+    "transaction", "trial balance is"), for a short overview."""
     bank.require(actor, "audit.verify", entity="bank")
     problems = bank.audit.verify()
     summary: dict[str, int] = {}

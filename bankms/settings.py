@@ -82,7 +82,7 @@ class Setting:
     def type_label(self) -> str:
         """What kind of value, in words that follow "must be"."""
         return {"int": f"a whole number of {self.unit}" if self.unit else "a whole number",
-                "cents": "an amount in whole cents", "bool": "1 or 0 (yes or no)",
+                "cents": "an amount in whole cents", "bool": "yes or no",
                 "time": "a time of day as HH:MM (24 hours)",
                 "timezone": "an IANA time zone name (e.g. Europe/Berlin)"}[self.kind]
 
@@ -95,12 +95,12 @@ class Setting:
         if self.kind == "int":
             unit = f" {self.unit}" if self.unit else ""
             return f"{self.minimum:,} to {self.maximum:,}{unit}"
-        return {"bool": "1, yes, true or on; 0, no, false or off", "time": "00:00 to 23:59",
+        return {"bool": "1, yes, true or on for yes; 0, no, false or off for no", "time": "00:00 to 23:59",
                 "timezone": "any name in the IANA time zone database"}[self.kind]
 
     def _bad(self, value) -> InvalidInput:
         return InvalidInput(f"{value!r} is not a valid value for {self.key}: it must be "
-                            f"{self.type_label}, {self.allowed}.")
+                            f"{self.type_label}: {self.allowed}.")
 
 
 def _s(key, meaning, kind, default, minimum=None, maximum=None, unit=""):
