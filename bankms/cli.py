@@ -152,8 +152,8 @@ def cmd_create_employee(args):
 
 def cmd_setting(args):
     """List the settings, show one, or change one (validated against settings.REGISTRY)."""
-    from .settings import describe
-    if args.key is not None:
+    from .settings import INTERNAL_KEYS, describe
+    if args.key is not None and (args.value is not None or args.key not in INTERNAL_KEYS):
         describe(args.key)  # an unknown key is refused before the bank is opened
     bank = _existing(args)
     try:

@@ -89,6 +89,7 @@ CASES = [
      "bank_time_zone = Europe/Berlin"),
     (["setting", "eod_auto", "no", "--db", "{db}"], 0, "eod_auto = 0"),
     (["setting", "--db", "{db}"], 0, "eod_cutoff_time = 23:30"),
+    (["setting", "business_date", "--db", "{db}"], 0, "business_date = 20"),
     (["verify", "--db", "{db}"], 0, "ok: every invariant holds"),
     (["--db", "{db}", "verify"], 0, "ok: every invariant holds"),
 ]
