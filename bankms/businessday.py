@@ -22,17 +22,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import InvalidInput
 
-DEFAULTS = {
-    "bank_time_zone": "UTC",
-    "eod_cutoff_time": "23:30",
-    # A run closing more days than this at once must be confirmed (confirm=True, --yes, the
-    # page's checkbox): closing days pays interest and collects instalments for each of them.
-    "eod_catch_up_days_max": "3",
-    "eod_auto": "true",
-}
-CATCH_UP_DAYS_LIMIT = 3660
-_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
-
 
 def system_clock() -> dt.datetime:
     """The machine's time now, aware, in UTC."""
@@ -44,81 +33,31 @@ def as_utc(now: dt.datetime) -> dt.datetime:
     return now.replace(tzinfo=dt.timezone.utc) if now.tzinfo is None else now
 
 
-# -- settings, each checked by the same function that reads it ----------------------------------
+# -- the settings (registered, typed and checked in settings.py) --------------------------------
 def parse_zone(value) -> ZoneInfo:
-    text = str(value).strip()
     try:
-        if not text or text.startswith(("/", ".")) or ".." in text:
-            raise ValueError
-        return ZoneInfo(text)
+        return ZoneInfo(str(value).strip())
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidInput(f"'{value}' is not a time zone; give an IANA name such as UTC or "
                            "Europe/Berlin.") from None
 
 
-def parse_cutoff(value) -> dt.time:
-    text = str(value).strip()
-    try:
-        hours, minutes = text.split(":")
-        if len(hours) != 2 or len(minutes) != 2:
-            raise ValueError
-        return dt.time(int(hours), int(minutes))
-    except ValueError:
-        raise InvalidInput(f"'{value}' is not a cut-off time; give HH:MM, for example 23:30.") \
-            from None
-
-
-def parse_days_max(value) -> int:
-    text = str(value).strip()
-    if not text.isdigit() or not 1 <= int(text) <= CATCH_UP_DAYS_LIMIT:
-        raise InvalidInput(f"The catch-up limit must be a whole number of days from 1 to "
-                           f"{CATCH_UP_DAYS_LIMIT}.")
-    return int(text)
-
-
-def parse_flag(value) -> bool:
-    text = str(value).strip().lower()
-    if text not in _TRUE + _FALSE:
-        raise InvalidInput(f"'{value}' is not true or false.")
-    return text in _TRUE
-
-
-PARSERS = {"bank_time_zone": parse_zone, "eod_cutoff_time": parse_cutoff,
-           "eod_catch_up_days_max": parse_days_max, "eod_auto": parse_flag}
-
-
-def clean_setting(key: str, value) -> str:
-    """The stored text of one of this module's settings (InvalidInput if it is not valid);
-    other keys pass through unchanged."""
-    parser = PARSERS.get(key)
-    if parser is None:
-        return str(value)
-    parsed = parser(value)
-    if isinstance(parsed, bool):
-        return "true" if parsed else "false"
-    if isinstance(parsed, dt.time):
-        return f"{parsed:%H:%M}"
-    return str(value).strip() if key == "bank_time_zone" else str(parsed)
-
-
-def _setting(bank, key):
-    return PARSERS[key](bank.settings.get(key, DEFAULTS[key]))
-
-
 def zone(bank) -> ZoneInfo:
-    return _setting(bank, "bank_time_zone")
+    return parse_zone(bank.settings.value("bank_time_zone"))
 
 
 def cutoff(bank) -> dt.time:
-    return _setting(bank, "eod_cutoff_time")
+    return bank.settings.value("eod_cutoff_time")
 
 
 def catch_up_days_max(bank) -> int:
-    return _setting(bank, "eod_catch_up_days_max")
+    """Closing more days than this at once needs confirmation (confirm=True, --yes, the
+    page's checkbox): closing days pays interest and collects instalments for each of them."""
+    return bank.settings.value("eod_catchup_days_confirm")
 
 
 def auto_enabled(bank) -> bool:
-    return _setting(bank, "eod_auto")
+    return bank.settings.value("eod_auto")
 
 
 # -- the calendar in the bank's zone ------------------------------------------------------------

@@ -167,7 +167,7 @@ def end_of_day(bank, actor, until=None, progress=None, *, confirm=False) -> EodR
     total) is called after each day.
 
     Raises DayNotEnded for a day after the last closable one (nothing is closed), and
-    ConfirmationRequired when more than `eod_catch_up_days_max` days would be closed and
+    ConfirmationRequired when more than `eod_catchup_days_confirm` days would be closed and
     `confirm` is not true."""
     bank.require(actor, "bank.end_of_day", entity="business_date")
     return close_days(bank, actor, until, progress, confirm=confirm, now=bank.clock())

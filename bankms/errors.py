@@ -107,3 +107,11 @@ class DayNotEnded(BankError):
 
 class ConfirmationRequired(BankError):
     """An action with wide effects (a long end-of-day catch-up) was not confirmed."""
+
+
+class NotABank(BankError):
+    """A path named as a bank does not hold one (missing, not DuckDB, or no bank tables)."""
+
+
+class FilesExposed(BankError):
+    """The database, its WAL or its folder is readable by other users of the machine."""

@@ -51,11 +51,11 @@ class Clock:
 @pytest.fixture
 def years_ahead(bank):
     """For tests that close months of business days at once: the bank's clock stands ten years
-    ahead, so those days have ended, and the bank is set to close up to ten years without
-    asking for confirmation (businessday.CATCH_UP_DAYS_LIMIT)."""
+    ahead, so those days have ended, and the bank is set to close up to a year at once without
+    asking for confirmation (the most `eod_catchup_days_confirm` allows)."""
     clock = Clock(dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3660))
     bank.clock = clock
-    bank.settings.set(bank.system_actor(), "eod_catch_up_days_max", "3660")
+    bank.settings.set(bank.system_actor(), "eod_catchup_days_confirm", "366")
     return clock
 
 

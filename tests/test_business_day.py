@@ -67,11 +67,11 @@ def test_last_closable_day_in_the_banks_time_zone(day_bank, zone, cutoff, now, e
     ("eod_cutoff_time", "18:00", "18:00"),
     ("eod_cutoff_time", "24:00", InvalidInput),
     ("eod_cutoff_time", "6pm", InvalidInput),
-    ("eod_catch_up_days_max", "7", "7"),
-    ("eod_catch_up_days_max", "0", InvalidInput),
-    ("eod_catch_up_days_max", "-1", InvalidInput),
-    ("eod_auto", "off", "false"),
-    ("eod_auto", "TRUE", "true"),
+    ("eod_catchup_days_confirm", "7", "7"),
+    ("eod_catchup_days_confirm", "0", InvalidInput),
+    ("eod_catchup_days_confirm", "-1", InvalidInput),
+    ("eod_auto", "off", "0"),
+    ("eod_auto", "TRUE", "1"),
     ("eod_auto", "maybe", InvalidInput),
 ])
 def test_time_settings_are_checked_before_they_are_stored(day_bank, key, value, stored):
@@ -138,7 +138,7 @@ def test_end_of_day_refuses_a_day_in_the_banks_zone_that_utc_has_ended(day_bank,
 
 @pytest.mark.parametrize("argv, code, message", [
     (["eod", "--until", (D0 + 30 * DAY).isoformat()], 2, "has not ended yet"),
-    (["eod", "--until", "2026-13-45"], 2, "must look like 2026-01-31"),
+    (["eod", "--until", "2026-13-45"], 2, "is not a date"),
     (["eod"], 2, "Confirm the catch-up"),
     (["eod", "--yes"], 0, "closed 5 day(s)"),
 ])
