@@ -58,34 +58,6 @@ def test_last_closable_day_in_the_banks_time_zone(day_bank, zone, cutoff, now, e
     assert businessday.last_closable_day(day_bank, now) == expected
 
 
-@pytest.mark.parametrize("key, value, stored", [
-    ("bank_time_zone", "Europe/Berlin", "Europe/Berlin"),
-    ("bank_time_zone", " UTC ", "UTC"),
-    ("bank_time_zone", "Mars/Olympus", InvalidInput),
-    ("bank_time_zone", "../etc/passwd", InvalidInput),
-    ("bank_time_zone", "", InvalidInput),
-    ("eod_cutoff_time", "18:00", "18:00"),
-    ("eod_cutoff_time", "24:00", InvalidInput),
-    ("eod_cutoff_time", "6pm", InvalidInput),
-    ("eod_catchup_days_confirm", "7", "7"),
-    ("eod_catchup_days_confirm", "0", InvalidInput),
-    ("eod_catchup_days_confirm", "-1", InvalidInput),
-    ("eod_auto", "off", "0"),
-    ("eod_auto", "TRUE", "1"),
-    ("eod_auto", "maybe", InvalidInput),
-])
-def test_time_settings_are_checked_before_they_are_stored(day_bank, key, value, stored):
-    system = day_bank.system_actor()
-    before = day_bank.settings.get(key)
-    if stored is InvalidInput:
-        with pytest.raises(InvalidInput):
-            day_bank.settings.set(system, key, value)
-        assert day_bank.settings.get(key) == before
-    else:
-        day_bank.settings.set(system, key, value)
-        assert day_bank.settings.get(key) == stored
-
-
 # -- end of day never closes a day that has not ended -----------------------------------------
 # (clock: days after D0 and local time, until as days after D0 or None, confirm,
 #  expected: days closed or the refusal)
