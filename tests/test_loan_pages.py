@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import os
+import re
 from decimal import Decimal
 
 import pytest
@@ -53,7 +54,8 @@ def texts(at):
                                *at.info, *at.warning, *at.error)]
     parts += [d.value.to_string() for d in at.dataframe]
     parts += [f"{m.label} {m.value}" for m in at.metric]
-    return "\n".join(str(p) for p in parts)
+    # Markdown holds user text and messages escaped ('\\$1,000'); compare what a person reads.
+    return re.sub(r"\\(.)", r"\1", "\n".join(str(p) for p in parts))
 
 
 def click(at, label):
