@@ -30,10 +30,16 @@ from defusedcsv import csv as _defused
 # strike-through, autolinked URLs and emails) or Streamlit's own (":green[...]" directives,
 # ":material/...:" icons and ":emoji:" shortcodes, "$...$" math, raw HTML). Plain punctuation
 # (, . ; ? ' " / %) stays as it is, so ordinary text reads the same in tests and messages;
-# a '.' only matters in "www." (an autolink) and after leading digits (a numbered list).
+# a '.' only matters after leading digits (a numbered list).
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|<>~$:=^&@])")
-_AUTOLINK_WWW = re.compile(r"(?i)\b(www)\.")
 _LIST_NUMBER = re.compile(r"^(\d+)\.")
+# GitHub's autolinks ("http://...", "www....", "name@host.tld") are found in the text after the
+# escapes are resolved, so no backslash stops them (seen in Chromium: "http\://evil.test" was a
+# link). An invisible WORD JOINER (U+2060) between "http" and "://", "www" and ".", and before
+# "@" breaks the pattern while the text reads the same.
+_AUTOLINK_START = re.compile(r"(?i)(https?|ftp|www)(?=\\:|\.)")
+_EMAIL_AT = re.compile(r"\\@")
+WORD_JOINER = "\u2060"
 _LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x0b\x0c\x85]+")
 # Cells that a spreadsheet would read as the start of a formula; defusedcsv covers
 # = + - @ | %, and tab and carriage return are added here (OWASP's list).
@@ -50,10 +56,12 @@ def _text(value) -> str:
 
 def markdown_escape(value) -> str:
     """`value` as Markdown that renders exactly as its characters: Markdown's punctuation
-    backslash-escaped and line breaks turned into spaces (so no heading, list, table or code
-    block can start). None gives ''."""
+    backslash-escaped, line breaks turned into spaces (so no heading, list, table or code
+    block can start) and autolinks broken by an invisible word joiner. None gives ''."""
     text = _MARKDOWN_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", _text(value)))
-    return _LIST_NUMBER.sub(r"\1\\.", _AUTOLINK_WWW.sub(r"\1\\.", text))
+    text = _AUTOLINK_START.sub(lambda m: m.group(1) + WORD_JOINER, text)
+    text = _EMAIL_AT.sub(lambda m: WORD_JOINER + m.group(0), text)
+    return _LIST_NUMBER.sub(r"\1\\.", text)
 
 
 def plotly_text(value) -> str:
