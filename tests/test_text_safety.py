@@ -199,8 +199,8 @@ def _check_page(at, where) -> str:
     assert problems == [], where
     texts = []
     for frame in at.dataframe:
-        config = json.dumps(frame.proto.columns) if hasattr(frame.proto, "columns") else ""
-        assert '"link"' not in config and '"image"' not in config, where
+        config = frame.proto.columns  # the column configuration as JSON
+        assert '"link"' not in config and '"image"' not in config, (where, config)
         texts.append(frame.value.to_string())
     for chart in at.get("plotly_chart"):
         spec = json.loads(chart.proto.spec)
