@@ -106,6 +106,19 @@ def test_staff_pages_show_hostile_text_as_text(page_factory, text_server):
     _assert_inert(page, "reversals")
     assert MEMO in _shown(page)
 
+    # The dashboard's top-customers chart: Plotly draws <a href> and <b> in tick labels and
+    # hover text as SVG links and bold; the name must appear as typed.
+    nav("Dashboard")
+    page.locator(".js-plotly-plot").first.wait_for(timeout=helpers.WAIT_MS)
+    page.wait_for_function(
+        "name => [...document.querySelectorAll('.js-plotly-plot text')]"
+        ".some(t => t.textContent.includes(name))", arg='<a href="', timeout=helpers.WAIT_MS)
+    svg_links = page.evaluate(
+        "evil => [...document.querySelectorAll('a')].map(a => (a.getAttribute('href') || '') + "
+        "(a.getAttribute('xlink:href') || '')).filter(h => h.includes(evil))", EVIL)
+    assert svg_links == []
+    _assert_inert(page, "dashboard")
+
     assert [url for url in foreign if EVIL in url] == []
     # The only other host is Streamlit's own: a ":material/...:" page icon is fetched as an SVG
     # from Google's font server (st.set_page_config in app.py).
