@@ -6,22 +6,15 @@ import datetime as dt
 
 import pytest
 
-from apptest_util import open_app
+from apptest_util import app_bank_on, open_app
 from conftest import Clock, employee, funded_account, login_for, make_customer
 
 DAY = dt.timedelta(days=1)
 
 
 @pytest.fixture
-def page_bank(tmp_path, monkeypatch):
-    from pages import common
-
-    monkeypatch.setenv("BANKMS_DB", str(tmp_path / "bank.duckdb"))
-    common._open_bank.clear()
-    bank = common.get_bank()
-    yield bank
-    bank.close()
-    common._open_bank.clear()
+def page_bank(tmp_path):
+    yield from app_bank_on(str(tmp_path / "bank.duckdb"))
 
 
 def texts(at):
