@@ -10,6 +10,7 @@ kept by the bank itself and are not settings (`business_date`, moved by end of d
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 
@@ -60,11 +61,10 @@ class Setting:
                 raise self._bad(value)
             return text
         if self.kind == "timezone":
-            import zoneinfo
-            try:
-                zoneinfo.ZoneInfo(text)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                raise self._bad(value) from None
+            # Only names of the IANA database: ZoneInfo also opens files such as "localtime",
+            # the machine's own zone, which can change under the bank.
+            if text not in _zone_names():
+                raise self._bad(value)
             return text
         raise AssertionError(f"unknown setting kind {self.kind}")
 
@@ -143,6 +143,13 @@ REGISTRY: dict[str, Setting] = dict([
 ])
 
 
+@functools.lru_cache(maxsize=1)
+def _zone_names() -> frozenset:
+    import zoneinfo
+    # Some systems list their own zone files too; they are not zones a bank can name.
+    return frozenset(zoneinfo.available_timezones()) - {"localtime", "posixrules", "Factory"}
+
+
 def describe(key: str) -> Setting:
     """The registered setting, or InvalidInput for an unknown key."""
     setting = REGISTRY.get(key)
@@ -191,7 +198,13 @@ class Settings:
         bank = self._bank
         bank.require(actor, "settings.change", entity="setting", entity_id=key)
         try:
-            text = describe(key).parse(value)
+            setting = describe(key)
+            text = setting.parse(value)
+            if key in ("bank_time_zone", "eod_cutoff_time"):
+                from . import businessday
+                businessday.check_day_change(bank, **(
+                    {"zone_name": text} if key == "bank_time_zone"
+                    else {"cut_off": setting.typed(text)}))
         except InvalidInput as exc:
             bank.record_refusal(actor, "settings.change", exc, entity="setting", entity_id=key)
             raise
