@@ -112,6 +112,7 @@ def test_end_of_day_refuses_a_day_in_the_banks_zone_that_utc_has_ended(day_bank,
     (["eod", "--until", (D0 + 30 * DAY).isoformat()], 2, "has not ended yet"),
     (["eod", "--until", "2026-13-45"], 2, "is not a date"),
     (["eod"], 2, "Confirm the catch-up"),
+    (["eod"], 2, "run it again with --yes"),
     (["eod", "--yes"], 0, "closed 5 day(s)"),
 ])
 def test_command_line_end_of_day(tmp_path, monkeypatch, capsys, argv, code, message):

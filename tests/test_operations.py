@@ -131,6 +131,17 @@ def test_command_line_as_a_real_process(real_bank, args, code, message):
     assert not os.path.exists(real_bank / "mistyped.duckdb")
 
 
+def test_create_employee_without_a_terminal_or_password_says_so(real_bank):
+    """No --password, no $BANKMS_NEW_PASSWORD and no terminal to ask on: one clear line."""
+    env = {k: v for k, v in os.environ.items() if k != "BANKMS_NEW_PASSWORD"}
+    done = subprocess.run([sys.executable, "-m", "bankms", "create-employee", "--role", "teller",
+                           "--username", "tess", "--db", str(real_bank / "bank.duckdb")],
+                          cwd=REPO, env={**env, "BANKMS_BCRYPT_ROUNDS": "4"},
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "BANKMS_NEW_PASSWORD" in done.stderr, done.stderr
+
+
 def test_demo_refuses_a_bank_with_a_manager_and_keeps_it_real(real_bank):
     with bankms.open_bank(str(real_bank / "bank.duckdb"), bcrypt_rounds=4) as bank:
         from bankms.demo import demo_exists, demo_logins
