@@ -413,6 +413,20 @@ def test_operations_page(app_env):
     assert table.set_index("Setting").loc["lockout_s", "Value"] == "120"
 
 
+def test_the_calendar_date_is_the_banks_clock_in_its_zone(app_env):
+    """Before midnight UTC it is already tomorrow in Tokyo, and the bank's clock is the one."""
+    import datetime as dt
+
+    from apptest_util import open_app
+    from conftest import Clock
+
+    bank = app_env
+    bank.clock = Clock(dt.datetime(2031, 5, 6, 20, 0, tzinfo=dt.timezone.utc))
+    bank.settings.set(bank.system_actor(), "bank_time_zone", "Asia/Tokyo")
+    at = open_app(bank, bank.auth.actor_for("mara"), "bank-operations")
+    assert {m.label: m.value for m in at.metric}["Calendar date (Asia/Tokyo)"] == "2031-05-07"
+
+
 def test_a_broken_ledger_shows_a_summary(app_env):
     from apptest_util import open_app
 
