@@ -452,3 +452,37 @@ def test_the_app_refuses_to_serve_files_open_to_others(app_env, target, fix):
     errors = [e.value for e in at.error]
     assert any("will not start" in e and f"{fix} {path}" in e for e in errors), errors
     assert not at.text_input  # no sign-in form
+
+
+def test_two_backups_to_the_same_name_at_once_keep_one(tmp_path, monkeypatch):
+    """Both pass the existence check together; the second is refused and the first's file
+    stays (it used to be deleted by the second one's clean-up)."""
+    import threading
+
+    from bankms import operations
+
+    barrier = threading.Barrier(2)
+    check = operations._refuse_existing
+
+    def check_then_wait(dest):
+        check(dest)
+        try:
+            barrier.wait(timeout=2)
+        except threading.BrokenBarrierError:
+            pass  # serialised: the other backup waits on the lock, not here
+    monkeypatch.setattr(operations, "_refuse_existing", check_then_wait)
+    dest = str(tmp_path / "same.duckdb")
+    outcomes = []
+    with bankms.open_bank(str(tmp_path / "bank.duckdb"), bcrypt_rounds=4) as bank:
+        def run():
+            try:
+                operations.backup(bank, bank.system_actor(), dest)
+                outcomes.append("ok")
+            except InvalidInput as exc:
+                outcomes.append("never overwrites" in str(exc))
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        [t.start() for t in threads]
+        [t.join(60) for t in threads]
+    assert sorted(outcomes, key=str) == [True, "ok"]
+    with bankms.open_bank(dest, bcrypt_rounds=4) as copy:
+        assert copy.audit.verify() == []
