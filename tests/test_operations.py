@@ -323,6 +323,9 @@ def test_each_default_is_valid_and_stored_at_first_open(key):
     ("lockout_s", "", InvalidInput),
     ("lockout_s", "86401", InvalidInput),
     ("eod_cutoff_time", "12:60", InvalidInput),
+    ("eod_cutoff_time", "12:00", "12:00"),
+    ("eod_cutoff_time", "11:59", InvalidInput),   # today closed before half of it has passed
+    ("eod_cutoff_time", "00:00", InvalidInput),   # today closed as it begins
     ("bank_time_zone", "../etc/passwd", InvalidInput),
     ("bank_time_zone", "", InvalidInput),
     ("schema_version", "2", InvalidInput),
