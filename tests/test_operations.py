@@ -276,6 +276,10 @@ def test_a_shared_folder_is_left_alone(tmp_path):
     os.chmod(shared, 0o1777)
     files.tighten(str(shared / "bank.duckdb"))
     assert mode(shared) == 0o1777
+    # The app still refuses to serve from it, but never advises closing a shared folder such
+    # as /tmp to everybody else: the bank moves instead.
+    [(path, _, fix)] = files.exposed(str(shared / "bank.duckdb"))
+    assert path == str(shared) and "chmod" not in fix and "folder of its own" in fix
 
 
 def test_check_bank_file_creates_nothing(tmp_path):
