@@ -56,6 +56,10 @@ def test_a_long_catch_up_needs_the_checkbox(page_bank):
     assert f"Business date {start + 5 * DAY}" in texts(at)
     # The form no longer offers the days just closed, nor their checkbox.
     assert not at.date_input and not at.checkbox and "Nothing to close" in texts(at)
+    # The closed days are value dates, shown without a time of day.
+    [runs] = [d.value for d in at.dataframe if "business_date" in d.value.columns]
+    assert [str(d) for d in runs["business_date"]] == [
+        str(start + k * DAY) for k in range(4, -1, -1)]
     assert not at.exception and page_bank.audit.verify() == []
 
 
