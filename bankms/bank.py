@@ -41,6 +41,15 @@ DEFAULT_SETTINGS = {
     "loan_late_fee_cents": "2500",
     "loan_late_fee_grace_days": "5",
     "dormancy_months": "12",
+    # Segregation of duties (approvals.py, users.py). A savings rate above this needs a second
+    # manager; structuring alerts flag `structuring_count_min` staff payments or more for one
+    # customer between `structuring_band_min_percent` % and 100 % of the four-eyes threshold
+    # within `structuring_window_s`.
+    "four_eyes_rate_percent": "2.00",
+    "structuring_band_min_percent": "80",
+    "structuring_count_min": "3",
+    "structuring_window_s": "86400",
+    "activation_code_ttl_s": "259200",
 }
 
 
