@@ -152,8 +152,9 @@ class Approvals:
 
         def fn(uow):
             if self._load(uow, "idempotency_key = ?", request.idempotency_key) is None:
-                total = request.amount_cents + self._moved_today(uow, request)
-                if total <= threshold:
+                moved = self._moved_today(uow.fetchone, request.actor,
+                                          [n for n, _ in request.legs])
+                if request.amount_cents + moved <= threshold:
                     return bank.post_in(uow, request)
             return self._submit_in(uow, request)
         try:
@@ -165,11 +166,20 @@ class Approvals:
             raise outcome  # the poster audited the refusal in the committed unit of work
         return outcome
 
-    def _moved_today(self, uow, request) -> int:
-        """Cents this request's maker moved today, without approval, from or to the customer
-        (of those this request touches) with the most such movements."""
-        numbers = [n for n, _ in request.legs]
-        row = uow.fetchone(
+    def would_wait(self, actor, amount_cents: int, numbers) -> bool:
+        """For a review step: whether a staff payment of this amount touching these accounts
+        would wait now (the daily total included). The payment itself decides again."""
+        if not self.applies_to(actor):
+            return False
+        numbers = [n for n in numbers if n]
+        moved = self._moved_today(self._bank.read_one, actor, numbers)
+        return amount_cents + moved > self.threshold_cents()
+
+    def _moved_today(self, fetchone, actor, numbers) -> int:
+        """Cents `actor` moved today, without approval, from or to the customer (of those
+        owning `numbers`) with the most such movements; fetchone runs the query (in a unit of
+        work on the writer thread, or as a plain read)."""
+        row = fetchone(
             "WITH mine AS (SELECT DISTINCT t.id, t.amount_cents, a.customer_id "
             "FROM transactions t JOIN accounts a "
             "ON a.account_number IN (t.source_account, t.target_account) "
@@ -179,8 +189,8 @@ class Approvals:
             "AND NOT EXISTS (SELECT 1 FROM approval_requests r WHERE r.transaction_id = t.id)) "
             "SELECT coalesce(max(total), 0) FROM (SELECT customer_id, sum(amount_cents) AS total "
             "FROM mine GROUP BY customer_id)",
-            [request.actor.username, self._bank.state.business_date, list(_CUMULATIVE_KINDS),
-             numbers])
+            [actor.username, self._bank.state.business_date, list(_CUMULATIVE_KINDS),
+             list(numbers)])
         return int(row[0])
 
     def check_separation(self, uow, approver, maker: str) -> None:

@@ -165,7 +165,7 @@ class Payments:
         out = {"kind": kind, "amount_cents": cents, "amount": to_money(cents), "memo": memo,
                "source_account": source, "source_holder": None, "source_available": None,
                "target_account": target, "target_holder": None, "own_target": False,
-               "needs_approval": bank.approvals.required(actor, cents)}
+               "needs_approval": bank.approvals.would_wait(actor, cents, [source, target])}
         if source is not None:
             info = bank.accounts.get(actor, source)
             out["source_holder"] = info["holder"]

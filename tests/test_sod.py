@@ -381,3 +381,22 @@ def test_structuring_alert_lists_payments_just_under_the_threshold_with_their_tr
     assert set(trail["action"]) == {"payment.deposit"}
     with pytest.raises(PermissionDenied):
         bank.approvals.structuring_alerts(w.tom)
+
+
+def test_the_review_step_warns_when_the_daily_total_would_wait(w):
+    bank = w.bank
+    review = bank.payments.review(w.tom, "withdrawal", amount="10000.00", source=w.acc)
+    assert review["needs_approval"] is False
+    bank.payments.withdraw(w.tom, w.acc, "10000.00")
+    review = bank.payments.review(w.tom, "withdrawal", amount="10000.00", source=w.acc)
+    assert review["needs_approval"] is True
+
+
+@pytest.mark.parametrize("key", ["four_eyes_threshold_cents", "four_eyes_rate_percent",
+                                 "structuring_count_min", "activation_code_ttl_s"])
+def test_a_manager_cannot_loosen_the_controls_alone(w, key):
+    before = w.bank.settings.get(key)
+    refused_unchanged(w.bank, lambda: w.bank.settings.set(w.mara, key, "999999999"), "mara",
+                      "bank.admin")
+    assert w.bank.settings.get(key) == before
+    w.bank.settings.set(w.bank.system_actor(), key, before)  # the command line may
