@@ -367,16 +367,19 @@ class Approvals:
             else:
                 result = self._post_payment(uow, actor, row, now)
                 tid = result.transaction_id
-            uow.execute("UPDATE approval_requests SET status = 'approved', decided_by = ?, "
-                        "decided_at = ?, transaction_id = ? WHERE id = ?",
-                        [actor.username, now, tid, rid])
-            bank.audit_row(uow, actor, "payment.approve", "approval", rid,
-                           before={"status": "pending"},
-                           after={"status": "approved", "maker": row["maker"],
-                                  "kind": row["kind"], "transaction_id": tid,
-                                  "amount": str(to_money(row["amount_cents"]))})
+            self._mark_approved(uow, actor, row, tid, now)
             return result
         return self._decide(actor, rid, "payment.approve", fn)
+
+    def _mark_approved(self, uow, actor, row, tid, now) -> None:
+        uow.execute("UPDATE approval_requests SET status = 'approved', decided_by = ?, "
+                    "decided_at = ?, transaction_id = ? WHERE id = ?",
+                    [actor.username, now, tid, row["id"]])
+        self._bank.audit_row(uow, actor, "payment.approve", "approval", row["id"],
+                             before={"status": "pending"},
+                             after={"status": "approved", "maker": row["maker"],
+                                    "kind": row["kind"], "transaction_id": tid,
+                                    "amount": str(to_money(row["amount_cents"]))})
 
     def _pending_row(self, uow, actor, rid) -> dict:
         row = self._load(uow, "id = ?", rid)
@@ -467,15 +470,7 @@ class Approvals:
 
         def fn(uow):
             self._pending_row(uow, actor, rid)
-            now = utcnow()
-            uow.execute("UPDATE approval_requests SET status = 'approved', decided_by = ?, "
-                        "decided_at = ?, transaction_id = ? WHERE id = ?",
-                        [actor.username, now, tid, rid])
-            bank.audit_row(uow, actor, "payment.approve", "approval", rid,
-                           before={"status": "pending"},
-                           after={"status": "approved", "maker": row["maker"],
-                                  "kind": row["kind"], "transaction_id": tid,
-                                  "amount": str(to_money(row["amount_cents"]))})
+            self._mark_approved(uow, actor, row, tid, utcnow())
             return outcome
         return self._decide(actor, rid, "payment.approve", fn)
 

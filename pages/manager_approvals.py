@@ -35,6 +35,7 @@ def _describe(row):
 
 
 def _request(bank, actor, row):
+    from bankms.approvals import OPERATIONS
     from pages import daily_common as dc
 
     rid = int(row["request_id"])
@@ -43,8 +44,8 @@ def _request(bank, actor, row):
         if row["maker"] == actor.username:
             st.caption("You made this request: another manager must approve it. You may "
                        "still reject it.")
-        elif st.button("Approve", type="primary", key=f"approve_{rid}",
-                       icon=":material/check:"):
+        elif st.button("Approve" if row["kind"] in OPERATIONS else "Approve and post",
+                       type="primary", key=f"approve_{rid}", icon=":material/check:"):
             dc.act("approvals", lambda: bank.approvals.approve(actor, rid),
                    lambda result: _approved_message(rid, result), on_success=_keep_password)
         with st.form(f"reject_{rid}"):

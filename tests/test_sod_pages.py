@@ -5,34 +5,20 @@ login, and lists structuring alerts with their audit trail; a customer activates
 from __future__ import annotations
 
 import itertools
-import os
 import re
 
 import pytest
-from apptest_util import open_app
+from apptest_util import APP, app_bank_in, open_app
 from conftest import employee, funded_account, make_customer
 from streamlit.testing.v1 import AppTest
-
-from apptest_util import APP
 
 _names = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
 def app_bank(tmp_path_factory):
-    from pages import common
-
-    path = str(tmp_path_factory.mktemp("sod_pages") / "bank.duckdb")
-    previous = os.environ.get("BANKMS_DB")
-    os.environ["BANKMS_DB"] = path
-    bank = common.get_bank()
-    yield bank
-    bank.close()
-    common._open_bank.clear()
-    if previous is None:
-        os.environ.pop("BANKMS_DB", None)
-    else:
-        os.environ["BANKMS_DB"] = previous
+    with app_bank_in(tmp_path_factory.mktemp("sod_pages")) as bank:
+        yield bank
 
 
 def manager(bank):
