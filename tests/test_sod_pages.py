@@ -8,7 +8,7 @@ import itertools
 import re
 
 import pytest
-from apptest_util import APP, app_bank_in, open_app
+from apptest_util import APP, app_bank_in, goto, open_app
 from conftest import employee, funded_account, make_customer
 from streamlit.testing.v1 import AppTest
 
@@ -132,3 +132,23 @@ def test_a_customer_activates_their_login(app_bank):
     at.button[0].click().run()
     assert "Your password is set" in texts(at)
     assert app_bank.auth.login("ada", "ada own password 1").customer_id == cid
+
+
+def test_a_teller_makes_a_login_and_sees_the_code_once_never_a_password(app_bank):
+    cid = make_customer(app_bank, name="Lena Login")
+    teller = employee(app_bank, "teller", username=f"tel{next(_names)}")
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.session_state["session_id"] = app_bank.auth.start_session(teller)
+    at.session_state["customers_selected"] = cid
+    at.run()
+    goto(at, "customers")
+    assert not [w for w in at.text_input if "password" in w.label.lower()]
+    at.text_input(key=f"login_user_{cid}").input("lena")
+    at.button(key=f"login_create_{cid}").click().run()
+    shown = [s.value for s in at.success if "Activation code" in s.value]
+    assert shown and "lena" in shown[0]
+    code = shown[0].split("`")[1]
+    app_bank.users.activate_login("lena", code, "lena own password 1")
+    assert app_bank.auth.login("lena", "lena own password 1").customer_id == cid
+    at.run()
+    assert not [s for s in at.success if "Activation code" in s.value]
