@@ -74,7 +74,8 @@ OPERATIONS = {
 }
 # Operations whose approval sets a temporary password, shown once to the approving manager.
 _PASSWORD_OPERATIONS = ("user.create_manager", "user.reset_password")
-# The payment kinds that count towards one staff member's daily total per customer.
+# The payment kinds that count towards one staff member's daily total per customer (and that
+# structuring alerts look at).
 _CUMULATIVE_KINDS = ("deposit", "withdrawal", "transfer")
 
 # Set while an approved loan operation runs as its maker, so the loan service does not queue
@@ -152,7 +153,7 @@ class Approvals:
 
         def fn(uow):
             if self._load(uow, "idempotency_key = ?", request.idempotency_key) is None:
-                moved = self._moved_today(uow.fetchone, request.actor,
+                moved = self._moved_today(uow.fetchall, request.actor,
                                           [n for n, _ in request.legs])
                 if request.amount_cents + moved <= threshold:
                     return bank.post_in(uow, request)
@@ -172,26 +173,33 @@ class Approvals:
         if not self.applies_to(actor):
             return False
         numbers = [n for n in numbers if n]
-        moved = self._moved_today(self._bank.read_one, actor, numbers)
+        moved = self._moved_today(self._bank.read, actor, numbers)
         return amount_cents + moved > self.threshold_cents()
 
-    def _moved_today(self, fetchone, actor, numbers) -> int:
+    def _moved_today(self, fetchall, actor, numbers) -> int:
         """Cents `actor` moved today, without approval, from or to the customer (of those
-        owning `numbers`) with the most such movements; fetchone runs the query (in a unit of
-        work on the writer thread, or as a plain read)."""
-        row = fetchone(
-            "WITH mine AS (SELECT DISTINCT t.id, t.amount_cents, a.customer_id "
-            "FROM transactions t JOIN accounts a "
-            "ON a.account_number IN (t.source_account, t.target_account) "
-            "WHERE t.actor = ? AND t.business_date = ? AND t.kind IN (SELECT unnest(?)) "
-            "AND a.customer_id IN (SELECT customer_id FROM accounts "
-            "WHERE account_number IN (SELECT unnest(?)) AND customer_id IS NOT NULL) "
-            "AND NOT EXISTS (SELECT 1 FROM approval_requests r WHERE r.transaction_id = t.id)) "
-            "SELECT coalesce(max(total), 0) FROM (SELECT customer_id, sum(amount_cents) AS total "
-            "FROM mine GROUP BY customer_id)",
-            [actor.username, self._bank.state.business_date, list(_CUMULATIVE_KINDS),
-             list(numbers)])
-        return int(row[0])
+        owning `numbers`) with the most such movements; fetchall runs each query (in a unit
+        of work on the writer thread, or as a plain read). Three plain queries: one query with
+        the joins cost ten times more here, on every staff payment."""
+        marks = ", ".join("?" * len(numbers))
+        owned = fetchall(
+            f"SELECT b.customer_id, b.account_number FROM accounts a JOIN accounts b "
+            f"ON b.customer_id = a.customer_id WHERE a.account_number IN ({marks})",
+            list(numbers)) if numbers else []
+        if not owned:
+            return 0
+        owner = {number: cid for cid, number in owned}
+        totals = {}
+        for amount_cents, source, target in fetchall(
+                "SELECT amount_cents, source_account, target_account FROM transactions t "
+                "WHERE actor = ? AND business_date = ? "
+                "AND kind IN ('deposit', 'withdrawal', 'transfer') AND NOT EXISTS "
+                "(SELECT 1 FROM approval_requests r WHERE r.transaction_id = t.id)",
+                [actor.username, self._bank.state.business_date]):
+            # A transfer between two accounts of one customer counts once for them.
+            for cid in {owner.get(source), owner.get(target)} - {None}:
+                totals[cid] = totals.get(cid, 0) + amount_cents
+        return max(totals.values(), default=0)
 
     def check_separation(self, uow, approver, maker: str) -> None:
         """Raise PermissionDenied unless `approver` may decide a request made by `maker`: not
