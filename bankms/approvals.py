@@ -579,14 +579,20 @@ class Approvals:
         count_min = max(bank.settings.get_int("structuring_count_min", 3), 2)
         window = dt.timedelta(seconds=bank.settings.get_int("structuring_window_s", 86400))
         since = utcnow() - dt.timedelta(days=int(lookback_days))
+        # Two equi-joins (source side, target side) rather than one OR join; UNION keeps a
+        # payment between one customer's own accounts once.
         band = bank.read_df(
-            "SELECT DISTINCT a.customer_id, c.full_name AS holder, t.id AS transaction_id, "
-            "t.posted_at, t.amount_cents, t.actor FROM transactions t JOIN accounts a "
-            "ON a.account_number IN (t.source_account, t.target_account) "
-            "JOIN customers c ON c.id = a.customer_id "
-            "WHERE t.kind IN (SELECT unnest(?)) AND t.amount_cents BETWEEN ? AND ? "
-            "AND t.posted_at >= ? ORDER BY a.customer_id, t.posted_at, t.id",
-            [list(_CUMULATIVE_KINDS), band_min, threshold, since])
+            "WITH band AS (SELECT id, posted_at, amount_cents, actor, source_account, "
+            "target_account FROM transactions WHERE kind IN ('deposit', 'withdrawal', "
+            "'transfer') AND amount_cents BETWEEN ? AND ? AND posted_at >= ?), "
+            "touched AS (SELECT a.customer_id, b.id, b.posted_at, b.amount_cents, b.actor "
+            "FROM band b JOIN accounts a ON a.account_number = b.source_account UNION "
+            "SELECT a.customer_id, b.id, b.posted_at, b.amount_cents, b.actor "
+            "FROM band b JOIN accounts a ON a.account_number = b.target_account) "
+            "SELECT t.customer_id, c.full_name AS holder, t.id AS transaction_id, t.posted_at, "
+            "t.amount_cents, t.actor FROM touched t JOIN customers c ON c.id = t.customer_id "
+            "ORDER BY t.customer_id, t.posted_at, t.id",
+            [band_min, threshold, since])
         alerts = []
         for cid, rows in band.groupby("customer_id", sort=True):
             times = list(rows["posted_at"])
