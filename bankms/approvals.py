@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -74,9 +75,6 @@ OPERATIONS = {
 }
 # Operations whose approval sets a temporary password, shown once to the approving manager.
 _PASSWORD_OPERATIONS = ("user.create_manager", "user.reset_password")
-# The payment kinds that count towards one staff member's daily total per customer (and that
-# structuring alerts look at).
-_CUMULATIVE_KINDS = ("deposit", "withdrawal", "transfer")
 
 # Set while an approved loan operation runs as its maker, so the loan service does not queue
 # it a second time. A context variable, so that only this call (not other threads) sees it.
@@ -105,7 +103,6 @@ class PendingApproval:
 
 
 def _request_hash(*parts) -> str:
-    import hashlib
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -179,8 +176,9 @@ class Approvals:
     def _moved_today(self, fetchall, actor, numbers) -> int:
         """Cents `actor` moved today, without approval, from or to the customer (of those
         owning `numbers`) with the most such movements; fetchall runs each query (in a unit
-        of work on the writer thread, or as a plain read). Three plain queries: one query with
-        the joins cost ten times more here, on every staff payment."""
+        of work on the writer thread, or as a plain read). Two plain queries: one query with
+        the joins cost several times more here, on every staff payment. The kinds are the
+        customer payments (deposit, withdrawal, transfer), as for structuring alerts."""
         marks = ", ".join("?" * len(numbers))
         owned = fetchall(
             f"SELECT b.customer_id, b.account_number FROM accounts a JOIN accounts b "

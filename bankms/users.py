@@ -160,7 +160,7 @@ class Users:
         """Staff: a login for an existing customer with no usable password and a single-use
         activation code that expires after `activation_code_ttl_s` (default 72 h). Returns
         {"username", "activation_code", "expires_at"}; the code goes to the customer, who
-        sets their own password with `activate`. Only a hash of the code is kept."""
+        sets their own password with `activate_login`. Only a hash of the code is kept."""
         bank = self._bank
         bank.require(actor, "user.create_customer_login", entity="user", entity_id=username)
         name = normalize_username(username)
