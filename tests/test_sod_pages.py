@@ -152,3 +152,22 @@ def test_a_teller_makes_a_login_and_sees_the_code_once_never_a_password(app_bank
     assert app_bank.auth.login("lena", "lena own password 1").customer_id == cid
     at.run()
     assert not [s for s in at.success if "Activation code" in s.value]
+
+
+def test_a_tellers_large_loan_payment_waits_on_the_loan_page(app_bank):
+    system = app_bank.system_actor()
+    cid = make_customer(app_bank, name="Lou Lender")
+    number = funded_account(app_bank, "0", customer_id=cid)
+    lid = app_bank.loans.apply(system, cid, product="personal", principal="20000.00",
+                               term_months=24, purpose="new roof", monthly_income="9000.00")
+    app_bank.loans.approve(system, lid, annual_rate_percent="12")
+    app_bank.loans.disburse(system, lid, number)
+    teller = employee(app_bank, "teller", username=f"tel{next(_names)}")
+    at = open_app(app_bank, teller, "take-loan-payment")
+    at.text_input(key="takepay_loan").input(str(lid)).run()
+    at.text_input(key=f"takepay_amount_{lid}").input("15,000.00")
+    at.selectbox(key=f"takepay_source_{lid}").select(number)
+    next(b for b in at.button if b.label == "Pay").click().run()
+    assert "waits for another manager" in texts(at)
+    assert app_bank.accounts.balance(system, number) == 20000
+    assert app_bank.loans.get(system, lid)["outstanding_principal"] == 20000
