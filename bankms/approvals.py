@@ -392,6 +392,9 @@ class Approvals:
         if row is None:
             raise ApprovalNotFound(f"There is no approval request {rid}.")
         self.check_separation(uow, actor, row["maker"])
+        if json.loads(row["params"] or "{}").get("username") == actor.username:
+            raise PermissionDenied("This request is about your own login; another manager "
+                                   "must approve it.")
         if row["status"] != "pending":
             raise InvalidState(f"Request {rid} is already {row['status']}.")
         return row

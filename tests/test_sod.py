@@ -105,6 +105,9 @@ def test_a_colleague_whose_password_the_maker_reset_cannot_approve(w):
     pending = bank.payments.withdraw(w.mara, w.acc, "50000.00")
     reset = bank.users.reset_password(w.mara, "max")
     assert isinstance(reset, PendingApproval)
+    # Nobody approves a request about their own login.
+    refused_unchanged(bank, lambda: bank.approvals.approve(w.max, reset.request_id), "max",
+                      "payment.approve")
     # Nothing changed yet: max still signs in with his own password.
     assert bank.auth.login("max", PASSWORD).username == "max"
     done = bank.approvals.approve(w.mia, reset.request_id)
