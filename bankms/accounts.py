@@ -126,7 +126,7 @@ class Accounts:
         return self._bank.approvals.required(actor, cents)
 
     def _rate_waits(self, actor, rate) -> bool:
-        limit = Decimal(self._bank.settings.get("four_eyes_rate_percent", DEFAULT_SAVINGS_RATE))
+        limit = Decimal(self._bank.settings.get_int("four_eyes_rate_bp", 200)) / 100
         return self._bank.approvals.applies_to(actor) and rate > limit
 
     def balance(self, actor, number) -> Decimal:
@@ -337,7 +337,7 @@ class Accounts:
                         lambda b: {"overdraft_limit_cents": cents})
 
     def set_interest_rate(self, actor, number, rate):
-        """Managers. A rate above the `four_eyes_rate_percent` setting waits for a second
+        """Managers. A rate above the `four_eyes_rate_bp` setting (2.00 %) waits for a second
         manager (returns a PendingApproval)."""
         number, row = self._readable(actor, number)
         self._bank.require(actor, "account.set_interest_rate", entity="account",

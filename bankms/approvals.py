@@ -22,7 +22,7 @@ customer within a business day count together (`post_or_submit`, decided on the 
 two quick payments cannot both slip under). Other operations wait the same way (`request`):
 creating a manager, resetting a manager's password and raising a role; reversals, overdraft
 limits and loan write-offs and staff-made loan repayments above the threshold; savings rates
-above `four_eyes_rate_percent`. A request is approved only by a manager who is not its maker,
+above `four_eyes_rate_bp`. A request is approved only by a manager who is not its maker,
 did not create or last reset (or approve the creation or reset of) the maker's login, whose own
 login the maker did not create or reset, and who has changed their temporary password
 (`check_separation`). Structuring alerts (`structuring_alerts`) list runs of payments just

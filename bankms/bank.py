@@ -10,9 +10,10 @@ import json
 import os
 import threading
 
-from . import db, security
+from . import db, files, security
 from .errors import BankError, PermissionDenied
 from .ledger import BatchPoster, LedgerState, utcnow
+from .settings import REGISTRY
 from .writer import Writer
 
 # Internal ledger accounts: they hold the other side of every customer movement. With the one
@@ -30,27 +31,8 @@ INTERNAL_ACCOUNTS = [
 ]
 INTERNAL = {code: number for number, code, _ in INTERNAL_ACCOUNTS}
 
-DEFAULT_SETTINGS = {
-    "customer_daily_transfer_cents_max": "500000",
-    "four_eyes_threshold_cents": "1000000",
-    "login_attempts_max": "5",
-    "lockout_s": "900",
-    "session_idle_timeout_s": "900",
-    "session_absolute_timeout_s": "43200",
-    # Loans and end of day (loans.py, eod.py).
-    "loan_late_fee_cents": "2500",
-    "loan_late_fee_grace_days": "5",
-    "dormancy_months": "12",
-    # Segregation of duties (approvals.py, users.py). A savings rate above this needs a second
-    # manager; structuring alerts flag `structuring_count_min` staff payments or more for one
-    # customer between `structuring_band_min_percent` % and 100 % of the four-eyes threshold
-    # within `structuring_window_s`.
-    "four_eyes_rate_percent": "2.00",
-    "structuring_band_min_percent": "80",
-    "structuring_count_min": "3",
-    "structuring_window_s": "86400",
-    "activation_code_ttl_s": "259200",
-}
+# Every registered setting is stored with its default at the first open (settings.py).
+DEFAULT_SETTINGS = {key: setting.default for key, setting in REGISTRY.items()}
 
 
 class Bank:
@@ -236,8 +218,10 @@ def open_bank(path: str = None, **kwargs) -> Bank:
     if path is None:
         path = os.environ.get("BANKMS_DB", "data/bank.duckdb")
     if path != ":memory:":
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
+        # Before DuckDB creates the file or its WAL: both private to this user (files.py).
+        files.private_umask()
+        files.make_private_folder(files.data_folder(path))
+        files.tighten(path)
     return Bank(path, **kwargs)
 
 

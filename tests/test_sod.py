@@ -395,7 +395,7 @@ def test_the_review_step_warns_when_the_daily_total_would_wait(w):
     assert review["needs_approval"] is True
 
 
-@pytest.mark.parametrize("key", ["four_eyes_threshold_cents", "four_eyes_rate_percent",
+@pytest.mark.parametrize("key", ["four_eyes_threshold_cents", "four_eyes_rate_bp",
                                  "structuring_count_min", "activation_code_ttl_s"])
 def test_a_manager_cannot_loosen_the_controls_alone(w, key):
     before = w.bank.settings.get(key)
