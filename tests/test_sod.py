@@ -69,6 +69,18 @@ def refused_unchanged(bank, call, username, action, error=PermissionDenied):
     assert refusals(bank, username, action) == audited + 1
 
 
+def cannot_approve_before_or_after_change(bank, username, temporary, request_id):
+    """Sign in with a temporary password: approving is refused (nothing changes), and again
+    once the password is changed; returns the signed-in actor."""
+    actor = bank.auth.login(username, temporary)
+    for step in ("temporary", "changed"):
+        if step == "changed":
+            actor = sign_in_and_change(bank, username, temporary)
+        refused_unchanged(bank, lambda: bank.approvals.approve(actor, request_id), username,
+                          "payment.approve")
+    return actor
+
+
 # -- the two-login bypass and the colleague-reset bypass ---------------------------------------
 def test_a_manager_cannot_approve_their_own_withdrawal_through_a_login_they_made(w):
     bank = w.bank
@@ -84,12 +96,8 @@ def test_a_manager_cannot_approve_their_own_withdrawal_through_a_login_they_made
     assert ghost_user["role"] == "manager" and ghost_user["must_change_password"]
     # While it must change its password, and after, the new login cannot approve its maker's
     # request, nor (since max approved its creation) max's.
-    ghost = bank.auth.login("ghost", created["temporary_password"])
-    refused_unchanged(bank, lambda: bank.approvals.approve(ghost, pending.request_id), "ghost",
-                      "payment.approve")
-    ghost = sign_in_and_change(bank, "ghost", created["temporary_password"])
-    refused_unchanged(bank, lambda: bank.approvals.approve(ghost, pending.request_id), "ghost",
-                      "payment.approve")
+    ghost = cannot_approve_before_or_after_change(bank, "ghost", created["temporary_password"],
+                                                  pending.request_id)
     by_max = bank.payments.withdraw(w.max, w.acc, "20000.00")
     refused_unchanged(bank, lambda: bank.approvals.approve(ghost, by_max.request_id), "ghost",
                       "payment.approve")
@@ -112,12 +120,8 @@ def test_a_colleague_whose_password_the_maker_reset_cannot_approve(w):
     assert bank.auth.login("max", PASSWORD).username == "max"
     done = bank.approvals.approve(w.mia, reset.request_id)
     assert bank.users.get("max")["must_change_password"]
-    max_now = bank.auth.login("max", done["temporary_password"])
-    refused_unchanged(bank, lambda: bank.approvals.approve(max_now, pending.request_id), "max",
-                      "payment.approve")
-    max_now = sign_in_and_change(bank, "max", done["temporary_password"])
-    refused_unchanged(bank, lambda: bank.approvals.approve(max_now, pending.request_id), "max",
-                      "payment.approve")
+    max_now = cannot_approve_before_or_after_change(bank, "max", done["temporary_password"],
+                                                    pending.request_id)
     # And the other way round: mara's requests are not for max either, nor max's for mara.
     by_max = bank.payments.withdraw(max_now, w.acc, "20000.00")
     refused_unchanged(bank, lambda: bank.approvals.approve(w.mara, by_max.request_id), "mara",
