@@ -4,6 +4,8 @@ manager, and unlock locked users. A new manager, a manager's password reset and 
 wait for a second manager (Approvals page); they are listed here as waiting."""
 import streamlit as st
 
+from pages.text import md
+
 PAGE = {"title": "Employees", "icon": ":material/badge:", "roles": ("manager",), "order": 80,
         "url": "staff"}
 
@@ -22,7 +24,7 @@ def render() -> None:
     st.title(":material/badge: Employees")
     shown = st.session_state.pop("_temporary_password", None)
     if shown:
-        st.success(f"Temporary password for **{shown[0]}**: `{shown[1]}`  \nGive it to them in "
+        st.success(f"Temporary password for **{md(shown[0])}**: `{shown[1]}`  \nGive it to them in "
                    "person; they must choose their own at the next sign-in. It is not shown "
                    "again.", icon=":material/key:")
     staff = _employees(bank, actor)
@@ -110,7 +112,7 @@ def _create(bank, actor) -> None:
             if password is not None:
                 st.session_state["_temporary_password"] = (username.strip().lower(), password)
         _run(action, lambda: _outcome(outcome.get("result"),
-                                      f"{role.capitalize()} {username.strip().lower()} added."))
+                                      f"{role.capitalize()} {md(username.strip().lower())} added."))
 
 
 def _manage(bank, actor, staff) -> None:
@@ -120,16 +122,16 @@ def _manage(bank, actor, staff) -> None:
         return
     username = st.selectbox("Employee", others, key="bankms_manage_user")
     row = staff[staff["username"] == username].iloc[0]
-    st.caption(f"{row['full_name']} · {row['role']} · "
+    st.caption(f"{md(row['full_name'])} · {row['role']} · "
                f"{'active' if row['active'] else 'deactivated'}")
     left, middle, right = st.columns(3)
     if row["active"]:
         if left.button("Deactivate", icon=":material/person_off:", key="bankms_deactivate",
                        disabled=username == actor.username, width="stretch"):
-            _run(lambda: bank.users.deactivate(actor, username), f"{username} deactivated.")
+            _run(lambda: bank.users.deactivate(actor, username), f"{md(username)} deactivated.")
     elif left.button("Reactivate", icon=":material/person_check:", key="bankms_activate",
                      width="stretch"):
-        _run(lambda: bank.users.activate(actor, username), f"{username} reactivated.")
+        _run(lambda: bank.users.activate(actor, username), f"{md(username)} reactivated.")
     if middle.button("Reset password", icon=":material/lock_reset:", key="bankms_reset",
                      disabled=username == actor.username, width="stretch"):
         outcome = {}
@@ -138,7 +140,7 @@ def _manage(bank, actor, staff) -> None:
             outcome["result"] = result = bank.users.reset_password(actor, username)
             if isinstance(result, str):
                 st.session_state["_temporary_password"] = (username, result)
-        _run(action, lambda: _outcome(outcome.get("result"), f"Password of {username} reset."))
+        _run(action, lambda: _outcome(outcome.get("result"), f"Password of {md(username)} reset."))
     other_role = "teller" if row["role"] == "manager" else "manager"
     if right.button(f"Make {other_role}", icon=":material/swap_vert:", key="bankms_role",
                     disabled=username == actor.username, width="stretch"):
@@ -147,7 +149,7 @@ def _manage(bank, actor, staff) -> None:
         def change():
             outcome["result"] = bank.users.set_role(actor, username, other_role)
         _run(change, lambda: _outcome(outcome.get("result"),
-                                      f"{username} is now a {other_role}."))
+                                      f"{md(username)} is now a {other_role}."))
     st.caption("Your own password: use *Change password*.")
 
 
@@ -160,4 +162,4 @@ def _locked(bank, actor) -> None:
     username = st.selectbox("User to unlock", locked["username"].tolist(),
                             key="bankms_unlock_user")
     if st.button("Unlock", icon=":material/lock_open:", key="bankms_unlock"):
-        _run(lambda: bank.users.unlock(actor, username), f"{username} unlocked.")
+        _run(lambda: bank.users.unlock(actor, username), f"{md(username)} unlocked.")

@@ -72,11 +72,13 @@ def _keep_password(result) -> None:
 
 
 def _show_password() -> None:
+    from pages.text import md
+
     shown = st.session_state.pop("_approval_password", None)
     if shown:
-        st.success(f"Temporary password for **{shown[0]}**: `{shown[1]}`  \nGive it to them in "
-                   "person; they must choose their own at the next sign-in. It is not shown "
-                   "again.", icon=":material/key:")
+        st.success(f"Temporary password for **{md(shown[0])}**: `{shown[1]}`  \nGive it to "
+                   "them in person; they must choose their own at the next sign-in. It is not "
+                   "shown again.", icon=":material/key:")
 
 
 def _alerts(bank, actor) -> None:

@@ -36,13 +36,13 @@ def urls(at) -> set:
 
 
 @contextlib.contextmanager
-def app_bank_in(folder):
-    """The app's process-wide Bank (pages.common.get_bank) on a fresh file in `folder`, for
-    a module's page tests; BANKMS_DB is restored afterwards."""
+def app_bank_on(path: str):
+    """The app's own process-wide Bank (pages.common.get_bank) on the database file `path`,
+    for a test module's AppTests; closed and forgotten afterwards, BANKMS_DB restored."""
     from pages import common
 
     previous = os.environ.get("BANKMS_DB")
-    os.environ["BANKMS_DB"] = str(Path(folder) / "bank.duckdb")
+    os.environ["BANKMS_DB"] = path
     bank = common.get_bank()
     try:
         yield bank

@@ -11,7 +11,7 @@ import re
 from decimal import Decimal
 
 import pytest
-from apptest_util import app_bank_in, goto, open_app, urls
+from apptest_util import app_bank_on, goto, open_app, urls
 from conftest import employee, funded_account, login_for, make_customer
 
 _names = itertools.count(1)
@@ -19,7 +19,7 @@ _names = itertools.count(1)
 
 @pytest.fixture(scope="module")
 def app_bank(tmp_path_factory):
-    with app_bank_in(tmp_path_factory.mktemp("daily_pages")) as bank:
+    with app_bank_on(str(tmp_path_factory.mktemp("daily_pages") / "bank.duckdb")) as bank:
         yield bank
 
 

@@ -8,7 +8,7 @@ import itertools
 import re
 
 import pytest
-from apptest_util import APP, app_bank_in, goto, open_app
+from apptest_util import APP, app_bank_on, goto, open_app
 from conftest import employee, funded_account, make_customer
 from streamlit.testing.v1 import AppTest
 
@@ -17,7 +17,7 @@ _names = itertools.count(1)
 
 @pytest.fixture(scope="module")
 def app_bank(tmp_path_factory):
-    with app_bank_in(tmp_path_factory.mktemp("sod_pages")) as bank:
+    with app_bank_on(str(tmp_path_factory.mktemp("sod_pages") / "bank.duckdb")) as bank:
         yield bank
 
 
