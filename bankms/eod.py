@@ -433,6 +433,8 @@ def recent_runs(bank, actor, limit=30) -> pd.DataFrame:
     """The latest closed business days, newest first, for the end-of-day page."""
     bank.require(actor, "bank.end_of_day", entity="business_date")
     df = bank.read_df(f"SELECT * FROM eod_runs ORDER BY business_date DESC LIMIT {int(limit)}")
+    # A value date, not midnight of one (pandas reads DATE as a timestamp).
+    df["business_date"] = pd.to_datetime(df["business_date"]).dt.date
     df["seconds"] = [(b - a).total_seconds() for a, b in zip(df["started_at"],
                                                               df["finished_at"])]
     return df
