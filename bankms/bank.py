@@ -24,6 +24,8 @@ INTERNAL_ACCOUNTS = [
     ("GL1200", "loans_receivable", "Loans receivable"),
     ("GL4000", "interest_income", "Interest income"),
     ("GL4100", "fee_income", "Fee income"),
+    # Payments on written-off loans (loans.py).
+    ("GL4200", "loan_recoveries", "Loan recoveries"),
     ("GL5000", "interest_expense", "Interest expense"),
     # Loans written off move their unpaid principal here (loans.py).
     ("GL5100", "loan_losses", "Loan losses"),

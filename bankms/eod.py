@@ -318,10 +318,12 @@ def _late_fees(bank, actor, uow, day, settings, out):
     if not late:
         return
     uow.execute(
-        "UPDATE loan_schedule SET fee_cents = ? FROM loans l WHERE l.id = loan_schedule.loan_id "
+        "UPDATE loan_schedule SET fee_cents = ?, fee_date = ? FROM loans l "
+        "WHERE l.id = loan_schedule.loan_id "
         "AND l.status = 'active' AND loan_schedule.due_date <= ? AND loan_schedule.fee_cents = 0 "
         "AND (loan_schedule.interest_paid_cents < loan_schedule.interest_cents "
-        "OR loan_schedule.principal_paid_cents < loan_schedule.principal_cents)", [fee, cutoff])
+        "OR loan_schedule.principal_paid_cents < loan_schedule.principal_cents)",
+        [fee, day, cutoff])
     _audit_set(bank, uow, actor, "loan.late_fee", "loan", [lid for lid, _ in late],
                None, {"fee_cents": fee, "grace_days": grace, "business_date": day})
     out.late_fees_charged = len(late)

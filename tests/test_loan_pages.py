@@ -195,8 +195,10 @@ def test_customer_sees_schedule_and_pays(app_bank, staff):
     at.text_input(key=f"myloans_pay_amount_{lid}").input("500.00")
     click(at, "Pay")
     assert "Paid $500.00" in texts(at)
-    assert app_bank.loans.get(ana, lid)["outstanding_principal"] == D("9500.00")
-    assert "Outstanding principal $9,500.00" in texts(at)  # the page redrew with new figures
+    # Issue 9: paid before the due date, the 500.00 covers the coming instalment (interest
+    # 100.00 first, then 400.00 of its principal).
+    assert app_bank.loans.get(ana, lid)["outstanding_principal"] == D("9600.00")
+    assert "Outstanding principal $9,600.00" in texts(at)  # the page redrew with new figures
 
 
 def test_teller_takes_a_cash_payment(app_bank, staff):
