@@ -91,10 +91,18 @@ def day_share(day_count: str, start: dt.date, end: dt.date, a: dt.date, b: dt.da
     return Fraction((b - a).days, whole) if whole else Fraction(0)
 
 
+def _interest(balance: int, r: Fraction) -> int:
+    """balance x r rounded half-up, in integers (the replay's hot loop)."""
+    num, den = r.numerator, r.denominator
+    if balance >= 0:
+        return (2 * balance * num + den) // (2 * den)
+    return -((-2 * balance * num + den) // (2 * den))
+
+
 def _instalment_ok(principal_cents, r, term, payment) -> list | None:
     rows, balance = [], principal_cents
     for k in range(term):
-        interest = round_half_up(balance * r)
+        interest = _interest(balance, r)
         if k == term - 1:
             principal = balance
         else:
@@ -128,7 +136,7 @@ def amortize(principal_cents: int, annual_rate_percent, term_months: int) -> lis
     # principal never negative, the last month takes the rest.
     rows, balance = [], principal_cents
     for k in range(term_months):
-        interest = round_half_up(balance * r)
+        interest = _interest(balance, r)
         principal = balance if k == term_months - 1 else min(max(payment - interest, 0), balance)
         balance -= principal
         rows.append((principal + interest, interest, principal, balance))
@@ -195,6 +203,11 @@ class Split:
     interest_cents: int = 0
     principal_cents: int = 0
     prepayment_cents: int = 0
+
+
+def _settled(row) -> bool:
+    return (row.interest_paid >= row.interest and row.principal_paid >= row.principal
+            and row.fee_paid >= row.fee)
 
 
 class Loan:
@@ -280,26 +293,42 @@ class Loan:
             raise ReplayError("a payment cannot be dated before the disbursement")
         if left <= 0:
             raise ReplayError("a payment must be positive")
-        quote = self.payoff(day)
-        if left > quote["total_cents"]:
-            raise ReplayError(f"more than the payoff {quote['total_cents']}")
         split = Split(event.transaction_id)
-        for row in self.rows:
+        rows = self.rows
+        # Rows before `first` are settled (their interest, principal and fees are paid); the
+        # scan starts there so that a long loan's replay stays linear.
+        first = 0
+        while first < len(rows) and _settled(rows[first]):
+            first += 1
+        for row in rows[first:]:
+            if row.due > day:
+                break
             if row.fee_date is not None and row.fee_date < day and row.fee > row.fee_paid:
                 take = min(left, row.fee - row.fee_paid)
                 row.fee_paid += take
                 split.fee_cents += take
                 left -= take
-        due = [r for r in self.rows if r.due <= day]
-        for attr, paid in (("interest", "interest_paid"), ("principal", "principal_paid")):
-            for row in due:
-                take = min(left, getattr(row, attr) - getattr(row, paid))
-                if take > 0:
-                    setattr(row, paid, getattr(row, paid) + take)
-                    left -= take
-                    setattr(split, attr + "_cents", getattr(split, attr + "_cents") + take)
-        row = self._coming(day)
-        if left and row is not None:
+        due = []
+        for row in rows[first:]:
+            if row.due > day:
+                break
+            due.append(row)
+        for row in due:
+            take = min(left, row.interest - row.interest_paid)
+            if take > 0:
+                row.interest_paid += take
+                split.interest_cents += take
+                left -= take
+        for row in due:
+            take = min(left, row.principal - row.principal_paid)
+            if take > 0:
+                row.principal_paid += take
+                split.principal_cents += take
+                left -= take
+        if left:
+            row = self._coming(day)
+            if row is None:
+                raise ReplayError("more than the payoff")
             self._pay_coming(row, day, left, split, event.prepayment or self.c.prepayment)
         self.splits.append(split)
         self.last_value_date = max(self.last_value_date, day)
@@ -307,9 +336,12 @@ class Loan:
 
     def _pay_coming(self, row: Row, day, left, split, rule):
         accrued = self._accrued(row, day)
-        rest = sum(r.principal - r.principal_paid for r in self.rows if r.n >= row.n)
+        # Later rows are never paid ahead, so their principal is the row's balance after it.
+        rest = row.principal - row.principal_paid + row.balance
         payoff_rest = round_half_up(accrued) - row.interest_paid + rest
-        if left >= payoff_rest:
+        if left > payoff_rest:
+            raise ReplayError("more than the payoff")
+        if left == payoff_rest:
             # Payoff: interest to `day`, every cent of principal; later instalments dropped.
             interest = round_half_up(accrued)
             split.interest_cents += interest - row.interest_paid
@@ -367,7 +399,7 @@ class Loan:
             payment = later[0].payment
             kept = []
             for r in later:
-                interest = round_half_up(balance * self.r)
+                interest = _interest(balance, self.r)
                 principal = min(max(payment - interest, 0), balance)
                 if r is later[-1] or principal == balance:
                     principal = balance
