@@ -352,6 +352,8 @@ def _replay_in(fetchall, loan, extra=()) -> loan_replay.Loan:
     try:
         return loan_replay.replay(_contract(loan), [*events, *extra], fees)
     except loan_replay.ReplayError as exc:
+        if "payoff" in str(exc):
+            raise InvalidAmount(f"Loan {lid} cannot take this: it is {exc}.") from None
         raise InvalidState(f"Loan {lid} cannot take this: {exc}.") from None
 
 
@@ -653,7 +655,7 @@ class Loans:
         return self._raise_refusal(bank.write(fn))
 
     def repay(self, actor, loan_id, amount, source_account, idempotency_key=None, *,
-              prepayment=None):
+              prepayment=None, value_date=None):
         """A manual payment from one of the borrower's accounts (or, for staff, `"cash"` taken
         at the counter), value-dated on the business date. Returns the ledger Receipt; the split
         is in its memo and in loan_payments.
@@ -662,7 +664,11 @@ class Loans:
         prepayment re-amortised by `prepayment`: "reduce_instalment" (default) or
         "shorten_term"). A payment equal to the payoff closes the loan; more is refused with
         InvalidAmount. On a written-off loan the payment is a recovery: income in GL4200,
-        at most the amount written off less earlier recoveries."""
+        at most the amount written off less earlier recoveries.
+
+        `value_date` (managers, a correction): a payment that should have counted on an
+        earlier day, not before the disbursement. The loan is replayed with it in its place;
+        any change in how the later payments split is posted as a loan_reallocation."""
         bank = self._bank
         loan = self._readable(actor, loan_id, "loan.repay")
         lid = loan["id"]
@@ -677,8 +683,13 @@ class Loans:
             source = INTERNAL["teller_cash"]
         else:
             source = accountnum.normalize(source_account)
+        vday = as_date(value_date, "value date")
+        if vday is not None and vday != bank.business_date:
+            bank.require(actor, "loan.correct", entity="loan", entity_id=lid)
         key = _clean_key(idempotency_key)
         parts = ("loan_repayment", actor.username, lid, cents, source)
+        if vday is not None:
+            parts += (vday.isoformat(),)
         request_hash = _request_hash(*parts, rule) if rule else _request_hash(*parts)
         owned = (source,) if actor.role == "customer" else ()
 
@@ -708,13 +719,24 @@ class Loans:
                     raise InvalidInput(f"Account {source} does not belong to the borrower.")
             if loan["status"] == "written_off":
                 return self._recover_in(uow, actor, loan, cents, source, is_cash, request)
-            replayed = _replay_in(uow.fetchall, loan)
-            quote = replayed.payoff(today)
-            if cents > quote["total_cents"]:
-                raise InvalidAmount(
-                    f"{format_cents(cents)} is more than the {format_cents(quote['total_cents'])}"
-                    f" that pays loan {lid} off today (bank.loans.payoff gives the parts).")
-            split = replayed.pay(loan_replay.Payment(today, _LAST, cents, rule))
+            day = vday or today
+            if day > today or day < loan["disbursement_date"]:
+                raise InvalidInput(f"The value date must lie between the disbursement "
+                                   f"({loan['disbursement_date']}) and today ({today}).")
+            if day == today:
+                replayed = _replay_in(uow.fetchall, loan)
+                quote = replayed.payoff(today)
+                if cents > quote["total_cents"]:
+                    raise InvalidAmount(
+                        f"{format_cents(cents)} is more than the "
+                        f"{format_cents(quote['total_cents'])} that pays loan {lid} off "
+                        "today (bank.loans.payoff gives the parts).")
+                split = replayed.pay(loan_replay.Payment(today, _LAST, cents, rule))
+            else:
+                # Back-dated: the whole history is replayed with the payment in its place.
+                replayed = _replay_in(uow.fetchall, loan,
+                                      [loan_replay.Payment(day, _LAST, cents, rule)])
+                split = next(s for s in replayed.splits if s.transaction_id == _LAST)
             fee, interest = split.fee_cents, split.interest_cents
             principal, prepay = split.principal_cents, split.prepayment_cents
             legs = [(source, -cents)]
@@ -729,18 +751,20 @@ class Loans:
                 return outcome
             record_payments(uow, pd.DataFrame({
                 "transaction_id": [outcome.transaction_id], "loan_id": [lid],
-                "business_date": [today], "method": ["cash" if is_cash else "manual"],
+                "business_date": [day], "method": ["cash" if is_cash else "manual"],
                 "source_account": [source], "amount_cents": [cents], "fee_cents": [fee],
                 "interest_cents": [interest], "principal_cents": [principal],
                 "prepayment_cents": [prepay], "actor": [actor.username],
                 "prepayment_rule": [rule]}))
+            moved = (self._reallocate(uow, actor, loan, replayed, today, key)
+                     if day != today else None)
             closed = _store(uow, loan, replayed, today)
             bank.audit_row(uow, actor, "loan.repay", "loan", lid, after={
                 "transaction_id": outcome.transaction_id, "amount": str(to_money(cents)),
                 "fees": str(to_money(fee)), "interest": str(to_money(interest)),
                 "principal": str(to_money(principal)), "prepayment": str(to_money(prepay)),
                 "prepayment_rule": rule or loan_replay.DEFAULT_PREPAYMENT,
-                "paid_off": closed})
+                "value_date": day.isoformat(), "reallocated": moved, "paid_off": closed})
             return outcome
         return self._raise_refusal(bank.write(fn))
 

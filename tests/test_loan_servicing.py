@@ -11,7 +11,7 @@ from fractions import Fraction as F
 
 import numpy_financial as npf
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bankms.bank import INTERNAL
@@ -377,3 +377,80 @@ def withdraw_all(bank, number):
     balance = bank.accounts.balance(bank.system_actor(), number)
     if balance > 0:
         bank.payments.withdraw(bank.system_actor(), number, str(balance))
+
+
+# -- 5. a loan is the replay of its events: random histories with corrections -----------------
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(st.tuples(st.sampled_from(["pay", "pay", "reverse"]),
+                              st.integers(1, 400_000), st.integers(0, 44)),
+                    min_size=1, max_size=6))
+def test_random_corrections_end_in_the_corrected_history(tmp_path_factory, ops):
+    import bankms
+    bank = bankms.open_bank(str(tmp_path_factory.mktemp("replay") / "bank.duckdb"),
+                            bcrypt_rounds=4)
+    try:
+        staff = {"teller": employee(bank, "teller"), "manager": employee(bank, "manager")}
+        cid = make_customer(bank, name="Ana Borrower")
+        who = {"cid": cid, "checking": funded_account(bank, "0", customer_id=cid)}
+        lid = active_loan(bank, staff, who)
+        start = bank.business_date
+        # End of day collects the first instalment on its due date from the payout.
+        bank.end_of_day(bank.system_actor(), until=start + 44 * DAY)
+        manager, receipts = staff["manager"], []
+        for kind, amount, back in ops:
+            if kind == "pay":
+                day = max(bank.business_date - back * DAY, start)
+                try:
+                    receipts.append(bank.loans.repay(manager, lid, D(amount) / 100, "cash",
+                                                     value_date=day))
+                except (InvalidAmount, InvalidState):
+                    assert bank.audit.verify() == []   # refused, nothing changed
+            elif receipts:
+                receipt = receipts.pop(amount % len(receipts))
+                bank.loans.reverse_repayment(manager, lid, receipt.transaction_id, "mistake")
+        assert bank.audit.verify() == []
+        # The loan equals its corrected history posted from scratch.
+        kept = bank.read(
+            "SELECT business_date, transaction_id, amount_cents FROM loan_payments lp WHERE "
+            "loan_id = ? AND method IN ('cash', 'automatic') AND NOT EXISTS (SELECT 1 FROM "
+            "transactions t WHERE t.reverses_id = lp.transaction_id)", [lid])
+        fresh = replay(Contract(1_000_000, D("12"), 12, start),
+                       [Payment(d, t, a) for d, t, a in kept])
+        stored = bank.read("SELECT payment_cents, interest_cents, principal_cents, "
+                           "interest_paid_cents, principal_paid_cents FROM loan_schedule "
+                           "WHERE loan_id = ? ORDER BY n", [lid])
+        assert stored == [(r.payment, r.interest, r.principal, r.interest_paid,
+                           r.principal_paid) for r in fresh.rows]
+        gl = bank.read_one("SELECT balance_cents FROM accounts WHERE account_number = ?",
+                           [INTERNAL["loans_receivable"]])[0]
+        assert -gl == fresh.principal_outstanding
+    finally:
+        bank.close()
+
+
+@pytest.mark.parametrize("change, error", [
+    ({"value_date": "2000-01-01"}, InvalidInput),          # before the disbursement
+    ({"amount": "1.005"}, InvalidAmount),                   # three decimals
+    ({"amount": "999999"}, InvalidAmount),                  # above the payoff
+    ({"prepayment": "sometime"}, InvalidInput),
+])
+def test_bad_repayments_change_nothing(bank, staff, borrower, change, error):
+    lid = active_loan(bank, staff, borrower)
+    bank.end_of_day(bank.system_actor(), until=bank.business_date + 3 * DAY)
+    args = {"amount": "100", "value_date": None, "prepayment": None, **change}
+    before = bank.read("SELECT * FROM loan_schedule ORDER BY n")
+    with pytest.raises(error):
+        bank.loans.repay(staff["manager"], lid, args["amount"], "cash",
+                         value_date=args["value_date"], prepayment=args["prepayment"])
+    assert bank.read("SELECT * FROM loan_schedule ORDER BY n") == before
+    assert bank.read_one("SELECT count(*) FROM loan_payments")[0] == 0
+    assert bank.audit.verify() == []
+
+
+def test_a_teller_cannot_back_date(bank, staff, borrower):
+    lid = active_loan(bank, staff, borrower)
+    bank.end_of_day(bank.system_actor(), until=bank.business_date + 3 * DAY)
+    with pytest.raises(PermissionDenied):
+        bank.loans.repay(staff["teller"], lid, "100", "cash",
+                         value_date=bank.business_date - DAY)
