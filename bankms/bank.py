@@ -22,6 +22,8 @@ INTERNAL_ACCOUNTS = [
     ("GL1000", "teller_cash", "Teller cash"),
     ("GL1100", "clearing", "External clearing"),
     ("GL1200", "loans_receivable", "Loans receivable"),
+    # Expected loan losses by arrears bucket, kept by end of day (eod.py _provision).
+    ("GL1290", "loan_loss_provision", "Loan-loss provision"),
     ("GL4000", "interest_income", "Interest income"),
     ("GL4100", "fee_income", "Fee income"),
     # Payments on written-off loans (loans.py).
@@ -29,6 +31,7 @@ INTERNAL_ACCOUNTS = [
     ("GL5000", "interest_expense", "Interest expense"),
     # Loans written off move their unpaid principal here (loans.py).
     ("GL5100", "loan_losses", "Loan losses"),
+    ("GL5200", "provision_expense", "Loan-loss provision expense"),
 ]
 INTERNAL = {code: number for number, code, _ in INTERNAL_ACCOUNTS}
 
@@ -42,6 +45,9 @@ DEFAULT_SETTINGS = {
     # Loans and end of day (loans.py, eod.py).
     "loan_late_fee_cents": "2500",
     "loan_late_fee_grace_days": "5",
+    # Loan-loss provision, percent of outstanding principal for the buckets current, 1-30,
+    # 31-60, 61-90 and over 90 days past due (issue 9).
+    "loan_provision_percents": "1,5,25,50,100",
     "dormancy_months": "12",
 }
 

@@ -240,6 +240,13 @@ SCHEMA = [
         prepayment_rule VARCHAR)""",
     # The teller's choice for the prepayment part (NULL: the product's), replayed (issue 9).
     "ALTER TABLE loan_payments ADD COLUMN IF NOT EXISTS prepayment_rule VARCHAR",
+    # Loan-loss provision held per loan (GL1290 is their sum); end of day keeps it (issue 9).
+    """CREATE TABLE IF NOT EXISTS loan_provisions (
+        loan_id BIGINT PRIMARY KEY,
+        bucket VARCHAR NOT NULL,
+        percent DECIMAL(9, 4) NOT NULL,
+        provision_cents BIGINT NOT NULL,
+        business_date DATE NOT NULL)""",
     # Savings interest accrued per account and day, in micro-cents (1e-6 cent): not money yet.
     """CREATE TABLE IF NOT EXISTS interest_accruals (
         account_id BIGINT NOT NULL,

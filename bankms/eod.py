@@ -40,7 +40,7 @@ import pandas as pd
 from .bank import INTERNAL
 from .errors import InvalidInput
 from .ledger import utcnow
-from .loans import OWED_SQL, add_months, age_arrears, allocate, apply_allocation, \
+from .loans import BUCKETS, OWED_SQL, add_months, age_arrears, allocate, apply_allocation, \
     close_paid_off, record_payments
 from .money import format_cents
 
@@ -112,10 +112,11 @@ class DayClosed:
     accounts_made_dormant: int = 0
     accounts_reactivated: int = 0
     loans_paid_off: int = 0
+    provision_change_cents: int = 0
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("business_date", *SUMMARY_FIELDS,
-                                               "loans_paid_off")}
+                                               "loans_paid_off", "provision_change_cents")}
 
 
 @dataclass
@@ -234,6 +235,7 @@ def close_day(bank, actor, uow, day: dt.date) -> DayClosed | None:
     age_arrears(uow, nxt)
     (out.loans_in_arrears,) = uow.fetchone(
         "SELECT count(*) FROM loans WHERE status = 'active' AND days_past_due > 0")
+    _provision(bank, actor, uow, day, internal, settings, out)
     _accrue(uow, day, out)
     if nxt.month != day.month:
         _post_month_interest(bank, actor, uow, day, internal, out)
@@ -328,6 +330,68 @@ def _late_fees(bank, actor, uow, day, settings, out):
                None, {"fee_cents": fee, "grace_days": grace, "business_date": day})
     out.late_fees_charged = len(late)
     out.late_fee_cents = fee * len(late)
+
+
+def provision_percents(settings) -> list:
+    """Percent of outstanding principal per bucket (loans.BUCKETS order), from the setting."""
+    from decimal import Decimal
+    raw = settings.get("loan_provision_percents", "1,5,25,50,100")
+    values = [Decimal(v.strip()) for v in raw.split(",")]
+    if len(values) != len(BUCKETS) or not all(0 <= v <= 100 for v in values):
+        raise InvalidInput("loan_provision_percents needs five percentages from 0 to 100 "
+                           "(current, 1-30, 31-60, 61-90, over 90 days past due).")
+    return values
+
+
+def _provision(bank, actor, uow, day, internal, settings, out):
+    """Keep each loan's loan-loss provision at its bucket's percentage of the outstanding
+    principal (after arrears are aged): one transaction a day for the whole change, GL5200
+    provision expense against GL1290 loan-loss provision; loans no longer active release
+    theirs. loan_provisions holds the per-loan figures that verify() sums against GL1290."""
+    percents = provision_percents(settings)
+    frame = pd.DataFrame({"bucket": list(BUCKETS),
+                          "basis_points": [int(p * 100) for p in percents],
+                          "percent": [float(p) for p in percents]})
+    uow.cur.register("provision_rates", frame)
+    try:
+        changed = uow.execute(
+            "SELECT coalesce(t.loan_id, p.loan_id) AS loan_id, coalesce(t.bucket, 'closed') "
+            "AS bucket, coalesce(t.percent, 0) AS percent, CAST(coalesce(t.target, 0) AS "
+            "BIGINT) AS provision_cents, CAST(coalesce(t.target, 0) - coalesce("
+            "p.provision_cents, 0) AS BIGINT) AS change_cents FROM (SELECT l.id AS loan_id, "
+            "l.arrears_bucket AS bucket, r.percent, (2 * CAST(l.principal_outstanding_cents AS "
+            "HUGEINT) * r.basis_points + 10000) // 20000 AS target FROM loans l JOIN "
+            "provision_rates r ON r.bucket = l.arrears_bucket WHERE l.status = 'active') t "
+            "FULL JOIN loan_provisions p ON p.loan_id = t.loan_id "
+            "WHERE coalesce(t.target, 0) <> coalesce(p.provision_cents, 0) "
+            "OR coalesce(t.bucket, 'closed') <> coalesce(p.bucket, 'closed')").df()
+    finally:
+        uow.cur.unregister("provision_rates")
+    if len(changed) == 0:
+        return
+    change = int(changed["change_cents"].sum())
+    if change:
+        provision, expense = INTERNAL["loan_loss_provision"], INTERNAL["provision_expense"]
+        tx = pd.DataFrame({"tx_ref": [0], "kind": ["loan_provision"],
+                           "amount_cents": [abs(change)],
+                           "memo": [f"Loan-loss provision for {day}"],
+                           "source_account": [expense if change > 0 else provision],
+                           "target_account": [provision if change > 0 else expense]})
+        postings = pd.DataFrame({"tx_ref": [0, 0],
+                                 "account_id": [internal[expense], internal[provision]],
+                                 "amount_cents": [-change, change]})
+        _post(bank, actor, uow, tx, postings, "eod.loan_provision")
+    changed["business_date"] = day
+    uow.cur.register("provision_changes", changed)
+    try:
+        uow.execute("DELETE FROM loan_provisions WHERE loan_id IN "
+                    "(SELECT loan_id FROM provision_changes)")
+        uow.execute("INSERT INTO loan_provisions SELECT loan_id, bucket, percent, "
+                    "provision_cents, CAST(business_date AS DATE) FROM provision_changes "
+                    "WHERE provision_cents <> 0")
+    finally:
+        uow.cur.unregister("provision_changes")
+    out.provision_change_cents = change
 
 
 def _accrue(uow, day, out):

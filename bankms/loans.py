@@ -837,6 +837,20 @@ class Loans:
         return _money_frame(df, ["amount_cents", "fee_cents", "interest_cents",
                                  "principal_cents", "prepayment_cents"])
 
+    def provisions(self, actor) -> pd.DataFrame:
+        """Managers: the loan-loss provision by arrears bucket as end of day last set it:
+        bucket, loans, outstanding principal, percent, provision (Decimal and *_cents)."""
+        self._bank.require(actor, "report.read", entity="loan")
+        df = self._bank.read_df(
+            "SELECT l.arrears_bucket AS bucket, count(*) AS loans, "
+            "CAST(sum(l.principal_outstanding_cents) AS BIGINT) AS outstanding_cents, "
+            "max(p.percent) AS percent, CAST(coalesce(sum(p.provision_cents), 0) AS BIGINT) "
+            "AS provision_cents FROM loans l LEFT JOIN loan_provisions p ON p.loan_id = l.id "
+            "WHERE l.status = 'active' GROUP BY 1")
+        order = {b: i for i, b in enumerate(BUCKETS)}
+        df = df.sort_values("bucket", key=lambda s: s.map(order)).reset_index(drop=True)
+        return _money_frame(df, ["outstanding_cents", "provision_cents"])
+
     # -- corrections (managers) --------------------------------------------------------------
     def reverse_repayment(self, actor, loan_id, transaction_id, reason, idempotency_key=None):
         """Undo one repayment: a reversing ledger transaction gives the money back to where it
@@ -1286,6 +1300,13 @@ class Loans:
             problems.append(f"loan {lid} outstanding {stored} differs from its schedule's unpaid "
                             f"principal {scheduled}")
         problems += self._replay_problems()
+        (provision,) = bank.read_one("SELECT balance_cents FROM accounts WHERE "
+                                     "account_number = ?", [INTERNAL["loan_loss_provision"]])
+        (held,) = bank.read_one("SELECT CAST(coalesce(sum(provision_cents), 0) AS BIGINT) "
+                                "FROM loan_provisions")
+        if provision != held:
+            problems.append(f"loan-loss provision {provision} cents differs from the loans' "
+                            f"provisions {held}")
         for tid, in bank.read(
                 "SELECT lp.transaction_id FROM loan_payments lp LEFT JOIN (SELECT "
                 "p.transaction_id, sum(CASE WHEN a.account_number = ? THEN p.amount_cents END) g, "

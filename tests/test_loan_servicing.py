@@ -454,3 +454,40 @@ def test_a_teller_cannot_back_date(bank, staff, borrower):
     with pytest.raises(PermissionDenied):
         bank.loans.repay(staff["teller"], lid, "100", "cash",
                          value_date=bank.business_date - DAY)
+
+
+# -- 9. provisioning --------------------------------------------------------------------------
+def provision_gl(bank):
+    return bank.read_one("SELECT balance_cents FROM accounts WHERE account_number = ?",
+                         [INTERNAL["loan_loss_provision"]])[0]
+
+
+def test_end_of_day_provisions_by_arrears_bucket(bank, staff, borrower):
+    lid = active_loan(bank, staff, borrower)
+    withdraw_all(bank, borrower["checking"])
+    first_due = bank.loans.schedule(staff["teller"], lid)["due_date"].iloc[0]
+    bank.end_of_day(bank.system_actor(), until=bank.business_date)
+    assert provision_gl(bank) == 10_000          # current: 1 % of 10,000.00
+    bank.end_of_day(bank.system_actor(), until=first_due)
+    assert bank.loans.get(staff["teller"], lid)["bucket"] == "1-30"
+    assert provision_gl(bank) == 50_000          # 1-30 days: 5 %
+    report = bank.loans.provisions(staff["manager"])
+    assert report[["bucket", "loans", "provision"]].values.tolist() == [["1-30", 1, D("500.00")]]
+    expense = bank.read_one("SELECT balance_cents FROM accounts WHERE account_number = ?",
+                            [INTERNAL["provision_expense"]])[0]
+    assert expense == -50_000
+    assert bank.audit.verify() == []
+    with pytest.raises(PermissionDenied):
+        bank.loans.provisions(staff["teller"])
+    bank.loans.write_off(staff["manager"], lid, reason="borrower unreachable")
+    bank.end_of_day(bank.system_actor(), until=bank.business_date)
+    assert provision_gl(bank) == 0               # released with the write-off
+    assert bank.audit.verify() == []
+
+
+def test_provision_percentages_are_settings(bank, staff, borrower):
+    active_loan(bank, staff, borrower)
+    bank.write(lambda uow: uow.execute(
+        "UPDATE settings SET value = '2.5,5,25,50,100' WHERE key = 'loan_provision_percents'"))
+    bank.end_of_day(bank.system_actor(), until=bank.business_date)
+    assert provision_gl(bank) == 25_000
