@@ -831,9 +831,9 @@ class Loans:
             "CASE t.kind WHEN 'loan_disbursement' THEN 'disbursement' WHEN 'loan_write_off' "
             "THEN 'write-off' ELSE 'undo disbursement' END, t.amount_cents, 0, 0, 0, 0, "
             "t.actor, EXISTS (SELECT 1 FROM transactions r WHERE r.reverses_id = t.id) "
-            "FROM transactions t WHERE t.memo LIKE ? AND t.kind IN ('loan_disbursement', "
-            "'loan_write_off', 'reversal') ORDER BY 1, 2",
-            [loan["id"], f"Loan {loan['id']} %"])
+            "FROM transactions t WHERE t.memo LIKE ? AND (t.kind IN ('loan_disbursement', "
+            "'loan_write_off') OR t.kind = 'reversal' AND t.memo LIKE ?) ORDER BY 1, 2",
+            [loan["id"], f"Loan {loan['id']} %", f"Loan {loan['id']} disbursement undone%"])
         return _money_frame(df, ["amount_cents", "fee_cents", "interest_cents",
                                  "principal_cents", "prepayment_cents"])
 
