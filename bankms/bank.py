@@ -10,9 +10,10 @@ import json
 import os
 import threading
 
-from . import db, security
+from . import db, files, security
 from .errors import BankError, PermissionDenied
 from .ledger import BatchPoster, LedgerState, utcnow
+from .settings import REGISTRY
 from .writer import Writer
 
 # Internal ledger accounts: they hold the other side of every customer movement. With the one
@@ -35,21 +36,8 @@ INTERNAL_ACCOUNTS = [
 ]
 INTERNAL = {code: number for number, code, _ in INTERNAL_ACCOUNTS}
 
-DEFAULT_SETTINGS = {
-    "customer_daily_transfer_cents_max": "500000",
-    "four_eyes_threshold_cents": "1000000",
-    "login_attempts_max": "5",
-    "lockout_s": "900",
-    "session_idle_timeout_s": "900",
-    "session_absolute_timeout_s": "43200",
-    # Loans and end of day (loans.py, eod.py).
-    "loan_late_fee_cents": "2500",
-    "loan_late_fee_grace_days": "5",
-    # Loan-loss provision, percent of outstanding principal for the buckets current, 1-30,
-    # 31-60, 61-90 and over 90 days past due (issue 9).
-    "loan_provision_percents": "1,5,25,50,100",
-    "dormancy_months": "12",
-}
+# Every registered setting is stored with its default at the first open (settings.py).
+DEFAULT_SETTINGS = {key: setting.default for key, setting in REGISTRY.items()}
 
 
 class Bank:
@@ -235,8 +223,10 @@ def open_bank(path: str = None, **kwargs) -> Bank:
     if path is None:
         path = os.environ.get("BANKMS_DB", "data/bank.duckdb")
     if path != ":memory:":
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
+        # Before DuckDB creates the file or its WAL: both private to this user (files.py).
+        files.private_umask()
+        files.make_private_folder(files.data_folder(path))
+        files.tighten(path)
     return Bank(path, **kwargs)
 
 

@@ -332,15 +332,15 @@ def _late_fees(bank, actor, uow, day, settings, out):
     out.late_fee_cents = fee * len(late)
 
 
-def provision_percents(settings) -> list:
-    """Percent of outstanding principal per bucket (loans.BUCKETS order), from the setting."""
-    from decimal import Decimal
-    raw = settings.get("loan_provision_percents", "1,5,25,50,100")
-    values = [Decimal(v.strip()) for v in raw.split(",")]
-    if len(values) != len(BUCKETS) or not all(0 <= v <= 100 for v in values):
-        raise InvalidInput("loan_provision_percents needs five percentages from 0 to 100 "
-                           "(current, 1-30, 31-60, 61-90, over 90 days past due).")
-    return values
+PROVISION_KEYS = ("loan_provision_bp_current", "loan_provision_bp_1_30",
+                  "loan_provision_bp_31_60", "loan_provision_bp_61_90",
+                  "loan_provision_bp_over_90")
+
+
+def provision_basis_points(settings) -> list[int]:
+    """Hundredths of a percent of outstanding principal per bucket (loans.BUCKETS order)."""
+    from .settings import REGISTRY
+    return [int(settings.get(key, REGISTRY[key].default)) for key in PROVISION_KEYS]
 
 
 def _provision(bank, actor, uow, day, internal, settings, out):
@@ -348,10 +348,9 @@ def _provision(bank, actor, uow, day, internal, settings, out):
     principal (after arrears are aged): one transaction a day for the whole change, GL5200
     provision expense against GL1290 loan-loss provision; loans no longer active release
     theirs. loan_provisions holds the per-loan figures that verify() sums against GL1290."""
-    percents = provision_percents(settings)
-    frame = pd.DataFrame({"bucket": list(BUCKETS),
-                          "basis_points": [int(p * 100) for p in percents],
-                          "percent": [float(p) for p in percents]})
+    points = provision_basis_points(settings)
+    frame = pd.DataFrame({"bucket": list(BUCKETS), "basis_points": points,
+                          "percent": [p / 100 for p in points]})
     uow.cur.register("provision_rates", frame)
     try:
         changed = uow.execute(

@@ -194,7 +194,7 @@ def _provisions(bank, actor):
                                   "outstanding": "Outstanding", "percent": "Provision %",
                                   "provision": "Provision"}),
                  hide_index=True, width="stretch", key="provision_table")
-    st.caption("As set by the last end of day (settings loan_provision_percents).")
+    st.caption("As set by the last end of day (settings loan_provision_bp_*).")
 
 
 def render() -> None:

@@ -487,7 +487,6 @@ def test_end_of_day_provisions_by_arrears_bucket(bank, staff, borrower):
 
 def test_provision_percentages_are_settings(bank, staff, borrower):
     active_loan(bank, staff, borrower)
-    bank.write(lambda uow: uow.execute(
-        "UPDATE settings SET value = '2.5,5,25,50,100' WHERE key = 'loan_provision_percents'"))
+    bank.settings.set(bank.system_actor(), "loan_provision_bp_current", "250")
     bank.end_of_day(bank.system_actor(), until=bank.business_date)
     assert provision_gl(bank) == 25_000
