@@ -23,6 +23,8 @@ INTERNAL_ACCOUNTS = [
     ("GL1000", "teller_cash", "Teller cash"),
     ("GL1100", "clearing", "External clearing"),
     ("GL1200", "loans_receivable", "Loans receivable"),
+    # Loan interest earned and not yet paid, kept by end of day (eod.py _accrue_loans).
+    ("GL1210", "interest_receivable", "Loan interest receivable"),
     # Expected loan losses by arrears bucket, kept by end of day (eod.py _provision).
     ("GL1290", "loan_loss_provision", "Loan-loss provision"),
     ("GL4000", "interest_income", "Interest income"),

@@ -240,6 +240,12 @@ SCHEMA = [
         prepayment_rule VARCHAR)""",
     # The teller's choice for the prepayment part (NULL: the product's), replayed (issue 9).
     "ALTER TABLE loan_payments ADD COLUMN IF NOT EXISTS prepayment_rule VARCHAR",
+    # Loan interest accrued and unpaid per loan as of its last end of day (GL1210 is their
+    # sum, negative as an asset); end of day keeps it (issue 9).
+    """CREATE TABLE IF NOT EXISTS loan_accruals (
+        loan_id BIGINT PRIMARY KEY,
+        accrued_cents BIGINT NOT NULL,
+        business_date DATE NOT NULL)""",
     # Loan-loss provision held per loan (GL1290 is their sum); end of day keeps it (issue 9).
     """CREATE TABLE IF NOT EXISTS loan_provisions (
         loan_id BIGINT PRIMARY KEY,

@@ -113,10 +113,12 @@ class DayClosed:
     accounts_reactivated: int = 0
     loans_paid_off: int = 0
     provision_change_cents: int = 0
+    loan_accrual_change_cents: int = 0
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("business_date", *SUMMARY_FIELDS,
-                                               "loans_paid_off", "provision_change_cents")}
+                                               "loans_paid_off", "provision_change_cents",
+                                               "loan_accrual_change_cents")}
 
 
 @dataclass
@@ -235,6 +237,7 @@ def close_day(bank, actor, uow, day: dt.date) -> DayClosed | None:
     age_arrears(uow, nxt)
     (out.loans_in_arrears,) = uow.fetchone(
         "SELECT count(*) FROM loans WHERE status = 'active' AND days_past_due > 0")
+    _accrue_loans(bank, actor, uow, day, internal, out)
     _provision(bank, actor, uow, day, internal, settings, out)
     _accrue(uow, day, out)
     if nxt.month != day.month:
@@ -330,6 +333,98 @@ def _late_fees(bank, actor, uow, day, settings, out):
                None, {"fee_cents": fee, "grace_days": grace, "business_date": day})
     out.late_fees_charged = len(late)
     out.late_fee_cents = fee * len(late)
+
+
+NON_ACCRUAL_DAYS = 90
+
+# Interest accrued and unpaid per active accruing loan as of the end of business date D (value
+# date D+1, parameter ? = D+1), from the schedule cache: unpaid interest of instalments due by
+# then, plus the coming instalment's interest for the days of its period so far, exactly as
+# loan_replay computes it for a period whose interest-bearing principal did not change
+# (opening balance x rate / 1200 x days / period days, half-up, in integer arithmetic), less
+# what was paid ahead on it. `changed` marks periods where a prepayment changed the principal
+# mid-period; those loans are replayed instead.
+LOAN_ACCRUAL_SQL = f"""
+WITH s AS (
+    SELECT loan_id, n, due_date, interest_cents, interest_paid_cents,
+           coalesce(lag(due_date) OVER w, l.disbursement_date) AS start_date,
+           coalesce(lag(balance_cents) OVER w, l.principal_cents) AS opening_cents,
+           CAST(round(l.annual_rate_percent * 10000) AS HUGEINT) AS rate_e4
+    FROM loan_schedule JOIN loans l ON l.id = loan_schedule.loan_id
+    WHERE l.status = 'active' AND l.days_past_due <= {NON_ACCRUAL_DAYS}
+    WINDOW w AS (PARTITION BY loan_id ORDER BY n)
+), coming AS (
+    SELECT loan_id, interest_cents, interest_paid_cents,
+           (2 * opening_cents * rate_e4 * date_diff('day', start_date, CAST(? AS DATE))
+            + 12000000 * date_diff('day', start_date, due_date))
+           // (24000000 * date_diff('day', start_date, due_date)) AS accrued,
+           interest_cents <> (2 * opening_cents * rate_e4 + 12000000) // 24000000 AS changed
+    FROM s WHERE due_date > CAST(? AS DATE)
+    QUALIFY row_number() OVER (PARTITION BY loan_id ORDER BY n) = 1
+), due AS (
+    SELECT loan_id, sum(interest_cents - interest_paid_cents) AS unpaid
+    FROM s WHERE due_date <= CAST(? AS DATE) GROUP BY 1
+)
+SELECT coalesce(c.loan_id, d.loan_id) AS loan_id,
+       CAST(coalesce(d.unpaid, 0) + coalesce(c.accrued - c.interest_paid_cents, 0) AS BIGINT)
+           AS accrued_cents,
+       coalesce(c.changed, false) AS changed
+FROM coming c FULL JOIN due d ON d.loan_id = c.loan_id
+"""
+
+
+def _accrue_loans(bank, actor, uow, day, internal, out):
+    """Accrual accounting for loan interest: keep GL1210 interest receivable at the interest
+    earned and not yet paid (to the end of `day`) of each accruing loan, against GL4000
+    interest income, one transaction a day for the whole change. Repayments still credit
+    GL4000 with the interest they pay, so the next end of day settles the receivable by that
+    amount and income is what was earned. A loan more than 90 days past due stops accruing
+    (non-accrual) and its accrued interest is reversed; so is a loan paid off or written off.
+    Interest paid ahead of its accrual nets against the receivable (interest in advance)."""
+    nxt = day + dt.timedelta(days=1)
+    target = uow.execute(LOAN_ACCRUAL_SQL, [nxt, nxt, nxt]).df()
+    changed = target[target["changed"]]
+    if len(changed):
+        from .loans import _replay_in
+        for index, lid in zip(changed.index, changed["loan_id"]):
+            loan = bank.loans._loan_in(uow, int(lid))
+            target.at[index, "accrued_cents"] = _replay_in(uow.fetchall, loan) \
+                .accrued_interest(nxt)
+    target = target[["loan_id", "accrued_cents"]]
+    uow.cur.register("accrual_target", target)
+    try:
+        diff = uow.execute(
+            "SELECT coalesce(t.loan_id, a.loan_id) AS loan_id, CAST(coalesce(t.accrued_cents, "
+            "0) AS BIGINT) AS accrued_cents, CAST(coalesce(t.accrued_cents, 0) - coalesce("
+            "a.accrued_cents, 0) AS BIGINT) AS change_cents FROM accrual_target t FULL JOIN "
+            "loan_accruals a ON a.loan_id = t.loan_id WHERE coalesce(t.accrued_cents, 0) <> "
+            "coalesce(a.accrued_cents, 0)").df()
+    finally:
+        uow.cur.unregister("accrual_target")
+    if len(diff) == 0:
+        return
+    change = int(diff["change_cents"].sum())
+    if change:
+        receivable, income = INTERNAL["interest_receivable"], INTERNAL["interest_income"]
+        tx = pd.DataFrame({"tx_ref": [0], "kind": ["loan_accrual"],
+                           "amount_cents": [abs(change)],
+                           "memo": [f"Loan interest accrued for {day}"],
+                           "source_account": [receivable if change > 0 else income],
+                           "target_account": [income if change > 0 else receivable]})
+        postings = pd.DataFrame({"tx_ref": [0, 0],
+                                 "account_id": [internal[receivable], internal[income]],
+                                 "amount_cents": [-change, change]})
+        _post(bank, actor, uow, tx, postings, "eod.loan_accrual")
+    diff["business_date"] = day
+    uow.cur.register("accrual_changes", diff)
+    try:
+        uow.execute("DELETE FROM loan_accruals WHERE loan_id IN "
+                    "(SELECT loan_id FROM accrual_changes)")
+        uow.execute("INSERT INTO loan_accruals SELECT loan_id, accrued_cents, "
+                    "CAST(business_date AS DATE) FROM accrual_changes WHERE accrued_cents <> 0")
+    finally:
+        uow.cur.unregister("accrual_changes")
+    out.loan_accrual_change_cents = change
 
 
 PROVISION_KEYS = ("loan_provision_bp_current", "loan_provision_bp_1_30",

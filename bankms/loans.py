@@ -1304,6 +1304,13 @@ class Loans:
                                      "account_number = ?", [INTERNAL["loan_loss_provision"]])
         (held,) = bank.read_one("SELECT CAST(coalesce(sum(provision_cents), 0) AS BIGINT) "
                                 "FROM loan_provisions")
+        (receivable,) = bank.read_one("SELECT balance_cents FROM accounts WHERE "
+                                      "account_number = ?", [INTERNAL["interest_receivable"]])
+        (accrued,) = bank.read_one("SELECT CAST(coalesce(sum(accrued_cents), 0) AS BIGINT) "
+                                   "FROM loan_accruals")
+        if -receivable != accrued:
+            problems.append(f"interest receivable {-receivable} cents differs from the loans' "
+                            f"accrued interest {accrued}")
         if provision != held:
             problems.append(f"loan-loss provision {provision} cents differs from the loans' "
                             f"provisions {held}")

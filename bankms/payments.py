@@ -60,7 +60,7 @@ def clean_transaction_id(value) -> int:
 
 
 LOAN_KINDS = ("loan_disbursement", "loan_repayment", "loan_write_off", "loan_recovery",
-              "loan_reallocation", "loan_provision")
+              "loan_reallocation", "loan_provision", "loan_accrual")
 
 
 class Payments:

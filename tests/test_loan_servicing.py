@@ -490,3 +490,56 @@ def test_provision_percentages_are_settings(bank, staff, borrower):
     bank.settings.set(bank.system_actor(), "loan_provision_bp_current", "250")
     bank.end_of_day(bank.system_actor(), until=bank.business_date)
     assert provision_gl(bank) == 25_000
+
+
+# -- 9. accrual accounting --------------------------------------------------------------------
+def receivable_gl(bank):
+    return -bank.read_one("SELECT balance_cents FROM accounts WHERE account_number = ?",
+                          [INTERNAL["interest_receivable"]])[0]
+
+
+def test_end_of_day_accrues_interest_receivable_and_settles_it_when_paid(bank, staff,
+                                                                         borrower):
+    lid = active_loan(bank, staff, borrower)
+    start = bank.business_date
+    first_due = bank.loans.schedule(staff["teller"], lid)["due_date"].iloc[0]
+    period = (first_due - start).days
+    bank.end_of_day(bank.system_actor(), until=start + 9 * DAY)
+    # 10 days of 100.00 a period, by hand: 10,000.00 x 1 % x 10 / period days.
+    assert receivable_gl(bank) == cents(F(10000 * 10, period))
+    income = bank.read_one("SELECT balance_cents FROM accounts WHERE account_number = ?",
+                           [INTERNAL["interest_income"]])[0]
+    assert income == cents(F(10000 * 10, period))
+    assert bank.audit.verify() == []
+    # Day by day, the receivable is what a replay says is earned and unpaid.
+    for _ in range(period + 3):
+        bank.end_of_day(bank.system_actor(), until=bank.business_date)
+        replayed = bank.loans.payoff(staff["teller"], lid)
+        assert receivable_gl(bank) == replayed["interest_cents"]
+    # The first instalment was collected on its due date: its 100.00 is settled; the second
+    # period accrues on 9,211.51.
+    assert bank.read_one("SELECT count(*) FROM loan_payments WHERE method = 'automatic'")[0] == 1
+    assert bank.audit.verify() == []
+
+
+def test_a_prepayment_mid_period_accrues_by_replay_and_non_accrual_reverses(bank, staff,
+                                                                           borrower):
+    lid = active_loan(bank, staff, borrower)
+    bank.end_of_day(bank.system_actor(), until=bank.business_date + 9 * DAY)
+    bank.loans.repay(borrower["actor"], lid, "5000", borrower["checking"])
+    bank.end_of_day(bank.system_actor(), until=bank.business_date + 4 * DAY)
+    assert receivable_gl(bank) == bank.loans.payoff(staff["teller"], lid)["interest_cents"]
+    assert bank.audit.verify() == []
+    # Past 90 days the loan stops accruing and its accrued interest is reversed.
+    bank.write(lambda uow: uow.execute("UPDATE loans SET days_past_due = 95 WHERE id = ?",
+                                       [lid]))
+    from bankms.eod import _accrue_loans, DayClosed
+
+    def one(uow):
+        internal = dict(uow.fetchall("SELECT account_number, id FROM accounts "
+                                     "WHERE customer_id IS NULL"))
+        _accrue_loans(bank, bank.system_actor(), uow, bank.state.business_date, internal,
+                      DayClosed(bank.state.business_date))
+    bank.write(one)
+    assert receivable_gl(bank) == 0
+    assert bank.audit.verify() == []
