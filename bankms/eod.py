@@ -401,30 +401,12 @@ def _accrue_loans(bank, actor, uow, day, internal, out):
             "coalesce(a.accrued_cents, 0)").df()
     finally:
         uow.cur.unregister("accrual_target")
-    if len(diff) == 0:
-        return
-    change = int(diff["change_cents"].sum())
-    if change:
-        receivable, income = INTERNAL["interest_receivable"], INTERNAL["interest_income"]
-        tx = pd.DataFrame({"tx_ref": [0], "kind": ["loan_accrual"],
-                           "amount_cents": [abs(change)],
-                           "memo": [f"Loan interest accrued for {day}"],
-                           "source_account": [receivable if change > 0 else income],
-                           "target_account": [income if change > 0 else receivable]})
-        postings = pd.DataFrame({"tx_ref": [0, 0],
-                                 "account_id": [internal[receivable], internal[income]],
-                                 "amount_cents": [-change, change]})
-        _post(bank, actor, uow, tx, postings, "eod.loan_accrual")
-    diff["business_date"] = day
-    uow.cur.register("accrual_changes", diff)
-    try:
-        uow.execute("DELETE FROM loan_accruals WHERE loan_id IN "
-                    "(SELECT loan_id FROM accrual_changes)")
-        uow.execute("INSERT INTO loan_accruals SELECT loan_id, accrued_cents, "
-                    "CAST(business_date AS DATE) FROM accrual_changes WHERE accrued_cents <> 0")
-    finally:
-        uow.cur.unregister("accrual_changes")
-    out.loan_accrual_change_cents = change
+    out.loan_accrual_change_cents = _post_loan_changes(
+        bank, actor, uow, day, internal, diff, kind="loan_accrual",
+        memo=f"Loan interest accrued for {day}", debit="interest_receivable",
+        credit="interest_income", table="loan_accruals",
+        columns="loan_id, accrued_cents, CAST(business_date AS DATE)",
+        nonzero="accrued_cents")
 
 
 PROVISION_KEYS = ("loan_provision_bp_current", "loan_provision_bp_1_30",
@@ -436,6 +418,35 @@ def provision_basis_points(settings) -> list[int]:
     """Hundredths of a percent of outstanding principal per bucket (loans.BUCKETS order)."""
     from .settings import REGISTRY
     return [int(settings.get(key, REGISTRY[key].default)) for key in PROVISION_KEYS]
+
+
+def _post_loan_changes(bank, actor, uow, day, internal, diff, *, kind, memo, debit, credit,
+                       table, columns, nonzero) -> int:
+    """Post the day's total change_cents of per-loan figures as one transaction (debit the
+    `debit` internal account, credit `credit`; reversed when negative) and store the new
+    per-loan rows of `table` (rows whose `nonzero` column is zero are dropped)."""
+    if len(diff) == 0:
+        return 0
+    change = int(diff["change_cents"].sum())
+    if change:
+        debit, credit = INTERNAL[debit], INTERNAL[credit]
+        tx = pd.DataFrame({"tx_ref": [0], "kind": [kind], "amount_cents": [abs(change)],
+                           "memo": [memo],
+                           "source_account": [debit if change > 0 else credit],
+                           "target_account": [credit if change > 0 else debit]})
+        postings = pd.DataFrame({"tx_ref": [0, 0],
+                                 "account_id": [internal[debit], internal[credit]],
+                                 "amount_cents": [-change, change]})
+        _post(bank, actor, uow, tx, postings, f"eod.{kind}")
+    diff = diff.assign(business_date=day)
+    uow.cur.register("loan_changes", diff)
+    try:
+        uow.execute(f"DELETE FROM {table} WHERE loan_id IN (SELECT loan_id FROM loan_changes)")
+        uow.execute(f"INSERT INTO {table} SELECT {columns} FROM loan_changes "
+                    f"WHERE {nonzero} <> 0")
+    finally:
+        uow.cur.unregister("loan_changes")
+    return change
 
 
 def _provision(bank, actor, uow, day, internal, settings, out):
@@ -461,31 +472,12 @@ def _provision(bank, actor, uow, day, internal, settings, out):
             "OR coalesce(t.bucket, 'closed') <> coalesce(p.bucket, 'closed')").df()
     finally:
         uow.cur.unregister("provision_rates")
-    if len(changed) == 0:
-        return
-    change = int(changed["change_cents"].sum())
-    if change:
-        provision, expense = INTERNAL["loan_loss_provision"], INTERNAL["provision_expense"]
-        tx = pd.DataFrame({"tx_ref": [0], "kind": ["loan_provision"],
-                           "amount_cents": [abs(change)],
-                           "memo": [f"Loan-loss provision for {day}"],
-                           "source_account": [expense if change > 0 else provision],
-                           "target_account": [provision if change > 0 else expense]})
-        postings = pd.DataFrame({"tx_ref": [0, 0],
-                                 "account_id": [internal[expense], internal[provision]],
-                                 "amount_cents": [-change, change]})
-        _post(bank, actor, uow, tx, postings, "eod.loan_provision")
-    changed["business_date"] = day
-    uow.cur.register("provision_changes", changed)
-    try:
-        uow.execute("DELETE FROM loan_provisions WHERE loan_id IN "
-                    "(SELECT loan_id FROM provision_changes)")
-        uow.execute("INSERT INTO loan_provisions SELECT loan_id, bucket, percent, "
-                    "provision_cents, CAST(business_date AS DATE) FROM provision_changes "
-                    "WHERE provision_cents <> 0")
-    finally:
-        uow.cur.unregister("provision_changes")
-    out.provision_change_cents = change
+    out.provision_change_cents = _post_loan_changes(
+        bank, actor, uow, day, internal, changed, kind="loan_provision",
+        memo=f"Loan-loss provision for {day}", debit="provision_expense",
+        credit="loan_loss_provision", table="loan_provisions",
+        columns="loan_id, bucket, percent, provision_cents, CAST(business_date AS DATE)",
+        nonzero="provision_cents")
 
 
 def _accrue(uow, day, out):

@@ -42,6 +42,7 @@ D0. The rules, after Apache Fineract's interest-recalculating loans:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -72,7 +73,13 @@ def monthly_rate(annual_rate_percent) -> Fraction:
 
 def due_dates(anchor: dt.date, term_months: int) -> list[dt.date]:
     """anchor + 1 .. term months, each counted from the anchor (never from the previous date)."""
-    return [anchor + relativedelta(months=k) for k in range(1, term_months + 1)]
+    return list(_due_dates(anchor, term_months))
+
+
+@functools.lru_cache(maxsize=4096)
+def _due_dates(anchor, term_months) -> tuple:
+    # Cached: verify() replays every loan, and many share a disbursement day.
+    return tuple(anchor + relativedelta(months=k) for k in range(1, term_months + 1))
 
 
 def _days_30_360(a: dt.date, b: dt.date) -> int:
@@ -117,6 +124,12 @@ def _instalment_ok(principal_cents, r, term, payment) -> list | None:
 def amortize(principal_cents: int, annual_rate_percent, term_months: int) -> list[tuple]:
     """(payment, interest, principal, balance after) in cents for each month; see the module
     docstring for the rounding rule. Never refuses a contract in range."""
+    return list(_amortize(int(principal_cents), Decimal(str(annual_rate_percent)),
+                          int(term_months)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _amortize(principal_cents: int, annual_rate_percent: Decimal, term_months: int) -> tuple:
     r = monthly_rate(annual_rate_percent)
     if r == 0:
         exact = Fraction(principal_cents, term_months)
@@ -128,7 +141,7 @@ def amortize(principal_cents: int, annual_rate_percent, term_months: int) -> lis
     for _ in range(10_000):
         rows = _instalment_ok(principal_cents, r, term_months, payment)
         if rows is not None:
-            return rows
+            return tuple(rows)
         payment -= 1
         if payment < 0:
             break
@@ -140,7 +153,7 @@ def amortize(principal_cents: int, annual_rate_percent, term_months: int) -> lis
         principal = balance if k == term_months - 1 else min(max(payment - interest, 0), balance)
         balance -= principal
         rows.append((principal + interest, interest, principal, balance))
-    return rows
+    return tuple(rows)
 
 
 def annuity_payment_cents(principal_cents, annual_rate_percent, term_months) -> int:

@@ -1254,8 +1254,9 @@ class Loans:
             except (loan_replay.ReplayError, BankError) as exc:
                 problems.append(f"loan {lid} does not replay: {exc}")
                 continue
-            want = [tuple(row) for row in schedule_frame(lid, replayed).drop(
-                columns="fee_date").itertuples(index=False)]
+            want = [(lid, r.n, r.due, r.payment, r.interest, r.principal, r.balance,
+                     r.interest_paid, r.principal_paid, r.fee, r.fee_paid)
+                    for r in replayed.rows]
             if cached.get(lid, []) != want:
                 problems.append(f"loan {lid} schedule differs from the replay of its events")
             totals = tuple(sum(getattr(s, f) for s in replayed.splits)

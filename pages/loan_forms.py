@@ -133,6 +133,21 @@ def application_form(bank, actor, customer_id, prefix: str) -> None:
         flash(f"Application {loan_id} submitted; a manager will review it.")
 
 
+def loan_by_number(bank, actor, key: str):
+    """A typed loan number read through bank.loans.get, or None (errors shown)."""
+    from bankms.errors import BankError
+    from pages.common import show_error
+
+    number = st.text_input("Loan number", key=key)
+    if not number.strip():
+        return None
+    try:
+        return bank.loans.get(actor, number)
+    except BankError as exc:
+        show_error(exc)
+        return None
+
+
 def payoff_quote(bank, actor, loan: dict, prefix: str) -> None:
     """What pays the loan off on a chosen date (today or later)."""
     from bankms.errors import BankError

@@ -7,10 +7,9 @@ PAGE = {"title": "Take loan payment", "icon": ":material/payments:",
 
 
 def render() -> None:
-    from bankms.errors import BankError
-    from pages.common import current_actor, get_bank, show_error
-    from pages.loan_forms import (payment_form, payoff_quote, show_flash, show_history,
-                                  show_schedule, show_summary)
+    from pages.common import current_actor, get_bank
+    from pages.loan_forms import (loan_by_number, payment_form, payoff_quote, show_flash,
+                                  show_history, show_schedule, show_summary)
 
     actor = current_actor()
     if actor is None or not actor.is_staff:
@@ -18,13 +17,8 @@ def render() -> None:
     bank = get_bank()
     st.title("Take loan payment")
     show_flash()
-    number = st.text_input("Loan number", key="takepay_loan")
-    if not number.strip():
-        return
-    try:
-        loan = bank.loans.get(actor, number)
-    except BankError as exc:
-        show_error(exc)
+    loan = loan_by_number(bank, actor, "takepay_loan")
+    if loan is None:
         return
     st.caption(f"Borrower: {loan['holder']} (customer {loan['customer_id']})")
     show_summary(loan)

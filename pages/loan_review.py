@@ -141,15 +141,10 @@ def _corrections(bank, actor):
     without it) or undo a payout that took no repayment."""
     from bankms.errors import BankError
     from pages.common import show_error
-    from pages.loan_forms import flash, show_history
+    from pages.loan_forms import flash, loan_by_number, show_history
 
-    number = st.text_input("Loan number", key="correct_loan")
-    if not number.strip():
-        return
-    try:
-        loan = bank.loans.get(actor, number)
-    except BankError as exc:
-        show_error(exc)
+    loan = loan_by_number(bank, actor, "correct_loan")
+    if loan is None:
         return
     lid = loan["loan_id"]
     st.caption(f"Loan {lid} · {loan['holder']} · status {loan['status'].replace('_', ' ')}")
