@@ -15,6 +15,7 @@ from .errors import (
 )
 from .ledger import CUSTOMER_KINDS, utcnow
 from .money import to_cents, to_money
+from .text import csv_text
 
 DEFAULT_SAVINGS_RATE = "2.00"
 
@@ -45,7 +46,8 @@ class Accounts:
         row = self._bank.read_one(
             "SELECT id, account_number, customer_id, kind, status, balance_cents, holds_cents, "
             "overdraft_limit_cents, interest_rate_percent, opened_at, closed_at, name, "
-            "last_activity_at FROM accounts WHERE account_number = ? AND customer_id IS NOT NULL",
+            "last_activity_at, opened_date, closed_date, last_activity_date FROM accounts "
+            "WHERE account_number = ? AND customer_id IS NOT NULL",
             [number])
         if row is None:
             raise AccountNotFound(f"There is no account {number}.")
@@ -94,13 +96,14 @@ class Accounts:
             acc_id, seq = uow.fetchone(
                 "SELECT nextval('account_id_seq'), nextval('account_number_seq')")
             number = accountnum.make(seq)
-            now = utcnow()
+            now, today = utcnow(), bank.state.business_date
             name = "Checking" if kind == "checking" else "Savings"
             uow.execute(
                 "INSERT INTO accounts (id, account_number, customer_id, kind, name, status, "
-                "overdraft_limit_cents, interest_rate_percent, opened_at, last_activity_at) "
-                "VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?)",
-                [acc_id, number, cid, kind, name, overdraft_cents, rate, now, now])
+                "overdraft_limit_cents, interest_rate_percent, opened_at, last_activity_at, "
+                "opened_date, last_activity_date) VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, "
+                "?, ?)",
+                [acc_id, number, cid, kind, name, overdraft_cents, rate, now, now, today, today])
             bank.audit_row(uow, actor, "account.open", "account", number, after={
                 "customer_id": cid, "kind": kind,
                 "overdraft_limit": str(to_money(overdraft_cents)), "interest_rate": str(rate)})
@@ -126,7 +129,8 @@ class Accounts:
             "holds": to_money(row[6]), "available": to_money(row[5] - row[6] + row[7]),
             "overdraft_limit": to_money(row[7]), "interest_rate_percent": row[8],
             "opened_at": row[9], "closed_at": row[10], "name": row[11],
-            "last_activity_at": row[12],
+            "last_activity_at": row[12], "opened_date": row[13], "closed_date": row[14],
+            "last_activity_date": row[15],
         }
 
     def payee_name(self, actor, number) -> str:
@@ -157,7 +161,8 @@ class Accounts:
         sql = ("SELECT a.account_number, a.customer_id, c.full_name AS holder, a.kind, a.name, "
                "a.status, a.balance_cents, a.holds_cents, a.overdraft_limit_cents, "
                "a.balance_cents - a.holds_cents AS available_cents, a.interest_rate_percent, "
-               "a.opened_at, a.closed_at FROM accounts a JOIN customers c ON c.id = a.customer_id")
+               "a.opened_at, a.closed_at, a.opened_date, a.closed_date "
+               "FROM accounts a JOIN customers c ON c.id = a.customer_id")
         params = []
         if customer_id is not None:
             sql += " WHERE a.customer_id = ?"
@@ -270,7 +275,8 @@ class Accounts:
                     f"Account {number} repays loan {', '.join(loans)}; change the loan's "
                     "repayment account first (bank.loans.set_repayment_account).")
         self._change(actor, number, "account.close", check,
-                     lambda b: {"status": "closed", "closed_at": utcnow()})
+                     lambda b: {"status": "closed", "closed_at": utcnow(),
+                                "closed_date": self._bank.state.business_date})
 
     def freeze(self, actor, number, reason="", frozen=True):
         number, row = self._readable(actor, number)
@@ -324,8 +330,9 @@ HISTORY_CSV_COLUMNS = ["transaction_id", "posted_at", "business_date", "kind", "
 
 
 def history_csv(history) -> str:
-    """A history DataFrame (from Accounts.history) as CSV text; amounts are exact decimals."""
+    """A history DataFrame (from Accounts.history) as CSV text; amounts are exact decimals
+    (negative ones stay numbers) and no memo or name can start a formula (bankms.text)."""
     out = history[HISTORY_CSV_COLUMNS].copy()
     out["amount"] = [str(v) for v in out["amount"]]
     out["balance"] = [str(v) for v in out["balance"]]
-    return out.to_csv(index=False)
+    return csv_text(out)

@@ -26,6 +26,7 @@ import bankms
 from bankms import tokens
 from bankms.errors import BankError
 from bankms.money import format_cents
+from bankms.text import markdown_escape as md
 
 PAGES_DIR = pathlib.Path(__file__).parent
 COOKIE_NAME = "bankms_session"
@@ -87,6 +88,16 @@ def build_demo_on_first_start(bank) -> None:
                         "BANKMS_DEMO_CUSTOMERS", "200")), months=6, seed=7)
         finally:
             _new_files.discard(bank.path)
+
+
+def start_eod_scheduler(bank):
+    """Automatic end of day in the process that serves the bank: one daemon thread per Bank
+    (bankms.eod_auto), started after any first-start demo build. BANKMS_EOD_AUTO=0 keeps it
+    from starting (tests); the `eod_auto` setting turns it off in a running bank."""
+    if os.environ.get("BANKMS_EOD_AUTO", "1") == "0":
+        return None
+    from bankms import eod_auto
+    return eod_auto.start(bank)
 
 
 def demo_logins(bank) -> list:
@@ -277,7 +288,7 @@ def show_flashes() -> None:
 def show_error(exc: Exception) -> None:
     """A refusal in plain words; anything unexpected without a traceback."""
     if isinstance(exc, BankError):
-        st.error(str(exc), icon=":material/error:")
+        st.error(md(str(exc)), icon=":material/error:")
     else:
         st.error("Something went wrong on our side; nothing was changed. Please try again.",
                  icon=":material/error:")

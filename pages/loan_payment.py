@@ -2,6 +2,8 @@
 account."""
 import streamlit as st
 
+from pages.text import md
+
 PAGE = {"title": "Take loan payment", "icon": ":material/payments:",
         "roles": ("teller", "manager"), "order": 46, "url": "take-loan-payment"}
 
@@ -20,7 +22,7 @@ def render() -> None:
     loan = loan_by_number(bank, actor, "takepay_loan")
     if loan is None:
         return
-    st.caption(f"Borrower: {loan['holder']} (customer {loan['customer_id']})")
+    st.caption(f"Borrower: {md(loan['holder'])} (customer {loan['customer_id']})")
     show_summary(loan)
     if loan["status"] == "active":
         sources = {"cash": "Cash at the counter"}

@@ -4,6 +4,8 @@ import datetime as dt
 
 import streamlit as st
 
+from pages.text import md
+
 PAGE = {"title": "Register", "icon": ":material/person_add:", "roles": ("anonymous",),
         "order": 5, "url": "sign-up"}
 
@@ -18,7 +20,7 @@ def render() -> None:
     st.title(":material/person_add: Become a customer")
     done = st.session_state.get("_registered")
     if done:
-        st.success(f"Thank you, {done}. Your registration is in. Sign in with your username; "
+        st.success(f"Thank you, {md(done)}. Your registration is in. Sign in with your username; "
                    "a teller will check your identity documents and verify you before any "
                    "account is opened.", icon=":material/check_circle:")
         common.page_link("sign-in", label="Go to sign in", icon=":material/login:")

@@ -352,7 +352,7 @@ def test_any_sane_contract_has_a_schedule(principal, rate_hundredths, term):
 
 # -- fixtures ---------------------------------------------------------------------------------
 @pytest.fixture
-def staff(bank):
+def staff(bank, years_ahead):  # the clock ahead, so that end of day may close future days
     return {"teller": employee(bank, "teller"), "manager": employee(bank, "manager"),
             "manager2": employee(bank, "manager")}
 
@@ -387,9 +387,12 @@ def withdraw_all(bank, number):
                     min_size=1, max_size=6))
 def test_random_corrections_end_in_the_corrected_history(tmp_path_factory, ops):
     import bankms
+    from conftest import Clock
     bank = bankms.open_bank(str(tmp_path_factory.mktemp("replay") / "bank.duckdb"),
                             bcrypt_rounds=4)
     try:
+        bank.clock = Clock(dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3660))
+        bank.settings.set(bank.system_actor(), "eod_catchup_days_confirm", "366")
         staff = {"teller": employee(bank, "teller"), "manager": employee(bank, "manager")}
         cid = make_customer(bank, name="Ana Borrower")
         who = {"cid": cid, "checking": funded_account(bank, "0", customer_id=cid)}
