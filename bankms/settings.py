@@ -140,6 +140,15 @@ REGISTRY: dict[str, Setting] = dict([
        "cents", "2500", 0, 100_000),
     _s("loan_late_fee_grace_days", "Days after a due date before the late fee is charged.",
        "int", "5", 0, 90, "days"),
+    # Loan-loss provision per arrears bucket, in hundredths of a percent of the outstanding
+    # principal; end of day keeps it (eod.py _provision, issue 9).
+    *[_s(f"loan_provision_bp_{name}", f"Loan-loss provision for loans {label}, in hundredths "
+         "of a percent of the outstanding principal.", "int", default, 0, 10_000,
+         "hundredths of a percent")
+      for name, label, default in (
+          ("current", "not past due", "100"), ("1_30", "1-30 days past due", "500"),
+          ("31_60", "31-60 days past due", "2500"), ("61_90", "61-90 days past due", "5000"),
+          ("over_90", "over 90 days past due", "10000"))],
     _s("dormancy_months", "Months without customer activity before an account is dormant.",
        "int", "12", 1, 120, "months"),
     # Business dates and the automatic end of day (eod.py).
