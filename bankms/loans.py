@@ -687,6 +687,15 @@ class Loans:
         if vday is not None and vday != bank.business_date:
             bank.require(actor, "loan.correct", entity="loan", entity_id=lid)
         key = _clean_key(idempotency_key)
+        if loan["status"] == "active" and vday is None:
+            # Refused before the four-eyes gate: no second person can make an overpayment right.
+            payoff_cents = self._payoff_today(loan)
+            if cents > payoff_cents:
+                try:
+                    self._refuse_overpayment(lid, cents, payoff_cents)
+                except InvalidAmount as exc:
+                    bank.record_refusal(actor, "loan.repay", exc, entity="loan", entity_id=lid)
+                    raise
         # Issue 12: staff repayments above the four-eyes threshold wait (approvals.py).
         held = bank.approvals.gate_loan(actor, "loan.repay", lid, amount_cents=cents,
                                         source_account=source_account, idempotency_key=key,
@@ -734,10 +743,7 @@ class Loans:
                 replayed = _replay_in(uow.fetchall, loan)
                 quote = replayed.payoff(today)
                 if cents > quote["total_cents"]:
-                    raise InvalidAmount(
-                        f"{format_cents(cents)} is more than the "
-                        f"{format_cents(quote['total_cents'])} that pays loan {lid} off "
-                        "today (bank.loans.payoff gives the parts).")
+                    self._refuse_overpayment(lid, cents, quote["total_cents"])
                 split = replayed.pay(loan_replay.Payment(today, _LAST, cents, rule))
             else:
                 # Back-dated: the whole history is replayed with the payment in its place.
@@ -804,6 +810,16 @@ class Loans:
             "recovered": str(to_money(int(recovered) + cents)),
             "cash": is_cash})
         return outcome
+
+    def _payoff_today(self, loan) -> int:
+        """The payoff total of an active loan on the business date, in cents."""
+        return _replay_in(self._bank.read, loan).payoff(self._bank.business_date)["total_cents"]
+
+    @staticmethod
+    def _refuse_overpayment(lid, cents, payoff_cents):
+        raise InvalidAmount(
+            f"{format_cents(cents)} is more than the {format_cents(payoff_cents)} that pays "
+            f"loan {lid} off today (bank.loans.payoff gives the parts).")
 
     def payoff(self, actor, loan_id, on=None) -> dict:
         """What closes an active loan on value date `on` (default: the business date; not

@@ -205,7 +205,7 @@ def test_teller_takes_a_cash_payment(app_bank, staff):
                              [lid]) == ("cash", 25_000)
 
 
-def test_manager_runs_end_of_day_with_progress(app_bank, staff, monkeypatch):
+def test_manager_runs_end_of_day(app_bank, staff, monkeypatch):
     start = app_bank.business_date
     # Two days later, past the cut-off: the three days from `start` have ended.
     monkeypatch.setattr(app_bank, "clock", Clock(dt.datetime.combine(
@@ -214,8 +214,9 @@ def test_manager_runs_end_of_day_with_progress(app_bank, staff, monkeypatch):
     assert f"Business date {start}" in texts(at)
     at.date_input(key="eod_until").set_value(start + dt.timedelta(days=2))
     click(at, "Run end of day")
+    # The page reloads after the run (the bar's progress is tested in test_eod.py) and says
+    # what it closed at the top.
     assert "Closed 3 day(s)" in texts(at)
-    assert at.get("progress")[0].proto.value == 100
     assert f"Business date {start + dt.timedelta(days=3)}" in texts(at)
     assert app_bank.business_date == start + dt.timedelta(days=3)
     assert app_bank.audit.verify() == []
