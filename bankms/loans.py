@@ -190,12 +190,8 @@ def _clean_text(value, label, chars_min, chars_max):
 
 
 def _loan_id(value) -> int:
-    if isinstance(value, bool):
-        raise InvalidInput(f"'{value}' is not a loan number.")
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise InvalidInput(f"'{value}' is not a loan number.") from None
+    from .ids import parse_id
+    return parse_id(value, "loan number")
 
 
 def quote_frame(principal_cents, rate, term_months, first_due) -> pd.DataFrame:
@@ -342,6 +338,11 @@ def _request_hash(*parts) -> str:
 def _clean_key(key):
     from .payments import clean_key
     return clean_key(key)
+
+
+def system_key(*parts):
+    from .payments import system_key
+    return system_key(*parts)
 
 
 LOAN_COLUMNS = (
@@ -538,7 +539,8 @@ class Loans:
         lid = loan["id"]
         bank.require(actor, "loan.disburse", loan["customer_id"], entity="loan", entity_id=lid)
         number = accountnum.normalize(account_number)
-        key = _clean_key(idempotency_key or f"loan-{lid}-disbursement")
+        key = (_clean_key(idempotency_key) if idempotency_key
+               else system_key("loan", lid, "disbursement"))
         gl = INTERNAL["loans_receivable"]
 
         def fn(uow):
@@ -730,7 +732,8 @@ class Loans:
         lid = _loan_id(loan_id)
         bank.require(actor, "loan.write_off", entity="loan", entity_id=lid)
         reason = _clean_text(reason, "reason for the write-off", 3, REASON_CHARS_MAX)
-        key = _clean_key(idempotency_key or f"loan-{lid}-write-off")
+        key = (_clean_key(idempotency_key) if idempotency_key
+               else system_key("loan", lid, "write-off"))
 
         def fn(uow):
             loan = self._loan_in(uow, lid)

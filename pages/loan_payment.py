@@ -21,7 +21,7 @@ def render() -> None:
     if not number.strip():
         return
     try:
-        loan = bank.loans.get(actor, number)
+        loan = bank.loans.get(actor, number.strip())
     except BankError as exc:
         show_error(exc)
         return
