@@ -241,7 +241,10 @@ class Accounts:
                     "LIKE ? OR coalesce(target_account, '') LIKE ? OR "
                     "CAST(transaction_id AS VARCHAR) = ?)")
             like = f"%{text.lower()}%"
-            params += [like, like, like, text]
+            # A short text such as a transaction id "42" would match every (random) account
+            # number containing those digits; account numbers are matched from 4 characters.
+            number_like = like if len(text) >= 4 else "\x00"
+            params += [like, number_like, number_like, text]
         sql += " ORDER BY posted_at DESC, posting_id DESC"
         if limit is not None and limit != 0:  # None or 0: every row, as before
             if isinstance(limit, bool) or not str(limit).strip().isdigit():

@@ -105,10 +105,14 @@ def add_failure(uow, kind: str, value, rule: Backoff, now) -> int:
     return count
 
 
-def refund(uow, kind: str, value) -> None:
-    """Take back one counted failure (an attempt charged up front that then succeeded)."""
-    uow.execute("UPDATE throttles SET count = greatest(count - 1, 0) WHERE kind = ? AND "
-                "value = ?", [kind, str(value)[:VALUE_CHARS_MAX]])
+def refund(uow, kind: str, value, earlier_row) -> None:
+    """Take back one failure counted up front for an attempt that then succeeded, and put
+    back the time of the last real failure (`earlier_row`: the row as it was before the
+    charge, or None), so a success neither counts nor prolongs a back-off."""
+    last_at = earlier_row[2] if earlier_row is not None else None
+    uow.execute("UPDATE throttles SET count = greatest(count - 1, 0), "
+                "last_at = coalesce(?, last_at) WHERE kind = ? AND value = ?",
+                [last_at, kind, str(value)[:VALUE_CHARS_MAX]])
 
 
 def clear(uow, kind: str, value) -> int:

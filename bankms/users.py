@@ -279,8 +279,9 @@ class Auth:
         """Before any password check: refuse while the username or the address backs off,
         else count this attempt as a failure up front (refunded if it succeeds). Done in one
         writer call, so a burst of parallel guesses is counted one by one. Returns the wait
-        in seconds (0: go ahead). A user's back-off does not apply at an address from which
-        that user signed in before, so an attacker elsewhere cannot keep them out."""
+        in seconds (0: go ahead) and the address's counter row as it was before the charge.
+        A user's back-off does not apply at an address from which that user signed in
+        before, so an attacker elsewhere cannot keep them out."""
         bank = self._bank
         user_rule, address_rule = rules
         anonymous = security.Actor(username=name or "anonymous", role="anonymous")
@@ -295,12 +296,12 @@ class Auth:
                 bank.audit_row(uow, anonymous, "auth.login", "user", name, after={
                     "reason": "backing off", "address": address,
                     "retry_after_s": throttle.seconds_text(wait)}, outcome="refused")
-                return wait
+                return wait, address_row
             user_failures = throttle.add_failure(uow, throttle.LOGIN_USER, name, user_rule, now)
             if address is not None:
                 throttle.add_failure(uow, throttle.LOGIN_ADDRESS, address, address_rule, now)
             self._mirror(uow, name, user_failures, user_rule, now)
-            return 0.0
+            return 0.0, address_row
         return bank.write(fn)
 
     @staticmethod
@@ -356,7 +357,7 @@ class Auth:
         address = throttle.clean_address(client_address)
         rules = self._rules()
         now = throttle.utcnow()
-        wait = self._charge(name, address, rules, now)
+        wait, address_row = self._charge(name, address, rules, now)
         if wait > 0:
             exc = AccountLocked(login_failed_message(wait))
             exc.retry_after_s = throttle.seconds_text(wait)
@@ -377,7 +378,7 @@ class Auth:
         def fn(uow):
             throttle.clear(uow, throttle.LOGIN_USER, name)
             if address is not None:
-                throttle.refund(uow, throttle.LOGIN_ADDRESS, address)
+                throttle.refund(uow, throttle.LOGIN_ADDRESS, address, address_row)
                 throttle.store(uow, throttle.LOGIN_KNOWN, f"{name} {address}", 1, now, now)
             uow.execute("UPDATE users SET failed_attempts = 0, locked_until = NULL "
                         "WHERE username = ?", [name])

@@ -162,9 +162,18 @@ def _forget_session() -> None:
 
 
 def client_address() -> str | None:
-    """The browser's IP address as Streamlit saw it (None in tests and when unknown); bankms
-    throttles sign-ins and sign-ups by it."""
+    """The browser's IP address as plain text, or None when unknown (Streamlit gives None for
+    a browser on localhost, and AppTest has none); bankms throttles sign-ins and sign-ups by
+    it. Behind a reverse proxy every browser arrives from the proxy's address, so one
+    attacker would slow everybody down: set BANKMS_CLIENT_IP_HEADER to the header that the
+    proxy sets (e.g. X-Forwarded-For); its last entry, the address the proxy saw, is used
+    (earlier entries come from the client and can be forged)."""
     try:
+        header = os.environ.get("BANKMS_CLIENT_IP_HEADER")
+        if header:
+            forwarded = (st.context.headers.get(header) or "").split(",")[-1].strip()
+            if forwarded:
+                return forwarded
         address = st.context.ip_address
     except Exception:  # no request context (bare runs): nothing to throttle by
         return None
