@@ -802,3 +802,33 @@ def test_everything_survives_close_and_reopen(tmp_path):
         bank.close()
     with pytest.raises(RuntimeError):
         bank.payments.deposit(system, a1, "1")
+
+
+# (limit, offset, expected names or the error)
+PENDING_PAGES = [
+    (2, 0, ["Pending 0", "Pending 1"]),
+    (2, 2, ["Pending 2", "Pending 3"]),
+    (10, 4, ["Pending 4"]),
+    (10, 5, []),
+    (0, 0, InvalidInput),
+    (201, 0, InvalidInput),
+    ("1" * 40, 0, InvalidInput),
+    (2, -1, InvalidInput),
+]
+
+
+@pytest.mark.parametrize("limit, offset, expected", PENDING_PAGES)
+def test_pending_sign_ups_come_a_page_at_a_time(bank, system, limit, offset, expected):
+    for n in range(5):
+        bank.customers.register(**profile(full_name=f"Pending {n}", national_id=f"PEND{n}"),
+                                username=f"pending{n}", password=PASSWORD)
+    make_customer(bank, name="Already Active")
+    if isinstance(expected, type):
+        with pytest.raises(expected):
+            bank.customers.pending(system, limit=limit, offset=offset)
+        return
+    page = bank.customers.pending(system, limit=limit, offset=offset)
+    assert page["total"] == 5
+    assert list(page["rows"]["full_name"]) == expected
+    with pytest.raises(PermissionDenied):
+        bank.customers.pending(Actor("c", "customer", customer_id=1))
