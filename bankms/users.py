@@ -270,10 +270,7 @@ class Auth:
     def _fail(self, username, reason):
         """Audit a failed password check that does not count towards the back-off (a wrong
         current password at a password change, by someone already signed in)."""
-        anonymous = security.Actor(username=username or "anonymous", role="anonymous")
-        self._bank.write(lambda uow: self._bank.audit_row(
-            uow, anonymous, "auth.login", "user", username, after={"reason": reason},
-            outcome="refused"))
+        self._bank.write(lambda uow: self._audit_refusal(uow, username, {"reason": reason}))
 
     def _charge(self, name, address, rules, now):
         """Before any password check: refuse while the username or the address backs off,
@@ -282,27 +279,35 @@ class Auth:
         in seconds (0: go ahead) and the address's counter row as it was before the charge.
         A user's back-off does not apply at an address from which that user signed in
         before, so an attacker elsewhere cannot keep them out."""
-        bank = self._bank
         user_rule, address_rule = rules
-        anonymous = security.Actor(username=name or "anonymous", role="anonymous")
 
         def fn(uow):
-            user_row = throttle.read(uow.fetchone, throttle.LOGIN_USER, name)
-            address_row = throttle.read(uow.fetchone, throttle.LOGIN_ADDRESS, address)
+            user_row, address_row = self._counters(uow, name, address)
             known = throttle.read(uow.fetchone, throttle.LOGIN_KNOWN, f"{name} {address}")
             user_wait = 0.0 if known and known[0] else user_rule.remaining_s(user_row, now)
             wait = max(user_wait, address_rule.remaining_s(address_row, now))
             if wait > 0:
-                bank.audit_row(uow, anonymous, "auth.login", "user", name, after={
+                self._audit_refusal(uow, name, {
                     "reason": "backing off", "address": address,
-                    "retry_after_s": throttle.seconds_text(wait)}, outcome="refused")
+                    "retry_after_s": throttle.seconds_text(wait)})
                 return wait, address_row
             user_failures = throttle.add_failure(uow, throttle.LOGIN_USER, name, user_rule, now)
             if address is not None:
                 throttle.add_failure(uow, throttle.LOGIN_ADDRESS, address, address_rule, now)
             self._mirror(uow, name, user_failures, user_rule, now)
             return 0.0, address_row
-        return bank.write(fn)
+        return self._bank.write(fn)
+
+    @staticmethod
+    def _counters(uow, name, address):
+        """The (user row, address row) of the sign-in counters (see throttle.read)."""
+        return (throttle.read(uow.fetchone, throttle.LOGIN_USER, name),
+                throttle.read(uow.fetchone, throttle.LOGIN_ADDRESS, address))
+
+    def _audit_refusal(self, uow, name, after):
+        anonymous = security.Actor(username=name or "anonymous", role="anonymous")
+        self._bank.audit_row(uow, anonymous, "auth.login", "user", name, after=after,
+                             outcome="refused")
 
     @staticmethod
     def _mirror(uow, name, failures, rule, now):
@@ -315,22 +320,18 @@ class Auth:
 
     def _failed(self, name, address, reason, rules, now) -> float:
         """Audit a failed attempt (already counted by _charge); returns the wait it causes."""
-        bank = self._bank
         user_rule, address_rule = rules
-        anonymous = security.Actor(username=name or "anonymous", role="anonymous")
 
         def fn(uow):
-            user_row = throttle.read(uow.fetchone, throttle.LOGIN_USER, name)
-            address_row = throttle.read(uow.fetchone, throttle.LOGIN_ADDRESS, address)
+            user_row, address_row = self._counters(uow, name, address)
             user_failures = user_rule.current(user_row, now)
             address_failures = address_rule.current(address_row, now)
             wait = max(user_rule.wait_s(user_failures), address_rule.wait_s(address_failures))
-            bank.audit_row(uow, anonymous, "auth.login", "user", name, after={
+            self._audit_refusal(uow, name, {
                 "reason": reason, "address": address, "user_failures": user_failures,
-                "address_failures": address_failures, "retry_after_s": wait},
-                outcome="refused")
+                "address_failures": address_failures, "retry_after_s": wait})
             return float(wait)
-        return bank.write(fn)
+        return self._bank.write(fn)
 
     def verify_password(self, username, password) -> dict:
         """Check a password without starting a session; the same timing for every failure."""

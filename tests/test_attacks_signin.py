@@ -32,22 +32,6 @@ OFFICE = "198.51.100.10"
 HOME = "198.51.100.77"
 
 
-class Clock:
-    """Replaces throttle.utcnow so a test can step past back-off windows without sleeping."""
-
-    def __init__(self, monkeypatch):
-        self.now = throttle.utcnow()
-        monkeypatch.setattr(throttle, "utcnow", lambda: self.now)
-
-    def advance(self, seconds):
-        self.now += dt.timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    return Clock(monkeypatch)
-
-
 def snapshot(bank) -> dict:
     """Everything an attack must leave alone (the audit log and the counters are meant to
     grow: they record the attempt)."""

@@ -561,18 +561,6 @@ def test_login_ok_wrong_and_unknown(bank):
     assert bank.users.get("mona")["failed_attempts"] == 0
 
 
-class Clock:
-    """Stands in for bankms.throttle.utcnow so a test steps through back-off windows."""
-
-    def __init__(self, monkeypatch):
-        from bankms import throttle
-        self.now = throttle.utcnow()
-        monkeypatch.setattr(throttle, "utcnow", lambda: self.now)
-
-    def advance(self, seconds):
-        self.now += dt.timedelta(seconds=seconds)
-
-
 # (seconds waited before the attempt, password, expected): the username backs off after 3
 # failures (login_backoff_user_after_failures), 1 s, then 2 s, then 4 s...
 BACKOFF_STEPS = [
@@ -588,10 +576,9 @@ BACKOFF_STEPS = [
 ]
 
 
-def test_failures_back_off_exponentially_then_sign_in_resets(bank, system, monkeypatch):
+def test_failures_back_off_exponentially_then_sign_in_resets(bank, system, clock):
     employee(bank, "teller", username="tina")
     bank.settings.set(system, "login_backoff_user_after_failures", "3")
-    clock = Clock(monkeypatch)
     for waited, password, expected in BACKOFF_STEPS:
         clock.advance(waited)
         if expected == "signed in":
@@ -613,10 +600,9 @@ def test_failures_back_off_exponentially_then_sign_in_resets(bank, system, monke
     assert refused.count("backing off") == 2 and refused.count("wrong password") == 6
 
 
-def test_backoff_is_capped(bank, system, monkeypatch):
+def test_backoff_is_capped(bank, system, clock):
     employee(bank, "teller", username="tina")
     bank.settings.set(system, "login_backoff_user_after_failures", "1")
-    clock = Clock(monkeypatch)
     waits = []
     for _ in range(12):
         with pytest.raises(AuthenticationError) as info:
