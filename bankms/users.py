@@ -3,9 +3,9 @@
 Password hashes are bcrypt. A sign-in with an unknown username still checks a bcrypt hash, so
 unknown and known usernames take the same time to fail. Failed sign-ins slow down the next
 attempts per username and per client address (exponential back-off, capped; throttle.py)
-instead of locking a user out, so an attacker cannot keep a real user out for long. Sessions live in the database so that
-logout and a password change revoke them for real: a copied cookie that names a revoked session
-gets nobody in.
+instead of locking a user out, so an attacker cannot keep a real user out for long. Sessions
+live in the database so that logout and a password change revoke them for real: a copied cookie
+that names a revoked session gets nobody in.
 """
 from __future__ import annotations
 
