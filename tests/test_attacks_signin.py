@@ -367,3 +367,32 @@ def test_a_success_neither_counts_nor_prolongs_an_address_backoff(bank, clock):
     assert bank.auth.login("tess", PASSWORD, client_address=OFFICE).username == "tess"
     assert throttle.read(bank.read_one, throttle.LOGIN_ADDRESS, OFFICE) == row
     assert bank.auth.login("tess", PASSWORD, client_address=OFFICE).username == "tess"
+
+
+# (BANKMS_CLIENT_IP_HEADER, request headers, Streamlit's ip_address, expected address)
+CLIENT_ADDRESSES = [
+    (None, {}, "192.0.2.1", "192.0.2.1"),
+    (None, {"X-Forwarded-For": "10.0.0.1"}, "192.0.2.1", "192.0.2.1"),  # not trusted
+    ("X-Forwarded-For", {"X-Forwarded-For": "6.6.6.6, 203.0.113.9"}, "10.0.0.2",
+     "203.0.113.9"),  # the entry the proxy added, not the one the client forged
+    ("X-Forwarded-For", {}, "10.0.0.2", "10.0.0.2"),
+    (None, {}, None, None),  # localhost: Streamlit gives no address
+]
+
+
+@pytest.mark.parametrize("header, headers, ip_address, expected", CLIENT_ADDRESSES)
+def test_the_client_address_pages_pass_to_bankms(monkeypatch, header, headers, ip_address,
+                                                 expected):
+    import types
+
+    import streamlit as st
+
+    from pages import common
+
+    if header:
+        monkeypatch.setenv("BANKMS_CLIENT_IP_HEADER", header)
+    else:
+        monkeypatch.delenv("BANKMS_CLIENT_IP_HEADER", raising=False)
+    monkeypatch.setattr(st, "context", types.SimpleNamespace(headers=headers,
+                                                             ip_address=ip_address))
+    assert common.client_address() == expected
