@@ -283,7 +283,8 @@ class Auth:
 
         def fn(uow):
             user_row, address_row = self._counters(uow, name, address)
-            known = throttle.read(uow.fetchone, throttle.LOGIN_KNOWN, f"{name} {address}")
+            known = throttle.read(uow.fetchone, throttle.LOGIN_KNOWN,
+                                  None if address is None else f"{name} {address}")
             user_wait = 0.0 if known and known[0] else user_rule.remaining_s(user_row, now)
             wait = max(user_wait, address_rule.remaining_s(address_row, now))
             if wait > 0:
