@@ -7,7 +7,8 @@ it was given, and an unknown URL falls back to the first page offered.
 """
 import streamlit as st
 
-from bankms.errors import WeakCookieKey
+from bankms import files
+from bankms.errors import FilesExposed, WeakCookieKey
 from pages import common
 
 st.set_page_config(page_title="bankms", page_icon=":material/account_balance:", layout="wide")
@@ -17,8 +18,10 @@ ROLE_LABELS = {"customer": "Customer", "teller": "Teller", "manager": "Manager"}
 bank = common.get_bank()
 try:
     common.cookie_key()
-except WeakCookieKey as exc:
-    # Refuse to serve anyone: with a known key, anybody could forge a manager's cookie.
+    files.check_private(bank.path)
+except (WeakCookieKey, FilesExposed) as exc:
+    # Refuse to serve anyone: with a known key, anybody could forge a manager's cookie, and
+    # with the database open to other users, anybody on the machine could read it.
     st.error(f"bankms will not start: {exc}", icon=":material/gpp_bad:")
     st.stop()
 common.build_demo_on_first_start(bank)

@@ -10,9 +10,10 @@ import json
 import os
 import threading
 
-from . import db, security
+from . import db, files, security
 from .errors import BankError, PermissionDenied
 from .ledger import BatchPoster, LedgerState, utcnow
+from .settings import REGISTRY
 from .writer import Writer
 
 # Internal ledger accounts: they hold the other side of every customer movement. With the one
@@ -30,32 +31,8 @@ INTERNAL_ACCOUNTS = [
 ]
 INTERNAL = {code: number for number, code, _ in INTERNAL_ACCOUNTS}
 
-DEFAULT_SETTINGS = {
-    "customer_daily_transfer_cents_max": "500000",
-    "four_eyes_threshold_cents": "1000000",
-    # Sign-in back-off (users.py, throttle.py): after `_after_failures` failures in a row the
-    # next attempt waits 1, 2, 4... seconds up to the cap; failures are forgotten after
-    # login_backoff_forget_s. Per client address it starts sooner than per username, so an
-    # attacker's address slows down long before the real user notices anything.
-    "login_backoff_base_s": "1",
-    "login_backoff_user_after_failures": "10",
-    "login_backoff_user_cap_s": "60",
-    "login_backoff_address_after_failures": "3",
-    "login_backoff_address_cap_s": "120",
-    "login_backoff_forget_s": "900",
-    # Self-registrations per client address and hour; a customer's look-ups of other
-    # customers' account numbers (transfer review) per hour.
-    "signups_per_address_max": "5",
-    "signup_window_s": "3600",
-    "payee_lookups_per_customer_max": "30",
-    "payee_lookup_window_s": "3600",
-    "session_idle_timeout_s": "900",
-    "session_absolute_timeout_s": "43200",
-    # Loans and end of day (loans.py, eod.py).
-    "loan_late_fee_cents": "2500",
-    "loan_late_fee_grace_days": "5",
-    "dormancy_months": "12",
-}
+# Every registered setting is stored with its default at the first open (settings.py).
+DEFAULT_SETTINGS = {key: setting.default for key, setting in REGISTRY.items()}
 
 
 class Bank:
@@ -241,8 +218,10 @@ def open_bank(path: str = None, **kwargs) -> Bank:
     if path is None:
         path = os.environ.get("BANKMS_DB", "data/bank.duckdb")
     if path != ":memory:":
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
+        # Before DuckDB creates the file or its WAL: both private to this user (files.py).
+        files.private_umask()
+        files.make_private_folder(files.data_folder(path))
+        files.tighten(path)
     return Bank(path, **kwargs)
 
 

@@ -1,24 +1,55 @@
-"""`python -m bankms`: init, demo, verify, backup, create-employee and end of day.
+"""`python -m bankms`: init, demo, verify, backup, restore, create-employee, setting and end of
+day.
 
-The database path comes from --db, else the BANKMS_DB environment variable, else
-data/bank.duckdb. DuckDB lets one process hold the file, so run these while the app is stopped.
+The database path comes from --db (before or after the subcommand), else the BANKMS_DB
+environment variable, else data/bank.duckdb. Only `init` and `demo` create a bank; every other
+command refuses a path that does not hold one, so a mistyped path never becomes an empty bank.
+DuckDB lets one process hold the file, so run these while the app is stopped (or use the app's
+Operations page). Every failure is one line on stderr and a non-zero exit status: 1 when
+verify finds a problem, 2 for a refusal or a mistyped command, 3 for anything unexpected.
 """
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import getpass
 import os
-import shutil
 import sys
 
+from . import files, operations
 from .bank import open_bank
 from .errors import BankError
 
 DEFAULT_DB = "data/bank.duckdb"
+EXIT_PROBLEMS, EXIT_REFUSED, EXIT_UNEXPECTED = 1, 2, 3
+
+
+class UsageError(Exception):
+    """A mistyped command line (argparse's complaint, in one line)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message}")
 
 
 def db_path(arg=None) -> str:
     return arg or os.environ.get("BANKMS_DB") or DEFAULT_DB
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD, "
+                                         "e.g. 2026-12-31") from None
+
+
+def _existing(args):
+    """The bank at --db, which must exist already (NotABank otherwise; nothing is created)."""
+    path = db_path(args.db)
+    files.check_bank_file(path)
+    return open_bank(path)
 
 
 def _progress(label):
@@ -33,8 +64,15 @@ def _progress(label):
     return report
 
 
+def _new_or_existing(path: str):
+    """A bank at path, created when nothing is there; never some other file made into one."""
+    if os.path.exists(path):
+        files.check_bank_file(path)
+    return open_bank(path)
+
+
 def cmd_init(args):
-    bank = open_bank(db_path(args.db))
+    bank = _new_or_existing(db_path(args.db))
     try:
         if not args.no_demo:
             from .demo import build_demo, demo_exists, is_empty
@@ -58,8 +96,9 @@ def _print_logins(logins):
 
 def cmd_demo(args):
     from .demo import build_demo
-    bank = open_bank(db_path(args.db))
+    bank = _new_or_existing(db_path(args.db))
     try:
+        # build_demo refuses a bank with any user, customer or transaction (demo.is_empty).
         logins = build_demo(bank, customers=args.customers, months=args.months, seed=args.seed,
                             progress=_progress("demo"))
         _print_logins(logins)
@@ -68,38 +107,37 @@ def cmd_demo(args):
 
 
 def cmd_verify(args):
-    bank = open_bank(db_path(args.db))
+    bank = _existing(args)
     try:
-        problems = bank.audit.verify()
+        result = operations.verify(bank, bank.system_actor())
     finally:
         bank.close()
-    for problem in problems:
+    for problem in result["problems"]:
         print(problem)
-    print("ok: every invariant holds" if not problems else f"{len(problems)} problems")
-    return 1 if problems else 0
-
-
-def backup(bank, dest: str) -> str:
-    """A consistent copy: EXPORT DATABASE into a folder, or a checkpointed file copy."""
-    if dest.endswith(".duckdb"):
-        bank.write(lambda uow: None)  # let queued writes land first
-        bank.read("CHECKPOINT")
-        shutil.copyfile(bank.path, dest)
-    else:
-        bank.read(f"EXPORT DATABASE '{dest}' (FORMAT parquet)")
-    return dest
+    if result["ok"]:
+        print("ok: every invariant holds")
+        return 0
+    print(f"error: {len(result['problems'])} problem(s) found", file=sys.stderr)
+    return EXIT_PROBLEMS
 
 
 def cmd_backup(args):
-    bank = open_bank(db_path(args.db))
+    bank = _existing(args)
     try:
-        print(f"backup written to {backup(bank, args.dest)}")
+        done = operations.backup(bank, bank.system_actor(), args.dest)
     finally:
         bank.close()
+    print(f"backup written to {done['path']} ({done['bytes']:,} bytes)")
+
+
+def cmd_restore(args):
+    dest = db_path(args.db)
+    done = operations.restore(args.src, dest)
+    print(f"restored {args.src} to {done['path']}; verify: every invariant holds")
 
 
 def cmd_create_employee(args):
-    bank = open_bank(db_path(args.db))
+    bank = _existing(args)
     try:
         password = args.password or os.environ.get("BANKMS_NEW_PASSWORD")
         if not password:
@@ -113,19 +151,17 @@ def cmd_create_employee(args):
 
 
 def cmd_setting(args):
-    """Show or change one bank setting, e.g. the idle timeout of signed-in sessions."""
-    bank = open_bank(db_path(args.db))
+    """List the settings, show one, or change one (validated against settings.REGISTRY)."""
+    from .settings import INTERNAL_KEYS, describe
+    if args.key is not None and (args.value is not None or args.key not in INTERNAL_KEYS):
+        describe(args.key)  # an unknown key is refused before the bank is opened
+    bank = _existing(args)
     try:
+        if args.key is None:
+            for row in bank.settings.listing():
+                print(f"{row['key']} = {row['value']}    ({row['type']}; {row['allowed']})")
+            return 0
         if args.value is not None:
-            if args.key.endswith(("_s", "_max", "_cents")):
-                try:
-                    number = int(args.value)
-                except ValueError:
-                    number = -1
-                if number <= 0:
-                    print(f"error: {args.key} must be a whole number above zero",
-                          file=sys.stderr)
-                    return 2
             bank.settings.set(bank.system_actor(), args.key, args.value)
         print(f"{args.key} = {bank.settings.get(args.key)}")
     finally:
@@ -133,53 +169,85 @@ def cmd_setting(args):
 
 
 def cmd_eod(args):
-    import datetime as dt
-    bank = open_bank(db_path(args.db))
+    bank = _existing(args)
     try:
-        until = dt.date.fromisoformat(args.until) if args.until else None
-        result = bank.end_of_day(bank.system_actor(), until=until,
+        result = bank.end_of_day(bank.system_actor(), until=args.until,
                                  progress=_progress("end of day"))
         print(result)
     finally:
         bank.close()
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bankms")
-    parser.add_argument("--db", help=f"database file (default $BANKMS_DB or {DEFAULT_DB})")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("init", help="create the database (with a demo bank unless --no-demo)")
+def build_parser() -> argparse.ArgumentParser:
+    # --db is accepted before and after the subcommand: the subcommands share it through a
+    # parent parser whose default is SUPPRESS, so it never overwrites one given earlier.
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument("--db", default=argparse.SUPPRESS,
+                        help=f"database file (default $BANKMS_DB or {DEFAULT_DB})")
+    parser = _Parser(prog="python -m bankms")
+    parser.add_argument("--db", default=None,
+                        help=f"database file (default $BANKMS_DB or {DEFAULT_DB})")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name, fn, help_text):
+        p = sub.add_parser(name, help=help_text, parents=[shared])
+        p.set_defaults(fn=fn)
+        return p
+
+    p = command("init", cmd_init, "create the database (with a demo bank unless --no-demo)")
     p.add_argument("--no-demo", action="store_true")
     p.add_argument("--customers", type=int, default=200)
     p.add_argument("--months", type=int, default=6)
-    p.set_defaults(fn=cmd_init)
-    p = sub.add_parser("demo", help="build a realistic demo bank through the bulk path")
+    p = command("demo", cmd_demo, "build a demo bank into a new, empty bank (bulk path)")
     p.add_argument("--customers", type=int, default=1000)
     p.add_argument("--months", type=int, default=12)
     p.add_argument("--seed", type=int, default=7)
-    p.set_defaults(fn=cmd_demo)
-    p = sub.add_parser("verify", help="check every ledger invariant; exit 1 on any problem")
-    p.set_defaults(fn=cmd_verify)
-    p = sub.add_parser("backup", help="write a consistent copy (DEST.duckdb or a folder)")
+    command("verify", cmd_verify, "check every ledger invariant; exit 1 on any problem")
+    p = command("backup", cmd_backup, "write a consistent copy (DEST.duckdb or a new folder); "
+                "never overwrites")
     p.add_argument("dest")
-    p.set_defaults(fn=cmd_backup)
-    p = sub.add_parser("create-employee", help="create a teller or manager")
+    p = command("restore", cmd_restore, "copy a backup into --db (which must not exist yet) "
+                "and verify it")
+    p.add_argument("src")
+    p = command("create-employee", cmd_create_employee, "create a teller or manager")
     p.add_argument("--role", choices=["teller", "manager"], required=True)
     p.add_argument("--username", required=True)
     p.add_argument("--full-name")
     p.add_argument("--email")
     p.add_argument("--password", help="else $BANKMS_NEW_PASSWORD, else asked")
-    p.set_defaults(fn=cmd_create_employee)
-    p = sub.add_parser("setting", help="show or change a setting (e.g. session_idle_timeout_s)")
-    p.add_argument("key")
+    p = command("setting", cmd_setting, "list the settings, show one, or change one")
+    p.add_argument("key", nargs="?")
     p.add_argument("value", nargs="?")
-    p.set_defaults(fn=cmd_setting)
-    p = sub.add_parser("eod", help="run end of day up to --until (default: today)")
-    p.add_argument("--until")
-    p.set_defaults(fn=cmd_eod)
-    args = parser.parse_args(argv)
+    p = command("eod", cmd_eod, "run end of day up to --until (default: today)")
+    p.add_argument("--until", type=_date, help="YYYY-MM-DD")
+    return parser
+
+
+def _one_line(text) -> str:
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[0] if lines else type(text).__name__
+
+
+def main(argv=None) -> int:
+    """Run one command; returns the exit status. Failures print one line on stderr."""
     try:
+        args = build_parser().parse_args(argv)
         return args.fn(args) or 0
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else 0
+    except UsageError as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_REFUSED
     except BankError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_REFUSED
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a command line never shows a traceback
+        message = f"{type(exc).__name__}: {_one_line(exc)}"
+        if "lock" in message.lower():
+            message = ("the database is in use by another process (is the app running? "
+                       "Use its Operations page, or stop it first)")
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_UNEXPECTED

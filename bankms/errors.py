@@ -100,3 +100,11 @@ class InvalidState(BankError):
 
 class WeakCookieKey(BankError):
     """The sign-in cookie key is missing, short, well known or readable by others."""
+
+
+class NotABank(BankError):
+    """A path named as a bank does not hold one (missing, not DuckDB, or no bank tables)."""
+
+
+class FilesExposed(BankError):
+    """The database, its WAL or its folder is readable by other users of the machine."""

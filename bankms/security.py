@@ -62,6 +62,8 @@ PERMISSIONS: dict[str, tuple[frozenset, bool]] = {
     "report.statement": (EVERYONE, True),
     "bank.admin": (frozenset({"system"}), False),
     "bank.end_of_day": (MANAGERS, False),
+    "settings.change": (MANAGERS, False),
+    "bank.backup": (MANAGERS, False),
     "loan.apply": (EVERYONE, True),
     "loan.read": (EVERYONE, True),
     "loan.decide": (MANAGERS, False),

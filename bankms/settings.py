@@ -1,5 +1,178 @@
-"""Bank-wide settings (limits, timeouts, the business date), kept in the `settings` table."""
+"""Bank-wide settings (limits, timeouts, end of day), kept in the `settings` table.
+
+`REGISTRY` is the one list of settings a manager may change: each one's key, meaning, type,
+allowed range and default. `Settings.set` is the one way to change them (the command line and
+the Operations page both call it): it refuses unknown keys and bad values, and audits the
+change with its before and after values in the same transaction. A few keys in the table are
+kept by the bank itself and are not settings (`business_date`, moved by end of day;
+`schema_version`; `demo_bank` and `demo_logins`, written by the demo builder).
+"""
 from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from .errors import InvalidInput
+from .money import AMOUNT_CENTS_MAX, format_cents
+
+# Keys in the settings table that the bank keeps for itself; readable, never set by hand.
+INTERNAL_KEYS = frozenset({"business_date", "schema_version", "demo_bank", "demo_logins"})
+
+_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting. kind is "int" (a whole number of `unit`), "cents" (an amount stored in
+    cents, typed as money or whole cents), "bool", "time" (HH:MM, 24 hours) or "timezone" (an
+    IANA name such as Europe/Berlin). minimum and maximum bound int and cents settings."""
+    key: str
+    meaning: str
+    kind: str
+    default: str
+    minimum: int | None = None
+    maximum: int | None = None
+    unit: str = ""
+
+    def parse(self, value) -> str:
+        """The value as stored (canonical text), or InvalidInput saying what is allowed."""
+        text = str(value).strip() if value is not None else ""
+        if isinstance(value, float) or not text:
+            raise self._bad(value)
+        if self.kind in ("int", "cents"):
+            if isinstance(value, bool) or not re.fullmatch(r"[+-]?\d{1,20}", text):
+                raise self._bad(value)
+            number = int(text)
+            if not self.minimum <= number <= self.maximum:
+                raise self._bad(value)
+            return str(number)
+        if self.kind == "bool":
+            if text.lower() in _TRUE or value is True:
+                return "1"
+            if text.lower() in _FALSE or value is False:
+                return "0"
+            raise self._bad(value)
+        if self.kind == "time":
+            if not _TIME.match(text):
+                raise self._bad(value)
+            return text
+        if self.kind == "timezone":
+            import zoneinfo
+            try:
+                zoneinfo.ZoneInfo(text)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise self._bad(value) from None
+            return text
+        raise AssertionError(f"unknown setting kind {self.kind}")
+
+    def typed(self, text: str):
+        """The stored text as a Python value: int, bool, datetime.time or str."""
+        if self.kind in ("int", "cents"):
+            return int(text)
+        if self.kind == "bool":
+            return text == "1"
+        if self.kind == "time":
+            return dt.time.fromisoformat(text)
+        return text
+
+    @property
+    def type_label(self) -> str:
+        """What kind of value, in words that follow "must be"."""
+        return {"int": f"a whole number of {self.unit}" if self.unit else "a whole number",
+                "cents": "an amount in whole cents", "bool": "yes or no",
+                "time": "a time of day as HH:MM (24 hours)",
+                "timezone": "an IANA time zone name (e.g. Europe/Berlin)"}[self.kind]
+
+    @property
+    def allowed(self) -> str:
+        """The allowed range in plain words."""
+        if self.kind == "cents":
+            return f"{self.minimum:,} to {self.maximum:,} cents " \
+                   f"({format_cents(self.minimum)} to {format_cents(self.maximum)})"
+        if self.kind == "int":
+            unit = f" {self.unit}" if self.unit else ""
+            return f"{self.minimum:,} to {self.maximum:,}{unit}"
+        return {"bool": "1, yes, true or on for yes; 0, no, false or off for no", "time": "00:00 to 23:59",
+                "timezone": "any name in the IANA time zone database"}[self.kind]
+
+    def _bad(self, value) -> InvalidInput:
+        return InvalidInput(f"{value!r} is not a valid value for {self.key}: it must be "
+                            f"{self.type_label}: {self.allowed}.")
+
+
+def _s(key, meaning, kind, default, minimum=None, maximum=None, unit=""):
+    return key, Setting(key, meaning, kind, default, minimum, maximum, unit)
+
+
+DAY_S = 86_400
+REGISTRY: dict[str, Setting] = dict([
+    _s("customer_daily_transfer_cents_max",
+       "Most a customer may send to other customers in one day.",
+       "cents", "500000", 1, AMOUNT_CENTS_MAX),
+    _s("four_eyes_threshold_cents",
+       "Deposits, withdrawals and transfers by staff above this wait for a second manager.",
+       "cents", "1000000", 1, AMOUNT_CENTS_MAX),
+    # Sign-in back-off (users.py, throttle.py): after `_after_failures` failures in a row the
+    # next attempt waits base, 2 x base, 4 x base... seconds up to the cap. Per client address
+    # it starts sooner than per username, so an attacker's address slows down long before
+    # the real user notices anything.
+    _s("login_backoff_base_s", "First wait after too many failed sign-ins; each further "
+       "failure doubles it.", "int", "1", 1, 60, "seconds"),
+    _s("login_backoff_user_after_failures", "Failed sign-ins in a row for one username "
+       "before its next attempts must wait.", "int", "10", 1, 1000, "attempts"),
+    _s("login_backoff_user_cap_s", "Longest wait for one username after failed sign-ins.",
+       "int", "60", 1, 3600, "seconds"),
+    _s("login_backoff_address_after_failures", "Failed sign-ins in a row from one client "
+       "address before its next attempts must wait.", "int", "3", 1, 1000, "attempts"),
+    _s("login_backoff_address_cap_s", "Longest wait for one client address after failed "
+       "sign-ins.", "int", "120", 1, 3600, "seconds"),
+    _s("login_backoff_forget_s", "Failed sign-ins older than this no longer count.",
+       "int", "900", 1, DAY_S, "seconds"),
+    _s("signups_per_address_max", "Self-registrations allowed from one client address "
+       "within signup_window_s.", "int", "5", 1, 10_000, "sign-ups"),
+    _s("signup_window_s", "The window over which sign-ups per address are counted.",
+       "int", "3600", 60, 7 * DAY_S, "seconds"),
+    _s("payee_lookups_per_customer_max", "Look-ups of other customers' account numbers "
+       "(transfer review) one customer may make within payee_lookup_window_s.",
+       "int", "30", 1, 10_000, "look-ups"),
+    _s("payee_lookup_window_s", "The window over which payee look-ups are counted.",
+       "int", "3600", 60, 7 * DAY_S, "seconds"),
+    _s("session_idle_timeout_s", "A signed-in session ends after this long without a click.",
+       "int", "900", 1, DAY_S, "seconds"),
+    _s("session_absolute_timeout_s",
+       "A signed-in session ends this long after sign-in, however active.",
+       "int", "43200", 60, 7 * DAY_S, "seconds"),
+    _s("loan_late_fee_cents",
+       "Fee charged once on an instalment still unpaid after the grace days (0: no fee).",
+       "cents", "2500", 0, 100_000),
+    _s("loan_late_fee_grace_days", "Days after a due date before the late fee is charged.",
+       "int", "5", 0, 90, "days"),
+    _s("dormancy_months", "Months without customer activity before an account is dormant.",
+       "int", "12", 1, 120, "months"),
+    # Business dates and the automatic end of day (eod.py).
+    _s("bank_time_zone", "The bank's time zone: when a business day ends, and how times "
+       "are shown.", "timezone", "UTC"),
+    _s("eod_cutoff_time", "Time of day (bank time zone) after which today may be closed, and "
+       "at which the automatic end of day runs.", "time", "23:30"),
+    _s("eod_auto", "Whether the running app closes each business day by itself after the "
+       "cut-off time.", "bool", "1"),
+    _s("eod_catchup_days_confirm", "An end of day that would close more days than this asks "
+       "for confirmation (the page) or --yes (the command line).", "int", "3", 1, 366, "days"),
+])
+
+
+def describe(key: str) -> Setting:
+    """The registered setting, or InvalidInput for an unknown key."""
+    setting = REGISTRY.get(key)
+    if setting is None:
+        if key in INTERNAL_KEYS:
+            raise InvalidInput(f"{key} is kept by the bank itself and cannot be set by hand.")
+        raise InvalidInput(f"Unknown setting {key!r}; the settings are: "
+                           f"{', '.join(sorted(REGISTRY))}.")
+    return setting
 
 
 class Settings:
@@ -7,22 +180,48 @@ class Settings:
         self._bank = bank
 
     def get(self, key: str, default: str | None = None) -> str | None:
+        """The stored text; else `default`; else the registered default."""
         row = self._bank.read_one("SELECT value FROM settings WHERE key = ?", [key])
-        return row[0] if row else default
+        if row:
+            return row[0]
+        if default is None and key in REGISTRY:
+            return REGISTRY[key].default
+        return default
 
     def get_int(self, key: str, default: int = 0) -> int:
         value = self.get(key)
         return int(value) if value is not None else default
 
-    def set(self, actor, key: str, value) -> None:
-        self._bank.require(actor, "bank.admin" if actor.role == "system" else "user.manage",
-                           entity="setting", entity_id=key)
+    def value(self, key: str):
+        """A registered setting as a Python value (int, bool, datetime.time or str)."""
+        setting = describe(key)
+        return setting.typed(self.get(key) or setting.default)
+
+    def listing(self) -> list[dict]:
+        """Every registered setting: key, value, meaning, type, allowed, default."""
+        stored = dict(self._bank.read("SELECT key, value FROM settings"))
+        return [{"key": s.key, "value": stored.get(s.key, s.default), "meaning": s.meaning,
+                 "type": s.type_label, "allowed": s.allowed, "default": s.default}
+                for s in REGISTRY.values()]
+
+    def set(self, actor, key: str, value) -> str:
+        """Change one setting (managers and the system); returns the value as stored.
+
+        Raises PermissionDenied, or InvalidInput for an unknown key or a value outside the
+        setting's type and range (both audited as refusals); nothing is changed then."""
         bank = self._bank
+        bank.require(actor, "settings.change", entity="setting", entity_id=key)
+        try:
+            text = describe(key).parse(value)
+        except InvalidInput as exc:
+            bank.record_refusal(actor, "settings.change", exc, entity="setting", entity_id=key)
+            raise
 
         def fn(uow):
             old = uow.fetchone("SELECT value FROM settings WHERE key = ?", [key])
             uow.execute("INSERT INTO settings VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
-                        "SET value = excluded.value", [key, str(value)])
+                        "SET value = excluded.value", [key, text])
             bank.audit_row(uow, actor, "setting.change", "setting", key,
-                           before={"value": old[0] if old else None}, after={"value": str(value)})
+                           before={"value": old[0] if old else None}, after={"value": text})
         bank.write(fn)
+        return text

@@ -259,12 +259,15 @@ class Auth:
 
     def _rules(self) -> tuple[throttle.Backoff, throttle.Backoff]:
         """The back-off rules per username and per client address, read on every attempt."""
-        get = self._bank.settings.get_int
-        base_s, forget_s = get("login_backoff_base_s", 1), get("login_backoff_forget_s", 900)
-        user = throttle.Backoff(get("login_backoff_user_after_failures", 10), base_s,
-                                get("login_backoff_user_cap_s", 60), forget_s)
-        address = throttle.Backoff(get("login_backoff_address_after_failures", 3), base_s,
-                                   get("login_backoff_address_cap_s", 120), forget_s)
+        settings = self._bank.settings
+        base_s = settings.get_int("login_backoff_base_s", 1)
+        forget_s = settings.get_int("login_backoff_forget_s", 900)
+        user = throttle.Backoff(settings.get_int("login_backoff_user_after_failures", 10),
+                                base_s, settings.get_int("login_backoff_user_cap_s", 60),
+                                forget_s)
+        address = throttle.Backoff(settings.get_int("login_backoff_address_after_failures", 3),
+                                   base_s, settings.get_int("login_backoff_address_cap_s", 120),
+                                   forget_s)
         return user, address
 
     def _fail(self, username, reason):

@@ -1,0 +1,200 @@
+"""Operations on the bank as a whole: verify, backup and restore.
+
+DuckDB lets one process hold a database file, so while the app runs, the command line cannot
+reach the bank; these functions therefore work through the Bank's own connection, which the
+app's Operations page and the command line both hold. A backup is a snapshot taken inside one
+read transaction (DuckDB's MVCC), so writers carry on while it is written and it holds every
+transaction committed before it started and nothing after. Backups never overwrite anything,
+and every file they write is private to the bank's user (files.py).
+
+Restore copies a backup into a path that holds nothing yet, and says done only after the copy
+passes `audit.verify()`; it never touches a bank that is open.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import uuid
+
+from . import files
+from .errors import InvalidInput, InvalidState, NotABank
+
+BACKUP_FOLDER = "backups"
+# A backup name typed on the Operations page: letters, digits, dot, dash and underscore.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+
+
+def verify(bank, actor) -> dict:
+    """Every ledger invariant checked (audit.verify); managers and the system.
+
+    Returns {"ok": bool, "problems": [str], "summary": {kind: count}}, where kind is each
+    problem's words before its first number or account number (e.g. "account",
+    "transaction", "trial balance is"), for a short overview."""
+    bank.require(actor, "audit.verify", entity="bank")
+    problems = bank.audit.verify()
+    summary: dict[str, int] = {}
+    for problem in problems:
+        kind = re.split(r"[\s]\d|\s[A-Z0-9]{6,}", problem, maxsplit=1)[0].strip() or problem
+        summary[kind] = summary.get(kind, 0) + 1
+    return {"ok": not problems, "problems": problems, "summary": summary}
+
+
+def _refuse_existing(dest: str) -> None:
+    if os.path.isdir(dest):
+        if os.listdir(dest):
+            raise InvalidInput(f"{dest} is a folder that is not empty; a backup never "
+                               "overwrites anything. Choose a new name.")
+    elif os.path.lexists(dest):
+        raise InvalidInput(f"{dest} already exists; a backup never overwrites anything. "
+                           "Choose a new name.")
+    if os.path.lexists(files.wal_path(dest)):
+        raise InvalidInput(f"{files.wal_path(dest)} already exists; choose a new name.")
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def backup(bank, actor, dest: str) -> dict:
+    """Write a consistent copy of the open bank to dest, while the bank keeps running.
+
+    dest ending in .duckdb: a database file (open it with open_bank, or `restore` it);
+    anything else: a folder of Parquet files (EXPORT DATABASE). Refuses (InvalidInput) an
+    existing file or a folder that is not empty. Managers and the system; audited.
+    Returns {"path": absolute path, "bytes": size on disk, "kind": "file" | "export"}."""
+    bank.require(actor, "bank.backup", entity="bank")
+    dest = os.path.abspath(dest)
+    try:
+        _refuse_existing(dest)
+        if os.path.abspath(bank.path) == dest:
+            raise InvalidInput("A backup cannot be written over the bank itself.")
+    except InvalidInput as exc:
+        bank.record_refusal(actor, "bank.backup", exc, entity="bank", entity_id=dest)
+        raise
+    files.private_umask()
+    files.make_private_folder(os.path.dirname(dest))
+    bank.write(lambda uow: None)  # let writes already queued land first
+    kind = "file" if dest.endswith(".duckdb") else "export"
+    try:
+        if kind == "file":
+            # One snapshot of the whole database, copied table by table with its sequences
+            # and constraints, into a new file, through this thread's cursor.
+            alias = f"bankms_backup_{uuid.uuid4().hex}"
+            source = bank.read_one("SELECT current_database()")[0]
+            bank.read(f"ATTACH {_quote(dest)} AS {alias}")
+            try:
+                bank.read(f"COPY FROM DATABASE {_ident(source)} TO {alias}")
+            finally:
+                bank.read(f"DETACH {alias}")
+        else:
+            bank.read(f"EXPORT DATABASE {_quote(dest)} (FORMAT parquet)")
+    except Exception:
+        _remove(dest)
+        raise
+    files.tighten_tree(dest)
+    size = _size(dest)
+
+    def fn(uow):
+        bank.audit_row(uow, actor, "bank.backup", "bank", None,
+                       after={"path": dest, "kind": kind, "bytes": size})
+    bank.write(fn)
+    return {"path": dest, "bytes": size, "kind": kind}
+
+
+def backup_folder(bank) -> str:
+    """Where the Operations page writes backups: data/backups beside the database."""
+    return os.path.join(files.data_folder(bank.path), BACKUP_FOLDER)
+
+
+def suggested_name(now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return now.strftime("bank-%Y%m%d-%H%M%S")
+
+
+def backup_named(bank, actor, name: str) -> dict:
+    """backup() to data/backups/<name>.duckdb; the name is letters, digits, '.', '-', '_'."""
+    name = (name or "").strip()
+    if name.endswith(".duckdb"):
+        name = name[:-len(".duckdb")]
+    if not _NAME.match(name) or ".." in name:
+        raise InvalidInput("A backup name has 1 to 80 letters, digits, dots, dashes or "
+                           "underscores, and starts with a letter or digit.")
+    return backup(bank, actor, os.path.join(backup_folder(bank), name + ".duckdb"))
+
+
+def restore(src: str, dest: str) -> dict:
+    """Copy the backup src (a .duckdb file holding a bank, or an EXPORT DATABASE folder) into
+    dest, which must not exist yet, then open the copy and run audit.verify() on it.
+
+    Raises NotABank for a src that holds no bank, InvalidInput for a dest that exists, and
+    InvalidState when the copy fails verification (the copy is removed: nothing is restored).
+    Returns {"path": dest, "bytes": size}. The caller must hold neither file open."""
+    import duckdb
+
+    from .bank import open_bank
+
+    dest = os.path.abspath(dest)
+    src = os.path.abspath(src)
+    export = os.path.isdir(src)
+    if export:
+        if not all(os.path.isfile(os.path.join(src, f)) for f in ("schema.sql", "load.sql")):
+            raise NotABank(f"There is no bank at {src}: the folder is not a bankms export "
+                           "(no schema.sql and load.sql).")
+    else:
+        files.check_bank_file(src)
+    if os.path.lexists(dest) or os.path.lexists(files.wal_path(dest)):
+        raise InvalidInput(f"{dest} already exists; restore only into a path that holds "
+                           "nothing yet.")
+    if not dest.endswith(".duckdb"):
+        raise InvalidInput("The restored bank must be a file whose name ends in .duckdb.")
+    files.private_umask()
+    files.make_private_folder(os.path.dirname(dest))
+    try:
+        if export:
+            con = duckdb.connect(dest)
+            try:
+                con.execute(f"IMPORT DATABASE {_quote(src)}")
+            finally:
+                con.close()
+        else:
+            con = duckdb.connect(dest)
+            try:
+                target = con.execute("SELECT current_database()").fetchone()[0]
+                con.execute(f"ATTACH {_quote(src)} AS bankms_restore_src (READ_ONLY)")
+                con.execute(f"COPY FROM DATABASE bankms_restore_src TO {_ident(target)}")
+                con.execute("DETACH bankms_restore_src")
+            finally:
+                con.close()
+        with open_bank(dest) as bank:
+            problems = bank.audit.verify()
+    except BaseException:
+        _remove(dest)
+        raise
+    if problems:
+        _remove(dest)
+        raise InvalidState(f"The copy of {src} fails verification ({len(problems)} "
+                           f"problem(s), first: {problems[0]}); nothing was restored.")
+    files.tighten(dest)
+    return {"path": dest, "bytes": _size(dest)}
+
+
+def _size(path: str) -> int:
+    if os.path.isdir(path):
+        return sum(os.path.getsize(os.path.join(root, name))
+                   for root, _, names in os.walk(path) for name in names)
+    return os.path.getsize(path)
+
+
+def _remove(path: str) -> None:
+    import shutil
+
+    for target in (path, files.wal_path(path)):
+        if os.path.isdir(target):
+            shutil.rmtree(target, ignore_errors=True)
+        elif os.path.lexists(target):
+            os.remove(target)

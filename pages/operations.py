@@ -1,0 +1,121 @@
+"""Operations (managers): the business date and the last end-of-day runs, verify, backups and
+settings, done in the running app, which holds the database (the command line cannot reach it
+while the app runs). Every rule is in bankms.operations and bankms.settings."""
+import streamlit as st
+
+PAGE = {"title": "Operations", "icon": ":material/settings:", "roles": ("manager",),
+        "order": 92, "url": "bank-operations"}
+
+
+def render() -> None:
+    from pages import common
+
+    actor = common.current_actor()
+    if actor is None or actor.role != "manager":
+        st.stop()
+    bank = common.get_bank()
+    st.title(":material/settings: Operations")
+    _business_date(bank, actor)
+    verify_tab, backup_tab, settings_tab = st.tabs(
+        [":material/fact_check: Verify", ":material/backup: Backup",
+         ":material/tune: Settings"])
+    with verify_tab:
+        _verify(bank, actor)
+    with backup_tab:
+        _backup(bank, actor)
+    with settings_tab:
+        _settings(bank, actor)
+
+
+def _business_date(bank, actor) -> None:
+    import datetime as dt
+    import zoneinfo
+
+    from bankms.eod import recent_runs
+
+    zone = bank.settings.value("bank_time_zone")
+    left, right = st.columns(2)
+    left.metric("Business date", str(bank.business_date))
+    right.metric(f"Calendar date ({zone})", str(dt.datetime.now(zoneinfo.ZoneInfo(zone)).date()))
+    runs = recent_runs(bank, actor, limit=10)
+    if runs.empty:
+        st.caption("No end-of-day run yet.")
+        return
+    st.caption("Last end-of-day runs")
+    columns = [c for c in ("business_date", "actor", "started_at", "finished_at", "seconds")
+               if c in runs.columns]
+    st.dataframe(runs[columns], hide_index=True, width="stretch", key="ops_runs")
+
+
+def _verify(bank, actor) -> None:
+    from bankms import operations
+    from pages import common
+
+    st.caption("Checks every ledger invariant: postings sum to zero, balances equal their "
+               "postings, holds, interest and the loan book.")
+    if not st.button("Run verify", key="ops_verify", icon=":material/fact_check:"):
+        return
+    try:
+        result = operations.verify(bank, actor)
+    except Exception as exc:  # noqa: BLE001 - shown without a traceback
+        common.show_error(exc)
+        return
+    if result["ok"]:
+        st.success("Every invariant holds.", icon=":material/check_circle:")
+        return
+    st.error(f"{len(result['problems'])} problem(s) found.", icon=":material/error:")
+    st.dataframe([{"problem": kind, "count": count}
+                  for kind, count in result["summary"].items()],
+                 hide_index=True, width="stretch", key="ops_verify_summary")
+    with st.expander("Every problem"):
+        st.text("\n".join(result["problems"][:500]))
+
+
+def _backup(bank, actor) -> None:
+    from bankms import operations
+    from pages import common
+
+    st.caption(f"A consistent copy of the whole bank, written while the bank keeps running, "
+               f"to {operations.backup_folder(bank)}. An existing backup is never "
+               "overwritten; the file is readable by the bank's user only.")
+    with st.form("ops_backup_form"):
+        name = st.text_input("Backup name", value=operations.suggested_name(), max_chars=80,
+                             key="ops_backup_name")
+        submitted = st.form_submit_button("Write backup", type="primary",
+                                          icon=":material/backup:")
+    if not submitted:
+        return
+    try:
+        done = operations.backup_named(bank, actor, name)
+    except Exception as exc:  # noqa: BLE001
+        common.show_error(exc)
+        return
+    st.success(f"Backup written to `{done['path']}` ({done['bytes']:,} bytes).",
+               icon=":material/check_circle:")
+
+
+def _settings(bank, actor) -> None:
+    from pages import common
+
+    from bankms.settings import REGISTRY
+
+    table = st.empty()  # filled last, so that it shows a value saved in this run
+    # The choice sits outside the form so that the meaning and range follow it at once.
+    key = st.selectbox("Setting", list(REGISTRY), key="ops_setting_key")
+    chosen = REGISTRY[key]
+    st.caption(f"{chosen.meaning} Must be {chosen.type_label}: {chosen.allowed}. "
+               f"Default {chosen.default}; now {bank.settings.get(key)}.")
+    with st.form("ops_setting_form"):
+        value = st.text_input("New value", key="ops_setting_value")
+        submitted = st.form_submit_button("Save setting", type="primary")
+    if submitted:
+        try:
+            stored = bank.settings.set(actor, key, value)
+        except Exception as exc:  # noqa: BLE001
+            common.show_error(exc)
+        else:
+            st.success(f"{key} is now {stored}.", icon=":material/check_circle:")
+    table.dataframe([{"Setting": r["key"], "Value": r["value"], "Meaning": r["meaning"],
+                      "Type": r["type"], "Allowed": r["allowed"], "Default": r["default"]}
+                     for r in bank.settings.listing()],
+                    hide_index=True, width="stretch", key="ops_settings_table")
