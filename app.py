@@ -10,6 +10,7 @@ import streamlit as st
 from bankms import files
 from bankms.errors import FilesExposed, WeakCookieKey
 from pages import common
+from pages.text import md
 
 st.set_page_config(page_title="bankms", page_icon=":material/account_balance:", layout="wide")
 
@@ -50,7 +51,7 @@ st.set_page_config(page_title=f"{navigation.title} · bankms")
 
 with st.sidebar:
     if actor is not None:
-        st.markdown(f"**{actor.full_name or actor.username}**  \n"
+        st.markdown(f"**{md(actor.full_name or actor.username)}**  \n"
                     f"{ROLE_LABELS.get(actor.role, actor.role)} · `{actor.username}`")
         st.button("Sign out", key="bankms_signout", on_click=common.sign_out,
                   icon=":material/logout:", width="stretch")

@@ -14,6 +14,7 @@ from .errors import (
 )
 from .ledger import CUSTOMER_KINDS, utcnow
 from .money import to_cents, to_money
+from .text import csv_text
 
 DEFAULT_SAVINGS_RATE = "2.00"
 # Draws of a random account number before giving up (a second draw is already rare).
@@ -355,8 +356,9 @@ HISTORY_CSV_COLUMNS = ["transaction_id", "posted_at", "business_date", "kind", "
 
 
 def history_csv(history) -> str:
-    """A history DataFrame (from Accounts.history) as CSV text; amounts are exact decimals."""
+    """A history DataFrame (from Accounts.history) as CSV text; amounts are exact decimals
+    (negative ones stay numbers) and no memo or name can start a formula (bankms.text)."""
     out = history[HISTORY_CSV_COLUMNS].copy()
     out["amount"] = [str(v) for v in out["amount"]]
     out["balance"] = [str(v) for v in out["balance"]]
-    return out.to_csv(index=False)
+    return csv_text(out)

@@ -1,12 +1,20 @@
-"""PDF layouts of the documents customers receive: monthly statements and interest certificates.
+"""PDF layouts of the documents customers receive: monthly statements and interest certificates,
+and the fonts every PDF of the bank uses (receipts too).
 
 Only layout lives here; the figures come in already computed (integer cents) from
-`bankms.reports`. The PDFs use the built-in Helvetica font so that no font file has to ship
-with the app; it covers Latin-1, and other characters are written in their closest plain form.
+`bankms.reports`. Names and memos are printed in any script: the PDFs embed DejaVu Sans (Latin,
+Greek, Cyrillic, Arabic, Hebrew, ...) shipped in bankms/fonts with its licence, with Droid Sans
+Fallback (Chinese, Japanese, Korean; Apache 2.0) as a fallback font loaded only when a document
+needs it. Arabic letters are joined and right-to-left text ordered by text shaping (HarfBuzz,
+through the `uharfbuzz` package) when it is installed. A character neither font has, such as
+most emoji, prints as U+FFFD (a replacement mark) instead of an empty box or an error.
 """
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import pathlib
+import re
 import unicodedata
 
 from fpdf import FPDF
@@ -15,75 +23,115 @@ from fpdf.enums import XPos, YPos
 from .money import format_cents
 
 BANK_NAME = "bankms"
+FONTS_DIR = pathlib.Path(__file__).parent / "fonts"
+FONT = "DejaVu"  # the family name every bankms PDF draws its text in
+_FALLBACK = "DroidFallback"
+_FONT_FILES = {(FONT, ""): "DejaVuSans.ttf", (FONT, "B"): "DejaVuSans-Bold.ttf",
+               (_FALLBACK, ""): "DroidSansFallback.ttf"}
+_REPLACEMENT = "\ufffd"
+_REPLACEMENTS = re.compile("\ufffd{2,}")
 _LINE_MM = 5.2
-# Letters that Unicode does not decompose into a base letter plus accents.
-_PLAIN_LETTERS = str.maketrans({"Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Œ": "OE", "œ": "oe",
-                                "ı": "i", "Ħ": "H", "ħ": "h", "ŀ": "l", "Ŀ": "L"})
+# Characters that only steer other characters (joiners, variation selectors, direction marks):
+# they need no glyph of their own.
+_FORMAT_CATEGORIES = ("Cf", "Mn", "Me")
 
 
-def plain(text) -> str:
-    """Text the built-in PDF fonts can draw: Latin-1 kept, accents elsewhere dropped, the rest
-    replaced by '?'."""
+@functools.lru_cache(maxsize=None)
+def _font_chars(file_name: str) -> frozenset:
+    from fontTools.ttLib import TTFont
+
+    with TTFont(FONTS_DIR / file_name, lazy=True) as font:
+        return frozenset(font.getBestCmap())
+
+
+def printable(text) -> str:
+    """`text` with every character that no bankms font can draw replaced by U+FFFD (emoji
+    mostly); None gives ''."""
     text = "" if text is None else str(text)
-    text = text.replace("\u2013", "-").replace("\u2014", "-").replace("\u2019", "'")
+    main, fallback = _font_chars(_FONT_FILES[FONT, ""]), _font_chars(_FONT_FILES[_FALLBACK, ""])
+    out = "".join(ch if ord(ch) in main or ord(ch) in fallback
+                  or unicodedata.category(ch) in _FORMAT_CATEGORIES else _REPLACEMENT
+                  for ch in text)
+    # One mark per missing symbol: an emoji with a skin tone is two code points.
+    return _REPLACEMENTS.sub(_REPLACEMENT, out)
+
+
+def _needs_fallback(text: str) -> bool:
+    main = _font_chars(_FONT_FILES[FONT, ""])
+    return any(ord(ch) not in main for ch in text)
+
+
+def use_bank_fonts(pdf: FPDF, *texts) -> None:
+    """Register the bank's fonts on `pdf` and turn on text shaping when available. The CJK
+    fallback (3 MB to parse) is added only when one of `texts` has a character DejaVu lacks."""
+    pdf.add_font(FONT, "", str(FONTS_DIR / _FONT_FILES[FONT, ""]))
+    pdf.add_font(FONT, "B", str(FONTS_DIR / _FONT_FILES[FONT, "B"]))
+    texts = [printable(t) for t in texts]
+    if any(_needs_fallback(t) for t in texts):
+        pdf.add_font(_FALLBACK, "", str(FONTS_DIR / _FONT_FILES[_FALLBACK, ""]))
+        pdf.set_fallback_fonts([_FALLBACK], exact_match=False)
+    # Shaping costs about a third of a statement's time, so only text that needs it gets it.
+    if not any(_needs_shaping(t) for t in texts):
+        return
     try:
-        text.encode("latin-1")
-        return text
-    except UnicodeEncodeError:
-        pass
-    out = []
-    for ch in text.translate(_PLAIN_LETTERS):
-        try:
-            ch.encode("latin-1")
-            out.append(ch)
-        except UnicodeEncodeError:
-            base = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
-            out.append(base or "?")
-    return "".join(out)
+        import uharfbuzz  # noqa: F401 - fpdf2 shapes text with it
+    except ImportError:
+        return  # without shaping Arabic prints as separate letters, still readable
+    pdf.set_text_shaping(True)
+
+
+def _needs_shaping(text: str) -> bool:
+    """Right-to-left letters or a script whose letters join or combine (Arabic, Hebrew,
+    Syriac, Thaana, N'Ko, the Indic scripts, Thai, ...), or combining marks."""
+    return any(unicodedata.bidirectional(ch) in ("R", "AL", "AN")
+               or 0x0900 <= ord(ch) <= 0x0DFF or 0x0E00 <= ord(ch) <= 0x0EFF
+               or unicodedata.combining(ch) for ch in text)
 
 
 class _Document(FPDF):
-    def __init__(self, title: str, subtitle: str):
+    def __init__(self, title: str, subtitle: str, texts=()):
         super().__init__(format="A4")
+        use_bank_fonts(self, title, subtitle, *texts)
         self.doc_title = title
         self.doc_subtitle = subtitle
         self.table_columns = None  # [(label, width_mm, align)], repeated on every page
         self.set_auto_page_break(True, margin=16)
         self.set_margins(14, 14, 14)
-        self.set_title(plain(f"{title} {subtitle}"))
+        self.set_title(printable(f"{title} {subtitle}"))
         self.set_author(BANK_NAME)
         self.set_creator(BANK_NAME)
 
     def header(self):
-        self.set_font("Helvetica", "B", 14)
+        self.set_font(FONT, "B", 14)
         self.cell(0, 7, BANK_NAME, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        self.set_font("Helvetica", "B", 11)
-        self.cell(0, 6, plain(self.doc_title), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        self.set_font("Helvetica", "", 9)
-        self.cell(0, 5, plain(self.doc_subtitle), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.set_font(FONT, "B", 11)
+        self.multi_cell(0, 6, printable(self.doc_title), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.set_font(FONT, "", 9)
+        # A long name wraps instead of pushing the account number off the page.
+        self.multi_cell(0, 5, printable(self.doc_subtitle), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.ln(2)
         if self.table_columns and self.page_no() > 1:
             self.table_header()
 
     def footer(self):
         self.set_y(-12)
-        self.set_font("Helvetica", "", 7)
+        self.set_font(FONT, "", 7)
         self.cell(0, 5, f"Page {self.page_no()} of {{nb}}", align="R")
 
     def table_header(self):
-        self.set_font("Helvetica", "B", 8)
+        self.set_font(FONT, "B", 8)
         self.set_fill_color(230, 230, 230)
         for label, width, align in self.table_columns:
             self.cell(width, 6, label, border="B", align=align, fill=True)
         self.ln(6)
-        self.set_font("Helvetica", "", 8)
+        self.set_font(FONT, "", 8)
 
     def key_values(self, rows):
         """A two-column block of labels and values."""
         for label, value, bold in rows:
-            self.set_font("Helvetica", "B" if bold else "", 9)
-            self.cell(60, 5.5, plain(label))
-            self.cell(40, 5.5, plain(value), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            self.set_font(FONT, "B" if bold else "", 9)
+            self.cell(60, 5.5, printable(label))
+            self.cell(40, 5.5, printable(value), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.ln(3)
 
 
@@ -92,7 +140,7 @@ def statement_pdf(s) -> bytes:
     pdf = _Document(
         "Account statement",
         f"{s.holder} - account {s.account_number} ({s.kind}) - "
-        f"{s.period_start:%d %b %Y} to {s.period_end:%d %b %Y}")
+        f"{s.period_start:%d %b %Y} to {s.period_end:%d %b %Y}", texts=s.lines["description"])
     pdf.add_page()
     pdf.key_values([
         ("Opening balance", format_cents(s.opening_cents), True),
@@ -116,7 +164,7 @@ def statement_pdf(s) -> bytes:
             s.lines["date"], s.lines["transaction_id"], s.lines["description"],
             s.lines["amount_cents"], s.lines["balance_cents"]):
         amount = int(amount)
-        text = plain(description)
+        text = printable(description)
         if pdf.get_string_width(text) > 70:
             while text and pdf.get_string_width(text + "...") > 70:
                 text = text[:-1]
@@ -124,12 +172,12 @@ def statement_pdf(s) -> bytes:
         row([f"{day:%d %b}", str(ref), text,
              format_cents(amount) if amount > 0 else "",
              format_cents(-amount) if amount < 0 else "", format_cents(int(balance))])
-    pdf.set_font("Helvetica", "B", 8)
+    pdf.set_font(FONT, "B", 8)
     row(["", "", "Totals and closing balance", format_cents(s.credits_cents),
          format_cents(s.debits_cents), format_cents(s.closing_cents)])
     pdf.ln(4)
-    pdf.set_font("Helvetica", "", 7)
-    pdf.multi_cell(0, 4, plain(
+    pdf.set_font(FONT, "", 7)
+    pdf.multi_cell(0, 4, printable(
         f"Opening balance + money in - money out = closing balance. Produced "
         f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC."))
     return bytes(pdf.output())
@@ -157,8 +205,8 @@ def certificate_pdf(c) -> bytes:
             pdf.cell(width, _LINE_MM, value, align=align)
         pdf.ln(_LINE_MM)
     pdf.ln(4)
-    pdf.set_font("Helvetica", "", 7)
-    pdf.multi_cell(0, 4, plain(
+    pdf.set_font(FONT, "", 7)
+    pdf.multi_cell(0, 4, printable(
         f"Interest credited to your accounts from 1 January to 31 December {c.year}, less any "
         f"interest reversed. Keep this certificate for your tax return."))
     return bytes(pdf.output())

@@ -12,6 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .analytics import ARREARS_BUCKETS, RFM_SEGMENTS
+from .text import plotly_text
 
 MONEY_AXIS = "Amount ($)"
 _LAYOUT = dict(margin=dict(l=10, r=10, t=60, b=10), legend_title_text="",
@@ -32,9 +33,9 @@ def _stacked(df: pd.DataFrame, x: str, y: str, by: str, order=None, kind="bar",
         if part.empty:
             continue
         if kind == "bar":
-            fig.add_trace(go.Bar(x=part[x], y=part[y], name=str(value), hovertemplate=hover))
+            fig.add_trace(go.Bar(x=part[x], y=part[y], name=plotly_text(value), hovertemplate=hover))
         else:
-            fig.add_trace(go.Scatter(x=part[x], y=part[y], name=str(value), mode="lines",
+            fig.add_trace(go.Scatter(x=part[x], y=part[y], name=plotly_text(value), mode="lines",
                                      stackgroup="one", hovertemplate=hover))
     fig.update_layout(barmode="stack")
     return fig
@@ -125,7 +126,9 @@ def top_customers(df: pd.DataFrame) -> go.Figure:
     if df.empty:
         return empty(title)
     data = df.iloc[::-1]
-    fig = go.Figure(go.Bar(x=_dollars(data["balance_cents"]), y=data["full_name"],
+    # Names as typed: Plotly draws <b>, <a href> and the like in tick labels and hover text.
+    fig = go.Figure(go.Bar(x=_dollars(data["balance_cents"]),
+                           y=[plotly_text(n) for n in data["full_name"]],
                            orientation="h", hovertemplate="%{y}: %{x:$,.2f}<extra></extra>"))
     fig.update_layout(hovermode="closest")
     return _finish(fig, title, "Balance ($)", "Customer")
@@ -159,7 +162,7 @@ def refusals(df: pd.DataFrame) -> go.Figure:
     title = "Refused transactions by reason (count)"
     if df.empty:
         return empty(title, "No refused transactions")
-    fig = go.Figure(go.Bar(x=df["reason"], y=df["refusals"],
+    fig = go.Figure(go.Bar(x=[plotly_text(r) for r in df["reason"]], y=df["refusals"],
                            hovertemplate="%{x}: %{y:,}<extra></extra>"))
     fig.update_layout(hovermode="closest")
     return _finish(fig, title, "Reason", "Refusals (count)")

@@ -7,15 +7,11 @@ from __future__ import annotations
 
 from fpdf import FPDF
 
+from .documents import FONT, printable, use_bank_fonts
 from .money import format_money
 
 KIND_LABELS = {"deposit": "Cash deposit", "withdrawal": "Cash withdrawal",
                "transfer": "Transfer", "reversal": "Reversal"}
-
-
-def _latin1(text) -> str:
-    # The PDF core fonts cover Latin-1 only; anything else prints as '?' rather than failing.
-    return str(text).encode("latin-1", "replace").decode("latin-1")
 
 
 def receipt_lines(details: dict) -> list[tuple[str, str]]:
@@ -37,22 +33,24 @@ def receipt_lines(details: dict) -> list[tuple[str, str]]:
 
 
 def receipt_pdf(details: dict, *, bank_name: str = "bankms") -> bytes:
+    lines = receipt_lines(details)
     pdf = FPDF(format=(148, 210))  # A5 in millimetres
+    use_bank_fonts(pdf, bank_name, *(value for _, value in lines))
     pdf.set_auto_page_break(auto=True, margin=12)
     pdf.add_page()
     pdf.set_title(f"Receipt {details['transaction_id']}")
-    pdf.set_font("Helvetica", "B", 16)
-    pdf.cell(0, 10, _latin1(bank_name), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 11)
+    pdf.set_font(FONT, "B", 16)
+    pdf.cell(0, 10, printable(bank_name), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(FONT, "", 11)
     pdf.cell(0, 8, "Transaction receipt", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
-    for label, value in receipt_lines(details):
-        pdf.set_font("Helvetica", "B", 10)
-        pdf.cell(34, 7, _latin1(label))
-        pdf.set_font("Helvetica", "", 10)
-        pdf.multi_cell(0, 7, _latin1(value), new_x="LMARGIN", new_y="NEXT")
+    for label, value in lines:
+        pdf.set_font(FONT, "B", 10)
+        pdf.cell(34, 7, printable(label))
+        pdf.set_font(FONT, "", 10)
+        pdf.multi_cell(0, 7, printable(value), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(6)
-    pdf.set_font("Helvetica", "I", 8)
+    pdf.set_font(FONT, "", 8)
     pdf.multi_cell(0, 5, "Keep this receipt. Quote the transaction id in any question about "
                          "this payment.")
     return bytes(pdf.output())

@@ -28,6 +28,7 @@ from .dates import as_date
 from .errors import AccountNotFound, CustomerNotFound, InvalidInput
 from .ledger import utcnow
 from .money import to_money
+from .text import csv_text
 
 _DESCRIPTIONS = {
     "deposit": "Cash deposit",
@@ -119,8 +120,8 @@ class Statement:
             "money_out": [_money_or_blank(max(-int(c), 0)) for c in self.lines["amount_cents"]],
             "balance": [str(to_money(c)) for c in self.lines["balance_cents"]],
         })
-        return (head.to_csv(index=False, header=False, lineterminator="\n") + "\n"
-                + table.to_csv(index=False, lineterminator="\n"))
+        # No holder or description can start a formula; amounts stay numbers (bankms.text).
+        return csv_text(head, header=False) + "\n" + csv_text(table)
 
 
 @dataclass

@@ -26,6 +26,7 @@ import bankms
 from bankms import tokens
 from bankms.errors import BankError
 from bankms.money import format_cents
+from bankms.text import markdown_escape as md
 
 PAGES_DIR = pathlib.Path(__file__).parent
 COOKIE_NAME = "bankms_session"
@@ -296,7 +297,7 @@ def show_flashes() -> None:
 def show_error(exc: Exception) -> None:
     """A refusal in plain words; anything unexpected without a traceback."""
     if isinstance(exc, BankError):
-        st.error(str(exc), icon=":material/error:")
+        st.error(md(str(exc)), icon=":material/error:")
     else:
         st.error("Something went wrong on our side; nothing was changed. Please try again.",
                  icon=":material/error:")

@@ -17,7 +17,6 @@ applies its outcome, in steps that are safe to repeat.
 """
 from __future__ import annotations
 
-import re
 import time
 
 import pandas as pd
@@ -27,19 +26,11 @@ from bankms.approvals import PendingApproval
 from bankms.errors import BankError
 from bankms.receipts import receipt_lines, receipt_pdf
 from pages.common import current_actor, form_key, money, reset_form_key, show_error
+from pages.text import md, plain_table  # noqa: F401 - md is used by pages as dc.md
 
 STAFF = ("teller", "manager")
 KIND_LABELS = {"deposit": "Deposit", "withdrawal": "Withdrawal", "transfer": "Transfer",
                "reversal": "Reversal"}
-
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<$])")
-
-
-def md(value) -> str:
-    """Text made literal inside Markdown: a masked name 'J*** D**' must not turn bold, and a
-    '$' must not start a formula."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(value))
 
 
 def signed_in(roles):
@@ -218,8 +209,8 @@ def show_table(df: pd.DataFrame, columns: dict, money_columns=(), empty="Nothing
 def show_pairs(rows) -> None:
     """(label, value) rows as a plain two-column table: real text (not a canvas), so it wraps
     on a phone, reads aloud and can be found by a browser test."""
-    st.table(pd.DataFrame([(str(a), str(b)) for a, b in rows], columns=["", " "]),
-             hide_index=True, hide_header=True)
+    plain_table(pd.DataFrame([(str(a), str(b)) for a, b in rows], columns=["", " "]),
+                hide_index=True, hide_header=True)
 
 
 def describe_review(review: dict) -> list:

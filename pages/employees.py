@@ -2,6 +2,8 @@
 them, reset a password (to be changed at the next sign-in) and unlock locked users."""
 import streamlit as st
 
+from pages.text import md
+
 PAGE = {"title": "Employees", "icon": ":material/badge:", "roles": ("manager",), "order": 80,
         "url": "staff"}
 
@@ -20,7 +22,7 @@ def render() -> None:
     st.title(":material/badge: Employees")
     shown = st.session_state.pop("_temporary_password", None)
     if shown:
-        st.success(f"Temporary password for **{shown[0]}**: `{shown[1]}`  \nGive it to them in "
+        st.success(f"Temporary password for **{md(shown[0])}**: `{shown[1]}`  \nGive it to them in "
                    "person; they must choose their own at the next sign-in. It is not shown "
                    "again.", icon=":material/key:")
     staff = _employees(bank, actor)
@@ -78,7 +80,7 @@ def _create(bank, actor) -> None:
                               full_name=full_name, email=email or None,
                               must_change_password=True)
             st.session_state["_temporary_password"] = (username.strip().lower(), password)
-        _run(action, f"{role.capitalize()} {username.strip().lower()} added.")
+        _run(action, f"{role.capitalize()} {md(username.strip().lower())} added.")
 
 
 def _manage(bank, actor, staff) -> None:
@@ -90,16 +92,16 @@ def _manage(bank, actor, staff) -> None:
         return
     username = st.selectbox("Employee", others, key="bankms_manage_user")
     row = staff[staff["username"] == username].iloc[0]
-    st.caption(f"{row['full_name']} · {row['role']} · "
+    st.caption(f"{md(row['full_name'])} · {row['role']} · "
                f"{'active' if row['active'] else 'deactivated'}")
     left, middle, right = st.columns(3)
     if row["active"]:
         if left.button("Deactivate", icon=":material/person_off:", key="bankms_deactivate",
                        disabled=username == actor.username, width="stretch"):
-            _run(lambda: bank.users.deactivate(actor, username), f"{username} deactivated.")
+            _run(lambda: bank.users.deactivate(actor, username), f"{md(username)} deactivated.")
     elif left.button("Reactivate", icon=":material/person_check:", key="bankms_activate",
                      width="stretch"):
-        _run(lambda: bank.users.activate(actor, username), f"{username} reactivated.")
+        _run(lambda: bank.users.activate(actor, username), f"{md(username)} reactivated.")
     if middle.button("Reset password", icon=":material/lock_reset:", key="bankms_reset",
                      disabled=username == actor.username, width="stretch"):
         password = temporary_password()
@@ -107,7 +109,7 @@ def _manage(bank, actor, staff) -> None:
         def action():
             bank.users.reset_password(actor, username, password)
             st.session_state["_temporary_password"] = (username, password)
-        _run(action, f"Password of {username} reset.")
+        _run(action, f"Password of {md(username)} reset.")
     right.caption("Your own password: use *Change password*.")
 
 
@@ -120,4 +122,4 @@ def _locked(bank, actor) -> None:
     username = st.selectbox("User to unlock", locked["username"].tolist(),
                             key="bankms_unlock_user")
     if st.button("Unlock", icon=":material/lock_open:", key="bankms_unlock"):
-        _run(lambda: bank.users.unlock(actor, username), f"{username} unlocked.")
+        _run(lambda: bank.users.unlock(actor, username), f"{md(username)} unlocked.")

@@ -1,6 +1,8 @@
 """Tellers and managers apply for a loan on a customer's behalf, with the quote first."""
 import streamlit as st
 
+from pages.text import md
+
 PAGE = {"title": "Loan applications", "icon": ":material/note_add:",
         "roles": ("teller", "manager"), "order": 45, "url": "loan-applications"}
 
@@ -23,7 +25,7 @@ def render() -> None:
         except BankError as exc:
             show_error(exc)
         else:
-            st.markdown(f"**{customer['full_name']}** · customer {customer['id']} · "
+            st.markdown(f"**{md(customer['full_name'])}** · customer {customer['id']} · "
                         f"{customer['status']}")
             application_form(bank, actor, customer["id"], "desk_apply")
     st.subheader("Recent applications")

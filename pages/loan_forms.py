@@ -8,6 +8,8 @@ from decimal import Decimal
 import pandas as pd
 import streamlit as st
 
+from pages.text import md
+
 
 FLASH = "_loan_flash"
 
@@ -54,9 +56,9 @@ def show_summary(loan: dict) -> None:
     st.markdown(f"**Loan {loan['loan_id']}** · {loan['product']} · {money(loan['principal'])} "
                 f"over {loan['term_months']} months · status **{status}**")
     if loan["status"] == "rejected" and loan.get("decision_reason"):
-        st.warning(f"Not approved: {loan['decision_reason']}", icon=":material/info:")
+        st.warning(f"Not approved: {md(loan['decision_reason'])}", icon=":material/info:")
     if loan["status"] == "written_off" and loan.get("write_off_reason"):
-        st.warning(f"Written off: {loan['write_off_reason']}", icon=":material/info:")
+        st.warning(f"Written off: {md(loan['write_off_reason'])}", icon=":material/info:")
     if loan["status"] != "active":
         return
     cols = st.columns(4)
@@ -152,4 +154,4 @@ def payment_form(bank, actor, loan: dict, sources: dict, prefix: str) -> None:
         return
     reset_form_key(name)
     flash(f"Paid {money(receipt.amount)} (transaction {receipt.transaction_id}). "
-          f"{receipt.memo}.")
+          f"{md(receipt.memo)}.")

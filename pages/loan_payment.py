@@ -2,6 +2,8 @@
 account."""
 import streamlit as st
 
+from pages.text import md
+
 PAGE = {"title": "Take loan payment", "icon": ":material/payments:",
         "roles": ("teller", "manager"), "order": 46, "url": "take-loan-payment"}
 
@@ -25,7 +27,7 @@ def render() -> None:
     except BankError as exc:
         show_error(exc)
         return
-    st.caption(f"Borrower: {loan['holder']} (customer {loan['customer_id']})")
+    st.caption(f"Borrower: {md(loan['holder'])} (customer {loan['customer_id']})")
     show_summary(loan)
     if loan["status"] == "active":
         sources = {"cash": "Cash at the counter"}

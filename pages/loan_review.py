@@ -3,6 +3,8 @@ rate within the product's range or reject with a reason, pay out approved loans 
 loans in arrears."""
 import streamlit as st
 
+from pages.text import md
+
 PAGE = {"title": "Loan review", "icon": ":material/gavel:", "roles": ("manager",),
         "order": 50, "url": "loan-review"}
 
@@ -30,13 +32,13 @@ def _applications(bank, actor):
     with left:
         st.subheader("Application")
         st.markdown(
-            f"**{loan['holder']}** (customer {loan['customer_id']}) asks for "
+            f"**{md(loan['holder'])}** (customer {loan['customer_id']}) asks for "
             f"**{money(loan['principal'])}** over {loan['term_months']} months "
-            f"({loan['product']}) for *{loan['purpose']}*.  \n"
+            f"({loan['product']}) for *{md(loan['purpose'])}*.  \n"
             f"Monthly income {money(loan['monthly_income'])}; instalment at the product's top "
             f"rate {money(review['instalment'])} "
             f"({review['instalment_to_income_percent']} % of income).  \n"
-            f"Entered by {loan['applied_by']} ({loan['applied_role']}) on "
+            f"Entered by {md(loan['applied_by'])} ({loan['applied_role']}) on "
             f"{loan['applied_date']}.")
     with right:
         st.subheader("Applicant's accounts")

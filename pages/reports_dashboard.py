@@ -46,10 +46,12 @@ def period_filters(bank, *, key, with_kind=True, with_as_of=True):
 
 
 def csv_button(df, name, *, key, label="Download CSV"):
-    """A CSV download of a table, with amounts in currency units."""
+    """A CSV download of a table, with amounts in currency units and no cell that a
+    spreadsheet would read as a formula (bankms.text.csv_text)."""
     from bankms.reports import with_money
+    from bankms.text import csv_text
 
-    st.download_button(label, data=with_money(df).to_csv(index=False), file_name=f"{name}.csv",
+    st.download_button(label, data=csv_text(with_money(df)), file_name=f"{name}.csv",
                        mime="text/csv", key=key, on_click="ignore",
                        icon=":material/download:")
 

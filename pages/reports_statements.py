@@ -2,6 +2,8 @@
 accounts; staff any account, and staff can download every statement of a month as one zip."""
 import streamlit as st
 
+from pages.text import md
+
 PAGE = {"title": "Statements", "icon": ":material/receipt_long:",
         "roles": ("customer", "teller", "manager"), "order": 40, "url": "statements"}
 
@@ -32,7 +34,7 @@ def _statement(bank, actor, number):
         "Month", months, key="statement_month",
         format_func=lambda ym: f"{calendar.month_name[ym[1]]} {ym[0]}")
     s = bank.reports.statement(actor, number, year, month)
-    st.subheader(f"{s.holder} · {s.account_number} ({s.kind}) · "
+    st.subheader(f"{md(s.holder)} · {s.account_number} ({s.kind}) · "
                  f"{s.period_start:%d %b} to {s.period_end:%d %b %Y}")
     columns = st.columns(4)
     columns[0].metric("Opening balance", money(s.opening_cents), border=True)
@@ -68,7 +70,7 @@ def _certificate(bank, actor):
                         key="certificate_year")
     c = bank.reports.interest_certificate(actor, customer_id, year)
     from pages.common import money
-    st.write(f"{c.full_name}, {year}: interest paid **{money(c.interest_paid_cents)}**, "
+    st.markdown(f"{md(c.full_name)}, {year}: interest paid **{money(c.interest_paid_cents)}**, "
              f"early-withdrawal penalties {money(c.penalties_cents)}, tax withheld "
              f"{money(c.tax_withheld_cents)}.")
     st.download_button("Certificate as PDF", data=c.to_pdf(), file_name=f"{c.filename}.pdf",

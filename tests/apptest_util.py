@@ -5,6 +5,8 @@ files) cannot find them; `goto` selects the page by its url through AppTest's pa
 """
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -31,3 +33,23 @@ def goto(at, url):
 
 def urls(at) -> set:
     return {info.get("url_pathname") for info in at._registered_pages.values()}
+
+
+@contextlib.contextmanager
+def app_bank_on(path: str):
+    """The app's own process-wide Bank (pages.common.get_bank) on the database file `path`,
+    for a test module's AppTests; closed and forgotten afterwards, BANKMS_DB restored."""
+    from pages import common
+
+    previous = os.environ.get("BANKMS_DB")
+    os.environ["BANKMS_DB"] = path
+    bank = common.get_bank()
+    try:
+        yield bank
+    finally:
+        bank.close()
+        common._open_bank.clear()
+        if previous is None:
+            os.environ.pop("BANKMS_DB", None)
+        else:
+            os.environ["BANKMS_DB"] = previous

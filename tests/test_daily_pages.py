@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import os
 import re
 from decimal import Decimal
 
 import pytest
-from apptest_util import goto, open_app, urls
+from apptest_util import app_bank_on, goto, open_app, urls
 from conftest import employee, funded_account, login_for, make_customer
 
 _names = itertools.count(1)
@@ -20,19 +19,8 @@ _names = itertools.count(1)
 
 @pytest.fixture(scope="module")
 def app_bank(tmp_path_factory):
-    from pages import common
-
-    path = str(tmp_path_factory.mktemp("daily_pages") / "bank.duckdb")
-    previous = os.environ.get("BANKMS_DB")
-    os.environ["BANKMS_DB"] = path
-    bank = common.get_bank()
-    yield bank
-    bank.close()
-    common._open_bank.clear()
-    if previous is None:
-        os.environ.pop("BANKMS_DB", None)
-    else:
-        os.environ["BANKMS_DB"] = previous
+    with app_bank_on(str(tmp_path_factory.mktemp("daily_pages") / "bank.duckdb")) as bank:
+        yield bank
 
 
 @pytest.fixture(scope="module")
