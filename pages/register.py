@@ -4,7 +4,6 @@ import datetime as dt
 
 import streamlit as st
 
-
 PAGE = {"title": "Register", "icon": ":material/person_add:", "roles": ("anonymous",),
         "order": 5, "url": "sign-up"}
 
