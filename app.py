@@ -26,6 +26,7 @@ except (WeakCookieKey, FilesExposed) as exc:
     st.error(f"bankms will not start: {exc}", icon=":material/gpp_bad:")
     st.stop()
 common.build_demo_on_first_start(bank)
+common.start_eod_scheduler(bank)
 common.restore_from_cookie()
 actor = common.current_actor()
 role = common.navigation_role(actor)

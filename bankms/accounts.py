@@ -47,7 +47,8 @@ class Accounts:
         row = self._bank.read_one(
             "SELECT id, account_number, customer_id, kind, status, balance_cents, holds_cents, "
             "overdraft_limit_cents, interest_rate_percent, opened_at, closed_at, name, "
-            "last_activity_at FROM accounts WHERE account_number = ? AND customer_id IS NOT NULL",
+            "last_activity_at, opened_date, closed_date, last_activity_date FROM accounts "
+            "WHERE account_number = ? AND customer_id IS NOT NULL",
             [number])
         if row is None:
             raise AccountNotFound(f"There is no account {number}.")
@@ -95,13 +96,14 @@ class Accounts:
                     "customers.")
             acc_id = uow.fetchone("SELECT nextval('account_id_seq')")[0]
             number = self._fresh_number(uow)
-            now = utcnow()
+            now, today = utcnow(), bank.state.business_date
             name = "Checking" if kind == "checking" else "Savings"
             uow.execute(
                 "INSERT INTO accounts (id, account_number, customer_id, kind, name, status, "
-                "overdraft_limit_cents, interest_rate_percent, opened_at, last_activity_at) "
-                "VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?)",
-                [acc_id, number, cid, kind, name, overdraft_cents, rate, now, now])
+                "overdraft_limit_cents, interest_rate_percent, opened_at, last_activity_at, "
+                "opened_date, last_activity_date) VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, "
+                "?, ?)",
+                [acc_id, number, cid, kind, name, overdraft_cents, rate, now, now, today, today])
             bank.audit_row(uow, actor, "account.open", "account", number, after={
                 "customer_id": cid, "kind": kind,
                 "overdraft_limit": str(to_money(overdraft_cents)), "interest_rate": str(rate)})
@@ -137,7 +139,8 @@ class Accounts:
             "holds": to_money(row[6]), "available": to_money(row[5] - row[6] + row[7]),
             "overdraft_limit": to_money(row[7]), "interest_rate_percent": row[8],
             "opened_at": row[9], "closed_at": row[10], "name": row[11],
-            "last_activity_at": row[12],
+            "last_activity_at": row[12], "opened_date": row[13], "closed_date": row[14],
+            "last_activity_date": row[15],
         }
 
     def payee_name(self, actor, number) -> str:
@@ -194,7 +197,8 @@ class Accounts:
         sql = ("SELECT a.account_number, a.customer_id, c.full_name AS holder, a.kind, a.name, "
                "a.status, a.balance_cents, a.holds_cents, a.overdraft_limit_cents, "
                "a.balance_cents - a.holds_cents AS available_cents, a.interest_rate_percent, "
-               "a.opened_at, a.closed_at FROM accounts a JOIN customers c ON c.id = a.customer_id")
+               "a.opened_at, a.closed_at, a.opened_date, a.closed_date "
+               "FROM accounts a JOIN customers c ON c.id = a.customer_id")
         params = []
         if customer_id is not None:
             sql += " WHERE a.customer_id = ?"
@@ -302,7 +306,8 @@ class Accounts:
             if before["holds_cents"] != 0:
                 raise InvalidState(f"Account {number} has funds on hold.")
         self._change(actor, number, "account.close", check,
-                     lambda b: {"status": "closed", "closed_at": utcnow()})
+                     lambda b: {"status": "closed", "closed_at": utcnow(),
+                                "closed_date": self._bank.state.business_date})
 
     def freeze(self, actor, number, reason="", frozen=True):
         number, row = self._readable(actor, number)

@@ -10,7 +10,7 @@ import json
 import os
 import threading
 
-from . import db, files, security
+from . import businessday, db, files, security
 from .errors import BankError, PermissionDenied
 from .ledger import BatchPoster, LedgerState, utcnow
 from .settings import REGISTRY
@@ -37,8 +37,12 @@ DEFAULT_SETTINGS = {key: setting.default for key, setting in REGISTRY.items()}
 
 class Bank:
     def __init__(self, path: str, *, bcrypt_rounds: int | None = None,
-                 batch_size_max: int = 512):
+                 batch_size_max: int = 512, clock=None):
         self.path = path
+        # What time it is, for every rule that asks (aware UTC; see businessday.py). The
+        # default looks businessday.system_clock up at each call so tests can replace it.
+        self.clock = clock or (lambda: businessday.system_clock())
+        self.eod_scheduler = None
         self.bcrypt_rounds = bcrypt_rounds or int(os.environ.get("BANKMS_BCRYPT_ROUNDS", "12"))
         self._con = db.connect(path)
         self._cursors = db.Cursors(self._con)
@@ -91,6 +95,8 @@ class Bank:
             if self._closed:
                 return
             self._closed = True
+        if self.eod_scheduler is not None:
+            self.eod_scheduler.stop()
         self._writer.stop()
         try:
             self._con.execute("CHECKPOINT")
@@ -149,11 +155,13 @@ class Bank:
         returns the accounts it read (see BatchPoster._load_accounts) or raises the refusal."""
         return self._writer._post_batch.check(uow, request)
 
-    def end_of_day(self, actor, until=None, progress=None):
+    def end_of_day(self, actor, until=None, progress=None, *, confirm=False):
         """Close every business day from the current business date up to `until` (default:
-        today), in order; see eod.py. progress(done, total) is called after each day."""
+        the last day that has ended), in order; see eod.py. progress(done, total) is called
+        after each day. DayNotEnded for a day that has not ended, ConfirmationRequired for a
+        long catch-up without confirm=True."""
         from .eod import end_of_day
-        return end_of_day(self, actor, until=until, progress=progress)
+        return end_of_day(self, actor, until=until, progress=progress, confirm=confirm)
 
     def audit_row(self, uow, actor, action, entity=None, entity_id=None, before=None,
                   after=None, outcome="ok"):
@@ -193,18 +201,21 @@ class Bank:
             for number, code, name in INTERNAL_ACCOUNTS:
                 cur.execute(
                     "INSERT INTO accounts (id, account_number, customer_id, kind, name, status, "
-                    "opened_at) SELECT coalesce((SELECT max(id) FROM accounts), 0) + 1, ?, NULL, "
-                    "'internal', ?, 'active', ? WHERE NOT EXISTS "
+                    "opened_at, opened_date) SELECT coalesce((SELECT max(id) FROM accounts), 0) "
+                    "+ 1, ?, NULL, 'internal', ?, 'active', ?, CAST(? AS DATE) WHERE NOT EXISTS "
                     "(SELECT 1 FROM accounts WHERE account_number = ?)",
-                    [number, name, now, number],
+                    [number, name, now, now, number],
                 )
             for key, value in DEFAULT_SETTINGS.items():
                 cur.execute("INSERT INTO settings VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
                             [key, value])
             # The business date is stored from the first open on, so that a bank reopened days
             # later still knows which days end of day has not closed yet.
+            zone = businessday.parse_zone(cur.execute(
+                "SELECT value FROM settings WHERE key = 'bank_time_zone'").fetchone()[0])
+            today = businessday.as_utc(self.clock()).astimezone(zone).date()
             cur.execute("INSERT INTO settings VALUES ('business_date', ?) "
-                        "ON CONFLICT (key) DO NOTHING", [now.date().isoformat()])
+                        "ON CONFLICT (key) DO NOTHING", [today.isoformat()])
             cur.execute("COMMIT")
         except Exception:
             cur.execute("ROLLBACK")

@@ -172,7 +172,7 @@ def cmd_eod(args):
     bank = _existing(args)
     try:
         result = bank.end_of_day(bank.system_actor(), until=args.until,
-                                 progress=_progress("end of day"))
+                                 progress=_progress("end of day"), confirm=args.yes)
         print(result)
     finally:
         bank.close()
@@ -218,8 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("setting", cmd_setting, "list the settings, show one, or change one")
     p.add_argument("key", nargs="?")
     p.add_argument("value", nargs="?")
-    p = command("eod", cmd_eod, "run end of day up to --until (default: today)")
+    p = command("eod", cmd_eod, "run end of day up to --until (default: the last day that "
+                "has ended)")
     p.add_argument("--until", type=_date, help="YYYY-MM-DD")
+    p.add_argument("--yes", action="store_true", help="confirm a catch-up of many days")
     return parser
 
 

@@ -54,7 +54,10 @@ SCHEMA = [
         interest_rate_percent DECIMAL(9, 4) NOT NULL DEFAULT 0,
         opened_at TIMESTAMP NOT NULL,
         closed_at TIMESTAMP,
-        last_activity_at TIMESTAMP)""",
+        last_activity_at TIMESTAMP,
+        opened_date DATE,
+        closed_date DATE,
+        last_activity_date DATE)""",
     """CREATE TABLE IF NOT EXISTS transactions (
         id BIGINT NOT NULL,
         kind VARCHAR NOT NULL,
@@ -279,6 +282,37 @@ SCHEMA = [
 ]
 
 
+# Rules read business dates, never the clock's stamps (issue 11): banks made before the
+# accounts' *_date columns get them here, filled from the ledger. An account's last activity is
+# the business date of the posting the ledger stamped it with (same instant), its opening day
+# the earlier of the opening stamp's date and its first posting's business date.
+_BUSINESS_DATE_COLUMNS = ("opened_date", "closed_date", "last_activity_date")
+_BACKFILL_SQL = [
+    "UPDATE accounts SET opened_date = CAST(opened_at AS DATE), "
+    "closed_date = CAST(closed_at AS DATE), last_activity_date = CAST(last_activity_at AS DATE)",
+    """UPDATE accounts SET opened_date = least(accounts.opened_date, f.first_day)
+    FROM (SELECT p.account_id, min(t.business_date) AS first_day FROM postings p
+          JOIN transactions t ON t.id = p.transaction_id GROUP BY 1) f
+    WHERE f.account_id = accounts.id""",
+    """UPDATE accounts SET last_activity_date = l.day
+    FROM (SELECT p.account_id, p.posted_at, max(t.business_date) AS day FROM postings p
+          JOIN transactions t ON t.id = p.transaction_id GROUP BY 1, 2) l
+    WHERE l.account_id = accounts.id AND l.posted_at = accounts.last_activity_at""",
+]
+
+
+def _add_business_dates(con) -> None:
+    have = {row[0] for row in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'accounts'"
+    ).fetchall()}
+    if set(_BUSINESS_DATE_COLUMNS) <= have:
+        return
+    for column in _BUSINESS_DATE_COLUMNS:
+        con.execute(f"ALTER TABLE accounts ADD COLUMN IF NOT EXISTS {column} DATE")
+    for statement in _BACKFILL_SQL:
+        con.execute(statement)
+
+
 class _CursorFailed(Exception):
     pass
 
@@ -298,6 +332,7 @@ def migrate(con) -> None:
     try:
         for statement in SCHEMA:
             con.execute(statement)
+        _add_business_dates(con)
         con.execute(
             "INSERT INTO settings VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
             [str(SCHEMA_VERSION)],

@@ -828,10 +828,14 @@ class _Builder:
             uow.execute(
                 "INSERT INTO accounts (id, account_number, customer_id, kind, name, status, "
                 "balance_cents, holds_cents, overdraft_limit_cents, interest_rate_percent, "
-                "opened_at, closed_at, last_activity_at) SELECT id, account_number, customer_id, "
+                "opened_at, closed_at, last_activity_at, opened_date, closed_date, "
+                "last_activity_date) SELECT id, account_number, customer_id, "
                 "kind, name, status, 0, 0, overdraft_limit_cents, "
                 "CAST(interest_rate_percent AS DECIMAL(9, 4)), CAST(opened_at AS TIMESTAMP), "
-                "CAST(closed_at AS TIMESTAMP), CAST(opened_at AS TIMESTAMP) FROM demo_accounts")
+                "CAST(closed_at AS TIMESTAMP), CAST(opened_at AS TIMESTAMP), "
+                # The demo's business dates are its stamps' days (see _transactions).
+                "CAST(opened_at AS DATE), CAST(closed_at AS DATE), CAST(opened_at AS DATE) "
+                "FROM demo_accounts")
         finally:
             cur.unregister("demo_accounts")
 
@@ -1321,7 +1325,8 @@ class _Builder:
             uow.cur.register("demo_last", last)
             try:
                 uow.execute("UPDATE accounts SET last_activity_at = CAST(d.last_activity_at AS "
-                            "TIMESTAMP) FROM demo_last d WHERE accounts.id = d.id")
+                            "TIMESTAMP), last_activity_date = CAST(d.last_activity_at AS DATE) "
+                            "FROM demo_last d WHERE accounts.id = d.id")
             finally:
                 uow.cur.unregister("demo_last")
             # The model's balances must be the ledger's: a mismatch means a generator bug.

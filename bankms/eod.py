@@ -16,17 +16,19 @@ in one database transaction it
    transaction against GL5000 interest expense: whole cents are paid and the sub-cent
    remainder is carried into next month, so over time nothing is lost or invented by rounding;
 6. marks accounts dormant after `dormancy_months` (12) without customer activity
-   (accounts.last_activity_at, which the ledger sets on deposits, withdrawals, transfers and
-   loan repayments), and makes dormant accounts active again once such activity appears: the
-   ledger already lets dormant accounts move money, so reactivating at the next end of day
-   keeps the posting path untouched;
+   (accounts.last_activity_date, the business date of the last deposit, withdrawal, transfer
+   or loan repayment, which the ledger sets), and makes dormant accounts active again once
+   such activity appears: the ledger already lets dormant accounts move money, so
+   reactivating at the next end of day keeps the posting path untouched;
 7. records D in eod_runs and moves the business date to D+1.
 
 The business date is the clock here: dormancy compares last activity with D+1 minus 12 months.
 Every calendar day is a business day (there is no holiday calendar). `end_of_day(until=U)`
-closes each day from the current business date through U in order, one transaction per day, so
-a crash leaves whole days closed or not; a date already closed is skipped, so running it twice
-changes nothing. Bulk postings go through bank.ledger.post_frames_in, with funds checked in SQL.
+closes each day from the current business date through U in order, never a day that has not
+ended in the bank's time zone (businessday.py), and more than a few days only when confirmed;
+one transaction per day, so a crash leaves whole days closed or not; a date already closed is
+skipped, so running it twice changes nothing. Bulk postings go through
+bank.ledger.post_frames_in, with funds checked in SQL.
 """
 from __future__ import annotations
 
@@ -37,8 +39,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from . import businessday
 from .bank import INTERNAL
-from .errors import InvalidInput
+from .errors import ConfirmationRequired, DayNotEnded, InvalidInput
 from .ledger import utcnow
 from .loans import OWED_SQL, add_months, age_arrears, allocate, apply_allocation, \
     close_paid_off, record_payments
@@ -144,27 +147,51 @@ class EodResult:
                 f"{self.total('accounts_made_dormant')} accounts made dormant.")
 
 
-def _clean_until(until) -> dt.date:
+def _clean_until(until, closable: dt.date) -> dt.date:
+    """The last day to close: `closable` when None, else the date given (or its ISO text)."""
     if until is None:
-        return utcnow().date()
+        return closable
     if isinstance(until, dt.datetime):
-        return until.date()
-    if isinstance(until, dt.date):
-        return until
-    try:
-        return dt.date.fromisoformat(str(until).strip())
-    except ValueError:
-        raise InvalidInput("The end-of-day date must look like 2026-01-31.") from None
+        until = until.date()
+    elif not isinstance(until, dt.date):
+        try:
+            until = dt.date.fromisoformat(str(until).strip())
+        except ValueError:
+            raise InvalidInput("The end-of-day date must look like 2026-01-31.") from None
+    return until
 
 
-def end_of_day(bank, actor, until=None, progress=None) -> EodResult:
-    """Close every business day from the current business date through `until` (default:
-    today's date), in order; progress(done, total) is called after each day."""
+def end_of_day(bank, actor, until=None, progress=None, *, confirm=False) -> EodResult:
+    """Close every business day from the current business date through `until` (default: the
+    last day that has ended, see businessday.last_closable_day), in order; progress(done,
+    total) is called after each day.
+
+    Raises DayNotEnded for a day after the last closable one (nothing is closed), and
+    ConfirmationRequired when more than `eod_catchup_days_confirm` days would be closed and
+    `confirm` is not true."""
     bank.require(actor, "bank.end_of_day", entity="business_date")
-    until = _clean_until(until)
-    started = time.perf_counter()
+    return close_days(bank, actor, until, progress, confirm=confirm, now=bank.clock())
+
+
+def close_days(bank, actor, until, progress, *, confirm, now) -> EodResult:
+    """end_of_day at the instant `now` (aware UTC), for the scheduler and end_of_day."""
+    closable = businessday.last_closable_day(bank, now)
+    until = _clean_until(until, closable)
     first = bank.state.business_date
-    days = [first + dt.timedelta(days=k) for k in range((until - first).days + 1)]
+    if until > closable:
+        _refuse(bank, actor, DayNotEnded(
+            f"{until} has not ended yet in the bank's time zone "
+            f"({businessday.zone(bank).key}); end of day can close days up to {closable}. "
+            f"A day may be closed after {businessday.cutoff(bank):%H:%M} on that day."), until)
+    count = (until - first).days + 1
+    limit = businessday.catch_up_days_max(bank)
+    if count > limit and not confirm:
+        _refuse(bank, actor, ConfirmationRequired(
+            f"This would close {count} days at once ({first} to {until}): interest, "
+            f"instalments and fees for each of them. Confirm the catch-up to go on (more than "
+            f"{limit} days always needs confirmation)."), until)
+    started = time.perf_counter()
+    days = [first + dt.timedelta(days=k) for k in range(max(count, 0))]
     result = EodResult()
     if progress is not None and days:
         progress(0, len(days))
@@ -183,6 +210,12 @@ def end_of_day(bank, actor, until=None, progress=None) -> EodResult:
     result.business_date = bank.state.business_date
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _refuse(bank, actor, exc, until):
+    bank.record_refusal(actor, "bank.end_of_day", exc, entity="business_date",
+                        entity_id=str(until))
+    raise exc
 
 
 def _reload_business_date(bank):
@@ -378,8 +411,10 @@ def _post_month_interest(bank, actor, uow, day, internal, out):
 
 def _dormancy(bank, actor, uow, nxt, settings, out):
     months = int(settings.get("dormancy_months", "12"))
-    cutoff = dt.datetime.combine(add_months(nxt, -months), dt.time())
-    last = "coalesce(last_activity_at, opened_at)"
+    # Business dates on both sides: the clock's stamps (last_activity_at) can lie far from
+    # the business date when end of day lags behind or a bank's history is rebuilt.
+    cutoff = add_months(nxt, -months)
+    last = "coalesce(last_activity_date, opened_date)"
     for old, new, test, attr in (("active", "dormant", "<", "accounts_made_dormant"),
                                  ("dormant", "active", ">=", "accounts_reactivated")):
         where = (f"customer_id IS NOT NULL AND status = '{old}' AND {last} {test} ?")

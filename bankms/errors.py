@@ -102,6 +102,14 @@ class WeakCookieKey(BankError):
     """The sign-in cookie key is missing, short, well known or readable by others."""
 
 
+class DayNotEnded(BankError):
+    """End of day was asked to close a day that has not ended in the bank's time zone."""
+
+
+class ConfirmationRequired(BankError):
+    """An action with wide effects (a long end-of-day catch-up) was not confirmed."""
+
+
 class NotABank(BankError):
     """A path named as a bank does not hold one (missing, not DuckDB, or no bank tables)."""
 

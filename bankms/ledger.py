@@ -138,7 +138,8 @@ class BatchPoster:
         self._key_app = cur.appender("idempotency_keys")
         self._audit_app = cur.appender("audit_log")
         self._balance_app = cur.appender(
-            "accounts", columns=["id", "balance_cents", "last_activity_at"], action="update",
+            "accounts", columns=["id", "balance_cents", "last_activity_at", "last_activity_date"],
+            action="update",
             key=["id"],
         )
         self._appenders = (self._tx_app, self._posting_app, self._key_app, self._audit_app,
@@ -244,8 +245,8 @@ class BatchPoster:
                 pid = self.state.take_posting_ids(1)
                 posting_rows.append((pid, tid, acc[0], delta, now))
                 if req.kind in CUSTOMER_ACTIVITY_KINDS and acc[1] is not None:
-                    acc[8] = now
-                touched[acc[0]] = (acc[0], acc[4], acc[8])
+                    acc[8], acc[9] = now, self.state.business_date
+                touched[acc[0]] = (acc[0], acc[4], acc[8], acc[9])
             key_rows.append((key, req.request_hash, tid))
             audit_rows.append(self._audit_row(now, req, "ok", {
                 "transaction_id": tid, "amount": str(to_money(req.amount_cents)),
@@ -282,12 +283,14 @@ class BatchPoster:
     @staticmethod
     def _load_accounts(uow, numbers):
         """Account number -> [id, customer_id, kind, status, balance_cents, holds_cents,
-        overdraft_limit_cents, customer status, last_activity_at], read inside the uow."""
+        overdraft_limit_cents, customer status, last_activity_at, last_activity_date], read
+        inside the uow."""
         accounts = {}
         if numbers:
             for row in uow.fetchall(
                 "SELECT a.account_number, a.id, a.customer_id, a.kind, a.status, a.balance_cents, "
-                "a.holds_cents, a.overdraft_limit_cents, c.status, a.last_activity_at FROM accounts a "
+                "a.holds_cents, a.overdraft_limit_cents, c.status, a.last_activity_at, "
+                "a.last_activity_date FROM accounts a "
                 "LEFT JOIN customers c ON c.id = a.customer_id WHERE "
                 + _unnest_in("a.account_number"),
                 [numbers],

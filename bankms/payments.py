@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 
-from . import accountnum
+from . import accountnum, businessday
 from .bank import INTERNAL
 from .errors import InvalidInput, SameAccount, TransactionNotFound
 from .ledger import PostingRequest
@@ -193,7 +193,8 @@ class Payments:
         bank = self._bank
         tx = self.get(actor, transaction_id)
         details = {**tx, "amount": to_money(tx["amount_cents"]), "source_holder": None,
-                   "target_holder": None}
+                   "target_holder": None, "time_zone": businessday.zone(bank).key,
+                   "posted_at_local": businessday.to_bank_time(bank, tx["posted_at"])}
         for side in ("source", "target"):
             number = tx[f"{side}_account"]
             if not number:

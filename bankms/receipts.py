@@ -14,12 +14,20 @@ KIND_LABELS = {"deposit": "Cash deposit", "withdrawal": "Cash withdrawal",
                "transfer": "Transfer", "reversal": "Reversal"}
 
 
+def _posted_at(details: dict) -> tuple[str, str]:
+    """The posting time on the bank's clock when the details carry it, else in UTC."""
+    if details.get("posted_at_local") is not None and details.get("time_zone"):
+        return ("Posted at", f"{details['posted_at_local']:%Y-%m-%d %H:%M:%S} "
+                             f"{details['time_zone']}")
+    return ("Posted at", f"{details['posted_at']:%Y-%m-%d %H:%M:%S} UTC")
+
+
 def receipt_lines(details: dict) -> list[tuple[str, str]]:
     """(label, value) rows of a receipt, shared by the PDF and the screen."""
     rows = [("Transaction id", str(details["transaction_id"])),
             ("Type", KIND_LABELS.get(details["kind"], str(details["kind"]).capitalize())),
             ("Amount", format_money(details["amount"])),
-            ("Posted at", f"{details['posted_at']:%Y-%m-%d %H:%M:%S} UTC"),
+            _posted_at(details),
             ("Business date", str(details["business_date"]))]
     for side, label in (("source", "From"), ("target", "To")):
         number = details.get(f"{side}_account")

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from . import accountnum, analytics, documents
+from . import accountnum, analytics, businessday, documents
 from .analytics import Filters
 from .dates import as_date
 from .errors import AccountNotFound, CustomerNotFound, InvalidInput
-from .ledger import utcnow
 from .money import to_money
 from .text import csv_text
 
@@ -148,6 +147,11 @@ class InterestCertificate:
         return documents.certificate_pdf(self)
 
 
+# The business date an account opened on. Rows loaded in bulk without it (older loaders) fall
+# back to the opening stamp's day rather than vanish from statements.
+OPENED = "coalesce(a.opened_date, CAST(a.opened_at AS DATE))"
+
+
 def month_bounds(year, month) -> tuple[dt.date, dt.date]:
     try:
         year, month = int(year), int(month)
@@ -169,8 +173,9 @@ class Reports:
         return analytics.duckdb_source(self._bank)
 
     def today(self) -> dt.date:
-        """The latest day reports can show: the business date, or today if that is later."""
-        return max(self._bank.business_date, utcnow().date())
+        """The latest day reports can show: the business date, or today in the bank's time
+        zone if that is later."""
+        return max(self._bank.business_date, businessday.calendar_date(self._bank))
 
     def filters(self, start=None, end=None, kind="all", as_of=None, *, days=90) -> Filters:
         end = end or self.today()
@@ -232,7 +237,7 @@ class Reports:
     def _account(self, actor, account_number):
         number = accountnum.normalize(account_number)
         row = self._bank.read_one(
-            "SELECT a.id, a.account_number, a.customer_id, c.full_name, a.kind, a.opened_at "
+            f"SELECT a.id, a.account_number, a.customer_id, c.full_name, a.kind, {OPENED} "
             "FROM accounts a JOIN customers c ON c.id = a.customer_id "
             "WHERE a.account_number = ?", [number])
         if row is None:
@@ -241,27 +246,28 @@ class Reports:
                            entity_id=number)
         return row
 
-    def _check_month(self, first: dt.date, last: dt.date, opened_at) -> None:
+    def _check_month(self, first: dt.date, last: dt.date, opened_date) -> None:
+        """Statements follow value dates: the account's opening is a business date too."""
         if first > self.today():
             raise InvalidInput(f"{first:%B %Y} has not started yet; there is no statement.")
-        if opened_at is not None and last < opened_at.date():
-            raise InvalidInput(f"The account was opened on {opened_at:%Y-%m-%d}; there is no "
+        if opened_date is not None and last < opened_date:
+            raise InvalidInput(f"The account was opened on {opened_date:%Y-%m-%d}; there is no "
                                f"statement for {first:%B %Y}.")
 
     def statement(self, actor, account_number, year, month) -> Statement:
         """The statement of one account for one calendar month (customers: own accounts)."""
         first, last = month_bounds(year, month)
-        account_id, number, customer_id, holder, kind, opened_at = self._account(
+        account_id, number, customer_id, holder, kind, opened_date = self._account(
             actor, account_number)
-        self._check_month(first, last, opened_at)
+        self._check_month(first, last, opened_date)
         opening, lines = analytics.statement_rows(self.source, account_id, first, last)
         return build_statement((number, customer_id, holder, kind), first, last, opening, lines)
 
     def statement_months(self, actor, account_number) -> list[tuple[int, int]]:
         """(year, month) of every statement the account has, newest first."""
-        *_, opened_at = self._account(actor, account_number)
+        *_, opened_date = self._account(actor, account_number)
         month = self.today().replace(day=1)
-        first = (opened_at.date() if opened_at else month).replace(day=1)
+        first = (opened_date or month).replace(day=1)
         out = []
         while month >= first:
             out.append((month.year, month.month))
@@ -275,12 +281,11 @@ class Reports:
                            entity_id="statements_zip")
         first, last = month_bounds(year, month)
         self._check_month(first, last, None)
-        lo, hi = analytics.midnight(first), analytics.midnight_after(last)
         accounts = self._bank.read_df(
             "SELECT a.id AS account_id, a.account_number, a.customer_id, c.full_name, a.kind "
             "FROM accounts a JOIN customers c ON c.id = a.customer_id "
-            "WHERE a.opened_at < ? AND (a.closed_at IS NULL OR a.closed_at >= ?) "
-            "ORDER BY a.account_number", [hi, lo])
+            f"WHERE {OPENED} <= ? AND (a.closed_date IS NULL OR a.closed_date >= ?) "
+            "ORDER BY a.account_number", [last, first])
         openings, lines = analytics.month_rows(self.source, first, last)
         opening_of = dict(zip(openings["account_id"], openings["opening_cents"]))
         by_account = {key: group for key, group in lines.groupby("account_id", sort=False)}

@@ -74,12 +74,13 @@ def _insert_people(bank, customers: int, savings_share: float, start: dt.datetim
                 "ON k.kind = 'checking' OR p.has_savings ORDER BY c.id, k.kind")
             uow.execute(
                 "INSERT INTO accounts (id, account_number, customer_id, kind, name, status, "
-                "interest_rate_percent, opened_at, last_activity_at) "
-                "SELECT id, '40' || lpad(CAST(s AS VARCHAR), 8, '0') || lpad(CAST(98 - "
+                "interest_rate_percent, opened_at, last_activity_at, opened_date, "
+                "last_activity_date) SELECT id, '40' || lpad(CAST(s AS VARCHAR), 8, '0') || lpad(CAST(98 - "
                 "(CAST('40' || lpad(CAST(s AS VARCHAR), 8, '0') AS HUGEINT) * 100) % 97 "
                 "AS VARCHAR), 2, '0'), customer_id, kind, CASE kind WHEN 'checking' "
                 "THEN 'Checking' ELSE 'Savings' END, 'active', CASE kind WHEN 'savings' "
-                "THEN 2 ELSE 0 END, opened_at, opened_at FROM (SELECT "
+                "THEN 2 ELSE 0 END, opened_at, opened_at, CAST(opened_at AS DATE), "
+                "CAST(opened_at AS DATE) FROM (SELECT "
                 "nextval('account_id_seq') AS id, nextval('account_number_seq') AS s, * "
                 "FROM bench_acc)")
             uow.execute("DROP TABLE bench_acc")

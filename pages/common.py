@@ -90,6 +90,16 @@ def build_demo_on_first_start(bank) -> None:
             _new_files.discard(bank.path)
 
 
+def start_eod_scheduler(bank):
+    """Automatic end of day in the process that serves the bank: one daemon thread per Bank
+    (bankms.eod_auto), started after any first-start demo build. BANKMS_EOD_AUTO=0 keeps it
+    from starting (tests); the `eod_auto` setting turns it off in a running bank."""
+    if os.environ.get("BANKMS_EOD_AUTO", "1") == "0":
+        return None
+    from bankms import eod_auto
+    return eod_auto.start(bank)
+
+
 def demo_logins(bank) -> list:
     demo = demo_module()
     if demo is None or not hasattr(demo, "demo_logins"):

@@ -6,8 +6,7 @@ PAGE = {"title": "End of day", "icon": ":material/event_available:", "roles": ("
 
 
 def render() -> None:
-    import datetime as dt
-
+    from bankms import eod_auto
     from bankms.eod import recent_runs
     from bankms.errors import BankError
     from pages.common import current_actor, get_bank, money, show_error
@@ -17,25 +16,38 @@ def render() -> None:
         st.stop()
     bank = get_bank()
     st.title("End of day")
-    today = dt.datetime.now(dt.timezone.utc).date()
-    date_slot = st.empty()  # filled last, so it shows the date after a run
+    status_slot = st.container()  # filled last, so it shows the state after a run
     st.caption("Closing a day collects due instalments, charges late fees, ages arrears, "
                "accrues savings interest (posted on the last day of each month) and marks "
                "accounts dormant after 12 months without activity. Missed days are closed in "
-               "order; a day already closed is never closed again.")
-    until = st.date_input("Close every day up to and including", value=today, key="eod_until")
-    if st.button("Run end of day", type="primary", key="eod_run"):
-        bar = st.progress(0.0, text="Starting")
+               "order; a day already closed is never closed again, and a day that has not "
+               "ended in the bank's time zone cannot be closed.")
+    status = eod_auto.status(bank)
+    first, last = status["business_date"], status["last_closable_day"]
+    if first > last:
+        st.info(f"Nothing to close: business date {first} ends at "
+                f"{status['cutoff']:%H:%M} ({status['time_zone']}) on that day.",
+                icon=":material/schedule:")
+    else:
+        until = st.date_input("Close every day up to and including", value=last,
+                              min_value=first, max_value=last, key="eod_until")
+        count = (until - first).days + 1 if until else 0
+        confirm = False
+        if count > status["catch_up_days_max"]:
+            confirm = st.checkbox(f"Yes, close {count} days at once ({first} to {until})",
+                                  key="eod_confirm")
+        if st.button("Run end of day", type="primary", key="eod_run"):
+            bar = st.progress(0.0, text="Starting")
 
-        def progress(done, total):
-            bar.progress(done / total if total else 1.0, text=f"Closed {done} of {total} days")
-        try:
-            result = bank.end_of_day(actor, until=until, progress=progress)
-        except BankError as exc:
-            show_error(exc)
-        else:
-            st.success(str(result).capitalize(), icon=":material/check_circle:")
-    date_slot.metric("Business date", str(bank.business_date))
+            def progress(done, total):
+                bar.progress(done / total if total else 1.0, text=f"Closed {done} of {total} days")
+            try:
+                result = bank.end_of_day(actor, until=until, progress=progress, confirm=confirm)
+            except BankError as exc:
+                show_error(exc)
+            else:
+                st.success(str(result).capitalize(), icon=":material/check_circle:")
+    _show_status(status_slot, eod_auto.status(bank))
     runs = recent_runs(bank, actor, limit=30)
     if not runs.empty:
         st.subheader("Recent days")
@@ -45,3 +57,32 @@ def render() -> None:
         table.insert(4, "interest_posted", [money(int(c)) for c in runs["interest_posted_cents"]])
         table.insert(6, "collected", [money(int(c)) for c in runs["collected_cents"]])
         st.dataframe(table, hide_index=True, width="stretch", key="eod_runs")
+
+
+def _show_status(slot, status) -> None:
+    """Business date, the bank's calendar, and the automatic run: next, running, last."""
+    with slot:
+        left, middle, right = st.columns(3)
+        left.metric("Business date", str(status["business_date"]))
+        middle.metric(f"Calendar date ({status['time_zone']})", str(status["calendar_date"]))
+        if not status["auto"]:
+            right.metric("Automatic end of day", "off")
+        elif status["running"]:
+            done, total = status["progress"]
+            right.metric("Automatic end of day", f"running: {done} of {total} days")
+        elif status["days_behind"]:
+            right.metric("Next automatic run", "due now")
+        else:
+            nxt = status["next_run"]
+            right.metric("Next automatic run", f"{nxt:%Y-%m-%d %H:%M}" if nxt else "-")
+        if status["auto"] and not status["scheduler_alive"]:
+            st.caption("The automatic run starts with the app's server process; it is not "
+                       "running in this process.")
+        last = status["last_outcome"]
+        if last is not None:
+            text = (f"Last automatic run ({last['ts']:%Y-%m-%d %H:%M} UTC): "
+                    f"{last['after'].get('summary') or last['after'].get('message', '')}")
+            if last["outcome"] == "ok":
+                st.caption(text)
+            else:
+                st.warning(text, icon=":material/warning:")

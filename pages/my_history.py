@@ -49,8 +49,13 @@ def render() -> None:
         show_error(exc)
         return
     st.caption(f"{len(df)} transactions")
-    dc.show_table(df, {"posted_at": "When", "amount": "Amount", "balance": "Balance after",
-                       "kind": "Type", "memo": "Memo", "counterparty": "Counterparty"},
+    from bankms import businessday
+    # The dates above pick value dates; "When" is the moment on the bank's clock.
+    shown = df.assign(posted_at=businessday.to_bank_time(bank, df["posted_at"]),
+                      business_date=[str(d)[:10] for d in df["business_date"]])
+    dc.show_table(shown, {"posted_at": "When", "amount": "Amount", "balance": "Balance after",
+                          "business_date": "Value date", "kind": "Type", "memo": "Memo",
+                          "counterparty": "Counterparty"},
                   ("amount", "balance"), empty="No transactions match.", key="history_table")
     st.download_button("Export CSV", data=history_csv(df),
                        file_name=f"history-{number}.csv", mime="text/csv", on_click="ignore",

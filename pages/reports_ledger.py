@@ -60,8 +60,12 @@ def _account_lines(bank, actor, period):
     closing = int(lines["balance_cents"].iloc[-1]) if len(lines) else opening
     st.write(f"Opening balance **{money(opening)}**, {len(lines):,} postings shown, "
              f"balance after them **{money(closing)}**.")
+    from bankms import businessday
     shown = lines[["business_date", "posted_at", "transaction_id", "kind", "memo", "amount",
-                   "balance"]]
+                   "balance"]].copy()
+    # Value date beside the posting time, the latter on the bank's clock (stored in UTC).
+    shown["posted_at"] = businessday.to_bank_time(bank, shown["posted_at"])
+    shown = shown.rename(columns={"posted_at": f"posted_at ({businessday.zone(bank).key})"})
     st.dataframe(shown, hide_index=True, width="stretch")
     csv_button(lines.drop(columns=["amount", "balance"]), f"ledger-{number}",
                key="csv_ledger_lines")

@@ -14,6 +14,9 @@ os.environ.setdefault("BANKMS_BCRYPT_ROUNDS", "4")
 # In-process app tests start on banks they build themselves; the demo bank that the app builds
 # on a first start is tested with a real server (tests/browser/test_setup.py).
 os.environ.setdefault("BANKMS_NO_DEMO", "1")
+# Automatic end of day would close test banks' days at the cut-off; its tests drive it with a
+# moved clock instead (tests/test_business_day.py).
+os.environ.setdefault("BANKMS_EOD_AUTO", "0")
 
 import bankms  # noqa: E402
 
@@ -30,6 +33,30 @@ def bank(tmp_path):
 @pytest.fixture
 def system(bank):
     return bank.system_actor()
+
+
+class Clock:
+    """A clock a test moves by hand, for `Bank.clock`: an aware UTC instant."""
+
+    def __init__(self, now: dt.datetime):
+        self.now = now if now.tzinfo else now.replace(tzinfo=dt.timezone.utc)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta) -> None:
+        self.now += dt.timedelta(**delta)
+
+
+@pytest.fixture
+def years_ahead(bank):
+    """For tests that close months of business days at once: the bank's clock stands ten years
+    ahead, so those days have ended, and the bank is set to close up to a year at once without
+    asking for confirmation (the most `eod_catchup_days_confirm` allows)."""
+    clock = Clock(dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3660))
+    bank.clock = clock
+    bank.settings.set(bank.system_actor(), "eod_catchup_days_confirm", "366")
+    return clock
 
 
 def make_customer(bank, actor=None, name="Jane Doe", **overrides):

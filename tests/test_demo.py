@@ -17,7 +17,7 @@ from bankms.demo import (DEMO_CUSTOMERS, DEMO_STAFF, build_demo, demo_exists, de
 from bankms.errors import InvalidInput, InvalidState
 from bankms.ledger import utcnow
 from bankms.loans import add_months, quote_frame
-from conftest import make_customer
+from conftest import Clock, make_customer
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = "/work/venv/bin/python" if os.path.exists("/work/venv/bin/python") else sys.executable
@@ -312,6 +312,9 @@ def test_end_of_day_continues_after_the_demo(tmp_path):
         build_demo(bank, customers=100, months=5, seed=3)
         assert bank.audit.verify() == []
         system, today = bank.system_actor(), bank.business_date
+        # Just after midnight: the demo's business date has ended and may be closed.
+        clock = bank.clock = Clock(dt.datetime.combine(today + dt.timedelta(days=1),
+                                                       dt.time(0, 30)))
         aged = "SELECT id, days_past_due FROM loans WHERE status = 'active' ORDER BY id"
         before = bank.read(aged)
         assert {d for _, d in before} - {0} and 0 in {d for _, d in before}
@@ -328,7 +331,8 @@ def test_end_of_day_continues_after_the_demo(tmp_path):
                       [today]) == 0
         month_end = (today.replace(day=28) + dt.timedelta(days=4)).replace(day=1) \
             - dt.timedelta(days=1)
-        bank.end_of_day(system, until=month_end)
+        clock.now = clock.now + (month_end - today)
+        bank.end_of_day(system, until=month_end, confirm=True)  # up to 30 days at once
         assert bank.audit.verify() == []
         days, accrued, paid = bank.read_one(
             "SELECT count(DISTINCT a.accrual_date), sum(a.accrued_micro_cents), "

@@ -16,6 +16,9 @@ from conftest import employee, funded_account, make_customer
 
 D = Decimal
 DAY = dt.timedelta(days=1)
+# These tests walk months of business days: the clock stands years ahead so those days have
+# ended (tests/test_business_day.py checks the rule itself).
+pytestmark = pytest.mark.usefixtures("years_ahead")
 TABLES = ("transactions", "postings", "audit_log", "interest_accruals", "interest_postings",
           "eod_runs", "loan_payments", "idempotency_keys")
 
@@ -84,10 +87,18 @@ def test_catches_up_missed_days_in_order_with_progress(bank, system):
     assert bdate == start + 5 * DAY
 
 
-def test_business_date_survives_a_restart(tmp_path):
+def later_clock(monkeypatch, days):
+    """Banks opened here (not by the fixture) read businessday.system_clock: move it."""
+    from bankms import businessday
+    moved = dt.datetime.now(dt.timezone.utc) + days * DAY
+    monkeypatch.setattr(businessday, "system_clock", lambda: moved)
+
+
+def test_business_date_survives_a_restart(tmp_path, monkeypatch):
     path = str(tmp_path / "b.duckdb")
     bank = bankms.open_bank(path, bcrypt_rounds=4)
     start = bank.business_date
+    later_clock(monkeypatch, 3)
     bank.end_of_day(bank.system_actor(), until=start + 2 * DAY)
     bank.close()
     bank = bankms.open_bank(path, bcrypt_rounds=4)
@@ -98,12 +109,13 @@ def test_business_date_survives_a_restart(tmp_path):
         bank.close()
 
 
-def test_cli_eod_closes_days_while_the_app_is_stopped(tmp_path, capsys):
+def test_cli_eod_closes_days_while_the_app_is_stopped(tmp_path, capsys, monkeypatch):
     from bankms.cli import main
     path = str(tmp_path / "cli.duckdb")
     bank = bankms.open_bank(path, bcrypt_rounds=4)
     start = bank.business_date
     bank.close()
+    later_clock(monkeypatch, 2)
     assert main(["--db", path, "eod", "--until", (start + DAY).isoformat()]) == 0
     assert "closed 2 day(s)" in capsys.readouterr().out
     bank = bankms.open_bank(path, bcrypt_rounds=4)
@@ -282,9 +294,9 @@ def test_arrears_age_over_a_simulated_calendar(bank, staff, system):
 def test_accounts_go_dormant_after_a_year_without_activity_and_wake_up(bank, staff, system):
     idle = funded_account(bank, "50.00")
     busy = funded_account(bank, "50.00")
-    long_ago = dt.datetime.combine(add_months(bank.business_date, -13), dt.time())
+    long_ago = add_months(bank.business_date, -13)  # dormancy reads the business date
     bank.write(lambda uow: uow.execute(
-        "UPDATE accounts SET last_activity_at = ? WHERE account_number = ?", [long_ago, idle]))
+        "UPDATE accounts SET last_activity_date = ? WHERE account_number = ?", [long_ago, idle]))
     result = bank.end_of_day(system, until=bank.business_date)
     assert result.days[0].accounts_made_dormant == 1
     assert bank.accounts.get(system, idle)["status"] == "dormant"

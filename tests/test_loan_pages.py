@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 
 from apptest_util import app_bank_on, open_app, urls
-from conftest import employee, funded_account, login_for, make_customer
+from conftest import Clock, employee, funded_account, login_for, make_customer
 
 _names = itertools.count(1)
 D = Decimal
@@ -203,8 +203,11 @@ def test_teller_takes_a_cash_payment(app_bank, staff):
                              [lid]) == ("cash", 25_000)
 
 
-def test_manager_runs_end_of_day_with_progress(app_bank, staff):
+def test_manager_runs_end_of_day_with_progress(app_bank, staff, monkeypatch):
     start = app_bank.business_date
+    # Two days later, past the cut-off: the three days from `start` have ended.
+    monkeypatch.setattr(app_bank, "clock", Clock(dt.datetime.combine(
+        start + dt.timedelta(days=2), dt.time(23, 45))))
     at = open_app(app_bank, staff["manager"], "end-of-day")
     assert f"Business date {start}" in texts(at)
     at.date_input(key="eod_until").set_value(start + dt.timedelta(days=2))

@@ -105,7 +105,7 @@ def test_zero_rate_schedule_splits_principal_evenly():
 
 # -- fixtures --------------------------------------------------------------------------------
 @pytest.fixture
-def staff(bank):
+def staff(bank, years_ahead):  # the clock ahead, so that end of day may close today
     return {"teller": employee(bank, "teller"), "manager": employee(bank, "manager"),
             "manager2": employee(bank, "manager")}
 

@@ -70,7 +70,8 @@ def backdate(bank, *, customer_id=None, account=None, when):
                                            [when, customer_id]))
     if account is not None:
         bank.write(lambda uow: uow.execute(
-            "UPDATE accounts SET opened_at = ? WHERE account_number = ?", [when, account]))
+            "UPDATE accounts SET opened_at = ?, opened_date = ? WHERE account_number = ?",
+            [when, when.date(), account]))
 
 
 def post_backdated(bank, rows, names):
@@ -736,7 +737,7 @@ def _stored(bank, lid):
 @pytest.mark.parametrize("days_after_first_due, late_days, bucket", [
     (10, 11, "1–30 days"), (44, 45, "31–60 days"), (95, 96, "over 90 days")])
 def test_loan_book_matches_end_of_day(bank, system, loan_bank, days_after_first_due, late_days,
-                                      bucket):
+                                      bucket, years_ahead):
     day = loan_bank.dues[0] + days_after_first_due * DAY
     bank.end_of_day(system, until=day)
     src = analytics.duckdb_source(bank)
@@ -777,7 +778,8 @@ def test_loan_book_before_anyone_applied_is_empty(bank, system, loan_bank):
     assert analytics.loan_book(analytics.duckdb_source(bank), loan_bank.start - DAY).empty
 
 
-def test_month_end_interest_is_on_the_month_of_its_business_date(bank, system, loan_bank):
+def test_month_end_interest_is_on_the_month_of_its_business_date(bank, system, loan_bank,
+                                                                  years_ahead):
     """End of day books savings interest on the month's last business day, whenever it runs
     (here: today, for days in the future). Statements follow the business date."""
     month_end = (loan_bank.start.replace(day=28) + 4 * DAY).replace(day=1) - DAY

@@ -1,0 +1,80 @@
+"""The End of day page (AppTest): a date picker limited to days that have ended, a checkbox for
+long catch-ups, refusals in plain words and the automatic run's status."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from apptest_util import app_bank_on, open_app
+from conftest import Clock, employee, funded_account, login_for, make_customer
+
+DAY = dt.timedelta(days=1)
+
+
+@pytest.fixture
+def page_bank(tmp_path):
+    with app_bank_on(str(tmp_path / "bank.duckdb")) as bank:
+        yield bank
+
+
+def texts(at):
+    parts = [e.value for e in (*at.title, *at.caption, *at.success, *at.info, *at.warning,
+                               *at.error)]
+    parts += [f"{m.label} {m.value}" for m in at.metric]
+    return "\n".join(str(p) for p in parts)
+
+
+def run_button(at):
+    [button] = [b for b in at.button if b.label == "Run end of day"]
+    button.click().run()
+    assert not at.exception, at.exception
+
+
+def test_nothing_to_close_before_the_cutoff(page_bank):
+    start = page_bank.business_date
+    page_bank.clock = Clock(dt.datetime.combine(start, dt.time(12, 0)))
+    at = open_app(page_bank, employee(page_bank, "manager"), "end-of-day")
+    shown = texts(at)
+    assert "Nothing to close" in shown and "23:30 (UTC)" in shown
+    assert f"Calendar date (UTC) {start}" in shown
+    assert f"Next automatic run {start} 23:30" in shown
+    assert not at.date_input and not [b for b in at.button if b.label == "Run end of day"]
+
+
+def test_a_long_catch_up_needs_the_checkbox(page_bank):
+    start = page_bank.business_date
+    page_bank.clock = Clock(dt.datetime.combine(start + 5 * DAY, dt.time(9, 0)))
+    at = open_app(page_bank, employee(page_bank, "manager"), "end-of-day")
+    picker = at.date_input(key="eod_until")
+    assert (picker.value, picker.min, picker.max) == (start + 4 * DAY, start, start + 4 * DAY)
+    run_button(at)
+    assert "needs confirmation" in texts(at) and page_bank.business_date == start
+    at.checkbox(key="eod_confirm").check().run()
+    run_button(at)
+    assert "Closed 5 day(s)" in texts(at)
+    assert f"Business date {start + 5 * DAY}" in texts(at)
+    assert not at.exception and page_bank.audit.verify() == []
+
+
+def test_a_short_catch_up_runs_without_asking(page_bank):
+    start = page_bank.business_date
+    page_bank.clock = Clock(dt.datetime.combine(start + 5 * DAY, dt.time(9, 0)))
+    at = open_app(page_bank, employee(page_bank, "manager"), "end-of-day")
+    at.date_input(key="eod_until").set_value(start + DAY).run()
+    assert not at.checkbox
+    run_button(at)
+    assert "Closed 2 day(s)" in texts(at) and page_bank.business_date == start + 2 * DAY
+
+
+def test_history_shows_the_value_date_and_the_time_on_the_banks_clock(page_bank):
+    system = page_bank.system_actor()
+    page_bank.settings.set(system, "bank_time_zone", "Asia/Tokyo")  # UTC+9, no summer time
+    cid = make_customer(page_bank, name="Tomo Tokyo")
+    number = funded_account(page_bank, "10.00", customer_id=cid)
+    posted = page_bank.read_one("SELECT max(posted_at) FROM postings")[0]
+    at = open_app(page_bank, login_for(page_bank, cid, "tomo"), "my-history")
+    table = at.dataframe[0].value
+    assert list(table["Value date"].astype(str)) == [str(page_bank.business_date)]
+    assert list(table["When"]) == [f"{posted + dt.timedelta(hours=9):%Y-%m-%d %H:%M}"]
+    assert number
