@@ -90,7 +90,7 @@ def employee(bank, role="teller", username=None, password="a long test password 
     return bank.auth.login(username, password)
 
 
-class Clock:
+class ThrottleClock:
     """Stands in for bankms.throttle.utcnow (the clock of sign-in back-off and rate limits),
     so a test steps through their windows without sleeping."""
 
@@ -105,4 +105,4 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch):
-    return Clock(monkeypatch)
+    return ThrottleClock(monkeypatch)
