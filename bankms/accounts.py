@@ -77,11 +77,21 @@ class Accounts:
             raise InvalidInput("Only checking accounts can have an overdraft limit.")
         if overdraft_cents:
             bank.require(actor, "account.set_overdraft", entity="customer", entity_id=cid)
-        if interest_rate is None:
+        if interest_rate is not None:
+            # Setting a rate is a manager's action, at opening as later (issue 12).
+            bank.require(actor, "account.set_interest_rate", entity="customer", entity_id=cid)
+        else:
             interest_rate = DEFAULT_SAVINGS_RATE if kind == "savings" else "0"
         rate = clean_rate(interest_rate)
         if rate and kind != "savings":
             raise InvalidInput("Only savings accounts earn interest.")
+        # A limit or rate that needs a second manager is not set at opening: the account opens
+        # with none (or the default rate) and the change waits in the approval queue.
+        asked_overdraft_cents = asked_rate = None
+        if self._overdraft_waits(actor, overdraft_cents):
+            asked_overdraft_cents, overdraft_cents = overdraft_cents, 0
+        if self._rate_waits(actor, rate):
+            asked_rate, rate = rate, clean_rate(DEFAULT_SAVINGS_RATE)
 
         def fn(uow):
             earlier = once.recall(uow, key, "account.open", actor)
@@ -109,7 +119,19 @@ class Accounts:
                 "overdraft_limit": str(to_money(overdraft_cents)), "interest_rate": str(rate)})
             once.remember(uow, key, "account.open", actor, number)
             return number
-        return bank.write(fn)
+        number = bank.write(fn)
+        if asked_overdraft_cents is not None:
+            self.set_overdraft_limit(actor, number, to_money(asked_overdraft_cents))
+        if asked_rate is not None:
+            self.set_interest_rate(actor, number, asked_rate)
+        return number
+
+    def _overdraft_waits(self, actor, cents) -> bool:
+        return self._bank.approvals.required(actor, cents)
+
+    def _rate_waits(self, actor, rate) -> bool:
+        limit = Decimal(self._bank.settings.get_int("four_eyes_rate_bp", 200)) / 100
+        return self._bank.approvals.applies_to(actor) and rate > limit
 
     @staticmethod
     def _fresh_number(uow) -> str:
@@ -272,25 +294,29 @@ class Accounts:
             "ON t.id = p.transaction_id WHERE p.account_id = ? ORDER BY 1", [row[0]])]
 
     def _change(self, actor, number, action, fn_check, changes_fn):
-        bank = self._bank
+        self._bank.write(lambda uow: self._change_in(uow, actor, number, action, fn_check,
+                                                      changes_fn))
 
-        def fn(uow):
-            row = uow.fetchone(
-                "SELECT status, balance_cents, holds_cents, overdraft_limit_cents, "
-                "interest_rate_percent, kind FROM accounts WHERE account_number = ? "
-                "AND customer_id IS NOT NULL", [number])
-            if row is None:
-                raise AccountNotFound(f"There is no account {number}.")
-            before = dict(zip(("status", "balance_cents", "holds_cents",
-                               "overdraft_limit_cents", "interest_rate_percent", "kind"), row))
-            fn_check(before)
-            changes = changes_fn(before)
-            sets = ", ".join(f"{k} = ?" for k in changes)
-            uow.execute(f"UPDATE accounts SET {sets} WHERE account_number = ?",
-                        [*changes.values(), number])
-            bank.audit_row(uow, actor, action, "account", number,
-                           before={k: before.get(k) for k in changes}, after=changes)
-        bank.write(fn)
+    def _change_in(self, uow, actor, number, action, fn_check, changes_fn):
+        """Check and change one account row inside the caller's unit of work, audited; with
+        no changes_fn only the check runs (before a change is queued for approval)."""
+        row = uow.fetchone(
+            "SELECT status, balance_cents, holds_cents, overdraft_limit_cents, "
+            "interest_rate_percent, kind FROM accounts WHERE account_number = ? "
+            "AND customer_id IS NOT NULL", [number])
+        if row is None:
+            raise AccountNotFound(f"There is no account {number}.")
+        before = dict(zip(("status", "balance_cents", "holds_cents",
+                           "overdraft_limit_cents", "interest_rate_percent", "kind"), row))
+        fn_check(before)
+        if changes_fn is None:
+            return
+        changes = changes_fn(before)
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        uow.execute(f"UPDATE accounts SET {sets} WHERE account_number = ?",
+                    [*changes.values(), number])
+        self._bank.audit_row(uow, actor, action, "account", number,
+                             before={k: before.get(k) for k in changes}, after=changes)
 
     def close(self, actor, number, reason="customer request"):
         number, row = self._readable(actor, number)
@@ -324,10 +350,24 @@ class Accounts:
         self.freeze(actor, number, reason, frozen=False)
 
     def set_overdraft_limit(self, actor, number, amount):
+        """Managers. A limit above the four-eyes threshold waits for a second manager: the
+        call returns a PendingApproval and the limit stays as it was until then."""
         number, row = self._readable(actor, number)
         self._bank.require(actor, "account.set_overdraft", entity="account", entity_id=number)
         cents = to_cents(amount, allow_zero=True)
+        if self._overdraft_waits(actor, cents):
+            self._bank.write(lambda uow: self._overdraft_check(uow, number, cents))
+            return self._bank.approvals.request(
+                actor, "account.set_overdraft", amount_cents=cents, target_account=number,
+                params={"account": number, "overdraft_limit_cents": cents},
+                summary=f"Overdraft limit of {number} to {to_money(cents)}")
+        self._bank.write(lambda uow: self._set_overdraft_in(uow, actor, number, cents))
 
+    def _overdraft_check(self, uow, number, cents):
+        self._change_in(uow, None, number, None, self._overdraft_rule(number, cents), None)
+
+    @staticmethod
+    def _overdraft_rule(number, cents):
         def check(before):
             if before["kind"] != "checking":
                 raise InvalidInput("Only checking accounts can have an overdraft limit.")
@@ -335,20 +375,37 @@ class Accounts:
                 raise InvalidState(f"Account {number} is closed.")
             if before["balance_cents"] - before["holds_cents"] + cents < 0:
                 raise InvalidState("The account is already overdrawn beyond that limit.")
-        self._change(actor, number, "account.set_overdraft", check,
-                     lambda b: {"overdraft_limit_cents": cents})
+        return check
+
+    def _set_overdraft_in(self, uow, actor, number, cents):
+        self._change_in(uow, actor, number, "account.set_overdraft",
+                        self._overdraft_rule(number, cents),
+                        lambda b: {"overdraft_limit_cents": cents})
 
     def set_interest_rate(self, actor, number, rate):
+        """Managers. A rate above the `four_eyes_rate_bp` setting (2.00 %) waits for a second
+        manager (returns a PendingApproval)."""
         number, row = self._readable(actor, number)
         self._bank.require(actor, "account.set_interest_rate", entity="account",
                            entity_id=number)
         rate = clean_rate(rate)
+        if self._rate_waits(actor, rate):
+            self._bank.write(lambda uow: self._change_in(uow, None, number, None,
+                                                         self._rate_rule, None))
+            return self._bank.approvals.request(
+                actor, "account.set_interest_rate", target_account=number,
+                params={"account": number, "interest_rate_percent": str(rate)},
+                summary=f"Interest rate of {number} to {rate} %")
+        self._bank.write(lambda uow: self._set_rate_in(uow, actor, number, rate))
 
-        def check(before):
-            if before["kind"] != "savings":
-                raise InvalidInput("Only savings accounts earn interest.")
-        self._change(actor, number, "account.set_interest_rate", check,
-                     lambda b: {"interest_rate_percent": rate})
+    @staticmethod
+    def _rate_rule(before):
+        if before["kind"] != "savings":
+            raise InvalidInput("Only savings accounts earn interest.")
+
+    def _set_rate_in(self, uow, actor, number, rate):
+        self._change_in(uow, actor, number, "account.set_interest_rate", self._rate_rule,
+                        lambda b: {"interest_rate_percent": rate})
 
 
 def mask_name(full_name: str) -> str:

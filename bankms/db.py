@@ -151,6 +151,28 @@ SCHEMA = [
         released_at TIMESTAMP,
         released_by VARCHAR,
         release_reason VARCHAR)""",
+    # -- Segregation of duties (issue 12: approvals.py, users.py) -----------------------------
+    # Who made a login and who last reset its password, and the second manager who approved
+    # either: nobody may approve a request of a user whose credentials they handled, nor one
+    # made by the person who handled theirs. Added at open so older files migrate.
+    "ALTER TABLE users ADD COLUMN IF NOT EXISTS created_by VARCHAR",
+    "ALTER TABLE users ADD COLUMN IF NOT EXISTS created_approved_by VARCHAR",
+    "ALTER TABLE users ADD COLUMN IF NOT EXISTS last_reset_by VARCHAR",
+    "ALTER TABLE users ADD COLUMN IF NOT EXISTS last_reset_approved_by VARCHAR",
+    # Requests other than payments (creating a manager, an overdraft limit, a rate, a loan
+    # write-off...) keep what to do in `params` (JSON) and a line for people in `memo`; a
+    # reversal keeps the transaction it undoes in `reverses_id`.
+    "ALTER TABLE approval_requests ADD COLUMN IF NOT EXISTS params VARCHAR",
+    "ALTER TABLE approval_requests ADD COLUMN IF NOT EXISTS reverses_id BIGINT",
+    # Single-use activation codes for customer logins made by staff (users.py): only the
+    # SHA-256 of the code is kept; the customer sets their own password with it.
+    """CREATE TABLE IF NOT EXISTS activation_codes (
+        username VARCHAR NOT NULL,
+        code_hash VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        expires_at TIMESTAMP NOT NULL,
+        created_by VARCHAR NOT NULL,
+        used_at TIMESTAMP)""",
     # -- Idempotency of non-money forms (bankms/once.py): opening an account or onboarding a
     # customer twice from one form instance returns the first result instead.
     """CREATE TABLE IF NOT EXISTS request_keys (

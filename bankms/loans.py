@@ -615,6 +615,11 @@ class Loans:
         else:
             source = accountnum.normalize(source_account)
         key = _clean_key(idempotency_key)
+        # Issue 12: staff repayments above the four-eyes threshold wait (approvals.py).
+        held = bank.approvals.gate_loan(actor, "loan.repay", lid, amount_cents=cents,
+                                        source_account=source_account, idempotency_key=key)
+        if held is not None:
+            return held
         request_hash = _request_hash("loan_repayment", actor.username, lid, cents, source)
         owned = (source,) if actor.role == "customer" else ()
 
@@ -734,6 +739,11 @@ class Loans:
         reason = _clean_text(reason, "reason for the write-off", 3, REASON_CHARS_MAX)
         key = (_clean_key(idempotency_key) if idempotency_key
                else system_key("loan", lid, "write-off"))
+        # Issue 12: a write-off above the four-eyes threshold waits (approvals.py).
+        held = bank.approvals.gate_loan(actor, "loan.write_off", lid, reason=reason,
+                                        idempotency_key=idempotency_key)
+        if held is not None:
+            return held
 
         def fn(uow):
             loan = self._loan_in(uow, lid)

@@ -77,10 +77,12 @@ class Payments:
         return PostingRequest(actor=actor, action=action, **kwargs)
 
     def _post_or_queue(self, req):
-        """Post now, or, when the four-eyes rule applies, queue for approval with a hold."""
+        """Post now, or, when the four-eyes rule applies (the amount, or the staff member's
+        total with this customer today, above the threshold), queue it with a hold. Staff
+        payments are decided on the writer thread one at a time; everyone else's are batched."""
         approvals = self._bank.approvals
-        if approvals.required(req.actor, req.amount_cents):
-            return approvals.submit(req)
+        if approvals.applies_to(req.actor):
+            return approvals.post_or_submit(req)
         return self._bank.post(req)
 
     def deposit(self, actor, number, amount, idempotency_key=None, memo=""):
@@ -119,7 +121,8 @@ class Payments:
         return self._post_or_queue(req)
 
     def reverse(self, actor, transaction_id, reason, idempotency_key=None):
-        """Post a new transaction that undoes every posting of the original one."""
+        """Post a new transaction that undoes every posting of the original one; above the
+        four-eyes threshold it waits for a second manager (returns a PendingApproval)."""
         bank = self._bank
         bank.require(actor, "payment.reverse", entity="transaction", entity_id=transaction_id)
         if not isinstance(reason, str) or not reason.strip():
@@ -144,6 +147,8 @@ class Payments:
             memo=clean_memo(f"Reversal of {tid}: {reason.strip()}"),
             source_account=original[3], target_account=original[2], reverses_id=tid,
             internal_ok=True)
+        if bank.approvals.required(actor, req.amount_cents):
+            return bank.approvals.submit(req)  # a PendingApproval; money leaving is held
         return bank.post(req)
 
     # -- what pages show before and after a payment ------------------------------------------
@@ -167,7 +172,7 @@ class Payments:
         out = {"kind": kind, "amount_cents": cents, "amount": to_money(cents), "memo": memo,
                "source_account": source, "source_holder": None, "source_available": None,
                "target_account": target, "target_holder": None, "own_target": False,
-               "needs_approval": bank.approvals.required(actor, cents)}
+               "needs_approval": bank.approvals.would_wait(actor, cents, [source, target])}
         if source is not None:
             info = bank.accounts.get(actor, source)
             out["source_holder"] = info["holder"]

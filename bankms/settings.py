@@ -159,6 +159,17 @@ REGISTRY: dict[str, Setting] = dict([
        "at which the automatic end of day runs.", "time", "23:30"),
     _s("eod_auto", "Whether the running app closes each business day by itself after the "
        "cut-off time.", "bool", "1"),
+    # Segregation of duties (approvals.py, users.py): changed only from the command line.
+    _s("four_eyes_rate_bp", "Savings rates above this, in hundredths of a percent (200 = "
+       "2.00 %), wait for a second manager.", "int", "200", 0, 10_000, "basis points"),
+    _s("structuring_band_min_percent", "Structuring alerts count payments from this percent "
+       "of the four-eyes threshold up to the threshold.", "int", "80", 1, 100, "percent"),
+    _s("structuring_count_min", "Payments in the band within the window that raise a "
+       "structuring alert.", "int", "3", 2, 1000, "payments"),
+    _s("structuring_window_s", "The window in which structuring alerts count payments.",
+       "int", "86400", 60, 30 * DAY_S, "seconds"),
+    _s("activation_code_ttl_s", "How long a customer's login activation code stays valid.",
+       "int", "259200", 300, 30 * DAY_S, "seconds"),
     _s("eod_catchup_days_confirm", "An end of day that would close more days than this asks "
        "for confirmation (the page) or --yes (the command line).", "int", "3", 1, 366, "days"),
 ])
@@ -173,6 +184,18 @@ def describe(key: str) -> Setting:
         raise InvalidInput(f"Unknown setting {key!r}; the settings are: "
                            f"{', '.join(sorted(REGISTRY))}.")
     return setting
+
+
+# Settings that loosen a control of issue 12 if raised: only the system actor changes them.
+CONTROL_SETTINGS = frozenset({
+    "four_eyes_threshold_cents", "four_eyes_rate_bp", "structuring_band_min_percent",
+    "structuring_count_min", "structuring_window_s", "activation_code_ttl_s",
+    "customer_daily_transfer_cents_max",
+    # Sign-in back-off, sign-up and payee look-up limits (users.py, throttle.py).
+    "login_backoff_base_s", "login_backoff_user_after_failures", "login_backoff_user_cap_s",
+    "login_backoff_address_after_failures", "login_backoff_address_cap_s",
+    "login_backoff_forget_s", "signups_per_address_max", "signup_window_s",
+    "payee_lookups_per_customer_max", "payee_lookup_window_s"})
 
 
 class Settings:
@@ -210,7 +233,11 @@ class Settings:
         Raises PermissionDenied, or InvalidInput for an unknown key or a value outside the
         setting's type and range (both audited as refusals); nothing is changed then."""
         bank = self._bank
-        bank.require(actor, "settings.change", entity="setting", entity_id=key)
+        # The settings behind the controls of issue 12 only the system actor (the command
+        # line) changes: a manager who could raise the four-eyes threshold alone would need
+        # nobody else for anything.
+        bank.require(actor, "bank.admin" if key in CONTROL_SETTINGS else "settings.change",
+                     entity="setting", entity_id=key)
         try:
             text = describe(key).parse(value)
         except InvalidInput as exc:

@@ -10,6 +10,8 @@ that names a revoked session gets nobody in.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import re
 import secrets
 from importlib import resources
@@ -23,7 +25,9 @@ from .errors import (
     CustomerNotFound,
     DuplicateError,
     InvalidInput,
+    InvalidState,
     PasswordPolicyError,
+    PermissionDenied,
     UserNotFound,
 )
 from .ledger import utcnow
@@ -69,6 +73,10 @@ def temporary_password() -> str:
             return password
 
 
+def _code_hash(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
 def normalize_username(username) -> str:
     if not isinstance(username, str):
         raise InvalidInput("A username must be text.")
@@ -85,15 +93,25 @@ class Users:
     def _hash(self, password: str) -> str:
         return bcrypt.hashpw(password.encode(), bcrypt.gensalt(self._bank.bcrypt_rounds)).decode()
 
-    def create(self, actor, *, username, password, role, customer_id=None, full_name="",
-               email=None, must_change_password=False) -> int:
+    def create(self, actor, *, username, password=None, role, customer_id=None, full_name="",
+               email=None, must_change_password=False):
+        """Create a login; returns its user id. A manager's new manager login is a four-eyes
+        request instead (returns a PendingApproval; the approver gets the temporary
+        password). Staff never choose a customer's password: for a customer login they call
+        `create_customer_login`, which gives an activation code; only the system actor
+        (scripts, the demo) may give one a password here. Raises InvalidInput,
+        PasswordPolicyError, PermissionDenied, DuplicateError, CustomerNotFound."""
         bank = self._bank
         if role not in ("customer", "teller", "manager"):
             raise InvalidInput("The role must be customer, teller or manager.")
         action = "user.create_customer_login" if role == "customer" else "user.create_employee"
         bank.require(actor, action, entity="user", entity_id=username)
+        if role == "customer" and actor.role != "system":
+            exc = PermissionDenied("Staff never choose a customer's password: create the login "
+                                   "with an activation code that the customer uses to set it.")
+            bank.record_refusal(actor, action, exc, entity="user", entity_id=username)
+            raise exc
         name = normalize_username(username)
-        check_password_policy(password, name)
         if role == "customer" and customer_id is None:
             raise InvalidInput("A customer login must name its customer.")
         if role != "customer" and customer_id is not None:
@@ -104,13 +122,24 @@ class Users:
             full_name = row[0] if row else ""
         if not full_name:
             raise InvalidInput("Please give the user's full name.")
+        if role == "manager" and bank.approvals.applies_to(actor):
+            if password is not None:
+                raise InvalidInput("A new manager's temporary password is made when a second "
+                                   "manager approves; do not give one.")
+            if self.get(name) is not None:
+                raise DuplicateError(f"The username '{name}' is taken.")
+            return bank.approvals.request(
+                actor, "user.create_manager", same_as={"username": name},
+                params={"username": name, "full_name": full_name, "email": email},
+                summary=f"Create manager login {name} ({full_name})")
+        check_password_policy(password, name)
         password_hash = self._hash(password)
         return bank.write(lambda uow: self._insert(uow, actor, name, password_hash, role,
                                                    customer_id, full_name, email,
                                                    must_change_password))
 
     def _insert(self, uow, actor, name, password_hash, role, customer_id, full_name, email,
-                must_change_password):
+                must_change_password, *, approved_by=None):
         if uow.fetchone("SELECT 1 FROM users WHERE username = ?", [name]):
             raise DuplicateError(f"The username '{name}' is taken.")
         if customer_id is not None and not uow.fetchone(
@@ -119,13 +148,108 @@ class Users:
         uid = uow.fetchone("SELECT nextval('user_id_seq')")[0]
         uow.execute(
             "INSERT INTO users (id, username, password_hash, role, customer_id, full_name, email, "
-            "must_change_password, created_at, password_changed_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "must_change_password, created_at, password_changed_at, created_by, "
+            "created_approved_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [uid, name, password_hash, role, customer_id, full_name, email,
-             must_change_password, utcnow(), utcnow()])
+             must_change_password, utcnow(), utcnow(), actor.username, approved_by])
         self._bank.audit_row(uow, actor, "user.create", "user", name, after={
-            "role": role, "customer_id": customer_id, "full_name": full_name, "email": email})
+            "role": role, "customer_id": customer_id, "full_name": full_name, "email": email,
+            "approved_by": approved_by})
         return uid
+
+    # -- customer logins: activation codes --------------------------------------------------
+    def create_customer_login(self, actor, customer_id, username) -> dict:
+        """Staff: a login for an existing customer with no usable password and a single-use
+        activation code that expires after `activation_code_ttl_s` (default 72 h). Returns
+        {"username", "activation_code", "expires_at"}; the code goes to the customer, who
+        sets their own password with `activate_login`. Only a hash of the code is kept."""
+        bank = self._bank
+        bank.require(actor, "user.create_customer_login", entity="user", entity_id=username)
+        name = normalize_username(username)
+        cid = bank.customers._id(customer_id)
+        row = bank.read_one("SELECT full_name FROM customers WHERE id = ?", [cid])
+        if row is None:
+            raise CustomerNotFound(f"There is no customer {cid}.")
+        unusable = self._hash(secrets.token_urlsafe(32))
+        code, code_hash, expires_at = self._new_code()
+
+        def fn(uow):
+            self._insert(uow, actor, name, unusable, "customer", cid, row[0], None, False)
+            self._store_code(uow, actor, name, code_hash, expires_at)
+        bank.write(fn)
+        return {"username": name, "activation_code": code, "expires_at": expires_at}
+
+    def new_activation_code(self, actor, username) -> dict:
+        """Staff: a customer who lost their password gets a fresh activation code; the old
+        password stops working, their sessions end and earlier codes are void."""
+        bank = self._bank
+        bank.require(actor, "user.create_customer_login", entity="user", entity_id=username)
+        user = self.get(username)
+        if user is None or user["role"] != "customer":
+            raise UserNotFound(f"There is no customer login '{username}'.")
+        unusable = self._hash(secrets.token_urlsafe(32))
+        code, code_hash, expires_at = self._new_code()
+
+        def fn(uow):
+            self._update_in(uow, actor, user["username"], "user.new_activation_code", {
+                "password_hash": unusable, "must_change_password": False,
+                "last_reset_by": actor.username}, revoke=True)
+            self._store_code(uow, actor, user["username"], code_hash, expires_at)
+        bank.write(fn)
+        return {"username": user["username"], "activation_code": code, "expires_at": expires_at}
+
+    def _new_code(self):
+        # 16 characters from 32 unambiguous ones: 80 bits, far beyond guessing online.
+        alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+        raw = "".join(secrets.choice(alphabet) for _ in range(16))
+        code = "-".join(raw[i:i + 4] for i in range(0, 16, 4))
+        ttl_s = self._bank.settings.get_int("activation_code_ttl_s", 259200)
+        return code, _code_hash(code), utcnow() + dt.timedelta(seconds=ttl_s)
+
+    def _store_code(self, uow, actor, name, code_hash, expires_at):
+        uow.execute("UPDATE activation_codes SET used_at = ? WHERE username = ? "
+                    "AND used_at IS NULL", [utcnow(), name])
+        uow.execute("INSERT INTO activation_codes VALUES (?, ?, ?, ?, ?, NULL)",
+                    [name, code_hash, utcnow(), expires_at, actor.username])
+        self._bank.audit_row(uow, actor, "user.activation_code", "user", name,
+                             after={"expires_at": expires_at.isoformat()})
+
+    def activate_login(self, username, code, new_password) -> None:
+        """Anonymous: set a customer login's first password with its activation code. Every
+        failure (unknown user, wrong, used or expired code) gives one message and is audited.
+        Raises AuthenticationError or PasswordPolicyError."""
+        bank = self._bank
+        name = str(username or "").strip().lower()
+        anonymous = security.Actor(username=name[:64] or "anonymous", role="anonymous")
+        wrong = AuthenticationError("The username or activation code is wrong, used or expired.")
+        given_hash = _code_hash(str(code or "").strip().upper())
+        now = utcnow()
+        row = bank.read_one("SELECT code_hash FROM activation_codes WHERE username = ? AND "
+                            "used_at IS NULL AND expires_at > ? ORDER BY created_at DESC "
+                            "LIMIT 1", [name, now])
+        if row is None or not hmac.compare_digest(row[0], given_hash):
+            bank.record_refusal(anonymous, "user.activate", wrong, entity="user", entity_id=name)
+            raise wrong
+        check_password_policy(new_password, name)
+        password_hash = self._hash(new_password)
+
+        def fn(uow):
+            # Checked again on the writer thread, so two uses of one code cannot both win.
+            if not uow.fetchone("SELECT 1 FROM activation_codes WHERE username = ? AND "
+                                "code_hash = ? AND used_at IS NULL AND expires_at > ?",
+                                [name, given_hash, now]):
+                raise wrong
+            uow.execute("UPDATE activation_codes SET used_at = ? WHERE username = ? AND "
+                        "code_hash = ?", [utcnow(), name, given_hash])
+            self._update_in(uow, anonymous, name, "user.activate", {
+                "password_hash": password_hash, "must_change_password": False,
+                "failed_attempts": 0, "locked_until": None, "password_changed_at": utcnow()},
+                revoke=True)
+        try:
+            bank.write(fn)
+        except AuthenticationError:
+            bank.record_refusal(anonymous, "user.activate", wrong, entity="user", entity_id=name)
+            raise
 
     def get(self, username) -> dict | None:
         row = self._bank.read_one(
@@ -162,25 +286,27 @@ class Users:
             [utcnow()])
 
     def _update(self, actor, username, action, changes: dict, *, revoke=False):
-        bank = self._bank
         name = str(username).strip().lower()
+        self._bank.write(lambda uow: self._update_in(uow, actor, name, action, changes,
+                                                      revoke=revoke))
 
-        def fn(uow):
-            row = uow.fetchone("SELECT role, active, failed_attempts, locked_until, "
-                               "must_change_password FROM users WHERE username = ?", [name])
-            if row is None:
-                raise UserNotFound(f"There is no user '{name}'.")
-            before = dict(zip(("role", "active", "failed_attempts", "locked_until",
-                               "must_change_password"), row))
-            sets = ", ".join(f"{column} = ?" for column in changes)
-            uow.execute(f"UPDATE users SET {sets} WHERE username = ?", [*changes.values(), name])
-            if revoke:
-                uow.execute("UPDATE sessions SET revoked_at = ? WHERE username = ? AND "
-                            "revoked_at IS NULL", [utcnow(), name])
-            shown = {k: ("<new hash>" if k == "password_hash" else v) for k, v in changes.items()}
-            bank.audit_row(uow, actor, action, "user", name,
-                           before={k: before.get(k) for k in shown if k in before}, after=shown)
-        bank.write(fn)
+    def _update_in(self, uow, actor, name, action, changes: dict, *, revoke=False):
+        row = uow.fetchone("SELECT role, active, failed_attempts, locked_until, "
+                           "must_change_password FROM users WHERE username = ?", [name])
+        if row is None:
+            raise UserNotFound(f"There is no user '{name}'.")
+        before = dict(zip(("role", "active", "failed_attempts", "locked_until",
+                           "must_change_password"), row))
+        sets = ", ".join(f"{column} = ?" for column in changes)
+        uow.execute(f"UPDATE users SET {sets} WHERE username = ?", [*changes.values(), name])
+        if revoke:
+            uow.execute("UPDATE sessions SET revoked_at = ? WHERE username = ? AND "
+                        "revoked_at IS NULL", [utcnow(), name])
+        shown = {k: ("<new hash>" if k == "password_hash" else v) for k, v in changes.items()}
+        self._bank.audit_row(uow, actor, action, "user", name,
+                             before={k: before.get(k) for k in shown if k in before},
+                             after=shown)
+        return before
 
     def _employee_target(self, actor, username, action):
         self._bank.require(actor, "user.manage", entity="user", entity_id=username)
@@ -215,13 +341,65 @@ class Users:
                            after={"failed_attempts": 0, "locked_until": None})
         bank.write(fn)
 
-    def reset_password(self, actor, username, new_password):
+    def reset_password(self, actor, username, new_password=None):
+        """Managers: give an employee a temporary password (to change at the next sign-in);
+        returns it (the given one, or a random one when None). A manager's password reset by
+        a manager is a four-eyes request instead: returns a PendingApproval, and the approver
+        gets the temporary password. Customers get a new activation code, never a password
+        chosen by staff (`new_activation_code`)."""
+        bank = self._bank
         user = self._employee_target(actor, username, "user.reset_password")
-        check_password_policy(new_password, user["username"])
-        self._update(actor, username, "user.reset_password", {
-            "password_hash": self._hash(new_password), "must_change_password": True,
-            "failed_attempts": 0, "locked_until": None, "password_changed_at": utcnow()},
+        if user["role"] == "customer" and actor.role != "system":
+            exc = PermissionDenied("Staff never set a customer's password: give the customer "
+                                   "a new activation code instead.")
+            bank.record_refusal(actor, "user.reset_password", exc, entity="user",
+                                entity_id=user["username"])
+            raise exc
+        if user["role"] == "manager" and bank.approvals.applies_to(actor):
+            if actor.username == user["username"]:
+                raise InvalidInput("Change your own password with Change password.")
+            if new_password is not None:
+                raise InvalidInput("A manager's temporary password is made when a second "
+                                   "manager approves the reset; do not give one.")
+            return bank.approvals.request(
+                actor, "user.reset_password", params={"username": user["username"]},
+                summary=f"Reset the password of manager {user['username']}")
+        password = temporary_password() if new_password is None else new_password
+        check_password_policy(password, user["username"])
+        password_hash = self._hash(password)
+        bank.write(lambda uow: self._reset_in(uow, actor, user["username"], password_hash))
+        return password
+
+    def _reset_in(self, uow, actor, name, password_hash, *, approved_by=None):
+        self._update_in(uow, actor, name, "user.reset_password", {
+            "password_hash": password_hash, "must_change_password": True,
+            "failed_attempts": 0, "locked_until": None, "password_changed_at": utcnow(),
+            "last_reset_by": actor.username, "last_reset_approved_by": approved_by},
             revoke=True)
+
+    def set_role(self, actor, username, role):
+        """Managers: move an employee between teller and manager. Raising a teller to manager
+        is a four-eyes request (returns a PendingApproval); lowering applies at once."""
+        bank = self._bank
+        user = self._employee_target(actor, username, "user.set_role")
+        if role not in security.EMPLOYEE_ROLES or user["role"] not in security.EMPLOYEE_ROLES:
+            raise InvalidInput("Only employees move between teller and manager.")
+        if user["role"] == role:
+            raise InvalidInput(f"{user['username']} is already a {role}.")
+        if actor.username == user["username"]:
+            raise InvalidInput("You cannot change your own role.")
+        if role == "manager" and bank.approvals.applies_to(actor):
+            return bank.approvals.request(
+                actor, "user.raise_role", params={"username": user["username"], "role": role},
+                summary=f"Make {user['username']} a manager")
+        bank.write(lambda uow: self._set_role_in(uow, actor, user["username"], role))
+        return None
+
+    def _set_role_in(self, uow, actor, name, role):
+        row = uow.fetchone("SELECT role FROM users WHERE username = ?", [name])
+        if row is None or row[0] not in security.EMPLOYEE_ROLES:
+            raise InvalidState(f"{name} is no longer an employee.")
+        self._update_in(uow, actor, name, "user.set_role", {"role": role}, revoke=True)
 
     def change_password(self, actor, old_password, new_password):
         """A signed-in user changes their own password; every other session of theirs ends."""

@@ -114,6 +114,17 @@ def act(name: str, fn, message, on_success=None) -> None:
     run_job(name, fn, message=message, on_success=on_success)
 
 
+def unless_waiting(message):
+    """A success message for a call that may instead wait for a second manager (it returned a
+    PendingApproval): then the message says so. message is text or a function of the result."""
+    def text(result):
+        if isinstance(result, PendingApproval):
+            return (f"Request {result.request_id} waits for another manager's approval "
+                    "(Approvals page); nothing has changed yet.")
+        return message(result) if callable(message) else message
+    return text
+
+
 def show_stashed_error(name: str) -> None:
     exc = st.session_state.pop(f"_error_{name}", None)
     if exc is not None:

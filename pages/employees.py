@@ -1,5 +1,7 @@
 """Employee management (managers): create tellers and managers, deactivate and reactivate
-them, reset a password (to be changed at the next sign-in) and unlock locked users."""
+them, reset a password (to be changed at the next sign-in), move them between teller and
+manager, and unlock locked users. A new manager, a manager's password reset and a raised role
+wait for a second manager (Approvals page); they are listed here as waiting."""
 import streamlit as st
 
 from pages.text import md
@@ -28,6 +30,7 @@ def render() -> None:
     staff = _employees(bank, actor)
     st.dataframe(staff[[c for c in COLUMNS if c in staff.columns]].rename(columns=COLUMNS),
                  hide_index=True, width="stretch")
+    _waiting(bank, actor)
     create_tab, manage_tab, locked_tab = st.tabs(
         [":material/person_add: Add", ":material/manage_accounts: Manage",
          ":material/lock_open: Locked users"])
@@ -46,6 +49,31 @@ def _employees(bank, actor):
     return pd.concat(frames, ignore_index=True)
 
 
+USER_OPERATIONS = ("user.create_manager", "user.reset_password", "user.raise_role")
+
+
+def _waiting(bank, actor) -> None:
+    """Requests about logins that wait for a second manager."""
+    waiting = bank.approvals.list(actor, "pending", kinds=USER_OPERATIONS)
+    if waiting.empty:
+        return
+    st.subheader("Waiting for a second manager")
+    st.dataframe(waiting[["request_id", "memo", "maker", "created_at"]].rename(columns={
+        "request_id": "Request", "memo": "What", "maker": "Asked by",
+        "created_at": "Asked (UTC)"}), hide_index=True, width="stretch",
+        key="bankms_employees_waiting")
+
+
+def _outcome(result, done: str) -> str:
+    """The message for a call that either happened or waits for a second manager."""
+    from bankms.approvals import PendingApproval
+
+    if isinstance(result, PendingApproval):
+        return (f"Request {result.request_id} waits for another manager's approval "
+                "(Approvals page); the approver receives any temporary password.")
+    return done
+
+
 def _run(action, success: str) -> None:
     """Call one bankms action; show its refusal in plain words, or rerun with a message."""
     from pages import common
@@ -56,7 +84,7 @@ def _run(action, success: str) -> None:
     except BankError as exc:
         common.show_error(exc)
         return
-    common.flash(success)
+    common.flash(success() if callable(success) else success)
     st.rerun()
 
 
@@ -73,19 +101,21 @@ def _create(bank, actor) -> None:
         submitted = st.form_submit_button("Add employee", type="primary",
                                           icon=":material/person_add:")
     if submitted:
-        password = temporary_password()
+        # A manager login needs a second manager, who receives its temporary password.
+        password = temporary_password() if role == "teller" else None
+        outcome = {}
 
         def action():
-            bank.users.create(actor, username=username, password=password, role=role,
-                              full_name=full_name, email=email or None,
-                              must_change_password=True)
-            st.session_state["_temporary_password"] = (username.strip().lower(), password)
-        _run(action, f"{role.capitalize()} {md(username.strip().lower())} added.")
+            outcome["result"] = bank.users.create(
+                actor, username=username, password=password, role=role, full_name=full_name,
+                email=email or None, must_change_password=True)
+            if password is not None:
+                st.session_state["_temporary_password"] = (username.strip().lower(), password)
+        _run(action, lambda: _outcome(outcome.get("result"),
+                                      f"{role.capitalize()} {md(username.strip().lower())} added."))
 
 
 def _manage(bank, actor, staff) -> None:
-    from bankms.users import temporary_password
-
     others = [u for u in staff["username"].tolist()]
     if not others:
         st.caption("No employees yet.")
@@ -104,13 +134,23 @@ def _manage(bank, actor, staff) -> None:
         _run(lambda: bank.users.activate(actor, username), f"{md(username)} reactivated.")
     if middle.button("Reset password", icon=":material/lock_reset:", key="bankms_reset",
                      disabled=username == actor.username, width="stretch"):
-        password = temporary_password()
+        outcome = {}
 
         def action():
-            bank.users.reset_password(actor, username, password)
-            st.session_state["_temporary_password"] = (username, password)
-        _run(action, f"Password of {md(username)} reset.")
-    right.caption("Your own password: use *Change password*.")
+            outcome["result"] = result = bank.users.reset_password(actor, username)
+            if isinstance(result, str):
+                st.session_state["_temporary_password"] = (username, result)
+        _run(action, lambda: _outcome(outcome.get("result"), f"Password of {md(username)} reset."))
+    other_role = "teller" if row["role"] == "manager" else "manager"
+    if right.button(f"Make {other_role}", icon=":material/swap_vert:", key="bankms_role",
+                    disabled=username == actor.username, width="stretch"):
+        outcome = {}
+
+        def change():
+            outcome["result"] = bank.users.set_role(actor, username, other_role)
+        _run(change, lambda: _outcome(outcome.get("result"),
+                                      f"{md(username)} is now a {other_role}."))
+    st.caption("Your own password: use *Change password*.")
 
 
 def _locked(bank, actor) -> None:

@@ -153,5 +153,6 @@ def payment_form(bank, actor, loan: dict, sources: dict, prefix: str) -> None:
         show_error(exc)
         return
     reset_form_key(name)
-    flash(f"Paid {money(receipt.amount)} (transaction {receipt.transaction_id}). "
-          f"{md(receipt.memo)}.")
+    from pages.daily_common import unless_waiting
+    flash(unless_waiting(lambda r: f"Paid {money(r.amount)} (transaction {r.transaction_id}). "
+                                   f"{md(r.memo)}.")(receipt))

@@ -131,11 +131,12 @@ def _arrears(bank, actor):
     reason = st.text_input("Reason for the write-off", key=f"writeoff_reason_{lid}")
     if st.button("Write off", key=f"writeoff_go_{lid}"):
         try:
-            bank.loans.write_off(actor, lid, reason=reason)
+            result = bank.loans.write_off(actor, lid, reason=reason)
         except BankError as exc:
             show_error(exc)
         else:
-            flash(f"Loan {lid} written off.")
+            from pages.daily_common import unless_waiting
+            flash(unless_waiting(f"Loan {lid} written off.")(result))
 
 
 def render() -> None:

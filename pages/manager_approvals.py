@@ -1,6 +1,9 @@
-"""Approvals (managers): payments above the four-eyes limit wait here. Approving posts the
-payment (its hold is released in the same step); rejecting needs a reason and releases the
-hold. Nobody approves their own request."""
+"""Approvals (managers): payments above the four-eyes limit wait here, and so do new manager
+logins, managers' password resets, raised roles, large reversals, overdraft limits, high rates,
+loan write-offs and large staff loan repayments. Approving carries the request out (a payment's
+hold is released in the same step); rejecting needs a reason. Nobody approves their own request
+or one of someone whose login they made or reset (bankms refuses). Below the queue: structuring
+alerts (runs of payments just under the limit) with the audit trail behind each."""
 import streamlit as st
 
 PAGE = {"title": "Approvals", "icon": ":material/fact_check:", "roles": ("manager",),
@@ -8,9 +11,16 @@ PAGE = {"title": "Approvals", "icon": ":material/fact_check:", "roles": ("manage
 
 
 def _describe(row):
+    from bankms.approvals import OPERATIONS
     from pages.common import money
     from pages.daily_common import md
 
+    if row["kind"] in OPERATIONS:
+        text = f"**{md(OPERATIONS[row['kind']].capitalize())}** · {md(row['memo'])}"
+        if row["amount"]:
+            text += f" · {md(money(row['amount']))}"
+        return text + (f"  \nRequest {row['request_id']} by {md(row['maker'])} at "
+                       f"{row['created_at']:%Y-%m-%d %H:%M}")
     parts = [f"**{md(money(row['amount']))}** · {row['kind']}"]
     if row["source_account"]:
         parts.append(f"from {row['source_account']} ({md(row['source_holder'])})")
@@ -25,6 +35,7 @@ def _describe(row):
 
 
 def _request(bank, actor, row):
+    from bankms.approvals import OPERATIONS
     from pages import daily_common as dc
 
     rid = int(row["request_id"])
@@ -33,17 +44,64 @@ def _request(bank, actor, row):
         if row["maker"] == actor.username:
             st.caption("You made this request: another manager must approve it. You may "
                        "still reject it.")
-        elif st.button("Approve and post", type="primary", key=f"approve_{rid}",
-                       icon=":material/check:"):
+        elif st.button("Approve" if row["kind"] in OPERATIONS else "Approve and post",
+                       type="primary", key=f"approve_{rid}", icon=":material/check:"):
             dc.act("approvals", lambda: bank.approvals.approve(actor, rid),
-                   lambda receipt: f"Request {rid} approved: posted as transaction "
-                                   f"{receipt.transaction_id}.")
+                   lambda result: _approved_message(rid, result), on_success=_keep_password)
         with st.form(f"reject_{rid}"):
             reason = st.text_input("Reason for rejecting", key=f"reject_reason_{rid}")
             go = st.form_submit_button("Reject", key=f"reject_go_{rid}", icon=":material/close:")
         if go:
             dc.act("approvals", lambda: bank.approvals.reject(actor, rid, reason),
                    f"Request {rid} rejected; its hold is released.")
+
+
+def _approved_message(rid, result) -> str:
+    if isinstance(result, dict):
+        return f"Request {rid} approved and carried out."
+    if getattr(result, "transaction_id", None) is None:
+        return f"Request {rid} approved."
+    return f"Request {rid} approved: posted as transaction {result.transaction_id}."
+
+
+def _keep_password(result) -> None:
+    """A new manager's or a reset password is shown once, to the approver, on the next run."""
+    if isinstance(result, dict) and result.get("temporary_password"):
+        st.session_state["_approval_password"] = (result["username"],
+                                                  result["temporary_password"])
+
+
+def _show_password() -> None:
+    from pages.text import md
+
+    shown = st.session_state.pop("_approval_password", None)
+    if shown:
+        st.success(f"Temporary password for **{md(shown[0])}**: `{shown[1]}`  \nGive it to "
+                   "them in person; they must choose their own at the next sign-in. It is not "
+                   "shown again.", icon=":material/key:")
+
+
+def _alerts(bank, actor) -> None:
+    """Structuring alerts: each row a customer with several payments just under the limit in a
+    short window; choosing one shows the audit trail behind it."""
+    from pages import daily_common as dc
+
+    st.subheader("Structuring alerts")
+    alerts = bank.approvals.structuring_alerts(actor)
+    if alerts.empty:
+        st.caption("No runs of payments just under the limit in the last 30 days.")
+        return
+    dc.show_table(alerts.drop(columns=["transaction_ids"]),
+                  {"customer_id": "Customer", "holder": "Holder", "payments": "Payments",
+                   "total": "Total", "first_at": "First (UTC)", "last_at": "Last (UTC)",
+                   "actors": "Made by"}, ("total",), key="approvals_alerts")
+    choice = st.selectbox("Audit trail of", alerts.index.tolist(), key="approvals_alert_pick",
+                          format_func=lambda i: f"{alerts.loc[i, 'holder']} "
+                                                f"({alerts.loc[i, 'payments']} payments)")
+    trail = bank.approvals.alert_trail(actor, alerts.loc[choice, "transaction_ids"])
+    dc.show_table(trail, {"ts": "When (UTC)", "actor": "Who", "actor_role": "Role",
+                          "action": "Action", "entity_id": "Transaction", "outcome": "Outcome",
+                          "after": "Details"}, key="approvals_alert_trail")
 
 
 def render() -> None:
@@ -57,6 +115,7 @@ def render() -> None:
     dc.settle_job("approvals")
     dc.show_stashed_error("approvals")
     dc.show_flash()
+    _show_password()
     try:
         queue = bank.approvals.list(actor, "pending")
         decided = bank.approvals.list(actor, limit=50)
@@ -64,7 +123,10 @@ def render() -> None:
     except BankError as exc:
         show_error(exc)
         return
-    st.caption(f"Staff payments above {dc.md(money(threshold))} wait here for a second person.")
+    st.caption(f"Staff payments above {dc.md(money(threshold))} (one person's payments for "
+               "one customer in a day count together), new managers, password resets and "
+               "raised roles, and large reversals, limits, rates and loan write-offs wait here "
+               "for a second manager.")
     if queue.empty:
         st.info("Nothing is waiting for approval.", icon=":material/done_all:")
     for _, row in queue.iterrows():
@@ -75,3 +137,7 @@ def render() -> None:
                             "kind": "Type", "maker": "By", "decided_by": "Decided by",
                             "transaction_id": "Transaction", "reason": "Reason"},
                   ("amount",), empty="No decisions yet.", key="approvals_decided")
+    try:
+        _alerts(bank, actor)
+    except BankError as exc:
+        show_error(exc)

@@ -48,5 +48,5 @@ def render() -> None:
     if confirm:
         # The default key is derived from the transaction, so a repeat cannot reverse twice.
         dc.act("reversals", lambda: bank.payments.reverse(actor, tid, reason),
-               lambda receipt: f"Transaction {tid} is reversed by transaction "
-                               f"{receipt.transaction_id}.")
+               dc.unless_waiting(lambda receipt: f"Transaction {tid} is reversed by "
+                                                 f"transaction {receipt.transaction_id}."))

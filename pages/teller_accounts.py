@@ -35,8 +35,17 @@ def _open(bank, actor):
             actor, customer, kind=kind, overdraft_limit=overdraft or "0",
             interest_rate=rate or None, idempotency_key=key),
             lambda number: f"Opened {kind} account {number} for customer "
-                           f"{dc.md(customer.strip())}.",
+                           f"{dc.md(customer.strip())}."
+                           + _waiting_note(bank, actor, number),
             on_success=opened)
+
+
+def _waiting_note(bank, actor, number) -> str:
+    """A limit or rate asked for at opening that waits for a second manager."""
+    if bank.approvals.list(actor, "pending", account=number).empty:
+        return ""
+    return (" Its overdraft limit or interest rate waits for another manager's approval "
+            "(Approvals page).")
 
 
 def _manage(bank, actor):
@@ -76,7 +85,7 @@ def _manage(bank, actor):
 def _act(fn, message):
     from pages import daily_common as dc
 
-    dc.act("accounts", fn, message)
+    dc.act("accounts", fn, dc.unless_waiting(message))
 
 
 def _status_actions(bank, actor, acc):

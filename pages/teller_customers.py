@@ -89,6 +89,7 @@ def _overview(bank, actor, cid):
         dc.show_table(pending, {"request_id": "Request", "kind": "Type", "amount": "Amount",
                                 "maker": "By"}, ("amount",), key=f"customers_pending_{cid}")
     _edit_contact(bank, actor, p)
+    _login(bank, actor, p)
     if actor.role == "manager":
         _status(bank, actor, p)
 
@@ -107,6 +108,38 @@ def _edit_contact(bank, actor, p):
             dc.act("customers", lambda: bank.customers.update_contact(
                 actor, p["id"], email=email, phone=phone, address=address),
                 lambda changed: "Contact details saved." if changed else "Nothing changed.")
+
+
+def _login(bank, actor, p):
+    """Online banking: staff make the login (or a new code for one), never its password; the
+    customer sets it on the Activate login page with the code, shown here once."""
+    from pages import daily_common as dc
+
+    shown = st.session_state.pop("_activation_code", None)
+    if shown:
+        st.success(f"Activation code for **{dc.md(shown['username'])}**: "
+                   f"`{shown['activation_code']}` (valid until "
+                   f"{shown['expires_at']:%Y-%m-%d %H:%M} UTC). Give it to the customer only; "
+                   "they choose their password with it. It is not shown again.",
+                   icon=":material/key:")
+    with st.expander("Online banking login"):
+        with st.form(f"customers_login_{p['id']}"):
+            username = st.text_input("Username", max_chars=32, key=f"login_user_{p['id']}")
+            left, right = st.columns(2)
+            create = left.form_submit_button("Create login", key=f"login_create_{p['id']}")
+            again = right.form_submit_button("New activation code",
+                                             key=f"login_code_{p['id']}")
+
+        def keep(made):
+            st.session_state["_activation_code"] = made
+        if create:
+            dc.act("customers", lambda: bank.users.create_customer_login(actor, p["id"],
+                                                                         username),
+                   "Login created.", on_success=keep)
+        elif again:
+            dc.act("customers", lambda: bank.users.new_activation_code(actor, username),
+                   "New activation code made; the old password no longer works.",
+                   on_success=keep)
 
 
 def _status(bank, actor, p):

@@ -76,7 +76,7 @@ def roles_pages(role):
 # Explicit expectations for the framework's own pages; pages added by other issues follow
 # their PAGE["roles"], checked by the generic equality below.
 @pytest.mark.parametrize("who, present, absent", [
-    ("anonymous", {"sign-in", "sign-up"},
+    ("anonymous", {"sign-in", "sign-up", "activate"},
      {"start", "staff", "change-password", "awaiting-verification"}),
     ("customer", {"start", "change-password"},
      {"sign-in", "sign-up", "staff", "awaiting-verification", "bank-operations"}),

@@ -532,11 +532,15 @@ def test_user_create_applies_policy_and_roles(bank, system):
                 call()
     assert sorted(bank.users.list(system)["username"]) == sorted(
         ["newbie", "newbie2", teller.username])
-    bank.users.create(teller, username="Cust.One", password=PASSWORD, role="customer",
-                      customer_id=cid)
-    with pytest.raises(DuplicateError):
-        bank.users.create(teller, username="cust.one", password=PASSWORD, role="customer",
+    # Staff never choose a customer's password (issue 12): a login comes with an activation
+    # code instead, and a chosen password is refused.
+    with pytest.raises(PermissionDenied):
+        bank.users.create(teller, username="Cust.One", password=PASSWORD, role="customer",
                           customer_id=cid)
+    assert bank.users.get("cust.one") is None
+    bank.users.create_customer_login(teller, cid, "Cust.One")
+    with pytest.raises(DuplicateError):
+        bank.users.create_customer_login(teller, cid, "cust.one")
     assert bank.users.get("CUST.ONE")["full_name"] == "Jane Doe"
 
 

@@ -1,0 +1,409 @@
+"""Segregation of duties (issue 12): the attacks a dishonest employee would try, through the
+public API. Each refusal is checked together with what must not have changed: balances, limits
+and rates, users, and the audit record of the refusal."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal as D
+
+import pytest
+
+import bankms
+from bankms.approvals import PendingApproval
+from bankms.errors import AuthenticationError, PermissionDenied
+from conftest import employee, funded_account, login_for, make_customer
+
+PASSWORD = "a long test password 1"  # what conftest.employee gives everyone
+
+NEW_PASSWORD = "my own new password 1"
+
+
+@pytest.fixture
+def w(bank):
+    """Four managers and a teller made by the system (nobody handled another's login), and
+    a customer with 100,000.00 in checking."""
+    class World:
+        pass
+    x = World()
+    x.bank = bank
+    x.mara = employee(bank, "manager", username="mara")
+    x.max = employee(bank, "manager", username="max")
+    x.mia = employee(bank, "manager", username="mia")
+    x.moe = employee(bank, "manager", username="moe")
+    x.tom = employee(bank, "teller", username="tom")
+    x.cid = make_customer(bank, name="Carl Customer")
+    x.acc = funded_account(bank, "100000.00", customer_id=x.cid)
+    return x
+
+
+def snapshot(bank):
+    """What a refused attack must leave as it was."""
+    return {
+        "accounts": bank.read("SELECT account_number, balance_cents, holds_cents, "
+                              "overdraft_limit_cents, interest_rate_percent, status "
+                              "FROM accounts ORDER BY 1"),
+        "users": bank.read("SELECT username, role, password_hash, must_change_password, "
+                           "active FROM users ORDER BY 1"),
+        "transactions": bank.read("SELECT count(*) FROM transactions")[0][0],
+        "approvals": bank.read("SELECT id, status FROM approval_requests ORDER BY 1"),
+    }
+
+
+def refusals(bank, actor, action):
+    return bank.read("SELECT count(*) FROM audit_log WHERE actor = ? AND action = ? "
+                     "AND outcome = 'refused'", [actor, action])[0][0]
+
+
+def sign_in_and_change(bank, username, temporary):
+    actor = bank.auth.login(username, temporary)
+    bank.users.change_password(actor, temporary, NEW_PASSWORD)
+    return bank.auth.login(username, NEW_PASSWORD)
+
+
+def refused_unchanged(bank, call, username, action, error=PermissionDenied):
+    before = snapshot(bank)
+    audited = refusals(bank, username, action)
+    with pytest.raises(error):
+        call()
+    assert snapshot(bank) == before
+    assert refusals(bank, username, action) == audited + 1
+
+
+def cannot_approve_before_or_after_change(bank, username, temporary, request_id):
+    """Sign in with a temporary password: approving is refused (nothing changes), and again
+    once the password is changed; returns the signed-in actor."""
+    actor = bank.auth.login(username, temporary)
+    for step in ("temporary", "changed"):
+        if step == "changed":
+            actor = sign_in_and_change(bank, username, temporary)
+        refused_unchanged(bank, lambda: bank.approvals.approve(actor, request_id), username,
+                          "payment.approve")
+    return actor
+
+
+# -- the two-login bypass and the colleague-reset bypass ---------------------------------------
+def test_a_manager_cannot_approve_their_own_withdrawal_through_a_login_they_made(w):
+    bank = w.bank
+    pending = bank.payments.withdraw(w.mara, w.acc, "50000.00")
+    assert isinstance(pending, PendingApproval)
+    # Creating a manager is itself a request: no login exists until another manager agrees.
+    made = bank.users.create(w.mara, username="ghost", role="manager", full_name="G Host")
+    assert isinstance(made, PendingApproval) and bank.users.get("ghost") is None
+    refused_unchanged(bank, lambda: bank.approvals.approve(w.mara, made.request_id), "mara",
+                      "payment.approve")
+    created = bank.approvals.approve(w.max, made.request_id)
+    ghost_user = bank.users.get("ghost")
+    assert ghost_user["role"] == "manager" and ghost_user["must_change_password"]
+    # While it must change its password, and after, the new login cannot approve its maker's
+    # request, nor (since max approved its creation) max's.
+    ghost = cannot_approve_before_or_after_change(bank, "ghost", created["temporary_password"],
+                                                  pending.request_id)
+    by_max = bank.payments.withdraw(w.max, w.acc, "20000.00")
+    refused_unchanged(bank, lambda: bank.approvals.approve(ghost, by_max.request_id), "ghost",
+                      "payment.approve")
+    # A manager who handled neither login approves, and the money moves once.
+    receipt = bank.approvals.approve(w.mia, pending.request_id)
+    assert receipt.amount == D("50000.00")
+    assert bank.accounts.balance(w.mia, w.acc) == D("50000.00")
+    assert bank.audit.verify() == []
+
+
+def test_a_colleague_whose_password_the_maker_reset_cannot_approve(w):
+    bank = w.bank
+    pending = bank.payments.withdraw(w.mara, w.acc, "50000.00")
+    reset = bank.users.reset_password(w.mara, "max")
+    assert isinstance(reset, PendingApproval)
+    # Nobody approves a request about their own login.
+    refused_unchanged(bank, lambda: bank.approvals.approve(w.max, reset.request_id), "max",
+                      "payment.approve")
+    # Nothing changed yet: max still signs in with his own password.
+    assert bank.auth.login("max", PASSWORD).username == "max"
+    done = bank.approvals.approve(w.mia, reset.request_id)
+    assert bank.users.get("max")["must_change_password"]
+    max_now = cannot_approve_before_or_after_change(bank, "max", done["temporary_password"],
+                                                    pending.request_id)
+    # And the other way round: mara's requests are not for max either, nor max's for mara.
+    by_max = bank.payments.withdraw(max_now, w.acc, "20000.00")
+    refused_unchanged(bank, lambda: bank.approvals.approve(w.mara, by_max.request_id), "mara",
+                      "payment.approve")
+    # mia approved the reset, so she saw max's temporary password: not her either.
+    refused_unchanged(bank, lambda: bank.approvals.approve(w.mia, by_max.request_id), "mia",
+                      "payment.approve")
+    assert bank.approvals.approve(w.moe, by_max.request_id).amount == D("20000.00")
+
+
+def test_resetting_a_tellers_password_bars_approving_that_tellers_requests(w):
+    bank = w.bank
+    temporary = bank.users.reset_password(w.mara, "tom")
+    tom = sign_in_and_change(bank, "tom", temporary)
+    pending = bank.payments.withdraw(tom, w.acc, "30000.00")
+    refused_unchanged(bank, lambda: bank.approvals.approve(w.mara, pending.request_id), "mara",
+                      "payment.approve")
+    assert bank.approvals.approve(w.max, pending.request_id).amount == D("30000.00")
+
+
+def test_raising_a_role_waits_for_a_second_manager(w):
+    bank = w.bank
+    raised = bank.users.set_role(w.mara, "tom", "manager")
+    assert isinstance(raised, PendingApproval)
+    assert bank.users.get("tom")["role"] == "teller"
+    refused_unchanged(bank, lambda: bank.approvals.approve(w.mara, raised.request_id), "mara",
+                      "payment.approve")
+    bank.approvals.approve(w.max, raised.request_id)
+    assert bank.users.get("tom")["role"] == "manager"
+    # Lowering needs nobody else.
+    assert bank.users.set_role(w.mara, "tom", "teller") is None
+    assert bank.users.get("tom")["role"] == "teller"
+
+
+def test_the_system_actor_and_tellers_are_not_four_eyes_makers_of_logins(w):
+    bank = w.bank
+    assert isinstance(bank.users.create(bank.system_actor(), username="boss2",
+                                        password=PASSWORD, role="manager", full_name="B"), int)
+    assert isinstance(bank.users.create(w.mara, username="tina", password=PASSWORD,
+                                        role="teller", full_name="T"), int)
+    assert bank.users.get("tina")["role"] == "teller"
+    refused_unchanged(bank, lambda: bank.users.create(w.tom, username="boss3", role="manager",
+                                                      full_name="B"), "tom",
+                      "user.create_employee")
+
+
+# -- other routes for large sums: each waits for a second manager ------------------------------
+def _loan(bank, cid, account, principal="20000.00"):
+    system = bank.system_actor()
+    lid = bank.loans.apply(system, cid, product="personal", principal=principal, term_months=24,
+                           purpose="new kitchen", monthly_income="9000.00")
+    bank.loans.approve(system, lid, annual_rate_percent="12")
+    bank.loans.disburse(system, lid, account)
+    return lid
+
+
+def _reversal(w):
+    receipt = w.bank.payments.withdraw(w.bank.system_actor(), w.acc, "50000.00")
+    return lambda: w.bank.payments.reverse(w.mara, receipt.transaction_id, "wrong account")
+
+
+def _overdraft(w):
+    empty = funded_account(w.bank, "0", customer_id=w.cid)
+    return lambda: w.bank.accounts.set_overdraft_limit(w.mara, empty, "1000000.00")
+
+
+def _rate(w):
+    savings = funded_account(w.bank, "0", kind="savings", customer_id=w.cid)
+    return lambda: w.bank.accounts.set_interest_rate(w.mara, savings, "99.9")
+
+
+def _write_off(w):
+    lid = _loan(w.bank, w.cid, w.acc)
+    return lambda: w.bank.loans.write_off(w.mara, lid, reason="borrower unreachable")
+
+
+def _teller_repay(w):
+    lid = _loan(w.bank, w.cid, w.acc)
+    return lambda: w.bank.loans.repay(w.tom, lid, "15000.00", w.acc, idempotency_key="repay-1")
+
+
+def _check_reversal(bank, w):
+    assert bank.accounts.balance(w.mara, w.acc) == D("100000.00")
+
+
+def _check_overdraft(bank, w):
+    assert bank.read("SELECT max(overdraft_limit_cents) FROM accounts")[0][0] == 100000000
+
+
+def _check_rate(bank, w):
+    assert bank.read("SELECT max(interest_rate_percent) FROM accounts")[0][0] == D("99.9")
+
+
+def _check_write_off(bank, w):
+    assert bank.read("SELECT status FROM loans")[0][0] == "written_off"
+
+
+def _check_repay(bank, w):
+    assert bank.read("SELECT count(*) FROM loan_payments")[0][0] == 1
+
+
+# (name, make the call, check after approval)
+WAITS = [
+    ("reversal of 50,000.00", _reversal, _check_reversal),
+    ("overdraft of 1,000,000.00", _overdraft, _check_overdraft),
+    ("savings rate of 99.9 %", _rate, _check_rate),
+    ("write-off of 20,000.00", _write_off, _check_write_off),
+    ("teller's loan repayment of 15,000.00", _teller_repay, _check_repay),
+]
+
+
+@pytest.mark.parametrize("name, make, check", WAITS, ids=[r[0] for r in WAITS])
+def test_large_operations_wait_and_the_maker_cannot_release_them(w, name, make, check):
+    bank = w.bank
+    call = make(w)
+    before = snapshot(bank)
+    pending = call()
+    assert isinstance(pending, PendingApproval), name
+    after = snapshot(bank)
+    assert after["accounts"] == before["accounts"] and after["users"] == before["users"]
+    assert after["transactions"] == before["transactions"]
+    assert call().request_id == pending.request_id  # a repeat is the same request
+    maker = bank.read("SELECT maker FROM approval_requests WHERE id = ?",
+                      [pending.request_id])[0][0]
+    maker_actor = bank.auth.actor_for(maker)
+    refused_unchanged(bank, lambda: bank.approvals.approve(maker_actor, pending.request_id),
+                      maker, "payment.approve")
+    bank.approvals.approve(w.mia, pending.request_id)
+    check(bank, w)
+    assert bank.approvals.get(w.mia, pending.request_id)["status"] == "approved"
+    assert bank.audit.verify() == []
+
+
+def test_small_operations_need_nobody_else(w):
+    bank = w.bank
+    receipt = bank.payments.withdraw(bank.system_actor(), w.acc, "500.00")
+    assert not isinstance(bank.payments.reverse(w.mara, receipt.transaction_id, "typo"),
+                          PendingApproval)
+    assert bank.accounts.set_overdraft_limit(w.mara, w.acc, "10000.00") is None
+    savings = funded_account(bank, "0", kind="savings", customer_id=w.cid)
+    assert bank.accounts.set_interest_rate(w.mara, savings, "1.5") is None
+    assert bank.approvals.list(w.mara, "pending").empty
+
+
+# -- splitting: one staff member's payments for one customer count together ---------------------
+# (who, amounts one after another, which of them wait)
+SPLITS = [
+    ("teller", ["10000.00", "10000.00", "10000.00"], [False, True, True]),
+    ("teller", ["6000.00", "4000.00", "0.01"], [False, False, True]),
+    ("teller", ["10000.01"], [True]),
+    ("manager", ["9000.00", "9000.00"], [False, True]),
+    ("system", ["10000.00", "10000.00", "50000.00"], [False, False, False]),
+]
+
+
+@pytest.mark.parametrize("who, amounts, waits", SPLITS)
+def test_one_staff_members_payments_for_one_customer_count_together(w, who, amounts, waits):
+    bank = w.bank
+    actor = {"teller": w.tom, "manager": w.mara, "system": bank.system_actor()}[who]
+    got = [isinstance(bank.payments.withdraw(actor, w.acc, a), PendingApproval)
+           for a in amounts]
+    assert got == waits
+    posted = sum(D(a) for a, wait in zip(amounts, waits) if not wait)
+    held = sum(D(a) for a, wait in zip(amounts, waits) if wait)
+    info = bank.accounts.get(w.mara, w.acc)
+    assert (info["balance"], info["holds"]) == (D("100000.00") - posted, held)
+
+
+def test_the_daily_total_is_per_customer_and_skips_what_was_approved(w):
+    bank = w.bank
+    other = funded_account(bank, "100000.00", customer_id=make_customer(bank, name="Olga"))
+    assert not isinstance(bank.payments.withdraw(w.tom, w.acc, "9000.00"), PendingApproval)
+    assert not isinstance(bank.payments.withdraw(w.tom, other, "9000.00"), PendingApproval)
+    big = bank.payments.withdraw(w.tom, other, "20000.00")
+    bank.approvals.approve(w.mara, big.request_id)
+    # What a second person approved does not count again; the 9,000.00 before it does.
+    assert not isinstance(bank.payments.withdraw(w.tom, other, "1000.00"), PendingApproval)
+    assert isinstance(bank.payments.withdraw(w.tom, other, "0.01"), PendingApproval)
+
+
+# -- tellers, rates and customers' passwords ---------------------------------------------------
+def test_a_teller_cannot_set_a_rate(w):
+    bank = w.bank
+    refused_unchanged(bank, lambda: bank.accounts.open(w.tom, w.cid, kind="savings",
+                                                       interest_rate="99.9"),
+                      "tom", "account.set_interest_rate")
+    number = bank.accounts.open(w.tom, w.cid, kind="savings")
+    assert bank.accounts.get(w.tom, number)["interest_rate_percent"] == D("2.00")
+
+
+def test_a_managers_high_rate_at_opening_waits(w):
+    bank = w.bank
+    number = bank.accounts.open(w.mara, w.cid, kind="savings", interest_rate="7.5")
+    assert bank.accounts.get(w.mara, number)["interest_rate_percent"] == D("2.00")
+    waiting = bank.approvals.list(w.mara, "pending", account=number)
+    assert list(waiting["kind"]) == ["account.set_interest_rate"]
+    bank.approvals.approve(w.max, int(waiting["request_id"].iloc[0]))
+    assert bank.accounts.get(w.mara, number)["interest_rate_percent"] == D("7.5")
+
+
+def test_staff_cannot_choose_a_customers_password(w):
+    bank = w.bank
+    refused_unchanged(bank, lambda: bank.users.create(
+        w.tom, username="carl", password=PASSWORD, role="customer", customer_id=w.cid),
+        "tom", "user.create_customer_login")
+    refused_unchanged(bank, lambda: bank.users.create(
+        w.mara, username="carl", password=PASSWORD, role="customer", customer_id=w.cid),
+        "mara", "user.create_customer_login")
+    made = bank.users.create_customer_login(w.tom, w.cid, "carl")
+    # Nobody can sign in until the customer sets a password with the code.
+    with pytest.raises(AuthenticationError):
+        bank.auth.login("carl", PASSWORD)
+    # (username, code, refused)
+    for username, code in [("carl", "AAAA-BBBB-CCCC-DDDD"), ("nobody", made["activation_code"]),
+                           ("carl", "")]:
+        refused_unchanged(bank, lambda: bank.users.activate_login(username, code, NEW_PASSWORD),
+                          username or "anonymous", "user.activate", AuthenticationError)
+    bank.users.activate_login("carl", made["activation_code"].lower(), NEW_PASSWORD)
+    carl = bank.auth.login("carl", NEW_PASSWORD)
+    assert carl.customer_id == w.cid
+    # Single use.
+    refused_unchanged(bank, lambda: bank.users.activate_login("carl", made["activation_code"],
+                                                        "another password 22"),
+                      "carl", "user.activate", AuthenticationError)
+
+
+def test_an_activation_code_expires(w):
+    bank = w.bank
+    made = bank.users.create_customer_login(w.tom, w.cid, "carl")
+    bank.write(lambda uow: uow.execute(
+        "UPDATE activation_codes SET expires_at = ?",
+        [bankms.ledger.utcnow() - dt.timedelta(seconds=1)]))
+    refused_unchanged(bank, lambda: bank.users.activate_login("carl", made["activation_code"],
+                                                        NEW_PASSWORD),
+                      "carl", "user.activate", AuthenticationError)
+    again = bank.users.new_activation_code(w.tom, "carl")
+    bank.users.activate_login("carl", again["activation_code"], NEW_PASSWORD)
+    assert bank.auth.login("carl", NEW_PASSWORD).username == "carl"
+
+
+def test_staff_cannot_reset_a_customers_password(w):
+    login_for(w.bank, w.cid, "carl")
+    refused_unchanged(w.bank, lambda: w.bank.users.reset_password(w.mara, "carl",
+                                                                  "staff chosen pw 1"),
+                      "mara", "user.reset_password")
+
+
+# -- structuring alerts ------------------------------------------------------------------------
+def test_structuring_alert_lists_payments_just_under_the_threshold_with_their_trail(w):
+    bank = w.bank
+    other = funded_account(bank, "100000.00", customer_id=make_customer(bank, name="Olga"))
+    tellers = [w.tom, employee(bank, "teller", username="tess"), w.mara]
+    for teller in tellers:  # three people, so no one's daily total catches it
+        assert not isinstance(bank.payments.deposit(teller, other, "9500.00"), PendingApproval)
+    bank.payments.deposit(w.tom, w.acc, "9500.00")  # two for carl: below the count
+    bank.payments.deposit(tellers[1], w.acc, "5000.00")
+    alerts = bank.approvals.structuring_alerts(w.mara)
+    assert list(alerts["holder"]) == ["Olga"]
+    alert = alerts.iloc[0]
+    assert (alert["payments"], alert["total"]) == (3, D("28500.00"))
+    assert alert["actors"] == "mara, tess, tom"
+    trail = bank.approvals.alert_trail(w.mara, alert["transaction_ids"])
+    assert sorted(trail["actor"]) == ["mara", "tess", "tom"]
+    assert set(trail["action"]) == {"payment.deposit"}
+    with pytest.raises(PermissionDenied):
+        bank.approvals.structuring_alerts(w.tom)
+
+
+def test_the_review_step_warns_when_the_daily_total_would_wait(w):
+    bank = w.bank
+    review = bank.payments.review(w.tom, "withdrawal", amount="10000.00", source=w.acc)
+    assert review["needs_approval"] is False
+    bank.payments.withdraw(w.tom, w.acc, "10000.00")
+    review = bank.payments.review(w.tom, "withdrawal", amount="10000.00", source=w.acc)
+    assert review["needs_approval"] is True
+
+
+@pytest.mark.parametrize("key", ["four_eyes_threshold_cents", "four_eyes_rate_bp",
+                                 "structuring_count_min", "activation_code_ttl_s"])
+def test_a_manager_cannot_loosen_the_controls_alone(w, key):
+    before = w.bank.settings.get(key)
+    refused_unchanged(w.bank, lambda: w.bank.settings.set(w.mara, key, "999999999"), "mara",
+                      "bank.admin")
+    assert w.bank.settings.get(key) == before
+    w.bank.settings.set(w.bank.system_actor(), key, before)  # the command line may
