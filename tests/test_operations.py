@@ -392,14 +392,14 @@ def test_operations_page(app_env):
     table = _table(at, "Setting")
     assert set(table["Setting"]) == set(REGISTRY)
     assert {"Meaning", "Type", "Allowed", "Default"} <= set(table.columns)
-    for value, shown in (("-1", "not a valid value"), ("120", "login_backoff_forget_s is now 120")):
-        at.selectbox(key="ops_setting_key").set_value("login_backoff_forget_s")
+    for value, shown in (("-1", "not a valid value"), ("120", "session_idle_timeout_s is now 120")):
+        at.selectbox(key="ops_setting_key").set_value("session_idle_timeout_s")
         at.text_input(key="ops_setting_value").input(value)
         _submit(at, "ops_setting_form", "Save setting")
         assert any(shown in m.value for m in [*at.error, *at.success]), value
-    assert bank.settings.get("login_backoff_forget_s") == "120"
+    assert bank.settings.get("session_idle_timeout_s") == "120"
     table = _table(at, "Setting")
-    assert table.set_index("Setting").loc["login_backoff_forget_s", "Value"] == "120"
+    assert table.set_index("Setting").loc["session_idle_timeout_s", "Value"] == "120"
 
 
 def test_a_broken_ledger_shows_a_summary(app_env):
