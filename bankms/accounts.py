@@ -7,6 +7,7 @@ from . import accountnum
 from .dates import as_date
 from .errors import (
     AccountNotFound,
+    AccountRepaysLoan,
     CustomerNotActive,
     CustomerNotFound,
     InvalidInput,
@@ -331,6 +332,14 @@ class Accounts:
                     f"{to_money(before['balance_cents'])}. Move the money out first.")
             if before["holds_cents"] != 0:
                 raise InvalidState(f"Account {number} has funds on hold.")
+            # End of day collects instalments from this account (issue 9).
+            loans = [str(r[0]) for r in self._bank.read(
+                "SELECT id FROM loans WHERE account_number = ? AND status = 'active' "
+                "ORDER BY id", [number])]
+            if loans:
+                raise AccountRepaysLoan(
+                    f"Account {number} repays loan {', '.join(loans)}; change the loan's "
+                    "repayment account first (bank.loans.set_repayment_account).")
         self._change(actor, number, "account.close", check,
                      lambda b: {"status": "closed", "closed_at": utcnow(),
                                 "closed_date": self._bank.state.business_date})

@@ -315,7 +315,8 @@ class Approvals:
         return bank.write(fn)
 
     def gate_loan(self, actor, operation: str, loan_id: int, *, amount_cents=None,
-                  source_account=None, reason=None, idempotency_key=None):
+                  source_account=None, reason=None, idempotency_key=None, prepayment=None,
+                  value_date=None):
         """For loans.write_off and loans.repay: None when the call may go ahead now, else the
         PendingApproval of a request to do it once a second manager agrees. A write-off is
         measured by the principal outstanding, a repayment by its amount."""
@@ -334,6 +335,10 @@ class Approvals:
             return None
         same = {"loan_id": loan_id, "amount_cents": cents, "reason": reason,
                 "source_account": source_account, "idempotency_key": idempotency_key}
+        if operation == "loan.repay":
+            # The repayment is carried out later exactly as asked: its prepayment rule and,
+            # for a manager's back-dated correction, its value date.
+            same.update(prepayment=prepayment, value_date=value_date)
         # The key the loan service uses once the request is approved, so that a second attempt
         # to carry it out replays instead of paying twice (a write-off has its own default).
         key = idempotency_key
@@ -469,7 +474,9 @@ class Approvals:
                 outcome = bank.loans.repay(maker, params["loan_id"],
                                            to_money(params["amount_cents"]),
                                            params["source_account"],
-                                           idempotency_key=params["idempotency_key"])
+                                           idempotency_key=params["idempotency_key"],
+                                           prepayment=params.get("prepayment"),
+                                           value_date=params.get("value_date"))
         except BankError as exc:
             bank.record_refusal(actor, "payment.approve", exc, entity="approval", entity_id=rid)
             raise

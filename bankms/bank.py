@@ -23,11 +23,18 @@ INTERNAL_ACCOUNTS = [
     ("GL1000", "teller_cash", "Teller cash"),
     ("GL1100", "clearing", "External clearing"),
     ("GL1200", "loans_receivable", "Loans receivable"),
+    # Loan interest earned and not yet paid, kept by end of day (eod.py _accrue_loans).
+    ("GL1210", "interest_receivable", "Loan interest receivable"),
+    # Expected loan losses by arrears bucket, kept by end of day (eod.py _provision).
+    ("GL1290", "loan_loss_provision", "Loan-loss provision"),
     ("GL4000", "interest_income", "Interest income"),
     ("GL4100", "fee_income", "Fee income"),
+    # Payments on written-off loans (loans.py).
+    ("GL4200", "loan_recoveries", "Loan recoveries"),
     ("GL5000", "interest_expense", "Interest expense"),
     # Loans written off move their unpaid principal here (loans.py).
     ("GL5100", "loan_losses", "Loan losses"),
+    ("GL5200", "provision_expense", "Loan-loss provision expense"),
 ]
 INTERNAL = {code: number for number, code, _ in INTERNAL_ACCOUNTS}
 

@@ -73,10 +73,34 @@ def calendar_date(bank, now: dt.datetime | None = None) -> dt.date:
 
 def last_closable_day(bank, now: dt.datetime | None = None) -> dt.date:
     """The latest day end of day may close: today after the cut-off time, else yesterday."""
-    local = local_now(bank, now)
+    return _last_closable(local_now(bank, now), cutoff(bank))
+
+
+def _last_closable(local: dt.datetime, cut_off: dt.time) -> dt.date:
     today = local.date()
-    return today if local.time().replace(tzinfo=None) >= cutoff(bank) else today - \
+    return today if local.time().replace(tzinfo=None) >= cut_off else today - \
         dt.timedelta(days=1)
+
+
+def check_day_change(bank, *, zone_name: str | None = None, cut_off: dt.time | None = None,
+                     now: dt.datetime | None = None) -> None:
+    """Refuse (InvalidInput) a new time zone or cut-off under which the last day end of day
+    has closed would not have ended yet: switching to a zone further east, closing a day
+    early and switching back would otherwise leave the business date ahead of the calendar,
+    so that today's deposits carry tomorrow's value date."""
+    row = bank.read_one("SELECT max(business_date) FROM eod_runs")
+    last_closed = row[0] if row else None
+    if last_closed is None:
+        return
+    tz = parse_zone(zone_name) if zone_name is not None else zone(bank)
+    cut_off = cut_off if cut_off is not None else cutoff(bank)
+    local = as_utc(now if now is not None else bank.clock()).astimezone(tz)
+    if _last_closable(local, cut_off) < last_closed:
+        raise InvalidInput(
+            f"Business day {last_closed} is already closed, and with time zone {tz.key} and "
+            f"cut-off {cut_off:%H:%M} it would not have ended yet (it is {local:%Y-%m-%d %H:%M} "
+            "there): the business date would run ahead of the calendar. Change it after that "
+            "day has ended there.")
 
 
 def closes_at(bank, day: dt.date) -> dt.datetime:

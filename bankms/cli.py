@@ -18,7 +18,7 @@ import sys
 
 from . import files, operations
 from .bank import open_bank
-from .errors import BankError
+from .errors import BankError, ConfirmationRequired, InvalidInput
 
 DEFAULT_DB = "data/bank.duckdb"
 EXIT_PROBLEMS, EXIT_REFUSED, EXIT_UNEXPECTED = 1, 2, 3
@@ -141,6 +141,10 @@ def cmd_create_employee(args):
     try:
         password = args.password or os.environ.get("BANKMS_NEW_PASSWORD")
         if not password:
+            if not sys.stdin.isatty():
+                # getpass would fall back to echoing, warn over several lines and then fail.
+                raise InvalidInput("No password given and no terminal to ask on: use "
+                                   "--password or the BANKMS_NEW_PASSWORD variable.")
             password = getpass.getpass("Password (12-64 characters): ")
         bank.users.create(bank.system_actor(), username=args.username, password=password,
                           role=args.role, full_name=args.full_name or args.username,
@@ -171,8 +175,13 @@ def cmd_setting(args):
 def cmd_eod(args):
     bank = _existing(args)
     try:
-        result = bank.end_of_day(bank.system_actor(), until=args.until,
-                                 progress=_progress("end of day"), confirm=args.yes)
+        try:
+            result = bank.end_of_day(bank.system_actor(), until=args.until,
+                                     progress=_progress("end of day"), confirm=args.yes)
+        except ConfirmationRequired as exc:
+            # The service's words fit the page's checkbox; here the confirmation is --yes.
+            raise ConfirmationRequired(f"{_one_line(exc)} To confirm, run it again with "
+                                       "--yes.") from None
         print(result)
     finally:
         bank.close()

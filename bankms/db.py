@@ -243,7 +243,11 @@ SCHEMA = [
         interest_paid_cents BIGINT NOT NULL DEFAULT 0,
         principal_paid_cents BIGINT NOT NULL DEFAULT 0,
         fee_cents BIGINT NOT NULL DEFAULT 0,
-        fee_paid_cents BIGINT NOT NULL DEFAULT 0)""",
+        fee_paid_cents BIGINT NOT NULL DEFAULT 0,
+        fee_date DATE)""",
+    # The end of day that charged the late fee (issue 9): the replay lets payments dated
+    # after it pay the fee.
+    "ALTER TABLE loan_schedule ADD COLUMN IF NOT EXISTS fee_date DATE",
     # How each repayment transaction was split; prepayment_cents is the part of principal_cents
     # paid ahead of the schedule.
     """CREATE TABLE IF NOT EXISTS loan_payments (
@@ -257,7 +261,23 @@ SCHEMA = [
         interest_cents BIGINT NOT NULL,
         principal_cents BIGINT NOT NULL,
         prepayment_cents BIGINT NOT NULL,
-        actor VARCHAR NOT NULL)""",
+        actor VARCHAR NOT NULL,
+        prepayment_rule VARCHAR)""",
+    # The teller's choice for the prepayment part (NULL: the product's), replayed (issue 9).
+    "ALTER TABLE loan_payments ADD COLUMN IF NOT EXISTS prepayment_rule VARCHAR",
+    # Loan interest accrued and unpaid per loan as of its last end of day (GL1210 is their
+    # sum, negative as an asset); end of day keeps it (issue 9).
+    """CREATE TABLE IF NOT EXISTS loan_accruals (
+        loan_id BIGINT PRIMARY KEY,
+        accrued_cents BIGINT NOT NULL,
+        business_date DATE NOT NULL)""",
+    # Loan-loss provision held per loan (GL1290 is their sum); end of day keeps it (issue 9).
+    """CREATE TABLE IF NOT EXISTS loan_provisions (
+        loan_id BIGINT PRIMARY KEY,
+        bucket VARCHAR NOT NULL,
+        percent DECIMAL(9, 4) NOT NULL,
+        provision_cents BIGINT NOT NULL,
+        business_date DATE NOT NULL)""",
     # Savings interest accrued per account and day, in micro-cents (1e-6 cent): not money yet.
     """CREATE TABLE IF NOT EXISTS interest_accruals (
         account_id BIGINT NOT NULL,

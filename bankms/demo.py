@@ -1295,12 +1295,17 @@ class _Builder:
                     "CAST(closed_date AS DATE), written_off_cents, write_off_reason "
                     "FROM demo_loans")
                 uow.execute(
-                    "INSERT INTO loan_schedule SELECT loan_id, n, CAST(due_date AS DATE), "
+                    "INSERT INTO loan_schedule (loan_id, n, due_date, payment_cents, "
+                    "interest_cents, principal_cents, balance_cents, interest_paid_cents, "
+                    "principal_paid_cents, fee_cents, fee_paid_cents, fee_date) "
+                    "SELECT loan_id, n, CAST(due_date AS DATE), "
                     "payment_cents, interest_cents, principal_cents, balance_cents, "
-                    "interest_paid_cents, principal_paid_cents, fee_cents, fee_paid_cents "
-                    "FROM demo_schedule")
+                    "interest_paid_cents, principal_paid_cents, fee_cents, fee_paid_cents, "
+                    "CAST(fee_date AS DATE) FROM demo_schedule")
                 uow.execute(
-                    "INSERT INTO loan_payments SELECT transaction_id, loan_id, "
+                    "INSERT INTO loan_payments (transaction_id, loan_id, business_date, "
+                    "method, source_account, amount_cents, fee_cents, interest_cents, "
+                    "principal_cents, prepayment_cents, actor) SELECT transaction_id, loan_id, "
                     "CAST(business_date AS DATE), method, source_account, amount_cents, "
                     "fee_cents, interest_cents, principal_cents, prepayment_cents, actor "
                     "FROM demo_payments")

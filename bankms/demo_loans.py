@@ -50,7 +50,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import InvalidState
+from . import loan_replay
 from .loans import add_months, amortize, annuity_payment_cents, bucket
+from .loans import schedule_frame as loans_schedule_frame
 
 US = 1_000_000
 MINUTE = 60 * US
@@ -466,6 +468,7 @@ class LoanBook:
         loans["collected_principal"] = paid.reindex(loans.index, fill_value=0).astype(np.int64)
         loans["left"] = np.where(loans["scenario"].isin(DISBURSED),
                                  loans["principal"] - loans["collected_principal"], 0)
+        self._plan_payoffs(loans, sched)
         every = sched.groupby("loan")["collected"].all()
         last_due = sched.groupby("loan")["due"].max()
         done = loans.index.isin(every[every].index)
@@ -518,6 +521,29 @@ class LoanBook:
         self.tx_ids = {}  # ("paid_out" | "payoff", loan) or ("collect", schedule row) -> id
 
     # -- ids -----------------------------------------------------------------------------------
+    def _plan_payoffs(self, loans, sched):
+        """An early payoff pays the interest accrued to its day (loan_replay), so its amount,
+        its split and the loan's last instalment come from the replay of the loan."""
+        self.payoff_rows = {}
+        for column in ("payoff_cents", "payoff_interest", "payoff_principal", "payoff_prepaid"):
+            loans[column] = 0
+        for i in loans.index[loans["payoff"].notna()]:
+            got = sched[(sched["loan"] == i) & sched["collected"]]
+            contract = loan_replay.Contract(
+                int(loans.at[i, "principal"]), Decimal(loans.at[i, "rate"]),
+                int(loans.at[i, "term"]), loans.at[i, "paid_out"])
+            replayed = loan_replay.replay(contract, [
+                loan_replay.Payment(pd.Timestamp(d).date(), int(n), int(p))
+                for d, n, p in zip(got["due"], got["n"], got["payment"])])
+            day = loans.at[i, "payoff"]
+            total = replayed.payoff(day)["total_cents"]
+            split = replayed.pay(loan_replay.Payment(day, 2 ** 62, total))
+            loans.at[i, "payoff_cents"] = total
+            loans.at[i, "payoff_interest"] = split.interest_cents
+            loans.at[i, "payoff_principal"] = split.principal_cents
+            loans.at[i, "payoff_prepaid"] = split.prepayment_cents
+            self.payoff_rows[i] = replayed.rows
+
     def take_ids(self, uow):
         """Loan ids from the loan sequence, in the order of application."""
         count = len(self.loans)
@@ -545,7 +571,7 @@ class LoanBook:
                     np.array([max(int(b.bal[acc]), 0)]), np.array([acc]), b.ix("clearing"))
         for i in self.payoffs.get(w, []):
             acc = int(loans.at[i, "account"])
-            amount = int(loans.at[i, "left"])
+            amount = int(loans.at[i, "payoff_cents"])
             short = amount - max(int(b.bal[acc]), 0)
             if short > 0:
                 top_up = math.ceil(short / 10_000) * 10_000
@@ -553,10 +579,12 @@ class LoanBook:
                         b.memo(WINDFALL_MEMOS[i % len(WINDFALL_MEMOS)]), np.array([top_up]),
                         b.ix("clearing"), np.array([acc]))
             t = ws + 6 * HOUR + 25 * MINUTE
-            memo = b.memo(f"Loan {self.lid(i)} payment: fees 0.00, interest 0.00, principal "
-                          f"{Decimal(amount) / 100:.2f}")
+            memo = b.memo(
+                f"Loan {self.lid(i)} payment: fees 0.00, interest "
+                f"{Decimal(int(loans.at[i, 'payoff_interest'])) / 100:.2f}, principal "
+                f"{Decimal(int(loans.at[i, 'payoff_principal'])) / 100:.2f}")
             self._add(tx, t, LOAN_REPAYMENT, memo, amount, acc, b.ix("loans_receivable"),
-                      ref=("payoff", i))
+                      interest=int(loans.at[i, "payoff_interest"]), ref=("payoff", i))
             # A payment the customer makes counts as their activity (as in the ledger).
             b.last_activity[acc] = max(int(b.last_activity[acc]), t)
 
@@ -707,7 +735,18 @@ class LoanBook:
             "principal_cents": sched["principal"], "balance_cents": sched["balance"],
             "interest_paid_cents": np.where(sched["collected"], sched["interest"], 0),
             "principal_paid_cents": np.where(sched["collected"], sched["principal"], 0),
-            "fee_cents": sched["fee"], "fee_paid_cents": 0})
+            "fee_cents": sched["fee"], "fee_paid_cents": 0,
+            # The end of day that charged the fee: `grace` days after the due date.
+            "fee_date": np.where(sched["fee"] > 0, sched["due"] + np.timedelta64(
+                self.grace_days, "D"), np.datetime64("NaT"))})
+        if self.payoff_rows:
+            replayed = pd.concat([
+                loans_schedule_frame(ids[i], type("R", (), {"rows": rows})())
+                for i, rows in self.payoff_rows.items()], ignore_index=True)
+            replayed["due_date"] = pd.to_datetime(replayed["due_date"])
+            replayed["fee_date"] = pd.to_datetime(replayed["fee_date"])
+            schedule = pd.concat([schedule[~schedule["loan_id"].isin(replayed["loan_id"])],
+                                  replayed], ignore_index=True)
         got = sched[sched["collected"]]
         payments = pd.DataFrame({
             "transaction_id": [self.tx_ids[("collect", r)] for r in got.index],
@@ -722,8 +761,10 @@ class LoanBook:
                 "loan_id": ids[early.index.to_numpy()],
                 "business_date": pd.to_datetime(early["payoff"]).astype("datetime64[s]"),
                 "method": "manual", "source_account": b.acc_number[early["account"].to_numpy()],
-                "amount_cents": early["left"], "fee_cents": 0, "interest_cents": 0,
-                "principal_cents": early["left"], "prepayment_cents": early["left"],
+                "amount_cents": early["payoff_cents"], "fee_cents": 0,
+                "interest_cents": early["payoff_interest"],
+                "principal_cents": early["payoff_principal"],
+                "prepayment_cents": early["payoff_prepaid"],
                 "actor": [self.b.usernames[c] or TELLER for c in early["cust"]]})],
                 ignore_index=True)
         return frame, schedule, payments

@@ -43,7 +43,7 @@ from . import businessday
 from .bank import INTERNAL
 from .errors import ConfirmationRequired, DayNotEnded, InvalidInput
 from .ledger import utcnow
-from .loans import OWED_SQL, add_months, age_arrears, allocate, apply_allocation, \
+from .loans import BUCKETS, OWED_SQL, add_months, age_arrears, allocate, apply_allocation, \
     close_paid_off, record_payments
 from .money import format_cents
 
@@ -115,10 +115,13 @@ class DayClosed:
     accounts_made_dormant: int = 0
     accounts_reactivated: int = 0
     loans_paid_off: int = 0
+    provision_change_cents: int = 0
+    loan_accrual_change_cents: int = 0
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("business_date", *SUMMARY_FIELDS,
-                                               "loans_paid_off")}
+                                               "loans_paid_off", "provision_change_cents",
+                                               "loan_accrual_change_cents")}
 
 
 @dataclass
@@ -267,6 +270,8 @@ def close_day(bank, actor, uow, day: dt.date) -> DayClosed | None:
     age_arrears(uow, nxt)
     (out.loans_in_arrears,) = uow.fetchone(
         "SELECT count(*) FROM loans WHERE status = 'active' AND days_past_due > 0")
+    _accrue_loans(bank, actor, uow, day, internal, out)
+    _provision(bank, actor, uow, day, internal, settings, out)
     _accrue(uow, day, out)
     if nxt.month != day.month:
         _post_month_interest(bank, actor, uow, day, internal, out)
@@ -351,14 +356,161 @@ def _late_fees(bank, actor, uow, day, settings, out):
     if not late:
         return
     uow.execute(
-        "UPDATE loan_schedule SET fee_cents = ? FROM loans l WHERE l.id = loan_schedule.loan_id "
+        "UPDATE loan_schedule SET fee_cents = ?, fee_date = ? FROM loans l "
+        "WHERE l.id = loan_schedule.loan_id "
         "AND l.status = 'active' AND loan_schedule.due_date <= ? AND loan_schedule.fee_cents = 0 "
         "AND (loan_schedule.interest_paid_cents < loan_schedule.interest_cents "
-        "OR loan_schedule.principal_paid_cents < loan_schedule.principal_cents)", [fee, cutoff])
+        "OR loan_schedule.principal_paid_cents < loan_schedule.principal_cents)",
+        [fee, day, cutoff])
     _audit_set(bank, uow, actor, "loan.late_fee", "loan", [lid for lid, _ in late],
                None, {"fee_cents": fee, "grace_days": grace, "business_date": day})
     out.late_fees_charged = len(late)
     out.late_fee_cents = fee * len(late)
+
+
+NON_ACCRUAL_DAYS = 90
+
+# Interest accrued and unpaid per active accruing loan as of the end of business date D (value
+# date D+1, parameter ? = D+1), from the schedule cache: unpaid interest of instalments due by
+# then, plus the coming instalment's interest for the days of its period so far, exactly as
+# loan_replay computes it for a period whose interest-bearing principal did not change
+# (opening balance x rate / 1200 x days / period days, half-up, in integer arithmetic), less
+# what was paid ahead on it. `changed` marks periods where a prepayment changed the principal
+# mid-period; those loans are replayed instead.
+LOAN_ACCRUAL_SQL = f"""
+WITH s AS (
+    SELECT loan_id, n, due_date, interest_cents, interest_paid_cents,
+           coalesce(lag(due_date) OVER w, l.disbursement_date) AS start_date,
+           coalesce(lag(balance_cents) OVER w, l.principal_cents) AS opening_cents,
+           CAST(round(l.annual_rate_percent * 10000) AS HUGEINT) AS rate_e4
+    FROM loan_schedule JOIN loans l ON l.id = loan_schedule.loan_id
+    WHERE l.status = 'active' AND l.days_past_due <= {NON_ACCRUAL_DAYS}
+    WINDOW w AS (PARTITION BY loan_id ORDER BY n)
+), coming AS (
+    SELECT loan_id, interest_cents, interest_paid_cents,
+           (2 * opening_cents * rate_e4 * date_diff('day', start_date, CAST(? AS DATE))
+            + 12000000 * date_diff('day', start_date, due_date))
+           // (24000000 * date_diff('day', start_date, due_date)) AS accrued,
+           interest_cents <> (2 * opening_cents * rate_e4 + 12000000) // 24000000 AS changed
+    FROM s WHERE due_date > CAST(? AS DATE)
+    QUALIFY row_number() OVER (PARTITION BY loan_id ORDER BY n) = 1
+), due AS (
+    SELECT loan_id, sum(interest_cents - interest_paid_cents) AS unpaid
+    FROM s WHERE due_date <= CAST(? AS DATE) GROUP BY 1
+)
+SELECT coalesce(c.loan_id, d.loan_id) AS loan_id,
+       CAST(coalesce(d.unpaid, 0) + coalesce(c.accrued - c.interest_paid_cents, 0) AS BIGINT)
+           AS accrued_cents,
+       coalesce(c.changed, false) AS changed
+FROM coming c FULL JOIN due d ON d.loan_id = c.loan_id
+"""
+
+
+def _accrue_loans(bank, actor, uow, day, internal, out):
+    """Accrual accounting for loan interest: keep GL1210 interest receivable at the interest
+    earned and not yet paid (to the end of `day`) of each accruing loan, against GL4000
+    interest income, one transaction a day for the whole change. Repayments still credit
+    GL4000 with the interest they pay, so the next end of day settles the receivable by that
+    amount and income is what was earned. A loan more than 90 days past due stops accruing
+    (non-accrual) and its accrued interest is reversed; so is a loan paid off or written off.
+    Interest paid ahead of its accrual nets against the receivable (interest in advance)."""
+    nxt = day + dt.timedelta(days=1)
+    target = uow.execute(LOAN_ACCRUAL_SQL, [nxt, nxt, nxt]).df()
+    changed = target[target["changed"]]
+    if len(changed):
+        from .loans import _replay_in
+        for index, lid in zip(changed.index, changed["loan_id"]):
+            loan = bank.loans._loan_in(uow, int(lid))
+            target.at[index, "accrued_cents"] = _replay_in(uow.fetchall, loan) \
+                .accrued_interest(nxt)
+    target = target[["loan_id", "accrued_cents"]]
+    uow.cur.register("accrual_target", target)
+    try:
+        diff = uow.execute(
+            "SELECT coalesce(t.loan_id, a.loan_id) AS loan_id, CAST(coalesce(t.accrued_cents, "
+            "0) AS BIGINT) AS accrued_cents, CAST(coalesce(t.accrued_cents, 0) - coalesce("
+            "a.accrued_cents, 0) AS BIGINT) AS change_cents FROM accrual_target t FULL JOIN "
+            "loan_accruals a ON a.loan_id = t.loan_id WHERE coalesce(t.accrued_cents, 0) <> "
+            "coalesce(a.accrued_cents, 0)").df()
+    finally:
+        uow.cur.unregister("accrual_target")
+    out.loan_accrual_change_cents = _post_loan_changes(
+        bank, actor, uow, day, internal, diff, kind="loan_accrual",
+        memo=f"Loan interest accrued for {day}", debit="interest_receivable",
+        credit="interest_income", table="loan_accruals",
+        columns="loan_id, accrued_cents, CAST(business_date AS DATE)",
+        nonzero="accrued_cents")
+
+
+PROVISION_KEYS = ("loan_provision_bp_current", "loan_provision_bp_1_30",
+                  "loan_provision_bp_31_60", "loan_provision_bp_61_90",
+                  "loan_provision_bp_over_90")
+
+
+def provision_basis_points(settings) -> list[int]:
+    """Hundredths of a percent of outstanding principal per bucket (loans.BUCKETS order)."""
+    from .settings import REGISTRY
+    return [int(settings.get(key, REGISTRY[key].default)) for key in PROVISION_KEYS]
+
+
+def _post_loan_changes(bank, actor, uow, day, internal, diff, *, kind, memo, debit, credit,
+                       table, columns, nonzero) -> int:
+    """Post the day's total change_cents of per-loan figures as one transaction (debit the
+    `debit` internal account, credit `credit`; reversed when negative) and store the new
+    per-loan rows of `table` (rows whose `nonzero` column is zero are dropped)."""
+    if len(diff) == 0:
+        return 0
+    change = int(diff["change_cents"].sum())
+    if change:
+        debit, credit = INTERNAL[debit], INTERNAL[credit]
+        tx = pd.DataFrame({"tx_ref": [0], "kind": [kind], "amount_cents": [abs(change)],
+                           "memo": [memo],
+                           "source_account": [debit if change > 0 else credit],
+                           "target_account": [credit if change > 0 else debit]})
+        postings = pd.DataFrame({"tx_ref": [0, 0],
+                                 "account_id": [internal[debit], internal[credit]],
+                                 "amount_cents": [-change, change]})
+        _post(bank, actor, uow, tx, postings, f"eod.{kind}")
+    diff = diff.assign(business_date=day)
+    uow.cur.register("loan_changes", diff)
+    try:
+        uow.execute(f"DELETE FROM {table} WHERE loan_id IN (SELECT loan_id FROM loan_changes)")
+        uow.execute(f"INSERT INTO {table} SELECT {columns} FROM loan_changes "
+                    f"WHERE {nonzero} <> 0")
+    finally:
+        uow.cur.unregister("loan_changes")
+    return change
+
+
+def _provision(bank, actor, uow, day, internal, settings, out):
+    """Keep each loan's loan-loss provision at its bucket's percentage of the outstanding
+    principal (after arrears are aged): one transaction a day for the whole change, GL5200
+    provision expense against GL1290 loan-loss provision; loans no longer active release
+    theirs. loan_provisions holds the per-loan figures that verify() sums against GL1290."""
+    points = provision_basis_points(settings)
+    frame = pd.DataFrame({"bucket": list(BUCKETS), "basis_points": points,
+                          "percent": [p / 100 for p in points]})
+    uow.cur.register("provision_rates", frame)
+    try:
+        changed = uow.execute(
+            "SELECT coalesce(t.loan_id, p.loan_id) AS loan_id, coalesce(t.bucket, 'closed') "
+            "AS bucket, coalesce(t.percent, 0) AS percent, CAST(coalesce(t.target, 0) AS "
+            "BIGINT) AS provision_cents, CAST(coalesce(t.target, 0) - coalesce("
+            "p.provision_cents, 0) AS BIGINT) AS change_cents FROM (SELECT l.id AS loan_id, "
+            "l.arrears_bucket AS bucket, r.percent, (2 * CAST(l.principal_outstanding_cents AS "
+            "HUGEINT) * r.basis_points + 10000) // 20000 AS target FROM loans l JOIN "
+            "provision_rates r ON r.bucket = l.arrears_bucket WHERE l.status = 'active') t "
+            "FULL JOIN loan_provisions p ON p.loan_id = t.loan_id "
+            "WHERE coalesce(t.target, 0) <> coalesce(p.provision_cents, 0) "
+            "OR coalesce(t.bucket, 'closed') <> coalesce(p.bucket, 'closed')").df()
+    finally:
+        uow.cur.unregister("provision_rates")
+    out.provision_change_cents = _post_loan_changes(
+        bank, actor, uow, day, internal, changed, kind="loan_provision",
+        memo=f"Loan-loss provision for {day}", debit="provision_expense",
+        credit="loan_loss_provision", table="loan_provisions",
+        columns="loan_id, bucket, percent, provision_cents, CAST(business_date AS DATE)",
+        nonzero="provision_cents")
 
 
 def _accrue(uow, day, out):
@@ -433,6 +585,8 @@ def recent_runs(bank, actor, limit=30) -> pd.DataFrame:
     """The latest closed business days, newest first, for the end-of-day page."""
     bank.require(actor, "bank.end_of_day", entity="business_date")
     df = bank.read_df(f"SELECT * FROM eod_runs ORDER BY business_date DESC LIMIT {int(limit)}")
+    # A value date, not midnight of one (pandas reads DATE as a timestamp).
+    df["business_date"] = pd.to_datetime(df["business_date"]).dt.date
     df["seconds"] = [(b - a).total_seconds() for a, b in zip(df["started_at"],
                                                               df["finished_at"])]
     return df

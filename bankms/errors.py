@@ -98,6 +98,10 @@ class InvalidState(BankError):
     pass
 
 
+class AccountRepaysLoan(InvalidState):
+    """The account repays an active loan: change the loan's repayment account first."""
+
+
 class WeakCookieKey(BankError):
     """The sign-in cookie key is missing, short, well known or readable by others."""
 

@@ -86,7 +86,8 @@ def tighten_tree(path: str) -> None:
 
 
 def exposed(db_path: str) -> list[tuple[str, int, str]]:
-    """(path, mode, fix) for the database, WAL and data folder where others have any access."""
+    """(path, mode, fix) for the database, WAL and data folder where others have any access;
+    fix is what to do, in words ("run chmod 600 PATH")."""
     if db_path == ":memory:":
         return []
     found = []
@@ -94,7 +95,12 @@ def exposed(db_path: str) -> list[tuple[str, int, str]]:
                       (data_folder(db_path), "chmod 700")):
         mode = _mode(path)
         if mode is not None and mode & OTHERS:
-            found.append((path, mode, f"{fix} {path}"))
+            if path == data_folder(db_path) and not _own_folder(path):
+                # A shared folder such as /tmp must stay open to everybody else.
+                found.append((path, mode, "move the bank into a folder of its own "
+                                          "(such as data/)"))
+                continue
+            found.append((path, mode, f"run {fix} {path}"))
     return found
 
 
@@ -103,7 +109,7 @@ def check_private(db_path: str) -> None:
     for path, mode, fix in exposed(db_path):
         raise FilesExposed(f"{path} is readable by other users of this machine (mode "
                            f"{mode:o}), and it holds password hashes and personal data; "
-                           f"run: {fix}")
+                           f"{fix}")
 
 
 def check_bank_file(path: str) -> None:

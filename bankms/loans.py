@@ -6,32 +6,27 @@ age arrears.
 
 Design, in short:
 
-* Money is integer cents; rates are Decimal percent. The schedule is an annuity: equal monthly
-  instalments rounded to the cent, each month's interest = outstanding principal x annual
-  rate / 12 rounded to the cent, and the last instalment pays whatever principal is left (so it
-  absorbs every rounding difference).
-* Rounding is ROUND_HALF_UP everywhere a cent is rounded. It is the customary rule in consumer
-  lending and, for the positive amounts rounded here, the same as DuckDB's round() (half away
-  from zero), so a figure recomputed in SQL agrees with Python. The golden case (10,000.00 at
-  12 % over 12 months: 888.49 a month, last 888.47, 661.86 interest) holds under half-even too;
-  the two rules differ only on exact half cents.
-* Ledger: all loan principal sits in the one GL1200 loans-receivable account (an asset, so a
-  negative balance under our sign convention). Per-loan principal is kept in this module's
-  subledger (loans.principal_outstanding_cents, the schedule and loan_payments), and
-  `verify()` reconciles the two to the cent. One ledger account per loan would have needed
-  the core's customer-account checks (overdraft guards, verify, account lists) to learn about
-  a new account kind; the subledger leaves the core untouched and keeps GL1200 meaningful.
-* Interest and late fees are income when paid (cash basis): a repayment is one transaction
-  with legs source -amount, GL1200 +principal, GL4000 interest income +interest, GL4100 fee
-  income +fees. Interest and fees that are due but unpaid are claims in the schedule, not
-  ledger balances, so -GL1200 always equals the outstanding principal of all loans exactly. A
-  write-off moves the unpaid principal from GL1200 to GL5100 loan losses and cancels unpaid
-  interest and fees (they were never income).
-* A payment goes to fees, then interest of instalments that are due (due date on or before the
-  business date), then principal of due instalments, oldest first; anything left is a
-  prepayment that lowers the outstanding principal, and the instalments not yet due are
-  recomputed on the lower principal over the same dates (lower instalments, same term). Paying
-  everything off closes the loan.
+* A loan is the replay of its events (issue 9). The arithmetic lives in loan_replay.py (due
+  dates anchored on the disbursement day, the annuity schedule, interest by the day, advance
+  payments, prepayments, payoffs; read its docstring for the rules). The events are the
+  disbursement (the loan row), the repayments in loan_payments (value date = business date;
+  methods manual, cash, automatic) minus those reversed (transactions.reverses_id), and the
+  late fees end of day charges (loan_schedule.fee_cents / fee_date). loan_schedule and
+  loans.principal_outstanding_cents are a cache of that replay: every service call rewrites
+  them from a fresh replay, end of day updates them set-based with the same allocation order,
+  and `verify()` replays every loan and compares.
+* Money is integer cents; rates are Decimal percent; a cent is rounded half-up, which for the
+  positive amounts rounded here is also DuckDB's round().
+* Ledger: all loan principal sits in GL1200 loans receivable; per-loan principal is this
+  module's subledger, reconciled to the cent by `verify()`. A repayment is one transaction:
+  source -amount, GL1200 +principal, GL4000 interest income +interest, GL4100 fee income
+  +fees. Interest and fees are income when paid (cash basis). A write-off moves the unpaid
+  principal to GL5100 loan losses; later payments on it are recoveries (GL4200).
+* Corrections are new transactions: reverse_repayment posts the reversal, replays the loan
+  without the payment and posts any change in how the later payments split between principal,
+  interest and fees as one loan_reallocation transaction (rows 'reversal' and 'reallocation'
+  in loan_payments keep the per-transaction split check exact). undo_disbursement reverses the
+  payout of a loan that took no repayment and returns it to approved.
 * Days past due on business date B: B minus the due date of the oldest instalment due before
   B that is not fully paid (an instalment due today is not late until today has closed).
 """
@@ -44,8 +39,9 @@ import json
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 import pandas as pd
+from dateutil.relativedelta import relativedelta
 
-from . import accountnum
+from . import accountnum, loan_replay
 from .accounts import clean_rate
 from .bank import INTERNAL
 from .dates import as_date
@@ -64,7 +60,7 @@ from .ledger import CUSTOMER_KINDS, PostingRequest, utcnow
 from .money import format_cents, to_cents, to_money
 
 ROUNDING = ROUND_HALF_UP
-TERM_MONTHS_MAX = 600
+TERM_MONTHS_MAX = 480
 PURPOSE_CHARS_MAX = 200
 REASON_CHARS_MAX = 300
 STATUSES = ("submitted", "approved", "rejected", "active", "paid_off", "written_off")
@@ -87,39 +83,10 @@ def monthly_rate(annual_rate_percent) -> Decimal:
         return Decimal(annual_rate_percent) / 1200
 
 
-def annuity_payment_cents(principal_cents: int, annual_rate_percent, term_months: int) -> int:
-    """A = P r / (1 - (1 + r)^-n), rounded to the cent; P / n when the rate is zero."""
-    with localcontext() as ctx:
-        ctx.prec = 50
-        r = monthly_rate(annual_rate_percent)
-        if r == 0:
-            return _round_cents(Decimal(principal_cents) / term_months)
-        return _round_cents(Decimal(principal_cents) * r / (1 - (1 + r) ** -term_months))
-
-
-def amortize(principal_cents: int, annual_rate_percent, term_months: int) -> list[tuple]:
-    """(payment, interest, principal, balance after) in cents for each month."""
-    payment = annuity_payment_cents(principal_cents, annual_rate_percent, term_months)
-    r = monthly_rate(annual_rate_percent)
-    rows = []
-    balance = principal_cents
-    with localcontext() as ctx:
-        ctx.prec = 50
-        for k in range(term_months):
-            interest = _round_cents(Decimal(balance) * r)
-            if k == term_months - 1:
-                principal = balance
-            else:
-                principal = payment - interest
-                if not 0 <= principal < balance:
-                    # Only for tiny amounts over long terms (never within a product's range):
-                    # the rounded instalment would repay the loan before its last month.
-                    raise InvalidInput(
-                        "This amount is too small for this term: the instalments would repay "
-                        "it early. Choose a shorter term or a larger amount.")
-            balance -= principal
-            rows.append((principal + interest, interest, principal, balance))
-    return rows
+# The schedule arithmetic lives in loan_replay (one rule for quotes, disbursements, the demo
+# and the replay); these names stay importable from here.
+amortize = loan_replay.amortize
+annuity_payment_cents = loan_replay.annuity_payment_cents
 
 
 def add_months(start: dt.date, months: int) -> dt.date:
@@ -131,8 +98,9 @@ def add_months(start: dt.date, months: int) -> dt.date:
 
 
 def due_dates(first_due: dt.date, term_months: int) -> list[dt.date]:
-    # Anchored on the first due date's day, so 31 Jan -> 28 Feb -> 31 Mar (not 28 Mar).
-    return [add_months(first_due, k) for k in range(term_months)]
+    """Due dates when the first is given: each counted from the first (relativedelta), so the
+    day of month is clamped to a shorter month's end and never drifts."""
+    return [first_due + relativedelta(months=k) for k in range(term_months)]
 
 
 def bucket(days_past_due: int) -> str:
@@ -194,11 +162,16 @@ def _loan_id(value) -> int:
     return parse_id(value, "loan number")
 
 
-def quote_frame(principal_cents, rate, term_months, first_due) -> pd.DataFrame:
+def quote_frame(principal_cents, rate, term_months, first_due=None, *,
+                anchor=None) -> pd.DataFrame:
+    """The schedule as a frame; due dates from `anchor` (the disbursement day: anchor + k
+    months) or, given only `first_due`, from the first due date."""
     rows = amortize(principal_cents, rate, term_months)
     df = pd.DataFrame(rows, columns=["payment_cents", "interest_cents", "principal_cents",
                                      "balance_cents"])
-    df.insert(0, "due_date", due_dates(first_due, term_months))
+    dates = (loan_replay.due_dates(anchor, term_months) if anchor is not None
+             else due_dates(first_due, term_months))
+    df.insert(0, "due_date", dates)
     df.insert(0, "n", range(1, term_months + 1))
     return _money_frame(df, ["payment_cents", "interest_cents", "principal_cents",
                              "balance_cents"])
@@ -282,10 +255,13 @@ def record_payments(uow, payments: pd.DataFrame) -> None:
     cur = uow.cur
     cur.register("loan_paid", payments)
     try:
+        rule = "prepayment_rule" if "prepayment_rule" in payments else "NULL"
         uow.execute(
-            "INSERT INTO loan_payments SELECT transaction_id, loan_id, "
+            "INSERT INTO loan_payments (transaction_id, loan_id, business_date, method, "
+            "source_account, amount_cents, fee_cents, interest_cents, principal_cents, "
+            "prepayment_cents, actor, prepayment_rule) SELECT transaction_id, loan_id, "
             "CAST(business_date AS DATE), method, source_account, amount_cents, fee_cents, "
-            "interest_cents, principal_cents, prepayment_cents, actor FROM loan_paid")
+            f"interest_cents, principal_cents, prepayment_cents, actor, {rule} FROM loan_paid")
         uow.execute(
             "UPDATE loans SET principal_outstanding_cents = "
             "loans.principal_outstanding_cents - p.principal "
@@ -329,6 +305,96 @@ def age_arrears(uow, as_of: dt.date, loan_id=None) -> None:
         "WHERE l.status = 'active'" + where + ")) x "
         "WHERE loans.id = x.id AND (loans.days_past_due <> x.dpd "
         "OR loans.arrears_bucket <> x.bucket)", [as_of, as_of])
+
+
+# -- the loan as the replay of its events (loan_replay), and its cache ------------------------
+# Payments that the replay applies (reversal, reallocation and recovery rows are bookkeeping).
+REPLAYED_METHODS = ("manual", "cash", "automatic")
+# A new payment is the last of its value date: it sorts after every stored transaction id.
+_LAST = 2 ** 62
+
+_EVENTS_SQL = (
+    "SELECT business_date, transaction_id, amount_cents, prepayment_rule FROM loan_payments lp "
+    "WHERE loan_id = ? AND method IN ('manual', 'cash', 'automatic') AND NOT EXISTS "
+    "(SELECT 1 FROM transactions t WHERE t.reverses_id = lp.transaction_id) "
+    "ORDER BY business_date, transaction_id")
+# A late fee is charged at the end of day of fee_date and payable from the next day on.
+_FEES_SQL = ("SELECT n, fee_cents, coalesce(fee_date, due_date) FROM loan_schedule "
+             "WHERE loan_id = ? AND fee_cents > 0")
+
+
+def _clean_rule(value):
+    if value is None or value == "":
+        return None
+    rule = str(value).strip().lower().replace(" ", "_")
+    if rule not in loan_replay.PREPAYMENT_RULES:
+        raise InvalidInput("A prepayment either reduces the instalments "
+                           "(reduce_instalment) or shortens the term (shorten_term).")
+    return rule
+
+
+def _contract(loan) -> loan_replay.Contract:
+    return loan_replay.Contract(
+        int(loan["principal_cents"]), Decimal(str(loan["annual_rate_percent"])),
+        int(loan["term_months"]), as_date(loan["disbursement_date"], "disbursement date"))
+
+
+def _replay_in(fetchall, loan, extra=()) -> loan_replay.Loan:
+    """Replay a disbursed loan from its stored events; fetchall is uow.fetchall or bank.read."""
+    lid = loan["id"]
+    events = [loan_replay.Payment(d, int(t), int(a), r)
+              for d, t, a, r in fetchall(_EVENTS_SQL, [lid])]
+    fees = {int(n): (int(c), d) for n, c, d in fetchall(_FEES_SQL, [lid])}
+    try:
+        return loan_replay.replay(_contract(loan), [*events, *extra], fees)
+    except loan_replay.ReplayError as exc:
+        if "payoff" in str(exc):
+            raise InvalidAmount(f"Loan {lid} cannot take this: it is {exc}.") from None
+        raise InvalidState(f"Loan {lid} cannot take this: {exc}.") from None
+
+
+SCHEDULE_COLUMNS = ("loan_id", "n", "due_date", "payment_cents", "interest_cents",
+                    "principal_cents", "balance_cents", "interest_paid_cents",
+                    "principal_paid_cents", "fee_cents", "fee_paid_cents", "fee_date")
+
+
+def schedule_frame(lid, replayed: loan_replay.Loan) -> pd.DataFrame:
+    return pd.DataFrame([(lid, r.n, r.due, r.payment, r.interest, r.principal, r.balance,
+                          r.interest_paid, r.principal_paid, r.fee, r.fee_paid, r.fee_date)
+                         for r in replayed.rows], columns=SCHEDULE_COLUMNS)
+
+
+def _write_schedule(uow, lid, replayed) -> None:
+    frame = schedule_frame(lid, replayed)
+    frame["fee_date"] = pd.to_datetime(frame["fee_date"])
+    uow.execute("DELETE FROM loan_schedule WHERE loan_id = ?", [lid])
+    uow.cur.register("new_schedule", frame)
+    try:
+        uow.execute(f"INSERT INTO loan_schedule ({', '.join(SCHEDULE_COLUMNS)}) SELECT "
+                    "loan_id, n, CAST(due_date AS DATE), payment_cents, interest_cents, "
+                    "principal_cents, balance_cents, interest_paid_cents, principal_paid_cents, "
+                    "fee_cents, fee_paid_cents, CAST(fee_date AS DATE) FROM new_schedule")
+    finally:
+        uow.cur.unregister("new_schedule")
+
+
+def _store(uow, loan, replayed, today, reopen=False) -> bool:
+    """Write the replay into the cache (schedule, outstanding principal, status, arrears);
+    returns whether the loan is now paid off."""
+    lid = loan["id"]
+    _write_schedule(uow, lid, replayed)
+    uow.execute("UPDATE loans SET principal_outstanding_cents = ? WHERE id = ?",
+                [replayed.principal_outstanding, lid])
+    done = replayed.owes_nothing(today)
+    if done:
+        uow.execute("UPDATE loans SET status = 'paid_off', closed_date = ?, days_past_due = 0, "
+                    "arrears_bucket = 'current' WHERE id = ? AND status = 'active'", [today, lid])
+    elif reopen:
+        uow.execute("UPDATE loans SET status = 'active', closed_date = NULL WHERE id = ? "
+                    "AND status = 'paid_off'", [lid])
+    if not done:
+        age_arrears(uow, today, lid)
+    return done
 
 
 def _request_hash(*parts) -> str:
@@ -539,8 +605,11 @@ class Loans:
         lid = loan["id"]
         bank.require(actor, "loan.disburse", loan["customer_id"], entity="loan", entity_id=lid)
         number = accountnum.normalize(account_number)
+        # After an undone disbursement the loan may be paid out again, under a fresh key.
+        (undone,) = bank.read_one("SELECT count(*) FROM audit_log WHERE action = "
+                                  "'loan.undo_disbursement' AND entity_id = ?", [str(lid)])
         key = (_clean_key(idempotency_key) if idempotency_key
-               else system_key("loan", lid, "disbursement"))
+               else system_key("loan", lid, "disbursement", *([undone + 1] if undone else [])))
         gl = INTERNAL["loans_receivable"]
 
         def fn(uow):
@@ -567,21 +636,10 @@ class Loans:
             if isinstance(outcome, BaseException):
                 return outcome
             today = bank.state.business_date
-            first = add_months(today, 1)
-            rows = amortize(cents, loan["annual_rate_percent"], loan["term_months"])
-            sched = pd.DataFrame(rows, columns=["payment_cents", "interest_cents",
-                                                "principal_cents", "balance_cents"])
-            sched.insert(0, "due_date", due_dates(first, loan["term_months"]))
-            sched.insert(0, "n", range(1, loan["term_months"] + 1))
-            sched.insert(0, "loan_id", lid)
-            uow.cur.register("new_schedule", sched)
-            try:
-                uow.execute("INSERT INTO loan_schedule (loan_id, n, due_date, payment_cents, "
-                            "interest_cents, principal_cents, balance_cents) SELECT loan_id, n, "
-                            "CAST(due_date AS DATE), payment_cents, interest_cents, "
-                            "principal_cents, balance_cents FROM new_schedule")
-            finally:
-                uow.cur.unregister("new_schedule")
+            replayed = loan_replay.Loan(_contract({**loan, "disbursement_date": today}))
+            _write_schedule(uow, lid, replayed)
+            first = replayed.rows[0].due
+            rows = [(replayed.rows[0].payment,)]
             uow.execute(
                 "UPDATE loans SET status = 'active', account_number = ?, disbursed_by = ?, "
                 "disbursed_at = ?, disbursement_date = ?, disbursement_tx_id = ?, "
@@ -597,14 +655,26 @@ class Loans:
             return outcome
         return self._raise_refusal(bank.write(fn))
 
-    def repay(self, actor, loan_id, amount, source_account, idempotency_key=None):
+    def repay(self, actor, loan_id, amount, source_account, idempotency_key=None, *,
+              prepayment=None, value_date=None):
         """A manual payment from one of the borrower's accounts (or, for staff, `"cash"` taken
-        at the counter). Returns the ledger Receipt; the split is in its memo and in
-        loan_payments."""
+        at the counter), value-dated on the business date. Returns the ledger Receipt; the split
+        is in its memo and in loan_payments.
+
+        The split follows loan_replay (fees, what is due, the coming instalment, then a
+        prepayment re-amortised by `prepayment`: "reduce_instalment" (default) or
+        "shorten_term"). A payment equal to the payoff closes the loan; more is refused with
+        InvalidAmount. On a written-off loan the payment is a recovery: income in GL4200,
+        at most the amount written off less earlier recoveries.
+
+        `value_date` (managers, a correction): a payment that should have counted on an
+        earlier day, not before the disbursement. The loan is replayed with it in its place;
+        any change in how the later payments split is posted as a loan_reallocation."""
         bank = self._bank
         loan = self._readable(actor, loan_id, "loan.repay")
         lid = loan["id"]
         cents = to_cents(amount)
+        rule = _clean_rule(prepayment)
         is_cash = isinstance(source_account, str) and source_account.strip().lower() == CASH
         if is_cash:
             if not getattr(actor, "is_staff", False):
@@ -614,20 +684,28 @@ class Loans:
             source = INTERNAL["teller_cash"]
         else:
             source = accountnum.normalize(source_account)
+        vday = as_date(value_date, "value date")
+        if vday is not None and vday != bank.business_date:
+            bank.require(actor, "loan.correct", entity="loan", entity_id=lid)
         key = _clean_key(idempotency_key)
         # Issue 12: staff repayments above the four-eyes threshold wait (approvals.py).
         held = bank.approvals.gate_loan(actor, "loan.repay", lid, amount_cents=cents,
-                                        source_account=source_account, idempotency_key=key)
+                                        source_account=source_account, idempotency_key=key,
+                                        prepayment=rule,
+                                        value_date=vday.isoformat() if vday else None)
         if held is not None:
             return held
-        request_hash = _request_hash("loan_repayment", actor.username, lid, cents, source)
+        parts = ("loan_repayment", actor.username, lid, cents, source)
+        if vday is not None:
+            parts += (vday.isoformat(),)
+        request_hash = _request_hash(*parts, rule) if rule else _request_hash(*parts)
         owned = (source,) if actor.role == "customer" else ()
 
-        def request(legs, memo=""):
+        def request(legs, memo="", kind="loan_repayment", target=INTERNAL["loans_receivable"]):
             return PostingRequest(
-                kind="loan_repayment", actor=actor, action="loan.repay", legs=legs,
+                kind=kind, actor=actor, action="loan.repay", legs=legs,
                 amount_cents=cents, idempotency_key=key, memo=memo, source_account=source,
-                target_account=INTERNAL["loans_receivable"], owned_accounts=owned,
+                target_account=target, owned_accounts=owned,
                 internal_ok=True, request_hash=request_hash)
 
         def fn(uow):
@@ -637,9 +715,9 @@ class Loans:
                 return replay
             loan = self._loan_in(uow, lid)
             today = bank.state.business_date
-            if loan["status"] != "active":
+            if loan["status"] not in ("active", "written_off"):
                 raise InvalidState(f"Loan {lid} is {loan['status'].replace('_', ' ')}; "
-                                   "payments are taken only on active loans.")
+                                   "payments are taken only on active or written-off loans.")
             if not is_cash:
                 owner = uow.fetchone("SELECT customer_id FROM accounts WHERE account_number = ?",
                                      [source])
@@ -647,21 +725,28 @@ class Loans:
                     raise AccountNotFound(f"There is no account {source}.")
                 if owner[0] != loan["customer_id"] and actor.role != "customer":
                     raise InvalidInput(f"Account {source} does not belong to the borrower.")
-            (owed,) = uow.fetchone(
-                "SELECT coalesce(sum(fee_cents - fee_paid_cents + CASE WHEN due_date <= ? THEN "
-                "interest_cents - interest_paid_cents ELSE 0 END), 0) FROM loan_schedule "
-                "WHERE loan_id = ?", [today, lid])
-            payoff = int(owed) + loan["principal_outstanding_cents"]
-            if cents > payoff:
-                raise InvalidAmount(f"{format_cents(cents)} is more than the "
-                                    f"{format_cents(payoff)} that pays loan {lid} off.")
-            alloc = allocate(uow, pd.DataFrame({"loan_id": [lid], "amount_cents": [cents]}),
-                             today)
-            fee = int(alloc["fee_cents"].sum())
-            interest = int(alloc["interest_cents"].sum())
-            principal_due = int(alloc["principal_cents"].sum())
-            prepay = cents - fee - interest - principal_due
-            principal = principal_due + prepay
+            if loan["status"] == "written_off":
+                return self._recover_in(uow, actor, loan, cents, source, is_cash, request)
+            day = vday or today
+            if day > today or day < loan["disbursement_date"]:
+                raise InvalidInput(f"The value date must lie between the disbursement "
+                                   f"({loan['disbursement_date']}) and today ({today}).")
+            if day == today:
+                replayed = _replay_in(uow.fetchall, loan)
+                quote = replayed.payoff(today)
+                if cents > quote["total_cents"]:
+                    raise InvalidAmount(
+                        f"{format_cents(cents)} is more than the "
+                        f"{format_cents(quote['total_cents'])} that pays loan {lid} off "
+                        "today (bank.loans.payoff gives the parts).")
+                split = replayed.pay(loan_replay.Payment(today, _LAST, cents, rule))
+            else:
+                # Back-dated: the whole history is replayed with the payment in its place.
+                replayed = _replay_in(uow.fetchall, loan,
+                                      [loan_replay.Payment(day, _LAST, cents, rule)])
+                split = next(s for s in replayed.splits if s.transaction_id == _LAST)
+            fee, interest = split.fee_cents, split.interest_cents
+            principal, prepay = split.principal_cents, split.prepayment_cents
             legs = [(source, -cents)]
             for code, part in (("loans_receivable", principal), ("interest_income", interest),
                                ("fee_income", fee)):
@@ -672,63 +757,278 @@ class Loans:
             outcome = bank.post_in(uow, request(legs, memo))
             if isinstance(outcome, BaseException) or outcome.replayed:
                 return outcome
-            apply_allocation(uow, alloc)
             record_payments(uow, pd.DataFrame({
                 "transaction_id": [outcome.transaction_id], "loan_id": [lid],
-                "business_date": [today], "method": ["cash" if is_cash else "manual"],
+                "business_date": [day], "method": ["cash" if is_cash else "manual"],
                 "source_account": [source], "amount_cents": [cents], "fee_cents": [fee],
                 "interest_cents": [interest], "principal_cents": [principal],
-                "prepayment_cents": [prepay], "actor": [actor.username]}))
-            if prepay:
-                self._reamortize(uow, loan, today)
-            closed = close_paid_off(uow, today, [lid])
-            if not closed:
-                age_arrears(uow, today, lid)
+                "prepayment_cents": [prepay], "actor": [actor.username],
+                "prepayment_rule": [rule]}))
+            moved = (self._reallocate(uow, actor, loan, replayed, today, key)
+                     if day != today else None)
+            closed = _store(uow, loan, replayed, today)
             bank.audit_row(uow, actor, "loan.repay", "loan", lid, after={
                 "transaction_id": outcome.transaction_id, "amount": str(to_money(cents)),
                 "fees": str(to_money(fee)), "interest": str(to_money(interest)),
                 "principal": str(to_money(principal)), "prepayment": str(to_money(prepay)),
-                "paid_off": bool(closed)})
+                "prepayment_rule": rule or loan_replay.DEFAULT_PREPAYMENT,
+                "value_date": day.isoformat(), "reallocated": moved, "paid_off": closed})
             return outcome
         return self._raise_refusal(bank.write(fn))
 
-    def _reamortize(self, uow, loan, today):
-        """After a prepayment, spread what principal is left over the instalments not yet due,
-        same dates, same rate."""
+    def _recover_in(self, uow, actor, loan, cents, source, is_cash, request):
+        """A payment on a written-off loan: recovery income (GL4200), never more than what was
+        written off and not yet recovered."""
+        bank, lid = self._bank, loan["id"]
+        (recovered,) = uow.fetchone(
+            "SELECT coalesce(sum(amount_cents), 0) FROM loan_payments WHERE loan_id = ? "
+            "AND method = 'recovery'", [lid])
+        left = loan["written_off_cents"] - int(recovered)
+        if cents > left:
+            raise InvalidAmount(f"{format_cents(cents)} is more than the {format_cents(left)} "
+                                f"still written off on loan {lid}.")
+        recoveries = INTERNAL["loan_recoveries"]
+        outcome = bank.post_in(uow, request(
+            [(source, -cents), (recoveries, cents)], f"Loan {lid} recovery after write-off",
+            kind="loan_recovery", target=recoveries))
+        if isinstance(outcome, BaseException) or outcome.replayed:
+            return outcome
+        today = bank.state.business_date
+        record_payments(uow, pd.DataFrame({
+            "transaction_id": [outcome.transaction_id], "loan_id": [lid],
+            "business_date": [today], "method": ["recovery"], "source_account": [source],
+            "amount_cents": [cents], "fee_cents": [0], "interest_cents": [0],
+            "principal_cents": [0], "prepayment_cents": [0], "actor": [actor.username],
+            "prepayment_rule": [None]}))
+        bank.audit_row(uow, actor, "loan.recovery", "loan", lid, after={
+            "transaction_id": outcome.transaction_id, "amount": str(to_money(cents)),
+            "recovered": str(to_money(int(recovered) + cents)),
+            "cash": is_cash})
+        return outcome
+
+    def payoff(self, actor, loan_id, on=None) -> dict:
+        """What closes an active loan on value date `on` (default: the business date; not
+        earlier): principal, interest accrued to `on` (see loan_replay), fees charged, total,
+        as Decimal and as *_cents. Paying the total with repay on that date closes the loan."""
+        loan = self._readable(actor, loan_id)
+        today = self._bank.business_date
+        day = as_date(on, "payoff date") or today
+        if day < today:
+            raise InvalidInput(f"A payoff is quoted for the business date {today} or later.")
+        if loan["status"] != "active":
+            raise InvalidState(f"Loan {loan['id']} is {loan['status'].replace('_', ' ')}; "
+                               "only an active loan has a payoff.")
+        quote = _replay_in(self._bank.read, loan).payoff(day)
+        out = {"loan_id": loan["id"], "on": day}
+        for key, cents in quote.items():
+            out[key] = cents
+            out[key.removesuffix("_cents")] = to_money(cents)
+        return out
+
+    def history(self, actor, loan_id) -> pd.DataFrame:
+        """The loan's money events, oldest first: value date, transaction, kind (disbursement,
+        manual, cash, automatic, reversal, reallocation, recovery, write-off), amount and split,
+        and whether a later reversal undid it."""
+        loan = self._readable(actor, loan_id)
+        df = self._bank.read_df(
+            "SELECT lp.business_date AS value_date, lp.transaction_id, lp.method AS event, "
+            "lp.amount_cents, lp.fee_cents, lp.interest_cents, lp.principal_cents, "
+            "lp.prepayment_cents, lp.actor, EXISTS (SELECT 1 FROM transactions t "
+            "WHERE t.reverses_id = lp.transaction_id) AS reversed FROM loan_payments lp "
+            "WHERE lp.loan_id = ? UNION ALL SELECT t.business_date, t.id, "
+            "CASE t.kind WHEN 'loan_disbursement' THEN 'disbursement' WHEN 'loan_write_off' "
+            "THEN 'write-off' ELSE 'undo disbursement' END, t.amount_cents, 0, 0, 0, 0, "
+            "t.actor, EXISTS (SELECT 1 FROM transactions r WHERE r.reverses_id = t.id) "
+            "FROM transactions t WHERE t.memo LIKE ? AND (t.kind IN ('loan_disbursement', "
+            "'loan_write_off') OR t.kind = 'reversal' AND t.memo LIKE ?) ORDER BY 1, 2",
+            [loan["id"], f"Loan {loan['id']} %", f"Loan {loan['id']} disbursement undone%"])
+        return _money_frame(df, ["amount_cents", "fee_cents", "interest_cents",
+                                 "principal_cents", "prepayment_cents"])
+
+    def provisions(self, actor) -> pd.DataFrame:
+        """Managers: the loan-loss provision by arrears bucket as end of day last set it:
+        bucket, loans, outstanding principal, percent, provision (Decimal and *_cents)."""
+        self._bank.require(actor, "report.read", entity="loan")
+        df = self._bank.read_df(
+            "SELECT l.arrears_bucket AS bucket, count(*) AS loans, "
+            "CAST(sum(l.principal_outstanding_cents) AS BIGINT) AS outstanding_cents, "
+            "max(p.percent) AS percent, CAST(coalesce(sum(p.provision_cents), 0) AS BIGINT) "
+            "AS provision_cents FROM loans l LEFT JOIN loan_provisions p ON p.loan_id = l.id "
+            "WHERE l.status = 'active' GROUP BY 1")
+        order = {b: i for i, b in enumerate(BUCKETS)}
+        df = df.sort_values("bucket", key=lambda s: s.map(order)).reset_index(drop=True)
+        return _money_frame(df, ["outstanding_cents", "provision_cents"])
+
+    # -- corrections (managers) --------------------------------------------------------------
+    def reverse_repayment(self, actor, loan_id, transaction_id, reason, idempotency_key=None):
+        """Undo one repayment: a reversing ledger transaction gives the money back to where it
+        came from, and the loan is replayed without it (later payments are split again; any
+        change of their split is posted as one loan_reallocation transaction between GL1200,
+        GL4000 and GL4100). Managers only; audited. Returns the reversal's Receipt."""
+        bank = self._bank
+        lid = _loan_id(loan_id)
+        bank.require(actor, "loan.correct", entity="loan", entity_id=lid)
+        reason = _clean_text(reason, "reason for the reversal", 3, REASON_CHARS_MAX)
+        from .payments import clean_transaction_id
+        tid = clean_transaction_id(transaction_id)
+        key = (_clean_key(idempotency_key) if idempotency_key
+               else system_key("loan", lid, "reversal-of", tid))
+
+        def fn(uow):
+            loan = self._loan_in(uow, lid)
+            row = uow.fetchone(
+                "SELECT method, amount_cents, fee_cents, interest_cents, principal_cents, "
+                "prepayment_cents, source_account FROM loan_payments WHERE loan_id = ? "
+                "AND transaction_id = ?", [lid, tid])
+            legs = [(number, -amount) for number, amount in uow.fetchall(
+                "SELECT a.account_number, p.amount_cents FROM postings p JOIN accounts a "
+                "ON a.id = p.account_id WHERE p.transaction_id = ? ORDER BY p.id", [tid])]
+            req = PostingRequest(
+                kind="reversal", actor=actor, action="loan.reverse_repayment", legs=legs,
+                amount_cents=row[1] if row else 0, idempotency_key=key,
+                memo=f"Loan {lid} reversal of payment {tid}: {reason}",
+                source_account=INTERNAL["loans_receivable"],
+                target_account=row[6] if row else None, reverses_id=tid, internal_ok=True)
+            if row is not None:
+                replay = self._replay_or_conflict(uow, key, req)
+                if replay is not None:
+                    return replay
+            if row is None or row[0] not in REPLAYED_METHODS:
+                raise InvalidInput(f"Transaction {tid} is not a repayment of loan {lid}.")
+            if loan["status"] not in ("active", "paid_off"):
+                raise InvalidState(f"Loan {lid} is {loan['status'].replace('_', ' ')}; "
+                                   "repayments are reversed only on active or paid-off loans.")
+            outcome = bank.post_in(uow, req)
+            if isinstance(outcome, BaseException):
+                return outcome
+            today = bank.state.business_date
+            record_payments(uow, pd.DataFrame({
+                "transaction_id": [outcome.transaction_id], "loan_id": [lid],
+                "business_date": [today], "method": ["reversal"], "source_account": [row[6]],
+                "amount_cents": [-row[1]], "fee_cents": [-row[2]], "interest_cents": [-row[3]],
+                "principal_cents": [-row[4]], "prepayment_cents": [-row[5]],
+                "actor": [actor.username], "prepayment_rule": [None]}))
+            replayed = _replay_in(uow.fetchall, loan)
+            moved = self._reallocate(uow, actor, loan, replayed, today, key)
+            _store(uow, loan, replayed, today, reopen=True)
+            bank.audit_row(uow, actor, "loan.reverse_repayment", "loan", lid,
+                           before={"status": loan["status"], "transaction_id": tid},
+                           after={"reason": reason, "reversal_id": outcome.transaction_id,
+                                  "amount": str(to_money(row[1])), "reallocated": moved})
+            return outcome
+        return self._raise_refusal(bank.write(fn))
+
+    def _reallocate(self, uow, actor, loan, replayed, today, key):
+        """Post the difference between the splits stored for the loan and the replay's."""
         lid = loan["id"]
-        (outstanding,) = uow.fetchone(
-            "SELECT principal_outstanding_cents FROM loans WHERE id = ?", [lid])
-        future = [row[0] for row in uow.fetchall(
-            "SELECT n FROM loan_schedule WHERE loan_id = ? AND due_date > ? ORDER BY n",
-            [lid, today])]
-        (unpaid_due,) = uow.fetchone(
-            "SELECT coalesce(sum(principal_cents - principal_paid_cents), 0) FROM loan_schedule "
-            "WHERE loan_id = ? AND due_date <= ?", [lid, today])
-        remaining = outstanding - int(unpaid_due)
-        before = uow.fetchall("SELECT n, payment_cents FROM loan_schedule WHERE loan_id = ? "
-                              "AND due_date > ? ORDER BY n LIMIT 1", [lid, today])
-        if remaining == 0 or not future:
-            uow.execute("DELETE FROM loan_schedule WHERE loan_id = ? AND due_date > ?",
-                        [lid, today])
-            return
-        rows = amortize(remaining, loan["annual_rate_percent"], len(future))
-        frame = pd.DataFrame(rows, columns=["payment_cents", "interest_cents",
-                                            "principal_cents", "balance_cents"])
-        frame.insert(0, "n", future)
-        uow.cur.register("new_amounts", frame)
-        try:
+        stored = uow.fetchone(
+            "SELECT coalesce(sum(fee_cents), 0), coalesce(sum(interest_cents), 0), "
+            "coalesce(sum(principal_cents), 0), coalesce(sum(prepayment_cents), 0) "
+            "FROM loan_payments WHERE loan_id = ? AND method <> 'recovery'", [lid])
+        want = [sum(getattr(s, f) for s in replayed.splits) for f in
+                ("fee_cents", "interest_cents", "principal_cents", "prepayment_cents")]
+        fee, interest, principal, prepay = (w - int(s) for w, s in zip(want, stored))
+        if not (fee or interest or principal):
+            if prepay:
+                uow.execute("UPDATE loan_payments SET prepayment_cents = prepayment_cents + ? "
+                            "WHERE transaction_id = (SELECT max(transaction_id) FROM "
+                            "loan_payments WHERE loan_id = ?)", [prepay, lid])
+            return None
+        legs = [(INTERNAL[code], part) for code, part in (
+            ("loans_receivable", principal), ("interest_income", interest),
+            ("fee_income", fee)) if part]
+        outcome = self._bank.post_in(uow, PostingRequest(
+            kind="loan_reallocation", actor=actor, action="loan.reallocate", legs=legs,
+            amount_cents=sum(p for _, p in legs if p > 0), idempotency_key=key + "-split",
+            memo=f"Loan {lid} payments split again after a correction",
+            source_account=legs[0][0], target_account=legs[-1][0], internal_ok=True))
+        if isinstance(outcome, BaseException):
+            raise outcome
+        record_payments(uow, pd.DataFrame({
+            "transaction_id": [outcome.transaction_id], "loan_id": [lid],
+            "business_date": [today], "method": ["reallocation"], "source_account": [""],
+            "amount_cents": [0], "fee_cents": [fee], "interest_cents": [interest],
+            "principal_cents": [principal], "prepayment_cents": [prepay],
+            "actor": [actor.username], "prepayment_rule": [None]}))
+        return {"transaction_id": outcome.transaction_id, "fees": str(to_money(fee)),
+                "interest": str(to_money(interest)), "principal": str(to_money(principal))}
+
+    def undo_disbursement(self, actor, loan_id, reason, idempotency_key=None):
+        """Managers: reverse the payout of an active loan that has taken no repayment (or whose
+        repayments were all reversed); the loan goes back to approved and may be paid out
+        again. The borrower's account must still hold the money. Returns the Receipt."""
+        bank = self._bank
+        lid = _loan_id(loan_id)
+        bank.require(actor, "loan.correct", entity="loan", entity_id=lid)
+        reason = _clean_text(reason, "reason for undoing the disbursement", 3, REASON_CHARS_MAX)
+
+        def fn(uow):
+            loan = self._loan_in(uow, lid)
+            if loan["status"] != "active":
+                raise InvalidState(f"Loan {lid} is {loan['status'].replace('_', ' ')}; only an "
+                                   "active loan's disbursement can be undone.")
+            tid = loan["disbursement_tx_id"]
+            key = (_clean_key(idempotency_key) if idempotency_key
+                   else system_key("loan", lid, "undo-disbursement", tid))
+            (paid,) = uow.fetchone(
+                "SELECT count(*) FROM loan_payments lp WHERE loan_id = ? AND method IN "
+                "('manual', 'cash', 'automatic') AND NOT EXISTS (SELECT 1 FROM transactions t "
+                "WHERE t.reverses_id = lp.transaction_id)", [lid])
+            if paid:
+                raise InvalidState(f"Loan {lid} has taken repayments; reverse them first "
+                                   "(bank.loans.reverse_repayment).")
+            legs = [(number, -amount) for number, amount in uow.fetchall(
+                "SELECT a.account_number, p.amount_cents FROM postings p JOIN accounts a "
+                "ON a.id = p.account_id WHERE p.transaction_id = ? ORDER BY p.id", [tid])]
+            outcome = bank.post_in(uow, PostingRequest(
+                kind="reversal", actor=actor, action="loan.undo_disbursement", legs=legs,
+                amount_cents=loan["principal_cents"], idempotency_key=key,
+                memo=f"Loan {lid} disbursement undone: {reason}",
+                source_account=loan["account_number"],
+                target_account=INTERNAL["loans_receivable"], reverses_id=tid,
+                internal_ok=True))
+            if isinstance(outcome, BaseException):
+                return outcome
+            uow.execute("DELETE FROM loan_schedule WHERE loan_id = ?", [lid])
             uow.execute(
-                "UPDATE loan_schedule SET payment_cents = x.payment_cents, "
-                "interest_cents = x.interest_cents, principal_cents = x.principal_cents, "
-                "balance_cents = x.balance_cents FROM new_amounts x "
-                "WHERE loan_schedule.loan_id = ? AND loan_schedule.n = x.n", [lid])
-        finally:
-            uow.cur.unregister("new_amounts")
-        self._bank.audit_row(uow, self._bank.system_actor(), "loan.reschedule", "loan", lid,
-                             before={"next_instalment": str(to_money(before[0][1]))},
-                             after={"principal": str(to_money(remaining)),
-                                    "instalments": len(future),
-                                    "next_instalment": str(to_money(rows[0][0]))})
+                "UPDATE loans SET status = 'approved', disbursed_by = NULL, disbursed_at = NULL, "
+                "disbursement_date = NULL, disbursement_tx_id = NULL, "
+                "principal_outstanding_cents = 0, days_past_due = 0, "
+                "arrears_bucket = 'current' WHERE id = ?", [lid])
+            bank.audit_row(uow, actor, "loan.undo_disbursement", "loan", lid,
+                           before={"status": "active", "disbursement_tx_id": tid,
+                                   "account": loan["account_number"]},
+                           after={"status": "approved", "reason": reason,
+                                  "reversal_id": outcome.transaction_id})
+            return outcome
+        return self._raise_refusal(bank.write(fn))
+
+    def set_repayment_account(self, actor, loan_id, account_number, reason=""):
+        """Staff: the borrower's account that end of day collects instalments from (one of
+        their own open customer accounts). Audited."""
+        bank = self._bank
+        lid = _loan_id(loan_id)
+        bank.require(actor, "loan.change_account", entity="loan", entity_id=lid)
+        number = accountnum.normalize(account_number)
+
+        def fn(uow):
+            loan = self._loan_in(uow, lid)
+            if loan["status"] != "active":
+                raise InvalidState(f"Loan {lid} is {loan['status'].replace('_', ' ')}; only an "
+                                   "active loan has a repayment account.")
+            acc = uow.fetchone("SELECT customer_id, kind, status FROM accounts "
+                               "WHERE account_number = ?", [number])
+            if acc is None or acc[0] is None:
+                raise AccountNotFound(f"There is no account {number}.")
+            if acc[0] != loan["customer_id"] or acc[1] not in CUSTOMER_KINDS:
+                raise InvalidInput(f"Account {number} does not belong to the borrower.")
+            if acc[2] == "closed":
+                raise InvalidState(f"Account {number} is closed.")
+            uow.execute("UPDATE loans SET account_number = ? WHERE id = ?", [number, lid])
+            bank.audit_row(uow, actor, "loan.change_account", "loan", lid,
+                           before={"account": loan["account_number"]},
+                           after={"account": number, "reason": str(reason or "")[:300]})
+        bank.write(fn)
 
     def write_off(self, actor, loan_id, *, reason, idempotency_key=None):
         """Managers only: the unpaid principal becomes a loan loss; unpaid interest and fees are
@@ -822,13 +1122,18 @@ class Loans:
             "fees_due_cents": 0, "interest_due_cents": 0, "principal_due_cents": 0,
             "overdue_cents": 0, "due_now_cents": 0, "next_due_date": None, "next_due_cents": 0}
         out.update(figures)
-        out["payoff_cents"] = (figures["fees_due_cents"] + figures["interest_due_cents"]
-                               + loan["principal_outstanding_cents"])
+        out["payoff_cents"] = out["accrued_interest_cents"] = 0
+        if loan["status"] == "active":
+            # Interest by the day: the payoff today includes the interest accrued to today.
+            quote = _replay_in(bank.read, loan).payoff(today)
+            out["payoff_cents"] = quote["total_cents"]
+            out["accrued_interest_cents"] = quote["interest_cents"]
         paid = bank.read_one(
             "SELECT coalesce(sum(amount_cents), 0), coalesce(sum(interest_cents), 0), "
-            "coalesce(sum(fee_cents), 0) FROM loan_payments WHERE loan_id = ?", [loan["id"]])
-        out["paid_cents"], out["interest_paid_cents"], out["fees_paid_cents"] = (
-            int(v) for v in paid)
+            "coalesce(sum(fee_cents), 0), coalesce(sum(CASE WHEN method = 'recovery' THEN "
+            "amount_cents END), 0) FROM loan_payments WHERE loan_id = ?", [loan["id"]])
+        (out["paid_cents"], out["interest_paid_cents"], out["fees_paid_cents"],
+         out["recovered_cents"]) = (int(v) for v in paid)
         for key in [k for k in out if k.endswith("_cents")]:
             out[key.removesuffix("_cents")] = to_money(out[key])
         out["outstanding_principal"] = out["principal_outstanding"]
@@ -846,7 +1151,7 @@ class Loans:
                 rate = bank.read_one("SELECT rate_max_percent FROM loan_products WHERE code = ?",
                                      [loan["product_code"]])[0]
             df = quote_frame(loan["principal_cents"], rate, loan["term_months"],
-                             add_months(bank.business_date, 1))
+                             anchor=bank.business_date)
             df["state"] = "projected"
             return df
         today = bank.business_date
@@ -932,6 +1237,58 @@ class Loans:
                         Decimal("0.1"), rounding=ROUNDING))}
 
     # -- invariants --------------------------------------------------------------------------
+    def _replay_problems(self) -> list[str]:
+        """The cache (schedule rows, outstanding principal, payment splits) against a fresh
+        replay of every disbursed loan's events."""
+        bank = self._bank
+        problems = []
+        loans = [dict(zip(LOAN_COLUMNS, row)) for row in bank.read(
+            "SELECT " + ", ".join(LOAN_COLUMNS) + " FROM loans WHERE status IN ('active', "
+            "'paid_off', 'written_off') ORDER BY id")]
+        events, fees, cached, stored = {}, {}, {}, {}
+        for lid, d, t, a, r in bank.read(
+                "SELECT loan_id, business_date, transaction_id, amount_cents, prepayment_rule "
+                "FROM loan_payments lp WHERE method IN ('manual', 'cash', 'automatic') AND NOT "
+                "EXISTS (SELECT 1 FROM transactions t WHERE t.reverses_id = lp.transaction_id)"):
+            events.setdefault(lid, []).append(loan_replay.Payment(d, int(t), int(a), r))
+        for row in bank.read(
+                "SELECT " + ", ".join(SCHEDULE_COLUMNS[:-1]) + ", coalesce(fee_date, due_date) "
+                "FROM loan_schedule ORDER BY loan_id, n"):
+            cached.setdefault(row[0], []).append(tuple(int(v) if i != 2 else v
+                                                       for i, v in enumerate(row[:-1])))
+            if row[9] > 0:
+                fees.setdefault(row[0], {})[int(row[1])] = (int(row[9]), row[11])
+        for lid, *sums in bank.read(
+                "SELECT loan_id, sum(fee_cents), sum(interest_cents), sum(principal_cents) "
+                "FROM loan_payments WHERE method <> 'recovery' GROUP BY 1"):
+            stored[lid] = tuple(int(v) for v in sums)
+        for loan in loans:
+            lid = loan["id"]
+            try:
+                replayed = loan_replay.replay(_contract(loan), events.get(lid, []),
+                                              fees.get(lid))
+            except (loan_replay.ReplayError, BankError) as exc:
+                problems.append(f"loan {lid} does not replay: {exc}")
+                continue
+            want = [(lid, r.n, r.due, r.payment, r.interest, r.principal, r.balance,
+                     r.interest_paid, r.principal_paid, r.fee, r.fee_paid)
+                    for r in replayed.rows]
+            if cached.get(lid, []) != want:
+                problems.append(f"loan {lid} schedule differs from the replay of its events")
+            totals = tuple(sum(getattr(s, f) for s in replayed.splits)
+                           for f in ("fee_cents", "interest_cents", "principal_cents"))
+            if stored.get(lid, (0, 0, 0)) != totals:
+                problems.append(f"loan {lid} payments split {stored.get(lid)} differs from the "
+                                f"replay {totals}")
+            outstanding = (loan["written_off_cents"] if loan["status"] == "written_off"
+                           else loan["principal_outstanding_cents"])
+            if outstanding != replayed.principal_outstanding:
+                problems.append(f"loan {lid} outstanding {outstanding} differs from the replay "
+                                f"{replayed.principal_outstanding}")
+            if len(problems) >= 100:
+                break
+        return problems
+
     def verify(self) -> list[str]:
         """The loan subledger against the ledger; called by audit.verify()."""
         bank = self._bank
@@ -959,31 +1316,42 @@ class Loans:
                 "AND l.principal_outstanding_cents <> coalesce(s.unpaid, 0) ORDER BY 1 LIMIT 100"):
             problems.append(f"loan {lid} outstanding {stored} differs from its schedule's unpaid "
                             f"principal {scheduled}")
-        for lid, pf, sf, pi, si, pp, sp in bank.read(
-                "SELECT coalesce(p.loan_id, s.loan_id), coalesce(p.f, 0), coalesce(s.f, 0), "
-                "coalesce(p.i, 0), coalesce(s.i, 0), coalesce(p.pr, 0), coalesce(s.pr, 0) "
-                "FROM (SELECT loan_id, sum(fee_cents) f, sum(interest_cents) i, "
-                "sum(principal_cents - prepayment_cents) pr FROM loan_payments GROUP BY 1) p "
-                "FULL JOIN (SELECT loan_id, sum(fee_paid_cents) f, sum(interest_paid_cents) i, "
-                "sum(principal_paid_cents) pr FROM loan_schedule GROUP BY 1) s "
-                "ON s.loan_id = p.loan_id WHERE coalesce(p.f, 0) <> coalesce(s.f, 0) "
-                "OR coalesce(p.i, 0) <> coalesce(s.i, 0) OR coalesce(p.pr, 0) <> coalesce(s.pr, 0) "
-                "ORDER BY 1 LIMIT 100"):
-            problems.append(f"loan {lid} payments (fees {pf}, interest {pi}, scheduled principal "
-                            f"{pp}) disagree with its schedule ({sf}, {si}, {sp})")
+        problems += self._replay_problems()
+        (provision,) = bank.read_one("SELECT balance_cents FROM accounts WHERE "
+                                     "account_number = ?", [INTERNAL["loan_loss_provision"]])
+        (held,) = bank.read_one("SELECT CAST(coalesce(sum(provision_cents), 0) AS BIGINT) "
+                                "FROM loan_provisions")
+        (receivable,) = bank.read_one("SELECT balance_cents FROM accounts WHERE "
+                                      "account_number = ?", [INTERNAL["interest_receivable"]])
+        (accrued,) = bank.read_one("SELECT CAST(coalesce(sum(accrued_cents), 0) AS BIGINT) "
+                                   "FROM loan_accruals")
+        if -receivable != accrued:
+            problems.append(f"interest receivable {-receivable} cents differs from the loans' "
+                            f"accrued interest {accrued}")
+        if provision != held:
+            problems.append(f"loan-loss provision {provision} cents differs from the loans' "
+                            f"provisions {held}")
         for tid, in bank.read(
                 "SELECT lp.transaction_id FROM loan_payments lp LEFT JOIN (SELECT "
                 "p.transaction_id, sum(CASE WHEN a.account_number = ? THEN p.amount_cents END) g, "
                 "sum(CASE WHEN a.account_number = ? THEN p.amount_cents END) i, "
                 "sum(CASE WHEN a.account_number = ? THEN p.amount_cents END) f "
                 "FROM postings p JOIN accounts a ON a.id = p.account_id GROUP BY 1) x "
-                "ON x.transaction_id = lp.transaction_id WHERE "
+                "ON x.transaction_id = lp.transaction_id WHERE lp.method <> 'recovery' AND ("
                 "lp.amount_cents <> lp.fee_cents + lp.interest_cents + lp.principal_cents OR "
                 "coalesce(x.g, 0) <> lp.principal_cents OR coalesce(x.i, 0) <> lp.interest_cents "
-                "OR coalesce(x.f, 0) <> lp.fee_cents ORDER BY 1 LIMIT 100",
+                "OR coalesce(x.f, 0) <> lp.fee_cents) ORDER BY 1 LIMIT 100",
                 [INTERNAL["loans_receivable"], INTERNAL["interest_income"],
                  INTERNAL["fee_income"]]):
             problems.append(f"loan payment transaction {tid} does not match its split")
+        for tid, in bank.read(
+                "SELECT lp.transaction_id FROM loan_payments lp LEFT JOIN (SELECT "
+                "p.transaction_id, sum(p.amount_cents) AS r FROM postings p JOIN accounts a ON "
+                "a.id = p.account_id WHERE a.account_number = ? GROUP BY 1) x ON "
+                "x.transaction_id = lp.transaction_id WHERE lp.method = 'recovery' AND "
+                "coalesce(x.r, 0) <> lp.amount_cents ORDER BY 1 LIMIT 100",
+                [INTERNAL["loan_recoveries"]]):
+            problems.append(f"loan recovery transaction {tid} does not match GL4200")
         for lid, n in bank.read(
                 "SELECT loan_id, n FROM loan_schedule WHERE principal_paid_cents > principal_cents "
                 "OR interest_paid_cents > interest_cents OR fee_paid_cents > fee_cents "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import threading
 import uuid
 
 from . import files
@@ -69,6 +70,17 @@ def backup(bank, actor, dest: str) -> dict:
     Returns {"path": absolute path, "bytes": size on disk, "kind": "file" | "export"}."""
     bank.require(actor, "bank.backup", entity="bank")
     dest = os.path.abspath(dest)
+    # One backup at a time: two managers choosing the same name at once would both pass the
+    # check below, the second copy would fail on the file the first is writing and its clean-up
+    # would delete the first one's backup.
+    with _BACKUP_LOCK:
+        return _backup(bank, actor, dest)
+
+
+_BACKUP_LOCK = threading.Lock()
+
+
+def _backup(bank, actor, dest: str) -> dict:
     try:
         _refuse_existing(dest)
         if os.path.abspath(bank.path) == dest:

@@ -67,6 +67,10 @@ def clean_transaction_id(value) -> int:
     return parse_id(value, "transaction id")
 
 
+LOAN_KINDS = ("loan_disbursement", "loan_repayment", "loan_write_off", "loan_recovery",
+              "loan_reallocation", "loan_provision", "loan_accrual")
+
+
 class Payments:
     def __init__(self, bank):
         self._bank = bank
@@ -120,6 +124,7 @@ class Payments:
                             owned_accounts=(source,), daily_limit_cents=limit)
         return self._post_or_queue(req)
 
+    # Loan money is corrected through bank.loans, which replays the loan (issue 9).
     def reverse(self, actor, transaction_id, reason, idempotency_key=None):
         """Post a new transaction that undoes every posting of the original one; above the
         four-eyes threshold it waits for a second manager (returns a PendingApproval)."""
@@ -134,6 +139,12 @@ class Payments:
             raise TransactionNotFound(f"There is no transaction {tid}.")
         if original[0] == "reversal":
             raise InvalidInput("A reversal cannot itself be reversed; post a new transaction.")
+        if original[0] in LOAN_KINDS:
+            raise InvalidInput(
+                f"Transaction {tid} belongs to a loan ({original[0].replace('_', ' ')}); "
+                "correct it on the loan: bank.loans.reverse_repayment(actor, loan_id, "
+                "transaction_id, reason) or bank.loans.undo_disbursement(actor, loan_id, "
+                "reason), which keep the loan's books with the ledger.")
         # Postings are append-only, so the legs read here cannot change before the write.
         legs = [(number, -amount) for number, amount in bank.read(
             "SELECT a.account_number, p.amount_cents FROM postings p "

@@ -70,6 +70,8 @@ PERMISSIONS: dict[str, tuple[frozenset, bool]] = {
     "loan.disburse": (STAFF, False),
     "loan.repay": (EVERYONE, True),
     "loan.write_off": (MANAGERS, False),
+    "loan.correct": (MANAGERS, False),
+    "loan.change_account": (STAFF, False),
 }
 
 

@@ -10,6 +10,7 @@ kept by the bank itself and are not settings (`business_date`, moved by end of d
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 
@@ -28,7 +29,8 @@ _FALSE = ("0", "false", "no", "off")
 class Setting:
     """One setting. kind is "int" (a whole number of `unit`), "cents" (an amount stored in
     cents, typed as money or whole cents), "bool", "time" (HH:MM, 24 hours) or "timezone" (an
-    IANA name such as Europe/Berlin). minimum and maximum bound int and cents settings."""
+    IANA name such as Europe/Berlin). minimum and maximum bound int and cents settings, and
+    time settings in minutes after midnight."""
     key: str
     meaning: str
     kind: str
@@ -56,15 +58,18 @@ class Setting:
                 return "0"
             raise self._bad(value)
         if self.kind == "time":
-            if not _TIME.match(text):
+            match = _TIME.match(text)
+            if not match:
+                raise self._bad(value)
+            minutes = int(match[1]) * 60 + int(match[2])
+            if self.minimum is not None and not self.minimum <= minutes <= self.maximum:
                 raise self._bad(value)
             return text
         if self.kind == "timezone":
-            import zoneinfo
-            try:
-                zoneinfo.ZoneInfo(text)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                raise self._bad(value) from None
+            # Only names of the IANA database: ZoneInfo also opens files such as "localtime",
+            # the machine's own zone, which can change under the bank.
+            if text not in _zone_names():
+                raise self._bad(value)
             return text
         raise AssertionError(f"unknown setting kind {self.kind}")
 
@@ -95,12 +100,18 @@ class Setting:
         if self.kind == "int":
             unit = f" {self.unit}" if self.unit else ""
             return f"{self.minimum:,} to {self.maximum:,}{unit}"
+        if self.kind == "time" and self.minimum is not None:
+            return f"{_hh_mm(self.minimum)} to {_hh_mm(self.maximum)}"
         return {"bool": "1, yes, true or on for yes; 0, no, false or off for no", "time": "00:00 to 23:59",
                 "timezone": "any name in the IANA time zone database"}[self.kind]
 
     def _bad(self, value) -> InvalidInput:
         return InvalidInput(f"{value!r} is not a valid value for {self.key}: it must be "
                             f"{self.type_label}: {self.allowed}.")
+
+
+def _hh_mm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def _s(key, meaning, kind, default, minimum=None, maximum=None, unit=""):
@@ -150,13 +161,25 @@ REGISTRY: dict[str, Setting] = dict([
        "cents", "2500", 0, 100_000),
     _s("loan_late_fee_grace_days", "Days after a due date before the late fee is charged.",
        "int", "5", 0, 90, "days"),
+    # Loan-loss provision per arrears bucket, in hundredths of a percent of the outstanding
+    # principal; end of day keeps it (eod.py _provision, issue 9).
+    *[_s(f"loan_provision_bp_{name}", f"Loan-loss provision for loans {label}, in hundredths "
+         "of a percent of the outstanding principal.", "int", default, 0, 10_000,
+         "hundredths of a percent")
+      for name, label, default in (
+          ("current", "not past due", "100"), ("1_30", "1-30 days past due", "500"),
+          ("31_60", "31-60 days past due", "2500"), ("61_90", "61-90 days past due", "5000"),
+          ("over_90", "over 90 days past due", "10000"))],
     _s("dormancy_months", "Months without customer activity before an account is dormant.",
        "int", "12", 1, 120, "months"),
     # Business dates and the automatic end of day (eod.py).
     _s("bank_time_zone", "The bank's time zone: when a business day ends, and how times "
        "are shown.", "timezone", "UTC"),
     _s("eod_cutoff_time", "Time of day (bank time zone) after which today may be closed, and "
-       "at which the automatic end of day runs.", "time", "23:30"),
+       "at which the automatic end of day runs.", "time", "23:30",
+       # Not before noon: a cut-off of 00:00 would let end of day close today as it begins,
+       # so that the rest of the day's business carries tomorrow's value date.
+       12 * 60, 23 * 60 + 59),
     _s("eod_auto", "Whether the running app closes each business day by itself after the "
        "cut-off time.", "bool", "1"),
     # Segregation of duties (approvals.py, users.py): changed only from the command line.
@@ -173,6 +196,13 @@ REGISTRY: dict[str, Setting] = dict([
     _s("eod_catchup_days_confirm", "An end of day that would close more days than this asks "
        "for confirmation (the page) or --yes (the command line).", "int", "3", 1, 366, "days"),
 ])
+
+
+@functools.lru_cache(maxsize=1)
+def _zone_names() -> frozenset:
+    import zoneinfo
+    # Some systems list their own zone files too; they are not zones a bank can name.
+    return frozenset(zoneinfo.available_timezones()) - {"localtime", "posixrules", "Factory"}
 
 
 def describe(key: str) -> Setting:
@@ -239,7 +269,13 @@ class Settings:
         bank.require(actor, "bank.admin" if key in CONTROL_SETTINGS else "settings.change",
                      entity="setting", entity_id=key)
         try:
-            text = describe(key).parse(value)
+            setting = describe(key)
+            text = setting.parse(value)
+            if key in ("bank_time_zone", "eod_cutoff_time"):
+                from . import businessday
+                businessday.check_day_change(bank, **(
+                    {"zone_name": text} if key == "bank_time_zone"
+                    else {"cut_off": setting.typed(text)}))
         except InvalidInput as exc:
             bank.record_refusal(actor, "settings.change", exc, entity="setting", entity_id=key)
             raise

@@ -30,7 +30,8 @@ os.environ.setdefault("BANKMS_BCRYPT_ROUNDS", "4")
 
 import bankms  # noqa: E402
 from bankms.bank import INTERNAL  # noqa: E402
-from bankms.loans import amortize, due_dates  # noqa: E402
+from bankms import loan_replay  # noqa: E402
+from bankms.loans import amortize  # noqa: E402
 
 TARGET_S = 10.0
 DAY_1 = dt.date(2026, 3, 30)
@@ -107,7 +108,9 @@ def build(bank, n_accounts, n_loans):
     rows = amortize(LOAN_CENTS, LOAN_RATE, LOAN_TERM)
     template = pd.DataFrame(rows, columns=["payment_cents", "interest_cents", "principal_cents",
                                            "balance_cents"])
-    template.insert(0, "due_date", due_dates(DAY_1, LOAN_TERM))
+    # Due dates keep the disbursement day (issue 9): paid out 28 February, due 28 March on, so
+    # end of day for 30 March collects the first instalments two days late (no fee yet).
+    template.insert(0, "due_date", loan_replay.due_dates(dt.date(2026, 2, 28), LOAN_TERM))
     template.insert(0, "n", range(1, LOAN_TERM + 1))
 
     def load(uow):

@@ -17,9 +17,13 @@ def render() -> None:
     bank = get_bank()
     st.title("End of day")
     status_slot = st.container()  # filled last, so it shows the state after a run
+    done = st.session_state.pop("eod_done", None)
+    if done:
+        st.success(done, icon=":material/check_circle:")
     st.caption("Closing a day collects due instalments, charges late fees, ages arrears, "
                "accrues savings interest (posted on the last day of each month) and marks "
-               "accounts dormant after 12 months without activity. Missed days are closed in "
+               f"accounts dormant after {bank.settings.value('dormancy_months')} months "
+               "without activity. Missed days are closed in "
                "order; a day already closed is never closed again, and a day that has not "
                "ended in the bank's time zone cannot be closed.")
     status = eod_auto.status(bank)
@@ -44,9 +48,14 @@ def render() -> None:
             try:
                 result = bank.end_of_day(actor, until=until, progress=progress, confirm=confirm)
             except BankError as exc:
+                bar.empty()
                 show_error(exc)
             else:
-                st.success(str(result).capitalize(), icon=":material/check_circle:")
+                # Run the page again so that the form offers only what is still open; the
+                # outcome is shown at the top. (str.capitalize would lower-case the rest.)
+                text = str(result)
+                st.session_state["eod_done"] = text[:1].upper() + text[1:]
+                st.rerun()
     _show_status(status_slot, eod_auto.status(bank))
     runs = recent_runs(bank, actor, limit=30)
     if not runs.empty:

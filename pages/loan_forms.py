@@ -61,20 +61,24 @@ def show_summary(loan: dict) -> None:
         st.warning(f"Written off: {md(loan['write_off_reason'])}", icon=":material/info:")
     if loan["status"] != "active":
         return
-    cols = st.columns(4)
+    cols = st.columns(5)
     cols[0].metric("Outstanding principal", money(loan["outstanding_principal"]))
     cols[1].metric("Due now", money(loan["due_now"]))
     nxt = loan["next_due_date"]
     cols[2].metric("Next instalment", money(loan["next_due"]) if nxt else "none",
                    help=f"due {nxt}" if nxt else None)
-    cols[3].metric("Pays it all off", money(loan["payoff"]))
+    cols[3].metric("Interest accrued today", money(loan["accrued_interest"]),
+                   help="Interest runs by the day on the outstanding principal.")
+    cols[4].metric("Pays it all off", money(loan["payoff"]),
+                   help="Principal, interest accrued to today and fees due.")
     if loan["days_past_due"]:
         st.error(f"{money(loan['overdue'])} is overdue: {loan['days_past_due']} days past due "
                  f"(bucket {loan['bucket']}).", icon=":material/warning:")
     elif nxt:
         st.caption(f"The next instalment, {money(loan['next_due'])} on {nxt}, is collected "
                    f"from account {loan['account_number']} at end of day when funds allow. "
-                   "Paying more than is due now lowers the later instalments.")
+                   "A payment before its due date covers the next instalment first; only "
+                   "what is paid beyond it lowers the later instalments.")
 
 
 def application_form(bank, actor, customer_id, prefix: str) -> None:
@@ -131,8 +135,55 @@ def application_form(bank, actor, customer_id, prefix: str) -> None:
         flash(f"Application {loan_id} submitted; a manager will review it.")
 
 
+def loan_by_number(bank, actor, key: str):
+    """A typed loan number read through bank.loans.get, or None (errors shown)."""
+    from bankms.errors import BankError
+    from pages.common import show_error
+
+    number = st.text_input("Loan number", key=key)
+    if not number.strip():
+        return None
+    try:
+        return bank.loans.get(actor, number.strip())
+    except BankError as exc:
+        show_error(exc)
+        return None
+
+
+def payoff_quote(bank, actor, loan: dict, prefix: str) -> None:
+    """What pays the loan off on a chosen date (today or later)."""
+    from bankms.errors import BankError
+    from pages.common import money, show_error
+
+    lid = loan["loan_id"]
+    day = st.date_input("Payoff date", value=loan["business_date"],
+                        min_value=loan["business_date"], key=f"{prefix}_payoff_day_{lid}")
+    try:
+        quote = bank.loans.payoff(actor, lid, on=day)
+    except BankError as exc:
+        show_error(exc)
+        return
+    st.markdown(f"To pay loan {lid} off on {quote['on']}: **{money(quote['total'])}** "
+                f"(principal {money(quote['principal'])}, interest accrued "
+                f"{money(quote['interest'])}, fees {money(quote['fees'])}).")
+
+
+def show_history(bank, actor, loan_id, key: str) -> None:
+    """The loan's money events, oldest first, with reversals marked."""
+    df = bank.loans.history(actor, loan_id)
+    st.dataframe(money_table(df, {
+        "value_date": "Value date", "transaction_id": "Transaction", "event": "Event",
+        "amount": "Amount", "interest": "Interest", "principal": "Principal", "fee": "Fees",
+        "reversed": "Reversed", "actor": "By"}), hide_index=True, width="stretch", key=key)
+
+
+PREPAYMENT_CHOICES = {"reduce_instalment": "lower the later instalments",
+                      "shorten_term": "shorten the term"}
+
+
 def payment_form(bank, actor, loan: dict, sources: dict, prefix: str) -> None:
-    """Pay an active loan from one of `sources` ({value: label})."""
+    """Pay an active loan from one of `sources` ({value: label}); staff choose what a
+    prepayment does."""
     from bankms.errors import BankError
     from pages.common import form_key, money, reset_form_key, show_error
 
@@ -143,12 +194,18 @@ def payment_form(bank, actor, loan: dict, sources: dict, prefix: str) -> None:
                                key=f"{prefix}_amount_{lid}")
         source = st.selectbox("Pay from", list(sources), format_func=sources.get,
                               key=f"{prefix}_source_{lid}")
+        rule = None
+        if getattr(actor, "is_staff", False):
+            rule = st.selectbox("Money beyond the next instalment should",
+                                list(PREPAYMENT_CHOICES), format_func=PREPAYMENT_CHOICES.get,
+                                key=f"{prefix}_rule_{lid}")
         submitted = st.form_submit_button("Pay", type="primary")
     if not submitted:
         return
     name = f"{prefix}_{lid}"
     try:
-        receipt = bank.loans.repay(actor, lid, amount, source, idempotency_key=form_key(name))
+        receipt = bank.loans.repay(actor, lid, amount, source, idempotency_key=form_key(name),
+                                   prepayment=rule)
     except BankError as exc:
         show_error(exc)
         return

@@ -9,9 +9,9 @@ PAGE = {"title": "Take loan payment", "icon": ":material/payments:",
 
 
 def render() -> None:
-    from bankms.errors import BankError
-    from pages.common import current_actor, get_bank, show_error
-    from pages.loan_forms import payment_form, show_flash, show_schedule, show_summary
+    from pages.common import current_actor, get_bank
+    from pages.loan_forms import (loan_by_number, payment_form, payoff_quote, show_flash,
+                                  show_history, show_schedule, show_summary)
 
     actor = current_actor()
     if actor is None or not actor.is_staff:
@@ -19,13 +19,8 @@ def render() -> None:
     bank = get_bank()
     st.title("Take loan payment")
     show_flash()
-    number = st.text_input("Loan number", key="takepay_loan")
-    if not number.strip():
-        return
-    try:
-        loan = bank.loans.get(actor, number.strip())
-    except BankError as exc:
-        show_error(exc)
+    loan = loan_by_number(bank, actor, "takepay_loan")
+    if loan is None:
         return
     st.caption(f"Borrower: {md(loan['holder'])} (customer {loan['customer_id']})")
     show_summary(loan)
@@ -35,5 +30,38 @@ def render() -> None:
         for r in accounts[accounts["status"].isin(["active", "dormant"])].itertuples():
             sources[r.account_number] = f"{r.name} {r.account_number} (available {r.available})"
         payment_form(bank, actor, loan, sources, "takepay")
+        with st.expander("Payoff quote"):
+            payoff_quote(bank, actor, loan, "takepay")
+        with st.expander("Repayment account"):
+            _repayment_account(bank, actor, loan)
     with st.expander("Schedule"):
         show_schedule(bank.loans.schedule(actor, loan["loan_id"]), key="takepay_schedule")
+    with st.expander("Payments and corrections"):
+        show_history(bank, actor, loan["loan_id"], key="takepay_history")
+
+
+def _repayment_account(bank, actor, loan):
+    """Staff move instalment collection to another of the borrower's accounts (audited)."""
+    from bankms.errors import BankError
+    from pages.common import show_error
+    from pages.loan_forms import flash
+
+    lid = loan["loan_id"]
+    accounts = bank.accounts.list(actor, loan["customer_id"])
+    accounts = accounts[accounts["status"].isin(["active", "dormant"])]
+    options = {r.account_number: f"{r.name} {r.account_number}" for r in accounts.itertuples()}
+    if not options:
+        st.caption("The borrower has no other open account.")
+        return
+    current = loan["account_number"]
+    number = st.selectbox("Collect instalments from", list(options), format_func=options.get,
+                          index=list(options).index(current) if current in options else 0,
+                          key=f"takepay_account_{lid}")
+    reason = st.text_input("Reason", key=f"takepay_account_reason_{lid}")
+    if st.button("Change repayment account", key=f"takepay_account_go_{lid}"):
+        try:
+            bank.loans.set_repayment_account(actor, lid, number, reason=reason)
+        except BankError as exc:
+            show_error(exc)
+        else:
+            flash(f"Loan {lid} is now repaid from {number}.")

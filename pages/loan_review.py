@@ -139,6 +139,62 @@ def _arrears(bank, actor):
             flash(unless_waiting(f"Loan {lid} written off.")(result))
 
 
+def _corrections(bank, actor):
+    """Managers correct a loan with a reason: reverse one repayment (the loan is replayed
+    without it) or undo a payout that took no repayment."""
+    from bankms.errors import BankError
+    from pages.common import show_error
+    from pages.loan_forms import flash, loan_by_number, show_history
+
+    loan = loan_by_number(bank, actor, "correct_loan")
+    if loan is None:
+        return
+    lid = loan["loan_id"]
+    st.caption(f"Loan {lid} · {loan['holder']} · status {loan['status'].replace('_', ' ')}")
+    show_history(bank, actor, lid, key=f"correct_history_{lid}")
+    history = bank.loans.history(actor, lid)
+    payments = history[history["event"].isin(["manual", "cash", "automatic"])
+                       & ~history["reversed"].astype(bool)]
+    reason = st.text_input("Reason for the correction", key=f"correct_reason_{lid}")
+    left, right = st.columns(2)
+    with left:
+        if not payments.empty:
+            labels = {int(r.transaction_id): f"{r.value_date} · transaction {r.transaction_id}"
+                                             f" · {r.amount}" for r in payments.itertuples()}
+            tid = st.selectbox("Repayment", list(labels), format_func=labels.get,
+                               key=f"correct_tid_{lid}")
+            if st.button("Reverse repayment", key=f"correct_reverse_{lid}"):
+                try:
+                    bank.loans.reverse_repayment(actor, lid, tid, reason)
+                except BankError as exc:
+                    show_error(exc)
+                else:
+                    flash(f"Repayment {tid} of loan {lid} reversed.")
+    with right:
+        if loan["status"] == "active" and payments.empty:
+            if st.button("Undo disbursement", key=f"correct_undo_{lid}"):
+                try:
+                    bank.loans.undo_disbursement(actor, lid, reason)
+                except BankError as exc:
+                    show_error(exc)
+                else:
+                    flash(f"Loan {lid} is approved again; its payout was reversed.")
+
+
+def _provisions(bank, actor):
+    from pages.loan_forms import money_table
+
+    df = bank.loans.provisions(actor)
+    if df.empty:
+        st.info("No active loans.")
+        return
+    st.dataframe(money_table(df, {"bucket": "Days past due", "loans": "Loans",
+                                  "outstanding": "Outstanding", "percent": "Provision %",
+                                  "provision": "Provision"}),
+                 hide_index=True, width="stretch", key="provision_table")
+    st.caption("As set by the last end of day (settings loan_provision_bp_*).")
+
+
 def render() -> None:
     from pages.common import current_actor, get_bank
     from pages.loan_forms import show_flash
@@ -149,10 +205,15 @@ def render() -> None:
     bank = get_bank()
     st.title("Loan review")
     show_flash()
-    applications, payouts, arrears = st.tabs(["Applications", "Pay out", "Arrears"])
+    applications, payouts, arrears, corrections, provisions = st.tabs(
+        ["Applications", "Pay out", "Arrears", "Corrections", "Provisions"])
     with applications:
         _applications(bank, actor)
     with payouts:
         _payouts(bank, actor)
     with arrears:
         _arrears(bank, actor)
+    with corrections:
+        _corrections(bank, actor)
+    with provisions:
+        _provisions(bank, actor)

@@ -8,8 +8,8 @@ PAGE = {"title": "My loans", "icon": ":material/request_quote:", "roles": ("cust
 def render() -> None:
     from bankms.errors import BankError
     from pages.common import current_actor, get_bank, show_error
-    from pages.loan_forms import (application_form, money_table, payment_form, show_flash,
-                                  show_schedule, show_summary)
+    from pages.loan_forms import (application_form, money_table, payment_form, payoff_quote,
+                                  show_flash, show_history, show_schedule, show_summary)
 
     actor = current_actor()
     if actor is None or actor.role != "customer":
@@ -48,8 +48,13 @@ def render() -> None:
                 if sources:
                     st.subheader("Make a payment")
                     payment_form(bank, actor, loan, sources, "myloans_pay")
+                with st.expander("Payoff quote"):
+                    payoff_quote(bank, actor, loan, "myloans")
             st.subheader("Schedule")
             show_schedule(bank.loans.schedule(actor, lid), key="myloans_schedule")
+            if loan["status"] != "submitted":
+                with st.expander("Payments and corrections"):
+                    show_history(bank, actor, lid, key="myloans_history")
     with apply_tab:
         st.caption("See the full schedule before you apply; nothing is filed until you "
                    "submit.")

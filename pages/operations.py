@@ -28,15 +28,14 @@ def render() -> None:
 
 
 def _business_date(bank, actor) -> None:
-    import datetime as dt
-    import zoneinfo
-
+    from bankms import businessday
     from bankms.eod import recent_runs
 
     zone = bank.settings.value("bank_time_zone")
     left, right = st.columns(2)
     left.metric("Business date", str(bank.business_date))
-    right.metric(f"Calendar date ({zone})", str(dt.datetime.now(zoneinfo.ZoneInfo(zone)).date()))
+    # The bank's clock, as end of day reads it (not the machine's).
+    right.metric(f"Calendar date ({zone})", str(businessday.calendar_date(bank)))
     runs = recent_runs(bank, actor, limit=10)
     if runs.empty:
         st.caption("No end-of-day run yet.")

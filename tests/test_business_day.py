@@ -112,6 +112,7 @@ def test_end_of_day_refuses_a_day_in_the_banks_zone_that_utc_has_ended(day_bank,
     (["eod", "--until", (D0 + 30 * DAY).isoformat()], 2, "has not ended yet"),
     (["eod", "--until", "2026-13-45"], 2, "is not a date"),
     (["eod"], 2, "Confirm the catch-up"),
+    (["eod"], 2, "run it again with --yes"),
     (["eod", "--yes"], 0, "closed 5 day(s)"),
 ])
 def test_command_line_end_of_day(tmp_path, monkeypatch, capsys, argv, code, message):
@@ -309,3 +310,30 @@ def test_receipts_show_the_posting_time_on_the_banks_clock(day_bank, zone, hours
     lines = dict(receipt_lines(details))
     assert (lines["Posted at"], lines["Business date"]) == (
         f"{local:%Y-%m-%d %H:%M:%S} {zone}", str(D0))
+
+
+# -- a time zone or cut-off change cannot put a closed day into the future ---------------------
+# (setting, value, expected: stored or the refusal). The bank closed D0 at 23:31 UTC on D0.
+ZONE_CHANGE_CASES = [
+    ("bank_time_zone", "Europe/Berlin", "Europe/Berlin"),      # 00:31 on D0+1: D0 has ended
+    ("bank_time_zone", "America/New_York", InvalidInput),     # 18:31 on D0: not ended there
+    ("bank_time_zone", "localtime", InvalidInput),            # a file, not an IANA name
+    ("eod_cutoff_time", "23:00", "23:00"),
+    ("eod_cutoff_time", "23:45", InvalidInput),               # D0 could not be closed yet
+]
+
+
+@pytest.mark.parametrize("key, value, expected", ZONE_CHANGE_CASES)
+def test_a_zone_or_cutoff_change_keeps_closed_days_in_the_past(day_bank, clock, key, value,
+                                                               expected):
+    system = day_bank.system_actor()
+    clock.now = at(D0, "23:31")
+    assert len(day_bank.end_of_day(system).days) == 1
+    before = day_bank.settings.get(key)
+    if expected is InvalidInput:
+        with pytest.raises(InvalidInput):
+            day_bank.settings.set(system, key, value)
+        assert day_bank.settings.get(key) == before
+        assert businessday.last_closable_day(day_bank) >= D0
+    else:
+        assert day_bank.settings.set(system, key, value) == expected

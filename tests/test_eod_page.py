@@ -52,8 +52,14 @@ def test_a_long_catch_up_needs_the_checkbox(page_bank):
     assert "needs confirmation" in texts(at) and page_bank.business_date == start
     at.checkbox(key="eod_confirm").check().run()
     run_button(at)
-    assert "Closed 5 day(s)" in texts(at)
+    assert "Closed 5 day(s)" in texts(at) and "Interest posted $0.00" in texts(at)
     assert f"Business date {start + 5 * DAY}" in texts(at)
+    # The form no longer offers the days just closed, nor their checkbox.
+    assert not at.date_input and not at.checkbox and "Nothing to close" in texts(at)
+    # The closed days are value dates, shown without a time of day.
+    [runs] = [d.value for d in at.dataframe if "business_date" in d.value.columns]
+    assert [str(d) for d in runs["business_date"]] == [
+        str(start + k * DAY) for k in range(4, -1, -1)]
     assert not at.exception and page_bank.audit.verify() == []
 
 
@@ -78,3 +84,14 @@ def test_history_shows_the_value_date_and_the_time_on_the_banks_clock(page_bank)
     assert list(table["Value date"].astype(str)) == [str(page_bank.business_date)]
     assert list(table["When"]) == [f"{posted + dt.timedelta(hours=9):%Y-%m-%d %H:%M}"]
     assert number
+
+
+def test_a_refusal_leaves_no_progress_bar_and_the_caption_follows_the_settings(page_bank):
+    start = page_bank.business_date
+    page_bank.settings.set(page_bank.system_actor(), "dormancy_months", "6")
+    page_bank.clock = Clock(dt.datetime.combine(start + 5 * DAY, dt.time(9, 0)))
+    at = open_app(page_bank, employee(page_bank, "manager"), "end-of-day")
+    assert "dormant after 6 months" in texts(at)
+    run_button(at)
+    assert "needs confirmation" in texts(at)
+    assert [p.value for p in at.get("progress")] == []

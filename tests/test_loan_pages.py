@@ -185,8 +185,10 @@ def test_customer_sees_schedule_and_pays(app_bank, staff):
     at.text_input(key=f"myloans_pay_amount_{lid}").input("500.00")
     click(at, "Pay")
     assert "Paid $500.00" in texts(at)
-    assert app_bank.loans.get(ana, lid)["outstanding_principal"] == D("9500.00")
-    assert "Outstanding principal $9,500.00" in texts(at)  # the page redrew with new figures
+    # Issue 9: paid before the due date, the 500.00 covers the coming instalment (interest
+    # 100.00 first, then 400.00 of its principal).
+    assert app_bank.loans.get(ana, lid)["outstanding_principal"] == D("9600.00")
+    assert "Outstanding principal $9,600.00" in texts(at)  # the page redrew with new figures
 
 
 def test_teller_takes_a_cash_payment(app_bank, staff):
@@ -217,3 +219,47 @@ def test_manager_runs_end_of_day_with_progress(app_bank, staff, monkeypatch):
     assert f"Business date {start + dt.timedelta(days=3)}" in texts(at)
     assert app_bank.business_date == start + dt.timedelta(days=3)
     assert app_bank.audit.verify() == []
+
+
+# -- issue 9: payoff quote, accrued interest, history, corrections, repayment account ---------
+def test_customer_sees_accrued_interest_payoff_quote_and_history(app_bank, staff):
+    cid, number, ana = borrower(app_bank, "Quoting Quinn")
+    lid = active_loan(app_bank, staff, cid, number)
+    at = open_app(app_bank, ana, "my-loans")
+    page = texts(at)
+    assert "Interest accrued today $0.00" in page and "Pays it all off $10,000.00" in page
+    first_due = app_bank.loans.schedule(ana, lid)["due_date"].iloc[0]
+    at.date_input(key=f"myloans_payoff_day_{lid}").set_value(first_due).run()
+    # A whole period to the first due date: the scheduled 100.00 of interest.
+    assert (f"To pay loan {lid} off on {first_due}: **$10,100.00** (principal $10,000.00, "
+            "interest accrued $100.00, fees $0.00)") in texts(at)
+    assert "disbursement" in texts(at)
+
+
+def test_manager_reverses_a_repayment_on_the_page(app_bank, staff):
+    cid, number, ana = borrower(app_bank, "Reversed Rita")
+    lid = active_loan(app_bank, staff, cid, number)
+    receipt = app_bank.loans.repay(ana, lid, "300.00", number)
+    at = open_app(app_bank, staff["manager"], "loan-review")
+    at.text_input(key="correct_loan").input(str(lid)).run()
+    at.selectbox(key=f"correct_tid_{lid}").select(receipt.transaction_id)
+    click(at, "Reverse repayment")
+    assert any("Please give the reason" in e.value for e in at.error)
+    at.text_input(key=f"correct_reason_{lid}").input("paid from the wrong account")
+    click(at, "Reverse repayment")
+    assert f"Repayment {receipt.transaction_id} of loan {lid} reversed." in texts(at)
+    assert app_bank.loans.get(ana, lid)["outstanding_principal"] == D("10000.00")
+    assert app_bank.audit.verify() == []
+
+
+def test_teller_changes_the_repayment_account(app_bank, staff):
+    cid, number, _ = borrower(app_bank, "Moving Mo")
+    lid = active_loan(app_bank, staff, cid, number)
+    other = funded_account(app_bank, "0", customer_id=cid)
+    at = open_app(app_bank, staff["teller"], "take-loan-payment")
+    at.text_input(key="takepay_loan").input(str(lid)).run()
+    at.selectbox(key=f"takepay_account_{lid}").select(other)
+    at.text_input(key=f"takepay_account_reason_{lid}").input("salary account moved")
+    click(at, "Change repayment account")
+    assert f"Loan {lid} is now repaid from {other}." in texts(at)
+    assert app_bank.loans.get(staff["teller"], lid)["account_number"] == other

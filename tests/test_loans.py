@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from fractions import Fraction
 
 import numpy_financial as npf
 import pytest
+from dateutil.relativedelta import relativedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +21,9 @@ from bankms.errors import (
     InvalidState,
     PermissionDenied,
 )
-from bankms.loans import add_months, amortize, annuity_payment_cents, bucket
+from bankms.loan_replay import round_half_up
+from bankms.loans import (_replay_in, _write_schedule, add_months, amortize,
+                          annuity_payment_cents, bucket)
 from conftest import employee, funded_account, login_for, make_customer
 
 D = Decimal
@@ -42,7 +46,8 @@ def _fv_factor(r: float, n: int) -> float:
 
 # The domain is what the bank lends, with margin: every product lends from 1,000.00, for at
 # most 120 months, at under 20 %. (Far outside it, say 1,000.00 at 21 % over 309 months, the
-# compounded cent rounding would repay the loan before its last month; amortize refuses that.)
+# compounded cent rounding would repay the loan before its last month; since issue 9 amortize
+# then lowers the instalment a cent at a time: see test_loan_servicing.py.)
 @settings(max_examples=300, deadline=None)
 @given(principal_cents=st.integers(100_000, 100_000_000),
        rate_hundredths=st.integers(0, 3600),
@@ -92,9 +97,21 @@ def test_bucket(days, expected):
     assert bucket(days) == expected
 
 
-def test_a_schedule_that_would_repay_early_is_refused(bank):
-    with pytest.raises(InvalidInput):
-        bank.loans.quote("100.00", "0", 229)
+# Issue 9: these were refused ("the instalments would repay it early"); every contract in
+# range now has a schedule whose instalment is lowered a cent at a time until it never
+# overpays, and the last instalment absorbs the difference. Expected values by hand:
+# 100.00 / 229 = 0.4367 -> 0.44 would repay 100.32 after 228 months, 0.43 repays 98.04.
+@pytest.mark.parametrize("principal, rate, term, instalment, last", [
+    ("100.00", "0", 229, "0.43", "1.96"),
+    ("1.00", "0", 480, "0.00", "1.00"),
+])
+def test_a_schedule_that_used_to_repay_early_is_lowered_not_refused(bank, principal, rate,
+                                                                     term, instalment, last):
+    df = bank.loans.quote(principal, rate, term)
+    assert len(df) == term
+    assert set(df["payment"].iloc[:-1]) == {D(instalment)}
+    assert df["payment"].iloc[-1] == D(last)
+    assert df["principal"].sum() == D(principal) and (df["principal"] >= 0).all()
 
 
 def test_zero_rate_schedule_splits_principal_evenly():
@@ -274,12 +291,25 @@ def miss_first_instalment(bank, staff, borrower, days_late=10):
     withdraw_all(bank, borrower["checking"])
     today = bank.business_date
     first_due = bank.loans.get(staff["teller"], lid)["next_due_date"]
-    shift = (first_due - (today + dt.timedelta(days=1 - days_late))).days
-    bank.write(lambda uow: uow.execute(
-        "UPDATE loan_schedule SET due_date = due_date - CAST(? AS INTEGER) WHERE loan_id = ?",
-        [shift, lid]))
+    target = today + dt.timedelta(days=1 - days_late)
+    disbursed = bank.loans.get(staff["teller"], lid)["disbursement_date"]
+    # The disbursement day whose first due date (one month on, clamped) is the target.
+    shift = next(k for k in range((first_due - target).days - 3, (first_due - target).days + 4)
+                 if disbursed - dt.timedelta(days=k) + relativedelta(months=1) == target)
+    backdate_loan(bank, lid, shift)
     bank.end_of_day(bank.system_actor(), until=today)
     return lid
+
+
+def backdate_loan(bank, lid, days):
+    """Move a fresh loan's disbursement `days` back and rebuild its schedule cache from the
+    replay (the schedule is derived from the disbursement day, issue 9)."""
+    def fn(uow):
+        uow.execute("UPDATE loans SET disbursement_date = disbursement_date - CAST(? AS INTEGER)"
+                    " WHERE id = ?", [days, lid])
+        loan = bank.loans._loan_in(uow, lid)
+        _write_schedule(uow, lid, _replay_in(uow.fetchall, loan))
+    bank.write(fn)
 
 
 @pytest.mark.parametrize("amount, expected_split", [
@@ -289,7 +319,9 @@ def miss_first_instalment(bank, staff, borrower, days_late=10):
     ("25.00", (2500, 0, 0, 0)),
     ("100.00", (2500, 7500, 0, 0)),
     ("913.49", (2500, 10000, 78849, 0)),
-    ("1000.00", (2500, 10000, 87500, 8651)),
+    # Issue 9: the 86.51 beyond the overdue instalment goes to the coming instalment (its
+    # interest first: 92.12), not to principal.
+    ("1000.00", (2500, 18651, 78849, 0)),
 ])
 def test_payment_goes_to_fees_then_interest_then_principal(bank, staff, borrower, amount,
                                                           expected_split):
@@ -313,14 +345,18 @@ def test_paying_what_is_due_makes_the_loan_current(bank, staff, borrower):
 
 
 def test_prepayment_lowers_the_remaining_instalments(bank, staff, borrower):
+    # Issue 9 changed this: 5,000.00 paid on the disbursement day first covers the coming
+    # instalment (its principal 788.49 and interest), and only the excess P prepays, so the
+    # period's interest is (10,000 - P) x 1 %: 5,000 = 788.49 + P + (10,000 - P) / 100, so
+    # P = (5,000 - 788.49 - 100) / 0.99 = 4,153.04 and the interest 58.47 (by hand).
     lid = active_loan(bank, staff, borrower)
     receipt = bank.loans.repay(borrower["actor"], lid, "5000.00", borrower["checking"])
-    assert split(bank, receipt) == (0, 0, 500_000, 500_000)
+    assert split(bank, receipt) == (0, 5847, 78849 + 415304, 415304)
     sched = bank.loans.schedule(borrower["actor"], lid)
     assert len(sched) == 12
-    expected = amortize(500_000, D("12"), 12)
-    assert list(sched["payment_cents"]) == [row[0] for row in expected]
-    assert bank.loans.get(borrower["actor"], lid)["outstanding_principal"] == D("5000.00")
+    expected = amortize(1_000_000 - 78849 - 415304, D("12"), 11)
+    assert list(sched["payment_cents"])[1:] == [row[0] for row in expected]
+    assert bank.loans.get(borrower["actor"], lid)["outstanding_principal"] == D("5058.47")
     assert bank.audit.verify() == []
 
 
@@ -329,14 +365,21 @@ def test_paying_off_closes_the_loan_and_overpaying_is_refused(bank, staff, borro
     # A teller's 20,000 would wait for a second person (four-eyes); the bank funds it directly.
     bank.payments.deposit(bank.system_actor(), borrower["checking"], "20000")
     payoff = bank.loans.get(borrower["actor"], lid)["payoff"]
-    assert payoff == D("10125.00")  # fee 25 + interest 100 + principal 10,000
+    # fee 25 + interest 100 + principal 10,000, and (issue 9) the second period's interest
+    # accrued for the 10 days since the first due date on its 9,211.51.
+    sched = bank.loans.schedule(staff["teller"], lid)
+    days = (sched["due_date"].iloc[1] - sched["due_date"].iloc[0]).days
+    accrued = Fraction(921151, 100) * Fraction(1, 100) * Fraction(10, days)
+    assert payoff == D("10125.00") + D(round_half_up(accrued * 100)) / 100
     with pytest.raises(InvalidAmount):
         bank.loans.repay(borrower["actor"], lid, str(payoff + D("0.01")), borrower["checking"])
     bank.loans.repay(borrower["actor"], lid, str(payoff), borrower["checking"])
     loan = bank.loans.get(borrower["actor"], lid)
     assert (loan["status"], loan["outstanding_principal"], loan["closed_date"]) == (
         "paid_off", D("0.00"), bank.business_date)
-    assert len(bank.loans.schedule(borrower["actor"], lid)) == 1  # only the paid instalment
+    # The paid instalment and (issue 9) the coming one, which the payoff paid with the
+    # interest accrued to today and all principal; the later ones are dropped.
+    assert len(bank.loans.schedule(borrower["actor"], lid)) == 2
     with pytest.raises(InvalidState):
         bank.loans.repay(borrower["actor"], lid, "1.00", borrower["checking"])
     assert bank.audit.verify() == []
@@ -353,7 +396,10 @@ def test_repayment_is_idempotent(bank, staff, borrower):
         bank.loans.repay(borrower["actor"], lid, "200", borrower["checking"],
                          idempotency_key="pay-1")
     assert bank.read_one("SELECT count(*) FROM loan_payments")[0] == 1
-    assert bank.loans.get(borrower["actor"], lid)["outstanding_principal"] == D("9900.00")
+    # Issue 9: paid before the first due date, the 100.00 covers the coming instalment (its
+    # interest first), so the principal is unchanged.
+    loan = bank.loans.get(borrower["actor"], lid)
+    assert (loan["outstanding_principal"], loan["next_due"]) == (D("10000.00"), D("788.49"))
 
 
 @pytest.mark.parametrize("source, error", [

@@ -131,6 +131,17 @@ def test_command_line_as_a_real_process(real_bank, args, code, message):
     assert not os.path.exists(real_bank / "mistyped.duckdb")
 
 
+def test_create_employee_without_a_terminal_or_password_says_so(real_bank):
+    """No --password, no $BANKMS_NEW_PASSWORD and no terminal to ask on: one clear line."""
+    env = {k: v for k, v in os.environ.items() if k != "BANKMS_NEW_PASSWORD"}
+    done = subprocess.run([sys.executable, "-m", "bankms", "create-employee", "--role", "teller",
+                           "--username", "tess", "--db", str(real_bank / "bank.duckdb")],
+                          cwd=REPO, env={**env, "BANKMS_BCRYPT_ROUNDS": "4"},
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "BANKMS_NEW_PASSWORD" in done.stderr, done.stderr
+
+
 def test_demo_refuses_a_bank_with_a_manager_and_keeps_it_real(real_bank):
     with bankms.open_bank(str(real_bank / "bank.duckdb"), bcrypt_rounds=4) as bank:
         from bankms.demo import demo_exists, demo_logins
@@ -265,6 +276,10 @@ def test_a_shared_folder_is_left_alone(tmp_path):
     os.chmod(shared, 0o1777)
     files.tighten(str(shared / "bank.duckdb"))
     assert mode(shared) == 0o1777
+    # The app still refuses to serve from it, but never advises closing a shared folder such
+    # as /tmp to everybody else: the bank moves instead.
+    [(path, _, fix)] = files.exposed(str(shared / "bank.duckdb"))
+    assert path == str(shared) and "chmod" not in fix and "folder of its own" in fix
 
 
 def test_check_bank_file_creates_nothing(tmp_path):
@@ -312,6 +327,9 @@ def test_each_default_is_valid_and_stored_at_first_open(key):
     ("login_backoff_forget_s", "", InvalidInput),
     ("login_backoff_forget_s", "86401", InvalidInput),
     ("eod_cutoff_time", "12:60", InvalidInput),
+    ("eod_cutoff_time", "12:00", "12:00"),
+    ("eod_cutoff_time", "11:59", InvalidInput),   # today closed before half of it has passed
+    ("eod_cutoff_time", "00:00", InvalidInput),   # today closed as it begins
     ("bank_time_zone", "../etc/passwd", InvalidInput),
     ("bank_time_zone", "", InvalidInput),
     ("schema_version", "2", InvalidInput),
@@ -402,6 +420,20 @@ def test_operations_page(app_env):
     assert table.set_index("Setting").loc["session_idle_timeout_s", "Value"] == "120"
 
 
+def test_the_calendar_date_is_the_banks_clock_in_its_zone(app_env):
+    """Before midnight UTC it is already tomorrow in Tokyo, and the bank's clock is the one."""
+    import datetime as dt
+
+    from apptest_util import open_app
+    from conftest import Clock
+
+    bank = app_env
+    bank.clock = Clock(dt.datetime(2031, 5, 6, 20, 0, tzinfo=dt.timezone.utc))
+    bank.settings.set(bank.system_actor(), "bank_time_zone", "Asia/Tokyo")
+    at = open_app(bank, bank.auth.actor_for("mara"), "bank-operations")
+    assert {m.label: m.value for m in at.metric}["Calendar date (Asia/Tokyo)"] == "2031-05-07"
+
+
 def test_a_broken_ledger_shows_a_summary(app_env):
     from apptest_util import open_app
 
@@ -427,3 +459,37 @@ def test_the_app_refuses_to_serve_files_open_to_others(app_env, target, fix):
     errors = [e.value for e in at.error]
     assert any("will not start" in e and f"{fix} {path}" in e for e in errors), errors
     assert not at.text_input  # no sign-in form
+
+
+def test_two_backups_to_the_same_name_at_once_keep_one(tmp_path, monkeypatch):
+    """Both pass the existence check together; the second is refused and the first's file
+    stays (it used to be deleted by the second one's clean-up)."""
+    import threading
+
+    from bankms import operations
+
+    barrier = threading.Barrier(2)
+    check = operations._refuse_existing
+
+    def check_then_wait(dest):
+        check(dest)
+        try:
+            barrier.wait(timeout=2)
+        except threading.BrokenBarrierError:
+            pass  # serialised: the other backup waits on the lock, not here
+    monkeypatch.setattr(operations, "_refuse_existing", check_then_wait)
+    dest = str(tmp_path / "same.duckdb")
+    outcomes = []
+    with bankms.open_bank(str(tmp_path / "bank.duckdb"), bcrypt_rounds=4) as bank:
+        def run():
+            try:
+                operations.backup(bank, bank.system_actor(), dest)
+                outcomes.append("ok")
+            except InvalidInput as exc:
+                outcomes.append("never overwrites" in str(exc))
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        [t.start() for t in threads]
+        [t.join(60) for t in threads]
+    assert sorted(outcomes, key=str) == [True, "ok"]
+    with bankms.open_bank(dest, bcrypt_rounds=4) as copy:
+        assert copy.audit.verify() == []

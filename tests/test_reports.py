@@ -312,7 +312,8 @@ def test_trial_balance_as_of_a_day(ledger):
     assert lines == {
         "DEP-CHECKING": (0, 77800), "DEP-SAVINGS": (0, 20320), "ODR-CHECKING": (5000, 0),
         "GL1000": (93000, 0), "GL1100": (0, 0), "GL1200": (0, 0), "GL4000": (0, 0),
-        "GL4100": (0, 200), "GL5000": (320, 0), "GL5100": (0, 0)}
+        "GL1210": (0, 0), "GL1290": (0, 0), "GL4100": (0, 200), "GL4200": (0, 0), "GL5000": (320, 0),
+        "GL5100": (0, 0), "GL5200": (0, 0)}
     assert df["balance_cents"].sum() == 0
     assert df["debit"].sum() == df["credit"].sum() == Decimal("983.20")
 

@@ -401,6 +401,7 @@ def test_effective_streamlit_config_has_protections_on():
 def test_running_server_refuses_other_origins(tmp_path):
     """A page on another host may neither open the websocket nor read answers (CORS)."""
     import asyncio
+    import concurrent.futures
     import urllib.request
 
     from browser.helpers import Server
@@ -422,8 +423,14 @@ def test_running_server_refuses_other_origins(tmp_path):
             except Exception as exc:  # noqa: BLE001 - any refusal counts, shown if unexpected
                 return repr(exc)
 
-        assert asyncio.run(handshake(server.url)) == "open"  # the app's own page
-        refused = asyncio.run(handshake("http://evil.test"))
+        def run(origin):
+            # A thread of its own: Playwright's sync API (browser tests earlier in the same
+            # run) leaves an event loop on this thread, and asyncio.run refuses to nest.
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                return pool.submit(asyncio.run, handshake(origin)).result()
+
+        assert run(server.url) == "open"  # the app's own page
+        refused = run("http://evil.test")
         assert refused == 403, refused
         request = urllib.request.Request(server.url + "/_stcore/health",
                                          headers={"Origin": "http://evil.test"})

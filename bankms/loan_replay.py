@@ -1,0 +1,444 @@
+"""A loan as the replay of its events: the pure arithmetic of loan servicing.
+
+This module owns the rules; loans.py stores their results (loan_schedule, loan_payments and
+the loan row are a cache of the replay) and verify() checks the cache against a fresh replay.
+Nothing here touches the database, so a replay is also the oracle of the tests.
+
+The contract: principal P (cents), annual rate R % and n monthly instalments, disbursed on day
+D0. The rules, after Apache Fineract's interest-recalculating loans:
+
+* **Due dates** are D0 + k months (python-dateutil's relativedelta, counted from D0 each time),
+  so the day of month is kept and clamped to the month's end without drifting: 2027-01-31 ->
+  02-28, 03-31, 04-30 ... 2028-01-31 (02-29 in a leap year).
+* **The schedule** is the annuity A = P r / (1 - (1 + r)^-n), r = R / 1200, rounded half-up to
+  the cent; each instalment's interest is the period's opening balance x r, rounded half-up; the
+  last instalment pays whatever principal is left. If the rounded A would repay the loan before
+  the last month (tiny loans over long terms), A is lowered a cent at a time until it does not,
+  so the instalments never overpay and no contract in range is refused for rounding. Golden
+  case: 10,000.00 at 12 % over 12 months = 888.49 x 11 + 888.47, 661.86 interest.
+* **Interest by the day.** A whole period on a constant balance B earns exactly B x r (the
+  schedule's interest). Within a period, each day earns B(day) x r x w(day), where B(day) is
+  the principal that bears interest that day and w(day) the day's share of the period under the
+  day count: actual/365 and actual/actual weigh each day 1 / (days in the period), 30/360 weighs
+  by 30/360 days. So 10,000.00 at 12 % with 5,000.00 prepaid on day 20 of a 30-day period earns
+  100.00 x 20/30 + 50.00 x 10/30 = 83.33 for that period. A period's interest is summed exactly
+  (fractions) and rounded half-up to the cent once.
+* **What bears interest.** The principal of an instalment stays interest-bearing until the
+  instalment's due date, whether it is paid early, on time or late (an instalment paid on its
+  due date, or early, costs exactly its scheduled interest; lateness costs the late fee, not
+  extra interest). Only a prepayment (below) lowers the interest-bearing principal at once.
+* **A payment with value date d** pays, in this order: (1) fees charged before d; (2) the
+  interest, then the principal, of the instalments due on or before d, oldest first; (3) the
+  coming instalment (the first due after d): interest, then principal ("advance payment": no
+  late flag, and end of day then collects only what is still due); (4) the excess prepays
+  principal on d. The coming instalment's interest is then the interest accrued to d plus the
+  rest of the period on the lowered principal, and the instalments after it are re-amortised:
+  "reduce_instalment" (same dates, lower instalments; the default) or "shorten_term" (same
+  instalment, fewer of them).
+* **Payoff on d** = fees charged before d + everything due on or before d + the coming
+  instalment's interest accrued to d + all unpaid principal. Paying it closes the loan (the
+  instalments after the coming one are dropped); more than the payoff is refused.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+
+from dateutil.relativedelta import relativedelta
+
+DAY_COUNTS = ("actual/365", "actual/actual", "30/360")
+PREPAYMENT_RULES = ("reduce_instalment", "shorten_term")
+DEFAULT_DAY_COUNT = "actual/365"
+DEFAULT_PREPAYMENT = "reduce_instalment"
+
+
+class ReplayError(ValueError):
+    """An event the contract cannot take (loans.py turns it into a BankError)."""
+
+
+def round_half_up(value) -> int:
+    """Fraction or int -> nearest integer, halves away from zero."""
+    value = Fraction(value)
+    if value >= 0:
+        return int((value + Fraction(1, 2)).__floor__())
+    return -int((-value + Fraction(1, 2)).__floor__())
+
+
+def monthly_rate(annual_rate_percent) -> Fraction:
+    return Fraction(Decimal(str(annual_rate_percent))) / 1200
+
+
+def due_dates(anchor: dt.date, term_months: int) -> list[dt.date]:
+    """anchor + 1 .. term months, each counted from the anchor (never from the previous date)."""
+    return list(_due_dates(anchor, term_months))
+
+
+@functools.lru_cache(maxsize=4096)
+def _due_dates(anchor, term_months) -> tuple:
+    # Cached: verify() replays every loan, and many share a disbursement day.
+    return tuple(anchor + relativedelta(months=k) for k in range(1, term_months + 1))
+
+
+def _days_30_360(a: dt.date, b: dt.date) -> int:
+    d1, d2 = min(a.day, 30), b.day
+    if d1 == 30 and d2 == 31:
+        d2 = 30
+    return 360 * (b.year - a.year) + 30 * (b.month - a.month) + d2 - d1
+
+
+def day_share(day_count: str, start: dt.date, end: dt.date, a: dt.date, b: dt.date) -> Fraction:
+    """The share of period [start, end) that the days [a, b) are, under the day count."""
+    if day_count == "30/360":
+        whole = _days_30_360(start, end)
+        return Fraction(_days_30_360(a, b), whole) if whole else Fraction(0)
+    whole = (end - start).days
+    return Fraction((b - a).days, whole) if whole else Fraction(0)
+
+
+def _interest(balance: int, r: Fraction) -> int:
+    """balance x r rounded half-up, in integers (the replay's hot loop)."""
+    num, den = r.numerator, r.denominator
+    if balance >= 0:
+        return (2 * balance * num + den) // (2 * den)
+    return -((-2 * balance * num + den) // (2 * den))
+
+
+def _instalment_ok(principal_cents, r, term, payment) -> list | None:
+    rows, balance = [], principal_cents
+    for k in range(term):
+        interest = _interest(balance, r)
+        if k == term - 1:
+            principal = balance
+        else:
+            principal = payment - interest
+            if not 0 <= principal < balance:
+                return None
+        balance -= principal
+        rows.append((principal + interest, interest, principal, balance))
+    return rows
+
+
+def amortize(principal_cents: int, annual_rate_percent, term_months: int) -> list[tuple]:
+    """(payment, interest, principal, balance after) in cents for each month; see the module
+    docstring for the rounding rule. Never refuses a contract in range."""
+    return list(_amortize(int(principal_cents), Decimal(str(annual_rate_percent)),
+                          int(term_months)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _amortize(principal_cents: int, annual_rate_percent: Decimal, term_months: int) -> tuple:
+    r = monthly_rate(annual_rate_percent)
+    if r == 0:
+        exact = Fraction(principal_cents, term_months)
+    else:
+        exact = principal_cents * r / (1 - (1 + r) ** -term_months)
+    payment = round_half_up(exact)
+    # Lower the instalment a cent at a time while it would repay the loan early; the exact
+    # annuity never does, so this ends within a few cents of it.
+    for _ in range(10_000):
+        rows = _instalment_ok(principal_cents, r, term_months, payment)
+        if rows is not None:
+            return tuple(rows)
+        payment -= 1
+        if payment < 0:
+            break
+    # Unreachable within the documented range; a last resort that still never overpays:
+    # principal never negative, the last month takes the rest.
+    rows, balance = [], principal_cents
+    for k in range(term_months):
+        interest = _interest(balance, r)
+        principal = balance if k == term_months - 1 else min(max(payment - interest, 0), balance)
+        balance -= principal
+        rows.append((principal + interest, interest, principal, balance))
+    return tuple(rows)
+
+
+def annuity_payment_cents(principal_cents, annual_rate_percent, term_months) -> int:
+    return amortize(principal_cents, annual_rate_percent, term_months)[0][0]
+
+
+@dataclass
+class Contract:
+    principal_cents: int
+    annual_rate_percent: Decimal
+    term_months: int
+    disbursement_date: dt.date
+    day_count: str = DEFAULT_DAY_COUNT
+    prepayment: str = DEFAULT_PREPAYMENT
+
+
+@dataclass
+class Row:
+    n: int
+    start: dt.date
+    due: dt.date
+    payment: int
+    interest: int
+    principal: int
+    balance: int
+    interest_paid: int = 0
+    principal_paid: int = 0
+    fee: int = 0
+    fee_paid: int = 0
+    fee_date: dt.date | None = None
+    # (from date, interest-bearing principal) within the period; the first entry is the start.
+    changes: list = field(default_factory=list)
+
+    @property
+    def opening(self) -> int:
+        return self.changes[0][1]
+
+    def bearing(self, day) -> int:
+        value = self.changes[0][1]
+        for when, amount in self.changes:
+            if when <= day:
+                value = amount
+        return value
+
+
+@dataclass
+class Payment:
+    """A repayment event: value date, ledger transaction id (orders a day's payments), amount,
+    and the prepayment rule chosen for it (None: the contract's)."""
+    value_date: dt.date
+    transaction_id: int
+    amount_cents: int
+    prepayment: str | None = None
+
+
+@dataclass
+class Split:
+    transaction_id: int
+    fee_cents: int = 0
+    interest_cents: int = 0
+    principal_cents: int = 0
+    prepayment_cents: int = 0
+
+
+def _settled(row) -> bool:
+    return (row.interest_paid >= row.interest and row.principal_paid >= row.principal
+            and row.fee_paid >= row.fee)
+
+
+class Loan:
+    """The replayed state of one loan (rows = the schedule with what is paid)."""
+
+    def __init__(self, contract: Contract, fees: dict | None = None):
+        if contract.day_count not in DAY_COUNTS:
+            raise ReplayError(f"unknown day count {contract.day_count}")
+        self.c = contract
+        self.r = monthly_rate(contract.annual_rate_percent)
+        self.rows: list[Row] = []
+        dates = due_dates(contract.disbursement_date, contract.term_months)
+        start = contract.disbursement_date
+        opening = contract.principal_cents
+        for n, (due, (pay, interest, principal, balance)) in enumerate(
+                zip(dates, amortize(contract.principal_cents, contract.annual_rate_percent,
+                                    contract.term_months)), start=1):
+            self.rows.append(Row(n, start, due, pay, interest, principal, balance,
+                                 changes=[(start, opening)]))
+            start, opening = due, balance
+        self.splits: list[Split] = []
+        self.last_value_date = contract.disbursement_date
+        for n, (cents, when) in (fees or {}).items():
+            self.charge_fee(n, cents, when)
+
+    # -- figures -----------------------------------------------------------------------------
+    def charge_fee(self, n, cents, when):
+        for row in self.rows:
+            if row.n == n:
+                row.fee, row.fee_date = int(cents), when
+                return
+        raise ReplayError(f"no instalment {n} to charge a fee on")
+
+    @property
+    def principal_outstanding(self) -> int:
+        return sum(r.principal - r.principal_paid for r in self.rows)
+
+    def owes_nothing(self, as_of) -> bool:
+        return self.principal_outstanding == 0 and all(
+            r.fee_paid >= r.fee and (r.interest_paid >= r.interest or r.due > as_of)
+            for r in self.rows)
+
+    def _coming(self, day) -> Row | None:
+        for row in self.rows:
+            if row.due > day:
+                return row
+        return None
+
+    def _accrued(self, row: Row, day) -> Fraction:
+        """Exact interest of `row`'s period from its start to `day` (exclusive)."""
+        total, points = Fraction(0), row.changes + [(day, None)]
+        for (a, amount), (b, _) in zip(points, points[1:]):
+            a, b = max(a, row.start), min(b, day)
+            if b > a:
+                total += amount * self.r * day_share(self.c.day_count, row.start, row.due, a, b)
+        return total
+
+    def _rest_share(self, row, day) -> Fraction:
+        return self.r * day_share(self.c.day_count, row.start, row.due, day, row.due)
+
+    def accrued_interest(self, day) -> int:
+        """Interest earned and unpaid by the end of `day - 1`: unpaid interest of instalments
+        due before `day` plus the coming instalment's interest accrued to `day`."""
+        due = sum(r.interest - r.interest_paid for r in self.rows if r.due <= day)
+        row = self._coming(day)
+        if row is None:
+            return due
+        return due + round_half_up(self._accrued(row, day)) - row.interest_paid
+
+    def payoff(self, day) -> dict:
+        """Cents that close the loan on value date `day` (see the module docstring)."""
+        fees = sum(r.fee - r.fee_paid for r in self.rows
+                   if r.fee_date is not None and r.fee_date < day)
+        interest = self.accrued_interest(day)
+        principal = self.principal_outstanding
+        return {"principal_cents": principal, "interest_cents": interest, "fees_cents": fees,
+                "total_cents": principal + interest + fees}
+
+    # -- events ------------------------------------------------------------------------------
+    def pay(self, event: Payment) -> Split:
+        day, left = event.value_date, int(event.amount_cents)
+        if day < self.c.disbursement_date:
+            raise ReplayError("a payment cannot be dated before the disbursement")
+        if left <= 0:
+            raise ReplayError("a payment must be positive")
+        split = Split(event.transaction_id)
+        rows = self.rows
+        # Rows before `first` are settled (their interest, principal and fees are paid); the
+        # scan starts there so that a long loan's replay stays linear.
+        first = 0
+        while first < len(rows) and _settled(rows[first]):
+            first += 1
+        for row in rows[first:]:
+            if row.due > day:
+                break
+            if row.fee_date is not None and row.fee_date < day and row.fee > row.fee_paid:
+                take = min(left, row.fee - row.fee_paid)
+                row.fee_paid += take
+                split.fee_cents += take
+                left -= take
+        due = []
+        for row in rows[first:]:
+            if row.due > day:
+                break
+            due.append(row)
+        for row in due:
+            take = min(left, row.interest - row.interest_paid)
+            if take > 0:
+                row.interest_paid += take
+                split.interest_cents += take
+                left -= take
+        for row in due:
+            take = min(left, row.principal - row.principal_paid)
+            if take > 0:
+                row.principal_paid += take
+                split.principal_cents += take
+                left -= take
+        if left:
+            row = self._coming(day)
+            if row is None:
+                raise ReplayError("more than the payoff")
+            self._pay_coming(row, day, left, split, event.prepayment or self.c.prepayment)
+        self.splits.append(split)
+        self.last_value_date = max(self.last_value_date, day)
+        return split
+
+    def _pay_coming(self, row: Row, day, left, split, rule):
+        accrued = self._accrued(row, day)
+        # Later rows are never paid ahead, so their principal is the row's balance after it.
+        rest = row.principal - row.principal_paid + row.balance
+        payoff_rest = round_half_up(accrued) - row.interest_paid + rest
+        if left > payoff_rest:
+            raise ReplayError("more than the payoff")
+        if left == payoff_rest:
+            # Payoff: interest to `day`, every cent of principal; later instalments dropped.
+            interest = round_half_up(accrued)
+            split.interest_cents += interest - row.interest_paid
+            split.principal_cents += rest
+            split.prepayment_cents += rest - (row.principal - row.principal_paid)
+            row.interest = row.interest_paid = interest
+            row.principal = row.principal_paid = row.principal_paid + rest
+            row.payment = row.interest + row.principal
+            row.balance = 0
+            row.changes.append((day, 0))
+            self.rows = [r for r in self.rows if r.n <= row.n]
+            return
+        bearing = row.bearing(day)
+        remaining = row.interest - row.interest_paid + row.principal - row.principal_paid
+        if left <= remaining:
+            take = min(left, row.interest - row.interest_paid)
+            row.interest_paid += take
+            row.principal_paid += left - take
+            split.interest_cents += take
+            split.principal_cents += left - take
+            return
+        # Prepayment P: left = (new interest - paid) + unpaid principal of the row + P, where
+        # the new interest = accrued + (bearing - P) x the rest of the period's rate.
+        share = self._rest_share(row, day)
+        unpaid_principal = row.principal - row.principal_paid
+        exact = (left - (accrued + bearing * share - row.interest_paid) - unpaid_principal) / (
+            1 - share)
+        prepay = int(exact.__floor__())
+        for _ in range(4):
+            interest = round_half_up(accrued + (bearing - prepay) * share)
+            again = left - (interest - row.interest_paid) - unpaid_principal
+            if again == prepay:
+                break
+            prepay = again
+        interest = left - prepay - unpaid_principal + row.interest_paid
+        split.interest_cents += interest - row.interest_paid
+        split.principal_cents += unpaid_principal + prepay
+        split.prepayment_cents += prepay
+        row.interest = row.interest_paid = interest
+        row.principal_paid = row.principal
+        row.payment = row.interest + row.principal
+        row.changes.append((day, bearing - prepay))
+        row.balance = bearing - prepay - row.principal
+        self._reamortize(row, rule)
+
+    def _reamortize(self, row: Row, rule):
+        later = [r for r in self.rows if r.n > row.n]
+        balance = row.balance
+        if balance <= 0 or not later:
+            self.rows = [r for r in self.rows if r.n <= row.n]
+            if later == [] and balance > 0:
+                row.principal += balance  # cannot happen: the payoff branch takes it
+            return
+        if rule == "shorten_term":
+            payment = later[0].payment
+            kept = []
+            for r in later:
+                interest = _interest(balance, self.r)
+                principal = min(max(payment - interest, 0), balance)
+                if r is later[-1] or principal == balance:
+                    principal = balance
+                r.interest, r.principal = interest, principal
+                r.payment = interest + principal
+                r.changes = [(r.start, balance)]
+                balance -= principal
+                r.balance = balance
+                kept.append(r)
+                if balance == 0:
+                    break
+            self.rows = [r for r in self.rows if r.n <= row.n] + kept
+            return
+        if rule != "reduce_instalment":
+            raise ReplayError(f"unknown prepayment rule {rule}")
+        for r, (pay, interest, principal, after) in zip(
+                later, amortize(balance, self.c.annual_rate_percent, len(later))):
+            r.payment, r.interest, r.principal = pay, interest, principal
+            r.changes = [(r.start, balance)]
+            r.balance = balance = after
+
+
+def replay(contract: Contract, payments, fees=None) -> Loan:
+    """The loan after `payments` (Payment events, applied in value-date then transaction
+    order) and `fees` ({instalment n: (cents, date charged)})."""
+    loan = Loan(contract, fees)
+    for event in sorted(payments, key=lambda p: (p.value_date, p.transaction_id)):
+        loan.pay(event)
+    return loan
