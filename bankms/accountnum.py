@@ -1,13 +1,21 @@
 """Account numbers with ISO 7064 mod 97-10 check digits (the IBAN scheme).
 
-A customer account number is twelve digits: the prefix 40, an eight-digit sequence and two check
+A customer account number is twelve digits: the prefix 40, an eight-digit body and two check
 digits chosen so that the whole number leaves remainder 1 when divided by 97. Any single mistyped
 digit and almost every swap of two neighbours breaks that, so a typo is refused at the door
 instead of reaching somebody else's account.
+
+New accounts get a random body (`random_number`, from `secrets`), so knowing one number tells
+nothing about the next: nobody can walk the numbers to find other customers' accounts. Numbers
+made from a sequence (`make`, used by older banks and the bulk demo) stay valid.
 """
 from __future__ import annotations
 
+import secrets
+
 from .errors import InvalidAccountNumber
+
+BODY_DIGITS = 8
 
 PREFIX = "40"
 LENGTH = 12
@@ -20,6 +28,11 @@ def check_digits(body: str) -> str:
 def make(sequence: int) -> str:
     body = f"{PREFIX}{sequence:08d}"
     return body + check_digits(body)
+
+
+def random_number() -> str:
+    """A fresh random account number (the caller retries if it is taken)."""
+    return make(secrets.randbelow(10 ** BODY_DIGITS))
 
 
 def normalize(text) -> str:

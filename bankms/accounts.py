@@ -18,6 +18,8 @@ from .money import to_cents, to_money
 from .text import csv_text
 
 DEFAULT_SAVINGS_RATE = "2.00"
+# Draws of a random account number before giving up (a second draw is already rare).
+NUMBER_DRAWS_MAX = 20
 
 
 def clean_rate(value) -> Decimal:
@@ -103,9 +105,8 @@ class Accounts:
                 raise CustomerNotActive(
                     f"Customer {cid} is {row[0]}; accounts can be opened only for active "
                     "customers.")
-            acc_id, seq = uow.fetchone(
-                "SELECT nextval('account_id_seq'), nextval('account_number_seq')")
-            number = accountnum.make(seq)
+            acc_id = uow.fetchone("SELECT nextval('account_id_seq')")[0]
+            number = self._fresh_number(uow)
             now, today = utcnow(), bank.state.business_date
             name = "Checking" if kind == "checking" else "Savings"
             uow.execute(
@@ -133,6 +134,16 @@ class Accounts:
         limit = Decimal(self._bank.settings.get_int("four_eyes_rate_bp", 200)) / 100
         return self._bank.approvals.applies_to(actor) and rate > limit
 
+    @staticmethod
+    def _fresh_number(uow) -> str:
+        """A random account number nobody holds yet. With 10**8 bodies a collision is rare;
+        each one is retried with a new draw."""
+        for _ in range(NUMBER_DRAWS_MAX):
+            number = accountnum.random_number()
+            if not uow.fetchone("SELECT 1 FROM accounts WHERE account_number = ?", [number]):
+                return number
+        raise InvalidState("No free account number was found; please try again.")
+
     def balance(self, actor, number) -> Decimal:
         _, row = self._readable(actor, number)
         return to_money(row[5])
@@ -157,13 +168,39 @@ class Accounts:
 
     def payee_name(self, actor, number) -> str:
         """The holder's name masked ('J*** D**') so a payer can check a payee without learning
-        who holds an account number."""
+        who holds an account number.
+
+        A customer's look-ups are audited (`account.payee_lookup`, found or not) and limited
+        to `payee_lookups_per_customer_max` per `payee_lookup_window_s` (LimitExceeded), so
+        nobody can try number after number to learn who banks here."""
+        from . import throttle
+        from .errors import LimitExceeded
+
+        bank = self._bank
         number = accountnum.normalize(number)
-        self._bank.require(actor, "payment.transfer", actor.customer_id
-                           if actor and getattr(actor, "role", None) == "customer" else None)
-        row = self._bank.read_one(
+        bank.require(actor, "payment.transfer", actor.customer_id
+                     if actor and getattr(actor, "role", None) == "customer" else None)
+        row = bank.read_one(
             "SELECT c.full_name, a.status FROM accounts a JOIN customers c ON c.id = a.customer_id "
             "WHERE a.account_number = ?", [number])
+        if getattr(actor, "role", None) == "customer":
+            lookups_max = bank.settings.get_int("payee_lookups_per_customer_max", 30)
+            window_s = bank.settings.get_int("payee_lookup_window_s", 3600)
+            now = throttle.utcnow()
+
+            def fn(uow):
+                allowed, wait_s = throttle.take(uow, throttle.PAYEE_LOOKUP, actor.customer_id,
+                                                events_max=lookups_max, window_s=window_s,
+                                                now=now)
+                bank.audit_row(uow, actor, "account.payee_lookup", "account", number,
+                               after={"found": row is not None} if allowed else
+                               {"reason": "too many look-ups"},
+                               outcome="ok" if allowed else "refused")
+                return wait_s
+            wait_s = bank.write(fn)
+            if wait_s:
+                raise LimitExceeded("You have checked many payee accounts in a short time; "
+                                    f"please try again in {wait_s // 60 + 1} minutes.")
         if row is None:
             raise AccountNotFound(f"There is no account {number}.")
         return mask_name(row[0])
@@ -232,7 +269,10 @@ class Accounts:
                     "LIKE ? OR coalesce(target_account, '') LIKE ? OR "
                     "CAST(transaction_id AS VARCHAR) = ?)")
             like = f"%{text.lower()}%"
-            params += [like, like, like, text]
+            # A short text such as a transaction id "42" would match every (random) account
+            # number containing those digits; account numbers are matched from 4 characters.
+            number_like = like if len(text) >= 4 else "\x00"
+            params += [like, number_like, number_like, text]
         sql += " ORDER BY posted_at DESC, posting_id DESC"
         if limit is not None and limit != 0:  # None or 0: every row, as before
             if isinstance(limit, bool) or not str(limit).strip().isdigit():

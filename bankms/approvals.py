@@ -657,12 +657,8 @@ class Approvals:
     # -- plumbing ---------------------------------------------------------------------------
     @staticmethod
     def _id(request_id) -> int:
-        if isinstance(request_id, bool):
-            raise InvalidInput("A request id is a whole number.")
-        try:
-            return int(str(request_id).strip())
-        except (TypeError, ValueError):
-            raise InvalidInput(f"'{request_id}' is not a request id.") from None
+        from .ids import parse_id
+        return parse_id(request_id, "request id")
 
     @staticmethod
     def _load(uow, where, value):

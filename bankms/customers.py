@@ -11,6 +11,7 @@ STATUSES = ("pending", "active", "suspended", "closed")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()./-]{5,22}$")
 CONTACT_FIELDS = ("email", "phone", "address")
+PAGE_ROWS_MAX = 200
 
 
 def _text(value, label, *, required=True, chars_max=200):
@@ -121,25 +122,65 @@ class Customers:
         return self._bank.write(fn)
 
     def register(self, *, full_name, email, phone, date_of_birth, national_id, address,
-                 username, password) -> int:
+                 username, password, client_address=None) -> None:
         """Self-registration: a pending customer with a login; nothing financial until a
-        teller verifies them."""
+        teller verifies them.
+
+        Answers the same (None) whether or not the username or the national id exists, so a
+        stranger cannot use it to find out who banks here: a duplicate is recorded only as a
+        refused `customer.register` audit row, and that sign-up never becomes a login (the
+        person finds out at sign-in or from the bank at the verification step). Raises
+        InvalidInput or PasswordPolicyError for bad input, and LimitExceeded once
+        `client_address` (the client's IP address as text; None when unknown) has made
+        `signups_per_address_max` sign-ups within `signup_window_s`."""
+        from . import throttle
+        from .errors import LimitExceeded
+        from .security import Actor
         from .users import check_password_policy, normalize_username
 
         bank = self._bank
         profile = clean_profile(full_name, email, phone, date_of_birth, national_id, address)
         name = normalize_username(username)
         check_password_policy(password, name)
+        # Hashed before anything is looked up, so a duplicate costs what a new sign-up does.
         password_hash = bank.users._hash(password)
-        from .security import Actor
+        address = throttle.clean_address(client_address)
+        signups_max = bank.settings.get_int("signups_per_address_max", 5)
+        window_s = bank.settings.get_int("signup_window_s", 3600)
         actor = Actor(username=name, role="anonymous")
+        now = throttle.utcnow()
 
         def fn(uow):
+            if address is not None:
+                allowed, wait_s = throttle.take(uow, throttle.SIGNUP_ADDRESS, address,
+                                                events_max=signups_max, window_s=window_s,
+                                                now=now)
+                if not allowed:
+                    bank.audit_row(uow, actor, "customer.register", "user", name, after={
+                        "reason": "too many sign-ups from this address", "address": address},
+                        outcome="refused")
+                    return wait_s
+            taken = []
+            if uow.fetchone("SELECT 1 FROM users WHERE username = ?", [name]):
+                taken.append("username taken")
+            if uow.fetchone("SELECT 1 FROM customers WHERE national_id = ?",
+                            [profile["national_id"]]):
+                taken.append("national id exists")
+            if taken:
+                bank.audit_row(uow, actor, "customer.register", "user", name, after={
+                    "reason": ", ".join(taken), "full_name": profile["full_name"],
+                    "address": address}, outcome="refused")
+                return 0
             cid = self._insert(uow, actor, profile, "pending")
             bank.users._insert(uow, actor, name, password_hash, "customer", cid,
                                profile["full_name"], profile["email"], False)
-            return cid
-        return bank.write(fn)
+            bank.audit_row(uow, actor, "customer.register", "customer", cid,
+                           after={"username": name, "address": address})
+            return 0
+        wait_s = bank.write(fn)
+        if wait_s:
+            raise LimitExceeded("Too many sign-ups from this address; please try again in "
+                                f"{wait_s // 60 + 1} minutes or visit a branch.")
 
     def get(self, actor, customer_id) -> dict:
         cid = self._id(customer_id)
@@ -182,12 +223,8 @@ class Customers:
 
     @staticmethod
     def _id(customer_id) -> int:
-        if isinstance(customer_id, bool):
-            raise InvalidInput("A customer id is a whole number.")
-        try:
-            return int(str(customer_id).strip())
-        except (TypeError, ValueError):
-            raise InvalidInput(f"'{customer_id}' is not a customer id.") from None
+        from .ids import parse_id
+        return parse_id(customer_id, "customer id")
 
     def list(self, actor, status=None):
         self._bank.require(actor, "customer.search", entity="customer")
@@ -198,6 +235,24 @@ class Customers:
             sql += " WHERE status = ?"
             params.append(status)
         return self._bank.read_df(sql + " ORDER BY id", params)
+
+    def pending(self, actor, *, limit=20, offset=0) -> dict:
+        """One page of self-registrations waiting for verification, oldest first:
+        {"total": int, "rows": DataFrame of customer_id, full_name, email, phone,
+        date_of_birth, national_id, address, created_at}. limit 1..200, offset >= 0."""
+        from .ids import parse_id
+
+        self._bank.require(actor, "customer.search", entity="customer")
+        limit = parse_id(limit, "page size")
+        if limit > PAGE_ROWS_MAX:
+            raise InvalidInput(f"A page has at most {PAGE_ROWS_MAX} rows.")
+        offset = 0 if offset in (0, "0") else parse_id(offset, "row offset")
+        total = self._bank.read_one("SELECT count(*) FROM customers WHERE status = 'pending'")[0]
+        rows = self._bank.read_df(
+            "SELECT id AS customer_id, full_name, email, phone, date_of_birth, national_id, "
+            "address, created_at FROM customers WHERE status = 'pending' "
+            "ORDER BY created_at, id LIMIT ? OFFSET ?", [limit, offset])
+        return {"total": int(total), "rows": rows}
 
     def search(self, actor, query: str, limit: int = 50):
         """Find customers by name, phone, email, customer id or account number."""

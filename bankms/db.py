@@ -312,6 +312,15 @@ SCHEMA = [
         loans_in_arrears BIGINT NOT NULL,
         accounts_made_dormant BIGINT NOT NULL,
         accounts_reactivated BIGINT NOT NULL)""",
+    # -- Throttles (issue 12: bankms/throttle.py): failed sign-ins per username and per client
+    # address, sign-ups per address, payee look-ups per customer.
+    """CREATE TABLE IF NOT EXISTS throttles (
+        kind VARCHAR NOT NULL,
+        value VARCHAR NOT NULL,
+        count INTEGER NOT NULL,
+        first_at TIMESTAMP NOT NULL,
+        last_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (kind, value))""",
 ]
 
 

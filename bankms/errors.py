@@ -58,7 +58,8 @@ class AuthenticationError(BankError):
 
 
 class AccountLocked(AuthenticationError):
-    pass
+    """A sign-in refused unchecked while the username or client address backs off; same words
+    as any failed sign-in plus "Try again in N s" (`retry_after_s`)."""
 
 
 class PasswordPolicyError(BankError):

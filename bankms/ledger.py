@@ -349,6 +349,13 @@ class BatchPoster:
         for number, delta in req.legs:
             acc = accounts[number]
             status, customer_status = acc[3], acc[7]
+            if actor.role == "customer" and acc[1] != actor.customer_id and (
+                    status not in ("active", "frozen", "dormant") or
+                    customer_status not in ("active", None)):
+                # Never tell a customer anything about another customer's account or status.
+                error = AccountClosed if status == "closed" else AccountNotActive
+                raise error(f"Account {number} cannot receive this payment; please check "
+                            "the account number with the payee.")
             if status == "closed":
                 raise AccountClosed(f"Account {number} is closed; no money can move in or out.")
             if status == "frozen" and delta < 0:

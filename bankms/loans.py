@@ -158,12 +158,8 @@ def _clean_text(value, label, chars_min, chars_max):
 
 
 def _loan_id(value) -> int:
-    if isinstance(value, bool):
-        raise InvalidInput(f"'{value}' is not a loan number.")
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise InvalidInput(f"'{value}' is not a loan number.") from None
+    from .ids import parse_id
+    return parse_id(value, "loan number")
 
 
 def quote_frame(principal_cents, rate, term_months, first_due=None, *,
@@ -410,6 +406,11 @@ def _clean_key(key):
     return clean_key(key)
 
 
+def system_key(*parts):
+    from .payments import system_key
+    return system_key(*parts)
+
+
 LOAN_COLUMNS = (
     "id", "customer_id", "product_code", "principal_cents", "term_months", "purpose",
     "monthly_income_cents", "status", "annual_rate_percent", "applied_by", "applied_role",
@@ -607,8 +608,8 @@ class Loans:
         # After an undone disbursement the loan may be paid out again, under a fresh key.
         (undone,) = bank.read_one("SELECT count(*) FROM audit_log WHERE action = "
                                   "'loan.undo_disbursement' AND entity_id = ?", [str(lid)])
-        key = _clean_key(idempotency_key or f"loan-{lid}-disbursement"
-                         + (f"-{undone + 1}" if undone else ""))
+        key = (_clean_key(idempotency_key) if idempotency_key
+               else system_key("loan", lid, "disbursement", *([undone + 1] if undone else [])))
         gl = INTERNAL["loans_receivable"]
 
         def fn(uow):
@@ -886,7 +887,8 @@ class Loans:
         reason = _clean_text(reason, "reason for the reversal", 3, REASON_CHARS_MAX)
         from .payments import clean_transaction_id
         tid = clean_transaction_id(transaction_id)
-        key = _clean_key(idempotency_key or f"loan-{lid}-reversal-of-{tid}")
+        key = (_clean_key(idempotency_key) if idempotency_key
+               else system_key("loan", lid, "reversal-of", tid))
 
         def fn(uow):
             loan = self._loan_in(uow, lid)
@@ -982,7 +984,8 @@ class Loans:
                 raise InvalidState(f"Loan {lid} is {loan['status'].replace('_', ' ')}; only an "
                                    "active loan's disbursement can be undone.")
             tid = loan["disbursement_tx_id"]
-            key = _clean_key(idempotency_key or f"loan-{lid}-undo-disbursement-{tid}")
+            key = (_clean_key(idempotency_key) if idempotency_key
+                   else system_key("loan", lid, "undo-disbursement", tid))
             (paid,) = uow.fetchone(
                 "SELECT count(*) FROM loan_payments lp WHERE loan_id = ? AND method IN "
                 "('manual', 'cash', 'automatic') AND NOT EXISTS (SELECT 1 FROM transactions t "
@@ -1050,7 +1053,8 @@ class Loans:
         lid = _loan_id(loan_id)
         bank.require(actor, "loan.write_off", entity="loan", entity_id=lid)
         reason = _clean_text(reason, "reason for the write-off", 3, REASON_CHARS_MAX)
-        key = _clean_key(idempotency_key or f"loan-{lid}-write-off")
+        key = (_clean_key(idempotency_key) if idempotency_key
+               else system_key("loan", lid, "write-off"))
         # Issue 12: a write-off above the four-eyes threshold waits (approvals.py).
         held = bank.approvals.gate_loan(actor, "loan.write_off", lid, reason=reason,
                                         idempotency_key=idempotency_key)

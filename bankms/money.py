@@ -21,8 +21,10 @@ AMOUNT_CENTS_MAX = 100_000_000_000 * 100
 _INTEGER_DIGITS_MAX = 15
 
 # People type "1,234.50", " 1234.5 " or "$1,234.50"; thousands separators must sit in groups of
-# three so that "1,2345" (a likely typo) is refused instead of being read as 12345.
-_TEXT_AMOUNT = re.compile(r"^[+-]?(\d{1,3}(,\d{3})+|\d+)(\.\d*)?$|^[+-]?\.\d+$")
+# three so that "1,2345" (a likely typo) is refused instead of being read as 12345. Digits are
+# ASCII only: Python reads "৪" (Bengali four) or "٤" (Arabic-Indic four) as 4, which a person
+# checking the amount on screen may not.
+_TEXT_AMOUNT = re.compile(r"^[+-]?([0-9]{1,3}(,[0-9]{3})+|[0-9]+)(\.[0-9]*)?$|^[+-]?\.[0-9]+$")
 
 
 def to_decimal(value) -> Decimal:

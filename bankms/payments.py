@@ -25,8 +25,20 @@ KEY_CHARS_MAX = 128
 
 # Keys that bankms makes up itself start with this prefix, which callers may not use, so nobody
 # can take such a key first (a customer posting under "sys:reversal-of-7" would otherwise make
-# the manager's reversal of transaction 7 fail as a conflict).
+# the manager's reversal of transaction 7 fail as a conflict). Every key bankms makes comes
+# from system_key; every key a caller gives goes through clean_key (or once.clean_key).
 RESERVED_KEY_PREFIX = "sys:"
+
+
+def system_key(*parts) -> str:
+    """An idempotency key of bankms's own, in the reserved namespace:
+    system_key("loan", 5001, "disbursement") -> "sys:loan-5001-disbursement"."""
+    return RESERVED_KEY_PREFIX + "-".join(str(part) for part in parts)
+
+
+def refuse_reserved(key: str) -> None:
+    if key.startswith(RESERVED_KEY_PREFIX):
+        raise InvalidInput(f"Idempotency keys starting with '{RESERVED_KEY_PREFIX}' are reserved.")
 
 
 def clean_key(key, *, reserved_ok=False) -> str:
@@ -34,8 +46,8 @@ def clean_key(key, *, reserved_ok=False) -> str:
         return uuid.uuid4().hex
     if not isinstance(key, str) or not key.strip() or len(key) > KEY_CHARS_MAX:
         raise InvalidInput(f"An idempotency key is text of 1 to {KEY_CHARS_MAX} characters.")
-    if key.strip().startswith(RESERVED_KEY_PREFIX) and not reserved_ok:
-        raise InvalidInput(f"Idempotency keys starting with '{RESERVED_KEY_PREFIX}' are reserved.")
+    if not reserved_ok:
+        refuse_reserved(key.strip())
     return key.strip()
 
 
@@ -51,12 +63,8 @@ def clean_memo(memo) -> str:
 
 
 def clean_transaction_id(value) -> int:
-    if isinstance(value, bool):
-        raise InvalidInput("A transaction id is a whole number.")
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
-        raise InvalidInput(f"'{value}' is not a transaction id.") from None
+    from .ids import parse_id
+    return parse_id(value, "transaction id")
 
 
 LOAN_KINDS = ("loan_disbursement", "loan_repayment", "loan_write_off", "loan_recovery",
@@ -146,8 +154,7 @@ class Payments:
             kind="reversal", actor=actor, action="payment.reverse", legs=legs,
             amount_cents=original[1],
             idempotency_key=(clean_key(idempotency_key) if idempotency_key is not None else
-                             clean_key(f"{RESERVED_KEY_PREFIX}reversal-of-{tid}",
-                                       reserved_ok=True)),
+                             system_key("reversal", "of", tid)),
             memo=clean_memo(f"Reversal of {tid}: {reason.strip()}"),
             source_account=original[3], target_account=original[2], reverses_id=tid,
             internal_ok=True)

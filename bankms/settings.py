@@ -126,10 +126,31 @@ REGISTRY: dict[str, Setting] = dict([
     _s("four_eyes_threshold_cents",
        "Deposits, withdrawals and transfers by staff above this wait for a second manager.",
        "cents", "1000000", 1, AMOUNT_CENTS_MAX),
-    _s("login_attempts_max", "Failed sign-ins in a row before a user is locked out.",
-       "int", "5", 1, 1000, "attempts"),
-    _s("lockout_s", "How long a locked-out user must wait before signing in again.",
+    # Sign-in back-off (users.py, throttle.py): after `_after_failures` failures in a row the
+    # next attempt waits base, 2 x base, 4 x base... seconds up to the cap. Per client address
+    # it starts sooner than per username, so an attacker's address slows down long before
+    # the real user notices anything.
+    _s("login_backoff_base_s", "First wait after too many failed sign-ins; each further "
+       "failure doubles it.", "int", "1", 1, 60, "seconds"),
+    _s("login_backoff_user_after_failures", "Failed sign-ins in a row for one username "
+       "before its next attempts must wait.", "int", "10", 1, 1000, "attempts"),
+    _s("login_backoff_user_cap_s", "Longest wait for one username after failed sign-ins.",
+       "int", "60", 1, 3600, "seconds"),
+    _s("login_backoff_address_after_failures", "Failed sign-ins in a row from one client "
+       "address before its next attempts must wait.", "int", "3", 1, 1000, "attempts"),
+    _s("login_backoff_address_cap_s", "Longest wait for one client address after failed "
+       "sign-ins.", "int", "120", 1, 3600, "seconds"),
+    _s("login_backoff_forget_s", "Failed sign-ins older than this no longer count.",
        "int", "900", 1, DAY_S, "seconds"),
+    _s("signups_per_address_max", "Self-registrations allowed from one client address "
+       "within signup_window_s.", "int", "5", 1, 10_000, "sign-ups"),
+    _s("signup_window_s", "The window over which sign-ups per address are counted.",
+       "int", "3600", 60, 7 * DAY_S, "seconds"),
+    _s("payee_lookups_per_customer_max", "Look-ups of other customers' account numbers "
+       "(transfer review) one customer may make within payee_lookup_window_s.",
+       "int", "30", 1, 10_000, "look-ups"),
+    _s("payee_lookup_window_s", "The window over which payee look-ups are counted.",
+       "int", "3600", 60, 7 * DAY_S, "seconds"),
     _s("session_idle_timeout_s", "A signed-in session ends after this long without a click.",
        "int", "900", 1, DAY_S, "seconds"),
     _s("session_absolute_timeout_s",
@@ -199,7 +220,12 @@ def describe(key: str) -> Setting:
 CONTROL_SETTINGS = frozenset({
     "four_eyes_threshold_cents", "four_eyes_rate_bp", "structuring_band_min_percent",
     "structuring_count_min", "structuring_window_s", "activation_code_ttl_s",
-    "customer_daily_transfer_cents_max"})
+    "customer_daily_transfer_cents_max",
+    # Sign-in back-off, sign-up and payee look-up limits (users.py, throttle.py).
+    "login_backoff_base_s", "login_backoff_user_after_failures", "login_backoff_user_cap_s",
+    "login_backoff_address_after_failures", "login_backoff_address_cap_s",
+    "login_backoff_forget_s", "signups_per_address_max", "signup_window_s",
+    "payee_lookups_per_customer_max", "payee_lookup_window_s"})
 
 
 class Settings:

@@ -1,9 +1,11 @@
-"""Users, passwords, sign-in with time-based lockout, and server-side sessions.
+"""Users, passwords, sign-in with back-off, and server-side sessions.
 
 Password hashes are bcrypt. A sign-in with an unknown username still checks a bcrypt hash, so
-unknown and known usernames take the same time to fail. Sessions live in the database so that
-logout and a password change revoke them for real: a copied cookie that names a revoked session
-gets nobody in.
+unknown and known usernames take the same time to fail. Failed sign-ins slow down the next
+attempts per username and per client address (exponential back-off, capped; throttle.py)
+instead of locking a user out, so an attacker cannot keep a real user out for long. Sessions
+live in the database so that logout and a password change revoke them for real: a copied cookie
+that names a revoked session gets nobody in.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from importlib import resources
 
 import bcrypt
 
-from . import security
+from . import security, throttle
 from .errors import (
     AccountLocked,
     AuthenticationError,
@@ -275,7 +277,8 @@ class Users:
         return self._bank.read_df(sql + " ORDER BY role, username", params)
 
     def locked(self, actor):
-        """Users locked out right now after too many failed sign-ins, for a manager to unlock."""
+        """Users whose sign-in backs off right now after failed attempts (`locked_until`: when
+        the next attempt is allowed), for a manager to unlock."""
         self._bank.require(actor, "user.read", entity="user")
         return self._bank.read_df(
             "SELECT username, full_name, role, locked_until FROM users "
@@ -323,8 +326,20 @@ class Users:
         self._update(actor, username, "user.activate", {"active": True})
 
     def unlock(self, actor, username):
-        self._employee_target(actor, username, "user.unlock")
-        self._update(actor, username, "user.unlock", {"failed_attempts": 0, "locked_until": None})
+        """End a user's sign-in back-off at once: their failure counter is cleared (audited
+        with the count it had). Addresses that back off keep backing off."""
+        user = self._employee_target(actor, username, "user.unlock")
+        bank = self._bank
+
+        def fn(uow):
+            failures = throttle.clear(uow, throttle.LOGIN_USER, user["username"])
+            uow.execute("UPDATE users SET failed_attempts = 0, locked_until = NULL "
+                        "WHERE username = ?", [user["username"]])
+            bank.audit_row(uow, actor, "user.unlock", "user", user["username"],
+                           before={"failed_attempts": failures,
+                                   "locked_until": user["locked_until"]},
+                           after={"failed_attempts": 0, "locked_until": None})
+        bank.write(fn)
 
     def reset_password(self, actor, username, new_password=None):
         """Managers: give an employee a temporary password (to change at the next sign-in);
@@ -403,39 +418,102 @@ class Users:
             "password_changed_at": utcnow()}, revoke=True)
 
 
+# Every failed sign-in answers with these words, whatever the reason (unknown user, wrong
+# password, deactivated, backing off), so the answer does not tell which usernames exist.
+LOGIN_FAILED = "The username or password is wrong."
+
+
+def login_failed_message(wait_s: float = 0) -> str:
+    if wait_s <= 0:
+        return LOGIN_FAILED
+    return f"{LOGIN_FAILED} Try again in {throttle.seconds_text(wait_s)} s."
+
+
 class Auth:
     def __init__(self, bank):
         self._bank = bank
         self._dummy_hash = bcrypt.hashpw(secrets.token_bytes(16),
                                          bcrypt.gensalt(bank.bcrypt_rounds))
 
-    def _fail(self, username, reason, *, attempts_max=None, lockout_s=None):
-        bank = self._bank
-        anonymous = security.Actor(username=username or "anonymous", role="anonymous")
+    def _rules(self) -> tuple[throttle.Backoff, throttle.Backoff]:
+        """The back-off rules per username and per client address, read on every attempt."""
+        settings = self._bank.settings
+        base_s = settings.get_int("login_backoff_base_s", 1)
+        forget_s = settings.get_int("login_backoff_forget_s", 900)
+        user = throttle.Backoff(settings.get_int("login_backoff_user_after_failures", 10),
+                                base_s, settings.get_int("login_backoff_user_cap_s", 60),
+                                forget_s)
+        address = throttle.Backoff(settings.get_int("login_backoff_address_after_failures", 3),
+                                   base_s, settings.get_int("login_backoff_address_cap_s", 120),
+                                   forget_s)
+        return user, address
+
+    def _fail(self, username, reason):
+        """Audit a failed password check that does not count towards the back-off (a wrong
+        current password at a password change, by someone already signed in)."""
+        self._bank.write(lambda uow: self._audit_refusal(uow, username, {"reason": reason}))
+
+    def _charge(self, name, address, rules, now):
+        """Before any password check: refuse while the username or the address backs off,
+        else count this attempt as a failure up front (refunded if it succeeds). Done in one
+        writer call, so a burst of parallel guesses is counted one by one. Returns the wait
+        in seconds (0: go ahead) and the address's counter row as it was before the charge.
+        A user's back-off does not apply at an address from which that user signed in
+        before, so an attacker elsewhere cannot keep them out."""
+        user_rule, address_rule = rules
 
         def fn(uow):
-            # Every failure runs the same statements (a read and an update, matching no row
-            # when the attempt is not counted), so an unknown username costs what a known
-            # one does and timing does not reveal which usernames exist.
-            locked = False
-            counted = attempts_max is not None
-            row = uow.fetchone("SELECT failed_attempts FROM users WHERE username = ?",
-                               [username])
-            attempts = (row[0] if row else 0) + 1
-            if counted and attempts >= attempts_max:
-                until = utcnow() + dt.timedelta(seconds=lockout_s)
-                uow.execute("UPDATE users SET failed_attempts = 0, locked_until = ? "
-                            "WHERE username = ?", [until, username])
-                bank.audit_row(uow, anonymous, "auth.lockout", "user", username,
-                               after={"locked_until": until.isoformat()})
-                locked = True
-            else:
-                uow.execute("UPDATE users SET failed_attempts = ? WHERE username = ? AND ?",
-                            [attempts, username, counted])
-            bank.audit_row(uow, anonymous, "auth.login", "user", username,
-                           after={"reason": reason}, outcome="refused")
-            return locked
-        return bank.write(fn)
+            user_row, address_row = self._counters(uow, name, address)
+            known = throttle.read(uow.fetchone, throttle.LOGIN_KNOWN,
+                                  None if address is None else f"{name} {address}")
+            user_wait = 0.0 if known and known[0] else user_rule.remaining_s(user_row, now)
+            wait = max(user_wait, address_rule.remaining_s(address_row, now))
+            if wait > 0:
+                self._audit_refusal(uow, name, {
+                    "reason": "backing off", "address": address,
+                    "retry_after_s": throttle.seconds_text(wait)})
+                return wait, address_row
+            user_failures = throttle.add_failure(uow, throttle.LOGIN_USER, name, user_rule, now)
+            if address is not None:
+                throttle.add_failure(uow, throttle.LOGIN_ADDRESS, address, address_rule, now)
+            self._mirror(uow, name, user_failures, user_rule, now)
+            return 0.0, address_row
+        return self._bank.write(fn)
+
+    @staticmethod
+    def _counters(uow, name, address):
+        """The (user row, address row) of the sign-in counters (see throttle.read)."""
+        return (throttle.read(uow.fetchone, throttle.LOGIN_USER, name),
+                throttle.read(uow.fetchone, throttle.LOGIN_ADDRESS, address))
+
+    def _audit_refusal(self, uow, name, after):
+        anonymous = security.Actor(username=name or "anonymous", role="anonymous")
+        self._bank.audit_row(uow, anonymous, "auth.login", "user", name, after=after,
+                             outcome="refused")
+
+    @staticmethod
+    def _mirror(uow, name, failures, rule, now):
+        """Show the username's counter on the user row (managers' Employees page). The
+        statement runs for unknown usernames too (matching no row), for equal timing."""
+        wait = rule.wait_s(failures)
+        until = now + dt.timedelta(seconds=wait) if wait else None
+        uow.execute("UPDATE users SET failed_attempts = ?, locked_until = ? WHERE username = ?",
+                    [failures, until, name])
+
+    def _failed(self, name, address, reason, rules, now) -> float:
+        """Audit a failed attempt (already counted by _charge); returns the wait it causes."""
+        user_rule, address_rule = rules
+
+        def fn(uow):
+            user_row, address_row = self._counters(uow, name, address)
+            user_failures = user_rule.current(user_row, now)
+            address_failures = address_rule.current(address_row, now)
+            wait = max(user_rule.wait_s(user_failures), address_rule.wait_s(address_failures))
+            self._audit_refusal(uow, name, {
+                "reason": reason, "address": address, "user_failures": user_failures,
+                "address_failures": address_failures, "retry_after_s": wait})
+            return float(wait)
+        return self._bank.write(fn)
 
     def verify_password(self, username, password) -> dict:
         """Check a password without starting a session; the same timing for every failure."""
@@ -448,37 +526,46 @@ class Auth:
         return {"ok": ok, "exists": user is not None, "active": bool(user and user[1]),
                 "locked_until": user[2] if user else None, "username": name}
 
-    def login(self, username, password) -> security.Actor:
+    def login(self, username, password, *, client_address=None) -> security.Actor:
+        """Sign in, or raise AuthenticationError with one text for every failure.
+
+        client_address: the client's IP address as a plain string (None when unknown). Failed
+        attempts back off per username and per address (see throttle.py and the
+        login_backoff_* settings); while either backs off, an attempt is refused at once,
+        without checking the password, as AccountLocked (an AuthenticationError) with the
+        same text plus "Try again in N s" and `retry_after_s`. Unknown and known usernames
+        take the same path: both are counted, both check one bcrypt hash."""
         bank = self._bank
-        check = self.verify_password(username, password)
-        name = check["username"]
-        now = utcnow()
-        # Read the limits on every attempt, counted or not, for equal timing.
-        attempts_max = bank.settings.get_int("login_attempts_max", 5)
-        lockout_s = bank.settings.get_int("lockout_s", 900)
-        if check["exists"] and check["locked_until"] is not None and check["locked_until"] > now:
-            self._fail(name, "locked")
-            raise AccountLocked("Too many failed attempts: this user is locked for a while. "
-                                "Try again later or ask a manager to unlock it.")
+        name = str(username or "").strip().lower()[:throttle.VALUE_CHARS_MAX]
+        address = throttle.clean_address(client_address)
+        rules = self._rules()
+        now = throttle.utcnow()
+        wait, address_row = self._charge(name, address, rules, now)
+        if wait > 0:
+            exc = AccountLocked(login_failed_message(wait))
+            exc.retry_after_s = throttle.seconds_text(wait)
+            raise exc
+        check = self.verify_password(name, password)
         if not check["ok"] or not check["active"]:
-            if check["exists"] and check["active"]:
-                locked = self._fail(name, "bad password", attempts_max=attempts_max,
-                                    lockout_s=lockout_s)
-                if locked:
-                    raise AccountLocked("Too many failed attempts: this user is now locked for "
-                                        "a while.")
-            else:
-                self._fail(name, "unknown or inactive user")
-            raise AuthenticationError("The username or password is wrong.")
+            reason = ("unknown user" if not check["exists"] else
+                      "inactive user" if not check["active"] else "wrong password")
+            wait = self._failed(name, address, reason, rules, now)
+            exc = AuthenticationError(login_failed_message(wait))
+            exc.retry_after_s = throttle.seconds_text(wait) if wait else 0
+            raise exc
         row = bank.read_one("SELECT id, role, customer_id, full_name FROM users "
                             "WHERE username = ?", [name])
         actor = security.Actor(username=name, role=row[1], user_id=row[0], customer_id=row[2],
                                full_name=row[3])
 
         def fn(uow):
+            throttle.clear(uow, throttle.LOGIN_USER, name)
+            if address is not None:
+                throttle.refund(uow, throttle.LOGIN_ADDRESS, address, address_row)
+                throttle.store(uow, throttle.LOGIN_KNOWN, f"{name} {address}", 1, now, now)
             uow.execute("UPDATE users SET failed_attempts = 0, locked_until = NULL "
                         "WHERE username = ?", [name])
-            bank.audit_row(uow, actor, "auth.login", "user", name)
+            bank.audit_row(uow, actor, "auth.login", "user", name, after={"address": address})
         bank.write(fn)
         return actor
 

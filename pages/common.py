@@ -172,9 +172,28 @@ def _forget_session() -> None:
         st.session_state[key] = None
 
 
+def client_address() -> str | None:
+    """The browser's IP address as plain text, or None when unknown (Streamlit gives None for
+    a browser on localhost, and AppTest has none); bankms throttles sign-ins and sign-ups by
+    it. Behind a reverse proxy every browser arrives from the proxy's address, so one
+    attacker would slow everybody down: set BANKMS_CLIENT_IP_HEADER to the header that the
+    proxy sets (e.g. X-Forwarded-For); its last entry, the address the proxy saw, is used
+    (earlier entries come from the client and can be forged)."""
+    try:
+        header = os.environ.get("BANKMS_CLIENT_IP_HEADER")
+        if header:
+            forwarded = (st.context.headers.get(header) or "").split(",")[-1].strip()
+            if forwarded:
+                return forwarded
+        address = st.context.ip_address
+    except Exception:  # no request context (bare runs): nothing to throttle by
+        return None
+    return str(address) if address else None
+
+
 def make_authenticator(bank):
     """streamlit-authenticator set up for bankms: it draws the sign-in form and owns the cookie
-    component, while bankms decides who gets in (lockout, equal timing, audit) and the cookie
+    component, while bankms decides who gets in (back-off, equal timing, audit) and the cookie
     carries a token bound to our server-side session. Call once per run (the library's widgets
     have fixed keys)."""
     import streamlit_authenticator as stauth
@@ -193,7 +212,7 @@ def make_authenticator(bank):
     def check_credentials(username, password):
         st.session_state.pop("_signin_error", None)
         try:
-            actor = bank.auth.login(username, password)
+            actor = bank.auth.login(username, password, client_address=client_address())
         except BankError as exc:
             st.session_state["_signin_error"] = str(exc)
             return False

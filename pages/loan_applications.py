@@ -21,7 +21,7 @@ def render() -> None:
     number = st.text_input("Customer number", key="desk_customer")
     if number.strip():
         try:
-            customer = bank.customers.get(actor, number)
+            customer = bank.customers.get(actor, number.strip())
         except BankError as exc:
             show_error(exc)
         else:

@@ -144,7 +144,7 @@ def loan_by_number(bank, actor, key: str):
     if not number.strip():
         return None
     try:
-        return bank.loans.get(actor, number)
+        return bank.loans.get(actor, number.strip())
     except BankError as exc:
         show_error(exc)
         return None

@@ -23,7 +23,7 @@ def render() -> None:
         go = st.form_submit_button("Find transaction", key="reversal_find_go",
                                    icon=":material/search:")
     if go:
-        st.session_state["reversal_selected"] = typed
+        st.session_state["reversal_selected"] = typed.strip()
     tid = st.session_state.get("reversal_selected")
     if not tid:
         return

@@ -4,10 +4,12 @@ import datetime as dt
 
 import streamlit as st
 
-from pages.text import md
-
 PAGE = {"title": "Register", "icon": ":material/person_add:", "roles": ("anonymous",),
         "order": 5, "url": "sign-up"}
+
+RECEIVED = ("We received your sign-up. Sign in with the username and password you chose to "
+            "follow it; a teller checks your identity documents before any account is opened. "
+            "If you cannot sign in, please visit a branch with your identity documents.")
 
 
 def render() -> None:
@@ -18,11 +20,10 @@ def render() -> None:
     if common.current_actor() is not None:
         st.stop()
     st.title(":material/person_add: Become a customer")
-    done = st.session_state.get("_registered")
-    if done:
-        st.success(f"Thank you, {md(done)}. Your registration is in. Sign in with your username; "
-                   "a teller will check your identity documents and verify you before any "
-                   "account is opened.", icon=":material/check_circle:")
+    if st.session_state.get("_registered"):
+        # The same words whether or not the username or national id was new: the answer must
+        # not tell a stranger who banks here. A refused duplicate never becomes a login.
+        st.success(RECEIVED, icon=":material/check_circle:")
         common.page_link("sign-in", label="Go to sign in", icon=":material/login:")
         return
     st.caption("Tell us who you are. A teller checks your identity documents before any "
@@ -57,9 +58,10 @@ def render() -> None:
     try:
         common.get_bank().customers.register(
             full_name=full_name, email=email, phone=phone, date_of_birth=born,
-            national_id=national_id, address=address, username=username, password=password)
+            national_id=national_id, address=address, username=username, password=password,
+            client_address=common.client_address())
     except BankError as exc:
         common.show_error(exc)
         return
-    st.session_state["_registered"] = full_name.strip()
+    st.session_state["_registered"] = True
     st.rerun()

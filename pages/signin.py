@@ -1,5 +1,6 @@
-"""Sign-in page: streamlit-authenticator's form, decided by bankms (lockout, equal timing,
-audit); on a demo bank, the demo logins under a clear banner."""
+"""Sign-in page: streamlit-authenticator's form, decided by bankms (back-off per username and
+client address, one message for every failure, equal timing, audit); on a demo bank, the demo
+logins under a clear banner."""
 import streamlit as st
 
 PAGE = {"title": "Sign in", "icon": ":material/login:", "roles": ("anonymous",), "order": 1,

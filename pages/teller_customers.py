@@ -187,30 +187,53 @@ def _onboard(bank, actor):
                         "for them on the Accounts page.", on_success=onboarded)
 
 
+PENDING_PAGE_ROWS = 20
+
+
 def _pending(bank, actor):
     from bankms.errors import BankError
     from pages.common import show_error
     from pages import daily_common as dc
 
+    page_no = st.session_state.get("pending_page", 0)
     try:
-        pending = bank.customers.list(actor, status="pending")
+        found = bank.customers.pending(actor, limit=PENDING_PAGE_ROWS,
+                                       offset=page_no * PENDING_PAGE_ROWS)
     except BankError as exc:
         show_error(exc)
         return
-    if pending.empty:
+    total = found["total"]
+    if total == 0:
         st.caption("No self-registrations are waiting.")
         return
-    for cid in pending["customer_id"]:
-        cid = int(cid)
-        p = bank.customers.get(actor, cid)
+    pages = (total + PENDING_PAGE_ROWS - 1) // PENDING_PAGE_ROWS
+    if page_no >= pages:  # the last page emptied (verified): show the new last page
+        st.session_state["pending_page"] = pages - 1
+        st.rerun()
+    first = page_no * PENDING_PAGE_ROWS + 1
+    st.caption(f"{total:,} sign-ups waiting · showing {first:,}-"
+               f"{first + len(found['rows']) - 1:,} (page {page_no + 1} of {pages}), oldest "
+               "first.")
+    for p in found["rows"].to_dict("records"):
+        cid = int(p["customer_id"])
         with st.container(border=True):
             st.markdown(f"**{dc.md(p['full_name'])}** · customer {cid}  \n"
-                        f"Born {p['date_of_birth']} · national id {dc.md(p['national_id'])}  \n"
+                        f"Born {p['date_of_birth']:%Y-%m-%d} · national id "
+                        f"{dc.md(p['national_id'])}  \n"
                         f"{dc.md(p['address'])} · {dc.md(p['phone'])} · {dc.md(p['email'])}")
             if st.button("Verify: documents checked", key=f"verify_{cid}",
                          icon=":material/verified_user:"):
                 dc.act("customers", lambda: bank.customers.verify(actor, cid),
                        f"Customer {cid} is verified and active.")
+    left, _, right = st.columns([1, 3, 1])
+    if left.button("Previous", key="pending_prev", disabled=page_no == 0,
+                   icon=":material/chevron_left:"):
+        st.session_state["pending_page"] = page_no - 1
+        st.rerun()
+    if right.button("Next", key="pending_next", disabled=page_no + 1 >= pages,
+                    icon=":material/chevron_right:"):
+        st.session_state["pending_page"] = page_no + 1
+        st.rerun()
 
 
 def render() -> None:

@@ -88,3 +88,21 @@ def employee(bank, role="teller", username=None, password="a long test password 
     bank.users.create(bank.system_actor(), username=username, password=password, role=role,
                       full_name=f"Test {role}")
     return bank.auth.login(username, password)
+
+
+class ThrottleClock:
+    """Stands in for bankms.throttle.utcnow (the clock of sign-in back-off and rate limits),
+    so a test steps through their windows without sleeping."""
+
+    def __init__(self, monkeypatch):
+        from bankms import throttle
+        self.now = throttle.utcnow()
+        monkeypatch.setattr(throttle, "utcnow", lambda: self.now)
+
+    def advance(self, seconds):
+        self.now += dt.timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    return ThrottleClock(monkeypatch)

@@ -104,5 +104,13 @@ def test_dropped_or_doubled_digit_is_refused_by_length():
             accountnum.normalize(number[:i] + number[i] + number[i:])
 
 
+def test_random_numbers_are_valid_and_spread():
+    numbers = {accountnum.random_number() for _ in range(200)}
+    assert all(accountnum.is_valid(n) and n.startswith(accountnum.PREFIX) for n in numbers)
+    assert len(numbers) == 200  # 10**8 bodies: a repeat among 200 draws is vanishingly rare
+    bodies = sorted(int(n[2:10]) for n in numbers)
+    assert bodies[-1] - bodies[0] > 10 ** 7  # spread over the space, not a run
+
+
 def test_pretty():
     assert accountnum.pretty("400000000175") == "4000 0000 0175"

@@ -256,10 +256,11 @@ def test_search_opens_an_overview_and_contact_details_can_be_edited(app_bank, st
 
 
 def test_teller_verifies_a_self_registration(app_bank, staff):
-    cid = app_bank.customers.register(
+    app_bank.customers.register(
         full_name="Pat Pending", email="pat@example.com", phone="+1 555 0177",
         date_of_birth="1991-01-01", national_id="PAT-1", address="4 Oak St",
         username="patpending", password="a long test password 1")
+    cid = app_bank.users.get("patpending")["customer_id"]
     at = open_app(app_bank, staff["teller"], "customers")
     assert "Pat Pending" in texts(at)
     at.button(key=f"verify_{cid}").click().run()
@@ -381,3 +382,25 @@ def test_a_run_that_replaced_a_posting_run_waits_for_it_and_shows_its_receipt(ap
     at.run()
     assert not at.exception
     assert f"transaction {receipt.transaction_id} posted" in at.success[0].value
+
+
+def test_pending_sign_ups_are_shown_a_page_at_a_time(app_bank, staff):
+    for n in range(45):
+        app_bank.customers.register(
+            full_name=f"Page Person {n}", email=f"page{n}@example.com", phone="+1 555 0178",
+            date_of_birth="1990-01-01", national_id=f"PAGE-{n}", address="5 Page St",
+            username=f"pageperson{n}", password="a long test password 1")
+    mine = [app_bank.users.get(f"pageperson{n}")["customer_id"] for n in range(45)]
+    total = app_bank.customers.pending(staff["teller"], limit=1)["total"]
+    at = open_app(app_bank, staff["teller"], "customers")
+    first = [b.key for b in at.button if (b.key or "").startswith("verify_")]
+    assert len(first) == 20
+    assert f"{total:,} sign-ups waiting" in texts(at) and "page 1 of" in texts(at)
+    at.button(key="pending_next").click().run()
+    second = [b.key for b in at.button if (b.key or "").startswith("verify_")]
+    assert len(second) == 20 and not set(first) & set(second)
+    assert "page 2 of" in texts(at)
+    at.button(key="pending_prev").click().run()
+    assert [b.key for b in at.button if (b.key or "").startswith("verify_")] == first
+    for cid in mine:  # leave no pending sign-ups for the other tests
+        app_bank.customers.verify(staff["teller"], cid)

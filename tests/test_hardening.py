@@ -1,7 +1,9 @@
-"""Refusals found in review: reserved idempotency keys and LIKE wildcards in customer search."""
+"""Refusals found in review: reserved idempotency keys and LIKE wildcards in customer search
+(more attacks on keys, ids and sign-in: test_attacks_signin.py)."""
 import pytest
 
 import bankms
+from bankms.payments import system_key
 from conftest import funded_account, login_for, make_customer
 
 
@@ -15,6 +17,10 @@ def test_nobody_can_take_the_key_of_a_future_reversal(bank, system):
         bank.payments.transfer(kim, source, target, "1.00",
                                idempotency_key=f"sys:reversal-of-{first.transaction_id + 1}")
     reversal = bank.payments.reverse(system, first.transaction_id, "typo")
+    # bankms's own keys all live in the reserved namespace.
+    assert reversal.idempotency_key == f"sys:reversal-of-{first.transaction_id}"
+    assert system_key("reversal", "of", first.transaction_id) == \
+        reversal.idempotency_key
     again = bank.payments.reverse(system, first.transaction_id, "typo")
     assert (again.transaction_id, again.replayed) == (reversal.transaction_id, True)
     assert bank.accounts.balance(system, source) == bankms.to_money(10000)

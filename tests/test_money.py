@@ -93,6 +93,13 @@ TO_CENTS_CASES = [
     (f"-{MAX_UNITS}.01", {"allow_negative": True}, InvalidAmount),
     ("9" * 40, {}, InvalidAmount),
     ("1" * 31 + ".001", {}, InvalidAmount),
+    # digits other than ASCII are refused: Python reads them as numbers, people may not
+    ("\u09ea", {}, InvalidAmount),                 # Bengali four
+    ("\u0664\u0660.50", {}, InvalidAmount),        # Arabic-Indic forty
+    ("\uff11\uff12", {}, InvalidAmount),           # full-width twelve
+    ("1\u0660", {}, InvalidAmount),                # one ASCII digit and one other
+    ("12.\u0665", {}, InvalidAmount),              # in the decimals
+    ("\u0967,000", {}, InvalidAmount),             # Devanagari one, ASCII thousands
     # floats are refused whatever their value, as are other non-amount types
     (12.5, {}, InvalidAmount),
     (0.1, {}, InvalidAmount),

@@ -54,7 +54,7 @@ CASES = [
     (["backup", "{dir}/b1.duckdb", "--db", "{dir}/missing.duckdb"], 2, "There is no bank at"),
     (["create-employee", "--role", "teller", "--username", "tom", "--db",
       "{dir}/missing.duckdb"], 2, "There is no bank at"),
-    (["setting", "lockout_s", "--db", "{dir}/missing.duckdb"], 2, "There is no bank at"),
+    (["setting", "login_backoff_forget_s", "--db", "{dir}/missing.duckdb"], 2, "There is no bank at"),
     (["restore", "{dir}/missing.duckdb", "--db", "{dir}/r1.duckdb"], 2, "There is no bank at"),
     (["restore", "{dir}/full", "--db", "{dir}/r1.duckdb"], 2, "not a bankms export"),
     (["restore", "{db}", "--db", "{dir}/taken.duckdb"], 2, "already exists"),
@@ -63,8 +63,8 @@ CASES = [
     (["eod", "--until", "tomorrow", "--db", "{db}"], 2, "use YYYY-MM-DD"),
     (["setting", "no_such_key", "1", "--db", "{db}"], 2, "Unknown setting 'no_such_key'"),
     (["setting", "business_date", "2030-01-01", "--db", "{db}"], 2, "kept by the bank"),
-    (["setting", "lockout_s", "-5", "--db", "{db}"], 2, "not a valid value for lockout_s"),
-    (["setting", "lockout_s", "abc", "--db", "{db}"], 2, "a whole number of seconds"),
+    (["setting", "login_backoff_forget_s", "-5", "--db", "{db}"], 2, "not a valid value for login_backoff_forget_s"),
+    (["setting", "login_backoff_forget_s", "abc", "--db", "{db}"], 2, "a whole number of seconds"),
     (["setting", "session_idle_timeout_s", "1.5", "--db", "{db}"], 2, "not a valid value"),
     (["setting", "four_eyes_threshold_cents", "0", "--db", "{db}"], 2, "1 to 10,000,000"),
     (["setting", "session_absolute_timeout_s", "59", "--db", "{db}"], 2, "60 to 604,800"),
@@ -84,7 +84,7 @@ CASES = [
     (["--db", "{db}"], 2, "required: command"),
     (["frobnicate", "--db", "{db}"], 2, "invalid choice"),
     (["backup", "--db", "{db}"], 2, "required: dest"),
-    (["setting", "lockout_s", "120", "--db", "{db}"], 0, "lockout_s = 120"),
+    (["setting", "login_backoff_forget_s", "120", "--db", "{db}"], 0, "login_backoff_forget_s = 120"),
     (["setting", "bank_time_zone", "Europe/Berlin", "--db", "{db}"], 0,
      "bank_time_zone = Europe/Berlin"),
     (["setting", "eod_auto", "no", "--db", "{db}"], 0, "eod_auto = 0"),
@@ -258,7 +258,7 @@ def test_init_makes_private_files_and_tightens_open_ones(tmp_path):
     db = str(folder / "bank.duckdb")
     assert cli.main(["init", "--no-demo", "--db", db]) == 0
     with bankms.open_bank(db, bcrypt_rounds=4) as bank:
-        bank.settings.set(bank.system_actor(), "lockout_s", "60")  # the WAL now exists
+        bank.settings.set(bank.system_actor(), "login_backoff_forget_s", "60")  # the WAL now exists
         assert os.path.exists(db + ".wal") and mode(db + ".wal") == 0o600
     assert (mode(db), mode(folder)) == (0o600, 0o700)
     os.chmod(db, 0o644)
@@ -301,7 +301,7 @@ def _keys_read_by_the_code() -> set:
 
 def test_every_setting_the_code_reads_is_registered():
     keys = _keys_read_by_the_code()
-    assert {"lockout_s", "loan_late_fee_cents", "dormancy_months"} <= keys  # the scan works
+    assert {"login_backoff_forget_s", "loan_late_fee_cents", "dormancy_months"} <= keys  # the scan works
     assert keys - set(REGISTRY) - INTERNAL_KEYS == set()
 
 
@@ -315,17 +315,17 @@ def test_each_default_is_valid_and_stored_at_first_open(key):
 
 
 @pytest.mark.parametrize("key, value, stored", [
-    ("lockout_s", " 120 ", "120"),
+    ("login_backoff_forget_s", " 120 ", "120"),
     ("four_eyes_threshold_cents", 250000, "250000"),
     ("loan_late_fee_cents", "0", "0"),
     ("eod_auto", "Yes", "1"),
     ("eod_auto", False, "0"),
     ("eod_cutoff_time", "23:59", "23:59"),
     ("bank_time_zone", "America/New_York", "America/New_York"),
-    ("lockout_s", 1.0, InvalidInput),
-    ("lockout_s", True, InvalidInput),
-    ("lockout_s", "", InvalidInput),
-    ("lockout_s", "86401", InvalidInput),
+    ("login_backoff_forget_s", 1.0, InvalidInput),
+    ("login_backoff_forget_s", True, InvalidInput),
+    ("login_backoff_forget_s", "", InvalidInput),
+    ("login_backoff_forget_s", "86401", InvalidInput),
     ("eod_cutoff_time", "12:60", InvalidInput),
     ("eod_cutoff_time", "12:00", "12:00"),
     ("eod_cutoff_time", "11:59", InvalidInput),   # today closed before half of it has passed
@@ -410,14 +410,14 @@ def test_operations_page(app_env):
     table = _table(at, "Setting")
     assert set(table["Setting"]) == set(REGISTRY)
     assert {"Meaning", "Type", "Allowed", "Default"} <= set(table.columns)
-    for value, shown in (("-1", "not a valid value"), ("120", "lockout_s is now 120")):
-        at.selectbox(key="ops_setting_key").set_value("lockout_s")
+    for value, shown in (("-1", "not a valid value"), ("120", "session_idle_timeout_s is now 120")):
+        at.selectbox(key="ops_setting_key").set_value("session_idle_timeout_s")
         at.text_input(key="ops_setting_value").input(value)
         _submit(at, "ops_setting_form", "Save setting")
         assert any(shown in m.value for m in [*at.error, *at.success]), value
-    assert bank.settings.get("lockout_s") == "120"
+    assert bank.settings.get("session_idle_timeout_s") == "120"
     table = _table(at, "Setting")
-    assert table.set_index("Setting").loc["lockout_s", "Value"] == "120"
+    assert table.set_index("Setting").loc["session_idle_timeout_s", "Value"] == "120"
 
 
 def test_the_calendar_date_is_the_banks_clock_in_its_zone(app_env):

@@ -108,11 +108,14 @@ def test_duplicate_national_id(bank, system):
     bank.customers.create(system, **profile(national_id="ZZ999"))
     with pytest.raises(DuplicateError):
         bank.customers.create(system, **profile(national_id=" zz999 "))
-    with pytest.raises(DuplicateError):
-        bank.customers.register(**profile(national_id="ZZ999"), username="dup.user",
-                                password=PASSWORD)
+    # Registration answers as for a new person (nothing tells a stranger the id exists); the
+    # duplicate is only an audited refusal and never becomes a login.
+    assert bank.customers.register(**profile(national_id="ZZ999"), username="dup.user",
+                                   password=PASSWORD) is None
     assert bank.read("SELECT count(*) FROM customers") == [(1,)]
     assert bank.users.get("dup.user") is None
+    [(_, _, _, after)] = audit_rows(bank, "customer.register", "dup.user", outcome="refused")
+    assert after["reason"] == "national id exists"
 
 
 def test_customer_create_needs_staff(bank):
@@ -123,7 +126,8 @@ def test_customer_create_needs_staff(bank):
 
 
 def test_register_pending_then_verify(bank, system):
-    cid = bank.customers.register(**profile(), username="Ann.Lee", password=PASSWORD)
+    assert bank.customers.register(**profile(), username="Ann.Lee", password=PASSWORD) is None
+    cid = bank.users.get("ann.lee")["customer_id"]
     ann = bank.auth.login("ann.lee", PASSWORD)
     assert (ann.role, ann.customer_id) == ("customer", cid)
     assert bank.customers.get(ann, cid)["status"] == "pending"
@@ -255,7 +259,8 @@ def test_open_only_for_active_customer(bank, system, status, expected):
     if status is None:
         cid = 424242
     elif status == "pending":
-        cid = bank.customers.register(**profile(), username="ann.lee", password=PASSWORD)
+        bank.customers.register(**profile(), username="ann.lee", password=PASSWORD)
+        cid = bank.users.get("ann.lee")["customer_id"]
     else:
         cid = make_customer(bank)
         bank.customers.set_status(system, cid, status, "test")
@@ -560,35 +565,73 @@ def test_login_ok_wrong_and_unknown(bank):
     assert bank.users.get("mona")["failed_attempts"] == 0
 
 
-def test_lockout_after_five_failures_then_unlocks(bank, system):
+# (seconds waited before the attempt, password, expected): the username backs off after 3
+# failures (login_backoff_user_after_failures), 1 s, then 2 s, then 4 s...
+BACKOFF_STEPS = [
+    (0, "wrong 1", "wrong"),
+    (0, "wrong 2", "wrong"),
+    (0, "wrong 3", "wrong, wait 1"),
+    (0, PASSWORD, "backing off 1"),          # refused without checking the password
+    (1.1, "wrong 4", "wrong, wait 2"),
+    (1.0, PASSWORD, "backing off 1"),
+    (1.1, "wrong 5", "wrong, wait 4"),
+    (4.1, PASSWORD, "signed in"),            # the right password after the wait: in, reset
+    (0, "wrong 6", "wrong"),
+]
+
+
+def test_failures_back_off_exponentially_then_sign_in_resets(bank, system, clock):
     employee(bank, "teller", username="tina")
-    bank.settings.set(system, "lockout_s", "1")
-    for attempt in range(1, 5):
+    bank.settings.set(system, "login_backoff_user_after_failures", "3")
+    for waited, password, expected in BACKOFF_STEPS:
+        clock.advance(waited)
+        if expected == "signed in":
+            assert bank.auth.login("tina", password).username == "tina"
+            continue
         with pytest.raises(AuthenticationError) as info:
-            bank.auth.login("tina", "wrong password " + str(attempt))
-        assert not isinstance(info.value, AccountLocked)
-    with pytest.raises(AccountLocked):
-        bank.auth.login("tina", "wrong password 5")
-    # Locked: even the right password is refused, and says so.
-    with pytest.raises(AccountLocked):
-        bank.auth.login("tina", PASSWORD)
-    assert len(audit_rows(bank, "auth.lockout", "tina")) == 1
-    time.sleep(1.2)
+            bank.auth.login("tina", password)
+        message = str(info.value)
+        assert message.startswith("The username or password is wrong.")
+        if expected.startswith("backing off"):
+            assert isinstance(info.value, AccountLocked)
+            assert message.endswith(f"Try again in {expected.split()[-1]} s.")
+        elif "wait" in expected:
+            assert message.endswith(f"Try again in {expected.split()[-1]} s.")
+        else:
+            assert message == "The username or password is wrong."
+    refused = [after["reason"] for _, _, _, after in
+               audit_rows(bank, "auth.login", "tina", outcome="refused")]
+    assert refused.count("backing off") == 2 and refused.count("wrong password") == 6
+
+
+def test_backoff_is_capped(bank, system, clock):
+    employee(bank, "teller", username="tina")
+    bank.settings.set(system, "login_backoff_user_after_failures", "1")
+    waits = []
+    for _ in range(12):
+        with pytest.raises(AuthenticationError) as info:
+            bank.auth.login("tina", "wrong password")
+        waits.append(info.value.retry_after_s)
+        clock.advance(info.value.retry_after_s + 0.1)
+    assert waits == [1, 2, 4, 8, 16, 32, 60, 60, 60, 60, 60, 60]
     assert bank.auth.login("tina", PASSWORD).username == "tina"
-    assert bank.users.get("tina")["locked_until"] is None
 
 
 def test_manager_unlocks(bank, system):
     employee(bank, "teller", username="tina")
     manager = employee(bank, "manager")
+    bank.settings.set(system, "login_backoff_user_after_failures", "5")
     for _ in range(5):
         with pytest.raises(AuthenticationError):
             bank.auth.login("tina", "wrong password!")
     with pytest.raises(AccountLocked):
         bank.auth.login("tina", PASSWORD)
+    assert bank.users.get("tina")["locked_until"] is not None
     with pytest.raises(PermissionDenied):
         bank.users.unlock(Actor("tina", "teller"), "tina")
     bank.users.unlock(manager, "tina")
+    [(_, _, before, after)] = audit_rows(bank, "user.unlock", "tina")
+    assert (before["failed_attempts"], after["failed_attempts"]) == (5, 0)
     assert bank.auth.login("tina", PASSWORD).username == "tina"
 
 
@@ -679,12 +722,12 @@ def test_session_idle_timeout(bank, system):
 def test_settings_need_a_manager(bank, system):
     teller = employee(bank, "teller")
     with pytest.raises(PermissionDenied):
-        bank.settings.set(teller, "lockout_s", "1")
-    assert bank.settings.get("lockout_s") == "900"
+        bank.settings.set(teller, "login_backoff_forget_s", "1")
+    assert bank.settings.get("login_backoff_forget_s") == "900"
     assert audit_rows(bank, "setting.change") == []
-    bank.settings.set(system, "lockout_s", "60")
-    assert bank.settings.get_int("lockout_s") == 60
-    [(_, _, before, after)] = audit_rows(bank, "setting.change", "lockout_s")
+    bank.settings.set(system, "login_backoff_forget_s", "60")
+    assert bank.settings.get_int("login_backoff_forget_s") == 60
+    [(_, _, before, after)] = audit_rows(bank, "setting.change", "login_backoff_forget_s")
     assert (before, after) == ({"value": "900"}, {"value": "60"})
 
 
@@ -704,7 +747,7 @@ def test_everything_survives_close_and_reopen(tmp_path):
     second = bank.payments.transfer(me, a1, b1, "0.55", idempotency_key="second")
     bank.accounts.freeze(system, b1)
     sid = bank.auth.start_session(me)
-    bank.settings.set(system, "lockout_s", "42")
+    bank.settings.set(system, "login_backoff_forget_s", "42")
     before = {
         "accounts": bank.read("SELECT * FROM accounts ORDER BY id"),
         "customers": bank.read("SELECT * FROM customers ORDER BY id"),
@@ -730,7 +773,7 @@ def test_everything_survives_close_and_reopen(tmp_path):
         assert bank.audit.verify() == []
         assert bank.accounts.balance(system, a1) == Decimal("499.45")
         assert bank.accounts.get(system, b1)["status"] == "frozen"
-        assert bank.settings.get("lockout_s") == "42"
+        assert bank.settings.get("login_backoff_forget_s") == "42"
         assert bank.auth.check_session(sid).username == "alice"
         me = bank.auth.login("alice", PASSWORD)
         # Keys still answer after the reopen, and new ids continue after the old ones.
@@ -750,3 +793,33 @@ def test_everything_survives_close_and_reopen(tmp_path):
         bank.close()
     with pytest.raises(RuntimeError):
         bank.payments.deposit(system, a1, "1")
+
+
+# (limit, offset, expected names or the error)
+PENDING_PAGES = [
+    (2, 0, ["Pending 0", "Pending 1"]),
+    (2, 2, ["Pending 2", "Pending 3"]),
+    (10, 4, ["Pending 4"]),
+    (10, 5, []),
+    (0, 0, InvalidInput),
+    (201, 0, InvalidInput),
+    ("1" * 40, 0, InvalidInput),
+    (2, -1, InvalidInput),
+]
+
+
+@pytest.mark.parametrize("limit, offset, expected", PENDING_PAGES)
+def test_pending_sign_ups_come_a_page_at_a_time(bank, system, limit, offset, expected):
+    for n in range(5):
+        bank.customers.register(**profile(full_name=f"Pending {n}", national_id=f"PEND{n}"),
+                                username=f"pending{n}", password=PASSWORD)
+    make_customer(bank, name="Already Active")
+    if isinstance(expected, type):
+        with pytest.raises(expected):
+            bank.customers.pending(system, limit=limit, offset=offset)
+        return
+    page = bank.customers.pending(system, limit=limit, offset=offset)
+    assert page["total"] == 5
+    assert list(page["rows"]["full_name"]) == expected
+    with pytest.raises(PermissionDenied):
+        bank.customers.pending(Actor("c", "customer", customer_id=1))

@@ -11,7 +11,8 @@ import pytest
 
 from browser import helpers
 
-DEFAULT_SETTINGS = {"lockout_s": 5, "login_attempts_max": 5}
+# A failed sign-in backs off for at most 5 s, so a test that fails on purpose waits little.
+DEFAULT_SETTINGS = {"login_backoff_address_cap_s": 5, "login_backoff_user_cap_s": 5}
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +33,7 @@ def browser():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, browser):
     """The app on the standard test bank (manager, teller, customer, pending customer) with a
-    5-second lockout, shared by the tests of one module."""
+    sign-in back-off of at most 5 seconds, shared by the tests of one module."""
     running = helpers.Server(tmp_path_factory.mktemp("server"), settings=DEFAULT_SETTINGS)
     yield running
     running.stop()

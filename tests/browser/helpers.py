@@ -70,10 +70,11 @@ def seed_standard_bank(bank) -> dict:
     bank.users.create(system, username=username, password=password, role="customer",
                       customer_id=cid)
     username, password, name = USERS["pending"]
-    pending = bank.customers.register(
+    bank.customers.register(
         full_name=name, email="pete@example.com", phone="+1 555 0102",
         date_of_birth="1992-03-04", national_id="BRW000002", address="2 Side Street",
         username=username, password=password)
+    pending = bank.users.get(username)["customer_id"]
     return {"customer_id": cid, "account": account, "pending_customer_id": pending}
 
 
