@@ -72,7 +72,10 @@ def test_sign_in_as_each_role(server, page_factory, role):
 
 def test_phone_sign_in_page(server, page_factory):
     page = page_factory(server, viewport=helpers.PHONE)
-    assert page.get_by_role("textbox", name="Username").is_visible()
+    from playwright.sync_api import expect
+
+    # Wait for the form to be drawn (is_visible() alone answers at once and raced the page).
+    expect(page.get_by_role("textbox", name="Username")).to_be_visible(timeout=30_000)
     screenshot(page, "signin-phone")
     assert page.evaluate("document.documentElement.scrollWidth") <= helpers.PHONE["width"] + 1
 
