@@ -880,7 +880,8 @@ class Loans:
         """Undo one repayment: a reversing ledger transaction gives the money back to where it
         came from, and the loan is replayed without it (later payments are split again; any
         change of their split is posted as one loan_reallocation transaction between GL1200,
-        GL4000 and GL4100). Managers only; audited. Returns the reversal's Receipt."""
+        GL4000 and GL4100). Managers only; audited. Returns the reversal's Receipt, or a PendingApproval
+        when the repayment is above the four-eyes threshold (a second manager carries it out)."""
         bank = self._bank
         lid = _loan_id(loan_id)
         bank.require(actor, "loan.correct", entity="loan", entity_id=lid)
@@ -889,6 +890,14 @@ class Loans:
         tid = clean_transaction_id(transaction_id)
         key = (_clean_key(idempotency_key) if idempotency_key
                else system_key("loan", lid, "reversal-of", tid))
+        # Issue 12: a reversal above the four-eyes threshold waits (approvals.py).
+        paid = bank.read_one("SELECT amount_cents FROM loan_payments WHERE loan_id = ? AND "
+                             "transaction_id = ?", [lid, tid])
+        held = paid and bank.approvals.gate_loan(
+            actor, "loan.reverse_repayment", lid, amount_cents=paid[0], reason=reason,
+            idempotency_key=idempotency_key, transaction_id=tid)
+        if held:
+            return held
 
         def fn(uow):
             loan = self._loan_in(uow, lid)
@@ -972,11 +981,20 @@ class Loans:
     def undo_disbursement(self, actor, loan_id, reason, idempotency_key=None):
         """Managers: reverse the payout of an active loan that has taken no repayment (or whose
         repayments were all reversed); the loan goes back to approved and may be paid out
-        again. The borrower's account must still hold the money. Returns the Receipt."""
+        again. The borrower's account must still hold the money. Returns the Receipt, or a
+        PendingApproval when the principal is above the four-eyes threshold."""
         bank = self._bank
         lid = _loan_id(loan_id)
         bank.require(actor, "loan.correct", entity="loan", entity_id=lid)
         reason = _clean_text(reason, "reason for undoing the disbursement", 3, REASON_CHARS_MAX)
+        # Issue 12: undoing a payout above the four-eyes threshold waits (approvals.py).
+        loan = bank.read_one("SELECT principal_cents FROM loans WHERE id = ? AND "
+                             "status = 'active'", [lid])
+        held = loan and bank.approvals.gate_loan(
+            actor, "loan.undo_disbursement", lid, amount_cents=loan[0], reason=reason,
+            idempotency_key=idempotency_key)
+        if held:
+            return held
 
         def fn(uow):
             loan = self._loan_in(uow, lid)

@@ -165,20 +165,31 @@ def _corrections(bank, actor):
                                key=f"correct_tid_{lid}")
             if st.button("Reverse repayment", key=f"correct_reverse_{lid}"):
                 try:
-                    bank.loans.reverse_repayment(actor, lid, tid, reason)
+                    outcome = bank.loans.reverse_repayment(actor, lid, tid, reason)
                 except BankError as exc:
                     show_error(exc)
                 else:
-                    flash(f"Repayment {tid} of loan {lid} reversed.")
+                    flash(_waits(outcome) or f"Repayment {tid} of loan {lid} reversed.")
     with right:
         if loan["status"] == "active" and payments.empty:
             if st.button("Undo disbursement", key=f"correct_undo_{lid}"):
                 try:
-                    bank.loans.undo_disbursement(actor, lid, reason)
+                    outcome = bank.loans.undo_disbursement(actor, lid, reason)
                 except BankError as exc:
                     show_error(exc)
                 else:
-                    flash(f"Loan {lid} is approved again; its payout was reversed.")
+                    flash(_waits(outcome)
+                          or f"Loan {lid} is approved again; its payout was reversed.")
+
+
+def _waits(outcome) -> str:
+    """The notice for a correction that waits for a second manager, else an empty string."""
+    from bankms.approvals import PendingApproval
+
+    if isinstance(outcome, PendingApproval):
+        return (f"Above the four-eyes limit: request {outcome.request_id} waits for "
+                "another manager's approval.")
+    return ""
 
 
 def _provisions(bank, actor):

@@ -203,6 +203,17 @@ def _teller_repay(w):
     return lambda: w.bank.loans.repay(w.tom, lid, "15000.00", w.acc, idempotency_key="repay-1")
 
 
+def _reverse_loan_repayment(w):
+    lid = _loan(w.bank, w.cid, w.acc, principal="40000.00")
+    paid = w.bank.loans.repay(w.bank.system_actor(), lid, "30000.00", w.acc)
+    return lambda: w.bank.loans.reverse_repayment(w.mara, lid, paid.transaction_id, "wrong loan")
+
+
+def _undo_disbursement(w):
+    lid = _loan(w.bank, w.cid, w.acc, principal="40000.00")
+    return lambda: w.bank.loans.undo_disbursement(w.mara, lid, "wrong borrower")
+
+
 def _check_reversal(bank, w):
     assert bank.accounts.balance(w.mara, w.acc) == D("100000.00")
 
@@ -219,6 +230,14 @@ def _check_write_off(bank, w):
     assert bank.read("SELECT status FROM loans")[0][0] == "written_off"
 
 
+def _check_loan_reversal(bank, w):
+    assert bank.accounts.balance(w.mara, w.acc) == D("140000.00")
+
+
+def _check_undo_disbursement(bank, w):
+    assert bank.read("SELECT status FROM loans")[0][0] == "approved"
+
+
 def _check_repay(bank, w):
     assert bank.read("SELECT count(*) FROM loan_payments")[0][0] == 1
 
@@ -230,6 +249,8 @@ WAITS = [
     ("savings rate of 99.9 %", _rate, _check_rate),
     ("write-off of 20,000.00", _write_off, _check_write_off),
     ("teller's loan repayment of 15,000.00", _teller_repay, _check_repay),
+    ("reversal of a 30,000.00 loan repayment", _reverse_loan_repayment, _check_loan_reversal),
+    ("undoing a 40,000.00 loan payout", _undo_disbursement, _check_undo_disbursement),
 ]
 
 
