@@ -150,7 +150,7 @@ def _corrections(bank, actor):
     if loan is None:
         return
     lid = loan["loan_id"]
-    st.caption(f"Loan {lid} · {loan['holder']} · status {loan['status'].replace('_', ' ')}")
+    st.caption(f"Loan {lid} · {md(loan['holder'])} · status {loan['status'].replace('_', ' ')}")
     show_history(bank, actor, lid, key=f"correct_history_{lid}")
     history = bank.loans.history(actor, lid)
     payments = history[history["event"].isin(["manual", "cash", "automatic"])
