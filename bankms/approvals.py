@@ -47,6 +47,7 @@ from .errors import (
     InvalidState,
     PermissionDenied,
 )
+from . import accountnum
 from .ledger import PostingRequest, Receipt, utcnow
 from .money import to_money
 from .security import Actor
@@ -183,7 +184,8 @@ class Approvals:
         owning `numbers`) with the most such movements; fetchall runs each query (in a unit
         of work on the writer thread, or as a plain read). Two plain queries: one query with
         the joins cost several times more here, on every staff payment. The kinds are the
-        customer payments (deposit, withdrawal, transfer), as for structuring alerts."""
+        customer payments (deposit, withdrawal, transfer) and staff-made loan repayments out
+        of a customer's account."""
         marks = ", ".join("?" * len(numbers))
         owned = fetchall(
             f"SELECT b.customer_id, b.account_number FROM accounts a JOIN accounts b "
@@ -196,7 +198,8 @@ class Approvals:
         for amount_cents, source, target in fetchall(
                 "SELECT amount_cents, source_account, target_account FROM transactions t "
                 "WHERE actor = ? AND business_date = ? "
-                "AND kind IN ('deposit', 'withdrawal', 'transfer') AND NOT EXISTS "
+                "AND kind IN ('deposit', 'withdrawal', 'transfer', 'loan_repayment', "
+                "'loan_recovery') AND NOT EXISTS "
                 "(SELECT 1 FROM approval_requests r WHERE r.transaction_id = t.id)",
                 [actor.username, self._bank.state.business_date]):
             # A transfer between two accounts of one customer counts once for them.
@@ -329,6 +332,7 @@ class Approvals:
         if not self.applies_to(actor):
             return None
         bank = self._bank
+        moved_cents = 0
         if operation == "loan.write_off":
             row = bank.read_one("SELECT principal_outstanding_cents, customer_id FROM loans "
                                 "WHERE id = ?", [loan_id])
@@ -337,13 +341,21 @@ class Approvals:
         elif operation == "loan.repay":
             cents = int(amount_cents)
             summary = f"Repay loan {loan_id} from {source_account}"
+            # Out of a customer's account it counts with the staff member's other payments
+            # for that customer today (cash at the counter is nobody's account).
+            if str(source_account).strip().lower() != "cash":
+                try:
+                    numbers = [accountnum.normalize(source_account)]
+                except BankError:
+                    numbers = []  # the loan service refuses the number itself
+                moved_cents = self._moved_today(bank.read, actor, numbers)
         elif operation == "loan.reverse_repayment":
             cents = int(amount_cents)
             summary = f"Reverse payment {transaction_id} of loan {loan_id}: {reason}"
         else:
             cents = int(amount_cents)
             summary = f"Undo the payout of loan {loan_id}: {reason}"
-        if cents <= self.threshold_cents():
+        if cents + moved_cents <= self.threshold_cents():
             return None
         same = {"loan_id": loan_id, "amount_cents": cents, "reason": reason,
                 "source_account": source_account, "idempotency_key": idempotency_key}

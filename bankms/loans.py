@@ -688,15 +688,18 @@ class Loans:
         if vday is not None and vday != bank.business_date:
             bank.require(actor, "loan.correct", entity="loan", entity_id=lid)
         key = _clean_key(idempotency_key)
-        if loan["status"] == "active" and vday is None:
-            # Refused before the four-eyes gate: no second person can make an overpayment right.
-            payoff_cents = self._payoff_today(loan)
-            if cents > payoff_cents:
-                try:
+        # Refused before the four-eyes gate: no second person can make an overpayment right.
+        try:
+            if loan["status"] == "active" and vday is None:
+                payoff_cents = self._payoff_today(loan)
+                if cents > payoff_cents:
                     self._refuse_overpayment(lid, cents, payoff_cents)
-                except InvalidAmount as exc:
-                    bank.record_refusal(actor, "loan.repay", exc, entity="loan", entity_id=lid)
-                    raise
+            elif loan["status"] == "written_off":
+                self._refuse_over_recovery(lid, cents, self._recovery_left_cents(
+                    bank.read_one, loan))
+        except InvalidAmount as exc:
+            bank.record_refusal(actor, "loan.repay", exc, entity="loan", entity_id=lid)
+            raise
         # Issue 12: staff repayments above the four-eyes threshold wait (approvals.py).
         held = bank.approvals.gate_loan(actor, "loan.repay", lid, amount_cents=cents,
                                         source_account=source_account, idempotency_key=key,
@@ -786,13 +789,8 @@ class Loans:
         """A payment on a written-off loan: recovery income (GL4200), never more than what was
         written off and not yet recovered."""
         bank, lid = self._bank, loan["id"]
-        (recovered,) = uow.fetchone(
-            "SELECT coalesce(sum(amount_cents), 0) FROM loan_payments WHERE loan_id = ? "
-            "AND method = 'recovery'", [lid])
-        left = loan["written_off_cents"] - int(recovered)
-        if cents > left:
-            raise InvalidAmount(f"{format_cents(cents)} is more than the {format_cents(left)} "
-                                f"still written off on loan {lid}.")
+        left_cents = self._recovery_left_cents(uow.fetchone, loan)
+        self._refuse_over_recovery(lid, cents, left_cents)
         recoveries = INTERNAL["loan_recoveries"]
         outcome = bank.post_in(uow, request(
             [(source, -cents), (recoveries, cents)], f"Loan {lid} recovery after write-off",
@@ -808,13 +806,27 @@ class Loans:
             "prepayment_rule": [None]}))
         bank.audit_row(uow, actor, "loan.recovery", "loan", lid, after={
             "transaction_id": outcome.transaction_id, "amount": str(to_money(cents)),
-            "recovered": str(to_money(int(recovered) + cents)),
+            "recovered": str(to_money(loan["written_off_cents"] - left_cents + cents)),
             "cash": is_cash})
         return outcome
 
     def _payoff_today(self, loan) -> int:
         """The payoff total of an active loan on the business date, in cents."""
         return _replay_in(self._bank.read, loan).payoff(self._bank.business_date)["total_cents"]
+
+    @staticmethod
+    def _recovery_left_cents(fetchone, loan) -> int:
+        """What is still written off on a loan and not yet recovered; fetchone runs the query
+        (in a unit of work, or as a plain read)."""
+        (recovered,) = fetchone("SELECT coalesce(sum(amount_cents), 0) FROM loan_payments "
+                                "WHERE loan_id = ? AND method = 'recovery'", [loan["id"]])
+        return loan["written_off_cents"] - int(recovered)
+
+    @staticmethod
+    def _refuse_over_recovery(lid, cents, left_cents):
+        if cents > left_cents:
+            raise InvalidAmount(f"{format_cents(cents)} is more than the "
+                                f"{format_cents(left_cents)} still written off on loan {lid}.")
 
     @staticmethod
     def _refuse_overpayment(lid, cents, payoff_cents):

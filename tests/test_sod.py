@@ -311,6 +311,30 @@ def test_one_staff_members_payments_for_one_customer_count_together(w, who, amou
     assert (info["balance"], info["holds"]) == (D("100000.00") - posted, held)
 
 
+# A teller's loan repayments out of a customer's account are payments from that customer too.
+# (steps one after another: repay from the account, withdraw, or repay in cash; which wait)
+LOAN_SPLITS = [
+    ([("repay", "10000.00"), ("repay", "10000.00")], [False, True]),
+    ([("repay", "10000.00"), ("withdraw", "10000.00")], [False, True]),
+    ([("withdraw", "6000.00"), ("repay", "5000.00")], [False, True]),
+    ([("repay", "4000.00"), ("withdraw", "6000.00")], [False, False]),
+    ([("cash", "10000.00"), ("withdraw", "10000.00")], [False, False]),
+]
+
+
+@pytest.mark.parametrize("steps, waits", LOAN_SPLITS)
+def test_a_tellers_loan_repayments_count_in_the_daily_total(w, steps, waits):
+    bank = w.bank
+    lid = _loan(bank, w.cid, w.acc, principal="40000.00")
+    calls = {"repay": lambda a, k: bank.loans.repay(w.tom, lid, a, w.acc, idempotency_key=k),
+             "cash": lambda a, k: bank.loans.repay(w.tom, lid, a, "cash", idempotency_key=k),
+             "withdraw": lambda a, k: bank.payments.withdraw(w.tom, w.acc, a,
+                                                             idempotency_key=k)}
+    got = [isinstance(calls[kind](amount, f"step-{i}"), PendingApproval)
+           for i, (kind, amount) in enumerate(steps)]
+    assert got == waits
+
+
 def test_the_daily_total_is_per_customer_and_skips_what_was_approved(w):
     bank = w.bank
     other = funded_account(bank, "100000.00", customer_id=make_customer(bank, name="Olga"))
