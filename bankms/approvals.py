@@ -184,8 +184,8 @@ class Approvals:
         owning `numbers`) with the most such movements; fetchall runs each query (in a unit
         of work on the writer thread, or as a plain read). Two plain queries: one query with
         the joins cost several times more here, on every staff payment. The kinds are the
-        customer payments (deposit, withdrawal, transfer) and staff-made loan repayments out
-        of a customer's account."""
+        customer payments (deposit, withdrawal, transfer), staff-made loan repayments out
+        of a customer's account and reversals."""
         marks = ", ".join("?" * len(numbers))
         owned = fetchall(
             f"SELECT b.customer_id, b.account_number FROM accounts a JOIN accounts b "
@@ -199,7 +199,7 @@ class Approvals:
                 "SELECT amount_cents, source_account, target_account FROM transactions t "
                 "WHERE actor = ? AND business_date = ? "
                 "AND kind IN ('deposit', 'withdrawal', 'transfer', 'loan_repayment', "
-                "'loan_recovery') AND NOT EXISTS "
+                "'loan_recovery', 'reversal') AND NOT EXISTS "
                 "(SELECT 1 FROM approval_requests r WHERE r.transaction_id = t.id)",
                 [actor.username, self._bank.state.business_date]):
             # A transfer between two accounts of one customer counts once for them.

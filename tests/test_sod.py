@@ -335,6 +335,18 @@ def test_a_tellers_loan_repayments_count_in_the_daily_total(w, steps, waits):
     assert got == waits
 
 
+def test_a_managers_reversals_for_one_customer_count_together(w):
+    """Withdrawals paid out over several days, each reversed by one manager on one day: the
+    customer keeps the cash and gets the money back; the second reversal waits."""
+    bank = w.bank
+    system = bank.system_actor()
+    paid = [bank.payments.withdraw(system, w.acc, "10000.00") for _ in range(2)]
+    got = [isinstance(bank.payments.reverse(w.mara, r.transaction_id, "teller error"),
+                      PendingApproval) for r in paid]
+    assert got == [False, True]
+    assert bank.accounts.balance(w.mara, w.acc) == D("90000.00")
+
+
 def test_the_daily_total_is_per_customer_and_skips_what_was_approved(w):
     bank = w.bank
     other = funded_account(bank, "100000.00", customer_id=make_customer(bank, name="Olga"))
