@@ -35,6 +35,9 @@ D0. The rules, after Apache Fineract's interest-recalculating loans:
   rest of the period on the lowered principal, and the instalments after it are re-amortised:
   "reduce_instalment" (same dates, lower instalments; the default) or "shorten_term" (same
   instalment, fewer of them).
+* **Late fees** are charged by end of day on an instalment still unpaid at the end of its fee
+  date (due date + grace days); a payment dated on or before the fee date that settles the
+  instalment (a back-dated correction) drops that fee, as posting the history afresh would.
 * **Payoff on d** = fees charged before d + everything due on or before d + the coming
   instalment's interest accrued to d + all unpaid principal. Paying it closes the loan (the
   instalments after the coming one are dropped); more than the payoff is refused.
@@ -343,6 +346,17 @@ class Loan:
             if row is None:
                 raise ReplayError("more than the payoff")
             self._pay_coming(row, day, left, split, event.prepayment or self.c.prepayment)
+        # A late fee is charged at the end of day of its fee date: an instalment this payment
+        # settles on or before that day was never late, so its unpaid fee is dropped (the
+        # corrected history posted from scratch would not have charged it). Only the due and
+        # the coming instalments can have been settled by this payment.
+        for row in self.rows[first:]:
+            if (row.fee and not row.fee_paid and row.fee_date is not None
+                    and row.fee_date >= day and row.interest_paid >= row.interest
+                    and row.principal_paid >= row.principal):
+                row.fee, row.fee_date = 0, None
+            if row.due > day:
+                break
         self.splits.append(split)
         self.last_value_date = max(self.last_value_date, day)
         return split

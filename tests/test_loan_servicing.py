@@ -196,6 +196,43 @@ def test_a_teller_may_choose_to_shorten_the_term(bank, staff, borrower):
     assert bank.audit.verify() == []
 
 
+
+# A back-dated payment dated on or before the day the late fee was charged (end of day of
+# due + grace days: 2027-01-04 here, with the defaults 25.00 after 5 days) means the instalment
+# was not late when the fee fell due: posting the corrected history from scratch charges no
+# fee, so the correction drops it. Paid after that day, the fee stands and is paid first.
+@pytest.mark.parametrize("days_after_due, fee_paid, principal_outstanding, collected", [
+    (0, 0, 921151, "0"),       # paid on the due date: no fee
+    (2, 0, 921151, "0"),       # paid within the grace days: no fee
+    (5, 0, 921151, "0"),       # paid on the day the fee was charged (before its end of day)
+    # Paid after the fee: 25.00 fee, 100.00 interest, 763.49 principal; end of day then
+    # collects the instalment's last 25.00 of principal.
+    (7, 2500, 923651, "25.00"),
+])
+def test_a_back_dated_payment_before_the_late_fee_drops_the_fee(
+        bank, staff, borrower, days_after_due, fee_paid, principal_outstanding, collected):
+    lid = active_loan(bank, staff, borrower)
+    withdraw_all(bank, borrower["checking"])
+    first_due = bank.loans.schedule(staff["teller"], lid)["due_date"].iloc[0]
+    bank.end_of_day(bank.system_actor(), until=first_due + 10 * DAY)
+    assert bank.loans.get(staff["teller"], lid)["fees_due"] == D("25.00")
+    receipt = bank.loans.repay(staff["manager"], lid, "888.49", "cash",
+                               value_date=first_due + days_after_due * DAY)
+    split = bank.read_one("SELECT fee_cents, interest_cents, principal_cents FROM "
+                          "loan_payments WHERE transaction_id = ?", [receipt.transaction_id])
+    assert split == (fee_paid, 10000, 88849 - 10000 - fee_paid)
+    loan = bank.loans._loan(lid)
+    assert loan["principal_outstanding_cents"] == principal_outstanding
+    assert bank.audit.verify() == []
+    bank.payments.deposit(bank.system_actor(), borrower["checking"], "100")
+    bank.end_of_day(bank.system_actor(), until=bank.business_date)
+    # Nothing is collected for a fee the corrected history never charged.
+    assert bank.accounts.balance(staff["teller"], borrower["checking"]) == D("100") - D(collected)
+    loan = bank.loans.get(staff["teller"], lid)
+    assert (loan["fees_due"], loan["days_past_due"], loan["outstanding_principal"]) == (
+        D("0.00"), 0, D("9211.51"))
+    assert bank.audit.verify() == []
+
 # -- 5. corrections ---------------------------------------------------------------------------
 def test_payments_reverse_refuses_loan_money(bank, staff, borrower):
     lid = active_loan(bank, staff, borrower)
