@@ -47,6 +47,7 @@ from .errors import (
     InvalidState,
     PermissionDenied,
 )
+from . import accountnum
 from .ledger import PostingRequest, Receipt, utcnow
 from .money import to_money
 from .security import Actor
@@ -72,7 +73,12 @@ OPERATIONS = {
     "account.set_interest_rate": "interest rate",
     "loan.write_off": "loan write-off",
     "loan.repay": "loan repayment",
+    "loan.reverse_repayment": "loan repayment reversal",
+    "loan.undo_disbursement": "loan payout undone",
 }
+# Loan operations the loan service carries out once approved (`_approve_loan`).
+_LOAN_OPERATIONS = ("loan.write_off", "loan.repay", "loan.reverse_repayment",
+                    "loan.undo_disbursement")
 # Operations whose approval sets a temporary password, shown once to the approving manager.
 _PASSWORD_OPERATIONS = ("user.create_manager", "user.reset_password")
 
@@ -178,7 +184,8 @@ class Approvals:
         owning `numbers`) with the most such movements; fetchall runs each query (in a unit
         of work on the writer thread, or as a plain read). Two plain queries: one query with
         the joins cost several times more here, on every staff payment. The kinds are the
-        customer payments (deposit, withdrawal, transfer), as for structuring alerts."""
+        customer payments (deposit, withdrawal, transfer), staff-made loan repayments out
+        of a customer's account and reversals."""
         marks = ", ".join("?" * len(numbers))
         owned = fetchall(
             f"SELECT b.customer_id, b.account_number FROM accounts a JOIN accounts b "
@@ -191,7 +198,8 @@ class Approvals:
         for amount_cents, source, target in fetchall(
                 "SELECT amount_cents, source_account, target_account FROM transactions t "
                 "WHERE actor = ? AND business_date = ? "
-                "AND kind IN ('deposit', 'withdrawal', 'transfer') AND NOT EXISTS "
+                "AND kind IN ('deposit', 'withdrawal', 'transfer', 'loan_repayment', "
+                "'loan_recovery', 'reversal') AND NOT EXISTS "
                 "(SELECT 1 FROM approval_requests r WHERE r.transaction_id = t.id)",
                 [actor.username, self._bank.state.business_date]):
             # A transfer between two accounts of one customer counts once for them.
@@ -316,25 +324,43 @@ class Approvals:
 
     def gate_loan(self, actor, operation: str, loan_id: int, *, amount_cents=None,
                   source_account=None, reason=None, idempotency_key=None, prepayment=None,
-                  value_date=None):
-        """For loans.write_off and loans.repay: None when the call may go ahead now, else the
-        PendingApproval of a request to do it once a second manager agrees. A write-off is
-        measured by the principal outstanding, a repayment by its amount."""
+                  value_date=None, transaction_id=None):
+        """For loans.write_off, repay, reverse_repayment and undo_disbursement: None when the
+        call may go ahead now, else the PendingApproval of a request to do it once a second
+        manager agrees. A write-off is measured by the principal outstanding, the others by
+        the amount they move (`amount_cents`)."""
         if not self.applies_to(actor):
             return None
         bank = self._bank
+        moved_cents = 0
         if operation == "loan.write_off":
             row = bank.read_one("SELECT principal_outstanding_cents, customer_id FROM loans "
                                 "WHERE id = ?", [loan_id])
             cents = int(row[0]) if row else 0
             summary = f"Write off loan {loan_id}: {reason}"
-        else:
+        elif operation == "loan.repay":
             cents = int(amount_cents)
             summary = f"Repay loan {loan_id} from {source_account}"
-        if cents <= self.threshold_cents():
+            # Out of a customer's account it counts with the staff member's other payments
+            # for that customer today (cash at the counter is nobody's account).
+            if str(source_account).strip().lower() != "cash":
+                try:
+                    numbers = [accountnum.normalize(source_account)]
+                except BankError:
+                    numbers = []  # the loan service refuses the number itself
+                moved_cents = self._moved_today(bank.read, actor, numbers)
+        elif operation == "loan.reverse_repayment":
+            cents = int(amount_cents)
+            summary = f"Reverse payment {transaction_id} of loan {loan_id}: {reason}"
+        else:
+            cents = int(amount_cents)
+            summary = f"Undo the payout of loan {loan_id}: {reason}"
+        if cents + moved_cents <= self.threshold_cents():
             return None
         same = {"loan_id": loan_id, "amount_cents": cents, "reason": reason,
                 "source_account": source_account, "idempotency_key": idempotency_key}
+        if transaction_id is not None:
+            same["transaction_id"] = transaction_id
         if operation == "loan.repay":
             # The repayment is carried out later exactly as asked: its prepayment rule and,
             # for a manager's back-dated correction, its value date.
@@ -346,7 +372,7 @@ class Approvals:
             key = f"approved-{uuid.uuid4().hex}"
         return self.request(actor, operation, params={**same, "idempotency_key": key},
                             same_as=same, summary=summary, amount_cents=cents,
-                            source_account=None if operation == "loan.write_off"
+                            source_account=None if source_account is None
                             else str(source_account))
 
     # -- deciding ---------------------------------------------------------------------------
@@ -360,7 +386,7 @@ class Approvals:
         bank.require(actor, "payment.approve", entity="approval", entity_id=rid)
         kind_row = bank.read_one("SELECT kind FROM approval_requests WHERE id = ?", [rid])
         kind = kind_row[0] if kind_row else None
-        if kind in ("loan.write_off", "loan.repay"):
+        if kind in _LOAN_OPERATIONS:
             return self._approve_loan(actor, rid)
         prepared = {}
         if kind in _PASSWORD_OPERATIONS:
@@ -470,6 +496,14 @@ class Approvals:
             if row["kind"] == "loan.write_off":
                 outcome = bank.loans.write_off(maker, params["loan_id"], reason=params["reason"],
                                                idempotency_key=params["idempotency_key"])
+            elif row["kind"] == "loan.reverse_repayment":
+                outcome = bank.loans.reverse_repayment(
+                    maker, params["loan_id"], params["transaction_id"], params["reason"],
+                    idempotency_key=params["idempotency_key"])
+            elif row["kind"] == "loan.undo_disbursement":
+                outcome = bank.loans.undo_disbursement(
+                    maker, params["loan_id"], params["reason"],
+                    idempotency_key=params["idempotency_key"])
             else:
                 outcome = bank.loans.repay(maker, params["loan_id"],
                                            to_money(params["amount_cents"]),

@@ -688,15 +688,18 @@ class Loans:
         if vday is not None and vday != bank.business_date:
             bank.require(actor, "loan.correct", entity="loan", entity_id=lid)
         key = _clean_key(idempotency_key)
-        if loan["status"] == "active" and vday is None:
-            # Refused before the four-eyes gate: no second person can make an overpayment right.
-            payoff_cents = self._payoff_today(loan)
-            if cents > payoff_cents:
-                try:
+        # Refused before the four-eyes gate: no second person can make an overpayment right.
+        try:
+            if loan["status"] == "active" and vday is None:
+                payoff_cents = self._payoff_today(loan)
+                if cents > payoff_cents:
                     self._refuse_overpayment(lid, cents, payoff_cents)
-                except InvalidAmount as exc:
-                    bank.record_refusal(actor, "loan.repay", exc, entity="loan", entity_id=lid)
-                    raise
+            elif loan["status"] == "written_off":
+                self._refuse_over_recovery(lid, cents, self._recovery_left_cents(
+                    bank.read_one, loan))
+        except InvalidAmount as exc:
+            bank.record_refusal(actor, "loan.repay", exc, entity="loan", entity_id=lid)
+            raise
         # Issue 12: staff repayments above the four-eyes threshold wait (approvals.py).
         held = bank.approvals.gate_loan(actor, "loan.repay", lid, amount_cents=cents,
                                         source_account=source_account, idempotency_key=key,
@@ -786,13 +789,8 @@ class Loans:
         """A payment on a written-off loan: recovery income (GL4200), never more than what was
         written off and not yet recovered."""
         bank, lid = self._bank, loan["id"]
-        (recovered,) = uow.fetchone(
-            "SELECT coalesce(sum(amount_cents), 0) FROM loan_payments WHERE loan_id = ? "
-            "AND method = 'recovery'", [lid])
-        left = loan["written_off_cents"] - int(recovered)
-        if cents > left:
-            raise InvalidAmount(f"{format_cents(cents)} is more than the {format_cents(left)} "
-                                f"still written off on loan {lid}.")
+        left_cents = self._recovery_left_cents(uow.fetchone, loan)
+        self._refuse_over_recovery(lid, cents, left_cents)
         recoveries = INTERNAL["loan_recoveries"]
         outcome = bank.post_in(uow, request(
             [(source, -cents), (recoveries, cents)], f"Loan {lid} recovery after write-off",
@@ -808,13 +806,27 @@ class Loans:
             "prepayment_rule": [None]}))
         bank.audit_row(uow, actor, "loan.recovery", "loan", lid, after={
             "transaction_id": outcome.transaction_id, "amount": str(to_money(cents)),
-            "recovered": str(to_money(int(recovered) + cents)),
+            "recovered": str(to_money(loan["written_off_cents"] - left_cents + cents)),
             "cash": is_cash})
         return outcome
 
     def _payoff_today(self, loan) -> int:
         """The payoff total of an active loan on the business date, in cents."""
         return _replay_in(self._bank.read, loan).payoff(self._bank.business_date)["total_cents"]
+
+    @staticmethod
+    def _recovery_left_cents(fetchone, loan) -> int:
+        """What is still written off on a loan and not yet recovered; fetchone runs the query
+        (in a unit of work, or as a plain read)."""
+        (recovered,) = fetchone("SELECT coalesce(sum(amount_cents), 0) FROM loan_payments "
+                                "WHERE loan_id = ? AND method = 'recovery'", [loan["id"]])
+        return loan["written_off_cents"] - int(recovered)
+
+    @staticmethod
+    def _refuse_over_recovery(lid, cents, left_cents):
+        if cents > left_cents:
+            raise InvalidAmount(f"{format_cents(cents)} is more than the "
+                                f"{format_cents(left_cents)} still written off on loan {lid}.")
 
     @staticmethod
     def _refuse_overpayment(lid, cents, payoff_cents):
@@ -880,7 +892,8 @@ class Loans:
         """Undo one repayment: a reversing ledger transaction gives the money back to where it
         came from, and the loan is replayed without it (later payments are split again; any
         change of their split is posted as one loan_reallocation transaction between GL1200,
-        GL4000 and GL4100). Managers only; audited. Returns the reversal's Receipt."""
+        GL4000 and GL4100). Managers only; audited. Returns the reversal's Receipt, or a PendingApproval
+        when the repayment is above the four-eyes threshold (a second manager carries it out)."""
         bank = self._bank
         lid = _loan_id(loan_id)
         bank.require(actor, "loan.correct", entity="loan", entity_id=lid)
@@ -889,6 +902,14 @@ class Loans:
         tid = clean_transaction_id(transaction_id)
         key = (_clean_key(idempotency_key) if idempotency_key
                else system_key("loan", lid, "reversal-of", tid))
+        # Issue 12: a reversal above the four-eyes threshold waits (approvals.py).
+        paid = bank.read_one("SELECT amount_cents FROM loan_payments WHERE loan_id = ? AND "
+                             "transaction_id = ?", [lid, tid])
+        held = paid and bank.approvals.gate_loan(
+            actor, "loan.reverse_repayment", lid, amount_cents=paid[0], reason=reason,
+            idempotency_key=idempotency_key, transaction_id=tid)
+        if held:
+            return held
 
         def fn(uow):
             loan = self._loan_in(uow, lid)
@@ -972,11 +993,20 @@ class Loans:
     def undo_disbursement(self, actor, loan_id, reason, idempotency_key=None):
         """Managers: reverse the payout of an active loan that has taken no repayment (or whose
         repayments were all reversed); the loan goes back to approved and may be paid out
-        again. The borrower's account must still hold the money. Returns the Receipt."""
+        again. The borrower's account must still hold the money. Returns the Receipt, or a
+        PendingApproval when the principal is above the four-eyes threshold."""
         bank = self._bank
         lid = _loan_id(loan_id)
         bank.require(actor, "loan.correct", entity="loan", entity_id=lid)
         reason = _clean_text(reason, "reason for undoing the disbursement", 3, REASON_CHARS_MAX)
+        # Issue 12: undoing a payout above the four-eyes threshold waits (approvals.py).
+        loan = bank.read_one("SELECT principal_cents FROM loans WHERE id = ? AND "
+                             "status = 'active'", [lid])
+        held = loan and bank.approvals.gate_loan(
+            actor, "loan.undo_disbursement", lid, amount_cents=loan[0], reason=reason,
+            idempotency_key=idempotency_key)
+        if held:
+            return held
 
         def fn(uow):
             loan = self._loan_in(uow, lid)

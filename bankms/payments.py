@@ -158,9 +158,9 @@ class Payments:
             memo=clean_memo(f"Reversal of {tid}: {reason.strip()}"),
             source_account=original[3], target_account=original[2], reverses_id=tid,
             internal_ok=True)
-        if bank.approvals.required(actor, req.amount_cents):
-            return bank.approvals.submit(req)  # a PendingApproval; money leaving is held
-        return bank.post(req)
+        # Above the threshold, alone or with what this manager moved for the customer today,
+        # it waits (a PendingApproval; money leaving is held).
+        return self._post_or_queue(req)
 
     # -- what pages show before and after a payment ------------------------------------------
     def review(self, actor, kind, *, amount, source=None, target=None, memo="") -> dict:

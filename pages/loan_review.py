@@ -150,7 +150,7 @@ def _corrections(bank, actor):
     if loan is None:
         return
     lid = loan["loan_id"]
-    st.caption(f"Loan {lid} · {loan['holder']} · status {loan['status'].replace('_', ' ')}")
+    st.caption(f"Loan {lid} · {md(loan['holder'])} · status {loan['status'].replace('_', ' ')}")
     show_history(bank, actor, lid, key=f"correct_history_{lid}")
     history = bank.loans.history(actor, lid)
     payments = history[history["event"].isin(["manual", "cash", "automatic"])
@@ -165,20 +165,31 @@ def _corrections(bank, actor):
                                key=f"correct_tid_{lid}")
             if st.button("Reverse repayment", key=f"correct_reverse_{lid}"):
                 try:
-                    bank.loans.reverse_repayment(actor, lid, tid, reason)
+                    outcome = bank.loans.reverse_repayment(actor, lid, tid, reason)
                 except BankError as exc:
                     show_error(exc)
                 else:
-                    flash(f"Repayment {tid} of loan {lid} reversed.")
+                    flash(_waits(outcome) or f"Repayment {tid} of loan {lid} reversed.")
     with right:
         if loan["status"] == "active" and payments.empty:
             if st.button("Undo disbursement", key=f"correct_undo_{lid}"):
                 try:
-                    bank.loans.undo_disbursement(actor, lid, reason)
+                    outcome = bank.loans.undo_disbursement(actor, lid, reason)
                 except BankError as exc:
                     show_error(exc)
                 else:
-                    flash(f"Loan {lid} is approved again; its payout was reversed.")
+                    flash(_waits(outcome)
+                          or f"Loan {lid} is approved again; its payout was reversed.")
+
+
+def _waits(outcome) -> str:
+    """The notice for a correction that waits for a second manager, else an empty string."""
+    from bankms.approvals import PendingApproval
+
+    if isinstance(outcome, PendingApproval):
+        return (f"Above the four-eyes limit: request {outcome.request_id} waits for "
+                "another manager's approval.")
+    return ""
 
 
 def _provisions(bank, actor):

@@ -203,6 +203,17 @@ def _teller_repay(w):
     return lambda: w.bank.loans.repay(w.tom, lid, "15000.00", w.acc, idempotency_key="repay-1")
 
 
+def _reverse_loan_repayment(w):
+    lid = _loan(w.bank, w.cid, w.acc, principal="40000.00")
+    paid = w.bank.loans.repay(w.bank.system_actor(), lid, "30000.00", w.acc)
+    return lambda: w.bank.loans.reverse_repayment(w.mara, lid, paid.transaction_id, "wrong loan")
+
+
+def _undo_disbursement(w):
+    lid = _loan(w.bank, w.cid, w.acc, principal="40000.00")
+    return lambda: w.bank.loans.undo_disbursement(w.mara, lid, "wrong borrower")
+
+
 def _check_reversal(bank, w):
     assert bank.accounts.balance(w.mara, w.acc) == D("100000.00")
 
@@ -219,6 +230,14 @@ def _check_write_off(bank, w):
     assert bank.read("SELECT status FROM loans")[0][0] == "written_off"
 
 
+def _check_loan_reversal(bank, w):
+    assert bank.accounts.balance(w.mara, w.acc) == D("140000.00")
+
+
+def _check_undo_disbursement(bank, w):
+    assert bank.read("SELECT status FROM loans")[0][0] == "approved"
+
+
 def _check_repay(bank, w):
     assert bank.read("SELECT count(*) FROM loan_payments")[0][0] == 1
 
@@ -230,6 +249,8 @@ WAITS = [
     ("savings rate of 99.9 %", _rate, _check_rate),
     ("write-off of 20,000.00", _write_off, _check_write_off),
     ("teller's loan repayment of 15,000.00", _teller_repay, _check_repay),
+    ("reversal of a 30,000.00 loan repayment", _reverse_loan_repayment, _check_loan_reversal),
+    ("undoing a 40,000.00 loan payout", _undo_disbursement, _check_undo_disbursement),
 ]
 
 
@@ -288,6 +309,42 @@ def test_one_staff_members_payments_for_one_customer_count_together(w, who, amou
     held = sum(D(a) for a, wait in zip(amounts, waits) if wait)
     info = bank.accounts.get(w.mara, w.acc)
     assert (info["balance"], info["holds"]) == (D("100000.00") - posted, held)
+
+
+# A teller's loan repayments out of a customer's account are payments from that customer too.
+# (steps one after another: repay from the account, withdraw, or repay in cash; which wait)
+LOAN_SPLITS = [
+    ([("repay", "10000.00"), ("repay", "10000.00")], [False, True]),
+    ([("repay", "10000.00"), ("withdraw", "10000.00")], [False, True]),
+    ([("withdraw", "6000.00"), ("repay", "5000.00")], [False, True]),
+    ([("repay", "4000.00"), ("withdraw", "6000.00")], [False, False]),
+    ([("cash", "10000.00"), ("withdraw", "10000.00")], [False, False]),
+]
+
+
+@pytest.mark.parametrize("steps, waits", LOAN_SPLITS)
+def test_a_tellers_loan_repayments_count_in_the_daily_total(w, steps, waits):
+    bank = w.bank
+    lid = _loan(bank, w.cid, w.acc, principal="40000.00")
+    calls = {"repay": lambda a, k: bank.loans.repay(w.tom, lid, a, w.acc, idempotency_key=k),
+             "cash": lambda a, k: bank.loans.repay(w.tom, lid, a, "cash", idempotency_key=k),
+             "withdraw": lambda a, k: bank.payments.withdraw(w.tom, w.acc, a,
+                                                             idempotency_key=k)}
+    got = [isinstance(calls[kind](amount, f"step-{i}"), PendingApproval)
+           for i, (kind, amount) in enumerate(steps)]
+    assert got == waits
+
+
+def test_a_managers_reversals_for_one_customer_count_together(w):
+    """Withdrawals paid out over several days, each reversed by one manager on one day: the
+    customer keeps the cash and gets the money back; the second reversal waits."""
+    bank = w.bank
+    system = bank.system_actor()
+    paid = [bank.payments.withdraw(system, w.acc, "10000.00") for _ in range(2)]
+    got = [isinstance(bank.payments.reverse(w.mara, r.transaction_id, "teller error"),
+                      PendingApproval) for r in paid]
+    assert got == [False, True]
+    assert bank.accounts.balance(w.mara, w.acc) == D("90000.00")
 
 
 def test_the_daily_total_is_per_customer_and_skips_what_was_approved(w):

@@ -229,6 +229,7 @@ def _inputs(facts):
         "reversals": [("Transaction id", str(facts["transfer_id"]))],
         "loan-applications": [("Customer number", str(facts["customer_id"]))],
         "take-loan-payment": [("Loan number", str(facts["loan_id"]))],
+        "loan-review": [("Loan number", str(facts["loan_id"]))],  # the corrections
         "customers": [("Name, phone, email, customer id or account number",
                        str(facts["customer_id"]))],
         "accounts": [("Account number", facts["account"])],
