@@ -26,7 +26,7 @@ from browser import helpers  # noqa: E402
 CHARTS = 8
 TARGET_S = 3.0
 DRAWN_JS = ("n => document.querySelectorAll("
-            "'[data-testid=stPlotlyChart] .js-plotly-plot .main-svg').length >= n")
+            "'[data-testid=stPlotlyChart] .js-plotly-plot .gtitle').length >= n")
 
 
 def open_dashboard(context, server, viewport=None) -> float:

@@ -9,8 +9,10 @@ from browser.helpers import DESKTOP, PHONE, error_text, login, main_text, screen
 
 pytestmark = pytest.mark.browser
 CHARTS = 8
+# A chart counts as drawn once its title is: Plotly draws two .main-svg layers per chart, so
+# counting those let the test go on with half the charts still to come.
 CHARTS_DRAWN_JS = ("n => document.querySelectorAll("
-                   "'[data-testid=stPlotlyChart] .js-plotly-plot .main-svg').length >= n")
+                   "'[data-testid=stPlotlyChart] .js-plotly-plot .gtitle').length >= n")
 
 
 def small_demo(bank):
