@@ -64,6 +64,7 @@ class Bank:
         from .accounts import Accounts
         from .audit import Audit
         from .customers import Customers
+        from .outbox import Outbox
         from .bulk import Bulk
         from .payments import Payments
         from .settings import Settings
@@ -77,6 +78,7 @@ class Bank:
         self.payments = Payments(self)
         self.audit = Audit(self)
         self.ledger = Bulk(self)
+        self.outbox = Outbox(self)
         self._extensions()
 
     def _extensions(self):

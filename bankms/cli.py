@@ -1,5 +1,5 @@
-"""`python -m bankms`: init, demo, verify, backup, restore, create-employee, setting and end of
-day.
+"""`python -m bankms`: init, demo, verify, backup, restore, create-employee, setting, end of
+day and outbox (the hand-off of customer messages to the mail/SMS relay).
 
 The database path comes from --db (before or after the subcommand), else the BANKMS_DB
 environment variable, else data/bank.duckdb. Only `init` and `demo` create a bank; every other
@@ -187,6 +187,26 @@ def cmd_eod(args):
         bank.close()
 
 
+def cmd_outbox(args):
+    """Print the pending customer messages (activation codes) for the mail/SMS relay, as the
+    system actor; with --mark-sent, mark exactly the printed ones sent."""
+    bank = _existing(args)
+    try:
+        system = bank.system_actor()
+        messages = bank.outbox.pending(system)
+        for m in messages:
+            print(f"--- message {m['id']} ({m['created_at']:%Y-%m-%d %H:%M} UTC) "
+                  f"{m['channel']} to {m['recipient']}")
+            print(f"Subject: {m['subject']}")
+            print(m["body"])
+        print(f"{len(messages)} pending message(s)")
+        if args.mark_sent and messages:
+            done = bank.outbox.mark_sent(system, [m["id"] for m in messages])
+            print(f"{done} message(s) marked sent")
+    finally:
+        bank.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     # --db is accepted before and after the subcommand: the subcommands share it through a
     # parent parser whose default is SUPPRESS, so it never overwrites one given earlier.
@@ -231,6 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
                 "has ended)")
     p.add_argument("--until", type=_date, help="YYYY-MM-DD")
     p.add_argument("--yes", action="store_true", help="confirm a catch-up of many days")
+    p = command("outbox", cmd_outbox, "print the customer messages (activation codes) waiting "
+                "for the mail/SMS relay")
+    p.add_argument("--mark-sent", action="store_true",
+                   help="mark the printed messages sent (the relay has taken them)")
     return parser
 
 

@@ -173,6 +173,19 @@ SCHEMA = [
         expires_at TIMESTAMP NOT NULL,
         created_by VARCHAR NOT NULL,
         used_at TIMESTAMP)""",
+    # Messages for the customer (activation codes) waiting for the mail/SMS relay
+    # (outbox.py): written in the same transaction as what they announce; only the system
+    # actor reads them, so staff never see a code.
+    "CREATE SEQUENCE IF NOT EXISTS outbox_id_seq START 1",
+    """CREATE TABLE IF NOT EXISTS outbox (
+        id BIGINT PRIMARY KEY,
+        created_at TIMESTAMP NOT NULL,
+        customer_id BIGINT NOT NULL,
+        channel VARCHAR NOT NULL CHECK (channel IN ('email', 'sms')),
+        recipient VARCHAR NOT NULL,
+        subject VARCHAR NOT NULL,
+        body VARCHAR NOT NULL,
+        sent_at TIMESTAMP)""",
     # -- Idempotency of non-money forms (bankms/once.py): opening an account or onboarding a
     # customer twice from one form instance returns the first result instead.
     """CREATE TABLE IF NOT EXISTS request_keys (

@@ -78,6 +78,10 @@ class UserNotFound(BankError):
     pass
 
 
+class NoContactOnFile(BankError):
+    """A message (an activation code) has nowhere to go: the customer has no email or phone."""
+
+
 class DuplicateError(BankError):
     pass
 

@@ -61,6 +61,9 @@ PERMISSIONS: dict[str, tuple[frozenset, bool]] = {
     "report.read": (MANAGERS, False),
     "report.statement": (EVERYONE, True),
     "bank.admin": (frozenset({"system"}), False),
+    # Only the relay (the system actor) reads the outbox: it holds activation codes that
+    # staff must never learn (issue 12).
+    "outbox.relay": (frozenset({"system"}), False),
     "bank.end_of_day": (MANAGERS, False),
     "settings.change": (MANAGERS, False),
     "bank.backup": (MANAGERS, False),

@@ -18,7 +18,7 @@ from importlib import resources
 
 import bcrypt
 
-from . import security, throttle
+from . import outbox, security, throttle
 from .errors import (
     AccountLocked,
     AuthenticationError,
@@ -158,11 +158,16 @@ class Users:
         return uid
 
     # -- customer logins: activation codes --------------------------------------------------
+    # The code goes only into an outbox message to the customer's own email or phone (issue
+    # 12): were it returned to staff, a teller could set the password, sign in as the
+    # customer and move their money.
     def create_customer_login(self, actor, customer_id, username) -> dict:
         """Staff: a login for an existing customer with no usable password and a single-use
-        activation code that expires after `activation_code_ttl_s` (default 72 h). Returns
-        {"username", "activation_code", "expires_at"}; the code goes to the customer, who
-        sets their own password with `activate_login`. Only a hash of the code is kept."""
+        activation code that expires after `activation_code_ttl_s` (default 72 h). The code
+        is sent to the customer's email on file, else their phone, through the outbox in the
+        same transaction; staff never see it. Returns {"username", "sent_to" (masked),
+        "expires_at"}. Only a hash of the code is kept. Raises PermissionDenied,
+        InvalidInput, CustomerNotFound, DuplicateError, NoContactOnFile."""
         bank = self._bank
         bank.require(actor, "user.create_customer_login", entity="user", entity_id=username)
         name = normalize_username(username)
@@ -175,13 +180,15 @@ class Users:
 
         def fn(uow):
             self._insert(uow, actor, name, unusable, "customer", cid, row[0], None, False)
-            self._store_code(uow, actor, name, code_hash, expires_at)
-        bank.write(fn)
-        return {"username": name, "activation_code": code, "expires_at": expires_at}
+            return self._store_code(uow, actor, name, cid, code, code_hash, expires_at)
+        sent_to = bank.write(fn)
+        return {"username": name, "sent_to": sent_to, "expires_at": expires_at}
 
     def new_activation_code(self, actor, username) -> dict:
-        """Staff: a customer who lost their password gets a fresh activation code; the old
-        password stops working, their sessions end and earlier codes are void."""
+        """Staff: a customer who lost their password gets a fresh activation code, sent only
+        to them (as in `create_customer_login`); the old password stops working, their
+        sessions end and earlier unused codes are void. Returns {"username", "sent_to",
+        "expires_at"}. Raises PermissionDenied, UserNotFound, NoContactOnFile."""
         bank = self._bank
         bank.require(actor, "user.create_customer_login", entity="user", entity_id=username)
         user = self.get(username)
@@ -194,9 +201,10 @@ class Users:
             self._update_in(uow, actor, user["username"], "user.new_activation_code", {
                 "password_hash": unusable, "must_change_password": False,
                 "last_reset_by": actor.username}, revoke=True)
-            self._store_code(uow, actor, user["username"], code_hash, expires_at)
-        bank.write(fn)
-        return {"username": user["username"], "activation_code": code, "expires_at": expires_at}
+            return self._store_code(uow, actor, user["username"], user["customer_id"], code,
+                                    code_hash, expires_at)
+        sent_to = bank.write(fn)
+        return {"username": user["username"], "sent_to": sent_to, "expires_at": expires_at}
 
     def _new_code(self):
         # 16 characters from 32 unambiguous ones: 80 bits, far beyond guessing online.
@@ -206,13 +214,26 @@ class Users:
         ttl_s = self._bank.settings.get_int("activation_code_ttl_s", 259200)
         return code, _code_hash(code), utcnow() + dt.timedelta(seconds=ttl_s)
 
-    def _store_code(self, uow, actor, name, code_hash, expires_at):
+    def _store_code(self, uow, actor, name, customer_id, code, code_hash, expires_at) -> str:
+        """Void earlier unused codes, keep the new code's hash and queue the code for the
+        customer; returns the masked recipient. NoContactOnFile rolls it all back."""
+        contact = uow.fetchone("SELECT email, phone FROM customers WHERE id = ?", [customer_id])
+        channel, recipient = outbox.contact_of(*(contact or (None, None)))
         uow.execute("UPDATE activation_codes SET used_at = ? WHERE username = ? "
                     "AND used_at IS NULL", [utcnow(), name])
         uow.execute("INSERT INTO activation_codes VALUES (?, ?, ?, ?, ?, NULL)",
                     [name, code_hash, utcnow(), expires_at, actor.username])
+        self._bank.outbox.add_in(
+            uow, actor, customer_id=customer_id, channel=channel, recipient=recipient,
+            subject="Your online banking activation code",
+            body=(f"Your online banking username is {name} and your activation code is "
+                  f"{code}. Choose your password with it on the Activate login page before "
+                  f"{expires_at:%Y-%m-%d %H:%M} UTC. It works once. Bank staff will never "
+                  "ask you for this code."))
+        sent_to = outbox.masked(channel, recipient)
         self._bank.audit_row(uow, actor, "user.activation_code", "user", name,
-                             after={"expires_at": expires_at.isoformat()})
+                             after={"expires_at": expires_at.isoformat(), "sent_to": sent_to})
+        return sent_to
 
     def activate_login(self, username, code, new_password) -> None:
         """Anonymous: set a customer login's first password with its activation code. Every

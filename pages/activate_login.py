@@ -19,8 +19,8 @@ def render() -> None:
                    icon=":material/check_circle:")
         common.page_link("sign-in", label="Go to sign in", icon=":material/login:")
         return
-    st.caption("Your bank gave you a username and an activation code. Choose your password "
-               "here; the code works once and expires.")
+    st.caption("Your bank sent you a username and an activation code by email or text "
+               "message. Choose your password here; the code works once and expires.")
     with st.form("bankms_activate", clear_on_submit=False):
         username = st.text_input("Username", max_chars=32)
         code = st.text_input("Activation code", max_chars=32, placeholder="ABCD-EFGH-JKLM-NPQR")

@@ -112,16 +112,10 @@ def _edit_contact(bank, actor, p):
 
 def _login(bank, actor, p):
     """Online banking: staff make the login (or a new code for one), never its password; the
-    customer sets it on the Activate login page with the code, shown here once."""
+    code goes to the customer's own email or phone, and the customer sets the password on the
+    Activate login page. Staff see only where it went."""
     from pages import daily_common as dc
 
-    shown = st.session_state.pop("_activation_code", None)
-    if shown:
-        st.success(f"Activation code for **{dc.md(shown['username'])}**: "
-                   f"`{shown['activation_code']}` (valid until "
-                   f"{shown['expires_at']:%Y-%m-%d %H:%M} UTC). Give it to the customer only; "
-                   "they choose their password with it. It is not shown again.",
-                   icon=":material/key:")
     with st.expander("Online banking login"):
         with st.form(f"customers_login_{p['id']}"):
             username = st.text_input("Username", max_chars=32, key=f"login_user_{p['id']}")
@@ -130,16 +124,16 @@ def _login(bank, actor, p):
             again = right.form_submit_button("New activation code",
                                              key=f"login_code_{p['id']}")
 
-        def keep(made):
-            st.session_state["_activation_code"] = made
+        def sent(made):
+            return (f"Login **{dc.md(made['username'])}**: an activation code was sent to "
+                    f"{dc.md(made['sent_to'])}; it expires "
+                    f"{made['expires_at']:%Y-%m-%d %H:%M} UTC.")
         if create:
             dc.act("customers", lambda: bank.users.create_customer_login(actor, p["id"],
-                                                                         username),
-                   "Login created.", on_success=keep)
+                                                                         username), sent)
         elif again:
             dc.act("customers", lambda: bank.users.new_activation_code(actor, username),
-                   "New activation code made; the old password no longer works.",
-                   on_success=keep)
+                   lambda made: sent(made) + " The old password no longer works.")
 
 
 def _status(bank, actor, p):

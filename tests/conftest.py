@@ -83,6 +83,16 @@ def login_for(bank, customer_id, username, password="a long test password 1"):
     return bank.auth.login(username, password)
 
 
+def sent_code(bank, username):
+    """The newest activation code for username, as the customer receives it: read from the
+    outbox as the system actor (staff never see it)."""
+    import re
+    bodies = [m["body"] for m in bank.outbox.pending(bank.system_actor())
+              if f"username is {username} " in m["body"]]
+    assert bodies, f"no activation code was sent for {username}"
+    return re.search(r"activation code is ([A-Z0-9-]{19})", bodies[-1]).group(1)
+
+
 def employee(bank, role="teller", username=None, password="a long test password 1"):
     username = username or f"{role}{next(_national_ids)}"
     bank.users.create(bank.system_actor(), username=username, password=password, role=role,

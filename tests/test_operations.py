@@ -16,6 +16,7 @@ import bankms
 from bankms import cli, files, operations
 from bankms.errors import FilesExposed, InvalidInput, NotABank, PermissionDenied
 from bankms.settings import INTERNAL_KEYS, REGISTRY
+from conftest import employee, make_customer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PASSWORD = "the boss password 1"
@@ -92,7 +93,27 @@ CASES = [
     (["setting", "business_date", "--db", "{db}"], 0, "business_date = 20"),
     (["verify", "--db", "{db}"], 0, "ok: every invariant holds"),
     (["--db", "{db}", "verify"], 0, "ok: every invariant holds"),
+    (["outbox", "--db", "{dir}/missing.duckdb"], 2, "There is no bank at"),
+    (["outbox", "--db", "{db}"], 0, "0 pending message(s)"),
 ]
+
+
+def test_outbox_command_hands_codes_to_the_relay(tmp_path, capsys):
+    db = str(tmp_path / "bank.duckdb")
+    with bankms.open_bank(db, bcrypt_rounds=4) as bank:
+        teller = employee(bank, "teller", username="tom")
+        cid = make_customer(bank, name="Olga Outbox", email="olga@example.com")
+        made = bank.users.create_customer_login(teller, cid, "olga")
+    # (arguments, what stdout holds)
+    for argv, shown in [(["outbox"], "1 pending message(s)"),
+                        (["outbox", "--mark-sent"], "1 message(s) marked sent"),
+                        (["outbox"], "0 pending message(s)")]:
+        assert cli.main([*argv, "--db", db]) == 0
+        out, err = capsys.readouterr()
+        assert shown in out and err == ""
+        if shown.startswith("1 pending"):
+            assert "email to olga@example.com" in out and "username is olga" in out
+            assert made["sent_to"] == "o***@example.com"
 
 
 @pytest.mark.parametrize("argv, code, message", CASES)

@@ -538,7 +538,8 @@ def test_user_create_applies_policy_and_roles(bank, system):
         bank.users.create(teller, username="Cust.One", password=PASSWORD, role="customer",
                           customer_id=cid)
     assert bank.users.get("cust.one") is None
-    bank.users.create_customer_login(teller, cid, "Cust.One")
+    made = bank.users.create_customer_login(teller, cid, "Cust.One")
+    assert made["sent_to"] == "j***@example.com" and "activation_code" not in made
     with pytest.raises(DuplicateError):
         bank.users.create_customer_login(teller, cid, "cust.one")
     assert bank.users.get("CUST.ONE")["full_name"] == "Jane Doe"

@@ -10,8 +10,8 @@ import pytest
 
 import bankms
 from bankms.approvals import PendingApproval
-from bankms.errors import AuthenticationError, PermissionDenied
-from conftest import employee, funded_account, login_for, make_customer
+from bankms.errors import AuthenticationError, NoContactOnFile, PermissionDenied
+from conftest import employee, funded_account, login_for, make_customer, sent_code
 
 PASSWORD = "a long test password 1"  # what conftest.employee gives everyone
 
@@ -46,6 +46,9 @@ def snapshot(bank):
                            "active FROM users ORDER BY 1"),
         "transactions": bank.read("SELECT count(*) FROM transactions")[0][0],
         "approvals": bank.read("SELECT id, status FROM approval_requests ORDER BY 1"),
+        "codes": bank.read("SELECT username, code_hash, used_at FROM activation_codes "
+                           "ORDER BY 1, 2"),
+        "outbox": bank.read("SELECT id, sent_at FROM outbox ORDER BY 1"),
     }
 
 
@@ -387,36 +390,118 @@ def test_staff_cannot_choose_a_customers_password(w):
     refused_unchanged(bank, lambda: bank.users.create(
         w.mara, username="carl", password=PASSWORD, role="customer", customer_id=w.cid),
         "mara", "user.create_customer_login")
-    made = bank.users.create_customer_login(w.tom, w.cid, "carl")
+    bank.users.create_customer_login(w.tom, w.cid, "carl")
+    code = sent_code(bank, "carl")
     # Nobody can sign in until the customer sets a password with the code.
     with pytest.raises(AuthenticationError):
         bank.auth.login("carl", PASSWORD)
     # (username, code, refused)
-    for username, code in [("carl", "AAAA-BBBB-CCCC-DDDD"), ("nobody", made["activation_code"]),
-                           ("carl", "")]:
-        refused_unchanged(bank, lambda: bank.users.activate_login(username, code, NEW_PASSWORD),
+    for username, given in [("carl", "AAAA-BBBB-CCCC-DDDD"), ("nobody", code), ("carl", "")]:
+        refused_unchanged(bank, lambda: bank.users.activate_login(username, given, NEW_PASSWORD),
                           username or "anonymous", "user.activate", AuthenticationError)
-    bank.users.activate_login("carl", made["activation_code"].lower(), NEW_PASSWORD)
+    bank.users.activate_login("carl", code.lower(), NEW_PASSWORD)
     carl = bank.auth.login("carl", NEW_PASSWORD)
     assert carl.customer_id == w.cid
     # Single use.
-    refused_unchanged(bank, lambda: bank.users.activate_login("carl", made["activation_code"],
+    refused_unchanged(bank, lambda: bank.users.activate_login("carl", code,
                                                         "another password 22"),
                       "carl", "user.activate", AuthenticationError)
 
 
 def test_an_activation_code_expires(w):
     bank = w.bank
-    made = bank.users.create_customer_login(w.tom, w.cid, "carl")
+    bank.users.create_customer_login(w.tom, w.cid, "carl")
+    code = sent_code(bank, "carl")
     bank.write(lambda uow: uow.execute(
         "UPDATE activation_codes SET expires_at = ?",
         [bankms.ledger.utcnow() - dt.timedelta(seconds=1)]))
-    refused_unchanged(bank, lambda: bank.users.activate_login("carl", made["activation_code"],
-                                                        NEW_PASSWORD),
+    refused_unchanged(bank, lambda: bank.users.activate_login("carl", code, NEW_PASSWORD),
                       "carl", "user.activate", AuthenticationError)
-    again = bank.users.new_activation_code(w.tom, "carl")
-    bank.users.activate_login("carl", again["activation_code"], NEW_PASSWORD)
+    bank.users.new_activation_code(w.tom, "carl")
+    bank.users.activate_login("carl", sent_code(bank, "carl"), NEW_PASSWORD)
     assert bank.auth.login("carl", NEW_PASSWORD).username == "carl"
+
+
+# (made by, how, contact on file (email, phone), expected channel, recipient, sent_to)
+CODE_DELIVERY = [
+    ("tom", "create", ("carl@example.com", "+1 555 0100"), "email", "carl@example.com",
+     "c***@example.com"),
+    ("mara", "create", (None, "+1 555 0199"), "sms", "+1 555 0199", "***0199"),
+    ("tom", "new code", ("carl@example.com", None), "email", "carl@example.com",
+     "c***@example.com"),
+]
+
+
+@pytest.mark.parametrize("maker,how,contact,channel,recipient,sent_to", CODE_DELIVERY)
+def test_an_activation_code_goes_only_to_the_customer(w, maker, how, contact, channel,
+                                                      recipient, sent_to):
+    bank = w.bank
+    staff = getattr(w, maker)
+    bank.write(lambda uow: uow.execute("UPDATE customers SET email = ?, phone = ? WHERE id = ?",
+                                       [*contact, w.cid]))
+    made = bank.users.create_customer_login(staff, w.cid, "carl")
+    if how == "new code":
+        made = bank.users.new_activation_code(staff, "carl")
+    code = sent_code(bank, "carl")
+    assert set(made) == {"username", "sent_to", "expires_at"}
+    assert made["sent_to"] == sent_to and code not in repr(made)
+    message = bank.outbox.pending(bank.system_actor())[-1]
+    assert (message["customer_id"], message["channel"], message["recipient"]) == (
+        w.cid, channel, recipient)
+    audit = bank.read("SELECT coalesce(before, '') || coalesce(after, '') FROM audit_log")
+    assert audit and not [row for row in audit if code in row[0]]
+    queued = bank.read("SELECT after FROM audit_log WHERE action = 'outbox.add'")
+    assert len(queued) == (2 if how == "new code" else 1)
+    assert sent_to in queued[-1][0] and recipient not in queued[-1][0]
+
+
+@pytest.mark.parametrize("reader", ["tom", "mara"])
+def test_staff_cannot_read_the_outbox(w, reader):
+    bank = w.bank
+    bank.users.create_customer_login(w.tom, w.cid, "carl")
+    staff = getattr(w, reader)
+    refused_unchanged(bank, lambda: bank.outbox.pending(staff), reader, "outbox.relay")
+    message_id = bank.outbox.pending(bank.system_actor())[0]["id"]
+    refused_unchanged(bank, lambda: bank.outbox.mark_sent(staff, [message_id]), reader,
+                      "outbox.relay")
+    assert bank.outbox.mark_sent(bank.system_actor(), [message_id, message_id]) == 1
+    assert bank.outbox.pending(bank.system_actor()) == []
+
+
+def test_a_teller_cannot_take_over_a_working_login_with_a_new_code(w):
+    bank = w.bank
+    bank.users.create_customer_login(w.tom, w.cid, "carl")
+    first = sent_code(bank, "carl")
+    bank.users.activate_login("carl", first, NEW_PASSWORD)
+    made = bank.users.new_activation_code(w.tom, "carl")
+    # The teller has only what the call returned and what they could guess or reuse.
+    # (code the teller tries)
+    for tried in [first, "AAAA-BBBB-CCCC-DDDD", made["sent_to"], str(made["expires_at"])]:
+        refused_unchanged(bank, lambda: bank.users.activate_login("carl", tried,
+                                                                  "teller chosen pw 12"),
+                          "carl", "user.activate", AuthenticationError)
+    with pytest.raises(AuthenticationError):
+        bank.auth.login("carl", "teller chosen pw 12")
+    # Only the customer, with the code sent to them, gets back in.
+    bank.users.activate_login("carl", sent_code(bank, "carl"), "carl back again 12")
+    assert bank.auth.login("carl", "carl back again 12").customer_id == w.cid
+
+
+# (email, phone) on file: each refused, nothing written
+@pytest.mark.parametrize("how", ["create", "new code"])
+@pytest.mark.parametrize("email,phone", [(None, None), ("", ""), ("  ", None)])
+def test_no_email_or_phone_means_no_login_code(w, how, email, phone):
+    bank = w.bank
+    if how == "new code":
+        bank.users.create_customer_login(w.tom, w.cid, "carl")
+    bank.write(lambda uow: uow.execute("UPDATE customers SET email = ?, phone = ? WHERE id = ?",
+                                       [email, phone, w.cid]))
+    before = snapshot(bank)
+    call = (lambda: bank.users.create_customer_login(w.tom, w.cid, "carl")) if how == "create" \
+        else (lambda: bank.users.new_activation_code(w.tom, "carl"))
+    with pytest.raises(NoContactOnFile, match="no email address or phone number"):
+        call()
+    assert snapshot(bank) == before
 
 
 def test_staff_cannot_reset_a_customers_password(w):
