@@ -4,7 +4,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from .errors import CustomerNotFound, DuplicateError, InvalidInput, InvalidState
+from . import outbox
+from .errors import (
+    CustomerNotFound,
+    DuplicateError,
+    InvalidInput,
+    InvalidState,
+    NoContactOnFile,
+)
 from .ledger import utcnow
 
 STATUSES = ("pending", "active", "suspended", "closed")
@@ -313,7 +320,34 @@ class Customers:
         return self._bank.read_df("SELECT * FROM customer_status_history WHERE customer_id = ? "
                                   "ORDER BY changed_at", [cid])
 
+    def _notify_contact_change(self, uow, actor, cid, before, diff) -> None:
+        """Tell the customer at each old email or phone that staff changed (else at their old
+        contact on file, when the changed one was empty), so that a teller who puts their own
+        details on file cannot do it unseen."""
+        old = {"email": ("email", (before["email"] or "").strip()),
+               "phone": ("sms", (before["phone"] or "").strip())}
+        targets = [old[k] for k in ("email", "phone") if k in diff and old[k][1]]
+        if not targets and {"email", "phone"} & diff.keys():
+            try:
+                targets = [outbox.contact_of(before["email"], before["phone"])]
+            except NoContactOnFile:
+                return
+        what = " and ".join(n for k, n in (("email", "email address"),
+                                           ("phone", "phone number")) if k in diff)
+        for channel, recipient in targets:
+            self._bank.outbox.add_in(
+                uow, actor, customer_id=cid, channel=channel, recipient=recipient,
+                subject="Your contact details at the bank changed",
+                body=(f"The {what} on file for you at the bank was changed by bank staff on "
+                      f"{utcnow():%Y-%m-%d %H:%M} UTC. If it was not you who asked for this, "
+                      "call the bank at once."))
+
     def update_contact(self, actor, customer_id, *, email=None, phone=None, address=None):
+        """Change a customer's email, phone and/or address; returns the changed fields as
+        {field: new value} ({} when nothing differs). When staff change the email or phone,
+        the customer is told at the old one through the outbox in the same transaction, and
+        no activation code goes to the new one for `contact_change_cooling_off_h` (users.py;
+        issue 12). Raises PermissionDenied, InvalidInput, CustomerNotFound, InvalidState."""
         cid = self._id(customer_id)
         self._bank.require(actor, "customer.update_contact", cid, entity="customer",
                            entity_id=cid)
@@ -343,5 +377,7 @@ class Customers:
             uow.execute(f"UPDATE customers SET {sets} WHERE id = ?", [*diff.values(), cid])
             bank.audit_row(uow, actor, "customer.update_contact", "customer", cid,
                            before={k: before[k] for k in diff}, after=diff)
+            if actor.role != "customer":
+                self._notify_contact_change(uow, actor, cid, before, diff)
             return diff
         return bank.write(fn)

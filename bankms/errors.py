@@ -82,6 +82,11 @@ class NoContactOnFile(BankError):
     """A message (an activation code) has nowhere to go: the customer has no email or phone."""
 
 
+class ContactRecentlyChanged(BankError):
+    """An activation code would go to an email or phone that staff changed within the
+    cooling-off period (`contact_change_cooling_off_h`)."""
+
+
 class DuplicateError(BankError):
     pass
 

@@ -193,6 +193,9 @@ REGISTRY: dict[str, Setting] = dict([
        "int", "86400", 60, 30 * DAY_S, "seconds"),
     _s("activation_code_ttl_s", "How long a customer's login activation code stays valid.",
        "int", "259200", 300, 30 * DAY_S, "seconds"),
+    _s("contact_change_cooling_off_h", "No activation code goes to an email or phone that "
+       "staff changed within this many hours (the customer is told at the old one).", "int",
+       "72", 0, 30 * 24, "hours"),
     _s("eod_catchup_days_confirm", "An end of day that would close more days than this asks "
        "for confirmation (the page) or --yes (the command line).", "int", "3", 1, 366, "days"),
 ])
@@ -216,10 +219,12 @@ def describe(key: str) -> Setting:
     return setting
 
 
-# Settings that loosen a control of issue 12 if raised: only the system actor changes them.
+# Settings that loosen a control of issue 12 if raised (the cooling-off: if lowered): only the
+# system actor changes them.
 CONTROL_SETTINGS = frozenset({
     "four_eyes_threshold_cents", "four_eyes_rate_bp", "structuring_band_min_percent",
     "structuring_count_min", "structuring_window_s", "activation_code_ttl_s",
+    "contact_change_cooling_off_h",
     "customer_daily_transfer_cents_max",
     # Sign-in back-off, sign-up and payee look-up limits (users.py, throttle.py).
     "login_backoff_base_s", "login_backoff_user_after_failures", "login_backoff_user_cap_s",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import json
 import re
 import secrets
 from importlib import resources
@@ -22,6 +23,7 @@ from . import outbox, security, throttle
 from .errors import (
     AccountLocked,
     AuthenticationError,
+    ContactRecentlyChanged,
     CustomerNotFound,
     DuplicateError,
     InvalidInput,
@@ -167,7 +169,9 @@ class Users:
         is sent to the customer's email on file, else their phone, through the outbox in the
         same transaction; staff never see it. Returns {"username", "sent_to" (masked),
         "expires_at"}. Only a hash of the code is kept. Raises PermissionDenied,
-        InvalidInput, CustomerNotFound, DuplicateError, NoContactOnFile."""
+        InvalidInput, CustomerNotFound, DuplicateError, NoContactOnFile, and
+        ContactRecentlyChanged (audited) while staff changed that contact within
+        `contact_change_cooling_off_h` (default 72 h)."""
         bank = self._bank
         bank.require(actor, "user.create_customer_login", entity="user", entity_id=username)
         name = normalize_username(username)
@@ -177,18 +181,21 @@ class Users:
             raise CustomerNotFound(f"There is no customer {cid}.")
         unusable = self._hash(secrets.token_urlsafe(32))
         code, code_hash, expires_at = self._new_code()
+        cooling_off_h = bank.settings.get_int("contact_change_cooling_off_h", 72)
 
         def fn(uow):
             self._insert(uow, actor, name, unusable, "customer", cid, row[0], None, False)
-            return self._store_code(uow, actor, name, cid, code, code_hash, expires_at)
-        sent_to = bank.write(fn)
+            return self._store_code(uow, actor, name, cid, code, code_hash, expires_at,
+                                    cooling_off_h)
+        sent_to = self._write_code(actor, "user.create_customer_login", name, fn)
         return {"username": name, "sent_to": sent_to, "expires_at": expires_at}
 
     def new_activation_code(self, actor, username) -> dict:
         """Staff: a customer who lost their password gets a fresh activation code, sent only
         to them (as in `create_customer_login`); the old password stops working, their
         sessions end and earlier unused codes are void. Returns {"username", "sent_to",
-        "expires_at"}. Raises PermissionDenied, UserNotFound, NoContactOnFile."""
+        "expires_at"}. Raises PermissionDenied, UserNotFound, NoContactOnFile,
+        ContactRecentlyChanged (audited)."""
         bank = self._bank
         bank.require(actor, "user.create_customer_login", entity="user", entity_id=username)
         user = self.get(username)
@@ -196,14 +203,15 @@ class Users:
             raise UserNotFound(f"There is no customer login '{username}'.")
         unusable = self._hash(secrets.token_urlsafe(32))
         code, code_hash, expires_at = self._new_code()
+        cooling_off_h = bank.settings.get_int("contact_change_cooling_off_h", 72)
 
         def fn(uow):
             self._update_in(uow, actor, user["username"], "user.new_activation_code", {
                 "password_hash": unusable, "must_change_password": False,
                 "last_reset_by": actor.username}, revoke=True)
             return self._store_code(uow, actor, user["username"], user["customer_id"], code,
-                                    code_hash, expires_at)
-        sent_to = bank.write(fn)
+                                    code_hash, expires_at, cooling_off_h)
+        sent_to = self._write_code(actor, "user.new_activation_code", user["username"], fn)
         return {"username": user["username"], "sent_to": sent_to, "expires_at": expires_at}
 
     def _new_code(self):
@@ -214,11 +222,46 @@ class Users:
         ttl_s = self._bank.settings.get_int("activation_code_ttl_s", 259200)
         return code, _code_hash(code), utcnow() + dt.timedelta(seconds=ttl_s)
 
-    def _store_code(self, uow, actor, name, customer_id, code, code_hash, expires_at) -> str:
+    def _write_code(self, actor, action, name, fn) -> str:
+        """Run a unit of work that sends a code; a refusal for a recently changed contact
+        rolls it all back and is then audited on its own."""
+        try:
+            return self._bank.write(fn)
+        except ContactRecentlyChanged as exc:
+            self._bank.record_refusal(actor, action, exc, entity="user", entity_id=name)
+            raise
+
+    @staticmethod
+    def _check_cooling_off(uow, customer_id, channel, cooling_off_h) -> None:
+        """ContactRecentlyChanged when a staff member changed the email (or phone) that the
+        code would go to within `contact_change_cooling_off_h` hours (issue 12): a teller who
+        put their own email on file would otherwise receive the code and take over the
+        customer's online banking. The change notice went to the old contact meanwhile. The
+        time comes from the audit log of `customers.update_contact`; a customer's own change
+        does not count."""
+        since = utcnow() - dt.timedelta(hours=cooling_off_h)
+        field = "email" if channel == "email" else "phone"
+        changes = uow.fetchall(
+            "SELECT ts, after FROM audit_log WHERE action = 'customer.update_contact' "
+            "AND entity = 'customer' AND entity_id = ? AND actor_role <> 'customer' "
+            "AND outcome = 'ok' AND ts > ? ORDER BY ts DESC", [str(customer_id), since])
+        latest = next((ts for ts, after in changes if field in json.loads(after or "{}")), None)
+        if latest is not None:
+            ready = latest + dt.timedelta(hours=cooling_off_h)
+            raise ContactRecentlyChanged(
+                f"The customer's {'email address' if field == 'email' else 'phone number'} "
+                f"was changed by bank staff on {latest:%Y-%m-%d %H:%M} UTC, so an activation "
+                f"code cannot be sent to it before {ready:%Y-%m-%d %H:%M} UTC. The customer "
+                "was told at their previous contact details.")
+
+    def _store_code(self, uow, actor, name, customer_id, code, code_hash, expires_at,
+                    cooling_off_h) -> str:
         """Void earlier unused codes, keep the new code's hash and queue the code for the
-        customer; returns the masked recipient. NoContactOnFile rolls it all back."""
+        customer; returns the masked recipient. NoContactOnFile and ContactRecentlyChanged
+        roll it all back."""
         contact = uow.fetchone("SELECT email, phone FROM customers WHERE id = ?", [customer_id])
         channel, recipient = outbox.contact_of(*(contact or (None, None)))
+        self._check_cooling_off(uow, customer_id, channel, cooling_off_h)
         uow.execute("UPDATE activation_codes SET used_at = ? WHERE username = ? "
                     "AND used_at IS NULL", [utcnow(), name])
         uow.execute("INSERT INTO activation_codes VALUES (?, ?, ?, ?, ?, NULL)",

@@ -10,7 +10,12 @@ import pytest
 
 import bankms
 from bankms.approvals import PendingApproval
-from bankms.errors import AuthenticationError, NoContactOnFile, PermissionDenied
+from bankms.errors import (
+    AuthenticationError,
+    ContactRecentlyChanged,
+    NoContactOnFile,
+    PermissionDenied,
+)
 from conftest import employee, funded_account, login_for, make_customer, sent_code
 
 PASSWORD = "a long test password 1"  # what conftest.employee gives everyone
@@ -549,3 +554,83 @@ def test_a_manager_cannot_loosen_the_controls_alone(w, key):
                       "bank.admin")
     assert w.bank.settings.get(key) == before
     w.bank.settings.set(w.bank.system_actor(), key, before)  # the command line may
+
+
+# -- a teller cannot redirect a customer's activation code to themselves ------------------------
+def messages(bank, subject_word):
+    return [(m["channel"], m["recipient"]) for m in bank.outbox.pending(bank.system_actor())
+            if subject_word in m["subject"]]
+
+
+def sign_in_carl(w):
+    w.bank.users.create_customer_login(w.tom, w.cid, "carl")
+    w.bank.users.activate_login("carl", sent_code(w.bank, "carl"), NEW_PASSWORD)
+    return w.bank.auth.login("carl", NEW_PASSWORD)
+
+
+# (changed by, contact before (email, phone), change, notices expected (channel, recipient))
+CHANGE_NOTICES = [
+    ("tom", ("carl@example.com", "+1 555 0100"), {"email": "tom@example.com"},
+     [("email", "carl@example.com")]),
+    ("tom", (None, "+1 555 0100"), {"email": "tom@example.com"}, [("sms", "+1 555 0100")]),
+    ("mara", ("carl@example.com", "+1 555 0100"),
+     {"email": "mara@example.com", "phone": "+1 555 0999"},
+     [("email", "carl@example.com"), ("sms", "+1 555 0100")]),
+    ("tom", ("carl@example.com", None), {"address": "1 New Street"}, []),
+    ("carl", ("carl@example.com", None), {"email": "carl@new.example.com"}, []),
+]
+
+
+@pytest.mark.parametrize("who,contact,change,notices", CHANGE_NOTICES)
+def test_staff_changing_a_contact_tells_the_customer_at_the_old_one(w, who, contact, change,
+                                                                      notices):
+    bank = w.bank
+    bank.write(lambda uow: uow.execute("UPDATE customers SET email = ?, phone = ? WHERE id = ?",
+                                       [*contact, w.cid]))
+    actor = sign_in_carl(w) if who == "carl" else getattr(w, who)
+    assert bank.customers.update_contact(actor, w.cid, **change) == change
+    assert messages(bank, "contact details") == notices
+    assert not [m for m in bank.outbox.pending(bank.system_actor())
+                if "contact details" in m["subject"]
+                and any(v in m["body"] for v in change.values())]
+
+
+# (contact changed by, hours later, how the code is asked for, expected)
+COOLING_OFF = [
+    ("tom", 0, "new code", "refused"),
+    ("tom", 0, "create", "refused"),
+    ("mara", 71, "new code", "refused"),
+    ("tom", 73, "new code", "sent"),
+    ("mara", 73, "create", "sent"),
+    ("carl", 0, "new code", "sent"),   # the customer's own change starts no cooling-off
+    (None, 0, "create", "sent"),       # contact never changed by staff: at once
+]
+
+
+@pytest.mark.parametrize("who,hours_later,how,expected", COOLING_OFF)
+def test_no_activation_code_to_a_contact_staff_just_changed(w, monkeypatch, who, hours_later,
+                                                             how, expected):
+    bank = w.bank
+    bank.write(lambda uow: uow.execute("UPDATE customers SET email = ?, phone = NULL "
+                                       "WHERE id = ?", ["carl@example.com", w.cid]))
+    carl = sign_in_carl(w) if how == "new code" else None
+    if who is not None:
+        actor = carl if who == "carl" else getattr(w, who)
+        bank.customers.update_contact(actor, w.cid, email=f"{who}@elsewhere.example.com")
+    later = bankms.ledger.utcnow() + dt.timedelta(hours=hours_later)
+    monkeypatch.setattr(bankms.users, "utcnow", lambda: later)
+    codes_before = len(messages(bank, "activation code"))
+    call = (lambda: bank.users.create_customer_login(w.tom, w.cid, "carl")) if how == "create" \
+        else (lambda: bank.users.new_activation_code(w.tom, "carl"))
+    action = "user.create_customer_login" if how == "create" else "user.new_activation_code"
+    if expected == "refused":
+        refused_unchanged(bank, call, "tom", action, ContactRecentlyChanged)
+        assert messages(bank, "activation code")[codes_before:] == []
+        if who != "carl":
+            assert messages(bank, "contact details") == [("email", "carl@example.com")]
+        with pytest.raises(ContactRecentlyChanged, match=r"before \d{4}-\d\d-\d\d \d\d:\d\d UTC"):
+            call()
+    else:
+        call()
+        assert messages(bank, "activation code")[codes_before:] == [
+            ("email", f"{who}@elsewhere.example.com" if who else "carl@example.com")]
