@@ -206,7 +206,7 @@ class Accounts:
         return mask_name(row[0])
 
     def list(self, actor, customer_id=None):
-        """Accounts with balances, read in one snapshot (one query)."""
+        """Accounts with balances, read in one snapshot (one query), in the order opened."""
         bank = self._bank
         if customer_id is None:
             if getattr(actor, "role", None) == "customer":
@@ -226,7 +226,9 @@ class Accounts:
         if customer_id is not None:
             sql += " WHERE a.customer_id = ?"
             params.append(customer_id)
-        df = bank.read_df(sql + " ORDER BY a.customer_id, a.account_number", params)
+        # In the order they were opened: account numbers are random (issue 12), so their order
+        # means nothing to a customer.
+        df = bank.read_df(sql + " ORDER BY a.customer_id, a.id", params)
         df["balance"] = money_column(df["balance_cents"])
         df["available"] = money_column(df["available_cents"])
         df["interest_rate_percent"] = df["interest_rate_percent"].astype(str)

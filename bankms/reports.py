@@ -319,7 +319,7 @@ class Reports:
             raise CustomerNotFound(f"There is no customer {cid}.")
         rows = analytics.interest_rows(self.source, cid, first, first.replace(month=12, day=31))
         accounts = bank.read_df("SELECT account_number, kind FROM accounts "
-                                "WHERE customer_id = ? ORDER BY account_number", [cid])
+                                "WHERE customer_id = ? ORDER BY id", [cid])
         wide = rows.pivot_table(index="account_number", columns="effective_kind",
                                 values="amount_cents", aggfunc="sum", fill_value=0)
         for kind in ("interest", "penalty", "tax_withholding"):
