@@ -47,16 +47,19 @@ CHAIN_COLUMNS: dict[str, dict[str, list[str]]] = {
 # Positions, within CHAIN_COLUMNS["ledger"]["postings"], of the posting sort key.
 _POSTING_COLUMNS = CHAIN_COLUMNS["ledger"]["postings"]
 POSTING_SORT = tuple(_POSTING_COLUMNS.index(c) for c in ("account_id", "amount_cents", "id"))
+_ACCOUNT, _AMOUNT, _ID = POSTING_SORT
 
 
 def text(value) -> str:
     """One value as chain text: None -> "", bool -> "true"/"false", int -> decimal digits,
     Decimal -> str, date and datetime -> isoformat(), str as is. Raises TypeError for anything
     else (a float would make the content depend on its rounding)."""
-    if value is None:
-        return ""
+    convert = _TEXT.get(type(value))
+    if convert is not None:
+        return convert(value)
+    # Subclasses (numpy integers are not ints; IntEnum, str subclasses are) take the long way.
     if isinstance(value, str):
-        return value
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -68,18 +71,34 @@ def text(value) -> str:
     raise TypeError(f"no chain text for {type(value).__name__} {value!r}")
 
 
+# The exact types met on the hot path (the posting batch hashes every row it appends).
+_TEXT = {
+    str: lambda v: v,
+    int: int.__repr__,
+    type(None): lambda v: "",
+    bool: lambda v: "true" if v else "false",
+    Decimal: str,
+    dt.datetime: dt.datetime.isoformat,
+    dt.date: dt.date.isoformat,
+}
+
+
 def canonical(values: Sequence) -> bytes:
     """The content bytes of one entry: text(v) joined by U+001F, UTF-8."""
-    return SEPARATOR.join(text(v) for v in values).encode("utf-8")
+    return SEPARATOR.join([v if type(v) is str else text(v) for v in values]).encode("utf-8")
 
 
 def ledger_content(transaction: Sequence, postings: Iterable[Sequence]) -> bytes:
     """Content of one ledger entry: the transaction's chained values, then each posting's
     (values in CHAIN_COLUMNS order), postings sorted by (account_id, amount_cents, id)."""
     values = list(transaction)
-    for posting in sorted(postings, key=lambda p: tuple(p[i] for i in POSTING_SORT)):
+    for posting in sorted(postings, key=_posting_key):
         values.extend(posting)
     return canonical(values)
+
+
+def _posting_key(posting):
+    return (posting[_ACCOUNT], posting[_AMOUNT], posting[_ID])
 
 
 def entry_hash(prev_hex: str, content: bytes) -> str:
