@@ -21,6 +21,7 @@ import io
 from . import chain
 from .errors import InvalidInput
 from .ledger import utcnow
+from .text import csv_rows
 
 TX_COLUMNS = chain.CHAIN_COLUMNS["ledger"]["transactions"]
 POSTING_COLUMNS = chain.CHAIN_COLUMNS["ledger"]["postings"]
@@ -245,6 +246,12 @@ class Chains:
                             f"the head recorded when {closed} was closed (a back-dated entry)")
         return problems
 
+    def check(self, actor) -> list[str]:
+        """verify() for a manager (the End of day page): the chain problems, empty when both
+        chains recompute to their stored hashes and recorded heads."""
+        self._bank.require(actor, "audit.verify", entity="chain")
+        return self.verify()
+
     def heads(self, actor, from_date=None, to_date=None) -> list[dict]:
         """The recorded heads of closed days between the dates (inclusive; None: open), oldest
         first: dicts of business_date (date), chain ("ledger"/"audit"), last_id (the last
@@ -261,13 +268,10 @@ class Chains:
     def heads_csv(self, actor, from_date=None, to_date=None) -> str:
         """The heads as CSV text (header business_date,chain,last_id,head_hash), to keep
         elsewhere and give back to check_heads."""
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(HEAD_FIELDS)
-        for head in self.heads(actor, from_date, to_date):
-            writer.writerow([head["business_date"].isoformat(), head["chain"], head["last_id"],
-                             head["head_hash"]])
-        return out.getvalue()
+        rows = [HEAD_FIELDS] + [
+            (h["business_date"].isoformat(), h["chain"], h["last_id"], h["head_hash"])
+            for h in self.heads(actor, from_date, to_date)]
+        return csv_rows(rows)
 
     def check_heads(self, actor, heads_text: str) -> list[str]:
         """Compare a kept copy of the heads (the CSV of heads_csv) with the chain recomputed
