@@ -19,6 +19,7 @@ unit separator U+001F, then encoded as UTF-8 (`canonical`).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from decimal import Decimal
 from typing import Iterable, Sequence
@@ -78,7 +79,8 @@ _TEXT = {
     type(None): lambda v: "",
     bool: lambda v: "true" if v else "false",
     Decimal: str,
-    dt.datetime: dt.datetime.isoformat,
+    # A posting batch stamps all its rows with one instant: remember the last few texts.
+    dt.datetime: functools.lru_cache(maxsize=16)(dt.datetime.isoformat),
     dt.date: dt.date.isoformat,
 }
 
