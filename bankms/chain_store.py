@@ -185,9 +185,10 @@ class Chains:
 
     # -- checks (any thread) -----------------------------------------------------------------
     def recompute(self, want=()) -> dict:
-        """Walk both chains from the rows. Returns {chain: {"last_id", "head", "bad"
-        (first entry whose stored hash differs, or None), "before_bad" (the entry before it),
-        "count", "at" {id: recomputed hash for each id in want[chain]}}}."""
+        """Walk both chains from the rows in Python (chain.py, as the offline checker does).
+        Returns {chain: {"last_id", "head", "bad" (first entry whose stored hash differs, or
+        None), "before_bad" (the entry before it), "count", "at" {id: recomputed hash for each
+        id in want[chain]}}}. verify() gets the same answer set-based (see _checked)."""
         bank = self._bank
         out = {}
         cur = bank._cursors.get()
@@ -205,10 +206,70 @@ class Chains:
         out["ledger"] = _walk(
             ((r[0], chain.ledger_content(r[:-1], postings.get(r[0], ())), r[-1]) for r in txs),
             set(want.get("ledger", ())))
-        out["ledger"]["stray_postings"] = sorted(set(postings) - {r[0] for r in txs})[:10]
         out["audit"] = _walk(((r[0], chain.canonical(r[:-1]), r[-1]) for r in audit),
                              set(want.get("audit", ())))
         return out
+
+    def content_sql(self, name) -> str:
+        """SQL giving (id, content VARCHAR, chain_hash) per entry of chain `name`, the content
+        built in SQL exactly as chain.py builds it in Python (a test holds them equal)."""
+        bank = self._bank
+        timestamps = {(t, c) for t, c in bank.read(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE data_type LIKE 'TIMESTAMP%' AND table_name IN "
+            "('transactions', 'postings', 'audit_log')")}
+
+        def content(table, alias, columns):
+            # concat() reads NULL as '' (chain.text(None)) and builds each string once.
+            parts = []
+            for column in columns:
+                ref = f"{alias}.{column}"
+                if (table, column) in timestamps:
+                    # isoformat() leaves out a zero fraction of a second.
+                    parts.append(f"CASE WHEN strftime({ref}, '%f') = '000000' THEN "
+                                 f"strftime({ref}, '%Y-%m-%dT%H:%M:%S') ELSE "
+                                 f"strftime({ref}, '%Y-%m-%dT%H:%M:%S.%f') END")
+                else:
+                    parts.append(f"CAST({ref} AS VARCHAR)")
+            return "concat(" + ", chr(31), ".join(parts) + ")"
+
+        if name == "audit":
+            return (f"SELECT a.id, {content('audit_log', 'a', AUDIT_COLUMNS)} AS content, "
+                    "a.chain_hash FROM audit_log a")
+        return (f"SELECT t.id, concat({content('transactions', 't', TX_COLUMNS)}, "
+                "chr(31) || p.content) AS content, t.chain_hash "
+                "FROM transactions t LEFT JOIN (SELECT p.transaction_id, string_agg("
+                f"{content('postings', 'p', POSTING_COLUMNS)}, chr(31) "
+                "ORDER BY p.account_id, p.amount_cents, p.id) AS content FROM postings p "
+                "GROUP BY 1) p ON p.transaction_id = t.id")
+
+    def _checked(self, name, want) -> dict:
+        """The chain check done set-based: every entry's stored hash must equal
+        sha256(the previous entry's stored hash + its content), the first entry's previous
+        being GENESIS. That holds for every entry exactly when the walk of chain.verify_rows
+        finds no difference, and the first entry where it fails is the walk's first_bad.
+        Returns {"bad", "before_bad", "at" {id: the walk's hash at id, for ids in want up to
+        the first bad entry}, "missing" [ids in want that are not entries]}."""
+        bank = self._bank
+        bad = bank.read_one(
+            f"SELECT id, previous_id FROM (SELECT id, chain_hash, lag(id) OVER w AS previous_id, "
+            f"CASE WHEN row_number() OVER w = 1 THEN '{chain.GENESIS}' "
+            "ELSE lag(chain_hash) OVER w END AS previous, content "
+            f"FROM ({self.content_sql(name)}) WINDOW w AS (ORDER BY id)) "
+            "WHERE chain_hash IS NULL OR chain_hash IS DISTINCT FROM CASE WHEN "
+            "length(previous) = 64 AND NOT regexp_matches(previous, '[^0-9a-f]') THEN "
+            "sha256(unhex(previous) || encode(content)) END "
+            "ORDER BY id LIMIT 1")
+        table = "transactions" if name == "ledger" else "audit_log"
+        stored = dict(bank.read(f"SELECT id, chain_hash FROM {table} WHERE "
+                                "id IN (SELECT unnest(?))", [sorted(want)])) if want else {}
+        first_bad = bad[0] if bad else None
+        return {"bad": first_bad, "before_bad": bad[1] if bad else None,
+                "at": {i: h for i, h in stored.items() if first_bad is None or i < first_bad},
+                "missing": [i for i in want if i not in stored]}
+
+    def _check_all(self, want) -> dict:
+        return {name: self._checked(name, set(want.get(name, ()))) for name in chain.CHAINS}
 
     def verify(self) -> list[str]:
         """Chain problems, for audit.verify: the first entry of each chain whose stored hash
@@ -220,7 +281,7 @@ class Chains:
         want = {"ledger": set(), "audit": set()}
         for _, name, last_id, _ in recorded:
             want.setdefault(name, set()).add(last_id)
-        walked = self.recompute(want)
+        walked = self._check_all(want)
         problems = []
         for name in chain.CHAINS:
             result = walked[name]
@@ -232,9 +293,10 @@ class Chains:
                     + (f"(the entry before it is {_ENTRY[name]} {before}); "
                        if before is not None else "(it is the first entry); ")
                     + "it, or an entry before it, was changed, removed or inserted")
-        if walked["ledger"]["stray_postings"]:
-            problems.append("ledger chain: postings of transactions that do not exist "
-                            f"({walked['ledger']['stray_postings']})")
+        (strays,) = bank.read_one(
+            "SELECT count(*) FROM postings p ANTI JOIN transactions t ON t.id = p.transaction_id")
+        if strays:
+            problems.append(f"ledger chain: {strays} postings belong to no transaction")
         problems.extend(_compare_heads("recorded head", recorded, walked))
         for tid, day, closed in bank.read(
                 "SELECT t.id, t.business_date, h.business_date FROM transactions t "
@@ -284,7 +346,7 @@ class Chains:
         want = {"ledger": set(), "audit": set()}
         for _, name, last_id, _ in kept:
             want[name].add(last_id)
-        walked = self.recompute(want)
+        walked = self._check_all(want)
         problems = _compare_heads("kept head", kept, walked)
         recorded = {(day, name): (last_id, head) for day, name, last_id, head in bank.read(
             "SELECT business_date, chain, last_id, head_hash FROM chain_heads")}
@@ -354,11 +416,11 @@ def _compare_heads(label, heads, walked) -> list[str]:
     for day, name, last_id, head in heads:
         if last_id == 0 and head == chain.GENESIS:
             continue
-        found = walked[name]["at"].get(last_id)
-        if found is None:
+        result = walked[name]
+        if last_id in result["missing"]:
             problems.append(f"{name} chain: the {label} for {day} ends at {_ENTRY[name]} "
                             f"{last_id}, which is no longer there")
-        elif found != head:
+        elif result["at"].get(last_id) != head:
             problems.append(f"{name} chain: the {label} for {day} (up to {_ENTRY[name]} "
                             f"{last_id}) does not match the chain recomputed from the rows")
     return problems
