@@ -45,6 +45,8 @@ class Chains:
         # The id counters (LedgerState) as of the last seal: when they have not moved, no row
         # was written and the seal reads nothing.
         self._seen = {"ledger": 0, "audit": 0}
+        # (table, column) of the chained tables' TIMESTAMP columns, read once (content_sql).
+        self._timestamps = None
 
     # -- at open -----------------------------------------------------------------------------
     def load(self, cur, state) -> None:
@@ -108,35 +110,24 @@ class Chains:
         self._seen = {"ledger": state.next_transaction_id, "audit": state.next_audit_id}
 
     def _hash_new(self, uow) -> dict:
-        """Hash the rows after each head, in id order; one UPDATE per table. Returns the
-        number of entries hashed per chain."""
+        """Hash the rows after each head, in id order: their content built in SQL (as verify
+        builds it), the chain walked here, one UPDATE per table. Returns the number of
+        entries hashed per chain."""
         counts = {"ledger": 0, "audit": 0}
-        last, head = self._heads["ledger"]
-        txs = uow.fetchall(_select("transactions", TX_COLUMNS, "WHERE id > ?"), [last])
-        if txs:
-            postings = _group_postings(uow.fetchall(
-                f"SELECT {', '.join(POSTING_COLUMNS)} FROM postings WHERE transaction_id > ? "
-                "ORDER BY transaction_id", [last]))
+        for name, table in (("ledger", "transactions"), ("audit", "audit_log")):
+            last, head = self._heads[name]
+            rows = uow.fetchall(self.content_sql(name, after_id=True) + " ORDER BY 1",
+                                [last] * (2 if name == "ledger" else 1))
+            if not rows:
+                continue
             ids, hashes = [], []
-            for row in txs:
-                head = chain.entry_hash(head, chain.ledger_content(
-                    row[:-1], postings.get(row[0], ())))
-                ids.append(row[0])
+            for entry_id, content, _ in rows:
+                head = chain.entry_hash(head, content.encode("utf-8"))
+                ids.append(entry_id)
                 hashes.append(head)
-            self._write_hashes(uow, "transactions", last, ids, hashes)
-            self._heads["ledger"] = [ids[-1], head]
-            counts["ledger"] = len(ids)
-        last, head = self._heads["audit"]
-        rows = uow.fetchall(_select("audit_log", AUDIT_COLUMNS, "WHERE id > ?"), [last])
-        if rows:
-            ids, hashes = [], []
-            for row in rows:
-                head = chain.entry_hash(head, chain.canonical(row[:-1]))
-                ids.append(row[0])
-                hashes.append(head)
-            self._write_hashes(uow, "audit_log", last, ids, hashes)
-            self._heads["audit"] = [ids[-1], head]
-            counts["audit"] = len(ids)
+            self._write_hashes(uow, table, last, ids, hashes)
+            self._heads[name] = [ids[-1], head]
+            counts[name] = len(ids)
         return counts
 
     @staticmethod
@@ -210,14 +201,21 @@ class Chains:
                              set(want.get("audit", ())))
         return out
 
-    def content_sql(self, name) -> str:
+    def content_sql(self, name, *, after_id=False) -> str:
         """SQL giving (id, content VARCHAR, chain_hash) per entry of chain `name`, the content
-        built in SQL exactly as chain.py builds it in Python (a test holds them equal)."""
-        bank = self._bank
-        timestamps = {(t, c) for t, c in bank.read(
-            "SELECT table_name, column_name FROM information_schema.columns "
-            "WHERE data_type LIKE 'TIMESTAMP%' AND table_name IN "
-            "('transactions', 'postings', 'audit_log')")}
+        built in SQL exactly as chain.py builds it in Python (a test holds them equal). With
+        after_id, only entries whose id is above a parameter (given twice for the ledger)."""
+        if self._timestamps is None:
+            # The schema is fixed once the bank is open (db.migrate).
+            cur = self._bank._con.cursor()
+            try:
+                self._timestamps = {(t, c) for t, c in cur.execute(
+                    "SELECT table_name, column_name FROM information_schema.columns "
+                    "WHERE data_type LIKE 'TIMESTAMP%' AND table_name IN "
+                    "('transactions', 'postings', 'audit_log')").fetchall()}
+            finally:
+                cur.close()
+        timestamps = self._timestamps
 
         def content(table, alias, columns):
             # concat() reads NULL as '' (chain.text(None)) and builds each string once.
@@ -235,13 +233,15 @@ class Chains:
 
         if name == "audit":
             return (f"SELECT a.id, {content('audit_log', 'a', AUDIT_COLUMNS)} AS content, "
-                    "a.chain_hash FROM audit_log a")
+                    "a.chain_hash FROM audit_log a" + (" WHERE a.id > ?" if after_id else ""))
         return (f"SELECT t.id, concat({content('transactions', 't', TX_COLUMNS)}, "
                 "chr(31) || p.content) AS content, t.chain_hash "
                 "FROM transactions t LEFT JOIN (SELECT p.transaction_id, string_agg("
                 f"{content('postings', 'p', POSTING_COLUMNS)}, chr(31) "
                 "ORDER BY p.account_id, p.amount_cents, p.id) AS content FROM postings p "
-                "GROUP BY 1) p ON p.transaction_id = t.id")
+                + ("WHERE p.transaction_id > ? " if after_id else "")
+                + "GROUP BY 1) p ON p.transaction_id = t.id"
+                + (" WHERE t.id > ?" if after_id else ""))
 
     def _checked(self, name, want) -> dict:
         """The chain check done set-based: every entry's stored hash must equal
