@@ -216,6 +216,14 @@ def customer_growth(src, f, day):
     return new_customers(src, Filters(start=day, end=day))
 
 
+def customers_by_day(src, f, day):
+    """Every customer who had joined by the end of one day (a point of the customers line)."""
+    day = _day(day, f)
+    return an._to_day(src.df(
+        "SELECT id AS customer_id, full_name, status, created_at FROM customers "
+        "WHERE created_at < ? ORDER BY created_at, id", [midnight_after(day)]), "created_at")
+
+
 def customer_accounts(src, f, customer_id):
     """One customer's accounts (of the kind) with their balance as of the day: a bar or row
     of the top customers."""
@@ -311,6 +319,8 @@ DRILLS: dict[str, Drill] = {
     "loan_portfolio": Drill("Loans of the status and arrears bucket", ("status", "arrears"),
                             "outstanding_cents", loan_portfolio),
     "customer_growth": Drill("Customers who joined that day", ("day",), None, customer_growth),
+    "customers_by_day": Drill("Customers who had joined by that day", ("day",), None,
+                              customers_by_day),
     "customer_accounts": Drill("The customer's accounts", ("customer_id",), "balance_cents",
                                customer_accounts),
     "dormant_accounts": Drill("Dormant accounts of the kind", ("kind",), None,
@@ -366,3 +376,77 @@ def total(name: str, rows: pd.DataFrame) -> int:
     of rows for a count."""
     value = DRILLS[name].value
     return len(rows) if value is None else int(rows[value].sum()) if len(rows) else 0
+
+
+# -- from a click to a drill ---------------------------------------------------------------------
+# Charts (bankms.figures) and the drill behind their bars and points. Stacked charts carry the
+# stacked value (a transaction or account kind, an arrears bucket) as each trace's `meta`;
+# charts of customers or reasons carry the raw id or text as the point's `customdata`, because
+# labels on screen are escaped for Plotly (text.plotly_text).
+CHART_DRILLS = {
+    "daily_amount": "daily_volume",
+    "daily_count": "daily_volume",
+    "deposits_by_product": "deposits_by_product",
+    "balance_distribution": "balance_distribution",
+    "loan_portfolio": "loan_portfolio",
+    "customer_growth": "customer_growth",
+    "top_customers": "customer_accounts",
+    "dormant_accounts": "dormant_accounts",
+    "rfm_segments": "rfm_segment",
+    "refusals": "refusals",
+}
+# Tables on the pages: (drill, the column of the chosen row that is its selection).
+TABLE_DRILLS = {
+    "top_customers": ("customer_accounts", "customer_id"),
+    "dormant_accounts": ("account_postings", "account_number"),
+    "rfm_summary": ("rfm_segment", "segment"),
+    "rfm_members": ("customer_activity", "customer_id"),
+    "falling_activity": ("falling_customer", "customer_id"),
+    "refusals": ("refusals", "reason"),
+}
+
+
+def _custom(point: dict):
+    value = point.get("customdata")
+    return value[0] if isinstance(value, (list, tuple)) else value
+
+
+def chart_selection(chart: str, point: dict, trace_meta=None) -> tuple[str, dict]:
+    """The drill and selection for a point picked on a chart: `point` as Streamlit's
+    plotly selection event gives it (x, y, curve_number, customdata...), `trace_meta` the
+    `meta` of the trace it belongs to. Raises InvalidInput for an unknown chart or a point
+    that does not name a bar."""
+    name = CHART_DRILLS.get(chart)
+    if name is None:
+        raise InvalidInput(f"The chart '{chart}' has nothing to open.")
+    if chart == "customer_growth" and trace_meta == "customers":
+        name = "customers_by_day"  # the running total, not the day's bar
+    x = point.get("x")
+    day = None if x is None else str(x)[:10]
+    selection = {
+        "daily_volume": lambda: {"day": day, "kind": trace_meta},
+        "deposits_by_product": lambda: {"day": day, "kind": trace_meta},
+        "balance_distribution": lambda: {"bucket": x},
+        "loan_portfolio": lambda: {"status": x, "arrears": trace_meta},
+        "customer_growth": lambda: {"day": day},
+        "customers_by_day": lambda: {"day": day},
+        "customer_accounts": lambda: {"customer_id": _custom(point)},
+        "dormant_accounts": lambda: {"kind": x},
+        "rfm_segment": lambda: {"segment": x},
+        "refusals": lambda: {"reason": _custom(point)},
+    }[name]()
+    if any(v is None for v in selection.values()):
+        raise InvalidInput("Pick a bar or a point of the chart.")
+    return name, selection
+
+
+def row_selection(table: str, row: dict) -> tuple[str, dict]:
+    """The drill and selection for a row picked in a table (TABLE_DRILLS); `row` maps the
+    table's columns to the row's values."""
+    if table not in TABLE_DRILLS:
+        raise InvalidInput(f"The table '{table}' has nothing to open.")
+    name, column = TABLE_DRILLS[table]
+    value = row.get(column)
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        raise InvalidInput("Pick a row of the table.")
+    return name, {column: value.item() if hasattr(value, "item") else value}

@@ -32,11 +32,13 @@ def _stacked(df: pd.DataFrame, x: str, y: str, by: str, order=None, kind="bar",
         part = df[df[by] == value]
         if part.empty:
             continue
+        # meta keeps the raw value for the click-through (drill.chart_selection).
         if kind == "bar":
-            fig.add_trace(go.Bar(x=part[x], y=part[y], name=plotly_text(value), hovertemplate=hover))
+            fig.add_trace(go.Bar(x=part[x], y=part[y], name=plotly_text(value), meta=value,
+                                 hovertemplate=hover))
         else:
             fig.add_trace(go.Scatter(x=part[x], y=part[y], name=plotly_text(value), mode="lines",
-                                     stackgroup="one", hovertemplate=hover))
+                                     stackgroup="one", meta=value, hovertemplate=hover))
     fig.update_layout(barmode="stack")
     return fig
 
@@ -113,9 +115,9 @@ def customer_growth(df: pd.DataFrame) -> go.Figure:
         return empty(title)
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=df["day"], y=df["customers"], name="all customers",
-                             mode="lines"))
+                             mode="lines", meta="customers"))
     fig.add_trace(go.Bar(x=df["day"], y=df["new_customers"], name="new that day",
-                         yaxis="y2", opacity=0.5))
+                         yaxis="y2", opacity=0.5, meta="new_customers"))
     fig.update_layout(yaxis2=dict(title="New customers (count)", overlaying="y",
                                   side="right", showgrid=False, rangemode="tozero"))
     return _finish(fig, title, "Day", "Customers (count)")
@@ -129,7 +131,8 @@ def top_customers(df: pd.DataFrame) -> go.Figure:
     # Names as typed: Plotly draws <b>, <a href> and the like in tick labels and hover text.
     fig = go.Figure(go.Bar(x=_dollars(data["balance_cents"]),
                            y=[plotly_text(n) for n in data["full_name"]],
-                           orientation="h", hovertemplate="%{y}: %{x:$,.2f}<extra></extra>"))
+                           customdata=data["customer_id"], orientation="h",
+                           hovertemplate="%{y}: %{x:$,.2f}<extra></extra>"))
     fig.update_layout(hovermode="closest")
     return _finish(fig, title, "Balance ($)", "Customer")
 
@@ -163,7 +166,7 @@ def refusals(df: pd.DataFrame) -> go.Figure:
     if df.empty:
         return empty(title, "No refused transactions")
     fig = go.Figure(go.Bar(x=[plotly_text(r) for r in df["reason"]], y=df["refusals"],
-                           hovertemplate="%{x}: %{y:,}<extra></extra>"))
+                           customdata=df["reason"], hovertemplate="%{x}: %{y:,}<extra></extra>"))
     fig.update_layout(hovermode="closest")
     return _finish(fig, title, "Reason", "Refusals (count)")
 

@@ -52,6 +52,7 @@ FIGURE = {
     "deposits_by_product": _row("deposits_by_product", "balance_cents", day="day", kind="kind"),
     "balance_distribution": _row("balance_distribution", "accounts", bucket="bucket"),
     "customer_growth": _row("customer_growth", "new_customers", day="day"),
+    "customers_by_day": _row("customer_growth", "customers", day="day"),
     "customer_accounts": _row("top_customers", "balance_cents", customer_id="customer_id"),
     "dormant_accounts": lambda data, sel: int((data["dormant_accounts"]["kind"]
                                                == sel["kind"]).sum()),
@@ -83,6 +84,8 @@ CASES = [
     (FEB, "balance_distribution", {"bucket": "below $0"}, 1),          # B1
     (FEB, "balance_distribution", {"bucket": "$100 – $1k"}, 2),        # A1, S1
     (FEB, "customer_growth", {"day": "2025-02-15"}, 1),
+    (FEB, "customers_by_day", {"day": "2025-02-14"}, 3),
+    (FEB, "customers_by_day", {"day": "2025-02-15"}, 4),
     (FEB, "customer_accounts", {"customer_id": "Ann"}, 95120),
     (FEB, "customer_accounts", {"customer_id": "Bob"}, -5000),
     (DEC, "dormant_accounts", {"kind": "checking"}, 2),                 # B1, C1
@@ -269,3 +272,73 @@ def test_provisioning_report_by_bucket(book):
         .tolist() == [500_000, 1_000_000, -500_000]
     with pytest.raises(PermissionDenied):
         book.bank.reports.provisioning(employee(book.bank, "teller"))
+
+
+# -- from a click to a drill (AppTest cannot click a Plotly chart or a dataframe row: the
+# mapping from Streamlit's selection event to the drill is tested here) -----------------------
+@pytest.mark.parametrize("chart, point, meta, expected", [
+    ("daily_amount", {"x": "2025-02-03", "y": 100.0, "curve_number": 2}, "withdrawal",
+     ("daily_volume", {"day": "2025-02-03", "kind": "withdrawal"})),
+    ("daily_count", {"x": "2025-02-03T00:00:00", "y": 1}, "withdrawal",
+     ("daily_volume", {"day": "2025-02-03", "kind": "withdrawal"})),
+    ("deposits_by_product", {"x": "2025-02-28", "y": 203.2}, "savings",
+     ("deposits_by_product", {"day": "2025-02-28", "kind": "savings"})),
+    ("balance_distribution", {"x": "below $0", "y": 1}, None,
+     ("balance_distribution", {"bucket": "below $0"})),
+    ("loan_portfolio", {"x": "active", "y": 10.0}, "over 90 days",
+     ("loan_portfolio", {"status": "active", "arrears": "over 90 days"})),
+    ("customer_growth", {"x": "2025-02-15", "y": 1}, "new_customers",
+     ("customer_growth", {"day": "2025-02-15"})),
+    ("customer_growth", {"x": "2025-02-15", "y": 4}, "customers",
+     ("customers_by_day", {"day": "2025-02-15"})),
+    ("top_customers", {"x": 951.2, "y": "Ann Able", "customdata": 7}, None,
+     ("customer_accounts", {"customer_id": 7})),
+    ("top_customers", {"x": 951.2, "y": "Ann Able", "customdata": [7]}, None,
+     ("customer_accounts", {"customer_id": 7})),
+    ("dormant_accounts", {"x": "checking", "y": 2}, None,
+     ("dormant_accounts", {"kind": "checking"})),
+    ("rfm_segments", {"x": "At risk", "y": 1}, None, ("rfm_segment", {"segment": "At risk"})),
+    ("refusals", {"x": "&lt;b&gt;", "y": 1, "customdata": "<b>"}, None,
+     ("refusals", {"reason": "<b>"})),
+])
+def test_a_chart_point_names_its_drill(chart, point, meta, expected):
+    assert drill.chart_selection(chart, point, meta) == expected
+
+
+@pytest.mark.parametrize("chart, point, meta, error", [
+    ("pie_of_everything", {"x": 1}, None, "nothing to open"),
+    ("daily_amount", {"x": "2025-02-03"}, None, "Pick a bar"),
+    ("top_customers", {"x": 1.0, "y": "Ann"}, None, "Pick a bar"),
+])
+def test_a_point_that_names_no_bar_is_refused(chart, point, meta, error):
+    with pytest.raises(InvalidInput, match=error):
+        drill.chart_selection(chart, point, meta)
+
+
+def test_the_figures_carry_what_a_click_needs(ledger):
+    from bankms import figures
+    data = ledger.bank.reports.query(ledger.manager, "daily_volume", FEB)
+    fig = figures.daily_amount(data)
+    assert sorted(t.meta for t in fig.data) == sorted(data["kind"].unique())
+    top = ledger.bank.reports.query(ledger.manager, "top_customers", FEB)
+    assert sorted(figures.top_customers(top).data[0].customdata) == sorted(top["customer_id"])
+
+
+@pytest.mark.parametrize("table, row, expected", [
+    ("top_customers", {"customer_id": 3, "full_name": "Ann"},
+     ("customer_accounts", {"customer_id": 3})),
+    ("dormant_accounts", {"account_number": "1234", "kind": "checking"},
+     ("account_postings", {"account_number": "1234"})),
+    ("rfm_summary", {"segment": "Loyal", "customers": 0}, ("rfm_segment", {"segment": "Loyal"})),
+    ("rfm_members", {"customer_id": 5}, ("customer_activity", {"customer_id": 5})),
+    ("falling_activity", {"customer_id": 5}, ("falling_customer", {"customer_id": 5})),
+    ("refusals", {"reason": "insufficient funds", "refusals": 2},
+     ("refusals", {"reason": "insufficient funds"})),
+])
+def test_a_table_row_names_its_drill(table, row, expected):
+    assert drill.row_selection(table, row) == expected
+
+
+def test_a_row_of_an_unknown_table_is_refused():
+    with pytest.raises(InvalidInput, match="nothing to open"):
+        drill.row_selection("balance_sheet", {"x": 1})
