@@ -103,14 +103,59 @@ def test_dashboard_shows_every_figure_and_chart(shop):
     assert [t.value for t in at.title] == ["Dashboard"]
     shown = metrics(at)
     assert set(shown) == {"Total deposits", "Loans outstanding", "Portfolio at risk > 30 days",
-                          "Non-performing loans", "Active customers", "New customers",
-                          "New accounts", "Net flow"}
+                          "Non-performing loans", "Provision booked",
+                          "Provision coverage of NPL", "Net loans", "Active customers",
+                          "New customers", "New accounts", "Net flow"}
     # Balances now: A1 738.00, S1 217.90, B1 1,150.00, C1 6,030.00, E1 250.00.
     assert shown["Total deposits"][0] == "$8,385.90"
     assert shown["New customers"][0] == "1" and shown["New accounts"][0] == "1"
     assert len(at.get("plotly_chart")) == 8
     assert len(at.get("download_button")) >= 10
     assert not at.error
+
+
+def _drilled(at):
+    """The open drill panel: (its rows, the page's caption texts). AppTest gives a plain
+    st.dataframe no key; the dashboard's own tables are selectable, so they have theirs."""
+    frames = [d for d in at.dataframe if d.key is None]
+    assert len(frames) == 1, "no drill table, or more than one"
+    return frames[0].value, [c.value for c in at.caption]
+
+
+@pytest.mark.parametrize("button, expected_total, expected_rows", [
+    # Balances now (see above): deposits are the five accounts holding money.
+    ("open_total_deposits", "$8,385.90", 5),
+    ("open_new_customers", None, 1),             # Eve, today
+    ("open_loans_outstanding", "$0.00", 0),
+])
+def test_a_key_figure_opens_the_rows_behind_it(shop, button, expected_total, expected_rows):
+    at = open_page(shop, shop.manager, "dashboard")
+    at.button(key=button).click().run()
+    assert not at.exception, at.exception
+    rows, captions = _drilled(at)
+    assert len(rows) == expected_rows
+    if expected_total is not None:
+        assert any(f"adding up to {expected_total}: the figure shown" in c for c in captions)
+    assert "csv_drill_key_figures" in [b.key for b in at.get("download_button")]
+    at.button(key="close_key_figures").click().run()
+    assert not [d for d in at.dataframe if d.key is None]
+
+
+def test_a_picked_row_opens_its_postings(shop):
+    # AppTest cannot click a dataframe row or a chart bar; the selection event is set in the
+    # widget's state as the browser would send it, and the page's callback does the rest
+    # (drill.row_selection and chart_selection are tested in test_drill.py).
+    at = open_page(shop, shop.manager, "dashboard")
+    at.date_input(key="dashboard_period").set_value(
+        (dt.date(2025, 12, 1), dt.date(2025, 12, 31))).run()
+    at.session_state["dashboard_drill"] = {
+        "source": "dormant_accounts_table", "figure": "account_postings",
+        "selection": {"account_number": shop.names["C1"]}}
+    at.run()
+    assert not at.exception, at.exception
+    rows, captions = _drilled(at)
+    assert rows["account_number"].tolist() == [shop.names["C1"]] * 2
+    assert any("2 rows adding up to $6,030.00" in c for c in captions)
 
 
 @pytest.mark.parametrize("widget, value, figure, expected", [
