@@ -114,12 +114,21 @@ def test_dashboard_shows_every_figure_and_chart(shop):
     assert not at.error
 
 
+def _walk(node):
+    yield node
+    for child in getattr(node, "children", {}).values():
+        yield from _walk(child)
+
+
 def _drilled(at):
     """The open drill panel: (its rows, the page's caption texts). AppTest gives a plain
-    st.dataframe no key; the dashboard's own tables are selectable, so they have theirs."""
-    frames = [d for d in at.dataframe if d.key is None]
-    assert len(frames) == 1, "no drill table, or more than one"
-    return frames[0].value, [c.value for c in at.caption]
+    st.dataframe no key, so the panel's table is the one after its 'the figure shown'."""
+    elements = list(_walk(at.main))
+    marks = [i for i, e in enumerate(elements) if type(e).__name__ == "Caption"
+             and "the figure shown" in e.value]
+    assert len(marks) == 1, "no drill panel, or more than one"
+    table = next(e for e in elements[marks[0]:] if type(e).__name__ == "Dataframe")
+    return table.value, [c.value for c in at.caption]
 
 
 @pytest.mark.parametrize("button, expected_total, expected_rows", [
@@ -138,7 +147,7 @@ def test_a_key_figure_opens_the_rows_behind_it(shop, button, expected_total, exp
         assert any(f"adding up to {expected_total}: the figure shown" in c for c in captions)
     assert "csv_drill_key_figures" in [b.key for b in at.get("download_button")]
     at.button(key="close_key_figures").click().run()
-    assert not [d for d in at.dataframe if d.key is None]
+    assert not any("the figure shown" in c.value for c in at.caption)
 
 
 def test_a_picked_row_opens_its_postings(shop):
@@ -229,6 +238,39 @@ def test_customer_analytics(shop):
     at.selectbox(key="cross_sell_offer").select("Savings account for a high balance").run()
     assert at.dataframe[2].value["full_name"].tolist() == ["Cat Cole"]
     assert not at.exception
+
+
+@pytest.mark.parametrize("state, expected_names", [
+    # A picked segment bar, a picked row of the segments and one of the members (Feb 2025).
+    ({"source": "rfm_segments", "figure": "rfm_segment", "selection": {"segment": "At risk"}},
+     ["Ann Able"]),
+    ({"source": "rfm_summary", "figure": "rfm_segment",
+      "selection": {"segment": "Hibernating"}}, ["Cat Cole"]),
+])
+def test_customer_analytics_opens_a_segment(shop, state, expected_names):
+    at = open_page(shop, shop.manager, "customer-analytics")
+    at.date_input(key="customers_period").set_value(
+        (dt.date(2025, 2, 1), dt.date(2025, 2, 28))).run()
+    at.session_state["customers_drill"] = state
+    at.run()
+    assert not at.exception, at.exception
+    rows, captions = _drilled(at)
+    assert rows["full_name"].tolist() == expected_names
+    assert any(f"{len(expected_names)} rows: the figure shown." in c for c in captions)
+
+
+def test_customer_analytics_opens_a_customers_transactions(shop):
+    at = open_page(shop, shop.manager, "customer-analytics")
+    at.date_input(key="customers_period").set_value(
+        (dt.date(2025, 2, 1), dt.date(2025, 2, 28))).run()
+    at.session_state["customers_drill"] = {
+        "source": "rfm_members", "figure": "customer_activity",
+        "selection": {"customer_id": shop.customers["Ann"]}}
+    at.run()
+    rows, captions = _drilled(at)
+    # Ann's own transactions in the year to 28 Feb 2025: 1,000 + 200 + 100 + 50.
+    assert len(rows) == 4
+    assert any("4 rows adding up to $1,350.00" in c for c in captions)
 
 
 def test_service_figures_count_refusals(shop):
