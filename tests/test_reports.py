@@ -319,6 +319,14 @@ def test_trial_balance_as_of_a_day(ledger):
     assert df["debit"].sum() == df["credit"].sum() == Decimal("983.20")
 
 
+@pytest.mark.parametrize("code, name", [
+    ("GL1210", "Loan interest receivable"), ("GL1290", "Loan-loss provision"),
+    ("GL5200", "Loan-loss provision expense")])
+def test_trial_balance_names_the_accrual_and_provision_accounts(ledger, code, name):
+    tb = ledger.bank.reports.trial_balance(ledger.manager)
+    assert tb.loc[tb["code"] == code, "account"].tolist() == [name]
+
+
 @pytest.mark.parametrize("as_of", [None, "2024-12-31", "2025-01-31", "2025-03-05",
                                    "2025-06-30", "2030-01-01"])
 def test_trial_balance_is_zero(ledger, as_of):
