@@ -82,57 +82,53 @@ def _close_drill(state_key):
     st.session_state.pop(state_key, None)
 
 
-def _on_chart_select(state_key, source, widget_key, metas):
-    """A chart's selection changed: open the picked bar or point, or close it if cleared."""
-    from bankms import drill
+def _on_select(state_key, source, widget_key, field, to_drill):
+    """A chart's or table's selection changed: open the first picked point or row (`field`
+    of the event: "points" or "rows"; `to_drill` maps it to (figure, selection)), or close
+    what this source had open when the selection was cleared."""
     from bankms.errors import BankError
 
     event = st.session_state.get(widget_key) or {}
-    points = (event.get("selection") or {}).get("points") or []
-    if not points:
+    picked = (event.get("selection") or {}).get(field) or []
+    if not picked:
         if (st.session_state.get(state_key) or {}).get("source") == source:
             _close_drill(state_key)
         return
-    point = points[0]
-    curve = point.get("curve_number") or 0
     try:
-        figure, selection = drill.chart_selection(
-            source, point, metas[curve] if curve < len(metas) else None)
+        figure, selection = to_drill(picked[0])
     except BankError as exc:
         st.session_state[state_key] = {"source": source, "error": str(exc)}
         return
     open_drill(state_key, source, figure, selection)
 
 
-def _on_row_select(state_key, source, table, widget_key, df):
-    from bankms import drill
-
-    event = st.session_state.get(widget_key) or {}
-    rows = (event.get("selection") or {}).get("rows") or []
-    if not rows:
-        if (st.session_state.get(state_key) or {}).get("source") == source:
-            _close_drill(state_key)
-        return
-    figure, selection = drill.row_selection(table, df.iloc[rows[0]].to_dict())
-    open_drill(state_key, source, figure, selection)
-
-
 def selectable_chart(fig, df, name, *, source, state_key, csv_name=None):
     """A chart whose bars and points open the rows behind them, shown below it."""
     widget_key = f"chart_{name}"
+    from bankms.drill import chart_selection
+
+    metas = [t.meta for t in fig.data]
+
+    def to_drill(point):
+        curve = point.get("curve_number") or 0
+        return chart_selection(name, point, metas[curve] if curve < len(metas) else None)
+
     # on_select takes no args: the callback's arguments are bound here.
     st.plotly_chart(fig, width="stretch", key=widget_key, selection_mode="points",
-                    on_select=partial(_on_chart_select, state_key, source, widget_key,
-                                      [t.meta for t in fig.data]))
+                    on_select=partial(_on_select, state_key, source, widget_key, "points",
+                                      to_drill))
     csv_button(df, csv_name or name, key=f"csv_{name}")
 
 
 def selectable_table(df, shown, *, table, state_key, key, source=None):
     """A table (drill.TABLE_DRILLS) whose rows open the rows behind them, one at a time;
     `shown` is what is drawn of `df`, row for row."""
+    from bankms.drill import row_selection
+
+    rows = df.reset_index(drop=True)
     st.dataframe(shown, hide_index=True, width="stretch", key=key, selection_mode="single-row",
-                 on_select=partial(_on_row_select, state_key, source or table, table, key,
-                                   df.reset_index(drop=True)))
+                 on_select=partial(_on_select, state_key, source or table, key, "rows",
+                                   lambda i: row_selection(table, rows.iloc[i].to_dict())))
 
 
 def drill_panel(bank, actor, f, *, state_key, source):
@@ -141,6 +137,7 @@ def drill_panel(bank, actor, f, *, state_key, source):
     from bankms import drill
     from bankms.errors import BankError
     from bankms.reports import with_money
+    from bankms.text import markdown_escape
     from pages.common import db_path, money, show_error
 
     state = st.session_state.get(state_key)
@@ -157,7 +154,9 @@ def drill_panel(bank, actor, f, *, state_key, source):
             show_error(exc)
             return
         spec = drill.DRILLS[figure]
-        picked = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in selection.items())
+        # Selections can carry stored text (a refusal's reason): shown as typed.
+        picked = ", ".join(f"{k.replace('_', ' ')} {markdown_escape(v)}"
+                           for k, v in selection.items())
         title, close = st.columns([5, 1], vertical_alignment="center")
         title.markdown(f"**{spec.title}**" + (f" · {picked}" if picked else ""))
         close.button("Close", key=f"close_{source}", on_click=_close_drill, args=(state_key,),

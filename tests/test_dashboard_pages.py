@@ -20,6 +20,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 
 
+FEB_2025 = (dt.date(2025, 2, 1), dt.date(2025, 2, 28))
 ENV = ("BANKMS_DB", "BANKMS_COOKIE_KEY_FILE", "BANKMS_COOKIE_KEY", "BANKMS_NO_DEMO")
 
 
@@ -150,19 +151,24 @@ def test_a_key_figure_opens_the_rows_behind_it(shop, button, expected_total, exp
     assert not any("the figure shown" in c.value for c in at.caption)
 
 
-def test_a_picked_row_opens_its_postings(shop):
-    # AppTest cannot click a dataframe row or a chart bar; the selection event is set in the
-    # widget's state as the browser would send it, and the page's callback does the rest
-    # (drill.row_selection and chart_selection are tested in test_drill.py).
-    at = open_page(shop, shop.manager, "dashboard")
-    at.date_input(key="dashboard_period").set_value(
-        (dt.date(2025, 12, 1), dt.date(2025, 12, 31))).run()
-    at.session_state["dashboard_drill"] = {
-        "source": "dormant_accounts_table", "figure": "account_postings",
-        "selection": {"account_number": shop.names["C1"]}}
+def _opened(shop, url, prefix, period, state):
+    """The page with a figure opened as a picked bar or row opens it. AppTest cannot click a
+    dataframe row or a chart bar, so the state the page's selection callback would leave is
+    set directly (the callback's mapping is tested in test_drill.py, the click in
+    browser/test_dashboard.py)."""
+    at = open_page(shop, shop.manager, url)
+    at.date_input(key=f"{prefix}_period").set_value(period).run()
+    at.session_state[f"{prefix}_drill"] = state
     at.run()
     assert not at.exception, at.exception
-    rows, captions = _drilled(at)
+    return _drilled(at)
+
+
+def test_a_picked_row_opens_its_postings(shop):
+    rows, captions = _opened(
+        shop, "dashboard", "dashboard", (dt.date(2025, 12, 1), dt.date(2025, 12, 31)),
+        {"source": "dormant_accounts_table", "figure": "account_postings",
+         "selection": {"account_number": shop.names["C1"]}})
     assert rows["account_number"].tolist() == [shop.names["C1"]] * 2
     assert any("2 rows adding up to $6,030.00" in c for c in captions)
 
@@ -248,26 +254,15 @@ def test_customer_analytics(shop):
       "selection": {"segment": "Hibernating"}}, ["Cat Cole"]),
 ])
 def test_customer_analytics_opens_a_segment(shop, state, expected_names):
-    at = open_page(shop, shop.manager, "customer-analytics")
-    at.date_input(key="customers_period").set_value(
-        (dt.date(2025, 2, 1), dt.date(2025, 2, 28))).run()
-    at.session_state["customers_drill"] = state
-    at.run()
-    assert not at.exception, at.exception
-    rows, captions = _drilled(at)
+    rows, captions = _opened(shop, "customer-analytics", "customers", FEB_2025, state)
     assert rows["full_name"].tolist() == expected_names
     assert any(f"{len(expected_names)} rows: the figure shown." in c for c in captions)
 
 
 def test_customer_analytics_opens_a_customers_transactions(shop):
-    at = open_page(shop, shop.manager, "customer-analytics")
-    at.date_input(key="customers_period").set_value(
-        (dt.date(2025, 2, 1), dt.date(2025, 2, 28))).run()
-    at.session_state["customers_drill"] = {
+    rows, captions = _opened(shop, "customer-analytics", "customers", FEB_2025, {
         "source": "rfm_members", "figure": "customer_activity",
-        "selection": {"customer_id": shop.customers["Ann"]}}
-    at.run()
-    rows, captions = _drilled(at)
+        "selection": {"customer_id": shop.customers["Ann"]}})
     # Ann's own transactions in the year to 28 Feb 2025: 1,000 + 200 + 100 + 50.
     assert len(rows) == 4
     assert any("4 rows adding up to $1,350.00" in c for c in captions)
