@@ -594,33 +594,50 @@ def rfm_summary(members: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index().rename(columns={"index": "segment"})
 
 
+def income_sql(src: Source, f: Filters) -> tuple[str, list]:
+    """A subquery: credits to customers' accounts from someone else (deposits, transfers from
+    another customer) in the three calendar months before the as-of month, one row per
+    transaction with its customer_id and month. The regular-income offer and its drill-down
+    both read it."""
+    month_start = f.as_of.replace(day=1)
+    window_start = (pd.Timestamp(month_start) - pd.DateOffset(months=3)).date()
+    return (f"SELECT a.customer_id, {src.d.month('t.posted_at')} AS month, "
+            "t.id AS transaction_id, t.posted_at, t.kind, t.memo, t.source_account, "
+            "t.target_account, t.amount_cents FROM transactions t "
+            "JOIN accounts a ON a.account_number = t.target_account "
+            "LEFT JOIN accounts s ON s.account_number = t.source_account "
+            "WHERE t.kind IN ('deposit', 'transfer') AND t.posted_at >= ? AND t.posted_at < ? "
+            "AND a.customer_id IS NOT NULL "
+            "AND (s.customer_id IS NULL OR s.customer_id <> a.customer_id)",
+            [midnight(window_start), midnight(month_start)])
+
+
+def income_months_sql(src: Source, f: Filters) -> tuple[str, list]:
+    """A subquery: (customer_id, month, income_cents) for the months whose income from others
+    reached REGULAR_INCOME_CENTS_MIN."""
+    sql, params = income_sql(src, f)
+    return (f"SELECT customer_id, month, CAST(sum(amount_cents) AS BIGINT) AS income_cents "
+            f"FROM ({sql}) i GROUP BY 1, 2 HAVING sum(amount_cents) >= ?",
+            [*params, REGULAR_INCOME_CENTS_MIN])
+
+
 def cross_sell(src: Source, f: Filters) -> pd.DataFrame:
     """Customers to offer something to, one row per (offer, customer):
     'Savings account for a regular income' - money from others of at least
     REGULAR_INCOME_CENTS_MIN in at least two of the last three calendar months before the as-of
     month, and no open savings account; 'Savings account for a high balance' - checking money
     of at least HIGH_BALANCE_CENTS_MIN as of the day, and no open savings account."""
-    month_start = f.as_of.replace(day=1)
-    window_start = (pd.Timestamp(month_start) - pd.DateOffset(months=3)).date()
     no_savings = ("c.id NOT IN (SELECT customer_id FROM accounts WHERE kind = 'savings' "
                   "AND status <> 'closed' AND customer_id IS NOT NULL)")
+    income_sql, income_params = income_months_sql(src, f)
     income = src.df(
-        f"WITH credits AS (SELECT a.customer_id, {src.d.month('t.posted_at')} AS month, "
-        "CAST(sum(t.amount_cents) AS BIGINT) AS income_cents FROM transactions t "
-        "JOIN accounts a ON a.account_number = t.target_account "
-        "LEFT JOIN accounts s ON s.account_number = t.source_account "
-        "WHERE t.kind IN ('deposit', 'transfer') AND t.posted_at >= ? AND t.posted_at < ? "
-        "AND a.customer_id IS NOT NULL "
-        "AND (s.customer_id IS NULL OR s.customer_id <> a.customer_id) GROUP BY 1, 2 "
-        "HAVING sum(t.amount_cents) >= ?) "
+        f"WITH credits AS ({income_sql}) "
         "SELECT 'Savings account for a regular income' AS offer, c.id AS customer_id, "
         "c.full_name, c.email, c.phone, count(*) AS months, "
         "CAST(sum(cr.income_cents) AS BIGINT) AS income_cents "
         "FROM credits cr JOIN customers c ON c.id = cr.customer_id "
         f"WHERE c.status = 'active' AND {no_savings} GROUP BY 1, 2, 3, 4, 5 "
-        "HAVING count(*) >= ? ORDER BY c.id",
-        [midnight(window_start), midnight(month_start), REGULAR_INCOME_CENTS_MIN,
-         REGULAR_INCOME_MONTHS_MIN])
+        "HAVING count(*) >= ? ORDER BY c.id", [*income_params, REGULAR_INCOME_MONTHS_MIN])
     bal_sql, bal_params = _balances_sql([midnight_after(f.as_of)],
                                         replace(f, kind="checking"))
     high = src.df(
@@ -634,7 +651,7 @@ def cross_sell(src: Source, f: Filters) -> pd.DataFrame:
     income["monthly_income_cents"] = (income["income_cents"].astype("int64")
                                       // income["months"].astype("int64"))
     income = income.sort_values(["monthly_income_cents", "customer_id"],
-                                ascending=[False, True]).drop(columns=["income_cents"])
+                                ascending=[False, True])
     return pd.concat([income, high], ignore_index=True)
 
 

@@ -281,6 +281,26 @@ def falling_customer(src, f, customer_id):
                      cut)
 
 
+def regular_income(src, f, customer_id):
+    """The credits from others in the months that made a customer's regular income (a row of
+    the regular-income offer): they sum to its income."""
+    cid = _id(customer_id, "customer number")
+    sql, params = an.income_sql(src, f)
+    months, month_params = an.income_months_sql(src, f)
+    df = src.df(f"SELECT i.* FROM ({sql}) i WHERE i.customer_id = ? AND i.month IN "
+                f"(SELECT month FROM ({months}) m WHERE m.customer_id = ?) "
+                "ORDER BY i.posted_at, i.transaction_id",
+                [*params, cid, *month_params, cid])
+    df["amount_cents"] = df["amount_cents"].astype("int64")
+    return an._to_day(df, "posted_at", "month")
+
+
+def high_balance(src, f, customer_id):
+    """A customer's checking accounts and their balance as of the day (a row of the
+    high-balance offer): they sum to its balance."""
+    return customer_accounts(src, replace(f, kind="checking"), customer_id)
+
+
 def refusals(src, f, reason):
     """The refused transactions of one reason in the period (audit rows)."""
     return src.df(
@@ -333,6 +353,10 @@ DRILLS: dict[str, Drill] = {
     "falling_customer": Drill("The customer's own transactions in both windows",
                               ("customer_id",), None, falling_customer),
     "refusals": Drill("Refused transactions of the reason", ("reason",), None, refusals),
+    "regular_income": Drill("Credits from others in the months of regular income",
+                            ("customer_id",), "amount_cents", regular_income),
+    "high_balance": Drill("The customer's checking accounts", ("customer_id",),
+                          "balance_cents", high_balance),
 }
 
 # The dashboard's key figures (analytics.key_figures) and the drill behind each. Coverage is
@@ -403,7 +427,10 @@ TABLE_DRILLS = {
     "rfm_members": ("customer_activity", "customer_id"),
     "falling_activity": ("falling_customer", "customer_id"),
     "refusals": ("refusals", "reason"),
+    "cross_sell": (None, "customer_id"),  # the drill depends on the row's offer
 }
+CROSS_SELL_DRILLS = {"Savings account for a regular income": "regular_income",
+                     "Savings account for a high balance": "high_balance"}
 
 
 def _custom(point: dict):
@@ -446,6 +473,10 @@ def row_selection(table: str, row: dict) -> tuple[str, dict]:
     if table not in TABLE_DRILLS:
         raise InvalidInput(f"The table '{table}' has nothing to open.")
     name, column = TABLE_DRILLS[table]
+    if table == "cross_sell":
+        name = CROSS_SELL_DRILLS.get(row.get("offer"))
+        if name is None:
+            raise InvalidInput("Pick a row of the table.")
     value = row.get(column)
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         raise InvalidInput("Pick a row of the table.")

@@ -44,12 +44,12 @@ def _rfm(bank, actor, f):
                label=f"{segment} ({len(chosen):,}) as CSV")
 
 
-def _cross_sell(actor, f):
+def _cross_sell(bank, actor, f):
     from bankms.analytics import HIGH_BALANCE_CENTS_MIN, REGULAR_INCOME_CENTS_MIN
     from bankms.money import format_cents
     from bankms.reports import with_money
     from pages.common import db_path
-    from pages.reports_dashboard import cached_query, csv_button
+    from pages.reports_dashboard import cached_query, csv_button, drill_panel, selectable_table
 
     lists = cached_query(db_path(), actor, "cross_sell", f)
     offers = ["Savings account for a regular income", "Savings account for a high balance"]
@@ -59,8 +59,11 @@ def _cross_sell(actor, f):
                f"open savings account.")
     offer = st.selectbox("Offer", offers, key="cross_sell_offer",
                          format_func=lambda o: f"{o} ({int((lists['offer'] == o).sum()):,})")
-    chosen = lists[lists["offer"] == offer].drop(columns=["offer"]).dropna(axis=1, how="all")
-    st.dataframe(with_money(chosen), hide_index=True, width="stretch")
+    rows = lists[lists["offer"] == offer]
+    chosen = rows.drop(columns=["offer"]).dropna(axis=1, how="all")
+    selectable_table(rows, with_money(chosen), table="cross_sell", key="cross_sell_table",
+                     **DRILL)
+    drill_panel(bank, actor, f, source="cross_sell", **DRILL)
     csv_button(chosen, "cross-sell", key="csv_cross_sell")
 
 
@@ -138,7 +141,7 @@ def render() -> None:
         with tabs[0]:
             _rfm(bank, actor, f)
         with tabs[1]:
-            _cross_sell(actor, f)
+            _cross_sell(bank, actor, f)
         with tabs[2]:
             _falling(bank, actor, f)
         with tabs[3]:

@@ -20,6 +20,7 @@ from bankms.errors import InvalidInput, PermissionDenied
 DEC = Filters(start="2025-12-01", end="2025-12-31")
 YEAR = Filters(start="2025-01-01", end="2025-12-31")
 MAY = Filters(start="2025-05-01", end="2025-05-31")
+MAY_FIRST_HALF = Filters(start="2025-05-01", end="2025-05-15")
 DAY = dt.timedelta(days=1)
 
 
@@ -60,6 +61,10 @@ FIGURE = {
                              account_number="account_number"),
     "rfm_segment": lambda data, sel: int((data["rfm"]["segment"] == sel["segment"]).sum()),
     "customer_activity": _row("rfm", "monetary_cents", customer_id="customer_id"),
+    "regular_income": _row("cross_sell", "income_cents", customer_id="customer_id"),
+    "high_balance": lambda data, sel: int(data["cross_sell"].set_index(
+        ["offer", "customer_id"]).loc[("Savings account for a high balance",
+                                       sel["customer_id"]), "balance_cents"]),
     "falling_customer": lambda data, sel: int(data["falling_activity"].set_index(
         "customer_id").loc[sel["customer_id"], ["before_count", "recent_count"]].sum()),
 }
@@ -95,6 +100,8 @@ CASES = [
     (FEB, "customer_activity", {"customer_id": "Ann"}, 135000),  # 1,000 + 200 + 100 + 50
     (FEB, "customer_activity", {"customer_id": "Bob"}, 105000),
     (MAY, "falling_customer", {"customer_id": "Bob"}, 5),
+    (MAY_FIRST_HALF, "regular_income", {"customer_id": "Bob"}, 120000),  # two salaries
+    (MAY_FIRST_HALF, "high_balance", {"customer_id": "Cat"}, 603000),
 ]
 
 
@@ -112,7 +119,7 @@ def test_drilled_rows_add_up_to_the_figure(ledger, filters, figure, selection, e
     data = {name: reports.query(ledger.manager, name, filters)
             for name in ("key_figures", "daily_volume", "deposits_by_product",
                          "balance_distribution", "customer_growth", "top_customers",
-                         "dormant_accounts", "rfm", "falling_activity")}
+                         "dormant_accounts", "rfm", "falling_activity", "cross_sell")}
     assert FIGURE[figure](data, selection) == expected
 
 
@@ -334,6 +341,10 @@ def test_the_figures_carry_what_a_click_needs(ledger):
     ("falling_activity", {"customer_id": 5}, ("falling_customer", {"customer_id": 5})),
     ("refusals", {"reason": "insufficient funds", "refusals": 2},
      ("refusals", {"reason": "insufficient funds"})),
+    ("cross_sell", {"offer": "Savings account for a regular income", "customer_id": 4},
+     ("regular_income", {"customer_id": 4})),
+    ("cross_sell", {"offer": "Savings account for a high balance", "customer_id": 4},
+     ("high_balance", {"customer_id": 4})),
 ])
 def test_a_table_row_names_its_drill(table, row, expected):
     assert drill.row_selection(table, row) == expected
