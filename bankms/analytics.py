@@ -223,7 +223,8 @@ def key_figures(src: Source, f: Filters) -> pd.DataFrame:
     customer = "a.customer_id IS NOT NULL" + ("" if f.kind == "all" else f" AND a.kind = '{f.kind}'")
     # One pass over the postings since `lo` gives, per account, what was posted after each
     # as-of cut (to step back from the stored balance) and the flows of both periods.
-    (deposits_now, deposits_prev, loans_now, loans_prev, flow_now, flow_prev) = src.one(
+    (deposits_now, deposits_prev, loans_now, loans_prev, provision_now, provision_prev,
+     flow_now, flow_prev) = src.one(
         "WITH per AS (SELECT account_id, "
         "sum(CASE WHEN posted_at >= ? THEN amount_cents ELSE 0 END) AS after_now, "
         "sum(CASE WHEN posted_at >= ? THEN amount_cents ELSE 0 END) AS after_prev, "
@@ -242,6 +243,8 @@ def key_figures(src: Source, f: Filters) -> pd.DataFrame:
         "AS BIGINT), "
         "CAST(coalesce(sum(CASE WHEN account_number = 'GL1200' THEN now_cents END), 0) AS BIGINT), "
         "CAST(coalesce(sum(CASE WHEN account_number = 'GL1200' THEN prev_cents END), 0) AS BIGINT), "
+        "CAST(coalesce(sum(CASE WHEN account_number = 'GL1290' THEN now_cents END), 0) AS BIGINT), "
+        "CAST(coalesce(sum(CASE WHEN account_number = 'GL1290' THEN prev_cents END), 0) AS BIGINT), "
         f"CAST(coalesce(sum(CASE WHEN {customer} THEN flow_now END), 0) AS BIGINT), "
         f"CAST(coalesce(sum(CASE WHEN {customer} THEN flow_prev END), 0) AS BIGINT) "
         "FROM b a",
@@ -262,9 +265,7 @@ def key_figures(src: Source, f: Filters) -> pd.DataFrame:
         f"THEN 1 END) FROM accounts a WHERE {customer} AND opened_at >= ? AND opened_at < ?",
         [start_now, start_now, start_prev, end_now])
     book_now, book_prev = loan_book(src, f.as_of), loan_book(src, prev.as_of)
-    from .bank import INTERNAL  # here, not at the top: bank.py imports this module's users
-    provision_now = _gl_balance(src, INTERNAL["loan_loss_provision"], cut_now)
-    provision_prev = _gl_balance(src, INTERNAL["loan_loss_provision"], cut_prev)
+    provision_now, provision_prev = _int(provision_now), _int(provision_prev)
     rows = [
         ("Total deposits", "money", _int(deposits_now), _int(deposits_prev)),
         ("Loans outstanding", "money", -_int(loans_now), -_int(loans_prev)),
@@ -317,14 +318,6 @@ def gl_postings_sql() -> str:
             "JOIN accounts a ON a.id = p.account_id JOIN transactions t ON t.id = p.transaction_id "
             "WHERE a.account_number IN (SELECT unnest(?)) AND p.posted_at < ? "
             "ORDER BY p.posted_at, p.id")
-
-
-def _gl_balance(src: Source, account_number: str, cut: dt.datetime) -> int:
-    """A ledger account's balance just before `cut`: stored balance less later postings."""
-    row = src.one("SELECT a.balance_cents - coalesce((SELECT CAST(sum(p.amount_cents) AS BIGINT) "
-                  "FROM postings p WHERE p.account_id = a.id AND p.posted_at >= ?), 0) "
-                  "FROM accounts a WHERE a.account_number = ?", [cut, account_number])
-    return 0 if row is None else _int(row[0])
 
 
 def daily_volume(src: Source, f: Filters) -> pd.DataFrame:
@@ -1064,11 +1057,15 @@ def _last_closed_day(src: Source) -> dt.date | None:
     per loan (the loans module of issue 9); None otherwise (and on the SQLite copy)."""
     if src.d is not DUCKDB:
         return None
-    cols = src.df(src.d.table_columns)
-    have: dict[str, set] = {}
-    for table, column in zip(cols["table_name"], cols["column_name"]):
-        have.setdefault(table, set()).add(column)
-    if not all(needed <= have.get(table, set()) for table, needed in EOD_BOOK_COLUMNS.items()):
+    known = getattr(src, "_eod_book_available", None)
+    if known is None:
+        cols = src.df(src.d.table_columns)
+        have: dict[str, set] = {}
+        for table, column in zip(cols["table_name"], cols["column_name"]):
+            have.setdefault(table, set()).add(column)
+        known = src._eod_book_available = all(
+            needed <= have.get(table, set()) for table, needed in EOD_BOOK_COLUMNS.items())
+    if not known:
         return None
     row = src.one("SELECT max(business_date) FROM eod_runs")
     return None if row is None or row[0] is None or pd.isna(row[0]) else as_date(row[0])

@@ -34,6 +34,9 @@ class Drill:
     needs: tuple[str, ...]
     value: str | None
     fn: Callable[..., pd.DataFrame]
+    # What the rows' total is on the page: the figure itself, or (for a share in percent)
+    # the amount the share is taken of.
+    total_is: str = "the figure shown"
 
 
 # -- selections ----------------------------------------------------------------------------------
@@ -318,9 +321,13 @@ DRILLS: dict[str, Drill] = {
     "loans_outstanding": Drill("Postings of loans receivable (GL1200)", (), "amount_cents",
                                loans_outstanding),
     "portfolio_at_risk": Drill("Loans more than 30 days past due", (), "outstanding_cents",
-                               _late_loans(an.PAR_DAYS_MIN)),
+                               _late_loans(an.PAR_DAYS_MIN),
+                               "the principal at risk; the share shown is it over all "
+                               "active loans' principal"),
     "non_performing": Drill("Loans more than 90 days past due", (), "outstanding_cents",
-                            _late_loans(an.NPL_DAYS_MIN)),
+                            _late_loans(an.NPL_DAYS_MIN),
+                            "the non-performing principal; the shares shown are it over all "
+                            "active loans' principal, and the provision over it"),
     "provision_booked": Drill("Postings of the loan-loss provision (GL1290)", (),
                               "amount_cents", provision_booked),
     "net_loans": Drill("Postings of GL1200 and GL1290", (), "amount_cents", net_loans),

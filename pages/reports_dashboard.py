@@ -163,9 +163,9 @@ def drill_panel(bank, actor, f, *, state_key, source):
                      icon=":material/close:", type="tertiary")
         total = bank.reports.drill_total(figure, rows)
         if spec.value is None:
-            st.caption(f"{total:,} rows: the figure shown.")
+            st.caption(f"{total:,} rows: {spec.total_is}.")
         else:
-            st.caption(f"{len(rows):,} rows adding up to {money(total)}: the figure shown.")
+            st.caption(f"{len(rows):,} rows adding up to {money(total)}: {spec.total_is}.")
         if len(rows) > DRILL_ROWS_SHOWN:
             st.caption(f"The first {DRILL_ROWS_SHOWN:,} are shown; the CSV has them all.")
         st.dataframe(with_money(rows.head(DRILL_ROWS_SHOWN)), hide_index=True,
