@@ -688,6 +688,24 @@ def loan_decision_times(src: Source, f: Filters) -> pd.DataFrame:
     return df
 
 
+DECISION_BINS_MAX = 20
+
+
+def decision_time_bins(df: pd.DataFrame) -> pd.DataFrame:
+    """Loans of `loan_decision_times` counted by time to decide: from_hours, to_hours (bins of
+    whole hours, at most DECISION_BINS_MAX, each [from, to)) and loans."""
+    columns = ["from_hours", "to_hours", "loans"]
+    if df.empty:
+        return pd.DataFrame({c: pd.Series(dtype="int64") for c in columns})
+    hours = df["hours_to_decide"]
+    width = max(1, -(-int(hours.max() // 1 + 1) // DECISION_BINS_MAX))
+    index = (hours // width).astype("int64")
+    counts = index.value_counts().reindex(range(int(index.max()) + 1), fill_value=0)
+    return pd.DataFrame({"from_hours": counts.index * width,
+                         "to_hours": (counts.index + 1) * width,
+                         "loans": counts.to_numpy()}).astype("int64")
+
+
 CUSTOMER: dict[str, Callable[[Source, Filters], pd.DataFrame]] = {
     "rfm": rfm,
     "cross_sell": cross_sell,

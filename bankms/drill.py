@@ -304,6 +304,20 @@ def high_balance(src, f, customer_id):
     return customer_accounts(src, replace(f, kind="checking"), customer_id)
 
 
+def decision_times(src, f, from_hours, to_hours):
+    """The loans decided in the period that took from `from_hours` to less than `to_hours`
+    (a bar of the decision times)."""
+    try:
+        lo, hi = float(from_hours), float(to_hours)
+    except (TypeError, ValueError):
+        raise InvalidInput("Hours are numbers.") from None
+    if not 0 <= lo < hi:
+        raise InvalidInput("Pick a bar of the decision times.")
+    df = an.loan_decision_times(src, f)
+    hours = df["hours_to_decide"]
+    return df[(hours >= lo) & (hours < hi)].reset_index(drop=True)
+
+
 def refusals(src, f, reason):
     """The refused transactions of one reason in the period (audit rows)."""
     return src.df(
@@ -360,6 +374,8 @@ DRILLS: dict[str, Drill] = {
     "falling_customer": Drill("The customer's own transactions in both windows",
                               ("customer_id",), None, falling_customer),
     "refusals": Drill("Refused transactions of the reason", ("reason",), None, refusals),
+    "decision_times": Drill("Loans decided in that time", ("from_hours", "to_hours"), None,
+                            decision_times),
     "regular_income": Drill("Credits from others in the months of regular income",
                             ("customer_id",), "amount_cents", regular_income),
     "high_balance": Drill("The customer's checking accounts", ("customer_id",),
@@ -425,6 +441,7 @@ CHART_DRILLS = {
     "dormant_accounts": "dormant_accounts",
     "rfm_segments": "rfm_segment",
     "refusals": "refusals",
+    "decision_times": "decision_times",
 }
 # Tables on the pages: (drill, the column of the chosen row that is its selection).
 TABLE_DRILLS = {
@@ -468,6 +485,8 @@ def chart_selection(chart: str, point: dict, trace_meta=None) -> tuple[str, dict
         "dormant_accounts": lambda: {"kind": x},
         "rfm_segment": lambda: {"segment": x},
         "refusals": lambda: {"reason": _custom(point)},
+        "decision_times": lambda: dict(zip(("from_hours", "to_hours"),
+                                           point.get("customdata") or (None, None))),
     }[name]()
     if any(v is None for v in selection.values()):
         raise InvalidInput("Pick a bar or a point of the chart.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from .analytics import ARREARS_BUCKETS, RFM_SEGMENTS
+from .analytics import ARREARS_BUCKETS, RFM_SEGMENTS, decision_time_bins
 from .text import plotly_text
 
 MONEY_AXIS = "Amount ($)"
@@ -175,8 +175,14 @@ def decision_times(df: pd.DataFrame) -> go.Figure:
     title = "Time to decide a loan (hours)"
     if df.empty:
         return empty(title, "No loans decided in this period")
-    fig = go.Figure(go.Histogram(x=df["hours_to_decide"], nbinsx=20))
-    fig.update_layout(hovermode="closest")
+    # Binned here rather than by Plotly, so that a bar names the loans behind it (customdata:
+    # its hours [from, to)) for the click-through.
+    bins = decision_time_bins(df)
+    fig = go.Figure(go.Bar(
+        x=[f"{a}–{b} h" for a, b in zip(bins["from_hours"], bins["to_hours"])],
+        y=bins["loans"], customdata=bins[["from_hours", "to_hours"]].to_numpy(),
+        hovertemplate="%{x}: %{y:,} loans<extra></extra>"))
+    fig.update_layout(hovermode="closest", bargap=0.05)
     return _finish(fig, title, "Hours from application to decision", "Loans (count)")
 
 

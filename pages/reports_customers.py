@@ -112,12 +112,12 @@ def _service(bank, actor, f):
     with right:
         if not bank.reports.loans_available():
             st.caption("Loan figures appear once the loans module is installed.")
-        st.plotly_chart(figures.decision_times(decisions), width="stretch",
-                        key="chart_decisions")
-        csv_button(decisions, "loan-decision-times", key="csv_decisions")
+        selectable_chart(figures.decision_times(decisions), decisions, "decision_times",
+                         source="decision_times", csv_name="loan-decision-times", **DRILL)
     # Below both columns, so that the rows have the page's width.
     drill_panel(bank, actor, f, source="refusals", **DRILL)
     drill_panel(bank, actor, f, source="refusals_table", **DRILL)
+    drill_panel(bank, actor, f, source="decision_times", **DRILL)
 
 
 def render() -> None:

@@ -124,7 +124,8 @@ def test_drilled_rows_add_up_to_the_figure(ledger, filters, figure, selection, e
 
 
 def test_every_drill_is_tested_or_has_a_loan_case():
-    covered = {case[1] for case in CASES} | {case[0] for case in LOAN_CASES} | {"refusals"}
+    covered = ({case[1] for case in CASES} | {case[0] for case in LOAN_CASES}
+               | {"refusals", "decision_times"})
     assert covered == set(drill.DRILLS)
     assert set(drill.KEY_FIGURE_DRILLS.values()) <= set(drill.DRILLS)
 
@@ -256,6 +257,33 @@ def test_coverage_is_the_provision_over_the_non_performing_loans(book):
     assert npl[["loan_id", "provision_cents"]].values.tolist() == [[book.late, 1_000_000]]
 
 
+def test_a_bar_of_decision_times_opens_its_loans(book):
+    # Both loans were approved straight after the application: decided within the hour.
+    day = book.bank.read_one("SELECT CAST(min(decided_at) AS DATE) FROM loans")[0]
+    f = Filters(start=day - DAY, end=day + DAY)
+    times = book.bank.reports.query(book.manager, "loan_decision_times", f)
+    from bankms.analytics import decision_time_bins
+    bins = decision_time_bins(times)
+    assert bins.values.tolist() == [[0, 1, 2]]
+    rows = book.bank.reports.drill(book.manager, "decision_times", f, from_hours=0, to_hours=1)
+    assert sorted(rows["loan_id"]) == sorted([book.late, book.good])
+    assert book.bank.reports.drill(book.manager, "decision_times", f, from_hours=1,
+                                   to_hours=2).empty
+    with pytest.raises(InvalidInput, match="Pick a bar"):
+        book.bank.reports.drill(book.manager, "decision_times", f, from_hours=2, to_hours=1)
+
+
+@pytest.mark.parametrize("hours, expected", [
+    ([0.0, 0.5, 0.99], [[0, 1, 3]]),
+    ([0.2, 3.5], [[0, 1, 1], [1, 2, 0], [2, 3, 0], [3, 4, 1]]),
+    ([0.0, 45.0], [[k * 3, k * 3 + 3, 1 if k in (0, 15) else 0] for k in range(16)]),
+])
+def test_decision_times_are_binned_in_whole_hours(hours, expected):
+    from bankms.analytics import decision_time_bins
+    bins = decision_time_bins(pd.DataFrame({"hours_to_decide": hours}))
+    assert bins.values.tolist() == expected
+
+
 def test_provisioning_report_by_bucket(book):
     report = book.bank.reports.provisioning(book.manager)
     got = report[["bucket", "loans", "outstanding_cents", "rate_percent", "required_cents",
@@ -307,6 +335,8 @@ def test_provisioning_report_by_bucket(book):
     ("rfm_segments", {"x": "At risk", "y": 1}, None, ("rfm_segment", {"segment": "At risk"})),
     ("refusals", {"x": "&lt;b&gt;", "y": 1, "customdata": "<b>"}, None,
      ("refusals", {"reason": "<b>"})),
+    ("decision_times", {"x": "2–4 h", "y": 3, "customdata": [2, 4]}, None,
+     ("decision_times", {"from_hours": 2, "to_hours": 4})),
 ])
 def test_a_chart_point_names_its_drill(chart, point, meta, expected):
     assert drill.chart_selection(chart, point, meta) == expected
