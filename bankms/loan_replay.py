@@ -182,8 +182,11 @@ def _interest(balance: int, r: Fraction) -> int:
 
 def _instalment_ok(principal_cents, r, term, payment) -> list | None:
     rows, balance = [], principal_cents
+    # _interest inlined (balances here are never negative): the hot loop of a re-amortisation.
+    two_num, den = 2 * r.numerator, r.denominator
+    two_den = 2 * den
     for k in range(term):
-        interest = _interest(balance, r)
+        interest = (two_num * balance + den) // two_den
         if k == term - 1:
             principal = balance
         else:
@@ -237,9 +240,12 @@ def _equal_principal(principal_cents: int, r: Fraction, count: int, step=None) -
     interest of its opening balance; the last takes whatever principal is left."""
     step = _principal_step(principal_cents, count) if step is None else step
     rows, balance = [], principal_cents
+    two_num, den = 2 * r.numerator, r.denominator
+    two_den = 2 * den
+    last = count - 1
     for k in range(count):
-        interest = _interest(balance, r)
-        principal = balance if k == count - 1 else min(step, balance)
+        interest = (two_num * balance + den) // two_den
+        principal = balance if k == last or step > balance else step
         balance -= principal
         rows.append((principal + interest, interest, principal, balance))
     return rows
@@ -600,10 +606,14 @@ class Loan:
         self._reamortize(row, rule)
 
     def _reamortize(self, row: Row, rule):
-        later = [r for r in self.rows if r.n > row.n]
+        # Rows are numbered 1, 2, ... in order (only whole tails are ever dropped).
+        index = row.n - 1
+        if self.rows[index] is not row:
+            index = self.rows.index(row)
+        later = self.rows[index + 1:]
         balance = row.balance
         if balance <= 0 or not later:
-            self.rows = [r for r in self.rows if r.n <= row.n]
+            self.rows = self.rows[:index + 1]
             if later == [] and balance > 0:
                 row.principal += balance  # cannot happen: the payoff branch takes it
             return
@@ -617,8 +627,10 @@ class Loan:
             amortising = later[grace_left]
             payment, step = amortising.payment, amortising.principal
             kept = []
+            two_num, den = 2 * self.r.numerator, self.r.denominator
+            two_den = 2 * den
             for r in later:
-                interest = _interest(balance, self.r)
+                interest = (two_num * balance + den) // two_den
                 if r.n <= grace:
                     principal = 0
                 elif equal_principal:
@@ -635,7 +647,7 @@ class Loan:
                 kept.append(r)
                 if balance == 0:
                     break
-            self.rows = [r for r in self.rows if r.n <= row.n] + kept
+            self.rows = self.rows[:index + 1] + kept
             return
         if rule != "reduce_instalment":
             raise ReplayError(f"unknown prepayment rule {rule}")
