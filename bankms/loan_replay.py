@@ -386,7 +386,7 @@ def validate_contract(contract: Contract) -> None:
         raise ReplayError("move_due_date must be a function from a date to a date")
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     n: int
     start: dt.date
@@ -649,7 +649,7 @@ class Loan:
             return
         # Instalments still in the grace on principal stay interest-only under either rule.
         grace = self.c.grace_principal_periods
-        grace_left = sum(1 for r in later if r.n <= grace)
+        grace_left = max(0, min(grace - row.n, len(later)))
         equal_principal = self.c.amortization == "equal_principal"
         if rule == "shorten_term":
             # Keep the instalment (equal instalments) or the principal per instalment (equal
@@ -659,15 +659,18 @@ class Loan:
             kept = []
             two_num, den = 2 * self.r.numerator, self.r.denominator
             two_den = 2 * den
+            final = later[-1]
             for r in later:
                 interest = (two_num * balance + den) // two_den
                 if r.n <= grace:
                     principal = 0
-                elif equal_principal:
-                    principal = min(step, balance)
                 else:
-                    principal = min(max(payment - interest, 0), balance)
-                if r is later[-1] or principal == balance:
+                    principal = step if equal_principal else payment - interest
+                    if principal < 0:
+                        principal = 0
+                    if principal > balance:
+                        principal = balance
+                if r is final or principal == balance:
                     principal = balance
                 r.interest, r.principal = interest, principal
                 r.payment = interest + principal
