@@ -101,8 +101,8 @@ PRINCIPAL_CENTS_MIN = 100
 PRINCIPAL_CENTS_MAX = 10_000_000_000
 RATE_PERCENT_MAX = Decimal(60)
 TERM_MONTHS_MAX = 480
-# Initial schedules are cached (verify() replays every loan, and many share a contract); a
-# weekly 40-year schedule has 2,080 rows, so the cache is kept modest.
+# Initial schedules and moved due dates are cached (verify() replays every loan, and many share
+# a contract); a weekly 40-year schedule has 2,080 rows, so the caches are kept modest.
 _SCHEDULE_CACHE_SIZE = 512
 
 
@@ -170,11 +170,12 @@ def _anchored_dates(anchor, count, frequency) -> tuple:
     return tuple(anchor + k * step for k in range(1, count + 1))
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=_SCHEDULE_CACHE_SIZE)
 def _moved_dates(anchor, count, frequency, move_due_date) -> tuple:
     # Keyed on the function object (hashed by identity, and kept alive by the cache so its id
     # is never reused): a calendar that changes must come as a new function, or call
-    # clear_caches().
+    # clear_caches(). Pass one function per calendar, not a new closure per loan, or the
+    # cache holds many copies and helps nothing.
     moved, previous = [], anchor
     for day in _anchored_dates(anchor, count, frequency):
         due = move_due_date(day)
