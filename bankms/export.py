@@ -1,0 +1,153 @@
+"""The auditor's export: one signed zip of the books of a closed period (`bank.export`).
+
+What the bundle holds and how it is checked is described in export_check.py, which the
+auditor's command (`python -m bankms check-export`) runs without the bank. This module reads the
+ledger in one snapshot, writes the CSV files, the manifest and its Ed25519 signature with the
+bank's key (signing.py), and audits who took the export.
+
+Periods are business dates (value dates): a transaction belongs to the day end of day closed it
+under, as on statements and in the general ledger (reports.py). Only closed days can be
+exported, so that two exports of one period hold the same rows.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import zipfile
+
+from . import export_check as fmt
+from . import signing
+from .dates import as_date
+from .errors import InvalidInput
+from .ledger import utcnow
+
+BANK_NAME = "bankms"
+
+
+def cell(value) -> str:
+    """One CSV field: NULL as an empty field, timestamps as 'YYYY-MM-DD HH:MM:SS[.ffffff]'
+    (UTC), dates ISO, booleans true/false, numbers and text as they are."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    return str(value)
+
+
+# name -> SQL of its rows (the columns of fmt.FILES, in order); ? are (from, to) as needed.
+_QUERIES = {
+    "accounts.csv": (
+        "SELECT id, account_number, customer_id, kind, name, status, "
+        "coalesce(opened_date, CAST(opened_at AS DATE)), closed_date FROM accounts "
+        "ORDER BY id", ()),
+    "transactions.csv": (
+        "SELECT id, kind, amount_cents, memo, source_account, target_account, actor, "
+        "actor_role, idempotency_key, reverses_id, posted_at, business_date FROM transactions "
+        "WHERE business_date BETWEEN ? AND ? ORDER BY id", ("from", "to")),
+    "postings.csv": (
+        "SELECT p.id, p.transaction_id, p.account_id, a.account_number, p.amount_cents, "
+        "p.posted_at FROM postings p JOIN transactions t ON t.id = p.transaction_id "
+        "JOIN accounts a ON a.id = p.account_id WHERE t.business_date BETWEEN ? AND ? "
+        "ORDER BY p.id", ("from", "to")),
+    # Balances by value date: every posting of a transaction dated before the day counts.
+    "opening_balances.csv": (
+        "SELECT a.id, a.account_number, CAST(coalesce(sum(p.amount_cents), 0) AS BIGINT) "
+        "FROM accounts a LEFT JOIN (postings p JOIN transactions t ON t.id = p.transaction_id "
+        "AND t.business_date < ?) ON p.account_id = a.id GROUP BY 1, 2 ORDER BY 1", ("from",)),
+    "closing_balances.csv": (
+        "SELECT a.id, a.account_number, CAST(coalesce(sum(p.amount_cents), 0) AS BIGINT) "
+        "FROM accounts a LEFT JOIN (postings p JOIN transactions t ON t.id = p.transaction_id "
+        "AND t.business_date <= ?) ON p.account_id = a.id GROUP BY 1, 2 ORDER BY 1", ("to",)),
+    "audit_log.csv": (
+        "SELECT id, ts, actor, actor_role, action, entity, entity_id, before, after, outcome "
+        "FROM audit_log WHERE ts >= ? AND ts < ? ORDER BY id", ("from_ts", "to_ts")),
+}
+
+
+def _loan_events_query():
+    from .loans import EVENTS_SQL
+
+    return (f"SELECT * FROM ({EVENTS_SQL}) e WHERE value_date BETWEEN ? AND ? "
+            "ORDER BY value_date, transaction_id, loan_id", ("from", "to"))
+
+
+class Export:
+    def __init__(self, bank):
+        self._bank = bank
+
+    def last_closed_day(self) -> dt.date:
+        """The latest business day end of day has closed: the day before the business date."""
+        return self._bank.business_date - dt.timedelta(days=1)
+
+    def public_key_pem(self, actor) -> bytes:
+        """The bank's public signing key (PEM), for auditors; managers and the system."""
+        self._bank.require(actor, "audit.read", entity="export", entity_id="public_key")
+        return signing.public_pem(signing.bank_key(self._bank))
+
+    def _period(self, from_date, to_date) -> tuple[dt.date, dt.date]:
+        start = as_date(from_date, "first day of the period")
+        end = as_date(to_date, "last day of the period")
+        if start is None or end is None:
+            raise InvalidInput("Give the first and the last day of the period.")
+        if start > end:
+            raise InvalidInput(f"The period starts on {start} after it ends on {end}.")
+        last = self.last_closed_day()
+        if end > last:
+            raise InvalidInput(f"The period ends on {end}, but the last closed business day is "
+                               f"{last}: only closed days can be exported.")
+        return start, end
+
+    def auditor_bundle(self, actor, *, from_date, to_date, progress=None) -> bytes:
+        """The signed zip of the period from_date..to_date (business dates, both included).
+
+        Managers and the system only (PermissionDenied, audited); InvalidInput when the period
+        is not dates, runs backwards, or ends after the last closed business day (nothing is
+        written then, the refusal is audited). progress(fraction 0..1, message) is called as
+        each file is written. Returns the zip's bytes; the format is export_check.py's."""
+        bank = self._bank
+        bank.require(actor, "audit.read", entity="export", entity_id="auditor_bundle")
+        try:
+            start, end = self._period(from_date, to_date)
+        except InvalidInput as exc:
+            bank.record_refusal(actor, "export.auditor_bundle", exc, entity="export")
+            raise
+        key = signing.bank_key(bank)
+        report = progress or (lambda fraction, message: None)
+        params = {"from": start, "to": end,
+                  "from_ts": dt.datetime.combine(start, dt.time()),
+                  "to_ts": dt.datetime.combine(end + dt.timedelta(days=1), dt.time())}
+        queries = dict(_QUERIES)
+        queries["loan_events.csv"] = _loan_events_query()
+        names = list(fmt.FILES)
+        entries, buffer = [], io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf, \
+                bank.snapshot() as cur:
+            for done, name in enumerate(names):
+                report(done / (len(names) + 1), f"writing {name}")
+                sql, wanted = queries[name]
+                rows = cur.execute(sql, [params[p] for p in wanted]).fetchall()
+                data = fmt.csv_bytes(fmt.FILES[name], ([cell(v) for v in row] for row in rows))
+                zf.writestr(name, data)
+                entries.append({"name": name, "sha256": fmt.sha256_hex(data),
+                                "bytes": len(data), "rows": len(rows)})
+            report(len(names) / (len(names) + 1), "signing the manifest")
+            manifest = {
+                "format": fmt.FORMAT, "format_version": fmt.FORMAT_VERSION,
+                "bank_name": BANK_NAME, "period": {"from": str(start), "to": str(end)},
+                "created_at": cell(utcnow()) + "Z", "created_by": actor.username,
+                "csv": fmt.DIALECT_DESCRIPTION, "files": entries,
+            }
+            manifest_data = fmt.manifest_bytes(manifest)
+            zf.writestr(fmt.MANIFEST, manifest_data)
+            zf.writestr(fmt.SIGNATURE, key.sign(manifest_data))
+        bundle = buffer.getvalue()
+
+        def audit(uow):
+            bank.audit_row(uow, actor, "export.auditor_bundle", "export", None, after={
+                "from": str(start), "to": str(end), "bytes": len(bundle),
+                "manifest_sha256": fmt.sha256_hex(manifest_data)})
+        bank.write(audit)
+        report(1.0, "done")
+        return bundle
