@@ -58,9 +58,12 @@ class Bank:
         self._lock = threading.Lock()
         self._ensure_internal_accounts()
         self.state = LedgerState(self._con.cursor())
+        from .chain_store import Chains
+        self.chain = Chains(self)
+        self.chain.load(self._con.cursor(), self.state)
         self._writer = Writer(self._con, None,
-                              batch_size_max=batch_size_max)
-        self._writer._post_batch = BatchPoster(self._writer.cursor, self.state)
+                              batch_size_max=batch_size_max, chains=self.chain)
+        self._writer._post_batch = BatchPoster(self._writer.cursor, self.state, self.chain)
 
         from .accounts import Accounts
         from .audit import Audit
@@ -194,7 +197,8 @@ class Bank:
         """Write one audit record inside the caller's unit of work (writer thread only)."""
         aid = self.state.take_audit_ids(1)
         uow.execute(
-            "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO audit_log (id, ts, actor, actor_role, action, entity, entity_id, "
+            "before, after, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [aid, utcnow(), actor.username, actor.role, action, entity,
              None if entity_id is None else str(entity_id),
              None if before is None else json.dumps(before, default=str),
