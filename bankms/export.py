@@ -6,8 +6,10 @@ ledger in one snapshot, writes the CSV files, the manifest and its Ed25519 signa
 bank's key (signing.py), and audits who took the export.
 
 Periods are business dates (value dates): a transaction belongs to the day end of day closed it
-under, as on statements and in the general ledger (reports.py). Only closed days can be
-exported, so that two exports of one period hold the same rows.
+under, as on statements and in the general ledger (reports.py). The audit rows of a period are
+those written after the audit chain's head recorded when the day before it was closed, up to
+the head of its last day (chain_store.py). Only closed days can be exported, so that two
+exports of one period hold the same rows.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import io
 import zipfile
 
 from . import export_check as fmt
-from . import signing
+from . import chain, signing
 from .dates import as_date
 from .errors import InvalidInput
 from .ledger import utcnow
@@ -25,15 +27,10 @@ BANK_NAME = "bankms"
 
 
 def cell(value) -> str:
-    """One CSV field: NULL as an empty field, timestamps as 'YYYY-MM-DD HH:MM:SS[.ffffff]'
-    (UTC), dates ISO, booleans true/false, numbers and text as they are."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ")
-    return str(value)
+    """One CSV field, exactly as the hash chain renders the value (chain.text): NULL as an
+    empty field, dates and UTC timestamps ISO 8601 ("2026-03-31T17:05:09.123456"), booleans
+    true/false, numbers and text as they are; so the checker hashes what the bank hashed."""
+    return chain.text(value)
 
 
 # name -> SQL of its rows (the columns of fmt.FILES, in order); ? are (from, to) as needed.
@@ -44,8 +41,8 @@ _QUERIES = {
         "ORDER BY id", ()),
     "transactions.csv": (
         "SELECT id, kind, amount_cents, memo, source_account, target_account, actor, "
-        "actor_role, idempotency_key, reverses_id, posted_at, business_date FROM transactions "
-        "WHERE business_date BETWEEN ? AND ? ORDER BY id", ("from", "to")),
+        "actor_role, idempotency_key, reverses_id, posted_at, business_date, chain_hash "
+        "FROM transactions WHERE business_date BETWEEN ? AND ? ORDER BY id", ("from", "to")),
     "postings.csv": (
         "SELECT p.id, p.transaction_id, p.account_id, a.account_number, p.amount_cents, "
         "p.posted_at FROM postings p JOIN transactions t ON t.id = p.transaction_id "
@@ -61,9 +58,58 @@ _QUERIES = {
         "FROM accounts a LEFT JOIN (postings p JOIN transactions t ON t.id = p.transaction_id "
         "AND t.business_date <= ?) ON p.account_id = a.id GROUP BY 1, 2 ORDER BY 1", ("to",)),
     "audit_log.csv": (
-        "SELECT id, ts, actor, actor_role, action, entity, entity_id, before, after, outcome "
-        "FROM audit_log WHERE ts >= ? AND ts < ? ORDER BY id", ("from_ts", "to_ts")),
+        "SELECT id, ts, actor, actor_role, action, entity, entity_id, before, after, outcome, "
+        "chain_hash FROM audit_log WHERE id > ? AND id <= ? ORDER BY id",
+        ("audit_after", "audit_last")),
+    "chain_heads.csv": (
+        "SELECT business_date, chain, last_id, head_hash FROM chain_heads "
+        "WHERE business_date BETWEEN ? AND ? ORDER BY business_date, chain", ("from", "to")),
 }
+
+# Where each chain's entries of the period start again after an entry not exported: (entry id,
+# the previous entry's id and chain hash in the whole chain), for the exported entries only.
+_PREVIOUS = {
+    "ledger": "SELECT id, prev_id, prev_hash FROM (SELECT id, business_date, lag(id) OVER w "
+              "AS prev_id, lag(chain_hash) OVER w AS prev_hash FROM transactions "
+              "WINDOW w AS (ORDER BY id)) WHERE business_date BETWEEN ? AND ? ORDER BY id",
+    "audit": "SELECT id, prev_id, prev_hash FROM (SELECT id, lag(id) OVER w AS prev_id, "
+             "lag(chain_hash) OVER w AS prev_hash FROM audit_log WINDOW w AS (ORDER BY id)) "
+             "WHERE id > ? AND id <= ? ORDER BY id",
+}
+
+
+def _audit_range(cur, start: dt.date, end: dt.date) -> tuple[int, int]:
+    """The audit rows of the period, as ids (after, last]: those written after the audit head
+    recorded when the day before the period was closed, up to the head of its last day; where
+    no head was recorded (days closed before the chain existed), by the rows' UTC stamps."""
+    def head(sql, params):
+        row = cur.execute("SELECT last_id FROM chain_heads WHERE chain = 'audit' AND " + sql,
+                          params).fetchall()
+        return row[0][0] if row else None
+
+    after = head("business_date < ? ORDER BY business_date DESC LIMIT 1", [start])
+    if after is None:
+        after = cur.execute("SELECT coalesce(max(id), 0) FROM audit_log WHERE ts < ?",
+                            [dt.datetime.combine(start, dt.time())]).fetchone()[0]
+    last = head("business_date = ?", [end])
+    if last is None:
+        last = cur.execute("SELECT coalesce(max(id), 0) FROM audit_log WHERE ts < ?",
+                           [dt.datetime.combine(end + dt.timedelta(days=1), dt.time())]
+                           ).fetchone()[0]
+    return after, last
+
+
+def _segments(cur, name: str, params) -> list[tuple]:
+    """(chain, first_id, last_id, prev_hash) of each run of exported entries that follow one
+    another in the chain; prev_hash is the hash of the entry just before the run (GENESIS for
+    the chain's first entry), from which the checker recomputes the run."""
+    runs = []
+    for entry_id, prev_id, prev_hash in cur.execute(_PREVIOUS[name], params).fetchall():
+        if runs and runs[-1][2] == prev_id:
+            runs[-1][2] = entry_id
+        else:
+            runs.append([name, entry_id, entry_id, prev_hash or chain.GENESIS])
+    return [tuple(run) for run in runs]
 
 
 def _loan_events_query():
@@ -115,19 +161,23 @@ class Export:
             raise
         key = signing.bank_key(bank)
         report = progress or (lambda fraction, message: None)
-        params = {"from": start, "to": end,
-                  "from_ts": dt.datetime.combine(start, dt.time()),
-                  "to_ts": dt.datetime.combine(end + dt.timedelta(days=1), dt.time())}
+        params = {"from": start, "to": end}
         queries = dict(_QUERIES)
         queries["loan_events.csv"] = _loan_events_query()
         names = list(fmt.FILES)
         entries, buffer = [], io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf, \
                 bank.snapshot() as cur:
+            params["audit_after"], params["audit_last"] = _audit_range(cur, start, end)
             for done, name in enumerate(names):
                 report(done / (len(names) + 1), f"writing {name}")
-                sql, wanted = queries[name]
-                rows = cur.execute(sql, [params[p] for p in wanted]).fetchall()
+                if name == "chain_segments.csv":
+                    rows = (_segments(cur, "ledger", [start, end])
+                            + _segments(cur, "audit", [params["audit_after"],
+                                                       params["audit_last"]]))
+                else:
+                    sql, wanted = queries[name]
+                    rows = cur.execute(sql, [params[p] for p in wanted]).fetchall()
                 data = fmt.csv_bytes(fmt.FILES[name], ([cell(v) for v in row] for row in rows))
                 zf.writestr(name, data)
                 entries.append({"name": name, "sha256": fmt.sha256_hex(data),

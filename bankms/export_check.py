@@ -24,7 +24,9 @@ A bundle is a zip of:
 The check verifies the signature, every file's hash and row count, that every transaction's
 postings sum to zero, that each account's closing balance equals its opening balance plus the
 postings of the period, that the trial balance (sum of closing balances) is zero, and the hash
-chain of the period when the bundle carries one.
+chains of the period (chain.py): every exported transaction (with its postings) and audit row
+is hashed again from its exported columns, each run of entries from the hash of the entry
+before it, and every stored hash and daily head of the period must agree.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ import json
 import zipfile
 from dataclasses import dataclass
 
-from . import signing
+from . import chain, signing
 
 FORMAT = "bankms-auditor-export"
 FORMAT_VERSION = 1
@@ -65,14 +67,13 @@ DIALECT_DESCRIPTION = {
     "null": "empty field",
 }
 
-# name -> columns, in the order written. The chain files and columns are added when the bank
-# keeps a hash chain (export.py, chain.py).
+# name -> columns, in the order written.
 FILES = {
     "accounts.csv": ("id", "account_number", "customer_id", "kind", "name", "status",
                      "opened_date", "closed_date"),
     "transactions.csv": ("id", "kind", "amount_cents", "memo", "source_account",
                          "target_account", "actor", "actor_role", "idempotency_key",
-                         "reverses_id", "posted_at", "business_date"),
+                         "reverses_id", "posted_at", "business_date", "chain_hash"),
     "postings.csv": ("id", "transaction_id", "account_id", "account_number", "amount_cents",
                      "posted_at"),
     "opening_balances.csv": ("account_id", "account_number", "balance_cents"),
@@ -81,7 +82,12 @@ FILES = {
                         "fee_cents", "interest_cents", "principal_cents", "prepayment_cents",
                         "actor"),
     "audit_log.csv": ("id", "ts", "actor", "actor_role", "action", "entity", "entity_id",
-                      "before", "after", "outcome"),
+                      "before", "after", "outcome", "chain_hash"),
+    # The heads end of day recorded for the days of the period (chain_store.py).
+    "chain_heads.csv": ("business_date", "chain", "last_id", "head_hash"),
+    # Each run of exported entries that follow one another in a chain, and the hash of the
+    # entry before the run, from which the checker recomputes it (export._segments).
+    "chain_segments.csv": ("chain", "first_id", "last_id", "prev_hash"),
 }
 
 
@@ -159,7 +165,11 @@ def check_bundle(bundle: bytes, public_key_pem: bytes) -> list[Check]:
     except (KeyError, ValueError, TypeError) as exc:
         checks.append(Check("ledger", False, f"the CSV files cannot be read as the ledger "
                                              f"({type(exc).__name__}: {exc})"))
-    checks.append(_chain(manifest, contents))
+    try:
+        checks.append(_chain(tables))
+    except (KeyError, ValueError, TypeError) as exc:
+        checks.append(Check("chain", False, f"the chain columns cannot be read "
+                                            f"({type(exc).__name__}: {exc})"))
     return checks
 
 
@@ -270,8 +280,60 @@ def _ledger(tables) -> list[Check]:
     return checks
 
 
-def _chain(manifest, contents) -> Check:
-    return Check("chain", True, "not present in this export")
+def _chain(tables) -> Check:
+    """Recompute both hash chains of the period (chain.py) from the exported columns, run by
+    run from the hash before each run, and compare the stored hashes and the daily heads."""
+    if tables["chain_segments.csv"] is None or tables["chain_heads.csv"] is None:
+        return Check("chain", False, "not present in this export")
+    postings: dict[str, list] = {}
+    for row in tables["postings.csv"] or []:
+        postings.setdefault(row["transaction_id"], []).append(
+            [_chained(row, column) for column in chain.CHAIN_COLUMNS["ledger"]["postings"]])
+    entries = {"ledger": {}, "audit": {}}
+    for row in tables["transactions.csv"] or []:
+        values = [row[c] for c in chain.CHAIN_COLUMNS["ledger"]["transactions"]]
+        entries["ledger"][int(row["id"])] = (
+            chain.ledger_content(values, postings.get(row["id"], [])), row["chain_hash"])
+    for row in tables["audit_log.csv"] or []:
+        values = [row[c] for c in chain.CHAIN_COLUMNS["audit"]["audit_log"]]
+        entries["audit"][int(row["id"])] = (chain.canonical(values), row["chain_hash"])
+    problems, covered = [], {"ledger": set(), "audit": set()}
+    for seg in tables["chain_segments.csv"]:
+        name, first, last = seg["chain"], int(seg["first_id"]), int(seg["last_id"])
+        ids = sorted(i for i in entries.get(name, {}) if first <= i <= last)
+        _, bad = chain.verify_rows(name, ((i, *entries[name][i]) for i in ids),
+                                   seg["prev_hash"])
+        if bad is not None:
+            problems.append(f"{name} entry {bad} does not chain: it, or an entry before it, "
+                            "was changed, removed or inserted")
+        covered[name].update(ids)
+    for name in entries:
+        loose = sorted(set(entries[name]) - covered[name])
+        if loose:
+            problems.append(f"{len(loose)} {name} entries lie in no chain run (first {loose[0]})")
+    matched = 0
+    for head in tables["chain_heads.csv"]:
+        name, last_id = head["chain"], int(head["last_id"])
+        if last_id not in covered.get(name, ()):
+            continue  # no entry of the period ends that day (the head is an earlier one)
+        if entries[name][last_id][1] != head["head_hash"]:
+            problems.append(f"the {name} head of {head['business_date']} is not the hash of "
+                            f"entry {last_id}")
+        matched += 1
+    if problems:
+        return Check("chain", False, "; ".join(problems[:5])
+                     + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
+    return Check("chain", True, f"{len(entries['ledger'])} ledger and {len(entries['audit'])} "
+                                f"audit entries recomputed in "
+                                f"{len(tables['chain_segments.csv'])} runs; {matched} daily "
+                                "heads match")
+
+
+def _chained(row, column):
+    """A posting's chained value: the columns it is sorted by as integers (chain.POSTING_SORT
+    sorts numbers, not text), the rest as exported text (chain.text renders both the same)."""
+    return int(row[column]) if column in ("id", "transaction_id", "account_id",
+                                          "amount_cents") else row[column]
 
 
 def check_file(path: str, key_path: str) -> list[Check]:

@@ -88,6 +88,10 @@ def test_the_bundle_holds_the_period_and_its_manifest(demo):
     rows = {f["name"]: f["rows"] for f in manifest["files"]}
     # Every kind of row is there, so that the tamper cases below change real data.
     assert min(rows.values()) > 0, rows
+    # The closed day's heads are in the bundle, and the recomputed chains end on them.
+    assert {h["chain"] for h in fmt.read_csv(contents["chain_heads.csv"])} == {"ledger", "audit"}
+    chain = [c for c in fmt.check_bundle(demo["bundle"], demo["pem"]) if c.name == "chain"]
+    assert chain[0].ok and "2 daily heads match" in chain[0].detail, chain[0].detail
     accounts = fmt.read_csv(contents["accounts.csv"])
     assert {"GL1000", "GL1200"} <= {a["account_number"] for a in accounts}
     # The progress bar moves forward from 0 to 1, file by file.
@@ -150,6 +154,12 @@ def _edit_csv(data: bytes, column: str, change) -> bytes:
     return fmt.csv_bytes(list(rows[0]), [list(r.values()) for r in rows])
 
 
+def _drop_row(data: bytes, index: int) -> bytes:
+    rows = fmt.read_csv(data)
+    del rows[index]
+    return fmt.csv_bytes(list(rows[0]), [list(r.values()) for r in rows])
+
+
 def _bank_key(demo):
     return signing.load_or_create(signing.key_path_for(demo["path"]))
 
@@ -159,7 +169,16 @@ CASES = [
     ("untouched", lambda d, c: c, set()),
     ("manifest re-hashed, not re-signed", lambda d, c: _resign(
         c, postings__csv=_edit_csv(c["postings.csv"], "amount_cents", lambda v: str(int(v) + 1))),
-     {"signature", "transactions sum to zero", "closing = opening + postings"}),
+     {"signature", "transactions sum to zero", "closing = opening + postings", "chain"}),
+    # Edits that keep every sum: only the hash chain sees them.
+    ("a memo changed, signed with the bank's key", lambda d, c: _resign(
+        c, _bank_key(d), transactions__csv=_edit_csv(c["transactions.csv"], "memo",
+                                                     lambda v: v + " (edited)")), {"chain"}),
+    ("an audit row deleted, signed", lambda d, c: _resign(
+        c, _bank_key(d), audit_log__csv=_drop_row(c["audit_log.csv"], 1)), {"chain"}),
+    ("a daily head changed, signed", lambda d, c: _resign(
+        c, _bank_key(d), chain_heads__csv=_edit_csv(c["chain_heads.csv"], "head_hash",
+                                                    lambda v: "0" * 64)), {"chain"}),
     ("a closing balance changed and signed with the bank's key", lambda d, c: _resign(
         c, _bank_key(d), closing_balances__csv=_edit_csv(
             c["closing_balances.csv"], "balance_cents", lambda v: str(int(v) - 100))),
