@@ -109,10 +109,6 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def count_rows(data: bytes) -> int:
-    return len(read_csv(data))
-
-
 def manifest_bytes(manifest: dict) -> bytes:
     """manifest.json as written and signed: sorted keys, two-space indent, UTF-8."""
     return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
@@ -152,14 +148,15 @@ def check_bundle(bundle: bytes, public_key_pem: bytes) -> list[Check]:
     except (ValueError, KeyError, TypeError):
         return checks + [Check("manifest", False, "manifest.json is not a bankms manifest")]
     checks.append(_manifest(manifest, contents, listed))
-    for name, entry in listed.items():
-        checks.append(_file(name, entry, contents.get(name)))
     tables = {}
-    for name in FILES:
+    for name in set(FILES) | {n for n in listed if n.endswith(".csv")}:
         try:
             tables[name] = read_csv(contents[name])
-        except (KeyError, UnicodeDecodeError, csv.Error):
-            tables[name] = None
+        except (KeyError, UnicodeDecodeError, csv.Error) as exc:
+            tables[name] = None if isinstance(exc, KeyError) else exc
+    for name, entry in listed.items():
+        checks.append(_file(name, entry, contents.get(name), tables.get(name)))
+    tables = {name: rows if isinstance(rows, list) else None for name, rows in tables.items()}
     try:
         checks += _ledger(tables)
     except (KeyError, ValueError, TypeError) as exc:
@@ -209,7 +206,8 @@ def _manifest(manifest, contents, listed) -> Check:
                                    f"{period.get('to')}, {len(listed)} files")
 
 
-def _file(name, entry, data) -> Check:
+def _file(name, entry, data, rows) -> Check:
+    """rows: the file's parsed rows, or the error that stopped its parsing (None if no CSV)."""
     label = f"file {name}"
     if data is None:
         return Check(label, False, "listed in the manifest but missing from the zip")
@@ -217,13 +215,12 @@ def _file(name, entry, data) -> Check:
     if digest != entry.get("sha256"):
         return Check(label, False, f"SHA-256 {digest} differs from the manifest's "
                                    f"{entry.get('sha256')}: the file was changed")
-    try:
-        rows = count_rows(data) if name.endswith(".csv") else None
-    except (UnicodeDecodeError, csv.Error) as exc:
-        return Check(label, False, f"not a CSV file of the bundle's dialect ({exc})")
-    if rows is not None and rows != entry.get("rows"):
-        return Check(label, False, f"{rows} rows, the manifest says {entry.get('rows')}")
-    return Check(label, True, f"SHA-256 matches, {rows} rows")
+    if isinstance(rows, Exception):
+        return Check(label, False, f"not a CSV file of the bundle's dialect ({rows})")
+    count = None if rows is None else len(rows)
+    if count is not None and count != entry.get("rows"):
+        return Check(label, False, f"{count} rows, the manifest says {entry.get('rows')}")
+    return Check(label, True, f"SHA-256 matches, {count} rows")
 
 
 def _ledger(tables) -> list[Check]:

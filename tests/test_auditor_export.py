@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import zipfile
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -141,7 +142,7 @@ def _resign(contents, key=None, **changes):
     manifest = json.loads(contents["manifest.json"])
     for entry in manifest["files"]:
         data = contents[entry["name"]]
-        entry.update(sha256=fmt.sha256_hex(data), bytes=len(data), rows=fmt.count_rows(data))
+        entry.update(sha256=fmt.sha256_hex(data), bytes=len(data), rows=len(fmt.read_csv(data)))
     contents["manifest.json"] = fmt.manifest_bytes(manifest)
     if key is not None:
         contents["manifest.sig"] = key.sign(contents["manifest.json"])
@@ -198,6 +199,18 @@ CASES = [
 def test_check_export_cases(demo, case, change, expected):
     contents = change(demo, members(demo["bundle"]))
     assert failed(fmt.check_bundle(rezip(contents), demo["pem"])) == expected
+
+
+@pytest.mark.parametrize("value", [
+    None, "", "text, with \"quotes\"\nand a line", "=1+1", 0, -12345, 2**62, True, False,
+    dt.date(2026, 3, 31), dt.datetime(2026, 3, 31, 17, 5, 9), dt.datetime(2026, 3, 31, 17, 5, 9, 120),
+    Decimal("7.9000"),
+])
+def test_a_field_is_exactly_the_chain_text_of_its_value(value):
+    from bankms import chain
+    from bankms.export import cell
+
+    assert cell(value) == chain.text(value)
 
 
 def test_a_wrong_public_key_fails_the_signature_only(demo):
