@@ -20,11 +20,9 @@ import zipfile
 from . import export_check as fmt
 from . import chain, signing
 from .dates import as_date
+from .documents import BANK_NAME
 from .errors import InvalidInput
 from .ledger import utcnow
-
-BANK_NAME = "bankms"
-
 
 def cell(value) -> str:
     """One CSV field, exactly as the hash chain renders the value (chain.text): NULL as an
