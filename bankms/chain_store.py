@@ -264,7 +264,7 @@ class Chains:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(HEAD_FIELDS)
-        for head in self._heads(actor, from_date, to_date):
+        for head in self.heads(actor, from_date, to_date):
             writer.writerow([head["business_date"].isoformat(), head["chain"], head["last_id"],
                              head["head_hash"]])
         return out.getvalue()
