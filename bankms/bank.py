@@ -6,6 +6,7 @@ returns a Bank whose services (`users`, `auth`, `customers`, `accounts`, `paymen
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -94,6 +95,8 @@ class Bank:
             pass
         else:
             self.loans = Loans(self)
+        from .export import Export
+        self.export = Export(self)
         try:
             from .reports import Reports
         except ImportError:
@@ -138,6 +141,20 @@ class Bank:
     def read_one(self, sql, params=None):
         rows = self.read(sql, params)
         return rows[0] if rows else None
+
+    @contextlib.contextmanager
+    def snapshot(self):
+        """A cursor of its own inside one read transaction: every query through it sees the
+        same committed state while writers carry on (DuckDB's MVCC). Rolled back on exit."""
+        cur = self._con.cursor()
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            yield cur
+        finally:
+            try:
+                cur.execute("ROLLBACK")
+            finally:
+                cur.close()
 
     def read_df(self, sql, params=None):
         cur = self._cursors.get()
