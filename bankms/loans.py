@@ -720,6 +720,12 @@ class Loans:
                                 entity_id=str(code)[:40])
             raise
         changed = {k: v for k, v in columns.items() if v != prod[k]}
+        if not changed:
+            exc = InvalidInput(f"Nothing to change: loan product {prod['code']} already has "
+                               "these values.")
+            bank.record_refusal(actor, "loan_product.update", exc, entity="loan_product",
+                                entity_id=prod["code"])
+            raise exc
         if FOUR_EYES_PRODUCT_FIELDS & set(changed) and bank.approvals.applies_to(actor):
             return bank.approvals.request(
                 actor, "loan.update_product", params={
@@ -1214,7 +1220,8 @@ class Loans:
             "THEN 'write-off' ELSE 'undo disbursement' END, t.amount_cents, "
             "CAST(coalesce((SELECT sum(p.amount_cents) FROM postings p JOIN accounts a ON "
             "a.id = p.account_id WHERE p.transaction_id = t.id AND a.account_number = ?), 0) "
-            "AS BIGINT), 0, 0, 0, t.actor, EXISTS (SELECT 1 FROM transactions r WHERE r.reverses_id = t.id) "
+            "AS BIGINT), 0, 0, 0, t.actor, "
+            "EXISTS (SELECT 1 FROM transactions r WHERE r.reverses_id = t.id) "
             "FROM transactions t WHERE t.memo LIKE ? AND (t.kind IN ('loan_disbursement', "
             "'loan_write_off') OR t.kind = 'reversal' AND t.memo LIKE ?) ORDER BY 1, 2",
             [loan["id"], INTERNAL["fee_income"], f"Loan {loan['id']} %",
