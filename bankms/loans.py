@@ -80,12 +80,12 @@ TERM_COLUMNS = tuple(name for name, _, _ in LOAN_TERM_COLUMNS)
 PRODUCT_COLUMNS = ("code", "name", "amount_min_cents", "amount_max_cents", "term_min_months",
                    "term_max_months", "rate_min_percent", "rate_max_percent", "active",
                    *TERM_COLUMNS)
-FREQUENCIES = ("monthly", "biweekly", "weekly")
-AMORTIZATIONS = ("equal_instalments", "equal_principal")
+FREQUENCIES = loan_replay.FREQUENCIES
+AMORTIZATIONS = loan_replay.AMORTIZATIONS
 # Issue 9: any sane contract has a schedule within these bounds.
-PRINCIPAL_CENTS_MIN = 100
-PRINCIPAL_CENTS_MAX = 10_000_000_000
-RATE_PERCENT_MAX = Decimal(60)
+PRINCIPAL_CENTS_MIN = loan_replay.PRINCIPAL_CENTS_MIN
+PRINCIPAL_CENTS_MAX = loan_replay.PRINCIPAL_CENTS_MAX
+RATE_PERCENT_MAX = loan_replay.RATE_PERCENT_MAX
 LATE_FEE_CENTS_MAX = 100_000
 LATE_FEE_GRACE_DAYS_MAX = 90
 BP_MAX = 10_000
@@ -168,16 +168,6 @@ def _within_product(prod: dict, cents: int, term: int) -> None:
         raise InvalidInput(
             f"A {prod['name'].lower()} runs {prod['term_min_months']} to "
             f"{prod['term_max_months']} months.")
-
-
-def instalment_count(term_months: int, frequency: str) -> int:
-    """How many instalments a term of `term_months` has at `frequency`."""
-    counter = getattr(loan_replay, "instalment_count", None)
-    if counter is not None:
-        return counter(term_months, frequency)
-    if frequency != "monthly":
-        raise InvalidInput(f"Repayments {frequency.replace('_', ' ')} are not available yet.")
-    return term_months
 
 
 def disbursement_fee_cents(terms: dict, principal_cents: int) -> int:
@@ -290,7 +280,7 @@ def check_product(prod: dict) -> None:
         raise InvalidInput("The shortest term must not exceed the longest.")
     if prod["rate_min_percent"] > prod["rate_max_percent"]:
         raise InvalidInput("The lowest rate must not exceed the highest.")
-    shortest = instalment_count(prod["term_min_months"], prod["frequency"])
+    shortest = loan_replay.instalment_count(prod["term_min_months"], prod["frequency"])
     if prod["grace_principal_periods"] >= shortest:
         raise InvalidInput(f"The grace period on principal ({prod['grace_principal_periods']} "
                            f"instalments) must be shorter than the {shortest} instalments of "
@@ -494,7 +484,10 @@ def _contract(loan) -> loan_replay.Contract:
         int(loan["principal_cents"]), Decimal(str(loan["annual_rate_percent"])),
         int(loan["term_months"]), as_date(loan["disbursement_date"], "disbursement date"),
         day_count=loan.get("day_count") or loan_replay.DEFAULT_DAY_COUNT,
-        prepayment=loan.get("prepayment_rule") or loan_replay.DEFAULT_PREPAYMENT)
+        prepayment=loan.get("prepayment_rule") or loan_replay.DEFAULT_PREPAYMENT,
+        frequency=loan.get("frequency") or loan_replay.DEFAULT_FREQUENCY,
+        amortization=loan.get("amortization") or loan_replay.DEFAULT_AMORTIZATION,
+        grace_principal_periods=int(loan.get("grace_principal_periods") or 0))
 
 
 def contract_frame(contract: loan_replay.Contract) -> pd.DataFrame:
@@ -1625,21 +1618,24 @@ class Loans:
             [cid, bank.business_date - dt.timedelta(days=90)])
         others = self.list(actor, cid)
         others = others[others["loan_id"] != loan["id"]]
-        instalment = loan_replay.Loan(_contract({
+        rows = loan_replay.Loan(_contract({
             **loan, "disbursement_date": bank.business_date,
             "annual_rate_percent": loan["annual_rate_percent"] or bank.read_one(
                 "SELECT rate_max_percent FROM loan_products WHERE code = ?",
                 [loan["product_code"]])[0]})).rows
-        # The largest instalment (after any grace period on principal) is what the income
-        # must carry.
-        instalment = max(row.payment for row in instalment)
+        # The largest instalment (after any grace period on principal), as a month's worth
+        # of instalments at the loan's frequency, is what the monthly income must carry.
+        instalment = max(row.payment for row in rows)
+        monthly = _round_cents(Decimal(instalment * loan_replay.PERIODS_PER_YEAR[
+            loan["frequency"]]) / 12)
         return {"loan": self.get(actor, loan["id"]), "accounts": accounts, "history": history,
                 "other_loans": others, "inflow_90d": to_money(int(flows[0])),
                 "outflow_90d": to_money(int(flows[1])),
-                "instalment": to_money(instalment),
+                "instalment": to_money(instalment), "frequency": loan["frequency"],
+                "monthly_payment": to_money(monthly),
                 "instalment_to_income_percent": (
                     None if not loan["monthly_income_cents"] else
-                    (Decimal(instalment * 100) / loan["monthly_income_cents"]).quantize(
+                    (Decimal(monthly * 100) / loan["monthly_income_cents"]).quantize(
                         Decimal("0.1"), rounding=ROUNDING))}
 
     # -- invariants --------------------------------------------------------------------------

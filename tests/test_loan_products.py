@@ -337,3 +337,49 @@ def test_an_older_bank_gets_todays_behaviour_and_its_late_fee_settings(tmp_path)
                                            "grace_principal_periods")] == [
             {"equal_instalments"}, {"monthly"}, {"actual/365"}, {"reduce_instalment"}, {False},
             {0}, {0}, {0}]
+
+
+# -- the product's frequency, amortization and grace shape the loan's schedule ------------------
+SHAPES = [
+    # frequency, amortization, grace, term (months), instalments, days to the first due date,
+    # first instalment's interest in cents: 10,000.00 at 10 % a year
+    ("monthly", "equal_instalments", 0, 12, 12, None, None),
+    ("weekly", "equal_instalments", 0, 12, 52, 7, None),            # 12 x 52 / 12
+    ("biweekly", "equal_principal", 2, 6, 13, 14, 3_846),          # 1,000,000 x 10 / 2,600
+    ("monthly", "equal_principal", 3, 12, 12, None, None),
+]
+
+
+@pytest.mark.parametrize("frequency, amortization, grace, term, count, first_days, interest",
+                         SHAPES)
+def test_a_loan_follows_its_products_schedule_terms(bank, staff, frequency, amortization,
+                                                    grace, term, count, first_days, interest):
+    system = bank.system_actor()
+    bank.loans.update_product(system, "personal", frequency=frequency, late_fee="26.00",
+                              amortization=amortization, grace_principal_periods=grace)
+    cid = make_customer(bank)
+    number = funded_account(bank, "0", customer_id=cid)
+    quote = bank.loans.product_quote("personal", "10000.00", term)
+    lid = _disbursed(bank, staff, cid, number, term=term)
+    # Changed after the application: the loan keeps the shape it was applied for.
+    other = {"equal_instalments": "equal_principal", "equal_principal": "equal_instalments"}
+    bank.loans.update_product(system, "personal", frequency="monthly",
+                              amortization=other[amortization], grace_principal_periods=1)
+    schedule = bank.loans.schedule(staff["manager"], lid)
+    assert len(schedule) == len(quote) == count
+    assert list(schedule["principal_cents"][:grace]) == [0] * grace
+    assert schedule["principal_cents"][grace] > 0
+    if first_days:
+        assert (schedule["due_date"][0] - bank.business_date).days == first_days
+    if interest:
+        assert schedule["interest_cents"][0] == interest
+    if amortization == "equal_principal":  # the principal parts differ by at most a cent
+        parts = list(schedule["principal_cents"][grace:-1])
+        assert max(parts) - min(parts) <= 1
+    assert sum(schedule["principal_cents"]) == 1_000_000
+    bank.payments.deposit(system, number, "2000.00")
+    bank.end_of_day(system, until=schedule["due_date"][1])
+    assert bank.read_one("SELECT count(*) FROM loan_schedule WHERE loan_id = ? AND "
+                         "interest_paid_cents + principal_paid_cents = payment_cents",
+                         [lid])[0] == 2
+    assert bank.audit.verify() == []
