@@ -374,13 +374,15 @@ NON_ACCRUAL_DAYS = 90
 # loan_replay computes it for a period whose interest-bearing principal did not change
 # (opening balance x rate / 1200 x days / period days, half-up, in integer arithmetic), less
 # what was paid ahead on it. `changed` marks periods where a prepayment changed the principal
-# mid-period; those loans are replayed instead.
+# mid-period, and loans whose product terms this shortcut does not cover (a 30/360 day count,
+# repayments other than monthly); those loans are replayed instead.
 LOAN_ACCRUAL_SQL = f"""
 WITH s AS (
     SELECT loan_id, n, due_date, interest_cents, interest_paid_cents,
            coalesce(lag(due_date) OVER w, l.disbursement_date) AS start_date,
            coalesce(lag(balance_cents) OVER w, l.principal_cents) AS opening_cents,
-           CAST(round(l.annual_rate_percent * 10000) AS HUGEINT) AS rate_e4
+           CAST(round(l.annual_rate_percent * 10000) AS HUGEINT) AS rate_e4,
+           l.day_count = '30/360' OR l.frequency <> 'monthly' AS other_terms
     FROM loan_schedule JOIN loans l ON l.id = loan_schedule.loan_id
     WHERE l.status = 'active' AND l.days_past_due <= {NON_ACCRUAL_DAYS}
     WINDOW w AS (PARTITION BY loan_id ORDER BY n)
@@ -389,7 +391,8 @@ WITH s AS (
            (2 * opening_cents * rate_e4 * date_diff('day', start_date, CAST(? AS DATE))
             + 12000000 * date_diff('day', start_date, due_date))
            // (24000000 * date_diff('day', start_date, due_date)) AS accrued,
-           interest_cents <> (2 * opening_cents * rate_e4 + 12000000) // 24000000 AS changed
+           other_terms OR interest_cents <> (2 * opening_cents * rate_e4 + 12000000)
+               // 24000000 AS changed
     FROM s WHERE due_date > CAST(? AS DATE)
     QUALIFY row_number() OVER (PARTITION BY loan_id ORDER BY n) = 1
 ), due AS (

@@ -780,7 +780,9 @@ class Loans:
 
     def _product_out(self, code) -> dict:
         df = self.products(include_inactive=True)
-        return df[df["code"] == code].iloc[0].to_dict()
+        row = df[df["code"] == code].iloc[0].to_dict()
+        # Plain Python values out, not numpy scalars.
+        return {k: v.item() if hasattr(v, "item") else v for k, v in row.items()}
 
     def quote(self, principal, annual_rate_percent, term_months, first_due=None) -> pd.DataFrame:
         """The full schedule (n, due_date, payment, interest, principal, balance as Decimal, and

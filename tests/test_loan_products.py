@@ -319,7 +319,10 @@ def test_end_of_day_charges_each_loan_its_own_late_fee(bank, staff, product, lat
 # -- the migration of banks made before products had terms ---------------------------------------
 def test_an_older_bank_gets_todays_behaviour_and_its_late_fee_settings(tmp_path):
     path = str(tmp_path / "old.duckdb")
-    bankms.open_bank(path, bcrypt_rounds=4).close()
+    with bankms.open_bank(path, bcrypt_rounds=4) as bank:
+        lid = bank.loans.apply(bank.system_actor(), make_customer(bank), product="car",
+                               principal="10000", term_months=24, purpose="a car",
+                               monthly_income="4000")
     con = duckdb.connect(path)
     for table in ("loan_products", "loans"):
         for column, _, _ in LOAN_TERM_COLUMNS:
@@ -337,6 +340,10 @@ def test_an_older_bank_gets_todays_behaviour_and_its_late_fee_settings(tmp_path)
                                            "grace_principal_periods")] == [
             {"equal_instalments"}, {"monthly"}, {"actual/365"}, {"reduce_instalment"}, {False},
             {0}, {0}, {0}]
+        # The loan applied for before keeps today's behaviour and the late fee of then.
+        assert bank.read_one("SELECT late_fee_cents, late_fee_grace_days, frequency, day_count, "
+                             "disbursement_fee_cents FROM loans WHERE id = ?", [lid]) == (
+            1_500, 3, "monthly", "actual/365", 0)
 
 
 # -- the product's frequency, amortization and grace shape the loan's schedule ------------------
@@ -382,4 +389,32 @@ def test_a_loan_follows_its_products_schedule_terms(bank, staff, frequency, amor
     assert bank.read_one("SELECT count(*) FROM loan_schedule WHERE loan_id = ? AND "
                          "interest_paid_cents + principal_paid_cents = payment_cents",
                          [lid])[0] == 2
+    assert bank.audit.verify() == []
+
+
+ACCRUALS = [
+    # day count, frequency: end of day accrues exactly what the replay says is accrued
+    ("actual/365", "monthly"),
+    ("30/360", "monthly"),
+    ("actual/actual", "biweekly"),
+    ("30/360", "weekly"),
+]
+
+
+@pytest.mark.parametrize("day_count, frequency", ACCRUALS)
+def test_end_of_day_accrues_what_the_loans_terms_say(bank, staff, day_count, frequency):
+    system = bank.system_actor()
+    bank.loans.update_product(system, "personal", day_count=day_count, frequency=frequency,
+                              late_fee="0")
+    cid = make_customer(bank)
+    number = funded_account(bank, "0", customer_id=cid)
+    lid = _disbursed(bank, staff, cid, number, principal="12345.67", term=12)
+    bank.payments.withdraw(system, number, "12345.67")
+    seen = []
+    for _ in range(40):
+        bank.end_of_day(system, until=bank.business_date)
+        (accrued,) = bank.read_one("SELECT coalesce(max(accrued_cents), 0) FROM loan_accruals "
+                                   "WHERE loan_id = ?", [lid])
+        seen.append((accrued, bank.loans.get(system, lid)["accrued_interest_cents"]))
+    assert [a for a, _ in seen] == [b for _, b in seen]
     assert bank.audit.verify() == []
