@@ -29,32 +29,26 @@ def _fields(prefix: str, current: dict) -> dict:
                                value=int(current[key]), step=1, key=f"{prefix}_{key}",
                                help=help)
 
-    out = {"name": st.text_input("Name", value=current["name"], key=f"{prefix}_name")}
+    def text(label, key):
+        return st.text_input(label, value=str(current[key]), key=f"{prefix}_{key}")
+
+    out = {"name": text("Name", "name")}
     left, right = st.columns(2)
     with left:
-        out["amount_min"] = st.text_input("Smallest amount", value=str(current["amount_min"]),
-                                          key=f"{prefix}_amount_min")
+        out["amount_min"] = text("Smallest amount", "amount_min")
         out["term_min_months"] = whole("Shortest term (months)", "term_min_months", 1, 480)
-        out["rate_min_percent"] = st.text_input("Lowest rate (% a year)",
-                                                value=str(current["rate_min_percent"]),
-                                                key=f"{prefix}_rate_min_percent")
+        out["rate_min_percent"] = text("Lowest rate (% a year)", "rate_min_percent")
         out["frequency"] = choice("Repayments", FREQUENCY_LABELS, "frequency", FREQUENCY_LABELS)
         out["grace_principal_periods"] = whole(
             "Grace period on principal (instalments)", "grace_principal_periods", 0, 2400,
             help="The first instalments pay interest only.")
-        out["disbursement_fee"] = st.text_input("Disbursement fee, flat",
-                                                value=str(current["disbursement_fee"]),
-                                                key=f"{prefix}_disbursement_fee")
-        out["late_fee"] = st.text_input("Late fee", value=str(current["late_fee"]),
-                                        key=f"{prefix}_late_fee")
+        out["disbursement_fee"] = text("Disbursement fee, flat", "disbursement_fee")
+        out["late_fee"] = text("Late fee", "late_fee")
         out["day_count"] = choice("Day count", DAY_COUNTS, "day_count")
     with right:
-        out["amount_max"] = st.text_input("Largest amount", value=str(current["amount_max"]),
-                                          key=f"{prefix}_amount_max")
+        out["amount_max"] = text("Largest amount", "amount_max")
         out["term_max_months"] = whole("Longest term (months)", "term_max_months", 1, 480)
-        out["rate_max_percent"] = st.text_input("Highest rate (% a year)",
-                                                value=str(current["rate_max_percent"]),
-                                                key=f"{prefix}_rate_max_percent")
+        out["rate_max_percent"] = text("Highest rate (% a year)", "rate_max_percent")
         out["amortization"] = choice("Amortization", AMORTIZATION_LABELS, "amortization",
                                      AMORTIZATION_LABELS)
         out["prepayment_rule"] = choice("A prepayment should", PREPAYMENT_CHOICES,
