@@ -27,6 +27,13 @@ Design, in short:
   interest and fees as one loan_reallocation transaction (rows 'reversal' and 'reallocation'
   in loan_payments keep the per-transaction split check exact). undo_disbursement reverses the
   payout of a loan that took no repayment and returns it to approved.
+* Loan products are data managers edit (create_product, update_product, set_product_active;
+  audited; a rate-range change by staff waits for a second manager). A loan snapshots its
+  product's terms (TERM_COLUMNS: amortization, frequency, grace on principal, disbursement
+  fee, late fee and grace days, day count, prepayment rule, working-day due dates) when it is
+  applied for, so editing a product never changes an existing loan. The disbursement fee
+  (flat + basis points of the principal, half-up) is kept back from the payout in the
+  disbursement transaction and credited to GL4100 fee income; undo_disbursement reverses it.
 * Days past due on business date B: B minus the due date of the oldest instalment due before
   B that is not fully paid (an instalment due today is not late until today has closed).
 """
