@@ -484,12 +484,17 @@ def _clean_rule(value):
     return rule
 
 
-def _contract(loan) -> loan_replay.Contract:
+def _contract(loan, work_calendar=None) -> loan_replay.Contract:
     """The replay's contract of a loan row (or of a product's terms with principal, rate, term
-    and disbursement date filled in): the terms the loan snapshotted when applied for."""
+    and disbursement date filled in): the terms the loan snapshotted when applied for.
+    `work_calendar` (anything with move_due_date(date) -> date) moves the due dates of a loan
+    with due_dates_working_days off the days the bank does not work."""
+    moves = ({"move_due_date": work_calendar.move_due_date}
+             if work_calendar is not None and loan.get("due_dates_working_days") else {})
     return loan_replay.Contract(
         int(loan["principal_cents"]), Decimal(str(loan["annual_rate_percent"])),
         int(loan["term_months"]), as_date(loan["disbursement_date"], "disbursement date"),
+        **moves,
         day_count=loan.get("day_count") or loan_replay.DEFAULT_DAY_COUNT,
         prepayment=loan.get("prepayment_rule") or loan_replay.DEFAULT_PREPAYMENT,
         frequency=loan.get("frequency") or loan_replay.DEFAULT_FREQUENCY,

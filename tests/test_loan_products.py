@@ -16,10 +16,12 @@ import duckdb
 import pytest
 
 import bankms
+from bankms import loan_replay
 from bankms.approvals import PendingApproval
 from bankms.bank import INTERNAL
 from bankms.db import LOAN_TERM_COLUMNS
 from bankms.errors import InvalidAmount, InvalidInput, PermissionDenied
+from bankms.loans import _contract
 from conftest import employee, funded_account, make_customer
 
 DAY = dt.timedelta(days=1)
@@ -418,3 +420,26 @@ def test_end_of_day_accrues_what_the_loans_terms_say(bank, staff, day_count, fre
         seen.append((accrued, bank.loans.get(system, lid)["accrued_interest_cents"]))
     assert [a for a, _ in seen] == [b for _, b in seen]
     assert bank.audit.verify() == []
+
+
+class _Sundays:
+    """A stand-in working-day calendar: due dates on a Sunday move to the Monday."""
+
+    @staticmethod
+    def move_due_date(day):
+        return day + DAY if day.weekday() == 6 else day
+
+
+@pytest.mark.parametrize("working_days, calendar, moved", [
+    (True, _Sundays(), True),
+    (False, _Sundays(), False),
+    (True, None, False),
+])
+def test_a_loan_with_working_day_due_dates_takes_the_calendars_move(working_days, calendar,
+                                                                    moved):
+    loan = {"principal_cents": 100_000, "annual_rate_percent": D("12"), "term_months": 12,
+            "disbursement_date": dt.date(2027, 1, 3), "due_dates_working_days": working_days}
+    dues = [r.due for r in loan_replay.Loan(_contract(loan, calendar)).rows]
+    # The disbursement day 2027-01-03 is a Sunday; so is the ninth due date, 2027-10-03.
+    assert (dt.date(2027, 10, 4) in dues) is moved
+    assert (dt.date(2027, 10, 3) in dues) is not moved
