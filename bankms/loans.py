@@ -1132,8 +1132,11 @@ class Loans:
                 replayed = _replay_in(uow.fetchall, loan,
                                       [loan_replay.Payment(day, _LAST, cents, rule)])
                 split = next(s for s in replayed.splits if s.transaction_id == _LAST)
-            fee, interest = split.fee_cents, split.interest_cents
-            principal, prepay = split.principal_cents, split.prepayment_cents
+            # The payment's own split never shows negative interest: interest paid ahead that
+            # this prepayment made unearned becomes principal in a reallocation (below).
+            fee, interest = split.fee_cents, split.shown_interest_cents
+            principal = split.shown_principal_cents
+            prepay = max(0, split.prepayment_cents - split.reapplied_cents)
             legs = [(source, -cents)]
             for code, part in (("loans_receivable", principal), ("interest_income", interest),
                                ("fee_income", fee)):
@@ -1152,7 +1155,7 @@ class Loans:
                 "prepayment_cents": [prepay], "actor": [actor.username],
                 "prepayment_rule": [rule]}))
             moved = (self._reallocate(uow, actor, loan, replayed, today, key)
-                     if day != today else None)
+                     if day != today or split.reapplied_cents else None)
             closed = _store(uow, loan, replayed, today)
             bank.audit_row(uow, actor, "loan.repay", "loan", lid, after={
                 "transaction_id": outcome.transaction_id, "amount": str(to_money(cents)),
@@ -1214,8 +1217,12 @@ class Loans:
 
     def payoff(self, actor, loan_id, on=None) -> dict:
         """What closes an active loan on value date `on` (default: the business date; not
-        earlier): principal, interest accrued to `on` (see loan_replay), fees charged, total,
-        as Decimal and as *_cents. Paying the total with repay on that date closes the loan."""
+        earlier), if nothing is paid before then: principal, interest accrued to `on` (see
+        loan_replay; negative when interest was paid ahead of its accrual), fees (those charged
+        and, in late_fees_expected, the loan's late fee on each instalment whose fee date +
+        grace days passes before `on` while it is unpaid: end of day will have charged them),
+        total, as Decimal and as *_cents. Paying the total with repay on that date closes the
+        loan; a collection or payment before then lowers it."""
         loan = self._readable(actor, loan_id)
         today = self._bank.business_date
         day = as_date(on, "payoff date") or today
@@ -1224,7 +1231,17 @@ class Loans:
         if loan["status"] != "active":
             raise InvalidState(f"Loan {loan['id']} is {loan['status'].replace('_', ' ')}; "
                                "only an active loan has a payoff.")
-        quote = _replay_in(self._bank.read, loan).payoff(day)
+        replayed = _replay_in(self._bank.read, loan)
+        quote = replayed.payoff(day)
+        # A late fee is charged at the end of its fee date and payable from the next day: the
+        # unpaid instalments whose fee date falls before `on` will carry one by then.
+        grace = dt.timedelta(days=int(loan["late_fee_grace_days"]))
+        expected = int(loan["late_fee_cents"]) * sum(
+            1 for r in replayed.rows if not r.fee and r.due + grace < day
+            and (r.interest_paid < r.interest or r.principal_paid < r.principal))
+        quote = {**quote, "fees_cents": quote["fees_cents"] + expected,
+                 "late_fees_expected_cents": expected,
+                 "total_cents": quote["total_cents"] + expected}
         out = {"loan_id": loan["id"], "on": day}
         for key, cents in quote.items():
             out[key] = cents
@@ -1349,7 +1366,10 @@ class Loans:
         outcome = self._bank.post_in(uow, PostingRequest(
             kind="loan_reallocation", actor=actor, action="loan.reallocate", legs=legs,
             amount_cents=sum(p for _, p in legs if p > 0), idempotency_key=key + "-split",
-            memo=f"Loan {lid} payments split again after a correction",
+            memo=(f"Loan {lid} payments split again after a correction" if interest >= 0
+                  or fee or principal != -interest else
+                  f"Loan {lid} interest paid ahead of {to_money(-interest)} re-applied to "
+                  "principal after a prepayment"),
             source_account=legs[0][0], target_account=legs[-1][0], internal_ok=True))
         if isinstance(outcome, BaseException):
             raise outcome
