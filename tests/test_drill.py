@@ -383,3 +383,53 @@ def test_a_table_row_names_its_drill(table, row, expected):
 def test_a_row_of_an_unknown_table_is_refused():
     with pytest.raises(InvalidInput, match="nothing to open"):
         drill.row_selection("balance_sheet", {"x": 1})
+
+
+# -- a loan that left the book since the last end of day ----------------------------------------
+@pytest.fixture
+def closed_today(tmp_path):
+    """One 1,000.00 loan never repaid, aged by end of day to over 90 days past due (provision
+    100 %): returns a function that closes it today by `how` (written off, or paid off from
+    the borrower's account) without another end of day."""
+    bank = bankms.open_bank(str(tmp_path / "bank.duckdb"), bcrypt_rounds=4)
+    system = bank.system_actor()
+    bank.clock = Clock(dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3660))
+    bank.settings.set(system, "eod_catchup_days_confirm", "366")
+    staff = {"teller": employee(bank, "teller"), "manager": employee(bank, "manager")}
+    cid = make_customer(bank, name="Lou Late")
+    account = bank.accounts.open(system, cid, "checking")
+    lid = _loan(bank, staff, cid, account, "1000.00")
+    bank.payments.withdraw(system, account, "1000.00")
+    first_due = bank.loans.schedule(staff["teller"], lid)["due_date"].iloc[0]
+    bank.end_of_day(system, until=first_due + 95 * DAY)
+
+    def close(how):
+        if how == "written off":
+            bank.loans.write_off(staff["manager"], lid, reason="borrower gone")
+        else:
+            quote = bank.loans.payoff(staff["teller"], lid)
+            bank.payments.deposit(system, account, quote["total"])
+            bank.loans.repay(staff["teller"], lid, quote["total"], account)
+        return bank, staff["manager"]
+    yield close
+    assert bank.audit.verify() == []
+    bank.close()
+
+
+@pytest.mark.parametrize("how, expected_closed_row", [
+    # bucket, loans, outstanding, rate, required, booked (until the next end of day releases
+    # it), difference
+    ("written off", ["closed", 1, 0, Decimal("0"), 0, 100_000, -100_000]),
+    ("paid off", ["closed", 1, 0, Decimal("0"), 0, 100_000, -100_000]),
+])
+def test_provision_of_a_loan_closed_since_end_of_day_stays_in_the_report(closed_today, how,
+                                                                        expected_closed_row):
+    bank, manager = closed_today(how)
+    report = bank.reports.provisioning(manager)
+    (gl1290,) = bank.read_one("SELECT balance_cents FROM accounts WHERE account_number = "
+                              "'GL1290'")
+    shown = figures(bank.reports.query(manager, "key_figures", bank.reports.filters()))
+    assert int(report["booked_cents"].sum()) == gl1290 == shown["Provision booked"][0]
+    assert report.iloc[-1][["bucket", "loans", "outstanding_cents", "rate_percent",
+                            "required_cents", "booked_cents", "difference_cents"]
+                           ].tolist() == expected_closed_row
