@@ -353,6 +353,9 @@ DRILLS: dict[str, Drill] = {
     # Charts and tables.
     "daily_volume": Drill("Transactions of the day and kind", ("day", "kind"), "amount_cents",
                           daily_volume),
+    # The same rows behind a bar of the count chart, whose figure is their number.
+    "daily_count": Drill("Transactions of the day and kind", ("day", "kind"), None,
+                         daily_volume),
     "deposits_by_product": Drill("Accounts and their balance that day", ("day", "kind"),
                                  "balance_cents", deposits_by_product),
     "balance_distribution": Drill("Accounts in the balance bucket", ("bucket",), None,
@@ -432,7 +435,7 @@ def total(name: str, rows: pd.DataFrame) -> int:
 # labels on screen are escaped for Plotly (text.plotly_text).
 CHART_DRILLS = {
     "daily_amount": "daily_volume",
-    "daily_count": "daily_volume",
+    "daily_count": "daily_count",
     "deposits_by_product": "deposits_by_product",
     "balance_distribution": "balance_distribution",
     "loan_portfolio": "loan_portfolio",
@@ -476,6 +479,7 @@ def chart_selection(chart: str, point: dict, trace_meta=None) -> tuple[str, dict
     day = None if x is None else str(x)[:10]
     selection = {
         "daily_volume": lambda: {"day": day, "kind": trace_meta},
+        "daily_count": lambda: {"day": day, "kind": trace_meta},
         "deposits_by_product": lambda: {"day": day, "kind": trace_meta},
         "balance_distribution": lambda: {"bucket": x},
         "loan_portfolio": lambda: {"status": x, "arrears": trace_meta},

@@ -50,6 +50,7 @@ FIGURE = {
     "new_accounts": _key("New accounts"),
     "net_flow": _key("Net flow"),
     "daily_volume": _row("daily_volume", "amount_cents", day="day", kind="kind"),
+    "daily_count": _row("daily_volume", "transactions", day="day", kind="kind"),
     "deposits_by_product": _row("deposits_by_product", "balance_cents", day="day", kind="kind"),
     "balance_distribution": _row("balance_distribution", "accounts", bucket="bucket"),
     "customer_growth": _row("customer_growth", "new_customers", day="day"),
@@ -84,6 +85,9 @@ CASES = [
     (FEB, "daily_volume", {"day": "2025-02-03", "kind": "withdrawal"}, 10000),
     (FEB, "daily_volume", {"day": "2025-02-10", "kind": "transfer"}, 5000),
     (FEB, "daily_volume", {"day": "2025-02-28", "kind": "interest"}, 170),
+    # The bars of the count chart are transactions, not money: their rows' total is a count.
+    (FEB, "daily_count", {"day": "2025-02-03", "kind": "withdrawal"}, 1),
+    (FEB, "daily_count", {"day": "2025-02-28", "kind": "interest"}, 1),
     (FEB, "deposits_by_product", {"day": "2025-02-03", "kind": "checking"}, 122800),
     (FEB, "deposits_by_product", {"day": "2025-02-28", "kind": "savings"}, 20320),
     (FEB, "balance_distribution", {"bucket": "below $0"}, 1),          # B1
@@ -315,7 +319,7 @@ def test_provisioning_report_by_bucket(book):
     ("daily_amount", {"x": "2025-02-03", "y": 100.0, "curve_number": 2}, "withdrawal",
      ("daily_volume", {"day": "2025-02-03", "kind": "withdrawal"})),
     ("daily_count", {"x": "2025-02-03T00:00:00", "y": 1}, "withdrawal",
-     ("daily_volume", {"day": "2025-02-03", "kind": "withdrawal"})),
+     ("daily_count", {"day": "2025-02-03", "kind": "withdrawal"})),
     ("deposits_by_product", {"x": "2025-02-28", "y": 203.2}, "savings",
      ("deposits_by_product", {"day": "2025-02-28", "kind": "savings"})),
     ("balance_distribution", {"x": "below $0", "y": 1}, None,
