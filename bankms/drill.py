@@ -318,14 +318,30 @@ def decision_times(src, f, from_hours, to_hours):
     return df[(hours >= lo) & (hours < hi)].reset_index(drop=True)
 
 
+def _refusals(src, f, reason=None):
+    reason_sql = f"coalesce({src.d.json_text('after', 'reason')}, 'unknown')"
+    where, params = "", []
+    if reason is not None:
+        where, params = f" AND {reason_sql} = ?", [str(reason)]
+    return src.df(
+        f"SELECT id AS audit_id, ts, actor, action, entity_id, {reason_sql} AS reason "
+        "FROM audit_log WHERE outcome = 'refused' AND entity = 'transaction' AND ts >= ? "
+        f"AND ts < ?{where} ORDER BY ts, id", [midnight(f.start), midnight_after(f.end), *params])
+
+
 def refusals(src, f, reason):
     """The refused transactions of one reason in the period (audit rows)."""
-    return src.df(
-        f"SELECT id AS audit_id, ts, actor, action, entity_id, "
-        f"coalesce({src.d.json_text('after', 'reason')}, 'unknown') AS reason FROM audit_log "
-        "WHERE outcome = 'refused' AND entity = 'transaction' AND ts >= ? AND ts < ? "
-        f"AND coalesce({src.d.json_text('after', 'reason')}, 'unknown') = ? ORDER BY ts, id",
-        [midnight(f.start), midnight_after(f.end), str(reason)])
+    return _refusals(src, f, reason)
+
+
+def all_refusals(src, f):
+    """Every refused transaction in the period (the figure of refused transactions)."""
+    return _refusals(src, f)
+
+
+def loan_decisions(src, f):
+    """Every loan decided in the period with its hours to decide (the median shown is theirs)."""
+    return an.loan_decision_times(src, f)
 
 
 DRILLS: dict[str, Drill] = {
@@ -377,6 +393,9 @@ DRILLS: dict[str, Drill] = {
     "falling_customer": Drill("The customer's own transactions in both windows",
                               ("customer_id",), None, falling_customer),
     "refusals": Drill("Refused transactions of the reason", ("reason",), None, refusals),
+    "all_refusals": Drill("Refused transactions", (), None, all_refusals),
+    "loan_decisions": Drill("Loans decided in the period", (), None, loan_decisions,
+                            "the loans decided; the median shown is that of their hours"),
     "decision_times": Drill("Loans decided in that time", ("from_hours", "to_hours"), None,
                             decision_times),
     "regular_income": Drill("Credits from others in the months of regular income",

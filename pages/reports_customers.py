@@ -90,6 +90,7 @@ def _service(bank, actor, f):
         cached_query,
         csv_button,
         drill_panel,
+        open_drill,
         selectable_chart,
         selectable_table,
     )
@@ -103,6 +104,11 @@ def _service(bank, actor, f):
                  "-" if median is None else f"{median:.1f} h", border=True,
                  help="From application to approval or refusal, for loans decided in the "
                       "period.")
+    for column, key, figure in ((left, "open_refused_transactions", "all_refusals"),
+                                (right, "open_decision_times", "loan_decisions")):
+        column.button("Show the rows", key=key, type="tertiary", icon=":material/table_rows:",
+                      on_click=open_drill, args=(CUSTOMERS_DRILL, "service_figures", figure, {}))
+    drill_panel(bank, actor, f, source="service_figures", **DRILL)
     left, right = st.columns(2)
     with left:
         selectable_chart(figures.refusals(refusals), refusals, "refusals", source="refusals",

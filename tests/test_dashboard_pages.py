@@ -386,3 +386,20 @@ def test_staff_statement_page_and_zip(shop):
     at.button(key="zip_build").click().run()
     assert not at.exception
     assert "zip_download" in [b.key for b in at.get("download_button")]
+
+
+@pytest.mark.parametrize("button, expected_caption", [
+    ("open_refused_transactions", "{refusals:,} rows: the figure shown."),
+    ("open_decision_times", "0 rows: the loans decided"),
+])
+def test_service_figures_open_the_rows_behind_them(shop, button, expected_caption):
+    today = shop.bank.reports.today()
+    f = shop.bank.reports.filters(start=today, end=today)
+    refusals = int(shop.bank.reports.query(shop.manager, "refusals_by_reason", f)
+                   ["refusals"].sum())
+    at = open_page(shop, shop.manager, "customer-analytics")
+    at.date_input(key="customers_period").set_value((today, today)).run()
+    at.button(key=button).click().run()
+    assert not at.exception, at.exception
+    captions = [c.value for c in at.caption]
+    assert any(expected_caption.format(refusals=refusals) in c for c in captions), captions

@@ -129,7 +129,7 @@ def test_drilled_rows_add_up_to_the_figure(ledger, filters, figure, selection, e
 
 def test_every_drill_is_tested_or_has_a_loan_case():
     covered = ({case[1] for case in CASES} | {case[0] for case in LOAN_CASES}
-               | {"refusals", "decision_times"})
+               | {"refusals", "decision_times", "all_refusals", "loan_decisions"})
     assert covered == set(drill.DRILLS)
     assert set(drill.KEY_FIGURE_DRILLS.values()) <= set(drill.DRILLS)
 
@@ -139,6 +139,9 @@ def test_refusals_open_the_audit_rows(ledger):
     counts = reports.query(ledger.manager, "refusals_by_reason", YEAR)
     for reason, n in zip(counts["reason"], counts["refusals"]):
         assert len(reports.drill(ledger.manager, "refusals", YEAR, reason=reason)) == n
+    # The page's figure "Refused transactions" (all reasons) opens them all.
+    rows = reports.drill(ledger.manager, "all_refusals", YEAR)
+    assert reports.drill_total("all_refusals", rows) == int(counts["refusals"].sum())
     assert reports.drill(ledger.manager, "refusals", YEAR, reason="no such reason").empty
 
 
@@ -275,6 +278,10 @@ def test_a_bar_of_decision_times_opens_its_loans(book):
                                    to_hours=2).empty
     with pytest.raises(InvalidInput, match="Pick a bar"):
         book.bank.reports.drill(book.manager, "decision_times", f, from_hours=2, to_hours=1)
+    # The median time to decide opens every loan decided in the period, with its hours.
+    rows = book.bank.reports.drill(book.manager, "loan_decisions", f)
+    assert sorted(rows["loan_id"]) == sorted([book.late, book.good])
+    assert rows["hours_to_decide"].median() == times["hours_to_decide"].median()
 
 
 @pytest.mark.parametrize("hours, expected", [
