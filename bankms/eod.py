@@ -15,6 +15,8 @@ in one database transaction it
 5. if D is the last day of its month, posts each account's month of accruals as one `interest`
    transaction against GL5000 interest expense: whole cents are paid and the sub-cent
    remainder is carried into next month, so over time nothing is lost or invented by rounding;
+   an account closed during the month was paid its interest at the close (Accounts.close) and
+   is skipped;
 6. marks accounts dormant after `dormancy_months` (12) without customer activity
    (accounts.last_activity_date, the business date of the last deposit, withdrawal, transfer
    or loan repayment, which the ledger sets), and makes dormant accounts active again once
