@@ -334,7 +334,9 @@ class Accounts:
         `interest` transaction from GL5000 interest expense (as month end does), then paid
         out of it, in cash at the teller (a `withdrawal` to teller cash) or, with
         `payout_account`, by a `transfer` to that open account; the account then closes at a
-        zero balance, as before. Any refusal of those postings rolls the whole close back.
+        zero balance, as before. Any refusal of those postings rolls the whole close back
+        (so a frozen account with interest to pay is refused with AccountFrozen, since no money
+        may leave it; AccountClosed for a closed payout account; SameAccount for itself).
 
         The rule, after Apache Fineract's savings "close", which posts interest up to the
         closing date: end of day accrues interest on each day's end-of-day balance (eod.py),
