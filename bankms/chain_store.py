@@ -293,6 +293,7 @@ class Chains:
                     + (f"(the entry before it is {_ENTRY[name]} {before}); "
                        if before is not None else "(it is the first entry); ")
                     + "it, or an entry before it, was changed, removed or inserted")
+        problems.extend(self._ambiguous())
         (strays,) = bank.read_one(
             "SELECT count(*) FROM postings p ANTI JOIN transactions t ON t.id = p.transaction_id")
         if strays:
@@ -306,6 +307,28 @@ class Chains:
                 "ORDER BY t.id LIMIT 20"):
             problems.append(f"ledger chain: transaction {tid} is dated {day} but comes after "
                             f"the head recorded when {closed} was closed (a back-dated entry)")
+        return problems
+
+    def _ambiguous(self) -> list[str]:
+        """The first transaction and audit row holding U+001F in a chained text column: their
+        content cannot tell where one value ends (chain.ambiguous), so text may have moved
+        across a field boundary without changing the hash. Postings chain no text."""
+        bank = self._bank
+        problems = []
+        for name, table, columns in (("ledger", "transactions", TX_COLUMNS),
+                                     ("audit", "audit_log", AUDIT_COLUMNS)):
+            texts = [c for (c,) in bank.read(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                "AND data_type = 'VARCHAR'", [table]) if c in columns]
+            if not texts:
+                continue
+            row = bank.read_one(f"SELECT min(id), count(*) FROM {table} WHERE "
+                                + " OR ".join(f"contains({c}, chr(31))" for c in texts))
+            if row[1]:
+                problems.append(
+                    f"{name} chain: {_ENTRY[name]} {row[0]} holds U+001F (the separator of the "
+                    f"chain's content) in a text column ({row[1]} such entries): text may have "
+                    "moved from one value to the next without changing its hash")
         return problems
 
     def check(self, actor) -> list[str]:

@@ -295,6 +295,14 @@ def _chain(tables) -> Check:
         values = [row[c] for c in chain.CHAIN_COLUMNS["audit"]["audit_log"]]
         entries["audit"][int(row["id"])] = (chain.canonical(values), row["chain_hash"])
     problems, covered = [], {"ledger": set(), "audit": set()}
+    for row in tables["transactions.csv"] or []:
+        if chain.ambiguous(row.values()):
+            problems.append(f"ledger entry {row['id']} holds U+001F, the separator of the chain's "
+                            "content, so its text may have moved between values")
+    for row in tables["audit_log.csv"] or []:
+        if chain.ambiguous(row.values()):
+            problems.append(f"audit entry {row['id']} holds U+001F, the separator of the chain's "
+                            "content, so its text may have moved between values")
     for seg in tables["chain_segments.csv"]:
         name, first, last = seg["chain"], int(seg["first_id"]), int(seg["last_id"])
         ids = sorted(i for i in entries.get(name, {}) if first <= i <= last)

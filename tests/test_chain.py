@@ -358,3 +358,70 @@ def test_verify_rows_names_the_first_bad_entry():
     assert chain.canonical([1, None, "a"]) == b"1\x1f\x1fa"
     assert chain.entry_hash(chain.GENESIS, b"") == \
         "66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925"
+
+
+# -- the separator (review of issue 15) --------------------------------------------------------
+# The canonical content joins values with U+001F. Were that character allowed inside a chained
+# text value, text could move across a field boundary without changing the content: (actor_role
+# "system", key "k\x1fx") and ("system\x1fk", "x") hash alike. So no chained text may hold it:
+# the bank refuses it where people type it, and verify() names any entry that holds one.
+
+@pytest.mark.parametrize("call, expected", [
+    (lambda bank, s, a, b: bank.payments.transfer(s, a, b, "1.00", idempotency_key="k\x1fx"),
+     InvalidInput),
+    (lambda bank, s, a, b: bank.payments.deposit(s, a, "1.00", idempotency_key="k\x1ex"),
+     InvalidInput),
+    (lambda bank, s, a, b: bank.payments.withdraw(s, a, "1.00", idempotency_key="k\x00x"),
+     InvalidInput),
+    (lambda bank, s, a, b: bank.payments.transfer(s, a, b, "1.00", memo="a\x1fb",
+                                                  idempotency_key="memo-sep"), "a b"),
+], ids=["key with U+001F", "key with U+001E", "key with NUL", "memo with U+001F"])
+def test_no_separator_reaches_a_chained_column(bank, system, call, expected):
+    a = funded_account(bank, "100.00")
+    b = funded_account(bank, "100.00", customer_id=make_customer(bank, name="Cy Sep"))
+    if isinstance(expected, type):
+        with pytest.raises(expected):
+            call(bank, system, a, b)
+        return
+    call(bank, system, a, b)
+    (memo,) = bank.read_one("SELECT memo FROM transactions ORDER BY id DESC LIMIT 1")
+    assert memo == expected
+
+
+def shift_text_across_the_separator(con):
+    """A row written before the cleaning (its key holds U+001F, its hash is right), then the
+    forger moves text across the separator: the content, and so every hash, stays the same."""
+    tid = transfers(con)[0]
+    con.execute("UPDATE transactions SET idempotency_key = 'k' || chr(31) || 'x' WHERE id = ?",
+                [tid])
+    ids = [r[0] for r in con.execute("SELECT id FROM transactions WHERE id >= ? ORDER BY id",
+                                     [tid]).fetchall()]
+    for i in ids:
+        rehash_ledger_entry(con, i)
+    con.execute("UPDATE chain_heads SET head_hash = t.chain_hash FROM transactions t "
+                "WHERE chain_heads.chain = 'ledger' AND t.id = chain_heads.last_id")
+    before = con.execute("SELECT chain_hash FROM transactions ORDER BY id").fetchall()
+    con.execute("UPDATE transactions SET actor_role = actor_role || chr(31) || 'k', "
+                "idempotency_key = 'x' WHERE id = ?", [tid])
+    for i in ids:
+        rehash_ledger_entry(con, i)
+    assert con.execute("SELECT chain_hash FROM transactions ORDER BY id").fetchall() == before
+    return tid
+
+
+def test_text_moved_across_the_separator_is_named(built):
+    path, _ = built
+    found = []
+    problems = problems_after(path, lambda con: found.append(
+        shift_text_across_the_separator(con)))
+    assert any(f"transaction {found[0]} holds U+001F" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("values, expected", [
+    (["a", "b", None, 3], False),
+    (["a\x1fb", "c"], True),
+    (["a", "b\x1f"], True),
+    ([1, dt.date(2026, 1, 1), "ü"], False),
+], ids=["plain", "inside", "at the end", "not text"])
+def test_ambiguous(values, expected):
+    assert chain.ambiguous(values) is expected
