@@ -188,7 +188,52 @@ def change_last_entry_of_a_day_and_its_hash(con):
     return f"ledger chain: the recorded head for {day} (up to transaction {tid}) does not match"
 
 
+def change_business_date(con):
+    tid = transfers(con)[2]
+    con.execute("UPDATE transactions SET business_date = business_date - 1 WHERE id = ?", [tid])
+    return f"ledger chain breaks at transaction {tid}:"
+
+
+def change_audit_after_json(con):
+    (aid,) = con.execute("SELECT min(id) FROM audit_log WHERE action = 'payment.transfer'"
+                         ).fetchone()
+    con.execute("UPDATE audit_log SET after = replace(after, '1', '2') WHERE id = ?", [aid])
+    return f"audit chain breaks at audit row {aid}:"
+
+
+def change_audit_before_json_and_its_hash(con):
+    (aid,) = con.execute("SELECT min(id) FROM audit_log WHERE action = 'payment.transfer'"
+                         ).fetchone()
+    con.execute("UPDATE audit_log SET before = '{}' WHERE id = ?", [aid])
+    cols = chain.CHAIN_COLUMNS["audit"]["audit_log"]
+    row = con.execute(f"SELECT {', '.join(cols)} FROM audit_log WHERE id = ?", [aid]).fetchone()
+    (prev,) = con.execute("SELECT chain_hash FROM audit_log WHERE id < ? ORDER BY id DESC "
+                          "LIMIT 1", [aid]).fetchone()
+    con.execute("UPDATE audit_log SET chain_hash = ? WHERE id = ?",
+                [chain.entry_hash(prev, chain.canonical(row)), aid])
+    (after,) = con.execute("SELECT min(id) FROM audit_log WHERE id > ?", [aid]).fetchone()
+    return f"audit chain breaks at audit row {after}:"
+
+
+def delete_the_newest_transaction_of_a_closed_day(con):
+    # The last entry a recorded head covers, its postings and its effect on the balances.
+    (tid,) = con.execute("SELECT last_id FROM chain_heads WHERE chain = 'ledger' "
+                         "ORDER BY business_date DESC LIMIT 1").fetchone()
+    for account, cents in con.execute("SELECT account_id, amount_cents FROM postings "
+                                      "WHERE transaction_id = ?", [tid]).fetchall():
+        con.execute("UPDATE accounts SET balance_cents = balance_cents - ? WHERE id = ?",
+                    [cents, account])
+    con.execute("DELETE FROM postings WHERE transaction_id = ?", [tid])
+    con.execute("DELETE FROM idempotency_keys WHERE transaction_id = ?", [tid])
+    con.execute("DELETE FROM transactions WHERE id = ?", [tid])
+    return f"ends at transaction {tid}, which is no longer there"
+
+
 @pytest.mark.parametrize("tamper", [
+    change_business_date,
+    change_audit_after_json,
+    change_audit_before_json_and_its_hash,
+    delete_the_newest_transaction_of_a_closed_day,
     change_posting_amounts,
     delete_audit_row,
     insert_back_dated_unhashed,
@@ -425,3 +470,20 @@ def test_text_moved_across_the_separator_is_named(built):
 ], ids=["plain", "inside", "at the end", "not text"])
 def test_ambiguous(values, expected):
     assert chain.ambiguous(values) is expected
+
+
+def test_a_catch_up_run_records_heads_for_every_day_it_closes(tmp_path):
+    bank = bankms.open_bank(str(tmp_path / "bank.duckdb"), bcrypt_rounds=4)
+    bank.clock = Clock(dt.datetime.now(dt.timezone.utc) + 30 * DAY)
+    try:
+        system = bank.system_actor()
+        funded_account(bank, "10.00")
+        first = bank.business_date
+        bank.end_of_day(system, until=first + 3 * DAY, confirm=True)
+        days = sorted({h["business_date"] for h in bank.chain.heads(system)})
+        kept = bank.chain.heads_csv(system)
+        assert bank.chain.check_heads(system, kept) == []
+        assert bank.audit.verify() == []
+    finally:
+        bank.close()
+    assert days == [first + i * DAY for i in range(4)]
