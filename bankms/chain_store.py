@@ -50,11 +50,18 @@ class Chains:
 
     # -- at open -----------------------------------------------------------------------------
     def load(self, cur, state) -> None:
-        """Read the heads from the file. A bank made before the chain existed (no stored
-        hash anywhere, and rows present) gets the chain computed for all its rows, in order,
+        """Read the heads from the file. A bank made before the chain existed (no chain_started
+        setting, no stored hash anywhere, no recorded head) gets the chain computed for all its rows, in order,
         once, and an audit row saying so."""
         self._heads = {"ledger": [0, chain.GENESIS], "audit": [0, chain.GENESIS]}
-        started = cur.execute("SELECT 1 FROM settings WHERE key = 'chain_started'").fetchall()
+        # A bank is taken for one made before the chain only when nothing of a chain is in it:
+        # were the chain_started setting alone to decide, deleting it would make the next open
+        # hash every row again over whatever was changed, and launder the change.
+        started = cur.execute(
+            "SELECT 1 FROM settings WHERE key = 'chain_started' UNION ALL "
+            "SELECT 1 FROM (SELECT 1 FROM transactions WHERE chain_hash IS NOT NULL LIMIT 1) "
+            "UNION ALL SELECT 1 FROM (SELECT 1 FROM audit_log WHERE chain_hash IS NOT NULL "
+            "LIMIT 1) UNION ALL SELECT 1 FROM (SELECT 1 FROM chain_heads LIMIT 1)").fetchall()
         if started:
             for name, table in (("ledger", "transactions"), ("audit", "audit_log")):
                 row = cur.execute(f"SELECT id, chain_hash FROM {table} "

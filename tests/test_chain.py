@@ -229,7 +229,18 @@ def delete_the_newest_transaction_of_a_closed_day(con):
     return f"ends at transaction {tid}, which is no longer there"
 
 
+def change_posting_amounts_and_forget_the_chain(con):
+    # Were the bank to take a file without its chain_started setting for a bank made before
+    # the chain, it would hash every row again at its next open, over the changed content, and
+    # launder the change: the stored hashes must tell instead.
+    expected = change_posting_amounts(con)
+    con.execute("DELETE FROM settings WHERE key = 'chain_started'")
+    con.execute("DELETE FROM chain_heads")
+    return expected
+
+
 @pytest.mark.parametrize("tamper", [
+    change_posting_amounts_and_forget_the_chain,
     change_business_date,
     change_audit_after_json,
     change_audit_before_json_and_its_hash,
