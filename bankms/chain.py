@@ -107,6 +107,16 @@ def ambiguous(values: Sequence) -> bool:
     return any(isinstance(v, str) and SEPARATOR in v for v in values)
 
 
+_CONTROL = {code: "\ufffd" for code in (*range(32), 127)}
+
+
+def plain(value):
+    """Text for a chained column from text anyone may type (a username at sign-in, an id in an
+    audit row): control characters, U+001F among them, become U+FFFD, so the entry is never
+    `ambiguous`. Other values are returned as they are."""
+    return value.translate(_CONTROL) if isinstance(value, str) else value
+
+
 def ledger_content(transaction: Sequence, postings: Iterable[Sequence]) -> bytes:
     """Content of one ledger entry: the transaction's chained values, then each posting's
     (values in CHAIN_COLUMNS order), postings sorted by (account_id, amount_cents, id)."""

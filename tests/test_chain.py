@@ -498,3 +498,18 @@ def test_a_catch_up_run_records_heads_for_every_day_it_closes(tmp_path):
     finally:
         bank.close()
     assert days == [first + i * DAY for i in range(4)]
+
+
+@pytest.mark.parametrize("username, expected", [
+    ("ev\x1fil", []),
+    ("\x1f", []),
+    ("plain", []),
+])
+def test_a_typed_username_with_the_separator_leaves_verify_empty(bank, username, expected):
+    # Anyone may type a username at sign-in; the refusal is audited with the text as typed, in
+    # the chained actor and entity_id columns.
+    with pytest.raises(bankms.BankError):
+        bank.auth.login(username, "wrong password")
+    (stored,) = bank.read_one("SELECT entity_id FROM audit_log ORDER BY id DESC LIMIT 1")
+    assert chain.SEPARATOR not in (stored or "")
+    assert bank.audit.verify() == expected
