@@ -380,7 +380,13 @@ def _chain(tables) -> Check:
     for head in tables["chain_heads.csv"]:
         name, last_id = head["chain"], int(head["last_id"])
         if last_id not in covered.get(name, ()):
-            continue  # no entry of the period ends that day (the head is an earlier one)
+            # A day of the period with no entry of its own keeps an earlier day's head, from
+            # before the period. A head past the period's first entry must end at an entry
+            # that is there: else that entry was taken out of the bundle.
+            if covered.get(name) and last_id > min(covered[name]):
+                problems.append(f"the {name} head of {head['business_date']} ends at entry "
+                                f"{last_id}, which is not in the export (removed?)")
+            continue
         if entries[name][last_id][1] != head["head_hash"]:
             problems.append(f"the {name} head of {head['business_date']} is not the hash of "
                             f"entry {last_id}")

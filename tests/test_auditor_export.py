@@ -189,6 +189,29 @@ def _move_a_posting_keeping_the_balances(contents):
                                                    [list(r.values()) for r in closing])}
 
 
+def _drop_the_last_transaction_of_a_day(contents):
+    """The transaction a daily head ends at, with its postings, and the closing balances
+    changed to match: every sum agrees, and the chain run before it still chains."""
+    heads = [h for h in fmt.read_csv(contents["chain_heads.csv"]) if h["chain"] == "ledger"]
+    txs = fmt.read_csv(contents["transactions.csv"])
+    exported = {t["id"] for t in txs}
+    tid = next(h["last_id"] for h in reversed(heads) if h["last_id"] in exported)
+    postings = fmt.read_csv(contents["postings.csv"])
+    undo = {}
+    for p in postings:
+        if p["transaction_id"] == tid:
+            undo[p["account_number"]] = undo.get(p["account_number"], 0) + int(p["amount_cents"])
+    closing = fmt.read_csv(contents["closing_balances.csv"])
+    for row in closing:
+        row["balance_cents"] = str(int(row["balance_cents"]) - undo.get(row["account_number"], 0))
+
+    def write(rows):
+        return fmt.csv_bytes(list(rows[0]), [list(r.values()) for r in rows])
+    return {"transactions__csv": write([t for t in txs if t["id"] != tid]),
+            "postings__csv": write([p for p in postings if p["transaction_id"] != tid]),
+            "closing_balances__csv": write(closing)}
+
+
 CASES = [
     # (case, how the bundle is changed, the checks that must fail)
     ("untouched", lambda d, c: c, set()),
@@ -220,6 +243,9 @@ CASES = [
     ("a posting moved to another account with the balances to match, signed",
      lambda d, c: _resign(c, _bank_key(d), **_move_a_posting_keeping_the_balances(c)),
      {"postings name their accounts"}),
+    ("the transaction a daily head ends at removed, balances to match, signed",
+     lambda d, c: _resign(c, _bank_key(d), **_drop_the_last_transaction_of_a_day(c)),
+     {"chain"}),
     ("a truncated signature", lambda d, c: {**c, "manifest.sig": c["manifest.sig"][:-1]},
      {"signature"}),
     ("an empty signature", lambda d, c: {**c, "manifest.sig": b""}, {"signature"}),
