@@ -94,7 +94,8 @@ FILES = {
                         "actor"),
     "audit_log.csv": ("id", "ts", "actor", "actor_role", "action", "entity", "entity_id",
                       "before", "after", "outcome", "chain_hash"),
-    # The heads end of day recorded for the days of the period (chain_store.py).
+    # The heads end of day recorded for the days of the period (chain_store.py), and those of
+    # the last day closed before it, on which the period's first entry of each chain follows.
     "chain_heads.csv": ("business_date", "chain", "last_id", "head_hash"),
     # Each run of exported entries that follow one another in a chain, and the hash of the
     # entry before the run, from which the checker recomputes it (export._segments).
@@ -174,7 +175,7 @@ def check_bundle(bundle: bytes, public_key_pem: bytes) -> list[Check]:
         checks.append(Check("ledger", False, f"the CSV files cannot be read as the ledger "
                                              f"({type(exc).__name__}: {exc})"))
     try:
-        checks.append(_chain(tables))
+        checks.append(_chain(tables, str(manifest.get("period", {}).get("from", ""))))
     except (KeyError, ValueError, TypeError) as exc:
         checks.append(Check("chain", False, f"the chain columns cannot be read "
                                             f"({type(exc).__name__}: {exc})"))
@@ -337,7 +338,7 @@ def _accounts_named(tables) -> Check:
                  + (f" (and {len(wrong) - 5} more)" if len(wrong) > 5 else ""))
 
 
-def _chain(tables) -> Check:
+def _chain(tables, period_from: str = "") -> Check:
     """Recompute both hash chains of the period (chain.py) from the exported columns, run by
     run from the hash before each run, and compare the stored hashes and the daily heads."""
     if tables["chain_segments.csv"] is None or tables["chain_heads.csv"] is None:
@@ -376,8 +377,24 @@ def _chain(tables) -> Check:
         loose = sorted(set(entries[name]) - covered[name])
         if loose:
             problems.append(f"{len(loose)} {name} entries lie in no chain run (first {loose[0]})")
+    # The heads of the day before the period anchor its start: the first run after such a
+    # head must chain on it, else entries were taken from the start of the period.
+    for name in entries:
+        before = [h for h in tables["chain_heads.csv"]
+                  if h["chain"] == name and h["business_date"] < period_from]
+        if not before:
+            continue  # the day before the period was closed before the chain existed
+        anchor = max(before, key=lambda h: h["business_date"])
+        runs = sorted((int(r["first_id"]), r["prev_hash"]) for r in tables["chain_segments.csv"]
+                      if r["chain"] == name and int(r["first_id"]) > int(anchor["last_id"]))
+        if runs and runs[0][1] != anchor["head_hash"]:
+            problems.append(f"the period's first {name} entry {runs[0][0]} does not follow the "
+                            f"head of {anchor['business_date']}, the day before the period: "
+                            "entries were taken from its start")
     matched = 0
     for head in tables["chain_heads.csv"]:
+        if head["business_date"] < period_from:
+            continue
         name, last_id = head["chain"], int(head["last_id"])
         if last_id not in covered.get(name, ()):
             # A day of the period with no entry of its own keeps an earlier day's head, from

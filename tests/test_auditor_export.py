@@ -212,6 +212,31 @@ def _drop_the_last_transaction_of_a_day(contents):
             "closing_balances__csv": write(closing)}
 
 
+def _drop_the_first_transaction_of_the_period(contents):
+    """The period's first transaction, with its postings, the opening balances changed to
+    match, and its run started at the next entry from its hash: every sum agrees, every run
+    chains and every head of the period still ends at an exported entry."""
+    txs = fmt.read_csv(contents["transactions.csv"])
+    first = txs[0]
+    postings = fmt.read_csv(contents["postings.csv"])
+    moved = {}
+    for p in postings:
+        if p["transaction_id"] == first["id"]:
+            moved[p["account_number"]] = moved.get(p["account_number"], 0) + int(p["amount_cents"])
+    opening = fmt.read_csv(contents["opening_balances.csv"])
+    for row in opening:
+        row["balance_cents"] = str(int(row["balance_cents"]) + moved.get(row["account_number"], 0))
+    segments = fmt.read_csv(contents["chain_segments.csv"])
+    run = next(r for r in segments if r["chain"] == "ledger" and r["first_id"] == first["id"])
+    run["first_id"], run["prev_hash"] = txs[1]["id"], first["chain_hash"]
+
+    def write(rows):
+        return fmt.csv_bytes(list(rows[0]), [list(r.values()) for r in rows])
+    return {"transactions__csv": write(txs[1:]),
+            "postings__csv": write([p for p in postings if p["transaction_id"] != first["id"]]),
+            "opening_balances__csv": write(opening), "chain_segments__csv": write(segments)}
+
+
 CASES = [
     # (case, how the bundle is changed, the checks that must fail)
     ("untouched", lambda d, c: c, set()),
@@ -429,3 +454,39 @@ def test_check_file_refuses_a_file_beyond_the_limit(demo, tmp_path, monkeypatch)
     monkeypatch.setattr(fmt, "MAX_BUNDLE_BYTES", len(demo["bundle"]) - 1)
     with pytest.raises(InvalidInput, match="limit"):
         fmt.check_file(str(path), str(key))
+
+
+@pytest.fixture
+def three_days(tmp_path, monkeypatch):
+    """A bank with transfers on three closed days (heads recorded for each) and the export of
+    the last two; returns (bundle, public key PEM, private key)."""
+    import bankms
+    monkeypatch.setenv("BANKMS_SIGNING_KEY_FILE", str(tmp_path / "signing.key"))
+    bank = bankms.open_bank(str(tmp_path / "bank.duckdb"), bcrypt_rounds=4)
+    bank.clock = Clock(dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=10))
+    try:
+        system = bank.system_actor()
+        a = funded_account(bank, "100.00")
+        first = bank.business_date
+        for offset in range(3):
+            bank.payments.withdraw(system, a, "1.00")
+            bank.payments.withdraw(system, a, "2.00")
+            bank.end_of_day(system, until=first + dt.timedelta(days=offset))
+        bundle = bank.export.auditor_bundle(system, from_date=first + dt.timedelta(days=1),
+                                            to_date=first + dt.timedelta(days=2))
+        key = signing.bank_key(bank)
+        return bundle, signing.public_pem(key), key
+    finally:
+        bank.close()
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda c, key: c, set()),
+    (lambda c, key: _resign(c, key, **_drop_the_first_transaction_of_the_period(c)), {"chain"}),
+], ids=["untouched", "the period's first transaction removed, its run moved on, signed"])
+def test_the_period_starts_on_the_head_of_the_day_before(three_days, change, expected):
+    bundle, pem, key = three_days
+    heads = fmt.read_csv(members(bundle)["chain_heads.csv"])
+    assert len({h["business_date"] for h in heads}) == 3  # the day before the period too
+    contents = change(members(bundle), key)
+    assert failed(fmt.check_bundle(rezip(contents), pem)) == expected
