@@ -333,20 +333,27 @@ def _clean_rule(value):
     return rule
 
 
-def _contract(loan) -> loan_replay.Contract:
+def _contract(loan, work_calendar) -> loan_replay.Contract:
+    """The loan's contract; `work_calendar` (a workdays.Calendar, normally
+    bank.workdays.calendar()) moves the due dates of a loan with due_dates_working_days off the
+    days the bank does not work."""
+    moves = {"move_due_date": work_calendar.move_due_date} \
+        if loan.get("due_dates_working_days") else {}
     return loan_replay.Contract(
         int(loan["principal_cents"]), Decimal(str(loan["annual_rate_percent"])),
-        int(loan["term_months"]), as_date(loan["disbursement_date"], "disbursement date"))
+        int(loan["term_months"]), as_date(loan["disbursement_date"], "disbursement date"),
+        **moves)
 
 
-def _replay_in(fetchall, loan, extra=()) -> loan_replay.Loan:
-    """Replay a disbursed loan from its stored events; fetchall is uow.fetchall or bank.read."""
+def _replay_in(fetchall, loan, extra=(), *, work_calendar) -> loan_replay.Loan:
+    """Replay a disbursed loan from its stored events; fetchall is uow.fetchall or bank.read,
+    work_calendar the bank's working-day calendar (bank.workdays.calendar())."""
     lid = loan["id"]
     events = [loan_replay.Payment(d, int(t), int(a), r)
               for d, t, a, r in fetchall(_EVENTS_SQL, [lid])]
     fees = {int(n): (int(c), d) for n, c, d in fetchall(_FEES_SQL, [lid])}
     try:
-        return loan_replay.replay(_contract(loan), [*events, *extra], fees)
+        return loan_replay.replay(_contract(loan, work_calendar), [*events, *extra], fees)
     except loan_replay.ReplayError as exc:
         if "payoff" in str(exc):
             raise InvalidAmount(f"Loan {lid} cannot take this: it is {exc}.") from None
@@ -417,7 +424,7 @@ LOAN_COLUMNS = (
     "applied_at", "applied_date", "decided_by", "decided_at", "decision_reason",
     "account_number", "disbursed_by", "disbursed_at", "disbursement_date", "disbursement_tx_id",
     "principal_outstanding_cents", "days_past_due", "arrears_bucket", "closed_date",
-    "written_off_cents", "write_off_reason")
+    "written_off_cents", "write_off_reason", "due_dates_working_days")
 _LOAN_SELECT = "SELECT " + ", ".join(LOAN_COLUMNS) + " FROM loans WHERE id = ?"
 
 
@@ -636,7 +643,8 @@ class Loans:
             if isinstance(outcome, BaseException):
                 return outcome
             today = bank.state.business_date
-            replayed = loan_replay.Loan(_contract({**loan, "disbursement_date": today}))
+            replayed = loan_replay.Loan(_contract({**loan, "disbursement_date": today},
+                                                  bank.workdays.calendar()))
             _write_schedule(uow, lid, replayed)
             first = replayed.rows[0].due
             rows = [(replayed.rows[0].payment,)]
@@ -744,7 +752,8 @@ class Loans:
                 raise InvalidInput(f"The value date must lie between the disbursement "
                                    f"({loan['disbursement_date']}) and today ({today}).")
             if day == today:
-                replayed = _replay_in(uow.fetchall, loan)
+                replayed = _replay_in(uow.fetchall, loan,
+                                      work_calendar=bank.workdays.calendar())
                 quote = replayed.payoff(today)
                 if cents > quote["total_cents"]:
                     self._refuse_overpayment(lid, cents, quote["total_cents"])
@@ -752,7 +761,8 @@ class Loans:
             else:
                 # Back-dated: the whole history is replayed with the payment in its place.
                 replayed = _replay_in(uow.fetchall, loan,
-                                      [loan_replay.Payment(day, _LAST, cents, rule)])
+                                      [loan_replay.Payment(day, _LAST, cents, rule)],
+                                      work_calendar=bank.workdays.calendar())
                 split = next(s for s in replayed.splits if s.transaction_id == _LAST)
             fee, interest = split.fee_cents, split.interest_cents
             principal, prepay = split.principal_cents, split.prepayment_cents
@@ -812,7 +822,8 @@ class Loans:
 
     def _payoff_today(self, loan) -> int:
         """The payoff total of an active loan on the business date, in cents."""
-        return _replay_in(self._bank.read, loan).payoff(self._bank.business_date)["total_cents"]
+        return _replay_in(self._bank.read, loan, work_calendar=self._bank.workdays.calendar()) \
+            .payoff(self._bank.business_date)["total_cents"]
 
     @staticmethod
     def _recovery_left_cents(fetchone, loan) -> int:
@@ -846,7 +857,8 @@ class Loans:
         if loan["status"] != "active":
             raise InvalidState(f"Loan {loan['id']} is {loan['status'].replace('_', ' ')}; "
                                "only an active loan has a payoff.")
-        quote = _replay_in(self._bank.read, loan).payoff(day)
+        quote = _replay_in(self._bank.read, loan,
+                           work_calendar=self._bank.workdays.calendar()).payoff(day)
         out = {"loan_id": loan["id"], "on": day}
         for key, cents in quote.items():
             out[key] = cents
@@ -945,7 +957,7 @@ class Loans:
                 "amount_cents": [-row[1]], "fee_cents": [-row[2]], "interest_cents": [-row[3]],
                 "principal_cents": [-row[4]], "prepayment_cents": [-row[5]],
                 "actor": [actor.username], "prepayment_rule": [None]}))
-            replayed = _replay_in(uow.fetchall, loan)
+            replayed = _replay_in(uow.fetchall, loan, work_calendar=bank.workdays.calendar())
             moved = self._reallocate(uow, actor, loan, replayed, today, key)
             _store(uow, loan, replayed, today, reopen=True)
             bank.audit_row(uow, actor, "loan.reverse_repayment", "loan", lid,
@@ -1171,7 +1183,8 @@ class Loans:
         out["payoff_cents"] = out["accrued_interest_cents"] = 0
         if loan["status"] == "active":
             # Interest by the day: the payoff today includes the interest accrued to today.
-            quote = _replay_in(bank.read, loan).payoff(today)
+            quote = _replay_in(bank.read, loan,
+                               work_calendar=bank.workdays.calendar()).payoff(today)
             out["payoff_cents"] = quote["total_cents"]
             out["accrued_interest_cents"] = quote["interest_cents"]
         paid = bank.read_one(
@@ -1288,6 +1301,7 @@ class Loans:
         replay of every disbursed loan's events."""
         bank = self._bank
         problems = []
+        work_calendar = bank.workdays.calendar()
         loans = [dict(zip(LOAN_COLUMNS, row)) for row in bank.read(
             "SELECT " + ", ".join(LOAN_COLUMNS) + " FROM loans WHERE status IN ('active', "
             "'paid_off', 'written_off') ORDER BY id")]
@@ -1311,7 +1325,7 @@ class Loans:
         for loan in loans:
             lid = loan["id"]
             try:
-                replayed = loan_replay.replay(_contract(loan), events.get(lid, []),
+                replayed = loan_replay.replay(_contract(loan, work_calendar), events.get(lid, []),
                                               fees.get(lid))
             except (loan_replay.ReplayError, BankError) as exc:
                 problems.append(f"loan {lid} does not replay: {exc}")
