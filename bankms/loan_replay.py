@@ -44,18 +44,36 @@ D0. The rules, after Apache Fineract's interest-recalculating loans:
 """
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
 from dateutil.relativedelta import relativedelta
 
 DAY_COUNTS = ("actual/365", "actual/actual", "30/360")
 PREPAYMENT_RULES = ("reduce_instalment", "shorten_term")
+FREQUENCIES = ("monthly", "biweekly", "weekly")
+AMORTIZATIONS = ("equal_instalments", "equal_principal")
 DEFAULT_DAY_COUNT = "actual/365"
 DEFAULT_PREPAYMENT = "reduce_instalment"
+DEFAULT_FREQUENCY = "monthly"
+DEFAULT_AMORTIZATION = "equal_instalments"
+# Instalments a year: the periodic rate is the annual rate / 100 / this (Apache Fineract's
+# periodic rate for monthly, every-two-weeks and weekly repayments).
+PERIODS_PER_YEAR = {"monthly": 12, "biweekly": 26, "weekly": 52}
+_PERIOD_DAYS = {"biweekly": 14, "weekly": 7}
+# The range of a sane contract (issue 9).
+PRINCIPAL_CENTS_MIN = 100
+PRINCIPAL_CENTS_MAX = 10_000_000_000
+RATE_PERCENT_MAX = Decimal(60)
+TERM_MONTHS_MAX = 480
+# Initial schedules are cached (verify() replays every loan, and many share a contract); a
+# weekly 40-year schedule has 2,080 rows, so the cache is kept modest.
+_SCHEDULE_CACHE_SIZE = 512
 
 
 class ReplayError(ValueError):
@@ -70,19 +88,72 @@ def round_half_up(value) -> int:
     return -int((-value + Fraction(1, 2)).__floor__())
 
 
+def _periods_per_year(frequency) -> int:
+    try:
+        return PERIODS_PER_YEAR[frequency]
+    except (KeyError, TypeError):
+        raise ReplayError(f"the repayment frequency must be one of {', '.join(FREQUENCIES)}, "
+                          f"not {frequency!r}") from None
+
+
 def monthly_rate(annual_rate_percent) -> Fraction:
     return Fraction(Decimal(str(annual_rate_percent))) / 1200
 
 
-def due_dates(anchor: dt.date, term_months: int) -> list[dt.date]:
-    """anchor + 1 .. term months, each counted from the anchor (never from the previous date)."""
-    return list(_due_dates(anchor, term_months))
+def periodic_rate(annual_rate_percent, frequency: str = DEFAULT_FREQUENCY) -> Fraction:
+    """The interest rate of one instalment period, exact: annual % / 1200 (monthly), / 2600
+    (biweekly) or / 5200 (weekly), as Apache Fineract computes it. Raises ReplayError for an
+    unknown frequency."""
+    return Fraction(Decimal(str(annual_rate_percent))) / (100 * _periods_per_year(frequency))
+
+
+def instalment_count(term_months: int, frequency: str = DEFAULT_FREQUENCY) -> int:
+    """How many instalments a loan of `term_months` months has: term_months (monthly),
+    term_months x 26 / 12 (biweekly) or term_months x 52 / 12 (weekly), rounded half up, at
+    least 1. So 12 months weekly = 52 instalments, 1 month weekly = 4 (4.33), 1 month biweekly
+    = 2 (2.17), 6 months biweekly = 13, 480 months weekly = 2,080. Raises ReplayError for an
+    unknown frequency."""
+    per_year = _periods_per_year(frequency)
+    return max(1, round_half_up(Fraction(int(term_months) * per_year, 12)))
+
+
+def due_dates(anchor: dt.date, term_months: int, frequency: str = DEFAULT_FREQUENCY,
+              move_due_date: Callable[[dt.date], dt.date] | None = None) -> list[dt.date]:
+    """The due dates of a loan disbursed on `anchor`, one per instalment (instalment_count):
+    anchor + k months (monthly; day of month kept, clamped to a shorter month's end), + 14k
+    days (biweekly) or + 7k days (weekly), each counted from the anchor, never from the previous
+    date. `move_due_date` maps each anchored date to the date it is payable (say the next
+    working day); moving one date never shifts the next. Raises ReplayError if the moved dates
+    are not strictly increasing and after the anchor."""
+    count = instalment_count(term_months, frequency)
+    if move_due_date is None:
+        return list(_anchored_dates(anchor, count, frequency))
+    return list(_moved_dates(anchor, count, frequency, move_due_date))
 
 
 @functools.lru_cache(maxsize=4096)
-def _due_dates(anchor, term_months) -> tuple:
+def _anchored_dates(anchor, count, frequency) -> tuple:
     # Cached: verify() replays every loan, and many share a disbursement day.
-    return tuple(anchor + relativedelta(months=k) for k in range(1, term_months + 1))
+    if frequency == "monthly":
+        return tuple(anchor + relativedelta(months=k) for k in range(1, count + 1))
+    step = dt.timedelta(days=_PERIOD_DAYS[frequency])
+    return tuple(anchor + k * step for k in range(1, count + 1))
+
+
+@functools.lru_cache(maxsize=4096)
+def _moved_dates(anchor, count, frequency, move_due_date) -> tuple:
+    # Keyed on the function object (hashed by identity, and kept alive by the cache so its id
+    # is never reused): a calendar that changes must come as a new function, or call
+    # clear_caches().
+    moved, previous = [], anchor
+    for day in _anchored_dates(anchor, count, frequency):
+        due = move_due_date(day)
+        if not isinstance(due, dt.date) or due <= previous:
+            raise ReplayError(f"the due date {day} moves to {due}, which is not after the "
+                              f"previous due date {previous}")
+        moved.append(due)
+        previous = due
+    return tuple(moved)
 
 
 def _days_30_360(a: dt.date, b: dt.date) -> int:
@@ -111,8 +182,11 @@ def _interest(balance: int, r: Fraction) -> int:
 
 def _instalment_ok(principal_cents, r, term, payment) -> list | None:
     rows, balance = [], principal_cents
+    # _interest inlined (balances here are never negative): the hot loop of a re-amortisation.
+    two_num, den = 2 * r.numerator, r.denominator
+    two_den = 2 * den
     for k in range(term):
-        interest = _interest(balance, r)
+        interest = (two_num * balance + den) // two_den
         if k == term - 1:
             principal = balance
         else:
@@ -124,53 +198,162 @@ def _instalment_ok(principal_cents, r, term, payment) -> list | None:
     return rows
 
 
-def amortize(principal_cents: int, annual_rate_percent, term_months: int) -> list[tuple]:
-    """(payment, interest, principal, balance after) in cents for each month; see the module
-    docstring for the rounding rule. Never refuses a contract in range."""
-    return list(_amortize(int(principal_cents), Decimal(str(annual_rate_percent)),
-                          int(term_months)))
-
-
-@functools.lru_cache(maxsize=4096)
-def _amortize(principal_cents: int, annual_rate_percent: Decimal, term_months: int) -> tuple:
-    r = monthly_rate(annual_rate_percent)
+def _annuity(principal_cents: int, r: Fraction, count: int) -> list:
+    """Equal instalments: A = P r / (1 - (1 + r)^-n) rounded half-up, lowered a cent at a
+    time while it would repay the loan early; the last row takes what is left."""
     if r == 0:
-        exact = Fraction(principal_cents, term_months)
+        exact = Fraction(principal_cents, count)
     else:
-        exact = principal_cents * r / (1 - (1 + r) ** -term_months)
+        exact = principal_cents * r / (1 - (1 + r) ** -count)
     payment = round_half_up(exact)
-    # Lower the instalment a cent at a time while it would repay the loan early; the exact
-    # annuity never does, so this ends within a few cents of it.
+    # The exact annuity never repays early, so this ends within a few cents of it; at the
+    # latest at A = the first period's interest, where no principal is ever repaid early.
     for _ in range(10_000):
-        rows = _instalment_ok(principal_cents, r, term_months, payment)
+        rows = _instalment_ok(principal_cents, r, count, payment)
         if rows is not None:
-            return tuple(rows)
+            return rows
         payment -= 1
         if payment < 0:
             break
     # Unreachable within the documented range; a last resort that still never overpays:
-    # principal never negative, the last month takes the rest.
+    # principal never negative, the last instalment takes the rest.
     rows, balance = [], principal_cents
-    for k in range(term_months):
+    for k in range(count):
         interest = _interest(balance, r)
-        principal = balance if k == term_months - 1 else min(max(payment - interest, 0), balance)
+        principal = balance if k == count - 1 else min(max(payment - interest, 0), balance)
         balance -= principal
         rows.append((principal + interest, interest, principal, balance))
-    return tuple(rows)
+    return rows
+
+
+def _principal_step(principal_cents: int, count: int) -> int:
+    """Equal principal: P / n rounded half-up, but never so much that the first n - 1
+    instalments would repay it all (the last one takes the difference, at least a cent)."""
+    step = round_half_up(Fraction(principal_cents, count))
+    if count > 1:
+        step = min(step, (principal_cents - 1) // (count - 1))
+    return max(step, 0)
+
+
+def _equal_principal(principal_cents: int, r: Fraction, count: int, step=None) -> list:
+    """Equal principal: each instalment repays `step` (default _principal_step) plus the
+    interest of its opening balance; the last takes whatever principal is left."""
+    step = _principal_step(principal_cents, count) if step is None else step
+    rows, balance = [], principal_cents
+    two_num, den = 2 * r.numerator, r.denominator
+    two_den = 2 * den
+    last = count - 1
+    for k in range(count):
+        interest = (two_num * balance + den) // two_den
+        principal = balance if k == last or step > balance else step
+        balance -= principal
+        rows.append((principal + interest, interest, principal, balance))
+    return rows
+
+
+def _schedule(principal_cents: int, r: Fraction, count: int, amortization: str,
+              grace: int) -> list:
+    """(payment, interest, principal, balance after) for `count` instalments at periodic rate
+    r: `grace` interest-only instalments, then the principal amortised over the rest."""
+    if amortization not in AMORTIZATIONS:
+        raise ReplayError(f"the amortization must be one of {', '.join(AMORTIZATIONS)}, "
+                          f"not {amortization!r}")
+    grace = max(0, min(grace, count - 1))
+    interest = _interest(principal_cents, r)
+    rows = [(interest, interest, 0, principal_cents)] * grace
+    if amortization == "equal_principal":
+        return rows + _equal_principal(principal_cents, r, count - grace)
+    return rows + _annuity(principal_cents, r, count - grace)
+
+
+@functools.lru_cache(maxsize=_SCHEDULE_CACHE_SIZE)
+def _cached_schedule(principal_cents, r, count, amortization, grace) -> tuple:
+    return tuple(_schedule(principal_cents, r, count, amortization, grace))
+
+
+def amortize(principal_cents: int, annual_rate_percent, term_months: int, *,
+             frequency: str = DEFAULT_FREQUENCY, amortization: str = DEFAULT_AMORTIZATION,
+             grace_principal_periods: int = 0) -> list[tuple]:
+    """(payment, interest, principal, balance after) in cents for each instalment of a loan of
+    `term_months` months (instalment_count of them); see the module docstring for the rules
+    and the rounding. Never refuses a contract in range; ReplayError for an unknown frequency
+    or amortization."""
+    r = periodic_rate(annual_rate_percent, frequency)
+    count = instalment_count(term_months, frequency)
+    return list(_cached_schedule(int(principal_cents), r, count, amortization,
+                                 int(grace_principal_periods)))
 
 
 def annuity_payment_cents(principal_cents, annual_rate_percent, term_months) -> int:
     return amortize(principal_cents, annual_rate_percent, term_months)[0][0]
 
 
-@dataclass
+def clear_caches() -> None:
+    """Forget cached due dates and schedules (say after a holiday calendar changed in place)."""
+    for cached in (_anchored_dates, _moved_dates, _cached_schedule):
+        cached.cache_clear()
+
+
+@dataclass(frozen=True)
 class Contract:
+    """A loan's terms; frozen, so hashable (move_due_date hashes by identity). Defaults are the
+    original contract: monthly equal instalments, no grace, due dates not moved."""
     principal_cents: int
     annual_rate_percent: Decimal
     term_months: int
     disbursement_date: dt.date
     day_count: str = DEFAULT_DAY_COUNT
     prepayment: str = DEFAULT_PREPAYMENT
+    frequency: str = DEFAULT_FREQUENCY
+    amortization: str = DEFAULT_AMORTIZATION
+    grace_principal_periods: int = 0
+    move_due_date: Callable[[dt.date], dt.date] | None = None
+
+    @property
+    def instalments(self) -> int:
+        return instalment_count(self.term_months, self.frequency)
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def validate_contract(contract: Contract) -> None:
+    """Raise ReplayError with a sentence naming the first term out of range: principal 1.00 to
+    100,000,000.00, rate 0 to 60 % a year, term 1 to 480 months, a known day count,
+    prepayment rule, frequency and amortization, 0 <= grace periods < instalments, a
+    disbursement date and a callable (or no) move_due_date. The range is issue 9's."""
+    c = contract
+    if not _whole(c.principal_cents) or not (
+            PRINCIPAL_CENTS_MIN <= c.principal_cents <= PRINCIPAL_CENTS_MAX):
+        raise ReplayError("the principal must be a whole number of cents from 1.00 to "
+                          "100,000,000.00")
+    try:
+        rate = Decimal(str(c.annual_rate_percent))
+        in_range = rate.is_finite() and 0 <= rate <= RATE_PERCENT_MAX
+    except (InvalidOperation, ValueError, TypeError):
+        in_range = False
+    if not in_range:
+        raise ReplayError("the interest rate must be from 0 to 60 % a year")
+    if not _whole(c.term_months) or not 1 <= c.term_months <= TERM_MONTHS_MAX:
+        raise ReplayError("the term must be a whole number of months from 1 to 480")
+    if not isinstance(c.disbursement_date, dt.date):
+        raise ReplayError("the disbursement date must be a date")
+    if c.day_count not in DAY_COUNTS:
+        raise ReplayError(f"the day count must be one of {', '.join(DAY_COUNTS)}, "
+                          f"not {c.day_count!r}")
+    if c.prepayment not in PREPAYMENT_RULES:
+        raise ReplayError(f"the prepayment rule must be one of {', '.join(PREPAYMENT_RULES)}, "
+                          f"not {c.prepayment!r}")
+    count = instalment_count(c.term_months, c.frequency)
+    if c.amortization not in AMORTIZATIONS:
+        raise ReplayError(f"the amortization must be one of {', '.join(AMORTIZATIONS)}, "
+                          f"not {c.amortization!r}")
+    if not _whole(c.grace_principal_periods) or not 0 <= c.grace_principal_periods < count:
+        raise ReplayError(f"the grace on principal must be a whole number of instalments "
+                          f"from 0 to {count - 1} (the loan has {count})")
+    if c.move_due_date is not None and not callable(c.move_due_date):
+        raise ReplayError("move_due_date must be a function from a date to a date")
 
 
 @dataclass
@@ -221,6 +404,10 @@ class Split:
     prepayment_cents: int = 0
 
 
+def _due_of(row) -> dt.date:
+    return row.due
+
+
 def _settled(row) -> bool:
     return (row.interest_paid >= row.interest and row.principal_paid >= row.principal
             and row.fee_paid >= row.fee)
@@ -230,20 +417,23 @@ class Loan:
     """The replayed state of one loan (rows = the schedule with what is paid)."""
 
     def __init__(self, contract: Contract, fees: dict | None = None):
-        if contract.day_count not in DAY_COUNTS:
-            raise ReplayError(f"unknown day count {contract.day_count}")
-        self.c = contract
-        self.r = monthly_rate(contract.annual_rate_percent)
+        validate_contract(contract)
+        c = self.c = contract
+        self.r = periodic_rate(c.annual_rate_percent, c.frequency)
         self.rows: list[Row] = []
-        dates = due_dates(contract.disbursement_date, contract.term_months)
-        start = contract.disbursement_date
-        opening = contract.principal_cents
+        dates = due_dates(c.disbursement_date, c.term_months, c.frequency, c.move_due_date)
+        start = c.disbursement_date
+        opening = c.principal_cents
+        schedule = _cached_schedule(c.principal_cents, self.r, len(dates), c.amortization,
+                                    c.grace_principal_periods)
         for n, (due, (pay, interest, principal, balance)) in enumerate(
-                zip(dates, amortize(contract.principal_cents, contract.annual_rate_percent,
-                                    contract.term_months)), start=1):
+                zip(dates, schedule), start=1):
             self.rows.append(Row(n, start, due, pay, interest, principal, balance,
                                  changes=[(start, opening)]))
             start, opening = due, balance
+        # Rows before this index are settled (a hint that keeps a long replay linear; only a
+        # fee charged afterwards can unsettle a row, and charge_fee resets it).
+        self._settled_upto = 0
         self.splits: list[Split] = []
         self.last_value_date = contract.disbursement_date
         for n, (cents, when) in (fees or {}).items():
@@ -254,6 +444,7 @@ class Loan:
         for row in self.rows:
             if row.n == n:
                 row.fee, row.fee_date = int(cents), when
+                self._settled_upto = 0
                 return
         raise ReplayError(f"no instalment {n} to charge a fee on")
 
@@ -267,10 +458,9 @@ class Loan:
             for r in self.rows)
 
     def _coming(self, day) -> Row | None:
-        for row in self.rows:
-            if row.due > day:
-                return row
-        return None
+        # Due dates strictly increase, so the first due after `day` is found by bisection.
+        index = bisect.bisect_right(self.rows, day, key=_due_of)
+        return self.rows[index] if index < len(self.rows) else None
 
     def _accrued(self, row: Row, day) -> Fraction:
         """Exact interest of `row`'s period from its start to `day` (exclusive)."""
@@ -313,9 +503,10 @@ class Loan:
         rows = self.rows
         # Rows before `first` are settled (their interest, principal and fees are paid); the
         # scan starts there so that a long loan's replay stays linear.
-        first = 0
+        first = min(self._settled_upto, len(rows))
         while first < len(rows) and _settled(rows[first]):
             first += 1
+        self._settled_upto = first
         for row in rows[first:]:
             if row.due > day:
                 break
@@ -415,19 +606,37 @@ class Loan:
         self._reamortize(row, rule)
 
     def _reamortize(self, row: Row, rule):
-        later = [r for r in self.rows if r.n > row.n]
+        # Rows are numbered 1, 2, ... in order (only whole tails are ever dropped).
+        index = row.n - 1
+        if self.rows[index] is not row:
+            index = self.rows.index(row)
+        later = self.rows[index + 1:]
         balance = row.balance
         if balance <= 0 or not later:
-            self.rows = [r for r in self.rows if r.n <= row.n]
+            self.rows = self.rows[:index + 1]
             if later == [] and balance > 0:
                 row.principal += balance  # cannot happen: the payoff branch takes it
             return
+        # Instalments still in the grace on principal stay interest-only under either rule.
+        grace = self.c.grace_principal_periods
+        grace_left = sum(1 for r in later if r.n <= grace)
+        equal_principal = self.c.amortization == "equal_principal"
         if rule == "shorten_term":
-            payment = later[0].payment
+            # Keep the instalment (equal instalments) or the principal per instalment (equal
+            # principal) of the first amortising instalment still to come; drop the surplus.
+            amortising = later[grace_left]
+            payment, step = amortising.payment, amortising.principal
             kept = []
+            two_num, den = 2 * self.r.numerator, self.r.denominator
+            two_den = 2 * den
             for r in later:
-                interest = _interest(balance, self.r)
-                principal = min(max(payment - interest, 0), balance)
+                interest = (two_num * balance + den) // two_den
+                if r.n <= grace:
+                    principal = 0
+                elif equal_principal:
+                    principal = min(step, balance)
+                else:
+                    principal = min(max(payment - interest, 0), balance)
                 if r is later[-1] or principal == balance:
                     principal = balance
                 r.interest, r.principal = interest, principal
@@ -438,12 +647,13 @@ class Loan:
                 kept.append(r)
                 if balance == 0:
                     break
-            self.rows = [r for r in self.rows if r.n <= row.n] + kept
+            self.rows = self.rows[:index + 1] + kept
             return
         if rule != "reduce_instalment":
             raise ReplayError(f"unknown prepayment rule {rule}")
+        # Not cached: a re-amortised balance is seldom seen twice, and long schedules are big.
         for r, (pay, interest, principal, after) in zip(
-                later, amortize(balance, self.c.annual_rate_percent, len(later))):
+                later, _schedule(balance, self.r, len(later), self.c.amortization, grace_left)):
             r.payment, r.interest, r.principal = pay, interest, principal
             r.changes = [(r.start, balance)]
             r.balance = balance = after
