@@ -324,7 +324,7 @@ class Settings:
             # A new country or subdivision moves loans' future due dates, in this transaction.
             bank.workdays.setting_changed_in(uow, actor, key, old[0] if old else None, text)
         if key in ("bank_country", "bank_subdivision"):
-            bank.workdays.write_change(fn)
+            bank.workdays.write_change(fn, actor, "settings.change", "setting", key)
         else:
             bank.write(fn)
         return text

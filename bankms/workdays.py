@@ -29,7 +29,7 @@ import threading
 import pandas as pd
 
 from .dates import as_date
-from .errors import InvalidInput
+from .errors import BankError, InvalidInput
 
 HOLIDAY_NAME_CHARS_MIN = 2
 HOLIDAY_NAME_CHARS_MAX = 80
@@ -244,7 +244,7 @@ class Workdays:
             moved = reschedule_in(bank, uow, actor, old, new, since=day, until=day)
             self._install(new)
             return moved
-        moved = self.write_change(fn)
+        moved = self.write_change(fn, actor, "bank_holiday.add", "bank_holiday", str(day))
         return {"date": day, "name": name, "loans_moved": moved}
 
     def remove_holiday(self, actor, day) -> dict:
@@ -282,7 +282,8 @@ class Workdays:
             moved = reschedule_in(bank, uow, actor, old, new, since=day, until=day)
             self._install(new)
             return name, moved
-        name, moved = self.write_change(fn)
+        name, moved = self.write_change(fn, actor, "bank_holiday.remove", "bank_holiday",
+                                        str(day))
         return {"date": day, "name": name, "loans_moved": moved}
 
     def setting_changed_in(self, uow, actor, key: str, old_text, new_text) -> None:
@@ -311,14 +312,18 @@ class Workdays:
         reschedule_in(bank, uow, actor, old, new, since=start, until=None)
         self._install(new)
 
-    def write_change(self, fn):
+    def write_change(self, fn, actor, action, entity, entity_id):
         """bank.write(fn) for a fn that may install a new calendar (the calendar is dropped
-        if the change does not commit)."""
+        if the change does not commit). A refusal found inside (a weekly loan whose due dates
+        the change would make collide, say) is audited as a refusal of `action`."""
         try:
             return self._bank.write(fn)
-        except BaseException:
+        except BaseException as exc:
             # fn may have installed a calendar that did not commit.
             self.invalidate()
+            if isinstance(exc, BankError):
+                self._bank.record_refusal(actor, action, exc, entity=entity,
+                                          entity_id=entity_id)
             raise
 
 

@@ -130,10 +130,11 @@ def _holidays(bank, actor) -> None:
     from pages import common
     from pages.text import md
 
-    country = bank.settings.get("bank_country")
-    subdivision = bank.settings.get("bank_subdivision")
+    region = bank.settings.get("bank_country")
+    if bank.settings.get("bank_subdivision"):
+        region += f" ({bank.settings.get('bank_subdivision')})"
     st.caption(f"Loans whose product says so fall due on working days: not on weekends, the "
-               f"public holidays of {md(country)}{' (' + md(subdivision) + ')' if subdivision else ''}"
+               f"public holidays of {md(region)}"
                " (settings bank_country and bank_subdivision) or the bank holidays added here. "
                "Only days after the business date can be added or removed; loans due on them "
                "move at once.")

@@ -11,15 +11,11 @@ import json
 
 import pytest
 
-from bankms import loan_replay
-from bankms.errors import InvalidInput, PermissionDenied
+from bankms.errors import InvalidInput, InvalidState, PermissionDenied
 from conftest import employee, funded_account, login_for, make_customer
 
 D = dt.date.fromisoformat
 DAY = dt.timedelta(days=1)
-MOVES = "move_due_date" in getattr(loan_replay.Contract, "__dataclass_fields__", {})
-needs_moves = pytest.mark.skipif(not MOVES, reason="loan_replay.Contract has no move_due_date "
-                                 "yet (branch loanmath)")
 
 
 @pytest.fixture
@@ -240,7 +236,7 @@ def borrower(bank):
     return {"cid": cid, "checking": funded_account(bank, "0", customer_id=cid)}
 
 
-def working_day_loan(bank, staff, borrower):
+def working_day_loan(bank, staff, borrower, working_days=True):
     """10,000.00 at 12 % over 12 months, due dates on working days, disbursed today."""
     lid = bank.loans.apply(staff["teller"], borrower["cid"], product="personal",
                            principal="10000.00", term_months=12, purpose="new kitchen",
@@ -248,7 +244,7 @@ def working_day_loan(bank, staff, borrower):
     bank.loans.approve(staff["manager"], lid, annual_rate_percent="12")
     # The product's choice is copied into the loan at application (branch loanprod); set here.
     bank.write(lambda uow: uow.execute(
-        "UPDATE loans SET due_dates_working_days = TRUE WHERE id = ?", [lid]))
+        "UPDATE loans SET due_dates_working_days = ? WHERE id = ?", [working_days, lid]))
     bank.loans.disburse(staff["teller"], lid, borrower["checking"])
     return lid
 
@@ -271,7 +267,6 @@ def month_end_loan(bank, staff, borrower):
     return working_day_loan(bank, staff, borrower)
 
 
-@needs_moves
 def test_due_dates_move_to_the_next_working_day_without_drifting(bank, month_end_loan):
     assert due_dates(bank, month_end_loan) == [
         "2027-03-01",   # Feb 28 is a Sunday
@@ -289,25 +284,37 @@ def test_due_dates_move_to_the_next_working_day_without_drifting(bank, month_end
     assert bank.audit.verify() == []
 
 
-@needs_moves
-def test_a_payment_on_the_moved_due_date_is_on_time(bank, staff, borrower, month_end_loan):
-    lid = month_end_loan
-    withdraw_all(bank, borrower["checking"])   # nothing for end of day to collect
+@pytest.mark.parametrize("working_days, first_due, days_past_due_mar_1, fees_cents", [
+    (True, "2027-03-01", 0, 0),
+    # The same loan without working-day due dates: due on Sunday, late on Monday.
+    (False, "2027-02-28", 1, 2500),
+])
+def test_a_payment_on_the_moved_due_date_is_on_time(bank, staff, borrower, working_days,
+                                                    first_due, days_past_due_mar_1,
+                                                    fees_cents):
     system = bank.system_actor()
+    bank.settings.set(system, "loan_late_fee_grace_days", "0")   # a fee the first late day
+    bank.end_of_day(system, until=D("2027-01-30"))
+    lid = working_day_loan(bank, staff, borrower, working_days)
+    assert due_dates(bank, lid)[0] == first_due
+    withdraw_all(bank, borrower["checking"])   # nothing for end of day to collect
     bank.end_of_day(system, until=D("2027-02-28"))
     assert bank.business_date == D("2027-03-01")
+    assert bank.read_one("SELECT days_past_due FROM loans WHERE id = ?", [lid])[0] == \
+        days_past_due_mar_1
+    # The borrower pays the instalment at the counter on Monday, Mar 1.
     first = bank.read_one("SELECT payment_cents FROM loan_schedule WHERE loan_id = ? AND n = 1",
                           [lid])[0]
     bank.loans.repay(staff["teller"], lid, f"{first / 100:.2f}", "cash")
-    # Past the grace days of both the anchor (Feb 28) and the moved due date (Mar 1).
     bank.end_of_day(system, until=D("2027-03-10"))
-    loan = bank.read_one("SELECT days_past_due, arrears_bucket FROM loans WHERE id = ?", [lid])
-    fees = bank.read_one("SELECT sum(fee_cents) FROM loan_schedule WHERE loan_id = ?", [lid])
-    assert (loan, fees) == ((0, "current"), (0,))
+    fees = bank.read_one("SELECT sum(fee_cents) FROM loan_schedule WHERE loan_id = ?", [lid])[0]
+    assert fees == fees_cents
+    if working_days:
+        assert bank.read_one("SELECT days_past_due, arrears_bucket FROM loans WHERE id = ?",
+                             [lid]) == (0, "current")
     assert bank.audit.verify() == []
 
 
-@needs_moves
 def test_a_holiday_on_a_future_due_date_moves_the_loan(bank, staff, month_end_loan):
     lid = month_end_loan
     moved = bank.workdays.add_holiday(staff["manager"], "2027-03-31", "Staff day")
@@ -322,7 +329,24 @@ def test_a_holiday_on_a_future_due_date_moves_the_loan(bank, staff, month_end_lo
     assert bank.audit.verify() == []
 
 
-@needs_moves
+def test_a_holiday_that_would_merge_two_due_dates_is_refused(bank, staff, month_end_loan):
+    # Every weekday from Mar 31 to Apr 28 closed: the second due date (Mar 31) moves to Apr 29.
+    manager, day = staff["manager"], D("2027-03-31")
+    while day < D("2027-04-29"):
+        if day.weekday() < 5:
+            bank.workdays.add_holiday(manager, day, "Inventory")
+        day += DAY
+    assert due_dates(bank, month_end_loan)[1:3] == ["2027-04-29", "2027-04-30"]
+    before = state(bank)
+    # Closing Apr 29 too would make the second and third instalments fall due on Apr 30.
+    with pytest.raises(InvalidState, match="not after the previous due date"):
+        bank.workdays.add_holiday(manager, "2027-04-29", "Inventory")
+    assert state(bank) == before
+    assert [who for who, _ in refusals(bank, "bank_holiday.add")] == [manager.username]
+    assert bank.workdays.is_working_day(D("2027-04-29"))
+    assert bank.audit.verify() == []
+
+
 def test_a_country_change_moves_only_future_due_dates(bank, staff, month_end_loan):
     lid = month_end_loan
     bank.end_of_day(bank.system_actor(), until=D("2027-03-15"))
@@ -334,7 +358,6 @@ def test_a_country_change_moves_only_future_due_dates(bank, staff, month_end_loa
     assert bank.audit.verify() == []
 
 
-@needs_moves
 def test_a_loan_without_the_flag_keeps_its_anchored_dates(bank, staff, borrower):
     bank.end_of_day(bank.system_actor(), until=D("2027-01-30"))
     lid = bank.loans.apply(staff["teller"], borrower["cid"], product="personal",
