@@ -338,32 +338,73 @@ def reschedule_in(bank, uow, actor, old: Calendar, new: Calendar, *, since: dt.d
     old one became a closed day; if earlier, the new one opened, and the old one is the old
     calendar's next working day after it. Either way the stored (old) due date lies between
     `since` and old.next_working_day(until), whatever the repayment frequency."""
-    from .loans import LOAN_COLUMNS, SCHEDULE_COLUMNS, _replay_in, _store, schedule_frame
+    from .loans import (LOAN_COLUMNS, SCHEDULE_COLUMNS, _replay_in, _store, age_arrears,
+                        schedule_frame, system_key)
     params = [since] if until is None else [since, old.next_working_day(until)]
-    ids = [row[0] for row in uow.fetchall(
-        "SELECT DISTINCT l.id FROM loans l JOIN loan_schedule s ON s.loan_id = l.id "
-        "WHERE l.status = 'active' AND l.due_dates_working_days AND s.due_date >= ?"
-        + ("" if until is None else " AND s.due_date <= ?") + " ORDER BY 1", params)]
+    loans = [dict(zip(LOAN_COLUMNS, row)) for row in uow.fetchall(
+        "SELECT " + ", ".join(LOAN_COLUMNS) + " FROM loans WHERE status = 'active' AND "
+        "due_dates_working_days AND id IN (SELECT loan_id FROM loan_schedule WHERE due_date "
+        ">= ?" + ("" if until is None else " AND due_date <= ?") + ") ORDER BY id", params)]
+    if not loans:
+        return 0
+    cached: dict[int, list] = {}
+    for row in uow.fetchall(
+            "SELECT " + ", ".join(SCHEDULE_COLUMNS) + " FROM loan_schedule WHERE loan_id IN "
+            "(SELECT unnest(?)) ORDER BY loan_id, n", [[loan["id"] for loan in loans]]):
+        cached.setdefault(row[0], []).append(tuple(row))
+    splits: dict[int, tuple] = {lid: tuple(int(v) for v in sums) for lid, *sums in uow.fetchall(
+        "SELECT loan_id, sum(fee_cents), sum(interest_cents), sum(principal_cents) FROM "
+        "loan_payments WHERE method <> 'recovery' AND loan_id IN (SELECT unnest(?)) GROUP BY 1",
+        [[loan["id"] for loan in loans]])}
     today = _business_date_in(uow)
-    moved = 0
-    for lid in ids:
-        loan = dict(zip(LOAN_COLUMNS, uow.fetchone(
-            "SELECT " + ", ".join(LOAN_COLUMNS) + " FROM loans WHERE id = ?", [lid])))
-        before = [(n, d) for n, d in uow.fetchall(
-            "SELECT n, due_date FROM loan_schedule WHERE loan_id = ? ORDER BY n", [lid])]
-        cached = uow.fetchall("SELECT " + ", ".join(SCHEDULE_COLUMNS[:-1]) + " FROM "
-                              "loan_schedule WHERE loan_id = ? ORDER BY n", [lid])
+    changed, moved = [], 0
+    for loan in loans:
+        lid = loan["id"]
         replayed = _replay_in(uow.fetchall, loan, work_calendar=new)
-        fresh = schedule_frame(lid, replayed).drop(columns=["fee_date"])
-        if [tuple(r) for r in cached] == [tuple(r) for r in fresh.itertuples(index=False)]:
+        fresh = [(lid, r.n, r.due, r.payment, r.interest, r.principal, r.balance,
+                  r.interest_paid, r.principal_paid, r.fee, r.fee_paid, r.fee_date)
+                 for r in replayed.rows]
+        if fresh == cached.get(lid, []):
             continue
-        _store(uow, loan, replayed, today)
-        after = [(r.n, r.due) for r in replayed.rows]
-        bank.audit_row(uow, actor, "loan.reschedule", "loan", lid,
-                       before={"due_dates": [str(d) for n, d in before if (n, d) not in after]},
-                       after={"due_dates": [str(d) for n, d in after if (n, d) not in before],
-                              "reason": "bank calendar changed"})
         moved += 1
+        before = {(n, due) for _, n, due, *_ in cached.get(lid, [])}
+        after = {(n, due) for _, n, due, *_ in fresh}
+        bank.audit_row(uow, actor, "loan.reschedule", "loan", lid,
+                       before={"due_dates": sorted(str(d) for _, d in before - after)},
+                       after={"due_dates": sorted(str(d) for _, d in after - before),
+                              "reason": "bank calendar changed"})
+        want = tuple(sum(getattr(x, f) for x in replayed.splits)
+                     for f in ("fee_cents", "interest_cents", "principal_cents"))
+        if want == splits.get(lid, (0, 0, 0)):
+            changed.append(schedule_frame(lid, replayed))
+            continue
+        # A payment made within the period whose end moves (a prepayment, or an instalment
+        # paid early) earned interest by the day over that period: its split between interest
+        # and principal changes, and the difference is posted as a reallocation, as for a
+        # corrected repayment.
+        count = uow.fetchone("SELECT count(*) FROM audit_log WHERE action = 'loan.reschedule' "
+                             "AND entity_id = ?", [str(lid)])[0]
+        bank.loans._reallocate(uow, actor, loan, replayed, today,
+                               system_key("loan", lid, "reschedule", count))
+        _store(uow, loan, replayed, today)
+    if changed:
+        # Only due dates after the business date move, and with them the instalments' split
+        # of interest; what is paid and outstanding stays, so the schedule rows are the cache
+        # to rewrite (set-based: a change may move thousands of loans).
+        frame = pd.concat(changed, ignore_index=True)
+        frame["fee_date"] = pd.to_datetime(frame["fee_date"])
+        uow.execute("DELETE FROM loan_schedule WHERE loan_id IN (SELECT unnest(?))",
+                    [[int(v) for v in frame["loan_id"].unique()]])
+        uow.cur.register("moved_schedule", frame)
+        try:
+            uow.execute(f"INSERT INTO loan_schedule ({', '.join(SCHEDULE_COLUMNS)}) SELECT "
+                        "loan_id, n, CAST(due_date AS DATE), payment_cents, interest_cents, "
+                        "principal_cents, balance_cents, interest_paid_cents, "
+                        "principal_paid_cents, fee_cents, fee_paid_cents, CAST(fee_date AS "
+                        "DATE) FROM moved_schedule")
+        finally:
+            uow.cur.unregister("moved_schedule")
+        age_arrears(uow, today)
     return moved
 
 

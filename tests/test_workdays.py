@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from fractions import Fraction
 
 import pytest
 
@@ -326,6 +327,36 @@ def test_a_holiday_on_a_future_due_date_moves_the_loan(bank, staff, month_end_lo
         (["2027-03-31"], ["2027-04-01"])]
     bank.workdays.remove_holiday(staff["manager"], "2027-03-31")
     assert due_dates(bank, lid)[1] == "2027-03-31"
+    assert bank.audit.verify() == []
+
+
+def interest_by_search(amount, days, period_days, opening=921_151, principal=79_637):
+    """The second instalment's interest when `amount` is paid on day `days` of its period: the
+    prepayment P with amount = interest(P) + the instalment's principal + P, interest(P) =
+    1 % x (opening x days + (opening - P) x the rest) / period_days, half-up; found by trying
+    every P. Opening 9,211.51 = 10,000.00 - 788.49; principal 796.37 = 888.49 - 92.12."""
+    for p in range(amount + 1):
+        exact = Fraction(opening * days + (opening - p) * (period_days - days),
+                         100 * period_days)
+        interest = int(exact + Fraction(1, 2))
+        if interest + principal + p == amount:
+            return interest
+    raise AssertionError("no prepayment fits")
+
+
+def test_a_moved_due_date_splits_a_payment_of_its_period_again(bank, staff, month_end_loan):
+    lid, system = month_end_loan, bank.system_actor()
+    bank.end_of_day(system, until=D("2027-03-14"))   # the first instalment collected Mar 1
+    bank.loans.repay(staff["teller"], lid, "6000.00", "cash")   # day 14 of Mar 1 - Mar 31
+    second = "SELECT interest_cents FROM loan_schedule WHERE loan_id = ? AND n = 2"
+    assert bank.read_one(second, [lid])[0] == interest_by_search(600_000, 14, 30)
+    bank.workdays.add_holiday(staff["manager"], "2027-03-31", "Staff day")
+    # The period now ends Apr 1: 31 days, so each of the 14 days before the payment weighs less.
+    assert bank.read_one(second, [lid])[0] == interest_by_search(600_000, 14, 31)
+    moved = interest_by_search(600_000, 14, 30) - interest_by_search(600_000, 14, 31)
+    assert bank.read("SELECT method, interest_cents, principal_cents FROM loan_payments WHERE "
+                     "loan_id = ? AND method = 'reallocation'", [lid]) == [
+        ("reallocation", -moved, moved)]
     assert bank.audit.verify() == []
 
 
