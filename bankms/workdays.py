@@ -16,7 +16,9 @@ Changes only ever reach days after the business date, so no loan's past due date
 
 When the calendar changes, every active loan with due_dates_working_days whose remaining due
 dates move is re-stored from a fresh replay in the same transaction, audited (loan.reschedule),
-so `audit.verify()` stays empty. `Workdays.calendar()` is cached until the calendar changes; its
+so `audit.verify()` stays empty. Interest runs by the day over each period, so moving the end of
+the current period changes the split of a payment already made in it (a prepayment, an early
+instalment): the difference is posted as a reallocation, as for a corrected repayment. `Workdays.calendar()` is cached until the calendar changes; its
 `move_due_date` is one object for as long as the calendar is the same (the replay may cache on
 it).
 """
