@@ -57,6 +57,11 @@ BALANCE_BUCKETS = [
     (10_000_000, "$100k and more"),
 ]
 LOAN_STATUS_ORDER = ["active", "approved", "submitted"]
+# Portfolio at risk counts loans 30 days or more past due (here: from day 31), non-performing
+# loans those more than 90 days past due: the same lines as the loans module's arrears buckets
+# and end of day's provisioning (loans.BUCKETS).
+PAR_DAYS_MIN = 31
+NPL_DAYS_MIN = 91
 ARREARS_BUCKETS = [(0, "current"), (1, "1–30 days"), (31, "31–60 days"), (61, "61–90 days"),
                    (91, "over 90 days")]
 
@@ -218,7 +223,8 @@ def key_figures(src: Source, f: Filters) -> pd.DataFrame:
     customer = "a.customer_id IS NOT NULL" + ("" if f.kind == "all" else f" AND a.kind = '{f.kind}'")
     # One pass over the postings since `lo` gives, per account, what was posted after each
     # as-of cut (to step back from the stored balance) and the flows of both periods.
-    (deposits_now, deposits_prev, loans_now, loans_prev, flow_now, flow_prev) = src.one(
+    (deposits_now, deposits_prev, loans_now, loans_prev, provision_now, provision_prev,
+     flow_now, flow_prev) = src.one(
         "WITH per AS (SELECT account_id, "
         "sum(CASE WHEN posted_at >= ? THEN amount_cents ELSE 0 END) AS after_now, "
         "sum(CASE WHEN posted_at >= ? THEN amount_cents ELSE 0 END) AS after_prev, "
@@ -237,6 +243,8 @@ def key_figures(src: Source, f: Filters) -> pd.DataFrame:
         "AS BIGINT), "
         "CAST(coalesce(sum(CASE WHEN account_number = 'GL1200' THEN now_cents END), 0) AS BIGINT), "
         "CAST(coalesce(sum(CASE WHEN account_number = 'GL1200' THEN prev_cents END), 0) AS BIGINT), "
+        "CAST(coalesce(sum(CASE WHEN account_number = 'GL1290' THEN now_cents END), 0) AS BIGINT), "
+        "CAST(coalesce(sum(CASE WHEN account_number = 'GL1290' THEN prev_cents END), 0) AS BIGINT), "
         f"CAST(coalesce(sum(CASE WHEN {customer} THEN flow_now END), 0) AS BIGINT), "
         f"CAST(coalesce(sum(CASE WHEN {customer} THEN flow_prev END), 0) AS BIGINT) "
         "FROM b a",
@@ -257,12 +265,19 @@ def key_figures(src: Source, f: Filters) -> pd.DataFrame:
         f"THEN 1 END) FROM accounts a WHERE {customer} AND opened_at >= ? AND opened_at < ?",
         [start_now, start_now, start_prev, end_now])
     book_now, book_prev = loan_book(src, f.as_of), loan_book(src, prev.as_of)
+    provision_now, provision_prev = _int(provision_now), _int(provision_prev)
     rows = [
         ("Total deposits", "money", _int(deposits_now), _int(deposits_prev)),
         ("Loans outstanding", "money", -_int(loans_now), -_int(loans_prev)),
-        ("Portfolio at risk > 30 days", "percent", _at_risk(book_now, 31),
-         _at_risk(book_prev, 31)),
-        ("Non-performing loans", "percent", _at_risk(book_now, 91), _at_risk(book_prev, 91)),
+        ("Portfolio at risk > 30 days", "percent", _at_risk(book_now, PAR_DAYS_MIN),
+         _at_risk(book_prev, PAR_DAYS_MIN)),
+        ("Non-performing loans", "percent", _at_risk(book_now, NPL_DAYS_MIN),
+         _at_risk(book_prev, NPL_DAYS_MIN)),
+        ("Provision booked", "money", provision_now, provision_prev),
+        ("Provision coverage of NPL", "percent", _coverage(provision_now, book_now),
+         _coverage(provision_prev, book_prev)),
+        ("Net loans", "money", -_int(loans_now) - provision_now,
+         -_int(loans_prev) - provision_prev),
         ("Active customers", "count", _int(active_now), _int(active_prev)),
         ("New customers", "count", _int(new_customers_now), _int(new_customers_prev)),
         ("New accounts", "count", _int(new_accounts_now), _int(new_accounts_prev)),
@@ -271,33 +286,60 @@ def key_figures(src: Source, f: Filters) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["figure", "unit", "value", "previous"])
 
 
+def at_risk_loans(book: pd.DataFrame, days_min: int) -> pd.DataFrame:
+    """The active loans of a `loan_book` at least `days_min` days past due: the rows behind
+    PAR (PAR_DAYS_MIN) and NPL (NPL_DAYS_MIN), and their drill-down."""
+    return book[(book["status"] == "active") & (book["days_past_due"] >= days_min)]
+
+
 def _at_risk(book: pd.DataFrame, days_min: int) -> Decimal:
     """Share of outstanding principal in loans at least `days_min` days past due, in percent."""
-    book = book[book["status"] == "active"]
-    if book.empty:
-        return Decimal("0.00")
-    total = int(book["outstanding_cents"].sum())
+    total = int(book.loc[book["status"] == "active", "outstanding_cents"].sum())
     if total <= 0:
         return Decimal("0.00")
-    late = int(book.loc[book["days_past_due"] >= days_min, "outstanding_cents"].sum())
+    late = int(at_risk_loans(book, days_min)["outstanding_cents"].sum())
     return (Decimal(late) * 100 / Decimal(total)).quantize(Decimal("0.01"))
+
+
+def _coverage(provision_cents: int, book: pd.DataFrame) -> Decimal:
+    """Provision booked as a percentage of non-performing principal (0 when there is none)."""
+    npl = int(at_risk_loans(book, NPL_DAYS_MIN)["outstanding_cents"].sum())
+    if npl <= 0:
+        return Decimal("0.00")
+    return (Decimal(provision_cents) * 100 / Decimal(npl)).quantize(Decimal("0.01"))
+
+
+def gl_postings_sql() -> str:
+    """Postings of the ledger accounts given as a list parameter, made before a cut: the rows
+    behind a ledger balance as of a day (parameters: the account numbers, the cut)."""
+    # DuckDB only (unnest of a list parameter): drill-downs never run on the SQLite copy.
+    return ("SELECT p.id AS posting_id, p.posted_at, p.transaction_id, t.kind, t.memo, "
+            "a.account_number, p.amount_cents FROM postings p "
+            "JOIN accounts a ON a.id = p.account_id JOIN transactions t ON t.id = p.transaction_id "
+            "WHERE a.account_number IN (SELECT unnest(?)) AND p.posted_at < ? "
+            "ORDER BY p.posted_at, p.id")
 
 
 def daily_volume(src: Source, f: Filters) -> pd.DataFrame:
     """Per day and transaction kind: how many transactions and how much money moved."""
-    params = [midnight(f.start), midnight_after(f.end)]
-    kind_sql = ""
-    if f.kind != "all":
-        kind_sql = (" AND (t.source_account IN (SELECT account_number FROM accounts "
-                    "WHERE kind = ?) OR t.target_account IN (SELECT account_number "
-                    "FROM accounts WHERE kind = ?))")
-        params += [f.kind, f.kind]
+    where, params = daily_volume_where(f, midnight(f.start), midnight_after(f.end))
     df = src.df(
         f"SELECT {src.d.day('t.posted_at')} AS day, t.kind, count(*) AS transactions, "
         "CAST(sum(t.amount_cents) AS BIGINT) AS amount_cents FROM transactions t "
-        f"WHERE t.posted_at >= ? AND t.posted_at < ?{kind_sql} GROUP BY 1, 2 ORDER BY 1, 2",
-        params)
+        f"WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2", params)
     return _to_day(df, "day")
+
+
+def daily_volume_where(f: Filters, lo: dt.datetime, hi: dt.datetime) -> tuple[str, list]:
+    """The transactions t of the volume charts posted in [lo, hi): shared with their
+    drill-down (bankms.drill), so that a bar and its rows cannot disagree."""
+    where, params = "t.posted_at >= ? AND t.posted_at < ?", [lo, hi]
+    if f.kind != "all":
+        where += (" AND (t.source_account IN (SELECT account_number FROM accounts "
+                  "WHERE kind = ?) OR t.target_account IN (SELECT account_number "
+                  "FROM accounts WHERE kind = ?))")
+        params += [f.kind, f.kind]
+    return where, params
 
 
 def deposits_by_product(src: Source, f: Filters) -> pd.DataFrame:
@@ -334,15 +376,11 @@ def deposits_by_product(src: Source, f: Filters) -> pd.DataFrame:
 
 def balance_distribution(src: Source, f: Filters) -> pd.DataFrame:
     """How many open accounts (of the chosen kind) held how much, as of the as-of day."""
-    cut = midnight_after(f.as_of)
-    bal_sql, bal_params = _balances_sql([cut], f)
-    cases = " ".join(f"WHEN balance_0_cents >= {low} THEN {i}"
-                     for i, (low, _) in reversed(list(enumerate(BALANCE_BUCKETS))) if low is not None)
+    sql, params = balance_buckets_sql(f, midnight_after(f.as_of))
     df = src.df(
-        f"SELECT CASE {cases} ELSE 0 END AS bucket_index, count(*) AS accounts, "
-        f"CAST(sum(balance_0_cents) AS BIGINT) AS balance_cents FROM ({bal_sql}) b "
-        "WHERE opened_at < ? AND (closed_at IS NULL OR closed_at >= ?) GROUP BY 1",
-        [*bal_params, cut, cut])
+        "SELECT bucket_index, count(*) AS accounts, "
+        f"CAST(sum(balance_0_cents) AS BIGINT) AS balance_cents FROM ({sql}) b GROUP BY 1",
+        params)
     full = pd.DataFrame({"bucket_index": range(len(BALANCE_BUCKETS)),
                          "bucket": [label for _, label in BALANCE_BUCKETS]})
     full = full.merge(df, on="bucket_index", how="left").fillna(0)
@@ -351,22 +389,62 @@ def balance_distribution(src: Source, f: Filters) -> pd.DataFrame:
     return full.drop(columns=["bucket_index"])
 
 
+def balance_buckets_sql(f: Filters, cut: dt.datetime) -> tuple[str, list]:
+    """A subquery: the accounts open at `cut` (of the chosen kind) with balance_0_cents, their
+    balance then, and bucket_index into BALANCE_BUCKETS. Shared with the drill-down."""
+    bal_sql, bal_params = _balances_sql([cut], f)
+    cases = " ".join(f"WHEN balance_0_cents >= {low} THEN {i}"
+                     for i, (low, _) in reversed(list(enumerate(BALANCE_BUCKETS))) if low is not None)
+    return (f"SELECT b.*, CASE {cases} ELSE 0 END AS bucket_index FROM ({bal_sql}) b "
+            "WHERE opened_at < ? AND (closed_at IS NULL OR closed_at >= ?)",
+            [*bal_params, cut, cut])
+
+
 def loan_portfolio(src: Source, f: Filters) -> pd.DataFrame:
     """Loans by status and arrears bucket: how many and how much principal is outstanding."""
     book = loan_book(src, f.as_of)
-    columns = ["status", "arrears", "loans", "outstanding_cents"]
+    columns = ["status", "arrears", "loans", "outstanding_cents", "provision_cents"]
     if book.empty:
-        return pd.DataFrame({c: pd.Series(dtype="int64" if c in ("loans", "outstanding_cents")
-                                          else str) for c in columns})
+        return pd.DataFrame({c: pd.Series(dtype=str if c in ("status", "arrears") else "int64")
+                             for c in columns})
     book = book.copy()
     book["arrears"] = arrears_bucket(book["days_past_due"])
     out = (book.groupby(["status", "arrears"], as_index=False)
-           .agg(loans=("loan_id", "count"), outstanding_cents=("outstanding_cents", "sum")))
+           .agg(loans=("loan_id", "count"), outstanding_cents=("outstanding_cents", "sum"),
+                provision_cents=("provision_cents", "sum")))
     out["outstanding_cents"] = out["outstanding_cents"].astype("int64")
+    out["provision_cents"] = out["provision_cents"].astype("int64")
     order = {label: i for i, (_, label) in enumerate(ARREARS_BUCKETS)}
     out = out.sort_values(["status", "arrears"], key=lambda c: c.map(LOAN_STATUS_ORDER.index)
                           if c.name == "status" else c.map(order), ignore_index=True)
     return out[columns]
+
+
+def provisioning(src: Source, basis_points: list[int]) -> pd.DataFrame:
+    """The provisioning report: per arrears bucket (loans.BUCKETS order, every bucket shown)
+    the active loans, their outstanding principal, the provision rate (percent, Decimal), the
+    provision required now at that rate, the provision end of day last booked, and the
+    difference (required less booked; not zero when loans moved since the last end of day or
+    a rate changed). `basis_points` are the rates per bucket in hundredths of a percent
+    (eod.provision_basis_points). Each loan's requirement is rounded half up to the cent as
+    end of day rounds it (eod._provision), then summed."""
+    from .loans import BUCKETS
+    loans = src.df(
+        "SELECT l.arrears_bucket AS bucket, l.principal_outstanding_cents AS outstanding_cents, "
+        "coalesce(p.provision_cents, 0) AS booked_cents FROM loans l "
+        "LEFT JOIN loan_provisions p ON p.loan_id = l.id WHERE l.status = 'active'")
+    rate = dict(zip(BUCKETS, basis_points))
+    outstanding = loans["outstanding_cents"].astype("int64")
+    points = loans["bucket"].map(rate).astype("int64")
+    loans["required_cents"] = (2 * outstanding * points + 10_000) // 20_000
+    loans["loans"] = 1
+    sums = loans.groupby("bucket")[["loans", "outstanding_cents", "required_cents",
+                                    "booked_cents"]].sum()
+    out = sums.reindex(list(BUCKETS), fill_value=0).astype("int64").reset_index()
+    out.insert(3, "rate_percent", [Decimal(rate[b]) / 100 for b in BUCKETS])
+    out["difference_cents"] = out["required_cents"] - out["booked_cents"]
+    return out[["bucket", "loans", "outstanding_cents", "rate_percent", "required_cents",
+                "booked_cents", "difference_cents"]]
 
 
 def arrears_bucket(days_past_due: pd.Series) -> pd.Series:
@@ -509,33 +587,50 @@ def rfm_summary(members: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index().rename(columns={"index": "segment"})
 
 
+def income_sql(src: Source, f: Filters) -> tuple[str, list]:
+    """A subquery: credits to customers' accounts from someone else (deposits, transfers from
+    another customer) in the three calendar months before the as-of month, one row per
+    transaction with its customer_id and month. The regular-income offer and its drill-down
+    both read it."""
+    month_start = f.as_of.replace(day=1)
+    window_start = (pd.Timestamp(month_start) - pd.DateOffset(months=3)).date()
+    return (f"SELECT a.customer_id, {src.d.month('t.posted_at')} AS month, "
+            "t.id AS transaction_id, t.posted_at, t.kind, t.memo, t.source_account, "
+            "t.target_account, t.amount_cents FROM transactions t "
+            "JOIN accounts a ON a.account_number = t.target_account "
+            "LEFT JOIN accounts s ON s.account_number = t.source_account "
+            "WHERE t.kind IN ('deposit', 'transfer') AND t.posted_at >= ? AND t.posted_at < ? "
+            "AND a.customer_id IS NOT NULL "
+            "AND (s.customer_id IS NULL OR s.customer_id <> a.customer_id)",
+            [midnight(window_start), midnight(month_start)])
+
+
+def income_months_sql(src: Source, f: Filters) -> tuple[str, list]:
+    """A subquery: (customer_id, month, income_cents) for the months whose income from others
+    reached REGULAR_INCOME_CENTS_MIN."""
+    sql, params = income_sql(src, f)
+    return (f"SELECT customer_id, month, CAST(sum(amount_cents) AS BIGINT) AS income_cents "
+            f"FROM ({sql}) i GROUP BY 1, 2 HAVING sum(amount_cents) >= ?",
+            [*params, REGULAR_INCOME_CENTS_MIN])
+
+
 def cross_sell(src: Source, f: Filters) -> pd.DataFrame:
     """Customers to offer something to, one row per (offer, customer):
     'Savings account for a regular income' - money from others of at least
     REGULAR_INCOME_CENTS_MIN in at least two of the last three calendar months before the as-of
     month, and no open savings account; 'Savings account for a high balance' - checking money
     of at least HIGH_BALANCE_CENTS_MIN as of the day, and no open savings account."""
-    month_start = f.as_of.replace(day=1)
-    window_start = (pd.Timestamp(month_start) - pd.DateOffset(months=3)).date()
     no_savings = ("c.id NOT IN (SELECT customer_id FROM accounts WHERE kind = 'savings' "
                   "AND status <> 'closed' AND customer_id IS NOT NULL)")
+    income_sql, income_params = income_months_sql(src, f)
     income = src.df(
-        f"WITH credits AS (SELECT a.customer_id, {src.d.month('t.posted_at')} AS month, "
-        "CAST(sum(t.amount_cents) AS BIGINT) AS income_cents FROM transactions t "
-        "JOIN accounts a ON a.account_number = t.target_account "
-        "LEFT JOIN accounts s ON s.account_number = t.source_account "
-        "WHERE t.kind IN ('deposit', 'transfer') AND t.posted_at >= ? AND t.posted_at < ? "
-        "AND a.customer_id IS NOT NULL "
-        "AND (s.customer_id IS NULL OR s.customer_id <> a.customer_id) GROUP BY 1, 2 "
-        "HAVING sum(t.amount_cents) >= ?) "
+        f"WITH credits AS ({income_sql}) "
         "SELECT 'Savings account for a regular income' AS offer, c.id AS customer_id, "
         "c.full_name, c.email, c.phone, count(*) AS months, "
         "CAST(sum(cr.income_cents) AS BIGINT) AS income_cents "
         "FROM credits cr JOIN customers c ON c.id = cr.customer_id "
         f"WHERE c.status = 'active' AND {no_savings} GROUP BY 1, 2, 3, 4, 5 "
-        "HAVING count(*) >= ? ORDER BY c.id",
-        [midnight(window_start), midnight(month_start), REGULAR_INCOME_CENTS_MIN,
-         REGULAR_INCOME_MONTHS_MIN])
+        "HAVING count(*) >= ? ORDER BY c.id", [*income_params, REGULAR_INCOME_MONTHS_MIN])
     bal_sql, bal_params = _balances_sql([midnight_after(f.as_of)],
                                         replace(f, kind="checking"))
     high = src.df(
@@ -549,7 +644,7 @@ def cross_sell(src: Source, f: Filters) -> pd.DataFrame:
     income["monthly_income_cents"] = (income["income_cents"].astype("int64")
                                       // income["months"].astype("int64"))
     income = income.sort_values(["monthly_income_cents", "customer_id"],
-                                ascending=[False, True]).drop(columns=["income_cents"])
+                                ascending=[False, True])
     return pd.concat([income, high], ignore_index=True)
 
 
@@ -591,6 +686,24 @@ def loan_decision_times(src: Source, f: Filters) -> pd.DataFrame:
     df["hours_to_decide"] = ((df["decided_at"] - df["applied_at"]).dt.total_seconds()
                              / 3600).round(1)
     return df
+
+
+DECISION_BINS_MAX = 20
+
+
+def decision_time_bins(df: pd.DataFrame) -> pd.DataFrame:
+    """Loans of `loan_decision_times` counted by time to decide: from_hours, to_hours (bins of
+    whole hours, at most DECISION_BINS_MAX, each [from, to)) and loans."""
+    columns = ["from_hours", "to_hours", "loans"]
+    if df.empty:
+        return pd.DataFrame({c: pd.Series(dtype="int64") for c in columns})
+    hours = df["hours_to_decide"]
+    width = max(1, -(-int(hours.max() // 1 + 1) // DECISION_BINS_MAX))
+    index = (hours // width).astype("int64")
+    counts = index.value_counts().reindex(range(int(index.max()) + 1), fill_value=0)
+    return pd.DataFrame({"from_hours": counts.index * width,
+                         "to_hours": (counts.index + 1) * width,
+                         "loans": counts.to_numpy()}).astype("int64")
 
 
 CUSTOMER: dict[str, Callable[[Source, Filters], pd.DataFrame]] = {
@@ -938,14 +1051,66 @@ def loans_available(src: Source) -> bool:
     return src._loans_available
 
 
+# The book as end of day last left it: the arrears it aged and the provision it booked per loan
+# (loans.days_past_due, loans.principal_outstanding_cents, loan_provisions), the same rows as
+# the loans module's provisioning report. Read for any day from the last closed business day on.
+LOAN_BOOK_NOW_SQL = """
+SELECT l.id AS loan_id, l.customer_id, l.status,
+       CAST(CASE WHEN l.status = 'active' THEN l.principal_outstanding_cents
+                 ELSE l.principal_cents END AS BIGINT) AS outstanding_cents,
+       CASE WHEN l.status = 'active' THEN l.days_past_due ELSE 0 END AS days_past_due,
+       CAST(coalesce(p.provision_cents, 0) AS BIGINT) AS provision_cents
+FROM loans l LEFT JOIN loan_provisions p ON p.loan_id = l.id
+WHERE l.status IN ('active', 'approved', 'submitted') ORDER BY l.id
+"""
+EOD_BOOK_COLUMNS = {
+    "loans": {"principal_outstanding_cents", "days_past_due", "arrears_bucket"},
+    "loan_provisions": {"loan_id", "provision_cents"},
+    "eod_runs": {"business_date"},
+}
+
+
+def _last_closed_day(src: Source) -> dt.date | None:
+    """The last business day end of day closed, when the bank keeps arrears and provisions
+    per loan (the loans module of issue 9); None otherwise (and on the SQLite copy)."""
+    if src.d is not DUCKDB:
+        return None
+    known = getattr(src, "_eod_book_available", None)
+    if known is None:
+        cols = src.df(src.d.table_columns)
+        have: dict[str, set] = {}
+        for table, column in zip(cols["table_name"], cols["column_name"]):
+            have.setdefault(table, set()).add(column)
+        known = src._eod_book_available = all(
+            needed <= have.get(table, set()) for table, needed in EOD_BOOK_COLUMNS.items())
+    if not known:
+        return None
+    row = src.one("SELECT max(business_date) FROM eod_runs")
+    return None if row is None or row[0] is None or pd.isna(row[0]) else as_date(row[0])
+
+
 def loan_book(src: Source, as_of: dt.date) -> pd.DataFrame:
     """Loans as they stood at the end of business day `as_of`: loan_id, customer_id, status
     ('submitted', 'approved', 'active'), outstanding_cents (principal; asked for, before the
-    payout) and days_past_due (0 unless active and late)."""
-    columns = ["loan_id", "customer_id", "status", "outstanding_cents", "days_past_due"]
+    payout), days_past_due (0 unless active and late) and provision_cents.
+
+    From the last day end of day closed on, the book is what end of day left: its aged arrears
+    and its loan-loss provision per loan, so that PAR, NPL and provisioning agree with the
+    provisioning report and the ledger. Earlier days are rebuilt from the schedule and the
+    payments (LOAN_BOOK_SQL), without a per-loan provision (0; the provision booked on a past
+    day is the GL1290 balance)."""
+    columns = ["loan_id", "customer_id", "status", "outstanding_cents", "days_past_due",
+               "provision_cents"]
     if not loans_available(src):
         return pd.DataFrame({c: pd.Series(dtype=str if c == "status" else "int64")
                              for c in columns})
+    last = _last_closed_day(src)
+    if last is not None and as_of >= last:
+        df = src.df(LOAN_BOOK_NOW_SQL)
+        for column in ("loan_id", "customer_id", "outstanding_cents", "days_past_due",
+                       "provision_cents"):
+            df[column] = df[column].astype("int64")
+        return df[columns]
     cut = midnight_after(as_of)
     # As end of day does: after closing day D, an instalment due on D or before and still
     # unpaid is late, counted from the next business date.
@@ -953,7 +1118,8 @@ def loan_book(src: Source, as_of: dt.date) -> pd.DataFrame:
     df = src.df(LOAN_BOOK_SQL, [as_of, nxt, as_of, cut, as_of, as_of, as_of, as_of, cut])
     due = pd.to_datetime(df["oldest_due"])
     df["days_past_due"] = (pd.Timestamp(nxt) - due).dt.days.fillna(0).astype("int64")
-    for column in ("loan_id", "customer_id", "outstanding_cents"):
+    df["provision_cents"] = 0
+    for column in ("loan_id", "customer_id", "outstanding_cents", "provision_cents"):
         df[column] = df[column].astype("int64")
     return df[columns]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from .analytics import ARREARS_BUCKETS, RFM_SEGMENTS
+from .analytics import ARREARS_BUCKETS, RFM_SEGMENTS, decision_time_bins
 from .text import plotly_text
 
 MONEY_AXIS = "Amount ($)"
@@ -32,11 +32,13 @@ def _stacked(df: pd.DataFrame, x: str, y: str, by: str, order=None, kind="bar",
         part = df[df[by] == value]
         if part.empty:
             continue
+        # meta keeps the raw value for the click-through (drill.chart_selection).
         if kind == "bar":
-            fig.add_trace(go.Bar(x=part[x], y=part[y], name=plotly_text(value), hovertemplate=hover))
+            fig.add_trace(go.Bar(x=part[x], y=part[y], name=plotly_text(value), meta=value,
+                                 hovertemplate=hover))
         else:
             fig.add_trace(go.Scatter(x=part[x], y=part[y], name=plotly_text(value), mode="lines",
-                                     stackgroup="one", hovertemplate=hover))
+                                     stackgroup="one", meta=value, hovertemplate=hover))
     fig.update_layout(barmode="stack")
     return fig
 
@@ -113,9 +115,9 @@ def customer_growth(df: pd.DataFrame) -> go.Figure:
         return empty(title)
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=df["day"], y=df["customers"], name="all customers",
-                             mode="lines"))
+                             mode="lines", meta="customers"))
     fig.add_trace(go.Bar(x=df["day"], y=df["new_customers"], name="new that day",
-                         yaxis="y2", opacity=0.5))
+                         yaxis="y2", opacity=0.5, meta="new_customers"))
     fig.update_layout(yaxis2=dict(title="New customers (count)", overlaying="y",
                                   side="right", showgrid=False, rangemode="tozero"))
     return _finish(fig, title, "Day", "Customers (count)")
@@ -129,7 +131,8 @@ def top_customers(df: pd.DataFrame) -> go.Figure:
     # Names as typed: Plotly draws <b>, <a href> and the like in tick labels and hover text.
     fig = go.Figure(go.Bar(x=_dollars(data["balance_cents"]),
                            y=[plotly_text(n) for n in data["full_name"]],
-                           orientation="h", hovertemplate="%{y}: %{x:$,.2f}<extra></extra>"))
+                           customdata=data["customer_id"], orientation="h",
+                           hovertemplate="%{y}: %{x:$,.2f}<extra></extra>"))
     fig.update_layout(hovermode="closest")
     return _finish(fig, title, "Balance ($)", "Customer")
 
@@ -163,7 +166,7 @@ def refusals(df: pd.DataFrame) -> go.Figure:
     if df.empty:
         return empty(title, "No refused transactions")
     fig = go.Figure(go.Bar(x=[plotly_text(r) for r in df["reason"]], y=df["refusals"],
-                           hovertemplate="%{x}: %{y:,}<extra></extra>"))
+                           customdata=df["reason"], hovertemplate="%{x}: %{y:,}<extra></extra>"))
     fig.update_layout(hovermode="closest")
     return _finish(fig, title, "Reason", "Refusals (count)")
 
@@ -172,8 +175,14 @@ def decision_times(df: pd.DataFrame) -> go.Figure:
     title = "Time to decide a loan (hours)"
     if df.empty:
         return empty(title, "No loans decided in this period")
-    fig = go.Figure(go.Histogram(x=df["hours_to_decide"], nbinsx=20))
-    fig.update_layout(hovermode="closest")
+    # Binned here rather than by Plotly, so that a bar names the loans behind it (customdata:
+    # its hours [from, to)) for the click-through.
+    bins = decision_time_bins(df)
+    fig = go.Figure(go.Bar(
+        x=[f"{a}–{b} h" for a, b in zip(bins["from_hours"], bins["to_hours"])],
+        y=bins["loans"], customdata=bins[["from_hours", "to_hours"]].to_numpy(),
+        hovertemplate="%{x}: %{y:,} loans<extra></extra>"))
+    fig.update_layout(hovermode="closest", bargap=0.05)
     return _finish(fig, title, "Hours from application to decision", "Loans (count)")
 
 

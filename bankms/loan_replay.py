@@ -4,25 +4,53 @@ This module owns the rules; loans.py stores their results (loan_schedule, loan_p
 the loan row are a cache of the replay) and verify() checks the cache against a fresh replay.
 Nothing here touches the database, so a replay is also the oracle of the tests.
 
-The contract: principal P (cents), annual rate R % and n monthly instalments, disbursed on day
-D0. The rules, after Apache Fineract's interest-recalculating loans:
+The contract (Contract; validate_contract gives its range): principal P (cents, 1.00 to
+100,000,000.00), annual rate R % (0 to 60), a term of 1 to 480 months, disbursed on day D0,
+and the product's options, whose defaults are the original contract (monthly, equal
+instalments, no grace, dates not moved). The rules, after Apache Fineract's
+interest-recalculating loans:
 
-* **Due dates** are D0 + k months (python-dateutil's relativedelta, counted from D0 each time),
-  so the day of month is kept and clamped to the month's end without drifting: 2027-01-31 ->
-  02-28, 03-31, 04-30 ... 2028-01-31 (02-29 in a leap year).
-* **The schedule** is the annuity A = P r / (1 - (1 + r)^-n), r = R / 1200, rounded half-up to
-  the cent; each instalment's interest is the period's opening balance x r, rounded half-up; the
-  last instalment pays whatever principal is left. If the rounded A would repay the loan before
-  the last month (tiny loans over long terms), A is lowered a cent at a time until it does not,
-  so the instalments never overpay and no contract in range is refused for rounding. Golden
-  case: 10,000.00 at 12 % over 12 months = 888.49 x 11 + 888.47, 661.86 interest.
+* **Frequency** (`frequency`: monthly, biweekly, weekly). The periodic rate is r = R / 1200
+  monthly, R / 2600 every two weeks and R / 5200 weekly (annual / 12, / 26, / 52, Fineract's
+  periodic rate). The term stays in months; the number of instalments is
+  instalment_count(term, frequency) = term x (12, 26 or 52 instalments a year) / 12, rounded
+  half up, at least 1 (12 months weekly = 52 instalments, 1 month weekly = 4, 3 months
+  biweekly = 7, 480 months weekly = 2,080).
+* **Due dates** are anchored on D0: D0 + k months (python-dateutil's relativedelta, counted
+  from D0 each time, so the day of month is kept and clamped to the month's end without
+  drifting: 2027-01-31 -> 02-28, 03-31, 04-30 ... 2028-01-31, 02-29 in a leap year), or
+  D0 + 14k days (biweekly) or D0 + 7k days (weekly).
+* **Moved due dates** (`move_due_date`, a function date -> date, say to the next working day
+  off weekends and bank holidays): each anchored date is payable on move_due_date(anchor) and
+  that moved date is the instalment's due date for everything (arrears, late fees, advance
+  payment, the period's length). Anchors are still counted from D0, so moving one date never
+  shifts the next (no drift); moved dates must strictly increase. Moved dates are cached by
+  the function's identity: give a new function when the calendar changes (or clear_caches()).
+* **Equal instalments** (`amortization="equal_instalments"`): the annuity
+  A = P r / (1 - (1 + r)^-n) rounded half-up to the cent; each instalment's interest is the
+  period's opening balance x r, rounded half-up; the last instalment pays whatever principal
+  is left. If the rounded A would repay the loan before the last instalment (tiny loans over
+  long terms), A is lowered a cent at a time until it does not, so the instalments never
+  overpay and no contract in range is refused for rounding. Golden case: 10,000.00 at 12 %
+  over 12 months = 888.49 x 11 + 888.47, 661.86 interest.
+* **Equal principal** (`amortization="equal_principal"`, Fineract's "equal principal
+  payments"): each instalment repays P / n, rounded half-up but never so high that the first
+  n - 1 would repay it all, plus the interest of its opening balance; the last takes the
+  difference, and the payments fall over time. 12,000.00 at 12 % over 12 months: 1,120.00 first,
+  1,010.00 last, 780.00 interest.
+* **Grace on principal** (`grace_principal_periods` = g < n, Fineract's "grace on principal
+  payment"): the first g instalments pay the interest only; the principal is amortised (either
+  way) over the remaining n - g instalments.
 * **Interest by the day.** A whole period on a constant balance B earns exactly B x r (the
   schedule's interest). Within a period, each day earns B(day) x r x w(day), where B(day) is
   the principal that bears interest that day and w(day) the day's share of the period under the
   day count: actual/365 and actual/actual weigh each day 1 / (days in the period), 30/360 weighs
   by 30/360 days. So 10,000.00 at 12 % with 5,000.00 prepaid on day 20 of a 30-day period earns
   100.00 x 20/30 + 50.00 x 10/30 = 83.33 for that period. A period's interest is summed exactly
-  (fractions) and rounded half-up to the cent once.
+  (fractions) and rounded half-up to the cent once. Periods run between the (moved) due
+  dates by calendar day, and a whole period still earns B x r: a due date moved from a Saturday
+  to the Monday costs no more interest when paid that Monday (the next period is two days
+  shorter and earns its full B x r too).
 * **What bears interest.** The principal of an instalment stays interest-bearing until the
   instalment's due date, whether it is paid early, on time or late (an instalment paid on its
   due date, or early, costs exactly its scheduled interest; lateness costs the late fee, not
@@ -33,8 +61,10 @@ D0. The rules, after Apache Fineract's interest-recalculating loans:
   late flag, and end of day then collects only what is still due); (4) the excess prepays
   principal on d. The coming instalment's interest is then the interest accrued to d plus the
   rest of the period on the lowered principal, and the instalments after it are re-amortised:
-  "reduce_instalment" (same dates, lower instalments; the default) or "shorten_term" (same
-  instalment, fewer of them).
+  "reduce_instalment" (same dates; the default: the remaining principal is re-amortised over
+  the remaining instalments, as an annuity or in equal parts) or "shorten_term" (the same
+  instalment, or for equal principal the same principal per instalment, and fewer of them).
+  Instalments still in the grace on principal stay interest-only under either rule.
 * **Late fees** are charged by end of day on an instalment still unpaid at the end of its fee
   date (due date + grace days); a payment dated on or before the fee date that settles the
   instalment (a back-dated correction) drops that fee, as posting the history afresh would.
@@ -71,8 +101,8 @@ PRINCIPAL_CENTS_MIN = 100
 PRINCIPAL_CENTS_MAX = 10_000_000_000
 RATE_PERCENT_MAX = Decimal(60)
 TERM_MONTHS_MAX = 480
-# Initial schedules are cached (verify() replays every loan, and many share a contract); a
-# weekly 40-year schedule has 2,080 rows, so the cache is kept modest.
+# Initial schedules and moved due dates are cached (verify() replays every loan, and many share
+# a contract); a weekly 40-year schedule has 2,080 rows, so the caches are kept modest.
 _SCHEDULE_CACHE_SIZE = 512
 
 
@@ -140,11 +170,12 @@ def _anchored_dates(anchor, count, frequency) -> tuple:
     return tuple(anchor + k * step for k in range(1, count + 1))
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=_SCHEDULE_CACHE_SIZE)
 def _moved_dates(anchor, count, frequency, move_due_date) -> tuple:
     # Keyed on the function object (hashed by identity, and kept alive by the cache so its id
     # is never reused): a calendar that changes must come as a new function, or call
-    # clear_caches().
+    # clear_caches(). Pass one function per calendar, not a new closure per loan, or the
+    # cache holds many copies and helps nothing.
     moved, previous = [], anchor
     for day in _anchored_dates(anchor, count, frequency):
         due = move_due_date(day)
@@ -356,7 +387,7 @@ def validate_contract(contract: Contract) -> None:
         raise ReplayError("move_due_date must be a function from a date to a date")
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     n: int
     start: dt.date
@@ -619,7 +650,7 @@ class Loan:
             return
         # Instalments still in the grace on principal stay interest-only under either rule.
         grace = self.c.grace_principal_periods
-        grace_left = sum(1 for r in later if r.n <= grace)
+        grace_left = max(0, min(grace - row.n, len(later)))
         equal_principal = self.c.amortization == "equal_principal"
         if rule == "shorten_term":
             # Keep the instalment (equal instalments) or the principal per instalment (equal
@@ -629,15 +660,18 @@ class Loan:
             kept = []
             two_num, den = 2 * self.r.numerator, self.r.denominator
             two_den = 2 * den
+            final = later[-1]
             for r in later:
                 interest = (two_num * balance + den) // two_den
                 if r.n <= grace:
                     principal = 0
-                elif equal_principal:
-                    principal = min(step, balance)
                 else:
-                    principal = min(max(payment - interest, 0), balance)
-                if r is later[-1] or principal == balance:
+                    principal = step if equal_principal else payment - interest
+                    if principal < 0:
+                        principal = 0
+                    if principal > balance:
+                        principal = balance
+                if r is final or principal == balance:
                     principal = balance
                 r.interest, r.principal = interest, principal
                 r.payment = interest + principal

@@ -198,6 +198,33 @@ class Reports:
             raise InvalidInput("Give the report's filters as a bankms.analytics.Filters.")
         return fn(self.source, filters)
 
+    def drill(self, actor, figure: str, filters: Filters, **selection) -> pd.DataFrame:
+        """The rows behind one figure, chart bar or point, or table row (bankms.drill.DRILLS:
+        its name, then what was picked, e.g. day= and kind= for a bar of daily volume). A money
+        figure is the sum of the rows' value column (`drill_total`), a count their number.
+        Managers only, as the figures; InvalidInput for an unknown figure or selection."""
+        from . import drill
+        self._bank.require(actor, "report.read", entity="report", entity_id=figure)
+        return drill.drill(self.source, figure, filters, selection)
+
+    @staticmethod
+    def drill_total(figure: str, rows: pd.DataFrame) -> int:
+        """What drilled rows add up to: cents for a money figure, rows for a count."""
+        from . import drill
+        return drill.total(figure, rows)
+
+    def provisioning(self, actor) -> pd.DataFrame:
+        """The provisioning report by arrears bucket (analytics.provisioning): loans,
+        outstanding principal, rate, provision required, provision booked by the last end of
+        day, difference; with Decimal columns beside the *_cents ones. Managers only."""
+        from .eod import provision_basis_points
+        self._bank.require(actor, "report.read", entity="report", entity_id="provisioning")
+        if not self.loans_available():
+            raise InvalidInput("This bank has no loans module.")
+        points = provision_basis_points(self._bank.settings)
+        return _with_money(analytics.provisioning(self.source, points), "outstanding_cents",
+                           "required_cents", "booked_cents", "difference_cents")
+
     def dashboard(self, actor, filters: Filters) -> dict[str, pd.DataFrame]:
         return {name: self.query(actor, name, filters) for name in analytics.DASHBOARD}
 

@@ -193,17 +193,28 @@ def _waits(outcome) -> str:
 
 
 def _provisions(bank, actor):
+    """The provisioning report (issue 9): by arrears bucket, what the rates require now and
+    what the last end of day booked in GL1290."""
+    from pages.common import money
     from pages.loan_forms import money_table
+    from pages.reports_dashboard import csv_button
 
-    df = bank.loans.provisions(actor)
-    if df.empty:
-        st.info("No active loans.")
-        return
+    df = bank.reports.provisioning(actor)
+    required, booked = int(df["required_cents"].sum()), int(df["booked_cents"].sum())
+    left, middle, right = st.columns(3)
+    left.metric("Provision required", money(required), border=True)
+    middle.metric("Provision booked", money(booked), border=True,
+                  help="The loan-loss provision (GL1290) as the last end of day set it.")
+    right.metric("Difference", money(required - booked), border=True,
+                 help="Booked by the next end of day: loans moved, or a rate changed, since.")
     st.dataframe(money_table(df, {"bucket": "Days past due", "loans": "Loans",
-                                  "outstanding": "Outstanding", "percent": "Provision %",
-                                  "provision": "Provision"}),
+                                  "outstanding": "Outstanding principal",
+                                  "rate_percent": "Provision rate %",
+                                  "required": "Provision required",
+                                  "booked": "Provision booked", "difference": "Difference"}),
                  hide_index=True, width="stretch", key="provision_table")
-    st.caption("As set by the last end of day (settings loan_provision_bp_*).")
+    st.caption("Rates are the settings loan_provision_bp_* (hundredths of a percent).")
+    csv_button(df, "provisioning", key="csv_provisioning", label="Provisioning report as CSV")
 
 
 def render() -> None:

@@ -6,34 +6,50 @@ PAGE = {"title": "Customer analytics", "icon": ":material/groups:", "roles": ("m
         "order": 61, "url": "customer-analytics"}
 
 
+# Session state key of the figure opened on this page (pages.reports_dashboard.drill_panel).
+CUSTOMERS_DRILL = "customers_drill"
+DRILL = dict(state_key=CUSTOMERS_DRILL)
+
+
 def _rfm(bank, actor, f):
     from bankms import figures
     from bankms.analytics import RFM_LOOKBACK_DAYS, RFM_SEGMENTS
     from bankms.reports import with_money
     from pages.common import db_path
-    from pages.reports_dashboard import cached_query, csv_button
+    from pages.reports_dashboard import (
+        cached_query,
+        csv_button,
+        drill_panel,
+        selectable_chart,
+        selectable_table,
+    )
 
     members = cached_query(db_path(), actor, "rfm", f)
     summary = bank.reports.rfm_summary(members)
     st.caption(f"Recency, frequency and money moved by each active customer's own transactions "
                f"in the {RFM_LOOKBACK_DAYS} days up to {f.as_of:%d %b %Y}; scores 1-5 by "
-               f"quintile, 5 best.")
-    st.plotly_chart(figures.rfm_segments(summary), width="stretch", key="chart_rfm")
-    st.dataframe(with_money(summary), hide_index=True, width="stretch")
-    csv_button(summary, "rfm-segments", key="csv_rfm_summary", label="Segments as CSV")
+               f"quintile, 5 best. Click a bar or a row to see who or what is behind it.")
+    selectable_chart(figures.rfm_segments(summary), summary, "rfm_segments",
+                     source="rfm_segments", csv_name="rfm-segments", **DRILL)
+    drill_panel(bank, actor, f, source="rfm_segments", **DRILL)
+    selectable_table(summary, with_money(summary), table="rfm_summary", key="rfm_summary",
+                     **DRILL)
+    drill_panel(bank, actor, f, source="rfm_summary", **DRILL)
     segment = st.selectbox("Members of segment", RFM_SEGMENTS, key="rfm_segment")
     chosen = members[members["segment"] == segment].drop(columns=["segment"])
-    st.dataframe(with_money(chosen), hide_index=True, width="stretch")
+    selectable_table(chosen, with_money(chosen), table="rfm_members", key="rfm_members",
+                     **DRILL)
+    drill_panel(bank, actor, f, source="rfm_members", **DRILL)
     csv_button(chosen, f"rfm-{segment.lower().replace(' ', '-')}", key="csv_rfm_members",
                label=f"{segment} ({len(chosen):,}) as CSV")
 
 
-def _cross_sell(actor, f):
+def _cross_sell(bank, actor, f):
     from bankms.analytics import HIGH_BALANCE_CENTS_MIN, REGULAR_INCOME_CENTS_MIN
     from bankms.money import format_cents
     from bankms.reports import with_money
     from pages.common import db_path
-    from pages.reports_dashboard import cached_query, csv_button
+    from pages.reports_dashboard import cached_query, csv_button, drill_panel, selectable_table
 
     lists = cached_query(db_path(), actor, "cross_sell", f)
     offers = ["Savings account for a regular income", "Savings account for a high balance"]
@@ -43,29 +59,40 @@ def _cross_sell(actor, f):
                f"open savings account.")
     offer = st.selectbox("Offer", offers, key="cross_sell_offer",
                          format_func=lambda o: f"{o} ({int((lists['offer'] == o).sum()):,})")
-    chosen = lists[lists["offer"] == offer].drop(columns=["offer"]).dropna(axis=1, how="all")
-    st.dataframe(with_money(chosen), hide_index=True, width="stretch")
+    rows = lists[lists["offer"] == offer]
+    chosen = rows.drop(columns=["offer"]).dropna(axis=1, how="all")
+    selectable_table(rows, with_money(chosen), table="cross_sell", key="cross_sell_table",
+                     **DRILL)
+    drill_panel(bank, actor, f, source="cross_sell", **DRILL)
     csv_button(chosen, "cross-sell", key="csv_cross_sell")
 
 
-def _falling(actor, f):
+def _falling(bank, actor, f):
     from bankms.analytics import FALLING_WINDOW_DAYS
     from bankms.reports import with_money
     from pages.common import db_path
-    from pages.reports_dashboard import cached_query, csv_button
+    from pages.reports_dashboard import cached_query, csv_button, drill_panel, selectable_table
 
     df = cached_query(db_path(), actor, "falling_activity", f)
     st.caption(f"Customers whose own transactions in the {FALLING_WINDOW_DAYS} days up to "
                f"{f.as_of:%d %b %Y} fell to half or less of the {FALLING_WINDOW_DAYS} days "
-               f"before. {len(df):,} customers.")
-    st.dataframe(with_money(df), hide_index=True, width="stretch")
+               f"before. {len(df):,} customers; click one to see the transactions counted.")
+    selectable_table(df, with_money(df), table="falling_activity", key="falling_table",
+                     **DRILL)
+    drill_panel(bank, actor, f, source="falling_activity", **DRILL)
     csv_button(df, "falling-activity", key="csv_falling")
 
 
 def _service(bank, actor, f):
     from bankms import figures
     from pages.common import db_path
-    from pages.reports_dashboard import cached_query, csv_button
+    from pages.reports_dashboard import (
+        cached_query,
+        csv_button,
+        drill_panel,
+        selectable_chart,
+        selectable_table,
+    )
 
     refusals = cached_query(db_path(), actor, "refusals_by_reason", f)
     decisions = cached_query(db_path(), actor, "loan_decision_times", f)
@@ -78,15 +105,19 @@ def _service(bank, actor, f):
                       "period.")
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(figures.refusals(refusals), width="stretch", key="chart_refusals")
-        st.dataframe(refusals, hide_index=True, width="stretch")
-        csv_button(refusals, "refusals-by-reason", key="csv_refusals")
+        selectable_chart(figures.refusals(refusals), refusals, "refusals", source="refusals",
+                         csv_name="refusals-by-reason", **DRILL)
+        selectable_table(refusals, refusals, table="refusals", key="refusals_table",
+                         source="refusals_table", **DRILL)
     with right:
         if not bank.reports.loans_available():
             st.caption("Loan figures appear once the loans module is installed.")
-        st.plotly_chart(figures.decision_times(decisions), width="stretch",
-                        key="chart_decisions")
-        csv_button(decisions, "loan-decision-times", key="csv_decisions")
+        selectable_chart(figures.decision_times(decisions), decisions, "decision_times",
+                         source="decision_times", csv_name="loan-decision-times", **DRILL)
+    # Below both columns, so that the rows have the page's width.
+    drill_panel(bank, actor, f, source="refusals", **DRILL)
+    drill_panel(bank, actor, f, source="refusals_table", **DRILL)
+    drill_panel(bank, actor, f, source="decision_times", **DRILL)
 
 
 def render() -> None:
@@ -110,9 +141,9 @@ def render() -> None:
         with tabs[0]:
             _rfm(bank, actor, f)
         with tabs[1]:
-            _cross_sell(actor, f)
+            _cross_sell(bank, actor, f)
         with tabs[2]:
-            _falling(actor, f)
+            _falling(bank, actor, f)
         with tabs[3]:
             _service(bank, actor, f)
     except BankError as exc:

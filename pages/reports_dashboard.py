@@ -1,4 +1,7 @@
 """Managers' dashboard: key figures with their change, charts of the ledger, and filters."""
+import re
+from functools import partial
+
 import streamlit as st
 
 PAGE = {"title": "Dashboard", "icon": ":material/monitoring:", "roles": ("manager",),
@@ -7,6 +10,8 @@ PAGE = {"title": "Dashboard", "icon": ":material/monitoring:", "roles": ("manage
 # Dashboard answers are kept this long per (bank, manager, query, filters), so that moving
 # between pages and widgets does not rerun the SQL, yet new postings show within a minute.
 CACHE_TTL_S = 60
+# Session state key of the figure opened on the dashboard: {source, figure, selection}.
+DASHBOARD_DRILL = "dashboard_drill"
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=500)
@@ -56,6 +61,119 @@ def csv_button(df, name, *, key, label="Download CSV"):
                        icon=":material/download:")
 
 
+# How many drilled rows are drawn on screen; the CSV always has them all.
+DRILL_ROWS_SHOWN = 1000
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=200)
+def cached_drill(db_path, actor, figure, filters, selection):
+    """The rows behind one figure (bankms.drill); `selection` as sorted (name, value) pairs."""
+    from pages.common import get_bank
+    return get_bank().reports.drill(actor, figure, filters, **dict(selection))
+
+
+def open_drill(state_key, source, figure, selection):
+    """Remember which figure to open, and where on the page (`source`) to show it."""
+    st.session_state[state_key] = {"source": source, "figure": figure,
+                                   "selection": dict(selection)}
+
+
+def _close_drill(state_key):
+    st.session_state.pop(state_key, None)
+
+
+def _on_select(state_key, source, widget_key, field, to_drill):
+    """A chart's or table's selection changed: open the first picked point or row (`field`
+    of the event: "points" or "rows"; `to_drill` maps it to (figure, selection)), or close
+    what this source had open when the selection was cleared."""
+    from bankms.errors import BankError
+
+    event = st.session_state.get(widget_key) or {}
+    picked = (event.get("selection") or {}).get(field) or []
+    if not picked:
+        if (st.session_state.get(state_key) or {}).get("source") == source:
+            _close_drill(state_key)
+        return
+    try:
+        figure, selection = to_drill(picked[0])
+    except BankError as exc:
+        st.session_state[state_key] = {"source": source, "error": str(exc)}
+        return
+    open_drill(state_key, source, figure, selection)
+
+
+def selectable_chart(fig, df, name, *, source, state_key, csv_name=None):
+    """A chart whose bars and points open the rows behind them, shown below it."""
+    widget_key = f"chart_{name}"
+    from bankms.drill import chart_selection
+
+    metas = [t.meta for t in fig.data]
+
+    def to_drill(point):
+        curve = point.get("curve_number") or 0
+        return chart_selection(name, point, metas[curve] if curve < len(metas) else None)
+
+    # on_select takes no args: the callback's arguments are bound here.
+    st.plotly_chart(fig, width="stretch", key=widget_key, selection_mode="points",
+                    on_select=partial(_on_select, state_key, source, widget_key, "points",
+                                      to_drill))
+    csv_button(df, csv_name or name, key=f"csv_{name}")
+
+
+def selectable_table(df, shown, *, table, state_key, key, source=None):
+    """A table (drill.TABLE_DRILLS) whose rows open the rows behind them, one at a time;
+    `shown` is what is drawn of `df`, row for row."""
+    from bankms.drill import row_selection
+
+    rows = df.reset_index(drop=True)
+    st.dataframe(shown, hide_index=True, width="stretch", key=key, selection_mode="single-row",
+                 on_select=partial(_on_select, state_key, source or table, key, "rows",
+                                   lambda i: row_selection(table, rows.iloc[i].to_dict())))
+
+
+def drill_panel(bank, actor, f, *, state_key, source):
+    """The rows behind the figure opened from `source` (if any): what they are, how many,
+    their total (equal to the figure), the first DRILL_ROWS_SHOWN of them and a CSV of all."""
+    from bankms import drill
+    from bankms.errors import BankError
+    from bankms.reports import with_money
+    from bankms.text import markdown_escape
+    from pages.common import db_path, money, show_error
+
+    state = st.session_state.get(state_key)
+    if not state or state.get("source") != source:
+        return
+    with st.container(border=True, key=f"drill_{source}"):
+        if "error" in state:
+            st.warning(state["error"])
+            return
+        figure, selection = state["figure"], state["selection"]
+        try:
+            rows = cached_drill(db_path(), actor, figure, f, tuple(sorted(selection.items())))
+        except BankError as exc:
+            show_error(exc)
+            return
+        spec = drill.DRILLS[figure]
+        # Selections can carry stored text (a refusal's reason): shown as typed.
+        picked = ", ".join(f"{k.replace('_', ' ')} {markdown_escape(v)}"
+                           for k, v in selection.items())
+        title, close = st.columns([5, 1], vertical_alignment="center")
+        title.markdown(f"**{spec.title}**" + (f" · {picked}" if picked else ""))
+        close.button("Close", key=f"close_{source}", on_click=_close_drill, args=(state_key,),
+                     icon=":material/close:", type="tertiary")
+        total = bank.reports.drill_total(figure, rows)
+        if spec.value is None:
+            st.caption(f"{total:,} rows: {spec.total_is}.")
+        else:
+            st.caption(f"{len(rows):,} rows adding up to {money(total)}: {spec.total_is}.")
+        if len(rows) > DRILL_ROWS_SHOWN:
+            st.caption(f"The first {DRILL_ROWS_SHOWN:,} are shown; the CSV has them all.")
+        st.dataframe(with_money(rows.head(DRILL_ROWS_SHOWN)), hide_index=True,
+                     width="stretch", key=f"drill_rows_{source}")
+        csv_button(rows, f"{figure}-rows", key=f"csv_drill_{source}",
+                   label="These rows as CSV")
+
+
 def _delta(unit, value, previous):
     from pages.common import money
 
@@ -79,7 +197,9 @@ def _shown(unit, value):
     return f"{int(value):,}"
 
 
-def key_figures(df, f):
+def key_figures(df, f, state_key):
+    from bankms.drill import KEY_FIGURE_DRILLS
+
     # A rise in loans at risk is bad news, so those deltas are coloured the other way round.
     bad_when_up = {"Portfolio at risk > 30 days", "Non-performing loans"}
     per_row = 3  # four to a row cut amounts in the millions short on a laptop screen
@@ -97,11 +217,16 @@ def key_figures(df, f):
             help=f"Change against the {f.days} days before {f.start:%Y-%m-%d}; balances as of "
                  f"{f.as_of:%Y-%m-%d} against {f.previous.as_of:%Y-%m-%d}.",
             border=True)
+        figure = KEY_FIGURE_DRILLS.get(row.figure)
+        if figure is not None:
+            columns[i % per_row].button(
+                "Show the rows", key="open_" + re.sub(r"\W+", "_", row.figure.lower()),
+                type="tertiary",
+                icon=":material/table_rows:", on_click=open_drill,
+                args=(state_key, "key_figures", figure, {}),
+                help=f"Open what {row.figure.lower()} is made of, with a CSV.")
 
 
-def chart(fig, df, name, key):
-    st.plotly_chart(fig, width="stretch", key=f"chart_{key}")
-    csv_button(df, name, key=f"csv_{key}")
 
 
 def render() -> None:
@@ -128,49 +253,51 @@ def render() -> None:
         return
     st.caption(f"{f.start:%d %b %Y} to {f.end:%d %b %Y} · {f.kind} accounts · balances as of "
                f"{f.as_of:%d %b %Y}")
-    key_figures(data["key_figures"], f)
+    drill = dict(state_key=DASHBOARD_DRILL)
+    key_figures(data["key_figures"], f, DASHBOARD_DRILL)
     csv_button(key_figures_table(data["key_figures"]), "key-figures", key="csv_key_figures",
                label="Key figures as CSV")
+    drill_panel(bank, actor, f, source="key_figures", **drill)
+    st.caption("Click a bar or a point of a chart, or a row of a table, to see the postings, "
+               "accounts or loans behind it.")
 
-    left, right = st.columns(2)
-    with left:
-        chart(figures.daily_amount(data["daily_volume"]), data["daily_volume"],
-              "daily-volume", "daily_amount")
-    with right:
-        chart(figures.daily_count(data["daily_volume"]), data["daily_volume"],
-              "daily-volume", "daily_count")
-    left, right = st.columns(2)
-    with left:
-        chart(figures.deposits_by_product(data["deposits_by_product"]),
-              data["deposits_by_product"], "balances-by-product", "deposits_by_product")
-    with right:
-        chart(figures.balance_distribution(data["balance_distribution"]),
-              data["balance_distribution"], "balance-distribution", "balance_distribution")
-    left, right = st.columns(2)
-    with left:
-        if not bank.reports.loans_available():
-            st.caption("Loan figures appear once the loans module is installed.")
-        chart(figures.loan_portfolio(data["loan_portfolio"]), data["loan_portfolio"],
-              "loan-portfolio", "loan_portfolio")
-    with right:
-        chart(figures.customer_growth(data["customer_growth"]), data["customer_growth"],
-              "customer-growth", "customer_growth")
-    left, right = st.columns(2)
-    with left:
-        chart(figures.top_customers(data["top_customers"]), data["top_customers"],
-              "top-customers", "top_customers")
-    with right:
-        chart(figures.dormant_accounts(data["dormant_accounts"]), data["dormant_accounts"],
-              "dormant-accounts", "dormant_accounts")
+    # Charts two to a row; the rows behind a picked bar show below its row of charts.
+    rows = [
+        [(figures.daily_amount, "daily_volume", "daily_amount", "daily-volume"),
+         (figures.daily_count, "daily_volume", "daily_count", "daily-volume")],
+        [(figures.deposits_by_product, "deposits_by_product", "deposits_by_product",
+          "balances-by-product"),
+         (figures.balance_distribution, "balance_distribution", "balance_distribution",
+          "balance-distribution")],
+        [(figures.loan_portfolio, "loan_portfolio", "loan_portfolio", "loan-portfolio"),
+         (figures.customer_growth, "customer_growth", "customer_growth", "customer-growth")],
+        [(figures.top_customers, "top_customers", "top_customers", "top-customers"),
+         (figures.dormant_accounts, "dormant_accounts", "dormant_accounts",
+          "dormant-accounts")],
+    ]
+    for pair in rows:
+        for column, (make, query, name, csv_name) in zip(st.columns(2), pair):
+            with column:
+                if name == "loan_portfolio" and not bank.reports.loans_available():
+                    st.caption("Loan figures appear once the loans module is installed.")
+                selectable_chart(make(data[query]), data[query], name, source=name,
+                                 csv_name=csv_name, **drill)
+        for _, _, name, _ in pair:
+            drill_panel(bank, actor, f, source=name, **drill)
 
     st.subheader("Top customers")
-    st.dataframe(with_money(data["top_customers"]), hide_index=True, width="stretch")
+    top = data["top_customers"]
+    selectable_table(top, with_money(top), table="top_customers",
+                     source="top_customers_table", key="top_table", **drill)
+    drill_panel(bank, actor, f, source="top_customers_table", **drill)
     dormant = data["dormant_accounts"]
     st.subheader(f"Dormant accounts ({len(dormant):,})")
     st.caption(f"Open accounts with no transaction made by their holder in the "
                f"{analytics.DORMANT_AFTER_DAYS} days up to {f.as_of:%d %b %Y}; interest and "
                f"fees do not count. Biggest balances first.")
-    st.dataframe(with_money(dormant.head(analytics.DORMANT_LIST_ROWS_MAX)), hide_index=True,
-                 width="stretch")
+    shown = dormant.head(analytics.DORMANT_LIST_ROWS_MAX)
+    selectable_table(shown, with_money(shown), table="dormant_accounts",
+                     source="dormant_accounts_table", key="dormant_table", **drill)
+    drill_panel(bank, actor, f, source="dormant_accounts_table", **drill)
     csv_button(dormant, "dormant-accounts", key="csv_dormant_table",
                label="All dormant accounts as CSV")

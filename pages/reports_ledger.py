@@ -21,6 +21,9 @@ def _trial_balance(bank, actor):
     right.metric("Difference", money(debits - credits), border=True,
                  help="Zero whenever every transaction's postings sum to zero.")
     st.dataframe(tb[["code", "account", "debit", "credit"]], hide_index=True, width="stretch")
+    st.caption("End of day keeps GL1210 loan interest receivable at the interest earned and "
+               "not yet paid, and GL1290 loan-loss provision (a credit against loans "
+               "receivable) at the provision by arrears bucket; GL5200 is its expense.")
     csv_button(tb.drop(columns=["debit", "credit", "balance"]), "trial-balance",
                key="csv_trial_balance")
 

@@ -20,6 +20,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 
 
+FEB_2025 = (dt.date(2025, 2, 1), dt.date(2025, 2, 28))
 ENV = ("BANKMS_DB", "BANKMS_COOKIE_KEY_FILE", "BANKMS_COOKIE_KEY", "BANKMS_NO_DEMO")
 
 
@@ -103,14 +104,73 @@ def test_dashboard_shows_every_figure_and_chart(shop):
     assert [t.value for t in at.title] == ["Dashboard"]
     shown = metrics(at)
     assert set(shown) == {"Total deposits", "Loans outstanding", "Portfolio at risk > 30 days",
-                          "Non-performing loans", "Active customers", "New customers",
-                          "New accounts", "Net flow"}
+                          "Non-performing loans", "Provision booked",
+                          "Provision coverage of NPL", "Net loans", "Active customers",
+                          "New customers", "New accounts", "Net flow"}
     # Balances now: A1 738.00, S1 217.90, B1 1,150.00, C1 6,030.00, E1 250.00.
     assert shown["Total deposits"][0] == "$8,385.90"
     assert shown["New customers"][0] == "1" and shown["New accounts"][0] == "1"
     assert len(at.get("plotly_chart")) == 8
     assert len(at.get("download_button")) >= 10
     assert not at.error
+
+
+def _walk(node):
+    yield node
+    for child in getattr(node, "children", {}).values():
+        yield from _walk(child)
+
+
+def _drilled(at):
+    """The open drill panel: (its rows, the page's caption texts). AppTest gives a plain
+    st.dataframe no key, so the panel's table is the one after its 'the figure shown'."""
+    elements = list(_walk(at.main))
+    marks = [i for i, e in enumerate(elements) if type(e).__name__ == "Caption"
+             and "the figure shown" in e.value]
+    assert len(marks) == 1, "no drill panel, or more than one"
+    table = next(e for e in elements[marks[0]:] if type(e).__name__ == "Dataframe")
+    return table.value, [c.value for c in at.caption]
+
+
+@pytest.mark.parametrize("button, expected_total, expected_rows", [
+    # Balances now (see above): deposits are the five accounts holding money.
+    ("open_total_deposits", "$8,385.90", 5),
+    ("open_new_customers", None, 1),             # Eve, today
+    ("open_loans_outstanding", "$0.00", 0),
+])
+def test_a_key_figure_opens_the_rows_behind_it(shop, button, expected_total, expected_rows):
+    at = open_page(shop, shop.manager, "dashboard")
+    at.button(key=button).click().run()
+    assert not at.exception, at.exception
+    rows, captions = _drilled(at)
+    assert len(rows) == expected_rows
+    if expected_total is not None:
+        assert any(f"adding up to {expected_total}: the figure shown" in c for c in captions)
+    assert "csv_drill_key_figures" in [b.key for b in at.get("download_button")]
+    at.button(key="close_key_figures").click().run()
+    assert not any("the figure shown" in c.value for c in at.caption)
+
+
+def _opened(shop, url, prefix, period, state):
+    """The page with a figure opened as a picked bar or row opens it. AppTest cannot click a
+    dataframe row or a chart bar, so the state the page's selection callback would leave is
+    set directly (the callback's mapping is tested in test_drill.py, the click in
+    browser/test_dashboard.py)."""
+    at = open_page(shop, shop.manager, url)
+    at.date_input(key=f"{prefix}_period").set_value(period).run()
+    at.session_state[f"{prefix}_drill"] = state
+    at.run()
+    assert not at.exception, at.exception
+    return _drilled(at)
+
+
+def test_a_picked_row_opens_its_postings(shop):
+    rows, captions = _opened(
+        shop, "dashboard", "dashboard", (dt.date(2025, 12, 1), dt.date(2025, 12, 31)),
+        {"source": "dormant_accounts_table", "figure": "account_postings",
+         "selection": {"account_number": shop.names["C1"]}})
+    assert rows["account_number"].tolist() == [shop.names["C1"]] * 2
+    assert any("2 rows adding up to $6,030.00" in c for c in captions)
 
 
 @pytest.mark.parametrize("widget, value, figure, expected", [
@@ -184,6 +244,28 @@ def test_customer_analytics(shop):
     at.selectbox(key="cross_sell_offer").select("Savings account for a high balance").run()
     assert at.dataframe[2].value["full_name"].tolist() == ["Cat Cole"]
     assert not at.exception
+
+
+@pytest.mark.parametrize("state, expected_names", [
+    # A picked segment bar, a picked row of the segments and one of the members (Feb 2025).
+    ({"source": "rfm_segments", "figure": "rfm_segment", "selection": {"segment": "At risk"}},
+     ["Ann Able"]),
+    ({"source": "rfm_summary", "figure": "rfm_segment",
+      "selection": {"segment": "Hibernating"}}, ["Cat Cole"]),
+])
+def test_customer_analytics_opens_a_segment(shop, state, expected_names):
+    rows, captions = _opened(shop, "customer-analytics", "customers", FEB_2025, state)
+    assert rows["full_name"].tolist() == expected_names
+    assert any(f"{len(expected_names)} rows: the figure shown." in c for c in captions)
+
+
+def test_customer_analytics_opens_a_customers_transactions(shop):
+    rows, captions = _opened(shop, "customer-analytics", "customers", FEB_2025, {
+        "source": "rfm_members", "figure": "customer_activity",
+        "selection": {"customer_id": shop.customers["Ann"]}})
+    # Ann's own transactions in the year to 28 Feb 2025: 1,000 + 200 + 100 + 50.
+    assert len(rows) == 4
+    assert any("4 rows adding up to $1,350.00" in c for c in captions)
 
 
 def test_service_figures_count_refusals(shop):

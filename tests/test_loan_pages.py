@@ -264,3 +264,18 @@ def test_teller_changes_the_repayment_account(app_bank, staff):
     click(at, "Change repayment account")
     assert f"Loan {lid} is now repaid from {other}." in texts(at)
     assert app_bank.loans.get(staff["teller"], lid)["account_number"] == other
+
+
+def test_manager_sees_the_provisioning_report(app_bank, staff):
+    cid, number, _ = borrower(app_bank, "Provisioned Pia")
+    active_loan(app_bank, staff, cid, number)
+    report = app_bank.reports.provisioning(staff["manager"])
+    at = open_app(app_bank, staff["manager"], "loan-review")
+    shown = {m.label: m.value for m in at.metric}
+    required, booked = int(report["required_cents"].sum()), int(report["booked_cents"].sum())
+    assert required >= 10_000  # at least 1 % of Pia's 10,000.00, current
+    assert shown["Provision required"] == f"${required / 100:,.2f}"
+    assert shown["Provision booked"] == f"${booked / 100:,.2f}"
+    table = next(d.value for d in at.dataframe if "Provision rate %" in d.value.columns)
+    assert table["Days past due"].tolist() == ["current", "1-30", "31-60", "61-90", "over 90"]
+    assert "csv_provisioning" in [b.key for b in at.get("download_button")]

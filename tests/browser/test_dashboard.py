@@ -75,3 +75,20 @@ def test_teller_never_sees_manager_reports(server, page_factory, path):
                                         "customer-analytics": "Customer analytics",
                                         "general-ledger": "Ledger"}[path]
     assert "Total deposits" not in main_text(page)
+
+
+def test_a_bar_and_a_key_figure_open_the_rows_behind_them(server, page_factory):
+    """Streamlit's own selection event (which AppTest cannot send): a click on a bar of the
+    balance chart opens the accounts behind it; a key figure's button opens its rows."""
+    page = open_as(page_factory, server, "manager", "dashboard", DESKTOP)
+    page.wait_for_function(CHARTS_DRAWN_JS, arg=CHARTS, timeout=helpers.WAIT_MS)
+    chart = page.locator("[data-testid=stPlotlyChart]").filter(has_text="Accounts by balance")
+    bar = chart.locator("g.trace.bars path").first
+    bar.scroll_into_view_if_needed()
+    bar.click(force=True)
+    page.get_by_text("rows: the figure shown.").first.wait_for(timeout=helpers.WAIT_MS)
+    assert "Accounts in the balance bucket" in main_text(page)
+    helpers.click_and_settle(page, page.get_by_role("button", name="Show the rows").first)
+    page.get_by_text("adding up to").first.wait_for(timeout=helpers.WAIT_MS)
+    assert "Accounts holding the deposits" in main_text(page)
+    assert not error_text(page)
