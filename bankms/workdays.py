@@ -24,6 +24,7 @@ it).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import threading
@@ -218,7 +219,7 @@ class Workdays:
         "loans_moved"}."""
         bank = self._bank
         bank.require(actor, "calendar.change", entity="bank_holiday", entity_id=day)
-        try:
+        with self._refusals_audited(actor, "bank_holiday.add", day):
             day = _day(day)
             name = clean_name(name)
             _after_business_date(day, bank.business_date, "add")
@@ -228,10 +229,6 @@ class Workdays:
             if day in self.calendar().bank_days:
                 raise InvalidInput(f"{day} is already a bank holiday "
                                    f"({self.calendar().bank_days[day]}).")
-        except InvalidInput as exc:
-            bank.record_refusal(actor, "bank_holiday.add", exc, entity="bank_holiday",
-                                entity_id=str(day))
-            raise
 
         def fn(uow):
             _after_business_date(day, _business_date_in(uow), "add")
@@ -258,7 +255,7 @@ class Workdays:
         "name", "loans_moved"}."""
         bank = self._bank
         bank.require(actor, "calendar.change", entity="bank_holiday", entity_id=day)
-        try:
+        with self._refusals_audited(actor, "bank_holiday.remove", day):
             day = _day(day)
             _after_business_date(day, bank.business_date, "remove")
             if day not in self.calendar().bank_days:
@@ -266,10 +263,6 @@ class Workdays:
                 raise InvalidInput(
                     f"{day} is a public holiday ({country}), which the bank cannot remove."
                     if country else f"{day} is not a bank holiday.")
-        except InvalidInput as exc:
-            bank.record_refusal(actor, "bank_holiday.remove", exc, entity="bank_holiday",
-                                entity_id=str(day))
-            raise
 
         def fn(uow):
             _after_business_date(day, _business_date_in(uow), "remove")
@@ -287,6 +280,16 @@ class Workdays:
         name, moved = self.write_change(fn, actor, "bank_holiday.remove", "bank_holiday",
                                         str(day))
         return {"date": day, "name": name, "loans_moved": moved}
+
+    @contextlib.contextmanager
+    def _refusals_audited(self, actor, action, day):
+        """Audit an InvalidInput raised inside as a refusal of `action` on the day asked for."""
+        try:
+            yield
+        except InvalidInput as exc:
+            self._bank.record_refusal(actor, action, exc, entity="bank_holiday",
+                                      entity_id=str(day))
+            raise
 
     def setting_changed_in(self, uow, actor, key: str, old_text, new_text) -> None:
         """A change of bank_country or bank_subdivision, inside Settings.set's transaction: the

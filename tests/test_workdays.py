@@ -403,22 +403,6 @@ def test_a_loan_without_the_flag_keeps_its_anchored_dates(bank, staff, borrower)
 
 
 # -- the Operations page ----------------------------------------------------------------------
-@pytest.fixture
-def app_env(tmp_path, monkeypatch):
-    import bankms
-    from browser.helpers import seed_standard_bank
-    from pages.common import _open_bank
-
-    path = str(tmp_path / "bank.duckdb")
-    with bankms.open_bank(path, bcrypt_rounds=4) as bank:
-        seed_standard_bank(bank)
-    monkeypatch.setenv("BANKMS_DB", path)
-    monkeypatch.setenv("BANKMS_COOKIE_KEY_FILE", str(tmp_path / "cookie.key"))
-    monkeypatch.delenv("BANKMS_COOKIE_KEY", raising=False)
-    monkeypatch.setenv("BANKMS_NO_DEMO", "1")
-    return _open_bank(path)  # the very Bank the app uses in this process
-
-
 def holidays_table(at):
     tables = [d.value for d in at.dataframe if "Source" in d.value.columns]
     assert len(tables) == 1
