@@ -8,7 +8,7 @@ it was given, and an unknown URL falls back to the first page offered.
 import streamlit as st
 
 from bankms import files
-from bankms.errors import FilesExposed, WeakCookieKey
+from bankms.errors import FilesExposed, WeakCookieKey, WeakSigningKey
 from pages import common
 from pages.text import md
 
@@ -19,8 +19,9 @@ ROLE_LABELS = {"customer": "Customer", "teller": "Teller", "manager": "Manager"}
 bank = common.get_bank()
 try:
     common.cookie_key()
+    common.signing_key()
     files.check_private(bank.path)
-except (WeakCookieKey, FilesExposed) as exc:
+except (WeakCookieKey, WeakSigningKey, FilesExposed) as exc:
     # Refuse to serve anyone: with a known key, anybody could forge a manager's cookie, and
     # with the database open to other users, anybody on the machine could read it.
     st.error(f"bankms will not start: {exc}", icon=":material/gpp_bad:")

@@ -10,7 +10,9 @@ class Audit:
         """Problems found in the ledger; an empty list means every invariant holds:
         each transaction sums to zero and has postings, each balance equals its postings,
         the trial balance is zero, no customer account is below its overdraft limit, and each
-        account's holds equal the sum of its open holds, none left by a decided request."""
+        account's holds equal the sum of its open holds, none left by a decided request, and
+        both hash chains (ledger and audit log) recompute to their stored hashes and to the
+        heads recorded at each end of day."""
         bank = self._bank
         problems = []
         for tid, total in bank.read(
@@ -60,6 +62,8 @@ class Audit:
             "SELECT count(*) FROM postings p ANTI JOIN transactions t ON t.id = p.transaction_id")
         if orphans:
             problems.append(f"{orphans} postings belong to no transaction")
+        # The hash chains: a changed, removed, inserted or reordered entry (chain_store.py).
+        problems.extend(bank.chain.verify())
         # Subledgers kept by later modules reconcile against the ledger here.
         loans = getattr(bank, "loans", None)
         if loans is not None:

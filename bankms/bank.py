@@ -6,6 +6,7 @@ returns a Bank whose services (`users`, `auth`, `customers`, `accounts`, `paymen
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -57,9 +58,12 @@ class Bank:
         self._lock = threading.Lock()
         self._ensure_internal_accounts()
         self.state = LedgerState(self._con.cursor())
+        from .chain_store import Chains
+        self.chain = Chains(self)
+        self.chain.load(self._con.cursor(), self.state)
         self._writer = Writer(self._con, None,
-                              batch_size_max=batch_size_max)
-        self._writer._post_batch = BatchPoster(self._writer.cursor, self.state)
+                              batch_size_max=batch_size_max, chains=self.chain)
+        self._writer._post_batch = BatchPoster(self._writer.cursor, self.state, self.chain)
 
         from .accounts import Accounts
         from .audit import Audit
@@ -93,6 +97,8 @@ class Bank:
             pass
         else:
             self.loans = Loans(self)
+        from .export import Export
+        self.export = Export(self)
         try:
             from .reports import Reports
         except ImportError:
@@ -138,6 +144,20 @@ class Bank:
         rows = self.read(sql, params)
         return rows[0] if rows else None
 
+    @contextlib.contextmanager
+    def snapshot(self):
+        """A cursor of its own inside one read transaction: every query through it sees the
+        same committed state while writers carry on (DuckDB's MVCC). Rolled back on exit."""
+        cur = self._con.cursor()
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            yield cur
+        finally:
+            try:
+                cur.execute("ROLLBACK")
+            finally:
+                cur.close()
+
     def read_df(self, sql, params=None):
         cur = self._cursors.get()
         return (cur.execute(sql, params) if params is not None else cur.execute(sql)).df()
@@ -179,7 +199,8 @@ class Bank:
         """Write one audit record inside the caller's unit of work (writer thread only)."""
         aid = self.state.take_audit_ids(1)
         uow.execute(
-            "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO audit_log (id, ts, actor, actor_role, action, entity, entity_id, "
+            "before, after, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [aid, utcnow(), actor.username, actor.role, action, entity,
              None if entity_id is None else str(entity_id),
              None if before is None else json.dumps(before, default=str),

@@ -71,7 +71,9 @@ class Bulk:
                     f"{stray} postings name no transaction of the batch and {empty} "
                     "transactions have no postings; nothing was posted")
             uow.execute(
-                "INSERT INTO transactions SELECT ? + tx_ref, kind, amount_cents, memo, "
+                "INSERT INTO transactions (id, kind, amount_cents, memo, source_account, "
+                "target_account, actor, actor_role, idempotency_key, reverses_id, posted_at, "
+                "business_date) SELECT ? + tx_ref, kind, amount_cents, memo, "
                 "source_account, target_account, actor, actor_role, NULL, NULL, "
                 "CAST(posted_at AS TIMESTAMP), CAST(business_date AS DATE) FROM bulk_tx",
                 [tx_base])

@@ -1,12 +1,15 @@
 """`python -m bankms`: init, demo, verify, backup, restore, create-employee, setting, end of
-day and outbox (the hand-off of customer messages to the mail/SMS relay).
+day, outbox (the hand-off of customer messages to the mail/SMS relay), public-key (the bank's
+key for checking its signed exports) and check-export (an auditor's check of an export, which
+opens no bank and needs neither the database nor the app).
 
 The database path comes from --db (before or after the subcommand), else the BANKMS_DB
 environment variable, else data/bank.duckdb. Only `init` and `demo` create a bank; every other
 command refuses a path that does not hold one, so a mistyped path never becomes an empty bank.
 DuckDB lets one process hold the file, so run these while the app is stopped (or use the app's
 Operations page). Every failure is one line on stderr and a non-zero exit status: 1 when
-verify finds a problem, 2 for a refusal or a mistyped command, 3 for anything unexpected.
+verify or check-export finds a problem, 2 for a refusal or a mistyped command, 3 for anything
+unexpected.
 """
 from __future__ import annotations
 
@@ -207,6 +210,33 @@ def cmd_outbox(args):
         bank.close()
 
 
+def cmd_public_key(args):
+    """Print the bank's public signing key (PEM), made with the private key on first use."""
+    from . import signing
+
+    path = db_path(args.db)
+    key_path = signing.key_path_for(path)
+    if not os.path.exists(key_path):
+        # A key is made only beside a real bank: a mistyped --db must not leave one behind.
+        files.check_bank_file(path)
+    sys.stdout.write(signing.public_pem(signing.load_or_create(key_path)).decode())
+
+
+def cmd_check_export(args):
+    """Check an auditor's export offline: print each check, exit 1 if any fails."""
+    from .export_check import check_file
+
+    checks = check_file(args.file, args.public_key)
+    for check in checks:
+        print(check.line())
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        print(f"error: {len(failed)} of {len(checks)} checks failed", file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(f"ok: all {len(checks)} checks passed")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     # --db is accepted before and after the subcommand: the subcommands share it through a
     # parent parser whose default is SUPPRESS, so it never overwrites one given earlier.
@@ -255,6 +285,15 @@ def build_parser() -> argparse.ArgumentParser:
                 "for the mail/SMS relay")
     p.add_argument("--mark-sent", action="store_true",
                    help="mark the printed messages sent (the relay has taken them)")
+    command("public-key", cmd_public_key, "print the bank's public key (PEM) that checks its "
+            "signed auditor's exports")
+    # No --db: the check reads the zip and the key only, never a bank.
+    p = sub.add_parser("check-export", help="check an auditor's export (zip) against the "
+                       "bank's public key; exit 1 if any check fails")
+    p.set_defaults(fn=cmd_check_export)
+    p.add_argument("file", help="the export (.zip)")
+    p.add_argument("--public-key", required=True, metavar="KEY",
+                   help="the bank's public key, PEM (from `python -m bankms public-key`)")
     return parser
 
 

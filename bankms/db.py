@@ -345,6 +345,18 @@ SCHEMA = [
     # constraint is set after (a no-op once set).
     "ALTER TABLE loans ADD COLUMN IF NOT EXISTS due_dates_working_days BOOLEAN DEFAULT FALSE",
     "ALTER TABLE loans ALTER COLUMN due_dates_working_days SET NOT NULL",
+    # -- The hash chains over the ledger and the audit log (issue 15: chain.py, chain_store.py).
+    # Each transaction and audit row carries its chain hash, written in the same database
+    # transaction as the row; end of day records the heads of each closed day here.
+    "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS chain_hash VARCHAR",
+    "ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS chain_hash VARCHAR",
+    """CREATE TABLE IF NOT EXISTS chain_heads (
+        business_date DATE NOT NULL,
+        chain VARCHAR NOT NULL,
+        last_id BIGINT NOT NULL,
+        head_hash VARCHAR NOT NULL,
+        recorded_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (business_date, chain))""",
     # -- Throttles (issue 12: bankms/throttle.py): failed sign-ins per username and per client
     # address, sign-ups per address, payee look-ups per customer.
     """CREATE TABLE IF NOT EXISTS throttles (
@@ -441,10 +453,13 @@ class UnitOfWork:
     back, so this class remembers any failure and refuses to report a commit afterwards.
     """
 
-    def __init__(self, cur):
+    def __init__(self, cur, before_commit=None):
         self.cur = cur
         self._failed = False
         self._done = False
+        self.committed = False
+        # Called with this unit of work just before COMMIT (the hash chains' seal).
+        self._before_commit = before_commit
 
     def __enter__(self):
         self.cur.execute("BEGIN")
@@ -470,8 +485,14 @@ class UnitOfWork:
     def commit(self):
         if self._failed:
             raise RuntimeError("a statement in this unit of work failed; refusing to commit")
+        if self._before_commit is not None:
+            self._before_commit(self)
+            if self._failed:
+                raise RuntimeError("a statement in this unit of work failed; refusing to "
+                                   "commit")
         self.cur.execute("COMMIT")
         self._done = True
+        self.committed = True
 
     def rollback(self):
         if not self._done:

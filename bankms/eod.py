@@ -117,6 +117,9 @@ class DayClosed:
     loans_paid_off: int = 0
     provision_change_cents: int = 0
     loan_accrual_change_cents: int = 0
+    # The hash chains' heads at the close of the day (chain_store.record_heads): dicts of
+    # chain, last_id and head_hash.
+    chain_heads: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("business_date", *SUMMARY_FIELDS,
@@ -147,7 +150,13 @@ class EodResult:
                 f"{self.total('loans_collected')} loan payments; "
                 f"{self.total('late_fees_charged')} late fees; "
                 f"{self.days[-1].loans_in_arrears} loans in arrears; "
-                f"{self.total('accounts_made_dormant')} accounts made dormant.")
+                f"{self.total('accounts_made_dormant')} accounts made dormant."
+                + "".join(f" {head['chain'].capitalize()} chain head at the close of {last}: "
+                          f"{head['head_hash']} ({_ENTRY[head['chain']]} {head['last_id']})."
+                          for head in self.days[-1].chain_heads))
+
+
+_ENTRY = {"ledger": "up to transaction", "audit": "up to audit row"}
 
 
 def _clean_until(until, closable: dt.date) -> dt.date:
@@ -243,7 +252,8 @@ def _audit_set(bank, uow, actor, action, entity, ids, before, after):
     uow.cur.register("audit_set", frame)
     try:
         uow.execute(
-            "INSERT INTO audit_log SELECT id, ?, ?, ?, ?, ?, entity_id, ?, ?, 'ok' "
+            "INSERT INTO audit_log (id, ts, actor, actor_role, action, entity, entity_id, "
+            "before, after, outcome) SELECT id, ?, ?, ?, ?, ?, entity_id, ?, ?, 'ok' "
             "FROM audit_set", [utcnow(), actor.username, actor.role, action, entity,
                                None if before is None else json.dumps(before, default=str),
                                json.dumps(after, default=str)])
@@ -285,6 +295,8 @@ def close_day(bank, actor, uow, day: dt.date) -> DayClosed | None:
     bank.audit_row(uow, actor, "bank.end_of_day", "business_date", day.isoformat(),
                    before={"business_date": day.isoformat()},
                    after={**out.as_dict(), "business_date": nxt.isoformat()})
+    # The heads cover everything the day wrote, this end of day's own audit row included.
+    out.chain_heads = bank.chain.record_heads(uow, day)
     # Last, so that nothing below can fail after the writer has moved to the next date.
     state.business_date = nxt
     return out

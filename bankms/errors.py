@@ -129,3 +129,7 @@ class NotABank(BankError):
 
 class FilesExposed(BankError):
     """The database, its WAL or its folder is readable by other users of the machine."""
+
+
+class WeakSigningKey(BankError):
+    """The bank's signing key file is open to other users or holds no Ed25519 private key."""

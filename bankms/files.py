@@ -26,6 +26,28 @@ def private_umask() -> None:
     os.umask(current | OTHERS)
 
 
+def create_private_file(path: str, data: bytes) -> bool:
+    """Write data to a new file at path, readable and writable by this user only (0600),
+    created atomically with O_EXCL so that a file already there is never overwritten nor
+    widened. Returns True if the file was made, False if one was already there. The folder is
+    made (0700) when missing; an existing folder is left as it is. Used for the secrets made
+    on first start: the cookie key (tokens.py) and the bank's signing key (signing.py)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=FOLDER_MODE, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    return True
+
+
+def open_to_others(path: str) -> int | None:
+    """The file's mode if anyone but its owner may read, write or run it, else None."""
+    mode = _mode(path)
+    return mode if mode is not None and mode & OTHERS else None
+
+
 def wal_path(db_path: str) -> str:
     return db_path + ".wal"
 

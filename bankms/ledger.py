@@ -131,8 +131,10 @@ def _unnest_in(column: str) -> str:
 class BatchPoster:
     """Applies a batch of PostingRequests in one unit of work: guards, write, invariant check."""
 
-    def __init__(self, cur, state: LedgerState):
+    def __init__(self, cur, state: LedgerState, chains=None):
         self.state = state
+        # The hash chains (chain_store.Chains): this batch hashes the rows it appends.
+        self.chains = chains
         self._tx_app = cur.appender("transactions")
         self._posting_app = cur.appender("postings")
         self._key_app = cur.appender("idempotency_keys")
@@ -161,6 +163,11 @@ class BatchPoster:
             app.clear()
 
     def _post(self, uow, requests, lookup_keys):
+        if self.chains is not None:
+            # Rows that this unit of work wrote before (a service's own audit row ahead of
+            # post_in) are hashed before this batch takes ids after them; on the batch path
+            # nothing has been written yet and this reads nothing.
+            self.chains.seal(uow)
         now = utcnow()
         keys = list({r.idempotency_key for r in requests})
         # Repeated keys are rare, so the key table is not read up front: its primary key
@@ -266,6 +273,11 @@ class BatchPoster:
         # Invariant check before anything is written: what this batch adds sums to zero.
         if sum(row[3] for row in posting_rows) != 0:
             raise AssertionError("batch postings do not sum to zero")
+        if self.chains is not None:
+            tx_hashes, audit_hashes = self.chains.hash_batch(uow, tx_rows, posting_rows,
+                                                             audit_rows)
+            tx_rows = [(*row, h) for row, h in zip(tx_rows, tx_hashes)]
+            audit_rows = [(*row, h) for row, h in zip(audit_rows, audit_hashes)]
         if tx_rows:
             self._tx_app.append_rows(tx_rows)
             self._tx_app.flush()

@@ -73,6 +73,21 @@ class LoanNotFound(BankError):
 
 
 # -- the arithmetic (pure) -------------------------------------------------------------------
+# Every loan's money events, one row each: the repayments as allocated (loan_payments, whose
+# method names the event: manual, cash, automatic, reversal, reallocation, recovery), and the
+# ledger transactions that have no allocation (disbursement, write-off, undone disbursement),
+# whose loan is the number their memo starts with ("Loan 5001 disbursement").
+EVENTS_SQL = (
+    "SELECT lp.loan_id, lp.business_date AS value_date, lp.transaction_id, lp.method AS event, "
+    "lp.amount_cents, lp.fee_cents, lp.interest_cents, lp.principal_cents, lp.prepayment_cents, "
+    "lp.actor FROM loan_payments lp UNION ALL "
+    "SELECT CAST(regexp_extract(t.memo, '^Loan ([0-9]+) ', 1) AS BIGINT), t.business_date, t.id, "
+    "CASE t.kind WHEN 'loan_disbursement' THEN 'disbursement' WHEN 'loan_write_off' "
+    "THEN 'write-off' ELSE 'undo disbursement' END, t.amount_cents, 0, 0, 0, 0, t.actor "
+    "FROM transactions t WHERE t.memo LIKE 'Loan %' AND (t.kind IN ('loan_disbursement', "
+    "'loan_write_off') OR t.kind = 'reversal' AND t.memo LIKE 'Loan % disbursement undone%')")
+
+
 def _round_cents(value: Decimal) -> int:
     return int(value.quantize(Decimal(1), rounding=ROUNDING))
 
@@ -871,17 +886,10 @@ class Loans:
         and whether a later reversal undid it."""
         loan = self._readable(actor, loan_id)
         df = self._bank.read_df(
-            "SELECT lp.business_date AS value_date, lp.transaction_id, lp.method AS event, "
-            "lp.amount_cents, lp.fee_cents, lp.interest_cents, lp.principal_cents, "
-            "lp.prepayment_cents, lp.actor, EXISTS (SELECT 1 FROM transactions t "
-            "WHERE t.reverses_id = lp.transaction_id) AS reversed FROM loan_payments lp "
-            "WHERE lp.loan_id = ? UNION ALL SELECT t.business_date, t.id, "
-            "CASE t.kind WHEN 'loan_disbursement' THEN 'disbursement' WHEN 'loan_write_off' "
-            "THEN 'write-off' ELSE 'undo disbursement' END, t.amount_cents, 0, 0, 0, 0, "
-            "t.actor, EXISTS (SELECT 1 FROM transactions r WHERE r.reverses_id = t.id) "
-            "FROM transactions t WHERE t.memo LIKE ? AND (t.kind IN ('loan_disbursement', "
-            "'loan_write_off') OR t.kind = 'reversal' AND t.memo LIKE ?) ORDER BY 1, 2",
-            [loan["id"], f"Loan {loan['id']} %", f"Loan {loan['id']} disbursement undone%"])
+            "SELECT value_date, transaction_id, event, amount_cents, fee_cents, "
+            "interest_cents, principal_cents, prepayment_cents, actor, EXISTS (SELECT 1 FROM "
+            "transactions t WHERE t.reverses_id = e.transaction_id) AS reversed "
+            f"FROM ({EVENTS_SQL}) e WHERE e.loan_id = ? ORDER BY 1, 2", [loan["id"]])
         return _money_frame(df, ["amount_cents", "fee_cents", "interest_cents",
                                  "principal_cents", "prepayment_cents"])
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
-import stat
 
 import jwt
 
+from . import files
 from .errors import WeakCookieKey
 
 KEY_BYTES_MIN = 64
@@ -52,16 +52,9 @@ def key_path_for(db_path: str) -> str:
 
 def load_or_create_key(path: str) -> str:
     """Read the key file, or create it with 64 random bytes (hex) readable by the owner only."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(KEY_BYTES_MIN) + "\n")
-    mode = stat.S_IMODE(os.stat(path).st_mode)
-    if mode & 0o077:
+    files.create_private_file(path, (secrets.token_hex(KEY_BYTES_MIN) + "\n").encode())
+    mode = files.open_to_others(path)
+    if mode is not None:
         raise WeakCookieKey(f"The cookie key file {path} is readable by other users "
                             f"(mode {mode:o}); run: chmod 600 {path}")
     with open(path) as handle:

@@ -11,6 +11,7 @@ the order they came, which keeps the tail latency short.
 from __future__ import annotations
 
 import collections
+import contextlib
 import queue
 import threading
 import time
@@ -43,8 +44,11 @@ class _Job:
 
 
 class Writer:
-    def __init__(self, con, post_batch, batch_size_max: int = 512):
+    def __init__(self, con, post_batch, batch_size_max: int = 512, chains=None):
         self._cur = con.cursor()
+        # The hash chains (chain_store.Chains): every unit of work is sealed before its
+        # COMMIT, and the heads go back to where they were if it rolls back.
+        self._chains = chains
         self._post_batch = post_batch
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._batch_size_max = batch_size_max
@@ -146,7 +150,7 @@ class Writer:
 
     def _run_call(self, job):
         try:
-            with UnitOfWork(self._cur) as uow:
+            with self._unit() as uow:
                 result = job.payload(uow)
                 uow.commit()
             job.finish(result=result)
@@ -159,10 +163,26 @@ class Writer:
             self._invalidate()
 
     def _commit_batch(self, requests, lookup_keys):
-        with UnitOfWork(self._cur) as uow:
+        with self._unit() as uow:
             outcomes = self._post_batch(uow, requests, lookup_keys=lookup_keys)
             uow.commit()
         return outcomes
+
+    @contextlib.contextmanager
+    def _unit(self):
+        """A unit of work whose COMMIT first seals the hash chains; if it rolls back, the
+        chains' heads go back to where they were."""
+        chains = self._chains
+        marked = chains.mark() if chains is not None else None
+        try:
+            with UnitOfWork(self._cur, before_commit=chains.seal if chains else None) as uow:
+                yield uow
+        except BaseException:
+            if chains is not None:
+                chains.restore(marked)
+            raise
+        if chains is not None and not uow.committed:
+            chains.restore(marked)
 
     def _run_batch(self, batch):
         requests = [job.payload for job in batch]

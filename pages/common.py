@@ -63,6 +63,18 @@ def cookie_key() -> str:
                        os.environ.get("BANKMS_COOKIE_KEY_FILE"))
 
 
+@st.cache_resource(show_spinner=False)
+def _signing_key(path: str, env_file: str | None) -> None:
+    from bankms import signing
+    signing.bank_key(get_bank())
+
+
+def signing_key() -> None:
+    """Make the bank's Ed25519 signing key on first start (beside the cookie key, 0600);
+    WeakSigningKey if the file is open to other users or holds no key (bankms.signing)."""
+    _signing_key(db_path(), os.environ.get("BANKMS_SIGNING_KEY_FILE"))
+
+
 def demo_module():
     """bankms.demo when it is installed, else None (the app works without it)."""
     try:

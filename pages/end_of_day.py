@@ -66,6 +66,53 @@ def render() -> None:
         table.insert(4, "interest_posted", [money(int(c)) for c in runs["interest_posted_cents"]])
         table.insert(6, "collected", [money(int(c)) for c in runs["collected_cents"]])
         st.dataframe(table, hide_index=True, width="stretch", key="eod_runs")
+    _chain(bank, actor)
+
+
+def _chain(bank, actor) -> None:
+    """The hash chains' heads of the closed days, their check, and a kept copy's check."""
+    from bankms.errors import BankError
+    from pages.common import show_error
+
+    st.subheader("Chain heads")
+    st.caption("At each close the ledger's and the audit log's hash chains end in a head: "
+               "any change, removal or insertion of an earlier entry changes it. Keep the "
+               "heads outside the bank (print or e-mail the file); checking a kept copy "
+               "catches even a rewrite of the whole chain.")
+    heads = bank.chain.heads(actor)
+    if heads:
+        st.dataframe([{"Day": str(h["business_date"]), "Chain": h["chain"],
+                       "Up to id": h["last_id"], "Head": h["head_hash"]}
+                      for h in heads[-20:][::-1]],
+                     hide_index=True, width="stretch", key="eod_chain_heads")
+        st.download_button("Download every head (CSV)", bank.chain.heads_csv(actor),
+                           file_name=f"chain-heads-{heads[-1]['business_date']}.csv",
+                           mime="text/csv", key="eod_chain_download",
+                           icon=":material/download:")
+    else:
+        st.caption("No day has been closed since the chain began.")
+    if st.button("Check the chains", key="eod_chain_check", icon=":material/link:"):
+        _show_chain_problems(bank.chain.check(actor), "Both chains recompute to their stored "
+                             "hashes and to every recorded head.")
+    kept = st.text_area("Kept heads (paste the CSV you downloaded)", key="eod_chain_kept")
+    if st.button("Check the kept heads", key="eod_chain_check_kept"):
+        try:
+            problems = bank.chain.check_heads(actor, kept)
+        except BankError as exc:
+            show_error(exc)
+        else:
+            _show_chain_problems(problems, "Every kept head matches the chain recomputed from "
+                                 "the ledger and the audit log.")
+
+
+def _show_chain_problems(problems, ok_text) -> None:
+    from pages.text import md
+
+    if not problems:
+        st.success(ok_text, icon=":material/check_circle:")
+        return
+    st.error(f"{len(problems)} chain problem(s):\n\n" + "\n".join(
+        f"- {md(p)}" for p in problems[:50]), icon=":material/error:")
 
 
 def _show_status(slot, status) -> None:

@@ -95,3 +95,28 @@ def test_a_refusal_leaves_no_progress_bar_and_the_caption_follows_the_settings(p
     run_button(at)
     assert "needs confirmation" in texts(at)
     assert [p.value for p in at.get("progress")] == []
+
+
+def test_the_chain_heads_of_closed_days_are_shown_checked_and_downloadable(page_bank):
+    start = page_bank.business_date
+    page_bank.clock = Clock(dt.datetime.combine(start + 3 * DAY, dt.time(9, 0)))
+    manager = employee(page_bank, "manager")
+    page_bank.end_of_day(page_bank.system_actor(), until=start + DAY)
+    kept = page_bank.chain.heads_csv(manager)
+    at = open_app(page_bank, manager, "end-of-day")
+    [heads] = [d.value for d in at.dataframe if "Head" in d.value.columns]
+    assert list(heads["Day"]) == [str(start + DAY)] * 2 + [str(start)] * 2
+    assert all(len(h) == 64 for h in heads["Head"])
+    at.button(key="eod_chain_check").click().run()
+    assert "Both chains recompute" in texts(at)
+    at.text_area(key="eod_chain_kept").input(kept).run()
+    at.button(key="eod_chain_check_kept").click().run()
+    assert "Every kept head matches" in texts(at)
+    forged = kept.replace(kept.splitlines()[1].split(",")[3], "0" * 64)
+    at.text_area(key="eod_chain_kept").input(forged).run()
+    at.button(key="eod_chain_check_kept").click().run()
+    assert "chain problem(s)" in texts(at) and "does not match" in texts(at)
+    at.text_area(key="eod_chain_kept").input("not heads").run()
+    at.button(key="eod_chain_check_kept").click().run()
+    assert "must start with the header line" in texts(at)
+    assert not at.exception

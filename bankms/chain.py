@@ -1,0 +1,126 @@
+"""The hash chains over the ledger and the audit log: canonical content and hashes, nothing else.
+
+Pure functions on plain values, with no database, so that an auditor's checker
+(`python -m bankms check-export`) can recompute the chains from exported rows alone; the
+database side (hashing at commit, heads, verify) is in chain_store.py.
+
+Two chains, each entry hashed as sha256(previous entry's hash bytes + canonical content):
+
+- "ledger": one entry per transaction, in transaction id order. Its content is the
+  transaction's CHAIN_COLUMNS["ledger"]["transactions"] values followed by, for each of its
+  postings sorted by (account_id, amount_cents, id), that posting's
+  CHAIN_COLUMNS["ledger"]["postings"] values.
+- "audit": one entry per audit_log row, in id order, its CHAIN_COLUMNS["audit"]["audit_log"]
+  values.
+
+The first entry's previous hash is GENESIS. Values become text by `text` and are joined with the
+unit separator U+001F, then encoded as UTF-8 (`canonical`).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+from decimal import Decimal
+from typing import Iterable, Sequence
+
+GENESIS = "0" * 64
+SEPARATOR = "\x1f"
+CHAINS = ("ledger", "audit")
+
+# Only columns that never change after insert: no code updates transactions, postings or
+# audit_log rows (checked with grep; the one UPDATE of audit_log, in benchmarks/bench_reports.py,
+# back-dates stamps in the same unit of work as the insert, before the chain is sealed).
+# Cached balances live on accounts and are not chained; the ledger proves them.
+CHAIN_COLUMNS: dict[str, dict[str, list[str]]] = {
+    "ledger": {
+        "transactions": ["id", "kind", "amount_cents", "memo", "source_account",
+                         "target_account", "actor", "actor_role", "idempotency_key",
+                         "reverses_id", "posted_at", "business_date"],
+        "postings": ["id", "transaction_id", "account_id", "amount_cents", "posted_at"],
+    },
+    "audit": {
+        "audit_log": ["id", "ts", "actor", "actor_role", "action", "entity", "entity_id",
+                      "before", "after", "outcome"],
+    },
+}
+
+# Positions, within CHAIN_COLUMNS["ledger"]["postings"], of the posting sort key.
+_POSTING_COLUMNS = CHAIN_COLUMNS["ledger"]["postings"]
+POSTING_SORT = tuple(_POSTING_COLUMNS.index(c) for c in ("account_id", "amount_cents", "id"))
+_ACCOUNT, _AMOUNT, _ID = POSTING_SORT
+
+
+def text(value) -> str:
+    """One value as chain text: None -> "", bool -> "true"/"false", int -> decimal digits,
+    Decimal -> str, date and datetime -> isoformat(), str as is. Raises TypeError for anything
+    else (a float would make the content depend on its rounding)."""
+    convert = _TEXT.get(type(value))
+    if convert is not None:
+        return convert(value)
+    # Subclasses (numpy integers are not ints; IntEnum, str subclasses are) take the long way.
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    raise TypeError(f"no chain text for {type(value).__name__} {value!r}")
+
+
+# The exact types met on the hot path (the posting batch hashes every row it appends).
+_TEXT = {
+    str: lambda v: v,
+    int: int.__repr__,
+    type(None): lambda v: "",
+    bool: lambda v: "true" if v else "false",
+    Decimal: str,
+    # A posting batch stamps all its rows with one instant: remember the last few texts.
+    dt.datetime: functools.lru_cache(maxsize=16)(dt.datetime.isoformat),
+    dt.date: dt.date.isoformat,
+}
+
+
+def canonical(values: Sequence) -> bytes:
+    """The content bytes of one entry: text(v) joined by U+001F, UTF-8."""
+    return SEPARATOR.join([v if type(v) is str else text(v) for v in values]).encode("utf-8")
+
+
+def ledger_content(transaction: Sequence, postings: Iterable[Sequence]) -> bytes:
+    """Content of one ledger entry: the transaction's chained values, then each posting's
+    (values in CHAIN_COLUMNS order), postings sorted by (account_id, amount_cents, id)."""
+    values = list(transaction)
+    for posting in sorted(postings, key=_posting_key):
+        values.extend(posting)
+    return canonical(values)
+
+
+def _posting_key(posting):
+    return (posting[_ACCOUNT], posting[_AMOUNT], posting[_ID])
+
+
+def entry_hash(prev_hex: str, content: bytes) -> str:
+    """sha256(bytes.fromhex(prev_hex) + content), as 64 lower-case hex digits."""
+    return hashlib.sha256(bytes.fromhex(prev_hex) + content).hexdigest()
+
+
+def verify_rows(chain_name: str, entries: Iterable[tuple], prev_hex: str = GENESIS):
+    """Walk one chain: entries are (id, content bytes, stored hash hex) in chain order.
+
+    Returns (last_hex, first_bad_id): the hash recomputed over all entries, and the id of the
+    first entry whose stored hash differs from the recomputed one (None when all agree). The
+    walk goes on with the recomputed hash, so last_hex is what the true chain's head would be.
+    """
+    if chain_name not in CHAINS:
+        raise ValueError(f"unknown chain {chain_name!r}; expected one of {CHAINS}")
+    first_bad = None
+    head = prev_hex
+    for entry_id, content, stored in entries:
+        head = entry_hash(head, content)
+        if first_bad is None and stored != head:
+            first_bad = entry_id
+    return head, first_bad

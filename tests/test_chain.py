@@ -1,0 +1,360 @@
+"""The hash chains (issue 15): tamper tests on a real database file, written with the bank
+closed through raw duckdb and then reopened, as someone holding the file would; the kept heads;
+the upgrade of a bank made before the chain; and the pure functions the offline checker uses."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import duckdb
+import pytest
+
+import bankms
+from bankms import chain
+from bankms.errors import InvalidInput, PermissionDenied
+from conftest import Clock, funded_account, make_customer
+
+DAY = dt.timedelta(days=1)
+
+
+@pytest.fixture
+def built(tmp_path):
+    """A bank with two closed days (heads recorded) and a few transactions after them, closed.
+    Returns (path, facts)."""
+    path = str(tmp_path / "bank.duckdb")
+    bank = bankms.open_bank(path, bcrypt_rounds=4)
+    # The days closed below have ended by this clock.
+    bank.clock = Clock(dt.datetime.now(dt.timezone.utc) + 30 * DAY)
+    try:
+        system = bank.system_actor()
+        a = funded_account(bank, "1000.00")
+        b = funded_account(bank, "500.00", customer_id=make_customer(bank, name="Bo Li"))
+        for amount in ("10.00", "20.00"):
+            bank.payments.transfer(system, a, b, amount, memo="rent")
+        first_day = bank.business_date
+        bank.end_of_day(system, until=first_day)
+        for amount in ("30.00", "40.00"):
+            bank.payments.transfer(system, b, a, amount, memo="zurück für März – ü")
+        bank.end_of_day(system, until=first_day + DAY)
+        for amount in ("1.00", "2.00", "3.00"):
+            bank.payments.transfer(system, a, b, amount)
+        assert bank.audit.verify() == []
+        facts = {"first_day": first_day, "a": a, "b": b,
+                 "heads": bank.chain.heads(system),
+                 "kept": bank.chain.heads_csv(system)}
+    finally:
+        bank.close()
+    return path, facts
+
+
+def problems_after(path, tamper):
+    con = duckdb.connect(path)
+    try:
+        tamper(con)
+    finally:
+        con.close()
+    bank = bankms.open_bank(path, bcrypt_rounds=4)
+    try:
+        same_as_the_walk(bank)
+        return bank.audit.verify()
+    finally:
+        bank.close()
+
+
+def same_as_the_walk(bank):
+    """verify() checks set-based in SQL; the offline checker walks the chain in Python
+    (chain.py). Both must build the same content and find the same first bad entry."""
+    walked = bank.chain.recompute()
+    for name in chain.CHAINS:
+        assert bank.chain._checked(name, set())["bad"] == walked[name]["bad"], name
+        in_sql = bank.read(bank.chain.content_sql(name) + " ORDER BY id")
+        if name == "audit":
+            rows = bank.read(f"SELECT {', '.join(chain.CHAIN_COLUMNS['audit']['audit_log'])} "
+                             "FROM audit_log ORDER BY id")
+            in_python = [chain.canonical(r) for r in rows]
+        else:
+            cols = chain.CHAIN_COLUMNS["ledger"]
+            txs = bank.read(f"SELECT {', '.join(cols['transactions'])} FROM transactions "
+                            "ORDER BY id")
+            posts = bank.read(f"SELECT {', '.join(cols['postings'])} FROM postings")
+            in_python = [chain.ledger_content(t, [p for p in posts if p[1] == t[0]])
+                         for t in txs]
+        assert [c.encode() for _, c, _ in in_sql] == in_python, name
+
+
+def transfers(con):
+    """Transfer transaction ids, in id order."""
+    return [r[0] for r in con.execute(
+        "SELECT id FROM transactions WHERE kind = 'transfer' ORDER BY id").fetchall()]
+
+
+def rehash_ledger_entry(con, tid):
+    """What a careful forger does: store the hash that entry `tid` has over its new content,
+    chained on the stored hash of the entry before it."""
+    prev = con.execute("SELECT chain_hash FROM transactions WHERE id < ? ORDER BY id DESC "
+                       "LIMIT 1", [tid]).fetchone()
+    cols = chain.CHAIN_COLUMNS["ledger"]
+    row = con.execute(f"SELECT {', '.join(cols['transactions'])} FROM transactions "
+                      "WHERE id = ?", [tid]).fetchone()
+    posts = con.execute(f"SELECT {', '.join(cols['postings'])} FROM postings "
+                        "WHERE transaction_id = ?", [tid]).fetchall()
+    new = chain.entry_hash(prev[0] if prev else chain.GENESIS, chain.ledger_content(row, posts))
+    con.execute("UPDATE transactions SET chain_hash = ? WHERE id = ?", [new, tid])
+
+
+# Each tamper keeps every sum equal (postings per transaction, balances, trial balance), so
+# that only the chain can tell. Returns the text verify() must name.
+def change_posting_amounts(con):
+    tid = transfers(con)[1]
+    (src, dst) = con.execute("SELECT id, account_id FROM postings WHERE transaction_id = ? "
+                             "ORDER BY amount_cents", [tid]).fetchall()
+    con.execute("UPDATE postings SET amount_cents = amount_cents - 500 WHERE id = ?", [src[0]])
+    con.execute("UPDATE postings SET amount_cents = amount_cents + 500 WHERE id = ?", [dst[0]])
+    con.execute("UPDATE accounts SET balance_cents = balance_cents - 500 WHERE id = ?", [src[1]])
+    con.execute("UPDATE accounts SET balance_cents = balance_cents + 500 WHERE id = ?", [dst[1]])
+    return f"ledger chain breaks at transaction {tid}:"
+
+
+def delete_audit_row(con):
+    ids = [r[0] for r in con.execute("SELECT id FROM audit_log ORDER BY id").fetchall()]
+    con.execute("DELETE FROM audit_log WHERE id = ?", [ids[3]])
+    return f"audit chain breaks at audit row {ids[4]}: its stored hash"
+
+
+def insert_back_dated(con):
+    (tid,) = con.execute("SELECT max(id) + 1 FROM transactions").fetchone()
+    (pid,) = con.execute("SELECT max(id) + 1 FROM postings").fetchone()
+    (day,) = con.execute("SELECT min(business_date) FROM eod_runs").fetchone()
+    a, b = con.execute("SELECT id, account_number FROM accounts WHERE customer_id IS NOT NULL "
+                       "ORDER BY id LIMIT 2").fetchall()
+    stamp = dt.datetime.combine(day, dt.time(12))
+    con.execute("INSERT INTO transactions (id, kind, amount_cents, memo, source_account, "
+                "target_account, actor, actor_role, posted_at, business_date) VALUES "
+                "(?, 'transfer', 700, 'fees', ?, ?, 'system', 'system', ?, ?)",
+                [tid, a[1], b[1], stamp, day])
+    con.execute("INSERT INTO postings VALUES (?, ?, ?, -700, ?), (?, ?, ?, 700, ?)",
+                [pid, tid, a[0], stamp, pid + 1, tid, b[0], stamp])
+    con.execute("UPDATE accounts SET balance_cents = balance_cents - 700 WHERE id = ?", [a[0]])
+    con.execute("UPDATE accounts SET balance_cents = balance_cents + 700 WHERE id = ?", [b[0]])
+    return (tid, day)
+
+
+def insert_back_dated_unhashed(con):
+    tid, _ = insert_back_dated(con)
+    return f"ledger chain breaks at transaction {tid}:"
+
+
+def insert_back_dated_with_its_hash(con):
+    tid, day = insert_back_dated(con)
+    rehash_ledger_entry(con, tid)
+    return f"transaction {tid} is dated {day} but comes after the head recorded when {day}"
+
+
+def swap_transaction_ids(con):
+    first, second = transfers(con)[:2]
+    for old, new in ((first, -1), (second, first), (-1, second)):
+        con.execute("UPDATE transactions SET id = ? WHERE id = ?", [new, old])
+        con.execute("UPDATE postings SET transaction_id = ? WHERE transaction_id = ?", [new, old])
+    return f"ledger chain breaks at transaction {first}:"
+
+
+def swap_audit_contents(con):
+    cols = [c for c in chain.CHAIN_COLUMNS["audit"]["audit_log"] if c != "id"]
+    one, two = con.execute("SELECT id FROM audit_log WHERE action = 'payment.transfer' "
+                           "ORDER BY id LIMIT 2").fetchall()
+    values = {i: con.execute(f"SELECT {', '.join(cols)} FROM audit_log WHERE id = ?",
+                             [i]).fetchone() for i in (one[0], two[0])}
+    for target, source in ((one[0], two[0]), (two[0], one[0])):
+        con.execute(f"UPDATE audit_log SET {', '.join(c + ' = ?' for c in cols)} WHERE id = ?",
+                    [*values[source], target])
+    return f"audit chain breaks at audit row {one[0]}:"
+
+
+def change_memo_and_its_hash(con):
+    tid = transfers(con)[0]
+    con.execute("UPDATE transactions SET memo = 'gift' WHERE id = ?", [tid])
+    rehash_ledger_entry(con, tid)
+    (after,) = con.execute("SELECT min(id) FROM transactions WHERE id > ?", [tid]).fetchone()
+    return f"ledger chain breaks at transaction {after}:"
+
+
+def change_last_entry_of_a_day_and_its_hash(con):
+    # The last transaction before the first recorded head: no later entry of the same day,
+    # but the head recorded at the close of the day still tells.
+    (tid, day) = con.execute("SELECT last_id, business_date FROM chain_heads WHERE "
+                             "chain = 'ledger' ORDER BY business_date LIMIT 1").fetchone()
+    con.execute("UPDATE transactions SET memo = 'changed' WHERE id = ?", [tid])
+    rehash_ledger_entry(con, tid)
+    return f"ledger chain: the recorded head for {day} (up to transaction {tid}) does not match"
+
+
+@pytest.mark.parametrize("tamper", [
+    change_posting_amounts,
+    delete_audit_row,
+    insert_back_dated_unhashed,
+    insert_back_dated_with_its_hash,
+    swap_transaction_ids,
+    swap_audit_contents,
+    change_memo_and_its_hash,
+    change_last_entry_of_a_day_and_its_hash,
+], ids=lambda f: f.__name__)
+def test_verify_names_the_tampered_entry(built, tamper):
+    path, _ = built
+    expected = []
+    problems = problems_after(path, lambda con: expected.append(tamper(con)))
+    assert any(expected[0] in p for p in problems), problems
+    # The sums were kept equal: only the chain tells.
+    assert all("chain" in p for p in problems), problems
+
+
+def test_an_untouched_bank_verifies_after_reopening(built):
+    path, facts = built
+    assert problems_after(path, lambda con: None) == []
+    assert [(h["chain"], h["business_date"]) for h in facts["heads"]] == [
+        ("audit", facts["first_day"]), ("ledger", facts["first_day"]),
+        ("audit", facts["first_day"] + DAY), ("ledger", facts["first_day"] + DAY)]
+
+
+def rewrite_whole_chain(con):
+    """A forger with the code: change an old posting pair, then recompute every hash and every
+    recorded head, so that the file is consistent in itself."""
+    change_posting_amounts(con)
+    ids = [r[0] for r in con.execute("SELECT id FROM transactions ORDER BY id").fetchall()]
+    for tid in ids:
+        rehash_ledger_entry(con, tid)
+    for day, last_id in con.execute("SELECT business_date, last_id FROM chain_heads "
+                                    "WHERE chain = 'ledger'").fetchall():
+        (head,) = con.execute("SELECT chain_hash FROM transactions WHERE id = ?",
+                              [last_id]).fetchone()
+        con.execute("UPDATE chain_heads SET head_hash = ? WHERE business_date = ? "
+                    "AND chain = 'ledger'", [head, day])
+
+
+def test_a_rewrite_of_the_whole_chain_is_caught_by_the_kept_heads(built):
+    path, facts = built
+    assert problems_after(path, rewrite_whole_chain) == []
+    bank = bankms.open_bank(path, bcrypt_rounds=4)
+    try:
+        system = bank.system_actor()
+        found = bank.chain.check_heads(system, facts["kept"])
+        heads_now = bank.chain.heads_csv(system)
+    finally:
+        bank.close()
+    day = facts["first_day"]
+    assert any(f"the kept head for {day} (up to transaction" in p for p in found), found
+    assert any(f"the ledger head recorded in the bank for {day} differs" in p
+               for p in found), found
+    assert heads_now != facts["kept"]
+
+
+def test_kept_heads_of_an_untouched_bank_match(built):
+    path, facts = built
+    bank = bankms.open_bank(path, bcrypt_rounds=4)
+    try:
+        assert bank.chain.check_heads(bank.system_actor(), facts["kept"]) == []
+    finally:
+        bank.close()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("", InvalidInput),
+    ("day,chain\n2026-01-01,ledger", InvalidInput),
+    ("business_date,chain,last_id,head_hash\n2026-01-01,ledger,5,abc", InvalidInput),
+    ("business_date,chain,last_id,head_hash\n2026-01-01,other,5," + "0" * 64, InvalidInput),
+    ("business_date,chain,last_id,head_hash\n2026-13-01,audit,5," + "0" * 64, InvalidInput),
+])
+def test_check_heads_refuses_text_that_is_not_kept_heads(bank, system, text, expected):
+    with pytest.raises(expected):
+        bank.chain.check_heads(system, text)
+
+
+def test_heads_are_for_managers_only(bank):
+    from conftest import employee
+    teller = employee(bank, "teller")
+    with pytest.raises(PermissionDenied):
+        bank.chain.heads(teller)
+    with pytest.raises(PermissionDenied):
+        bank.chain.check_heads(teller, "business_date,chain,last_id,head_hash\n")
+
+
+def test_a_bank_made_before_the_chain_gets_it_at_the_first_open(built):
+    path, _ = built
+    con = duckdb.connect(path)
+    try:
+        before = {t: con.execute(f"SELECT id, chain_hash FROM {t} ORDER BY id").fetchall()
+                  for t in ("transactions", "audit_log")}
+        for table in ("transactions", "audit_log"):
+            con.execute(f"ALTER TABLE {table} DROP COLUMN chain_hash")
+        con.execute("DROP TABLE chain_heads")
+        con.execute("DELETE FROM settings WHERE key = 'chain_started'")
+    finally:
+        con.close()
+    bank = bankms.open_bank(path, bcrypt_rounds=4)
+    try:
+        assert bank.audit.verify() == []
+        after = {t: bank.read(f"SELECT id, chain_hash FROM {t} ORDER BY id")
+                 for t in ("transactions", "audit_log")}
+        (started,) = bank.read("SELECT after FROM audit_log WHERE "
+                               "action = 'ledger.chain_started'")
+    finally:
+        bank.close()
+    # The same content gives the same chain; the upgrade adds its own audit row at the end.
+    assert after["transactions"] == before["transactions"]
+    assert after["audit_log"][:-1] == before["audit_log"]
+    assert f'"transactions": {len(before["transactions"])}' in started[0]
+    # Only once: the next open finds the chain and writes nothing.
+    bank = bankms.open_bank(path, bcrypt_rounds=4)
+    try:
+        assert bank.read("SELECT id, chain_hash FROM audit_log ORDER BY id") == \
+            after["audit_log"]
+    finally:
+        bank.close()
+
+
+def test_a_rolled_back_write_leaves_the_chain_whole(bank, system):
+    a = funded_account(bank, "100.00")
+
+    def fails(uow):
+        bank.audit_row(uow, system, "test.write", "test", None, after={"x": 1})
+        raise RuntimeError("boom")
+    with pytest.raises(RuntimeError):
+        bank.write(fails)
+    bank.payments.withdraw(system, a, "5.00")
+    bank.write(lambda uow: bank.audit_row(uow, system, "test.write", "test", None))
+    assert bank.audit.verify() == []
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, ""),
+    (True, "true"),
+    (False, "false"),
+    (0, "0"),
+    (-12345, "-12345"),
+    (Decimal("1.50"), "1.50"),
+    (dt.date(2026, 1, 31), "2026-01-31"),
+    (dt.datetime(2026, 1, 31, 8, 5, 3, 120), "2026-01-31T08:05:03.000120"),
+    ("memo ü", "memo ü"),
+])
+def test_text(value, expected):
+    assert chain.text(value) == expected
+
+
+def test_text_refuses_floats():
+    with pytest.raises(TypeError):
+        chain.text(1.5)
+
+
+def test_verify_rows_names_the_first_bad_entry():
+    contents = [chain.canonical([i, "x"]) for i in range(1, 5)]
+    head, stored = chain.GENESIS, []
+    for content in contents:
+        head = chain.entry_hash(head, content)
+        stored.append(head)
+    entries = list(zip(range(1, 5), contents, stored))
+    assert chain.verify_rows("audit", entries, chain.GENESIS) == (stored[-1], None)
+    entries[2] = (3, chain.canonical([3, "y"]), stored[2])
+    last, bad = chain.verify_rows("audit", entries, chain.GENESIS)
+    assert bad == 3 and last != stored[-1]
+    assert chain.canonical([1, None, "a"]) == b"1\x1f\x1fa"
+    assert chain.entry_hash(chain.GENESIS, b"") == \
+        "66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925"
