@@ -22,7 +22,8 @@ customer within a business day count together (`post_or_submit`, decided on the 
 two quick payments cannot both slip under). Other operations wait the same way (`request`):
 creating a manager, resetting a manager's password and raising a role; reversals, overdraft
 limits and loan write-offs and staff-made loan repayments above the threshold; savings rates
-above `four_eyes_rate_bp`. A request is approved only by a manager who is not its maker,
+above `four_eyes_rate_bp`; any change of a loan product's rate range. A request is approved
+only by a manager who is not its maker,
 did not create or last reset (or approve the creation or reset of) the maker's login, whose own
 login the maker did not create or reset, and who has changed their temporary password
 (`check_separation`). Structuring alerts (`structuring_alerts`) list runs of payments just
@@ -75,6 +76,7 @@ OPERATIONS = {
     "loan.repay": "loan repayment",
     "loan.reverse_repayment": "loan repayment reversal",
     "loan.undo_disbursement": "loan payout undone",
+    "loan.update_product": "loan product rates",
 }
 # Loan operations the loan service carries out once approved (`_approve_loan`).
 _LOAN_OPERATIONS = ("loan.write_off", "loan.repay", "loan.reverse_repayment",
@@ -471,6 +473,8 @@ class Approvals:
         elif kind == "account.set_interest_rate":
             bank.accounts._set_rate_in(uow, maker, params["account"],
                                        Decimal(params["interest_rate_percent"]))
+        elif kind == "loan.update_product":
+            bank.loans._update_product_in(uow, maker, params["code"], params["changes"])
         else:
             raise AssertionError(f"no way to carry out {kind}")
         if "username" in params:

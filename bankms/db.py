@@ -208,7 +208,8 @@ SCHEMA = [
         rate_min_percent DECIMAL(9, 4) NOT NULL,
         rate_max_percent DECIMAL(9, 4) NOT NULL,
         active BOOLEAN NOT NULL DEFAULT TRUE)""",
-    """INSERT INTO loan_products VALUES
+    """INSERT INTO loan_products (code, name, amount_min_cents, amount_max_cents,
+        term_min_months, term_max_months, rate_min_percent, rate_max_percent, active) VALUES
         ('personal', 'Personal loan', 100000, 5000000, 6, 60, 7.9, 19.9, TRUE),
         ('car', 'Car loan', 500000, 10000000, 12, 84, 4.9, 11.9, TRUE),
         ('home_improvement', 'Home improvement loan', 200000, 7500000, 12, 120, 5.9, 14.9, TRUE)
@@ -404,6 +405,44 @@ class _CursorFailed(Exception):
     pass
 
 
+# -- Loan products are data (issue 9): each product's terms, snapshotted onto each loan when it
+# is applied for (loans.py), so that editing a product never changes an existing loan. Added at
+# open; the defaults keep what banks did before (monthly equal instalments, no grace, no
+# disbursement fee, actual/365, prepayments lowering the instalments). The late fee and its
+# grace days were global settings: the migration copies them into the products and loans that
+# exist then (`_add_loan_terms`).
+LOAN_TERM_COLUMNS = (
+    ("amortization", "VARCHAR", "'equal_instalments'"),
+    ("frequency", "VARCHAR", "'monthly'"),
+    ("grace_principal_periods", "INTEGER", "0"),
+    ("disbursement_fee_cents", "BIGINT", "0"),
+    ("disbursement_fee_bp", "INTEGER", "0"),
+    ("late_fee_cents", "BIGINT", "2500"),
+    ("late_fee_grace_days", "INTEGER", "5"),
+    ("day_count", "VARCHAR", "'actual/365'"),
+    ("prepayment_rule", "VARCHAR", "'reduce_instalment'"),
+    ("due_dates_working_days", "BOOLEAN", "FALSE"),
+)
+# The settings that held the late fee before products did, and their defaults then.
+_LATE_FEE_SETTINGS = (("late_fee_cents", "loan_late_fee_cents", 2500),
+                      ("late_fee_grace_days", "loan_late_fee_grace_days", 5))
+
+
+def _add_loan_terms(con) -> None:
+    for table in ("loan_products", "loans"):
+        have = {row[0] for row in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+            [table]).fetchall()}
+        if {name for name, _, _ in LOAN_TERM_COLUMNS} <= have:
+            continue
+        for name, sql_type, default in LOAN_TERM_COLUMNS:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {sql_type} "
+                        f"DEFAULT {default}")
+        for column, key, default in _LATE_FEE_SETTINGS:
+            con.execute(f"UPDATE {table} SET {column} = coalesce((SELECT TRY_CAST(value AS "
+                        f"BIGINT) FROM settings WHERE key = ?), {default})", [key])
+
+
 def connect(path: str) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(path)
     # DuckDB draws its own progress bar on the terminal during long queries (demo builds,
@@ -420,6 +459,7 @@ def migrate(con) -> None:
         for statement in SCHEMA:
             con.execute(statement)
         _add_business_dates(con)
+        _add_loan_terms(con)
         con.execute(
             "INSERT INTO settings VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
             [str(SCHEMA_VERSION)],

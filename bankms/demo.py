@@ -46,6 +46,7 @@ from .bank import INTERNAL
 from .demo_loans import LoanBook
 from .errors import InvalidInput, InvalidState
 from .ledger import utcnow
+from .loans import TERM_COLUMNS
 from .users import check_password_policy
 
 CUSTOMERS_MAX = 2_000_000
@@ -1284,7 +1285,7 @@ class _Builder:
                     "decision_reason, account_number, disbursed_by, disbursed_at, "
                     "disbursement_date, disbursement_tx_id, principal_outstanding_cents, "
                     "days_past_due, arrears_bucket, closed_date, written_off_cents, "
-                    "write_off_reason) SELECT id, customer_id, "
+                    "write_off_reason, " + ", ".join(TERM_COLUMNS) + ") SELECT id, customer_id, "
                     "product_code, principal_cents, term_months, purpose, monthly_income_cents, "
                     "status, CAST(annual_rate_percent AS DECIMAL(9, 4)), applied_by, "
                     "applied_role, CAST(applied_at AS TIMESTAMP), CAST(applied_date AS DATE), "
@@ -1292,8 +1293,10 @@ class _Builder:
                     "disbursed_by, CAST(disbursed_at AS TIMESTAMP), "
                     "CAST(disbursement_date AS DATE), disbursement_tx_id, "
                     "principal_outstanding_cents, days_past_due, arrears_bucket, "
-                    "CAST(closed_date AS DATE), written_off_cents, write_off_reason "
-                    "FROM demo_loans")
+                    "CAST(closed_date AS DATE), written_off_cents, write_off_reason, "
+                    # Each loan keeps its product's terms, as loans.apply snapshots them.
+                    + ", ".join(f"p.{c}" for c in TERM_COLUMNS) + " FROM demo_loans d "
+                    "JOIN loan_products p ON p.code = d.product_code")
                 uow.execute(
                     "INSERT INTO loan_schedule (loan_id, n, due_date, payment_cents, "
                     "interest_cents, principal_cents, balance_cents, interest_paid_cents, "

@@ -27,8 +27,8 @@ overdraft). Two kinds of borrowers make that checkable without replaying every d
 * Borrowers in trouble lose their income on the first of the month of their first missed
   instalment: the salary stops, the positive balance leaves in the morning, and no money comes
   in from then on (no transfers from friends or savings). End of day finds nothing to collect
-  on any later day; unpaid instalments age and draw the late fee `loan_late_fee_cents` once,
-  `loan_late_fee_grace_days` after their due date, as end of day charges it.
+  on any later day; unpaid instalments age and draw their product's late fee once, the
+  product's grace days after their due date, as end of day charges it.
 
 The builder checks both facts against the generated balances (the account held the instalment,
 or nothing, at 23:50 of each due date) and stops with a generator bug otherwise. The loan rows,
@@ -158,8 +158,10 @@ class LoanBook:
             "SELECT code, amount_min_cents, amount_max_cents, term_min_months, "
             "term_max_months, rate_min_percent, rate_max_percent FROM loan_products "
             "WHERE active")}
-        self.late_fee_cents = bank.settings.get_int("loan_late_fee_cents", 0)
-        self.grace_days = bank.settings.get_int("loan_late_fee_grace_days", 0)
+        # Each loan snapshots its product's late fee and grace days (loans.apply); so does
+        # every demo loan (demo.py copies the product's terms onto the loan rows).
+        self.late_fees = {row[0]: (int(row[1]), int(row[2])) for row in bank.read(
+            "SELECT code, late_fee_cents, late_fee_grace_days FROM loan_products WHERE active")}
         self.business_date = bank.state.business_date
         end = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=int(builder.end))
         # Loan events fall on days before `today`, at the latest at 23:55; normally today is
@@ -459,9 +461,12 @@ class LoanBook:
         # Late fees: charged at the end of day `grace` days after an unpaid due date, while the
         # loan is active (through the day before the write-off, or yesterday).
         last_eod = np.where(np.isnat(off), today, off) - np.timedelta64(1, "D")
+        product = loans["product"].to_numpy()[sched["loan"].to_numpy()]
+        sched["grace"] = np.array([self.late_fees[p][1] for p in product], dtype=np.int64)
+        fee = np.array([self.late_fees[p][0] for p in product], dtype=np.int64)
         late = (~np.isnat(missed) & (due >= missed)
-                & (due + np.timedelta64(self.grace_days, "D") <= last_eod))
-        sched["fee"] = np.where(late & (self.late_fee_cents > 0), self.late_fee_cents, 0)
+                & (due + sched["grace"].to_numpy().astype("timedelta64[D]") <= last_eod))
+        sched["fee"] = np.where(late & (fee > 0), fee, 0)
         self.sched = sched
 
         paid = sched[sched["collected"]].groupby("loan")["principal"].sum()
@@ -737,8 +742,9 @@ class LoanBook:
             "principal_paid_cents": np.where(sched["collected"], sched["principal"], 0),
             "fee_cents": sched["fee"], "fee_paid_cents": 0,
             # The end of day that charged the fee: `grace` days after the due date.
-            "fee_date": np.where(sched["fee"] > 0, sched["due"] + np.timedelta64(
-                self.grace_days, "D"), np.datetime64("NaT"))})
+            "fee_date": np.where(sched["fee"] > 0, sched["due"].to_numpy().astype(
+                "datetime64[D]") + sched["grace"].to_numpy().astype("timedelta64[D]"),
+                np.datetime64("NaT"))})
         if self.payoff_rows:
             replayed = pd.concat([
                 loans_schedule_frame(ids[i], type("R", (), {"rows": rows})())

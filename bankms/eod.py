@@ -7,8 +7,8 @@ in one database transaction it
 1. collects the instalments due on or before D (and unpaid fees) from each loan's linked
    account, as far as the account's balance less holds allows (never into an overdraft, and not
    from frozen or closed accounts or suspended customers);
-2. charges the configurable late fee (`loan_late_fee_cents`) once on each instalment still
-   unpaid `loan_late_fee_grace_days` after its due date;
+2. charges each loan's late fee (its product's, snapshotted when applied for) once on each
+   instalment still unpaid the loan's grace days after its due date;
 3. ages arrears: days past due and bucket as of D+1;
 4. accrues one day of savings interest on each account's end-of-day balance of D, actual/365:
    balance x rate / 365, kept in micro-cents (1e-6 cent), rounded half-up to the micro-cent;
@@ -276,7 +276,7 @@ def close_day(bank, actor, uow, day: dt.date) -> DayClosed | None:
         "SELECT account_number, id FROM accounts WHERE customer_id IS NULL"))
     out = DayClosed(business_date=day)
     _collect(bank, actor, uow, day, internal, out)
-    _late_fees(bank, actor, uow, day, settings, out)
+    _late_fees(bank, actor, uow, day, out)
     age_arrears(uow, nxt)
     (out.loans_in_arrears,) = uow.fetchone(
         "SELECT count(*) FROM loans WHERE status = 'active' AND days_past_due > 0")
@@ -352,32 +352,30 @@ def _collect(bank, actor, uow, day, internal, out):
     out.collected_cents = int(due["amount_cents"].sum())
 
 
-_UNPAID = "(s.interest_paid_cents < s.interest_cents OR s.principal_paid_cents < s.principal_cents)"
-
-
-def _late_fees(bank, actor, uow, day, settings, out):
-    fee = int(settings.get("loan_late_fee_cents", "0"))
-    grace = int(settings.get("loan_late_fee_grace_days", "0"))
-    if fee <= 0:
-        return
-    cutoff = day - dt.timedelta(days=grace)
+def _late_fees(bank, actor, uow, day, out):
+    """Charge each active loan's own late fee once on an instalment still unpaid at the end of
+    its due date + grace days: the fee and grace days are the loan's snapshot of its product
+    (loans.late_fee_cents, late_fee_grace_days; issue 9); a fee of 0 charges nothing."""
+    where = ("l.status = 'active' AND l.late_fee_cents > 0 AND loan_schedule.fee_cents = 0 "
+             "AND loan_schedule.due_date + l.late_fee_grace_days <= ? "
+             "AND (loan_schedule.interest_paid_cents < loan_schedule.interest_cents "
+             "OR loan_schedule.principal_paid_cents < loan_schedule.principal_cents)")
     late = uow.fetchall(
-        "SELECT s.loan_id, s.n FROM loan_schedule s JOIN loans l ON l.id = s.loan_id "
-        f"WHERE l.status = 'active' AND s.due_date <= ? AND s.fee_cents = 0 AND {_UNPAID} "
-        "ORDER BY 1, 2", [cutoff])
+        "SELECT loan_schedule.loan_id, l.late_fee_cents, l.late_fee_grace_days "
+        "FROM loan_schedule JOIN loans l ON l.id = loan_schedule.loan_id "
+        f"WHERE {where} ORDER BY loan_schedule.loan_id, loan_schedule.n", [day])
     if not late:
         return
-    uow.execute(
-        "UPDATE loan_schedule SET fee_cents = ?, fee_date = ? FROM loans l "
-        "WHERE l.id = loan_schedule.loan_id "
-        "AND l.status = 'active' AND loan_schedule.due_date <= ? AND loan_schedule.fee_cents = 0 "
-        "AND (loan_schedule.interest_paid_cents < loan_schedule.interest_cents "
-        "OR loan_schedule.principal_paid_cents < loan_schedule.principal_cents)",
-        [fee, day, cutoff])
-    _audit_set(bank, uow, actor, "loan.late_fee", "loan", [lid for lid, _ in late],
-               None, {"fee_cents": fee, "grace_days": grace, "business_date": day})
+    uow.execute("UPDATE loan_schedule SET fee_cents = l.late_fee_cents, fee_date = ? "
+                f"FROM loans l WHERE l.id = loan_schedule.loan_id AND {where}", [day, day])
+    groups = {}
+    for lid, fee, grace in late:
+        groups.setdefault((int(fee), int(grace)), []).append(lid)
+    for (fee, grace), ids in sorted(groups.items()):
+        _audit_set(bank, uow, actor, "loan.late_fee", "loan", ids, None,
+                   {"fee_cents": fee, "grace_days": grace, "business_date": day})
     out.late_fees_charged = len(late)
-    out.late_fee_cents = fee * len(late)
+    out.late_fee_cents = sum(int(fee) for _, fee, _ in late)
 
 
 NON_ACCRUAL_DAYS = 90
@@ -388,13 +386,15 @@ NON_ACCRUAL_DAYS = 90
 # loan_replay computes it for a period whose interest-bearing principal did not change
 # (opening balance x rate / 1200 x days / period days, half-up, in integer arithmetic), less
 # what was paid ahead on it. `changed` marks periods where a prepayment changed the principal
-# mid-period; those loans are replayed instead.
+# mid-period, and loans whose product terms this shortcut does not cover (a 30/360 day count,
+# repayments other than monthly); those loans are replayed instead.
 LOAN_ACCRUAL_SQL = f"""
 WITH s AS (
     SELECT loan_id, n, due_date, interest_cents, interest_paid_cents,
            coalesce(lag(due_date) OVER w, l.disbursement_date) AS start_date,
            coalesce(lag(balance_cents) OVER w, l.principal_cents) AS opening_cents,
-           CAST(round(l.annual_rate_percent * 10000) AS HUGEINT) AS rate_e4
+           CAST(round(l.annual_rate_percent * 10000) AS HUGEINT) AS rate_e4,
+           l.day_count = '30/360' OR l.frequency <> 'monthly' AS other_terms
     FROM loan_schedule JOIN loans l ON l.id = loan_schedule.loan_id
     WHERE l.status = 'active' AND l.days_past_due <= {NON_ACCRUAL_DAYS}
     WINDOW w AS (PARTITION BY loan_id ORDER BY n)
@@ -403,7 +403,8 @@ WITH s AS (
            (2 * opening_cents * rate_e4 * date_diff('day', start_date, CAST(? AS DATE))
             + 12000000 * date_diff('day', start_date, due_date))
            // (24000000 * date_diff('day', start_date, due_date)) AS accrued,
-           interest_cents <> (2 * opening_cents * rate_e4 + 12000000) // 24000000 AS changed
+           other_terms OR interest_cents <> (2 * opening_cents * rate_e4 + 12000000)
+               // 24000000 AS changed
     FROM s WHERE due_date > CAST(? AS DATE)
     QUALIFY row_number() OVER (PARTITION BY loan_id ORDER BY n) = 1
 ), due AS (

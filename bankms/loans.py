@@ -27,6 +27,13 @@ Design, in short:
   interest and fees as one loan_reallocation transaction (rows 'reversal' and 'reallocation'
   in loan_payments keep the per-transaction split check exact). undo_disbursement reverses the
   payout of a loan that took no repayment and returns it to approved.
+* Loan products are data managers edit (create_product, update_product, set_product_active;
+  audited; a rate-range change by staff waits for a second manager). A loan snapshots its
+  product's terms (TERM_COLUMNS: amortization, frequency, grace on principal, disbursement
+  fee, late fee and grace days, day count, prepayment rule, working-day due dates) when it is
+  applied for, so editing a product never changes an existing loan. The disbursement fee
+  (flat + basis points of the principal, half-up) is kept back from the payout in the
+  disbursement transaction and credited to GL4100 fee income; undo_disbursement reverses it.
 * Days past due on business date B: B minus the due date of the oldest instalment due before
   B that is not fully paid (an instalment due today is not late until today has closed).
 """
@@ -36,6 +43,7 @@ import calendar
 import datetime as dt
 import hashlib
 import json
+import re
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 import pandas as pd
@@ -44,6 +52,7 @@ from dateutil.relativedelta import relativedelta
 from . import accountnum, loan_replay
 from .accounts import clean_rate
 from .bank import INTERNAL
+from .db import LOAN_TERM_COLUMNS
 from .dates import as_date
 from .errors import (
     AccountNotFound,
@@ -72,6 +81,26 @@ class LoanNotFound(BankError):
     pass
 
 
+# -- loan products: the terms a loan snapshots when it is applied for --------------------------
+# The columns of a product's terms (db.LOAN_TERM_COLUMNS), copied onto the loan at apply.
+TERM_COLUMNS = tuple(name for name, _, _ in LOAN_TERM_COLUMNS)
+PRODUCT_COLUMNS = ("code", "name", "amount_min_cents", "amount_max_cents", "term_min_months",
+                   "term_max_months", "rate_min_percent", "rate_max_percent", "active",
+                   *TERM_COLUMNS)
+FREQUENCIES = loan_replay.FREQUENCIES
+AMORTIZATIONS = loan_replay.AMORTIZATIONS
+# Issue 9: any sane contract has a schedule within these bounds.
+PRINCIPAL_CENTS_MIN = loan_replay.PRINCIPAL_CENTS_MIN
+PRINCIPAL_CENTS_MAX = loan_replay.PRINCIPAL_CENTS_MAX
+RATE_PERCENT_MAX = loan_replay.RATE_PERCENT_MAX
+LATE_FEE_CENTS_MAX = 100_000
+LATE_FEE_GRACE_DAYS_MAX = 90
+BP_MAX = 10_000
+PRODUCT_NAME_CHARS_MAX = 60
+# Changes of a product's rate range by staff wait for a second manager (approvals.py).
+FOUR_EYES_PRODUCT_FIELDS = frozenset({"rate_min_percent", "rate_max_percent"})
+
+
 # -- the arithmetic (pure) -------------------------------------------------------------------
 # Every loan's money events, one row each: the repayments as allocated (loan_payments, whose
 # method names the event: manual, cash, automatic, reversal, reallocation, recovery), and the
@@ -83,7 +112,12 @@ EVENTS_SQL = (
     "lp.actor FROM loan_payments lp UNION ALL "
     "SELECT CAST(regexp_extract(t.memo, '^Loan ([0-9]+) ', 1) AS BIGINT), t.business_date, t.id, "
     "CASE t.kind WHEN 'loan_disbursement' THEN 'disbursement' WHEN 'loan_write_off' "
-    "THEN 'write-off' ELSE 'undo disbursement' END, t.amount_cents, 0, 0, 0, 0, t.actor "
+    "THEN 'write-off' ELSE 'undo disbursement' END, t.amount_cents, "
+    # A disbursement's fee column is the disbursement fee kept back from the payout (its credit
+    # to fee income; negative on the undo that returned it).
+    "CAST(coalesce((SELECT sum(p.amount_cents) FROM postings p JOIN accounts a ON "
+    "a.id = p.account_id WHERE p.transaction_id = t.id AND a.account_number = "
+    f"'{INTERNAL['fee_income']}'), 0) AS BIGINT), 0, 0, 0, t.actor "
     "FROM transactions t WHERE t.memo LIKE 'Loan %' AND (t.kind IN ('loan_disbursement', "
     "'loan_write_off') OR t.kind = 'reversal' AND t.memo LIKE 'Loan % disbursement undone%')")
 
@@ -161,6 +195,128 @@ def _within_product(prod: dict, cents: int, term: int) -> None:
         raise InvalidInput(
             f"A {prod['name'].lower()} runs {prod['term_min_months']} to "
             f"{prod['term_max_months']} months.")
+
+
+def disbursement_fee_cents(terms: dict, principal_cents: int) -> int:
+    """The fee charged at disbursement: the flat part plus disbursement_fee_bp hundredths of a
+    percent of the principal, rounded half-up to the cent (terms: a product or a loan)."""
+    share = Decimal(int(principal_cents) * int(terms["disbursement_fee_bp"])) / BP_MAX
+    return int(terms["disbursement_fee_cents"]) + _round_cents(share)
+
+
+def _whole(value, label, lowest, highest) -> int:
+    if isinstance(value, (bool, float)):
+        raise InvalidInput(f"Give the {label} as a whole number.")
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise InvalidInput(f"'{value}' is not a whole number ({label}).") from None
+    if not lowest <= number <= highest:
+        raise InvalidInput(f"The {label} must be between {lowest:,} and {highest:,}.")
+    return number
+
+
+def _choice(value, choices, label) -> str:
+    text = str(value).strip().lower().replace(" ", "_") if value is not None else ""
+    if text not in choices:
+        raise InvalidInput(f"Unknown {label} '{value}'; choose one of {', '.join(choices)}.")
+    return text
+
+
+def _yes_no(value, label) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(f"Give {label} as yes or no (True or False).")
+    return value
+
+
+def _loan_rate(value) -> Decimal:
+    rate = clean_rate(value)
+    if rate > RATE_PERCENT_MAX:
+        raise InvalidInput(f"A loan rate must be between 0 and {RATE_PERCENT_MAX} % a year.")
+    return rate
+
+
+def _principal(value, label) -> int:
+    cents = to_cents(value)
+    if not PRINCIPAL_CENTS_MIN <= cents <= PRINCIPAL_CENTS_MAX:
+        raise InvalidAmount(f"The {label} must be between {format_cents(PRINCIPAL_CENTS_MIN)} "
+                            f"and {format_cents(PRINCIPAL_CENTS_MAX)}.")
+    return cents
+
+
+def _money_upto(value, label, highest) -> int:
+    cents = to_cents(value, allow_zero=True)
+    if cents > highest:
+        raise InvalidAmount(f"The {label} may be at most {format_cents(highest)}.")
+    return cents
+
+
+# What create_product and update_product take: argument -> (column, cleaner). Amounts are
+# money (text or Decimal, through to_cents), rates percent, the rest whole numbers or choices.
+_PRODUCT_FIELDS = {
+    "name": ("name", lambda v: _clean_text(v, "product name", 3, PRODUCT_NAME_CHARS_MAX)),
+    "amount_min": ("amount_min_cents", lambda v: _principal(v, "smallest amount")),
+    "amount_max": ("amount_max_cents", lambda v: _principal(v, "largest amount")),
+    "term_min_months": ("term_min_months", clean_term),
+    "term_max_months": ("term_max_months", clean_term),
+    "rate_min_percent": ("rate_min_percent", _loan_rate),
+    "rate_max_percent": ("rate_max_percent", _loan_rate),
+    "amortization": ("amortization", lambda v: _choice(v, AMORTIZATIONS, "amortization")),
+    "frequency": ("frequency", lambda v: _choice(v, FREQUENCIES, "repayment frequency")),
+    "grace_principal_periods": ("grace_principal_periods", lambda v: _whole(
+        v, "grace period on principal (instalments)", 0, 480 * 5)),
+    "disbursement_fee": ("disbursement_fee_cents", lambda v: _money_upto(
+        v, "flat disbursement fee", PRINCIPAL_CENTS_MAX)),
+    "disbursement_fee_bp": ("disbursement_fee_bp", lambda v: _whole(
+        v, "disbursement fee in hundredths of a percent", 0, BP_MAX)),
+    "late_fee": ("late_fee_cents", lambda v: _money_upto(v, "late fee", LATE_FEE_CENTS_MAX)),
+    "late_fee_grace_days": ("late_fee_grace_days", lambda v: _whole(
+        v, "late fee grace days", 0, LATE_FEE_GRACE_DAYS_MAX)),
+    "day_count": ("day_count", lambda v: _choice(v, loan_replay.DAY_COUNTS, "day count")),
+    "prepayment_rule": ("prepayment_rule", lambda v: _choice(
+        v, loan_replay.PREPAYMENT_RULES, "prepayment rule")),
+    "due_dates_working_days": ("due_dates_working_days", lambda v: _yes_no(
+        v, "whether due dates move to working days")),
+}
+# A new product's terms unless given (today's behaviour; the late fee as before products).
+PRODUCT_DEFAULTS = {"amortization": "equal_instalments", "frequency": "monthly",
+                    "grace_principal_periods": 0, "disbursement_fee": "0",
+                    "disbursement_fee_bp": 0, "late_fee": "25.00", "late_fee_grace_days": 5,
+                    "day_count": loan_replay.DEFAULT_DAY_COUNT,
+                    "prepayment_rule": loan_replay.DEFAULT_PREPAYMENT,
+                    "due_dates_working_days": False}
+_PRODUCT_CODE = re.compile(r"^[a-z][a-z0-9_]{1,29}$")
+
+
+def clean_product_changes(changes: dict) -> dict:
+    """Arguments of create_product/update_product -> {column: stored value}; InvalidInput or
+    InvalidAmount names the first bad one (unknown names included)."""
+    unknown = sorted(set(changes) - set(_PRODUCT_FIELDS))
+    if unknown:
+        raise InvalidInput(f"Unknown product field(s) {', '.join(unknown)}; a product has "
+                           f"{', '.join(_PRODUCT_FIELDS)}.")
+    return {_PRODUCT_FIELDS[k][0]: _PRODUCT_FIELDS[k][1](v) for k, v in changes.items()}
+
+
+def check_product(prod: dict) -> None:
+    """Rules across a product's fields (stored values): ranges in order, a grace period shorter
+    than the instalments, a disbursement fee below every amount it may lend."""
+    if prod["amount_min_cents"] > prod["amount_max_cents"]:
+        raise InvalidAmount("The smallest amount must not exceed the largest.")
+    if prod["term_min_months"] > prod["term_max_months"]:
+        raise InvalidInput("The shortest term must not exceed the longest.")
+    if prod["rate_min_percent"] > prod["rate_max_percent"]:
+        raise InvalidInput("The lowest rate must not exceed the highest.")
+    shortest = loan_replay.instalment_count(prod["term_min_months"], prod["frequency"])
+    if prod["grace_principal_periods"] >= shortest:
+        raise InvalidInput(f"The grace period on principal ({prod['grace_principal_periods']} "
+                           f"instalments) must be shorter than the {shortest} instalments of "
+                           "the shortest term.")
+    for cents in (prod["amount_min_cents"], prod["amount_max_cents"]):
+        fee = disbursement_fee_cents(prod, cents)
+        if fee >= cents:
+            raise InvalidAmount(f"The disbursement fee on {format_cents(cents)} would be "
+                                f"{format_cents(fee)}: it must leave the borrower something.")
 
 
 def _clean_text(value, label, chars_min, chars_max):
@@ -349,15 +505,34 @@ def _clean_rule(value):
 
 
 def _contract(loan, work_calendar) -> loan_replay.Contract:
-    """The loan's contract; `work_calendar` (a workdays.Calendar, normally
-    bank.workdays.calendar()) moves the due dates of a loan with due_dates_working_days off the
-    days the bank does not work."""
-    moves = {"move_due_date": work_calendar.move_due_date} \
-        if loan.get("due_dates_working_days") else {}
+    """The replay's contract of a loan row (or of a product's terms with principal, rate, term
+    and disbursement date filled in): the terms the loan snapshotted when applied for.
+    `work_calendar` (anything with move_due_date(date) -> date: bank.workdays.calendar(); None
+    only where no loan can have the flag) moves the due dates of a loan with
+    due_dates_working_days off the days the bank does not work."""
+    moves = ({"move_due_date": work_calendar.move_due_date}
+             if work_calendar is not None and loan.get("due_dates_working_days") else {})
     return loan_replay.Contract(
         int(loan["principal_cents"]), Decimal(str(loan["annual_rate_percent"])),
         int(loan["term_months"]), as_date(loan["disbursement_date"], "disbursement date"),
-        **moves)
+        **moves,
+        day_count=loan.get("day_count") or loan_replay.DEFAULT_DAY_COUNT,
+        prepayment=loan.get("prepayment_rule") or loan_replay.DEFAULT_PREPAYMENT,
+        frequency=loan.get("frequency") or loan_replay.DEFAULT_FREQUENCY,
+        amortization=loan.get("amortization") or loan_replay.DEFAULT_AMORTIZATION,
+        grace_principal_periods=int(loan.get("grace_principal_periods") or 0))
+
+
+def contract_frame(contract: loan_replay.Contract) -> pd.DataFrame:
+    """The schedule of a contract not yet disbursed (n, due_date, payment, interest,
+    principal, balance as Decimal and in *_cents)."""
+    rows = loan_replay.Loan(contract).rows
+    df = pd.DataFrame([(r.n, r.due, r.payment, r.interest, r.principal, r.balance)
+                       for r in rows], columns=["n", "due_date", "payment_cents",
+                                                "interest_cents", "principal_cents",
+                                                "balance_cents"])
+    return _money_frame(df, ["payment_cents", "interest_cents", "principal_cents",
+                             "balance_cents"])
 
 
 def _replay_in(fetchall, loan, extra=(), *, work_calendar) -> loan_replay.Loan:
@@ -439,8 +614,31 @@ LOAN_COLUMNS = (
     "applied_at", "applied_date", "decided_by", "decided_at", "decision_reason",
     "account_number", "disbursed_by", "disbursed_at", "disbursement_date", "disbursement_tx_id",
     "principal_outstanding_cents", "days_past_due", "arrears_bucket", "closed_date",
-    "written_off_cents", "write_off_reason", "due_dates_working_days")
+    "written_off_cents", "write_off_reason", *TERM_COLUMNS)
 _LOAN_SELECT = "SELECT " + ", ".join(LOAN_COLUMNS) + " FROM loans WHERE id = ?"
+
+
+def _product_dict(row) -> dict:
+    prod = dict(zip(PRODUCT_COLUMNS, row))
+    for key in ("rate_min_percent", "rate_max_percent"):
+        prod[key] = Decimal(str(prod[key]))
+    return prod
+
+
+def _rate_shown(value) -> Decimal:
+    """A stored rate for people: two decimals, or all four when it has them."""
+    rate = Decimal(str(value))
+    return rate.quantize(Decimal("0.01")) if rate == rate.quantize(Decimal("0.01")) \
+        else rate.quantize(Decimal("0.0001"))
+
+
+def _shown(value) -> str:
+    return str(value.normalize() if isinstance(value, Decimal) else value)
+
+
+def _product_audit(values: dict) -> dict:
+    return {k: (f"{v.normalize():f}" if isinstance(v, Decimal) else v)
+            for k, v in values.items()}
 
 
 class Loans:
@@ -468,29 +666,157 @@ class Loans:
                            entity_id=loan["id"])
         return loan
 
-    def _product(self, code) -> dict:
-        row = self._bank.read_one(
-            "SELECT code, name, amount_min_cents, amount_max_cents, term_min_months, "
-            "term_max_months, rate_min_percent, rate_max_percent, active FROM loan_products "
-            "WHERE code = ?", [str(code).strip().lower().replace(" ", "_")])
-        if row is None or not row[8]:
+    _PRODUCT_SELECT = "SELECT " + ", ".join(PRODUCT_COLUMNS) + " FROM loan_products"
+
+    def _product(self, code, include_inactive=False, fetchone=None) -> dict:
+        """A product's stored row as a dict; InvalidInput when there is none (or, unless
+        include_inactive, when it is no longer offered). fetchone: uow.fetchone in a write."""
+        row = (fetchone or self._bank.read_one)(
+            self._PRODUCT_SELECT + " WHERE code = ?",
+            [str(code).strip().lower().replace(" ", "_")])
+        if row is None or not (row[8] or include_inactive):
             raise InvalidInput(f"There is no loan product '{code}'.")
-        return dict(zip(("code", "name", "amount_min_cents", "amount_max_cents",
-                         "term_min_months", "term_max_months", "rate_min_percent",
-                         "rate_max_percent", "active"), row))
+        return _product_dict(row)
 
     # -- products and quotes -----------------------------------------------------------------
-    def products(self) -> pd.DataFrame:
-        """The loan products on offer (public information)."""
-        df = self._bank.read_df(
-            "SELECT code, name, amount_min_cents, amount_max_cents, term_min_months, "
-            "term_max_months, rate_min_percent, rate_max_percent FROM loan_products "
-            "WHERE active ORDER BY code")
-        df["rate_min_percent"] = [Decimal(str(v)).quantize(Decimal("0.01"))
-                                  for v in df["rate_min_percent"]]
-        df["rate_max_percent"] = [Decimal(str(v)).quantize(Decimal("0.01"))
-                                  for v in df["rate_max_percent"]]
-        return _money_frame(df, ["amount_min_cents", "amount_max_cents"])
+    def products(self, include_inactive=False) -> pd.DataFrame:
+        """The loan products on offer (public information), or all of them: code, name,
+        amount_min/max (Decimal and *_cents), term_min/max_months, rate_min/max_percent
+        (Decimal), active, and the terms a loan snapshots (TERM_COLUMNS; disbursement_fee and
+        late_fee also as Decimal)."""
+        df = self._bank.read_df(self._PRODUCT_SELECT + ("" if include_inactive
+                                                        else " WHERE active") + " ORDER BY code")
+        for column in ("rate_min_percent", "rate_max_percent"):
+            df[column] = [_rate_shown(v) for v in df[column]]
+        return _money_frame(df, ["amount_min_cents", "amount_max_cents",
+                                 "disbursement_fee_cents", "late_fee_cents"])
+
+    def create_product(self, actor, *, code, name, amount_min, amount_max, term_min_months,
+                       term_max_months, rate_min_percent, rate_max_percent, **terms) -> dict:
+        """Managers: a new loan product, offered at once. `terms` are any of amortization,
+        frequency, grace_principal_periods, disbursement_fee (money, flat),
+        disbursement_fee_bp (hundredths of a percent of the principal), late_fee (money),
+        late_fee_grace_days, day_count, prepayment_rule, due_dates_working_days; the rest
+        take PRODUCT_DEFAULTS. Returns the stored product (as products() rows, a dict).
+        Raises PermissionDenied, InvalidInput or InvalidAmount (audited); nothing changes."""
+        bank = self._bank
+        bank.require(actor, "loan.manage_products", entity="loan_product", entity_id=code)
+        try:
+            text = str(code).strip().lower()
+            if not _PRODUCT_CODE.match(text):
+                raise InvalidInput("A product code is 2 to 30 lower-case letters, digits or "
+                                   "underscores, starting with a letter.")
+            prod = {"code": text, "active": True, **clean_product_changes({
+                **PRODUCT_DEFAULTS, **terms, "name": name, "amount_min": amount_min,
+                "amount_max": amount_max, "term_min_months": term_min_months,
+                "term_max_months": term_max_months, "rate_min_percent": rate_min_percent,
+                "rate_max_percent": rate_max_percent})}
+            check_product(prod)
+        except BankError as exc:
+            bank.record_refusal(actor, "loan_product.create", exc, entity="loan_product",
+                                entity_id=str(code)[:40])
+            raise
+
+        def fn(uow):
+            if uow.fetchone("SELECT 1 FROM loan_products WHERE code = ?", [prod["code"]]):
+                raise InvalidInput(f"There is already a loan product '{prod['code']}'.")
+            columns = list(PRODUCT_COLUMNS)
+            uow.execute(f"INSERT INTO loan_products ({', '.join(columns)}) VALUES "
+                        f"({', '.join('?' * len(columns))})", [prod[c] for c in columns])
+            bank.audit_row(uow, actor, "loan_product.create", "loan_product", prod["code"],
+                           after=_product_audit(prod))
+        self._write_refusing(actor, "loan_product.create", prod["code"], fn)
+        return self._product_out(prod["code"])
+
+    def update_product(self, actor, code, **changes):
+        """Managers: change a product's fields (the names create_product takes). Loans already
+        applied for keep the terms they snapshotted. A change of the rate range made by staff
+        waits for a second manager: the call returns a PendingApproval and nothing changes
+        until then; otherwise it returns the stored product (a dict). Raises
+        PermissionDenied, InvalidInput or InvalidAmount (audited); nothing changes then."""
+        bank = self._bank
+        bank.require(actor, "loan.manage_products", entity="loan_product", entity_id=code)
+        try:
+            prod = self._product(code, include_inactive=True)
+            if not changes:
+                raise InvalidInput("Nothing to change: give at least one field.")
+            columns = clean_product_changes(changes)
+            check_product({**prod, **columns})
+        except BankError as exc:
+            bank.record_refusal(actor, "loan_product.update", exc, entity="loan_product",
+                                entity_id=str(code)[:40])
+            raise
+        changed = {k: v for k, v in columns.items() if v != prod[k]}
+        if not changed:
+            exc = InvalidInput(f"Nothing to change: loan product {prod['code']} already has "
+                               "these values.")
+            bank.record_refusal(actor, "loan_product.update", exc, entity="loan_product",
+                                entity_id=prod["code"])
+            raise exc
+        if FOUR_EYES_PRODUCT_FIELDS & set(changed) and bank.approvals.applies_to(actor):
+            return bank.approvals.request(
+                actor, "loan.update_product", params={
+                    "code": prod["code"], "changes": {k: str(v) if isinstance(v, Decimal)
+                                                      else v for k, v in changed.items()}},
+                summary=f"Loan product {prod['code']}: " + ", ".join(
+                    f"{k} {_shown(prod[k])} -> {_shown(v)}" for k, v in changed.items()))
+        self._write_refusing(actor, "loan_product.update", prod["code"],
+                             lambda uow: self._update_product_in(uow, actor, prod["code"],
+                                                                 changed))
+        return self._product_out(prod["code"])
+
+    def _update_product_in(self, uow, actor, code, columns: dict) -> None:
+        """Write checked column values of a product and audit before/after (also what an
+        approved four-eyes request carries out: the rules are checked again on today's row)."""
+        columns = {k: Decimal(v) if k in ("rate_min_percent", "rate_max_percent") else v
+                   for k, v in columns.items()}
+        before = self._product(code, include_inactive=True, fetchone=uow.fetchone)
+        after = {**before, **columns}
+        check_product(after)
+        if columns:
+            uow.execute(f"UPDATE loan_products SET {', '.join(f'{k} = ?' for k in columns)} "
+                        "WHERE code = ?", [*columns.values(), code])
+        self._bank.audit_row(uow, actor, "loan_product.update", "loan_product", code,
+                             before=_product_audit({k: before[k] for k in columns}),
+                             after=_product_audit(columns))
+
+    def set_product_active(self, actor, code, active) -> dict:
+        """Managers: offer a product again (True) or stop offering it (False) to new
+        applications; loans already applied for are not touched. Audited. Returns the
+        product (a dict)."""
+        bank = self._bank
+        bank.require(actor, "loan.manage_products", entity="loan_product", entity_id=code)
+        try:
+            active = _yes_no(active, "whether the product is offered")
+            prod = self._product(code, include_inactive=True)
+        except BankError as exc:
+            bank.record_refusal(actor, "loan_product.set_active", exc, entity="loan_product",
+                                entity_id=str(code)[:40])
+            raise
+
+        def fn(uow):
+            uow.execute("UPDATE loan_products SET active = ? WHERE code = ?",
+                        [active, prod["code"]])
+            bank.audit_row(uow, actor, "loan_product.set_active", "loan_product",
+                           prod["code"], before={"active": prod["active"]},
+                           after={"active": active})
+        self._write_refusing(actor, "loan_product.set_active", prod["code"], fn)
+        return self._product_out(prod["code"])
+
+    def _write_refusing(self, actor, action, code, fn):
+        """bank.write(fn); a BankError raised inside is audited as a refusal, then raised."""
+        try:
+            return self._bank.write(fn)
+        except BankError as exc:
+            self._bank.record_refusal(actor, action, exc, entity="loan_product",
+                                      entity_id=code)
+            raise
+
+    def _product_out(self, code) -> dict:
+        df = self.products(include_inactive=True)
+        row = df[df["code"] == code].iloc[0].to_dict()
+        # Plain Python values out, not numpy scalars.
+        return {k: v.item() if hasattr(v, "item") else v for k, v in row.items()}
 
     def quote(self, principal, annual_rate_percent, term_months, first_due=None) -> pd.DataFrame:
         """The full schedule (n, due_date, payment, interest, principal, balance as Decimal, and
@@ -504,10 +830,26 @@ class Loans:
 
     def product_quote(self, product, principal, term_months) -> pd.DataFrame:
         """A quote at the product's highest rate: the most the applicant would pay (the manager
-        may approve a lower rate). Refuses what the product does not lend, as apply would."""
+        may approve a lower rate), on the product's terms (frequency, amortization, grace,
+        day count), first due date counted from the business date. Refuses what the product
+        does not lend, as apply would. The frame's `attrs` hold what the schedule does not
+        show: disbursement_fee and net_amount (what reaches the borrower's account; Decimal
+        and *_cents), rate_percent, frequency, amortization, grace_principal_periods."""
         prod = self._product(product)
-        _within_product(prod, to_cents(principal), clean_term(term_months))
-        return self.quote(principal, prod["rate_max_percent"], term_months)
+        cents, term = to_cents(principal), clean_term(term_months)
+        _within_product(prod, cents, term)
+        fee = disbursement_fee_cents(prod, cents)
+        df = contract_frame(_contract({**prod, "principal_cents": cents, "term_months": term,
+                                       "annual_rate_percent": prod["rate_max_percent"],
+                                       "disbursement_date": self._bank.business_date},
+                                      self._bank.workdays.calendar()))
+        df.attrs.update({
+            "disbursement_fee_cents": fee, "disbursement_fee": to_money(fee),
+            "net_amount_cents": cents - fee, "net_amount": to_money(cents - fee),
+            "rate_percent": _rate_shown(prod["rate_max_percent"]), "frequency": prod["frequency"],
+            "amortization": prod["amortization"],
+            "grace_principal_periods": prod["grace_principal_periods"]})
+        return df
 
     # -- applications and decisions ----------------------------------------------------------
     def apply(self, actor, customer_id, *, product, principal, term_months, purpose,
@@ -526,6 +868,9 @@ class Loans:
             raise InvalidInput("Please give the monthly income.")
         income_cents = to_cents(monthly_income, allow_zero=True)
         _within_product(prod, cents, term)
+        # The product's terms as they are today: the loan keeps them whatever the product
+        # becomes (issue 9).
+        terms = {column: prod[column] for column in TERM_COLUMNS}
 
         key = None if idempotency_key is None else _clean_key(idempotency_key)
 
@@ -549,13 +894,15 @@ class Loans:
             uow.execute(
                 "INSERT INTO loans (id, customer_id, product_code, principal_cents, term_months, "
                 "purpose, monthly_income_cents, status, applied_by, applied_role, applied_at, "
-                "applied_date, request_key) VALUES (?, ?, ?, ?, ?, ?, ?, 'submitted', ?, ?, ?, ?, "
-                "?)", [lid, cid, prod["code"], cents, term, purpose, income_cents,
-                       actor.username, actor.role, utcnow(), bank.state.business_date, key])
+                "applied_date, request_key, " + ", ".join(terms) + ") VALUES (?, ?, ?, ?, ?, "
+                "?, ?, 'submitted', ?, ?, ?, ?, ?" + ", ?" * len(terms) + ")",
+                [lid, cid, prod["code"], cents, term, purpose, income_cents,
+                 actor.username, actor.role, utcnow(), bank.state.business_date, key,
+                 *terms.values()])
             bank.audit_row(uow, actor, "loan.apply", "loan", lid, after={
                 "customer_id": cid, "product": prod["code"], "principal": str(to_money(cents)),
                 "term_months": term, "purpose": purpose,
-                "monthly_income": str(to_money(income_cents))})
+                "monthly_income": str(to_money(income_cents)), "terms": terms})
             return int(lid)
         return bank.write(fn)
 
@@ -637,10 +984,20 @@ class Loans:
         def fn(uow):
             loan = self._loan_in(uow, lid)
             cents = loan["principal_cents"]
+            # The disbursement fee (the loan's snapshot of its product) is kept back from the
+            # payout in the same transaction: Dr loans receivable P, Cr the account P - fee,
+            # Cr fee income fee.
+            fee = disbursement_fee_cents(loan, cents)
+            legs = [(gl, -cents), (number, cents - fee)]
+            memo = f"Loan {lid} disbursement"
+            if fee:
+                legs.append((INTERNAL["fee_income"], fee))
+                memo += (f": disbursement fee {to_money(fee)}, paid out "
+                         f"{to_money(cents - fee)}")
             req = PostingRequest(
                 kind="loan_disbursement", actor=actor, action="loan.disburse",
-                legs=[(gl, -cents), (number, cents)], amount_cents=cents, idempotency_key=key,
-                memo=f"Loan {lid} disbursement", source_account=gl, target_account=number,
+                legs=legs, amount_cents=cents, idempotency_key=key,
+                memo=memo, source_account=gl, target_account=number,
                 internal_ok=True)
             replay = self._replay_or_conflict(uow, key, req)
             if replay is not None:
@@ -672,6 +1029,8 @@ class Loans:
                            before={"status": "approved"},
                            after={"status": "active", "account": number,
                                   "amount": str(to_money(cents)),
+                                  "disbursement_fee": str(to_money(fee)),
+                                  "paid_out": str(to_money(cents - fee)),
                                   "transaction_id": outcome.transaction_id,
                                   "first_due": first.isoformat(),
                                   "instalment": str(to_money(rows[0][0]))})
@@ -883,7 +1242,8 @@ class Loans:
     def history(self, actor, loan_id) -> pd.DataFrame:
         """The loan's money events, oldest first: value date, transaction, kind (disbursement,
         manual, cash, automatic, reversal, reallocation, recovery, write-off), amount and split,
-        and whether a later reversal undid it."""
+        and whether a later reversal undid it. A disbursement's fee column is the disbursement
+        fee kept back from the payout (negative on the undo that returned it)."""
         loan = self._readable(actor, loan_id)
         df = self._bank.read_df(
             "SELECT value_date, transaction_id, event, amount_cents, fee_cents, "
@@ -1217,8 +1577,9 @@ class Loans:
             if rate is None:
                 rate = bank.read_one("SELECT rate_max_percent FROM loan_products WHERE code = ?",
                                      [loan["product_code"]])[0]
-            df = quote_frame(loan["principal_cents"], rate, loan["term_months"],
-                             anchor=bank.business_date)
+            df = contract_frame(_contract({**loan, "annual_rate_percent": rate,
+                                           "disbursement_date": bank.business_date},
+                                          bank.workdays.calendar()))
             df["state"] = "projected"
             return df
         today = bank.business_date
@@ -1290,17 +1651,24 @@ class Loans:
             [cid, bank.business_date - dt.timedelta(days=90)])
         others = self.list(actor, cid)
         others = others[others["loan_id"] != loan["id"]]
-        instalment = annuity_payment_cents(
-            loan["principal_cents"], loan["annual_rate_percent"] or bank.read_one(
+        rows = loan_replay.Loan(_contract({
+            **loan, "disbursement_date": bank.business_date,
+            "annual_rate_percent": loan["annual_rate_percent"] or bank.read_one(
                 "SELECT rate_max_percent FROM loan_products WHERE code = ?",
-                [loan["product_code"]])[0], loan["term_months"])
+                [loan["product_code"]])[0]}, bank.workdays.calendar())).rows
+        # The largest instalment (after any grace period on principal), as a month's worth
+        # of instalments at the loan's frequency, is what the monthly income must carry.
+        instalment = max(row.payment for row in rows)
+        monthly = _round_cents(Decimal(instalment * loan_replay.PERIODS_PER_YEAR[
+            loan["frequency"]]) / 12)
         return {"loan": self.get(actor, loan["id"]), "accounts": accounts, "history": history,
                 "other_loans": others, "inflow_90d": to_money(int(flows[0])),
                 "outflow_90d": to_money(int(flows[1])),
-                "instalment": to_money(instalment),
+                "instalment": to_money(instalment), "frequency": loan["frequency"],
+                "monthly_payment": to_money(monthly),
                 "instalment_to_income_percent": (
                     None if not loan["monthly_income_cents"] else
-                    (Decimal(instalment * 100) / loan["monthly_income_cents"]).quantize(
+                    (Decimal(monthly * 100) / loan["monthly_income_cents"]).quantize(
                         Decimal("0.1"), rounding=ROUNDING))}
 
     # -- invariants --------------------------------------------------------------------------

@@ -78,6 +78,9 @@ PERMISSIONS: dict[str, tuple[frozenset, bool]] = {
     "loan.write_off": (MANAGERS, False),
     "loan.correct": (MANAGERS, False),
     "loan.change_account": (STAFF, False),
+    # Loan products are data managers edit (issue 9); a rate-range change waits for a second
+    # manager (approvals.py).
+    "loan.manage_products": (MANAGERS, False),
 }
 
 

@@ -177,11 +177,9 @@ REGISTRY: dict[str, Setting] = dict([
     _s("session_absolute_timeout_s",
        "A signed-in session ends this long after sign-in, however active.",
        "int", "43200", 60, 7 * DAY_S, "seconds"),
-    _s("loan_late_fee_cents",
-       "Fee charged once on an instalment still unpaid after the grace days (0: no fee).",
-       "cents", "2500", 0, 100_000),
-    _s("loan_late_fee_grace_days", "Days after a due date before the late fee is charged.",
-       "int", "5", 0, 90, "days"),
+    # The late fee and its grace days are terms of each loan product (issue 9); the settings
+    # loan_late_fee_cents and loan_late_fee_grace_days that held them before are read only
+    # once, by the migration that copies them into the products (db.py _add_loan_terms).
     # Loan-loss provision per arrears bucket, in hundredths of a percent of the outstanding
     # principal; end of day keeps it (eod.py _provision, issue 9).
     *[_s(f"loan_provision_bp_{name}", f"Loan-loss provision for loans {label}, in hundredths "

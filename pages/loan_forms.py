@@ -12,6 +12,11 @@ from pages.text import md
 
 
 FLASH = "_loan_flash"
+FREQUENCY_LABELS = {"monthly": "monthly", "biweekly": "every two weeks", "weekly": "weekly"}
+# What one instalment is called in a sentence ("888.49 a month").
+PER_PERIOD = {"monthly": "a month", "biweekly": "every two weeks", "weekly": "a week"}
+AMORTIZATION_LABELS = {"equal_instalments": "equal instalments",
+                       "equal_principal": "equal principal (instalments fall over time)"}
 
 
 def flash(message: str) -> None:
@@ -38,6 +43,38 @@ def money_table(df: pd.DataFrame, columns: dict) -> pd.DataFrame:
             values = [money(v) for v in values]
         out[header] = list(values)
     return out
+
+
+def fee_text(row) -> str:
+    """A product's disbursement fee in words: '$10.00 + 1.50 %', 'none'."""
+    from pages.common import money
+
+    parts = []
+    if row["disbursement_fee_cents"]:
+        parts.append(money(row["disbursement_fee"]))
+    if row["disbursement_fee_bp"]:
+        parts.append(f"{Decimal(int(row['disbursement_fee_bp'])) / 100:.2f} %")
+    return " + ".join(parts) or "none"
+
+
+def product_table(products: pd.DataFrame, key: str, with_status=False) -> None:
+    """The products with their ranges and terms, as people read them."""
+    shown = products.copy()
+    shown["repayments"] = [FREQUENCY_LABELS.get(v, v) for v in shown["frequency"]]
+    shown["amortization"] = [AMORTIZATION_LABELS.get(v, v).split(" (")[0]
+                             for v in shown["amortization"]]
+    shown["fee"] = [fee_text(row) for row in shown.to_dict("records")]
+    shown["status"] = ["offered" if v else "not offered" for v in shown["active"]]
+    columns = {"code": "Code", "name": "Name", "amount_min": "From", "amount_max": "To",
+               "term_min_months": "Months from", "term_max_months": "Months to",
+               "rate_min_percent": "Rate from %", "rate_max_percent": "Rate to %",
+               "repayments": "Repayments", "amortization": "Amortization",
+               "grace_principal_periods": "Grace (instalments)", "fee": "Disbursement fee",
+               "late_fee": "Late fee", "late_fee_grace_days": "Grace days",
+               "day_count": "Day count", "prepayment_rule": "Prepayment"}
+    if with_status:
+        columns["status"] = "Status"
+    st.dataframe(money_table(shown, columns), hide_index=True, width="stretch", key=key)
 
 
 def show_schedule(schedule: pd.DataFrame, key: str) -> None:
@@ -89,7 +126,8 @@ def application_form(bank, actor, customer_id, prefix: str) -> None:
 
     products = bank.loans.products()
     labels = {row.code: f"{row.name} ({money(row.amount_min)}–{money(row.amount_max)}, "
-                        f"{row.term_min_months}–{row.term_max_months} months)"
+                        f"{row.term_min_months}–{row.term_max_months} months, "
+                        f"{FREQUENCY_LABELS.get(row.frequency, row.frequency)})"
               for row in products.itertuples()}
     code = st.selectbox("Product", list(labels), format_func=labels.get, key=f"{prefix}_product")
     product = products[products["code"] == code].iloc[0]
@@ -116,12 +154,21 @@ def application_form(bank, actor, customer_id, prefix: str) -> None:
         st.info("The figures changed since the quote: show the quote again before applying.")
         return
     schedule = quoted[1]
+    terms = schedule.attrs
+    per = PER_PERIOD.get(terms["frequency"], terms["frequency"])
     st.markdown(
-        f"**{money(schedule['payment'].iloc[0])} a month** for {len(schedule)} months "
+        f"**{money(schedule['payment'].iloc[0])} {per}**, {len(schedule)} instalments "
         f"(last {money(schedule['payment'].iloc[-1])}); total interest "
         f"{money(sum(schedule['interest']))}, at the product's highest rate of "
-        f"{product['rate_max_percent']} % a year. A manager sets the final rate, "
+        f"{terms['rate_percent']} % a year. A manager sets the final rate, "
         f"never above this.")
+    grace = terms["grace_principal_periods"]
+    st.markdown(
+        f"Repayments {FREQUENCY_LABELS.get(terms['frequency'], terms['frequency'])}, "
+        f"{AMORTIZATION_LABELS.get(terms['amortization'], terms['amortization'])}"
+        + (f", the first {grace} instalments interest only" if grace else "") + ". "
+        f"Disbursement fee **{money(terms['disbursement_fee'])}**: "
+        f"**{money(terms['net_amount'])}** reaches the account.")
     show_schedule(schedule, key=f"{prefix}_quote_table")
     if st.button("Submit application", type="primary", key=f"{prefix}_submit"):
         try:

@@ -19,7 +19,7 @@ def _pick(loans, label, key):
 def _applications(bank, actor):
     from bankms.errors import BankError
     from pages.common import money, show_error
-    from pages.loan_forms import flash, money_table
+    from pages.loan_forms import PER_PERIOD, flash, money_table
 
     pending = bank.loans.list(actor, status="submitted")
     if pending.empty:
@@ -36,7 +36,7 @@ def _applications(bank, actor):
             f"**{money(loan['principal'])}** over {loan['term_months']} months "
             f"({loan['product']}) for *{md(loan['purpose'])}*.  \n"
             f"Monthly income {money(loan['monthly_income'])}; instalment at the product's top "
-            f"rate {money(review['instalment'])} "
+            f"rate {money(review['instalment'])} {PER_PERIOD[review['frequency']]} "
             f"({review['instalment_to_income_percent']} % of income).  \n"
             f"Entered by {md(loan['applied_by'])} ({loan['applied_role']}) on "
             f"{loan['applied_date']}.")

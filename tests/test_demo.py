@@ -225,8 +225,9 @@ LOANS = [
     ("late fees on instalments unpaid past the grace days", "SELECT count(*) FROM "
      "loan_schedule s JOIN loans l ON l.id = s.loan_id WHERE l.status = 'active' "
      "AND s.principal_paid_cents < s.principal_cents AND (s.fee_cents > 0) <> (s.due_date "
-     f"<= {BUSINESS_DATE} - 1 - (SELECT CAST(value AS INTEGER) FROM settings "
-     "WHERE key = 'loan_late_fee_grace_days'))", "==", 0),
+     f"<= {BUSINESS_DATE} - 1 - l.late_fee_grace_days)", "==", 0),
+    ("late fees are the loan's own", "SELECT count(*) FROM loan_schedule s JOIN loans l "
+     "ON l.id = s.loan_id WHERE s.fee_cents > 0 AND s.fee_cents <> l.late_fee_cents", "==", 0),
     ("late fees charged", "SELECT count(*) FROM loan_schedule WHERE fee_cents > 0", ">", 0),
     # End of day collects whatever a loan owes from the linked account's positive balance,
     # every day: a borrower in arrears can have had nothing there since the first miss.

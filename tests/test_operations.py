@@ -322,7 +322,7 @@ def _keys_read_by_the_code() -> set:
 
 def test_every_setting_the_code_reads_is_registered():
     keys = _keys_read_by_the_code()
-    assert {"login_backoff_forget_s", "loan_late_fee_cents", "dormancy_months"} <= keys  # the scan works
+    assert {"login_backoff_forget_s", "four_eyes_rate_bp", "dormancy_months"} <= keys  # the scan works
     assert keys - set(REGISTRY) - INTERNAL_KEYS == set()
 
 
@@ -338,7 +338,7 @@ def test_each_default_is_valid_and_stored_at_first_open(key):
 @pytest.mark.parametrize("key, value, stored", [
     ("login_backoff_forget_s", " 120 ", "120"),
     ("four_eyes_threshold_cents", 250000, "250000"),
-    ("loan_late_fee_cents", "0", "0"),
+    ("dormancy_months", "24", "24"),
     ("eod_auto", "Yes", "1"),
     ("eod_auto", False, "0"),
     ("eod_cutoff_time", "23:59", "23:59"),
