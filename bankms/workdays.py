@@ -18,9 +18,10 @@ When the calendar changes, every active loan with due_dates_working_days whose r
 dates move is re-stored from a fresh replay in the same transaction, audited (loan.reschedule),
 so `audit.verify()` stays empty. Interest runs by the day over each period, so moving the end of
 the current period changes the split of a payment already made in it (a prepayment, an early
-instalment): the difference is posted as a reallocation, as for a corrected repayment. `Workdays.calendar()` is cached until the calendar changes; its
-`move_due_date` is one object for as long as the calendar is the same (the replay may cache on
-it).
+instalment): the difference is posted as a reallocation, as for a corrected repayment.
+
+`Workdays.calendar()` is cached until the calendar changes; its `move_due_date` is one object
+for as long as the calendar is the same (the replay caches moved due dates on it).
 """
 from __future__ import annotations
 

@@ -238,14 +238,16 @@ def borrower(bank):
 
 
 def working_day_loan(bank, staff, borrower, working_days=True):
-    """10,000.00 at 12 % over 12 months, due dates on working days, disbursed today."""
+    """10,000.00 at 12 % over 12 months, due dates on working days (the product's choice,
+    copied into the loan at application), disbursed today."""
+    if working_days:
+        bank.loans.update_product(staff["manager"], "personal", due_dates_working_days=True)
     lid = bank.loans.apply(staff["teller"], borrower["cid"], product="personal",
                            principal="10000.00", term_months=12, purpose="new kitchen",
                            monthly_income="4000.00")
+    assert bank.read_one("SELECT due_dates_working_days FROM loans WHERE id = ?", [lid]) == (
+        working_days,)
     bank.loans.approve(staff["manager"], lid, annual_rate_percent="12")
-    # The product's choice is copied into the loan at application (branch loanprod); set here.
-    bank.write(lambda uow: uow.execute(
-        "UPDATE loans SET due_dates_working_days = ? WHERE id = ?", [working_days, lid]))
     bank.loans.disburse(staff["teller"], lid, borrower["checking"])
     return lid
 
@@ -294,7 +296,8 @@ def test_a_payment_on_the_moved_due_date_is_on_time(bank, staff, borrower, worki
                                                     first_due, days_past_due_mar_1,
                                                     fees_cents):
     system = bank.system_actor()
-    bank.settings.set(system, "loan_late_fee_grace_days", "0")   # a fee the first late day
+    # A late fee on the first late day.
+    bank.loans.update_product(staff["manager"], "personal", late_fee_grace_days=0)
     bank.end_of_day(system, until=D("2027-01-30"))
     lid = working_day_loan(bank, staff, borrower, working_days)
     assert due_dates(bank, lid)[0] == first_due
