@@ -1,9 +1,11 @@
 """Customer accounts: opening, reading balances and history, status, limits and closing."""
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal, InvalidOperation
 
 from . import accountnum
+from .bank import INTERNAL
 from .dates import as_date
 from .errors import (
     AccountNotFound,
@@ -12,8 +14,9 @@ from .errors import (
     CustomerNotFound,
     InvalidInput,
     InvalidState,
+    SameAccount,
 )
-from .ledger import CUSTOMER_KINDS, utcnow
+from .ledger import CUSTOMER_KINDS, PostingRequest, utcnow
 from .money import to_cents, to_money
 from .text import csv_text
 
@@ -321,9 +324,38 @@ class Accounts:
         self._bank.audit_row(uow, actor, action, "account", number,
                              before={k: before.get(k) for k in changes}, after=changes)
 
-    def close(self, actor, number, reason="customer request"):
+    def close(self, actor, number, reason="customer request", *, payout_account=None) -> dict:
+        """Staff. Close an account that holds nothing: zero balance, nothing on hold, no active
+        loan repaid from it (InvalidState, AccountRepaysLoan otherwise; a closed account is
+        refused with InvalidState and nothing is paid again).
+
+        Closing pays what was earned (issue 10), in the same unit of work as the close: the
+        savings interest accrued and not yet posted is credited to the account as one
+        `interest` transaction from GL5000 interest expense (as month end does), then paid
+        out of it, in cash at the teller (a `withdrawal` to teller cash) or, with
+        `payout_account`, by a `transfer` to that open account; the account then closes at a
+        zero balance, as before. Any refusal of those postings rolls the whole close back
+        (so a frozen account with interest to pay is refused with AccountFrozen, since no money
+        may leave it; AccountClosed for a closed payout account; SameAccount for itself).
+
+        The rule, after Apache Fineract's savings "close", which posts interest up to the
+        closing date: end of day accrues interest on each day's end-of-day balance (eod.py),
+        so the days already closed this month count (with the sub-cent carried from the
+        last month end) and the closing date itself earns nothing, because the account holds
+        no balance at the end of it. Nothing is carried past a close, so the total is
+        rounded half-up to the cent (10,000.00 at 2.00 % for 19 days pays 10.41); the
+        rounding difference is kept in the interest_postings row (carry_out, negative when
+        rounded up) that also marks those accruals as posted, and month end skips closed
+        accounts, so nothing is paid twice.
+
+        Returns {"interest": Decimal, "interest_transaction_id": int | None,
+        "payout_transaction_id": int | None}."""
         number, row = self._readable(actor, number)
         self._bank.require(actor, "account.close", entity="account", entity_id=number)
+        if payout_account is not None:
+            payout_account = accountnum.normalize(payout_account)
+            if payout_account == number:
+                raise SameAccount("Pay the closing interest to another account.")
 
         def check(before):
             if before["status"] == "closed":
@@ -342,9 +374,63 @@ class Accounts:
                 raise AccountRepaysLoan(
                     f"Account {number} repays loan {', '.join(loans)}; change the loan's "
                     "repayment account first (bank.loans.set_repayment_account).")
-        self._change(actor, number, "account.close", check,
-                     lambda b: {"status": "closed", "closed_at": utcnow(),
-                                "closed_date": self._bank.state.business_date})
+
+        def fn(uow):
+            self._change_in(uow, None, number, None, check, None)
+            paid = self._pay_closing_interest(uow, actor, number, payout_account)
+            self._change_in(uow, actor, number, "account.close", check,
+                            lambda b: {"status": "closed", "closed_at": utcnow(),
+                                       "closed_date": self._bank.state.business_date})
+            return paid
+        return self._bank.write(fn)
+
+    def _pay_closing_interest(self, uow, actor, number, payout_account) -> dict:
+        """Post and pay out the interest of `number` up to the open business date (see
+        close); returns close's result."""
+        from .eod import MICRO_PER_CENT, MONTH_END_SQL
+        from .payments import system_key
+
+        day = self._bank.state.business_date
+        start = day.replace(day=1)
+        found = uow.fetchone(
+            f"SELECT m.account_id, m.carry_in_micro_cents, m.accrued_micro_cents FROM "
+            f"({MONTH_END_SQL}) m JOIN accounts a ON a.id = m.account_id "
+            "WHERE a.account_number = ?", [start, day, start - dt.timedelta(days=1), number])
+        none = {"interest": to_money(0), "interest_transaction_id": None,
+                "payout_transaction_id": None}
+        if found is None:
+            return none
+        account_id, carry_in, accrued = (int(v) for v in found)
+        total = carry_in + accrued
+        posted = (total + MICRO_PER_CENT // 2) // MICRO_PER_CENT
+        ids = {}
+        if posted:
+            expense = INTERNAL["interest_expense"]
+            if payout_account is None:
+                out_kind, out_target = "withdrawal", INTERNAL["teller_cash"]
+                out_memo = "Closing interest paid in cash"
+            else:
+                out_kind, out_target = "transfer", payout_account
+                out_memo = f"Closing interest of {number}"
+            for name, kind, source, target, memo in (
+                    ("interest", "interest", expense, number,
+                     f"Interest to {day:%d %B %Y}, account closed"),
+                    ("payout", out_kind, number, out_target, out_memo)):
+                outcome = self._bank.post_in(uow, PostingRequest(
+                    kind=kind, actor=actor, action="account.close",
+                    legs=[(source, -posted), (target, posted)], amount_cents=posted,
+                    idempotency_key=system_key("account", number, "closing", name),
+                    memo=memo, source_account=source, target_account=target,
+                    internal_ok=True))
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                ids[name] = outcome.transaction_id
+        uow.execute("INSERT INTO interest_postings VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [account_id, start, day, carry_in, accrued, posted,
+                     total - posted * MICRO_PER_CENT, ids.get("interest")])
+        return {**none, "interest": to_money(posted),
+                "interest_transaction_id": ids.get("interest"),
+                "payout_transaction_id": ids.get("payout")}
 
     def freeze(self, actor, number, reason="", frozen=True):
         number, row = self._readable(actor, number)

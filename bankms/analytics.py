@@ -427,21 +427,29 @@ def provisioning(src: Source, basis_points: list[int]) -> pd.DataFrame:
     difference (required less booked; not zero when loans moved since the last end of day or
     a rate changed). `basis_points` are the rates per bucket in hundredths of a percent
     (eod.provision_basis_points). Each loan's requirement is rounded half up to the cent as
-    end of day rounds it (eod._provision), then summed."""
+    end of day rounds it (eod._provision), then summed.
+
+    Loans paid off or written off since the last end of day still hold the provision it
+    booked until the next one releases it: they show in a last row, bucket 'closed' (as end
+    of day names them), with rate 0 and nothing required, and only while there are any. So
+    the booked column always sums to the GL1290 balance, as verify() checks loan_provisions."""
     from .loans import BUCKETS
     loans = src.df(
-        "SELECT l.arrears_bucket AS bucket, l.principal_outstanding_cents AS outstanding_cents, "
-        "coalesce(p.provision_cents, 0) AS booked_cents FROM loans l "
-        "LEFT JOIN loan_provisions p ON p.loan_id = l.id WHERE l.status = 'active'")
-    rate = dict(zip(BUCKETS, basis_points))
+        "SELECT CASE WHEN l.status = 'active' THEN l.arrears_bucket ELSE 'closed' END AS bucket, "
+        "CASE WHEN l.status = 'active' THEN l.principal_outstanding_cents ELSE 0 END "
+        "AS outstanding_cents, coalesce(p.provision_cents, 0) AS booked_cents FROM loans l "
+        "LEFT JOIN loan_provisions p ON p.loan_id = l.id "
+        "WHERE l.status = 'active' OR p.loan_id IS NOT NULL")
+    rate = {**dict(zip(BUCKETS, basis_points)), "closed": 0}
     outstanding = loans["outstanding_cents"].astype("int64")
     points = loans["bucket"].map(rate).astype("int64")
     loans["required_cents"] = (2 * outstanding * points + 10_000) // 20_000
     loans["loans"] = 1
     sums = loans.groupby("bucket")[["loans", "outstanding_cents", "required_cents",
                                     "booked_cents"]].sum()
-    out = sums.reindex(list(BUCKETS), fill_value=0).astype("int64").reset_index()
-    out.insert(3, "rate_percent", [Decimal(rate[b]) / 100 for b in BUCKETS])
+    buckets = list(BUCKETS) + (["closed"] if "closed" in sums.index else [])
+    out = sums.reindex(buckets, fill_value=0).astype("int64").reset_index()
+    out.insert(3, "rate_percent", [Decimal(rate[b]) / 100 for b in buckets])
     out["difference_cents"] = out["required_cents"] - out["booked_cents"]
     return out[["bucket", "loans", "outstanding_cents", "rate_percent", "required_cents",
                 "booked_cents", "difference_cents"]]

@@ -11,7 +11,7 @@ import json
 import os
 import threading
 
-from . import businessday, db, files, security
+from . import businessday, chain, db, files, security
 from .errors import BankError, PermissionDenied
 from .ledger import BatchPoster, LedgerState, utcnow
 from .settings import REGISTRY
@@ -201,8 +201,10 @@ class Bank:
         uow.execute(
             "INSERT INTO audit_log (id, ts, actor, actor_role, action, entity, entity_id, "
             "before, after, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [aid, utcnow(), actor.username, actor.role, action, entity,
-             None if entity_id is None else str(entity_id),
+            # Usernames and ids may be text typed by anyone (a refused sign-in): no control
+            # character may reach a chained column (chain.plain).
+            [aid, utcnow(), chain.plain(actor.username), chain.plain(actor.role), action,
+             chain.plain(entity), None if entity_id is None else chain.plain(str(entity_id)),
              None if before is None else json.dumps(before, default=str),
              None if after is None else json.dumps(after, default=str), outcome],
         )

@@ -318,14 +318,30 @@ def decision_times(src, f, from_hours, to_hours):
     return df[(hours >= lo) & (hours < hi)].reset_index(drop=True)
 
 
+def _refusals(src, f, reason=None):
+    reason_sql = f"coalesce({src.d.json_text('after', 'reason')}, 'unknown')"
+    where, params = "", []
+    if reason is not None:
+        where, params = f" AND {reason_sql} = ?", [str(reason)]
+    return src.df(
+        f"SELECT id AS audit_id, ts, actor, action, entity_id, {reason_sql} AS reason "
+        "FROM audit_log WHERE outcome = 'refused' AND entity = 'transaction' AND ts >= ? "
+        f"AND ts < ?{where} ORDER BY ts, id", [midnight(f.start), midnight_after(f.end), *params])
+
+
 def refusals(src, f, reason):
     """The refused transactions of one reason in the period (audit rows)."""
-    return src.df(
-        f"SELECT id AS audit_id, ts, actor, action, entity_id, "
-        f"coalesce({src.d.json_text('after', 'reason')}, 'unknown') AS reason FROM audit_log "
-        "WHERE outcome = 'refused' AND entity = 'transaction' AND ts >= ? AND ts < ? "
-        f"AND coalesce({src.d.json_text('after', 'reason')}, 'unknown') = ? ORDER BY ts, id",
-        [midnight(f.start), midnight_after(f.end), str(reason)])
+    return _refusals(src, f, reason)
+
+
+def all_refusals(src, f):
+    """Every refused transaction in the period (the figure of refused transactions)."""
+    return _refusals(src, f)
+
+
+def loan_decisions(src, f):
+    """Every loan decided in the period with its hours to decide (the median shown is theirs)."""
+    return an.loan_decision_times(src, f)
 
 
 DRILLS: dict[str, Drill] = {
@@ -353,6 +369,9 @@ DRILLS: dict[str, Drill] = {
     # Charts and tables.
     "daily_volume": Drill("Transactions of the day and kind", ("day", "kind"), "amount_cents",
                           daily_volume),
+    # The same rows behind a bar of the count chart, whose figure is their number.
+    "daily_count": Drill("Transactions of the day and kind", ("day", "kind"), None,
+                         daily_volume),
     "deposits_by_product": Drill("Accounts and their balance that day", ("day", "kind"),
                                  "balance_cents", deposits_by_product),
     "balance_distribution": Drill("Accounts in the balance bucket", ("bucket",), None,
@@ -374,6 +393,9 @@ DRILLS: dict[str, Drill] = {
     "falling_customer": Drill("The customer's own transactions in both windows",
                               ("customer_id",), None, falling_customer),
     "refusals": Drill("Refused transactions of the reason", ("reason",), None, refusals),
+    "all_refusals": Drill("Refused transactions", (), None, all_refusals),
+    "loan_decisions": Drill("Loans decided in the period", (), None, loan_decisions,
+                            "the loans decided; the median shown is that of their hours"),
     "decision_times": Drill("Loans decided in that time", ("from_hours", "to_hours"), None,
                             decision_times),
     "regular_income": Drill("Credits from others in the months of regular income",
@@ -432,7 +454,7 @@ def total(name: str, rows: pd.DataFrame) -> int:
 # labels on screen are escaped for Plotly (text.plotly_text).
 CHART_DRILLS = {
     "daily_amount": "daily_volume",
-    "daily_count": "daily_volume",
+    "daily_count": "daily_count",
     "deposits_by_product": "deposits_by_product",
     "balance_distribution": "balance_distribution",
     "loan_portfolio": "loan_portfolio",
@@ -476,6 +498,7 @@ def chart_selection(chart: str, point: dict, trace_meta=None) -> tuple[str, dict
     day = None if x is None else str(x)[:10]
     selection = {
         "daily_volume": lambda: {"day": day, "kind": trace_meta},
+        "daily_count": lambda: {"day": day, "kind": trace_meta},
         "deposits_by_product": lambda: {"day": day, "kind": trace_meta},
         "balance_distribution": lambda: {"bucket": x},
         "loan_portfolio": lambda: {"status": x, "arrears": trace_meta},

@@ -39,7 +39,7 @@ def _rfm(bank, actor, f):
     chosen = members[members["segment"] == segment].drop(columns=["segment"])
     selectable_table(chosen, with_money(chosen), table="rfm_members", key="rfm_members",
                      **DRILL)
-    drill_panel(bank, actor, f, source="rfm_members", **DRILL)
+    drill_panel(bank, actor, f, source="rfm_members", context=segment, **DRILL)
     csv_button(chosen, f"rfm-{segment.lower().replace(' ', '-')}", key="csv_rfm_members",
                label=f"{segment} ({len(chosen):,}) as CSV")
 
@@ -63,7 +63,7 @@ def _cross_sell(bank, actor, f):
     chosen = rows.drop(columns=["offer"]).dropna(axis=1, how="all")
     selectable_table(rows, with_money(chosen), table="cross_sell", key="cross_sell_table",
                      **DRILL)
-    drill_panel(bank, actor, f, source="cross_sell", **DRILL)
+    drill_panel(bank, actor, f, source="cross_sell", context=offer, **DRILL)
     csv_button(chosen, "cross-sell", key="csv_cross_sell")
 
 
@@ -90,6 +90,7 @@ def _service(bank, actor, f):
         cached_query,
         csv_button,
         drill_panel,
+        open_drill,
         selectable_chart,
         selectable_table,
     )
@@ -103,6 +104,11 @@ def _service(bank, actor, f):
                  "-" if median is None else f"{median:.1f} h", border=True,
                  help="From application to approval or refusal, for loans decided in the "
                       "period.")
+    for column, key, figure in ((left, "open_refused_transactions", "all_refusals"),
+                                (right, "open_decision_times", "loan_decisions")):
+        column.button("Show the rows", key=key, type="tertiary", icon=":material/table_rows:",
+                      on_click=open_drill, args=(CUSTOMERS_DRILL, "service_figures", figure, {}))
+    drill_panel(bank, actor, f, source="service_figures", **DRILL)
     left, right = st.columns(2)
     with left:
         selectable_chart(figures.refusals(refusals), refusals, "refusals", source="refusals",
@@ -123,7 +129,7 @@ def _service(bank, actor, f):
 def render() -> None:
     from bankms.errors import BankError
     from pages.common import current_actor, get_bank, show_error
-    from pages.reports_dashboard import cached_query, period_filters
+    from pages.reports_dashboard import period_filters, refresh_answers
 
     actor = current_actor()
     if actor is None or actor.role != "manager":
@@ -132,7 +138,7 @@ def render() -> None:
     title, refresh = st.columns([4, 1], vertical_alignment="bottom")
     title.title("Customer analytics")
     if refresh.button("Refresh", icon=":material/refresh:", key="customers_refresh"):
-        cached_query.clear()
+        refresh_answers()
     f = period_filters(bank, key="customers", with_kind=False)
     if f is None:
         return

@@ -72,6 +72,13 @@ def cached_drill(db_path, actor, figure, filters, selection):
     return get_bank().reports.drill(actor, figure, filters, **dict(selection))
 
 
+def refresh_answers():
+    """Forget the cached figures and the rows behind them together, so that the rows of an
+    open figure are never older than the figure."""
+    cached_query.clear()
+    cached_drill.clear()
+
+
 def open_drill(state_key, source, figure, selection):
     """Remember which figure to open, and where on the page (`source`) to show it."""
     st.session_state[state_key] = {"source": source, "figure": figure,
@@ -131,9 +138,11 @@ def selectable_table(df, shown, *, table, state_key, key, source=None):
                                    lambda i: row_selection(table, rows.iloc[i].to_dict())))
 
 
-def drill_panel(bank, actor, f, *, state_key, source):
+def drill_panel(bank, actor, f, *, state_key, source, context=None):
     """The rows behind the figure opened from `source` (if any): what they are, how many,
-    their total (equal to the figure), the first DRILL_ROWS_SHOWN of them and a CSV of all."""
+    their total (equal to the figure), the first DRILL_ROWS_SHOWN of them and a CSV of all.
+    `context` is whatever else the picked bar or row depends on (the segment or offer a table
+    shows); when it or the filters change, the panel closes."""
     from bankms import drill
     from bankms.errors import BankError
     from bankms.reports import with_money
@@ -142,6 +151,13 @@ def drill_panel(bank, actor, f, *, state_key, source):
 
     state = st.session_state.get(state_key)
     if not state or state.get("source") != source:
+        return
+    # What was picked belongs to the chart or table as it was drawn: after a change of filters
+    # the bar or row may be gone or mean something else, and its rows would no longer add up
+    # to anything on the page.
+    shown_for = (f, context)
+    if state.setdefault("shown_for", shown_for) != shown_for:
+        _close_drill(state_key)
         return
     with st.container(border=True, key=f"drill_{source}"):
         if "error" in state:
@@ -242,7 +258,7 @@ def render() -> None:
     title, refresh = st.columns([4, 1], vertical_alignment="bottom")
     title.title("Dashboard")
     if refresh.button("Refresh", icon=":material/refresh:", key="dashboard_refresh"):
-        cached_query.clear()
+        refresh_answers()
     f = period_filters(bank, key="dashboard")
     if f is None:
         return

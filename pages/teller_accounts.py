@@ -102,12 +102,28 @@ def _status_actions(bank, actor, acc):
             _act(lambda: bank.accounts.unfreeze(actor, number), f"Account {number} is active.")
     if status != "closed":
         with st.expander("Close account"):
-            st.caption("Only an account with a zero balance and nothing on hold can be closed.")
+            st.caption("Only an account with a zero balance and nothing on hold can be closed. "
+                       "Interest earned up to today is paid with the close: in cash at the "
+                       "counter, or to the account given here.")
+            payout = st.text_input("Pay the interest to account (empty: cash)",
+                                   key=f"close_payout_{tag}").strip()
             sure = st.checkbox("The customer asked to close this account", key=f"close_ok_{tag}")
             if st.button("Close account", key=f"close_{tag}", disabled=not sure,
                          icon=":material/block:"):
-                _act(lambda: bank.accounts.close(actor, number),
-                     f"Account {number} is closed.")
+                _act(lambda: bank.accounts.close(actor, number, payout_account=payout or None),
+                     _closed_message(number, payout))
+
+
+def _closed_message(number, payout):
+    from pages import daily_common as dc
+
+    def text(result):
+        if result["payout_transaction_id"] is None:
+            return f"Account {number} is closed."
+        where = f"to account {dc.md(payout)}" if payout else "in cash: hand it to the customer"
+        return (f"Account {number} is closed; its interest of {result['interest']} was paid "
+                f"{where}.")
+    return text
 
 
 def _limits(bank, actor, acc):

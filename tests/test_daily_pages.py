@@ -294,6 +294,24 @@ def test_accounts_freeze_unfreeze_close_and_manager_limits(app_bank, staff):
 
 
 # -- customer self-service ----------------------------------------------------------------------
+def test_closing_a_savings_account_pays_its_interest_in_cash(app_bank, staff):
+    cid = make_customer(app_bank, name="Cora Close")
+    number = funded_account(app_bank, "0", kind="savings", customer_id=cid)
+    # What 19 end-of-day runs would have accrued on 10,000.00 at 2.00 % (tests of the rule
+    # itself: tests/test_account_closing.py); this bank's days have not ended yet.
+    app_bank.write(lambda uow: uow.execute(
+        "INSERT INTO interest_accruals SELECT id, ?, 1000000, 2.00, 1041095899 FROM accounts "
+        "WHERE account_number = ?", [app_bank.business_date, number]))
+    at = open_app(app_bank, staff["teller"], "accounts")
+    at.text_input(key="accounts_number").input(number)
+    at.button(key="accounts_show").click().run()
+    at.checkbox(key=f"close_ok_{number}_active").check().run()
+    at.button(key=f"close_{number}_active").click().run()
+    assert "interest of 10.41 was paid in cash" in texts(at)
+    assert app_bank.accounts.get(staff["teller"], number)["status"] == "closed"
+    assert app_bank.accounts.balance(staff["teller"], number) == 0
+
+
 def test_customer_sees_accounts_with_available_and_ledger_balance(app_bank, staff):
     _, number, login = customer_with_login(app_bank, "Carl Customer", amount="20,000.00")
     app_bank.payments.withdraw(staff["teller"], number, "15,000.00")  # waits, holds 15,000

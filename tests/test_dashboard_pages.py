@@ -161,6 +161,7 @@ def _opened(shop, url, prefix, period, state):
     at.session_state[f"{prefix}_drill"] = state
     at.run()
     assert not at.exception, at.exception
+    _opened.last = at
     return _drilled(at)
 
 
@@ -171,6 +172,53 @@ def test_a_picked_row_opens_its_postings(shop):
          "selection": {"account_number": shop.names["C1"]}})
     assert rows["account_number"].tolist() == [shop.names["C1"]] * 2
     assert any("2 rows adding up to $6,030.00" in c for c in captions)
+
+
+def _panel_open(at) -> bool:
+    return any("the figure shown" in c.value for c in at.caption)
+
+
+DEC_2025 = (dt.date(2025, 12, 1), dt.date(2025, 12, 31))
+
+
+@pytest.mark.parametrize("url, prefix, state, change, expected_open", [
+    # A picked bar or row belongs to the chart or table as it was drawn: a change of what the
+    # page shows closes it, rather than showing rows that add up to nothing on screen.
+    ("dashboard", "dashboard", {"source": "dormant_accounts_table",
+                                "figure": "account_postings",
+                                "selection": {"account_number": "C1"}},
+     ("date_input", "dashboard_period", FEB_2025), False),
+    ("dashboard", "dashboard", {"source": "top_customers", "figure": "customer_accounts",
+                                "selection": {"customer_id": "Ann"}},
+     ("selectbox", "dashboard_kind", "savings"), False),
+    ("dashboard", "dashboard", {"source": "top_customers", "figure": "customer_accounts",
+                                "selection": {"customer_id": "Ann"}},
+     ("date_input", "dashboard_as_of", dt.date(2025, 12, 15)), False),
+    ("customer-analytics", "customers", {"source": "rfm_members", "figure": "customer_activity",
+                                         "selection": {"customer_id": "Ann"}},
+     ("selectbox", "rfm_segment", "Loyal"), False),
+    ("customer-analytics", "customers", {"source": "cross_sell", "figure": "high_balance",
+                                         "selection": {"customer_id": "Ann"}},
+     ("selectbox", "cross_sell_offer", "Savings account for a high balance"), False),
+    # Nothing changed: the panel stays open through other reruns.
+    ("dashboard", "dashboard", {"source": "top_customers", "figure": "customer_accounts",
+                                "selection": {"customer_id": "Ann"}},
+     ("selectbox", "dashboard_kind", "all"), True),
+])
+def test_a_change_of_filters_closes_a_picked_bar_or_row(shop, url, prefix, state, change,
+                                                        expected_open):
+    names = {**shop.names, **shop.customers}
+    state = {**state, "selection": {k: names.get(v, v) for k, v in state["selection"].items()}}
+    _opened(shop, url, prefix, DEC_2025, state)
+    at = _opened.last
+    widget, key, value = change
+    if widget == "date_input":
+        at.date_input(key=key).set_value(value).run()
+    else:
+        at.selectbox(key=key).select(value).run()
+    assert not at.exception, at.exception
+    assert _panel_open(at) is expected_open
+    assert (prefix + "_drill" in at.session_state) is expected_open
 
 
 @pytest.mark.parametrize("widget, value, figure, expected", [
@@ -279,6 +327,22 @@ def test_service_figures_count_refusals(shop):
     assert at.dataframe[-1].value.values.tolist() == [["PermissionDenied", 1]]
 
 
+def test_refresh_renews_the_open_rows_with_the_figures(shop):
+    # Runs after test_service_figures_count_refusals (one PermissionDenied refusal today).
+    today = shop.bank.reports.today()
+    state = {"source": "refusals_table", "figure": "refusals",
+             "selection": {"reason": "PermissionDenied"}}
+    rows, _ = _opened(shop, "customer-analytics", "customers", (today, today), state)
+    at = _opened.last
+    before = len(rows)
+    with pytest.raises(Exception):
+        shop.bank.payments.transfer(shop.ann, shop.names["B1"], shop.names["A1"], "1.00")
+    at.button(key="customers_refresh").click().run()
+    assert metrics(at)["Refused transactions"][0] == str(before + 1)
+    rows, captions = _drilled(at)
+    assert len(rows) == before + 1
+
+
 # -- ledger --------------------------------------------------------------------------------------
 def test_ledger_page(shop):
     at = open_page(shop, shop.manager, "general-ledger")
@@ -322,3 +386,20 @@ def test_staff_statement_page_and_zip(shop):
     at.button(key="zip_build").click().run()
     assert not at.exception
     assert "zip_download" in [b.key for b in at.get("download_button")]
+
+
+@pytest.mark.parametrize("button, expected_caption", [
+    ("open_refused_transactions", "{refusals:,} rows: the figure shown."),
+    ("open_decision_times", "0 rows: the loans decided"),
+])
+def test_service_figures_open_the_rows_behind_them(shop, button, expected_caption):
+    today = shop.bank.reports.today()
+    f = shop.bank.reports.filters(start=today, end=today)
+    refusals = int(shop.bank.reports.query(shop.manager, "refusals_by_reason", f)
+                   ["refusals"].sum())
+    at = open_page(shop, shop.manager, "customer-analytics")
+    at.date_input(key="customers_period").set_value((today, today)).run()
+    at.button(key=button).click().run()
+    assert not at.exception, at.exception
+    captions = [c.value for c in at.caption]
+    assert any(expected_caption.format(refusals=refusals) in c for c in captions), captions

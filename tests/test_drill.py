@@ -50,6 +50,7 @@ FIGURE = {
     "new_accounts": _key("New accounts"),
     "net_flow": _key("Net flow"),
     "daily_volume": _row("daily_volume", "amount_cents", day="day", kind="kind"),
+    "daily_count": _row("daily_volume", "transactions", day="day", kind="kind"),
     "deposits_by_product": _row("deposits_by_product", "balance_cents", day="day", kind="kind"),
     "balance_distribution": _row("balance_distribution", "accounts", bucket="bucket"),
     "customer_growth": _row("customer_growth", "new_customers", day="day"),
@@ -84,6 +85,9 @@ CASES = [
     (FEB, "daily_volume", {"day": "2025-02-03", "kind": "withdrawal"}, 10000),
     (FEB, "daily_volume", {"day": "2025-02-10", "kind": "transfer"}, 5000),
     (FEB, "daily_volume", {"day": "2025-02-28", "kind": "interest"}, 170),
+    # The bars of the count chart are transactions, not money: their rows' total is a count.
+    (FEB, "daily_count", {"day": "2025-02-03", "kind": "withdrawal"}, 1),
+    (FEB, "daily_count", {"day": "2025-02-28", "kind": "interest"}, 1),
     (FEB, "deposits_by_product", {"day": "2025-02-03", "kind": "checking"}, 122800),
     (FEB, "deposits_by_product", {"day": "2025-02-28", "kind": "savings"}, 20320),
     (FEB, "balance_distribution", {"bucket": "below $0"}, 1),          # B1
@@ -125,7 +129,7 @@ def test_drilled_rows_add_up_to_the_figure(ledger, filters, figure, selection, e
 
 def test_every_drill_is_tested_or_has_a_loan_case():
     covered = ({case[1] for case in CASES} | {case[0] for case in LOAN_CASES}
-               | {"refusals", "decision_times"})
+               | {"refusals", "decision_times", "all_refusals", "loan_decisions"})
     assert covered == set(drill.DRILLS)
     assert set(drill.KEY_FIGURE_DRILLS.values()) <= set(drill.DRILLS)
 
@@ -135,6 +139,9 @@ def test_refusals_open_the_audit_rows(ledger):
     counts = reports.query(ledger.manager, "refusals_by_reason", YEAR)
     for reason, n in zip(counts["reason"], counts["refusals"]):
         assert len(reports.drill(ledger.manager, "refusals", YEAR, reason=reason)) == n
+    # The page's figure "Refused transactions" (all reasons) opens them all.
+    rows = reports.drill(ledger.manager, "all_refusals", YEAR)
+    assert reports.drill_total("all_refusals", rows) == int(counts["refusals"].sum())
     assert reports.drill(ledger.manager, "refusals", YEAR, reason="no such reason").empty
 
 
@@ -271,6 +278,10 @@ def test_a_bar_of_decision_times_opens_its_loans(book):
                                    to_hours=2).empty
     with pytest.raises(InvalidInput, match="Pick a bar"):
         book.bank.reports.drill(book.manager, "decision_times", f, from_hours=2, to_hours=1)
+    # The median time to decide opens every loan decided in the period, with its hours.
+    rows = book.bank.reports.drill(book.manager, "loan_decisions", f)
+    assert sorted(rows["loan_id"]) == sorted([book.late, book.good])
+    assert rows["hours_to_decide"].median() == times["hours_to_decide"].median()
 
 
 @pytest.mark.parametrize("hours, expected", [
@@ -315,7 +326,7 @@ def test_provisioning_report_by_bucket(book):
     ("daily_amount", {"x": "2025-02-03", "y": 100.0, "curve_number": 2}, "withdrawal",
      ("daily_volume", {"day": "2025-02-03", "kind": "withdrawal"})),
     ("daily_count", {"x": "2025-02-03T00:00:00", "y": 1}, "withdrawal",
-     ("daily_volume", {"day": "2025-02-03", "kind": "withdrawal"})),
+     ("daily_count", {"day": "2025-02-03", "kind": "withdrawal"})),
     ("deposits_by_product", {"x": "2025-02-28", "y": 203.2}, "savings",
      ("deposits_by_product", {"day": "2025-02-28", "kind": "savings"})),
     ("balance_distribution", {"x": "below $0", "y": 1}, None,
@@ -383,3 +394,53 @@ def test_a_table_row_names_its_drill(table, row, expected):
 def test_a_row_of_an_unknown_table_is_refused():
     with pytest.raises(InvalidInput, match="nothing to open"):
         drill.row_selection("balance_sheet", {"x": 1})
+
+
+# -- a loan that left the book since the last end of day ----------------------------------------
+@pytest.fixture
+def closed_today(tmp_path):
+    """One 1,000.00 loan never repaid, aged by end of day to over 90 days past due (provision
+    100 %): returns a function that closes it today by `how` (written off, or paid off from
+    the borrower's account) without another end of day."""
+    bank = bankms.open_bank(str(tmp_path / "bank.duckdb"), bcrypt_rounds=4)
+    system = bank.system_actor()
+    bank.clock = Clock(dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3660))
+    bank.settings.set(system, "eod_catchup_days_confirm", "366")
+    staff = {"teller": employee(bank, "teller"), "manager": employee(bank, "manager")}
+    cid = make_customer(bank, name="Lou Late")
+    account = bank.accounts.open(system, cid, "checking")
+    lid = _loan(bank, staff, cid, account, "1000.00")
+    bank.payments.withdraw(system, account, "1000.00")
+    first_due = bank.loans.schedule(staff["teller"], lid)["due_date"].iloc[0]
+    bank.end_of_day(system, until=first_due + 95 * DAY)
+
+    def close(how):
+        if how == "written off":
+            bank.loans.write_off(staff["manager"], lid, reason="borrower gone")
+        else:
+            quote = bank.loans.payoff(staff["teller"], lid)
+            bank.payments.deposit(system, account, quote["total"])
+            bank.loans.repay(staff["teller"], lid, quote["total"], account)
+        return bank, staff["manager"]
+    yield close
+    assert bank.audit.verify() == []
+    bank.close()
+
+
+@pytest.mark.parametrize("how, expected_closed_row", [
+    # bucket, loans, outstanding, rate, required, booked (until the next end of day releases
+    # it), difference
+    ("written off", ["closed", 1, 0, Decimal("0"), 0, 100_000, -100_000]),
+    ("paid off", ["closed", 1, 0, Decimal("0"), 0, 100_000, -100_000]),
+])
+def test_provision_of_a_loan_closed_since_end_of_day_stays_in_the_report(closed_today, how,
+                                                                        expected_closed_row):
+    bank, manager = closed_today(how)
+    report = bank.reports.provisioning(manager)
+    (gl1290,) = bank.read_one("SELECT balance_cents FROM accounts WHERE account_number = "
+                              "'GL1290'")
+    shown = figures(bank.reports.query(manager, "key_figures", bank.reports.filters()))
+    assert int(report["booked_cents"].sum()) == gl1290 == shown["Provision booked"][0]
+    assert report.iloc[-1][["bucket", "loans", "outstanding_cents", "rate_percent",
+                            "required_cents", "booked_cents", "difference_cents"]
+                           ].tolist() == expected_closed_row
