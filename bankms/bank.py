@@ -2,7 +2,7 @@
 
 `open_bank(path)` opens (creating or migrating) the file, starts the single writer thread and
 returns a Bank whose services (`users`, `auth`, `customers`, `accounts`, `payments`, `audit`,
-`ledger`, `settings`) are safe to call from many threads at once.
+`ledger`, `settings`, `workdays`) are safe to call from many threads at once.
 """
 from __future__ import annotations
 
@@ -73,6 +73,7 @@ class Bank:
         from .payments import Payments
         from .settings import Settings
         from .users import Auth, Users
+        from .workdays import Workdays
 
         self.settings = Settings(self)
         self.users = Users(self)
@@ -83,6 +84,7 @@ class Bank:
         self.audit = Audit(self)
         self.ledger = Bulk(self)
         self.outbox = Outbox(self)
+        self.workdays = Workdays(self)
         self._extensions()
 
     def _extensions(self):
