@@ -35,8 +35,9 @@ from bankms import loan_replay  # noqa: E402
 from bankms.loans import amortize  # noqa: E402
 
 TARGET_S = {"ordinary day": 5.0, "month-end day": 10.0}
-# The figures of the last version, measured with the defaults (review of issue 9, 2026-11-30):
-# on a quiet machine, and while four other jobs shared the two cores.
+# The figures measured at the review of issue 9 (2026-11-30, with the defaults; end of day
+# itself unchanged by that review): on a quiet machine, and while four other jobs shared the
+# two cores. Compare a new run with them.
 LAST_VERSION = ("ordinary day 0.81 s, month-end day 1.22 s, verify 3.6 s (quiet); 3.05 s, "
                 "8.36 s, 16.1 s (under load)")
 DAY_1 = dt.date(2026, 3, 30)
