@@ -25,7 +25,11 @@ Design, in short:
 * Corrections are new transactions: reverse_repayment posts the reversal, replays the loan
   without the payment and posts any change in how the later payments split between principal,
   interest and fees as one loan_reallocation transaction (rows 'reversal' and 'reallocation'
-  in loan_payments keep the per-transaction split check exact). undo_disbursement reverses the
+  in loan_payments keep the per-transaction split check exact). A payment's own split never
+  shows negative interest: when a prepayment (or the payoff) makes interest paid ahead
+  unearned, the payment is shown without it and the difference moves from interest income to
+  principal in a loan_reallocation of the same unit of work (loan_replay: "Interest paid
+  ahead"). undo_disbursement reverses the
   payout of a loan that took no repayment and returns it to approved.
 * Loan products are data managers edit (create_product, update_product, set_product_active;
   audited; a rate-range change by staff waits for a second manager). A loan snapshots its
