@@ -65,11 +65,25 @@ interest-recalculating loans:
   the remaining instalments, as an annuity or in equal parts) or "shorten_term" (the same
   instalment, or for equal principal the same principal per instalment, and fewer of them).
   Instalments still in the grace on principal stay interest-only under either rule.
+  Only the coming instalment is ever paid ahead: the excess beyond it is a prepayment, not an
+  advance on the instalments after it. (Apache Fineract's "next instalment" future-allocation
+  rule is not offered: rows paid ahead beyond the coming one would have to survive every later
+  prepayment, re-amortisation and payoff, which all rest on that one-row rule; "shorten_term"
+  gives the borrower who pays extra the same end, fewer instalments to pay.)
+* **Interest paid ahead.** When the coming instalment was paid ahead and a prepayment (or the
+  payoff) then lowers its interest below what was paid, the difference is interest no longer
+  earned and becomes principal: Split.interest_cents is then negative by reapplied_cents, and
+  loans.py shows the payment with interest 0 (shown_interest_cents, never negative) and posts
+  the difference as a reallocation from interest income to loans receivable. 10,000.00 at 12 %
+  disbursed 2027-04-01, 888.49 paid 04-26, then 5,000.00 on 04-28: the payment is 5,000.00 of
+  principal, and 5.00 of interest paid ahead becomes principal (5,005.00 prepaid in all).
 * **Late fees** are charged by end of day on an instalment still unpaid at the end of its fee
   date (due date + grace days); a payment dated on or before the fee date that settles the
   instalment (a back-dated correction) drops that fee, as posting the history afresh would.
 * **Payoff on d** = fees charged before d + everything due on or before d + the coming
-  instalment's interest accrued to d + all unpaid principal. Paying it closes the loan (the
+  instalment's interest accrued to d (less any paid ahead) + all unpaid principal. (For a
+  future d, loans.payoff adds the late fees end of day will charge by then if nothing is
+  paid.) Paying it closes the loan (the
   instalments after the coming one are dropped); more than the payoff is refused.
 """
 from __future__ import annotations
@@ -433,6 +447,20 @@ class Split:
     interest_cents: int = 0
     principal_cents: int = 0
     prepayment_cents: int = 0
+    # Interest paid ahead on the coming instalment that this payment's prepayment (or payoff)
+    # made unearned: it becomes principal. It is inside interest_cents (negatively) and
+    # principal_cents, so that the totals are the loan's; the bank shows the payment without it
+    # (its interest part never negative) and posts it as a reallocation (loans.py).
+    reapplied_cents: int = 0
+
+    @property
+    def shown_interest_cents(self) -> int:
+        """The payment's own interest part, never negative."""
+        return self.interest_cents + self.reapplied_cents
+
+    @property
+    def shown_principal_cents(self) -> int:
+        return self.principal_cents - self.reapplied_cents
 
 
 def _due_of(row) -> dt.date:
@@ -538,7 +566,10 @@ class Loan:
         while first < len(rows) and _settled(rows[first]):
             first += 1
         self._settled_upto = first
-        for row in rows[first:]:
+        # Walked by index, not by slice: a slice would copy the rest of a long schedule on
+        # every payment.
+        for index in range(first, len(rows)):
+            row = rows[index]
             if row.due > day:
                 break
             if row.fee_date is not None and row.fee_date < day and row.fee > row.fee_paid:
@@ -547,7 +578,8 @@ class Loan:
                 split.fee_cents += take
                 left -= take
         due = []
-        for row in rows[first:]:
+        for index in range(first, len(rows)):
+            row = rows[index]
             if row.due > day:
                 break
             due.append(row)
@@ -572,7 +604,9 @@ class Loan:
         # settles on or before that day was never late, so its unpaid fee is dropped (the
         # corrected history posted from scratch would not have charged it). Only the due and
         # the coming instalments can have been settled by this payment.
-        for row in self.rows[first:]:
+        rows = self.rows
+        for index in range(first, len(rows)):
+            row = rows[index]
             if (row.fee and not row.fee_paid and row.fee_date is not None
                     and row.fee_date >= day and row.interest_paid >= row.interest
                     and row.principal_paid >= row.principal):
@@ -594,6 +628,7 @@ class Loan:
             # Payoff: interest to `day`, every cent of principal; later instalments dropped.
             interest = round_half_up(accrued)
             split.interest_cents += interest - row.interest_paid
+            split.reapplied_cents += max(0, row.interest_paid - interest)
             split.principal_cents += rest
             split.prepayment_cents += rest - (row.principal - row.principal_paid)
             row.interest = row.interest_paid = interest
@@ -627,6 +662,7 @@ class Loan:
             prepay = again
         interest = left - prepay - unpaid_principal + row.interest_paid
         split.interest_cents += interest - row.interest_paid
+        split.reapplied_cents += max(0, row.interest_paid - interest)
         split.principal_cents += unpaid_principal + prepay
         split.prepayment_cents += prepay
         row.interest = row.interest_paid = interest

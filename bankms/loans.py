@@ -25,7 +25,11 @@ Design, in short:
 * Corrections are new transactions: reverse_repayment posts the reversal, replays the loan
   without the payment and posts any change in how the later payments split between principal,
   interest and fees as one loan_reallocation transaction (rows 'reversal' and 'reallocation'
-  in loan_payments keep the per-transaction split check exact). undo_disbursement reverses the
+  in loan_payments keep the per-transaction split check exact). A payment's own split never
+  shows negative interest: when a prepayment (or the payoff) makes interest paid ahead
+  unearned, the payment is shown without it and the difference moves from interest income to
+  principal in a loan_reallocation of the same unit of work (loan_replay: "Interest paid
+  ahead"). undo_disbursement reverses the
   payout of a loan that took no repayment and returns it to approved.
 * Loan products are data managers edit (create_product, update_product, set_product_active;
   audited; a rate-range change by staff waits for a second manager). A loan snapshots its
@@ -1138,8 +1142,11 @@ class Loans:
                                       [loan_replay.Payment(day, _LAST, cents, rule)],
                                       work_calendar=bank.workdays.calendar())
                 split = next(s for s in replayed.splits if s.transaction_id == _LAST)
-            fee, interest = split.fee_cents, split.interest_cents
-            principal, prepay = split.principal_cents, split.prepayment_cents
+            # The payment's own split never shows negative interest: interest paid ahead that
+            # this prepayment made unearned becomes principal in a reallocation (below).
+            fee, interest = split.fee_cents, split.shown_interest_cents
+            principal = split.shown_principal_cents
+            prepay = max(0, split.prepayment_cents - split.reapplied_cents)
             legs = [(source, -cents)]
             for code, part in (("loans_receivable", principal), ("interest_income", interest),
                                ("fee_income", fee)):
@@ -1158,7 +1165,7 @@ class Loans:
                 "prepayment_cents": [prepay], "actor": [actor.username],
                 "prepayment_rule": [rule]}))
             moved = (self._reallocate(uow, actor, loan, replayed, today, key)
-                     if day != today else None)
+                     if day != today or split.reapplied_cents else None)
             closed = _store(uow, loan, replayed, today)
             bank.audit_row(uow, actor, "loan.repay", "loan", lid, after={
                 "transaction_id": outcome.transaction_id, "amount": str(to_money(cents)),
@@ -1221,8 +1228,12 @@ class Loans:
 
     def payoff(self, actor, loan_id, on=None) -> dict:
         """What closes an active loan on value date `on` (default: the business date; not
-        earlier): principal, interest accrued to `on` (see loan_replay), fees charged, total,
-        as Decimal and as *_cents. Paying the total with repay on that date closes the loan."""
+        earlier), if nothing is paid before then: principal, interest accrued to `on` (see
+        loan_replay; negative when interest was paid ahead of its accrual), fees (those charged
+        and, in late_fees_expected, the loan's late fee on each instalment whose fee date +
+        grace days passes before `on` while it is unpaid: end of day will have charged them),
+        total, as Decimal and as *_cents. Paying the total with repay on that date closes the
+        loan; a collection or payment before then lowers it."""
         loan = self._readable(actor, loan_id)
         today = self._bank.business_date
         day = as_date(on, "payoff date") or today
@@ -1231,8 +1242,18 @@ class Loans:
         if loan["status"] != "active":
             raise InvalidState(f"Loan {loan['id']} is {loan['status'].replace('_', ' ')}; "
                                "only an active loan has a payoff.")
-        quote = _replay_in(self._bank.read, loan,
-                           work_calendar=self._bank.workdays.calendar()).payoff(day)
+        replayed = _replay_in(self._bank.read, loan,
+                              work_calendar=self._bank.workdays.calendar())
+        quote = replayed.payoff(day)
+        # A late fee is charged at the end of its fee date and payable from the next day: the
+        # unpaid instalments whose fee date falls before `on` will carry one by then.
+        grace = dt.timedelta(days=int(loan["late_fee_grace_days"]))
+        expected = int(loan["late_fee_cents"]) * sum(
+            1 for r in replayed.rows if not r.fee and r.due + grace < day
+            and (r.interest_paid < r.interest or r.principal_paid < r.principal))
+        quote = {**quote, "fees_cents": quote["fees_cents"] + expected,
+                 "late_fees_expected_cents": expected,
+                 "total_cents": quote["total_cents"] + expected}
         out = {"loan_id": loan["id"], "on": day}
         for key, cents in quote.items():
             out[key] = cents
@@ -1357,7 +1378,10 @@ class Loans:
         outcome = self._bank.post_in(uow, PostingRequest(
             kind="loan_reallocation", actor=actor, action="loan.reallocate", legs=legs,
             amount_cents=sum(p for _, p in legs if p > 0), idempotency_key=key + "-split",
-            memo=f"Loan {lid} payments split again after a correction",
+            memo=(f"Loan {lid} payments split again after a correction" if interest >= 0
+                  or fee or principal != -interest else
+                  f"Loan {lid} interest paid ahead of {to_money(-interest)} re-applied to "
+                  "principal after a prepayment"),
             source_account=legs[0][0], target_account=legs[-1][0], internal_ok=True))
         if isinstance(outcome, BaseException):
             raise outcome

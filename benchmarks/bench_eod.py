@@ -9,9 +9,10 @@ savings accruals so far; 1 % of accounts idle for over a year. Then it times
 1. end of day for 30 March: instalment collection, late fees, arrears, accrual, dormancy;
 2. end of day for 31 March: the same plus month-end interest posted to every savings account.
 
-Target (loans issue): 100,000 accounts in under 10 s for one end of day.
+Targets (issue 9, daily loan accrual and provisioning included): 100,000 accounts and 20,000
+active loans, an ordinary day in at most 5 s and a month end in at most 10 s.
 
-    python benchmarks/bench_eod.py [--accounts 100000] [--loans 5000] [--db PATH]
+    python benchmarks/bench_eod.py [--accounts 100000] [--loans 20000] [--db PATH]
 """
 from __future__ import annotations
 
@@ -33,7 +34,12 @@ from bankms.bank import INTERNAL  # noqa: E402
 from bankms import loan_replay  # noqa: E402
 from bankms.loans import amortize  # noqa: E402
 
-TARGET_S = 10.0
+TARGET_S = {"ordinary day": 5.0, "month-end day": 10.0}
+# The figures measured at the review of issue 9 (2026-11-30, with the defaults; end of day
+# itself unchanged by that review): on a quiet machine, and while four other jobs shared the
+# two cores. Compare a new run with them.
+LAST_VERSION = ("ordinary day 0.81 s, month-end day 1.22 s, verify 3.6 s (quiet); 3.05 s, "
+                "8.36 s, 16.1 s (under load)")
 DAY_1 = dt.date(2026, 3, 30)
 MONTH_END = dt.date(2026, 3, 31)
 LOAN_CENTS = 500_000
@@ -132,7 +138,13 @@ def build(bank, n_accounts, n_loans):
             "t.payment_cents, t.interest_cents, t.principal_cents, t.balance_cents "
             "FROM bench_loans l CROSS JOIN bench_template t")
         # One loan in ten cannot pay: its account's funds are on hold.
+        # One open hold row each, as approvals.py places them, so verify() finds the cached
+        # holds equal to the open holds.
         uow.execute("UPDATE accounts SET holds_cents = balance_cents WHERE id IN "
+                    "(SELECT account_id FROM bench_loans WHERE id % 10 = 0)")
+        uow.execute("INSERT INTO holds (id, account_id, amount_cents, reason, placed_at, "
+                    "placed_by) SELECT nextval('hold_id_seq'), id, holds_cents, 'bench: funds "
+                    "on hold', TIMESTAMP '2026-02-28', 'bench' FROM accounts WHERE id IN "
                     "(SELECT account_id FROM bench_loans WHERE id % 10 = 0)")
         # The month's accruals so far, as earlier end-of-day runs would have written them.
         uow.execute(
@@ -151,7 +163,7 @@ def build(bank, n_accounts, n_loans):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--accounts", type=int, default=100_000)
-    parser.add_argument("--loans", type=int, default=5_000)
+    parser.add_argument("--loans", type=int, default=20_000)
     parser.add_argument("--db")
     args = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="bench_eod_")
@@ -170,8 +182,9 @@ def main():
             result = bank.end_of_day(system, until=day)
             seconds = time.perf_counter() - t0
             closed = result.days[0]
-            print(f"{label} {day}: {seconds:.2f} s (target {TARGET_S:.0f} s, ratio "
-                  f"{seconds / TARGET_S:.2f}); accrued {closed.accounts_accrued:,} accounts, "
+            target = TARGET_S[label]
+            print(f"{label} {day}: {seconds:.2f} s (target {target:.0f} s, ratio "
+                  f"{seconds / target:.2f}); accrued {closed.accounts_accrued:,} accounts, "
                   f"posted interest to {closed.interest_posted_accounts:,} "
                   f"({bankms.format_cents(closed.interest_posted_cents)}), collected "
                   f"{closed.loans_collected:,} instalments "
@@ -185,6 +198,7 @@ def main():
         problems = bank.audit.verify()
         print(f"verify: {len(problems)} problems in {time.perf_counter() - t0:.2f} s"
               + ("" if not problems else f": {problems[:5]}"))
+        print(f"last version: {LAST_VERSION}")
     finally:
         bank.close()
         if not args.db:

@@ -105,7 +105,8 @@ def show_summary(loan: dict) -> None:
     cols[2].metric("Next instalment", money(loan["next_due"]) if nxt else "none",
                    help=f"due {nxt}" if nxt else None)
     cols[3].metric("Interest accrued today", money(loan["accrued_interest"]),
-                   help="Interest runs by the day on the outstanding principal.")
+                   help="Interest runs by the day on the outstanding principal; negative "
+                        "when interest was paid ahead of its accrual.")
     cols[4].metric("Pays it all off", money(loan["payoff"]),
                    help="Principal, interest accrued to today and fees due.")
     if loan["days_past_due"]:
@@ -210,9 +211,18 @@ def payoff_quote(bank, actor, loan: dict, prefix: str) -> None:
     except BankError as exc:
         show_error(exc)
         return
+    interest = (f"interest accrued {money(quote['interest'])}" if quote["interest_cents"] >= 0
+                else f"less interest paid ahead {money(-quote['interest'])}")
     st.markdown(f"To pay loan {lid} off on {quote['on']}: **{money(quote['total'])}** "
-                f"(principal {money(quote['principal'])}, interest accrued "
-                f"{money(quote['interest'])}, fees {money(quote['fees'])}).")
+                f"(principal {money(quote['principal'])}, {interest}, "
+                f"fees {money(quote['fees'])}).")
+    if quote["on"] > loan["business_date"]:
+        expected = (f", including {money(quote['late_fees_expected'])} of late fees that end "
+                    "of day will charge by then on instalments still unpaid"
+                    if quote["late_fees_expected_cents"] else "")
+        st.caption(f"This assumes nothing is paid or collected before {quote['on']}{expected}; "
+                   "an instalment collected in the meantime lowers it. Interest is counted to "
+                   "the payoff date.")
 
 
 def show_history(bank, actor, loan_id, key: str) -> None:

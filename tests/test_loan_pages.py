@@ -234,6 +234,16 @@ def test_customer_sees_accrued_interest_payoff_quote_and_history(app_bank, staff
     # A whole period to the first due date: the scheduled 100.00 of interest.
     assert (f"To pay loan {lid} off on {first_due}: **$10,100.00** (principal $10,000.00, "
             "interest accrued $100.00, fees $0.00)") in texts(at)
+    assert f"This assumes nothing is paid or collected before {first_due}; an" in texts(at)
+    # A day after the first instalment's fee date: the late fee end of day will charge by
+    # then is in the quote, and the page says so.
+    fee, grace = app_bank.read_one("SELECT late_fee_cents, late_fee_grace_days FROM loans "
+                                   "WHERE id = ?", [lid])
+    later = first_due + dt.timedelta(days=grace + 1)
+    at.date_input(key=f"myloans_payoff_day_{lid}").set_value(later).run()
+    assert (f"fees ${fee / 100:,.2f}).") in texts(at)
+    assert (f"including ${fee / 100:,.2f} of late fees that end of day will charge by then "
+            "on instalments still unpaid") in texts(at)
     assert "disbursement" in texts(at)
 
 
@@ -250,6 +260,23 @@ def test_manager_reverses_a_repayment_on_the_page(app_bank, staff):
     click(at, "Reverse repayment")
     assert f"Repayment {receipt.transaction_id} of loan {lid} reversed." in texts(at)
     assert app_bank.loans.get(ana, lid)["outstanding_principal"] == D("10000.00")
+    assert app_bank.audit.verify() == []
+
+
+def test_manager_undoes_a_disbursement_on_the_page(app_bank, staff):
+    cid, number, ana = borrower(app_bank, "Undone Uma")
+    lid = active_loan(app_bank, staff, cid, number)
+    at = open_app(app_bank, staff["manager"], "loan-review")
+    at.text_input(key="correct_loan").input(str(lid)).run()
+    click(at, "Undo disbursement")
+    assert any("Please give the reason" in e.value for e in at.error)
+    assert app_bank.loans.get(ana, lid)["status"] == "active"
+    at.text_input(key=f"correct_reason_{lid}").input("paid into the wrong account")
+    click(at, "Undo disbursement")
+    assert f"Loan {lid} is approved again; its payout was reversed." in texts(at)
+    assert app_bank.loans.get(ana, lid)["status"] == "approved"
+    events = app_bank.loans.history(staff["manager"], lid)["event"].tolist()
+    assert events == ["disbursement", "undo disbursement"]
     assert app_bank.audit.verify() == []
 
 
