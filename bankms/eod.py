@@ -592,7 +592,8 @@ def _post_month_interest(bank, actor, uow, day, internal, out):
         expense = INTERNAL["interest_expense"]
         # One transaction per account for the gross interest (its amount), with the tax as a
         # third leg: a reversal of the interest undoes its tax with it, one idempotent posting
-        # per account and month, and the account's one line is the net credit.
+        # per account and month, and the account's one line is the net credit (kept at a
+        # 100 % rate, as 0.00, so that the statement and certificate still see the interest).
         tx = pd.DataFrame({"tx_ref": pay["tx_ref"], "kind": "interest",
                            "amount_cents": pay["posted_cents"],
                            "memo": f"Interest for {day:%B %Y}", "source_account": expense,
