@@ -2,7 +2,7 @@
 
 `open_bank(path)` opens (creating or migrating) the file, starts the single writer thread and
 returns a Bank whose services (`users`, `auth`, `customers`, `accounts`, `payments`, `audit`,
-`ledger`, `settings`) are safe to call from many threads at once.
+`ledger`, `settings`, `workdays`) are safe to call from many threads at once.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import json
 import os
 import threading
 
-from . import businessday, db, files, security
+from . import businessday, chain, db, files, security
 from .errors import BankError, PermissionDenied
 from .ledger import BatchPoster, LedgerState, utcnow
 from .settings import REGISTRY
@@ -76,6 +76,7 @@ class Bank:
         from .payments import Payments
         from .settings import Settings
         from .users import Auth, Users
+        from .workdays import Workdays
 
         self.settings = Settings(self)
         self.users = Users(self)
@@ -86,6 +87,7 @@ class Bank:
         self.audit = Audit(self)
         self.ledger = Bulk(self)
         self.outbox = Outbox(self)
+        self.workdays = Workdays(self)
         self._extensions()
 
     def _extensions(self):
@@ -202,8 +204,10 @@ class Bank:
         uow.execute(
             "INSERT INTO audit_log (id, ts, actor, actor_role, action, entity, entity_id, "
             "before, after, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [aid, utcnow(), actor.username, actor.role, action, entity,
-             None if entity_id is None else str(entity_id),
+            # Usernames and ids may be text typed by anyone (a refused sign-in): no control
+            # character may reach a chained column (chain.plain).
+            [aid, utcnow(), chain.plain(actor.username), chain.plain(actor.role), action,
+             chain.plain(entity), None if entity_id is None else chain.plain(str(entity_id)),
              None if before is None else json.dumps(before, default=str),
              None if after is None else json.dumps(after, default=str), outcome],
         )

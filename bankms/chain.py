@@ -15,6 +15,16 @@ Two chains, each entry hashed as sha256(previous entry's hash bytes + canonical 
 
 The first entry's previous hash is GENESIS. Values become text by `text` and are joined with the
 unit separator U+001F, then encoded as UTF-8 (`canonical`).
+
+The join is unambiguous only while no chained text value holds U+001F itself: otherwise text
+could move across a field boundary ("system", "k<US>x" and "system<US>k", "x" give the same
+bytes) and a changed row would keep its hash. So an entry with U+001F inside a value is itself a
+finding (`ambiguous`): the bank refuses the character where people type it (memos and reasons
+fold it into a space, idempotency keys with control characters are refused), verify() names any
+such transaction or audit row, and the offline checker fails its chain check for one. NULL and
+"" give the same text; no chained column gives them different meanings (the export writes both
+as an empty field). Hashes of entries without the character are unchanged by this rule, so banks
+sealed before it need no rehash.
 """
 from __future__ import annotations
 
@@ -31,7 +41,8 @@ CHAINS = ("ledger", "audit")
 # Only columns that never change after insert: no code updates transactions, postings or
 # audit_log rows (checked with grep; the one UPDATE of audit_log, in benchmarks/bench_reports.py,
 # back-dates stamps in the same unit of work as the insert, before the chain is sealed).
-# Cached balances live on accounts and are not chained; the ledger proves them.
+# Cached balances live on accounts and are not chained; the ledger proves them. No text value
+# of these columns may hold U+001F (see `ambiguous`).
 CHAIN_COLUMNS: dict[str, dict[str, list[str]]] = {
     "ledger": {
         "transactions": ["id", "kind", "amount_cents", "memo", "source_account",
@@ -88,6 +99,22 @@ _TEXT = {
 def canonical(values: Sequence) -> bytes:
     """The content bytes of one entry: text(v) joined by U+001F, UTF-8."""
     return SEPARATOR.join([v if type(v) is str else text(v) for v in values]).encode("utf-8")
+
+
+def ambiguous(values: Sequence) -> bool:
+    """True when a text value holds the separator U+001F, so that the content bytes no longer
+    tell where one value ends (see the module docstring)."""
+    return any(isinstance(v, str) and SEPARATOR in v for v in values)
+
+
+_CONTROL = {code: "\ufffd" for code in (*range(32), 127)}
+
+
+def plain(value):
+    """Text for a chained column from text anyone may type (a username at sign-in, an id in an
+    audit row): control characters, U+001F among them, become U+FFFD, so the entry is never
+    `ambiguous`. Other values are returned as they are."""
+    return value.translate(_CONTROL) if isinstance(value, str) else value
 
 
 def ledger_content(transaction: Sequence, postings: Iterable[Sequence]) -> bytes:

@@ -50,11 +50,18 @@ class Chains:
 
     # -- at open -----------------------------------------------------------------------------
     def load(self, cur, state) -> None:
-        """Read the heads from the file. A bank made before the chain existed (no stored
-        hash anywhere, and rows present) gets the chain computed for all its rows, in order,
+        """Read the heads from the file. A bank made before the chain existed (no chain_started
+        setting, no stored hash anywhere, no recorded head) gets the chain computed for all its rows, in order,
         once, and an audit row saying so."""
         self._heads = {"ledger": [0, chain.GENESIS], "audit": [0, chain.GENESIS]}
-        started = cur.execute("SELECT 1 FROM settings WHERE key = 'chain_started'").fetchall()
+        # A bank is taken for one made before the chain only when nothing of a chain is in it:
+        # were the chain_started setting alone to decide, deleting it would make the next open
+        # hash every row again over whatever was changed, and launder the change.
+        started = cur.execute(
+            "SELECT 1 FROM settings WHERE key = 'chain_started' UNION ALL "
+            "SELECT 1 FROM (SELECT 1 FROM transactions WHERE chain_hash IS NOT NULL LIMIT 1) "
+            "UNION ALL SELECT 1 FROM (SELECT 1 FROM audit_log WHERE chain_hash IS NOT NULL "
+            "LIMIT 1) UNION ALL SELECT 1 FROM (SELECT 1 FROM chain_heads LIMIT 1)").fetchall()
         if started:
             for name, table in (("ledger", "transactions"), ("audit", "audit_log")):
                 row = cur.execute(f"SELECT id, chain_hash FROM {table} "
@@ -293,6 +300,7 @@ class Chains:
                     + (f"(the entry before it is {_ENTRY[name]} {before}); "
                        if before is not None else "(it is the first entry); ")
                     + "it, or an entry before it, was changed, removed or inserted")
+        problems.extend(self._ambiguous())
         (strays,) = bank.read_one(
             "SELECT count(*) FROM postings p ANTI JOIN transactions t ON t.id = p.transaction_id")
         if strays:
@@ -306,6 +314,28 @@ class Chains:
                 "ORDER BY t.id LIMIT 20"):
             problems.append(f"ledger chain: transaction {tid} is dated {day} but comes after "
                             f"the head recorded when {closed} was closed (a back-dated entry)")
+        return problems
+
+    def _ambiguous(self) -> list[str]:
+        """The first transaction and audit row holding U+001F in a chained text column: their
+        content cannot tell where one value ends (chain.ambiguous), so text may have moved
+        across a field boundary without changing the hash. Postings chain no text."""
+        bank = self._bank
+        problems = []
+        for name, table, columns in (("ledger", "transactions", TX_COLUMNS),
+                                     ("audit", "audit_log", AUDIT_COLUMNS)):
+            texts = [c for (c,) in bank.read(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                "AND data_type = 'VARCHAR'", [table]) if c in columns]
+            if not texts:
+                continue
+            row = bank.read_one(f"SELECT min(id), count(*) FROM {table} WHERE "
+                                + " OR ".join(f"contains({c}, chr(31))" for c in texts))
+            if row[1]:
+                problems.append(
+                    f"{name} chain: {_ENTRY[name]} {row[0]} holds U+001F (the separator of the "
+                    f"chain's content) in a text column ({row[1]} such entries): text may have "
+                    "moved from one value to the next without changing its hash")
         return problems
 
     def check(self, actor) -> list[str]:

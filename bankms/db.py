@@ -326,6 +326,26 @@ SCHEMA = [
         loans_in_arrears BIGINT NOT NULL,
         accounts_made_dormant BIGINT NOT NULL,
         accounts_reactivated BIGINT NOT NULL)""",
+    # -- The working-day calendar (issue 9: workdays.py) ----------------------------------------
+    # Days a manager closed the bank on, besides weekends and the country's public holidays.
+    """CREATE TABLE IF NOT EXISTS bank_holidays (
+        holiday_date DATE PRIMARY KEY,
+        name VARCHAR NOT NULL,
+        added_by VARCHAR NOT NULL,
+        added_at TIMESTAMP NOT NULL)""",
+    # Which country's (and subdivision's) holidays apply from which day on; written at the first
+    # change of bank_country or bank_subdivision, so days already passed keep their country.
+    """CREATE TABLE IF NOT EXISTS bank_calendar_eras (
+        effective_date DATE PRIMARY KEY,
+        country VARCHAR NOT NULL,
+        subdivision VARCHAR NOT NULL,
+        changed_by VARCHAR NOT NULL,
+        changed_at TIMESTAMP NOT NULL)""",
+    # Whether the loan's due dates move off days the bank does not work (copied from its
+    # product at application). DuckDB cannot add a NOT NULL column with IF NOT EXISTS, so the
+    # constraint is set after (a no-op once set).
+    "ALTER TABLE loans ADD COLUMN IF NOT EXISTS due_dates_working_days BOOLEAN DEFAULT FALSE",
+    "ALTER TABLE loans ALTER COLUMN due_dates_working_days SET NOT NULL",
     # -- The hash chains over the ledger and the audit log (issue 15: chain.py, chain_store.py).
     # Each transaction and audit row carries its chain hash, written in the same database
     # transaction as the row; end of day records the heads of each closed day here.

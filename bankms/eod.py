@@ -442,7 +442,8 @@ def _accrue_loans(bank, actor, uow, day, internal, out):
         from .loans import _replay_in
         for index, lid in zip(changed.index, changed["loan_id"]):
             loan = bank.loans._loan_in(uow, int(lid))
-            target.at[index, "accrued_cents"] = _replay_in(uow.fetchall, loan) \
+            target.at[index, "accrued_cents"] = _replay_in(
+                uow.fetchall, loan, work_calendar=bank.workdays.calendar()) \
                 .accrued_interest(nxt)
     target = target[["loan_id", "accrued_cents"]]
     uow.cur.register("accrual_target", target)

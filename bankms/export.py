@@ -68,8 +68,12 @@ _QUERIES = {
         "chain_hash FROM audit_log WHERE id > ? AND id <= ? ORDER BY id",
         ("audit_after", "audit_last")),
     "chain_heads.csv": (
+        # With the heads of the last day closed before the period: the period's first entry
+        # of each chain must chain on them (export_check._chain).
         "SELECT business_date, chain, last_id, head_hash FROM chain_heads "
-        "WHERE business_date BETWEEN ? AND ? ORDER BY business_date, chain", ("from", "to")),
+        "WHERE business_date BETWEEN coalesce((SELECT max(business_date) FROM chain_heads "
+        "WHERE business_date < ?), ?) AND ? ORDER BY business_date, chain",
+        ("from", "from", "to")),
 }
 
 # Where each chain's entries of the period start again after an entry not exported: (entry id,

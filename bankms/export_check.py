@@ -22,11 +22,13 @@ A bundle is a zip of:
   the bank's signing key (signing.py).
 
 The check verifies the signature, every file's hash and row count, that every transaction's
-postings sum to zero, that each account's closing balance equals its opening balance plus the
+postings sum to zero, that every posting and balance names the account of its account id, that each account's closing balance equals its opening balance plus the
 postings of the period, that the trial balance (sum of closing balances) is zero, and the hash
 chains of the period (chain.py): every exported transaction (with its postings) and audit row
 is hashed again from its exported columns, each run of entries from the hash of the entry
-before it, and every stored hash and daily head of the period must agree.
+before it, and every stored hash and daily head of the period must agree; an entry whose text
+holds U+001F, the chain's separator, fails it (chain.ambiguous). A zip with two members of one
+name, or beyond the limits below (MAX_*), is refused before anything is inflated.
 """
 from __future__ import annotations
 
@@ -44,6 +46,15 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 DIALECT = "bankms-audit"
+
+
+# Limits of what the checker reads, so that a hostile file (a zip bomb, a zip of many tiny
+# members) cannot exhaust the auditor's memory: the sizes are taken from the zip's directory
+# and enforced again while inflating. A bundle of a large bank's year stays well below them
+# (the demo bank's quarter is under 2 MiB); raise them here for a larger one.
+MAX_BUNDLE_BYTES = 512 << 20
+MAX_UNZIPPED_BYTES = 2 << 30
+MAX_MEMBERS = 64
 
 
 class AuditDialect(csv.Dialect):
@@ -83,7 +94,8 @@ FILES = {
                         "actor"),
     "audit_log.csv": ("id", "ts", "actor", "actor_role", "action", "entity", "entity_id",
                       "before", "after", "outcome", "chain_hash"),
-    # The heads end of day recorded for the days of the period (chain_store.py).
+    # The heads end of day recorded for the days of the period (chain_store.py), and those of
+    # the last day closed before it, on which the period's first entry of each chain follows.
     "chain_heads.csv": ("business_date", "chain", "last_id", "head_hash"),
     # Each run of exported entries that follow one another in a chain, and the hash of the
     # entry before the run, from which the checker recomputes it (export._segments).
@@ -163,7 +175,7 @@ def check_bundle(bundle: bytes, public_key_pem: bytes) -> list[Check]:
         checks.append(Check("ledger", False, f"the CSV files cannot be read as the ledger "
                                              f"({type(exc).__name__}: {exc})"))
     try:
-        checks.append(_chain(tables))
+        checks.append(_chain(tables, str(manifest.get("period", {}).get("from", ""))))
     except (KeyError, ValueError, TypeError) as exc:
         checks.append(Check("chain", False, f"the chain columns cannot be read "
                                             f"({type(exc).__name__}: {exc})"))
@@ -171,10 +183,37 @@ def check_bundle(bundle: bytes, public_key_pem: bytes) -> list[Check]:
 
 
 def _unzip(bundle: bytes) -> dict[str, bytes]:
+    """The members by name. Nothing is written to disk, so a name such as "../x" only
+    counts as a file the manifest does not list. Refused: a name held twice (zip tools differ
+    on which member they show), more than MAX_MEMBERS members, more than MAX_UNZIPPED_BYTES
+    inflated."""
     try:
         with zipfile.ZipFile(io.BytesIO(bundle)) as zf:
-            contents = {info.filename: zf.read(info) for info in zf.infolist()}
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
+            infos = zf.infolist()
+            if len(infos) > MAX_MEMBERS:
+                raise BundleUnreadable(f"{len(infos)} members, above the limit of "
+                                       f"{MAX_MEMBERS}")
+            names = [info.filename for info in infos]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise BundleUnreadable(f"the zip holds more than one member named "
+                                       f"{', '.join(twice)}")
+            declared = sum(info.file_size for info in infos)
+            if declared > MAX_UNZIPPED_BYTES:
+                raise BundleUnreadable(f"{declared} bytes inflated, above the limit of "
+                                       f"{MAX_UNZIPPED_BYTES}")
+            contents, total = {}, 0
+            for info in infos:
+                # zipfile stops at the declared size and checks the CRC; read one byte more
+                # than the room left all the same, should a member inflate beyond it.
+                with zf.open(info) as member:
+                    data = member.read(MAX_UNZIPPED_BYTES - total + 1)
+                total += len(data)
+                if total > MAX_UNZIPPED_BYTES:
+                    raise BundleUnreadable(f"more than {MAX_UNZIPPED_BYTES} bytes inflated, "
+                                           "above the limit")
+                contents[info.filename] = data
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
         raise BundleUnreadable(f"not a zip file ({exc})") from None
     for name in (MANIFEST, SIGNATURE):
         if name not in contents:
@@ -252,6 +291,7 @@ def _ledger(tables) -> list[Check]:
                     if not problems else "; ".join(problems[:5])
                     + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))]
 
+    checks.append(_accounts_named(tables))
     opening = {row["account_number"]: int(row["balance_cents"])
                for row in tables["opening_balances.csv"]}
     closing = {row["account_number"]: int(row["balance_cents"])
@@ -277,7 +317,28 @@ def _ledger(tables) -> list[Check]:
     return checks
 
 
-def _chain(tables) -> Check:
+def _accounts_named(tables) -> Check:
+    """Every posting and balance row names the account of its account id in accounts.csv.
+    The chain covers a posting's account_id, not the account_number beside it, on which the
+    balances are recomputed: without this check a posting could be moved to another account
+    number, with the balances changed to match, and every other check would still hold."""
+    numbers = {row["id"]: row["account_number"] for row in tables["accounts.csv"]}
+    wrong = []
+    for name, key in (("postings.csv", "id"), ("opening_balances.csv", "account_id"),
+                      ("closing_balances.csv", "account_id")):
+        for row in tables[name]:
+            if numbers.get(row["account_id"]) != row["account_number"]:
+                label = (f"posting {row['id']}" if name == "postings.csv"
+                         else f"{name} row of account {row['account_number']}")
+                wrong.append(f"{label} names account {row['account_number']} but its account id "
+                             f"{row['account_id']} is account {numbers.get(row['account_id'])}")
+    return Check("postings name their accounts", not wrong,
+                 "every posting and balance names the account of its id" if not wrong
+                 else "; ".join(wrong[:5])
+                 + (f" (and {len(wrong) - 5} more)" if len(wrong) > 5 else ""))
+
+
+def _chain(tables, period_from: str = "") -> Check:
     """Recompute both hash chains of the period (chain.py) from the exported columns, run by
     run from the hash before each run, and compare the stored hashes and the daily heads."""
     if tables["chain_segments.csv"] is None or tables["chain_heads.csv"] is None:
@@ -295,6 +356,14 @@ def _chain(tables) -> Check:
         values = [row[c] for c in chain.CHAIN_COLUMNS["audit"]["audit_log"]]
         entries["audit"][int(row["id"])] = (chain.canonical(values), row["chain_hash"])
     problems, covered = [], {"ledger": set(), "audit": set()}
+    for row in tables["transactions.csv"] or []:
+        if chain.ambiguous(row.values()):
+            problems.append(f"ledger entry {row['id']} holds U+001F, the separator of the chain's "
+                            "content, so its text may have moved between values")
+    for row in tables["audit_log.csv"] or []:
+        if chain.ambiguous(row.values()):
+            problems.append(f"audit entry {row['id']} holds U+001F, the separator of the chain's "
+                            "content, so its text may have moved between values")
     for seg in tables["chain_segments.csv"]:
         name, first, last = seg["chain"], int(seg["first_id"]), int(seg["last_id"])
         ids = sorted(i for i in entries.get(name, {}) if first <= i <= last)
@@ -308,11 +377,33 @@ def _chain(tables) -> Check:
         loose = sorted(set(entries[name]) - covered[name])
         if loose:
             problems.append(f"{len(loose)} {name} entries lie in no chain run (first {loose[0]})")
+    # The heads of the day before the period anchor its start: the first run after such a
+    # head must chain on it, else entries were taken from the start of the period.
+    for name in entries:
+        before = [h for h in tables["chain_heads.csv"]
+                  if h["chain"] == name and h["business_date"] < period_from]
+        if not before:
+            continue  # the day before the period was closed before the chain existed
+        anchor = max(before, key=lambda h: h["business_date"])
+        runs = sorted((int(r["first_id"]), r["prev_hash"]) for r in tables["chain_segments.csv"]
+                      if r["chain"] == name and int(r["first_id"]) > int(anchor["last_id"]))
+        if runs and runs[0][1] != anchor["head_hash"]:
+            problems.append(f"the period's first {name} entry {runs[0][0]} does not follow the "
+                            f"head of {anchor['business_date']}, the day before the period: "
+                            "entries were taken from its start")
     matched = 0
     for head in tables["chain_heads.csv"]:
+        if head["business_date"] < period_from:
+            continue
         name, last_id = head["chain"], int(head["last_id"])
         if last_id not in covered.get(name, ()):
-            continue  # no entry of the period ends that day (the head is an earlier one)
+            # A day of the period with no entry of its own keeps an earlier day's head, from
+            # before the period. A head past the period's first entry must end at an entry
+            # that is there: else that entry was taken out of the bundle.
+            if covered.get(name) and last_id > min(covered[name]):
+                problems.append(f"the {name} head of {head['business_date']} ends at entry "
+                                f"{last_id}, which is not in the export (removed?)")
+            continue
         if entries[name][last_id][1] != head["head_hash"]:
             problems.append(f"the {name} head of {head['business_date']} is not the hash of "
                             f"entry {last_id}")
@@ -344,7 +435,10 @@ def check_file(path: str, key_path: str) -> list[Check]:
         raise InvalidInput(f"Cannot read the public key {key_path}: {exc.strerror}.") from None
     try:
         with open(path, "rb") as handle:
-            bundle = handle.read()
+            bundle = handle.read(MAX_BUNDLE_BYTES + 1)
     except OSError as exc:
         raise InvalidInput(f"Cannot read the export {path}: {exc.strerror}.") from None
+    if len(bundle) > MAX_BUNDLE_BYTES:
+        raise InvalidInput(f"The export {path} is larger than the limit of {MAX_BUNDLE_BYTES} "
+                           "bytes (export_check.MAX_BUNDLE_BYTES).")
     return check_bundle(bundle, pem)

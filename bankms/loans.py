@@ -504,11 +504,12 @@ def _clean_rule(value):
     return rule
 
 
-def _contract(loan, work_calendar=None) -> loan_replay.Contract:
+def _contract(loan, work_calendar) -> loan_replay.Contract:
     """The replay's contract of a loan row (or of a product's terms with principal, rate, term
     and disbursement date filled in): the terms the loan snapshotted when applied for.
-    `work_calendar` (anything with move_due_date(date) -> date) moves the due dates of a loan
-    with due_dates_working_days off the days the bank does not work."""
+    `work_calendar` (anything with move_due_date(date) -> date: bank.workdays.calendar(); None
+    only where no loan can have the flag) moves the due dates of a loan with
+    due_dates_working_days off the days the bank does not work."""
     moves = ({"move_due_date": work_calendar.move_due_date}
              if work_calendar is not None and loan.get("due_dates_working_days") else {})
     return loan_replay.Contract(
@@ -534,14 +535,15 @@ def contract_frame(contract: loan_replay.Contract) -> pd.DataFrame:
                              "balance_cents"])
 
 
-def _replay_in(fetchall, loan, extra=()) -> loan_replay.Loan:
-    """Replay a disbursed loan from its stored events; fetchall is uow.fetchall or bank.read."""
+def _replay_in(fetchall, loan, extra=(), *, work_calendar) -> loan_replay.Loan:
+    """Replay a disbursed loan from its stored events; fetchall is uow.fetchall or bank.read,
+    work_calendar the bank's working-day calendar (bank.workdays.calendar())."""
     lid = loan["id"]
     events = [loan_replay.Payment(d, int(t), int(a), r)
               for d, t, a, r in fetchall(_EVENTS_SQL, [lid])]
     fees = {int(n): (int(c), d) for n, c, d in fetchall(_FEES_SQL, [lid])}
     try:
-        return loan_replay.replay(_contract(loan), [*events, *extra], fees)
+        return loan_replay.replay(_contract(loan, work_calendar), [*events, *extra], fees)
     except loan_replay.ReplayError as exc:
         if "payoff" in str(exc):
             raise InvalidAmount(f"Loan {lid} cannot take this: it is {exc}.") from None
@@ -839,7 +841,8 @@ class Loans:
         fee = disbursement_fee_cents(prod, cents)
         df = contract_frame(_contract({**prod, "principal_cents": cents, "term_months": term,
                                        "annual_rate_percent": prod["rate_max_percent"],
-                                       "disbursement_date": self._bank.business_date}))
+                                       "disbursement_date": self._bank.business_date},
+                                      self._bank.workdays.calendar()))
         df.attrs.update({
             "disbursement_fee_cents": fee, "disbursement_fee": to_money(fee),
             "net_amount_cents": cents - fee, "net_amount": to_money(cents - fee),
@@ -1012,7 +1015,8 @@ class Loans:
             if isinstance(outcome, BaseException):
                 return outcome
             today = bank.state.business_date
-            replayed = loan_replay.Loan(_contract({**loan, "disbursement_date": today}))
+            replayed = loan_replay.Loan(_contract({**loan, "disbursement_date": today},
+                                                  bank.workdays.calendar()))
             _write_schedule(uow, lid, replayed)
             first = replayed.rows[0].due
             rows = [(replayed.rows[0].payment,)]
@@ -1122,7 +1126,8 @@ class Loans:
                 raise InvalidInput(f"The value date must lie between the disbursement "
                                    f"({loan['disbursement_date']}) and today ({today}).")
             if day == today:
-                replayed = _replay_in(uow.fetchall, loan)
+                replayed = _replay_in(uow.fetchall, loan,
+                                      work_calendar=bank.workdays.calendar())
                 quote = replayed.payoff(today)
                 if cents > quote["total_cents"]:
                     self._refuse_overpayment(lid, cents, quote["total_cents"])
@@ -1130,7 +1135,8 @@ class Loans:
             else:
                 # Back-dated: the whole history is replayed with the payment in its place.
                 replayed = _replay_in(uow.fetchall, loan,
-                                      [loan_replay.Payment(day, _LAST, cents, rule)])
+                                      [loan_replay.Payment(day, _LAST, cents, rule)],
+                                      work_calendar=bank.workdays.calendar())
                 split = next(s for s in replayed.splits if s.transaction_id == _LAST)
             fee, interest = split.fee_cents, split.interest_cents
             principal, prepay = split.principal_cents, split.prepayment_cents
@@ -1190,7 +1196,8 @@ class Loans:
 
     def _payoff_today(self, loan) -> int:
         """The payoff total of an active loan on the business date, in cents."""
-        return _replay_in(self._bank.read, loan).payoff(self._bank.business_date)["total_cents"]
+        return _replay_in(self._bank.read, loan, work_calendar=self._bank.workdays.calendar()) \
+            .payoff(self._bank.business_date)["total_cents"]
 
     @staticmethod
     def _recovery_left_cents(fetchone, loan) -> int:
@@ -1224,7 +1231,8 @@ class Loans:
         if loan["status"] != "active":
             raise InvalidState(f"Loan {loan['id']} is {loan['status'].replace('_', ' ')}; "
                                "only an active loan has a payoff.")
-        quote = _replay_in(self._bank.read, loan).payoff(day)
+        quote = _replay_in(self._bank.read, loan,
+                           work_calendar=self._bank.workdays.calendar()).payoff(day)
         out = {"loan_id": loan["id"], "on": day}
         for key, cents in quote.items():
             out[key] = cents
@@ -1317,7 +1325,7 @@ class Loans:
                 "amount_cents": [-row[1]], "fee_cents": [-row[2]], "interest_cents": [-row[3]],
                 "principal_cents": [-row[4]], "prepayment_cents": [-row[5]],
                 "actor": [actor.username], "prepayment_rule": [None]}))
-            replayed = _replay_in(uow.fetchall, loan)
+            replayed = _replay_in(uow.fetchall, loan, work_calendar=bank.workdays.calendar())
             moved = self._reallocate(uow, actor, loan, replayed, today, key)
             _store(uow, loan, replayed, today, reopen=True)
             bank.audit_row(uow, actor, "loan.reverse_repayment", "loan", lid,
@@ -1543,7 +1551,8 @@ class Loans:
         out["payoff_cents"] = out["accrued_interest_cents"] = 0
         if loan["status"] == "active":
             # Interest by the day: the payoff today includes the interest accrued to today.
-            quote = _replay_in(bank.read, loan).payoff(today)
+            quote = _replay_in(bank.read, loan,
+                               work_calendar=bank.workdays.calendar()).payoff(today)
             out["payoff_cents"] = quote["total_cents"]
             out["accrued_interest_cents"] = quote["interest_cents"]
         paid = bank.read_one(
@@ -1569,7 +1578,8 @@ class Loans:
                 rate = bank.read_one("SELECT rate_max_percent FROM loan_products WHERE code = ?",
                                      [loan["product_code"]])[0]
             df = contract_frame(_contract({**loan, "annual_rate_percent": rate,
-                                           "disbursement_date": bank.business_date}))
+                                           "disbursement_date": bank.business_date},
+                                          bank.workdays.calendar()))
             df["state"] = "projected"
             return df
         today = bank.business_date
@@ -1645,7 +1655,7 @@ class Loans:
             **loan, "disbursement_date": bank.business_date,
             "annual_rate_percent": loan["annual_rate_percent"] or bank.read_one(
                 "SELECT rate_max_percent FROM loan_products WHERE code = ?",
-                [loan["product_code"]])[0]})).rows
+                [loan["product_code"]])[0]}, bank.workdays.calendar())).rows
         # The largest instalment (after any grace period on principal), as a month's worth
         # of instalments at the loan's frequency, is what the monthly income must carry.
         instalment = max(row.payment for row in rows)
@@ -1667,6 +1677,7 @@ class Loans:
         replay of every disbursed loan's events."""
         bank = self._bank
         problems = []
+        work_calendar = bank.workdays.calendar()
         loans = [dict(zip(LOAN_COLUMNS, row)) for row in bank.read(
             "SELECT " + ", ".join(LOAN_COLUMNS) + " FROM loans WHERE status IN ('active', "
             "'paid_off', 'written_off') ORDER BY id")]
@@ -1690,7 +1701,7 @@ class Loans:
         for loan in loans:
             lid = loan["id"]
             try:
-                replayed = loan_replay.replay(_contract(loan), events.get(lid, []),
+                replayed = loan_replay.replay(_contract(loan, work_calendar), events.get(lid, []),
                                               fees.get(lid))
             except (loan_replay.ReplayError, BankError) as exc:
                 problems.append(f"loan {lid} does not replay: {exc}")

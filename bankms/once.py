@@ -11,7 +11,7 @@ import json
 
 from .errors import IdempotencyConflict, InvalidInput
 from .ledger import utcnow
-from .payments import KEY_CHARS_MAX, refuse_reserved
+from .payments import KEY_CHARS_MAX, refuse_control_characters, refuse_reserved
 
 MISSING = object()
 
@@ -22,6 +22,7 @@ def clean_key(key):
         return None
     if not isinstance(key, str) or not key.strip() or len(key) > KEY_CHARS_MAX:
         raise InvalidInput(f"An idempotency key is text of 1 to {KEY_CHARS_MAX} characters.")
+    refuse_control_characters(key.strip())
     refuse_reserved(key.strip())
     return key.strip()
 

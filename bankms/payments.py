@@ -41,11 +41,19 @@ def refuse_reserved(key: str) -> None:
         raise InvalidInput(f"Idempotency keys starting with '{RESERVED_KEY_PREFIX}' are reserved.")
 
 
+def refuse_control_characters(key: str) -> None:
+    """Keys are stored in the hash-chained transactions (chain.py), whose canonical content
+    separates values with U+001F: no control character may be part of one."""
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in key):
+        raise InvalidInput("An idempotency key may not hold control characters.")
+
+
 def clean_key(key, *, reserved_ok=False) -> str:
     if key is None:
         return uuid.uuid4().hex
     if not isinstance(key, str) or not key.strip() or len(key) > KEY_CHARS_MAX:
         raise InvalidInput(f"An idempotency key is text of 1 to {KEY_CHARS_MAX} characters.")
+    refuse_control_characters(key.strip())
     if not reserved_ok:
         refuse_reserved(key.strip())
     return key.strip()

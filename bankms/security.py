@@ -67,6 +67,9 @@ PERMISSIONS: dict[str, tuple[frozenset, bool]] = {
     "bank.end_of_day": (MANAGERS, False),
     "settings.change": (MANAGERS, False),
     "bank.backup": (MANAGERS, False),
+    # The working-day calendar (workdays.py): staff read it, managers add bank holidays.
+    "calendar.read": (STAFF, False),
+    "calendar.change": (MANAGERS, False),
     "loan.apply": (EVERYONE, True),
     "loan.read": (EVERYONE, True),
     "loan.decide": (MANAGERS, False),

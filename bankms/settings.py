@@ -32,7 +32,9 @@ class Setting:
     """One setting. kind is "int" (a whole number of `unit`), "cents" (an amount stored in
     cents, typed as money or whole cents), "bool", "time" (HH:MM, 24 hours) or "timezone" (an
     IANA name such as Europe/Berlin). minimum and maximum bound int and cents settings, and
-    time settings in minutes after midnight."""
+    time settings in minutes after midnight. "country" is an ISO 3166 alpha-2 code whose
+    public holidays the `holidays` package knows, "subdivision" one of its region codes or
+    empty (checked against the current country in Settings.set)."""
     key: str
     meaning: str
     kind: str
@@ -44,6 +46,18 @@ class Setting:
     def parse(self, value) -> str:
         """The value as stored (canonical text), or InvalidInput saying what is allowed."""
         text = str(value).strip() if value is not None else ""
+        if self.kind == "subdivision":
+            # Empty (or "none") is a value: the country's nationwide holidays only.
+            if text.lower() in ("", "none", "-"):
+                return ""
+            if not re.fullmatch(r"[A-Za-z0-9-]{1,10}", text):
+                raise self._bad(value)
+            return text.upper()
+        if self.kind == "country":
+            from .workdays import supported
+            if text.upper() not in supported():
+                raise self._bad(value)
+            return text.upper()
         if isinstance(value, float) or not text:
             raise self._bad(value)
         if self.kind in ("int", "cents"):
@@ -91,7 +105,9 @@ class Setting:
         return {"int": f"a whole number of {self.unit}" if self.unit else "a whole number",
                 "cents": "an amount in whole cents", "bool": "yes or no",
                 "time": "a time of day as HH:MM (24 hours)",
-                "timezone": "an IANA time zone name (e.g. Europe/Berlin)"}[self.kind]
+                "timezone": "an IANA time zone name (e.g. Europe/Berlin)",
+                "country": "an ISO 3166 two-letter country code (e.g. US, GB, DE)",
+                "subdivision": "a region code of bank_country (e.g. NY for US) or none"}[self.kind]
 
     @property
     def allowed(self) -> str:
@@ -105,7 +121,10 @@ class Setting:
         if self.kind == "time" and self.minimum is not None:
             return f"{_hh_mm(self.minimum)} to {_hh_mm(self.maximum)}"
         return {"bool": "1, yes, true or on for yes; 0, no, false or off for no", "time": "00:00 to 23:59",
-                "timezone": "any name in the IANA time zone database"}[self.kind]
+                "timezone": "any name in the IANA time zone database",
+                "country": "any country whose public holidays the holidays package knows",
+                "subdivision": "a subdivision of bank_country that the holidays package knows, "
+                               "or none (nationwide holidays only)"}[self.kind]
 
     def _bad(self, value) -> InvalidInput:
         return InvalidInput(f"{value!r} is not a valid value for {self.key}: it must be "
@@ -202,6 +221,14 @@ REGISTRY: dict[str, Setting] = dict([
     _s("contact_change_cooling_off_h", "No activation code goes to an email or phone that "
        "staff changed within this many hours (the customer is told at the old one).", "int",
        "72", 0, 30 * 24, "hours"),
+    # The working-day calendar (workdays.py): loan due dates of products that say so move off
+    # weekends, these public holidays and the days managers add. A change applies from the day
+    # after the business date on.
+    _s("bank_country", "The bank's country, as an ISO 3166 two-letter code: its public "
+       "holidays are days the bank does not work, to which no loan falls due.", "country", "US"),
+    _s("bank_subdivision", "The state, province or region of bank_country whose own public "
+       "holidays the bank also keeps (e.g. NY for New York); none: the nationwide holidays "
+       "only.", "subdivision", ""),
     _s("eod_catchup_days_confirm", "An end of day that would close more days than this asks "
        "for confirmation (the page) or --yes (the command line).", "int", "3", 1, 366, "days"),
 ])
@@ -287,6 +314,9 @@ class Settings:
                 businessday.check_day_change(bank, **(
                     {"zone_name": text} if key == "bank_time_zone"
                     else {"cut_off": setting.typed(text)}))
+            if key in ("bank_country", "bank_subdivision"):
+                from . import workdays
+                workdays.check_setting(bank, key, text)
         except InvalidInput as exc:
             bank.record_refusal(actor, "settings.change", exc, entity="setting", entity_id=key)
             raise
@@ -297,5 +327,10 @@ class Settings:
                         "SET value = excluded.value", [key, text])
             bank.audit_row(uow, actor, "setting.change", "setting", key,
                            before={"value": old[0] if old else None}, after={"value": text})
-        bank.write(fn)
+            # A new country or subdivision moves loans' future due dates, in this transaction.
+            bank.workdays.setting_changed_in(uow, actor, key, old[0] if old else None, text)
+        if key in ("bank_country", "bank_subdivision"):
+            bank.workdays.write_change(fn, actor, "settings.change", "setting", key)
+        else:
+            bank.write(fn)
         return text

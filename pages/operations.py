@@ -16,15 +16,17 @@ def render() -> None:
     bank = common.get_bank()
     st.title(":material/settings: Operations")
     _business_date(bank, actor)
-    verify_tab, backup_tab, settings_tab = st.tabs(
+    verify_tab, backup_tab, settings_tab, holidays_tab = st.tabs(
         [":material/fact_check: Verify", ":material/backup: Backup",
-         ":material/tune: Settings"])
+         ":material/tune: Settings", ":material/event_busy: Bank holidays"])
     with verify_tab:
         _verify(bank, actor)
     with backup_tab:
         _backup(bank, actor)
     with settings_tab:
         _settings(bank, actor)
+    with holidays_tab:
+        _holidays(bank, actor)
 
 
 def _business_date(bank, actor) -> None:
@@ -118,3 +120,76 @@ def _settings(bank, actor) -> None:
                       "Type": r["type"], "Allowed": r["allowed"], "Default": r["default"]}
                      for r in bank.settings.listing()],
                     hide_index=True, width="stretch", key="ops_settings_table")
+
+
+def _holidays(bank, actor) -> None:
+    """The year's days off besides weekends; managers add a day or remove one they added.
+    Every rule (only days after the business date, names, audit) is in bankms.workdays."""
+    import datetime as dt
+
+    from pages import common
+    from pages.text import md
+
+    region = bank.settings.get("bank_country")
+    if bank.settings.get("bank_subdivision"):
+        region += f" ({bank.settings.get('bank_subdivision')})"
+    st.caption(f"Loans whose product says so fall due on working days: not on weekends, the "
+               f"public holidays of {md(region)}"
+               " (settings bank_country and bank_subdivision) or the bank holidays added here. "
+               "Only days after the business date can be added or removed; loans due on them "
+               "move at once.")
+    today = bank.business_date
+    year = st.number_input("Year", min_value=1950, max_value=2200, value=today.year, step=1,
+                           key="ops_holiday_year")
+    table = st.empty()  # filled last, so that it shows a change made in this run
+    with st.form("ops_holiday_add_form", clear_on_submit=True):
+        day = st.date_input("Day", value=today + dt.timedelta(days=1),
+                            min_value=today + dt.timedelta(days=1), key="ops_holiday_date")
+        name = st.text_input("Name", max_chars=80, key="ops_holiday_name")
+        added = st.form_submit_button("Add bank holiday", type="primary",
+                                      icon=":material/event_busy:")
+    if added:
+        try:
+            done = bank.workdays.add_holiday(actor, day, name)
+        except Exception as exc:  # noqa: BLE001 - shown without a traceback
+            common.show_error(exc)
+        else:
+            st.success(f"{done['date']} is a bank holiday ({md(done['name'])}); "
+                       f"{done['loans_moved']} loan(s) moved.", icon=":material/check_circle:")
+    _remove_holiday(bank, actor, int(year))
+    try:
+        frame = bank.workdays.holidays(actor, int(year))
+    except Exception as exc:  # noqa: BLE001
+        common.show_error(exc)
+        return
+    table.dataframe(frame.rename(columns={"date": "Date", "name": "Name", "source": "Source"}),
+                    hide_index=True, width="stretch", key="ops_holidays_table")
+
+
+def _remove_holiday(bank, actor, year) -> None:
+    from pages import common
+    from pages.text import md
+
+    try:
+        frame = bank.workdays.holidays(actor, year)
+    except Exception as exc:  # noqa: BLE001
+        common.show_error(exc)
+        return
+    days = [d for d, source in zip(frame["date"], frame["source"])
+            if source == "bank" and d > bank.business_date]
+    if not days:
+        st.caption(f"No bank holiday of {year} can be removed (only days the bank added, after "
+                   "the business date).")
+        return
+    with st.form("ops_holiday_remove_form"):
+        day = st.selectbox("Bank holiday", days, key="ops_holiday_remove")
+        removed = st.form_submit_button("Remove bank holiday", icon=":material/event_available:")
+    if not removed:
+        return
+    try:
+        done = bank.workdays.remove_holiday(actor, day)
+    except Exception as exc:  # noqa: BLE001
+        common.show_error(exc)
+        return
+    st.success(f"{done['date']} ({md(done['name'])}) is a working day again; "
+               f"{done['loans_moved']} loan(s) moved.", icon=":material/check_circle:")

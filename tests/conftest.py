@@ -116,3 +116,20 @@ class ThrottleClock:
 @pytest.fixture
 def clock(monkeypatch):
     return ThrottleClock(monkeypatch)
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch):
+    """For the managers' page tests (AppTest): a standard bank in a file the app opens, and
+    that very Bank (the app's, in this process) for the test to read."""
+    from browser.helpers import seed_standard_bank
+    from pages.common import _open_bank
+
+    path = str(tmp_path / "bank.duckdb")
+    with bankms.open_bank(path, bcrypt_rounds=4) as bank:
+        seed_standard_bank(bank)
+    monkeypatch.setenv("BANKMS_DB", path)
+    monkeypatch.setenv("BANKMS_COOKIE_KEY_FILE", str(tmp_path / "cookie.key"))
+    monkeypatch.delenv("BANKMS_COOKIE_KEY", raising=False)
+    monkeypatch.setenv("BANKMS_NO_DEMO", "1")
+    return _open_bank(path)

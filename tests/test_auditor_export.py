@@ -165,6 +165,78 @@ def _bank_key(demo):
     return signing.load_or_create(signing.key_path_for(demo["path"]))
 
 
+def _move_a_posting_keeping_the_balances(contents):
+    """Posting 0 names another account (account_number is not chained, account_id is), and
+    the closing balances of both accounts are changed to match: every sum still agrees."""
+    postings = fmt.read_csv(contents["postings.csv"])
+    moved = postings[0]
+    cents = int(moved["amount_cents"])
+    old_number = moved["account_number"]
+    new_number = next(r["account_number"] for r in fmt.read_csv(contents["accounts.csv"])
+                      if r["account_number"] != old_number)
+    moved["account_number"] = new_number
+    closing = fmt.read_csv(contents["closing_balances.csv"])
+    numbers = {r["account_number"] for r in closing}
+    if new_number not in numbers:
+        closing.append({"account_id": "", "account_number": new_number, "balance_cents": "0"})
+    for row in closing:
+        if row["account_number"] == old_number:
+            row["balance_cents"] = str(int(row["balance_cents"]) - cents)
+        elif row["account_number"] == new_number:
+            row["balance_cents"] = str(int(row["balance_cents"]) + cents)
+    return {"postings__csv": fmt.csv_bytes(list(postings[0]), [list(r.values()) for r in postings]),
+            "closing_balances__csv": fmt.csv_bytes(list(closing[0]),
+                                                   [list(r.values()) for r in closing])}
+
+
+def _drop_the_last_transaction_of_a_day(contents):
+    """The transaction a daily head ends at, with its postings, and the closing balances
+    changed to match: every sum agrees, and the chain run before it still chains."""
+    heads = [h for h in fmt.read_csv(contents["chain_heads.csv"]) if h["chain"] == "ledger"]
+    txs = fmt.read_csv(contents["transactions.csv"])
+    exported = {t["id"] for t in txs}
+    tid = next(h["last_id"] for h in reversed(heads) if h["last_id"] in exported)
+    postings = fmt.read_csv(contents["postings.csv"])
+    undo = {}
+    for p in postings:
+        if p["transaction_id"] == tid:
+            undo[p["account_number"]] = undo.get(p["account_number"], 0) + int(p["amount_cents"])
+    closing = fmt.read_csv(contents["closing_balances.csv"])
+    for row in closing:
+        row["balance_cents"] = str(int(row["balance_cents"]) - undo.get(row["account_number"], 0))
+
+    def write(rows):
+        return fmt.csv_bytes(list(rows[0]), [list(r.values()) for r in rows])
+    return {"transactions__csv": write([t for t in txs if t["id"] != tid]),
+            "postings__csv": write([p for p in postings if p["transaction_id"] != tid]),
+            "closing_balances__csv": write(closing)}
+
+
+def _drop_the_first_transaction_of_the_period(contents):
+    """The period's first transaction, with its postings, the opening balances changed to
+    match, and its run started at the next entry from its hash: every sum agrees, every run
+    chains and every head of the period still ends at an exported entry."""
+    txs = fmt.read_csv(contents["transactions.csv"])
+    first = txs[0]
+    postings = fmt.read_csv(contents["postings.csv"])
+    moved = {}
+    for p in postings:
+        if p["transaction_id"] == first["id"]:
+            moved[p["account_number"]] = moved.get(p["account_number"], 0) + int(p["amount_cents"])
+    opening = fmt.read_csv(contents["opening_balances.csv"])
+    for row in opening:
+        row["balance_cents"] = str(int(row["balance_cents"]) + moved.get(row["account_number"], 0))
+    segments = fmt.read_csv(contents["chain_segments.csv"])
+    run = next(r for r in segments if r["chain"] == "ledger" and r["first_id"] == first["id"])
+    run["first_id"], run["prev_hash"] = txs[1]["id"], first["chain_hash"]
+
+    def write(rows):
+        return fmt.csv_bytes(list(rows[0]), [list(r.values()) for r in rows])
+    return {"transactions__csv": write(txs[1:]),
+            "postings__csv": write([p for p in postings if p["transaction_id"] != first["id"]]),
+            "opening_balances__csv": write(opening), "chain_segments__csv": write(segments)}
+
+
 CASES = [
     # (case, how the bundle is changed, the checks that must fail)
     ("untouched", lambda d, c: c, set()),
@@ -187,11 +259,22 @@ CASES = [
     ("a posting moved to another account, signed", lambda d, c: _resign(
         c, _bank_key(d), postings__csv=_edit_csv(
             c["postings.csv"], "account_number", lambda v: "GL4100" if v != "GL4100"
-            else "GL1000")), {"closing = opening + postings"}),
+            else "GL1000")), {"closing = opening + postings", "postings name their accounts"}),
     ("a file left out of the zip", lambda d, c: {k: v for k, v in c.items()
                                                  if k != "loan_events.csv"},
      {"file loan_events.csv"}),
     ("a file added to the zip", lambda d, c: {**c, "extra.csv": b"a\n1\n"}, {"manifest"}),
+    # Review of issue 15.
+    ("a posting moved to another account with the balances to match, signed",
+     lambda d, c: _resign(c, _bank_key(d), **_move_a_posting_keeping_the_balances(c)),
+     {"postings name their accounts"}),
+    ("the transaction a daily head ends at removed, balances to match, signed",
+     lambda d, c: _resign(c, _bank_key(d), **_drop_the_last_transaction_of_a_day(c)),
+     {"chain"}),
+    ("a truncated signature", lambda d, c: {**c, "manifest.sig": c["manifest.sig"][:-1]},
+     {"signature"}),
+    ("an empty signature", lambda d, c: {**c, "manifest.sig": b""}, {"signature"}),
+    ("a zip-slip name added", lambda d, c: {**c, "../../evil.csv": b"a\n1\n"}, {"manifest"}),
 ]
 
 
@@ -330,3 +413,80 @@ def test_the_auditor_export_page(demo):
     at.date_input(key="export_to").set_value(demo["day"] - dt.timedelta(days=20))
     at.button(key="FormSubmitter:export_form-Build the export").click().run()
     assert any("starts on" in e.value for e in at.error)
+
+
+def test_a_second_member_of_the_same_name_fails(demo):
+    # A zip may hold two members of one name; tools differ on which they show, so the checker
+    # must not pick one quietly.
+    contents = members(demo["bundle"])
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in contents.items():
+            zf.writestr(name, data)
+        with pytest.warns(UserWarning):
+            zf.writestr("transactions.csv", b"id\n1\n")
+    assert failed(fmt.check_bundle(buffer.getvalue(), demo["pem"])) == {"bundle"}
+
+
+@pytest.mark.parametrize("limit, expected", [
+    ("MAX_UNZIPPED_BYTES", {"bundle"}),
+    ("MAX_MEMBERS", {"bundle"}),
+])
+def test_a_bundle_beyond_the_limits_is_refused_unread(demo, monkeypatch, limit, expected):
+    # A zip bomb: 64 MiB of zeros that deflate to a few kB; the checker must refuse it from the
+    # sizes in the zip's directory, before inflating it.
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members(demo["bundle"]).items():
+            zf.writestr(name, data)
+        zf.writestr("padding.csv", bytes(64 << 20))
+    monkeypatch.setattr(fmt, limit, {"MAX_UNZIPPED_BYTES": 32 << 20, "MAX_MEMBERS": 5}[limit])
+    checks = fmt.check_bundle(bomb.getvalue(), demo["pem"])
+    assert failed(checks) == expected
+    assert "limit" in checks[0].detail
+
+
+def test_check_file_refuses_a_file_beyond_the_limit(demo, tmp_path, monkeypatch):
+    path = tmp_path / "big.zip"
+    path.write_bytes(demo["bundle"])
+    key = tmp_path / "bank.pub"
+    key.write_bytes(demo["pem"])
+    monkeypatch.setattr(fmt, "MAX_BUNDLE_BYTES", len(demo["bundle"]) - 1)
+    with pytest.raises(InvalidInput, match="limit"):
+        fmt.check_file(str(path), str(key))
+
+
+@pytest.fixture
+def three_days(tmp_path, monkeypatch):
+    """A bank with transfers on three closed days (heads recorded for each) and the export of
+    the last two; returns (bundle, public key PEM, private key)."""
+    import bankms
+    monkeypatch.setenv("BANKMS_SIGNING_KEY_FILE", str(tmp_path / "signing.key"))
+    bank = bankms.open_bank(str(tmp_path / "bank.duckdb"), bcrypt_rounds=4)
+    bank.clock = Clock(dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=10))
+    try:
+        system = bank.system_actor()
+        a = funded_account(bank, "100.00")
+        first = bank.business_date
+        for offset in range(3):
+            bank.payments.withdraw(system, a, "1.00")
+            bank.payments.withdraw(system, a, "2.00")
+            bank.end_of_day(system, until=first + dt.timedelta(days=offset))
+        bundle = bank.export.auditor_bundle(system, from_date=first + dt.timedelta(days=1),
+                                            to_date=first + dt.timedelta(days=2))
+        key = signing.bank_key(bank)
+        return bundle, signing.public_pem(key), key
+    finally:
+        bank.close()
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda c, key: c, set()),
+    (lambda c, key: _resign(c, key, **_drop_the_first_transaction_of_the_period(c)), {"chain"}),
+], ids=["untouched", "the period's first transaction removed, its run moved on, signed"])
+def test_the_period_starts_on_the_head_of_the_day_before(three_days, change, expected):
+    bundle, pem, key = three_days
+    heads = fmt.read_csv(members(bundle)["chain_heads.csv"])
+    assert len({h["business_date"] for h in heads}) == 3  # the day before the period too
+    contents = change(members(bundle), key)
+    assert failed(fmt.check_bundle(rezip(contents), pem)) == expected

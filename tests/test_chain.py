@@ -188,7 +188,63 @@ def change_last_entry_of_a_day_and_its_hash(con):
     return f"ledger chain: the recorded head for {day} (up to transaction {tid}) does not match"
 
 
+def change_business_date(con):
+    tid = transfers(con)[2]
+    con.execute("UPDATE transactions SET business_date = business_date - 1 WHERE id = ?", [tid])
+    return f"ledger chain breaks at transaction {tid}:"
+
+
+def change_audit_after_json(con):
+    (aid,) = con.execute("SELECT min(id) FROM audit_log WHERE action = 'payment.transfer'"
+                         ).fetchone()
+    con.execute("UPDATE audit_log SET after = replace(after, '1', '2') WHERE id = ?", [aid])
+    return f"audit chain breaks at audit row {aid}:"
+
+
+def change_audit_before_json_and_its_hash(con):
+    (aid,) = con.execute("SELECT min(id) FROM audit_log WHERE action = 'payment.transfer'"
+                         ).fetchone()
+    con.execute("UPDATE audit_log SET before = '{}' WHERE id = ?", [aid])
+    cols = chain.CHAIN_COLUMNS["audit"]["audit_log"]
+    row = con.execute(f"SELECT {', '.join(cols)} FROM audit_log WHERE id = ?", [aid]).fetchone()
+    (prev,) = con.execute("SELECT chain_hash FROM audit_log WHERE id < ? ORDER BY id DESC "
+                          "LIMIT 1", [aid]).fetchone()
+    con.execute("UPDATE audit_log SET chain_hash = ? WHERE id = ?",
+                [chain.entry_hash(prev, chain.canonical(row)), aid])
+    (after,) = con.execute("SELECT min(id) FROM audit_log WHERE id > ?", [aid]).fetchone()
+    return f"audit chain breaks at audit row {after}:"
+
+
+def delete_the_newest_transaction_of_a_closed_day(con):
+    # The last entry a recorded head covers, its postings and its effect on the balances.
+    (tid,) = con.execute("SELECT last_id FROM chain_heads WHERE chain = 'ledger' "
+                         "ORDER BY business_date DESC LIMIT 1").fetchone()
+    for account, cents in con.execute("SELECT account_id, amount_cents FROM postings "
+                                      "WHERE transaction_id = ?", [tid]).fetchall():
+        con.execute("UPDATE accounts SET balance_cents = balance_cents - ? WHERE id = ?",
+                    [cents, account])
+    con.execute("DELETE FROM postings WHERE transaction_id = ?", [tid])
+    con.execute("DELETE FROM idempotency_keys WHERE transaction_id = ?", [tid])
+    con.execute("DELETE FROM transactions WHERE id = ?", [tid])
+    return f"ends at transaction {tid}, which is no longer there"
+
+
+def change_posting_amounts_and_forget_the_chain(con):
+    # Were the bank to take a file without its chain_started setting for a bank made before
+    # the chain, it would hash every row again at its next open, over the changed content, and
+    # launder the change: the stored hashes must tell instead.
+    expected = change_posting_amounts(con)
+    con.execute("DELETE FROM settings WHERE key = 'chain_started'")
+    con.execute("DELETE FROM chain_heads")
+    return expected
+
+
 @pytest.mark.parametrize("tamper", [
+    change_posting_amounts_and_forget_the_chain,
+    change_business_date,
+    change_audit_after_json,
+    change_audit_before_json_and_its_hash,
+    delete_the_newest_transaction_of_a_closed_day,
     change_posting_amounts,
     delete_audit_row,
     insert_back_dated_unhashed,
@@ -358,3 +414,102 @@ def test_verify_rows_names_the_first_bad_entry():
     assert chain.canonical([1, None, "a"]) == b"1\x1f\x1fa"
     assert chain.entry_hash(chain.GENESIS, b"") == \
         "66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925"
+
+
+# -- the separator (review of issue 15) --------------------------------------------------------
+# The canonical content joins values with U+001F. Were that character allowed inside a chained
+# text value, text could move across a field boundary without changing the content: (actor_role
+# "system", key "k\x1fx") and ("system\x1fk", "x") hash alike. So no chained text may hold it:
+# the bank refuses it where people type it, and verify() names any entry that holds one.
+
+@pytest.mark.parametrize("call, expected", [
+    (lambda bank, s, a, b: bank.payments.transfer(s, a, b, "1.00", idempotency_key="k\x1fx"),
+     InvalidInput),
+    (lambda bank, s, a, b: bank.payments.deposit(s, a, "1.00", idempotency_key="k\x1ex"),
+     InvalidInput),
+    (lambda bank, s, a, b: bank.payments.withdraw(s, a, "1.00", idempotency_key="k\x00x"),
+     InvalidInput),
+    (lambda bank, s, a, b: bank.payments.transfer(s, a, b, "1.00", memo="a\x1fb",
+                                                  idempotency_key="memo-sep"), "a b"),
+], ids=["key with U+001F", "key with U+001E", "key with NUL", "memo with U+001F"])
+def test_no_separator_reaches_a_chained_column(bank, system, call, expected):
+    a = funded_account(bank, "100.00")
+    b = funded_account(bank, "100.00", customer_id=make_customer(bank, name="Cy Sep"))
+    if isinstance(expected, type):
+        with pytest.raises(expected):
+            call(bank, system, a, b)
+        return
+    call(bank, system, a, b)
+    (memo,) = bank.read_one("SELECT memo FROM transactions ORDER BY id DESC LIMIT 1")
+    assert memo == expected
+
+
+def shift_text_across_the_separator(con):
+    """A row written before the cleaning (its key holds U+001F, its hash is right), then the
+    forger moves text across the separator: the content, and so every hash, stays the same."""
+    tid = transfers(con)[0]
+    con.execute("UPDATE transactions SET idempotency_key = 'k' || chr(31) || 'x' WHERE id = ?",
+                [tid])
+    ids = [r[0] for r in con.execute("SELECT id FROM transactions WHERE id >= ? ORDER BY id",
+                                     [tid]).fetchall()]
+    for i in ids:
+        rehash_ledger_entry(con, i)
+    con.execute("UPDATE chain_heads SET head_hash = t.chain_hash FROM transactions t "
+                "WHERE chain_heads.chain = 'ledger' AND t.id = chain_heads.last_id")
+    before = con.execute("SELECT chain_hash FROM transactions ORDER BY id").fetchall()
+    con.execute("UPDATE transactions SET actor_role = actor_role || chr(31) || 'k', "
+                "idempotency_key = 'x' WHERE id = ?", [tid])
+    for i in ids:
+        rehash_ledger_entry(con, i)
+    assert con.execute("SELECT chain_hash FROM transactions ORDER BY id").fetchall() == before
+    return tid
+
+
+def test_text_moved_across_the_separator_is_named(built):
+    path, _ = built
+    found = []
+    problems = problems_after(path, lambda con: found.append(
+        shift_text_across_the_separator(con)))
+    assert any(f"transaction {found[0]} holds U+001F" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("values, expected", [
+    (["a", "b", None, 3], False),
+    (["a\x1fb", "c"], True),
+    (["a", "b\x1f"], True),
+    ([1, dt.date(2026, 1, 1), "ü"], False),
+], ids=["plain", "inside", "at the end", "not text"])
+def test_ambiguous(values, expected):
+    assert chain.ambiguous(values) is expected
+
+
+def test_a_catch_up_run_records_heads_for_every_day_it_closes(tmp_path):
+    bank = bankms.open_bank(str(tmp_path / "bank.duckdb"), bcrypt_rounds=4)
+    bank.clock = Clock(dt.datetime.now(dt.timezone.utc) + 30 * DAY)
+    try:
+        system = bank.system_actor()
+        funded_account(bank, "10.00")
+        first = bank.business_date
+        bank.end_of_day(system, until=first + 3 * DAY, confirm=True)
+        days = sorted({h["business_date"] for h in bank.chain.heads(system)})
+        kept = bank.chain.heads_csv(system)
+        assert bank.chain.check_heads(system, kept) == []
+        assert bank.audit.verify() == []
+    finally:
+        bank.close()
+    assert days == [first + i * DAY for i in range(4)]
+
+
+@pytest.mark.parametrize("username, expected", [
+    ("ev\x1fil", []),
+    ("\x1f", []),
+    ("plain", []),
+])
+def test_a_typed_username_with_the_separator_leaves_verify_empty(bank, username, expected):
+    # Anyone may type a username at sign-in; the refusal is audited with the text as typed, in
+    # the chained actor and entity_id columns.
+    with pytest.raises(bankms.BankError):
+        bank.auth.login(username, "wrong password")
+    (stored,) = bank.read_one("SELECT entity_id FROM audit_log ORDER BY id DESC LIMIT 1")
+    assert chain.SEPARATOR not in (stored or "")
+    assert bank.audit.verify() == expected

@@ -308,7 +308,8 @@ def backdate_loan(bank, lid, days):
         uow.execute("UPDATE loans SET disbursement_date = disbursement_date - CAST(? AS INTEGER)"
                     " WHERE id = ?", [days, lid])
         loan = bank.loans._loan_in(uow, lid)
-        _write_schedule(uow, lid, _replay_in(uow.fetchall, loan))
+        _write_schedule(uow, lid, _replay_in(uow.fetchall, loan,
+                                             work_calendar=bank.workdays.calendar()))
     bank.write(fn)
 
 

@@ -385,21 +385,6 @@ def test_typed_values():
 
 # -- the Operations page and the app's refusal --------------------------------------------------
 
-@pytest.fixture
-def app_env(tmp_path, monkeypatch):
-    from browser.helpers import seed_standard_bank
-    from pages.common import _open_bank
-
-    path = str(tmp_path / "bank.duckdb")
-    with bankms.open_bank(path, bcrypt_rounds=4) as bank:
-        seed_standard_bank(bank)
-    monkeypatch.setenv("BANKMS_DB", path)
-    monkeypatch.setenv("BANKMS_COOKIE_KEY_FILE", str(tmp_path / "cookie.key"))
-    monkeypatch.delenv("BANKMS_COOKIE_KEY", raising=False)
-    monkeypatch.setenv("BANKMS_NO_DEMO", "1")
-    return _open_bank(path)  # the very Bank the app uses in this process
-
-
 def _table(at, column):
     """The dataframe on show that has `column` (AppTest does not keep a dataframe's key)."""
     tables = [d.value for d in at.dataframe if column in d.value.columns]
