@@ -31,6 +31,7 @@ from typing import Callable
 
 import pandas as pd
 
+from .bank import INTERNAL
 from .dates import as_date
 from .errors import InvalidInput
 from .ledger import CUSTOMER_ACTIVITY_KINDS, CUSTOMER_KINDS
@@ -823,6 +824,20 @@ _LINE_COLUMNS = (
     "p.amount_cents")
 
 
+# Tax withheld per transaction: its postings to GL2100 withholding tax payable, positive for an
+# interest posting that withheld tax, negative for its reversal (eod._post_month_interest puts
+# the tax in the interest transaction as a third leg).
+# `which` narrows the transactions (SQL on p.transaction_id).
+def _tax_by_tx(which: str) -> str:
+    return ("SELECT p.transaction_id, CAST(sum(p.amount_cents) AS BIGINT) AS tax_cents "
+            "FROM postings p JOIN accounts w ON w.id = p.account_id "
+            f"WHERE w.account_number = '{INTERNAL['withholding_tax_payable']}' "
+            f"AND p.transaction_id {which} GROUP BY 1")
+
+
+_PERIOD_TX = "IN (SELECT id FROM transactions WHERE business_date >= ? AND business_date <= ?)"
+
+
 def statement_rows(src: Source, account_id: int, first: dt.date,
                    last: dt.date) -> tuple[int, pd.DataFrame]:
     """Opening balance (postings of business days before `first`) and the account's postings
@@ -851,22 +866,27 @@ def statement_rows(src: Source, account_id: int, first: dt.date,
     lines = lines.merge(info, how="left", left_on="transaction_id", right_on="id")
     return opening, _lines_frame(lines[["posting_id", "business_date", "posted_at",
                                         "transaction_id", "kind", "effective_kind", "memo",
-                                        "source_account", "target_account", "amount_cents"]])
+                                        "source_account", "target_account", "amount_cents",
+                                        "tax_cents"]])
 
 
 def _transactions(src: Source, ids: list[int]) -> pd.DataFrame:
     """Kind, memo and counterparties of the given transactions, with the kind a reversal
     undoes as its effective kind."""
-    columns = ["id", "kind", "effective_kind", "memo", "source_account", "target_account"]
+    columns = ["id", "kind", "effective_kind", "memo", "source_account", "target_account",
+               "tax_cents"]
     frames = []
     for i in range(0, len(ids), 5000):
         chunk = ids[i:i + 5000]
         marks = ", ".join("?" * len(chunk))
         frames.append(src.df(
             f"SELECT t.id, t.kind, {_EFFECTIVE_KIND} AS effective_kind, t.memo, "
-            "t.source_account, t.target_account FROM transactions t "
+            "t.source_account, t.target_account, coalesce(w.tax_cents, 0) AS tax_cents "
+            "FROM transactions t "
             "LEFT JOIN transactions o ON o.id = t.reverses_id AND t.kind = 'reversal' "
-            f"WHERE t.id IN ({marks})", chunk))
+            f"LEFT JOIN ({_tax_by_tx(f'IN ({marks})')}) w "
+            "ON w.transaction_id = t.id "
+            f"WHERE t.id IN ({marks})", chunk + chunk))
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype="int64" if c == "id" else object)
                              for c in columns})
@@ -886,12 +906,14 @@ def month_rows(src: Source, first: dt.date,
         "ON l.account_id = a.id WHERE a.customer_id IS NOT NULL",
         [first - dt.timedelta(days=1)])
     lines = src.df(
-        f"SELECT p.account_id, {_LINE_COLUMNS} FROM postings p "
+        f"SELECT p.account_id, {_LINE_COLUMNS}, coalesce(w.tax_cents, 0) AS tax_cents "
+        "FROM postings p "
         "JOIN accounts a ON a.id = p.account_id "
         "JOIN transactions t ON t.id = p.transaction_id "
         "LEFT JOIN transactions o ON o.id = t.reverses_id AND t.kind = 'reversal' "
+        f"LEFT JOIN ({_tax_by_tx(_PERIOD_TX)}) w ON w.transaction_id = t.id "
         "WHERE a.customer_id IS NOT NULL AND t.business_date >= ? AND t.business_date <= ? "
-        "ORDER BY p.account_id, t.business_date, p.posted_at, p.id", [first, last])
+        "ORDER BY p.account_id, t.business_date, p.posted_at, p.id", [first, last] * 2)
     openings["opening_cents"] = openings["opening_cents"].astype("int64")
     lines["business_date"] = pd.to_datetime(lines["business_date"])
     return openings, _lines_frame(lines)
@@ -901,25 +923,40 @@ def _lines_frame(df: pd.DataFrame) -> pd.DataFrame:
     df = df.drop(columns=[c for c in ("part",) if c in df]).reset_index(drop=True)
     df["posted_at"] = pd.to_datetime(df["posted_at"])
     df["business_date"] = pd.to_datetime(df["business_date"])
-    for column in ("posting_id", "transaction_id", "amount_cents"):
-        df[column] = df[column].astype("int64")
+    for column in ("posting_id", "transaction_id", "amount_cents", "tax_cents"):
+        if column in df:
+            df[column] = df[column].astype("int64")
     return df
 
 
 def interest_rows(src: Source, customer_id: int, first: dt.date,
                   last: dt.date) -> pd.DataFrame:
     """Per account of the customer and effective kind (interest, penalty, tax_withholding):
-    the net postings of the business days from `first` to `last`."""
+    the net postings of the business days from `first` to `last`.
+
+    An interest transaction credits the account the net and withholds the tax in its own
+    third leg (GL2100): its interest row counts the gross (the account's posting plus the
+    tax) and its tax_withholding row the tax as a debit, reversals included with their
+    signs, so the certificate equals the year's postings to the cent."""
+    period = [first, last]
     df = src.df(
         "SELECT a.account_number, a.kind, e.effective_kind, "
         "CAST(sum(e.amount_cents) AS BIGINT) AS amount_cents FROM accounts a "
-        f"JOIN (SELECT p.account_id, {_EFFECTIVE_KIND} AS effective_kind, p.amount_cents "
+        f"JOIN (SELECT p.account_id, {_EFFECTIVE_KIND} AS effective_kind, "
+        "p.amount_cents + coalesce(w.tax_cents, 0) AS amount_cents "
         "FROM postings p JOIN transactions t ON t.id = p.transaction_id "
         "LEFT JOIN transactions o ON o.id = t.reverses_id AND t.kind = 'reversal' "
+        f"LEFT JOIN ({_tax_by_tx(_PERIOD_TX)}) w ON w.transaction_id = t.id "
         "WHERE t.business_date >= ? AND t.business_date <= ? AND p.account_id IN "
-        "(SELECT id FROM accounts WHERE customer_id = ?)) e ON e.account_id = a.id "
+        "(SELECT id FROM accounts WHERE customer_id = ?) "
+        "UNION ALL SELECT p.account_id, 'tax_withholding', -w.tax_cents "
+        "FROM postings p JOIN transactions t ON t.id = p.transaction_id "
+        f"JOIN ({_tax_by_tx(_PERIOD_TX)}) w ON w.transaction_id = t.id "
+        "WHERE p.account_id IN (SELECT id FROM accounts WHERE customer_id = ?)"
+        ") e ON e.account_id = a.id "
         "WHERE e.effective_kind IN ('interest', 'penalty', 'tax_withholding') "
-        "GROUP BY 1, 2, 3 ORDER BY 1, 3", [first, last, customer_id])
+        "GROUP BY 1, 2, 3 ORDER BY 1, 3",
+        [*period, *period, customer_id, *period, customer_id])
     df["amount_cents"] = df["amount_cents"].astype("int64")
     return df
 

@@ -28,6 +28,9 @@ INTERNAL_ACCOUNTS = [
     ("GL1210", "interest_receivable", "Loan interest receivable"),
     # Expected loan losses by arrears bucket, kept by end of day (eod.py _provision).
     ("GL1290", "loan_loss_provision", "Loan-loss provision"),
+    # Liabilities (GL2xxx). Tax withheld from customers' interest, owed to the tax authority
+    # (eod.py _post_month_interest, accounts.py close).
+    ("GL2100", "withholding_tax_payable", "Withholding tax payable"),
     ("GL4000", "interest_income", "Interest income"),
     ("GL4100", "fee_income", "Fee income"),
     # Payments on written-off loans (loans.py).

@@ -146,7 +146,9 @@ def statement_pdf(s) -> bytes:
         ("Opening balance", format_cents(s.opening_cents), True),
         ("Money in (credits)", format_cents(s.credits_cents), False),
         ("Money out (debits)", format_cents(s.debits_cents), False),
-        ("  of which interest earned", format_cents(s.interest_cents), False),
+        ("  of which interest, net", format_cents(s.interest_cents), False),
+        ("    interest earned (gross)", format_cents(s.interest_gross_cents), False),
+        ("    less tax withheld", format_cents(s.tax_withheld_cents), False),
         ("  of which fees charged", format_cents(s.fees_cents), False),
         ("Closing balance", format_cents(s.closing_cents), True),
     ])
@@ -189,9 +191,11 @@ def certificate_pdf(c) -> bytes:
                     f"Tax year {c.year} - {c.full_name} (customer {c.customer_id})")
     pdf.add_page()
     pdf.key_values([
-        ("Interest paid", format_cents(c.interest_paid_cents), True),
+        ("Interest paid (gross)", format_cents(c.interest_paid_cents), True),
         ("Early-withdrawal penalties", format_cents(c.penalties_cents), False),
         ("Tax withheld", format_cents(c.tax_withheld_cents), False),
+        ("Interest credited (net)", format_cents(
+            c.interest_paid_cents - c.tax_withheld_cents), False),
     ])
     pdf.table_columns = [("Account", 40, "L"), ("Kind", 30, "L"), ("Interest paid", 36, "R"),
                          ("Penalties", 36, "R"), ("Tax withheld", 36, "R")]
@@ -207,6 +211,7 @@ def certificate_pdf(c) -> bytes:
     pdf.ln(4)
     pdf.set_font(FONT, "", 7)
     pdf.multi_cell(0, 4, printable(
-        f"Interest credited to your accounts from 1 January to 31 December {c.year}, less any "
-        f"interest reversed. Keep this certificate for your tax return."))
+        f"Interest earned on your accounts from 1 January to 31 December {c.year} before tax, "
+        f"and the tax withheld from it, less any interest reversed (with its tax). Keep this "
+        f"certificate for your tax return."))
     return bytes(pdf.output())

@@ -16,7 +16,8 @@ in one database transaction it
    transaction against GL5000 interest expense: whole cents are paid and the sub-cent
    remainder is carried into next month, so over time nothing is lost or invented by rounding;
    an account closed during the month was paid its interest at the close (Accounts.close) and
-   is skipped;
+   is skipped; withholding tax (withholding_tax_bp) is taken from the gross interest in the
+   same transaction to GL2100 withholding tax payable, so the account is credited the net;
 6. marks accounts dormant after `dormancy_months` (12) without customer activity
    (accounts.last_activity_date, the business date of the last deposit, withdrawal, transfer
    or loan repayment, which the ledger sets), and makes dormant accounts active again once
@@ -542,6 +543,37 @@ def _accrue(uow, day, out):
     out.accounts_accrued, out.accrued_micro_cents = int(count), int(total)
 
 
+BASIS_POINTS_PER_UNIT = 10_000
+
+
+def withholding_tax_bp(uow, account_ids, day: dt.date) -> pd.Series:
+    """The withholding tax rate, in hundredths of a percent (1500 = 15.00 %), for each of
+    `account_ids` (ints) on business date `day`, as a Series indexed by account id.
+
+    Today one bank-wide rate, the setting `interest_withholding_tax_bp` as stored when the
+    interest is posted (so a change applies from the next posting, never backwards). Deposit
+    products with their own rate (issue 10) replace the body of this function, not its
+    callers: month end asks for all its accounts at once, a close for one."""
+    from .settings import REGISTRY
+    key = "interest_withholding_tax_bp"
+    row = uow.fetchone("SELECT value FROM settings WHERE key = ?", [key])
+    rate = int(row[0] if row else REGISTRY[key].default)
+    ids = [int(i) for i in account_ids]
+    return pd.Series([rate] * len(ids), index=ids, dtype="int64")
+
+
+def withholding_tax_cents(gross_cents, rate_bp):
+    """Tax withheld on `gross_cents` of interest at `rate_bp` hundredths of a percent: gross x
+    rate, rounded half-up to the cent, in integer arithmetic (ints or int64 Series alike).
+
+    Half-up, the rounding of every other amount the bank computes (interest, fees, provisions),
+    rather than down: rounding down would withhold up to a cent less than the law's rate on
+    every posting, short the tax authority systematically, and leave the bank owing the
+    difference; half-up is unbiased over many postings (0.15 x 10.41 = 1.5615 -> 1.56;
+    0.15 x 0.10 = 0.015 -> 0.02)."""
+    return (2 * gross_cents * rate_bp + BASIS_POINTS_PER_UNIT) // (2 * BASIS_POINTS_PER_UNIT)
+
+
 def _post_month_interest(bank, actor, uow, day, internal, out):
     start = day.replace(day=1)
     month = uow.execute(MONTH_END_SQL, [start, day, start - dt.timedelta(days=1)]).df()
@@ -554,16 +586,28 @@ def _post_month_interest(bank, actor, uow, day, internal, out):
     month["transaction_id"] = pd.array([None] * len(month), dtype="Int64")
     if len(pay):
         pay["tx_ref"] = range(len(pay))
+        rates = withholding_tax_bp(uow, pay["account_id"], day)
+        pay["tax_cents"] = withholding_tax_cents(
+            pay["posted_cents"].astype("int64"),
+            rates.loc[pay["account_id"].astype("int64")].to_numpy())
         expense = INTERNAL["interest_expense"]
+        # One transaction per account for the gross interest (its amount), with the tax as a
+        # third leg: a reversal of the interest undoes its tax with it, one idempotent posting
+        # per account and month, and the account's one line is the net credit (kept at a
+        # 100 % rate, as 0.00, so that the statement and certificate still see the interest).
         tx = pd.DataFrame({"tx_ref": pay["tx_ref"], "kind": "interest",
                            "amount_cents": pay["posted_cents"],
                            "memo": f"Interest for {day:%B %Y}", "source_account": expense,
                            "target_account": pay["account_number"]})
+        taxed = pay[pay["tax_cents"] > 0]
         postings = pd.concat([
             pd.DataFrame({"tx_ref": pay["tx_ref"], "account_id": pay["account_id"],
-                          "amount_cents": pay["posted_cents"]}),
+                          "amount_cents": pay["posted_cents"] - pay["tax_cents"]}),
             pd.DataFrame({"tx_ref": pay["tx_ref"], "account_id": internal[expense],
-                          "amount_cents": -pay["posted_cents"]})], ignore_index=True)
+                          "amount_cents": -pay["posted_cents"]}),
+            pd.DataFrame({"tx_ref": taxed["tx_ref"],
+                          "account_id": internal[INTERNAL["withholding_tax_payable"]],
+                          "amount_cents": taxed["tax_cents"]})], ignore_index=True)
         base = _post(bank, actor, uow, tx, postings, "eod.interest")
         ids = dict(zip(pay["account_id"], base + pay["tx_ref"]))
         month["transaction_id"] = pd.array([ids.get(a) for a in month["account_id"]],

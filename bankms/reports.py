@@ -63,7 +63,11 @@ class Statement:
 
     `lines` has one row per posting: date, posted_at, transaction_id, kind, description,
     amount_cents (signed: credits positive), balance_cents (after the line), and the same as
-    Decimals in `amount` and `balance`."""
+    Decimals in `amount` and `balance`; tax_withheld_cents and gross_cents split an interest
+    line (amount = gross - tax; 0 and the amount on other lines).
+
+    Interest: interest_gross_cents - tax_withheld_cents = interest_cents, the net credited
+    (reversals of interest count with their signs)."""
 
     account_number: str
     customer_id: int
@@ -80,12 +84,16 @@ class Statement:
     fees_cents: int
     closing_cents: int
     lines: pd.DataFrame
+    interest_gross_cents: int = 0
+    tax_withheld_cents: int = 0
 
     opening_balance = property(lambda self: to_money(self.opening_cents))
     closing_balance = property(lambda self: to_money(self.closing_cents))
     total_credits = property(lambda self: to_money(self.credits_cents))
     total_debits = property(lambda self: to_money(self.debits_cents))
     interest = property(lambda self: to_money(self.interest_cents))
+    interest_gross = property(lambda self: to_money(self.interest_gross_cents))
+    tax_withheld = property(lambda self: to_money(self.tax_withheld_cents))
     fees = property(lambda self: to_money(self.fees_cents))
 
     @property
@@ -108,7 +116,9 @@ class Statement:
             ("Period end", self.period_end.isoformat()),
             ("Opening balance", str(self.opening_balance)),
             ("Money in", str(self.total_credits)), ("Money out", str(self.total_debits)),
-            ("Interest", str(self.interest)), ("Fees", str(self.fees)),
+            ("Interest (gross)", str(self.interest_gross)),
+            ("Tax withheld", str(self.tax_withheld)),
+            ("Interest (net)", str(self.interest)), ("Fees", str(self.fees)),
             ("Closing balance", str(self.closing_balance)),
         ])
         table = pd.DataFrame({
@@ -367,6 +377,15 @@ class Reports:
             tax_withheld_cents=int(per["tax_withheld_cents"].sum()), accounts=per)
 
 
+def _tax_note(amount_cents: int, tax_cents: int) -> str:
+    """What an interest line adds when tax was withheld from it: ' (gross 10.41, tax withheld
+    1.56)'; nothing for other lines."""
+    if not tax_cents:
+        return ""
+    return (f" (gross {to_money(amount_cents + tax_cents)}, tax withheld "
+            f"{to_money(tax_cents)})")
+
+
 def build_statement(account, first: dt.date, last: dt.date, opening_cents: int,
                     lines: pd.DataFrame) -> Statement:
     """Totals and running balances of a month from its opening balance and postings."""
@@ -378,16 +397,20 @@ def build_statement(account, first: dt.date, last: dt.date, opening_cents: int,
         balance += amount
         running.append(balance)
     effective = list(lines["effective_kind"])
+    taxes = ([int(c) for c in lines["tax_cents"]] if "tax_cents" in lines
+             else [0] * len(amounts))
     out = pd.DataFrame({
         "date": [ts.date() for ts in lines["business_date"]],
         "posted_at": lines["posted_at"],
         "transaction_id": lines["transaction_id"].astype("int64"),
         "kind": lines["kind"],
-        "description": [describe(k, m, s, t, a) for k, m, s, t, a in zip(
+        "description": [describe(k, m, s, t, a) + _tax_note(a, x) for k, m, s, t, a, x in zip(
             lines["kind"], lines["memo"], lines["source_account"], lines["target_account"],
-            amounts)],
+            amounts, taxes)],
         "amount_cents": pd.Series(amounts, dtype="int64"),
         "balance_cents": pd.Series(running, dtype="int64"),
+        "gross_cents": pd.Series([a + x for a, x in zip(amounts, taxes)], dtype="int64"),
+        "tax_withheld_cents": pd.Series(taxes, dtype="int64"),
     })
     out["amount"] = [to_money(c) for c in amounts]
     out["balance"] = [to_money(c) for c in running]
@@ -398,6 +421,9 @@ def build_statement(account, first: dt.date, last: dt.date, opening_cents: int,
         year=first.year, month=first.month, period_start=first, period_end=last,
         opening_cents=opening_cents, credits_cents=credits, debits_cents=debits,
         interest_cents=sum(a for a, k in zip(amounts, effective) if k == "interest"),
+        interest_gross_cents=sum(a + x for a, x, k in zip(amounts, taxes, effective)
+                                 if k == "interest"),
+        tax_withheld_cents=sum(x for x, k in zip(taxes, effective) if k == "interest"),
         fees_cents=-sum(a for a, k in zip(amounts, effective) if k == "fee"),
         closing_cents=opening_cents + credits - debits, lines=out)
 

@@ -121,6 +121,10 @@ def _closed_message(number, payout):
         if result["payout_transaction_id"] is None:
             return f"Account {number} is closed."
         where = f"to account {dc.md(payout)}" if payout else "in cash: hand it to the customer"
+        if result["tax_withheld"]:
+            return (f"Account {number} is closed; its interest of {result['interest']} less "
+                    f"{result['tax_withheld']} tax withheld, {result['interest_net']}, was paid "
+                    f"{where}.")
         return (f"Account {number} is closed; its interest of {result['interest']} was paid "
                 f"{where}.")
     return text

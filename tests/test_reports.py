@@ -313,7 +313,7 @@ def test_trial_balance_as_of_a_day(ledger):
     assert lines == {
         "DEP-CHECKING": (0, 77800), "DEP-SAVINGS": (0, 20320), "ODR-CHECKING": (5000, 0),
         "GL1000": (93000, 0), "GL1100": (0, 0), "GL1200": (0, 0), "GL4000": (0, 0),
-        "GL1210": (0, 0), "GL1290": (0, 0), "GL4100": (0, 200), "GL4200": (0, 0), "GL5000": (320, 0),
+        "GL1210": (0, 0), "GL1290": (0, 0), "GL2100": (0, 0), "GL4100": (0, 200), "GL4200": (0, 0), "GL5000": (320, 0),
         "GL5100": (0, 0), "GL5200": (0, 0)}
     assert df["balance_cents"].sum() == 0
     assert df["debit"].sum() == df["credit"].sum() == Decimal("983.20")
@@ -321,7 +321,7 @@ def test_trial_balance_as_of_a_day(ledger):
 
 @pytest.mark.parametrize("code, name", [
     ("GL1210", "Loan interest receivable"), ("GL1290", "Loan-loss provision"),
-    ("GL5200", "Loan-loss provision expense")])
+    ("GL5200", "Loan-loss provision expense"), ("GL2100", "Withholding tax payable")])
 def test_trial_balance_names_the_accrual_and_provision_accounts(ledger, code, name):
     tb = ledger.bank.reports.trial_balance(ledger.manager)
     assert tb.loc[tb["code"] == code, "account"].tolist() == [name]
