@@ -81,6 +81,14 @@ PERMISSIONS: dict[str, tuple[frozenset, bool]] = {
     # Loan products are data managers edit (issue 9); a rate-range change waits for a second
     # manager (approvals.py).
     "loan.manage_products": (MANAGERS, False),
+    # Charges (issue 10: charges.py): staff apply them with a reason, managers waive them and
+    # keep the catalogue; customers see the charges on their own accounts.
+    "charge.read": (EVERYONE, True),
+    "charge.list_all": (STAFF, False),
+    "charge.catalogue": (STAFF, False),
+    "charge.apply": (STAFF, False),
+    "charge.waive": (MANAGERS, False),
+    "charge.manage": (MANAGERS, False),
 }
 
 
