@@ -211,6 +211,40 @@ def _now():
     return utcnow()
 
 
+def record_in(bank, actor, uow, *, account_number, code, amount_cents, reason,
+              transaction_id) -> int:
+    """Register a charge whose money another service already posted in this unit of work (the
+    loan disbursement fee, kept back from the payout): status 'charged', audited. Returns the
+    charge id."""
+    (cid,) = uow.fetchone("SELECT nextval('charge_id_seq')")
+    day = bank.state.business_date
+    uow.execute("INSERT INTO charges (id, account_id, code, amount_cents, reason, business_date, "
+                "transaction_id, applied_by, status) SELECT ?, id, ?, ?, ?, ?, ?, ?, 'charged' "
+                "FROM accounts WHERE account_number = ?",
+                [cid, code, amount_cents, reason, day, transaction_id, actor.username,
+                 account_number])
+    bank.audit_row(uow, actor, "charge.record", "charge", cid, before=None, after={
+        "account": account_number, "code": code, "amount": str(to_money(amount_cents)),
+        "reason": reason, "business_date": day.isoformat(), "status": "charged",
+        "transaction_id": transaction_id})
+    return cid
+
+
+def given_back_in(bank, actor, uow, *, transaction_id, reversal_id, reason) -> None:
+    """The transaction of a registered charge was reversed whole by its own service (a loan
+    disbursement undone): its charge becomes 'waived' with that reversal, audited."""
+    row = uow.fetchone("SELECT id FROM charges WHERE transaction_id = ? AND status = 'charged'",
+                       [transaction_id])
+    if row is None:
+        return
+    uow.execute("UPDATE charges SET status = 'waived', waived_by = ?, waive_reason = ?, "
+                "waiver_transaction_id = ? WHERE id = ?",
+                [actor.username, reason, reversal_id, row[0]])
+    bank.audit_row(uow, actor, "charge.waive", "charge", row[0], before={"status": "charged"},
+                   after={"status": "waived", "reason": reason,
+                          "waiver_transaction_id": reversal_id})
+
+
 def percent_cents(base_cents: int, rate_bp: int) -> int:
     """base x rate_bp / 10000, rounded half-up to the cent, in integers (no float)."""
     return (2 * base_cents * rate_bp + BASIS_POINTS_PER_UNIT) // (2 * BASIS_POINTS_PER_UNIT)
@@ -404,11 +438,15 @@ class Charges:
         bank.write(fn)
 
     # -- applying a charge -------------------------------------------------------------------
-    def quote(self, actor, code, *, base_amount=None, amount=None) -> dict:
+    def quote(self, actor, code, *, base_amount=None, amount=None, reason=None) -> dict:
         """What `apply` would charge, posting nothing (for a review step): {'code', 'name',
-        'calc', 'amount_cents', 'amount' (Decimal), 'base_cents'}. Staff; errors as apply."""
+        'calc', 'amount_cents', 'amount' (Decimal), 'base_cents', 'reason'}; a reason, when
+        given, is checked as apply checks it. Staff; errors as apply."""
         bank = self._bank
         bank.require(actor, "charge.apply", entity="charge_catalogue", entity_id=code)
+        if reason is not None:
+            reason = _clean_text(reason, "reason for the charge", REASON_CHARS_MIN,
+                                 REASON_CHARS_MAX)
         entry = self._entry(bank.read_one, _clean_code(code))
         if not entry["active"]:
             raise InvalidState(f"'{entry['name']}' has been withdrawn from the catalogue.")
@@ -419,7 +457,8 @@ class Charges:
             raise InvalidAmount(f"'{entry['name']}' comes to {format_cents(cents)} here; "
                                 "nothing to charge.")
         return {"code": entry["code"], "name": entry["name"], "calc": entry["calc"],
-                "amount_cents": cents, "amount": to_money(cents), "base_cents": base}
+                "amount_cents": cents, "amount": to_money(cents), "base_cents": base,
+                "reason": reason}
 
     def apply(self, actor, account_number, code, *, reason, base_amount=None, amount=None,
               idempotency_key) -> dict:
@@ -594,21 +633,24 @@ class Charges:
         return df
 
     def verify(self) -> list[str]:
-        """The register against the ledger: a charged or waived charge has its fee (or loan
-        disbursement) transaction, whose GL4100 leg is at least its amount; a waived one its
-        reversal of that amount; a not collected one no transaction."""
+        """The register against the ledger: a charged or waived charge has its transaction
+        (its fee, or the loan disbursement it is part of) crediting GL4100 its amount; a
+        waived one a reversal debiting GL4100 that amount; a not collected one no
+        transaction."""
         problems = []
         for cid, status in self._bank.read(
+                "WITH fee AS (SELECT p.transaction_id, sum(p.amount_cents) AS cents "
+                "FROM postings p JOIN accounts g ON g.id = p.account_id "
+                "WHERE g.account_number = 'GL4100' GROUP BY 1) "
                 "SELECT c.id, c.status FROM charges c "
-                "LEFT JOIN (SELECT p.transaction_id, p.amount_cents FROM postings p "
-                "JOIN accounts g ON g.id = p.account_id AND g.account_number = 'GL4100') f "
-                "ON f.transaction_id = c.transaction_id "
-                "LEFT JOIN transactions w ON w.id = c.waiver_transaction_id "
+                "LEFT JOIN fee f ON f.transaction_id = c.transaction_id "
+                "LEFT JOIN fee w ON w.transaction_id = c.waiver_transaction_id "
                 "WHERE CASE c.status WHEN 'not_collected' THEN c.transaction_id IS NOT NULL "
-                "WHEN 'charged' THEN f.amount_cents IS NULL OR f.amount_cents < c.amount_cents "
+                "WHEN 'charged' THEN f.cents IS DISTINCT FROM c.amount_cents "
                 "OR c.waiver_transaction_id IS NOT NULL "
-                "WHEN 'waived' THEN f.amount_cents IS NULL OR w.id IS NULL "
-                "OR w.amount_cents <> c.amount_cents ELSE TRUE END ORDER BY 1 LIMIT 100"):
+                "WHEN 'waived' THEN f.cents IS DISTINCT FROM c.amount_cents "
+                "OR w.cents IS DISTINCT FROM -c.amount_cents ELSE TRUE END "
+                "ORDER BY 1 LIMIT 100"):
             problems.append(f"charge {cid} ({status}) does not match the ledger")
         return problems
 
