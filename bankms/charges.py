@@ -69,7 +69,8 @@ WITH fresh AS (
     WHERE e.k = 1 AND NOT EXISTS (
         SELECT 1 FROM charges c WHERE c.code = e.code AND c.account_id = e.account_id
           AND c.business_date = ? AND c.reason = e.reason))
-SELECT f.n, f.account_id, a.account_number, f.code, cc.name, f.amount_cents, f.reason,
+SELECT f.n, f.account_id, a.account_number, f.code, f.amount_cents, f.reason,
+       cc.name || ' - ' || f.reason AS memo,
        a.status IN ('active', 'dormant') AND coalesce(cu.status, 'active') = 'active'
        AND a.balance_cents - a.holds_cents + a.overdraft_limit_cents
            - sum(f.amount_cents) OVER (PARTITION BY f.account_id ORDER BY f.n
@@ -89,41 +90,49 @@ def fee_memo(name: str, reason: str) -> str:
 
 
 def _clean_events(uow, frame) -> pd.DataFrame:
+    """The frame's rows numbered in order (n), reasons with their white space collapsed, after
+    checks in one SQL pass (a Python loop over 100,000 rows costs seconds)."""
     missing = [c for c in EVENT_COLUMNS if c not in frame.columns]
     if missing:
         raise InvalidInput(f"Event charges need the columns {', '.join(missing)}.")
-    events = frame[list(EVENT_COLUMNS)].reset_index(drop=True).copy()
+    events = frame[list(EVENT_COLUMNS)].reset_index(drop=True)
     if events["account_id"].isna().any() or events["amount_cents"].isna().any():
         raise InvalidInput("Every event charge needs an account and an amount.")
     if not (pd.api.types.is_integer_dtype(events["account_id"])
             and pd.api.types.is_integer_dtype(events["amount_cents"])):
         raise InvalidInput("Event charge accounts and amounts are whole numbers (cents).")
-    events["account_id"] = events["account_id"].astype("int64")
-    events["amount_cents"] = events["amount_cents"].astype("int64")
-    if (events["amount_cents"] <= 0).any():
-        raise InvalidInput("Every event charge must be more than zero.")
-    reasons = events["reason"]
-    if not all(isinstance(r, str) and r.strip() and len(r) <= REASON_CHARS_MAX
-               for r in reasons):
-        raise InvalidInput(f"Every event charge needs a reason of 1 to {REASON_CHARS_MAX} "
-                           "characters.")
-    events["reason"] = [" ".join(r.split()) for r in reasons]
-    events["code"] = events["code"].astype(str)
-    known = {row[0] for row in uow.fetchall("SELECT code FROM charge_catalogue")}
-    unknown = sorted(set(events["code"]) - known)
-    if unknown:
-        raise InvalidInput(f"No charge in the catalogue has the code {', '.join(unknown)}.")
+    events = pd.DataFrame({"n": range(len(events)),
+                           "account_id": events["account_id"].astype("int64"),
+                           "code": events["code"], "amount_cents":
+                           events["amount_cents"].astype("int64"), "reason": events["reason"]})
     cur = uow.cur
-    cur.register("charge_ids", events[["account_id"]])
+    cur.register("charge_input", events)
     try:
-        (stray,) = uow.fetchone("SELECT count(*) FROM charge_ids e ANTI JOIN accounts a "
-                                "ON a.id = e.account_id AND a.customer_id IS NOT NULL")
+        bad_amount, bad_reason, stray, unknown = uow.fetchone(
+            "SELECT count(*) FILTER (WHERE e.amount_cents <= 0), "
+            "count(*) FILTER (WHERE e.reason IS NULL OR typeof(e.reason) <> 'VARCHAR' "
+            "OR length(trim(CAST(e.reason AS VARCHAR))) = 0 "
+            f"OR length(CAST(e.reason AS VARCHAR)) > {REASON_CHARS_MAX}), "
+            "count(*) FILTER (WHERE a.id IS NULL), "
+            "string_agg(DISTINCT CAST(e.code AS VARCHAR), ', ') FILTER (WHERE cc.code IS NULL) "
+            "FROM charge_input e LEFT JOIN accounts a ON a.id = e.account_id "
+            "AND a.customer_id IS NOT NULL "
+            "LEFT JOIN charge_catalogue cc ON cc.code = CAST(e.code AS VARCHAR)")
+        if bad_amount:
+            raise InvalidInput("Every event charge must be more than zero.")
+        if bad_reason:
+            raise InvalidInput(f"Every event charge needs a reason of 1 to {REASON_CHARS_MAX} "
+                               "characters.")
+        if unknown:
+            raise InvalidInput(f"No charge in the catalogue has the code {unknown}.")
+        if stray:
+            raise InvalidInput(f"{stray} event charges name no customer account.")
+        return uow.execute(
+            "SELECT n, account_id, CAST(code AS VARCHAR) AS code, amount_cents, "
+            "regexp_replace(trim(CAST(reason AS VARCHAR)), '\\s+', ' ', 'g') AS reason "
+            "FROM charge_input ORDER BY n").df()
     finally:
-        cur.unregister("charge_ids")
-    if stray:
-        raise InvalidInput(f"{stray} event charges name no customer account.")
-    events["n"] = range(len(events))
-    return events
+        cur.unregister("charge_input")
 
 
 def post_event_charges(bank, actor, uow, frame: pd.DataFrame, *, day: dt.date) -> int:
@@ -164,7 +173,7 @@ def post_event_charges(bank, actor, uow, frame: pd.DataFrame, *, day: dt.date) -
         paid["tx_ref"] = range(len(paid))
         tx = pd.DataFrame({
             "tx_ref": paid["tx_ref"], "kind": "fee", "amount_cents": paid["amount_cents"],
-            "memo": [fee_memo(n, r) for n, r in zip(paid["name"], paid["reason"])],
+            "memo": paid["memo"],
             "source_account": paid["account_number"], "target_account": fee_gl,
             "business_date": day})
         postings = pd.concat([
@@ -176,9 +185,8 @@ def post_event_charges(bank, actor, uow, frame: pd.DataFrame, *, day: dt.date) -
         bank.ledger.post_frames_in(uow, actor, tx, postings, action="charge.event_post")
         if bank.state.next_transaction_id != base + len(tx):
             raise AssertionError("transaction ids were not allocated as one block")
-        ids = dict(zip(paid["n"], base + paid["tx_ref"]))
-        todo["transaction_id"] = pd.array([ids.get(n) for n in todo["n"]], dtype="Int64")
-    todo["status"] = ["charged" if p else "not_collected" for p in todo["payable"]]
+        todo.loc[todo["payable"], "transaction_id"] = (base + paid["tx_ref"]).to_numpy()
+    todo["status"] = todo["payable"].map({True: "charged", False: "not_collected"})
     todo["day"] = day
     todo["applied_by"] = actor.username
     audit_base = bank.state.take_audit_ids(len(todo))
