@@ -30,6 +30,7 @@ from .errors import (
 )
 from .ids import parse_id
 from .ledger import PostingRequest, utcnow
+from .loans import _clean_text
 from .money import format_cents, to_cents, to_money
 
 CALCS = ("flat", "percent", "product")
@@ -289,13 +290,13 @@ def charge_cents(entry: dict, *, base_cents: int | None = None,
     return amount_cents
 
 
-def _clean_text(value, label, chars_min, chars_max):
-    if not isinstance(value, str) or len(" ".join(value.split())) < chars_min:
-        raise InvalidInput(f"Please give the {label} ({chars_min} characters or more).")
-    value = " ".join(value.split())
-    if len(value) > chars_max:
-        raise InvalidInput(f"The {label} may have at most {chars_max} characters.")
-    return value
+def _key_and_reason(idempotency_key, reason, what):
+    """The form's idempotency key (required) and the reason for `what`, cleaned."""
+    from .payments import clean_key
+    if idempotency_key is None:
+        raise InvalidInput(f"A {what} needs an idempotency key (one per form).")
+    return clean_key(idempotency_key), _clean_text(reason, f"reason for the {what}",
+                                                   REASON_CHARS_MIN, REASON_CHARS_MAX)
 
 
 def _clean_bp(value, label) -> int:
@@ -483,16 +484,10 @@ class Charges:
         InsufficientFunds (more than the available balance: balance less holds plus the
         overdraft limit), IdempotencyConflict (the key used for another request)."""
         from .bank import INTERNAL
-        from .payments import clean_key
-
         bank = self._bank
         number = accountnum.normalize(account_number)
         bank.require(actor, "charge.apply", entity="account", entity_id=number)
-        if idempotency_key is None:
-            raise InvalidInput("A charge needs an idempotency key (one per form).")
-        key = clean_key(idempotency_key)
-        reason = _clean_text(reason, "reason for the charge", REASON_CHARS_MIN,
-                             REASON_CHARS_MAX)
+        key, reason = _key_and_reason(idempotency_key, reason, "charge")
         quote = self.quote(actor, code, base_amount=base_amount, amount=amount)
         cents = quote["amount_cents"]
         fee_gl = INTERNAL["fee_income"]
@@ -549,16 +544,10 @@ class Charges:
         InvalidState (a charge that was not collected), AlreadyReversed (its transaction was
         reversed by hand), AccountClosed (the account was closed since)."""
         from .bank import INTERNAL
-        from .payments import clean_key
-
         bank = self._bank
         cid = parse_id(charge_id, "charge number")
         bank.require(actor, "charge.waive", entity="charge", entity_id=cid)
-        if idempotency_key is None:
-            raise InvalidInput("A waiver needs an idempotency key (one per form).")
-        key = clean_key(idempotency_key)
-        reason = _clean_text(reason, "reason for the waiver", REASON_CHARS_MIN,
-                             REASON_CHARS_MAX)
+        key, reason = _key_and_reason(idempotency_key, reason, "waiver")
 
         def fn(uow):
             row = uow.fetchone(
