@@ -539,7 +539,8 @@ class Charges:
         the charge>: <reason>"), the charge's status -> 'waived' with who, why and the
         reversal, audited. A repeat with the same key answers with the first waiver.
         Returns {'charge_id', 'transaction_id' (the reversal), 'amount_cents', 'amount',
-        'replayed'}. Raises PermissionDenied (not a manager), InvalidInput (no reason, a loan
+        'replayed'}, or a PendingApproval when the amount is above the four-eyes threshold
+        (a second manager approves it on the Approvals page). Raises PermissionDenied (not a manager), InvalidInput (no reason, a loan
         disbursement fee: correct it on the loan), ChargeNotFound, AlreadyWaived,
         InvalidState (a charge that was not collected), AlreadyReversed (its transaction was
         reversed by hand), AccountClosed (the account was closed since)."""
@@ -548,6 +549,17 @@ class Charges:
         cid = parse_id(charge_id, "charge number")
         bank.require(actor, "charge.waive", entity="charge", entity_id=cid)
         key, reason = _key_and_reason(idempotency_key, reason, "waiver")
+        # Above the four-eyes threshold a second manager agrees first (approvals.py), as for
+        # a reversal; the waiver is then carried out as this call, under this key.
+        found = bank.read_one("SELECT c.amount_cents, a.account_number FROM charges c "
+                              "JOIN accounts a ON a.id = c.account_id WHERE c.id = ? "
+                              "AND c.status = 'charged'", [cid])
+        if found and bank.approvals.required(actor, int(found[0])):
+            return bank.approvals.request(
+                actor, "charge.waive",
+                params={"charge_id": cid, "reason": reason, "idempotency_key": key},
+                same_as={"charge_id": cid}, summary=f"Waive charge {cid}: {reason}",
+                amount_cents=int(found[0]), target_account=found[1])
 
         def fn(uow):
             row = uow.fetchone(

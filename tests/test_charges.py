@@ -416,3 +416,25 @@ def test_loan_disbursement_fee_is_registered_and_undone_with_the_loan(bank, staf
     row = bank.charges.list(manager, number).iloc[0]
     assert (row["status"], row["waiver_transaction_id"]) == ("waived", undone.transaction_id)
     assert_sound(bank)
+
+
+def test_a_waiver_above_the_four_eyes_threshold_waits_for_a_second_manager(bank, staff):
+    from bankms.approvals import PendingApproval
+    manager, teller = staff
+    second = employee(bank, "manager")
+    bank.settings.set(bank.system_actor(), "four_eyes_threshold_cents", "1000")
+    number = funded_account(bank, "100.00")
+    done = bank.charges.apply(bank.system_actor(), number, "statement_copy", reason="Copy",
+                              idempotency_key="k1")
+    pending = bank.charges.waive(manager, done["charge_id"], reason="Bank error",
+                                 idempotency_key="w1")
+    assert isinstance(pending, PendingApproval) and pending.amount == Decimal("12.50")
+    assert bank.charges.list(manager, number)["status"].tolist() == ["charged"]
+    assert balance(bank, number) == cents("87.50")
+    with pytest.raises(PermissionDenied):
+        bank.approvals.approve(manager, pending.request_id)
+    bank.approvals.approve(second, pending.request_id)
+    row = bank.charges.list(manager, number).iloc[0]
+    assert (row["status"], row["waived_by"]) == ("waived", manager.username)
+    assert balance(bank, number) == cents("100.00")
+    assert_sound(bank)
