@@ -6,8 +6,10 @@ rate in basis points, minimum and maximum, active, system) and `charges` (one ro
 account, code, amount, reason, business date, its fee transaction, who applied it, status
 'charged' | 'waived' | 'not_collected', and for a waiver who, why and the reversing
 transaction). The money of a charge is one 'fee' transaction: debit the account, credit GL4100
-fee income. A waiver is a second 'fee_waiver' transaction the other way; the charge's own
-transaction is never changed.
+fee income. A waiver is a 'reversal' of that transaction (reverses_id), so the ledger refuses
+a second reversal of it by any path and statements count it against fees; the charge's own
+transaction is never changed. The loan disbursement fee is part of its disbursement
+transaction: registered with it (`record_in`), given back only with it (`given_back_in`).
 
 `post_event_charges` is the API end of day (deposit products, standing orders) calls inside its
 own unit of work; `Charges` (`bank.charges`) is the staff service.
