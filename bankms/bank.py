@@ -102,6 +102,8 @@ class Bank:
             self.loans = Loans(self)
         from .export import Export
         self.export = Export(self)
+        from .standing_orders import StandingOrders
+        self.standing_orders = StandingOrders(self)
         try:
             from .reports import Reports
         except ImportError:

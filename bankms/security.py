@@ -81,6 +81,11 @@ PERMISSIONS: dict[str, tuple[frozenset, bool]] = {
     # Loan products are data managers edit (issue 9); a rate-range change waits for a second
     # manager (approvals.py).
     "loan.manage_products": (MANAGERS, False),
+    # Standing orders (issue 10, standing_orders.py): customers for their own accounts.
+    "standing_order.create": (EVERYONE, True),
+    "standing_order.cancel": (EVERYONE, True),
+    "standing_order.read": (EVERYONE, True),
+    "standing_order.list_all": (STAFF, False),
 }
 
 
