@@ -4,6 +4,8 @@ The bank keeps a business date (settings key `business_date`, mirrored in `bank.
 transaction posted while it is D carries business date D. **End of day for date D closes D**:
 in one database transaction it
 
+0. executes the standing orders due on D and retries earlier failed ones
+   (standing_orders.run_due: one set-based batch, once per order and due date);
 1. collects the instalments due on or before D (and unpaid fees) from each loan's linked
    account, as far as the account's balance less holds allows (never into an overdraft, and not
    from frozen or closed accounts or suspended customers);

@@ -27,7 +27,8 @@ Rules (issue 10; where the issue is silent, what a retail bank does):
   holder is not active, or the source cannot pay. It is retried at the end of each of the next
   `retry_days` business days (0..5, default 2; every calendar day is an end-of-day business day,
   see eod.py), and its last failed attempt is recorded as 'missed'. Cancelling an order stops
-  its retries.
+  its retries; so does closing the source account (end of day cancels its orders before
+  attempting anything).
 * Fee. A missed occurrence (the final failure, never the earlier attempts) is charged once: the
   source account's product's `standing_order_fail_fee_cents` (the product version in force on D,
   deposit_products.versions_in_force) through charges.post_event_charges with code
@@ -549,27 +550,34 @@ def _decide(cand: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     from an earlier order of the run counts for a later order from that account."""
     available = {}
     outcomes, reasons = [], []
-    for row in cand.itertuples(index=False):
-        reason = (_side_refusal("source", row.source_status, row.source_kind,
-                                row.source_holder_status)
-                  or _side_refusal("target", row.target_status, row.target_kind,
-                                   row.target_holder_status))
+    # Plain lists: iterating pandas' Arrow-backed columns value by value is slow.
+    cols = {name: cand[name].tolist() for name in cand.columns}
+    for i in range(len(cand)):
+        reason = (_side_refusal("source", cols["source_status"][i], cols["source_kind"][i],
+                                cols["source_holder_status"][i])
+                  or _side_refusal("target", cols["target_status"][i], cols["target_kind"][i],
+                                   cols["target_holder_status"][i]))
+        amount = int(cols["amount_cents"][i])
         if reason is None:
-            src = available.setdefault(int(row.source_id), int(
-                row.source_balance - row.source_holds + row.source_overdraft))
-            if src < row.amount_cents:
-                reason = (f"insufficient funds: {format_cents(max(src, 0))} available, "
-                          f"{format_cents(row.amount_cents)} needed")
+            src = int(cols["source_id"][i])
+            have = available.setdefault(src, int(cols["source_balance"][i]
+                                                 - cols["source_holds"][i]
+                                                 + cols["source_overdraft"][i]))
+            if have < amount:
+                reason = (f"insufficient funds: {format_cents(max(have, 0))} available, "
+                          f"{format_cents(amount)} needed")
             else:
-                tgt = int(row.target_id)
-                available.setdefault(tgt, int(row.target_balance - row.target_holds
-                                              + row.target_overdraft))
-                available[int(row.source_id)] -= int(row.amount_cents)
-                available[tgt] += int(row.amount_cents)
+                tgt = int(cols["target_id"][i])
+                available.setdefault(tgt, int(cols["target_balance"][i]
+                                              - cols["target_holds"][i]
+                                              + cols["target_overdraft"][i]))
+                available[src] -= amount
+                available[tgt] += amount
         if reason is None:
             outcomes.append("executed")
         else:
-            final = _date(row.due_date) + dt.timedelta(days=int(row.retry_days)) <= day
+            final = _date(cols["due_date"][i]) + dt.timedelta(
+                days=int(cols["retry_days"][i])) <= day
             outcomes.append("missed" if final else "failed")
         reasons.append(reason)
     return cand.assign(outcome=outcomes, reason=reasons)
@@ -604,6 +612,7 @@ def run_due(bank, actor, uow, day: dt.date, out) -> None:
     every attempt in standing_order_runs; charge missed occurrences their fee; finish orders
     whose count is used up or whose end date has passed; set out's counters (EOD_FIELDS)."""
     from .eod import _post
+    _cancel_closed_sources(bank, actor, uow, day)
     last = calendar.monthrange(day.year, day.month)[1]
     cand = uow.execute(CANDIDATES_SQL, {"day": day, "dom": day.day, "last_day": day.day == last,
                                         "weekday": day.weekday()}).df()
@@ -622,7 +631,7 @@ def _attempt(bank, actor, uow, day, cand, out, post):
         tx = pd.DataFrame({
             "tx_ref": done["tx_ref"], "kind": "transfer", "amount_cents": done["amount_cents"],
             "memo": [f"Standing order {o}" + (f": {m}" if m else "")
-                     for o, m in zip(done["order_id"], done["memo"])],
+                     for o, m in zip(done["order_id"].tolist(), done["memo"].tolist())],
             "source_account": done["source_account"], "target_account": done["target_account"]})
         postings = pd.concat([
             pd.DataFrame({"tx_ref": done["tx_ref"], "account_id": done["source_id"],
@@ -631,14 +640,16 @@ def _attempt(bank, actor, uow, day, cand, out, post):
                           "amount_cents": done["amount_cents"]})], ignore_index=True)
         base = post(bank, actor, uow, tx, postings, "eod.standing_orders")
         done["transaction_id"] = base + done["tx_ref"]
-        ids = dict(zip(done["key"], done["transaction_id"]))
-        cand["transaction_id"] = pd.array([ids.get(k) for k in cand["key"]], dtype="Int64")
+        ids = dict(zip(done["key"].tolist(), done["transaction_id"].tolist()))
+        cand["transaction_id"] = pd.array([ids.get(k) for k in cand["key"].tolist()],
+                                          dtype="Int64")
         keys = pd.DataFrame({
             "key": done["key"],
             "request_hash": [hashlib.sha256(f"{k}:{a}:{s}:{t}".encode()).hexdigest()
-                             for k, a, s, t in zip(done["key"], done["amount_cents"],
-                                                   done["source_account"],
-                                                   done["target_account"])],
+                             for k, a, s, t in zip(done["key"].tolist(),
+                                                   done["amount_cents"].tolist(),
+                                                   done["source_account"].tolist(),
+                                                   done["target_account"].tolist())],
             "transaction_id": done["transaction_id"].astype("int64")})
         uow.cur.register("so_keys", keys)
         try:
@@ -682,6 +693,24 @@ def _attempt(bank, actor, uow, day, cand, out, post):
     out.standing_orders_missed = len(missed)
     bank.audit_row(uow, actor, "standing_order.run", "business_date", day.isoformat(), after={
         "attempted": len(cand), **{k: int(getattr(out, k)) for k in EOD_FIELDS}})
+
+
+def _cancel_closed_sources(bank, actor, uow, day):
+    """Orders paying from an account closed since are cancelled (audited), as a bank does when
+    an account closes: nothing more is attempted, retried or charged for them."""
+    where = ("status = 'active' AND source_account_id IN (SELECT id FROM accounts "
+             "WHERE status = 'closed')")
+    ids = [row[0] for row in uow.fetchall(f"SELECT id FROM standing_orders WHERE {where} "
+                                          "ORDER BY id")]
+    if not ids:
+        return
+    uow.execute("UPDATE standing_orders SET status = 'cancelled', cancelled_by = ?, "
+                f"cancelled_at = ?, cancel_reason = 'source account closed' WHERE {where}",
+                [actor.username, utcnow()])
+    from .eod import _audit_set
+    _audit_set(bank, uow, actor, "standing_order.cancel", "standing_order", ids,
+               {"status": "active"}, {"status": "cancelled", "reason": "source account closed",
+                                      "business_date": day})
 
 
 def _finish(bank, actor, uow, day):

@@ -391,6 +391,20 @@ def test_a_repeated_key_returns_the_same_order_and_cancel_stops_it(make_bank):
     assert_books(bank)
 
 
+def test_closing_the_source_account_cancels_its_orders_at_end_of_day(make_bank):
+    bank = make_bank(D(2027, 3, 1))
+    system = bank.system_actor()
+    a = funded_account(bank, "0")
+    b = funded_account(bank, "0")
+    oid = order(bank, a, b, "10.00", frequency="weekly", weekday=2)["id"]
+    bank.accounts.close(system, a, "customer left")
+    close_until(bank, D(2027, 3, 10))
+    got = bank.standing_orders.get(system, oid)
+    assert (got["status"], got["cancel_reason"], runs(bank, oid)) == (
+        "cancelled", "source account closed", [])
+    assert_books(bank)
+
+
 # -- exactly once: reruns and catch-ups ----------------------------------------------------------
 def _scenario(bank):
     """Orders that execute, fail, retry, miss and finish over two weeks."""
