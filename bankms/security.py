@@ -89,6 +89,14 @@ PERMISSIONS: dict[str, tuple[frozenset, bool]] = {
     "standing_order.cancel": (EVERYONE, True),
     "standing_order.read": (EVERYONE, True),
     "standing_order.list_all": (STAFF, False),
+    # Charges (issue 10: charges.py): staff apply them with a reason, managers waive them and
+    # keep the catalogue; customers see the charges on their own accounts.
+    "charge.read": (EVERYONE, True),
+    "charge.list_all": (STAFF, False),
+    "charge.catalogue": (STAFF, False),
+    "charge.apply": (STAFF, False),
+    "charge.waive": (MANAGERS, False),
+    "charge.manage": (MANAGERS, False),
 }
 
 
