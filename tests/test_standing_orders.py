@@ -275,7 +275,7 @@ def test_a_missed_occurrence_is_charged_the_products_fee_once(make_bank):
     bank = make_bank(D(2027, 3, 1))
     manager = bank.system_actor()
     bank.deposit_products.change(manager, "checking", terms={
-        "standing_order_fail_fee_cents": "2.50"}, effective_date=D(2027, 3, 2))
+        "standing_order_fail_fee": "2.50"}, effective_date=D(2027, 3, 2))
     a = funded_account(bank, "20.00")
     b = funded_account(bank, "0")
     oid = order(bank, a, b, "30.00", frequency="weekly", weekday=2)["id"]  # Wednesdays
