@@ -52,6 +52,7 @@ import pandas as pd
 from dateutil.relativedelta import relativedelta
 
 from . import accountnum
+from .approvals import _clean_reason as clean_reason
 from .dates import as_date
 from .errors import (
     AccountClosed,
@@ -76,7 +77,6 @@ RETRY_DAYS_DEFAULT = 2
 # Below a week, so that the retries of one occurrence never overlap the next occurrence.
 RETRY_DAYS_MAX = 5
 COUNT_MAX = 1200
-REASON_CHARS_MAX = 200
 FEE_CODE = "standing_order_failed"
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -167,15 +167,6 @@ def clean_schedule(frequency, day_of_month, weekday) -> tuple:
     if isinstance(weekday, str) and weekday.strip().capitalize() in WEEKDAYS:
         return frequency, None, WEEKDAYS.index(weekday.strip().capitalize())
     return frequency, None, _small_int(weekday, "weekday (0 = Monday ... 6 = Sunday)", 0, 6)
-
-
-def clean_reason(reason) -> str:
-    if not isinstance(reason, str) or not reason.strip():
-        raise InvalidInput("Please give a reason.")
-    reason = " ".join(reason.split())
-    if len(reason) > REASON_CHARS_MAX:
-        raise InvalidInput(f"A reason may have at most {REASON_CHARS_MAX} characters.")
-    return reason
 
 
 class StandingOrderNotFound(BankError):

@@ -335,6 +335,7 @@ BAD_INPUT = [
     (dict(target="000000000001"), AccountNotFound),
     (dict(source="closed"), AccountClosed),
     (dict(target="closed"), AccountClosed),
+    (dict(target="frozen"), AccountNotActive),
     (dict(target="GL1000"), InvalidAccountNumber),
     (dict(amount="5000.01", target="other"), LimitExceeded),
 ]
@@ -349,8 +350,10 @@ def test_bad_input_is_refused_and_nothing_changes(make_bank, changes, error):
     other = funded_account(bank, "0")
     closed = funded_account(bank, "0", customer_id=me)
     bank.accounts.close(bank.system_actor(), closed, "not needed")
+    frozen = funded_account(bank, "0")
+    bank.accounts.freeze(bank.system_actor(), frozen, "fraud check")
     login = login_for(bank, me, "ann")
-    names = {"same": a, "closed": closed, "other": other, None: None}
+    names = {"same": a, "closed": closed, "other": other, "frozen": frozen, None: None}
     changes = dict(changes)
     fields = dict(source_account=names.get(changes.pop("source", None)) or a,
                   target_account=names.get(changes.get("target"), changes.get("target")) or own,
