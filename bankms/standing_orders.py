@@ -269,7 +269,6 @@ class StandingOrders:
         """Check an order for a confirm step, writing nothing: the clean order with the
         schedule in words, the first payment date and the payee's name (masked when a
         customer pays another customer, as payments.review does)."""
-        from .accounts import mask_name
         order = self._clean(actor, source_account=source_account, target_account=target_account,
                             amount=amount, frequency=frequency, day_of_month=day_of_month,
                             weekday=weekday, start_date=start_date, end_date=end_date,
@@ -278,7 +277,7 @@ class StandingOrders:
         holder = order.pop("target_holder")
         if customer and not order["own_target"]:
             holder = self._bank.accounts.payee_name(actor, order["target_account"])
-        return {**order, "target_holder": holder if holder else mask_name(""),
+        return {**order, "target_holder": holder,
                 "amount": to_money(order["amount_cents"]),
                 "schedule": describe_schedule(order["frequency"], order["day_of_month"],
                                               order["weekday"])}
