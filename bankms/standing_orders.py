@@ -460,6 +460,34 @@ class StandingOrders:
             "transaction_id, charge_id FROM standing_order_runs WHERE order_id = ? "
             "ORDER BY attempt_date DESC, due_date DESC", [order["id"]])
 
+    def verify(self) -> list[str]:
+        """Standing orders against the ledger (audit.verify): each executed attempt is the one
+        transfer under its occurrence's key, with the order's accounts and amount; no
+        occurrence executed twice; each order's executed_count equals its executed attempts."""
+        problems = []
+        for oid, due in self._bank.read(
+                "SELECT r.order_id, r.due_date FROM standing_order_runs r "
+                "JOIN standing_orders o ON o.id = r.order_id "
+                "LEFT JOIN transactions t ON t.id = r.transaction_id "
+                "LEFT JOIN idempotency_keys k ON k.key = 'sys:so-' || r.order_id || '-' "
+                "|| CAST(r.due_date AS VARCHAR) WHERE r.outcome = 'executed' AND (t.id IS NULL "
+                "OR t.kind <> 'transfer' OR t.amount_cents <> r.amount_cents "
+                "OR t.source_account <> o.source_account OR t.target_account <> o.target_account "
+                "OR k.transaction_id IS DISTINCT FROM t.id) ORDER BY 1, 2 LIMIT 100"):
+            problems.append(f"standing order {oid} due {due}: its executed attempt does not "
+                            "match its transaction")
+        for oid, due in self._bank.read(
+                "SELECT order_id, due_date FROM standing_order_runs WHERE outcome = 'executed' "
+                "GROUP BY 1, 2 HAVING count(*) > 1 ORDER BY 1, 2 LIMIT 100"):
+            problems.append(f"standing order {oid} due {due} was executed more than once")
+        for oid, stored, counted in self._bank.read(
+                "SELECT o.id, o.executed_count, count(r.order_id) FROM standing_orders o "
+                "LEFT JOIN standing_order_runs r ON r.order_id = o.id AND r.outcome = 'executed' "
+                "GROUP BY 1, 2 HAVING o.executed_count <> count(r.order_id) ORDER BY 1 LIMIT 100"):
+            problems.append(f"standing order {oid} counts {stored} executions, its attempts "
+                            f"{counted}")
+        return problems
+
     def failures(self, actor, *, since=None) -> pd.DataFrame:
         """Staff: failed and missed attempts of every order since `since` (a business date;
         default the last 31 days), newest first, with the accounts and the reason."""

@@ -462,3 +462,27 @@ def test_day_by_day_equals_one_catch_up_and_a_rerun_moves_nothing(make_bank):
     assert counters == (len(executed), sum(1 for r in before[0] if r[3] == "missed"))
     for bank in (daily, catch_up):
         assert_books(bank)
+
+
+TAMPERING = [
+    # a change behind the service's back, what verify() says
+    ("UPDATE standing_order_runs SET amount_cents = amount_cents + 1 WHERE outcome = 'executed'",
+     "its executed attempt does not match its transaction"),
+    ("UPDATE standing_orders SET executed_count = executed_count + 1",
+     "counts 2 executions, its attempts 1"),
+    ("INSERT INTO standing_order_runs SELECT order_id, due_date, attempt_date + 1, outcome, "
+     "reason, amount_cents, transaction_id, charge_id FROM standing_order_runs",
+     "was executed more than once"),
+]
+
+
+@pytest.mark.parametrize("sql, problem", TAMPERING)
+def test_verify_reconciles_standing_orders_with_the_ledger(make_bank, sql, problem):
+    bank = make_bank(D(2027, 3, 1))
+    a = funded_account(bank, "100.00")
+    b = funded_account(bank, "0")
+    order(bank, a, b, "10.00", frequency="weekly", weekday=2)
+    close_until(bank, D(2027, 3, 3))
+    assert_books(bank)
+    bank.write(lambda uow: uow.execute(sql))
+    assert any(problem in p for p in bank.audit.verify())
