@@ -44,6 +44,7 @@ Rules (issue 10; where the issue is silent, what a retail bank does):
 from __future__ import annotations
 
 import calendar
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -504,8 +505,10 @@ class StandingOrders:
 
 # -- end of day ---------------------------------------------------------------------------------
 # Occurrences to attempt on business date D: those due on D and earlier failed ones still in
-# their retry window, never one already attempted on D or already executed or missed, nor one
-# whose idempotency key is already taken. Parameters are filled by name in _candidates.
+# their retry window, never one already attempted on D or already executed or missed. The
+# ledger key of each executed occurrence is the second guard: idempotency_keys' primary key
+# refuses a second insert, which rolls the whole day back rather than move money twice (it is
+# not read here, so this query does not scan every key the bank ever stored).
 CANDIDATES_SQL = """
 WITH due AS (
     SELECT id AS order_id, CAST($day AS DATE) AS due_date FROM standing_orders
@@ -535,8 +538,6 @@ LEFT JOIN accounts t ON t.account_number = o.target_account
 LEFT JOIN customers tc ON tc.id = t.customer_id
 WHERE NOT EXISTS (SELECT 1 FROM standing_order_runs r WHERE r.order_id = c.order_id
                   AND r.due_date = c.due_date AND (r.attempt_date = $day OR r.outcome <> 'failed'))
-  AND NOT EXISTS (SELECT 1 FROM idempotency_keys k
-                  WHERE k.key = 'sys:so-' || c.order_id || '-' || CAST(c.due_date AS VARCHAR))
 ORDER BY c.due_date, c.order_id
 """
 
@@ -624,6 +625,20 @@ def _fees(uow, day, missed: pd.DataFrame) -> pd.Series:
                      index=missed.index, dtype="int64")
 
 
+@contextlib.contextmanager
+def _registered(uow, name, frame):
+    """`frame` visible to SQL as `name` for the block. After a failed statement DuckDB refuses
+    even the unregister ("transaction is aborted"); the block's own error is the one raised."""
+    uow.cur.register(name, frame)
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            uow.cur.unregister(name)
+        raise
+    uow.cur.unregister(name)
+
+
 def run_due(bank, actor, uow, day: dt.date, out) -> None:
     """End of day step 1 (eod.close_day): attempt the occurrences due on `day` and the retries
     of earlier failures whose window includes `day`, each once, in one set-based batch; record
@@ -669,15 +684,12 @@ def _attempt(bank, actor, uow, day, cand, out, post):
                                                    done["source_account"].tolist(),
                                                    done["target_account"].tolist())],
             "transaction_id": done["transaction_id"].astype("int64")})
-        uow.cur.register("so_keys", keys)
-        try:
+        with _registered(uow, "so_keys", keys):
             uow.execute("INSERT INTO idempotency_keys SELECT key, request_hash, transaction_id "
                         "FROM so_keys")
             uow.execute("UPDATE standing_orders SET executed_count = executed_count + d.n FROM "
                         "(SELECT CAST(split_part(key, '-', 2) AS BIGINT) AS id, count(*) AS n "
                         "FROM so_keys GROUP BY 1) d WHERE standing_orders.id = d.id")
-        finally:
-            uow.cur.unregister("so_keys")
     missed = cand[cand["outcome"] == "missed"]
     fees = _fees(uow, day, missed)
     charged = missed[fees > 0]
@@ -698,13 +710,10 @@ def _attempt(bank, actor, uow, day, cand, out, post):
     runs = cand.assign(attempt_date=day)[["order_id", "due_date", "attempt_date", "outcome",
                                           "reason", "amount_cents", "transaction_id",
                                           "charge_id"]]
-    uow.cur.register("so_runs", runs)
-    try:
+    with _registered(uow, "so_runs", runs):
         uow.execute("INSERT INTO standing_order_runs SELECT order_id, CAST(due_date AS DATE), "
                     "CAST(attempt_date AS DATE), outcome, reason, amount_cents, transaction_id, "
                     "charge_id FROM so_runs")
-    finally:
-        uow.cur.unregister("so_runs")
     out.standing_orders_executed = len(done)
     out.standing_orders_executed_cents = int(done["amount_cents"].sum()) if len(done) else 0
     out.standing_orders_failed = int((cand["outcome"] == "failed").sum())

@@ -486,3 +486,19 @@ def test_verify_reconciles_standing_orders_with_the_ledger(make_bank, sql, probl
     assert_books(bank)
     bank.write(lambda uow: uow.execute(sql))
     assert any(problem in p for p in bank.audit.verify())
+
+
+def test_an_occurrence_whose_ledger_key_is_taken_rolls_the_day_back(make_bank):
+    """The second guard: if an occurrence's key were already in the ledger (a run row lost),
+    the key's primary key refuses the day as a whole; nothing moves, the day stays open."""
+    bank = make_bank(D(2027, 3, 3))
+    a = funded_account(bank, "100.00")
+    b = funded_account(bank, "0")
+    oid = order(bank, a, b, "10.00", frequency="weekly", weekday=2)["id"]
+    key = so.occurrence_key(oid, D(2027, 3, 3))
+    bank.write(lambda uow: uow.execute("INSERT INTO idempotency_keys VALUES (?, 'x', 1)", [key]))
+    with pytest.raises(Exception, match="Duplicate key .*sys:so-"):
+        close_until(bank, D(2027, 3, 3))
+    assert bank.business_date == D(2027, 3, 3)
+    assert (balance(bank, a), balance(bank, b), runs(bank, oid)) == (Decimal("100.00"),
+                                                                     Decimal("0.00"), [])
