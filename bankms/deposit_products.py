@@ -66,14 +66,21 @@ QUALIFY row_number() OVER (
 """
 
 
-def versions_in_force(uow, day: dt.date) -> pd.DataFrame:
-    """One row per product: the version in force on `day` (VERSION_COLUMNS; rates DECIMAL
-    as Decimal-valued object columns, cents int64). `uow` is a unit of work or a cursor."""
-    cur = getattr(uow, "cur", uow)
-    df = cur.execute(VERSIONS_IN_FORCE_SQL + " ORDER BY v.product_id", [day]).df()
+def _plain(df: pd.DataFrame) -> pd.DataFrame:
+    """Rates as Decimal with 4 decimals and effective dates as datetime.date (DuckDB gives
+    floats and Timestamps)."""
     for column in RATE_COLUMNS:
         df[column] = [Decimal(str(v)).quantize(Decimal("0.0001")) for v in df[column]]
+    df["effective_date"] = [pd.Timestamp(v).date() for v in df["effective_date"]]
     return df
+
+
+def versions_in_force(uow, day: dt.date) -> pd.DataFrame:
+    """One row per product: the version in force on `day` (VERSION_COLUMNS; rates Decimal,
+    effective_date datetime.date, cents int64). `uow` is a unit of work or a cursor. In SQL,
+    join VERSIONS_IN_FORCE_SQL instead (one parameter: the day)."""
+    cur = getattr(uow, "cur", uow)
+    return _plain(cur.execute(VERSIONS_IN_FORCE_SQL + " ORDER BY v.product_id", [day]).df())
 
 
 def _code(code) -> str:
@@ -157,6 +164,27 @@ def clean_tiers(tiers) -> list[tuple[int, Decimal]]:
     if len(out) > TIERS_MAX:
         raise InvalidInput(f"A product may have at most {TIERS_MAX} tiers.")
     return out
+
+
+def parse_tiers(text: str) -> list[tuple[int, Decimal]]:
+    """Tiers typed one per line as 'from balance: rate' ('5,000.00: 1.75'; blank lines
+    ignored) -> clean_tiers of them. InvalidInput names a line that is not a pair."""
+    pairs = []
+    for number, line in enumerate(str(text or "").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(":")
+        if len(parts) != 2:
+            raise InvalidInput(f"Tier line {number} ('{line.strip()[:40]}') is not "
+                               "'from balance: rate', for example '5,000.00: 1.75'.")
+        pairs.append((parts[0].strip(), parts[1].strip()))
+    return clean_tiers(pairs)
+
+
+def tiers_text(tiers) -> str:
+    """Tiers [(from_balance_cents, rate)] as parse_tiers reads them, one per line."""
+    return "\n".join(f"{format_cents(cents, '')}: {rate.normalize():f}"
+                     for cents, rate in tiers)
 
 
 def check_terms(kind: str, terms: dict) -> None:
@@ -261,8 +289,26 @@ class DepositProducts:
             " AND f.effective_date > ?) AS future_versions "
             "FROM deposit_products p JOIN (" + VERSIONS_IN_FORCE_SQL + ") v "
             "ON v.product_id = p.id ORDER BY p.kind, p.code", [day, day])
-        for column in RATE_COLUMNS:
-            df[column] = [Decimal(str(v)).quantize(Decimal("0.0001")) for v in df[column]]
+        return _plain(df)
+
+    def versions(self, actor, code) -> pd.DataFrame:
+        """Every version of one product, oldest first: VERSION_COLUMNS, 'tiers' (text, as
+        tiers_text) and 'state' ('past', 'in force' on the business date, or 'future')."""
+        self._require_read(actor)
+        product = self._product_row(code)
+        today = self._bank.business_date
+        df = _plain(self._bank.read_df(
+            "SELECT * FROM deposit_product_versions WHERE product_id = ? ORDER BY "
+            "effective_date", [product["id"]]))
+        tiers = {}
+        for day, cents, rate in self._bank.read(
+                "SELECT effective_date, from_balance_cents, rate_percent FROM "
+                "deposit_product_tiers WHERE product_id = ? ORDER BY 1, 2", [product["id"]]):
+            tiers.setdefault(day, []).append((cents, Decimal(str(rate))))
+        df["tiers"] = [tiers_text(tiers.get(day, [])) for day in df["effective_date"]]
+        in_force = self._terms_on(product["id"], today)["effective_date"]
+        df["state"] = ["in force" if day == in_force else "future" if day > today else "past"
+                       for day in df["effective_date"]]
         return df
 
     # -- for accounts (accounts.py) -----------------------------------------------------------
