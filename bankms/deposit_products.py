@@ -367,34 +367,22 @@ class DepositProducts:
         a paid rate above the four-eyes rate (setting four_eyes_rate_bp) waits for a second
         manager. Raises PermissionDenied, InvalidInput or InvalidAmount (audited); nothing
         changes then."""
-        bank = self._bank
-        action = "deposit_product.create"
-        bank.require(actor, "deposit_product.manage", entity="deposit_product",
-                     entity_id=str(code)[:40])
-        try:
+        def prepare():
             text = _code(code)
             if not _PRODUCT_CODE.match(text):
                 raise InvalidInput("A product code is 2 to 30 lower-case letters, digits or "
                                    "underscores, starting with a letter.")
-            kind = _choice(kind, KINDS, "kind of product")
+            clean_kind = _choice(kind, KINDS, "kind of product")
             params = {"code": text, "name": _clean_text(name, "product name", 2,
-                                                        NAME_CHARS_MAX), "kind": kind,
+                                                        NAME_CHARS_MAX), "kind": clean_kind,
                       "effective_date": self._start(effective_date, earliest_days=0),
-                      "terms": {**self.defaults(kind), **clean_terms(terms)},
+                      "terms": {**self.defaults(clean_kind), **clean_terms(terms)},
                       "tiers": clean_tiers(tiers)}
-            check_terms(kind, params["terms"])
-        except BankError as exc:
-            bank.record_refusal(actor, action, exc, entity="deposit_product",
-                                entity_id=str(code)[:40])
-            raise
-        if self._rates_wait(actor, params, None):
-            return bank.approvals.request(
-                actor, action, params=_audit_form(params),
-                summary=f"New deposit product {text} paying up to "
-                        f"{self._rate_max(params)} %")
-        self._write_refusing(actor, action, text,
-                             lambda uow: self._create_in(uow, actor, params))
-        return self.get(actor, text, on=params["effective_date"])
+            check_terms(clean_kind, params["terms"])
+            return params, None
+        return self._manage(actor, "deposit_product.create", code, prepare,
+                            lambda p: f"New deposit product {p['code']} paying up to "
+                                      f"{self._rate_max(p)} %", self._create_in)
 
     def change(self, actor, code, *, terms: dict, tiers=None, effective_date):
         """Managers: new terms for a product from the business date `effective_date` on,
@@ -405,34 +393,23 @@ class DepositProducts:
         their overdraft limits. Returns get(on=effective_date), or a PendingApproval when a
         new paid rate above the four-eyes rate waits for a second manager. Raises
         PermissionDenied, InvalidInput or InvalidAmount (audited); nothing changes then."""
-        bank = self._bank
-        action = "deposit_product.change"
-        bank.require(actor, "deposit_product.manage", entity="deposit_product",
-                     entity_id=str(code)[:40])
-        try:
+        def prepare():
             product = self._product_row(code)
             start = self._start(effective_date, earliest_days=1)
             before = self._terms_on(product["id"], start)
+            kept = {k: before[k] for k in TERM_COLUMNS}
             params = {"code": product["code"], "effective_date": start,
-                      "terms": {**{k: before[k] for k in TERM_COLUMNS}, **clean_terms(terms)},
+                      "terms": {**kept, **clean_terms(terms)},
                       "tiers": before["tiers"] if tiers is None else clean_tiers(tiers)}
             check_terms(product["kind"], params["terms"])
-            if (params["terms"], params["tiers"]) == (
-                    {k: before[k] for k in TERM_COLUMNS}, before["tiers"]):
+            if (params["terms"], params["tiers"]) == (kept, before["tiers"]):
                 raise InvalidInput(f"Nothing to change: deposit product {product['code']} "
                                    f"already has these terms on {start}.")
-        except BankError as exc:
-            bank.record_refusal(actor, action, exc, entity="deposit_product",
-                                entity_id=str(code)[:40])
-            raise
-        if self._rates_wait(actor, params, before):
-            return bank.approvals.request(
-                actor, action, params=_audit_form(params),
-                summary=f"Deposit product {product['code']} from {start}: rates up to "
-                        f"{self._rate_max(params)} %")
-        self._write_refusing(actor, action, product["code"],
-                             lambda uow: self._change_in(uow, actor, params))
-        return self.get(actor, product["code"], on=start)
+            return params, before
+        return self._manage(actor, "deposit_product.change", code, prepare,
+                            lambda p: f"Deposit product {p['code']} from "
+                                      f"{p['effective_date']}: rates up to "
+                                      f"{self._rate_max(p)} %", self._change_in)
 
     def set_active(self, actor, code, active) -> dict:
         """Managers: offer a product to new accounts again (True) or withdraw it (False);
@@ -457,9 +434,33 @@ class DepositProducts:
         self._write_refusing(actor, action, product["code"], fn)
         return self.get(actor, product["code"])
 
+    def _manage(self, actor, action, code, prepare, summary, write_in):
+        """What create and change share: the permission; prepare() -> (params, terms before
+        or None), its refusal audited; a new paid rate above the four-eyes rate queued for a
+        second manager (returns the PendingApproval); else write_in(uow, actor, params) in one
+        transaction and get() of the product on its effective date."""
+        bank = self._bank
+        bank.require(actor, "deposit_product.manage", entity="deposit_product",
+                     entity_id=str(code)[:40])
+        try:
+            params, before = prepare()
+        except BankError as exc:
+            bank.record_refusal(actor, action, exc, entity="deposit_product",
+                                entity_id=str(code)[:40])
+            raise
+        if self._rates_wait(actor, params, before):
+            return bank.approvals.request(actor, action, params=_audit_form(params),
+                                          summary=summary(params))
+        self._write_refusing(actor, action, params["code"],
+                             lambda uow: write_in(uow, actor, params))
+        return self.get(actor, params["code"], on=params["effective_date"])
+
     # -- inside a unit of work (also what an approved four-eyes request carries out) ---------
     def _create_in(self, uow, actor, params: dict) -> None:
-        params = self._recheck(params, earliest_days=0)
+        # Approved on a later day, a new product starts on the day of its approval: no
+        # account can have been on it before.
+        day = max(as_date(params["effective_date"]), self._bank.business_date)
+        params = self._recheck({**params, "effective_date": day}, earliest_days=0)
         if uow.fetchone("SELECT 1 FROM deposit_products WHERE code = ?", [params["code"]]):
             raise InvalidInput(f"There is already a deposit product '{params['code']}'.")
         pid = uow.fetchone("SELECT nextval('deposit_product_id_seq')")[0]

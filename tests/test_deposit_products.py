@@ -441,3 +441,16 @@ def test_a_later_overdraft_limit_stays_within_the_product(bank, staff):
         bank.accounts.set_overdraft_limit(manager, number, "300.00")
     bank.accounts.set_overdraft_limit(manager, number, "150.00")
     assert bank.accounts.get(manager, number)["overdraft_limit"] == Decimal("150.00")
+
+
+def test_a_new_product_paying_above_the_four_eyes_rate_waits_for_a_second_manager(bank,
+                                                                                   staff):
+    before = product_tables(bank)
+    pending = bank.deposit_products.create(staff["manager"], **{
+        **VALID, "tiers": [(0, "1.00"), (1_000_000, "2.75")]})
+    assert isinstance(pending, PendingApproval)
+    assert product_tables(bank) == before
+    bank.approvals.approve(staff["manager2"], pending.request_id)
+    got = bank.deposit_products.get(staff["teller"], "bonus_saver")
+    assert (got["active"], got["tiers"]) == (
+        True, [(0, Decimal("1.00")), (1_000_000, Decimal("2.75"))])
