@@ -78,6 +78,8 @@ OPERATIONS = {
     "loan.undo_disbursement": "loan payout undone",
     "loan.update_product": "loan product rates",
     "charge.waive": "charge waiver",
+    "deposit_product.create": "new deposit product rates",
+    "deposit_product.change": "deposit product rates",
 }
 # Loan operations the loan service carries out once approved (`_approve_loan`), and a charge
 # waiver, which the charges service carries out the same way.
@@ -477,6 +479,10 @@ class Approvals:
                                        Decimal(params["interest_rate_percent"]))
         elif kind == "loan.update_product":
             bank.loans._update_product_in(uow, maker, params["code"], params["changes"])
+        elif kind == "deposit_product.create":
+            bank.deposit_products._create_in(uow, maker, params)
+        elif kind == "deposit_product.change":
+            bank.deposit_products._change_in(uow, maker, params)
         else:
             raise AssertionError(f"no way to carry out {kind}")
         if "username" in params:

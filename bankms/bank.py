@@ -100,10 +100,14 @@ class Bank:
             pass
         else:
             self.loans = Loans(self)
+        from .deposit_products import DepositProducts
+        self.deposit_products = DepositProducts(self)
         from .charges import Charges
         self.charges = Charges(self)
         from .export import Export
         self.export = Export(self)
+        from .standing_orders import StandingOrders
+        self.standing_orders = StandingOrders(self)
         try:
             from .reports import Reports
         except ImportError:
