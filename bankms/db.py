@@ -358,6 +358,46 @@ SCHEMA = [
         head_hash VARCHAR NOT NULL,
         recorded_at TIMESTAMP NOT NULL,
         PRIMARY KEY (business_date, chain))""",
+    # -- Charges (issue 10: bankms/charges.py). The catalogue of what the bank may charge, and
+    # the register of every charge applied: by staff with a reason, or by end of day for an
+    # event. 'product' charges take their amount from the account's product (the caller passes
+    # it); system rows are the events' own and cannot be withdrawn. A charge's money is its fee
+    # transaction (debit the account, credit GL4100); a waiver is a second, reversing one.
+    """CREATE TABLE IF NOT EXISTS charge_catalogue (
+        code VARCHAR PRIMARY KEY,
+        name VARCHAR NOT NULL,
+        calc VARCHAR NOT NULL,
+        amount_cents BIGINT NOT NULL DEFAULT 0,
+        rate_bp INTEGER NOT NULL DEFAULT 0,
+        min_cents BIGINT NOT NULL DEFAULT 0,
+        max_cents BIGINT,
+        active BOOLEAN NOT NULL DEFAULT TRUE,
+        system BOOLEAN NOT NULL DEFAULT FALSE)""",
+    """INSERT INTO charge_catalogue (code, name, calc, system) VALUES
+        ('maintenance', 'Monthly maintenance', 'product', TRUE),
+        ('min_balance', 'Below minimum balance', 'product', TRUE),
+        ('overdraft', 'Overdraft', 'product', TRUE),
+        ('standing_order_failed', 'Failed standing order', 'product', TRUE),
+        ('loan_disbursement', 'Loan disbursement', 'product', TRUE)
+        ON CONFLICT (code) DO NOTHING""",
+    "CREATE SEQUENCE IF NOT EXISTS charge_id_seq START 1",
+    # status: 'charged' | 'waived' | 'not_collected' (an event charge the account could not pay:
+    # recorded, no money moved). Event charges are unique per (code, account_id,
+    # business_date, reason), which post_event_charges checks in SQL rather than by an index
+    # (DuckDB refuses updates of rows under a unique index in some cases).
+    """CREATE TABLE IF NOT EXISTS charges (
+        id BIGINT PRIMARY KEY,
+        account_id BIGINT NOT NULL,
+        code VARCHAR NOT NULL,
+        amount_cents BIGINT NOT NULL,
+        reason VARCHAR NOT NULL,
+        business_date DATE NOT NULL,
+        transaction_id BIGINT,
+        applied_by VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        waived_by VARCHAR,
+        waive_reason VARCHAR,
+        waiver_transaction_id BIGINT)""",
     # -- Throttles (issue 12: bankms/throttle.py): failed sign-ins per username and per client
     # address, sign-ups per address, payee look-ups per customer.
     """CREATE TABLE IF NOT EXISTS throttles (
