@@ -83,6 +83,9 @@ class Accounts:
             raise InvalidInput("Only checking accounts can have an overdraft limit.")
         if overdraft_cents:
             bank.require(actor, "account.set_overdraft", entity="customer", entity_id=cid)
+        # A rate given at opening is the account's own (rate_negotiated); without one the
+        # account earns its product's rate (issue 10, deposit_products.py).
+        negotiated = interest_rate is not None
         if interest_rate is not None:
             # Setting a rate is a manager's action, at opening as later (issue 12).
             bank.require(actor, "account.set_interest_rate", entity="customer", entity_id=cid)
@@ -117,9 +120,11 @@ class Accounts:
             uow.execute(
                 "INSERT INTO accounts (id, account_number, customer_id, kind, name, status, "
                 "overdraft_limit_cents, interest_rate_percent, opened_at, last_activity_at, "
-                "opened_date, last_activity_date) VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, "
-                "?, ?)",
-                [acc_id, number, cid, kind, name, overdraft_cents, rate, now, now, today, today])
+                "opened_date, last_activity_date, product_id, rate_negotiated) VALUES (?, ?, "
+                "?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, (SELECT id FROM deposit_products "
+                "WHERE code = ?), ?)",
+                [acc_id, number, cid, kind, name, overdraft_cents, rate, now, now, today, today,
+                 kind, negotiated and asked_rate is None])
             bank.audit_row(uow, actor, "account.open", "account", number, after={
                 "customer_id": cid, "kind": kind,
                 "overdraft_limit": str(to_money(overdraft_cents)), "interest_rate": str(rate)})
@@ -529,8 +534,9 @@ class Accounts:
             raise InvalidInput("Only savings accounts earn interest.")
 
     def _set_rate_in(self, uow, actor, number, rate):
+        # A rate a manager sets is the account's own from now on (rate_negotiated).
         self._change_in(uow, actor, number, "account.set_interest_rate", self._rate_rule,
-                        lambda b: {"interest_rate_percent": rate})
+                        lambda b: {"interest_rate_percent": rate, "rate_negotiated": True})
 
 
 def mask_name(full_name: str) -> str:
