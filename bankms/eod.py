@@ -276,7 +276,7 @@ def close_day(bank, actor, uow, day: dt.date) -> DayClosed | None:
         "SELECT count(*) FROM loans WHERE status = 'active' AND days_past_due > 0")
     _accrue_loans(bank, actor, uow, day, internal, out)
     _provision(bank, actor, uow, day, internal, settings, out)
-    deposit_eod.accrue(uow, day, out)
+    _accrue(uow, day, out)
     deposit_eod.post_period_end(bank, actor, uow, day, internal, out)
     deposit_eod.dormancy(bank, actor, uow, day, settings, out)
     uow.execute("INSERT INTO eod_runs (business_date, actor, started_at, finished_at, "
@@ -521,6 +521,11 @@ def _provision(bank, actor, uow, day, internal, settings, out):
         credit="loan_loss_provision", table="loan_provisions",
         columns="loan_id, bucket, percent, provision_cents, CAST(business_date AS DATE)",
         nonzero="provision_cents")
+
+
+def _accrue(uow, day, out):
+    """Step 4 (deposit_eod.accrue); its own name here so that tests can break a day in it."""
+    deposit_eod.accrue(uow, day, out)
 
 
 BASIS_POINTS_PER_UNIT = 10_000
