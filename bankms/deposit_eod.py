@@ -474,12 +474,13 @@ def fee_events(low: pd.DataFrame, day: dt.date) -> pd.DataFrame:
               (low["overdraft_fee_cents"] > 0) & (low["lowest_balance_cents"] < 0)))
     for code, column, due in rules:
         rows = low[due]
+        # The reason is part of the charge's idempotency key, so it holds nothing that a
+        # later posting on the same day could change (the lowest balance itself).
         if code == "min_balance":
-            reasons = [f"{month}, lowest balance {format_cents(b)} below {format_cents(m)}"
-                       for b, m in zip(rows["lowest_balance_cents"], rows["min_balance_cents"])]
+            reasons = [f"{month}, below the minimum balance of {format_cents(m)}"
+                       for m in rows["min_balance_cents"]]
         elif code == "overdraft":
-            reasons = [f"{month}, overdrawn (lowest balance {format_cents(b)})"
-                       for b in rows["lowest_balance_cents"]]
+            reasons = [f"{month}, overdrawn"] * len(rows)
         else:
             reasons = [month] * len(rows)
         parts.append(pd.DataFrame({"account_id": rows["account_id"].astype("int64"),
