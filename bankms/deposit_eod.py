@@ -227,66 +227,86 @@ def accrue(uow, day: dt.date, out) -> None:
 # (by the sign of the balance they were accrued on).
 _KINDS = {"credit": ("interest_postings", ">"), "overdraft": ("overdraft_interest_postings", "<")}
 
-# Open customer accounts to post, each with its last posting row of that kind (any row within
-# the longest period: carry and end). Parameters: the day (terms), the oldest period_end to
-# read, then the filter's.
-CANDIDATES_SQL = """
+# What each open customer account (of `where`) has accrued and not yet posted: its last
+# posting row of that kind (carry and end; rows older than the longest period are not read),
+# the period's start (the day after that row, else the calendar start of the account's
+# posting period), and the sum of its accruals of that kind after that row. Only accounts
+# with such accruals or a carry. Parameters: the day (terms), the oldest period_end to read,
+# the calendar starts of the monthly, quarterly and yearly periods, the filter's, then the
+# first accrual date to scan and the day.
+UNPOSTED_SQL = """
 WITH v AS ({terms}),
 last AS (SELECT account_id, max(period_end) AS last_end,
                 arg_max(carry_out_micro_cents, period_end) AS carry
-         FROM {table} WHERE period_end >= ? GROUP BY 1)
-SELECT a.id AS account_id, a.account_number, l.last_end,
-       CAST(coalesce(l.carry, 0) AS BIGINT) AS carry_in_micro_cents,
-       coalesce(v.posting_period, '{default_period}') AS posting_period
-FROM accounts a LEFT JOIN v ON v.product_id = a.product_id
-LEFT JOIN last l ON l.account_id = a.id
-WHERE a.customer_id IS NOT NULL AND a.status <> 'closed' AND {where}
-ORDER BY a.id
+         FROM {table} WHERE period_end >= ? GROUP BY 1),
+c AS (
+    SELECT a.id AS account_id, a.account_number,
+           CAST(coalesce(l.carry, 0) AS BIGINT) AS carry_in_micro_cents,
+           coalesce(l.last_end + 1, CASE coalesce(v.posting_period, '{default_period}')
+               WHEN 'monthly' THEN CAST(? AS DATE) WHEN 'quarterly' THEN CAST(? AS DATE)
+               ELSE CAST(? AS DATE) END) AS period_start,
+           l.last_end
+    FROM accounts a LEFT JOIN v ON v.product_id = a.product_id
+    LEFT JOIN last l ON l.account_id = a.id
+    WHERE a.customer_id IS NOT NULL AND a.status <> 'closed' AND {where}),
+s AS (
+    SELECT i.account_id, CAST(abs(sum(i.accrued_micro_cents)) AS BIGINT) AS accrued
+    FROM interest_accruals i JOIN c ON c.account_id = i.account_id
+    WHERE i.accrual_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)
+      AND i.balance_cents {sign} 0
+      AND (c.last_end IS NULL OR i.accrual_date > c.last_end)
+    GROUP BY 1)
+SELECT c.account_id, c.account_number, c.period_start, c.carry_in_micro_cents,
+       CAST(coalesce(s.accrued, 0) AS BIGINT) AS accrued_micro_cents
+FROM c LEFT JOIN s ON s.account_id = c.account_id
+WHERE s.account_id IS NOT NULL OR c.carry_in_micro_cents > 0
+ORDER BY c.account_id
 """
+
+# Products whose posting period changed within the last year (parameter: a year ago): their
+# accounts may hold accruals from before the current period's calendar start.
+PERIOD_CHANGED_SQL = """
+SELECT count(*) FROM (SELECT product_id FROM deposit_product_versions
+    WHERE effective_date > CAST(? AS DATE) - INTERVAL 400 DAY
+    GROUP BY 1 HAVING count(DISTINCT posting_period) > 1)
+"""
+
+
+def _scan_from(uow, day: dt.date, periods) -> dt.date:
+    """The first accrual date that can be unposted for accounts posting in `periods` on
+    `day`: the earliest calendar start of those periods; a year back when a product's posting
+    period changed lately or 'maturity' is among them (accruals since its last posting row are
+    then still looked for per account)."""
+    if "maturity" in periods or uow.fetchone(PERIOD_CHANGED_SQL, [day])[0]:
+        return day - dt.timedelta(days=LONGEST_PERIOD_DAYS)
+    return min(period_start(p, day) for p in periods)
 
 
 def unposted(uow, day: dt.date, kind: str, *, periods=None, account_id=None) -> pd.DataFrame:
     """What `kind` ('credit' or 'overdraft') interest each account has accrued and not yet
-    posted up to the end of `day`: open accounts whose product's posting period is one of
-    `periods`, or the one account `account_id` (a close). Columns: account_id, account_number,
-    period_start (the day after the last posting, else the calendar start of the period),
-    carry_in_micro_cents (the last posting's carry), accrued_micro_cents (credit interest
-    positive; overdraft interest as a positive amount owed); only accounts with accruals
-    since their last posting or a carry."""
+    posted up to the end of `day` (UNPOSTED_SQL): open accounts whose product's posting period
+    is one of `periods` (term deposits never), or the one account `account_id` (a close).
+    Columns: account_id, account_number, period_start, carry_in_micro_cents (the last
+    posting's carry), accrued_micro_cents (credit interest; overdraft interest as a positive
+    amount owed); only accounts with accruals since their last posting or a carry."""
     table, sign = _KINDS[kind]
     if account_id is not None:
         where, params = "a.id = ?", [int(account_id)]
+        row = uow.fetchone(
+            f"WITH v AS ({_terms_sql()}) SELECT v.posting_period FROM accounts a "
+            "LEFT JOIN v ON v.product_id = a.product_id WHERE a.id = ?", [day, int(account_id)])
+        periods = [row[0] if row and row[0] else DEFAULT_POSTING_PERIOD]
     else:
         # Term deposits are posted by term_deposits, at maturity or closure, never here.
         where = ("a.kind <> 'term_deposit' AND coalesce(v.posting_period, '"
                  + DEFAULT_POSTING_PERIOD + "') IN (" + ", ".join("?" * len(periods)) + ")")
         params = list(periods)
     oldest = day - dt.timedelta(days=LONGEST_PERIOD_DAYS)
-    frame = uow.execute(CANDIDATES_SQL.format(
-        terms=_terms_sql(), table=table, where=where, default_period=DEFAULT_POSTING_PERIOD),
-        [day, oldest, *params]).df()
-    if len(frame) == 0:
-        return frame.assign(period_start=[], accrued_micro_cents=[])
-    last = pd.to_datetime(frame["last_end"]).dt.date
-    frame["from_date"] = [oldest if pd.isna(x) else x + dt.timedelta(days=1) for x in last]
-    frame["period_start"] = [period_start(p, day) if pd.isna(x) else x + dt.timedelta(days=1)
-                             for p, x in zip(frame["posting_period"], last)]
-    uow.cur.register("dep_candidates", frame[["account_id", "from_date"]])
-    try:
-        sums = uow.execute(
-            "SELECT i.account_id, CAST(abs(sum(i.accrued_micro_cents)) AS BIGINT) AS accrued "
-            "FROM interest_accruals i JOIN dep_candidates c ON c.account_id = i.account_id "
-            f"WHERE i.accrual_date BETWEEN ? AND ? AND i.balance_cents {sign} 0 "
-            "AND i.accrual_date >= CAST(c.from_date AS DATE) GROUP BY 1",
-            [min(frame["from_date"]), day]).df()
-    finally:
-        uow.cur.unregister("dep_candidates")
-    frame = frame.merge(sums, on="account_id", how="left")
-    keep = frame["accrued"].notna() | (frame["carry_in_micro_cents"] > 0)
-    frame = frame[keep].reset_index(drop=True)
-    frame["accrued_micro_cents"] = frame["accrued"].fillna(0).astype("int64")
-    return frame[["account_id", "account_number", "period_start", "carry_in_micro_cents",
-                  "accrued_micro_cents"]]
+    starts = [period_start(p, day) for p in ("monthly", "quarterly", "yearly")]
+    return uow.execute(UNPOSTED_SQL.format(
+        terms=_terms_sql(), table=table, where=where, sign=sign,
+        default_period=DEFAULT_POSTING_PERIOD),
+        [day, oldest, *starts, *params, _scan_from(uow, day, periods), day]).df()
 
 
 def _store_postings(uow, table, frame, day) -> None:
