@@ -342,19 +342,34 @@ def post_period_end(bank, actor, uow, day: dt.date, internal: dict, out) -> None
         _charge_fees(bank, actor, uow, day, out)
 
 
-def _post_credit_interest(bank, actor, uow, day, internal, periods, out) -> None:
-    from .eod import _post, withholding_tax_bp, withholding_tax_cents
-    period = _whole_cents(unposted(uow, day, "credit", periods=periods))
-    if len(period) == 0:
-        return
+def _post_interest(bank, actor, uow, day, periods, kind, build, **post_options):
+    """Post the whole cents of `kind` interest unposted on `day` (one transaction per account,
+    frames from build(pay) -> (transactions, postings, action)), then store every account's
+    posting row with its carry. Returns the frame of accounts paid (tx_ref, posted_cents...)."""
+    from .eod import _post
+    period = _whole_cents(unposted(uow, day, kind, periods=periods))
     pay = period[period["posted_cents"] > 0].reset_index(drop=True)
     if len(pay):
         pay["tx_ref"] = range(len(pay))
+        tx, postings, action = build(pay)
+        base = _post(bank, actor, uow, tx, postings, action, **post_options)
+        ids = dict(zip(pay["account_id"], base + pay["tx_ref"]))
+        period["transaction_id"] = pd.array([ids.get(a) for a in period["account_id"]],
+                                            dtype="Int64")
+    if len(period):
+        _store_postings(uow, _KINDS[kind][0], period, day)
+    return pay
+
+
+def _post_credit_interest(bank, actor, uow, day, internal, periods, out) -> None:
+    from .eod import withholding_tax_bp, withholding_tax_cents
+    expense = INTERNAL["interest_expense"]
+
+    def build(pay):
         rates = withholding_tax_bp(uow, pay["account_id"], day)
         pay["tax_cents"] = withholding_tax_cents(
             pay["posted_cents"].astype("int64"),
             rates.loc[pay["account_id"].astype("int64")].to_numpy())
-        expense = INTERNAL["interest_expense"]
         # One transaction per account for the gross interest (its amount), with the tax as a
         # third leg: a reversal of the interest undoes its tax with it, one idempotent posting
         # per account and period, and the account's one line is the net credit (kept at a
@@ -372,14 +387,32 @@ def _post_credit_interest(bank, actor, uow, day, internal, periods, out) -> None
             pd.DataFrame({"tx_ref": taxed["tx_ref"],
                           "account_id": internal[INTERNAL["withholding_tax_payable"]],
                           "amount_cents": taxed["tax_cents"]})], ignore_index=True)
-        base = _post(bank, actor, uow, tx, postings, "eod.interest")
-        ids = dict(zip(pay["account_id"], base + pay["tx_ref"]))
-        period["transaction_id"] = pd.array([ids.get(a) for a in period["account_id"]],
-                                            dtype="Int64")
-        out.interest_tax_cents = int(pay["tax_cents"].sum())
-    _store_postings(uow, "interest_postings", period, day)
+        return tx, postings, "eod.interest"
+    pay = _post_interest(bank, actor, uow, day, periods, "credit", build)
     out.interest_posted_accounts = len(pay)
     out.interest_posted_cents = int(pay["posted_cents"].sum()) if len(pay) else 0
+    out.interest_tax_cents = int(pay["tax_cents"].sum()) if len(pay) else 0
+
+
+def _post_overdraft_interest(bank, actor, uow, day, internal, periods, out) -> None:
+    income = INTERNAL["interest_income"]
+
+    def build(pay):
+        tx = pd.DataFrame({"tx_ref": pay["tx_ref"], "kind": "overdraft_interest",
+                           "amount_cents": pay["posted_cents"],
+                           "memo": _memo("Overdraft interest", day, pay["period_start"]),
+                           "source_account": pay["account_number"], "target_account": income})
+        postings = pd.concat([
+            pd.DataFrame({"tx_ref": pay["tx_ref"], "account_id": pay["account_id"],
+                          "amount_cents": -pay["posted_cents"]}),
+            pd.DataFrame({"tx_ref": pay["tx_ref"], "account_id": internal[income],
+                          "amount_cents": pay["posted_cents"]})], ignore_index=True)
+        return tx, postings, "eod.overdraft_interest"
+    # Owed whether or not it fits the overdraft limit: the debit is posted regardless.
+    pay = _post_interest(bank, actor, uow, day, periods, "overdraft", build,
+                         allow_overdraw=True)
+    out.overdraft_interest_accounts = len(pay)
+    out.overdraft_interest_cents = int(pay["posted_cents"].sum()) if len(pay) else 0
 
 
 def _memo(what: str, day: dt.date, starts) -> list[str]:
@@ -393,36 +426,6 @@ def _memo(what: str, day: dt.date, starts) -> list[str]:
         else:
             out.append(f"{what} {start.day} {start:%B %Y} to {day.day} {day:%B %Y}")
     return out
-
-
-def _post_overdraft_interest(bank, actor, uow, day, internal, periods, out) -> None:
-    from .eod import _post
-
-    period = _whole_cents(unposted(uow, day, "overdraft", periods=periods))
-    if len(period) == 0:
-        return
-    pay = period[period["posted_cents"] > 0].reset_index(drop=True)
-    if len(pay):
-        pay["tx_ref"] = range(len(pay))
-        income = INTERNAL["interest_income"]
-        tx = pd.DataFrame({"tx_ref": pay["tx_ref"], "kind": "overdraft_interest",
-                           "amount_cents": pay["posted_cents"],
-                           "memo": _memo("Overdraft interest", day, pay["period_start"]),
-                           "source_account": pay["account_number"], "target_account": income})
-        postings = pd.concat([
-            pd.DataFrame({"tx_ref": pay["tx_ref"], "account_id": pay["account_id"],
-                          "amount_cents": -pay["posted_cents"]}),
-            pd.DataFrame({"tx_ref": pay["tx_ref"], "account_id": internal[income],
-                          "amount_cents": pay["posted_cents"]})], ignore_index=True)
-        # Owed whether or not it fits the overdraft limit: the debit is posted regardless.
-        base = _post(bank, actor, uow, tx, postings, "eod.overdraft_interest",
-                     allow_overdraw=True)
-        ids = dict(zip(pay["account_id"], base + pay["tx_ref"]))
-        period["transaction_id"] = pd.array([ids.get(a) for a in period["account_id"]],
-                                            dtype="Int64")
-    _store_postings(uow, "overdraft_interest_postings", period, day)
-    out.overdraft_interest_accounts = len(pay)
-    out.overdraft_interest_cents = int(pay["posted_cents"].sum()) if len(pay) else 0
 
 
 # Open customer accounts (no term deposits) whose product charges a monthly fee, with the
