@@ -438,11 +438,24 @@ def test_a_negotiated_rate_beats_the_product_and_term_deposits_earn_their_own(fi
     bank.write(lambda uow: uow.execute(
         "UPDATE accounts SET rate_negotiated = TRUE, interest_rate_percent = 3.25 "
         "WHERE account_number = ?", [negotiated]))
-    walk(bank, START)
-    assert bank.read("SELECT rate_percent, accrued_micro_cents FROM interest_accruals i JOIN "
-                     "accounts a ON a.id = i.account_id WHERE a.account_number = ?",
-                     [negotiated]) == [(D("3.2500"), micro_half_up(D("100")
-                                                                   * D("3.25") / 365))]
+    # A term deposit (term_deposits snapshots its contract rate onto the account) on a
+    # product that posts monthly and charges a fee: it accrues at its own rate, is never
+    # posted here and pays no product fee.
+    fee_product = add_product(bank, "fee_saver", rate="1.00", maintenance_fee_cents=300)
+    term = open_on(bank, fee_product, amount="10000.00")
+    bank.write(lambda uow: uow.execute(
+        "UPDATE accounts SET kind = 'term_deposit', interest_rate_percent = 4.10 "
+        "WHERE account_number = ?", [term]))
+    walk(bank, MONTH_END)
+    rates = "SELECT DISTINCT rate_percent, accrued_micro_cents FROM interest_accruals i JOIN " \
+            "accounts a ON a.id = i.account_id WHERE a.account_number = ?"
+    assert bank.read(rates, [negotiated]) == [(D("3.2500"),
+                                               micro_half_up(D("10000") * D("0.0325") / 365))]
+    assert bank.read(rates, [term]) == [(D("4.1000"),
+                                         micro_half_up(D("10000") * D("0.041") / 365))]
+    assert bank.read("SELECT kind FROM transactions WHERE ? IN (source_account, "
+                     "target_account) ORDER BY id", [term]) == [("deposit",)]
+    assert len(postings_of(bank, negotiated)) == 1
 
 
 # product dormancy months, months without activity, dormant after end of day?
