@@ -77,9 +77,9 @@ OPERATIONS = {
     "loan.reverse_repayment": "loan repayment reversal",
     "loan.undo_disbursement": "loan payout undone",
     "loan.update_product": "loan product rates",
+    "charge.waive": "charge waiver",
     "deposit_product.create": "new deposit product rates",
     "deposit_product.change": "deposit product rates",
-    "charge.waive": "charge waiver",
 }
 # Loan operations the loan service carries out once approved (`_approve_loan`), and a charge
 # waiver, which the charges service carries out the same way.

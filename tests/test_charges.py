@@ -126,6 +126,7 @@ def test_event_charges_bad_input(bank, row, words):
 
 # -- the staff service -------------------------------------------------------------------------
 from bankms.charges import AlreadyWaived, ChargeNotFound  # noqa: E402
+from bankms.ledger import PostingRequest  # noqa: E402
 from bankms.errors import (  # noqa: E402
     AccountClosed, AccountFrozen, AlreadyReversed, IdempotencyConflict, InsufficientFunds,
     InvalidAmount, InvalidState, PermissionDenied)
@@ -244,6 +245,12 @@ def test_apply_key_reused_for_another_charge(bank, staff):
     assert bank.read_one("SELECT count(*) FROM charges")[0] == 1
 
 
+def _raise(outcome):
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
 def test_waive(bank, staff):
     manager, teller = staff
     number = funded_account(bank, "100.00")
@@ -266,9 +273,16 @@ def test_waive(bank, staff):
     with pytest.raises(AlreadyWaived):
         bank.charges.waive(manager, done["charge_id"], reason="Bank error",
                            idempotency_key="w2")
-    # Nor can the fee be reversed by hand after its waiver.
-    with pytest.raises(AlreadyReversed):
+    # Nor can the fee be reversed by hand, before or after its waiver: the ledger itself
+    # refuses a second reversal of the transaction.
+    with pytest.raises(InvalidInput, match="waive it instead"):
         bank.payments.reverse(manager, done["transaction_id"], "again")
+    with pytest.raises(AlreadyReversed):
+        bank.write(lambda uow: _raise(bank.post_in(uow, PostingRequest(
+            kind="reversal", actor=manager, action="payment.reverse",
+            legs=[("GL4100", -1250), (number, 1250)], amount_cents=1250,
+            idempotency_key="by-hand", reverses_id=done["transaction_id"],
+            internal_ok=True))))
     row = bank.charges.list(manager, number).iloc[0]
     assert (row["status"], row["waived_by"], row["waive_reason"],
             row["waiver_transaction_id"]) == ("waived", manager.username, "Bank error",
