@@ -4,6 +4,8 @@ The bank keeps a business date (settings key `business_date`, mirrored in `bank.
 transaction posted while it is D carries business date D. **End of day for date D closes D**:
 in one database transaction it
 
+0. executes the standing orders due on D and retries earlier failed ones
+   (standing_orders.run_due: one set-based batch, once per order and due date);
 1. collects the instalments due on or before D (and unpaid fees) from each loan's linked
    account, as far as the account's balance less holds allows (never into an overdraft, and not
    from frozen or closed accounts or suspended customers);
@@ -42,7 +44,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import businessday
+from . import businessday, standing_orders
 from .bank import INTERNAL
 from .errors import ConfirmationRequired, DayNotEnded, InvalidInput
 from .ledger import utcnow
@@ -105,7 +107,8 @@ CLOSING_ROW = "(a.status = 'closed' AND ip.period_end = a.closed_date)"
 SUMMARY_FIELDS = ("accounts_accrued", "accrued_micro_cents", "interest_posted_accounts",
                   "interest_posted_cents", "loans_collected", "collected_cents",
                   "late_fees_charged", "late_fee_cents", "loans_in_arrears",
-                  "accounts_made_dormant", "accounts_reactivated")
+                  "accounts_made_dormant", "accounts_reactivated",
+                  *standing_orders.EOD_FIELDS)
 
 
 @dataclass
@@ -122,6 +125,11 @@ class DayClosed:
     loans_in_arrears: int = 0
     accounts_made_dormant: int = 0
     accounts_reactivated: int = 0
+    standing_orders_executed: int = 0
+    standing_orders_executed_cents: int = 0
+    standing_orders_failed: int = 0
+    standing_orders_missed: int = 0
+    standing_order_fees: int = 0
     loans_paid_off: int = 0
     provision_change_cents: int = 0
     loan_accrual_change_cents: int = 0
@@ -283,6 +291,7 @@ def close_day(bank, actor, uow, day: dt.date) -> DayClosed | None:
     internal = dict(uow.fetchall(
         "SELECT account_number, id FROM accounts WHERE customer_id IS NULL"))
     out = DayClosed(business_date=day)
+    standing_orders.run_due(bank, actor, uow, day, out)
     _collect(bank, actor, uow, day, internal, out)
     _late_fees(bank, actor, uow, day, out)
     age_arrears(uow, nxt)
@@ -294,8 +303,9 @@ def close_day(bank, actor, uow, day: dt.date) -> DayClosed | None:
     if nxt.month != day.month:
         _post_month_interest(bank, actor, uow, day, internal, out)
     _dormancy(bank, actor, uow, nxt, settings, out)
-    uow.execute("INSERT INTO eod_runs VALUES (?, ?, ?, ?, " + ", ".join("?" * len(SUMMARY_FIELDS))
-                + ")", [day, actor.username, started, utcnow(),
+    uow.execute("INSERT INTO eod_runs (business_date, actor, started_at, finished_at, "
+                + ", ".join(SUMMARY_FIELDS) + ") VALUES (?, ?, ?, ?, "
+                + ", ".join("?" * len(SUMMARY_FIELDS)) + ")", [day, actor.username, started, utcnow(),
                         *(int(getattr(out, k)) for k in SUMMARY_FIELDS)])
     # The row exists from the first open (bank.py); a plain UPDATE is much cheaper in DuckDB
     # than an upsert.
