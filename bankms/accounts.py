@@ -4,6 +4,8 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal, InvalidOperation
 
+import pandas as pd
+
 from . import accountnum
 from .bank import INTERNAL
 from .dates import as_date
@@ -369,7 +371,10 @@ class Accounts:
         accounts, so nothing is paid twice. Withholding tax (eod.withholding_tax_bp, rounded
         half-up: eod.withholding_tax_cents) is withheld from that gross interest in the same
         transaction (to GL2100), and the net is paid out: 10.41 at 15 % withholds 1.56 and
-        pays 8.85.
+        pays 8.85. Rates, tax and the period's start are the account's deposit product's
+        (deposit_eod.unposted: everything accrued since the last posting). An account that
+        owes overdraft interest accrued since its last posting is refused (InvalidState): it
+        closes after the period end has charged that interest and the charge is paid.
 
         Returns {"interest": Decimal (gross), "tax_withheld": Decimal, "interest_net": Decimal,
         "interest_transaction_id": int | None, "payout_transaction_id": int | None}."""
@@ -410,22 +415,34 @@ class Accounts:
     def _pay_closing_interest(self, uow, actor, number, payout_account) -> dict:
         """Post and pay out the interest of `number` up to the open business date (see
         close); returns close's result."""
-        from .eod import MICRO_PER_CENT, MONTH_END_SQL, withholding_tax_bp, \
-            withholding_tax_cents
+        from .deposit_eod import MICRO_PER_CENT, unposted
+        from .eod import withholding_tax_bp, withholding_tax_cents
         from .payments import system_key
 
         day = self._bank.state.business_date
-        start = day.replace(day=1)
-        found = uow.fetchone(
-            f"SELECT m.account_id, m.carry_in_micro_cents, m.accrued_micro_cents FROM "
-            f"({MONTH_END_SQL}) m JOIN accounts a ON a.id = m.account_id "
-            "WHERE a.account_number = ?", [start, day, start - dt.timedelta(days=1), number])
+        account_id = uow.fetchone("SELECT id FROM accounts WHERE account_number = ?",
+                                  [number])[0]
+        # Overdraft interest accrued since its last posting is owed: the account closes after
+        # the period end has charged it. A sub-cent carried from that posting alone is let go
+        # (the bank's rounding, less than a cent), or no overdrawn account could ever close.
+        owed = unposted(uow, day, "overdraft", account_id=account_id)
+        if len(owed) and owed["accrued_micro_cents"].iloc[0] > 0:
+            owed_cents = (int(owed["carry_in_micro_cents"].iloc[0] + owed[
+                "accrued_micro_cents"].iloc[0]) + MICRO_PER_CENT // 2) // MICRO_PER_CENT
+            if owed_cents:
+                raise InvalidState(
+                    f"Account {number} owes {to_money(owed_cents)} of overdraft interest "
+                    f"accrued since {owed['period_start'].iloc[0]}; it is charged at the end "
+                    "of the posting period. Close the account once that charge is paid.")
+        found = unposted(uow, day, "credit", account_id=account_id)
         none = {"interest": to_money(0), "tax_withheld": to_money(0),
                 "interest_net": to_money(0), "interest_transaction_id": None,
                 "payout_transaction_id": None}
-        if found is None:
+        if len(found) == 0:
             return none
-        account_id, carry_in, accrued = (int(v) for v in found)
+        row = found.iloc[0]
+        start = pd.Timestamp(row["period_start"]).date()
+        carry_in, accrued = int(row["carry_in_micro_cents"]), int(row["accrued_micro_cents"])
         total = carry_in + accrued
         posted = (total + MICRO_PER_CENT // 2) // MICRO_PER_CENT
         tax = 0
@@ -442,7 +459,7 @@ class Accounts:
                 out_kind, out_target = "transfer", payout_account
                 out_memo = f"Closing interest of {number}"
             # As at month end: one transaction for the gross interest with the tax withheld
-            # as its third leg (eod._post_month_interest); the net is paid out.
+            # as its third leg (deposit_eod.post_period_end); the net is paid out.
             tax_leg = [(INTERNAL["withholding_tax_payable"], tax)] if tax else []
             for name, kind, source, target, memo, legs, amount in (
                     ("interest", "interest", expense, number,
