@@ -102,6 +102,8 @@ class Bank:
             self.loans = Loans(self)
         from .export import Export
         self.export = Export(self)
+        from .term_deposits import TermDeposits
+        self.term_deposits = TermDeposits(self)
         try:
             from .reports import Reports
         except ImportError:

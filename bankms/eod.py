@@ -83,7 +83,7 @@ WHERE customer_id IS NOT NULL AND status <> 'closed' AND interest_rate_percent >
 
 # Parameters: month start, month end, previous month end. Closed accounts are left out: closing
 # already posted their interest up to the closing date (Accounts.close), so a month end never
-# pays them again.
+# pays them again. Term deposits are paid at maturity or early closure (term_deposits.py).
 MONTH_END_SQL = """
 SELECT a.id AS account_id, a.account_number,
        CAST(coalesce(p.carry_out_micro_cents, 0) AS BIGINT) AS carry_in_micro_cents,
@@ -93,7 +93,7 @@ LEFT JOIN (SELECT account_id, sum(accrued_micro_cents) AS accrued FROM interest_
            WHERE accrual_date BETWEEN ? AND ? GROUP BY 1) m ON m.account_id = a.id
 LEFT JOIN (SELECT account_id, carry_out_micro_cents FROM interest_postings
            WHERE period_end = ?) p ON p.account_id = a.id
-WHERE a.customer_id IS NOT NULL AND a.status <> 'closed'
+WHERE a.customer_id IS NOT NULL AND a.status <> 'closed' AND a.kind <> 'term_deposit'
   AND (m.accrued IS NOT NULL OR p.carry_out_micro_cents > 0)
 ORDER BY a.id
 """
@@ -105,7 +105,10 @@ CLOSING_ROW = "(a.status = 'closed' AND ip.period_end = a.closed_date)"
 SUMMARY_FIELDS = ("accounts_accrued", "accrued_micro_cents", "interest_posted_accounts",
                   "interest_posted_cents", "loans_collected", "collected_cents",
                   "late_fees_charged", "late_fee_cents", "loans_in_arrears",
-                  "accounts_made_dormant", "accounts_reactivated")
+                  "accounts_made_dormant", "accounts_reactivated",
+                  # Term deposits (term_deposits.mature).
+                  "term_deposits_matured", "term_deposits_renewed",
+                  "term_deposit_interest_cents")
 
 
 @dataclass
@@ -122,6 +125,9 @@ class DayClosed:
     loans_in_arrears: int = 0
     accounts_made_dormant: int = 0
     accounts_reactivated: int = 0
+    term_deposits_matured: int = 0
+    term_deposits_renewed: int = 0
+    term_deposit_interest_cents: int = 0
     loans_paid_off: int = 0
     provision_change_cents: int = 0
     loan_accrual_change_cents: int = 0
@@ -291,12 +297,17 @@ def close_day(bank, actor, uow, day: dt.date) -> DayClosed | None:
     _accrue_loans(bank, actor, uow, day, internal, out)
     _provision(bank, actor, uow, day, internal, settings, out)
     _accrue(uow, day, out)
+    from .term_deposits import mature
+    mature(bank, actor, uow, day, out)
     if nxt.month != day.month:
         _post_month_interest(bank, actor, uow, day, internal, out)
     _dormancy(bank, actor, uow, nxt, settings, out)
-    uow.execute("INSERT INTO eod_runs VALUES (?, ?, ?, ?, " + ", ".join("?" * len(SUMMARY_FIELDS))
-                + ")", [day, actor.username, started, utcnow(),
-                        *(int(getattr(out, k)) for k in SUMMARY_FIELDS)])
+    # Columns by name: branches add counters as columns (ALTER TABLE ... ADD COLUMN).
+    uow.execute("INSERT INTO eod_runs (business_date, actor, started_at, finished_at, "
+                + ", ".join(SUMMARY_FIELDS) + ") VALUES (?, ?, ?, ?, "
+                + ", ".join("?" * len(SUMMARY_FIELDS)) + ")",
+                [day, actor.username, started, utcnow(),
+                 *(int(getattr(out, k)) for k in SUMMARY_FIELDS)])
     # The row exists from the first open (bank.py); a plain UPDATE is much cheaper in DuckDB
     # than an upsert.
     uow.execute("UPDATE settings SET value = ? WHERE key = 'business_date'", [nxt.isoformat()])

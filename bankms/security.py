@@ -81,6 +81,11 @@ PERMISSIONS: dict[str, tuple[frozenset, bool]] = {
     # Loan products are data managers edit (issue 9); a rate-range change waits for a second
     # manager (approvals.py).
     "loan.manage_products": (MANAGERS, False),
+    # Term deposits (issue 10): customers open them from their own accounts and see their own;
+    # only staff close one early (with the product's penalty).
+    "term_deposit.open": (EVERYONE, True),
+    "term_deposit.read": (EVERYONE, True),
+    "term_deposit.close_early": (STAFF, False),
 }
 
 
