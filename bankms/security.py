@@ -81,6 +81,9 @@ PERMISSIONS: dict[str, tuple[frozenset, bool]] = {
     # Loan products are data managers edit (issue 9); a rate-range change waits for a second
     # manager (approvals.py).
     "loan.manage_products": (MANAGERS, False),
+    # Deposit products (issue 10): their terms are public; managers create and change them.
+    "deposit_product.read": (EVERYONE, True),
+    "deposit_product.manage": (MANAGERS, False),
     # Term deposits (issue 10): customers open them from their own accounts and see their own;
     # only staff close one early (with the product's penalty).
     "term_deposit.open": (EVERYONE, True),

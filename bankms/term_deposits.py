@@ -219,22 +219,19 @@ def clean_reason(value) -> str:
 
 
 # -- product terms (deposit_products.py, PLAN10 interface 1) --------------------------------------
-_TERMS_SQL = """
-SELECT p.id AS product_id, p.code, p.name, p.kind, p.active, v.*
-FROM deposit_products p JOIN deposit_product_versions v ON v.product_id = p.id
-WHERE {where} AND v.effective_date = (
-    SELECT max(effective_date) FROM deposit_product_versions w
-    WHERE w.product_id = p.id AND w.effective_date <= ?)
-"""
-
-
 def product_terms(uow, *, day: dt.date, code: str | None = None,
                   product_id: int | None = None) -> dict | None:
-    """The version of one deposit product in force on `day` (the largest effective_date <=
-    day), with 'tiers' [(from_balance_cents, rate_percent Decimal)], read in the caller's unit
-    of work; None when there is no such product or version."""
+    """The deposit product `code` (or `product_id`) with its version in force on `day`
+    (deposit_products.VERSIONS_IN_FORCE_SQL, the one lookup of terms on a day) and 'tiers'
+    [(from_balance_cents, rate_percent Decimal)], read in the caller's unit of work; None when
+    there is no such product."""
+    from .deposit_products import VERSIONS_IN_FORCE_SQL
+
     where, value = ("p.code = ?", code) if code is not None else ("p.id = ?", product_id)
-    cur = uow.execute(_TERMS_SQL.format(where=where), [value, day])
+    cur = uow.execute(
+        "SELECT p.id AS product_id, p.code, p.name, p.kind, p.active, v.* EXCLUDE (product_id) "
+        f"FROM deposit_products p JOIN ({VERSIONS_IN_FORCE_SQL}) v ON v.product_id = p.id "
+        f"WHERE {where}", [day, value])
     names = [d[0] for d in cur.description]
     rows = cur.fetchall()
     if not rows:

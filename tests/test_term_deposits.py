@@ -25,28 +25,6 @@ from bankms.errors import (
 from bankms.term_deposits import early_closure_split, expected_interest_cents, maturity_date
 from conftest import employee, funded_account, login_for, make_customer
 
-# TEMPORARY until depprod merges: the interface tables.
-import pytest
-@pytest.fixture(autouse=True)
-def _interface_tables(request):
-    if "bank" not in request.fixturenames:
-        yield; return
-    bank = request.getfixturevalue("bank")
-    if not hasattr(bank, "deposit_products"):
-        def fn(uow):
-            for s in [
-                "CREATE SEQUENCE IF NOT EXISTS deposit_product_id_seq START 1",
-                "CREATE TABLE IF NOT EXISTS deposit_products (id BIGINT PRIMARY KEY, code VARCHAR NOT NULL UNIQUE, name VARCHAR NOT NULL, kind VARCHAR NOT NULL, active BOOLEAN NOT NULL DEFAULT TRUE, created_at TIMESTAMP NOT NULL, created_by VARCHAR NOT NULL)",
-                """CREATE TABLE IF NOT EXISTS deposit_product_versions (product_id BIGINT NOT NULL, effective_date DATE NOT NULL, interest_rate_percent DECIMAL(9, 4) NOT NULL, day_count VARCHAR NOT NULL, posting_period VARCHAR NOT NULL, min_balance_cents BIGINT NOT NULL DEFAULT 0, min_balance_fee_cents BIGINT NOT NULL DEFAULT 0, maintenance_fee_cents BIGINT NOT NULL DEFAULT 0, overdraft_allowed BOOLEAN NOT NULL DEFAULT FALSE, overdraft_limit_max_cents BIGINT NOT NULL DEFAULT 0, overdraft_rate_percent DECIMAL(9, 4) NOT NULL DEFAULT 0, overdraft_fee_cents BIGINT NOT NULL DEFAULT 0, withholding_tax_bp INTEGER NOT NULL DEFAULT 0, dormancy_months INTEGER NOT NULL DEFAULT 12, term_months_min INTEGER, term_months_max INTEGER, early_closure_penalty VARCHAR NOT NULL DEFAULT 'none', penalty_months INTEGER NOT NULL DEFAULT 0, penalty_rate_percent DECIMAL(9, 4) NOT NULL DEFAULT 0, standing_order_fail_fee_cents BIGINT NOT NULL DEFAULT 0, changed_at TIMESTAMP NOT NULL, changed_by VARCHAR NOT NULL, PRIMARY KEY (product_id, effective_date))""",
-                "CREATE TABLE IF NOT EXISTS deposit_product_tiers (product_id BIGINT NOT NULL, effective_date DATE NOT NULL, from_balance_cents BIGINT NOT NULL, rate_percent DECIMAL(9, 4) NOT NULL, PRIMARY KEY (product_id, effective_date, from_balance_cents))",
-                "ALTER TABLE accounts ADD COLUMN IF NOT EXISTS product_id BIGINT",
-                "ALTER TABLE accounts ADD COLUMN IF NOT EXISTS rate_negotiated BOOLEAN DEFAULT FALSE",
-                "INSERT INTO deposit_products VALUES (1, 'checking', 'Checking', 'checking', true, now(), 's'), (2, 'savings', 'Savings', 'savings', true, now(), 's'), (3, 'term_deposit', 'Term deposit', 'term_deposit', false, now(), 's')",
-            ]:
-                uow.execute(s)
-        bank.write(fn)
-    yield
-
 D = Decimal
 DAY = dt.timedelta(days=1)
 CENT = D("0.01")
@@ -85,8 +63,9 @@ def set_terms(bank, effective_date=None, *, active=True, **changes):
     def fn(uow):
         pid = uow.fetchone("SELECT id FROM deposit_products WHERE code = 'term_deposit'")[0]
         uow.execute("UPDATE deposit_products SET active = ? WHERE id = ?", [active, pid])
+        # Without a date these terms replace every version (the migration's included).
         uow.execute("DELETE FROM deposit_product_versions WHERE product_id = ? "
-                    "AND effective_date = ?", [pid, day])
+                    "AND (effective_date = ? OR ?)", [pid, day, effective_date is None])
         uow.execute(
             "INSERT INTO deposit_product_versions (product_id, effective_date, "
             "interest_rate_percent, day_count, posting_period, withholding_tax_bp, "
