@@ -262,21 +262,9 @@ class TermDeposits:
         self._bank = bank
 
     # -- opening -----------------------------------------------------------------------------
-    def open(self, actor, *, customer_id=None, linked_account, amount, term_months,
-             product=DEFAULT_PRODUCT, maturity_instruction="payout",
-             idempotency_key=None) -> dict:
-        """Open a term deposit of `amount` (text/Decimal/int through money.to_cents) for
-        `term_months` months from `linked_account`; returns get()'s dict of the new deposit.
-        A repeat with the same idempotency key returns the same deposit.
-
-        Raises PermissionDenied (a customer for another's customer id or account),
-        InvalidInput (amount, term, instruction, unknown product, a linked account of another
-        customer or of a kind that cannot fund it), InvalidState (withdrawn product),
-        AccountNotFound, AccountClosed, AccountFrozen, CustomerNotActive, InsufficientFunds
-        (more than the linked account's balance less holds); nothing is written then."""
-        from .errors import InsufficientFunds
-        from .payments import clean_key
-
+    def _request(self, actor, customer_id, linked_account, amount, term_months, product,
+                 maturity_instruction) -> dict:
+        """The checks that need no database, in order; the cleaned request."""
         bank = self._bank
         if customer_id is None and getattr(actor, "role", None) == "customer":
             customer_id = actor.customer_id
@@ -288,58 +276,118 @@ class TermDeposits:
         linked = accountnum.normalize(linked_account)
         if not isinstance(product, str) or not product.strip():
             raise InvalidInput("Name the term deposit product by its code.")
-        code = product.strip()
-        key = clean_key(idempotency_key)
+        return {"customer_id": cid, "linked_account": linked, "amount_cents": cents,
+                "term_months": months, "product": product.strip(),
+                "maturity_instruction": instruction}
 
+    def _checked(self, uow, actor, req) -> dict:
+        """The checks against the bank's state (read in `uow`), in order; the linked account's
+        id, the product's terms, the rate and the dates the deposit would get."""
+        from .errors import InsufficientFunds
+
+        cid, linked, cents = req["customer_id"], req["linked_account"], req["amount_cents"]
+        months, code = req["term_months"], req["product"]
+        row = uow.fetchone(
+            "SELECT a.id, a.customer_id, a.kind, a.status, a.balance_cents, a.holds_cents, "
+            "c.status FROM accounts a JOIN customers c ON c.id = a.customer_id "
+            "WHERE a.account_number = ?", [linked])
+        if row is None:
+            raise AccountNotFound(f"There is no account {linked}.")
+        linked_id, owner, kind, status, balance, holds, customer_status = row
+        if owner != cid:
+            if actor.role == "customer":
+                raise PermissionDenied("You can only move money out of your own accounts.")
+            raise InvalidInput(f"Account {linked} does not belong to customer {cid}.")
+        if kind not in TRANSACTIONAL_KINDS:
+            raise InvalidInput(f"Account {linked} cannot fund a term deposit; use a "
+                               "checking or savings account.")
+        if status == "closed":
+            raise AccountClosed(f"Account {linked} is closed.")
+        if status == "frozen":
+            raise AccountFrozen(f"Account {linked} is frozen; no money can leave it.")
+        if customer_status != "active":
+            raise CustomerNotActive(f"Customer {cid} is {customer_status}.")
+        day = self._bank.state.business_date
+        terms = product_terms(uow, day=day, code=code)
+        if terms is None or terms["kind"] != "term_deposit":
+            raise InvalidInput(f"There is no term deposit product '{code}'.")
+        if not terms["active"]:
+            raise InvalidState(f"The product {terms['name']} takes no new deposits.")
+        low, high = terms.get("term_months_min"), terms.get("term_months_max")
+        if (low is not None and months < low) or (high is not None and months > high):
+            raise InvalidInput(f"{terms['name']} is offered for {low} to {high} months; "
+                               f"{months} months is outside that.")
+        if cents > balance - holds:
+            raise InsufficientFunds(
+                f"Account {linked} has {to_money(max(balance - holds, 0))} available "
+                f"without overdraft; a term deposit of {to_money(cents)} is more than "
+                "that. Nothing was moved.")
+        rate = rate_for(terms, cents)
+        return {"linked_id": linked_id, "terms": terms, "rate": rate, "start_date": day,
+                "maturity_date": maturity_date(day, months)}
+
+    def quote(self, actor, *, customer_id=None, linked_account, amount, term_months,
+              product=DEFAULT_PRODUCT, maturity_instruction="payout") -> dict:
+        """What open() would do, checked the same way and writing nothing (a page's review
+        step): the request cleaned (customer_id, linked_account, amount_cents, term_months,
+        product, maturity_instruction) with amount (Decimal), product_name, rate_percent (str),
+        start_date, maturity_date, and the expected interest, tax and payout at maturity
+        (Decimal; tax at today's rate). Raises what open() raises."""
+        from .db import UnitOfWork
+        from .eod import withholding_tax_cents
+
+        bank = self._bank
+        req = self._request(actor, customer_id, linked_account, amount, term_months, product,
+                            maturity_instruction)
+        with bank.snapshot() as cur:
+            uow = UnitOfWork(cur)
+            found = self._checked(uow, actor, req)
+            bp = int(found["terms"]["withholding_tax_bp"])
+        interest = expected_interest_cents(req["amount_cents"], found["rate"],
+                                           found["start_date"], found["maturity_date"],
+                                           found["terms"]["day_count"])
+        tax = int(withholding_tax_cents(interest, bp))
+        return {**req, "amount": to_money(req["amount_cents"]),
+                "product_name": found["terms"]["name"], "rate_percent": str(found["rate"]),
+                "start_date": found["start_date"], "maturity_date": found["maturity_date"],
+                "interest": to_money(interest), "tax": to_money(tax),
+                "payout": to_money(req["amount_cents"] + interest - tax)}
+
+    def open(self, actor, *, customer_id=None, linked_account, amount, term_months,
+             product=DEFAULT_PRODUCT, maturity_instruction="payout",
+             idempotency_key=None) -> dict:
+        """Open a term deposit of `amount` (text/Decimal/int through money.to_cents) for
+        `term_months` months from `linked_account`; returns get()'s dict of the new deposit.
+        A repeat with the same idempotency key returns the same deposit; the key with another
+        request is refused (IdempotencyConflict).
+
+        Raises PermissionDenied (a customer for another's customer id or account),
+        InvalidInput (amount, term, instruction, unknown product, a linked account of another
+        customer or of a kind that cannot fund it), InvalidState (withdrawn product),
+        AccountNotFound, AccountClosed, AccountFrozen, CustomerNotActive, InsufficientFunds
+        (more than the linked account's balance less holds); nothing is written then."""
+        from . import once
+        from .payments import clean_key
+
+        bank = self._bank
+        req = self._request(actor, customer_id, linked_account, amount, term_months, product,
+                            maturity_instruction)
+        key = clean_key(idempotency_key)
+        cid, linked, cents = req["customer_id"], req["linked_account"], req["amount_cents"]
+        months, code = req["term_months"], req["product"]
         # What the key stands for: the same key with other content is refused.
-        request = [cid, linked, cents, months, code, instruction]
+        request = [cid, linked, cents, months, code, req["maturity_instruction"]]
 
         def fn(uow):
-            from . import once
             earlier = once.recall(uow, key, "term_deposit.open", actor)
             if earlier is not once.MISSING:
                 if earlier["request"] != request:
                     raise IdempotencyConflict("This request key was already used for a "
                                               "different request; nothing was changed.")
                 return earlier["account_number"]
-            row = uow.fetchone(
-                "SELECT a.id, a.customer_id, a.kind, a.status, a.balance_cents, a.holds_cents, "
-                "c.status FROM accounts a JOIN customers c ON c.id = a.customer_id "
-                "WHERE a.account_number = ?", [linked])
-            if row is None:
-                raise AccountNotFound(f"There is no account {linked}.")
-            linked_id, owner, kind, status, balance, holds, customer_status = row
-            if owner != cid:
-                if actor.role == "customer":
-                    raise PermissionDenied("You can only move money out of your own accounts.")
-                raise InvalidInput(f"Account {linked} does not belong to customer {cid}.")
-            if kind not in TRANSACTIONAL_KINDS:
-                raise InvalidInput(f"Account {linked} cannot fund a term deposit; use a "
-                                   "checking or savings account.")
-            if status == "closed":
-                raise AccountClosed(f"Account {linked} is closed.")
-            if status == "frozen":
-                raise AccountFrozen(f"Account {linked} is frozen; no money can leave it.")
-            if customer_status != "active":
-                raise CustomerNotActive(f"Customer {cid} is {customer_status}.")
-            day = bank.state.business_date
-            terms = product_terms(uow, day=day, code=code)
-            if terms is None or terms["kind"] != "term_deposit":
-                raise InvalidInput(f"There is no term deposit product '{code}'.")
-            if not terms["active"]:
-                raise InvalidState(f"The product {terms['name']} takes no new deposits.")
-            low, high = terms.get("term_months_min"), terms.get("term_months_max")
-            if (low is not None and months < low) or (high is not None and months > high):
-                raise InvalidInput(f"{terms['name']} is offered for {low} to {high} months; "
-                                   f"{months} months is outside that.")
-            if cents > balance - holds:
-                raise InsufficientFunds(
-                    f"Account {linked} has {to_money(max(balance - holds, 0))} available "
-                    f"without overdraft; a term deposit of {to_money(cents)} is more than "
-                    "that. Nothing was moved.")
-            rate = rate_for(terms, cents)
+            found = self._checked(uow, actor, req)
+            terms, rate, day = found["terms"], found["rate"], found["start_date"]
             number = self._new_account(uow, cid, rate, terms["product_id"], day)
-            maturity = maturity_date(day, months)
             outcome = bank.post_in(uow, PostingRequest(
                 kind="transfer", actor=actor, action="term_deposit.open",
                 legs=[(linked, -cents), (number, cents)], amount_cents=cents,
@@ -355,11 +403,12 @@ class TermDeposits:
             account_id = uow.fetchone("SELECT id FROM accounts WHERE account_number = ?",
                                       [number])[0]
             record = {
-                "account_id": account_id, "customer_id": cid, "linked_account_id": linked_id,
-                "product_id": terms["product_id"], "principal_cents": cents,
-                "rate_percent": rate, "day_count": terms["day_count"], "start_date": day,
-                "term_months": months, "maturity_date": maturity,
-                "maturity_instruction": instruction, "status": "active",
+                "account_id": account_id, "customer_id": cid,
+                "linked_account_id": found["linked_id"], "product_id": terms["product_id"],
+                "principal_cents": cents, "rate_percent": rate,
+                "day_count": terms["day_count"], "start_date": day, "term_months": months,
+                "maturity_date": found["maturity_date"],
+                "maturity_instruction": req["maturity_instruction"], "status": "active",
                 "opened_by": actor.username, "opened_at": utcnow(),
                 "open_transaction_id": outcome.transaction_id}
             _insert_rows(uow, pd.DataFrame([record]))

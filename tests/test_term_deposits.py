@@ -156,8 +156,12 @@ def test_open_moves_the_principal_into_a_new_term_deposit_account(product):
     linked = funded_account(bank, "20000.00", customer_id=cid)
     customer = login_for(bank, cid, "saver")
     today = bank.business_date
+    quote = bank.term_deposits.quote(customer, linked_account=linked, amount="12,000.00",
+                                     term_months=12)
     td = bank.term_deposits.open(customer, linked_account=linked, amount="12,000.00",
                                  term_months=12, idempotency_key="open-1")
+    assert (quote["maturity_date"], quote["rate_percent"], quote["payout"]) == (
+        td["maturity_date"], td["rate_percent"], td["payout"])
     again = bank.term_deposits.open(customer, linked_account=linked, amount="12,000.00",
                                     term_months=12, idempotency_key="open-1")
     assert again["account_number"] == td["account_number"]
@@ -229,6 +233,9 @@ def test_open_refusals_change_nothing(product, who, change, refusal):
         args["customer_id"] = other_cid
     args.update(change)
     before = snapshot(bank)
+    with pytest.raises(refusal):
+        bank.term_deposits.quote(actor, **{k: v for k, v in args.items()
+                                           if k != "idempotency_key"})
     with pytest.raises(refusal):
         bank.term_deposits.open(actor, **args)
     assert snapshot(bank) == before
