@@ -29,31 +29,46 @@ def _list(bank, actor):
                    "principal and its interest for the whole term after tax.")
 
 
+def term_inputs(typed: dict, prefix: str) -> tuple:
+    """Amount, term and maturity instruction inputs inside an open st.form (customer and
+    teller pages), refilled from what was typed before a review's 'Change'."""
+    choices = list(INSTRUCTIONS)
+    amount = st.text_input("Amount", value=typed.get("amount", ""), placeholder="5,000.00",
+                           key=f"{prefix}_amount")
+    months = st.number_input("Term in months", min_value=1, max_value=600, step=1,
+                             value=int(typed.get("months", 12)), key=f"{prefix}_months")
+    instruction = st.radio("At maturity", choices, format_func=INSTRUCTIONS.get,
+                           index=choices.index(typed.get("instruction", "payout")),
+                           key=f"{prefix}_instruction")
+    return amount, int(months), instruction
+
+
+def ask_review(bank, actor, form, *, customer_id, source, amount, months, instruction):
+    from pages import daily_common as dc
+
+    dc.request_review(form, {"source": source, "amount": amount, "months": months,
+                             "instruction": instruction},
+                      lambda: bank.term_deposits.quote(
+                          actor, customer_id=customer_id, linked_account=source,
+                          amount=amount, term_months=months,
+                          maturity_instruction=instruction))
+
+
 def _form(bank, actor, accounts):
     from pages import daily_common as dc
 
     typed = dc.draft(FORM)
     numbers = list(accounts["account_number"])
     names = dict(zip(accounts["account_number"], accounts["name"]))
-    choices = list(INSTRUCTIONS)
     with st.form("my_td_form"):
         source = st.selectbox("From account", numbers, format_func=lambda n: f"{names[n]} {n}",
                               key="my_td_source", index=numbers.index(typed["source"])
                               if typed.get("source") in numbers else 0)
-        amount = st.text_input("Amount", value=typed.get("amount", ""), placeholder="5,000.00",
-                               key="my_td_amount")
-        months = st.number_input("Term in months", min_value=1, max_value=600, step=1,
-                                 value=int(typed.get("months", 12)), key="my_td_months")
-        instruction = st.radio("At maturity", choices, format_func=INSTRUCTIONS.get,
-                               index=choices.index(typed.get("instruction", "payout")),
-                               key="my_td_instruction")
+        amount, months, instruction = term_inputs(typed, "my_td")
         submitted = st.form_submit_button("Review", type="primary", key="my_td_review")
     if submitted:
-        dc.request_review(FORM, {"source": source, "amount": amount, "months": int(months),
-                                 "instruction": instruction},
-                          lambda: bank.term_deposits.quote(
-                              actor, linked_account=source, amount=amount,
-                              term_months=int(months), maturity_instruction=instruction))
+        ask_review(bank, actor, FORM, customer_id=None, source=source, amount=amount,
+                   months=months, instruction=instruction)
 
 
 def review_rows(review) -> list:
@@ -79,28 +94,39 @@ def open_confirmed(bank, actor, review):
         idempotency_key=review["key"])
 
 
-def _review(bank, actor, review):
+def review_step(bank, actor, review, *, form, prefix, heading, note=None):
+    """The check-and-confirm step of a term deposit (customer and teller pages): confirm
+    opens it with the review's idempotency key, so a repeat opens it once."""
     from pages import daily_common as dc
 
-    st.subheader("Check and confirm")
-    st.markdown("The amount leaves your account now and is paid back with its interest on "
-                "the maturity date. Before then only the bank can close it, with a penalty.")
+    st.subheader(heading)
+    if note:
+        st.markdown(note)
     dc.show_pairs(review_rows(review))
     tag = review["key"]
-    confirm = st.button("Open term deposit", type="primary", key=f"my_td_confirm_{tag}",
+    confirm = st.button("Open term deposit", type="primary", key=f"{prefix}_confirm_{tag}",
                         icon=":material/check:")
-    change = st.button("Change", key=f"my_td_change_{tag}")
-    dc.show_stashed_error(FORM)
+    change = st.button("Change", key=f"{prefix}_change_{tag}")
+    dc.show_stashed_error(form)
     if change:
-        dc.drop_review(FORM)
+        dc.drop_review(form)
         st.rerun()
     if confirm:
-        dc.confirm_review(FORM, lambda taken: open_confirmed(bank, actor, taken))
+        dc.confirm_review(form, lambda taken: open_confirmed(bank, actor, taken))
+
+
+def opened_message(result):
+    from pages.common import money
+    from pages import daily_common as dc
+
+    st.success(f"Term deposit {result['account_number']} is open: "
+               f"{dc.md(money(result['principal']))} until {result['maturity_date']}.",
+               icon=":material/check_circle:")
 
 
 def render() -> None:
     from bankms.errors import BankError
-    from pages.common import get_bank, money, show_error
+    from pages.common import get_bank, show_error
     from pages import daily_common as dc
 
     actor = dc.signed_in(("customer",))
@@ -109,13 +135,14 @@ def render() -> None:
     dc.settle_job(FORM)
     review = dc.current_review(FORM)
     if review is not None:
-        _review(bank, actor, review)
+        review_step(bank, actor, review, form=FORM, prefix="my_td", heading="Check and confirm",
+                    note="The amount leaves your account now and is paid back with its "
+                         "interest on the maturity date. Before then only the bank can close "
+                         "it, with a penalty.")
         return
     result = dc.result_of(FORM)
     if result is not None:
-        st.success(f"Term deposit {result['account_number']} is open: "
-                   f"{dc.md(money(result['principal']))} until {result['maturity_date']}.",
-                   icon=":material/check_circle:")
+        opened_message(result)
         if st.button("Done", key="my_td_done"):
             dc.clear_result(FORM)
             st.rerun()

@@ -42,45 +42,17 @@ def _lookup(bank, actor):
 
 def _open(bank, actor, customer):
     from pages import daily_common as dc
-    from pages.my_term_deposits import INSTRUCTIONS
+    from pages.my_term_deposits import ask_review, term_inputs
 
     typed = dc.draft(FORM)
-    choices = list(INSTRUCTIONS)
     with st.form("td_open_form"):
         source = st.text_input("From account", value=typed.get("source", ""),
                                key="td_open_source")
-        amount = st.text_input("Amount", value=typed.get("amount", ""), key="td_open_amount")
-        months = st.number_input("Term in months", min_value=1, max_value=600, step=1,
-                                 value=int(typed.get("months", 12)), key="td_open_months")
-        instruction = st.radio("At maturity", choices, format_func=INSTRUCTIONS.get,
-                               index=choices.index(typed.get("instruction", "payout")),
-                               key="td_open_instruction")
+        amount, months, instruction = term_inputs(typed, "td_open")
         submitted = st.form_submit_button("Review", type="primary", key="td_open_review")
     if submitted:
-        dc.request_review(FORM, {"source": source, "amount": amount, "months": int(months),
-                                 "instruction": instruction},
-                          lambda: bank.term_deposits.quote(
-                              actor, customer_id=customer, linked_account=source,
-                              amount=amount, term_months=int(months),
-                              maturity_instruction=instruction))
-
-
-def _review(bank, actor, review):
-    from pages import daily_common as dc
-    from pages.my_term_deposits import open_confirmed, review_rows
-
-    st.subheader("Check and confirm with the customer")
-    dc.show_pairs(review_rows(review))
-    tag = review["key"]
-    confirm = st.button("Open term deposit", type="primary", key=f"td_open_confirm_{tag}",
-                        icon=":material/check:")
-    change = st.button("Change", key=f"td_open_change_{tag}")
-    dc.show_stashed_error(FORM)
-    if change:
-        dc.drop_review(FORM)
-        st.rerun()
-    if confirm:
-        dc.confirm_review(FORM, lambda taken: open_confirmed(bank, actor, taken))
+        ask_review(bank, actor, FORM, customer_id=customer, source=source, amount=amount,
+                   months=months, instruction=instruction)
 
 
 def _close_early(bank, actor):
@@ -110,8 +82,9 @@ def _close_early(bank, actor):
 
 
 def render() -> None:
-    from pages.common import get_bank, money
+    from pages.common import get_bank
     from pages import daily_common as dc
+    from pages.my_term_deposits import opened_message, review_step
 
     actor = dc.signed_in(dc.STAFF)
     bank = get_bank()
@@ -121,13 +94,12 @@ def render() -> None:
     dc.show_flash()
     review = dc.current_review(FORM)
     if review is not None:
-        _review(bank, actor, review)
+        review_step(bank, actor, review, form=FORM, prefix="td_open",
+                    heading="Check and confirm with the customer")
         return
     result = dc.result_of(FORM)
     if result is not None:
-        st.success(f"Term deposit {result['account_number']} is open: "
-                   f"{dc.md(money(result['principal']))} until {result['maturity_date']}.",
-                   icon=":material/check_circle:")
+        opened_message(result)
         dc.clear_result(FORM)
     customer = _lookup(bank, actor)
     if customer:
