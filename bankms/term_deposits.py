@@ -219,29 +219,18 @@ def clean_reason(value) -> str:
 
 
 # -- product terms (deposit_products.py, PLAN10 interface 1) --------------------------------------
-def product_terms(uow, *, day: dt.date, code: str | None = None,
+def product_terms(bank, uow, *, day: dt.date, code: str | None = None,
                   product_id: int | None = None) -> dict | None:
-    """The deposit product `code` (or `product_id`) with its version in force on `day`
-    (deposit_products.VERSIONS_IN_FORCE_SQL, the one lookup of terms on a day) and 'tiers'
-    [(from_balance_cents, rate_percent Decimal)], read in the caller's unit of work; None when
-    there is no such product."""
-    from .deposit_products import VERSIONS_IN_FORCE_SQL
-
-    where, value = ("p.code = ?", code) if code is not None else ("p.id = ?", product_id)
-    cur = uow.execute(
-        "SELECT p.id AS product_id, p.code, p.name, p.kind, p.active, v.* EXCLUDE (product_id) "
-        f"FROM deposit_products p JOIN ({VERSIONS_IN_FORCE_SQL}) v ON v.product_id = p.id "
-        f"WHERE {where}", [day, value])
-    names = [d[0] for d in cur.description]
-    rows = cur.fetchall()
-    if not rows:
+    """The deposit product `code` (or `product_id`): product_id, code, name, kind, active and
+    its version in force on `day` with 'tiers' (deposit_products' own lookup), read in the
+    caller's unit of work; None when there is no such product."""
+    where, value = ("code = ?", code) if code is not None else ("id = ?", product_id)
+    row = uow.fetchone(f"SELECT id, code, name, kind, active FROM deposit_products "
+                       f"WHERE {where}", [value])
+    if row is None:
         return None
-    terms = dict(zip(names, rows[0]))
-    terms["tiers"] = [(int(f), Decimal(str(r))) for f, r in uow.fetchall(
-        "SELECT from_balance_cents, rate_percent FROM deposit_product_tiers WHERE "
-        "product_id = ? AND effective_date = ? ORDER BY 1",
-        [terms["product_id"], terms["effective_date"]])]
-    return terms
+    terms = bank.deposit_products._terms_on(row[0], day, read=uow.fetchall)
+    return {**terms, **dict(zip(("product_id", "code", "name", "kind", "active"), row))}
 
 
 def renewal_refusal(terms: dict | None, term_months: int) -> str | None:
@@ -308,7 +297,7 @@ class TermDeposits:
         if customer_status != "active":
             raise CustomerNotActive(f"Customer {cid} is {customer_status}.")
         day = self._bank.state.business_date
-        terms = product_terms(uow, day=day, code=code)
+        terms = product_terms(self._bank, uow, day=day, code=code)
         if terms is None or terms["kind"] != "term_deposit":
             raise InvalidInput(f"There is no term deposit product '{code}'.")
         if not terms["active"]:
@@ -478,7 +467,7 @@ class TermDeposits:
         bank = self._bank
         day = bank.state.business_date
         number, linked = td["account_number"], td["linked_number"]
-        terms = product_terms(uow, day=day, product_id=td["product_id"]) or {}
+        terms = product_terms(bank, uow, day=day, product_id=td["product_id"]) or {}
         rule = terms.get("early_closure_penalty", "none")
         months = int(terms.get("penalty_months") or 0)
         since = day - relativedelta(months=months)
@@ -736,7 +725,7 @@ def mature(bank, actor, uow, day: dt.date, out) -> None:
         due["gross"], rates.loc[due["account_id"]].to_numpy()).astype("int64")
     due["net"] = due["gross"] - due["tax"]
     # Renewal under the product's terms in force on the new term's first day.
-    terms_of = {pid: product_terms(uow, day=nxt, product_id=int(pid))
+    terms_of = {pid: product_terms(bank, uow, day=nxt, product_id=int(pid))
                 for pid in due["product_id"].unique()}
     why_not, new_rate = [], []
     for row in due.itertuples(index=False):
@@ -864,7 +853,7 @@ def _record_maturities(bank, actor, uow, day, nxt, due, new_ids) -> None:
             "product_id": renewing["product_id"].to_numpy(),
             "principal_cents": renewing["to_new"].to_numpy(),
             "rate_percent": renewing["new_rate"].to_numpy(),
-            "day_count": [product_terms(uow, day=nxt, product_id=int(p))["day_count"]
+            "day_count": [product_terms(bank, uow, day=nxt, product_id=int(p))["day_count"]
                           for p in renewing["product_id"]],
             "start_date": nxt, "term_months": renewing["term_months"].to_numpy(),
             "maturity_date": [maturity_date(nxt, int(m)) for m in renewing["term_months"]],
