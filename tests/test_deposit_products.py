@@ -441,3 +441,42 @@ def test_a_later_overdraft_limit_stays_within_the_product(bank, staff):
         bank.accounts.set_overdraft_limit(manager, number, "300.00")
     bank.accounts.set_overdraft_limit(manager, number, "150.00")
     assert bank.accounts.get(manager, number)["overdraft_limit"] == Decimal("150.00")
+
+
+def test_a_new_product_paying_above_the_four_eyes_rate_waits_for_a_second_manager(bank,
+                                                                                   staff):
+    before = product_tables(bank)
+    pending = bank.deposit_products.create(staff["manager"], **{
+        **VALID, "tiers": [(0, "1.00"), (1_000_000, "2.75")]})
+    assert isinstance(pending, PendingApproval)
+    assert product_tables(bank) == before
+    bank.approvals.approve(staff["manager2"], pending.request_id)
+    got = bank.deposit_products.get(staff["teller"], "bonus_saver")
+    assert (got["active"], got["tiers"]) == (
+        True, [(0, Decimal("1.00")), (1_000_000, Decimal("2.75"))])
+
+
+@pytest.mark.parametrize("balance, negotiated_rate, expected", [
+    # Tiers of VALID: from 0.00 1.00 %, from 5,000.00 1.50 %, from 10,000.00 1.9999 %; the
+    # tier the balance reaches pays on the whole balance.
+    ("0", None, "1.00"),
+    ("4999.99", None, "1.00"),
+    ("5000.00", None, "1.50"),
+    ("9999.99", None, "1.50"),
+    ("10000.00", None, "1.9999"),
+    ("250000.00", None, "1.9999"),
+    ("250000.00", "0.50", "0.50"),   # the account's own rate wins over every tier
+])
+def test_account_rates_follow_the_tier_of_the_balance_unless_negotiated(
+        bank, staff, balance, negotiated_rate, expected):
+    from bankms.deposit_products import ACCOUNT_RATES_SQL
+    bank.deposit_products.create(staff["manager"], **VALID)
+    cid = make_customer(bank)
+    number = bank.accounts.open(staff["manager"], cid, product="bonus_saver",
+                                interest_rate=negotiated_rate)
+    if Decimal(balance):
+        bank.payments.deposit(bank.system_actor(), number, balance)
+    rates = dict(bank.read("SELECT a.account_number, r.rate_percent FROM (" + ACCOUNT_RATES_SQL
+                           + ") r JOIN accounts a ON a.id = r.account_id",
+                           [bank.business_date]))
+    assert rates[number] == Decimal(expected)
