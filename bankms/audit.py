@@ -65,6 +65,8 @@ class Audit:
         # The hash chains: a changed, removed, inserted or reordered entry (chain_store.py).
         problems.extend(bank.chain.verify())
         # Subledgers kept by later modules reconcile against the ledger here.
+        problems.extend(bank.charges.verify())
+        problems.extend(bank.standing_orders.verify())
         loans = getattr(bank, "loans", None)
         if loans is not None:
             problems.extend(loans.verify())

@@ -358,6 +358,46 @@ SCHEMA = [
         head_hash VARCHAR NOT NULL,
         recorded_at TIMESTAMP NOT NULL,
         PRIMARY KEY (business_date, chain))""",
+    # -- Charges (issue 10: bankms/charges.py). The catalogue of what the bank may charge, and
+    # the register of every charge applied: by staff with a reason, or by end of day for an
+    # event. 'product' charges take their amount from the account's product (the caller passes
+    # it); system rows are the events' own and cannot be withdrawn. A charge's money is its fee
+    # transaction (debit the account, credit GL4100); a waiver is a second, reversing one.
+    """CREATE TABLE IF NOT EXISTS charge_catalogue (
+        code VARCHAR PRIMARY KEY,
+        name VARCHAR NOT NULL,
+        calc VARCHAR NOT NULL,
+        amount_cents BIGINT NOT NULL DEFAULT 0,
+        rate_bp INTEGER NOT NULL DEFAULT 0,
+        min_cents BIGINT NOT NULL DEFAULT 0,
+        max_cents BIGINT,
+        active BOOLEAN NOT NULL DEFAULT TRUE,
+        system BOOLEAN NOT NULL DEFAULT FALSE)""",
+    """INSERT INTO charge_catalogue (code, name, calc, system) VALUES
+        ('maintenance', 'Monthly maintenance', 'product', TRUE),
+        ('min_balance', 'Below minimum balance', 'product', TRUE),
+        ('overdraft', 'Overdraft', 'product', TRUE),
+        ('standing_order_failed', 'Failed standing order', 'product', TRUE),
+        ('loan_disbursement', 'Loan disbursement', 'product', TRUE)
+        ON CONFLICT (code) DO NOTHING""",
+    "CREATE SEQUENCE IF NOT EXISTS charge_id_seq START 1",
+    # status: 'charged' | 'waived' | 'not_collected' (an event charge the account could not pay:
+    # recorded, no money moved). Event charges are unique per (code, account_id,
+    # business_date, reason), which post_event_charges checks in SQL rather than by an index
+    # (DuckDB refuses updates of rows under a unique index in some cases).
+    """CREATE TABLE IF NOT EXISTS charges (
+        id BIGINT PRIMARY KEY,
+        account_id BIGINT NOT NULL,
+        code VARCHAR NOT NULL,
+        amount_cents BIGINT NOT NULL,
+        reason VARCHAR NOT NULL,
+        business_date DATE NOT NULL,
+        transaction_id BIGINT,
+        applied_by VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        waived_by VARCHAR,
+        waive_reason VARCHAR,
+        waiver_transaction_id BIGINT)""",
     # -- Throttles (issue 12: bankms/throttle.py): failed sign-ins per username and per client
     # address, sign-ups per address, payee look-ups per customer.
     """CREATE TABLE IF NOT EXISTS throttles (
@@ -448,6 +488,53 @@ SCHEMA = [
     "ALTER TABLE eod_runs ADD COLUMN IF NOT EXISTS term_deposit_interest_cents BIGINT DEFAULT 0",
 ]
 
+
+# -- Standing orders (issue 10: bankms/standing_orders.py): the instruction, and one row per
+# attempt at end of day (executed, failed or missed, with its reason).
+STANDING_ORDER_SCHEMA = [
+    "CREATE SEQUENCE IF NOT EXISTS standing_order_id_seq START 1",
+    """CREATE TABLE IF NOT EXISTS standing_orders (
+        id BIGINT PRIMARY KEY,
+        customer_id BIGINT NOT NULL,
+        source_account_id BIGINT NOT NULL,
+        source_account VARCHAR NOT NULL,
+        target_account VARCHAR NOT NULL,
+        amount_cents BIGINT NOT NULL,
+        frequency VARCHAR NOT NULL,           -- 'monthly' | 'weekly'
+        day_of_month INTEGER,                 -- 1..31 for monthly
+        weekday INTEGER,                      -- 0 (Monday)..6 for weekly
+        start_date DATE NOT NULL,
+        end_date DATE,                        -- NULL: no end date
+        count INTEGER,                        -- NULL: no count; else executions in all
+        executed_count INTEGER NOT NULL DEFAULT 0,
+        retry_days INTEGER NOT NULL DEFAULT 2,
+        memo VARCHAR NOT NULL DEFAULT '',
+        status VARCHAR NOT NULL,              -- 'active' | 'cancelled' | 'finished'
+        idempotency_key VARCHAR NOT NULL,
+        request_hash VARCHAR NOT NULL,
+        created_by VARCHAR NOT NULL,
+        created_role VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        created_date DATE NOT NULL,
+        cancelled_by VARCHAR,
+        cancelled_at TIMESTAMP,
+        cancel_reason VARCHAR,
+        finished_date DATE)""",
+    """CREATE TABLE IF NOT EXISTS standing_order_runs (
+        order_id BIGINT NOT NULL,
+        due_date DATE NOT NULL,
+        attempt_date DATE NOT NULL,
+        outcome VARCHAR NOT NULL,             -- 'executed' | 'failed' | 'missed'
+        reason VARCHAR,
+        amount_cents BIGINT NOT NULL,
+        transaction_id BIGINT,
+        charge_id BIGINT,
+        PRIMARY KEY (order_id, due_date, attempt_date))""",
+    # End-of-day counters of standing orders (eod.DayClosed).
+    *(f"ALTER TABLE eod_runs ADD COLUMN IF NOT EXISTS {name} BIGINT DEFAULT 0"
+      for name in ("standing_orders_executed", "standing_orders_executed_cents",
+                   "standing_orders_failed", "standing_orders_missed", "standing_order_fees")),
+]
 
 # Rules read business dates, never the clock's stamps (issue 11): banks made before the
 # accounts' *_date columns get them here, filled from the ledger. An account's last activity is
@@ -611,7 +698,7 @@ def migrate(con) -> None:
     """Create or upgrade the schema, then checkpoint so no schema change waits in the WAL."""
     con.execute("BEGIN")
     try:
-        for statement in SCHEMA:
+        for statement in (*SCHEMA, *STANDING_ORDER_SCHEMA):
             con.execute(statement)
         _add_business_dates(con)
         _add_loan_terms(con)

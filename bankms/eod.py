@@ -4,6 +4,8 @@ The bank keeps a business date (settings key `business_date`, mirrored in `bank.
 transaction posted while it is D carries business date D. **End of day for date D closes D**:
 in one database transaction it
 
+0. executes the standing orders due on D and retries earlier failed ones
+   (standing_orders.run_due: one set-based batch, once per order and due date);
 1. collects the instalments due on or before D (and unpaid fees) from each loan's linked
    account, as far as the account's balance less holds allows (never into an overdraft, and not
    from frozen or closed accounts or suspended customers);
@@ -42,7 +44,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import businessday
+from . import businessday, standing_orders
 from .bank import INTERNAL
 from .errors import ConfirmationRequired, DayNotEnded, InvalidInput
 from .ledger import utcnow
@@ -108,7 +110,8 @@ SUMMARY_FIELDS = ("accounts_accrued", "accrued_micro_cents", "interest_posted_ac
                   "accounts_made_dormant", "accounts_reactivated",
                   # Term deposits (term_deposits.mature).
                   "term_deposits_matured", "term_deposits_renewed",
-                  "term_deposit_interest_cents")
+                  "term_deposit_interest_cents",
+                  *standing_orders.EOD_FIELDS)
 
 
 @dataclass
@@ -125,6 +128,11 @@ class DayClosed:
     loans_in_arrears: int = 0
     accounts_made_dormant: int = 0
     accounts_reactivated: int = 0
+    standing_orders_executed: int = 0
+    standing_orders_executed_cents: int = 0
+    standing_orders_failed: int = 0
+    standing_orders_missed: int = 0
+    standing_order_fees: int = 0
     term_deposits_matured: int = 0
     term_deposits_renewed: int = 0
     term_deposit_interest_cents: int = 0
@@ -291,6 +299,7 @@ def close_day(bank, actor, uow, day: dt.date) -> DayClosed | None:
     internal = dict(uow.fetchall(
         "SELECT account_number, id FROM accounts WHERE customer_id IS NULL"))
     out = DayClosed(business_date=day)
+    standing_orders.run_due(bank, actor, uow, day, out)
     _collect(bank, actor, uow, day, internal, out)
     _late_fees(bank, actor, uow, day, out)
     age_arrears(uow, nxt)
