@@ -106,6 +106,8 @@ class Bank:
         self.charges = Charges(self)
         from .export import Export
         self.export = Export(self)
+        from .term_deposits import TermDeposits
+        self.term_deposits = TermDeposits(self)
         from .standing_orders import StandingOrders
         self.standing_orders = StandingOrders(self)
         try:

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import businessday, deposit_eod, standing_orders
+from . import businessday, deposit_eod, standing_orders, term_deposits
 from .bank import INTERNAL
 from .errors import ConfirmationRequired, DayNotEnded, InvalidInput
 from .ledger import utcnow
@@ -85,6 +85,9 @@ SUMMARY_FIELDS = ("accounts_accrued", "accrued_micro_cents", "interest_posted_ac
                   "interest_tax_cents", "overdraft_accrued_accounts",
                   "overdraft_accrued_micro_cents", "overdraft_interest_accounts",
                   "overdraft_interest_cents", "fees_charged", "fee_cents",
+                  # Term deposits (term_deposits.mature).
+                  "term_deposits_matured", "term_deposits_renewed",
+                  "term_deposit_interest_cents",
                   *standing_orders.EOD_FIELDS)
 
 
@@ -116,6 +119,9 @@ class DayClosed:
     standing_orders_failed: int = 0
     standing_orders_missed: int = 0
     standing_order_fees: int = 0
+    term_deposits_matured: int = 0
+    term_deposits_renewed: int = 0
+    term_deposit_interest_cents: int = 0
     loans_paid_off: int = 0
     provision_change_cents: int = 0
     loan_accrual_change_cents: int = 0
@@ -157,7 +163,9 @@ class EodResult:
                 f"{self.total('loans_collected')} loan payments; "
                 f"{self.total('late_fees_charged')} late fees; "
                 f"{self.days[-1].loans_in_arrears} loans in arrears; "
-                f"{self.total('accounts_made_dormant')} accounts made dormant."
+                f"{self.total('accounts_made_dormant')} accounts made dormant; "
+                f"{self.total('term_deposits_matured')} term deposits paid out and "
+                f"{self.total('term_deposits_renewed')} renewed."
                 + "".join(f" {head['chain'].capitalize()} chain head at the close of {last}: "
                           f"{head['head_hash']} ({_ENTRY[head['chain']]} {head['last_id']})."
                           for head in self.days[-1].chain_heads))
@@ -291,6 +299,8 @@ def close_day(bank, actor, uow, day: dt.date) -> DayClosed | None:
     _accrue_loans(bank, actor, uow, day, internal, out)
     _provision(bank, actor, uow, day, internal, settings, out)
     _accrue(uow, day, out)
+    # Maturities after the day's accrual (the deposit's last day earns), before the period end.
+    term_deposits.mature(bank, actor, uow, day, out)
     deposit_eod.post_period_end(bank, actor, uow, day, internal, out)
     deposit_eod.dormancy(bank, actor, uow, day, settings, out)
     uow.execute("INSERT INTO eod_runs (business_date, actor, started_at, finished_at, "
