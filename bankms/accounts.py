@@ -4,6 +4,8 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal, InvalidOperation
 
+import pandas as pd
+
 from . import accountnum
 from .bank import INTERNAL
 from .dates import as_date
@@ -15,6 +17,7 @@ from .errors import (
     InvalidInput,
     InvalidState,
     SameAccount,
+    TermDepositLocked,
 )
 from .ledger import CUSTOMER_KINDS, PostingRequest, utcnow
 from .money import to_cents, to_money
@@ -77,12 +80,16 @@ class Accounts:
         key = once.clean_key(idempotency_key)
         cid = bank.customers._id(customer_id)
         bank.require(actor, "account.open", entity="customer", entity_id=cid)
-        if product is None:
-            product = kind or "checking"
-        terms = bank.deposit_products.offered(product, kind)
+        wrong_kind = "The account kind must be checking or savings."
+        if kind is not None and kind not in CUSTOMER_KINDS:
+            raise InvalidInput(wrong_kind)
+        terms = bank.deposit_products.offered(product or kind or "checking", kind)
         kind = terms["kind"]
+        if kind == "term_deposit":
+            raise InvalidInput(wrong_kind[:-1] + "; open a term deposit with "
+                               "bank.term_deposits.open (the Term deposits page).")
         if kind not in CUSTOMER_KINDS:
-            raise InvalidInput("The account kind must be checking or savings.")
+            raise InvalidInput(wrong_kind)
         overdraft_cents = to_cents(overdraft_limit, allow_zero=True)
         if overdraft_cents and kind != "checking":
             raise InvalidInput("Only checking accounts can have an overdraft limit.")
@@ -368,7 +375,10 @@ class Accounts:
         accounts, so nothing is paid twice. Withholding tax (eod.withholding_tax_bp, rounded
         half-up: eod.withholding_tax_cents) is withheld from that gross interest in the same
         transaction (to GL2100), and the net is paid out: 10.41 at 15 % withholds 1.56 and
-        pays 8.85.
+        pays 8.85. Rates, tax and the period's start are the account's deposit product's
+        (deposit_eod.unposted: everything accrued since the last posting). An account that
+        owes overdraft interest accrued since its last posting is refused (InvalidState): it
+        closes after the period end has charged that interest and the charge is paid.
 
         Returns {"interest": Decimal (gross), "tax_withheld": Decimal, "interest_net": Decimal,
         "interest_transaction_id": int | None, "payout_transaction_id": int | None}."""
@@ -382,6 +392,19 @@ class Accounts:
         def check(before):
             if before["status"] == "closed":
                 raise InvalidState(f"Account {number} is already closed.")
+            if before["kind"] == "term_deposit":
+                raise TermDepositLocked(
+                    f"Account {number} is a term deposit: it closes at maturity, or early "
+                    "through bank.term_deposits.close_early (with the product's penalty).")
+            # A term deposit pays out to its linked account at maturity (term_deposits.py).
+            deposits = [r[0] for r in self._bank.read(
+                "SELECT a.account_number FROM term_deposits t JOIN accounts a "
+                "ON a.id = t.account_id JOIN accounts l ON l.id = t.linked_account_id "
+                "WHERE l.account_number = ? AND t.status = 'active' ORDER BY 1", [number])]
+            if deposits:
+                raise InvalidState(
+                    f"Account {number} receives term deposit {', '.join(deposits)} at "
+                    "maturity; close the term deposit first.")
             if before["balance_cents"] != 0:
                 raise InvalidState(
                     f"Account {number} can be closed only at a zero balance; it holds "
@@ -409,22 +432,34 @@ class Accounts:
     def _pay_closing_interest(self, uow, actor, number, payout_account) -> dict:
         """Post and pay out the interest of `number` up to the open business date (see
         close); returns close's result."""
-        from .eod import MICRO_PER_CENT, MONTH_END_SQL, withholding_tax_bp, \
-            withholding_tax_cents
+        from .deposit_eod import MICRO_PER_CENT, unposted
+        from .eod import withholding_tax_bp, withholding_tax_cents
         from .payments import system_key
 
         day = self._bank.state.business_date
-        start = day.replace(day=1)
-        found = uow.fetchone(
-            f"SELECT m.account_id, m.carry_in_micro_cents, m.accrued_micro_cents FROM "
-            f"({MONTH_END_SQL}) m JOIN accounts a ON a.id = m.account_id "
-            "WHERE a.account_number = ?", [start, day, start - dt.timedelta(days=1), number])
+        account_id = uow.fetchone("SELECT id FROM accounts WHERE account_number = ?",
+                                  [number])[0]
+        # Overdraft interest accrued since its last posting is owed: the account closes after
+        # the period end has charged it. A sub-cent carried from that posting alone is let go
+        # (the bank's rounding, less than a cent), or no overdrawn account could ever close.
+        owed = unposted(uow, day, "overdraft", account_id=account_id)
+        if len(owed) and owed["accrued_micro_cents"].iloc[0] > 0:
+            owed_cents = (int(owed["carry_in_micro_cents"].iloc[0] + owed[
+                "accrued_micro_cents"].iloc[0]) + MICRO_PER_CENT // 2) // MICRO_PER_CENT
+            if owed_cents:
+                raise InvalidState(
+                    f"Account {number} owes {to_money(owed_cents)} of overdraft interest "
+                    f"accrued since {owed['period_start'].iloc[0]}; it is charged at the end "
+                    "of the posting period. Close the account once that charge is paid.")
+        found = unposted(uow, day, "credit", account_id=account_id)
         none = {"interest": to_money(0), "tax_withheld": to_money(0),
                 "interest_net": to_money(0), "interest_transaction_id": None,
                 "payout_transaction_id": None}
-        if found is None:
+        if len(found) == 0:
             return none
-        account_id, carry_in, accrued = (int(v) for v in found)
+        row = found.iloc[0]
+        start = pd.Timestamp(row["period_start"]).date()
+        carry_in, accrued = int(row["carry_in_micro_cents"]), int(row["accrued_micro_cents"])
         total = carry_in + accrued
         posted = (total + MICRO_PER_CENT // 2) // MICRO_PER_CENT
         tax = 0
@@ -441,7 +476,7 @@ class Accounts:
                 out_kind, out_target = "transfer", payout_account
                 out_memo = f"Closing interest of {number}"
             # As at month end: one transaction for the gross interest with the tax withheld
-            # as its third leg (eod._post_month_interest); the net is paid out.
+            # as its third leg (deposit_eod.post_period_end); the net is paid out.
             tax_leg = [(INTERNAL["withholding_tax_payable"], tax)] if tax else []
             for name, kind, source, target, memo, legs, amount in (
                     ("interest", "interest", expense, number,

@@ -13,6 +13,17 @@ import duckdb
 
 SCHEMA_VERSION = 1
 
+# A period's interest posting per account (interest_postings, overdraft_interest_postings).
+_INTEREST_POSTING_COLUMNS = """
+        account_id BIGINT NOT NULL,
+        period_start DATE NOT NULL,
+        period_end DATE NOT NULL,
+        carry_in_micro_cents BIGINT NOT NULL,
+        accrued_micro_cents BIGINT NOT NULL,
+        posted_cents BIGINT NOT NULL,
+        carry_out_micro_cents BIGINT NOT NULL,
+        transaction_id BIGINT"""
+
 # Amounts are BIGINT cents everywhere; rates are DECIMAL percent. Columns avoid the word `at`,
 # which DuckDB 2.0 reserves.
 SCHEMA = [
@@ -299,16 +310,8 @@ SCHEMA = [
         balance_cents BIGINT NOT NULL,
         rate_percent DECIMAL(9, 4) NOT NULL,
         accrued_micro_cents BIGINT NOT NULL)""",
-    # Month-end: whole cents posted, the sub-cent remainder carried into the next month.
-    """CREATE TABLE IF NOT EXISTS interest_postings (
-        account_id BIGINT NOT NULL,
-        period_start DATE NOT NULL,
-        period_end DATE NOT NULL,
-        carry_in_micro_cents BIGINT NOT NULL,
-        accrued_micro_cents BIGINT NOT NULL,
-        posted_cents BIGINT NOT NULL,
-        carry_out_micro_cents BIGINT NOT NULL,
-        transaction_id BIGINT)""",
+    # Period end: whole cents posted, the sub-cent remainder carried into the next period.
+    f"CREATE TABLE IF NOT EXISTS interest_postings ({_INTEREST_POSTING_COLUMNS})",
     # One row per closed business day; its presence makes end of day for that date a no-op.
     """CREATE TABLE IF NOT EXISTS eod_runs (
         business_date DATE PRIMARY KEY,
@@ -326,6 +329,15 @@ SCHEMA = [
         loans_in_arrears BIGINT NOT NULL,
         accounts_made_dormant BIGINT NOT NULL,
         accounts_reactivated BIGINT NOT NULL)""",
+    # -- End of day on deposit products (issue 10: deposit_eod.py). Overdraft interest accrues
+    # in interest_accruals as negative micro-cents on negative balances; at each posting period
+    # end the whole cents owed are debited and the sub-cent carried, as for credit interest
+    # (amounts here are positive: what the customer owes).
+    f"CREATE TABLE IF NOT EXISTS overdraft_interest_postings ({_INTEREST_POSTING_COLUMNS})",
+    *(f"ALTER TABLE eod_runs ADD COLUMN IF NOT EXISTS {name} BIGINT DEFAULT 0"
+      for name in ("interest_tax_cents", "overdraft_accrued_accounts",
+                   "overdraft_accrued_micro_cents", "overdraft_interest_accounts",
+                   "overdraft_interest_cents", "fees_charged", "fee_cents")),
     # -- The working-day calendar (issue 9: workdays.py) ----------------------------------------
     # Days a manager closed the bank on, besides weekends and the country's public holidays.
     """CREATE TABLE IF NOT EXISTS bank_holidays (
@@ -454,6 +466,38 @@ SCHEMA = [
         PRIMARY KEY (product_id, effective_date, from_balance_cents))""",
     "ALTER TABLE accounts ADD COLUMN IF NOT EXISTS product_id BIGINT",
     "ALTER TABLE accounts ADD COLUMN IF NOT EXISTS rate_negotiated BOOLEAN DEFAULT FALSE",
+    # -- Term (fixed) deposits (issue 10: bankms/term_deposits.py). One row per term: the
+    # deposit is an account of kind 'term_deposit'; a renewal opens a new account and row.
+    """CREATE TABLE IF NOT EXISTS term_deposits (
+        account_id BIGINT PRIMARY KEY,
+        customer_id BIGINT NOT NULL,
+        linked_account_id BIGINT NOT NULL,
+        product_id BIGINT NOT NULL,
+        principal_cents BIGINT NOT NULL,
+        rate_percent DECIMAL(9, 4) NOT NULL,
+        day_count VARCHAR NOT NULL,
+        start_date DATE NOT NULL,
+        term_months INTEGER NOT NULL,
+        maturity_date DATE NOT NULL,
+        maturity_instruction VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        opened_by VARCHAR NOT NULL,
+        opened_at TIMESTAMP NOT NULL,
+        open_transaction_id BIGINT,
+        renewed_from_account_id BIGINT,
+        renewed_to_account_id BIGINT,
+        closed_date DATE,
+        closed_by VARCHAR,
+        close_reason VARCHAR,
+        interest_cents BIGINT NOT NULL DEFAULT 0,
+        tax_cents BIGINT NOT NULL DEFAULT 0,
+        penalty_cents BIGINT NOT NULL DEFAULT 0,
+        interest_transaction_id BIGINT,
+        penalty_transaction_id BIGINT,
+        payout_transaction_id BIGINT)""",
+    "ALTER TABLE eod_runs ADD COLUMN IF NOT EXISTS term_deposits_matured BIGINT DEFAULT 0",
+    "ALTER TABLE eod_runs ADD COLUMN IF NOT EXISTS term_deposits_renewed BIGINT DEFAULT 0",
+    "ALTER TABLE eod_runs ADD COLUMN IF NOT EXISTS term_deposit_interest_cents BIGINT DEFAULT 0",
 ]
 
 
