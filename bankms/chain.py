@@ -60,6 +60,7 @@ CHAIN_COLUMNS: dict[str, dict[str, list[str]]] = {
 _POSTING_COLUMNS = CHAIN_COLUMNS["ledger"]["postings"]
 POSTING_SORT = tuple(_POSTING_COLUMNS.index(c) for c in ("account_id", "amount_cents", "id"))
 _ACCOUNT, _AMOUNT, _ID = POSTING_SORT
+_ID_TX = CHAIN_COLUMNS["ledger"]["transactions"].index("id")
 
 
 def text(value) -> str:
@@ -90,9 +91,10 @@ _TEXT = {
     type(None): lambda v: "",
     bool: lambda v: "true" if v else "false",
     Decimal: str,
-    # A posting batch stamps all its rows with one instant: remember the last few texts.
+    # A posting batch stamps all its rows with one instant and one business date: remember
+    # the last few texts (date.isoformat costs several times a cache look-up).
     dt.datetime: functools.lru_cache(maxsize=16)(dt.datetime.isoformat),
-    dt.date: dt.date.isoformat,
+    dt.date: functools.lru_cache(maxsize=16)(dt.date.isoformat),
 }
 
 
@@ -133,6 +135,50 @@ def _posting_key(posting):
 def entry_hash(prev_hex: str, content: bytes) -> str:
     """sha256(bytes.fromhex(prev_hex) + content), as 64 lower-case hex digits."""
     return hashlib.sha256(bytes.fromhex(prev_hex) + content).hexdigest()
+
+
+def chain_hashes(prev_hex: str, contents: Iterable[bytes]) -> list[str]:
+    """entry_hash along a run of entries: the hash of each content chained on the one before
+    it, the first on prev_hex. The same hashes as calling entry_hash in a loop; the previous
+    hash is carried as bytes, so no hex is parsed again per entry (the posting batch)."""
+    sha256 = hashlib.sha256
+    previous = bytes.fromhex(prev_hex)
+    out = []
+    for content in contents:
+        previous = sha256(previous + content).digest()
+        out.append(previous.hex())
+    return out
+
+
+def _texts(values, _int_text=int.__repr__) -> list[str]:
+    # `text` with its three commonest cases inline: exactly str, exactly int (not bool), None.
+    return [v if type(v) is str else _int_text(v) if type(v) is int else "" if v is None
+            else text(v) for v in values]
+
+
+def canonicals(rows: Iterable[Sequence]) -> list[bytes]:
+    """canonical(row) for each row (the same bytes), for a batch of rows."""
+    return [SEPARATOR.join(_texts(row)).encode("utf-8") for row in rows]
+
+
+def ledger_contents(transactions: Iterable[Sequence], postings: dict) -> list[bytes]:
+    """ledger_content(transaction, postings[transaction id]) for each transaction (the same
+    bytes), for a batch: a transaction's two postings, the common case, are put in order by
+    one comparison instead of a sort."""
+    out = []
+    for row in transactions:
+        mine = postings.get(row[_ID_TX], ())
+        if len(mine) == 2:
+            a, b = mine
+            if _posting_key(a) > _posting_key(b):
+                a, b = b, a
+            values = (*row, *a, *b)
+        else:
+            values = list(row)
+            for posting in sorted(mine, key=_posting_key):
+                values.extend(posting)
+        out.append(SEPARATOR.join(_texts(values)).encode("utf-8"))
+    return out
 
 
 def verify_rows(chain_name: str, entries: Iterable[tuple], prev_hex: str = GENESIS):

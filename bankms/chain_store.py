@@ -152,18 +152,14 @@ class Chains:
         (transaction hashes, audit hashes) in the order of the rows given."""
         tx_hashes, audit_hashes = [], []
         if tx_rows:
-            postings = _group_postings(posting_rows)
-            _, head = self._heads["ledger"]
-            for row in tx_rows:
-                head = chain.entry_hash(head, chain.ledger_content(row, postings[row[0]]))
-                tx_hashes.append(head)
-            self._heads["ledger"] = [tx_rows[-1][0], head]
+            tx_hashes = chain.chain_hashes(
+                self._heads["ledger"][1],
+                chain.ledger_contents(tx_rows, _group_postings(posting_rows)))
+            self._heads["ledger"] = [tx_rows[-1][0], tx_hashes[-1]]
         if audit_rows:
-            _, head = self._heads["audit"]
-            for row in audit_rows:
-                head = chain.entry_hash(head, chain.canonical(row))
-                audit_hashes.append(head)
-            self._heads["audit"] = [audit_rows[-1][0], head]
+            audit_hashes = chain.chain_hashes(self._heads["audit"][1],
+                                              chain.canonicals(audit_rows))
+            self._heads["audit"] = [audit_rows[-1][0], audit_hashes[-1]]
         state = self._bank.state
         self._seen = {"ledger": state.next_transaction_id, "audit": state.next_audit_id}
         return tx_hashes, audit_hashes

@@ -29,7 +29,7 @@ from .errors import (
     SameAccount,
     TermDepositLocked,
 )
-from .money import format_cents, to_money
+from .money import format_cents, money_text, to_money
 
 CUSTOMER_KINDS = ("checking", "savings", "term_deposit")
 # Kinds that ordinary payments, loans and charges may use; a term deposit's money moves only
@@ -262,9 +262,9 @@ class BatchPoster:
                 touched[acc[0]] = (acc[0], acc[4], acc[8], acc[9])
             key_rows.append((key, req.request_hash, tid))
             audit_rows.append(self._audit_row(now, req, "ok", {
-                "transaction_id": tid, "amount": str(to_money(req.amount_cents)),
-                "balances_before": {n: str(to_money(b)) for n, b in before.items()},
-                "balances_after": {n: str(to_money(accounts[n][4])) for n in before},
+                "transaction_id": tid, "amount": money_text(req.amount_cents),
+                "balances_before": {n: money_text(b) for n, b in before.items()},
+                "balances_after": {n: money_text(accounts[n][4]) for n in before},
             }, entity_id=str(tid)))
             if req.reverses_id is not None:
                 reversed_ids.add(req.reverses_id)
@@ -420,7 +420,7 @@ class BatchPoster:
     def _audit_row(self, now, req, outcome, after, entity_id=None):
         aid = self.state.take_audit_ids(1)
         detail = {"kind": req.kind, "source": req.source_account, "target": req.target_account,
-                  "amount": str(to_money(req.amount_cents)), "idempotency_key": req.idempotency_key}
+                  "amount": money_text(req.amount_cents), "idempotency_key": req.idempotency_key}
         if req.memo:
             detail["memo"] = req.memo
         after = {**detail, **after}

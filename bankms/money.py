@@ -82,6 +82,14 @@ def to_money(cents: int) -> Decimal:
     return (Decimal(int(cents)) / 100).quantize(Decimal("0.01"))
 
 
+def money_text(cents: int) -> str:
+    """str(to_money(cents)), e.g. '-0.05' or '1234.50', without building a Decimal: the posting
+    batch writes several per transfer into its audit rows."""
+    cents = int(cents)
+    whole, frac = divmod(abs(cents), 100)
+    return f"{'-' if cents < 0 else ''}{whole}.{frac:02d}"
+
+
 def format_cents(cents: int, symbol: str = "$") -> str:
     """Cents as '$1,234.50' or '-$12.00' for display."""
     cents = int(cents)

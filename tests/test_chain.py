@@ -416,6 +416,44 @@ def test_verify_rows_names_the_first_bad_entry():
         "66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925"
 
 
+# The posting batch hashes with the batch functions (chain_hashes, ledger_contents,
+# canonicals); each case must give the bytes and hashes of the one-entry functions.
+_AT = dt.datetime(2026, 3, 1, 9, 30, 0, 250000)
+_DAY = dt.date(2026, 3, 1)
+# (transaction rows, posting rows, audit rows)
+BATCH_CASES = [
+    ([], [], []),
+    ([(7, "transfer", 500, "", "A1", "B2", "system", "system", "k", None, _AT, _DAY)],
+     [(20, 7, 101, -500, _AT), (21, 7, 100, 500, _AT)],
+     [(3, _AT, "system", "system", "payment.transfer", "transaction", "7", None, "{}", "ok")]),
+    # Postings given out of order, a tie on account and amount, three legs, none at all,
+    # and the types text() knows besides str and int.
+    ([(8, "reversal", 1, None, None, "B", "ann", "manager", "r", 7, _AT, _DAY),
+      (9, "fee", 300, "memo ü", "A", None, "bob", "teller", "f", None,
+       dt.datetime(2026, 3, 1), _DAY),
+      (10, "deposit", 5, "", None, "A", "c", "system", "d", None, _AT, _DAY)],
+     [(30, 8, 5, 1, _AT), (31, 8, 5, -1, _AT), (33, 9, 9, 100, _AT), (32, 9, 9, 100, _AT),
+      (34, 9, 1, -200, _AT)],
+     [(4, _AT, "ann", "manager", "x", None, None, None, None, "refused"),
+      (5, _DAY, True, False, Decimal("1.50"), "e", "1", "b", "a", "ok")]),
+]
+
+
+@pytest.mark.parametrize("transactions, postings, audit", BATCH_CASES)
+def test_batch_functions_equal_the_one_entry_functions(transactions, postings, audit):
+    grouped = {}
+    for posting in postings:
+        grouped.setdefault(posting[1], []).append(posting)
+    contents = [chain.ledger_content(t, grouped.get(t[0], ())) for t in transactions]
+    assert chain.ledger_contents(transactions, grouped) == contents
+    assert chain.canonicals(audit) == [chain.canonical(row) for row in audit]
+    head, hashes = "ab" * 32, []
+    for content in contents:
+        head = chain.entry_hash(head, content)
+        hashes.append(head)
+    assert chain.chain_hashes("ab" * 32, contents) == hashes
+
+
 # -- the separator (review of issue 15) --------------------------------------------------------
 # The canonical content joins values with U+001F. Were that character allowed inside a chained
 # text value, text could move across a field boundary without changing the content: (actor_role

@@ -11,6 +11,7 @@ from bankms.money import (
     AMOUNT_CENTS_MAX,
     format_cents,
     format_money,
+    money_text,
     to_cents,
     to_decimal,
     to_money,
@@ -208,6 +209,8 @@ DISPLAY_CASES = [
     (1, Decimal("0.01"), "$0.01"),
     (-1, Decimal("-0.01"), "-$0.01"),
     (99, Decimal("0.99"), "$0.99"),
+    (-5, Decimal("-0.05"), "-$0.05"),
+    (-100, Decimal("-1.00"), "-$1.00"),
     (123450, Decimal("1234.50"), "$1,234.50"),
     (-123456789, Decimal("-1234567.89"), "-$1,234,567.89"),
     (AMOUNT_CENTS_MAX, Decimal("100000000000.00"), "$100,000,000,000.00"),
@@ -218,6 +221,8 @@ DISPLAY_CASES = [
 def test_display(cents, money, text):
     assert to_money(cents) == money
     assert str(to_money(cents)) == str(money)  # always exactly two decimals
+    # The posting batch's audit rows write money_text, which must be that same text.
+    assert money_text(cents) == str(money)
     assert format_cents(cents) == text
 
 
