@@ -4,6 +4,8 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal, InvalidOperation
 
+import pandas as pd
+
 from . import accountnum
 from .bank import INTERNAL
 from .dates import as_date
@@ -81,6 +83,9 @@ class Accounts:
             raise InvalidInput("Only checking accounts can have an overdraft limit.")
         if overdraft_cents:
             bank.require(actor, "account.set_overdraft", entity="customer", entity_id=cid)
+        # A rate given at opening is the account's own (rate_negotiated); without one the
+        # account earns its product's rate (issue 10, deposit_products.py).
+        negotiated = interest_rate is not None
         if interest_rate is not None:
             # Setting a rate is a manager's action, at opening as later (issue 12).
             bank.require(actor, "account.set_interest_rate", entity="customer", entity_id=cid)
@@ -115,9 +120,11 @@ class Accounts:
             uow.execute(
                 "INSERT INTO accounts (id, account_number, customer_id, kind, name, status, "
                 "overdraft_limit_cents, interest_rate_percent, opened_at, last_activity_at, "
-                "opened_date, last_activity_date) VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, "
-                "?, ?)",
-                [acc_id, number, cid, kind, name, overdraft_cents, rate, now, now, today, today])
+                "opened_date, last_activity_date, product_id, rate_negotiated) VALUES (?, ?, "
+                "?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, (SELECT id FROM deposit_products "
+                "WHERE code = ?), ?)",
+                [acc_id, number, cid, kind, name, overdraft_cents, rate, now, now, today, today,
+                 kind, negotiated and asked_rate is None])
             bank.audit_row(uow, actor, "account.open", "account", number, after={
                 "customer_id": cid, "kind": kind,
                 "overdraft_limit": str(to_money(overdraft_cents)), "interest_rate": str(rate)})
@@ -390,22 +397,31 @@ class Accounts:
     def _pay_closing_interest(self, uow, actor, number, payout_account) -> dict:
         """Post and pay out the interest of `number` up to the open business date (see
         close); returns close's result."""
-        from .eod import MICRO_PER_CENT, MONTH_END_SQL, withholding_tax_bp, \
-            withholding_tax_cents
+        from .deposit_eod import MICRO_PER_CENT, unposted
+        from .eod import withholding_tax_bp, withholding_tax_cents
         from .payments import system_key
 
         day = self._bank.state.business_date
-        start = day.replace(day=1)
-        found = uow.fetchone(
-            f"SELECT m.account_id, m.carry_in_micro_cents, m.accrued_micro_cents FROM "
-            f"({MONTH_END_SQL}) m JOIN accounts a ON a.id = m.account_id "
-            "WHERE a.account_number = ?", [start, day, start - dt.timedelta(days=1), number])
+        account_id = uow.fetchone("SELECT id FROM accounts WHERE account_number = ?",
+                                  [number])[0]
+        owed = unposted(uow, day, "overdraft", account_id=account_id)
+        if len(owed):
+            owed_cents = (int(owed["carry_in_micro_cents"].iloc[0] + owed[
+                "accrued_micro_cents"].iloc[0]) + MICRO_PER_CENT // 2) // MICRO_PER_CENT
+            if owed_cents:
+                raise InvalidState(
+                    f"Account {number} owes {to_money(owed_cents)} of overdraft interest "
+                    f"accrued since {owed['period_start'].iloc[0]}; it is charged at the end "
+                    "of the posting period. Close the account once that charge is paid.")
+        found = unposted(uow, day, "credit", account_id=account_id)
         none = {"interest": to_money(0), "tax_withheld": to_money(0),
                 "interest_net": to_money(0), "interest_transaction_id": None,
                 "payout_transaction_id": None}
-        if found is None:
+        if len(found) == 0:
             return none
-        account_id, carry_in, accrued = (int(v) for v in found)
+        row = found.iloc[0]
+        start = pd.Timestamp(row["period_start"]).date()
+        carry_in, accrued = int(row["carry_in_micro_cents"]), int(row["accrued_micro_cents"])
         total = carry_in + accrued
         posted = (total + MICRO_PER_CENT // 2) // MICRO_PER_CENT
         tax = 0
@@ -422,7 +438,7 @@ class Accounts:
                 out_kind, out_target = "transfer", payout_account
                 out_memo = f"Closing interest of {number}"
             # As at month end: one transaction for the gross interest with the tax withheld
-            # as its third leg (eod._post_month_interest); the net is paid out.
+            # as its third leg (deposit_eod.post_period_end); the net is paid out.
             tax_leg = [(INTERNAL["withholding_tax_payable"], tax)] if tax else []
             for name, kind, source, target, memo, legs, amount in (
                     ("interest", "interest", expense, number,
@@ -518,8 +534,9 @@ class Accounts:
             raise InvalidInput("Only savings accounts earn interest.")
 
     def _set_rate_in(self, uow, actor, number, rate):
+        # A rate a manager sets is the account's own from now on (rate_negotiated).
         self._change_in(uow, actor, number, "account.set_interest_rate", self._rate_rule,
-                        lambda b: {"interest_rate_percent": rate})
+                        lambda b: {"interest_rate_percent": rate, "rate_negotiated": True})
 
 
 def mask_name(full_name: str) -> str:

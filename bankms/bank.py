@@ -100,6 +100,8 @@ class Bank:
             pass
         else:
             self.loans = Loans(self)
+        from .deposit_products import DepositProducts
+        self.deposit_products = DepositProducts(self)
         from .export import Export
         self.export = Export(self)
         try:

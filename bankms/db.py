@@ -326,6 +326,23 @@ SCHEMA = [
         loans_in_arrears BIGINT NOT NULL,
         accounts_made_dormant BIGINT NOT NULL,
         accounts_reactivated BIGINT NOT NULL)""",
+    # -- End of day on deposit products (issue 10: deposit_eod.py). Overdraft interest accrues
+    # in interest_accruals as negative micro-cents on negative balances; at each posting period
+    # end the whole cents owed are debited and the sub-cent carried, as for credit interest
+    # (amounts here are positive: what the customer owes).
+    """CREATE TABLE IF NOT EXISTS overdraft_interest_postings (
+        account_id BIGINT NOT NULL,
+        period_start DATE NOT NULL,
+        period_end DATE NOT NULL,
+        carry_in_micro_cents BIGINT NOT NULL,
+        accrued_micro_cents BIGINT NOT NULL,
+        posted_cents BIGINT NOT NULL,
+        carry_out_micro_cents BIGINT NOT NULL,
+        transaction_id BIGINT)""",
+    *(f"ALTER TABLE eod_runs ADD COLUMN IF NOT EXISTS {name} BIGINT DEFAULT 0"
+      for name in ("interest_tax_cents", "overdraft_accrued_accounts",
+                   "overdraft_accrued_micro_cents", "overdraft_interest_accounts",
+                   "overdraft_interest_cents", "fees_charged", "fee_cents")),
     # -- The working-day calendar (issue 9: workdays.py) ----------------------------------------
     # Days a manager closed the bank on, besides weekends and the country's public holidays.
     """CREATE TABLE IF NOT EXISTS bank_holidays (
@@ -358,6 +375,46 @@ SCHEMA = [
         head_hash VARCHAR NOT NULL,
         recorded_at TIMESTAMP NOT NULL,
         PRIMARY KEY (business_date, chain))""",
+    # -- Charges (issue 10: bankms/charges.py). The catalogue of what the bank may charge, and
+    # the register of every charge applied: by staff with a reason, or by end of day for an
+    # event. 'product' charges take their amount from the account's product (the caller passes
+    # it); system rows are the events' own and cannot be withdrawn. A charge's money is its fee
+    # transaction (debit the account, credit GL4100); a waiver is a second, reversing one.
+    """CREATE TABLE IF NOT EXISTS charge_catalogue (
+        code VARCHAR PRIMARY KEY,
+        name VARCHAR NOT NULL,
+        calc VARCHAR NOT NULL,
+        amount_cents BIGINT NOT NULL DEFAULT 0,
+        rate_bp INTEGER NOT NULL DEFAULT 0,
+        min_cents BIGINT NOT NULL DEFAULT 0,
+        max_cents BIGINT,
+        active BOOLEAN NOT NULL DEFAULT TRUE,
+        system BOOLEAN NOT NULL DEFAULT FALSE)""",
+    """INSERT INTO charge_catalogue (code, name, calc, system) VALUES
+        ('maintenance', 'Monthly maintenance', 'product', TRUE),
+        ('min_balance', 'Below minimum balance', 'product', TRUE),
+        ('overdraft', 'Overdraft', 'product', TRUE),
+        ('standing_order_failed', 'Failed standing order', 'product', TRUE),
+        ('loan_disbursement', 'Loan disbursement', 'product', TRUE)
+        ON CONFLICT (code) DO NOTHING""",
+    "CREATE SEQUENCE IF NOT EXISTS charge_id_seq START 1",
+    # status: 'charged' | 'waived' | 'not_collected' (an event charge the account could not pay:
+    # recorded, no money moved). Event charges are unique per (code, account_id,
+    # business_date, reason), which post_event_charges checks in SQL rather than by an index
+    # (DuckDB refuses updates of rows under a unique index in some cases).
+    """CREATE TABLE IF NOT EXISTS charges (
+        id BIGINT PRIMARY KEY,
+        account_id BIGINT NOT NULL,
+        code VARCHAR NOT NULL,
+        amount_cents BIGINT NOT NULL,
+        reason VARCHAR NOT NULL,
+        business_date DATE NOT NULL,
+        transaction_id BIGINT,
+        applied_by VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        waived_by VARCHAR,
+        waive_reason VARCHAR,
+        waiver_transaction_id BIGINT)""",
     # -- Throttles (issue 12: bankms/throttle.py): failed sign-ins per username and per client
     # address, sign-ups per address, payee look-ups per customer.
     """CREATE TABLE IF NOT EXISTS throttles (
@@ -367,6 +424,53 @@ SCHEMA = [
         first_at TIMESTAMP NOT NULL,
         last_at TIMESTAMP NOT NULL,
         PRIMARY KEY (kind, value))""",
+    # -- Deposit products (issue 10: deposit_products.py). A product's terms are versioned:
+    # a version applies from its effective_date (a business date, never before tomorrow's
+    # when a manager changes it), so the past never changes. Tiers, when a version has any,
+    # give the rate of the highest tier whose from_balance_cents <= the end-of-day balance to
+    # the whole balance. Accounts point at their product; `rate_negotiated` accounts earn
+    # their own interest_rate_percent instead of the product's.
+    "CREATE SEQUENCE IF NOT EXISTS deposit_product_id_seq START 1",
+    """CREATE TABLE IF NOT EXISTS deposit_products (
+        id BIGINT PRIMARY KEY,
+        code VARCHAR NOT NULL UNIQUE,
+        name VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        active BOOLEAN NOT NULL DEFAULT TRUE,
+        created_at TIMESTAMP NOT NULL,
+        created_by VARCHAR NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS deposit_product_versions (
+        product_id BIGINT NOT NULL,
+        effective_date DATE NOT NULL,
+        interest_rate_percent DECIMAL(9, 4) NOT NULL,
+        day_count VARCHAR NOT NULL,
+        posting_period VARCHAR NOT NULL,
+        min_balance_cents BIGINT NOT NULL DEFAULT 0,
+        min_balance_fee_cents BIGINT NOT NULL DEFAULT 0,
+        maintenance_fee_cents BIGINT NOT NULL DEFAULT 0,
+        overdraft_allowed BOOLEAN NOT NULL DEFAULT FALSE,
+        overdraft_limit_max_cents BIGINT NOT NULL DEFAULT 0,
+        overdraft_rate_percent DECIMAL(9, 4) NOT NULL DEFAULT 0,
+        overdraft_fee_cents BIGINT NOT NULL DEFAULT 0,
+        withholding_tax_bp INTEGER NOT NULL DEFAULT 0,
+        dormancy_months INTEGER NOT NULL DEFAULT 12,
+        term_months_min INTEGER,
+        term_months_max INTEGER,
+        early_closure_penalty VARCHAR NOT NULL DEFAULT 'none',
+        penalty_months INTEGER NOT NULL DEFAULT 0,
+        penalty_rate_percent DECIMAL(9, 4) NOT NULL DEFAULT 0,
+        standing_order_fail_fee_cents BIGINT NOT NULL DEFAULT 0,
+        changed_at TIMESTAMP NOT NULL,
+        changed_by VARCHAR NOT NULL,
+        PRIMARY KEY (product_id, effective_date))""",
+    """CREATE TABLE IF NOT EXISTS deposit_product_tiers (
+        product_id BIGINT NOT NULL,
+        effective_date DATE NOT NULL,
+        from_balance_cents BIGINT NOT NULL,
+        rate_percent DECIMAL(9, 4) NOT NULL,
+        PRIMARY KEY (product_id, effective_date, from_balance_cents))""",
+    "ALTER TABLE accounts ADD COLUMN IF NOT EXISTS product_id BIGINT",
+    "ALTER TABLE accounts ADD COLUMN IF NOT EXISTS rate_negotiated BOOLEAN DEFAULT FALSE",
 ]
 
 
@@ -443,6 +547,82 @@ def _add_loan_terms(con) -> None:
                         f"BIGINT) FROM settings WHERE key = ?), {default})", [key])
 
 
+# -- Deposit products (issue 10): the products every bank starts with, made at open, so that
+# older files migrate too. They keep what accounts did before products existed: checking pays
+# no interest and may be overdrawn up to any limit a manager sets (no overdraft interest or
+# fee); savings pays DEFAULT_SAVINGS_RATE (the rate a savings account opened with), monthly,
+# actual/365, with the bank's dormancy and withholding-tax settings; term deposits are new,
+# at 0 % until a manager sets a rate. Their first versions start on the bank's first business
+# date (the earliest day anything happened), so nothing in the past reads other terms.
+DEFAULT_SAVINGS_RATE = "2.00"
+OVERDRAFT_LIMIT_MAX_CENTS = 100_000_000_000 * 100  # money.AMOUNT_CENTS_MAX: no cap before
+_SEED_PRODUCTS = (
+    # code, name, interest rate, posting period, overdraft allowed, overdraft max,
+    # term months min and max, early-closure penalty, penalty months
+    ("checking", "Checking", "0", "monthly", True, OVERDRAFT_LIMIT_MAX_CENTS,
+     None, None, "none", 0),
+    ("savings", "Savings", DEFAULT_SAVINGS_RATE, "monthly", False, 0, None, None, "none", 0),
+    ("term_deposit", "Term deposit", "0", "maturity", False, 0, 3, 60, "interest_months", 3),
+)
+_FIRST_BUSINESS_DATE_SQL = """SELECT least(
+    (SELECT TRY_CAST(value AS DATE) FROM settings WHERE key = 'business_date'),
+    (SELECT min(business_date) FROM transactions),
+    (SELECT min(business_date) FROM eod_runs),
+    (SELECT min(opened_date) FROM accounts WHERE customer_id IS NOT NULL),
+    current_date)"""
+
+
+def _setting_int(con, key: str, default: int) -> int:
+    row = con.execute("SELECT TRY_CAST(value AS INTEGER) FROM settings WHERE key = ?",
+                      [key]).fetchone()
+    return default if row is None or row[0] is None else row[0]
+
+
+def _add_deposit_products(con) -> None:
+    """Seed the three products once, then put every account without a product on the one
+    of its kind. An existing account whose own rate differs from its product's base rate
+    keeps earning its own (rate_negotiated), so no account earns other than before."""
+    if con.execute("SELECT count(*) FROM deposit_products").fetchone()[0] == 0:
+        first_day = con.execute(_FIRST_BUSINESS_DATE_SQL).fetchone()[0]
+        dormancy_months = _setting_int(con, "dormancy_months", 12)
+        tax_bp = _setting_int(con, "interest_withholding_tax_bp", 0)
+        for (code, name, rate, period, overdraft, overdraft_max, term_min, term_max,
+             penalty, penalty_months) in _SEED_PRODUCTS:
+            pid = con.execute("SELECT nextval('deposit_product_id_seq')").fetchone()[0]
+            con.execute("INSERT INTO deposit_products (id, code, name, kind, active, "
+                        "created_at, created_by) VALUES (?, ?, ?, ?, TRUE, now(), 'system')",
+                        [pid, code, name, code])
+            con.execute(
+                "INSERT INTO deposit_product_versions (product_id, effective_date, "
+                "interest_rate_percent, day_count, posting_period, overdraft_allowed, "
+                "overdraft_limit_max_cents, withholding_tax_bp, dormancy_months, "
+                "term_months_min, term_months_max, early_closure_penalty, penalty_months, "
+                "changed_at, changed_by) VALUES (?, ?, CAST(? AS DECIMAL(9, 4)), "
+                "'actual/365', ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), 'system')",
+                [pid, first_day, rate, period, overdraft, overdraft_max,
+                 0 if code == "checking" else tax_bp, dormancy_months, term_min, term_max,
+                 penalty, penalty_months])
+    assign_products(con)
+
+
+def assign_products(con) -> None:
+    """Put every account without a product on the product whose code is its kind (the
+    migration at open; the demo builder, which inserts accounts itself). `con` is a
+    connection or a unit of work."""
+    if con.execute("SELECT count(*) FROM accounts a JOIN deposit_products p "
+                   "ON p.code = a.kind WHERE a.product_id IS NULL").fetchone()[0] == 0:
+        return
+    con.execute(
+        """UPDATE accounts SET rate_negotiated = TRUE FROM (
+            SELECT v.product_id, v.interest_rate_percent, p.code FROM deposit_products p
+            JOIN deposit_product_versions v ON v.product_id = p.id
+            QUALIFY row_number() OVER (PARTITION BY p.id ORDER BY v.effective_date) = 1) f
+        WHERE accounts.product_id IS NULL AND accounts.kind = f.code
+          AND accounts.interest_rate_percent <> f.interest_rate_percent""")
+    con.execute("UPDATE accounts SET product_id = p.id FROM deposit_products p "
+                "WHERE accounts.product_id IS NULL AND p.code = accounts.kind")
+
+
 def connect(path: str) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(path)
     # DuckDB draws its own progress bar on the terminal during long queries (demo builds,
@@ -460,6 +640,7 @@ def migrate(con) -> None:
             con.execute(statement)
         _add_business_dates(con)
         _add_loan_terms(con)
+        _add_deposit_products(con)
         con.execute(
             "INSERT INTO settings VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
             [str(SCHEMA_VERSION)],

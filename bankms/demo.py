@@ -42,6 +42,7 @@ import bcrypt
 import numpy as np
 import pandas as pd
 
+from . import db
 from .bank import INTERNAL
 from .demo_loans import LoanBook
 from .errors import InvalidInput, InvalidState
@@ -837,6 +838,7 @@ class _Builder:
                 # The demo's business dates are its stamps' days (see _transactions).
                 "CAST(opened_at AS DATE), CAST(closed_at AS DATE), CAST(opened_at AS DATE) "
                 "FROM demo_accounts")
+            db.assign_products(uow)
         finally:
             cur.unregister("demo_accounts")
 

@@ -10,22 +10,25 @@ in one database transaction it
 2. charges each loan's late fee (its product's, snapshotted when applied for) once on each
    instalment still unpaid the loan's grace days after its due date;
 3. ages arrears: days past due and bucket as of D+1;
-4. accrues one day of savings interest on each account's end-of-day balance of D, actual/365:
-   balance x rate / 365, kept in micro-cents (1e-6 cent), rounded half-up to the micro-cent;
-5. if D is the last day of its month, posts each account's month of accruals as one `interest`
-   transaction against GL5000 interest expense: whole cents are paid and the sub-cent
-   remainder is carried into next month, so over time nothing is lost or invented by rounding;
-   an account closed during the month was paid its interest at the close (Accounts.close) and
-   is skipped; withholding tax (withholding_tax_bp) is taken from the gross interest in the
-   same transaction to GL2100 withholding tax payable, so the account is credited the net;
-6. marks accounts dormant after `dormancy_months` (12) without customer activity
+4. accrues one day of interest on each account's end-of-day balance of D at its deposit
+   product's rate (tiers, day count) or its own negotiated rate, and overdraft interest on
+   negative balances, in micro-cents (deposit_eod.accrue);
+5. on the last day of a product's posting period (monthly, quarterly, yearly), posts the
+   interest accrued since each account's last posting as one `interest` transaction against
+   GL5000 interest expense, tax withheld at the product's rate to GL2100 (whole cents paid,
+   the sub-cent carried on; an account closed meanwhile was paid at the close and is
+   skipped), and overdraft interest as one `overdraft_interest` debit to GL4000; on a month
+   end, charges the products' monthly fees through charges.post_event_charges
+   (deposit_eod.post_period_end);
+6. marks accounts dormant after their product's dormancy_months without customer activity
    (accounts.last_activity_date, the business date of the last deposit, withdrawal, transfer
    or loan repayment, which the ledger sets), and makes dormant accounts active again once
    such activity appears: the ledger already lets dormant accounts move money, so
-   reactivating at the next end of day keeps the posting path untouched;
+   reactivating at the next end of day keeps the posting path untouched (deposit_eod.dormancy);
 7. records D in eod_runs and moves the business date to D+1.
 
-The business date is the clock here: dormancy compares last activity with D+1 minus 12 months.
+The business date is the clock here: dormancy compares last activity with D+1 minus the
+product's dormancy months.
 Every calendar day is a business day (there is no holiday calendar). `end_of_day(until=U)`
 closes each day from the current business date through U in order, never a day that has not
 ended in the bank's time zone (businessday.py), and more than a few days only when confirmed;
@@ -42,15 +45,14 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import businessday
+from . import businessday, deposit_eod
 from .bank import INTERNAL
 from .errors import ConfirmationRequired, DayNotEnded, InvalidInput
 from .ledger import utcnow
 from .loans import BUCKETS, OWED_SQL, add_months, age_arrears, allocate, apply_allocation, \
     close_paid_off, record_payments
+from .deposit_eod import MICRO_PER_CENT
 from .money import format_cents
-
-MICRO_PER_CENT = 1_000_000
 
 # Loans owing something on business date ? and what their linked accounts can pay. Accounts
 # paying several loans pay the oldest loan first.
@@ -69,35 +71,6 @@ SELECT loan_id, account_id, account_number, amount_cents FROM (
 WHERE amount_cents > 0 ORDER BY loan_id
 """
 
-# Micro-cents = balance_cents x rate_percent x 1e4 / 365, rounded half-up in integers (DuckDB
-# divides DECIMALs as DOUBLE, so no DECIMAL division here).
-ACCRUE_SQL = """
-INSERT INTO interest_accruals
-SELECT id, ?, balance_cents, interest_rate_percent,
-       CAST((2 * CAST(balance_cents AS HUGEINT) * CAST(interest_rate_percent * 10000 AS BIGINT)
-             + 365) // 730 AS BIGINT)
-FROM accounts
-WHERE customer_id IS NOT NULL AND status <> 'closed' AND interest_rate_percent > 0
-  AND balance_cents > 0
-"""
-
-# Parameters: month start, month end, previous month end. Closed accounts are left out: closing
-# already posted their interest up to the closing date (Accounts.close), so a month end never
-# pays them again.
-MONTH_END_SQL = """
-SELECT a.id AS account_id, a.account_number,
-       CAST(coalesce(p.carry_out_micro_cents, 0) AS BIGINT) AS carry_in_micro_cents,
-       CAST(coalesce(m.accrued, 0) AS BIGINT) AS accrued_micro_cents
-FROM accounts a
-LEFT JOIN (SELECT account_id, sum(accrued_micro_cents) AS accrued FROM interest_accruals
-           WHERE accrual_date BETWEEN ? AND ? GROUP BY 1) m ON m.account_id = a.id
-LEFT JOIN (SELECT account_id, carry_out_micro_cents FROM interest_postings
-           WHERE period_end = ?) p ON p.account_id = a.id
-WHERE a.customer_id IS NOT NULL AND a.status <> 'closed'
-  AND (m.accrued IS NOT NULL OR p.carry_out_micro_cents > 0)
-ORDER BY a.id
-"""
-
 # The row a close writes (Accounts.close): it rounds half-up and carries nothing on, so its
 # carry_out is the rounding difference, negative when the bank rounded up.
 CLOSING_ROW = "(a.status = 'closed' AND ip.period_end = a.closed_date)"
@@ -105,7 +78,11 @@ CLOSING_ROW = "(a.status = 'closed' AND ip.period_end = a.closed_date)"
 SUMMARY_FIELDS = ("accounts_accrued", "accrued_micro_cents", "interest_posted_accounts",
                   "interest_posted_cents", "loans_collected", "collected_cents",
                   "late_fees_charged", "late_fee_cents", "loans_in_arrears",
-                  "accounts_made_dormant", "accounts_reactivated")
+                  "accounts_made_dormant", "accounts_reactivated",
+                  # Deposit products (deposit_eod.py; eod_runs columns added in db.SCHEMA).
+                  "interest_tax_cents", "overdraft_accrued_accounts",
+                  "overdraft_accrued_micro_cents", "overdraft_interest_accounts",
+                  "overdraft_interest_cents", "fees_charged", "fee_cents")
 
 
 @dataclass
@@ -122,6 +99,15 @@ class DayClosed:
     loans_in_arrears: int = 0
     accounts_made_dormant: int = 0
     accounts_reactivated: int = 0
+    # Deposit products (deposit_eod.py): tax withheld from the interest posted, overdraft
+    # interest accrued (negative micro-cents) and posted, product fees charged.
+    interest_tax_cents: int = 0
+    overdraft_accrued_accounts: int = 0
+    overdraft_accrued_micro_cents: int = 0
+    overdraft_interest_accounts: int = 0
+    overdraft_interest_cents: int = 0
+    fees_charged: int = 0
+    fee_cents: int = 0
     loans_paid_off: int = 0
     provision_change_cents: int = 0
     loan_accrual_change_cents: int = 0
@@ -290,13 +276,14 @@ def close_day(bank, actor, uow, day: dt.date) -> DayClosed | None:
         "SELECT count(*) FROM loans WHERE status = 'active' AND days_past_due > 0")
     _accrue_loans(bank, actor, uow, day, internal, out)
     _provision(bank, actor, uow, day, internal, settings, out)
-    _accrue(uow, day, out)
-    if nxt.month != day.month:
-        _post_month_interest(bank, actor, uow, day, internal, out)
-    _dormancy(bank, actor, uow, nxt, settings, out)
-    uow.execute("INSERT INTO eod_runs VALUES (?, ?, ?, ?, " + ", ".join("?" * len(SUMMARY_FIELDS))
-                + ")", [day, actor.username, started, utcnow(),
-                        *(int(getattr(out, k)) for k in SUMMARY_FIELDS)])
+    deposit_eod.accrue(uow, day, out)
+    deposit_eod.post_period_end(bank, actor, uow, day, internal, out)
+    deposit_eod.dormancy(bank, actor, uow, day, settings, out)
+    uow.execute("INSERT INTO eod_runs (business_date, actor, started_at, finished_at, "
+                + ", ".join(SUMMARY_FIELDS) + ") VALUES (?, ?, ?, ?, "
+                + ", ".join("?" * len(SUMMARY_FIELDS)) + ")",
+                [day, actor.username, started, utcnow(),
+                 *(int(getattr(out, k)) for k in SUMMARY_FIELDS)])
     # The row exists from the first open (bank.py); a plain UPDATE is much cheaper in DuckDB
     # than an upsert.
     uow.execute("UPDATE settings SET value = ? WHERE key = 'business_date'", [nxt.isoformat()])
@@ -310,10 +297,11 @@ def close_day(bank, actor, uow, day: dt.date) -> DayClosed | None:
     return out
 
 
-def _post(bank, actor, uow, tx, postings, action) -> int:
+def _post(bank, actor, uow, tx, postings, action, *, allow_overdraw=False) -> int:
     """Post frames and return the first transaction id (tx_ref 0)."""
     base = bank.state.next_transaction_id
-    bank.ledger.post_frames_in(uow, actor, tx, postings, action=action)
+    bank.ledger.post_frames_in(uow, actor, tx, postings, action=action,
+                               allow_overdraw=allow_overdraw)
     if bank.state.next_transaction_id != base + len(tx):
         raise AssertionError("transaction ids were not allocated as one block")
     return base
@@ -535,14 +523,6 @@ def _provision(bank, actor, uow, day, internal, settings, out):
         nonzero="provision_cents")
 
 
-def _accrue(uow, day, out):
-    uow.execute(ACCRUE_SQL, [day])
-    count, total = uow.fetchone(
-        "SELECT count(*), CAST(coalesce(sum(accrued_micro_cents), 0) AS BIGINT) "
-        "FROM interest_accruals WHERE accrual_date = ?", [day])
-    out.accounts_accrued, out.accrued_micro_cents = int(count), int(total)
-
-
 BASIS_POINTS_PER_UNIT = 10_000
 
 
@@ -550,16 +530,28 @@ def withholding_tax_bp(uow, account_ids, day: dt.date) -> pd.Series:
     """The withholding tax rate, in hundredths of a percent (1500 = 15.00 %), for each of
     `account_ids` (ints) on business date `day`, as a Series indexed by account id.
 
-    Today one bank-wide rate, the setting `interest_withholding_tax_bp` as stored when the
-    interest is posted (so a change applies from the next posting, never backwards). Deposit
-    products with their own rate (issue 10) replace the body of this function, not its
-    callers: month end asks for all its accounts at once, a close for one."""
+    The rate of the account's deposit product in the version in force on `day`
+    (deposit_products, issue 10), so a change applies from its effective date, never
+    backwards; an account without a product pays the bank-wide setting
+    `interest_withholding_tax_bp` as stored now. Month end asks for all its accounts at once,
+    a close for one."""
+    from .deposit_products import VERSIONS_IN_FORCE_SQL
     from .settings import REGISTRY
     key = "interest_withholding_tax_bp"
     row = uow.fetchone("SELECT value FROM settings WHERE key = ?", [key])
-    rate = int(row[0] if row else REGISTRY[key].default)
-    ids = [int(i) for i in account_ids]
-    return pd.Series([rate] * len(ids), index=ids, dtype="int64")
+    fallback = int(row[0] if row else REGISTRY[key].default)
+    ids = pd.DataFrame({"account_id": [int(i) for i in account_ids]}, dtype="int64")
+    uow.cur.register("tax_accounts", ids)
+    try:
+        rates = dict(uow.fetchall(
+            f"WITH v AS ({VERSIONS_IN_FORCE_SQL}) SELECT t.account_id, "
+            "CAST(coalesce(v.withholding_tax_bp, ?) AS BIGINT) FROM tax_accounts t "
+            "LEFT JOIN accounts a ON a.id = t.account_id "
+            "LEFT JOIN v ON v.product_id = a.product_id", [day, fallback]))
+    finally:
+        uow.cur.unregister("tax_accounts")
+    return pd.Series([rates[i] for i in ids["account_id"]], index=ids["account_id"].tolist(),
+                     dtype="int64")
 
 
 def withholding_tax_cents(gross_cents, rate_bp):
@@ -572,78 +564,6 @@ def withholding_tax_cents(gross_cents, rate_bp):
     difference; half-up is unbiased over many postings (0.15 x 10.41 = 1.5615 -> 1.56;
     0.15 x 0.10 = 0.015 -> 0.02)."""
     return (2 * gross_cents * rate_bp + BASIS_POINTS_PER_UNIT) // (2 * BASIS_POINTS_PER_UNIT)
-
-
-def _post_month_interest(bank, actor, uow, day, internal, out):
-    start = day.replace(day=1)
-    month = uow.execute(MONTH_END_SQL, [start, day, start - dt.timedelta(days=1)]).df()
-    if len(month) == 0:
-        return
-    total = month["carry_in_micro_cents"] + month["accrued_micro_cents"]
-    month["posted_cents"] = total // MICRO_PER_CENT
-    month["carry_out_micro_cents"] = total % MICRO_PER_CENT
-    pay = month[month["posted_cents"] > 0].reset_index(drop=True)
-    month["transaction_id"] = pd.array([None] * len(month), dtype="Int64")
-    if len(pay):
-        pay["tx_ref"] = range(len(pay))
-        rates = withholding_tax_bp(uow, pay["account_id"], day)
-        pay["tax_cents"] = withholding_tax_cents(
-            pay["posted_cents"].astype("int64"),
-            rates.loc[pay["account_id"].astype("int64")].to_numpy())
-        expense = INTERNAL["interest_expense"]
-        # One transaction per account for the gross interest (its amount), with the tax as a
-        # third leg: a reversal of the interest undoes its tax with it, one idempotent posting
-        # per account and month, and the account's one line is the net credit (kept at a
-        # 100 % rate, as 0.00, so that the statement and certificate still see the interest).
-        tx = pd.DataFrame({"tx_ref": pay["tx_ref"], "kind": "interest",
-                           "amount_cents": pay["posted_cents"],
-                           "memo": f"Interest for {day:%B %Y}", "source_account": expense,
-                           "target_account": pay["account_number"]})
-        taxed = pay[pay["tax_cents"] > 0]
-        postings = pd.concat([
-            pd.DataFrame({"tx_ref": pay["tx_ref"], "account_id": pay["account_id"],
-                          "amount_cents": pay["posted_cents"] - pay["tax_cents"]}),
-            pd.DataFrame({"tx_ref": pay["tx_ref"], "account_id": internal[expense],
-                          "amount_cents": -pay["posted_cents"]}),
-            pd.DataFrame({"tx_ref": taxed["tx_ref"],
-                          "account_id": internal[INTERNAL["withholding_tax_payable"]],
-                          "amount_cents": taxed["tax_cents"]})], ignore_index=True)
-        base = _post(bank, actor, uow, tx, postings, "eod.interest")
-        ids = dict(zip(pay["account_id"], base + pay["tx_ref"]))
-        month["transaction_id"] = pd.array([ids.get(a) for a in month["account_id"]],
-                                           dtype="Int64")
-    month["period_start"] = start
-    month["period_end"] = day
-    uow.cur.register("month_interest", month)
-    try:
-        uow.execute(
-            "INSERT INTO interest_postings SELECT account_id, CAST(period_start AS DATE), "
-            "CAST(period_end AS DATE), carry_in_micro_cents, accrued_micro_cents, posted_cents, "
-            "carry_out_micro_cents, transaction_id FROM month_interest")
-    finally:
-        uow.cur.unregister("month_interest")
-    out.interest_posted_accounts = len(pay)
-    out.interest_posted_cents = int(pay["posted_cents"].sum()) if len(pay) else 0
-
-
-def _dormancy(bank, actor, uow, nxt, settings, out):
-    months = int(settings.get("dormancy_months", "12"))
-    # Business dates on both sides: the clock's stamps (last_activity_at) can lie far from
-    # the business date when end of day lags behind or a bank's history is rebuilt.
-    cutoff = add_months(nxt, -months)
-    last = "coalesce(last_activity_date, opened_date)"
-    for old, new, test, attr in (("active", "dormant", "<", "accounts_made_dormant"),
-                                 ("dormant", "active", ">=", "accounts_reactivated")):
-        where = (f"customer_id IS NOT NULL AND status = '{old}' AND {last} {test} ?")
-        numbers = [row[0] for row in uow.fetchall(
-            f"SELECT account_number FROM accounts WHERE {where} ORDER BY 1", [cutoff])]
-        if numbers:
-            uow.execute(f"UPDATE accounts SET status = '{new}' WHERE {where}", [cutoff])
-            _audit_set(bank, uow, actor, f"account.{new}", "account", numbers,
-                       {"status": old}, {"status": new, "reason": (
-                           f"no customer activity for {months} months" if new == "dormant"
-                           else "customer activity"), "business_date": nxt - dt.timedelta(1)})
-        setattr(out, attr, len(numbers))
 
 
 def recent_runs(bank, actor, limit=30) -> pd.DataFrame:
@@ -675,6 +595,15 @@ def verify(bank) -> list[str]:
             "OR t.kind <> 'interest' ORDER BY 1, 2 LIMIT 100"):
         problems.append(f"interest posted to account id {account_id} for {period_end} does not "
                         "match its transaction")
+    for account_id, period_end in bank.read(
+            "SELECT o.account_id, o.period_end FROM overdraft_interest_postings o "
+            "LEFT JOIN transactions t ON t.id = o.transaction_id WHERE "
+            "carry_in_micro_cents + accrued_micro_cents <> posted_cents * 1000000 + "
+            "carry_out_micro_cents OR carry_out_micro_cents NOT BETWEEN 0 AND 999999 "
+            "OR (o.posted_cents > 0) <> (t.id IS NOT NULL) OR t.amount_cents <> o.posted_cents "
+            "OR t.kind <> 'overdraft_interest' ORDER BY 1, 2 LIMIT 100"):
+        problems.append(f"overdraft interest of account id {account_id} to {period_end} does "
+                        "not add up or match its transaction")
     row = bank.read_one("SELECT value FROM settings WHERE key = 'business_date'")
     if row and dt.date.fromisoformat(row[0]) != bank.state.business_date:
         problems.append(f"stored business date {row[0]} differs from the writer's "

@@ -81,6 +81,9 @@ PERMISSIONS: dict[str, tuple[frozenset, bool]] = {
     # Loan products are data managers edit (issue 9); a rate-range change waits for a second
     # manager (approvals.py).
     "loan.manage_products": (MANAGERS, False),
+    # Deposit products (issue 10): their terms are public; managers create and change them.
+    "deposit_product.read": (EVERYONE, True),
+    "deposit_product.manage": (MANAGERS, False),
 }
 
 
