@@ -22,7 +22,6 @@ from .ledger import CUSTOMER_KINDS, PostingRequest, utcnow
 from .money import to_cents, to_money
 from .text import csv_text
 
-DEFAULT_SAVINGS_RATE = "2.00"
 # Draws of a random account number before giving up (a second draw is already rare).
 NUMBER_DRAWS_MAX = 20
 
@@ -53,8 +52,8 @@ class Accounts:
         row = self._bank.read_one(
             "SELECT id, account_number, customer_id, kind, status, balance_cents, holds_cents, "
             "overdraft_limit_cents, interest_rate_percent, opened_at, closed_at, name, "
-            "last_activity_at, opened_date, closed_date, last_activity_date FROM accounts "
-            "WHERE account_number = ? AND customer_id IS NOT NULL",
+            "last_activity_at, opened_date, closed_date, last_activity_date, product_id "
+            "FROM accounts WHERE account_number = ? AND customer_id IS NOT NULL",
             [number])
         if row is None:
             raise AccountNotFound(f"There is no account {number}.")
@@ -67,20 +66,29 @@ class Accounts:
         self._bank.require(actor, "account.read", row[2], entity="account", entity_id=number)
         return number, row
 
-    def open(self, actor, customer_id, kind="checking", overdraft_limit="0",
-             interest_rate=None, *, idempotency_key=None) -> str:
-        """Open an account; with an idempotency key, a repeat returns the same number."""
+    def open(self, actor, customer_id, kind=None, overdraft_limit="0",
+             interest_rate=None, *, product=None, idempotency_key=None) -> str:
+        """Open an account on a deposit product (`product`, a code; default: the product whose
+        code is the kind; kind default: the product's, else checking). Refuses a withdrawn
+        product or one of another kind, and an overdraft limit the product does not allow
+        (InvalidInput). Without interest_rate the account earns its product's rate; with one
+        (managers) its own. With an idempotency key, a repeat returns the same number."""
         from . import once
 
         bank = self._bank
         key = once.clean_key(idempotency_key)
         cid = bank.customers._id(customer_id)
         bank.require(actor, "account.open", entity="customer", entity_id=cid)
+        if product is None:
+            product = kind or "checking"
+        terms = bank.deposit_products.offered(product, kind)
+        kind = terms["kind"]
         if kind not in CUSTOMER_KINDS:
             raise InvalidInput("The account kind must be checking or savings.")
         overdraft_cents = to_cents(overdraft_limit, allow_zero=True)
         if overdraft_cents and kind != "checking":
             raise InvalidInput("Only checking accounts can have an overdraft limit.")
+        bank.deposit_products.overdraft_allowed_by(terms["id"], overdraft_cents)
         if overdraft_cents:
             bank.require(actor, "account.set_overdraft", entity="customer", entity_id=cid)
         # A rate given at opening is the account's own (rate_negotiated); without one the
@@ -90,7 +98,8 @@ class Accounts:
             # Setting a rate is a manager's action, at opening as later (issue 12).
             bank.require(actor, "account.set_interest_rate", entity="customer", entity_id=cid)
         else:
-            interest_rate = DEFAULT_SAVINGS_RATE if kind == "savings" else "0"
+            # Kept on the account for people to see; it earns the product's rate of the day.
+            interest_rate = terms["interest_rate_percent"] if kind == "savings" else "0"
         rate = clean_rate(interest_rate)
         if rate and kind != "savings":
             raise InvalidInput("Only savings accounts earn interest.")
@@ -100,7 +109,7 @@ class Accounts:
         if self._overdraft_waits(actor, overdraft_cents):
             asked_overdraft_cents, overdraft_cents = overdraft_cents, 0
         if self._rate_waits(actor, rate):
-            asked_rate, rate = rate, clean_rate(DEFAULT_SAVINGS_RATE)
+            asked_rate, rate = rate, terms["interest_rate_percent"]
 
         def fn(uow):
             earlier = once.recall(uow, key, "account.open", actor)
@@ -116,17 +125,16 @@ class Accounts:
             acc_id = uow.fetchone("SELECT nextval('account_id_seq')")[0]
             number = self._fresh_number(uow)
             now, today = utcnow(), bank.state.business_date
-            name = "Checking" if kind == "checking" else "Savings"
+            name = terms["name"]
             uow.execute(
                 "INSERT INTO accounts (id, account_number, customer_id, kind, name, status, "
                 "overdraft_limit_cents, interest_rate_percent, opened_at, last_activity_at, "
                 "opened_date, last_activity_date, product_id, rate_negotiated) VALUES (?, ?, "
-                "?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, (SELECT id FROM deposit_products "
-                "WHERE code = ?), ?)",
+                "?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?)",
                 [acc_id, number, cid, kind, name, overdraft_cents, rate, now, now, today, today,
-                 kind, negotiated and asked_rate is None])
+                 terms["id"], negotiated and asked_rate is None])
             bank.audit_row(uow, actor, "account.open", "account", number, after={
-                "customer_id": cid, "kind": kind,
+                "customer_id": cid, "kind": kind, "product": terms["code"],
                 "overdraft_limit": str(to_money(overdraft_cents)), "interest_rate": str(rate)})
             once.remember(uow, key, "account.open", actor, number)
             return number
@@ -166,6 +174,9 @@ class Accounts:
     def get(self, actor, number) -> dict:
         number, row = self._readable(actor, number)
         holder = self._bank.read_one("SELECT full_name FROM customers WHERE id = ?", [row[2]])
+        product = self._bank.read_one("SELECT p.code, p.name, a.rate_negotiated FROM accounts a "
+                                      "JOIN deposit_products p ON p.id = a.product_id "
+                                      "WHERE a.id = ?", [row[0]]) or (None, None, False)
         return {
             "account_number": number, "customer_id": row[2], "holder": holder[0] if holder else "",
             "kind": row[3], "status": row[4], "balance": to_money(row[5]),
@@ -173,7 +184,8 @@ class Accounts:
             "overdraft_limit": to_money(row[7]), "interest_rate_percent": row[8],
             "opened_at": row[9], "closed_at": row[10], "name": row[11],
             "last_activity_at": row[12], "opened_date": row[13], "closed_date": row[14],
-            "last_activity_date": row[15],
+            "last_activity_date": row[15], "product_code": product[0],
+            "product_name": product[1], "rate_negotiated": bool(product[2]),
         }
 
     def payee_name(self, actor, number) -> str:
@@ -230,8 +242,10 @@ class Accounts:
         sql = ("SELECT a.account_number, a.customer_id, c.full_name AS holder, a.kind, a.name, "
                "a.status, a.balance_cents, a.holds_cents, a.overdraft_limit_cents, "
                "a.balance_cents - a.holds_cents AS available_cents, a.interest_rate_percent, "
-               "a.opened_at, a.closed_at, a.opened_date, a.closed_date "
-               "FROM accounts a JOIN customers c ON c.id = a.customer_id")
+               "a.opened_at, a.closed_at, a.opened_date, a.closed_date, "
+               "p.code AS product_code, p.name AS product_name "
+               "FROM accounts a JOIN customers c ON c.id = a.customer_id "
+               "LEFT JOIN deposit_products p ON p.id = a.product_id")
         params = []
         if customer_id is not None:
             sql += " WHERE a.customer_id = ?"
@@ -485,6 +499,7 @@ class Accounts:
         number, row = self._readable(actor, number)
         self._bank.require(actor, "account.set_overdraft", entity="account", entity_id=number)
         cents = to_cents(amount, allow_zero=True)
+        self._bank.deposit_products.overdraft_allowed_by(row[16], cents)
         if self._overdraft_waits(actor, cents):
             self._bank.write(lambda uow: self._overdraft_check(uow, number, cents))
             return self._bank.approvals.request(

@@ -77,6 +77,8 @@ OPERATIONS = {
     "loan.reverse_repayment": "loan repayment reversal",
     "loan.undo_disbursement": "loan payout undone",
     "loan.update_product": "loan product rates",
+    "deposit_product.create": "new deposit product rates",
+    "deposit_product.change": "deposit product rates",
 }
 # Loan operations the loan service carries out once approved (`_approve_loan`).
 _LOAN_OPERATIONS = ("loan.write_off", "loan.repay", "loan.reverse_repayment",
@@ -475,6 +477,10 @@ class Approvals:
                                        Decimal(params["interest_rate_percent"]))
         elif kind == "loan.update_product":
             bank.loans._update_product_in(uow, maker, params["code"], params["changes"])
+        elif kind == "deposit_product.create":
+            bank.deposit_products._create_in(uow, maker, params)
+        elif kind == "deposit_product.change":
+            bank.deposit_products._change_in(uow, maker, params)
         else:
             raise AssertionError(f"no way to carry out {kind}")
         if "username" in params:

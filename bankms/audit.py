@@ -65,6 +65,7 @@ class Audit:
         # The hash chains: a changed, removed, inserted or reordered entry (chain_store.py).
         problems.extend(bank.chain.verify())
         # Subledgers kept by later modules reconcile against the ledger here.
+        problems.extend(bank.charges.verify())
         loans = getattr(bank, "loans", None)
         if loans is not None:
             problems.extend(loans.verify())

@@ -2,7 +2,7 @@
 
 `open_bank(path)` opens (creating or migrating) the file, starts the single writer thread and
 returns a Bank whose services (`users`, `auth`, `customers`, `accounts`, `payments`, `audit`,
-`ledger`, `settings`, `workdays`) are safe to call from many threads at once.
+`ledger`, `settings`, `workdays`, `charges`...) are safe to call from many threads at once.
 """
 from __future__ import annotations
 
@@ -102,8 +102,12 @@ class Bank:
             self.loans = Loans(self)
         from .deposit_products import DepositProducts
         self.deposit_products = DepositProducts(self)
+        from .charges import Charges
+        self.charges = Charges(self)
         from .export import Export
         self.export = Export(self)
+        from .standing_orders import StandingOrders
+        self.standing_orders = StandingOrders(self)
         try:
             from .reports import Reports
         except ImportError:

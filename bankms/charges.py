@@ -15,16 +15,45 @@ own unit of work; `Charges` (`bank.charges`) is the staff service.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pandas as pd
 
-from .errors import InvalidInput
+from . import accountnum
+from .errors import (
+    AccountClosed,
+    AccountNotFound,
+    BankError,
+    InvalidAmount,
+    InvalidInput,
+    InvalidState,
+)
+from .ids import parse_id
+from .ledger import PostingRequest, utcnow
+from .money import format_cents, to_cents, to_money
 
 CALCS = ("flat", "percent", "product")
 STATUSES = ("charged", "waived", "not_collected")
 BASIS_POINTS_PER_UNIT = 10_000
 EVENT_COLUMNS = ("account_id", "code", "amount_cents", "reason")
 REASON_CHARS_MAX = 300
+REASON_CHARS_MIN = 3
+NAME_CHARS_MAX = 80
+_CODE = re.compile(r"[a-z][a-z0-9_]{1,39}")
+# Charges whose money is part of another transaction (the loan disbursement fee is kept back
+# from the payout): they are corrected where that transaction is (bank.loans), never waived here,
+# since undoing the disbursement already returns the fee.
+NOT_WAIVABLE = ("loan_disbursement",)
+CATALOGUE_COLUMNS = ("code", "name", "calc", "amount_cents", "rate_bp", "min_cents",
+                     "max_cents", "active", "system")
+
+
+class ChargeNotFound(BankError):
+    pass
+
+
+class AlreadyWaived(InvalidState):
+    pass
 
 # The charges not yet in the register (one per (code, account, day, reason); a repeat within
 # the frame counts once), each with whether its account can pay it: open (active or dormant,
@@ -54,8 +83,9 @@ ORDER BY f.n
 
 
 def fee_memo(name: str, reason: str) -> str:
-    """What a fee transaction says on the statement: "Fee: Monthly maintenance - Nov 2026"."""
-    return f"Fee: {name} - {reason}" if reason else f"Fee: {name}"
+    """The memo of a fee transaction: the charge's name and the reason, "Monthly maintenance -
+    Nov 2026"; the statement puts the kind in front: "Fee - Monthly maintenance - Nov 2026"."""
+    return f"{name} - {reason}"
 
 
 def _clean_events(uow, frame) -> pd.DataFrame:
@@ -102,7 +132,7 @@ def post_event_charges(bank, actor, uow, frame: pd.DataFrame, *, day: dt.date) -
     frame columns: account_id (int), code (str, a catalogue code), amount_cents (int > 0),
     reason (str, shown on the statement after the charge's name, e.g. "Nov 2026"). One 'fee'
     transaction per row, business date `day`: debit the account, credit GL4100 fee income,
-    memo "Fee: <catalogue name> - <reason>". Idempotent per (code, account_id, day, reason):
+    memo "<catalogue name> - <reason>". Idempotent per (code, account_id, day, reason):
     a row already in the register (charged, waived or not collected) is skipped, so a rerun of
     the same end of day posts nothing twice. A charge may take the account below zero only
     within its overdraft limit (less holds); a row the account cannot pay (closed, frozen,
@@ -178,5 +208,412 @@ def post_event_charges(bank, actor, uow, frame: pd.DataFrame, *, day: dt.date) -
 
 
 def _now():
-    from .ledger import utcnow
     return utcnow()
+
+
+def percent_cents(base_cents: int, rate_bp: int) -> int:
+    """base x rate_bp / 10000, rounded half-up to the cent, in integers (no float)."""
+    return (2 * base_cents * rate_bp + BASIS_POINTS_PER_UNIT) // (2 * BASIS_POINTS_PER_UNIT)
+
+
+def charge_cents(entry: dict, *, base_cents: int | None = None,
+                 amount_cents: int | None = None) -> int:
+    """The amount a catalogue entry charges. 'flat': its amount; 'percent': rate_bp of
+    base_cents rounded half-up, then raised to min_cents and lowered to max_cents (when set);
+    'product': the amount given (the product or the member of staff sets it). InvalidInput when
+    the base or amount the calc needs is missing or one it does not take is given."""
+    calc = entry["calc"]
+    if calc == "percent":
+        if base_cents is None:
+            raise InvalidInput(f"'{entry['name']}' is a percentage: please give the amount it "
+                               "is a percentage of.")
+        if amount_cents is not None:
+            raise InvalidInput(f"'{entry['name']}' is worked out from the base amount; its "
+                               "amount cannot be typed.")
+        cents = max(percent_cents(base_cents, entry["rate_bp"]), entry["min_cents"])
+        if entry["max_cents"] is not None:
+            cents = min(cents, entry["max_cents"])
+        return cents
+    if base_cents is not None:
+        raise InvalidInput(f"'{entry['name']}' does not take a base amount.")
+    if calc == "flat":
+        if amount_cents is not None:
+            raise InvalidInput(f"'{entry['name']}' is a fixed charge of "
+                               f"{format_cents(entry['amount_cents'])}; its amount cannot be "
+                               "typed.")
+        return entry["amount_cents"]
+    if amount_cents is None:
+        raise InvalidInput(f"Please give the amount of '{entry['name']}'.")
+    return amount_cents
+
+
+def _clean_text(value, label, chars_min, chars_max):
+    if not isinstance(value, str) or len(" ".join(value.split())) < chars_min:
+        raise InvalidInput(f"Please give the {label} ({chars_min} characters or more).")
+    value = " ".join(value.split())
+    if len(value) > chars_max:
+        raise InvalidInput(f"The {label} may have at most {chars_max} characters.")
+    return value
+
+
+def _clean_bp(value, label) -> int:
+    """Basis points (hundredths of a percent) as a whole number 0..10000, from an int or digits."""
+    if isinstance(value, bool) or not (
+            isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()
+                                       and value.strip().isascii())):
+        raise InvalidInput(f"The {label} is a whole number of basis points (1 % = 100), "
+                           "from 0 to 10000.")
+    bp = int(value)
+    if not 0 <= bp <= BASIS_POINTS_PER_UNIT:
+        raise InvalidInput(f"The {label} must be from 0 to 10000 basis points (0 % to 100 %).")
+    return bp
+
+
+def _clean_code(code) -> str:
+    if not isinstance(code, str) or not _CODE.fullmatch(code.strip()):
+        raise InvalidInput("A charge code is 2 to 40 lower-case letters, digits or _, starting "
+                           "with a letter (for example 'statement_copy').")
+    return code.strip()
+
+
+def _optional_cents(value, label):
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        return to_cents(value, allow_zero=True)
+    except InvalidAmount as exc:
+        raise InvalidAmount(f"The {label}: {exc}") from None
+
+
+class Charges:
+    """The staff service (`bank.charges`). Every call takes the acting Actor; refusals are
+    BankErrors and change nothing; every change is audited in its own database transaction."""
+
+    def __init__(self, bank):
+        self._bank = bank
+
+    # -- the catalogue -------------------------------------------------------------------------
+    def catalogue(self, actor, *, active_only=False) -> pd.DataFrame:
+        """Catalogue entries (staff), system entries last: CATALOGUE_COLUMNS plus `amount`,
+        `minimum`, `maximum` (Decimal, maximum None when unbounded) and `rate_percent`
+        (Decimal)."""
+        self._bank.require(actor, "charge.catalogue", entity="charge_catalogue")
+        df = self._bank.read_df(
+            f"SELECT {', '.join(CATALOGUE_COLUMNS)} FROM charge_catalogue "
+            + ("WHERE active " if active_only else "") + "ORDER BY system, code")
+        df["amount"] = [to_money(int(c)) for c in df["amount_cents"]]
+        df["minimum"] = [to_money(int(c)) for c in df["min_cents"]]
+        df["maximum"] = [None if pd.isna(c) else to_money(int(c)) for c in df["max_cents"]]
+        df["rate_percent"] = [to_money(int(bp)) for bp in df["rate_bp"]]
+        return df
+
+    def entry(self, actor, code) -> dict:
+        """One catalogue entry as a dict of CATALOGUE_COLUMNS (staff); ChargeNotFound."""
+        self._bank.require(actor, "charge.catalogue", entity="charge_catalogue")
+        return self._entry(self._bank.read_one, _clean_code(code))
+
+    @staticmethod
+    def _entry(read_one, code) -> dict:
+        row = read_one(f"SELECT {', '.join(CATALOGUE_COLUMNS)} FROM charge_catalogue "
+                       "WHERE code = ?", [code])
+        if row is None:
+            raise ChargeNotFound(f"There is no charge '{code}' in the catalogue.")
+        return dict(zip(CATALOGUE_COLUMNS, row))
+
+    def define(self, actor, code, *, name, calc, amount=None, rate_bp=0, minimum=None,
+               maximum=None) -> dict:
+        """Managers: create a catalogue entry or change one (not a system entry, whose amount
+        comes from the product). calc 'flat' needs `amount` (> 0); 'percent' needs `rate_bp`
+        (1..10000 basis points) and takes `minimum` and `maximum` (money text or Decimal,
+        maximum None for no maximum, minimum <= maximum). Returns the entry as stored.
+        InvalidInput / InvalidAmount for anything else; audited with before and after."""
+        bank = self._bank
+        bank.require(actor, "charge.manage", entity="charge_catalogue", entity_id=code)
+        code = _clean_code(code)
+        name = _clean_text(name, "name of the charge", 3, NAME_CHARS_MAX)
+        if calc not in ("flat", "percent"):
+            raise InvalidInput("A charge is 'flat' (a fixed amount) or 'percent' (of an "
+                               "amount).")
+        if calc == "flat":
+            amount_cents = to_cents(amount) if amount is not None else None
+            if amount_cents is None:
+                raise InvalidInput("Please give the amount of the fixed charge.")
+            if rate_bp not in (0, "0", None) or minimum is not None or maximum is not None:
+                raise InvalidInput("A fixed charge has no rate, minimum or maximum.")
+            rate, low, high = 0, 0, None
+        else:
+            if amount is not None:
+                raise InvalidInput("A percentage charge has a rate, not an amount.")
+            amount_cents = 0
+            rate = _clean_bp(rate_bp, "rate")
+            if rate == 0:
+                raise InvalidInput("A percentage charge needs a rate above 0.")
+            low = _optional_cents(minimum, "minimum") or 0
+            high = _optional_cents(maximum, "maximum")
+            if high is not None and high < low:
+                raise InvalidInput(f"The maximum ({format_cents(high)}) is below the minimum "
+                                   f"({format_cents(low)}).")
+            if high == 0:
+                raise InvalidInput("A maximum of 0.00 would charge nothing; leave it empty "
+                                   "for no maximum.")
+        after = {"code": code, "name": name, "calc": calc, "amount_cents": amount_cents,
+                 "rate_bp": rate, "min_cents": low, "max_cents": high}
+
+        def fn(uow):
+            row = uow.fetchone(f"SELECT {', '.join(CATALOGUE_COLUMNS)} FROM charge_catalogue "
+                               "WHERE code = ?", [code])
+            before = None if row is None else dict(zip(CATALOGUE_COLUMNS, row))
+            if before is not None and before["system"]:
+                raise InvalidInput(f"'{code}' is a system charge: end of day sets its amount "
+                                   "from the account's product.")
+            if before is None:
+                uow.execute("INSERT INTO charge_catalogue (code, name, calc, amount_cents, "
+                            "rate_bp, min_cents, max_cents, active, system) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, TRUE, FALSE)",
+                            [code, name, calc, amount_cents, rate, low, high])
+            else:
+                uow.execute("UPDATE charge_catalogue SET name = ?, calc = ?, amount_cents = ?, "
+                            "rate_bp = ?, min_cents = ?, max_cents = ? WHERE code = ?",
+                            [name, calc, amount_cents, rate, low, high, code])
+            stored = dict(zip(CATALOGUE_COLUMNS, uow.fetchone(
+                f"SELECT {', '.join(CATALOGUE_COLUMNS)} FROM charge_catalogue WHERE code = ?",
+                [code])))
+            bank.audit_row(uow, actor, "charge.define", "charge_catalogue", code,
+                           before=before, after=stored)
+            return stored
+        return bank.write(fn)
+
+    def set_active(self, actor, code, active: bool) -> None:
+        """Managers: withdraw a catalogue entry (no new charges of it; charges made stay) or
+        bring it back. System entries stay active. Audited."""
+        bank = self._bank
+        bank.require(actor, "charge.manage", entity="charge_catalogue", entity_id=code)
+        code = _clean_code(code)
+        if not isinstance(active, bool):
+            raise InvalidInput("Active is true or false.")
+
+        def fn(uow):
+            entry = self._entry(uow.fetchone, code)
+            if entry["system"]:
+                raise InvalidInput(f"'{code}' is a system charge and stays active.")
+            if entry["active"] == active:
+                return
+            uow.execute("UPDATE charge_catalogue SET active = ? WHERE code = ?", [active, code])
+            bank.audit_row(uow, actor, "charge.set_active", "charge_catalogue", code,
+                           before={"active": entry["active"]}, after={"active": active})
+        bank.write(fn)
+
+    # -- applying a charge -------------------------------------------------------------------
+    def quote(self, actor, code, *, base_amount=None, amount=None) -> dict:
+        """What `apply` would charge, posting nothing (for a review step): {'code', 'name',
+        'calc', 'amount_cents', 'amount' (Decimal), 'base_cents'}. Staff; errors as apply."""
+        bank = self._bank
+        bank.require(actor, "charge.apply", entity="charge_catalogue", entity_id=code)
+        entry = self._entry(bank.read_one, _clean_code(code))
+        if not entry["active"]:
+            raise InvalidState(f"'{entry['name']}' has been withdrawn from the catalogue.")
+        base = None if base_amount is None else to_cents(base_amount)
+        typed = None if amount is None else to_cents(amount)
+        cents = charge_cents(entry, base_cents=base, amount_cents=typed)
+        if cents <= 0:
+            raise InvalidAmount(f"'{entry['name']}' comes to {format_cents(cents)} here; "
+                                "nothing to charge.")
+        return {"code": entry["code"], "name": entry["name"], "calc": entry["calc"],
+                "amount_cents": cents, "amount": to_money(cents), "base_cents": base}
+
+    def apply(self, actor, account_number, code, *, reason, base_amount=None, amount=None,
+              idempotency_key) -> dict:
+        """Tellers and managers: charge an account from the catalogue, with a reason.
+
+        Amount: the entry's ('flat'), rate_bp of `base_amount` clamped to its minimum and
+        maximum ('percent'), or `amount` (a 'product' entry); money as text or Decimal through
+        money.to_cents. One 'fee' transaction (debit the account, credit GL4100, memo "<name> -
+        <reason>") and a register row, status 'charged', audited. `idempotency_key` (required):
+        a repeat answers with the first charge (replayed True) and moves nothing.
+        Returns {'charge_id', 'transaction_id', 'amount_cents', 'amount', 'replayed'}.
+        Raises PermissionDenied (customers), InvalidInput (no reason, unknown or withdrawn
+        entry, wrong amount fields), AccountNotFound, AccountClosed, AccountFrozen,
+        InsufficientFunds (more than the available balance: balance less holds plus the
+        overdraft limit), IdempotencyConflict (the key used for another request)."""
+        from .bank import INTERNAL
+        from .payments import clean_key
+
+        bank = self._bank
+        number = accountnum.normalize(account_number)
+        bank.require(actor, "charge.apply", entity="account", entity_id=number)
+        if idempotency_key is None:
+            raise InvalidInput("A charge needs an idempotency key (one per form).")
+        key = clean_key(idempotency_key)
+        reason = _clean_text(reason, "reason for the charge", REASON_CHARS_MIN,
+                             REASON_CHARS_MAX)
+        quote = self.quote(actor, code, base_amount=base_amount, amount=amount)
+        cents = quote["amount_cents"]
+        fee_gl = INTERNAL["fee_income"]
+        req = PostingRequest(
+            kind="fee", actor=actor, action="charge.apply", legs=[(number, -cents),
+                                                                  (fee_gl, cents)],
+            amount_cents=cents, idempotency_key=key, memo=fee_memo(quote["name"], reason),
+            source_account=number, target_account=fee_gl, internal_ok=True)
+
+        def fn(uow):
+            if uow.fetchone("SELECT 1 FROM idempotency_keys WHERE key = ?", [key]):
+                outcome = bank.post_in(uow, req)
+                if isinstance(outcome, BaseException):
+                    return outcome
+                row = uow.fetchone("SELECT id FROM charges WHERE transaction_id = ?",
+                                   [outcome.transaction_id])
+                return {"charge_id": row and row[0], "transaction_id": outcome.transaction_id,
+                        "amount_cents": outcome.amount_cents, "amount": outcome.amount,
+                        "replayed": True}
+            acc = uow.fetchone("SELECT id, status FROM accounts WHERE account_number = ? "
+                               "AND customer_id IS NOT NULL", [number])
+            if acc is None:
+                raise AccountNotFound(f"There is no account {number}.")
+            if acc[1] == "closed":
+                raise AccountClosed(f"Account {number} is closed; it cannot be charged.")
+            outcome = bank.post_in(uow, req)
+            if isinstance(outcome, BaseException):
+                return outcome
+            (cid,) = uow.fetchone("SELECT nextval('charge_id_seq')")
+            day = bank.state.business_date
+            uow.execute("INSERT INTO charges (id, account_id, code, amount_cents, reason, "
+                        "business_date, transaction_id, applied_by, status) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'charged')",
+                        [cid, acc[0], quote["code"], cents, reason, day,
+                         outcome.transaction_id, actor.username])
+            bank.audit_row(uow, actor, "charge.apply", "charge", cid, before=None, after={
+                "account": number, "code": quote["code"], "amount": str(to_money(cents)),
+                "base_amount": (None if quote["base_cents"] is None
+                                else str(to_money(quote["base_cents"]))),
+                "reason": reason, "business_date": day.isoformat(), "status": "charged",
+                "transaction_id": outcome.transaction_id})
+            return {"charge_id": cid, "transaction_id": outcome.transaction_id,
+                    "amount_cents": cents, "amount": to_money(cents), "replayed": False}
+        return _raise_refusal(bank.write(fn))
+
+    def waive(self, actor, charge_id, *, reason, idempotency_key) -> dict:
+        """Managers: give a charge back. A 'reversal' transaction of the charge's fee
+        transaction (credit the account, debit GL4100; memo "Fee waived: <name> - <reason of
+        the charge>: <reason>"), the charge's status -> 'waived' with who, why and the
+        reversal, audited. A repeat with the same key answers with the first waiver.
+        Returns {'charge_id', 'transaction_id' (the reversal), 'amount_cents', 'amount',
+        'replayed'}. Raises PermissionDenied (not a manager), InvalidInput (no reason, a loan
+        disbursement fee: correct it on the loan), ChargeNotFound, AlreadyWaived,
+        InvalidState (a charge that was not collected), AlreadyReversed (its transaction was
+        reversed by hand), AccountClosed (the account was closed since)."""
+        from .bank import INTERNAL
+        from .payments import clean_key
+
+        bank = self._bank
+        cid = parse_id(charge_id, "charge number")
+        bank.require(actor, "charge.waive", entity="charge", entity_id=cid)
+        if idempotency_key is None:
+            raise InvalidInput("A waiver needs an idempotency key (one per form).")
+        key = clean_key(idempotency_key)
+        reason = _clean_text(reason, "reason for the waiver", REASON_CHARS_MIN,
+                             REASON_CHARS_MAX)
+
+        def fn(uow):
+            row = uow.fetchone(
+                "SELECT c.id, c.code, cc.name, c.amount_cents, c.reason, c.status, "
+                "c.transaction_id, a.account_number, c.waiver_transaction_id FROM charges c "
+                "JOIN accounts a ON a.id = c.account_id "
+                "JOIN charge_catalogue cc ON cc.code = c.code WHERE c.id = ?", [cid])
+            if row is None:
+                raise ChargeNotFound(f"There is no charge {cid}.")
+            _, code, name, cents, charge_reason, status, tid, number, waiver_id = row
+            fee_gl = INTERNAL["fee_income"]
+            req = PostingRequest(
+                kind="reversal", actor=actor, action="charge.waive",
+                legs=[(fee_gl, -cents), (number, cents)], amount_cents=cents,
+                idempotency_key=key,
+                memo=f"Fee waived: {fee_memo(name, charge_reason)}: {reason}",
+                source_account=fee_gl, target_account=number, reverses_id=tid,
+                internal_ok=True)
+            if uow.fetchone("SELECT 1 FROM idempotency_keys WHERE key = ?", [key]):
+                outcome = bank.post_in(uow, req)
+                if isinstance(outcome, BaseException):
+                    return outcome
+                return {"charge_id": cid, "transaction_id": outcome.transaction_id,
+                        "amount_cents": outcome.amount_cents, "amount": outcome.amount,
+                        "replayed": True}
+            if status == "waived":
+                raise AlreadyWaived(f"Charge {cid} was already waived (transaction "
+                                    f"{waiver_id}).")
+            if status != "charged":
+                raise InvalidState(f"Charge {cid} was not collected; there is nothing to "
+                                   "give back.")
+            if code in NOT_WAIVABLE:
+                raise InvalidInput(f"Charge {cid} is part of a loan disbursement; correct it "
+                                   "on the loan (undo the disbursement).")
+            outcome = bank.post_in(uow, req)
+            if isinstance(outcome, BaseException):
+                return outcome
+            uow.execute("UPDATE charges SET status = 'waived', waived_by = ?, waive_reason = ?, "
+                        "waiver_transaction_id = ? WHERE id = ?",
+                        [actor.username, reason, outcome.transaction_id, cid])
+            bank.audit_row(uow, actor, "charge.waive", "charge", cid,
+                           before={"status": status},
+                           after={"status": "waived", "reason": reason,
+                                  "amount": str(to_money(cents)), "account": number,
+                                  "waiver_transaction_id": outcome.transaction_id})
+            return {"charge_id": cid, "transaction_id": outcome.transaction_id,
+                    "amount_cents": cents, "amount": to_money(cents), "replayed": False}
+        return _raise_refusal(bank.write(fn))
+
+    # -- reading -----------------------------------------------------------------------------
+    def list(self, actor, account_number=None, *, status=None, limit=500) -> pd.DataFrame:
+        """Charges, newest first: one account's (staff, or the customer who holds it) or all
+        (staff). Columns: id, account_number, code, name, amount_cents, amount (Decimal),
+        reason, business_date (date), status, applied_by, transaction_id, waived_by,
+        waive_reason, waiver_transaction_id."""
+        bank = self._bank
+        where, params = [], []
+        if account_number is not None:
+            number, row = bank.accounts._readable(actor, account_number)
+            bank.require(actor, "charge.read", row[2], entity="account", entity_id=number)
+            where.append("a.account_number = ?")
+            params.append(number)
+        else:
+            bank.require(actor, "charge.list_all", entity="charge")
+        if status is not None:
+            if status not in STATUSES:
+                raise InvalidInput(f"A charge's status is one of {', '.join(STATUSES)}.")
+            where.append("c.status = ?")
+            params.append(status)
+        df = bank.read_df(
+            "SELECT c.id, a.account_number, c.code, cc.name, c.amount_cents, c.reason, "
+            "c.business_date, c.status, c.applied_by, c.transaction_id, c.waived_by, "
+            "c.waive_reason, c.waiver_transaction_id FROM charges c "
+            "JOIN accounts a ON a.id = c.account_id "
+            "LEFT JOIN charge_catalogue cc ON cc.code = c.code "
+            + (("WHERE " + " AND ".join(where)) if where else "")
+            + f" ORDER BY c.id DESC LIMIT {max(1, min(int(limit), 10_000))}", params)
+        df.insert(5, "amount", [to_money(int(c)) for c in df["amount_cents"]])
+        df["business_date"] = pd.to_datetime(df["business_date"]).dt.date
+        return df
+
+    def verify(self) -> list[str]:
+        """The register against the ledger: a charged or waived charge has its fee (or loan
+        disbursement) transaction, whose GL4100 leg is at least its amount; a waived one its
+        reversal of that amount; a not collected one no transaction."""
+        problems = []
+        for cid, status in self._bank.read(
+                "SELECT c.id, c.status FROM charges c "
+                "LEFT JOIN (SELECT p.transaction_id, p.amount_cents FROM postings p "
+                "JOIN accounts g ON g.id = p.account_id AND g.account_number = 'GL4100') f "
+                "ON f.transaction_id = c.transaction_id "
+                "LEFT JOIN transactions w ON w.id = c.waiver_transaction_id "
+                "WHERE CASE c.status WHEN 'not_collected' THEN c.transaction_id IS NOT NULL "
+                "WHEN 'charged' THEN f.amount_cents IS NULL OR f.amount_cents < c.amount_cents "
+                "OR c.waiver_transaction_id IS NOT NULL "
+                "WHEN 'waived' THEN f.amount_cents IS NULL OR w.id IS NULL "
+                "OR w.amount_cents <> c.amount_cents ELSE TRUE END ORDER BY 1 LIMIT 100"):
+            problems.append(f"charge {cid} ({status}) does not match the ledger")
+        return problems
+
+
+def _raise_refusal(result):
+    if isinstance(result, BaseException):
+        raise result
+    return result

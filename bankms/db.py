@@ -474,6 +474,53 @@ SCHEMA = [
 ]
 
 
+# -- Standing orders (issue 10: bankms/standing_orders.py): the instruction, and one row per
+# attempt at end of day (executed, failed or missed, with its reason).
+STANDING_ORDER_SCHEMA = [
+    "CREATE SEQUENCE IF NOT EXISTS standing_order_id_seq START 1",
+    """CREATE TABLE IF NOT EXISTS standing_orders (
+        id BIGINT PRIMARY KEY,
+        customer_id BIGINT NOT NULL,
+        source_account_id BIGINT NOT NULL,
+        source_account VARCHAR NOT NULL,
+        target_account VARCHAR NOT NULL,
+        amount_cents BIGINT NOT NULL,
+        frequency VARCHAR NOT NULL,           -- 'monthly' | 'weekly'
+        day_of_month INTEGER,                 -- 1..31 for monthly
+        weekday INTEGER,                      -- 0 (Monday)..6 for weekly
+        start_date DATE NOT NULL,
+        end_date DATE,                        -- NULL: no end date
+        count INTEGER,                        -- NULL: no count; else executions in all
+        executed_count INTEGER NOT NULL DEFAULT 0,
+        retry_days INTEGER NOT NULL DEFAULT 2,
+        memo VARCHAR NOT NULL DEFAULT '',
+        status VARCHAR NOT NULL,              -- 'active' | 'cancelled' | 'finished'
+        idempotency_key VARCHAR NOT NULL,
+        request_hash VARCHAR NOT NULL,
+        created_by VARCHAR NOT NULL,
+        created_role VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        created_date DATE NOT NULL,
+        cancelled_by VARCHAR,
+        cancelled_at TIMESTAMP,
+        cancel_reason VARCHAR,
+        finished_date DATE)""",
+    """CREATE TABLE IF NOT EXISTS standing_order_runs (
+        order_id BIGINT NOT NULL,
+        due_date DATE NOT NULL,
+        attempt_date DATE NOT NULL,
+        outcome VARCHAR NOT NULL,             -- 'executed' | 'failed' | 'missed'
+        reason VARCHAR,
+        amount_cents BIGINT NOT NULL,
+        transaction_id BIGINT,
+        charge_id BIGINT,
+        PRIMARY KEY (order_id, due_date, attempt_date))""",
+    # End-of-day counters of standing orders (eod.DayClosed).
+    *(f"ALTER TABLE eod_runs ADD COLUMN IF NOT EXISTS {name} BIGINT DEFAULT 0"
+      for name in ("standing_orders_executed", "standing_orders_executed_cents",
+                   "standing_orders_failed", "standing_orders_missed", "standing_order_fees")),
+]
+
 # Rules read business dates, never the clock's stamps (issue 11): banks made before the
 # accounts' *_date columns get them here, filled from the ledger. An account's last activity is
 # the business date of the posting the ledger stamped it with (same instant), its opening day
@@ -636,7 +683,7 @@ def migrate(con) -> None:
     """Create or upgrade the schema, then checkpoint so no schema change waits in the WAL."""
     con.execute("BEGIN")
     try:
-        for statement in SCHEMA:
+        for statement in (*SCHEMA, *STANDING_ORDER_SCHEMA):
             con.execute(statement)
         _add_business_dates(con)
         _add_loan_terms(con)

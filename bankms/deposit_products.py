@@ -17,9 +17,29 @@ from decimal import Decimal
 
 import pandas as pd
 
-from .errors import InvalidInput
+from .accounts import clean_rate
+from .dates import as_date
+from .errors import BankError, InvalidInput
+from .ledger import utcnow
+from .loans import _PRODUCT_CODE, _choice, _clean_text, _whole, _yes_no
+from .money import AMOUNT_CENTS_MAX, format_cents, to_cents
 
 KINDS = ("checking", "savings", "term_deposit")
+DAY_COUNTS = ("actual/365", "actual/actual", "30/360")
+# 'maturity' is for term deposits only: their interest is paid at maturity or closure.
+POSTING_PERIODS = ("monthly", "quarterly", "yearly", "maturity")
+EARLY_CLOSURE_PENALTIES = ("none", "interest_months", "reduced_rate")
+TIERS_MAX = 20
+NAME_CHARS_MAX = 60
+# Money terms: given as an amount under the name without _cents (text or Decimal, through
+# money.to_cents) or as whole cents under the column's name.
+MONEY_TERMS = ("min_balance_cents", "min_balance_fee_cents", "maintenance_fee_cents",
+               "overdraft_limit_max_cents", "overdraft_fee_cents",
+               "standing_order_fail_fee_cents")
+# Whole-number terms and their ranges (term months may also be None: not a term deposit).
+WHOLE_TERMS = {"withholding_tax_bp": (0, 10_000), "dormancy_months": (1, 120),
+               "term_months_min": (1, 600), "term_months_max": (1, 600),
+               "penalty_months": (0, 120)}
 
 # Every column of a version, in table order after (product_id, effective_date).
 TERM_COLUMNS = (
@@ -58,6 +78,123 @@ def versions_in_force(uow, day: dt.date) -> pd.DataFrame:
 
 def _code(code) -> str:
     return str(code).strip().lower().replace(" ", "_")
+
+
+def _rate(value) -> Decimal:
+    return clean_rate(value).quantize(Decimal("0.0001"))
+
+
+def _whole_cents(value, label) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"Give {label} as whole cents (an int), or the amount as text "
+                           "under its name without _cents.")
+    if not 0 <= value <= AMOUNT_CENTS_MAX:
+        raise InvalidInput(f"{label} must be between 0 and {AMOUNT_CENTS_MAX} cents.")
+    return value
+
+
+def _clean_term(name, value):
+    """One term as given -> (column, stored value); InvalidInput/InvalidAmount if bad."""
+    if name in RATE_COLUMNS:
+        return name, _rate(value)
+    if name in MONEY_TERMS:
+        return name, _whole_cents(value, name)
+    if f"{name}_cents" in MONEY_TERMS:
+        return f"{name}_cents", to_cents(value, allow_zero=True)
+    if name in WHOLE_TERMS:
+        if value is None and name.startswith("term_months"):
+            return name, None
+        return name, _whole(value, name.replace("_", " "), *WHOLE_TERMS[name])
+    if name == "overdraft_allowed":
+        return name, _yes_no(value, "whether an overdraft is allowed")
+    if name == "day_count":
+        return name, _choice(value, DAY_COUNTS, "day count")
+    if name == "posting_period":
+        return name, _choice(value, POSTING_PERIODS, "posting period")
+    if name == "early_closure_penalty":
+        return name, _choice(value, EARLY_CLOSURE_PENALTIES, "early-closure penalty")
+    raise InvalidInput(f"Unknown deposit product term '{name}'; a product has "
+                       f"{', '.join(TERM_COLUMNS)}.")
+
+
+def clean_terms(terms) -> dict:
+    """Terms as callers give them -> {column: stored value}. Rates: text or Decimal, 0..100,
+    at most 4 decimals (accounts.clean_rate). Money: text or Decimal under the name without
+    _cents (money.to_cents, zero allowed, never negative) or int cents under the column name.
+    Raises InvalidInput (InvalidAmount for a bad amount) naming the first bad term."""
+    if not isinstance(terms, dict):
+        raise InvalidInput("Give the product's terms as a dict of term names and values.")
+    out = {}
+    for name, value in terms.items():
+        column, stored = _clean_term(str(name), value)
+        out[column] = stored
+    return out
+
+
+def clean_tiers(tiers) -> list[tuple[int, Decimal]]:
+    """Balance tiers -> [(from_balance_cents, rate_percent)], ascending. Each tier is a pair
+    (from balance, rate): the balance as int cents or as an amount (text/Decimal, through
+    to_cents), zero or more; balances strictly increasing; rates as clean_rate. A negative
+    balance, a repeated or unordered one, or a bad rate: InvalidInput/InvalidAmount."""
+    if tiers is None or isinstance(tiers, (str, bytes, dict)):
+        raise InvalidInput("Give the tiers as a list of (from balance, rate) pairs.")
+    out = []
+    for tier in tiers:
+        if not isinstance(tier, (tuple, list)) or len(tier) != 2:
+            raise InvalidInput("Each tier is a pair: the balance it starts at and its rate.")
+        start, rate = tier
+        if isinstance(start, int) and not isinstance(start, bool):
+            cents = start
+        else:
+            cents = to_cents(start, allow_zero=True, allow_negative=True)
+        if cents < 0:
+            raise InvalidInput("A tier cannot start below a zero balance.")
+        _whole_cents(cents, "a tier's balance")
+        if out and cents <= out[-1][0]:
+            raise InvalidInput("Tier balances must be strictly increasing, each tier starting "
+                               "above the one before.")
+        out.append((cents, _rate(rate)))
+    if len(out) > TIERS_MAX:
+        raise InvalidInput(f"A product may have at most {TIERS_MAX} tiers.")
+    return out
+
+
+def check_terms(kind: str, terms: dict) -> None:
+    """Rules across one version's terms (stored values) for a product of `kind`."""
+    term_deposit = kind == "term_deposit"
+    if (terms["posting_period"] == "maturity") != term_deposit:
+        raise InvalidInput("Interest is paid at maturity for term deposits, and only for them: "
+                           "choose monthly, quarterly or yearly posting otherwise.")
+    if terms["overdraft_allowed"] and kind != "checking":
+        raise InvalidInput("Only checking products can allow an overdraft.")
+    if not terms["overdraft_allowed"] and (
+            terms["overdraft_limit_max_cents"] or terms["overdraft_rate_percent"]
+            or terms["overdraft_fee_cents"]):
+        raise InvalidInput("An overdraft limit, rate or fee needs the overdraft allowed.")
+    if terms["min_balance_fee_cents"] and not terms["min_balance_cents"]:
+        raise InvalidInput("A minimum-balance fee needs a minimum balance.")
+    low, high = terms["term_months_min"], terms["term_months_max"]
+    if term_deposit:
+        if low is None or high is None or low > high:
+            raise InvalidInput("A term deposit product needs its shortest and longest term in "
+                               "months, the shortest not above the longest.")
+    elif low is not None or high is not None:
+        raise InvalidInput("Only term deposit products have terms in months.")
+    penalty = terms["early_closure_penalty"]
+    if penalty != "none" and not term_deposit:
+        raise InvalidInput("Only term deposits have an early-closure penalty.")
+    if penalty == "interest_months" and terms["penalty_months"] < 1:
+        raise InvalidInput("Give how many months of interest early closure costs (1 or more).")
+    if penalty == "reduced_rate" and terms["penalty_rate_percent"] > terms[
+            "interest_rate_percent"]:
+        raise InvalidInput("The reduced rate paid on early closure must not exceed the "
+                           "product's rate.")
+
+
+def _audit_form(terms: dict) -> dict:
+    return {k: (f"{v:f}" if isinstance(v, Decimal) else
+                [[c, f"{r:f}"] for c, r in v] if k == "tiers" else v)
+            for k, v in terms.items()}
 
 
 class DepositProducts:
@@ -105,7 +242,6 @@ class DepositProducts:
         created_by, every VERSION_COLUMNS entry (rates Decimal with 4 decimals, amounts in
         *_cents int) and 'tiers': [(from_balance_cents, rate_percent Decimal)], ascending.
         InvalidInput for an unknown code."""
-        from .dates import as_date
         self._require_read(actor)
         day = as_date(on, "date") or self._bank.business_date
         product = self._product_row(code)
@@ -115,7 +251,6 @@ class DepositProducts:
         """Every product (withdrawn ones too) with the version in force on `on` (default: the
         business date): code, name, kind, active, VERSION_COLUMNS, tier_count and
         future_versions (how many versions start after that day)."""
-        from .dates import as_date
         self._require_read(actor)
         day = as_date(on, "date") or self._bank.business_date
         df = self._bank.read_df(
@@ -129,3 +264,242 @@ class DepositProducts:
         for column in RATE_COLUMNS:
             df[column] = [Decimal(str(v)).quantize(Decimal("0.0001")) for v in df[column]]
         return df
+
+    # -- for accounts (accounts.py) -----------------------------------------------------------
+    def offered(self, code, kind=None) -> dict:
+        """The product `code` with its terms in force on the business date, for a new account
+        of `kind` (None: the product's kind). InvalidInput if there is no such product, it is
+        withdrawn, or it is of another kind."""
+        product = self._product_row(code)
+        if not product["active"]:
+            raise InvalidInput(f"The deposit product '{product['code']}' is withdrawn and "
+                               "takes no new accounts.")
+        if kind is not None and product["kind"] != kind:
+            raise InvalidInput(f"The deposit product '{product['code']}' is for "
+                               f"{product['kind'].replace('_', ' ')} accounts, not {kind}.")
+        return {**product, **self._terms_on(product["id"], self._bank.business_date)}
+
+    def overdraft_allowed_by(self, product_id, cents: int) -> None:
+        """InvalidInput unless the product (terms in force on the business date) allows an
+        overdraft limit of `cents` (0 is always allowed)."""
+        if not cents or product_id is None:
+            return
+        terms = self._terms_on(product_id, self._bank.business_date)
+        name = self._bank.read_one("SELECT name FROM deposit_products WHERE id = ?",
+                                   [product_id])[0]
+        if not terms["overdraft_allowed"]:
+            raise InvalidInput(f"The product {name} allows no overdraft.")
+        if cents > terms["overdraft_limit_max_cents"]:
+            raise InvalidInput(f"The product {name} allows an overdraft limit of at most "
+                               f"{format_cents(terms['overdraft_limit_max_cents'])}.")
+
+    # -- managing ----------------------------------------------------------------------------
+    def defaults(self, kind: str) -> dict:
+        """The terms a new product of `kind` gets unless given: no interest, actual/365,
+        monthly posting (at maturity for term deposits, 3 to 60 months, no penalty), no fees,
+        no overdraft, and the bank's current withholding-tax and dormancy settings."""
+        settings = self._bank.settings
+        term_deposit = kind == "term_deposit"
+        return {
+            "interest_rate_percent": Decimal("0.0000"), "day_count": "actual/365",
+            "posting_period": "maturity" if term_deposit else "monthly",
+            **{column: 0 for column in MONEY_TERMS}, "overdraft_allowed": False,
+            "overdraft_rate_percent": Decimal("0.0000"),
+            "withholding_tax_bp": settings.get_int("interest_withholding_tax_bp", 0),
+            "dormancy_months": settings.get_int("dormancy_months", 12),
+            "term_months_min": 3 if term_deposit else None,
+            "term_months_max": 60 if term_deposit else None,
+            "early_closure_penalty": "none", "penalty_months": 0,
+            "penalty_rate_percent": Decimal("0.0000")}
+
+    def create(self, actor, *, code, name, kind, terms: dict, tiers=(),
+               effective_date=None):
+        """Managers: a new product, offered at once. `terms` (see clean_terms) override
+        defaults(kind); `tiers` see clean_tiers. effective_date (default: the business date;
+        not earlier, since no account can have been on the product before it existed) is the
+        date its first version starts. Returns get() of the product, or a PendingApproval when
+        a paid rate above the four-eyes rate (setting four_eyes_rate_bp) waits for a second
+        manager. Raises PermissionDenied, InvalidInput or InvalidAmount (audited); nothing
+        changes then."""
+        bank = self._bank
+        action = "deposit_product.create"
+        bank.require(actor, "deposit_product.manage", entity="deposit_product",
+                     entity_id=str(code)[:40])
+        try:
+            text = _code(code)
+            if not _PRODUCT_CODE.match(text):
+                raise InvalidInput("A product code is 2 to 30 lower-case letters, digits or "
+                                   "underscores, starting with a letter.")
+            kind = _choice(kind, KINDS, "kind of product")
+            params = {"code": text, "name": _clean_text(name, "product name", 2,
+                                                        NAME_CHARS_MAX), "kind": kind,
+                      "effective_date": self._start(effective_date, earliest_days=0),
+                      "terms": {**self.defaults(kind), **clean_terms(terms)},
+                      "tiers": clean_tiers(tiers)}
+            check_terms(kind, params["terms"])
+        except BankError as exc:
+            bank.record_refusal(actor, action, exc, entity="deposit_product",
+                                entity_id=str(code)[:40])
+            raise
+        if self._rates_wait(actor, params, None):
+            return bank.approvals.request(
+                actor, action, params=_audit_form(params),
+                summary=f"New deposit product {text} paying up to "
+                        f"{self._rate_max(params)} %")
+        self._write_refusing(actor, action, text,
+                             lambda uow: self._create_in(uow, actor, params))
+        return self.get(actor, text, on=params["effective_date"])
+
+    def change(self, actor, code, *, terms: dict, tiers=None, effective_date):
+        """Managers: new terms for a product from the business date `effective_date` on,
+        which must be tomorrow's business date or later (the past never changes). `terms`
+        (see clean_terms) change the version in force on that date; the others stay; tiers
+        None keeps its tiers, () removes them. A version already starting that day is
+        replaced; later versions still apply from their own dates. Accounts already open keep
+        their overdraft limits. Returns get(on=effective_date), or a PendingApproval when a
+        new paid rate above the four-eyes rate waits for a second manager. Raises
+        PermissionDenied, InvalidInput or InvalidAmount (audited); nothing changes then."""
+        bank = self._bank
+        action = "deposit_product.change"
+        bank.require(actor, "deposit_product.manage", entity="deposit_product",
+                     entity_id=str(code)[:40])
+        try:
+            product = self._product_row(code)
+            start = self._start(effective_date, earliest_days=1)
+            before = self._terms_on(product["id"], start)
+            params = {"code": product["code"], "effective_date": start,
+                      "terms": {**{k: before[k] for k in TERM_COLUMNS}, **clean_terms(terms)},
+                      "tiers": before["tiers"] if tiers is None else clean_tiers(tiers)}
+            check_terms(product["kind"], params["terms"])
+            if (params["terms"], params["tiers"]) == (
+                    {k: before[k] for k in TERM_COLUMNS}, before["tiers"]):
+                raise InvalidInput(f"Nothing to change: deposit product {product['code']} "
+                                   f"already has these terms on {start}.")
+        except BankError as exc:
+            bank.record_refusal(actor, action, exc, entity="deposit_product",
+                                entity_id=str(code)[:40])
+            raise
+        if self._rates_wait(actor, params, before):
+            return bank.approvals.request(
+                actor, action, params=_audit_form(params),
+                summary=f"Deposit product {product['code']} from {start}: rates up to "
+                        f"{self._rate_max(params)} %")
+        self._write_refusing(actor, action, product["code"],
+                             lambda uow: self._change_in(uow, actor, params))
+        return self.get(actor, product["code"], on=start)
+
+    def set_active(self, actor, code, active) -> dict:
+        """Managers: offer a product to new accounts again (True) or withdraw it (False);
+        accounts already on it keep it and its terms. Audited. Returns get()."""
+        bank = self._bank
+        action = "deposit_product.set_active"
+        bank.require(actor, "deposit_product.manage", entity="deposit_product",
+                     entity_id=str(code)[:40])
+        try:
+            active = _yes_no(active, "whether the product is offered")
+            product = self._product_row(code)
+        except BankError as exc:
+            bank.record_refusal(actor, action, exc, entity="deposit_product",
+                                entity_id=str(code)[:40])
+            raise
+
+        def fn(uow):
+            uow.execute("UPDATE deposit_products SET active = ? WHERE id = ?",
+                        [active, product["id"]])
+            bank.audit_row(uow, actor, action, "deposit_product", product["code"],
+                           before={"active": product["active"]}, after={"active": active})
+        self._write_refusing(actor, action, product["code"], fn)
+        return self.get(actor, product["code"])
+
+    # -- inside a unit of work (also what an approved four-eyes request carries out) ---------
+    def _create_in(self, uow, actor, params: dict) -> None:
+        params = self._recheck(params, earliest_days=0)
+        if uow.fetchone("SELECT 1 FROM deposit_products WHERE code = ?", [params["code"]]):
+            raise InvalidInput(f"There is already a deposit product '{params['code']}'.")
+        pid = uow.fetchone("SELECT nextval('deposit_product_id_seq')")[0]
+        uow.execute("INSERT INTO deposit_products (id, code, name, kind, active, created_at, "
+                    "created_by) VALUES (?, ?, ?, ?, TRUE, ?, ?)",
+                    [pid, params["code"], params["name"], params["kind"], utcnow(),
+                     actor.username])
+        self._insert_version(uow, actor, pid, params)
+        self._bank.audit_row(uow, actor, "deposit_product.create", "deposit_product",
+                             params["code"], after=_audit_form(params))
+
+    def _change_in(self, uow, actor, params: dict) -> None:
+        params = self._recheck(params, earliest_days=1)
+        product = self._product_row(params["code"], read_one=uow.fetchone)
+        check_terms(product["kind"], params["terms"])
+        start = params["effective_date"]
+        before = self._terms_on(product["id"], start, read=uow.fetchall)
+        for table in ("deposit_product_tiers", "deposit_product_versions"):
+            uow.execute(f"DELETE FROM {table} WHERE product_id = ? AND effective_date = ?",
+                        [product["id"], start])
+        self._insert_version(uow, actor, product["id"], params)
+        self._bank.audit_row(
+            uow, actor, "deposit_product.change", "deposit_product", product["code"],
+            before=_audit_form({"effective_date": before["effective_date"],
+                                **{k: before[k] for k in TERM_COLUMNS},
+                                "tiers": before["tiers"]}),
+            after=_audit_form({"effective_date": start, **params["terms"],
+                               "tiers": params["tiers"]}))
+
+    def _recheck(self, params: dict, *, earliest_days: int) -> dict:
+        """Params cleaned again (they may come back from an approval request as JSON, and the
+        business date may have moved since they were checked)."""
+        return {**params, "effective_date": self._start(params["effective_date"],
+                                                        earliest_days=earliest_days),
+                "terms": clean_terms(params["terms"]), "tiers": clean_tiers(params["tiers"])}
+
+    @staticmethod
+    def _insert_version(uow, actor, product_id, params) -> None:
+        columns = ("product_id", "effective_date", *TERM_COLUMNS, "changed_at", "changed_by")
+        terms = params["terms"]
+        uow.execute(
+            f"INSERT INTO deposit_product_versions ({', '.join(columns)}) VALUES "
+            f"({', '.join('?' * len(columns))})",
+            [product_id, params["effective_date"], *[terms[c] for c in TERM_COLUMNS],
+             utcnow(), actor.username])
+        for cents, rate in params["tiers"]:
+            uow.execute("INSERT INTO deposit_product_tiers VALUES (?, ?, ?, ?)",
+                        [product_id, params["effective_date"], cents, rate])
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _start(self, value, *, earliest_days: int) -> dt.date:
+        """The effective date: a business date no earlier than business date + earliest_days."""
+        today = self._bank.business_date
+        day = as_date(value, "effective date") if value is not None else None
+        if day is None:
+            if earliest_days:
+                raise InvalidInput("Give the business date from which the new terms apply.")
+            return today
+        earliest = today + dt.timedelta(days=earliest_days)
+        if day < earliest:
+            raise InvalidInput(f"New terms apply from {earliest} at the earliest (the business "
+                               f"date is {today}); the past never changes.")
+        return day
+
+    @staticmethod
+    def _rate_max(params) -> Decimal:
+        return max([params["terms"]["interest_rate_percent"],
+                    *[rate for _, rate in params["tiers"]]])
+
+    def _rates_wait(self, actor, params, before) -> bool:
+        """A paid rate (the base rate or a tier's) above the four-eyes rate that the change
+        brings in waits for a second manager, as a savings account's rate does (accounts.py)."""
+        bank = self._bank
+        if not bank.approvals.applies_to(actor):
+            return False
+        limit = Decimal(bank.settings.get_int("four_eyes_rate_bp", 200)) / 100
+        old = set() if before is None else {before["interest_rate_percent"],
+                                            *[rate for _, rate in before["tiers"]]}
+        new = {params["terms"]["interest_rate_percent"], *[r for _, r in params["tiers"]]}
+        return any(rate > limit for rate in new - old)
+
+    def _write_refusing(self, actor, action, code, fn):
+        """bank.write(fn); a BankError raised inside is audited as a refusal, then raised."""
+        try:
+            return self._bank.write(fn)
+        except BankError as exc:
+            self._bank.record_refusal(actor, action, exc, entity="deposit_product",
+                                      entity_id=code)
+            raise

@@ -4,6 +4,8 @@ The bank keeps a business date (settings key `business_date`, mirrored in `bank.
 transaction posted while it is D carries business date D. **End of day for date D closes D**:
 in one database transaction it
 
+0. executes the standing orders due on D and retries earlier failed ones
+   (standing_orders.run_due: one set-based batch, once per order and due date);
 1. collects the instalments due on or before D (and unpaid fees) from each loan's linked
    account, as far as the account's balance less holds allows (never into an overdraft, and not
    from frozen or closed accounts or suspended customers);
@@ -45,7 +47,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import businessday, deposit_eod
+from . import businessday, deposit_eod, standing_orders
 from .bank import INTERNAL
 from .errors import ConfirmationRequired, DayNotEnded, InvalidInput
 from .ledger import utcnow
@@ -82,7 +84,8 @@ SUMMARY_FIELDS = ("accounts_accrued", "accrued_micro_cents", "interest_posted_ac
                   # Deposit products (deposit_eod.py; eod_runs columns added in db.SCHEMA).
                   "interest_tax_cents", "overdraft_accrued_accounts",
                   "overdraft_accrued_micro_cents", "overdraft_interest_accounts",
-                  "overdraft_interest_cents", "fees_charged", "fee_cents")
+                  "overdraft_interest_cents", "fees_charged", "fee_cents",
+                  *standing_orders.EOD_FIELDS)
 
 
 @dataclass
@@ -108,6 +111,11 @@ class DayClosed:
     overdraft_interest_cents: int = 0
     fees_charged: int = 0
     fee_cents: int = 0
+    standing_orders_executed: int = 0
+    standing_orders_executed_cents: int = 0
+    standing_orders_failed: int = 0
+    standing_orders_missed: int = 0
+    standing_order_fees: int = 0
     loans_paid_off: int = 0
     provision_change_cents: int = 0
     loan_accrual_change_cents: int = 0
@@ -269,6 +277,7 @@ def close_day(bank, actor, uow, day: dt.date) -> DayClosed | None:
     internal = dict(uow.fetchall(
         "SELECT account_number, id FROM accounts WHERE customer_id IS NULL"))
     out = DayClosed(business_date=day)
+    standing_orders.run_due(bank, actor, uow, day, out)
     _collect(bank, actor, uow, day, internal, out)
     _late_fees(bank, actor, uow, day, out)
     age_arrears(uow, nxt)

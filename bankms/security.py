@@ -84,6 +84,19 @@ PERMISSIONS: dict[str, tuple[frozenset, bool]] = {
     # Deposit products (issue 10): their terms are public; managers create and change them.
     "deposit_product.read": (EVERYONE, True),
     "deposit_product.manage": (MANAGERS, False),
+    # Standing orders (issue 10, standing_orders.py): customers for their own accounts.
+    "standing_order.create": (EVERYONE, True),
+    "standing_order.cancel": (EVERYONE, True),
+    "standing_order.read": (EVERYONE, True),
+    "standing_order.list_all": (STAFF, False),
+    # Charges (issue 10: charges.py): staff apply them with a reason, managers waive them and
+    # keep the catalogue; customers see the charges on their own accounts.
+    "charge.read": (EVERYONE, True),
+    "charge.list_all": (STAFF, False),
+    "charge.catalogue": (STAFF, False),
+    "charge.apply": (STAFF, False),
+    "charge.waive": (MANAGERS, False),
+    "charge.manage": (MANAGERS, False),
 }
 
 
