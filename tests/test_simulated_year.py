@@ -1,10 +1,15 @@
 """Issue 10: a simulated year on a small bank.
 
-Six customers with checking and savings accounts, two loans, and a year of activity drawn from
-a seeded generator (deposits, withdrawals, transfers) around scripted events (a mistaken
-deposit and its reversal, a manual loan payment, a rate change, a change of the withholding tax
-rate, an interest posting corrected by a reversal, a savings account closed mid-year) run
-through the calendar year 2027 with end of day. Checked:
+Six customers with checking and savings accounts on deposit products (a tiered savings
+product, a quarterly-posting one, the migrated 'savings' product and a negotiated rate, a
+current account with a maintenance fee, an overdraft with interest and an overdraft fee, a
+basic account with a fee for a missed standing order), two loans, standing orders (one on the
+31st, one that fails and is paid at its retry, then fails until it is missed), and a year of
+activity drawn from a seeded generator (deposits, withdrawals, transfers) around scripted
+events (product changes with tiers and tax from a later date, a rate change, a mistaken
+deposit and its reversal, a manual loan payment, an interest posting corrected by a
+reversal, a fee waived, a savings account closed mid-year, an overdraft) run through the
+calendar year 2027 with end of day. Checked:
 
 - after every day: `verify()` is empty and the trial balance sums to zero;
 - at the end: every statement of every account reconciles (opening + movements = closing, and
@@ -12,8 +17,9 @@ through the calendar year 2027 with end of day. Checked:
   (each month opens at the last one's closing); every customer's interest certificate for the
   year equals that year's interest postings (gross from GL5000's legs, tax from GL2100's, net
   from the customer's own legs, reversals included), summed here by SQL; the interest each
-  savings account was paid equals its end-of-day balances x its rate / 365, summed here with
-  Decimal, to the cent;
+  account was paid (and the overdraft interest charged) equals its end-of-day balances x the
+  rate of the day for that balance / 365, summed here with Decimal from the script's own
+  record of the products, to the cent; tax is the product's rate of the posting day;
 - end of day day by day equals catch-up: a second bank receives the same activity on the same
   business days, but closes the days between activity days in one run each (December, with no
   activity, in one run of 31 days); both end with the same ledger, the same accruals and
@@ -25,6 +31,7 @@ Both banks read one clock that the test moves: noon for the day's activity, 23:4
 """
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import random
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
@@ -47,26 +54,68 @@ SEED = 20_270_101
 QUIET_FROM = dt.date(YEAR, 12, 1)
 ACTIVITY_DAY_CHANCE = 0.3
 
-# Customers and their accounts: (checking opening deposit, savings opening deposit, savings
-# rate). Names "c<i>.checking" / "c<i>.savings" stand for the accounts in both banks.
-CUSTOMERS = [
-    ("4000.00", "12000.00", "1.50"),
-    ("2500.00", "8000.00", "2.00"),
-    ("1800.00", "25000.00", "0.75"),
-    ("3200.00", "15000.00", "1.25"),
-    ("900.00", "6000.00", "1.80"),
-    ("2200.00", "3000.00", "1.00"),
+# Deposit products of the simulation (created on the first day, in force from it): code, kind,
+# terms, tiers. Rates stay at or below the four-eyes rate (2.00 %) so no change waits.
+PRODUCTS = [
+    ("sim_tiered", "savings", {"interest_rate_percent": "1.00", "withholding_tax_bp": 1500},
+     [("10000.00", "1.50"), ("20000.00", "2.00")]),
+    ("sim_quarterly", "savings", {"interest_rate_percent": "1.80", "posting_period": "quarterly",
+                                  "day_count": "actual/actual", "withholding_tax_bp": 1500}, []),
+    ("sim_current", "checking", {"maintenance_fee": "2.50", "overdraft_allowed": True,
+                                 "overdraft_limit_max": "2000.00",
+                                 "overdraft_rate_percent": "14.00", "overdraft_fee": "5.00"}, []),
+    ("sim_basic", "checking", {"standing_order_fail_fee": "3.00"}, []),
 ]
-TAX_BP = {FIRST: 1500, dt.date(YEAR, 7, 1): 2000}      # withholding tax from that day on
-RATE_CHANGE = (dt.date(YEAR, 4, 15), "c2.savings", "1.90")
+# Changes of products, made a day ahead (a change applies from tomorrow's business date at the
+# earliest): (made on, code, terms, tiers or None, effective from).
+PRODUCT_CHANGES = [
+    (FIRST, "savings", {"interest_rate_percent": "1.25", "withholding_tax_bp": 1500}, None,
+     FIRST + DAY),
+    (dt.date(YEAR, 4, 14), "sim_tiered", {"interest_rate_percent": "1.10"},
+     [("10000.00", "1.60"), ("20000.00", "1.95")], dt.date(YEAR, 4, 15)),
+    (dt.date(YEAR, 6, 20), "savings", {"withholding_tax_bp": 2000}, None, dt.date(YEAR, 7, 1)),
+]
+# Accounts: name -> (product, opening deposit, account's own rate or None, overdraft limit).
+# "c<i>.<kind>" is customer i's account, in both banks.
+ACCOUNTS = {
+    "c0.checking": ("sim_current", "4000.00", None, "0"),
+    "c0.savings": ("sim_tiered", "12000.00", None, "0"),
+    "c1.checking": ("checking", "2500.00", None, "0"),
+    "c1.savings": ("savings", "8000.00", "2.00", "0"),           # a negotiated rate
+    "c2.checking": ("checking", "1800.00", None, "0"),
+    "c2.savings": ("sim_tiered", "25000.00", None, "0"),
+    "c3.checking": ("checking", "3200.00", None, "0"),
+    "c3.savings": ("sim_quarterly", "15000.00", None, "0"),
+    "c4.checking": ("sim_current", "900.00", None, "1500.00"),
+    "c4.savings": ("sim_tiered", "6000.00", None, "0"),
+    "c5.checking": ("sim_basic", "2200.00", None, "0"),
+    "c5.savings": ("savings", "3000.00", None, "0"),
+}
+N_CUSTOMERS = 6
+# Accounts that scripted steps drive to a balance: random activity leaves them alone.
+RESERVED = {"c4.checking", "c5.checking"}
+RATE_CHANGE = (dt.date(YEAR, 4, 15), "c1.savings", "1.90")
 CLOSED = (dt.date(YEAR, 8, 17), "c4.savings", "c4.checking")
 MISTAKE = (dt.date(YEAR, 3, 3), dt.date(YEAR, 3, 5), "c1.checking", "250.00")
 INTEREST_CORRECTED = (dt.date(YEAR, 5, 10), "c3.savings", dt.date(YEAR, 4, 30))
+WAIVED = (dt.date(YEAR, 4, 6), "c0.checking", "maintenance", dt.date(YEAR, 3, 31))
+OVERDRAWN = (dt.date(YEAR, 10, 5), dt.date(YEAR, 10, 25), "c4.checking", "-800.00")
 LOANS = [  # (disbursed, customer, principal, months, rate)
     (dt.date(YEAR, 2, 10), 0, "6000.00", 9, "12"),
     (dt.date(YEAR, 5, 5), 5, "3000.00", 6, "9.5"),
 ]
 MANUAL_REPAYMENT = (dt.date(YEAR, 6, 21), 0, "500.00")
+# Standing orders: (set up on, key, source, target, amount, day of month, retry days).
+STANDING_ORDERS = [
+    (FIRST, "sim-so-31st", "c1.checking", "c1.savings", "100.00", 31, 2),
+    (FIRST, "sim-so-15th", "c5.checking", "c2.checking", "150.00", 15, 2),
+]
+# The 15th's order fails on 15 June and is paid at its first retry, after a deposit on the
+# 16th; on 15 September it fails three times (15th to 17th) and is missed (with its fee).
+SHORT_OF_FUNDS = [
+    (dt.date(YEAR, 6, 14), "c5.checking", "50.00", dt.date(YEAR, 6, 16), "500.00"),
+    (dt.date(YEAR, 9, 14), "c5.checking", "20.00", dt.date(YEAR, 9, 20), "500.00"),
+]
 
 
 def at(day: dt.date, hh_mm: str) -> dt.datetime:
@@ -99,17 +148,20 @@ class Sim:
         self.loans: list[int] = []
 
     def set_up(self):
-        bank, system = self.bank, self.system
-        bank.settings.set(system, "interest_withholding_tax_bp", str(TAX_BP[FIRST]))
-        for i, (checking, savings, rate) in enumerate(CUSTOMERS):
-            cid = make_customer(bank, name=f"Sim Customer {i}", national_id=f"SIM{i:04d}")
-            self.customers.append(cid)
-            for kind, amount, kw in (("checking", checking, {}),
-                                     ("savings", savings, {"interest_rate": rate})):
-                number = bank.accounts.open(system, cid, kind=kind, **kw)
-                self.accounts[f"c{i}.{kind}"] = number
-                bank.payments.deposit(system, number, amount,
-                                      idempotency_key=f"sim-open-c{i}-{kind}")
+        bank, system, manager = self.bank, self.system, self.manager
+        for code, kind, terms, tiers in PRODUCTS:
+            bank.deposit_products.create(manager, code=code, name=code.replace("_", " "),
+                                         kind=kind, terms=terms, tiers=tiers)
+        for i in range(N_CUSTOMERS):
+            self.customers.append(make_customer(bank, name=f"Sim Customer {i}",
+                                                national_id=f"SIM{i:04d}"))
+        for name, (product, amount, rate, limit) in ACCOUNTS.items():
+            cid = self.customers[int(name[1])]
+            kw = {} if rate is None else {"interest_rate": rate}
+            number = bank.accounts.open(manager, cid, product=product, overdraft_limit=limit,
+                                        **kw)
+            self.accounts[name] = number
+            bank.payments.deposit(system, number, amount, idempotency_key=f"sim-open-{name}")
 
     def run(self, op):
         """Apply one activity step, named by account names (see activity)."""
@@ -121,6 +173,14 @@ class Sim:
         elif kind == "withdraw":
             name, amount, key = args
             bank.payments.withdraw(self.teller, acc[name], amount, idempotency_key=key)
+        elif kind == "withdraw_to":
+            # Down to a balance (below zero into the overdraft): the amount is read here, from
+            # this bank, which holds what the other one holds if the two agree.
+            name, balance, key = args
+            now = bank.read_one("SELECT balance_cents FROM accounts WHERE account_number = ?",
+                                [acc[name]])[0]
+            bank.payments.withdraw(self.teller, acc[name], money(now - cents(balance)),
+                                   idempotency_key=key)
         elif kind == "transfer":
             source, target, amount, key = args
             bank.payments.transfer(self.teller, acc[source], acc[target], amount,
@@ -133,12 +193,27 @@ class Sim:
                 "JOIN accounts a ON a.id = p.account_id WHERE a.account_number = ? "
                 "AND t.kind = ? AND t.business_date <= ?", [acc[name], tx_kind, on])
             bank.payments.reverse(self.manager, tid, reason)
+        elif kind == "waive":
+            name, code, on, reason = args
+            (charge_id,) = bank.read_one(
+                "SELECT c.id FROM charges c JOIN accounts a ON a.id = c.account_id "
+                "WHERE a.account_number = ? AND c.code = ? AND c.business_date = ?",
+                [acc[name], code, on])
+            bank.charges.waive(self.manager, charge_id, reason=reason,
+                               idempotency_key=f"sim-waive-{name}-{on}")
         elif kind == "rate":
             name, rate = args
             bank.accounts.set_interest_rate(self.manager, acc[name], rate)
-        elif kind == "tax":
-            (bp,) = args
-            bank.settings.set(self.manager, "interest_withholding_tax_bp", str(bp))
+        elif kind == "product":
+            code, terms, tiers, effective = args
+            bank.deposit_products.change(self.manager, code, terms=terms, tiers=tiers,
+                                         effective_date=effective)
+        elif kind == "standing_order":
+            key, source, target, amount, day_of_month, retry_days = args
+            bank.standing_orders.create(
+                self.teller, source_account=acc[source], target_account=acc[target],
+                amount=amount, frequency="monthly", day_of_month=day_of_month,
+                start_date=bank.business_date, retry_days=retry_days, idempotency_key=key)
         elif kind == "close":
             name, payout = args
             balance = bank.read_one("SELECT balance_cents FROM accounts WHERE account_number "
@@ -166,7 +241,8 @@ class Sim:
         rows = dict(self.bank.read(
             "SELECT account_number, balance_cents - holds_cents FROM accounts "
             "WHERE customer_id IS NOT NULL AND status <> 'closed'"))
-        return {name: rows[number] for name, number in self.accounts.items() if number in rows}
+        return {name: rows[number] for name, number in self.accounts.items()
+                if number in rows and name not in RESERVED}
 
     def close_through(self, day: dt.date) -> None:
         self.bank.end_of_day(self.system, until=day)
@@ -176,9 +252,13 @@ class Sim:
 def scripted(day: dt.date) -> list[tuple]:
     """The year's fixed events on `day`."""
     steps = []
-    for start, bp in TAX_BP.items():
-        if day == start and start != FIRST:
-            steps.append(("tax", bp))
+    for made, code, terms, tiers, effective in PRODUCT_CHANGES:
+        if day == made:
+            steps.append(("product", code, terms, tiers, effective))
+    for made, key, source, target, amount, day_of_month, retry_days in STANDING_ORDERS:
+        if day == made:
+            steps.append(("standing_order", key, source, target, amount, day_of_month,
+                          retry_days))
     if day == RATE_CHANGE[0]:
         steps.append(("rate", *RATE_CHANGE[1:]))
     if day == CLOSED[0]:
@@ -191,6 +271,19 @@ def scripted(day: dt.date) -> list[tuple]:
     on, name, period_end = INTEREST_CORRECTED
     if day == on:
         steps.append(("reverse_last", name, "interest", period_end, "rate keyed in error"))
+    on, name, code, charged = WAIVED
+    if day == on:
+        steps.append(("waive", name, code, charged, "first fee of the year waived"))
+    down, up, name, balance = OVERDRAWN
+    if day == down:
+        steps.append(("withdraw_to", name, balance, f"sim-overdraw-{name}"))
+    if day == up:
+        steps.append(("deposit", name, "1500.00", f"sim-cover-{name}"))
+    for down, name, balance, up, amount in SHORT_OF_FUNDS:
+        if day == down:
+            steps.append(("withdraw_to", name, balance, f"sim-short-{name}-{day}"))
+        if day == up:
+            steps.append(("deposit", name, amount, f"sim-refill-{name}-{day}"))
     for disbursed, customer, principal, months, rate in LOANS:
         if day == disbursed:
             steps.append(("loan", customer, principal, months, rate))
@@ -237,6 +330,11 @@ COMPARED = {
     "loans": "SELECT id, status, principal_outstanding_cents, days_past_due, arrears_bucket "
              "FROM loans ORDER BY id",
     "loan_schedule": "SELECT * FROM loan_schedule ORDER BY ALL",
+    "overdraft_interest_postings": "SELECT * FROM overdraft_interest_postings ORDER BY ALL",
+    "charges": "SELECT * FROM charges ORDER BY id",
+    "standing_orders": "SELECT id, executed_count, status, finished_date FROM standing_orders "
+                       "ORDER BY id",
+    "standing_order_runs": "SELECT * FROM standing_order_runs ORDER BY ALL",
     # Every counter end of day keeps, whatever columns later issues add.
     "eod_runs": "SELECT * EXCLUDE (actor, started_at, finished_at) FROM eod_runs ORDER BY ALL",
 }
@@ -296,25 +394,65 @@ def year(tmp_path_factory):
 
 
 def test_the_year_ran_as_scripted(year):
-    """The simulation did what it claims: so that the checks below cannot pass on an empty
+    """The simulation did what it claims, so that the checks below cannot pass on an empty
     year."""
     daily, catch_up, active = year
-    bank = daily.bank
+    bank, acc = daily.bank, daily.accounts
     kinds = dict(bank.read("SELECT kind, count(*) FROM transactions GROUP BY 1"))
-    for kind in ("deposit", "withdrawal", "transfer", "interest", "reversal",
-                 "loan_disbursement", "loan_repayment"):
+    for kind in ("deposit", "withdrawal", "transfer", "interest", "reversal", "fee",
+                 "overdraft_interest", "loan_disbursement", "loan_repayment"):
         assert kinds.get(kind, 0) > 0, kind
     assert bank.read_one("SELECT count(*) FROM eod_runs")[0] == 365
     assert bank.business_date == LAST + DAY
+    savings = bank.deposit_products.get(daily.manager, "savings", on=FIRST)
+    assert (savings["interest_rate_percent"], savings["tiers"], savings["withholding_tax_bp"]) \
+        == tuple(MIGRATED["savings"].values())
     assert bank.read_one("SELECT status FROM accounts WHERE account_number = ?",
-                         [daily.accounts[CLOSED[1]]])[0] == "closed"
+                         [acc[CLOSED[1]]])[0] == "closed"
     # Both loans ran to their end through end-of-day collection (and one manual payment).
     assert [row[0] for row in bank.read("SELECT status FROM loans ORDER BY id")] == [
         "paid_off", "paid_off"]
+    # Quarterly posting: the quarterly product's account was paid at quarter ends only.
+    quarterly = [row[0] for row in bank.read(
+        "SELECT business_date FROM transactions WHERE kind = 'interest' AND target_account = ? "
+        "ORDER BY 1", [acc["c3.savings"]])]
+    assert quarterly == [dt.date(YEAR, m, 30 if m in (6, 9) else 31) for m in (3, 6, 9, 12)]
+    # Fees: the current account's maintenance fee every month, March's waived; an overdraft
+    # fee for October; the missed standing order's fee once.
+    charges = bank.read(
+        "SELECT a.account_number, c.code, c.business_date, c.status, c.amount_cents "
+        "FROM charges c JOIN accounts a ON a.id = c.account_id ORDER BY ALL")
+    maintenance = [(d, st) for n, code, d, st, _ in charges
+                   if n == acc["c0.checking"] and code == "maintenance"]
+    assert maintenance == [(month_end(m), "waived" if m == 3 else "charged")
+                           for m in range(1, 13)]
+    assert [(d, st, c) for n, code, d, st, c in charges if code == "overdraft"] == [
+        (dt.date(YEAR, 10, 31), "charged", 500)]
+    assert [(n, d, c) for n, code, d, _, c in charges if code == "standing_order_failed"] == [
+        (acc["c5.checking"], dt.date(YEAR, 9, 17), 300)]
+    # Standing orders: the 31st's runs on each month's last day; the 15th's fails on 15 June
+    # and is paid on the 16th, and in September fails, fails and is missed.
+    runs = bank.read(
+        "SELECT o.idempotency_key, r.due_date, r.attempt_date, r.outcome "
+        "FROM standing_order_runs r JOIN standing_orders o ON o.id = r.order_id ORDER BY ALL")
+    assert [(d, a, o) for k, d, a, o in runs if k == "sim-so-31st"] == [
+        (month_end(m), month_end(m), "executed") for m in range(1, 13)]
+    fifteenth = [(d, a, o) for k, d, a, o in runs if k == "sim-so-15th"]
+    june, september = dt.date(YEAR, 6, 15), dt.date(YEAR, 9, 15)
+    assert [r for r in fifteenth if r[0] == june] == [
+        (june, june, "failed"), (june, june + DAY, "executed")]
+    assert [r for r in fifteenth if r[0] == september] == [
+        (september, september, "failed"), (september, september + DAY, "failed"),
+        (september, september + 2 * DAY, "missed")]
+    assert sum(o == "executed" for _, _, o in fifteenth) == 11
     # The catch-up bank really closed several days at once: December in one run.
     gaps = sorted(active)
     assert max((b - a).days for a, b in zip(gaps, gaps[1:] + [LAST + DAY])) >= 31
     assert catch_up.bank.audit.verify() == []
+
+
+def month_end(month: int) -> dt.date:
+    return dt.date(YEAR, month, calendar.monthrange(YEAR, month)[1])
 
 
 def test_day_by_day_equals_catch_up(year):
@@ -410,47 +548,121 @@ def test_every_certificate_equals_the_years_postings(year):
     assert certificate.interest_paid_cents == posted - reversed_gross > 0
 
 
-def rate_on(name: str, day: dt.date) -> Decimal:
-    index = int(name[1])
-    rate = D(CUSTOMERS[index][2])
-    if name == RATE_CHANGE[1] and day >= RATE_CHANGE[0]:
-        rate = D(RATE_CHANGE[2])
+# The 'savings' product as the migration at the first open makes it (db.py): the rate a savings
+# account opened with before products (2.00 %), and the withholding tax setting of that moment.
+# The 'checking' product pays no interest.
+MIGRATED = {"savings": {"rate": D("2.00"), "tiers": [], "tax_bp": 0},
+            "checking": {"rate": D(0), "tiers": [], "tax_bp": 0}}
+
+
+def terms_on(code: str, day: dt.date) -> dict:
+    """The simulation's own record of a product's terms on `day`: rate, tiers [(from cents,
+    rate)] and withholding tax in basis points."""
+    terms = MIGRATED.get(code)
+    for product, _, given, tiers in PRODUCTS:
+        if product == code:
+            terms = {"rate": D(given.get("interest_rate_percent", "0")),
+                     "tiers": [(cents(b), D(r)) for b, r in tiers],
+                     "tax_bp": given.get("withholding_tax_bp", 0)}
+    for _, product, given, tiers, effective in PRODUCT_CHANGES:
+        if product == code and effective <= day:
+            terms = dict(terms)
+            if "interest_rate_percent" in given:
+                terms["rate"] = D(given["interest_rate_percent"])
+            if "withholding_tax_bp" in given:
+                terms["tax_bp"] = given["withholding_tax_bp"]
+            if tiers is not None:
+                terms["tiers"] = [(cents(b), D(r)) for b, r in tiers]
+    return terms
+
+
+def rate_on(name: str, day: dt.date, balance_cents: int) -> Decimal:
+    """The yearly rate `name` earns on a day's end-of-day balance: its own negotiated rate,
+    else its product's tier for the balance (on the whole balance), else the base rate."""
+    product, _, own, _ = ACCOUNTS[name]
+    if own is not None:
+        return D(RATE_CHANGE[2]) if name == RATE_CHANGE[1] and day >= RATE_CHANGE[0] else D(own)
+    terms = terms_on(product, day)
+    rate = terms["rate"]
+    for start, tier_rate in terms["tiers"]:
+        if balance_cents >= start:
+            rate = tier_rate
     return rate
 
 
-def test_savings_interest_equals_balance_times_rate(year):
-    """Each savings account's interest posted in the year (reversals left out) equals the sum
-    over its days of end-of-day balance x rate / 365, from postings and the script's rates:
-    the whole cents of it for accounts still open (the sub-cent part is carried into 2028),
-    half-up for the account closed mid-year (a close pays out the remainder)."""
+def end_of_day_balances(bank, number, system_user) -> dict[dt.date, tuple[int, int]]:
+    """{business date: (balance its accrual sees, balance after the day)} of one account:
+    period-end postings of end of day (interest, overdraft interest, fees on a month's last
+    day) come after that day's accrual; everything else before it."""
+    rows = bank.read(
+        "SELECT t.business_date, sum(p.amount_cents) FILTER (WHERE NOT late), "
+        "sum(p.amount_cents) FILTER (WHERE late) FROM postings p "
+        "JOIN (SELECT id, business_date, kind IN ('interest', 'overdraft_interest', 'fee') "
+        "AND business_date = last_day(business_date) AND actor = ? AS late "
+        "FROM transactions) t ON t.id = p.transaction_id JOIN accounts a "
+        "ON a.id = p.account_id WHERE a.account_number = ? GROUP BY 1", [system_user, number])
+    moved = {day: (int(before or 0), int(after or 0)) for day, before, after in rows}
+    out, balance = {}, 0
+    for k in range((LAST - FIRST).days + 1):
+        day = FIRST + k * DAY
+        before, after = moved.get(day, (0, 0))
+        balance += before
+        accrual_balance = balance
+        balance += after
+        out[day] = (accrual_balance, balance)
+    return out
+
+
+def test_interest_equals_balance_times_rate(year):
+    """Each account's interest posted in the year (reversals left out) equals the sum over its
+    days of end-of-day balance x the rate of the day for that balance / 365 (every product
+    here counts actual/365 or actual/actual, which is 1/365 in 2027), from postings and the
+    script's own record of rates and tiers: the whole cents of it for accounts still open (the
+    sub-cent part is carried into 2028), half-up for the account closed mid-year (a close pays
+    the remainder). Overdraft interest the same on negative balances at the product's 14 %."""
     daily, _, _ = year
     bank = daily.bank
+    earning, overdrawn = 0, 0
     for name, number in sorted(daily.accounts.items()):
-        if not name.endswith("savings"):
-            continue
-        # The end-of-day balance that day's accrual sees: month-end interest, posted with the
-        # day's business date, comes after the accrual.
-        rows = bank.read(
-            "SELECT t.business_date, sum(p.amount_cents) FILTER (WHERE NOT month_end), "
-            "sum(p.amount_cents) FILTER (WHERE month_end) FROM postings p "
-            "JOIN (SELECT id, business_date, kind = 'interest' AND business_date = "
-            "last_day(business_date) AS month_end FROM transactions) t "
-            "ON t.id = p.transaction_id JOIN accounts a ON a.id = p.account_id "
-            "WHERE a.account_number = ? GROUP BY 1", [number])
-        moved = {day: int(before or 0) for day, before, _ in rows}
-        posted_at_month_end = {day: int(after or 0) for day, _, after in rows}
         closed = name == CLOSED[1]
-        exact, balance = D(0), 0
-        for k in range((LAST - FIRST).days + 1):
-            day = FIRST + k * DAY
+        credit, owed = D(0), D(0)
+        for day, (balance, _) in end_of_day_balances(bank, number,
+                                                     daily.system.username).items():
             if closed and day >= CLOSED[0]:
                 break
-            balance += int(moved.get(day, 0))
             if balance > 0:
-                exact += D(balance) * rate_on(name, day) / 100 / 365
-            balance += int(posted_at_month_end.get(day, 0))
-        gross = bank.read_one(
-            "SELECT sum(amount_cents) FROM transactions WHERE kind = 'interest' "
-            "AND target_account = ?", [number])[0]
-        expected = exact.quantize(D(1), rounding=ROUND_HALF_UP if closed else ROUND_DOWN)
-        assert gross == expected, name
+                credit += D(balance) * rate_on(name, day, balance) / 100 / 365
+            elif balance < 0 and ACCOUNTS[name][0] == "sim_current":
+                owed += D(-balance) * D("14.00") / 100 / 365
+        gross, overdraft = bank.read_one(
+            "SELECT coalesce(sum(amount_cents) FILTER (WHERE kind = 'interest' "
+            "AND target_account = ?), 0), coalesce(sum(amount_cents) FILTER (WHERE kind = "
+            "'overdraft_interest' AND source_account = ?), 0) FROM transactions",
+            [number, number])
+        expected = credit.quantize(D(1), rounding=ROUND_HALF_UP if closed else ROUND_DOWN)
+        assert (gross, overdraft) == (expected, owed.quantize(D(1), rounding=ROUND_DOWN)), (
+            name, credit, owed)
+        earning += gross > 0
+        overdrawn += overdraft > 0
+    assert (earning, overdrawn) == (6, 1)
+
+
+def test_tax_is_withheld_at_the_products_rate_of_the_posting_day(year):
+    """Every interest posting's GL2100 leg is its gross x the account's product's withholding
+    rate in force on the posting day, half-up to the cent (the 'savings' product's rate went
+    from 15 % to 20 % on 1 July)."""
+    daily, _, _ = year
+    bank = daily.bank
+    names = {number: name for name, number in daily.accounts.items()}
+    rows = bank.read(
+        "SELECT t.target_account, t.business_date, t.amount_cents, coalesce((SELECT "
+        "sum(p.amount_cents) FROM postings p JOIN accounts a ON a.id = p.account_id WHERE "
+        "p.transaction_id = t.id AND a.account_number = ?), 0) FROM transactions t "
+        "WHERE t.kind = 'interest' ORDER BY t.id", [INTERNAL["withholding_tax_payable"]])
+    rates = set()
+    for number, day, gross, tax in rows:
+        bp = terms_on(ACCOUNTS[names[number]][0], day)["tax_bp"]
+        rates.add(bp)
+        assert tax == (D(gross) * bp / 10000).quantize(D(1), rounding=ROUND_HALF_UP), (
+            names[number], day)
+    assert rates == {1500, 2000}
