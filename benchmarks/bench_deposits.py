@@ -101,13 +101,109 @@ def load_accruals(bank):
     bank.write(load)
 
 
+# Deposit products of the benchmark: code, kind, terms, tiers. Savings on three tiered
+# products (one posting quarterly, so March's month end posts it too), checking on a current
+# account with a monthly maintenance fee and an overdraft with interest and a fee.
+PRODUCTS = [
+    ("bench_tier_a", "savings", {"interest_rate_percent": "0.50", "withholding_tax_bp": TAX_BP},
+     [("10000.00", "1.00"), ("25000.00", "1.50")]),
+    ("bench_tier_b", "savings", {"interest_rate_percent": "0.75", "withholding_tax_bp": TAX_BP,
+                                 "day_count": "actual/actual"},
+     [("5000.00", "1.25"), ("20000.00", "1.75"), ("40000.00", "2.00")]),
+    ("bench_tier_q", "savings", {"interest_rate_percent": "1.00", "withholding_tax_bp": TAX_BP,
+                                 "posting_period": "quarterly"},
+     [("15000.00", "1.60")]),
+    ("bench_current", "checking", {"maintenance_fee": "2.50", "overdraft_allowed": True,
+                                   "overdraft_limit_max": "5000.00",
+                                   "overdraft_rate_percent": "12.00", "overdraft_fee": "5.00",
+                                   "standing_order_fail_fee": "3.00"}, []),
+]
+
+
+def put_on_products(bank, accounts) -> str:
+    """Create PRODUCTS (in force from before the month) and move the accounts onto them: savings
+    spread over the three savings products at their product rate, checking on the current
+    account; one checking account in ten overdrawn within a 2,000.00 limit."""
+    system = bank.system_actor()
+    for code, kind, terms, tiers in PRODUCTS:
+        bank.deposit_products.create(system, code=code, name=code.replace("_", " "), kind=kind,
+                                     terms=terms, tiers=tiers)
+    ids = dict(bank.read("SELECT code, id FROM deposit_products"))
+    savings = [ids[code] for code, kind, _, _ in PRODUCTS if kind == "savings"]
+
+    def move(uow):
+        # The products' first versions start on the business date; the month's earlier
+        # accruals (load_accruals) were written at the accounts' own rates, as before products.
+        uow.execute("UPDATE deposit_product_versions SET effective_date = DATE '2026-03-01' "
+                    "WHERE product_id IN (SELECT unnest(?))", [list(ids[c] for c, *_ in PRODUCTS)])
+        uow.execute("UPDATE deposit_product_tiers SET effective_date = DATE '2026-03-01' "
+                    "WHERE product_id IN (SELECT unnest(?))", [list(ids[c] for c, *_ in PRODUCTS)])
+        uow.execute("UPDATE accounts SET rate_negotiated = FALSE, product_id = CASE id % 3 "
+                    "WHEN 0 THEN ? WHEN 1 THEN ? ELSE ? END WHERE id >= ? AND kind = 'savings'",
+                    [*savings, FIRST_ID])
+        uow.execute("UPDATE accounts SET product_id = ?, overdraft_limit_cents = 200000 "
+                    "WHERE id >= ? AND kind = 'checking'", [ids["bench_current"], FIRST_ID])
+    bank.write(move)
+    # Overdrawn: one checking account in ten pays out its balance and 500.00 more.
+    checking = accounts[(accounts["kind"] == "checking") & (accounts["id"] % 50 == 0)]
+    amounts = checking["balance_cents"] + 50_000
+    post_bulk(bank, checking, amounts, kind="withdrawal", sign=-1, memo="overdrawn")
+    return (f"{len(savings)} tiered savings products (one quarterly) and a current account "
+            f"with fees and overdraft interest; {len(checking):,} accounts overdrawn")
+
+
+def post_bulk(bank, accounts, amounts, *, kind, sign, memo):
+    """One transaction per account against external clearing: sign +1 credits the account."""
+    tx = pd.DataFrame({"tx_ref": range(len(accounts)), "kind": kind, "amount_cents": amounts,
+                       "memo": memo})
+    tx["source_account" if sign < 0 else "target_account"] = accounts["account_number"].values
+    clearing = bank.read_one("SELECT id FROM accounts WHERE account_number = ?",
+                             [INTERNAL["clearing"]])[0]
+    postings = pd.concat([
+        pd.DataFrame({"tx_ref": tx["tx_ref"], "account_id": accounts["id"].values,
+                      "amount_cents": sign * amounts.values}),
+        pd.DataFrame({"tx_ref": tx["tx_ref"], "account_id": clearing,
+                      "amount_cents": -sign * amounts.values})], ignore_index=True)
+    bank.ledger.post_frames(bank.system_actor(), tx, postings, action=f"bench.{memo}")
+
+
+def load_standing_orders(bank, n_orders) -> str:
+    """n_orders monthly standing orders from savings to the same customer's checking account:
+    a tenth due on the 30th, a tenth on the 31st (so a tenth is due on each timed day), the
+    rest spread over days 1-28; one in twenty asks for more than any balance, so it fails
+    and is retried (and missed, with the product's fee, after two retries)."""
+    def load(uow):
+        uow.execute(
+            "INSERT INTO standing_orders (id, customer_id, source_account_id, source_account, "
+            "target_account, amount_cents, frequency, day_of_month, start_date, retry_days, "
+            "memo, status, idempotency_key, request_hash, created_by, created_role, "
+            "created_at, created_date) "
+            "SELECT nextval('standing_order_id_seq'), s.customer_id, s.id, s.account_number, "
+            "c.account_number, CASE WHEN hash(s.id) % 20 = 0 "
+            "THEN 100000000 ELSE 2500 + s.id % 5000 END, 'monthly', "
+            "CASE row_number() OVER (ORDER BY s.id) % 10 WHEN 0 THEN 30 WHEN 1 THEN 31 "
+            "ELSE 1 + s.id % 28 END, DATE '2026-01-01', 2, 'bench', 'active', "
+            "'bench-so-' || s.id, 'bench', 'bench', 'teller', TIMESTAMP '2026-01-01', "
+            "DATE '2026-01-01' FROM accounts s JOIN accounts c "
+            "ON c.customer_id = s.customer_id AND c.kind = 'checking' "
+            "WHERE s.kind = 'savings' AND s.id >= ? ORDER BY s.id LIMIT ?",
+            [FIRST_ID, n_orders])
+    bank.write(load)
+    (count,) = bank.read_one("SELECT count(*) FROM standing_orders")
+    return f"{count:,} standing orders (a tenth due on each timed day, 1 in 20 unpayable)"
+
+
 def build(bank, args) -> list[str]:
     """The whole bank; returns what it holds, one line each, for the report."""
     accounts = build_accounts(bank, args.accounts)
     held = [f"{len(accounts):,} deposit accounts "
-            f"({int((accounts['kind'] == 'savings').sum()):,} savings at 0.5-3 % base, "
+            f"({int((accounts['kind'] == 'savings').sum()):,} savings, "
             f"{int((accounts['kind'] == 'checking').sum()):,} checking)"]
     load_accruals(bank)
+    if hasattr(bank, "deposit_products"):
+        held.append(put_on_products(bank, accounts))
+    if hasattr(bank, "standing_orders"):
+        held.append(load_standing_orders(bank, args.standing_orders))
     bank.read("CHECKPOINT")
     return held
 
@@ -115,6 +211,8 @@ def build(bank, args) -> list[str]:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--standing-orders", type=int, default=20_000)
+    parser.add_argument("--term-deposits", type=int, default=10_000)
     parser.add_argument("--db")
     args = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="bench_deposits_")
@@ -126,7 +224,7 @@ def main():
         t0 = time.perf_counter()
         held = build(bank, args)
         print(f"built in {time.perf_counter() - t0:.1f} s: " + "; ".join(held))
-        missing = [part for part in ("deposit products", "term deposits", "standing orders")
+        missing = [part for part in ("products", "term deposits", "standing orders")
                    if part not in " ".join(held)]
         if missing:
             print("not in this build (their branches have not landed): " + ", ".join(missing))

@@ -113,9 +113,12 @@ STANDING_ORDERS = [
 # The 15th's order fails on 15 June and is paid at its first retry, after a deposit on the
 # 16th; on 15 September it fails three times (15th to 17th) and is missed (with its fee).
 SHORT_OF_FUNDS = [
-    (dt.date(YEAR, 6, 14), "c5.checking", "50.00", dt.date(YEAR, 6, 16), "500.00"),
-    (dt.date(YEAR, 9, 14), "c5.checking", "20.00", dt.date(YEAR, 9, 20), "500.00"),
+    (dt.date(YEAR, 6, 14), "c5.checking", "50.00", dt.date(YEAR, 6, 16), "2000.00"),
+    (dt.date(YEAR, 9, 14), "c5.checking", "20.00", dt.date(YEAR, 9, 20), "2000.00"),
 ]
+# A salary on 1 September, so the account pays its loan instalment on the 5th and still has
+# 20.00 to go down to on the 14th.
+SALARY = (dt.date(YEAR, 9, 1), "c5.checking", "1500.00")
 
 
 def at(day: dt.date, hh_mm: str) -> dt.datetime:
@@ -284,6 +287,8 @@ def scripted(day: dt.date) -> list[tuple]:
             steps.append(("withdraw_to", name, balance, f"sim-short-{name}-{day}"))
         if day == up:
             steps.append(("deposit", name, amount, f"sim-refill-{name}-{day}"))
+    if day == SALARY[0]:
+        steps.append(("deposit", *SALARY[1:], "sim-salary"))
     for disbursed, customer, principal, months, rate in LOANS:
         if day == disbursed:
             steps.append(("loan", customer, principal, months, rate))
