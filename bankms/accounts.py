@@ -17,6 +17,7 @@ from .errors import (
     InvalidInput,
     InvalidState,
     SameAccount,
+    TermDepositLocked,
 )
 from .ledger import CUSTOMER_KINDS, PostingRequest, utcnow
 from .money import to_cents, to_money
@@ -83,6 +84,9 @@ class Accounts:
             product = kind or "checking"
         terms = bank.deposit_products.offered(product, kind)
         kind = terms["kind"]
+        if kind == "term_deposit":
+            raise InvalidInput("Open a term deposit with bank.term_deposits.open (the Term "
+                               "deposits page): it moves its principal in as it opens.")
         if kind not in CUSTOMER_KINDS:
             raise InvalidInput("The account kind must be checking or savings.")
         overdraft_cents = to_cents(overdraft_limit, allow_zero=True)
@@ -384,6 +388,19 @@ class Accounts:
         def check(before):
             if before["status"] == "closed":
                 raise InvalidState(f"Account {number} is already closed.")
+            if before["kind"] == "term_deposit":
+                raise TermDepositLocked(
+                    f"Account {number} is a term deposit: it closes at maturity, or early "
+                    "through bank.term_deposits.close_early (with the product's penalty).")
+            # A term deposit pays out to its linked account at maturity (term_deposits.py).
+            deposits = [r[0] for r in self._bank.read(
+                "SELECT a.account_number FROM term_deposits t JOIN accounts a "
+                "ON a.id = t.account_id JOIN accounts l ON l.id = t.linked_account_id "
+                "WHERE l.account_number = ? AND t.status = 'active' ORDER BY 1", [number])]
+            if deposits:
+                raise InvalidState(
+                    f"Account {number} receives term deposit {', '.join(deposits)} at "
+                    "maturity; close the term deposit first.")
             if before["balance_cents"] != 0:
                 raise InvalidState(
                     f"Account {number} can be closed only at a zero balance; it holds "

@@ -71,6 +71,9 @@ class Audit:
             problems.extend(loans.verify())
             from .eod import verify as verify_interest
             problems.extend(verify_interest(bank))
+        term_deposits = getattr(bank, "term_deposits", None)
+        if term_deposits is not None:
+            problems.extend(term_deposits.verify())
         return problems
 
     def log(self, actor, *, action=None, entity=None, entity_id=None, limit=500):

@@ -108,6 +108,8 @@ class Bank:
         self.export = Export(self)
         from .standing_orders import StandingOrders
         self.standing_orders = StandingOrders(self)
+        from .term_deposits import TermDeposits
+        self.term_deposits = TermDeposits(self)
         try:
             from .reports import Reports
         except ImportError:

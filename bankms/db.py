@@ -471,6 +471,38 @@ SCHEMA = [
         PRIMARY KEY (product_id, effective_date, from_balance_cents))""",
     "ALTER TABLE accounts ADD COLUMN IF NOT EXISTS product_id BIGINT",
     "ALTER TABLE accounts ADD COLUMN IF NOT EXISTS rate_negotiated BOOLEAN DEFAULT FALSE",
+    # -- Term (fixed) deposits (issue 10: bankms/term_deposits.py). One row per term: the
+    # deposit is an account of kind 'term_deposit'; a renewal opens a new account and row.
+    """CREATE TABLE IF NOT EXISTS term_deposits (
+        account_id BIGINT PRIMARY KEY,
+        customer_id BIGINT NOT NULL,
+        linked_account_id BIGINT NOT NULL,
+        product_id BIGINT NOT NULL,
+        principal_cents BIGINT NOT NULL,
+        rate_percent DECIMAL(9, 4) NOT NULL,
+        day_count VARCHAR NOT NULL,
+        start_date DATE NOT NULL,
+        term_months INTEGER NOT NULL,
+        maturity_date DATE NOT NULL,
+        maturity_instruction VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        opened_by VARCHAR NOT NULL,
+        opened_at TIMESTAMP NOT NULL,
+        open_transaction_id BIGINT,
+        renewed_from_account_id BIGINT,
+        renewed_to_account_id BIGINT,
+        closed_date DATE,
+        closed_by VARCHAR,
+        close_reason VARCHAR,
+        interest_cents BIGINT NOT NULL DEFAULT 0,
+        tax_cents BIGINT NOT NULL DEFAULT 0,
+        penalty_cents BIGINT NOT NULL DEFAULT 0,
+        interest_transaction_id BIGINT,
+        penalty_transaction_id BIGINT,
+        payout_transaction_id BIGINT)""",
+    "ALTER TABLE eod_runs ADD COLUMN IF NOT EXISTS term_deposits_matured BIGINT DEFAULT 0",
+    "ALTER TABLE eod_runs ADD COLUMN IF NOT EXISTS term_deposits_renewed BIGINT DEFAULT 0",
+    "ALTER TABLE eod_runs ADD COLUMN IF NOT EXISTS term_deposit_interest_cents BIGINT DEFAULT 0",
 ]
 
 

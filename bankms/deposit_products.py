@@ -66,14 +66,41 @@ QUALIFY row_number() OVER (
 """
 
 
-def versions_in_force(uow, day: dt.date) -> pd.DataFrame:
-    """One row per product: the version in force on `day` (VERSION_COLUMNS; rates DECIMAL
-    as Decimal-valued object columns, cents int64). `uow` is a unit of work or a cursor."""
-    cur = getattr(uow, "cur", uow)
-    df = cur.execute(VERSIONS_IN_FORCE_SQL + " ORDER BY v.product_id", [day]).df()
+# The annual rate each customer account earns on a day at its balance now (end of day reads it
+# after the day's postings), by the rule of issue 10: an account's own interest_rate_percent
+# if rate_negotiated, else the rate of the highest tier of its product's version in force whose
+# from_balance_cents <= the balance, else that version's base rate. Columns: account_id,
+# product_id, effective_date (of the version), rate_percent. One parameter: the day. Optional
+# for end of day (depeod owns accrual); tests/test_deposit_products.py checks it.
+ACCOUNT_RATES_SQL = """
+SELECT a.id AS account_id, a.product_id, any_value(v.effective_date) AS effective_date,
+       CASE WHEN a.rate_negotiated THEN a.interest_rate_percent
+            ELSE coalesce(arg_max(t.rate_percent, t.from_balance_cents),
+                          any_value(v.interest_rate_percent)) END AS rate_percent
+FROM accounts a
+JOIN (""" + VERSIONS_IN_FORCE_SQL + """) v ON v.product_id = a.product_id
+LEFT JOIN deposit_product_tiers t ON t.product_id = v.product_id
+     AND t.effective_date = v.effective_date AND t.from_balance_cents <= a.balance_cents
+WHERE a.customer_id IS NOT NULL
+GROUP BY a.id, a.product_id, a.rate_negotiated, a.interest_rate_percent
+"""
+
+
+def _plain(df: pd.DataFrame) -> pd.DataFrame:
+    """Rates as Decimal with 4 decimals and effective dates as datetime.date (DuckDB gives
+    floats and Timestamps)."""
     for column in RATE_COLUMNS:
         df[column] = [Decimal(str(v)).quantize(Decimal("0.0001")) for v in df[column]]
+    df["effective_date"] = [pd.Timestamp(v).date() for v in df["effective_date"]]
     return df
+
+
+def versions_in_force(uow, day: dt.date) -> pd.DataFrame:
+    """One row per product: the version in force on `day` (VERSION_COLUMNS; rates Decimal,
+    effective_date datetime.date, cents int64). `uow` is a unit of work or a cursor. In SQL,
+    join VERSIONS_IN_FORCE_SQL instead (one parameter: the day)."""
+    cur = getattr(uow, "cur", uow)
+    return _plain(cur.execute(VERSIONS_IN_FORCE_SQL + " ORDER BY v.product_id", [day]).df())
 
 
 def _code(code) -> str:
@@ -157,6 +184,27 @@ def clean_tiers(tiers) -> list[tuple[int, Decimal]]:
     if len(out) > TIERS_MAX:
         raise InvalidInput(f"A product may have at most {TIERS_MAX} tiers.")
     return out
+
+
+def parse_tiers(text: str) -> list[tuple[int, Decimal]]:
+    """Tiers typed one per line as 'from balance: rate' ('5,000.00: 1.75'; blank lines
+    ignored) -> clean_tiers of them. InvalidInput names a line that is not a pair."""
+    pairs = []
+    for number, line in enumerate(str(text or "").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(":")
+        if len(parts) != 2:
+            raise InvalidInput(f"Tier line {number} ('{line.strip()[:40]}') is not "
+                               "'from balance: rate', for example '5,000.00: 1.75'.")
+        pairs.append((parts[0].strip(), parts[1].strip()))
+    return clean_tiers(pairs)
+
+
+def tiers_text(tiers) -> str:
+    """Tiers [(from_balance_cents, rate)] as parse_tiers reads them, one per line."""
+    return "\n".join(f"{format_cents(cents, '')}: {rate.normalize():f}"
+                     for cents, rate in tiers)
 
 
 def check_terms(kind: str, terms: dict) -> None:
@@ -261,8 +309,26 @@ class DepositProducts:
             " AND f.effective_date > ?) AS future_versions "
             "FROM deposit_products p JOIN (" + VERSIONS_IN_FORCE_SQL + ") v "
             "ON v.product_id = p.id ORDER BY p.kind, p.code", [day, day])
-        for column in RATE_COLUMNS:
-            df[column] = [Decimal(str(v)).quantize(Decimal("0.0001")) for v in df[column]]
+        return _plain(df)
+
+    def versions(self, actor, code) -> pd.DataFrame:
+        """Every version of one product, oldest first: VERSION_COLUMNS, 'tiers' (text, as
+        tiers_text) and 'state' ('past', 'in force' on the business date, or 'future')."""
+        self._require_read(actor)
+        product = self._product_row(code)
+        today = self._bank.business_date
+        df = _plain(self._bank.read_df(
+            "SELECT * FROM deposit_product_versions WHERE product_id = ? ORDER BY "
+            "effective_date", [product["id"]]))
+        tiers = {}
+        for day, cents, rate in self._bank.read(
+                "SELECT effective_date, from_balance_cents, rate_percent FROM "
+                "deposit_product_tiers WHERE product_id = ? ORDER BY 1, 2", [product["id"]]):
+            tiers.setdefault(day, []).append((cents, Decimal(str(rate))))
+        df["tiers"] = [tiers_text(tiers.get(day, [])) for day in df["effective_date"]]
+        in_force = self._terms_on(product["id"], today)["effective_date"]
+        df["state"] = ["in force" if day == in_force else "future" if day > today else "past"
+                       for day in df["effective_date"]]
         return df
 
     # -- for accounts (accounts.py) -----------------------------------------------------------
@@ -321,34 +387,22 @@ class DepositProducts:
         a paid rate above the four-eyes rate (setting four_eyes_rate_bp) waits for a second
         manager. Raises PermissionDenied, InvalidInput or InvalidAmount (audited); nothing
         changes then."""
-        bank = self._bank
-        action = "deposit_product.create"
-        bank.require(actor, "deposit_product.manage", entity="deposit_product",
-                     entity_id=str(code)[:40])
-        try:
+        def prepare():
             text = _code(code)
             if not _PRODUCT_CODE.match(text):
                 raise InvalidInput("A product code is 2 to 30 lower-case letters, digits or "
                                    "underscores, starting with a letter.")
-            kind = _choice(kind, KINDS, "kind of product")
+            clean_kind = _choice(kind, KINDS, "kind of product")
             params = {"code": text, "name": _clean_text(name, "product name", 2,
-                                                        NAME_CHARS_MAX), "kind": kind,
+                                                        NAME_CHARS_MAX), "kind": clean_kind,
                       "effective_date": self._start(effective_date, earliest_days=0),
-                      "terms": {**self.defaults(kind), **clean_terms(terms)},
+                      "terms": {**self.defaults(clean_kind), **clean_terms(terms)},
                       "tiers": clean_tiers(tiers)}
-            check_terms(kind, params["terms"])
-        except BankError as exc:
-            bank.record_refusal(actor, action, exc, entity="deposit_product",
-                                entity_id=str(code)[:40])
-            raise
-        if self._rates_wait(actor, params, None):
-            return bank.approvals.request(
-                actor, action, params=_audit_form(params),
-                summary=f"New deposit product {text} paying up to "
-                        f"{self._rate_max(params)} %")
-        self._write_refusing(actor, action, text,
-                             lambda uow: self._create_in(uow, actor, params))
-        return self.get(actor, text, on=params["effective_date"])
+            check_terms(clean_kind, params["terms"])
+            return params, None
+        return self._manage(actor, "deposit_product.create", code, prepare,
+                            lambda p: f"New deposit product {p['code']} paying up to "
+                                      f"{self._rate_max(p)} %", self._create_in)
 
     def change(self, actor, code, *, terms: dict, tiers=None, effective_date):
         """Managers: new terms for a product from the business date `effective_date` on,
@@ -359,34 +413,23 @@ class DepositProducts:
         their overdraft limits. Returns get(on=effective_date), or a PendingApproval when a
         new paid rate above the four-eyes rate waits for a second manager. Raises
         PermissionDenied, InvalidInput or InvalidAmount (audited); nothing changes then."""
-        bank = self._bank
-        action = "deposit_product.change"
-        bank.require(actor, "deposit_product.manage", entity="deposit_product",
-                     entity_id=str(code)[:40])
-        try:
+        def prepare():
             product = self._product_row(code)
             start = self._start(effective_date, earliest_days=1)
             before = self._terms_on(product["id"], start)
+            kept = {k: before[k] for k in TERM_COLUMNS}
             params = {"code": product["code"], "effective_date": start,
-                      "terms": {**{k: before[k] for k in TERM_COLUMNS}, **clean_terms(terms)},
+                      "terms": {**kept, **clean_terms(terms)},
                       "tiers": before["tiers"] if tiers is None else clean_tiers(tiers)}
             check_terms(product["kind"], params["terms"])
-            if (params["terms"], params["tiers"]) == (
-                    {k: before[k] for k in TERM_COLUMNS}, before["tiers"]):
+            if (params["terms"], params["tiers"]) == (kept, before["tiers"]):
                 raise InvalidInput(f"Nothing to change: deposit product {product['code']} "
                                    f"already has these terms on {start}.")
-        except BankError as exc:
-            bank.record_refusal(actor, action, exc, entity="deposit_product",
-                                entity_id=str(code)[:40])
-            raise
-        if self._rates_wait(actor, params, before):
-            return bank.approvals.request(
-                actor, action, params=_audit_form(params),
-                summary=f"Deposit product {product['code']} from {start}: rates up to "
-                        f"{self._rate_max(params)} %")
-        self._write_refusing(actor, action, product["code"],
-                             lambda uow: self._change_in(uow, actor, params))
-        return self.get(actor, product["code"], on=start)
+            return params, before
+        return self._manage(actor, "deposit_product.change", code, prepare,
+                            lambda p: f"Deposit product {p['code']} from "
+                                      f"{p['effective_date']}: rates up to "
+                                      f"{self._rate_max(p)} %", self._change_in)
 
     def set_active(self, actor, code, active) -> dict:
         """Managers: offer a product to new accounts again (True) or withdraw it (False);
@@ -411,9 +454,33 @@ class DepositProducts:
         self._write_refusing(actor, action, product["code"], fn)
         return self.get(actor, product["code"])
 
+    def _manage(self, actor, action, code, prepare, summary, write_in):
+        """What create and change share: the permission; prepare() -> (params, terms before
+        or None), its refusal audited; a new paid rate above the four-eyes rate queued for a
+        second manager (returns the PendingApproval); else write_in(uow, actor, params) in one
+        transaction and get() of the product on its effective date."""
+        bank = self._bank
+        bank.require(actor, "deposit_product.manage", entity="deposit_product",
+                     entity_id=str(code)[:40])
+        try:
+            params, before = prepare()
+        except BankError as exc:
+            bank.record_refusal(actor, action, exc, entity="deposit_product",
+                                entity_id=str(code)[:40])
+            raise
+        if self._rates_wait(actor, params, before):
+            return bank.approvals.request(actor, action, params=_audit_form(params),
+                                          summary=summary(params))
+        self._write_refusing(actor, action, params["code"],
+                             lambda uow: write_in(uow, actor, params))
+        return self.get(actor, params["code"], on=params["effective_date"])
+
     # -- inside a unit of work (also what an approved four-eyes request carries out) ---------
     def _create_in(self, uow, actor, params: dict) -> None:
-        params = self._recheck(params, earliest_days=0)
+        # Approved on a later day, a new product starts on the day of its approval: no
+        # account can have been on it before.
+        day = max(as_date(params["effective_date"]), self._bank.business_date)
+        params = self._recheck({**params, "effective_date": day}, earliest_days=0)
         if uow.fetchone("SELECT 1 FROM deposit_products WHERE code = ?", [params["code"]]):
             raise InvalidInput(f"There is already a deposit product '{params['code']}'.")
         pid = uow.fetchone("SELECT nextval('deposit_product_id_seq')")[0]

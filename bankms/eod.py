@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import businessday, deposit_eod, standing_orders
+from . import businessday, deposit_eod, standing_orders, term_deposits
 from .bank import INTERNAL
 from .errors import ConfirmationRequired, DayNotEnded, InvalidInput
 from .ledger import utcnow
@@ -85,7 +85,10 @@ SUMMARY_FIELDS = ("accounts_accrued", "accrued_micro_cents", "interest_posted_ac
                   "interest_tax_cents", "overdraft_accrued_accounts",
                   "overdraft_accrued_micro_cents", "overdraft_interest_accounts",
                   "overdraft_interest_cents", "fees_charged", "fee_cents",
-                  *standing_orders.EOD_FIELDS)
+                  *standing_orders.EOD_FIELDS,
+                  # Term deposits (term_deposits.mature).
+                  "term_deposits_matured", "term_deposits_renewed",
+                  "term_deposit_interest_cents")
 
 
 @dataclass
@@ -116,6 +119,9 @@ class DayClosed:
     standing_orders_failed: int = 0
     standing_orders_missed: int = 0
     standing_order_fees: int = 0
+    term_deposits_matured: int = 0
+    term_deposits_renewed: int = 0
+    term_deposit_interest_cents: int = 0
     loans_paid_off: int = 0
     provision_change_cents: int = 0
     loan_accrual_change_cents: int = 0
@@ -286,6 +292,7 @@ def close_day(bank, actor, uow, day: dt.date) -> DayClosed | None:
     _accrue_loans(bank, actor, uow, day, internal, out)
     _provision(bank, actor, uow, day, internal, settings, out)
     deposit_eod.accrue(uow, day, out)
+    term_deposits.mature(bank, actor, uow, day, out)
     deposit_eod.post_period_end(bank, actor, uow, day, internal, out)
     deposit_eod.dormancy(bank, actor, uow, day, settings, out)
     uow.execute("INSERT INTO eod_runs (business_date, actor, started_at, finished_at, "

@@ -107,6 +107,11 @@ class InvalidState(BankError):
     pass
 
 
+class TermDepositLocked(BankError):
+    """Money in a term deposit moves only through bank.term_deposits (open, maturity, early
+    closure by staff): no deposit, withdrawal, transfer, reversal, loan or close touches it."""
+
+
 class AccountRepaysLoan(InvalidState):
     """The account repays an active loan: change the loan's repayment account first."""
 

@@ -27,10 +27,14 @@ from .errors import (
     LimitExceeded,
     PermissionDenied,
     SameAccount,
+    TermDepositLocked,
 )
 from .money import format_cents, to_money
 
-CUSTOMER_KINDS = ("checking", "savings")
+CUSTOMER_KINDS = ("checking", "savings", "term_deposit")
+# Kinds that ordinary payments, loans and charges may use; a term deposit's money moves only
+# through bank.term_deposits (requests it builds carry term_deposit_ok).
+TRANSACTIONAL_KINDS = ("checking", "savings")
 # Kinds of transaction started by or for the customer; these count as customer activity (for
 # dormancy), whereas interest and fees posted by the bank do not.
 CUSTOMER_ACTIVITY_KINDS = frozenset({"deposit", "withdrawal", "transfer", "loan_repayment"})
@@ -79,6 +83,8 @@ class PostingRequest:
     owned_accounts: tuple = ()
     # Internal ledger accounts may take part only when the service put them there.
     internal_ok: bool = False
+    # Term deposit accounts may take part only when bank.term_deposits built the request.
+    term_deposit_ok: bool = False
     daily_limit_cents: int | None = None
     request_hash: str = field(default="")
 
@@ -354,6 +360,19 @@ class BatchPoster:
             for number in req.owned_accounts:
                 if accounts[number][1] != actor.customer_id:
                     raise PermissionDenied("You can only move money out of your own accounts.")
+        if not req.term_deposit_ok:
+            for number, _ in req.legs:
+                acc = accounts[number]
+                if acc[2] != "term_deposit":
+                    continue
+                if actor.role == "customer" and acc[1] != actor.customer_id:
+                    # Never tell a customer what kind of account another customer holds.
+                    raise AccountNotActive(f"Account {number} cannot receive this payment; "
+                                           "please check the account number with the payee.")
+                raise TermDepositLocked(
+                    f"Account {number} is a term deposit: its money moves only at maturity or "
+                    "by an early closure at the bank (Term deposits), not by deposits, "
+                    "withdrawals, transfers or reversals.")
         if req.reverses_id is not None and req.reverses_id in reversed_ids:
             raise AlreadyReversed(f"Transaction {req.reverses_id} has already been reversed.")
         if req.source_account is not None and req.source_account == req.target_account:

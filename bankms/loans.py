@@ -69,7 +69,7 @@ from .errors import (
     InvalidState,
     PermissionDenied,
 )
-from .ledger import CUSTOMER_KINDS, PostingRequest, utcnow
+from .ledger import TRANSACTIONAL_KINDS, PostingRequest, utcnow
 from .money import format_cents, to_cents, to_money
 
 ROUNDING = ROUND_HALF_UP
@@ -1013,7 +1013,7 @@ class Loans:
                                [number])
             if acc is None or acc[0] is None:
                 raise AccountNotFound(f"There is no account {number}.")
-            if acc[0] != loan["customer_id"] or acc[1] not in CUSTOMER_KINDS:
+            if acc[0] != loan["customer_id"] or acc[1] not in TRANSACTIONAL_KINDS:
                 raise InvalidInput(f"Account {number} does not belong to the borrower.")
             outcome = bank.post_in(uow, req)
             if isinstance(outcome, BaseException):
@@ -1470,7 +1470,7 @@ class Loans:
                                "WHERE account_number = ?", [number])
             if acc is None or acc[0] is None:
                 raise AccountNotFound(f"There is no account {number}.")
-            if acc[0] != loan["customer_id"] or acc[1] not in CUSTOMER_KINDS:
+            if acc[0] != loan["customer_id"] or acc[1] not in TRANSACTIONAL_KINDS:
                 raise InvalidInput(f"Account {number} does not belong to the borrower.")
             if acc[2] == "closed":
                 raise InvalidState(f"Account {number} is closed.")

@@ -97,6 +97,11 @@ PERMISSIONS: dict[str, tuple[frozenset, bool]] = {
     "charge.apply": (STAFF, False),
     "charge.waive": (MANAGERS, False),
     "charge.manage": (MANAGERS, False),
+    # Term deposits (issue 10): customers open them from their own accounts and see their own;
+    # only staff close one early (with the product's penalty).
+    "term_deposit.open": (EVERYONE, True),
+    "term_deposit.read": (EVERYONE, True),
+    "term_deposit.close_early": (STAFF, False),
 }
 
 

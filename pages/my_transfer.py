@@ -95,7 +95,8 @@ def render() -> None:
     except BankError as exc:
         show_error(exc)
         return
-    accounts = accounts[accounts["status"] != "closed"]
+    # A term deposit's money moves only at maturity or by an early closure at the bank.
+    accounts = accounts[(accounts["status"] != "closed") & (accounts["kind"] != "term_deposit")]
     if accounts.empty:
         st.info("You have no open accounts to transfer from.")
         return

@@ -17,8 +17,10 @@ def _open(bank, actor):
     with st.form(f"open_account_{key}"):
         customer = st.text_input("Customer id", value="" if preset is None else str(preset),
                                  key=f"open_customer_{key}")
-        kind = st.selectbox("Type", ["checking", "savings"], key=f"open_kind_{key}",
-                            format_func=str.capitalize)
+        products = _offered_products(bank, actor)
+        product = st.selectbox("Product", list(products), key=f"open_product_{key}",
+                               format_func=lambda code: products[code]["label"])
+        kind = products[product]["kind"] if product else "checking"
         overdraft = rate = None
         if actor.role == "manager":
             overdraft = st.text_input("Overdraft limit (checking)", value="0",
@@ -32,12 +34,26 @@ def _open(bank, actor):
             reset_form_key("open_account")
             st.session_state[SELECTED] = number
         dc.act("accounts", lambda: bank.accounts.open(
-            actor, customer, kind=kind, overdraft_limit=overdraft or "0",
-            interest_rate=rate or None, idempotency_key=key),
+            actor, customer, overdraft_limit=overdraft or "0", interest_rate=rate or None,
+            product=product, idempotency_key=key),
             lambda number: f"Opened {kind} account {number} for customer "
                            f"{dc.md(customer.strip())}."
                            + _waiting_note(bank, actor, number),
             on_success=opened)
+
+
+def _offered_products(bank, actor) -> dict:
+    """The products a new account may be opened on, the standard checking product first:
+    {code: {"kind", "label"}}."""
+    from bankms.ledger import CUSTOMER_KINDS
+
+    df = bank.deposit_products.list(actor)
+    df = df[df["active"] & df["kind"].isin(CUSTOMER_KINDS)]
+    rows = sorted(df.to_dict("records"), key=lambda r: (
+        CUSTOMER_KINDS.index(r["kind"]), r["code"] != r["kind"], r["name"]))
+    return {r["code"]: {"kind": r["kind"], "label": (
+        f"{r['name']} ({r['kind']}, {r['interest_rate_percent'].normalize():f} %)")}
+        for r in rows}
 
 
 def _waiting_note(bank, actor, number) -> str:
@@ -76,7 +92,9 @@ def _manage(bank, actor):
                 f"Balance {m(acc['balance'])} · on hold {m(acc['holds'])} · "
                 f"available {m(acc['available'])}  \n"
                 f"Overdraft limit {m(acc['overdraft_limit'])} · "
-                f"interest {acc['interest_rate_percent']:.2f} %")
+                f"interest {acc['interest_rate_percent']:.2f} %  \n"
+                f"Product **{dc.md(acc['product_name'] or '-')}**"
+                + (" (its own rate)" if acc["rate_negotiated"] else ""))
     _status_actions(bank, actor, acc)
     if actor.role == "manager" and acc["status"] != "closed":
         _limits(bank, actor, acc)

@@ -1,0 +1,114 @@
+"""AppTest of the Deposit products page (managers) and of the product choice when staff open an
+account, through app.py. One bank file for the module; each test works on its own product."""
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from decimal import Decimal
+
+import pytest
+
+from apptest_util import open_app, app_bank_on, urls
+from conftest import employee, make_customer
+from test_daily_pages import button_starting, by_label
+from test_loan_pages import click, texts
+
+_codes = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def app_bank(tmp_path_factory):
+    with app_bank_on(str(tmp_path_factory.mktemp("deposit_products") / "bank.duckdb")) as bank:
+        yield bank
+
+
+@pytest.fixture(scope="module")
+def staff(app_bank):
+    return {"teller": employee(app_bank, "teller"), "manager": employee(app_bank, "manager")}
+
+
+def new_product(bank, kind="savings", **terms):
+    code = f"page_product_{next(_codes)}"
+    bank.deposit_products.create(bank.system_actor(), code=code, name=f"Product {code}",
+                                 kind=kind, terms=terms)
+    return code
+
+
+@pytest.mark.parametrize("role, offered", [("manager", True), ("teller", False)])
+def test_only_managers_see_the_products_page(app_bank, staff, role, offered):
+    at = open_app(app_bank, staff[role])
+    assert ("deposit-products" in urls(at)) is offered
+
+
+CREATE = [
+    # rate, tiers typed, what the page says, whether the product exists afterwards
+    ("1.25", "0: 1.00\n5,000.00: 1.5", "is created and offered", True),
+    ("1.12345", "", "at most four decimals", False),
+    ("1.25", "-5.00: 1.5", "below a zero balance", False),
+    ("1.25", "5,000.00 1.5", "is not 'from balance: rate'", False),
+]
+
+
+@pytest.mark.parametrize("rate, tiers, said, created", CREATE)
+def test_a_manager_creates_a_product(app_bank, staff, rate, tiers, said, created):
+    code = f"new_product_{next(_codes)}"
+    at = open_app(app_bank, staff["manager"], "deposit-products")
+    at.selectbox(key="dp_new_kind").select("savings").run()
+    at.text_input(key="dp_new_code").input(code)
+    at.text_input(key="dp_new_name").input("Bonus saver")
+    at.text_input(key="dp_new_savings_interest_rate_percent").input(rate)
+    at.text_input(key="dp_new_savings_maintenance_fee").input("1.50")
+    at.text_area(key="dp_new_savings_tiers").input(tiers)
+    click(at, "Create product")
+    assert said in texts(at)
+    codes = set(app_bank.deposit_products.list(staff["manager"])["code"])
+    assert (code in codes) is created
+    if created:
+        got = app_bank.deposit_products.get(staff["manager"], code)
+        assert (got["interest_rate_percent"], got["maintenance_fee_cents"], got["tiers"]) == (
+            Decimal("1.25"), 150, [(0, Decimal("1")), (500_000, Decimal("1.5"))])
+
+
+def test_a_manager_gives_a_product_new_terms_from_a_date_and_withdraws_it(app_bank, staff):
+    code = new_product(app_bank, interest_rate_percent="1.5")
+    manager = staff["manager"]
+    start = app_bank.business_date + dt.timedelta(days=5)
+    at = open_app(app_bank, manager, "deposit-products")
+    at.selectbox(key="dp_edit_code").select(code).run()
+    at.date_input(key=f"dp_edit_{code}_start").set_value(start)
+    at.text_input(key=f"dp_edit_{code}_interest_rate_percent").input("1.75")
+    click(at, "Save new terms")
+    assert f"Deposit product {code} has new terms from {start}" in texts(at)
+    products = app_bank.deposit_products
+    assert [products.get(manager, code, on=day)["interest_rate_percent"] for day in (
+        start - dt.timedelta(days=1), start)] == [Decimal("1.5"), Decimal("1.75")]
+    assert "future" in texts(at)  # the version to come is listed
+    # A rate above the four-eyes rate waits for another manager.
+    at.text_input(key=f"dp_edit_{code}_interest_rate_percent").input("2.5")
+    click(at, "Save new terms")
+    assert "waits for another manager's approval" in texts(at)
+    assert products.get(manager, code, on=start)["interest_rate_percent"] == Decimal("1.75")
+    click(at, "Withdraw it (no new accounts)")
+    assert f"Deposit product {code} is withdrawn" in texts(at)
+    assert products.get(manager, code)["active"] is False
+
+
+@pytest.mark.parametrize("role", ["teller", "manager"])
+def test_staff_open_an_account_on_a_chosen_product(app_bank, staff, role):
+    code = new_product(app_bank, interest_rate_percent="1.1")
+    withdrawn = new_product(app_bank)
+    app_bank.deposit_products.set_active(staff["manager"], withdrawn, False)
+    cid = make_customer(app_bank, name="Product Pia")
+    at = open_app(app_bank, staff[role], "accounts")
+    by_label(at.text_input, "Customer id").input(str(cid))
+    choice = by_label(at.selectbox, "Product")
+    assert choice.options[0].startswith("Checking (checking")  # the standard product first
+    assert not any(withdrawn in option for option in choice.options)
+    choice.select(code)
+    button_starting(at, "open_go_").click().run()
+    assert not at.exception
+    assert "Opened savings account" in texts(at)
+    (number,) = app_bank.accounts.list(staff[role], cid)["account_number"]
+    got = app_bank.accounts.get(staff[role], number)
+    assert (got["product_code"], got["interest_rate_percent"]) == (code, Decimal("1.1"))
+    assert f"Product {code}" in texts(at).replace("*", "")
