@@ -193,15 +193,84 @@ def load_standing_orders(bank, n_orders) -> str:
     return f"{count:,} standing orders (a tenth due on each timed day, 1 in 20 unpayable)"
 
 
+def load_term_deposits(bank, accounts, n_deposits) -> str:
+    """n_deposits term deposits of 12 months at 2.5 %, each funded by a transfer from a savings
+    account (bulk), opened a year before their maturity: a tenth mature on 31 March (paid out
+    by end of day of 30 March), a tenth on 1 April (paid out by the month end), the rest
+    later; half pay out to the linked account, half renew."""
+    system = bank.system_actor()
+    bank.deposit_products.create(system, code="bench_term", name="bench term", kind="term_deposit",
+                                 terms={"interest_rate_percent": "2.50",
+                                        "withholding_tax_bp": TAX_BP, "term_months_min": 3,
+                                        "term_months_max": 24})
+    (product_id,) = bank.read_one("SELECT id FROM deposit_products WHERE code = 'bench_term'")
+    linked = accounts[accounts["kind"] == "savings"].head(n_deposits).reset_index(drop=True)
+    first = FIRST_ID + len(accounts)
+    deposits = pd.DataFrame({
+        "id": range(first, first + len(linked)), "linked_id": linked["id"],
+        "principal_cents": linked["balance_cents"] // 2})
+    deposits["maturity_date"] = [
+        dt.date(2026, 3, 31) if i % 10 == 0 else dt.date(2026, 4, 1) if i % 10 == 1
+        else dt.date(2026, 4, 1 + i % 28) for i in range(len(deposits))]
+    deposits["instruction"] = ["payout" if (i // 10) % 2 else "renew" for i in range(len(deposits))]
+
+    def load(uow):
+        uow.cur.register("bench_td", deposits)
+        try:
+            uow.execute(
+                "UPDATE deposit_product_versions SET effective_date = DATE '2025-01-01' "
+                "WHERE product_id = ?", [product_id])
+            uow.execute(
+                "INSERT INTO accounts (id, account_number, customer_id, kind, name, status, "
+                "interest_rate_percent, rate_negotiated, product_id, opened_at, "
+                "last_activity_at, opened_date, last_activity_date) "
+                "SELECT d.id, body || lpad(CAST(98 - (CAST(body AS HUGEINT) * 100) % 97 AS "
+                "VARCHAR), 2, '0'), l.customer_id, 'term_deposit', 'Term deposit', 'active', "
+                "2.5, TRUE, ?, TIMESTAMP '2025-03-01', TIMESTAMP '2025-03-01', "
+                "CAST(d.maturity_date AS DATE) - INTERVAL 12 MONTH, "
+                "CAST(d.maturity_date AS DATE) - INTERVAL 12 MONTH FROM (SELECT *, '41' || "
+                "lpad(CAST(5000000 + id AS VARCHAR), 8, '0') AS body FROM bench_td) d "
+                "JOIN accounts l ON l.id = d.linked_id", [product_id])
+            uow.execute(
+                "INSERT INTO term_deposits (account_id, customer_id, linked_account_id, "
+                "product_id, principal_cents, rate_percent, day_count, start_date, "
+                "term_months, maturity_date, maturity_instruction, status, opened_by, "
+                "opened_at) SELECT d.id, l.customer_id, d.linked_id, ?, d.principal_cents, "
+                "2.5, 'actual/365', CAST(d.maturity_date AS DATE) - INTERVAL 12 MONTH, 12, "
+                "CAST(d.maturity_date AS DATE), d.instruction, 'active', 'bench', "
+                "TIMESTAMP '2025-03-01' FROM bench_td d JOIN accounts l ON l.id = d.linked_id",
+                [product_id])
+        finally:
+            uow.cur.unregister("bench_td")
+    bank.write(load)
+    numbers = bank.read_df("SELECT id, account_number FROM accounts WHERE id >= ? ORDER BY id",
+                           [first])
+    amounts = deposits["principal_cents"]
+    tx = pd.DataFrame({"tx_ref": range(len(deposits)), "kind": "transfer",
+                       "amount_cents": amounts, "memo": "term deposit opened",
+                       "source_account": linked["account_number"].values,
+                       "target_account": numbers["account_number"].values})
+    postings = pd.concat([
+        pd.DataFrame({"tx_ref": tx["tx_ref"], "account_id": linked["id"].values,
+                      "amount_cents": -amounts.values}),
+        pd.DataFrame({"tx_ref": tx["tx_ref"], "account_id": numbers["id"].values,
+                      "amount_cents": amounts.values})], ignore_index=True)
+    bank.ledger.post_frames(system, tx, postings, action="bench.term_deposits")
+    return (f"{len(deposits):,} term deposits (a tenth maturing on each timed day, half "
+            "renewing)")
+
+
 def build(bank, args) -> list[str]:
     """The whole bank; returns what it holds, one line each, for the report."""
     accounts = build_accounts(bank, args.accounts)
     held = [f"{len(accounts):,} deposit accounts "
             f"({int((accounts['kind'] == 'savings').sum()):,} savings, "
             f"{int((accounts['kind'] == 'checking').sum()):,} checking)"]
-    load_accruals(bank)
     if hasattr(bank, "deposit_products"):
         held.append(put_on_products(bank, accounts))
+    if hasattr(bank, "term_deposits"):
+        held.append(load_term_deposits(bank, accounts, args.term_deposits))
+    load_accruals(bank)
     if hasattr(bank, "standing_orders"):
         held.append(load_standing_orders(bank, args.standing_orders))
     bank.read("CHECKPOINT")

@@ -65,6 +65,10 @@ PRODUCTS = [
                                  "overdraft_limit_max": "2000.00",
                                  "overdraft_rate_percent": "14.00", "overdraft_fee": "5.00"}, []),
     ("sim_basic", "checking", {"standing_order_fail_fee": "3.00"}, []),
+    ("sim_term", "term_deposit", {"interest_rate_percent": "1.90", "withholding_tax_bp": 1500,
+                                  "term_months_min": 3, "term_months_max": 24,
+                                  "early_closure_penalty": "interest_months",
+                                  "penalty_months": 3}, []),
 ]
 # Changes of products, made a day ahead (a change applies from tomorrow's business date at the
 # earliest): (made on, code, terms, tiers or None, effective from).
@@ -92,8 +96,17 @@ ACCOUNTS = {
     "c5.savings": ("savings", "3000.00", None, "0"),
 }
 N_CUSTOMERS = 6
-# Accounts that scripted steps drive to a balance: random activity leaves them alone.
-RESERVED = {"c4.checking", "c5.checking"}
+# Term deposits on sim_term: name -> (opened on, from, amount, months, closed early on or None).
+# c2's matures on 1 August (paid out to its savings account by end of day of 31 July); c0's is
+# closed early by a teller on 20 September, forfeiting its last 3 months of interest.
+TERM_DEPOSITS = {
+    "c2.term": (dt.date(YEAR, 2, 1), "c2.savings", "8000.00", 6, None),
+    "c0.term": (dt.date(YEAR, 3, 10), "c0.savings", "3000.00", 12, dt.date(YEAR, 9, 20)),
+}
+TERM_RATE = D("1.90")
+# Accounts that scripted steps drive to a balance, and term deposits (only the term deposit
+# service moves their money): random activity leaves them alone.
+RESERVED = {"c4.checking", "c5.checking", *TERM_DEPOSITS}
 RATE_CHANGE = (dt.date(YEAR, 4, 15), "c1.savings", "1.90")
 CLOSED = (dt.date(YEAR, 8, 17), "c4.savings", "c4.checking")
 MISTAKE = (dt.date(YEAR, 3, 3), dt.date(YEAR, 3, 5), "c1.checking", "250.00")
@@ -217,6 +230,17 @@ class Sim:
                 self.teller, source_account=acc[source], target_account=acc[target],
                 amount=amount, frequency="monthly", day_of_month=day_of_month,
                 start_date=bank.business_date, retry_days=retry_days, idempotency_key=key)
+        elif kind == "term_deposit":
+            name, source, amount, months = args
+            opened = bank.term_deposits.open(
+                self.teller, customer_id=self.customers[int(name[1])],
+                linked_account=acc[source], amount=amount, term_months=months,
+                product="sim_term", idempotency_key=f"sim-{name}")
+            acc[name] = opened["account_number"]
+        elif kind == "close_term_deposit":
+            (name,) = args
+            bank.term_deposits.close_early(self.teller, acc[name], reason="customer needs it",
+                                           idempotency_key=f"sim-close-{name}")
         elif kind == "close":
             name, payout = args
             balance = bank.read_one("SELECT balance_cents FROM accounts WHERE account_number "
@@ -287,6 +311,11 @@ def scripted(day: dt.date) -> list[tuple]:
             steps.append(("withdraw_to", name, balance, f"sim-short-{name}-{day}"))
         if day == up:
             steps.append(("deposit", name, amount, f"sim-refill-{name}-{day}"))
+    for name, (opened, source, amount, months, closed) in TERM_DEPOSITS.items():
+        if day == opened:
+            steps.append(("term_deposit", name, source, amount, months))
+        if day == closed:
+            steps.append(("close_term_deposit", name))
     if day == SALARY[0]:
         steps.append(("deposit", *SALARY[1:], "sim-salary"))
     for disbursed, customer, principal, months, rate in LOANS:
@@ -417,6 +446,12 @@ def test_the_year_ran_as_scripted(year):
     # Both loans ran to their end through end-of-day collection (and one manual payment).
     assert [row[0] for row in bank.read("SELECT status FROM loans ORDER BY id")] == [
         "paid_off", "paid_off"]
+    # Term deposits: c2's matured and was paid out; c0's was closed early with a penalty.
+    deposits = {row[0]: row[1:] for row in bank.read(
+        "SELECT a.account_number, t.status, t.closed_date, t.penalty_cents > 0 FROM "
+        "term_deposits t JOIN accounts a ON a.id = t.account_id")}
+    assert deposits == {acc["c2.term"]: ("matured", dt.date(YEAR, 7, 31), False),
+                        acc["c0.term"]: ("closed_early", TERM_DEPOSITS["c0.term"][4], True)}
     # Quarterly posting: the quarterly product's account was paid at quarter ends only.
     quarterly = [row[0] for row in bank.read(
         "SELECT business_date FROM transactions WHERE kind = 'interest' AND target_account = ? "
@@ -531,11 +566,18 @@ def test_every_certificate_equals_the_years_postings(year):
     bank, system = daily.bank, daily.system
     ledger = {cid: (int(g), int(t), int(n)) for cid, g, t, n in
               bank.read(LEDGER_INTEREST, [YEAR])}
+    # Early-closure penalties: what `penalty` transactions took from the customer's accounts.
+    penalties = {cid: int(-total) for cid, total in bank.read(
+        "SELECT a.customer_id, sum(p.amount_cents) FROM postings p JOIN transactions t "
+        "ON t.id = p.transaction_id JOIN accounts a ON a.id = p.account_id "
+        "WHERE t.kind = 'penalty' AND a.customer_id IS NOT NULL "
+        "AND year(t.business_date) = ? GROUP BY 1", [YEAR])}
+    assert list(penalties) == [daily.customers[0]] and penalties[daily.customers[0]] > 0
     for cid in daily.customers:
         c = bank.reports.interest_certificate(system, cid, YEAR)
         gross, tax, net = ledger.get(cid, (0, 0, 0))
         assert (c.interest_paid_cents, c.tax_withheld_cents, c.penalties_cents) == (
-            gross, tax, 0), cid
+            gross, tax, penalties.get(cid, 0)), cid
         assert gross - tax == net, cid
         assert int(c.accounts["interest_paid_cents"].sum()) == gross
         assert gross > 0 and tax > 0, cid
@@ -581,6 +623,10 @@ def terms_on(code: str, day: dt.date) -> dict:
     return terms
 
 
+def product_of(name: str) -> str:
+    return "sim_term" if name in TERM_DEPOSITS else ACCOUNTS[name][0]
+
+
 def rate_on(name: str, day: dt.date, balance_cents: int) -> Decimal:
     """The yearly rate `name` earns on a day's end-of-day balance: its own negotiated rate,
     else its product's tier for the balance (on the whole balance), else the base rate."""
@@ -598,14 +644,17 @@ def rate_on(name: str, day: dt.date, balance_cents: int) -> Decimal:
 def end_of_day_balances(bank, number, system_user) -> dict[dt.date, tuple[int, int]]:
     """{business date: (balance its accrual sees, balance after the day)} of one account:
     period-end postings of end of day (interest, overdraft interest, fees on a month's last
-    day) come after that day's accrual; everything else before it."""
+    day) and term deposit maturities (step 4) come after that day's accrual; everything else
+    before it."""
     rows = bank.read(
         "SELECT t.business_date, sum(p.amount_cents) FILTER (WHERE NOT late), "
         "sum(p.amount_cents) FILTER (WHERE late) FROM postings p "
-        "JOIN (SELECT id, business_date, kind IN ('interest', 'overdraft_interest', 'fee') "
-        "AND business_date = last_day(business_date) AND actor = ? AS late "
-        "FROM transactions) t ON t.id = p.transaction_id JOIN accounts a "
-        "ON a.id = p.account_id WHERE a.account_number = ? GROUP BY 1", [system_user, number])
+        "JOIN (SELECT id, business_date, (kind IN ('interest', 'overdraft_interest', 'fee') "
+        "AND business_date = last_day(business_date) AND actor = ?) OR id IN (SELECT "
+        "unnest([interest_transaction_id, payout_transaction_id]) FROM term_deposits "
+        "WHERE status = 'matured') AS late FROM transactions) t ON t.id = p.transaction_id "
+        "JOIN accounts a ON a.id = p.account_id WHERE a.account_number = ? GROUP BY 1",
+        [system_user, number])
     moved = {day: (int(before or 0), int(after or 0)) for day, before, after in rows}
     out, balance = {}, 0
     for k in range((LAST - FIRST).days + 1):
@@ -628,7 +677,19 @@ def test_interest_equals_balance_times_rate(year):
     daily, _, _ = year
     bank = daily.bank
     earning, overdrawn = 0, 0
+    for name, (opened, _, amount, months, closed_on) in TERM_DEPOSITS.items():
+        # The contract rate on the principal for each night from the start to maturity or
+        # the early closure (the closing day earns nothing), half-up once.
+        end = closed_on or bank.read_one(
+            "SELECT maturity_date FROM term_deposits t JOIN accounts a ON a.id = t.account_id "
+            "WHERE a.account_number = ?", [daily.accounts[name]])[0]
+        exact = D(cents(amount)) * TERM_RATE / 100 * (end - opened).days / 365
+        gross = bank.read_one("SELECT sum(amount_cents) FROM transactions WHERE kind = "
+                              "'interest' AND target_account = ?", [daily.accounts[name]])[0]
+        assert gross == exact.quantize(D(1), rounding=ROUND_HALF_UP), (name, exact)
     for name, number in sorted(daily.accounts.items()):
+        if name in TERM_DEPOSITS:
+            continue
         closed = name == CLOSED[1]
         credit, owed = D(0), D(0)
         for day, (balance, _) in end_of_day_balances(bank, number,
@@ -666,7 +727,7 @@ def test_tax_is_withheld_at_the_products_rate_of_the_posting_day(year):
         "WHERE t.kind = 'interest' ORDER BY t.id", [INTERNAL["withholding_tax_payable"]])
     rates = set()
     for number, day, gross, tax in rows:
-        bp = terms_on(ACCOUNTS[names[number]][0], day)["tax_bp"]
+        bp = terms_on(product_of(names[number]), day)["tax_bp"]
         rates.add(bp)
         assert tax == (D(gross) * bp / 10000).quantize(D(1), rounding=ROUND_HALF_UP), (
             names[number], day)
