@@ -66,6 +66,7 @@ class Audit:
         problems.extend(bank.chain.verify())
         # Subledgers kept by later modules reconcile against the ledger here.
         problems.extend(bank.charges.verify())
+        problems.extend(bank.standing_orders.verify())
         loans = getattr(bank, "loans", None)
         if loans is not None:
             problems.extend(loans.verify())

@@ -30,6 +30,7 @@ from .errors import (
 )
 from .ids import parse_id
 from .ledger import PostingRequest, utcnow
+from .loans import _clean_text
 from .money import format_cents, to_cents, to_money
 
 CALCS = ("flat", "percent", "product")
@@ -69,7 +70,8 @@ WITH fresh AS (
     WHERE e.k = 1 AND NOT EXISTS (
         SELECT 1 FROM charges c WHERE c.code = e.code AND c.account_id = e.account_id
           AND c.business_date = ? AND c.reason = e.reason))
-SELECT f.n, f.account_id, a.account_number, f.code, cc.name, f.amount_cents, f.reason,
+SELECT f.n, f.account_id, a.account_number, f.code, f.amount_cents, f.reason,
+       cc.name || ' - ' || f.reason AS memo,
        a.status IN ('active', 'dormant') AND coalesce(cu.status, 'active') = 'active'
        AND a.balance_cents - a.holds_cents + a.overdraft_limit_cents
            - sum(f.amount_cents) OVER (PARTITION BY f.account_id ORDER BY f.n
@@ -89,41 +91,49 @@ def fee_memo(name: str, reason: str) -> str:
 
 
 def _clean_events(uow, frame) -> pd.DataFrame:
+    """The frame's rows numbered in order (n), reasons with their white space collapsed, after
+    checks in one SQL pass (a Python loop over 100,000 rows costs seconds)."""
     missing = [c for c in EVENT_COLUMNS if c not in frame.columns]
     if missing:
         raise InvalidInput(f"Event charges need the columns {', '.join(missing)}.")
-    events = frame[list(EVENT_COLUMNS)].reset_index(drop=True).copy()
+    events = frame[list(EVENT_COLUMNS)].reset_index(drop=True)
     if events["account_id"].isna().any() or events["amount_cents"].isna().any():
         raise InvalidInput("Every event charge needs an account and an amount.")
     if not (pd.api.types.is_integer_dtype(events["account_id"])
             and pd.api.types.is_integer_dtype(events["amount_cents"])):
         raise InvalidInput("Event charge accounts and amounts are whole numbers (cents).")
-    events["account_id"] = events["account_id"].astype("int64")
-    events["amount_cents"] = events["amount_cents"].astype("int64")
-    if (events["amount_cents"] <= 0).any():
-        raise InvalidInput("Every event charge must be more than zero.")
-    reasons = events["reason"]
-    if not all(isinstance(r, str) and r.strip() and len(r) <= REASON_CHARS_MAX
-               for r in reasons):
-        raise InvalidInput(f"Every event charge needs a reason of 1 to {REASON_CHARS_MAX} "
-                           "characters.")
-    events["reason"] = [" ".join(r.split()) for r in reasons]
-    events["code"] = events["code"].astype(str)
-    known = {row[0] for row in uow.fetchall("SELECT code FROM charge_catalogue")}
-    unknown = sorted(set(events["code"]) - known)
-    if unknown:
-        raise InvalidInput(f"No charge in the catalogue has the code {', '.join(unknown)}.")
+    events = pd.DataFrame({"n": range(len(events)),
+                           "account_id": events["account_id"].astype("int64"),
+                           "code": events["code"], "amount_cents":
+                           events["amount_cents"].astype("int64"), "reason": events["reason"]})
     cur = uow.cur
-    cur.register("charge_ids", events[["account_id"]])
+    cur.register("charge_input", events)
     try:
-        (stray,) = uow.fetchone("SELECT count(*) FROM charge_ids e ANTI JOIN accounts a "
-                                "ON a.id = e.account_id AND a.customer_id IS NOT NULL")
+        bad_amount, bad_reason, stray, unknown = uow.fetchone(
+            "SELECT count(*) FILTER (WHERE e.amount_cents <= 0), "
+            "count(*) FILTER (WHERE e.reason IS NULL OR typeof(e.reason) <> 'VARCHAR' "
+            "OR length(trim(CAST(e.reason AS VARCHAR))) = 0 "
+            f"OR length(CAST(e.reason AS VARCHAR)) > {REASON_CHARS_MAX}), "
+            "count(*) FILTER (WHERE a.id IS NULL), "
+            "string_agg(DISTINCT CAST(e.code AS VARCHAR), ', ') FILTER (WHERE cc.code IS NULL) "
+            "FROM charge_input e LEFT JOIN accounts a ON a.id = e.account_id "
+            "AND a.customer_id IS NOT NULL "
+            "LEFT JOIN charge_catalogue cc ON cc.code = CAST(e.code AS VARCHAR)")
+        if bad_amount:
+            raise InvalidInput("Every event charge must be more than zero.")
+        if bad_reason:
+            raise InvalidInput(f"Every event charge needs a reason of 1 to {REASON_CHARS_MAX} "
+                               "characters.")
+        if unknown:
+            raise InvalidInput(f"No charge in the catalogue has the code {unknown}.")
+        if stray:
+            raise InvalidInput(f"{stray} event charges name no customer account.")
+        return uow.execute(
+            "SELECT n, account_id, CAST(code AS VARCHAR) AS code, amount_cents, "
+            "regexp_replace(trim(CAST(reason AS VARCHAR)), '\\s+', ' ', 'g') AS reason "
+            "FROM charge_input ORDER BY n").df()
     finally:
-        cur.unregister("charge_ids")
-    if stray:
-        raise InvalidInput(f"{stray} event charges name no customer account.")
-    events["n"] = range(len(events))
-    return events
+        cur.unregister("charge_input")
 
 
 def post_event_charges(bank, actor, uow, frame: pd.DataFrame, *, day: dt.date) -> int:
@@ -164,7 +174,7 @@ def post_event_charges(bank, actor, uow, frame: pd.DataFrame, *, day: dt.date) -
         paid["tx_ref"] = range(len(paid))
         tx = pd.DataFrame({
             "tx_ref": paid["tx_ref"], "kind": "fee", "amount_cents": paid["amount_cents"],
-            "memo": [fee_memo(n, r) for n, r in zip(paid["name"], paid["reason"])],
+            "memo": paid["memo"],
             "source_account": paid["account_number"], "target_account": fee_gl,
             "business_date": day})
         postings = pd.concat([
@@ -176,9 +186,8 @@ def post_event_charges(bank, actor, uow, frame: pd.DataFrame, *, day: dt.date) -
         bank.ledger.post_frames_in(uow, actor, tx, postings, action="charge.event_post")
         if bank.state.next_transaction_id != base + len(tx):
             raise AssertionError("transaction ids were not allocated as one block")
-        ids = dict(zip(paid["n"], base + paid["tx_ref"]))
-        todo["transaction_id"] = pd.array([ids.get(n) for n in todo["n"]], dtype="Int64")
-    todo["status"] = ["charged" if p else "not_collected" for p in todo["payable"]]
+        todo.loc[todo["payable"], "transaction_id"] = (base + paid["tx_ref"]).to_numpy()
+    todo["status"] = todo["payable"].map({True: "charged", False: "not_collected"})
     todo["day"] = day
     todo["applied_by"] = actor.username
     audit_base = bank.state.take_audit_ids(len(todo))
@@ -209,6 +218,40 @@ def post_event_charges(bank, actor, uow, frame: pd.DataFrame, *, day: dt.date) -
 
 def _now():
     return utcnow()
+
+
+def record_in(bank, actor, uow, *, account_number, code, amount_cents, reason,
+              transaction_id) -> int:
+    """Register a charge whose money another service already posted in this unit of work (the
+    loan disbursement fee, kept back from the payout): status 'charged', audited. Returns the
+    charge id."""
+    (cid,) = uow.fetchone("SELECT nextval('charge_id_seq')")
+    day = bank.state.business_date
+    uow.execute("INSERT INTO charges (id, account_id, code, amount_cents, reason, business_date, "
+                "transaction_id, applied_by, status) SELECT ?, id, ?, ?, ?, ?, ?, ?, 'charged' "
+                "FROM accounts WHERE account_number = ?",
+                [cid, code, amount_cents, reason, day, transaction_id, actor.username,
+                 account_number])
+    bank.audit_row(uow, actor, "charge.record", "charge", cid, before=None, after={
+        "account": account_number, "code": code, "amount": str(to_money(amount_cents)),
+        "reason": reason, "business_date": day.isoformat(), "status": "charged",
+        "transaction_id": transaction_id})
+    return cid
+
+
+def given_back_in(bank, actor, uow, *, transaction_id, reversal_id, reason) -> None:
+    """The transaction of a registered charge was reversed whole by its own service (a loan
+    disbursement undone): its charge becomes 'waived' with that reversal, audited."""
+    row = uow.fetchone("SELECT id FROM charges WHERE transaction_id = ? AND status = 'charged'",
+                       [transaction_id])
+    if row is None:
+        return
+    uow.execute("UPDATE charges SET status = 'waived', waived_by = ?, waive_reason = ?, "
+                "waiver_transaction_id = ? WHERE id = ?",
+                [actor.username, reason, reversal_id, row[0]])
+    bank.audit_row(uow, actor, "charge.waive", "charge", row[0], before={"status": "charged"},
+                   after={"status": "waived", "reason": reason,
+                          "waiver_transaction_id": reversal_id})
 
 
 def percent_cents(base_cents: int, rate_bp: int) -> int:
@@ -247,13 +290,13 @@ def charge_cents(entry: dict, *, base_cents: int | None = None,
     return amount_cents
 
 
-def _clean_text(value, label, chars_min, chars_max):
-    if not isinstance(value, str) or len(" ".join(value.split())) < chars_min:
-        raise InvalidInput(f"Please give the {label} ({chars_min} characters or more).")
-    value = " ".join(value.split())
-    if len(value) > chars_max:
-        raise InvalidInput(f"The {label} may have at most {chars_max} characters.")
-    return value
+def _key_and_reason(idempotency_key, reason, what):
+    """The form's idempotency key (required) and the reason for `what`, cleaned."""
+    from .payments import clean_key
+    if idempotency_key is None:
+        raise InvalidInput(f"A {what} needs an idempotency key (one per form).")
+    return clean_key(idempotency_key), _clean_text(reason, f"reason for the {what}",
+                                                   REASON_CHARS_MIN, REASON_CHARS_MAX)
 
 
 def _clean_bp(value, label) -> int:
@@ -404,11 +447,15 @@ class Charges:
         bank.write(fn)
 
     # -- applying a charge -------------------------------------------------------------------
-    def quote(self, actor, code, *, base_amount=None, amount=None) -> dict:
+    def quote(self, actor, code, *, base_amount=None, amount=None, reason=None) -> dict:
         """What `apply` would charge, posting nothing (for a review step): {'code', 'name',
-        'calc', 'amount_cents', 'amount' (Decimal), 'base_cents'}. Staff; errors as apply."""
+        'calc', 'amount_cents', 'amount' (Decimal), 'base_cents', 'reason'}; a reason, when
+        given, is checked as apply checks it. Staff; errors as apply."""
         bank = self._bank
         bank.require(actor, "charge.apply", entity="charge_catalogue", entity_id=code)
+        if reason is not None:
+            reason = _clean_text(reason, "reason for the charge", REASON_CHARS_MIN,
+                                 REASON_CHARS_MAX)
         entry = self._entry(bank.read_one, _clean_code(code))
         if not entry["active"]:
             raise InvalidState(f"'{entry['name']}' has been withdrawn from the catalogue.")
@@ -419,7 +466,8 @@ class Charges:
             raise InvalidAmount(f"'{entry['name']}' comes to {format_cents(cents)} here; "
                                 "nothing to charge.")
         return {"code": entry["code"], "name": entry["name"], "calc": entry["calc"],
-                "amount_cents": cents, "amount": to_money(cents), "base_cents": base}
+                "amount_cents": cents, "amount": to_money(cents), "base_cents": base,
+                "reason": reason}
 
     def apply(self, actor, account_number, code, *, reason, base_amount=None, amount=None,
               idempotency_key) -> dict:
@@ -436,16 +484,10 @@ class Charges:
         InsufficientFunds (more than the available balance: balance less holds plus the
         overdraft limit), IdempotencyConflict (the key used for another request)."""
         from .bank import INTERNAL
-        from .payments import clean_key
-
         bank = self._bank
         number = accountnum.normalize(account_number)
         bank.require(actor, "charge.apply", entity="account", entity_id=number)
-        if idempotency_key is None:
-            raise InvalidInput("A charge needs an idempotency key (one per form).")
-        key = clean_key(idempotency_key)
-        reason = _clean_text(reason, "reason for the charge", REASON_CHARS_MIN,
-                             REASON_CHARS_MAX)
+        key, reason = _key_and_reason(idempotency_key, reason, "charge")
         quote = self.quote(actor, code, base_amount=base_amount, amount=amount)
         cents = quote["amount_cents"]
         fee_gl = INTERNAL["fee_income"]
@@ -502,16 +544,10 @@ class Charges:
         InvalidState (a charge that was not collected), AlreadyReversed (its transaction was
         reversed by hand), AccountClosed (the account was closed since)."""
         from .bank import INTERNAL
-        from .payments import clean_key
-
         bank = self._bank
         cid = parse_id(charge_id, "charge number")
         bank.require(actor, "charge.waive", entity="charge", entity_id=cid)
-        if idempotency_key is None:
-            raise InvalidInput("A waiver needs an idempotency key (one per form).")
-        key = clean_key(idempotency_key)
-        reason = _clean_text(reason, "reason for the waiver", REASON_CHARS_MIN,
-                             REASON_CHARS_MAX)
+        key, reason = _key_and_reason(idempotency_key, reason, "waiver")
 
         def fn(uow):
             row = uow.fetchone(
@@ -594,21 +630,24 @@ class Charges:
         return df
 
     def verify(self) -> list[str]:
-        """The register against the ledger: a charged or waived charge has its fee (or loan
-        disbursement) transaction, whose GL4100 leg is at least its amount; a waived one its
-        reversal of that amount; a not collected one no transaction."""
+        """The register against the ledger: a charged or waived charge has its transaction
+        (its fee, or the loan disbursement it is part of) crediting GL4100 its amount; a
+        waived one a reversal debiting GL4100 that amount; a not collected one no
+        transaction."""
         problems = []
         for cid, status in self._bank.read(
+                "WITH fee AS (SELECT p.transaction_id, sum(p.amount_cents) AS cents "
+                "FROM postings p JOIN accounts g ON g.id = p.account_id "
+                "WHERE g.account_number = 'GL4100' GROUP BY 1) "
                 "SELECT c.id, c.status FROM charges c "
-                "LEFT JOIN (SELECT p.transaction_id, p.amount_cents FROM postings p "
-                "JOIN accounts g ON g.id = p.account_id AND g.account_number = 'GL4100') f "
-                "ON f.transaction_id = c.transaction_id "
-                "LEFT JOIN transactions w ON w.id = c.waiver_transaction_id "
+                "LEFT JOIN fee f ON f.transaction_id = c.transaction_id "
+                "LEFT JOIN fee w ON w.transaction_id = c.waiver_transaction_id "
                 "WHERE CASE c.status WHEN 'not_collected' THEN c.transaction_id IS NOT NULL "
-                "WHEN 'charged' THEN f.amount_cents IS NULL OR f.amount_cents < c.amount_cents "
+                "WHEN 'charged' THEN f.cents IS DISTINCT FROM c.amount_cents "
                 "OR c.waiver_transaction_id IS NOT NULL "
-                "WHEN 'waived' THEN f.amount_cents IS NULL OR w.id IS NULL "
-                "OR w.amount_cents <> c.amount_cents ELSE TRUE END ORDER BY 1 LIMIT 100"):
+                "WHEN 'waived' THEN f.cents IS DISTINCT FROM c.amount_cents "
+                "OR w.cents IS DISTINCT FROM -c.amount_cents ELSE TRUE END "
+                "ORDER BY 1 LIMIT 100"):
             problems.append(f"charge {cid} ({status}) does not match the ledger")
         return problems
 

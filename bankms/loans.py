@@ -1018,6 +1018,12 @@ class Loans:
             outcome = bank.post_in(uow, req)
             if isinstance(outcome, BaseException):
                 return outcome
+            if fee:
+                # The fee is in the charges register too (issue 10), as part of this payout.
+                from .charges import record_in
+                record_in(bank, actor, uow, account_number=number, code="loan_disbursement",
+                          amount_cents=fee, reason=f"Loan {lid}",
+                          transaction_id=outcome.transaction_id)
             today = bank.state.business_date
             replayed = loan_replay.Loan(_contract({**loan, "disbursement_date": today},
                                                   bank.workdays.calendar()))
@@ -1439,6 +1445,10 @@ class Loans:
                 internal_ok=True))
             if isinstance(outcome, BaseException):
                 return outcome
+            from .charges import given_back_in
+            given_back_in(bank, actor, uow, transaction_id=tid,
+                          reversal_id=outcome.transaction_id,
+                          reason=f"Loan {lid} disbursement undone: {reason}")
             uow.execute("DELETE FROM loan_schedule WHERE loan_id = ?", [lid])
             uow.execute(
                 "UPDATE loans SET status = 'approved', disbursed_by = NULL, disbursed_at = NULL, "

@@ -44,6 +44,7 @@ Rules (issue 10; where the issue is silent, what a retail bank does):
 from __future__ import annotations
 
 import calendar
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -52,6 +53,7 @@ import pandas as pd
 from dateutil.relativedelta import relativedelta
 
 from . import accountnum
+from .approvals import _clean_reason as clean_reason
 from .dates import as_date
 from .errors import (
     AccountClosed,
@@ -76,7 +78,6 @@ RETRY_DAYS_DEFAULT = 2
 # Below a week, so that the retries of one occurrence never overlap the next occurrence.
 RETRY_DAYS_MAX = 5
 COUNT_MAX = 1200
-REASON_CHARS_MAX = 200
 FEE_CODE = "standing_order_failed"
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -167,15 +168,6 @@ def clean_schedule(frequency, day_of_month, weekday) -> tuple:
     if isinstance(weekday, str) and weekday.strip().capitalize() in WEEKDAYS:
         return frequency, None, WEEKDAYS.index(weekday.strip().capitalize())
     return frequency, None, _small_int(weekday, "weekday (0 = Monday ... 6 = Sunday)", 0, 6)
-
-
-def clean_reason(reason) -> str:
-    if not isinstance(reason, str) or not reason.strip():
-        raise InvalidInput("Please give a reason.")
-    reason = " ".join(reason.split())
-    if len(reason) > REASON_CHARS_MAX:
-        raise InvalidInput(f"A reason may have at most {REASON_CHARS_MAX} characters.")
-    return reason
 
 
 class StandingOrderNotFound(BankError):
@@ -278,7 +270,6 @@ class StandingOrders:
         """Check an order for a confirm step, writing nothing: the clean order with the
         schedule in words, the first payment date and the payee's name (masked when a
         customer pays another customer, as payments.review does)."""
-        from .accounts import mask_name
         order = self._clean(actor, source_account=source_account, target_account=target_account,
                             amount=amount, frequency=frequency, day_of_month=day_of_month,
                             weekday=weekday, start_date=start_date, end_date=end_date,
@@ -287,7 +278,7 @@ class StandingOrders:
         holder = order.pop("target_holder")
         if customer and not order["own_target"]:
             holder = self._bank.accounts.payee_name(actor, order["target_account"])
-        return {**order, "target_holder": holder if holder else mask_name(""),
+        return {**order, "target_holder": holder,
                 "amount": to_money(order["amount_cents"]),
                 "schedule": describe_schedule(order["frequency"], order["day_of_month"],
                                               order["weekday"])}
@@ -470,6 +461,34 @@ class StandingOrders:
             "transaction_id, charge_id FROM standing_order_runs WHERE order_id = ? "
             "ORDER BY attempt_date DESC, due_date DESC", [order["id"]])
 
+    def verify(self) -> list[str]:
+        """Standing orders against the ledger (audit.verify): each executed attempt is the one
+        transfer under its occurrence's key, with the order's accounts and amount; no
+        occurrence executed twice; each order's executed_count equals its executed attempts."""
+        problems = []
+        for oid, due in self._bank.read(
+                "SELECT r.order_id, r.due_date FROM standing_order_runs r "
+                "JOIN standing_orders o ON o.id = r.order_id "
+                "LEFT JOIN transactions t ON t.id = r.transaction_id "
+                "LEFT JOIN idempotency_keys k ON k.key = 'sys:so-' || r.order_id || '-' "
+                "|| CAST(r.due_date AS VARCHAR) WHERE r.outcome = 'executed' AND (t.id IS NULL "
+                "OR t.kind <> 'transfer' OR t.amount_cents <> r.amount_cents "
+                "OR t.source_account <> o.source_account OR t.target_account <> o.target_account "
+                "OR k.transaction_id IS DISTINCT FROM t.id) ORDER BY 1, 2 LIMIT 100"):
+            problems.append(f"standing order {oid} due {due}: its executed attempt does not "
+                            "match its transaction")
+        for oid, due in self._bank.read(
+                "SELECT order_id, due_date FROM standing_order_runs WHERE outcome = 'executed' "
+                "GROUP BY 1, 2 HAVING count(*) > 1 ORDER BY 1, 2 LIMIT 100"):
+            problems.append(f"standing order {oid} due {due} was executed more than once")
+        for oid, stored, counted in self._bank.read(
+                "SELECT o.id, o.executed_count, count(r.order_id) FROM standing_orders o "
+                "LEFT JOIN standing_order_runs r ON r.order_id = o.id AND r.outcome = 'executed' "
+                "GROUP BY 1, 2 HAVING o.executed_count <> count(r.order_id) ORDER BY 1 LIMIT 100"):
+            problems.append(f"standing order {oid} counts {stored} executions, its attempts "
+                            f"{counted}")
+        return problems
+
     def failures(self, actor, *, since=None) -> pd.DataFrame:
         """Staff: failed and missed attempts of every order since `since` (a business date;
         default the last 31 days), newest first, with the accounts and the reason."""
@@ -486,8 +505,10 @@ class StandingOrders:
 
 # -- end of day ---------------------------------------------------------------------------------
 # Occurrences to attempt on business date D: those due on D and earlier failed ones still in
-# their retry window, never one already attempted on D or already executed or missed, nor one
-# whose idempotency key is already taken. Parameters are filled by name in _candidates.
+# their retry window, never one already attempted on D or already executed or missed. The
+# ledger key of each executed occurrence is the second guard: idempotency_keys' primary key
+# refuses a second insert, which rolls the whole day back rather than move money twice (it is
+# not read here, so this query does not scan every key the bank ever stored).
 CANDIDATES_SQL = """
 WITH due AS (
     SELECT id AS order_id, CAST($day AS DATE) AS due_date FROM standing_orders
@@ -517,8 +538,6 @@ LEFT JOIN accounts t ON t.account_number = o.target_account
 LEFT JOIN customers tc ON tc.id = t.customer_id
 WHERE NOT EXISTS (SELECT 1 FROM standing_order_runs r WHERE r.order_id = c.order_id
                   AND r.due_date = c.due_date AND (r.attempt_date = $day OR r.outcome <> 'failed'))
-  AND NOT EXISTS (SELECT 1 FROM idempotency_keys k
-                  WHERE k.key = 'sys:so-' || c.order_id || '-' || CAST(c.due_date AS VARCHAR))
 ORDER BY c.due_date, c.order_id
 """
 
@@ -606,6 +625,20 @@ def _fees(uow, day, missed: pd.DataFrame) -> pd.Series:
                      index=missed.index, dtype="int64")
 
 
+@contextlib.contextmanager
+def _registered(uow, name, frame):
+    """`frame` visible to SQL as `name` for the block. After a failed statement DuckDB refuses
+    even the unregister ("transaction is aborted"); the block's own error is the one raised."""
+    uow.cur.register(name, frame)
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            uow.cur.unregister(name)
+        raise
+    uow.cur.unregister(name)
+
+
 def run_due(bank, actor, uow, day: dt.date, out) -> None:
     """End of day step 1 (eod.close_day): attempt the occurrences due on `day` and the retries
     of earlier failures whose window includes `day`, each once, in one set-based batch; record
@@ -651,15 +684,12 @@ def _attempt(bank, actor, uow, day, cand, out, post):
                                                    done["source_account"].tolist(),
                                                    done["target_account"].tolist())],
             "transaction_id": done["transaction_id"].astype("int64")})
-        uow.cur.register("so_keys", keys)
-        try:
+        with _registered(uow, "so_keys", keys):
             uow.execute("INSERT INTO idempotency_keys SELECT key, request_hash, transaction_id "
                         "FROM so_keys")
             uow.execute("UPDATE standing_orders SET executed_count = executed_count + d.n FROM "
                         "(SELECT CAST(split_part(key, '-', 2) AS BIGINT) AS id, count(*) AS n "
                         "FROM so_keys GROUP BY 1) d WHERE standing_orders.id = d.id")
-        finally:
-            uow.cur.unregister("so_keys")
     missed = cand[cand["outcome"] == "missed"]
     fees = _fees(uow, day, missed)
     charged = missed[fees > 0]
@@ -680,13 +710,10 @@ def _attempt(bank, actor, uow, day, cand, out, post):
     runs = cand.assign(attempt_date=day)[["order_id", "due_date", "attempt_date", "outcome",
                                           "reason", "amount_cents", "transaction_id",
                                           "charge_id"]]
-    uow.cur.register("so_runs", runs)
-    try:
+    with _registered(uow, "so_runs", runs):
         uow.execute("INSERT INTO standing_order_runs SELECT order_id, CAST(due_date AS DATE), "
                     "CAST(attempt_date AS DATE), outcome, reason, amount_cents, transaction_id, "
                     "charge_id FROM so_runs")
-    finally:
-        uow.cur.unregister("so_runs")
     out.standing_orders_executed = len(done)
     out.standing_orders_executed_cents = int(done["amount_cents"].sum()) if len(done) else 0
     out.standing_orders_failed = int((cand["outcome"] == "failed").sum())

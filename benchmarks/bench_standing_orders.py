@@ -24,6 +24,9 @@ from bankms import eod, standing_orders  # noqa: E402
 from bench_eod import DAY_1, FIRST_ID, build  # noqa: E402
 
 TARGET_S = 5.0
+# Measured 2026-11-30 with the defaults, while other jobs kept the two cores' load near 8-9:
+# ordinary day 4.53 s (bench_eod.py's day without orders: 3.05 s under load, 0.81 s quiet),
+# the standing-order step 0.62 s (1,799 executed, 201 failed); verify 12.7 s, 0 problems.
 
 
 def add_orders(bank, n_orders, n_due, n_accounts):

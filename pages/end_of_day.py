@@ -65,6 +65,11 @@ def render() -> None:
                       "accounts_made_dormant"]].copy()
         table.insert(4, "interest_posted", [money(int(c)) for c in runs["interest_posted_cents"]])
         table.insert(6, "collected", [money(int(c)) for c in runs["collected_cents"]])
+        # Standing orders (end of day step 1): paid, failed (to be retried) and missed.
+        for column, label in (("standing_orders_executed", "standing_orders_paid"),
+                              ("standing_orders_failed", "standing_orders_failed"),
+                              ("standing_orders_missed", "standing_orders_missed")):
+            table[label] = runs[column]
         st.dataframe(table, hide_index=True, width="stretch", key="eod_runs")
     _chain(bank, actor)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -29,6 +30,23 @@ def goto(at, url):
     at._page_hash = hashes[0]
     at.run()
     assert not at.exception, at.exception
+
+
+def texts(at) -> str:
+    """Everything the page says in titles, markdown, captions, alerts and tables, as one string
+    (and the page raised nothing); markdown escapes removed, as a person reads it."""
+    assert not at.exception, at.exception
+    parts = [e.value for e in (*at.title, *at.subheader, *at.markdown, *at.caption, *at.success,
+                               *at.info, *at.warning, *at.error)]
+    parts += [d.value.to_string() for d in (*at.dataframe, *at.table)]
+    return re.sub(r"\\(.)", r"\1", "\n".join(str(p) for p in parts))
+
+
+def button_starting(at, prefix):
+    """The first button whose key starts with `prefix` (keys that end in a form's key)."""
+    found = [b for b in at.button if (b.key or "").startswith(prefix)]
+    assert found, f"no button with key {prefix}*"
+    return found[0]
 
 
 def urls(at) -> set:

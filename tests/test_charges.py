@@ -389,3 +389,30 @@ def test_verify_finds_a_register_that_disagrees_with_the_ledger(bank, staff):
                                        [done["charge_id"]]))
     assert bank.charges.verify() == [f"charge {done['charge_id']} (charged) does not match "
                                      "the ledger"]
+
+
+def test_loan_disbursement_fee_is_registered_and_undone_with_the_loan(bank, staff):
+    manager, teller = staff
+    system = bank.system_actor()
+    bank.loans.create_product(system, code="micro", name="Micro loan", amount_min="1000",
+                              amount_max="50000", term_min_months=3, term_max_months=24,
+                              rate_min_percent="10", rate_max_percent="25.5",
+                              disbursement_fee="5.00", disbursement_fee_bp=100)
+    cid = make_customer(bank)
+    number = funded_account(bank, "0", customer_id=cid)
+    lid = bank.loans.apply(teller, cid, product="micro", principal="2000.00", term_months=12,
+                           purpose="new kitchen", monthly_income="4000.00")
+    bank.loans.approve(manager, lid, annual_rate_percent="12")
+    receipt = bank.loans.disburse(teller, lid, number)
+    # 5.00 + 1 % of 2,000.00 = 25.00, kept back from the payout.
+    row = bank.charges.list(manager, number).iloc[0]
+    assert (row["code"], row["amount"], row["status"], row["transaction_id"], row["reason"]) == (
+        "loan_disbursement", Decimal("25.00"), "charged", receipt.transaction_id,
+        f"Loan {lid}")
+    with pytest.raises(InvalidInput, match="loan"):
+        bank.charges.waive(manager, row["id"], reason="Goodwill", idempotency_key="w1")
+    assert_sound(bank)
+    undone = bank.loans.undo_disbursement(manager, lid, "paid into the wrong account")
+    row = bank.charges.list(manager, number).iloc[0]
+    assert (row["status"], row["waiver_transaction_id"]) == ("waived", undone.transaction_id)
+    assert_sound(bank)

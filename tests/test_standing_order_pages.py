@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import re
 
 import pytest
-from apptest_util import app_bank_on, goto, open_app, urls
+from apptest_util import app_bank_on, button_starting, open_app, texts, urls
 from conftest import employee, funded_account, login_for, make_customer
 
 _names = itertools.count(1)
@@ -17,20 +16,6 @@ _names = itertools.count(1)
 def app_bank(tmp_path_factory):
     with app_bank_on(str(tmp_path_factory.mktemp("so_pages") / "bank.duckdb")) as bank:
         yield bank
-
-
-def texts(at):
-    assert not at.exception, at.exception
-    parts = [e.value for e in (*at.title, *at.subheader, *at.markdown, *at.caption, *at.success,
-                               *at.info, *at.warning, *at.error)]
-    parts += [d.value.to_string() for d in (*at.dataframe, *at.table)]
-    return re.sub(r"\\(.)", r"\1", "\n".join(str(p) for p in parts))
-
-
-def button_starting(at, prefix):
-    found = [b for b in at.button if (b.key or "").startswith(prefix)]
-    assert found, f"no button with key {prefix}*"
-    return found[0]
 
 
 def customer(bank, name, amount="500.00"):

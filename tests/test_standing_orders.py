@@ -335,6 +335,7 @@ BAD_INPUT = [
     (dict(target="000000000001"), AccountNotFound),
     (dict(source="closed"), AccountClosed),
     (dict(target="closed"), AccountClosed),
+    (dict(target="frozen"), AccountNotActive),
     (dict(target="GL1000"), InvalidAccountNumber),
     (dict(amount="5000.01", target="other"), LimitExceeded),
 ]
@@ -349,8 +350,10 @@ def test_bad_input_is_refused_and_nothing_changes(make_bank, changes, error):
     other = funded_account(bank, "0")
     closed = funded_account(bank, "0", customer_id=me)
     bank.accounts.close(bank.system_actor(), closed, "not needed")
+    frozen = funded_account(bank, "0")
+    bank.accounts.freeze(bank.system_actor(), frozen, "fraud check")
     login = login_for(bank, me, "ann")
-    names = {"same": a, "closed": closed, "other": other, None: None}
+    names = {"same": a, "closed": closed, "other": other, "frozen": frozen, None: None}
     changes = dict(changes)
     fields = dict(source_account=names.get(changes.pop("source", None)) or a,
                   target_account=names.get(changes.get("target"), changes.get("target")) or own,
@@ -459,3 +462,43 @@ def test_day_by_day_equals_one_catch_up_and_a_rerun_moves_nothing(make_bank):
     assert counters == (len(executed), sum(1 for r in before[0] if r[3] == "missed"))
     for bank in (daily, catch_up):
         assert_books(bank)
+
+
+TAMPERING = [
+    # a change behind the service's back, what verify() says
+    ("UPDATE standing_order_runs SET amount_cents = amount_cents + 1 WHERE outcome = 'executed'",
+     "its executed attempt does not match its transaction"),
+    ("UPDATE standing_orders SET executed_count = executed_count + 1",
+     "counts 2 executions, its attempts 1"),
+    ("INSERT INTO standing_order_runs SELECT order_id, due_date, attempt_date + 1, outcome, "
+     "reason, amount_cents, transaction_id, charge_id FROM standing_order_runs",
+     "was executed more than once"),
+]
+
+
+@pytest.mark.parametrize("sql, problem", TAMPERING)
+def test_verify_reconciles_standing_orders_with_the_ledger(make_bank, sql, problem):
+    bank = make_bank(D(2027, 3, 1))
+    a = funded_account(bank, "100.00")
+    b = funded_account(bank, "0")
+    order(bank, a, b, "10.00", frequency="weekly", weekday=2)
+    close_until(bank, D(2027, 3, 3))
+    assert_books(bank)
+    bank.write(lambda uow: uow.execute(sql))
+    assert any(problem in p for p in bank.audit.verify())
+
+
+def test_an_occurrence_whose_ledger_key_is_taken_rolls_the_day_back(make_bank):
+    """The second guard: if an occurrence's key were already in the ledger (a run row lost),
+    the key's primary key refuses the day as a whole; nothing moves, the day stays open."""
+    bank = make_bank(D(2027, 3, 3))
+    a = funded_account(bank, "100.00")
+    b = funded_account(bank, "0")
+    oid = order(bank, a, b, "10.00", frequency="weekly", weekday=2)["id"]
+    key = so.occurrence_key(oid, D(2027, 3, 3))
+    bank.write(lambda uow: uow.execute("INSERT INTO idempotency_keys VALUES (?, 'x', 1)", [key]))
+    with pytest.raises(Exception, match="Duplicate key .*sys:so-"):
+        close_until(bank, D(2027, 3, 3))
+    assert bank.business_date == D(2027, 3, 3)
+    assert (balance(bank, a), balance(bank, b), runs(bank, oid)) == (Decimal("100.00"),
+                                                                     Decimal("0.00"), [])
