@@ -80,15 +80,16 @@ class Accounts:
         key = once.clean_key(idempotency_key)
         cid = bank.customers._id(customer_id)
         bank.require(actor, "account.open", entity="customer", entity_id=cid)
-        if product is None:
-            product = kind or "checking"
-        terms = bank.deposit_products.offered(product, kind)
+        wrong_kind = "The account kind must be checking or savings."
+        if kind is not None and kind not in CUSTOMER_KINDS:
+            raise InvalidInput(wrong_kind)
+        terms = bank.deposit_products.offered(product or kind or "checking", kind)
         kind = terms["kind"]
         if kind == "term_deposit":
             raise InvalidInput("Open a term deposit with bank.term_deposits.open (the Term "
                                "deposits page): it moves its principal in as it opens.")
         if kind not in CUSTOMER_KINDS:
-            raise InvalidInput("The account kind must be checking or savings.")
+            raise InvalidInput(wrong_kind)
         overdraft_cents = to_cents(overdraft_limit, allow_zero=True)
         if overdraft_cents and kind != "checking":
             raise InvalidInput("Only checking accounts can have an overdraft limit.")

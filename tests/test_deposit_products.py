@@ -64,6 +64,9 @@ def test_an_existing_demo_bank_migrates_and_every_account_keeps_its_rate(tmp_pat
     path = tmp_path / "bank.duckdb"
     bank = bankms.open_bank(str(path), bcrypt_rounds=4)
     build_demo(bank, customers=30, months=2, seed=3)
+    # The demo builder puts its accounts on products itself.
+    assert bank.read_one("SELECT count(*) FROM accounts WHERE customer_id IS NOT NULL "
+                         "AND product_id IS NULL")[0] == 0
     bank.close()
     _drop_products(path)
     con = duckdb.connect(str(path))
@@ -480,3 +483,15 @@ def test_account_rates_follow_the_tier_of_the_balance_unless_negotiated(
                            + ") r JOIN accounts a ON a.id = r.account_id",
                            [bank.business_date]))
     assert rates[number] == Decimal(expected)
+
+
+@pytest.mark.parametrize("kind, product, message", [
+    ("loan", None, "must be checking or savings"),
+    ("loan", "savings", "must be checking or savings"),
+    (None, "term_deposit", "must be checking or savings"),
+])
+def test_an_account_of_another_kind_is_refused(bank, staff, kind, product, message):
+    count = bank.read_one("SELECT count(*) FROM accounts")
+    with pytest.raises(InvalidInput, match=message):
+        bank.accounts.open(staff["manager"], make_customer(bank), kind, product=product)
+    assert bank.read_one("SELECT count(*) FROM accounts") == count
