@@ -77,12 +77,14 @@ OPERATIONS = {
     "loan.reverse_repayment": "loan repayment reversal",
     "loan.undo_disbursement": "loan payout undone",
     "loan.update_product": "loan product rates",
+    "charge.waive": "charge waiver",
     "deposit_product.create": "new deposit product rates",
     "deposit_product.change": "deposit product rates",
 }
-# Loan operations the loan service carries out once approved (`_approve_loan`).
+# Loan operations the loan service carries out once approved (`_approve_loan`), and a charge
+# waiver, which the charges service carries out the same way.
 _LOAN_OPERATIONS = ("loan.write_off", "loan.repay", "loan.reverse_repayment",
-                    "loan.undo_disbursement")
+                    "loan.undo_disbursement", "charge.waive")
 # Operations whose approval sets a temporary password, shown once to the approving manager.
 _PASSWORD_OPERATIONS = ("user.create_manager", "user.reset_password")
 
@@ -510,6 +512,9 @@ class Approvals:
                 outcome = bank.loans.reverse_repayment(
                     maker, params["loan_id"], params["transaction_id"], params["reason"],
                     idempotency_key=params["idempotency_key"])
+            elif row["kind"] == "charge.waive":
+                outcome = bank.charges.waive(maker, params["charge_id"], reason=params["reason"],
+                                             idempotency_key=params["idempotency_key"])
             elif row["kind"] == "loan.undo_disbursement":
                 outcome = bank.loans.undo_disbursement(
                     maker, params["loan_id"], params["reason"],
@@ -526,7 +531,8 @@ class Approvals:
             raise
         finally:
             _releasing.reset(token)
-        tid = getattr(outcome, "transaction_id", None)
+        tid = (outcome.get("transaction_id") if isinstance(outcome, dict)
+               else getattr(outcome, "transaction_id", None))
 
         def fn(uow):
             self._pending_row(uow, actor, rid)

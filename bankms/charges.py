@@ -6,8 +6,10 @@ rate in basis points, minimum and maximum, active, system) and `charges` (one ro
 account, code, amount, reason, business date, its fee transaction, who applied it, status
 'charged' | 'waived' | 'not_collected', and for a waiver who, why and the reversing
 transaction). The money of a charge is one 'fee' transaction: debit the account, credit GL4100
-fee income. A waiver is a second 'fee_waiver' transaction the other way; the charge's own
-transaction is never changed.
+fee income. A waiver is a 'reversal' of that transaction (reverses_id), so the ledger refuses
+a second reversal of it by any path and statements count it against fees; the charge's own
+transaction is never changed. The loan disbursement fee is part of its disbursement
+transaction: registered with it (`record_in`), given back only with it (`given_back_in`).
 
 `post_event_charges` is the API end of day (deposit products, standing orders) calls inside its
 own unit of work; `Charges` (`bank.charges`) is the staff service.
@@ -190,26 +192,25 @@ def post_event_charges(bank, actor, uow, frame: pd.DataFrame, *, day: dt.date) -
     todo["status"] = todo["payable"].map({True: "charged", False: "not_collected"})
     todo["day"] = day
     todo["applied_by"] = actor.username
+    # Ids from the sequence, given out in frame order.
+    todo["charge_id"] = sorted(row[0] for row in uow.fetchall(
+        "SELECT nextval('charge_id_seq') FROM range(?)", [len(todo)]))
     audit_base = bank.state.take_audit_ids(len(todo))
     todo["audit_id"] = range(audit_base, audit_base + len(todo))
     cur.register("charge_rows", todo)
     try:
-        # Ids from the sequence in frame order; the audit rows find them again by the
-        # register's key, unique after the step above.
         uow.execute(
             "INSERT INTO charges (id, account_id, code, amount_cents, reason, business_date, "
-            "transaction_id, applied_by, status) SELECT nextval('charge_id_seq'), account_id, "
-            "code, amount_cents, reason, CAST(day AS DATE), transaction_id, applied_by, status "
-            "FROM charge_rows ORDER BY n")
+            "transaction_id, applied_by, status) SELECT charge_id, account_id, code, "
+            "amount_cents, reason, CAST(day AS DATE), transaction_id, applied_by, status "
+            "FROM charge_rows")
         uow.execute(
             "INSERT INTO audit_log (id, ts, actor, actor_role, action, entity, entity_id, "
-            "before, after, outcome) SELECT r.audit_id, ?, ?, ?, 'charge.event', 'charge', "
-            "CAST(c.id AS VARCHAR), NULL, CAST(json_object('account', r.account_number, "
-            "'code', r.code, 'amount_cents', r.amount_cents, 'reason', r.reason, "
-            "'business_date', CAST(c.business_date AS VARCHAR), 'status', r.status, "
-            "'transaction_id', r.transaction_id) AS VARCHAR), 'ok' "
-            "FROM charge_rows r JOIN charges c ON c.code = r.code AND c.account_id = r.account_id "
-            "AND c.reason = r.reason AND c.business_date = CAST(r.day AS DATE)",
+            "before, after, outcome) SELECT audit_id, ?, ?, ?, 'charge.event', 'charge', "
+            "CAST(charge_id AS VARCHAR), NULL, CAST(json_object('account', account_number, "
+            "'code', code, 'amount_cents', amount_cents, 'reason', reason, "
+            "'business_date', CAST(CAST(day AS DATE) AS VARCHAR), 'status', status, "
+            "'transaction_id', transaction_id) AS VARCHAR), 'ok' FROM charge_rows",
             [_now(), actor.username, actor.role])
     finally:
         cur.unregister("charge_rows")
@@ -539,7 +540,8 @@ class Charges:
         the charge>: <reason>"), the charge's status -> 'waived' with who, why and the
         reversal, audited. A repeat with the same key answers with the first waiver.
         Returns {'charge_id', 'transaction_id' (the reversal), 'amount_cents', 'amount',
-        'replayed'}. Raises PermissionDenied (not a manager), InvalidInput (no reason, a loan
+        'replayed'}, or a PendingApproval when the amount is above the four-eyes threshold
+        (a second manager approves it on the Approvals page). Raises PermissionDenied (not a manager), InvalidInput (no reason, a loan
         disbursement fee: correct it on the loan), ChargeNotFound, AlreadyWaived,
         InvalidState (a charge that was not collected), AlreadyReversed (its transaction was
         reversed by hand), AccountClosed (the account was closed since)."""
@@ -548,6 +550,17 @@ class Charges:
         cid = parse_id(charge_id, "charge number")
         bank.require(actor, "charge.waive", entity="charge", entity_id=cid)
         key, reason = _key_and_reason(idempotency_key, reason, "waiver")
+        # Above the four-eyes threshold a second manager agrees first (approvals.py), as for
+        # a reversal; the waiver is then carried out as this call, under this key.
+        found = bank.read_one("SELECT c.amount_cents, a.account_number FROM charges c "
+                              "JOIN accounts a ON a.id = c.account_id WHERE c.id = ? "
+                              "AND c.status = 'charged'", [cid])
+        if found and bank.approvals.required(actor, int(found[0])):
+            return bank.approvals.request(
+                actor, "charge.waive",
+                params={"charge_id": cid, "reason": reason, "idempotency_key": key},
+                same_as={"charge_id": cid}, summary=f"Waive charge {cid}: {reason}",
+                amount_cents=int(found[0]), target_account=found[1])
 
         def fn(uow):
             row = uow.fetchone(

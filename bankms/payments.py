@@ -153,6 +153,12 @@ class Payments:
                 "correct it on the loan: bank.loans.reverse_repayment(actor, loan_id, "
                 "transaction_id, reason) or bank.loans.undo_disbursement(actor, loan_id, "
                 "reason), which keep the loan's books with the ledger.")
+        if original[0] == "fee" and bank.read_one(
+                "SELECT 1 FROM charges WHERE transaction_id = ?", [tid]):
+            # The charges register would still say 'charged' (issue 10).
+            raise InvalidInput(f"Transaction {tid} is a charge; waive it instead "
+                               "(bank.charges.waive, Charges page), which keeps the register "
+                               "of charges with the ledger.")
         # Postings are append-only, so the legs read here cannot change before the write.
         legs = [(number, -amount) for number, amount in bank.read(
             "SELECT a.account_number, p.amount_cents FROM postings p "

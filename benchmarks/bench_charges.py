@@ -78,16 +78,23 @@ def main():
         day = bank.business_date
         figures = {}
         for run in ("first run", "rerun"):
+            inside = {}
+
+            def fn(uow):
+                begun = time.perf_counter()
+                posted = charges.post_event_charges(bank, system, uow, frame, day=day)
+                inside["s"] = time.perf_counter() - begun
+                return posted
             started = time.perf_counter()
-            posted = bank.write(lambda uow: charges.post_event_charges(bank, system, uow, frame,
-                                                                       day=day))
-            figures[run] = (time.perf_counter() - started, posted)
+            posted = bank.write(fn)
+            figures[run] = (time.perf_counter() - started, posted, inside["s"])
         started = time.perf_counter()
         problems = bank.audit.verify()
         verify_s = time.perf_counter() - started
-        for run, (seconds, posted) in figures.items():
+        for run, (seconds, posted, inside_s) in figures.items():
             print(f"{run}: {len(frame):,} event rows, {posted:,} charges posted in "
-                  f"{seconds:.2f} s ({seconds / TARGET_S:.0%} of the {TARGET_S:.0f} s budget)")
+                  f"{seconds:.2f} s ({seconds / TARGET_S:.0%} of the {TARGET_S:.0f} s budget); "
+                  f"post_event_charges {inside_s:.2f} s, the rest the commit (hash chains)")
         print(f"verify: {verify_s:.2f} s, {len(problems)} problems")
 
 

@@ -96,8 +96,9 @@ def _waive_form(bank, actor, charges):
     if submitted:
         key = form_key(WAIVE)
         dc.act(WAIVE, lambda: bank.charges.waive(actor, cid, reason=reason, idempotency_key=key),
-               lambda r: f"Charge {r['charge_id']} was waived: {money(r['amount'])} given back "
-                         f"(transaction {r['transaction_id']}).",
+               dc.unless_waiting(
+                   lambda r: f"Charge {r['charge_id']} was waived: {money(r['amount'])} given "
+                             f"back (transaction {r['transaction_id']})."),
                on_success=lambda r: reset_form_key(WAIVE))
 
 

@@ -126,6 +126,7 @@ def test_event_charges_bad_input(bank, row, words):
 
 # -- the staff service -------------------------------------------------------------------------
 from bankms.charges import AlreadyWaived, ChargeNotFound  # noqa: E402
+from bankms.ledger import PostingRequest  # noqa: E402
 from bankms.errors import (  # noqa: E402
     AccountClosed, AccountFrozen, AlreadyReversed, IdempotencyConflict, InsufficientFunds,
     InvalidAmount, InvalidState, PermissionDenied)
@@ -244,6 +245,12 @@ def test_apply_key_reused_for_another_charge(bank, staff):
     assert bank.read_one("SELECT count(*) FROM charges")[0] == 1
 
 
+def _raise(outcome):
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
 def test_waive(bank, staff):
     manager, teller = staff
     number = funded_account(bank, "100.00")
@@ -266,9 +273,16 @@ def test_waive(bank, staff):
     with pytest.raises(AlreadyWaived):
         bank.charges.waive(manager, done["charge_id"], reason="Bank error",
                            idempotency_key="w2")
-    # Nor can the fee be reversed by hand after its waiver.
-    with pytest.raises(AlreadyReversed):
+    # Nor can the fee be reversed by hand, before or after its waiver: the ledger itself
+    # refuses a second reversal of the transaction.
+    with pytest.raises(InvalidInput, match="waive it instead"):
         bank.payments.reverse(manager, done["transaction_id"], "again")
+    with pytest.raises(AlreadyReversed):
+        bank.write(lambda uow: _raise(bank.post_in(uow, PostingRequest(
+            kind="reversal", actor=manager, action="payment.reverse",
+            legs=[("GL4100", -1250), (number, 1250)], amount_cents=1250,
+            idempotency_key="by-hand", reverses_id=done["transaction_id"],
+            internal_ok=True))))
     row = bank.charges.list(manager, number).iloc[0]
     assert (row["status"], row["waived_by"], row["waive_reason"],
             row["waiver_transaction_id"]) == ("waived", manager.username, "Bank error",
@@ -415,4 +429,26 @@ def test_loan_disbursement_fee_is_registered_and_undone_with_the_loan(bank, staf
     undone = bank.loans.undo_disbursement(manager, lid, "paid into the wrong account")
     row = bank.charges.list(manager, number).iloc[0]
     assert (row["status"], row["waiver_transaction_id"]) == ("waived", undone.transaction_id)
+    assert_sound(bank)
+
+
+def test_a_waiver_above_the_four_eyes_threshold_waits_for_a_second_manager(bank, staff):
+    from bankms.approvals import PendingApproval
+    manager, teller = staff
+    second = employee(bank, "manager")
+    bank.settings.set(bank.system_actor(), "four_eyes_threshold_cents", "1000")
+    number = funded_account(bank, "100.00")
+    done = bank.charges.apply(bank.system_actor(), number, "statement_copy", reason="Copy",
+                              idempotency_key="k1")
+    pending = bank.charges.waive(manager, done["charge_id"], reason="Bank error",
+                                 idempotency_key="w1")
+    assert isinstance(pending, PendingApproval) and pending.amount == Decimal("12.50")
+    assert bank.charges.list(manager, number)["status"].tolist() == ["charged"]
+    assert balance(bank, number) == cents("87.50")
+    with pytest.raises(PermissionDenied):
+        bank.approvals.approve(manager, pending.request_id)
+    bank.approvals.approve(second, pending.request_id)
+    row = bank.charges.list(manager, number).iloc[0]
+    assert (row["status"], row["waived_by"]) == ("waived", manager.username)
+    assert balance(bank, number) == cents("100.00")
     assert_sound(bank)
