@@ -375,7 +375,10 @@ class Accounts:
         accounts, so nothing is paid twice. Withholding tax (eod.withholding_tax_bp, rounded
         half-up: eod.withholding_tax_cents) is withheld from that gross interest in the same
         transaction (to GL2100), and the net is paid out: 10.41 at 15 % withholds 1.56 and
-        pays 8.85.
+        pays 8.85. Rates, tax and the period's start are the account's deposit product's
+        (deposit_eod.unposted: everything accrued since the last posting). An account that
+        owes overdraft interest accrued since its last posting is refused (InvalidState): it
+        closes after the period end has charged that interest and the charge is paid.
 
         Returns {"interest": Decimal (gross), "tax_withheld": Decimal, "interest_net": Decimal,
         "interest_transaction_id": int | None, "payout_transaction_id": int | None}."""
@@ -436,8 +439,11 @@ class Accounts:
         day = self._bank.state.business_date
         account_id = uow.fetchone("SELECT id FROM accounts WHERE account_number = ?",
                                   [number])[0]
+        # Overdraft interest accrued since its last posting is owed: the account closes after
+        # the period end has charged it. A sub-cent carried from that posting alone is let go
+        # (the bank's rounding, less than a cent), or no overdrawn account could ever close.
         owed = unposted(uow, day, "overdraft", account_id=account_id)
-        if len(owed):
+        if len(owed) and owed["accrued_micro_cents"].iloc[0] > 0:
             owed_cents = (int(owed["carry_in_micro_cents"].iloc[0] + owed[
                 "accrued_micro_cents"].iloc[0]) + MICRO_PER_CENT // 2) // MICRO_PER_CENT
             if owed_cents:

@@ -13,6 +13,17 @@ import duckdb
 
 SCHEMA_VERSION = 1
 
+# A period's interest posting per account (interest_postings, overdraft_interest_postings).
+_INTEREST_POSTING_COLUMNS = """
+        account_id BIGINT NOT NULL,
+        period_start DATE NOT NULL,
+        period_end DATE NOT NULL,
+        carry_in_micro_cents BIGINT NOT NULL,
+        accrued_micro_cents BIGINT NOT NULL,
+        posted_cents BIGINT NOT NULL,
+        carry_out_micro_cents BIGINT NOT NULL,
+        transaction_id BIGINT"""
+
 # Amounts are BIGINT cents everywhere; rates are DECIMAL percent. Columns avoid the word `at`,
 # which DuckDB 2.0 reserves.
 SCHEMA = [
@@ -299,16 +310,8 @@ SCHEMA = [
         balance_cents BIGINT NOT NULL,
         rate_percent DECIMAL(9, 4) NOT NULL,
         accrued_micro_cents BIGINT NOT NULL)""",
-    # Month-end: whole cents posted, the sub-cent remainder carried into the next month.
-    """CREATE TABLE IF NOT EXISTS interest_postings (
-        account_id BIGINT NOT NULL,
-        period_start DATE NOT NULL,
-        period_end DATE NOT NULL,
-        carry_in_micro_cents BIGINT NOT NULL,
-        accrued_micro_cents BIGINT NOT NULL,
-        posted_cents BIGINT NOT NULL,
-        carry_out_micro_cents BIGINT NOT NULL,
-        transaction_id BIGINT)""",
+    # Period end: whole cents posted, the sub-cent remainder carried into the next period.
+    f"CREATE TABLE IF NOT EXISTS interest_postings ({_INTEREST_POSTING_COLUMNS})",
     # One row per closed business day; its presence makes end of day for that date a no-op.
     """CREATE TABLE IF NOT EXISTS eod_runs (
         business_date DATE PRIMARY KEY,
@@ -330,15 +333,7 @@ SCHEMA = [
     # in interest_accruals as negative micro-cents on negative balances; at each posting period
     # end the whole cents owed are debited and the sub-cent carried, as for credit interest
     # (amounts here are positive: what the customer owes).
-    """CREATE TABLE IF NOT EXISTS overdraft_interest_postings (
-        account_id BIGINT NOT NULL,
-        period_start DATE NOT NULL,
-        period_end DATE NOT NULL,
-        carry_in_micro_cents BIGINT NOT NULL,
-        accrued_micro_cents BIGINT NOT NULL,
-        posted_cents BIGINT NOT NULL,
-        carry_out_micro_cents BIGINT NOT NULL,
-        transaction_id BIGINT)""",
+    f"CREATE TABLE IF NOT EXISTS overdraft_interest_postings ({_INTEREST_POSTING_COLUMNS})",
     *(f"ALTER TABLE eod_runs ADD COLUMN IF NOT EXISTS {name} BIGINT DEFAULT 0"
       for name in ("interest_tax_cents", "overdraft_accrued_accounts",
                    "overdraft_accrued_micro_cents", "overdraft_interest_accounts",

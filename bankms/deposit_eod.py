@@ -227,66 +227,86 @@ def accrue(uow, day: dt.date, out) -> None:
 # (by the sign of the balance they were accrued on).
 _KINDS = {"credit": ("interest_postings", ">"), "overdraft": ("overdraft_interest_postings", "<")}
 
-# Open customer accounts to post, each with its last posting row of that kind (any row within
-# the longest period: carry and end). Parameters: the day (terms), the oldest period_end to
-# read, then the filter's.
-CANDIDATES_SQL = """
+# What each open customer account (of `where`) has accrued and not yet posted: its last
+# posting row of that kind (carry and end; rows older than the longest period are not read),
+# the period's start (the day after that row, else the calendar start of the account's
+# posting period), and the sum of its accruals of that kind after that row. Only accounts
+# with such accruals or a carry. Parameters: the day (terms), the oldest period_end to read,
+# the calendar starts of the monthly, quarterly and yearly periods, the filter's, then the
+# first accrual date to scan and the day.
+UNPOSTED_SQL = """
 WITH v AS ({terms}),
 last AS (SELECT account_id, max(period_end) AS last_end,
                 arg_max(carry_out_micro_cents, period_end) AS carry
-         FROM {table} WHERE period_end >= ? GROUP BY 1)
-SELECT a.id AS account_id, a.account_number, l.last_end,
-       CAST(coalesce(l.carry, 0) AS BIGINT) AS carry_in_micro_cents,
-       coalesce(v.posting_period, '{default_period}') AS posting_period
-FROM accounts a LEFT JOIN v ON v.product_id = a.product_id
-LEFT JOIN last l ON l.account_id = a.id
-WHERE a.customer_id IS NOT NULL AND a.status <> 'closed' AND {where}
-ORDER BY a.id
+         FROM {table} WHERE period_end >= ? GROUP BY 1),
+c AS (
+    SELECT a.id AS account_id, a.account_number,
+           CAST(coalesce(l.carry, 0) AS BIGINT) AS carry_in_micro_cents,
+           coalesce(l.last_end + 1, CASE coalesce(v.posting_period, '{default_period}')
+               WHEN 'monthly' THEN CAST(? AS DATE) WHEN 'quarterly' THEN CAST(? AS DATE)
+               ELSE CAST(? AS DATE) END) AS period_start,
+           l.last_end
+    FROM accounts a LEFT JOIN v ON v.product_id = a.product_id
+    LEFT JOIN last l ON l.account_id = a.id
+    WHERE a.customer_id IS NOT NULL AND a.status <> 'closed' AND {where}),
+s AS (
+    SELECT i.account_id, CAST(abs(sum(i.accrued_micro_cents)) AS BIGINT) AS accrued
+    FROM interest_accruals i JOIN c ON c.account_id = i.account_id
+    WHERE i.accrual_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)
+      AND i.balance_cents {sign} 0
+      AND (c.last_end IS NULL OR i.accrual_date > c.last_end)
+    GROUP BY 1)
+SELECT c.account_id, c.account_number, c.period_start, c.carry_in_micro_cents,
+       CAST(coalesce(s.accrued, 0) AS BIGINT) AS accrued_micro_cents
+FROM c LEFT JOIN s ON s.account_id = c.account_id
+WHERE s.account_id IS NOT NULL OR c.carry_in_micro_cents > 0
+ORDER BY c.account_id
 """
+
+# Products whose posting period changed within the last year (parameter: a year ago): their
+# accounts may hold accruals from before the current period's calendar start.
+PERIOD_CHANGED_SQL = """
+SELECT count(*) FROM (SELECT product_id FROM deposit_product_versions
+    WHERE effective_date > CAST(? AS DATE) - INTERVAL 400 DAY
+    GROUP BY 1 HAVING count(DISTINCT posting_period) > 1)
+"""
+
+
+def _scan_from(uow, day: dt.date, periods) -> dt.date:
+    """The first accrual date that can be unposted for accounts posting in `periods` on
+    `day`: the earliest calendar start of those periods; a year back when a product's posting
+    period changed lately or 'maturity' is among them (accruals since its last posting row are
+    then still looked for per account)."""
+    if "maturity" in periods or uow.fetchone(PERIOD_CHANGED_SQL, [day])[0]:
+        return day - dt.timedelta(days=LONGEST_PERIOD_DAYS)
+    return min(period_start(p, day) for p in periods)
 
 
 def unposted(uow, day: dt.date, kind: str, *, periods=None, account_id=None) -> pd.DataFrame:
     """What `kind` ('credit' or 'overdraft') interest each account has accrued and not yet
-    posted up to the end of `day`: open accounts whose product's posting period is one of
-    `periods`, or the one account `account_id` (a close). Columns: account_id, account_number,
-    period_start (the day after the last posting, else the calendar start of the period),
-    carry_in_micro_cents (the last posting's carry), accrued_micro_cents (credit interest
-    positive; overdraft interest as a positive amount owed); only accounts with accruals
-    since their last posting or a carry."""
+    posted up to the end of `day` (UNPOSTED_SQL): open accounts whose product's posting period
+    is one of `periods` (term deposits never), or the one account `account_id` (a close).
+    Columns: account_id, account_number, period_start, carry_in_micro_cents (the last
+    posting's carry), accrued_micro_cents (credit interest; overdraft interest as a positive
+    amount owed); only accounts with accruals since their last posting or a carry."""
     table, sign = _KINDS[kind]
     if account_id is not None:
         where, params = "a.id = ?", [int(account_id)]
+        row = uow.fetchone(
+            f"WITH v AS ({_terms_sql()}) SELECT v.posting_period FROM accounts a "
+            "LEFT JOIN v ON v.product_id = a.product_id WHERE a.id = ?", [day, int(account_id)])
+        periods = [row[0] if row and row[0] else DEFAULT_POSTING_PERIOD]
     else:
         # Term deposits are posted by term_deposits, at maturity or closure, never here.
         where = ("a.kind <> 'term_deposit' AND coalesce(v.posting_period, '"
                  + DEFAULT_POSTING_PERIOD + "') IN (" + ", ".join("?" * len(periods)) + ")")
         params = list(periods)
     oldest = day - dt.timedelta(days=LONGEST_PERIOD_DAYS)
-    frame = uow.execute(CANDIDATES_SQL.format(
-        terms=_terms_sql(), table=table, where=where, default_period=DEFAULT_POSTING_PERIOD),
-        [day, oldest, *params]).df()
-    if len(frame) == 0:
-        return frame.assign(period_start=[], accrued_micro_cents=[])
-    last = pd.to_datetime(frame["last_end"]).dt.date
-    frame["from_date"] = [oldest if pd.isna(x) else x + dt.timedelta(days=1) for x in last]
-    frame["period_start"] = [period_start(p, day) if pd.isna(x) else x + dt.timedelta(days=1)
-                             for p, x in zip(frame["posting_period"], last)]
-    uow.cur.register("dep_candidates", frame[["account_id", "from_date"]])
-    try:
-        sums = uow.execute(
-            "SELECT i.account_id, CAST(abs(sum(i.accrued_micro_cents)) AS BIGINT) AS accrued "
-            "FROM interest_accruals i JOIN dep_candidates c ON c.account_id = i.account_id "
-            f"WHERE i.accrual_date BETWEEN ? AND ? AND i.balance_cents {sign} 0 "
-            "AND i.accrual_date >= CAST(c.from_date AS DATE) GROUP BY 1",
-            [min(frame["from_date"]), day]).df()
-    finally:
-        uow.cur.unregister("dep_candidates")
-    frame = frame.merge(sums, on="account_id", how="left")
-    keep = frame["accrued"].notna() | (frame["carry_in_micro_cents"] > 0)
-    frame = frame[keep].reset_index(drop=True)
-    frame["accrued_micro_cents"] = frame["accrued"].fillna(0).astype("int64")
-    return frame[["account_id", "account_number", "period_start", "carry_in_micro_cents",
-                  "accrued_micro_cents"]]
+    starts = [period_start(p, day) for p in ("monthly", "quarterly", "yearly")]
+    return uow.execute(UNPOSTED_SQL.format(
+        terms=_terms_sql(), table=table, where=where, sign=sign,
+        default_period=DEFAULT_POSTING_PERIOD),
+        [day, oldest, *starts, *params, _scan_from(uow, day, periods), day]).df()
 
 
 def _store_postings(uow, table, frame, day) -> None:
@@ -322,19 +342,34 @@ def post_period_end(bank, actor, uow, day: dt.date, internal: dict, out) -> None
         _charge_fees(bank, actor, uow, day, out)
 
 
-def _post_credit_interest(bank, actor, uow, day, internal, periods, out) -> None:
-    from .eod import _post, withholding_tax_bp, withholding_tax_cents
-    period = _whole_cents(unposted(uow, day, "credit", periods=periods))
-    if len(period) == 0:
-        return
+def _post_interest(bank, actor, uow, day, periods, kind, build, **post_options):
+    """Post the whole cents of `kind` interest unposted on `day` (one transaction per account,
+    frames from build(pay) -> (transactions, postings, action)), then store every account's
+    posting row with its carry. Returns the frame of accounts paid (tx_ref, posted_cents...)."""
+    from .eod import _post
+    period = _whole_cents(unposted(uow, day, kind, periods=periods))
     pay = period[period["posted_cents"] > 0].reset_index(drop=True)
     if len(pay):
         pay["tx_ref"] = range(len(pay))
+        tx, postings, action = build(pay)
+        base = _post(bank, actor, uow, tx, postings, action, **post_options)
+        ids = dict(zip(pay["account_id"], base + pay["tx_ref"]))
+        period["transaction_id"] = pd.array([ids.get(a) for a in period["account_id"]],
+                                            dtype="Int64")
+    if len(period):
+        _store_postings(uow, _KINDS[kind][0], period, day)
+    return pay
+
+
+def _post_credit_interest(bank, actor, uow, day, internal, periods, out) -> None:
+    from .eod import withholding_tax_bp, withholding_tax_cents
+    expense = INTERNAL["interest_expense"]
+
+    def build(pay):
         rates = withholding_tax_bp(uow, pay["account_id"], day)
         pay["tax_cents"] = withholding_tax_cents(
             pay["posted_cents"].astype("int64"),
             rates.loc[pay["account_id"].astype("int64")].to_numpy())
-        expense = INTERNAL["interest_expense"]
         # One transaction per account for the gross interest (its amount), with the tax as a
         # third leg: a reversal of the interest undoes its tax with it, one idempotent posting
         # per account and period, and the account's one line is the net credit (kept at a
@@ -352,14 +387,32 @@ def _post_credit_interest(bank, actor, uow, day, internal, periods, out) -> None
             pd.DataFrame({"tx_ref": taxed["tx_ref"],
                           "account_id": internal[INTERNAL["withholding_tax_payable"]],
                           "amount_cents": taxed["tax_cents"]})], ignore_index=True)
-        base = _post(bank, actor, uow, tx, postings, "eod.interest")
-        ids = dict(zip(pay["account_id"], base + pay["tx_ref"]))
-        period["transaction_id"] = pd.array([ids.get(a) for a in period["account_id"]],
-                                            dtype="Int64")
-        out.interest_tax_cents = int(pay["tax_cents"].sum())
-    _store_postings(uow, "interest_postings", period, day)
+        return tx, postings, "eod.interest"
+    pay = _post_interest(bank, actor, uow, day, periods, "credit", build)
     out.interest_posted_accounts = len(pay)
     out.interest_posted_cents = int(pay["posted_cents"].sum()) if len(pay) else 0
+    out.interest_tax_cents = int(pay["tax_cents"].sum()) if len(pay) else 0
+
+
+def _post_overdraft_interest(bank, actor, uow, day, internal, periods, out) -> None:
+    income = INTERNAL["interest_income"]
+
+    def build(pay):
+        tx = pd.DataFrame({"tx_ref": pay["tx_ref"], "kind": "overdraft_interest",
+                           "amount_cents": pay["posted_cents"],
+                           "memo": _memo("Overdraft interest", day, pay["period_start"]),
+                           "source_account": pay["account_number"], "target_account": income})
+        postings = pd.concat([
+            pd.DataFrame({"tx_ref": pay["tx_ref"], "account_id": pay["account_id"],
+                          "amount_cents": -pay["posted_cents"]}),
+            pd.DataFrame({"tx_ref": pay["tx_ref"], "account_id": internal[income],
+                          "amount_cents": pay["posted_cents"]})], ignore_index=True)
+        return tx, postings, "eod.overdraft_interest"
+    # Owed whether or not it fits the overdraft limit: the debit is posted regardless.
+    pay = _post_interest(bank, actor, uow, day, periods, "overdraft", build,
+                         allow_overdraw=True)
+    out.overdraft_interest_accounts = len(pay)
+    out.overdraft_interest_cents = int(pay["posted_cents"].sum()) if len(pay) else 0
 
 
 def _memo(what: str, day: dt.date, starts) -> list[str]:
@@ -373,36 +426,6 @@ def _memo(what: str, day: dt.date, starts) -> list[str]:
         else:
             out.append(f"{what} {start.day} {start:%B %Y} to {day.day} {day:%B %Y}")
     return out
-
-
-def _post_overdraft_interest(bank, actor, uow, day, internal, periods, out) -> None:
-    from .eod import _post
-
-    period = _whole_cents(unposted(uow, day, "overdraft", periods=periods))
-    if len(period) == 0:
-        return
-    pay = period[period["posted_cents"] > 0].reset_index(drop=True)
-    if len(pay):
-        pay["tx_ref"] = range(len(pay))
-        income = INTERNAL["interest_income"]
-        tx = pd.DataFrame({"tx_ref": pay["tx_ref"], "kind": "overdraft_interest",
-                           "amount_cents": pay["posted_cents"],
-                           "memo": _memo("Overdraft interest", day, pay["period_start"]),
-                           "source_account": pay["account_number"], "target_account": income})
-        postings = pd.concat([
-            pd.DataFrame({"tx_ref": pay["tx_ref"], "account_id": pay["account_id"],
-                          "amount_cents": -pay["posted_cents"]}),
-            pd.DataFrame({"tx_ref": pay["tx_ref"], "account_id": internal[income],
-                          "amount_cents": pay["posted_cents"]})], ignore_index=True)
-        # Owed whether or not it fits the overdraft limit: the debit is posted regardless.
-        base = _post(bank, actor, uow, tx, postings, "eod.overdraft_interest",
-                     allow_overdraw=True)
-        ids = dict(zip(pay["account_id"], base + pay["tx_ref"]))
-        period["transaction_id"] = pd.array([ids.get(a) for a in period["account_id"]],
-                                            dtype="Int64")
-    _store_postings(uow, "overdraft_interest_postings", period, day)
-    out.overdraft_interest_accounts = len(pay)
-    out.overdraft_interest_cents = int(pay["posted_cents"].sum()) if len(pay) else 0
 
 
 # Open customer accounts (no term deposits) whose product charges a monthly fee, with the
@@ -474,12 +497,13 @@ def fee_events(low: pd.DataFrame, day: dt.date) -> pd.DataFrame:
               (low["overdraft_fee_cents"] > 0) & (low["lowest_balance_cents"] < 0)))
     for code, column, due in rules:
         rows = low[due]
+        # The reason is part of the charge's idempotency key, so it holds nothing that a
+        # later posting on the same day could change (the lowest balance itself).
         if code == "min_balance":
-            reasons = [f"{month}, lowest balance {format_cents(b)} below {format_cents(m)}"
-                       for b, m in zip(rows["lowest_balance_cents"], rows["min_balance_cents"])]
+            reasons = [f"{month}, below the minimum balance of {format_cents(m)}"
+                       for m in rows["min_balance_cents"]]
         elif code == "overdraft":
-            reasons = [f"{month}, overdrawn (lowest balance {format_cents(b)})"
-                       for b in rows["lowest_balance_cents"]]
+            reasons = [f"{month}, overdrawn"] * len(rows)
         else:
             reasons = [month] * len(rows)
         parts.append(pd.DataFrame({"account_id": rows["account_id"].astype("int64"),

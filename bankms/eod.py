@@ -153,7 +153,12 @@ class EodResult:
         return (f"closed {len(self.days)} day(s), {span}, in {self.seconds:.2f} s; business "
                 f"date now {self.business_date}. Interest posted "
                 f"{format_cents(self.total('interest_posted_cents'))} to "
-                f"{self.total('interest_posted_accounts')} accounts; collected "
+                f"{self.total('interest_posted_accounts')} accounts (tax withheld "
+                f"{format_cents(self.total('interest_tax_cents'))}); overdraft interest "
+                f"{format_cents(self.total('overdraft_interest_cents'))} from "
+                f"{self.total('overdraft_interest_accounts')} accounts; "
+                f"{self.total('fees_charged')} product fees "
+                f"({format_cents(self.total('fee_cents'))}); collected "
                 f"{format_cents(self.total('collected_cents'))} from "
                 f"{self.total('loans_collected')} loan payments; "
                 f"{self.total('late_fees_charged')} late fees; "
@@ -291,7 +296,7 @@ def close_day(bank, actor, uow, day: dt.date) -> DayClosed | None:
         "SELECT count(*) FROM loans WHERE status = 'active' AND days_past_due > 0")
     _accrue_loans(bank, actor, uow, day, internal, out)
     _provision(bank, actor, uow, day, internal, settings, out)
-    deposit_eod.accrue(uow, day, out)
+    _accrue(uow, day, out)
     term_deposits.mature(bank, actor, uow, day, out)
     deposit_eod.post_period_end(bank, actor, uow, day, internal, out)
     deposit_eod.dormancy(bank, actor, uow, day, settings, out)
@@ -537,6 +542,11 @@ def _provision(bank, actor, uow, day, internal, settings, out):
         credit="loan_loss_provision", table="loan_provisions",
         columns="loan_id, bucket, percent, provision_cents, CAST(business_date AS DATE)",
         nonzero="provision_cents")
+
+
+def _accrue(uow, day, out):
+    """Step 4 (deposit_eod.accrue); its own name here so that tests can break a day in it."""
+    deposit_eod.accrue(uow, day, out)
 
 
 BASIS_POINTS_PER_UNIT = 10_000

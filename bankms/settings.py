@@ -189,14 +189,16 @@ REGISTRY: dict[str, Setting] = dict([
           ("current", "not past due", "100"), ("1_30", "1-30 days past due", "500"),
           ("31_60", "31-60 days past due", "2500"), ("61_90", "61-90 days past due", "5000"),
           ("over_90", "over 90 days past due", "10000"))],
-    # Withholding tax on deposit interest (issue 10), until deposit products carry their own
-    # rate: eod.withholding_tax_bp reads it when interest is posted (month end, closing).
+    # Withholding tax on deposit interest and dormancy (issue 10): each deposit product has
+    # its own (deposit_eod.py); these are what a new product starts with, and what an account
+    # without a product (none after the migration at open) pays or waits.
     _s("interest_withholding_tax_bp", "Tax withheld from the savings interest paid to "
-       "customers, in hundredths of a percent of the gross interest (1500 = 15.00 %); read "
-       "when interest is posted, so a change applies from the next posting.", "int", "0", 0,
-       10_000, "hundredths of a percent"),
-    _s("dormancy_months", "Months without customer activity before an account is dormant.",
-       "int", "12", 1, 120, "months"),
+       "customers, in hundredths of a percent of the gross interest (1500 = 15.00 %), for "
+       "new deposit products: each product has its own rate, applied when interest is "
+       "posted.", "int", "0", 0, 10_000, "hundredths of a percent"),
+    _s("dormancy_months", "Months without customer activity before an account is dormant, "
+       "for new deposit products (each product has its own).", "int", "12", 1, 120,
+       "months"),
     # Business dates and the automatic end of day (eod.py).
     _s("bank_time_zone", "The bank's time zone: when a business day ends, and how times "
        "are shown.", "timezone", "UTC"),

@@ -327,3 +327,183 @@ def test_a_quarter_of_end_of_days_posts_what_the_products_say(fixed_bank):
     assert quarterly == [dt.date(2030, 12, 31), Q1_END]
     assert [day for day, *_ in postings_of(bank, accounts["yearly"])] == [dt.date(2030, 12, 31)]
     books_hold(bank)
+
+
+MONTH_END = dt.date(2030, 12, 31)
+FEE_TERMS = dict(maintenance_fee_cents=500, min_balance_cents=100_000, min_balance_fee_cents=1000,
+                 overdraft_fee_cents=2500, overdraft_allowed=True)
+# name, customer moves (day, amount) from START to the month end, expected fee codes
+FEES = [
+    ("above-the-minimum-all-month", [(START, "2000.00")], ["maintenance"]),
+    ("below-the-minimum-one-night",
+     [(START, "2000.00"), (START + 2 * DAY, "-1500.00"), (START + 3 * DAY, "1500.00")],
+     ["maintenance", "min_balance"]),
+    ("overdrawn-one-night",
+     [(START, "2000.00"), (START + 5 * DAY, "-2500.00"), (START + 6 * DAY, "2600.00")],
+     ["maintenance", "min_balance", "overdraft"]),
+    ("a-dip-within-a-day-is-no-end-of-day-balance",
+     [(START, "2000.00"), (START + 7 * DAY, "-1500.00"), (START + 7 * DAY, "1500.00")],
+     ["maintenance"]),
+    ("below-the-minimum-only-on-the-last-day",
+     [(START, "2000.00"), (MONTH_END, "-1950.00")], ["maintenance", "min_balance"]),
+]
+
+
+def test_month_end_charges_the_products_fees(fixed_bank):
+    bank = fixed_bank
+    pid = add_product(bank, "fees", "checking", overdraft_limit_max_cents=500_000, **FEE_TERMS)
+    free = add_product(bank, "free", "checking")
+    numbers, moves = {}, []
+    for name, account_moves, _ in FEES:
+        numbers[name] = open_on(bank, pid, "checking", overdraft="1000.00")
+        moves += [(day, numbers[name], amount) for day, amount in account_moves]
+    no_fee = open_on(bank, free, "checking", amount="5.00")
+    walk(bank, MONTH_END, moves)
+    fee_of = {"maintenance": 500, "min_balance": 1000, "overdraft": 2500}
+    for name, account_moves, codes in FEES:
+        charged = bank.read(
+            "SELECT c.code, c.amount_cents, c.status, c.business_date, t.kind, t.amount_cents "
+            "FROM charges c JOIN accounts a ON a.id = c.account_id LEFT JOIN transactions t "
+            "ON t.id = c.transaction_id WHERE a.account_number = ? ORDER BY c.code",
+            [numbers[name]])
+        assert charged == [(c, fee_of[c], "charged", MONTH_END, "fee", fee_of[c])
+                           for c in sorted(codes)], name
+        moved = sum(D(a) for _, a in account_moves) * 100
+        assert bank.read_one("SELECT balance_cents FROM accounts WHERE account_number = ?",
+                             [numbers[name]])[0] == moved - sum(fee_of[c] for c in codes), name
+        reasons = [r[0] for r in bank.read("SELECT reason FROM charges c JOIN accounts a ON "
+                                           "a.id = c.account_id WHERE a.account_number = ?",
+                                           [numbers[name]])]
+        assert all("December 2030" in r for r in reasons), name
+    assert bank.read_one("SELECT count(*) FROM charges c JOIN accounts a ON a.id = c.account_id "
+                         "WHERE a.account_number = ?", [no_fee])[0] == 0
+    closed = bank.read_one("SELECT fees_charged, fee_cents FROM eod_runs WHERE business_date = ?",
+                           [MONTH_END])
+    assert closed == (sum(len(c) for *_, c in FEES),
+                      sum(fee_of[c] for *_, codes in FEES for c in codes))
+    # No fee before the month end.
+    assert bank.read_one("SELECT count(*) FROM charges WHERE business_date < ?",
+                         [MONTH_END])[0] == 0
+    books_hold(bank)
+
+
+def test_a_rerun_of_end_of_day_posts_nothing_twice(fixed_bank):
+    bank = fixed_bank
+    pid = add_product(bank, "again", "checking", rate="0", overdraft_rate_percent="12.00",
+                      overdraft_limit_max_cents=500_000, **FEE_TERMS)
+    saver = add_product(bank, "saver", rate="2.00", withholding_tax_bp=1000)
+    numbers = [open_on(bank, pid, "checking", amount="-300.00", overdraft="1000.00"),
+               open_on(bank, saver, amount="5000.00")]
+    walk(bank, MONTH_END)
+    tables = ("transactions", "postings", "charges", "interest_accruals", "interest_postings",
+              "overdraft_interest_postings", "audit_log")
+    before = [bank.read_one(f"SELECT count(*) FROM {t}")[0] for t in tables]
+    assert bank.end_of_day(bank.system_actor(), until=MONTH_END).days == []
+    # Posting the same month's fees again through the event API changes nothing either.
+    from bankms.charges import post_event_charges
+    from bankms.deposit_eod import fee_events, lowest_balances
+
+    def again(uow):
+        low = lowest_balances(uow, MONTH_END)
+        return post_event_charges(bank, bank.system_actor(), uow, fee_events(low, MONTH_END),
+                                  day=MONTH_END)
+    bank.write(again)
+    after = [bank.read_one(f"SELECT count(*) FROM {t}")[0] for t in tables]
+    assert after[:-1] == before[:-1]
+    kinds = dict(bank.read("SELECT kind, count(*) FROM transactions WHERE kind IN "
+                           "('interest', 'overdraft_interest', 'fee') GROUP BY 1"))
+    assert kinds == {"interest": 1, "overdraft_interest": 1, "fee": 3}
+    del numbers
+    books_hold(bank)
+
+
+def test_a_product_change_from_tomorrow_leaves_today_alone(fixed_bank):
+    bank = fixed_bank
+    pid = add_product(bank, "changing", rate="1.00", tiers=((0, "1.00"),))
+    number = open_on(bank, pid, amount="10000.00")
+    add_product(bank, "changing", rate="4.00", effective=START + DAY, day_count="30/360")
+    walk(bank, START + DAY)
+    rows = bank.read("SELECT accrual_date, rate_percent, accrued_micro_cents FROM "
+                     "interest_accruals i JOIN accounts a ON a.id = i.account_id WHERE "
+                     "a.account_number = ? ORDER BY 1", [number])
+    assert rows == [
+        (START, D("1.0000"), micro_half_up(D("10000.00") * D("0.01") / 365)),
+        (START + DAY, D("4.0000"), micro_half_up(D("10000.00") * D("0.04") / 360))]
+
+
+def test_a_negotiated_rate_beats_the_product_and_term_deposits_earn_their_own(fixed_bank):
+    bank = fixed_bank
+    pid = add_product(bank, "tiered", rate="1.00", tiers=((0, "1.50"),))
+    negotiated = open_on(bank, pid, amount="10000.00")
+    bank.write(lambda uow: uow.execute(
+        "UPDATE accounts SET rate_negotiated = TRUE, interest_rate_percent = 3.25 "
+        "WHERE account_number = ?", [negotiated]))
+    # A term deposit (term_deposits snapshots its contract rate onto the account) on a
+    # product that posts monthly and charges a fee: it accrues at its own rate, is never
+    # posted here and pays no product fee.
+    fee_product = add_product(bank, "fee_saver", rate="1.00", maintenance_fee_cents=300)
+    term = open_on(bank, fee_product, amount="10000.00")
+    bank.write(lambda uow: uow.execute(
+        "UPDATE accounts SET kind = 'term_deposit', interest_rate_percent = 4.10 "
+        "WHERE account_number = ?", [term]))
+    walk(bank, MONTH_END)
+    rates = "SELECT DISTINCT rate_percent, accrued_micro_cents FROM interest_accruals i JOIN " \
+            "accounts a ON a.id = i.account_id WHERE a.account_number = ?"
+    assert bank.read(rates, [negotiated]) == [(D("3.2500"),
+                                               micro_half_up(D("10000") * D("0.0325") / 365))]
+    assert bank.read(rates, [term]) == [(D("4.1000"),
+                                         micro_half_up(D("10000") * D("0.041") / 365))]
+    assert bank.read("SELECT kind FROM transactions WHERE ? IN (source_account, "
+                     "target_account) ORDER BY id", [term]) == [("deposit",)]
+    assert len(postings_of(bank, negotiated)) == 1
+
+
+# product dormancy months, months without activity, dormant after end of day?
+DORMANCY = [
+    (3, 2, False),
+    (3, 4, True),
+    (12, 4, False),
+    (12, 13, True),
+]
+
+
+def test_dormancy_follows_the_products_months(fixed_bank):
+    from bankms.loans import add_months
+    bank = fixed_bank
+    numbers = []
+    for k, (months, idle, _) in enumerate(DORMANCY):
+        pid = add_product(bank, f"dormant_{k}", dormancy_months=months)
+        number = open_on(bank, pid, amount="10.00")
+        idle_since = add_months(START + DAY, -idle)
+        bank.write(lambda uow, n=number, d=idle_since: uow.execute(
+            "UPDATE accounts SET last_activity_date = ?, opened_date = ? "
+            "WHERE account_number = ?", [d, d, n]))
+        numbers.append(number)
+    walk(bank, START)
+    for number, (months, idle, dormant) in zip(numbers, DORMANCY):
+        status = bank.read_one("SELECT status FROM accounts WHERE account_number = ?",
+                               [number])[0]
+        assert status == ("dormant" if dormant else "active"), (months, idle)
+    reasons = [r[0] for r in bank.read("SELECT after FROM audit_log WHERE action = "
+                                       "'account.dormant' ORDER BY id")]
+    assert [("3 months" in r, "12 months" in r) for r in reasons] == [(True, False),
+                                                                      (False, True)]
+
+
+def test_closing_refuses_while_overdraft_interest_is_owed(fixed_bank):
+    from bankms.errors import InvalidState
+    bank = fixed_bank
+    pid = add_product(bank, "od", "checking", overdraft_rate_percent="18.00",
+                      overdraft_allowed=True, overdraft_limit_max_cents=500_000)
+    number = open_on(bank, pid, "checking", amount="-1000.00", overdraft="2000.00")
+    walk(bank, START + 2 * DAY)
+    move(bank, number, "1000.00")
+    with pytest.raises(InvalidState, match="overdraft interest"):
+        bank.accounts.close(bank.system_actor(), number)
+    walk(bank, MONTH_END)
+    owed = bank.read_one("SELECT posted_cents FROM overdraft_interest_postings o JOIN accounts a "
+                         "ON a.id = o.account_id WHERE a.account_number = ?", [number])[0]
+    assert owed == int(3 * micro_half_up(D("1000.00") * D("0.18") / 365) // MICRO)
+    move(bank, number, str(D(owed) / 100))
+    bank.accounts.close(bank.system_actor(), number)
+    books_hold(bank)
