@@ -163,7 +163,9 @@ class EodResult:
                 f"{self.total('loans_collected')} loan payments; "
                 f"{self.total('late_fees_charged')} late fees; "
                 f"{self.days[-1].loans_in_arrears} loans in arrears; "
-                f"{self.total('accounts_made_dormant')} accounts made dormant."
+                f"{self.total('accounts_made_dormant')} accounts made dormant; "
+                f"{self.total('term_deposits_matured')} term deposits paid out and "
+                f"{self.total('term_deposits_renewed')} renewed."
                 + "".join(f" {head['chain'].capitalize()} chain head at the close of {last}: "
                           f"{head['head_hash']} ({_ENTRY[head['chain']]} {head['last_id']})."
                           for head in self.days[-1].chain_heads))

@@ -483,3 +483,24 @@ def test_customers_see_only_their_own_term_deposits(product):
         bank.term_deposits.list(customer, customer_id=other)
     with pytest.raises(PermissionDenied):
         bank.term_deposits.get(customer, theirs["account_number"])
+
+
+def test_a_frozen_deposit_matures_once_unfrozen_with_its_terms_interest(bank, years_ahead):
+    set_terms(bank)
+    system = bank.system_actor()
+    cid = make_customer(bank)
+    linked = funded_account(bank, "2000.00", customer_id=cid)
+    start = bank.business_date
+    number = bank.term_deposits.open(system, customer_id=cid, linked_account=linked,
+                                     amount="2000.00", term_months=1)["account_number"]
+    bank.accounts.freeze(system, number)
+    maturity = maturity_date(start, 1)
+    close_days_until(bank, maturity + 2 * DAY)
+    assert balance(bank, number) == D("2000.00") and balance(bank, linked) == 0
+    bank.accounts.unfreeze(system, number)
+    close_days_until(bank, bank.business_date)
+    # Paid the interest of its term only, not of the days it stayed frozen past maturity.
+    assert balance(bank, linked) == D("2000.00") + simple_interest("2000", "3.5",
+                                                                   (maturity - start).days)
+    assert balance(bank, number) == 0
+    healthy(bank)
