@@ -536,7 +536,8 @@ def test_every_statement_reconciles_and_chains(year):
             checked += 1
         assert previous_closing == bank.read_one(
             "SELECT balance_cents FROM accounts WHERE id = ?", [account_id])[0], name
-    assert checked == 12 * len(daily.accounts)
+    assert checked == sum(13 - opened.month for (opened, *_) in TERM_DEPOSITS.values()) + 12 * (
+        len(daily.accounts) - len(TERM_DEPOSITS))
 
 
 # Per customer, from the ledger: the year's interest transactions touching the customer's
@@ -714,21 +715,27 @@ def test_interest_equals_balance_times_rate(year):
 
 
 def test_tax_is_withheld_at_the_products_rate_of_the_posting_day(year):
-    """Every interest posting's GL2100 leg is its gross x the account's product's withholding
-    rate in force on the posting day, half-up to the cent (the 'savings' product's rate went
-    from 15 % to 20 % on 1 July)."""
+    """Every interest posting's GL2100 leg is its gross (less an early closure's penalty: tax
+    is withheld on the interest paid) x the account's product's withholding rate in force on
+    the posting day, half-up to the cent (the 'savings' product's rate went from 15 % to 20 %
+    on 1 July)."""
     daily, _, _ = year
     bank = daily.bank
     names = {number: name for name, number in daily.accounts.items()}
+    leg = ("coalesce((SELECT sum(p.amount_cents) FROM postings p JOIN accounts a ON a.id = "
+           "p.account_id WHERE p.transaction_id = {tx} AND a.account_number = ?), 0)")
     rows = bank.read(
-        "SELECT t.target_account, t.business_date, t.amount_cents, coalesce((SELECT "
-        "sum(p.amount_cents) FROM postings p JOIN accounts a ON a.id = p.account_id WHERE "
-        "p.transaction_id = t.id AND a.account_number = ?), 0) FROM transactions t "
-        "WHERE t.kind = 'interest' ORDER BY t.id", [INTERNAL["withholding_tax_payable"]])
+        f"SELECT t.target_account, t.business_date, t.amount_cents, {leg.format(tx='t.id')}, "
+        # An early closure's penalty: tax is withheld on the interest actually paid.
+        f"coalesce((SELECT sum(x.amount_cents) FROM transactions x WHERE x.kind = 'penalty' "
+        f"AND x.source_account = t.target_account AND x.business_date = t.business_date), 0) "
+        "FROM transactions t WHERE t.kind = 'interest' ORDER BY t.id",
+        [INTERNAL["withholding_tax_payable"]])
     rates = set()
-    for number, day, gross, tax in rows:
+    for number, day, gross, tax, penalty in rows:
         bp = terms_on(product_of(names[number]), day)["tax_bp"]
         rates.add(bp)
-        assert tax == (D(gross) * bp / 10000).quantize(D(1), rounding=ROUND_HALF_UP), (
-            names[number], day)
+        assert (penalty > 0) == (names[number] == "c0.term"), names[number]
+        assert tax == (D(gross - penalty) * bp / 10000).quantize(
+            D(1), rounding=ROUND_HALF_UP), (names[number], day)
     assert rates == {1500, 2000}
