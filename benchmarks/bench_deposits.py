@@ -39,11 +39,9 @@ os.environ.setdefault("BANKMS_BCRYPT_ROUNDS", "4")
 
 import bankms  # noqa: E402
 from bankms.bank import INTERNAL  # noqa: E402
+from bench_eod import DAY_1, FIRST_ID, MONTH_END, insert_customers_and_accounts  # noqa: E402
 
 TARGET_S = {"ordinary day": 5.0, "month-end day": 10.0}
-DAY_1 = dt.date(2026, 3, 30)
-MONTH_END = dt.date(2026, 3, 31)
-FIRST_ID = 10_000
 TAX_BP = 1500
 
 
@@ -52,36 +50,15 @@ def build_accounts(bank, n_accounts):
     savings earning 0.5-3 %; 1 % idle for over a year. Opening balances by one bulk deposit
     each. Returns the accounts (id, account_number, kind, balance_cents)."""
     system = bank.system_actor()
-    n_customers = n_accounts // 2
 
     def setup(uow):
-        uow.execute("UPDATE settings SET value = ? WHERE key = 'business_date'",
-                    [DAY_1.isoformat()])
-        bank.state.business_date = DAY_1
-        uow.execute(
-            "INSERT INTO customers (id, full_name, email, phone, date_of_birth, national_id, "
-            "address, status, segment, created_at, created_by) SELECT ? + i, "
-            "'Bench Customer ' || i, 'c' || i || '@example.com', '+1 555 0100', "
-            "DATE '1980-01-01', 'B' || i, '1 Bench Road', 'active', 'retail', "
-            "TIMESTAMP '2024-01-01', 'bench' FROM range(?) t(i)", [FIRST_ID, n_customers])
-        uow.execute(
-            "INSERT INTO accounts (id, account_number, customer_id, kind, name, status, "
-            "interest_rate_percent, opened_at, last_activity_at, opened_date, "
-            "last_activity_date) SELECT ? + i, body || lpad(CAST(98 - (CAST(body AS HUGEINT) "
-            "* 100) % 97 AS VARCHAR), 2, '0'), ? + i // 2, CASE WHEN i % 5 = 0 THEN "
-            "'checking' ELSE 'savings' END, CASE WHEN i % 5 = 0 THEN 'Checking' ELSE "
-            "'Savings' END, 'active', CASE WHEN i % 5 = 0 THEN 0 ELSE 0.5 + (i % 11) * 0.25 "
-            "END, TIMESTAMP '2024-01-01', CASE WHEN i % 100 = 7 THEN TIMESTAMP '2024-06-01' "
-            "ELSE TIMESTAMP '2026-03-01' END, DATE '2024-01-01', CASE WHEN i % 100 = 7 THEN "
-            "DATE '2024-06-01' ELSE DATE '2026-03-01' END "
-            "FROM (SELECT i, '40' || lpad(CAST(5000000 + i AS VARCHAR), 8, '0') AS body "
-            "FROM range(?) t(i))", [FIRST_ID, FIRST_ID, n_accounts])
+        insert_customers_and_accounts(bank, uow, n_accounts)
     bank.settings.set(system, "interest_withholding_tax_bp", str(TAX_BP))
     bank.write(setup)
 
     accounts = bank.read_df("SELECT id, account_number, kind FROM accounts WHERE id >= ? "
                             "ORDER BY id", [FIRST_ID])
-    # Balances from 100.00 to 50,100.00, so that tiers at 10,000 and 50,000 both apply.
+    # Balances from 100.00 to 50,100.00, so that every tier of PRODUCTS has accounts in it.
     accounts["balance_cents"] = 10_000 + (accounts["id"] * 7919) % 5_000_000
     tx = pd.DataFrame({"tx_ref": range(len(accounts)), "kind": "deposit",
                        "amount_cents": accounts["balance_cents"], "memo": "opening balance",
