@@ -825,7 +825,7 @@ _LINE_COLUMNS = (
 
 
 # Tax withheld per transaction: its postings to GL2100 withholding tax payable, positive for an
-# interest posting that withheld tax, negative for its reversal (eod._post_month_interest puts
+# interest posting that withheld tax, negative for its reversal (deposit_eod.post_period_end puts
 # the tax in the interest transaction as a third leg).
 # `which` narrows the transactions (SQL on p.transaction_id).
 def _tax_by_tx(which: str) -> str:

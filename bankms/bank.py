@@ -29,7 +29,7 @@ INTERNAL_ACCOUNTS = [
     # Expected loan losses by arrears bucket, kept by end of day (eod.py _provision).
     ("GL1290", "loan_loss_provision", "Loan-loss provision"),
     # Liabilities (GL2xxx). Tax withheld from customers' interest, owed to the tax authority
-    # (eod.py _post_month_interest, accounts.py close).
+    # (deposit_eod.py post_period_end, accounts.py close).
     ("GL2100", "withholding_tax_payable", "Withholding tax payable"),
     ("GL4000", "interest_income", "Interest income"),
     ("GL4100", "fee_income", "Fee income"),

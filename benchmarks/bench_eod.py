@@ -38,11 +38,12 @@ from bankms import loan_replay  # noqa: E402
 from bankms.loans import amortize  # noqa: E402
 
 TARGET_S = {"ordinary day": 5.0, "month-end day": 10.0}
-# The figures measured at the review of issue 9 (2026-11-30, with the defaults; end of day
-# itself unchanged by that review): on a quiet machine, and while four other jobs shared the
-# two cores. Compare a new run with them.
-LAST_VERSION = ("ordinary day 0.81 s, month-end day 1.22 s, verify 3.6 s (quiet); 3.05 s, "
-                "8.36 s, 16.1 s (under load)")
+# The figures measured with deposit products (issue 10, 2026-11-30, with the defaults) while
+# the machine's load average was about 9 on two cores; the same run of the bench before
+# products (no tax, no fees) measured ordinary day 2.93 s (CPU 0.96 s), month end 4.39 s
+# (CPU 1.33 s) then. Compare a new run with them.
+LAST_VERSION = ("ordinary day 3.55 s (CPU 0.95 s), month-end day 7.75 s (CPU 2.51 s), "
+                "verify 10.9 s (under load)")
 DAY_1 = dt.date(2026, 3, 30)
 MONTH_END = dt.date(2026, 3, 31)
 LOAN_CENTS = 500_000
