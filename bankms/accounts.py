@@ -86,9 +86,8 @@ class Accounts:
         terms = bank.deposit_products.offered(product or kind or "checking", kind)
         kind = terms["kind"]
         if kind == "term_deposit":
-            raise InvalidInput(f"{wrong_kind[:-1]}; open a term deposit with "
-                               "bank.term_deposits.open (the Term deposits page), which moves "
-                               "its principal in as it opens.")
+            raise InvalidInput(wrong_kind[:-1] + "; open a term deposit with "
+                               "bank.term_deposits.open (the Term deposits page).")
         if kind not in CUSTOMER_KINDS:
             raise InvalidInput(wrong_kind)
         overdraft_cents = to_cents(overdraft_limit, allow_zero=True)
