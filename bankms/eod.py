@@ -85,10 +85,10 @@ SUMMARY_FIELDS = ("accounts_accrued", "accrued_micro_cents", "interest_posted_ac
                   "interest_tax_cents", "overdraft_accrued_accounts",
                   "overdraft_accrued_micro_cents", "overdraft_interest_accounts",
                   "overdraft_interest_cents", "fees_charged", "fee_cents",
-                  *standing_orders.EOD_FIELDS,
                   # Term deposits (term_deposits.mature).
                   "term_deposits_matured", "term_deposits_renewed",
-                  "term_deposit_interest_cents")
+                  "term_deposit_interest_cents",
+                  *standing_orders.EOD_FIELDS)
 
 
 @dataclass
@@ -299,6 +299,7 @@ def close_day(bank, actor, uow, day: dt.date) -> DayClosed | None:
     _accrue_loans(bank, actor, uow, day, internal, out)
     _provision(bank, actor, uow, day, internal, settings, out)
     _accrue(uow, day, out)
+    # Maturities after the day's accrual (the deposit's last day earns), before the period end.
     term_deposits.mature(bank, actor, uow, day, out)
     deposit_eod.post_period_end(bank, actor, uow, day, internal, out)
     deposit_eod.dormancy(bank, actor, uow, day, settings, out)
