@@ -106,10 +106,10 @@ class Bank:
         self.charges = Charges(self)
         from .export import Export
         self.export = Export(self)
-        from .standing_orders import StandingOrders
-        self.standing_orders = StandingOrders(self)
         from .term_deposits import TermDeposits
         self.term_deposits = TermDeposits(self)
+        from .standing_orders import StandingOrders
+        self.standing_orders = StandingOrders(self)
         try:
             from .reports import Reports
         except ImportError:
