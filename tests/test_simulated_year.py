@@ -42,6 +42,8 @@ import bankms
 from bankms.bank import INTERNAL
 from conftest import Clock, employee, make_customer
 
+# 730 closed days (two banks) and 365 full verify() runs: 3.8 to 7.5 minutes on the shared
+# 2-core machine (about 140 s of CPU), the cost of the "verify() after every day".
 pytestmark = pytest.mark.slow
 
 D = Decimal
