@@ -233,6 +233,42 @@ def product_terms(bank, uow, *, day: dt.date, code: str | None = None,
     return {**terms, **dict(zip(("product_id", "code", "name", "kind", "active"), row))}
 
 
+def products_terms(uow, *, day: dt.date, product_ids) -> dict:
+    """product_terms for several products at once, set-based: {product_id: terms} (the same
+    dicts as product_terms), from one read of the versions in force on `day`
+    (deposit_products.VERSIONS_IN_FORCE_SQL, joined in SQL) and one of their tiers. Products
+    that do not exist are left out; InvalidInput if one has no terms (as _terms_on)."""
+    from .deposit_products import RATE_COLUMNS, VERSION_COLUMNS, VERSIONS_IN_FORCE_SQL
+    ids = sorted({int(p) for p in product_ids})
+    if not ids:
+        return {}
+    products = uow.fetchall("SELECT id, code, name, kind, active FROM deposit_products "
+                            "WHERE id IN (SELECT unnest(?))", [ids])
+    versions = {row[0]: row for row in uow.fetchall(
+        f"SELECT v.* FROM ({VERSIONS_IN_FORCE_SQL}) v WHERE v.product_id IN "
+        "(SELECT unnest(?))", [day, ids])}
+    tiers = {}
+    for pid, cents, rate in uow.fetchall(
+            f"SELECT t.product_id, t.from_balance_cents, t.rate_percent FROM "
+            f"({VERSIONS_IN_FORCE_SQL}) v JOIN deposit_product_tiers t "
+            "ON t.product_id = v.product_id AND t.effective_date = v.effective_date "
+            "WHERE v.product_id IN (SELECT unnest(?)) "
+            "ORDER BY t.product_id, t.from_balance_cents", [day, ids]):
+        tiers.setdefault(pid, []).append(
+            (int(cents), Decimal(str(rate)).quantize(Decimal("0.0001"))))
+    out = {}
+    for row in products:
+        if row[0] not in versions:
+            raise InvalidInput(f"Deposit product {row[0]} has no terms.")
+        terms = dict(zip(VERSION_COLUMNS, versions[row[0]]))
+        for column in RATE_COLUMNS:
+            terms[column] = Decimal(str(terms[column])).quantize(Decimal("0.0001"))
+        terms["tiers"] = tiers.get(row[0], [])
+        out[row[0]] = {**terms, **dict(zip(("product_id", "code", "name", "kind", "active"),
+                                           row))}
+    return out
+
+
 def renewal_refusal(terms: dict | None, term_months: int) -> str | None:
     """Why a deposit cannot renew under these terms (None: it can)."""
     if terms is None or not terms["active"]:
@@ -725,8 +761,8 @@ def mature(bank, actor, uow, day: dt.date, out) -> None:
         due["gross"], rates.loc[due["account_id"]].to_numpy()).astype("int64")
     due["net"] = due["gross"] - due["tax"]
     # Renewal under the product's terms in force on the new term's first day.
-    terms_of = {pid: product_terms(bank, uow, day=nxt, product_id=int(pid))
-                for pid in due["product_id"].unique()}
+    found = products_terms(uow, day=nxt, product_ids=due["product_id"].unique())
+    terms_of = {pid: found.get(int(pid)) for pid in due["product_id"].unique()}
     why_not, new_rate = [], []
     for row in due.itertuples(index=False):
         refusal = None
@@ -798,7 +834,7 @@ def mature(bank, actor, uow, day: dt.date, out) -> None:
     due["interest_tx"] = pd.array([tx_id(r) for r in refs["interest"]], dtype="Int64")
     due["payout_tx"] = pd.array([tx_id(r) for r in refs["payout"]], dtype="Int64")
     due["renewal_tx"] = pd.array([tx_id(r) for r in refs["renewal"]], dtype="Int64")
-    _record_maturities(bank, actor, uow, day, nxt, due, new_ids)
+    _record_maturities(bank, actor, uow, day, nxt, due, new_ids, terms_of)
     out.term_deposits_matured = int((~due["renews"]).sum())
     out.term_deposits_renewed = int(due["renews"].sum())
     out.term_deposit_interest_cents = int(due["gross"].sum())
@@ -839,10 +875,11 @@ def _new_accounts(uow, renewing: pd.DataFrame, day: dt.date) -> list:
     return numbers
 
 
-def _record_maturities(bank, actor, uow, day, nxt, due, new_ids) -> None:
-    """The rows end of day writes for matured deposits: the new terms of renewals, the old
-    rows' outcome, the interest_postings rows (as at a close), the old accounts closed, and
-    one audit row per deposit."""
+def _record_maturities(bank, actor, uow, day, nxt, due, new_ids, terms_of) -> None:
+    """The rows end of day writes for matured deposits: the new terms of renewals (under
+    terms_of: product_id -> the product's terms on `nxt`), the old rows' outcome, the
+    interest_postings rows (as at a close), the old accounts closed, and one audit row per
+    deposit."""
     now = utcnow()
     renewing = due[due["renews"]]
     if len(renewing):
@@ -853,8 +890,7 @@ def _record_maturities(bank, actor, uow, day, nxt, due, new_ids) -> None:
             "product_id": renewing["product_id"].to_numpy(),
             "principal_cents": renewing["to_new"].to_numpy(),
             "rate_percent": renewing["new_rate"].to_numpy(),
-            "day_count": [product_terms(bank, uow, day=nxt, product_id=int(p))["day_count"]
-                          for p in renewing["product_id"]],
+            "day_count": [terms_of[p]["day_count"] for p in renewing["product_id"]],
             "start_date": nxt, "term_months": renewing["term_months"].to_numpy(),
             "maturity_date": [maturity_date(nxt, int(m)) for m in renewing["term_months"]],
             "maturity_instruction": renewing["maturity_instruction"].to_numpy(),

@@ -21,13 +21,17 @@ Targets (issue 10): an ordinary day in at most 5 s and a month end with posting 
 most 10 s on this machine.
 
     python benchmarks/bench_deposits.py [--accounts 100000] [--term-deposits 10000]
-                                        [--standing-orders 20000] [--db PATH]
+                                        [--standing-orders 20000] [--db PATH] [--profile N]
+
+Each day's line is followed by its steps' wall seconds (eod.DayClosed.step_seconds).
 """
 from __future__ import annotations
 
 import argparse
+import cProfile
 import datetime as dt
 import os
+import pstats
 import sys
 import tempfile
 import time
@@ -41,6 +45,7 @@ import bankms  # noqa: E402
 from bankms.bank import INTERNAL  # noqa: E402
 from bench_eod import DAY_1, FIRST_ID, MONTH_END, insert_customers_and_accounts  # noqa: E402
 
+TAX_BP = 1500  # withholding tax on interest, 15 %
 TARGET_S = {"ordinary day": 5.0, "month-end day": 10.0}
 # Measured 2026-11-30 with all five issue-10 branches merged (main at 8dae991 + this file), the
 # machine shared with other jobs. Per step (a run timing each step): the ordinary day 5.4 s, of
@@ -270,12 +275,29 @@ def build(bank, args) -> list[str]:
     return held
 
 
+def profile_close_day(top):
+    """Profile every eod.close_day (it runs on the writer thread, out of reach of a profiler
+    started here) and print its `top` costliest functions, cumulative."""
+    from bankms import eod
+    plain = eod.close_day
+
+    def profiled(*args, **kwargs):
+        profiler = cProfile.Profile()
+        try:
+            return profiler.runcall(plain, *args, **kwargs)
+        finally:
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
+    eod.close_day = profiled
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--standing-orders", type=int, default=20_000)
     parser.add_argument("--term-deposits", type=int, default=10_000)
     parser.add_argument("--db")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="print the N costliest functions (cumulative) of each day")
     args = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="bench_deposits_")
     path = args.db or os.path.join(folder, "bank.duckdb")
@@ -291,6 +313,8 @@ def main():
         if missing:
             print("not in this build (their branches have not landed): " + ", ".join(missing))
         system = bank.system_actor()
+        if args.profile:
+            profile_close_day(args.profile)
         for label, day in (("ordinary day", DAY_1), ("month-end day", MONTH_END)):
             t0, cpu0 = time.perf_counter(), time.process_time()
             result = bank.end_of_day(system, until=day)
@@ -300,7 +324,11 @@ def main():
             counters = ", ".join(f"{k} {v:,}" for k, v in closed.as_dict().items()
                                  if k != "business_date" and v)
             print(f"{label} {day}: {seconds:.2f} s, CPU {cpu:.2f} s (target <= {target:.0f} s, "
-                  f"ratio {seconds / target:.2f}); {counters}")
+                  f"ratio {seconds / target:.2f}, load average {os.getloadavg()[0]:.1f}); "
+                  f"{counters}")
+            steps = dict(closed.step_seconds)
+            steps["commit and the rest"] = seconds - sum(steps.values())
+            print("  steps: " + ", ".join(f"{k} {v:.2f} s" for k, v in steps.items()))
         tax = bank.read_one("SELECT balance_cents FROM accounts WHERE account_number = ?",
                             [INTERNAL["withholding_tax_payable"]])[0]
         print(f"withholding tax payable after month end: {bankms.format_cents(tax)}")
