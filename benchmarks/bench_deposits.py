@@ -278,15 +278,29 @@ def build(bank, args) -> list[str]:
 def profile_close_day(top):
     """Profile every eod.close_day (it runs on the writer thread, out of reach of a profiler
     started here) and print its `top` costliest functions, cumulative."""
-    from bankms import eod
-    plain = eod.close_day
+    from bankms import db, eod
+    plain, execute = eod.close_day, db.UnitOfWork.execute
+    slow = []
+
+    def timed(self, sql, params=None):
+        t0 = time.perf_counter()
+        try:
+            return execute(self, sql, params)
+        finally:
+            slow.append((time.perf_counter() - t0, " ".join(sql.split())[:150]))
 
     def profiled(*args, **kwargs):
         profiler = cProfile.Profile()
+        slow.clear()
+        db.UnitOfWork.execute = timed
         try:
             return profiler.runcall(plain, *args, **kwargs)
         finally:
+            db.UnitOfWork.execute = execute
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
+            print("slowest statements (wall s):")
+            for seconds, sql in sorted(slow, reverse=True)[:15]:
+                print(f"  {seconds:.2f} {sql}")
     eod.close_day = profiled
 
 
