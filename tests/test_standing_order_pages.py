@@ -104,4 +104,7 @@ def test_teller_sees_a_customers_orders_and_failures_with_reasons(app_bank):
     at.run()
     page = texts(at)
     assert "insufficient funds: $0.00 available, $40.00 needed" in page
-    assert "failed" in page
+    # Outcomes and statuses in words, business dates without a midnight time.
+    assert "Failed, will retry" in page and "Active" in page
+    assert f"{today}" in page and "00:00" not in page
+    assert "executed" not in page and " failed " not in page
