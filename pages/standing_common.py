@@ -68,6 +68,15 @@ def orders(bank, actor, prefix, customer_id=None) -> None:
                f"Standing order {chosen} is cancelled; nothing more will be paid.")
 
 
+def payable_accounts(accounts):
+    """The accounts a standing order may pay from: open (active or dormant) and of a kind
+    that standing orders serve (not a term deposit, whose money only its service moves)."""
+    from bankms.standing_orders import ORDER_KINDS
+
+    return accounts[accounts["status"].isin(["active", "dormant"])
+                    & accounts["kind"].isin(ORDER_KINDS)]
+
+
 def form(bank, actor, accounts, name) -> None:
     """The set-up form, its review, and the result, for form `name`."""
     from pages import daily_common as dc
