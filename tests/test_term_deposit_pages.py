@@ -61,6 +61,11 @@ def test_customer_reviews_and_opens_a_term_deposit_once(app_bank):
     # Status, rate and instruction in words, not codes or four-decimal rates.
     assert "Running" in page and "3.5 %" in page and "3.5000" not in page
     assert "Renew principal and interest for the same term" in page
+    # The statement line of the linked account says what the money went to, in plain words.
+    day = app_bank.business_date
+    lines = app_bank.reports.statement(login, number, day.year, day.month).lines
+    assert (f"Transfer to {listed['account_number'][0]} - Term deposit for 6 months at "
+            "3.5 %") in list(lines["description"])
 
 
 def test_customer_over_balance_is_refused_beside_the_review(app_bank):
