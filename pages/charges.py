@@ -199,7 +199,11 @@ def render() -> None:
         if st.button("New charge", key="ch_new", icon=":material/add:"):
             dc.clear_result(APPLY)
             st.rerun()
-    number = st.text_input("Account number", key="ch_account").strip()
+    # The review step draws no account field, and Streamlit forgets a widget it did not
+    # draw: the number is kept beside it so the account's charges show again afterwards.
+    number = st.text_input("Account number", key="ch_account",
+                           value=st.session_state.get("_ch_account_kept", "")).strip()
+    st.session_state["_ch_account_kept"] = number
     if number:
         try:
             account = bank.accounts.get(actor, number)
@@ -212,7 +216,13 @@ def render() -> None:
             if result is None:
                 _apply_form(bank, actor, account["account_number"])
             st.subheader("Charges on this account")
-            dc.show_table(charges.assign(status=charges["status"].map(STATUS_LABELS)),
+            # A charge not waived has no waiver: blank cells, not 'None'.
+            dc.show_table(charges.assign(
+                status=charges["status"].map(STATUS_LABELS),
+                waived_by=charges["waived_by"].astype(object).where(
+                    charges["waived_by"].notna(), ""),
+                waive_reason=charges["waive_reason"].astype(object).where(
+                    charges["waive_reason"].notna(), "")),
                           CHARGE_COLUMNS, money_columns=("amount",),
                           empty="No charges on this account.", key="ch_list")
             if actor.role == "manager":

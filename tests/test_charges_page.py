@@ -70,6 +70,9 @@ def test_a_teller_applies_a_charge(app_bank, staff, code, base, expected):
     # A second click of the same confirm (a rerun) charges nothing more.
     at.run()
     assert balance(app_bank, number) == 10_000 - expected
+    [listed] = [d.value for d in at.dataframe if "Why waived" in d.value.columns]
+    assert list(listed["Status"]) == ["Charged"] and list(listed["Why waived"]) == [""]
+    assert list(listed["Waived by"]) == [""]
     charges = app_bank.charges.list(staff["manager"], number)
     assert list(charges["amount_cents"]) == [expected]
     assert "Waive a charge" not in texts(at)  # tellers do not waive
