@@ -101,7 +101,9 @@ def _percent_of_bp(bp) -> str:
 
 
 def _table(products) -> None:
+    from bankms.money import AMOUNT_CENTS_MAX, to_money
     from pages import daily_common as dc
+    from pages.common import money
 
     shown = products.copy()
     shown["kind"] = [KIND_LABELS.get(k, k) for k in shown["kind"]]
@@ -109,15 +111,20 @@ def _table(products) -> None:
     shown["paid"] = [PERIOD_LABELS.get(p, p) for p in shown["posting_period"]]
     shown["rate"] = [f"{r.normalize():f} %" for r in shown["interest_rate_percent"]]
     shown["tax"] = [_percent_of_bp(bp) for bp in shown["withholding_tax_bp"]]
+    # The migrated checking product keeps today's "no cap" as the largest amount there is.
+    shown["overdraft_max"] = [
+        "Not allowed" if not allowed else "No limit" if cents >= AMOUNT_CENTS_MAX
+        else money(to_money(cents))
+        for cents, allowed in zip(shown["overdraft_limit_max_cents"],
+                                  shown["overdraft_allowed"])]
     dc.show_table(shown, {
         "code": "Code", "name": "Name", "kind": "Kind", "status": "Status", "rate": "Rate",
         "tier_count": "Tiers", "effective_date": "Since", "future_versions": "Changes to come",
         "paid": "Interest paid", "day_count": "Day count",
         "maintenance_fee_cents": "Monthly fee", "min_balance_cents": "Minimum balance",
-        "overdraft_limit_max_cents": "Largest overdraft", "tax": "Tax withheld",
+        "overdraft_max": "Largest overdraft", "tax": "Tax withheld",
         "dormancy_months": "Dormant after (months)"},
-        money_columns=("maintenance_fee_cents", "min_balance_cents",
-                       "overdraft_limit_max_cents"), key="dp_table")
+        money_columns=("maintenance_fee_cents", "min_balance_cents"), key="dp_table")
 
 
 def _edit(bank, actor, rows) -> None:

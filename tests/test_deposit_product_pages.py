@@ -84,6 +84,9 @@ def test_a_manager_creates_a_product_offered_from_a_later_date(app_bank, staff):
     [table] = [d.value for d in at.dataframe if "Tax withheld" in d.value.columns]
     assert "Tax (bp)" not in table.columns and set(table["Tax withheld"]) == {"0 %"}
     assert not table.astype(str).apply(lambda c: c.str.contains("00:00")).any().any()
+    # The migrated checking product's "no cap" is not shown as $100,000,000,000.00.
+    overdraft = dict(zip(table["Code"], table["Largest overdraft"]))
+    assert (overdraft["checking"], overdraft["savings"]) == ("No limit", "Not allowed")
 
 
 def test_a_manager_gives_a_product_new_terms_from_a_date_and_withdraws_it(app_bank, staff):
