@@ -417,7 +417,9 @@ class TermDeposits:
                 kind="transfer", actor=actor, action="term_deposit.open",
                 legs=[(linked, -cents), (number, cents)], amount_cents=cents,
                 idempotency_key=key,
-                memo=f"Term deposit {number}: {months} months at {rate} %",
+                # The statement line already names both accounts; the rate as a person
+                # writes it ('3.5 %', not '3.5000 %').
+                memo=f"Term deposit for {months} months at {Decimal(rate).normalize():f} %",
                 source_account=linked, target_account=number, owned_accounts=(linked,),
                 term_deposit_ok=True))
             if isinstance(outcome, BaseException):
