@@ -95,6 +95,17 @@ def _plain(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def rate_at(base_rate, tiers, balance_cents: int):
+    """The rate a balance earns: the rate of the highest tier whose from_balance_cents <= the
+    balance, else the base rate (PLAN10 interface 1: a tier's rate applies to the whole
+    balance)."""
+    rate = base_rate
+    for from_cents, tier_rate in sorted(tiers):
+        if from_cents <= balance_cents:
+            rate = tier_rate
+    return rate
+
+
 def versions_in_force(uow, day: dt.date) -> pd.DataFrame:
     """One row per product: the version in force on `day` (VERSION_COLUMNS; rates Decimal,
     effective_date datetime.date, cents int64). `uow` is a unit of work or a cursor. In SQL,
@@ -551,16 +562,25 @@ class DepositProducts:
                     *[rate for _, rate in params["tiers"]]])
 
     def _rates_wait(self, actor, params, before) -> bool:
-        """A paid rate (the base rate or a tier's) above the four-eyes rate that the change
-        brings in waits for a second manager, as a savings account's rate does (accounts.py)."""
+        """A change that pays some balance a rate above the four-eyes rate, and more than that
+        balance earned before, waits for a second manager, as a savings account's rate does
+        (accounts.py). Rates are compared balance by balance, not as a set: moving an approved
+        5 % tier from 1,000,000.00 down to 0.01, or giving the base rate the rate a second
+        manager approved for a high tier, pays more and so waits. The rate is a step function
+        of the balance (rate_at), so comparing it at every tier start of either version and
+        at zero covers every balance."""
         bank = self._bank
         if not bank.approvals.applies_to(actor):
             return False
         limit = Decimal(bank.settings.get_int("four_eyes_rate_bp", 200)) / 100
-        old = set() if before is None else {before["interest_rate_percent"],
-                                            *[rate for _, rate in before["tiers"]]}
-        new = {params["terms"]["interest_rate_percent"], *[r for _, r in params["tiers"]]}
-        return any(rate > limit for rate in new - old)
+        new_base, new_tiers = params["terms"]["interest_rate_percent"], params["tiers"]
+        if before is None:
+            return any(rate > limit for rate in (new_base, *[r for _, r in new_tiers]))
+        old_base, old_tiers = before["interest_rate_percent"], before["tiers"]
+        starts = {0, *[c for c, _ in new_tiers], *[c for c, _ in old_tiers]}
+        return any(rate_at(new_base, new_tiers, b) > limit
+                   and rate_at(new_base, new_tiers, b) > rate_at(old_base, old_tiers, b)
+                   for b in starts)
 
     def _write_refusing(self, actor, action, code, fn):
         """bank.write(fn); a BankError raised inside is audited as a refusal, then raised."""

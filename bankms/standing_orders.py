@@ -34,11 +34,15 @@ Rules (issue 10; where the issue is silent, what a retail bank does):
   deposit_products.versions_in_force) through charges.post_event_charges with code
   'standing_order_failed'. Charging on the final failure gives the customer the retry window to
   pay in without cost, and charges at most once per occurrence by construction.
-* Limits. A customer may create orders only from their own open checking or savings accounts;
-  an order to another customer's account may not exceed `customer_daily_transfer_cents_max`
-  (the transfer path's daily limit, which is also the most one transfer may send). At execution
-  the order is the bank's instruction from the customer, posted by end of day, and does not
-  count against the customer's daily limit (it is checked when the order is given).
+* Limits. A customer may create orders only from their own open checking or savings accounts.
+  A customer's active orders to other customers' accounts may together pay at most
+  `customer_daily_transfer_cents_max` (the transfer path's daily limit, which is also the most
+  one transfer may send) when the customer sets one up, and at most the four-eyes threshold
+  when a teller or manager does (what staff may move for one customer in a day without a
+  second manager): end of day executes orders without a limit and may run all of them on one
+  day, so the sum, not each order, is what is capped. At execution the order is the bank's
+  instruction from the customer, posted by end of day, and does not count against the
+  customer's daily limit (it is checked when the order is given).
   Targets are internal customer accounts only (payments.py has no external payees).
 """
 from __future__ import annotations
@@ -231,10 +235,8 @@ class StandingOrders:
             raise error(f"Account {target} cannot receive standing orders (it is "
                         f"{tgt['status']}, a {tgt['kind'].replace('_', ' ')} account, holder "
                         f"{tgt['customer_status']}).")
-        limit = bank.settings.get_int("customer_daily_transfer_cents_max", 500000)
-        if customer and not own_target and cents > limit:
-            raise LimitExceeded(f"A standing order to another customer may be at most your "
-                                f"daily transfer limit of {format_cents(limit)}.")
+        if not own_target:
+            self._check_third_party_cap(actor, bank.read_one, src["customer_id"], cents)
         today = bank.state.business_date
         if start < today:
             raise InvalidInput(f"The first payment date {start} is in the past; the business "
@@ -251,6 +253,40 @@ class StandingOrders:
                 "start_date": start, "end_date": end, "count": count, "retry_days": retry_days,
                 "memo": memo, "first_due_date": first, "own_target": own_target,
                 "target_holder": tgt["holder"]}
+
+    def _third_party_cap(self, actor) -> int | None:
+        """The most a customer's active orders to other customers may add up to when `actor`
+        sets one up: the customer's daily transfer limit, or for staff the four-eyes
+        threshold (what a teller may move for one customer in a day without a second
+        manager); None for the system actor."""
+        bank = self._bank
+        if getattr(actor, "role", None) == "customer":
+            return bank.settings.get_int("customer_daily_transfer_cents_max", 500000)
+        if bank.approvals.applies_to(actor):
+            return bank.approvals.threshold_cents()
+        return None
+
+    def _check_third_party_cap(self, actor, read_one, customer_id, cents) -> None:
+        """LimitExceeded when this order and the customer's active orders to other customers'
+        accounts would together pay more than the cap (see _third_party_cap) on one day. End
+        of day executes orders without a limit, and all of them may fall due on the same day
+        (or a retry on the day of another order), so the sum is what one day can move."""
+        cap = self._third_party_cap(actor)
+        if cap is None:
+            return
+        (active,) = read_one(
+            "SELECT coalesce(sum(o.amount_cents), 0) FROM standing_orders o "
+            "JOIN accounts t ON t.account_number = o.target_account "
+            "WHERE o.customer_id = ? AND o.status = 'active' "
+            "AND t.customer_id IS DISTINCT FROM o.customer_id", [customer_id])
+        if cents + int(active) > cap:
+            who = ("your daily transfer limit" if getattr(actor, "role", None) == "customer"
+                   else "the four-eyes threshold")
+            raise LimitExceeded(
+                f"Standing orders to other customers may together pay at most {who} of "
+                f"{format_cents(cap)} (end of day may run them all on one day); the active ones "
+                f"already pay {format_cents(int(active))}, so this one may be at most "
+                f"{format_cents(max(cap - int(active), 0))}.")
 
     def _account(self, number):
         row = self._bank.read_one(
@@ -323,6 +359,10 @@ class StandingOrders:
                     raise IdempotencyConflict("This request key was already used for a "
                                               "different standing order; nothing was set up.")
                 return int(prior[0])
+            if not order["own_target"]:
+                # Again on the writer thread: two orders given at once cannot both slip under.
+                self._check_third_party_cap(actor, uow.fetchone, order["customer_id"],
+                                            order["amount_cents"])
             (oid,) = uow.fetchone("SELECT nextval('standing_order_id_seq')")
             now = utcnow()
             uow.execute(

@@ -44,7 +44,8 @@ Rules (issue 10; where the issue is silent, what a retail bank does):
   of the day (eod_runs) or of a later day never pays twice.
 - **Early closure** (tellers and managers, with a reason): interest accrued to the closing
   business date (the day itself earns nothing, as at an account close), less the product's
-  penalty:
+  penalty as it stood on the deposit's first day (part of the contract, like the rate; a later
+  product change never touches a deposit already open):
   'interest_months' forfeits the interest of the last penalty_months months of accrual
   (the accruals dated on or after closing date - N months), 'reduced_rate' pays the interest
   recomputed at penalty_rate_percent instead of the contract rate (the accrued micro-cents
@@ -185,11 +186,9 @@ def early_closure_split(*, accrued_micro_cents: int, last_months_micro_cents: in
 def rate_for(terms: dict, principal_cents: int) -> Decimal:
     """The product's rate for a principal: its highest tier whose from_balance_cents <= the
     principal (PLAN10: a tier's rate applies to the whole balance), else its base rate."""
-    rate = Decimal(str(terms["interest_rate_percent"]))
-    for from_cents, tier_rate in sorted(terms.get("tiers") or ()):
-        if from_cents <= principal_cents:
-            rate = Decimal(str(tier_rate))
-    return rate
+    from .deposit_products import rate_at
+    return Decimal(str(rate_at(terms["interest_rate_percent"], terms.get("tiers") or (),
+                               principal_cents)))
 
 
 def clean_term_months(value) -> int:
@@ -483,6 +482,11 @@ class TermDeposits:
         def fn(uow):
             earlier = once.recall(uow, key, "term_deposit.close_early", actor)
             if earlier is not once.MISSING:
+                # A key stands for one deposit: used again for another, it is refused rather
+                # than answered with the first deposit's result (which closed nothing).
+                if earlier.pop("account_number", number) != number:
+                    raise IdempotencyConflict("This request key was already used to close "
+                                              "another term deposit; nothing was changed.")
                 return earlier
             td = self._row_in(uow, number)
             if td["status"] != "active":
@@ -491,7 +495,8 @@ class TermDeposits:
             if td["account_status"] == "frozen":
                 raise AccountFrozen(f"Term deposit {number} is frozen; no money can leave it.")
             result = self._close_early_in(uow, actor, td, reason)
-            once.remember(uow, key, "term_deposit.close_early", actor, result)
+            once.remember(uow, key, "term_deposit.close_early", actor,
+                          {**result, "account_number": number})
             return result
         result = bank.write(fn)
         out = {k: (to_money(v) if k.endswith("_cents") else v) for k, v in result.items()}
@@ -505,7 +510,14 @@ class TermDeposits:
         bank = self._bank
         day = bank.state.business_date
         number, linked = td["account_number"], td["linked_number"]
-        terms = product_terms(bank, uow, day=day, product_id=td["product_id"]) or {}
+        # The penalty is part of the contract, like the rate: the product's terms in force on
+        # the deposit's first day, which no later change can touch (changes apply from
+        # tomorrow on). The terms of the closing day would let a product edit (one manager,
+        # no second person) take the penalty off deposits already open, or put a harsher one
+        # on them.
+        start = td["start_date"]
+        start = start.date() if isinstance(start, dt.datetime) else start
+        terms = product_terms(bank, uow, day=start, product_id=td["product_id"]) or {}
         rule = terms.get("early_closure_penalty", "none")
         months = int(terms.get("penalty_months") or 0)
         since = day - relativedelta(months=months)
@@ -622,6 +634,14 @@ class TermDeposits:
             from .db import UnitOfWork
             df = cur.execute(self._SELECT + " WHERE a.account_number = ?", [number]).df()
             if df.empty:
+                # Another customer's account is refused as accounts.get refuses it, whatever
+                # its kind: "no term deposit" for their checking account but "not allowed" for
+                # their term deposit would tell a customer which numbers are term deposits.
+                owner = cur.execute("SELECT customer_id FROM accounts WHERE account_number = ?",
+                                    [number]).fetchone()
+                if owner is not None:
+                    bank.require(actor, "term_deposit.read", owner[0], entity="account",
+                                 entity_id=number)
                 raise AccountNotFound(f"There is no term deposit {number}.")
             bank.require(actor, "term_deposit.read", int(df["customer_id"].iloc[0]),
                          entity="account", entity_id=number)

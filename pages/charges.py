@@ -211,7 +211,8 @@ def render() -> None:
         except BankError as exc:
             show_error(exc)
         else:
-            st.caption(f"{account['holder']} - {account['kind']}, {account['status']}; "
+            # The holder's name is what a customer typed at registration: shown as text.
+            st.caption(f"{dc.md(account['holder'])} - {account['kind']}, {account['status']}; "
                        f"available {dc.md(money(account['available']))}")
             if result is None:
                 _apply_form(bank, actor, account["account_number"])

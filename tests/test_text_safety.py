@@ -152,6 +152,16 @@ def _seed(bank) -> dict:
     bank.users.create(system, username="cust1", password="a long test password 1",
                       role="customer", customer_id=cid)
     facts["customer"] = bank.auth.login("cust1", "a long test password 1")
+    # Issue 10's customer and staff text: a standing order's memo (typed by the customer)
+    # and a charge's reason (typed by a teller), shown on the staff pages.
+    bank.standing_orders.create(facts["customer"], source_account=a1, target_account=a2,
+                                amount="10.00", frequency="monthly", day_of_month=5,
+                                start_date=bank.business_date, memo=MEMO,
+                                idempotency_key="hostile-so")
+    bank.charges.define(facts["manager"], "hostile_fee", name=STAFF_NAME, calc="flat",
+                        amount="1.00")
+    bank.charges.apply(facts["teller"], a1, "hostile_fee", reason=REASON,
+                       idempotency_key="hostile-charge")
     # A payment waiting for a second manager, with the hostile memo.
     facts["pending"] = bank.payments.withdraw(facts["teller"], a1, "20000.00", memo=MEMO)
     # A loan application with a hostile purpose (waiting), one rejected with a hostile reason.
@@ -234,6 +244,9 @@ def _inputs(facts):
                        str(facts["customer_id"]))],
         "accounts": [("Account number", facts["account"])],
         "statements": [("Account number", facts["account"])],
+        "account-charges": [("Account number", facts["account"])],
+        "standing-orders": [("Customer id", str(facts["customer_id"]))],
+        "term-deposits": [("Customer id", str(facts["customer_id"]))],
     }
 
 
