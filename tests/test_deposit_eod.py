@@ -538,3 +538,37 @@ def test_closing_charges_the_overdraft_interest_owed(fixed_bank, name, extra, ou
     assert bank.read_one("SELECT count(*) FROM transactions WHERE kind = "
                          "'overdraft_interest' AND source_account = ?", [number])[0] == 1
     books_hold(bank)
+
+
+# The overdraft: -30,000.00 for all of December at 18 %, actual/365: each night
+# 30,000 x 18 % / 365 half-up to the micro-cent, the month's sum posted in whole cents
+# (458.63; the exact 458.6301... agrees). The overdraft fee (25.00) once, when the limit
+# leaves room for it, else recorded as not collected. Limit, the fee's status.
+OVERDRAWN_MONTHS = [
+    ("at-the-limit", "30000.00", "not_collected"),
+    ("room-for-the-fee", "31000.00", "charged"),
+]
+
+
+@pytest.mark.parametrize("name, limit, fee_status", OVERDRAWN_MONTHS)
+def test_a_month_overdrawn_at_the_limit_owes_its_interest(bank, years_ahead, name, limit,
+                                                          fee_status):
+    first = dt.date(2030, 12, 1)
+    bank.write(lambda uow: uow.execute(
+        "UPDATE settings SET value = ? WHERE key = 'business_date'", [first.isoformat()]))
+    bank.state.business_date = first
+    pid = add_product(bank, "od18", "checking", overdraft_rate_percent="18.00",
+                      overdraft_allowed=True, overdraft_limit_max_cents=5_000_000,
+                      overdraft_fee_cents=2500)
+    number = open_on(bank, pid, "checking", amount="-30000.00", overdraft=limit)
+    walk(bank, MONTH_END)
+    night = micro_half_up(D("30000.00") * D("0.18") / 365)
+    expected = 31 * night // 1_000_000
+    assert expected == 45863
+    assert bank.read("SELECT amount_cents FROM transactions WHERE kind = 'overdraft_interest' "
+                     "AND source_account = ?", [number]) == [(expected,)]
+    assert bank.read("SELECT code, c.amount_cents, c.status FROM charges c JOIN accounts a "
+                     "ON a.id = c.account_id WHERE a.account_number = ?",
+                     [number]) == [("overdraft", 2500, fee_status)]
+    # Posted beyond the limit (owed either way): the books still hold.
+    books_hold(bank)
