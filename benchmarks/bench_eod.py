@@ -52,33 +52,40 @@ LOAN_TERM = 24
 FIRST_ID = 10_000
 
 
+def insert_customers_and_accounts(bank, uow, n_accounts):
+    """Customers (one per two accounts, ids from FIRST_ID) and their accounts, on business
+    date DAY_1: every fifth account checking, the rest savings earning 0.5-3 %, 1 % idle
+    for over a year (also bench_deposits.py)."""
+    n_customers = n_accounts // 2
+    uow.execute("UPDATE settings SET value = ? WHERE key = 'business_date'",
+                [DAY_1.isoformat()])
+    bank.state.business_date = DAY_1
+    uow.execute(
+        "INSERT INTO customers (id, full_name, email, phone, date_of_birth, national_id, "
+        "address, status, segment, created_at, created_by) SELECT ? + i, "
+        "'Bench Customer ' || i, 'c' || i || '@example.com', '+1 555 0100', "
+        "DATE '1980-01-01', 'B' || i, '1 Bench Road', 'active', 'retail', "
+        "TIMESTAMP '2024-01-01', 'bench' FROM range(?) t(i)", [FIRST_ID, n_customers])
+    # Account i: customer i // 2; every fifth account is checking, the rest savings.
+    uow.execute(
+        "INSERT INTO accounts (id, account_number, customer_id, kind, name, status, "
+        "interest_rate_percent, opened_at, last_activity_at, opened_date, "
+        "last_activity_date) SELECT ? + i, body || lpad(CAST(98 - (CAST(body AS HUGEINT) * 100) % 97 AS VARCHAR), "
+        "2, '0'), ? + i // 2, CASE WHEN i % 5 = 0 THEN 'checking' ELSE 'savings' END, "
+        "CASE WHEN i % 5 = 0 THEN 'Checking' ELSE 'Savings' END, 'active', "
+        "CASE WHEN i % 5 = 0 THEN 0 ELSE 0.5 + (i % 11) * 0.25 END, TIMESTAMP '2024-01-01', "
+        "CASE WHEN i % 100 = 7 THEN TIMESTAMP '2024-06-01' ELSE TIMESTAMP '2026-03-01' END, "
+        "DATE '2024-01-01', "
+        "CASE WHEN i % 100 = 7 THEN DATE '2024-06-01' ELSE DATE '2026-03-01' END "
+        "FROM (SELECT i, '40' || lpad(CAST(5000000 + i AS VARCHAR), 8, '0') AS body "
+        "FROM range(?) t(i))", [FIRST_ID, FIRST_ID, n_accounts])
+
+
 def build(bank, n_accounts, n_loans):
     system = bank.system_actor()
-    n_customers = n_accounts // 2
 
     def setup(uow):
-        uow.execute("UPDATE settings SET value = ? WHERE key = 'business_date'",
-                    [DAY_1.isoformat()])
-        bank.state.business_date = DAY_1
-        uow.execute(
-            "INSERT INTO customers (id, full_name, email, phone, date_of_birth, national_id, "
-            "address, status, segment, created_at, created_by) SELECT ? + i, "
-            "'Bench Customer ' || i, 'c' || i || '@example.com', '+1 555 0100', "
-            "DATE '1980-01-01', 'B' || i, '1 Bench Road', 'active', 'retail', "
-            "TIMESTAMP '2024-01-01', 'bench' FROM range(?) t(i)", [FIRST_ID, n_customers])
-        # Account i: customer i // 2; every fifth account is checking, the rest savings.
-        uow.execute(
-            "INSERT INTO accounts (id, account_number, customer_id, kind, name, status, "
-            "interest_rate_percent, opened_at, last_activity_at, opened_date, "
-            "last_activity_date) SELECT ? + i, body || lpad(CAST(98 - (CAST(body AS HUGEINT) * 100) % 97 AS VARCHAR), "
-            "2, '0'), ? + i // 2, CASE WHEN i % 5 = 0 THEN 'checking' ELSE 'savings' END, "
-            "CASE WHEN i % 5 = 0 THEN 'Checking' ELSE 'Savings' END, 'active', "
-            "CASE WHEN i % 5 = 0 THEN 0 ELSE 0.5 + (i % 11) * 0.25 END, TIMESTAMP '2024-01-01', "
-            "CASE WHEN i % 100 = 7 THEN TIMESTAMP '2024-06-01' ELSE TIMESTAMP '2026-03-01' END, "
-            "DATE '2024-01-01', "
-            "CASE WHEN i % 100 = 7 THEN DATE '2024-06-01' ELSE DATE '2026-03-01' END "
-            "FROM (SELECT i, '40' || lpad(CAST(5000000 + i AS VARCHAR), 8, '0') AS body "
-            "FROM range(?) t(i))", [FIRST_ID, FIRST_ID, n_accounts])
+        insert_customers_and_accounts(bank, uow, n_accounts)
     bank.write(setup)
     _products(bank)
 
