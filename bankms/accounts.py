@@ -390,7 +390,8 @@ class Accounts:
 
         Returns {"interest": Decimal (gross), "tax_withheld": Decimal, "interest_net": Decimal,
         "interest_transaction_id": int | None, "payout_transaction_id": int | None,
-        "overdraft_interest": Decimal, "overdraft_interest_transaction_id": int | None}."""
+        "overdraft_interest": Decimal, "overdraft_interest_transaction_id": int | None,
+        "payout": Decimal (paid out: net interest less the overdraft interest)}."""
         number, row = self._readable(actor, number)
         self._bank.require(actor, "account.close", entity="account", entity_id=number)
         if payout_account is not None:
@@ -531,7 +532,8 @@ class Accounts:
                 "interest_transaction_id": ids.get("interest"),
                 "payout_transaction_id": ids.get("payout"),
                 "overdraft_interest": to_money(owed_cents),
-                "overdraft_interest_transaction_id": ids.get("overdraft_interest")}
+                "overdraft_interest_transaction_id": ids.get("overdraft_interest"),
+                "payout": to_money(remainder)}
 
     def freeze(self, actor, number, reason="", frozen=True):
         number, row = self._readable(actor, number)
