@@ -49,6 +49,9 @@ def describe(kind, memo, source, target, amount_cents) -> str:
     else:
         text = _DESCRIPTIONS.get(kind) or str(kind).replace("_", " ").capitalize()
     if isinstance(memo, str) and memo.strip():
+        # "Interest for December 2026", not "Interest - Interest for December 2026".
+        if memo.strip().lower().startswith(text.lower() + " "):
+            return memo.strip()
         text += f" - {memo.strip()}"
     return text
 

@@ -233,6 +233,42 @@ def product_terms(bank, uow, *, day: dt.date, code: str | None = None,
     return {**terms, **dict(zip(("product_id", "code", "name", "kind", "active"), row))}
 
 
+def products_terms(uow, *, day: dt.date, product_ids) -> dict:
+    """product_terms for several products at once, set-based: {product_id: terms} (the same
+    dicts as product_terms), from one read of the versions in force on `day`
+    (deposit_products.VERSIONS_IN_FORCE_SQL, joined in SQL) and one of their tiers. Products
+    that do not exist are left out; InvalidInput if one has no terms (as _terms_on)."""
+    from .deposit_products import RATE_COLUMNS, VERSION_COLUMNS, VERSIONS_IN_FORCE_SQL
+    ids = sorted({int(p) for p in product_ids})
+    if not ids:
+        return {}
+    products = uow.fetchall("SELECT id, code, name, kind, active FROM deposit_products "
+                            "WHERE id IN (SELECT unnest(?))", [ids])
+    versions = {row[0]: row for row in uow.fetchall(
+        f"SELECT v.* FROM ({VERSIONS_IN_FORCE_SQL}) v WHERE v.product_id IN "
+        "(SELECT unnest(?))", [day, ids])}
+    tiers = {}
+    for pid, cents, rate in uow.fetchall(
+            f"SELECT t.product_id, t.from_balance_cents, t.rate_percent FROM "
+            f"({VERSIONS_IN_FORCE_SQL}) v JOIN deposit_product_tiers t "
+            "ON t.product_id = v.product_id AND t.effective_date = v.effective_date "
+            "WHERE v.product_id IN (SELECT unnest(?)) "
+            "ORDER BY t.product_id, t.from_balance_cents", [day, ids]):
+        tiers.setdefault(pid, []).append(
+            (int(cents), Decimal(str(rate)).quantize(Decimal("0.0001"))))
+    out = {}
+    for row in products:
+        if row[0] not in versions:
+            raise InvalidInput(f"Deposit product {row[0]} has no terms.")
+        terms = dict(zip(VERSION_COLUMNS, versions[row[0]]))
+        for column in RATE_COLUMNS:
+            terms[column] = Decimal(str(terms[column])).quantize(Decimal("0.0001"))
+        terms["tiers"] = tiers.get(row[0], [])
+        out[row[0]] = {**terms, **dict(zip(("product_id", "code", "name", "kind", "active"),
+                                           row))}
+    return out
+
+
 def renewal_refusal(terms: dict | None, term_months: int) -> str | None:
     """Why a deposit cannot renew under these terms (None: it can)."""
     if terms is None or not terms["active"]:
@@ -381,7 +417,9 @@ class TermDeposits:
                 kind="transfer", actor=actor, action="term_deposit.open",
                 legs=[(linked, -cents), (number, cents)], amount_cents=cents,
                 idempotency_key=key,
-                memo=f"Term deposit {number}: {months} months at {rate} %",
+                # The statement line already names both accounts; the rate as a person
+                # writes it ('3.5 %', not '3.5000 %').
+                memo=f"Term deposit for {months} months at {Decimal(rate).normalize():f} %",
                 source_account=linked, target_account=number, owned_accounts=(linked,),
                 term_deposit_ok=True))
             if isinstance(outcome, BaseException):
@@ -725,8 +763,8 @@ def mature(bank, actor, uow, day: dt.date, out) -> None:
         due["gross"], rates.loc[due["account_id"]].to_numpy()).astype("int64")
     due["net"] = due["gross"] - due["tax"]
     # Renewal under the product's terms in force on the new term's first day.
-    terms_of = {pid: product_terms(bank, uow, day=nxt, product_id=int(pid))
-                for pid in due["product_id"].unique()}
+    found = products_terms(uow, day=nxt, product_ids=due["product_id"].unique())
+    terms_of = {pid: found.get(int(pid)) for pid in due["product_id"].unique()}
     why_not, new_rate = [], []
     for row in due.itertuples(index=False):
         refusal = None
@@ -756,52 +794,64 @@ def mature(bank, actor, uow, day: dt.date, out) -> None:
     new_ids = dict(uow.fetchall(
         "SELECT account_number, id FROM accounts WHERE account_number IN (SELECT unnest(?))",
         [list(new_numbers)])) if len(new_numbers) else {}
-    tx, legs = [], []
-
-    def add(kind, amount, memo, source, target, postings):
-        ref = len(tx)
-        tx.append({"tx_ref": ref, "kind": kind, "amount_cents": int(amount), "memo": memo,
-                   "source_account": source, "target_account": target})
-        legs.extend({"tx_ref": ref, "account_id": int(a), "amount_cents": int(c)}
-                    for a, c in postings if c)
-        return ref
-
-    refs = {"interest": [], "payout": [], "renewal": []}
-    for row in due.itertuples(index=False):
-        number = row.account_number
-        ref = None
-        if row.gross:
-            ref = add("interest", row.gross, f"Interest of term deposit {number} at maturity",
-                      expense, number, [(internal[expense], -row.gross),
-                                        (row.account_id, row.net),
-                                        (internal[tax_gl], row.tax)])
-        refs["interest"].append(ref)
-        ref = None
-        if row.to_linked:
-            ref = add("transfer", row.to_linked,
-                      f"Term deposit {number} matured" + (": interest" if row.renews else ""),
-                      number, row.linked_number,
-                      [(row.account_id, -row.to_linked), (row.linked_account_id, row.to_linked)])
-        refs["payout"].append(ref)
-        ref = None
-        if row.renews:
-            ref = add("transfer", row.to_new, f"Term deposit {number} renewed",
-                      number, row.new_number, [(row.account_id, -row.to_new),
-                                               (new_ids[row.new_number], row.to_new)])
-        refs["renewal"].append(ref)
-    base = _post(bank, actor, uow, pd.DataFrame(tx), pd.DataFrame(legs),
-                 "eod.term_deposit_maturity") if tx else 0
-
-    def tx_id(ref):
-        return None if ref is None else base + ref
-
-    due["interest_tx"] = pd.array([tx_id(r) for r in refs["interest"]], dtype="Int64")
-    due["payout_tx"] = pd.array([tx_id(r) for r in refs["payout"]], dtype="Int64")
-    due["renewal_tx"] = pd.array([tx_id(r) for r in refs["renewal"]], dtype="Int64")
-    _record_maturities(bank, actor, uow, day, nxt, due, new_ids)
+    tx, legs = _maturity_frames(due, new_ids, expense=expense,
+                                expense_id=internal[expense], tax_id=internal[tax_gl])
+    base = _post(bank, actor, uow, tx, legs, "eod.term_deposit_maturity") if len(tx) else 0
+    for column in ("interest_tx", "payout_tx", "renewal_tx"):
+        due[column] = (base + due[column.replace("_tx", "_ref")]).astype("Int64")
+    _record_maturities(bank, actor, uow, day, nxt, due, new_ids, terms_of)
     out.term_deposits_matured = int((~due["renews"]).sum())
     out.term_deposits_renewed = int(due["renews"].sum())
     out.term_deposit_interest_cents = int(due["gross"].sum())
+
+
+def _maturity_frames(due, new_ids, *, expense, expense_id, tax_id):
+    """The transactions and postings of matured deposits, built column-wise: per deposit, in
+    row order, the interest at maturity (when any: gross from the expense GL, net to the
+    deposit, tax to the withholding tax GL), the payout to the linked account (when any) and
+    the transfer into the renewed deposit (when it renews). Sets due's interest_ref,
+    payout_ref and renewal_ref (tx_ref, or <NA> when there is no such transaction).
+    Returns (transactions, postings) for eod._post; zero legs are left out."""
+    number, row = due["account_number"], pd.Series(range(len(due)), index=due.index)
+    new_id = due["new_number"].map(lambda n: new_ids.get(n) if n else None)
+    parts = [
+        (0, due["gross"] != 0, "interest", due["gross"],
+         "Interest of term deposit " + number + " at maturity", expense, number,
+         [(expense_id, -due["gross"]), (due["account_id"], due["net"]),
+          (tax_id, due["tax"])]),
+        (1, due["to_linked"] != 0, "transfer", due["to_linked"],
+         "Term deposit " + number + " matured" + due["renews"].map({True: ": interest",
+                                                                   False: ""}),
+         number, due["linked_number"],
+         [(due["account_id"], -due["to_linked"]), (due["linked_account_id"], due["to_linked"])]),
+        (2, due["renews"], "transfer", due["to_new"], "Term deposit " + number + " renewed",
+         number, due["new_number"],
+         [(due["account_id"], -due["to_new"]), (new_id, due["to_new"])]),
+    ]
+    frames, leg_frames = [], []
+    for slot, present, kind, amount, memo, source, target, postings in parts:
+        present = present.astype(bool)
+        frames.append(pd.DataFrame({
+            "row": row, "slot": slot, "kind": kind, "amount_cents": amount, "memo": memo,
+            "source_account": source, "target_account": target})[present])
+        for leg, (account, cents) in enumerate(postings):
+            leg_frames.append(pd.DataFrame({
+                "row": row, "slot": slot, "leg": leg, "account_id": account,
+                "amount_cents": cents})[present])
+    tx = pd.concat(frames, ignore_index=True).sort_values(["row", "slot"], kind="stable")
+    tx["tx_ref"] = range(len(tx))
+    for slot, name in enumerate(("interest_ref", "payout_ref", "renewal_ref")):
+        mine = tx[tx["slot"] == slot]
+        due[name] = pd.Series(mine["tx_ref"].to_numpy(), index=due.index[
+            mine["row"].to_numpy()]).reindex(due.index).astype("Int64")
+    legs = pd.concat(leg_frames, ignore_index=True).merge(tx[["row", "slot", "tx_ref"]],
+                                                          on=["row", "slot"])
+    legs = legs[legs["amount_cents"] != 0].sort_values(["tx_ref", "leg"], kind="stable")
+    legs = legs.astype({"account_id": "int64", "amount_cents": "int64"})
+    tx = tx.astype({"amount_cents": "int64"})
+    return (tx[["tx_ref", "kind", "amount_cents", "memo", "source_account", "target_account"]]
+            .reset_index(drop=True),
+            legs[["tx_ref", "account_id", "amount_cents"]].reset_index(drop=True))
 
 
 def _new_accounts(uow, renewing: pd.DataFrame, day: dt.date) -> list:
@@ -839,10 +889,11 @@ def _new_accounts(uow, renewing: pd.DataFrame, day: dt.date) -> list:
     return numbers
 
 
-def _record_maturities(bank, actor, uow, day, nxt, due, new_ids) -> None:
-    """The rows end of day writes for matured deposits: the new terms of renewals, the old
-    rows' outcome, the interest_postings rows (as at a close), the old accounts closed, and
-    one audit row per deposit."""
+def _record_maturities(bank, actor, uow, day, nxt, due, new_ids, terms_of) -> None:
+    """The rows end of day writes for matured deposits: the new terms of renewals (under
+    terms_of: product_id -> the product's terms on `nxt`), the old rows' outcome, the
+    interest_postings rows (as at a close), the old accounts closed, and one audit row per
+    deposit."""
     now = utcnow()
     renewing = due[due["renews"]]
     if len(renewing):
@@ -853,8 +904,7 @@ def _record_maturities(bank, actor, uow, day, nxt, due, new_ids) -> None:
             "product_id": renewing["product_id"].to_numpy(),
             "principal_cents": renewing["to_new"].to_numpy(),
             "rate_percent": renewing["new_rate"].to_numpy(),
-            "day_count": [product_terms(bank, uow, day=nxt, product_id=int(p))["day_count"]
-                          for p in renewing["product_id"]],
+            "day_count": [terms_of[p]["day_count"] for p in renewing["product_id"]],
             "start_date": nxt, "term_months": renewing["term_months"].to_numpy(),
             "maturity_date": [maturity_date(nxt, int(m)) for m in renewing["term_months"]],
             "maturity_instruction": renewing["maturity_instruction"].to_numpy(),

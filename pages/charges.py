@@ -74,9 +74,11 @@ def _review(bank, actor, review):
         dc.drop_review(APPLY)
         st.rerun()
     if confirm:
-        dc.confirm_review(APPLY, lambda r: bank.charges.apply(
+        # The confirmation names what was charged where and why, as the review did.
+        dc.confirm_review(APPLY, lambda r: {**bank.charges.apply(
             actor, r["account"], r["code"], reason=r["reason"], base_amount=r["base"],
-            amount=r["typed"], idempotency_key=r["key"]))
+            amount=r["typed"], idempotency_key=r["key"]), "account": r["account"],
+            "name": r["name"], "reason": r["reason"]})
 
 
 def _waive_form(bank, actor, charges):
@@ -102,17 +104,40 @@ def _waive_form(bank, actor, charges):
                on_success=lambda r: reset_form_key(WAIVE))
 
 
+def _catalogue_view(entries):
+    """The catalogue for people: each row shows only the figures its kind uses (a fixed
+    charge has no rate, a percentage no fixed amount, a product's charge none of them), as
+    money or '1.5 %'; no maximum reads 'none'."""
+    from pages.common import money
+
+    def cell(row, column):
+        calc, value = row["calc"], row[column]
+        if calc == "product" or (calc == "flat") != (column == "amount"):
+            return ""
+        if column == "rate_percent":
+            return f"{value.normalize():f} %"
+        if column == "maximum" and value is None:
+            return "none"
+        return money(value)
+    rows = entries.to_dict("records")
+    return entries.assign(
+        kind=entries["calc"].map({"flat": "Fixed", "percent": "Percentage",
+                                  "product": "Set by the product"}),
+        **{name: [cell(row, column) for row in rows] for name, column in (
+            ("amount", "amount"), ("rate", "rate_percent"), ("minimum", "minimum"),
+            ("maximum", "maximum"))})
+
+
 def _catalogue(bank, actor):
     from pages import daily_common as dc
 
     st.subheader("Catalogue")
     entries = bank.charges.catalogue(actor)
-    dc.show_table(entries.assign(kind=entries["calc"].map(
-        {"flat": "Fixed", "percent": "Percentage", "product": "Set by the product"})),
-        {"code": "Code", "name": "Name", "kind": "Kind", "amount": "Amount",
-         "rate_percent": "Rate %", "minimum": "Minimum", "maximum": "Maximum",
-         "active": "Offered", "system": "End of day"},
-        money_columns=("amount", "minimum", "maximum"), key="ch_catalogue_table")
+    dc.show_table(_catalogue_view(entries),
+                  {"code": "Code", "name": "Name", "kind": "Kind", "amount": "Amount",
+                   "rate": "Rate", "minimum": "Minimum", "maximum": "Maximum",
+                   "active": "Offered", "system": "End of day"},
+                  key="ch_catalogue_table")
     if actor.role != "manager":
         return
     with st.form("charges_define_form"):
@@ -167,12 +192,18 @@ def render() -> None:
         return
     result = dc.result_of(APPLY)
     if result is not None:
-        st.success(f"Charged {money(result['amount'])}: charge {result['charge_id']}, "
-                   f"transaction {result['transaction_id']}.", icon=":material/check_circle:")
+        st.success(f"Charged {dc.md(money(result['amount']))} to account "
+                   f"{result['account']} ({dc.md(result['name'])}: {dc.md(result['reason'])}): "
+                   f"charge {result['charge_id']}, transaction {result['transaction_id']}.",
+                   icon=":material/check_circle:")
         if st.button("New charge", key="ch_new", icon=":material/add:"):
             dc.clear_result(APPLY)
             st.rerun()
-    number = st.text_input("Account number", key="ch_account").strip()
+    # The review step draws no account field, and Streamlit forgets a widget it did not
+    # draw: the number is kept beside it so the account's charges show again afterwards.
+    number = st.text_input("Account number", key="ch_account",
+                           value=st.session_state.get("_ch_account_kept", "")).strip()
+    st.session_state["_ch_account_kept"] = number
     if number:
         try:
             account = bank.accounts.get(actor, number)
@@ -185,7 +216,13 @@ def render() -> None:
             if result is None:
                 _apply_form(bank, actor, account["account_number"])
             st.subheader("Charges on this account")
-            dc.show_table(charges.assign(status=charges["status"].map(STATUS_LABELS)),
+            # A charge not waived has no waiver: blank cells, not 'None'.
+            dc.show_table(charges.assign(
+                status=charges["status"].map(STATUS_LABELS),
+                waived_by=charges["waived_by"].astype(object).where(
+                    charges["waived_by"].notna(), ""),
+                waive_reason=charges["waive_reason"].astype(object).where(
+                    charges["waive_reason"].notna(), "")),
                           CHARGE_COLUMNS, money_columns=("amount",),
                           empty="No charges on this account.", key="ch_list")
             if actor.role == "manager":

@@ -202,9 +202,13 @@ def money_table(df: pd.DataFrame, columns: dict, money_columns=()) -> pd.DataFra
     for column in money_columns:
         out[column] = [None if pd.isna(v) else money(v) for v in out[column].astype(object)]
     for column in out.columns:
-        # Minutes are enough on screen, and a short time leaves room on a phone.
+        # Minutes are enough on screen, and a short time leaves room on a phone. pandas reads
+        # a DATE column as midnight timestamps: a business date is shown without a time.
         if pd.api.types.is_datetime64_any_dtype(out[column]):
-            out[column] = out[column].dt.strftime("%Y-%m-%d %H:%M")
+            times = out[column].dropna()
+            dates_only = bool((times == times.dt.normalize()).all())
+            out[column] = out[column].dt.strftime("%Y-%m-%d" if dates_only
+                                                  else "%Y-%m-%d %H:%M")
     return out.rename(columns=columns)
 
 

@@ -94,23 +94,37 @@ def _fields(prefix: str, kind: str, current: dict) -> dict:
     return {"terms": out, "tiers_text": tiers}
 
 
+def _percent_of_bp(bp) -> str:
+    """Hundredths of a percent as a person reads them: 1500 -> '15 %', 1250 -> '12.5 %'."""
+    from decimal import Decimal
+    return f"{(Decimal(int(bp)) / 100).normalize():f} %"
+
+
 def _table(products) -> None:
+    from bankms.money import AMOUNT_CENTS_MAX, to_money
     from pages import daily_common as dc
+    from pages.common import money
 
     shown = products.copy()
     shown["kind"] = [KIND_LABELS.get(k, k) for k in shown["kind"]]
     shown["status"] = ["offered" if v else "withdrawn" for v in shown["active"]]
     shown["paid"] = [PERIOD_LABELS.get(p, p) for p in shown["posting_period"]]
     shown["rate"] = [f"{r.normalize():f} %" for r in shown["interest_rate_percent"]]
+    shown["tax"] = [_percent_of_bp(bp) for bp in shown["withholding_tax_bp"]]
+    # The migrated checking product keeps today's "no cap" as the largest amount there is.
+    shown["overdraft_max"] = [
+        "Not allowed" if not allowed else "No limit" if cents >= AMOUNT_CENTS_MAX
+        else money(to_money(cents))
+        for cents, allowed in zip(shown["overdraft_limit_max_cents"],
+                                  shown["overdraft_allowed"])]
     dc.show_table(shown, {
         "code": "Code", "name": "Name", "kind": "Kind", "status": "Status", "rate": "Rate",
         "tier_count": "Tiers", "effective_date": "Since", "future_versions": "Changes to come",
         "paid": "Interest paid", "day_count": "Day count",
         "maintenance_fee_cents": "Monthly fee", "min_balance_cents": "Minimum balance",
-        "overdraft_limit_max_cents": "Largest overdraft", "withholding_tax_bp": "Tax (bp)",
+        "overdraft_max": "Largest overdraft", "tax": "Tax withheld",
         "dormancy_months": "Dormant after (months)"},
-        money_columns=("maintenance_fee_cents", "min_balance_cents",
-                       "overdraft_limit_max_cents"), key="dp_table")
+        money_columns=("maintenance_fee_cents", "min_balance_cents"), key="dp_table")
 
 
 def _edit(bank, actor, rows) -> None:
@@ -123,8 +137,13 @@ def _edit(bank, actor, rows) -> None:
     if not code:
         return
     versions = bank.deposit_products.versions(actor, code)
-    dc.show_table(versions, {"effective_date": "From", "state": "", "interest_rate_percent":
-                             "Rate %", "tiers": "Tiers", "changed_by": "Changed by"},
+    versions = versions.assign(
+        state=versions["state"].str.capitalize(),
+        interest_rate_percent=[f"{r.normalize():f} %" for r in versions[
+            "interest_rate_percent"]])
+    dc.show_table(versions, {"effective_date": "From", "state": "State",
+                             "interest_rate_percent": "Rate", "tiers": "Tiers",
+                             "changed_by": "Changed by"},
                   key=f"dp_versions_{code}")
     tomorrow = bank.business_date + dt.timedelta(days=1)
     # The form starts from the terms that will be in force tomorrow, the earliest a change
@@ -159,14 +178,18 @@ def _create(bank, actor) -> None:
         new_code = st.text_input("Code", placeholder="bonus_saver", key="dp_new_code",
                                  help="Lower-case letters, digits and underscores.")
         new_name = st.text_input("Name", key="dp_new_name")
+        # A product may start today (no account can have been on it before) or later, so
+        # it can be prepared ahead of a launch.
+        start = st.date_input("Offered from (business date)", value=bank.business_date,
+                              min_value=bank.business_date, key=f"dp_new_{kind}_start")
         typed = _fields(f"dp_new_{kind}", kind, blank)
         create = st.form_submit_button("Create product", type="primary")
     if create:
         dc.act(NAME, lambda: bank.deposit_products.create(
             actor, code=new_code, name=new_name, kind=kind, terms=typed["terms"],
-            tiers=parse_tiers(typed["tiers_text"])),
-            dc.unless_waiting(lambda prod: f"Deposit product {md(prod['code'])} is created "
-                                           "and offered."))
+            tiers=parse_tiers(typed["tiers_text"]), effective_date=start),
+            dc.unless_waiting(lambda prod: f"Deposit product {md(prod['code'])} is created, "
+                                           f"offered from {start}."))
 
 
 def render() -> None:

@@ -4,12 +4,30 @@ import streamlit as st
 PAGE = {"title": "End of day", "icon": ":material/event_available:", "roles": ("manager",),
         "order": 90, "url": "end-of-day"}
 
+# What each closed day did, in words, most telling first (a phone shows the first few).
+# Standing orders that failed are tried again; missed ones are not.
+RUN_COLUMNS = {
+    "business_date": "Day", "interest_posted_cents": "Interest paid",
+    "interest_tax_cents": "Tax withheld", "overdraft_interest_cents": "Overdraft interest",
+    "fees_charged": "Fees charged", "fee_cents": "Fees",
+    "standing_orders_executed": "Standing orders paid",
+    "standing_orders_failed": "Standing orders failed",
+    "standing_orders_missed": "Standing orders missed",
+    "term_deposits_matured": "Term deposits matured",
+    "term_deposits_renewed": "Term deposits renewed",
+    "term_deposit_interest_cents": "Term deposit interest",
+    "loans_collected": "Instalments collected", "collected_cents": "Collected",
+    "late_fees_charged": "Late fees", "loans_in_arrears": "Loans in arrears",
+    "accounts_accrued": "Accounts earning interest",
+    "accounts_made_dormant": "Accounts made dormant", "actor": "Closed by", "took": "Took"}
+
 
 def render() -> None:
     from bankms import eod_auto
     from bankms.eod import recent_runs
     from bankms.errors import BankError
-    from pages.common import current_actor, get_bank, money, show_error
+    from pages import daily_common as dc
+    from pages.common import current_actor, get_bank, show_error
 
     actor = current_actor()
     if actor is None or actor.role != "manager":
@@ -20,10 +38,14 @@ def render() -> None:
     done = st.session_state.pop("eod_done", None)
     if done:
         st.success(done, icon=":material/check_circle:")
-    st.caption("Closing a day collects due instalments, charges late fees, ages arrears, "
-               "accrues savings interest (posted on the last day of each month) and marks "
-               f"accounts dormant after {bank.settings.value('dormancy_months')} months "
-               "without activity. Missed days are closed in "
+    st.caption("Closing a day pays the standing orders due, collects due instalments and "
+               "charges late fees, accrues deposit interest on each product's terms (and "
+               "overdraft interest on negative balances), pays out or renews the term deposits "
+               "that mature, posts interest with tax withheld and the products' fees at the "
+               "end of each posting period, ages arrears and marks accounts dormant after "
+               "their product's months without activity "
+               f"({bank.settings.value('dormancy_months')} months unless the product says "
+               "otherwise). Missed days are closed in "
                "order; a day already closed is never closed again, and a day that has not "
                "ended in the bank's time zone cannot be closed.")
     status = eod_auto.status(bank)
@@ -60,17 +82,9 @@ def render() -> None:
     runs = recent_runs(bank, actor, limit=30)
     if not runs.empty:
         st.subheader("Recent days")
-        table = runs[["business_date", "actor", "seconds", "accounts_accrued",
-                      "loans_collected", "late_fees_charged", "loans_in_arrears",
-                      "accounts_made_dormant"]].copy()
-        table.insert(4, "interest_posted", [money(int(c)) for c in runs["interest_posted_cents"]])
-        table.insert(6, "collected", [money(int(c)) for c in runs["collected_cents"]])
-        # Standing orders (end of day step 1): paid, failed (to be retried) and missed.
-        for column, label in (("standing_orders_executed", "standing_orders_paid"),
-                              ("standing_orders_failed", "standing_orders_failed"),
-                              ("standing_orders_missed", "standing_orders_missed")):
-            table[label] = runs[column]
-        st.dataframe(table, hide_index=True, width="stretch", key="eod_runs")
+        dc.show_table(runs.assign(took=[f"{s:.1f} s" for s in runs["seconds"]]), RUN_COLUMNS,
+                      money_columns=[c for c in RUN_COLUMNS if c.endswith("_cents")],
+                      key="eod_runs")
     _chain(bank, actor)
 
 

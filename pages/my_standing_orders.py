@@ -28,7 +28,7 @@ def render() -> None:
     except BankError as exc:
         show_error(exc)
         return
-    accounts = accounts[accounts["status"].isin(["active", "dormant"])]
+    accounts = sc.payable_accounts(accounts)
     if accounts.empty:
         st.info("You have no open account to pay standing orders from.")
         return

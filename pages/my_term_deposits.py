@@ -1,28 +1,43 @@
 """Term deposits (customers): their term deposits with maturity date and expected payout, and
 opening one from their own account, with a review step that shows the rate, the maturity date
 and the expected payout before any money moves."""
+from decimal import Decimal
+
 import streamlit as st
 
 PAGE = {"title": "Term deposits", "icon": ":material/savings:", "roles": ("customer",),
         "order": 35, "url": "my-term-deposits"}
 
 FORM = "my_term_deposit"
-INSTRUCTIONS = {"payout": "Pay principal and interest to my account",
+# Shown to customers and to tellers (whose page lists a customer's deposits), so the words
+# say where the money goes without "my".
+INSTRUCTIONS = {"payout": "Pay principal and interest to the linked account",
                 "renew": "Renew principal and interest for the same term",
-                "renew_principal": "Renew the principal, pay the interest to my account"}
+                "renew_principal": "Renew the principal, pay the interest to the linked "
+                                   "account"}
+STATUS_LABELS = {"active": "Running", "matured": "Matured", "renewed": "Renewed",
+                 "closed_early": "Closed early"}
 LIST_COLUMNS = {"account_number": "Term deposit", "principal": "Principal",
-                "rate_percent": "Rate %", "maturity_date": "Matures", "payout": "Payout",
+                "rate_percent": "Rate", "maturity_date": "Matures", "payout": "Payout",
                 "maturity_instruction": "At maturity", "status": "Status",
                 "start_date": "Opened", "linked_account": "Paid to"}
+
+
+def in_words(deposits):
+    """term_deposits.list() for people: instruction and status in words, rate as '3.5 %'
+    (customer and teller pages)."""
+    return deposits.assign(
+        maturity_instruction=deposits["maturity_instruction"].map(
+            lambda v: INSTRUCTIONS.get(v, v)),
+        status=deposits["status"].map(lambda v: STATUS_LABELS.get(v, v.replace("_", " "))),
+        rate_percent=[f"{Decimal(r).normalize():f} %" for r in deposits["rate_percent"]])
 
 
 def _list(bank, actor):
     from pages import daily_common as dc
 
     deposits = bank.term_deposits.list(actor)
-    shown = deposits.assign(maturity_instruction=deposits["maturity_instruction"].map(
-        lambda v: INSTRUCTIONS.get(v, v)), status=deposits["status"].str.replace("_", " "))
-    dc.show_table(shown, LIST_COLUMNS, money_columns=("principal", "payout"),
+    dc.show_table(in_words(deposits), LIST_COLUMNS, money_columns=("principal", "payout"),
                   empty="You have no term deposits yet.", key="my_td_table")
     if len(deposits):
         st.caption("For a running deposit, the payout is what it pays at maturity: the "
@@ -78,7 +93,7 @@ def review_rows(review) -> list:
     return [("From account", review["linked_account"]), ("Amount", money(review["amount"])),
             ("Product", review["product_name"]),
             ("Term", f"{review['term_months']} months"),
-            ("Rate", f"{review['rate_percent']} % a year"),
+            ("Rate", f"{Decimal(str(review['rate_percent'])).normalize():f} % a year"),
             ("Matures on", str(review["maturity_date"])),
             ("Interest expected", money(review["interest"])),
             ("Tax withheld", money(review["tax"])),
@@ -120,7 +135,9 @@ def opened_message(result):
     from pages import daily_common as dc
 
     st.success(f"Term deposit {result['account_number']} is open: "
-               f"{dc.md(money(result['principal']))} until {result['maturity_date']}.",
+               f"{dc.md(money(result['principal']))} until {result['maturity_date']}, "
+               f"paying {dc.md(money(result['payout']))} at maturity (interest "
+               f"{dc.md(money(result['interest']))}, tax {dc.md(money(result['tax']))}).",
                icon=":material/check_circle:")
 
 

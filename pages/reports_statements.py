@@ -26,7 +26,7 @@ def _pick_account(bank, actor):
 def _statement(bank, actor, number):
     import calendar
 
-    from bankms.reports import with_money
+    from pages import daily_common as dc
     from pages.common import money
 
     months = bank.reports.statement_months(actor, number)
@@ -43,11 +43,16 @@ def _statement(bank, actor, number):
     columns[2].metric("Money out", money(s.debits_cents), border=True,
                       help=f"Of which fees {money(s.fees_cents)}.")
     columns[3].metric("Closing balance", money(s.closing_cents), border=True)
-    st.caption(f"Interest earned {money(s.interest_cents)} · fees charged "
-               f"{money(s.fees_cents)} · {len(s.lines)} transactions")
-    shown = with_money(s.lines[["date", "transaction_id", "description", "amount_cents",
-                                "balance_cents"]])
-    st.dataframe(shown, hide_index=True, width="stretch")
+    interest = (f"Interest {money(s.interest_gross_cents)} less tax withheld "
+                f"{money(s.tax_withheld_cents)}: {money(s.interest_cents)} credited"
+                if s.tax_withheld_cents else f"Interest earned {money(s.interest_cents)}")
+    st.caption(f"{interest} · fees charged {money(s.fees_cents)} (less any waived) · "
+               f"{len(s.lines)} transactions")
+    dc.show_table(s.lines, {"date": "Date", "description": "Description",
+                            "amount_cents": "Amount", "balance_cents": "Balance",
+                            "transaction_id": "Transaction"},
+                  money_columns=("amount_cents", "balance_cents"),
+                  empty="No transactions this month.", key="statement_lines")
     left, right = st.columns(2)
     left.download_button("Statement as PDF", data=s.to_pdf(), file_name=f"{s.filename}.pdf",
                          mime="application/pdf", on_click="ignore", key="statement_pdf",

@@ -17,9 +17,21 @@ LIST_COLUMNS = {"id": "Order", "source_account": "From", "target_account": "To",
                 "failures": "Failures"}
 RUN_COLUMNS = {"attempt_date": "Attempted", "due_date": "Due", "outcome": "Outcome",
                "reason": "Reason", "amount_cents": "Amount", "transaction_id": "Transaction"}
+# Words for the stored codes: an attempt that failed is tried again (retry_days), one missed
+# is not.
+OUTCOME_LABELS = {"executed": "Paid", "failed": "Failed, will retry", "missed": "Missed"}
+STATUS_LABELS = {"active": "Active", "cancelled": "Cancelled", "finished": "Finished"}
 FAILURE_COLUMNS = {"attempt_date": "Attempted", "due_date": "Due", "order_id": "Order",
                    "customer_id": "Customer", "source_account": "From", "target_account": "To",
                    "amount_cents": "Amount", "outcome": "Outcome", "reason": "Reason"}
+
+
+def _in_words(df, outcome_column):
+    """A copy with the outcome in words and no reason shown as blank (not 'None')."""
+    reason = "last_reason" if outcome_column == "last_outcome" else "reason"
+    return df.assign(**{outcome_column: df[outcome_column].map(
+        lambda v: OUTCOME_LABELS.get(v, v), na_action="ignore"),
+        reason: df[reason].astype(object).where(df[reason].notna(), "")})
 
 
 def orders(bank, actor, prefix, customer_id=None) -> None:
@@ -33,15 +45,16 @@ def orders(bank, actor, prefix, customer_id=None) -> None:
     except BankError as exc:
         show_error(exc)
         return
-    dc.show_table(df, LIST_COLUMNS, money_columns=("amount_cents",),
-                  empty="No standing orders yet.", key=f"{prefix}_list")
+    dc.show_table(_in_words(df, "last_outcome").assign(status=df["status"].map(
+        lambda v: STATUS_LABELS.get(v, v))), LIST_COLUMNS, money_columns=("amount_cents",),
+        empty="No standing orders yet.", key=f"{prefix}_list")
     if df.empty:
         return
     ids = [int(i) for i in df["id"]]
     chosen = st.selectbox("Order", ids, key=f"{prefix}_order",
                           format_func=lambda i: f"{i}: " + df.loc[df["id"] == i,
                                                                   "schedule"].iloc[0])
-    dc.show_table(bank.standing_orders.runs(actor, chosen), RUN_COLUMNS,
+    dc.show_table(_in_words(bank.standing_orders.runs(actor, chosen), "outcome"), RUN_COLUMNS,
                   money_columns=("amount_cents",), empty="Not attempted yet.",
                   key=f"{prefix}_runs")
     if df.loc[df["id"] == chosen, "status"].iloc[0] != "active":
@@ -53,6 +66,15 @@ def orders(bank, actor, prefix, customer_id=None) -> None:
     if go:
         dc.act(prefix, lambda: bank.standing_orders.cancel(actor, chosen, reason),
                f"Standing order {chosen} is cancelled; nothing more will be paid.")
+
+
+def payable_accounts(accounts):
+    """The accounts a standing order may pay from: open (active or dormant) and of a kind
+    that standing orders serve (not a term deposit, whose money only its service moves)."""
+    from bankms.standing_orders import ORDER_KINDS
+
+    return accounts[accounts["status"].isin(["active", "dormant"])
+                    & accounts["kind"].isin(ORDER_KINDS)]
 
 
 def form(bank, actor, accounts, name) -> None:
@@ -159,6 +181,6 @@ def failures(bank, actor, prefix) -> None:
     """Staff: failed and missed attempts of the last 31 days, with their reasons."""
     from pages import daily_common as dc
 
-    dc.show_table(bank.standing_orders.failures(actor), FAILURE_COLUMNS,
+    dc.show_table(_in_words(bank.standing_orders.failures(actor), "outcome"), FAILURE_COLUMNS,
                   money_columns=("amount_cents",),
                   empty="No standing order failed in the last 31 days.", key=f"{prefix}_fail")

@@ -41,7 +41,7 @@ def render() -> None:
         show_error(exc)
         return
     sc.orders(bank, actor, "standing_orders", customer_id=customer)
-    accounts = accounts[accounts["status"].isin(["active", "dormant"])]
+    accounts = sc.payable_accounts(accounts)
     if accounts.empty:
         st.info("This customer has no open account to pay standing orders from.")
         return

@@ -13,7 +13,7 @@ def _lookup(bank, actor):
     from bankms.errors import BankError
     from pages.common import show_error
     from pages import daily_common as dc
-    from pages.my_term_deposits import INSTRUCTIONS, LIST_COLUMNS
+    from pages.my_term_deposits import LIST_COLUMNS, in_words
 
     with st.form("td_lookup"):
         typed = st.text_input("Customer id", value=str(st.session_state.get(CUSTOMER) or
@@ -32,9 +32,7 @@ def _lookup(bank, actor):
     except BankError as exc:
         show_error(exc)
         return None
-    shown = deposits.assign(maturity_instruction=deposits["maturity_instruction"].map(
-        lambda v: INSTRUCTIONS.get(v, v)), status=deposits["status"].str.replace("_", " "))
-    dc.show_table(shown, {**LIST_COLUMNS, "penalty": "Penalty"},
+    dc.show_table(in_words(deposits), {**LIST_COLUMNS, "penalty": "Penalty"},
                   money_columns=("principal", "payout", "penalty"),
                   empty="This customer has no term deposits.", key="td_table")
     return customer
@@ -56,7 +54,7 @@ def _open(bank, actor, customer):
 
 
 def _close_early(bank, actor):
-    from pages.common import form_key, reset_form_key
+    from pages.common import form_key, money, reset_form_key
     from pages import daily_common as dc
 
     key = form_key("td_close")
@@ -74,8 +72,10 @@ def _close_early(bank, actor):
 
         def message(result):
             return (f"Term deposit {dc.md(number.strip())} is closed: interest "
-                    f"{result['interest']}, penalty {result['penalty']}, tax withheld "
-                    f"{result['tax_withheld']}; {result['payout']} was paid to its account.")
+                    f"{dc.md(money(result['interest']))}, penalty "
+                    f"{dc.md(money(result['penalty']))}, tax withheld "
+                    f"{dc.md(money(result['tax_withheld']))}; "
+                    f"{dc.md(money(result['payout']))} was paid to its linked account.")
         dc.act("td_close", lambda: bank.term_deposits.close_early(
             actor, number, reason=reason, idempotency_key=key), message,
             on_success=lambda _: reset_form_key("td_close"))

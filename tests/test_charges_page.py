@@ -64,10 +64,15 @@ def test_a_teller_applies_a_charge(app_bank, staff, code, base, expected):
     assert "Check and confirm the charge" in texts(at)
     assert balance(app_bank, number) == 10_000
     click(at, "Confirm charge")
-    assert "Charged $" in texts(at)
+    # The confirmation says how much, on which account and why.
+    assert f"Charged ${expected / 100:,.2f} to account {number}" in texts(at)
+    assert "Asked at the counter" in at.success[0].value
     # A second click of the same confirm (a rerun) charges nothing more.
     at.run()
     assert balance(app_bank, number) == 10_000 - expected
+    [listed] = [d.value for d in at.dataframe if "Why waived" in d.value.columns]
+    assert list(listed["Status"]) == ["Charged"] and list(listed["Why waived"]) == [""]
+    assert list(listed["Waived by"]) == [""]
     charges = app_bank.charges.list(staff["manager"], number)
     assert list(charges["amount_cents"]) == [expected]
     assert "Waive a charge" not in texts(at)  # tellers do not waive
@@ -121,6 +126,15 @@ def test_a_manager_adds_a_charge_to_the_catalogue(app_bank, staff, amount, said,
     click(at, "Save charge")
     assert said in texts(at)
     assert (code in set(app_bank.charges.catalogue(staff["manager"])["code"])) is saved
+
+
+def test_the_catalogue_shows_only_the_figures_each_kind_uses(app_bank, staff):
+    at = open_app(app_bank, staff["teller"], "account-charges")
+    [table] = [d.value for d in at.dataframe if "Offered" in d.value.columns]
+    rows = {r["Code"]: (r["Amount"], r["Rate"], r["Minimum"], r["Maximum"])
+            for r in table.to_dict("records")}
+    assert [rows[c] for c in ("statement_copy", "transfer_abroad", "maintenance")] == [
+        ("$12.50", "", "", ""), ("", "1.5 %", "$2.00", "$25.00"), ("", "", "", "")]
 
 
 def test_tellers_cannot_edit_the_catalogue(app_bank, staff):

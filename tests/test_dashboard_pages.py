@@ -369,6 +369,11 @@ def test_customer_statement_page(shop):
     assert shown["Money in"][0] == "$1,000.00"
     assert shown["Money out"][0] == "$202.00"
     assert shown["Closing balance"][0] == "$798.00"
+    # The lines in words and money, not transaction_id / amount_cents / 798.00.
+    [lines] = [d.value for d in at.dataframe if "Description" in d.value.columns]
+    assert list(lines.columns) == ["Date", "Description", "Amount", "Balance", "Transaction"]
+    assert lines["Balance"].iloc[-1] == "$798.00" and lines["Amount"].iloc[0].startswith("$")
+    assert not lines["Date"].astype(str).str.contains("00:00").any()
     labels = [b.label for b in at.get("download_button")]
     assert "Statement as PDF" in labels and "Statement as CSV" in labels
     at.selectbox(key="certificate_year").select(2025).run()

@@ -42,7 +42,7 @@ def test_only_managers_see_the_products_page(app_bank, staff, role, offered):
 
 CREATE = [
     # rate, tiers typed, what the page says, whether the product exists afterwards
-    ("1.25", "0: 1.00\n5,000.00: 1.5", "is created and offered", True),
+    ("1.25", "0: 1.00\n5,000.00: 1.5", "is created, offered from", True),
     ("1.12345", "", "at most four decimals", False),
     ("1.25", "-5.00: 1.5", "below a zero balance", False),
     ("1.25", "5,000.00 1.5", "is not 'from balance: rate'", False),
@@ -69,6 +69,26 @@ def test_a_manager_creates_a_product(app_bank, staff, rate, tiers, said, created
             Decimal("1.25"), 150, [(0, Decimal("1")), (500_000, Decimal("1.5"))])
 
 
+def test_a_manager_creates_a_product_offered_from_a_later_date(app_bank, staff):
+    code = f"launch_product_{next(_codes)}"
+    start = app_bank.business_date + dt.timedelta(days=10)
+    at = open_app(app_bank, staff["manager"], "deposit-products")
+    at.text_input(key="dp_new_code").input(code)
+    at.text_input(key="dp_new_name").input("Launch checking")
+    at.date_input(key="dp_new_checking_start").set_value(start)
+    click(at, "Create product")
+    assert f"is created, offered from {start}" in texts(at)
+    versions = app_bank.deposit_products.versions(staff["manager"], code)
+    assert [str(d)[:10] for d in versions["effective_date"]] == [str(start)]
+    # The products table in words: tax as a percentage, no basis points, no midnight times.
+    [table] = [d.value for d in at.dataframe if "Tax withheld" in d.value.columns]
+    assert "Tax (bp)" not in table.columns and set(table["Tax withheld"]) == {"0 %"}
+    assert not table.astype(str).apply(lambda c: c.str.contains("00:00")).any().any()
+    # The migrated checking product's "no cap" is not shown as $100,000,000,000.00.
+    overdraft = dict(zip(table["Code"], table["Largest overdraft"]))
+    assert (overdraft["checking"], overdraft["savings"]) == ("No limit", "Not allowed")
+
+
 def test_a_manager_gives_a_product_new_terms_from_a_date_and_withdraws_it(app_bank, staff):
     code = new_product(app_bank, interest_rate_percent="1.5")
     manager = staff["manager"]
@@ -82,7 +102,7 @@ def test_a_manager_gives_a_product_new_terms_from_a_date_and_withdraws_it(app_ba
     products = app_bank.deposit_products
     assert [products.get(manager, code, on=day)["interest_rate_percent"] for day in (
         start - dt.timedelta(days=1), start)] == [Decimal("1.5"), Decimal("1.75")]
-    assert "future" in texts(at)  # the version to come is listed
+    assert "Future" in texts(at)  # the version to come is listed
     # A rate above the four-eyes rate waits for another manager.
     at.text_input(key=f"dp_edit_{code}_interest_rate_percent").input("2.5")
     click(at, "Save new terms")

@@ -57,9 +57,15 @@ def test_a_long_catch_up_needs_the_checkbox(page_bank):
     # The form no longer offers the days just closed, nor their checkbox.
     assert not at.date_input and not at.checkbox and "Nothing to close" in texts(at)
     # The closed days are value dates, shown without a time of day.
-    [runs] = [d.value for d in at.dataframe if "business_date" in d.value.columns]
-    assert [str(d) for d in runs["business_date"]] == [
+    [runs] = [d.value for d in at.dataframe if "Interest paid" in d.value.columns]
+    assert [str(d) for d in runs["Day"]] == [
         str(start + k * DAY) for k in range(4, -1, -1)]
+    # Every counter in words (deposit-side ones included), amounts as money.
+    assert not [c for c in runs.columns if "_" in c]
+    assert {"Interest paid", "Tax withheld", "Overdraft interest", "Fees",
+            "Standing orders paid", "Standing orders missed", "Term deposits matured",
+            "Term deposits renewed"} <= set(runs.columns)
+    assert set(runs["Tax withheld"]) == {"$0.00"} and set(runs["Fees charged"]) == {0}
     assert not at.exception and page_bank.audit.verify() == []
 
 
@@ -91,7 +97,7 @@ def test_a_refusal_leaves_no_progress_bar_and_the_caption_follows_the_settings(p
     page_bank.settings.set(page_bank.system_actor(), "dormancy_months", "6")
     page_bank.clock = Clock(dt.datetime.combine(start + 5 * DAY, dt.time(9, 0)))
     at = open_app(page_bank, employee(page_bank, "manager"), "end-of-day")
-    assert "dormant after 6 months" in texts(at)
+    assert "(6 months unless the product says otherwise)" in texts(at)
     run_button(at)
     assert "needs confirmation" in texts(at)
     assert [p.value for p in at.get("progress")] == []

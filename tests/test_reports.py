@@ -823,3 +823,26 @@ def test_month_end_interest_is_on_the_month_of_its_business_date(bank, system, l
     tb = bank.reports.trial_balance(system, as_of=month_end)
     assert tb["balance_cents"].sum() == 0
     assert tb.set_index("code").at["GL5000", "debit_cents"] == interest
+
+
+# kind, memo, source, target, amount_cents, what the statement line says
+DESCRIBE = [
+    ("interest", "Interest for December 2026", None, None, 1699,
+     "Interest for December 2026"),
+    ("overdraft_interest", "Overdraft interest for December 2026", None, None, -512,
+     "Overdraft interest for December 2026"),
+    ("fee", "Statement copy - Paper statement", None, None, -500,
+     "Fee - Statement copy - Paper statement"),
+    ("penalty", "Early closure penalty: interest of the last 3 months", None, None, -393,
+     "Early-withdrawal penalty - Early closure penalty: interest of the last 3 months"),
+    ("transfer", "Standing order 1: Rent", "400000000001", "400000000002", -10000,
+     "Transfer to 400000000002 - Standing order 1: Rent"),
+    ("interest", "", None, None, 5, "Interest"),
+]
+
+
+@pytest.mark.parametrize("kind, memo, source, target, amount_cents, expected", DESCRIBE)
+def test_statement_descriptions_do_not_repeat_the_kind(kind, memo, source, target,
+                                                       amount_cents, expected):
+    from bankms.reports import describe
+    assert describe(kind, memo, source, target, amount_cents) == expected

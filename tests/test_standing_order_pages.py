@@ -104,4 +104,20 @@ def test_teller_sees_a_customers_orders_and_failures_with_reasons(app_bank):
     at.run()
     page = texts(at)
     assert "insufficient funds: $0.00 available, $40.00 needed" in page
-    assert "failed" in page
+    # Outcomes and statuses in words, business dates without a midnight time.
+    assert "Failed, will retry" in page and "Active" in page
+    assert f"{today}" in page and "00:00" not in page
+    assert "executed" not in page and " failed " not in page
+
+
+def test_a_term_deposit_is_not_offered_to_pay_standing_orders_from(app_bank):
+    from test_term_deposits import set_terms
+
+    set_terms(app_bank)
+    _, mine, login = customer(app_bank, "Tia Termer", amount="800.00")
+    deposit = app_bank.term_deposits.open(login, linked_account=mine, amount="300.00",
+                                          term_months=6, idempotency_key="so-page-td")
+    at = open_app(app_bank, login, "my-standing-orders")
+    offered = at.selectbox(key="my_standing_order_source").options
+    assert [o for o in offered if mine in o] and not [
+        o for o in offered if deposit["account_number"] in o]

@@ -49,12 +49,23 @@ def test_customer_reviews_and_opens_a_term_deposit_once(app_bank):
     assert f"${quote['payout']:,}" in page
     assert app_bank.accounts.balance(login, number) == Decimal("6000.00")  # nothing yet
     button_starting(at, "my_td_confirm_").click().run()
-    assert "is open" in at.success[0].value
+    # The confirmation itself says when it matures and what it will pay.
+    opened = at.success[0].value.replace("\\", "")
+    assert "is open" in opened and str(quote["maturity_date"]) in opened
+    assert f"paying ${quote['payout']:,} at maturity" in opened
     assert app_bank.accounts.balance(login, number) == Decimal("1000.00")
     listed = app_bank.term_deposits.list(login)
     assert len(listed) == 1 and listed["maturity_instruction"][0] == "renew"
     page = texts(at)
     assert listed["account_number"][0] in page and f"${quote['payout']:,}" in page
+    # Status, rate and instruction in words, not codes or four-decimal rates.
+    assert "Running" in page and "3.5 %" in page and "3.5000" not in page
+    assert "Renew principal and interest for the same term" in page
+    # The statement line of the linked account says what the money went to, in plain words.
+    day = app_bank.business_date
+    lines = app_bank.reports.statement(login, number, day.year, day.month).lines
+    assert (f"Transfer to {listed['account_number'][0]} - Term deposit for 6 months at "
+            "3.5 %") in list(lines["description"])
 
 
 def test_customer_over_balance_is_refused_beside_the_review(app_bank):
@@ -89,7 +100,9 @@ def test_teller_opens_for_a_customer_and_closes_one_early(app_bank):
         "moving abroad")
     next(c for c in at.checkbox if (c.key or "").startswith("td_close_ok")).check()
     button_starting(at, "td_close_go_").click().run()
-    assert "is closed" in texts(at)
+    # Amounts as money: interest $0.00, penalty $0.00, tax $0.00, the principal paid back.
+    assert ("is closed: interest $0.00, penalty $0.00, tax withheld $0.00; $2,000.00 was "
+            "paid to its linked account.") in texts(at)
     # Closed the day it opened: no interest, no penalty, the principal back.
     assert app_bank.accounts.balance(login, number) == Decimal("3000.00")
     assert app_bank.term_deposits.get(teller, deposit)["status"] == "closed_early"
