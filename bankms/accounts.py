@@ -376,12 +376,22 @@ class Accounts:
         half-up: eod.withholding_tax_cents) is withheld from that gross interest in the same
         transaction (to GL2100), and the net is paid out: 10.41 at 15 % withholds 1.56 and
         pays 8.85. Rates, tax and the period's start are the account's deposit product's
-        (deposit_eod.unposted: everything accrued since the last posting). An account that
-        owes overdraft interest accrued since its last posting is refused (InvalidState): it
-        closes after the period end has charged that interest and the charge is paid.
+        (deposit_eod.unposted: everything accrued since the last posting).
+
+        Overdraft interest accrued since the last posting is charged the same way, in the same
+        unit of work (a real bank closes the account the day the customer asks, as Fineract's
+        close posts all interest to the closing date): the unposted overdraft interest with the
+        last posting's sub-cent, half-up to the cent, is one `overdraft_interest` transaction
+        to GL4000 interest income (overdraft_interest_postings marks it posted). The account
+        closes when its balance, with both interests posted, is zero; a positive remainder is
+        paid out (it can only be interest: money the customer left beyond what is owed is
+        refused, "move the money out first"); a negative one is refused, InvalidState naming
+        the amount to pay in, and nothing changes.
 
         Returns {"interest": Decimal (gross), "tax_withheld": Decimal, "interest_net": Decimal,
-        "interest_transaction_id": int | None, "payout_transaction_id": int | None}."""
+        "interest_transaction_id": int | None, "payout_transaction_id": int | None,
+        "overdraft_interest": Decimal, "overdraft_interest_transaction_id": int | None,
+        "payout": Decimal (paid out: net interest less the overdraft interest)}."""
         number, row = self._readable(actor, number)
         self._bank.require(actor, "account.close", entity="account", entity_id=number)
         if payout_account is not None:
@@ -405,10 +415,6 @@ class Accounts:
                 raise InvalidState(
                     f"Account {number} receives term deposit {', '.join(deposits)} at "
                     "maturity; close the term deposit first.")
-            if before["balance_cents"] != 0:
-                raise InvalidState(
-                    f"Account {number} can be closed only at a zero balance; it holds "
-                    f"{to_money(before['balance_cents'])}. Move the money out first.")
             if before["holds_cents"] != 0:
                 raise InvalidState(f"Account {number} has funds on hold.")
             # End of day collects instalments from this account (issue 9).
@@ -420,88 +426,114 @@ class Accounts:
                     f"Account {number} repays loan {', '.join(loans)}; change the loan's "
                     "repayment account first (bank.loans.set_repayment_account).")
 
+        def at_zero(before):
+            check(before)
+            if before["balance_cents"] != 0:
+                raise InvalidState(
+                    f"Account {number} can be closed only at a zero balance; it holds "
+                    f"{to_money(before['balance_cents'])}. Move the money out first.")
+
         def fn(uow):
             self._change_in(uow, None, number, None, check, None)
             paid = self._pay_closing_interest(uow, actor, number, payout_account)
-            self._change_in(uow, actor, number, "account.close", check,
+            self._change_in(uow, actor, number, "account.close", at_zero,
                             lambda b: {"status": "closed", "closed_at": utcnow(),
                                        "closed_date": self._bank.state.business_date})
             return paid
         return self._bank.write(fn)
 
     def _pay_closing_interest(self, uow, actor, number, payout_account) -> dict:
-        """Post and pay out the interest of `number` up to the open business date (see
-        close); returns close's result."""
+        """Post the credit and overdraft interest of `number` up to the open business date and
+        pay out a positive remainder (see close); returns close's result. Every amount is
+        worked out and every refusal raised before the first posting."""
         from .deposit_eod import MICRO_PER_CENT, unposted
         from .eod import withholding_tax_bp, withholding_tax_cents
         from .payments import system_key
 
         day = self._bank.state.business_date
-        account_id = uow.fetchone("SELECT id FROM accounts WHERE account_number = ?",
-                                  [number])[0]
-        # Overdraft interest accrued since its last posting is owed: the account closes after
-        # the period end has charged it. A sub-cent carried from that posting alone is let go
-        # (the bank's rounding, less than a cent), or no overdrawn account could ever close.
+        account_id, balance = uow.fetchone(
+            "SELECT id, balance_cents FROM accounts WHERE account_number = ?", [number])
+
+        def half_up(row) -> tuple[int, int, int, dt.date]:
+            """(carry_in, accrued, whole cents half-up, period start) of an unposted row:
+            nothing is carried past a close."""
+            carry_in, accrued = int(row["carry_in_micro_cents"]), int(row["accrued_micro_cents"])
+            posted = (carry_in + accrued + MICRO_PER_CENT // 2) // MICRO_PER_CENT
+            return carry_in, accrued, posted, pd.Timestamp(row["period_start"]).date()
+
+        credit = unposted(uow, day, "credit", account_id=account_id)
+        credit = half_up(credit.iloc[0]) if len(credit) else None
         owed = unposted(uow, day, "overdraft", account_id=account_id)
-        if len(owed) and owed["accrued_micro_cents"].iloc[0] > 0:
-            owed_cents = (int(owed["carry_in_micro_cents"].iloc[0] + owed[
-                "accrued_micro_cents"].iloc[0]) + MICRO_PER_CENT // 2) // MICRO_PER_CENT
-            if owed_cents:
-                raise InvalidState(
-                    f"Account {number} owes {to_money(owed_cents)} of overdraft interest "
-                    f"accrued since {owed['period_start'].iloc[0]}; it is charged at the end "
-                    "of the posting period. Close the account once that charge is paid.")
-        found = unposted(uow, day, "credit", account_id=account_id)
-        none = {"interest": to_money(0), "tax_withheld": to_money(0),
-                "interest_net": to_money(0), "interest_transaction_id": None,
-                "payout_transaction_id": None}
-        if len(found) == 0:
-            return none
-        row = found.iloc[0]
-        start = pd.Timestamp(row["period_start"]).date()
-        carry_in, accrued = int(row["carry_in_micro_cents"]), int(row["accrued_micro_cents"])
-        total = carry_in + accrued
-        posted = (total + MICRO_PER_CENT // 2) // MICRO_PER_CENT
-        tax = 0
+        # A sub-cent carried from the last overdraft posting alone, with nothing accrued since,
+        # is let go (the bank's rounding, less than a cent), or a customer who paid exactly
+        # what the period end charged could not close the account that day.
+        owed = (half_up(owed.iloc[0])
+                if len(owed) and owed["accrued_micro_cents"].iloc[0] > 0 else None)
+        posted = credit[2] if credit else 0
+        owed_cents = owed[2] if owed else 0
+        tax = int(withholding_tax_cents(
+            posted, int(withholding_tax_bp(uow, [account_id], day).iloc[0]))) if posted else 0
+        net = posted - tax
+        if balance - owed_cents > 0:
+            raise InvalidState(
+                f"Account {number} can be closed only at a zero balance; it holds "
+                f"{to_money(balance - owed_cents)}"
+                + (f" beyond the {to_money(owed_cents)} of overdraft interest it owes"
+                   if owed_cents else "") + ". Move the money out first.")
+        remainder = balance - owed_cents + net
+        if remainder < 0:
+            raise InvalidState(
+                f"Account {number} owes {to_money(-remainder)}"
+                + (f" (with {to_money(owed_cents)} of overdraft interest accrued since "
+                   f"{owed[3]:%d %B %Y})" if owed_cents else "")
+                + f"; pay in {to_money(-remainder)} and close it again.")
         ids = {}
-        if posted:
-            tax = int(withholding_tax_cents(
-                posted, int(withholding_tax_bp(uow, [account_id], day).iloc[0])))
-            net = posted - tax
-            expense = INTERNAL["interest_expense"]
-            if payout_account is None:
-                out_kind, out_target = "withdrawal", INTERNAL["teller_cash"]
-                out_memo = "Closing interest paid in cash"
-            else:
-                out_kind, out_target = "transfer", payout_account
-                out_memo = f"Closing interest of {number}"
-            # As at month end: one transaction for the gross interest with the tax withheld
-            # as its third leg (deposit_eod.post_period_end); the net is paid out.
-            tax_leg = [(INTERNAL["withholding_tax_payable"], tax)] if tax else []
-            for name, kind, source, target, memo, legs, amount in (
-                    ("interest", "interest", expense, number,
-                     f"Interest to {day:%d %B %Y}, account closed",
-                     [(expense, -posted), (number, net), *tax_leg], posted),
-                    ("payout", out_kind, number, out_target, out_memo,
-                     [(number, -net), (out_target, net)], net)):
-                if not amount:
-                    continue
-                outcome = self._bank.post_in(uow, PostingRequest(
-                    kind=kind, actor=actor, action="account.close",
-                    legs=legs, amount_cents=amount,
-                    idempotency_key=system_key("account", number, "closing", name),
-                    memo=memo, source_account=source, target_account=target,
-                    internal_ok=True))
-                if isinstance(outcome, BaseException):
-                    raise outcome
-                ids[name] = outcome.transaction_id
-        uow.execute("INSERT INTO interest_postings VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [account_id, start, day, carry_in, accrued, posted,
-                     total - posted * MICRO_PER_CENT, ids.get("interest")])
-        return {**none, "interest": to_money(posted), "tax_withheld": to_money(tax),
-                "interest_net": to_money(posted - tax),
+        expense = INTERNAL["interest_expense"]
+        income = INTERNAL["interest_income"]
+        if payout_account is None:
+            out_kind, out_target = "withdrawal", INTERNAL["teller_cash"]
+            out_memo = "Closing interest paid in cash"
+        else:
+            out_kind, out_target = "transfer", payout_account
+            out_memo = f"Closing interest of {number}"
+        # As at month end: one transaction for the gross interest with the tax withheld as its
+        # third leg (deposit_eod.post_period_end), the overdraft interest as its own debit
+        # (credited first, so the debit never needs the overdraft limit), then the payout.
+        tax_leg = [(INTERNAL["withholding_tax_payable"], tax)] if tax else []
+        for name, kind, source, target, memo, legs, amount in (
+                ("interest", "interest", expense, number,
+                 f"Interest to {day:%d %B %Y}, account closed",
+                 [(expense, -posted), (number, net), *tax_leg], posted),
+                ("overdraft_interest", "overdraft_interest", number, income,
+                 f"Overdraft interest to {day:%d %B %Y}, account closed",
+                 [(number, -owed_cents), (income, owed_cents)], owed_cents),
+                ("payout", out_kind, number, out_target, out_memo,
+                 [(number, -remainder), (out_target, remainder)], remainder)):
+            if not amount:
+                continue
+            outcome = self._bank.post_in(uow, PostingRequest(
+                kind=kind, actor=actor, action="account.close",
+                legs=legs, amount_cents=amount,
+                idempotency_key=system_key("account", number, "closing", name),
+                memo=memo, source_account=source, target_account=target,
+                internal_ok=True))
+            if isinstance(outcome, BaseException):
+                raise outcome
+            ids[name] = outcome.transaction_id
+        for table, found, name in (("interest_postings", credit, "interest"),
+                                   ("overdraft_interest_postings", owed, "overdraft_interest")):
+            if found:
+                carry_in, accrued, whole, start = found
+                uow.execute(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            [account_id, start, day, carry_in, accrued, whole,
+                             carry_in + accrued - whole * MICRO_PER_CENT, ids.get(name)])
+        return {"interest": to_money(posted), "tax_withheld": to_money(tax),
+                "interest_net": to_money(net),
                 "interest_transaction_id": ids.get("interest"),
-                "payout_transaction_id": ids.get("payout")}
+                "payout_transaction_id": ids.get("payout"),
+                "overdraft_interest": to_money(owed_cents),
+                "overdraft_interest_transaction_id": ids.get("overdraft_interest"),
+                "payout": to_money(remainder)}
 
     def freeze(self, actor, number, reason="", frozen=True):
         number, row = self._readable(actor, number)

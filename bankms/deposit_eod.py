@@ -157,10 +157,17 @@ def _day_counts_sql(day: dt.date) -> tuple[str, list]:
     return "SELECT * FROM (VALUES " + ", ".join(rows) + ") t(day_count, num, den)", params
 
 
-# Each open customer account with a non-zero end-of-day balance, the rate it earns that day
-# (see the module docstring) and its day count. Parameters: the day (terms in force), then
-# the day-count table's.
-RATES_SQL = """
+# The one statement of the rule (module docstring; PLAN10 interface 1): each customer account
+# of `where`, the rate it earns on a day at its balance now (end of day reads it after the
+# day's postings) and the day count it accrues with: the overdraft rate of its product for a
+# negative balance; its own rate when rate_negotiated, for a term deposit (its snapshotted
+# contract rate) or without a product; else the highest tier of its product's version in force
+# whose from_balance_cents <= the balance, else that version's base rate. A term deposit
+# accrues with the day count snapshotted when it opened (term_deposits.day_count), so a
+# product change never touches a running deposit. Columns: account_id, product_id,
+# effective_date (of the version), balance_cents, rate_percent, day_count. One parameter:
+# the day (terms in force).
+ACCOUNT_RATES_SQL = """
 WITH v AS ({terms}),
 tiers AS (
     SELECT t.product_id, t.from_balance_cents, t.rate_percent
@@ -170,25 +177,40 @@ a AS (
     SELECT id, balance_cents, kind, coalesce(rate_negotiated, false) AS negotiated,
            interest_rate_percent, product_id
     FROM accounts
-    WHERE customer_id IS NOT NULL AND status <> 'closed' AND balance_cents <> 0),
+    WHERE customer_id IS NOT NULL {where}),
 tiered AS (
     SELECT a.*, t.rate_percent AS tier_rate_percent
     FROM a ASOF LEFT JOIN tiers t
-      ON t.product_id = a.product_id AND a.balance_cents >= t.from_balance_cents),
-dc AS ({day_counts})
-SELECT r.id AS account_id, r.balance_cents, r.rate_percent, dc.num, dc.den
-FROM (
-    SELECT a.id, a.balance_cents,
-           CAST(CASE WHEN a.balance_cents < 0 THEN coalesce(v.overdraft_rate_percent, 0)
-                     WHEN v.product_id IS NULL OR a.negotiated OR a.kind = 'term_deposit'
-                         THEN a.interest_rate_percent
-                     ELSE coalesce(a.tier_rate_percent, v.interest_rate_percent) END
-                AS DECIMAL(9, 4)) AS rate_percent,
-           coalesce(v.day_count, '{default_day_count}') AS day_count
-    FROM tiered a LEFT JOIN v ON v.product_id = a.product_id) r
-JOIN dc ON dc.day_count = r.day_count
+      ON t.product_id = a.product_id AND a.balance_cents >= t.from_balance_cents)
+SELECT a.id AS account_id, a.product_id, v.effective_date, a.balance_cents,
+       CAST(CASE WHEN a.balance_cents < 0 THEN coalesce(v.overdraft_rate_percent, 0)
+                 WHEN v.product_id IS NULL OR a.negotiated OR a.kind = 'term_deposit'
+                     THEN a.interest_rate_percent
+                 ELSE coalesce(a.tier_rate_percent, v.interest_rate_percent) END
+            AS DECIMAL(9, 4)) AS rate_percent,
+       coalesce(td.day_count, v.day_count, '{default_day_count}') AS day_count
+FROM tiered a LEFT JOIN v ON v.product_id = a.product_id
+LEFT JOIN term_deposits td ON td.account_id = a.id
+"""
+
+
+def account_rates_sql(where: str = "") -> str:
+    """ACCOUNT_RATES_SQL for the accounts of `where` (an SQL condition on accounts starting
+    with AND, or nothing for every customer account); one parameter, the day."""
+    return ACCOUNT_RATES_SQL.format(terms=_terms_sql(), where=where,
+                                    default_day_count=DEFAULT_DAY_COUNT)
+
+
+# Each open customer account with a non-zero end-of-day balance that earns or owes interest
+# that day (ACCOUNT_RATES_SQL) with its day count's share of a year for the night. Parameters:
+# the day (terms in force), then the day-count table's.
+RATES_SQL = """
+WITH dc AS ({day_counts})
+SELECT r.account_id, r.balance_cents, r.rate_percent, dc.num, dc.den
+FROM ({rates}) r JOIN dc ON dc.day_count = r.day_count
 WHERE r.rate_percent > 0
 """
+
 
 # One day's accrual per account (accrual_micro_cents in SQL): half-up away from zero, integer
 # arithmetic (DuckDB divides DECIMALs as DOUBLE, so no DECIMAL division here).
@@ -209,9 +231,9 @@ def accrue(uow, day: dt.date, out) -> None:
     (accounts_accrued and accrued_micro_cents for credit interest, overdraft_accrued_accounts
     and overdraft_accrued_micro_cents, a negative figure, for overdraft interest)."""
     day_counts, dc_params = _day_counts_sql(day)
-    rates = RATES_SQL.format(terms=_terms_sql(), day_counts=day_counts,
-                             default_day_count=DEFAULT_DAY_COUNT)
-    uow.execute(ACCRUE_SQL.format(rates=rates), [day, day, *dc_params])
+    rates = RATES_SQL.format(day_counts=day_counts, rates=account_rates_sql(
+        "AND status <> 'closed' AND balance_cents <> 0"))
+    uow.execute(ACCRUE_SQL.format(rates=rates), [day, *dc_params, day])
     credit, credit_micro, debit, debit_micro = uow.fetchone(
         "SELECT count(*) FILTER (WHERE balance_cents > 0), "
         "CAST(coalesce(sum(accrued_micro_cents) FILTER (WHERE balance_cents > 0), 0) AS BIGINT), "

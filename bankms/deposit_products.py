@@ -66,24 +66,8 @@ QUALIFY row_number() OVER (
 """
 
 
-# The annual rate each customer account earns on a day at its balance now (end of day reads it
-# after the day's postings), by the rule of issue 10: an account's own interest_rate_percent
-# if rate_negotiated, else the rate of the highest tier of its product's version in force whose
-# from_balance_cents <= the balance, else that version's base rate. Columns: account_id,
-# product_id, effective_date (of the version), rate_percent. One parameter: the day. Optional
-# for end of day (depeod owns accrual); tests/test_deposit_products.py checks it.
-ACCOUNT_RATES_SQL = """
-SELECT a.id AS account_id, a.product_id, any_value(v.effective_date) AS effective_date,
-       CASE WHEN a.rate_negotiated THEN a.interest_rate_percent
-            ELSE coalesce(arg_max(t.rate_percent, t.from_balance_cents),
-                          any_value(v.interest_rate_percent)) END AS rate_percent
-FROM accounts a
-JOIN (""" + VERSIONS_IN_FORCE_SQL + """) v ON v.product_id = a.product_id
-LEFT JOIN deposit_product_tiers t ON t.product_id = v.product_id
-     AND t.effective_date = v.effective_date AND t.from_balance_cents <= a.balance_cents
-WHERE a.customer_id IS NOT NULL
-GROUP BY a.id, a.product_id, a.rate_negotiated, a.interest_rate_percent
-"""
+# The rate each account earns on a day (the rule of issue 10) is stated once, where end of day
+# accrues it: deposit_eod.ACCOUNT_RATES_SQL (deposit_eod.account_rates_sql()).
 
 
 def _plain(df: pd.DataFrame) -> pd.DataFrame:

@@ -135,10 +135,20 @@ def _status_actions(bank, actor, acc):
 def _closed_message(number, payout):
     from pages import daily_common as dc
 
+    def where_to(payout):
+        return (f"to account {dc.md(payout)}" if payout
+                else "in cash: hand it to the customer")
+
     def text(result):
+        if result.get("overdraft_interest"):
+            charged = (f"Account {number} is closed; its overdraft interest of "
+                       f"{result['overdraft_interest']} was charged")
+            if result["payout_transaction_id"] is None:
+                return charged + "."
+            return f"{charged} and {result['payout']} of interest was paid {where_to(payout)}."
         if result["payout_transaction_id"] is None:
             return f"Account {number} is closed."
-        where = f"to account {dc.md(payout)}" if payout else "in cash: hand it to the customer"
+        where = where_to(payout)
         if result["tax_withheld"]:
             return (f"Account {number} is closed; its interest of {result['interest']} less "
                     f"{result['tax_withheld']} tax withheld, {result['interest_net']}, was paid "

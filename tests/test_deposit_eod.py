@@ -490,20 +490,85 @@ def test_dormancy_follows_the_products_months(fixed_bank):
                                                                       (False, True)]
 
 
-def test_closing_refuses_while_overdraft_interest_is_owed(fixed_bank):
+# Three nights at -1,000.00 and 18 % (actual/365), each night half-up to the micro-cent, the
+# sum half-up to the cent when the account closes (nothing is carried past a close).
+THREE_NIGHTS_CENTS = int((3 * micro_half_up(D("1000.00") * D("0.18") / 365) / MICRO)
+                         .quantize(D(1), rounding=ROUND_HALF_UP))
+# What the customer pays in after the three nights, beyond the 1,000.00 overdrawn; the
+# outcome: closed, or the refusal's words.
+OVERDRAWN_CLOSES = [
+    ("pays-back-only-the-overdraft", D(0), f"pay in {D(THREE_NIGHTS_CENTS) / 100}"),
+    ("pays-the-interest-too", D(THREE_NIGHTS_CENTS) / 100, "closed"),
+    ("pays-five-more", D(THREE_NIGHTS_CENTS) / 100 + 5, "holds 5.00 beyond"),
+]
+
+
+@pytest.mark.parametrize("name, extra, outcome", OVERDRAWN_CLOSES)
+def test_closing_charges_the_overdraft_interest_owed(fixed_bank, name, extra, outcome):
+    """A close posts the overdraft interest accrued since the last posting in its own unit of
+    work (as Fineract's close posts interest to the closing date), then needs a zero balance:
+    short of it, the refusal names the amount to pay in and nothing changes."""
     from bankms.errors import InvalidState
     bank = fixed_bank
+    assert THREE_NIGHTS_CENTS == 148          # 1,000.00 x 18 % x 3/365 = 1.4794...
     pid = add_product(bank, "od", "checking", overdraft_rate_percent="18.00",
                       overdraft_allowed=True, overdraft_limit_max_cents=500_000)
     number = open_on(bank, pid, "checking", amount="-1000.00", overdraft="2000.00")
     walk(bank, START + 2 * DAY)
-    move(bank, number, "1000.00")
-    with pytest.raises(InvalidState, match="overdraft interest"):
-        bank.accounts.close(bank.system_actor(), number)
+    move(bank, number, str(D("1000.00") + extra))
+    tables = ("transactions", "postings", "overdraft_interest_postings", "audit_log")
+    before = [bank.read_one(f"SELECT count(*) FROM {t}")[0] for t in tables]
+    if outcome != "closed":
+        with pytest.raises(InvalidState, match=outcome):
+            bank.accounts.close(bank.system_actor(), number)
+        assert [bank.read_one(f"SELECT count(*) FROM {t}")[0] for t in tables] == before
+        books_hold(bank)
+        return
+    result = bank.accounts.close(bank.system_actor(), number)
+    assert (result["overdraft_interest"], result["payout"]) == (D(THREE_NIGHTS_CENTS) / 100, 0)
+    day = bank.business_date
+    statement = bank.reports.statement(bank.system_actor(), number, day.year, day.month)
+    assert statement.reconciles() and statement.closing_balance == 0
+    lines = statement.lines[statement.lines["kind"] == "overdraft_interest"]
+    assert list(lines["amount"]) == [-D(THREE_NIGHTS_CENTS) / 100]
+    assert bank.read_one("SELECT status FROM accounts WHERE account_number = ?",
+                         [number])[0] == "closed"
+    # Month end charges nothing more: the close marked the accruals posted.
     walk(bank, MONTH_END)
-    owed = bank.read_one("SELECT posted_cents FROM overdraft_interest_postings o JOIN accounts a "
-                         "ON a.id = o.account_id WHERE a.account_number = ?", [number])[0]
-    assert owed == int(3 * micro_half_up(D("1000.00") * D("0.18") / 365) // MICRO)
-    move(bank, number, str(D(owed) / 100))
-    bank.accounts.close(bank.system_actor(), number)
+    assert bank.read_one("SELECT count(*) FROM transactions WHERE kind = "
+                         "'overdraft_interest' AND source_account = ?", [number])[0] == 1
+    books_hold(bank)
+
+
+# The issue's overdraft: -30,000.00 for all of December at 18 %, actual/365: each night
+# 30,000 x 18 % / 365 half-up to the micro-cent, the month's sum posted in whole cents
+# (458.63; the exact 458.6301... agrees). The overdraft fee (25.00) once, when the limit
+# leaves room for it, else recorded as not collected. Limit, the fee's status.
+OVERDRAWN_MONTHS = [
+    ("at-the-limit", "30000.00", "not_collected"),
+    ("room-for-the-fee", "31000.00", "charged"),
+]
+
+
+@pytest.mark.parametrize("name, limit, fee_status", OVERDRAWN_MONTHS)
+def test_a_month_overdrawn_at_the_limit_owes_its_interest(bank, years_ahead, name, limit,
+                                                          fee_status):
+    first = dt.date(2030, 12, 1)
+    bank.write(lambda uow: uow.execute(
+        "UPDATE settings SET value = ? WHERE key = 'business_date'", [first.isoformat()]))
+    bank.state.business_date = first
+    pid = add_product(bank, "od18", "checking", overdraft_rate_percent="18.00",
+                      overdraft_allowed=True, overdraft_limit_max_cents=5_000_000,
+                      overdraft_fee_cents=2500)
+    number = open_on(bank, pid, "checking", amount="-30000.00", overdraft=limit)
+    walk(bank, MONTH_END)
+    night = micro_half_up(D("30000.00") * D("0.18") / 365)
+    expected = 31 * night // 1_000_000
+    assert expected == 45863
+    assert bank.read("SELECT amount_cents FROM transactions WHERE kind = 'overdraft_interest' "
+                     "AND source_account = ?", [number]) == [(expected,)]
+    assert bank.read("SELECT code, c.amount_cents, c.status FROM charges c JOIN accounts a "
+                     "ON a.id = c.account_id WHERE a.account_number = ?",
+                     [number]) == [("overdraft", 2500, fee_status)]
+    # Posted beyond the limit (owed either way): the books still hold.
     books_hold(bank)

@@ -472,15 +472,15 @@ def test_a_new_product_paying_above_the_four_eyes_rate_waits_for_a_second_manage
 ])
 def test_account_rates_follow_the_tier_of_the_balance_unless_negotiated(
         bank, staff, balance, negotiated_rate, expected):
-    from bankms.deposit_products import ACCOUNT_RATES_SQL
+    from bankms.deposit_eod import account_rates_sql
     bank.deposit_products.create(staff["manager"], **VALID)
     cid = make_customer(bank)
     number = bank.accounts.open(staff["manager"], cid, product="bonus_saver",
                                 interest_rate=negotiated_rate)
     if Decimal(balance):
         bank.payments.deposit(bank.system_actor(), number, balance)
-    rates = dict(bank.read("SELECT a.account_number, r.rate_percent FROM (" + ACCOUNT_RATES_SQL
-                           + ") r JOIN accounts a ON a.id = r.account_id",
+    rates = dict(bank.read("SELECT a.account_number, r.rate_percent FROM ("
+                           + account_rates_sql() + ") r JOIN accounts a ON a.id = r.account_id",
                            [bank.business_date]))
     assert rates[number] == Decimal(expected)
 

@@ -457,6 +457,37 @@ def test_early_closure_applies_the_penalty(bank, years_ahead, penalty_terms, day
     healthy(bank)
 
 
+# The product's terms from the day after opening: a running deposit keeps its snapshot (rate
+# and day count), so 10 days of 10,000.00 still earn 10,000 x 3.5 % x 10/365 = 9.59 (30/360
+# would give 9.72, actual/actual in 2028 9.56).
+PRODUCT_CHANGES = [
+    pytest.param({"day_count": "30/360"}, id="day-count-to-30-360"),
+    pytest.param({"day_count": "actual/actual"}, id="day-count-to-actual-actual"),
+    pytest.param({"interest_rate_percent": "9.0000", "day_count": "30/360"}, id="rate-too"),
+]
+
+
+@pytest.mark.parametrize("changes", PRODUCT_CHANGES)
+def test_a_product_change_never_touches_a_running_deposit(bank, years_ahead, changes):
+    set_terms(bank)
+    leap_day = dt.date(2028, 3, 1)               # a leap year, so actual/actual differs
+    bank.write(lambda uow: uow.execute(
+        "UPDATE settings SET value = ? WHERE key = 'business_date'", [leap_day.isoformat()]))
+    bank.state.business_date = leap_day
+    cid = make_customer(bank)
+    linked = funded_account(bank, "10000.00", customer_id=cid)
+    start = bank.business_date
+    number = bank.term_deposits.open(bank.system_actor(), customer_id=cid,
+                                     linked_account=linked, amount="10000.00",
+                                     term_months=12)["account_number"]
+    set_terms(bank, start + DAY, **changes)
+    close_days_until(bank, start + 9 * DAY)
+    result = bank.term_deposits.close_early(employee(bank, "teller"), number,
+                                            reason="customer needs the money")
+    assert result["interest"] == simple_interest("10000.00", "3.5", 10) == D("9.59")
+    healthy(bank)
+
+
 # -- the customer's view -----------------------------------------------------------------------
 def test_customers_see_only_their_own_term_deposits(product):
     bank = product
