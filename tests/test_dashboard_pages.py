@@ -7,8 +7,10 @@ known answers.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import pathlib
+from decimal import Decimal
 
 import pytest
 from conftest import employee, login_for, make_customer
@@ -21,6 +23,8 @@ APP = str(ROOT / "app.py")
 
 
 FEB_2025 = (dt.date(2025, 2, 1), dt.date(2025, 2, 28))
+# The RFM segments count the chosen period: the year up to February (test_reports.RFM).
+YEAR_TO_FEB_2025 = (dt.date(2024, 3, 1), dt.date(2025, 2, 28))
 ENV = ("BANKMS_DB", "BANKMS_COOKIE_KEY_FILE", "BANKMS_COOKIE_KEY", "BANKMS_NO_DEMO")
 
 
@@ -246,12 +250,15 @@ def test_dashboard_filters(shop, widget, value, figure, expected):
 
 def test_dashboard_lists_dormant_accounts_as_of_a_day(shop):
     at = open_page(shop, shop.manager, "dashboard")
+    # Twelve months (the products' dormancy period, as end of day uses) after the last own
+    # transactions of C1 (March 2025), B1 (April) and S1 (January); A1's is from September.
     at.date_input(key="dashboard_period").set_value(
-        (dt.date(2025, 12, 1), dt.date(2025, 12, 31))).run()
+        (dt.date(2026, 4, 1), dt.date(2026, 4, 30))).run()
     dormant = at.dataframe[-1].value
     assert dormant["account_number"].tolist() == [shop.names["C1"], shop.names["B1"],
                                                   shop.names["S1"]]
     assert [str(v) for v in dormant["balance"]] == ["6030.00", "1150.00", "197.90"]
+    assert any("dormancy period (12 months) up to 30 Apr 2026" in c.value for c in at.caption)
 
 
 @pytest.mark.parametrize("role, url", [
@@ -277,14 +284,20 @@ def test_page_files_alone_draw_nothing(shop, page):
 # -- customer analytics --------------------------------------------------------------------------
 def test_customer_analytics(shop):
     at = open_page(shop, shop.manager, "customer-analytics")
-    at.date_input(key="customers_period").set_value(
-        (dt.date(2025, 2, 1), dt.date(2025, 2, 28))).run()
+    at.date_input(key="customers_period").set_value(YEAR_TO_FEB_2025).run()
     assert [t.label for t in at.tabs] == ["RFM segments", "Cross-sell", "Falling activity",
                                           "Service"]
     assert len(at.get("plotly_chart")) == 3
     at.selectbox(key="rfm_segment").select("At risk").run()
     members = at.dataframe[1].value
     assert members["full_name"].tolist() == ["Ann Able"]
+    # The period applies: February alone leaves Ann and Bob hibernating, Cat inactive.
+    at.date_input(key="customers_period").set_value(FEB_2025).run()
+    assert any("in the period, 01 Feb 2025 to 28 Feb 2025 (28 days)" in c.value
+               for c in at.caption)
+    assert at.dataframe[0].value.set_index("segment")["customers"].to_dict() == {
+        "Champions": 0, "Loyal": 0, "Potential loyalists": 0, "New": 0,
+        "Needs attention": 0, "At risk": 0, "Hibernating": 2, "Inactive": 2}
     at.date_input(key="customers_period").set_value(
         (dt.date(2025, 5, 1), dt.date(2025, 5, 15))).run()
     offers = at.dataframe[2].value
@@ -302,13 +315,13 @@ def test_customer_analytics(shop):
       "selection": {"segment": "Hibernating"}}, ["Cat Cole"]),
 ])
 def test_customer_analytics_opens_a_segment(shop, state, expected_names):
-    rows, captions = _opened(shop, "customer-analytics", "customers", FEB_2025, state)
+    rows, captions = _opened(shop, "customer-analytics", "customers", YEAR_TO_FEB_2025, state)
     assert rows["full_name"].tolist() == expected_names
     assert any(f"{len(expected_names)} rows: the figure shown." in c for c in captions)
 
 
 def test_customer_analytics_opens_a_customers_transactions(shop):
-    rows, captions = _opened(shop, "customer-analytics", "customers", FEB_2025, {
+    rows, captions = _opened(shop, "customer-analytics", "customers", YEAR_TO_FEB_2025, {
         "source": "rfm_members", "figure": "customer_activity",
         "selection": {"customer_id": shop.customers["Ann"]}})
     # Ann's own transactions in the year to 28 Feb 2025: 1,000 + 200 + 100 + 50.
@@ -369,11 +382,16 @@ def test_customer_statement_page(shop):
     assert shown["Money in"][0] == "$1,000.00"
     assert shown["Money out"][0] == "$202.00"
     assert shown["Closing balance"][0] == "$798.00"
-    # The lines in words and money, not transaction_id / amount_cents / 798.00.
-    [lines] = [d.value for d in at.dataframe if "Description" in d.value.columns]
-    assert list(lines.columns) == ["Date", "Description", "Amount", "Balance", "Transaction"]
-    assert lines["Balance"].iloc[-1] == "$798.00" and lines["Amount"].iloc[0].startswith("$")
-    assert not lines["Date"].astype(str).str.contains("00:00").any()
+    # The lines under human headers, money as dollars (exact Decimals, sortable), dates as
+    # dates and the transaction as plain digits, not transaction_id / amount_cents / 798.00.
+    [table] = [d for d in at.dataframe if d.key == "statement_lines"]
+    columns = json.loads(table.proto.columns)
+    assert [(columns[c]["label"], columns[c]["type_config"]["type"],
+             columns[c]["type_config"].get("format")) for c in table.value.columns] == [
+        ("Date", "date", "YYYY-MM-DD"), ("Description", "text", None),
+        ("Amount", "number", "dollar"), ("Balance", "number", "dollar"),
+        ("Transaction", "number", "%d")]
+    assert table.value["balance_cents"].iloc[-1] == Decimal("798.00")
     labels = [b.label for b in at.get("download_button")]
     assert "Statement as PDF" in labels and "Statement as CSV" in labels
     at.selectbox(key="certificate_year").select(2025).run()
