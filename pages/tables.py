@@ -99,7 +99,7 @@ CODE_LABELS = {
     "channel": lambda code: CHANNEL_LABELS.get(code, humanize(code)),
 }
 CODE_WORDS = frozenset({"status", "state", "outcome", "role", "event", "bucket", "source",
-                        "decision", "frequency_code"})
+                        "decision", "rule"})
 COUNT_WORDS = frozenset({"count", "customers", "accounts", "loans", "refusals", "transactions",
                          "postings", "rows", "members"})
 _CODE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -259,6 +259,12 @@ def table_view(df: pd.DataFrame, *, headers: dict | None = None, hide=(),
         if new is not None:
             shown[name] = new if isinstance(new, pd.Series) else pd.Series(new, dtype=object)
         config[name] = column
+    # The headers become the column names too, so that what a test or a screen reader reads
+    # from the data is what people see; not when two columns would share one.
+    labels = {name: column["label"] for name, column in config.items()}
+    if len(set(labels.values())) == len(labels) and "" not in labels.values():
+        shown = shown.rename(columns=labels)
+        config = {labels[name]: column for name, column in config.items()}
     return shown, config
 
 
@@ -273,7 +279,8 @@ def show_table(df: pd.DataFrame, *, headers: dict | None = None, hide=(), key: s
         st.caption(empty)
         return None
     shown, config = table_view(df, headers=headers, hide=hide, money=money)
-    config.update(kwargs.pop("column_config", None) or {})
+    for name, column in (kwargs.pop("column_config", None) or {}).items():
+        config[header_for(name, headers) if header_for(name, headers) in config else name] = column
     kwargs.setdefault("width", "stretch")
     return st.dataframe(shown, hide_index=True, key=key, height=height or "auto",
                         column_config=config, **kwargs)

@@ -17,7 +17,6 @@ from bankms import drill
 from bankms.analytics import Filters
 from bankms.errors import InvalidInput, PermissionDenied
 
-DEC = Filters(start="2025-12-01", end="2025-12-31")
 # Twelve months (the products' dormancy period) after B1's and C1's last own transactions.
 APR_2026 = Filters(start="2026-04-01", end="2026-04-30")
 YEAR = Filters(start="2025-01-01", end="2025-12-31")
@@ -100,8 +99,8 @@ CASES = [
     (FEB, "customer_accounts", {"customer_id": "Ann"}, 95120),
     (FEB, "customer_accounts", {"customer_id": "Bob"}, -5000),
     (APR_2026, "dormant_accounts", {"kind": "checking"}, 2),            # B1, C1
-    (DEC, "account_postings", {"account_number": "C1"}, 603000),
-    (DEC, "account_postings", {"account_number": "S1"}, 19790),
+    (APR_2026, "account_postings", {"account_number": "C1"}, 603000),
+    (APR_2026, "account_postings", {"account_number": "S1"}, 19790),
     (YEAR_TO_FEB, "rfm_segment", {"segment": "At risk"}, 1),
     (YEAR_TO_FEB, "customer_activity", {"customer_id": "Ann"}, 135000),  # 1,000+200+100+50
     (YEAR_TO_FEB, "customer_activity", {"customer_id": "Bob"}, 105000),

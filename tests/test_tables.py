@@ -56,12 +56,12 @@ RULES = [
                          ids=[r[0] for r in RULES])
 def test_column_rules(name, values, headers, header, kind, fmt, shown):
     df, config = table_view(pd.DataFrame({name: values}), headers=headers)
-    column = config[name]
+    column = config[header]
     assert column["label"] == header
     assert column["type_config"]["type"] == kind
     assert column["type_config"].get("format") == fmt
     if shown is not None:
-        got = [None if pd.isna(v) else v for v in df[name].tolist()]
+        got = [None if pd.isna(v) else v for v in df[header].tolist()]
         assert got == shown
         assert all(type(g) is type(s) for g, s in zip(got, shown) if s is not None) or \
             kind != "number" or fmt != "dollar"
@@ -69,24 +69,29 @@ def test_column_rules(name, values, headers, header, kind, fmt, shown):
 
 def test_money_never_goes_through_a_float():
     df, _ = table_view(pd.DataFrame({"amount_cents": [2**53 + 1]}))
-    assert df["amount_cents"].tolist() == [Decimal(2**53 + 1) / 100]
+    assert df["Amount"].tolist() == [Decimal(2**53 + 1) / 100]
 
 
 def test_machine_duplicates_and_hidden_columns_are_left_out():
     df, config = table_view(pd.DataFrame({"amount": [Decimal("1.00")], "amount_cents": [100],
                                           "memo": ["x"], "kind": ["fee"]}), hide=("memo",))
-    assert list(df.columns) == ["amount", "kind"] == list(config)
+    assert list(df.columns) == ["Amount", "Type"] == list(config)
 
 
 def test_money_named_by_the_page_reads_ints_as_cents():
     df, config = table_view(pd.DataFrame({"total": [150], "fee": [Decimal("1.50")]}),
                             money=("total", "fee"))
-    assert df["total"].tolist() == df["fee"].tolist() == [Decimal("1.50")]
+    assert df["Total"].tolist() == df["Fee"].tolist() == [Decimal("1.50")]
 
 
 def test_row_order_is_kept_for_selections():
     df, _ = table_view(pd.DataFrame({"id": [3, 1, 2]}, index=[7, 8, 9]))
-    assert df["id"].tolist() == [3, 1, 2] and df.index.tolist() == [0, 1, 2]
+    assert df["Id"].tolist() == [3, 1, 2] and df.index.tolist() == [0, 1, 2]
+
+
+def test_two_columns_under_one_header_keep_their_names():
+    df, config = table_view(pd.DataFrame({"a": [1], "b": [2]}), headers={"a": "X", "b": "X"})
+    assert list(df.columns) == ["a", "b"] and config["a"]["label"] == config["b"]["label"]
 
 
 # -- every page ------------------------------------------------------------------------------
@@ -153,11 +158,14 @@ def _is_midnight(series: pd.Series) -> bool:
     return len(times) > 0 and bool((times == times.dt.normalize()).all())
 
 
+# Headers of ids and account numbers: plain digits or text, never "1,474,960" or "36695.5".
+ID_HEADERS = {"Transaction", "Customer", "Loan", "Request", "Account", "Id", "Up to id", "Run",
+              "#", "Customer number"}
+
+
 def assert_formatted(table) -> None:
     """One st.dataframe as people read it: every column under a human header, money as
     currency, ids as plain digits or text, dates without midnight times, no float money."""
-    from pages.tables import is_id
-
     df = table.value
     config = json.loads(table.proto.columns or "{}")
     for name in df.columns:
@@ -169,17 +177,20 @@ def assert_formatted(table) -> None:
         assert label is not None, where
         assert "_" not in label and (label[:1].isupper() or label in ("", "#")), where
         values = [v for v in df[name].tolist() if v is not None and not pd.isna(v)]
-        if str(name).endswith("_cents") or any(isinstance(v, Decimal) for v in values):
+        if any(isinstance(v, Decimal) for v in values):
             assert (kind, fmt) in (("number", "dollar"), ("number", "%.2f %%"),
                                    ("number", "%d")), where
-        if is_id(str(name)):
-            assert kind == "text" or fmt == "%d", where
+        if label in ID_HEADERS and values and not all(isinstance(v, str) for v in values):
+            assert fmt == "%d", where
         if fmt == "dollar":
             assert not any(isinstance(v, float) for v in values), where
         if pd.api.types.is_datetime64_any_dtype(df[name]) and _is_midnight(df[name]):
             assert kind == "date", where
         if kind == "datetime":
             assert fmt == "YYYY-MM-DD HH:mm", where
+        if kind is None and values:
+            # Only text (or nothing at all) is left to Streamlit's own formatting.
+            assert all(isinstance(v, str) for v in values), where
 
 
 @pytest.mark.parametrize("role, url, steps, tables_min", PAGES,
