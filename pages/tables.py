@@ -98,7 +98,7 @@ CODE_LABELS = {
     "kind": kind_label,
     "channel": lambda code: CHANNEL_LABELS.get(code, humanize(code)),
 }
-CODE_WORDS = frozenset({"status", "state", "outcome", "role", "event", "bucket", "source",
+CODE_WORDS = frozenset({"status", "state", "outcome", "role", "event", "source",
                         "decision", "rule"})
 COUNT_WORDS = frozenset({"count", "customers", "accounts", "loans", "refusals", "transactions",
                          "postings", "rows", "members"})
