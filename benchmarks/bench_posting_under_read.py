@@ -14,7 +14,12 @@
     python benchmarks/bench_posting_under_read.py [--rounds 3] [--threads 16]
         [--transfers-per-thread 150] [--accounts 200]
 
-Figures measured on the shared 2-core machine are in the docstring of bankms/writer.py.
+Measured 2026-11-30 on the shared 2-core machine at load average 22-51 (other developers'
+browser tests; absolute figures mean little, trust the ratios of one run): before this change
+(main at d6077cd) ratios 0.10 and 0.12 (idle medians 254 and 297 transfers/s); with reads giving
+way to the writer for at most 10 ms a read 0.29, at most 25 ms about 0.2 (idle 110-278/s).
+Target NOT met under that load. accounts.list of 50 accounts: 10-134 ms read from the database
+under that load (about 4-7 ms quieter), 0.06 ms when kept.
 """
 from __future__ import annotations
 
