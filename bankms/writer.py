@@ -28,6 +28,7 @@ from __future__ import annotations
 import _thread
 import collections
 import contextlib
+import os
 import queue
 import threading
 import time
@@ -89,7 +90,12 @@ class Writer:
         self.quiet = threading.Event()
         self.quiet.set()
         self.quiet_after_s = 0.002
-        self.reader_wait_max_s = 0.025
+        # Off unless BANKMS_READER_WAIT_MS is set: giving way costs every read that follows a
+        # write up to quiet_after_s (measured under load: a write then a read took 3.2 ms
+        # without it, 9.5 ms with it, which a test suite or a teller's page pays thousands of
+        # times), and it lifted posting under two reader threads only from about 0.10-0.12 to
+        # 0.19-0.29 of its idle speed (benchmarks/bench_posting_under_read.py).
+        self.reader_wait_max_s = float(os.environ.get("BANKMS_READER_WAIT_MS", "0")) / 1000
         self._thread.start()
 
     @property
@@ -99,7 +105,8 @@ class Writer:
     def give_way(self):
         """Called by readers: while postings flow, wait until the writer is quiet, at most
         `reader_wait_max_s`. The writer thread itself never waits here."""
-        if not self.quiet.is_set() and threading.current_thread() is not self._thread:
+        if self.reader_wait_max_s > 0 and not self.quiet.is_set() \
+                and threading.current_thread() is not self._thread:
             self.quiet.wait(self.reader_wait_max_s)
 
     def _next(self):

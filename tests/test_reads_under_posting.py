@@ -101,8 +101,13 @@ def test_the_writer_version_moves_before_the_caller_hears_back(bank, outcome):
     assert bank._writer.version > before
 
 
+def test_giving_way_is_off_unless_configured(bank):
+    assert bank._writer.reader_wait_max_s == 0  # BANKMS_READER_WAIT_MS not set in tests
+
+
 def test_reads_wait_for_a_busy_writer_only_a_bounded_while(bank):
     number = funded_account(bank, "100.00")
+    bank._writer.reader_wait_max_s = 0.025  # as with BANKMS_READER_WAIT_MS=25
     assert bank._writer.quiet.wait(10)  # an idle writer falls quiet: readers go straight on
     started, release = threading.Event(), threading.Event()
 
