@@ -2,7 +2,8 @@
 
 `open_bank(path)` opens (creating or migrating) the file, starts the single writer thread and
 returns a Bank whose services (`users`, `auth`, `customers`, `accounts`, `payments`, `audit`,
-`ledger`, `settings`, `workdays`, `charges`...) are safe to call from many threads at once.
+`ledger`, `settings`, `workdays`, `charges`, `home`...) are safe to call from many threads at
+once.
 """
 from __future__ import annotations
 
@@ -116,6 +117,9 @@ class Bank:
             pass
         else:
             self.reports = Reports(self)
+        # Role home pages (issue 13): reads through the services above.
+        from .home import Home
+        self.home = Home(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self):
