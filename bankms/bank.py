@@ -129,6 +129,9 @@ class Bank:
             self._closed = True
         if self.eod_scheduler is not None:
             self.eod_scheduler.stop()
+        # A verify the managers' home started reads through the connection closed below.
+        if getattr(self, "home", None) is not None:
+            self.home.stop()
         self._writer.stop()
         try:
             self._con.execute("CHECKPOINT")

@@ -358,6 +358,13 @@ class Home:
             kept["problems"] = list(kept["problems"])
         return kept
 
+    def stop(self, timeout_s: float = 120.0) -> None:
+        """Wait for a verify under way to end (Bank.close, before the connection closes)."""
+        with self._verify_lock:
+            running = self._verifying
+        if running is not None and running is not threading.current_thread():
+            running.join(timeout_s)
+
     def _run_verify(self) -> None:
         started = time.perf_counter()
         try:
