@@ -299,6 +299,8 @@ class Home:
         "days_behind" (ended days not closed yet), "auto" (automatic end of day on),
         "next_run" (aware, bank zone, or None), "last_run_date" (the last closed business
         date, or None), "last_run_finished_at", "last_auto_outcome" ("ok" / "failed" / None),
+        "at_close": sentences on what closing the business date will do (instalments falling
+        due, term deposits maturing),
         "due": list of sentences about what needs a manager (days waiting to close, a failed
         automatic run, automatic end of day switched off)}."""
         from . import eod_auto
@@ -319,6 +321,7 @@ class Home:
             due.append("Automatic end of day is off: a manager closes each day.")
         return {
             "business_date": status["business_date"],
+            "at_close": self._at_close(status["business_date"]),
             "calendar_date": status["calendar_date"], "days_behind": status["days_behind"],
             "auto": status["auto"], "next_run": status["next_run"],
             "last_run_date": None if runs.empty else runs["business_date"].iloc[0],
@@ -326,6 +329,22 @@ class Home:
             "last_auto_outcome": None if last is None else last["outcome"],
             "due": due,
         }
+
+    def _at_close(self, day) -> list[str]:
+        """What the next end of day will do that people notice: instalments it collects and
+        term deposits it matures (counts, for the manager's plan of the day)."""
+        instalments, deposits = self._bank.read_one(
+            "SELECT (SELECT count(*) FROM loan_schedule s JOIN loans l ON l.id = s.loan_id "
+            "WHERE l.status = 'active' AND s.due_date = ? "
+            "AND s.interest_paid_cents + s.principal_paid_cents < s.payment_cents), "
+            "(SELECT count(*) FROM term_deposits WHERE status = 'active' "
+            "AND maturity_date <= ?)", [day, day])
+        said = []
+        if instalments:
+            said.append(f"{instalments:,} loan instalment(s) fall due and are collected.")
+        if deposits:
+            said.append(f"{deposits:,} term deposit(s) mature.")
+        return said
 
     def verify(self, actor, *, refresh=False, wait_s=0.0, max_age_s=VERIFY_MAX_AGE_S) -> dict:
         """The last `audit.verify()` this process ran (managers: audit.verify). When there is

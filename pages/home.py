@@ -245,8 +245,12 @@ def _eod(eod) -> None:
                 help=f"Calendar date: {eod['calendar_date']:%d %b %Y}.")
     right.metric("Last day closed", "none yet" if last is None else f"{last:%a %d %b %Y}",
                  border=True)
+    if eod["calendar_date"] != eod["business_date"]:
+        st.caption(f"Today is {eod['calendar_date']:%a %d %b %Y}.")
     for sentence in eod["due"]:
         st.warning(md(sentence), icon=":material/event_busy:")
+    for sentence in eod["at_close"]:
+        st.markdown(f"- At the close: {md(sentence)}")
     if eod["next_run"] is not None and not eod["due"]:
         st.caption(f"Automatic end of day closes the day at {eod['next_run']:%H:%M %Z}.")
     page_link("end-of-day")

@@ -278,3 +278,15 @@ def test_a_verify_that_fails_is_reported_and_the_last_result_kept(bank, monkeypa
     monkeypatch.setattr(bank.audit, "verify", broken)
     state = bank.home.verify(manager, refresh=True, wait_s=60)
     assert state["problems"] == [] and "disk on fire" in state["error"]
+
+
+@pytest.mark.parametrize("day, expected", [
+    (TODAY, []),
+    (D(2027, 4, 1), ["1 loan instalment(s) fall due and are collected.",
+                     "1 term deposit(s) mature."]),
+])
+def test_what_closing_a_day_will_do(world, day, expected):
+    home = world["bank"].home
+    assert home._at_close(day) == expected
+    if day == TODAY:
+        assert home.eod_status(world["manager"])["at_close"] == expected
