@@ -29,8 +29,7 @@ def render() -> None:
         st.stop()
     bank = get_bank()
     st.title("Home")
-    st.caption(f"{md(actor.full_name or actor.username)} · business date "
-               f"{bank.business_date:%a %d %b %Y}")
+    st.caption(md(actor.full_name or actor.username))
     try:
         if actor.role == "customer":
             _customer(bank, actor)
@@ -49,11 +48,11 @@ def _customer(bank, actor) -> None:
 
     home = bank.home.customer(actor)
     st.subheader("Your money")
-    left, right = st.columns(2)
-    left.metric("Available now", money(home["total_available_cents"]), border=True,
-                help="What can leave your accounts now: balance, less money held for "
-                     "payments waiting, plus any overdraft limit.")
-    right.metric("Balance", money(home["total_balance_cents"]), border=True)
+    st.metric("Available now", money(home["total_available_cents"]), border=True,
+              delta=f"balance {money(home['total_balance_cents'])}", delta_color="off",
+              delta_arrow="off",
+              help="What can leave your accounts now: balance, less money held for payments "
+                   "waiting, plus any overdraft limit (term deposits wait for maturity).")
     for i, row in enumerate(home["accounts"].itertuples()):
         if i % 2 == 0:
             columns = st.columns(2)
@@ -116,11 +115,14 @@ def _teller(bank, actor) -> None:
     home = bank.home.teller(actor)
     _search(bank, actor)
     st.subheader("Your queue")
-    columns = st.columns(3)
-    columns[0].metric("Sign-ups to verify", f"{home['signups_total']:,}", border=True)
-    columns[1].metric("Your requests waiting", f"{home['requests_total']:,}", border=True,
+    columns = st.columns(4)
+    columns[0].metric("Business date", f"{home['business_date']:%a %d %b %Y}", border=True,
+                      help=f"Today's calendar date is {home['calendar_date']:%d %b %Y}; "
+                           "postings carry the business date until end of day closes it.")
+    columns[1].metric("Sign-ups to verify", f"{home['signups_total']:,}", border=True)
+    columns[2].metric("Your requests waiting", f"{home['requests_total']:,}", border=True,
                       help="Payments you made that wait for a manager's approval.")
-    columns[2].metric("Standing orders failed", f"{home['failed_orders_total']:,}",
+    columns[3].metric("Standing orders failed", f"{home['failed_orders_total']:,}",
                       border=True, help="Failed or missed in the last 7 days.")
     if home["signups_total"]:
         st.markdown("**Sign-ups to verify**, oldest first")
@@ -144,9 +146,6 @@ def _teller(bank, actor) -> None:
         page_link("standing-orders")
     if not (home["signups_total"] or home["requests_total"] or home["failed_orders_total"]):
         st.caption("Nothing is waiting.")
-    st.metric("Business date", f"{home['business_date']:%a %d %b %Y}",
-              help=f"Today's calendar date is {home['calendar_date']:%d %b %Y}; postings "
-                   "carry the business date until end of day closes it.")
 
 
 def _search(bank, actor) -> None:

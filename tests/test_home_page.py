@@ -46,7 +46,8 @@ def test_a_customer_starts_with_balances_instalment_waiting_and_activity(world):
     home = bank.home.customer(alice)
     shown = metrics(at)
     assert shown["Available now"] == f"${home['total_available_cents'] / 100:,.2f}"
-    assert shown["Balance"] == f"${home['total_balance_cents'] / 100:,.2f}"
+    deltas = {m.label: m.delta for m in at.metric}
+    assert deltas["Available now"] == f"balance ${home['total_balance_cents'] / 100:,.2f}"
     account = next(label for label in shown if world["account"] in label)
     assert shown[account] == f"${home['accounts'].iloc[0]['available_cents'] / 100:,.2f}"
     nxt = home["next_instalment"]
