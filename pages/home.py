@@ -170,6 +170,7 @@ def _search(bank, actor) -> None:
     if results.empty:
         st.info("No customer matches that search.")
         return
+    st.session_state["customers_query"] = query
     st.session_state["customers_results"] = results
     st.session_state["customers_searches"] = st.session_state.get("customers_searches", 0) + 1
     st.session_state.pop(teller_customers.SELECTED, None)

@@ -81,6 +81,7 @@ def test_the_tellers_search_opens_the_customer_overview(world):
     at.button(key="home_search_go").click().run()
     assert not at.exception
     assert [t.value for t in at.title] == ["Customers"]
+    assert at.text_input(key="customers_query").value == "Alice"
     assert any("Alice Example" in s.value and str(world["customer_id"]) in s.value
                for s in at.subheader)
 
