@@ -11,9 +11,10 @@ Values come back plain: dicts, ints in cents beside Decimal amounts, and DataFra
 column names follow pages/tables.py's conventions.
 
 `audit.verify()` reads every posting and both hash chains: on the default demo bank (200
-customers, 6 months, about 40,000 postings) it took 0.2-0.3 s on this 2-core machine (3 s the
-first time after opening the file), and on a demo bank of 5,000 customers over 12 months (3
-million postings) 26-54 s. So a manager's home never runs it while the page waits: `verify`
+customers, 6 months, about 82,000 postings) it took 0.2-0.3 s warm on this 2-core machine when
+it was quiet (1-3 s the first time after opening the file, and 2 s warm while other work kept
+the cores busy), and on a demo bank of 5,000 customers over 12 months (3 million postings)
+26-54 s (benchmarks/bench_home.py prints it). So a manager's home never runs it while the page waits: `verify`
 returns the last result this process kept, with when it was checked, and starts a new check on
 a thread of its own when that result is older than `VERIFY_MAX_AGE_S` (or on request).
 """
