@@ -18,6 +18,9 @@ CUSTOMER_TOPIC_PAGES = {"approval": "my-accounts", "loan": "my-loans",
                         "term_deposit": "my-term-deposits", "account": "my-accounts"}
 # While a verify runs on its thread, its panel asks again this often.
 VERIFY_POLL_S = 2
+# How long the page waits for a verify it starts: a small bank's ends within it (no polling),
+# a large one's does not hold the page up (bankms/home.py).
+VERIFY_WAIT_S = 0.3
 
 
 def render() -> None:
@@ -259,7 +262,7 @@ def _eod(eod) -> None:
 def _verify_panel(bank, actor) -> None:
     """The last verify, asked again every VERIFY_POLL_S seconds while one runs; the whole page
     reruns once it ends so the polling stops."""
-    state = bank.home.verify(actor)
+    state = bank.home.verify(actor, wait_s=VERIFY_WAIT_S)
     st.fragment(_verify_body, run_every=VERIFY_POLL_S if state["running"] else None)(
         bank, actor, state["running"])
 
