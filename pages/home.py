@@ -60,9 +60,12 @@ def _customer(bank, actor) -> None:
         if i % 2 == 0:
             columns = st.columns(2)
         status = "" if row.status == "active" else f" · {row.status}"
+        # A term deposit's money waits for maturity: its balance, not an amount to spend.
+        locked = row.kind == "term_deposit"
         columns[i % 2].metric(f"{md(row.name or row.kind)} {row.account_number}{status}",
-                              money(row.available_cents), border=True,
-                              delta=f"balance {money(row.balance_cents)}", delta_color="off",
+                              money(row.balance_cents if locked else row.available_cents),
+                              border=True, delta="until maturity" if locked else
+                              f"balance {money(row.balance_cents)}", delta_color="off",
                               delta_arrow="off")
     if home["accounts"].empty:
         st.info("You have no open account yet.")

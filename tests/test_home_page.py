@@ -4,7 +4,7 @@ customer's overview; the manager sees the last verify and its problems.
 
 One bank file for the module: the standard bank (browser.helpers.seed_standard_bank) plus a
 loan paid out to Alice, a deposit by the teller that waits for a second manager and a loan
-application waiting for a decision."""
+application waiting for a decision, and a term deposit."""
 from __future__ import annotations
 
 import pytest
@@ -29,7 +29,11 @@ def world(tmp_path_factory):
         bank.loans.apply(actors["customer"], facts["customer_id"], product="personal",
                          principal="1500.00", term_months=12, purpose="holiday",
                          monthly_income="4000.00")
-        yield {"bank": bank, **actors, **facts, "loan": loan, "waiting": waiting}
+        deposit = bank.term_deposits.open(actors["customer"], linked_account=facts["account"],
+                                          amount="1000.00", term_months=12,
+                                          idempotency_key="home-page-td")
+        yield {"bank": bank, **actors, **facts, "loan": loan, "waiting": waiting,
+               "deposit": deposit["account_number"]}
 
 
 def metrics(at) -> dict:
@@ -50,6 +54,9 @@ def test_a_customer_starts_with_balances_instalment_waiting_and_activity(world):
     assert deltas["Available now"] == f"balance ${home['total_balance_cents'] / 100:,.2f}"
     account = next(label for label in shown if world["account"] in label)
     assert shown[account] == f"${home['accounts'].iloc[0]['available_cents'] / 100:,.2f}"
+    # A term deposit shows its balance, locked until maturity, and is not available now.
+    deposit = next(label for label in shown if world["deposit"] in label)
+    assert (shown[deposit], deltas[deposit]) == ("$1,000.00", "until maturity")
     nxt = home["next_instalment"]
     assert shown[f"Loan {world['loan']} · due {nxt['due_date']:%d %b %Y}"] == \
         f"${nxt['amount_cents'] / 100:,.2f}"
