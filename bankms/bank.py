@@ -2,7 +2,8 @@
 
 `open_bank(path)` opens (creating or migrating) the file, starts the single writer thread and
 returns a Bank whose services (`users`, `auth`, `customers`, `accounts`, `payments`, `audit`,
-`ledger`, `settings`, `workdays`, `charges`...) are safe to call from many threads at once.
+`ledger`, `settings`, `workdays`, `charges`, `home`...) are safe to call from many threads at
+once.
 """
 from __future__ import annotations
 
@@ -118,6 +119,9 @@ class Bank:
             pass
         else:
             self.reports = Reports(self)
+        # Role home pages (issue 13): reads through the services above.
+        from .home import Home
+        self.home = Home(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self):
@@ -127,6 +131,9 @@ class Bank:
             self._closed = True
         if self.eod_scheduler is not None:
             self.eod_scheduler.stop()
+        # A verify the managers' home started reads through the connection closed below.
+        if getattr(self, "home", None) is not None:
+            self.home.stop()
         self._writer.stop()
         try:
             self._con.execute("CHECKPOINT")
