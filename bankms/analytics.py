@@ -967,7 +967,8 @@ SQLITE_COPY = {
     "accounts": "id, account_number, customer_id, kind, name, status, balance_cents, "
                 "strftime(opened_at, '%Y-%m-%d %H:%M:%S.%f') AS opened_at, "
                 "strftime(closed_at, '%Y-%m-%d %H:%M:%S.%f') AS closed_at",
-    "transactions": "id, kind, amount_cents, memo, source_account, target_account, reverses_id, "
+    "transactions": "id, kind, channel, amount_cents, memo, source_account, target_account, "
+                    "reverses_id, "
                     "strftime(posted_at, '%Y-%m-%d %H:%M:%S.%f') AS posted_at, "
                     "strftime(business_date, '%Y-%m-%d') AS business_date",
     "postings": "id, transaction_id, account_id, amount_cents, "

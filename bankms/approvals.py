@@ -62,7 +62,7 @@ REASON_CHARS_MAX = 200
 _COLUMNS = ("id", "kind", "action", "amount_cents", "source_account", "target_account", "memo",
             "legs", "idempotency_key", "request_hash", "maker", "maker_role", "status",
             "created_at", "decided_by", "decided_at", "reason", "transaction_id", "params",
-            "reverses_id")
+            "reverses_id", "channel")
 
 # Requests that are not payments: what they do once a second manager approves. Reversals are
 # postings and go through the payment path (legs, holds) with `reverses_id`.
@@ -277,12 +277,12 @@ class Approvals:
         uow.execute(
             "INSERT INTO approval_requests (id, kind, action, amount_cents, source_account, "
             "target_account, memo, legs, idempotency_key, request_hash, maker, maker_role, "
-            "status, created_at, reverses_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+            "status, created_at, reverses_id, channel) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
             [rid, request.kind, request.action, request.amount_cents,
              request.source_account, request.target_account, request.memo,
              json.dumps(request.legs), key, request.request_hash, actor.username,
-             actor.role, now, request.reverses_id])
+             actor.role, now, request.reverses_id, request.channel])
         held = {}
         for number, delta in request.legs:
             acc = accounts[number]
@@ -447,7 +447,7 @@ class Approvals:
             amount_cents=row["amount_cents"], idempotency_key=row["idempotency_key"],
             memo=row["memo"] or "", source_account=row["source_account"],
             target_account=row["target_account"], reverses_id=row["reverses_id"],
-            internal_ok=True)
+            internal_ok=True, channel=row["channel"])
         if req.request_hash != row["request_hash"]:
             raise AssertionError(f"approval request {row['id']} no longer matches its hash")
         receipt = bank.post_in(uow, req)
