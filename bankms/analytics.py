@@ -820,8 +820,8 @@ def ledger_lines(src: Source, account_number: str, start: dt.date, end: dt.date,
 
 _LINE_COLUMNS = (
     "p.id AS posting_id, t.business_date, p.posted_at, t.id AS transaction_id, t.kind, "
-    f"{_EFFECTIVE_KIND} AS effective_kind, t.memo, t.source_account, t.target_account, "
-    "p.amount_cents")
+    f"t.channel, {_EFFECTIVE_KIND} AS effective_kind, t.memo, t.source_account, "
+    "t.target_account, p.amount_cents")
 
 
 # Tax withheld per transaction: its postings to GL2100 withholding tax payable, positive for an
@@ -865,7 +865,8 @@ def statement_rows(src: Source, account_id: int, first: dt.date,
     info = _transactions(src, [int(i) for i in lines["transaction_id"]])
     lines = lines.merge(info, how="left", left_on="transaction_id", right_on="id")
     return opening, _lines_frame(lines[["posting_id", "business_date", "posted_at",
-                                        "transaction_id", "kind", "effective_kind", "memo",
+                                        "transaction_id", "kind", "channel",
+                                        "effective_kind", "memo",
                                         "source_account", "target_account", "amount_cents",
                                         "tax_cents"]])
 
@@ -873,14 +874,14 @@ def statement_rows(src: Source, account_id: int, first: dt.date,
 def _transactions(src: Source, ids: list[int]) -> pd.DataFrame:
     """Kind, memo and counterparties of the given transactions, with the kind a reversal
     undoes as its effective kind."""
-    columns = ["id", "kind", "effective_kind", "memo", "source_account", "target_account",
-               "tax_cents"]
+    columns = ["id", "kind", "channel", "effective_kind", "memo", "source_account",
+               "target_account", "tax_cents"]
     frames = []
     for i in range(0, len(ids), 5000):
         chunk = ids[i:i + 5000]
         marks = ", ".join("?" * len(chunk))
         frames.append(src.df(
-            f"SELECT t.id, t.kind, {_EFFECTIVE_KIND} AS effective_kind, t.memo, "
+            f"SELECT t.id, t.kind, t.channel, {_EFFECTIVE_KIND} AS effective_kind, t.memo, "
             "t.source_account, t.target_account, coalesce(w.tax_cents, 0) AS tax_cents "
             "FROM transactions t "
             "LEFT JOIN transactions o ON o.id = t.reverses_id AND t.kind = 'reversal' "

@@ -28,7 +28,7 @@ KIND_LABELS: dict[str, str] = {
     "fee": "Fee",
     "tax": "Tax",
     "tax_withholding": "Tax withheld",
-    "penalty": "Early-closure penalty",
+    "penalty": "Early closure penalty",
     "loan_disbursement": "Loan disbursement",
     "loan_repayment": "Loan instalment",
     "loan_write_off": "Loan write-off",
