@@ -23,6 +23,7 @@ from . import analytics as an
 from .analytics import Filters, Source, midnight, midnight_after
 from .dates import as_date
 from .errors import InvalidInput
+from .labels import label_sql
 
 
 @dataclass(frozen=True)
@@ -171,12 +172,17 @@ def net_flow(src, f):
 
 # -- dashboard charts and tables -----------------------------------------------------------------
 def daily_volume(src, f, day, kind):
-    """The transactions of one bar: a day and a transaction kind (both charts of volume)."""
+    """The transactions of one bar: a day and a transaction type (both charts of volume),
+    named as the charts' legends name it (labels.transaction_label, 'Card payment') or by
+    its kind code ('withdrawal': every channel)."""
     day = _day(day, f)
     where, params = an.daily_volume_where(f, midnight(day), midnight_after(day))
-    df = src.df("SELECT t.id AS transaction_id, t.posted_at, t.kind, t.amount_cents, t.memo, "
+    label = label_sql("t.kind", "t.channel")
+    df = src.df("SELECT t.id AS transaction_id, t.posted_at, t.kind, t.channel, "
+                f"{label} AS label, t.amount_cents, t.memo, "
                 f"t.source_account, t.target_account FROM transactions t WHERE {where} "
-                "AND t.kind = ? ORDER BY t.posted_at, t.id", [*params, str(kind)])
+                f"AND (t.kind = ? OR {label} = ?) ORDER BY t.posted_at, t.id",
+                [*params, str(kind), str(kind)])
     df["amount_cents"] = df["amount_cents"].astype("int64")
     return an._to_day(df, "posted_at")
 

@@ -26,7 +26,7 @@ from . import accountnum, analytics, businessday, documents
 from .analytics import Filters
 from .dates import as_date
 from .errors import AccountNotFound, CustomerNotFound, InvalidInput
-from .labels import transaction_label
+from .labels import transaction_label, transaction_labels
 from .money import to_money
 from .text import csv_text
 
@@ -261,6 +261,9 @@ class Reports:
         if not self._bank.read_one("SELECT 1 FROM accounts WHERE account_number = ?", [number]):
             raise AccountNotFound(f"There is no account {number}.")
         opening, df = analytics.ledger_lines(self.source, number, f.start, f.end, limit)
+        # What each posting was, as people say it, beside the kind and channel codes.
+        df.insert(df.columns.get_loc("kind") + 1, "label", transaction_labels(
+            df["kind"], df["channel"], df["amount_cents"]))
         return opening, _with_money(df, "amount_cents", "balance_cents")
 
     def ledger_accounts(self, actor) -> pd.DataFrame:

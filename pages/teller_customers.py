@@ -72,7 +72,7 @@ def _overview(bank, actor, cid):
                   key=f"customers_accounts_{cid}")
     st.markdown("**Recent activity**")
     dc.show_table(view["activity"], {"posted_at": "When", "amount": "Amount",
-                                     "account_number": "Account", "kind": "Type",
+                                     "account_number": "Account", "label": "Type",
                                      "memo": "Memo"},
                   ("amount",), empty="No transactions yet.", key=f"customers_activity_{cid}")
     if view["loans"] is not None:

@@ -167,12 +167,13 @@ def test_key_figures_table_for_download(ledger):
 
 
 @pytest.mark.parametrize("filters, expected", [
-    (FEB, [("2025-02-03", "withdrawal", 1, 10000), ("2025-02-10", "transfer", 1, 5000),
-           ("2025-02-20", "withdrawal", 1, 50000), ("2025-02-28", "interest", 1, 170)]),
-    (FEB_SAVINGS, [("2025-02-28", "interest", 1, 170)]),
+    # The types as the legends name them (labels.py); this ledger has no channels.
+    (FEB, [("2025-02-03", "Withdrawal", 1, 10000), ("2025-02-10", "Transfer", 1, 5000),
+           ("2025-02-20", "Withdrawal", 1, 50000), ("2025-02-28", "Interest", 1, 170)]),
+    (FEB_SAVINGS, [("2025-02-28", "Interest", 1, 170)]),
     (Filters(start="2025-02-01", end="2025-02-28", kind="checking"),
-     [("2025-02-03", "withdrawal", 1, 10000), ("2025-02-10", "transfer", 1, 5000),
-      ("2025-02-20", "withdrawal", 1, 50000)]),
+     [("2025-02-03", "Withdrawal", 1, 10000), ("2025-02-10", "Transfer", 1, 5000),
+      ("2025-02-20", "Withdrawal", 1, 50000)]),
 ])
 def test_daily_volume(ledger, filters, expected):
     df = ledger.bank.reports.query(ledger.manager, "daily_volume", filters)
