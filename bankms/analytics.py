@@ -34,7 +34,7 @@ import pandas as pd
 from .bank import INTERNAL
 from .dates import as_date
 from .errors import InvalidInput
-from .labels import transaction_labels
+from .labels import label_sql, transaction_labels
 from .ledger import CUSTOMER_ACTIVITY_KINDS, CUSTOMER_KINDS
 
 ACCOUNT_KINDS = ("all",) + CUSTOMER_KINDS
@@ -315,7 +315,8 @@ def gl_postings_sql() -> str:
     """Postings of the ledger accounts given as a list parameter, made before a cut: the rows
     behind a ledger balance as of a day (parameters: the account numbers, the cut)."""
     # DuckDB only (unnest of a list parameter): drill-downs never run on the SQLite copy.
-    return ("SELECT p.id AS posting_id, p.posted_at, p.transaction_id, t.kind, t.memo, "
+    return ("SELECT p.id AS posting_id, p.posted_at, p.transaction_id, t.kind, "
+            f"{label_sql('t.kind', 't.channel', 'p.amount_cents')} AS label, t.memo, "
             "a.account_number, p.amount_cents FROM postings p "
             "JOIN accounts a ON a.id = p.account_id JOIN transactions t ON t.id = p.transaction_id "
             "WHERE a.account_number IN (SELECT unnest(?)) AND p.posted_at < ? "

@@ -49,6 +49,7 @@ from .errors import (
     PermissionDenied,
 )
 from . import accountnum
+from .labels import transaction_label
 from .ledger import PostingRequest, Receipt, utcnow
 from .money import to_money
 from .security import Actor
@@ -595,7 +596,7 @@ class Approvals:
         sql = ("SELECT r.id AS request_id, r.created_at, r.kind, r.amount_cents, "
                "r.source_account, cs.full_name AS source_holder, r.target_account, "
                "ct.full_name AS target_holder, r.memo, r.maker, r.status, r.decided_by, "
-               "r.decided_at, r.reason, r.transaction_id, r.reverses_id, r.params "
+               "r.decided_at, r.reason, r.transaction_id, r.reverses_id, r.params, r.channel "
                "FROM approval_requests r "
                "LEFT JOIN accounts s ON s.account_number = r.source_account "
                "LEFT JOIN customers cs ON cs.id = s.customer_id "
@@ -618,6 +619,9 @@ class Approvals:
             params.append(str(account))
         df = bank.read_df(sql + f" ORDER BY r.id DESC LIMIT {int(limit)}", params)
         df.insert(4, "amount", [to_money(c) for c in df["amount_cents"]])
+        # What is asked, as people say it: the operation, or the payment's label.
+        df["label"] = [OPERATIONS[k].capitalize() if k in OPERATIONS
+                       else transaction_label(k, c) for k, c in zip(df["kind"], df["channel"])]
         return df
 
     # -- structuring alerts -----------------------------------------------------------------

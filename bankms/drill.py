@@ -88,9 +88,10 @@ def _gl_postings(src: Source, codes: list[str], cut: dt.datetime, sign: int) -> 
 
 
 def _postings(src: Source, where: str, params) -> pd.DataFrame:
-    """Postings on customer accounts with their transaction's kind and memo."""
+    """Postings on customer accounts with their transaction's kind, label and memo."""
     df = src.df(
-        "SELECT p.id AS posting_id, p.posted_at, p.transaction_id, t.kind, t.memo, "
+        "SELECT p.id AS posting_id, p.posted_at, p.transaction_id, t.kind, "
+        f"{label_sql('t.kind', 't.channel', 'p.amount_cents')} AS label, t.memo, "
         "a.account_number, a.customer_id, p.amount_cents FROM postings p "
         "JOIN accounts a ON a.id = p.account_id JOIN transactions t ON t.id = p.transaction_id "
         f"WHERE {where} ORDER BY p.posted_at, p.id", params)

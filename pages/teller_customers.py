@@ -86,7 +86,7 @@ def _overview(bank, actor, cid):
     pending = view["pending_approvals"]
     if pending is not None and not pending.empty:
         st.markdown("**Waiting for approval**")
-        dc.show_table(pending, {"request_id": "Request", "kind": "Type", "amount": "Amount",
+        dc.show_table(pending, {"request_id": "Request", "label": "Type", "amount": "Amount",
                                 "maker": "By"}, ("amount",), key=f"customers_pending_{cid}")
     _edit_contact(bank, actor, p)
     _login(bank, actor, p)
