@@ -3,9 +3,9 @@
 Used by the demo generator and by end-of-day jobs. Callers pass two DataFrames: transactions
 (one row each, with a caller-chosen `tx_ref` from 0, and optionally a `channel`: how the money
 moved, labels.CHANNEL_LABELS, None or absent when the kind says it all) and postings
-(`tx_ref`, `account_id`, `amount_cents`). Within one unit of work the rows are inserted, every transaction is checked to
-sum to zero, balances move by one aggregated UPDATE, and no customer account may end below its
-overdraft limit; any failure rolls the whole batch back.
+(`tx_ref`, `account_id`, `amount_cents`). Within one unit of work the rows are inserted,
+every transaction is checked to sum to zero, balances move by one aggregated UPDATE, and no
+customer account may end below its overdraft limit; any failure rolls the whole batch back.
 """
 from __future__ import annotations
 
