@@ -77,10 +77,12 @@ def _finish(fig: go.Figure, title: str, x_title: str, y_title: str, *, x_counts=
     """Title, axis titles and the shared layout; x_counts / y_counts: the values of an axis
     that counts something (see _count_axis)."""
     fig.update_layout(title=dict(text=title, x=0, xanchor="left"), **_LAYOUT)
-    fig.update_xaxes(title_text=x_title, **(_count_axis(x_counts) if x_counts is not None
-                                            else {}))
-    fig.update_yaxes(title_text=y_title, **(_count_axis(y_counts) if y_counts is not None
-                                            else {}))
+    # The first axes only: a second y axis (customer_growth) keeps its own title and ticks.
+    fig.update_layout(
+        xaxis=dict(title_text=x_title, **(_count_axis(x_counts) if x_counts is not None
+                                          else {})),
+        yaxis=dict(title_text=y_title, **(_count_axis(y_counts) if y_counts is not None
+                                          else {})))
     return fig
 
 

@@ -73,6 +73,12 @@ def test_count_axes_tick_at_whole_numbers(make, frame, axis, one_apart):
     assert (shown.dtick, shown.tick0) == ((1, 0) if one_apart else (None, None))
 
 
+def test_a_second_axis_keeps_its_own_title():
+    fig = figures.customer_growth(customer_growth([0, 1]))
+    assert fig.layout.yaxis.title.text == "Customers (count)"
+    assert fig.layout.yaxis2.title.text == "New customers (count)"
+
+
 @pytest.mark.parametrize("make, frame, axis", [
     (figures.daily_amount, daily_volume([1, 0, 0, 1]), "yaxis"),
     (figures.top_customers, pd.DataFrame({"customer_id": [1], "full_name": ["Ann"],
