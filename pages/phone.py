@@ -27,7 +27,7 @@ PHONE_FIXES_HTML = f"""
     if (!link || !window.matchMedia("(max-width: {NARROW_MAX_PX}px)").matches) return;
     // After Streamlit's own handler, which may already have closed the menu.
     setTimeout(() => {{
-      const open = document.querySelector("[data-testid=stSidebar][aria-expanded=true]");
+      const open = document.querySelector("[data-testid=stSidebar][data-collapsed=false]");
       const close = document.querySelector("button[aria-label='Collapse sidebar']");
       if (open && close) close.click();
     }}, 0);

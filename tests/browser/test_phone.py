@@ -10,8 +10,8 @@ from browser.helpers import PHONE, USERS, login
 
 pytestmark = pytest.mark.browser
 
-SIDEBAR_OPEN = "[data-testid=stSidebar][aria-expanded=true]"
-SIDEBAR_CLOSED = "[data-testid=stSidebar][aria-expanded=false]"
+SIDEBAR_OPEN = "[data-testid=stSidebar][data-collapsed=false]"
+SIDEBAR_CLOSED = "[data-testid=stSidebar][data-collapsed=true]"
 
 
 def open_menu(page):
@@ -26,12 +26,12 @@ def open_menu(page):
 def test_the_menu_closes_after_a_tap_on_a_page(server, page_factory, role, link, title):
     page = page_factory(server, viewport=PHONE)
     login(page, *USERS[role][:2])
-    page.wait_for_selector(SIDEBAR_CLOSED, timeout=helpers.WAIT_MS)  # phones start closed
+    page.wait_for_selector(SIDEBAR_CLOSED, state="attached", timeout=helpers.WAIT_MS)  # phones start closed
     open_menu(page)
     page.locator("[data-testid=stSidebarNav] a").filter(has_text=link).first.click()
     page.wait_for_function("t => document.title.startsWith(t + ' \u00b7 ')", arg=title,
                            timeout=helpers.WAIT_MS)
-    page.wait_for_selector(SIDEBAR_CLOSED, timeout=helpers.WAIT_MS)
+    page.wait_for_selector(SIDEBAR_CLOSED, state="attached", timeout=helpers.WAIT_MS)
     helpers.settle(page)
     # The page is there to read, not under the menu.
     assert page.locator("[data-testid=stMain] h1").first.inner_text() == title
