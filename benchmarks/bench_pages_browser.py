@@ -2,6 +2,7 @@
 measured in the same run, on the default demo bank (200 customers, 6 months, seed 7).
 
     /work/main/.venv/bin/python benchmarks/bench_pages_browser.py [--repeat 3] [--all]
+        [--profile] [--against OTHER_CHECKOUT]
 
 A page counts as drawn when its script run has finished, the browser tab names it, every visible
 chart has its axes or title drawn and every visible table its canvas. Each figure is the time
@@ -13,7 +14,8 @@ others share, trust the ratios of one run more than the seconds.
 
 Targets (issue 13): the dashboard's charts all drawn within 2 s of opening the page, and any page
 within 1.5 s. Tabs that run only when opened (st.tabs on_change="rerun") are timed from the click
-to their charts drawn. --profile adds, for the dashboard, the websocket bytes, the JavaScript
+to their charts drawn. --against serves another checkout (the code before a change) beside
+this one and times both in turns, so that before and after meet the same load. --profile adds, for the dashboard, the websocket bytes, the JavaScript
 chunks loaded (Plotly's is the big one) and the main thread's long tasks.
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
+import shutil
 import statistics
 import sys
 import tempfile
@@ -180,69 +183,25 @@ def profile(context, server) -> None:
     load.close()
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--all", action="store_true", help="every manager page, not only "
-                        "the baseline, sign-in, dashboard and customer analytics")
-    parser.add_argument("--profile", action="store_true")
-    args = parser.parse_args(argv)
-    os.environ["BANKMS_BENCH_ONE_LINE"] = "1"  # before pages are discovered, here and served
-    from playwright.sync_api import sync_playwright
+def start_server(folder: pathlib.Path, code: pathlib.Path):
+    """The app of the checkout `code` on a new demo bank in `folder`."""
+    saved = helpers.REPO
+    helpers.REPO = code  # Server runs `streamlit run app.py` in helpers.REPO
+    try:
+        return helpers.Server(folder, seed=seed, env={"BANKMS_BENCH_ONE_LINE": "1"})
+    finally:
+        helpers.REPO = saved
 
-    load_avg = os.getloadavg()
-    print(f"load average at start: {load_avg[0]:.1f} {load_avg[1]:.1f} {load_avg[2]:.1f} "
-          f"on {os.cpu_count()} cores")
-    pages = manager_pages(args.all)
-    # url or (url, tab) -> [(wall s, browser CPU s, server CPU s)]; charts drawn
-    runs: dict = {url: [] for url, _ in pages}
-    charts: dict = {}
-    with tempfile.TemporaryDirectory() as folder:
-        server = helpers.Server(pathlib.Path(folder), seed=seed,
-                                env={"BANKMS_BENCH_ONE_LINE": "1"})
-        pid = server.proc.pid
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=helpers.CHROMIUM,
-                                                     args=helpers.CHROMIUM_FLAGS, headless=True)
-                context = browser.new_context(viewport=helpers.DESKTOP)
-                context.add_init_script(f"({LONG_TASKS_JS})()")
-                anonymous = browser.new_context(viewport=helpers.DESKTOP)
-                page = context.new_page()
-                helpers._watch_frames(page)
-                page.goto(server.url)
-                helpers.settle(page)
-                helpers.login(page, *server.facts["manager"])
-                page.close()
-                # One unmeasured round warms the browser's cache and the server's answers,
-                # as a manager who has used the app for a minute would have them.
-                for round_ in range(args.repeat + 1):
-                    for url, title in pages:
-                        load = Load(anonymous if url == "sign-in" else context,
-                                    f"{server.url}/{url}", title, pid)
-                        if round_:
-                            runs[url].append((load.seconds, load.browser_s, load.server_s))
-                            charts[url] = load.charts
-                            if url in ("dashboard", "customer-analytics"):
-                                for name, seconds, cpu, n in load.tab_times():
-                                    runs.setdefault((url, name), []).append(
-                                        (seconds, cpu, 0.0))
-                                    charts[(url, name)] = n
-                        load.close()
-                if args.profile:
-                    profile(context, server)
-                browser.close()
-        finally:
-            server.stop()
 
+def report(name, pages, runs, charts, repeat) -> None:
     def med(key, i):
         return statistics.median(r[i] for r in runs[key])
 
-    base_wall, base_cpu = med("bench-one-line", 0), med("bench-one-line", 1) + \
-        med("bench-one-line", 2)
-    print(f"\nmedian of {args.repeat} new tabs: wall seconds from asking for the page to drawn "
-          f"(best-worst), CPU seconds of the browser's main thread + the server, and both as "
-          f"ratios to the one-line page:")
+    base_wall = med("bench-one-line", 0)
+    base_cpu = med("bench-one-line", 1) + med("bench-one-line", 2)
+    print(f"\n{name}: median of {repeat} new tabs: wall seconds from asking for the page to "
+          f"drawn (best-worst), CPU seconds of the browser's main thread + the server, and both "
+          f"as ratios to the one-line page:")
     for url, title in pages:
         walls = [r[0] for r in runs[url]]
         cpu = med(url, 1) + med(url, 2)
@@ -256,10 +215,84 @@ def main(argv=None) -> int:
               f"charts {charts[key]}")
     dashboard = med("dashboard", 0)
     worst = max(med(url, 0) for url, _ in pages if url != "bench-one-line")
-    print(f"target: dashboard's charts within {DASHBOARD_TARGET_S:.1f} s: "
+    print(f"  target: dashboard's charts within {DASHBOARD_TARGET_S:.1f} s: "
           f"{'yes' if dashboard <= DASHBOARD_TARGET_S else 'NO'} ({dashboard:.2f} s, "
           f"one-line page {base_wall:.2f} s); every page within {PAGE_TARGET_S:.1f} s: "
           f"{'yes' if worst <= PAGE_TARGET_S else 'NO'} (slowest {worst:.2f} s)")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--all", action="store_true", help="every manager page, not only "
+                        "the baseline, sign-in, dashboard and customer analytics")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--against", type=pathlib.Path, help="another checkout of bankms "
+                        "(e.g. `git worktree add /tmp/before main`) served side by side and "
+                        "measured in turns with this one, so both meet the same load")
+    args = parser.parse_args(argv)
+    os.environ["BANKMS_BENCH_ONE_LINE"] = "1"  # before pages are discovered, here and served
+    from playwright.sync_api import sync_playwright
+
+    load_avg = os.getloadavg()
+    print(f"load average at start: {load_avg[0]:.1f} {load_avg[1]:.1f} {load_avg[2]:.1f} "
+          f"on {os.cpu_count()} cores")
+    pages = manager_pages(args.all)
+    codes = {"this checkout": ROOT}
+    if args.against:
+        if not (args.against / "pages" / "bench_one_line.py").exists():
+            shutil.copy(ROOT / "pages" / "bench_one_line.py", args.against / "pages")
+        codes[f"against {args.against}"] = args.against.resolve()
+    # per checkout: url or (url, tab) -> [(wall s, browser CPU s, server CPU s)]; charts drawn
+    runs = {name: {url: [] for url, _ in pages} for name in codes}
+    charts: dict = {name: {} for name in codes}
+    with tempfile.TemporaryDirectory() as folder:
+        servers = {}
+        try:
+            for i, (name, code) in enumerate(codes.items()):
+                servers[name] = start_server(pathlib.Path(folder) / str(i), code)
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=helpers.CHROMIUM,
+                                                     args=helpers.CHROMIUM_FLAGS, headless=True)
+                contexts = {}
+                for name, server in servers.items():
+                    context = browser.new_context(viewport=helpers.DESKTOP)
+                    context.add_init_script(f"({LONG_TASKS_JS})()")
+                    page = context.new_page()
+                    helpers._watch_frames(page)
+                    page.goto(server.url)
+                    helpers.settle(page)
+                    helpers.login(page, *server.facts["manager"])
+                    page.close()
+                    contexts[name] = context
+                anonymous = browser.new_context(viewport=helpers.DESKTOP)
+                # One unmeasured round warms the browser's cache and the server's answers,
+                # as a manager who has used the app for a minute would have them.
+                for round_ in range(args.repeat + 1):
+                    for url, title in pages:
+                        for name, server in servers.items():
+                            context = anonymous if url == "sign-in" else contexts[name]
+                            load = Load(context, f"{server.url}/{url}", title, server.proc.pid)
+                            if round_:
+                                runs[name][url].append(
+                                    (load.seconds, load.browser_s, load.server_s))
+                                charts[name][url] = load.charts
+                                if url in ("dashboard", "customer-analytics"):
+                                    for tab, seconds, cpu, n in load.tab_times():
+                                        runs[name].setdefault((url, tab), []).append(
+                                            (seconds, cpu, 0.0))
+                                        charts[name][(url, tab)] = n
+                            load.close()
+                if args.profile:
+                    for name, server in servers.items():
+                        print(f"{name}:")
+                        profile(contexts[name], server)
+                browser.close()
+        finally:
+            for server in servers.values():
+                server.stop()
+    for name in codes:
+        report(name, pages, runs[name], charts[name], args.repeat)
     load_avg = os.getloadavg()
     print(f"load average at end: {load_avg[0]:.1f} {load_avg[1]:.1f} {load_avg[2]:.1f}")
     return 0
