@@ -23,6 +23,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from bench_pages_browser import signed_in_context  # noqa: E402
 from browser import helpers  # noqa: E402
 
 CHARTS = 2  # the first tab's ("Money moved")
@@ -76,13 +77,7 @@ def main(argv=None) -> int:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=helpers.CHROMIUM,
                                                      args=helpers.CHROMIUM_FLAGS, headless=True)
-                context = browser.new_context(viewport=helpers.DESKTOP)
-                page = context.new_page()
-                helpers._watch_frames(page)
-                page.goto(server.url)
-                helpers.settle(page)
-                helpers.login(page, *server.facts["manager"])
-                page.close()
+                context = signed_in_context(browser, server)
                 cold = open_dashboard(context, server)
                 warm = [open_dashboard(context, server) for _ in range(args.repeat)]
                 phone = open_dashboard(context, server, helpers.PHONE)

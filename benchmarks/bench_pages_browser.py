@@ -183,6 +183,20 @@ def profile(context, server) -> None:
     load.close()
 
 
+def signed_in_context(browser, server, init_script=None):
+    """A desktop browser context holding the demo manager's sign-in cookie."""
+    context = browser.new_context(viewport=helpers.DESKTOP)
+    if init_script:
+        context.add_init_script(init_script)
+    page = context.new_page()
+    helpers._watch_frames(page)
+    page.goto(server.url)
+    helpers.settle(page)
+    helpers.login(page, *server.facts["manager"])
+    page.close()
+    return context
+
+
 def start_server(folder: pathlib.Path, code: pathlib.Path):
     """The app of the checkout `code` on a new demo bank in `folder`."""
     saved = helpers.REPO
@@ -254,17 +268,8 @@ def main(argv=None) -> int:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=helpers.CHROMIUM,
                                                      args=helpers.CHROMIUM_FLAGS, headless=True)
-                contexts = {}
-                for name, server in servers.items():
-                    context = browser.new_context(viewport=helpers.DESKTOP)
-                    context.add_init_script(f"({LONG_TASKS_JS})()")
-                    page = context.new_page()
-                    helpers._watch_frames(page)
-                    page.goto(server.url)
-                    helpers.settle(page)
-                    helpers.login(page, *server.facts["manager"])
-                    page.close()
-                    contexts[name] = context
+                contexts = {name: signed_in_context(browser, server, f"({LONG_TASKS_JS})()")
+                            for name, server in servers.items()}
                 anonymous = browser.new_context(viewport=helpers.DESKTOP)
                 # One unmeasured round warms the browser's cache and the server's answers,
                 # as a manager who has used the app for a minute would have them.

@@ -6,17 +6,10 @@ import pytest
 
 from browser import helpers
 from browser.helpers import DESKTOP, PHONE, error_text, login, main_text, screenshot
+# The dashboard's tabs and the titles of their charts; only the open tab is drawn.
+from test_dashboard_pages import DASHBOARD_TABS as TABS
 
 pytestmark = pytest.mark.browser
-# The dashboard's tabs and the titles of their charts; only the open tab is drawn.
-TABS = {
-    "Money moved": ["Money moved per day by transaction type ($)",
-                    "Transactions per day by type (count)"],
-    "Balances": ["Balances by product at the end of each day ($)", "Accounts by balance (count)"],
-    "Loans and customers": ["Loans outstanding by status and arrears ($)", "Customers (count)"],
-    "Top customers and dormant accounts": ["Top customers by money held ($)",
-                                           "Dormant accounts by kind (count)"],
-}
 # A chart counts as drawn once its title is: Plotly draws two .main-svg layers per chart, so
 # counting those let the test go on with half the charts still to come.
 TITLES_DRAWN_JS = """titles => {
