@@ -10,6 +10,7 @@ import streamlit as st
 from bankms import files
 from bankms.errors import FilesExposed, WeakCookieKey, WeakSigningKey
 from pages import common
+from pages.phone import phone_fixes
 from pages.text import md
 
 st.set_page_config(page_title="bankms", page_icon=":material/account_balance:", layout="wide")
@@ -59,6 +60,7 @@ with st.sidebar:
                   icon=":material/logout:", width="stretch")
     else:
         st.caption("Not signed in")
+    phone_fixes()  # the menu closes after a tap on narrow screens (pages/phone.py)
 
 common.show_flashes()
 navigation.run()
