@@ -16,8 +16,9 @@ Rules (issue 10; where the issue is silent, what a retail bank does):
 * Execution. End of day for date D executes, in one set-based batch (bank.ledger.post_frames_in),
   the occurrences due on D and the retries of earlier failed occurrences whose window includes
   D, oldest due date first, then by order id; each source account pays as far as its available
-  balance (balance - holds + overdraft limit) goes, order by order. The transfer is an ordinary
-  'transfer' transaction (statements show it) with the memo "Standing order N: memo".
+  balance (ledger.available_cents: balance - holds + overdraft) goes, order by order. The
+  transfer is an ordinary 'transfer' transaction (statements show it) with the memo
+  "Standing order N: memo".
 * Once only. Each occurrence (order, due date) has the idempotency key
   sys:so-<order id>-<due date> in `idempotency_keys`, and one run row per attempt date (primary
   key order_id, due_date, attempt_date): a rerun of end of day (already prevented by eod_runs)
@@ -71,7 +72,7 @@ from .errors import (
     SameAccount,
 )
 from .ids import parse_id
-from .ledger import utcnow
+from .ledger import available_cents, utcnow
 from .money import format_cents, to_cents, to_money
 from .payments import clean_key, clean_memo, system_key
 
@@ -605,7 +606,7 @@ def _side_refusal(side, status, kind, holder_status) -> str | None:
 
 def _decide(cand: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     """Outcome and reason per candidate, in order: each source pays as far as its available
-    balance (balance - holds + overdraft limit) goes, after the orders before it; a credit
+    balance (ledger.available_cents) goes, after the orders before it; a credit
     from an earlier order of the run counts for a later order from that account."""
     available = {}
     outcomes, reasons = [], []
@@ -619,17 +620,17 @@ def _decide(cand: pd.DataFrame, day: dt.date) -> pd.DataFrame:
         amount = int(cols["amount_cents"][i])
         if reason is None:
             src = int(cols["source_id"][i])
-            have = available.setdefault(src, int(cols["source_balance"][i]
-                                                 - cols["source_holds"][i]
-                                                 + cols["source_overdraft"][i]))
+            have = available.setdefault(src, available_cents(
+                int(cols["source_balance"][i]), int(cols["source_holds"][i]),
+                int(cols["source_overdraft"][i]), cols["source_status"][i]))
             if have < amount:
                 reason = (f"insufficient funds: {format_cents(max(have, 0))} available, "
                           f"{format_cents(amount)} needed")
             else:
                 tgt = int(cols["target_id"][i])
-                available.setdefault(tgt, int(cols["target_balance"][i]
-                                              - cols["target_holds"][i]
-                                              + cols["target_overdraft"][i]))
+                available.setdefault(tgt, available_cents(
+                    int(cols["target_balance"][i]), int(cols["target_holds"][i]),
+                    int(cols["target_overdraft"][i]), cols["target_status"][i]))
                 available[src] -= amount
                 available[tgt] += amount
         if reason is None:
