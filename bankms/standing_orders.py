@@ -306,7 +306,9 @@ class StandingOrders:
                retry_days=None) -> dict:
         """Check an order for a confirm step, writing nothing: the clean order with the
         schedule in words, the first payment date and the payee's name (masked when a
-        customer pays another customer, as payments.review does)."""
+        customer pays another customer, as payments.review does). `warnings` (list[str]):
+        when the source's available balance now (ledger.available_cents, the rule end of day
+        pays by) is less than the amount, a sentence saying the payment would fail today."""
         order = self._clean(actor, source_account=source_account, target_account=target_account,
                             amount=amount, frequency=frequency, day_of_month=day_of_month,
                             weekday=weekday, start_date=start_date, end_date=end_date,
@@ -315,7 +317,17 @@ class StandingOrders:
         holder = order.pop("target_holder")
         if customer and not order["own_target"]:
             holder = self._bank.accounts.payee_name(actor, order["target_account"])
-        return {**order, "target_holder": holder,
+        # Decimal with two places: exact in cents.
+        have = int(self._bank.accounts.available(actor, order["source_account"]) * 100)
+        warnings = []
+        if have < order["amount_cents"]:
+            warnings.append(
+                f"Only {format_cents(max(have, 0))} is available on {order['source_account']} "
+                f"now, less than {format_cents(order['amount_cents'])}: if that is still so on "
+                f"{order['first_due_date']:%d %B %Y}, the payment fails"
+                + (f" (end of day tries again on the next {order['retry_days']} days, then it "
+                   "is missed)." if order["retry_days"] else " and is missed."))
+        return {**order, "target_holder": holder, "warnings": warnings,
                 "amount": to_money(order["amount_cents"]),
                 "schedule": describe_schedule(order["frequency"], order["day_of_month"],
                                               order["weekday"])}
