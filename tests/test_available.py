@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from conftest import employee, funded_account, login_for, make_customer
+from conftest import customer_account, employee, funded_account, login_for
 
 from bankms.errors import AccountClosed, AccountFrozen, InsufficientFunds, LimitExceeded
 from bankms.ledger import available_cents, available_sql
@@ -44,8 +44,7 @@ AVAILABLE_CASES = [
 def test_available_means_one_thing_everywhere(bank, staff, case, balance, overdraft, held,
                                               status, expected):
     manager = staff["manager"]
-    cid = make_customer(bank)
-    number = funded_account(bank, balance, customer_id=cid)
+    cid, number = customer_account(bank, "Ann Available", balance)
     if overdraft != "0":
         bank.accounts.set_overdraft_limit(manager, number, overdraft)
     if held:
@@ -85,14 +84,6 @@ def test_the_sql_and_python_forms_of_available_agree(bank, balance, holds, overd
 
 
 # -- review warnings ----------------------------------------------------------------------------
-def customer(bank, name, amount, overdraft="0"):
-    cid = make_customer(bank, name=name)
-    number = funded_account(bank, amount, customer_id=cid)
-    if overdraft != "0":
-        bank.accounts.set_overdraft_limit(bank.system_actor(), number, overdraft)
-    return cid, number
-
-
 def outcome_of(call):
     """'posted', 'pending' or the refusal's class name."""
     try:
@@ -103,8 +94,8 @@ def outcome_of(call):
 
 
 def test_the_issue_example_warns_before_confirm_and_names_only_the_payers_account(bank):
-    cid, a = customer(bank, "Paula Payer", "165.70")
-    _, b = customer(bank, "Private Payee", "9,876.54")
+    cid, a = customer_account(bank, "Paula Payer", "165.70")
+    _, b = customer_account(bank, "Private Payee", "9,876.54")
     payer = login_for(bank, cid, "paula")
     review = bank.payments.review(payer, "transfer", amount="6,000.00", source=a, target=b)
     assert (f"Only $165.70 is available on {a}; this transfer of $6,000.00 would be refused."
@@ -115,13 +106,13 @@ def test_the_issue_example_warns_before_confirm_and_names_only_the_payers_accoun
 
 
 def test_a_frozen_source_and_a_closed_payee_are_said_as_posting_says_them(bank, staff):
-    cid, a = customer(bank, "Fran Frozen", "500.00")
+    cid, a = customer_account(bank, "Fran Frozen", "500.00")
     bank.accounts.freeze(staff["manager"], a, "check")
     review = bank.payments.review(staff["teller"], "withdrawal", amount="50", source=a)
     assert review["warnings"] == [f"Account {a} is frozen; no money can leave it. Confirming "
                                   "this withdrawal of $50.00 would be refused."]
-    _, c = customer(bank, "Cleo Closer", "0")
-    sam, d = customer(bank, "Sam Sender", "500.00")
+    _, c = customer_account(bank, "Cleo Closer", "0")
+    sam, d = customer_account(bank, "Sam Sender", "500.00")
     bank.accounts.close(staff["manager"], c)
     sender = login_for(bank, sam, "sam")
     review = bank.payments.review(sender, "transfer", amount="50", source=d, target=c)
@@ -178,9 +169,9 @@ WARNING_CASES = [
 def test_review_warns_with_the_checks_posting_runs(bank, staff, case, who, kind, balance,
                                                    overdraft, before, amount, own, expected,
                                                    then):
-    cid, src = customer(bank, "Rita Review", balance, overdraft)
+    cid, src = customer_account(bank, "Rita Review", balance, overdraft_limit=overdraft)
     other = (funded_account(bank, "0", customer_id=cid) if own else
-             customer(bank, "Oscar Other", "0")[1])
+             customer_account(bank, "Oscar Other", "0")[1])
     actor = login_for(bank, cid, "rita") if who == "customer" else staff["teller"]
     if before:
         if who == "customer":

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 from apptest_util import app_bank_on, button_starting, open_app, texts
-from conftest import employee, funded_account, login_for, make_customer
+from conftest import customer_account, employee, login_for
 
 _names = itertools.count(1)
 
@@ -25,14 +25,6 @@ def teller(app_bank):
     return employee(app_bank, "teller")
 
 
-def customer(bank, name, amount, overdraft="0"):
-    cid = make_customer(bank, name=name)
-    number = funded_account(bank, amount, customer_id=cid)
-    if overdraft != "0":
-        bank.accounts.set_overdraft_limit(bank.system_actor(), number, overdraft)
-    return cid, number
-
-
 def review_transfer(bank, login, target, amount):
     at = open_app(bank, login, "my-transfer")
     at.text_input(key="my_transfer_target").input(target)
@@ -42,9 +34,22 @@ def review_transfer(bank, login, target, amount):
     return at
 
 
+def teller_review(bank, teller, kind, number, amount):
+    """The Cash & transfers page after Review of a deposit into or withdrawal from `number`."""
+    at = open_app(bank, teller, "cash")
+    if kind != "deposit":
+        at.radio(key="cash_kind").set_value(kind.capitalize()).run()
+    side = "target" if kind == "deposit" else "source"
+    at.text_input(key=f"cash_{side}_{kind}").input(number)
+    at.text_input(key=f"cash_amount_{kind}").input(amount)
+    at.button(key=f"cash_review_{kind}").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
 def test_the_issue_example_is_warned_before_confirm(app_bank):
-    cid, a = customer(app_bank, "Ivy Issue", "165.70")
-    _, b = customer(app_bank, "Hidden Payee", "2,500.00")
+    cid, a = customer_account(app_bank, "Ivy Issue", "165.70")
+    _, b = customer_account(app_bank, "Hidden Payee", "2,500.00")
     login = login_for(app_bank, cid, f"ivy{next(_names)}")
     at = review_transfer(app_bank, login, b, "6,000.00")
     warnings = [w.value for w in at.warning]
@@ -57,8 +62,8 @@ def test_the_issue_example_is_warned_before_confirm(app_bank):
 
 
 def test_the_daily_limit_warning_says_what_is_left_today(app_bank):
-    cid, a = customer(app_bank, "Lim Itless", "20,000.00")
-    _, b = customer(app_bank, "Lou Payee", "0")
+    cid, a = customer_account(app_bank, "Lim Itless", "20,000.00")
+    _, b = customer_account(app_bank, "Lou Payee", "0")
     login = login_for(app_bank, cid, f"lim{next(_names)}")
     app_bank.payments.transfer(login, a, b, "3,000.00")
     at = review_transfer(app_bank, login, b, "2,500.00")
@@ -70,8 +75,8 @@ def test_the_daily_limit_warning_says_what_is_left_today(app_bank):
 
 
 def test_a_normal_transfer_shows_no_warning(app_bank):
-    cid, a = customer(app_bank, "Norma Normal", "1,000.00", overdraft="300.00")
-    _, b = customer(app_bank, "Ned Payee", "0")
+    cid, a = customer_account(app_bank, "Norma Normal", "1,000.00", overdraft_limit="300.00")
+    _, b = customer_account(app_bank, "Ned Payee", "0")
     login = login_for(app_bank, cid, f"norma{next(_names)}")
     at = review_transfer(app_bank, login, b, "1,200.00")  # fits thanks to the overdraft
     assert not at.warning
@@ -81,12 +86,8 @@ def test_a_normal_transfer_shows_no_warning(app_bank):
 
 
 def test_the_four_eyes_warning_on_the_tellers_review(app_bank, teller):
-    _, number = customer(app_bank, "Fay Foureyes", "30,000.00")
-    at = open_app(app_bank, teller, "cash")
-    at.radio(key="cash_kind").set_value("Withdrawal").run()
-    at.text_input(key="cash_source_withdrawal").input(number)
-    at.text_input(key="cash_amount_withdrawal").input("12,000.00")
-    at.button(key="cash_review_withdrawal").click().run()
+    _, number = customer_account(app_bank, "Fay Foureyes", "30,000.00")
+    at = teller_review(app_bank, teller, "withdrawal", number, "12,000.00")
     assert [w.value.replace("\\", "") for w in at.warning] == [
         "Above $10,000.00 a second manager must approve it; the money will be held on the "
         "account until then."]
@@ -94,24 +95,17 @@ def test_the_four_eyes_warning_on_the_tellers_review(app_bank, teller):
 
 
 def test_the_tellers_funds_warning_and_no_warning_for_a_normal_deposit(app_bank, teller):
-    _, number = customer(app_bank, "Sol Short", "100.00", overdraft="50.00")
-    at = open_app(app_bank, teller, "cash")
-    at.radio(key="cash_kind").set_value("Withdrawal").run()
-    at.text_input(key="cash_source_withdrawal").input(number)
-    at.text_input(key="cash_amount_withdrawal").input("200.00")
-    at.button(key="cash_review_withdrawal").click().run()
+    _, number = customer_account(app_bank, "Sol Short", "100.00", overdraft_limit="50.00")
+    at = teller_review(app_bank, teller, "withdrawal", number, "200.00")
     assert [w.value.replace("\\", "") for w in at.warning] == [
         f"Only $150.00 is available on {number} (including an overdraft limit of $50.00); "
         "this withdrawal of $200.00 would be refused."]
-    at = open_app(app_bank, teller, "cash")
-    at.text_input(key="cash_target_deposit").input(number)
-    at.text_input(key="cash_amount_deposit").input("200.00")
-    at.button(key="cash_review_deposit").click().run()
+    at = teller_review(app_bank, teller, "deposit", number, "200.00")
     assert not at.warning and not at.exception
 
 
 def test_my_accounts_and_the_customer_overview_show_the_same_available(app_bank, teller):
-    cid, number = customer(app_bank, "Ava Same", "296.49", overdraft="1,000.00")
+    cid, number = customer_account(app_bank, "Ava Same", "296.49", overdraft_limit="1,000.00")
     login = login_for(app_bank, cid, f"ava{next(_names)}")
     at = open_app(app_bank, login, "my-accounts")
     assert [m.value for m in at.metric] == ["$1,296.49"]
@@ -126,8 +120,8 @@ STANDING_ORDER_CASES = [("120.00", False), ("500.00", False), ("500.01", True)]
 
 @pytest.mark.parametrize("amount, warned", STANDING_ORDER_CASES)
 def test_a_standing_order_review_warns_when_the_money_is_not_there(app_bank, amount, warned):
-    cid, mine = customer(app_bank, "Stan Dingorder", "500.00")
-    _, payee = customer(app_bank, "Pia Payee", "0")
+    cid, mine = customer_account(app_bank, "Stan Dingorder", "500.00")
+    _, payee = customer_account(app_bank, "Pia Payee", "0")
     login = login_for(app_bank, cid, f"stan{next(_names)}")
     at = open_app(app_bank, login, "my-standing-orders")
     at.text_input(key="my_standing_order_target").input(payee)
