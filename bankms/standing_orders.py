@@ -308,7 +308,8 @@ class StandingOrders:
         schedule in words, the first payment date and the payee's name (masked when a
         customer pays another customer, as payments.review does). `warnings` (list[str]):
         when the source's available balance now (ledger.available_cents, the rule end of day
-        pays by) is less than the amount, a sentence saying the payment would fail today."""
+        pays by) is less than the amount, a sentence saying the first payment fails unless
+        money comes in before its date (only the payer's own account is named)."""
         order = self._clean(actor, source_account=source_account, target_account=target_account,
                             amount=amount, frequency=frequency, day_of_month=day_of_month,
                             weekday=weekday, start_date=start_date, end_date=end_date,
