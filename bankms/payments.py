@@ -111,12 +111,14 @@ class Payments:
 
     def deposit(self, actor, number, amount, idempotency_key=None, memo=""):
         """Cash in at a teller: the teller's cash rises, the customer's account is credited."""
+        cents = to_cents(amount)  # the amount is checked before the account number
         return self._post_or_queue(self._deposit_request(
-            actor, accountnum.normalize(number), to_cents(amount), idempotency_key, memo))
+            actor, accountnum.normalize(number), cents, idempotency_key, memo))
 
     def withdraw(self, actor, number, amount, idempotency_key=None, memo=""):
+        cents = to_cents(amount)
         return self._post_or_queue(self._withdrawal_request(
-            actor, accountnum.normalize(number), to_cents(amount), idempotency_key, memo))
+            actor, accountnum.normalize(number), cents, idempotency_key, memo))
 
     def transfer(self, actor, source, target, amount, idempotency_key=None, memo=""):
         cents = to_cents(amount)
