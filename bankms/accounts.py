@@ -20,12 +20,23 @@ from .errors import (
     SameAccount,
     TermDepositLocked,
 )
-from .ledger import CUSTOMER_KINDS, PostingRequest, utcnow
+from .ledger import (
+    CUSTOMER_KINDS,
+    PostingRequest,
+    available_cents,
+    available_sql,
+    utcnow,
+)
 from .money import to_cents, to_money
 from .text import csv_text
 
 # Draws of a random account number before giving up (a second draw is already rare).
 NUMBER_DRAWS_MAX = 20
+
+# "available" in every query of accounts (alias a): balance - holds + overdraft limit, 0 for a
+# frozen or closed account. Written once, in ledger.available_sql, beside the Python form the
+# posting guard uses (ledger.available_cents), so pages, CSV and the guard cannot disagree.
+AVAILABLE_SQL = available_sql("a")
 
 
 def clean_rate(value) -> Decimal:
@@ -175,9 +186,12 @@ class Accounts:
         return to_money(row[5])
 
     def available(self, actor, number) -> Decimal:
-        """What can leave the account now: balance less holds plus the overdraft limit."""
+        """What can leave the account now (Decimal): balance less holds plus the overdraft
+        limit; 0.00 for a frozen or closed account, from which no money can leave
+        (ledger.available_cents, the rule the posting guard applies). The same figure as
+        `get(...)["available"]` and `list(...)["available"]`."""
         _, row = self._readable(actor, number)
-        return to_money(row[5] - row[6] + row[7])
+        return to_money(available_cents(row[5], row[6], row[7], row[4]))
 
     def get(self, actor, number) -> dict:
         number, row = self._readable(actor, number)
@@ -188,7 +202,8 @@ class Accounts:
         return {
             "account_number": number, "customer_id": row[2], "holder": holder[0] if holder else "",
             "kind": row[3], "status": row[4], "balance": to_money(row[5]),
-            "holds": to_money(row[6]), "available": to_money(row[5] - row[6] + row[7]),
+            "holds": to_money(row[6]),
+            "available": to_money(available_cents(row[5], row[6], row[7], row[4])),
             "overdraft_limit": to_money(row[7]), "interest_rate_percent": row[8],
             "opened_at": row[9], "closed_at": row[10], "name": row[11],
             "last_activity_at": row[12], "opened_date": row[13], "closed_date": row[14],
@@ -236,7 +251,9 @@ class Accounts:
         return mask_name(row[0])
 
     def list(self, actor, customer_id=None):
-        """Accounts with balances, read in one snapshot (one query), in the order opened."""
+        """Accounts with balances, read in one snapshot (one query), in the order opened.
+        `available_cents` (int) and `available` (Decimal) mean what `available` means: balance
+        - holds + overdraft limit, 0 for a frozen or closed account (AVAILABLE_SQL)."""
         bank = self._bank
         if customer_id is None:
             if getattr(actor, "role", None) == "customer":
@@ -249,7 +266,7 @@ class Accounts:
                          entity_id=customer_id)
         sql = ("SELECT a.account_number, a.customer_id, c.full_name AS holder, a.kind, a.name, "
                "a.status, a.balance_cents, a.holds_cents, a.overdraft_limit_cents, "
-               "a.balance_cents - a.holds_cents AS available_cents, a.interest_rate_percent, "
+               f"{AVAILABLE_SQL} AS available_cents, a.interest_rate_percent, "
                "a.opened_at, a.closed_at, a.opened_date, a.closed_date, "
                "p.code AS product_code, p.name AS product_name "
                "FROM accounts a JOIN customers c ON c.id = a.customer_id "
@@ -607,7 +624,7 @@ class Accounts:
                 raise InvalidInput("Only checking accounts can have an overdraft limit.")
             if before["status"] == "closed":
                 raise InvalidState(f"Account {number} is closed.")
-            if before["balance_cents"] - before["holds_cents"] + cents < 0:
+            if available_cents(before["balance_cents"], before["holds_cents"], cents) < 0:
                 raise InvalidState("The account is already overdrawn beyond that limit.")
         return check
 

@@ -159,13 +159,12 @@ class Approvals:
         member moved from or to one of its customers today without a second person, is above
         the threshold. Decided and written in one unit of work on the writer thread."""
         bank = self._bank
-        threshold = self.threshold_cents()
 
         def fn(uow):
             if self._load(uow, "idempotency_key = ?", request.idempotency_key) is None:
-                moved = self._moved_today(uow.fetchall, request.actor,
-                                          [n for n, _ in request.legs])
-                if request.amount_cents + moved <= threshold:
+                waits, _ = self.wait_check(uow.fetchall, request.actor, request.amount_cents,
+                                           [n for n, _ in request.legs])
+                if not waits:
                     return bank.post_in(uow, request)
             return self._submit_in(uow, request)
         try:
@@ -182,9 +181,15 @@ class Approvals:
         would wait now (the daily total included). The payment itself decides again."""
         if not self.applies_to(actor):
             return False
-        numbers = [n for n in numbers if n]
-        moved = self._moved_today(self._bank.read, actor, numbers)
-        return amount_cents + moved > self.threshold_cents()
+        return self.wait_check(self._bank.read, actor, amount_cents, numbers)[0]
+
+    def wait_check(self, fetchall, actor, amount_cents: int, numbers) -> tuple[bool, int]:
+        """The four-eyes rule of a staff payment (the caller checked `applies_to`): (whether
+        it waits, cents this actor already moved today for the customer of `numbers`). It
+        waits when the amount with that day's total is strictly above the threshold. Used by
+        posting (`post_or_submit`, in its unit of work) and by the review step (a plain read)."""
+        moved = self._moved_today(fetchall, actor, [n for n in numbers if n])
+        return amount_cents + moved > self.threshold_cents(), moved
 
     def _moved_today(self, fetchall, actor, numbers) -> int:
         """Cents `actor` moved today, without approval, from or to the customer (of those

@@ -16,7 +16,13 @@ import uuid
 
 from . import accountnum, businessday
 from .bank import INTERNAL
-from .errors import InvalidInput, SameAccount, TransactionNotFound
+from .errors import (
+    InsufficientFunds,
+    InvalidInput,
+    LimitExceeded,
+    SameAccount,
+    TransactionNotFound,
+)
 from .ledger import PostingRequest
 from .money import to_cents, to_money
 
@@ -137,15 +143,9 @@ class Payments:
         transfer) says how it came, stored with the transaction and shown by its label
         (labels.transaction_label: 'Salary credit'...). Raises InvalidInput for another
         channel."""
-        cents = to_cents(amount)
-        number = accountnum.normalize(number)
-        channel = clean_channel("deposit", channel)
-        req = self._request(actor, "payment.deposit", kind="deposit",
-                            legs=[(channel_account(channel), -cents), (number, cents)],
-                            amount_cents=cents, idempotency_key=clean_key(idempotency_key),
-                            memo=clean_memo(memo), target_account=number, internal_ok=True,
-                            channel=channel)
-        return self._post_or_queue(req)
+        cents = to_cents(amount)  # the amount is checked before the account number
+        return self._post_or_queue(self._deposit_request(
+            actor, accountnum.normalize(number), cents, idempotency_key, memo, channel))
 
     def withdraw(self, actor, number, amount, idempotency_key=None, memo="", *,
                  channel="cash"):
@@ -153,14 +153,8 @@ class Payments:
         cash, atm, card, transfer, direct_debit) as for deposit ('Card payment',
         'ATM withdrawal'...). Raises InvalidInput for another channel."""
         cents = to_cents(amount)
-        number = accountnum.normalize(number)
-        channel = clean_channel("withdrawal", channel)
-        req = self._request(actor, "payment.withdraw", kind="withdrawal",
-                            legs=[(number, -cents), (channel_account(channel), cents)],
-                            amount_cents=cents, idempotency_key=clean_key(idempotency_key),
-                            memo=clean_memo(memo), source_account=number, internal_ok=True,
-                            channel=channel)
-        return self._post_or_queue(req)
+        return self._post_or_queue(self._withdrawal_request(
+            actor, accountnum.normalize(number), cents, idempotency_key, memo, channel))
 
     def transfer(self, actor, source, target, amount, idempotency_key=None, memo=""):
         cents = to_cents(amount)
@@ -168,15 +162,37 @@ class Payments:
         target = accountnum.normalize(target)
         if source == target:
             raise SameAccount("The source and target accounts must differ.")
+        return self._post_or_queue(self._transfer_request(actor, source, target, cents,
+                                                          idempotency_key, memo))
+
+    # The requests posting makes; the review step builds the very same ones to foresee what
+    # the guards would say (review), so the two can never check different things.
+    def _deposit_request(self, actor, number, cents, idempotency_key, memo, channel="cash"):
+        channel = clean_channel("deposit", channel)
+        return self._request(actor, "payment.deposit", kind="deposit",
+                             legs=[(channel_account(channel), -cents), (number, cents)],
+                             amount_cents=cents, idempotency_key=clean_key(idempotency_key),
+                             memo=clean_memo(memo), target_account=number, internal_ok=True,
+                             channel=channel)
+
+    def _withdrawal_request(self, actor, number, cents, idempotency_key, memo,
+                            channel="cash"):
+        channel = clean_channel("withdrawal", channel)
+        return self._request(actor, "payment.withdraw", kind="withdrawal",
+                             legs=[(number, -cents), (channel_account(channel), cents)],
+                             amount_cents=cents, idempotency_key=clean_key(idempotency_key),
+                             memo=clean_memo(memo), source_account=number, internal_ok=True,
+                             channel=channel)
+
+    def _transfer_request(self, actor, source, target, cents, idempotency_key, memo):
         limit = None
         if getattr(actor, "role", None) == "customer":
             limit = self._bank.settings.get_int("customer_daily_transfer_cents_max", 500000)
-        req = self._request(actor, "payment.transfer", kind="transfer",
-                            legs=[(source, -cents), (target, cents)], amount_cents=cents,
-                            idempotency_key=clean_key(idempotency_key), memo=clean_memo(memo),
-                            source_account=source, target_account=target,
-                            owned_accounts=(source,), daily_limit_cents=limit)
-        return self._post_or_queue(req)
+        return self._request(actor, "payment.transfer", kind="transfer",
+                             legs=[(source, -cents), (target, cents)], amount_cents=cents,
+                             idempotency_key=clean_key(idempotency_key), memo=clean_memo(memo),
+                             source_account=source, target_account=target,
+                             owned_accounts=(source,), daily_limit_cents=limit)
 
     # Loan money is corrected through bank.loans, which replays the loan (issue 9).
     def reverse(self, actor, transaction_id, reason, idempotency_key=None):
@@ -226,7 +242,15 @@ class Payments:
     def review(self, actor, kind, *, amount, source=None, target=None, memo="") -> dict:
         """Check a payment form and describe it for a confirm step, posting nothing: the
         amount, both accounts with their holders' names (masked for another customer's
-        account when a customer pays), and whether the four-eyes rule will hold it."""
+        account when a customer pays), and whether the four-eyes rule will hold it.
+
+        `warnings` (list[str], human sentences, empty for a payment that would simply post)
+        says what Confirm would meet, from the very checks posting runs on the same request:
+        a guard's refusal (not enough available, over the customer's daily transfer limit
+        with what is left today, a frozen or closed account; ledger.foreseen_refusals), or
+        else the four-eyes wait (approvals.wait_check). A customer's warning names only
+        their own account; about a payee it says no more than posting would. Posting
+        decides again at Confirm (money may move in between)."""
         bank = self._bank
         actions = {"deposit": "payment.deposit", "withdrawal": "payment.withdraw",
                    "transfer": "payment.transfer"}
@@ -243,7 +267,8 @@ class Payments:
         out = {"kind": kind, "amount_cents": cents, "amount": to_money(cents), "memo": memo,
                "source_account": source, "source_holder": None, "source_available": None,
                "target_account": target, "target_holder": None, "own_target": False,
-               "needs_approval": bank.approvals.would_wait(actor, cents, [source, target])}
+               "needs_approval": False}
+        moved_cents = 0
         if source is not None:
             info = bank.accounts.get(actor, source)
             out["source_holder"] = info["holder"]
@@ -259,7 +284,49 @@ class Payments:
                     out["target_holder"] = bank.accounts.payee_name(actor, target)
             else:
                 out["target_holder"] = bank.accounts.get(actor, target)["holder"]
+        if bank.approvals.applies_to(actor):
+            out["needs_approval"], moved_cents = bank.approvals.wait_check(
+                bank.read, actor, cents, [source, target])
+        out["warnings"] = self._warnings(actor, kind, cents, source, target, memo,
+                                         waits=out["needs_approval"], moved_cents=moved_cents)
         return out
+
+    def _warnings(self, actor, kind, cents, source, target, memo, *, waits,
+                  moved_cents) -> list[str]:
+        from .ledger import foreseen_refusals
+        from .money import format_cents
+
+        bank = self._bank
+        if kind == "deposit":
+            req = self._deposit_request(actor, target, cents, None, memo)
+        elif kind == "withdrawal":
+            req = self._withdrawal_request(actor, source, cents, None, memo)
+        else:
+            req = self._transfer_request(actor, source, target, cents, None, memo)
+        what = f"this {kind} of {format_cents(cents)}"
+        warnings = []
+        for refusal in foreseen_refusals(bank.read, req, bank.state.business_date):
+            if isinstance(refusal, InsufficientFunds):
+                overdraft = (f" (including an overdraft limit of "
+                             f"{format_cents(refusal.overdraft_limit_cents)})"
+                             if refusal.overdraft_limit_cents else "")
+                warnings.append(f"Only {format_cents(refusal.available_cents)} is available on "
+                                f"{refusal.account}{overdraft}; {what} would be refused.")
+            elif isinstance(refusal, LimitExceeded):
+                warnings.append(f"This is over your daily transfer limit of "
+                                f"{format_cents(refusal.limit_cents)}: "
+                                f"{format_cents(refusal.left_cents)} is left today, so {what} "
+                                "would be refused.")
+            else:
+                warnings.append(f"{refusal} Confirming {what} would be refused.")
+        if waits and not warnings:
+            threshold = format_cents(bank.approvals.threshold_cents())
+            above = (f"With the {format_cents(moved_cents)} you moved for this customer today, "
+                     f"this is above {threshold}:" if moved_cents else f"Above {threshold}")
+            held = ("the money will be held on the account until then" if source else
+                    "it is posted only then")
+            warnings.append(f"{above} a second manager must approve it; {held}.")
+        return warnings
 
     def receipt_details(self, actor, transaction_id) -> dict:
         """One posted transaction as a receipt shows it: the transaction with both holders'

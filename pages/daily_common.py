@@ -240,6 +240,13 @@ def describe_review(review: dict) -> list:
     return rows
 
 
+def show_warnings(review: dict) -> None:
+    """What Confirm would meet (a review's `warnings`: funds, daily limit, four-eyes), each as
+    a warning above the Confirm button."""
+    for warning in review.get("warnings") or ():
+        st.warning(md(warning), icon=":material/warning:")
+
+
 def show_payment_result(bank, actor, result, *, key_prefix: str) -> None:
     """A posted payment's receipt (with its PDF) or the state of one waiting for approval."""
     if isinstance(result, PendingApproval):

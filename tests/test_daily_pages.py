@@ -154,7 +154,7 @@ def test_large_withdrawal_waits_then_a_manager_approves(app_bank, staff):
     at.text_input(key="cash_source_withdrawal").input(number)
     at.text_input(key="cash_amount_withdrawal").input("12,000.00")
     at.button(key="cash_review_withdrawal").click().run()
-    assert "four-eyes" in at.warning[0].value
+    assert "a second manager must approve it" in at.warning[0].value
     button_starting(at, "cash_confirm_").click().run()
     assert "Waiting for approval" in at.info[0].value
     acc = app_bank.accounts.get(staff["manager"], number)

@@ -164,7 +164,7 @@ def test_large_teller_withdrawal_waits_until_a_manager_approves(daily_server, pa
     choose(teller, "Withdrawal")
     fill(teller, "From account number", rich)
     fill(teller, "Amount", "12,000.00")
-    click(teller, "Review", expect="four-eyes")
+    click(teller, "Review", expect="a second manager must approve it")
     click(teller, "Confirm", expect="Waiting for approval")
     request_id = re.search(r"request (\d+) for \$12,000\.00", helpers.main_text(teller))[1]
 
