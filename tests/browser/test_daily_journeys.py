@@ -96,7 +96,6 @@ def rapid_clicks(page, name, times=5):
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     for _ in range(times):
         page.mouse.click(x, y)
-        page.wait_for_timeout(30)
     helpers.settle(page)
 
 
@@ -222,6 +221,6 @@ def test_every_daily_page_fits_a_phone(daily_server, page_factory, role):
         assert "Sign in" not in helpers.page_title(page)
         overflow = page.evaluate(
             "() => document.documentElement.scrollWidth - window.innerWidth")
-        page.wait_for_timeout(800)  # tables paint on a canvas a moment after the run ends
+        helpers.wait_drawn(page)
         helpers.screenshot(page, f"daily-phone-{role}-{url}")
         assert overflow <= 1, f"{url} is {overflow}px wider than a phone"
