@@ -31,7 +31,9 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 768}
 COOKIE_NAME = "bankms_session"
-WAIT_MS = 30_000
+# The longest any wait on a condition may take: generous, since CI machines and this shared
+# 2-core one can be very busy (a dashboard took over 30 s to draw at a load average of 35).
+WAIT_MS = 60_000
 # How often a wait looks at its condition again (Playwright delivers page events meanwhile).
 POLL_MS = 50
 # Every request a browser context made here sent to a host other than the app's; the autouse
