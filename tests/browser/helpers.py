@@ -209,7 +209,8 @@ def new_context(browser, server: Server, *, viewport=None, cookies=()):
 # and another run follows at once.
 _FINISHED_EARLY_FOR_RERUN = 2
 # The page shows that the last run has finished.
-_PAGE_IDLE_JS = "() => !!document.querySelector('[data-testid=stApp][data-test-script-state=notRunning]')"
+_PAGE_IDLE_JS = ("() => !!document.querySelector("
+                 "'[data-testid=stApp][data-test-script-state=notRunning]')")
 # The widget key of the cookie component that app.py draws while a cookie write is pending
 # (pages.common.run_cookie_job); its answer starts one more run.
 _COOKIE_WIDGET = "bankms_cookie_"
