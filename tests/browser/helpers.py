@@ -328,12 +328,14 @@ def visit_each(browser, server: Server, paths, *, cookies=(), viewport=None, tab
         context.close()
 
 
-# Every table in view has its canvas and every chart its drawing (both load their code lazily
-# and draw after the run that sent them has ended; those in closed tabs or expanders wait).
+# No element still waits for its lazily loaded code (Streamlit's Suspense fallback, stSkeleton),
+# every table in view has its canvas and every chart its drawing (both draw after the run that
+# sent them has ended; those in closed tabs or expanders wait).
 _DRAWN_JS = """() => {
   const all = (sel, inner) => [...document.querySelectorAll(sel)]
     .every(e => !e.checkVisibility() || e.querySelector(inner));
-  return all('[data-testid=stDataFrame]', 'canvas') &&
+  return !document.querySelector('[data-testid=stSkeleton]') &&
+         all('[data-testid=stDataFrame]', 'canvas') &&
          all('[data-testid=stPlotlyChart]', '.main-svg');
 }"""
 

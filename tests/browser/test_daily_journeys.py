@@ -90,8 +90,9 @@ def choose(page, option):
 
 
 def wait_text(page, text):
+    """Wait for the text, then for the rest of the page (tables load their code lazily)."""
     page.get_by_text(text).first.wait_for(timeout=helpers.WAIT_MS)
-    helpers.settle(page)
+    helpers.wait_drawn(page)
 
 
 def download(page, name) -> bytes:
