@@ -9,6 +9,7 @@ import pandas as pd
 from . import accountnum
 from .bank import INTERNAL
 from .dates import as_date
+from .labels import label_sql
 from .errors import (
     AccountNotFound,
     AccountRepaysLoan,
@@ -42,7 +43,9 @@ def clean_rate(value) -> Decimal:
 
 
 def money_column(cents_series):
-    return [to_money(c) for c in cents_series]
+    """Decimals in currency units of integer cents, as to_money gives them (two decimals):
+    scaleb moves the decimal point without the division and quantize of each value."""
+    return [Decimal(int(c)).scaleb(-2) for c in cents_series]
 
 
 class Accounts:
@@ -257,22 +260,37 @@ class Accounts:
             params.append(customer_id)
         # In the order they were opened: account numbers are random (issue 12), so their order
         # means nothing to a customer.
-        df = bank.read_df(sql + " ORDER BY a.customer_id, a.id", params)
-        df["balance"] = money_column(df["balance_cents"])
-        df["available"] = money_column(df["available_cents"])
-        df["interest_rate_percent"] = df["interest_rate_percent"].astype(str)
-        return df
+        sql += " ORDER BY a.customer_id, a.id"
+
+        def compute():
+            df = bank.read_df(sql, params)
+            df["balance"] = money_column(df["balance_cents"])
+            df["available"] = money_column(df["available_cents"])
+            df["interest_rate_percent"] = df["interest_rate_percent"].astype(str)
+            return df
+
+        # Pages list the same accounts on every rerun: the answer is kept until the next write
+        # (Bank.kept), and each caller gets its own shallow copy (pandas copies on write).
+        return bank.kept(("accounts.list", customer_id), compute).copy(deep=False)
 
     def history(self, actor, number, start=None, end=None, limit=None, *, kind=None,
-                text=None):
+                text=None, label=None):
         """Postings of one account, newest first, each with the balance after it. Filters
-        (business dates from start to end inclusive, transaction kind, text found in the memo,
-        an account number or the transaction id) leave the running balance as it was."""
+        (business dates from start to end inclusive, transaction kind code, label as
+        history_labels gives them, text found in the memo, an account number or the
+        transaction id) leave the running balance as it was.
+
+        Columns: transaction_id, posted_at, business_date, kind (code), channel (code or
+        None), label (labels.transaction_label of the posting: 'Card payment', 'Transfer in'),
+        memo, source_account, target_account, actor, reverses_id, amount_cents, balance_cents,
+        counterparty (the other account of a transfer, else ''), amount, balance (Decimal)."""
         number, row = self._readable(actor, number)
         start, end = as_date(start, "start date"), as_date(end, "end date")
         if start and end and start > end:
             raise InvalidInput("The start date must not be after the end date.")
         if kind is not None and not isinstance(kind, str):
+            raise InvalidInput("The transaction type must be text.")
+        if label is not None and not isinstance(label, str):
             raise InvalidInput("The transaction type must be text.")
         if text is not None and not isinstance(text, str):
             raise InvalidInput("The search text must be text.")
@@ -281,6 +299,7 @@ class Accounts:
             raise InvalidInput("The search text may have at most 100 characters.")
         sql = (
             "SELECT * FROM (SELECT t.id AS transaction_id, p.posted_at, t.business_date, t.kind, "
+            f"t.channel, {label_sql('t.kind', 't.channel', 'p.amount_cents')} AS label, "
             "t.memo, t.source_account, t.target_account, t.actor, t.reverses_id, p.amount_cents, "
             "sum(p.amount_cents) OVER (ORDER BY p.posted_at, p.id ROWS UNBOUNDED PRECEDING) "
             "AS balance_cents, p.id AS posting_id FROM postings p "
@@ -295,6 +314,9 @@ class Accounts:
         if kind:
             sql += " AND kind = ?"
             params.append(kind)
+        if label:
+            sql += " AND label = ?"
+            params.append(label)
         if text:
             sql += (" AND (lower(coalesce(memo, '')) LIKE ? OR coalesce(source_account, '') "
                     "LIKE ? OR coalesce(target_account, '') LIKE ? OR "
@@ -310,8 +332,10 @@ class Accounts:
                 raise InvalidInput("The number of rows must be a whole number.")
             sql += f" LIMIT {int(str(limit).strip())}"
         df = self._bank.read_df(sql, params)
+        # Only a transfer has another account the holder knows; for everything else the label
+        # says what happened (not the kind code, as it once did here).
         df["counterparty"] = [
-            (tgt if amt < 0 else src) if kind == "transfer" else kind
+            ((tgt if amt < 0 else src) or "") if kind == "transfer" else ""
             for kind, src, tgt, amt in zip(df["kind"], df["source_account"], df["target_account"],
                                            df["amount_cents"])]
         df["amount"] = money_column(df["amount_cents"])
@@ -319,11 +343,20 @@ class Accounts:
         return df.drop(columns=["posting_id"])
 
     def history_kinds(self, actor, number) -> list[str]:
-        """The transaction types that occur on one account, for a history filter."""
+        """The transaction kind codes that occur on one account."""
         number, row = self._readable(actor, number)
         return [r[0] for r in self._bank.read(
             "SELECT DISTINCT t.kind FROM postings p JOIN transactions t "
             "ON t.id = p.transaction_id WHERE p.account_id = ? ORDER BY 1", [row[0]])]
+
+    def history_labels(self, actor, number) -> list[str]:
+        """The transaction labels (as history's `label` column says them) that occur on one
+        account, sorted: the choices of a history type filter (history(label=...))."""
+        number, row = self._readable(actor, number)
+        return [r[0] for r in self._bank.read(
+            f"SELECT DISTINCT {label_sql('t.kind', 't.channel', 'p.amount_cents')} AS label "
+            "FROM postings p JOIN transactions t ON t.id = p.transaction_id "
+            "WHERE p.account_id = ? ORDER BY 1", [row[0]])]
 
     def _change(self, actor, number, action, fn_check, changes_fn):
         self._bank.write(lambda uow: self._change_in(uow, actor, number, action, fn_check,
@@ -516,7 +549,7 @@ class Accounts:
                 legs=legs, amount_cents=amount,
                 idempotency_key=system_key("account", number, "closing", name),
                 memo=memo, source_account=source, target_account=target,
-                internal_ok=True))
+                internal_ok=True, channel="cash" if kind == "withdrawal" else None))
             if isinstance(outcome, BaseException):
                 raise outcome
             ids[name] = outcome.transaction_id
@@ -615,7 +648,7 @@ def mask_name(full_name: str) -> str:
     return " ".join(part[0] + "*" * (len(part) - 1) for part in str(full_name).split())
 
 
-HISTORY_CSV_COLUMNS = ["transaction_id", "posted_at", "business_date", "kind", "memo",
+HISTORY_CSV_COLUMNS = ["transaction_id", "posted_at", "business_date", "kind", "label", "memo",
                        "counterparty", "amount", "balance"]
 
 

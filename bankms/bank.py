@@ -2,7 +2,8 @@
 
 `open_bank(path)` opens (creating or migrating) the file, starts the single writer thread and
 returns a Bank whose services (`users`, `auth`, `customers`, `accounts`, `payments`, `audit`,
-`ledger`, `settings`, `workdays`, `charges`...) are safe to call from many threads at once.
+`ledger`, `settings`, `workdays`, `charges`, `home`...) are safe to call from many threads at
+once.
 """
 from __future__ import annotations
 
@@ -59,6 +60,8 @@ class Bank:
         self._cursors = db.Cursors(self._con)
         self._closed = False
         self._lock = threading.Lock()
+        # Answers kept per ledger version (see kept): key -> (writer version, answer).
+        self._kept: dict = {}
         self._ensure_internal_accounts()
         self.state = LedgerState(self._con.cursor())
         from .chain_store import Chains
@@ -116,6 +119,9 @@ class Bank:
             pass
         else:
             self.reports = Reports(self)
+        # Role home pages (issue 13): reads through the services above.
+        from .home import Home
+        self.home = Home(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self):
@@ -125,6 +131,9 @@ class Bank:
             self._closed = True
         if self.eod_scheduler is not None:
             self.eod_scheduler.stop()
+        # A verify the managers' home started reads through the connection closed below.
+        if getattr(self, "home", None) is not None:
+            self.home.stop()
         self._writer.stop()
         try:
             self._con.execute("CHECKPOINT")
@@ -147,7 +156,10 @@ class Bank:
 
     # -- plumbing for services ---------------------------------------------------------------
     def read(self, sql, params=None):
-        """Rows of one query, read in one snapshot through this thread's cursor."""
+        """Rows of one query, read in one snapshot through this thread's cursor. Like every
+        read here, it first gives way to postings in flight, at most Writer.reader_wait_max_s
+        (see writer.py: posting needs the GIL more urgently than a page)."""
+        self._writer.give_way()
         cur = self._cursors.get()
         return (cur.execute(sql, params) if params is not None else cur.execute(sql)).fetchall()
 
@@ -159,6 +171,7 @@ class Bank:
     def snapshot(self):
         """A cursor of its own inside one read transaction: every query through it sees the
         same committed state while writers carry on (DuckDB's MVCC). Rolled back on exit."""
+        self._writer.give_way()
         cur = self._con.cursor()
         cur.execute("BEGIN TRANSACTION")
         try:
@@ -170,8 +183,30 @@ class Bank:
                 cur.close()
 
     def read_df(self, sql, params=None):
+        self._writer.give_way()
         cur = self._cursors.get()
         return (cur.execute(sql, params) if params is not None else cur.execute(sql)).df()
+
+    # How many answers `kept` holds at most; past that it starts again from none.
+    KEPT_MAX = 256
+
+    def kept(self, key, compute):
+        """compute()'s answer, kept until the writer ends its next unit of work: every write
+        goes through the writer, which raises its version before any caller hears back, so a
+        kept answer is as fresh as reading again, including right after the caller's own
+        posting. `key` must hold everything the answer depends on besides the database;
+        callers must not change the answer in place (return a copy when it is mutable)."""
+        version = self._writer.version
+        hit = self._kept.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        # The version is read before computing: an answer computed while a write committed
+        # is kept under the older version, which the writer has already moved past.
+        answer = compute()
+        if len(self._kept) >= self.KEPT_MAX:
+            self._kept.clear()
+        self._kept[key] = (version, answer)
+        return answer
 
     def write(self, fn):
         """Run fn(uow) on the writer thread in one transaction; it commits only if fn returns."""

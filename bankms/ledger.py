@@ -55,6 +55,7 @@ class Receipt:
     posted_at: dt.datetime
     memo: str = ""
     replayed: bool = False
+    channel: str | None = None
 
     @property
     def amount_cents(self) -> int:
@@ -87,16 +88,20 @@ class PostingRequest:
     term_deposit_ok: bool = False
     daily_limit_cents: int | None = None
     request_hash: str = field(default="")
+    # How the money moved (labels.CHANNEL_LABELS), None when the kind says it all.
+    channel: str | None = None
 
     def __post_init__(self):
         if sum(delta for _, delta in self.legs) != 0:
             raise ValueError("postings of one transaction must sum to zero")
         if not self.request_hash:
-            content = json.dumps(
-                [self.kind, self.actor.username, self.legs, self.amount_cents, self.memo,
-                 self.reverses_id],
-                sort_keys=True,
-            )
+            parts = [self.kind, self.actor.username, self.legs, self.amount_cents, self.memo,
+                     self.reverses_id]
+            # Only a recorded channel is part of the request: keys used before channels
+            # existed (and requests waiting for approval then) keep their hashes.
+            if self.channel is not None:
+                parts.append(self.channel)
+            content = json.dumps(parts, sort_keys=True)
             self.request_hash = hashlib.sha256(content.encode()).hexdigest()
 
 
@@ -249,7 +254,7 @@ class BatchPoster:
             tid = self.state.take_transaction_ids(1)
             tx_rows.append((tid, req.kind, req.amount_cents, req.memo, req.source_account,
                             req.target_account, req.actor.username, req.actor.role, key,
-                            req.reverses_id, now, self.state.business_date))
+                            req.reverses_id, now, self.state.business_date, req.channel))
             before = {}
             for number, delta in req.legs:
                 acc = accounts[number]
@@ -272,7 +277,7 @@ class BatchPoster:
                 cid = req.actor.customer_id
                 spent_today[cid] = spent_today.get(cid, 0) + self._external_out(req, accounts)
             receipt = Receipt(tid, key, to_money(req.amount_cents), req.kind, req.source_account,
-                              req.target_account, now, req.memo)
+                              req.target_account, now, req.memo, channel=req.channel)
             in_batch[key] = (req.request_hash, receipt)
             outcomes.append(receipt)
 
@@ -282,8 +287,11 @@ class BatchPoster:
         if self.chains is not None:
             tx_hashes, audit_hashes = self.chains.hash_batch(uow, tx_rows, posting_rows,
                                                              audit_rows)
-            tx_rows = [(*row, h) for row, h in zip(tx_rows, tx_hashes)]
             audit_rows = [(*row, h) for row, h in zip(audit_rows, audit_hashes)]
+        else:
+            tx_hashes = [None] * len(tx_rows)
+        # The table's order: the chained columns, chain_hash, then channel (added after it).
+        tx_rows = [(*row[:-1], h, row[-1]) for row, h in zip(tx_rows, tx_hashes)]
         if tx_rows:
             self._tx_app.append_rows(tx_rows)
             self._tx_app.flush()
@@ -329,13 +337,13 @@ class BatchPoster:
         known = {}
         rows = uow.fetchall(
             "SELECT k.key, k.request_hash, t.id, t.amount_cents, t.kind, t.source_account, "
-            "t.target_account, t.posted_at, t.memo FROM idempotency_keys k "
+            "t.target_account, t.posted_at, t.memo, t.channel FROM idempotency_keys k "
             "JOIN transactions t ON t.id = k.transaction_id WHERE " + _unnest_in("k.key"),
             [keys],
         )
-        for key, rhash, tid, amount, kind, src, tgt, posted, memo in rows:
+        for key, rhash, tid, amount, kind, src, tgt, posted, memo, channel in rows:
             known[key] = (rhash, Receipt(tid, key, to_money(amount), kind, src, tgt, posted,
-                                         memo or "", replayed=True))
+                                         memo or "", replayed=True, channel=channel))
         return known
 
     @staticmethod

@@ -81,6 +81,34 @@ def clean_transaction_id(value) -> int:
     return parse_id(value, "transaction id")
 
 
+# How money may come in (deposit) or go out (withdrawal), and the bank's own account on the
+# other side: cash at the counter or an ATM moves the bank's cash; card payments and refunds,
+# salaries, transfers from or to other banks and direct debits settle through clearing.
+PAYMENT_CHANNELS = {
+    "deposit": ("cash", "atm", "card", "salary", "transfer"),
+    "withdrawal": ("cash", "atm", "card", "transfer", "direct_debit"),
+}
+_CHANNEL_ACCOUNT = {"cash": "teller_cash", "atm": "teller_cash"}
+
+
+def clean_channel(kind: str, channel) -> str:
+    """A payment's channel code, checked against PAYMENT_CHANNELS[kind]; raises InvalidInput
+    naming the channels allowed (by their labels.CHANNEL_LABELS) for anything else."""
+    from .labels import channel_label
+
+    allowed = PAYMENT_CHANNELS[kind]
+    if isinstance(channel, str) and channel.strip().lower() in allowed:
+        return channel.strip().lower()
+    names = ", ".join(f"{code} ({channel_label(code)})" for code in allowed)
+    raise InvalidInput(f"A {kind} can be made by one of these channels: {names}; "
+                       f"not {channel!r}.")
+
+
+def channel_account(channel: str) -> str:
+    """The internal ledger account on the bank's side of a deposit or withdrawal."""
+    return INTERNAL[_CHANNEL_ACCOUNT.get(channel, "clearing")]
+
+
 LOAN_KINDS = ("loan_disbursement", "loan_repayment", "loan_write_off", "loan_recovery",
               "loan_reallocation", "loan_provision", "loan_accrual")
 
@@ -103,23 +131,35 @@ class Payments:
             return approvals.post_or_submit(req)
         return self._bank.post(req)
 
-    def deposit(self, actor, number, amount, idempotency_key=None, memo=""):
-        """Cash in at a teller: the teller's cash rises, the customer's account is credited."""
+    def deposit(self, actor, number, amount, idempotency_key=None, memo="", *, channel="cash"):
+        """Money in: cash at a teller by default (the teller's cash rises, the customer's
+        account is credited); channel (PAYMENT_CHANNELS["deposit"]: cash, atm, card, salary,
+        transfer) says how it came, stored with the transaction and shown by its label
+        (labels.transaction_label: 'Salary credit'...). Raises InvalidInput for another
+        channel."""
         cents = to_cents(amount)
         number = accountnum.normalize(number)
+        channel = clean_channel("deposit", channel)
         req = self._request(actor, "payment.deposit", kind="deposit",
-                            legs=[(INTERNAL["teller_cash"], -cents), (number, cents)],
+                            legs=[(channel_account(channel), -cents), (number, cents)],
                             amount_cents=cents, idempotency_key=clean_key(idempotency_key),
-                            memo=clean_memo(memo), target_account=number, internal_ok=True)
+                            memo=clean_memo(memo), target_account=number, internal_ok=True,
+                            channel=channel)
         return self._post_or_queue(req)
 
-    def withdraw(self, actor, number, amount, idempotency_key=None, memo=""):
+    def withdraw(self, actor, number, amount, idempotency_key=None, memo="", *,
+                 channel="cash"):
+        """Money out: cash at a teller by default; channel (PAYMENT_CHANNELS["withdrawal"]:
+        cash, atm, card, transfer, direct_debit) as for deposit ('Card payment',
+        'ATM withdrawal'...). Raises InvalidInput for another channel."""
         cents = to_cents(amount)
         number = accountnum.normalize(number)
+        channel = clean_channel("withdrawal", channel)
         req = self._request(actor, "payment.withdraw", kind="withdrawal",
-                            legs=[(number, -cents), (INTERNAL["teller_cash"], cents)],
+                            legs=[(number, -cents), (channel_account(channel), cents)],
                             amount_cents=cents, idempotency_key=clean_key(idempotency_key),
-                            memo=clean_memo(memo), source_account=number, internal_ok=True)
+                            memo=clean_memo(memo), source_account=number, internal_ok=True,
+                            channel=channel)
         return self._post_or_queue(req)
 
     def transfer(self, actor, source, target, amount, idempotency_key=None, memo=""):
@@ -247,8 +287,8 @@ class Payments:
         bank = self._bank
         tid = clean_transaction_id(transaction_id)
         row = bank.read_one("SELECT id, kind, amount_cents, memo, source_account, "
-                            "target_account, actor, posted_at, business_date, reverses_id "
-                            "FROM transactions WHERE id = ?", [tid])
+                            "target_account, actor, posted_at, business_date, reverses_id, "
+                            "channel FROM transactions WHERE id = ?", [tid])
         if row is None:
             raise TransactionNotFound(f"There is no transaction {transaction_id}.")
         owners = {r[0] for r in bank.read(
@@ -259,6 +299,7 @@ class Payments:
         else:
             bank.require(actor, "account.list_all", entity="transaction", entity_id=row[0])
         keys = ("transaction_id", "kind", "amount_cents", "memo", "source_account",
-                "target_account", "actor", "posted_at", "business_date", "reverses_id")
+                "target_account", "actor", "posted_at", "business_date", "reverses_id",
+                "channel")
         reversal = bank.read_one("SELECT id FROM transactions WHERE reverses_id = ?", [row[0]])
         return {**dict(zip(keys, row)), "reversed_by": reversal[0] if reversal else None}

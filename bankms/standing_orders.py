@@ -705,7 +705,8 @@ def _attempt(bank, actor, uow, day, cand, out, post):
             "tx_ref": done["tx_ref"], "kind": "transfer", "amount_cents": done["amount_cents"],
             "memo": [f"Standing order {o}" + (f": {m}" if m else "")
                      for o, m in zip(done["order_id"].tolist(), done["memo"].tolist())],
-            "source_account": done["source_account"], "target_account": done["target_account"]})
+            "source_account": done["source_account"], "target_account": done["target_account"],
+            "channel": "standing_order"})
         postings = pd.concat([
             pd.DataFrame({"tx_ref": done["tx_ref"], "account_id": done["source_id"],
                           "amount_cents": -done["amount_cents"]}),

@@ -69,8 +69,10 @@ def build(path, n_accounts):
     return accounts
 
 
-def run(path, accounts, threads, per_thread, batch_size_max):
-    bank = bankms.open_bank(path, batch_size_max=batch_size_max)
+def post_transfers(bank, accounts, threads, per_thread, key_prefix):
+    """`threads` threads each post `per_thread` random transfers between `accounts`, all
+    starting together; returns (latencies in s, elapsed s, refusals). Also used by
+    bench_posting_under_read.py."""
     system = bank.system_actor()
     latencies = []
     lock = threading.Lock()
@@ -86,7 +88,7 @@ def run(path, accounts, threads, per_thread, batch_size_max):
             t0 = time.perf_counter()
             try:
                 bank.payments.transfer(system, src, dst, f"{rng.randint(1, 5000)}.{rng.randint(0, 99):02d}",
-                                       idempotency_key=f"bench-{batch_size_max}-{seed}-{k}")
+                                       idempotency_key=f"{key_prefix}-{seed}-{k}")
             except bankms.BankError as exc:
                 failures.append(exc)
             mine.append(time.perf_counter() - t0)
@@ -100,7 +102,13 @@ def run(path, accounts, threads, per_thread, batch_size_max):
     t0 = time.perf_counter()
     for t in pool:
         t.join()
-    elapsed = time.perf_counter() - t0
+    return latencies, time.perf_counter() - t0, failures
+
+
+def run(path, accounts, threads, per_thread, batch_size_max):
+    bank = bankms.open_bank(path, batch_size_max=batch_size_max)
+    latencies, elapsed, failures = post_transfers(bank, accounts, threads, per_thread,
+                                                  f"bench-{batch_size_max}")
     batches, batched = bank._writer.batches, bank._writer.batched_requests
     problems = bank.audit.verify()
     bank.close()

@@ -38,5 +38,5 @@ def render() -> None:
         show_error(exc)
         return
     dc.show_table(recent, {"posted_at": "When", "amount": "Amount", "balance": "Balance",
-                           "kind": "Type", "memo": "Memo"},
+                           "label": "Type", "memo": "Memo"},
                   ("amount", "balance"), empty="No transactions yet.", key="my_accounts_recent")

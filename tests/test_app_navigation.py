@@ -232,6 +232,10 @@ def test_employee_management(bank):
 
 def test_manager_unlocks_a_locked_user(bank):
     bank.settings.set(bank.system_actor(), "login_backoff_user_after_failures", "5")
+    # A first wait of one second (the default) can end before a loaded machine draws the page,
+    # and then nobody is locked; a minute does not.
+    bank.settings.set(bank.system_actor(), "login_backoff_base_s", "60")
+    bank.settings.set(bank.system_actor(), "login_backoff_user_cap_s", "600")
     for _ in range(5):
         with pytest.raises(bankms.AuthenticationError):
             bank.auth.login("alice", "not her password")

@@ -359,8 +359,14 @@ def test_customer_history_filters_and_csv(app_bank, staff):
     app_bank.payments.withdraw(staff["teller"], a, "70.00")
     at = open_app(app_bank, login, "my-history")
     assert "3 transactions" in texts(at)
-    at.selectbox(key="history_kind").set_value("withdrawal").run()
+    # The type filter offers labels, never kind codes, and the table says them too.
+    assert at.selectbox(key="history_kind").options == [
+        "All types", "Cash deposit", "Cash withdrawal"]
+    at.selectbox(key="history_kind").set_value("Cash withdrawal").run()
     assert "1 transactions" in texts(at)
+    shown = at.dataframe[0].value
+    assert shown["Type"].tolist() == ["Cash withdrawal"]
+    assert shown["Counterparty"].tolist() == [""]
     at.selectbox(key="history_kind").set_value("All types").run()
     future = app_bank.business_date + dt.timedelta(days=1)
     at.date_input(key="history_dates").set_value((future, future)).run()

@@ -1,0 +1,159 @@
+"""Reads beside posting (issue 13): kept answers of accounts.list are never older than a write
+that finished before the call, and reads give way to the writer only while it is busy and only
+for a bounded while (bankms/writer.py, Bank.kept, Bank.read)."""
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+
+import pytest
+
+from bankms.security import Actor
+from conftest import funded_account, make_customer
+
+MANAGER = Actor(username="m", role="manager")
+
+
+def _balance(bank, number, actor=MANAGER, customer_id=None):
+    df = bank.accounts.list(actor, customer_id)
+    return df.loc[df["account_number"] == number, "balance"].iloc[0]
+
+
+@pytest.mark.parametrize("write, expected_balance", [
+    ("deposit", Decimal("105.00")),
+    ("withdrawal", Decimal("95.00")),
+    ("refused withdrawal", Decimal("100.00")),
+    ("nothing", Decimal("100.00")),
+])
+def test_a_kept_list_shows_every_write_that_finished_before_it(bank, system, write,
+                                                                 expected_balance):
+    number = funded_account(bank, "100.00", kind="savings")
+    assert _balance(bank, number) == Decimal("100.00")  # now kept
+    if write == "deposit":
+        bank.payments.deposit(system, number, "5.00")
+    elif write == "withdrawal":
+        bank.payments.withdraw(system, number, "5.00")
+    elif write == "refused withdrawal":
+        with pytest.raises(Exception):
+            bank.payments.withdraw(system, number, "500.00")
+    assert _balance(bank, number) == expected_balance
+
+
+def test_a_customer_sees_their_own_transfer_at_once(bank, system):
+    cid = make_customer(bank)
+    source = funded_account(bank, "100.00", customer_id=cid)
+    target = funded_account(bank, "0", customer_id=cid)
+    me = Actor(username="jane", role="customer", customer_id=cid)
+    assert _balance(bank, target, me) == Decimal("0.00")
+    bank.payments.transfer(me, source, target, "12.34")
+    assert _balance(bank, source, me) == Decimal("87.66")
+    assert _balance(bank, target, me) == Decimal("12.34")
+
+
+def test_an_account_opened_after_a_kept_list_appears(bank, system):
+    cid = make_customer(bank)
+    funded_account(bank, "10.00", customer_id=cid)
+    assert len(bank.accounts.list(MANAGER, cid)) == 1
+    bank.accounts.open(system, cid)
+    assert len(bank.accounts.list(MANAGER, cid)) == 2
+
+
+def test_changing_a_listed_frame_does_not_change_the_next_answer(bank):
+    number = funded_account(bank, "100.00")
+    first = bank.accounts.list(MANAGER)
+    first["balance"] = Decimal("0")
+    first.loc[0, "account_number"] = "tampered"
+    first["extra"] = 1
+    again = bank.accounts.list(MANAGER)
+    assert list(again["account_number"]) == [number]
+    assert again["balance"].iloc[0] == Decimal("100.00")
+    assert "extra" not in again.columns
+
+
+def test_kept_answers_are_per_key_and_refusals_still_checked(bank):
+    mine = make_customer(bank)
+    other = make_customer(bank, name="Other Person")
+    funded_account(bank, "1.00", customer_id=mine)
+    funded_account(bank, "2.00", customer_id=other)
+    me = Actor(username="jane", role="customer", customer_id=mine)
+    assert len(bank.accounts.list(MANAGER)) == 2
+    assert list(bank.accounts.list(me)["customer_id"]) == [mine]
+    with pytest.raises(Exception) as refused:
+        bank.accounts.list(me, other)
+    assert type(refused.value).__name__ == "PermissionDenied"
+
+
+@pytest.mark.parametrize("outcome", ["commit", "error"])
+def test_the_writer_version_moves_before_the_caller_hears_back(bank, outcome):
+    before = bank._writer.version
+
+    def job(uow):
+        uow.execute("UPDATE settings SET value = value WHERE key = 'business_date'")
+        if outcome == "error":
+            raise ValueError("no")
+        return bank._writer.version
+
+    if outcome == "error":
+        with pytest.raises(ValueError):
+            bank.write(job)
+    else:
+        assert bank.write(job) == before  # inside the job, not yet moved
+    assert bank._writer.version > before
+
+
+def test_giving_way_is_off_unless_configured(bank):
+    assert bank._writer.reader_wait_max_s == 0  # BANKMS_READER_WAIT_MS not set in tests
+
+
+def test_reads_wait_for_a_busy_writer_only_a_bounded_while(bank):
+    number = funded_account(bank, "100.00")
+    bank._writer.reader_wait_max_s = 0.025  # as with BANKMS_READER_WAIT_MS=25
+    assert bank._writer.quiet.wait(10)  # an idle writer falls quiet: readers go straight on
+    started, release = threading.Event(), threading.Event()
+
+    def slow_job(uow):
+        started.set()
+        release.wait(30)
+
+    writer_job = threading.Thread(target=bank.write, args=(slow_job,))
+    writer_job.start()
+    try:
+        assert started.wait(10)
+        assert not bank._writer.quiet.is_set()  # busy: readers give way...
+        answer = {}
+        reader = threading.Thread(target=lambda: answer.setdefault(
+            "rows", bank.read("SELECT balance_cents FROM accounts WHERE account_number = ?",
+                              [number])))
+        reader.start()
+        reader.join(10)
+        assert not reader.is_alive()  # ...but not for as long as the writer stays busy
+        assert answer["rows"] == [(10000,)]
+    finally:
+        release.set()
+        writer_job.join(10)
+
+
+def test_the_writer_thread_never_waits_for_itself(bank):
+    bank._writer.reader_wait_max_s = 3600  # a wait would hang this test, not slow it
+
+    def job(uow):
+        bank._writer.give_way()
+        return "done"
+
+    outcome = {}
+    caller = threading.Thread(target=lambda: outcome.setdefault("r", bank.write(job)))
+    caller.start()
+    caller.join(20)
+    assert outcome.get("r") == "done"
+
+
+@pytest.mark.parametrize("cents, text", [
+    (0, "0.00"), (1, "0.01"), (-5, "-0.05"), (100, "1.00"), (-12345, "-123.45"),
+    (9_223_372_036_854_775_807, "92233720368547758.07"),
+])
+def test_money_column_gives_what_to_money_gives(cents, text):
+    from bankms.accounts import money_column
+    from bankms.money import to_money
+    [value] = money_column([cents])
+    assert str(value) == text == str(to_money(cents))
+    assert value.as_tuple() == to_money(cents).as_tuple()
