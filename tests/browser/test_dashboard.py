@@ -75,9 +75,14 @@ def test_dashboard_draws_every_figure_and_chart(server, page_factory, viewport, 
 
 def test_customer_downloads_a_statement(server, page_factory):
     page = open_as(page_factory, server, "customer", "statements", DESKTOP)
-    assert "Opening balance" in main_text(page) and "Closing balance" in main_text(page)
-    with page.expect_download() as download:
-        page.get_by_role("button", name="Statement as PDF").click()
+    # Wait for what the test needs, not for a time: the statement and its button are drawn,
+    # and the PDF (built on the click) may take long on a busy machine.
+    page.get_by_text("Closing balance").first.wait_for(timeout=helpers.WAIT_MS)
+    assert "Opening balance" in main_text(page)
+    button = page.get_by_role("button", name="Statement as PDF")
+    button.wait_for(timeout=helpers.WAIT_MS)
+    with page.expect_download(timeout=helpers.WAIT_MS) as download:
+        button.click()
     assert download.value.suggested_filename.endswith(".pdf")
     with open(download.value.path(), "rb") as pdf:
         assert pdf.read(4) == b"%PDF"
