@@ -5,14 +5,20 @@ render() function, and app.py offers a user exactly the pages of their navigatio
 pages/common.py). Anything not offered is not reachable: st.navigation serves only the pages
 it was given, and an unknown URL falls back to the first page offered.
 """
+import pathlib
+
 import streamlit as st
 
 from bankms import files
 from bankms.errors import FilesExposed, WeakCookieKey, WeakSigningKey
 from pages import common
+from pages.phone import phone_fixes
 from pages.text import md
 
-st.set_page_config(page_title="bankms", page_icon=":material/account_balance:", layout="wide")
+# The favicon is a file of ours, served by the app: a ":material/..." page icon makes every
+# browser fetch it from fonts.gstatic.com, which fails offline and tells Google of each visit.
+FAVICON = pathlib.Path(__file__).parent / "assets" / "favicon.png"
+st.set_page_config(page_title="bankms", page_icon=str(FAVICON), layout="wide")
 
 ROLE_LABELS = {"customer": "Customer", "teller": "Teller", "manager": "Manager"}
 
@@ -59,6 +65,7 @@ with st.sidebar:
                   icon=":material/logout:", width="stretch")
     else:
         st.caption("Not signed in")
+    phone_fixes()  # the menu closes after a tap on narrow screens (pages/phone.py)
 
 common.show_flashes()
 navigation.run()

@@ -9,6 +9,7 @@ import pandas as pd
 from . import accountnum
 from .bank import INTERNAL
 from .dates import as_date
+from .labels import label_sql
 from .errors import (
     AccountNotFound,
     AccountRepaysLoan,
@@ -19,12 +20,23 @@ from .errors import (
     SameAccount,
     TermDepositLocked,
 )
-from .ledger import CUSTOMER_KINDS, PostingRequest, utcnow
+from .ledger import (
+    CUSTOMER_KINDS,
+    PostingRequest,
+    available_cents,
+    available_sql,
+    utcnow,
+)
 from .money import to_cents, to_money
 from .text import csv_text
 
 # Draws of a random account number before giving up (a second draw is already rare).
 NUMBER_DRAWS_MAX = 20
+
+# "available" in every query of accounts (alias a): balance - holds + overdraft limit, 0 for a
+# frozen or closed account. Written once, in ledger.available_sql, beside the Python form the
+# posting guard uses (ledger.available_cents), so pages, CSV and the guard cannot disagree.
+AVAILABLE_SQL = available_sql("a")
 
 
 def clean_rate(value) -> Decimal:
@@ -174,9 +186,12 @@ class Accounts:
         return to_money(row[5])
 
     def available(self, actor, number) -> Decimal:
-        """What can leave the account now: balance less holds plus the overdraft limit."""
+        """What can leave the account now (Decimal): balance less holds plus the overdraft
+        limit; 0.00 for a frozen or closed account, from which no money can leave
+        (ledger.available_cents, the rule the posting guard applies). The same figure as
+        `get(...)["available"]` and `list(...)["available"]`."""
         _, row = self._readable(actor, number)
-        return to_money(row[5] - row[6] + row[7])
+        return to_money(available_cents(row[5], row[6], row[7], row[4]))
 
     def get(self, actor, number) -> dict:
         number, row = self._readable(actor, number)
@@ -187,7 +202,8 @@ class Accounts:
         return {
             "account_number": number, "customer_id": row[2], "holder": holder[0] if holder else "",
             "kind": row[3], "status": row[4], "balance": to_money(row[5]),
-            "holds": to_money(row[6]), "available": to_money(row[5] - row[6] + row[7]),
+            "holds": to_money(row[6]),
+            "available": to_money(available_cents(row[5], row[6], row[7], row[4])),
             "overdraft_limit": to_money(row[7]), "interest_rate_percent": row[8],
             "opened_at": row[9], "closed_at": row[10], "name": row[11],
             "last_activity_at": row[12], "opened_date": row[13], "closed_date": row[14],
@@ -235,7 +251,9 @@ class Accounts:
         return mask_name(row[0])
 
     def list(self, actor, customer_id=None):
-        """Accounts with balances, read in one snapshot (one query), in the order opened."""
+        """Accounts with balances, read in one snapshot (one query), in the order opened.
+        `available_cents` (int) and `available` (Decimal) mean what `available` means: balance
+        - holds + overdraft limit, 0 for a frozen or closed account (AVAILABLE_SQL)."""
         bank = self._bank
         if customer_id is None:
             if getattr(actor, "role", None) == "customer":
@@ -248,7 +266,7 @@ class Accounts:
                          entity_id=customer_id)
         sql = ("SELECT a.account_number, a.customer_id, c.full_name AS holder, a.kind, a.name, "
                "a.status, a.balance_cents, a.holds_cents, a.overdraft_limit_cents, "
-               "a.balance_cents - a.holds_cents AS available_cents, a.interest_rate_percent, "
+               f"{AVAILABLE_SQL} AS available_cents, a.interest_rate_percent, "
                "a.opened_at, a.closed_at, a.opened_date, a.closed_date, "
                "p.code AS product_code, p.name AS product_name "
                "FROM accounts a JOIN customers c ON c.id = a.customer_id "
@@ -273,15 +291,23 @@ class Accounts:
         return bank.kept(("accounts.list", customer_id), compute).copy(deep=False)
 
     def history(self, actor, number, start=None, end=None, limit=None, *, kind=None,
-                text=None):
+                text=None, label=None):
         """Postings of one account, newest first, each with the balance after it. Filters
-        (business dates from start to end inclusive, transaction kind, text found in the memo,
-        an account number or the transaction id) leave the running balance as it was."""
+        (business dates from start to end inclusive, transaction kind code, label as
+        history_labels gives them, text found in the memo, an account number or the
+        transaction id) leave the running balance as it was.
+
+        Columns: transaction_id, posted_at, business_date, kind (code), channel (code or
+        None), label (labels.transaction_label of the posting: 'Card payment', 'Transfer in'),
+        memo, source_account, target_account, actor, reverses_id, amount_cents, balance_cents,
+        counterparty (the other account of a transfer, else ''), amount, balance (Decimal)."""
         number, row = self._readable(actor, number)
         start, end = as_date(start, "start date"), as_date(end, "end date")
         if start and end and start > end:
             raise InvalidInput("The start date must not be after the end date.")
         if kind is not None and not isinstance(kind, str):
+            raise InvalidInput("The transaction type must be text.")
+        if label is not None and not isinstance(label, str):
             raise InvalidInput("The transaction type must be text.")
         if text is not None and not isinstance(text, str):
             raise InvalidInput("The search text must be text.")
@@ -290,6 +316,7 @@ class Accounts:
             raise InvalidInput("The search text may have at most 100 characters.")
         sql = (
             "SELECT * FROM (SELECT t.id AS transaction_id, p.posted_at, t.business_date, t.kind, "
+            f"t.channel, {label_sql('t.kind', 't.channel', 'p.amount_cents')} AS label, "
             "t.memo, t.source_account, t.target_account, t.actor, t.reverses_id, p.amount_cents, "
             "sum(p.amount_cents) OVER (ORDER BY p.posted_at, p.id ROWS UNBOUNDED PRECEDING) "
             "AS balance_cents, p.id AS posting_id FROM postings p "
@@ -304,6 +331,9 @@ class Accounts:
         if kind:
             sql += " AND kind = ?"
             params.append(kind)
+        if label:
+            sql += " AND label = ?"
+            params.append(label)
         if text:
             sql += (" AND (lower(coalesce(memo, '')) LIKE ? OR coalesce(source_account, '') "
                     "LIKE ? OR coalesce(target_account, '') LIKE ? OR "
@@ -319,8 +349,10 @@ class Accounts:
                 raise InvalidInput("The number of rows must be a whole number.")
             sql += f" LIMIT {int(str(limit).strip())}"
         df = self._bank.read_df(sql, params)
+        # Only a transfer has another account the holder knows; for everything else the label
+        # says what happened (not the kind code, as it once did here).
         df["counterparty"] = [
-            (tgt if amt < 0 else src) if kind == "transfer" else kind
+            ((tgt if amt < 0 else src) or "") if kind == "transfer" else ""
             for kind, src, tgt, amt in zip(df["kind"], df["source_account"], df["target_account"],
                                            df["amount_cents"])]
         df["amount"] = money_column(df["amount_cents"])
@@ -328,11 +360,20 @@ class Accounts:
         return df.drop(columns=["posting_id"])
 
     def history_kinds(self, actor, number) -> list[str]:
-        """The transaction types that occur on one account, for a history filter."""
+        """The transaction kind codes that occur on one account."""
         number, row = self._readable(actor, number)
         return [r[0] for r in self._bank.read(
             "SELECT DISTINCT t.kind FROM postings p JOIN transactions t "
             "ON t.id = p.transaction_id WHERE p.account_id = ? ORDER BY 1", [row[0]])]
+
+    def history_labels(self, actor, number) -> list[str]:
+        """The transaction labels (as history's `label` column says them) that occur on one
+        account, sorted: the choices of a history type filter (history(label=...))."""
+        number, row = self._readable(actor, number)
+        return [r[0] for r in self._bank.read(
+            f"SELECT DISTINCT {label_sql('t.kind', 't.channel', 'p.amount_cents')} AS label "
+            "FROM postings p JOIN transactions t ON t.id = p.transaction_id "
+            "WHERE p.account_id = ? ORDER BY 1", [row[0]])]
 
     def _change(self, actor, number, action, fn_check, changes_fn):
         self._bank.write(lambda uow: self._change_in(uow, actor, number, action, fn_check,
@@ -525,7 +566,7 @@ class Accounts:
                 legs=legs, amount_cents=amount,
                 idempotency_key=system_key("account", number, "closing", name),
                 memo=memo, source_account=source, target_account=target,
-                internal_ok=True))
+                internal_ok=True, channel="cash" if kind == "withdrawal" else None))
             if isinstance(outcome, BaseException):
                 raise outcome
             ids[name] = outcome.transaction_id
@@ -583,7 +624,7 @@ class Accounts:
                 raise InvalidInput("Only checking accounts can have an overdraft limit.")
             if before["status"] == "closed":
                 raise InvalidState(f"Account {number} is closed.")
-            if before["balance_cents"] - before["holds_cents"] + cents < 0:
+            if available_cents(before["balance_cents"], before["holds_cents"], cents) < 0:
                 raise InvalidState("The account is already overdrawn beyond that limit.")
         return check
 
@@ -624,7 +665,7 @@ def mask_name(full_name: str) -> str:
     return " ".join(part[0] + "*" * (len(part) - 1) for part in str(full_name).split())
 
 
-HISTORY_CSV_COLUMNS = ["transaction_id", "posted_at", "business_date", "kind", "memo",
+HISTORY_CSV_COLUMNS = ["transaction_id", "posted_at", "business_date", "kind", "label", "memo",
                        "counterparty", "amount", "balance"]
 
 

@@ -34,6 +34,7 @@ import pandas as pd
 from .bank import INTERNAL
 from .dates import as_date
 from .errors import InvalidInput
+from .labels import label_sql, transaction_labels
 from .ledger import CUSTOMER_ACTIVITY_KINDS, CUSTOMER_KINDS
 
 ACCOUNT_KINDS = ("all",) + CUSTOMER_KINDS
@@ -312,7 +313,8 @@ def gl_postings_sql() -> str:
     """Postings of the ledger accounts given as a list parameter, made before a cut: the rows
     behind a ledger balance as of a day (parameters: the account numbers, the cut)."""
     # DuckDB only (unnest of a list parameter): drill-downs never run on the SQLite copy.
-    return ("SELECT p.id AS posting_id, p.posted_at, p.transaction_id, t.kind, t.memo, "
+    return ("SELECT p.id AS posting_id, p.posted_at, p.transaction_id, t.kind, "
+            f"{label_sql('t.kind', 't.channel', 'p.amount_cents')} AS label, t.memo, "
             "a.account_number, p.amount_cents FROM postings p "
             "JOIN accounts a ON a.id = p.account_id JOIN transactions t ON t.id = p.transaction_id "
             "WHERE a.account_number IN (SELECT unnest(?)) AND p.posted_at < ? "
@@ -320,12 +322,19 @@ def gl_postings_sql() -> str:
 
 
 def daily_volume(src: Source, f: Filters) -> pd.DataFrame:
-    """Per day and transaction kind: how many transactions and how much money moved."""
+    """Per day and transaction type: how many transactions and how much money moved.
+    Columns day, kind, transactions, amount_cents; `kind` holds the type as people read it
+    (labels.transaction_label of kind and channel: 'Card payment', 'Loan write-off'), which
+    the charts show in their legends and a click gives back to drill.daily_volume."""
     where, params = daily_volume_where(f, midnight(f.start), midnight_after(f.end))
     df = src.df(
-        f"SELECT {src.d.day('t.posted_at')} AS day, t.kind, count(*) AS transactions, "
+        f"SELECT {src.d.day('t.posted_at')} AS day, t.kind, t.channel, count(*) AS transactions, "
         "CAST(sum(t.amount_cents) AS BIGINT) AS amount_cents FROM transactions t "
-        f"WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2", params)
+        f"WHERE {where} GROUP BY 1, 2, 3", params)
+    df["kind"] = transaction_labels(df["kind"], df["channel"])
+    df = (df.groupby(["day", "kind"], as_index=False, sort=True)[["transactions",
+                                                                 "amount_cents"]].sum())
+    df = df.astype({"transactions": "int64", "amount_cents": "int64"})
     return _to_day(df, "day")
 
 
@@ -864,8 +873,9 @@ def ledger_lines(src: Source, account_number: str, start: dt.date, end: dt.date,
         "WHERE a.account_number = ? AND t.business_date < ?", [account_number, start])
     opening_cents = _int(opening[0]) if opening else 0
     df = src.df(
-        "SELECT t.business_date, p.posted_at, t.id AS transaction_id, t.kind, t.memo, "
-        "t.source_account, t.target_account, p.amount_cents, ? + sum(p.amount_cents) OVER "
+        "SELECT t.business_date, p.posted_at, t.id AS transaction_id, t.kind, t.channel, "
+        "t.memo, t.source_account, t.target_account, p.amount_cents, "
+        "? + sum(p.amount_cents) OVER "
         "(ORDER BY t.business_date, p.posted_at, p.id ROWS UNBOUNDED PRECEDING) AS balance_cents "
         "FROM postings p JOIN accounts a ON a.id = p.account_id "
         "JOIN transactions t ON t.id = p.transaction_id "
@@ -878,8 +888,8 @@ def ledger_lines(src: Source, account_number: str, start: dt.date, end: dt.date,
 
 _LINE_COLUMNS = (
     "p.id AS posting_id, t.business_date, p.posted_at, t.id AS transaction_id, t.kind, "
-    f"{_EFFECTIVE_KIND} AS effective_kind, t.memo, t.source_account, t.target_account, "
-    "p.amount_cents")
+    f"t.channel, {_EFFECTIVE_KIND} AS effective_kind, t.memo, t.source_account, "
+    "t.target_account, p.amount_cents")
 
 
 # Tax withheld per transaction: its postings to GL2100 withholding tax payable, positive for an
@@ -923,7 +933,8 @@ def statement_rows(src: Source, account_id: int, first: dt.date,
     info = _transactions(src, [int(i) for i in lines["transaction_id"]])
     lines = lines.merge(info, how="left", left_on="transaction_id", right_on="id")
     return opening, _lines_frame(lines[["posting_id", "business_date", "posted_at",
-                                        "transaction_id", "kind", "effective_kind", "memo",
+                                        "transaction_id", "kind", "channel",
+                                        "effective_kind", "memo",
                                         "source_account", "target_account", "amount_cents",
                                         "tax_cents"]])
 
@@ -931,14 +942,14 @@ def statement_rows(src: Source, account_id: int, first: dt.date,
 def _transactions(src: Source, ids: list[int]) -> pd.DataFrame:
     """Kind, memo and counterparties of the given transactions, with the kind a reversal
     undoes as its effective kind."""
-    columns = ["id", "kind", "effective_kind", "memo", "source_account", "target_account",
-               "tax_cents"]
+    columns = ["id", "kind", "channel", "effective_kind", "memo", "source_account",
+               "target_account", "tax_cents"]
     frames = []
     for i in range(0, len(ids), 5000):
         chunk = ids[i:i + 5000]
         marks = ", ".join("?" * len(chunk))
         frames.append(src.df(
-            f"SELECT t.id, t.kind, {_EFFECTIVE_KIND} AS effective_kind, t.memo, "
+            f"SELECT t.id, t.kind, t.channel, {_EFFECTIVE_KIND} AS effective_kind, t.memo, "
             "t.source_account, t.target_account, coalesce(w.tax_cents, 0) AS tax_cents "
             "FROM transactions t "
             "LEFT JOIN transactions o ON o.id = t.reverses_id AND t.kind = 'reversal' "
@@ -1025,7 +1036,8 @@ SQLITE_COPY = {
     "accounts": "id, account_number, customer_id, kind, name, status, balance_cents, product_id, "
                 "strftime(opened_at, '%Y-%m-%d %H:%M:%S.%f') AS opened_at, "
                 "strftime(closed_at, '%Y-%m-%d %H:%M:%S.%f') AS closed_at",
-    "transactions": "id, kind, amount_cents, memo, source_account, target_account, reverses_id, "
+    "transactions": "id, kind, channel, amount_cents, memo, source_account, target_account, "
+                    "reverses_id, "
                     "strftime(posted_at, '%Y-%m-%d %H:%M:%S.%f') AS posted_at, "
                     "strftime(business_date, '%Y-%m-%d') AS business_date",
     "postings": "id, transaction_id, account_id, amount_cents, "

@@ -49,6 +49,7 @@ from .errors import (
     PermissionDenied,
 )
 from . import accountnum
+from .labels import transaction_label
 from .ledger import PostingRequest, Receipt, utcnow
 from .money import to_money
 from .security import Actor
@@ -62,7 +63,7 @@ REASON_CHARS_MAX = 200
 _COLUMNS = ("id", "kind", "action", "amount_cents", "source_account", "target_account", "memo",
             "legs", "idempotency_key", "request_hash", "maker", "maker_role", "status",
             "created_at", "decided_by", "decided_at", "reason", "transaction_id", "params",
-            "reverses_id")
+            "reverses_id", "channel")
 
 # Requests that are not payments: what they do once a second manager approves. Reversals are
 # postings and go through the payment path (legs, holds) with `reverses_id`.
@@ -158,13 +159,12 @@ class Approvals:
         member moved from or to one of its customers today without a second person, is above
         the threshold. Decided and written in one unit of work on the writer thread."""
         bank = self._bank
-        threshold = self.threshold_cents()
 
         def fn(uow):
             if self._load(uow, "idempotency_key = ?", request.idempotency_key) is None:
-                moved = self._moved_today(uow.fetchall, request.actor,
-                                          [n for n, _ in request.legs])
-                if request.amount_cents + moved <= threshold:
+                waits, _ = self.wait_check(uow.fetchall, request.actor, request.amount_cents,
+                                           [n for n, _ in request.legs])
+                if not waits:
                     return bank.post_in(uow, request)
             return self._submit_in(uow, request)
         try:
@@ -181,9 +181,15 @@ class Approvals:
         would wait now (the daily total included). The payment itself decides again."""
         if not self.applies_to(actor):
             return False
-        numbers = [n for n in numbers if n]
-        moved = self._moved_today(self._bank.read, actor, numbers)
-        return amount_cents + moved > self.threshold_cents()
+        return self.wait_check(self._bank.read, actor, amount_cents, numbers)[0]
+
+    def wait_check(self, fetchall, actor, amount_cents: int, numbers) -> tuple[bool, int]:
+        """The four-eyes rule of a staff payment (the caller checked `applies_to`): (whether
+        it waits, cents this actor already moved today for the customer of `numbers`). It
+        waits when the amount with that day's total is strictly above the threshold. Used by
+        posting (`post_or_submit`, in its unit of work) and by the review step (a plain read)."""
+        moved = self._moved_today(fetchall, actor, [n for n in numbers if n])
+        return amount_cents + moved > self.threshold_cents(), moved
 
     def _moved_today(self, fetchall, actor, numbers) -> int:
         """Cents `actor` moved today, without approval, from or to the customer (of those
@@ -277,12 +283,12 @@ class Approvals:
         uow.execute(
             "INSERT INTO approval_requests (id, kind, action, amount_cents, source_account, "
             "target_account, memo, legs, idempotency_key, request_hash, maker, maker_role, "
-            "status, created_at, reverses_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+            "status, created_at, reverses_id, channel) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
             [rid, request.kind, request.action, request.amount_cents,
              request.source_account, request.target_account, request.memo,
              json.dumps(request.legs), key, request.request_hash, actor.username,
-             actor.role, now, request.reverses_id])
+             actor.role, now, request.reverses_id, request.channel])
         held = {}
         for number, delta in request.legs:
             acc = accounts[number]
@@ -447,7 +453,7 @@ class Approvals:
             amount_cents=row["amount_cents"], idempotency_key=row["idempotency_key"],
             memo=row["memo"] or "", source_account=row["source_account"],
             target_account=row["target_account"], reverses_id=row["reverses_id"],
-            internal_ok=True)
+            internal_ok=True, channel=row["channel"])
         if req.request_hash != row["request_hash"]:
             raise AssertionError(f"approval request {row['id']} no longer matches its hash")
         receipt = bank.post_in(uow, req)
@@ -595,7 +601,7 @@ class Approvals:
         sql = ("SELECT r.id AS request_id, r.created_at, r.kind, r.amount_cents, "
                "r.source_account, cs.full_name AS source_holder, r.target_account, "
                "ct.full_name AS target_holder, r.memo, r.maker, r.status, r.decided_by, "
-               "r.decided_at, r.reason, r.transaction_id, r.reverses_id, r.params "
+               "r.decided_at, r.reason, r.transaction_id, r.reverses_id, r.params, r.channel "
                "FROM approval_requests r "
                "LEFT JOIN accounts s ON s.account_number = r.source_account "
                "LEFT JOIN customers cs ON cs.id = s.customer_id "
@@ -618,6 +624,9 @@ class Approvals:
             params.append(str(account))
         df = bank.read_df(sql + f" ORDER BY r.id DESC LIMIT {int(limit)}", params)
         df.insert(4, "amount", [to_money(c) for c in df["amount_cents"]])
+        # What is asked, as people say it: the operation, or the payment's label.
+        df["label"] = [OPERATIONS[k].capitalize() if k in OPERATIONS
+                       else transaction_label(k, c) for k, c in zip(df["kind"], df["channel"])]
         return df
 
     # -- structuring alerts -----------------------------------------------------------------

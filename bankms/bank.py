@@ -229,7 +229,7 @@ class Bank:
 
     def check_in(self, uow, request) -> dict:
         """Run the posting guards for one request inside a writer fn without posting it;
-        returns the accounts it read (see BatchPoster._load_accounts) or raises the refusal."""
+        returns the accounts it read (see ledger.load_accounts) or raises the refusal."""
         return self._writer._post_batch.check(uow, request)
 
     def end_of_day(self, actor, until=None, progress=None, *, confirm=False):

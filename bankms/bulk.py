@@ -1,18 +1,20 @@
 """The bulk path: many transactions posted with a few set-based statements.
 
 Used by the demo generator and by end-of-day jobs. Callers pass two DataFrames: transactions
-(one row each, with a caller-chosen `tx_ref` from 0) and postings (`tx_ref`, `account_id`,
-`amount_cents`). Within one unit of work the rows are inserted, every transaction is checked to
-sum to zero, balances move by one aggregated UPDATE, and no customer account may end below its
-overdraft limit; any failure rolls the whole batch back.
+(one row each, with a caller-chosen `tx_ref` from 0, and optionally a `channel`: how the money
+moved, labels.CHANNEL_LABELS, None or absent when the kind says it all) and postings
+(`tx_ref`, `account_id`, `amount_cents`). Within one unit of work the rows are inserted,
+every transaction is checked to sum to zero, balances move by one aggregated UPDATE, and no
+customer account may end below its overdraft limit; any failure rolls the whole batch back.
 """
 from __future__ import annotations
 
 from .errors import BankError
+from .labels import CHANNEL_LABELS
 from .ledger import utcnow
 
 TX_COLUMNS = ["kind", "amount_cents", "memo", "source_account", "target_account", "posted_at",
-              "business_date"]
+              "business_date", "channel"]
 
 
 class BulkInvariantError(BankError):
@@ -50,9 +52,13 @@ class Bulk:
         tx["actor_role"] = actor.role
         for column, default in (("memo", ""), ("source_account", None),
                                 ("target_account", None), ("posted_at", utcnow()),
-                                ("business_date", state.business_date)):
+                                ("business_date", state.business_date), ("channel", None)):
             if column not in tx:
                 tx[column] = default
+        unknown = set(tx["channel"].dropna()) - set(CHANNEL_LABELS)
+        if unknown:
+            raise BulkInvariantError(f"unknown channels {sorted(map(str, unknown))}; nothing "
+                                     "was posted")
         post = postings[["tx_ref", "account_id", "amount_cents"]].copy()
         if "posted_at" in postings:
             post["posted_at"] = postings["posted_at"]
@@ -73,9 +79,10 @@ class Bulk:
             uow.execute(
                 "INSERT INTO transactions (id, kind, amount_cents, memo, source_account, "
                 "target_account, actor, actor_role, idempotency_key, reverses_id, posted_at, "
-                "business_date) SELECT ? + tx_ref, kind, amount_cents, memo, "
+                "business_date, channel) SELECT ? + tx_ref, kind, amount_cents, memo, "
                 "source_account, target_account, actor, actor_role, NULL, NULL, "
-                "CAST(posted_at AS TIMESTAMP), CAST(business_date AS DATE) FROM bulk_tx",
+                "CAST(posted_at AS TIMESTAMP), CAST(business_date AS DATE), "
+                "CAST(channel AS VARCHAR) FROM bulk_tx",
                 [tx_base])
             has_time = "posted_at" in post
             uow.execute(

@@ -13,6 +13,13 @@ Two chains, each entry hashed as sha256(previous entry's hash bytes + canonical 
 - "audit": one entry per audit_log row, in id order, its CHAIN_COLUMNS["audit"]["audit_log"]
   values.
 
+Columns added to a chained table after banks were sealed (OPTIONAL_COLUMNS: transactions.channel)
+come last in the transaction's values and are chained only when they hold a value: an entry
+written before the column existed (NULL there) keeps its content and hash, and giving one a
+value, or changing or removing it, changes the hash. The content stays unambiguous: with no
+U+001F inside a value, the bytes give the number of values, 12 + 5 per posting without the
+channel and 13 + 5 per posting with it, which never coincide.
+
 The first entry's previous hash is GENESIS. Values become text by `text` and are joined with the
 unit separator U+001F, then encoded as UTF-8 (`canonical`).
 
@@ -47,7 +54,7 @@ CHAIN_COLUMNS: dict[str, dict[str, list[str]]] = {
     "ledger": {
         "transactions": ["id", "kind", "amount_cents", "memo", "source_account",
                          "target_account", "actor", "actor_role", "idempotency_key",
-                         "reverses_id", "posted_at", "business_date"],
+                         "reverses_id", "posted_at", "business_date", "channel"],
         "postings": ["id", "transaction_id", "account_id", "amount_cents", "posted_at"],
     },
     "audit": {
@@ -55,6 +62,14 @@ CHAIN_COLUMNS: dict[str, dict[str, list[str]]] = {
                       "before", "after", "outcome"],
     },
 }
+
+# Trailing columns of CHAIN_COLUMNS chained only when they hold a value (see the module
+# docstring): added after banks were sealed, so that older entries keep their hashes.
+OPTIONAL_COLUMNS: dict[str, dict[str, list[str]]] = {
+    "ledger": {"transactions": ["channel"]},
+}
+_TX_REQUIRED = len(CHAIN_COLUMNS["ledger"]["transactions"]) - len(
+    OPTIONAL_COLUMNS["ledger"]["transactions"])
 
 # Positions, within CHAIN_COLUMNS["ledger"]["postings"], of the posting sort key.
 _POSTING_COLUMNS = CHAIN_COLUMNS["ledger"]["postings"]
@@ -119,10 +134,21 @@ def plain(value):
     return value.translate(_CONTROL) if isinstance(value, str) else value
 
 
+def transaction_values(transaction: Sequence) -> Sequence:
+    """A transaction's values (CHAIN_COLUMNS order) as chained: the optional trailing values
+    dropped from the first one that is None or "" on (a row without them is returned as is)."""
+    for position in range(_TX_REQUIRED, len(transaction)):
+        value = transaction[position]
+        if value is None or value == "":
+            return transaction[:position]
+    return transaction
+
+
 def ledger_content(transaction: Sequence, postings: Iterable[Sequence]) -> bytes:
-    """Content of one ledger entry: the transaction's chained values, then each posting's
-    (values in CHAIN_COLUMNS order), postings sorted by (account_id, amount_cents, id)."""
-    values = list(transaction)
+    """Content of one ledger entry: the transaction's chained values (its optional ones only
+    when they hold a value), then each posting's (values in CHAIN_COLUMNS order), postings
+    sorted by (account_id, amount_cents, id)."""
+    values = list(transaction_values(transaction))
     for posting in sorted(postings, key=_posting_key):
         values.extend(posting)
     return canonical(values)
@@ -168,6 +194,7 @@ def ledger_contents(transactions: Iterable[Sequence], postings: dict) -> list[by
     out = []
     for row in transactions:
         mine = postings.get(row[_ID_TX], ())
+        row = transaction_values(row)
         if len(mine) == 2:
             a, b = mine
             if _posting_key(a) > _posting_key(b):

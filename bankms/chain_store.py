@@ -246,8 +246,19 @@ class Chains:
         if name == "audit":
             return (f"SELECT a.id, {content('audit_log', 'a', AUDIT_COLUMNS)} AS content, "
                     "a.chain_hash FROM audit_log a" + (" WHERE a.id > ?" if after_id else ""))
-        return (f"SELECT t.id, concat({content('transactions', 't', TX_COLUMNS)}, "
-                "chr(31) || p.content) AS content, t.chain_hash "
+        # Optional trailing columns (chain.OPTIONAL_COLUMNS) count only while every one up to
+        # them holds a value, as chain.transaction_values drops them.
+        optional = chain.OPTIONAL_COLUMNS["ledger"]["transactions"]
+        required = [c for c in TX_COLUMNS if c not in optional]
+        tails = []
+        for i, column in enumerate(optional):
+            held = " AND ".join(f"coalesce(CAST(t.{c} AS VARCHAR), '') <> ''"
+                                for c in optional[:i + 1])
+            tails.append(f"CASE WHEN {held} THEN chr(31) || CAST(t.{column} AS VARCHAR) "
+                         "ELSE '' END")
+        return (f"SELECT t.id, concat({content('transactions', 't', required)}, "
+                + "".join(f"{tail}, " for tail in tails)
+                + "chr(31) || p.content) AS content, t.chain_hash "
                 "FROM transactions t LEFT JOIN (SELECT p.transaction_id, string_agg("
                 f"{content('postings', 'p', POSTING_COLUMNS)}, chr(31) "
                 "ORDER BY p.account_id, p.amount_cents, p.id) AS content FROM postings p "

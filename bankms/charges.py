@@ -31,7 +31,7 @@ from .errors import (
     InvalidState,
 )
 from .ids import parse_id
-from .ledger import PostingRequest, utcnow
+from .ledger import PostingRequest, available_sql, utcnow
 from .loans import _clean_text
 from .money import format_cents, to_cents, to_money
 
@@ -60,11 +60,11 @@ class AlreadyWaived(InvalidState):
 
 # The charges not yet in the register (one per (code, account, day, reason); a repeat within
 # the frame counts once), each with whether its account can pay it: open (active or dormant,
-# its holder active), and its available balance (balance less holds plus the overdraft limit)
-# covering this charge and the account's earlier charges of the frame, in frame order. A charge
-# that cannot be paid is recorded 'not_collected'; the ones after it are judged as if it had
-# been paid, which can only leave more of them unpaid, never overdraw.
-_EVENTS_SQL = """
+# its holder active), and its available balance (ledger.available_sql: balance less holds plus
+# the overdraft limit) covering this charge and the account's earlier charges of the frame, in
+# frame order. A charge that cannot be paid is recorded 'not_collected'; the ones after it are
+# judged as if it had been paid, which can only leave more of them unpaid, never overdraw.
+_EVENTS_SQL = f"""
 WITH fresh AS (
     SELECT e.* FROM (
         SELECT *, row_number() OVER (PARTITION BY code, account_id, reason ORDER BY n) AS k
@@ -75,7 +75,7 @@ WITH fresh AS (
 SELECT f.n, f.account_id, a.account_number, f.code, f.amount_cents, f.reason,
        cc.name || ' - ' || f.reason AS memo,
        a.status IN ('active', 'dormant') AND coalesce(cu.status, 'active') = 'active'
-       AND a.balance_cents - a.holds_cents + a.overdraft_limit_cents
+       AND {available_sql("a")}
            - sum(f.amount_cents) OVER (PARTITION BY f.account_id ORDER BY f.n
                                        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) >= 0
            AS payable

@@ -206,13 +206,15 @@ class Customers:
         latest activity across all accounts, loans (when the loans module is installed) and,
         for staff, payments of this customer waiting for approval."""
         from .accounts import money_column
+        from .labels import label_sql
 
         bank = self._bank
         profile = self.get(actor, customer_id)
         cid = profile["id"]
         accounts = bank.accounts.list(actor, cid)
         activity = bank.read_df(
-            "SELECT t.id AS transaction_id, p.posted_at, a.account_number, t.kind, t.memo, "
+            "SELECT t.id AS transaction_id, p.posted_at, a.account_number, t.kind, t.channel, "
+            f"{label_sql('t.kind', 't.channel', 'p.amount_cents')} AS label, t.memo, "
             "p.amount_cents FROM postings p JOIN accounts a ON a.id = p.account_id "
             "JOIN transactions t ON t.id = p.transaction_id WHERE a.customer_id = ? "
             "ORDER BY p.posted_at DESC, p.id DESC LIMIT ?", [cid, int(activity_limit)])

@@ -363,6 +363,13 @@ SCHEMA = [
     # transaction as the row; end of day records the heads of each closed day here.
     "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS chain_hash VARCHAR",
     "ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS chain_hash VARCHAR",
+    # -- How the money moved (issue 13: labels.py): card, atm, cash, salary, standing_order...
+    # NULL for entries posted before channels were recorded. Added after chain_hash, so the
+    # posting batch appends (chained columns, chain_hash, channel) in every file; the chain
+    # hashes it only when it holds a value (chain.py), so older entries keep their hashes. A
+    # payment waiting for a second person keeps its channel until it is posted.
+    "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS channel VARCHAR",
+    "ALTER TABLE approval_requests ADD COLUMN IF NOT EXISTS channel VARCHAR",
     """CREATE TABLE IF NOT EXISTS chain_heads (
         business_date DATE NOT NULL,
         chain VARCHAR NOT NULL,

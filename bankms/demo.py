@@ -29,6 +29,13 @@ Kinds used: deposit (money in from outside: pay, pension, sales, opening deposit
 (money out to outside: card payments, rent, bills, suppliers, ATM cash), transfer (between two
 customer accounts), interest (savings interest, from interest_expense), fee (to fee_income),
 and loan_disbursement, loan_repayment and loan_write_off as loans.py and eod.py post them.
+
+Channels (transactions.channel, labels.py) say how the money moved, as the bank's own payments
+record it: card payments ("Card payment FreshMart") through `card`, ATM cash through `atm`,
+pay and pensions through `salary`, rent and bills through `direct_debit`, the standing order
+to savings through `standing_order`; other deposits and withdrawals through `cash` (the teller
+cash account) or `transfer` (clearing: other banks). Each memo text is interned with its
+channel (`_Builder.memo`), so a transaction's channel follows from its memo.
 """
 from __future__ import annotations
 
@@ -46,6 +53,7 @@ from . import db
 from .bank import INTERNAL
 from .demo_loans import LoanBook
 from .errors import InvalidInput, InvalidState
+from .labels import CHANNEL_LABELS
 from .ledger import utcnow
 from .loans import TERM_COLUMNS
 from .users import check_password_policy
@@ -68,6 +76,11 @@ KINDS = ["deposit", "withdrawal", "transfer", "interest", "fee", "loan_disbursem
 LOAN_KINDS = (LOAN_DISBURSEMENT, LOAN_REPAYMENT, LOAN_WRITE_OFF)
 # Kinds that count as the customer's own activity (as in ledger.CUSTOMER_ACTIVITY_KINDS).
 ACTIVITY_KINDS = (DEPOSIT, WITHDRAWAL, TRANSFER)
+# Channel codes (index into CHANNELS; -1: none recorded).
+CHANNELS = list(CHANNEL_LABELS)
+(CH_CASH, CH_ATM, CH_CARD, CH_SALARY, CH_TRANSFER, CH_DIRECT_DEBIT,
+ CH_STANDING_ORDER) = (CHANNELS.index(c) for c in (
+    "cash", "atm", "card", "salary", "transfer", "direct_debit", "standing_order"))
 
 SEGMENTS = ["student", "professional", "retiree", "small_business"]
 STUDENT, PROFESSIONAL, RETIREE, BUSINESS = range(4)
@@ -324,18 +337,22 @@ class _Builder:
         self.system = bank.system_actor()
         self.memos: list[str] = []
         self._memo_index: dict[str, int] = {}
+        # The channel (code in CHANNELS, -1 for none) of each memo, by memo code.
+        self.memo_channels: list[int] = []
         self.counts = {"transactions": 0, "postings": 0}
 
     # -- helpers ------------------------------------------------------------------------------
-    def memo(self, text: str) -> int:
+    def memo(self, text: str, channel: int = -1) -> int:
+        """The code of a memo text; its channel is the one given when it was first seen."""
         code = self._memo_index.get(text)
         if code is None:
             code = self._memo_index[text] = len(self.memos)
             self.memos.append(text)
+            self.memo_channels.append(channel)
         return code
 
-    def memo_codes(self, texts) -> np.ndarray:
-        return np.array([self.memo(t) for t in texts], dtype=np.int64)
+    def memo_codes(self, texts, channel: int = -1) -> np.ndarray:
+        return np.array([self.memo(t, channel) for t in texts], dtype=np.int64)
 
     def lognormal(self, median, sigma, size):
         return np.asarray(median) * self.rng.lognormal(0.0, sigma, size)
@@ -647,18 +664,19 @@ class _Builder:
         self.employer = rng.integers(0, len(EMPLOYERS), n)
         self.salary_memo = np.select(
             [seg == STUDENT, seg == PROFESSIONAL, seg == RETIREE],
-            [self.memo_codes([f"Part-time pay {p}" for p in STUDENT_PAY])[
+            [self.memo_codes([f"Part-time pay {p}" for p in STUDENT_PAY], CH_SALARY)[
                 rng.integers(0, len(STUDENT_PAY), n)],
-             self.memo_codes([f"Salary {e}" for e in EMPLOYERS])[self.employer],
-             np.full(n, self.memo("Pension State Pension Service"))], -1)
+             self.memo_codes([f"Salary {e}" for e in EMPLOYERS], CH_SALARY)[self.employer],
+             np.full(n, self.memo("Pension State Pension Service", CH_SALARY))], -1)
         self.bonus = (seg == PROFESSIONAL) & (rng.random(n) < 0.35)
         # Housing: rent or mortgage on the 1st-5th; many retirees own their home.
         pays_housing = rng.random(n) < np.array([0.5, 0.9, 0.4, 0.85])[seg]
         housing = np.array([550, 1300, 850, 1500])[seg] * self.lognormal(1.0, 0.25, n) * 100
         mortgage = rng.random(n) < np.array([0.0, 0.35, 0.3, 0.4])[seg]
         housing_memo = np.where(
-            mortgage, self.memo(MORTGAGE),
-            self.memo_codes([f"Rent {x}" for x in LANDLORDS])[rng.integers(0, len(LANDLORDS), n)])
+            mortgage, self.memo(MORTGAGE, CH_DIRECT_DEBIT),
+            self.memo_codes([f"Rent {x}" for x in LANDLORDS], CH_DIRECT_DEBIT)[
+                rng.integers(0, len(LANDLORDS), n)])
         bills_amount = [np.where(pays_housing, housing, 0)]
         bills_day = [rng.integers(1, 6, n)]
         bills_memo = [housing_memo]
@@ -666,7 +684,7 @@ class _Builder:
             has = rng.random(n) < share
             bills_amount.append(np.where(has, self.lognormal(median, sigma, n), 0))
             bills_day.append(np.full(n, day))
-            bills_memo.append(np.full(n, self.memo(memo)))
+            bills_memo.append(np.full(n, self.memo(memo, CH_DIRECT_DEBIT)))
         self.bill_amount = np.stack(bills_amount, 1).astype(np.int64)
         self.bill_day = np.stack(bills_day, 1)
         self.bill_memo = np.stack(bills_memo, 1)
@@ -688,11 +706,11 @@ class _Builder:
         self.card_lam[alice] = 30
         self.p2p_lam[:N_DEMO_ACTIVE] = 3
         # Card merchants flattened into one table of memo codes.
-        self.cat_memos = [self.memo_codes([f"Card payment {m}" for m in c[4]])
+        self.cat_memos = [self.memo_codes([f"Card payment {m}" for m in c[4]], CH_CARD)
                           for c in CARD_CATEGORIES]
         self.cat_median = np.array([c[2] for c in CARD_CATEGORIES], dtype=float)
         self.cat_sigma = np.array([c[3] for c in CARD_CATEGORIES], dtype=float)
-        self.atm_memos = self.memo_codes([f"ATM withdrawal {p}" for p in ATM_PLACES])
+        self.atm_memos = self.memo_codes([f"ATM withdrawal {p}" for p in ATM_PLACES], CH_ATM)
         self.p2p_memos = self.memo_codes(P2P_MEMOS)
         self.supplier_memos = self.memo_codes([f"Supplier {s}" for s in SUPPLIERS])
         self.sales_memos = self.memo_codes(["Card sales settlement PayTerm"] * 3 + [
@@ -971,7 +989,8 @@ class _Builder:
         if month == 12:
             c = cust[paid & self.bonus]
             amount = (self.income[c] * rng.uniform(0.3, 1.0, c.size)).astype(np.int64)
-            memo = self.memo_codes([f"Year-end bonus {e}" for e in EMPLOYERS])[self.employer[c]]
+            memo = self.memo_codes([f"Year-end bonus {e}" for e in EMPLOYERS],
+                                   CH_SALARY)[self.employer[c]]
             self._move(tx, morning + 12 * MINUTE, DEPOSIT, memo, amount, self.ix("clearing"),
                        chk[c])
 
@@ -1000,7 +1019,8 @@ class _Builder:
         # 5. Standing order to savings, at most what the checking account holds after pay.
         c = cust[both & ~holiday & (self.standing_order > 0)]
         amount = np.minimum(self.standing_order[c], np.maximum(self.bal[chk[c]], 0))
-        self._move(tx, morning + 60 * MINUTE, TRANSFER, self.memo("Standing order to savings"),
+        self._move(tx, morning + 60 * MINUTE, TRANSFER,
+                   self.memo("Standing order to savings", CH_STANDING_ORDER),
                    amount, chk[c], self.sav[c])
 
         # 6. What each account may spend for the rest of the month: its balance after the
@@ -1223,6 +1243,7 @@ class _Builder:
             "target_account": pd.Categorical.from_codes(tgt, numbers),
             "posted_at": posted,
             "business_date": posted.astype("datetime64[D]"),
+            "channel": pd.Categorical.from_codes(self._channels(arr), CHANNELS),
         })
         refs = np.flatnonzero(arr["ref"] >= 0)
         credit_part = arr["amount"] - arr["interest"] - arr["fee"]
@@ -1243,6 +1264,18 @@ class _Builder:
             postings = pd.concat(split, ignore_index=True)
             postings = postings[postings["amount_cents"] != 0].reset_index(drop=True)
         return transactions, postings, (arr["ref"][refs], refs)
+
+    def _channels(self, arr) -> np.ndarray:
+        """Channel codes of the transactions in arr: the memo's channel; for deposits and
+        withdrawals without one, cash when the bank's side is the teller cash account and a
+        bank transfer otherwise (clearing); -1 (none) for kinds whose label says it all."""
+        kind = arr["kind"]
+        channel = np.asarray(self.memo_channels, dtype=np.int64)[arr["memo"]]
+        money = (kind == DEPOSIT) | (kind == WITHDRAWAL)
+        bank_side = np.where(kind == DEPOSIT, arr["debit"], arr["credit"])
+        fallback = np.where(bank_side == self.ix("teller_cash"), CH_CASH, CH_TRANSFER)
+        channel = np.where(money & (channel < 0), fallback, channel)
+        return np.where(money | (kind == TRANSFER), channel, -1)
 
     def _post(self, transactions, postings, refs):
         if len(transactions) == 0:

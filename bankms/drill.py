@@ -23,6 +23,7 @@ from . import analytics as an
 from .analytics import Filters, Source, midnight, midnight_after
 from .dates import as_date
 from .errors import InvalidInput
+from .labels import label_sql
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,10 @@ def _gl_postings(src: Source, codes: list[str], cut: dt.datetime, sign: int) -> 
 
 
 def _postings(src: Source, where: str, params) -> pd.DataFrame:
-    """Postings on customer accounts with their transaction's kind and memo."""
+    """Postings on customer accounts with their transaction's kind, label and memo."""
     df = src.df(
-        "SELECT p.id AS posting_id, p.posted_at, p.transaction_id, t.kind, t.memo, "
+        "SELECT p.id AS posting_id, p.posted_at, p.transaction_id, t.kind, "
+        f"{label_sql('t.kind', 't.channel', 'p.amount_cents')} AS label, t.memo, "
         "a.account_number, a.customer_id, p.amount_cents FROM postings p "
         "JOIN accounts a ON a.id = p.account_id JOIN transactions t ON t.id = p.transaction_id "
         f"WHERE {where} ORDER BY p.posted_at, p.id", params)
@@ -171,12 +173,17 @@ def net_flow(src, f):
 
 # -- dashboard charts and tables -----------------------------------------------------------------
 def daily_volume(src, f, day, kind):
-    """The transactions of one bar: a day and a transaction kind (both charts of volume)."""
+    """The transactions of one bar: a day and a transaction type (both charts of volume),
+    named as the charts' legends name it (labels.transaction_label, 'Card payment') or by
+    its kind code ('withdrawal': every channel)."""
     day = _day(day, f)
     where, params = an.daily_volume_where(f, midnight(day), midnight_after(day))
-    df = src.df("SELECT t.id AS transaction_id, t.posted_at, t.kind, t.amount_cents, t.memo, "
+    label = label_sql("t.kind", "t.channel")
+    df = src.df("SELECT t.id AS transaction_id, t.posted_at, t.kind, t.channel, "
+                f"{label} AS label, t.amount_cents, t.memo, "
                 f"t.source_account, t.target_account FROM transactions t WHERE {where} "
-                "AND t.kind = ? ORDER BY t.posted_at, t.id", [*params, str(kind)])
+                f"AND (t.kind = ? OR {label} = ?) ORDER BY t.posted_at, t.id",
+                [*params, str(kind), str(kind)])
     df["amount_cents"] = df["amount_cents"].astype("int64")
     return an._to_day(df, "posted_at")
 

@@ -47,8 +47,9 @@ _QUERIES = {
         "ORDER BY id", ()),
     "transactions.csv": (
         "SELECT id, kind, amount_cents, memo, source_account, target_account, actor, "
-        "actor_role, idempotency_key, reverses_id, posted_at, business_date, chain_hash "
-        "FROM transactions WHERE business_date BETWEEN ? AND ? ORDER BY id", ("from", "to")),
+        "actor_role, idempotency_key, reverses_id, posted_at, business_date, chain_hash, "
+        "channel FROM transactions WHERE business_date BETWEEN ? AND ? ORDER BY id",
+        ("from", "to")),
     "postings.csv": (
         "SELECT p.id, p.transaction_id, p.account_id, a.account_number, p.amount_cents, "
         "p.posted_at FROM postings p JOIN transactions t ON t.id = p.transaction_id "

@@ -84,7 +84,8 @@ FILES = {
                      "opened_date", "closed_date"),
     "transactions.csv": ("id", "kind", "amount_cents", "memo", "source_account",
                          "target_account", "actor", "actor_role", "idempotency_key",
-                         "reverses_id", "posted_at", "business_date", "chain_hash"),
+                         "reverses_id", "posted_at", "business_date", "chain_hash",
+                         "channel"),
     "postings.csv": ("id", "transaction_id", "account_id", "account_number", "amount_cents",
                      "posted_at"),
     "opening_balances.csv": ("account_id", "account_number", "balance_cents"),
@@ -349,7 +350,8 @@ def _chain(tables, period_from: str = "") -> Check:
             [_chained(row, column) for column in chain.CHAIN_COLUMNS["ledger"]["postings"]])
     entries = {"ledger": {}, "audit": {}}
     for row in tables["transactions.csv"] or []:
-        values = [row[c] for c in chain.CHAIN_COLUMNS["ledger"]["transactions"]]
+        # A bundle written before channels existed has no channel column: chained as empty.
+        values = [row.get(c) for c in chain.CHAIN_COLUMNS["ledger"]["transactions"]]
         entries["ledger"][int(row["id"])] = (
             chain.ledger_content(values, postings.get(row["id"], [])), row["chain_hash"])
     for row in tables["audit_log.csv"] or []:

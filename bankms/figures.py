@@ -4,7 +4,13 @@ Every figure has a title and axis titles with units. Money arrives in integer ce
 divided by 100 only here, for drawing: a chart's pixels need no exact cents, while every table
 and download keeps the exact amounts. An empty frame gives an empty chart that says so.
 Figures are built from plotly.graph_objects directly: plotly.express took about five times as
-long per figure, which the dashboard's first paint felt.
+long per figure, which the dashboard's first paint felt. They keep the app's own Plotly template
+(Streamlit's, which follows its light or dark theme): naming "plotly_white" cost about 40 ms a
+figure to validate and copied a 3 KB template into every chart sent to the browser.
+
+Phones: legends sit below the plot (side legends took half of a 390 px screen), and CONFIG (for
+st.plotly_chart) shows Plotly's toolbar only while the pointer is over a chart. Count axes tick
+at whole numbers only (`_count_axis`): a count of 0.2 means nothing.
 """
 from __future__ import annotations
 
@@ -15,8 +21,16 @@ from .analytics import ARREARS_BUCKETS, RFM_SEGMENTS, decision_time_bins
 from .text import plotly_text
 
 MONEY_AXIS = "Amount ($)"
-_LAYOUT = dict(margin=dict(l=10, r=10, t=60, b=10), legend_title_text="",
-               hovermode="x unified", template="plotly_white")
+# Below the plot and its axis title, from the left edge, in as many rows as it needs; Plotly
+# grows the bottom margin to fit it.
+LEGEND = dict(orientation="h", x=0, xanchor="left", y=-0.22, yanchor="top", title_text="")
+_LAYOUT = dict(margin=dict(l=10, r=10, t=60, b=10), legend=LEGEND, hovermode="x unified")
+# st.plotly_chart(config=CONFIG): the toolbar only on hover (it covered titles on phones), no
+# Plotly logo, and no lasso or box select (a click on a bar or point opens its rows).
+CONFIG = {"displayModeBar": "hover", "displaylogo": False,
+          "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+# Below this many, Plotly's automatic ticks fall between whole numbers (0.2, 0.4...).
+_WHOLE_TICKS_BELOW = 10
 
 
 def _dollars(cents: pd.Series) -> pd.Series:
@@ -43,10 +57,32 @@ def _stacked(df: pd.DataFrame, x: str, y: str, by: str, order=None, kind="bar",
     return fig
 
 
-def _finish(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:
+def _count_axis(counts) -> dict:
+    """Axis settings for a count whose largest value drawn is max(counts): ticks at whole
+    numbers (one apart while the counts are small), from zero, with thousands separators."""
+    largest = max((int(c) for c in counts), default=0)
+    axis = dict(tickformat=",d", hoverformat=",d", rangemode="tozero")
+    if largest < _WHOLE_TICKS_BELOW:
+        axis.update(tick0=0, dtick=1)
+    return axis
+
+
+def _stacked_totals(df: pd.DataFrame, x: str, y: str) -> pd.Series:
+    """The height of each stacked bar: what a count axis must reach."""
+    return df.groupby(x)[y].sum() if len(df) else pd.Series(dtype="int64")
+
+
+def _finish(fig: go.Figure, title: str, x_title: str, y_title: str, *, x_counts=None,
+            y_counts=None) -> go.Figure:
+    """Title, axis titles and the shared layout; x_counts / y_counts: the values of an axis
+    that counts something (see _count_axis)."""
     fig.update_layout(title=dict(text=title, x=0, xanchor="left"), **_LAYOUT)
-    fig.update_xaxes(title_text=x_title)
-    fig.update_yaxes(title_text=y_title)
+    # The first axes only: a second y axis (customer_growth) keeps its own title and ticks.
+    fig.update_layout(
+        xaxis=dict(title_text=x_title, **(_count_axis(x_counts) if x_counts is not None
+                                          else {})),
+        yaxis=dict(title_text=y_title, **(_count_axis(y_counts) if y_counts is not None
+                                          else {})))
     return fig
 
 
@@ -75,7 +111,8 @@ def daily_count(df: pd.DataFrame) -> go.Figure:
     if df.empty:
         return empty(title)
     fig = _stacked(df, "day", "transactions", "kind")
-    return _finish(fig, title, "Day", "Transactions (count)")
+    return _finish(fig, title, "Day", "Transactions (count)",
+                   y_counts=_stacked_totals(df, "day", "transactions"))
 
 
 def deposits_by_product(df: pd.DataFrame) -> go.Figure:
@@ -95,7 +132,7 @@ def balance_distribution(df: pd.DataFrame) -> go.Figure:
         x=df["bucket"], y=df["accounts"], customdata=_dollars(df["balance_cents"]),
         hovertemplate="%{x}: %{y:,} accounts holding %{customdata:$,.2f}<extra></extra>"))
     fig.update_layout(hovermode="closest")
-    return _finish(fig, title, "Balance", "Accounts (count)")
+    return _finish(fig, title, "Balance", "Accounts (count)", y_counts=df["accounts"])
 
 
 def loan_portfolio(df: pd.DataFrame) -> go.Figure:
@@ -119,8 +156,9 @@ def customer_growth(df: pd.DataFrame) -> go.Figure:
     fig.add_trace(go.Bar(x=df["day"], y=df["new_customers"], name="new that day",
                          yaxis="y2", opacity=0.5, meta="new_customers"))
     fig.update_layout(yaxis2=dict(title="New customers (count)", overlaying="y",
-                                  side="right", showgrid=False, rangemode="tozero"))
-    return _finish(fig, title, "Day", "Customers (count)")
+                                  side="right", showgrid=False,
+                                  **_count_axis(df["new_customers"])))
+    return _finish(fig, title, "Day", "Customers (count)", y_counts=df["customers"])
 
 
 def top_customers(df: pd.DataFrame) -> go.Figure:
@@ -147,7 +185,7 @@ def dormant_accounts(df: pd.DataFrame) -> go.Figure:
         x=data["kind"], y=data["accounts"], customdata=_dollars(data["balance_cents"]),
         hovertemplate="%{x}: %{y:,} accounts holding %{customdata:$,.2f}<extra></extra>"))
     fig.update_layout(hovermode="closest")
-    return _finish(fig, title, "Account kind", "Accounts (count)")
+    return _finish(fig, title, "Account kind", "Accounts (count)", y_counts=data["accounts"])
 
 
 def rfm_segments(summary: pd.DataFrame) -> go.Figure:
@@ -158,7 +196,8 @@ def rfm_segments(summary: pd.DataFrame) -> go.Figure:
     fig = go.Figure(go.Bar(x=data["segment"], y=data["customers"],
                            hovertemplate="%{x}: %{y:,} customers<extra></extra>"))
     fig.update_layout(hovermode="closest")
-    return _finish(fig, title, "Segment", "Customers (count)")
+    return _finish(fig, title, "Segment", "Customers (count)",
+                   y_counts=data["customers"].fillna(0))
 
 
 def refusals(df: pd.DataFrame) -> go.Figure:
@@ -168,7 +207,7 @@ def refusals(df: pd.DataFrame) -> go.Figure:
     fig = go.Figure(go.Bar(x=[plotly_text(r) for r in df["reason"]], y=df["refusals"],
                            customdata=df["reason"], hovertemplate="%{x}: %{y:,}<extra></extra>"))
     fig.update_layout(hovermode="closest")
-    return _finish(fig, title, "Reason", "Refusals (count)")
+    return _finish(fig, title, "Reason", "Refusals (count)", y_counts=df["refusals"])
 
 
 def decision_times(df: pd.DataFrame) -> go.Figure:
@@ -183,7 +222,8 @@ def decision_times(df: pd.DataFrame) -> go.Figure:
         y=bins["loans"], customdata=bins[["from_hours", "to_hours"]].to_numpy(),
         hovertemplate="%{x}: %{y:,} loans<extra></extra>"))
     fig.update_layout(hovermode="closest", bargap=0.05)
-    return _finish(fig, title, "Hours from application to decision", "Loans (count)")
+    return _finish(fig, title, "Hours from application to decision", "Loans (count)",
+                   y_counts=bins["loans"])
 
 
 DASHBOARD_CHARTS = {

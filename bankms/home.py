@@ -241,8 +241,9 @@ class Home:
             "signups_total": signups["total"],
             "signups": signups["rows"][["customer_id", "full_name", "created_at"]],
             "requests_total": len(requests),
-            "requests": requests[["request_id", "created_at", "kind", "amount_cents", "amount",
-                                  "source_account", "target_account", "memo"]].head(rows),
+            "requests": requests[["request_id", "created_at", "kind", "label", "amount_cents",
+                                  "amount", "source_account", "target_account", "memo"]]
+            .head(rows),
             "failed_orders_total": len(failed),
             "failed_orders": _money(failed[["attempt_date", "order_id", "customer_id",
                                             "source_account", "amount_cents", "outcome",
@@ -277,7 +278,7 @@ class Home:
         return {
             "business_date": bank.business_date,
             "approvals_total": len(approvals),
-            "approvals": approvals[["request_id", "created_at", "kind", "amount_cents",
+            "approvals": approvals[["request_id", "created_at", "kind", "label", "amount_cents",
                                     "amount", "maker", "memo", "own"]].head(rows),
             "alerts_total": len(alerts),
             "alerts": alerts[["customer_id", "holder", "payments", "total", "last_at"]]

@@ -39,6 +39,30 @@ TRANSACTIONAL_KINDS = ("checking", "savings")
 # dormancy), whereas interest and fees posted by the bank do not.
 CUSTOMER_ACTIVITY_KINDS = frozenset({"deposit", "withdrawal", "transfer", "loan_repayment"})
 
+# What can leave a customer account now: "available", with one meaning everywhere (API, pages,
+# CSV; issue 13). A frozen or closed account has nothing available, since the guards let no money
+# leave it; any other account has its balance less the money on hold plus its overdraft limit
+# (it can be negative when overdraft interest took the balance past the limit).
+NO_FUNDS_STATUSES = ("frozen", "closed")
+
+
+def available_cents(balance_cents: int, holds_cents: int, overdraft_limit_cents: int,
+                    status: str | None = None) -> int:
+    """Cents that can leave an account now: balance - holds + overdraft limit, or 0 when the
+    account's status is frozen or closed (NO_FUNDS_STATUSES). The same rule in SQL is
+    `available_sql`; the posting guard's funds check uses this function."""
+    if status in NO_FUNDS_STATUSES:
+        return 0
+    return balance_cents - holds_cents + overdraft_limit_cents
+
+
+def available_sql(alias: str = "a") -> str:
+    """`available_cents` as a SQL expression over the accounts row called `alias` (BIGINT
+    cents), for every query that reads or shows an available balance."""
+    a = f"{alias}." if alias else ""
+    return (f"(CASE WHEN {a}status IN {NO_FUNDS_STATUSES!r} THEN 0 ELSE {a}balance_cents "
+            f"- {a}holds_cents + {a}overdraft_limit_cents END)")
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
@@ -55,6 +79,7 @@ class Receipt:
     posted_at: dt.datetime
     memo: str = ""
     replayed: bool = False
+    channel: str | None = None
 
     @property
     def amount_cents(self) -> int:
@@ -87,16 +112,20 @@ class PostingRequest:
     term_deposit_ok: bool = False
     daily_limit_cents: int | None = None
     request_hash: str = field(default="")
+    # How the money moved (labels.CHANNEL_LABELS), None when the kind says it all.
+    channel: str | None = None
 
     def __post_init__(self):
         if sum(delta for _, delta in self.legs) != 0:
             raise ValueError("postings of one transaction must sum to zero")
         if not self.request_hash:
-            content = json.dumps(
-                [self.kind, self.actor.username, self.legs, self.amount_cents, self.memo,
-                 self.reverses_id],
-                sort_keys=True,
-            )
+            parts = [self.kind, self.actor.username, self.legs, self.amount_cents, self.memo,
+                     self.reverses_id]
+            # Only a recorded channel is part of the request: keys used before channels
+            # existed (and requests waiting for approval then) keep their hashes.
+            if self.channel is not None:
+                parts.append(self.channel)
+            content = json.dumps(parts, sort_keys=True)
             self.request_hash = hashlib.sha256(content.encode()).hexdigest()
 
 
@@ -186,8 +215,8 @@ class BatchPoster:
         accounts = self._accounts
         if len(accounts) > 100_000:
             accounts.clear()
-        accounts.update(self._load_accounts(
-            uow, list({n for r in requests for n, _ in r.legs if n not in accounts})))
+        accounts.update(load_accounts(
+            uow.fetchall, list({n for r in requests for n, _ in r.legs if n not in accounts})))
         reversed_ids = set()
         originals = [r.reverses_id for r in requests if r.reverses_id is not None]
         if originals:
@@ -197,21 +226,10 @@ class BatchPoster:
                     [originals],
                 )
             }
-        spent_today = {}
         limited = [r for r in requests if r.daily_limit_cents is not None]
-        if limited:
-            customer_ids = list({r.actor.customer_id for r in limited})
-            for cid, total in uow.fetchall(
-                "SELECT a.customer_id, sum(-p.amount_cents) FROM postings p "
-                "JOIN transactions t ON t.id = p.transaction_id "
-                "JOIN accounts a ON a.id = p.account_id "
-                "WHERE t.kind = 'transfer' AND t.actor_role = 'customer' AND p.amount_cents < 0 "
-                "AND t.business_date = ? AND " + _unnest_in("a.customer_id")
-                + " AND t.target_account NOT IN (SELECT account_number FROM accounts b "
-                "WHERE b.customer_id = a.customer_id) GROUP BY 1",
-                [self.state.business_date, customer_ids],
-            ):
-                spent_today[cid] = int(total)
+        spent_today = spent_today_cents(
+            uow.fetchall, self.state.business_date,
+            list({r.actor.customer_id for r in limited})) if limited else {}
 
         outcomes = []
         in_batch = {}
@@ -249,7 +267,7 @@ class BatchPoster:
             tid = self.state.take_transaction_ids(1)
             tx_rows.append((tid, req.kind, req.amount_cents, req.memo, req.source_account,
                             req.target_account, req.actor.username, req.actor.role, key,
-                            req.reverses_id, now, self.state.business_date))
+                            req.reverses_id, now, self.state.business_date, req.channel))
             before = {}
             for number, delta in req.legs:
                 acc = accounts[number]
@@ -270,9 +288,9 @@ class BatchPoster:
                 reversed_ids.add(req.reverses_id)
             if req.daily_limit_cents is not None:
                 cid = req.actor.customer_id
-                spent_today[cid] = spent_today.get(cid, 0) + self._external_out(req, accounts)
+                spent_today[cid] = spent_today.get(cid, 0) + external_out_cents(req, accounts)
             receipt = Receipt(tid, key, to_money(req.amount_cents), req.kind, req.source_account,
-                              req.target_account, now, req.memo)
+                              req.target_account, now, req.memo, channel=req.channel)
             in_batch[key] = (req.request_hash, receipt)
             outcomes.append(receipt)
 
@@ -282,8 +300,11 @@ class BatchPoster:
         if self.chains is not None:
             tx_hashes, audit_hashes = self.chains.hash_batch(uow, tx_rows, posting_rows,
                                                              audit_rows)
-            tx_rows = [(*row, h) for row, h in zip(tx_rows, tx_hashes)]
             audit_rows = [(*row, h) for row, h in zip(audit_rows, audit_hashes)]
+        else:
+            tx_hashes = [None] * len(tx_rows)
+        # The table's order: the chained columns, chain_hash, then channel (added after it).
+        tx_rows = [(*row[:-1], h, row[-1]) for row, h in zip(tx_rows, tx_hashes)]
         if tx_rows:
             self._tx_app.append_rows(tx_rows)
             self._tx_app.flush()
@@ -298,28 +319,10 @@ class BatchPoster:
             self._audit_app.flush()
         return outcomes
 
-    @staticmethod
-    def _load_accounts(uow, numbers):
-        """Account number -> [id, customer_id, kind, status, balance_cents, holds_cents,
-        overdraft_limit_cents, customer status, last_activity_at, last_activity_date], read
-        inside the uow."""
-        accounts = {}
-        if numbers:
-            for row in uow.fetchall(
-                "SELECT a.account_number, a.id, a.customer_id, a.kind, a.status, a.balance_cents, "
-                "a.holds_cents, a.overdraft_limit_cents, c.status, a.last_activity_at, "
-                "a.last_activity_date FROM accounts a "
-                "LEFT JOIN customers c ON c.id = a.customer_id WHERE "
-                + _unnest_in("a.account_number"),
-                [numbers],
-            ):
-                accounts[row[0]] = list(row[1:])
-        return accounts
-
     def check(self, uow, req):
         """Run the posting guards for one request without writing anything (used before a
         hold is placed for a request that waits for approval). Raises the refusal."""
-        accounts = self._load_accounts(uow, list({n for n, _ in req.legs}))
+        accounts = load_accounts(uow.fetchall, list({n for n, _ in req.legs}))
         self._guard(req, accounts, set(), {})
         return accounts
 
@@ -329,93 +332,23 @@ class BatchPoster:
         known = {}
         rows = uow.fetchall(
             "SELECT k.key, k.request_hash, t.id, t.amount_cents, t.kind, t.source_account, "
-            "t.target_account, t.posted_at, t.memo FROM idempotency_keys k "
+            "t.target_account, t.posted_at, t.memo, t.channel FROM idempotency_keys k "
             "JOIN transactions t ON t.id = k.transaction_id WHERE " + _unnest_in("k.key"),
             [keys],
         )
-        for key, rhash, tid, amount, kind, src, tgt, posted, memo in rows:
+        for key, rhash, tid, amount, kind, src, tgt, posted, memo, channel in rows:
             known[key] = (rhash, Receipt(tid, key, to_money(amount), kind, src, tgt, posted,
-                                         memo or "", replayed=True))
+                                         memo or "", replayed=True, channel=channel))
         return known
 
     @staticmethod
-    def _external_out(req, accounts):
-        """Cents this request sends to accounts that are not the acting customer's own."""
-        own = req.actor.customer_id
-        # Credits to other people's accounts are what leaves the customer: count them as a
-        # positive sum (the legs' own sign would make it negative and the limit never bite).
-        return sum(d for n, d in req.legs if d > 0 and accounts[n][1] != own)
-
-    def _guard(self, req, accounts, reversed_ids, spent_today):
+    def _guard(req, accounts, reversed_ids, spent_today):
         # Fixed order: accounts exist, the actor may act on them, the transaction can be
         # reversed, source and target differ, accounts are open, limits, then funds.
-        for number, _ in req.legs:
-            acc = accounts.get(number)
-            if acc is None:
-                raise AccountNotFound(f"There is no account {number}.")
-            if acc[1] is None and not req.internal_ok:
-                raise PermissionDenied("Internal ledger accounts cannot be used here.")
-        actor = req.actor
-        if actor.role == "customer":
-            for number in req.owned_accounts:
-                if accounts[number][1] != actor.customer_id:
-                    raise PermissionDenied("You can only move money out of your own accounts.")
-        if not req.term_deposit_ok:
-            for number, _ in req.legs:
-                acc = accounts[number]
-                if acc[2] != "term_deposit":
-                    continue
-                if actor.role == "customer" and acc[1] != actor.customer_id:
-                    # Never tell a customer what kind of account another customer holds.
-                    raise AccountNotActive(f"Account {number} cannot receive this payment; "
-                                           "please check the account number with the payee.")
-                raise TermDepositLocked(
-                    f"Account {number} is a term deposit: its money moves only at maturity or "
-                    "by an early closure at the bank (Term deposits), not by deposits, "
-                    "withdrawals, transfers or reversals.")
-        if req.reverses_id is not None and req.reverses_id in reversed_ids:
-            raise AlreadyReversed(f"Transaction {req.reverses_id} has already been reversed.")
-        if req.source_account is not None and req.source_account == req.target_account:
-            raise SameAccount("The source and target accounts must differ.")
-        for number, delta in req.legs:
-            acc = accounts[number]
-            status, customer_status = acc[3], acc[7]
-            if actor.role == "customer" and acc[1] != actor.customer_id and (
-                    status not in ("active", "frozen", "dormant") or
-                    customer_status not in ("active", None)):
-                # Never tell a customer anything about another customer's account or status.
-                error = AccountClosed if status == "closed" else AccountNotActive
-                raise error(f"Account {number} cannot receive this payment; please check "
-                            "the account number with the payee.")
-            if status == "closed":
-                raise AccountClosed(f"Account {number} is closed; no money can move in or out.")
-            if status == "frozen" and delta < 0:
-                raise AccountFrozen(f"Account {number} is frozen; no money can leave it.")
-            if status not in ("active", "frozen", "dormant"):
-                raise AccountNotActive(f"Account {number} is {status}.")
-            if acc[1] is not None and customer_status not in ("active", None):
-                raise AccountNotActive(
-                    f"The holder of account {number} is {customer_status}; money cannot move.")
-        if req.daily_limit_cents is not None:
-            out = self._external_out(req, accounts)
-            if out > 0:
-                spent = spent_today.get(actor.customer_id, 0)
-                if spent + out > req.daily_limit_cents:
-                    left = max(req.daily_limit_cents - spent, 0)
-                    raise LimitExceeded(
-                        f"This transfer is over your daily transfer limit of "
-                        f"{format_cents(req.daily_limit_cents)}; {format_cents(left)} is left today.")
-        for number, delta in req.legs:
-            acc = accounts[number]
-            if delta < 0 and acc[1] is not None:
-                available = acc[4] - acc[5] + acc[6]
-                if available + delta < 0:
-                    # Name what can leave now (overdraft included), never a negative figure.
-                    raise InsufficientFunds(
-                        f"Account {number} has {format_cents(max(available, 0))} available"
-                        + (f" (including an overdraft limit of {format_cents(acc[6])})"
-                           if acc[6] else "")
-                        + f"; {format_cents(-delta)} is more than that.")
+        check_accounts(req, accounts, reversed_ids)
+        refusal = limit_refusal(req, accounts, spent_today) or funds_refusal(req, accounts)
+        if refusal is not None:
+            raise refusal
 
     def _audit_row(self, now, req, outcome, after, entity_id=None):
         aid = self.state.take_audit_ids(1)
@@ -426,3 +359,157 @@ class BatchPoster:
         after = {**detail, **after}
         return (aid, now, req.actor.username, req.actor.role, req.action, "transaction",
                 entity_id, None, json.dumps(after, default=str), outcome)
+
+
+def load_accounts(fetchall, numbers) -> dict:
+    """Account number -> [id, customer_id, kind, status, balance_cents, holds_cents,
+    overdraft_limit_cents, customer status, last_activity_at, last_activity_date]; fetchall
+    runs the query (a unit of work's, or Bank.read for a review that writes nothing)."""
+    accounts = {}
+    if numbers:
+        for row in fetchall(
+            "SELECT a.account_number, a.id, a.customer_id, a.kind, a.status, a.balance_cents, "
+            "a.holds_cents, a.overdraft_limit_cents, c.status, a.last_activity_at, "
+            "a.last_activity_date FROM accounts a "
+            "LEFT JOIN customers c ON c.id = a.customer_id WHERE "
+            + _unnest_in("a.account_number"),
+            [numbers],
+        ):
+            accounts[row[0]] = list(row[1:])
+    return accounts
+
+
+def spent_today_cents(fetchall, business_date, customer_ids) -> dict:
+    """Customer id -> cents the customer sent on `business_date` by transfer to accounts not
+    their own: what counts against the daily transfer limit (customer_daily_transfer_cents_max).
+    Customers with nothing sent are absent."""
+    if not customer_ids:
+        return {}
+    return {cid: int(total) for cid, total in fetchall(
+        "SELECT a.customer_id, sum(-p.amount_cents) FROM postings p "
+        "JOIN transactions t ON t.id = p.transaction_id "
+        "JOIN accounts a ON a.id = p.account_id "
+        "WHERE t.kind = 'transfer' AND t.actor_role = 'customer' AND p.amount_cents < 0 "
+        "AND t.business_date = ? AND " + _unnest_in("a.customer_id")
+        + " AND t.target_account NOT IN (SELECT account_number FROM accounts b "
+        "WHERE b.customer_id = a.customer_id) GROUP BY 1",
+        [business_date, list(customer_ids)])}
+
+
+def external_out_cents(req, accounts) -> int:
+    """Cents this request sends to accounts that are not the acting customer's own."""
+    own = req.actor.customer_id
+    # Credits to other people's accounts are what leaves the customer: count them as a
+    # positive sum (the legs' own sign would make it negative and the limit never bite).
+    return sum(d for n, d in req.legs if d > 0 and accounts[n][1] != own)
+
+
+def check_accounts(req, accounts, reversed_ids) -> None:
+    """The posting guards before limits and funds, in their fixed order: accounts exist, the
+    actor may act on them, the transaction can be reversed, source and target differ,
+    accounts are open. Raises the first refusal; its message never tells a customer anything
+    about another customer's account."""
+    for number, _ in req.legs:
+        acc = accounts.get(number)
+        if acc is None:
+            raise AccountNotFound(f"There is no account {number}.")
+        if acc[1] is None and not req.internal_ok:
+            raise PermissionDenied("Internal ledger accounts cannot be used here.")
+    actor = req.actor
+    if actor.role == "customer":
+        for number in req.owned_accounts:
+            if accounts[number][1] != actor.customer_id:
+                raise PermissionDenied("You can only move money out of your own accounts.")
+    if not req.term_deposit_ok:
+        for number, _ in req.legs:
+            acc = accounts[number]
+            if acc[2] != "term_deposit":
+                continue
+            if actor.role == "customer" and acc[1] != actor.customer_id:
+                # Never tell a customer what kind of account another customer holds.
+                raise AccountNotActive(f"Account {number} cannot receive this payment; "
+                                       "please check the account number with the payee.")
+            raise TermDepositLocked(
+                f"Account {number} is a term deposit: its money moves only at maturity or "
+                "by an early closure at the bank (Term deposits), not by deposits, "
+                "withdrawals, transfers or reversals.")
+    if req.reverses_id is not None and req.reverses_id in reversed_ids:
+        raise AlreadyReversed(f"Transaction {req.reverses_id} has already been reversed.")
+    if req.source_account is not None and req.source_account == req.target_account:
+        raise SameAccount("The source and target accounts must differ.")
+    for number, delta in req.legs:
+        acc = accounts[number]
+        status, customer_status = acc[3], acc[7]
+        if actor.role == "customer" and acc[1] != actor.customer_id and (
+                status not in ("active", "frozen", "dormant") or
+                customer_status not in ("active", None)):
+            # Never tell a customer anything about another customer's account or status.
+            error = AccountClosed if status == "closed" else AccountNotActive
+            raise error(f"Account {number} cannot receive this payment; please check "
+                        "the account number with the payee.")
+        if status == "closed":
+            raise AccountClosed(f"Account {number} is closed; no money can move in or out.")
+        if status == "frozen" and delta < 0:
+            raise AccountFrozen(f"Account {number} is frozen; no money can leave it.")
+        if status not in ("active", "frozen", "dormant"):
+            raise AccountNotActive(f"Account {number} is {status}.")
+        if acc[1] is not None and customer_status not in ("active", None):
+            raise AccountNotActive(
+                f"The holder of account {number} is {customer_status}; money cannot move.")
+
+
+def limit_refusal(req, accounts, spent_today) -> LimitExceeded | None:
+    """The daily transfer limit of a customer's request (req.daily_limit_cents), given what
+    each customer sent today (spent_today_cents): the refusal posting raises, or None. The
+    refusal carries `limit_cents` and `left_cents`."""
+    if req.daily_limit_cents is None:
+        return None
+    out = external_out_cents(req, accounts)
+    if out <= 0:
+        return None
+    spent = spent_today.get(req.actor.customer_id, 0)
+    if spent + out <= req.daily_limit_cents:
+        return None
+    left = max(req.daily_limit_cents - spent, 0)
+    refusal = LimitExceeded(
+        f"This transfer is over your daily transfer limit of "
+        f"{format_cents(req.daily_limit_cents)}; {format_cents(left)} is left today.")
+    refusal.limit_cents, refusal.left_cents = req.daily_limit_cents, left
+    return refusal
+
+
+def funds_refusal(req, accounts) -> InsufficientFunds | None:
+    """The funds guard: the first customer account that a debit leg would take below what is
+    available (available_cents), as the refusal posting raises, or None. The refusal carries
+    `account`, `available_cents` (never below 0), `overdraft_limit_cents` and `debit_cents`."""
+    for number, delta in req.legs:
+        acc = accounts[number]
+        if delta < 0 and acc[1] is not None:
+            available = available_cents(acc[4], acc[5], acc[6], acc[3])
+            if available + delta < 0:
+                # Name what can leave now (overdraft included), never a negative figure.
+                refusal = InsufficientFunds(
+                    f"Account {number} has {format_cents(max(available, 0))} available"
+                    + (f" (including an overdraft limit of {format_cents(acc[6])})"
+                       if acc[6] else "")
+                    + f"; {format_cents(-delta)} is more than that.")
+                refusal.account, refusal.available_cents = number, max(available, 0)
+                refusal.overdraft_limit_cents, refusal.debit_cents = acc[6], -delta
+                return refusal
+    return None
+
+
+def foreseen_refusals(fetchall, req, business_date) -> list:
+    """What posting `req` now would refuse, read through `fetchall` and writing nothing: the
+    very guards posting runs (check_accounts, limit_refusal, funds_refusal, in that order).
+    Either the one refusal of check_accounts, or those of the limit and funds (both can apply),
+    or [] when posting would pass. For a review step; posting decides again."""
+    accounts = load_accounts(fetchall, list({n for n, _ in req.legs}))
+    try:
+        check_accounts(req, accounts, set())
+    except BankError as refusal:
+        return [refusal]
+    spent_today = (spent_today_cents(fetchall, business_date, [req.actor.customer_id])
+                   if req.daily_limit_cents is not None else {})
+    return [refusal for refusal in (limit_refusal(req, accounts, spent_today),
+                                    funds_refusal(req, accounts)) if refusal is not None]

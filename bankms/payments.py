@@ -16,7 +16,13 @@ import uuid
 
 from . import accountnum, businessday
 from .bank import INTERNAL
-from .errors import InvalidInput, SameAccount, TransactionNotFound
+from .errors import (
+    InsufficientFunds,
+    InvalidInput,
+    LimitExceeded,
+    SameAccount,
+    TransactionNotFound,
+)
 from .ledger import PostingRequest
 from .money import to_cents, to_money
 
@@ -81,6 +87,34 @@ def clean_transaction_id(value) -> int:
     return parse_id(value, "transaction id")
 
 
+# How money may come in (deposit) or go out (withdrawal), and the bank's own account on the
+# other side: cash at the counter or an ATM moves the bank's cash; card payments and refunds,
+# salaries, transfers from or to other banks and direct debits settle through clearing.
+PAYMENT_CHANNELS = {
+    "deposit": ("cash", "atm", "card", "salary", "transfer"),
+    "withdrawal": ("cash", "atm", "card", "transfer", "direct_debit"),
+}
+_CHANNEL_ACCOUNT = {"cash": "teller_cash", "atm": "teller_cash"}
+
+
+def clean_channel(kind: str, channel) -> str:
+    """A payment's channel code, checked against PAYMENT_CHANNELS[kind]; raises InvalidInput
+    naming the channels allowed (by their labels.CHANNEL_LABELS) for anything else."""
+    from .labels import channel_label
+
+    allowed = PAYMENT_CHANNELS[kind]
+    if isinstance(channel, str) and channel.strip().lower() in allowed:
+        return channel.strip().lower()
+    names = ", ".join(f"{code} ({channel_label(code)})" for code in allowed)
+    raise InvalidInput(f"A {kind} can be made by one of these channels: {names}; "
+                       f"not {channel!r}.")
+
+
+def channel_account(channel: str) -> str:
+    """The internal ledger account on the bank's side of a deposit or withdrawal."""
+    return INTERNAL[_CHANNEL_ACCOUNT.get(channel, "clearing")]
+
+
 LOAN_KINDS = ("loan_disbursement", "loan_repayment", "loan_write_off", "loan_recovery",
               "loan_reallocation", "loan_provision", "loan_accrual")
 
@@ -103,24 +137,24 @@ class Payments:
             return approvals.post_or_submit(req)
         return self._bank.post(req)
 
-    def deposit(self, actor, number, amount, idempotency_key=None, memo=""):
-        """Cash in at a teller: the teller's cash rises, the customer's account is credited."""
-        cents = to_cents(amount)
-        number = accountnum.normalize(number)
-        req = self._request(actor, "payment.deposit", kind="deposit",
-                            legs=[(INTERNAL["teller_cash"], -cents), (number, cents)],
-                            amount_cents=cents, idempotency_key=clean_key(idempotency_key),
-                            memo=clean_memo(memo), target_account=number, internal_ok=True)
-        return self._post_or_queue(req)
+    def deposit(self, actor, number, amount, idempotency_key=None, memo="", *, channel="cash"):
+        """Money in: cash at a teller by default (the teller's cash rises, the customer's
+        account is credited); channel (PAYMENT_CHANNELS["deposit"]: cash, atm, card, salary,
+        transfer) says how it came, stored with the transaction and shown by its label
+        (labels.transaction_label: 'Salary credit'...). Raises InvalidInput for another
+        channel."""
+        cents = to_cents(amount)  # the amount is checked before the account number
+        return self._post_or_queue(self._deposit_request(
+            actor, accountnum.normalize(number), cents, idempotency_key, memo, channel))
 
-    def withdraw(self, actor, number, amount, idempotency_key=None, memo=""):
+    def withdraw(self, actor, number, amount, idempotency_key=None, memo="", *,
+                 channel="cash"):
+        """Money out: cash at a teller by default; channel (PAYMENT_CHANNELS["withdrawal"]:
+        cash, atm, card, transfer, direct_debit) as for deposit ('Card payment',
+        'ATM withdrawal'...). Raises InvalidInput for another channel."""
         cents = to_cents(amount)
-        number = accountnum.normalize(number)
-        req = self._request(actor, "payment.withdraw", kind="withdrawal",
-                            legs=[(number, -cents), (INTERNAL["teller_cash"], cents)],
-                            amount_cents=cents, idempotency_key=clean_key(idempotency_key),
-                            memo=clean_memo(memo), source_account=number, internal_ok=True)
-        return self._post_or_queue(req)
+        return self._post_or_queue(self._withdrawal_request(
+            actor, accountnum.normalize(number), cents, idempotency_key, memo, channel))
 
     def transfer(self, actor, source, target, amount, idempotency_key=None, memo=""):
         cents = to_cents(amount)
@@ -128,15 +162,37 @@ class Payments:
         target = accountnum.normalize(target)
         if source == target:
             raise SameAccount("The source and target accounts must differ.")
+        return self._post_or_queue(self._transfer_request(actor, source, target, cents,
+                                                          idempotency_key, memo))
+
+    # The requests posting makes; the review step builds the very same ones to foresee what
+    # the guards would say (review), so the two can never check different things.
+    def _deposit_request(self, actor, number, cents, idempotency_key, memo, channel="cash"):
+        channel = clean_channel("deposit", channel)
+        return self._request(actor, "payment.deposit", kind="deposit",
+                             legs=[(channel_account(channel), -cents), (number, cents)],
+                             amount_cents=cents, idempotency_key=clean_key(idempotency_key),
+                             memo=clean_memo(memo), target_account=number, internal_ok=True,
+                             channel=channel)
+
+    def _withdrawal_request(self, actor, number, cents, idempotency_key, memo,
+                            channel="cash"):
+        channel = clean_channel("withdrawal", channel)
+        return self._request(actor, "payment.withdraw", kind="withdrawal",
+                             legs=[(number, -cents), (channel_account(channel), cents)],
+                             amount_cents=cents, idempotency_key=clean_key(idempotency_key),
+                             memo=clean_memo(memo), source_account=number, internal_ok=True,
+                             channel=channel)
+
+    def _transfer_request(self, actor, source, target, cents, idempotency_key, memo):
         limit = None
         if getattr(actor, "role", None) == "customer":
             limit = self._bank.settings.get_int("customer_daily_transfer_cents_max", 500000)
-        req = self._request(actor, "payment.transfer", kind="transfer",
-                            legs=[(source, -cents), (target, cents)], amount_cents=cents,
-                            idempotency_key=clean_key(idempotency_key), memo=clean_memo(memo),
-                            source_account=source, target_account=target,
-                            owned_accounts=(source,), daily_limit_cents=limit)
-        return self._post_or_queue(req)
+        return self._request(actor, "payment.transfer", kind="transfer",
+                             legs=[(source, -cents), (target, cents)], amount_cents=cents,
+                             idempotency_key=clean_key(idempotency_key), memo=clean_memo(memo),
+                             source_account=source, target_account=target,
+                             owned_accounts=(source,), daily_limit_cents=limit)
 
     # Loan money is corrected through bank.loans, which replays the loan (issue 9).
     def reverse(self, actor, transaction_id, reason, idempotency_key=None):
@@ -186,7 +242,15 @@ class Payments:
     def review(self, actor, kind, *, amount, source=None, target=None, memo="") -> dict:
         """Check a payment form and describe it for a confirm step, posting nothing: the
         amount, both accounts with their holders' names (masked for another customer's
-        account when a customer pays), and whether the four-eyes rule will hold it."""
+        account when a customer pays), and whether the four-eyes rule will hold it.
+
+        `warnings` (list[str], human sentences, empty for a payment that would simply post)
+        says what Confirm would meet, from the very checks posting runs on the same request:
+        a guard's refusal (not enough available, over the customer's daily transfer limit
+        with what is left today, a frozen or closed account; ledger.foreseen_refusals), or
+        else the four-eyes wait (approvals.wait_check). A customer's warning names only
+        their own account; about a payee it says no more than posting would. Posting
+        decides again at Confirm (money may move in between)."""
         bank = self._bank
         actions = {"deposit": "payment.deposit", "withdrawal": "payment.withdraw",
                    "transfer": "payment.transfer"}
@@ -203,7 +267,8 @@ class Payments:
         out = {"kind": kind, "amount_cents": cents, "amount": to_money(cents), "memo": memo,
                "source_account": source, "source_holder": None, "source_available": None,
                "target_account": target, "target_holder": None, "own_target": False,
-               "needs_approval": bank.approvals.would_wait(actor, cents, [source, target])}
+               "needs_approval": False}
+        moved_cents = 0
         if source is not None:
             info = bank.accounts.get(actor, source)
             out["source_holder"] = info["holder"]
@@ -219,7 +284,49 @@ class Payments:
                     out["target_holder"] = bank.accounts.payee_name(actor, target)
             else:
                 out["target_holder"] = bank.accounts.get(actor, target)["holder"]
+        if bank.approvals.applies_to(actor):
+            out["needs_approval"], moved_cents = bank.approvals.wait_check(
+                bank.read, actor, cents, [source, target])
+        out["warnings"] = self._warnings(actor, kind, cents, source, target, memo,
+                                         waits=out["needs_approval"], moved_cents=moved_cents)
         return out
+
+    def _warnings(self, actor, kind, cents, source, target, memo, *, waits,
+                  moved_cents) -> list[str]:
+        from .ledger import foreseen_refusals
+        from .money import format_cents
+
+        bank = self._bank
+        if kind == "deposit":
+            req = self._deposit_request(actor, target, cents, None, memo)
+        elif kind == "withdrawal":
+            req = self._withdrawal_request(actor, source, cents, None, memo)
+        else:
+            req = self._transfer_request(actor, source, target, cents, None, memo)
+        what = f"this {kind} of {format_cents(cents)}"
+        warnings = []
+        for refusal in foreseen_refusals(bank.read, req, bank.state.business_date):
+            if isinstance(refusal, InsufficientFunds):
+                overdraft = (f" (including an overdraft limit of "
+                             f"{format_cents(refusal.overdraft_limit_cents)})"
+                             if refusal.overdraft_limit_cents else "")
+                warnings.append(f"Only {format_cents(refusal.available_cents)} is available on "
+                                f"{refusal.account}{overdraft}; {what} would be refused.")
+            elif isinstance(refusal, LimitExceeded):
+                warnings.append(f"This is over your daily transfer limit of "
+                                f"{format_cents(refusal.limit_cents)}: "
+                                f"{format_cents(refusal.left_cents)} is left today, so {what} "
+                                "would be refused.")
+            else:
+                warnings.append(f"{refusal} Confirming {what} would be refused.")
+        if waits and not warnings:
+            threshold = format_cents(bank.approvals.threshold_cents())
+            above = (f"With the {format_cents(moved_cents)} you moved for this customer today, "
+                     f"this is above {threshold}:" if moved_cents else f"Above {threshold}")
+            held = ("the money will be held on the account until then" if source else
+                    "it is posted only then")
+            warnings.append(f"{above} a second manager must approve it; {held}.")
+        return warnings
 
     def receipt_details(self, actor, transaction_id) -> dict:
         """One posted transaction as a receipt shows it: the transaction with both holders'
@@ -247,8 +354,8 @@ class Payments:
         bank = self._bank
         tid = clean_transaction_id(transaction_id)
         row = bank.read_one("SELECT id, kind, amount_cents, memo, source_account, "
-                            "target_account, actor, posted_at, business_date, reverses_id "
-                            "FROM transactions WHERE id = ?", [tid])
+                            "target_account, actor, posted_at, business_date, reverses_id, "
+                            "channel FROM transactions WHERE id = ?", [tid])
         if row is None:
             raise TransactionNotFound(f"There is no transaction {transaction_id}.")
         owners = {r[0] for r in bank.read(
@@ -259,6 +366,7 @@ class Payments:
         else:
             bank.require(actor, "account.list_all", entity="transaction", entity_id=row[0])
         keys = ("transaction_id", "kind", "amount_cents", "memo", "source_account",
-                "target_account", "actor", "posted_at", "business_date", "reverses_id")
+                "target_account", "actor", "posted_at", "business_date", "reverses_id",
+                "channel")
         reversal = bank.read_one("SELECT id FROM transactions WHERE reverses_id = ?", [row[0]])
         return {**dict(zip(keys, row)), "reversed_by": reversal[0] if reversal else None}

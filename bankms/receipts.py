@@ -8,10 +8,8 @@ from __future__ import annotations
 from fpdf import FPDF
 
 from .documents import FONT, printable, use_bank_fonts
+from .labels import transaction_label
 from .money import format_money
-
-KIND_LABELS = {"deposit": "Cash deposit", "withdrawal": "Cash withdrawal",
-               "transfer": "Transfer", "reversal": "Reversal"}
 
 
 def _posted_at(details: dict) -> tuple[str, str]:
@@ -25,7 +23,8 @@ def _posted_at(details: dict) -> tuple[str, str]:
 def receipt_lines(details: dict) -> list[tuple[str, str]]:
     """(label, value) rows of a receipt, shared by the PDF and the screen."""
     rows = [("Transaction id", str(details["transaction_id"])),
-            ("Type", KIND_LABELS.get(details["kind"], str(details["kind"]).capitalize())),
+            # What happened, by kind and channel ('Card payment', 'Salary credit'), from labels.
+            ("Type", transaction_label(details["kind"], details.get("channel"))),
             ("Amount", format_money(details["amount"])),
             _posted_at(details),
             ("Business date", str(details["business_date"]))]

@@ -26,31 +26,26 @@ from . import accountnum, analytics, businessday, documents
 from .analytics import Filters
 from .dates import as_date
 from .errors import AccountNotFound, CustomerNotFound, InvalidInput
+from .labels import transaction_label, transaction_labels
 from .money import to_money
 from .text import csv_text
 
-_DESCRIPTIONS = {
-    "deposit": "Cash deposit",
-    "withdrawal": "Cash withdrawal",
-    "interest": "Interest",
-    "fee": "Fee",
-    "penalty": "Early-withdrawal penalty",
-    "tax_withholding": "Tax withheld",
-    "reversal": "Reversal",
-    "loan_disbursement": "Loan paid out",
-    "loan_repayment": "Loan repayment",
-}
-
-
-def describe(kind, memo, source, target, amount_cents) -> str:
-    """What a statement line says, e.g. 'Transfer to 400000000123 - rent'."""
+def describe(kind, memo, source, target, amount_cents, channel=None) -> str:
+    """What a statement line says: the transaction's label (labels.transaction_label: 'Card
+    payment', 'Salary credit'), for a transfer with the other account ('Transfer to
+    400000000123', 'Standing order to ...'), then the memo: 'Card payment FreshMart',
+    'Transfer to 400000000123 - rent'."""
     if kind == "transfer":
-        text = (f"Transfer to {target}" if amount_cents < 0 else f"Transfer from {source}")
+        base = "Standing order" if channel == "standing_order" else "Transfer"
+        text = (f"{base} to {target}" if amount_cents < 0 else f"{base} from {source}")
     else:
-        text = _DESCRIPTIONS.get(kind) or str(kind).replace("_", " ").capitalize()
+        text = transaction_label(kind, channel, amount_cents)
     if isinstance(memo, str) and memo.strip():
-        # "Interest for December 2026", not "Interest - Interest for December 2026".
-        if memo.strip().lower().startswith(text.lower() + " "):
+        # "Interest for December 2026", not "Interest - Interest for December 2026", and
+        # "Card payment FreshMart", not "Card payment - Card payment FreshMart".
+        head = memo.strip()[:len(text)]
+        rest = memo.strip()[len(text):]
+        if head.lower() == text.lower() and (not rest or not rest[0].isalnum()):
             return memo.strip()
         text += f" - {memo.strip()}"
     return text
@@ -64,7 +59,8 @@ def _money_or_blank(cents: int) -> str:
 class Statement:
     """One account's month. Amounts are integer cents (`*_cents`) with Decimal properties.
 
-    `lines` has one row per posting: date, posted_at, transaction_id, kind, description,
+    `lines` has one row per posting: date, posted_at, transaction_id, kind, label
+    (labels.transaction_label), description (label, other account and memo),
     amount_cents (signed: credits positive), balance_cents (after the line), and the same as
     Decimals in `amount` and `balance`; tax_withheld_cents and gross_cents split an interest
     line (amount = gross - tax; 0 and the amount on other lines).
@@ -274,6 +270,9 @@ class Reports:
         if not self._bank.read_one("SELECT 1 FROM accounts WHERE account_number = ?", [number]):
             raise AccountNotFound(f"There is no account {number}.")
         opening, df = analytics.ledger_lines(self.source, number, f.start, f.end, limit)
+        # What each posting was, as people say it, beside the kind and channel codes.
+        df.insert(df.columns.get_loc("kind") + 1, "label", transaction_labels(
+            df["kind"], df["channel"], df["amount_cents"]))
         return opening, _with_money(df, "amount_cents", "balance_cents")
 
     def ledger_accounts(self, actor) -> pd.DataFrame:
@@ -409,6 +408,8 @@ def build_statement(account, first: dt.date, last: dt.date, opening_cents: int,
         balance += amount
         running.append(balance)
     effective = list(lines["effective_kind"])
+    # Lines read before channels existed (or without the column) have none.
+    channels = (list(lines["channel"]) if "channel" in lines else [None] * len(amounts))
     taxes = ([int(c) for c in lines["tax_cents"]] if "tax_cents" in lines
              else [0] * len(amounts))
     out = pd.DataFrame({
@@ -416,9 +417,12 @@ def build_statement(account, first: dt.date, last: dt.date, opening_cents: int,
         "posted_at": lines["posted_at"],
         "transaction_id": lines["transaction_id"].astype("int64"),
         "kind": lines["kind"],
-        "description": [describe(k, m, s, t, a) + _tax_note(a, x) for k, m, s, t, a, x in zip(
+        "label": [transaction_label(k, c, a) for k, c, a in zip(lines["kind"], channels,
+                                                                  amounts)],
+        "description": [describe(k, m, s, t, a, c) + _tax_note(a, x)
+                        for k, m, s, t, a, x, c in zip(
             lines["kind"], lines["memo"], lines["source_account"], lines["target_account"],
-            amounts, taxes)],
+            amounts, taxes, channels)],
         "amount_cents": pd.Series(amounts, dtype="int64"),
         "balance_cents": pd.Series(running, dtype="int64"),
         "gross_cents": pd.Series([a + x for a, x in zip(amounts, taxes)], dtype="int64"),

@@ -16,8 +16,9 @@ Rules (issue 10; where the issue is silent, what a retail bank does):
 * Execution. End of day for date D executes, in one set-based batch (bank.ledger.post_frames_in),
   the occurrences due on D and the retries of earlier failed occurrences whose window includes
   D, oldest due date first, then by order id; each source account pays as far as its available
-  balance (balance - holds + overdraft limit) goes, order by order. The transfer is an ordinary
-  'transfer' transaction (statements show it) with the memo "Standing order N: memo".
+  balance (ledger.available_cents: balance - holds + overdraft) goes, order by order. The
+  transfer is an ordinary 'transfer' transaction (statements show it) with the memo
+  "Standing order N: memo".
 * Once only. Each occurrence (order, due date) has the idempotency key
   sys:so-<order id>-<due date> in `idempotency_keys`, and one run row per attempt date (primary
   key order_id, due_date, attempt_date): a rerun of end of day (already prevented by eod_runs)
@@ -71,7 +72,7 @@ from .errors import (
     SameAccount,
 )
 from .ids import parse_id
-from .ledger import utcnow
+from .ledger import available_cents, utcnow
 from .money import format_cents, to_cents, to_money
 from .payments import clean_key, clean_memo, system_key
 
@@ -305,7 +306,10 @@ class StandingOrders:
                retry_days=None) -> dict:
         """Check an order for a confirm step, writing nothing: the clean order with the
         schedule in words, the first payment date and the payee's name (masked when a
-        customer pays another customer, as payments.review does)."""
+        customer pays another customer, as payments.review does). `warnings` (list[str]):
+        when the source's available balance now (ledger.available_cents, the rule end of day
+        pays by) is less than the amount, a sentence saying the first payment fails unless
+        money comes in before its date (only the payer's own account is named)."""
         order = self._clean(actor, source_account=source_account, target_account=target_account,
                             amount=amount, frequency=frequency, day_of_month=day_of_month,
                             weekday=weekday, start_date=start_date, end_date=end_date,
@@ -314,7 +318,17 @@ class StandingOrders:
         holder = order.pop("target_holder")
         if customer and not order["own_target"]:
             holder = self._bank.accounts.payee_name(actor, order["target_account"])
-        return {**order, "target_holder": holder,
+        # Decimal with two places: exact in cents.
+        have = int(self._bank.accounts.available(actor, order["source_account"]) * 100)
+        warnings = []
+        if have < order["amount_cents"]:
+            warnings.append(
+                f"Only {format_cents(max(have, 0))} is available on {order['source_account']} "
+                f"now, less than {format_cents(order['amount_cents'])}: if that is still so on "
+                f"{order['first_due_date']:%d %B %Y}, the payment fails"
+                + (f" (end of day tries again on the next {order['retry_days']} days, then it "
+                   "is missed)." if order["retry_days"] else " and is missed."))
+        return {**order, "target_holder": holder, "warnings": warnings,
                 "amount": to_money(order["amount_cents"]),
                 "schedule": describe_schedule(order["frequency"], order["day_of_month"],
                                               order["weekday"])}
@@ -605,7 +619,7 @@ def _side_refusal(side, status, kind, holder_status) -> str | None:
 
 def _decide(cand: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     """Outcome and reason per candidate, in order: each source pays as far as its available
-    balance (balance - holds + overdraft limit) goes, after the orders before it; a credit
+    balance (ledger.available_cents) goes, after the orders before it; a credit
     from an earlier order of the run counts for a later order from that account."""
     available = {}
     outcomes, reasons = [], []
@@ -619,17 +633,17 @@ def _decide(cand: pd.DataFrame, day: dt.date) -> pd.DataFrame:
         amount = int(cols["amount_cents"][i])
         if reason is None:
             src = int(cols["source_id"][i])
-            have = available.setdefault(src, int(cols["source_balance"][i]
-                                                 - cols["source_holds"][i]
-                                                 + cols["source_overdraft"][i]))
+            have = available.setdefault(src, available_cents(
+                int(cols["source_balance"][i]), int(cols["source_holds"][i]),
+                int(cols["source_overdraft"][i]), cols["source_status"][i]))
             if have < amount:
                 reason = (f"insufficient funds: {format_cents(max(have, 0))} available, "
                           f"{format_cents(amount)} needed")
             else:
                 tgt = int(cols["target_id"][i])
-                available.setdefault(tgt, int(cols["target_balance"][i]
-                                              - cols["target_holds"][i]
-                                              + cols["target_overdraft"][i]))
+                available.setdefault(tgt, available_cents(
+                    int(cols["target_balance"][i]), int(cols["target_holds"][i]),
+                    int(cols["target_overdraft"][i]), cols["target_status"][i]))
                 available[src] -= amount
                 available[tgt] += amount
         if reason is None:
@@ -705,7 +719,8 @@ def _attempt(bank, actor, uow, day, cand, out, post):
             "tx_ref": done["tx_ref"], "kind": "transfer", "amount_cents": done["amount_cents"],
             "memo": [f"Standing order {o}" + (f": {m}" if m else "")
                      for o, m in zip(done["order_id"].tolist(), done["memo"].tolist())],
-            "source_account": done["source_account"], "target_account": done["target_account"]})
+            "source_account": done["source_account"], "target_account": done["target_account"],
+            "channel": "standing_order"})
         postings = pd.concat([
             pd.DataFrame({"tx_ref": done["tx_ref"], "account_id": done["source_id"],
                           "amount_cents": -done["amount_cents"]}),

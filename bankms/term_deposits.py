@@ -341,11 +341,13 @@ class TermDeposits:
         if (low is not None and months < low) or (high is not None and months > high):
             raise InvalidInput(f"{terms['name']} is offered for {low} to {high} months; "
                                f"{months} months is outside that.")
+        # A term deposit is funded from the customer's own money, never the overdraft, so this
+        # is not "available" (ledger.available_cents) but what is left of it without the limit.
         if cents > balance - holds:
             raise InsufficientFunds(
-                f"Account {linked} has {to_money(max(balance - holds, 0))} available "
-                f"without overdraft; a term deposit of {to_money(cents)} is more than "
-                "that. Nothing was moved.")
+                f"Account {linked} holds {to_money(max(balance - holds, 0))} not on hold, "
+                f"without overdraft (a term deposit cannot be paid from an overdraft); a "
+                f"term deposit of {to_money(cents)} is more than that. Nothing was moved.")
         rate = rate_for(terms, cents)
         return {"linked_id": linked_id, "terms": terms, "rate": rate, "start_date": day,
                 "maturity_date": maturity_date(day, months)}

@@ -29,8 +29,6 @@ from pages.common import current_actor, form_key, money, reset_form_key, show_er
 from pages.text import md, plain_table  # noqa: F401 - md is used by pages as dc.md
 
 STAFF = ("teller", "manager")
-KIND_LABELS = {"deposit": "Deposit", "withdrawal": "Withdrawal", "transfer": "Transfer",
-               "reversal": "Reversal"}
 
 
 def signed_in(roles):
@@ -213,7 +211,9 @@ def show_pairs(rows) -> None:
 
 def describe_review(review: dict) -> list:
     """The rows a person checks before confirming a payment."""
-    rows = [("Type", KIND_LABELS[review["kind"]]), ("Amount", money(review["amount"]))]
+    from bankms.labels import kind_label
+
+    rows = [("Type", kind_label(review["kind"])), ("Amount", money(review["amount"]))]
     if review.get("source_account"):
         rows.append(("From", f"{review['source_account']} ({review['source_holder']})"))
     if review.get("target_account"):
@@ -221,6 +221,13 @@ def describe_review(review: dict) -> list:
     if review.get("memo"):
         rows.append(("Memo", review["memo"]))
     return rows
+
+
+def show_warnings(review: dict) -> None:
+    """What Confirm would meet (a review's `warnings`: funds, daily limit, four-eyes), each as
+    a warning above the Confirm button."""
+    for warning in review.get("warnings") or ():
+        st.warning(md(warning), icon=":material/warning:")
 
 
 def show_payment_result(bank, actor, result, *, key_prefix: str) -> None:

@@ -138,9 +138,9 @@ def _teller(bank, actor) -> None:
         page_link("customers", label="Verify them on Customers")
     if home["requests_total"]:
         st.markdown("**Your requests waiting for a manager**")
-        show_table(home["requests"][["request_id", "created_at", "kind", "amount"]],
+        show_table(home["requests"][["request_id", "created_at", "label", "amount"]],
                    key="home_requests", headers={"request_id": "Request",
-                                                 "created_at": "Made", "kind": "Type",
+                                                 "created_at": "Made", "label": "Type",
                                                  "amount": "Amount"})
     if home["failed_orders_total"]:
         st.markdown("**Standing orders that failed**")
@@ -202,9 +202,9 @@ def _manager(bank, actor) -> None:
     if home["approvals_total"]:
         st.markdown("**Approvals waiting**, oldest first")
         approvals = home["approvals"]
-        show_table(approvals[["request_id", "created_at", "kind", "amount", "maker"]],
+        show_table(approvals[["request_id", "created_at", "label", "amount", "maker"]],
                    key="home_approvals", headers={"request_id": "Request",
-                                                  "created_at": "Made", "kind": "Type",
+                                                  "created_at": "Made", "label": "Type",
                                                   "amount": "Amount", "maker": "By"})
         if approvals["own"].any():
             st.caption("Requests you made wait for another manager.")

@@ -9,7 +9,7 @@ PAGE = {"title": "Take loan payment", "icon": ":material/payments:",
 
 
 def render() -> None:
-    from pages.common import current_actor, get_bank
+    from pages.common import current_actor, get_bank, money
     from pages.loan_forms import (loan_by_number, payment_form, payoff_quote, show_flash,
                                   show_history, show_schedule, show_summary)
 
@@ -28,7 +28,8 @@ def render() -> None:
         sources = {"cash": "Cash at the counter"}
         accounts = bank.accounts.list(actor, loan["customer_id"])
         for r in accounts[accounts["status"].isin(["active", "dormant"])].itertuples():
-            sources[r.account_number] = f"{r.name} {r.account_number} (available {r.available})"
+            sources[r.account_number] = (f"{r.name} {r.account_number} "
+                                         f"(available {money(r.available)})")
         payment_form(bank, actor, loan, sources, "takepay")
         with st.expander("Payoff quote"):
             payoff_quote(bank, actor, loan, "takepay")

@@ -21,7 +21,7 @@ def _describe(row):
             text += f" · {md(money(row['amount']))}"
         return text + (f"  \nRequest {row['request_id']} by {md(row['maker'])} at "
                        f"{row['created_at']:%Y-%m-%d %H:%M}")
-    parts = [f"**{md(money(row['amount']))}** · {row['kind']}"]
+    parts = [f"**{md(money(row['amount']))}** · {md(row['label'])}"]
     if row["source_account"]:
         parts.append(f"from {row['source_account']} ({md(row['source_holder'])})")
     if row["target_account"]:
@@ -134,7 +134,7 @@ def render() -> None:
     st.subheader("Recent decisions")
     decided = decided[decided["status"] != "pending"]
     dc.show_table(decided, {"request_id": "Request", "status": "Status", "amount": "Amount",
-                            "kind": "Type", "maker": "By", "decided_by": "Decided by",
+                            "label": "Type", "maker": "By", "decided_by": "Decided by",
                             "transaction_id": "Transaction", "reason": "Reason"},
                   ("amount",), empty="No decisions yet.", key="approvals_decided")
     try:

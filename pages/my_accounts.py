@@ -27,7 +27,10 @@ def render() -> None:
             st.markdown(f"**{dc.md(acc['name'])}** · {acc['account_number']}"
                         + ("" if acc["status"] == "active" else f" · {acc['status']}"))
             st.metric("Available", money(acc["available"]))
-            st.caption(f"Ledger balance {dc.md(money(acc['balance']))}")
+            # Available includes the overdraft limit; say so, or it looks like money held.
+            st.caption(f"Ledger balance {dc.md(money(acc['balance']))}"
+                       + (f" · overdraft limit {dc.md(money(int(acc['overdraft_limit_cents'])))}"
+                          if acc["overdraft_limit_cents"] else ""))
     numbers = list(accounts["account_number"])
     names = dict(zip(accounts["account_number"], accounts["name"]))
     number = st.selectbox("Recent transactions of", numbers,
@@ -38,5 +41,5 @@ def render() -> None:
         show_error(exc)
         return
     dc.show_table(recent, {"posted_at": "When", "amount": "Amount", "balance": "Balance",
-                           "kind": "Type", "memo": "Memo"},
+                           "label": "Type", "memo": "Memo"},
                   ("amount", "balance"), empty="No transactions yet.", key="my_accounts_recent")

@@ -35,16 +35,17 @@ def render() -> None:
     # While a range is being picked the widget holds one date: show from it onwards.
     start, end = (tuple(dates) + (None, None))[:2] if dates else (None, None)
     try:
-        kinds = bank.accounts.history_kinds(actor, number)
+        # Labels as the table says them ("Card payment", "Transfer in"), never kind codes.
+        labels = bank.accounts.history_labels(actor, number)
     except BankError as exc:
         show_error(exc)
         return
-    kind = st.selectbox("Type", ["All types"] + kinds, key="history_kind",
-                        format_func=lambda k: k.capitalize())
+    label = st.selectbox("Type", ["All types"] + labels, key="history_kind")
     text = st.text_input("Search memo, account or transaction id", key="history_text")
     try:
         df = bank.accounts.history(actor, number, start=start, end=end,
-                                   kind=None if kind == "All types" else kind, text=text or None)
+                                   label=None if label == "All types" else label,
+                                   text=text or None)
     except BankError as exc:
         show_error(exc)
         return
@@ -54,7 +55,7 @@ def render() -> None:
     shown = df.assign(posted_at=businessday.to_bank_time(bank, df["posted_at"]),
                       business_date=[str(d)[:10] for d in df["business_date"]])
     dc.show_table(shown, {"posted_at": "When", "amount": "Amount", "balance": "Balance after",
-                          "business_date": "Value date", "kind": "Type", "memo": "Memo",
+                          "business_date": "Value date", "label": "Type", "memo": "Memo",
                           "counterparty": "Counterparty"},
                   ("amount", "balance"), empty="No transactions match.", key="history_table")
     st.download_button("Export CSV", data=history_csv(df),

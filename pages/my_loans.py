@@ -7,7 +7,7 @@ PAGE = {"title": "My loans", "icon": ":material/request_quote:", "roles": ("cust
 
 def render() -> None:
     from bankms.errors import BankError
-    from pages.common import current_actor, get_bank, show_error
+    from pages.common import current_actor, get_bank, money, show_error
     from pages.loan_forms import (application_form, payment_form, payoff_quote,
                                   show_flash, show_history, show_schedule, show_summary)
     from pages.tables import show_columns
@@ -44,7 +44,7 @@ def render() -> None:
                 accounts = bank.accounts.list(actor)
                 accounts = accounts[accounts["status"].isin(["active", "dormant"])]
                 sources = {r.account_number: f"{r.name} {r.account_number} "
-                                             f"(available {r.available})"
+                                             f"(available {money(r.available)})"
                            for r in accounts.itertuples()}
                 if sources:
                     st.subheader("Make a payment")

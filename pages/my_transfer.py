@@ -56,6 +56,7 @@ def _review(bank, actor, review):
                     "who you mean to pay: money sent to the wrong account may not come back.")
     dc.show_pairs(dc.describe_review(review))
     st.caption(f"Available now: {dc.md(money(review['source_available']))}")
+    dc.show_warnings(review)
     tag = review["key"]
     confirm = st.button("Confirm transfer", type="primary", key=f"my_transfer_confirm_{tag}",
                         icon=":material/check:")

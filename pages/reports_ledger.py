@@ -67,7 +67,7 @@ def _account_lines(bank, actor, period):
     st.write(f"Opening balance **{money(opening)}**, {len(lines):,} postings shown, "
              f"balance after them **{money(closing)}**.")
     from bankms import businessday
-    shown = lines[["business_date", "posted_at", "transaction_id", "kind", "memo", "amount",
+    shown = lines[["business_date", "posted_at", "transaction_id", "label", "memo", "amount",
                    "balance"]].copy()
     # Value date beside the posting time, the latter on the bank's clock (stored in UTC).
     shown["posted_at"] = businessday.to_bank_time(bank, shown["posted_at"])

@@ -164,6 +164,7 @@ def _review(bank, actor, review, name):
                    ("Schedule", review["schedule"]),
                    ("First payment", review["first_due_date"]), ("Ends", ends)]
                   + ([("Memo", review["memo"])] if review["memo"] else []))
+    dc.show_warnings(review)
     tag = review["key"]
     confirm = st.button("Confirm standing order", type="primary", key=f"{name}_confirm_{tag}",
                         icon=":material/check:")

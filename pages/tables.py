@@ -248,6 +248,9 @@ def table_view(df: pd.DataFrame, *, headers: dict | None = None, hide=(),
     # A machine duplicate: `amount_cents` beside `amount` is the same figure.
     hidden |= {c for c in df.columns if isinstance(c, str) and c.endswith("_cents")
                and c.removesuffix("_cents") in df.columns}
+    # And `kind` beside `label`, the transaction's type in words (bankms.labels).
+    if "label" in df.columns and "kind" in df.columns:
+        hidden.add("kind")
     shown = df.drop(columns=[c for c in df.columns if c in hidden]).reset_index(drop=True)
     config = {}
     for name in list(shown.columns):

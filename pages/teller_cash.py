@@ -63,10 +63,8 @@ def _review(bank, actor, review):
     if review.get("source_available") is not None:
         st.caption("Available in the source account now: "
                    f"{dc.md(money(review['source_available']))}")
-    if review["needs_approval"]:
-        st.warning("This is above the four-eyes limit: it will wait for a manager's approval, "
-                   "and any money leaving the account is held until then.",
-                   icon=":material/group:")
+    # Funds, limits and four-eyes, from the checks posting runs (bank.payments.review).
+    dc.show_warnings(review)
     tag = review["key"]
     confirm = st.button("Confirm", type="primary", key=f"cash_confirm_{tag}",
                         icon=":material/check:")

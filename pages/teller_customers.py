@@ -72,7 +72,7 @@ def _overview(bank, actor, cid):
                   key=f"customers_accounts_{cid}")
     st.markdown("**Recent activity**")
     dc.show_table(view["activity"], {"posted_at": "When", "amount": "Amount",
-                                     "account_number": "Account", "kind": "Type",
+                                     "account_number": "Account", "label": "Type",
                                      "memo": "Memo"},
                   ("amount",), empty="No transactions yet.", key=f"customers_activity_{cid}")
     if view["loans"] is not None:
@@ -86,7 +86,7 @@ def _overview(bank, actor, cid):
     pending = view["pending_approvals"]
     if pending is not None and not pending.empty:
         st.markdown("**Waiting for approval**")
-        dc.show_table(pending, {"request_id": "Request", "kind": "Type", "amount": "Amount",
+        dc.show_table(pending, {"request_id": "Request", "label": "Type", "amount": "Amount",
                                 "maker": "By"}, ("amount",), key=f"customers_pending_{cid}")
     _edit_contact(bank, actor, p)
     _login(bank, actor, p)

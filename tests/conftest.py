@@ -77,6 +77,13 @@ def funded_account(bank, amount="1000.00", kind="checking", customer_id=None, **
     return number
 
 
+def customer_account(bank, name="Jane Doe", amount="1000.00", **kw):
+    """A new customer with one funded account (kw as for funded_account, e.g.
+    overdraft_limit): (customer id, account number)."""
+    cid = make_customer(bank, name=name)
+    return cid, funded_account(bank, amount, customer_id=cid, **kw)
+
+
 def login_for(bank, customer_id, username, password="a long test password 1"):
     bank.users.create(bank.system_actor(), username=username, password=password,
                       role="customer", customer_id=customer_id)

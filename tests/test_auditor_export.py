@@ -237,6 +237,14 @@ def _drop_the_first_transaction_of_the_period(contents):
             "opening_balances__csv": write(opening), "chain_segments__csv": write(segments)}
 
 
+def _edit_channels(contents, change, which):
+    """Change the channel of the first transaction for which which(channel) holds."""
+    rows = fmt.read_csv(contents["transactions.csv"])
+    row = next(r for r in rows if which(r["channel"]))
+    row["channel"] = change(row["channel"])
+    return {"transactions__csv": fmt.csv_bytes(list(rows[0]), [list(r.values()) for r in rows])}
+
+
 CASES = [
     # (case, how the bundle is changed, the checks that must fail)
     ("untouched", lambda d, c: c, set()),
@@ -271,6 +279,15 @@ CASES = [
     ("the transaction a daily head ends at removed, balances to match, signed",
      lambda d, c: _resign(c, _bank_key(d), **_drop_the_last_transaction_of_a_day(c)),
      {"chain"}),
+    # Issue 13: the channel is chained when it holds a value, and an entry without one (as
+    # every entry before channels) cannot be given one.
+    ("a card payment made a salary credit, signed", lambda d, c: _resign(
+        c, _bank_key(d), **_edit_channels(c, lambda v: "salary" if v != "salary" else "card",
+                                          lambda v: v != "")), {"chain"}),
+    ("an entry without a channel given one, signed", lambda d, c: _resign(
+        c, _bank_key(d), **_edit_channels(c, lambda v: "card", lambda v: v == "")), {"chain"}),
+    ("a channel removed, signed", lambda d, c: _resign(
+        c, _bank_key(d), **_edit_channels(c, lambda v: "", lambda v: v != "")), {"chain"}),
     ("a truncated signature", lambda d, c: {**c, "manifest.sig": c["manifest.sig"][:-1]},
      {"signature"}),
     ("an empty signature", lambda d, c: {**c, "manifest.sig": b""}, {"signature"}),

@@ -229,6 +229,26 @@ def delete_the_newest_transaction_of_a_closed_day(con):
     return f"ends at transaction {tid}, which is no longer there"
 
 
+def give_an_old_entry_a_channel(con):
+    """A transfer posted without a channel (as every entry before channels) made to look like
+    a card payment: the channel is chained as soon as it holds a value."""
+    tid = transfers(con)[0]
+    con.execute("UPDATE transactions SET channel = 'card' WHERE id = ?", [tid])
+    return f"ledger chain breaks at transaction {tid}:"
+
+
+def change_a_channel(con):
+    (tid,) = con.execute("SELECT min(id) FROM transactions WHERE channel = 'cash'").fetchone()
+    con.execute("UPDATE transactions SET channel = 'salary' WHERE id = ?", [tid])
+    return f"ledger chain breaks at transaction {tid}:"
+
+
+def remove_a_channel(con):
+    (tid,) = con.execute("SELECT max(id) FROM transactions WHERE channel = 'cash'").fetchone()
+    con.execute("UPDATE transactions SET channel = NULL WHERE id = ?", [tid])
+    return f"ledger chain breaks at transaction {tid}:"
+
+
 def change_posting_amounts_and_forget_the_chain(con):
     # Were the bank to take a file without its chain_started setting for a bank made before
     # the chain, it would hash every row again at its next open, over the changed content, and
@@ -253,6 +273,9 @@ def change_posting_amounts_and_forget_the_chain(con):
     swap_audit_contents,
     change_memo_and_its_hash,
     change_last_entry_of_a_day_and_its_hash,
+    give_an_old_entry_a_channel,
+    change_a_channel,
+    remove_a_channel,
 ], ids=lambda f: f.__name__)
 def test_verify_names_the_tampered_entry(built, tamper):
     path, _ = built
@@ -365,6 +388,80 @@ def test_a_bank_made_before_the_chain_gets_it_at_the_first_open(built):
             after["audit_log"]
     finally:
         bank.close()
+
+
+def legacy_content(transaction, postings) -> bytes:
+    """A ledger entry's content as the bank hashed it before transactions.channel existed,
+    written out here on its own: the 12 columns of the transaction, then its postings sorted
+    by (account_id, amount_cents, id), joined by U+001F."""
+    values = list(transaction)
+    for posting in sorted(postings, key=lambda p: (p[2], p[3], p[0])):
+        values.extend(posting)
+    return "\x1f".join(chain.text(v) for v in values).encode("utf-8")
+
+
+LEGACY_COLUMNS = ("id, kind, amount_cents, memo, source_account, target_account, actor, "
+                  "actor_role, idempotency_key, reverses_id, posted_at, business_date")
+
+
+def test_a_bank_sealed_before_channels_keeps_its_hashes_and_verifies(built):
+    """A file from before transactions.channel (every entry hashed over its 12 columns, no
+    channel column) migrates at open, verifies, keeps every stored hash, and chains new
+    entries with their channel on it."""
+    path, facts = built
+    con = duckdb.connect(path)
+    try:
+        # Make the file one the bank wrote before channels: no channel anywhere, every ledger
+        # hash over the legacy content, the recorded heads to match, then no column at all.
+        con.execute("UPDATE transactions SET channel = NULL")
+        posts = con.execute("SELECT id, transaction_id, account_id, amount_cents, posted_at "
+                            "FROM postings").fetchall()
+        head = chain.GENESIS
+        for row in con.execute(f"SELECT {LEGACY_COLUMNS} FROM transactions ORDER BY id"
+                               ).fetchall():
+            head = chain.entry_hash(head, legacy_content(
+                row, [p for p in posts if p[1] == row[0]]))
+            con.execute("UPDATE transactions SET chain_hash = ? WHERE id = ?", [head, row[0]])
+        con.execute("UPDATE chain_heads SET head_hash = t.chain_hash FROM transactions t "
+                    "WHERE chain_heads.chain = 'ledger' AND t.id = chain_heads.last_id")
+        con.execute("ALTER TABLE transactions DROP COLUMN channel")
+        con.execute("ALTER TABLE approval_requests DROP COLUMN channel")
+        before = con.execute("SELECT id, chain_hash FROM transactions ORDER BY id").fetchall()
+    finally:
+        con.close()
+    bank = bankms.open_bank(path, bcrypt_rounds=4)
+    try:
+        assert bank.audit.verify() == []
+        assert bank.read("SELECT id, chain_hash FROM transactions ORDER BY id") == before
+        assert bank.read("SELECT count(*) FROM transactions WHERE channel IS NOT NULL") == [(0,)]
+        same_as_the_walk(bank)
+        receipt = bank.payments.withdraw(bank.system_actor(), facts["a"], "5.00",
+                                         memo="Card payment FreshMart", channel="card")
+        assert bank.read("SELECT channel FROM transactions WHERE id = ?",
+                         [receipt.transaction_id]) == [("card",)]
+        assert bank.audit.verify() == []
+        same_as_the_walk(bank)
+    finally:
+        bank.close()
+
+
+def test_an_entry_without_a_channel_has_the_content_it_had_before_channels(bank, system):
+    number = funded_account(bank, "100.00")
+    other = funded_account(bank, "0")
+    bank.payments.transfer(system, number, other, "1.00")
+    bank.payments.withdraw(system, number, "2.00", channel="atm")
+    cols = chain.CHAIN_COLUMNS["ledger"]
+    posts = bank.read(f"SELECT {', '.join(cols['postings'])} FROM postings")
+    rows = bank.read(f"SELECT {', '.join(cols['transactions'])} FROM transactions ORDER BY id")
+    for row in rows:
+        mine = [p for p in posts if p[1] == row[0]]
+        legacy = legacy_content(row[:-1], mine)
+        if row[-1] is None:
+            assert chain.ledger_content(row, mine) == legacy
+        else:
+            assert chain.ledger_content(row, mine) != legacy
+            assert row[-1].encode() in chain.ledger_content(row, mine)
+    assert [r[-1] for r in rows] == ["cash", None, "atm"]
 
 
 def test_a_rolled_back_write_leaves_the_chain_whole(bank, system):

@@ -154,7 +154,7 @@ def test_large_withdrawal_waits_then_a_manager_approves(app_bank, staff):
     at.text_input(key="cash_source_withdrawal").input(number)
     at.text_input(key="cash_amount_withdrawal").input("12,000.00")
     at.button(key="cash_review_withdrawal").click().run()
-    assert "four-eyes" in at.warning[0].value
+    assert "a second manager must approve it" in at.warning[0].value
     button_starting(at, "cash_confirm_").click().run()
     assert "Waiting for approval" in at.info[0].value
     acc = app_bank.accounts.get(staff["manager"], number)
@@ -359,8 +359,14 @@ def test_customer_history_filters_and_csv(app_bank, staff):
     app_bank.payments.withdraw(staff["teller"], a, "70.00")
     at = open_app(app_bank, login, "my-history")
     assert "3 transactions" in texts(at)
-    at.selectbox(key="history_kind").set_value("withdrawal").run()
+    # The type filter offers labels, never kind codes, and the table says them too.
+    assert at.selectbox(key="history_kind").options == [
+        "All types", "Cash deposit", "Cash withdrawal"]
+    at.selectbox(key="history_kind").set_value("Cash withdrawal").run()
     assert "1 transactions" in texts(at)
+    shown = at.dataframe[0].value
+    assert shown["Type"].tolist() == ["Cash withdrawal"]
+    assert shown["Counterparty"].tolist() == [""]
     at.selectbox(key="history_kind").set_value("All types").run()
     future = app_bank.business_date + dt.timedelta(days=1)
     at.date_input(key="history_dates").set_value((future, future)).run()

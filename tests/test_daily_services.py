@@ -86,6 +86,9 @@ HISTORY_CASES = [
     ({"text": "RENT  march"}, ["-200.00"]),
     ({"kind": "deposit", "text": "birthday"}, ["50.00"]),
     ({"start": "2000-01-01", "end": "2000-12-31"}, []),
+    ({"label": "Cash deposit"}, ["50.00", "1000.00"]),
+    ({"label": "Transfer out"}, ["-200.00"]),
+    ({"label": "Transfer in"}, []),
 ]
 
 
@@ -105,13 +108,15 @@ def test_history_text_finds_a_transaction_id_and_kinds_are_listed(bank, world, h
         == [tid]
     assert bank.accounts.history_kinds(world["teller"], history) == [
         "deposit", "transfer", "withdrawal"]
+    assert bank.accounts.history_labels(world["teller"], history) == [
+        "Cash deposit", "Cash withdrawal", "Transfer out"]
 
 
 def test_history_csv_has_exact_amounts_and_running_balance(bank, world, history):
     text = history_csv(bank.accounts.history(world["jane_login"], history))
     lines = text.strip().splitlines()
-    assert lines[0] == ("transaction_id,posted_at,business_date,kind,memo,counterparty,amount,"
-                        "balance")
+    assert lines[0] == ("transaction_id,posted_at,business_date,kind,label,memo,counterparty,"
+                        "amount,balance")
     assert lines[1].endswith(",-25.50,824.50")
     assert lines[-1].endswith(",1000.00,1000.00")
 

@@ -102,6 +102,36 @@ def metrics(at):
     return {m.label: (m.value, m.delta) for m in at.metric}
 
 
+# The tabs of the two analytics pages run only when open (st.tabs on_change="rerun"): where
+# each picked bar or row lives, as (tabs key, tab label).
+TABLES_TAB = ("dashboard_tab", "Top customers and dormant accounts")
+SOURCE_TABS = {"dormant_accounts_table": TABLES_TAB, "top_customers": TABLES_TAB,
+               "cross_sell": ("customers_tab", "Cross-sell"),
+               "refusals_table": ("customers_tab", "Service")}
+
+
+DASHBOARD_TABS = {
+    "Money moved": ["Money moved per day by transaction type ($)",
+                    "Transactions per day by type (count)"],
+    "Balances": ["Balances by product at the end of each day ($)", "Accounts by balance (count)"],
+    "Loans and customers": ["Loans outstanding by status and arrears ($)", "Customers (count)"],
+    "Top customers and dormant accounts": ["Top customers by money held ($)",
+                                           "Dormant accounts by kind (count)"],
+}
+
+
+def chart_titles(at) -> list:
+    return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+
+
+def show_tab(at, key, label):
+    """Open a tab as a click would (its label in the tabs' session state), and rerun."""
+    at.session_state[key] = label
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 # -- dashboard -----------------------------------------------------------------------------------
 def test_dashboard_shows_every_figure_and_chart(shop):
     at = open_page(shop, shop.manager, "dashboard")
@@ -114,9 +144,17 @@ def test_dashboard_shows_every_figure_and_chart(shop):
     # Balances now: A1 738.00, S1 217.90, B1 1,150.00, C1 6,030.00, E1 250.00.
     assert shown["Total deposits"][0] == "$8,385.90"
     assert shown["New customers"][0] == "1" and shown["New accounts"][0] == "1"
-    assert len(at.get("plotly_chart")) == 8
-    assert len(at.get("download_button")) >= 10
-    assert not at.error
+    # Four tabs of two charts; only the open one runs, the first one at first.
+    assert [t.label for t in at.tabs] == list(DASHBOARD_TABS)
+    for label, titles in DASHBOARD_TABS.items():
+        if label != "Money moved":
+            show_tab(at, "dashboard_tab", label)
+        assert chart_titles(at) == titles, label
+        assert not at.error
+    # The last tab also holds the two tables and the CSV of all dormant accounts.
+    subheaders = [s.value for s in at.subheader]
+    assert subheaders[0] == "Top customers" and subheaders[1].startswith("Dormant accounts (")
+    assert "csv_dormant_table" in [b.key for b in at.get("download_button")]
 
 
 def _walk(node):
@@ -162,6 +200,8 @@ def _opened(shop, url, prefix, period, state):
     browser/test_dashboard.py)."""
     at = open_page(shop, shop.manager, url)
     at.date_input(key=f"{prefix}_period").set_value(period).run()
+    if state["source"] in SOURCE_TABS:
+        at.session_state[SOURCE_TABS[state["source"]][0]] = SOURCE_TABS[state["source"]][1]
     at.session_state[f"{prefix}_drill"] = state
     at.run()
     assert not at.exception, at.exception
@@ -245,7 +285,7 @@ def test_dashboard_filters(shop, widget, value, figure, expected):
         at.selectbox(key="dashboard_kind").select(value).run()
     assert not at.exception, at.exception
     assert metrics(at)[figure] == expected
-    assert len(at.get("plotly_chart")) == 8
+    assert len(at.get("plotly_chart")) == 2  # the first tab's
 
 
 def test_dashboard_lists_dormant_accounts_as_of_a_day(shop):
@@ -254,6 +294,7 @@ def test_dashboard_lists_dormant_accounts_as_of_a_day(shop):
     # transactions of C1 (March 2025), B1 (April) and S1 (January); A1's is from September.
     at.date_input(key="dashboard_period").set_value(
         (dt.date(2026, 4, 1), dt.date(2026, 4, 30))).run()
+    show_tab(at, *TABLES_TAB)
     dormant = at.dataframe[-1].value
     assert dormant["Account"].tolist() == [shop.names["C1"], shop.names["B1"],
                                                   shop.names["S1"]]
@@ -287,7 +328,8 @@ def test_customer_analytics(shop):
     at.date_input(key="customers_period").set_value(YEAR_TO_FEB_2025).run()
     assert [t.label for t in at.tabs] == ["RFM segments", "Cross-sell", "Falling activity",
                                           "Service"]
-    assert len(at.get("plotly_chart")) == 3
+    # Only the open tab runs: the segments chart, then the two service charts.
+    assert chart_titles(at) == ["Customers by RFM segment (count)"]
     at.selectbox(key="rfm_segment").select("At risk").run()
     members = at.dataframe[1].value
     assert members["Name"].tolist() == ["Ann Able"]
@@ -300,10 +342,15 @@ def test_customer_analytics(shop):
         "Needs attention": 0, "At risk": 0, "Hibernating": 2, "Inactive": 2}
     at.date_input(key="customers_period").set_value(
         (dt.date(2025, 5, 1), dt.date(2025, 5, 15))).run()
-    offers = at.dataframe[2].value
+    show_tab(at, "customers_tab", "Cross-sell")
+    assert not at.get("plotly_chart") and "rfm_segment" not in [s.key for s in at.selectbox]
+    offers = at.dataframe[0].value
     assert offers["Name"].tolist() == ["Bob Baker"]
     at.selectbox(key="cross_sell_offer").select("Savings account for a high balance").run()
-    assert at.dataframe[2].value["Name"].tolist() == ["Cat Cole"]
+    assert at.dataframe[0].value["Name"].tolist() == ["Cat Cole"]
+    show_tab(at, "customers_tab", "Service")
+    assert chart_titles(at) == ["Refused transactions by reason (count)",
+                                "Time to decide a loan (hours)"]
     assert not at.exception
 
 
@@ -332,7 +379,8 @@ def test_customer_analytics_opens_a_customers_transactions(shop):
 def test_service_figures_count_refusals(shop):
     with pytest.raises(Exception):
         shop.bank.payments.transfer(shop.ann, shop.names["B1"], shop.names["A1"], "1.00")
-    at = open_page(shop, shop.manager, "customer-analytics")
+    at = show_tab(open_page(shop, shop.manager, "customer-analytics"), "customers_tab",
+                  "Service")
     # Answers are cached for a minute; Refresh fetches them again.
     at.button(key="customers_refresh").click().run()
     shown = metrics(at)
@@ -420,7 +468,8 @@ def test_service_figures_open_the_rows_behind_them(shop, button, expected_captio
     f = shop.bank.reports.filters(start=today, end=today)
     refusals = int(shop.bank.reports.query(shop.manager, "refusals_by_reason", f)
                    ["refusals"].sum())
-    at = open_page(shop, shop.manager, "customer-analytics")
+    at = show_tab(open_page(shop, shop.manager, "customer-analytics"), "customers_tab",
+                  "Service")
     at.date_input(key="customers_period").set_value((today, today)).run()
     at.button(key=button).click().run()
     assert not at.exception, at.exception

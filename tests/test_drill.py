@@ -83,12 +83,12 @@ CASES = [
     (FEB, "new_accounts", {}, 0),
     (FEB, "net_flow", {}, -59830),
     (FEB_SAVINGS, "net_flow", {}, 170),
-    (FEB, "daily_volume", {"day": "2025-02-03", "kind": "withdrawal"}, 10000),
-    (FEB, "daily_volume", {"day": "2025-02-10", "kind": "transfer"}, 5000),
-    (FEB, "daily_volume", {"day": "2025-02-28", "kind": "interest"}, 170),
+    (FEB, "daily_volume", {"day": "2025-02-03", "kind": "Withdrawal"}, 10000),
+    (FEB, "daily_volume", {"day": "2025-02-10", "kind": "Transfer"}, 5000),
+    (FEB, "daily_volume", {"day": "2025-02-28", "kind": "Interest"}, 170),
     # The bars of the count chart are transactions, not money: their rows' total is a count.
-    (FEB, "daily_count", {"day": "2025-02-03", "kind": "withdrawal"}, 1),
-    (FEB, "daily_count", {"day": "2025-02-28", "kind": "interest"}, 1),
+    (FEB, "daily_count", {"day": "2025-02-03", "kind": "Withdrawal"}, 1),
+    (FEB, "daily_count", {"day": "2025-02-28", "kind": "Interest"}, 1),
     (FEB, "deposits_by_product", {"day": "2025-02-03", "kind": "checking"}, 122800),
     (FEB, "deposits_by_product", {"day": "2025-02-28", "kind": "savings"}, 20320),
     (FEB, "balance_distribution", {"bucket": "below $0"}, 1),          # B1
@@ -325,10 +325,10 @@ def test_provisioning_report_by_bucket(book):
 # -- from a click to a drill (AppTest cannot click a Plotly chart or a dataframe row: the
 # mapping from Streamlit's selection event to the drill is tested here) -----------------------
 @pytest.mark.parametrize("chart, point, meta, expected", [
-    ("daily_amount", {"x": "2025-02-03", "y": 100.0, "curve_number": 2}, "withdrawal",
-     ("daily_volume", {"day": "2025-02-03", "kind": "withdrawal"})),
-    ("daily_count", {"x": "2025-02-03T00:00:00", "y": 1}, "withdrawal",
-     ("daily_count", {"day": "2025-02-03", "kind": "withdrawal"})),
+    ("daily_amount", {"x": "2025-02-03", "y": 100.0, "curve_number": 2}, "Withdrawal",
+     ("daily_volume", {"day": "2025-02-03", "kind": "Withdrawal"})),
+    ("daily_count", {"x": "2025-02-03T00:00:00", "y": 1}, "Withdrawal",
+     ("daily_count", {"day": "2025-02-03", "kind": "Withdrawal"})),
     ("deposits_by_product", {"x": "2025-02-28", "y": 203.2}, "savings",
      ("deposits_by_product", {"day": "2025-02-28", "kind": "savings"})),
     ("balance_distribution", {"x": "below $0", "y": 1}, None,

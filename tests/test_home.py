@@ -155,6 +155,8 @@ def test_the_tellers_queue(world):
     request = home["requests"].iloc[0]
     assert (request["request_id"], request["amount_cents"], request["source_account"]) == (
         world["waiting"].request_id, 1_200_000, world["checking"])
+    # A teller's withdrawal is cash unless it says otherwise: named, never a kind code.
+    assert request["label"] == "Cash withdrawal"
     failed = home["failed_orders"]
     assert home["failed_orders_total"] == len(failed) >= 1
     assert set(failed["order_id"]) == {world["order"]["id"]}

@@ -167,12 +167,13 @@ def test_key_figures_table_for_download(ledger):
 
 
 @pytest.mark.parametrize("filters, expected", [
-    (FEB, [("2025-02-03", "withdrawal", 1, 10000), ("2025-02-10", "transfer", 1, 5000),
-           ("2025-02-20", "withdrawal", 1, 50000), ("2025-02-28", "interest", 1, 170)]),
-    (FEB_SAVINGS, [("2025-02-28", "interest", 1, 170)]),
+    # The types as the legends name them (labels.py); this ledger has no channels.
+    (FEB, [("2025-02-03", "Withdrawal", 1, 10000), ("2025-02-10", "Transfer", 1, 5000),
+           ("2025-02-20", "Withdrawal", 1, 50000), ("2025-02-28", "Interest", 1, 170)]),
+    (FEB_SAVINGS, [("2025-02-28", "Interest", 1, 170)]),
     (Filters(start="2025-02-01", end="2025-02-28", kind="checking"),
-     [("2025-02-03", "withdrawal", 1, 10000), ("2025-02-10", "transfer", 1, 5000),
-      ("2025-02-20", "withdrawal", 1, 50000)]),
+     [("2025-02-03", "Withdrawal", 1, 10000), ("2025-02-10", "Transfer", 1, 5000),
+      ("2025-02-20", "Withdrawal", 1, 50000)]),
 ])
 def test_daily_volume(ledger, filters, expected):
     df = ledger.bank.reports.query(ledger.manager, "daily_volume", filters)
@@ -423,8 +424,9 @@ def test_statement_figures(ledger, account, year, month, expected):
 def test_statement_lines_carry_running_balances_and_descriptions(ledger):
     n = ledger.names
     s = ledger.bank.reports.statement(ledger.manager, n["A1"], 2025, 1)
+    # The fixture posts without channels (as banks did before them): a plain "Deposit".
     assert s.lines["description"].tolist() == [
-        "Cash deposit", f"Transfer to {n['S1']} - to savings", "Fee - monthly fee"]
+        "Deposit", f"Transfer to {n['S1']} - to savings", "Fee - monthly fee"]
     assert s.lines["amount_cents"].tolist() == [100000, -20000, -200]
     assert s.lines["balance_cents"].tolist() == [100000, 80000, 79800]
     assert s.lines["balance"].tolist() == [Decimal("1000.00"), Decimal("800.00"),
@@ -869,24 +871,39 @@ def test_month_end_interest_is_on_the_month_of_its_business_date(bank, system, l
     assert tb.set_index("code").at["GL5000", "debit_cents"] == interest
 
 
-# kind, memo, source, target, amount_cents, what the statement line says
+# kind, memo, source, target, amount_cents, channel, what the statement line says
 DESCRIBE = [
-    ("interest", "Interest for December 2026", None, None, 1699,
+    ("interest", "Interest for December 2026", None, None, 1699, None,
      "Interest for December 2026"),
-    ("overdraft_interest", "Overdraft interest for December 2026", None, None, -512,
+    ("overdraft_interest", "Overdraft interest for December 2026", None, None, -512, None,
      "Overdraft interest for December 2026"),
-    ("fee", "Statement copy - Paper statement", None, None, -500,
+    ("fee", "Statement copy - Paper statement", None, None, -500, None,
      "Fee - Statement copy - Paper statement"),
-    ("penalty", "Early closure penalty: interest of the last 3 months", None, None, -393,
-     "Early-withdrawal penalty - Early closure penalty: interest of the last 3 months"),
-    ("transfer", "Standing order 1: Rent", "400000000001", "400000000002", -10000,
+    ("penalty", "Early closure penalty: interest of the last 3 months", None, None, -393, None,
+     "Early closure penalty: interest of the last 3 months"),
+    ("transfer", "Standing order 1: Rent", "400000000001", "400000000002", -10000, None,
      "Transfer to 400000000002 - Standing order 1: Rent"),
-    ("interest", "", None, None, 5, "Interest"),
+    ("transfer", "Standing order 1: Rent", "400000000001", "400000000002", -10000,
+     "standing_order", "Standing order to 400000000002 - Standing order 1: Rent"),
+    ("interest", "", None, None, 5, None, "Interest"),
+    # Card payments and salaries say so, never "Cash withdrawal - Card payment ...".
+    ("withdrawal", "Card payment FreshMart", "400000000001", None, -3800, "card",
+     "Card payment FreshMart"),
+    ("withdrawal", "ATM withdrawal Airport", "400000000001", None, -2000, "atm",
+     "ATM withdrawal Airport"),
+    ("deposit", "Salary Acme Logistics", None, "400000000001", 420000, "salary",
+     "Salary credit - Salary Acme Logistics"),
+    ("deposit", "", None, "400000000001", 5000, "cash", "Cash deposit"),
+    ("deposit", "", None, "400000000001", 5000, None, "Deposit"),
+    ("loan_repayment", "Loan 7 instalment", "400000000001", None, -5000, None,
+     "Loan instalment - Loan 7 instalment"),
+    ("loan_write_off", "", None, None, -5000, None, "Loan write-off"),
 ]
 
 
-@pytest.mark.parametrize("kind, memo, source, target, amount_cents, expected", DESCRIBE)
+@pytest.mark.parametrize("kind, memo, source, target, amount_cents, channel, expected",
+                         DESCRIBE)
 def test_statement_descriptions_do_not_repeat_the_kind(kind, memo, source, target,
-                                                       amount_cents, expected):
+                                                       amount_cents, channel, expected):
     from bankms.reports import describe
-    assert describe(kind, memo, source, target, amount_cents) == expected
+    assert describe(kind, memo, source, target, amount_cents, channel) == expected

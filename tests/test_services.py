@@ -401,6 +401,11 @@ def test_history_running_balance_and_date_filters(bank, system):
     assert list(full["balance"]) == [Decimal("85.00"), Decimal("75.00"), Decimal("75.55"),
                                      Decimal("70.00"), Decimal("100.00")]
     assert full["counterparty"].iloc[0] == other and full["counterparty"].iloc[3] == other
+    # Only transfers name another account; deposits and withdrawals leave it empty, and the
+    # label says what each posting was on this account.
+    assert list(full["counterparty"]) == [other, "", "", other, ""]
+    assert list(full["label"]) == ["Transfer in", "Cash withdrawal", "Cash deposit",
+                                   "Transfer out", "Cash deposit"]
     assert full["balance_cents"].iloc[0] == bank.read_one(
         "SELECT balance_cents FROM accounts WHERE account_number = ?", [number])[0]
     # (start, end, expected amounts, expected balances): running balances count earlier rows.

@@ -78,6 +78,11 @@ def test_machine_duplicates_and_hidden_columns_are_left_out():
     assert list(df.columns) == ["Amount", "Type"] == list(config)
 
 
+def test_the_type_in_words_replaces_its_code():
+    df, _ = table_view(pd.DataFrame({"kind": ["withdrawal"], "label": ["Card payment"]}))
+    assert list(df.columns) == ["Type"] and df["Type"].tolist() == ["Card payment"]
+
+
 def test_money_named_by_the_page_reads_ints_as_cents():
     df, config = table_view(pd.DataFrame({"total": [150], "fee": [Decimal("1.50")]}),
                             money=("total", "fee"))
@@ -128,8 +133,11 @@ PAGES = [
     ("manager", "start", [], 0),
     ("teller", "start", [], 0),
     ("customer", "start", [], 1),
-    ("manager", "dashboard", [], 2),
-    ("manager", "customer-analytics", [], 4),
+    ("manager", "dashboard", [("tab", "dashboard_tab", "Top customers and dormant accounts")], 2),
+    ("manager", "customer-analytics", [], 2),
+    ("manager", "customer-analytics", [("tab", "customers_tab", "Cross-sell")], 1),
+    ("manager", "customer-analytics", [("tab", "customers_tab", "Falling activity")], 1),
+    ("manager", "customer-analytics", [("tab", "customers_tab", "Service")], 1),
     ("manager", "general-ledger", [], 3),
     ("manager", "loan-review", [], 3),
     ("manager", "loan-applications", [], 1),
@@ -197,11 +205,15 @@ def assert_formatted(table) -> None:
 
 
 @pytest.mark.parametrize("role, url, steps, tables_min", PAGES,
-                         ids=[f"{p[0]}-{p[1]}" for p in PAGES])
+                         ids=[f"{p[0]}-{p[1]}-{p[2][0][2] if p[2] else ''}" for p in PAGES])
 def test_every_table_of_the_page_is_formatted(demo, role, url, steps, tables_min):
     # The home page ("start") is where every role lands.
     at = open_app(demo["bank"], demo["actors"][role], None if url == "start" else url)
     for i, (widget, key, value) in enumerate(steps):
+        if widget == "tab":  # opened as a click would: its label in the tabs' state
+            at.session_state[key] = value
+            at.run()
+            continue
         element = getattr(at, widget)(key=key)
         if widget == "button":
             element.click()

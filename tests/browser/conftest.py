@@ -15,6 +15,19 @@ from browser import helpers
 DEFAULT_SETTINGS = {"login_backoff_address_cap_s": 5, "login_backoff_user_cap_s": 5}
 
 
+@pytest.fixture(autouse=True)
+def nothing_from_other_hosts():
+    """Fail any browser test whose pages asked a host other than the app's (a font, a CDN, a
+    favicon...): every asset must come from the app itself, which works offline and tells no
+    third party who visits. Contexts made through helpers (new_page, visit_each,
+    new_context) record such requests."""
+    helpers.FOREIGN_REQUESTS.clear()
+    yield
+    asked = sorted(set(helpers.FOREIGN_REQUESTS))
+    helpers.FOREIGN_REQUESTS.clear()
+    assert not asked, f"the page asked other hosts: {asked}"
+
+
 @pytest.fixture(scope="session")
 def browser():
     if not helpers.chromium_available():

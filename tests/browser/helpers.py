@@ -16,20 +16,29 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 
 import jwt
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts"
+# Screenshots of the journeys, kept by CI as artifacts (git-ignored).
+ARTIFACTS = REPO / "artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]
 PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1366, "height": 900}
+DESKTOP = {"width": 1366, "height": 768}
 COOKIE_NAME = "bankms_session"
-WAIT_MS = 30_000
+# The longest any wait on a condition may take: generous, since CI machines and this shared
+# 2-core one can be very busy (a dashboard took over 30 s to draw at a load average of 35).
+WAIT_MS = 60_000
+# How often a wait looks at its condition again (Playwright delivers page events meanwhile).
+POLL_MS = 50
+# Every request a browser context made here sent to a host other than the app's; the autouse
+# fixture of conftest.py fails the test that caused one.
+FOREIGN_REQUESTS: list = []
 
 # The users every standard test bank has: role -> (username, password, full name).
 USERS = {
@@ -173,39 +182,121 @@ def cookie(server: Server, token: str) -> dict:
 
 
 # -- driving the page ---------------------------------------------------------------------------
-def _watch_frames(page) -> None:
-    """Count the server's websocket messages: every script run sends some, so a quiet socket
-    plus an idle app means the page is done (even reruns started by a component)."""
-    state = {"frames": 0, "last": time.monotonic()}
+def is_foreign(url: str, app_url: str) -> bool:
+    """True for a web request to any host but the app's (data:, blob: and about: stay local)."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme in ("http", "https", "ws", "wss") and \
+        parts.netloc != urllib.parse.urlsplit(app_url).netloc
 
-    def bump(_payload):
+
+def _check_host(url: str, app_url: str) -> None:
+    if is_foreign(url, app_url):
+        FOREIGN_REQUESTS.append(url)
+
+
+def new_context(browser, server: Server, *, viewport=None, cookies=()):
+    """A browser context holding only the given cookies, whose every request to another host
+    is recorded in FOREIGN_REQUESTS (the app must serve all it needs itself)."""
+    context = browser.new_context(viewport=viewport or DESKTOP)
+    context._bankms_app_url = server.url
+    context.on("request", lambda request: _check_host(request.url, server.url))
+    if cookies:
+        context.add_cookies(list(cookies))
+    return context
+
+
+# ScriptFinishedStatus.FINISHED_EARLY_FOR_RERUN: st.rerun or a widget change stopped the run
+# and another run follows at once.
+_FINISHED_EARLY_FOR_RERUN = 2
+# The page shows that the last run has finished.
+_PAGE_IDLE_JS = ("() => !!document.querySelector("
+                 "'[data-testid=stApp][data-test-script-state=notRunning]')")
+# The widget key of the cookie component that app.py draws while a cookie write is pending
+# (pages.common.run_cookie_job); its answer starts one more run.
+_COOKIE_WIDGET = "bankms_cookie_"
+
+
+def _watch_frames(page) -> None:
+    """Follow the websocket (Streamlit's protobufs): how many runs started, whether the last run
+    chain has finished as the server says it (and no rerun the page asked for is still to
+    come), and how many answers the cookie component sent."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    state = {"frames": 0, "runs": 0, "idle": False, "rerun_follows": False, "cookie_answers": 0}
+
+    def on_sent(payload):
+        if isinstance(payload, str):
+            return
+        message = BackMsg.FromString(payload)
+        if message.WhichOneof("type") == "rerun_script":
+            state["idle"] = False  # a run will follow this request
+            widgets = message.rerun_script.widget_states.widgets
+            if any(_COOKIE_WIDGET in widget.id for widget in widgets):
+                state["cookie_answers"] += 1
+
+    def on_frame(payload):
         state["frames"] += 1
-        state["last"] = time.monotonic()
-    page.on("websocket", lambda ws: ws.on("framereceived", bump))
+        if isinstance(payload, str):
+            return
+        message = ForwardMsg.FromString(payload)
+        kind = message.WhichOneof("type")
+        if kind == "new_session":
+            state["runs"] += 1
+            state["idle"] = False
+        elif kind == "script_finished":
+            state["rerun_follows"] = message.script_finished == _FINISHED_EARLY_FOR_RERUN
+        elif kind == "session_status_changed":
+            running = message.session_status_changed.script_is_running
+            state["idle"] = not running and not state["rerun_follows"]
+
+    def on_socket(socket):
+        app_url = getattr(page.context, "_bankms_app_url", None)
+        if app_url:
+            _check_host(socket.url, app_url)
+        state["idle"] = False  # a new session: nothing is done until its server says so
+        socket.on("framereceived", on_frame)
+        socket.on("framesent", on_sent)
+    page.on("websocket", on_socket)
     page._bankms_frames = state
 
 
-def settle(page, quiet_s: float = 0.3) -> None:
-    """Wait until the app is idle: no script running and no server message for quiet_s."""
-    idle = "[data-testid=stApp][data-test-script-state=notRunning]"
-    state = getattr(page, "_bankms_frames", None)
-    deadline = time.monotonic() + WAIT_MS / 1000
-    while time.monotonic() < deadline:
-        page.wait_for_selector(idle, timeout=WAIT_MS)
-        quiet_since = state["last"] if state else time.monotonic()
-        if time.monotonic() - quiet_since >= quiet_s and page.locator(idle).count():
-            return
-        page.wait_for_timeout(100 if state else int(quiet_s * 1000))
-        if not state and page.locator(idle).count():
-            return
-    raise AssertionError("the app did not settle")
+def _wait_until(page, condition, what: str, timeout_ms: int = WAIT_MS) -> None:
+    """Look at condition() until it holds; page events keep arriving while we wait."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout_ms / 1000:.0f} s for {what}")
+        page.wait_for_timeout(POLL_MS)
+
+
+def settle(page) -> None:
+    """Wait until the app is idle: the server said its last run chain has finished (no rerun
+    follows), the page shows that, and no cookie write is pending. Conditions only: a slow
+    machine makes this wait longer, never shorter."""
+    state = page._bankms_frames
+    _wait_until(page, lambda: state["idle"] and _page_idle(page) and state["idle"],
+                "the app to finish its runs")
+
+
+def _page_idle(page) -> bool:
+    try:
+        return page.evaluate(_PAGE_IDLE_JS)
+    except Exception:  # the page is navigating: its new document is not idle yet
+        return False
+
+
+def wait_for_cookie_answer(page, before: int) -> None:
+    """Wait until the cookie component reported a write or delete done (a count of its answers
+    above `before`, read before the click), then for the run that answer starts."""
+    state = page._bankms_frames
+    _wait_until(page, lambda: state["cookie_answers"] > before, "the cookie component's answer")
+    settle(page)
 
 
 def new_page(browser, server: Server, path: str = "", *, viewport=None, cookies=()):
     """A fresh browser context (no cookies but those given) opened at server.url + path."""
-    context = browser.new_context(viewport=viewport or DESKTOP)
-    if cookies:
-        context.add_cookies(list(cookies))
+    context = new_context(browser, server, viewport=viewport, cookies=cookies)
     page = context.new_page()
     _watch_frames(page)
     page.goto(server.url + "/" + path.lstrip("/"))
@@ -217,10 +308,8 @@ def visit_each(browser, server: Server, paths, *, cookies=(), viewport=None, tab
     """Yield (path, page) for each path, each a new page load (a new Streamlit session) in one
     new browser context that holds only the given cookies. Up to `tabs` pages load side by
     side; the shared context keeps the browser cache warm."""
-    context = browser.new_context(viewport=viewport or DESKTOP)
+    context = new_context(browser, server, viewport=viewport, cookies=cookies)
     try:
-        if cookies:
-            context.add_cookies(list(cookies))
         paths = list(paths)
         for start in range(0, len(paths), tabs):
             batch = []
@@ -239,6 +328,26 @@ def visit_each(browser, server: Server, paths, *, cookies=(), viewport=None, tab
         context.close()
 
 
+# No element still waits for its lazily loaded code (Streamlit's Suspense fallback, stSkeleton),
+# every table in view has its canvas and every chart its drawing (both draw after the run that
+# sent them has ended; those in closed tabs or expanders wait).
+_DRAWN_JS = """() => {
+  const all = (sel, inner) => [...document.querySelectorAll(sel)]
+    .every(e => !e.checkVisibility() || e.querySelector(inner));
+  return !document.querySelector('[data-testid=stSkeleton]') &&
+         all('[data-testid=stDataFrame]', 'canvas') &&
+         all('[data-testid=stPlotlyChart]', '.main-svg');
+}"""
+
+
+def wait_drawn(page) -> None:
+    """Wait until the settled page has drawn its tables and charts, and the browser has
+    painted them (two animation frames), e.g. before a screenshot."""
+    settle(page)
+    page.wait_for_function(_DRAWN_JS, timeout=WAIT_MS)
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
 def main_text(page) -> str:
     return page.locator("[data-testid=stMain]").inner_text()
 
@@ -252,22 +361,21 @@ def login(page, username: str, password: str, *, expect_success: bool = True) ->
     """Sign in through the sign-in form of the page (which must show it)."""
     page.get_by_role("textbox", name="Username").fill(username)
     page.get_by_role("textbox", name="Password").fill(password)
+    answers = page._bankms_frames["cookie_answers"]
     click_and_settle(page, page.get_by_role("button", name="Sign in", exact=True),
                      settle_after=not expect_success)
     if expect_success:
         page.get_by_role("button", name="Sign out").wait_for(timeout=WAIT_MS)
         wait_for_cookie(page)
-        settle(page)
+        wait_for_cookie_answer(page, answers)
 
 
 def click_and_settle(page, locator, *, settle_after: bool = True) -> None:
-    """Click, wait for the server to answer (the run the click starts), then settle."""
+    """Click, wait until the run the click starts has begun, then settle."""
     state = page._bankms_frames
-    before = state["frames"]
+    before = state["runs"]
     locator.click()
-    deadline = time.monotonic() + 10
-    while state["frames"] == before and time.monotonic() < deadline:
-        page.wait_for_timeout(50)
+    _wait_until(page, lambda: state["runs"] > before, "the run the click starts")
     if settle_after:
         settle(page)
 
@@ -278,22 +386,27 @@ def error_text(page) -> str:
     return "\n".join(t.strip().splitlines()[-1] for t in texts if t.strip())
 
 
-def wait_for_cookie(page, present: bool = True, timeout_s: float = 15.0) -> dict | None:
-    """The session cookie once the browser has it (or once it is gone)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = next((c for c in page.context.cookies() if c["name"] == COOKIE_NAME), None)
-        if (found is not None) == present:
-            return found
-        page.wait_for_timeout(200)
-    raise AssertionError(f"session cookie {'never set' if present else 'never removed'}")
+def wait_for_cookie(page, present: bool = True, *, other_than: str | None = None) -> dict | None:
+    """The session cookie once the browser has it (with a value other than `other_than`, if
+    given), or None once it is gone."""
+    def found():
+        return next((c for c in page.context.cookies() if c["name"] == COOKIE_NAME), None)
+
+    def done():
+        cookie_ = found()
+        if not present:
+            return cookie_ is None
+        return cookie_ is not None and cookie_["value"] != other_than
+    _wait_until(page, done, f"the session cookie to be {'set' if present else 'removed'}")
+    return found()
 
 
 def logout(page) -> None:
+    answers = page._bankms_frames["cookie_answers"]
     click_and_settle(page, page.get_by_role("button", name="Sign out"))
     page.get_by_role("button", name="Sign in", exact=True).wait_for(timeout=WAIT_MS)
     wait_for_cookie(page, present=False)
-    settle(page)
+    wait_for_cookie_answer(page, answers)
 
 
 def sidebar_text(page) -> str:
@@ -302,7 +415,8 @@ def sidebar_text(page) -> str:
 
 
 def screenshot(page, name: str) -> pathlib.Path:
-    ARTIFACTS.mkdir(exist_ok=True)
+    """A full-page PNG under artifacts/screenshots/ (kept by CI as an artifact)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
