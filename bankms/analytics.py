@@ -38,8 +38,6 @@ from .labels import label_sql, transaction_labels
 from .ledger import CUSTOMER_ACTIVITY_KINDS, CUSTOMER_KINDS
 
 ACCOUNT_KINDS = ("all",) + CUSTOMER_KINDS
-DORMANT_AFTER_DAYS = 180
-RFM_LOOKBACK_DAYS = 365
 FALLING_WINDOW_DAYS = 90
 # Income of at least this much a month from someone else, in at least two of the last three
 # calendar months, counts as a regular income (a salary, a pension) for cross-selling.
@@ -494,21 +492,76 @@ def top_customers(src: Source, f: Filters, n: int = TOP_CUSTOMERS_N) -> pd.DataF
         "ORDER BY balance_cents DESC, c.id LIMIT ?", [*bal_params, int(n)])
 
 
-def dormant_accounts(src: Source, f: Filters, days: int = DORMANT_AFTER_DAYS) -> pd.DataFrame:
-    """Open accounts (of the chosen kind) with no customer-made transaction in the `days`
-    before the as-of day, biggest balance first. Interest and fees do not count as activity."""
+def dormancy_periods(src: Source, day: dt.date) -> pd.DataFrame:
+    """The one definition of dormancy, as end of day applies it (deposit_eod.dormancy): an
+    account is dormant after `months` without a transaction made by its holder, `months` being
+    the dormancy_months of its deposit product's version in force on `day` (the latest
+    effective on or before it, else the earliest), or the `dormancy_months` setting for an
+    account without a product. Rows: product_id (None for that setting), name, months.
+    Term deposits never go dormant."""
+    from .settings import REGISTRY
+
+    tables = set(src.df(src.d.table_columns)["table_name"])
+    fallback = int(REGISTRY["dormancy_months"].default)
+    if "settings" in tables:
+        stored = src.df("SELECT value FROM settings WHERE key = 'dormancy_months'")
+        fallback = int(stored["value"].iloc[0]) if len(stored) else fallback
+    rows = []
+    if {"deposit_products", "deposit_product_versions"} <= tables:
+        versions = src.df(
+            "SELECT v.product_id, p.name, v.effective_date, v.dormancy_months "
+            "FROM deposit_product_versions v JOIN deposit_products p ON p.id = v.product_id "
+            "ORDER BY v.product_id, v.effective_date")
+        versions["effective_date"] = [as_date(v) for v in versions["effective_date"]]
+        for product_id, group in versions.groupby("product_id", sort=True):
+            in_force = group[group["effective_date"] <= day]
+            row = (in_force if len(in_force) else group.iloc[:1]).iloc[-1]
+            rows.append((int(product_id), row["name"], int(row["dormancy_months"])))
+    rows.append((None, None, fallback))
+    return pd.DataFrame(rows, columns=["product_id", "name", "months"])
+
+
+def dormancy_rule(periods: pd.DataFrame) -> str:
+    """dormancy_periods in words: '12 months' when every product and the setting agree, else
+    'Checking 12 months, Savings 6 months; 12 months without a product'."""
+    months = periods["months"].astype(int)
+    if months.nunique() == 1:
+        return f"{int(months.iloc[0])} months"
+    named = periods[periods["product_id"].notna()]
+    parts = [f"{row.name} {int(row.months)} months" for row in named.itertuples()]
+    fallback = int(periods.loc[periods["product_id"].isna(), "months"].iloc[0])
+    return ", ".join(parts) + f"; {fallback} months without a product"
+
+
+def dormant_accounts(src: Source, f: Filters) -> pd.DataFrame:
+    """Open accounts (of the chosen kind) with no customer-made transaction in their dormancy
+    period (dormancy_periods on the as-of day) before the as-of day, biggest balance first.
+    Interest and fees do not count as activity; term deposits never go dormant."""
+    from .loans import add_months
+
     cut = midnight_after(f.as_of)
-    since = cut - dt.timedelta(days=days)
+    periods = dormancy_periods(src, f.as_of)
+    # Per product (-1: no product), the first instant of its dormancy window; the same
+    # month arithmetic as end of day (D+1 minus the months, clamped to a shorter month).
+    since = [(-1 if pd.isna(p) else int(p), midnight(add_months(cut.date(), -int(m))))
+             for p, m in zip(periods["product_id"], periods["months"])]
+    windows = " UNION ALL ".join("SELECT ? AS product_key, ? AS since" for _ in since)
     bal_sql, bal_params = _balances_sql([cut], f)
     df = src.df(
+        f"WITH w AS ({windows}) "
         f"SELECT b.account_number, b.customer_id, c.full_name, b.kind, b.opened_at, "
         f"b.balance_0_cents AS balance_cents FROM ({bal_sql}) b "
+        "JOIN accounts x ON x.id = b.account_id "
+        "JOIN w ON w.product_key = coalesce(x.product_id, -1) "
         "JOIN customers c ON c.id = b.customer_id "
-        "WHERE b.opened_at < ? AND (b.closed_at IS NULL OR b.closed_at >= ?) "
-        "AND b.account_id NOT IN (SELECT p.account_id FROM postings p "
-        f"WHERE p.posted_at >= ? AND p.posted_at < ? AND p.transaction_id NOT IN ({_BANK_MADE_TX})) "
+        "WHERE b.kind <> 'term_deposit' AND b.opened_at < w.since "
+        "AND (b.closed_at IS NULL OR b.closed_at >= ?) "
+        "AND NOT EXISTS (SELECT 1 FROM postings p WHERE p.account_id = b.account_id "
+        "AND p.posted_at >= w.since AND p.posted_at < ? AND p.transaction_id NOT IN "
+        f"({_BANK_MADE_TX})) "
         "ORDER BY balance_cents DESC, b.account_number",
-        [*bal_params, since, cut, since, cut, since, cut])
+        [*[v for pair in since for v in pair], *bal_params, cut, cut, min(s for _, s in since),
+         cut])
     return _to_day(df, "opened_at")
 
 
@@ -541,12 +594,17 @@ def _activity_sql(src: Source) -> str:
         f"AND p.transaction_id NOT IN ({_BANK_MADE_TX}) GROUP BY 1, 2")
 
 
+def rfm_window(f: Filters) -> tuple[dt.datetime, dt.datetime]:
+    """[since, cut) of the RFM segments: the filters' period, its first day to its last."""
+    return midnight(f.start), midnight_after(f.end)
+
+
 def rfm(src: Source, f: Filters) -> pd.DataFrame:
-    """Every active customer with recency (days since their last own transaction), frequency
-    (transactions) and monetary value (money moved) over the year before the as-of day, their
-    1–5 scores (5 best, by quintile) and a segment."""
-    cut = midnight_after(f.as_of)
-    since = cut - dt.timedelta(days=RFM_LOOKBACK_DAYS)
+    """Every active customer (joined before the period ended) with recency (days from their
+    last own transaction to the period's last day), frequency (transactions) and monetary
+    value (money moved) in the chosen period, their 1–5 scores (5 best, by quintile) and a
+    segment."""
+    since, cut = rfm_window(f)
     df = src.df(
         f"WITH act AS ({_activity_sql(src)}), per AS (SELECT customer_id, "
         "max(posted_at) AS last_at, count(*) AS frequency, "
@@ -564,7 +622,7 @@ def rfm(src: Source, f: Filters) -> pd.DataFrame:
         "WHERE c.status = 'active' AND c.created_at < ? ORDER BY c.id",
         [since, cut, since, cut, cut])
     _to_day(df, "last_at")
-    df["recency_days"] = (pd.Timestamp(f.as_of) - df["last_at"].dt.normalize()).dt.days
+    df["recency_days"] = (pd.Timestamp(f.end) - df["last_at"].dt.normalize()).dt.days
     df["recency_days"] = df["recency_days"].astype("Int64")
     df["segment"] = rfm_segment(df["r_score"], df["f_score"], df["m_score"])
     return df[["customer_id", "full_name", "segment", "recency_days", "frequency",
@@ -975,7 +1033,7 @@ def interest_rows(src: Source, customer_id: int, first: dt.date,
 SQLITE_COPY = {
     "customers": "id, full_name, email, phone, status, "
                  "strftime(created_at, '%Y-%m-%d %H:%M:%S.%f') AS created_at",
-    "accounts": "id, account_number, customer_id, kind, name, status, balance_cents, "
+    "accounts": "id, account_number, customer_id, kind, name, status, balance_cents, product_id, "
                 "strftime(opened_at, '%Y-%m-%d %H:%M:%S.%f') AS opened_at, "
                 "strftime(closed_at, '%Y-%m-%d %H:%M:%S.%f') AS closed_at",
     "transactions": "id, kind, channel, amount_cents, memo, source_account, target_account, "
@@ -986,6 +1044,11 @@ SQLITE_COPY = {
                 "strftime(posted_at, '%Y-%m-%d %H:%M:%S.%f') AS posted_at",
     "audit_log": "id, strftime(ts, '%Y-%m-%d %H:%M:%S.%f') AS ts, actor, action, entity, "
                  "after, outcome",
+    # What dormancy is (dormancy_periods): the setting and the products' versions.
+    "settings": "key, value",
+    "deposit_products": "id, name",
+    "deposit_product_versions": "product_id, strftime(effective_date, '%Y-%m-%d') AS "
+                                "effective_date, dormancy_months",
     # The loans module's tables (copied only when the bank has them).
     "loans": "id, customer_id, status, principal_cents, strftime(applied_date, '%Y-%m-%d') AS "
              "applied_date, strftime(applied_at, '%Y-%m-%d %H:%M:%S.%f') AS applied_at, "

@@ -277,10 +277,9 @@ def _activity(src, customer_id, since, cut):
 
 
 def customer_activity(src, f, customer_id):
-    """One customer's own transactions in the RFM year: their number is the frequency and
+    """One customer's own transactions in the RFM period: their number is the frequency and
     their sum the monetary value (a row of a segment's members)."""
-    cut = midnight_after(f.as_of)
-    return _activity(src, customer_id, cut - dt.timedelta(days=an.RFM_LOOKBACK_DAYS), cut)
+    return _activity(src, customer_id, *an.rfm_window(f))
 
 
 def falling_customer(src, f, customer_id):

@@ -195,6 +195,15 @@ class Reports:
     def loans_available(self) -> bool:
         return analytics.loans_available(self.source)
 
+    def dormancy_rule(self, day=None) -> str:
+        """How long an account goes without its holder's transactions before it is dormant,
+        in words ('12 months'; per product when they differ), on `day` (default: the business
+        date): the one definition that end of day applies and the dashboard lists
+        (analytics.dormancy_periods). Not restricted: the same words are on every page that
+        speaks of dormancy."""
+        day = as_date(day, "day") if day is not None else self._bank.business_date
+        return analytics.dormancy_rule(analytics.dormancy_periods(self.source, day))
+
     # -- managers' analytics -----------------------------------------------------------------
     def query(self, actor, name: str, filters: Filters) -> pd.DataFrame:
         """One dashboard or customer-analytics query by name (see analytics.DASHBOARD and

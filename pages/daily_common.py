@@ -193,30 +193,13 @@ def clear_result(name: str) -> None:
 
 
 # -- display ------------------------------------------------------------------------------------
-def money_table(df: pd.DataFrame, columns: dict, money_columns=()) -> pd.DataFrame:
-    """A copy of df with the given columns (most important first: a phone shows only the
-    first few) renamed for people, amounts as '$1,234.50' and times to the minute."""
-    out = df[list(columns)].copy()
-    for column in money_columns:
-        out[column] = [None if pd.isna(v) else money(v) for v in out[column].astype(object)]
-    for column in out.columns:
-        # Minutes are enough on screen, and a short time leaves room on a phone. pandas reads
-        # a DATE column as midnight timestamps: a business date is shown without a time.
-        if pd.api.types.is_datetime64_any_dtype(out[column]):
-            times = out[column].dropna()
-            dates_only = bool((times == times.dt.normalize()).all())
-            out[column] = out[column].dt.strftime("%Y-%m-%d" if dates_only
-                                                  else "%Y-%m-%d %H:%M")
-    return out.rename(columns=columns)
-
-
 def show_table(df: pd.DataFrame, columns: dict, money_columns=(), empty="Nothing to show.",
                key=None) -> None:
-    if df is None or len(df) == 0:
-        st.caption(empty)
-        return
-    st.dataframe(money_table(df, columns, money_columns), hide_index=True, width="stretch",
-                 key=key)
+    """The given columns (most important first: a phone shows only the first few) under the
+    given headers, through pages.tables.show_table (money, dates and ids formatted there)."""
+    from pages.tables import show_columns
+
+    show_columns(df, columns, money=money_columns, empty=empty, key=key)
 
 
 def show_pairs(rows) -> None:

@@ -4,6 +4,7 @@ manager, and unlock locked users. A new manager, a manager's password reset and 
 wait for a second manager (Approvals page); they are listed here as waiting."""
 import streamlit as st
 
+from pages.tables import show_columns, show_table
 from pages.text import md
 
 PAGE = {"title": "Employees", "icon": ":material/badge:", "roles": ("manager",), "order": 80,
@@ -28,8 +29,7 @@ def render() -> None:
                    "person; they must choose their own at the next sign-in. It is not shown "
                    "again.", icon=":material/key:")
     staff = _employees(bank, actor)
-    st.dataframe(staff[[c for c in COLUMNS if c in staff.columns]].rename(columns=COLUMNS),
-                 hide_index=True, width="stretch")
+    show_columns(staff, {c: h for c, h in COLUMNS.items() if c in staff.columns})
     _waiting(bank, actor)
     create_tab, manage_tab, locked_tab = st.tabs(
         [":material/person_add: Add", ":material/manage_accounts: Manage",
@@ -58,10 +58,8 @@ def _waiting(bank, actor) -> None:
     if waiting.empty:
         return
     st.subheader("Waiting for a second manager")
-    st.dataframe(waiting[["request_id", "memo", "maker", "created_at"]].rename(columns={
-        "request_id": "Request", "memo": "What", "maker": "Asked by",
-        "created_at": "Asked (UTC)"}), hide_index=True, width="stretch",
-        key="bankms_employees_waiting")
+    show_columns(waiting, {"request_id": "Request", "memo": "What", "maker": "Asked by",
+                           "created_at": "Asked (UTC)"}, key="bankms_employees_waiting")
 
 
 def _outcome(result, done: str) -> str:
@@ -158,7 +156,7 @@ def _locked(bank, actor) -> None:
     if locked.empty:
         st.caption("Nobody is locked out right now.")
         return
-    st.dataframe(locked.rename(columns=COLUMNS), hide_index=True, width="stretch")
+    show_table(locked, headers=COLUMNS)
     username = st.selectbox("User to unlock", locked["username"].tolist(),
                             key="bankms_unlock_user")
     if st.button("Unlock", icon=":material/lock_open:", key="bankms_unlock"):

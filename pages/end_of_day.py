@@ -43,9 +43,9 @@ def render() -> None:
                "overdraft interest on negative balances), pays out or renews the term deposits "
                "that mature, posts interest with tax withheld and the products' fees at the "
                "end of each posting period, ages arrears and marks accounts dormant after "
-               "their product's months without activity "
-               f"({bank.settings.value('dormancy_months')} months unless the product says "
-               "otherwise). Missed days are closed in "
+               "their product's dormancy period without a transaction made by their holder "
+               f"({bank.reports.dormancy_rule()}; interest and fees do not count). Missed "
+               "days are closed in "
                "order; a day already closed is never closed again, and a day that has not "
                "ended in the bank's time zone cannot be closed.")
     status = eod_auto.status(bank)
@@ -90,8 +90,11 @@ def render() -> None:
 
 def _chain(bank, actor) -> None:
     """The hash chains' heads of the closed days, their check, and a kept copy's check."""
+    import pandas as pd
+
     from bankms.errors import BankError
     from pages.common import show_error
+    from pages.tables import show_columns
 
     st.subheader("Chain heads")
     st.caption("At each close the ledger's and the audit log's hash chains end in a head: "
@@ -100,10 +103,9 @@ def _chain(bank, actor) -> None:
                "catches even a rewrite of the whole chain.")
     heads = bank.chain.heads(actor)
     if heads:
-        st.dataframe([{"Day": str(h["business_date"]), "Chain": h["chain"],
-                       "Up to id": h["last_id"], "Head": h["head_hash"]}
-                      for h in heads[-20:][::-1]],
-                     hide_index=True, width="stretch", key="eod_chain_heads")
+        show_columns(pd.DataFrame(heads[-20:][::-1]),
+                     {"business_date": "Day", "chain": "Chain", "last_id": "Up to id",
+                      "head_hash": "Head"}, key="eod_chain_heads")
         st.download_button("Download every head (CSV)", bank.chain.heads_csv(actor),
                            file_name=f"chain-heads-{heads[-1]['business_date']}.csv",
                            mime="text/csv", key="eod_chain_download",

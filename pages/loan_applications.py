@@ -10,7 +10,8 @@ PAGE = {"title": "Loan applications", "icon": ":material/note_add:",
 def render() -> None:
     from bankms.errors import BankError
     from pages.common import current_actor, get_bank, show_error
-    from pages.loan_forms import application_form, money_table, show_flash
+    from pages.loan_forms import application_form, show_flash
+    from pages.tables import show_columns
 
     actor = current_actor()
     if actor is None or not actor.is_staff:
@@ -30,7 +31,7 @@ def render() -> None:
             application_form(bank, actor, customer["id"], "desk_apply")
     st.subheader("Recent applications")
     loans = bank.loans.list(actor).head(20)
-    st.dataframe(money_table(loans, {
+    show_columns(loans, {
         "loan_id": "Loan", "holder": "Customer", "product": "Product", "principal": "Amount",
         "term_months": "Months", "status": "Status", "applied_by": "Entered by",
-        "decision_reason": "Reason"}), hide_index=True, width="stretch", key="desk_recent")
+        "decision_reason": "Reason"}, key="desk_recent")

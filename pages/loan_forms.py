@@ -8,6 +8,7 @@ from decimal import Decimal
 import pandas as pd
 import streamlit as st
 
+from pages.tables import show_columns
 from pages.text import md
 
 
@@ -32,19 +33,6 @@ def show_flash() -> None:
         st.success(message, icon=":material/check_circle:")
 
 
-def money_table(df: pd.DataFrame, columns: dict) -> pd.DataFrame:
-    """The chosen columns with friendly headers; Decimal amounts shown as '$1,234.50'."""
-    from pages.common import money
-
-    out = pd.DataFrame()
-    for column, header in columns.items():
-        values = df[column]
-        if len(values) and isinstance(values.iloc[0], Decimal):
-            values = [money(v) for v in values]
-        out[header] = list(values)
-    return out
-
-
 def fee_text(row) -> str:
     """A product's disbursement fee in words: '$10.00 + 1.50 %', 'none'."""
     from pages.common import money
@@ -67,14 +55,14 @@ def product_table(products: pd.DataFrame, key: str, with_status=False) -> None:
     shown["status"] = ["offered" if v else "not offered" for v in shown["active"]]
     columns = {"code": "Code", "name": "Name", "amount_min": "From", "amount_max": "To",
                "term_min_months": "Months from", "term_max_months": "Months to",
-               "rate_min_percent": "Rate from %", "rate_max_percent": "Rate to %",
+               "rate_min_percent": "Rate from", "rate_max_percent": "Rate to",
                "repayments": "Repayments", "amortization": "Amortization",
                "grace_principal_periods": "Grace (instalments)", "fee": "Disbursement fee",
                "late_fee": "Late fee", "late_fee_grace_days": "Grace days",
                "day_count": "Day count", "prepayment_rule": "Prepayment"}
     if with_status:
         columns["status"] = "Status"
-    st.dataframe(money_table(shown, columns), hide_index=True, width="stretch", key=key)
+    show_columns(shown, columns, key=key)
 
 
 def show_schedule(schedule: pd.DataFrame, key: str) -> None:
@@ -82,7 +70,7 @@ def show_schedule(schedule: pd.DataFrame, key: str) -> None:
                "principal": "Principal", "balance": "Balance after"}
     if "paid" in schedule:
         columns.update({"paid": "Paid", "fee": "Late fee", "state": "State"})
-    st.dataframe(money_table(schedule, columns), hide_index=True, width="stretch", key=key)
+    show_columns(schedule, columns, key=key)
 
 
 def show_summary(loan: dict) -> None:
@@ -228,10 +216,10 @@ def payoff_quote(bank, actor, loan: dict, prefix: str) -> None:
 def show_history(bank, actor, loan_id, key: str) -> None:
     """The loan's money events, oldest first, with reversals marked."""
     df = bank.loans.history(actor, loan_id)
-    st.dataframe(money_table(df, {
+    show_columns(df, {
         "value_date": "Value date", "transaction_id": "Transaction", "event": "Event",
         "amount": "Amount", "interest": "Interest", "principal": "Principal", "fee": "Fees",
-        "reversed": "Reversed", "actor": "By"}), hide_index=True, width="stretch", key=key)
+        "reversed": "Reversed", "actor": "By"}, key=key)
 
 
 PREPAYMENT_CHOICES = {"reduce_instalment": "lower the later instalments",

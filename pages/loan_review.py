@@ -19,7 +19,8 @@ def _pick(loans, label, key):
 def _applications(bank, actor):
     from bankms.errors import BankError
     from pages.common import money, show_error
-    from pages.loan_forms import PER_PERIOD, flash, money_table
+    from pages.loan_forms import PER_PERIOD, flash
+    from pages.tables import show_columns
 
     pending = bank.loans.list(actor, status="submitted")
     if pending.empty:
@@ -42,21 +43,20 @@ def _applications(bank, actor):
             f"{loan['applied_date']}.")
     with right:
         st.subheader("Applicant's accounts")
-        st.dataframe(money_table(review["accounts"], {
+        show_columns(review["accounts"], {
             "account_number": "Account", "kind": "Kind", "status": "Status",
-            "balance": "Balance"}), hide_index=True, width="stretch", key="review_accounts")
+            "balance": "Balance"}, key="review_accounts")
         st.caption(f"Last 90 days: {money(review['inflow_90d'])} in, "
                    f"{money(review['outflow_90d'])} out.")
         if not review["other_loans"].empty:
-            st.dataframe(money_table(review["other_loans"], {
+            show_columns(review["other_loans"], {
                 "loan_id": "Loan", "status": "Status",
-                "principal_outstanding": "Outstanding", "arrears_bucket": "Arrears"}),
-                hide_index=True, width="stretch", key="review_other_loans")
+                "principal_outstanding": "Outstanding", "arrears_bucket": "Arrears"},
+                key="review_other_loans")
     st.subheader("Recent transactions")
-    st.dataframe(money_table(review["history"], {
+    show_columns(review["history"], {
         "business_date": "Date", "account_number": "Account", "kind": "Kind",
-        "memo": "Memo", "amount": "Amount"}), hide_index=True, width="stretch",
-        key="review_history")
+        "memo": "Memo", "amount": "Amount"}, key="review_history")
     product = bank.loans.products().set_index("code").loc[loan["product_code"]]
     lo, hi = product["rate_min_percent"], product["rate_max_percent"]
     approve, reject = st.columns(2)
@@ -112,17 +112,18 @@ def _payouts(bank, actor):
 def _arrears(bank, actor):
     from bankms.errors import BankError
     from pages.common import show_error
-    from pages.loan_forms import flash, money_table
+    from pages.loan_forms import flash
+    from pages.tables import show_columns
 
     active = bank.loans.list(actor, status="active").sort_values(
         "days_past_due", ascending=False)
     if active.empty:
         st.info("No active loans.")
         return
-    st.dataframe(money_table(active, {
+    show_columns(active, {
         "loan_id": "Loan", "holder": "Borrower", "principal_outstanding": "Outstanding",
-        "days_past_due": "Days past due", "arrears_bucket": "Bucket"}),
-        hide_index=True, width="stretch", key="arrears_table")
+        "days_past_due": "Days past due", "arrears_bucket": "Bucket"},
+        key="arrears_table")
     late = active[active["days_past_due"] > 0]
     if late.empty:
         st.caption("No loan is in arrears.")
@@ -196,7 +197,7 @@ def _provisions(bank, actor):
     """The provisioning report (issue 9): by arrears bucket, what the rates require now and
     what the last end of day booked in GL1290."""
     from pages.common import money
-    from pages.loan_forms import money_table
+    from pages.tables import show_columns
     from pages.reports_dashboard import csv_button
 
     df = bank.reports.provisioning(actor)
@@ -207,12 +208,12 @@ def _provisions(bank, actor):
                   help="The loan-loss provision (GL1290) as the last end of day set it.")
     right.metric("Difference", money(required - booked), border=True,
                  help="Booked by the next end of day: loans moved, or a rate changed, since.")
-    st.dataframe(money_table(df, {"bucket": "Days past due", "loans": "Loans",
+    show_columns(df, {"bucket": "Days past due", "loans": "Loans",
                                   "outstanding": "Outstanding principal",
-                                  "rate_percent": "Provision rate %",
+                                  "rate_percent": "Provision rate",
                                   "required": "Provision required",
-                                  "booked": "Provision booked", "difference": "Difference"}),
-                 hide_index=True, width="stretch", key="provision_table")
+                                  "booked": "Provision booked", "difference": "Difference"},
+                 key="provision_table")
     st.caption("Rates are the settings loan_provision_bp_* (hundredths of a percent).")
     csv_button(df, "provisioning", key="csv_provisioning", label="Provisioning report as CSV")
 

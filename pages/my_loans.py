@@ -8,8 +8,9 @@ PAGE = {"title": "My loans", "icon": ":material/request_quote:", "roles": ("cust
 def render() -> None:
     from bankms.errors import BankError
     from pages.common import current_actor, get_bank, money, show_error
-    from pages.loan_forms import (application_form, money_table, payment_form, payoff_quote,
+    from pages.loan_forms import (application_form, payment_form, payoff_quote,
                                   show_flash, show_history, show_schedule, show_summary)
+    from pages.tables import show_columns
 
     actor = current_actor()
     if actor is None or actor.role != "customer":
@@ -27,11 +28,11 @@ def render() -> None:
         if loans is None or loans.empty:
             st.info("You have no loans or applications yet.")
         else:
-            st.dataframe(money_table(loans, {
+            show_columns(loans, {
                 "loan_id": "Loan", "product": "Product", "status": "Status",
                 "principal": "Amount", "principal_outstanding": "Outstanding",
-                "arrears_bucket": "Days past due", "decision_reason": "Reason"}),
-                hide_index=True, width="stretch", key="myloans_table")
+                "arrears_bucket": "Days past due", "decision_reason": "Reason"},
+                key="myloans_table")
             labels = {int(r.loan_id): f"Loan {r.loan_id} · {r.product} · "
                                       f"{r.status.replace('_', ' ')}"
                       for r in loans.itertuples()}

@@ -32,6 +32,7 @@ def render() -> None:
 def _business_date(bank, actor) -> None:
     from bankms import businessday
     from bankms.eod import recent_runs
+    from pages.tables import show_table
 
     zone = bank.settings.value("bank_time_zone")
     left, right = st.columns(2)
@@ -45,12 +46,15 @@ def _business_date(bank, actor) -> None:
     st.caption("Last end-of-day runs")
     columns = [c for c in ("business_date", "actor", "started_at", "finished_at", "seconds")
                if c in runs.columns]
-    st.dataframe(runs[columns], hide_index=True, width="stretch", key="ops_runs")
+    show_table(runs[columns], headers={"actor": "By", "seconds": "Took (s)"}, key="ops_runs")
 
 
 def _verify(bank, actor) -> None:
+    import pandas as pd
+
     from bankms import operations
     from pages import common
+    from pages.tables import show_table
 
     st.caption("Checks every ledger invariant: postings sum to zero, balances equal their "
                "postings, holds, interest and the loan book.")
@@ -65,9 +69,8 @@ def _verify(bank, actor) -> None:
         st.success("Every invariant holds.", icon=":material/check_circle:")
         return
     st.error(f"{len(result['problems'])} problem(s) found.", icon=":material/error:")
-    st.dataframe([{"problem": kind, "count": count}
-                  for kind, count in result["summary"].items()],
-                 hide_index=True, width="stretch", key="ops_verify_summary")
+    show_table(pd.DataFrame(list(result["summary"].items()), columns=["problem", "count"]),
+               key="ops_verify_summary")
     with st.expander("Every problem"):
         st.text("\n".join(result["problems"][:500]))
 
@@ -116,10 +119,15 @@ def _settings(bank, actor) -> None:
             common.show_error(exc)
         else:
             st.success(f"{key} is now {stored}.", icon=":material/check_circle:")
-    table.dataframe([{"Setting": r["key"], "Value": r["value"], "Meaning": r["meaning"],
-                      "Type": r["type"], "Allowed": r["allowed"], "Default": r["default"]}
-                     for r in bank.settings.listing()],
-                    hide_index=True, width="stretch", key="ops_settings_table")
+    import pandas as pd
+
+    from pages.tables import show_columns
+
+    # The setting's key stays as typed: it is what the form above and the CLI take.
+    with table.container():
+        show_columns(pd.DataFrame(bank.settings.listing()),
+                     {"key": "Setting", "value": "Value", "meaning": "Meaning", "type": "Type",
+                      "allowed": "Allowed", "default": "Default"}, key="ops_settings_table")
 
 
 def _holidays(bank, actor) -> None:
@@ -162,8 +170,11 @@ def _holidays(bank, actor) -> None:
     except Exception as exc:  # noqa: BLE001
         common.show_error(exc)
         return
-    table.dataframe(frame.rename(columns={"date": "Date", "name": "Name", "source": "Source"}),
-                    hide_index=True, width="stretch", key="ops_holidays_table")
+    from pages.tables import show_columns
+
+    with table.container():
+        show_columns(frame, {"date": "Date", "name": "Name", "source": "Source"},
+                     key="ops_holidays_table")
 
 
 def _remove_holiday(bank, actor, year) -> None:

@@ -15,7 +15,7 @@ CUSTOMERS_TAB = "customers_tab"
 
 def _rfm(bank, actor, f):
     from bankms import figures
-    from bankms.analytics import RFM_LOOKBACK_DAYS, RFM_SEGMENTS
+    from bankms.analytics import RFM_SEGMENTS
     from bankms.reports import with_money
     from pages.common import db_path
     from pages.reports_dashboard import (
@@ -29,8 +29,9 @@ def _rfm(bank, actor, f):
     members = cached_query(db_path(), actor, "rfm", f)
     summary = bank.reports.rfm_summary(members)
     st.caption(f"Recency, frequency and money moved by each active customer's own transactions "
-               f"in the {RFM_LOOKBACK_DAYS} days up to {f.as_of:%d %b %Y}; scores 1-5 by "
-               f"quintile, 5 best. Click a bar or a row to see who or what is behind it.")
+               f"in the period, {f.start:%d %b %Y} to {f.end:%d %b %Y} ({f.days} days); "
+               f"scores 1-5 by quintile, 5 best. Click a bar or a row to see who or what is "
+               f"behind it.")
     selectable_chart(figures.rfm_segments(summary), summary, "rfm_segments",
                      source="rfm_segments", csv_name="rfm-segments", **DRILL)
     drill_panel(bank, actor, f, source="rfm_segments", **DRILL)

@@ -133,11 +133,12 @@ def selectable_table(df, shown, *, table, state_key, key, source=None):
     """A table (drill.TABLE_DRILLS) whose rows open the rows behind them, one at a time;
     `shown` is what is drawn of `df`, row for row."""
     from bankms.drill import row_selection
+    from pages.tables import show_table
 
     rows = df.reset_index(drop=True)
-    st.dataframe(shown, hide_index=True, width="stretch", key=key, selection_mode="single-row",
-                 on_select=partial(_on_select, state_key, source or table, key, "rows",
-                                   lambda i: row_selection(table, rows.iloc[i].to_dict())))
+    show_table(shown, key=key, selection_mode="single-row",
+               on_select=partial(_on_select, state_key, source or table, key, "rows",
+                                 lambda i: row_selection(table, rows.iloc[i].to_dict())))
 
 
 def drill_panel(bank, actor, f, *, state_key, source, context=None):
@@ -147,9 +148,9 @@ def drill_panel(bank, actor, f, *, state_key, source, context=None):
     shows); when it or the filters change, the panel closes."""
     from bankms import drill
     from bankms.errors import BankError
-    from bankms.reports import with_money
     from bankms.text import markdown_escape
     from pages.common import db_path, money, show_error
+    from pages.tables import show_table
 
     state = st.session_state.get(state_key)
     if not state or state.get("source") != source:
@@ -186,8 +187,7 @@ def drill_panel(bank, actor, f, *, state_key, source, context=None):
             st.caption(f"{len(rows):,} rows adding up to {money(total)}: {spec.total_is}.")
         if len(rows) > DRILL_ROWS_SHOWN:
             st.caption(f"The first {DRILL_ROWS_SHOWN:,} are shown; the CSV has them all.")
-        st.dataframe(with_money(rows.head(DRILL_ROWS_SHOWN)), hide_index=True,
-                     width="stretch", key=f"drill_rows_{source}")
+        show_table(rows.head(DRILL_ROWS_SHOWN), key=f"drill_rows_{source}")
         csv_button(rows, f"{figure}-rows", key=f"csv_drill_{source}",
                    label="These rows as CSV")
 
@@ -349,9 +349,10 @@ def _tables(bank, actor, f, data, drill):
     drill_panel(bank, actor, f, source="top_customers_table", **drill)
     dormant = data["dormant_accounts"]
     st.subheader(f"Dormant accounts ({len(dormant):,})")
-    st.caption(f"Open accounts with no transaction made by their holder in the "
-               f"{analytics.DORMANT_AFTER_DAYS} days up to {f.as_of:%d %b %Y}; interest and "
-               f"fees do not count. Biggest balances first.")
+    st.caption(f"Open accounts with no transaction made by their holder in their product's "
+               f"dormancy period ({bank.reports.dormancy_rule(f.as_of)}) up to "
+               f"{f.as_of:%d %b %Y}, as end of day marks them dormant; interest and fees do "
+               f"not count. Biggest balances first.")
     shown = dormant.head(analytics.DORMANT_LIST_ROWS_MAX)
     selectable_table(shown, with_money(shown), table="dormant_accounts",
                      source="dormant_accounts_table", key="dormant_table", **drill)

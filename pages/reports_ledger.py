@@ -9,6 +9,7 @@ PAGE = {"title": "Ledger", "icon": ":material/account_balance_wallet:", "roles":
 def _trial_balance(bank, actor):
     from pages.common import money
     from pages.reports_dashboard import csv_button
+    from pages.tables import show_table
 
     as_of = st.date_input("As of", value=None, max_value=bank.reports.today(),
                           key="ledger_as_of", format="YYYY-MM-DD",
@@ -20,7 +21,7 @@ def _trial_balance(bank, actor):
     middle.metric("Total credits", money(credits), border=True)
     right.metric("Difference", money(debits - credits), border=True,
                  help="Zero whenever every transaction's postings sum to zero.")
-    st.dataframe(tb[["code", "account", "debit", "credit"]], hide_index=True, width="stretch")
+    show_table(tb[["code", "account", "debit", "credit"]], key="ledger_trial_balance")
     st.caption("End of day keeps GL1210 loan interest receivable at the interest earned and "
                "not yet paid, and GL1290 loan-loss provision (a credit against loans "
                "receivable) at the provision by arrears bucket; GL5200 is its expense.")
@@ -31,6 +32,7 @@ def _trial_balance(bank, actor):
 def _general_ledger(bank, actor):
     from pages.common import money
     from pages.reports_dashboard import csv_button
+    from pages.tables import show_table
 
     default = bank.reports.filters(days=30)
     period = st.date_input("Period", value=(default.start, default.end),
@@ -40,8 +42,8 @@ def _general_ledger(bank, actor):
         st.info("Pick the first and the last day of the period.")
         return None
     gl = bank.reports.general_ledger(actor, period[0], period[1])
-    st.dataframe(gl[["code", "account", "opening", "debit", "credit", "closing"]],
-                 hide_index=True, width="stretch")
+    show_table(gl[["code", "account", "opening", "debit", "credit", "closing"]],
+               key="ledger_general")
     st.caption(f"Opening and closing balances each sum to "
                f"{money(int(gl['closing_cents'].sum()))}; debits "
                f"{money(int(gl['debit_cents'].sum()))} equal credits "
@@ -54,6 +56,7 @@ def _general_ledger(bank, actor):
 def _account_lines(bank, actor, period):
     from pages.common import money
     from pages.reports_dashboard import csv_button
+    from pages.tables import show_table
 
     accounts = bank.reports.ledger_accounts(actor)
     labels = dict(zip(accounts["account_number"], accounts["name"]))
@@ -68,8 +71,9 @@ def _account_lines(bank, actor, period):
                    "balance"]].copy()
     # Value date beside the posting time, the latter on the bank's clock (stored in UTC).
     shown["posted_at"] = businessday.to_bank_time(bank, shown["posted_at"])
-    shown = shown.rename(columns={"posted_at": f"posted_at ({businessday.zone(bank).key})"})
-    st.dataframe(shown, hide_index=True, width="stretch")
+    show_table(shown, headers={"posted_at": f"When ({businessday.zone(bank).key})",
+                               "business_date": "Value date", "balance": "Balance after"},
+               key="ledger_lines")
     csv_button(lines.drop(columns=["amount", "balance"]), f"ledger-{number}",
                key="csv_ledger_lines")
 

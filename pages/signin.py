@@ -44,13 +44,16 @@ def render() -> None:
 
 
 def _demo_banner(logins) -> None:
+    import pandas as pd
+
+    from pages.tables import show_columns
+
     with st.container(border=True, key="demo_banner"):
         st.markdown("### :material/science: Demo bank")
         st.warning("This is a **demo bank**: every customer, account and amount is made up. "
                    "Use these logins to try each role. Never run a real bank on this database.",
                    icon=":material/warning:")
-        st.dataframe(
-            [{"Role": row["role"].capitalize(), "Username": row["username"],
-              "Password": row["password"], "Name": row.get("full_name", "")}
-             for row in logins],
-            hide_index=True, width="stretch")
+        show_columns(pd.DataFrame(logins).reindex(
+            columns=["role", "username", "password", "full_name"]).fillna(""),
+            {"role": "Role", "username": "Username", "password": "Password",
+             "full_name": "Name"})

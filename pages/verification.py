@@ -14,8 +14,11 @@ MESSAGES = {
 
 
 def render() -> None:
+    import pandas as pd
+
     from pages import common
     from bankms.errors import BankError
+    from pages.tables import show_table
 
     actor = common.current_actor()
     if actor is None or actor.role != "customer":
@@ -35,5 +38,4 @@ def render() -> None:
             ("Phone", profile["phone"]), ("Date of birth", str(profile["date_of_birth"])),
             ("National id", profile["national_id"]), ("Address", profile["address"]),
             ("Customer number", str(profile["id"])), ("Status", status)]
-    st.dataframe([{"": label, "Value": value} for label, value in rows], hide_index=True,
-                 width="stretch")
+    show_table(pd.DataFrame(rows, columns=["", "Value"]))

@@ -38,8 +38,32 @@ def texts(at) -> str:
     assert not at.exception, at.exception
     parts = [e.value for e in (*at.title, *at.subheader, *at.markdown, *at.caption, *at.success,
                                *at.info, *at.warning, *at.error)]
-    parts += [d.value.to_string() for d in (*at.dataframe, *at.table)]
+    parts += [shown(d) for d in at.dataframe] + [t.value.to_string() for t in at.table]
     return re.sub(r"\\(.)", r"\1", "\n".join(str(p) for p in parts))
+
+
+def shown(table) -> str:
+    """An st.dataframe as its column formats draw it (pages.tables): money as '$1,234.50',
+    dates and times without seconds, ids as plain digits; for tests that read a page's text."""
+    import json
+
+    import pandas as pd
+
+    from bankms.money import format_cents
+
+    df = table.value.copy()
+    config = json.loads(table.proto.columns or "{}")
+    for name in df.columns:
+        kind = config.get(str(name), {}).get("type_config", {})
+        draw = {"dollar": lambda v: format_cents(int(v * 100)),
+                "%d": lambda v: str(int(v))}.get(kind.get("format"))
+        if kind.get("type") == "date":
+            draw = lambda v: str(pd.Timestamp(v).date())  # noqa: E731
+        elif kind.get("type") == "datetime":
+            draw = lambda v: f"{pd.Timestamp(v):%Y-%m-%d %H:%M}"  # noqa: E731
+        if draw is not None:
+            df[name] = [None if v is None or pd.isna(v) else draw(v) for v in df[name]]
+    return df.to_string()
 
 
 def button_starting(at, prefix):

@@ -11,7 +11,7 @@ import re
 from decimal import Decimal
 
 import pytest
-from apptest_util import app_bank_on, goto, open_app, urls
+from apptest_util import app_bank_on, goto, open_app, shown, urls
 from conftest import employee, funded_account, login_for, make_customer
 
 _names = itertools.count(1)
@@ -47,7 +47,7 @@ def texts(at):
     assert not at.exception, at.exception
     parts = [e.value for e in (*at.title, *at.subheader, *at.markdown, *at.caption, *at.success,
                                *at.info, *at.warning, *at.error)]
-    parts += [d.value.to_string() for d in (*at.dataframe, *at.table)]
+    parts += [shown(d) for d in at.dataframe] + [t.value.to_string() for t in at.table]
     # Markdown holds user text escaped ('J\\*\\*\\*'); compare with what a person reads.
     return re.sub(r"\\(.)", r"\1", "\n".join(str(p) for p in parts))
 

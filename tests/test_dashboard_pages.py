@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import os
 import pathlib
+from decimal import Decimal
 
 import pytest
 from conftest import employee, login_for, make_customer
@@ -22,6 +23,8 @@ APP = str(ROOT / "app.py")
 
 
 FEB_2025 = (dt.date(2025, 2, 1), dt.date(2025, 2, 28))
+# The RFM segments count the chosen period: the year up to February (test_reports.RFM).
+YEAR_TO_FEB_2025 = (dt.date(2024, 3, 1), dt.date(2025, 2, 28))
 ENV = ("BANKMS_DB", "BANKMS_COOKIE_KEY_FILE", "BANKMS_COOKIE_KEY", "BANKMS_NO_DEMO")
 
 
@@ -211,7 +214,7 @@ def test_a_picked_row_opens_its_postings(shop):
         shop, "dashboard", "dashboard", (dt.date(2025, 12, 1), dt.date(2025, 12, 31)),
         {"source": "dormant_accounts_table", "figure": "account_postings",
          "selection": {"account_number": shop.names["C1"]}})
-    assert rows["account_number"].tolist() == [shop.names["C1"]] * 2
+    assert rows["Account"].tolist() == [shop.names["C1"]] * 2
     assert any("2 rows adding up to $6,030.00" in c for c in captions)
 
 
@@ -287,13 +290,16 @@ def test_dashboard_filters(shop, widget, value, figure, expected):
 
 def test_dashboard_lists_dormant_accounts_as_of_a_day(shop):
     at = open_page(shop, shop.manager, "dashboard")
+    # Twelve months (the products' dormancy period, as end of day uses) after the last own
+    # transactions of C1 (March 2025), B1 (April) and S1 (January); A1's is from September.
     at.date_input(key="dashboard_period").set_value(
-        (dt.date(2025, 12, 1), dt.date(2025, 12, 31))).run()
+        (dt.date(2026, 4, 1), dt.date(2026, 4, 30))).run()
     show_tab(at, *TABLES_TAB)
     dormant = at.dataframe[-1].value
-    assert dormant["account_number"].tolist() == [shop.names["C1"], shop.names["B1"],
+    assert dormant["Account"].tolist() == [shop.names["C1"], shop.names["B1"],
                                                   shop.names["S1"]]
-    assert [str(v) for v in dormant["balance"]] == ["6030.00", "1150.00", "197.90"]
+    assert [str(v) for v in dormant["Balance"]] == ["6030.00", "1150.00", "197.90"]
+    assert any("dormancy period (12 months) up to 30 Apr 2026" in c.value for c in at.caption)
 
 
 @pytest.mark.parametrize("role, url", [
@@ -319,23 +325,29 @@ def test_page_files_alone_draw_nothing(shop, page):
 # -- customer analytics --------------------------------------------------------------------------
 def test_customer_analytics(shop):
     at = open_page(shop, shop.manager, "customer-analytics")
-    at.date_input(key="customers_period").set_value(
-        (dt.date(2025, 2, 1), dt.date(2025, 2, 28))).run()
+    at.date_input(key="customers_period").set_value(YEAR_TO_FEB_2025).run()
     assert [t.label for t in at.tabs] == ["RFM segments", "Cross-sell", "Falling activity",
                                           "Service"]
     # Only the open tab runs: the segments chart, then the two service charts.
     assert chart_titles(at) == ["Customers by RFM segment (count)"]
     at.selectbox(key="rfm_segment").select("At risk").run()
     members = at.dataframe[1].value
-    assert members["full_name"].tolist() == ["Ann Able"]
+    assert members["Name"].tolist() == ["Ann Able"]
+    # The period applies: February alone leaves Ann and Bob hibernating, Cat inactive.
+    at.date_input(key="customers_period").set_value(FEB_2025).run()
+    assert any("in the period, 01 Feb 2025 to 28 Feb 2025 (28 days)" in c.value
+               for c in at.caption)
+    assert at.dataframe[0].value.set_index("Segment")["Customers"].to_dict() == {
+        "Champions": 0, "Loyal": 0, "Potential loyalists": 0, "New": 0,
+        "Needs attention": 0, "At risk": 0, "Hibernating": 2, "Inactive": 2}
     at.date_input(key="customers_period").set_value(
         (dt.date(2025, 5, 1), dt.date(2025, 5, 15))).run()
     show_tab(at, "customers_tab", "Cross-sell")
     assert not at.get("plotly_chart") and "rfm_segment" not in [s.key for s in at.selectbox]
     offers = at.dataframe[0].value
-    assert offers["full_name"].tolist() == ["Bob Baker"]
+    assert offers["Name"].tolist() == ["Bob Baker"]
     at.selectbox(key="cross_sell_offer").select("Savings account for a high balance").run()
-    assert at.dataframe[0].value["full_name"].tolist() == ["Cat Cole"]
+    assert at.dataframe[0].value["Name"].tolist() == ["Cat Cole"]
     show_tab(at, "customers_tab", "Service")
     assert chart_titles(at) == ["Refused transactions by reason (count)",
                                 "Time to decide a loan (hours)"]
@@ -350,13 +362,13 @@ def test_customer_analytics(shop):
       "selection": {"segment": "Hibernating"}}, ["Cat Cole"]),
 ])
 def test_customer_analytics_opens_a_segment(shop, state, expected_names):
-    rows, captions = _opened(shop, "customer-analytics", "customers", FEB_2025, state)
-    assert rows["full_name"].tolist() == expected_names
+    rows, captions = _opened(shop, "customer-analytics", "customers", YEAR_TO_FEB_2025, state)
+    assert rows["Name"].tolist() == expected_names
     assert any(f"{len(expected_names)} rows: the figure shown." in c for c in captions)
 
 
 def test_customer_analytics_opens_a_customers_transactions(shop):
-    rows, captions = _opened(shop, "customer-analytics", "customers", FEB_2025, {
+    rows, captions = _opened(shop, "customer-analytics", "customers", YEAR_TO_FEB_2025, {
         "source": "rfm_members", "figure": "customer_activity",
         "selection": {"customer_id": shop.customers["Ann"]}})
     # Ann's own transactions in the year to 28 Feb 2025: 1,000 + 200 + 100 + 50.
@@ -403,7 +415,7 @@ def test_ledger_page(shop):
         (dt.date(2025, 2, 1), dt.date(2025, 2, 28))).run()
     at.selectbox(key="ledger_account").select("GL1000").run()
     lines = at.dataframe[-1].value
-    assert [str(v) for v in lines["balance"]] == ["-1430.00", "-930.00"]
+    assert [str(v) for v in lines["Balance after"]] == ["-1430.00", "-930.00"]
     assert not at.exception
 
 
@@ -418,11 +430,16 @@ def test_customer_statement_page(shop):
     assert shown["Money in"][0] == "$1,000.00"
     assert shown["Money out"][0] == "$202.00"
     assert shown["Closing balance"][0] == "$798.00"
-    # The lines in words and money, not transaction_id / amount_cents / 798.00.
-    [lines] = [d.value for d in at.dataframe if "Description" in d.value.columns]
-    assert list(lines.columns) == ["Date", "Description", "Amount", "Balance", "Transaction"]
-    assert lines["Balance"].iloc[-1] == "$798.00" and lines["Amount"].iloc[0].startswith("$")
-    assert not lines["Date"].astype(str).str.contains("00:00").any()
+    # The lines under human headers, money as dollars (exact Decimals, sortable), dates as
+    # dates and the transaction as plain digits, not transaction_id / amount_cents / 798.00.
+    [table] = [d for d in at.dataframe if "Description" in d.value.columns]
+    columns = json.loads(table.proto.columns)
+    assert [(columns[c]["label"], columns[c]["type_config"]["type"],
+             columns[c]["type_config"].get("format")) for c in table.value.columns] == [
+        ("Date", "date", "YYYY-MM-DD"), ("Description", "text", None),
+        ("Amount", "number", "dollar"), ("Balance", "number", "dollar"),
+        ("Transaction", "number", "%d")]
+    assert table.value["Balance"].iloc[-1] == Decimal("798.00")
     labels = [b.label for b in at.get("download_button")]
     assert "Statement as PDF" in labels and "Statement as CSV" in labels
     at.selectbox(key="certificate_year").select(2025).run()

@@ -10,14 +10,15 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 from conftest import Clock, employee, make_customer
-from test_reports import FEB, FEB_SAVINGS, figures, ledger  # noqa: F401 (fixture)
+from test_reports import FEB, FEB_SAVINGS, YEAR_TO_FEB, figures, ledger  # noqa: F401
 
 import bankms
 from bankms import drill
 from bankms.analytics import Filters
 from bankms.errors import InvalidInput, PermissionDenied
 
-DEC = Filters(start="2025-12-01", end="2025-12-31")
+# Twelve months (the products' dormancy period) after B1's and C1's last own transactions.
+APR_2026 = Filters(start="2026-04-01", end="2026-04-30")
 YEAR = Filters(start="2025-01-01", end="2025-12-31")
 MAY = Filters(start="2025-05-01", end="2025-05-31")
 MAY_FIRST_HALF = Filters(start="2025-05-01", end="2025-05-15")
@@ -97,12 +98,13 @@ CASES = [
     (FEB, "customers_by_day", {"day": "2025-02-15"}, 4),
     (FEB, "customer_accounts", {"customer_id": "Ann"}, 95120),
     (FEB, "customer_accounts", {"customer_id": "Bob"}, -5000),
-    (DEC, "dormant_accounts", {"kind": "checking"}, 2),                 # B1, C1
-    (DEC, "account_postings", {"account_number": "C1"}, 603000),
-    (DEC, "account_postings", {"account_number": "S1"}, 19790),
-    (FEB, "rfm_segment", {"segment": "At risk"}, 1),
-    (FEB, "customer_activity", {"customer_id": "Ann"}, 135000),  # 1,000 + 200 + 100 + 50
-    (FEB, "customer_activity", {"customer_id": "Bob"}, 105000),
+    (APR_2026, "dormant_accounts", {"kind": "checking"}, 2),            # B1, C1
+    (APR_2026, "account_postings", {"account_number": "C1"}, 603000),
+    (APR_2026, "account_postings", {"account_number": "S1"}, 19790),
+    (YEAR_TO_FEB, "rfm_segment", {"segment": "At risk"}, 1),
+    (YEAR_TO_FEB, "customer_activity", {"customer_id": "Ann"}, 135000),  # 1,000+200+100+50
+    (YEAR_TO_FEB, "customer_activity", {"customer_id": "Bob"}, 105000),
+    (FEB, "customer_activity", {"customer_id": "Bob"}, 55000),  # the RFM period only
     (MAY, "falling_customer", {"customer_id": "Bob"}, 5),
     (MAY_FIRST_HALF, "regular_income", {"customer_id": "Bob"}, 120000),  # two salaries
     (MAY_FIRST_HALF, "high_balance", {"customer_id": "Cat"}, 603000),

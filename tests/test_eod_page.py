@@ -3,7 +3,10 @@ long catch-ups, refusals in plain words and the automatic run's status."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+from decimal import Decimal
 
+import pandas as pd
 import pytest
 
 from apptest_util import app_bank_on, open_app
@@ -65,7 +68,9 @@ def test_a_long_catch_up_needs_the_checkbox(page_bank):
     assert {"Interest paid", "Tax withheld", "Overdraft interest", "Fees",
             "Standing orders paid", "Standing orders missed", "Term deposits matured",
             "Term deposits renewed"} <= set(runs.columns)
-    assert set(runs["Tax withheld"]) == {"$0.00"} and set(runs["Fees charged"]) == {0}
+    assert set(runs["Tax withheld"]) == {Decimal("0.00")} and set(runs["Fees charged"]) == {0}
+    [table] = [d for d in at.dataframe if "Interest paid" in d.value.columns]
+    assert json.loads(table.proto.columns)["Tax withheld"]["type_config"]["format"] == "dollar"
     assert not at.exception and page_bank.audit.verify() == []
 
 
@@ -88,7 +93,9 @@ def test_history_shows_the_value_date_and_the_time_on_the_banks_clock(page_bank)
     at = open_app(page_bank, login_for(page_bank, cid, "tomo"), "my-history")
     table = at.dataframe[0].value
     assert list(table["Value date"].astype(str)) == [str(page_bank.business_date)]
-    assert list(table["When"]) == [f"{posted + dt.timedelta(hours=9):%Y-%m-%d %H:%M}"]
+    assert list(table["When"]) == [pd.Timestamp(posted + dt.timedelta(hours=9))]
+    when = json.loads(at.dataframe[0].proto.columns)["When"]["type_config"]
+    assert (when["type"], when["format"]) == ("datetime", "YYYY-MM-DD HH:mm")
     assert number
 
 
@@ -97,7 +104,8 @@ def test_a_refusal_leaves_no_progress_bar_and_the_caption_follows_the_settings(p
     page_bank.settings.set(page_bank.system_actor(), "dormancy_months", "6")
     page_bank.clock = Clock(dt.datetime.combine(start + 5 * DAY, dt.time(9, 0)))
     at = open_app(page_bank, employee(page_bank, "manager"), "end-of-day")
-    assert "(6 months unless the product says otherwise)" in texts(at)
+    # The products keep their own period (12 months); the setting is for accounts without one.
+    assert "12 months; 6 months without a product; interest and fees do not count" in texts(at)
     run_button(at)
     assert "needs confirmation" in texts(at)
     assert [p.value for p in at.get("progress")] == []
@@ -111,7 +119,7 @@ def test_the_chain_heads_of_closed_days_are_shown_checked_and_downloadable(page_
     kept = page_bank.chain.heads_csv(manager)
     at = open_app(page_bank, manager, "end-of-day")
     [heads] = [d.value for d in at.dataframe if "Head" in d.value.columns]
-    assert list(heads["Day"]) == [str(start + DAY)] * 2 + [str(start)] * 2
+    assert [str(d) for d in heads["Day"]] == [str(start + DAY)] * 2 + [str(start)] * 2
     assert all(len(h) == 64 for h in heads["Head"])
     at.button(key="eod_chain_check").click().run()
     assert "Both chains recompute" in texts(at)

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pytest
 
-from apptest_util import app_bank_on, open_app, urls
+from apptest_util import app_bank_on, open_app, shown, urls
 from conftest import Clock, employee, funded_account, login_for, make_customer
 
 _names = itertools.count(1)
@@ -40,7 +40,7 @@ def borrower(bank, name, amount="500.00"):
 def texts(at):
     parts = [e.value for e in (*at.title, *at.subheader, *at.markdown, *at.caption, *at.success,
                                *at.info, *at.warning, *at.error)]
-    parts += [d.value.to_string() for d in at.dataframe]
+    parts += [shown(d) for d in at.dataframe]
     parts += [f"{m.label} {m.value}" for m in at.metric]
     # Markdown holds user text and messages escaped ('\\$1,000'); compare what a person reads.
     return re.sub(r"\\(.)", r"\1", "\n".join(str(p) for p in parts))
@@ -101,7 +101,7 @@ def test_customer_sees_a_quote_then_applies(app_bank, staff):
     # 10,000 at the personal loan's top rate of 19.9 % over 12 months.
     assert "$925.87 a month" in texts(at)
     quote = [d.value for d in at.dataframe if len(d.value) == 12]
-    assert quote and quote[0]["Instalment"].iloc[0] == "$925.87"
+    assert quote and quote[0]["Instalment"].iloc[0] == D("925.87")
     click(at, "Submit application")
     assert "submitted; a manager will review it" in texts(at)
     mine = app_bank.loans.list(ana)
@@ -181,7 +181,7 @@ def test_customer_sees_schedule_and_pays(app_bank, staff):
     assert "Outstanding principal $10,000.00" in page and "Next instalment $888.49" in page
     schedules = [d.value for d in at.dataframe if "State" in d.value]
     assert len(schedules) == 1 and len(schedules[0]) == 12
-    assert schedules[0]["Instalment"].iloc[-1] == "$888.47"
+    assert schedules[0]["Instalment"].iloc[-1] == D("888.47")
     at.text_input(key=f"myloans_pay_amount_{lid}").input("500.00")
     click(at, "Pay")
     assert "Paid $500.00" in texts(at)
@@ -244,7 +244,7 @@ def test_customer_sees_accrued_interest_payoff_quote_and_history(app_bank, staff
     assert (f"fees ${fee / 100:,.2f}).") in texts(at)
     assert (f"including ${fee / 100:,.2f} of late fees that end of day will charge by then "
             "on instalments still unpaid") in texts(at)
-    assert "disbursement" in texts(at)
+    assert "Disbursement" in texts(at)  # the history's event, in words
 
 
 def test_manager_reverses_a_repayment_on_the_page(app_bank, staff):
@@ -303,6 +303,6 @@ def test_manager_sees_the_provisioning_report(app_bank, staff):
     assert required >= 10_000  # at least 1 % of Pia's 10,000.00, current
     assert shown["Provision required"] == f"${required / 100:,.2f}"
     assert shown["Provision booked"] == f"${booked / 100:,.2f}"
-    table = next(d.value for d in at.dataframe if "Provision rate %" in d.value.columns)
+    table = next(d.value for d in at.dataframe if "Provision rate" in d.value.columns)
     assert table["Days past due"].tolist() == ["current", "1-30", "31-60", "61-90", "over 90"]
     assert "csv_provisioning" in [b.key for b in at.get("download_button")]

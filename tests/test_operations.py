@@ -449,8 +449,8 @@ def test_a_broken_ledger_shows_a_summary(app_env):
     at = open_app(bank, bank.auth.actor_for("mara"), "bank-operations")
     at.button(key="ops_verify").click().run()
     assert any("problem(s) found" in e.value for e in at.error)
-    summary = _table(at, "problem")
-    assert summary["count"].sum() >= 1
+    summary = _table(at, "Problem")
+    assert summary["Count"].sum() >= 1
 
 
 @pytest.mark.parametrize("target, fix", [("file", "chmod 600"), ("folder", "chmod 700")])

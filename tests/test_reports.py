@@ -226,14 +226,43 @@ def test_customer_growth(ledger):
     assert df["customers"].iloc[-1] == 4
 
 
-def test_dormant_accounts(ledger):
-    # Since 5 July 2025 only A1 saw a customer's own transaction (a deposit on 15 September);
-    # the penalty and tax on S1 do not count as activity.
+# As of, the dormant accounts (the products' dormancy period: 12 months, as end of day uses).
+DORMANT = [
+    # Since 1 Jan 2025 every account saw its holder's transaction (S1 on 15 January).
+    ("2025-12-31", []),
+    # Since 1 May 2025 only A1 did (a deposit on 15 September); the penalty and tax on S1 on
+    # 30 June do not count as activity.
+    ("2026-04-30", [("C1", 603000), ("B1", 115000), ("S1", 19790)]),
+    # Since 16 Sep 2025 none did, but A1 only by a day.
+    ("2026-09-15", [("C1", 603000), ("B1", 115000), ("A1", 75800), ("S1", 19790)]),
+    ("2026-09-14", [("C1", 603000), ("B1", 115000), ("S1", 19790)]),
+]
+
+
+@pytest.mark.parametrize("as_of, expected", DORMANT)
+def test_dormant_accounts(ledger, as_of, expected):
     df = ledger.bank.reports.query(ledger.manager, "dormant_accounts",
-                                   Filters(start="2025-12-01", end="2025-12-31"))
+                                   Filters(start="2025-12-01", end=as_of))
     n = ledger.names
     assert df[["account_number", "balance_cents"]].values.tolist() == [
-        [n["C1"], 603000], [n["B1"], 115000], [n["S1"], 19790]]
+        [n[name], cents] for name, cents in expected]
+
+
+def test_dormancy_is_the_products_period(ledger):
+    periods = analytics.dormancy_periods(analytics.duckdb_source(ledger.bank),
+                                         dt.date(2026, 4, 30))
+    assert set(periods["months"]) == {12}
+    assert ledger.bank.reports.dormancy_rule() == "12 months"
+
+
+@pytest.mark.parametrize("rows, expected", [
+    ([(1, "Checking", 12), (None, None, 12)], "12 months"),
+    ([(1, "Checking", 12), (2, "Savings", 6), (None, None, 12)],
+     "Checking 12 months, Savings 6 months; 12 months without a product"),
+])
+def test_dormancy_rule_in_words(rows, expected):
+    periods = pd.DataFrame(rows, columns=["product_id", "name", "months"])
+    assert analytics.dormancy_rule(periods) == expected
 
 
 def test_a_bank_without_loans_has_an_empty_loan_book(ledger):
@@ -256,22 +285,37 @@ def test_loan_figures_are_zero_where_the_loan_tables_are_missing(ledger):
 
 
 # -- customer analytics --------------------------------------------------------------------------
-def test_rfm(ledger):
-    df = ledger.bank.reports.query(ledger.manager, "rfm", FEB)
-    got = {row.full_name: (row.segment, row.recency_days, row.frequency, row.monetary_cents,
-                           row.r_score, row.f_score, row.m_score)
-           for row in df.itertuples()}
-    assert got == {
+# The segments count the customers' own transactions in the chosen period, recency up to its
+# last day.
+YEAR_TO_FEB = Filters(start="2024-03-01", end="2025-02-28")
+RFM = [
+    (YEAR_TO_FEB, {
         "Ann Able": ("At risk", 18, 4, 135000, 2, 3, 3),
         "Bob Baker": ("Needs attention", 8, 3, 105000, 3, 2, 2),
         "Cat Cole": ("Hibernating", 57, 1, 3000, 1, 1, 1),
-        "Dan Dunn": ("Inactive", pd.NA, 0, 0, 0, 0, 0),
-    }
+        "Dan Dunn": ("Inactive", pd.NA, 0, 0, 0, 0, 0)}),
+    # February alone: Ann's withdrawal (100.00) and the dinner transfer (50.00) with Bob,
+    # Bob's withdrawal (500.00); Cat did nothing in February.
+    (FEB, {
+        "Ann Able": ("Hibernating", 18, 2, 15000, 1, 1, 1),
+        "Bob Baker": ("Hibernating", 8, 2, 55000, 2, 2, 2),
+        "Cat Cole": ("Inactive", pd.NA, 0, 0, 0, 0, 0),
+        "Dan Dunn": ("Inactive", pd.NA, 0, 0, 0, 0, 0)}),
+]
+
+
+@pytest.mark.parametrize("period, expected", RFM)
+def test_rfm(ledger, period, expected):
+    df = ledger.bank.reports.query(ledger.manager, "rfm", period)
+    got = {row.full_name: (row.segment, row.recency_days, row.frequency, row.monetary_cents,
+                           row.r_score, row.f_score, row.m_score)
+           for row in df.itertuples()}
+    assert got == expected
 
 
 def test_rfm_summary_counts_every_segment(ledger):
     summary = ledger.bank.reports.rfm_summary(
-        ledger.bank.reports.query(ledger.manager, "rfm", FEB))
+        ledger.bank.reports.query(ledger.manager, "rfm", YEAR_TO_FEB))
     assert summary["segment"].tolist() == analytics.RFM_SEGMENTS
     sizes = dict(zip(summary["segment"], summary["customers"]))
     assert sizes == {"Champions": 0, "Loyal": 0, "Potential loyalists": 0, "New": 0,

@@ -8,7 +8,7 @@ import itertools
 import re
 
 import pytest
-from apptest_util import APP, app_bank_on, goto, open_app
+from apptest_util import APP, app_bank_on, goto, open_app, shown
 from bankms.text import markdown_escape
 from conftest import employee, funded_account, make_customer, sent_code
 from streamlit.testing.v1 import AppTest
@@ -30,7 +30,7 @@ def texts(at):
     assert not at.exception, at.exception
     parts = [e.value for e in (*at.title, *at.subheader, *at.markdown, *at.caption, *at.success,
                                *at.info, *at.warning, *at.error, *at.toast)]
-    parts += [d.value.to_string() for d in at.dataframe]
+    parts += [shown(d) for d in at.dataframe]
     return re.sub(r"\\(.)", r"\1", "\n".join(str(p) for p in parts))
 
 

@@ -419,7 +419,7 @@ def test_the_operations_page_keeps_bank_holidays(app_env):
     at = open_app(bank, bank.auth.actor_for("mara"), "bank-operations")
     at.number_input(key="ops_holiday_year").set_value(2027).run()
     table = holidays_table(at)
-    assert len(table) == 15 and set(table["Source"]) == {"country"}
+    assert len(table) == 15 and set(table["Source"]) == {"Country"}  # the code in words
     assert "Independence Day (observed)" in set(table["Name"])
     # Add a named day; a name with Markdown shows as typed.
     at.date_input(key="ops_holiday_date").set_value(D("2027-12-27"))
@@ -429,8 +429,8 @@ def test_the_operations_page_keeps_bank_holidays(app_env):
     assert [s.value for s in at.success] == [
         r"2027-12-27 is a bank holiday (Staff \*party\*); 0 loan(s) moved."]
     table = holidays_table(at)
-    assert [tuple(r) for r in table[table["Source"] == "bank"].itertuples(index=False)] == [
-        (D("2027-12-27"), "Staff *party*", "bank")]
+    assert [tuple(r) for r in table[table["Source"] == "Bank"].itertuples(index=False)] == [
+        (D("2027-12-27"), "Staff *party*", "Bank")]
     # A weekend is refused with a message, and nothing changes.
     at.date_input(key="ops_holiday_date").set_value(D("2027-07-03"))
     at.text_input(key="ops_holiday_name").input("Picnic")
@@ -442,4 +442,4 @@ def test_the_operations_page_keeps_bank_holidays(app_env):
     at.button(key="FormSubmitter:ops_holiday_remove_form-Remove bank holiday").click().run()
     assert any("is a working day again" in s.value for s in at.success)
     assert bank.read("SELECT * FROM bank_holidays") == []
-    assert set(holidays_table(at)["Source"]) == {"country"}
+    assert set(holidays_table(at)["Source"]) == {"Country"}
