@@ -6,13 +6,13 @@ import datetime as dt
 
 import streamlit as st
 
+from bankms.labels import ACCOUNT_KIND_LABELS, account_kind_label
 from pages.text import md
 
 PAGE = {"title": "Deposit products", "icon": ":material/savings:", "roles": ("manager",),
         "order": 52, "url": "deposit-products"}
 
 NAME = "deposit_products"
-KIND_LABELS = {"checking": "Checking", "savings": "Savings", "term_deposit": "Term deposit"}
 PERIOD_LABELS = {"monthly": "Monthly", "quarterly": "Quarterly", "yearly": "Yearly",
                  "maturity": "At maturity"}
 PENALTY_LABELS = {"none": "None", "interest_months": "Months of interest",
@@ -106,7 +106,7 @@ def _table(products) -> None:
     from pages.common import money
 
     shown = products.copy()
-    shown["kind"] = [KIND_LABELS.get(k, k) for k in shown["kind"]]
+    shown["kind"] = [account_kind_label(k) for k in shown["kind"]]
     shown["status"] = ["offered" if v else "withdrawn" for v in shown["active"]]
     shown["paid"] = [PERIOD_LABELS.get(p, p) for p in shown["posting_period"]]
     shown["rate"] = [f"{r.normalize():f} %" for r in shown["interest_rate_percent"]]
@@ -171,7 +171,7 @@ def _create(bank, actor) -> None:
     from pages import daily_common as dc
 
     st.subheader("New product")
-    kind = st.selectbox("Kind", list(KIND_LABELS), format_func=KIND_LABELS.get,
+    kind = st.selectbox("Kind", list(ACCOUNT_KIND_LABELS), format_func=account_kind_label,
                         key="dp_new_kind")
     blank = {**bank.deposit_products.defaults(kind), "tiers": []}
     with st.form(f"dp_new_{kind}"):

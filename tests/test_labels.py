@@ -264,3 +264,16 @@ def test_dashboard_volume_legends_are_labels(demo):
     kinds = set(volume["kind"])
     assert {"Card payment", "Salary credit", "ATM withdrawal", "Direct debit"} <= kinds, kinds
     assert all("_" not in k for k in kinds)
+
+
+# account kind code, as people read it
+ACCOUNT_KINDS = [("checking", "Checking"), ("savings", "Savings"),
+                 ("term_deposit", "Term deposit"), ("new_kind", "New kind")]
+
+
+@pytest.mark.parametrize("code, expected", ACCOUNT_KINDS)
+def test_account_kind_label_in_python_and_sql(code, expected):
+    assert labels.account_kind_label(code) == expected
+    con = duckdb.connect()
+    assert con.execute(f"SELECT {labels.account_kind_sql('k')} FROM (SELECT ? AS k)",
+                       [code]).fetchone()[0] == expected
