@@ -6,7 +6,6 @@ import datetime as dt
 
 import streamlit as st
 
-from bankms.labels import ACCOUNT_KIND_LABELS, account_kind_label
 from pages.text import md
 
 PAGE = {"title": "Deposit products", "icon": ":material/savings:", "roles": ("manager",),
@@ -101,6 +100,7 @@ def _percent_of_bp(bp) -> str:
 
 
 def _table(products) -> None:
+    from bankms.labels import account_kind_label
     from bankms.money import AMOUNT_CENTS_MAX, to_money
     from pages import daily_common as dc
     from pages.common import money
@@ -167,6 +167,7 @@ def _edit(bank, actor, rows) -> None:
 
 
 def _create(bank, actor) -> None:
+    from bankms.labels import ACCOUNT_KIND_LABELS, account_kind_label
     from bankms.deposit_products import parse_tiers
     from pages import daily_common as dc
 

@@ -46,6 +46,7 @@ def render() -> None:
 
 # -- customer -----------------------------------------------------------------------------------
 def _customer(bank, actor) -> None:
+    from bankms.labels import account_kind_label
     from pages.common import money, page_link
     from pages.tables import show_table
 
@@ -62,7 +63,7 @@ def _customer(bank, actor) -> None:
         status = "" if row.status == "active" else f" · {row.status}"
         # A term deposit's money waits for maturity: its balance, not an amount to spend.
         locked = row.kind == "term_deposit"
-        columns[i % 2].metric(f"{md(row.name or row.kind)} {row.account_number}{status}",
+        columns[i % 2].metric(f"{md(row.name or account_kind_label(row.kind))} {row.account_number}{status}",
                               money(row.balance_cents if locked else row.available_cents),
                               border=True, delta="until maturity" if locked else
                               f"balance {money(row.balance_cents)}", delta_color="off",

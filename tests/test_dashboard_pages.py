@@ -475,3 +475,15 @@ def test_service_figures_open_the_rows_behind_them(shop, button, expected_captio
     assert not at.exception, at.exception
     captions = [c.value for c in at.caption]
     assert any(expected_caption.format(refusals=refusals) in c for c in captions), captions
+
+
+def test_account_kinds_read_in_words_on_dashboard_and_statement(shop):
+    at = open_page(shop, shop.manager, "dashboard")
+    assert at.selectbox(key="dashboard_kind").options == [
+        "All", "Checking", "Savings", "Term deposit"]
+    at.selectbox(key="dashboard_kind").select("term_deposit").run()
+    assert not at.exception, at.exception
+    assert any("term deposit accounts" in c.value for c in at.caption)
+    at = open_page(shop, shop.ann, "statements")
+    at.selectbox(key="statement_month").select((2025, 1)).run()
+    assert "(Checking)" in at.subheader[0].value and "checking" not in at.subheader[0].value
