@@ -131,7 +131,7 @@ def _edit(bank, actor, rows) -> None:
     from bankms.deposit_products import parse_tiers
     from pages import daily_common as dc
 
-    st.subheader("New terms for a product")
+    st.header("New terms for a product")
     code = st.selectbox("Product", list(rows), key="dp_edit_code",
                         format_func=lambda c: f"{rows[c]['name']} ({c})")
     if not code:
@@ -171,7 +171,7 @@ def _create(bank, actor) -> None:
     from bankms.deposit_products import parse_tiers
     from pages import daily_common as dc
 
-    st.subheader("New product")
+    st.header("New product")
     kind = st.selectbox("Kind", list(ACCOUNT_KIND_LABELS), format_func=account_kind_label,
                         key="dp_new_kind")
     blank = {**bank.deposit_products.defaults(kind), "tiers": []}

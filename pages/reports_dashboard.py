@@ -346,13 +346,13 @@ def _tables(bank, actor, f, data, drill):
     from bankms import analytics
     from bankms.reports import with_money
 
-    st.subheader("Top customers")
+    st.header("Top customers")
     top = data["top_customers"]
     selectable_table(top, with_money(top), table="top_customers",
                      source="top_customers_table", key="top_table", **drill)
     drill_panel(bank, actor, f, source="top_customers_table", **drill)
     dormant = data["dormant_accounts"]
-    st.subheader(f"Dormant accounts ({len(dormant):,})")
+    st.header(f"Dormant accounts ({len(dormant):,})")
     st.caption(f"Open accounts with no transaction made by their holder in their product's "
                f"dormancy period ({bank.reports.dormancy_rule(f.as_of)}) up to "
                f"{f.as_of:%d %b %Y}, as end of day marks them dormant; interest and fees do "

@@ -88,7 +88,7 @@ def _manage(bank, actor):
         show_error(exc)
         return
     number = acc["account_number"]
-    st.subheader(f"{acc['name']} {number}")
+    st.header(f"{acc['name']} {number}")
     m = lambda value: dc.md(money(value))  # noqa: E731
     st.markdown(f"Holder **{dc.md(acc['holder'])}** (customer {acc['customer_id']}) · "
                 f"status **{acc['status']}**  \n"

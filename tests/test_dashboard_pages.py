@@ -152,7 +152,7 @@ def test_dashboard_shows_every_figure_and_chart(shop):
         assert chart_titles(at) == titles, label
         assert not at.error
     # The last tab also holds the two tables and the CSV of all dormant accounts.
-    subheaders = [s.value for s in at.subheader]
+    subheaders = [s.value for s in at.header]
     assert subheaders[0] == "Top customers" and subheaders[1].startswith("Dormant accounts (")
     assert "csv_dormant_table" in [b.key for b in at.get("download_button")]
 
@@ -486,4 +486,4 @@ def test_account_kinds_read_in_words_on_dashboard_and_statement(shop):
     assert any("term deposit accounts" in c.value for c in at.caption)
     at = open_page(shop, shop.ann, "statements")
     at.selectbox(key="statement_month").select((2025, 1)).run()
-    assert "(Checking)" in at.subheader[0].value and "checking" not in at.subheader[0].value
+    assert "(Checking)" in at.header[0].value and "checking" not in at.header[0].value
