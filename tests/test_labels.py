@@ -241,6 +241,7 @@ def test_the_statement_pdf_says_card_payment_and_salary_credit(demo):
     flat = " ".join(text.split())
     assert "Card payment" in flat and "Salary credit" in flat
     assert "Cash withdrawal - Card payment" not in flat and "Cash deposit - Salary" not in flat
+    assert "(Checking)" in flat and "(checking)" not in flat  # the account kind in words
     assert "Card payment" in statement.to_csv()
 
 
