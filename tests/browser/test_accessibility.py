@@ -110,7 +110,7 @@ def test_every_page_of_the_role_passes_axe(a11y_server, browser, axe, role):
             assert helpers.page_title(page) != "Sign in" or role == "anonymous", url
             assert "Page not found" not in page.content(), url
             problems[url] = violations(axe, page)
-            helpers.screenshot(page, f"a11y-{role}-{url}")
+            helpers.screenshot(page, f"a11y-{role}-{url or 'home'}")
     finally:
         context.close()
     failing = {url: found for url, found in problems.items() if found}
