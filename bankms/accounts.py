@@ -187,11 +187,12 @@ class Accounts:
 
     def available(self, actor, number) -> Decimal:
         """What can leave the account now (Decimal): balance less holds plus the overdraft
-        limit; 0.00 for a frozen or closed account, from which no money can leave
+        limit; 0.00 for a frozen or closed account or a term deposit, from which no money can
+        leave
         (ledger.available_cents, the rule the posting guard applies). The same figure as
         `get(...)["available"]` and `list(...)["available"]`."""
         _, row = self._readable(actor, number)
-        return to_money(available_cents(row[5], row[6], row[7], row[4]))
+        return to_money(available_cents(row[5], row[6], row[7], row[4], row[3]))
 
     def get(self, actor, number) -> dict:
         number, row = self._readable(actor, number)
@@ -203,7 +204,7 @@ class Accounts:
             "account_number": number, "customer_id": row[2], "holder": holder[0] if holder else "",
             "kind": row[3], "status": row[4], "balance": to_money(row[5]),
             "holds": to_money(row[6]),
-            "available": to_money(available_cents(row[5], row[6], row[7], row[4])),
+            "available": to_money(available_cents(row[5], row[6], row[7], row[4], row[3])),
             "overdraft_limit": to_money(row[7]), "interest_rate_percent": row[8],
             "opened_at": row[9], "closed_at": row[10], "name": row[11],
             "last_activity_at": row[12], "opened_date": row[13], "closed_date": row[14],
@@ -253,7 +254,8 @@ class Accounts:
     def list(self, actor, customer_id=None):
         """Accounts with balances, read in one snapshot (one query), in the order opened.
         `available_cents` (int) and `available` (Decimal) mean what `available` means: balance
-        - holds + overdraft limit, 0 for a frozen or closed account (AVAILABLE_SQL)."""
+        - holds + overdraft limit, 0 for a frozen or closed account or a term deposit
+        (AVAILABLE_SQL)."""
         bank = self._bank
         if customer_id is None:
             if getattr(actor, "role", None) == "customer":

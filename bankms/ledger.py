@@ -41,26 +41,35 @@ CUSTOMER_ACTIVITY_KINDS = frozenset({"deposit", "withdrawal", "transfer", "loan_
 
 # What can leave a customer account now: "available", with one meaning everywhere (API, pages,
 # CSV; issue 13). A frozen or closed account has nothing available, since the guards let no money
-# leave it; any other account has its balance less the money on hold plus its overdraft limit
-# (it can be negative when overdraft interest took the balance past the limit).
+# leave it, and neither has a term deposit, whose money leaves only at maturity or by an early
+# closure at the bank (check_accounts refuses any other debit: TermDepositLocked); any other
+# account has its balance less the money on hold plus its overdraft limit (it can be negative
+# when overdraft interest took the balance past the limit).
 NO_FUNDS_STATUSES = ("frozen", "closed")
+LOCKED_KINDS = ("term_deposit",)
 
 
 def available_cents(balance_cents: int, holds_cents: int, overdraft_limit_cents: int,
-                    status: str | None = None) -> int:
+                    status: str | None = None, kind: str | None = None) -> int:
     """Cents that can leave an account now: balance - holds + overdraft limit, or 0 when the
-    account's status is frozen or closed (NO_FUNDS_STATUSES). The same rule in SQL is
-    `available_sql`; the posting guard's funds check uses this function."""
-    if status in NO_FUNDS_STATUSES:
+    account's status is frozen or closed (NO_FUNDS_STATUSES) or its kind is a term deposit
+    (LOCKED_KINDS). The same rule in SQL is `available_sql`. The posting guard's funds check
+    passes no kind: a term deposit's debits are refused before it unless the request is a
+    maturity or early closure (term_deposit_ok), which may take the whole balance."""
+    if status in NO_FUNDS_STATUSES or kind in LOCKED_KINDS:
         return 0
     return balance_cents - holds_cents + overdraft_limit_cents
 
 
 def available_sql(alias: str = "a") -> str:
     """`available_cents` as a SQL expression over the accounts row called `alias` (BIGINT
-    cents), for every query that reads or shows an available balance."""
+    cents; it reads status and kind), for every query that reads or shows an available
+    balance."""
     a = f"{alias}." if alias else ""
-    return (f"(CASE WHEN {a}status IN {NO_FUNDS_STATUSES!r} THEN 0 ELSE {a}balance_cents "
+    statuses = ", ".join(f"'{s}'" for s in NO_FUNDS_STATUSES)
+    kinds = ", ".join(f"'{k}'" for k in LOCKED_KINDS)
+    return (f"(CASE WHEN {a}status IN ({statuses}) OR {a}kind IN ({kinds}) "
+            f"THEN 0 ELSE {a}balance_cents "
             f"- {a}holds_cents + {a}overdraft_limit_cents END)")
 
 

@@ -20,6 +20,7 @@ from .errors import (
     InsufficientFunds,
     InvalidInput,
     LimitExceeded,
+    PermissionDenied,
     SameAccount,
     TransactionNotFound,
 )
@@ -95,6 +96,11 @@ PAYMENT_CHANNELS = {
     "withdrawal": ("cash", "atm", "card", "transfer", "direct_debit"),
 }
 _CHANNEL_ACCOUNT = {"cash": "teller_cash", "atm": "teller_cash"}
+# Tellers handle cash: their payments must move the teller's cash (GL1000), which the drawer
+# count reconciles. A counter deposit booked as a card or salary credit (from clearing) would
+# let a teller keep the cash and still balance the drawer; clearing channels are the back
+# office's (managers, the system).
+COUNTER_ROLES = frozenset({"teller"})
 
 
 def clean_channel(kind: str, channel) -> str:
@@ -126,6 +132,17 @@ class Payments:
     def _request(self, actor, action, **kwargs):
         self._bank.require(actor, action, getattr(actor, "customer_id", None),
                            entity="transaction")
+        from .labels import channel_label
+
+        channel = kwargs.get("channel")
+        if (channel is not None and getattr(actor, "role", None) in COUNTER_ROLES
+                and _CHANNEL_ACCOUNT.get(channel) != "teller_cash"):
+            refusal = PermissionDenied(
+                "A teller's payments move the teller's cash; "
+                f"{channel_label(channel)} goes through clearing and is posted by the back "
+                "office.")
+            self._bank.record_refusal(actor, action, refusal, entity="transaction")
+            raise refusal
         return PostingRequest(actor=actor, action=action, **kwargs)
 
     def _post_or_queue(self, req):

@@ -63,24 +63,39 @@ def test_available_means_one_thing_everywhere(bank, staff, case, balance, overdr
         assert bank.accounts.available(manager, number) == 0
 
 
-# (balance, holds, overdraft limit, status, available cents)
+def test_a_term_deposit_has_nothing_available_before_maturity(bank, staff):
+    # Its money leaves only at maturity or by an early closure at the bank: the guard refuses
+    # any other debit (TermDepositLocked), so no reader may call its balance available.
+    from bankms.errors import TermDepositLocked
+    cid, linked = customer_account(bank, "Terry Term", "20,000.00")
+    number = bank.term_deposits.open(staff["teller"], customer_id=cid, linked_account=linked,
+                                     amount="10000.00", term_months=12)["account_number"]
+    assert every_available(bank, staff["manager"], number, cid) == {Decimal("0.00")}
+    with pytest.raises(TermDepositLocked):
+        bank.payments.withdraw(bank.system_actor(), number, "0.01")
+
+
+# (balance, holds, overdraft limit, status, kind, available cents)
 AVAILABLE_RULE = [
-    (10_000, 0, 0, "active", 10_000),
-    (10_000, 2_500, 0, "dormant", 7_500),
-    (10_000, 2_500, 5_000, "active", 12_500),
-    (-7_000, 0, 5_000, "active", -2_000),  # overdraft interest past the limit shows as it is
-    (10_000, 0, 5_000, "frozen", 0),
-    (0, 0, 5_000, "closed", 0),
+    (10_000, 0, 0, "active", "checking", 10_000),
+    (10_000, 2_500, 0, "dormant", "savings", 7_500),
+    (10_000, 2_500, 5_000, "active", "checking", 12_500),
+    # overdraft interest past the limit shows as it is
+    (-7_000, 0, 5_000, "active", "checking", -2_000),
+    (10_000, 0, 5_000, "frozen", "checking", 0),
+    (0, 0, 5_000, "closed", "checking", 0),
+    (10_000, 0, 0, "active", "term_deposit", 0),
 ]
 
 
-@pytest.mark.parametrize("balance, holds, overdraft, status, expected", AVAILABLE_RULE)
+@pytest.mark.parametrize("balance, holds, overdraft, status, kind, expected", AVAILABLE_RULE)
 def test_the_sql_and_python_forms_of_available_agree(bank, balance, holds, overdraft, status,
-                                                     expected):
+                                                     kind, expected):
     sql = bank.read_one(f"SELECT {available_sql('a')} FROM (SELECT ? AS balance_cents, "
-                        "? AS holds_cents, ? AS overdraft_limit_cents, ? AS status) a",
-                        [balance, holds, overdraft, status])[0]
-    assert (available_cents(balance, holds, overdraft, status), sql) == (expected, expected)
+                        "? AS holds_cents, ? AS overdraft_limit_cents, ? AS status, "
+                        "? AS kind) a", [balance, holds, overdraft, status, kind])[0]
+    assert (available_cents(balance, holds, overdraft, status, kind), sql) == (expected,
+                                                                               expected)
 
 
 # -- review warnings ----------------------------------------------------------------------------

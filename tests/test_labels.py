@@ -156,12 +156,46 @@ def test_a_payment_waiting_for_approval_keeps_its_channel(bank, system):
     from bankms.approvals import PendingApproval
     from conftest import employee
     number = funded_account(bank, "90000.00")
-    teller, manager = employee(bank, "teller"), employee(bank, "manager")
-    pending = bank.payments.deposit(teller, number, "60000.00", channel="salary",
+    maker, checker = employee(bank, "manager"), employee(bank, "manager")
+    pending = bank.payments.deposit(maker, number, "60000.00", channel="salary",
                                     memo="Salary Acme")
     assert isinstance(pending, PendingApproval)
-    bank.approvals.approve(manager, pending.request_id)
+    bank.approvals.approve(checker, pending.request_id)
     assert bank.accounts.history(system, number, limit=1)["label"].tolist() == ["Salary credit"]
+
+
+# A teller's payments move the teller's cash (GL1000), which the drawer count reconciles: a
+# teller who could book a counter deposit as a card or salary credit (from clearing, GL1100)
+# could keep the cash and still balance the drawer. call, channel, allowed to a teller
+TELLER_CHANNELS = [
+    ("deposit", "cash", True),
+    ("deposit", "atm", True),
+    ("deposit", "salary", False),
+    ("deposit", "card", False),
+    ("deposit", "transfer", False),
+    ("withdraw", "cash", True),
+    ("withdraw", "card", False),
+    ("withdraw", "direct_debit", False),
+]
+
+
+@pytest.mark.parametrize("call, channel, allowed", TELLER_CHANNELS)
+def test_a_teller_moves_money_only_through_the_tellers_cash(bank, system, call, channel,
+                                                           allowed):
+    from bankms.errors import PermissionDenied
+    from conftest import employee
+    number = funded_account(bank, "100.00")
+    teller = employee(bank, "teller")
+    before = bank.read("SELECT count(*) FROM transactions")
+    if allowed:
+        getattr(bank.payments, call)(teller, number, "10.00", channel=channel)
+        assert bank.read("SELECT count(*) FROM transactions") != before
+        return
+    with pytest.raises(PermissionDenied, match="teller"):
+        getattr(bank.payments, call)(teller, number, "10.00", channel=channel)
+    assert bank.read("SELECT count(*) FROM transactions") == before
+    assert bank.read("SELECT count(*) FROM audit_log WHERE outcome = 'refused' "
+                     "AND action = ?", ["payment." + call]) == [(1,)]
 
 
 def test_bulk_refuses_an_unknown_channel(bank, system):
