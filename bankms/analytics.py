@@ -34,7 +34,7 @@ import pandas as pd
 from .bank import INTERNAL
 from .dates import as_date
 from .errors import InvalidInput
-from .labels import label_sql, transaction_labels
+from .labels import account_kind_sql, label_sql, transaction_labels
 from .ledger import CUSTOMER_ACTIVITY_KINDS, CUSTOMER_KINDS
 
 ACCOUNT_KINDS = ("all",) + CUSTOMER_KINDS
@@ -806,7 +806,7 @@ def _ledger_line_sql() -> tuple[str, str]:
     code = ("CASE WHEN a.customer_id IS NULL THEN a.account_number "
             "ELSE 'CUST-' || upper(a.kind) END")
     name = ("CASE WHEN a.customer_id IS NULL THEN a.name "
-            "ELSE 'Customer accounts (' || a.kind || ')' END")
+            f"ELSE 'Customer accounts (' || {account_kind_sql('a.kind')} || ')' END")
     return code, name
 
 
@@ -824,10 +824,12 @@ def trial_balance(src: Source, as_of: dt.date | None = None) -> pd.DataFrame:
         f"LEFT JOIN ({later}) l ON l.account_id = a.id) "
         "SELECT account_number AS code, name AS account, balance_cents FROM b "
         "WHERE customer_id IS NULL "
-        "UNION ALL SELECT 'DEP-' || upper(kind), 'Customer deposits (' || kind || ')', "
+        "UNION ALL SELECT 'DEP-' || upper(kind), "
+        f"'Customer deposits (' || {account_kind_sql('kind')} || ')', "
         "CAST(sum(balance_cents) AS BIGINT) FROM b WHERE customer_id IS NOT NULL "
         "AND balance_cents > 0 GROUP BY kind "
-        "UNION ALL SELECT 'ODR-' || upper(kind), 'Overdrawn customer accounts (' || kind || ')', "
+        "UNION ALL SELECT 'ODR-' || upper(kind), "
+        f"'Overdrawn customer accounts (' || {account_kind_sql('kind')} || ')', "
         "CAST(sum(balance_cents) AS BIGINT) FROM b WHERE customer_id IS NOT NULL "
         "AND balance_cents < 0 GROUP BY kind ORDER BY 1", [as_of or LAST_DAY])
     df["balance_cents"] = df["balance_cents"].astype("int64")

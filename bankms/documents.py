@@ -20,6 +20,7 @@ import unicodedata
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
+from .labels import account_kind_label
 from .money import format_cents
 
 BANK_NAME = "bankms"
@@ -139,7 +140,7 @@ def statement_pdf(s) -> bytes:
     """The monthly statement `s` (a bankms.reports.Statement) as PDF bytes."""
     pdf = _Document(
         "Account statement",
-        f"{s.holder} - account {s.account_number} ({s.kind}) - "
+        f"{s.holder} - account {s.account_number} ({account_kind_label(s.kind)}) - "
         f"{s.period_start:%d %b %Y} to {s.period_end:%d %b %Y}", texts=s.lines["description"])
     pdf.add_page()
     pdf.key_values([

@@ -18,6 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .analytics import ARREARS_BUCKETS, RFM_SEGMENTS, decision_time_bins
+from .labels import account_kind_label
 from .text import plotly_text
 
 MONEY_AXIS = "Amount ($)"
@@ -38,8 +39,9 @@ def _dollars(cents: pd.Series) -> pd.Series:
 
 
 def _stacked(df: pd.DataFrame, x: str, y: str, by: str, order=None, kind="bar",
-             hover: str = "%{y:,}") -> go.Figure:
-    """One trace per value of `by` (in `order` when given), stacked."""
+             hover: str = "%{y:,}", names=lambda value: value) -> go.Figure:
+    """One trace per value of `by` (in `order` when given), stacked; `names` gives a trace's
+    legend name from its value."""
     fig = go.Figure()
     values = list(order) if order is not None else sorted(df[by].unique())
     for value in values:
@@ -48,10 +50,10 @@ def _stacked(df: pd.DataFrame, x: str, y: str, by: str, order=None, kind="bar",
             continue
         # meta keeps the raw value for the click-through (drill.chart_selection).
         if kind == "bar":
-            fig.add_trace(go.Bar(x=part[x], y=part[y], name=plotly_text(value), meta=value,
+            fig.add_trace(go.Bar(x=part[x], y=part[y], name=plotly_text(names(value)), meta=value,
                                  hovertemplate=hover))
         else:
-            fig.add_trace(go.Scatter(x=part[x], y=part[y], name=plotly_text(value), mode="lines",
+            fig.add_trace(go.Scatter(x=part[x], y=part[y], name=plotly_text(names(value)), mode="lines",
                                      stackgroup="one", meta=value, hovertemplate=hover))
     fig.update_layout(barmode="stack")
     return fig
@@ -120,7 +122,8 @@ def deposits_by_product(df: pd.DataFrame) -> go.Figure:
     if df.empty:
         return empty(title)
     data = df.assign(balance=_dollars(df["balance_cents"]))
-    fig = _stacked(data, "day", "balance", "kind", kind="area", hover="%{y:$,.2f}")
+    fig = _stacked(data, "day", "balance", "kind", kind="area", hover="%{y:$,.2f}",
+                   names=account_kind_label)
     return _finish(fig, title, "Day", "Balance ($)")
 
 
@@ -183,8 +186,13 @@ def dormant_accounts(df: pd.DataFrame) -> go.Figure:
             .agg(accounts=("account_number", "count"), balance_cents=("balance_cents", "sum")))
     fig = go.Figure(go.Bar(
         x=data["kind"], y=data["accounts"], customdata=_dollars(data["balance_cents"]),
-        hovertemplate="%{x}: %{y:,} accounts holding %{customdata:$,.2f}<extra></extra>"))
+        text=[plotly_text(account_kind_label(k)) for k in data["kind"]],
+        hovertemplate="%{text}: %{y:,} accounts holding %{customdata:$,.2f}<extra></extra>",
+        textposition="none"))
+    # x keeps the code for the click-through; the axis reads it in words.
     fig.update_layout(hovermode="closest")
+    fig.update_xaxes(tickvals=list(data["kind"]),
+                     ticktext=[plotly_text(account_kind_label(k)) for k in data["kind"]])
     return _finish(fig, title, "Account kind", "Accounts (count)", y_counts=data["accounts"])
 
 

@@ -38,6 +38,14 @@ KIND_LABELS: dict[str, str] = {
     "loan_reallocation": "Loan payment reallocation",
 }
 
+# Account kinds (accounts.kind, deposit product kinds) as a person says them: the one map for
+# pages, tables, chart legends and ledger line names.
+ACCOUNT_KIND_LABELS: dict[str, str] = {
+    "checking": "Checking",
+    "savings": "Savings",
+    "term_deposit": "Term deposit",
+}
+
 # Channels (transactions.channel): how the money moved. None means "not recorded" (entries
 # posted before channels existed, and kinds whose label says it all, such as interest), and the
 # label then comes from the kind alone. `transfer` is a payment from or to another bank
@@ -80,7 +88,19 @@ def humanize(code) -> str:
 
 def kind_label(kind) -> str:
     """A transaction kind as people read it ('loan_write_off' -> 'Loan write-off')."""
-    return KIND_LABELS.get(kind, humanize(kind))
+    return KIND_LABELS.get(kind) or ACCOUNT_KIND_LABELS.get(kind) or humanize(kind)
+
+
+def account_kind_label(kind) -> str:
+    """An account kind as people read it ('term_deposit' -> 'Term deposit')."""
+    return ACCOUNT_KIND_LABELS.get(kind, humanize(kind))
+
+
+def account_kind_sql(column: str = "a.kind") -> str:
+    """A SQL expression (DuckDB) giving account_kind_label of the given column."""
+    when = " ".join(f"WHEN {column} = {_quote(k)} THEN {_quote(label)}"
+                    for k, label in ACCOUNT_KIND_LABELS.items())
+    return f"(CASE {when} ELSE {_humanize_sql(column)} END)"
 
 
 def channel_label(channel) -> str:

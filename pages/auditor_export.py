@@ -46,7 +46,7 @@ def render() -> None:
                            mime="application/zip", on_click="ignore", key="export_download",
                            icon=":material/download:")
     st.divider()
-    st.subheader("The bank's public key")
+    st.header("The bank's public key")
     try:
         pem = bank.export.public_key_pem(actor)
     except BankError as exc:

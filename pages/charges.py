@@ -60,7 +60,7 @@ def _review(bank, actor, review):
     from pages import daily_common as dc
     from pages.common import money
 
-    st.subheader("Check and confirm the charge")
+    st.header("Check and confirm the charge")
     dc.show_pairs([("Account", f"{review['account']} ({review['holder']})"),
                    ("Charge", review["name"]), ("Amount", money(review["amount"])),
                    ("Reason", review["reason"]),
@@ -88,7 +88,7 @@ def _waive_form(bank, actor, charges):
     open_ = charges[charges["status"] == "charged"]
     if len(open_) == 0:
         return
-    st.subheader("Waive a charge")
+    st.header("Waive a charge")
     labels = {int(r["id"]): f"{r['id']}: {r['name']} {money(r['amount'])} ({r['reason']})"
               for _, r in open_.iterrows()}
     with st.form("charges_waive_form"):
@@ -131,7 +131,7 @@ def _catalogue_view(entries):
 def _catalogue(bank, actor):
     from pages import daily_common as dc
 
-    st.subheader("Catalogue")
+    st.header("Catalogue")
     entries = bank.charges.catalogue(actor)
     dc.show_table(_catalogue_view(entries),
                   {"code": "Code", "name": "Name", "kind": "Kind", "amount": "Amount",
@@ -216,7 +216,7 @@ def render() -> None:
                        f"available {dc.md(money(account['available']))}")
             if result is None:
                 _apply_form(bank, actor, account["account_number"])
-            st.subheader("Charges on this account")
+            st.header("Charges on this account")
             # A charge not waived has no waiver: blank cells, not 'None'.
             dc.show_table(charges.assign(
                 status=charges["status"].map(STATUS_LABELS),

@@ -12,7 +12,6 @@ PAGE = {"title": "Deposit products", "icon": ":material/savings:", "roles": ("ma
         "order": 52, "url": "deposit-products"}
 
 NAME = "deposit_products"
-KIND_LABELS = {"checking": "Checking", "savings": "Savings", "term_deposit": "Term deposit"}
 PERIOD_LABELS = {"monthly": "Monthly", "quarterly": "Quarterly", "yearly": "Yearly",
                  "maturity": "At maturity"}
 PENALTY_LABELS = {"none": "None", "interest_months": "Months of interest",
@@ -101,12 +100,13 @@ def _percent_of_bp(bp) -> str:
 
 
 def _table(products) -> None:
+    from bankms.labels import account_kind_label
     from bankms.money import AMOUNT_CENTS_MAX, to_money
     from pages import daily_common as dc
     from pages.common import money
 
     shown = products.copy()
-    shown["kind"] = [KIND_LABELS.get(k, k) for k in shown["kind"]]
+    shown["kind"] = [account_kind_label(k) for k in shown["kind"]]
     shown["status"] = ["offered" if v else "withdrawn" for v in shown["active"]]
     shown["paid"] = [PERIOD_LABELS.get(p, p) for p in shown["posting_period"]]
     shown["rate"] = [f"{r.normalize():f} %" for r in shown["interest_rate_percent"]]
@@ -131,7 +131,7 @@ def _edit(bank, actor, rows) -> None:
     from bankms.deposit_products import parse_tiers
     from pages import daily_common as dc
 
-    st.subheader("New terms for a product")
+    st.header("New terms for a product")
     code = st.selectbox("Product", list(rows), key="dp_edit_code",
                         format_func=lambda c: f"{rows[c]['name']} ({c})")
     if not code:
@@ -167,11 +167,12 @@ def _edit(bank, actor, rows) -> None:
 
 
 def _create(bank, actor) -> None:
+    from bankms.labels import ACCOUNT_KIND_LABELS, account_kind_label
     from bankms.deposit_products import parse_tiers
     from pages import daily_common as dc
 
-    st.subheader("New product")
-    kind = st.selectbox("Kind", list(KIND_LABELS), format_func=KIND_LABELS.get,
+    st.header("New product")
+    kind = st.selectbox("Kind", list(ACCOUNT_KIND_LABELS), format_func=account_kind_label,
                         key="dp_new_kind")
     blank = {**bank.deposit_products.defaults(kind), "tiers": []}
     with st.form(f"dp_new_{kind}"):

@@ -57,7 +57,7 @@ def _waiting(bank, actor) -> None:
     waiting = bank.approvals.list(actor, "pending", kinds=USER_OPERATIONS)
     if waiting.empty:
         return
-    st.subheader("Waiting for a second manager")
+    st.header("Waiting for a second manager")
     show_columns(waiting, {"request_id": "Request", "memo": "What", "maker": "Asked by",
                            "created_at": "Asked (UTC)"}, key="bankms_employees_waiting")
 

@@ -81,7 +81,7 @@ def render() -> None:
     _show_status(status_slot, eod_auto.status(bank))
     runs = recent_runs(bank, actor, limit=30)
     if not runs.empty:
-        st.subheader("Recent days")
+        st.header("Recent days")
         dc.show_table(runs.assign(took=[f"{s:.1f} s" for s in runs["seconds"]]), RUN_COLUMNS,
                       money_columns=[c for c in RUN_COLUMNS if c.endswith("_cents")],
                       key="eod_runs")
@@ -96,7 +96,7 @@ def _chain(bank, actor) -> None:
     from pages.common import show_error
     from pages.tables import show_columns
 
-    st.subheader("Chain heads")
+    st.header("Chain heads")
     st.caption("At each close the ledger's and the audit log's hash chains end in a head: "
                "any change, removal or insertion of an earlier entry changes it. Keep the "
                "heads outside the bank (print or e-mail the file); checking a kept copy "

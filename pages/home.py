@@ -46,11 +46,12 @@ def render() -> None:
 
 # -- customer -----------------------------------------------------------------------------------
 def _customer(bank, actor) -> None:
+    from bankms.labels import account_kind_label
     from pages.common import money, page_link
     from pages.tables import show_table
 
     home = bank.home.customer(actor)
-    st.subheader("Your money")
+    st.header("Your money")
     st.metric("Available now", money(home["total_available_cents"]), border=True,
               delta=f"balance {money(home['total_balance_cents'])}", delta_color="off",
               delta_arrow="off",
@@ -62,7 +63,7 @@ def _customer(bank, actor) -> None:
         status = "" if row.status == "active" else f" · {row.status}"
         # A term deposit's money waits for maturity: its balance, not an amount to spend.
         locked = row.kind == "term_deposit"
-        columns[i % 2].metric(f"{md(row.name or row.kind)} {row.account_number}{status}",
+        columns[i % 2].metric(f"{md(row.name or account_kind_label(row.kind))} {row.account_number}{status}",
                               money(row.balance_cents if locked else row.available_cents),
                               border=True, delta="until maturity" if locked else
                               f"balance {money(row.balance_cents)}", delta_color="off",
@@ -77,7 +78,7 @@ def _customer(bank, actor) -> None:
     with links[2]:
         page_link("statements", label="Statements")
     _instalment(home["next_instalment"])
-    st.subheader("Waiting")
+    st.header("Waiting")
     if not home["pending"]:
         st.caption("Nothing is waiting for you or for the bank.")
     for item in home["pending"]:
@@ -85,7 +86,7 @@ def _customer(bank, actor) -> None:
             st.markdown(md(item["message"]))
             if item["topic"] in CUSTOMER_TOPIC_PAGES:
                 page_link(CUSTOMER_TOPIC_PAGES[item["topic"]])
-    st.subheader("Recent activity")
+    st.header("Recent activity")
     activity = home["activity"]
     if activity.empty:
         st.caption("No transactions yet.")
@@ -101,7 +102,7 @@ def _instalment(nxt) -> None:
 
     if nxt is None:
         return
-    st.subheader("Next loan instalment")
+    st.header("Next loan instalment")
     if nxt["overdue_cents"]:
         st.warning(f"{money(nxt['overdue_cents'])} of loan {nxt['loan_id']} is overdue. "
                    "Please pay it as soon as you can.", icon=":material/warning:")
@@ -120,7 +121,7 @@ def _teller(bank, actor) -> None:
 
     home = bank.home.teller(actor)
     _search(bank, actor)
-    st.subheader("Your queue")
+    st.header("Your queue")
     columns = st.columns(4)
     columns[0].metric("Business date", f"{home['business_date']:%a %d %b %Y}", border=True,
                       help=f"Today's calendar date is {home['calendar_date']:%d %b %Y}; "
@@ -189,7 +190,7 @@ def _manager(bank, actor) -> None:
     from pages.tables import show_table
 
     home = bank.home.manager(actor)
-    st.subheader("Waiting for you")
+    st.header("Waiting for you")
     columns = st.columns(4)
     waiting = (("Approvals", home["approvals_total"], "approvals"),
                ("Structuring alerts", home["alerts_total"], "approvals"),
@@ -222,7 +223,7 @@ def _key_figures(home) -> None:
     from pages.common import page_link
     from pages.reports_dashboard import _delta, _shown
 
-    st.subheader("Key figures")
+    st.header("Key figures")
     days = (home["period_end"] - home["period_start"]).days + 1
     bad_when_up = {"Non-performing loans"}
     rows = list(home["key_figures"].itertuples())
@@ -244,7 +245,7 @@ def _key_figures(home) -> None:
 def _eod(eod) -> None:
     from pages.common import page_link
 
-    st.subheader("End of day")
+    st.header("End of day")
     left, right = st.columns(2)
     last = eod["last_run_date"]
     left.metric("Business date", f"{eod['business_date']:%a %d %b %Y}", border=True,
@@ -273,7 +274,7 @@ def _verify_panel(bank, actor) -> None:
 def _verify_body(bank, actor, was_running) -> None:
     from pages.common import page_link
 
-    st.subheader("Ledger check")
+    st.header("Ledger check")
     state = bank.home.verify(actor)
     if was_running and not state["running"]:
         st.rerun(scope="app")

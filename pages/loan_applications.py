@@ -29,7 +29,7 @@ def render() -> None:
             st.markdown(f"**{md(customer['full_name'])}** · customer {customer['id']} · "
                         f"{customer['status']}")
             application_form(bank, actor, customer["id"], "desk_apply")
-    st.subheader("Recent applications")
+    st.header("Recent applications")
     loans = bank.loans.list(actor).head(20)
     show_columns(loans, {
         "loan_id": "Loan", "holder": "Customer", "product": "Product", "principal": "Amount",

@@ -81,7 +81,7 @@ def render() -> None:
                "A change of the rate range waits for another manager's approval.")
     product_table(products, key="lp_table", with_status=True)
 
-    st.subheader("Edit a product")
+    st.header("Edit a product")
     rows = {row["code"]: row for row in products.to_dict("records")}
     code = st.selectbox("Product", list(rows), key="lp_edit_code",
                         format_func=lambda c: f"{rows[c]['name']} ({c})")
@@ -99,7 +99,7 @@ def render() -> None:
             dc.act(NAME, lambda: bank.loans.set_product_active(actor, code, not active),
                    f"Loan product {md(code)} is {'no longer' if active else 'again'} offered.")
 
-    st.subheader("New product")
+    st.header("New product")
     blank = {**PRODUCT_DEFAULTS, "name": "", "amount_min": "", "amount_max": "",
              "term_min_months": 12, "term_max_months": 60, "rate_min_percent": "",
              "rate_max_percent": ""}

@@ -31,7 +31,7 @@ def _applications(bank, actor):
     loan = review["loan"]
     left, right = st.columns(2)
     with left:
-        st.subheader("Application")
+        st.header("Application")
         st.markdown(
             f"**{md(loan['holder'])}** (customer {loan['customer_id']}) asks for "
             f"**{money(loan['principal'])}** over {loan['term_months']} months "
@@ -42,7 +42,7 @@ def _applications(bank, actor):
             f"Entered by {md(loan['applied_by'])} ({loan['applied_role']}) on "
             f"{loan['applied_date']}.")
     with right:
-        st.subheader("Applicant's accounts")
+        st.header("Applicant's accounts")
         show_columns(review["accounts"], {
             "account_number": "Account", "kind": "Kind", "status": "Status",
             "balance": "Balance"}, key="review_accounts")
@@ -53,7 +53,7 @@ def _applications(bank, actor):
                 "loan_id": "Loan", "status": "Status",
                 "principal_outstanding": "Outstanding", "arrears_bucket": "Arrears"},
                 key="review_other_loans")
-    st.subheader("Recent transactions")
+    st.header("Recent transactions")
     show_columns(review["history"], {
         "business_date": "Date", "account_number": "Account", "kind": "Kind",
         "memo": "Memo", "amount": "Amount"}, key="review_history")

@@ -86,7 +86,7 @@ def _alerts(bank, actor) -> None:
     short window; choosing one shows the audit trail behind it."""
     from pages import daily_common as dc
 
-    st.subheader("Structuring alerts")
+    st.header("Structuring alerts")
     alerts = bank.approvals.structuring_alerts(actor)
     if alerts.empty:
         st.caption("No runs of payments just under the limit in the last 30 days.")
@@ -131,7 +131,7 @@ def render() -> None:
         st.info("Nothing is waiting for approval.", icon=":material/done_all:")
     for _, row in queue.iterrows():
         _request(bank, actor, row)
-    st.subheader("Recent decisions")
+    st.header("Recent decisions")
     decided = decided[decided["status"] != "pending"]
     dc.show_table(decided, {"request_id": "Request", "status": "Status", "amount": "Amount",
                             "label": "Type", "maker": "By", "decided_by": "Decided by",

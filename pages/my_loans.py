@@ -47,11 +47,11 @@ def render() -> None:
                                              f"(available {money(r.available)})"
                            for r in accounts.itertuples()}
                 if sources:
-                    st.subheader("Make a payment")
+                    st.header("Make a payment")
                     payment_form(bank, actor, loan, sources, "myloans_pay")
                 with st.expander("Payoff quote"):
                     payoff_quote(bank, actor, loan, "myloans")
-            st.subheader("Schedule")
+            st.header("Schedule")
             show_schedule(bank.loans.schedule(actor, lid), key="myloans_schedule")
             if loan["status"] != "submitted":
                 with st.expander("Payments and corrections"):

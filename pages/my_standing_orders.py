@@ -22,7 +22,7 @@ def render() -> None:
     dc.show_flash()
     dc.show_stashed_error("my_standing_orders")
     sc.orders(bank, actor, "my_standing_orders")
-    st.subheader("Set up a standing order")
+    st.header("Set up a standing order")
     try:
         accounts = bank.accounts.list(actor)
     except BankError as exc:

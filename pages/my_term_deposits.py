@@ -114,7 +114,7 @@ def review_step(bank, actor, review, *, form, prefix, heading, note=None):
     opens it with the review's idempotency key, so a repeat opens it once."""
     from pages import daily_common as dc
 
-    st.subheader(heading)
+    st.header(heading)
     if note:
         st.markdown(note)
     dc.show_pairs(review_rows(review))
@@ -171,7 +171,7 @@ def render() -> None:
         return
     accounts = accounts[accounts["status"].isin(["active", "dormant"])
                         & accounts["kind"].isin(["checking", "savings"])]
-    st.subheader("Open a term deposit")
+    st.header("Open a term deposit")
     if accounts.empty:
         st.info("You need an open checking or savings account to fund a term deposit.")
         return

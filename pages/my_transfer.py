@@ -50,7 +50,7 @@ def _review(bank, actor, review):
     from pages.common import money
     from pages import daily_common as dc
 
-    st.subheader("Check and confirm")
+    st.header("Check and confirm")
     if not review["own_target"]:
         st.markdown(f"You are paying **{dc.md(review['target_holder'])}**. Check that this is "
                     "who you mean to pay: money sent to the wrong account may not come back.")

@@ -24,6 +24,7 @@ def cached_query(db_path, actor, name, filters):
 def period_filters(bank, *, key, with_kind=True, with_as_of=True):
     """The period, account kind and as-of widgets; returns a bankms Filters (or None)."""
     from bankms.analytics import ACCOUNT_KINDS
+    from bankms.labels import account_kind_label
     from bankms.errors import BankError
     from pages.common import show_error
 
@@ -34,7 +35,8 @@ def period_filters(bank, *, key, with_kind=True, with_as_of=True):
                                    max_value=today, key=f"{key}_period", format="YYYY-MM-DD")
     kind = "all"
     if with_kind:
-        kind = columns[1].selectbox("Account kind", ACCOUNT_KINDS, key=f"{key}_kind")
+        kind = columns[1].selectbox("Account kind", ACCOUNT_KINDS, key=f"{key}_kind",
+                                    format_func=account_kind_label)
     as_of = None
     if with_as_of:
         as_of = columns[-1].date_input(
@@ -276,6 +278,7 @@ def _dashboard_tabs() -> dict:
 
 def render() -> None:
     from bankms.errors import BankError
+    from bankms.labels import account_kind_label
     from bankms.reports import key_figures_table
     from pages.common import current_actor, db_path, get_bank, show_error
 
@@ -295,7 +298,8 @@ def render() -> None:
     except BankError as exc:
         show_error(exc)
         return
-    st.caption(f"{f.start:%d %b %Y} to {f.end:%d %b %Y} · {f.kind} accounts · balances as of "
+    kinds = account_kind_label(f.kind).lower()
+    st.caption(f"{f.start:%d %b %Y} to {f.end:%d %b %Y} · {kinds} accounts · balances as of "
                f"{f.as_of:%d %b %Y}")
     drill = dict(state_key=DASHBOARD_DRILL)
     key_figures(key_data, f, DASHBOARD_DRILL)
@@ -342,13 +346,13 @@ def _tables(bank, actor, f, data, drill):
     from bankms import analytics
     from bankms.reports import with_money
 
-    st.subheader("Top customers")
+    st.header("Top customers")
     top = data["top_customers"]
     selectable_table(top, with_money(top), table="top_customers",
                      source="top_customers_table", key="top_table", **drill)
     drill_panel(bank, actor, f, source="top_customers_table", **drill)
     dormant = data["dormant_accounts"]
-    st.subheader(f"Dormant accounts ({len(dormant):,})")
+    st.header(f"Dormant accounts ({len(dormant):,})")
     st.caption(f"Open accounts with no transaction made by their holder in their product's "
                f"dormancy period ({bank.reports.dormancy_rule(f.as_of)}) up to "
                f"{f.as_of:%d %b %Y}, as end of day marks them dormant; interest and fees do "

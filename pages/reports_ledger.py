@@ -94,7 +94,7 @@ def render() -> None:
         with tabs[1]:
             period = _general_ledger(bank, actor)
             if period is not None:
-                st.subheader("Postings of one ledger account")
+                st.header("Postings of one ledger account")
                 _account_lines(bank, actor, period)
     except BankError as exc:
         show_error(exc)

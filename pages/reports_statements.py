@@ -26,6 +26,7 @@ def _pick_account(bank, actor):
 def _statement(bank, actor, number):
     import calendar
 
+    from bankms.labels import account_kind_label
     from pages import daily_common as dc
     from pages.common import money
 
@@ -34,7 +35,7 @@ def _statement(bank, actor, number):
         "Month", months, key="statement_month",
         format_func=lambda ym: f"{calendar.month_name[ym[1]]} {ym[0]}")
     s = bank.reports.statement(actor, number, year, month)
-    st.subheader(f"{md(s.holder)} · {s.account_number} ({s.kind}) · "
+    st.header(f"{md(s.holder)} · {s.account_number} ({account_kind_label(s.kind)}) · "
                  f"{s.period_start:%d %b} to {s.period_end:%d %b %Y}")
     columns = st.columns(4)
     columns[0].metric("Opening balance", money(s.opening_cents), border=True)
@@ -63,7 +64,7 @@ def _statement(bank, actor, number):
 
 
 def _certificate(bank, actor):
-    st.subheader("Annual interest certificate")
+    st.header("Annual interest certificate")
     if actor.role == "customer":
         customer_id = actor.customer_id
     else:
@@ -86,7 +87,7 @@ def _certificate(bank, actor):
 def _all_statements(bank, actor):
     import calendar
 
-    st.subheader("All statements of a month")
+    st.header("All statements of a month")
     today = bank.reports.today()
     months = []
     year, month = today.year, today.month

@@ -49,7 +49,7 @@ def _demo_banner(logins) -> None:
     from pages.tables import show_columns
 
     with st.container(border=True, key="demo_banner"):
-        st.markdown("### :material/science: Demo bank")
+        st.markdown("## :material/science: Demo bank")
         st.warning("This is a **demo bank**: every customer, account and amount is made up. "
                    "Use these logins to try each role. Never run a real bank on this database.",
                    icon=":material/warning:")

@@ -154,7 +154,7 @@ def _review(bank, actor, review, name):
     from pages import daily_common as dc
     from pages.common import money
 
-    st.subheader("Check and confirm")
+    st.header("Check and confirm")
     ends = ("no end date" if review["end_date"] is None and review["count"] is None else
             f"until {review['end_date']}" if review["end_date"] is not None else
             f"after {review['count']} payments")

@@ -9,6 +9,7 @@ SELECTED = "accounts_selected"
 
 
 def _open(bank, actor):
+    from bankms.labels import account_kind_label
     from pages.common import form_key, reset_form_key
     from pages import daily_common as dc
 
@@ -36,8 +37,8 @@ def _open(bank, actor):
         dc.act("accounts", lambda: bank.accounts.open(
             actor, customer, overdraft_limit=overdraft or "0", interest_rate=rate or None,
             product=product, idempotency_key=key),
-            lambda number: f"Opened {kind} account {number} for customer "
-                           f"{dc.md(customer.strip())}."
+            lambda number: f"Opened {account_kind_label(kind).lower()} account {number} for "
+                           f"customer {dc.md(customer.strip())}."
                            + _waiting_note(bank, actor, number),
             on_success=opened)
 
@@ -45,6 +46,7 @@ def _open(bank, actor):
 def _offered_products(bank, actor) -> dict:
     """The products a new account may be opened on, the standard checking product first:
     {code: {"kind", "label"}}."""
+    from bankms.labels import account_kind_label
     from bankms.ledger import CUSTOMER_KINDS
 
     df = bank.deposit_products.list(actor)
@@ -52,7 +54,8 @@ def _offered_products(bank, actor) -> dict:
     rows = sorted(df.to_dict("records"), key=lambda r: (
         CUSTOMER_KINDS.index(r["kind"]), r["code"] != r["kind"], r["name"]))
     return {r["code"]: {"kind": r["kind"], "label": (
-        f"{r['name']} ({r['kind']}, {r['interest_rate_percent'].normalize():f} %)")}
+        f"{r['name']} ({account_kind_label(r['kind']).lower()}, "
+        f"{r['interest_rate_percent'].normalize():f} %)")}
         for r in rows}
 
 
@@ -85,7 +88,7 @@ def _manage(bank, actor):
         show_error(exc)
         return
     number = acc["account_number"]
-    st.subheader(f"{acc['name']} {number}")
+    st.header(f"{acc['name']} {number}")
     m = lambda value: dc.md(money(value))  # noqa: E731
     st.markdown(f"Holder **{dc.md(acc['holder'])}** (customer {acc['customer_id']}) · "
                 f"status **{acc['status']}**  \n"

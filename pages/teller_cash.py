@@ -58,7 +58,7 @@ def _review(bank, actor, review):
     from pages.common import money
     from pages import daily_common as dc
 
-    st.subheader("Check and confirm")
+    st.header("Check and confirm")
     dc.show_pairs(dc.describe_review(review))
     if review.get("source_available") is not None:
         st.caption("Available in the source account now: "

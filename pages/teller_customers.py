@@ -58,7 +58,7 @@ def _overview(bank, actor, cid):
         show_error(exc)
         return
     p = view["profile"]
-    st.subheader(f"{dc.md(p['full_name'])} · customer {p['id']}")
+    st.header(f"{dc.md(p['full_name'])} · customer {p['id']}")
     st.caption(f"Status: {p['status']}")
     st.markdown(
         f"Born {p['date_of_birth']} · national id {dc.md(p['national_id'])}  \n"

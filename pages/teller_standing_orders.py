@@ -22,9 +22,9 @@ def render() -> None:
     dc.settle_job("standing_orders")
     dc.show_flash()
     dc.show_stashed_error("standing_orders")
-    st.subheader("Failed and missed payments")
+    st.header("Failed and missed payments")
     sc.failures(bank, actor, "standing_orders")
-    st.subheader("A customer's standing orders")
+    st.header("A customer's standing orders")
     preset = st.session_state.get(SELECTED) or st.session_state.get("customers_selected")
     with st.form("standing_orders_lookup"):
         typed = st.text_input("Customer id", value="" if preset is None else str(preset),
@@ -45,5 +45,5 @@ def render() -> None:
     if accounts.empty:
         st.info("This customer has no open account to pay standing orders from.")
         return
-    st.subheader("Set up a standing order")
+    st.header("Set up a standing order")
     sc.form(bank, actor, accounts, FORM)

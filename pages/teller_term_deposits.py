@@ -103,9 +103,9 @@ def render() -> None:
         dc.clear_result(FORM)
     customer = _lookup(bank, actor)
     if customer:
-        st.subheader(f"Open a term deposit for customer {dc.md(customer)}")
+        st.header(f"Open a term deposit for customer {dc.md(customer)}")
         _open(bank, actor, customer)
-    st.subheader("Close a term deposit early")
+    st.header("Close a term deposit early")
     st.caption("Pays the interest earned to today less the product's early-closure penalty "
                "(never more than the interest) and tax, with the principal, to the deposit's "
                "linked account.")

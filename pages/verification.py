@@ -33,7 +33,7 @@ def render() -> None:
     st.title(":material/hourglass_top: Waiting for verification" if status == "pending"
              else ":material/block: Customer record not active")
     st.info(MESSAGES.get(status, f"Your customer record is {status}."), icon=":material/info:")
-    st.subheader("Your profile")
+    st.header("Your profile")
     rows = [("Full name", profile["full_name"]), ("Email", profile["email"]),
             ("Phone", profile["phone"]), ("Date of birth", str(profile["date_of_birth"])),
             ("National id", profile["national_id"]), ("Address", profile["address"]),

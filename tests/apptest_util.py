@@ -36,7 +36,7 @@ def texts(at) -> str:
     """Everything the page says in titles, markdown, captions, alerts and tables, as one string
     (and the page raised nothing); markdown escapes removed, as a person reads it."""
     assert not at.exception, at.exception
-    parts = [e.value for e in (*at.title, *at.subheader, *at.markdown, *at.caption, *at.success,
+    parts = [e.value for e in (*at.title, *at.header, *at.markdown, *at.caption, *at.success,
                                *at.info, *at.warning, *at.error)]
     parts += [shown(d) for d in at.dataframe] + [t.value.to_string() for t in at.table]
     return re.sub(r"\\(.)", r"\1", "\n".join(str(p) for p in parts))

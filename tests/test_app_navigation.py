@@ -292,3 +292,14 @@ def test_every_page_file_is_safe_on_its_own(env):
         at = AppTest.from_file(str(path), default_timeout=30).run()
         assert not at.exception, path.name
         assert not at.main.children and not at.sidebar.children, path.name
+
+
+def test_sections_start_with_a_level_two_heading():
+    """A page's st.title is its h1, so its sections are st.header (h2): an st.subheader (h3)
+    right under the title skips a level (axe-core's heading-order finding)."""
+    import pathlib
+    pages = pathlib.Path(__file__).resolve().parents[1] / "pages"
+    skipping = [f"{path.name}:{number}" for path in sorted(pages.glob("*.py"))
+                for number, line in enumerate(path.read_text().splitlines(), 1)
+                if "st.subheader(" in line]
+    assert not skipping, skipping

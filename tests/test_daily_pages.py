@@ -45,7 +45,7 @@ def texts(at):
     """Everything the page says in markdown, captions, alerts and tables, as one string (and
     the page raised nothing)."""
     assert not at.exception, at.exception
-    parts = [e.value for e in (*at.title, *at.subheader, *at.markdown, *at.caption, *at.success,
+    parts = [e.value for e in (*at.title, *at.header, *at.markdown, *at.caption, *at.success,
                                *at.info, *at.warning, *at.error)]
     parts += [shown(d) for d in at.dataframe] + [t.value.to_string() for t in at.table]
     # Markdown holds user text escaped ('J\\*\\*\\*'); compare with what a person reads.

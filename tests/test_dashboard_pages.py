@@ -152,7 +152,7 @@ def test_dashboard_shows_every_figure_and_chart(shop):
         assert chart_titles(at) == titles, label
         assert not at.error
     # The last tab also holds the two tables and the CSV of all dormant accounts.
-    subheaders = [s.value for s in at.subheader]
+    subheaders = [s.value for s in at.header]
     assert subheaders[0] == "Top customers" and subheaders[1].startswith("Dormant accounts (")
     assert "csv_dormant_table" in [b.key for b in at.get("download_button")]
 
@@ -475,3 +475,15 @@ def test_service_figures_open_the_rows_behind_them(shop, button, expected_captio
     assert not at.exception, at.exception
     captions = [c.value for c in at.caption]
     assert any(expected_caption.format(refusals=refusals) in c for c in captions), captions
+
+
+def test_account_kinds_read_in_words_on_dashboard_and_statement(shop):
+    at = open_page(shop, shop.manager, "dashboard")
+    assert at.selectbox(key="dashboard_kind").options == [
+        "All", "Checking", "Savings", "Term deposit"]
+    at.selectbox(key="dashboard_kind").select("term_deposit").run()
+    assert not at.exception, at.exception
+    assert any("term deposit accounts" in c.value for c in at.caption)
+    at = open_page(shop, shop.ann, "statements")
+    at.selectbox(key="statement_month").select((2025, 1)).run()
+    assert "(Checking)" in at.header[0].value and "checking" not in at.header[0].value

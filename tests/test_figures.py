@@ -115,3 +115,18 @@ def test_the_chart_config_hides_what_a_phone_does_not_need():
     assert figures.CONFIG["displayModeBar"] == "hover"
     assert figures.CONFIG["displaylogo"] is False
     assert {"lasso2d", "select2d"} <= set(figures.CONFIG["modeBarButtonsToRemove"])
+
+
+def test_account_kinds_read_in_words_in_legends_and_axes():
+    days = pd.to_datetime([dt.date(2026, 3, 1)] * 2)
+    balances = pd.DataFrame({"day": days, "kind": ["checking", "term_deposit"],
+                             "balance_cents": [100, 200]})
+    fig = figures.deposits_by_product(balances)
+    assert [(t.name, t.meta) for t in fig.data] == [("Checking", "checking"),
+                                                    ("Term deposit", "term_deposit")]
+    dormant = pd.DataFrame({"kind": ["term_deposit"], "account_number": ["1"],
+                            "balance_cents": [5]})
+    fig = figures.dormant_accounts(dormant)
+    assert list(fig.data[0].x) == ["term_deposit"]  # the click-through keeps the code
+    assert list(fig.layout.xaxis.ticktext) == ["Term deposit"]
+    assert "term_deposit" not in fig.data[0].hovertemplate

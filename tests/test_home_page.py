@@ -90,7 +90,7 @@ def test_the_tellers_search_opens_the_customer_overview(world):
     assert [t.value for t in at.title] == ["Customers"]
     assert at.text_input(key="customers_query").value == "Alice"
     assert any("Alice Example" in s.value and str(world["customer_id"]) in s.value
-               for s in at.subheader)
+               for s in at.header)
 
 
 def test_a_search_that_finds_nobody_stays_home(world):

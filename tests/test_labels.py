@@ -275,6 +275,7 @@ def test_the_statement_pdf_says_card_payment_and_salary_credit(demo):
     flat = " ".join(text.split())
     assert "Card payment" in flat and "Salary credit" in flat
     assert "Cash withdrawal - Card payment" not in flat and "Cash deposit - Salary" not in flat
+    assert "(Checking)" in flat and "(checking)" not in flat  # the account kind in words
     assert "Card payment" in statement.to_csv()
 
 
@@ -298,3 +299,16 @@ def test_dashboard_volume_legends_are_labels(demo):
     kinds = set(volume["kind"])
     assert {"Card payment", "Salary credit", "ATM withdrawal", "Direct debit"} <= kinds, kinds
     assert all("_" not in k for k in kinds)
+
+
+# account kind code, as people read it
+ACCOUNT_KINDS = [("checking", "Checking"), ("savings", "Savings"),
+                 ("term_deposit", "Term deposit"), ("new_kind", "New kind")]
+
+
+@pytest.mark.parametrize("code, expected", ACCOUNT_KINDS)
+def test_account_kind_label_in_python_and_sql(code, expected):
+    assert labels.account_kind_label(code) == expected
+    con = duckdb.connect()
+    assert con.execute(f"SELECT {labels.account_kind_sql('k')} FROM (SELECT ? AS k)",
+                       [code]).fetchone()[0] == expected

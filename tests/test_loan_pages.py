@@ -38,7 +38,7 @@ def borrower(bank, name, amount="500.00"):
 
 
 def texts(at):
-    parts = [e.value for e in (*at.title, *at.subheader, *at.markdown, *at.caption, *at.success,
+    parts = [e.value for e in (*at.title, *at.header, *at.markdown, *at.caption, *at.success,
                                *at.info, *at.warning, *at.error)]
     parts += [shown(d) for d in at.dataframe]
     parts += [f"{m.label} {m.value}" for m in at.metric]

@@ -907,3 +907,12 @@ def test_statement_descriptions_do_not_repeat_the_kind(kind, memo, source, targe
                                                        amount_cents, channel, expected):
     from bankms.reports import describe
     assert describe(kind, memo, source, target, amount_cents, channel) == expected
+
+
+def test_ledger_lines_name_account_kinds_in_words(ledger):
+    tb = ledger.bank.reports.trial_balance(ledger.manager)
+    gl = ledger.bank.reports.general_ledger(ledger.manager, "2025-02-01", "2025-02-28")
+    names = {**dict(zip(tb["code"], tb["account"])), **dict(zip(gl["code"], gl["account"]))}
+    assert names["DEP-CHECKING"] == "Customer deposits (Checking)"
+    assert names["CUST-SAVINGS"] == "Customer accounts (Savings)"
+    assert not [name for name in names.values() if "_" in name or "(checking)" in name]

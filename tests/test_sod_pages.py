@@ -28,7 +28,7 @@ def manager(bank):
 
 def texts(at):
     assert not at.exception, at.exception
-    parts = [e.value for e in (*at.title, *at.subheader, *at.markdown, *at.caption, *at.success,
+    parts = [e.value for e in (*at.title, *at.header, *at.markdown, *at.caption, *at.success,
                                *at.info, *at.warning, *at.error, *at.toast)]
     parts += [shown(d) for d in at.dataframe]
     return re.sub(r"\\(.)", r"\1", "\n".join(str(p) for p in parts))

@@ -17,9 +17,14 @@ pytestmark = pytest.mark.browser
 
 ROLES = ("anonymous", "pending", "customer", "teller", "manager")
 IMPACTS = ("serious", "critical")
+# Moderate findings held to as well: headings never skip a level (st.title, then st.header).
+RULES = ("heading-order",)
 # (axe rule id, CSS selector axe reports) -> why it cannot be fixed from our side. Only an exact
 # rule and element of Streamlit's own markup belongs here, each with the Streamlit element named.
-EXCLUDED: dict = {}
+EXCLUDED: dict = {
+    ("heading-order", "#sign-in"): "streamlit-authenticator 0.4.2 draws its login form's name "
+                                   "with st.subheader (h3) and has no option for the level",
+}
 
 
 def seed(bank) -> dict:
@@ -63,15 +68,18 @@ def cookies_for(server, role) -> list:
 
 
 def urls_for(role) -> list:
+    """The role's page paths; the first page is the default one, which Streamlit serves at
+    '/' only (its own url answers 'Page not found' over the main page)."""
     from pages.common import pages_for
-    return [meta["url"] for meta, _ in pages_for(role)]
+    urls = [meta["url"] for meta, _ in pages_for(role)]
+    return ["", *urls[1:]]
 
 
 def violations(axe, page) -> list:
-    """Serious and critical violations as 'rule (impact) selector: message' lines."""
+    """Serious and critical violations (and those of RULES) as 'rule (impact) selector: message' lines."""
     found = []
     for violation in axe.run(page).response["violations"]:
-        if violation["impact"] not in IMPACTS:
+        if violation["impact"] not in IMPACTS and violation["id"] not in RULES:
             continue
         for node in violation["nodes"]:
             selector = " ".join(node["target"])
@@ -100,8 +108,9 @@ def test_every_page_of_the_role_passes_axe(a11y_server, browser, axe, role):
         for url in urls:
             open_page(page, a11y_server, url)
             assert helpers.page_title(page) != "Sign in" or role == "anonymous", url
+            assert "Page not found" not in page.content(), url
             problems[url] = violations(axe, page)
-            helpers.screenshot(page, f"a11y-{role}-{url}")
+            helpers.screenshot(page, f"a11y-{role}-{url or 'home'}")
     finally:
         context.close()
     failing = {url: found for url, found in problems.items() if found}
