@@ -66,6 +66,9 @@ def _assert_inert(page, where):
     assert main.locator("[data-testid=stMarkdownColoredText], .katex").count() == 0, where
 
 
+TOP_CUSTOMERS_TAB = "Top customers and dormant accounts"
+
+
 def _shown(page) -> str:
     """The main area's text as a person reads it (the invisible word joiners that break
     autolinks left out)."""
@@ -103,6 +106,8 @@ def test_staff_pages_show_hostile_text_as_text(page_factory, text_server):
     # The dashboard's top-customers chart: Plotly draws <a href> and <b> in tick labels and
     # hover text as SVG links and bold; the name must appear as typed.
     nav("Dashboard")
+    # The top-customers chart is in its own tab, drawn only once the tab is opened.
+    helpers.click_and_settle(page, page.get_by_role("tab", name=TOP_CUSTOMERS_TAB))
     page.locator(".js-plotly-plot").first.wait_for(timeout=helpers.WAIT_MS)
     page.wait_for_function(
         "name => [...document.querySelectorAll('.js-plotly-plot text')]"
