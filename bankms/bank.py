@@ -182,6 +182,16 @@ class Bank:
             finally:
                 cur.close()
 
+    def read_columns(self, sql, params=None):
+        """One query's answer as {column name: tuple of Python values}, read in one snapshot
+        through this thread's cursor: plain fetchall, for callers that build a small
+        DataFrame once themselves (DuckDB's .df() costs more than the query for a few rows)."""
+        self._writer.give_way()
+        cur = self._cursors.get()
+        rows = (cur.execute(sql, params) if params is not None else cur.execute(sql)).fetchall()
+        names = [d[0] for d in cur.description]
+        return dict(zip(names, zip(*rows))) if rows else {n: () for n in names}
+
     def read_df(self, sql, params=None):
         self._writer.give_way()
         cur = self._cursors.get()
