@@ -13,10 +13,6 @@
 
     python benchmarks/bench_posting_under_read.py [--rounds 3] [--threads 16]
         [--transfers-per-thread 150] [--accounts 200]
-    BANKMS_READER_WAIT_MS=25 python benchmarks/bench_posting_under_read.py   # reads give way
-
-Reads giving way to the writer (writer.py) is off by default: it costs every read right after
-a write a few milliseconds; set BANKMS_READER_WAIT_MS to measure it.
 
 Measured 2026-11-30 on the shared 2-core machine at load average 22-51 (other developers'
 browser tests; absolute figures mean little, trust the ratios of one run): before this change
