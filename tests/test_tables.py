@@ -140,7 +140,11 @@ PAGES = [
     ("manager", "customer-analytics", [("tab", "customers_tab", "Service")], 1),
     ("manager", "general-ledger", [], 1),
     ("manager", "general-ledger", [("tab", "ledger_tab", "General ledger")], 2),
-    ("manager", "loan-review", [], 3),
+    ("manager", "loan-review", [], 0),  # the applications, if any are waiting
+    ("manager", "loan-review", [("tab", "review_tab", "Arrears")], 1),
+    ("manager", "loan-review", [("tab", "review_tab", "Provisions")], 1),
+    ("manager", "loan-products", [("tab", "lp_tab", "Edit a product")], 0),
+    ("manager", "deposit-products", [("tab", "dp_tab", "New terms")], 1),
     ("manager", "loan-applications", [], 1),
     ("manager", "loan-products", [], 1),
     ("manager", "staff", [], 1),
