@@ -339,13 +339,17 @@ def visit_each(browser, server: Server, paths, *, cookies=(), viewport=None, tab
 
 # No element still waits for its lazily loaded code (Streamlit's Suspense fallback, stSkeleton),
 # every table in view has its canvas and every chart its drawing (both draw after the run that
-# sent them has ended; those in closed tabs or expanders wait).
+# sent them has ended; those in closed tabs or expanders wait), and no CSS transition is still
+# running: elements faded during a run come back through an opacity transition, and a page read
+# mid-way (axe's colour contrast, a screenshot) sees grey text (seen on a loaded machine).
 _DRAWN_JS = """() => {
   const all = (sel, inner) => [...document.querySelectorAll(sel)]
     .every(e => !e.checkVisibility() || e.querySelector(inner));
   return !document.querySelector('[data-testid=stSkeleton]') &&
          all('[data-testid=stDataFrame]', 'canvas') &&
-         all('[data-testid=stPlotlyChart]', '.main-svg');
+         all('[data-testid=stPlotlyChart]', '.main-svg') &&
+         !document.getAnimations().some(a => a instanceof CSSTransition &&
+                                             a.playState === 'running');
 }"""
 
 
