@@ -432,6 +432,7 @@ def test_any_contract_in_range_has_a_schedule_that_never_overpays(c):
                                 st.sampled_from((None, "reduce_instalment", "shorten_term"))),
                       max_size=12),
        last_days=st.integers(0, 400))
+@pytest.mark.slow
 def test_random_histories_end_owing_nothing_after_the_payoff(c, steps, last_days):
     loan, events, day = Loan(c), [], c.disbursement_date
     for tid, (days, per_mille, rule) in enumerate(steps, start=1):
