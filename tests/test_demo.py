@@ -443,6 +443,7 @@ def run_cli(*args):
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_demo_then_verify_init_and_backup(tmp_path):
     db = str(tmp_path / "cli.duckdb")
     built = run_cli("--db", db, "demo", "--customers", "30", "--months", "2")
