@@ -77,6 +77,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
+# The channel a kind of payment takes when the caller names none (payments.deposit/withdraw):
+# requests made before channels existed were these, so it is left out of the request hash.
+DEFAULT_CHANNELS = {"deposit": "cash", "withdrawal": "cash"}
+
+
 @dataclass(frozen=True)
 class Receipt:
     transaction_id: int
@@ -130,9 +135,10 @@ class PostingRequest:
         if not self.request_hash:
             parts = [self.kind, self.actor.username, self.legs, self.amount_cents, self.memo,
                      self.reverses_id]
-            # Only a recorded channel is part of the request: keys used before channels
-            # existed (and requests waiting for approval then) keep their hashes.
-            if self.channel is not None:
+            # Only a channel other than the kind's default is part of the request: keys used
+            # before channels existed (and requests waiting for approval then) keep their
+            # hashes, so their replays still return the first receipt.
+            if self.channel is not None and self.channel != DEFAULT_CHANNELS.get(self.kind):
                 parts.append(self.channel)
             content = json.dumps(parts, sort_keys=True)
             self.request_hash = hashlib.sha256(content.encode()).hexdigest()
