@@ -437,6 +437,30 @@ def test_a_key_used_before_channels_existed_replays(w, method, kwargs, legs, exp
     assert snapshot(b) == before
 
 
+@pytest.mark.parametrize("method", ["deposit", "withdraw"])
+def test_a_key_stored_while_cash_was_hashed_replays(w, method):
+    """Between the landing of channels and the default channel's leaving the hash, a cash
+    payment's key was stored with 'cash' in its hash: its replay is still the same request."""
+    from bankms.ledger import _hash_parts
+    b = w.bank
+    kind = "deposit" if method == "deposit" else "withdrawal"
+    if kind == "deposit":
+        sides, legs = {"target_account": w.a1}, [(INTERNAL["teller_cash"], -700), (w.a1, 700)]
+    else:
+        sides, legs = {"source_account": w.a1}, [(w.a1, -700), (INTERNAL["teller_cash"], 700)]
+    stored = _hash_parts([kind, w.teller.username, legs, 700, "", None, "cash"])
+    then = PostingRequest(kind=kind, actor=w.teller, action=f"payment.{method}", legs=legs,
+                          amount_cents=700, idempotency_key="k-then", internal_ok=True,
+                          channel="cash", request_hash=stored, **sides)
+    first = b.payments._post_or_queue(then)
+    before = snapshot(b)
+    again = getattr(b.payments, method)(w.teller, w.a1, "7.00", idempotency_key="k-then")
+    assert again.replayed is True and again.transaction_id == first.transaction_id
+    with pytest.raises(IdempotencyConflict):
+        getattr(b.payments, method)(w.teller, w.a1, "7.01", idempotency_key="k-then")
+    assert snapshot(b) == before
+
+
 # (case id, a different request under the key 'k-2' of a 7.00 transfer from a1 to b1 by Alice)
 CONFLICTS = [
     ("other amount", lambda w: w.bank.payments.transfer(w.alice, w.a1, w.b1, "7.01",
