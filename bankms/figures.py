@@ -248,6 +248,7 @@ def top_customers(df: pd.DataFrame) -> dict:
         return empty(title)
     data = df.iloc[::-1]
     # Names as typed, on one line each (chart_text); the customer id for the click-through.
+    # The tooltip follows the row under the pointer, as a short bar is hard to hit.
     series = [{"type": "bar", "id": "balance", "name": "Balance",
                "data": _bars(_dollars(data["balance_cents"]),
                              drill=[{"customdata": int(c)} for c in data["customer_id"]]),
@@ -257,7 +258,7 @@ def top_customers(df: pd.DataFrame) -> dict:
                    {"type": "category", "name": "Customer", "nameLocation": "end",
                     "nameTextStyle": {"align": "left"},
                     "data": [chart_text(n) for n in data["full_name"]]},
-                   series, value_format=_MONEY_FORMAT, legend=False)
+                   series, tooltip="axis", value_format=_MONEY_FORMAT, legend=False)
 
 
 def dormant_accounts(df: pd.DataFrame) -> dict:
