@@ -193,15 +193,23 @@ def _bars(values, *, drill=None) -> list:
     return [{"value": v, "drill": d} for v, d in zip(_values(values), drill)]
 
 
+def _count_bars(title: str, x_name: str, categories: list, y_name: str, counts, *,
+                series_name: str, drill=None, **series_more) -> dict:
+    """One series of bars counting something per category, on a whole-number axis; `drill`
+    as for _bars."""
+    series = [{"type": "bar", "id": series_name.lower(), "name": series_name,
+               "data": _bars(counts, drill=drill), "selectedMode": "single", **series_more}]
+    return _option(title, _category_axis(x_name, categories),
+                   _value_axis(y_name, counts=True), series, value_format=_COUNT_FORMAT,
+                   legend=False)
+
+
 def balance_distribution(df: pd.DataFrame) -> dict:
     title = "Accounts by balance (count)"
     if df.empty or int(df["accounts"].sum()) == 0:
         return empty(title)
-    series = [{"type": "bar", "id": "accounts", "name": "Accounts",
-               "data": _bars(df["accounts"]), "selectedMode": "single"}]
-    return _option(title, _category_axis("Balance", _categories(df["bucket"])),
-                   _value_axis("Accounts (count)", counts=True), series,
-                   value_format=_COUNT_FORMAT, legend=False)
+    return _count_bars(title, "Balance", _categories(df["bucket"]), "Accounts (count)",
+                       df["accounts"], series_name="Accounts")
 
 
 def loan_portfolio(df: pd.DataFrame) -> dict:
@@ -268,13 +276,10 @@ def dormant_accounts(df: pd.DataFrame) -> dict:
     data = (df.groupby("kind", as_index=False)
             .agg(accounts=("account_number", "count"), balance_cents=("balance_cents", "sum")))
     # The axis reads the kind in words; each bar keeps its code for the click-through.
-    series = [{"type": "bar", "id": "accounts", "name": "Accounts",
-               "data": _bars(data["accounts"], drill=[{"x": k} for k in data["kind"]]),
-               "selectedMode": "single"}]
-    return _option(title, _category_axis(
-        "Account kind", [chart_text(account_kind_label(k)) for k in data["kind"]]),
-        _value_axis("Accounts (count)", counts=True), series, value_format=_COUNT_FORMAT,
-        legend=False)
+    return _count_bars(title, "Account kind",
+                       [chart_text(account_kind_label(k)) for k in data["kind"]],
+                       "Accounts (count)", data["accounts"], series_name="Accounts",
+                       drill=[{"x": k} for k in data["kind"]])
 
 
 def rfm_segments(summary: pd.DataFrame) -> dict:
@@ -282,23 +287,17 @@ def rfm_segments(summary: pd.DataFrame) -> dict:
     if summary.empty or int(summary["customers"].sum()) == 0:
         return empty(title)
     data = summary.set_index("segment").reindex(RFM_SEGMENTS).reset_index()
-    series = [{"type": "bar", "id": "customers", "name": "Customers",
-               "data": _bars(data["customers"]), "selectedMode": "single"}]
-    return _option(title, _category_axis("Segment", _categories(data["segment"])),
-                   _value_axis("Customers (count)", counts=True), series,
-                   value_format=_COUNT_FORMAT, legend=False)
+    return _count_bars(title, "Segment", _categories(data["segment"]), "Customers (count)",
+                       data["customers"], series_name="Customers")
 
 
 def refusals(df: pd.DataFrame) -> dict:
     title = "Refused transactions by reason (count)"
     if df.empty:
         return empty(title, "No refused transactions")
-    series = [{"type": "bar", "id": "refusals", "name": "Refusals",
-               "data": _bars(df["refusals"], drill=[{"customdata": r} for r in df["reason"]]),
-               "selectedMode": "single"}]
-    return _option(title, _category_axis("Reason", _categories(df["reason"])),
-                   _value_axis("Refusals (count)", counts=True), series,
-                   value_format=_COUNT_FORMAT, legend=False)
+    return _count_bars(title, "Reason", _categories(df["reason"]), "Refusals (count)",
+                       df["refusals"], series_name="Refusals",
+                       drill=[{"customdata": r} for r in df["reason"]])
 
 
 def decision_times(df: pd.DataFrame) -> dict:
@@ -307,16 +306,11 @@ def decision_times(df: pd.DataFrame) -> dict:
         return empty(title, "No loans decided in this period")
     # Binned here, so that a bar names the loans behind it (its hours [from, to)).
     bins = decision_time_bins(df)
-    series = [{"type": "bar", "id": "loans", "name": "Loans", "barCategoryGap": "5%",
-               "data": _bars(bins["loans"], drill=[
-                   {"customdata": [int(a), int(b)]}
-                   for a, b in zip(bins["from_hours"], bins["to_hours"])]),
-               "selectedMode": "single"}]
-    return _option(title, _category_axis(
-        "Hours from application to decision",
-        [f"{a}–{b} h" for a, b in zip(bins["from_hours"], bins["to_hours"])]),
-        _value_axis("Loans (count)", counts=True), series, value_format=_COUNT_FORMAT,
-        legend=False)
+    hours = list(zip(bins["from_hours"], bins["to_hours"]))
+    return _count_bars(title, "Hours from application to decision",
+                       [f"{a}–{b} h" for a, b in hours], "Loans (count)", bins["loans"],
+                       series_name="Loans", barCategoryGap="5%",
+                       drill=[{"customdata": [int(a), int(b)]} for a, b in hours])
 
 
 DASHBOARD_CHARTS = {
