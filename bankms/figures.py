@@ -17,7 +17,8 @@ still keeps a name to one line. Charts are drawn as SVG so that their text is in
 screen readers and the browser tests).
 
 Phones: legends sit below the plot in one scrolling row (side legends took half of a 390 px
-screen), and no chart has a toolbox. Count axes tick at whole numbers only (minInterval 1): a
+screen), and no chart has a toolbox. No entry animation: bars growing for a second cost the
+browser frames on a busy machine and moved under a click. Count axes tick at whole numbers only (minInterval 1): a
 count of 0.2 means nothing.
 
 Click-through: every bar or point can be picked (selectedMode); `point(spec, series, index)`
@@ -96,7 +97,7 @@ def _option(title: str, x_axis, y_axis, series: list, *, tooltip="item",
         tip["valueFormatter"] = value_format
     if tooltip == "axis":
         tip["axisPointer"] = {"type": "shadow"}
-    option = {"title": {"text": title, "left": 0},
+    option = {"title": {"text": title, "left": 0}, "animation": False,
               "grid": _GRID if legend else _GRID_NO_LEGEND,
               "tooltip": tip, "xAxis": x_axis, "yAxis": y_axis, "series": series}
     if legend:

@@ -111,7 +111,7 @@ def test_legends_sit_below_the_plot_from_the_left(make, frame, legend):
 ])
 def test_charts_have_no_toolbox_and_stay_small(make, frame):
     spec = make(frame)
-    assert "toolbox" not in spec and "dataZoom" not in spec
+    assert "toolbox" not in spec and "dataZoom" not in spec and spec["animation"] is False
     assert len(json.dumps(spec)) < 3_000
 
 
