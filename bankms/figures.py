@@ -18,8 +18,8 @@ screen readers and the browser tests).
 
 Phones: legends sit below the plot in one scrolling row (side legends took half of a 390 px
 screen), and no chart has a toolbox. No entry animation: bars growing for a second cost the
-browser frames on a busy machine and moved under a click. Count axes tick at whole numbers only (minInterval 1): a
-count of 0.2 means nothing.
+browser frames on a busy machine and moved under a click. Count axes tick at whole numbers
+only (minInterval 1): a count of 0.2 means nothing.
 
 Click-through: every bar or point can be picked (selectedMode); `point(spec, series, index)`
 gives what bankms.drill.chart_selection needs of a picked item (its x, series and customdata),
