@@ -412,6 +412,9 @@ def test_ledger_page(shop):
     at.date_input(key="ledger_as_of").set_value(dt.date(2025, 2, 28)).run()
     shown = metrics(at)
     assert shown["Total debits"][0] == shown["Total credits"][0] == "$983.20"
+    # Only the open tab runs: the general ledger's widgets are there once it is opened.
+    assert [w.key for w in at.date_input] == ["ledger_as_of"]
+    show_tab(at, "ledger_tab", "General ledger")
     at.date_input(key="ledger_period").set_value(
         (dt.date(2025, 2, 1), dt.date(2025, 2, 28))).run()
     at.selectbox(key="ledger_account").select("GL1000").run()
