@@ -167,7 +167,8 @@ def manager_pages(include_all: bool) -> list[tuple[str, str]]:
 
 
 ELEMENTS_JS = """() => { const counts = {};
-  const kinds = ['stDataFrame', 'stPlotlyChart', 'stMetric', 'stExpander', 'stTabs', 'stForm',
+  const kinds = ['stDataFrame', 'stPlotlyChart', 'stEChartsChart', 'stMetric', 'stExpander',
+    'stTabs', 'stForm',
     'stButton', 'stFormSubmitButton', 'stDownloadButton', 'stTextInput', 'stNumberInput',
     'stSelectbox', 'stDateInput', 'stCheckbox', 'stRadio', 'stToggle', 'stTextArea',
     'stMultiSelect', 'stFileUploader', 'stCode', 'stTable', 'stMarkdownContainer'];
