@@ -323,8 +323,8 @@ def test_provisioning_report_by_bucket(book):
         book.bank.reports.provisioning(employee(book.bank, "teller"))
 
 
-# -- from a click to a drill (AppTest cannot click a Plotly chart or a dataframe row: the
-# mapping from Streamlit's selection event to the drill is tested here) -----------------------
+# -- from a click to a drill (AppTest cannot click a chart or a dataframe row: the mapping
+# from a picked point (figures.point) to the drill is tested here) -------------------------
 @pytest.mark.parametrize("chart, point, meta, expected", [
     ("daily_amount", {"x": "2025-02-03", "y": 100.0, "curve_number": 2}, "Withdrawal",
      ("daily_volume", {"day": "2025-02-03", "kind": "Withdrawal"})),
@@ -369,10 +369,12 @@ def test_a_point_that_names_no_bar_is_refused(chart, point, meta, error):
 def test_the_figures_carry_what_a_click_needs(ledger):
     from bankms import figures
     data = ledger.bank.reports.query(ledger.manager, "daily_volume", FEB)
-    fig = figures.daily_amount(data)
-    assert sorted(t.meta for t in fig.data) == sorted(data["kind"].unique())
+    spec = figures.daily_amount(data)
+    assert sorted(s["id"] for s in spec["series"]) == sorted(data["kind"].unique())
     top = ledger.bank.reports.query(ledger.manager, "top_customers", FEB)
-    assert sorted(figures.top_customers(top).data[0].customdata) == sorted(top["customer_id"])
+    spec = figures.top_customers(top)
+    picked = [figures.point(spec, 0, i)[0]["customdata"] for i in range(len(top))]
+    assert sorted(picked) == sorted(top["customer_id"])
 
 
 @pytest.mark.parametrize("table, row, expected", [

@@ -347,7 +347,7 @@ _DRAWN_JS = """() => {
     .every(e => !e.checkVisibility() || e.querySelector(inner));
   return !document.querySelector('[data-testid=stSkeleton]') &&
          all('[data-testid=stDataFrame]', 'canvas') &&
-         all('[data-testid=stPlotlyChart]', '.main-svg') &&
+         all('[data-testid=stEChartsChart]', 'svg text') &&
          !document.getAnimations().some(a => a instanceof CSSTransition &&
                                              a.playState === 'running');
 }"""
