@@ -7,7 +7,7 @@ from decimal import Decimal, InvalidOperation
 import pandas as pd
 
 from . import accountnum
-from .bank import INTERNAL
+from .chart import INTERNAL
 from .dates import as_date
 from .labels import label_sql
 from .errors import (

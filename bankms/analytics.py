@@ -31,7 +31,7 @@ from typing import Callable
 
 import pandas as pd
 
-from .bank import INTERNAL
+from .chart import INTERNAL
 from .dates import as_date
 from .errors import InvalidInput
 from .labels import account_kind_sql, label_sql, transaction_labels

@@ -22,6 +22,7 @@ import re
 import pandas as pd
 
 from . import accountnum
+from .chart import INTERNAL
 from .errors import (
     AccountClosed,
     AccountNotFound,
@@ -154,7 +155,6 @@ def post_event_charges(bank, actor, uow, frame: pd.DataFrame, *, day: dt.date) -
 
     Raises InvalidInput (nothing written by this call) for missing columns, amounts <= 0,
     empty reasons, codes not in the catalogue or ids of no customer account."""
-    from .bank import INTERNAL
 
     if frame is None or len(frame) == 0:
         return 0
@@ -484,7 +484,6 @@ class Charges:
         entry, wrong amount fields), AccountNotFound, AccountClosed, AccountFrozen,
         InsufficientFunds (more than the available balance: balance less holds plus the
         overdraft limit), IdempotencyConflict (the key used for another request)."""
-        from .bank import INTERNAL
         bank = self._bank
         number = accountnum.normalize(account_number)
         bank.require(actor, "charge.apply", entity="account", entity_id=number)
@@ -545,7 +544,6 @@ class Charges:
         disbursement fee: correct it on the loan), ChargeNotFound, AlreadyWaived,
         InvalidState (a charge that was not collected), AlreadyReversed (its transaction was
         reversed by hand), AccountClosed (the account was closed since)."""
-        from .bank import INTERNAL
         bank = self._bank
         cid = parse_id(charge_id, "charge number")
         bank.require(actor, "charge.waive", entity="charge", entity_id=cid)

@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from . import db
-from .bank import INTERNAL
+from .chart import INTERNAL
 from .demo_loans import LoanBook
 from .errors import InvalidInput, InvalidState
 from .labels import CHANNEL_LABELS

@@ -44,7 +44,7 @@ import datetime as dt
 
 import pandas as pd
 
-from .bank import INTERNAL
+from .chart import INTERNAL
 
 MICRO_PER_CENT = 1_000_000
 DAY_COUNTS = ("actual/365", "actual/actual", "30/360")

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from . import businessday, deposit_eod, standing_orders, term_deposits
-from .bank import INTERNAL
+from .chart import INTERNAL
 from .errors import ConfirmationRequired, DayNotEnded, InvalidInput
 from .ledger import utcnow
 from .loans import BUCKETS, OWED_SQL, add_months, age_arrears, allocate, apply_allocation, \

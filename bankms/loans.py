@@ -55,7 +55,7 @@ from dateutil.relativedelta import relativedelta
 
 from . import accountnum, loan_replay
 from .accounts import clean_rate
-from .bank import INTERNAL
+from .chart import INTERNAL
 from .db import LOAN_TERM_COLUMNS
 from .dates import as_date
 from .errors import (

@@ -15,7 +15,7 @@ import re
 import uuid
 
 from . import accountnum, businessday
-from .bank import INTERNAL
+from .chart import INTERNAL
 from .errors import (
     InsufficientFunds,
     InvalidInput,

@@ -70,7 +70,7 @@ import pandas as pd
 from dateutil.relativedelta import relativedelta
 
 from . import accountnum
-from .bank import INTERNAL
+from .chart import INTERNAL
 from .errors import (
     AccountClosed,
     AccountFrozen,
