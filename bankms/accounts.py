@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import pandas as pd
 
@@ -29,6 +29,7 @@ from .ledger import (
 )
 from .money import to_cents, to_money
 from .text import csv_text
+from .validate import clean_rate  # noqa: F401 (accounts.clean_rate stays importable)
 
 # Draws of a random account number before giving up (a second draw is already rare).
 NUMBER_DRAWS_MAX = 20
@@ -37,20 +38,6 @@ NUMBER_DRAWS_MAX = 20
 # frozen or closed account. Written once, in ledger.available_sql, beside the Python form the
 # posting guard uses (ledger.available_cents), so pages, CSV and the guard cannot disagree.
 AVAILABLE_SQL = available_sql("a")
-
-
-def clean_rate(value) -> Decimal:
-    if isinstance(value, float) or isinstance(value, bool):
-        raise InvalidInput("Give the interest rate as text or Decimal, for example '2.50'.")
-    try:
-        rate = Decimal(str(value).strip().rstrip("%"))
-    except InvalidOperation:
-        raise InvalidInput(f"'{value}' is not an interest rate.") from None
-    if not rate.is_finite() or rate < 0 or rate > 100:
-        raise InvalidInput("The interest rate must be between 0 and 100 percent.")
-    if rate != rate.quantize(Decimal("0.0001")):
-        raise InvalidInput("The interest rate may have at most four decimals.")
-    return rate
 
 
 def money_column(cents_series):

@@ -33,8 +33,8 @@ from .errors import (
 )
 from .ids import parse_id
 from .ledger import PostingRequest, available_sql, utcnow
-from .loans import _clean_text
 from .money import format_cents, to_cents, to_money
+from .validate import clean_text as _clean_text
 
 CALCS = ("flat", "percent", "product")
 STATUSES = ("charged", "waived", "not_collected")

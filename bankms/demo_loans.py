@@ -51,8 +51,8 @@ import pandas as pd
 
 from .errors import InvalidState
 from . import loan_replay
-from .loans import add_months, amortize, annuity_payment_cents, bucket
 from .loans import schedule_frame as loans_schedule_frame
+from .schedule import add_months, amortize, annuity_payment_cents, bucket
 
 US = 1_000_000
 MINUTE = 60 * US

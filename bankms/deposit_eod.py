@@ -558,7 +558,7 @@ def dormancy(bank, actor, uow, day: dt.date, settings: dict, out) -> None:
     activity, and make dormant accounts with activity active again. Term deposits never go
     dormant: nobody may move their money, so their quiet is no sign of abandonment."""
     from .eod import _audit_set
-    from .loans import add_months
+    from .schedule import add_months
 
     nxt = day + dt.timedelta(days=1)
     groups: dict[int, list] = {}

@@ -51,10 +51,11 @@ from . import businessday, deposit_eod, standing_orders, term_deposits
 from .chart import INTERNAL
 from .errors import ConfirmationRequired, DayNotEnded, InvalidInput
 from .ledger import utcnow
-from .loans import BUCKETS, OWED_SQL, add_months, age_arrears, allocate, apply_allocation, \
-    close_paid_off, record_payments
+from .loans import OWED_SQL, age_arrears, allocate, apply_allocation, close_paid_off, \
+    record_payments
 from .deposit_eod import MICRO_PER_CENT
 from .money import format_cents
+from .schedule import BUCKETS, add_months
 
 # Loans owing something on business date ? and what their linked accounts can pay. Accounts
 # paying several loans pay the oldest loan first.
