@@ -28,7 +28,7 @@ from .ledger import (
     utcnow,
 )
 from .money import to_cents, to_money
-from .text import csv_text
+from .text import csv_text, mask_name  # noqa: F401 (accounts.mask_name stays importable)
 from .validate import clean_rate  # noqa: F401 (accounts.clean_rate stays importable)
 
 # Draws of a random account number before giving up (a second draw is already rare).
@@ -486,8 +486,8 @@ class Accounts:
         pay out a positive remainder (see close); returns close's result. Every amount is
         worked out and every refusal raised before the first posting."""
         from .deposit_eod import MICRO_PER_CENT, unposted
-        from .eod import withholding_tax_bp, withholding_tax_cents
-        from .payments import system_key
+        from .tax import withholding_tax_bp, withholding_tax_cents
+        from .keys import system_key
 
         day = self._bank.state.business_date
         account_id, balance = uow.fetchone(
@@ -647,11 +647,6 @@ class Accounts:
         # A rate a manager sets is the account's own from now on (rate_negotiated).
         self._change_in(uow, actor, number, "account.set_interest_rate", self._rate_rule,
                         lambda b: {"interest_rate_percent": rate, "rate_negotiated": True})
-
-
-def mask_name(full_name: str) -> str:
-    """'Jane Doe' -> 'J*** D**': enough to recognise a payee, too little to learn one."""
-    return " ".join(part[0] + "*" * (len(part) - 1) for part in str(full_name).split())
 
 
 HISTORY_CSV_COLUMNS = ["transaction_id", "posted_at", "business_date", "kind", "label", "memo",

@@ -293,7 +293,7 @@ def charge_cents(entry: dict, *, base_cents: int | None = None,
 
 def _key_and_reason(idempotency_key, reason, what):
     """The form's idempotency key (required) and the reason for `what`, cleaned."""
-    from .payments import clean_key
+    from .keys import clean_key
     if idempotency_key is None:
         raise InvalidInput(f"A {what} needs an idempotency key (one per form).")
     return clean_key(idempotency_key), _clean_text(reason, f"reason for the {what}",

@@ -54,8 +54,13 @@ from .ledger import utcnow
 from .loans import OWED_SQL, age_arrears, allocate, apply_allocation, close_paid_off, \
     record_payments
 from .deposit_eod import MICRO_PER_CENT
+from .audit_sets import audit_set
 from .money import format_cents
+from .posting_frames import post_frames
 from .schedule import BUCKETS, add_months
+# The step modules (deposit_eod, term_deposits, accounts.close) share the tax rule through
+# tax.py; these names stay importable from here.
+from .tax import withholding_tax_bp, withholding_tax_cents  # noqa: F401
 
 # Loans owing something on business date ? and what their linked accounts can pay. Accounts
 # paying several loans pay the oldest loan first.
@@ -260,25 +265,6 @@ def _settings(uow) -> dict:
     return dict(uow.fetchall("SELECT key, value FROM settings"))
 
 
-def _audit_set(bank, uow, actor, action, entity, ids, before, after):
-    """One audit row per entity, written set-based (dormancy can touch thousands at once)."""
-    if not len(ids):
-        return
-    base = bank.state.take_audit_ids(len(ids))
-    frame = pd.DataFrame({"entity_id": [str(i) for i in ids]})
-    frame["id"] = range(base, base + len(ids))
-    uow.cur.register("audit_set", frame)
-    try:
-        uow.execute(
-            "INSERT INTO audit_log (id, ts, actor, actor_role, action, entity, entity_id, "
-            "before, after, outcome) SELECT id, ?, ?, ?, ?, ?, entity_id, ?, ?, 'ok' "
-            "FROM audit_set", [utcnow(), actor.username, actor.role, action, entity,
-                               None if before is None else json.dumps(before, default=str),
-                               json.dumps(after, default=str)])
-    finally:
-        uow.cur.unregister("audit_set")
-
-
 def close_day(bank, actor, uow, day: dt.date) -> DayClosed | None:
     """Close business date `day` inside the caller's unit of work (see the module docstring).
     Returns None, changing nothing, unless `day` is the open business date."""
@@ -337,16 +323,6 @@ def close_day(bank, actor, uow, day: dt.date) -> DayClosed | None:
     return out
 
 
-def _post(bank, actor, uow, tx, postings, action, *, allow_overdraw=False) -> int:
-    """Post frames and return the first transaction id (tx_ref 0)."""
-    base = bank.state.next_transaction_id
-    bank.ledger.post_frames_in(uow, actor, tx, postings, action=action,
-                               allow_overdraw=allow_overdraw)
-    if bank.state.next_transaction_id != base + len(tx):
-        raise AssertionError("transaction ids were not allocated as one block")
-    return base
-
-
 def _collect(bank, actor, uow, day, internal, out):
     due = uow.execute(COLLECT_SQL, [day]).df()
     if len(due) == 0:
@@ -375,7 +351,7 @@ def _collect(bank, actor, uow, day, internal, out):
                                   "account_id": internal[INTERNAL[code]],
                                   "amount_cents": part[column]}))
     postings = pd.concat(legs, ignore_index=True)
-    base = _post(bank, actor, uow, tx, postings, "eod.loan_collection")
+    base = post_frames(bank, actor, uow, tx, postings, "eod.loan_collection")
     apply_allocation(uow, alloc)
     record_payments(uow, pd.DataFrame({
         "transaction_id": base + due["tx_ref"], "loan_id": due["loan_id"],
@@ -408,7 +384,7 @@ def _late_fees(bank, actor, uow, day, out):
     for lid, fee, grace in late:
         groups.setdefault((int(fee), int(grace)), []).append(lid)
     for (fee, grace), ids in sorted(groups.items()):
-        _audit_set(bank, uow, actor, "loan.late_fee", "loan", ids, None,
+        audit_set(bank, uow, actor, "loan.late_fee", "loan", ids, None,
                    {"fee_cents": fee, "grace_days": grace, "business_date": day})
     out.late_fees_charged = len(late)
     out.late_fee_cents = sum(int(fee) for _, fee, _ in late)
@@ -520,7 +496,7 @@ def _post_loan_changes(bank, actor, uow, day, internal, diff, *, kind, memo, deb
         postings = pd.DataFrame({"tx_ref": [0, 0],
                                  "account_id": [internal[debit], internal[credit]],
                                  "amount_cents": [-change, change]})
-        _post(bank, actor, uow, tx, postings, f"eod.{kind}")
+        post_frames(bank, actor, uow, tx, postings, f"eod.{kind}")
     diff = diff.assign(business_date=day)
     uow.cur.register("loan_changes", diff)
     try:
@@ -566,49 +542,6 @@ def _provision(bank, actor, uow, day, internal, settings, out):
 def _accrue(uow, day, out):
     """Step 4 (deposit_eod.accrue); its own name here so that tests can break a day in it."""
     deposit_eod.accrue(uow, day, out)
-
-
-BASIS_POINTS_PER_UNIT = 10_000
-
-
-def withholding_tax_bp(uow, account_ids, day: dt.date) -> pd.Series:
-    """The withholding tax rate, in hundredths of a percent (1500 = 15.00 %), for each of
-    `account_ids` (ints) on business date `day`, as a Series indexed by account id.
-
-    The rate of the account's deposit product in the version in force on `day`
-    (deposit_products, issue 10), so a change applies from its effective date, never
-    backwards; an account without a product pays the bank-wide setting
-    `interest_withholding_tax_bp` as stored now. Month end asks for all its accounts at once,
-    a close for one."""
-    from .deposit_products import VERSIONS_IN_FORCE_SQL
-    from .settings import REGISTRY
-    key = "interest_withholding_tax_bp"
-    row = uow.fetchone("SELECT value FROM settings WHERE key = ?", [key])
-    fallback = int(row[0] if row else REGISTRY[key].default)
-    ids = pd.DataFrame({"account_id": [int(i) for i in account_ids]}, dtype="int64")
-    uow.cur.register("tax_accounts", ids)
-    try:
-        rates = dict(uow.fetchall(
-            f"WITH v AS ({VERSIONS_IN_FORCE_SQL}) SELECT t.account_id, "
-            "CAST(coalesce(v.withholding_tax_bp, ?) AS BIGINT) FROM tax_accounts t "
-            "LEFT JOIN accounts a ON a.id = t.account_id "
-            "LEFT JOIN v ON v.product_id = a.product_id", [day, fallback]))
-    finally:
-        uow.cur.unregister("tax_accounts")
-    return pd.Series([rates[i] for i in ids["account_id"]], index=ids["account_id"].tolist(),
-                     dtype="int64")
-
-
-def withholding_tax_cents(gross_cents, rate_bp):
-    """Tax withheld on `gross_cents` of interest at `rate_bp` hundredths of a percent: gross x
-    rate, rounded half-up to the cent, in integer arithmetic (ints or int64 Series alike).
-
-    Half-up, the rounding of every other amount the bank computes (interest, fees, provisions),
-    rather than down: rounding down would withhold up to a cent less than the law's rate on
-    every posting, short the tax authority systematically, and leave the bank owing the
-    difference; half-up is unbiased over many postings (0.15 x 10.41 = 1.5615 -> 1.56;
-    0.15 x 0.10 = 0.015 -> 0.02)."""
-    return (2 * gross_cents * rate_bp + BASIS_POINTS_PER_UNIT) // (2 * BASIS_POINTS_PER_UNIT)
 
 
 def recent_runs(bank, actor, limit=30) -> pd.DataFrame:

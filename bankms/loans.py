@@ -553,12 +553,12 @@ def _request_hash(*parts) -> str:
 
 
 def _clean_key(key):
-    from .payments import clean_key
+    from .keys import clean_key
     return clean_key(key)
 
 
 def system_key(*parts):
-    from .payments import system_key
+    from .keys import system_key
     return system_key(*parts)
 
 
@@ -1255,7 +1255,7 @@ class Loans:
         lid = _loan_id(loan_id)
         bank.require(actor, "loan.correct", entity="loan", entity_id=lid)
         reason = _clean_text(reason, "reason for the reversal", 3, REASON_CHARS_MAX)
-        from .payments import clean_transaction_id
+        from .validate import clean_transaction_id
         tid = clean_transaction_id(transaction_id)
         key = (_clean_key(idempotency_key) if idempotency_key
                else system_key("loan", lid, "reversal-of", tid))

@@ -1,6 +1,6 @@
 """Checks of user input shared by the services: interest rates, whole numbers within bounds,
-choices from a list, yes/no flags, product codes and free text (collapsed whitespace, bounded
-length). Pure functions raising InvalidInput; a leaf below every service, so that deposit
+choices from a list, yes/no flags, product codes, memos, transaction ids and free text
+(collapsed whitespace, bounded length). Pure functions raising InvalidInput; a leaf below every service, so that deposit
 products, charges and loans share them without importing each other.
 """
 from __future__ import annotations
@@ -9,6 +9,9 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from .errors import InvalidInput
+from .ids import parse_id
+
+MEMO_CHARS_MAX = 140
 
 # A product's code: a lower-case letter, then 1-29 lower-case letters, digits or underscores.
 PRODUCT_CODE = re.compile(r"^[a-z][a-z0-9_]{1,29}$")
@@ -60,3 +63,18 @@ def clean_text(value, label, chars_min, chars_max):
     if len(value) > chars_max:
         raise InvalidInput(f"The {label} may have at most {chars_max} characters.")
     return value
+
+
+def clean_memo(memo) -> str:
+    if memo is None:
+        return ""
+    if not isinstance(memo, str):
+        raise InvalidInput("A memo must be text.")
+    memo = " ".join(memo.split())
+    if len(memo) > MEMO_CHARS_MAX:
+        raise InvalidInput(f"A memo may have at most {MEMO_CHARS_MAX} characters.")
+    return memo
+
+
+def clean_transaction_id(value) -> int:
+    return parse_id(value, "transaction id")
