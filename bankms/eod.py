@@ -41,23 +41,22 @@ bank.ledger.post_frames_in, with funds checked in SQL.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from . import businessday, deposit_eod, standing_orders, term_deposits
+from .audit_sets import audit_set
 from .chart import INTERNAL
 from .errors import ConfirmationRequired, DayNotEnded, InvalidInput
 from .ledger import utcnow
 from .loans import OWED_SQL, age_arrears, allocate, apply_allocation, close_paid_off, \
     record_payments
 from .deposit_eod import MICRO_PER_CENT
-from .audit_sets import audit_set
 from .money import format_cents
 from .posting_frames import post_frames
-from .schedule import BUCKETS, add_months
+from .schedule import BUCKETS
 # The step modules (deposit_eod, term_deposits, accounts.close) share the tax rule through
 # tax.py; these names stay importable from here.
 from .tax import withholding_tax_bp, withholding_tax_cents  # noqa: F401
