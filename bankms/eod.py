@@ -54,6 +54,9 @@ from .ledger import utcnow
 from .loans import OWED_SQL, age_arrears, allocate, apply_allocation, close_paid_off, \
     record_payments
 from .deposit_eod import MICRO_PER_CENT
+# The checks of what end of day keeps live in eod_checks.py (audit.verify runs them); eod.verify
+# stays importable.
+from .eod_checks import CLOSING_ROW, verify  # noqa: F401
 from .money import format_cents
 from .posting_frames import post_frames
 from .schedule import BUCKETS
@@ -77,10 +80,6 @@ SELECT loan_id, account_id, account_number, amount_cents FROM (
       AND c.status = 'active')
 WHERE amount_cents > 0 ORDER BY loan_id
 """
-
-# The row a close writes (Accounts.close): it rounds half-up and carries nothing on, so its
-# carry_out is the rounding difference, negative when the bank rounded up.
-CLOSING_ROW = "(a.status = 'closed' AND ip.period_end = a.closed_date)"
 
 SUMMARY_FIELDS = ("accounts_accrued", "accrued_micro_cents", "interest_posted_accounts",
                   "interest_posted_cents", "loans_collected", "collected_cents",
@@ -552,41 +551,3 @@ def recent_runs(bank, actor, limit=30) -> pd.DataFrame:
     df["seconds"] = [(b - a).total_seconds() for a, b in zip(df["started_at"],
                                                               df["finished_at"])]
     return df
-
-
-def verify(bank) -> list[str]:
-    """Interest postings against the ledger, and the business date against the writer's."""
-    problems = []
-    for account_id, period_end in bank.read(
-            "SELECT ip.account_id, ip.period_end FROM interest_postings ip "
-            "JOIN accounts a ON a.id = ip.account_id WHERE "
-            "carry_in_micro_cents + accrued_micro_cents <> posted_cents * 1000000 + "
-            f"carry_out_micro_cents OR NOT (CASE WHEN {CLOSING_ROW} "
-            "THEN carry_out_micro_cents >= -500000 AND carry_out_micro_cents < 500000 "
-            "ELSE carry_out_micro_cents BETWEEN 0 AND 999999 END) ORDER BY 1, 2 LIMIT 100"):
-        problems.append(f"interest for account id {account_id} to {period_end} does not add up")
-    for account_id, period_end in bank.read(
-            "SELECT ip.account_id, ip.period_end FROM interest_postings ip "
-            "LEFT JOIN transactions t ON t.id = ip.transaction_id WHERE (ip.posted_cents > 0) "
-            "<> (t.id IS NOT NULL) OR t.amount_cents <> ip.posted_cents "
-            "OR t.kind <> 'interest' ORDER BY 1, 2 LIMIT 100"):
-        problems.append(f"interest posted to account id {account_id} for {period_end} does not "
-                        "match its transaction")
-    for account_id, period_end in bank.read(
-            "SELECT o.account_id, o.period_end FROM overdraft_interest_postings o "
-            "JOIN accounts a ON a.id = o.account_id "
-            "LEFT JOIN transactions t ON t.id = o.transaction_id WHERE "
-            "carry_in_micro_cents + accrued_micro_cents <> posted_cents * 1000000 + "
-            # A close rounds half-up and carries nothing on (accounts.close), as for credit.
-            f"carry_out_micro_cents OR NOT (CASE WHEN {CLOSING_ROW.replace('ip.', 'o.')} "
-            "THEN carry_out_micro_cents >= -500000 AND carry_out_micro_cents < 500000 "
-            "ELSE carry_out_micro_cents BETWEEN 0 AND 999999 END) "
-            "OR (o.posted_cents > 0) <> (t.id IS NOT NULL) OR t.amount_cents <> o.posted_cents "
-            "OR t.kind <> 'overdraft_interest' ORDER BY 1, 2 LIMIT 100"):
-        problems.append(f"overdraft interest of account id {account_id} to {period_end} does "
-                        "not add up or match its transaction")
-    row = bank.read_one("SELECT value FROM settings WHERE key = 'business_date'")
-    if row and dt.date.fromisoformat(row[0]) != bank.state.business_date:
-        problems.append(f"stored business date {row[0]} differs from the writer's "
-                        f"{bank.state.business_date}")
-    return problems
