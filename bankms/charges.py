@@ -32,6 +32,7 @@ from .errors import (
     InvalidState,
 )
 from .ids import parse_id
+from .keys import clean_key
 from .ledger import PostingRequest, available_sql, utcnow
 from .money import format_cents, to_cents, to_money
 from .validate import clean_text as _clean_text
@@ -293,7 +294,6 @@ def charge_cents(entry: dict, *, base_cents: int | None = None,
 
 def _key_and_reason(idempotency_key, reason, what):
     """The form's idempotency key (required) and the reason for `what`, cleaned."""
-    from .keys import clean_key
     if idempotency_key is None:
         raise InvalidInput(f"A {what} needs an idempotency key (one per form).")
     return clean_key(idempotency_key), _clean_text(reason, f"reason for the {what}",

@@ -47,6 +47,7 @@ import pandas as pd
 from .audit_sets import audit_set
 from .chart import INTERNAL
 from .posting_frames import post_frames
+from .schedule import add_months
 from .tax import withholding_tax_bp, withholding_tax_cents
 
 MICRO_PER_CENT = 1_000_000
@@ -558,7 +559,6 @@ def dormancy(bank, actor, uow, day: dt.date, settings: dict, out) -> None:
     `day`; the `dormancy_months` setting for accounts without a product) without customer
     activity, and make dormant accounts with activity active again. Term deposits never go
     dormant: nobody may move their money, so their quiet is no sign of abandonment."""
-    from .schedule import add_months
 
     nxt = day + dt.timedelta(days=1)
     groups: dict[int, list] = {}

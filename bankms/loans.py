@@ -66,6 +66,7 @@ from .errors import (
     InvalidState,
     PermissionDenied,
 )
+from .keys import clean_key, system_key
 from .ledger import TRANSACTIONAL_KINDS, PostingRequest, utcnow
 from .money import format_cents, to_cents, to_money
 # The arithmetic and input checks live in leaf modules (schedule.py, validate.py) that loans,
@@ -75,6 +76,7 @@ from .validate import PRODUCT_CODE as _PRODUCT_CODE
 from .validate import choice as _choice
 from .validate import clean_rate
 from .validate import clean_text as _clean_text
+from .validate import clean_transaction_id
 from .validate import whole as _whole
 from .validate import yes_no as _yes_no
 
@@ -553,13 +555,7 @@ def _request_hash(*parts) -> str:
 
 
 def _clean_key(key):
-    from .keys import clean_key
     return clean_key(key)
-
-
-def system_key(*parts):
-    from .keys import system_key
-    return system_key(*parts)
 
 
 LOAN_COLUMNS = (
@@ -1255,7 +1251,6 @@ class Loans:
         lid = _loan_id(loan_id)
         bank.require(actor, "loan.correct", entity="loan", entity_id=lid)
         reason = _clean_text(reason, "reason for the reversal", 3, REASON_CHARS_MAX)
-        from .validate import clean_transaction_id
         tid = clean_transaction_id(transaction_id)
         key = (_clean_key(idempotency_key) if idempotency_key
                else system_key("loan", lid, "reversal-of", tid))

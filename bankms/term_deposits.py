@@ -81,6 +81,7 @@ from .errors import (
     InvalidState,
     PermissionDenied,
 )
+from .keys import clean_key, system_key
 from .ledger import TRANSACTIONAL_KINDS, PostingRequest, utcnow
 from .money import to_cents, to_money
 from .posting_frames import post_frames
@@ -394,7 +395,6 @@ class TermDeposits:
         AccountNotFound, AccountClosed, AccountFrozen, CustomerNotActive, InsufficientFunds
         (more than the linked account's balance less holds); nothing is written then."""
         from . import once
-        from .keys import clean_key
 
         bank = self._bank
         req = self._request(actor, customer_id, linked_account, amount, term_months, product,
@@ -507,7 +507,6 @@ class TermDeposits:
                 for k, v in out.items()}
 
     def _close_early_in(self, uow, actor, td, reason) -> dict:
-        from .keys import system_key
 
         bank = self._bank
         day = bank.state.business_date
