@@ -486,8 +486,8 @@ class Accounts:
         pay out a positive remainder (see close); returns close's result. Every amount is
         worked out and every refusal raised before the first posting."""
         from .deposit_eod import MICRO_PER_CENT, unposted
-        from .tax import withholding_tax_bp, withholding_tax_cents
         from .keys import system_key
+        from .tax import withholding_tax_bp, withholding_tax_cents
 
         day = self._bank.state.business_date
         account_id, balance = uow.fetchone(

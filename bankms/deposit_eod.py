@@ -559,7 +559,6 @@ def dormancy(bank, actor, uow, day: dt.date, settings: dict, out) -> None:
     `day`; the `dormancy_months` setting for accounts without a product) without customer
     activity, and make dormant accounts with activity active again. Term deposits never go
     dormant: nobody may move their money, so their quiet is no sign of abandonment."""
-
     nxt = day + dt.timedelta(days=1)
     groups: dict[int, list] = {}
     for product_id, months in uow.fetchall(
@@ -584,7 +583,7 @@ def dormancy(bank, actor, uow, day: dt.date, settings: dict, out) -> None:
             if numbers:
                 uow.execute(f"UPDATE accounts SET status = '{new}' WHERE {where}", [cutoff])
                 audit_set(bank, uow, actor, f"account.{new}", "account", numbers,
-                           {"status": old}, {"status": new, "reason": (
-                               f"no customer activity for {months} months" if new == "dormant"
-                               else "customer activity"), "business_date": day})
+                          {"status": old}, {"status": new, "reason": (
+                              f"no customer activity for {months} months" if new == "dormant"
+                              else "customer activity"), "business_date": day})
             setattr(out, attr, getattr(out, attr) + len(numbers))

@@ -383,7 +383,7 @@ def _late_fees(bank, actor, uow, day, out):
         groups.setdefault((int(fee), int(grace)), []).append(lid)
     for (fee, grace), ids in sorted(groups.items()):
         audit_set(bank, uow, actor, "loan.late_fee", "loan", ids, None,
-                   {"fee_cents": fee, "grace_days": grace, "business_date": day})
+                  {"fee_cents": fee, "grace_days": grace, "business_date": day})
     out.late_fees_charged = len(late)
     out.late_fee_cents = sum(int(fee) for _, fee, _ in late)
 

@@ -291,7 +291,6 @@ class Payments:
     def receipt_details(self, actor, transaction_id) -> dict:
         """One posted transaction as a receipt shows it: the transaction with both holders'
         names (another customer's name masked when a customer asks)."""
-
         bank = self._bank
         tx = self.get(actor, transaction_id)
         details = {**tx, "amount": to_money(tx["amount_cents"]), "source_holder": None,

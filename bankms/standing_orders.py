@@ -792,8 +792,8 @@ def _cancel_closed_sources(bank, actor, uow, day):
                 f"cancelled_at = ?, cancel_reason = 'source account closed' WHERE {where}",
                 [actor.username, utcnow()])
     audit_set(bank, uow, actor, "standing_order.cancel", "standing_order", ids,
-               {"status": "active"}, {"status": "cancelled", "reason": "source account closed",
-                                      "business_date": day})
+              {"status": "active"}, {"status": "cancelled", "reason": "source account closed",
+                                     "business_date": day})
 
 
 def _finish(bank, actor, uow, day):
@@ -812,4 +812,4 @@ def _finish(bank, actor, uow, day):
     uow.execute(f"UPDATE standing_orders SET status = 'finished', finished_date = $day "
                 f"WHERE {where}", {"day": day})
     audit_set(bank, uow, actor, "standing_order.finish", "standing_order", ids,
-               {"status": "active"}, {"status": "finished", "business_date": day})
+              {"status": "active"}, {"status": "finished", "business_date": day})
