@@ -411,8 +411,8 @@ class Accounts:
         rounded half-up to the cent (10,000.00 at 2.00 % for 19 days pays 10.41); the
         rounding difference is kept in the interest_postings row (carry_out, negative when
         rounded up) that also marks those accruals as posted, and month end skips closed
-        accounts, so nothing is paid twice. Withholding tax (eod.withholding_tax_bp, rounded
-        half-up: eod.withholding_tax_cents) is withheld from that gross interest in the same
+        accounts, so nothing is paid twice. Withholding tax (tax.withholding_tax_bp, rounded
+        half-up: tax.withholding_tax_cents) is withheld from that gross interest in the same
         transaction (to GL2100), and the net is paid out: 10.41 at 15 % withholds 1.56 and
         pays 8.85. Rates, tax and the period's start are the account's deposit product's
         (deposit_eod.unposted: everything accrued since the last posting).

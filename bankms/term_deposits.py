@@ -25,7 +25,7 @@ Rules (issue 10; where the issue is silent, what a retail bank does):
 - **Interest** is what end of day accrued on the deposit for the days start..maturity - 1
   (interest_accruals), rounded half-up to the cent once, at maturity or closure (nothing is
   carried past it; the rounding difference is kept in interest_postings as at an account
-  close). Withholding tax at the rate eod.withholding_tax_bp gives for the account (the
+  close). Withholding tax at the rate tax.withholding_tax_bp gives for the account (the
   product's rate) is withheld in the same 3-leg `interest` transaction as at month end: gross
   from GL5000, tax to GL2100, net to the deposit.
 - **Maturity** runs in end of day of D for deposits maturing on or before D + 1 (PLAN10 step
