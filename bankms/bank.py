@@ -134,10 +134,7 @@ class Bank:
 
     # -- plumbing for services ---------------------------------------------------------------
     def read(self, sql, params=None):
-        """Rows of one query, read in one snapshot through this thread's cursor. Like every
-        read here, it first gives way to postings in flight, at most Writer.reader_wait_max_s
-        (see writer.py: posting needs the GIL more urgently than a page)."""
-        self._writer.give_way()
+        """Rows of one query, read in one snapshot through this thread's cursor."""
         cur = self._cursors.get()
         return (cur.execute(sql, params) if params is not None else cur.execute(sql)).fetchall()
 
@@ -149,7 +146,6 @@ class Bank:
     def snapshot(self):
         """A cursor of its own inside one read transaction: every query through it sees the
         same committed state while writers carry on (DuckDB's MVCC). Rolled back on exit."""
-        self._writer.give_way()
         cur = self._con.cursor()
         cur.execute("BEGIN TRANSACTION")
         try:
@@ -160,8 +156,16 @@ class Bank:
             finally:
                 cur.close()
 
+    def read_columns(self, sql, params=None):
+        """One query's answer as {column name: tuple of Python values}, read in one snapshot
+        through this thread's cursor: plain fetchall, for callers that build a small
+        DataFrame once themselves (DuckDB's .df() costs more than the query for a few rows)."""
+        cur = self._cursors.get()
+        rows = (cur.execute(sql, params) if params is not None else cur.execute(sql)).fetchall()
+        names = [d[0] for d in cur.description]
+        return dict(zip(names, zip(*rows))) if rows else {n: () for n in names}
+
     def read_df(self, sql, params=None):
-        self._writer.give_way()
         cur = self._cursors.get()
         return (cur.execute(sql, params) if params is not None else cur.execute(sql)).df()
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import io
+import threading
+import time
 import zipfile
 from dataclasses import dataclass
 
@@ -173,8 +175,16 @@ def month_bounds(year, month) -> tuple[dt.date, dt.date]:
 
 
 class Reports:
+    # How many analytics answers are kept at most; past that it starts again from none.
+    ANSWERS_MAX = 256
+
     def __init__(self, bank):
         self._bank = bank
+        # Analytics answers by (what, filters): (monotonic time computed, answer). See _aged.
+        self._answers = {}
+        self._answers_lock = threading.Lock()
+        # The clock of answers' ages (seconds, never going back); tests replace it.
+        self.monotonic = time.monotonic
 
     # -- shared ------------------------------------------------------------------------------
     @property
@@ -205,25 +215,79 @@ class Reports:
         return analytics.dormancy_rule(analytics.dormancy_periods(self.source, day))
 
     # -- managers' analytics -----------------------------------------------------------------
-    def query(self, actor, name: str, filters: Filters) -> pd.DataFrame:
+    def _aged(self, key, compute, fresh):
+        """compute()'s DataFrame, or the one computed for `key` less than the setting
+        dashboard_max_age_s ago (0: always computed; `fresh` computes it anyway). Unlike
+        Bank.kept, which is exact and forgets at every write, these answers outlive
+        postings: issue 13 allows a manager's figures to be a few seconds old if the page
+        says so. The answer's attrs["as_of"] is when it was computed (ISO text, UTC, Bank.clock;
+        Reports.as_of reads it);
+        each caller gets its own shallow copy (pandas copies on write)."""
+        try:
+            hash(key)
+        except TypeError:
+            # A selection of a value that cannot be a key (none today): not kept.
+            fresh, key = True, None
+        max_age_s = self._bank.settings.value("dashboard_max_age_s")
+        hit = None if key is None else self._answers.get(key)
+        if (not fresh and max_age_s > 0 and hit is not None
+                and self.monotonic() - hit[0] < max_age_s):
+            return hit[1].copy(deep=False)
+        started = self.monotonic()
+        as_of = businessday.as_utc(self._bank.clock())
+        answer = compute()
+        # Text (ISO 8601, UTC): Streamlit carries a frame's attrs to the browser as JSON.
+        answer.attrs["as_of"] = as_of.isoformat()
+        if key is not None:
+            with self._answers_lock:
+                if len(self._answers) >= self.ANSWERS_MAX:
+                    self._answers.clear()
+                self._answers[key] = (started, answer)
+        return answer.copy(deep=False)
+
+    def forget_answers(self, actor) -> None:
+        """Forget every kept analytics answer (the page's "Refresh now"), so that the next
+        figures and the rows behind them are computed afresh together. Managers only."""
+        self._bank.require(actor, "report.read", entity="report", entity_id="refresh")
+        with self._answers_lock:
+            self._answers.clear()
+
+    @staticmethod
+    def as_of(*answers) -> dt.datetime | None:
+        """When the oldest of these answers (query, dashboard or drill DataFrames, or dicts of
+        them) was computed: aware UTC, or None if none says."""
+        stamps = []
+        for answer in answers:
+            for df in (answer.values() if isinstance(answer, dict) else [answer]):
+                if df.attrs.get("as_of") is not None:
+                    stamps.append(dt.datetime.fromisoformat(df.attrs["as_of"]))
+        return min(stamps) if stamps else None
+
+    def query(self, actor, name: str, filters: Filters, *, fresh=False) -> pd.DataFrame:
         """One dashboard or customer-analytics query by name (see analytics.DASHBOARD and
-        analytics.CUSTOMER); managers only."""
+        analytics.CUSTOMER); managers only, checked at every call. The answer may be up to
+        dashboard_max_age_s old unless `fresh`; its attrs["as_of"] says when it was computed
+        (_aged)."""
         self._bank.require(actor, "report.read", entity="report", entity_id=name)
         fn = analytics.DASHBOARD.get(name) or analytics.CUSTOMER.get(name)
         if fn is None:
             raise InvalidInput(f"There is no report called '{name}'.")
         if not isinstance(filters, Filters):
             raise InvalidInput("Give the report's filters as a bankms.analytics.Filters.")
-        return fn(self.source, filters)
+        return self._aged(("query", name, filters), lambda: fn(self.source, filters), fresh)
 
-    def drill(self, actor, figure: str, filters: Filters, **selection) -> pd.DataFrame:
+    def drill(self, actor, figure: str, filters: Filters, *, fresh=False,
+              **selection) -> pd.DataFrame:
         """The rows behind one figure, chart bar or point, or table row (bankms.drill.DRILLS:
         its name, then what was picked, e.g. day= and kind= for a bar of daily volume). A money
         figure is the sum of the rows' value column (`drill_total`), a count their number.
-        Managers only, as the figures; InvalidInput for an unknown figure or selection."""
+        Managers only, as the figures; InvalidInput for an unknown figure or selection. Kept
+        as long as the figures (_aged), so that rows are no older than the figure they open."""
         from . import drill
         self._bank.require(actor, "report.read", entity="report", entity_id=figure)
-        return drill.drill(self.source, figure, filters, selection)
+        key = ("drill", figure, filters, tuple(sorted(selection.items())))
+        return self._aged(key, lambda: drill.drill(self.source, figure, filters, selection),
+                          fresh)
 
     @staticmethod
     def drill_total(figure: str, rows: pd.DataFrame) -> int:
@@ -243,8 +307,11 @@ class Reports:
         return _with_money(analytics.provisioning(self.source, points), "outstanding_cents",
                            "required_cents", "booked_cents", "difference_cents")
 
-    def dashboard(self, actor, filters: Filters) -> dict[str, pd.DataFrame]:
-        return {name: self.query(actor, name, filters) for name in analytics.DASHBOARD}
+    def dashboard(self, actor, filters: Filters, *, fresh=False) -> dict[str, pd.DataFrame]:
+        """Every dashboard query by name (query: each may be up to dashboard_max_age_s old
+        unless `fresh`; Reports.as_of(answer) says when the oldest was computed)."""
+        return {name: self.query(actor, name, filters, fresh=fresh)
+                for name in analytics.DASHBOARD}
 
     def rfm_summary(self, members: pd.DataFrame) -> pd.DataFrame:
         return analytics.rfm_summary(members)

@@ -231,6 +231,12 @@ REGISTRY: dict[str, Setting] = dict([
     _s("bank_subdivision", "The state, province or region of bank_country whose own public "
        "holidays the bank also keeps (e.g. NY for New York); none: the nationwide holidays "
        "only.", "subdivision", ""),
+    # Issue 13: the managers' dashboard may be a few seconds old if it says so (it shows when
+    # its figures were computed, with a button for fresh ones); recomputing it for every
+    # manager's every click took the CPU and the GIL postings need.
+    _s("dashboard_max_age_s", "How old the dashboard's and customer analytics' figures may be "
+       "before they are computed again (0: always fresh); the page shows their time and "
+       "offers fresh ones.", "int", "30", 0, 3600, "seconds"),
     _s("eod_catchup_days_confirm", "An end of day that would close more days than this asks "
        "for confirmation (the page) or --yes (the command line).", "int", "3", 1, 366, "days"),
 ])

@@ -8,16 +8,11 @@ two transactions can conflict, and guards read balances that nobody else can cha
 commit, which rules out lost updates and write skew. A queue, unlike a lock, serves requests in
 the order they came, which keeps the tail latency short.
 
-Readers give way to posting (issue 13). Posting is a chain of short steps that each need
-Python's GIL: the writer between its DuckDB statements (DuckDB releases the GIL while it works
-and takes it back for every statement, and to check for signals), and each caller to hand in
-its next request. Profiled with py-spy on the 2-core machine, 16 posting threads with two threads
-listing accounts and refreshing the dashboard in a loop spent most of the writer's time waiting
-for the GIL or for callers that waited for it: the readers' pandas conversions hold the GIL in
-long stretches that no switch interval interrupts. So while postings flow (`quiet` clear: a job
-is queued or running, or one finished less than `quiet_after_s` ago) every read through the
-bank first waits for the writer to fall quiet, at most `reader_wait_max_s` (Bank.read,
-read_df, snapshot). Reads stay correct and at most that much later; posting keeps the GIL.
+Readers do not wait for the writer (issue 13): an earlier version made every read wait while
+postings flowed, at most BANKMS_READER_WAIT_MS; off by default, it cost every read after a write
+a few milliseconds and a review found it a net loss, so it was removed. Posting under reads is
+kept fast by making reads cheap instead (accounts.list built once from plain rows, dashboard
+answers kept up to dashboard_max_age_s: benchmarks/bench_posting_under_read.py).
 
 Every unit of work the writer ends (committed or not) raises `version` before its callers hear
 back, so an answer kept for a version (Bank.kept) is never older than a write its reader saw
@@ -28,7 +23,6 @@ from __future__ import annotations
 import _thread
 import collections
 import contextlib
-import os
 import queue
 import threading
 import time
@@ -86,41 +80,15 @@ class Writer:
         self.batched_requests = 0
         # Raised after every unit of work, before any of its callers is released.
         self.version = 0
-        # Set while the writer has nothing to do; readers wait for it (see the module doc).
-        self.quiet = threading.Event()
-        self.quiet.set()
-        self.quiet_after_s = 0.002
-        # Off unless BANKMS_READER_WAIT_MS is set: giving way costs every read that follows a
-        # write up to quiet_after_s (measured under load: a write then a read took 3.2 ms
-        # without it, 9.5 ms with it, which a test suite or a teller's page pays thousands of
-        # times), and it lifted posting under two reader threads only from about 0.10-0.12 to
-        # 0.19-0.29 of its idle speed (benchmarks/bench_posting_under_read.py).
-        self.reader_wait_max_s = float(os.environ.get("BANKMS_READER_WAIT_MS", "0")) / 1000
         self._thread.start()
 
     @property
     def cursor(self):
         return self._cur
 
-    def give_way(self):
-        """Called by readers: while postings flow, wait until the writer is quiet, at most
-        `reader_wait_max_s`. The writer thread itself never waits here."""
-        if self.reader_wait_max_s > 0 and not self.quiet.is_set() \
-                and threading.current_thread() is not self._thread:
-            self.quiet.wait(self.reader_wait_max_s)
-
     def _next(self):
-        """The next job. The writer counts as busy until its queue has stayed empty for
-        `quiet_after_s`: the callers of a finished batch hand in their next requests within
-        about a millisecond, and readers should not take the GIL from them meanwhile."""
-        try:
-            return self._queue.get(timeout=self.quiet_after_s)
-        except queue.Empty:
-            pass
-        self.quiet.set()
-        job = self._queue.get()
-        self.quiet.clear()
-        return job
+        """The next job, waiting as long as it takes."""
+        return self._queue.get()
 
     def call(self, fn):
         """Run fn(uow) in its own transaction on the writer thread; commit if it returns."""
@@ -159,7 +127,6 @@ class Writer:
         while True:
             job = waiting.popleft() if waiting else self._next()
             if job is None:
-                self.quiet.set()
                 # Fail whatever is still queued rather than leaving callers hanging.
                 for leftover in list(waiting):
                     if leftover is not None:

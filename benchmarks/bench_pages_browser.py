@@ -161,25 +161,40 @@ def manager_pages(include_all: bool) -> list[tuple[str, str]]:
     return baseline + [("sign-in", "Sign in")] + [p for p in offered if p not in baseline]
 
 
-def profile(context, server) -> None:
-    """Where the dashboard's time goes in the browser: one load, the cache warm."""
-    load = Load(context, f"{server.url}/dashboard", "Dashboard", server.proc.pid)
+ELEMENTS_JS = """() => { const counts = {};
+  const kinds = ['stDataFrame', 'stPlotlyChart', 'stMetric', 'stExpander', 'stTabs', 'stForm',
+    'stButton', 'stFormSubmitButton', 'stDownloadButton', 'stTextInput', 'stNumberInput',
+    'stSelectbox', 'stDateInput', 'stCheckbox', 'stRadio', 'stToggle', 'stTextArea',
+    'stMultiSelect', 'stFileUploader', 'stCode', 'stTable', 'stMarkdownContainer'];
+  for (const el of document.querySelectorAll('[data-testid=stMain] [data-testid]')) {
+    const id = el.getAttribute('data-testid');
+    if (kinds.includes(id)) counts[id] = (counts[id] || 0) + 1;
+  }
+  return counts; }"""
+
+
+def profile(context, server, url: str = "dashboard", title: str = "Dashboard") -> None:
+    """Where one page's time goes in the browser: one load, the cache warm. JavaScript chunks
+    loaded (over 20 kB decoded), main-thread long tasks and what the page drew."""
+    load = Load(context, f"{server.url}/{url}", title, server.proc.pid)
     page = load.page
     chunks = page.evaluate("""() => performance.getEntriesByType('resource')
-      .filter(e => e.name.endsWith('.js') && e.decodedBodySize > 200000)
+      .filter(e => e.name.endsWith('.js') && e.decodedBodySize > 20000)
       .map(e => [e.name.split('/').pop(), e.startTime, e.responseEnd, e.decodedBodySize])""")
     tasks = page.evaluate("() => window.__longTasks || []")
     frames = load.frames
-    print(f"profile, dashboard drawn at {load.seconds:.2f} s with {load.charts} charts; CPU: "
+    print(f"profile, {title} drawn at {load.seconds:.2f} s with {load.charts} charts; CPU: "
           f"browser main thread {load.browser_s:.2f} s, server {load.server_s:.2f} s")
     print(f"  websocket: {len(frames)} messages, {sum(s for _, s in frames) / 1024:,.0f} KiB, "
           f"first at {frames[0][0]:.2f} s, last at {frames[-1][0]:.2f} s")
     for name, start, end, size in chunks:
-        print(f"  chunk {name[:34]:34} {size / 1e6:4.1f} MB  from {start / 1000:5.2f} s "
+        print(f"  chunk {name[:34]:34} {size / 1e6:4.2f} MB  from {start / 1000:5.2f} s "
               f"to {end / 1000:5.2f} s (page clock)")
     busy = sum(d for _, d in tasks)
     print(f"  main thread long tasks: {len(tasks)}, {busy / 1000:.2f} s in all, longest "
           f"{max((d for _, d in tasks), default=0) / 1000:.2f} s")
+    drawn = page.evaluate(ELEMENTS_JS)
+    print("  drawn: " + ", ".join(f"{n} {k[2:]}" for k, n in sorted(drawn.items())))
     load.close()
 
 
@@ -240,7 +255,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--all", action="store_true", help="every manager page, not only "
                         "the baseline, sign-in, dashboard and customer analytics")
-    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile", nargs="*", metavar="URL", help="profile the dashboard "
+                        "(or the pages of these urls, e.g. bench-one-line loan-products)")
     parser.add_argument("--against", type=pathlib.Path, help="another checkout of bankms "
                         "(e.g. `git worktree add /tmp/before main`) served side by side and "
                         "measured in turns with this one, so both meet the same load")
@@ -288,15 +304,17 @@ def main(argv=None) -> int:
                                             (seconds, cpu, 0.0))
                                         charts[name][(url, tab)] = n
                             load.close()
-                if args.profile:
+                if args.profile is not None:
+                    titles = dict(pages) | {"dashboard": "Dashboard"}
                     for name, server in servers.items():
                         print(f"{name}:")
-                        profile(contexts[name], server)
+                        for url in args.profile or ["dashboard"]:
+                            profile(contexts[name], server, url, titles[url])
                 browser.close()
         finally:
             for server in servers.values():
                 server.stop()
-    for name in codes:
+    for name in codes if args.repeat else ():  # --repeat 0: only the profile
         report(name, pages, runs[name], charts[name], args.repeat)
     load_avg = os.getloadavg()
     print(f"load average at end: {load_avg[0]:.1f} {load_avg[1]:.1f} {load_avg[2]:.1f}")

@@ -13,17 +13,20 @@
 
     python benchmarks/bench_posting_under_read.py [--rounds 3] [--threads 16]
         [--transfers-per-thread 150] [--accounts 200]
-    BANKMS_READER_WAIT_MS=25 python benchmarks/bench_posting_under_read.py   # reads give way
 
-Reads giving way to the writer (writer.py) is off by default: it costs every read right after
-a write a few milliseconds; set BANKMS_READER_WAIT_MS to measure it.
-
-Measured 2026-11-30 on the shared 2-core machine at load average 22-51 (other developers'
-browser tests; absolute figures mean little, trust the ratios of one run): before this change
-(main at d6077cd) ratios 0.10 and 0.12 (idle medians 254 and 297 transfers/s); with reads giving
-way to the writer for at most 10 ms a read 0.29, at most 25 ms about 0.2 (idle 110-278/s).
-Target NOT met under that load. accounts.list of 50 accounts: 10-134 ms read from the database
-under that load (about 4-7 ms quieter), 0.06 ms when kept.
+Measured 2026-11-30 on the shared 2-core machine (absolute figures mean little under others'
+load; trust the ratio of one run). At 12:58, load 0.5, main at 03f3d05: ratio 0.31 (1326 idle,
+415 reading transfers/s); accounts.list 8.8 ms read from the database, 0.08 ms kept. Reads
+giving way to the writer (BANKMS_READER_WAIT_MS, since removed) reached 0.29 at best.
+After accounts.list was built once from plain rows and dashboard answers were kept up to the
+setting dashboard_max_age_s (30 s): 13:33 at load 24-31 (tests running beside it) 0.25;
+13:40 at load 20 0.42 (465 idle, 196 reading transfers/s, 28.5 reads/s); 13:45 at load 13
+(after reading timestamps as integers) 0.39 (505 / 196, 32.8 reads/s); accounts.list 8.8-10.6
+ms right after a posting, 0.06-0.08 ms kept. Side by side in one minute at load 9-15,
+accounts.list of 50 accounts took 5.4-5.5 ms CPU (median) against 6.7-7.5 ms on main. Target
+NOT met. py-spy --gil during a reading round: 64 % of GIL samples in accounts.list of every
+account (invalidated by every posting: fetchall and its Python objects, the DataFrame), 21 %
+in the dashboard even when kept (a settings read and a permission check per query).
 """
 from __future__ import annotations
 

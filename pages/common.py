@@ -332,6 +332,19 @@ def money(value) -> str:
     return format_cents(int(bankms.to_decimal(value) * 100))
 
 
+def lazy_tabs(spec: dict, key: str) -> None:
+    """Tabs labelled by spec's keys, of which only the open one runs its function (st.tabs
+    on_change="rerun"; the first is open until another is clicked). A tab not drawn costs the
+    browser nothing: on this machine each grid or form of a dozen widgets drawn up front cost
+    a page about a tenth of a second of the browser's main thread (bench_pages_browser.py
+    --profile). Tests open a tab by setting st.session_state[key] to its label and rerunning."""
+    tabs = st.tabs(list(spec), key=key, on_change="rerun")
+    for tab, draw in zip(tabs, spec.values()):
+        if tab.open:
+            with tab:
+                draw()
+
+
 def page_link(url: str, label: str | None = None, icon: str | None = None) -> None:
     """A link to another page of the signed-in user's navigation (nothing if not offered)."""
     page = st.session_state.get("_nav_pages", {}).get(url)

@@ -17,7 +17,6 @@ def _rfm(bank, actor, f):
     from bankms import figures
     from bankms.analytics import RFM_SEGMENTS
     from bankms.reports import with_money
-    from pages.common import db_path
     from pages.reports_dashboard import (
         cached_query,
         csv_button,
@@ -26,7 +25,7 @@ def _rfm(bank, actor, f):
         selectable_table,
     )
 
-    members = cached_query(db_path(), actor, "rfm", f)
+    members = cached_query(actor, "rfm", f)
     summary = bank.reports.rfm_summary(members)
     st.caption(f"Recency, frequency and money moved by each active customer's own transactions "
                f"in the period, {f.start:%d %b %Y} to {f.end:%d %b %Y} ({f.days} days); "
@@ -51,10 +50,9 @@ def _cross_sell(bank, actor, f):
     from bankms.analytics import HIGH_BALANCE_CENTS_MIN, REGULAR_INCOME_CENTS_MIN
     from bankms.money import format_cents
     from bankms.reports import with_money
-    from pages.common import db_path
     from pages.reports_dashboard import cached_query, csv_button, drill_panel, selectable_table
 
-    lists = cached_query(db_path(), actor, "cross_sell", f)
+    lists = cached_query(actor, "cross_sell", f)
     offers = ["Savings account for a regular income", "Savings account for a high balance"]
     st.caption(f"Regular income: at least {format_cents(REGULAR_INCOME_CENTS_MIN)} a month from "
                f"others in two of the three months before {f.as_of:%B %Y}. High balance: "
@@ -73,10 +71,9 @@ def _cross_sell(bank, actor, f):
 def _falling(bank, actor, f):
     from bankms.analytics import FALLING_WINDOW_DAYS
     from bankms.reports import with_money
-    from pages.common import db_path
     from pages.reports_dashboard import cached_query, csv_button, drill_panel, selectable_table
 
-    df = cached_query(db_path(), actor, "falling_activity", f)
+    df = cached_query(actor, "falling_activity", f)
     st.caption(f"Customers whose own transactions in the {FALLING_WINDOW_DAYS} days up to "
                f"{f.as_of:%d %b %Y} fell to half or less of the {FALLING_WINDOW_DAYS} days "
                f"before. {len(df):,} customers; click one to see the transactions counted.")
@@ -88,7 +85,6 @@ def _falling(bank, actor, f):
 
 def _service(bank, actor, f):
     from bankms import figures
-    from pages.common import db_path
     from pages.reports_dashboard import (
         cached_query,
         csv_button,
@@ -98,8 +94,8 @@ def _service(bank, actor, f):
         selectable_table,
     )
 
-    refusals = cached_query(db_path(), actor, "refusals_by_reason", f)
-    decisions = cached_query(db_path(), actor, "loan_decision_times", f)
+    refusals = cached_query(actor, "refusals_by_reason", f)
+    decisions = cached_query(actor, "loan_decision_times", f)
     left, right = st.columns(2)
     left.metric("Refused transactions", f"{int(refusals['refusals'].sum()):,}", border=True)
     median = decisions["hours_to_decide"].median() if len(decisions) else None
@@ -132,16 +128,15 @@ def _service(bank, actor, f):
 def render() -> None:
     from bankms.errors import BankError
     from pages.common import current_actor, get_bank, show_error
-    from pages.reports_dashboard import period_filters, refresh_answers
+    from pages.reports_dashboard import ANSWERS_AS_OF, figures_as_of, period_filters
 
     actor = current_actor()
     if actor is None or actor.role != "manager":
         st.stop()
     bank = get_bank()
-    title, refresh = st.columns([4, 1], vertical_alignment="bottom")
-    title.title("Customer analytics")
-    if refresh.button("Refresh", icon=":material/refresh:", key="customers_refresh"):
-        refresh_answers()
+    st.title("Customer analytics")
+    as_of = st.empty()
+    st.session_state.pop(ANSWERS_AS_OF, None)
     f = period_filters(bank, key="customers", with_kind=False)
     if f is None:
         return
@@ -157,3 +152,4 @@ def render() -> None:
                     section(bank, actor, f)
     except BankError as exc:
         show_error(exc)
+    figures_as_of(as_of, bank, "customers_refresh")

@@ -7,18 +7,36 @@ import streamlit as st
 PAGE = {"title": "Dashboard", "icon": ":material/monitoring:", "roles": ("manager",),
         "order": 60, "url": "dashboard"}
 
-# Dashboard answers are kept this long per (bank, manager, query, filters), so that moving
-# between pages and widgets does not rerun the SQL, yet new postings show within a minute.
-CACHE_TTL_S = 60
 # Session state key of the figure opened on the dashboard: {source, figure, selection}.
 DASHBOARD_DRILL = "dashboard_drill"
+# Session state key of when each answer drawn in this run was computed (figures_as_of).
+ANSWERS_AS_OF = "analytics_answers_as_of"
 
 
-@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=500)
-def cached_query(db_path, actor, name, filters):
-    """One dashboard query; db_path is part of the key so two banks never share answers."""
+def cached_query(actor, name, filters):
+    """One dashboard or customer-analytics query. bank.reports keeps its answers up to the
+    setting dashboard_max_age_s (the one place they are kept), so that moving between pages
+    and widgets does not rerun the SQL; figures_as_of says how old what was drawn is."""
     from pages.common import get_bank
-    return get_bank().reports.query(actor, name, filters)
+    answer = get_bank().reports.query(actor, name, filters)
+    st.session_state.setdefault(ANSWERS_AS_OF, []).append(answer)
+    return answer
+
+
+def figures_as_of(placeholder, bank, refresh_key):
+    """Fill `placeholder` (made at the top of the page, before the answers were read) with
+    when the oldest answer drawn in this run was computed, in the bank's time, and a
+    "Refresh now" button that forgets the kept answers (bank.reports.forget_answers)."""
+    from bankms.businessday import to_bank_time
+    from pages.common import current_actor
+
+    oldest = bank.reports.as_of(*st.session_state.pop(ANSWERS_AS_OF, []))
+    with placeholder.container():
+        text, button = st.columns([4, 1], vertical_alignment="center")
+        if oldest is not None:
+            text.caption(f"Figures as of {to_bank_time(bank, oldest):%H:%M:%S}")
+        button.button("Refresh now", icon=":material/refresh:", key=refresh_key,
+                      on_click=refresh_answers, args=(current_actor(),))
 
 
 def period_filters(bank, *, key, with_kind=True, with_as_of=True):
@@ -67,18 +85,18 @@ def csv_button(df, name, *, key, label="Download CSV"):
 DRILL_ROWS_SHOWN = 1000
 
 
-@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=200)
-def cached_drill(db_path, actor, figure, filters, selection):
-    """The rows behind one figure (bankms.drill); `selection` as sorted (name, value) pairs."""
+def cached_drill(actor, figure, filters, selection):
+    """The rows behind one figure (bankms.drill); `selection` as sorted (name, value) pairs.
+    Kept in bank.reports as long as the figures."""
     from pages.common import get_bank
     return get_bank().reports.drill(actor, figure, filters, **dict(selection))
 
 
-def refresh_answers():
-    """Forget the cached figures and the rows behind them together, so that the rows of an
+def refresh_answers(actor):
+    """Forget the kept figures and the rows behind them together, so that the rows of an
     open figure are never older than the figure."""
-    cached_query.clear()
-    cached_drill.clear()
+    from pages.common import get_bank
+    get_bank().reports.forget_answers(actor)
 
 
 def open_drill(state_key, source, figure, selection):
@@ -151,7 +169,7 @@ def drill_panel(bank, actor, f, *, state_key, source, context=None):
     from bankms import drill
     from bankms.errors import BankError
     from bankms.text import markdown_escape
-    from pages.common import db_path, money, show_error
+    from pages.common import money, show_error
     from pages.tables import show_table
 
     state = st.session_state.get(state_key)
@@ -170,7 +188,7 @@ def drill_panel(bank, actor, f, *, state_key, source, context=None):
             return
         figure, selection = state["figure"], state["selection"]
         try:
-            rows = cached_drill(db_path(), actor, figure, f, tuple(sorted(selection.items())))
+            rows = cached_drill(actor, figure, f, tuple(sorted(selection.items())))
         except BankError as exc:
             show_error(exc)
             return
@@ -280,21 +298,20 @@ def render() -> None:
     from bankms.errors import BankError
     from bankms.labels import account_kind_label
     from bankms.reports import key_figures_table
-    from pages.common import current_actor, db_path, get_bank, show_error
+    from pages.common import current_actor, get_bank, show_error
 
     actor = current_actor()
     if actor is None or actor.role != "manager":
         st.stop()
     bank = get_bank()
-    title, refresh = st.columns([4, 1], vertical_alignment="bottom")
-    title.title("Dashboard")
-    if refresh.button("Refresh", icon=":material/refresh:", key="dashboard_refresh"):
-        refresh_answers()
+    st.title("Dashboard")
+    as_of = st.empty()
+    st.session_state.pop(ANSWERS_AS_OF, None)
     f = period_filters(bank, key="dashboard")
     if f is None:
         return
     try:
-        key_data = cached_query(db_path(), actor, "key_figures", f)
+        key_data = cached_query(actor, "key_figures", f)
     except BankError as exc:
         show_error(exc)
         return
@@ -318,7 +335,7 @@ def render() -> None:
         with tab:
             try:
                 # Each query once, though both volume charts draw daily_volume.
-                data = {query: cached_query(db_path(), actor, query, f)
+                data = {query: cached_query(actor, query, f)
                         for query in dict.fromkeys(query for _, query, _, _ in pair)}
             except BankError as exc:
                 show_error(exc)
@@ -326,6 +343,7 @@ def render() -> None:
             _charts(bank, actor, f, pair, data, drill)
             if label == TABLES_TAB:
                 _tables(bank, actor, f, data, drill)
+    figures_as_of(as_of, bank, "dashboard_refresh")
 
 
 def _charts(bank, actor, f, pair, data, drill):

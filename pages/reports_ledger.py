@@ -4,6 +4,7 @@ import streamlit as st
 
 PAGE = {"title": "Ledger", "icon": ":material/account_balance_wallet:", "roles": ("manager",),
         "order": 62, "url": "general-ledger"}
+TAB = "ledger_tab"  # session state key of the open tab
 
 
 def _trial_balance(bank, actor):
@@ -80,21 +81,23 @@ def _account_lines(bank, actor, period):
 
 def render() -> None:
     from bankms.errors import BankError
-    from pages.common import current_actor, get_bank, show_error
+    from pages.common import current_actor, get_bank, lazy_tabs, show_error
 
     actor = current_actor()
     if actor is None or actor.role != "manager":
         st.stop()
     bank = get_bank()
     st.title("Ledger")
-    tabs = st.tabs(["Trial balance", "General ledger"])
+
+    def general_ledger():
+        period = _general_ledger(bank, actor)
+        if period is not None:
+            st.header("Postings of one ledger account")
+            _account_lines(bank, actor, period)
+
     try:
-        with tabs[0]:
-            _trial_balance(bank, actor)
-        with tabs[1]:
-            period = _general_ledger(bank, actor)
-            if period is not None:
-                st.header("Postings of one ledger account")
-                _account_lines(bank, actor, period)
+        # Only the open tab runs: the general ledger's two grids are drawn when it is opened.
+        lazy_tabs({"Trial balance": lambda: _trial_balance(bank, actor),
+                   "General ledger": general_ledger}, key=TAB)
     except BankError as exc:
         show_error(exc)

@@ -411,6 +411,9 @@ def test_ledger_page(shop):
     at.date_input(key="ledger_as_of").set_value(dt.date(2025, 2, 28)).run()
     shown = metrics(at)
     assert shown["Total debits"][0] == shown["Total credits"][0] == "$983.20"
+    # Only the open tab runs: the general ledger's widgets are there once it is opened.
+    assert [w.key for w in at.date_input] == ["ledger_as_of"]
+    show_tab(at, "ledger_tab", "General ledger")
     at.date_input(key="ledger_period").set_value(
         (dt.date(2025, 2, 1), dt.date(2025, 2, 28))).run()
     at.selectbox(key="ledger_account").select("GL1000").run()
@@ -487,3 +490,20 @@ def test_account_kinds_read_in_words_on_dashboard_and_statement(shop):
     at = open_page(shop, shop.ann, "statements")
     at.selectbox(key="statement_month").select((2025, 1)).run()
     assert "(Checking)" in at.header[0].value and "checking" not in at.header[0].value
+
+
+# -- figures a few seconds old, saying so (issue 13) ---------------------------------------------
+@pytest.mark.parametrize("url", ["dashboard", "customer-analytics"])
+def test_analytics_pages_say_when_their_figures_were_computed(shop, url):
+    from bankms.businessday import to_bank_time
+
+    before = to_bank_time(shop.bank, shop.bank.clock()).replace(microsecond=0)
+    at = open_page(shop, shop.manager, url)
+    shown = [c.value for c in at.caption if c.value.startswith("Figures as of ")]
+    assert len(shown) == 1, shown
+    stamp = dt.datetime.strptime(shown[0], "Figures as of %H:%M:%S").time()
+    after = to_bank_time(shop.bank, shop.bank.clock())
+    # The kept answer may be older than this page, never older than the bound.
+    oldest = before - dt.timedelta(seconds=shop.bank.settings.value("dashboard_max_age_s"))
+    assert oldest.time() <= stamp <= after.time() or oldest.date() != after.date()
+    assert any(b.label == "Refresh now" for b in at.button)

@@ -11,6 +11,7 @@ import pytest
 from apptest_util import open_app, app_bank_on, urls
 from conftest import employee, make_customer
 from test_daily_pages import button_starting, by_label
+from test_dashboard_pages import show_tab
 from test_loan_pages import click, texts
 
 _codes = itertools.count(1)
@@ -40,6 +41,23 @@ def test_only_managers_see_the_products_page(app_bank, staff, role, offered):
     assert ("deposit-products" in urls(at)) is offered
 
 
+# tab opened -> (grids, forms) drawn: only the open tab runs, so the page opens on the table alone
+TABS = [
+    (None, 1, 0),
+    ("New terms", 1, 1),  # the chosen product's versions, and its form
+    ("New product", 0, 1),
+]
+
+
+@pytest.mark.parametrize("tab, grids, forms", TABS)
+def test_only_the_open_tab_is_drawn(app_bank, staff, tab, grids, forms):
+    at = open_app(app_bank, staff["manager"], "deposit-products")
+    assert [t.label for t in at.tabs] == ["Products", "New terms", "New product"]
+    if tab:
+        show_tab(at, "dp_tab", tab)
+    assert (len(at.dataframe), len(at.get("form"))) == (grids, forms)
+
+
 CREATE = [
     # rate, tiers typed, what the page says, whether the product exists afterwards
     ("1.25", "0: 1.00\n5,000.00: 1.5", "is created, offered from", True),
@@ -52,7 +70,8 @@ CREATE = [
 @pytest.mark.parametrize("rate, tiers, said, created", CREATE)
 def test_a_manager_creates_a_product(app_bank, staff, rate, tiers, said, created):
     code = f"new_product_{next(_codes)}"
-    at = open_app(app_bank, staff["manager"], "deposit-products")
+    at = show_tab(open_app(app_bank, staff["manager"], "deposit-products"), "dp_tab",
+                  "New product")
     at.selectbox(key="dp_new_kind").select("savings").run()
     at.text_input(key="dp_new_code").input(code)
     at.text_input(key="dp_new_name").input("Bonus saver")
@@ -72,7 +91,8 @@ def test_a_manager_creates_a_product(app_bank, staff, rate, tiers, said, created
 def test_a_manager_creates_a_product_offered_from_a_later_date(app_bank, staff):
     code = f"launch_product_{next(_codes)}"
     start = app_bank.business_date + dt.timedelta(days=10)
-    at = open_app(app_bank, staff["manager"], "deposit-products")
+    at = show_tab(open_app(app_bank, staff["manager"], "deposit-products"), "dp_tab",
+                  "New product")
     at.text_input(key="dp_new_code").input(code)
     at.text_input(key="dp_new_name").input("Launch checking")
     at.date_input(key="dp_new_checking_start").set_value(start)
@@ -81,6 +101,7 @@ def test_a_manager_creates_a_product_offered_from_a_later_date(app_bank, staff):
     versions = app_bank.deposit_products.versions(staff["manager"], code)
     assert [str(d)[:10] for d in versions["effective_date"]] == [str(start)]
     # The products table in words: tax as a percentage, no basis points, no midnight times.
+    show_tab(at, "dp_tab", "Products")
     [table] = [d.value for d in at.dataframe if "Tax withheld" in d.value.columns]
     assert "Tax (bp)" not in table.columns and set(table["Tax withheld"]) == {"0 %"}
     assert not table.astype(str).apply(lambda c: c.str.contains("00:00")).any().any()
@@ -93,7 +114,7 @@ def test_a_manager_gives_a_product_new_terms_from_a_date_and_withdraws_it(app_ba
     code = new_product(app_bank, interest_rate_percent="1.5")
     manager = staff["manager"]
     start = app_bank.business_date + dt.timedelta(days=5)
-    at = open_app(app_bank, manager, "deposit-products")
+    at = show_tab(open_app(app_bank, manager, "deposit-products"), "dp_tab", "New terms")
     at.selectbox(key="dp_edit_code").select(code).run()
     at.date_input(key=f"dp_edit_{code}_start").set_value(start)
     at.text_input(key=f"dp_edit_{code}_interest_rate_percent").input("1.75")

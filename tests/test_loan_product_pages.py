@@ -8,6 +8,7 @@ import pytest
 
 from apptest_util import app_bank_on, open_app, urls
 from conftest import employee, make_customer
+from test_dashboard_pages import show_tab
 from test_loan_pages import click, texts
 
 _codes = itertools.count(1)
@@ -39,6 +40,24 @@ def test_only_managers_see_the_products_page(app_bank, staff, role, offered):
     assert ("loan-products" in urls(at)) is offered
 
 
+# tab opened -> (grids, forms) drawn: only the open tab runs, so the page opens on the table alone
+TABS = [
+    (None, 1, 0),
+    ("Edit a product", 0, 1),
+    ("New product", 0, 1),
+]
+
+
+@pytest.mark.parametrize("tab, grids, forms", TABS)
+def test_only_the_open_tab_is_drawn(app_bank, staff, tab, grids, forms):
+    new_product(app_bank)
+    at = open_app(app_bank, staff["manager"], "loan-products")
+    assert [t.label for t in at.tabs] == ["Products", "Edit a product", "New product"]
+    if tab:
+        show_tab(at, "lp_tab", tab)
+    assert (len(at.dataframe), len(at.get("form"))) == (grids, forms)
+
+
 CREATE = [
     # what is typed, what the page says, whether the product exists afterwards
     ({"amount_min": "500.00", "amount_max": "9,000.00", "rate_min_percent": "3",
@@ -53,7 +72,8 @@ CREATE = [
 @pytest.mark.parametrize("typed, said, created", CREATE)
 def test_a_manager_creates_a_product(app_bank, staff, typed, said, created):
     code = f"new_product_{next(_codes)}"
-    at = open_app(app_bank, staff["manager"], "loan-products")
+    at = show_tab(open_app(app_bank, staff["manager"], "loan-products"), "lp_tab",
+                  "New product")
     at.text_input(key="lp_new_code").input(code)
     at.text_input(key="lp_new_name").input("Student loan")
     for field, value in typed.items():
@@ -69,7 +89,8 @@ def test_a_manager_creates_a_product(app_bank, staff, typed, said, created):
 
 def test_a_manager_edits_and_deactivates_a_product(app_bank, staff):
     code = new_product(app_bank)
-    at = open_app(app_bank, staff["manager"], "loan-products")
+    at = show_tab(open_app(app_bank, staff["manager"], "loan-products"), "lp_tab",
+                  "Edit a product")
     at.selectbox(key="lp_edit_code").select(code).run()
     at.text_input(key=f"lp_edit_{code}_late_fee").input("30.00")
     at.selectbox(key=f"lp_edit_{code}_frequency").select("monthly")

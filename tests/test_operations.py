@@ -401,11 +401,17 @@ def test_operations_page(app_env):
     from apptest_util import open_app
 
     bank = app_env
+    from pages.operations import TAB, TABS
+    from test_dashboard_pages import show_tab
+
     at = open_app(bank, bank.auth.actor_for("mara"), "bank-operations")
     assert [m.label for m in at.metric] == ["Business date", "Calendar date (UTC)"]
+    # Only the open tab runs: the page opens on Verify, with no form drawn.
+    assert [t.label for t in at.tabs] == list(TABS) and not at.get("form")
     at.button(key="ops_verify").click().run()
     assert [s.value for s in at.success] == ["Every invariant holds."]
     # Backup to a named file, never over an existing one.
+    show_tab(at, TAB, TABS[1])
     at.text_input(key="ops_backup_name").input("before-upgrade")
     _submit(at, "ops_backup_form", "Write backup")
     written = pathlib.Path(bank.path).parent / "backups" / "before-upgrade.duckdb"
@@ -413,6 +419,7 @@ def test_operations_page(app_env):
     _submit(at, "ops_backup_form", "Write backup")
     assert any("never overwrites" in e.value for e in at.error)
     # Settings: meaning, type and range on show; bad values and unknown keys refused.
+    show_tab(at, TAB, TABS[2])
     table = _table(at, "Setting")
     assert set(table["Setting"]) == set(REGISTRY)
     assert {"Meaning", "Type", "Allowed", "Default"} <= set(table.columns)

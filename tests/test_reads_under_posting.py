@@ -1,6 +1,5 @@
 """Reads beside posting (issue 13): kept answers of accounts.list are never older than a write
-that finished before the call, and reads give way to the writer only while it is busy and only
-for a bounded while (bankms/writer.py, Bank.kept, Bank.read)."""
+that finished before the call (bankms/writer.py, Bank.kept, Bank.read)."""
 from __future__ import annotations
 
 import threading
@@ -99,52 +98,6 @@ def test_the_writer_version_moves_before_the_caller_hears_back(bank, outcome):
     else:
         assert bank.write(job) == before  # inside the job, not yet moved
     assert bank._writer.version > before
-
-
-def test_giving_way_is_off_unless_configured(bank):
-    assert bank._writer.reader_wait_max_s == 0  # BANKMS_READER_WAIT_MS not set in tests
-
-
-def test_reads_wait_for_a_busy_writer_only_a_bounded_while(bank):
-    number = funded_account(bank, "100.00")
-    bank._writer.reader_wait_max_s = 0.025  # as with BANKMS_READER_WAIT_MS=25
-    assert bank._writer.quiet.wait(10)  # an idle writer falls quiet: readers go straight on
-    started, release = threading.Event(), threading.Event()
-
-    def slow_job(uow):
-        started.set()
-        release.wait(30)
-
-    writer_job = threading.Thread(target=bank.write, args=(slow_job,))
-    writer_job.start()
-    try:
-        assert started.wait(10)
-        assert not bank._writer.quiet.is_set()  # busy: readers give way...
-        answer = {}
-        reader = threading.Thread(target=lambda: answer.setdefault(
-            "rows", bank.read("SELECT balance_cents FROM accounts WHERE account_number = ?",
-                              [number])))
-        reader.start()
-        reader.join(10)
-        assert not reader.is_alive()  # ...but not for as long as the writer stays busy
-        assert answer["rows"] == [(10000,)]
-    finally:
-        release.set()
-        writer_job.join(10)
-
-
-def test_the_writer_thread_never_waits_for_itself(bank):
-    bank._writer.reader_wait_max_s = 3600  # a wait would hang this test, not slow it
-
-    def job(uow):
-        bank._writer.give_way()
-        return "done"
-
-    outcome = {}
-    caller = threading.Thread(target=lambda: outcome.setdefault("r", bank.write(job)))
-    caller.start()
-    caller.join(20)
-    assert outcome.get("r") == "done"
 
 
 @pytest.mark.parametrize("cents, text", [

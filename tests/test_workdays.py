@@ -414,9 +414,12 @@ def holidays_table(at):
 
 def test_the_operations_page_keeps_bank_holidays(app_env):
     from apptest_util import open_app
+    from pages.operations import TAB, TABS
+    from test_dashboard_pages import show_tab
 
     bank = app_env
     at = open_app(bank, bank.auth.actor_for("mara"), "bank-operations")
+    show_tab(at, TAB, TABS[3])  # the tab runs only when open
     at.number_input(key="ops_holiday_year").set_value(2027).run()
     table = holidays_table(at)
     assert len(table) == 15 and set(table["Source"]) == {"Country"}  # the code in words

@@ -125,6 +125,7 @@ def test_teller_charges_an_account_with_a_reason(deposit_server, page_factory):
 def test_manager_creates_a_tiered_product_and_waives_a_charge(deposit_server, page_factory):
     page = signed_in(page_factory, deposit_server, "manager")
     daily.nav(page, "Deposit products")
+    page.get_by_role("tab", name="New product").click()  # the tab runs only when open
     start = deposit_server.facts["business_date"] + dt.timedelta(days=7)
     daily.fill(page, "Code", "bonus_checking")
     daily.fill(page, "Name", "Bonus checking")
