@@ -21,6 +21,7 @@ import pandas as pd
 
 from . import analytics as an
 from .analytics import Filters, Source, midnight, midnight_after
+from .chart import INTERNAL
 from .dates import as_date
 from .errors import InvalidInput
 from .labels import label_sql
@@ -81,7 +82,6 @@ def _accounts_as_of(src: Source, f: Filters, cut: dt.datetime, where: str = "",
 
 
 def _gl_postings(src: Source, codes: list[str], cut: dt.datetime, sign: int) -> pd.DataFrame:
-    from .bank import INTERNAL
     df = src.df(an.gl_postings_sql(), [[INTERNAL[c] for c in codes], cut])
     df["amount_cents"] = sign * df["amount_cents"].astype("int64")
     return an._to_day(df, "posted_at")
