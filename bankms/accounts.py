@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 
 from . import accountnum
-from .bank import INTERNAL
+from .chart import INTERNAL
 from .dates import as_date
 from .labels import label_sql
 from .errors import (
@@ -29,7 +29,8 @@ from .ledger import (
     utcnow,
 )
 from .money import to_cents, to_money
-from .text import csv_text
+from .text import csv_text, mask_name  # noqa: F401 (accounts.mask_name stays importable)
+from .validate import clean_rate  # noqa: F401 (accounts.clean_rate stays importable)
 
 # Draws of a random account number before giving up (a second draw is already rare).
 NUMBER_DRAWS_MAX = 20
@@ -38,20 +39,6 @@ NUMBER_DRAWS_MAX = 20
 # frozen or closed account. Written once, in ledger.available_sql, beside the Python form the
 # posting guard uses (ledger.available_cents), so pages, CSV and the guard cannot disagree.
 AVAILABLE_SQL = available_sql("a")
-
-
-def clean_rate(value) -> Decimal:
-    if isinstance(value, float) or isinstance(value, bool):
-        raise InvalidInput("Give the interest rate as text or Decimal, for example '2.50'.")
-    try:
-        rate = Decimal(str(value).strip().rstrip("%"))
-    except InvalidOperation:
-        raise InvalidInput(f"'{value}' is not an interest rate.") from None
-    if not rate.is_finite() or rate < 0 or rate > 100:
-        raise InvalidInput("The interest rate must be between 0 and 100 percent.")
-    if rate != rate.quantize(Decimal("0.0001")):
-        raise InvalidInput("The interest rate may have at most four decimals.")
-    return rate
 
 
 def _US(column):
@@ -480,8 +467,8 @@ class Accounts:
         rounded half-up to the cent (10,000.00 at 2.00 % for 19 days pays 10.41); the
         rounding difference is kept in the interest_postings row (carry_out, negative when
         rounded up) that also marks those accruals as posted, and month end skips closed
-        accounts, so nothing is paid twice. Withholding tax (eod.withholding_tax_bp, rounded
-        half-up: eod.withholding_tax_cents) is withheld from that gross interest in the same
+        accounts, so nothing is paid twice. Withholding tax (tax.withholding_tax_bp, rounded
+        half-up: tax.withholding_tax_cents) is withheld from that gross interest in the same
         transaction (to GL2100), and the net is paid out: 10.41 at 15 % withholds 1.56 and
         pays 8.85. Rates, tax and the period's start are the account's deposit product's
         (deposit_eod.unposted: everything accrued since the last posting).
@@ -555,8 +542,8 @@ class Accounts:
         pay out a positive remainder (see close); returns close's result. Every amount is
         worked out and every refusal raised before the first posting."""
         from .deposit_eod import MICRO_PER_CENT, unposted
-        from .eod import withholding_tax_bp, withholding_tax_cents
-        from .payments import system_key
+        from .keys import system_key
+        from .tax import withholding_tax_bp, withholding_tax_cents
 
         day = self._bank.state.business_date
         account_id, balance = uow.fetchone(
@@ -716,11 +703,6 @@ class Accounts:
         # A rate a manager sets is the account's own from now on (rate_negotiated).
         self._change_in(uow, actor, number, "account.set_interest_rate", self._rate_rule,
                         lambda b: {"interest_rate_percent": rate, "rate_negotiated": True})
-
-
-def mask_name(full_name: str) -> str:
-    """'Jane Doe' -> 'J*** D**': enough to recognise a payee, too little to learn one."""
-    return " ".join(part[0] + "*" * (len(part) - 1) for part in str(full_name).split())
 
 
 HISTORY_CSV_COLUMNS = ["transaction_id", "posted_at", "business_date", "kind", "label", "memo",

@@ -31,11 +31,12 @@ from typing import Callable
 
 import pandas as pd
 
-from .bank import INTERNAL
+from .chart import INTERNAL
 from .dates import as_date
 from .errors import InvalidInput
 from .labels import account_kind_sql, label_sql, transaction_labels
 from .ledger import CUSTOMER_ACTIVITY_KINDS, CUSTOMER_KINDS
+from .schedule import BUCKETS, add_months
 
 ACCOUNT_KINDS = ("all",) + CUSTOMER_KINDS
 FALLING_WINDOW_DAYS = 90
@@ -441,7 +442,6 @@ def provisioning(src: Source, basis_points: list[int]) -> pd.DataFrame:
     booked until the next one releases it: they show in a last row, bucket 'closed' (as end
     of day names them), with rate 0 and nothing required, and only while there are any. So
     the booked column always sums to the GL1290 balance, as verify() checks loan_provisions."""
-    from .loans import BUCKETS
     loans = src.df(
         "SELECT CASE WHEN l.status = 'active' THEN l.arrears_bucket ELSE 'closed' END AS bucket, "
         "CASE WHEN l.status = 'active' THEN l.principal_outstanding_cents ELSE 0 END "
@@ -537,7 +537,6 @@ def dormant_accounts(src: Source, f: Filters) -> pd.DataFrame:
     """Open accounts (of the chosen kind) with no customer-made transaction in their dormancy
     period (dormancy_periods on the as-of day) before the as-of day, biggest balance first.
     Interest and fees do not count as activity; term deposits never go dormant."""
-    from .loans import add_months
 
     cut = midnight_after(f.as_of)
     periods = dormancy_periods(src, f.as_of)

@@ -259,7 +259,7 @@ class Approvals:
         # then the ledger's own guards (accounts, status, funds net of holds), then write.
         row = self._load(uow, "idempotency_key = ?", key)
         if row is not None:
-            if row["request_hash"] != request.request_hash:
+            if not request.same_request(row["request_hash"]):
                 raise IdempotencyConflict("This request key was already used for a "
                                           "different request; nothing was posted.")
             return _pending_from(row, replayed=True)
@@ -268,7 +268,7 @@ class Approvals:
             "t.target_account, t.posted_at, t.memo FROM idempotency_keys k "
             "JOIN transactions t ON t.id = k.transaction_id WHERE k.key = ?", [key])
         if posted is not None:
-            if posted[0] != request.request_hash:
+            if not request.same_request(posted[0]):
                 raise IdempotencyConflict("This request key was already used for a "
                                           "different request; nothing was posted.")
             return Receipt(posted[1], key, to_money(posted[2]), posted[3], posted[4],
@@ -454,7 +454,7 @@ class Approvals:
             memo=row["memo"] or "", source_account=row["source_account"],
             target_account=row["target_account"], reverses_id=row["reverses_id"],
             internal_ok=True, channel=row["channel"])
-        if req.request_hash != row["request_hash"]:
+        if not req.same_request(row["request_hash"]):
             raise AssertionError(f"approval request {row['id']} no longer matches its hash")
         receipt = bank.post_in(uow, req)
         if isinstance(receipt, BaseException):

@@ -1,6 +1,8 @@
 """The audit log and the whole-bank consistency check."""
 from __future__ import annotations
 
+from .eod_checks import verify as verify_interest
+
 
 class Audit:
     def __init__(self, bank):
@@ -79,7 +81,6 @@ class Audit:
         loans = getattr(bank, "loans", None)
         if loans is not None:
             problems.extend(loans.verify())
-            from .eod import verify as verify_interest
             problems.extend(verify_interest(bank))
         term_deposits = getattr(bank, "term_deposits", None)
         if term_deposits is not None:

@@ -13,35 +13,13 @@ import os
 import threading
 
 from . import businessday, chain, db, files, security
+# The chart of accounts lives in chart.py, a leaf the services import; bank.INTERNAL stays
+# importable for the tests and benchmarks that know it by that name.
+from .chart import INTERNAL, INTERNAL_ACCOUNTS  # noqa: F401
 from .errors import BankError, PermissionDenied
 from .ledger import BatchPoster, LedgerState, utcnow
 from .settings import REGISTRY
 from .writer import Writer
-
-# Internal ledger accounts: they hold the other side of every customer movement. With the one
-# sign convention used throughout (a posting adds to the account's balance), asset accounts
-# such as teller cash carry negative balances and the whole ledger always sums to zero.
-INTERNAL_ACCOUNTS = [
-    ("GL1000", "teller_cash", "Teller cash"),
-    ("GL1100", "clearing", "External clearing"),
-    ("GL1200", "loans_receivable", "Loans receivable"),
-    # Loan interest earned and not yet paid, kept by end of day (eod.py _accrue_loans).
-    ("GL1210", "interest_receivable", "Loan interest receivable"),
-    # Expected loan losses by arrears bucket, kept by end of day (eod.py _provision).
-    ("GL1290", "loan_loss_provision", "Loan-loss provision"),
-    # Liabilities (GL2xxx). Tax withheld from customers' interest, owed to the tax authority
-    # (deposit_eod.py post_period_end, accounts.py close).
-    ("GL2100", "withholding_tax_payable", "Withholding tax payable"),
-    ("GL4000", "interest_income", "Interest income"),
-    ("GL4100", "fee_income", "Fee income"),
-    # Payments on written-off loans (loans.py).
-    ("GL4200", "loan_recoveries", "Loan recoveries"),
-    ("GL5000", "interest_expense", "Interest expense"),
-    # Loans written off move their unpaid principal here (loans.py).
-    ("GL5100", "loan_losses", "Loan losses"),
-    ("GL5200", "provision_expense", "Loan-loss provision expense"),
-]
-INTERNAL = {code: number for number, code, _ in INTERNAL_ACCOUNTS}
 
 # Every registered setting is stored with its default at the first open (settings.py).
 DEFAULT_SETTINGS = {key: setting.default for key, setting in REGISTRY.items()}

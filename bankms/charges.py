@@ -22,6 +22,7 @@ import re
 import pandas as pd
 
 from . import accountnum
+from .chart import INTERNAL
 from .errors import (
     AccountClosed,
     AccountNotFound,
@@ -31,9 +32,10 @@ from .errors import (
     InvalidState,
 )
 from .ids import parse_id
+from .keys import clean_key
 from .ledger import PostingRequest, available_sql, utcnow
-from .loans import _clean_text
 from .money import format_cents, to_cents, to_money
+from .validate import clean_text as _clean_text
 
 CALCS = ("flat", "percent", "product")
 STATUSES = ("charged", "waived", "not_collected")
@@ -154,7 +156,6 @@ def post_event_charges(bank, actor, uow, frame: pd.DataFrame, *, day: dt.date) -
 
     Raises InvalidInput (nothing written by this call) for missing columns, amounts <= 0,
     empty reasons, codes not in the catalogue or ids of no customer account."""
-    from .bank import INTERNAL
 
     if frame is None or len(frame) == 0:
         return 0
@@ -293,7 +294,6 @@ def charge_cents(entry: dict, *, base_cents: int | None = None,
 
 def _key_and_reason(idempotency_key, reason, what):
     """The form's idempotency key (required) and the reason for `what`, cleaned."""
-    from .payments import clean_key
     if idempotency_key is None:
         raise InvalidInput(f"A {what} needs an idempotency key (one per form).")
     return clean_key(idempotency_key), _clean_text(reason, f"reason for the {what}",
@@ -484,7 +484,6 @@ class Charges:
         entry, wrong amount fields), AccountNotFound, AccountClosed, AccountFrozen,
         InsufficientFunds (more than the available balance: balance less holds plus the
         overdraft limit), IdempotencyConflict (the key used for another request)."""
-        from .bank import INTERNAL
         bank = self._bank
         number = accountnum.normalize(account_number)
         bank.require(actor, "charge.apply", entity="account", entity_id=number)
@@ -545,7 +544,6 @@ class Charges:
         disbursement fee: correct it on the loan), ChargeNotFound, AlreadyWaived,
         InvalidState (a charge that was not collected), AlreadyReversed (its transaction was
         reversed by hand), AccountClosed (the account was closed since)."""
-        from .bank import INTERNAL
         bank = self._bank
         cid = parse_id(charge_id, "charge number")
         bank.require(actor, "charge.waive", entity="charge", entity_id=cid)

@@ -50,7 +50,11 @@ import numpy as np
 import pandas as pd
 
 from . import db
-from .bank import INTERNAL
+from .chart import INTERNAL
+from .demo_codes import (  # noqa: F401 (demo.DEMO_CUSTOMERS and the rest stay importable)
+    BUSINESS, DEMO_CUSTOMERS, DEMO_STAFF, DEPOSIT, FEE, INTEREST, KINDS, LOAN_DISBURSEMENT,
+    LOAN_REPAYMENT, LOAN_WRITE_OFF, N_DEMO, N_DEMO_ACTIVE, PROFESSIONAL, RETIREE, SEGMENTS,
+    STUDENT, TRANSFER, WITHDRAWAL)
 from .demo_loans import LoanBook
 from .errors import InvalidInput, InvalidState
 from .labels import CHANNEL_LABELS
@@ -68,10 +72,6 @@ DAY = 24 * HOUR
 MONTH = 30 * DAY
 YEAR = 365 * DAY
 
-KINDS = ["deposit", "withdrawal", "transfer", "interest", "fee", "loan_disbursement",
-         "loan_repayment", "loan_write_off"]
-(DEPOSIT, WITHDRAWAL, TRANSFER, INTEREST, FEE, LOAN_DISBURSEMENT, LOAN_REPAYMENT,
- LOAN_WRITE_OFF) = range(8)
 # Loan transactions name the internal account they move money from or to (as loans.py does).
 LOAN_KINDS = (LOAN_DISBURSEMENT, LOAN_REPAYMENT, LOAN_WRITE_OFF)
 # Kinds that count as the customer's own activity (as in ledger.CUSTOMER_ACTIVITY_KINDS).
@@ -82,8 +82,6 @@ CHANNELS = list(CHANNEL_LABELS)
  CH_STANDING_ORDER) = (CHANNELS.index(c) for c in (
     "cash", "atm", "card", "salary", "transfer", "direct_debit", "standing_order"))
 
-SEGMENTS = ["student", "professional", "retiree", "small_business"]
-STUDENT, PROFESSIONAL, RETIREE, BUSINESS = range(4)
 SEGMENT_SHARE = [0.18, 0.52, 0.20, 0.10]
 
 CHECKING, SAVINGS, BUSINESS_CHECKING = range(3)
@@ -178,31 +176,6 @@ CITIES = [("Springfield", "10"), ("Riverton", "11"), ("Lakeside", "12"), ("Fairv
           ("Greenville", "14"), ("Brookfield", "15"), ("Ashford", "16"), ("Kingsport", "17"),
           ("Westbury", "18"), ("Northgate", "19"), ("Eastwood", "20"), ("Milton", "21")]
 EMAIL_DOMAINS = ["example.com", "example.net", "example.org", "mail.example", "post.example"]
-
-# The demo logins. Passwords are public on purpose: this is a demo bank, and the sign-in page
-# shows them. Customers with logins get fixed, interesting profiles (see _pin_demo_customers).
-DEMO_STAFF = [
-    {"role": "manager", "username": "manager", "password": "manager-demo-pass",
-     "full_name": "Morgan Reyes", "email": "morgan.reyes@bank.example"},
-    {"role": "teller", "username": "teller", "password": "teller-demo-pass",
-     "full_name": "Taylor Brooks", "email": "taylor.brooks@bank.example"},
-    # A second manager, because a manager's own large payment waits for another manager
-    # (four-eyes), and with one manager the demo could never approve it.
-    {"role": "manager", "username": "manager2", "password": "manager2-demo-pass",
-     "full_name": "Jordan Lee", "email": "jordan.lee@bank.example"},
-]
-DEMO_CUSTOMERS = [
-    {"role": "customer", "username": "alice", "password": "alice-demo-pass",
-     "full_name": "Alice Martin", "segment": PROFESSIONAL, "status": "active"},
-    {"role": "customer", "username": "bob", "password": "bob-demo-pass",
-     "full_name": "Bob Okafor", "segment": BUSINESS, "status": "active"},
-    {"role": "customer", "username": "carol", "password": "carol-demo-pass",
-     "full_name": "Carol Jensen", "segment": RETIREE, "status": "active"},
-    {"role": "customer", "username": "dave", "password": "dave-demo-pass",
-     "full_name": "Dave Rossi", "segment": STUDENT, "status": "pending"},
-]
-N_DEMO = len(DEMO_CUSTOMERS)
-N_DEMO_ACTIVE = sum(1 for c in DEMO_CUSTOMERS if c["status"] == "active")
 
 
 # -- public API -----------------------------------------------------------------------------

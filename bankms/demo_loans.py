@@ -49,10 +49,12 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from .errors import InvalidState
 from . import loan_replay
-from .loans import add_months, amortize, annuity_payment_cents, bucket
+from .demo_codes import (DEPOSIT, LOAN_DISBURSEMENT, LOAN_REPAYMENT, LOAN_WRITE_OFF, N_DEMO,
+                         PROFESSIONAL, RETIREE, WITHDRAWAL)
+from .errors import InvalidState
 from .loans import schedule_frame as loans_schedule_frame
+from .schedule import add_months, amortize, annuity_payment_cents, bucket
 
 US = 1_000_000
 MINUTE = 60 * US
@@ -177,7 +179,6 @@ class LoanBook:
     def plan(self):
         b, rng = self.b, self.rng
         n = b.n
-        from .demo import N_DEMO, PROFESSIONAL, RETIREE
         chk = np.maximum(b.chk, 0)
         steady_chk = (b.chk >= 0) & (b.acc_status[chk] == "active") & (b.acc_stop[chk] == NEVER)
         base = (b.status == "active") & ~b.cust_dormant & steady_chk
@@ -567,7 +568,6 @@ class LoanBook:
     def morning(self, w, tx, ws):
         """The first of the month, after the salaries: trouble begins (the positive balance
         leaves), and early payoffs (topped up from outside when the account is short)."""
-        from .demo import DEPOSIT, LOAN_REPAYMENT, WITHDRAWAL
         b, loans = self.b, self.loans
         for i in self.drains.get(w, []):
             acc = int(loans.at[i, "account"])
@@ -615,7 +615,6 @@ class LoanBook:
 
     def pass_through(self, w, tx):
         """Payouts (spent at once on what the loan is for) and write-offs of this month."""
-        from .demo import LOAN_DISBURSEMENT, LOAN_WRITE_OFF, WITHDRAWAL
         b, loans = self.b, self.loans
         index = self.paid_out.get(w)
         if index:
@@ -640,7 +639,6 @@ class LoanBook:
     def collect(self, w, tx, bal_start):
         """End of day on this month's due dates: collect each instalment in full, after
         checking that the account held it (or, for borrowers in trouble, held nothing)."""
-        from .demo import LOAN_REPAYMENT
         b = self.b
         rows = self.held_rows.get(w)
         empty = self.empty_rows.get(w)

@@ -44,7 +44,11 @@ import datetime as dt
 
 import pandas as pd
 
-from .bank import INTERNAL
+from .audit_sets import audit_set
+from .chart import INTERNAL
+from .posting_frames import post_frames
+from .schedule import add_months
+from .tax import withholding_tax_bp, withholding_tax_cents
 
 MICRO_PER_CENT = 1_000_000
 DAY_COUNTS = ("actual/365", "actual/actual", "30/360")
@@ -368,13 +372,12 @@ def _post_interest(bank, actor, uow, day, periods, kind, build, **post_options):
     """Post the whole cents of `kind` interest unposted on `day` (one transaction per account,
     frames from build(pay) -> (transactions, postings, action)), then store every account's
     posting row with its carry. Returns the frame of accounts paid (tx_ref, posted_cents...)."""
-    from .eod import _post
     period = _whole_cents(unposted(uow, day, kind, periods=periods))
     pay = period[period["posted_cents"] > 0].reset_index(drop=True)
     if len(pay):
         pay["tx_ref"] = range(len(pay))
         tx, postings, action = build(pay)
-        base = _post(bank, actor, uow, tx, postings, action, **post_options)
+        base = post_frames(bank, actor, uow, tx, postings, action, **post_options)
         ids = dict(zip(pay["account_id"], base + pay["tx_ref"]))
         period["transaction_id"] = pd.array([ids.get(a) for a in period["account_id"]],
                                             dtype="Int64")
@@ -384,7 +387,6 @@ def _post_interest(bank, actor, uow, day, periods, kind, build, **post_options):
 
 
 def _post_credit_interest(bank, actor, uow, day, internal, periods, out) -> None:
-    from .eod import withholding_tax_bp, withholding_tax_cents
     expense = INTERNAL["interest_expense"]
 
     def build(pay):
@@ -557,9 +559,6 @@ def dormancy(bank, actor, uow, day: dt.date, settings: dict, out) -> None:
     `day`; the `dormancy_months` setting for accounts without a product) without customer
     activity, and make dormant accounts with activity active again. Term deposits never go
     dormant: nobody may move their money, so their quiet is no sign of abandonment."""
-    from .eod import _audit_set
-    from .loans import add_months
-
     nxt = day + dt.timedelta(days=1)
     groups: dict[int, list] = {}
     for product_id, months in uow.fetchall(
@@ -583,8 +582,8 @@ def dormancy(bank, actor, uow, day: dt.date, settings: dict, out) -> None:
                 f"SELECT account_number FROM accounts WHERE {where} ORDER BY 1", [cutoff])]
             if numbers:
                 uow.execute(f"UPDATE accounts SET status = '{new}' WHERE {where}", [cutoff])
-                _audit_set(bank, uow, actor, f"account.{new}", "account", numbers,
-                           {"status": old}, {"status": new, "reason": (
-                               f"no customer activity for {months} months" if new == "dormant"
-                               else "customer activity"), "business_date": day})
+                audit_set(bank, uow, actor, f"account.{new}", "account", numbers,
+                          {"status": old}, {"status": new, "reason": (
+                              f"no customer activity for {months} months" if new == "dormant"
+                              else "customer activity"), "business_date": day})
             setattr(out, attr, getattr(out, attr) + len(numbers))

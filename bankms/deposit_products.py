@@ -17,11 +17,15 @@ from decimal import Decimal
 
 import pandas as pd
 
-from .accounts import clean_rate
 from .dates import as_date
 from .errors import BankError, InvalidInput
 from .ledger import utcnow
-from .loans import _PRODUCT_CODE, _choice, _clean_text, _whole, _yes_no
+from .validate import PRODUCT_CODE as _PRODUCT_CODE
+from .validate import choice as _choice
+from .validate import clean_rate
+from .validate import clean_text as _clean_text
+from .validate import whole as _whole
+from .validate import yes_no as _yes_no
 from .money import AMOUNT_CENTS_MAX, format_cents, to_cents
 
 KINDS = ("checking", "savings", "term_deposit")

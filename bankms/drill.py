@@ -21,6 +21,7 @@ import pandas as pd
 
 from . import analytics as an
 from .analytics import Filters, Source, midnight, midnight_after
+from .chart import INTERNAL
 from .dates import as_date
 from .errors import InvalidInput
 from .labels import label_sql
@@ -81,7 +82,6 @@ def _accounts_as_of(src: Source, f: Filters, cut: dt.datetime, where: str = "",
 
 
 def _gl_postings(src: Source, codes: list[str], cut: dt.datetime, sign: int) -> pd.DataFrame:
-    from .bank import INTERNAL
     df = src.df(an.gl_postings_sql(), [[INTERNAL[c] for c in codes], cut])
     df["amount_cents"] = sign * df["amount_cents"].astype("int64")
     return an._to_day(df, "posted_at")
@@ -455,9 +455,9 @@ def total(name: str, rows: pd.DataFrame) -> int:
 
 # -- from a click to a drill ---------------------------------------------------------------------
 # Charts (bankms.figures) and the drill behind their bars and points. Stacked charts carry the
-# stacked value (a transaction or account kind, an arrears bucket) as each trace's `meta`;
-# charts of customers or reasons carry the raw id or text as the point's `customdata`, because
-# labels on screen are escaped for Plotly (text.plotly_text).
+# stacked value (a transaction or account kind, an arrears bucket) as each series' id (the
+# trace meta here); charts of customers, reasons or account kinds carry the raw id, text or code
+# behind a label in words as the point's `customdata` or `x` (figures.point).
 CHART_DRILLS = {
     "daily_amount": "daily_volume",
     "daily_count": "daily_count",
@@ -491,10 +491,9 @@ def _custom(point: dict):
 
 
 def chart_selection(chart: str, point: dict, trace_meta=None) -> tuple[str, dict]:
-    """The drill and selection for a point picked on a chart: `point` as Streamlit's
-    plotly selection event gives it (x, y, curve_number, customdata...), `trace_meta` the
-    `meta` of the trace it belongs to. Raises InvalidInput for an unknown chart or a point
-    that does not name a bar."""
+    """The drill and selection for a point picked on a chart: `point` as figures.point gives
+    it (x, curve_number, customdata), `trace_meta` the id of the series it belongs to. Raises
+    InvalidInput for an unknown chart or a point that does not name a bar."""
     name = CHART_DRILLS.get(chart)
     if name is None:
         raise InvalidInput(f"The chart '{chart}' has nothing to open.")

@@ -41,20 +41,28 @@ bank.ledger.post_frames_in, with funds checked in SQL.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from . import businessday, deposit_eod, standing_orders, term_deposits
-from .bank import INTERNAL
+from .audit_sets import audit_set
+from .chart import INTERNAL
 from .errors import ConfirmationRequired, DayNotEnded, InvalidInput
 from .ledger import utcnow
-from .loans import BUCKETS, OWED_SQL, add_months, age_arrears, allocate, apply_allocation, \
-    close_paid_off, record_payments
+from .loans import OWED_SQL, age_arrears, allocate, apply_allocation, close_paid_off, \
+    record_payments
 from .deposit_eod import MICRO_PER_CENT
+# The checks of what end of day keeps live in eod_checks.py (audit.verify runs them); eod.verify
+# stays importable.
+from .eod_checks import CLOSING_ROW, verify  # noqa: F401
 from .money import format_cents
+from .posting_frames import post_frames
+from .schedule import BUCKETS
+# The step modules (deposit_eod, term_deposits, accounts.close) share the tax rule through
+# tax.py; these names stay importable from here.
+from .tax import withholding_tax_bp, withholding_tax_cents  # noqa: F401
 
 # Loans owing something on business date ? and what their linked accounts can pay. Accounts
 # paying several loans pay the oldest loan first.
@@ -72,10 +80,6 @@ SELECT loan_id, account_id, account_number, amount_cents FROM (
       AND c.status = 'active')
 WHERE amount_cents > 0 ORDER BY loan_id
 """
-
-# The row a close writes (Accounts.close): it rounds half-up and carries nothing on, so its
-# carry_out is the rounding difference, negative when the bank rounded up.
-CLOSING_ROW = "(a.status = 'closed' AND ip.period_end = a.closed_date)"
 
 SUMMARY_FIELDS = ("accounts_accrued", "accrued_micro_cents", "interest_posted_accounts",
                   "interest_posted_cents", "loans_collected", "collected_cents",
@@ -259,25 +263,6 @@ def _settings(uow) -> dict:
     return dict(uow.fetchall("SELECT key, value FROM settings"))
 
 
-def _audit_set(bank, uow, actor, action, entity, ids, before, after):
-    """One audit row per entity, written set-based (dormancy can touch thousands at once)."""
-    if not len(ids):
-        return
-    base = bank.state.take_audit_ids(len(ids))
-    frame = pd.DataFrame({"entity_id": [str(i) for i in ids]})
-    frame["id"] = range(base, base + len(ids))
-    uow.cur.register("audit_set", frame)
-    try:
-        uow.execute(
-            "INSERT INTO audit_log (id, ts, actor, actor_role, action, entity, entity_id, "
-            "before, after, outcome) SELECT id, ?, ?, ?, ?, ?, entity_id, ?, ?, 'ok' "
-            "FROM audit_set", [utcnow(), actor.username, actor.role, action, entity,
-                               None if before is None else json.dumps(before, default=str),
-                               json.dumps(after, default=str)])
-    finally:
-        uow.cur.unregister("audit_set")
-
-
 def close_day(bank, actor, uow, day: dt.date) -> DayClosed | None:
     """Close business date `day` inside the caller's unit of work (see the module docstring).
     Returns None, changing nothing, unless `day` is the open business date."""
@@ -336,16 +321,6 @@ def close_day(bank, actor, uow, day: dt.date) -> DayClosed | None:
     return out
 
 
-def _post(bank, actor, uow, tx, postings, action, *, allow_overdraw=False) -> int:
-    """Post frames and return the first transaction id (tx_ref 0)."""
-    base = bank.state.next_transaction_id
-    bank.ledger.post_frames_in(uow, actor, tx, postings, action=action,
-                               allow_overdraw=allow_overdraw)
-    if bank.state.next_transaction_id != base + len(tx):
-        raise AssertionError("transaction ids were not allocated as one block")
-    return base
-
-
 def _collect(bank, actor, uow, day, internal, out):
     due = uow.execute(COLLECT_SQL, [day]).df()
     if len(due) == 0:
@@ -374,7 +349,7 @@ def _collect(bank, actor, uow, day, internal, out):
                                   "account_id": internal[INTERNAL[code]],
                                   "amount_cents": part[column]}))
     postings = pd.concat(legs, ignore_index=True)
-    base = _post(bank, actor, uow, tx, postings, "eod.loan_collection")
+    base = post_frames(bank, actor, uow, tx, postings, "eod.loan_collection")
     apply_allocation(uow, alloc)
     record_payments(uow, pd.DataFrame({
         "transaction_id": base + due["tx_ref"], "loan_id": due["loan_id"],
@@ -407,8 +382,8 @@ def _late_fees(bank, actor, uow, day, out):
     for lid, fee, grace in late:
         groups.setdefault((int(fee), int(grace)), []).append(lid)
     for (fee, grace), ids in sorted(groups.items()):
-        _audit_set(bank, uow, actor, "loan.late_fee", "loan", ids, None,
-                   {"fee_cents": fee, "grace_days": grace, "business_date": day})
+        audit_set(bank, uow, actor, "loan.late_fee", "loan", ids, None,
+                  {"fee_cents": fee, "grace_days": grace, "business_date": day})
     out.late_fees_charged = len(late)
     out.late_fee_cents = sum(int(fee) for _, fee, _ in late)
 
@@ -519,7 +494,7 @@ def _post_loan_changes(bank, actor, uow, day, internal, diff, *, kind, memo, deb
         postings = pd.DataFrame({"tx_ref": [0, 0],
                                  "account_id": [internal[debit], internal[credit]],
                                  "amount_cents": [-change, change]})
-        _post(bank, actor, uow, tx, postings, f"eod.{kind}")
+        post_frames(bank, actor, uow, tx, postings, f"eod.{kind}")
     diff = diff.assign(business_date=day)
     uow.cur.register("loan_changes", diff)
     try:
@@ -567,49 +542,6 @@ def _accrue(uow, day, out):
     deposit_eod.accrue(uow, day, out)
 
 
-BASIS_POINTS_PER_UNIT = 10_000
-
-
-def withholding_tax_bp(uow, account_ids, day: dt.date) -> pd.Series:
-    """The withholding tax rate, in hundredths of a percent (1500 = 15.00 %), for each of
-    `account_ids` (ints) on business date `day`, as a Series indexed by account id.
-
-    The rate of the account's deposit product in the version in force on `day`
-    (deposit_products, issue 10), so a change applies from its effective date, never
-    backwards; an account without a product pays the bank-wide setting
-    `interest_withholding_tax_bp` as stored now. Month end asks for all its accounts at once,
-    a close for one."""
-    from .deposit_products import VERSIONS_IN_FORCE_SQL
-    from .settings import REGISTRY
-    key = "interest_withholding_tax_bp"
-    row = uow.fetchone("SELECT value FROM settings WHERE key = ?", [key])
-    fallback = int(row[0] if row else REGISTRY[key].default)
-    ids = pd.DataFrame({"account_id": [int(i) for i in account_ids]}, dtype="int64")
-    uow.cur.register("tax_accounts", ids)
-    try:
-        rates = dict(uow.fetchall(
-            f"WITH v AS ({VERSIONS_IN_FORCE_SQL}) SELECT t.account_id, "
-            "CAST(coalesce(v.withholding_tax_bp, ?) AS BIGINT) FROM tax_accounts t "
-            "LEFT JOIN accounts a ON a.id = t.account_id "
-            "LEFT JOIN v ON v.product_id = a.product_id", [day, fallback]))
-    finally:
-        uow.cur.unregister("tax_accounts")
-    return pd.Series([rates[i] for i in ids["account_id"]], index=ids["account_id"].tolist(),
-                     dtype="int64")
-
-
-def withholding_tax_cents(gross_cents, rate_bp):
-    """Tax withheld on `gross_cents` of interest at `rate_bp` hundredths of a percent: gross x
-    rate, rounded half-up to the cent, in integer arithmetic (ints or int64 Series alike).
-
-    Half-up, the rounding of every other amount the bank computes (interest, fees, provisions),
-    rather than down: rounding down would withhold up to a cent less than the law's rate on
-    every posting, short the tax authority systematically, and leave the bank owing the
-    difference; half-up is unbiased over many postings (0.15 x 10.41 = 1.5615 -> 1.56;
-    0.15 x 0.10 = 0.015 -> 0.02)."""
-    return (2 * gross_cents * rate_bp + BASIS_POINTS_PER_UNIT) // (2 * BASIS_POINTS_PER_UNIT)
-
-
 def recent_runs(bank, actor, limit=30) -> pd.DataFrame:
     """The latest closed business days, newest first, for the end-of-day page."""
     bank.require(actor, "bank.end_of_day", entity="business_date")
@@ -619,41 +551,3 @@ def recent_runs(bank, actor, limit=30) -> pd.DataFrame:
     df["seconds"] = [(b - a).total_seconds() for a, b in zip(df["started_at"],
                                                               df["finished_at"])]
     return df
-
-
-def verify(bank) -> list[str]:
-    """Interest postings against the ledger, and the business date against the writer's."""
-    problems = []
-    for account_id, period_end in bank.read(
-            "SELECT ip.account_id, ip.period_end FROM interest_postings ip "
-            "JOIN accounts a ON a.id = ip.account_id WHERE "
-            "carry_in_micro_cents + accrued_micro_cents <> posted_cents * 1000000 + "
-            f"carry_out_micro_cents OR NOT (CASE WHEN {CLOSING_ROW} "
-            "THEN carry_out_micro_cents >= -500000 AND carry_out_micro_cents < 500000 "
-            "ELSE carry_out_micro_cents BETWEEN 0 AND 999999 END) ORDER BY 1, 2 LIMIT 100"):
-        problems.append(f"interest for account id {account_id} to {period_end} does not add up")
-    for account_id, period_end in bank.read(
-            "SELECT ip.account_id, ip.period_end FROM interest_postings ip "
-            "LEFT JOIN transactions t ON t.id = ip.transaction_id WHERE (ip.posted_cents > 0) "
-            "<> (t.id IS NOT NULL) OR t.amount_cents <> ip.posted_cents "
-            "OR t.kind <> 'interest' ORDER BY 1, 2 LIMIT 100"):
-        problems.append(f"interest posted to account id {account_id} for {period_end} does not "
-                        "match its transaction")
-    for account_id, period_end in bank.read(
-            "SELECT o.account_id, o.period_end FROM overdraft_interest_postings o "
-            "JOIN accounts a ON a.id = o.account_id "
-            "LEFT JOIN transactions t ON t.id = o.transaction_id WHERE "
-            "carry_in_micro_cents + accrued_micro_cents <> posted_cents * 1000000 + "
-            # A close rounds half-up and carries nothing on (accounts.close), as for credit.
-            f"carry_out_micro_cents OR NOT (CASE WHEN {CLOSING_ROW.replace('ip.', 'o.')} "
-            "THEN carry_out_micro_cents >= -500000 AND carry_out_micro_cents < 500000 "
-            "ELSE carry_out_micro_cents BETWEEN 0 AND 999999 END) "
-            "OR (o.posted_cents > 0) <> (t.id IS NOT NULL) OR t.amount_cents <> o.posted_cents "
-            "OR t.kind <> 'overdraft_interest' ORDER BY 1, 2 LIMIT 100"):
-        problems.append(f"overdraft interest of account id {account_id} to {period_end} does "
-                        "not add up or match its transaction")
-    row = bank.read_one("SELECT value FROM settings WHERE key = 'business_date'")
-    if row and dt.date.fromisoformat(row[0]) != bank.state.business_date:
-        problems.append(f"stored business date {row[0]} differs from the writer's "
-                        f"{bank.state.business_date}")
-    return problems

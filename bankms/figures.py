@@ -1,237 +1,317 @@
-"""Plotly figures for the managers' pages: plain functions from a query's DataFrame to a figure.
+"""Charts for the managers' pages: plain functions from a query's DataFrame to an Apache ECharts
+option (a plain dict, drawn by st.echarts_chart).
 
-Every figure has a title and axis titles with units. Money arrives in integer cents and is
+ECharts rather than Plotly (issue 13, "Fast"): Plotly's 4.7 MB script was parsed and started in
+every new tab, and was most of the dashboard's time to drawn. In one run on this machine (new
+tabs in one Chromium context, after a warm-up round, load 6-10), a page of two stacked charts
+took 3.81 s with Plotly, 2.98 s with Vega-Lite and 2.76 s with ECharts (a page of one line of
+text 1.40 s); eight charts 5.30 s, 3.29 s and 2.19 s.
+
+Every chart has a title and axis names with units. Money arrives in integer cents and is
 divided by 100 only here, for drawing: a chart's pixels need no exact cents, while every table
 and download keeps the exact amounts. An empty frame gives an empty chart that says so.
-Figures are built from plotly.graph_objects directly: plotly.express took about five times as
-long per figure, which the dashboard's first paint felt. They keep the app's own Plotly template
-(Streamlit's, which follows its light or dark theme): naming "plotly_white" cost about 40 ms a
-figure to validate and copied a 3 KB template into every chart sent to the browser.
+Streamlit's "streamlit" theme gives the colours and fonts and follows its light or dark theme.
+ECharts draws labels, legend names and titles as text (no markup; rich text only where an
+option sets `rich`, which none here does), and its default tooltips escape HTML; `chart_text`
+still keeps a name to one line. Charts are drawn as SVG so that their text is in the page (for
+screen readers and the browser tests).
 
-Phones: legends sit below the plot (side legends took half of a 390 px screen), and CONFIG (for
-st.plotly_chart) shows Plotly's toolbar only while the pointer is over a chart. Count axes tick
-at whole numbers only (`_count_axis`): a count of 0.2 means nothing.
+Phones: legends sit below the plot in one scrolling row (side legends took half of a 390 px
+screen), and no chart has a toolbox. No entry animation: bars growing for a second cost the
+browser frames on a busy machine and moved under a click. Count axes tick at whole numbers
+only (minInterval 1): a count of 0.2 means nothing.
+
+Click-through: every bar or point can be picked (selectedMode); `point(spec, series, index)`
+gives what bankms.drill.chart_selection needs of a picked item (its x, series and customdata),
+read from the option itself: a series' `id` is the raw value it stands for (a transaction kind
+or an arrears bucket), and a data item's `drill` (where present) the raw x and customdata behind
+a label drawn in words.
 """
 from __future__ import annotations
 
+import math
+
 import pandas as pd
-import plotly.graph_objects as go
 
 from .analytics import ARREARS_BUCKETS, RFM_SEGMENTS, decision_time_bins
 from .labels import account_kind_label
-from .text import plotly_text
+from .text import chart_text
 
 MONEY_AXIS = "Amount ($)"
-# Below the plot and its axis title, from the left edge, in as many rows as it needs; Plotly
-# grows the bottom margin to fit it.
-LEGEND = dict(orientation="h", x=0, xanchor="left", y=-0.22, yanchor="top", title_text="")
-_LAYOUT = dict(margin=dict(l=10, r=10, t=60, b=10), legend=LEGEND, hovermode="x unified")
-# st.plotly_chart(config=CONFIG): the toolbar only on hover (it covered titles on phones), no
-# Plotly logo, and no lasso or box select (a click on a bar or point opens its rows).
-CONFIG = {"displayModeBar": "hover", "displaylogo": False,
-          "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
-# Below this many, Plotly's automatic ticks fall between whole numbers (0.2, 0.4...).
-_WHOLE_TICKS_BELOW = 10
+# Below the plot and its axis name, from the left edge, in one row that pages when too long.
+LEGEND = {"type": "scroll", "orient": "horizontal", "bottom": 0, "left": 0}
+# Room for the title and the y axis name above the plot, and for the legend below it.
+_GRID = {"left": 8, "right": 16, "top": 64, "bottom": 56, "containLabel": True}
+_GRID_NO_LEGEND = {**_GRID, "bottom": 28}
+# st.echarts_chart(renderer=RENDERER): text in the page, as Plotly's was.
+RENDERER = "svg"
+# Streamlit's tooltip value formats (see st.echarts_chart's tooltip note).
+_MONEY_FORMAT = "dollar"
+_COUNT_FORMAT = "%,d"
 
 
-def _dollars(cents: pd.Series) -> pd.Series:
-    return cents.astype("int64") / 100
+def _dollars(cents: pd.Series) -> list:
+    return [int(c) / 100 for c in cents]
 
 
-def _stacked(df: pd.DataFrame, x: str, y: str, by: str, order=None, kind="bar",
-             hover: str = "%{y:,}", names=lambda value: value) -> go.Figure:
-    """One trace per value of `by` (in `order` when given), stacked; `names` gives a trace's
-    legend name from its value."""
-    fig = go.Figure()
-    values = list(order) if order is not None else sorted(df[by].unique())
-    for value in values:
-        part = df[df[by] == value]
-        if part.empty:
-            continue
-        # meta keeps the raw value for the click-through (drill.chart_selection).
-        if kind == "bar":
-            fig.add_trace(go.Bar(x=part[x], y=part[y], name=plotly_text(names(value)), meta=value,
-                                 hovertemplate=hover))
+def _values(series) -> list:
+    """Plain JSON numbers; missing values as null (ECharts leaves a gap)."""
+    out = []
+    for v in series:
+        if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+            out.append(None)
         else:
-            fig.add_trace(go.Scatter(x=part[x], y=part[y], name=plotly_text(names(value)), mode="lines",
-                                     stackgroup="one", meta=value, hovertemplate=hover))
-    fig.update_layout(barmode="stack")
-    return fig
+            out.append(v.item() if hasattr(v, "item") else v)
+    return out
 
 
-def _count_axis(counts) -> dict:
-    """Axis settings for a count whose largest value drawn is max(counts): ticks at whole
-    numbers (one apart while the counts are small), from zero, with thousands separators."""
-    largest = max((int(c) for c in counts), default=0)
-    axis = dict(tickformat=",d", hoverformat=",d", rangemode="tozero")
-    if largest < _WHOLE_TICKS_BELOW:
-        axis.update(tick0=0, dtick=1)
+def _categories(values) -> list[str]:
+    """Category axis values as text: days as YYYY-MM-DD."""
+    out = []
+    for v in values:
+        if isinstance(v, pd.Timestamp) or hasattr(v, "strftime"):
+            out.append(f"{v:%Y-%m-%d}")
+        else:
+            out.append(chart_text(v))
+    return out
+
+
+def _value_axis(name: str, *, counts=False, **more) -> dict:
+    axis = {"type": "value", "name": name, "nameLocation": "end",
+            "nameTextStyle": {"align": "left"}, **more}
+    if counts:
+        # Ticks at whole numbers, from zero; ECharts writes thousands separators.
+        axis.update(minInterval=1, min=0)
     return axis
 
 
-def _stacked_totals(df: pd.DataFrame, x: str, y: str) -> pd.Series:
-    """The height of each stacked bar: what a count axis must reach."""
-    return df.groupby(x)[y].sum() if len(df) else pd.Series(dtype="int64")
+def _category_axis(name: str, data: list, **more) -> dict:
+    return {"type": "category", "name": name, "nameLocation": "middle", "nameGap": 28,
+            "data": data, **more}
 
 
-def _finish(fig: go.Figure, title: str, x_title: str, y_title: str, *, x_counts=None,
-            y_counts=None) -> go.Figure:
-    """Title, axis titles and the shared layout; x_counts / y_counts: the values of an axis
-    that counts something (see _count_axis)."""
-    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), **_LAYOUT)
-    # The first axes only: a second y axis (customer_growth) keeps its own title and ticks.
-    fig.update_layout(
-        xaxis=dict(title_text=x_title, **(_count_axis(x_counts) if x_counts is not None
-                                          else {})),
-        yaxis=dict(title_text=y_title, **(_count_axis(y_counts) if y_counts is not None
-                                          else {})))
-    return fig
+def _option(title: str, x_axis, y_axis, series: list, *, tooltip="item",
+            value_format=None, legend=True) -> dict:
+    tip = {"trigger": tooltip}
+    if value_format:
+        tip["valueFormatter"] = value_format
+    if tooltip == "axis":
+        tip["axisPointer"] = {"type": "shadow"}
+    option = {"title": {"text": title, "left": 0}, "animation": False,
+              "grid": _GRID if legend else _GRID_NO_LEGEND,
+              "tooltip": tip, "xAxis": x_axis, "yAxis": y_axis, "series": series}
+    if legend:
+        option["legend"] = dict(LEGEND)
+    return option
 
 
-def empty(title: str, message: str = "No data for these filters") -> go.Figure:
+def _stacked(df: pd.DataFrame, x: str, y: str, by: str, order=None, kind="bar",
+             names=lambda value: value) -> tuple[list, list]:
+    """(categories of x, one series per value of `by` (in `order` when given), stacked);
+    `names` gives a series' legend name from its value, and its id keeps the value."""
+    days = sorted(df[x].unique())
+    wide = df.pivot_table(index=x, columns=by, values=y, aggfunc="sum").reindex(days)
+    values = list(order) if order is not None else sorted(df[by].unique())
+    series = []
+    for value in values:
+        if value not in wide.columns:
+            continue
+        item = {"type": "bar" if kind == "bar" else "line", "id": str(value),
+                "name": chart_text(names(value)), "stack": "total",
+                "data": _values(wide[value].astype(object).where(wide[value].notna(), None)),
+                "selectedMode": "single"}
+        if kind != "bar":
+            item.update(areaStyle={}, symbol="none" if len(days) > 60 else "circle")
+        series.append(item)
+    return _categories(days), series
+
+
+def empty(title: str, message: str = "No data for these filters") -> dict:
     """A chart with its title (which carries the unit) and a message instead of data."""
-    fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper",
-                       yref="paper", font=dict(size=14))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), **_LAYOUT)
-    return fig
+    return {"title": [{"text": title, "left": 0},
+                      {"text": message, "left": "center", "top": "middle",
+                       "textStyle": {"fontSize": 14, "fontWeight": "normal"}}],
+            "xAxis": {"show": False}, "yAxis": {"show": False}, "series": []}
 
 
-def daily_amount(df: pd.DataFrame) -> go.Figure:
+def point(spec: dict, series_index: int, data_index: int) -> tuple[dict, str | None]:
+    """What drill.chart_selection needs of a picked item: ({"x", "customdata",
+    "curve_number"}, the series' id) from the chart's option and the selection's indices."""
+    series = spec["series"][series_index]
+    categories = next((a.get("data") for a in _axes(spec) if a.get("type") == "category"), [])
+    item = series["data"][data_index]
+    found = {"x": categories[data_index] if data_index < len(categories) else None,
+             "curve_number": series_index}
+    if isinstance(item, dict) and "drill" in item:
+        found.update(item["drill"])
+    return found, series.get("id")
+
+
+def _axes(spec: dict) -> list:
+    axes = []
+    for key in ("xAxis", "yAxis"):
+        value = spec.get(key) or []
+        axes.extend(value if isinstance(value, list) else [value])
+    return axes
+
+
+def daily_amount(df: pd.DataFrame) -> dict:
     title = "Money moved per day by transaction type ($)"
     if df.empty:
         return empty(title)
     data = df.assign(amount=_dollars(df["amount_cents"]))
-    fig = _stacked(data, "day", "amount", "kind", hover="%{y:$,.2f}")
-    return _finish(fig, title, "Day", MONEY_AXIS)
+    days, series = _stacked(data, "day", "amount", "kind")
+    return _option(title, _category_axis("Day", days), _value_axis(MONEY_AXIS), series,
+                   tooltip="axis", value_format=_MONEY_FORMAT)
 
 
-def daily_count(df: pd.DataFrame) -> go.Figure:
+def daily_count(df: pd.DataFrame) -> dict:
     title = "Transactions per day by type (count)"
     if df.empty:
         return empty(title)
-    fig = _stacked(df, "day", "transactions", "kind")
-    return _finish(fig, title, "Day", "Transactions (count)",
-                   y_counts=_stacked_totals(df, "day", "transactions"))
+    days, series = _stacked(df, "day", "transactions", "kind")
+    return _option(title, _category_axis("Day", days),
+                   _value_axis("Transactions (count)", counts=True), series, tooltip="axis",
+                   value_format=_COUNT_FORMAT)
 
 
-def deposits_by_product(df: pd.DataFrame) -> go.Figure:
+def deposits_by_product(df: pd.DataFrame) -> dict:
     title = "Balances by product at the end of each day ($)"
     if df.empty:
         return empty(title)
     data = df.assign(balance=_dollars(df["balance_cents"]))
-    fig = _stacked(data, "day", "balance", "kind", kind="area", hover="%{y:$,.2f}",
-                   names=account_kind_label)
-    return _finish(fig, title, "Day", "Balance ($)")
+    days, series = _stacked(data, "day", "balance", "kind", kind="area",
+                            names=account_kind_label)
+    return _option(title, _category_axis("Day", days, boundaryGap=False),
+                   _value_axis("Balance ($)"), series, tooltip="axis",
+                   value_format=_MONEY_FORMAT)
 
 
-def balance_distribution(df: pd.DataFrame) -> go.Figure:
+def _bars(values, *, drill=None) -> list:
+    """Bar data; `drill` (one dict per bar) keeps what a label in words stands for."""
+    if drill is None:
+        return _values(values)
+    return [{"value": v, "drill": d} for v, d in zip(_values(values), drill)]
+
+
+def _count_bars(title: str, x_name: str, categories: list, y_name: str, counts, *,
+                series_name: str, drill=None, **series_more) -> dict:
+    """One series of bars counting something per category, on a whole-number axis; `drill`
+    as for _bars."""
+    series = [{"type": "bar", "id": series_name.lower(), "name": series_name,
+               "data": _bars(counts, drill=drill), "selectedMode": "single", **series_more}]
+    return _option(title, _category_axis(x_name, categories),
+                   _value_axis(y_name, counts=True), series, value_format=_COUNT_FORMAT,
+                   legend=False)
+
+
+def balance_distribution(df: pd.DataFrame) -> dict:
     title = "Accounts by balance (count)"
     if df.empty or int(df["accounts"].sum()) == 0:
         return empty(title)
-    fig = go.Figure(go.Bar(
-        x=df["bucket"], y=df["accounts"], customdata=_dollars(df["balance_cents"]),
-        hovertemplate="%{x}: %{y:,} accounts holding %{customdata:$,.2f}<extra></extra>"))
-    fig.update_layout(hovermode="closest")
-    return _finish(fig, title, "Balance", "Accounts (count)", y_counts=df["accounts"])
+    return _count_bars(title, "Balance", _categories(df["bucket"]), "Accounts (count)",
+                       df["accounts"], series_name="Accounts")
 
 
-def loan_portfolio(df: pd.DataFrame) -> go.Figure:
+def loan_portfolio(df: pd.DataFrame) -> dict:
     title = "Loans outstanding by status and arrears ($)"
     if df.empty:
         return empty(title, "No loans on the books")
     data = df.assign(outstanding=_dollars(df["outstanding_cents"]))
-    fig = _stacked(data, "status", "outstanding", "arrears",
-                   order=[label for _, label in ARREARS_BUCKETS], hover="%{y:$,.2f}")
-    fig.update_layout(hovermode="closest")
-    return _finish(fig, title, "Status", "Principal outstanding ($)")
+    statuses = list(dict.fromkeys(data["status"]))
+    wide = data.pivot_table(index="status", columns="arrears", values="outstanding",
+                            aggfunc="sum").reindex(statuses)
+    series = [{"type": "bar", "id": label, "name": chart_text(label), "stack": "total",
+               "data": _values(wide[label].astype(object).where(wide[label].notna(), None)),
+               "selectedMode": "single"}
+              for _, label in ARREARS_BUCKETS if label in wide.columns]
+    return _option(title, _category_axis("Status", _categories(statuses)),
+                   _value_axis("Principal outstanding ($)"), series,
+                   value_format=_MONEY_FORMAT)
 
 
-def customer_growth(df: pd.DataFrame) -> go.Figure:
+def customer_growth(df: pd.DataFrame) -> dict:
     title = "Customers (count)"
     if df.empty:
         return empty(title)
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=df["day"], y=df["customers"], name="all customers",
-                             mode="lines", meta="customers"))
-    fig.add_trace(go.Bar(x=df["day"], y=df["new_customers"], name="new that day",
-                         yaxis="y2", opacity=0.5, meta="new_customers"))
-    fig.update_layout(yaxis2=dict(title="New customers (count)", overlaying="y",
-                                  side="right", showgrid=False,
-                                  **_count_axis(df["new_customers"])))
-    return _finish(fig, title, "Day", "Customers (count)", y_counts=df["customers"])
+    days = _categories(df["day"])
+    series = [
+        {"type": "line", "id": "customers", "name": "all customers",
+         "data": _values(df["customers"]), "selectedMode": "single",
+         "symbol": "none" if len(days) > 60 else "circle"},
+        {"type": "bar", "id": "new_customers", "name": "new that day", "yAxisIndex": 1,
+         "data": _values(df["new_customers"]), "itemStyle": {"opacity": 0.5},
+         "selectedMode": "single"},
+    ]
+    # The second axis keeps its own name and ticks, and no grid of its own.
+    y_axes = [_value_axis("Customers (count)", counts=True),
+              _value_axis("New customers (count)", counts=True, splitLine={"show": False},
+                          nameTextStyle={"align": "right"})]
+    return _option(title, _category_axis("Day", days), y_axes, series, tooltip="axis",
+                   value_format=_COUNT_FORMAT)
 
 
-def top_customers(df: pd.DataFrame) -> go.Figure:
+def top_customers(df: pd.DataFrame) -> dict:
     title = "Top customers by money held ($)"
     if df.empty:
         return empty(title)
     data = df.iloc[::-1]
-    # Names as typed: Plotly draws <b>, <a href> and the like in tick labels and hover text.
-    fig = go.Figure(go.Bar(x=_dollars(data["balance_cents"]),
-                           y=[plotly_text(n) for n in data["full_name"]],
-                           customdata=data["customer_id"], orientation="h",
-                           hovertemplate="%{y}: %{x:$,.2f}<extra></extra>"))
-    fig.update_layout(hovermode="closest")
-    return _finish(fig, title, "Balance ($)", "Customer")
+    # Names as typed, on one line each (chart_text); the customer id for the click-through.
+    # The tooltip follows the row under the pointer, as a short bar is hard to hit.
+    series = [{"type": "bar", "id": "balance", "name": "Balance",
+               "data": _bars(_dollars(data["balance_cents"]),
+                             drill=[{"customdata": int(c)} for c in data["customer_id"]]),
+               "selectedMode": "single"}]
+    return _option(title, _value_axis("Balance ($)", nameLocation="middle", nameGap=28,
+                                      nameTextStyle={}),
+                   {"type": "category", "name": "Customer", "nameLocation": "end",
+                    "nameTextStyle": {"align": "left"},
+                    "data": [chart_text(n) for n in data["full_name"]]},
+                   series, tooltip="axis", value_format=_MONEY_FORMAT, legend=False)
 
 
-def dormant_accounts(df: pd.DataFrame) -> go.Figure:
+def dormant_accounts(df: pd.DataFrame) -> dict:
     title = "Dormant accounts by kind (count)"
     if df.empty:
         return empty(title, "No dormant accounts")
     data = (df.groupby("kind", as_index=False)
             .agg(accounts=("account_number", "count"), balance_cents=("balance_cents", "sum")))
-    fig = go.Figure(go.Bar(
-        x=data["kind"], y=data["accounts"], customdata=_dollars(data["balance_cents"]),
-        text=[plotly_text(account_kind_label(k)) for k in data["kind"]],
-        hovertemplate="%{text}: %{y:,} accounts holding %{customdata:$,.2f}<extra></extra>",
-        textposition="none"))
-    # x keeps the code for the click-through; the axis reads it in words.
-    fig.update_layout(hovermode="closest")
-    fig.update_xaxes(tickvals=list(data["kind"]),
-                     ticktext=[plotly_text(account_kind_label(k)) for k in data["kind"]])
-    return _finish(fig, title, "Account kind", "Accounts (count)", y_counts=data["accounts"])
+    # The axis reads the kind in words; each bar keeps its code for the click-through.
+    return _count_bars(title, "Account kind",
+                       [chart_text(account_kind_label(k)) for k in data["kind"]],
+                       "Accounts (count)", data["accounts"], series_name="Accounts",
+                       drill=[{"x": k} for k in data["kind"]])
 
 
-def rfm_segments(summary: pd.DataFrame) -> go.Figure:
+def rfm_segments(summary: pd.DataFrame) -> dict:
     title = "Customers by RFM segment (count)"
     if summary.empty or int(summary["customers"].sum()) == 0:
         return empty(title)
     data = summary.set_index("segment").reindex(RFM_SEGMENTS).reset_index()
-    fig = go.Figure(go.Bar(x=data["segment"], y=data["customers"],
-                           hovertemplate="%{x}: %{y:,} customers<extra></extra>"))
-    fig.update_layout(hovermode="closest")
-    return _finish(fig, title, "Segment", "Customers (count)",
-                   y_counts=data["customers"].fillna(0))
+    return _count_bars(title, "Segment", _categories(data["segment"]), "Customers (count)",
+                       data["customers"], series_name="Customers")
 
 
-def refusals(df: pd.DataFrame) -> go.Figure:
+def refusals(df: pd.DataFrame) -> dict:
     title = "Refused transactions by reason (count)"
     if df.empty:
         return empty(title, "No refused transactions")
-    fig = go.Figure(go.Bar(x=[plotly_text(r) for r in df["reason"]], y=df["refusals"],
-                           customdata=df["reason"], hovertemplate="%{x}: %{y:,}<extra></extra>"))
-    fig.update_layout(hovermode="closest")
-    return _finish(fig, title, "Reason", "Refusals (count)", y_counts=df["refusals"])
+    return _count_bars(title, "Reason", _categories(df["reason"]), "Refusals (count)",
+                       df["refusals"], series_name="Refusals",
+                       drill=[{"customdata": r} for r in df["reason"]])
 
 
-def decision_times(df: pd.DataFrame) -> go.Figure:
+def decision_times(df: pd.DataFrame) -> dict:
     title = "Time to decide a loan (hours)"
     if df.empty:
         return empty(title, "No loans decided in this period")
-    # Binned here rather than by Plotly, so that a bar names the loans behind it (customdata:
-    # its hours [from, to)) for the click-through.
+    # Binned here, so that a bar names the loans behind it (its hours [from, to)).
     bins = decision_time_bins(df)
-    fig = go.Figure(go.Bar(
-        x=[f"{a}–{b} h" for a, b in zip(bins["from_hours"], bins["to_hours"])],
-        y=bins["loans"], customdata=bins[["from_hours", "to_hours"]].to_numpy(),
-        hovertemplate="%{x}: %{y:,} loans<extra></extra>"))
-    fig.update_layout(hovermode="closest", bargap=0.05)
-    return _finish(fig, title, "Hours from application to decision", "Loans (count)",
-                   y_counts=bins["loans"])
+    hours = list(zip(bins["from_hours"], bins["to_hours"]))
+    return _count_bars(title, "Hours from application to decision",
+                       [f"{a}–{b} h" for a, b in hours], "Loans (count)", bins["loans"],
+                       series_name="Loans", barCategoryGap="5%",
+                       drill=[{"customdata": [int(a), int(b)]} for a, b in hours])
 
 
 DASHBOARD_CHARTS = {

@@ -77,6 +77,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
+# The channel a kind of payment takes when the caller names none (payments.deposit/withdraw):
+# requests made before channels existed were these, so it is left out of the request hash.
+DEFAULT_CHANNELS = {"deposit": "cash", "withdrawal": "cash"}
+
+
 @dataclass(frozen=True)
 class Receipt:
     transaction_id: int
@@ -130,12 +135,28 @@ class PostingRequest:
         if not self.request_hash:
             parts = [self.kind, self.actor.username, self.legs, self.amount_cents, self.memo,
                      self.reverses_id]
-            # Only a recorded channel is part of the request: keys used before channels
-            # existed (and requests waiting for approval then) keep their hashes.
-            if self.channel is not None:
+            # Only a channel other than the kind's default is part of the request: keys used
+            # before channels existed (and requests waiting for approval then) keep their
+            # hashes, so their replays still return the first receipt.
+            if self.channel is not None and self.channel != DEFAULT_CHANNELS.get(self.kind):
                 parts.append(self.channel)
-            content = json.dumps(parts, sort_keys=True)
-            self.request_hash = hashlib.sha256(content.encode()).hexdigest()
+            self.request_hash = _hash_parts(parts)
+
+    def same_request(self, request_hash: str) -> bool:
+        """Whether a stored request hash is this request's. A default-channel payment also
+        matches the hash it had while the default channel was still hashed (keys and approval
+        requests stored then replay, and approve, as the same request)."""
+        if request_hash == self.request_hash:
+            return True
+        if self.channel is None or self.channel != DEFAULT_CHANNELS.get(self.kind):
+            return False
+        return request_hash == _hash_parts([self.kind, self.actor.username, self.legs,
+                                            self.amount_cents, self.memo, self.reverses_id,
+                                            self.channel])
+
+
+def _hash_parts(parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 class LedgerState:
@@ -249,7 +270,7 @@ class BatchPoster:
             prior = known.get(key) or in_batch.get(key)
             if prior is not None:
                 rhash, receipt = prior
-                if rhash != req.request_hash:
+                if not req.same_request(rhash):
                     outcomes.append(IdempotencyConflict(
                         "This request key was already used for a different request; "
                         "nothing was posted."))
@@ -264,7 +285,7 @@ class BatchPoster:
                     earlier = self._lookup_keys(uow, [key]).get(key)
                     if earlier is not None:
                         rhash, receipt = earlier
-                        outcomes.append(receipt if rhash == req.request_hash else
+                        outcomes.append(receipt if req.same_request(rhash) else
                                         IdempotencyConflict(
                                             "This request key was already used for a different "
                                             "request; nothing was posted."))

@@ -43,19 +43,16 @@ Design, in short:
 """
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import hashlib
 import json
-import re
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 import pandas as pd
 from dateutil.relativedelta import relativedelta
 
 from . import accountnum, loan_replay
-from .accounts import clean_rate
-from .bank import INTERNAL
+from .chart import INTERNAL
 from .db import LOAN_TERM_COLUMNS
 from .dates import as_date
 from .errors import (
@@ -69,15 +66,25 @@ from .errors import (
     InvalidState,
     PermissionDenied,
 )
+from .keys import clean_key, system_key
 from .ledger import TRANSACTIONAL_KINDS, PostingRequest, utcnow
 from .money import format_cents, to_cents, to_money
+# The arithmetic and input checks live in leaf modules (schedule.py, validate.py) that loans,
+# deposit products, charges and end of day share; loans.add_months and the rest stay importable.
+from .schedule import BUCKETS, add_months, bucket  # noqa: F401
+from .validate import PRODUCT_CODE as _PRODUCT_CODE
+from .validate import choice as _choice
+from .validate import clean_rate
+from .validate import clean_text as _clean_text
+from .validate import clean_transaction_id
+from .validate import whole as _whole
+from .validate import yes_no as _yes_no
 
 ROUNDING = ROUND_HALF_UP
 TERM_MONTHS_MAX = 480
 PURPOSE_CHARS_MAX = 200
 REASON_CHARS_MAX = 300
 STATUSES = ("submitted", "approved", "rejected", "active", "paid_off", "written_off")
-BUCKETS = ("current", "1-30", "31-60", "61-90", "over 90")
 CASH = "cash"
 
 
@@ -142,30 +149,10 @@ amortize = loan_replay.amortize
 annuity_payment_cents = loan_replay.annuity_payment_cents
 
 
-def add_months(start: dt.date, months: int) -> dt.date:
-    """The same day `months` later, or the month's last day when it is shorter."""
-    index = start.year * 12 + start.month - 1 + months
-    year, month = divmod(index, 12)
-    month += 1
-    return dt.date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
-
-
 def due_dates(first_due: dt.date, term_months: int) -> list[dt.date]:
     """Due dates when the first is given: each counted from the first (relativedelta), so the
     day of month is clamped to a shorter month's end and never drifts."""
     return [first_due + relativedelta(months=k) for k in range(term_months)]
-
-
-def bucket(days_past_due: int) -> str:
-    if days_past_due <= 0:
-        return "current"
-    if days_past_due <= 30:
-        return "1-30"
-    if days_past_due <= 60:
-        return "31-60"
-    if days_past_due <= 90:
-        return "61-90"
-    return "over 90"
 
 
 BUCKET_SQL = ("CASE WHEN {d} <= 0 THEN 'current' WHEN {d} <= 30 THEN '1-30' "
@@ -206,31 +193,6 @@ def disbursement_fee_cents(terms: dict, principal_cents: int) -> int:
     percent of the principal, rounded half-up to the cent (terms: a product or a loan)."""
     share = Decimal(int(principal_cents) * int(terms["disbursement_fee_bp"])) / BP_MAX
     return int(terms["disbursement_fee_cents"]) + _round_cents(share)
-
-
-def _whole(value, label, lowest, highest) -> int:
-    if isinstance(value, (bool, float)):
-        raise InvalidInput(f"Give the {label} as a whole number.")
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise InvalidInput(f"'{value}' is not a whole number ({label}).") from None
-    if not lowest <= number <= highest:
-        raise InvalidInput(f"The {label} must be between {lowest:,} and {highest:,}.")
-    return number
-
-
-def _choice(value, choices, label) -> str:
-    text = str(value).strip().lower().replace(" ", "_") if value is not None else ""
-    if text not in choices:
-        raise InvalidInput(f"Unknown {label} '{value}'; choose one of {', '.join(choices)}.")
-    return text
-
-
-def _yes_no(value, label) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidInput(f"Give {label} as yes or no (True or False).")
-    return value
 
 
 def _loan_rate(value) -> Decimal:
@@ -289,7 +251,6 @@ PRODUCT_DEFAULTS = {"amortization": "equal_instalments", "frequency": "monthly",
                     "day_count": loan_replay.DEFAULT_DAY_COUNT,
                     "prepayment_rule": loan_replay.DEFAULT_PREPAYMENT,
                     "due_dates_working_days": False}
-_PRODUCT_CODE = re.compile(r"^[a-z][a-z0-9_]{1,29}$")
 
 
 def clean_product_changes(changes: dict) -> dict:
@@ -321,15 +282,6 @@ def check_product(prod: dict) -> None:
         if fee >= cents:
             raise InvalidAmount(f"The disbursement fee on {format_cents(cents)} would be "
                                 f"{format_cents(fee)}: it must leave the borrower something.")
-
-
-def _clean_text(value, label, chars_min, chars_max):
-    if not isinstance(value, str) or len(" ".join(value.split())) < chars_min:
-        raise InvalidInput(f"Please give the {label} ({chars_min} characters or more).")
-    value = " ".join(value.split())
-    if len(value) > chars_max:
-        raise InvalidInput(f"The {label} may have at most {chars_max} characters.")
-    return value
 
 
 def _loan_id(value) -> int:
@@ -603,13 +555,7 @@ def _request_hash(*parts) -> str:
 
 
 def _clean_key(key):
-    from .payments import clean_key
     return clean_key(key)
-
-
-def system_key(*parts):
-    from .payments import system_key
-    return system_key(*parts)
 
 
 LOAN_COLUMNS = (
@@ -1305,7 +1251,6 @@ class Loans:
         lid = _loan_id(loan_id)
         bank.require(actor, "loan.correct", entity="loan", entity_id=lid)
         reason = _clean_text(reason, "reason for the reversal", 3, REASON_CHARS_MAX)
-        from .payments import clean_transaction_id
         tid = clean_transaction_id(transaction_id)
         key = (_clean_key(idempotency_key) if idempotency_key
                else system_key("loan", lid, "reversal-of", tid))

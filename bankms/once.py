@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 from .errors import IdempotencyConflict, InvalidInput
+from .keys import KEY_CHARS_MAX, refuse_control_characters, refuse_reserved
 from .ledger import utcnow
-from .payments import KEY_CHARS_MAX, refuse_control_characters, refuse_reserved
 
 MISSING = object()
 

@@ -11,11 +11,8 @@ person approves or rejects it (see approvals.py). Callers must check which one t
 """
 from __future__ import annotations
 
-import re
-import uuid
-
 from . import accountnum, businessday
-from .bank import INTERNAL
+from .chart import INTERNAL
 from .errors import (
     InsufficientFunds,
     InvalidInput,
@@ -24,68 +21,14 @@ from .errors import (
     SameAccount,
     TransactionNotFound,
 )
+# Key and memo checks live in leaf modules the other services share; payments.clean_key and the
+# rest stay importable from here.
+from .keys import (KEY_CHARS_MAX, RESERVED_KEY_PREFIX, clean_key,  # noqa: F401
+                   refuse_control_characters, refuse_reserved, system_key)
 from .ledger import PostingRequest
 from .money import to_cents, to_money
-
-MEMO_CHARS_MAX = 140
-KEY_CHARS_MAX = 128
-
-
-# Keys that bankms makes up itself start with this prefix, which callers may not use, so nobody
-# can take such a key first (a customer posting under "sys:reversal-of-7" would otherwise make
-# the manager's reversal of transaction 7 fail as a conflict). Every key bankms makes comes
-# from system_key; every key a caller gives goes through clean_key (or once.clean_key).
-RESERVED_KEY_PREFIX = "sys:"
-
-
-def system_key(*parts) -> str:
-    """An idempotency key of bankms's own, in the reserved namespace:
-    system_key("loan", 5001, "disbursement") -> "sys:loan-5001-disbursement"."""
-    return RESERVED_KEY_PREFIX + "-".join(str(part) for part in parts)
-
-
-def refuse_reserved(key: str) -> None:
-    if key.startswith(RESERVED_KEY_PREFIX):
-        raise InvalidInput(f"Idempotency keys starting with '{RESERVED_KEY_PREFIX}' are reserved.")
-
-
-# C0 controls, DEL and C1 controls; one regular-expression search instead of a Python loop
-# over the key's characters (every payment passes here).
-_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")
-
-
-def refuse_control_characters(key: str) -> None:
-    """Keys are stored in the hash-chained transactions (chain.py), whose canonical content
-    separates values with U+001F: no control character may be part of one."""
-    if _CONTROL_CHARACTER.search(key):
-        raise InvalidInput("An idempotency key may not hold control characters.")
-
-
-def clean_key(key, *, reserved_ok=False) -> str:
-    if key is None:
-        return uuid.uuid4().hex
-    if not isinstance(key, str) or not key.strip() or len(key) > KEY_CHARS_MAX:
-        raise InvalidInput(f"An idempotency key is text of 1 to {KEY_CHARS_MAX} characters.")
-    refuse_control_characters(key.strip())
-    if not reserved_ok:
-        refuse_reserved(key.strip())
-    return key.strip()
-
-
-def clean_memo(memo) -> str:
-    if memo is None:
-        return ""
-    if not isinstance(memo, str):
-        raise InvalidInput("A memo must be text.")
-    memo = " ".join(memo.split())
-    if len(memo) > MEMO_CHARS_MAX:
-        raise InvalidInput(f"A memo may have at most {MEMO_CHARS_MAX} characters.")
-    return memo
-
-
-def clean_transaction_id(value) -> int:
-    from .ids import parse_id
-    return parse_id(value, "transaction id")
+from .text import mask_name
+from .validate import MEMO_CHARS_MAX, clean_memo, clean_transaction_id  # noqa: F401
 
 
 # How money may come in (deposit) or go out (withdrawal), and the bank's own account on the
@@ -348,8 +291,6 @@ class Payments:
     def receipt_details(self, actor, transaction_id) -> dict:
         """One posted transaction as a receipt shows it: the transaction with both holders'
         names (another customer's name masked when a customer asks)."""
-        from .accounts import mask_name
-
         bank = self._bank
         tx = self.get(actor, transaction_id)
         details = {**tx, "amount": to_money(tx["amount_cents"]), "source_holder": None,

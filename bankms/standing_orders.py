@@ -59,6 +59,7 @@ from dateutil.relativedelta import relativedelta
 
 from . import accountnum
 from .approvals import _clean_reason as clean_reason
+from .audit_sets import audit_set
 from .dates import as_date
 from .errors import (
     AccountClosed,
@@ -72,9 +73,11 @@ from .errors import (
     SameAccount,
 )
 from .ids import parse_id
+from .keys import clean_key, system_key
 from .ledger import available_cents, utcnow
 from .money import format_cents, to_cents, to_money
-from .payments import clean_key, clean_memo, system_key
+from .posting_frames import post_frames
+from .validate import clean_memo
 
 FREQUENCIES = ("monthly", "weekly")
 STATUSES = ("active", "cancelled", "finished")
@@ -698,13 +701,12 @@ def run_due(bank, actor, uow, day: dt.date, out) -> None:
     of earlier failures whose window includes `day`, each once, in one set-based batch; record
     every attempt in standing_order_runs; charge missed occurrences their fee; finish orders
     whose count is used up or whose end date has passed; set out's counters (EOD_FIELDS)."""
-    from .eod import _post
     _cancel_closed_sources(bank, actor, uow, day)
     last = calendar.monthrange(day.year, day.month)[1]
     cand = uow.execute(CANDIDATES_SQL, {"day": day, "dom": day.day, "last_day": day.day == last,
                                         "weekday": day.weekday()}).df()
     if len(cand):
-        _attempt(bank, actor, uow, day, cand, out, _post)
+        _attempt(bank, actor, uow, day, cand, out, post_frames)
     _finish(bank, actor, uow, day)
 
 
@@ -789,10 +791,9 @@ def _cancel_closed_sources(bank, actor, uow, day):
     uow.execute("UPDATE standing_orders SET status = 'cancelled', cancelled_by = ?, "
                 f"cancelled_at = ?, cancel_reason = 'source account closed' WHERE {where}",
                 [actor.username, utcnow()])
-    from .eod import _audit_set
-    _audit_set(bank, uow, actor, "standing_order.cancel", "standing_order", ids,
-               {"status": "active"}, {"status": "cancelled", "reason": "source account closed",
-                                      "business_date": day})
+    audit_set(bank, uow, actor, "standing_order.cancel", "standing_order", ids,
+              {"status": "active"}, {"status": "cancelled", "reason": "source account closed",
+                                     "business_date": day})
 
 
 def _finish(bank, actor, uow, day):
@@ -810,6 +811,5 @@ def _finish(bank, actor, uow, day):
         return
     uow.execute(f"UPDATE standing_orders SET status = 'finished', finished_date = $day "
                 f"WHERE {where}", {"day": day})
-    from .eod import _audit_set
-    _audit_set(bank, uow, actor, "standing_order.finish", "standing_order", ids,
-               {"status": "active"}, {"status": "finished", "business_date": day})
+    audit_set(bank, uow, actor, "standing_order.finish", "standing_order", ids,
+              {"status": "active"}, {"status": "finished", "business_date": day})

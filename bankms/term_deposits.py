@@ -25,7 +25,7 @@ Rules (issue 10; where the issue is silent, what a retail bank does):
 - **Interest** is what end of day accrued on the deposit for the days start..maturity - 1
   (interest_accruals), rounded half-up to the cent once, at maturity or closure (nothing is
   carried past it; the rounding difference is kept in interest_postings as at an account
-  close). Withholding tax at the rate eod.withholding_tax_bp gives for the account (the
+  close). Withholding tax at the rate tax.withholding_tax_bp gives for the account (the
   product's rate) is withheld in the same 3-leg `interest` transaction as at month end: gross
   from GL5000, tax to GL2100, net to the deposit.
 - **Maturity** runs in end of day of D for deposits maturing on or before D + 1 (PLAN10 step
@@ -70,7 +70,7 @@ import pandas as pd
 from dateutil.relativedelta import relativedelta
 
 from . import accountnum
-from .bank import INTERNAL
+from .chart import INTERNAL
 from .errors import (
     AccountClosed,
     AccountFrozen,
@@ -81,8 +81,11 @@ from .errors import (
     InvalidState,
     PermissionDenied,
 )
+from .keys import clean_key, system_key
 from .ledger import TRANSACTIONAL_KINDS, PostingRequest, utcnow
 from .money import to_cents, to_money
+from .posting_frames import post_frames
+from .tax import withholding_tax_bp, withholding_tax_cents
 
 MICRO_PER_CENT = 1_000_000
 RATE_SCALE = 10_000  # rates have at most four decimals (accounts.clean_rate)
@@ -360,7 +363,6 @@ class TermDeposits:
         start_date, maturity_date, and the expected interest, tax and payout at maturity
         (Decimal; tax at today's rate). Raises what open() raises."""
         from .db import UnitOfWork
-        from .eod import withholding_tax_cents
 
         bank = self._bank
         req = self._request(actor, customer_id, linked_account, amount, term_months, product,
@@ -393,7 +395,6 @@ class TermDeposits:
         AccountNotFound, AccountClosed, AccountFrozen, CustomerNotActive, InsufficientFunds
         (more than the linked account's balance less holds); nothing is written then."""
         from . import once
-        from .payments import clean_key
 
         bank = self._bank
         req = self._request(actor, customer_id, linked_account, amount, term_months, product,
@@ -506,8 +507,6 @@ class TermDeposits:
                 for k, v in out.items()}
 
     def _close_early_in(self, uow, actor, td, reason) -> dict:
-        from .eod import withholding_tax_bp, withholding_tax_cents
-        from .payments import system_key
 
         bank = self._bank
         day = bank.state.business_date
@@ -681,14 +680,12 @@ def _penalty_memo(rule, months, terms) -> str:
 
 
 def _tax_rates(uow, account_ids, day) -> pd.Series:
-    from .eod import withholding_tax_bp
     if len(account_ids) == 0:
         return pd.Series([], dtype="int64")
     return withholding_tax_bp(uow, [int(a) for a in account_ids], day)
 
 
 def _view(df: pd.DataFrame, rates: pd.Series) -> pd.DataFrame:
-    from .eod import withholding_tax_cents
 
     out = pd.DataFrame({
         "account_number": df["account_number"], "linked_account": df["linked_number"],
@@ -770,7 +767,6 @@ def mature(bank, actor, uow, day: dt.date, out) -> None:
     day + 1, set-based, inside end of day's unit of work (see the module docstring). Sets
     out.term_deposits_matured (paid out), out.term_deposits_renewed and
     out.term_deposit_interest_cents (gross interest posted)."""
-    from .eod import _post, withholding_tax_bp, withholding_tax_cents
 
     nxt = day + dt.timedelta(days=1)
     due = uow.execute(_DUE_SQL, [nxt]).df()
@@ -818,7 +814,7 @@ def mature(bank, actor, uow, day: dt.date, out) -> None:
         [list(new_numbers)])) if len(new_numbers) else {}
     tx, legs = _maturity_frames(due, new_ids, expense=expense,
                                 expense_id=internal[expense], tax_id=internal[tax_gl])
-    base = _post(bank, actor, uow, tx, legs, "eod.term_deposit_maturity") if len(tx) else 0
+    base = post_frames(bank, actor, uow, tx, legs, "eod.term_deposit_maturity") if len(tx) else 0
     for column in ("interest_tx", "payout_tx", "renewal_tx"):
         due[column] = (base + due[column.replace("_tx", "_ref")]).astype("Int64")
     _record_maturities(bank, actor, uow, day, nxt, due, new_ids, terms_of)
@@ -833,7 +829,7 @@ def _maturity_frames(due, new_ids, *, expense, expense_id, tax_id):
     deposit, tax to the withholding tax GL), the payout to the linked account (when any) and
     the transfer into the renewed deposit (when it renews). Sets due's interest_ref,
     payout_ref and renewal_ref (tx_ref, or <NA> when there is no such transaction).
-    Returns (transactions, postings) for eod._post; zero legs are left out."""
+    Returns (transactions, postings) for posting_frames.post_frames; zero legs are left out."""
     number, row = due["account_number"], pd.Series(range(len(due)), index=due.index)
     new_id = due["new_number"].map(lambda n: new_ids.get(n) if n else None)
     parts = [

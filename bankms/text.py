@@ -4,9 +4,10 @@ addresses, emails, memos, loan purposes, reasons, usernames) before it is shown 
 - `markdown_escape` for anything rendered as Markdown (Streamlit's markdown, captions, titles,
   alerts, toasts and widget labels all render Markdown, including links, images, `:green[...]`
   colour directives, `:material/...:` icons and `$...$` formulas).
-- `plotly_text` for Plotly labels, hover text and titles: Plotly draws a subset of HTML there
-  (`<b>`, `<i>`, `<br>`, `<a href>`, `<span style>`), and decodes entities only after it has
-  found the tags, so escaped text shows literally.
+- `chart_text` for chart labels, legend names and categories (bankms.figures, drawn by Apache
+  ECharts): ECharts draws them as text, not markup (rich text `{style|...}` only where an
+  option sets `rich`, and its default tooltips escape HTML), but it starts a new line at each
+  line break, so a name could push itself over its neighbours: line breaks become spaces.
 - `csv_rows` and `csv_text` for every CSV the bank offers: a text cell starting with
   `=`, `+`, `-`, `@`, `|`, `%`, a tab or a carriage return is made inert by a leading apostrophe
   (OWASP "CSV injection"), through the `defusedcsv` package. Numbers (int, Decimal, float) and
@@ -64,10 +65,10 @@ def markdown_escape(value) -> str:
     return _LIST_NUMBER.sub(r"\1\\.", text)
 
 
-def plotly_text(value) -> str:
-    """`value` for a Plotly label, hover text, category or title: '&', '<' and '>' as HTML
-    entities, so '<a href=...>' or '<b>' shows as typed instead of becoming a link or bold."""
-    return (_text(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+def chart_text(value) -> str:
+    """`value` for a chart's label, legend name or category: its characters as typed, on one
+    line (line breaks as spaces). None gives ''."""
+    return _LINE_BREAKS.sub(" ", _text(value))
 
 
 def _csv_cell(value):
@@ -119,3 +120,8 @@ def _csv_value(value):
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         return value.item()  # numpy scalars to plain Python numbers
     return value
+
+
+def mask_name(full_name: str) -> str:
+    """'Jane Doe' -> 'J*** D**': enough to recognise a payee, too little to learn one."""
+    return " ".join(part[0] + "*" * (len(part) - 1) for part in str(full_name).split())

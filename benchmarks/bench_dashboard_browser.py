@@ -28,8 +28,9 @@ from browser import helpers  # noqa: E402
 
 CHARTS = 2  # the first tab's ("Money moved")
 TARGET_S = 2.0
-DRAWN_JS = ("n => document.querySelectorAll("
-            "'[data-testid=stPlotlyChart] .js-plotly-plot .gtitle').length >= n")
+# A chart is drawn once its SVG has text (its title).
+DRAWN_JS = ("n => [...document.querySelectorAll('[data-testid=stEChartsChart]')]"
+            ".filter(c => c.querySelector('svg text')).length >= n")
 
 
 def open_dashboard(context, server, viewport=None) -> float:

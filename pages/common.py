@@ -332,6 +332,29 @@ def money(value) -> str:
     return format_cents(int(bankms.to_decimal(value) * 100))
 
 
+def figure_shown(unit: str, value) -> str:
+    """A key figure as the dashboard and the manager's home show it; `unit` is "money"
+    (value in cents), "percent" or a count."""
+    if unit == "money":
+        return money(int(value))
+    if unit == "percent":
+        return f"{value} %"
+    return f"{int(value):,}"
+
+
+def figure_change(unit: str, value, previous) -> str:
+    """The change of a key figure from `previous` to `value`, signed, in the figure's unit
+    (percentage points for a percent)."""
+    if unit == "money":
+        change = int(value) - int(previous)
+        return ("+" if change > 0 else "") + money(change)
+    if unit == "percent":
+        change = value - previous
+        return f"{'+' if change > 0 else ''}{change} pp"
+    change = int(value) - int(previous)
+    return f"{'+' if change > 0 else ''}{change:,}"
+
+
 def lazy_tabs(spec: dict, key: str) -> None:
     """Tabs labelled by spec's keys, of which only the open one runs its function (st.tabs
     on_change="rerun"; the first is open until another is clicked). A tab not drawn costs the

@@ -220,8 +220,7 @@ def _manager(bank, actor) -> None:
 
 
 def _key_figures(home) -> None:
-    from pages.common import page_link
-    from pages.reports_dashboard import _delta, _shown
+    from pages.common import figure_change, figure_shown, page_link
 
     st.header("Key figures")
     days = (home["period_end"] - home["period_start"]).days + 1
@@ -232,8 +231,8 @@ def _key_figures(home) -> None:
             columns = st.columns(3)
         same = row.value == row.previous
         columns[i % 3].metric(
-            row.figure, _shown(row.unit, row.value),
-            delta=_delta(row.unit, row.value, row.previous),
+            row.figure, figure_shown(row.unit, row.value),
+            delta=figure_change(row.unit, row.value, row.previous),
             delta_color="off" if same else "inverse" if row.figure in bad_when_up else "normal",
             delta_arrow="off" if same else "auto", delta_description=f"vs. previous {days} days",
             border=True)

@@ -7,8 +7,8 @@ per run. Only functions live here; running this file alone draws nothing.
   just opened. The script below closes it the same way (its own "Collapse sidebar" button)
   whenever the screen is as narrow as the one where Streamlit lays the sidebar over the page
   (its md breakpoint, 768 px), and does nothing where Streamlit already closed it.
-- Plotly's toolbar is hidden on such screens: it sat on chart titles, and a tap shows it even
-  with bankms.figures.CONFIG's hover-only toolbar.
+- A chart's toolbar (Streamlit's Show data, download and full screen over an ECharts chart) is
+  hidden on such screens: a chart toolbar sat on chart titles, and a tap shows it.
 """
 import streamlit as st
 
@@ -16,7 +16,9 @@ NARROW_MAX_PX = 768
 
 PHONE_FIXES_HTML = f"""
 <style>
-@media (max-width: {NARROW_MAX_PX}px) {{ .js-plotly-plot .modebar-container {{ display: none; }} }}
+@media (max-width: {NARROW_MAX_PX}px) {{
+  .stElementContainer:has([data-testid=stEChartsChart]) [data-testid=stElementToolbar] {{
+    display: none; }} }}
 </style>
 <script>
 (() => {{

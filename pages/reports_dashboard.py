@@ -129,23 +129,38 @@ def _on_select(state_key, source, widget_key, field, to_drill):
     open_drill(state_key, source, figure, selection)
 
 
-def selectable_chart(fig, df, name, *, source, state_key, csv_name=None):
-    """A chart whose bars and points open the rows behind them, shown below it."""
+def picked_points(widget_key) -> list[tuple[int, int]]:
+    """The (series index, data index) pairs an ECharts chart's selection holds, the one
+    picked last first: each series keeps its own pick (selectedMode "single"), so after a
+    click on another series both are selected, and the new one is the one not held before."""
+    event = st.session_state.get(widget_key) or {}
+    held = [(group.get("series_index") or 0, index)
+            for group in (event.get("selection") or {}).get("selected") or []
+            for index in group.get("data_indices") or []]
+    before = st.session_state.get(f"{widget_key}_held") or []
+    st.session_state[f"{widget_key}_held"] = held
+    return [p for p in held if p not in before] + [p for p in held if p in before]
+
+
+def selectable_chart(spec, df, name, *, source, state_key, csv_name=None):
+    """A chart (a bankms.figures option) whose bars and points open the rows behind them,
+    shown below it."""
     widget_key = f"chart_{name}"
     from bankms import figures
     from bankms.drill import chart_selection
 
-    metas = [t.meta for t in fig.data]
+    def on_select():
+        st.session_state[f"{widget_key}_points"] = {"selection": {"points": picked_points(
+            widget_key)}}
+        _on_select(state_key, source, f"{widget_key}_points", "points", to_drill)
 
-    def to_drill(point):
-        curve = point.get("curve_number") or 0
-        return chart_selection(name, point, metas[curve] if curve < len(metas) else None)
+    def to_drill(picked):
+        point, series_id = figures.point(spec, *picked)
+        return chart_selection(name, point, series_id)
 
-    # on_select takes no args: the callback's arguments are bound here.
-    st.plotly_chart(fig, width="stretch", key=widget_key, selection_mode="points",
-                    config=figures.CONFIG,
-                    on_select=partial(_on_select, state_key, source, widget_key, "points",
-                                      to_drill))
+    selectable = any(s.get("selectedMode") for s in spec.get("series", []))
+    st.echarts_chart(spec, width="stretch", key=widget_key, renderer=figures.RENDERER,
+                     on_select=on_select if selectable else "ignore")
     csv_button(df, csv_name or name, key=f"csv_{name}")
 
 
@@ -212,31 +227,9 @@ def drill_panel(bank, actor, f, *, state_key, source, context=None):
                    label="These rows as CSV")
 
 
-def _delta(unit, value, previous):
-    from pages.common import money
-
-    if unit == "money":
-        change = int(value) - int(previous)
-        return ("+" if change > 0 else "") + money(change)
-    if unit == "percent":
-        change = value - previous
-        return f"{'+' if change > 0 else ''}{change} pp"
-    change = int(value) - int(previous)
-    return f"{'+' if change > 0 else ''}{change:,}"
-
-
-def _shown(unit, value):
-    from pages.common import money
-
-    if unit == "money":
-        return money(int(value))
-    if unit == "percent":
-        return f"{value} %"
-    return f"{int(value):,}"
-
-
 def key_figures(df, f, state_key):
     from bankms.drill import KEY_FIGURE_DRILLS
+    from pages.common import figure_change, figure_shown
 
     # A rise in loans at risk is bad news, so those deltas are coloured the other way round.
     bad_when_up = {"Portfolio at risk > 30 days", "Non-performing loans"}
@@ -247,8 +240,8 @@ def key_figures(df, f, state_key):
             columns = st.columns(per_row)
         same = row.value == row.previous
         columns[i % per_row].metric(
-            row.figure, _shown(row.unit, row.value),
-            delta=_delta(row.unit, row.value, row.previous),
+            row.figure, figure_shown(row.unit, row.value),
+            delta=figure_change(row.unit, row.value, row.previous),
             delta_color="off" if same else "inverse" if row.figure in bad_when_up else "normal",
             delta_arrow="off" if same else "auto",
             delta_description=f"vs. previous {f.days} days",

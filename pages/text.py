@@ -13,7 +13,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from bankms.text import markdown_escape, plotly_text  # noqa: F401 - re-exported for pages
+from bankms.text import chart_text, markdown_escape  # noqa: F401 - re-exported for pages
 
 md = markdown_escape
 

@@ -10,6 +10,7 @@ import os
 import re
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -95,3 +96,14 @@ def app_bank_on(path: str):
             os.environ.pop("BANKMS_DB", None)
         else:
             os.environ["BANKMS_DB"] = previous
+
+
+def app_bank_fixture(name: str):
+    """A module-scoped `app_bank` fixture: the app's own Bank (app_bank_on) on a fresh database
+    file in a temporary folder named `name`, shared by the page tests of one module.
+    Use: `app_bank = app_bank_fixture("daily_pages")` at a test module's top level."""
+    @pytest.fixture(scope="module")
+    def app_bank(tmp_path_factory):
+        with app_bank_on(str(tmp_path_factory.mktemp(name) / "bank.duckdb")) as bank:
+            yield bank
+    return app_bank

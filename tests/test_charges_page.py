@@ -6,17 +6,14 @@ import itertools
 
 import pytest
 
-from apptest_util import app_bank_on, open_app, urls
+from apptest_util import app_bank_fixture, open_app, urls
 from conftest import employee, funded_account, make_customer
 from test_loan_pages import click, texts
 
 _codes = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def app_bank(tmp_path_factory):
-    with app_bank_on(str(tmp_path_factory.mktemp("account-charges") / "bank.duckdb")) as bank:
-        yield bank
+app_bank = app_bank_fixture("account-charges")
 
 
 @pytest.fixture(scope="module")

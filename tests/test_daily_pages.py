@@ -11,16 +11,13 @@ import re
 from decimal import Decimal
 
 import pytest
-from apptest_util import app_bank_on, goto, open_app, shown, urls
+from apptest_util import app_bank_fixture, goto, open_app, shown, urls
 from conftest import employee, funded_account, login_for, make_customer
 
 _names = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def app_bank(tmp_path_factory):
-    with app_bank_on(str(tmp_path_factory.mktemp("daily_pages") / "bank.duckdb")) as bank:
-        yield bank
+app_bank = app_bank_fixture("daily_pages")
 
 
 @pytest.fixture(scope="module")

@@ -121,7 +121,8 @@ DASHBOARD_TABS = {
 
 
 def chart_titles(at) -> list:
-    return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    titles = [json.loads(c.proto.spec)["title"] for c in at.get("echarts_chart")]
+    return [t[0]["text"] if isinstance(t, list) else t["text"] for t in titles]
 
 
 def show_tab(at, key, label):
@@ -285,7 +286,7 @@ def test_dashboard_filters(shop, widget, value, figure, expected):
         at.selectbox(key="dashboard_kind").select(value).run()
     assert not at.exception, at.exception
     assert metrics(at)[figure] == expected
-    assert len(at.get("plotly_chart")) == 2  # the first tab's
+    assert len(at.get("echarts_chart")) == 2  # the first tab's
 
 
 def test_dashboard_lists_dormant_accounts_as_of_a_day(shop):
@@ -343,7 +344,7 @@ def test_customer_analytics(shop):
     at.date_input(key="customers_period").set_value(
         (dt.date(2025, 5, 1), dt.date(2025, 5, 15))).run()
     show_tab(at, "customers_tab", "Cross-sell")
-    assert not at.get("plotly_chart") and "rfm_segment" not in [s.key for s in at.selectbox]
+    assert not at.get("echarts_chart") and "rfm_segment" not in [s.key for s in at.selectbox]
     offers = at.dataframe[0].value
     assert offers["Name"].tolist() == ["Bob Baker"]
     at.selectbox(key="cross_sell_offer").select("Savings account for a high balance").run()
@@ -507,3 +508,25 @@ def test_analytics_pages_say_when_their_figures_were_computed(shop, url):
     oldest = before - dt.timedelta(seconds=shop.bank.settings.value("dashboard_max_age_s"))
     assert oldest.time() <= stamp <= after.time() or oldest.date() != after.date()
     assert any(b.label == "Refresh now" for b in at.button)
+
+
+# A chart's selection as ECharts keeps it (each series its own pick), before and after a click:
+# the bar clicked is the one not held before. (held before, held now, picked first)
+PICKED = [
+    ([], [(0, 3)], (0, 3)),
+    ([(0, 3)], [(0, 3), (2, 5)], (2, 5)),  # another series: both held, the new one wins
+    ([(0, 3), (2, 5)], [(0, 4), (2, 5)], (0, 4)),
+    ([(0, 3)], [], None),  # cleared
+]
+
+
+@pytest.mark.parametrize("before, now, first", PICKED)
+def test_the_last_picked_point_opens(monkeypatch, before, now, first):
+    from pages import reports_dashboard
+
+    state = {"chart_x_held": before, "chart_x": {"selection": {"selected": [
+        {"series_index": s, "data_indices": [i]} for s, i in now]}}}
+    monkeypatch.setattr(reports_dashboard.st, "session_state", state)
+    picked = reports_dashboard.picked_points("chart_x")
+    assert (picked[0] if picked else None) == first
+    assert state["chart_x_held"] == now

@@ -310,6 +310,7 @@ def test_carol_paid_her_loan_off_early(demo):
     assert loan["principal_outstanding_cents"] == 0 and loan["paid_cents"] > 0
 
 
+@pytest.mark.slow
 def test_end_of_day_continues_after_the_demo(tmp_path):
     """The first end of day closes the business date: instalments due that day are collected
     in full, loans in arrears age by one day, and interest for the running month is paid once,
@@ -423,6 +424,7 @@ def test_a_bank_with_customers_gets_no_demo(bank):
     assert scalar(bank, "SELECT count(*) FROM transactions") == 0
 
 
+@pytest.mark.slow
 def test_the_same_seed_builds_the_same_people(tmp_path):
     people = []
     for name in ("a", "b"):
@@ -441,6 +443,7 @@ def run_cli(*args):
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_demo_then_verify_init_and_backup(tmp_path):
     db = str(tmp_path / "cli.duckdb")
     built = run_cli("--db", db, "demo", "--customers", "30", "--months", "2")

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from apptest_util import open_app, app_bank_on, urls
+from apptest_util import app_bank_fixture, open_app, urls
 from conftest import employee, make_customer
 from test_daily_pages import button_starting, by_label
 from test_dashboard_pages import show_tab
@@ -17,10 +17,7 @@ from test_loan_pages import click, texts
 _codes = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def app_bank(tmp_path_factory):
-    with app_bank_on(str(tmp_path_factory.mktemp("deposit_products") / "bank.duckdb")) as bank:
-        yield bank
+app_bank = app_bank_fixture("deposit_products")
 
 
 @pytest.fixture(scope="module")

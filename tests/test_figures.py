@@ -1,15 +1,15 @@
 """bankms.figures on small hand-made frames: count axes tick at whole numbers, legends sit below
-the plot, the app's own template (no "plotly_white" copied into each chart), and the chart
-config for phones."""
+the plot, account kinds read in words while the click-through keeps their codes, and a picked
+bar or point gives what drill.chart_selection needs (figures.point)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pandas as pd
-import plotly.io
 import pytest
 
-from bankms import figures
+from bankms import drill, figures
 from bankms.analytics import BALANCE_BUCKETS, RFM_SEGMENTS
 
 DAYS = pd.to_datetime([dt.date(2026, 3, 1), dt.date(2026, 3, 2)])
@@ -48,85 +48,135 @@ def dormant(n):
                          "kind": ["savings"] * n, "balance_cents": [500] * n})
 
 
-# (figure, frame, axis of the count, whole ticks one apart expected)
+def top(names):
+    return pd.DataFrame({"customer_id": range(1, len(names) + 1), "full_name": names,
+                         "balance_cents": [12_345] * len(names)})
+
+
+def y_axis(spec, index=0):
+    axes = spec["yAxis"]
+    return axes[index] if isinstance(axes, list) else axes
+
+
+# (figure, frame, y axis index, a count)
 COUNT_AXES = [
-    (figures.daily_count, daily_volume([1, 0, 0, 1]), "yaxis", True),  # stacked total 1
-    (figures.daily_count, daily_volume([40, 30, 20, 10]), "yaxis", False),  # 70: Plotly's own
-    (figures.balance_distribution, balance_distribution([0, 1, 0, 0, 0, 0]), "yaxis", True),
-    (figures.balance_distribution, balance_distribution([0, 9, 0, 0, 0, 0]), "yaxis", True),
-    (figures.balance_distribution, balance_distribution([0, 10, 0, 0, 0, 0]), "yaxis", False),
-    (figures.customer_growth, customer_growth([0, 1]), "yaxis2", True),
-    (figures.customer_growth, customer_growth([0, 1]), "yaxis", False),  # 100 customers
-    (figures.dormant_accounts, dormant(2), "yaxis", True),
-    (figures.rfm_segments, rfm_summary([1, 2]), "yaxis", True),
-    (figures.refusals, refusals([1]), "yaxis", True),
-    (figures.decision_times, decisions([0.5, 1.5, 30.0]), "yaxis", True),
+    (figures.daily_count, daily_volume([1, 0, 0, 1]), 0, True),
+    (figures.daily_amount, daily_volume([1, 0, 0, 1]), 0, False),  # money
+    (figures.balance_distribution, balance_distribution([0, 1, 0, 0, 0, 0]), 0, True),
+    (figures.customer_growth, customer_growth([0, 1]), 1, True),
+    (figures.customer_growth, customer_growth([0, 1]), 0, True),
+    (figures.dormant_accounts, dormant(2), 0, True),
+    (figures.rfm_segments, rfm_summary([1, 2]), 0, True),
+    (figures.refusals, refusals([1]), 0, True),
+    (figures.decision_times, decisions([0.5, 1.5, 30.0]), 0, True),
+    (figures.deposits_by_product, pd.DataFrame({"day": DAYS, "kind": ["savings"] * 2,
+                                                "balance_cents": [1, 2]}), 0, False),
 ]
 
 
-@pytest.mark.parametrize("make, frame, axis, one_apart", COUNT_AXES)
-def test_count_axes_tick_at_whole_numbers(make, frame, axis, one_apart):
-    shown = make(frame).layout[axis]
-    assert shown.tickformat == ",d" and shown.hoverformat == ",d"
-    assert shown.rangemode == "tozero"
-    # A small count would otherwise tick at 0.2, 0.4, ...: one apart from zero.
-    assert (shown.dtick, shown.tick0) == ((1, 0) if one_apart else (None, None))
+@pytest.mark.parametrize("make, frame, axis, count", COUNT_AXES)
+def test_count_axes_tick_at_whole_numbers(make, frame, axis, count):
+    shown = y_axis(make(frame), axis)
+    # A small count would otherwise tick at 0.2, 0.4, ...: whole numbers from zero.
+    assert (shown.get("minInterval"), shown.get("min")) == ((1, 0) if count else (None, None))
 
 
-def test_a_second_axis_keeps_its_own_title():
-    fig = figures.customer_growth(customer_growth([0, 1]))
-    assert fig.layout.yaxis.title.text == "Customers (count)"
-    assert fig.layout.yaxis2.title.text == "New customers (count)"
+def test_a_second_axis_keeps_its_own_name():
+    spec = figures.customer_growth(customer_growth([0, 1]))
+    assert [a["name"] for a in spec["yAxis"]] == ["Customers (count)", "New customers (count)"]
+    assert [s.get("yAxisIndex", 0) for s in spec["series"]] == [0, 1]
 
 
-@pytest.mark.parametrize("make, frame, axis", [
-    (figures.daily_amount, daily_volume([1, 0, 0, 1]), "yaxis"),
-    (figures.top_customers, pd.DataFrame({"customer_id": [1], "full_name": ["Ann"],
-                                          "balance_cents": [12_345]}), "xaxis"),
+@pytest.mark.parametrize("make, frame, legend", [
+    (figures.daily_amount, daily_volume([1, 0, 0, 1]), True),
+    (figures.daily_count, daily_volume([1, 0, 0, 1]), True),
+    (figures.customer_growth, customer_growth([0, 1]), True),
+    (figures.balance_distribution, balance_distribution([0, 1, 0, 0, 0, 0]), False),
+    (figures.top_customers, top(["Ann"]), False),
 ])
-def test_money_axes_are_not_counts(make, frame, axis):
-    assert make(frame).layout[axis].tickformat is None
+def test_legends_sit_below_the_plot_from_the_left(make, frame, legend):
+    spec = make(frame)
+    assert spec["title"]["left"] == 0
+    if legend:
+        assert (spec["legend"]["bottom"], spec["legend"]["left"]) == (0, 0)
+        assert spec["legend"]["orient"] == "horizontal"
+    else:  # one series: nothing to tell apart
+        assert "legend" not in spec
 
 
 @pytest.mark.parametrize("make, frame", [
     (figures.daily_amount, daily_volume([1, 0, 0, 1])),
-    (figures.daily_count, daily_volume([1, 0, 0, 1])),
+    (figures.top_customers, top(["Ann", "Bo"])),
     (figures.customer_growth, customer_growth([0, 1])),
-    (figures.empty, "Nothing (count)"),
 ])
-def test_legends_sit_below_the_plot_from_the_left(make, frame):
-    legend = make(frame).layout.legend
-    assert (legend.orientation, legend.yanchor, legend.xanchor) == ("h", "top", "left")
-    assert legend.y < 0 and legend.x == 0
+def test_charts_have_no_toolbox_and_stay_small(make, frame):
+    spec = make(frame)
+    assert "toolbox" not in spec and "dataZoom" not in spec and spec["animation"] is False
+    assert len(json.dumps(spec)) < 3_000
 
 
-def test_figures_keep_the_apps_template_and_stay_small():
-    import streamlit.elements.plotly_chart  # noqa: F401  Streamlit's template, as in the app
-
-    fig = figures.daily_count(daily_volume([1, 0, 0, 1]))
-    # Streamlit's template (placeholder colours its frontend swaps for the theme's).
-    assert fig.layout.template.layout.colorway == plotly.io.templates["streamlit"].layout.colorway
-    spec = plotly.io.to_json(fig, validate=False)
-    # With "plotly_white" named, this chart's JSON was 7.7 KB.
-    assert len(spec) < 6_000, len(spec)
-
-
-def test_the_chart_config_hides_what_a_phone_does_not_need():
-    assert figures.CONFIG["displayModeBar"] == "hover"
-    assert figures.CONFIG["displaylogo"] is False
-    assert {"lasso2d", "select2d"} <= set(figures.CONFIG["modeBarButtonsToRemove"])
+def test_an_empty_frame_gives_a_chart_that_says_so():
+    spec = figures.refusals(refusals([])[:0])
+    assert [t["text"] for t in spec["title"]] == ["Refused transactions by reason (count)",
+                                                  "No refused transactions"]
+    assert spec["series"] == []
 
 
 def test_account_kinds_read_in_words_in_legends_and_axes():
     days = pd.to_datetime([dt.date(2026, 3, 1)] * 2)
     balances = pd.DataFrame({"day": days, "kind": ["checking", "term_deposit"],
                              "balance_cents": [100, 200]})
-    fig = figures.deposits_by_product(balances)
-    assert [(t.name, t.meta) for t in fig.data] == [("Checking", "checking"),
-                                                    ("Term deposit", "term_deposit")]
-    dormant = pd.DataFrame({"kind": ["term_deposit"], "account_number": ["1"],
-                            "balance_cents": [5]})
-    fig = figures.dormant_accounts(dormant)
-    assert list(fig.data[0].x) == ["term_deposit"]  # the click-through keeps the code
-    assert list(fig.layout.xaxis.ticktext) == ["Term deposit"]
-    assert "term_deposit" not in fig.data[0].hovertemplate
+    spec = figures.deposits_by_product(balances)
+    assert [(s["name"], s["id"]) for s in spec["series"]] == [("Checking", "checking"),
+                                                              ("Term deposit", "term_deposit")]
+    spec = figures.dormant_accounts(pd.DataFrame({"kind": ["term_deposit"],
+                                                  "account_number": ["1"],
+                                                  "balance_cents": [5]}))
+    assert spec["xAxis"]["data"] == ["Term deposit"]
+    assert "term_deposit" not in json.dumps(spec["xAxis"])
+    # The click-through keeps the code.
+    assert figures.point(spec, 0, 0)[0]["x"] == "term_deposit"
+
+
+def test_names_stay_as_typed_on_one_line():
+    spec = figures.top_customers(top(['<b>Bo</b> & "Al"', "Ann\nNewline"]))
+    # Drawn from the bottom up: the biggest first in the frame is on top.
+    assert spec["yAxis"]["data"] == ["Ann Newline", '<b>Bo</b> & "Al"']
+
+
+# (chart, frame, picked (series, index), drill and selection expected)
+PICKS = [
+    (figures.daily_amount, daily_volume([1, 0, 0, 1]), (1, 1),
+     ("daily_volume", {"day": "2026-03-02", "kind": "transfer"})),
+    (figures.daily_count, daily_volume([1, 0, 0, 1]), (0, 0),
+     ("daily_count", {"day": "2026-03-01", "kind": "deposit"})),
+    (figures.balance_distribution, balance_distribution([0, 1, 0, 0, 0, 0]), (0, 1),
+     ("balance_distribution", {"bucket": BALANCE_BUCKETS[1][1]})),
+    (figures.customer_growth, customer_growth([0, 1]), (0, 1),
+     ("customers_by_day", {"day": "2026-03-02"})),
+    (figures.customer_growth, customer_growth([0, 1]), (1, 0),
+     ("customer_growth", {"day": "2026-03-01"})),
+    (figures.top_customers, top(["Ann", "Bo"]), (0, 0),
+     ("customer_accounts", {"customer_id": 2})),
+    (figures.dormant_accounts, dormant(2), (0, 0), ("dormant_accounts", {"kind": "savings"})),
+    (figures.rfm_segments, rfm_summary([1, 2]), (0, 1), ("rfm_segment",
+                                                         {"segment": RFM_SEGMENTS[1]})),
+    (figures.refusals, refusals([1, 2]), (0, 1), ("refusals", {"reason": "reason 1"})),
+    (figures.decision_times, decisions([0.5, 1.5, 30.0]), (0, 0),
+     ("decision_times", {"from_hours": 0, "to_hours": 2})),
+]
+CHART_NAMES = {figures.daily_amount: "daily_amount", figures.daily_count: "daily_count",
+               figures.balance_distribution: "balance_distribution",
+               figures.customer_growth: "customer_growth",
+               figures.top_customers: "top_customers",
+               figures.dormant_accounts: "dormant_accounts",
+               figures.rfm_segments: "rfm_segments", figures.refusals: "refusals",
+               figures.decision_times: "decision_times"}
+
+
+@pytest.mark.parametrize("make, frame, picked, expected", PICKS)
+def test_a_picked_bar_or_point_opens_its_rows(make, frame, picked, expected):
+    spec = make(frame)
+    assert all(s.get("selectedMode") == "single" for s in spec["series"])
+    point, series_id = figures.point(spec, *picked)
+    assert drill.chart_selection(CHART_NAMES[make], point, series_id) == expected

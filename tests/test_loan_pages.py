@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pytest
 
-from apptest_util import app_bank_on, open_app, shown, urls
+from apptest_util import app_bank_fixture, open_app, shown, urls
 from conftest import Clock, employee, funded_account, login_for, make_customer
 from test_dashboard_pages import show_tab
 
@@ -21,10 +21,7 @@ _names = itertools.count(1)
 D = Decimal
 
 
-@pytest.fixture(scope="module")
-def app_bank(tmp_path_factory):
-    with app_bank_on(str(tmp_path_factory.mktemp("loan_pages") / "bank.duckdb")) as bank:
-        yield bank
+app_bank = app_bank_fixture("loan_pages")
 
 
 @pytest.fixture(scope="module")

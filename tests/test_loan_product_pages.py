@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from apptest_util import app_bank_on, open_app, urls
+from apptest_util import app_bank_fixture, open_app, urls
 from conftest import employee, make_customer
 from test_dashboard_pages import show_tab
 from test_loan_pages import click, texts
@@ -14,10 +14,7 @@ from test_loan_pages import click, texts
 _codes = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def app_bank(tmp_path_factory):
-    with app_bank_on(str(tmp_path_factory.mktemp("loan_products") / "bank.duckdb")) as bank:
-        yield bank
+app_bank = app_bank_fixture("loan_products")
 
 
 @pytest.fixture(scope="module")

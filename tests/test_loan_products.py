@@ -295,6 +295,7 @@ LATE = [
 
 
 @pytest.mark.parametrize("product, late_fee, grace, charged", LATE)
+@pytest.mark.slow
 def test_end_of_day_charges_each_loan_its_own_late_fee(bank, staff, product, late_fee, grace,
                                                        charged):
     system = bank.system_actor()

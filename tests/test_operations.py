@@ -139,6 +139,7 @@ def test_command_line(real_bank, capsys, argv, code, message):
     (["setting", "no_such_key", "1"], 2, "Unknown setting"),
     (["verify"], 0, None),
 ])
+@pytest.mark.slow
 def test_command_line_as_a_real_process(real_bank, args, code, message):
     db = str(real_bank / "bank.duckdb")
     env = {**os.environ, "BANKMS_BCRYPT_ROUNDS": "4", "BANKMS_DB": db}
@@ -152,6 +153,7 @@ def test_command_line_as_a_real_process(real_bank, args, code, message):
     assert not os.path.exists(real_bank / "mistyped.duckdb")
 
 
+@pytest.mark.slow
 def test_create_employee_without_a_terminal_or_password_says_so(real_bank):
     """No --password, no $BANKMS_NEW_PASSWORD and no terminal to ask on: one clear line."""
     env = {k: v for k, v in os.environ.items() if k != "BANKMS_NEW_PASSWORD"}
@@ -192,6 +194,7 @@ def customer_account(bank, name) -> tuple[int, str]:
     return cid, bank.accounts.open(system, cid, kind="checking")
 
 
+@pytest.mark.slow
 def test_backup_and_restore_round_trip_with_private_modes(tmp_path, capsys):
     db = str(tmp_path / "live" / "bank.duckdb")
     with bankms.open_bank(db, bcrypt_rounds=4) as bank:
@@ -474,6 +477,7 @@ def test_the_app_refuses_to_serve_files_open_to_others(app_env, target, fix):
     assert not at.text_input  # no sign-in form
 
 
+@pytest.mark.slow
 def test_two_backups_to_the_same_name_at_once_keep_one(tmp_path, monkeypatch):
     """Both pass the existence check together; the second is refused and the first's file
     stays (it used to be deleted by the second one's clean-up)."""

@@ -31,6 +31,7 @@ from bankms.errors import (
     SameAccount,
     TransactionNotFound,
 )
+from bankms.ledger import PostingRequest
 from bankms.security import Actor
 
 
@@ -398,6 +399,66 @@ def test_same_key_same_content_returns_first_receipt(w):
     third = b.payments.transfer(w.alice, w.a1, w.b1, "7.00", idempotency_key="k-1", memo="m")
     assert third.replayed is True and third.transaction_id == first.transaction_id
     assert b.read_one("SELECT count(*) FROM transactions WHERE idempotency_key = 'k-1'") == (1,)
+
+
+# (case id, the service call replaying an old-style request, its kind, legs given the account
+# number, the error expected or None when the first receipt must come back)
+OLD_STYLE_REPLAYS = [
+    ("deposit, default channel", "deposit", {}, lambda n: [(INTERNAL["teller_cash"], -700), (n, 700)],
+     None),
+    ("withdrawal, default channel", "withdraw", {},
+     lambda n: [(n, -700), (INTERNAL["teller_cash"], 700)], None),
+    ("deposit, now at an ATM", "deposit", {"channel": "atm"},
+     lambda n: [(INTERNAL["teller_cash"], -700), (n, 700)], IdempotencyConflict),
+]
+
+
+@pytest.mark.parametrize("method,kwargs,legs,expected",
+                         [c[1:] for c in OLD_STYLE_REPLAYS], ids=[c[0] for c in OLD_STYLE_REPLAYS])
+def test_a_key_used_before_channels_existed_replays(w, method, kwargs, legs, expected):
+    """A deposit or withdrawal posted before payments had channels (its request carried none)
+    replays under the same key as the first receipt: the default channel, cash, is not part of
+    the request's hash; another channel is a different request."""
+    b = w.bank
+    kind = "deposit" if method == "deposit" else "withdrawal"
+    sides = {"target_account": w.a1} if kind == "deposit" else {"source_account": w.a1}
+    old = PostingRequest(kind=kind, actor=w.teller, action=f"payment.{method}", legs=legs(w.a1),
+                         amount_cents=700, idempotency_key="k-old", internal_ok=True, **sides)
+    first = b.payments._post_or_queue(old)
+    before = snapshot(b)
+    call = getattr(b.payments, method)
+    if expected is not None:
+        with pytest.raises(expected):
+            call(w.teller, w.a1, "7.00", idempotency_key="k-old", **kwargs)
+    else:
+        again = call(w.teller, w.a1, "7.00", idempotency_key="k-old", **kwargs)
+        assert again.replayed is True and first.replayed is False
+        assert again.transaction_id == first.transaction_id
+    assert snapshot(b) == before
+
+
+@pytest.mark.parametrize("method", ["deposit", "withdraw"])
+def test_a_key_stored_while_cash_was_hashed_replays(w, method):
+    """Between the landing of channels and the default channel's leaving the hash, a cash
+    payment's key was stored with 'cash' in its hash: its replay is still the same request."""
+    from bankms.ledger import _hash_parts
+    b = w.bank
+    kind = "deposit" if method == "deposit" else "withdrawal"
+    if kind == "deposit":
+        sides, legs = {"target_account": w.a1}, [(INTERNAL["teller_cash"], -700), (w.a1, 700)]
+    else:
+        sides, legs = {"source_account": w.a1}, [(w.a1, -700), (INTERNAL["teller_cash"], 700)]
+    stored = _hash_parts([kind, w.teller.username, legs, 700, "", None, "cash"])
+    then = PostingRequest(kind=kind, actor=w.teller, action=f"payment.{method}", legs=legs,
+                          amount_cents=700, idempotency_key="k-then", internal_ok=True,
+                          channel="cash", request_hash=stored, **sides)
+    first = b.payments._post_or_queue(then)
+    before = snapshot(b)
+    again = getattr(b.payments, method)(w.teller, w.a1, "7.00", idempotency_key="k-then")
+    assert again.replayed is True and again.transaction_id == first.transaction_id
+    with pytest.raises(IdempotencyConflict):
+        getattr(b.payments, method)(w.teller, w.a1, "7.01", idempotency_key="k-then")
+    assert snapshot(b) == before
 
 
 # (case id, a different request under the key 'k-2' of a 7.00 transfer from a1 to b1 by Alice)

@@ -448,6 +448,7 @@ def test_statement_pdf_shows_the_totals(ledger):
         assert needle in text, needle
 
 
+@pytest.mark.slow
 def test_statement_pdf_runs_over_several_pages(tmp_path):
     bank = bankms.open_bank(str(tmp_path / "b.duckdb"), bcrypt_rounds=4)
     try:
@@ -713,6 +714,7 @@ def _random_bank(bank, rng, months=4, accounts_n=15):
 
 
 @pytest.mark.parametrize("source", ["demo", "generated"])
+@pytest.mark.slow
 def test_every_statement_of_a_bank_reconciles(bank, system, source):
     if source == "demo":
         demo = pytest.importorskip("bankms.demo")
@@ -793,6 +795,7 @@ def _stored(bank, lid):
 @pytest.mark.parametrize("days_after_first_due, late_days, bucket, late_provision", [
     (10, 11, "1–30 days", 50_000), (44, 45, "31–60 days", 250_000),
     (95, 96, "over 90 days", 1_000_000)])
+@pytest.mark.slow
 def test_loan_book_matches_end_of_day(bank, system, loan_bank, days_after_first_due, late_days,
                                       bucket, late_provision, years_ahead):
     day = loan_bank.dues[0] + days_after_first_due * DAY

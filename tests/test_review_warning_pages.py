@@ -8,16 +8,13 @@ import itertools
 from decimal import Decimal
 
 import pytest
-from apptest_util import app_bank_on, button_starting, open_app, texts
+from apptest_util import app_bank_fixture, button_starting, open_app, texts
 from conftest import customer_account, employee, login_for
 
 _names = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def app_bank(tmp_path_factory):
-    with app_bank_on(str(tmp_path_factory.mktemp("review_warnings") / "bank.duckdb")) as bank:
-        yield bank
+app_bank = app_bank_fixture("review_warnings")
 
 
 @pytest.fixture(scope="module")

@@ -627,6 +627,9 @@ def test_manager_unlocks(bank, system):
     employee(bank, "teller", username="tina")
     manager = employee(bank, "manager")
     bank.settings.set(system, "login_backoff_user_after_failures", "5")
+    # The longest first wait (60 s): with the default 1 s the lock could end before the next
+    # attempt on a busy machine, and the test would fail without a fault.
+    bank.settings.set(system, "login_backoff_base_s", "60")
     for _ in range(5):
         with pytest.raises(AuthenticationError):
             bank.auth.login("tina", "wrong password!")

@@ -8,7 +8,7 @@ import itertools
 import re
 
 import pytest
-from apptest_util import APP, app_bank_on, goto, open_app, shown
+from apptest_util import APP, app_bank_fixture, goto, open_app, shown
 from bankms.text import markdown_escape
 from conftest import employee, funded_account, make_customer, sent_code
 from streamlit.testing.v1 import AppTest
@@ -16,10 +16,7 @@ from streamlit.testing.v1 import AppTest
 _names = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def app_bank(tmp_path_factory):
-    with app_bank_on(str(tmp_path_factory.mktemp("sod_pages") / "bank.duckdb")) as bank:
-        yield bank
+app_bank = app_bank_fixture("sod_pages")
 
 
 def manager(bank):

@@ -6,16 +6,13 @@ import datetime as dt
 import itertools
 
 import pytest
-from apptest_util import app_bank_on, button_starting, open_app, texts, urls
+from apptest_util import app_bank_fixture, button_starting, open_app, texts, urls
 from conftest import employee, funded_account, login_for, make_customer
 
 _names = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def app_bank(tmp_path_factory):
-    with app_bank_on(str(tmp_path_factory.mktemp("so_pages") / "bank.duckdb")) as bank:
-        yield bank
+app_bank = app_bank_fixture("so_pages")
 
 
 def customer(bank, name, amount="500.00"):

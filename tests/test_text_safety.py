@@ -8,8 +8,9 @@ allow [a-z0-9._-]: they cannot carry markup, which is checked too). Then every p
 role is drawn with AppTest, some with their inputs filled in, and each Markdown source that
 Streamlit would render (titles, markdown, captions, alerts, toasts, widget labels, radio
 options, st.table cells) is checked for an unescaped payload; dataframes for link or image
-columns; Plotly figures for raw tags. Streamlit's own settings (XSRF, CORS, the websocket's
-origin check) are checked in the effective config and against a running server.
+columns; charts for markup options (rich text, formatters). Streamlit's own settings (XSRF,
+CORS, the websocket's origin check) are checked in the effective config and against a running
+server.
 """
 from __future__ import annotations
 
@@ -28,10 +29,10 @@ import pytest
 from apptest_util import app_bank_on, goto, open_app, urls
 
 import bankms
-from bankms.text import WORD_JOINER, csv_rows, csv_text, markdown_escape, plotly_text
+from bankms.text import WORD_JOINER, chart_text, csv_rows, csv_text, markdown_escape
 
 # Each payload exercises Markdown links, images, emphasis, colour directives, LaTeX, raw HTML,
-# Plotly's HTML subset and spreadsheet formulas. Names are at most 100 characters.
+# chart markup and spreadsheet formulas. Names are at most 100 characters.
 NAME = '=HYPERLINK("http://evil.test/?x") <a href="http://evil.test">**Bo**</a> ![i](http://evil.test/n.png)'
 NAME2 = ":green[income verified] $x^2$ _em_ <b>Al</b> [c](http://evil.test/c) <img src=http://evil.test/p>"
 PURPOSE = ("**income verified, approve at 0 %** :green[ok] ![i](http://evil.test/loan.png) "
@@ -47,8 +48,8 @@ STAFF_NAME = "-2+3 **Boss** ![s](http://evil.test/s.png)"
 RAW_MARKDOWN = ["](http", "http:", "www.", "@evil", "![", "**Bo", "**income", "**Rejectz", "**Boss", "**N**", ":green[",
                 ":red[", "$x", "$\\frac", "<img", "<a ", "<b>", "<script", "~~gone", "`code",
                 "_em_"]
-# Plotly draws these tags in labels and hover text.
-RAW_HTML = ["<a ", "<a>", "<b>", "<img", "<script", "<i>", "<br", "<span"]
+# ECharts reads these option keys as markup or templates: user text must never reach them.
+CHART_MARKUP_KEYS = {"rich", "formatter"}
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _ids = itertools.count(1)
 
@@ -73,13 +74,14 @@ def test_markdown_escape_leaves_no_construct(text):
 
 
 @pytest.mark.parametrize("text, shown", [
-    ('<a href="http://evil.test">x</a>', '&lt;a href="http://evil.test"&gt;x&lt;/a&gt;'),
-    ("<b>bold</b> & <br>", "&lt;b&gt;bold&lt;/b&gt; &amp; &lt;br&gt;"),
+    ('<a href="http://evil.test">x</a>', '<a href="http://evil.test">x</a>'),  # drawn as text
+    ("{b|bold} & <br>", "{b|bold} & <br>"),
+    ("line one\nline two\r\nthree", "line one line two three"),
     ("plain", "plain"),
     (None, ""),
 ])
-def test_plotly_text(text, shown):
-    assert plotly_text(text) == shown
+def test_chart_text(text, shown):
+    assert chart_text(text) == shown
 
 
 @pytest.mark.parametrize("cell, written", [
@@ -212,12 +214,13 @@ def _check_page(at, where) -> str:
         config = frame.proto.columns  # the column configuration as JSON
         assert '"link"' not in config and '"image"' not in config, (where, config)
         texts.append(frame.value.to_string())
-    for chart in at.get("plotly_chart"):
+    for chart in at.get("echarts_chart"):
         spec = json.loads(chart.proto.spec)
-        strings = []
+        strings, keys = [], set()
 
         def walk(node):
             if isinstance(node, dict):
+                keys.update(node)
                 for value in node.values():
                     walk(value)
             elif isinstance(node, list):
@@ -226,8 +229,10 @@ def _check_page(at, where) -> str:
             elif isinstance(node, str):
                 strings.append(node)
         walk(spec)
-        raw = [s for s in strings if any(tag in s.lower() for tag in RAW_HTML)]
-        assert raw == [], (where, raw)
+        # ECharts draws labels, names and titles as text; only rich text and formatter
+        # templates read markup, and a line break would let a name spill over its neighbours.
+        assert keys & CHART_MARKUP_KEYS == set(), (where, keys & CHART_MARKUP_KEYS)
+        assert [s for s in strings if "\n" in s] == [], where
         texts.extend(strings)
     texts += [source for _, source in _markdown_sources(at)]
     return re.sub(r"\\(.)", r"\1", "\n".join(texts)).replace(WORD_JOINER, "")

@@ -114,20 +114,29 @@ class Server:
             finally:
                 bank.close()
         # else: the app meets the database as it is (or makes it, on a first start).
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.folder / "server.log"
         server_env = {k: v for k, v in os.environ.items() if k != "BANKMS_COOKIE_KEY"}
         server_env.update({"BANKMS_DB": self.db_path, "BANKMS_COOKIE_KEY_FILE": self.key_path,
                            "BANKMS_BCRYPT_ROUNDS": "4", "BANKMS_NO_DEMO": "1", **(env or {})})
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port",
-             str(self.port), "--server.address", "127.0.0.1", "--server.headless", "true",
-             "--browser.gatherUsageStats", "false"],
-            cwd=REPO, env=server_env, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True)
-        self._wait_healthy()
+        # A free port can be taken by another process (another xdist worker's server) between
+        # free_port() closing it and Streamlit binding it: then start again on a new port.
+        for attempt in range(3):
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            self._log = open(self.log_path, "w")
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port",
+                 str(self.port), "--server.address", "127.0.0.1", "--server.headless", "true",
+                 "--browser.gatherUsageStats", "false"],
+                cwd=REPO, env=server_env, stdout=self._log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+            try:
+                self._wait_healthy()
+                return
+            except RuntimeError:
+                if attempt == 2 or "is not available" not in self.log():
+                    raise
+                self.stop()
 
     def _wait_healthy(self, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -330,13 +339,17 @@ def visit_each(browser, server: Server, paths, *, cookies=(), viewport=None, tab
 
 # No element still waits for its lazily loaded code (Streamlit's Suspense fallback, stSkeleton),
 # every table in view has its canvas and every chart its drawing (both draw after the run that
-# sent them has ended; those in closed tabs or expanders wait).
+# sent them has ended; those in closed tabs or expanders wait), and no CSS transition is still
+# running: elements faded during a run come back through an opacity transition, and a page read
+# mid-way (axe's colour contrast, a screenshot) sees grey text (seen on a loaded machine).
 _DRAWN_JS = """() => {
   const all = (sel, inner) => [...document.querySelectorAll(sel)]
     .every(e => !e.checkVisibility() || e.querySelector(inner));
   return !document.querySelector('[data-testid=stSkeleton]') &&
          all('[data-testid=stDataFrame]', 'canvas') &&
-         all('[data-testid=stPlotlyChart]', '.main-svg');
+         all('[data-testid=stEChartsChart]', 'svg text') &&
+         !document.getAnimations().some(a => a instanceof CSSTransition &&
+                                             a.playState === 'running');
 }"""
 
 

@@ -10,15 +10,21 @@ from browser.helpers import DESKTOP, PHONE, error_text, login, main_text, screen
 from test_dashboard_pages import DASHBOARD_TABS as TABS
 
 pytestmark = pytest.mark.browser
-# A chart counts as drawn once its title is: Plotly draws two .main-svg layers per chart, so
-# counting those let the test go on with half the charts still to come.
-TITLES_DRAWN_JS = """titles => {
-  const drawn = [...document.querySelectorAll(
-    '[data-testid=stPlotlyChart] .js-plotly-plot .gtitle')]
-    .filter(t => t.closest('[data-testid=stPlotlyChart]').offsetParent !== null)
-    .map(t => t.textContent);
+# The texts of each chart in view (ECharts draws titles, axes and legends as SVG text).
+CHART_TEXTS_JS = """() => [...document.querySelectorAll('[data-testid=stEChartsChart]')]
+  .filter(c => c.offsetParent !== null)
+  .map(c => [...c.querySelectorAll('svg text')].map(t => t.textContent))"""
+# A chart counts as drawn once its title is.
+TITLES_DRAWN_JS = f"""titles => {{
+  const drawn = ({CHART_TEXTS_JS})().flat();
   return titles.every(t => drawn.includes(t));
-}"""
+}}"""
+
+
+def shown_titles(page, titles) -> list:
+    """The title of each chart in view, in order, as one of `titles` (None if none is)."""
+    return [next((t for t in texts if t in titles), None)
+            for texts in page.evaluate(CHART_TEXTS_JS)]
 
 
 def show_tab(page, label):
@@ -65,7 +71,7 @@ def test_dashboard_draws_every_figure_and_chart(server, page_factory, viewport, 
     screenshot(page, f"dashboard-{name}")
     for label in list(TABS)[1:]:
         show_tab(page, label)
-        titles = page.locator("[data-testid=stPlotlyChart] .gtitle").all_text_contents()
+        titles = shown_titles(page, TABS[label])
         assert titles == TABS[label], titles
         assert not error_text(page)
     text = main_text(page)
@@ -104,9 +110,10 @@ def test_a_bar_and_a_key_figure_open_the_rows_behind_them(server, page_factory):
     balance chart opens the accounts behind it; a key figure's button opens its rows."""
     page = open_as(page_factory, server, "manager", "dashboard", DESKTOP)
     show_tab(page, "Balances")
-    chart = page.locator("[data-testid=stPlotlyChart]").filter(has_text="Accounts by balance")
-    bars = chart.locator("g.trace.bars path")
-    # The tallest bar: an empty bucket draws a path of no height, which cannot be clicked.
+    chart = page.locator("[data-testid=stEChartsChart]").filter(has_text="Accounts by balance")
+    # Bars are the filled paths of the chart's SVG (axes and grid lines are not filled); the
+    # tallest, as an empty bucket draws a bar of no height, which cannot be clicked.
+    bars = chart.locator("svg path[fill]:not([fill=none]):not([fill=transparent])")
     heights = bars.evaluate_all("paths => paths.map(p => p.getBBox().height)")
     bar = bars.nth(heights.index(max(heights)))
     bar.scroll_into_view_if_needed()

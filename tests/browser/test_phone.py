@@ -1,5 +1,5 @@
 """In Chromium at phone size (390x844): the menu closes after a tap on a page, and charts show
-no Plotly toolbar. The browser's user agent is a desktop one, as on a narrow tablet or a phone
+no toolbar. The browser's user agent is a desktop one, as on a narrow tablet or a phone
 asking for the desktop site, where Streamlit itself leaves the menu open (pages/phone.py)."""
 from __future__ import annotations
 
@@ -43,8 +43,9 @@ def test_charts_show_no_toolbar_on_a_phone(server, page_factory):
     login(page, *USERS["manager"][:2])
     page.goto(f"{server.url}/dashboard")
     helpers.settle(page)
-    chart = page.locator("[data-testid=stPlotlyChart]").first
-    chart.locator(".gtitle").wait_for(timeout=helpers.WAIT_MS)
-    chart.locator(".plot-container").click()  # a tap shows Plotly's toolbar where it may
-    bar = chart.locator(".modebar-container")
+    chart = page.locator("[data-testid=stEChartsChart]").first
+    chart.locator("svg text").first.wait_for(timeout=helpers.WAIT_MS)
+    chart.click()  # a tap shows Streamlit's chart toolbar (Show data, download) where it may
+    container = page.locator("[data-testid=stElementContainer]").filter(has=chart).last
+    bar = container.locator("[data-testid=stElementToolbar]")
     assert bar.count() == 0 or not bar.first.is_visible()

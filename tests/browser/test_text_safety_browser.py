@@ -103,15 +103,25 @@ def test_staff_pages_show_hostile_text_as_text(page_factory, text_server):
     _assert_inert(page, "reversals")
     assert MEMO in _shown(page)
 
-    # The dashboard's top-customers chart: Plotly draws <a href> and <b> in tick labels and
-    # hover text as SVG links and bold; the name must appear as typed.
+    # The dashboard's top-customers chart: the name must appear as typed in its tick labels
+    # (ECharts draws SVG text) and in the tooltip (HTML, which ECharts escapes), never as a
+    # link or bold.
     nav("Dashboard")
     # The top-customers chart is in its own tab, drawn only once the tab is opened.
     helpers.click_and_settle(page, page.get_by_role("tab", name=TOP_CUSTOMERS_TAB))
-    page.locator(".js-plotly-plot").first.wait_for(timeout=helpers.WAIT_MS)
+    chart = page.locator("[data-testid=stEChartsChart]").filter(has_text="Top customers")
+    chart.first.wait_for(timeout=helpers.WAIT_MS)
     page.wait_for_function(
-        "name => [...document.querySelectorAll('.js-plotly-plot text')]"
+        "name => [...document.querySelectorAll('[data-testid=stEChartsChart] svg text')]"
         ".some(t => t.textContent.includes(name))", arg='<a href="', timeout=helpers.WAIT_MS)
+    label = chart.locator("svg text").filter(has_text='<a href="').first
+    box = label.bounding_box()
+    # The row of that name, to the right of its label: its tooltip names the customer.
+    page.mouse.move(box["x"] + box["width"] + 20, box["y"] + box["height"] / 2)
+    page.wait_for_function(
+        "name => [...document.querySelectorAll('[data-testid=stEChartsChart] div')]"
+        ".some(d => !d.querySelector('svg') && d.textContent.includes(name))",
+        arg='<a href="', timeout=helpers.WAIT_MS)
     svg_links = page.evaluate(
         "evil => [...document.querySelectorAll('a')].map(a => (a.getAttribute('href') || '') + "
         "(a.getAttribute('xlink:href') || '')).filter(h => h.includes(evil))", EVIL)
