@@ -251,7 +251,9 @@ class Accounts:
         return mask_name(row[0])
 
     def list(self, actor, customer_id=None):
-        """Accounts with balances, read in one snapshot (one query), in the order opened.
+        """Accounts with balances, read in one snapshot (one query; after a posting batch only
+        the balances are read again, the rest kept while nothing else was written: _listed),
+        in the order opened.
         `available_cents` (int) and `available` (Decimal) mean what `available` means: balance
         - holds + overdraft limit, 0 for a frozen or closed account or a term deposit
         (AVAILABLE_SQL)."""

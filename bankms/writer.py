@@ -11,8 +11,9 @@ the order they came, which keeps the tail latency short.
 Readers do not wait for the writer (issue 13): an earlier version made every read wait while
 postings flowed, at most BANKMS_READER_WAIT_MS; off by default, it cost every read after a write
 a few milliseconds and a review found it a net loss, so it was removed. Posting under reads is
-kept fast by making reads cheap instead (accounts.list built once from plain rows, dashboard
-answers kept up to dashboard_max_age_s: benchmarks/bench_posting_under_read.py).
+kept fast by making reads cheap instead (accounts.list built once from plain rows and, after a
+posting batch, reading only balances again while `calls_seq` has not moved; dashboard answers
+kept up to dashboard_max_age_s: benchmarks/bench_posting_under_read.py).
 
 Every unit of work the writer ends (committed or not) raises `version` before its callers hear
 back, so an answer kept for a version (Bank.kept) is never older than a write its reader saw
