@@ -45,7 +45,10 @@ profile of a reading round with the lean list (before the once-per-call setting)
 35 % of the time (readers 16 %, of
 which the kept dashboard's 8 copies and its settings read two thirds); the rest of the loss is
 hand-off latency (the writer and 16 posting threads wait for the GIL after every DuckDB call)
-and CPU: the readers' SQL runs on the same 2 cores as the writer's. Target NOT met.
+and CPU: the readers' SQL runs on the same 2 cores as the writer's. Side by side with main
+(f212cf5) at load 6-15, 14:24-14:30: main 0.49 then gil 0.39; gil 0.41 then main 0.36; under
+that load the ratio does not separate the two, while accounts.list of 50 accounts stays about
+twice as fast (gil 3.1-4.7 ms, main 5.6-11.3 ms). Target NOT met.
 """
 from __future__ import annotations
 
