@@ -89,3 +89,16 @@ def test_a_caller_changing_its_answer_leaves_the_kept_one_alone(dash):
     before = first.copy()
     first.iloc[:, 0] = None
     assert bank.reports.query(manager, "key_figures", f).equals(before)
+
+
+def test_a_managers_home_says_how_old_its_kept_key_figures_are(dash):
+    # The home page reads the same kept key figures as the dashboard: it must say so too.
+    bank, manager, clock, ticks, account = dash
+    first = bank.home.manager(manager)
+    assert first["key_figures_as_of"] == clock.now
+    bank.payments.deposit(bank.system_actor(), account, "5.00")
+    clock.advance(seconds=5)
+    ticks.now += 5
+    again = bank.home.manager(manager)
+    assert again["key_figures"].equals(first["key_figures"])
+    assert again["key_figures_as_of"] == clock.now - dt.timedelta(seconds=5)
