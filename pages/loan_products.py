@@ -84,7 +84,8 @@ def render() -> None:
     lazy_tabs({
         "Products": lambda: product_table(products, key="lp_table", with_status=True),
         "Edit a product": lambda: _edit(bank, actor, products),
-        "New product": lambda: _create(bank, actor)}, key=TAB)
+        "New product": lambda: _create(bank, actor)}, key=TAB,
+        keep=("Edit a product", "New product"))
 
 
 def _edit(bank, actor, products) -> None:
