@@ -266,8 +266,10 @@ def top_customers(df: pd.DataFrame) -> dict:
                "data": _bars(_dollars(data["balance_cents"]),
                              drill=[{"customdata": int(c)} for c in data["customer_id"]]),
                "selectedMode": "single"}]
+    # The last amount ends at the right edge rather than centred on it: centred, a phone cut
+    # "100,000" to "100,00".
     return _option(title, _value_axis("Balance ($)", nameLocation="middle", nameGap=28,
-                                      nameTextStyle={}),
+                                      nameTextStyle={}, axisLabel={"alignMaxLabel": "right"}),
                    {"type": "category", "name": "Customer", "nameLocation": "end",
                     "nameTextStyle": {"align": "left"},
                     "axisLabel": {"width": NAME_LABEL_WIDTH_PX, "overflow": "truncate"},

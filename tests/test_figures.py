@@ -156,6 +156,12 @@ def test_a_long_name_is_cut_short_on_the_axis_and_whole_in_the_tooltip():
     assert long_name in spec["yAxis"]["data"]
 
 
+def test_the_last_amount_of_a_horizontal_money_axis_stays_inside_the_chart():
+    # At 390 px the last tick, centred on the right edge, was cut to "100,00" (read as 100.00).
+    spec = figures.top_customers(top(["Ann", "Bo"]))
+    assert spec["xAxis"].get("axisLabel", {}).get("alignMaxLabel") == "right"
+
+
 # (chart, frame, picked (series, index), drill and selection expected)
 PICKS = [
     (figures.daily_amount, daily_volume([1, 0, 0, 1]), (1, 1),
