@@ -38,6 +38,10 @@ from .labels import account_kind_label
 from .text import chart_text
 
 MONEY_AXIS = "Amount ($)"
+# The widest a customer's name is drawn on an axis (ending in "..." past it); the tooltip shows
+# it whole. A 100-character name drawn whole took half the plot at 1366 px and all of it on a
+# 390 px phone.
+NAME_LABEL_WIDTH_PX = 120
 # Below the plot and its axis name, from the left edge, in one row that pages when too long.
 LEGEND = {"type": "scroll", "orient": "horizontal", "bottom": 0, "left": 0}
 # Room for the title and the y axis name above the plot, and for the legend below it.
@@ -262,10 +266,13 @@ def top_customers(df: pd.DataFrame) -> dict:
                "data": _bars(_dollars(data["balance_cents"]),
                              drill=[{"customdata": int(c)} for c in data["customer_id"]]),
                "selectedMode": "single"}]
+    # The last amount ends at the right edge rather than centred on it: centred, a phone cut
+    # "100,000" to "100,00".
     return _option(title, _value_axis("Balance ($)", nameLocation="middle", nameGap=28,
-                                      nameTextStyle={}),
+                                      nameTextStyle={}, axisLabel={"alignMaxLabel": "right"}),
                    {"type": "category", "name": "Customer", "nameLocation": "end",
                     "nameTextStyle": {"align": "left"},
+                    "axisLabel": {"width": NAME_LABEL_WIDTH_PX, "overflow": "truncate"},
                     "data": [chart_text(n) for n in data["full_name"]]},
                    series, tooltip="axis", value_format=_MONEY_FORMAT, legend=False)
 

@@ -262,7 +262,9 @@ class Home:
          "signups_total" (self-registrations waiting for verification),
          "key_figures": DataFrame (figure, unit, value, previous) of KEY_FIGURES over the
              last KEY_FIGURES_DAYS days against the days before (analytics.key_figures:
-             money in cents, percent as Decimal, counts), "period_start", "period_end",
+             money in cents, percent as Decimal, counts), "key_figures_as_of" (aware UTC:
+             when they were computed, as they may be kept up to dashboard_max_age_s like the
+             dashboard's), "period_start", "period_end",
          "eod": see `eod_status`}. The last verify comes from `verify` (it may be running).
         Managers only (PermissionDenied, audited)."""
         bank = self._bank
@@ -285,7 +287,8 @@ class Home:
             .head(rows),
             "applications_total": len(applications),
             "signups_total": bank.customers.pending(actor, limit=1)["total"],
-            "key_figures": figures, "period_start": period.start, "period_end": period.end,
+            "key_figures": figures, "key_figures_as_of": bank.reports.as_of(figures),
+            "period_start": period.start, "period_end": period.end,
             "eod": self.eod_status(actor),
         }
 

@@ -243,6 +243,12 @@ class Reports:
             with self._answers_lock:
                 if len(self._answers) >= self.ANSWERS_MAX:
                     self._answers.clear()
+                if key[0] == "query":
+                    # The rows behind figures of these filters were kept from before this
+                    # figure: forgotten, so that rows are never older than the figure they open.
+                    for kept in [k for k in self._answers
+                                 if k[0] == "drill" and k[2] == key[2]]:
+                        del self._answers[kept]
                 self._answers[key] = (started, answer)
         return answer.copy(deep=False)
 

@@ -355,15 +355,21 @@ def figure_change(unit: str, value, previous) -> str:
     return f"{'+' if change > 0 else ''}{change:,}"
 
 
-def lazy_tabs(spec: dict, key: str) -> None:
+def lazy_tabs(spec: dict, key: str, *, keep=()) -> None:
     """Tabs labelled by spec's keys, of which only the open one runs its function (st.tabs
     on_change="rerun"; the first is open until another is clicked). A tab not drawn costs the
     browser nothing: on this machine each grid or form of a dozen widgets drawn up front cost
     a page about a tenth of a second of the browser's main thread (bench_pages_browser.py
-    --profile). Tests open a tab by setting st.session_state[key] to its label and rerunning."""
+    --profile). A tab labelled in `keep` (one holding a form), once opened, stays drawn while
+    closed: what is typed in a form lives only in the browser until it is submitted, and a tab
+    no longer drawn loses it. Tests open a tab by setting st.session_state[key] to its label
+    and rerunning."""
     tabs = st.tabs(list(spec), key=key, on_change="rerun")
-    for tab, draw in zip(tabs, spec.values()):
-        if tab.open:
+    opened = st.session_state.setdefault(f"_{key}_opened", set())
+    for (label, draw), tab in zip(spec.items(), tabs):
+        if tab.open and label in keep:
+            opened.add(label)
+        if tab.open or label in opened:
             with tab:
                 draw()
 

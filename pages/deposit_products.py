@@ -214,4 +214,4 @@ def render() -> None:
         "Products": lambda: _table(products),
         "New terms": lambda: _edit(
             bank, actor, {row["code"]: row for row in products.to_dict("records")}),
-        "New product": lambda: _create(bank, actor)}, key=TAB)
+        "New product": lambda: _create(bank, actor)}, key=TAB, keep=("New terms", "New product"))

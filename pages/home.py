@@ -214,12 +214,13 @@ def _manager(bank, actor) -> None:
         show_table(home["alerts"], key="home_alerts",
                    headers={"customer_id": "Customer", "holder": "Holder",
                             "payments": "Payments", "total": "Total", "last_at": "Last"})
-    _key_figures(home)
+    _key_figures(bank, home)
     _eod(home["eod"])
     _verify_panel(bank, actor)
 
 
-def _key_figures(home) -> None:
+def _key_figures(bank, home) -> None:
+    from bankms.businessday import to_bank_time
     from pages.common import figure_change, figure_shown, page_link
 
     st.header("Key figures")
@@ -238,6 +239,10 @@ def _key_figures(home) -> None:
             border=True)
     st.caption(f"{home['period_start']:%d %b} to {home['period_end']:%d %b %Y} against the "
                f"{days} days before.")
+    # Kept up to dashboard_max_age_s like the dashboard's (issue 13): the page says how old.
+    if home["key_figures_as_of"] is not None:
+        st.caption(f"Figures as of {to_bank_time(bank, home['key_figures_as_of']):%H:%M:%S}; "
+                   "the Dashboard can refresh them.")
     page_link("dashboard", label="Dashboard")
 
 

@@ -236,4 +236,5 @@ def render() -> None:
                "Pay out": lambda: _payouts(bank, actor),
                "Arrears": lambda: _arrears(bank, actor),
                "Corrections": lambda: _corrections(bank, actor),
-               "Provisions": lambda: _provisions(bank, actor)}, key=TAB)
+               "Provisions": lambda: _provisions(bank, actor)}, key=TAB,
+              keep=("Applications", "Pay out", "Arrears", "Corrections"))

@@ -24,7 +24,7 @@ def render() -> None:
     # their tab is opened (the page took 1.3 times the one-line page with all four drawn).
     lazy_tabs({TABS[0]: lambda: _verify(bank, actor), TABS[1]: lambda: _backup(bank, actor),
                TABS[2]: lambda: _settings(bank, actor),
-               TABS[3]: lambda: _holidays(bank, actor)}, key=TAB)
+               TABS[3]: lambda: _holidays(bank, actor)}, key=TAB, keep=TABS[1:])
 
 
 def _business_date(bank, actor) -> None:

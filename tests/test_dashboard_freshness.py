@@ -89,3 +89,34 @@ def test_a_caller_changing_its_answer_leaves_the_kept_one_alone(dash):
     before = first.copy()
     first.iloc[:, 0] = None
     assert bank.reports.query(manager, "key_figures", f).equals(before)
+
+
+def test_a_managers_home_says_how_old_its_kept_key_figures_are(dash):
+    # The home page reads the same kept key figures as the dashboard: it must say so too.
+    bank, manager, clock, ticks, account = dash
+    first = bank.home.manager(manager)
+    assert first["key_figures_as_of"] == clock.now
+    bank.payments.deposit(bank.system_actor(), account, "5.00")
+    clock.advance(seconds=5)
+    ticks.now += 5
+    again = bank.home.manager(manager)
+    assert again["key_figures"].equals(first["key_figures"])
+    assert again["key_figures_as_of"] == clock.now - dt.timedelta(seconds=5)
+
+
+def test_rows_behind_a_figure_are_never_older_than_the_figure(dash):
+    # Rows opened at 20 s are kept till 50 s; the figure is computed again at 31 s. Rows read
+    # after that must be computed again too, or their total would not be the figure's.
+    bank, manager, clock, ticks, account = dash
+    f = bank.reports.filters()
+    bank.reports.query(manager, "key_figures", f)
+    for seconds in (20, 11):
+        clock.advance(seconds=seconds)
+        ticks.now += seconds
+        if seconds == 20:
+            bank.reports.drill(manager, "total_deposits", f)
+            bank.payments.deposit(bank.system_actor(), account, "5.00")
+    figure = bank.reports.query(manager, "key_figures", f)
+    rows = bank.reports.drill(manager, "total_deposits", f)
+    assert bank.reports.as_of(rows) >= bank.reports.as_of(figure)
+    assert bank.reports.drill_total("total_deposits", rows) == 1500

@@ -144,6 +144,24 @@ def test_names_stay_as_typed_on_one_line():
     assert spec["yAxis"]["data"] == ["Ann Newline", '<b>Bo</b> & "Al"']
 
 
+def test_a_long_name_is_cut_short_on_the_axis_and_whole_in_the_tooltip():
+    # A 100-character name drawn whole took half the chart at 1366 px and all of it on a
+    # phone: the axis keeps names to a width (ending in "..."), the tooltip shows them whole.
+    long_name = "L" * 100
+    spec = figures.top_customers(top([long_name, "Ann"]))
+    label = spec["yAxis"].get("axisLabel", {})
+    assert (label.get("width"), label.get("overflow")) == (figures.NAME_LABEL_WIDTH_PX,
+                                                            "truncate")
+    assert figures.NAME_LABEL_WIDTH_PX <= 120
+    assert long_name in spec["yAxis"]["data"]
+
+
+def test_the_last_amount_of_a_horizontal_money_axis_stays_inside_the_chart():
+    # At 390 px the last tick, centred on the right edge, was cut to "100,00" (read as 100.00).
+    spec = figures.top_customers(top(["Ann", "Bo"]))
+    assert spec["xAxis"].get("axisLabel", {}).get("alignMaxLabel") == "right"
+
+
 # (chart, frame, picked (series, index), drill and selection expected)
 PICKS = [
     (figures.daily_amount, daily_volume([1, 0, 0, 1]), (1, 1),

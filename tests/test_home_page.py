@@ -114,6 +114,8 @@ def test_a_manager_starts_with_what_waits_figures_end_of_day_and_verify(world):
     said = texts(at)
     assert "Every ledger invariant held when checked just now" in said
     assert "Approvals waiting" in said and "theo" in said
+    # Key figures may be kept up to dashboard_max_age_s: the page says how old they are.
+    assert "Figures as of" in said
     assert {"Dashboard", "End of day", "Operations"} <= links(at)
     at.button(key="home_verify").click().run()
     assert not at.exception

@@ -281,6 +281,22 @@ def test_manager_undoes_a_disbursement_on_the_page(app_bank, staff):
     assert app_bank.audit.verify() == []
 
 
+def test_a_half_done_correction_survives_a_look_at_another_tab(app_bank, staff):
+    # Widgets not drawn in a run lose their values: the Corrections tab, once opened, stays
+    # drawn while the manager looks at the provisions (lazy_tabs keep=).
+    cid, number, _ = borrower(app_bank, "Halfway Hal")
+    lid = active_loan(app_bank, staff, cid, number)
+    at = show_tab(open_app(app_bank, staff["manager"], "loan-review"), "review_tab",
+                  "Corrections")
+    at.text_input(key="correct_loan").input(str(lid)).run()
+    at.text_input(key=f"correct_reason_{lid}").input("paid into the wrong account").run()
+    for tab in ("Provisions", "Corrections"):
+        show_tab(at, "review_tab", tab)
+    assert (at.text_input(key="correct_loan").value,
+            at.text_input(key=f"correct_reason_{lid}").value) == (
+        str(lid), "paid into the wrong account")
+
+
 def test_teller_changes_the_repayment_account(app_bank, staff):
     cid, number, _ = borrower(app_bank, "Moving Mo")
     lid = active_loan(app_bank, staff, cid, number)

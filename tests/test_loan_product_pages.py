@@ -55,6 +55,19 @@ def test_only_the_open_tab_is_drawn(app_bank, staff, tab, grids, forms):
     assert (len(at.dataframe), len(at.get("form"))) == (grids, forms)
 
 
+@pytest.mark.parametrize("tab, away", [("New product", "Products"),
+                                       ("New product", "Edit a product")])
+def test_what_is_typed_in_a_form_survives_opening_another_tab(app_bank, staff, tab, away):
+    # A tab once opened stays drawn (hidden) when another is opened: a form's typed input
+    # lives in the browser until submitted, and undrawn it was lost (lazy_tabs keep=).
+    at = show_tab(open_app(app_bank, staff["manager"], "loan-products"), "lp_tab", tab)
+    # AppTest keeps a form's typed values out of runs until submit, as the browser does: what
+    # it can see is that the form is still drawn, so the browser keeps what was typed (checked
+    # in Chromium in tests/browser/test_loan_products_browser.py).
+    show_tab(at, "lp_tab", away)
+    assert [w.key for w in at.text_input if w.key == "lp_new_code"] == ["lp_new_code"]
+
+
 CREATE = [
     # what is typed, what the page says, whether the product exists afterwards
     ({"amount_min": "500.00", "amount_max": "9,000.00", "rate_min_percent": "3",
