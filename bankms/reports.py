@@ -215,7 +215,7 @@ class Reports:
         return analytics.dormancy_rule(analytics.dormancy_periods(self.source, day))
 
     # -- managers' analytics -----------------------------------------------------------------
-    def _aged(self, key, compute, fresh):
+    def _aged(self, key, compute, fresh, max_age_s=None):
         """compute()'s DataFrame, or the one computed for `key` less than the setting
         dashboard_max_age_s ago (0: always computed; `fresh` computes it anyway). Unlike
         Bank.kept, which is exact and forgets at every write, these answers outlive
@@ -228,7 +228,8 @@ class Reports:
         except TypeError:
             # A selection of a value that cannot be a key (none today): not kept.
             fresh, key = True, None
-        max_age_s = self._bank.settings.value("dashboard_max_age_s")
+        if max_age_s is None:
+            max_age_s = self._bank.settings.value("dashboard_max_age_s")
         hit = None if key is None else self._answers.get(key)
         if (not fresh and max_age_s > 0 and hit is not None
                 and self.monotonic() - hit[0] < max_age_s):
@@ -269,7 +270,8 @@ class Reports:
                     stamps.append(dt.datetime.fromisoformat(df.attrs["as_of"]))
         return min(stamps) if stamps else None
 
-    def query(self, actor, name: str, filters: Filters, *, fresh=False) -> pd.DataFrame:
+    def query(self, actor, name: str, filters: Filters, *, fresh=False,
+              _max_age_s=None) -> pd.DataFrame:
         """One dashboard or customer-analytics query by name (see analytics.DASHBOARD and
         analytics.CUSTOMER); managers only, checked at every call. The answer may be up to
         dashboard_max_age_s old unless `fresh`; its attrs["as_of"] says when it was computed
@@ -280,7 +282,8 @@ class Reports:
             raise InvalidInput(f"There is no report called '{name}'.")
         if not isinstance(filters, Filters):
             raise InvalidInput("Give the report's filters as a bankms.analytics.Filters.")
-        return self._aged(("query", name, filters), lambda: fn(self.source, filters), fresh)
+        return self._aged(("query", name, filters), lambda: fn(self.source, filters), fresh,
+                          _max_age_s)
 
     def drill(self, actor, figure: str, filters: Filters, *, fresh=False,
               **selection) -> pd.DataFrame:
@@ -316,7 +319,9 @@ class Reports:
     def dashboard(self, actor, filters: Filters, *, fresh=False) -> dict[str, pd.DataFrame]:
         """Every dashboard query by name (query: each may be up to dashboard_max_age_s old
         unless `fresh`; Reports.as_of(answer) says when the oldest was computed)."""
-        return {name: self.query(actor, name, filters, fresh=fresh)
+        # The setting is read once for the whole dashboard rather than once per query.
+        max_age_s = self._bank.settings.value("dashboard_max_age_s")
+        return {name: self.query(actor, name, filters, fresh=fresh, _max_age_s=max_age_s)
                 for name in analytics.DASHBOARD}
 
     def rfm_summary(self, members: pd.DataFrame) -> pd.DataFrame:

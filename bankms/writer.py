@@ -11,8 +11,9 @@ the order they came, which keeps the tail latency short.
 Readers do not wait for the writer (issue 13): an earlier version made every read wait while
 postings flowed, at most BANKMS_READER_WAIT_MS; off by default, it cost every read after a write
 a few milliseconds and a review found it a net loss, so it was removed. Posting under reads is
-kept fast by making reads cheap instead (accounts.list built once from plain rows, dashboard
-answers kept up to dashboard_max_age_s: benchmarks/bench_posting_under_read.py).
+kept fast by making reads cheap instead (accounts.list built once from plain rows and, after a
+posting batch, reading only balances again while `calls_seq` has not moved; dashboard answers
+kept up to dashboard_max_age_s: benchmarks/bench_posting_under_read.py).
 
 Every unit of work the writer ends (committed or not) raises `version` before its callers hear
 back, so an answer kept for a version (Bank.kept) is never older than a write its reader saw
@@ -80,6 +81,12 @@ class Writer:
         self.batched_requests = 0
         # Raised after every unit of work, before any of its callers is released.
         self.version = 0
+        # Raised when a job other than a posting batch starts and again when it ends, so it
+        # is odd while one runs (a sequence lock). Posting batches change only balances and
+        # last activity of accounts (and append ledger rows), so a reader that sees the same
+        # even value before and after its query knows every other column is as it was when
+        # it last saw that value (Accounts.list keeps the slow columns this way).
+        self.calls_seq = 0
         self._thread.start()
 
     @property
@@ -174,18 +181,21 @@ class Writer:
             invalidate()
 
     def _run_call(self, job):
+        self.calls_seq += 1
+        result = error = None
         try:
             with self._unit() as uow:
                 result = job.payload(uow)
                 uow.commit()
-            job.finish(result=result)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to its caller
             # Refusals are audited by the services (Bank.require, record_refusal) in a job of
             # their own, since this job's writes are rolled back.
-            job.finish(error=exc)
+            error = exc
         finally:
             # Any job may have changed account rows that the poster caches.
             self._invalidate()
+            self.calls_seq += 1
+        job.finish(result=result, error=error)
 
     def _commit_batch(self, requests, lookup_keys):
         with self._unit() as uow:

@@ -8,8 +8,8 @@
    round, the median transfers/s of each kind, the reads done, and the ratio reading / idle of
    the medians, which must be at least 0.70.
 2. accounts.list of one customer's 50 accounts: the median time of a call right after a posting
-   (nothing cached: the answer is read from the database) and of a repeated call with nothing
-   posted in between (the answer kept for the ledger version), target under 2 ms.
+   (read from the database: after a posting batch only the balances, Accounts._listed) and of
+   a repeated call with nothing posted in between (the answer kept for the ledger version), target under 2 ms.
 
     python benchmarks/bench_posting_under_read.py [--rounds 3] [--threads 16]
         [--transfers-per-thread 150] [--accounts 200]
@@ -27,6 +27,28 @@ accounts.list of 50 accounts took 5.4-5.5 ms CPU (median) against 6.7-7.5 ms on 
 NOT met. py-spy --gil during a reading round: 64 % of GIL samples in accounts.list of every
 account (invalidated by every posting: fetchall and its Python objects, the DataFrame), 21 %
 in the dashboard even when kept (a settings read and a permission check per query).
+Branch gil (second attempt), 14:00-14:18, load 5-10, ratios of one run each: before, 0.36
+(1417 idle / 504 reading, 83 reads/s). accounts.list after a posting now reads only balances
+(a lean query without joins) and keeps the other columns while no other write has run
+(Writer.calls_seq): 0.62, 0.57 (reads 98-113/s); with the dashboard reading its setting once
+per call instead of once per query: 0.49, 0.62, 0.51 (reads 350-630/s; the round-to-round
+spread under others' load, 450-1200 reading transfers/s, is wider than the difference).
+accounts.list of 50 accounts 2.8-3.5 ms after a posting (about 0.7-1.0 ms of it the lean
+query's CPU, SELECT 1 alone 0.17-0.2 ms), 0.08 ms kept. What did NOT work, and why: keeping the
+setting per writer version made the kept dashboard pure Python, the two readers spun at 2600
+loops/s and posting fell to 0.07 (0.36 with sys.setswitchinterval(0.0001), 0.25 at 0.00002):
+under the GIL a reader in a loop without pause costs the writer what it spends in Python, and
+time in DuckDB's SQL (GIL released) is what spares it; making reads cheaper in Python only helps
+while the loop still spends most of its time in SQL. A smaller switch interval with the lean
+list: 0.63 against 0.62 at the default, no measurable gain, so the app does not set one. GIL
+profile of a reading round with the lean list (before the once-per-call setting): the GIL held
+35 % of the time (readers 16 %, of
+which the kept dashboard's 8 copies and its settings read two thirds); the rest of the loss is
+hand-off latency (the writer and 16 posting threads wait for the GIL after every DuckDB call)
+and CPU: the readers' SQL runs on the same 2 cores as the writer's. Side by side with main
+(f212cf5) at load 6-15, 14:24-14:30: main 0.49 then gil 0.39; gil 0.41 then main 0.36; under
+that load the ratio does not separate the two, while accounts.list of 50 accounts stays about
+twice as fast (gil 3.1-4.7 ms, main 5.6-11.3 ms). Target NOT met.
 """
 from __future__ import annotations
 
