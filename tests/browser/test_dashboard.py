@@ -114,10 +114,30 @@ def test_a_bar_and_a_key_figure_open_the_rows_behind_them(server, page_factory):
     # Bars are the filled paths of the chart's SVG (axes and grid lines are not filled); the
     # tallest, as an empty bucket draws a bar of no height, which cannot be clicked.
     bars = chart.locator("svg path[fill]:not([fill=none]):not([fill=transparent])")
-    heights = bars.evaluate_all("paths => paths.map(p => p.getBBox().height)")
-    bar = bars.nth(heights.index(max(heights)))
-    bar.scroll_into_view_if_needed()
-    bar.click(force=True)
+    chart.first.scroll_into_view_if_needed()
+    # A chart may be drawn again after it first shows (under load its paths changed between
+    # finding the tallest bar by index and clicking it: the click landed on empty plot and
+    # started no run). So the bar is found by its place on the screen once the drawing has
+    # stopped changing for two frames, and clicked there.
+    tallest = """paths => { const boxes = paths.map(p => p.getBoundingClientRect())
+        .filter(b => b.height > 0 && b.height < 10000);
+      const b = boxes.reduce((a, c) => c.height > a.height ? c : a);
+      return [b.x + b.width / 2, b.y + b.height * 0.75, boxes.length]; }"""
+    page.wait_for_function(
+        """sel => new Promise(done => {
+          const shape = () => [...document.querySelectorAll(sel)].map(p => {
+            const b = p.getBoundingClientRect(); return [b.x, b.y, b.width, b.height].join();
+          }).join(';');
+          const first = shape();
+          requestAnimationFrame(() => requestAnimationFrame(() => done(shape() === first)));
+        })""",
+        arg="[data-testid=stEChartsChart] svg path", timeout=helpers.WAIT_MS)
+    x, y, _ = bars.evaluate_all(tallest)
+    state = page._bankms_frames
+    runs_before = state["runs"]
+    page.mouse.click(x, y)
+    helpers._wait_until(page, lambda: state["runs"] > runs_before,
+                        "the run the bar's click starts")
     page.get_by_text("rows: the figure shown.").first.wait_for(timeout=helpers.WAIT_MS)
     assert "Accounts in the balance bucket" in main_text(page)
     helpers.click_and_settle(page, page.get_by_role("button", name="Show the rows").first)
