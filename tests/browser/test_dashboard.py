@@ -133,6 +133,14 @@ def test_a_bar_and_a_key_figure_open_the_rows_behind_them(server, page_factory):
         })""",
         arg="[data-testid=stEChartsChart] svg path", timeout=helpers.WAIT_MS)
     x, y, _ = bars.evaluate_all(tallest)
+    # The chart answers the pointer only once its handlers are attached, which under load
+    # comes after it is drawn (a click before started no run): point at the bar and wait for
+    # its tooltip, then click.
+    page.mouse.move(x, y)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=stEChartsChart] div')]"
+        ".some(d => !d.querySelector('svg') && d.offsetParent !== null"
+        " && /\\d/.test(d.textContent))", timeout=helpers.WAIT_MS)
     state = page._bankms_frames
     runs_before = state["runs"]
     page.mouse.click(x, y)
