@@ -27,8 +27,9 @@ def _rfm(bank, actor, f):
     selectable_chart(figures.rfm_segments(summary), summary, "rfm_segments",
                      source="rfm_segments", csv_name="rfm-segments", **DRILL)
     drill_panel(bank, actor, f, source="rfm_segments", **DRILL)
-    # Eight rows that the bars above already open: a static table, so that this first tab
-    # loads no data grid (about a tenth of the page's time to draw; the benchmark's notes).
+    # Eight rows that the bars above already open: a static table, so that the first tab
+    # loads no data grid (a grid's first use costs the browser a few tenths of a second;
+    # benchmarks/bench_pages_browser.py, notes of 30 Nov 2026).
     show_table(summary, static=True)
 
 

@@ -16,6 +16,9 @@ money words, `*_date`, `*_at`, `*_id`, `*_number`, rates) and then by its values
   "1,474,960" or "36695.5"; percentages with a percent sign; counts with thousands separators.
 - codes (transaction kinds, statuses, channels) through bankms.labels.
 
+A few static rows can be drawn with st.table instead (show_table(static=True)): the same
+decisions, each cell as the text the column's format would draw (static_view).
+
 `table_view(df, ...)` does the deciding and returns (DataFrame, column_config) without drawing
 anything, so the rules are tested without a page.
 """
@@ -321,14 +324,15 @@ def show_table(df: pd.DataFrame, *, headers: dict | None = None, hide=(), key: s
 
     static=True draws the same text with st.table instead, for a few rows that need no
     sorting, scrolling or selection: a page whose only grid is such a table does not load
-    the grid's script, which cost the browser about 0.2-0.5 s of main-thread time per page
-    opened (benchmarks/bench_pages_browser.py)."""
+    and start the grid's script (a few tenths of a second of the browser's main thread per
+    page opened, benchmarks/bench_pages_browser.py). No selection events: None returned."""
     if empty is not None and (df is None or len(df) == 0):
         st.caption(empty)
         return None
     shown, config = table_view(df, headers=headers, hide=hide, money=money)
     if static:
-        return st.table(static_view(shown, config), **kwargs)
+        st.table(static_view(shown, config), **kwargs)
+        return None
     for name, column in (kwargs.pop("column_config", None) or {}).items():
         config[header_for(name, headers) if header_for(name, headers) in config else name] = column
     kwargs.setdefault("width", "stretch")
