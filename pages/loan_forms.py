@@ -226,25 +226,44 @@ PREPAYMENT_CHOICES = {"reduce_instalment": "lower the later instalments",
                       "shorten_term": "shorten the term"}
 
 
+def payment_inputs(actor, loan: dict, sources: dict, prefix: str, *, button: str = "Pay",
+                   typed: dict | None = None):
+    """The payment form of an active loan: (submitted, amount, source, rule). Pay from one of
+    `sources` ({value: label}); staff choose what a prepayment does. `typed` refills the form
+    (amount, source, rule) after a review's 'Change'."""
+    typed = typed or {}
+    lid = loan["loan_id"]
+    suggested = loan["due_now"] if loan["due_now"] > 0 else loan["next_due"]
+    with st.form(f"{prefix}_{lid}"):
+        amount = st.text_input("Amount", value=typed.get("amount", str(suggested) if suggested
+                                                          else ""),
+                               key=f"{prefix}_amount_{lid}")
+        options = list(sources)
+        source = st.selectbox("Pay from", options, format_func=sources.get,
+                              index=_index(options, typed.get("source")),
+                              key=f"{prefix}_source_{lid}")
+        rule = None
+        if getattr(actor, "is_staff", False):
+            rules = list(PREPAYMENT_CHOICES)
+            rule = st.selectbox("Money beyond the next instalment should", rules,
+                                format_func=PREPAYMENT_CHOICES.get,
+                                index=_index(rules, typed.get("rule")),
+                                key=f"{prefix}_rule_{lid}")
+        submitted = st.form_submit_button(button, type="primary")
+    return submitted, amount, source, rule
+
+
+def _index(options: list, value) -> int:
+    return options.index(value) if value in options else 0
+
+
 def payment_form(bank, actor, loan: dict, sources: dict, prefix: str) -> None:
-    """Pay an active loan from one of `sources` ({value: label}); staff choose what a
-    prepayment does."""
+    """Pay an active loan at once from one of `sources` ({value: label})."""
     from bankms.errors import BankError
     from pages.common import form_key, money, reset_form_key, show_error
 
     lid = loan["loan_id"]
-    suggested = loan["due_now"] if loan["due_now"] > 0 else loan["next_due"]
-    with st.form(f"{prefix}_{lid}"):
-        amount = st.text_input("Amount", value=str(suggested) if suggested else "",
-                               key=f"{prefix}_amount_{lid}")
-        source = st.selectbox("Pay from", list(sources), format_func=sources.get,
-                              key=f"{prefix}_source_{lid}")
-        rule = None
-        if getattr(actor, "is_staff", False):
-            rule = st.selectbox("Money beyond the next instalment should",
-                                list(PREPAYMENT_CHOICES), format_func=PREPAYMENT_CHOICES.get,
-                                key=f"{prefix}_rule_{lid}")
-        submitted = st.form_submit_button("Pay", type="primary")
+    submitted, amount, source, rule = payment_inputs(actor, loan, sources, prefix)
     if not submitted:
         return
     name = f"{prefix}_{lid}"

@@ -198,10 +198,54 @@ def test_teller_takes_a_cash_payment(app_bank, staff):
     assert "Cash Carl" in texts(at)
     at.text_input(key=f"takepay_amount_{lid}").input("250.00")
     at.selectbox(key=f"takepay_source_{lid}").select("cash")
-    click(at, "Pay")
+    click(at, "Review")
+    key = at.session_state[f"_review_takepay_{lid}"]["key"]
+    at.run()  # a rerun keeps the form instance's idempotency key
+    assert at.session_state[f"_review_takepay_{lid}"]["key"] == key
+    assert not at.warning and app_bank.read_one(
+        "SELECT count(*) FROM loan_payments WHERE loan_id = ?", [lid]) == (0,)
+    click(at, "Confirm")
     assert "Paid $250.00" in texts(at)
     assert app_bank.read_one("SELECT method, amount_cents FROM loan_payments WHERE loan_id = ?",
                              [lid]) == ("cash", 25_000)
+
+
+# Take loan payment's review warns with the checks repay runs (bank.loans.review_repayment);
+# nothing moves before Confirm, and Confirm then meets what the warning said.
+# (source: cash, the account the loan was paid into or another one holding 100.00; amount;
+#  the teller's deposit for the borrower first; warning; after Confirm)
+TAKE_PAYMENT_REVIEWS = [
+    ("other", "600.00", None, "Only $100.00 is available on {other}",
+     "has $100.00 available; $600.00 is more than that"),
+    ("cash", "20000.00", None,
+     "$20,000.00 is more than the $10,000.00 that pays loan {lid} off today", "more than"),
+    ("account", "2000.00", "9000.00",
+     "With the $9,000.00 you moved for this customer today, this is above $10,000.00: a "
+     "second manager must approve it", "waits for another manager's approval"),
+]
+
+
+@pytest.mark.parametrize("source, amount, deposit, warning, after", TAKE_PAYMENT_REVIEWS)
+def test_take_loan_payment_review_warns_before_confirm(app_bank, staff, source, amount,
+                                                       deposit, warning, after):
+    cid, number, _ = borrower(app_bank, f"Warned {next(_names)}")
+    lid = active_loan(app_bank, staff, cid, number)
+    other = funded_account(app_bank, "100.00", customer_id=cid)
+    if deposit:
+        app_bank.payments.deposit(staff["teller"], number, deposit,
+                                  idempotency_key=f"pre-{lid}")
+    at = open_app(app_bank, staff["teller"], "take-loan-payment")
+    at.text_input(key="takepay_loan").input(str(lid)).run()
+    at.text_input(key=f"takepay_amount_{lid}").input(amount)
+    at.selectbox(key=f"takepay_source_{lid}").select(
+        {"cash": "cash", "account": number, "other": other}[source])
+    click(at, "Review")
+    warnings = [w.value.replace("\\", "") for w in at.warning]
+    assert any(warning.format(other=other, lid=lid) in w for w in warnings), warnings
+    assert app_bank.read_one("SELECT count(*) FROM loan_payments WHERE loan_id = ?",
+                             [lid]) == (0,)
+    click(at, "Confirm")
+    assert after in texts(at)
 
 
 def test_manager_runs_end_of_day(app_bank, staff, monkeypatch):
