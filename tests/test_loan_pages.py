@@ -10,6 +10,7 @@ import datetime as dt
 import itertools
 import re
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 
@@ -190,12 +191,21 @@ def test_customer_sees_schedule_and_pays(app_bank, staff):
     assert "Outstanding principal $9,600.00" in texts(at)  # the page redrew with new figures
 
 
-def test_teller_takes_a_cash_payment(app_bank, staff):
-    cid, number, _ = borrower(app_bank, "Cash Carl")
+@pytest.fixture
+def takepay(app_bank, staff):
+    """A borrower (500.00 in the account, then the 10,000.00 loan paid into it) and the
+    teller's Take loan payment page open on the loan, which names the borrower."""
+    name = f"Taking Tia {next(_names)}"
+    cid, number, _ = borrower(app_bank, name)
     lid = active_loan(app_bank, staff, cid, number)
     at = open_app(app_bank, staff["teller"], "take-loan-payment")
     at.text_input(key="takepay_loan").input(str(lid)).run()
-    assert "Cash Carl" in texts(at)
+    assert name in texts(at)
+    return SimpleNamespace(at=at, cid=cid, number=number, lid=lid)
+
+
+def test_teller_takes_a_cash_payment(app_bank, takepay):
+    at, lid = takepay.at, takepay.lid
     at.text_input(key=f"takepay_amount_{lid}").input("250.00")
     at.selectbox(key=f"takepay_source_{lid}").select("cash")
     click(at, "Review")
@@ -226,16 +236,14 @@ TAKE_PAYMENT_REVIEWS = [
 
 
 @pytest.mark.parametrize("source, amount, deposit, warning, after", TAKE_PAYMENT_REVIEWS)
-def test_take_loan_payment_review_warns_before_confirm(app_bank, staff, source, amount,
+def test_take_loan_payment_review_warns_before_confirm(app_bank, staff, takepay, source, amount,
                                                        deposit, warning, after):
-    cid, number, _ = borrower(app_bank, f"Warned {next(_names)}")
-    lid = active_loan(app_bank, staff, cid, number)
-    other = funded_account(app_bank, "100.00", customer_id=cid)
+    at, number, lid = takepay.at, takepay.number, takepay.lid
+    other = funded_account(app_bank, "100.00", customer_id=takepay.cid)
     if deposit:
         app_bank.payments.deposit(staff["teller"], number, deposit,
                                   idempotency_key=f"pre-{lid}")
-    at = open_app(app_bank, staff["teller"], "take-loan-payment")
-    at.text_input(key="takepay_loan").input(str(lid)).run()
+    at.run()  # the page offers the new account
     at.text_input(key=f"takepay_amount_{lid}").input(amount)
     at.selectbox(key=f"takepay_source_{lid}").select(
         {"cash": "cash", "account": number, "other": other}[source])
@@ -290,13 +298,22 @@ def test_customer_sees_accrued_interest_payoff_quote_and_history(app_bank, staff
     assert "Disbursement" in texts(at)  # the history's event, in words
 
 
-def test_manager_reverses_a_repayment_on_the_page(app_bank, staff):
-    cid, number, ana = borrower(app_bank, "Reversed Rita")
+@pytest.fixture
+def corrections(app_bank, staff):
+    """A borrower with an active loan, and the manager's Loan review page open on its
+    Corrections tab with the loan's number typed in."""
+    cid, number, ana = borrower(app_bank, f"Corrected Cora {next(_names)}")
     lid = active_loan(app_bank, staff, cid, number)
-    receipt = app_bank.loans.repay(ana, lid, "300.00", number)
     at = show_tab(open_app(app_bank, staff["manager"], "loan-review"), "review_tab",
                   "Corrections")
     at.text_input(key="correct_loan").input(str(lid)).run()
+    return SimpleNamespace(at=at, number=number, ana=ana, lid=lid)
+
+
+def test_manager_reverses_a_repayment_on_the_page(app_bank, corrections):
+    at, lid, ana = corrections.at, corrections.lid, corrections.ana
+    receipt = app_bank.loans.repay(ana, lid, "300.00", corrections.number)
+    at.run()  # the page offers the new payment
     at.selectbox(key=f"correct_tid_{lid}").select(receipt.transaction_id)
     click(at, "Reverse repayment")
     assert any("Please give the reason" in e.value for e in at.error)
@@ -307,12 +324,8 @@ def test_manager_reverses_a_repayment_on_the_page(app_bank, staff):
     assert app_bank.audit.verify() == []
 
 
-def test_manager_undoes_a_disbursement_on_the_page(app_bank, staff):
-    cid, number, ana = borrower(app_bank, "Undone Uma")
-    lid = active_loan(app_bank, staff, cid, number)
-    at = show_tab(open_app(app_bank, staff["manager"], "loan-review"), "review_tab",
-                  "Corrections")
-    at.text_input(key="correct_loan").input(str(lid)).run()
+def test_manager_undoes_a_disbursement_on_the_page(app_bank, staff, corrections):
+    at, lid, ana = corrections.at, corrections.lid, corrections.ana
     click(at, "Undo disbursement")
     assert any("Please give the reason" in e.value for e in at.error)
     assert app_bank.loans.get(ana, lid)["status"] == "active"
@@ -325,14 +338,10 @@ def test_manager_undoes_a_disbursement_on_the_page(app_bank, staff):
     assert app_bank.audit.verify() == []
 
 
-def test_a_half_done_correction_survives_a_look_at_another_tab(app_bank, staff):
+def test_a_half_done_correction_survives_a_look_at_another_tab(corrections):
     # Widgets not drawn in a run lose their values: the Corrections tab, once opened, stays
     # drawn while the manager looks at the provisions (lazy_tabs keep=).
-    cid, number, _ = borrower(app_bank, "Halfway Hal")
-    lid = active_loan(app_bank, staff, cid, number)
-    at = show_tab(open_app(app_bank, staff["manager"], "loan-review"), "review_tab",
-                  "Corrections")
-    at.text_input(key="correct_loan").input(str(lid)).run()
+    at, lid = corrections.at, corrections.lid
     at.text_input(key=f"correct_reason_{lid}").input("paid into the wrong account").run()
     for tab in ("Provisions", "Corrections"):
         show_tab(at, "review_tab", tab)
@@ -341,12 +350,10 @@ def test_a_half_done_correction_survives_a_look_at_another_tab(app_bank, staff):
         str(lid), "paid into the wrong account")
 
 
-def test_teller_changes_the_repayment_account(app_bank, staff):
-    cid, number, _ = borrower(app_bank, "Moving Mo")
-    lid = active_loan(app_bank, staff, cid, number)
-    other = funded_account(app_bank, "0", customer_id=cid)
-    at = open_app(app_bank, staff["teller"], "take-loan-payment")
-    at.text_input(key="takepay_loan").input(str(lid)).run()
+def test_teller_changes_the_repayment_account(app_bank, staff, takepay):
+    at, lid = takepay.at, takepay.lid
+    other = funded_account(app_bank, "0", customer_id=takepay.cid)
+    at.run()  # the page offers the new account
     at.selectbox(key=f"takepay_account_{lid}").select(other)
     at.text_input(key=f"takepay_account_reason_{lid}").input("salary account moved")
     click(at, "Change repayment account")
