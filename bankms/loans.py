@@ -1009,11 +1009,9 @@ class Loans:
         earlier day, not before the disbursement. The loan is replayed with it in its place;
         any change in how the later payments split is posted as a loan_reallocation."""
         bank = self._bank
-        loan = self._readable(actor, loan_id, "loan.repay")
+        loan, cents, rule, source, is_cash = self._repay_request(actor, loan_id, amount,
+                                                                  source_account, prepayment)
         lid = loan["id"]
-        cents = to_cents(amount)
-        rule = _clean_rule(prepayment)
-        source, is_cash = self._repay_source(actor, lid, source_account)
         vday = as_date(value_date, "value date")
         if vday is not None and vday != bank.business_date:
             bank.require(actor, "loan.correct", entity="loan", entity_id=lid)
@@ -1115,17 +1113,23 @@ class Loans:
             return outcome
         return self._raise_refusal(bank.write(fn))
 
-    def _repay_source(self, actor, lid, source_account) -> tuple[str, bool]:
-        """(the ledger account a repayment is taken from, whether it is cash at the counter);
-        PermissionDenied (audited) when a customer asks for cash."""
+    def _repay_request(self, actor, loan_id, amount, source_account, prepayment):
+        """A repayment form checked as repay and review_repayment both check it: (loan, cents,
+        prepayment rule, the ledger account paid from, whether it is cash at the counter).
+        Raises PermissionDenied (a customer asking for cash: audited), InvalidAmount,
+        InvalidInput."""
+        loan = self._readable(actor, loan_id, "loan.repay")
+        cents = to_cents(amount)
+        rule = _clean_rule(prepayment)
         is_cash = isinstance(source_account, str) and source_account.strip().lower() == CASH
         if not is_cash:
-            return accountnum.normalize(source_account), False
+            return loan, cents, rule, accountnum.normalize(source_account), False
         if not getattr(actor, "is_staff", False):
             exc = PermissionDenied("Only a teller can take a cash payment.")
-            self._bank.record_refusal(actor, "loan.repay", exc, entity="loan", entity_id=lid)
+            self._bank.record_refusal(actor, "loan.repay", exc, entity="loan",
+                                      entity_id=loan["id"])
             raise exc
-        return INTERNAL["teller_cash"], True
+        return loan, cents, rule, INTERNAL["teller_cash"], True
 
     def _amount_refusal(self, loan, cents) -> InvalidAmount | None:
         """The InvalidAmount a payment of `cents` today meets (more than pays an active loan
@@ -1160,11 +1164,9 @@ class Loans:
         from .ledger import foreseen_refusals, refusal_warning
 
         bank = self._bank
-        loan = self._readable(actor, loan_id, "loan.repay")
+        loan, cents, rule, source, is_cash = self._repay_request(actor, loan_id, amount,
+                                                                  source_account, prepayment)
         lid = loan["id"]
-        cents = to_cents(amount)
-        rule = _clean_rule(prepayment)
-        source, is_cash = self._repay_source(actor, lid, source_account)
         out = {"loan_id": lid, "amount": to_money(cents), "amount_cents": cents,
                "source_account": CASH if is_cash else source, "source_holder": None,
                "source_available": None, "prepayment": rule, "needs_approval": False}
