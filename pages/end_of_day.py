@@ -51,6 +51,7 @@ def _close(bank, actor) -> None:
     from bankms import eod_auto
     from bankms.errors import BankError
     from pages.common import show_error
+    from pages.text import day_text
 
     st.caption("Closing a day pays the standing orders due, collects due instalments and "
                "charges late fees, accrues deposit interest on each product's terms (and "
@@ -65,7 +66,7 @@ def _close(bank, actor) -> None:
     status = eod_auto.status(bank)
     first, last = status["business_date"], status["last_closable_day"]
     if first > last:
-        st.info(f"Nothing to close: business date {first} ends at "
+        st.info(f"Nothing to close: business date {day_text(first)} ends at "
                 f"{status['cutoff']:%H:%M} ({status['time_zone']}) on that day.",
                 icon=":material/schedule:")
         return
@@ -74,7 +75,8 @@ def _close(bank, actor) -> None:
     count = (until - first).days + 1 if until else 0
     confirm = False
     if count > status["catch_up_days_max"]:
-        confirm = st.checkbox(f"Yes, close {count} days at once ({first} to {until})",
+        confirm = st.checkbox(f"Yes, close {count} days at once ({day_text(first)} to "
+                              f"{day_text(until)})",
                               key="eod_confirm")
     if st.button("Run end of day", type="primary", key="eod_run"):
         bar = st.progress(0.0, text="Starting")
@@ -154,10 +156,13 @@ def _show_chain_problems(problems, ok_text) -> None:
 
 def _show_status(slot, status) -> None:
     """Business date, the bank's calendar, and the automatic run: next, running, last."""
+    from pages.text import day_text, moment_text
+
     with slot:
         left, middle, right = st.columns(3)
-        left.metric("Business date", str(status["business_date"]))
-        middle.metric(f"Calendar date ({status['time_zone']})", str(status["calendar_date"]))
+        left.metric("Business date", day_text(status["business_date"], weekday=True))
+        middle.metric(f"Calendar date ({status['time_zone']})",
+                      day_text(status["calendar_date"]))
         if not status["auto"]:
             right.metric("Automatic end of day", "off")
         elif status["running"]:
@@ -167,13 +172,13 @@ def _show_status(slot, status) -> None:
             right.metric("Next automatic run", "due now")
         else:
             nxt = status["next_run"]
-            right.metric("Next automatic run", f"{nxt:%Y-%m-%d %H:%M}" if nxt else "-")
+            right.metric("Next automatic run", moment_text(nxt))
         if status["auto"] and not status["scheduler_alive"]:
             st.caption("The automatic run starts with the app's server process; it is not "
                        "running in this process.")
         last = status["last_outcome"]
         if last is not None:
-            text = (f"Last automatic run ({last['ts']:%Y-%m-%d %H:%M} UTC): "
+            text = (f"Last automatic run ({moment_text(last['ts'])} UTC): "
                     f"{last['after'].get('summary') or last['after'].get('message', '')}")
             if last["outcome"] == "ok":
                 st.caption(text)

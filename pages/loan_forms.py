@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.tables import show_columns
-from pages.text import md
+from pages.text import day_text, md
 
 
 FLASH = "_loan_flash"
@@ -91,7 +91,7 @@ def show_summary(loan: dict) -> None:
     cols[1].metric("Due now", money(loan["due_now"]))
     nxt = loan["next_due_date"]
     cols[2].metric("Next instalment", money(loan["next_due"]) if nxt else "none",
-                   help=f"due {nxt}" if nxt else None)
+                   help=f"due {day_text(nxt)}" if nxt else None)
     cols[3].metric("Interest accrued today", money(loan["accrued_interest"]),
                    help="Interest runs by the day on the outstanding principal; negative "
                         "when interest was paid ahead of its accrual.")
@@ -101,7 +101,8 @@ def show_summary(loan: dict) -> None:
         st.error(f"{money(loan['overdue'])} is overdue: {loan['days_past_due']} days past due "
                  f"(bucket {loan['bucket']}).", icon=":material/warning:")
     elif nxt:
-        st.caption(f"The next instalment, {money(loan['next_due'])} on {nxt}, is collected "
+        st.caption(f"The next instalment, {money(loan['next_due'])} on {day_text(nxt)}, is "
+                   f"collected "
                    f"from account {loan['account_number']} at end of day when funds allow. "
                    "A payment before its due date covers the next instalment first; only "
                    "what is paid beyond it lowers the later instalments.")

@@ -31,12 +31,13 @@ def _business_date(bank, actor) -> None:
     from bankms import businessday
     from bankms.eod import recent_runs
     from pages.tables import show_table
+    from pages.text import day_text
 
     zone = bank.settings.value("bank_time_zone")
     left, right = st.columns(2)
-    left.metric("Business date", str(bank.business_date))
+    left.metric("Business date", day_text(bank.business_date, weekday=True))
     # The bank's clock, as end of day reads it (not the machine's).
-    right.metric(f"Calendar date ({zone})", str(businessday.calendar_date(bank)))
+    right.metric(f"Calendar date ({zone})", day_text(businessday.calendar_date(bank)))
     runs = recent_runs(bank, actor, limit=10)
     if runs.empty:
         st.caption("No end-of-day run yet.")

@@ -42,8 +42,11 @@ def test_nothing_to_close_before_the_cutoff(page_bank):
     at = open_app(page_bank, employee(page_bank, "manager"), "end-of-day")
     shown = texts(at)
     assert "Nothing to close" in shown and "23:30 (UTC)" in shown
-    assert f"Calendar date (UTC) {start}" in shown
-    assert f"Next automatic run {start} 23:30" in shown
+    # Days as captions and metrics write them (pages.text.day_text), not "2026-11-30".
+    assert f"Calendar date (UTC) {start:%d %b %Y}" in shown
+    assert f"Next automatic run {start:%d %b %Y} 23:30" in shown
+    assert f"Business date {start:%a %d %b %Y}" in shown
+    assert f"Nothing to close: business date {start:%d %b %Y} ends at" in shown
     assert not at.date_input and not [b for b in at.button if b.label == "Run end of day"]
 
 
@@ -58,7 +61,7 @@ def test_a_long_catch_up_needs_the_checkbox(page_bank):
     at.checkbox(key="eod_confirm").check().run()
     run_button(at)
     assert "Closed 5 day(s)" in texts(at) and "Interest posted $0.00" in texts(at)
-    assert f"Business date {start + 5 * DAY}" in texts(at)
+    assert f"Business date {start + 5 * DAY:%a %d %b %Y}" in texts(at)
     # The form no longer offers the days just closed, nor their checkbox.
     assert not at.date_input and not at.checkbox and "Nothing to close" in texts(at)
     # The closed days are value dates, shown without a time of day (in their own tab).
