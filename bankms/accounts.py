@@ -279,7 +279,7 @@ class Accounts:
         sql = ("SELECT a.account_number, a.customer_id, c.full_name AS holder, a.kind, a.name, "
                "a.status, a.balance_cents, a.holds_cents, a.overdraft_limit_cents, "
                f"{AVAILABLE_SQL} AS available_cents, "
-               "CAST(a.interest_rate_percent * 10000 AS BIGINT) AS interest_rate_bp, "
+               "CAST(a.interest_rate_percent * 10000 AS BIGINT) AS interest_rate_e4, "
                f"{_US('a.opened_at')} AS opened_at, {_US('a.closed_at')} AS closed_at, "
                f"{_US('a.opened_date')} AS opened_date, {_US('a.closed_date')} AS closed_date, "
                "p.code AS product_code, p.name AS product_name, a.id "
@@ -360,10 +360,11 @@ class Accounts:
             cols[name] = np.array(cols[name], dtype="int64")
         for name in ("opened_at", "closed_at", "opened_date", "closed_date"):
             cols[name] = np.array(cols[name], dtype="int64").view("datetime64[us]")
-        # Exact: the stored DECIMAL(9, 4) read as integer basis points of a percent and
-        # turned into a Decimal with four places (it went through a float to text before).
-        cols["interest_rate_percent"] = [Decimal(int(bp)).scaleb(-4)
-                                         for bp in cols.pop("interest_rate_bp")]
+        # Exact: the stored DECIMAL(9, 4) percent read as an integer of ten-thousandths of a
+        # percent (hundredths of a basis point, all four places) and turned into a Decimal with
+        # four places; it went through a float to text ('0.0') before.
+        cols["interest_rate_percent"] = [Decimal(int(e4)).scaleb(-4)
+                                         for e4 in cols.pop("interest_rate_e4")]
         return cols
 
     def history(self, actor, number, start=None, end=None, limit=None, *, kind=None,

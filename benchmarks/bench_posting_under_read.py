@@ -65,6 +65,8 @@ ratio 0.85 / 0.61 / 0.37 / 0.46: noise, the change does not aim at it. The list 
 at load 11-12, main / gil2 / main / gil2: median 5.63 / 3.62 / 3.71 / 1.94 ms wall, 2.97 /
 2.16 / 2.72 / 1.78 ms CPU of the calling thread. On a quiet machine this should be about half
 of main's 2.6 ms, under the 2 ms target, but it was not measured quiet: NOT shown met.
+Once more, 16:54-16:56 at load 6-8: gil2 2.16 ms (kept 0.08), then main (c886961) 3.85 ms
+(kept 0.10); ratio 0.40 in both (977 / 392 and 738 / 295 transfers/s).
 Posting under reads, what bounds it: each of the 16 posting threads has one request in
 flight, so a batch holds at most 16 (mean 13-15) and throughput is batch size over the
 writer's cycle. Per batch the writer makes BEGIN, 5 appender flushes (transactions, postings,
