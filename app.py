@@ -3,7 +3,7 @@
 Pages live in pages/*.py; each declares a PAGE dict (title, icon, roles, order, url) and a
 render() function, and app.py offers a user exactly the pages of their navigation role (see
 pages/common.py). Anything not offered is not reachable: st.navigation serves only the pages
-it was given, and an unknown URL falls back to the first page offered.
+it was given, and an unknown URL opens the first page offered (common.land_on_offered_page).
 """
 import pathlib
 
@@ -50,6 +50,9 @@ if not pages:
     st.error("There is no page for your user; please ask a manager.", icon=":material/block:")
     st.stop()
 st.session_state["_nav_pages"] = pages
+# An address naming no page of this user ("/start", another role's page, a typo) opens their
+# first page, not Streamlit's "Page not found".
+unknown_path = common.land_on_offered_page(list(pages))
 st.session_state["_nav_role"] = role
 # expanded=True: a manager has over twenty pages, and the default menu hides all but ten
 # behind a "View more" button.
@@ -68,4 +71,7 @@ with st.sidebar:
     phone_fixes()  # the menu closes after a tap on narrow screens (pages/phone.py)
 
 common.show_flashes()
+if unknown_path:
+    st.info(f"There is no page /{md(unknown_path)} for you; here is {md(navigation.title)}.",
+            icon=":material/info:")
 navigation.run()

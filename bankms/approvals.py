@@ -51,7 +51,7 @@ from .errors import (
 from . import accountnum
 from .labels import transaction_label
 from .ledger import PostingRequest, Receipt, utcnow
-from .money import to_money
+from .money import format_cents, to_money
 from .security import Actor
 
 # Roles whose large payments need a second person. The system actor (batch jobs, the demo
@@ -334,6 +334,29 @@ class Approvals:
                                    source_account, target_account, now, summary)
         return bank.write(fn)
 
+    def wait_warning(self, moved_cents: int, *, held: bool) -> str:
+        """The review step's sentence for a staff payment that will wait for a second manager
+        (wait_check said so); `held`: money leaves an account and is held until then."""
+        threshold = format_cents(self.threshold_cents())
+        above = (f"With the {format_cents(moved_cents)} you moved for this customer today, "
+                 f"this is above {threshold}:" if moved_cents else f"Above {threshold}")
+        then = ("the money will be held on the account until then" if held else
+                "it is posted only then")
+        return f"{above} a second manager must approve it; {then}."
+
+    def repayment_moved_cents(self, actor, source_account) -> int:
+        """Cents `actor` already moved today, without approval, for the customer owning
+        `source_account`: a staff loan repayment out of a customer's account counts with them
+        toward the four-eyes threshold; cash at the counter is nobody's account (0). Used by
+        gate_loan and by the repayment review (loans.review_repayment)."""
+        if str(source_account).strip().lower() == "cash":
+            return 0
+        try:
+            numbers = [accountnum.normalize(source_account)]
+        except BankError:
+            numbers = []  # the loan service refuses the number itself
+        return self._moved_today(self._bank.read, actor, numbers)
+
     def gate_loan(self, actor, operation: str, loan_id: int, *, amount_cents=None,
                   source_account=None, reason=None, idempotency_key=None, prepayment=None,
                   value_date=None, transaction_id=None):
@@ -353,14 +376,7 @@ class Approvals:
         elif operation == "loan.repay":
             cents = int(amount_cents)
             summary = f"Repay loan {loan_id} from {source_account}"
-            # Out of a customer's account it counts with the staff member's other payments
-            # for that customer today (cash at the counter is nobody's account).
-            if str(source_account).strip().lower() != "cash":
-                try:
-                    numbers = [accountnum.normalize(source_account)]
-                except BankError:
-                    numbers = []  # the loan service refuses the number itself
-                moved_cents = self._moved_today(bank.read, actor, numbers)
+            moved_cents = self.repayment_moved_cents(actor, source_account)
         elif operation == "loan.reverse_repayment":
             cents = int(amount_cents)
             summary = f"Reverse payment {transaction_id} of loan {loan_id}: {reason}"

@@ -132,6 +132,14 @@ class Bank:
     def business_date(self):
         return self.state.business_date
 
+    @property
+    def calls_seq(self) -> int:
+        """The writer's sequence lock over writes other than posting batches (Writer.calls_seq):
+        odd while such a write runs, raised again when it ends. A reader that sees the same
+        even value before and after its query knows that since then only posting batches ran,
+        which change only balances and last activity of accounts and append ledger rows."""
+        return self._writer.calls_seq
+
     # -- plumbing for services ---------------------------------------------------------------
     def read(self, sql, params=None):
         """Rows of one query, read in one snapshot through this thread's cursor."""

@@ -34,12 +34,11 @@ from .errors import (
 from .ids import parse_id
 from .keys import clean_key
 from .ledger import PostingRequest, available_sql, utcnow
-from .money import format_cents, to_cents, to_money
+from .money import BASIS_POINTS_PER_UNIT, format_cents, to_cents, to_money
 from .validate import clean_text as _clean_text
 
 CALCS = ("flat", "percent", "product")
 STATUSES = ("charged", "waived", "not_collected")
-BASIS_POINTS_PER_UNIT = 10_000
 EVENT_COLUMNS = ("account_id", "code", "amount_cents", "reason")
 REASON_CHARS_MAX = 300
 REASON_CHARS_MIN = 3

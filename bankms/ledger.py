@@ -543,3 +543,19 @@ def foreseen_refusals(fetchall, req, business_date) -> list:
                    if req.daily_limit_cents is not None else {})
     return [refusal for refusal in (limit_refusal(req, accounts, spent_today),
                                     funds_refusal(req, accounts)) if refusal is not None]
+
+
+def refusal_warning(refusal: BankError, what: str) -> str:
+    """One foreseen refusal (foreseen_refusals) as the sentence a review step shows above
+    Confirm; `what` names the request ("this transfer of $6,000.00")."""
+    if isinstance(refusal, InsufficientFunds):
+        overdraft = (f" (including an overdraft limit of "
+                     f"{format_cents(refusal.overdraft_limit_cents)})"
+                     if refusal.overdraft_limit_cents else "")
+        return (f"Only {format_cents(refusal.available_cents)} is available on "
+                f"{refusal.account}{overdraft}; {what} would be refused.")
+    if isinstance(refusal, LimitExceeded):
+        return (f"This is over your daily transfer limit of "
+                f"{format_cents(refusal.limit_cents)}: {format_cents(refusal.left_cents)} is "
+                f"left today, so {what} would be refused.")
+    return f"{refusal} Confirming {what} would be refused."

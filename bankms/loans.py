@@ -1009,35 +1009,20 @@ class Loans:
         earlier day, not before the disbursement. The loan is replayed with it in its place;
         any change in how the later payments split is posted as a loan_reallocation."""
         bank = self._bank
-        loan = self._readable(actor, loan_id, "loan.repay")
+        loan, cents, rule, source, is_cash = self._repay_request(actor, loan_id, amount,
+                                                                  source_account, prepayment)
         lid = loan["id"]
-        cents = to_cents(amount)
-        rule = _clean_rule(prepayment)
-        is_cash = isinstance(source_account, str) and source_account.strip().lower() == CASH
-        if is_cash:
-            if not getattr(actor, "is_staff", False):
-                exc = PermissionDenied("Only a teller can take a cash payment.")
-                bank.record_refusal(actor, "loan.repay", exc, entity="loan", entity_id=lid)
-                raise exc
-            source = INTERNAL["teller_cash"]
-        else:
-            source = accountnum.normalize(source_account)
         vday = as_date(value_date, "value date")
         if vday is not None and vday != bank.business_date:
             bank.require(actor, "loan.correct", entity="loan", entity_id=lid)
         key = _clean_key(idempotency_key)
         # Refused before the four-eyes gate: no second person can make an overpayment right.
-        try:
-            if loan["status"] == "active" and vday is None:
-                payoff_cents = self._payoff_today(loan)
-                if cents > payoff_cents:
-                    self._refuse_overpayment(lid, cents, payoff_cents)
-            elif loan["status"] == "written_off":
-                self._refuse_over_recovery(lid, cents, self._recovery_left_cents(
-                    bank.read_one, loan))
-        except InvalidAmount as exc:
-            bank.record_refusal(actor, "loan.repay", exc, entity="loan", entity_id=lid)
-            raise
+        # A back-dated payment on an active loan is checked against the replay instead.
+        refusal = (None if loan["status"] == "active" and vday is not None
+                   else self._amount_refusal(loan, cents))
+        if refusal is not None:
+            bank.record_refusal(actor, "loan.repay", refusal, entity="loan", entity_id=lid)
+            raise refusal
         # Issue 12: staff repayments above the four-eyes threshold wait (approvals.py).
         held = bank.approvals.gate_loan(actor, "loan.repay", lid, amount_cents=cents,
                                         source_account=source_account, idempotency_key=key,
@@ -1127,6 +1112,99 @@ class Loans:
                 "value_date": day.isoformat(), "reallocated": moved, "paid_off": closed})
             return outcome
         return self._raise_refusal(bank.write(fn))
+
+    def _repay_request(self, actor, loan_id, amount, source_account, prepayment):
+        """A repayment form checked as repay and review_repayment both check it: (loan, cents,
+        prepayment rule, the ledger account paid from, whether it is cash at the counter).
+        Raises PermissionDenied (a customer asking for cash: audited), InvalidAmount,
+        InvalidInput."""
+        loan = self._readable(actor, loan_id, "loan.repay")
+        cents = to_cents(amount)
+        rule = _clean_rule(prepayment)
+        is_cash = isinstance(source_account, str) and source_account.strip().lower() == CASH
+        if not is_cash:
+            return loan, cents, rule, accountnum.normalize(source_account), False
+        if not getattr(actor, "is_staff", False):
+            exc = PermissionDenied("Only a teller can take a cash payment.")
+            self._bank.record_refusal(actor, "loan.repay", exc, entity="loan",
+                                      entity_id=loan["id"])
+            raise exc
+        return loan, cents, rule, INTERNAL["teller_cash"], True
+
+    def _amount_refusal(self, loan, cents) -> InvalidAmount | None:
+        """The InvalidAmount a payment of `cents` today meets (more than pays an active loan
+        off, more than is left to recover on a written-off one), else None."""
+        lid = loan["id"]
+        try:
+            if loan["status"] == "active":
+                payoff_cents = self._payoff_today(loan)
+                if cents > payoff_cents:
+                    self._refuse_overpayment(lid, cents, payoff_cents)
+            elif loan["status"] == "written_off":
+                self._refuse_over_recovery(lid, cents, self._recovery_left_cents(
+                    self._bank.read_one, loan))
+        except InvalidAmount as exc:
+            return exc
+        return None
+
+    def review_repayment(self, actor, loan_id, amount, source_account, *,
+                         prepayment=None) -> dict:
+        """Check a repayment form and describe it for a confirm step, posting nothing.
+
+        Returns {loan_id, amount (Decimal), amount_cents, source_account ("cash" or the
+        account number), source_holder, source_available (Decimal or None for cash),
+        prepayment, needs_approval (bool), warnings (list[str])}. `warnings` says what Confirm
+        would meet, from the checks repay runs on the same request: the loan's state, more
+        than the payoff (or than is left to recover), an account not the borrower's, the
+        ledger's guards (ledger.foreseen_refusals: funds, a frozen or closed account), or
+        else the four-eyes wait (approvals.repayment_moved_cents, as gate_loan counts it).
+        Raises what repay raises for the form itself (PermissionDenied, InvalidAmount for a
+        malformed amount, InvalidInput for a bad rule or account number). Posting decides
+        again at Confirm."""
+        from .ledger import foreseen_refusals, refusal_warning
+
+        bank = self._bank
+        loan, cents, rule, source, is_cash = self._repay_request(actor, loan_id, amount,
+                                                                  source_account, prepayment)
+        lid = loan["id"]
+        out = {"loan_id": lid, "amount": to_money(cents), "amount_cents": cents,
+               "source_account": CASH if is_cash else source, "source_holder": None,
+               "source_available": None, "prepayment": rule, "needs_approval": False}
+        what = f"this payment of {format_cents(cents)}"
+        warnings = []
+        if loan["status"] not in ("active", "written_off"):
+            warnings.append(f"Loan {lid} is {loan['status'].replace('_', ' ')}; payments are "
+                            f"taken only on active or written-off loans, so {what} would be "
+                            "refused.")
+        refusal = self._amount_refusal(loan, cents)
+        if refusal is not None:
+            warnings.append(refusal_warning(refusal, what))
+        if not is_cash:
+            owner = bank.read_one("SELECT customer_id FROM accounts WHERE account_number = ?",
+                                  [source])
+            if owner is None or owner[0] is None:
+                raise AccountNotFound(f"There is no account {source}.")
+            if owner[0] != loan["customer_id"] and actor.role != "customer":
+                warnings.append(f"Account {source} does not belong to the borrower; {what} "
+                                "would be refused.")
+            info = bank.accounts.get(actor, source)
+            out["source_holder"], out["source_available"] = info["holder"], info["available"]
+            request = PostingRequest(
+                kind="loan_repayment", actor=actor, action="loan.repay",
+                legs=[(source, -cents), (INTERNAL["loans_receivable"], cents)],
+                amount_cents=cents, idempotency_key="review", source_account=source,
+                target_account=INTERNAL["loans_receivable"],
+                owned_accounts=(source,) if actor.role == "customer" else (),
+                internal_ok=True)
+            warnings += [refusal_warning(r, what) for r in
+                         foreseen_refusals(bank.read, request, bank.state.business_date)]
+        if bank.approvals.applies_to(actor):
+            moved_cents = bank.approvals.repayment_moved_cents(actor, source_account)
+            out["needs_approval"] = cents + moved_cents > bank.approvals.threshold_cents()
+            if out["needs_approval"] and not warnings:
+                warnings.append(bank.approvals.wait_warning(moved_cents, held=False))
+        out["warnings"] = warnings
+        return out
 
     def _recover_in(self, uow, actor, loan, cents, source, is_cash, request):
         """A payment on a written-off loan: recovery income (GL4200), never more than what was

@@ -15,6 +15,10 @@ from .errors import InvalidAmount
 # the BIGINT range, so sums of many maximal amounts still cannot overflow.
 AMOUNT_CENTS_MAX = 100_000_000_000 * 100
 
+# Rates (charges, withholding tax) are kept in basis points, hundredths of a percent: this many
+# make the whole amount. Defined here, below both charges.py and tax.py, which import it.
+BASIS_POINTS_PER_UNIT = 10_000
+
 # Anything with more integer digits than this is far above AMOUNT_CENTS_MAX. It is refused before
 # any arithmetic, because Decimal('1E+999999') would overflow the decimal context or spend many
 # seconds of CPU turning itself into an int, and quantize() fails on more than 28 digits.

@@ -253,7 +253,7 @@ class Payments:
 
     def _warnings(self, actor, kind, cents, source, target, memo, *, waits,
                   moved_cents) -> list[str]:
-        from .ledger import foreseen_refusals
+        from .ledger import foreseen_refusals, refusal_warning
         from .money import format_cents
 
         bank = self._bank
@@ -264,28 +264,10 @@ class Payments:
         else:
             req = self._transfer_request(actor, source, target, cents, None, memo)
         what = f"this {kind} of {format_cents(cents)}"
-        warnings = []
-        for refusal in foreseen_refusals(bank.read, req, bank.state.business_date):
-            if isinstance(refusal, InsufficientFunds):
-                overdraft = (f" (including an overdraft limit of "
-                             f"{format_cents(refusal.overdraft_limit_cents)})"
-                             if refusal.overdraft_limit_cents else "")
-                warnings.append(f"Only {format_cents(refusal.available_cents)} is available on "
-                                f"{refusal.account}{overdraft}; {what} would be refused.")
-            elif isinstance(refusal, LimitExceeded):
-                warnings.append(f"This is over your daily transfer limit of "
-                                f"{format_cents(refusal.limit_cents)}: "
-                                f"{format_cents(refusal.left_cents)} is left today, so {what} "
-                                "would be refused.")
-            else:
-                warnings.append(f"{refusal} Confirming {what} would be refused.")
+        warnings = [refusal_warning(refusal, what)
+                    for refusal in foreseen_refusals(bank.read, req, bank.state.business_date)]
         if waits and not warnings:
-            threshold = format_cents(bank.approvals.threshold_cents())
-            above = (f"With the {format_cents(moved_cents)} you moved for this customer today, "
-                     f"this is above {threshold}:" if moved_cents else f"Above {threshold}")
-            held = ("the money will be held on the account until then" if source else
-                    "it is posted only then")
-            warnings.append(f"{above} a second manager must approve it; {held}.")
+            warnings.append(bank.approvals.wait_warning(moved_cents, held=source is not None))
         return warnings
 
     def receipt_details(self, actor, transaction_id) -> dict:

@@ -126,6 +126,24 @@ class Setting:
                 "subdivision": "a subdivision of bank_country that the holidays package knows, "
                                "or none (nationwide holidays only)"}[self.kind]
 
+    @property
+    def label(self) -> str:
+        """What the setting is called on screen (LABELS); the key where none is given."""
+        return LABELS.get(self.key, self.key)
+
+    def shown(self, text: str) -> str:
+        """A stored value as a person reads it, with its unit: "$10,000.00", "30 seconds",
+        "1.00 %", "yes", "none"."""
+        if self.kind == "cents":
+            return format_cents(int(text))
+        if self.kind == "int" and self.unit in _PERCENT_UNITS:
+            return f"{int(text) / 100:.2f} %"
+        if self.kind == "int":
+            return f"{int(text):,} {self.unit}".rstrip()
+        if self.kind == "bool":
+            return "yes" if text == "1" else "no"
+        return text or "none"
+
     def _bad(self, value) -> InvalidInput:
         return InvalidInput(f"{value!r} is not a valid value for {self.key}: it must be "
                             f"{self.type_label}: {self.allowed}.")
@@ -242,6 +260,48 @@ REGISTRY: dict[str, Setting] = dict([
 ])
 
 
+# What each setting is called on screen (Setting.label), next to their definitions so that a
+# new setting gets its label here; the key stays what the command line takes.
+LABELS: dict[str, str] = {
+    "customer_daily_transfer_cents_max": "Customer daily transfer limit",
+    "four_eyes_threshold_cents": "Four-eyes threshold for payments",
+    "login_backoff_base_s": "Sign-in back-off: first wait",
+    "login_backoff_user_after_failures": "Sign-in back-off: failures per username",
+    "login_backoff_user_cap_s": "Sign-in back-off: longest wait per username",
+    "login_backoff_address_after_failures": "Sign-in back-off: failures per address",
+    "login_backoff_address_cap_s": "Sign-in back-off: longest wait per address",
+    "login_backoff_forget_s": "Sign-in back-off: failures forgotten after",
+    "signups_per_address_max": "Sign-ups per address",
+    "signup_window_s": "Sign-up counting window",
+    "payee_lookups_per_customer_max": "Payee look-ups per customer",
+    "payee_lookup_window_s": "Payee look-up counting window",
+    "session_idle_timeout_s": "Session idle timeout",
+    "session_absolute_timeout_s": "Session absolute timeout",
+    "loan_provision_bp_current": "Loan-loss provision: not past due",
+    "loan_provision_bp_1_30": "Loan-loss provision: 1-30 days past due",
+    "loan_provision_bp_31_60": "Loan-loss provision: 31-60 days past due",
+    "loan_provision_bp_61_90": "Loan-loss provision: 61-90 days past due",
+    "loan_provision_bp_over_90": "Loan-loss provision: over 90 days past due",
+    "interest_withholding_tax_bp": "Withholding tax on interest (new products)",
+    "dormancy_months": "Dormant after (new products)",
+    "bank_time_zone": "Bank time zone",
+    "eod_cutoff_time": "End-of-day cut-off time",
+    "eod_auto": "Automatic end of day",
+    "four_eyes_rate_bp": "Four-eyes threshold for savings rates",
+    "structuring_band_min_percent": "Structuring band starts at",
+    "structuring_count_min": "Structuring alert after",
+    "structuring_window_s": "Structuring counting window",
+    "activation_code_ttl_s": "Activation code valid for",
+    "contact_change_cooling_off_h": "Contact change cooling-off",
+    "bank_country": "Bank country (public holidays)",
+    "bank_subdivision": "Bank region (regional holidays)",
+    "dashboard_max_age_s": "Dashboard figures' maximum age",
+    "eod_catchup_days_confirm": "End of day asks to confirm above",
+}
+# Units shown as a percentage: stored in hundredths of a percent.
+_PERCENT_UNITS = ("hundredths of a percent", "basis points")
+
+
 @functools.lru_cache(maxsize=1)
 def _zone_names() -> frozenset:
     import zoneinfo
@@ -297,11 +357,17 @@ class Settings:
         return setting.typed(self.get(key) or setting.default)
 
     def listing(self) -> list[dict]:
-        """Every registered setting: key, value, meaning, type, allowed, default."""
+        """Every registered setting: key, label, value (as stored), shown (the value with its
+        unit, Setting.shown), meaning, type, allowed, default, default_shown."""
         stored = dict(self._bank.read("SELECT key, value FROM settings"))
-        return [{"key": s.key, "value": stored.get(s.key, s.default), "meaning": s.meaning,
-                 "type": s.type_label, "allowed": s.allowed, "default": s.default}
-                for s in REGISTRY.values()]
+        rows = []
+        for s in REGISTRY.values():
+            value = stored.get(s.key, s.default)
+            rows.append({"key": s.key, "label": s.label, "value": value,
+                         "shown": s.shown(value), "meaning": s.meaning, "type": s.type_label,
+                         "allowed": s.allowed, "default": s.default,
+                         "default_shown": s.shown(s.default)})
+        return rows
 
     def set(self, actor, key: str, value) -> str:
         """Change one setting (managers and the system); returns the value as stored.

@@ -9,9 +9,9 @@ import datetime as dt
 import pandas as pd
 
 from .deposit_products import VERSIONS_IN_FORCE_SQL
+from .money import BASIS_POINTS_PER_UNIT
 from .settings import REGISTRY
 
-BASIS_POINTS_PER_UNIT = 10_000
 
 
 def withholding_tax_bp(uow, account_ids, day: dt.date) -> pd.Series:

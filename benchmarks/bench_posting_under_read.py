@@ -49,6 +49,39 @@ and CPU: the readers' SQL runs on the same 2 cores as the writer's. Side by side
 (f212cf5) at load 6-15, 14:24-14:30: main 0.49 then gil 0.39; gil 0.41 then main 0.36; under
 that load the ratio does not separate the two, while accounts.list of 50 accounts stays about
 twice as fast (gil 3.1-4.7 ms, main 5.6-11.3 ms). Target NOT met.
+Branch gil2, 16:15-16:55 (main b6f15b7; load 0.6 at the start, then 8-21 with others' tests).
+Main alone at 16:17, load 0.6: ratio 0.33 (1040 idle / 348 reading), accounts.list 3.11 ms.
+Where accounts.list's time went after a posting (cProfile, timings of its queries): the lean
+query itself 1.7-2.4 ms (its ORDER BY and the CASE of available), against 1.0-1.2 ms for
+SELECT id, balance_cents without either (0.5-0.7 ms when repeated with nothing posted: the
+first read after a commit costs about 0.5 ms more; SELECT 1 alone 0.2 ms); then pandas: the
+copied frame and its four new columns 0.35 ms of CPU, building a new frame from columns 0.26 ms
+for 3 rows (pandas 3 converts text columns to its string arrays each time). Now the lean query
+reads (id, balance) only, in scan order, placed by id into the kept order; available is worked
+out in numpy from the kept holds, overdraft limit, status and kind (available_sql's rule).
+Side by side at load 8-10, 16:43-16:50, main / gil2 / main / gil2: accounts.list of 50
+accounts 5.95 / 3.05 / 4.46 / 2.58 ms right after a posting (kept 0.10-0.12 ms in all); the
+ratio 0.85 / 0.61 / 0.37 / 0.46: noise, the change does not aim at it. The list timed alone
+at load 11-12, main / gil2 / main / gil2: median 5.63 / 3.62 / 3.71 / 1.94 ms wall, 2.97 /
+2.16 / 2.72 / 1.78 ms CPU of the calling thread. On a quiet machine this should be about half
+of main's 2.6 ms, under the 2 ms target, but it was not measured quiet: NOT shown met.
+Once more, 16:54-16:56 at load 6-8: gil2 2.16 ms (kept 0.08), then main (c886961) 3.85 ms
+(kept 0.10); ratio 0.40 in both (977 / 392 and 738 / 295 transfers/s).
+Posting under reads, what bounds it: each of the 16 posting threads has one request in
+flight, so a batch holds at most 16 (mean 13-15) and throughput is batch size over the
+writer's cycle. Per batch the writer makes BEGIN, 5 appender flushes (transactions, postings,
+keys, audit, balances), COMMIT, and 1-5 queue waits while gathering, each a GIL hand-off that
+two busy readers can stretch to the 5 ms switch interval.
+Timed inside the writer (wall ms per batch, /tmp instrumentation, not kept), 16:53 at load 8:
+idle 11-13 ms a batch of 15.6, of which the 5 flushes 6.8-7.5 and gathering 1.4-1.7;
+reading 28-31 ms a batch of 13.6-14.7, flushes 18-20, gathering 2.6-2.9. At 16:55, load 4,
+flush by flush, idle / reading: balances (the update appender) 2.1 / 12.5, transactions 2.0 /
+7.2, audit 1.3 / 6.7, keys 1.0 / 3.9, postings 0.9 / 2.6; the whole batch 13.4 / 51.1 ms.
+Cutting that needs fewer DuckDB
+calls per batch (say the rows of all five tables as Arrow tables inserted by one
+multi-statement execute, and one timed wait while gathering instead of polling); not tried in
+the time left, and the ratio's spread under load (0.37-0.85 for the same code) is wider than
+such a change could show in one run. Target NOT met.
 """
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ PAGE = {"title": "Charges", "icon": ":material/receipt_long:", "roles": ("teller
 APPLY = "charges_apply"
 WAIVE = "charges_waive"
 CATALOGUE = "charges_catalogue"
+TAB = "ch_tab"
+TABS = ("Charge an account", "Catalogue")
 STATUS_LABELS = {"charged": "Charged", "waived": "Waived", "not_collected": "Not collected"}
 CHARGE_COLUMNS = {"id": "Charge", "business_date": "Date", "name": "Charge name",
                   "amount": "Amount", "status": "Status", "reason": "Reason",
@@ -131,7 +133,6 @@ def _catalogue_view(entries):
 def _catalogue(bank, actor):
     from pages import daily_common as dc
 
-    st.header("Catalogue")
     entries = bank.charges.catalogue(actor)
     dc.show_table(_catalogue_view(entries),
                   {"code": "Code", "name": "Name", "kind": "Kind", "amount": "Amount",
@@ -174,9 +175,8 @@ def _catalogue(bank, actor):
 
 
 def render() -> None:
-    from bankms.errors import BankError
     from pages import daily_common as dc
-    from pages.common import get_bank, money, show_error
+    from pages.common import get_bank, lazy_tabs, money
 
     actor = dc.signed_in(dc.STAFF)
     bank = get_bank()
@@ -199,6 +199,18 @@ def render() -> None:
         if st.button("New charge", key="ch_new", icon=":material/add:"):
             dc.clear_result(APPLY)
             st.rerun()
+    # Only the open tab runs (pages.common.lazy_tabs); both hold forms, so once opened they
+    # stay drawn and keep what was typed while the other is looked at.
+    lazy_tabs({TABS[0]: lambda: _account(bank, actor, result),
+               TABS[1]: lambda: _catalogue(bank, actor)}, key=TAB, keep=TABS)
+
+
+def _account(bank, actor, result) -> None:
+    """An account's charges: charge it (unless a result is on show), list, waive."""
+    from bankms.errors import BankError
+    from pages import daily_common as dc
+    from pages.common import money, show_error
+
     # The review step draws no account field, and Streamlit forgets a widget it did not
     # draw: the number is kept beside it so the account's charges show again afterwards.
     number = st.text_input("Account number", key="ch_account",
@@ -228,4 +240,3 @@ def render() -> None:
                           empty="No charges on this account.", key="ch_list")
             if actor.role == "manager":
                 _waive_form(bank, actor, charges)
-    _catalogue(bank, actor)

@@ -311,6 +311,33 @@ def flash(message: str, icon: str = ":material/check_circle:") -> None:
     st.session_state.setdefault("_flash", []).append((message, icon))
 
 
+def land_on_offered_page(urls: list) -> str | None:
+    """Make a browser's address that names no page of this user's navigation open the first
+    page of `urls` (their home, or Sign in) instead of Streamlit's "Page not found" dialog.
+
+    Call before st.navigation with the url paths in menu order. Streamlit serves its default
+    (first) page at "/" only, so "/start", the home page's own path, named nothing; nor did a
+    page of another role, or a typo. Returns the unknown path for a notice (None when the
+    address was fine, bare, or the home page's own path).
+
+    Reaches into Streamlit's page manager (1.67: `intended_page_name`, `set_script_intent`)
+    because no public API says which path a fresh page load asked for; a menu click or
+    st.switch_page names a page by its hash and is left alone."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    from streamlit.util import calc_hash
+
+    manager = getattr(get_script_run_ctx(), "pages_manager", None)
+    asked = getattr(manager, "intended_page_name", None)
+    if not urls or not asked or manager.intended_page_script_hash:
+        return None
+    asked = asked.strip("/")
+    if asked in urls[1:]:
+        return None
+    # The first page is served at "/"; its hash is that of its own url path.
+    manager.set_script_intent(calc_hash(urls[0]), "")
+    return None if asked in ("", urls[0]) else asked
+
+
 def show_flashes() -> None:
     for message, icon in st.session_state.pop("_flash", []):
         st.toast(message, icon=icon)

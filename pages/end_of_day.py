@@ -22,12 +22,13 @@ RUN_COLUMNS = {
     "accounts_made_dormant": "Accounts made dormant", "actor": "Closed by", "took": "Took"}
 
 
+TAB = "eod_tab"
+TABS = ("Close days", "Recent days", "Chain heads")
+
+
 def render() -> None:
     from bankms import eod_auto
-    from bankms.eod import recent_runs
-    from bankms.errors import BankError
-    from pages import daily_common as dc
-    from pages.common import current_actor, get_bank, show_error
+    from pages.common import current_actor, get_bank, lazy_tabs
 
     actor = current_actor()
     if actor is None or actor.role != "manager":
@@ -38,6 +39,20 @@ def render() -> None:
     done = st.session_state.pop("eod_done", None)
     if done:
         st.success(done, icon=":material/check_circle:")
+    # Only the open tab runs (pages.common.lazy_tabs); the two holding inputs stay drawn once
+    # opened, so a date picked or heads pasted survive a look at another tab.
+    lazy_tabs({TABS[0]: lambda: _close(bank, actor), TABS[1]: lambda: _recent(bank, actor),
+               TABS[2]: lambda: _chain(bank, actor)}, key=TAB, keep=(TABS[0], TABS[2]))
+    _show_status(status_slot, eod_auto.status(bank))
+
+
+def _close(bank, actor) -> None:
+    """What closing a day does, and the form that closes every ended day up to a date."""
+    from bankms import eod_auto
+    from bankms.errors import BankError
+    from pages.common import show_error
+    from pages.text import day_text
+
     st.caption("Closing a day pays the standing orders due, collects due instalments and "
                "charges late fees, accrues deposit interest on each product's terms (and "
                "overdraft interest on negative balances), pays out or renews the term deposits "
@@ -51,41 +66,45 @@ def render() -> None:
     status = eod_auto.status(bank)
     first, last = status["business_date"], status["last_closable_day"]
     if first > last:
-        st.info(f"Nothing to close: business date {first} ends at "
+        st.info(f"Nothing to close: business date {day_text(first)} ends at "
                 f"{status['cutoff']:%H:%M} ({status['time_zone']}) on that day.",
                 icon=":material/schedule:")
-    else:
-        until = st.date_input("Close every day up to and including", value=last,
-                              min_value=first, max_value=last, key="eod_until")
-        count = (until - first).days + 1 if until else 0
-        confirm = False
-        if count > status["catch_up_days_max"]:
-            confirm = st.checkbox(f"Yes, close {count} days at once ({first} to {until})",
-                                  key="eod_confirm")
-        if st.button("Run end of day", type="primary", key="eod_run"):
-            bar = st.progress(0.0, text="Starting")
+        return
+    until = st.date_input("Close every day up to and including", value=last,
+                          min_value=first, max_value=last, key="eod_until")
+    count = (until - first).days + 1 if until else 0
+    confirm = False
+    if count > status["catch_up_days_max"]:
+        confirm = st.checkbox(f"Yes, close {count} days at once ({day_text(first)} to "
+                              f"{day_text(until)})",
+                              key="eod_confirm")
+    if st.button("Run end of day", type="primary", key="eod_run"):
+        bar = st.progress(0.0, text="Starting")
 
-            def progress(done, total):
-                bar.progress(done / total if total else 1.0, text=f"Closed {done} of {total} days")
-            try:
-                result = bank.end_of_day(actor, until=until, progress=progress, confirm=confirm)
-            except BankError as exc:
-                bar.empty()
-                show_error(exc)
-            else:
-                # Run the page again so that the form offers only what is still open; the
-                # outcome is shown at the top. (str.capitalize would lower-case the rest.)
-                text = str(result)
-                st.session_state["eod_done"] = text[:1].upper() + text[1:]
-                st.rerun()
-    _show_status(status_slot, eod_auto.status(bank))
+        def progress(done, total):
+            bar.progress(done / total if total else 1.0, text=f"Closed {done} of {total} days")
+        try:
+            result = bank.end_of_day(actor, until=until, progress=progress, confirm=confirm)
+        except BankError as exc:
+            bar.empty()
+            show_error(exc)
+        else:
+            # Run the page again so that the form offers only what is still open; the
+            # outcome is shown at the top. (str.capitalize would lower-case the rest.)
+            text = str(result)
+            st.session_state["eod_done"] = text[:1].upper() + text[1:]
+            st.rerun()
+
+
+def _recent(bank, actor) -> None:
+    """What each of the last 30 closed days did."""
+    from bankms.eod import recent_runs
+    from pages import daily_common as dc
+
     runs = recent_runs(bank, actor, limit=30)
-    if not runs.empty:
-        st.header("Recent days")
-        dc.show_table(runs.assign(took=[f"{s:.1f} s" for s in runs["seconds"]]), RUN_COLUMNS,
-                      money_columns=[c for c in RUN_COLUMNS if c.endswith("_cents")],
-                      key="eod_runs")
-    _chain(bank, actor)
+    dc.show_table(runs.assign(took=[f"{s:.1f} s" for s in runs["seconds"]]), RUN_COLUMNS,
+                  money_columns=[c for c in RUN_COLUMNS if c.endswith("_cents")],
+                  empty="No day has been closed yet.", key="eod_runs")
 
 
 def _chain(bank, actor) -> None:
@@ -96,7 +115,6 @@ def _chain(bank, actor) -> None:
     from pages.common import show_error
     from pages.tables import show_columns
 
-    st.header("Chain heads")
     st.caption("At each close the ledger's and the audit log's hash chains end in a head: "
                "any change, removal or insertion of an earlier entry changes it. Keep the "
                "heads outside the bank (print or e-mail the file); checking a kept copy "
@@ -138,10 +156,13 @@ def _show_chain_problems(problems, ok_text) -> None:
 
 def _show_status(slot, status) -> None:
     """Business date, the bank's calendar, and the automatic run: next, running, last."""
+    from pages.text import day_text, moment_text
+
     with slot:
         left, middle, right = st.columns(3)
-        left.metric("Business date", str(status["business_date"]))
-        middle.metric(f"Calendar date ({status['time_zone']})", str(status["calendar_date"]))
+        left.metric("Business date", day_text(status["business_date"], weekday=True))
+        middle.metric(f"Calendar date ({status['time_zone']})",
+                      day_text(status["calendar_date"]))
         if not status["auto"]:
             right.metric("Automatic end of day", "off")
         elif status["running"]:
@@ -151,13 +172,13 @@ def _show_status(slot, status) -> None:
             right.metric("Next automatic run", "due now")
         else:
             nxt = status["next_run"]
-            right.metric("Next automatic run", f"{nxt:%Y-%m-%d %H:%M}" if nxt else "-")
+            right.metric("Next automatic run", moment_text(nxt))
         if status["auto"] and not status["scheduler_alive"]:
             st.caption("The automatic run starts with the app's server process; it is not "
                        "running in this process.")
         last = status["last_outcome"]
         if last is not None:
-            text = (f"Last automatic run ({last['ts']:%Y-%m-%d %H:%M} UTC): "
+            text = (f"Last automatic run ({moment_text(last['ts'])} UTC): "
                     f"{last['after'].get('summary') or last['after'].get('message', '')}")
             if last["outcome"] == "ok":
                 st.caption(text)

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.tables import show_columns
-from pages.text import md
+from pages.text import day_text, md
 
 
 FLASH = "_loan_flash"
@@ -91,7 +91,7 @@ def show_summary(loan: dict) -> None:
     cols[1].metric("Due now", money(loan["due_now"]))
     nxt = loan["next_due_date"]
     cols[2].metric("Next instalment", money(loan["next_due"]) if nxt else "none",
-                   help=f"due {nxt}" if nxt else None)
+                   help=f"due {day_text(nxt)}" if nxt else None)
     cols[3].metric("Interest accrued today", money(loan["accrued_interest"]),
                    help="Interest runs by the day on the outstanding principal; negative "
                         "when interest was paid ahead of its accrual.")
@@ -101,7 +101,8 @@ def show_summary(loan: dict) -> None:
         st.error(f"{money(loan['overdue'])} is overdue: {loan['days_past_due']} days past due "
                  f"(bucket {loan['bucket']}).", icon=":material/warning:")
     elif nxt:
-        st.caption(f"The next instalment, {money(loan['next_due'])} on {nxt}, is collected "
+        st.caption(f"The next instalment, {money(loan['next_due'])} on {day_text(nxt)}, is "
+                   f"collected "
                    f"from account {loan['account_number']} at end of day when funds allow. "
                    "A payment before its due date covers the next instalment first; only "
                    "what is paid beyond it lowers the later instalments.")
@@ -226,25 +227,44 @@ PREPAYMENT_CHOICES = {"reduce_instalment": "lower the later instalments",
                       "shorten_term": "shorten the term"}
 
 
+def payment_inputs(actor, loan: dict, sources: dict, prefix: str, *, button: str = "Pay",
+                   typed: dict | None = None):
+    """The payment form of an active loan: (submitted, amount, source, rule). Pay from one of
+    `sources` ({value: label}); staff choose what a prepayment does. `typed` refills the form
+    (amount, source, rule) after a review's 'Change'."""
+    typed = typed or {}
+    lid = loan["loan_id"]
+    suggested = loan["due_now"] if loan["due_now"] > 0 else loan["next_due"]
+    with st.form(f"{prefix}_{lid}"):
+        amount = st.text_input("Amount", value=typed.get("amount", str(suggested) if suggested
+                                                          else ""),
+                               key=f"{prefix}_amount_{lid}")
+        options = list(sources)
+        source = st.selectbox("Pay from", options, format_func=sources.get,
+                              index=_index(options, typed.get("source")),
+                              key=f"{prefix}_source_{lid}")
+        rule = None
+        if getattr(actor, "is_staff", False):
+            rules = list(PREPAYMENT_CHOICES)
+            rule = st.selectbox("Money beyond the next instalment should", rules,
+                                format_func=PREPAYMENT_CHOICES.get,
+                                index=_index(rules, typed.get("rule")),
+                                key=f"{prefix}_rule_{lid}")
+        submitted = st.form_submit_button(button, type="primary")
+    return submitted, amount, source, rule
+
+
+def _index(options: list, value) -> int:
+    return options.index(value) if value in options else 0
+
+
 def payment_form(bank, actor, loan: dict, sources: dict, prefix: str) -> None:
-    """Pay an active loan from one of `sources` ({value: label}); staff choose what a
-    prepayment does."""
+    """Pay an active loan at once from one of `sources` ({value: label})."""
     from bankms.errors import BankError
     from pages.common import form_key, money, reset_form_key, show_error
 
     lid = loan["loan_id"]
-    suggested = loan["due_now"] if loan["due_now"] > 0 else loan["next_due"]
-    with st.form(f"{prefix}_{lid}"):
-        amount = st.text_input("Amount", value=str(suggested) if suggested else "",
-                               key=f"{prefix}_amount_{lid}")
-        source = st.selectbox("Pay from", list(sources), format_func=sources.get,
-                              key=f"{prefix}_source_{lid}")
-        rule = None
-        if getattr(actor, "is_staff", False):
-            rule = st.selectbox("Money beyond the next instalment should",
-                                list(PREPAYMENT_CHOICES), format_func=PREPAYMENT_CHOICES.get,
-                                key=f"{prefix}_rule_{lid}")
-        submitted = st.form_submit_button("Pay", type="primary")
+    submitted, amount, source, rule = payment_inputs(actor, loan, sources, prefix)
     if not submitted:
         return
     name = f"{prefix}_{lid}"

@@ -31,12 +31,13 @@ def _business_date(bank, actor) -> None:
     from bankms import businessday
     from bankms.eod import recent_runs
     from pages.tables import show_table
+    from pages.text import day_text
 
     zone = bank.settings.value("bank_time_zone")
     left, right = st.columns(2)
-    left.metric("Business date", str(bank.business_date))
+    left.metric("Business date", day_text(bank.business_date, weekday=True))
     # The bank's clock, as end of day reads it (not the machine's).
-    right.metric(f"Calendar date ({zone})", str(businessday.calendar_date(bank)))
+    right.metric(f"Calendar date ({zone})", day_text(businessday.calendar_date(bank)))
     runs = recent_runs(bank, actor, limit=10)
     if runs.empty:
         st.caption("No end-of-day run yet.")
@@ -103,10 +104,13 @@ def _settings(bank, actor) -> None:
 
     table = st.empty()  # filled last, so that it shows a value saved in this run
     # The choice sits outside the form so that the meaning and range follow it at once.
-    key = st.selectbox("Setting", list(REGISTRY), key="ops_setting_key")
+    key = st.selectbox("Setting", list(REGISTRY), format_func=lambda k: REGISTRY[k].label,
+                       key="ops_setting_key")
     chosen = REGISTRY[key]
+    # The key is what the command line takes (`bankms setting KEY VALUE`), so it stays in view.
     st.caption(f"{chosen.meaning} Must be {chosen.type_label}: {chosen.allowed}. "
-               f"Default {chosen.default}; now {bank.settings.get(key)}.")
+               f"Default {chosen.shown(chosen.default)}; now "
+               f"{chosen.shown(bank.settings.get(key))}. Key: `{key}`.")
     with st.form("ops_setting_form"):
         value = st.text_input("New value", key="ops_setting_value")
         submitted = st.form_submit_button("Save setting", type="primary")
@@ -116,16 +120,18 @@ def _settings(bank, actor) -> None:
         except Exception as exc:  # noqa: BLE001
             common.show_error(exc)
         else:
-            st.success(f"{key} is now {stored}.", icon=":material/check_circle:")
+            st.success(f"{chosen.label} is now {chosen.shown(stored)}.",
+                       icon=":material/check_circle:")
     import pandas as pd
 
     from pages.tables import show_columns
 
-    # The setting's key stays as typed: it is what the form above and the CLI take.
+    # Labels and values with their units; the key, last, is what the command line takes.
     with table.container():
         show_columns(pd.DataFrame(bank.settings.listing()),
-                     {"key": "Setting", "value": "Value", "meaning": "Meaning", "type": "Type",
-                      "allowed": "Allowed", "default": "Default"}, key="ops_settings_table")
+                     {"label": "Setting", "shown": "Value", "meaning": "Meaning",
+                      "allowed": "Allowed", "default_shown": "Default", "key": "Key"},
+                     key="ops_settings_table")
 
 
 def _holidays(bank, actor) -> None:

@@ -18,6 +18,20 @@ from bankms.text import chart_text, markdown_escape  # noqa: F401 - re-exported 
 md = markdown_escape
 
 
+def day_text(day, *, weekday: bool = False) -> str:
+    """A day in captions, messages and metrics: "30 Nov 2026" ("Mon 30 Nov 2026" with
+    weekday), as the home pages write it; None as "-". Tables keep YYYY-MM-DD (pages.tables),
+    which sorts."""
+    if day is None:
+        return "-"
+    return f"{day:%a %d %b %Y}" if weekday else f"{day:%d %b %Y}"
+
+
+def moment_text(moment) -> str:
+    """A time in captions and metrics: "30 Nov 2026 23:30"; None as "-"."""
+    return "-" if moment is None else f"{moment:%d %b %Y %H:%M}"
+
+
 def plain_table(df: pd.DataFrame, **kwargs) -> None:
     """st.table (real text: it wraps on a phone and reads aloud) with every cell and column
     name shown as typed; st.table renders Markdown in cells."""

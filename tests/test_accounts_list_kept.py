@@ -5,8 +5,10 @@ that change other columns (freeze, close, overdraft limits, holds, new accounts)
 from __future__ import annotations
 
 import threading
+from decimal import Decimal
 
 import pandas as pd
+import pytest
 from conftest import customer_account, employee, funded_account
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -116,3 +118,82 @@ def test_a_listing_read_while_other_writes_run_is_whole(bank):
             t.join()
     assert problems == []
     pd.testing.assert_frame_equal(bank.accounts.list(manager, cid), full_read(bank, manager, cid))
+
+
+class _Broken(RuntimeError):
+    pass
+
+
+def _fail_in_hashing(bank, monkeypatch):
+    """The next posting batch fails after its guards moved the poster's cached balances and
+    before anything is written: its unit of work rolls back."""
+    chains = bank._writer._post_batch.chains
+    real = chains.hash_batch
+
+    def broken(*args, **kwargs):
+        monkeypatch.setattr(chains, "hash_batch", real)
+        raise _Broken("made to fail")
+    monkeypatch.setattr(chains, "hash_batch", broken)
+
+
+def _fail_after_writing(bank, monkeypatch):
+    """The next other write (a Writer.call job) changes an account row and then fails."""
+    number = bank.read_one("SELECT account_number FROM accounts WHERE customer_id IS NOT NULL "
+                           "ORDER BY id LIMIT 1")[0]
+
+    def fn(uow):
+        uow.execute("UPDATE accounts SET holds_cents = holds_cents + 1, "
+                    "balance_cents = balance_cents + 7 WHERE account_number = ?", [number])
+        raise _Broken("made to fail")
+    with pytest.raises(_Broken):
+        bank.write(fn)
+
+
+@pytest.mark.parametrize("case", [
+    # A posting batch that rolls back: what the poster worked out must not reach the list.
+    "batch_rolled_back",
+    # A replayed idempotency key: the batch reruns with the keys looked up, nothing posts twice.
+    "key_replayed",
+    # Another write that rolls back after changing balance and holds.
+    "call_rolled_back",
+])
+def test_a_kept_list_equals_a_fresh_read_after_a_rollback(bank, monkeypatch, case):
+    manager = employee(bank, "manager")
+    system = bank.system_actor()
+    cid, number = customer_account(bank, "Rolled Back", "300.00")
+    other = funded_account(bank, "40.00", customer_id=cid)
+    for customer_id in (cid, None):
+        bank.accounts.list(manager, customer_id)
+    # Posted once, so that the next list takes the lean path from a kept shape.
+    bank.payments.deposit(system, number, "1.00", idempotency_key="first")
+    for customer_id in (cid, None):
+        bank.accounts.list(manager, customer_id)
+    if case == "batch_rolled_back":
+        _fail_in_hashing(bank, monkeypatch)
+        with pytest.raises(_Broken):
+            bank.payments.transfer(system, number, other, "25.00")
+    elif case == "key_replayed":
+        bank.payments.deposit(system, number, "1.00", idempotency_key="first")
+    else:
+        _fail_after_writing(bank, monkeypatch)
+    for customer_id in (cid, None):
+        listed = bank.accounts.list(manager, customer_id)
+        pd.testing.assert_frame_equal(listed, full_read(bank, manager, customer_id))
+    assert list(bank.accounts.list(manager, cid)["balance_cents"]) == [30_100, 4_000]
+    # And a posting after it lists what the ledger says.
+    bank.payments.transfer(system, number, other, "0.50")
+    for customer_id in (cid, None):
+        listed = bank.accounts.list(manager, customer_id)
+        pd.testing.assert_frame_equal(listed, full_read(bank, manager, customer_id))
+    assert list(bank.accounts.list(manager, cid)["balance_cents"]) == [30_050, 4_050]
+    assert bank.audit.verify() == []
+
+
+def test_the_interest_rate_is_listed_exactly(bank):
+    manager = employee(bank, "manager")
+    cid, number = customer_account(bank, "Exact Rate", "10.00")
+    bank.write(lambda uow: uow.execute(
+        "UPDATE accounts SET interest_rate_percent = 1.2345 WHERE account_number = ?",
+        [number]))
+    rates = list(bank.accounts.list(manager, cid)["interest_rate_percent"])
+    assert rates == [Decimal("1.2345")] and str(rates[0]) == "1.2345"

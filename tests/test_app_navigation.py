@@ -303,3 +303,41 @@ def test_sections_start_with_a_level_two_heading():
                 for number, line in enumerate(path.read_text().splitlines(), 1)
                 if "st.subheader(" in line]
     assert not skipping, skipping
+
+
+class _PagesManager:
+    """The two fields of Streamlit's page manager that land_on_offered_page reads and sets."""
+
+    def __init__(self, name, page_hash=""):
+        self.intended_page_name, self.intended_page_script_hash = name, page_hash
+
+    def set_script_intent(self, page_hash, name):
+        self.intended_page_script_hash, self.intended_page_name = page_hash, name
+
+
+# (asked by page name, asked by hash, url paths offered, intent afterwards, notice)
+LANDINGS = [
+    ("start", "", ["start", "my-accounts"], "start", None),   # Home's own path
+    ("", "", ["start", "my-accounts"], None, None),           # "/": nothing to change
+    ("my-accounts", "", ["start", "my-accounts"], None, None),
+    ("end-of-day", "", ["start", "my-accounts"], "start", "end-of-day"),
+    ("/typo/", "", ["sign-in", "sign-up"], "sign-in", "typo"),
+    ("typo", "h1", ["start"], None, None),                    # a menu click names a hash
+]
+
+
+@pytest.mark.parametrize("name, page_hash, urls, intent, notice", LANDINGS)
+def test_an_address_naming_no_offered_page_opens_the_first(monkeypatch, name, page_hash, urls,
+                                                           intent, notice):
+    from types import SimpleNamespace
+
+    import streamlit.runtime.scriptrunner as scriptrunner
+
+    from pages.common import land_on_offered_page
+
+    manager = _PagesManager(name, page_hash)
+    monkeypatch.setattr(scriptrunner, "get_script_run_ctx",
+                        lambda: SimpleNamespace(pages_manager=manager))
+    assert land_on_offered_page(urls) == notice
+    expected = ((calc_hash(intent), "") if intent else (page_hash, name))
+    assert (manager.intended_page_script_hash, manager.intended_page_name) == expected

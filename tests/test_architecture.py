@@ -172,3 +172,21 @@ def test_nothing_but_the_entry_points_imports_bank():
 ])
 def test_cycles_finds_each_strongly_connected_component(edges, expected):
     assert cycles(edges) == expected
+
+
+# Constants with one home: (name, the module that defines it). Others import it from there.
+# BASIS_POINTS_PER_UNIT was in both charges.py and tax.py; neither is below the other (charges
+# -> tax would close a cycle through settings, workdays and loans), so it lives in the leaf.
+ONE_HOME = [("BASIS_POINTS_PER_UNIT", "bankms/money.py")]
+
+
+@pytest.mark.parametrize("name, home", ONE_HOME)
+def test_a_shared_constant_is_defined_in_one_module(name, home):
+    defined = []
+    for path in sorted((ROOT / PACKAGE).rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            targets = (node.targets if isinstance(node, ast.Assign)
+                       else [node.target] if isinstance(node, ast.AnnAssign) else [])
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                defined.append(path.relative_to(ROOT).as_posix())
+    assert defined == [home]

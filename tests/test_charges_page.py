@@ -8,6 +8,8 @@ import pytest
 
 from apptest_util import app_bank_fixture, open_app, urls
 from conftest import employee, funded_account, make_customer
+from pages.charges import TAB
+from test_dashboard_pages import show_tab
 from test_loan_pages import click, texts
 
 _codes = itertools.count(1)
@@ -116,7 +118,7 @@ def test_a_manager_waives_a_charge(app_bank, staff):
     ("3.00", "is saved", True), ("3.001", "at most two decimals", False)])
 def test_a_manager_adds_a_charge_to_the_catalogue(app_bank, staff, amount, said, saved):
     code = f"page_charge_{next(_codes)}"
-    at = open_app(app_bank, staff["manager"], "account-charges")
+    at = show_tab(open_app(app_bank, staff["manager"], "account-charges"), TAB, "Catalogue")
     at.text_input(key="ch_def_code").input(code)
     at.text_input(key="ch_def_name").input("Cheque book")
     at.text_input(key="ch_def_amount").input(amount)
@@ -127,6 +129,10 @@ def test_a_manager_adds_a_charge_to_the_catalogue(app_bank, staff, amount, said,
 
 def test_the_catalogue_shows_only_the_figures_each_kind_uses(app_bank, staff):
     at = open_app(app_bank, staff["teller"], "account-charges")
+    # Only the open tab runs (lazy_tabs): the catalogue is drawn once its tab is opened.
+    assert [t.label for t in at.tabs] == ["Charge an account", "Catalogue"]
+    assert not [d for d in at.dataframe if "Offered" in d.value.columns]
+    show_tab(at, TAB, "Catalogue")
     [table] = [d.value for d in at.dataframe if "Offered" in d.value.columns]
     rows = {r["Code"]: (r["Amount"], r["Rate"], r["Minimum"], r["Maximum"])
             for r in table.to_dict("records")}
@@ -135,5 +141,5 @@ def test_the_catalogue_shows_only_the_figures_each_kind_uses(app_bank, staff):
 
 
 def test_tellers_cannot_edit_the_catalogue(app_bank, staff):
-    at = open_app(app_bank, staff["teller"], "account-charges")
+    at = show_tab(open_app(app_bank, staff["teller"], "account-charges"), TAB, "Catalogue")
     assert not [b for b in at.button if b.label == "Save charge"]

@@ -11,6 +11,8 @@ import pytest
 
 from apptest_util import app_bank_on, open_app
 from conftest import Clock, employee, funded_account, login_for, make_customer
+from pages.end_of_day import TAB
+from test_dashboard_pages import show_tab
 
 DAY = dt.timedelta(days=1)
 
@@ -40,8 +42,11 @@ def test_nothing_to_close_before_the_cutoff(page_bank):
     at = open_app(page_bank, employee(page_bank, "manager"), "end-of-day")
     shown = texts(at)
     assert "Nothing to close" in shown and "23:30 (UTC)" in shown
-    assert f"Calendar date (UTC) {start}" in shown
-    assert f"Next automatic run {start} 23:30" in shown
+    # Days as captions and metrics write them (pages.text.day_text), not "2026-11-30".
+    assert f"Calendar date (UTC) {start:%d %b %Y}" in shown
+    assert f"Next automatic run {start:%d %b %Y} 23:30" in shown
+    assert f"Business date {start:%a %d %b %Y}" in shown
+    assert f"Nothing to close: business date {start:%d %b %Y} ends at" in shown
     assert not at.date_input and not [b for b in at.button if b.label == "Run end of day"]
 
 
@@ -56,10 +61,11 @@ def test_a_long_catch_up_needs_the_checkbox(page_bank):
     at.checkbox(key="eod_confirm").check().run()
     run_button(at)
     assert "Closed 5 day(s)" in texts(at) and "Interest posted $0.00" in texts(at)
-    assert f"Business date {start + 5 * DAY}" in texts(at)
+    assert f"Business date {start + 5 * DAY:%a %d %b %Y}" in texts(at)
     # The form no longer offers the days just closed, nor their checkbox.
     assert not at.date_input and not at.checkbox and "Nothing to close" in texts(at)
-    # The closed days are value dates, shown without a time of day.
+    # The closed days are value dates, shown without a time of day (in their own tab).
+    show_tab(at, TAB, "Recent days")
     [runs] = [d.value for d in at.dataframe if "Interest paid" in d.value.columns]
     assert [str(d) for d in runs["Day"]] == [
         str(start + k * DAY) for k in range(4, -1, -1)]
@@ -118,6 +124,10 @@ def test_the_chain_heads_of_closed_days_are_shown_checked_and_downloadable(page_
     page_bank.end_of_day(page_bank.system_actor(), until=start + DAY)
     kept = page_bank.chain.heads_csv(manager)
     at = open_app(page_bank, manager, "end-of-day")
+    # Only the open tab runs (lazy_tabs): the heads are drawn once their tab is opened.
+    assert not [d for d in at.dataframe if "Head" in d.value.columns]
+    assert not [b for b in at.button if b.key == "eod_chain_check"]
+    show_tab(at, TAB, "Chain heads")
     [heads] = [d.value for d in at.dataframe if "Head" in d.value.columns]
     assert [str(d) for d in heads["Day"]] == [str(start + DAY)] * 2 + [str(start)] * 2
     assert all(len(h) == 64 for h in heads["Head"])
@@ -134,3 +144,18 @@ def test_the_chain_heads_of_closed_days_are_shown_checked_and_downloadable(page_
     at.button(key="eod_chain_check_kept").click().run()
     assert "must start with the header line" in texts(at)
     assert not at.exception
+
+
+def test_recent_days_are_a_tab_of_their_own(page_bank):
+    start = page_bank.business_date
+    page_bank.clock = Clock(dt.datetime.combine(start + 3 * DAY, dt.time(9, 0)))
+    page_bank.end_of_day(page_bank.system_actor(), until=start + DAY)
+    at = open_app(page_bank, employee(page_bank, "manager"), "end-of-day")
+    assert [t.label for t in at.tabs] == ["Close days", "Recent days", "Chain heads"]
+    assert not [d for d in at.dataframe if "Day" in d.value.columns]
+    show_tab(at, TAB, "Recent days")
+    [runs] = [d.value for d in at.dataframe if "Took" in d.value.columns]
+    assert [str(d) for d in runs["Day"]] == [str(start + DAY), str(start)]
+    # The date picked in the form survives the look at another tab (keep=).
+    show_tab(at, TAB, "Close days")
+    assert at.date_input(key="eod_until").value == start + 2 * DAY

@@ -10,6 +10,7 @@ import datetime as dt
 import itertools
 import re
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 
@@ -190,18 +191,69 @@ def test_customer_sees_schedule_and_pays(app_bank, staff):
     assert "Outstanding principal $9,600.00" in texts(at)  # the page redrew with new figures
 
 
-def test_teller_takes_a_cash_payment(app_bank, staff):
-    cid, number, _ = borrower(app_bank, "Cash Carl")
+@pytest.fixture
+def takepay(app_bank, staff):
+    """A borrower (500.00 in the account, then the 10,000.00 loan paid into it) and the
+    teller's Take loan payment page open on the loan, which names the borrower."""
+    name = f"Taking Tia {next(_names)}"
+    cid, number, _ = borrower(app_bank, name)
     lid = active_loan(app_bank, staff, cid, number)
     at = open_app(app_bank, staff["teller"], "take-loan-payment")
     at.text_input(key="takepay_loan").input(str(lid)).run()
-    assert "Cash Carl" in texts(at)
+    assert name in texts(at)
+    return SimpleNamespace(at=at, cid=cid, number=number, lid=lid)
+
+
+def test_teller_takes_a_cash_payment(app_bank, takepay):
+    at, lid = takepay.at, takepay.lid
     at.text_input(key=f"takepay_amount_{lid}").input("250.00")
     at.selectbox(key=f"takepay_source_{lid}").select("cash")
-    click(at, "Pay")
+    click(at, "Review")
+    key = at.session_state[f"_review_takepay_{lid}"]["key"]
+    at.run()  # a rerun keeps the form instance's idempotency key
+    assert at.session_state[f"_review_takepay_{lid}"]["key"] == key
+    assert not at.warning and app_bank.read_one(
+        "SELECT count(*) FROM loan_payments WHERE loan_id = ?", [lid]) == (0,)
+    click(at, "Confirm")
     assert "Paid $250.00" in texts(at)
     assert app_bank.read_one("SELECT method, amount_cents FROM loan_payments WHERE loan_id = ?",
                              [lid]) == ("cash", 25_000)
+
+
+# Take loan payment's review warns with the checks repay runs (bank.loans.review_repayment);
+# nothing moves before Confirm, and Confirm then meets what the warning said.
+# (source: cash, the account the loan was paid into or another one holding 100.00; amount;
+#  the teller's deposit for the borrower first; warning; after Confirm)
+TAKE_PAYMENT_REVIEWS = [
+    ("other", "600.00", None, "Only $100.00 is available on {other}",
+     "has $100.00 available; $600.00 is more than that"),
+    ("cash", "20000.00", None,
+     "$20,000.00 is more than the $10,000.00 that pays loan {lid} off today", "more than"),
+    ("account", "2000.00", "9000.00",
+     "With the $9,000.00 you moved for this customer today, this is above $10,000.00: a "
+     "second manager must approve it", "waits for another manager's approval"),
+]
+
+
+@pytest.mark.parametrize("source, amount, deposit, warning, after", TAKE_PAYMENT_REVIEWS)
+def test_take_loan_payment_review_warns_before_confirm(app_bank, staff, takepay, source, amount,
+                                                       deposit, warning, after):
+    at, number, lid = takepay.at, takepay.number, takepay.lid
+    other = funded_account(app_bank, "100.00", customer_id=takepay.cid)
+    if deposit:
+        app_bank.payments.deposit(staff["teller"], number, deposit,
+                                  idempotency_key=f"pre-{lid}")
+    at.run()  # the page offers the new account
+    at.text_input(key=f"takepay_amount_{lid}").input(amount)
+    at.selectbox(key=f"takepay_source_{lid}").select(
+        {"cash": "cash", "account": number, "other": other}[source])
+    click(at, "Review")
+    warnings = [w.value.replace("\\", "") for w in at.warning]
+    assert any(warning.format(other=other, lid=lid) in w for w in warnings), warnings
+    assert app_bank.read_one("SELECT count(*) FROM loan_payments WHERE loan_id = ?",
+                             [lid]) == (0,)
+    click(at, "Confirm")
+    assert after in texts(at)
 
 
 def test_manager_runs_end_of_day(app_bank, staff, monkeypatch):
@@ -210,13 +262,13 @@ def test_manager_runs_end_of_day(app_bank, staff, monkeypatch):
     monkeypatch.setattr(app_bank, "clock", Clock(dt.datetime.combine(
         start + dt.timedelta(days=2), dt.time(23, 45))))
     at = open_app(app_bank, staff["manager"], "end-of-day")
-    assert f"Business date {start}" in texts(at)
+    assert f"Business date {start:%a %d %b %Y}" in texts(at)
     at.date_input(key="eod_until").set_value(start + dt.timedelta(days=2))
     click(at, "Run end of day")
     # The page reloads after the run (the bar's progress is tested in test_eod.py) and says
     # what it closed at the top.
     assert "Closed 3 day(s)" in texts(at)
-    assert f"Business date {start + dt.timedelta(days=3)}" in texts(at)
+    assert f"Business date {start + dt.timedelta(days=3):%a %d %b %Y}" in texts(at)
     assert app_bank.business_date == start + dt.timedelta(days=3)
     assert app_bank.audit.verify() == []
 
@@ -246,13 +298,22 @@ def test_customer_sees_accrued_interest_payoff_quote_and_history(app_bank, staff
     assert "Disbursement" in texts(at)  # the history's event, in words
 
 
-def test_manager_reverses_a_repayment_on_the_page(app_bank, staff):
-    cid, number, ana = borrower(app_bank, "Reversed Rita")
+@pytest.fixture
+def corrections(app_bank, staff):
+    """A borrower with an active loan, and the manager's Loan review page open on its
+    Corrections tab with the loan's number typed in."""
+    cid, number, ana = borrower(app_bank, f"Corrected Cora {next(_names)}")
     lid = active_loan(app_bank, staff, cid, number)
-    receipt = app_bank.loans.repay(ana, lid, "300.00", number)
     at = show_tab(open_app(app_bank, staff["manager"], "loan-review"), "review_tab",
                   "Corrections")
     at.text_input(key="correct_loan").input(str(lid)).run()
+    return SimpleNamespace(at=at, number=number, ana=ana, lid=lid)
+
+
+def test_manager_reverses_a_repayment_on_the_page(app_bank, corrections):
+    at, lid, ana = corrections.at, corrections.lid, corrections.ana
+    receipt = app_bank.loans.repay(ana, lid, "300.00", corrections.number)
+    at.run()  # the page offers the new payment
     at.selectbox(key=f"correct_tid_{lid}").select(receipt.transaction_id)
     click(at, "Reverse repayment")
     assert any("Please give the reason" in e.value for e in at.error)
@@ -263,12 +324,8 @@ def test_manager_reverses_a_repayment_on_the_page(app_bank, staff):
     assert app_bank.audit.verify() == []
 
 
-def test_manager_undoes_a_disbursement_on_the_page(app_bank, staff):
-    cid, number, ana = borrower(app_bank, "Undone Uma")
-    lid = active_loan(app_bank, staff, cid, number)
-    at = show_tab(open_app(app_bank, staff["manager"], "loan-review"), "review_tab",
-                  "Corrections")
-    at.text_input(key="correct_loan").input(str(lid)).run()
+def test_manager_undoes_a_disbursement_on_the_page(app_bank, staff, corrections):
+    at, lid, ana = corrections.at, corrections.lid, corrections.ana
     click(at, "Undo disbursement")
     assert any("Please give the reason" in e.value for e in at.error)
     assert app_bank.loans.get(ana, lid)["status"] == "active"
@@ -281,14 +338,10 @@ def test_manager_undoes_a_disbursement_on_the_page(app_bank, staff):
     assert app_bank.audit.verify() == []
 
 
-def test_a_half_done_correction_survives_a_look_at_another_tab(app_bank, staff):
+def test_a_half_done_correction_survives_a_look_at_another_tab(corrections):
     # Widgets not drawn in a run lose their values: the Corrections tab, once opened, stays
     # drawn while the manager looks at the provisions (lazy_tabs keep=).
-    cid, number, _ = borrower(app_bank, "Halfway Hal")
-    lid = active_loan(app_bank, staff, cid, number)
-    at = show_tab(open_app(app_bank, staff["manager"], "loan-review"), "review_tab",
-                  "Corrections")
-    at.text_input(key="correct_loan").input(str(lid)).run()
+    at, lid = corrections.at, corrections.lid
     at.text_input(key=f"correct_reason_{lid}").input("paid into the wrong account").run()
     for tab in ("Provisions", "Corrections"):
         show_tab(at, "review_tab", tab)
@@ -297,12 +350,10 @@ def test_a_half_done_correction_survives_a_look_at_another_tab(app_bank, staff):
         str(lid), "paid into the wrong account")
 
 
-def test_teller_changes_the_repayment_account(app_bank, staff):
-    cid, number, _ = borrower(app_bank, "Moving Mo")
-    lid = active_loan(app_bank, staff, cid, number)
-    other = funded_account(app_bank, "0", customer_id=cid)
-    at = open_app(app_bank, staff["teller"], "take-loan-payment")
-    at.text_input(key="takepay_loan").input(str(lid)).run()
+def test_teller_changes_the_repayment_account(app_bank, staff, takepay):
+    at, lid = takepay.at, takepay.lid
+    other = funded_account(app_bank, "0", customer_id=takepay.cid)
+    at.run()  # the page offers the new account
     at.selectbox(key=f"takepay_account_{lid}").select(other)
     at.text_input(key=f"takepay_account_reason_{lid}").input("salary account moved")
     click(at, "Change repayment account")

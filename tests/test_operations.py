@@ -424,16 +424,38 @@ def test_operations_page(app_env):
     # Settings: meaning, type and range on show; bad values and unknown keys refused.
     show_tab(at, TAB, TABS[2])
     table = _table(at, "Setting")
-    assert set(table["Setting"]) == set(REGISTRY)
-    assert {"Meaning", "Type", "Allowed", "Default"} <= set(table.columns)
-    for value, shown in (("-1", "not a valid value"), ("120", "session_idle_timeout_s is now 120")):
+    # Human labels and values with units; the key (what the command line takes) comes last.
+    assert list(table.columns) == ["Setting", "Value", "Meaning", "Allowed", "Default", "Key"]
+    assert set(table["Key"]) == set(REGISTRY)
+    assert not any("_" in label for label in table["Setting"])
+    shown = table.set_index("Key")
+    for key, label, value in SETTING_ROWS:
+        assert (shown.loc[key, "Setting"], shown.loc[key, "Value"]) == (label, value), key
+    for value, message in (("-1", "not a valid value"),
+                           ("120", "Session idle timeout is now 120 seconds")):
         at.selectbox(key="ops_setting_key").set_value("session_idle_timeout_s")
         at.text_input(key="ops_setting_value").input(value)
         _submit(at, "ops_setting_form", "Save setting")
-        assert any(shown in m.value for m in [*at.error, *at.success]), value
+        assert any(message in m.value for m in [*at.error, *at.success]), value
     assert bank.settings.get("session_idle_timeout_s") == "120"
     table = _table(at, "Setting")
-    assert table.set_index("Setting").loc["session_idle_timeout_s", "Value"] == "120"
+    assert table.set_index("Key").loc["session_idle_timeout_s", "Value"] == "120 seconds"
+
+
+# How the settings table shows a setting of each kind: (key, label, value with its unit).
+SETTING_ROWS = [
+    ("dashboard_max_age_s", "Dashboard figures' maximum age", "30 seconds"),
+    ("four_eyes_threshold_cents", "Four-eyes threshold for payments", "$10,000.00"),
+    ("loan_provision_bp_1_30", "Loan-loss provision: 1-30 days past due", "5.00 %"),
+    ("eod_auto", "Automatic end of day", "yes"),
+    ("bank_subdivision", "Bank region (regional holidays)", "none"),
+    ("eod_cutoff_time", "End-of-day cut-off time", "23:30"),
+]
+
+
+def test_every_setting_has_a_label():
+    from bankms.settings import LABELS
+    assert set(LABELS) == set(REGISTRY)
 
 
 def test_the_calendar_date_is_the_banks_clock_in_its_zone(app_env):
@@ -447,7 +469,7 @@ def test_the_calendar_date_is_the_banks_clock_in_its_zone(app_env):
     bank.clock = Clock(dt.datetime(2031, 5, 6, 20, 0, tzinfo=dt.timezone.utc))
     bank.settings.set(bank.system_actor(), "bank_time_zone", "Asia/Tokyo")
     at = open_app(bank, bank.auth.actor_for("mara"), "bank-operations")
-    assert {m.label: m.value for m in at.metric}["Calendar date (Asia/Tokyo)"] == "2031-05-07"
+    assert {m.label: m.value for m in at.metric}["Calendar date (Asia/Tokyo)"] == "07 May 2031"
 
 
 def test_a_broken_ledger_shows_a_summary(app_env):

@@ -175,9 +175,10 @@ PAGES = [
     ("manager", "bank-operations", [("tab", "ops_tab", ":material/tune: Settings")], 2),
     ("manager", "bank-operations", [("tab", "ops_tab", ":material/event_busy: Bank holidays")],
      2),
-    ("manager", "end-of-day", [], 2),
+    ("manager", "end-of-day", [("tab", "eod_tab", "Recent days")], 1),
+    ("manager", "end-of-day", [("tab", "eod_tab", "Chain heads")], 1),
     ("manager", "deposit-products", [], 1),
-    ("manager", "account-charges", [], 1),
+    ("manager", "account-charges", [("tab", "ch_tab", "Catalogue")], 1),
     ("manager", "approvals", [], 0),
     # The month before the one the closed day may have begun: it has transactions.
     ("manager", "statements", [("text_input", "statement_account_number", "NUMBER"),

@@ -111,3 +111,29 @@ def test_only_a_live_cookie_of_ours_signs_in(fresh_server, browser):
                 assert page_title(page) == "Sign in", label
                 assert_nothing_protected(page, "anonymous", server, label)
                 assert not page.get_by_role("button", name="Sign out").count(), label
+
+
+# Streamlit serves the first page of a navigation at "/" only: "/start" (Home's own path) and
+# any path naming no page of the visitor showed its "Page not found" dialog until
+# pages.common.land_on_offered_page. (visitor, path, page shown, notice)
+LANDINGS = [
+    ("customer", "start", "Home", None),
+    ("manager", "start", "Home", None),
+    ("manager", "", "Home", None),
+    ("customer", "no-such-page", "Home", "There is no page /no-such-page for you"),
+    ("customer", "end-of-day", "Home", "There is no page /end-of-day for you"),
+    ("anonymous", "start", "Sign in", "There is no page /start for you"),
+]
+
+
+def test_a_bare_or_unknown_path_lands_on_the_visitors_first_page(fresh_server, browser):
+    for visitor, path, title, notice in LANDINGS:
+        for _, page in helpers.visit_each(browser, fresh_server, [path],
+                                          cookies=cookies_for(fresh_server, visitor)):
+            where = f"{visitor} at /{path}"
+            assert page_title(page) == title, where
+            assert page.get_by_text("Page not found").count() == 0, where
+            if notice:
+                assert notice in main_text(page), where
+            else:
+                assert "There is no page" not in main_text(page), where
