@@ -15,30 +15,33 @@ CUSTOMERS_TAB = "customers_tab"
 
 def _rfm(bank, actor, f):
     from bankms import figures
-    from bankms.analytics import RFM_SEGMENTS
-    from bankms.reports import with_money
-    from pages.reports_dashboard import (
-        cached_query,
-        csv_button,
-        drill_panel,
-        selectable_chart,
-        selectable_table,
-    )
+    from pages.reports_dashboard import cached_query, drill_panel, selectable_chart
+    from pages.tables import show_table
 
     members = cached_query(actor, "rfm", f)
     summary = bank.reports.rfm_summary(members)
     st.caption(f"Recency, frequency and money moved by each active customer's own transactions "
                f"in the period, {f.start:%d %b %Y} to {f.end:%d %b %Y} ({f.days} days); "
-               f"scores 1-5 by quintile, 5 best. Click a bar or a row to see who or what is "
-               f"behind it.")
+               f"scores 1-5 by quintile, 5 best. Click a bar to see who is behind it; "
+               f"Segment members lists each segment's customers.")
     selectable_chart(figures.rfm_segments(summary), summary, "rfm_segments",
                      source="rfm_segments", csv_name="rfm-segments", **DRILL)
     drill_panel(bank, actor, f, source="rfm_segments", **DRILL)
-    selectable_table(summary, with_money(summary), table="rfm_summary", key="rfm_summary",
-                     **DRILL)
-    drill_panel(bank, actor, f, source="rfm_summary", **DRILL)
+    # Eight rows that the bars above already open: a static table, so that the first tab
+    # loads no data grid (a grid's first use costs the browser a few tenths of a second;
+    # benchmarks/bench_pages_browser.py, notes of 30 Nov 2026).
+    show_table(summary, static=True)
+
+
+def _members(bank, actor, f):
+    from bankms.analytics import RFM_SEGMENTS
+    from bankms.reports import with_money
+    from pages.reports_dashboard import cached_query, csv_button, drill_panel, selectable_table
+
+    members = cached_query(actor, "rfm", f)
     segment = st.selectbox("Members of segment", RFM_SEGMENTS, key="rfm_segment")
     chosen = members[members["segment"] == segment].drop(columns=["segment"])
+    st.caption(f"{len(chosen):,} customers; click one to see the transactions counted.")
     selectable_table(chosen, with_money(chosen), table="rfm_members", key="rfm_members",
                      **DRILL)
     drill_panel(bank, actor, f, source="rfm_members", context=segment, **DRILL)
@@ -142,7 +145,7 @@ def render() -> None:
         return
     # Only the open tab runs its queries and draws (on_change="rerun"): a page of four tabs'
     # charts and tables at once took about 4.5 s to draw in the browser.
-    sections = {"RFM segments": _rfm, "Cross-sell": _cross_sell,
+    sections = {"RFM segments": _rfm, "Segment members": _members, "Cross-sell": _cross_sell,
                 "Falling activity": _falling, "Service": _service}
     tabs = st.tabs(list(sections), key=CUSTOMERS_TAB, on_change="rerun")
     try:

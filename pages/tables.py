@@ -16,6 +16,9 @@ money words, `*_date`, `*_at`, `*_id`, `*_number`, rates) and then by its values
   "1,474,960" or "36695.5"; percentages with a percent sign; counts with thousands separators.
 - codes (transaction kinds, statuses, channels) through bankms.labels.
 
+A few static rows can be drawn with st.table instead (show_table(static=True)): the same
+decisions, each cell as the text the column's format would draw (static_view).
+
 `table_view(df, ...)` does the deciding and returns (DataFrame, column_config) without drawing
 anything, so the rules are tested without a page.
 """
@@ -30,7 +33,7 @@ import pandas as pd
 import streamlit as st
 
 from bankms.labels import CHANNEL_LABELS, humanize, kind_label
-from bankms.money import to_money
+from bankms.money import format_money, to_money
 
 # Headers for columns that many services return, where humanize() alone reads badly. A page
 # passes headers= for what is particular to it.
@@ -271,17 +274,65 @@ def table_view(df: pd.DataFrame, *, headers: dict | None = None, hide=(),
     return shown, config
 
 
+def _cell_text(value, column: dict) -> str:
+    """One cell as the column's format draws it in st.dataframe (see table_view)."""
+    from bankms.text import markdown_escape
+
+    if value is None or (not isinstance(value, (str, Decimal)) and pd.isna(value)):
+        return ""
+    kind = (column.get("type_config") or {}).get("type")
+    fmt = (column.get("type_config") or {}).get("format")
+    if kind == "checkbox":
+        return "Yes" if value else "No"
+    if kind == "number":
+        if fmt == MONEY_FORMAT:
+            return format_money(value)
+        if fmt == "localized":
+            return f"{int(value):,}"
+        if fmt == "%d":
+            return str(int(value))
+        if fmt == "%.2f %%":
+            return f"{float(value):.2f} %"
+        return fmt % float(value) if fmt else str(value)
+    if kind == "date":
+        return f"{pd.Timestamp(value):%Y-%m-%d}"
+    if kind == "datetime":
+        return f"{pd.Timestamp(value):%Y-%m-%d %H:%M}"
+    # st.table reads cells as Markdown: stored text is shown exactly as typed.
+    return markdown_escape(value)
+
+
+def static_view(shown: pd.DataFrame, config: dict):
+    """table_view's answer as st.table draws it: every cell as text in its column's format
+    and numbers to the right, as st.dataframe shows them."""
+    text = pd.DataFrame({name: [_cell_text(v, config[name]) for v in shown[name].tolist()]
+                         for name in shown.columns}, columns=shown.columns)
+    numbers = [name for name in shown.columns
+               if (config[name].get("type_config") or {}).get("type") == "number"]
+    return text.style.hide(axis="index").set_properties(subset=numbers,
+                                                        **{"text-align": "right"})
+
+
 def show_table(df: pd.DataFrame, *, headers: dict | None = None, hide=(), key: str | None = None,
-               height=None, money=(), empty: str | None = None, **kwargs):
+               height=None, money=(), empty: str | None = None, static: bool = False,
+               **kwargs):
     """Show df with st.dataframe, formatted by column name (`*_cents` and money columns as
     currency, `*_date`/`*_at` as dates/times, `*id`/`*_number` as plain text), human headers
     (from `headers`, else bankms.labels), the columns in `hide` left out and no index.
     `money` names further money columns; `empty` is a caption shown instead of an empty table.
-    Returns what st.dataframe returns (selection events when `on_select` is passed)."""
+    Returns what st.dataframe returns (selection events when `on_select` is passed).
+
+    static=True draws the same text with st.table instead, for a few rows that need no
+    sorting, scrolling or selection: a page whose only grid is such a table does not load
+    and start the grid's script (a few tenths of a second of the browser's main thread per
+    page opened, benchmarks/bench_pages_browser.py). No selection events: None returned."""
     if empty is not None and (df is None or len(df) == 0):
         st.caption(empty)
         return None
     shown, config = table_view(df, headers=headers, hide=hide, money=money)
+    if static:
+        st.table(static_view(shown, config), **kwargs)
+        return None
     for name, column in (kwargs.pop("column_config", None) or {}).items():
         config[header_for(name, headers) if header_for(name, headers) in config else name] = column
     kwargs.setdefault("width", "stretch")

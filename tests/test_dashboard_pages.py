@@ -107,6 +107,7 @@ def metrics(at):
 TABLES_TAB = ("dashboard_tab", "Top customers and dormant accounts")
 SOURCE_TABS = {"dormant_accounts_table": TABLES_TAB, "top_customers": TABLES_TAB,
                "cross_sell": ("customers_tab", "Cross-sell"),
+               "rfm_members": ("customers_tab", "Segment members"),
                "refusals_table": ("customers_tab", "Service")}
 
 
@@ -327,20 +328,26 @@ def test_page_files_alone_draw_nothing(shop, page):
 def test_customer_analytics(shop):
     at = open_page(shop, shop.manager, "customer-analytics")
     at.date_input(key="customers_period").set_value(YEAR_TO_FEB_2025).run()
-    assert [t.label for t in at.tabs] == ["RFM segments", "Cross-sell", "Falling activity",
-                                          "Service"]
-    # Only the open tab runs: the segments chart, then the two service charts.
+    assert [t.label for t in at.tabs] == ["RFM segments", "Segment members", "Cross-sell",
+                                          "Falling activity", "Service"]
+    # Only the open tab runs: the segments chart and their summary as a static table (no data
+    # grid on the first tab), the members of one segment, then the two service charts.
     assert chart_titles(at) == ["Customers by RFM segment (count)"]
-    at.selectbox(key="rfm_segment").select("At risk").run()
-    members = at.dataframe[1].value
-    assert members["Name"].tolist() == ["Ann Able"]
+    assert not at.dataframe and "rfm_segment" not in [s.key for s in at.selectbox]
     # The period applies: February alone leaves Ann and Bob hibernating, Cat inactive.
     at.date_input(key="customers_period").set_value(FEB_2025).run()
     assert any("in the period, 01 Feb 2025 to 28 Feb 2025 (28 days)" in c.value
                for c in at.caption)
-    assert at.dataframe[0].value.set_index("Segment")["Customers"].to_dict() == {
-        "Champions": 0, "Loyal": 0, "Potential loyalists": 0, "New": 0,
-        "Needs attention": 0, "At risk": 0, "Hibernating": 2, "Inactive": 2}
+    summary = at.table[0].value.set_index("Segment")
+    assert summary["Customers"].to_dict() == {
+        "Champions": "0", "Loyal": "0", "Potential loyalists": "0", "New": "0",
+        "Needs attention": "0", "At risk": "0", "Hibernating": "2", "Inactive": "2"}
+    assert summary["Money moved"]["Champions"] == "$0.00"
+    at.date_input(key="customers_period").set_value(YEAR_TO_FEB_2025).run()
+    show_tab(at, "customers_tab", "Segment members")
+    assert not at.get("echarts_chart")
+    at.selectbox(key="rfm_segment").select("At risk").run()
+    assert at.dataframe[0].value["Name"].tolist() == ["Ann Able"]
     at.date_input(key="customers_period").set_value(
         (dt.date(2025, 5, 1), dt.date(2025, 5, 15))).run()
     show_tab(at, "customers_tab", "Cross-sell")
@@ -356,10 +363,10 @@ def test_customer_analytics(shop):
 
 
 @pytest.mark.parametrize("state, expected_names", [
-    # A picked segment bar, a picked row of the segments and one of the members (Feb 2025).
+    # Picked segment bars (the segments table below them is static) in the year to Feb 2025.
     ({"source": "rfm_segments", "figure": "rfm_segment", "selection": {"segment": "At risk"}},
      ["Ann Able"]),
-    ({"source": "rfm_summary", "figure": "rfm_segment",
+    ({"source": "rfm_segments", "figure": "rfm_segment",
       "selection": {"segment": "Hibernating"}}, ["Cat Cole"]),
 ])
 def test_customer_analytics_opens_a_segment(shop, state, expected_names):

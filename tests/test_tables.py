@@ -13,7 +13,7 @@ import pytest
 from apptest_util import app_bank_on, open_app, texts
 from conftest import Clock, employee, funded_account
 
-from pages.tables import show_columns, table_view  # noqa: F401 - show_columns: used by pages
+from pages.tables import show_columns, static_view, table_view  # noqa: F401 - show_columns: used by pages
 
 # -- the column rules ------------------------------------------------------------------------
 # column name, values, headers=, -> header, column type, format, values shown
@@ -94,6 +94,29 @@ def test_row_order_is_kept_for_selections():
     assert df["Id"].tolist() == [3, 1, 2] and df.index.tolist() == [0, 1, 2]
 
 
+# column name, values -> the text st.table shows (show_table(static=True)), right-aligned
+STATIC = [
+    ("monetary_cents", [123456, -5, None], ["$1,234.56", "-$0.05", ""], True),
+    ("balance", [Decimal("36695.50")], ["$36,695.50"], True),
+    ("customers", [1200, 0], ["1,200", "0"], True),
+    ("customer_id", [36695.0], ["36695"], True),
+    ("avg_recency_days", [3.25, float("nan")], ["3.2", ""], True),
+    ("fee_bp", [150], ["1.50 %"], True),
+    ("business_date", [pd.Timestamp("2026-11-30")], ["2026-11-30"], False),
+    ("posted_at", [pd.Timestamp("2026-11-30 09:33:12")], ["2026-11-30 09:33"], False),
+    ("kind", ["withdrawal"], ["Withdrawal"], False),
+    # st.table reads cells as Markdown: stored text is shown as typed, never as markup.
+    ("full_name", ["**Bob** <b>x</b>"], [r"\*\*Bob\*\* \<b\>x\</b\>"], False),
+]
+
+
+@pytest.mark.parametrize("name, values, text, right", STATIC, ids=[r[0] for r in STATIC])
+def test_a_static_table_shows_the_same_formats_as_text(name, values, text, right):
+    styled = static_view(*table_view(pd.DataFrame({name: values})))
+    assert styled.data.iloc[:, 0].tolist() == text
+    assert ("text-align: right" in styled.to_html()) is right
+
+
 def test_two_columns_under_one_header_keep_their_names():
     df, config = table_view(pd.DataFrame({"a": [1], "b": [2]}), headers={"a": "X", "b": "X"})
     assert list(df.columns) == ["a", "b"] and config["a"]["label"] == config["b"]["label"]
@@ -134,7 +157,7 @@ PAGES = [
     ("teller", "start", [], 0),
     ("customer", "start", [], 1),
     ("manager", "dashboard", [("tab", "dashboard_tab", "Top customers and dormant accounts")], 2),
-    ("manager", "customer-analytics", [], 2),
+    ("manager", "customer-analytics", [("tab", "customers_tab", "Segment members")], 1),
     ("manager", "customer-analytics", [("tab", "customers_tab", "Cross-sell")], 1),
     ("manager", "customer-analytics", [("tab", "customers_tab", "Falling activity")], 1),
     ("manager", "customer-analytics", [("tab", "customers_tab", "Service")], 1),
