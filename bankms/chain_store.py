@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from . import chain
 from .errors import InvalidInput
-from .ledger import utcnow
+from .dates import utcnow
 from .text import csv_rows
 
 TX_COLUMNS = chain.CHAIN_COLUMNS["ledger"]["transactions"]

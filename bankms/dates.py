@@ -18,3 +18,8 @@ def as_date(value, label: str = "date") -> dt.date | None:
         return dt.date.fromisoformat(str(value).strip())
     except ValueError:
         raise InvalidInput(f"The {label} must look like 2026-01-31.") from None
+
+
+def utcnow() -> dt.datetime:
+    """Now in UTC as a naive datetime (the TIMESTAMP columns hold naive UTC)."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)

@@ -16,6 +16,7 @@ import functools
 import pathlib
 import re
 import unicodedata
+from importlib import resources
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
@@ -24,7 +25,8 @@ from .labels import account_kind_label
 from .money import format_cents
 
 BANK_NAME = "bankms"
-FONTS_DIR = pathlib.Path(__file__).parent / "fonts"
+# Found through the package, not this file, so the module may live in any subpackage.
+FONTS_DIR = pathlib.Path(str(resources.files("bankms").joinpath("fonts")))
 FONT = "DejaVu"  # the family name every bankms PDF draws its text in
 _FALLBACK = "DroidFallback"
 _FONT_FILES = {(FONT, ""): "DejaVuSans.ttf", (FONT, "B"): "DejaVuSans-Bold.ttf",

@@ -162,3 +162,26 @@ def check_bank_file(path: str) -> None:
         con.close()
     if row[0] < 4:
         raise NotABank(f"There is no bank at {path}: the database has no bank tables.")
+
+
+def copy_database(src: str, dest: str, *, export: bool) -> None:
+    """Copy the bank at src into the new DuckDB file dest: src is a database file, or an
+    EXPORT DATABASE folder when export is True. The caller has checked src and that dest
+    holds nothing yet (operations.restore); duckdb errors pass through unchanged."""
+    import duckdb
+
+    def quote(text: str) -> str:
+        return "'" + text.replace("'", "''") + "'"
+
+    con = duckdb.connect(dest)
+    try:
+        if export:
+            con.execute(f"IMPORT DATABASE {quote(src)}")
+        else:
+            target = con.execute("SELECT current_database()").fetchone()[0]
+            con.execute(f"ATTACH {quote(src)} AS bankms_restore_src (READ_ONLY)")
+            con.execute("COPY FROM DATABASE bankms_restore_src TO "
+                        + '"' + target.replace('"', '""') + '"')
+            con.execute("DETACH bankms_restore_src")
+    finally:
+        con.close()

@@ -29,6 +29,7 @@ from .errors import (
     SameAccount,
     TermDepositLocked,
 )
+from .dates import utcnow  # noqa: F401  (re-exported: services import it from here)
 from .money import format_cents, money_text, to_money
 
 CUSTOMER_KINDS = ("checking", "savings", "term_deposit")
@@ -71,10 +72,6 @@ def available_sql(alias: str = "a") -> str:
     return (f"(CASE WHEN {a}status IN ({statuses}) OR {a}kind IN ({kinds}) "
             f"THEN 0 ELSE {a}balance_cents "
             f"- {a}holds_cents + {a}overdraft_limit_cents END)")
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
 # The channel a kind of payment takes when the caller names none (payments.deposit/withdraw):

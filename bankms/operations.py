@@ -146,8 +146,6 @@ def restore(src: str, dest: str) -> dict:
     Raises NotABank for a src that holds no bank, InvalidInput for a dest that exists, and
     InvalidState when the copy fails verification (the copy is removed: nothing is restored).
     Returns {"path": dest, "bytes": size}. The caller must hold neither file open."""
-    import duckdb
-
     from .bank import open_bank
 
     dest = os.path.abspath(dest)
@@ -167,21 +165,7 @@ def restore(src: str, dest: str) -> dict:
     files.private_umask()
     files.make_private_folder(os.path.dirname(dest))
     try:
-        if export:
-            con = duckdb.connect(dest)
-            try:
-                con.execute(f"IMPORT DATABASE {_quote(src)}")
-            finally:
-                con.close()
-        else:
-            con = duckdb.connect(dest)
-            try:
-                target = con.execute("SELECT current_database()").fetchone()[0]
-                con.execute(f"ATTACH {_quote(src)} AS bankms_restore_src (READ_ONLY)")
-                con.execute(f"COPY FROM DATABASE bankms_restore_src TO {_ident(target)}")
-                con.execute("DETACH bankms_restore_src")
-            finally:
-                con.close()
+        files.copy_database(src, dest, export=export)
         with open_bank(dest) as bank:
             problems = bank.audit.verify()
     except BaseException:

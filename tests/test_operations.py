@@ -317,7 +317,7 @@ def test_check_bank_file_creates_nothing(tmp_path):
 def _keys_read_by_the_code() -> set:
     pattern = re.compile(r"""(?:settings\.get(?:_int)?|settings\.value|settings\.get)\(\s*["']([a-z_]+)["']""")
     found = set()
-    for path in list((REPO / "bankms").glob("*.py")) + list((REPO / "pages").glob("*.py")):
+    for path in list((REPO / "bankms").rglob("*.py")) + list((REPO / "pages").glob("*.py")):
         found |= set(pattern.findall(path.read_text()))
         found |= set(re.findall(r"key = '([a-z_]+)'", path.read_text()))
     return found

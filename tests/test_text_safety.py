@@ -385,7 +385,7 @@ def test_pages_offer_csv_only_through_the_helper():
     recomputes; it is offered only inside a signed zip, never as a spreadsheet download."""
     root = pathlib.Path(__file__).resolve().parents[1]
     offenders = []
-    for path in [*root.glob("pages/*.py"), *root.glob("bankms/*.py")]:
+    for path in [*root.glob("pages/*.py"), *root.glob("bankms/**/*.py")]:
         if path.name == "export_check.py":
             continue
         text = path.read_text()
