@@ -244,7 +244,7 @@ def rewrite_imports(text: str, module: str, is_package: bool, final: str,
                 raise RelayoutError(f"{where}:{node.lineno}: an import to split shares its line")
             replacement = ("\n" + indent).join(
                 f"from {spell(parent)} import {', '.join(names)}"
-                for parent, names in groups.items())
+                for parent, names in sorted(groups.items()))
         edits.append((start, end, replacement))
     for start, end, replacement in sorted(edits, reverse=True):
         text = text[:start] + replacement + text[end:]
