@@ -18,8 +18,8 @@ import re
 import threading
 import uuid
 
-from . import files
-from .errors import InvalidInput, InvalidState, NotABank
+from .store import files
+from .domain.errors import InvalidInput, InvalidState, NotABank
 
 BACKUP_FOLDER = "backups"
 # A backup name typed on the Operations page: letters, digits, dot, dash and underscore.
