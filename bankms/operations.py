@@ -53,14 +53,6 @@ def _refuse_existing(dest: str) -> None:
         raise InvalidInput(f"{files.wal_path(dest)} already exists; choose a new name.")
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def backup(bank, actor, dest: str) -> dict:
     """Write a consistent copy of the open bank to dest, while the bank keeps running.
 
@@ -98,13 +90,13 @@ def _backup(bank, actor, dest: str) -> dict:
             # and constraints, into a new file, through this thread's cursor.
             alias = f"bankms_backup_{uuid.uuid4().hex}"
             source = bank.read_one("SELECT current_database()")[0]
-            bank.read(f"ATTACH {_quote(dest)} AS {alias}")
+            bank.read(f"ATTACH {files.sql_literal(dest)} AS {alias}")
             try:
-                bank.read(f"COPY FROM DATABASE {_ident(source)} TO {alias}")
+                bank.read(f"COPY FROM DATABASE {files.sql_ident(source)} TO {alias}")
             finally:
                 bank.read(f"DETACH {alias}")
         else:
-            bank.read(f"EXPORT DATABASE {_quote(dest)} (FORMAT parquet)")
+            bank.read(f"EXPORT DATABASE {files.sql_literal(dest)} (FORMAT parquet)")
     except Exception:
         _remove(dest)
         raise

@@ -170,18 +170,24 @@ def copy_database(src: str, dest: str, *, export: bool) -> None:
     holds nothing yet (operations.restore); duckdb errors pass through unchanged."""
     import duckdb
 
-    def quote(text: str) -> str:
-        return "'" + text.replace("'", "''") + "'"
-
     con = duckdb.connect(dest)
     try:
         if export:
-            con.execute(f"IMPORT DATABASE {quote(src)}")
+            con.execute(f"IMPORT DATABASE {sql_literal(src)}")
         else:
             target = con.execute("SELECT current_database()").fetchone()[0]
-            con.execute(f"ATTACH {quote(src)} AS bankms_restore_src (READ_ONLY)")
-            con.execute("COPY FROM DATABASE bankms_restore_src TO "
-                        + '"' + target.replace('"', '""') + '"')
+            con.execute(f"ATTACH {sql_literal(src)} AS bankms_restore_src (READ_ONLY)")
+            con.execute(f"COPY FROM DATABASE bankms_restore_src TO {sql_ident(target)}")
             con.execute("DETACH bankms_restore_src")
     finally:
         con.close()
+
+
+def sql_literal(text: str) -> str:
+    """text as an SQL string literal (a path in ATTACH, EXPORT or IMPORT DATABASE)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def sql_ident(name: str) -> str:
+    """name as a quoted SQL identifier (a database name)."""
+    return '"' + name.replace('"', '""') + '"'
