@@ -9,8 +9,8 @@ import pathlib
 
 import streamlit as st
 
-from bankms import files
-from bankms.errors import FilesExposed, WeakCookieKey, WeakSigningKey
+from bankms.store import files
+from bankms.domain.errors import FilesExposed, WeakCookieKey, WeakSigningKey
 from pages import common
 from pages.phone import phone_fixes
 from pages.text import md

@@ -12,14 +12,16 @@ import json
 import os
 import threading
 
-from . import businessday, chain, db, files, security
+from .domain import chain, security
+from .services import businessday
+from .store import db, files
 # The chart of accounts lives in chart.py, a leaf the services import; bank.INTERNAL stays
 # importable for the tests and benchmarks that know it by that name.
-from .chart import INTERNAL, INTERNAL_ACCOUNTS  # noqa: F401
-from .errors import BankError, PermissionDenied
-from .ledger import BatchPoster, LedgerState, utcnow
-from .settings import REGISTRY
-from .writer import Writer
+from .domain.chart import INTERNAL, INTERNAL_ACCOUNTS  # noqa: F401
+from .domain.errors import BankError, PermissionDenied
+from .services.ledger import BatchPoster, LedgerState, utcnow
+from .services.settings import REGISTRY
+from .store.writer import Writer
 
 # Every registered setting is stored with its default at the first open (settings.py).
 DEFAULT_SETTINGS = {key: setting.default for key, setting in REGISTRY.items()}
@@ -42,22 +44,22 @@ class Bank:
         self._kept: dict = {}
         self._ensure_internal_accounts()
         self.state = LedgerState(self._con.cursor())
-        from .chain_store import Chains
+        from .store.chains import Chains
         self.chain = Chains(self)
         self.chain.load(self._con.cursor(), self.state)
         self._writer = Writer(self._con, None,
                               batch_size_max=batch_size_max, chains=self.chain)
         self._writer._post_batch = BatchPoster(self._writer.cursor, self.state, self.chain)
 
-        from .accounts import Accounts
-        from .audit import Audit
-        from .customers import Customers
-        from .outbox import Outbox
-        from .bulk import Bulk
-        from .payments import Payments
-        from .settings import Settings
-        from .users import Auth, Users
-        from .workdays import Workdays
+        from .services.accounts import Accounts
+        from .services.audit import Audit
+        from .services.customers import Customers
+        from .services.outbox import Outbox
+        from .services.bulk import Bulk
+        from .services.payments import Payments
+        from .services.settings import Settings
+        from .services.users import Auth, Users
+        from .services.workdays import Workdays
 
         self.settings = Settings(self)
         self.users = Users(self)
@@ -73,32 +75,32 @@ class Bank:
 
     def _extensions(self):
         """Services added by later modules (loans, reports) attach here when present."""
-        from .approvals import Approvals
+        from .services.approvals import Approvals
         self.approvals = Approvals(self)
         try:
-            from .loans import Loans
+            from .services.loans import Loans
         except ImportError:
             pass
         else:
             self.loans = Loans(self)
-        from .deposit_products import DepositProducts
+        from .services.deposits.products import DepositProducts
         self.deposit_products = DepositProducts(self)
-        from .charges import Charges
+        from .services.charges import Charges
         self.charges = Charges(self)
-        from .export import Export
+        from .reporting.export import Export
         self.export = Export(self)
-        from .term_deposits import TermDeposits
+        from .services.deposits.term import TermDeposits
         self.term_deposits = TermDeposits(self)
-        from .standing_orders import StandingOrders
+        from .services.standing_orders import StandingOrders
         self.standing_orders = StandingOrders(self)
         try:
-            from .reports import Reports
+            from .reporting.reports import Reports
         except ImportError:
             pass
         else:
             self.reports = Reports(self)
         # Role home pages (issue 13): reads through the services above.
-        from .home import Home
+        from .services.home import Home
         self.home = Home(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -227,7 +229,7 @@ class Bank:
         the last day that has ended), in order; see eod.py. progress(done, total) is called
         after each day. DayNotEnded for a day that has not ended, ConfirmationRequired for a
         long catch-up without confirm=True."""
-        from .eod import end_of_day
+        from .services.eod.run import end_of_day
         return end_of_day(self, actor, until=until, progress=progress, confirm=confirm)
 
     def audit_row(self, uow, actor, action, entity=None, entity_id=None, before=None,

@@ -19,9 +19,10 @@ import getpass
 import os
 import sys
 
-from . import files, operations
+from . import operations
+from .store import files
 from .bank import open_bank
-from .errors import BankError, ConfirmationRequired, InvalidInput
+from .domain.errors import BankError, ConfirmationRequired, InvalidInput
 
 DEFAULT_DB = "data/bank.duckdb"
 EXIT_PROBLEMS, EXIT_REFUSED, EXIT_UNEXPECTED = 1, 2, 3
@@ -159,7 +160,7 @@ def cmd_create_employee(args):
 
 def cmd_setting(args):
     """List the settings, show one, or change one (validated against settings.REGISTRY)."""
-    from .settings import INTERNAL_KEYS, describe
+    from .services.settings import INTERNAL_KEYS, describe
     if args.key is not None and (args.value is not None or args.key not in INTERNAL_KEYS):
         describe(args.key)  # an unknown key is refused before the bank is opened
     bank = _existing(args)
@@ -212,7 +213,7 @@ def cmd_outbox(args):
 
 def cmd_public_key(args):
     """Print the bank's public signing key (PEM), made with the private key on first use."""
-    from . import signing
+    from .services import signing
 
     path = db_path(args.db)
     key_path = signing.key_path_for(path)
@@ -224,7 +225,7 @@ def cmd_public_key(args):
 
 def cmd_check_export(args):
     """Check an auditor's export offline: print each check, exit 1 if any fails."""
-    from .export_check import check_file
+    from .reporting.export_check import check_file
 
     checks = check_file(args.file, args.public_key)
     for check in checks:

@@ -18,8 +18,8 @@ import re
 import threading
 import uuid
 
-from . import files
-from .errors import InvalidInput, InvalidState, NotABank
+from .store import files
+from .domain.errors import InvalidInput, InvalidState, NotABank
 
 BACKUP_FOLDER = "backups"
 # A backup name typed on the Operations page: letters, digits, dot, dash and underscore.
@@ -51,14 +51,6 @@ def _refuse_existing(dest: str) -> None:
                            "Choose a new name.")
     if os.path.lexists(files.wal_path(dest)):
         raise InvalidInput(f"{files.wal_path(dest)} already exists; choose a new name.")
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def backup(bank, actor, dest: str) -> dict:
@@ -98,13 +90,13 @@ def _backup(bank, actor, dest: str) -> dict:
             # and constraints, into a new file, through this thread's cursor.
             alias = f"bankms_backup_{uuid.uuid4().hex}"
             source = bank.read_one("SELECT current_database()")[0]
-            bank.read(f"ATTACH {_quote(dest)} AS {alias}")
+            bank.read(f"ATTACH {files.sql_literal(dest)} AS {alias}")
             try:
-                bank.read(f"COPY FROM DATABASE {_ident(source)} TO {alias}")
+                bank.read(f"COPY FROM DATABASE {files.sql_ident(source)} TO {alias}")
             finally:
                 bank.read(f"DETACH {alias}")
         else:
-            bank.read(f"EXPORT DATABASE {_quote(dest)} (FORMAT parquet)")
+            bank.read(f"EXPORT DATABASE {files.sql_literal(dest)} (FORMAT parquet)")
     except Exception:
         _remove(dest)
         raise
@@ -146,8 +138,6 @@ def restore(src: str, dest: str) -> dict:
     Raises NotABank for a src that holds no bank, InvalidInput for a dest that exists, and
     InvalidState when the copy fails verification (the copy is removed: nothing is restored).
     Returns {"path": dest, "bytes": size}. The caller must hold neither file open."""
-    import duckdb
-
     from .bank import open_bank
 
     dest = os.path.abspath(dest)
@@ -167,21 +157,7 @@ def restore(src: str, dest: str) -> dict:
     files.private_umask()
     files.make_private_folder(os.path.dirname(dest))
     try:
-        if export:
-            con = duckdb.connect(dest)
-            try:
-                con.execute(f"IMPORT DATABASE {_quote(src)}")
-            finally:
-                con.close()
-        else:
-            con = duckdb.connect(dest)
-            try:
-                target = con.execute("SELECT current_database()").fetchone()[0]
-                con.execute(f"ATTACH {_quote(src)} AS bankms_restore_src (READ_ONLY)")
-                con.execute(f"COPY FROM DATABASE bankms_restore_src TO {_ident(target)}")
-                con.execute("DETACH bankms_restore_src")
-            finally:
-                con.close()
+        files.copy_database(src, dest, export=export)
         with open_bank(dest) as bank:
             problems = bank.audit.verify()
     except BaseException:

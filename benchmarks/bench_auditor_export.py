@@ -21,7 +21,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import bankms  # noqa: E402
-from bankms import export_check  # noqa: E402
+from bankms.reporting import export_check  # noqa: E402
 from bankms.demo import build_demo  # noqa: E402
 
 

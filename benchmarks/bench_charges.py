@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 os.environ.setdefault("BANKMS_BCRYPT_ROUNDS", "4")
 
 import bankms  # noqa: E402
-from bankms import charges  # noqa: E402
+from bankms.services import charges  # noqa: E402
 from bankms.bank import INTERNAL  # noqa: E402
 
 TARGET_S = 2.0

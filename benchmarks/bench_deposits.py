@@ -285,7 +285,8 @@ def build(bank, args) -> list[str]:
 def profile_close_day(top):
     """Profile every eod.close_day (it runs on the writer thread, out of reach of a profiler
     started here) and print its `top` costliest functions, cumulative."""
-    from bankms import db, eod
+    from bankms.services.eod import run as eod
+    from bankms.store import db
     plain, execute = eod.close_day, db.UnitOfWork.execute
     slow = []
 

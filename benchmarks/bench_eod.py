@@ -34,8 +34,8 @@ os.environ.setdefault("BANKMS_BCRYPT_ROUNDS", "4")
 
 import bankms  # noqa: E402
 from bankms.bank import INTERNAL  # noqa: E402
-from bankms import loan_replay  # noqa: E402
-from bankms.loans import amortize  # noqa: E402
+from bankms.domain import loan_replay  # noqa: E402
+from bankms.services.loans import amortize  # noqa: E402
 
 TARGET_S = {"ordinary day": 5.0, "month-end day": 10.0}
 # The figures measured with deposit products (issue 10, 2026-11-30, with the defaults) while

@@ -7,7 +7,7 @@ the median time of `bank.home.customer / teller / manager` and of one AppTest ru
 page through app.py, beside one AppTest run of the Change password page (a page with a form and
 no figures) in the same process: the ratio is what the home's content costs. It also prints how
 long `audit.verify()` takes on that bank (first run after opening, then warm), which is why the
-manager's home shows a kept result instead of running it while the page waits (bankms/home.py).
+manager's home shows a kept result instead of running it while the page waits (bankms/services/home.py).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Loan replay benchmark (issue 9): one 360-month loan with 50 corrections.
 
-A loan is the replay of its events (bankms/loan_replay.py), so the cost of a correction, a
+A loan is the replay of its events (bankms/domain/loan_replay.py), so the cost of a correction, a
 payoff quote or a verify() of one loan is the cost of one replay. This builds a 300,000.00
 mortgage at 6.5 % over 360 months, disbursed 2027-01-31 (month-end due dates), with 180
 instalments paid on their due dates, 50 early payments each prepaying 250.00 spread over the
@@ -27,7 +27,7 @@ from decimal import Decimal
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from bankms import loan_replay  # noqa: E402
+from bankms.domain import loan_replay  # noqa: E402
 
 TARGET_MS = 50.0
 CONTRACT = loan_replay.Contract(30_000_000, Decimal("6.5"), 360, dt.date(2027, 1, 31))

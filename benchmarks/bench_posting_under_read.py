@@ -101,7 +101,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 import bench_posting  # noqa: E402  (sets BANKMS_BCRYPT_ROUNDS and the path to bankms)
 
 import bankms  # noqa: E402
-from bankms.security import Actor  # noqa: E402
+from bankms.domain.security import Actor  # noqa: E402
 
 TARGET_RATIO = 0.70
 TARGET_LIST_MS = 2.0

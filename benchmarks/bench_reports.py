@@ -29,7 +29,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import bankms  # noqa: E402
-from bankms import analytics, drill, reports  # noqa: E402
+from bankms.reporting import analytics, drill, reports  # noqa: E402
 from bankms.bank import INTERNAL  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out"

@@ -20,7 +20,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("BANKMS_BCRYPT_ROUNDS", "4")
 
 import bankms  # noqa: E402
-from bankms import eod, standing_orders  # noqa: E402
+from bankms.services import standing_orders
+from bankms.services.eod import run as eod  # noqa: E402
 from bench_eod import DAY_1, FIRST_ID, build  # noqa: E402
 
 TARGET_S = 5.0

@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bankms  # noqa: E402
-from bankms.errors import AuthenticationError  # noqa: E402
+from bankms.domain.errors import AuthenticationError  # noqa: E402
 
 
 def median_ms(bank, username, tries):

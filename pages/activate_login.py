@@ -8,8 +8,8 @@ PAGE = {"title": "Activate login", "icon": ":material/key:", "roles": ("anonymou
 
 def render() -> None:
     from pages import common
-    from bankms.errors import BankError
-    from bankms.users import PASSWORD_CHARS_MAX, PASSWORD_CHARS_MIN
+    from bankms.domain.errors import BankError
+    from bankms.services.users import PASSWORD_CHARS_MAX, PASSWORD_CHARS_MIN
 
     if common.current_actor() is not None:
         st.stop()

@@ -1,6 +1,6 @@
 """Auditor export (managers): a signed zip of the books of a closed period, and the bank's
 public key that checks it offline (`python -m bankms check-export`). Every rule is in
-bankms.export."""
+bankms.reporting.export."""
 import streamlit as st
 
 PAGE = {"title": "Auditor export", "icon": ":material/verified:", "roles": ("manager",),
@@ -8,7 +8,7 @@ PAGE = {"title": "Auditor export", "icon": ":material/verified:", "roles": ("man
 
 
 def render() -> None:
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import current_actor, get_bank, show_error
 
     actor = current_actor()

@@ -207,7 +207,7 @@ def render() -> None:
 
 def _account(bank, actor, result) -> None:
     """An account's charges: charge it (unless a result is on show), list, waive."""
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages import daily_common as dc
     from pages.common import money, show_error
 

@@ -23,10 +23,10 @@ import uuid
 import streamlit as st
 
 import bankms
-from bankms import tokens
-from bankms.errors import BankError
-from bankms.money import format_cents
-from bankms.text import markdown_escape as md
+from bankms.services import tokens
+from bankms.domain.errors import BankError
+from bankms.domain.money import format_cents
+from bankms.domain.text import markdown_escape as md
 
 PAGES_DIR = pathlib.Path(__file__).parent
 COOKIE_NAME = "bankms_session"
@@ -65,13 +65,13 @@ def cookie_key() -> str:
 
 @st.cache_resource(show_spinner=False)
 def _signing_key(path: str, env_file: str | None) -> None:
-    from bankms import signing
+    from bankms.services import signing
     signing.bank_key(get_bank())
 
 
 def signing_key() -> None:
     """Make the bank's Ed25519 signing key on first start (beside the cookie key, 0600);
-    WeakSigningKey if the file is open to other users or holds no key (bankms.signing)."""
+    WeakSigningKey if the file is open to other users or holds no key (bankms.services.signing)."""
     _signing_key(db_path(), os.environ.get("BANKMS_SIGNING_KEY_FILE"))
 
 
@@ -104,11 +104,11 @@ def build_demo_on_first_start(bank) -> None:
 
 def start_eod_scheduler(bank):
     """Automatic end of day in the process that serves the bank: one daemon thread per Bank
-    (bankms.eod_auto), started after any first-start demo build. BANKMS_EOD_AUTO=0 keeps it
+    (bankms.services.eod.auto), started after any first-start demo build. BANKMS_EOD_AUTO=0 keeps it
     from starting (tests); the `eod_auto` setting turns it off in a running bank."""
     if os.environ.get("BANKMS_EOD_AUTO", "1") == "0":
         return None
-    from bankms import eod_auto
+    from bankms.services.eod import auto as eod_auto
     return eod_auto.start(bank)
 
 

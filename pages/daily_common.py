@@ -22,9 +22,9 @@ import time
 import pandas as pd
 import streamlit as st
 
-from bankms.approvals import PendingApproval
-from bankms.errors import BankError
-from bankms.receipts import receipt_lines, receipt_pdf
+from bankms.services.approvals import PendingApproval
+from bankms.domain.errors import BankError
+from bankms.reporting.receipts import receipt_lines, receipt_pdf
 from pages.common import current_actor, form_key, money, reset_form_key, show_error
 from pages.text import md, plain_table  # noqa: F401 - md is used by pages as dc.md
 
@@ -211,7 +211,7 @@ def show_pairs(rows) -> None:
 
 def describe_review(review: dict) -> list:
     """The rows a person checks before confirming a payment."""
-    from bankms.labels import kind_label
+    from bankms.domain.labels import kind_label
 
     rows = [("Type", kind_label(review["kind"])), ("Amount", money(review["amount"]))]
     if review.get("source_account"):

@@ -26,8 +26,8 @@ MONEY_FIELDS = (("min_balance", "Minimum balance"),
 def _fields(prefix: str, kind: str, current: dict) -> dict:
     """Widgets for one version's terms, filled from `current` (stored values); returns the
     terms as DepositProducts.create/change take them (amounts and rates as typed)."""
-    from bankms.deposit_products import DAY_COUNTS, POSTING_PERIODS, tiers_text
-    from bankms.money import to_money
+    from bankms.services.deposits.products import DAY_COUNTS, POSTING_PERIODS, tiers_text
+    from bankms.domain.money import to_money
 
     def text(label, key, value, help=None):
         return st.text_input(label, value=str(value), key=f"{prefix}_{key}", help=help)
@@ -101,8 +101,8 @@ def _percent_of_bp(bp) -> str:
 
 
 def _table(products) -> None:
-    from bankms.labels import account_kind_label
-    from bankms.money import AMOUNT_CENTS_MAX, to_money
+    from bankms.domain.labels import account_kind_label
+    from bankms.domain.money import AMOUNT_CENTS_MAX, to_money
     from pages import daily_common as dc
     from pages.common import money
 
@@ -129,7 +129,7 @@ def _table(products) -> None:
 
 
 def _edit(bank, actor, rows) -> None:
-    from bankms.deposit_products import parse_tiers
+    from bankms.services.deposits.products import parse_tiers
     from pages import daily_common as dc
 
     st.header("New terms for a product")
@@ -168,8 +168,8 @@ def _edit(bank, actor, rows) -> None:
 
 
 def _create(bank, actor) -> None:
-    from bankms.labels import ACCOUNT_KIND_LABELS, account_kind_label
-    from bankms.deposit_products import parse_tiers
+    from bankms.domain.labels import ACCOUNT_KIND_LABELS, account_kind_label
+    from bankms.services.deposits.products import parse_tiers
     from pages import daily_common as dc
 
     st.header("New product")

@@ -64,7 +64,7 @@ def _waiting(bank, actor) -> None:
 
 def _outcome(result, done: str) -> str:
     """The message for a call that either happened or waits for a second manager."""
-    from bankms.approvals import PendingApproval
+    from bankms.services.approvals import PendingApproval
 
     if isinstance(result, PendingApproval):
         return (f"Request {result.request_id} waits for another manager's approval "
@@ -75,7 +75,7 @@ def _outcome(result, done: str) -> str:
 def _run(action, success: str) -> None:
     """Call one bankms action; show its refusal in plain words, or rerun with a message."""
     from pages import common
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
 
     try:
         action()
@@ -87,7 +87,7 @@ def _run(action, success: str) -> None:
 
 
 def _create(bank, actor) -> None:
-    from bankms.users import temporary_password
+    from bankms.services.users import temporary_password
 
     with st.form("bankms_add_employee", clear_on_submit=True):
         left, right = st.columns(2)

@@ -27,7 +27,7 @@ TABS = ("Close days", "Recent days", "Chain heads")
 
 
 def render() -> None:
-    from bankms import eod_auto
+    from bankms.services.eod import auto as eod_auto
     from pages.common import current_actor, get_bank, lazy_tabs
 
     actor = current_actor()
@@ -48,8 +48,8 @@ def render() -> None:
 
 def _close(bank, actor) -> None:
     """What closing a day does, and the form that closes every ended day up to a date."""
-    from bankms import eod_auto
-    from bankms.errors import BankError
+    from bankms.services.eod import auto as eod_auto
+    from bankms.domain.errors import BankError
     from pages.common import show_error
     from pages.text import day_text
 
@@ -98,7 +98,7 @@ def _close(bank, actor) -> None:
 
 def _recent(bank, actor) -> None:
     """What each of the last 30 closed days did."""
-    from bankms.eod import recent_runs
+    from bankms.services.eod.run import recent_runs
     from pages import daily_common as dc
 
     runs = recent_runs(bank, actor, limit=30)
@@ -111,7 +111,7 @@ def _chain(bank, actor) -> None:
     """The hash chains' heads of the closed days, their check, and a kept copy's check."""
     import pandas as pd
 
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import show_error
     from pages.tables import show_columns
 

@@ -1,4 +1,4 @@
-"""A signed-in user's start page: what they act on first today, by role (bankms/home.py).
+"""A signed-in user's start page: what they act on first today, by role (bankms/services/home.py).
 
 Customers see their balances, next loan instalment, latest postings and anything waiting;
 tellers their queue, a customer search and the business date; managers what waits for them,
@@ -12,19 +12,19 @@ from pages.text import md
 PAGE = {"title": "Home", "icon": ":material/home:", "roles": ("customer", "teller", "manager"),
         "order": 2, "url": "start"}
 
-# The page that acts on each kind of item waiting on a customer's home (bankms.home topics).
+# The page that acts on each kind of item waiting on a customer's home (bankms.services.home topics).
 CUSTOMER_TOPIC_PAGES = {"approval": "my-accounts", "loan": "my-loans",
                         "standing_order": "my-standing-orders",
                         "term_deposit": "my-term-deposits", "account": "my-accounts"}
 # While a verify runs on its thread, its panel asks again this often.
 VERIFY_POLL_S = 2
 # How long the page waits for a verify it starts: a small bank's ends within it (no polling),
-# a large one's does not hold the page up (bankms/home.py).
+# a large one's does not hold the page up (bankms/services/home.py).
 VERIFY_WAIT_S = 0.3
 
 
 def render() -> None:
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import current_actor, get_bank, show_error
 
     actor = current_actor()
@@ -46,7 +46,7 @@ def render() -> None:
 
 # -- customer -----------------------------------------------------------------------------------
 def _customer(bank, actor) -> None:
-    from bankms.labels import account_kind_label
+    from bankms.domain.labels import account_kind_label
     from pages.common import money, page_link
     from pages.tables import show_table
 
@@ -158,7 +158,7 @@ def _teller(bank, actor) -> None:
 def _search(bank, actor) -> None:
     """Find a customer and open their overview on the Customers page: the search runs here,
     and its matches go to that page through the session state its Find tab reads."""
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages import teller_customers
     from pages.common import show_error, switch_to
 
@@ -220,7 +220,7 @@ def _manager(bank, actor) -> None:
 
 
 def _key_figures(bank, home) -> None:
-    from bankms.businessday import to_bank_time
+    from bankms.services.businessday import to_bank_time
     from pages.common import figure_change, figure_shown, page_link
 
     st.header("Key figures")

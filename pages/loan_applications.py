@@ -8,7 +8,7 @@ PAGE = {"title": "Loan applications", "icon": ":material/note_add:",
 
 
 def render() -> None:
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import current_actor, get_bank, show_error
     from pages.loan_forms import application_form, show_flash
     from pages.tables import show_columns

@@ -111,7 +111,7 @@ def show_summary(loan: dict) -> None:
 def application_form(bank, actor, customer_id, prefix: str) -> None:
     """Product, amount, term, purpose, income; a quote with the full schedule; then submit.
     The application is filed only with the figures the quote showed."""
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import form_key, money, reset_form_key, show_error
 
     products = bank.loans.products()
@@ -174,7 +174,7 @@ def application_form(bank, actor, customer_id, prefix: str) -> None:
 
 def loan_by_number(bank, actor, key: str):
     """A typed loan number read through bank.loans.get, or None (errors shown)."""
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import show_error
 
     number = st.text_input("Loan number", key=key)
@@ -189,7 +189,7 @@ def loan_by_number(bank, actor, key: str):
 
 def payoff_quote(bank, actor, loan: dict, prefix: str) -> None:
     """What pays the loan off on a chosen date (today or later)."""
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import money, show_error
 
     lid = loan["loan_id"]
@@ -260,7 +260,7 @@ def _index(options: list, value) -> int:
 
 def payment_form(bank, actor, loan: dict, sources: dict, prefix: str) -> None:
     """Pay an active loan at once from one of `sources` ({value: label})."""
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import form_key, money, reset_form_key, show_error
 
     lid = loan["loan_id"]

@@ -54,7 +54,7 @@ def render() -> None:
 
 def _repayment_account(bank, actor, loan):
     """Staff move instalment collection to another of the borrower's accounts (audited)."""
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import show_error
     from pages.loan_forms import flash
 

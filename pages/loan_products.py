@@ -17,7 +17,7 @@ def _fields(prefix: str, current: dict) -> dict:
     update_product take."""
     from pages.loan_forms import AMORTIZATION_LABELS, FREQUENCY_LABELS, PREPAYMENT_CHOICES
 
-    from bankms.loan_replay import DAY_COUNTS
+    from bankms.domain.loan_replay import DAY_COUNTS
 
     def choice(label, options, key, labels=None):
         options = list(options)
@@ -113,7 +113,7 @@ def _edit(bank, actor, products) -> None:
 
 
 def _create(bank, actor) -> None:
-    from bankms.loans import PRODUCT_DEFAULTS
+    from bankms.services.loans import PRODUCT_DEFAULTS
     from pages import daily_common as dc
 
     st.header("New product")

@@ -18,7 +18,7 @@ def _pick(loans, label, key):
 
 
 def _applications(bank, actor):
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import money, show_error
     from pages.loan_forms import PER_PERIOD, flash
     from pages.tables import show_columns
@@ -83,7 +83,7 @@ def _applications(bank, actor):
 
 
 def _payouts(bank, actor):
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import show_error
     from pages.loan_forms import flash
 
@@ -111,7 +111,7 @@ def _payouts(bank, actor):
 
 
 def _arrears(bank, actor):
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import show_error
     from pages.loan_forms import flash
     from pages.tables import show_columns
@@ -144,7 +144,7 @@ def _arrears(bank, actor):
 def _corrections(bank, actor):
     """Managers correct a loan with a reason: reverse one repayment (the loan is replayed
     without it) or undo a payout that took no repayment."""
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import show_error
     from pages.loan_forms import flash, loan_by_number, show_history
 
@@ -186,7 +186,7 @@ def _corrections(bank, actor):
 
 def _waits(outcome) -> str:
     """The notice for a correction that waits for a second manager, else an empty string."""
-    from bankms.approvals import PendingApproval
+    from bankms.services.approvals import PendingApproval
 
     if isinstance(outcome, PendingApproval):
         return (f"Above the four-eyes limit: request {outcome.request_id} waits for "

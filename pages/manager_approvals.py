@@ -11,7 +11,7 @@ PAGE = {"title": "Approvals", "icon": ":material/fact_check:", "roles": ("manage
 
 
 def _describe(row):
-    from bankms.approvals import OPERATIONS
+    from bankms.services.approvals import OPERATIONS
     from pages.common import money
     from pages.daily_common import md
 
@@ -35,7 +35,7 @@ def _describe(row):
 
 
 def _request(bank, actor, row):
-    from bankms.approvals import OPERATIONS
+    from bankms.services.approvals import OPERATIONS
     from pages import daily_common as dc
 
     rid = int(row["request_id"])
@@ -105,7 +105,7 @@ def _alerts(bank, actor) -> None:
 
 
 def render() -> None:
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import get_bank, money, show_error
     from pages import daily_common as dc
 

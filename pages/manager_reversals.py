@@ -7,8 +7,8 @@ PAGE = {"title": "Reversals", "icon": ":material/undo:", "roles": ("manager",),
 
 
 def render() -> None:
-    from bankms.errors import BankError
-    from bankms.receipts import receipt_lines
+    from bankms.domain.errors import BankError
+    from bankms.reporting.receipts import receipt_lines
     from pages.common import get_bank, show_error
     from pages import daily_common as dc
 

@@ -7,7 +7,7 @@ PAGE = {"title": "My accounts", "icon": ":material/account_balance_wallet:",
 
 
 def render() -> None:
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import get_bank, money, show_error
     from pages import daily_common as dc
 

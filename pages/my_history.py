@@ -9,8 +9,8 @@ PAGE = {"title": "History", "icon": ":material/receipt_long:", "roles": ("custom
 def render() -> None:
     import datetime as dt
 
-    from bankms.accounts import history_csv
-    from bankms.errors import BankError
+    from bankms.services.accounts import history_csv
+    from bankms.domain.errors import BankError
     from pages.common import get_bank, show_error
     from pages import daily_common as dc
 
@@ -50,7 +50,7 @@ def render() -> None:
         show_error(exc)
         return
     st.caption(f"{len(df)} transactions")
-    from bankms import businessday
+    from bankms.services import businessday
     # The dates above pick value dates; "When" is the moment on the bank's clock.
     shown = df.assign(posted_at=businessday.to_bank_time(bank, df["posted_at"]),
                       business_date=[str(d)[:10] for d in df["business_date"]])

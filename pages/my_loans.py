@@ -6,7 +6,7 @@ PAGE = {"title": "My loans", "icon": ":material/request_quote:", "roles": ("cust
 
 
 def render() -> None:
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import current_actor, get_bank, money, show_error
     from pages.loan_forms import (application_form, payment_form, payoff_quote,
                                   show_flash, show_history, show_schedule, show_summary)

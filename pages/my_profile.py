@@ -6,7 +6,7 @@ PAGE = {"title": "Profile", "icon": ":material/person:", "roles": ("customer",),
 
 
 def render() -> None:
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import get_bank, show_error
     from pages import daily_common as dc
 

@@ -10,7 +10,7 @@ FORM = "my_standing_order"
 
 
 def render() -> None:
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages import daily_common as dc
     from pages import standing_common as sc
     from pages.common import get_bank, show_error

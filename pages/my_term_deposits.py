@@ -142,7 +142,7 @@ def opened_message(result):
 
 
 def render() -> None:
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import get_bank, show_error
     from pages import daily_common as dc
 

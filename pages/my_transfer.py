@@ -72,7 +72,7 @@ def _review(bank, actor, review):
 
 
 def render() -> None:
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import get_bank, show_error
     from pages import daily_common as dc
 

@@ -1,6 +1,6 @@
 """Operations (managers): the business date and the last end-of-day runs, verify, backups and
 settings, done in the running app, which holds the database (the command line cannot reach it
-while the app runs). Every rule is in bankms.operations and bankms.settings."""
+while the app runs). Every rule is in bankms.operations and bankms.services.settings."""
 import streamlit as st
 
 PAGE = {"title": "Operations", "icon": ":material/settings:", "roles": ("manager",),
@@ -28,8 +28,8 @@ def render() -> None:
 
 
 def _business_date(bank, actor) -> None:
-    from bankms import businessday
-    from bankms.eod import recent_runs
+    from bankms.services import businessday
+    from bankms.services.eod.run import recent_runs
     from pages.tables import show_table
     from pages.text import day_text
 
@@ -100,7 +100,7 @@ def _backup(bank, actor) -> None:
 def _settings(bank, actor) -> None:
     from pages import common
 
-    from bankms.settings import REGISTRY
+    from bankms.services.settings import REGISTRY
 
     table = st.empty()  # filled last, so that it shows a value saved in this run
     # The choice sits outside the form so that the meaning and range follow it at once.
@@ -136,7 +136,7 @@ def _settings(bank, actor) -> None:
 
 def _holidays(bank, actor) -> None:
     """The year's days off besides weekends; managers add a day or remove one they added.
-    Every rule (only days after the business date, names, audit) is in bankms.workdays."""
+    Every rule (only days after the business date, names, audit) is in bankms.services.workdays."""
     import datetime as dt
 
     from pages import common

@@ -9,8 +9,8 @@ PAGE = {"title": "Change password", "icon": ":material/password:",
 
 def render() -> None:
     from pages import common
-    from bankms.errors import BankError
-    from bankms.users import PASSWORD_CHARS_MAX, PASSWORD_CHARS_MIN
+    from bankms.domain.errors import BankError
+    from bankms.services.users import PASSWORD_CHARS_MAX, PASSWORD_CHARS_MIN
 
     actor = common.current_actor()
     if actor is None:

@@ -14,8 +14,8 @@ RECEIVED = ("We received your sign-up. Sign in with the username and password yo
 
 def render() -> None:
     from pages import common
-    from bankms.errors import BankError
-    from bankms.users import PASSWORD_CHARS_MAX, PASSWORD_CHARS_MIN
+    from bankms.domain.errors import BankError
+    from bankms.services.users import PASSWORD_CHARS_MAX, PASSWORD_CHARS_MIN
 
     if common.current_actor() is not None:
         st.stop()

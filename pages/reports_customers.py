@@ -14,7 +14,7 @@ CUSTOMERS_TAB = "customers_tab"
 
 
 def _rfm(bank, actor, f):
-    from bankms import figures
+    from bankms.reporting import figures
     from pages.reports_dashboard import cached_query, drill_panel, selectable_chart
     from pages.tables import show_table
 
@@ -34,8 +34,8 @@ def _rfm(bank, actor, f):
 
 
 def _members(bank, actor, f):
-    from bankms.analytics import RFM_SEGMENTS
-    from bankms.reports import with_money
+    from bankms.reporting.analytics import RFM_SEGMENTS
+    from bankms.reporting.reports import with_money
     from pages.reports_dashboard import cached_query, csv_button, drill_panel, selectable_table
 
     members = cached_query(actor, "rfm", f)
@@ -50,9 +50,9 @@ def _members(bank, actor, f):
 
 
 def _cross_sell(bank, actor, f):
-    from bankms.analytics import HIGH_BALANCE_CENTS_MIN, REGULAR_INCOME_CENTS_MIN
-    from bankms.money import format_cents
-    from bankms.reports import with_money
+    from bankms.reporting.analytics import HIGH_BALANCE_CENTS_MIN, REGULAR_INCOME_CENTS_MIN
+    from bankms.domain.money import format_cents
+    from bankms.reporting.reports import with_money
     from pages.reports_dashboard import cached_query, csv_button, drill_panel, selectable_table
 
     lists = cached_query(actor, "cross_sell", f)
@@ -72,8 +72,8 @@ def _cross_sell(bank, actor, f):
 
 
 def _falling(bank, actor, f):
-    from bankms.analytics import FALLING_WINDOW_DAYS
-    from bankms.reports import with_money
+    from bankms.reporting.analytics import FALLING_WINDOW_DAYS
+    from bankms.reporting.reports import with_money
     from pages.reports_dashboard import cached_query, csv_button, drill_panel, selectable_table
 
     df = cached_query(actor, "falling_activity", f)
@@ -87,7 +87,7 @@ def _falling(bank, actor, f):
 
 
 def _service(bank, actor, f):
-    from bankms import figures
+    from bankms.reporting import figures
     from pages.reports_dashboard import (
         cached_query,
         csv_button,
@@ -129,7 +129,7 @@ def _service(bank, actor, f):
 
 
 def render() -> None:
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import current_actor, get_bank, show_error
     from pages.reports_dashboard import ANSWERS_AS_OF, figures_as_of, period_filters
 

@@ -27,7 +27,7 @@ def figures_as_of(placeholder, bank, refresh_key):
     """Fill `placeholder` (made at the top of the page, before the answers were read) with
     when the oldest answer drawn in this run was computed, in the bank's time, and a
     "Refresh now" button that forgets the kept answers (bank.reports.forget_answers)."""
-    from bankms.businessday import to_bank_time
+    from bankms.services.businessday import to_bank_time
     from pages.common import current_actor
 
     oldest = bank.reports.as_of(*st.session_state.pop(ANSWERS_AS_OF, []))
@@ -41,9 +41,9 @@ def figures_as_of(placeholder, bank, refresh_key):
 
 def period_filters(bank, *, key, with_kind=True, with_as_of=True):
     """The period, account kind and as-of widgets; returns a bankms Filters (or None)."""
-    from bankms.analytics import ACCOUNT_KINDS
-    from bankms.labels import account_kind_label
-    from bankms.errors import BankError
+    from bankms.reporting.analytics import ACCOUNT_KINDS
+    from bankms.domain.labels import account_kind_label
+    from bankms.domain.errors import BankError
     from pages.common import show_error
 
     today = bank.reports.today()
@@ -72,9 +72,9 @@ def period_filters(bank, *, key, with_kind=True, with_as_of=True):
 
 def csv_button(df, name, *, key, label="Download CSV"):
     """A CSV download of a table, with amounts in currency units and no cell that a
-    spreadsheet would read as a formula (bankms.text.csv_text)."""
-    from bankms.reports import with_money
-    from bankms.text import csv_text
+    spreadsheet would read as a formula (bankms.domain.text.csv_text)."""
+    from bankms.reporting.reports import with_money
+    from bankms.domain.text import csv_text
 
     st.download_button(label, data=csv_text(with_money(df)), file_name=f"{name}.csv",
                        mime="text/csv", key=key, on_click="ignore",
@@ -86,7 +86,7 @@ DRILL_ROWS_SHOWN = 1000
 
 
 def cached_drill(actor, figure, filters, selection):
-    """The rows behind one figure (bankms.drill); `selection` as sorted (name, value) pairs.
+    """The rows behind one figure (bankms.reporting.drill); `selection` as sorted (name, value) pairs.
     Kept in bank.reports as long as the figures."""
     from pages.common import get_bank
     return get_bank().reports.drill(actor, figure, filters, **dict(selection))
@@ -113,7 +113,7 @@ def _on_select(state_key, source, widget_key, field, to_drill):
     """A chart's or table's selection changed: open the first picked point or row (`field`
     of the event: "points" or "rows"; `to_drill` maps it to (figure, selection)), or close
     what this source had open when the selection was cleared."""
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
 
     event = st.session_state.get(widget_key) or {}
     picked = (event.get("selection") or {}).get(field) or []
@@ -143,11 +143,11 @@ def picked_points(widget_key) -> list[tuple[int, int]]:
 
 
 def selectable_chart(spec, df, name, *, source, state_key, csv_name=None):
-    """A chart (a bankms.figures option) whose bars and points open the rows behind them,
+    """A chart (a bankms.reporting.figures option) whose bars and points open the rows behind them,
     shown below it."""
     widget_key = f"chart_{name}"
-    from bankms import figures
-    from bankms.drill import chart_selection
+    from bankms.reporting import figures
+    from bankms.reporting.drill import chart_selection
 
     def on_select():
         st.session_state[f"{widget_key}_points"] = {"selection": {"points": picked_points(
@@ -167,7 +167,7 @@ def selectable_chart(spec, df, name, *, source, state_key, csv_name=None):
 def selectable_table(df, shown, *, table, state_key, key, source=None):
     """A table (drill.TABLE_DRILLS) whose rows open the rows behind them, one at a time;
     `shown` is what is drawn of `df`, row for row."""
-    from bankms.drill import row_selection
+    from bankms.reporting.drill import row_selection
     from pages.tables import show_table
 
     rows = df.reset_index(drop=True)
@@ -181,9 +181,9 @@ def drill_panel(bank, actor, f, *, state_key, source, context=None):
     their total (equal to the figure), the first DRILL_ROWS_SHOWN of them and a CSV of all.
     `context` is whatever else the picked bar or row depends on (the segment or offer a table
     shows); when it or the filters change, the panel closes."""
-    from bankms import drill
-    from bankms.errors import BankError
-    from bankms.text import markdown_escape
+    from bankms.reporting import drill
+    from bankms.domain.errors import BankError
+    from bankms.domain.text import markdown_escape
     from pages.common import money, show_error
     from pages.tables import show_table
 
@@ -228,7 +228,7 @@ def drill_panel(bank, actor, f, *, state_key, source, context=None):
 
 
 def key_figures(df, f, state_key):
-    from bankms.drill import KEY_FIGURE_DRILLS
+    from bankms.reporting.drill import KEY_FIGURE_DRILLS
     from pages.common import figure_change, figure_shown
 
     # A rise in loans at risk is bad news, so those deltas are coloured the other way round.
@@ -265,7 +265,7 @@ TABLES_TAB = "Top customers and dormant accounts"
 
 def _dashboard_tabs() -> dict:
     """Tab label -> its two charts as (figure function, query, chart name, CSV name)."""
-    from bankms import figures
+    from bankms.reporting import figures
 
     return {
         "Money moved": [
@@ -288,9 +288,9 @@ def _dashboard_tabs() -> dict:
 
 
 def render() -> None:
-    from bankms.errors import BankError
-    from bankms.labels import account_kind_label
-    from bankms.reports import key_figures_table
+    from bankms.domain.errors import BankError
+    from bankms.domain.labels import account_kind_label
+    from bankms.reporting.reports import key_figures_table
     from pages.common import current_actor, get_bank, show_error
 
     actor = current_actor()
@@ -354,8 +354,8 @@ def _charts(bank, actor, f, pair, data, drill):
 
 def _tables(bank, actor, f, data, drill):
     """The top customers and the dormant accounts as tables, with a CSV of all dormant ones."""
-    from bankms import analytics
-    from bankms.reports import with_money
+    from bankms.reporting import analytics
+    from bankms.reporting.reports import with_money
 
     st.header("Top customers")
     top = data["top_customers"]

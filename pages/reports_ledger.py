@@ -67,7 +67,7 @@ def _account_lines(bank, actor, period):
     closing = int(lines["balance_cents"].iloc[-1]) if len(lines) else opening
     st.write(f"Opening balance **{money(opening)}**, {len(lines):,} postings shown, "
              f"balance after them **{money(closing)}**.")
-    from bankms import businessday
+    from bankms.services import businessday
     shown = lines[["business_date", "posted_at", "transaction_id", "label", "memo", "amount",
                    "balance"]].copy()
     # Value date beside the posting time, the latter on the bank's clock (stored in UTC).
@@ -80,7 +80,7 @@ def _account_lines(bank, actor, period):
 
 
 def render() -> None:
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import current_actor, get_bank, lazy_tabs, show_error
 
     actor = current_actor()

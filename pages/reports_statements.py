@@ -26,7 +26,7 @@ def _pick_account(bank, actor):
 def _statement(bank, actor, number):
     import calendar
 
-    from bankms.labels import account_kind_label
+    from bankms.domain.labels import account_kind_label
     from pages import daily_common as dc
     from pages.common import money
 
@@ -115,7 +115,7 @@ def _all_statements(bank, actor):
 
 
 def render() -> None:
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import current_actor, get_bank, show_error
 
     actor = current_actor()

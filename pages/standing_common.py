@@ -36,7 +36,7 @@ def _in_words(df, outcome_column):
 
 def orders(bank, actor, prefix, customer_id=None) -> None:
     """The customer's orders; pick one to see its attempts or cancel it."""
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages import daily_common as dc
     from pages.common import show_error
 
@@ -71,7 +71,7 @@ def orders(bank, actor, prefix, customer_id=None) -> None:
 def payable_accounts(accounts):
     """The accounts a standing order may pay from: open (active or dormant) and of a kind
     that standing orders serve (not a term deposit, whose money only its service moves)."""
-    from bankms.standing_orders import ORDER_KINDS
+    from bankms.services.standing_orders import ORDER_KINDS
 
     return accounts[accounts["status"].isin(["active", "dormant"])
                     & accounts["kind"].isin(ORDER_KINDS)]

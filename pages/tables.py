@@ -6,7 +6,7 @@ do not go through here: they keep machine-readable columns. Only functions live 
 How a column is shown is decided by its machine name (the conventions of PLAN13: `*_cents`,
 money words, `*_date`, `*_at`, `*_id`, `*_number`, rates) and then by its values:
 
-- money: `*_cents` integers become exact Decimal amounts (bankms.money.to_money, never a
+- money: `*_cents` integers become exact Decimal amounts (bankms.domain.money.to_money, never a
   float); Decimal money columns stay Decimal. Both go to the browser as Arrow decimals, so the
   column sorts by value, and NumberColumn's "dollar" format draws "$1,234.50" / "-$1,234.50".
   Where a page has both `amount` and `amount_cents`, only `amount` is shown.
@@ -14,7 +14,7 @@ money words, `*_date`, `*_at`, `*_id`, `*_number`, rates) and then by its values
   as "2026-11-30"; other timestamps to the minute.
 - ids and account numbers as plain digits ("%d" keeps them sortable as numbers), never
   "1,474,960" or "36695.5"; percentages with a percent sign; counts with thousands separators.
-- codes (transaction kinds, statuses, channels) through bankms.labels.
+- codes (transaction kinds, statuses, channels) through bankms.domain.labels.
 
 A few static rows can be drawn with st.table instead (show_table(static=True)): the same
 decisions, each cell as the text the column's format would draw (static_view).
@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from bankms.labels import CHANNEL_LABELS, humanize, kind_label
-from bankms.money import format_money, to_money
+from bankms.domain.labels import CHANNEL_LABELS, humanize, kind_label
+from bankms.domain.money import format_money, to_money
 
 # Headers for columns that many services return, where humanize() alone reads badly. A page
 # passes headers= for what is particular to it.
@@ -251,7 +251,7 @@ def table_view(df: pd.DataFrame, *, headers: dict | None = None, hide=(),
     # A machine duplicate: `amount_cents` beside `amount` is the same figure.
     hidden |= {c for c in df.columns if isinstance(c, str) and c.endswith("_cents")
                and c.removesuffix("_cents") in df.columns}
-    # And `kind` beside `label`, the transaction's type in words (bankms.labels).
+    # And `kind` beside `label`, the transaction's type in words (bankms.domain.labels).
     if "label" in df.columns and "kind" in df.columns:
         hidden.add("kind")
     shown = df.drop(columns=[c for c in df.columns if c in hidden]).reset_index(drop=True)
@@ -276,7 +276,7 @@ def table_view(df: pd.DataFrame, *, headers: dict | None = None, hide=(),
 
 def _cell_text(value, column: dict) -> str:
     """One cell as the column's format draws it in st.dataframe (see table_view)."""
-    from bankms.text import markdown_escape
+    from bankms.domain.text import markdown_escape
 
     if value is None or (not isinstance(value, (str, Decimal)) and pd.isna(value)):
         return ""
@@ -318,7 +318,7 @@ def show_table(df: pd.DataFrame, *, headers: dict | None = None, hide=(), key: s
                **kwargs):
     """Show df with st.dataframe, formatted by column name (`*_cents` and money columns as
     currency, `*_date`/`*_at` as dates/times, `*id`/`*_number` as plain text), human headers
-    (from `headers`, else bankms.labels), the columns in `hide` left out and no index.
+    (from `headers`, else bankms.domain.labels), the columns in `hide` left out and no index.
     `money` names further money columns; `empty` is a caption shown instead of an empty table.
     Returns what st.dataframe returns (selection events when `on_select` is passed).
 

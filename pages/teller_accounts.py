@@ -9,7 +9,7 @@ SELECTED = "accounts_selected"
 
 
 def _open(bank, actor):
-    from bankms.labels import account_kind_label
+    from bankms.domain.labels import account_kind_label
     from pages.common import form_key, reset_form_key
     from pages import daily_common as dc
 
@@ -46,8 +46,8 @@ def _open(bank, actor):
 def _offered_products(bank, actor) -> dict:
     """The products a new account may be opened on, the standard checking product first:
     {code: {"kind", "label"}}."""
-    from bankms.labels import account_kind_label
-    from bankms.ledger import CUSTOMER_KINDS
+    from bankms.domain.labels import account_kind_label
+    from bankms.services.ledger import CUSTOMER_KINDS
 
     df = bank.deposit_products.list(actor)
     df = df[df["active"] & df["kind"].isin(CUSTOMER_KINDS)]
@@ -68,7 +68,7 @@ def _waiting_note(bank, actor, number) -> str:
 
 
 def _manage(bank, actor):
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import money, show_error
     from pages import daily_common as dc
 

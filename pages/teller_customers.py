@@ -10,7 +10,7 @@ SELECTED = "customers_selected"
 
 
 def _find(bank, actor):
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import show_error
 
     with st.form("customers_search"):
@@ -48,7 +48,7 @@ def _find(bank, actor):
 
 
 def _overview(bank, actor, cid):
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import show_error
     from pages import daily_common as dc
 
@@ -185,7 +185,7 @@ PENDING_PAGE_ROWS = 20
 
 
 def _pending(bank, actor):
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import show_error
     from pages import daily_common as dc
 

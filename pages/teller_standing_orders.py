@@ -11,7 +11,7 @@ SELECTED = "standing_orders_customer"
 
 
 def render() -> None:
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages import daily_common as dc
     from pages import standing_common as sc
     from pages.common import get_bank, show_error

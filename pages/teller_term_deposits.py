@@ -10,7 +10,7 @@ CUSTOMER = "td_customer"
 
 
 def _lookup(bank, actor):
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.common import show_error
     from pages import daily_common as dc
     from pages.my_term_deposits import LIST_COLUMNS, in_words

@@ -1,11 +1,11 @@
-"""Showing user text in Streamlit as plain text: the page side of bankms.text.
+"""Showing user text in Streamlit as plain text: the page side of bankms.domain.text.
 
 Streamlit renders Markdown almost everywhere it draws text: st.markdown, st.write, captions,
 titles and subheaders, alerts, toasts, widget labels, st.table cells and st.tabs labels. Any
 of these that shows something a person typed (a name, an address, a memo, a loan purpose, a
 reason, a username) goes through `md` (inside an f-string) or `plain_table`. st.dataframe draws
 cells as plain text on a canvas and needs nothing; its own CSV export is switched off in
-.streamlit/config.toml (client.disableDataExport), so every CSV goes through bankms.text.
+.streamlit/config.toml (client.disableDataExport), so every CSV goes through bankms.domain.text.
 Only functions live here: running this file alone draws nothing.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from bankms.text import chart_text, markdown_escape  # noqa: F401 - re-exported for pages
+from bankms.domain.text import chart_text, markdown_escape  # noqa: F401 - re-exported for pages
 
 md = markdown_escape
 

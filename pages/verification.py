@@ -17,7 +17,7 @@ def render() -> None:
     import pandas as pd
 
     from pages import common
-    from bankms.errors import BankError
+    from bankms.domain.errors import BankError
     from pages.tables import show_table
 
     actor = common.current_actor()

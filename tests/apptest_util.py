@@ -50,7 +50,7 @@ def shown(table) -> str:
 
     import pandas as pd
 
-    from bankms.money import format_cents
+    from bankms.domain.money import format_cents
 
     df = table.value.copy()
     config = json.loads(table.proto.columns or "{}")

@@ -108,11 +108,11 @@ def employee(bank, role="teller", username=None, password="a long test password 
 
 
 class ThrottleClock:
-    """Stands in for bankms.throttle.utcnow (the clock of sign-in back-off and rate limits),
+    """Stands in for bankms.services.throttle.utcnow (the clock of sign-in back-off and rate limits),
     so a test steps through their windows without sleeping."""
 
     def __init__(self, monkeypatch):
-        from bankms import throttle
+        from bankms.services import throttle
         self.now = throttle.utcnow()
         monkeypatch.setattr(throttle, "utcnow", lambda: self.now)
 

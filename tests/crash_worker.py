@@ -14,7 +14,7 @@ import sys
 import threading
 
 import bankms
-from bankms.errors import InsufficientFunds
+from bankms.domain.errors import InsufficientFunds
 
 
 def account_numbers(bank) -> list[str]:

@@ -9,8 +9,8 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 import pytest
 
 from bankms.bank import INTERNAL
-from bankms.errors import AccountClosed, InvalidState, SameAccount
-from bankms.loans import add_months
+from bankms.domain.errors import AccountClosed, InvalidState, SameAccount
+from bankms.services.loans import add_months
 from conftest import employee, funded_account, make_customer
 
 D = Decimal

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from bankms import accountnum
-from bankms.errors import InvalidAccountNumber
+from bankms.domain import accountnum
+from bankms.domain.errors import InvalidAccountNumber
 
 SEQUENCES = [1, 2, 9, 10, 42, 97, 100, 12345, 99999999]
 VALID = [accountnum.make(s) for s in SEQUENCES]

@@ -13,7 +13,7 @@ from conftest import customer_account, employee, funded_account
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bankms.errors import BankError
+from bankms.domain.errors import BankError
 
 
 def full_read(bank, actor, customer_id=None):

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
 
 import bankms
-from bankms.ledger import utcnow
+from bankms.services.ledger import utcnow
 from browser.helpers import USERS, seed_standard_bank
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

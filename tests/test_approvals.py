@@ -8,8 +8,8 @@ import pytest
 from conftest import employee, funded_account, make_customer
 
 from bankms import Actor
-from bankms.approvals import PendingApproval
-from bankms.errors import (
+from bankms.services.approvals import PendingApproval
+from bankms.domain.errors import (
     AccountFrozen,
     ApprovalNotFound,
     IdempotencyConflict,
@@ -18,7 +18,7 @@ from bankms.errors import (
     InvalidState,
     PermissionDenied,
 )
-from bankms.ledger import Receipt
+from bankms.services.ledger import Receipt
 
 
 @pytest.fixture

@@ -1,8 +1,16 @@
-"""The package's shape, checked on its import graph (grimp, the engine of import-linter).
+"""The package's shape, checked on its import graph.
 
+The layer contracts live in .importlinter (import-linter) and run here, one test each:
+- every import points down: cli | operations | bank | demo, reporting | services | store |
+  domain (the order and its reasons are written in .importlinter); every top-level module of
+  bankms sits in a layer (exhaustive), so a new one must be placed;
+- only bankms.store imports duckdb (the other layers reach it through the store);
 - bankms never imports Streamlit: rules live in bankms, pages only show them.
-- Only the storage modules import duckdb. Today they are db.py, writer.py, files.py and
-  operations.py; issue 14 moves them under bankms/store/, and this list becomes that folder.
+Each contract is shown to break on a planted violation in a copy of the package.
+
+On the graph itself (grimp, the engine of import-linter):
+- Only modules under bankms.store import duckdb directly, bankms/__init__.py included; the
+  exceptions, counted, may only shrink (DUCKDB_EXCEPTIONS, empty today).
 - No import cycle among bankms modules, counting module-level imports and function-local ones
   alike: a local import only defers a cycle to run time, it does not remove it. A local import
   that still closes a cycle must be listed in LOCAL_CYCLE_IMPORTS with a comment at the import
@@ -16,7 +24,11 @@ function, so the line is looked up in the module's syntax tree (ast) for that.
 from __future__ import annotations
 
 import ast
+import configparser
 import pathlib
+import shutil
+import subprocess
+import sys
 from functools import cache
 
 import grimp
@@ -25,8 +37,13 @@ import pytest
 PACKAGE = "bankms"
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
-# The modules that may import duckdb (bankms/store/ after the relayout of issue 14).
-DUCKDB_MODULES = {"bankms.db", "bankms.writer", "bankms.files", "bankms.operations"}
+CONTRACTS = ROOT / ".importlinter"
+
+# The layer that owns duckdb, and the modules outside it that still import it (none since the
+# relayout of issue 14: operations.restore copies a database through store.files). A new entry
+# is a step back: give the store a function instead.
+DUCKDB_LAYER = "bankms.store"
+DUCKDB_EXCEPTIONS: set[str] = set()
 
 # The entry points that may import bank.py (the Bank and open_bank): the package's public face,
 # the command line, and operations.restore, which opens the restored file to check it.
@@ -119,14 +136,67 @@ def describe(component: list[str], imports: list[dict]) -> str:
         for i in imports if i["importer"] in members and i["imported"] in members)
 
 
-@pytest.mark.parametrize("external, allowed", [
-    ("streamlit", set()),
-    ("duckdb", DUCKDB_MODULES),
+def contract_ids() -> list[str]:
+    config = configparser.ConfigParser()
+    config.read(CONTRACTS, encoding="utf-8")
+    prefix = "importlinter:contract:"
+    return [section[len(prefix):] for section in config.sections() if section.startswith(prefix)]
+
+
+def lint(root: pathlib.Path, contract: str | None = None) -> subprocess.CompletedProcess:
+    """import-linter on the bankms package found in root (a fresh process, so that a copy of the
+    package is the one analysed), limited to one contract when given."""
+    limit = (contract,) if contract else ()
+    code = ("import sys; from importlinter.cli import lint_imports; "
+            f"sys.exit(lint_imports(config_filename={str(CONTRACTS)!r}, "
+            f"limit_to_contracts={limit!r}, no_cache=True, no_logo=True))")
+    return subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_the_contracts_are_the_expected_ones():
+    assert contract_ids() == ["layers", "duckdb", "streamlit"]
+
+
+def test_every_import_contract_is_kept():
+    done = lint(ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("contract, module, planted, returncode", [
+    ("layers", "bankms/domain/chart.py", "# nothing planted: the copy keeps it", 0),
+    ("layers", "bankms/domain/chart.py", "from bankms.services import ledger", 1),
+    ("layers", "bankms/store/files.py", "from ..reporting import analytics", 1),
+    ("layers", "bankms/stray.py", "x = 1", 1),  # a top-level module in no layer
+    ("duckdb", "bankms/services/home.py", "# nothing planted: the copy keeps it", 0),
+    ("duckdb", "bankms/services/home.py", "import duckdb", 1),
+    ("duckdb", "bankms/reporting/analytics.py", "from duckdb import connect", 1),
+    ("streamlit", "bankms/domain/text.py", "import streamlit", 1),
+    ("streamlit", "bankms/store/db.py", "from streamlit import session_state", 1),
 ])
-def test_only_the_allowed_modules_import(external, allowed):
+def test_each_contract_breaks_on_a_planted_violation(tmp_path, contract, module, planted,
+                                                     returncode):
+    shutil.copytree(ROOT / PACKAGE, tmp_path / PACKAGE,
+                    ignore=shutil.ignore_patterns("__pycache__", "fonts", "resources"))
+    target = tmp_path / module
+    text = target.read_text(encoding="utf-8") if target.exists() else ""
+    target.write_text(text + f"\n{planted}\n", encoding="utf-8")
+    done = lint(tmp_path, contract)
+    assert done.returncode == returncode, done.stdout + done.stderr
+    assert ("BROKEN" in done.stdout) == bool(returncode), done.stdout
+
+
+@pytest.mark.parametrize("external, layer, exceptions", [
+    ("streamlit", None, set()),
+    ("duckdb", DUCKDB_LAYER, DUCKDB_EXCEPTIONS),
+])
+def test_only_the_allowed_modules_import(external, layer, exceptions):
     g = graph()
     importers = g.find_modules_that_directly_import(external) if external in g.modules else set()
-    assert set(importers) <= allowed, f"{external} imported by {sorted(set(importers) - allowed)}"
+    outside = {m for m in importers if layer is None or not (m == layer or m.startswith(layer + "."))}
+    assert outside <= exceptions, f"{external} imported by {sorted(outside - exceptions)}"
+    assert outside == exceptions, \
+        f"{sorted(exceptions - outside)} no longer import {external}: drop them from the list"
 
 
 @pytest.mark.parametrize("counting", ["module-level", "module-level and local"])
@@ -177,7 +247,7 @@ def test_cycles_finds_each_strongly_connected_component(edges, expected):
 # Constants with one home: (name, the module that defines it). Others import it from there.
 # BASIS_POINTS_PER_UNIT was in both charges.py and tax.py; neither is below the other (charges
 # -> tax would close a cycle through settings, workdays and loans), so it lives in the leaf.
-ONE_HOME = [("BASIS_POINTS_PER_UNIT", "bankms/money.py")]
+ONE_HOME = [("BASIS_POINTS_PER_UNIT", "bankms/domain/money.py")]
 
 
 @pytest.mark.parametrize("name, home", ONE_HOME)

@@ -12,8 +12,8 @@ import pytest
 from conftest import Clock, employee, funded_account, login_for, make_customer
 from test_term_deposits import set_terms
 
-from bankms.approvals import PendingApproval
-from bankms.errors import (
+from bankms.services.approvals import PendingApproval
+from bankms.domain.errors import (
     AccountNotFound,
     IdempotencyConflict,
     InvalidInput,

@@ -14,8 +14,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import bankms
-from bankms import accountnum, throttle
-from bankms.errors import (
+from bankms.domain import accountnum
+from bankms.services import throttle
+from bankms.domain.errors import (
     AccountLocked,
     AuthenticationError,
     BankError,
@@ -233,7 +234,7 @@ def test_every_typed_id_is_refused_clearly(bank, system, value):
 @pytest.mark.parametrize("value, expected", [("12", 12), (12, 12), ("007", 7),
                                              (10 ** 15 - 1, 10 ** 15 - 1)])
 def test_good_ids_parse(value, expected):
-    from bankms.ids import parse_id
+    from bankms.domain.ids import parse_id
     assert parse_id(value, "customer id") == expected
 
 

@@ -17,9 +17,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bankms import cli, signing
-from bankms import export_check as fmt
-from bankms.errors import InvalidInput, PermissionDenied, WeakSigningKey
+from bankms import cli
+from bankms.services import signing
+from bankms.reporting import export_check as fmt
+from bankms.domain.errors import InvalidInput, PermissionDenied, WeakSigningKey
 from conftest import Clock, employee, funded_account
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -307,8 +308,8 @@ def test_check_export_cases(demo, case, change, expected):
     Decimal("7.9000"),
 ])
 def test_a_field_is_exactly_the_chain_text_of_its_value(value):
-    from bankms import chain
-    from bankms.export import cell
+    from bankms.domain import chain
+    from bankms.reporting.export import cell
 
     assert cell(value) == chain.text(value)
 

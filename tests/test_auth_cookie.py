@@ -9,10 +9,10 @@ import stat
 import jwt
 import pytest
 
-from bankms import tokens
-from bankms.errors import PasswordPolicyError, WeakCookieKey
-from bankms.ledger import utcnow
-from bankms.users import check_password_policy
+from bankms.services import tokens
+from bankms.domain.errors import PasswordPolicyError, WeakCookieKey
+from bankms.services.ledger import utcnow
+from bankms.services.users import check_password_policy
 from conftest import employee, login_for, make_customer
 
 GOOD_KEY = "0123456789abcdef" * 8

@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 from conftest import customer_account, employee, funded_account, login_for
 
-from bankms.errors import AccountClosed, AccountFrozen, InsufficientFunds, LimitExceeded
-from bankms.ledger import available_cents, available_sql
+from bankms.domain.errors import AccountClosed, AccountFrozen, InsufficientFunds, LimitExceeded
+from bankms.services.ledger import available_cents, available_sql
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_available_means_one_thing_everywhere(bank, staff, case, balance, overdr
 def test_a_term_deposit_has_nothing_available_before_maturity(bank, staff):
     # Its money leaves only at maturity or by an early closure at the bank: the guard refuses
     # any other debit (TermDepositLocked), so no reader may call its balance available.
-    from bankms.errors import TermDepositLocked
+    from bankms.domain.errors import TermDepositLocked
     cid, linked = customer_account(bank, "Terry Term", "20,000.00")
     number = bank.term_deposits.open(staff["teller"], customer_id=cid, linked_account=linked,
                                      amount="10000.00", term_months=12)["account_number"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from bankms.bulk import BulkInvariantError
+from bankms.services.bulk import BulkInvariantError
 from conftest import funded_account
 
 

@@ -12,8 +12,9 @@ import duckdb
 import pytest
 
 import bankms
-from bankms import businessday, eod, eod_auto
-from bankms.errors import ConfirmationRequired, DayNotEnded, InvalidInput
+from bankms.services import businessday
+from bankms.services.eod import run as eod, auto as eod_auto
+from bankms.domain.errors import ConfirmationRequired, DayNotEnded, InvalidInput
 from conftest import Clock, employee, funded_account, make_customer
 
 DAY = dt.timedelta(days=1)
@@ -300,7 +301,7 @@ def test_closing_the_bank_stops_a_catch_up_between_days(day_bank, clock, monkeyp
 
 @pytest.mark.parametrize("zone, hours", [("UTC", 0), ("Asia/Tokyo", 9), ("America/Bogota", -5)])
 def test_receipts_show_the_posting_time_on_the_banks_clock(day_bank, zone, hours):
-    from bankms.receipts import receipt_lines
+    from bankms.reporting.receipts import receipt_lines
     day_bank.settings.set(day_bank.system_actor(), "bank_time_zone", zone)
     number = funded_account(day_bank, "5.00")
     tid = day_bank.read_one("SELECT max(id) FROM transactions WHERE target_account = ?",

@@ -10,8 +10,8 @@ import duckdb
 import pytest
 
 import bankms
-from bankms import chain
-from bankms.errors import InvalidInput, PermissionDenied
+from bankms.domain import chain
+from bankms.domain.errors import InvalidInput, PermissionDenied
 from conftest import Clock, funded_account, make_customer
 
 DAY = dt.timedelta(days=1)

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from bankms import charges as charges_mod
-from bankms.errors import InvalidInput
+from bankms.services import charges as charges_mod
+from bankms.domain.errors import InvalidInput
 from conftest import funded_account
 
 
@@ -125,9 +125,9 @@ def test_event_charges_bad_input(bank, row, words):
 
 
 # -- the staff service -------------------------------------------------------------------------
-from bankms.charges import AlreadyWaived, ChargeNotFound  # noqa: E402
-from bankms.ledger import PostingRequest  # noqa: E402
-from bankms.errors import (  # noqa: E402
+from bankms.services.charges import AlreadyWaived, ChargeNotFound  # noqa: E402
+from bankms.services.ledger import PostingRequest  # noqa: E402
+from bankms.domain.errors import (  # noqa: E402
     AccountClosed, AccountFrozen, AlreadyReversed, IdempotencyConflict, InsufficientFunds,
     InvalidAmount, InvalidState, PermissionDenied)
 from conftest import employee, login_for, make_customer  # noqa: E402
@@ -433,7 +433,7 @@ def test_loan_disbursement_fee_is_registered_and_undone_with_the_loan(bank, staf
 
 
 def test_a_waiver_above_the_four_eyes_threshold_waits_for_a_second_manager(bank, staff):
-    from bankms.approvals import PendingApproval
+    from bankms.services.approvals import PendingApproval
     manager, teller = staff
     second = employee(bank, "manager")
     bank.settings.set(bank.system_actor(), "four_eyes_threshold_cents", "1000")

@@ -20,7 +20,7 @@ import pytest
 from conftest import make_customer
 
 import bankms
-from bankms.errors import BankError, InsufficientFunds, SameAccount
+from bankms.domain.errors import BankError, InsufficientFunds, SameAccount
 
 WRITERS = 8
 TRANSFERS_PER_WRITER = 1000

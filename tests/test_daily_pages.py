@@ -368,7 +368,7 @@ def test_customer_history_filters_and_csv(app_bank, staff):
     future = app_bank.business_date + dt.timedelta(days=1)
     at.date_input(key="history_dates").set_value((future, future)).run()
     assert "0 transactions" in texts(at)
-    from bankms.accounts import history_csv
+    from bankms.services.accounts import history_csv
     csv = history_csv(app_bank.accounts.history(login, a))
     assert csv.splitlines()[1].endswith(",-70.00,450.00")
 

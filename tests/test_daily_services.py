@@ -9,14 +9,14 @@ import pypdf
 import pytest
 from conftest import employee, funded_account, login_for, make_customer
 
-from bankms.accounts import history_csv
-from bankms.errors import (
+from bankms.services.accounts import history_csv
+from bankms.domain.errors import (
     IdempotencyConflict,
     InvalidState,
     PermissionDenied,
     SameAccount,
 )
-from bankms.receipts import receipt_pdf
+from bankms.reporting.receipts import receipt_pdf
 
 
 @pytest.fixture
@@ -197,7 +197,7 @@ DAILY_LIMIT_CASES = [
 
 @pytest.mark.parametrize("amounts, outcome", DAILY_LIMIT_CASES)
 def test_customer_daily_transfer_limit(bank, world, amounts, outcome):
-    from bankms.errors import LimitExceeded
+    from bankms.domain.errors import LimitExceeded
 
     bank.payments.deposit(world["teller"], world["a"], "9,000.00")
     result = None

@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 from conftest import Clock, employee, make_customer
 
-from bankms.errors import PermissionDenied
+from bankms.domain.errors import PermissionDenied
 
 
 class Ticks:

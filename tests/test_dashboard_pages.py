@@ -503,7 +503,7 @@ def test_account_kinds_read_in_words_on_dashboard_and_statement(shop):
 # -- figures a few seconds old, saying so (issue 13) ---------------------------------------------
 @pytest.mark.parametrize("url", ["dashboard", "customer-analytics"])
 def test_analytics_pages_say_when_their_figures_were_computed(shop, url):
-    from bankms.businessday import to_bank_time
+    from bankms.services.businessday import to_bank_time
 
     before = to_bank_time(shop.bank, shop.bank.clock()).replace(microsecond=0)
     at = open_page(shop, shop.manager, url)

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 import bankms
-from bankms import accountnum, cli
+from bankms import cli
+from bankms.domain import accountnum
 from bankms.demo import (DEMO_CUSTOMERS, DEMO_STAFF, build_demo, demo_exists, demo_logins,
                          is_empty)
-from bankms.errors import InvalidInput, InvalidState
-from bankms.ledger import utcnow
-from bankms.loans import add_months, quote_frame
+from bankms.domain.errors import InvalidInput, InvalidState
+from bankms.services.ledger import utcnow
+from bankms.services.loans import add_months, quote_frame
 from conftest import Clock, make_customer
 
 ROOT = Path(__file__).resolve().parents[1]

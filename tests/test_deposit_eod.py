@@ -1,4 +1,4 @@
-"""End of day on deposit products (issue 10, bankms/deposit_eod.py): the pure rules (day count,
+"""End of day on deposit products (issue 10, bankms/services/deposits/eod.py): the pure rules (day count,
 tiers, posting periods) against values computed here with Decimal, then whole banks: tiered
 accrual, posting periods, overdraft interest, tax at the product's rate, product fees, dormancy
 per product, a product change dated tomorrow, a rerun, verify() and the trial balance."""
@@ -9,7 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from bankms import deposit_eod
+from bankms.services.deposits import eod as deposit_eod
 from bankms.bank import INTERNAL
 
 D = Decimal
@@ -400,8 +400,8 @@ def test_a_rerun_of_end_of_day_posts_nothing_twice(fixed_bank):
     before = [bank.read_one(f"SELECT count(*) FROM {t}")[0] for t in tables]
     assert bank.end_of_day(bank.system_actor(), until=MONTH_END).days == []
     # Posting the same month's fees again through the event API changes nothing either.
-    from bankms.charges import post_event_charges
-    from bankms.deposit_eod import fee_events, lowest_balances
+    from bankms.services.charges import post_event_charges
+    from bankms.services.deposits.eod import fee_events, lowest_balances
 
     def again(uow):
         low = lowest_balances(uow, MONTH_END)
@@ -468,7 +468,7 @@ DORMANCY = [
 
 
 def test_dormancy_follows_the_products_months(fixed_bank):
-    from bankms.loans import add_months
+    from bankms.services.loans import add_months
     bank = fixed_bank
     numbers = []
     for k, (months, idle, _) in enumerate(DORMANCY):
@@ -508,7 +508,7 @@ def test_closing_charges_the_overdraft_interest_owed(fixed_bank, name, extra, ou
     """A close posts the overdraft interest accrued since the last posting in its own unit of
     work (as Fineract's close posts interest to the closing date), then needs a zero balance:
     short of it, the refusal names the amount to pay in and nothing changes."""
-    from bankms.errors import InvalidState
+    from bankms.domain.errors import InvalidState
     bank = fixed_bank
     assert THREE_NIGHTS_CENTS == 148          # 1,000.00 x 18 % x 3/365 = 1.4794...
     pid = add_product(bank, "od", "checking", overdraft_rate_percent="18.00",

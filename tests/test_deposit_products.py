@@ -10,10 +10,10 @@ import duckdb
 import pytest
 
 import bankms
-from bankms.approvals import PendingApproval
+from bankms.services.approvals import PendingApproval
 from bankms.demo import build_demo
-from bankms.deposit_products import versions_in_force
-from bankms.errors import InvalidAmount, InvalidInput, PermissionDenied
+from bankms.services.deposits.products import versions_in_force
+from bankms.domain.errors import InvalidAmount, InvalidInput, PermissionDenied
 from conftest import employee, funded_account, make_customer
 
 DAY = dt.timedelta(days=1)
@@ -248,7 +248,7 @@ def test_a_new_product_is_offered_at_once_and_audited(bank, staff):
 
 def test_only_managers_manage_products(bank, staff):
     cid = make_customer(bank)
-    customer = bankms.security.Actor(username="c", role="customer", customer_id=cid)
+    customer = bankms.domain.security.Actor(username="c", role="customer", customer_id=cid)
     before = product_tables(bank)
     tomorrow = bank.business_date + DAY
     for actor in (staff["teller"], customer):
@@ -472,7 +472,7 @@ def test_a_new_product_paying_above_the_four_eyes_rate_waits_for_a_second_manage
 ])
 def test_account_rates_follow_the_tier_of_the_balance_unless_negotiated(
         bank, staff, balance, negotiated_rate, expected):
-    from bankms.deposit_eod import account_rates_sql
+    from bankms.services.deposits.eod import account_rates_sql
     bank.deposit_products.create(staff["manager"], **VALID)
     cid = make_customer(bank)
     number = bank.accounts.open(staff["manager"], cid, product="bonus_saver",

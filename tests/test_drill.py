@@ -14,9 +14,9 @@ from conftest import Clock, employee, make_customer
 from test_reports import FEB, FEB_SAVINGS, YEAR_TO_FEB, figures, ledger  # noqa: F401
 
 import bankms
-from bankms import drill
-from bankms.analytics import Filters
-from bankms.errors import InvalidInput, PermissionDenied
+from bankms.reporting import drill
+from bankms.reporting.analytics import Filters
+from bankms.domain.errors import InvalidInput, PermissionDenied
 
 # Twelve months (the products' dormancy period) after B1's and C1's last own transactions.
 APR_2026 = Filters(start="2026-04-01", end="2026-04-30")
@@ -272,7 +272,7 @@ def test_a_bar_of_decision_times_opens_its_loans(book):
     day = book.bank.read_one("SELECT CAST(min(decided_at) AS DATE) FROM loans")[0]
     f = Filters(start=day - DAY, end=day + DAY)
     times = book.bank.reports.query(book.manager, "loan_decision_times", f)
-    from bankms.analytics import decision_time_bins
+    from bankms.reporting.analytics import decision_time_bins
     bins = decision_time_bins(times)
     assert bins.values.tolist() == [[0, 1, 2]]
     rows = book.bank.reports.drill(book.manager, "decision_times", f, from_hours=0, to_hours=1)
@@ -293,7 +293,7 @@ def test_a_bar_of_decision_times_opens_its_loans(book):
     ([0.0, 45.0], [[k * 3, k * 3 + 3, 1 if k in (0, 15) else 0] for k in range(16)]),
 ])
 def test_decision_times_are_binned_in_whole_hours(hours, expected):
-    from bankms.analytics import decision_time_bins
+    from bankms.reporting.analytics import decision_time_bins
     bins = decision_time_bins(pd.DataFrame({"hours_to_decide": hours}))
     assert bins.values.tolist() == expected
 
@@ -367,7 +367,7 @@ def test_a_point_that_names_no_bar_is_refused(chart, point, meta, error):
 
 
 def test_the_figures_carry_what_a_click_needs(ledger):
-    from bankms import figures
+    from bankms.reporting import figures
     data = ledger.bank.reports.query(ledger.manager, "daily_volume", FEB)
     spec = figures.daily_amount(data)
     assert sorted(s["id"] for s in spec["series"]) == sorted(data["kind"].unique())

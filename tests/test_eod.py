@@ -9,9 +9,9 @@ from decimal import ROUND_HALF_UP, Decimal
 import pytest
 
 import bankms
-from bankms import eod
+from bankms.services.eod import run as eod
 from bankms.bank import INTERNAL
-from bankms.loans import add_months
+from bankms.services.loans import add_months
 from conftest import employee, funded_account, make_customer
 
 D = Decimal
@@ -89,7 +89,7 @@ def test_catches_up_missed_days_in_order_with_progress(bank, system):
 
 def later_clock(monkeypatch, days):
     """Banks opened here (not by the fixture) read businessday.system_clock: move it."""
-    from bankms import businessday
+    from bankms.services import businessday
     moved = dt.datetime.now(dt.timezone.utc) + days * DAY
     monkeypatch.setattr(businessday, "system_clock", lambda: moved)
 

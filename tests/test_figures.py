@@ -1,4 +1,4 @@
-"""bankms.figures on small hand-made frames: count axes tick at whole numbers, legends sit below
+"""bankms.reporting.figures on small hand-made frames: count axes tick at whole numbers, legends sit below
 the plot, account kinds read in words while the click-through keeps their codes, and a picked
 bar or point gives what drill.chart_selection needs (figures.point)."""
 from __future__ import annotations
@@ -9,8 +9,8 @@ import json
 import pandas as pd
 import pytest
 
-from bankms import drill, figures
-from bankms.analytics import BALANCE_BUCKETS, RFM_SEGMENTS
+from bankms.reporting import drill, figures
+from bankms.reporting.analytics import BALANCE_BUCKETS, RFM_SEGMENTS
 
 DAYS = pd.to_datetime([dt.date(2026, 3, 1), dt.date(2026, 3, 2)])
 

@@ -3,7 +3,7 @@
 import pytest
 
 import bankms
-from bankms.payments import system_key
+from bankms.services.payments import system_key
 from conftest import funded_account, login_for, make_customer
 
 

@@ -15,8 +15,8 @@ import pytest
 from conftest import Clock, employee, funded_account, login_for, make_customer
 
 import bankms
-from bankms.approvals import PendingApproval
-from bankms.errors import CustomerNotFound, PermissionDenied
+from bankms.services.approvals import PendingApproval
+from bankms.domain.errors import CustomerNotFound, PermissionDenied
 
 D = dt.date
 START, TODAY = D(2027, 3, 1), D(2027, 3, 3)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from apptest_util import app_bank_on, open_app, texts
-from bankms.approvals import PendingApproval
+from bankms.services.approvals import PendingApproval
 from browser.helpers import USERS, seed_standard_bank
 
 

@@ -1,4 +1,4 @@
-"""One vocabulary (issue 13, bankms/labels.py): transaction labels from kind, channel and the
+"""One vocabulary (issue 13, bankms/domain/labels.py): transaction labels from kind, channel and the
 sign on the account, the same in SQL as in Python; channels stored with deposits and
 withdrawals (and refused when unknown); the demo's card payments and salaries named as such
 in history, the statement PDF and receipts."""
@@ -13,9 +13,9 @@ import pypdf
 import pytest
 
 import bankms
-from bankms import labels
-from bankms.errors import InvalidInput
-from bankms.receipts import receipt_lines, receipt_pdf
+from bankms.domain import labels
+from bankms.domain.errors import InvalidInput
+from bankms.reporting.receipts import receipt_lines, receipt_pdf
 from conftest import funded_account
 
 # kind, channel, amount_cents on the account, the label people read
@@ -142,7 +142,7 @@ def test_an_unknown_channel_is_refused_and_nothing_moves(bank, system, call, cha
 
 
 def test_the_key_covers_the_channel(bank, system):
-    from bankms.errors import IdempotencyConflict
+    from bankms.domain.errors import IdempotencyConflict
     number = funded_account(bank, "100.00")
     bank.payments.withdraw(system, number, "10.00", idempotency_key="k-1", channel="card")
     again = bank.payments.withdraw(system, number, "10.00", idempotency_key="k-1",
@@ -153,7 +153,7 @@ def test_the_key_covers_the_channel(bank, system):
 
 
 def test_a_payment_waiting_for_approval_keeps_its_channel(bank, system):
-    from bankms.approvals import PendingApproval
+    from bankms.services.approvals import PendingApproval
     from conftest import employee
     number = funded_account(bank, "90000.00")
     maker, checker = employee(bank, "manager"), employee(bank, "manager")
@@ -182,7 +182,7 @@ TELLER_CHANNELS = [
 @pytest.mark.parametrize("call, channel, allowed", TELLER_CHANNELS)
 def test_a_teller_moves_money_only_through_the_tellers_cash(bank, system, call, channel,
                                                            allowed):
-    from bankms.errors import PermissionDenied
+    from bankms.domain.errors import PermissionDenied
     from conftest import employee
     number = funded_account(bank, "100.00")
     teller = employee(bank, "teller")
@@ -200,7 +200,7 @@ def test_a_teller_moves_money_only_through_the_tellers_cash(bank, system, call, 
 
 def test_bulk_refuses_an_unknown_channel(bank, system):
     import pandas as pd
-    from bankms.bulk import BulkInvariantError
+    from bankms.services.bulk import BulkInvariantError
     number = funded_account(bank, "100.00")
     (aid,) = bank.read_one("SELECT id FROM accounts WHERE account_number = ?", [number])
     (gl,) = bank.read_one("SELECT id FROM accounts WHERE account_number = 'GL1100'")

@@ -1,7 +1,7 @@
 """Issue 9: loan products differ: repayment frequency, amortization, grace on principal and due
-dates moved off non-working days (bankms.loan_replay.Contract).
+dates moved off non-working days (bankms.domain.loan_replay.Contract).
 
-Expected values are computed here independently of bankms.loan_replay: annuity instalments with
+Expected values are computed here independently of bankms.domain.loan_replay: annuity instalments with
 numpy-financial at the periodic rate (annual / 12, / 26, / 52), equal-principal and grace
 schedules by hand with fractions.Fraction, and exact figures written out in the comments.
 """
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bankms.loan_replay import (
+from bankms.domain.loan_replay import (
     AMORTIZATIONS,
     FREQUENCIES,
     Contract,

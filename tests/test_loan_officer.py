@@ -14,7 +14,7 @@ from fractions import Fraction as F
 import pytest
 
 from bankms.bank import INTERNAL
-from bankms.db import LOAN_TERM_COLUMNS
+from bankms.store.db import LOAN_TERM_COLUMNS
 from conftest import employee, funded_account, make_customer
 
 DAY = dt.timedelta(days=1)

@@ -16,12 +16,12 @@ import duckdb
 import pytest
 
 import bankms
-from bankms import loan_replay
-from bankms.approvals import PendingApproval
+from bankms.domain import loan_replay
+from bankms.services.approvals import PendingApproval
 from bankms.bank import INTERNAL
-from bankms.db import LOAN_TERM_COLUMNS
-from bankms.errors import InvalidAmount, InvalidInput, PermissionDenied
-from bankms.loans import _contract
+from bankms.store.db import LOAN_TERM_COLUMNS
+from bankms.domain.errors import InvalidAmount, InvalidInput, PermissionDenied
+from bankms.services.loans import _contract
 from conftest import employee, funded_account, make_customer
 
 DAY = dt.timedelta(days=1)

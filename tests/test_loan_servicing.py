@@ -1,6 +1,6 @@
 """Issue 9: loan servicing a bank can trust. Every example of the issue with its exact value.
 
-Expected values are computed here independently of bankms.loan_replay: by hand in the
+Expected values are computed here independently of bankms.domain.loan_replay: by hand in the
 comments, with fractions.Fraction, by brute-force search over cents, or with numpy-financial.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bankms.bank import INTERNAL
-from bankms.errors import (
+from bankms.domain.errors import (
     AccountRepaysLoan,
     AlreadyReversed,
     InvalidAmount,
@@ -23,7 +23,7 @@ from bankms.errors import (
     InvalidState,
     PermissionDenied,
 )
-from bankms.loan_replay import Contract, Loan, Payment, amortize, due_dates, replay
+from bankms.domain.loan_replay import Contract, Loan, Payment, amortize, due_dates, replay
 from conftest import employee, funded_account, login_for, make_customer
 
 DAY = dt.timedelta(days=1)
@@ -573,7 +573,7 @@ def test_a_prepayment_mid_period_accrues_by_replay_and_non_accrual_reverses(bank
     # Past 90 days the loan stops accruing and its accrued interest is reversed.
     bank.write(lambda uow: uow.execute("UPDATE loans SET days_past_due = 95 WHERE id = ?",
                                        [lid]))
-    from bankms.eod import _accrue_loans, DayClosed
+    from bankms.services.eod.run import _accrue_loans, DayClosed
 
     def one(uow):
         internal = dict(uow.fetchall("SELECT account_number, id FROM accounts "

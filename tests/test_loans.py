@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bankms.bank import INTERNAL
-from bankms.errors import (
+from bankms.domain.errors import (
     IdempotencyConflict,
     InsufficientFunds,
     InvalidAmount,
@@ -21,8 +21,8 @@ from bankms.errors import (
     InvalidState,
     PermissionDenied,
 )
-from bankms.loan_replay import round_half_up
-from bankms.loans import (_replay_in, _write_schedule, add_months, amortize,
+from bankms.domain.loan_replay import round_half_up
+from bankms.services.loans import (_replay_in, _write_schedule, add_months, amortize,
                           annuity_payment_cents, bucket)
 from conftest import employee, funded_account, login_for, make_customer
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from bankms.errors import InvalidAmount
-from bankms.money import (
+from bankms.domain.errors import InvalidAmount
+from bankms.domain.money import (
     AMOUNT_CENTS_MAX,
     format_cents,
     format_money,

@@ -13,9 +13,10 @@ import duckdb
 import pytest
 
 import bankms
-from bankms import cli, files, operations
-from bankms.errors import FilesExposed, InvalidInput, NotABank, PermissionDenied
-from bankms.settings import INTERNAL_KEYS, REGISTRY
+from bankms import cli, operations
+from bankms.store import files
+from bankms.domain.errors import FilesExposed, InvalidInput, NotABank, PermissionDenied
+from bankms.services.settings import INTERNAL_KEYS, REGISTRY
 from conftest import employee, make_customer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -317,7 +318,7 @@ def test_check_bank_file_creates_nothing(tmp_path):
 def _keys_read_by_the_code() -> set:
     pattern = re.compile(r"""(?:settings\.get(?:_int)?|settings\.value|settings\.get)\(\s*["']([a-z_]+)["']""")
     found = set()
-    for path in list((REPO / "bankms").glob("*.py")) + list((REPO / "pages").glob("*.py")):
+    for path in list((REPO / "bankms").rglob("*.py")) + list((REPO / "pages").glob("*.py")):
         found |= set(pattern.findall(path.read_text()))
         found |= set(re.findall(r"key = '([a-z_]+)'", path.read_text()))
     return found
@@ -454,7 +455,7 @@ SETTING_ROWS = [
 
 
 def test_every_setting_has_a_label():
-    from bankms.settings import LABELS
+    from bankms.services.settings import LABELS
     assert set(LABELS) == set(REGISTRY)
 
 

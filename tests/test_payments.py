@@ -12,9 +12,9 @@ import pytest
 from conftest import employee, funded_account, login_for, make_customer
 
 import bankms
-from bankms import accountnum
+from bankms.domain import accountnum
 from bankms.bank import INTERNAL
-from bankms.errors import (
+from bankms.domain.errors import (
     AccountClosed,
     AccountFrozen,
     AccountNotActive,
@@ -31,8 +31,8 @@ from bankms.errors import (
     SameAccount,
     TransactionNotFound,
 )
-from bankms.ledger import PostingRequest
-from bankms.security import Actor
+from bankms.services.ledger import PostingRequest
+from bankms.domain.security import Actor
 
 
 def snapshot(bank):
@@ -441,7 +441,7 @@ def test_a_key_used_before_channels_existed_replays(w, method, kwargs, legs, exp
 def test_a_key_stored_while_cash_was_hashed_replays(w, method):
     """Between the landing of channels and the default channel's leaving the hash, a cash
     payment's key was stored with 'cash' in its hash: its replay is still the same request."""
-    from bankms.ledger import _hash_parts
+    from bankms.services.ledger import _hash_parts
     b = w.bank
     kind = "deposit" if method == "deposit" else "withdrawal"
     if kind == "deposit":

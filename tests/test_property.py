@@ -17,8 +17,8 @@ from hypothesis.stateful import (
 )
 
 import bankms
-from bankms import accountnum
-from bankms.errors import (
+from bankms.domain import accountnum
+from bankms.domain.errors import (
     AccountClosed,
     AccountFrozen,
     AccountNotFound,
@@ -30,7 +30,7 @@ from bankms.errors import (
     PermissionDenied,
     SameAccount,
 )
-from bankms.money import format_cents
+from bankms.domain.money import format_cents
 
 # Account slots: 0 and 1 belong to customer A (0 has a 100.00 overdraft), 2 and 3 to B.
 OWNER = ["A", "A", "B", "B"]

@@ -1,5 +1,5 @@
 """Reads beside posting (issue 13): kept answers of accounts.list are never older than a write
-that finished before the call (bankms/writer.py, Bank.kept, Bank.read)."""
+that finished before the call (bankms/store/writer.py, Bank.kept, Bank.read)."""
 from __future__ import annotations
 
 import threading
@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from bankms.security import Actor
+from bankms.domain.security import Actor
 from conftest import funded_account, make_customer
 
 MANAGER = Actor(username="m", role="manager")
@@ -105,8 +105,8 @@ def test_the_writer_version_moves_before_the_caller_hears_back(bank, outcome):
     (9_223_372_036_854_775_807, "92233720368547758.07"),
 ])
 def test_money_column_gives_what_to_money_gives(cents, text):
-    from bankms.accounts import money_column
-    from bankms.money import to_money
+    from bankms.services.accounts import money_column
+    from bankms.domain.money import to_money
     [value] = money_column([cents])
     assert str(value) == text == str(to_money(cents))
     assert value.as_tuple() == to_money(cents).as_tuple()

@@ -25,16 +25,16 @@ import pytest
 from conftest import employee, login_for, make_customer
 
 import bankms
-from bankms import analytics
-from bankms.analytics import Filters
+from bankms.reporting import analytics
+from bankms.reporting.analytics import Filters
 from bankms.bank import INTERNAL
-from bankms.errors import (
+from bankms.domain.errors import (
     AccountNotFound,
     InvalidAccountNumber,
     InvalidInput,
     PermissionDenied,
 )
-from bankms.ledger import PostingRequest
+from bankms.services.ledger import PostingRequest
 
 LEDGER = [
     # posted at, kind, legs (account, signed cents), memo
@@ -155,7 +155,7 @@ def test_key_figures(ledger, filters, figure, expected):
 
 
 def test_key_figures_table_for_download(ledger):
-    from bankms.reports import key_figures_table
+    from bankms.reporting.reports import key_figures_table
     table = key_figures_table(ledger.bank.reports.query(ledger.manager, "key_figures", FEB))
     rows = {row.figure: (row.unit, row.value, row.previous, row.change)
             for row in table.itertuples()}
@@ -513,7 +513,7 @@ def test_statement_refusals(ledger, account, year, month, error):
 
 
 def test_statement_of_an_unknown_account(ledger):
-    from bankms import accountnum
+    from bankms.domain import accountnum
     with pytest.raises(AccountNotFound):
         ledger.bank.reports.statement(ledger.manager, accountnum.make(99_999_999), 2025, 1)
 
@@ -908,7 +908,7 @@ DESCRIBE = [
                          DESCRIBE)
 def test_statement_descriptions_do_not_repeat_the_kind(kind, memo, source, target,
                                                        amount_cents, channel, expected):
-    from bankms.reports import describe
+    from bankms.reporting.reports import describe
     assert describe(kind, memo, source, target, amount_cents, channel) == expected
 
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import employee, funded_account, login_for, make_customer
 
 import bankms
-from bankms.errors import (
+from bankms.domain.errors import (
     AccountLocked,
     AccountNotFound,
     AuthenticationError,
@@ -25,8 +25,8 @@ from bankms.errors import (
     PasswordPolicyError,
     PermissionDenied,
 )
-from bankms.security import Actor
-from bankms.users import check_password_policy
+from bankms.domain.security import Actor
+from bankms.services.users import check_password_policy
 
 PASSWORD = "a long test password 1"
 
@@ -296,7 +296,7 @@ def test_open_account_rules(bank, system):
     checking = bank.accounts.open(teller, cid)
     savings = bank.accounts.open(teller, str(cid), kind="savings")
     overdrawn = bank.accounts.open(manager, cid, overdraft_limit="250.00")
-    assert bankms.accountnum.is_valid(checking) and checking != savings
+    assert bankms.domain.accountnum.is_valid(checking) and checking != savings
     got = bank.accounts.get(me, overdrawn)
     assert (got["kind"], got["status"], got["overdraft_limit"], got["available"]) == (
         "checking", "active", Decimal("250.00"), Decimal("250.00"))
@@ -348,7 +348,7 @@ def test_close_only_at_zero_and_only_by_staff(bank, system):
     with pytest.raises(InvalidState):
         bank.accounts.close(manager, od)
     with pytest.raises(AccountNotFound):
-        bank.accounts.close(manager, bankms.accountnum.make(9_999_999))
+        bank.accounts.close(manager, bankms.domain.accountnum.make(9_999_999))
     with pytest.raises(InvalidAccountNumber):
         bank.accounts.close(manager, "12345")
     assert bank.audit.verify() == []
@@ -471,7 +471,7 @@ def test_balance_and_get_permissions(bank, system):
         bank.accounts.get(me, number)
     assert bank.accounts.payee_name(me, number) == "J*** D**"
     with pytest.raises(AccountNotFound):
-        bank.accounts.balance(system, bankms.accountnum.make(8_888_888))
+        bank.accounts.balance(system, bankms.domain.accountnum.make(8_888_888))
 
 
 # -- users and sign-in -------------------------------------------------------------------------

@@ -9,8 +9,8 @@ from decimal import Decimal as D
 import pytest
 
 import bankms
-from bankms.approvals import PendingApproval
-from bankms.errors import (
+from bankms.services.approvals import PendingApproval
+from bankms.domain.errors import (
     AuthenticationError,
     ContactRecentlyChanged,
     NoContactOnFile,
@@ -419,7 +419,7 @@ def test_an_activation_code_expires(w):
     code = sent_code(bank, "carl")
     bank.write(lambda uow: uow.execute(
         "UPDATE activation_codes SET expires_at = ?",
-        [bankms.ledger.utcnow() - dt.timedelta(seconds=1)]))
+        [bankms.services.ledger.utcnow() - dt.timedelta(seconds=1)]))
     refused_unchanged(bank, lambda: bank.users.activate_login("carl", code, NEW_PASSWORD),
                       "carl", "user.activate", AuthenticationError)
     bank.users.new_activation_code(w.tom, "carl")
@@ -617,8 +617,8 @@ def test_no_activation_code_to_a_contact_staff_just_changed(w, monkeypatch, who,
     if who is not None:
         actor = carl if who == "carl" else getattr(w, who)
         bank.customers.update_contact(actor, w.cid, email=f"{who}@elsewhere.example.com")
-    later = bankms.ledger.utcnow() + dt.timedelta(hours=hours_later)
-    monkeypatch.setattr(bankms.users, "utcnow", lambda: later)
+    later = bankms.services.ledger.utcnow() + dt.timedelta(hours=hours_later)
+    monkeypatch.setattr(bankms.services.users, "utcnow", lambda: later)
     codes_before = len(messages(bank, "activation code"))
     call = (lambda: bank.users.create_customer_login(w.tom, w.cid, "carl")) if how == "create" \
         else (lambda: bank.users.new_activation_code(w.tom, "carl"))

@@ -9,7 +9,7 @@ import re
 
 import pytest
 from apptest_util import APP, app_bank_fixture, goto, open_app, shown
-from bankms.text import markdown_escape
+from bankms.domain.text import markdown_escape
 from conftest import employee, funded_account, make_customer, sent_code
 from streamlit.testing.v1 import AppTest
 

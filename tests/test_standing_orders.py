@@ -14,8 +14,8 @@ import pytest
 from conftest import Clock, funded_account, login_for, make_customer
 
 import bankms
-from bankms import standing_orders as so
-from bankms.errors import (
+from bankms.services import standing_orders as so
+from bankms.domain.errors import (
     AccountClosed,
     AccountNotActive,
     AccountNotFound,
@@ -270,8 +270,8 @@ def test_staff_see_failures_with_their_reasons(make_bank):
 
 # -- the fail fee ------------------------------------------------------------------------------
 def test_a_missed_occurrence_is_charged_the_products_fee_once(make_bank):
-    pytest.importorskip("bankms.charges")
-    pytest.importorskip("bankms.deposit_products")
+    pytest.importorskip("bankms.services.charges")
+    pytest.importorskip("bankms.services.deposits.products")
     bank = make_bank(D(2027, 3, 1))
     manager = bank.system_actor()
     bank.deposit_products.change(manager, "checking", terms={
@@ -450,7 +450,7 @@ def test_day_by_day_equals_one_catch_up_and_a_rerun_moves_nothing(make_bank):
     # attempt nothing.
     before = _state(daily)
     close_until(daily, until)
-    from bankms.eod import DayClosed
+    from bankms.services.eod.run import DayClosed
     for day in (D(2027, 3, 31), D(2027, 4, 7)):
         out = DayClosed(business_date=day)
         daily.write(lambda uow, day=day, out=out: so.run_due(daily, daily.system_actor(), uow,

@@ -10,7 +10,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import pytest
 
 from bankms.bank import INTERNAL
-from bankms.errors import (
+from bankms.domain.errors import (
     AccountClosed,
     AccountFrozen,
     AccountNotActive,
@@ -22,7 +22,7 @@ from bankms.errors import (
     PermissionDenied,
     TermDepositLocked,
 )
-from bankms.term_deposits import early_closure_split, expected_interest_cents, maturity_date
+from bankms.services.deposits.term import early_closure_split, expected_interest_cents, maturity_date
 from conftest import employee, funded_account, login_for, make_customer
 
 D = Decimal

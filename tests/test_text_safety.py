@@ -29,7 +29,7 @@ import pytest
 from apptest_util import app_bank_on, goto, open_app, urls
 
 import bankms
-from bankms.text import WORD_JOINER, chart_text, csv_rows, csv_text, markdown_escape
+from bankms.domain.text import WORD_JOINER, chart_text, csv_rows, csv_text, markdown_escape
 
 # Each payload exercises Markdown links, images, emphasis, colour directives, LaTeX, raw HTML,
 # chart markup and spreadsheet formulas. Names are at most 100 characters.
@@ -345,7 +345,7 @@ def test_every_csv_is_inert(hostile):
     bank, facts = hostile
     manager, customer = facts["manager"], facts["customer"]
     history = bank.accounts.history(customer, facts["account"])
-    from bankms.accounts import history_csv
+    from bankms.services.accounts import history_csv
     text = history_csv(history)
     assert "'=HYPERLINK" in text
     _no_formula_cells(text, "history")
@@ -360,8 +360,8 @@ def test_every_csv_is_inert(hostile):
         for name in names:
             _no_formula_cells(zf.read(name).decode(), name)
     # The managers' reports: every query the dashboard and the customer reports download.
-    from bankms import analytics
-    from bankms.reports import with_money
+    from bankms.reporting import analytics
+    from bankms.reporting.reports import with_money
     f = bank.reports.filters()
     checked = 0
     for name in sorted(set(getattr(analytics, "DASHBOARD", {})) | set(getattr(analytics, "CUSTOMER", {}))):
@@ -380,12 +380,12 @@ def test_every_csv_is_inert(hostile):
 
 def test_pages_offer_csv_only_through_the_helper():
     """No page or bankms module writes CSV any other way (grep). The one exception is the
-    auditor's bundle (bankms/export_check.py owns its format): its files are for machines,
+    auditor's bundle (bankms/reporting/export_check.py owns its format): its files are for machines,
     hashed, chained and signed, and formula escaping would change the very bytes an auditor
     recomputes; it is offered only inside a signed zip, never as a spreadsheet download."""
     root = pathlib.Path(__file__).resolve().parents[1]
     offenders = []
-    for path in [*root.glob("pages/*.py"), *root.glob("bankms/*.py")]:
+    for path in [*root.glob("pages/*.py"), *root.glob("bankms/**/*.py")]:
         if path.name == "export_check.py":
             continue
         text = path.read_text()
@@ -398,7 +398,7 @@ def test_pages_offer_csv_only_through_the_helper():
 @pytest.mark.parametrize("name", ["محمد عبد الله", "王小明", "Zoë 😀 Smith 🦄",
                                   "Ünal " + "Verylongname " * 7])
 def test_pdfs_print_any_script(bank, name):
-    from bankms.receipts import receipt_pdf
+    from bankms.reporting.receipts import receipt_pdf
     system = bank.system_actor()
     cid = bank.customers.create(system, full_name=name, email="z@example.com",
                                 phone="+1 555 0100", date_of_birth="1990-01-02",

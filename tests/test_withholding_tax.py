@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import pytest
 
 from bankms.bank import INTERNAL
-from bankms.errors import InvalidInput
+from bankms.domain.errors import InvalidInput
 from conftest import employee, funded_account, make_customer
 from test_account_closing import month_last, open_and_accrue
 
@@ -29,7 +29,7 @@ def set_product_tax(bank, rate_bp, effective=None):
     """The savings product's withholding tax rate from business date `effective` (default:
     the open one, as if the version had been set up before): a copy of the version in force
     with the new rate, as deposit_products stores a change."""
-    from bankms.deposit_products import VERSIONS_IN_FORCE_SQL
+    from bankms.services.deposits.products import VERSIONS_IN_FORCE_SQL
     day = effective or bank.business_date
     bank.write(lambda uow: uow.execute(
         "INSERT OR REPLACE INTO deposit_product_versions SELECT * REPLACE (CAST(? AS DATE) AS "

@@ -12,7 +12,7 @@ from fractions import Fraction
 
 import pytest
 
-from bankms.errors import InvalidInput, InvalidState, PermissionDenied
+from bankms.domain.errors import InvalidInput, InvalidState, PermissionDenied
 from conftest import employee, funded_account, login_for, make_customer
 
 D = dt.date.fromisoformat

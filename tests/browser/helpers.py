@@ -93,7 +93,7 @@ class Server:
     def __init__(self, folder: pathlib.Path, *, seed=seed_standard_bank, settings=None,
                  env=None, prepare=None):
         import bankms
-        from bankms import tokens
+        from bankms.services import tokens
 
         self.folder = pathlib.Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)

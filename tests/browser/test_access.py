@@ -17,7 +17,7 @@ VISITORS = ("anonymous", "customer", "pending", "teller", "manager")
 
 def prepare(bank, server):
     """Sessions and cookie tokens, made before the server holds the database."""
-    from bankms import tokens
+    from bankms.services import tokens
 
     made = {}
     for role in ("customer", "pending", "teller", "manager"):

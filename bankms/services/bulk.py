@@ -1,0 +1,118 @@
+"""The bulk path: many transactions posted with a few set-based statements.
+
+Used by the demo generator and by end-of-day jobs. Callers pass two DataFrames: transactions
+(one row each, with a caller-chosen `tx_ref` from 0, and optionally a `channel`: how the money
+moved, labels.CHANNEL_LABELS, None or absent when the kind says it all) and postings
+(`tx_ref`, `account_id`, `amount_cents`). Within one unit of work the rows are inserted,
+every transaction is checked to sum to zero, balances move by one aggregated UPDATE, and no
+customer account may end below its overdraft limit; any failure rolls the whole batch back.
+"""
+from __future__ import annotations
+
+from ..domain.errors import BankError
+from ..domain.labels import CHANNEL_LABELS
+from .ledger import utcnow
+
+TX_COLUMNS = ["kind", "amount_cents", "memo", "source_account", "target_account", "posted_at",
+              "business_date", "channel"]
+
+
+class BulkInvariantError(BankError):
+    pass
+
+
+class Bulk:
+    def __init__(self, bank):
+        self._bank = bank
+
+    def post_frames(self, actor, transactions, postings, *, action="ledger.bulk_post",
+                    allow_overdraw=False) -> int:
+        bank = self._bank
+        bank.require(actor, "bank.admin" if actor.role == "system" else "bank.end_of_day",
+                     entity="ledger")
+        if len(transactions) == 0:
+            return 0
+
+        def fn(uow):
+            return self.post_frames_in(uow, actor, transactions, postings, action=action,
+                                       allow_overdraw=allow_overdraw)
+        return bank.write(fn)
+
+    def post_frames_in(self, uow, actor, transactions, postings, *, action,
+                       allow_overdraw=False) -> int:
+        """Post inside an existing unit of work on the writer thread."""
+        bank = self._bank
+        state = bank.state
+        n_tx = len(transactions)
+        n_post = len(postings)
+        tx_base = state.take_transaction_ids(n_tx)
+        post_base = state.take_posting_ids(n_post)
+        tx = transactions.copy()
+        tx["actor"] = actor.username
+        tx["actor_role"] = actor.role
+        for column, default in (("memo", ""), ("source_account", None),
+                                ("target_account", None), ("posted_at", utcnow()),
+                                ("business_date", state.business_date), ("channel", None)):
+            if column not in tx:
+                tx[column] = default
+        unknown = set(tx["channel"].dropna()) - set(CHANNEL_LABELS)
+        if unknown:
+            raise BulkInvariantError(f"unknown channels {sorted(map(str, unknown))}; nothing "
+                                     "was posted")
+        post = postings[["tx_ref", "account_id", "amount_cents"]].copy()
+        if "posted_at" in postings:
+            post["posted_at"] = postings["posted_at"]
+        cur = uow.cur
+        cur.register("bulk_tx", tx)
+        cur.register("bulk_post", post)
+        try:
+            # Every posting must belong to a transaction of the batch and every transaction
+            # needs postings; otherwise balances would move by postings that are never stored.
+            stray, empty = uow.fetchone(
+                "SELECT (SELECT count(*) FROM bulk_post p ANTI JOIN bulk_tx t "
+                "ON t.tx_ref = p.tx_ref), (SELECT count(*) FROM bulk_tx t ANTI JOIN bulk_post p "
+                "ON p.tx_ref = t.tx_ref)")
+            if stray or empty:
+                raise BulkInvariantError(
+                    f"{stray} postings name no transaction of the batch and {empty} "
+                    "transactions have no postings; nothing was posted")
+            uow.execute(
+                "INSERT INTO transactions (id, kind, amount_cents, memo, source_account, "
+                "target_account, actor, actor_role, idempotency_key, reverses_id, posted_at, "
+                "business_date, channel) SELECT ? + tx_ref, kind, amount_cents, memo, "
+                "source_account, target_account, actor, actor_role, NULL, NULL, "
+                "CAST(posted_at AS TIMESTAMP), CAST(business_date AS DATE), "
+                "CAST(channel AS VARCHAR) FROM bulk_tx",
+                [tx_base])
+            has_time = "posted_at" in post
+            uow.execute(
+                "INSERT INTO postings SELECT ? + row_number() OVER () - 1, ? + p.tx_ref, "
+                "p.account_id, p.amount_cents, "
+                + ("CAST(p.posted_at AS TIMESTAMP)" if has_time else
+                   "CAST(t.posted_at AS TIMESTAMP)")
+                + " FROM bulk_post p JOIN bulk_tx t ON t.tx_ref = p.tx_ref",
+                [post_base, tx_base])
+            bad = uow.fetchone("SELECT count(*) FROM (SELECT tx_ref FROM bulk_post GROUP BY 1 "
+                               "HAVING sum(amount_cents) <> 0)")[0]
+            if bad:
+                raise BulkInvariantError(f"{bad} bulk transactions do not sum to zero")
+            uow.execute(
+                "UPDATE accounts SET balance_cents = accounts.balance_cents + d.delta "
+                "FROM (SELECT account_id, sum(amount_cents) AS delta FROM bulk_post GROUP BY 1) d "
+                "WHERE accounts.id = d.account_id")
+            if not allow_overdraw:
+                below = uow.fetchone(
+                    "SELECT count(*) FROM accounts WHERE customer_id IS NOT NULL AND "
+                    "balance_cents - holds_cents < -overdraft_limit_cents AND id IN "
+                    "(SELECT DISTINCT account_id FROM bulk_post)")[0]
+                if below:
+                    raise BulkInvariantError(
+                        f"{below} accounts would end below their overdraft limit")
+            total = uow.fetchone("SELECT coalesce(sum(amount_cents), 0) FROM bulk_tx")[0]
+        finally:
+            cur.unregister("bulk_tx")
+            cur.unregister("bulk_post")
+        bank.audit_row(uow, actor, action, "ledger", None, after={
+            "transactions": n_tx, "postings": n_post, "amount_cents": int(total),
+            "first_transaction_id": tx_base})
+        return n_tx

@@ -1,0 +1,1 @@
+"""Deposit products, term deposits, their end-of-day steps and withholding tax."""

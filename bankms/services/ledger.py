@@ -1,0 +1,558 @@
+"""The double-entry ledger: posting requests, their guards, and the set-based batch write.
+
+Every movement of money is a transaction with two or more postings that sum to zero. Postings
+are only ever inserted; a correction is a new reversing transaction. An account's stored balance
+is a cache of the sum of its postings, updated in the same database transaction, and
+`audit.verify` checks that it always equals that sum.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from ..domain import security
+from ..domain.errors import (
+    AccountClosed,
+    AccountFrozen,
+    AccountNotActive,
+    AccountNotFound,
+    AlreadyReversed,
+    BankError,
+    IdempotencyConflict,
+    InsufficientFunds,
+    LimitExceeded,
+    PermissionDenied,
+    SameAccount,
+    TermDepositLocked,
+)
+from ..domain.dates import utcnow  # noqa: F401  (re-exported: services import it from here)
+from ..domain.money import format_cents, money_text, to_money
+
+CUSTOMER_KINDS = ("checking", "savings", "term_deposit")
+# Kinds that ordinary payments, loans and charges may use; a term deposit's money moves only
+# through bank.term_deposits (requests it builds carry term_deposit_ok).
+TRANSACTIONAL_KINDS = ("checking", "savings")
+# Kinds of transaction started by or for the customer; these count as customer activity (for
+# dormancy), whereas interest and fees posted by the bank do not.
+CUSTOMER_ACTIVITY_KINDS = frozenset({"deposit", "withdrawal", "transfer", "loan_repayment"})
+
+# What can leave a customer account now: "available", with one meaning everywhere (API, pages,
+# CSV; issue 13). A frozen or closed account has nothing available, since the guards let no money
+# leave it, and neither has a term deposit, whose money leaves only at maturity or by an early
+# closure at the bank (check_accounts refuses any other debit: TermDepositLocked); any other
+# account has its balance less the money on hold plus its overdraft limit (it can be negative
+# when overdraft interest took the balance past the limit).
+NO_FUNDS_STATUSES = ("frozen", "closed")
+LOCKED_KINDS = ("term_deposit",)
+
+
+def available_cents(balance_cents: int, holds_cents: int, overdraft_limit_cents: int,
+                    status: str | None = None, kind: str | None = None) -> int:
+    """Cents that can leave an account now: balance - holds + overdraft limit, or 0 when the
+    account's status is frozen or closed (NO_FUNDS_STATUSES) or its kind is a term deposit
+    (LOCKED_KINDS). The same rule in SQL is `available_sql`. The posting guard's funds check
+    passes no kind: a term deposit's debits are refused before it unless the request is a
+    maturity or early closure (term_deposit_ok), which may take the whole balance."""
+    if status in NO_FUNDS_STATUSES or kind in LOCKED_KINDS:
+        return 0
+    return balance_cents - holds_cents + overdraft_limit_cents
+
+
+def available_sql(alias: str = "a") -> str:
+    """`available_cents` as a SQL expression over the accounts row called `alias` (BIGINT
+    cents; it reads status and kind), for every query that reads or shows an available
+    balance."""
+    a = f"{alias}." if alias else ""
+    statuses = ", ".join(f"'{s}'" for s in NO_FUNDS_STATUSES)
+    kinds = ", ".join(f"'{k}'" for k in LOCKED_KINDS)
+    return (f"(CASE WHEN {a}status IN ({statuses}) OR {a}kind IN ({kinds}) "
+            f"THEN 0 ELSE {a}balance_cents "
+            f"- {a}holds_cents + {a}overdraft_limit_cents END)")
+
+
+# The channel a kind of payment takes when the caller names none (payments.deposit/withdraw):
+# requests made before channels existed were these, so it is left out of the request hash.
+DEFAULT_CHANNELS = {"deposit": "cash", "withdrawal": "cash"}
+
+
+@dataclass(frozen=True)
+class Receipt:
+    transaction_id: int
+    idempotency_key: str
+    amount: Decimal
+    kind: str
+    source_account: str | None
+    target_account: str | None
+    posted_at: dt.datetime
+    memo: str = ""
+    replayed: bool = False
+    channel: str | None = None
+
+    @property
+    def amount_cents(self) -> int:
+        return int(self.amount * 100)
+
+
+@dataclass
+class PostingRequest:
+    """One money movement as the writer sees it: legs of (account number, signed cents).
+
+    A positive leg credits the account (raises what the bank owes its holder); a negative leg
+    debits it. The legs always sum to zero.
+    """
+
+    kind: str
+    actor: security.Actor
+    action: str
+    legs: list
+    amount_cents: int
+    idempotency_key: str
+    memo: str = ""
+    source_account: str | None = None
+    target_account: str | None = None
+    reverses_id: int | None = None
+    # Customer accounts whose holder must be the acting customer (for customers only).
+    owned_accounts: tuple = ()
+    # Internal ledger accounts may take part only when the service put them there.
+    internal_ok: bool = False
+    # Term deposit accounts may take part only when bank.term_deposits built the request.
+    term_deposit_ok: bool = False
+    daily_limit_cents: int | None = None
+    request_hash: str = field(default="")
+    # How the money moved (labels.CHANNEL_LABELS), None when the kind says it all.
+    channel: str | None = None
+
+    def __post_init__(self):
+        if sum(delta for _, delta in self.legs) != 0:
+            raise ValueError("postings of one transaction must sum to zero")
+        if not self.request_hash:
+            parts = [self.kind, self.actor.username, self.legs, self.amount_cents, self.memo,
+                     self.reverses_id]
+            # Only a channel other than the kind's default is part of the request: keys used
+            # before channels existed (and requests waiting for approval then) keep their
+            # hashes, so their replays still return the first receipt.
+            if self.channel is not None and self.channel != DEFAULT_CHANNELS.get(self.kind):
+                parts.append(self.channel)
+            self.request_hash = _hash_parts(parts)
+
+    def same_request(self, request_hash: str) -> bool:
+        """Whether a stored request hash is this request's. A default-channel payment also
+        matches the hash it had while the default channel was still hashed (keys and approval
+        requests stored then replay, and approve, as the same request)."""
+        if request_hash == self.request_hash:
+            return True
+        if self.channel is None or self.channel != DEFAULT_CHANNELS.get(self.kind):
+            return False
+        return request_hash == _hash_parts([self.kind, self.actor.username, self.legs,
+                                            self.amount_cents, self.memo, self.reverses_id,
+                                            self.channel])
+
+
+def _hash_parts(parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+class LedgerState:
+    """Counters owned by the writer thread; ids come from here, not from sequences, so that a
+    batch can allocate them without a round trip per row."""
+
+    def __init__(self, cur):
+        def next_id(table):
+            return cur.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()[0]
+
+        self.next_transaction_id = next_id("transactions")
+        self.next_posting_id = next_id("postings")
+        self.next_audit_id = next_id("audit_log")
+        row = cur.execute("SELECT value FROM settings WHERE key = 'business_date'").fetchone()
+        self.business_date = dt.date.fromisoformat(row[0]) if row else utcnow().date()
+
+    def take_transaction_ids(self, n):
+        first = self.next_transaction_id
+        self.next_transaction_id += n
+        return first
+
+    def take_posting_ids(self, n):
+        first = self.next_posting_id
+        self.next_posting_id += n
+        return first
+
+    def take_audit_ids(self, n):
+        first = self.next_audit_id
+        self.next_audit_id += n
+        return first
+
+
+def _unnest_in(column: str) -> str:
+    return f"{column} IN (SELECT unnest(?))"
+
+
+class BatchPoster:
+    """Applies a batch of PostingRequests in one unit of work: guards, write, invariant check."""
+
+    def __init__(self, cur, state: LedgerState, chains=None):
+        self.state = state
+        # The hash chains (chain_store.Chains): this batch hashes the rows it appends.
+        self.chains = chains
+        self._tx_app = cur.appender("transactions")
+        self._posting_app = cur.appender("postings")
+        self._key_app = cur.appender("idempotency_keys")
+        self._audit_app = cur.appender("audit_log")
+        self._balance_app = cur.appender(
+            "accounts", columns=["id", "balance_cents", "last_activity_at", "last_activity_date"],
+            action="update",
+            key=["id"],
+        )
+        self._appenders = (self._tx_app, self._posting_app, self._key_app, self._audit_app,
+                           self._balance_app)
+        self._accounts: dict = {}
+
+    def __call__(self, uow, requests, *, lookup_keys=False):
+        try:
+            return self._post(uow, requests, lookup_keys)
+        except BaseException:
+            self.invalidate()
+            raise
+
+    def invalidate(self):
+        """Forget cached account rows and buffered appender rows after any failure or any
+        other write, so that the next batch reads the committed truth."""
+        self._accounts.clear()
+        for app in self._appenders:
+            app.clear()
+
+    def _post(self, uow, requests, lookup_keys):
+        if self.chains is not None:
+            # Rows that this unit of work wrote before (a service's own audit row ahead of
+            # post_in) are hashed before this batch takes ids after them; on the batch path
+            # nothing has been written yet and this reads nothing.
+            self.chains.seal(uow)
+        now = utcnow()
+        keys = list({r.idempotency_key for r in requests})
+        # Repeated keys are rare, so the key table is not read up front: its primary key
+        # refuses a repeat at insert, and the writer then reruns the batch with lookup_keys.
+        # A request that a guard refuses is looked up before the refusal is given, since an
+        # earlier success under its key must win over a guard (the account may have changed).
+        known = self._lookup_keys(uow, keys) if keys and lookup_keys else {}
+        # Only this thread writes, so account rows read once stay true until some other write
+        # job runs or a batch fails; both clear this cache (see invalidate).
+        accounts = self._accounts
+        if len(accounts) > 100_000:
+            accounts.clear()
+        accounts.update(load_accounts(
+            uow.fetchall, list({n for r in requests for n, _ in r.legs if n not in accounts})))
+        reversed_ids = set()
+        originals = [r.reverses_id for r in requests if r.reverses_id is not None]
+        if originals:
+            reversed_ids = {
+                row[0] for row in uow.fetchall(
+                    "SELECT reverses_id FROM transactions WHERE " + _unnest_in("reverses_id"),
+                    [originals],
+                )
+            }
+        limited = [r for r in requests if r.daily_limit_cents is not None]
+        spent_today = spent_today_cents(
+            uow.fetchall, self.state.business_date,
+            list({r.actor.customer_id for r in limited})) if limited else {}
+
+        outcomes = []
+        in_batch = {}
+        touched = {}
+        tx_rows, posting_rows, key_rows, audit_rows = [], [], [], []
+        for req in requests:
+            key = req.idempotency_key
+            prior = known.get(key) or in_batch.get(key)
+            if prior is not None:
+                rhash, receipt = prior
+                if not req.same_request(rhash):
+                    outcomes.append(IdempotencyConflict(
+                        "This request key was already used for a different request; "
+                        "nothing was posted."))
+                else:
+                    # A twin in the same batch is a replay too: only the first one posted.
+                    outcomes.append(dataclasses.replace(receipt, replayed=True))
+                continue
+            try:
+                self._guard(req, accounts, reversed_ids, spent_today)
+            except BankError as refusal:
+                if not lookup_keys:
+                    earlier = self._lookup_keys(uow, [key]).get(key)
+                    if earlier is not None:
+                        rhash, receipt = earlier
+                        outcomes.append(receipt if req.same_request(rhash) else
+                                        IdempotencyConflict(
+                                            "This request key was already used for a different "
+                                            "request; nothing was posted."))
+                        continue
+                outcomes.append(refusal)
+                audit_rows.append(self._audit_row(now, req, "refused", {
+                    "reason": type(refusal).__name__, "message": str(refusal)}))
+                continue
+            tid = self.state.take_transaction_ids(1)
+            tx_rows.append((tid, req.kind, req.amount_cents, req.memo, req.source_account,
+                            req.target_account, req.actor.username, req.actor.role, key,
+                            req.reverses_id, now, self.state.business_date, req.channel))
+            before = {}
+            for number, delta in req.legs:
+                acc = accounts[number]
+                before.setdefault(number, acc[4])
+                acc[4] += delta
+                pid = self.state.take_posting_ids(1)
+                posting_rows.append((pid, tid, acc[0], delta, now))
+                if req.kind in CUSTOMER_ACTIVITY_KINDS and acc[1] is not None:
+                    acc[8], acc[9] = now, self.state.business_date
+                touched[acc[0]] = (acc[0], acc[4], acc[8], acc[9])
+            key_rows.append((key, req.request_hash, tid))
+            audit_rows.append(self._audit_row(now, req, "ok", {
+                "transaction_id": tid, "amount": money_text(req.amount_cents),
+                "balances_before": {n: money_text(b) for n, b in before.items()},
+                "balances_after": {n: money_text(accounts[n][4]) for n in before},
+            }, entity_id=str(tid)))
+            if req.reverses_id is not None:
+                reversed_ids.add(req.reverses_id)
+            if req.daily_limit_cents is not None:
+                cid = req.actor.customer_id
+                spent_today[cid] = spent_today.get(cid, 0) + external_out_cents(req, accounts)
+            receipt = Receipt(tid, key, to_money(req.amount_cents), req.kind, req.source_account,
+                              req.target_account, now, req.memo, channel=req.channel)
+            in_batch[key] = (req.request_hash, receipt)
+            outcomes.append(receipt)
+
+        # Invariant check before anything is written: what this batch adds sums to zero.
+        if sum(row[3] for row in posting_rows) != 0:
+            raise AssertionError("batch postings do not sum to zero")
+        if self.chains is not None:
+            tx_hashes, audit_hashes = self.chains.hash_batch(uow, tx_rows, posting_rows,
+                                                             audit_rows)
+            audit_rows = [(*row, h) for row, h in zip(audit_rows, audit_hashes)]
+        else:
+            tx_hashes = [None] * len(tx_rows)
+        # The table's order: the chained columns, chain_hash, then channel (added after it).
+        tx_rows = [(*row[:-1], h, row[-1]) for row, h in zip(tx_rows, tx_hashes)]
+        if tx_rows:
+            self._tx_app.append_rows(tx_rows)
+            self._tx_app.flush()
+            self._posting_app.append_rows(posting_rows)
+            self._posting_app.flush()
+            self._key_app.append_rows(key_rows)
+            self._key_app.flush()
+            self._balance_app.append_rows(list(touched.values()))
+            self._balance_app.flush()
+        if audit_rows:
+            self._audit_app.append_rows(audit_rows)
+            self._audit_app.flush()
+        return outcomes
+
+    def check(self, uow, req):
+        """Run the posting guards for one request without writing anything (used before a
+        hold is placed for a request that waits for approval). Raises the refusal."""
+        accounts = load_accounts(uow.fetchall, list({n for n, _ in req.legs}))
+        self._guard(req, accounts, set(), {})
+        return accounts
+
+    @staticmethod
+    def _lookup_keys(uow, keys):
+        """Key -> (request hash, the first receipt, marked replayed) for keys already used."""
+        known = {}
+        rows = uow.fetchall(
+            "SELECT k.key, k.request_hash, t.id, t.amount_cents, t.kind, t.source_account, "
+            "t.target_account, t.posted_at, t.memo, t.channel FROM idempotency_keys k "
+            "JOIN transactions t ON t.id = k.transaction_id WHERE " + _unnest_in("k.key"),
+            [keys],
+        )
+        for key, rhash, tid, amount, kind, src, tgt, posted, memo, channel in rows:
+            known[key] = (rhash, Receipt(tid, key, to_money(amount), kind, src, tgt, posted,
+                                         memo or "", replayed=True, channel=channel))
+        return known
+
+    @staticmethod
+    def _guard(req, accounts, reversed_ids, spent_today):
+        # Fixed order: accounts exist, the actor may act on them, the transaction can be
+        # reversed, source and target differ, accounts are open, limits, then funds.
+        check_accounts(req, accounts, reversed_ids)
+        refusal = limit_refusal(req, accounts, spent_today) or funds_refusal(req, accounts)
+        if refusal is not None:
+            raise refusal
+
+    def _audit_row(self, now, req, outcome, after, entity_id=None):
+        aid = self.state.take_audit_ids(1)
+        detail = {"kind": req.kind, "source": req.source_account, "target": req.target_account,
+                  "amount": money_text(req.amount_cents), "idempotency_key": req.idempotency_key}
+        if req.memo:
+            detail["memo"] = req.memo
+        after = {**detail, **after}
+        return (aid, now, req.actor.username, req.actor.role, req.action, "transaction",
+                entity_id, None, json.dumps(after, default=str), outcome)
+
+
+def load_accounts(fetchall, numbers) -> dict:
+    """Account number -> [id, customer_id, kind, status, balance_cents, holds_cents,
+    overdraft_limit_cents, customer status, last_activity_at, last_activity_date]; fetchall
+    runs the query (a unit of work's, or Bank.read for a review that writes nothing)."""
+    accounts = {}
+    if numbers:
+        for row in fetchall(
+            "SELECT a.account_number, a.id, a.customer_id, a.kind, a.status, a.balance_cents, "
+            "a.holds_cents, a.overdraft_limit_cents, c.status, a.last_activity_at, "
+            "a.last_activity_date FROM accounts a "
+            "LEFT JOIN customers c ON c.id = a.customer_id WHERE "
+            + _unnest_in("a.account_number"),
+            [numbers],
+        ):
+            accounts[row[0]] = list(row[1:])
+    return accounts
+
+
+def spent_today_cents(fetchall, business_date, customer_ids) -> dict:
+    """Customer id -> cents the customer sent on `business_date` by transfer to accounts not
+    their own: what counts against the daily transfer limit (customer_daily_transfer_cents_max).
+    Customers with nothing sent are absent."""
+    if not customer_ids:
+        return {}
+    return {cid: int(total) for cid, total in fetchall(
+        "SELECT a.customer_id, sum(-p.amount_cents) FROM postings p "
+        "JOIN transactions t ON t.id = p.transaction_id "
+        "JOIN accounts a ON a.id = p.account_id "
+        "WHERE t.kind = 'transfer' AND t.actor_role = 'customer' AND p.amount_cents < 0 "
+        "AND t.business_date = ? AND " + _unnest_in("a.customer_id")
+        + " AND t.target_account NOT IN (SELECT account_number FROM accounts b "
+        "WHERE b.customer_id = a.customer_id) GROUP BY 1",
+        [business_date, list(customer_ids)])}
+
+
+def external_out_cents(req, accounts) -> int:
+    """Cents this request sends to accounts that are not the acting customer's own."""
+    own = req.actor.customer_id
+    # Credits to other people's accounts are what leaves the customer: count them as a
+    # positive sum (the legs' own sign would make it negative and the limit never bite).
+    return sum(d for n, d in req.legs if d > 0 and accounts[n][1] != own)
+
+
+def check_accounts(req, accounts, reversed_ids) -> None:
+    """The posting guards before limits and funds, in their fixed order: accounts exist, the
+    actor may act on them, the transaction can be reversed, source and target differ,
+    accounts are open. Raises the first refusal; its message never tells a customer anything
+    about another customer's account."""
+    for number, _ in req.legs:
+        acc = accounts.get(number)
+        if acc is None:
+            raise AccountNotFound(f"There is no account {number}.")
+        if acc[1] is None and not req.internal_ok:
+            raise PermissionDenied("Internal ledger accounts cannot be used here.")
+    actor = req.actor
+    if actor.role == "customer":
+        for number in req.owned_accounts:
+            if accounts[number][1] != actor.customer_id:
+                raise PermissionDenied("You can only move money out of your own accounts.")
+    if not req.term_deposit_ok:
+        for number, _ in req.legs:
+            acc = accounts[number]
+            if acc[2] != "term_deposit":
+                continue
+            if actor.role == "customer" and acc[1] != actor.customer_id:
+                # Never tell a customer what kind of account another customer holds.
+                raise AccountNotActive(f"Account {number} cannot receive this payment; "
+                                       "please check the account number with the payee.")
+            raise TermDepositLocked(
+                f"Account {number} is a term deposit: its money moves only at maturity or "
+                "by an early closure at the bank (Term deposits), not by deposits, "
+                "withdrawals, transfers or reversals.")
+    if req.reverses_id is not None and req.reverses_id in reversed_ids:
+        raise AlreadyReversed(f"Transaction {req.reverses_id} has already been reversed.")
+    if req.source_account is not None and req.source_account == req.target_account:
+        raise SameAccount("The source and target accounts must differ.")
+    for number, delta in req.legs:
+        acc = accounts[number]
+        status, customer_status = acc[3], acc[7]
+        if actor.role == "customer" and acc[1] != actor.customer_id and (
+                status not in ("active", "frozen", "dormant") or
+                customer_status not in ("active", None)):
+            # Never tell a customer anything about another customer's account or status.
+            error = AccountClosed if status == "closed" else AccountNotActive
+            raise error(f"Account {number} cannot receive this payment; please check "
+                        "the account number with the payee.")
+        if status == "closed":
+            raise AccountClosed(f"Account {number} is closed; no money can move in or out.")
+        if status == "frozen" and delta < 0:
+            raise AccountFrozen(f"Account {number} is frozen; no money can leave it.")
+        if status not in ("active", "frozen", "dormant"):
+            raise AccountNotActive(f"Account {number} is {status}.")
+        if acc[1] is not None and customer_status not in ("active", None):
+            raise AccountNotActive(
+                f"The holder of account {number} is {customer_status}; money cannot move.")
+
+
+def limit_refusal(req, accounts, spent_today) -> LimitExceeded | None:
+    """The daily transfer limit of a customer's request (req.daily_limit_cents), given what
+    each customer sent today (spent_today_cents): the refusal posting raises, or None. The
+    refusal carries `limit_cents` and `left_cents`."""
+    if req.daily_limit_cents is None:
+        return None
+    out = external_out_cents(req, accounts)
+    if out <= 0:
+        return None
+    spent = spent_today.get(req.actor.customer_id, 0)
+    if spent + out <= req.daily_limit_cents:
+        return None
+    left = max(req.daily_limit_cents - spent, 0)
+    refusal = LimitExceeded(
+        f"This transfer is over your daily transfer limit of "
+        f"{format_cents(req.daily_limit_cents)}; {format_cents(left)} is left today.")
+    refusal.limit_cents, refusal.left_cents = req.daily_limit_cents, left
+    return refusal
+
+
+def funds_refusal(req, accounts) -> InsufficientFunds | None:
+    """The funds guard: the first customer account that a debit leg would take below what is
+    available (available_cents), as the refusal posting raises, or None. The refusal carries
+    `account`, `available_cents` (never below 0), `overdraft_limit_cents` and `debit_cents`."""
+    for number, delta in req.legs:
+        acc = accounts[number]
+        if delta < 0 and acc[1] is not None:
+            available = available_cents(acc[4], acc[5], acc[6], acc[3])
+            if available + delta < 0:
+                # Name what can leave now (overdraft included), never a negative figure.
+                refusal = InsufficientFunds(
+                    f"Account {number} has {format_cents(max(available, 0))} available"
+                    + (f" (including an overdraft limit of {format_cents(acc[6])})"
+                       if acc[6] else "")
+                    + f"; {format_cents(-delta)} is more than that.")
+                refusal.account, refusal.available_cents = number, max(available, 0)
+                refusal.overdraft_limit_cents, refusal.debit_cents = acc[6], -delta
+                return refusal
+    return None
+
+
+def foreseen_refusals(fetchall, req, business_date) -> list:
+    """What posting `req` now would refuse, read through `fetchall` and writing nothing: the
+    very guards posting runs (check_accounts, limit_refusal, funds_refusal, in that order).
+    Either the one refusal of check_accounts, or those of the limit and funds (both can apply),
+    or [] when posting would pass. For a review step; posting decides again."""
+    accounts = load_accounts(fetchall, list({n for n, _ in req.legs}))
+    try:
+        check_accounts(req, accounts, set())
+    except BankError as refusal:
+        return [refusal]
+    spent_today = (spent_today_cents(fetchall, business_date, [req.actor.customer_id])
+                   if req.daily_limit_cents is not None else {})
+    return [refusal for refusal in (limit_refusal(req, accounts, spent_today),
+                                    funds_refusal(req, accounts)) if refusal is not None]
+
+
+def refusal_warning(refusal: BankError, what: str) -> str:
+    """One foreseen refusal (foreseen_refusals) as the sentence a review step shows above
+    Confirm; `what` names the request ("this transfer of $6,000.00")."""
+    if isinstance(refusal, InsufficientFunds):
+        overdraft = (f" (including an overdraft limit of "
+                     f"{format_cents(refusal.overdraft_limit_cents)})"
+                     if refusal.overdraft_limit_cents else "")
+        return (f"Only {format_cents(refusal.available_cents)} is available on "
+                f"{refusal.account}{overdraft}; {what} would be refused.")
+    if isinstance(refusal, LimitExceeded):
+        return (f"This is over your daily transfer limit of "
+                f"{format_cents(refusal.limit_cents)}: {format_cents(refusal.left_cents)} is "
+                f"left today, so {what} would be refused.")
+    return f"{refusal} Confirming {what} would be refused."

@@ -1,0 +1,485 @@
+"""The hash chains in the database: sealing each unit of work, the daily heads, and checks.
+
+transactions.chain_hash and audit_log.chain_hash hold each entry's chain hash (chain.py). They
+are written in the same database transaction as the rows: the writer thread seals every unit of
+work before its COMMIT (`Chains.seal`, set-based: the new rows read in id order, hashed here,
+the hashes written with one UPDATE per table), and the posting batch, which has its rows in
+hand, hashes them before it appends them (`Chains.hash_batch`), which saves the read and the
+update on the hot path. Only the writer thread touches the heads kept in memory; they are read
+again from the file at every open.
+
+End of day records the heads of each closed day in chain_heads; managers download them and keep
+them elsewhere, and `check_heads` compares such a kept copy with the chain recomputed from the
+rows, so that a rewrite of the whole chain (and of chain_heads) is caught too.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+import pyarrow as pa
+
+from ..domain import chain
+from ..domain.errors import InvalidInput
+from ..domain.dates import utcnow
+from ..domain.text import csv_rows
+
+TX_COLUMNS = chain.CHAIN_COLUMNS["ledger"]["transactions"]
+POSTING_COLUMNS = chain.CHAIN_COLUMNS["ledger"]["postings"]
+AUDIT_COLUMNS = chain.CHAIN_COLUMNS["audit"]["audit_log"]
+_POSTING_TX = POSTING_COLUMNS.index("transaction_id")
+HEAD_FIELDS = ("business_date", "chain", "last_id", "head_hash")
+_ENTRY = {"ledger": "transaction", "audit": "audit row"}
+
+
+def _select(table, columns, where="", order="id"):
+    return (f"SELECT {', '.join(columns)}, chain_hash FROM {table} {where} ORDER BY {order}")
+
+
+class Chains:
+    """The heads of both chains, owned by the writer thread, and the chain checks."""
+
+    def __init__(self, bank):
+        self._bank = bank
+        # chain -> [last hashed id, head hash]
+        self._heads = {"ledger": [0, chain.GENESIS], "audit": [0, chain.GENESIS]}
+        # The id counters (LedgerState) as of the last seal: when they have not moved, no row
+        # was written and the seal reads nothing.
+        self._seen = {"ledger": 0, "audit": 0}
+        # (table, column) of the chained tables' TIMESTAMP columns, read once (content_sql).
+        self._timestamps = None
+
+    # -- at open -----------------------------------------------------------------------------
+    def load(self, cur, state) -> None:
+        """Read the heads from the file. A bank made before the chain existed (no chain_started
+        setting, no stored hash anywhere, no recorded head) gets the chain computed for all its rows, in order,
+        once, and an audit row saying so."""
+        self._heads = {"ledger": [0, chain.GENESIS], "audit": [0, chain.GENESIS]}
+        # A bank is taken for one made before the chain only when nothing of a chain is in it:
+        # were the chain_started setting alone to decide, deleting it would make the next open
+        # hash every row again over whatever was changed, and launder the change.
+        started = cur.execute(
+            "SELECT 1 FROM settings WHERE key = 'chain_started' UNION ALL "
+            "SELECT 1 FROM (SELECT 1 FROM transactions WHERE chain_hash IS NOT NULL LIMIT 1) "
+            "UNION ALL SELECT 1 FROM (SELECT 1 FROM audit_log WHERE chain_hash IS NOT NULL "
+            "LIMIT 1) UNION ALL SELECT 1 FROM (SELECT 1 FROM chain_heads LIMIT 1)").fetchall()
+        if started:
+            for name, table in (("ledger", "transactions"), ("audit", "audit_log")):
+                row = cur.execute(f"SELECT id, chain_hash FROM {table} "
+                                  "ORDER BY id DESC LIMIT 1").fetchall()
+                if row:
+                    # A last row without a valid hash was written past the bank (or changed):
+                    # new entries chain on from GENESIS rather than quietly hashing it, and
+                    # verify names the first unhashed row.
+                    stored = row[0][1]
+                    valid = isinstance(stored, str) and len(stored) == 64
+                    self._heads[name] = [row[0][0], stored if valid else chain.GENESIS]
+            self._seen = {"ledger": state.next_transaction_id, "audit": state.next_audit_id}
+            return
+        uow = _PlainUnit(cur)
+        cur.execute("BEGIN")
+        try:
+            counts = self._hash_new(uow)
+            if any(counts.values()):
+                aid = state.take_audit_ids(1)
+                cur.execute(
+                    "INSERT INTO audit_log (id, ts, actor, actor_role, action, entity, "
+                    "entity_id, after, outcome) VALUES (?, ?, 'system', 'system', "
+                    "'ledger.chain_started', 'ledger', NULL, ?, 'ok')",
+                    [aid, utcnow(), f'{{"transactions": {counts["ledger"]}, '
+                                    f'"audit_rows": {counts["audit"]}}}'])
+                self._hash_new(uow)
+            cur.execute("INSERT INTO settings VALUES ('chain_started', ?)",
+                        [utcnow().isoformat()])
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            self._heads = {"ledger": [0, chain.GENESIS], "audit": [0, chain.GENESIS]}
+            raise
+        self._seen = {"ledger": state.next_transaction_id, "audit": state.next_audit_id}
+
+    # -- on the writer thread ----------------------------------------------------------------
+    def mark(self):
+        """What to go back to if the unit of work rolls back."""
+        return ({k: list(v) for k, v in self._heads.items()}, dict(self._seen))
+
+    def restore(self, marked) -> None:
+        heads, seen = marked
+        self._heads = {k: list(v) for k, v in heads.items()}
+        self._seen = dict(seen)
+
+    def seal(self, uow) -> None:
+        """Hash whatever this unit of work added to either chain (called before COMMIT)."""
+        state = self._bank.state
+        if (state.next_transaction_id == self._seen["ledger"]
+                and state.next_audit_id == self._seen["audit"]):
+            return
+        self._hash_new(uow)
+        self._seen = {"ledger": state.next_transaction_id, "audit": state.next_audit_id}
+
+    def _hash_new(self, uow) -> dict:
+        """Hash the rows after each head, in id order: their content built in SQL (as verify
+        builds it), the chain walked here, one UPDATE per table. Returns the number of
+        entries hashed per chain."""
+        counts = {"ledger": 0, "audit": 0}
+        for name, table in (("ledger", "transactions"), ("audit", "audit_log")):
+            last, head = self._heads[name]
+            rows = uow.fetchall(self.content_sql(name, after_id=True) + " ORDER BY 1",
+                                [last] * (2 if name == "ledger" else 1))
+            if not rows:
+                continue
+            # chain_hashes carries the previous hash as bytes: the same hashes as entry_hash
+            # in a loop, without parsing hex per entry (end of day seals ~100,000 at once).
+            ids = [row[0] for row in rows]
+            hashes = chain.chain_hashes(head, [row[1].encode("utf-8") for row in rows])
+            head = hashes[-1]
+            self._write_hashes(uow, table, last, ids, hashes)
+            self._heads[name] = [ids[-1], head]
+            counts[name] = len(ids)
+        return counts
+
+    @staticmethod
+    def _write_hashes(uow, table, after_id, ids, hashes):
+        # A registered Arrow table rather than two list parameters: DuckDB converts list
+        # parameters value by value, which costs seconds for an end of day's ~100,000 hashes
+        # (and pandas would first convert the strings once more).
+        uow.cur.register("new_chain_hashes", pa.table({"id": pa.array(ids, pa.int64()),
+                                                       "hash": pa.array(hashes, pa.string())}))
+        try:
+            uow.execute(
+                f"UPDATE {table} SET chain_hash = h.hash FROM new_chain_hashes h "
+                f"WHERE {table}.id = h.id AND {table}.id > ?", [after_id])
+        finally:
+            uow.cur.unregister("new_chain_hashes")
+
+    def hash_batch(self, uow, tx_rows, posting_rows, audit_rows):
+        """Hashes for rows about to be appended by the posting batch, which builds them in
+        CHAIN_COLUMNS order (transactions and audit rows) and (id, transaction_id,
+        account_id, amount_cents, posted_at) order (postings). The caller seals the unit of
+        work before it takes the rows' ids, so the chain stays in id order. Returns
+        (transaction hashes, audit hashes) in the order of the rows given."""
+        tx_hashes, audit_hashes = [], []
+        if tx_rows:
+            tx_hashes = chain.chain_hashes(
+                self._heads["ledger"][1],
+                chain.ledger_contents(tx_rows, _group_postings(posting_rows)))
+            self._heads["ledger"] = [tx_rows[-1][0], tx_hashes[-1]]
+        if audit_rows:
+            audit_hashes = chain.chain_hashes(self._heads["audit"][1],
+                                              chain.canonicals(audit_rows))
+            self._heads["audit"] = [audit_rows[-1][0], audit_hashes[-1]]
+        state = self._bank.state
+        self._seen = {"ledger": state.next_transaction_id, "audit": state.next_audit_id}
+        return tx_hashes, audit_hashes
+
+    def record_heads(self, uow, business_date) -> list[dict]:
+        """Seal, then store the heads as of the close of `business_date` (end of day)."""
+        self.seal(uow)
+        now = utcnow()
+        rows = []
+        for name in chain.CHAINS:
+            last_id, head = self._heads[name]
+            uow.execute("INSERT INTO chain_heads VALUES (?, ?, ?, ?, ?)",
+                        [business_date, name, last_id, head, now])
+            rows.append({"business_date": business_date, "chain": name, "last_id": last_id,
+                         "head_hash": head})
+        return rows
+
+    # -- checks (any thread) -----------------------------------------------------------------
+    def recompute(self, want=()) -> dict:
+        """Walk both chains from the rows in Python (chain.py, as the offline checker does).
+        Returns {chain: {"last_id", "head", "bad" (first entry whose stored hash differs, or
+        None), "before_bad" (the entry before it), "count", "at" {id: recomputed hash for each
+        id in want[chain]}}}. verify() gets the same answer set-based (see _checked)."""
+        bank = self._bank
+        out = {}
+        cur = bank._cursors.get()
+        # One snapshot for both tables of the ledger chain.
+        cur.execute("BEGIN")
+        try:
+            txs = cur.execute(_select("transactions", TX_COLUMNS)).fetchall()
+            postings = _group_postings(cur.execute(
+                f"SELECT {', '.join(POSTING_COLUMNS)} FROM postings "
+                "ORDER BY transaction_id").fetchall())
+            audit = cur.execute(_select("audit_log", AUDIT_COLUMNS)).fetchall()
+        finally:
+            cur.execute("COMMIT")
+        want = dict(want)
+        out["ledger"] = _walk(
+            ((r[0], chain.ledger_content(r[:-1], postings.get(r[0], ())), r[-1]) for r in txs),
+            set(want.get("ledger", ())))
+        out["audit"] = _walk(((r[0], chain.canonical(r[:-1]), r[-1]) for r in audit),
+                             set(want.get("audit", ())))
+        return out
+
+    def content_sql(self, name, *, after_id=False) -> str:
+        """SQL giving (id, content VARCHAR, chain_hash) per entry of chain `name`, the content
+        built in SQL exactly as chain.py builds it in Python (a test holds them equal). With
+        after_id, only entries whose id is above a parameter (given twice for the ledger)."""
+        if self._timestamps is None:
+            # The schema is fixed once the bank is open (db.migrate).
+            cur = self._bank._con.cursor()
+            try:
+                self._timestamps = {(t, c) for t, c in cur.execute(
+                    "SELECT table_name, column_name FROM information_schema.columns "
+                    "WHERE data_type LIKE 'TIMESTAMP%' AND table_name IN "
+                    "('transactions', 'postings', 'audit_log')").fetchall()}
+            finally:
+                cur.close()
+        timestamps = self._timestamps
+
+        def content(table, alias, columns):
+            # concat() reads NULL as '' (chain.text(None)) and builds each string once.
+            parts = []
+            for column in columns:
+                ref = f"{alias}.{column}"
+                if (table, column) in timestamps:
+                    # isoformat() leaves out a zero fraction of a second.
+                    parts.append(f"CASE WHEN strftime({ref}, '%f') = '000000' THEN "
+                                 f"strftime({ref}, '%Y-%m-%dT%H:%M:%S') ELSE "
+                                 f"strftime({ref}, '%Y-%m-%dT%H:%M:%S.%f') END")
+                else:
+                    parts.append(f"CAST({ref} AS VARCHAR)")
+            return "concat(" + ", chr(31), ".join(parts) + ")"
+
+        if name == "audit":
+            return (f"SELECT a.id, {content('audit_log', 'a', AUDIT_COLUMNS)} AS content, "
+                    "a.chain_hash FROM audit_log a" + (" WHERE a.id > ?" if after_id else ""))
+        # Optional trailing columns (chain.OPTIONAL_COLUMNS) count only while every one up to
+        # them holds a value, as chain.transaction_values drops them.
+        optional = chain.OPTIONAL_COLUMNS["ledger"]["transactions"]
+        required = [c for c in TX_COLUMNS if c not in optional]
+        tails = []
+        for i, column in enumerate(optional):
+            held = " AND ".join(f"coalesce(CAST(t.{c} AS VARCHAR), '') <> ''"
+                                for c in optional[:i + 1])
+            tails.append(f"CASE WHEN {held} THEN chr(31) || CAST(t.{column} AS VARCHAR) "
+                         "ELSE '' END")
+        return (f"SELECT t.id, concat({content('transactions', 't', required)}, "
+                + "".join(f"{tail}, " for tail in tails)
+                + "chr(31) || p.content) AS content, t.chain_hash "
+                "FROM transactions t LEFT JOIN (SELECT p.transaction_id, string_agg("
+                f"{content('postings', 'p', POSTING_COLUMNS)}, chr(31) "
+                "ORDER BY p.account_id, p.amount_cents, p.id) AS content FROM postings p "
+                + ("WHERE p.transaction_id > ? " if after_id else "")
+                + "GROUP BY 1) p ON p.transaction_id = t.id"
+                + (" WHERE t.id > ?" if after_id else ""))
+
+    def _checked(self, name, want) -> dict:
+        """The chain check done set-based: every entry's stored hash must equal
+        sha256(the previous entry's stored hash + its content), the first entry's previous
+        being GENESIS. That holds for every entry exactly when the walk of chain.verify_rows
+        finds no difference, and the first entry where it fails is the walk's first_bad.
+        Returns {"bad", "before_bad", "at" {id: the walk's hash at id, for ids in want up to
+        the first bad entry}, "missing" [ids in want that are not entries]}."""
+        bank = self._bank
+        bad = bank.read_one(
+            f"SELECT id, previous_id FROM (SELECT id, chain_hash, lag(id) OVER w AS previous_id, "
+            f"CASE WHEN row_number() OVER w = 1 THEN '{chain.GENESIS}' "
+            "ELSE lag(chain_hash) OVER w END AS previous, content "
+            f"FROM ({self.content_sql(name)}) WINDOW w AS (ORDER BY id)) "
+            "WHERE chain_hash IS NULL OR chain_hash IS DISTINCT FROM CASE WHEN "
+            "length(previous) = 64 AND NOT regexp_matches(previous, '[^0-9a-f]') THEN "
+            "sha256(unhex(previous) || encode(content)) END "
+            "ORDER BY id LIMIT 1")
+        table = "transactions" if name == "ledger" else "audit_log"
+        stored = dict(bank.read(f"SELECT id, chain_hash FROM {table} WHERE "
+                                "id IN (SELECT unnest(?))", [sorted(want)])) if want else {}
+        first_bad = bad[0] if bad else None
+        return {"bad": first_bad, "before_bad": bad[1] if bad else None,
+                "at": {i: h for i, h in stored.items() if first_bad is None or i < first_bad},
+                "missing": [i for i in want if i not in stored]}
+
+    def _check_all(self, want) -> dict:
+        return {name: self._checked(name, set(want.get(name, ()))) for name in chain.CHAINS}
+
+    def verify(self) -> list[str]:
+        """Chain problems, for audit.verify: the first entry of each chain whose stored hash
+        differs from the recomputed one, recorded heads that the chain no longer reproduces,
+        and transactions dated on a day that was already closed when they came."""
+        bank = self._bank
+        recorded = bank.read("SELECT business_date, chain, last_id, head_hash FROM chain_heads "
+                             "ORDER BY business_date, chain")
+        want = {"ledger": set(), "audit": set()}
+        for _, name, last_id, _ in recorded:
+            want.setdefault(name, set()).add(last_id)
+        walked = self._check_all(want)
+        problems = []
+        for name in chain.CHAINS:
+            result = walked[name]
+            if result["bad"] is not None:
+                before = result["before_bad"]
+                problems.append(
+                    f"{name} chain breaks at {_ENTRY[name]} {result['bad']}: its stored hash "
+                    "does not match its content and the entries before it "
+                    + (f"(the entry before it is {_ENTRY[name]} {before}); "
+                       if before is not None else "(it is the first entry); ")
+                    + "it, or an entry before it, was changed, removed or inserted")
+        problems.extend(self._ambiguous())
+        (strays,) = bank.read_one(
+            "SELECT count(*) FROM postings p ANTI JOIN transactions t ON t.id = p.transaction_id")
+        if strays:
+            problems.append(f"ledger chain: {strays} postings belong to no transaction")
+        problems.extend(_compare_heads("recorded head", recorded, walked))
+        for tid, day, closed in bank.read(
+                "SELECT t.id, t.business_date, h.business_date FROM transactions t "
+                "JOIN chain_heads h ON h.chain = 'ledger' AND t.business_date <= h.business_date "
+                "AND t.id > h.last_id "
+                "QUALIFY row_number() OVER (PARTITION BY t.id ORDER BY h.business_date) = 1 "
+                "ORDER BY t.id LIMIT 20"):
+            problems.append(f"ledger chain: transaction {tid} is dated {day} but comes after "
+                            f"the head recorded when {closed} was closed (a back-dated entry)")
+        return problems
+
+    def _ambiguous(self) -> list[str]:
+        """The first transaction and audit row holding U+001F in a chained text column: their
+        content cannot tell where one value ends (chain.ambiguous), so text may have moved
+        across a field boundary without changing the hash. Postings chain no text."""
+        bank = self._bank
+        problems = []
+        for name, table, columns in (("ledger", "transactions", TX_COLUMNS),
+                                     ("audit", "audit_log", AUDIT_COLUMNS)):
+            texts = [c for (c,) in bank.read(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                "AND data_type = 'VARCHAR'", [table]) if c in columns]
+            if not texts:
+                continue
+            row = bank.read_one(f"SELECT min(id), count(*) FROM {table} WHERE "
+                                + " OR ".join(f"contains({c}, chr(31))" for c in texts))
+            if row[1]:
+                problems.append(
+                    f"{name} chain: {_ENTRY[name]} {row[0]} holds U+001F (the separator of the "
+                    f"chain's content) in a text column ({row[1]} such entries): text may have "
+                    "moved from one value to the next without changing its hash")
+        return problems
+
+    def check(self, actor) -> list[str]:
+        """verify() for a manager (the End of day page): the chain problems, empty when both
+        chains recompute to their stored hashes and recorded heads."""
+        self._bank.require(actor, "audit.verify", entity="chain")
+        return self.verify()
+
+    def heads(self, actor, from_date=None, to_date=None) -> list[dict]:
+        """The recorded heads of closed days between the dates (inclusive; None: open), oldest
+        first: dicts of business_date (date), chain ("ledger"/"audit"), last_id (the last
+        transaction or audit row id covered) and head_hash (64 hex digits). Managers only."""
+        bank = self._bank
+        bank.require(actor, "audit.verify", entity="chain")
+        rows = bank.read(
+            "SELECT business_date, chain, last_id, head_hash, recorded_at FROM chain_heads "
+            "WHERE business_date >= coalesce(CAST(? AS DATE), DATE '0001-01-01') "
+            "AND business_date <= coalesce(CAST(? AS DATE), DATE '9999-12-31') "
+            "ORDER BY business_date, chain", [from_date, to_date])
+        return [dict(zip((*HEAD_FIELDS, "recorded_at"), row)) for row in rows]
+
+    def heads_csv(self, actor, from_date=None, to_date=None) -> str:
+        """The heads as CSV text (header business_date,chain,last_id,head_hash), to keep
+        elsewhere and give back to check_heads."""
+        rows = [HEAD_FIELDS] + [
+            (h["business_date"].isoformat(), h["chain"], h["last_id"], h["head_hash"])
+            for h in self.heads(actor, from_date, to_date)]
+        return csv_rows(rows)
+
+    def check_heads(self, actor, heads_text: str) -> list[str]:
+        """Compare a kept copy of the heads (the CSV of heads_csv) with the chain recomputed
+        from the rows and with the heads recorded in the bank. Returns the differences (an
+        empty list: every kept head matches). Raises InvalidInput for text that is not such
+        a CSV. Managers only."""
+        bank = self._bank
+        bank.require(actor, "audit.verify", entity="chain")
+        kept = parse_heads(heads_text)
+        want = {"ledger": set(), "audit": set()}
+        for _, name, last_id, _ in kept:
+            want[name].add(last_id)
+        walked = self._check_all(want)
+        problems = _compare_heads("kept head", kept, walked)
+        recorded = {(day, name): (last_id, head) for day, name, last_id, head in bank.read(
+            "SELECT business_date, chain, last_id, head_hash FROM chain_heads")}
+        for day, name, last_id, head in kept:
+            if (day, name) in recorded and recorded[(day, name)] != (last_id, head):
+                problems.append(f"the {name} head recorded in the bank for {day} differs from "
+                                "the kept copy (chain_heads was changed)")
+        for day, name, last_id, head in kept:
+            if (day, name) not in recorded:
+                problems.append(f"the bank has no recorded {name} head for {day} (chain_heads "
+                                "was changed)")
+        return problems
+
+
+def parse_heads(heads_text: str) -> list[tuple]:
+    """(business_date, chain, last_id, head_hash) tuples from a kept heads CSV."""
+    if not isinstance(heads_text, str) or not heads_text.strip():
+        raise InvalidInput("Paste or upload the kept chain heads (a CSV with the columns "
+                           "business_date, chain, last_id, head_hash).")
+    reader = csv.reader(io.StringIO(heads_text.strip()))
+    rows = list(reader)
+    if tuple(c.strip() for c in rows[0]) != HEAD_FIELDS:
+        raise InvalidInput("The kept chain heads must start with the header line "
+                           "business_date,chain,last_id,head_hash.")
+    kept = []
+    for number, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        try:
+            day, name, last_id, head = (c.strip() for c in row)
+            day = dt.date.fromisoformat(day)
+            last_id = int(last_id)
+            if name not in chain.CHAINS or len(head) != 64:
+                raise ValueError
+            bytes.fromhex(head)
+        except ValueError:
+            raise InvalidInput(f"Line {number} of the kept chain heads is not a head "
+                               "(date, ledger or audit, an id, 64 hex digits).") from None
+        kept.append((day, name, last_id, head.lower()))
+    return kept
+
+
+def _group_postings(rows) -> dict:
+    grouped: dict = {}
+    for row in rows:
+        grouped.setdefault(row[_POSTING_TX], []).append(row)
+    return grouped
+
+
+def _walk(entries, want) -> dict:
+    """Recompute one chain from (id, content, stored hash) entries; see Chains.recompute."""
+    head, bad, before_bad, previous, count, at = chain.GENESIS, None, None, None, 0, {}
+    for entry_id, content, stored in entries:
+        head = chain.entry_hash(head, content)
+        count += 1
+        if bad is None and stored != head:
+            bad, before_bad = entry_id, previous
+        if entry_id in want:
+            at[entry_id] = head
+        previous = entry_id
+    return {"last_id": previous, "head": head, "bad": bad, "before_bad": before_bad,
+            "count": count, "at": at}
+
+
+def _compare_heads(label, heads, walked) -> list[str]:
+    problems = []
+    for day, name, last_id, head in heads:
+        if last_id == 0 and head == chain.GENESIS:
+            continue
+        result = walked[name]
+        if last_id in result["missing"]:
+            problems.append(f"{name} chain: the {label} for {day} ends at {_ENTRY[name]} "
+                            f"{last_id}, which is no longer there")
+        elif result["at"].get(last_id) != head:
+            problems.append(f"{name} chain: the {label} for {day} (up to {_ENTRY[name]} "
+                            f"{last_id}) does not match the chain recomputed from the rows")
+    return problems
+
+
+class _PlainUnit:
+    """The fetchall/execute subset of UnitOfWork over a bare cursor (used at open)."""
+
+    def __init__(self, cur):
+        self.cur = cur
+
+    def execute(self, sql, params=None):
+        return self.cur.execute(sql, params) if params is not None else self.cur.execute(sql)
+
+    def fetchall(self, sql, params=None):
+        return self.execute(sql, params).fetchall()

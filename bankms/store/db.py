@@ -1,0 +1,810 @@
+"""The DuckDB file: schema, migrations at open, per-thread cursors and the unit of work.
+
+One process owns the file (DuckDB locks it), so one `duckdb` connection is opened per process
+and per file; every thread reads through its own cursor, and every write goes through the single
+writer thread in `writer.py`. Schema changes happen only here, at open, followed by a CHECKPOINT,
+because WAL replay of run-time schema changes is where DuckDB has failed upstream.
+"""
+from __future__ import annotations
+
+import threading
+
+import duckdb
+
+SCHEMA_VERSION = 1
+
+# A period's interest posting per account (interest_postings, overdraft_interest_postings).
+_INTEREST_POSTING_COLUMNS = """
+        account_id BIGINT NOT NULL,
+        period_start DATE NOT NULL,
+        period_end DATE NOT NULL,
+        carry_in_micro_cents BIGINT NOT NULL,
+        accrued_micro_cents BIGINT NOT NULL,
+        posted_cents BIGINT NOT NULL,
+        carry_out_micro_cents BIGINT NOT NULL,
+        transaction_id BIGINT"""
+
+# Amounts are BIGINT cents everywhere; rates are DECIMAL percent. Columns avoid the word `at`,
+# which DuckDB 2.0 reserves.
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS settings (
+        key VARCHAR PRIMARY KEY,
+        value VARCHAR NOT NULL)""",
+    "CREATE SEQUENCE IF NOT EXISTS customer_id_seq START 1001",
+    """CREATE TABLE IF NOT EXISTS customers (
+        id BIGINT PRIMARY KEY,
+        full_name VARCHAR NOT NULL,
+        email VARCHAR,
+        phone VARCHAR,
+        date_of_birth DATE,
+        national_id VARCHAR,
+        address VARCHAR,
+        status VARCHAR NOT NULL,
+        segment VARCHAR,
+        created_at TIMESTAMP NOT NULL,
+        created_by VARCHAR NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS customer_status_history (
+        customer_id BIGINT NOT NULL,
+        old_status VARCHAR,
+        new_status VARCHAR NOT NULL,
+        changed_at TIMESTAMP NOT NULL,
+        changed_by VARCHAR NOT NULL,
+        reason VARCHAR)""",
+    "CREATE SEQUENCE IF NOT EXISTS account_id_seq START 100",
+    "CREATE SEQUENCE IF NOT EXISTS account_number_seq START 1",
+    """CREATE TABLE IF NOT EXISTS accounts (
+        id BIGINT PRIMARY KEY,
+        account_number VARCHAR NOT NULL UNIQUE,
+        customer_id BIGINT,
+        kind VARCHAR NOT NULL,
+        name VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        balance_cents BIGINT NOT NULL DEFAULT 0,
+        holds_cents BIGINT NOT NULL DEFAULT 0,
+        overdraft_limit_cents BIGINT NOT NULL DEFAULT 0,
+        interest_rate_percent DECIMAL(9, 4) NOT NULL DEFAULT 0,
+        opened_at TIMESTAMP NOT NULL,
+        closed_at TIMESTAMP,
+        last_activity_at TIMESTAMP,
+        opened_date DATE,
+        closed_date DATE,
+        last_activity_date DATE)""",
+    """CREATE TABLE IF NOT EXISTS transactions (
+        id BIGINT NOT NULL,
+        kind VARCHAR NOT NULL,
+        amount_cents BIGINT NOT NULL,
+        memo VARCHAR,
+        source_account VARCHAR,
+        target_account VARCHAR,
+        actor VARCHAR NOT NULL,
+        actor_role VARCHAR NOT NULL,
+        idempotency_key VARCHAR,
+        reverses_id BIGINT,
+        posted_at TIMESTAMP NOT NULL,
+        business_date DATE NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS postings (
+        id BIGINT NOT NULL,
+        transaction_id BIGINT NOT NULL,
+        account_id BIGINT NOT NULL,
+        amount_cents BIGINT NOT NULL,
+        posted_at TIMESTAMP NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS idempotency_keys (
+        key VARCHAR PRIMARY KEY,
+        request_hash VARCHAR NOT NULL,
+        transaction_id BIGINT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS audit_log (
+        id BIGINT NOT NULL,
+        ts TIMESTAMP NOT NULL,
+        actor VARCHAR NOT NULL,
+        actor_role VARCHAR NOT NULL,
+        action VARCHAR NOT NULL,
+        entity VARCHAR,
+        entity_id VARCHAR,
+        before VARCHAR,
+        after VARCHAR,
+        outcome VARCHAR NOT NULL DEFAULT 'ok')""",
+    "CREATE SEQUENCE IF NOT EXISTS user_id_seq START 1",
+    """CREATE TABLE IF NOT EXISTS users (
+        id BIGINT PRIMARY KEY,
+        username VARCHAR NOT NULL UNIQUE,
+        password_hash VARCHAR NOT NULL,
+        role VARCHAR NOT NULL,
+        customer_id BIGINT,
+        full_name VARCHAR NOT NULL,
+        email VARCHAR,
+        active BOOLEAN NOT NULL DEFAULT TRUE,
+        failed_attempts INTEGER NOT NULL DEFAULT 0,
+        locked_until TIMESTAMP,
+        must_change_password BOOLEAN NOT NULL DEFAULT FALSE,
+        created_at TIMESTAMP NOT NULL,
+        password_changed_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS sessions (
+        id VARCHAR PRIMARY KEY,
+        username VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        last_seen_at TIMESTAMP NOT NULL,
+        revoked_at TIMESTAMP)""",
+    # -- Four-eyes approvals and holds (bankms/services/approvals.py) -----------------------------------
+    # A staff payment above the four-eyes threshold waits here instead of posting; `legs` is
+    # the JSON of its PostingRequest legs, and `idempotency_key` the key of the form that made
+    # it, which the posted transaction reuses once a second person approves.
+    "CREATE SEQUENCE IF NOT EXISTS approval_id_seq START 1",
+    """CREATE TABLE IF NOT EXISTS approval_requests (
+        id BIGINT PRIMARY KEY,
+        kind VARCHAR NOT NULL,
+        action VARCHAR NOT NULL,
+        amount_cents BIGINT NOT NULL,
+        source_account VARCHAR,
+        target_account VARCHAR,
+        memo VARCHAR,
+        legs VARCHAR NOT NULL,
+        idempotency_key VARCHAR NOT NULL UNIQUE,
+        request_hash VARCHAR NOT NULL,
+        maker VARCHAR NOT NULL,
+        maker_role VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        decided_by VARCHAR,
+        decided_at TIMESTAMP,
+        reason VARCHAR,
+        transaction_id BIGINT)""",
+    # Money reserved on an account; accounts.holds_cents caches the sum of its open holds
+    # (audit.verify checks that), and the funds guard subtracts it from what can leave.
+    "CREATE SEQUENCE IF NOT EXISTS hold_id_seq START 1",
+    """CREATE TABLE IF NOT EXISTS holds (
+        id BIGINT PRIMARY KEY,
+        account_id BIGINT NOT NULL,
+        amount_cents BIGINT NOT NULL,
+        reason VARCHAR NOT NULL,
+        approval_id BIGINT,
+        placed_at TIMESTAMP NOT NULL,
+        placed_by VARCHAR NOT NULL,
+        released_at TIMESTAMP,
+        released_by VARCHAR,
+        release_reason VARCHAR)""",
+    # -- Segregation of duties (issue 12: approvals.py, users.py) -----------------------------
+    # Who made a login and who last reset its password, and the second manager who approved
+    # either: nobody may approve a request of a user whose credentials they handled, nor one
+    # made by the person who handled theirs. Added at open so older files migrate.
+    "ALTER TABLE users ADD COLUMN IF NOT EXISTS created_by VARCHAR",
+    "ALTER TABLE users ADD COLUMN IF NOT EXISTS created_approved_by VARCHAR",
+    "ALTER TABLE users ADD COLUMN IF NOT EXISTS last_reset_by VARCHAR",
+    "ALTER TABLE users ADD COLUMN IF NOT EXISTS last_reset_approved_by VARCHAR",
+    # Requests other than payments (creating a manager, an overdraft limit, a rate, a loan
+    # write-off...) keep what to do in `params` (JSON) and a line for people in `memo`; a
+    # reversal keeps the transaction it undoes in `reverses_id`.
+    "ALTER TABLE approval_requests ADD COLUMN IF NOT EXISTS params VARCHAR",
+    "ALTER TABLE approval_requests ADD COLUMN IF NOT EXISTS reverses_id BIGINT",
+    # Single-use activation codes for customer logins made by staff (users.py): only the
+    # SHA-256 of the code is kept; the customer sets their own password with it.
+    """CREATE TABLE IF NOT EXISTS activation_codes (
+        username VARCHAR NOT NULL,
+        code_hash VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        expires_at TIMESTAMP NOT NULL,
+        created_by VARCHAR NOT NULL,
+        used_at TIMESTAMP)""",
+    # Messages for the customer (activation codes) waiting for the mail/SMS relay
+    # (outbox.py): written in the same transaction as what they announce; only the system
+    # actor reads them, so staff never see a code.
+    "CREATE SEQUENCE IF NOT EXISTS outbox_id_seq START 1",
+    """CREATE TABLE IF NOT EXISTS outbox (
+        id BIGINT PRIMARY KEY,
+        created_at TIMESTAMP NOT NULL,
+        customer_id BIGINT NOT NULL,
+        channel VARCHAR NOT NULL CHECK (channel IN ('email', 'sms')),
+        recipient VARCHAR NOT NULL,
+        subject VARCHAR NOT NULL,
+        body VARCHAR NOT NULL,
+        sent_at TIMESTAMP)""",
+    # -- Idempotency of non-money forms (bankms/services/once.py): opening an account or onboarding a
+    # customer twice from one form instance returns the first result instead.
+    """CREATE TABLE IF NOT EXISTS request_keys (
+        key VARCHAR PRIMARY KEY,
+        action VARCHAR NOT NULL,
+        actor VARCHAR NOT NULL,
+        result VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL)""",
+    # -- Loans and interest (issue 5: loans.py, eod.py) ---------------------------------------
+    # Loan principal lives in the one GL1200 loans-receivable account; these tables are its
+    # subledger (per loan: outstanding principal, schedule, payments), reconciled by
+    # Loans.verify(). Interest and fees are income when paid (cash basis).
+    """CREATE TABLE IF NOT EXISTS loan_products (
+        code VARCHAR PRIMARY KEY,
+        name VARCHAR NOT NULL,
+        amount_min_cents BIGINT NOT NULL,
+        amount_max_cents BIGINT NOT NULL,
+        term_min_months INTEGER NOT NULL,
+        term_max_months INTEGER NOT NULL,
+        rate_min_percent DECIMAL(9, 4) NOT NULL,
+        rate_max_percent DECIMAL(9, 4) NOT NULL,
+        active BOOLEAN NOT NULL DEFAULT TRUE)""",
+    """INSERT INTO loan_products (code, name, amount_min_cents, amount_max_cents,
+        term_min_months, term_max_months, rate_min_percent, rate_max_percent, active) VALUES
+        ('personal', 'Personal loan', 100000, 5000000, 6, 60, 7.9, 19.9, TRUE),
+        ('car', 'Car loan', 500000, 10000000, 12, 84, 4.9, 11.9, TRUE),
+        ('home_improvement', 'Home improvement loan', 200000, 7500000, 12, 120, 5.9, 14.9, TRUE)
+        ON CONFLICT (code) DO NOTHING""",
+    "CREATE SEQUENCE IF NOT EXISTS loan_id_seq START 5001",
+    """CREATE TABLE IF NOT EXISTS loans (
+        id BIGINT PRIMARY KEY,
+        customer_id BIGINT NOT NULL,
+        product_code VARCHAR NOT NULL,
+        principal_cents BIGINT NOT NULL,
+        term_months INTEGER NOT NULL,
+        purpose VARCHAR NOT NULL,
+        monthly_income_cents BIGINT NOT NULL,
+        status VARCHAR NOT NULL,
+        annual_rate_percent DECIMAL(9, 4),
+        applied_by VARCHAR NOT NULL,
+        applied_role VARCHAR NOT NULL,
+        applied_at TIMESTAMP NOT NULL,
+        applied_date DATE NOT NULL,
+        decided_by VARCHAR,
+        decided_at TIMESTAMP,
+        decision_reason VARCHAR,
+        account_number VARCHAR,
+        disbursed_by VARCHAR,
+        disbursed_at TIMESTAMP,
+        disbursement_date DATE,
+        disbursement_tx_id BIGINT,
+        principal_outstanding_cents BIGINT NOT NULL DEFAULT 0,
+        days_past_due INTEGER NOT NULL DEFAULT 0,
+        arrears_bucket VARCHAR NOT NULL DEFAULT 'current',
+        closed_date DATE,
+        written_off_cents BIGINT NOT NULL DEFAULT 0,
+        write_off_reason VARCHAR,
+        request_key VARCHAR)""",
+    # One row per instalment. A plan, not the ledger: paid amounts grow as payments are
+    # allocated, and a prepayment re-amortises the rows not yet due (audited).
+    """CREATE TABLE IF NOT EXISTS loan_schedule (
+        loan_id BIGINT NOT NULL,
+        n INTEGER NOT NULL,
+        due_date DATE NOT NULL,
+        payment_cents BIGINT NOT NULL,
+        interest_cents BIGINT NOT NULL,
+        principal_cents BIGINT NOT NULL,
+        balance_cents BIGINT NOT NULL,
+        interest_paid_cents BIGINT NOT NULL DEFAULT 0,
+        principal_paid_cents BIGINT NOT NULL DEFAULT 0,
+        fee_cents BIGINT NOT NULL DEFAULT 0,
+        fee_paid_cents BIGINT NOT NULL DEFAULT 0,
+        fee_date DATE)""",
+    # The end of day that charged the late fee (issue 9): the replay lets payments dated
+    # after it pay the fee.
+    "ALTER TABLE loan_schedule ADD COLUMN IF NOT EXISTS fee_date DATE",
+    # How each repayment transaction was split; prepayment_cents is the part of principal_cents
+    # paid ahead of the schedule.
+    """CREATE TABLE IF NOT EXISTS loan_payments (
+        transaction_id BIGINT NOT NULL,
+        loan_id BIGINT NOT NULL,
+        business_date DATE NOT NULL,
+        method VARCHAR NOT NULL,
+        source_account VARCHAR NOT NULL,
+        amount_cents BIGINT NOT NULL,
+        fee_cents BIGINT NOT NULL,
+        interest_cents BIGINT NOT NULL,
+        principal_cents BIGINT NOT NULL,
+        prepayment_cents BIGINT NOT NULL,
+        actor VARCHAR NOT NULL,
+        prepayment_rule VARCHAR)""",
+    # The teller's choice for the prepayment part (NULL: the product's), replayed (issue 9).
+    "ALTER TABLE loan_payments ADD COLUMN IF NOT EXISTS prepayment_rule VARCHAR",
+    # Loan interest accrued and unpaid per loan as of its last end of day (GL1210 is their
+    # sum, negative as an asset); end of day keeps it (issue 9).
+    """CREATE TABLE IF NOT EXISTS loan_accruals (
+        loan_id BIGINT PRIMARY KEY,
+        accrued_cents BIGINT NOT NULL,
+        business_date DATE NOT NULL)""",
+    # Loan-loss provision held per loan (GL1290 is their sum); end of day keeps it (issue 9).
+    """CREATE TABLE IF NOT EXISTS loan_provisions (
+        loan_id BIGINT PRIMARY KEY,
+        bucket VARCHAR NOT NULL,
+        percent DECIMAL(9, 4) NOT NULL,
+        provision_cents BIGINT NOT NULL,
+        business_date DATE NOT NULL)""",
+    # Savings interest accrued per account and day, in micro-cents (1e-6 cent): not money yet.
+    """CREATE TABLE IF NOT EXISTS interest_accruals (
+        account_id BIGINT NOT NULL,
+        accrual_date DATE NOT NULL,
+        balance_cents BIGINT NOT NULL,
+        rate_percent DECIMAL(9, 4) NOT NULL,
+        accrued_micro_cents BIGINT NOT NULL)""",
+    # Period end: whole cents posted, the sub-cent remainder carried into the next period.
+    f"CREATE TABLE IF NOT EXISTS interest_postings ({_INTEREST_POSTING_COLUMNS})",
+    # One row per closed business day; its presence makes end of day for that date a no-op.
+    """CREATE TABLE IF NOT EXISTS eod_runs (
+        business_date DATE PRIMARY KEY,
+        actor VARCHAR NOT NULL,
+        started_at TIMESTAMP NOT NULL,
+        finished_at TIMESTAMP NOT NULL,
+        accounts_accrued BIGINT NOT NULL,
+        accrued_micro_cents BIGINT NOT NULL,
+        interest_posted_accounts BIGINT NOT NULL,
+        interest_posted_cents BIGINT NOT NULL,
+        loans_collected BIGINT NOT NULL,
+        collected_cents BIGINT NOT NULL,
+        late_fees_charged BIGINT NOT NULL,
+        late_fee_cents BIGINT NOT NULL,
+        loans_in_arrears BIGINT NOT NULL,
+        accounts_made_dormant BIGINT NOT NULL,
+        accounts_reactivated BIGINT NOT NULL)""",
+    # -- End of day on deposit products (issue 10: deposit_eod.py). Overdraft interest accrues
+    # in interest_accruals as negative micro-cents on negative balances; at each posting period
+    # end the whole cents owed are debited and the sub-cent carried, as for credit interest
+    # (amounts here are positive: what the customer owes).
+    f"CREATE TABLE IF NOT EXISTS overdraft_interest_postings ({_INTEREST_POSTING_COLUMNS})",
+    *(f"ALTER TABLE eod_runs ADD COLUMN IF NOT EXISTS {name} BIGINT DEFAULT 0"
+      for name in ("interest_tax_cents", "overdraft_accrued_accounts",
+                   "overdraft_accrued_micro_cents", "overdraft_interest_accounts",
+                   "overdraft_interest_cents", "fees_charged", "fee_cents")),
+    # -- The working-day calendar (issue 9: workdays.py) ----------------------------------------
+    # Days a manager closed the bank on, besides weekends and the country's public holidays.
+    """CREATE TABLE IF NOT EXISTS bank_holidays (
+        holiday_date DATE PRIMARY KEY,
+        name VARCHAR NOT NULL,
+        added_by VARCHAR NOT NULL,
+        added_at TIMESTAMP NOT NULL)""",
+    # Which country's (and subdivision's) holidays apply from which day on; written at the first
+    # change of bank_country or bank_subdivision, so days already passed keep their country.
+    """CREATE TABLE IF NOT EXISTS bank_calendar_eras (
+        effective_date DATE PRIMARY KEY,
+        country VARCHAR NOT NULL,
+        subdivision VARCHAR NOT NULL,
+        changed_by VARCHAR NOT NULL,
+        changed_at TIMESTAMP NOT NULL)""",
+    # Whether the loan's due dates move off days the bank does not work (copied from its
+    # product at application). DuckDB cannot add a NOT NULL column with IF NOT EXISTS, so the
+    # constraint is set after (a no-op once set).
+    "ALTER TABLE loans ADD COLUMN IF NOT EXISTS due_dates_working_days BOOLEAN DEFAULT FALSE",
+    "ALTER TABLE loans ALTER COLUMN due_dates_working_days SET NOT NULL",
+    # -- The hash chains over the ledger and the audit log (issue 15: chain.py, chain_store.py).
+    # Each transaction and audit row carries its chain hash, written in the same database
+    # transaction as the row; end of day records the heads of each closed day here.
+    "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS chain_hash VARCHAR",
+    "ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS chain_hash VARCHAR",
+    # -- How the money moved (issue 13: labels.py): card, atm, cash, salary, standing_order...
+    # NULL for entries posted before channels were recorded. Added after chain_hash, so the
+    # posting batch appends (chained columns, chain_hash, channel) in every file; the chain
+    # hashes it only when it holds a value (chain.py), so older entries keep their hashes. A
+    # payment waiting for a second person keeps its channel until it is posted.
+    "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS channel VARCHAR",
+    "ALTER TABLE approval_requests ADD COLUMN IF NOT EXISTS channel VARCHAR",
+    """CREATE TABLE IF NOT EXISTS chain_heads (
+        business_date DATE NOT NULL,
+        chain VARCHAR NOT NULL,
+        last_id BIGINT NOT NULL,
+        head_hash VARCHAR NOT NULL,
+        recorded_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (business_date, chain))""",
+    # -- Charges (issue 10: bankms/services/charges.py). The catalogue of what the bank may charge, and
+    # the register of every charge applied: by staff with a reason, or by end of day for an
+    # event. 'product' charges take their amount from the account's product (the caller passes
+    # it); system rows are the events' own and cannot be withdrawn. A charge's money is its fee
+    # transaction (debit the account, credit GL4100); a waiver is a second, reversing one.
+    """CREATE TABLE IF NOT EXISTS charge_catalogue (
+        code VARCHAR PRIMARY KEY,
+        name VARCHAR NOT NULL,
+        calc VARCHAR NOT NULL,
+        amount_cents BIGINT NOT NULL DEFAULT 0,
+        rate_bp INTEGER NOT NULL DEFAULT 0,
+        min_cents BIGINT NOT NULL DEFAULT 0,
+        max_cents BIGINT,
+        active BOOLEAN NOT NULL DEFAULT TRUE,
+        system BOOLEAN NOT NULL DEFAULT FALSE)""",
+    """INSERT INTO charge_catalogue (code, name, calc, system) VALUES
+        ('maintenance', 'Monthly maintenance', 'product', TRUE),
+        ('min_balance', 'Below minimum balance', 'product', TRUE),
+        ('overdraft', 'Overdraft', 'product', TRUE),
+        ('standing_order_failed', 'Failed standing order', 'product', TRUE),
+        ('loan_disbursement', 'Loan disbursement', 'product', TRUE)
+        ON CONFLICT (code) DO NOTHING""",
+    "CREATE SEQUENCE IF NOT EXISTS charge_id_seq START 1",
+    # status: 'charged' | 'waived' | 'not_collected' (an event charge the account could not pay:
+    # recorded, no money moved). Event charges are unique per (code, account_id,
+    # business_date, reason), which post_event_charges checks in SQL rather than by an index
+    # (DuckDB refuses updates of rows under a unique index in some cases).
+    """CREATE TABLE IF NOT EXISTS charges (
+        id BIGINT PRIMARY KEY,
+        account_id BIGINT NOT NULL,
+        code VARCHAR NOT NULL,
+        amount_cents BIGINT NOT NULL,
+        reason VARCHAR NOT NULL,
+        business_date DATE NOT NULL,
+        transaction_id BIGINT,
+        applied_by VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        waived_by VARCHAR,
+        waive_reason VARCHAR,
+        waiver_transaction_id BIGINT)""",
+    # -- Throttles (issue 12: bankms/services/throttle.py): failed sign-ins per username and per client
+    # address, sign-ups per address, payee look-ups per customer.
+    """CREATE TABLE IF NOT EXISTS throttles (
+        kind VARCHAR NOT NULL,
+        value VARCHAR NOT NULL,
+        count INTEGER NOT NULL,
+        first_at TIMESTAMP NOT NULL,
+        last_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (kind, value))""",
+    # -- Deposit products (issue 10: deposit_products.py). A product's terms are versioned:
+    # a version applies from its effective_date (a business date, never before tomorrow's
+    # when a manager changes it), so the past never changes. Tiers, when a version has any,
+    # give the rate of the highest tier whose from_balance_cents <= the end-of-day balance to
+    # the whole balance. Accounts point at their product; `rate_negotiated` accounts earn
+    # their own interest_rate_percent instead of the product's.
+    "CREATE SEQUENCE IF NOT EXISTS deposit_product_id_seq START 1",
+    """CREATE TABLE IF NOT EXISTS deposit_products (
+        id BIGINT PRIMARY KEY,
+        code VARCHAR NOT NULL UNIQUE,
+        name VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        active BOOLEAN NOT NULL DEFAULT TRUE,
+        created_at TIMESTAMP NOT NULL,
+        created_by VARCHAR NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS deposit_product_versions (
+        product_id BIGINT NOT NULL,
+        effective_date DATE NOT NULL,
+        interest_rate_percent DECIMAL(9, 4) NOT NULL,
+        day_count VARCHAR NOT NULL,
+        posting_period VARCHAR NOT NULL,
+        min_balance_cents BIGINT NOT NULL DEFAULT 0,
+        min_balance_fee_cents BIGINT NOT NULL DEFAULT 0,
+        maintenance_fee_cents BIGINT NOT NULL DEFAULT 0,
+        overdraft_allowed BOOLEAN NOT NULL DEFAULT FALSE,
+        overdraft_limit_max_cents BIGINT NOT NULL DEFAULT 0,
+        overdraft_rate_percent DECIMAL(9, 4) NOT NULL DEFAULT 0,
+        overdraft_fee_cents BIGINT NOT NULL DEFAULT 0,
+        withholding_tax_bp INTEGER NOT NULL DEFAULT 0,
+        dormancy_months INTEGER NOT NULL DEFAULT 12,
+        term_months_min INTEGER,
+        term_months_max INTEGER,
+        early_closure_penalty VARCHAR NOT NULL DEFAULT 'none',
+        penalty_months INTEGER NOT NULL DEFAULT 0,
+        penalty_rate_percent DECIMAL(9, 4) NOT NULL DEFAULT 0,
+        standing_order_fail_fee_cents BIGINT NOT NULL DEFAULT 0,
+        changed_at TIMESTAMP NOT NULL,
+        changed_by VARCHAR NOT NULL,
+        PRIMARY KEY (product_id, effective_date))""",
+    """CREATE TABLE IF NOT EXISTS deposit_product_tiers (
+        product_id BIGINT NOT NULL,
+        effective_date DATE NOT NULL,
+        from_balance_cents BIGINT NOT NULL,
+        rate_percent DECIMAL(9, 4) NOT NULL,
+        PRIMARY KEY (product_id, effective_date, from_balance_cents))""",
+    "ALTER TABLE accounts ADD COLUMN IF NOT EXISTS product_id BIGINT",
+    "ALTER TABLE accounts ADD COLUMN IF NOT EXISTS rate_negotiated BOOLEAN DEFAULT FALSE",
+    # -- Term (fixed) deposits (issue 10: bankms/services/deposits/term.py). One row per term: the
+    # deposit is an account of kind 'term_deposit'; a renewal opens a new account and row.
+    """CREATE TABLE IF NOT EXISTS term_deposits (
+        account_id BIGINT PRIMARY KEY,
+        customer_id BIGINT NOT NULL,
+        linked_account_id BIGINT NOT NULL,
+        product_id BIGINT NOT NULL,
+        principal_cents BIGINT NOT NULL,
+        rate_percent DECIMAL(9, 4) NOT NULL,
+        day_count VARCHAR NOT NULL,
+        start_date DATE NOT NULL,
+        term_months INTEGER NOT NULL,
+        maturity_date DATE NOT NULL,
+        maturity_instruction VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        opened_by VARCHAR NOT NULL,
+        opened_at TIMESTAMP NOT NULL,
+        open_transaction_id BIGINT,
+        renewed_from_account_id BIGINT,
+        renewed_to_account_id BIGINT,
+        closed_date DATE,
+        closed_by VARCHAR,
+        close_reason VARCHAR,
+        interest_cents BIGINT NOT NULL DEFAULT 0,
+        tax_cents BIGINT NOT NULL DEFAULT 0,
+        penalty_cents BIGINT NOT NULL DEFAULT 0,
+        interest_transaction_id BIGINT,
+        penalty_transaction_id BIGINT,
+        payout_transaction_id BIGINT)""",
+    "ALTER TABLE eod_runs ADD COLUMN IF NOT EXISTS term_deposits_matured BIGINT DEFAULT 0",
+    "ALTER TABLE eod_runs ADD COLUMN IF NOT EXISTS term_deposits_renewed BIGINT DEFAULT 0",
+    "ALTER TABLE eod_runs ADD COLUMN IF NOT EXISTS term_deposit_interest_cents BIGINT DEFAULT 0",
+]
+
+
+# -- Standing orders (issue 10: bankms/services/standing_orders.py): the instruction, and one row per
+# attempt at end of day (executed, failed or missed, with its reason).
+STANDING_ORDER_SCHEMA = [
+    "CREATE SEQUENCE IF NOT EXISTS standing_order_id_seq START 1",
+    """CREATE TABLE IF NOT EXISTS standing_orders (
+        id BIGINT PRIMARY KEY,
+        customer_id BIGINT NOT NULL,
+        source_account_id BIGINT NOT NULL,
+        source_account VARCHAR NOT NULL,
+        target_account VARCHAR NOT NULL,
+        amount_cents BIGINT NOT NULL,
+        frequency VARCHAR NOT NULL,           -- 'monthly' | 'weekly'
+        day_of_month INTEGER,                 -- 1..31 for monthly
+        weekday INTEGER,                      -- 0 (Monday)..6 for weekly
+        start_date DATE NOT NULL,
+        end_date DATE,                        -- NULL: no end date
+        count INTEGER,                        -- NULL: no count; else executions in all
+        executed_count INTEGER NOT NULL DEFAULT 0,
+        retry_days INTEGER NOT NULL DEFAULT 2,
+        memo VARCHAR NOT NULL DEFAULT '',
+        status VARCHAR NOT NULL,              -- 'active' | 'cancelled' | 'finished'
+        idempotency_key VARCHAR NOT NULL,
+        request_hash VARCHAR NOT NULL,
+        created_by VARCHAR NOT NULL,
+        created_role VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        created_date DATE NOT NULL,
+        cancelled_by VARCHAR,
+        cancelled_at TIMESTAMP,
+        cancel_reason VARCHAR,
+        finished_date DATE)""",
+    """CREATE TABLE IF NOT EXISTS standing_order_runs (
+        order_id BIGINT NOT NULL,
+        due_date DATE NOT NULL,
+        attempt_date DATE NOT NULL,
+        outcome VARCHAR NOT NULL,             -- 'executed' | 'failed' | 'missed'
+        reason VARCHAR,
+        amount_cents BIGINT NOT NULL,
+        transaction_id BIGINT,
+        charge_id BIGINT,
+        PRIMARY KEY (order_id, due_date, attempt_date))""",
+    # End-of-day counters of standing orders (eod.DayClosed).
+    *(f"ALTER TABLE eod_runs ADD COLUMN IF NOT EXISTS {name} BIGINT DEFAULT 0"
+      for name in ("standing_orders_executed", "standing_orders_executed_cents",
+                   "standing_orders_failed", "standing_orders_missed", "standing_order_fees")),
+]
+
+# Rules read business dates, never the clock's stamps (issue 11): banks made before the
+# accounts' *_date columns get them here, filled from the ledger. An account's last activity is
+# the business date of the posting the ledger stamped it with (same instant), its opening day
+# the earlier of the opening stamp's date and its first posting's business date.
+_BUSINESS_DATE_COLUMNS = ("opened_date", "closed_date", "last_activity_date")
+_BACKFILL_SQL = [
+    "UPDATE accounts SET opened_date = CAST(opened_at AS DATE), "
+    "closed_date = CAST(closed_at AS DATE), last_activity_date = CAST(last_activity_at AS DATE)",
+    """UPDATE accounts SET opened_date = least(accounts.opened_date, f.first_day)
+    FROM (SELECT p.account_id, min(t.business_date) AS first_day FROM postings p
+          JOIN transactions t ON t.id = p.transaction_id GROUP BY 1) f
+    WHERE f.account_id = accounts.id""",
+    """UPDATE accounts SET last_activity_date = l.day
+    FROM (SELECT p.account_id, p.posted_at, max(t.business_date) AS day FROM postings p
+          JOIN transactions t ON t.id = p.transaction_id GROUP BY 1, 2) l
+    WHERE l.account_id = accounts.id AND l.posted_at = accounts.last_activity_at""",
+]
+
+
+def _add_business_dates(con) -> None:
+    have = {row[0] for row in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'accounts'"
+    ).fetchall()}
+    if set(_BUSINESS_DATE_COLUMNS) <= have:
+        return
+    for column in _BUSINESS_DATE_COLUMNS:
+        con.execute(f"ALTER TABLE accounts ADD COLUMN IF NOT EXISTS {column} DATE")
+    for statement in _BACKFILL_SQL:
+        con.execute(statement)
+
+
+class _CursorFailed(Exception):
+    pass
+
+
+# -- Loan products are data (issue 9): each product's terms, snapshotted onto each loan when it
+# is applied for (loans.py), so that editing a product never changes an existing loan. Added at
+# open; the defaults keep what banks did before (monthly equal instalments, no grace, no
+# disbursement fee, actual/365, prepayments lowering the instalments). The late fee and its
+# grace days were global settings: the migration copies them into the products and loans that
+# exist then (`_add_loan_terms`).
+LOAN_TERM_COLUMNS = (
+    ("amortization", "VARCHAR", "'equal_instalments'"),
+    ("frequency", "VARCHAR", "'monthly'"),
+    ("grace_principal_periods", "INTEGER", "0"),
+    ("disbursement_fee_cents", "BIGINT", "0"),
+    ("disbursement_fee_bp", "INTEGER", "0"),
+    ("late_fee_cents", "BIGINT", "2500"),
+    ("late_fee_grace_days", "INTEGER", "5"),
+    ("day_count", "VARCHAR", "'actual/365'"),
+    ("prepayment_rule", "VARCHAR", "'reduce_instalment'"),
+    ("due_dates_working_days", "BOOLEAN", "FALSE"),
+)
+# The settings that held the late fee before products did, and their defaults then.
+_LATE_FEE_SETTINGS = (("late_fee_cents", "loan_late_fee_cents", 2500),
+                      ("late_fee_grace_days", "loan_late_fee_grace_days", 5))
+
+
+def _add_loan_terms(con) -> None:
+    for table in ("loan_products", "loans"):
+        have = {row[0] for row in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+            [table]).fetchall()}
+        if {name for name, _, _ in LOAN_TERM_COLUMNS} <= have:
+            continue
+        for name, sql_type, default in LOAN_TERM_COLUMNS:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {sql_type} "
+                        f"DEFAULT {default}")
+        for column, key, default in _LATE_FEE_SETTINGS:
+            con.execute(f"UPDATE {table} SET {column} = coalesce((SELECT TRY_CAST(value AS "
+                        f"BIGINT) FROM settings WHERE key = ?), {default})", [key])
+
+
+# -- Deposit products (issue 10): the products every bank starts with, made at open, so that
+# older files migrate too. They keep what accounts did before products existed: checking pays
+# no interest and may be overdrawn up to any limit a manager sets (no overdraft interest or
+# fee); savings pays DEFAULT_SAVINGS_RATE (the rate a savings account opened with), monthly,
+# actual/365, with the bank's dormancy and withholding-tax settings; term deposits are new,
+# at 0 % until a manager sets a rate. Their first versions start on the bank's first business
+# date (the earliest day anything happened), so nothing in the past reads other terms.
+DEFAULT_SAVINGS_RATE = "2.00"
+OVERDRAFT_LIMIT_MAX_CENTS = 100_000_000_000 * 100  # money.AMOUNT_CENTS_MAX: no cap before
+_SEED_PRODUCTS = (
+    # code, name, interest rate, posting period, overdraft allowed, overdraft max,
+    # term months min and max, early-closure penalty, penalty months
+    ("checking", "Checking", "0", "monthly", True, OVERDRAFT_LIMIT_MAX_CENTS,
+     None, None, "none", 0),
+    ("savings", "Savings", DEFAULT_SAVINGS_RATE, "monthly", False, 0, None, None, "none", 0),
+    ("term_deposit", "Term deposit", "0", "maturity", False, 0, 3, 60, "interest_months", 3),
+)
+_FIRST_BUSINESS_DATE_SQL = """SELECT least(
+    (SELECT TRY_CAST(value AS DATE) FROM settings WHERE key = 'business_date'),
+    (SELECT min(business_date) FROM transactions),
+    (SELECT min(business_date) FROM eod_runs),
+    (SELECT min(opened_date) FROM accounts WHERE customer_id IS NOT NULL),
+    current_date)"""
+
+
+def _setting_int(con, key: str, default: int) -> int:
+    row = con.execute("SELECT TRY_CAST(value AS INTEGER) FROM settings WHERE key = ?",
+                      [key]).fetchone()
+    return default if row is None or row[0] is None else row[0]
+
+
+def _add_deposit_products(con) -> None:
+    """Seed the three products once, then put every account without a product on the one
+    of its kind. An existing account whose own rate differs from its product's base rate
+    keeps earning its own (rate_negotiated), so no account earns other than before."""
+    if con.execute("SELECT count(*) FROM deposit_products").fetchone()[0] == 0:
+        first_day = con.execute(_FIRST_BUSINESS_DATE_SQL).fetchone()[0]
+        dormancy_months = _setting_int(con, "dormancy_months", 12)
+        tax_bp = _setting_int(con, "interest_withholding_tax_bp", 0)
+        for (code, name, rate, period, overdraft, overdraft_max, term_min, term_max,
+             penalty, penalty_months) in _SEED_PRODUCTS:
+            pid = con.execute("SELECT nextval('deposit_product_id_seq')").fetchone()[0]
+            con.execute("INSERT INTO deposit_products (id, code, name, kind, active, "
+                        "created_at, created_by) VALUES (?, ?, ?, ?, TRUE, now(), 'system')",
+                        [pid, code, name, code])
+            con.execute(
+                "INSERT INTO deposit_product_versions (product_id, effective_date, "
+                "interest_rate_percent, day_count, posting_period, overdraft_allowed, "
+                "overdraft_limit_max_cents, withholding_tax_bp, dormancy_months, "
+                "term_months_min, term_months_max, early_closure_penalty, penalty_months, "
+                "changed_at, changed_by) VALUES (?, ?, CAST(? AS DECIMAL(9, 4)), "
+                "'actual/365', ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), 'system')",
+                [pid, first_day, rate, period, overdraft, overdraft_max,
+                 0 if code == "checking" else tax_bp, dormancy_months, term_min, term_max,
+                 penalty, penalty_months])
+    assign_products(con)
+
+
+def assign_products(con) -> None:
+    """Put every account without a product on the product whose code is its kind (the
+    migration at open; the demo builder, which inserts accounts itself). `con` is a
+    connection or a unit of work."""
+    if con.execute("SELECT count(*) FROM accounts a JOIN deposit_products p "
+                   "ON p.code = a.kind WHERE a.product_id IS NULL").fetchone()[0] == 0:
+        return
+    con.execute(
+        """UPDATE accounts SET rate_negotiated = TRUE FROM (
+            SELECT v.product_id, v.interest_rate_percent, p.code FROM deposit_products p
+            JOIN deposit_product_versions v ON v.product_id = p.id
+            QUALIFY row_number() OVER (PARTITION BY p.id ORDER BY v.effective_date) = 1) f
+        WHERE accounts.product_id IS NULL AND accounts.kind = f.code
+          AND accounts.interest_rate_percent <> f.interest_rate_percent""")
+    con.execute("UPDATE accounts SET product_id = p.id FROM deposit_products p "
+                "WHERE accounts.product_id IS NULL AND p.code = accounts.kind")
+
+
+def connect(path: str) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(path)
+    # DuckDB draws its own progress bar on the terminal during long queries (demo builds,
+    # reports); the CLI prints its own progress, and the app has none to show there.
+    con.execute("SET enable_progress_bar = false")
+    migrate(con)
+    return con
+
+
+def migrate(con) -> None:
+    """Create or upgrade the schema, then checkpoint so no schema change waits in the WAL."""
+    con.execute("BEGIN")
+    try:
+        for statement in (*SCHEMA, *STANDING_ORDER_SCHEMA):
+            con.execute(statement)
+        _add_business_dates(con)
+        _add_loan_terms(con)
+        _add_deposit_products(con)
+        con.execute(
+            "INSERT INTO settings VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
+            [str(SCHEMA_VERSION)],
+        )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("CHECKPOINT")
+
+
+class Cursors:
+    """Hands each thread its own cursor on the one process-wide connection."""
+
+    def __init__(self, con):
+        self._con = con
+        self._local = threading.local()
+
+    def get(self):
+        cur = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self._con.cursor()
+            self._local.cur = cur
+        return cur
+
+
+class UnitOfWork:
+    """A database transaction that rolls back unless `commit()` is called.
+
+    DuckDB answers COMMIT normally after a failed statement and silently rolls everything
+    back, so this class remembers any failure and refuses to report a commit afterwards.
+    """
+
+    def __init__(self, cur, before_commit=None):
+        self.cur = cur
+        self._failed = False
+        self._done = False
+        self.committed = False
+        # Called with this unit of work just before COMMIT (the hash chains' seal).
+        self._before_commit = before_commit
+
+    def __enter__(self):
+        self.cur.execute("BEGIN")
+        return self
+
+    def execute(self, sql, params=None):
+        try:
+            return self.cur.execute(sql, params) if params is not None else self.cur.execute(sql)
+        except Exception:
+            self._failed = True
+            raise
+
+    def fetchall(self, sql, params=None):
+        return self.execute(sql, params).fetchall()
+
+    def fetchone(self, sql, params=None):
+        rows = self.execute(sql, params).fetchall()
+        return rows[0] if rows else None
+
+    def mark_failed(self):
+        self._failed = True
+
+    def commit(self):
+        if self._failed:
+            raise RuntimeError("a statement in this unit of work failed; refusing to commit")
+        if self._before_commit is not None:
+            self._before_commit(self)
+            if self._failed:
+                raise RuntimeError("a statement in this unit of work failed; refusing to "
+                                   "commit")
+        self.cur.execute("COMMIT")
+        self._done = True
+        self.committed = True
+
+    def rollback(self):
+        if not self._done:
+            self._done = True
+            try:
+                self.cur.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+
+    def __exit__(self, exc_type, exc, tb):
+        if not self._done:
+            self.rollback()
+        return False
