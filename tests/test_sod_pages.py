@@ -167,7 +167,12 @@ def test_a_tellers_large_loan_payment_waits_on_the_loan_page(app_bank):
     at.text_input(key="takepay_loan").input(str(lid)).run()
     at.text_input(key=f"takepay_amount_{lid}").input("15,000.00")
     at.selectbox(key=f"takepay_source_{lid}").select(number)
-    next(b for b in at.button if b.label == "Pay").click().run()
+    # The page reviews first (the payment form's Review -> Confirm): the review already says
+    # that a second manager must approve, and nothing moves before Confirm.
+    next(b for b in at.button if b.label == "Review").click().run()
+    assert "a second manager must approve it" in texts(at)
+    assert app_bank.loans.get(system, lid)["outstanding_principal"] == 20000
+    next(b for b in at.button if b.label == "Confirm").click().run()
     assert "waits for another manager" in texts(at)
     assert app_bank.accounts.balance(system, number) == 20000
     assert app_bank.loans.get(system, lid)["outstanding_principal"] == 20000
