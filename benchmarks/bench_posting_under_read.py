@@ -82,6 +82,28 @@ calls per batch (say the rows of all five tables as Arrow tables inserted by one
 multi-statement execute, and one timed wait while gathering instead of polling); not tried in
 the time left, and the ratio's spread under load (0.37-0.85 for the same code) is wider than
 such a change could show in one run. Target NOT met.
+Branch gilway, 19:15-20:20 (main 35289e8, quiet machine, load 0.6-1.9). Main first: ratio 0.56
+(1478 idle / 830 reading), accounts.list 1.48 ms after a posting (met), 0.06 ms kept.
+Where the time went, timed inside the writer (/work/wt/tools/instr_writer.py, not kept): the
+writer's CPU per batch was the same idle and reading (5.9 / 6.1 ms for 16 transfers) while its
+wall time doubled (6.3 / 14.7 ms), and the process used about 1.5 of the 2 cores: the writer
+was waiting, not computing. Readers of one kind at a time (ratio, one round each): pure
+Python 0.03; SELECT 1 in a loop 0.82; a 3-million-row count 0.83; dashboard only 0.68;
+accounts.list only 0.02 (24,000 lists a second, nearly all answers kept in memory, and the
+writer's batch took 424 ms instead of 7). So a reader that runs Python without pause starves
+the writer: it hands the GIL back on every DuckDB call and each posting thread on every wait,
+and CPython gives it back only after the holder's 5 ms switch interval. A smaller switch
+interval did not cure it (list only: 0.17 at 0.5 ms, 0.33 at 0.1 ms; the mix: 0.55 at 0.5 ms
+against 0.60 at the default). Now a read served from memory (Bank.kept, the dashboard's kept
+answers) gives way while the writer has work (Writer.give_way: a zero sleep, skipped when the
+writer's queue is empty), and settings are kept per writer version (Bank.kept), so the
+dashboard reads no setting from the database between writes. Paired in one process, rounds
+alternating idle and reading under each variant (/work/wt/tools/ab_giveway.py, 3 rounds, 300
+transfers a thread): giving way and settings kept 0.83 (1200 reads/s); giving way alone 0.77
+(609 reads/s); neither, as on main, 0.52 (1141 reads/s). Side by side as separate runs of
+this script (--transfers-per-thread 300): main 0.50, 0.57, 0.55, 0.57, 0.63, 0.53; the branch
+0.77, 0.65, 0.74, 0.68, 0.69, 0.71 (the last two with settings kept). Target met by the
+paired figure and by most single runs; a single run still spreads by about 0.1.
 """
 from __future__ import annotations
 
