@@ -33,9 +33,16 @@ import duckdb
 from .db import UnitOfWork
 
 
+# How long a read served from memory pauses while the writer has work (Writer.give_way).
+# Measured paired in one process (benchmarks/bench_posting_under_read.py's docstring): a zero
+# sleep (about 60 microseconds with Linux's timer slack) kept posting at 0.76 of idle under
+# two looping readers, 0.2 ms at 0.83, for a quarter fewer reads; a person never sees 0.2 ms.
+GIVE_WAY_S = 0.0002
+
+
 def _yield_gil() -> None:
-    # A zero sleep releases the GIL and the CPU; tests count the calls through this name.
-    time.sleep(0)
+    # A sleep releases the GIL and the CPU; tests count the calls through this name.
+    time.sleep(GIVE_WAY_S)
 
 
 class _Job:
@@ -94,7 +101,7 @@ class Writer:
         self.calls_seq = 0
         # True while the writer has a job in hand or queued (set by every submit, cleared when
         # the writer finds its queue empty); read without a lock by give_way, for which a
-        # stale answer only means one zero sleep too many or too few.
+        # stale answer only means one pause too many or too few.
         self.busy = False
         self._thread.start()
 
@@ -114,9 +121,9 @@ class Writer:
 
     def give_way(self) -> None:
         """While the writer has work, let any thread waiting for the GIL run before the caller
-        goes on: a zero sleep releases the GIL and yields the CPU (about 60 microseconds with
-        Linux's default timer slack). Reads served from memory call it (Bank.kept, the
-        dashboard's kept answers), since they never release the GIL otherwise.
+        goes on: a short sleep (GIVE_WAY_S) releases the GIL and yields the CPU. Reads served
+        from memory call it (Bank.kept, the dashboard's kept answers), since they never
+        release the GIL otherwise.
 
         Why (issue 13, benchmarks/bench_posting_under_read.py): the writer hands the GIL back
         on every DuckDB call of a batch (BEGIN, five appender flushes, COMMIT) and each posting
@@ -126,7 +133,8 @@ class Writer:
         with two threads listing accounts in a loop, posting fell to 2 % of its idle
         throughput and its batches took 420 ms instead of 7. A smaller switch interval did not
         cure it (17 % at 0.5 ms, 33 % at 0.1 ms); giving way on every kept read brought it to
-        64 %. When the writer is idle nobody waits, and a kept read costs nothing more."""
+        64 %. When the writer is idle nobody waits, and a kept read costs nothing more. The
+        writer thread itself never gives way (it may read kept answers inside a job)."""
         if self.busy and threading.current_thread() is not self._thread:
             _yield_gil()
 
