@@ -191,6 +191,8 @@ class Bank:
         version = self._writer.version
         hit = self._kept.get(key)
         if hit is not None and hit[0] == version:
+            # Served from memory without releasing the GIL: let a busy writer run first.
+            self._writer.give_way()
             return hit[1]
         # The version is read before computing: an answer computed while a write committed
         # is kept under the older version, which the writer has already moved past.
@@ -199,6 +201,11 @@ class Bank:
             self._kept.clear()
         self._kept[key] = (version, answer)
         return answer
+
+    def give_way(self) -> None:
+        """For reads served from memory: yield the GIL to the writer while it has work
+        (Writer.give_way says why)."""
+        self._writer.give_way()
 
     def write(self, fn):
         """Run fn(uow) on the writer thread in one transaction; it commits only if fn returns."""

@@ -110,3 +110,105 @@ def test_money_column_gives_what_to_money_gives(cents, text):
     [value] = money_column([cents])
     assert str(value) == text == str(to_money(cents))
     assert value.as_tuple() == to_money(cents).as_tuple()
+
+
+# -- Reads served from memory give way to a busy writer (Writer.give_way) ----------------------
+
+def _count_yields(monkeypatch):
+    from bankms.store import writer as writer_module
+    yields = []
+    monkeypatch.setattr(writer_module, "_yield_gil", lambda: yields.append(1))
+    return yields
+
+
+def _while_writer_busy(bank, fn):
+    """Run fn() on this thread while a writer job is in hand (it waits for fn to finish)."""
+    started, release = threading.Event(), threading.Event()
+
+    def job(uow):
+        started.set()
+        assert release.wait(30)
+
+    worker = threading.Thread(target=bank.write, args=(job,))
+    worker.start()
+    try:
+        assert started.wait(30)
+        return fn()
+    finally:
+        release.set()
+        worker.join(30)
+
+
+def _until_writer_idle(bank):
+    # The writer clears `busy` when it next finds its queue empty, just after its callers
+    # hear back; wait for that condition (bounded), not for a time.
+    gone = threading.Event()
+    for _ in range(10_000):
+        if not bank._writer.busy:
+            return
+        gone.wait(0.001)
+    raise AssertionError("the writer never went idle")
+
+
+@pytest.mark.parametrize("writer, read, yields_expected", [
+    ("idle", "kept answer", 0),
+    ("busy", "kept answer", 1),
+    ("busy", "computed answer", 0),
+    ("busy", "kept answer on the writer thread", 0),
+])
+def test_a_read_served_from_memory_gives_way_only_to_a_busy_writer(bank, monkeypatch, writer,
+                                                                    read, yields_expected):
+    bank.kept(("test", "warm"), lambda: 1)
+    yields = _count_yields(monkeypatch)
+
+    def reads():
+        if read == "kept answer":
+            bank.kept(("test", "k"), lambda: 1)
+            del yields[:]  # the first call computed; only the second one is served from memory
+            assert bank.kept(("test", "k"), lambda: 2) == 1
+        elif read == "computed answer":
+            bank.kept(("test", "fresh"), lambda: 1)
+        else:
+            def inside(uow):
+                bank.kept(("test", "w"), lambda: 1)
+                del yields[:]
+                return bank.kept(("test", "w"), lambda: 2)
+            assert bank.write(inside) == 1
+        return len(yields)
+
+    if writer == "busy" and read != "kept answer on the writer thread":
+        assert _while_writer_busy(bank, reads) == yields_expected
+    else:
+        _until_writer_idle(bank)
+        assert reads() == yields_expected
+
+
+def test_the_kept_dashboard_gives_way_to_a_busy_writer(bank, monkeypatch):
+    filters = bank.reports.filters()
+    bank.reports.dashboard(MANAGER, filters)  # computed, now kept for dashboard_max_age_s
+    yields = _count_yields(monkeypatch)
+    _until_writer_idle(bank)
+    bank.reports.dashboard(MANAGER, filters)
+    assert yields == []
+    _while_writer_busy(bank, lambda: bank.reports.dashboard(MANAGER, filters))
+    assert len(yields) >= 1
+
+
+@pytest.mark.parametrize("change, value_expected", [
+    ("set by a manager", 45),
+    ("written by a job that failed", 30),
+    ("nothing", 30),
+])
+def test_a_kept_setting_is_never_older_than_a_finished_write(bank, change, value_expected):
+    key = "dashboard_max_age_s"
+    assert bank.settings.value(key) == 30  # now kept
+    if change == "set by a manager":
+        bank.settings.set(MANAGER, key, "45")
+    elif change == "written by a job that failed":
+        def job(uow):
+            uow.execute("INSERT INTO settings VALUES (?, '45') ON CONFLICT (key) DO UPDATE "
+                        "SET value = excluded.value", [key])
+            raise ValueError("no")
+        with pytest.raises(ValueError):
+            bank.write(job)
+    assert bank.settings.value(key) == value_expected

@@ -235,6 +235,8 @@ class Reports:
         hit = None if key is None else self._answers.get(key)
         if (not fresh and max_age_s > 0 and hit is not None
                 and self.monotonic() - hit[0] < max_age_s):
+            # Served from memory without releasing the GIL: let a busy writer run first.
+            self._bank.give_way()
             return hit[1].copy(deep=False)
         started = self.monotonic()
         as_of = businessday.as_utc(self._bank.clock())

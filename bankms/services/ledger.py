@@ -262,6 +262,7 @@ class BatchPoster:
         in_batch = {}
         touched = {}
         tx_rows, posting_rows, key_rows, audit_rows = [], [], [], []
+        refused = []
         for req in requests:
             key = req.idempotency_key
             prior = known.get(key) or in_batch.get(key)
@@ -278,18 +279,10 @@ class BatchPoster:
             try:
                 self._guard(req, accounts, reversed_ids, spent_today)
             except BankError as refusal:
-                if not lookup_keys:
-                    earlier = self._lookup_keys(uow, [key]).get(key)
-                    if earlier is not None:
-                        rhash, receipt = earlier
-                        outcomes.append(receipt if req.same_request(rhash) else
-                                        IdempotencyConflict(
-                                            "This request key was already used for a different "
-                                            "request; nothing was posted."))
-                        continue
+                # Settled after the loop, with one look-up of all refused keys; a refused
+                # request changes nothing that the requests after it see.
+                refused.append((len(outcomes), req, refusal))
                 outcomes.append(refusal)
-                audit_rows.append(self._audit_row(now, req, "refused", {
-                    "reason": type(refusal).__name__, "message": str(refusal)}))
                 continue
             tid = self.state.take_transaction_ids(1)
             tx_rows.append((tid, req.kind, req.amount_cents, req.memo, req.source_account,
@@ -320,6 +313,24 @@ class BatchPoster:
                               req.target_account, now, req.memo, channel=req.channel)
             in_batch[key] = (req.request_hash, receipt)
             outcomes.append(receipt)
+
+        if refused:
+            # A refused request whose key an earlier request already used answers as that one
+            # did (its receipt, or a conflict for a different request): the earlier success wins
+            # over the guard. One query for the batch, not one per refusal: under readers each
+            # query of the writer costs a GIL hand-off (issue 13).
+            earlier = {} if lookup_keys else self._lookup_keys(
+                uow, list({req.idempotency_key for _, req, _ in refused}))
+            for position, req, refusal in refused:
+                prior = earlier.get(req.idempotency_key)
+                if prior is not None:
+                    rhash, receipt = prior
+                    outcomes[position] = receipt if req.same_request(rhash) else \
+                        IdempotencyConflict("This request key was already used for a different "
+                                            "request; nothing was posted.")
+                    continue
+                audit_rows.append(self._audit_row(now, req, "refused", {
+                    "reason": type(refusal).__name__, "message": str(refusal)}))
 
         # Invariant check before anything is written: what this batch adds sums to zero.
         if sum(row[3] for row in posting_rows) != 0:

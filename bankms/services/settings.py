@@ -340,7 +340,10 @@ class Settings:
 
     def get(self, key: str, default: str | None = None) -> str | None:
         """The stored text; else `default`; else the registered default."""
-        row = self._bank.read_one("SELECT value FROM settings WHERE key = ?", [key])
+        # Kept until the writer's next unit of work (Bank.kept): every setting is written
+        # through the writer, and a kept read gives way to it (Writer.give_way).
+        row = self._bank.kept(("setting", key), lambda: self._bank.read_one(
+            "SELECT value FROM settings WHERE key = ?", [key]))
         if row:
             return row[0]
         if default is None and key in REGISTRY:

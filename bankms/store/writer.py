@@ -33,6 +33,18 @@ import duckdb
 from .db import UnitOfWork
 
 
+# How long a read served from memory pauses while the writer has work (Writer.give_way).
+# Measured paired in one process (benchmarks/bench_posting_under_read.py's docstring): a zero
+# sleep (about 60 microseconds with Linux's timer slack) kept posting at 0.76 of idle under
+# two looping readers, 0.2 ms at 0.83, for a quarter fewer reads; a person never sees 0.2 ms.
+GIVE_WAY_S = 0.0002
+
+
+def _yield_gil() -> None:
+    # A sleep releases the GIL and the CPU; tests count the calls through this name.
+    time.sleep(GIVE_WAY_S)
+
+
 class _Job:
     """One request to the writer and the caller waiting for it. The wait is a bare lock, held
     from creation until the writer finishes the job: creating and releasing one costs a
@@ -87,6 +99,10 @@ class Writer:
         # even value before and after its query knows every other column is as it was when
         # it last saw that value (Accounts.list keeps the slow columns this way).
         self.calls_seq = 0
+        # True while the writer has a job in hand or queued (set by every submit, cleared when
+        # the writer finds its queue empty); read without a lock by give_way, for which a
+        # stale answer only means one pause too many or too few.
+        self.busy = False
         self._thread.start()
 
     @property
@@ -95,7 +111,32 @@ class Writer:
 
     def _next(self):
         """The next job, waiting as long as it takes."""
-        return self._queue.get()
+        try:
+            return self._queue.get_nowait()
+        except queue.Empty:
+            self.busy = False
+        job = self._queue.get()
+        self.busy = True
+        return job
+
+    def give_way(self) -> None:
+        """While the writer has work, let any thread waiting for the GIL run before the caller
+        goes on: a short sleep (GIVE_WAY_S) releases the GIL and yields the CPU. Reads served
+        from memory call it (Bank.kept, the dashboard's kept answers), since they never
+        release the GIL otherwise.
+
+        Why (issue 13, benchmarks/bench_posting_under_read.py): the writer hands the GIL back
+        on every DuckDB call of a batch (BEGIN, five appender flushes, COMMIT) and each posting
+        thread on its wait for a receipt; each needs it again after. CPython lets a thread
+        running Python keep the GIL until a waiter has waited a whole switch interval (5 ms),
+        so a reader looping over answers kept in memory made every hand-off cost up to 5 ms:
+        with two threads listing accounts in a loop, posting fell to 2 % of its idle
+        throughput and its batches took 420 ms instead of 7. A smaller switch interval did not
+        cure it (17 % at 0.5 ms, 33 % at 0.1 ms); giving way on every kept read brought it to
+        64 %. When the writer is idle nobody waits, and a kept read costs nothing more. The
+        writer thread itself never gives way (it may read kept answers inside a job)."""
+        if self.busy and threading.current_thread() is not self._thread:
+            _yield_gil()
 
     def call(self, fn):
         """Run fn(uow) in its own transaction on the writer thread; commit if it returns."""
@@ -114,6 +155,8 @@ class Writer:
         with self._closing:
             if self._stopped:
                 raise RuntimeError("the bank is closed")
+            # Before the put: the writer needs the GIL as soon as it wakes for this job.
+            self.busy = True
             self._queue.put(job)
         return job.wait()
 
