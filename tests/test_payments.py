@@ -659,3 +659,45 @@ def test_accepted_payment_is_audited_with_balances(w):
                           [str(r.transaction_id)])
     assert row[:3] == (w.teller.username, "payment.transfer", "ok")
     assert '"balances_before"' in row[3] and '"balances_after"' in row[3]
+
+
+def test_a_batch_audits_its_requests_in_the_order_they_came(w):
+    """One batch with refusals among successes (ledger.BatchPoster): audit ids follow the
+    requests' order, refusals included, although the refused keys are looked up once after the
+    loop; a refused request whose key an earlier success used answers as a conflict (a
+    different request) and is not audited as refused."""
+    b = w.bank
+    cash = INTERNAL["teller_cash"]
+
+    def deposit(key, cents):
+        return PostingRequest(kind="deposit", actor=w.teller, action="payment.deposit",
+                              legs=[(cash, -cents), (w.a1, cents)], amount_cents=cents,
+                              idempotency_key=key, internal_ok=True, target_account=w.a1)
+
+    def withdrawal(key, cents):
+        return PostingRequest(kind="withdrawal", actor=w.teller, action="payment.withdraw",
+                              legs=[(w.a1, -cents), (cash, cents)], amount_cents=cents,
+                              idempotency_key=key, internal_ok=True, source_account=w.a1)
+
+    b.payments._post_or_queue(withdrawal("k-earlier", 100))
+    too_much = 10 ** 12
+    batch = [withdrawal("k-refused-1", too_much), deposit("k-ok-1", 500),
+             withdrawal("k-earlier", too_much), withdrawal("k-refused-2", too_much),
+             deposit("k-ok-2", 700)]
+    last_id = b.read_one("SELECT max(id) FROM audit_log")[0]
+    outcomes = b.write(lambda uow: b._writer._post_batch(uow, batch))
+    kinds = [type(o).__name__ for o in outcomes]
+    assert kinds == ["InsufficientFunds", "Receipt", "IdempotencyConflict", "InsufficientFunds",
+                     "Receipt"]
+    rows = b.read("SELECT outcome, json_extract_string(after, '$.idempotency_key') "
+                  "FROM audit_log WHERE id > ? ORDER BY id", [last_id])
+    assert rows == [("refused", "k-refused-1"), ("ok", "k-ok-1"), ("refused", "k-refused-2"),
+                    ("ok", "k-ok-2")]
+    assert b.audit.verify() == []
+
+
+def test_a_closed_bank_has_no_busy_writer(w):
+    b = w.bank
+    b.payments.deposit(w.teller, w.a1, "1.00")
+    b.close()
+    assert b._writer.busy is False

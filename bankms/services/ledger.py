@@ -261,8 +261,11 @@ class BatchPoster:
         outcomes = []
         in_batch = {}
         touched = {}
-        tx_rows, posting_rows, key_rows, audit_rows = [], [], [], []
-        refused = []
+        tx_rows, posting_rows, key_rows = [], [], []
+        # Audit entries in request order: (outcome position of a refusal or None, request,
+        # outcome, after, entity id). Their ids are taken after the loop, once the refusals
+        # are settled, so that ids follow the order the requests came in.
+        audited, refused = [], []
         for req in requests:
             key = req.idempotency_key
             prior = known.get(key) or in_batch.get(key)
@@ -281,7 +284,9 @@ class BatchPoster:
             except BankError as refusal:
                 # Settled after the loop, with one look-up of all refused keys; a refused
                 # request changes nothing that the requests after it see.
-                refused.append((len(outcomes), req, refusal))
+                refused.append((len(outcomes), req))
+                audited.append((len(outcomes), req, "refused", {
+                    "reason": type(refusal).__name__, "message": str(refusal)}, None))
                 outcomes.append(refusal)
                 continue
             tid = self.state.take_transaction_ids(1)
@@ -299,11 +304,11 @@ class BatchPoster:
                     acc[8], acc[9] = now, self.state.business_date
                 touched[acc[0]] = (acc[0], acc[4], acc[8], acc[9])
             key_rows.append((key, req.request_hash, tid))
-            audit_rows.append(self._audit_row(now, req, "ok", {
+            audited.append((None, req, "ok", {
                 "transaction_id": tid, "amount": money_text(req.amount_cents),
                 "balances_before": {n: money_text(b) for n, b in before.items()},
                 "balances_after": {n: money_text(accounts[n][4]) for n in before},
-            }, entity_id=str(tid)))
+            }, str(tid)))
             if req.reverses_id is not None:
                 reversed_ids.add(req.reverses_id)
             if req.daily_limit_cents is not None:
@@ -314,23 +319,24 @@ class BatchPoster:
             in_batch[key] = (req.request_hash, receipt)
             outcomes.append(receipt)
 
-        if refused:
-            # A refused request whose key an earlier request already used answers as that one
-            # did (its receipt, or a conflict for a different request): the earlier success wins
-            # over the guard. One query for the batch, not one per refusal: under readers each
-            # query of the writer costs a GIL hand-off (issue 13).
-            earlier = {} if lookup_keys else self._lookup_keys(
-                uow, list({req.idempotency_key for _, req, _ in refused}))
-            for position, req, refusal in refused:
-                prior = earlier.get(req.idempotency_key)
-                if prior is not None:
-                    rhash, receipt = prior
-                    outcomes[position] = receipt if req.same_request(rhash) else \
-                        IdempotencyConflict("This request key was already used for a different "
-                                            "request; nothing was posted.")
-                    continue
-                audit_rows.append(self._audit_row(now, req, "refused", {
-                    "reason": type(refusal).__name__, "message": str(refusal)}))
+        # A refused request whose key an earlier request already used answers as that one did
+        # (its receipt, or a conflict for a different request), and is not audited as refused:
+        # the earlier success wins over the guard. One query for the batch, not one per
+        # refusal: under readers each query of the writer costs a GIL hand-off (issue 13).
+        earlier = self._lookup_keys(uow, list({req.idempotency_key for _, req in refused})) \
+            if refused and not lookup_keys else {}
+        answered = set()
+        for position, req in refused:
+            prior = earlier.get(req.idempotency_key)
+            if prior is not None:
+                rhash, receipt = prior
+                outcomes[position] = receipt if req.same_request(rhash) else \
+                    IdempotencyConflict("This request key was already used for a different "
+                                        "request; nothing was posted.")
+                answered.add(position)
+        audit_rows = [self._audit_row(now, req, outcome, after, entity_id=entity_id)
+                      for position, req, outcome, after, entity_id in audited
+                      if position not in answered]
 
         # Invariant check before anything is written: what this batch adds sums to zero.
         if sum(row[3] for row in posting_rows) != 0:

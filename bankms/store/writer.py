@@ -167,6 +167,8 @@ class Writer:
             self._stopped = True
             self._queue.put(None)
         self._thread.join()
+        # No work is left: a kept read after close must not pause for a writer that is gone.
+        self.busy = False
         try:
             self._cur.close()
         except Exception:
