@@ -58,7 +58,7 @@ from .codes import (  # noqa: F401 (demo.DEMO_CUSTOMERS and the rest stay import
 from .loans import LoanBook
 from ..domain.errors import InvalidInput, InvalidState
 from ..domain.labels import CHANNEL_LABELS
-from ..services.ledger import utcnow
+from ..services import businessday
 from ..services.loans import TERM_COLUMNS
 from ..services.users import check_password_policy
 
@@ -371,7 +371,8 @@ class _Builder:
     # -- time --------------------------------------------------------------------------------------
     def _plan_time(self):
         bank = self.bank
-        now = utcnow()
+        # The bank's clock, not the machine's, so that a test can build the demo at any hour.
+        now = businessday.as_utc(bank.clock()).astimezone(dt.timezone.utc).replace(tzinfo=None)
         business_date = bank.state.business_date
         end = min(now - dt.timedelta(minutes=2),
                   dt.datetime.combine(business_date, dt.time(23, 59)))
@@ -936,7 +937,9 @@ class _Builder:
         morning = ws + 6 * HOUR
         # Closing savings are emptied in their closing month; nothing else touches them then.
         closing_now = self.acc_closing & (stop >= ws) & (stop < we)
-        start_ok = live & pre & (stop > ws + 8 * HOUR) & ~closing_now
+        # The morning of the 1st (pay at 06:00 to the standing order at 07:00) happens only in a
+        # window that runs past it: a demo built just after midnight on the 1st ends before it.
+        start_ok = live & pre & (stop > ws + 8 * HOUR) & (we > ws + 8 * HOUR) & ~closing_now
         # Borrowers in trouble (demo_loans.py): from the month of their first missed
         # instalment on, no money comes into their checking account at all.
         self._no_income = self.loans.no_income(ws)
