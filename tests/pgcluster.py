@@ -7,7 +7,8 @@ This module owns how a test reaches PostgreSQL:
   whose `url` libpq and psycopg accept. As root it creates the system user `bankmsci` and runs
   the server as that user through `runuser`, because initdb refuses root. Tests run it with
   `fsync=off`; the durable benchmarks pass `fsync=True`. `.ci/run` starts the same cluster in
-  shell and exports its URL as `BANKMS_TEST_PG`.
+  shell and exports its URL as `BANKMS_TEST_PG`. The directory names the process that started
+  it (owner.pid), so the next start stops clusters whose process was killed.
 - Fixtures: `pg_url` (session: `BANKMS_TEST_PG` when set, else a cluster this process starts on
   first use and stops at the end), `pg_template` (session: the template database every test
   database is copied from), `pg_database` (per test: the URL of a fresh database, dropped WITH
@@ -26,15 +27,18 @@ worker id and process id, so they never collide.
 /usr/lib/postgresql/*/bin, then initdb on PATH); pointing it at a missing directory is how a test
 simulates a machine without PostgreSQL.
 
-Measured on the shared 2-core machine (load average about 5, every command at nice 19;
-`python tests/pgcluster.py` prints these figures; PostgreSQL 15):
+Measured on the shared 2-core machine while other work kept it at load average 5-9,
+every command at nice 19 (so these are ceilings; `python tests/pgcluster.py` prints them again;
+PostgreSQL 15, 5 runs):
 
-- cluster start: initdb 2.3-2.5 s plus pg_ctl start 0.2-0.3 s, about 2.7 s, once per session
-  (per xdist worker); stop 0.2 s;
-- a test database copied from a template of 30 tables with indexes: CREATE DATABASE ...
-  STRATEGY FILE_COPY median 0.04-0.13 s, WAL_LOG 0.04-0.09 s; DROP ... WITH (FORCE) 0.02 s.
-  FILE_COPY is used as planned (it does not write the copy to WAL, which matters as the
-  template grows).
+- cluster start, initdb + pg_ctl start: 1.3-3.0 s (initdb most of it: 2.4 of 2.7 s in the
+  run timed apart; pg_ctl start 0.2-0.3 s), once per session (per xdist worker); up to 6 s as
+  a test's setup under the heaviest load; stop 0.25 s;
+- a test database copied from a template of 30 tables with an index each: CREATE DATABASE ...
+  STRATEGY FILE_COPY median 0.04-0.13 s at load 5, 0.47-0.59 s at load 6-9 (WAL_LOG 0.04-0.68 s:
+  no steady winner); DROP ... WITH (FORCE) 0.02 s. In test runs pg_database's setup took
+  0.2-0.8 s and its teardown 0.02-0.2 s. FILE_COPY is used as planned: it does not write the
+  copy to WAL, which matters as the template grows.
 """
 from __future__ import annotations
 
@@ -57,6 +61,7 @@ PGBIN_ENV = "BANKMS_TEST_PGBIN"
 CI_USER = "bankmsci"
 SUPERUSER = "bankms"
 TEMPLATE = "bankms_template"
+OWNER_FILE = "owner.pid"
 SKIP_PREFIX = "PostgreSQL: no server could be started"
 ENGINES = ("duckdb", "pg")
 # A test server needs no durability: kill -9 tests kill app processes, never this server.
@@ -138,10 +143,12 @@ def start_cluster(*, fsync: bool = False) -> Cluster:
         raise ClusterUnavailable(f"no initdb in {where}; install Debian's postgresql or set "
                                  f"{PG_ENV} to a server's URL")
     run_as = _unprivileged_user()
+    reap_orphans(bin_dir, run_as)
     # A short path: a unix socket's path must stay under 107 bytes.
     directory = Path(tempfile.mkdtemp(prefix="bmpg.", dir="/tmp"))
     cluster = Cluster(directory=directory, bin_dir=bin_dir, run_as=run_as)
     try:
+        (directory / OWNER_FILE).write_text(str(os.getpid()))
         if run_as:
             shutil.chown(directory, user=CI_USER)
         # C collation sorts text byte-wise, as DuckDB does; the ctype stays UTF-8 so upper()
@@ -167,6 +174,24 @@ def start_cluster(*, fsync: bool = False) -> Cluster:
         cluster.stop()
         raise
     return cluster
+
+
+def reap_orphans(bin_dir: Path, run_as: list[str]) -> None:
+    """Stop and remove the clusters this module started for processes that are gone (a test
+    run killed with -9 cannot stop its own). Clusters without an owner file (.ci/run's) and
+    those of live processes are left alone."""
+    for owner in glob.glob(f"/tmp/bmpg.*/{OWNER_FILE}"):
+        try:
+            pid = int(Path(owner).read_text())
+            os.kill(pid, 0)
+            continue
+        except ProcessLookupError:
+            pass
+        except (ValueError, OSError):
+            continue
+        orphan = Cluster(directory=Path(owner).parent, bin_dir=bin_dir, run_as=run_as)
+        orphan.running = (orphan.directory / "data" / "postmaster.pid").exists()
+        orphan.stop()
 
 
 def _tail(text: str, lines: int = 3) -> str:

@@ -127,6 +127,38 @@ def test_engine_is_duckdb_without_the_marker(engine):
     assert engine == pgcluster.EngineUnderTest("duckdb", None)
 
 
+def _dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("owner, reaped", [
+    ("this process", False),
+    ("a finished process", True),
+])
+def test_clusters_of_killed_runs_are_reaped(owner, reaped):
+    try:
+        cluster = pgcluster.start_cluster()
+    except pgcluster.ClusterUnavailable as exc:
+        pytest.skip(f"{pgcluster.SKIP_PREFIX} ({exc})")
+    with cluster:
+        if owner == "a finished process":
+            (cluster.directory / pgcluster.OWNER_FILE).write_text(str(_dead_pid()))
+        pgcluster.reap_orphans(cluster.bin_dir, cluster.run_as)
+        assert (cluster.directory.exists(), _answers(cluster.url)) == (not reaped, not reaped)
+        cluster.running = not reaped
+
+
+def _answers(url: str) -> bool:
+    try:
+        psycopg.connect(url, connect_timeout=5).close()
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
 def test_database_url_keeps_socket_and_user():
     url = "postgresql:///postgres?host=/tmp/bmpg.ab12&user=bankms"
     assert pgcluster.database_url(url, "t_main_1") == \
