@@ -49,6 +49,7 @@ from ...domain.chart import INTERNAL
 from ..posting_frames import post_frames
 from ...domain.schedule import add_months
 from .tax import withholding_tax_bp, withholding_tax_cents
+from ...store.sql import DIALECT as SQL
 
 MICRO_PER_CENT = 1_000_000
 DAY_COUNTS = ("actual/365", "actual/actual", "30/360")
@@ -217,13 +218,16 @@ WHERE r.rate_percent > 0
 
 
 # One day's accrual per account (accrual_micro_cents in SQL): half-up away from zero, integer
-# arithmetic (DuckDB divides DECIMALs as DOUBLE, so no DECIMAL division here).
+# arithmetic (DuckDB divides DECIMALs as DOUBLE, so the division is SQL.int_div). The product
+# outgrows BIGINT, so it is DECIMAL(38, 0) (exact on both engines); the sign is taken of a
+# DECIMAL too, as PostgreSQL's sign() of a BIGINT would be a DOUBLE.
 ACCRUE_SQL = """
 INSERT INTO interest_accruals (account_id, accrual_date, balance_cents, rate_percent,
                                accrued_micro_cents)
 SELECT account_id, CAST(? AS DATE), balance_cents, rate_percent,
-       CAST(sign(balance_cents) * ((2 * abs(CAST(balance_cents AS HUGEINT))
-            * CAST(rate_percent * 10000 AS BIGINT) * num + den) // (2 * den)) AS BIGINT)
+       CAST(sign(CAST(balance_cents AS DECIMAL(38, 0))) * """ + SQL.int_div(
+    "2 * abs(CAST(balance_cents AS DECIMAL(38, 0))) * CAST(rate_percent * 10000 AS BIGINT) "
+    "* num + den", "2 * den") + """ AS BIGINT)
 FROM ({rates})
 """
 
