@@ -250,6 +250,19 @@ def test_names_are_checked(call):
             call(dialect)
 
 
+@pytest.mark.parametrize("dialect", [DUCKDB, POSTGRES, SQLITE], ids=lambda d: d.name)
+@pytest.mark.parametrize("call", [
+    lambda d: d.int_div("<1>", "<2>"),
+    lambda d: d.days_between("<1>", "<2>"),
+    lambda d: d.json_text("<1>", "k"),
+    lambda d: d.in_list("<1>", "BIGINT").replace("?", "<2>"),
+])
+def test_arguments_keep_their_order_in_the_text(dialect, call):
+    # `?` placeholders inside the arguments bind in the order they appear in the text.
+    text = call(dialect)
+    assert text.index("<1>") < text.index("<2>") if "<2>" in text else "<1>" in text
+
+
 def test_the_services_dialect_is_duckdb():
     assert DIALECT is DUCKDB
 
@@ -259,7 +272,7 @@ def test_the_services_dialect_is_duckdb():
     (POSTGRES.in_list("a.account_number", "VARCHAR"), "a.account_number = ANY(CAST(? AS VARCHAR[]))"),
     (POSTGRES.int_div("2 * x + 1", "2 * d"), "div(2 * x + 1, 2 * d)"),
     (POSTGRES.days_between("start_date", "CAST(? AS DATE)"),
-     "(CAST(CAST(? AS DATE) AS DATE) - CAST(start_date AS DATE))"),
+     "(-(CAST(start_date AS DATE) - CAST(CAST(? AS DATE) AS DATE)))"),
     (POSTGRES.json_text("after", "reason"), "(CAST(after AS jsonb) ->> 'reason')"),
     (POSTGRES.table_columns("loans"),
      "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = "

@@ -26,7 +26,10 @@ _JSON_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 @dataclass(frozen=True)
 class Dialect:
-    """SQL fragments for one engine, as format templates (see the methods for their shapes)."""
+    """SQL fragments for one engine, as format templates (see the methods for their shapes).
+
+    A template names its arguments in the order the method takes them, so that `?`
+    placeholders inside the arguments bind in that order (tests/test_portable_sql.py)."""
 
     name: str
     day_sql: str            # {col}: a timestamp's calendar day, as a DATE
@@ -103,7 +106,9 @@ DUCKDB = Dialect(
 
 # PostgreSQL 15: `= ANY(array)` is the documented form for an array parameter (9.24.3, "IN
 # (SELECT unnest(...))" needs the array typed anyway); div(numeric, numeric) truncates toward
-# zero (9.3, table 9.5); date - date is an integer count of days (9.9, table 9.30).
+# zero (9.3, table 9.5); date - date is an integer count of days (9.9, table 9.30), negated to
+# keep start before end in the text. Checked by hand on PostgreSQL 15.20 with the edge cases of
+# tests/test_portable_sql.py.
 POSTGRES = Dialect(
     name="postgresql",
     day_sql="CAST({col} AS DATE)",
@@ -111,7 +116,7 @@ POSTGRES = Dialect(
     json_text_sql="(CAST({col} AS jsonb) ->> '{key}')",
     in_list_sql="{column} = ANY(CAST(? AS {sql_type}[]))",
     int_div_sql="div({a}, {b})",
-    days_between_sql="(CAST({end} AS DATE) - CAST({start} AS DATE))",
+    days_between_sql="(-(CAST({start} AS DATE) - CAST({end} AS DATE)))",
     columns_sql=("SELECT table_name, column_name FROM information_schema.columns "
                  "WHERE table_schema = current_schema(){where} "
                  "ORDER BY table_name, ordinal_position"),
@@ -126,7 +131,7 @@ SQLITE = Dialect(
     json_text_sql="json_extract({col}, '$.{key}')",
     in_list_sql="{column} IN (SELECT value FROM json_each(?))",
     int_div_sql="(CAST({a} AS INTEGER) / CAST({b} AS INTEGER))",
-    days_between_sql="CAST(julianday({end}) - julianday({start}) AS INTEGER)",
+    days_between_sql="CAST(-(julianday({start}) - julianday({end})) AS INTEGER)",
     columns_sql=("SELECT m.name AS table_name, p.name AS column_name FROM sqlite_master m "
                  "JOIN pragma_table_info(m.name) p WHERE m.type = 'table'{where} "
                  "ORDER BY m.name, p.cid"),
