@@ -36,11 +36,33 @@ DUCKDB_ONLY = [
     (re.compile(r"\bunnest\s*\(\s*\?"), "SQL.in_list(column, sql_type)"),
     (re.compile(r"\btypeof\s*\(", re.IGNORECASE), "a check in Python before the scan"),
     (re.compile(r"\bEXCLUDE\s*\("), "the columns named"),
+    (re.compile(r"\b(arg_max|arg_min|max_by|min_by)\s*\(", re.IGNORECASE),
+     "a row_number() subquery"),
+    (re.compile(r"\bany_value\s*\(", re.IGNORECASE), "min() or max() (PostgreSQL 16+ only)"),
+    (re.compile(r"\bepoch_(us|ms)\s*\(", re.IGNORECASE), "SQL.epoch_us(col)"),
+    (re.compile(r"\bINTERVAL\s+\d+\s+[A-Z]+", re.IGNORECASE), "INTERVAL '400 days'"),
 ]
 # `//` (DuckDB's integer division) inside SQL: a string holding SQL and `//` that is not part
 # of a URL.
 SQL_TEXT = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|FROM|WHERE)\b")
 INT_DIV = re.compile(r"(?<![:/])//(?!/)")
+# A subquery in FROM needs an alias on PostgreSQL before 16 (DuckDB and PostgreSQL 16 do not
+# ask for one): `FROM (SELECT ...)` followed by a clause keyword, `)` or the end of the text.
+SUBQUERY = re.compile(r"\b(FROM|JOIN)\s*\(\s*(SELECT|WITH|\{\})")
+NO_ALIAS = re.compile(r"\s*(WHERE|GROUP|ORDER|LIMIT|UNION|EXCEPT|INTERSECT|HAVING|WINDOW|ON|JOIN|"
+                      r"LEFT|RIGHT|FULL|INNER|CROSS)\b|\s*[),]|\s*$")
+
+
+def unaliased_subqueries(text: str):
+    for match in SUBQUERY.finditer(text):
+        depth, i = 0, match.end() - len(match.group(2)) - 1
+        while i < len(text):
+            depth += {"(": 1, ")": -1}.get(text[i], 0)
+            if depth == 0:
+                break
+            i += 1
+        if i < len(text) and NO_ALIAS.match(text, i + 1):
+            yield match
 
 
 def _docstrings(tree) -> set[int]:
@@ -80,6 +102,8 @@ def duckdb_only_sites(root: pathlib.Path = PACKAGE, exempt: pathlib.Path = ENGIN
             hits = [(m, fix) for pattern, fix in DUCKDB_ONLY for m in pattern.finditer(text)]
             if SQL_TEXT.search(text):
                 hits += [(m, "SQL.int_div(a, b)") for m in INT_DIV.finditer(text)]
+                hits += [(m, "an alias after the subquery (PostgreSQL 15)")
+                         for m in unaliased_subqueries(text)]
             for match, fix in hits:
                 where = line + text.count("\n", 0, match.start())
                 found.append(f"{path.relative_to(root.parent)}:{where}: "
@@ -100,6 +124,14 @@ def test_no_duckdb_only_sql_outside_the_store():
     ('X = "SELECT table_name FROM duckdb_tables()"\n', "'duckdb_tables('"),
     ('X = "DELETE FROM t WHERE id IN (SELECT unnest(?))"\n', "'unnest(?'"),
     ('X = "SELECT typeof(x) FROM t"\n', "'typeof('"),
+    ('X = "SELECT arg_max(a, b) FROM t"\n', "'arg_max('"),
+    ('X = "SELECT d - INTERVAL 400 DAY FROM t"\n', "'INTERVAL 400 DAY'"),
+    ('X = "SELECT epoch_us(ts) FROM t"\n', "'epoch_us('"),
+    ('X = "SELECT count(*) FROM (SELECT a FROM t GROUP BY 1)"\n', "'FROM (SELECT'"),
+    ('X = "SELECT * FROM (SELECT a FROM (SELECT 1 AS a) x) WHERE a > 0"\n', "'FROM (SELECT'"),
+    ('X = f"SELECT * FROM ({q}) ORDER BY 1"\n', "'FROM ({}'"),
+    ('X = "SELECT * FROM (SELECT a FROM t) s WHERE a > 0"\n', None),
+    ('X = "SELECT * FROM t JOIN (SELECT 1 AS a) AS s ON true"\n', None),
     ('X = "see https://example.org FROM here"\n', None),
     ('X = "the customer does not qualify for this"\n', None),
     ('def f():\n    """Uses ANTI JOIN and QUALIFY in prose."""\n', None),
@@ -227,6 +259,16 @@ def test_json_text_on_duckdb(con, text, expected):
                  [text]) == expected
 
 
+@pytest.mark.parametrize("stamp, expected", [
+    (dt.datetime(1970, 1, 1), 0),
+    (dt.datetime(2026, 12, 1, 3, 4, 5, 123456), 1796094245123456),
+    (dt.datetime(1969, 12, 31, 23, 59, 59, 999999), -1),
+    (None, None),
+])
+def test_epoch_us_on_duckdb(con, stamp, expected):
+    assert value(con, f"SELECT {DUCKDB.epoch_us('CAST(? AS TIMESTAMP)')}", [stamp]) == expected
+
+
 def test_table_columns_on_duckdb():
     c = duckdb.connect()
     try:
@@ -255,6 +297,7 @@ def test_names_are_checked(call):
     lambda d: d.int_div("<1>", "<2>"),
     lambda d: d.days_between("<1>", "<2>"),
     lambda d: d.json_text("<1>", "k"),
+    lambda d: d.epoch_us("<1>"),
     lambda d: d.in_list("<1>", "BIGINT").replace("?", "<2>"),
 ])
 def test_arguments_keep_their_order_in_the_text(dialect, call):
@@ -274,6 +317,7 @@ def test_the_services_dialect_is_duckdb():
     (POSTGRES.days_between("start_date", "CAST(? AS DATE)"),
      "(-(CAST(start_date AS DATE) - CAST(CAST(? AS DATE) AS DATE)))"),
     (POSTGRES.json_text("after", "reason"), "(CAST(after AS jsonb) ->> 'reason')"),
+    (POSTGRES.epoch_us("a.opened_at"), "CAST(extract(epoch FROM a.opened_at) * 1000000 AS BIGINT)"),
     (POSTGRES.table_columns("loans"),
      "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = "
      "current_schema() AND table_name = 'loans' ORDER BY table_name, ordinal_position"),

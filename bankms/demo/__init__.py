@@ -250,7 +250,7 @@ ACCRUALS_SQL = """
 INSERT INTO interest_accruals
 WITH days AS (
     SELECT CAST(range AS DATE) AS d FROM range(CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP),
-                                                 INTERVAL 1 DAY)),
+                                                 INTERVAL '1 day')),
 paying AS (
     SELECT id, interest_rate_percent AS rate FROM accounts
     WHERE customer_id IS NOT NULL AND status <> 'closed' AND interest_rate_percent > 0),

@@ -93,7 +93,7 @@ class Bulk:
                 + " FROM bulk_post p JOIN bulk_tx t ON t.tx_ref = p.tx_ref",
                 [post_base, tx_base])
             bad = uow.fetchone("SELECT count(*) FROM (SELECT tx_ref FROM bulk_post GROUP BY 1 "
-                               "HAVING sum(amount_cents) <> 0)")[0]
+                               "HAVING sum(amount_cents) <> 0) unbalanced")[0]
             if bad:
                 raise BulkInvariantError(f"{bad} bulk transactions do not sum to zero")
             uow.execute(

@@ -1,14 +1,15 @@
 """The SQL text that differs between the engines bankms runs on, one `Dialect` per engine.
 
 The service and reporting SQL is written once, with `?` placeholders, in the standard SQL both
-DuckDB and PostgreSQL accept (NOT EXISTS for an anti join, a row_number() subquery for QUALIFY,
-`CAST(x AS DECIMAL(38,0))` where a product of BIGINT cents outgrows 64 bits). Where no common
-form exists, the SQL asks its dialect for the fragment: a membership test against one list
-parameter, exact integer division, the days between two dates, day and month truncation, a
-JSON field as text, and the user tables' columns. The helpers are pure: they take column
-expressions as SQL text and return SQL text; nothing here opens a connection or imports an
-engine's driver. `DUCKDB` is the engine of today; `POSTGRES` is written from the PostgreSQL 15
-documentation for the engine of issue 14; `SQLITE` serves the reports benchmark's comparison.
+DuckDB and PostgreSQL 15 accept: NOT EXISTS for an anti join, a row_number() subquery for
+QUALIFY and arg_max, `CAST(x AS DECIMAL(38, 0))` where a product of BIGINT cents outgrows 64
+bits, an alias on every subquery in FROM. Where no common form exists, the SQL asks its dialect
+for the fragment: a membership test against one list parameter, exact integer division, the
+days between two dates, day and month truncation, a JSON field as text, a timestamp as
+microseconds, and the user tables' columns. The helpers are pure: they take column expressions
+as SQL text and return SQL text; nothing here opens a connection or imports an engine's driver.
+`DUCKDB` is the engine of today; `POSTGRES` is written from the PostgreSQL 15 documentation
+for the engine of issue 14; `SQLITE` serves the reports benchmark's comparison.
 
 tests/test_portable_sql.py runs the DuckDB fragments on edge cases and keeps the DuckDB-only
 constructs out of the SQL outside bankms/store.
@@ -39,6 +40,7 @@ class Dialect:
     int_div_sql: str        # {a}, {b}: exact integer quotient, truncated toward zero
     days_between_sql: str   # {start}, {end}: whole days from start to end
     columns_sql: str        # {where}: (table_name, column_name) of the user's tables
+    epoch_us_sql: str       # {col}: a TIMESTAMP as microseconds since 1970, BIGINT
 
     def day(self, col: str) -> str:
         """The calendar day of timestamp expression `col`, as a DATE."""
@@ -78,6 +80,11 @@ class Dialect:
         negative when end is earlier), as an integer."""
         return self.days_between_sql.format(start=start, end=end)
 
+    def epoch_us(self, col: str) -> str:
+        """TIMESTAMP expression `col` as whole microseconds since 1970-01-01 00:00 (BIGINT);
+        NULL stays NULL."""
+        return self.epoch_us_sql.format(col=col)
+
     def table_columns(self, table: str | None = None) -> str:
         """SQL listing (table_name, column_name) of the user's tables, or of one table (a plain
         name), in column order within a table."""
@@ -102,6 +109,7 @@ DUCKDB = Dialect(
     days_between_sql="date_diff('day', {start}, {end})",
     columns_sql=("SELECT table_name, column_name FROM duckdb_columns() WHERE NOT internal{where} "
                  "ORDER BY table_name, column_index"),
+    epoch_us_sql="epoch_us({col})",
 )
 
 # PostgreSQL 15: `= ANY(array)` is the documented form for an array parameter (9.24.3, "IN
@@ -120,6 +128,8 @@ POSTGRES = Dialect(
     columns_sql=("SELECT table_name, column_name FROM information_schema.columns "
                  "WHERE table_schema = current_schema(){where} "
                  "ORDER BY table_name, ordinal_position"),
+    # extract() is NUMERIC since PostgreSQL 14, exact to the microsecond (9.9.1).
+    epoch_us_sql="CAST(extract(epoch FROM {col}) * 1000000 AS BIGINT)",
 )
 
 # SQLite, for the reports benchmark's comparison on a copy (analytics.copy_to_sqlite): a list
@@ -135,6 +145,10 @@ SQLITE = Dialect(
     columns_sql=("SELECT m.name AS table_name, p.name AS column_name FROM sqlite_master m "
                  "JOIN pragma_table_info(m.name) p WHERE m.type = 'table'{where} "
                  "ORDER BY m.name, p.cid"),
+    # Timestamps are ISO text here ('YYYY-MM-DD HH:MM:SS[.ffffff]'); `col` is read twice, so it
+    # must be a column, not a parameter.
+    epoch_us_sql=("(CAST(strftime('%s', substr({col}, 1, 19)) AS INTEGER) * 1000000 "
+                  "+ CAST(substr({col} || '.000000', 21, 6) AS INTEGER))"),
 )
 
 # The dialect the service and reporting SQL is written in today: the one place to change until

@@ -79,7 +79,7 @@ SELECT loan_id, account_id, account_number, amount_cents FROM (
     JOIN accounts a ON a.account_number = l.account_number
     JOIN customers c ON c.id = a.customer_id
     WHERE o.owed_cents > 0 AND l.status = 'active' AND a.status IN ('active', 'dormant')
-      AND c.status = 'active')
+      AND c.status = 'active') payable
 WHERE amount_cents > 0 ORDER BY loan_id
 """
 
