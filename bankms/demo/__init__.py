@@ -61,6 +61,7 @@ from ..domain.labels import CHANNEL_LABELS
 from ..services import businessday
 from ..services.loans import TERM_COLUMNS
 from ..services.users import check_password_policy
+from ..store.sql import DIALECT as SQL
 
 CUSTOMERS_MAX = 2_000_000
 MONTHS_MAX = 120
@@ -249,7 +250,7 @@ ACCRUALS_SQL = """
 INSERT INTO interest_accruals
 WITH days AS (
     SELECT CAST(range AS DATE) AS d FROM range(CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP),
-                                                 INTERVAL 1 DAY)),
+                                                 INTERVAL '1 day')),
 paying AS (
     SELECT id, interest_rate_percent AS rate FROM accounts
     WHERE customer_id IS NOT NULL AND status <> 'closed' AND interest_rate_percent > 0),
@@ -266,7 +267,8 @@ closing AS (
     FROM paying a CROSS JOIN days LEFT JOIN opening o ON o.account_id = a.id
     LEFT JOIN daily x ON x.account_id = a.id AND x.d = days.d)
 SELECT id, d, cents, rate,
-       CAST((2 * CAST(cents AS HUGEINT) * CAST(rate * 10000 AS BIGINT) + 365) // 730 AS BIGINT)
+       CAST(""" + SQL.int_div("2 * CAST(cents AS DECIMAL(38, 0)) * CAST(rate * 10000 AS BIGINT) "
+                              "+ 365", "730") + """ AS BIGINT)
 FROM closing WHERE cents > 0
 """
 
@@ -740,8 +742,8 @@ class _Builder:
             self.acc_number = np.array([f"{b:010d}{c:02d}" for b, c in zip(body, check)],
                                        dtype=object)
             internal = dict(uow.fetchall(
-                "SELECT account_number, id FROM accounts WHERE account_number IN "
-                "(SELECT unnest(?))", [list(INTERNAL.values())]))
+                "SELECT account_number, id FROM accounts WHERE "
+                + SQL.in_list("account_number", "VARCHAR"), [list(INTERNAL.values())]))
             self.internal_ids = {code: internal[number] for code, number in INTERNAL.items()}
             self.loans.take_ids(uow)
             self._insert_customers(uow, order)

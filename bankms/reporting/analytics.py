@@ -18,13 +18,14 @@ Conventions that every query follows:
   even when it runs later). Balances as of D are read as the stored balance less the
   postings after D (balances always equal the sum of postings, see `audit.verify`), so looking
   at a recent date reads only the recent postings.
-- The SQL is written once for two dialects (DuckDB, and SQLite for the benchmark's comparison):
-  only day/month truncation and JSON extraction differ, through `Dialect`.
+- The SQL is written once for every dialect (DuckDB, PostgreSQL, and SQLite for the
+  benchmark's comparison): what differs comes from `src.d`, a `bankms.store.sql.Dialect`.
 - What the reports know about the loans module's tables is in one marked block near the end.
 """
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Callable
@@ -37,6 +38,7 @@ from ..domain.errors import InvalidInput
 from ..domain.labels import account_kind_sql, label_sql, transaction_labels
 from ..services.ledger import CUSTOMER_ACTIVITY_KINDS, CUSTOMER_KINDS
 from ..domain.schedule import BUCKETS, add_months
+from ..store.sql import DIALECT as SQL, DUCKDB, SQLITE, Dialect  # noqa: F401  (re-exported)
 
 ACCOUNT_KINDS = ("all",) + CUSTOMER_KINDS
 FALLING_WINDOW_DAYS = 90
@@ -79,32 +81,6 @@ _BANK_MADE_TX = (f"SELECT id FROM transactions WHERE kind NOT IN {_ACTIVITY_IN} 
 
 
 # -- dialects and sources ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Dialect:
-    name: str
-    day: Callable[[str], str]
-    month: Callable[[str], str]
-    json_text: Callable[[str, str], str]
-    table_columns: str  # SQL listing (table_name, column_name) of user tables
-
-
-DUCKDB = Dialect(
-    name="duckdb",
-    day=lambda col: f"CAST({col} AS DATE)",
-    month=lambda col: f"CAST(date_trunc('month', {col}) AS DATE)",
-    json_text=lambda col, key: f"json_extract_string({col}, '$.{key}')",
-    table_columns="SELECT table_name, column_name FROM duckdb_columns()",
-)
-SQLITE = Dialect(
-    name="sqlite",
-    day=lambda col: f"date({col})",
-    month=lambda col: f"strftime('%Y-%m-01', {col})",
-    json_text=lambda col, key: f"json_extract({col}, '$.{key}')",
-    table_columns=("SELECT m.name AS table_name, p.name AS column_name FROM sqlite_master m "
-                   "JOIN pragma_table_info(m.name) p WHERE m.type = 'table'"),
-)
-
-
 class Source:
     """Runs SQL for the queries: `read_df(sql, params) -> DataFrame` in the given dialect."""
 
@@ -115,9 +91,12 @@ class Source:
     def df(self, sql: str, params=()) -> pd.DataFrame:
         params = list(params)
         if self.d is SQLITE:
-            # SQLite keeps timestamps as ISO text, which compares correctly as text.
+            # SQLite keeps timestamps as ISO text, which compares correctly as text; a list
+            # parameter goes as JSON text (SQLITE.in_list reads it with json_each).
             params = [p.isoformat(" ") if isinstance(p, dt.datetime)
-                      else p.isoformat() if isinstance(p, dt.date) else p for p in params]
+                      else p.isoformat() if isinstance(p, dt.date)
+                      else json.dumps(list(p)) if isinstance(p, (list, tuple)) else p
+                      for p in params]
         return self._read_df(sql, params)
 
     def one(self, sql: str, params=()):
@@ -313,12 +292,12 @@ def _coverage(provision_cents: int, book: pd.DataFrame) -> Decimal:
 def gl_postings_sql() -> str:
     """Postings of the ledger accounts given as a list parameter, made before a cut: the rows
     behind a ledger balance as of a day (parameters: the account numbers, the cut)."""
-    # DuckDB only (unnest of a list parameter): drill-downs never run on the SQLite copy.
+    # Run on the bank (drill-downs never run on the SQLite copy).
     return ("SELECT p.id AS posting_id, p.posted_at, p.transaction_id, t.kind, "
             f"{label_sql('t.kind', 't.channel', 'p.amount_cents')} AS label, t.memo, "
             "a.account_number, p.amount_cents FROM postings p "
             "JOIN accounts a ON a.id = p.account_id JOIN transactions t ON t.id = p.transaction_id "
-            "WHERE a.account_number IN (SELECT unnest(?)) AND p.posted_at < ? "
+            f"WHERE {SQL.in_list('a.account_number', 'VARCHAR')} AND p.posted_at < ? "
             "ORDER BY p.posted_at, p.id")
 
 
@@ -501,7 +480,7 @@ def dormancy_periods(src: Source, day: dt.date) -> pd.DataFrame:
     Term deposits never go dormant."""
     from ..services.settings import REGISTRY
 
-    tables = set(src.df(src.d.table_columns)["table_name"])
+    tables = set(src.df(src.d.table_columns())["table_name"])
     fallback = int(REGISTRY["dormancy_months"].default)
     if "settings" in tables:
         stored = src.df("SELECT value FROM settings WHERE key = 'dormancy_months'")
@@ -1078,7 +1057,7 @@ SQLITE_INDEXES = [
 def copy_to_sqlite(execute, con, progress=None) -> None:
     """Copy the tables the reports read into the sqlite3 connection `con`, with the indexes a
     fair comparison needs. `execute(sql)` runs SQL on DuckDB and returns its cursor."""
-    present = {row[0] for row in execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    present = {row[0] for row in execute(DUCKDB.table_columns()).fetchall()}
     for table, columns in SQLITE_COPY.items():
         if table not in present:
             continue
@@ -1163,7 +1142,7 @@ def loans_available(src: Source) -> bool:
     known = getattr(src, "_loans_available", None)
     if known is not None:
         return known
-    cols = src.df(src.d.table_columns)
+    cols = src.df(src.d.table_columns())
     have: dict[str, set] = {}
     for table, column in zip(cols["table_name"], cols["column_name"]):
         have.setdefault(table, set()).add(column)
@@ -1198,7 +1177,7 @@ def _last_closed_day(src: Source) -> dt.date | None:
         return None
     known = getattr(src, "_eod_book_available", None)
     if known is None:
-        cols = src.df(src.d.table_columns)
+        cols = src.df(src.d.table_columns())
         have: dict[str, set] = {}
         for table, column in zip(cols["table_name"], cols["column_name"]):
             have.setdefault(table, set()).add(column)

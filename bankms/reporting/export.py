@@ -83,9 +83,9 @@ _QUERIES = {
 _PREVIOUS = {
     "ledger": "SELECT id, prev_id, prev_hash FROM (SELECT id, business_date, lag(id) OVER w "
               "AS prev_id, lag(chain_hash) OVER w AS prev_hash FROM transactions "
-              "WINDOW w AS (ORDER BY id)) WHERE business_date BETWEEN ? AND ? ORDER BY id",
+              "WINDOW w AS (ORDER BY id)) e WHERE business_date BETWEEN ? AND ? ORDER BY id",
     "audit": "SELECT id, prev_id, prev_hash FROM (SELECT id, lag(id) OVER w AS prev_id, "
-             "lag(chain_hash) OVER w AS prev_hash FROM audit_log WINDOW w AS (ORDER BY id)) "
+             "lag(chain_hash) OVER w AS prev_hash FROM audit_log WINDOW w AS (ORDER BY id)) e "
              "WHERE id > ? AND id <= ? ORDER BY id",
 }
 

@@ -33,6 +33,7 @@ from .ledger import (
 from ..domain.money import to_cents, to_money
 from ..domain.text import csv_text, mask_name  # noqa: F401 (accounts.mask_name stays importable)
 from ..domain.validate import clean_rate  # noqa: F401 (accounts.clean_rate stays importable)
+from ..store.sql import DIALECT as SQL
 
 # Draws of a random account number before giving up (a second draw is already rare).
 NUMBER_DRAWS_MAX = 20
@@ -48,7 +49,7 @@ def _US(column):
     minimum, which numpy reads as NaT: a numpy datetime64[us] array by a view of integers,
     without a Python datetime per value (the profile of issue 13: the slowest step of
     accounts.list)."""
-    return f"COALESCE(epoch_us(CAST({column} AS TIMESTAMP)), {np.iinfo(np.int64).min})"
+    return f"COALESCE({SQL.epoch_us(f'CAST({column} AS TIMESTAMP)')}, {np.iinfo(np.int64).min})"
 
 
 # The columns of accounts.list, in order.

@@ -23,8 +23,8 @@ class Audit:
                 "HAVING sum(amount_cents) <> 0 ORDER BY 1 LIMIT 100"):
             problems.append(f"transaction {tid} postings sum to {total} cents, not zero")
         for (tid,) in bank.read(
-                "SELECT t.id FROM transactions t ANTI JOIN postings p ON p.transaction_id = t.id "
-                "ORDER BY 1 LIMIT 100"):
+                "SELECT t.id FROM transactions t WHERE NOT EXISTS (SELECT 1 FROM postings p "
+                "WHERE p.transaction_id = t.id) ORDER BY 1 LIMIT 100"):
             problems.append(f"transaction {tid} has no postings")
         for number, stored, ledger in bank.read(
                 "SELECT a.account_number, a.balance_cents, coalesce(s.total, 0) FROM accounts a "
@@ -70,7 +70,8 @@ class Audit:
                 "WHERE status = 'closed' AND balance_cents <> 0"):
             problems.append(f"closed account {number} holds {balance} cents")
         (orphans,) = bank.read_one(
-            "SELECT count(*) FROM postings p ANTI JOIN transactions t ON t.id = p.transaction_id")
+            "SELECT count(*) FROM postings p WHERE NOT EXISTS (SELECT 1 FROM transactions t "
+            "WHERE t.id = p.transaction_id)")
         if orphans:
             problems.append(f"{orphans} postings belong to no transaction")
         # The hash chains: a changed, removed, inserted or reordered entry (chain_store.py).

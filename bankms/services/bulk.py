@@ -69,9 +69,9 @@ class Bulk:
             # Every posting must belong to a transaction of the batch and every transaction
             # needs postings; otherwise balances would move by postings that are never stored.
             stray, empty = uow.fetchone(
-                "SELECT (SELECT count(*) FROM bulk_post p ANTI JOIN bulk_tx t "
-                "ON t.tx_ref = p.tx_ref), (SELECT count(*) FROM bulk_tx t ANTI JOIN bulk_post p "
-                "ON p.tx_ref = t.tx_ref)")
+                "SELECT (SELECT count(*) FROM bulk_post p WHERE NOT EXISTS (SELECT 1 "
+                "FROM bulk_tx t WHERE t.tx_ref = p.tx_ref)), (SELECT count(*) FROM bulk_tx t "
+                "WHERE NOT EXISTS (SELECT 1 FROM bulk_post p WHERE p.tx_ref = t.tx_ref))")
             if stray or empty:
                 raise BulkInvariantError(
                     f"{stray} postings name no transaction of the batch and {empty} "
@@ -93,7 +93,7 @@ class Bulk:
                 + " FROM bulk_post p JOIN bulk_tx t ON t.tx_ref = p.tx_ref",
                 [post_base, tx_base])
             bad = uow.fetchone("SELECT count(*) FROM (SELECT tx_ref FROM bulk_post GROUP BY 1 "
-                               "HAVING sum(amount_cents) <> 0)")[0]
+                               "HAVING sum(amount_cents) <> 0) unbalanced")[0]
             if bad:
                 raise BulkInvariantError(f"{bad} bulk transactions do not sum to zero")
             uow.execute(

@@ -31,6 +31,7 @@ from ..domain.errors import (
 )
 from ..domain.dates import utcnow  # noqa: F401  (re-exported: services import it from here)
 from ..domain.money import format_cents, money_text, to_money
+from ..store.sql import DIALECT as SQL
 
 CUSTOMER_KINDS = ("checking", "savings", "term_deposit")
 # Kinds that ordinary payments, loans and charges may use; a term deposit's money moves only
@@ -186,10 +187,6 @@ class LedgerState:
         return first
 
 
-def _unnest_in(column: str) -> str:
-    return f"{column} IN (SELECT unnest(?))"
-
-
 class BatchPoster:
     """Applies a batch of PostingRequests in one unit of work: guards, write, invariant check."""
 
@@ -249,7 +246,8 @@ class BatchPoster:
         if originals:
             reversed_ids = {
                 row[0] for row in uow.fetchall(
-                    "SELECT reverses_id FROM transactions WHERE " + _unnest_in("reverses_id"),
+                    "SELECT reverses_id FROM transactions WHERE "
+                    + SQL.in_list("reverses_id", "BIGINT"),
                     [originals],
                 )
             }
@@ -377,7 +375,8 @@ class BatchPoster:
         rows = uow.fetchall(
             "SELECT k.key, k.request_hash, t.id, t.amount_cents, t.kind, t.source_account, "
             "t.target_account, t.posted_at, t.memo, t.channel FROM idempotency_keys k "
-            "JOIN transactions t ON t.id = k.transaction_id WHERE " + _unnest_in("k.key"),
+            "JOIN transactions t ON t.id = k.transaction_id WHERE "
+            + SQL.in_list("k.key", "VARCHAR"),
             [keys],
         )
         for key, rhash, tid, amount, kind, src, tgt, posted, memo, channel in rows:
@@ -416,7 +415,7 @@ def load_accounts(fetchall, numbers) -> dict:
             "a.holds_cents, a.overdraft_limit_cents, c.status, a.last_activity_at, "
             "a.last_activity_date FROM accounts a "
             "LEFT JOIN customers c ON c.id = a.customer_id WHERE "
-            + _unnest_in("a.account_number"),
+            + SQL.in_list("a.account_number", "VARCHAR"),
             [numbers],
         ):
             accounts[row[0]] = list(row[1:])
@@ -434,7 +433,7 @@ def spent_today_cents(fetchall, business_date, customer_ids) -> dict:
         "JOIN transactions t ON t.id = p.transaction_id "
         "JOIN accounts a ON a.id = p.account_id "
         "WHERE t.kind = 'transfer' AND t.actor_role = 'customer' AND p.amount_cents < 0 "
-        "AND t.business_date = ? AND " + _unnest_in("a.customer_id")
+        "AND t.business_date = ? AND " + SQL.in_list("a.customer_id", "BIGINT")
         + " AND t.target_account NOT IN (SELECT account_number FROM accounts b "
         "WHERE b.customer_id = a.customer_id) GROUP BY 1",
         [business_date, list(customer_ids)])}

@@ -78,6 +78,7 @@ from .ledger import available_cents, utcnow
 from ..domain.money import format_cents, to_cents, to_money
 from .posting_frames import post_frames
 from ..domain.validate import clean_memo
+from ..store.sql import DIALECT as SQL
 
 FREQUENCIES = ("monthly", "weekly")
 STATUSES = ("active", "cancelled", "finished")
@@ -494,8 +495,9 @@ class StandingOrders:
             "l.outcome AS last_outcome, l.reason AS last_reason, "
             "l.attempt_date AS last_attempt_date, coalesce(f.failures, 0) AS failures "
             "FROM standing_orders o LEFT JOIN (SELECT order_id, outcome, reason, attempt_date "
-            "FROM standing_order_runs QUALIFY row_number() OVER (PARTITION BY order_id ORDER BY "
-            "attempt_date DESC, due_date DESC) = 1) l ON l.order_id = o.id "
+            "FROM (SELECT order_id, outcome, reason, attempt_date, row_number() OVER ("
+            "PARTITION BY order_id ORDER BY attempt_date DESC, due_date DESC) AS latest "
+            "FROM standing_order_runs) r WHERE latest = 1) l ON l.order_id = o.id "
             "LEFT JOIN (SELECT order_id, count(*) AS failures FROM standing_order_runs "
             "WHERE outcome <> 'executed' GROUP BY 1) f ON f.order_id = o.id"
             + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY o.id DESC",
@@ -676,8 +678,8 @@ def _fees(uow, day, missed: pd.DataFrame) -> pd.Series:
     fee_by_product = dict(zip(terms["product_id"].astype("int64"),
                               terms["standing_order_fail_fee_cents"].astype("int64")))
     ids = [int(i) for i in missed["source_id"]]
-    products = dict(uow.fetchall("SELECT id, product_id FROM accounts WHERE id IN "
-                                 "(SELECT unnest(?))", [ids]))
+    products = dict(uow.fetchall("SELECT id, product_id FROM accounts WHERE "
+                                 + SQL.in_list("id", "BIGINT"), [ids]))
     return pd.Series([int(fee_by_product.get(products.get(i), 0) or 0) for i in ids],
                      index=missed.index, dtype="int64")
 
@@ -760,7 +762,7 @@ def _attempt(bank, actor, uow, day, cand, out, post):
         out.standing_order_fees = int(post_event_charges(bank, actor, uow, frame, day=day))
         found = dict(((int(a), r), int(i)) for a, r, i in uow.fetchall(
             "SELECT account_id, reason, id FROM charges WHERE code = ? AND business_date = ? "
-            "AND reason IN (SELECT unnest(?))", [FEE_CODE, day, reasons]))
+            "AND " + SQL.in_list("reason", "VARCHAR"), [FEE_CODE, day, reasons]))
         ids = {idx: found.get((int(a), r)) for idx, a, r in
                zip(charged.index, charged["source_id"], reasons)}
         cand["charge_id"] = pd.array([ids.get(i) for i in cand.index], dtype="Int64")

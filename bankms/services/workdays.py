@@ -34,6 +34,7 @@ import pandas as pd
 
 from ..domain.dates import as_date
 from ..domain.errors import BankError, InvalidInput
+from ..store.sql import DIALECT as SQL
 
 HOLIDAY_NAME_CHARS_MIN = 2
 HOLIDAY_NAME_CHARS_MAX = 80
@@ -355,12 +356,14 @@ def reschedule_in(bank, uow, actor, old: Calendar, new: Calendar, *, since: dt.d
         return 0
     cached: dict[int, list] = {}
     for row in uow.fetchall(
-            "SELECT " + ", ".join(SCHEDULE_COLUMNS) + " FROM loan_schedule WHERE loan_id IN "
-            "(SELECT unnest(?)) ORDER BY loan_id, n", [[loan["id"] for loan in loans]]):
+            "SELECT " + ", ".join(SCHEDULE_COLUMNS) + " FROM loan_schedule WHERE "
+            + SQL.in_list("loan_id", "BIGINT") + " ORDER BY loan_id, n",
+            [[loan["id"] for loan in loans]]):
         cached.setdefault(row[0], []).append(tuple(row))
     splits: dict[int, tuple] = {lid: tuple(int(v) for v in sums) for lid, *sums in uow.fetchall(
         "SELECT loan_id, sum(fee_cents), sum(interest_cents), sum(principal_cents) FROM "
-        "loan_payments WHERE method <> 'recovery' AND loan_id IN (SELECT unnest(?)) GROUP BY 1",
+        "loan_payments WHERE method <> 'recovery' AND " + SQL.in_list("loan_id", "BIGINT")
+        + " GROUP BY 1",
         [[loan["id"] for loan in loans]])}
     today = _business_date_in(uow)
     changed, moved = [], 0
@@ -399,7 +402,7 @@ def reschedule_in(bank, uow, actor, old: Calendar, new: Calendar, *, since: dt.d
         # to rewrite (set-based: a change may move thousands of loans).
         frame = pd.concat(changed, ignore_index=True)
         frame["fee_date"] = pd.to_datetime(frame["fee_date"])
-        uow.execute("DELETE FROM loan_schedule WHERE loan_id IN (SELECT unnest(?))",
+        uow.execute("DELETE FROM loan_schedule WHERE " + SQL.in_list("loan_id", "BIGINT"),
                     [[int(v) for v in frame["loan_id"].unique()]])
         uow.cur.register("moved_schedule", frame)
         try:

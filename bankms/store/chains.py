@@ -24,6 +24,7 @@ from ..domain import chain
 from ..domain.errors import InvalidInput
 from ..domain.dates import utcnow
 from ..domain.text import csv_rows
+from .sql import DIALECT as SQL
 
 TX_COLUMNS = chain.CHAIN_COLUMNS["ledger"]["transactions"]
 POSTING_COLUMNS = chain.CHAIN_COLUMNS["ledger"]["postings"]
@@ -285,7 +286,7 @@ class Chains:
             "ORDER BY id LIMIT 1")
         table = "transactions" if name == "ledger" else "audit_log"
         stored = dict(bank.read(f"SELECT id, chain_hash FROM {table} WHERE "
-                                "id IN (SELECT unnest(?))", [sorted(want)])) if want else {}
+                                + SQL.in_list("id", "BIGINT"), [sorted(want)])) if want else {}
         first_bad = bad[0] if bad else None
         return {"bad": first_bad, "before_bad": bad[1] if bad else None,
                 "at": {i: h for i, h in stored.items() if first_bad is None or i < first_bad},
@@ -318,15 +319,15 @@ class Chains:
                     + "it, or an entry before it, was changed, removed or inserted")
         problems.extend(self._ambiguous())
         (strays,) = bank.read_one(
-            "SELECT count(*) FROM postings p ANTI JOIN transactions t ON t.id = p.transaction_id")
+            "SELECT count(*) FROM postings p WHERE NOT EXISTS (SELECT 1 FROM transactions t "
+            "WHERE t.id = p.transaction_id)")
         if strays:
             problems.append(f"ledger chain: {strays} postings belong to no transaction")
         problems.extend(_compare_heads("recorded head", recorded, walked))
         for tid, day, closed in bank.read(
-                "SELECT t.id, t.business_date, h.business_date FROM transactions t "
+                "SELECT t.id, t.business_date, min(h.business_date) FROM transactions t "
                 "JOIN chain_heads h ON h.chain = 'ledger' AND t.business_date <= h.business_date "
-                "AND t.id > h.last_id "
-                "QUALIFY row_number() OVER (PARTITION BY t.id ORDER BY h.business_date) = 1 "
+                "AND t.id > h.last_id GROUP BY t.id, t.business_date "
                 "ORDER BY t.id LIMIT 20"):
             problems.append(f"ledger chain: transaction {tid} is dated {day} but comes after "
                             f"the head recorded when {closed} was closed (a back-dated entry)")

@@ -49,6 +49,7 @@ from ...domain.chart import INTERNAL
 from ..posting_frames import post_frames
 from ...domain.schedule import add_months
 from .tax import withholding_tax_bp, withholding_tax_cents
+from ...store.sql import DIALECT as SQL
 
 MICRO_PER_CENT = 1_000_000
 DAY_COUNTS = ("actual/365", "actual/actual", "30/360")
@@ -217,13 +218,16 @@ WHERE r.rate_percent > 0
 
 
 # One day's accrual per account (accrual_micro_cents in SQL): half-up away from zero, integer
-# arithmetic (DuckDB divides DECIMALs as DOUBLE, so no DECIMAL division here).
+# arithmetic (DuckDB divides DECIMALs as DOUBLE, so the division is SQL.int_div). The product
+# outgrows BIGINT, so it is DECIMAL(38, 0) (exact on both engines); the sign is taken of a
+# DECIMAL too, as PostgreSQL's sign() of a BIGINT would be a DOUBLE.
 ACCRUE_SQL = """
 INSERT INTO interest_accruals (account_id, accrual_date, balance_cents, rate_percent,
                                accrued_micro_cents)
 SELECT account_id, CAST(? AS DATE), balance_cents, rate_percent,
-       CAST(sign(balance_cents) * ((2 * abs(CAST(balance_cents AS HUGEINT))
-            * CAST(rate_percent * 10000 AS BIGINT) * num + den) // (2 * den)) AS BIGINT)
+       CAST(sign(CAST(balance_cents AS DECIMAL(38, 0))) * """ + SQL.int_div(
+    "2 * abs(CAST(balance_cents AS DECIMAL(38, 0))) * CAST(rate_percent * 10000 AS BIGINT) "
+    "* num + den", "2 * den") + """ AS BIGINT)
 FROM ({rates})
 """
 
@@ -262,9 +266,11 @@ _KINDS = {"credit": ("interest_postings", ">"), "overdraft": ("overdraft_interes
 # first accrual date to scan and the day.
 UNPOSTED_SQL = """
 WITH v AS ({terms}),
-last AS (SELECT account_id, max(period_end) AS last_end,
-                arg_max(carry_out_micro_cents, period_end) AS carry
-         FROM {table} WHERE period_end >= ? GROUP BY 1),
+last AS (SELECT account_id, period_end AS last_end, carry_out_micro_cents AS carry
+         FROM (SELECT account_id, period_end, carry_out_micro_cents, row_number() OVER (
+                   PARTITION BY account_id ORDER BY period_end DESC) AS nth
+               FROM {table} WHERE period_end >= ?) r
+         WHERE nth = 1),
 c AS (
     SELECT a.id AS account_id, a.account_number,
            CAST(coalesce(l.carry, 0) AS BIGINT) AS carry_in_micro_cents,
@@ -293,8 +299,8 @@ ORDER BY c.account_id
 # accounts may hold accruals from before the current period's calendar start.
 PERIOD_CHANGED_SQL = """
 SELECT count(*) FROM (SELECT product_id FROM deposit_product_versions
-    WHERE effective_date > CAST(? AS DATE) - INTERVAL 400 DAY
-    GROUP BY 1 HAVING count(DISTINCT posting_period) > 1)
+    WHERE effective_date > CAST(? AS DATE) - INTERVAL '400 days'
+    GROUP BY 1 HAVING count(DISTINCT posting_period) > 1) changed
 """
 
 
@@ -483,7 +489,7 @@ running AS (
     FROM moves),
 low AS (
     SELECT account_id, min(moved) AS low_moved, min(day) AS first_move,
-           any_value(month_moved) AS month_moved
+           max(month_moved) AS month_moved  -- the same on every row of the account
     FROM running GROUP BY 1)
 SELECT acc.*, CAST(CASE
         WHEN low.account_id IS NULL THEN acc.balance_cents
@@ -562,7 +568,7 @@ def dormancy(bank, actor, uow, day: dt.date, settings: dict, out) -> None:
     nxt = day + dt.timedelta(days=1)
     groups: dict[int, list] = {}
     for product_id, months in uow.fetchall(
-            f"SELECT product_id, dormancy_months FROM ({_terms_sql()}) ORDER BY 1", [day]):
+            f"SELECT product_id, dormancy_months FROM ({_terms_sql()}) v ORDER BY 1", [day]):
         groups.setdefault(int(months), []).append(int(product_id))
     fallback = int(settings.get("dormancy_months", "12"))
     groups.setdefault(fallback, []).append(None)

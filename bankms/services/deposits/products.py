@@ -59,14 +59,16 @@ RATE_COLUMNS = ("interest_rate_percent", "overdraft_rate_percent", "penalty_rate
 # The version in force on a day: the one with the largest effective_date on or before it. A day
 # before a product's first version reads that first version, so history written before the
 # products existed (an older bank's first days, the demo builder's past months) has terms.
-# One parameter: the day.
+# One parameter: the day. (product_id, effective_date) is the table's key, so the join picks
+# one version per product; callers may append clauses naming `v`.
 VERSIONS_IN_FORCE_SQL = """
-SELECT v.* FROM deposit_product_versions v, (SELECT CAST(? AS DATE) AS day) d
-QUALIFY row_number() OVER (
-    PARTITION BY v.product_id
-    ORDER BY CASE WHEN v.effective_date <= d.day THEN 0 ELSE 1 END,
-             CASE WHEN v.effective_date <= d.day THEN v.effective_date END DESC,
-             v.effective_date) = 1
+SELECT v.* FROM deposit_product_versions v JOIN (
+    SELECT w.product_id,
+           coalesce(max(w.effective_date) FILTER (WHERE w.effective_date <= d.day),
+                    min(w.effective_date)) AS effective_date
+    FROM deposit_product_versions w, (SELECT CAST(? AS DATE) AS day) d
+    GROUP BY w.product_id, d.day) f
+ON f.product_id = v.product_id AND f.effective_date = v.effective_date
 """
 
 
@@ -301,7 +303,8 @@ class DepositProducts:
         self._require_read(actor)
         day = as_date(on, "date") or self._bank.business_date
         df = self._bank.read_df(
-            "SELECT p.id, p.code, p.name, p.kind, p.active, v.* EXCLUDE (product_id), "
+            "SELECT p.id, p.code, p.name, p.kind, p.active, "
+            + ", ".join("v." + c for c in VERSION_COLUMNS if c != "product_id") + ", "
             "(SELECT count(*) FROM deposit_product_tiers t WHERE t.product_id = p.id "
             " AND t.effective_date = v.effective_date) AS tier_count, "
             "(SELECT count(*) FROM deposit_product_versions f WHERE f.product_id = p.id "

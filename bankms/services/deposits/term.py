@@ -86,6 +86,7 @@ from ..ledger import TRANSACTIONAL_KINDS, PostingRequest, utcnow
 from ...domain.money import to_cents, to_money
 from ..posting_frames import post_frames
 from .tax import withholding_tax_bp, withholding_tax_cents
+from ...store.sql import DIALECT as SQL
 
 MICRO_PER_CENT = 1_000_000
 RATE_SCALE = 10_000  # rates have at most four decimals (accounts.clean_rate)
@@ -245,16 +246,16 @@ def products_terms(uow, *, day: dt.date, product_ids) -> dict:
     if not ids:
         return {}
     products = uow.fetchall("SELECT id, code, name, kind, active FROM deposit_products "
-                            "WHERE id IN (SELECT unnest(?))", [ids])
+                            "WHERE " + SQL.in_list("id", "BIGINT"), [ids])
     versions = {row[0]: row for row in uow.fetchall(
-        f"SELECT v.* FROM ({VERSIONS_IN_FORCE_SQL}) v WHERE v.product_id IN "
-        "(SELECT unnest(?))", [day, ids])}
+        f"SELECT v.* FROM ({VERSIONS_IN_FORCE_SQL}) v WHERE "
+        + SQL.in_list("v.product_id", "BIGINT"), [day, ids])}
     tiers = {}
     for pid, cents, rate in uow.fetchall(
             f"SELECT t.product_id, t.from_balance_cents, t.rate_percent FROM "
             f"({VERSIONS_IN_FORCE_SQL}) v JOIN deposit_product_tiers t "
             "ON t.product_id = v.product_id AND t.effective_date = v.effective_date "
-            "WHERE v.product_id IN (SELECT unnest(?)) "
+            "WHERE " + SQL.in_list("v.product_id", "BIGINT") + " "
             "ORDER BY t.product_id, t.from_balance_cents", [day, ids]):
         tiers.setdefault(pid, []).append(
             (int(cents), Decimal(str(rate)).quantize(Decimal("0.0001"))))
@@ -663,8 +664,8 @@ class TermDeposits:
             problems.append(f"term deposit {number} is {status} but its account ({kind}) is "
                             f"{acc_status} holding {balance} cents (principal {principal})")
         (missing,) = self._bank.read_one(
-            "SELECT count(*) FROM accounts a ANTI JOIN term_deposits t ON t.account_id = a.id "
-            "WHERE a.kind = 'term_deposit'")
+            "SELECT count(*) FROM accounts a WHERE a.kind = 'term_deposit' AND NOT EXISTS ("
+            "SELECT 1 FROM term_deposits t WHERE t.account_id = a.id)")
         if missing:
             problems.append(f"{missing} term deposit accounts have no term_deposits row")
         return problems
@@ -810,7 +811,8 @@ def mature(bank, actor, uow, day: dt.date, out) -> None:
         "SELECT account_number, id FROM accounts WHERE customer_id IS NULL"))
     expense, tax_gl = INTERNAL["interest_expense"], INTERNAL["withholding_tax_payable"]
     new_ids = dict(uow.fetchall(
-        "SELECT account_number, id FROM accounts WHERE account_number IN (SELECT unnest(?))",
+        "SELECT account_number, id FROM accounts WHERE "
+        + SQL.in_list("account_number", "VARCHAR"),
         [list(new_numbers)])) if len(new_numbers) else {}
     tx, legs = _maturity_frames(due, new_ids, expense=expense,
                                 expense_id=internal[expense], tax_id=internal[tax_gl])
@@ -882,8 +884,8 @@ def _new_accounts(uow, renewing: pd.DataFrame, day: dt.date) -> list:
     while len(numbers) < len(renewing):
         drawn = [accountnum.random_number() for _ in range(len(renewing) - len(numbers))]
         used = {r[0] for r in uow.fetchall(
-            "SELECT account_number FROM accounts WHERE account_number IN (SELECT unnest(?))",
-            [drawn])}
+            "SELECT account_number FROM accounts WHERE "
+            + SQL.in_list("account_number", "VARCHAR"), [drawn])}
         for number in drawn:
             if number not in used and number not in taken:
                 taken.add(number)

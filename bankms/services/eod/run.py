@@ -64,6 +64,7 @@ from ...domain.schedule import BUCKETS
 # The step modules (deposit_eod, term_deposits, accounts.close) share the tax rule through
 # tax.py; these names stay importable from here.
 from ..deposits.tax import withholding_tax_bp, withholding_tax_cents  # noqa: F401
+from ...store.sql import DIALECT as SQL
 
 # Loans owing something on business date ? and what their linked accounts can pay. Accounts
 # paying several loans pay the oldest loan first.
@@ -78,7 +79,7 @@ SELECT loan_id, account_id, account_number, amount_cents FROM (
     JOIN accounts a ON a.account_number = l.account_number
     JOIN customers c ON c.id = a.customer_id
     WHERE o.owed_cents > 0 AND l.status = 'active' AND a.status IN ('active', 'dormant')
-      AND c.status = 'active')
+      AND c.status = 'active') payable
 WHERE amount_cents > 0 ORDER BY loan_id
 """
 
@@ -404,20 +405,22 @@ WITH s AS (
     SELECT loan_id, n, due_date, interest_cents, interest_paid_cents,
            coalesce(lag(due_date) OVER w, l.disbursement_date) AS start_date,
            coalesce(lag(balance_cents) OVER w, l.principal_cents) AS opening_cents,
-           CAST(round(l.annual_rate_percent * 10000) AS HUGEINT) AS rate_e4,
+           CAST(round(l.annual_rate_percent * 10000) AS DECIMAL(38, 0)) AS rate_e4,
            l.day_count = '30/360' OR l.frequency <> 'monthly' AS other_terms
     FROM loan_schedule JOIN loans l ON l.id = loan_schedule.loan_id
     WHERE l.status = 'active' AND l.days_past_due <= {NON_ACCRUAL_DAYS}
     WINDOW w AS (PARTITION BY loan_id ORDER BY n)
 ), coming AS (
     SELECT loan_id, interest_cents, interest_paid_cents,
-           (2 * opening_cents * rate_e4 * date_diff('day', start_date, CAST(? AS DATE))
-            + 12000000 * date_diff('day', start_date, due_date))
-           // (24000000 * date_diff('day', start_date, due_date)) AS accrued,
-           other_terms OR interest_cents <> (2 * opening_cents * rate_e4 + 12000000)
-               // 24000000 AS changed
-    FROM s WHERE due_date > CAST(? AS DATE)
-    QUALIFY row_number() OVER (PARTITION BY loan_id ORDER BY n) = 1
+           {SQL.int_div(
+               "2 * opening_cents * rate_e4 * " + SQL.days_between("start_date", "CAST(? AS DATE)")
+               + " + 12000000 * " + SQL.days_between("start_date", "due_date"),
+               "24000000 * " + SQL.days_between("start_date", "due_date"))} AS accrued,
+           other_terms OR interest_cents
+               <> {SQL.int_div("2 * opening_cents * rate_e4 + 12000000", "24000000")} AS changed
+    FROM (SELECT s.*, row_number() OVER (PARTITION BY loan_id ORDER BY n) AS nth
+          FROM s WHERE due_date > CAST(? AS DATE)) f
+    WHERE nth = 1
 ), due AS (
     SELECT loan_id, sum(interest_cents - interest_paid_cents) AS unpaid
     FROM s WHERE due_date <= CAST(? AS DATE) GROUP BY 1
@@ -522,8 +525,10 @@ def _provision(bank, actor, uow, day, internal, settings, out):
             "AS bucket, coalesce(t.percent, 0) AS percent, CAST(coalesce(t.target, 0) AS "
             "BIGINT) AS provision_cents, CAST(coalesce(t.target, 0) - coalesce("
             "p.provision_cents, 0) AS BIGINT) AS change_cents FROM (SELECT l.id AS loan_id, "
-            "l.arrears_bucket AS bucket, r.percent, (2 * CAST(l.principal_outstanding_cents AS "
-            "HUGEINT) * r.basis_points + 10000) // 20000 AS target FROM loans l JOIN "
+            "l.arrears_bucket AS bucket, r.percent, "
+            + SQL.int_div("2 * CAST(l.principal_outstanding_cents AS DECIMAL(38, 0)) "
+                          "* r.basis_points + 10000", "20000")
+            + " AS target FROM loans l JOIN "
             "provision_rates r ON r.bucket = l.arrears_bucket WHERE l.status = 'active') t "
             "FULL JOIN loan_provisions p ON p.loan_id = t.loan_id "
             "WHERE coalesce(t.target, 0) <> coalesce(p.provision_cents, 0) "

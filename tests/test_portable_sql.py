@@ -1,0 +1,354 @@
+"""Portable SQL (issue 14, PLAN14 task C): the service and reporting SQL runs on DuckDB and
+PostgreSQL alike.
+
+- A contract: the SQL text in bankms outside bankms/store (the engine-specific layer) holds
+  none of DuckDB's own constructs; a hit names file:line and the portable form to use.
+- The dialect helpers of bankms.store.sql, run on an in-memory DuckDB and on PostgreSQL
+  (tests/pgcluster.py; skipped with its banner when no server starts) over the same edge
+  cases: negative and wide operands for int_div, empty lists and NULLs for in_list, month ends
+  and leap years for days_between, microseconds either side of 1970, and the table listing.
+"""
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import pathlib
+import re
+
+import duckdb
+import pytest
+
+from bankms.store.sql import DIALECT, DUCKDB, POSTGRES, SQLITE
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "bankms"
+ENGINE_LAYER = PACKAGE / "store"
+
+# (pattern, what to write instead). Keywords are matched in capitals, as bankms writes SQL, so
+# that prose such as "does not qualify" in a message is not taken for SQL.
+DUCKDB_ONLY = [
+    (re.compile(r"\bANTI\s+JOIN\b", re.IGNORECASE), "NOT EXISTS (SELECT 1 ...)"),
+    (re.compile(r"\bSEMI\s+JOIN\b", re.IGNORECASE), "EXISTS (SELECT 1 ...)"),
+    (re.compile(r"\bQUALIFY\b"), "a row_number() subquery filtered outside"),
+    (re.compile(r"\bdate_diff\s*\(", re.IGNORECASE), "SQL.days_between(start, end)"),
+    (re.compile(r"\bHUGEINT\b", re.IGNORECASE), "CAST(x AS DECIMAL(38, 0)) and SQL.int_div"),
+    (re.compile(r"\bduckdb_(tables|columns)\s*\(", re.IGNORECASE), "SQL.table_columns()"),
+    (re.compile(r"\bunnest\s*\(\s*\?"), "SQL.in_list(column, sql_type)"),
+    (re.compile(r"\btypeof\s*\(", re.IGNORECASE), "a check in Python before the scan"),
+    (re.compile(r"\bEXCLUDE\s*\("), "the columns named"),
+    (re.compile(r"\b(arg_max|arg_min|max_by|min_by)\s*\(", re.IGNORECASE),
+     "a row_number() subquery"),
+    (re.compile(r"\bany_value\s*\(", re.IGNORECASE), "min() or max() (PostgreSQL 16+ only)"),
+    (re.compile(r"\bepoch_(us|ms)\s*\(", re.IGNORECASE), "SQL.epoch_us(col)"),
+    (re.compile(r"\bINTERVAL\s+\d+\s+[A-Z]+", re.IGNORECASE), "INTERVAL '400 days'"),
+]
+# `//` (DuckDB's integer division) inside SQL: a string holding SQL and `//` that is not part
+# of a URL.
+SQL_TEXT = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|FROM|WHERE)\b")
+INT_DIV = re.compile(r"(?<![:/])//(?!/)")
+# A subquery in FROM needs an alias on PostgreSQL before 16 (DuckDB and PostgreSQL 16 do not
+# ask for one): `FROM (SELECT ...)` followed by a clause keyword, `)` or the end of the text.
+SUBQUERY = re.compile(r"\b(FROM|JOIN)\s*\(\s*(SELECT|WITH|\{\})")
+NO_ALIAS = re.compile(r"\s*(WHERE|GROUP|ORDER|LIMIT|UNION|EXCEPT|INTERSECT|HAVING|WINDOW|ON|JOIN|"
+                      r"LEFT|RIGHT|FULL|INNER|CROSS)\b|\s*[),]|\s*$")
+
+
+def unaliased_subqueries(text: str):
+    for match in SUBQUERY.finditer(text):
+        depth, i = 0, match.end() - len(match.group(2)) - 1
+        while i < len(text):
+            depth += {"(": 1, ")": -1}.get(text[i], 0)
+            if depth == 0:
+                break
+            i += 1
+        if i < len(text) and NO_ALIAS.match(text, i + 1):
+            yield match
+
+
+def _docstrings(tree) -> set[int]:
+    ids = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                ids.add(id(body[0].value))
+    return ids
+
+
+def string_literals(path: pathlib.Path):
+    """(line, text) of every string literal in the module but docstrings; an f-string's text
+    has its replacement fields as {}."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skip = _docstrings(tree)
+    parts = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            parts.update(id(v) for v in node.values)
+            yield node.lineno, "".join(v.value if isinstance(v, ast.Constant) else "{}"
+                                       for v in node.values)
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                and id(node) not in skip and id(node) not in parts):
+            yield node.lineno, node.value
+
+
+def duckdb_only_sites(root: pathlib.Path = PACKAGE, exempt: pathlib.Path = ENGINE_LAYER):
+    """'file:line: construct -> portable form' for each DuckDB-only construct in SQL text."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if exempt in path.parents:
+            continue
+        for line, text in string_literals(path):
+            hits = [(m, fix) for pattern, fix in DUCKDB_ONLY for m in pattern.finditer(text)]
+            if SQL_TEXT.search(text):
+                hits += [(m, "SQL.int_div(a, b)") for m in INT_DIV.finditer(text)]
+                hits += [(m, "an alias after the subquery (PostgreSQL 15)")
+                         for m in unaliased_subqueries(text)]
+            for match, fix in hits:
+                where = line + text.count("\n", 0, match.start())
+                found.append(f"{path.relative_to(root.parent)}:{where}: "
+                             f"{match.group(0)!r} -> {fix}")
+    return sorted(set(found))
+
+
+def test_no_duckdb_only_sql_outside_the_store():
+    assert duckdb_only_sites() == []
+
+
+@pytest.mark.parametrize("source, expected", [
+    ('X = "SELECT count(*) FROM a ANTI JOIN b ON b.id = a.id"\n', "'ANTI JOIN'"),
+    ("X = f'''SELECT {c} FROM t\n QUALIFY row_number() OVER () = 1'''\n", "m.py:2: 'QUALIFY'"),
+    ('X = "SELECT date_diff(\'day\', a, b) FROM t"\n', "'date_diff('"),
+    ('X = "SELECT CAST(x AS HUGEINT) FROM t"\n', "'HUGEINT'"),
+    ('X = "SELECT a // 2 FROM t"\n', "'//'"),
+    ('X = "SELECT table_name FROM duckdb_tables()"\n', "'duckdb_tables('"),
+    ('X = "DELETE FROM t WHERE id IN (SELECT unnest(?))"\n', "'unnest(?'"),
+    ('X = "SELECT typeof(x) FROM t"\n', "'typeof('"),
+    ('X = "SELECT arg_max(a, b) FROM t"\n', "'arg_max('"),
+    ('X = "SELECT d - INTERVAL 400 DAY FROM t"\n', "'INTERVAL 400 DAY'"),
+    ('X = "SELECT epoch_us(ts) FROM t"\n', "'epoch_us('"),
+    ('X = "SELECT count(*) FROM (SELECT a FROM t GROUP BY 1)"\n', "'FROM (SELECT'"),
+    ('X = "SELECT * FROM (SELECT a FROM (SELECT 1 AS a) x) WHERE a > 0"\n', "'FROM (SELECT'"),
+    ('X = f"SELECT * FROM ({q}) ORDER BY 1"\n', "'FROM ({}'"),
+    ('X = "SELECT * FROM (SELECT a FROM t) s WHERE a > 0"\n', None),
+    ('X = "SELECT * FROM t JOIN (SELECT 1 AS a) AS s ON true"\n', None),
+    ('X = "see https://example.org FROM here"\n', None),
+    ('X = "the customer does not qualify for this"\n', None),
+    ('def f():\n    """Uses ANTI JOIN and QUALIFY in prose."""\n', None),
+    ('Y = 7 // 2\n', None),
+])
+def test_the_contract_finds_what_it_should(tmp_path, source, expected):
+    package = tmp_path / "pkg"
+    (package / "store").mkdir(parents=True)
+    (package / "m.py").write_text(source)
+    (package / "store" / "engine.py").write_text(source)  # the engine layer may use them
+    found = duckdb_only_sites(package, package / "store")
+    if expected is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and "pkg/m.py:" in found[0] and expected in found[0], found
+
+
+# -- the fragments, run on each engine ----------------------------------------------------------
+class Engine:
+    """A connection to run a dialect's fragments on: `d` the dialect, `execute(sql, params)`
+    a cursor; `?` placeholders on both (turned into psycopg's %s for PostgreSQL)."""
+
+    def __init__(self, d, execute):
+        self.d, self.execute = d, execute
+
+
+@pytest.fixture(params=["duckdb", "pg"])
+def con(request):
+    """DuckDB in memory, and PostgreSQL's `postgres` database (tests/pgcluster.py: skipped with
+    its loud banner when no server can be started)."""
+    if request.param == "duckdb":
+        c = duckdb.connect()
+        yield Engine(DUCKDB, lambda sql, params=(): c.execute(sql, list(params)))
+    else:
+        psycopg = pytest.importorskip("psycopg")
+        c = psycopg.connect(request.getfixturevalue("pg_url"), autocommit=True)
+        yield Engine(POSTGRES, lambda sql, params=(): c.execute(sql.replace("?", "%s"),
+                                                                 list(params)))
+    c.close()
+
+
+def value(con, sql, params=None):
+    return con.execute(sql, params or []).fetchone()[0]
+
+
+BIG = 9_223_372_036_854_775_807  # BIGINT's largest
+
+
+@pytest.mark.parametrize("a, b, expected", [
+    ("7", "2", 3),
+    ("-7", "2", -3),               # truncated toward zero, as `//` and div(), not floor
+    ("7", "-2", -3),
+    ("-7", "-2", 3),
+    ("6", "3", 2),
+    ("0", "5", 0),
+    ("-1", "20000", 0),
+    # products of cents beyond BIGINT, made DECIMAL(38, 0) as the services do
+    (f"2 * CAST({BIG} AS DECIMAL(38, 0)) * 10000 + 1", "20000", BIG),
+    (f"-2 * CAST({BIG} AS DECIMAL(38, 0)) * 10000 - 1", "20000", -BIG),
+    ("2 * CAST(123456789 AS DECIMAL(38, 0)) * 87500 + 10000", "20000", 1080246904),
+])
+def test_int_div(con, a, b, expected):
+    assert value(con, f"SELECT {con.d.int_div(a, b)}") == expected
+
+
+def test_int_div_by_zero_is_an_error(con):
+    with pytest.raises(Exception, match="(?i)division by zero"):
+        value(con, f"SELECT {con.d.int_div('7', '0')}")
+
+
+def test_int_div_matches_python_truncation_on_a_grid(con):
+    cases = [(a, b) for a in range(-25, 26) for b in (-7, -4, -1, 1, 3, 4, 20_000)]
+    rows = con.execute("SELECT a, b, " + con.d.int_div("CAST(a AS DECIMAL(38, 0))", "b")
+                       + " FROM (SELECT unnest(CAST(? AS BIGINT[])) AS a, "
+                       "unnest(CAST(? AS BIGINT[])) AS b) s",
+                       [[a for a, _ in cases], [b for _, b in cases]]).fetchall()
+    assert [(a, b, int(a / b)) for a, b in cases] == rows
+
+
+@pytest.mark.parametrize("sql_type, column, values, expected", [
+    ("BIGINT", [1, 2, None, -3], [1, -3], [1, -3]),
+    ("BIGINT", [1, 2, None, -3], [], []),                 # an empty list matches nothing
+    ("BIGINT", [1, 2, None, -3], [None], []),             # NULL never equals NULL
+    ("BIGINT", [1, 2, None, -3], [2, None], [2]),
+    ("VARCHAR", ["a", "b", None, "GL4100"], ["GL4100", "x"], ["GL4100"]),
+    ("VARCHAR", ["a", "b", None, "GL4100"], [], []),
+    ("VARCHAR", ["a", "b", None], ["A"], []),             # case-sensitive
+    ("DATE", [dt.date(2024, 2, 29), None], [dt.date(2024, 2, 29)], [dt.date(2024, 2, 29)]),
+])
+def test_in_list(con, sql_type, column, values, expected):
+    sql = (f"SELECT x FROM (SELECT unnest(CAST(? AS {sql_type}[])) AS x) s "
+           f"WHERE {con.d.in_list('x', sql_type)} ORDER BY x")
+    assert [r[0] for r in con.execute(sql, [column, values]).fetchall()] == sorted(expected)
+
+
+def test_not_in_list_keeps_in_semantics(con):
+    # NOT (x IN list) with a NULL in the list is NULL, never true: as NOT IN, the reason the
+    # anti joins became NOT EXISTS and not NOT IN.
+    sql = ("SELECT x FROM (SELECT unnest(CAST(? AS BIGINT[])) AS x) s "
+           f"WHERE NOT ({con.d.in_list('x', 'BIGINT')}) ORDER BY x")
+    assert con.execute(sql, [[1, 2, 3], [2]]).fetchall() == [(1,), (3,)]
+    assert con.execute(sql, [[1, 2, 3], [2, None]]).fetchall() == []
+
+
+@pytest.mark.parametrize("sql_type", ["BIGINT[]", "TEXT", "int; DROP TABLE x", ""])
+def test_in_list_refuses_unknown_types(sql_type):
+    with pytest.raises(ValueError):
+        DUCKDB.in_list("x", sql_type)
+
+
+@pytest.mark.parametrize("start, end, expected", [
+    (dt.date(2026, 1, 31), dt.date(2026, 2, 1), 1),
+    (dt.date(2026, 2, 1), dt.date(2026, 3, 1), 28),
+    (dt.date(2024, 2, 1), dt.date(2024, 3, 1), 29),       # leap year
+    (dt.date(2023, 12, 31), dt.date(2024, 12, 31), 366),
+    (dt.date(2024, 2, 29), dt.date(2025, 2, 28), 365),
+    (dt.date(2026, 3, 1), dt.date(2026, 2, 1), -28),      # end before start
+    (dt.date(2026, 5, 5), dt.date(2026, 5, 5), 0),
+    (None, dt.date(2026, 5, 5), None),
+])
+def test_days_between(con, start, end, expected):
+    sql = f"SELECT {con.d.days_between('CAST(? AS DATE)', 'CAST(? AS DATE)')}"
+    assert value(con, sql, [start, end]) == expected
+
+
+@pytest.mark.parametrize("helper, col, expected", [
+    ("day", "TIMESTAMP '2024-02-29 23:59:59.999999'", dt.date(2024, 2, 29)),
+    ("month", "TIMESTAMP '2024-02-29 23:59:59'", dt.date(2024, 2, 1)),
+    ("month", "TIMESTAMP '2026-12-31 00:00:00'", dt.date(2026, 12, 1)),
+])
+def test_day_and_month(con, helper, col, expected):
+    assert value(con, f"SELECT {getattr(con.d, helper)(col)}") == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('{"reason": "dormant", "n": 1}', "dormant"),
+    ('{"n": 1}', None),
+    (None, None),
+])
+def test_json_text(con, text, expected):
+    assert value(con, f"SELECT {con.d.json_text('CAST(? AS VARCHAR)', 'reason')}",
+                 [text]) == expected
+
+
+@pytest.mark.parametrize("stamp, expected", [
+    (dt.datetime(1970, 1, 1), 0),
+    (dt.datetime(2026, 12, 1, 3, 4, 5, 123456), 1796094245123456),
+    (dt.datetime(1969, 12, 31, 23, 59, 59, 999999), -1),
+    (None, None),
+])
+def test_epoch_us(con, stamp, expected):
+    assert value(con, f"SELECT {con.d.epoch_us('CAST(? AS TIMESTAMP)')}", [stamp]) == expected
+
+
+def test_table_columns_on_duckdb():
+    c = duckdb.connect()
+    try:
+        c.execute("CREATE TABLE zeta (b BIGINT, a VARCHAR)")
+        c.execute("CREATE TABLE alpha (id BIGINT)")
+        assert c.execute(DUCKDB.table_columns()).fetchall() == [
+            ("alpha", "id"), ("zeta", "b"), ("zeta", "a")]
+        assert c.execute(DUCKDB.table_columns("zeta")).fetchall() == [("zeta", "b"), ("zeta", "a")]
+        assert c.execute(DUCKDB.table_columns("nothing")).fetchall() == []
+    finally:
+        c.close()
+
+
+def test_table_columns_on_postgres(pg_database):
+    psycopg = pytest.importorskip("psycopg")
+    with psycopg.connect(pg_database, autocommit=True) as c:
+        c.execute("CREATE TABLE zeta (b BIGINT, a VARCHAR)")
+        c.execute("CREATE TABLE alpha (id BIGINT)")
+        assert c.execute(POSTGRES.table_columns()).fetchall() == [
+            ("alpha", "id"), ("zeta", "b"), ("zeta", "a")]
+        assert c.execute(POSTGRES.table_columns("zeta")).fetchall() == [("zeta", "b"),
+                                                                         ("zeta", "a")]
+
+
+@pytest.mark.parametrize("call", [
+    lambda d: d.table_columns("x'; DROP TABLE accounts; --"),
+    lambda d: d.json_text("after", "a'b"),
+])
+def test_names_are_checked(call):
+    for dialect in (DUCKDB, POSTGRES, SQLITE):
+        with pytest.raises(ValueError):
+            call(dialect)
+
+
+@pytest.mark.parametrize("dialect", [DUCKDB, POSTGRES, SQLITE], ids=lambda d: d.name)
+@pytest.mark.parametrize("call", [
+    lambda d: d.int_div("<1>", "<2>"),
+    lambda d: d.days_between("<1>", "<2>"),
+    lambda d: d.json_text("<1>", "k"),
+    lambda d: d.epoch_us("<1>"),
+    lambda d: d.in_list("<1>", "BIGINT").replace("?", "<2>"),
+])
+def test_arguments_keep_their_order_in_the_text(dialect, call):
+    # `?` placeholders inside the arguments bind in the order they appear in the text.
+    text = call(dialect)
+    assert text.index("<1>") < text.index("<2>") if "<2>" in text else "<1>" in text
+
+
+def test_the_services_dialect_is_duckdb():
+    assert DIALECT is DUCKDB
+
+
+# -- the PostgreSQL fragments, as text (PostgreSQL 15 documentation) -------------------------
+@pytest.mark.parametrize("fragment, expected", [
+    (POSTGRES.in_list("a.account_number", "VARCHAR"), "a.account_number = ANY(CAST(? AS VARCHAR[]))"),
+    (POSTGRES.int_div("2 * x + 1", "2 * d"), "div(2 * x + 1, 2 * d)"),
+    (POSTGRES.days_between("start_date", "CAST(? AS DATE)"),
+     "(-(CAST(start_date AS DATE) - CAST(CAST(? AS DATE) AS DATE)))"),
+    (POSTGRES.json_text("after", "reason"), "(CAST(after AS jsonb) ->> 'reason')"),
+    (POSTGRES.epoch_us("a.opened_at"), "CAST(extract(epoch FROM a.opened_at) * 1000000 AS BIGINT)"),
+    (POSTGRES.table_columns("loans"),
+     "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = "
+     "current_schema() AND table_name = 'loans' ORDER BY table_name, ordinal_position"),
+])
+def test_postgres_fragments(fragment, expected):
+    assert fragment == expected
