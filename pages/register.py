@@ -28,7 +28,9 @@ def render() -> None:
         return
     st.caption("Tell us who you are. A teller checks your identity documents before any "
                "account is opened.")
-    today = dt.date.today()
+    # The bank's calendar date (its clock in its time zone), the date the service checks.
+    from bankms.services import businessday
+    today = businessday.calendar_date(common.get_bank())
     with st.form("bankms_register", clear_on_submit=False):
         left, right = st.columns(2)
         full_name = left.text_input("Full name", max_chars=100)

@@ -153,6 +153,7 @@ def _status(bank, actor, p):
 def _onboard(bank, actor):
     import datetime as dt
 
+    from bankms.services import businessday
     from pages.common import form_key, reset_form_key
     from pages import daily_common as dc
 
@@ -162,7 +163,8 @@ def _onboard(bank, actor):
     with st.form(f"onboard_{key}"):
         full_name = st.text_input("Full name", key=f"onboard_name_{key}")
         dob = st.date_input("Date of birth", value=None, min_value=dt.date(1900, 1, 1),
-                            max_value=dt.date.today(), key=f"onboard_dob_{key}")
+                            max_value=businessday.calendar_date(bank),
+                            key=f"onboard_dob_{key}")
         national_id = st.text_input("National id", key=f"onboard_nid_{key}")
         address = st.text_input("Address", key=f"onboard_address_{key}")
         phone = st.text_input("Phone", key=f"onboard_phone_{key}")

@@ -225,6 +225,21 @@ def test_teller_onboards_a_customer_and_opens_an_account(app_bank, staff):
     assert len(app_bank.accounts.list(staff["teller"], cid)) == 1
 
 
+def test_the_birth_date_field_ends_on_the_banks_calendar_date(app_bank, staff):
+    """At 2031-05-06 20:00 UTC it is 7 May in Tokyo: the field offers the bank's date, not the
+    machine's (date.today())."""
+    from conftest import Clock
+    clock, system = app_bank.clock, app_bank.system_actor()
+    app_bank.clock = Clock(dt.datetime(2031, 5, 6, 20, 0))
+    app_bank.settings.set(system, "bank_time_zone", "Asia/Tokyo")
+    try:
+        at = open_app(app_bank, staff["teller"], "customers")
+        assert by_label(at.date_input, "Date of birth").max == dt.date(2031, 5, 7)
+    finally:
+        app_bank.settings.set(system, "bank_time_zone", "UTC")
+        app_bank.clock = clock
+
+
 def test_onboarding_errors_change_nothing(app_bank, staff):
     at = open_app(app_bank, staff["teller"], "customers")
     before = len(app_bank.customers.list(staff["teller"]))

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pandas as pd
 import pytest
-from conftest import employee, funded_account, login_for, make_customer
+from conftest import Clock, employee, funded_account, login_for, make_customer
 
 import bankms
 from bankms.domain.errors import (
@@ -81,8 +81,8 @@ INVALID_PROFILES = [
     ("email with space", {"email": "ann lee@example.com"}, InvalidInput),
     ("phone with letters", {"phone": "call me"}, InvalidInput),
     ("phone too short", {"phone": "123"}, InvalidInput),
-    ("birth in future", {"date_of_birth": (dt.date.today() + dt.timedelta(days=1)).isoformat()},
-     InvalidInput),
+    # The bank's clock in these tests: 2031-05-06 20:00 UTC (test_invalid_profile_is_refused).
+    ("birth in future", {"date_of_birth": "2031-05-07"}, InvalidInput),
     ("birth too long ago", {"date_of_birth": "1850-01-01"}, InvalidInput),
     ("birth not a date", {"date_of_birth": "15/06/1985"}, InvalidInput),
     ("birth missing", {"date_of_birth": ""}, InvalidInput),
@@ -95,6 +95,7 @@ INVALID_PROFILES = [
 @pytest.mark.parametrize("overrides,expected", [c[1:] for c in INVALID_PROFILES],
                          ids=[c[0] for c in INVALID_PROFILES])
 def test_invalid_profile_is_refused(bank, system, overrides, expected):
+    bank.clock = Clock(dt.datetime(2031, 5, 6, 20, 0))
     before = bank.read("SELECT count(*) FROM customers")
     with pytest.raises(expected):
         bank.customers.create(system, **profile(**overrides))
@@ -102,6 +103,32 @@ def test_invalid_profile_is_refused(bank, system, overrides, expected):
         bank.customers.register(**profile(**overrides), username="ann.lee", password=PASSWORD)
     assert bank.read("SELECT count(*) FROM customers") == before
     assert bank.users.get("ann.lee") is None
+
+
+# (bank time zone, date of birth, expected) at 2031-05-06 20:00 UTC, already 7 May in Tokyo
+# and still 6 May in New York. The machine's date (date.today()) is neither.
+BIRTH_TODAY_CASES = [
+    ("UTC", "2031-05-06", "accepted"),
+    ("UTC", "2031-05-07", InvalidInput),
+    ("Asia/Tokyo", "2031-05-07", "accepted"),          # born today in the bank's zone
+    ("Asia/Tokyo", "2031-05-08", InvalidInput),
+    ("America/New_York", "2031-05-07", InvalidInput),  # tomorrow there, though today in Tokyo
+]
+
+
+@pytest.mark.parametrize("zone, born, expected", BIRTH_TODAY_CASES)
+def test_a_birth_date_is_checked_against_the_banks_calendar_date(bank, system, zone, born,
+                                                                 expected):
+    bank.settings.set(system, "bank_time_zone", zone)
+    bank.clock = Clock(dt.datetime(2031, 5, 6, 20, 0))
+    if expected == "accepted":
+        cid = bank.customers.create(system, **profile(date_of_birth=born))
+        assert str(bank.customers.get(system, cid)["date_of_birth"]) == born
+        assert bank.customers.register(**profile(date_of_birth=born, national_id="REG1"),
+                                       username="born.today", password=PASSWORD) is None
+        return
+    with pytest.raises(expected, match="future"):
+        bank.customers.create(system, **profile(date_of_birth=born))
 
 
 def test_duplicate_national_id(bank, system):

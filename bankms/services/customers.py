@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from . import outbox
+from . import businessday, outbox
 from ..domain.errors import (
     CustomerNotFound,
     DuplicateError,
@@ -48,7 +48,10 @@ def clean_phone(value, required=True):
     return value
 
 
-def clean_date_of_birth(value):
+def clean_date_of_birth(value, *, today: dt.date):
+    """A date of birth on or before `today` (the bank's calendar date, businessday.
+    calendar_date: a birth date is a date in the bank's zone, not on the machine's clock) and
+    at most 125 years before it; else InvalidInput."""
     if value is None or value == "":
         raise InvalidInput("Please enter the date of birth.")
     if isinstance(value, dt.datetime):
@@ -60,7 +63,6 @@ def clean_date_of_birth(value):
             raise InvalidInput("The date of birth must look like 1990-04-30.") from None
     if not isinstance(value, dt.date):
         raise InvalidInput("The date of birth must be a date.")
-    today = dt.date.today()
     if value > today:
         raise InvalidInput("The date of birth cannot be in the future.")
     if value.year < today.year - 125:
@@ -68,12 +70,13 @@ def clean_date_of_birth(value):
     return value
 
 
-def clean_profile(full_name, email, phone, date_of_birth, national_id, address):
+def clean_profile(full_name, email, phone, date_of_birth, national_id, address, *,
+                  today: dt.date):
     return {
         "full_name": _text(full_name, "full name", chars_max=100),
         "email": clean_email(email),
         "phone": clean_phone(phone),
-        "date_of_birth": clean_date_of_birth(date_of_birth),
+        "date_of_birth": clean_date_of_birth(date_of_birth, today=today),
         "national_id": _text(national_id, "national id", chars_max=30).upper(),
         "address": _text(address, "address", chars_max=200),
     }
@@ -116,7 +119,8 @@ class Customers:
         from . import once
 
         self._bank.require(actor, "customer.create", entity="customer")
-        profile = clean_profile(full_name, email, phone, date_of_birth, national_id, address)
+        profile = clean_profile(full_name, email, phone, date_of_birth, national_id, address,
+                                today=businessday.calendar_date(self._bank))
         key = once.clean_key(idempotency_key)
 
         def fn(uow):
@@ -146,7 +150,8 @@ class Customers:
         from .users import check_password_policy, normalize_username
 
         bank = self._bank
-        profile = clean_profile(full_name, email, phone, date_of_birth, national_id, address)
+        profile = clean_profile(full_name, email, phone, date_of_birth, national_id, address,
+                                today=businessday.calendar_date(bank))
         name = normalize_username(username)
         check_password_policy(password, name)
         # Hashed before anything is looked up, so a duplicate costs what a new sign-up does.
