@@ -362,13 +362,10 @@ class TermDeposits:
         product, maturity_instruction) with amount (Decimal), product_name, rate_percent (str),
         start_date, maturity_date, and the expected interest, tax and payout at maturity
         (Decimal; tax at today's rate). Raises what open() raises."""
-        from ...store.db import UnitOfWork
-
         bank = self._bank
         req = self._request(actor, customer_id, linked_account, amount, term_months, product,
                             maturity_instruction)
-        with bank.snapshot() as cur:
-            uow = UnitOfWork(cur)
+        with bank.snapshot() as uow:
             found = self._checked(uow, actor, req)
             bp = int(found["terms"]["withholding_tax_bp"])
         interest = expected_interest_cents(req["amount_cents"], found["rate"],
@@ -621,10 +618,9 @@ class TermDeposits:
                          entity_id=customer_id)
             where, params = " WHERE t.customer_id = ?", [customer_id]
         with bank.snapshot() as cur:
-            from ...store.db import UnitOfWork
             df = cur.execute(self._SELECT + where + " ORDER BY t.start_date DESC, t.account_id "
                              "DESC", params).df()
-            rates = _tax_rates(UnitOfWork(cur), df["account_id"], bank.state.business_date)
+            rates = _tax_rates(cur, df["account_id"], bank.state.business_date)
         return _view(df, rates)
 
     def get(self, actor, account) -> dict:
@@ -632,7 +628,6 @@ class TermDeposits:
         bank = self._bank
         number = accountnum.normalize(account)
         with bank.snapshot() as cur:
-            from ...store.db import UnitOfWork
             df = cur.execute(self._SELECT + " WHERE a.account_number = ?", [number]).df()
             if df.empty:
                 # Another customer's account is refused as accounts.get refuses it, whatever
@@ -646,7 +641,7 @@ class TermDeposits:
                 raise AccountNotFound(f"There is no term deposit {number}.")
             bank.require(actor, "term_deposit.read", int(df["customer_id"].iloc[0]),
                          entity="account", entity_id=number)
-            rates = _tax_rates(UnitOfWork(cur), df["account_id"], bank.state.business_date)
+            rates = _tax_rates(cur, df["account_id"], bank.state.business_date)
         return _view(df, rates).iloc[0].to_dict()
 
     def verify(self) -> list[str]:
