@@ -21,7 +21,7 @@ from .domain.errors import BankError, PermissionDenied
 from .services.ledger import BatchPoster, LedgerState, utcnow
 from .services.settings import REGISTRY
 from .store.duckdb import BatchAppenders
-from .store.port import open_engine
+from .store.engines import open_engine
 from .store.writer import Writer
 
 # Every registered setting is stored with its default at the first open (settings.py).

@@ -109,9 +109,7 @@ def _clean_events(uow, frame) -> pd.DataFrame:
                            "account_id": events["account_id"].astype("int64"),
                            "code": events["code"], "amount_cents":
                            events["amount_cents"].astype("int64"), "reason": events["reason"]})
-    cur = uow.cur
-    cur.register("charge_input", events)
-    try:
+    with uow.scan("charge_input", events):
         bad_amount, bad_reason, stray, unknown = uow.fetchone(
             "SELECT count(*) FILTER (WHERE e.amount_cents <= 0), "
             "count(*) FILTER (WHERE e.reason IS NULL OR typeof(e.reason) <> 'VARCHAR' "
@@ -135,8 +133,6 @@ def _clean_events(uow, frame) -> pd.DataFrame:
             "SELECT n, account_id, CAST(code AS VARCHAR) AS code, amount_cents, "
             "regexp_replace(trim(CAST(reason AS VARCHAR)), '\\s+', ' ', 'g') AS reason "
             "FROM charge_input ORDER BY n").df()
-    finally:
-        cur.unregister("charge_input")
 
 
 def post_event_charges(bank, actor, uow, frame: pd.DataFrame, *, day: dt.date) -> int:
@@ -159,12 +155,8 @@ def post_event_charges(bank, actor, uow, frame: pd.DataFrame, *, day: dt.date) -
     if frame is None or len(frame) == 0:
         return 0
     events = _clean_events(uow, frame)
-    cur = uow.cur
-    cur.register("charge_events", events)
-    try:
-        todo = uow.execute(_EVENTS_SQL, [day]).df()
-    finally:
-        cur.unregister("charge_events")
+    with uow.scan("charge_events", events):
+        todo = uow.fetch_df(_EVENTS_SQL, [day])
     if len(todo) == 0:
         return 0
     todo["payable"] = todo["payable"].astype(bool)
@@ -197,8 +189,7 @@ def post_event_charges(bank, actor, uow, frame: pd.DataFrame, *, day: dt.date) -
         "SELECT nextval('charge_id_seq') FROM range(?)", [len(todo)]))
     audit_base = bank.state.take_audit_ids(len(todo))
     todo["audit_id"] = range(audit_base, audit_base + len(todo))
-    cur.register("charge_rows", todo)
-    try:
+    with uow.scan("charge_rows", todo):
         uow.execute(
             "INSERT INTO charges (id, account_id, code, amount_cents, reason, business_date, "
             "transaction_id, applied_by, status) SELECT charge_id, account_id, code, "
@@ -212,8 +203,6 @@ def post_event_charges(bank, actor, uow, frame: pd.DataFrame, *, day: dt.date) -
             "'business_date', CAST(CAST(day AS DATE) AS VARCHAR), 'status', status, "
             "'transaction_id', transaction_id) AS VARCHAR), 'ok' FROM charge_rows",
             [_now(), actor.username, actor.role])
-    finally:
-        cur.unregister("charge_rows")
     return len(paid)
 
 

@@ -120,12 +120,18 @@ class DuckDBReader:
 
     @contextlib.contextmanager
     def scan(self, name: str, frame):
-        """Make frame (pandas or Arrow) readable as table `name` until the block ends."""
-        self.cur.register(name, frame)
+        """Make frame (pandas or Arrow) readable as table `name` until the block ends. After a
+        failed statement DuckDB refuses even the unregister ("transaction is aborted"), so when
+        the block fails its own error is the one raised."""
+        cur = self.cur
+        cur.register(name, frame)
         try:
             yield name
-        finally:
-            self.cur.unregister(name)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                cur.unregister(name)
+            raise
+        cur.unregister(name)
 
 
 class DuckDBUnitOfWork(DuckDBReader):
@@ -297,8 +303,8 @@ class DuckDBEngine:
     @contextlib.contextmanager
     def snapshot(self):
         """A Reader on a cursor of its own inside one read transaction: every query through it
-        sees the same committed state while the writer carries on (DuckDB's MVCC). Rolled
-        back on exit."""
+        sees the same committed state (fixed by its first query) while the writer carries
+        on (DuckDB's MVCC). Rolled back on exit."""
         cur = self.con.cursor()
         cur.execute("BEGIN TRANSACTION")
         try:

@@ -15,7 +15,8 @@ a mapping for `:named` parameters on engines that support them. Shapes returned:
 Every method may raise a `StoreError` subclass (mapped from the engine's own exception, which
 is kept as `__cause__`); an error the map does not know passes through unchanged.
 
-Plan: PLAN14.md section 2. BatchWriter/BatchRows (the engine half of a posting batch) and the
+`store/engines.py` opens the engine for a URL (open_engine); it lives apart so that this
+module imports no engine (the engines import it). Plan: PLAN14.md section 2. BatchWriter/BatchRows (the engine half of a posting batch) and the
 cross-process members of Engine (version, subscribe, notify, try_lock, backup) are declared
 for the engines to come; the DuckDB engine implements what L1 needs and says so.
 """
@@ -227,15 +228,3 @@ class Engine(Protocol):
 
     def close(self) -> None:
         """Close the store; further calls fail."""
-
-
-def open_engine(url: str, **options) -> Engine:
-    """The engine for `url`: a file path or ':memory:' -> DuckDB (store/duckdb.py);
-    'postgresql://...' -> PostgreSQL, which is not built yet (NotImplementedError naming
-    issue 14). `options` go to the engine's constructor."""
-    if url.startswith(("postgresql://", "postgres://")):
-        raise NotImplementedError(
-            "PostgreSQL is not available yet (issue 14, landing L2): set BANKMS_DB to a "
-            "DuckDB file path, e.g. data/bank.duckdb.")
-    from .duckdb import DuckDBEngine
-    return DuckDBEngine(url, **options)
