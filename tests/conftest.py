@@ -19,6 +19,10 @@ os.environ.setdefault("BANKMS_NO_DEMO", "1")
 os.environ.setdefault("BANKMS_EOD_AUTO", "0")
 
 import bankms  # noqa: E402
+import pgcluster  # noqa: E402
+# PostgreSQL fixtures and the `engines` parametrization (tests/pgcluster.py).
+from pgcluster import engine, pg_admin, pg_database, pg_template, pg_url  # noqa: E402,F401
+from pgcluster import pytest_generate_tests  # noqa: E402,F401
 
 _national_ids = itertools.count(1)
 
@@ -140,3 +144,8 @@ def app_env(tmp_path, monkeypatch):
     monkeypatch.delenv("BANKMS_COOKIE_KEY", raising=False)
     monkeypatch.setenv("BANKMS_NO_DEMO", "1")
     return _open_bank(path)
+
+
+def pytest_terminal_summary(terminalreporter):
+    # PostgreSQL tests skipped for want of a server must not pass unnoticed.
+    pgcluster.report_skipped(terminalreporter)
