@@ -171,12 +171,7 @@ class DuckDBUnitOfWork(DuckDBReader):
             self._failed = True
             raise
 
-    def fetchall(self, sql, params=None):
-        return self.execute(sql, params).fetchall()
-
-    def fetchone(self, sql, params=None):
-        rows = self.execute(sql, params).fetchall()
-        return rows[0] if rows else None
+    # fetchall, fetchone, fetch_df and scan come from DuckDBReader, through execute above.
 
     def load(self, table: str, frame, *, columns: Sequence[str] | None = None) -> int:
         """Append every row of frame (pandas or Arrow) to table with one INSERT ... SELECT over
