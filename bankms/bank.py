@@ -7,20 +7,21 @@ once.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import threading
 
 from .domain import chain, security
 from .services import businessday
-from .store import db, files
+from .store import files
 # The chart of accounts lives in chart.py, a leaf the services import; bank.INTERNAL stays
 # importable for the tests and benchmarks that know it by that name.
 from .domain.chart import INTERNAL, INTERNAL_ACCOUNTS  # noqa: F401
 from .domain.errors import BankError, PermissionDenied
 from .services.ledger import BatchPoster, LedgerState, utcnow
 from .services.settings import REGISTRY
+from .store.duckdb import BatchAppenders
+from .store.engines import open_engine
 from .store.writer import Writer
 
 # Every registered setting is stored with its default at the first open (settings.py).
@@ -36,20 +37,25 @@ class Bank:
         self.clock = clock or (lambda: businessday.system_clock())
         self.eod_scheduler = None
         self.bcrypt_rounds = bcrypt_rounds or int(os.environ.get("BANKMS_BCRYPT_ROUNDS", "12"))
-        self._con = db.connect(path)
-        self._cursors = db.Cursors(self._con)
+        # The storage engine (store/port.py): DuckDB for a path or ':memory:'.
+        self.engine = open_engine(path)
         self._closed = False
         self._lock = threading.Lock()
         # Answers kept per ledger version (see kept): key -> (writer version, answer).
         self._kept: dict = {}
         self._ensure_internal_accounts()
-        self.state = LedgerState(self._con.cursor())
+        self.state = LedgerState(self.engine.cursor())
+        # uow.take_ids serves the ledger's ids from the writer's counters (LedgerState).
+        self.engine.set_counters({"transaction_id_seq": self.state.take_transaction_ids,
+                                  "posting_id_seq": self.state.take_posting_ids,
+                                  "audit_id_seq": self.state.take_audit_ids})
         from .store.chains import Chains
         self.chain = Chains(self)
-        self.chain.load(self._con.cursor(), self.state)
-        self._writer = Writer(self._con, None,
+        self.chain.load(self.engine.cursor(), self.state)
+        self._writer = Writer(self.engine, None,
                               batch_size_max=batch_size_max, chains=self.chain)
-        self._writer._post_batch = BatchPoster(self._writer.cursor, self.state, self.chain)
+        self._writer._post_batch = BatchPoster(BatchAppenders(self._writer.cursor), self.state,
+                                               self.chain)
 
         from .services.accounts import Accounts
         from .services.audit import Audit
@@ -115,11 +121,7 @@ class Bank:
         if getattr(self, "home", None) is not None:
             self.home.stop()
         self._writer.stop()
-        try:
-            self._con.execute("CHECKPOINT")
-        except Exception:
-            pass
-        self._con.close()
+        self.engine.close()
 
     def __enter__(self):
         return self
@@ -145,39 +147,26 @@ class Bank:
     # -- plumbing for services ---------------------------------------------------------------
     def read(self, sql, params=None):
         """Rows of one query, read in one snapshot through this thread's cursor."""
-        cur = self._cursors.get()
-        return (cur.execute(sql, params) if params is not None else cur.execute(sql)).fetchall()
+        return self.engine.read(sql, params)
 
     def read_one(self, sql, params=None):
         rows = self.read(sql, params)
         return rows[0] if rows else None
 
-    @contextlib.contextmanager
     def snapshot(self):
-        """A cursor of its own inside one read transaction: every query through it sees the
-        same committed state while writers carry on (DuckDB's MVCC). Rolled back on exit."""
-        cur = self._con.cursor()
-        cur.execute("BEGIN TRANSACTION")
-        try:
-            yield cur
-        finally:
-            try:
-                cur.execute("ROLLBACK")
-            finally:
-                cur.close()
+        """A Reader (store/port.py) of its own inside one read transaction: every query
+        through it sees the same committed state while writers carry on. Rolled back on
+        exit."""
+        return self.engine.snapshot()
 
     def read_columns(self, sql, params=None):
         """One query's answer as {column name: tuple of Python values}, read in one snapshot
         through this thread's cursor: plain fetchall, for callers that build a small
         DataFrame once themselves (DuckDB's .df() costs more than the query for a few rows)."""
-        cur = self._cursors.get()
-        rows = (cur.execute(sql, params) if params is not None else cur.execute(sql)).fetchall()
-        names = [d[0] for d in cur.description]
-        return dict(zip(names, zip(*rows))) if rows else {n: () for n in names}
+        return self.engine.read_columns(sql, params)
 
     def read_df(self, sql, params=None):
-        cur = self._cursors.get()
-        return (cur.execute(sql, params) if params is not None else cur.execute(sql)).df()
+        return self.engine.read_df(sql, params)
 
     # How many answers `kept` holds at most; past that it starts again from none.
     KEPT_MAX = 256
@@ -273,7 +262,7 @@ class Bank:
         self.write(fn)
 
     def _ensure_internal_accounts(self):
-        cur = self._con.cursor()
+        cur = self.engine.cursor()
         now = utcnow()
         cur.execute("BEGIN")
         try:
@@ -307,7 +296,7 @@ def open_bank(path: str = None, **kwargs) -> Bank:
     """Open the bank in a DuckDB file (created and migrated as needed); ':memory:' works."""
     if path is None:
         path = os.environ.get("BANKMS_DB", "data/bank.duckdb")
-    if path != ":memory:":
+    if path != ":memory:" and "://" not in path:
         # Before DuckDB creates the file or its WAL: both private to this user (files.py).
         files.private_umask()
         files.make_private_folder(files.data_folder(path))

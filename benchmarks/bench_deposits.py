@@ -220,8 +220,7 @@ def load_term_deposits(bank, accounts, n_deposits) -> str:
                                for i in range(len(deposits))]
 
     def load(uow):
-        uow.cur.register("bench_td", deposits)
-        try:
+        with uow.scan("bench_td", deposits):
             uow.execute(
                 "UPDATE deposit_product_versions SET effective_date = DATE '2025-01-01' "
                 "WHERE product_id = ?", [product_id])
@@ -245,8 +244,6 @@ def load_term_deposits(bank, accounts, n_deposits) -> str:
                 "CAST(d.maturity_date AS DATE), d.instruction, 'active', 'bench', "
                 "TIMESTAMP '2025-03-01' FROM bench_td d JOIN accounts l ON l.id = d.linked_id",
                 [product_id])
-        finally:
-            uow.cur.unregister("bench_td")
     bank.write(load)
     numbers = bank.read_df("SELECT id, account_number FROM accounts WHERE id >= ? ORDER BY id",
                            [first])
@@ -286,8 +283,8 @@ def profile_close_day(top):
     """Profile every eod.close_day (it runs on the writer thread, out of reach of a profiler
     started here) and print its `top` costliest functions, cumulative."""
     from bankms.services.eod import run as eod
-    from bankms.store import db
-    plain, execute = eod.close_day, db.UnitOfWork.execute
+    from bankms.store.duckdb import DuckDBUnitOfWork
+    plain, execute = eod.close_day, DuckDBUnitOfWork.execute
     slow = []
 
     def timed(self, sql, params=None):
@@ -300,11 +297,11 @@ def profile_close_day(top):
     def profiled(*args, **kwargs):
         profiler = cProfile.Profile()
         slow.clear()
-        db.UnitOfWork.execute = timed
+        DuckDBUnitOfWork.execute = timed
         try:
             return profiler.runcall(plain, *args, **kwargs)
         finally:
-            db.UnitOfWork.execute = execute
+            DuckDBUnitOfWork.execute = execute
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
             print("slowest statements (wall s):")
             for seconds, sql in sorted(slow, reverse=True)[:15]:

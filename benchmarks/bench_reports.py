@@ -57,9 +57,7 @@ def _insert_people(bank, customers: int, savings_share: float, start: dt.datetim
     })
 
     def fn(uow):
-        cur = uow.cur
-        cur.register("bench_people", people)
-        try:
+        with uow.scan("bench_people", people):
             uow.execute(
                 "INSERT INTO customers (id, full_name, email, phone, date_of_birth, national_id, "
                 "address, status, created_at, created_by) SELECT nextval('customer_id_seq'), "
@@ -84,8 +82,6 @@ def _insert_people(bank, customers: int, savings_share: float, start: dt.datetim
                 "nextval('account_id_seq') AS id, nextval('account_number_seq') AS s, * "
                 "FROM bench_acc)")
             uow.execute("DROP TABLE bench_acc")
-        finally:
-            cur.unregister("bench_people")
     bank.write(fn)
     return bank.read_df(
         "SELECT a.id, a.account_number, a.customer_id, a.kind, a.opened_at FROM accounts a "

@@ -789,10 +789,7 @@ class _Builder:
             "changed_by": "manager",
             "reason": [reasons[i % len(reasons)] for i in range(sus.size)]})],
             ignore_index=True)
-        cur = uow.cur
-        cur.register("demo_customers", df)
-        cur.register("demo_history", history)
-        try:
+        with uow.scan("demo_customers", df), uow.scan("demo_history", history):
             uow.execute(
                 "INSERT INTO customers (id, full_name, email, phone, date_of_birth, national_id, "
                 "address, status, segment, created_at, created_by) SELECT id, full_name, email, "
@@ -801,9 +798,6 @@ class _Builder:
             uow.execute(
                 "INSERT INTO customer_status_history SELECT customer_id, old_status, "
                 "new_status, CAST(changed_at AS TIMESTAMP), changed_by, reason FROM demo_history")
-        finally:
-            cur.unregister("demo_customers")
-            cur.unregister("demo_history")
 
     def _insert_accounts(self, uow):
         rate = np.array([f"{r // 100}.{r % 100:02d}" for r in self.acc_rate_bp.tolist()],
@@ -818,9 +812,7 @@ class _Builder:
             "overdraft_limit_cents": self.acc_limit, "interest_rate_percent": rate,
             "opened_at": _dt64(self.acc_open),
             "closed_at": pd.Series(_dt64(np.where(closed, self.acc_stop, 0))).where(closed)})
-        cur = uow.cur
-        cur.register("demo_accounts", df)
-        try:
+        with uow.scan("demo_accounts", df):
             uow.execute(
                 "INSERT INTO accounts (id, account_number, customer_id, kind, name, status, "
                 "balance_cents, holds_cents, overdraft_limit_cents, interest_rate_percent, "
@@ -833,8 +825,6 @@ class _Builder:
                 "CAST(opened_at AS DATE), CAST(closed_at AS DATE), CAST(opened_at AS DATE) "
                 "FROM demo_accounts")
             db.assign_products(uow)
-        finally:
-            cur.unregister("demo_accounts")
 
     def _insert_logins(self, uow, hashes, unusable):
         bank, system = self.bank, self.system
@@ -854,15 +844,12 @@ class _Builder:
             "customer_id": self.cust_id[others], "full_name": [self.names[i] for i in others],
             "email": [self.emails[i] for i in others],
             "created_at": _dt64(self.created[others])})
-        uow.cur.register("demo_users", df)
-        try:
+        with uow.scan("demo_users", df):
             uow.execute(
                 "INSERT INTO users (id, username, password_hash, role, customer_id, full_name, "
                 "email, created_at, password_changed_at) SELECT id, username, ?, 'customer', "
                 "customer_id, full_name, email, CAST(created_at AS TIMESTAMP), "
                 "CAST(created_at AS TIMESTAMP) FROM demo_users", [unusable])
-        finally:
-            uow.cur.unregister("demo_users")
         bank.audit_row(uow, system, "demo.create_logins", "user", None, after={
             "self_registered_pending": len(others),
             "note": "pending customers' logins have an unknown password; reset to use"})
@@ -1286,11 +1273,8 @@ class _Builder:
         month_start = self.end_date.replace(day=1)
 
         def fn(uow):
-            cur = uow.cur
-            for name, frame in (("demo_loans", loans), ("demo_schedule", schedule),
-                                ("demo_payments", payments)):
-                cur.register(name, frame)
-            try:
+            with uow.scan("demo_loans", loans), uow.scan("demo_schedule", schedule), \
+                    uow.scan("demo_payments", payments):
                 uow.execute(
                     "INSERT INTO loans (id, customer_id, product_code, principal_cents, "
                     "term_months, purpose, monthly_income_cents, status, annual_rate_percent, "
@@ -1325,9 +1309,6 @@ class _Builder:
                     "CAST(business_date AS DATE), method, source_account, amount_cents, "
                     "fee_cents, interest_cents, principal_cents, prepayment_cents, actor "
                     "FROM demo_payments")
-            finally:
-                for name in ("demo_loans", "demo_schedule", "demo_payments"):
-                    cur.unregister(name)
             age_arrears(uow, business_date)
             if month_start < business_date:
                 uow.execute(ACCRUALS_SQL, [month_start, business_date, month_start,
@@ -1343,20 +1324,14 @@ class _Builder:
         last = pd.DataFrame({"id": self.acc_id, "last_activity_at": _dt64(self.last_activity)})
 
         def fn(uow):
-            uow.cur.register("demo_last", last)
-            try:
+            with uow.scan("demo_last", last):
                 uow.execute("UPDATE accounts SET last_activity_at = CAST(d.last_activity_at AS "
                             "TIMESTAMP), last_activity_date = CAST(d.last_activity_at AS DATE) "
                             "FROM demo_last d WHERE accounts.id = d.id")
-            finally:
-                uow.cur.unregister("demo_last")
             # The model's balances must be the ledger's: a mismatch means a generator bug.
-            uow.cur.register("demo_bal", pd.DataFrame({"id": self.acc_id, "bal": self.bal}))
-            try:
+            with uow.scan("demo_bal", pd.DataFrame({"id": self.acc_id, "bal": self.bal})):
                 wrong = uow.fetchone("SELECT count(*) FROM accounts a JOIN demo_bal d "
                                      "ON d.id = a.id WHERE a.balance_cents <> d.bal")[0]
-            finally:
-                uow.cur.unregister("demo_bal")
             if wrong:
                 raise InvalidState(f"demo generator bug: {wrong} balances differ from the plan")
             for key, value in (("demo_bank", "1"), ("demo_logins", json.dumps(logins))):

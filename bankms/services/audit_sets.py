@@ -20,13 +20,10 @@ def audit_set(bank, uow, actor, action, entity, ids, before, after):
     base = bank.state.take_audit_ids(len(ids))
     frame = pd.DataFrame({"entity_id": [str(i) for i in ids]})
     frame["id"] = range(base, base + len(ids))
-    uow.cur.register("audit_set", frame)
-    try:
+    with uow.scan("audit_set", frame):
         uow.execute(
             "INSERT INTO audit_log (id, ts, actor, actor_role, action, entity, entity_id, "
             "before, after, outcome) SELECT id, ?, ?, ?, ?, ?, entity_id, ?, ?, 'ok' "
             "FROM audit_set", [utcnow(), actor.username, actor.role, action, entity,
                                None if before is None else json.dumps(before, default=str),
                                json.dumps(after, default=str)])
-    finally:
-        uow.cur.unregister("audit_set")

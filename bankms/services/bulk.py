@@ -62,10 +62,7 @@ class Bulk:
         post = postings[["tx_ref", "account_id", "amount_cents"]].copy()
         if "posted_at" in postings:
             post["posted_at"] = postings["posted_at"]
-        cur = uow.cur
-        cur.register("bulk_tx", tx)
-        cur.register("bulk_post", post)
-        try:
+        with uow.scan("bulk_tx", tx), uow.scan("bulk_post", post):
             # Every posting must belong to a transaction of the batch and every transaction
             # needs postings; otherwise balances would move by postings that are never stored.
             stray, empty = uow.fetchone(
@@ -109,9 +106,6 @@ class Bulk:
                     raise BulkInvariantError(
                         f"{below} accounts would end below their overdraft limit")
             total = uow.fetchone("SELECT coalesce(sum(amount_cents), 0) FROM bulk_tx")[0]
-        finally:
-            cur.unregister("bulk_tx")
-            cur.unregister("bulk_post")
         bank.audit_row(uow, actor, action, "ledger", None, after={
             "transactions": n_tx, "postings": n_post, "amount_cents": int(total),
             "first_transaction_id": tx_base})

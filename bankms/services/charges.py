@@ -123,9 +123,7 @@ def _clean_events(uow, frame) -> pd.DataFrame:
                            "code": events["code"], "amount_cents":
                            events["amount_cents"].astype("int64"), "reason": events["reason"]})
     bad_reason = _bad_reasons(events["reason"])
-    cur = uow.cur
-    cur.register("charge_input", events)
-    try:
+    with uow.scan("charge_input", events):
         bad_amount, stray, unknown = uow.fetchone(
             "SELECT count(*) FILTER (WHERE e.amount_cents <= 0), "
             "count(*) FILTER (WHERE a.id IS NULL), "
@@ -142,12 +140,10 @@ def _clean_events(uow, frame) -> pd.DataFrame:
             raise InvalidInput(f"No charge in the catalogue has the code {unknown}.")
         if stray:
             raise InvalidInput(f"{stray} event charges name no customer account.")
-        return uow.execute(
+        return uow.fetch_df(
             "SELECT n, account_id, CAST(code AS VARCHAR) AS code, amount_cents, "
             "regexp_replace(trim(CAST(reason AS VARCHAR)), '\\s+', ' ', 'g') AS reason "
-            "FROM charge_input ORDER BY n").df()
-    finally:
-        cur.unregister("charge_input")
+            "FROM charge_input ORDER BY n")
 
 
 def post_event_charges(bank, actor, uow, frame: pd.DataFrame, *, day: dt.date) -> int:
@@ -170,12 +166,8 @@ def post_event_charges(bank, actor, uow, frame: pd.DataFrame, *, day: dt.date) -
     if frame is None or len(frame) == 0:
         return 0
     events = _clean_events(uow, frame)
-    cur = uow.cur
-    cur.register("charge_events", events)
-    try:
-        todo = uow.execute(_EVENTS_SQL, [day]).df()
-    finally:
-        cur.unregister("charge_events")
+    with uow.scan("charge_events", events):
+        todo = uow.fetch_df(_EVENTS_SQL, [day])
     if len(todo) == 0:
         return 0
     todo["payable"] = todo["payable"].astype(bool)
@@ -208,8 +200,7 @@ def post_event_charges(bank, actor, uow, frame: pd.DataFrame, *, day: dt.date) -
         "SELECT nextval('charge_id_seq') FROM range(?)", [len(todo)]))
     audit_base = bank.state.take_audit_ids(len(todo))
     todo["audit_id"] = range(audit_base, audit_base + len(todo))
-    cur.register("charge_rows", todo)
-    try:
+    with uow.scan("charge_rows", todo):
         uow.execute(
             "INSERT INTO charges (id, account_id, code, amount_cents, reason, business_date, "
             "transaction_id, applied_by, status) SELECT charge_id, account_id, code, "
@@ -223,8 +214,6 @@ def post_event_charges(bank, actor, uow, frame: pd.DataFrame, *, day: dt.date) -
             "'business_date', CAST(CAST(day AS DATE) AS VARCHAR), 'status', status, "
             "'transaction_id', transaction_id) AS VARCHAR), 'ok' FROM charge_rows",
             [_now(), actor.username, actor.role])
-    finally:
-        cur.unregister("charge_rows")
     return len(paid)
 
 

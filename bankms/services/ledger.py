@@ -190,21 +190,13 @@ class LedgerState:
 class BatchPoster:
     """Applies a batch of PostingRequests in one unit of work: guards, write, invariant check."""
 
-    def __init__(self, cur, state: LedgerState, chains=None):
+    def __init__(self, rows, state: LedgerState, chains=None):
         self.state = state
         # The hash chains (chain_store.Chains): this batch hashes the rows it appends.
         self.chains = chains
-        self._tx_app = cur.appender("transactions")
-        self._posting_app = cur.appender("postings")
-        self._key_app = cur.appender("idempotency_keys")
-        self._audit_app = cur.appender("audit_log")
-        self._balance_app = cur.appender(
-            "accounts", columns=["id", "balance_cents", "last_activity_at", "last_activity_date"],
-            action="update",
-            key=["id"],
-        )
-        self._appenders = (self._tx_app, self._posting_app, self._key_app, self._audit_app,
-                           self._balance_app)
+        # The engine's batch write (store.duckdb.BatchAppenders: appenders on the writer's
+        # cursor): write(tx, postings, keys, balances, audit) and clear().
+        self._rows = rows
         self._accounts: dict = {}
 
     def __call__(self, uow, requests, *, lookup_keys=False):
@@ -218,8 +210,7 @@ class BatchPoster:
         """Forget cached account rows and buffered appender rows after any failure or any
         other write, so that the next batch reads the committed truth."""
         self._accounts.clear()
-        for app in self._appenders:
-            app.clear()
+        self._rows.clear()
 
     def _post(self, uow, requests, lookup_keys):
         if self.chains is not None:
@@ -347,18 +338,7 @@ class BatchPoster:
             tx_hashes = [None] * len(tx_rows)
         # The table's order: the chained columns, chain_hash, then channel (added after it).
         tx_rows = [(*row[:-1], h, row[-1]) for row, h in zip(tx_rows, tx_hashes)]
-        if tx_rows:
-            self._tx_app.append_rows(tx_rows)
-            self._tx_app.flush()
-            self._posting_app.append_rows(posting_rows)
-            self._posting_app.flush()
-            self._key_app.append_rows(key_rows)
-            self._key_app.flush()
-            self._balance_app.append_rows(list(touched.values()))
-            self._balance_app.flush()
-        if audit_rows:
-            self._audit_app.append_rows(audit_rows)
-            self._audit_app.flush()
+        self._rows.write(tx_rows, posting_rows, key_rows, list(touched.values()), audit_rows)
         return outcomes
 
     def check(self, uow, req):

@@ -350,20 +350,14 @@ FROM loan_schedule GROUP BY loan_id
 def allocate(uow, payments: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
     """Rows (loan_id, n, fee_cents, interest_cents, principal_cents) that the amounts in
     `payments` (loan_id, amount_cents) pay, in the order described in the module docstring."""
-    cur = uow.cur
-    cur.register("loan_pay", payments[["loan_id", "amount_cents"]])
-    try:
-        return uow.execute(ALLOCATION_SQL, [as_of, as_of]).df()
-    finally:
-        cur.unregister("loan_pay")
+    with uow.scan("loan_pay", payments[["loan_id", "amount_cents"]]):
+        return uow.fetch_df(ALLOCATION_SQL, [as_of, as_of])
 
 
 def apply_allocation(uow, alloc: pd.DataFrame) -> None:
     if len(alloc) == 0:
         return
-    cur = uow.cur
-    cur.register("loan_alloc", alloc)
-    try:
+    with uow.scan("loan_alloc", alloc):
         uow.execute(
             "UPDATE loan_schedule SET "
             "fee_paid_cents = loan_schedule.fee_paid_cents + a.fee_cents, "
@@ -371,8 +365,6 @@ def apply_allocation(uow, alloc: pd.DataFrame) -> None:
             "principal_paid_cents = loan_schedule.principal_paid_cents + a.principal_cents "
             "FROM loan_alloc a WHERE loan_schedule.loan_id = a.loan_id "
             "AND loan_schedule.n = a.n")
-    finally:
-        cur.unregister("loan_alloc")
 
 
 def record_payments(uow, payments: pd.DataFrame) -> None:
@@ -380,9 +372,7 @@ def record_payments(uow, payments: pd.DataFrame) -> None:
 
     `payments` columns: transaction_id, loan_id, business_date, method, source_account,
     amount_cents, fee_cents, interest_cents, principal_cents, prepayment_cents, actor."""
-    cur = uow.cur
-    cur.register("loan_paid", payments)
-    try:
+    with uow.scan("loan_paid", payments):
         rule = "prepayment_rule" if "prepayment_rule" in payments else "NULL"
         uow.execute(
             "INSERT INTO loan_payments (transaction_id, loan_id, business_date, method, "
@@ -395,8 +385,6 @@ def record_payments(uow, payments: pd.DataFrame) -> None:
             "loans.principal_outstanding_cents - p.principal "
             "FROM (SELECT loan_id, sum(principal_cents) AS principal FROM loan_paid GROUP BY 1) p "
             "WHERE loans.id = p.loan_id")
-    finally:
-        cur.unregister("loan_paid")
 
 
 def close_paid_off(uow, as_of: dt.date, loan_ids) -> list[int]:
@@ -524,14 +512,11 @@ def _write_schedule(uow, lid, replayed) -> None:
     frame = schedule_frame(lid, replayed)
     frame["fee_date"] = pd.to_datetime(frame["fee_date"])
     uow.execute("DELETE FROM loan_schedule WHERE loan_id = ?", [lid])
-    uow.cur.register("new_schedule", frame)
-    try:
+    with uow.scan("new_schedule", frame):
         uow.execute(f"INSERT INTO loan_schedule ({', '.join(SCHEDULE_COLUMNS)}) SELECT "
                     "loan_id, n, CAST(due_date AS DATE), payment_cents, interest_cents, "
                     "principal_cents, balance_cents, interest_paid_cents, principal_paid_cents, "
                     "fee_cents, fee_paid_cents, CAST(fee_date AS DATE) FROM new_schedule")
-    finally:
-        uow.cur.unregister("new_schedule")
 
 
 def _store(uow, loan, replayed, today, reopen=False) -> bool:

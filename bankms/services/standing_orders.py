@@ -49,7 +49,6 @@ Rules (issue 10; where the issue is silent, what a retail bank does):
 from __future__ import annotations
 
 import calendar
-import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -684,18 +683,6 @@ def _fees(uow, day, missed: pd.DataFrame) -> pd.Series:
                      index=missed.index, dtype="int64")
 
 
-@contextlib.contextmanager
-def _registered(uow, name, frame):
-    """`frame` visible to SQL as `name` for the block. After a failed statement DuckDB refuses
-    even the unregister ("transaction is aborted"); the block's own error is the one raised."""
-    uow.cur.register(name, frame)
-    try:
-        yield
-    except BaseException:
-        with contextlib.suppress(Exception):
-            uow.cur.unregister(name)
-        raise
-    uow.cur.unregister(name)
 
 
 def run_due(bank, actor, uow, day: dt.date, out) -> None:
@@ -743,7 +730,7 @@ def _attempt(bank, actor, uow, day, cand, out, post):
                                                    done["source_account"].tolist(),
                                                    done["target_account"].tolist())],
             "transaction_id": done["transaction_id"].astype("int64")})
-        with _registered(uow, "so_keys", keys):
+        with uow.scan("so_keys", keys):
             uow.execute("INSERT INTO idempotency_keys SELECT key, request_hash, transaction_id "
                         "FROM so_keys")
             uow.execute("UPDATE standing_orders SET executed_count = executed_count + d.n FROM "
@@ -769,7 +756,7 @@ def _attempt(bank, actor, uow, day, cand, out, post):
     runs = cand.assign(attempt_date=day)[["order_id", "due_date", "attempt_date", "outcome",
                                           "reason", "amount_cents", "transaction_id",
                                           "charge_id"]]
-    with _registered(uow, "so_runs", runs):
+    with uow.scan("so_runs", runs):
         uow.execute("INSERT INTO standing_order_runs SELECT order_id, CAST(due_date AS DATE), "
                     "CAST(attempt_date AS DATE), outcome, reason, amount_cents, transaction_id, "
                     "charge_id FROM so_runs")

@@ -404,15 +404,12 @@ def reschedule_in(bank, uow, actor, old: Calendar, new: Calendar, *, since: dt.d
         frame["fee_date"] = pd.to_datetime(frame["fee_date"])
         uow.execute("DELETE FROM loan_schedule WHERE " + SQL.in_list("loan_id", "BIGINT"),
                     [[int(v) for v in frame["loan_id"].unique()]])
-        uow.cur.register("moved_schedule", frame)
-        try:
+        with uow.scan("moved_schedule", frame):
             uow.execute(f"INSERT INTO loan_schedule ({', '.join(SCHEDULE_COLUMNS)}) SELECT "
                         "loan_id, n, CAST(due_date AS DATE), payment_cents, interest_cents, "
                         "principal_cents, balance_cents, interest_paid_cents, "
                         "principal_paid_cents, fee_cents, fee_paid_cents, CAST(fee_date AS "
                         "DATE) FROM moved_schedule")
-        finally:
-            uow.cur.unregister("moved_schedule")
         age_arrears(uow, today)
     return moved
 

@@ -24,6 +24,7 @@ from ..domain import chain
 from ..domain.errors import InvalidInput
 from ..domain.dates import utcnow
 from ..domain.text import csv_rows
+from .duckdb import DuckDBReader
 from .sql import DIALECT as SQL
 
 TX_COLUMNS = chain.CHAIN_COLUMNS["ledger"]["transactions"]
@@ -78,7 +79,7 @@ class Chains:
                     self._heads[name] = [row[0][0], stored if valid else chain.GENESIS]
             self._seen = {"ledger": state.next_transaction_id, "audit": state.next_audit_id}
             return
-        uow = _PlainUnit(cur)
+        uow = DuckDBReader(cur)
         cur.execute("BEGIN")
         try:
             counts = self._hash_new(uow)
@@ -145,14 +146,11 @@ class Chains:
         # A registered Arrow table rather than two list parameters: DuckDB converts list
         # parameters value by value, which costs seconds for an end of day's ~100,000 hashes
         # (and pandas would first convert the strings once more).
-        uow.cur.register("new_chain_hashes", pa.table({"id": pa.array(ids, pa.int64()),
-                                                       "hash": pa.array(hashes, pa.string())}))
-        try:
+        with uow.scan("new_chain_hashes", pa.table({"id": pa.array(ids, pa.int64()),
+                                                    "hash": pa.array(hashes, pa.string())})):
             uow.execute(
                 f"UPDATE {table} SET chain_hash = h.hash FROM new_chain_hashes h "
                 f"WHERE {table}.id = h.id AND {table}.id > ?", [after_id])
-        finally:
-            uow.cur.unregister("new_chain_hashes")
 
     def hash_batch(self, uow, tx_rows, posting_rows, audit_rows):
         """Hashes for rows about to be appended by the posting batch, which builds them in
@@ -195,7 +193,7 @@ class Chains:
         id in want[chain]}}}. verify() gets the same answer set-based (see _checked)."""
         bank = self._bank
         out = {}
-        cur = bank._cursors.get()
+        cur = bank.engine.thread_cursor()
         # One snapshot for both tables of the ledger chain.
         cur.execute("BEGIN")
         try:
@@ -220,7 +218,7 @@ class Chains:
         after_id, only entries whose id is above a parameter (given twice for the ledger)."""
         if self._timestamps is None:
             # The schema is fixed once the bank is open (db.migrate).
-            cur = self._bank._con.cursor()
+            cur = self._bank.engine.cursor()
             try:
                 self._timestamps = {(t, c) for t, c in cur.execute(
                     "SELECT table_name, column_name FROM information_schema.columns "
@@ -471,16 +469,3 @@ def _compare_heads(label, heads, walked) -> list[str]:
             problems.append(f"{name} chain: the {label} for {day} (up to {_ENTRY[name]} "
                             f"{last_id}) does not match the chain recomputed from the rows")
     return problems
-
-
-class _PlainUnit:
-    """The fetchall/execute subset of UnitOfWork over a bare cursor (used at open)."""
-
-    def __init__(self, cur):
-        self.cur = cur
-
-    def execute(self, sql, params=None):
-        return self.cur.execute(sql, params) if params is not None else self.cur.execute(sql)
-
-    def fetchall(self, sql, params=None):
-        return self.execute(sql, params).fetchall()

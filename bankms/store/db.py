@@ -1,15 +1,9 @@
-"""The DuckDB file: schema, migrations at open, per-thread cursors and the unit of work.
+"""The DuckDB schema and its migrations, run at open (the engine is store/duckdb.py).
 
-One process owns the file (DuckDB locks it), so one `duckdb` connection is opened per process
-and per file; every thread reads through its own cursor, and every write goes through the single
-writer thread in `writer.py`. Schema changes happen only here, at open, followed by a CHECKPOINT,
-because WAL replay of run-time schema changes is where DuckDB has failed upstream.
+Schema changes happen only here, at open, followed by a CHECKPOINT, because WAL replay of
+run-time schema changes is where DuckDB has failed upstream.
 """
 from __future__ import annotations
-
-import threading
-
-import duckdb
 
 SCHEMA_VERSION = 1
 
@@ -586,10 +580,6 @@ def _add_business_dates(con) -> None:
         con.execute(statement)
 
 
-class _CursorFailed(Exception):
-    pass
-
-
 # -- Loan products are data (issue 9): each product's terms, snapshotted onto each loan when it
 # is applied for (loans.py), so that editing a product never changes an existing loan. Added at
 # open; the defaults keep what banks did before (monthly equal instalments, no grace, no
@@ -704,15 +694,6 @@ def assign_products(con) -> None:
                 "WHERE accounts.product_id IS NULL AND p.code = accounts.kind")
 
 
-def connect(path: str) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(path)
-    # DuckDB draws its own progress bar on the terminal during long queries (demo builds,
-    # reports); the CLI prints its own progress, and the app has none to show there.
-    con.execute("SET enable_progress_bar = false")
-    migrate(con)
-    return con
-
-
 def migrate(con) -> None:
     """Create or upgrade the schema, then checkpoint so no schema change waits in the WAL."""
     con.execute("BEGIN")
@@ -731,80 +712,3 @@ def migrate(con) -> None:
         con.execute("ROLLBACK")
         raise
     con.execute("CHECKPOINT")
-
-
-class Cursors:
-    """Hands each thread its own cursor on the one process-wide connection."""
-
-    def __init__(self, con):
-        self._con = con
-        self._local = threading.local()
-
-    def get(self):
-        cur = getattr(self._local, "cur", None)
-        if cur is None:
-            cur = self._con.cursor()
-            self._local.cur = cur
-        return cur
-
-
-class UnitOfWork:
-    """A database transaction that rolls back unless `commit()` is called.
-
-    DuckDB answers COMMIT normally after a failed statement and silently rolls everything
-    back, so this class remembers any failure and refuses to report a commit afterwards.
-    """
-
-    def __init__(self, cur, before_commit=None):
-        self.cur = cur
-        self._failed = False
-        self._done = False
-        self.committed = False
-        # Called with this unit of work just before COMMIT (the hash chains' seal).
-        self._before_commit = before_commit
-
-    def __enter__(self):
-        self.cur.execute("BEGIN")
-        return self
-
-    def execute(self, sql, params=None):
-        try:
-            return self.cur.execute(sql, params) if params is not None else self.cur.execute(sql)
-        except Exception:
-            self._failed = True
-            raise
-
-    def fetchall(self, sql, params=None):
-        return self.execute(sql, params).fetchall()
-
-    def fetchone(self, sql, params=None):
-        rows = self.execute(sql, params).fetchall()
-        return rows[0] if rows else None
-
-    def mark_failed(self):
-        self._failed = True
-
-    def commit(self):
-        if self._failed:
-            raise RuntimeError("a statement in this unit of work failed; refusing to commit")
-        if self._before_commit is not None:
-            self._before_commit(self)
-            if self._failed:
-                raise RuntimeError("a statement in this unit of work failed; refusing to "
-                                   "commit")
-        self.cur.execute("COMMIT")
-        self._done = True
-        self.committed = True
-
-    def rollback(self):
-        if not self._done:
-            self._done = True
-            try:
-                self.cur.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-
-    def __exit__(self, exc_type, exc, tb):
-        if not self._done:
-            self.rollback()
-        return False

@@ -148,10 +148,13 @@ def check_bank_file(path: str) -> None:
         header = handle.read(12)
     if header[8:12] != b"DUCK":
         raise NotABank(f"There is no bank at {path}: it is not a DuckDB database.")
+    from .duckdb import duckdb_error
+    from .port import StoreLocked
+
     try:
         con = duckdb.connect(path, read_only=True)
     except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
+        if isinstance(duckdb_error(exc), StoreLocked):
             raise NotABank(f"The bank at {path} is in use by another process (is the app "
                            "running? Use its Operations page, or stop it first).") from None
         raise NotABank(f"There is no bank at {path}: {str(exc).splitlines()[0]}") from None

@@ -28,9 +28,7 @@ import queue
 import threading
 import time
 
-import duckdb
-
-from .db import UnitOfWork
+from .port import DuplicateKey
 
 
 # How long a read served from memory pauses while the writer has work (Writer.give_way).
@@ -76,8 +74,11 @@ class _Job:
 
 
 class Writer:
-    def __init__(self, con, post_batch, batch_size_max: int = 512, chains=None):
-        self._cur = con.cursor()
+    def __init__(self, engine, post_batch, batch_size_max: int = 512, chains=None):
+        # The engine (duckdb.DuckDBEngine) and the writer's own cursor on it: every unit of
+        # work of the writer runs there, and the posting batch's appenders sit on it.
+        self._engine = engine
+        self._cur = engine.cursor()
         # The hash chains (chain_store.Chains): every unit of work is sealed before its
         # COMMIT, and the heads go back to where they were if it rolls back.
         self._chains = chains
@@ -255,7 +256,8 @@ class Writer:
         chains = self._chains
         marked = chains.mark() if chains is not None else None
         try:
-            with UnitOfWork(self._cur, before_commit=chains.seal if chains else None) as uow:
+            with self._engine.unit_of_work(
+                    cursor=self._cur, before_commit=chains.seal if chains else None) as uow:
                 yield uow
         except BaseException:
             if chains is not None:
@@ -272,7 +274,7 @@ class Writer:
         try:
             try:
                 outcomes = self._commit_batch(requests, lookup_keys=False)
-            except duckdb.ConstraintException:
+            except DuplicateKey:
                 # A repeated idempotency key: rerun with the keys looked up first.
                 self._invalidate()
                 outcomes = self._commit_batch(requests, lookup_keys=True)

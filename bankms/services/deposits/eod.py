@@ -343,14 +343,11 @@ def unposted(uow, day: dt.date, kind: str, *, periods=None, account_id=None) -> 
 
 def _store_postings(uow, table, frame, day) -> None:
     frame = frame.assign(period_end=day)
-    uow.cur.register("dep_postings", frame)
-    try:
+    with uow.scan("dep_postings", frame):
         uow.execute(
             f"INSERT INTO {table} SELECT account_id, CAST(period_start AS DATE), "
             "CAST(period_end AS DATE), carry_in_micro_cents, accrued_micro_cents, posted_cents, "
             "carry_out_micro_cents, transaction_id FROM dep_postings")
-    finally:
-        uow.cur.unregister("dep_postings")
 
 
 def _whole_cents(frame) -> pd.DataFrame:

@@ -98,10 +98,9 @@ def rate_at(base_rate, tiers, balance_cents: int):
 
 def versions_in_force(uow, day: dt.date) -> pd.DataFrame:
     """One row per product: the version in force on `day` (VERSION_COLUMNS; rates Decimal,
-    effective_date datetime.date, cents int64). `uow` is a unit of work or a cursor. In SQL,
-    join VERSIONS_IN_FORCE_SQL instead (one parameter: the day)."""
-    cur = getattr(uow, "cur", uow)
-    return _plain(cur.execute(VERSIONS_IN_FORCE_SQL + " ORDER BY v.product_id", [day]).df())
+    effective_date datetime.date, cents int64). `uow` is a unit of work or a snapshot (a
+    store.port Reader). In SQL, join VERSIONS_IN_FORCE_SQL instead (one parameter: the day)."""
+    return _plain(uow.fetch_df(VERSIONS_IN_FORCE_SQL + " ORDER BY v.product_id", [day]))
 
 
 def _code(code) -> str:

@@ -27,15 +27,12 @@ def withholding_tax_bp(uow, account_ids, day: dt.date) -> pd.Series:
     row = uow.fetchone("SELECT value FROM settings WHERE key = ?", [key])
     fallback = int(row[0] if row else REGISTRY[key].default)
     ids = pd.DataFrame({"account_id": [int(i) for i in account_ids]}, dtype="int64")
-    uow.cur.register("tax_accounts", ids)
-    try:
+    with uow.scan("tax_accounts", ids):
         rates = dict(uow.fetchall(
             f"WITH v AS ({VERSIONS_IN_FORCE_SQL}) SELECT t.account_id, "
             "CAST(coalesce(v.withholding_tax_bp, ?) AS BIGINT) FROM tax_accounts t "
             "LEFT JOIN accounts a ON a.id = t.account_id "
             "LEFT JOIN v ON v.product_id = a.product_id", [day, fallback]))
-    finally:
-        uow.cur.unregister("tax_accounts")
     return pd.Series([rates[i] for i in ids["account_id"]], index=ids["account_id"].tolist(),
                      dtype="int64")
 

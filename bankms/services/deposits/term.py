@@ -363,13 +363,10 @@ class TermDeposits:
         product, maturity_instruction) with amount (Decimal), product_name, rate_percent (str),
         start_date, maturity_date, and the expected interest, tax and payout at maturity
         (Decimal; tax at today's rate). Raises what open() raises."""
-        from ...store.db import UnitOfWork
-
         bank = self._bank
         req = self._request(actor, customer_id, linked_account, amount, term_months, product,
                             maturity_instruction)
-        with bank.snapshot() as cur:
-            uow = UnitOfWork(cur)
+        with bank.snapshot() as uow:
             found = self._checked(uow, actor, req)
             bp = int(found["terms"]["withholding_tax_bp"])
         interest = expected_interest_cents(req["amount_cents"], found["rate"],
@@ -622,10 +619,9 @@ class TermDeposits:
                          entity_id=customer_id)
             where, params = " WHERE t.customer_id = ?", [customer_id]
         with bank.snapshot() as cur:
-            from ...store.db import UnitOfWork
             df = cur.execute(self._SELECT + where + " ORDER BY t.start_date DESC, t.account_id "
                              "DESC", params).df()
-            rates = _tax_rates(UnitOfWork(cur), df["account_id"], bank.state.business_date)
+            rates = _tax_rates(cur, df["account_id"], bank.state.business_date)
         return _view(df, rates)
 
     def get(self, actor, account) -> dict:
@@ -633,8 +629,7 @@ class TermDeposits:
         bank = self._bank
         number = accountnum.normalize(account)
         with bank.snapshot() as cur:
-            from ...store.db import UnitOfWork
-            df = cur.execute(self._SELECT + " WHERE a.account_number = ?", [number]).df()
+            df = cur.fetch_df(self._SELECT + " WHERE a.account_number = ?", [number])
             if df.empty:
                 # Another customer's account is refused as accounts.get refuses it, whatever
                 # its kind: "no term deposit" for their checking account but "not allowed" for
@@ -647,7 +642,7 @@ class TermDeposits:
                 raise AccountNotFound(f"There is no term deposit {number}.")
             bank.require(actor, "term_deposit.read", int(df["customer_id"].iloc[0]),
                          entity="account", entity_id=number)
-            rates = _tax_rates(UnitOfWork(cur), df["account_id"], bank.state.business_date)
+            rates = _tax_rates(cur, df["account_id"], bank.state.business_date)
         return _view(df, rates).iloc[0].to_dict()
 
     def verify(self) -> list[str]:
@@ -734,8 +729,7 @@ def _insert_rows(uow, frame: pd.DataFrame) -> None:
     if "renewed_from_account_id" not in frame:
         frame["renewed_from_account_id"] = pd.array([None] * len(frame), dtype="Int64")
     frame["rate_percent"] = [str(r) for r in frame["rate_percent"]]
-    uow.cur.register("new_term_deposits", frame[list(TERM_DEPOSIT_COLUMNS)])
-    try:
+    with uow.scan("new_term_deposits", frame[list(TERM_DEPOSIT_COLUMNS)]):
         uow.execute(
             f"INSERT INTO term_deposits ({', '.join(TERM_DEPOSIT_COLUMNS)}) SELECT "
             "account_id, customer_id, linked_account_id, product_id, principal_cents, "
@@ -743,8 +737,6 @@ def _insert_rows(uow, frame: pd.DataFrame) -> None:
             "term_months, CAST(maturity_date AS DATE), maturity_instruction, status, "
             "opened_by, CAST(opened_at AS TIMESTAMP), open_transaction_id, "
             "renewed_from_account_id FROM new_term_deposits")
-    finally:
-        uow.cur.unregister("new_term_deposits")
 
 
 # -- maturity at end of day (PLAN10 step 4) ------------------------------------------------------
@@ -770,7 +762,7 @@ def mature(bank, actor, uow, day: dt.date, out) -> None:
     out.term_deposit_interest_cents (gross interest posted)."""
 
     nxt = day + dt.timedelta(days=1)
-    due = uow.execute(_DUE_SQL, [nxt]).df()
+    due = uow.fetch_df(_DUE_SQL, [nxt])
     if len(due) == 0:
         return
     for column in ("account_id", "linked_account_id", "principal_cents", "balance_cents",
@@ -896,16 +888,13 @@ def _new_accounts(uow, renewing: pd.DataFrame, day: dt.date) -> list:
     frame = pd.DataFrame({
         "id": ids, "account_number": numbers, "customer_id": renewing["customer_id"],
         "rate": [str(r) for r in renewing["new_rate"]], "product_id": renewing["product_id"]})
-    uow.cur.register("renewed_accounts", frame)
-    try:
+    with uow.scan("renewed_accounts", frame):
         uow.execute(
             "INSERT INTO accounts (id, account_number, customer_id, kind, name, status, "
             "interest_rate_percent, opened_at, last_activity_at, opened_date, "
             "last_activity_date, product_id, rate_negotiated) SELECT id, account_number, "
             "customer_id, 'term_deposit', 'Term deposit', 'active', CAST(rate AS DECIMAL(9, 4)),"
             " ?, ?, ?, ?, product_id, TRUE FROM renewed_accounts", [now, now, day, day])
-    finally:
-        uow.cur.unregister("renewed_accounts")
     return numbers
 
 
@@ -937,10 +926,9 @@ def _record_maturities(bank, actor, uow, day, nxt, due, new_ids, terms_of) -> No
         renewed_to=pd.array([new_ids.get(n) if n else None for n in due["new_number"]],
                             dtype="Int64"),
         period_end=day, carry_out=due["accrued"] - due["gross"] * MICRO_PER_CENT)
-    uow.cur.register("matured", due[[
+    with uow.scan("matured", due[[
         "account_id", "new_status", "renewed_to", "gross", "tax", "interest_tx", "payout_tx",
-        "renewal_tx", "start_date", "period_end", "accrued", "carry_out"]])
-    try:
+        "renewal_tx", "start_date", "period_end", "accrued", "carry_out"]]):
         uow.execute(
             "UPDATE term_deposits SET status = m.new_status, closed_date = ?, closed_by = ?, "
             "interest_cents = m.gross, tax_cents = m.tax, interest_transaction_id = "
@@ -956,8 +944,6 @@ def _record_maturities(bank, actor, uow, day, nxt, due, new_ids, terms_of) -> No
                             "matured) AND balance_cents <> 0")[0]
         if left:
             raise AssertionError(f"{left} matured term deposits still hold money")
-    finally:
-        uow.cur.unregister("matured")
     base = bank.state.take_audit_ids(len(due))
     audit = pd.DataFrame({
         "id": range(base, base + len(due)), "entity_id": due["account_number"],
@@ -968,12 +954,9 @@ def _record_maturities(bank, actor, uow, day, nxt, due, new_ids, terms_of) -> No
             "renewed_to": row.new_number, "renewal_refused": row.not_renewed,
             "business_date": str(day)}, default=str)
             for row, status in zip(due.itertuples(index=False), due["new_status"])]})
-    uow.cur.register("maturity_audit", audit)
-    try:
+    with uow.scan("maturity_audit", audit):
         uow.execute(
             "INSERT INTO audit_log (id, ts, actor, actor_role, action, entity, entity_id, "
             "before, after, outcome) SELECT id, ?, ?, ?, 'term_deposit.mature', 'account', "
             "entity_id, '{\"status\": \"active\"}', after, 'ok' FROM maturity_audit",
             [now, actor.username, actor.role])
-    finally:
-        uow.cur.unregister("maturity_audit")

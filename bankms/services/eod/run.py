@@ -324,7 +324,7 @@ def close_day(bank, actor, uow, day: dt.date) -> DayClosed | None:
 
 
 def _collect(bank, actor, uow, day, internal, out):
-    due = uow.execute(COLLECT_SQL, [day]).df()
+    due = uow.fetch_df(COLLECT_SQL, [day])
     if len(due) == 0:
         return
     alloc = allocate(uow, due, day)
@@ -442,7 +442,7 @@ def _accrue_loans(bank, actor, uow, day, internal, out):
     (non-accrual) and its accrued interest is reversed; so is a loan paid off or written off.
     Interest paid ahead of its accrual nets against the receivable (interest in advance)."""
     nxt = day + dt.timedelta(days=1)
-    target = uow.execute(LOAN_ACCRUAL_SQL, [nxt, nxt, nxt]).df()
+    target = uow.fetch_df(LOAN_ACCRUAL_SQL, [nxt, nxt, nxt])
     changed = target[target["changed"]]
     if len(changed):
         from ..loans import _replay_in
@@ -452,16 +452,13 @@ def _accrue_loans(bank, actor, uow, day, internal, out):
                 uow.fetchall, loan, work_calendar=bank.workdays.calendar()) \
                 .accrued_interest(nxt)
     target = target[["loan_id", "accrued_cents"]]
-    uow.cur.register("accrual_target", target)
-    try:
+    with uow.scan("accrual_target", target):
         diff = uow.execute(
             "SELECT coalesce(t.loan_id, a.loan_id) AS loan_id, CAST(coalesce(t.accrued_cents, "
             "0) AS BIGINT) AS accrued_cents, CAST(coalesce(t.accrued_cents, 0) - coalesce("
             "a.accrued_cents, 0) AS BIGINT) AS change_cents FROM accrual_target t FULL JOIN "
             "loan_accruals a ON a.loan_id = t.loan_id WHERE coalesce(t.accrued_cents, 0) <> "
             "coalesce(a.accrued_cents, 0)").df()
-    finally:
-        uow.cur.unregister("accrual_target")
     out.loan_accrual_change_cents = _post_loan_changes(
         bank, actor, uow, day, internal, diff, kind="loan_accrual",
         memo=f"Loan interest accrued for {day}", debit="interest_receivable",
@@ -500,13 +497,10 @@ def _post_loan_changes(bank, actor, uow, day, internal, diff, *, kind, memo, deb
                                  "amount_cents": [-change, change]})
         post_frames(bank, actor, uow, tx, postings, f"eod.{kind}")
     diff = diff.assign(business_date=day)
-    uow.cur.register("loan_changes", diff)
-    try:
+    with uow.scan("loan_changes", diff):
         uow.execute(f"DELETE FROM {table} WHERE loan_id IN (SELECT loan_id FROM loan_changes)")
         uow.execute(f"INSERT INTO {table} SELECT {columns} FROM loan_changes "
                     f"WHERE {nonzero} <> 0")
-    finally:
-        uow.cur.unregister("loan_changes")
     return change
 
 
@@ -518,8 +512,7 @@ def _provision(bank, actor, uow, day, internal, settings, out):
     points = provision_basis_points(settings)
     frame = pd.DataFrame({"bucket": list(BUCKETS), "basis_points": points,
                           "percent": [p / 100 for p in points]})
-    uow.cur.register("provision_rates", frame)
-    try:
+    with uow.scan("provision_rates", frame):
         changed = uow.execute(
             "SELECT coalesce(t.loan_id, p.loan_id) AS loan_id, coalesce(t.bucket, 'closed') "
             "AS bucket, coalesce(t.percent, 0) AS percent, CAST(coalesce(t.target, 0) AS "
@@ -533,8 +526,6 @@ def _provision(bank, actor, uow, day, internal, settings, out):
             "FULL JOIN loan_provisions p ON p.loan_id = t.loan_id "
             "WHERE coalesce(t.target, 0) <> coalesce(p.provision_cents, 0) "
             "OR coalesce(t.bucket, 'closed') <> coalesce(p.bucket, 'closed')").df()
-    finally:
-        uow.cur.unregister("provision_rates")
     out.provision_change_cents = _post_loan_changes(
         bank, actor, uow, day, internal, changed, kind="loan_provision",
         memo=f"Loan-loss provision for {day}", debit="provision_expense",

@@ -1,0 +1,230 @@
+"""The storage port: what services may ask of a database, whichever engine holds the bank.
+
+Services, domain, reporting and the demo talk to storage only through these interfaces; the
+engines (`store/duckdb.py` today, `store/postgres.py` with issue 14's L2) implement them, and
+each engine owns the one table that maps its driver's errors to the port errors below
+(`map_error`). Nothing here imports a database driver.
+
+SQL is text with `?` positional parameters (the style of every call site); `Params` may also be
+a mapping for `:named` parameters on engines that support them. Shapes returned:
+- `fetchall` -> list of tuples, one per row, Python values (int, str, Decimal for DECIMAL,
+  datetime.date / naive UTC datetime.datetime, bool, None);
+- `fetch_df` -> pandas DataFrame: BIGINT -> int64, DECIMAL -> float64 (as DuckDB's .df()),
+  DATE / TIMESTAMP -> datetime64; money stays in `*_cents` int64 columns.
+
+Every method may raise a `StoreError` subclass (mapped from the engine's own exception, which
+is kept as `__cause__`); an error the map does not know passes through unchanged.
+
+`store/engines.py` opens the engine for a URL (open_engine); it lives apart so that this
+module imports no engine (the engines import it). Plan: PLAN14.md section 2. BatchWriter/BatchRows (the engine half of a posting batch) and the
+cross-process members of Engine (version, subscribe, notify, try_lock, backup) are declared
+for the engines to come; the DuckDB engine implements what L1 needs and says so.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover - types only
+    import pandas as pd
+    import pyarrow as pa
+
+    Frame = pd.DataFrame | pa.Table
+
+# '?' positional (every call site today) or ':named' (a mapping); None: no parameters.
+Params = Sequence[object] | Mapping[str, object] | None
+
+
+# -- errors -------------------------------------------------------------------------------------
+class StoreError(Exception):
+    """A storage failure in port terms. The engine's exception is this one's __cause__."""
+
+
+class DuplicateKey(StoreError):
+    """A unique or primary key refused a row (DuckDB ConstraintException, PostgreSQL
+    UniqueViolation 23505). `constraint` names it when the engine says which, else None."""
+
+    def __init__(self, message: str = "", *, constraint: str | None = None):
+        super().__init__(message)
+        self.constraint = constraint
+
+
+class WriteConflict(StoreError):
+    """Another transaction changed the same rows first; retrying the whole unit of work may
+    succeed (DuckDB "Conflict on update" / TransactionException, PostgreSQL 40001, 40P01)."""
+
+
+class StoreLocked(StoreError):
+    """The store is held by another process (DuckDB IOException "Conflicting lock")."""
+
+
+class StoreUnavailable(StoreError):
+    """The connection to the store was lost or could not be made (PostgreSQL
+    OperationalError)."""
+
+
+class NotAStore(StoreError):
+    """What was opened is not a database of this engine (a file that is not DuckDB)."""
+
+
+def map_error(exc: BaseException) -> BaseException:
+    """The port error for an engine exception, or `exc` itself when no engine maps it.
+
+    Each engine registers its own table (`register_error_map`); a port error is returned as
+    is. Callers raise the answer `from exc`. Never raises."""
+    if isinstance(exc, StoreError):
+        return exc
+    for mapper in _ERROR_MAPS:
+        mapped = mapper(exc)
+        if mapped is not None:
+            return mapped
+    return exc
+
+
+# Engine error tables, each a function returning a StoreError or None for what it does not know.
+_ERROR_MAPS: list[Callable[[BaseException], StoreError | None]] = []
+
+
+def register_error_map(mapper: Callable[[BaseException], StoreError | None]) -> None:
+    """Add an engine's error table to `map_error` (each engine module calls this once)."""
+    if mapper not in _ERROR_MAPS:
+        _ERROR_MAPS.append(mapper)
+
+
+# -- ids ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class IdBlock:
+    """Ids taken from one sequence for one unit of work: int64, ascending, unique across units
+    of work, and NOT necessarily contiguous (PostgreSQL sequences leave gaps; DuckDB's
+    in-process counters happen to be contiguous). Iterate, index or use `.ids` directly."""
+
+    ids: np.ndarray = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __iter__(self):
+        return iter(self.ids.tolist())
+
+    def __getitem__(self, i):
+        return self.ids[i]
+
+    @property
+    def first(self) -> int:
+        """The lowest id (IndexError when empty)."""
+        return int(self.ids[0])
+
+
+# -- readers and units of work ------------------------------------------------------------------
+class Reader(Protocol):
+    """Queries in one snapshot; never writes."""
+
+    dialect: Any  # store/sql.py Dialect (task C); the engine's name until it lands
+
+    def fetchall(self, sql: str, params: Params = None) -> list[tuple]: ...
+
+    def fetchone(self, sql: str, params: Params = None) -> tuple | None: ...
+
+    def fetch_df(self, sql: str, params: Params = None) -> "pd.DataFrame": ...
+
+
+@runtime_checkable
+class UnitOfWork(Reader, Protocol):
+    """One database transaction that rolls back unless `commit()` is called.
+
+    A failed statement marks the unit failed; `commit()` then raises RuntimeError instead of
+    reporting a commit (DuckDB answers COMMIT normally after a failure and rolls back)."""
+
+    lane: int            # this process's writer lane (0 on DuckDB)
+    committed: bool
+
+    def execute(self, sql: str, params: Params = None) -> Any:
+        """Run one statement. Callers must not use the return value: on DuckDB it is still
+        the driver's cursor (for `.df()`/`.fetchall()` call sites not yet moved to
+        fetch_df/fetchall); on other engines None."""
+
+    def scan(self, name: str, frame: "Frame") -> AbstractContextManager[str]:
+        """`with uow.scan(name, frame) as table:` makes `frame` readable as table `name` in
+        this unit of work's SQL until the block ends (DuckDB register/unregister; PostgreSQL
+        CREATE TEMP TABLE ... ON COMMIT DROP + COPY). Yields the name to use in SQL."""
+
+    def load(self, table: str, frame: "Frame", *,
+             columns: Sequence[str] | None = None) -> int:
+        """Append every row of `frame` to `table` (columns: the frame's, in the table's order
+        when None; else the named table columns, frame columns taken in that order). Returns
+        the number of rows loaded. DuckDB: Arrow insert; PostgreSQL: COPY FROM STDIN.
+        Raises DuplicateKey on a key violation."""
+
+    def take_ids(self, sequence: str, n: int) -> IdBlock:
+        """`n` new ids from `sequence` (e.g. 'transaction_id_seq', 'customer_id_seq').
+        Ascending and unique across units of work; gaps are allowed. A rolled-back unit of
+        work may leave its ids unused."""
+
+    def on_commit(self, fn: Callable[[], None]) -> None:
+        """Run fn() after this unit of work's COMMIT has succeeded (memory that must follow
+        the database: cached dates, chain heads...); never if it rolls back. Called in the
+        order registered; an exception from one propagates to the committer."""
+
+    def mark_failed(self) -> None:
+        """Refuse any later commit (a caller caught a failure it cannot undo)."""
+
+    def commit(self) -> None:
+        """COMMIT, or RuntimeError when a statement failed; a mapped StoreError (e.g.
+        WriteConflict, DuplicateKey) when the engine refuses the COMMIT."""
+
+
+# -- the posting batch (engine half): declared for L2, not yet implemented ---------------------
+@dataclass
+class BatchRows:
+    transactions: list[tuple]
+    postings: list[tuple]
+    keys: list[tuple]
+    audit: list[tuple]
+    balances: list[tuple]            # (account_id, balance_cents, last_activity_at, last_activity_date)
+    internal_deltas: dict[int, int]  # account_id -> cents, for accounts settled in aggregate
+
+
+class BatchWriter(Protocol):
+    """The engine half of a posting batch; the guards stay in domain/ (PLAN14 section 4.1)."""
+
+    def lock_accounts(self, uow: UnitOfWork, numbers: Sequence[str]) -> dict[str, list]: ...
+
+    def lock_customers(self, uow: UnitOfWork, customer_ids: Sequence[int]) -> None: ...
+
+    def lookup_keys(self, uow: UnitOfWork, keys: Sequence[str]) -> dict[str, tuple]: ...
+
+    def write(self, uow: UnitOfWork, rows: BatchRows) -> None: ...
+
+    def clear(self) -> None: ...
+
+
+# -- the engine ---------------------------------------------------------------------------------
+@runtime_checkable
+class Engine(Protocol):
+    """One open store. Thread-safe: every thread reads through its own connection or cursor."""
+
+    name: Literal["duckdb", "postgresql"]
+    url: str
+    lane: int
+    dialect: Any
+
+    def unit_of_work(self, *, isolation: Literal["read_committed", "serializable"] =
+                     "serializable") -> AbstractContextManager[UnitOfWork]:
+        """A new transaction (BEGIN on enter; ROLLBACK on exit unless committed). Driver
+        errors leaving the block are mapped (map_error)."""
+
+    def read(self, sql: str, params: Params = None) -> list[tuple]:
+        """Rows of one query, in one snapshot of committed data."""
+
+    def read_df(self, sql: str, params: Params = None) -> "pd.DataFrame":
+        """One query as a DataFrame (Reader.fetch_df's types)."""
+
+    def snapshot(self) -> AbstractContextManager[Reader]:
+        """A Reader whose queries all see one committed state (repeatable read)."""
+
+    def close(self) -> None:
+        """Close the store; further calls fail."""
