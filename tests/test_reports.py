@@ -274,7 +274,7 @@ def test_a_bank_without_loans_has_an_empty_loan_book(ledger):
 
 def test_loan_figures_are_zero_where_the_loan_tables_are_missing(ledger):
     con = sqlite3.connect(":memory:")
-    analytics.copy_to_sqlite(ledger.bank._cursors.get().execute, con)
+    analytics.copy_to_sqlite(ledger.bank.engine.thread_cursor().execute, con)
     con.execute("DROP TABLE loan_payments")
     src = analytics.sqlite_source(con)
     assert analytics.loans_available(src) is False
@@ -625,7 +625,7 @@ def test_sqlite_gives_the_same_answers(ledger, sqlite_copy, name, filters):
 @pytest.fixture(scope="module")
 def sqlite_copy(ledger):
     con = sqlite3.connect(":memory:")
-    analytics.copy_to_sqlite(ledger.bank._cursors.get().execute, con)
+    analytics.copy_to_sqlite(ledger.bank.engine.thread_cursor().execute, con)
     yield analytics.sqlite_source(con)
     con.close()
 
@@ -839,7 +839,7 @@ def test_loan_book_matches_end_of_day(bank, system, loan_bank, days_after_first_
     # The SQL on SQLite rebuilds the book from the schedule and the payments (no end of day
     # tables there): it agrees with what end of day stored, less the per-loan provision.
     con = sqlite3.connect(":memory:")
-    analytics.copy_to_sqlite(bank._cursors.get().execute, con)
+    analytics.copy_to_sqlite(bank.engine.thread_cursor().execute, con)
     lite = analytics.loan_book(analytics.sqlite_source(con), day)
     pd.testing.assert_frame_equal(lite.drop(columns=["provision_cents"]),
                                   book.reset_index()[lite.columns.drop("provision_cents")],
