@@ -3,9 +3,9 @@ takes the `engine` fixture runs once on DuckDB and once on PostgreSQL (tests/pgc
 
 Rows: a unit of work rolls back unless committed; commit refused after a failed statement;
 on_commit in order and never after a rollback; a duplicate key is DuplicateKey naming the
-constraint; a write conflict is WriteConflict; scan; load; take_ids; fetch_df's dtypes; a
-snapshot repeats while another connection commits; `?` placeholders beside '?' and '%' in
-literals. Then the schema: the same tables and columns after migrate on both engines, and a
+constraint; a write conflict is WriteConflict (and write skew, refused on PostgreSQL only);
+threads read side by side; scan; load; take_ids; fetch_df's dtypes; a snapshot repeats while
+another connection commits; `?` placeholders beside '?' and '%' in literals. Then the schema: the same tables and columns after migrate on both engines, and a
 second migrate changes nothing. The PostgreSQL error map and the `?` translation, one row per
 case, need no server.
 """
@@ -183,6 +183,51 @@ def test_a_writer_waiting_on_a_row_fails_as_a_write_conflict_when_the_first_comm
     thread.join(10)
     assert outcome == {"second": "write conflict"}
     assert store.read("SELECT v FROM t") == [("b",)]
+
+
+# Write skew: each unit of work reads both rows and changes the other one. PostgreSQL's
+# SERIALIZABLE (the port's default isolation) refuses the second COMMIT; DuckDB's snapshot
+# isolation commits both (shared/field-notes.md), which is why the ledger's writer is single.
+WRITE_SKEW_SECOND_COMMIT = {"duckdb": "committed", "pg": "write conflict"}
+
+
+def test_write_skew_is_refused_at_commit_on_postgresql_only(engine, store):
+    with store.unit_of_work() as uow:
+        uow.execute("INSERT INTO t VALUES (1, 'on'), (2, 'on')")
+        uow.commit()
+    with other_unit_of_work(store) as first, other_unit_of_work(store) as second:
+        for uow in (first, second):
+            assert uow.fetchall("SELECT id FROM t WHERE v = 'on' ORDER BY id") == [(1,), (2,)]
+        first.execute("UPDATE t SET v = 'off' WHERE id = 1")
+        second.execute("UPDATE t SET v = 'off' WHERE id = 2")
+        first.commit()
+        try:
+            second.commit()
+            outcome = "committed"
+        except port.WriteConflict:
+            outcome = "write conflict"
+    assert outcome == WRITE_SKEW_SECOND_COMMIT[engine.name]
+
+
+def test_every_thread_reads_through_a_connection_of_its_own(store):
+    with store.unit_of_work() as uow:
+        uow.execute("INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+        uow.commit()
+    failures, counts = [], []
+
+    def reader():
+        try:
+            for _ in range(50):
+                counts.append(store.read("SELECT count(*) FROM t")[0][0])
+                assert list(store.read_df("SELECT id FROM t ORDER BY id")["id"]) == [1, 2]
+        except Exception as exc:  # noqa: BLE001 - the test reports any failure
+            failures.append(exc)
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == [] and counts == [2] * 200
 
 
 def test_scan_is_visible_only_inside_its_block(store):
