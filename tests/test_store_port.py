@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from bankms import open_bank
 from bankms.store import port
 from bankms.store.engines import open_engine
 from bankms.store.duckdb import DuckDBEngine, duckdb_error
@@ -90,7 +91,7 @@ def duck(tmp_path):
     eng.close()
 
 
-def test_open_engine_picks_duckdb_for_paths_and_refuses_postgresql_for_now(tmp_path):
+def test_open_engine_picks_duckdb_for_paths_and_postgresql_for_its_urls(tmp_path):
     eng = open_engine(":memory:")
     try:
         assert isinstance(eng, DuckDBEngine) and isinstance(eng, port.Engine)
@@ -98,8 +99,17 @@ def test_open_engine_picks_duckdb_for_paths_and_refuses_postgresql_for_now(tmp_p
             assert isinstance(uow, port.UnitOfWork)
     finally:
         eng.close()
-    with pytest.raises(NotImplementedError, match="PostgreSQL"):
-        open_engine("postgresql:///bank?host=/tmp")
+    # No server listens in an empty folder: the PostgreSQL engine was tried, and said so in
+    # port terms (tests/test_store_contract.py opens real ones).
+    for scheme in ("postgresql", "postgres"):
+        with pytest.raises(port.StoreUnavailable) as caught:
+            open_engine(f"{scheme}:///bank?host={tmp_path}&connect_timeout=2")
+        assert type(caught.value.__cause__).__module__.startswith("psycopg")
+
+
+def test_a_bank_on_postgresql_is_refused_by_name_before_any_connection(tmp_path):
+    with pytest.raises(NotImplementedError, match="issue 14"):
+        open_bank(f"postgresql:///bank?host={tmp_path}")
 
 
 def test_scan_is_visible_only_inside_its_block(duck):

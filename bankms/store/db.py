@@ -1,11 +1,56 @@
-"""The DuckDB schema and its migrations, run at open (the engine is store/duckdb.py).
+"""The schema and its migrations, run at open on DuckDB (store/duckdb.py) and PostgreSQL
+(store/postgres.py).
 
-Schema changes happen only here, at open, followed by a CHECKPOINT, because WAL replay of
-run-time schema changes is where DuckDB has failed upstream.
+Schema changes happen only here, at open. On DuckDB they are followed by a CHECKPOINT, because
+WAL replay of run-time schema changes is where DuckDB has failed upstream. Every DDL statement
+below runs on both engines as written; the few migration statements with no form both accept
+(DuckDB's TRY_CAST, the CHECKPOINT, PostgreSQL's lock against two processes migrating at once)
+come from `MIGRATION_SQL`, the one place that chooses per engine.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class MigrationSQL:
+    """The migration's SQL that differs between engines. The try_* templates take `{expr}` (a
+    text expression) and give its value as that type, or NULL when the text is not one."""
+
+    try_bigint: str
+    try_integer: str
+    try_date: str
+    lock: str | None        # run first inside the migration's transaction
+    checkpoint: str | None  # run after its COMMIT
+
+
+# Keyed by Engine.name. DuckDB's text is what migrate ran before PostgreSQL existed, to the byte.
+# PostgreSQL 15 has no TRY_CAST: a pattern guards the CAST (digits that fit the type; an ISO
+# date, whose impossible days such as 2024-02-30 still fail the CAST: bankms writes these
+# settings itself). Its DDL is transactional, so two processes opening one new database would
+# race on CREATE ... IF NOT EXISTS (a unique violation in pg_type): an advisory lock taken
+# inside the transaction queues the second until the first has committed. CHECKPOINT on
+# PostgreSQL needs a superuser and is not needed for its WAL.
+MIGRATION_SQL = {
+    "duckdb": MigrationSQL(
+        try_bigint="TRY_CAST({expr} AS BIGINT)",
+        try_integer="TRY_CAST({expr} AS INTEGER)",
+        try_date="TRY_CAST({expr} AS DATE)",
+        lock=None,
+        checkpoint="CHECKPOINT"),
+    "postgresql": MigrationSQL(
+        try_bigint=("CASE WHEN {expr} ~ '^[[:space:]]*[+-]?[0-9]{{1,18}}[[:space:]]*$' "
+                    "THEN CAST({expr} AS BIGINT) END"),
+        try_integer=("CASE WHEN {expr} ~ '^[[:space:]]*[+-]?[0-9]{{1,9}}[[:space:]]*$' "
+                     "THEN CAST({expr} AS INTEGER) END"),
+        try_date=("CASE WHEN {expr} ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}$' "
+                  "THEN CAST({expr} AS DATE) END"),
+        # The key is "bankms" read as an integer: one lock for every bankms database.
+        lock="SELECT pg_advisory_xact_lock(7089075474165619059)",
+        checkpoint=None),
+}
 
 # A period's interest posting per account (interest_postings, overdraft_interest_postings).
 _INTEREST_POSTING_COLUMNS = """
@@ -603,7 +648,7 @@ _LATE_FEE_SETTINGS = (("late_fee_cents", "loan_late_fee_cents", 2500),
                       ("late_fee_grace_days", "loan_late_fee_grace_days", 5))
 
 
-def _add_loan_terms(con) -> None:
+def _add_loan_terms(con, variant: MigrationSQL) -> None:
     for table in ("loan_products", "loans"):
         have = {row[0] for row in con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
@@ -614,8 +659,9 @@ def _add_loan_terms(con) -> None:
             con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {sql_type} "
                         f"DEFAULT {default}")
         for column, key, default in _LATE_FEE_SETTINGS:
-            con.execute(f"UPDATE {table} SET {column} = coalesce((SELECT TRY_CAST(value AS "
-                        f"BIGINT) FROM settings WHERE key = ?), {default})", [key])
+            con.execute(f"UPDATE {table} SET {column} = coalesce((SELECT "
+                        f"{variant.try_bigint.format(expr='value')} FROM settings WHERE key = ?), "
+                        f"{default})", [key])
 
 
 # -- Deposit products (issue 10): the products every bank starts with, made at open, so that
@@ -636,27 +682,28 @@ _SEED_PRODUCTS = (
     ("term_deposit", "Term deposit", "0", "maturity", False, 0, 3, 60, "interest_months", 3),
 )
 _FIRST_BUSINESS_DATE_SQL = """SELECT least(
-    (SELECT TRY_CAST(value AS DATE) FROM settings WHERE key = 'business_date'),
+    (SELECT {business_date} FROM settings WHERE key = 'business_date'),
     (SELECT min(business_date) FROM transactions),
     (SELECT min(business_date) FROM eod_runs),
     (SELECT min(opened_date) FROM accounts WHERE customer_id IS NOT NULL),
     current_date)"""
 
 
-def _setting_int(con, key: str, default: int) -> int:
-    row = con.execute("SELECT TRY_CAST(value AS INTEGER) FROM settings WHERE key = ?",
-                      [key]).fetchone()
+def _setting_int(con, key: str, default: int, variant: MigrationSQL) -> int:
+    row = con.execute(f"SELECT {variant.try_integer.format(expr='value')} FROM settings "
+                      "WHERE key = ?", [key]).fetchone()
     return default if row is None or row[0] is None else row[0]
 
 
-def _add_deposit_products(con) -> None:
+def _add_deposit_products(con, variant: MigrationSQL) -> None:
     """Seed the three products once, then put every account without a product on the one
     of its kind. An existing account whose own rate differs from its product's base rate
     keeps earning its own (rate_negotiated), so no account earns other than before."""
     if con.execute("SELECT count(*) FROM deposit_products").fetchone()[0] == 0:
-        first_day = con.execute(_FIRST_BUSINESS_DATE_SQL).fetchone()[0]
-        dormancy_months = _setting_int(con, "dormancy_months", 12)
-        tax_bp = _setting_int(con, "interest_withholding_tax_bp", 0)
+        first_day = con.execute(_FIRST_BUSINESS_DATE_SQL.format(
+            business_date=variant.try_date.format(expr="value"))).fetchone()[0]
+        dormancy_months = _setting_int(con, "dormancy_months", 12, variant)
+        tax_bp = _setting_int(con, "interest_withholding_tax_bp", 0, variant)
         for (code, name, rate, period, overdraft, overdraft_max, term_min, term_max,
              penalty, penalty_months) in _SEED_PRODUCTS:
             pid = con.execute("SELECT nextval('deposit_product_id_seq')").fetchone()[0]
@@ -685,24 +732,32 @@ def assign_products(con) -> None:
         return
     con.execute(
         """UPDATE accounts SET rate_negotiated = TRUE FROM (
-            SELECT v.product_id, v.interest_rate_percent, p.code FROM deposit_products p
-            JOIN deposit_product_versions v ON v.product_id = p.id
-            QUALIFY row_number() OVER (PARTITION BY p.id ORDER BY v.effective_date) = 1) f
+            SELECT product_id, interest_rate_percent, code FROM (
+                SELECT v.product_id, v.interest_rate_percent, p.code, row_number() OVER (
+                    PARTITION BY p.id ORDER BY v.effective_date) AS version_number
+                FROM deposit_products p JOIN deposit_product_versions v ON v.product_id = p.id
+            ) numbered WHERE version_number = 1) f
         WHERE accounts.product_id IS NULL AND accounts.kind = f.code
           AND accounts.interest_rate_percent <> f.interest_rate_percent""")
     con.execute("UPDATE accounts SET product_id = p.id FROM deposit_products p "
                 "WHERE accounts.product_id IS NULL AND p.code = accounts.kind")
 
 
-def migrate(con) -> None:
-    """Create or upgrade the schema, then checkpoint so no schema change waits in the WAL."""
+def migrate(con, engine: str = "duckdb") -> None:
+    """Create or upgrade the schema in one transaction; on DuckDB then checkpoint so no schema
+    change waits in the WAL. `con` has DuckDB's `execute(sql, params) -> cursor` with `?`
+    parameters (store/postgres.py hands PostgreSQL's connection in that shape); `engine` is an
+    Engine.name, a key of MIGRATION_SQL. Idempotent: a second run changes nothing."""
+    variant = MIGRATION_SQL[engine]
     con.execute("BEGIN")
     try:
+        if variant.lock is not None:
+            con.execute(variant.lock)
         for statement in (*SCHEMA, *STANDING_ORDER_SCHEMA):
             con.execute(statement)
         _add_business_dates(con)
-        _add_loan_terms(con)
-        _add_deposit_products(con)
+        _add_loan_terms(con, variant)
+        _add_deposit_products(con, variant)
         con.execute(
             "INSERT INTO settings VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
             [str(SCHEMA_VERSION)],
@@ -711,4 +766,5 @@ def migrate(con) -> None:
     except Exception:
         con.execute("ROLLBACK")
         raise
-    con.execute("CHECKPOINT")
+    if variant.checkpoint is not None:
+        con.execute(variant.checkpoint)

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from .port import Engine
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
 
 def open_engine(url: str, **options) -> Engine:
-    """The engine for `url`: a file path or ':memory:' -> DuckDB (store/duckdb.py);
-    'postgresql://...' -> PostgreSQL, which is not built yet (NotImplementedError naming
-    issue 14). `options` go to the engine's constructor; port errors (StoreLocked, NotAStore)
-    when the store cannot be opened."""
-    if url.startswith(("postgresql://", "postgres://")):
-        raise NotImplementedError(
-            "PostgreSQL is not available yet (issue 14, landing L2): set BANKMS_DB to a "
-            "DuckDB file path, e.g. data/bank.duckdb.")
+    """The engine for `url`: 'postgresql://...' or 'postgres://...' -> PostgreSQL
+    (store/postgres.py); a file path or ':memory:' -> DuckDB (store/duckdb.py). The store is
+    opened and migrated. `options` go to the engine's constructor; port errors when the store
+    cannot be opened (DuckDB: StoreLocked, NotAStore; PostgreSQL: StoreUnavailable)."""
+    if url.startswith(POSTGRES_SCHEMES):
+        from .postgres import PostgresEngine
+        return PostgresEngine(url, **options)
     from .duckdb import DuckDBEngine
     return DuckDBEngine(url, **options)
