@@ -18,7 +18,9 @@ import re
 import duckdb
 import pytest
 
-from bankms.store.sql import DIALECT, DUCKDB, POSTGRES, SQLITE
+import bankms.store.sql
+from bankms.store.duckdb import DuckDBEngine
+from bankms.store.sql import DUCKDB, POSTGRES, SQLITE
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "bankms"
@@ -334,8 +336,15 @@ def test_arguments_keep_their_order_in_the_text(dialect, call):
     assert text.index("<1>") < text.index("<2>") if "<2>" in text else "<1>" in text
 
 
-def test_the_services_dialect_is_duckdb():
-    assert DIALECT is DUCKDB
+def test_the_dialect_is_the_engines():
+    engine = DuckDBEngine(":memory:")
+    try:
+        with engine.snapshot() as snap, engine.unit_of_work() as uow:
+            assert (engine.dialect, snap.dialect, uow.dialect) == (DUCKDB, DUCKDB, DUCKDB)
+    finally:
+        engine.close()
+    # Nothing left to bind at import.
+    assert not hasattr(bankms.store.sql, "DIALECT")
 
 
 # -- the PostgreSQL fragments, as text (PostgreSQL 15 documentation) -------------------------

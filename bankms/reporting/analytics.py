@@ -38,7 +38,7 @@ from ..domain.errors import InvalidInput
 from ..domain.labels import account_kind_sql, label_sql, transaction_labels
 from ..services.ledger import CUSTOMER_ACTIVITY_KINDS, CUSTOMER_KINDS
 from ..domain.schedule import BUCKETS, add_months
-from ..store.sql import DIALECT as SQL, DUCKDB, SQLITE, Dialect  # noqa: F401  (re-exported)
+from ..store.sql import DUCKDB, SQLITE, Dialect  # noqa: F401  (re-exported)
 
 ACCOUNT_KINDS = ("all",) + CUSTOMER_KINDS
 FALLING_WINDOW_DAYS = 90
@@ -105,7 +105,9 @@ class Source:
 
 
 def duckdb_source(bank) -> Source:
-    return Source(bank.read_df, DUCKDB)
+    """The bank's own store as a Source, in its engine's dialect (DuckDB today; the name is
+    older than the storage port)."""
+    return Source(bank.read_df, bank.engine.dialect)
 
 
 def sqlite_source(con) -> Source:
@@ -289,15 +291,16 @@ def _coverage(provision_cents: int, book: pd.DataFrame) -> Decimal:
     return (Decimal(provision_cents) * 100 / Decimal(npl)).quantize(Decimal("0.01"))
 
 
-def gl_postings_sql() -> str:
+def gl_postings_sql(dialect: Dialect) -> str:
     """Postings of the ledger accounts given as a list parameter, made before a cut: the rows
-    behind a ledger balance as of a day (parameters: the account numbers, the cut)."""
+    behind a ledger balance as of a day (parameters: the account numbers, the cut), in
+    `dialect` (the source's, src.d)."""
     # Run on the bank (drill-downs never run on the SQLite copy).
     return ("SELECT p.id AS posting_id, p.posted_at, p.transaction_id, t.kind, "
             f"{label_sql('t.kind', 't.channel', 'p.amount_cents')} AS label, t.memo, "
             "a.account_number, p.amount_cents FROM postings p "
             "JOIN accounts a ON a.id = p.account_id JOIN transactions t ON t.id = p.transaction_id "
-            f"WHERE {SQL.in_list('a.account_number', 'VARCHAR')} AND p.posted_at < ? "
+            f"WHERE {dialect.in_list('a.account_number', 'VARCHAR')} AND p.posted_at < ? "
             "ORDER BY p.posted_at, p.id")
 
 
@@ -1173,7 +1176,8 @@ EOD_BOOK_COLUMNS = {
 def _last_closed_day(src: Source) -> dt.date | None:
     """The last business day end of day closed, when the bank keeps arrears and provisions
     per loan (the loans module of issue 9); None otherwise (and on the SQLite copy)."""
-    if src.d is not DUCKDB:
+    # The SQLite copy has no end-of-day tables; the bank's own engine may (DuckDB, PostgreSQL).
+    if src.d is SQLITE:
         return None
     known = getattr(src, "_eod_book_available", None)
     if known is None:

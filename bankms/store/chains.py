@@ -25,7 +25,6 @@ from ..domain.errors import InvalidInput
 from ..domain.dates import utcnow
 from ..domain.text import csv_rows
 from .duckdb import DuckDBReader
-from .sql import DIALECT as SQL
 
 TX_COLUMNS = chain.CHAIN_COLUMNS["ledger"]["transactions"]
 POSTING_COLUMNS = chain.CHAIN_COLUMNS["ledger"]["postings"]
@@ -284,7 +283,8 @@ class Chains:
             "ORDER BY id LIMIT 1")
         table = "transactions" if name == "ledger" else "audit_log"
         stored = dict(bank.read(f"SELECT id, chain_hash FROM {table} WHERE "
-                                + SQL.in_list("id", "BIGINT"), [sorted(want)])) if want else {}
+                                + bank.engine.dialect.in_list("id", "BIGINT"),
+                                [sorted(want)])) if want else {}
         first_bad = bad[0] if bad else None
         return {"bad": first_bad, "before_bad": bad[1] if bad else None,
                 "at": {i: h for i, h in stored.items() if first_bad is None or i < first_bad},

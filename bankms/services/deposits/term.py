@@ -86,7 +86,6 @@ from ..ledger import TRANSACTIONAL_KINDS, PostingRequest, utcnow
 from ...domain.money import to_cents, to_money
 from ..posting_frames import post_frames
 from .tax import withholding_tax_bp, withholding_tax_cents
-from ...store.sql import DIALECT as SQL
 
 MICRO_PER_CENT = 1_000_000
 RATE_SCALE = 10_000  # rates have at most four decimals (accounts.clean_rate)
@@ -130,7 +129,7 @@ def _year_days(day: dt.date, day_count: str) -> int:
 def daily_micro_cents(balance_cents: int, rate, day_count: str = "actual/365",
                       day: dt.date | None = None) -> int:
     """One day's interest in micro-cents on an end-of-day balance: balance x rate % / days in
-    the year of the day count, half-up to the micro-cent (eod.ACCRUE_SQL's formula for
+    the year of the day count, half-up to the micro-cent (eod.accrue_sql's formula for
     actual/365)."""
     denominator = _year_days(day or dt.date(2001, 1, 1), day_count)
     return (2 * int(balance_cents) * _rate_units(rate) + denominator) // (2 * denominator)
@@ -246,16 +245,16 @@ def products_terms(uow, *, day: dt.date, product_ids) -> dict:
     if not ids:
         return {}
     products = uow.fetchall("SELECT id, code, name, kind, active FROM deposit_products "
-                            "WHERE " + SQL.in_list("id", "BIGINT"), [ids])
+                            "WHERE " + uow.dialect.in_list("id", "BIGINT"), [ids])
     versions = {row[0]: row for row in uow.fetchall(
         f"SELECT v.* FROM ({VERSIONS_IN_FORCE_SQL}) v WHERE "
-        + SQL.in_list("v.product_id", "BIGINT"), [day, ids])}
+        + uow.dialect.in_list("v.product_id", "BIGINT"), [day, ids])}
     tiers = {}
     for pid, cents, rate in uow.fetchall(
             f"SELECT t.product_id, t.from_balance_cents, t.rate_percent FROM "
             f"({VERSIONS_IN_FORCE_SQL}) v JOIN deposit_product_tiers t "
             "ON t.product_id = v.product_id AND t.effective_date = v.effective_date "
-            "WHERE " + SQL.in_list("v.product_id", "BIGINT") + " "
+            "WHERE " + uow.dialect.in_list("v.product_id", "BIGINT") + " "
             "ORDER BY t.product_id, t.from_balance_cents", [day, ids]):
         tiers.setdefault(pid, []).append(
             (int(cents), Decimal(str(rate)).quantize(Decimal("0.0001"))))
@@ -804,7 +803,7 @@ def mature(bank, actor, uow, day: dt.date, out) -> None:
     expense, tax_gl = INTERNAL["interest_expense"], INTERNAL["withholding_tax_payable"]
     new_ids = dict(uow.fetchall(
         "SELECT account_number, id FROM accounts WHERE "
-        + SQL.in_list("account_number", "VARCHAR"),
+        + uow.dialect.in_list("account_number", "VARCHAR"),
         [list(new_numbers)])) if len(new_numbers) else {}
     tx, legs = _maturity_frames(due, new_ids, expense=expense,
                                 expense_id=internal[expense], tax_id=internal[tax_gl])
@@ -877,7 +876,7 @@ def _new_accounts(uow, renewing: pd.DataFrame, day: dt.date) -> list:
         drawn = [accountnum.random_number() for _ in range(len(renewing) - len(numbers))]
         used = {r[0] for r in uow.fetchall(
             "SELECT account_number FROM accounts WHERE "
-            + SQL.in_list("account_number", "VARCHAR"), [drawn])}
+            + uow.dialect.in_list("account_number", "VARCHAR"), [drawn])}
         for number in drawn:
             if number not in used and number not in taken:
                 taken.add(number)
