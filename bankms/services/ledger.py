@@ -160,14 +160,15 @@ class LedgerState:
     """Counters owned by the writer thread; ids come from here, not from sequences, so that a
     batch can allocate them without a round trip per row."""
 
-    def __init__(self, cur):
+    def __init__(self, reader):
+        """Counters read through `reader` (a port Reader: a snapshot, taken at open)."""
         def next_id(table):
-            return cur.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()[0]
+            return reader.fetchone(f"SELECT coalesce(max(id), 0) + 1 FROM {table}")[0]
 
         self.next_transaction_id = next_id("transactions")
         self.next_posting_id = next_id("postings")
         self.next_audit_id = next_id("audit_log")
-        row = cur.execute("SELECT value FROM settings WHERE key = 'business_date'").fetchone()
+        row = reader.fetchone("SELECT value FROM settings WHERE key = 'business_date'")
         self.business_date = dt.date.fromisoformat(row[0]) if row else utcnow().date()
 
     def take_transaction_ids(self, n):

@@ -691,8 +691,8 @@ def run_due(bank, actor, uow, day: dt.date, out) -> None:
     whose count is used up or whose end date has passed; set out's counters (EOD_FIELDS)."""
     _cancel_closed_sources(bank, actor, uow, day)
     last = calendar.monthrange(day.year, day.month)[1]
-    cand = uow.execute(CANDIDATES_SQL, {"day": day, "dom": day.day, "last_day": day.day == last,
-                                        "weekday": day.weekday()}).df()
+    cand = uow.fetch_df(CANDIDATES_SQL, {"day": day, "dom": day.day, "last_day": day.day == last,
+                                         "weekday": day.weekday()})
     if len(cand):
         _attempt(bank, actor, uow, day, cand, out, post_frames)
     _finish(bank, actor, uow, day)

@@ -121,6 +121,12 @@ class DuckDBReader:
     def fetch_df(self, sql, params=None):
         return self.execute(sql, params).df()
 
+    def fetch_columns(self, sql, params=None) -> dict:
+        """{column name: tuple of values} of one query (port.Reader.fetch_columns)."""
+        rows = self.execute(sql, params).fetchall()
+        names = [d[0] for d in self.cur.description]
+        return dict(zip(names, zip(*rows))) if rows else {n: () for n in names}
+
     @contextlib.contextmanager
     def scan(self, name: str, frame):
         """Make frame (pandas or Arrow) readable as table `name` until the block ends. After a
@@ -174,7 +180,8 @@ class DuckDBUnitOfWork(DuckDBReader):
             self._failed = True
             raise
 
-    # fetchall, fetchone, fetch_df and scan come from DuckDBReader, through execute above.
+    # fetchall, fetchone, fetch_df, fetch_columns and scan come from DuckDBReader, through
+    # execute above.
 
     def load(self, table: str, frame, *, columns: Sequence[str] | None = None) -> int:
         """Append every row of frame (pandas or Arrow) to table with one INSERT ... SELECT over

@@ -339,10 +339,10 @@ def unposted(uow, day: dt.date, kind: str, *, periods=None, account_id=None) -> 
         params = list(periods)
     oldest = day - dt.timedelta(days=LONGEST_PERIOD_DAYS)
     starts = [period_start(p, day) for p in ("monthly", "quarterly", "yearly")]
-    return uow.execute(UNPOSTED_SQL.format(
+    return uow.fetch_df(UNPOSTED_SQL.format(
         terms=_terms_sql(), table=table, where=where, sign=sign,
         default_period=DEFAULT_POSTING_PERIOD),
-        [day, oldest, *starts, *params, _scan_from(uow, day, periods), day]).df()
+        [day, oldest, *starts, *params, _scan_from(uow, day, periods), day])
 
 
 def _store_postings(uow, table, frame, day) -> None:
@@ -510,8 +510,8 @@ def lowest_balances(uow, day: dt.date) -> pd.DataFrame:
     start = day.replace(day=1)
     row = uow.fetchone("SELECT min(id) FROM transactions WHERE business_date >= ?", [start])
     first_tx = row[0] if row and row[0] is not None else 2 ** 62
-    return uow.execute(LOWEST_BALANCE_SQL.format(terms=_terms_sql()),
-                       [day, start, start, first_tx]).df()
+    return uow.fetch_df(LOWEST_BALANCE_SQL.format(terms=_terms_sql()),
+                        [day, start, start, first_tx])
 
 
 def fee_events(low: pd.DataFrame, day: dt.date) -> pd.DataFrame:

@@ -591,12 +591,10 @@ class TermDeposits:
         "LEFT JOIN deposit_products p ON p.id = t.product_id")
 
     def _row_in(self, uow, number) -> dict:
-        cur = uow.execute(self._SELECT + " WHERE a.account_number = ?", [number])
-        names = [d[0] for d in cur.description]
-        row = cur.fetchone()
-        if row is None:
+        cols = uow.fetch_columns(self._SELECT + " WHERE a.account_number = ?", [number])
+        if not cols["account_number"]:
             raise AccountNotFound(f"There is no term deposit {number}.")
-        return dict(zip(names, row))
+        return {name: values[0] for name, values in cols.items()}
 
     def list(self, actor, customer_id=None) -> pd.DataFrame:
         """Term deposits, newest first: account_number, linked_account, product, principal
@@ -618,8 +616,8 @@ class TermDeposits:
                          entity_id=customer_id)
             where, params = " WHERE t.customer_id = ?", [customer_id]
         with bank.snapshot() as cur:
-            df = cur.execute(self._SELECT + where + " ORDER BY t.start_date DESC, t.account_id "
-                             "DESC", params).df()
+            df = cur.fetch_df(self._SELECT + where + " ORDER BY t.start_date DESC, t.account_id "
+                              "DESC", params)
             rates = _tax_rates(cur, df["account_id"], bank.state.business_date)
         return _view(df, rates)
 
@@ -633,8 +631,8 @@ class TermDeposits:
                 # Another customer's account is refused as accounts.get refuses it, whatever
                 # its kind: "no term deposit" for their checking account but "not allowed" for
                 # their term deposit would tell a customer which numbers are term deposits.
-                owner = cur.execute("SELECT customer_id FROM accounts WHERE account_number = ?",
-                                    [number]).fetchone()
+                owner = cur.fetchone("SELECT customer_id FROM accounts WHERE account_number = ?",
+                                     [number])
                 if owner is not None:
                     bank.require(actor, "term_deposit.read", owner[0], entity="account",
                                  entity_id=number)

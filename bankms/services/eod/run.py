@@ -459,12 +459,12 @@ def _accrue_loans(bank, actor, uow, day, internal, out):
                 .accrued_interest(nxt)
     target = target[["loan_id", "accrued_cents"]]
     with uow.scan("accrual_target", target):
-        diff = uow.execute(
+        diff = uow.fetch_df(
             "SELECT coalesce(t.loan_id, a.loan_id) AS loan_id, CAST(coalesce(t.accrued_cents, "
             "0) AS BIGINT) AS accrued_cents, CAST(coalesce(t.accrued_cents, 0) - coalesce("
             "a.accrued_cents, 0) AS BIGINT) AS change_cents FROM accrual_target t FULL JOIN "
             "loan_accruals a ON a.loan_id = t.loan_id WHERE coalesce(t.accrued_cents, 0) <> "
-            "coalesce(a.accrued_cents, 0)").df()
+            "coalesce(a.accrued_cents, 0)")
     out.loan_accrual_change_cents = _post_loan_changes(
         bank, actor, uow, day, internal, diff, kind="loan_accrual",
         memo=f"Loan interest accrued for {day}", debit="interest_receivable",
@@ -519,7 +519,7 @@ def _provision(bank, actor, uow, day, internal, settings, out):
     frame = pd.DataFrame({"bucket": list(BUCKETS), "basis_points": points,
                           "percent": [p / 100 for p in points]})
     with uow.scan("provision_rates", frame):
-        changed = uow.execute(
+        changed = uow.fetch_df(
             "SELECT coalesce(t.loan_id, p.loan_id) AS loan_id, coalesce(t.bucket, 'closed') "
             "AS bucket, coalesce(t.percent, 0) AS percent, CAST(coalesce(t.target, 0) AS "
             "BIGINT) AS provision_cents, CAST(coalesce(t.target, 0) - coalesce("
@@ -531,7 +531,7 @@ def _provision(bank, actor, uow, day, internal, settings, out):
             "provision_rates r ON r.bucket = l.arrears_bucket WHERE l.status = 'active') t "
             "FULL JOIN loan_provisions p ON p.loan_id = t.loan_id "
             "WHERE coalesce(t.target, 0) <> coalesce(p.provision_cents, 0) "
-            "OR coalesce(t.bucket, 'closed') <> coalesce(p.bucket, 'closed')").df()
+            "OR coalesce(t.bucket, 'closed') <> coalesce(p.bucket, 'closed')")
     out.provision_change_cents = _post_loan_changes(
         bank, actor, uow, day, internal, changed, kind="loan_provision",
         memo=f"Loan-loss provision for {day}", debit="provision_expense",
