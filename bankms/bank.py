@@ -51,13 +51,18 @@ class Bank:
         # Answers kept per ledger version (see kept): key -> (writer version, answer).
         self._kept: dict = {}
         self._ensure_internal_accounts()
-        self.state = LedgerState(self.engine.cursor())
+        with self.engine.snapshot() as snap:
+            self.state = LedgerState(snap)
         # uow.take_ids serves the ledger's ids from the writer's counters (LedgerState).
         self.engine.set_counters({"transaction_id_seq": self.state.take_transaction_ids,
                                   "posting_id_seq": self.state.take_posting_ids,
                                   "audit_id_seq": self.state.take_audit_ids})
         from .store.chains import Chains
         self.chain = Chains(self)
+        # The chains load, and hash a bank made before them, on a DuckDB cursor of their own
+        # before the writer starts: the writer's wiring, like BatchAppenders on the writer's
+        # cursor below, the one place outside store/ that holds a driver cursor (the port
+        # contract, tests/test_portable_sql.py, allows bank.py alone).
         self.chain.load(self.engine.cursor(), self.state)
         self._writer = Writer(self.engine, None,
                               batch_size_max=batch_size_max, chains=self.chain)
@@ -269,6 +274,7 @@ class Bank:
         self.write(fn)
 
     def _ensure_internal_accounts(self):
+        # Before the writer exists, so on a cursor of its own (writer wiring; see __init__).
         cur = self.engine.cursor()
         now = utcnow()
         cur.execute("BEGIN")

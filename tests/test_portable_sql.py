@@ -3,6 +3,13 @@ PostgreSQL alike.
 
 - A contract: the SQL text in bankms outside bankms/store (the engine-specific layer) holds
   none of DuckDB's own constructs; a hit names file:line and the portable form to use.
+- The dialect comes from the engine at hand (`uow.dialect`, `bank.engine.dialect`): no module
+  outside bankms/store imports a dialect bound at import (`DIALECT`, or a dialect as `SQL`),
+  and bankms.store.sql has no module-level DIALECT left to import.
+- The port's results only (port.py): outside bankms/store no code uses what
+  `UnitOfWork.execute` returns (`.execute(...).df()`/`.fetchall()`, a cursor kept from it),
+  a result `.description`, `engine.con`, `.cursor()` or `thread_cursor`; bank.py, which wires
+  the writer and the chains to their DuckDB cursors at open, is the one exception.
 - The dialect helpers of bankms.store.sql, run on an in-memory DuckDB and on PostgreSQL
   (tests/pgcluster.py; skipped with its banner when no server starts) over the same edge
   cases: negative and wide operands for int_div, empty lists and NULLs for in_list, month ends
@@ -18,7 +25,9 @@ import re
 import duckdb
 import pytest
 
-from bankms.store.sql import DIALECT, DUCKDB, POSTGRES, SQLITE
+import bankms.store.sql
+from bankms.store.duckdb import DuckDBEngine
+from bankms.store.sql import DUCKDB, POSTGRES, SQLITE
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "bankms"
@@ -143,6 +152,131 @@ def test_the_contract_finds_what_it_should(tmp_path, source, expected):
     (package / "m.py").write_text(source)
     (package / "store" / "engine.py").write_text(source)  # the engine layer may use them
     found = duckdb_only_sites(package, package / "store")
+    if expected is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and "pkg/m.py:" in found[0] and expected in found[0], found
+
+
+# -- the dialect comes from the engine; results come from the port ------------------------------
+# The modules outside the store that may still hold a driver cursor: bank.py wires the writer,
+# the batch appenders and the chains to cursors of their own at open, before the writer runs.
+DRIVER_WIRING = {"bank.py"}
+# What a driver cursor or connection offers and the port does not.
+CURSOR_ATTRIBUTES = {"description", "thread_cursor"}
+
+
+def _parents(tree) -> dict:
+    return {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+
+
+def _is_engine(node) -> bool:
+    """`engine` or `<anything>.engine`."""
+    return (isinstance(node, ast.Name) and node.id == "engine"
+            or isinstance(node, ast.Attribute) and node.attr == "engine")
+
+
+def bound_dialect_sites(root: pathlib.Path = PACKAGE, exempt: pathlib.Path = ENGINE_LAYER):
+    """'file:line: what' for each dialect bound at import outside the store: an import of
+    `DIALECT`, or of anything as `SQL`, from a module named sql, and `sql.DIALECT`."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if exempt in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            where = f"{path.relative_to(root.parent)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[-1] == "sql":
+                found += [f"{where}: import {a.name} as {a.asname or a.name} -> the dialect of "
+                          "the reader at hand (uow.dialect, bank.engine.dialect)"
+                          for a in node.names if a.name == "DIALECT" or a.asname == "SQL"]
+            elif isinstance(node, ast.Attribute) and node.attr == "DIALECT" and isinstance(
+                    node.value, ast.Name) and node.value.id == "sql":
+                found.append(f"{where}: sql.DIALECT -> uow.dialect, bank.engine.dialect")
+    return sorted(found)
+
+
+def driver_api_sites(root: pathlib.Path = PACKAGE, exempt: pathlib.Path = ENGINE_LAYER,
+                     allowed=frozenset(DRIVER_WIRING)):
+    """'file:line: what' for each use of the driver's API instead of the port's outside the
+    store (and the `allowed` files, relative to root): the value of an `.execute(...)` call
+    used at all (chained, kept, returned or passed on: only a bare statement is allowed),
+    `.description`, `thread_cursor`, `.cursor()` and `engine.con`."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        name = path.relative_to(root).as_posix()
+        if exempt in path.parents or name in allowed:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        parents = _parents(tree)
+        for node in ast.walk(tree):
+            where = f"{path.relative_to(root.parent)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                if node.func.attr == "execute" and not isinstance(parents.get(node), ast.Expr):
+                    found.append(f"{where}: the value of .execute() -> fetchall, fetchone, "
+                                 "fetch_df or fetch_columns")
+                elif node.func.attr == "cursor":
+                    found.append(f"{where}: .cursor() -> engine.read/read_df, a snapshot, "
+                                 "a unit of work")
+            elif isinstance(node, ast.Attribute):
+                if node.attr in CURSOR_ATTRIBUTES:
+                    found.append(f"{where}: .{node.attr} -> fetch_columns, read_columns, "
+                                 "a snapshot")
+                elif node.attr == "con" and _is_engine(node.value):
+                    found.append(f"{where}: engine.con -> the engine's port methods")
+    return sorted(found)
+
+
+def test_no_dialect_bound_at_import_outside_the_store():
+    assert bound_dialect_sites() == []
+
+
+def test_no_driver_api_outside_the_store():
+    assert driver_api_sites() == []
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("from ..store.sql import DIALECT as SQL\n", "import DIALECT as SQL"),
+    ("from bankms.store.sql import DIALECT\n", "import DIALECT as DIALECT"),
+    ("from ...store.sql import DUCKDB as SQL\n", "import DUCKDB as SQL"),
+    ("from ..store import sql\nX = sql.DIALECT.in_list('a', 'BIGINT')\n", "m.py:2: sql.DIALECT"),
+    ("from ..store.sql import Dialect, SQLITE\n", None),
+    ("def f(uow):\n    return uow.dialect.in_list('id', 'BIGINT')\n", None),
+])
+def test_the_dialect_contract_finds_what_it_should(tmp_path, source, expected):
+    package = tmp_path / "pkg"
+    (package / "store").mkdir(parents=True)
+    (package / "m.py").write_text(source)
+    (package / "store" / "engine.py").write_text(source)  # the store may bind one
+    found = bound_dialect_sites(package, package / "store")
+    if expected is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and "pkg/m.py:" in found[0] and expected in found[0], found
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("def f(uow):\n    return uow.execute('SELECT 1').df()\n", "m.py:2: the value of .execute()"),
+    ("def f(uow):\n    return uow.execute('SELECT 1').fetchall()\n", "the value of .execute()"),
+    ("def f(uow):\n    cur = uow.execute('SELECT 1')\n", "the value of .execute()"),
+    ("def f(uow):\n    return uow.execute('SELECT 1')\n", "the value of .execute()"),
+    ("def f(bank):\n    bank.write(lambda uow: uow.execute('DELETE FROM t'))\n",
+     "the value of .execute()"),
+    ("def f(snap, uow):\n    return [d[0] for d in snap.description]\n", ".description"),
+    ("def f(bank):\n    return bank.engine.con\n", "engine.con"),
+    ("def f(engine):\n    return engine.con.execute\n", "engine.con"),
+    ("def f(bank):\n    return bank.engine.cursor()\n", ".cursor()"),
+    ("def f(bank):\n    return bank.engine.thread_cursor\n", ".thread_cursor"),
+    ("def f(uow):\n    uow.execute('DELETE FROM t')\n    return uow.fetch_df('SELECT 1')\n",
+     None),
+    ("def f(bank):\n    return bank.engine.read_columns('SELECT 1')\n", None),
+    ("def f(self):\n    return self.con\n", None),
+])
+def test_the_port_contract_finds_what_it_should(tmp_path, source, expected):
+    package = tmp_path / "pkg"
+    (package / "store").mkdir(parents=True)
+    for name in ("m.py", "bank.py", "store/engine.py"):  # bank.py and the store may
+        (package / name).write_text(source)
+    found = driver_api_sites(package, package / "store")
     if expected is None:
         assert found == []
     else:
@@ -334,8 +468,15 @@ def test_arguments_keep_their_order_in_the_text(dialect, call):
     assert text.index("<1>") < text.index("<2>") if "<2>" in text else "<1>" in text
 
 
-def test_the_services_dialect_is_duckdb():
-    assert DIALECT is DUCKDB
+def test_the_dialect_is_the_engines():
+    engine = DuckDBEngine(":memory:")
+    try:
+        with engine.snapshot() as snap, engine.unit_of_work() as uow:
+            assert (engine.dialect, snap.dialect, uow.dialect) == (DUCKDB, DUCKDB, DUCKDB)
+    finally:
+        engine.close()
+    # Nothing left to bind at import.
+    assert not hasattr(bankms.store.sql, "DIALECT")
 
 
 # -- the PostgreSQL fragments, as text (PostgreSQL 15 documentation) -------------------------

@@ -42,6 +42,7 @@ from __future__ import annotations
 import calendar
 import concurrent.futures
 import datetime as dt
+import functools
 import json
 import secrets
 
@@ -61,7 +62,6 @@ from ..domain.labels import CHANNEL_LABELS
 from ..services import businessday
 from ..services.loans import TERM_COLUMNS
 from ..services.users import check_password_policy
-from ..store.sql import DIALECT as SQL
 
 CUSTOMERS_MAX = 2_000_000
 MONTHS_MAX = 120
@@ -244,9 +244,12 @@ def _add_months(day: dt.date, n: int) -> dt.date:
 
 
 # Savings interest accrued on each day of the running month before the business date, on the
-# day's closing balance, as eod.ACCRUE_SQL would have. Parameters: month start, business date,
-# month start (three times), business date.
-ACCRUALS_SQL = """
+# day's closing balance, as eod.accrue_sql would have. Parameters: month start, business date,
+# month start (three times), business date. Built once per engine dialect (store/sql.py).
+@functools.cache
+def accruals_sql(dialect) -> str:
+    """The demo's accrual INSERT in `dialect`."""
+    return """
 INSERT INTO interest_accruals
 WITH days AS (
     SELECT CAST(range AS DATE) AS d FROM range(CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP),
@@ -267,8 +270,9 @@ closing AS (
     FROM paying a CROSS JOIN days LEFT JOIN opening o ON o.account_id = a.id
     LEFT JOIN daily x ON x.account_id = a.id AND x.d = days.d)
 SELECT id, d, cents, rate,
-       CAST(""" + SQL.int_div("2 * CAST(cents AS DECIMAL(38, 0)) * CAST(rate * 10000 AS BIGINT) "
-                              "+ 365", "730") + """ AS BIGINT)
+       CAST(""" + dialect.int_div(
+        "2 * CAST(cents AS DECIMAL(38, 0)) * CAST(rate * 10000 AS BIGINT) + 365",
+        "730") + """ AS BIGINT)
 FROM closing WHERE cents > 0
 """
 
@@ -743,7 +747,7 @@ class _Builder:
                                        dtype=object)
             internal = dict(uow.fetchall(
                 "SELECT account_number, id FROM accounts WHERE "
-                + SQL.in_list("account_number", "VARCHAR"), [list(INTERNAL.values())]))
+                + uow.dialect.in_list("account_number", "VARCHAR"), [list(INTERNAL.values())]))
             self.internal_ids = {code: internal[number] for code, number in INTERNAL.items()}
             self.loans.take_ids(uow)
             self._insert_customers(uow, order)
@@ -1311,8 +1315,8 @@ class _Builder:
                     "FROM demo_payments")
             age_arrears(uow, business_date)
             if month_start < business_date:
-                uow.execute(ACCRUALS_SQL, [month_start, business_date, month_start,
-                                           month_start, business_date])
+                uow.execute(accruals_sql(uow.dialect), [month_start, business_date,
+                                                        month_start, month_start, business_date])
             bank.audit_row(uow, system, "demo.loans", "loan", None,
                            after=self.loans.summary())
         bank.write(fn)

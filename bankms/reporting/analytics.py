@@ -38,7 +38,10 @@ from ..domain.errors import InvalidInput
 from ..domain.labels import account_kind_sql, label_sql, transaction_labels
 from ..services.ledger import CUSTOMER_ACTIVITY_KINDS, CUSTOMER_KINDS
 from ..domain.schedule import BUCKETS, add_months
-from ..store.sql import DIALECT as SQL, DUCKDB, SQLITE, Dialect  # noqa: F401  (re-exported)
+from ..store.sql import DUCKDB, SQLITE, Dialect  # noqa: F401  (re-exported)
+# The comparison copy reads DuckDB through its cursor, so it lives in the store; it stays
+# importable from here, where the benchmark and the tests look for it.
+from ..store.sqlite_copy import SQLITE_COPY, SQLITE_INDEXES, copy_to_sqlite  # noqa: F401
 
 ACCOUNT_KINDS = ("all",) + CUSTOMER_KINDS
 FALLING_WINDOW_DAYS = 90
@@ -105,7 +108,9 @@ class Source:
 
 
 def duckdb_source(bank) -> Source:
-    return Source(bank.read_df, DUCKDB)
+    """The bank's own store as a Source, in its engine's dialect (DuckDB today; the name is
+    older than the storage port)."""
+    return Source(bank.read_df, bank.engine.dialect)
 
 
 def sqlite_source(con) -> Source:
@@ -289,15 +294,16 @@ def _coverage(provision_cents: int, book: pd.DataFrame) -> Decimal:
     return (Decimal(provision_cents) * 100 / Decimal(npl)).quantize(Decimal("0.01"))
 
 
-def gl_postings_sql() -> str:
+def gl_postings_sql(dialect: Dialect) -> str:
     """Postings of the ledger accounts given as a list parameter, made before a cut: the rows
-    behind a ledger balance as of a day (parameters: the account numbers, the cut)."""
+    behind a ledger balance as of a day (parameters: the account numbers, the cut), in
+    `dialect` (the source's, src.d)."""
     # Run on the bank (drill-downs never run on the SQLite copy).
     return ("SELECT p.id AS posting_id, p.posted_at, p.transaction_id, t.kind, "
             f"{label_sql('t.kind', 't.channel', 'p.amount_cents')} AS label, t.memo, "
             "a.account_number, p.amount_cents FROM postings p "
             "JOIN accounts a ON a.id = p.account_id JOIN transactions t ON t.id = p.transaction_id "
-            f"WHERE {SQL.in_list('a.account_number', 'VARCHAR')} AND p.posted_at < ? "
+            f"WHERE {dialect.in_list('a.account_number', 'VARCHAR')} AND p.posted_at < ? "
             "ORDER BY p.posted_at, p.id")
 
 
@@ -1010,78 +1016,6 @@ def interest_rows(src: Source, customer_id: int, first: dt.date,
     return df
 
 
-SQLITE_COPY = {
-    "customers": "id, full_name, email, phone, status, "
-                 "strftime(created_at, '%Y-%m-%d %H:%M:%S.%f') AS created_at",
-    "accounts": "id, account_number, customer_id, kind, name, status, balance_cents, product_id, "
-                "strftime(opened_at, '%Y-%m-%d %H:%M:%S.%f') AS opened_at, "
-                "strftime(closed_at, '%Y-%m-%d %H:%M:%S.%f') AS closed_at",
-    "transactions": "id, kind, channel, amount_cents, memo, source_account, target_account, "
-                    "reverses_id, "
-                    "strftime(posted_at, '%Y-%m-%d %H:%M:%S.%f') AS posted_at, "
-                    "strftime(business_date, '%Y-%m-%d') AS business_date",
-    "postings": "id, transaction_id, account_id, amount_cents, "
-                "strftime(posted_at, '%Y-%m-%d %H:%M:%S.%f') AS posted_at",
-    "audit_log": "id, strftime(ts, '%Y-%m-%d %H:%M:%S.%f') AS ts, actor, action, entity, "
-                 "after, outcome",
-    # What dormancy is (dormancy_periods): the setting and the products' versions.
-    "settings": "key, value",
-    "deposit_products": "id, name",
-    "deposit_product_versions": "product_id, strftime(effective_date, '%Y-%m-%d') AS "
-                                "effective_date, dormancy_months",
-    # The loans module's tables (copied only when the bank has them).
-    "loans": "id, customer_id, status, principal_cents, strftime(applied_date, '%Y-%m-%d') AS "
-             "applied_date, strftime(applied_at, '%Y-%m-%d %H:%M:%S.%f') AS applied_at, "
-             "strftime(decided_at, '%Y-%m-%d %H:%M:%S.%f') AS decided_at, "
-             "strftime(disbursement_date, '%Y-%m-%d') AS disbursement_date, "
-             "strftime(closed_date, '%Y-%m-%d') AS closed_date",
-    "loan_schedule": "loan_id, n, strftime(due_date, '%Y-%m-%d') AS due_date, interest_cents, "
-                     "principal_cents",
-    "loan_payments": "transaction_id, loan_id, strftime(business_date, '%Y-%m-%d') AS "
-                     "business_date, interest_cents, principal_cents, prepayment_cents",
-}
-SQLITE_INDEXES = [
-    "CREATE UNIQUE INDEX accounts_number ON accounts(account_number)",
-    "CREATE INDEX accounts_customer ON accounts(customer_id)",
-    "CREATE INDEX postings_account_time ON postings(account_id, posted_at)",
-    "CREATE INDEX postings_time ON postings(posted_at)",
-    "CREATE INDEX transactions_time ON transactions(posted_at)",
-    "CREATE INDEX transactions_day ON transactions(business_date)",
-    "CREATE INDEX transactions_reverses ON transactions(reverses_id)",
-    "CREATE INDEX audit_time ON audit_log(ts)",
-    "CREATE INDEX loan_schedule_loan ON loan_schedule(loan_id, n)",
-    "CREATE INDEX loan_payments_loan ON loan_payments(loan_id)",
-]
-
-
-def copy_to_sqlite(execute, con, progress=None) -> None:
-    """Copy the tables the reports read into the sqlite3 connection `con`, with the indexes a
-    fair comparison needs. `execute(sql)` runs SQL on DuckDB and returns its cursor."""
-    present = {row[0] for row in execute(DUCKDB.table_columns()).fetchall()}
-    for table, columns in SQLITE_COPY.items():
-        if table not in present:
-            continue
-        cur = execute(f"SELECT {columns} FROM {table} ORDER BY 1")
-        names = [d[0] for d in cur.description]
-        con.execute(f"CREATE TABLE {table} (" + ", ".join(
-            f"{n} INTEGER PRIMARY KEY" if n == "id" else n for n in names) + ")")
-        marks = ", ".join("?" * len(names))
-        while True:
-            rows = cur.fetchmany(200_000)
-            if not rows:
-                break
-            con.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
-        con.commit()
-        if progress is not None:
-            progress(table)
-    for statement in SQLITE_INDEXES:
-        table = statement.split(" ON ")[1].split("(")[0]
-        if table in present:
-            con.execute(statement)
-    con.execute("ANALYZE")
-    con.commit()
-
-
 # == Loan tables =================================================================================
 # The only place that knows the loans module's schema (bankms/services/loans.py: loans, loan_schedule,
 # loan_payments). Every loan figure above reads the book through `loan_book` and
@@ -1173,7 +1107,8 @@ EOD_BOOK_COLUMNS = {
 def _last_closed_day(src: Source) -> dt.date | None:
     """The last business day end of day closed, when the bank keeps arrears and provisions
     per loan (the loans module of issue 9); None otherwise (and on the SQLite copy)."""
-    if src.d is not DUCKDB:
+    # The SQLite copy has no end-of-day tables; the bank's own engine may (DuckDB, PostgreSQL).
+    if src.d is SQLITE:
         return None
     known = getattr(src, "_eod_book_available", None)
     if known is None:

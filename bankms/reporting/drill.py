@@ -82,7 +82,7 @@ def _accounts_as_of(src: Source, f: Filters, cut: dt.datetime, where: str = "",
 
 
 def _gl_postings(src: Source, codes: list[str], cut: dt.datetime, sign: int) -> pd.DataFrame:
-    df = src.df(an.gl_postings_sql(), [[INTERNAL[c] for c in codes], cut])
+    df = src.df(an.gl_postings_sql(src.d), [[INTERNAL[c] for c in codes], cut])
     df["amount_cents"] = sign * df["amount_cents"].astype("int64")
     return an._to_day(df, "posted_at")
 

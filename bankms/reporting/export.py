@@ -90,33 +90,32 @@ _PREVIOUS = {
 }
 
 
-def _audit_range(cur, start: dt.date, end: dt.date) -> tuple[int, int]:
+def _audit_range(snap, start: dt.date, end: dt.date) -> tuple[int, int]:
     """The audit rows of the period, as ids (after, last]: those written after the audit head
     recorded when the day before the period was closed, up to the head of its last day; where
     no head was recorded (days closed before the chain existed), by the rows' UTC stamps."""
     def head(sql, params):
-        row = cur.execute("SELECT last_id FROM chain_heads WHERE chain = 'audit' AND " + sql,
-                          params).fetchall()
+        row = snap.fetchall("SELECT last_id FROM chain_heads WHERE chain = 'audit' AND " + sql,
+                            params)
         return row[0][0] if row else None
 
     after = head("business_date < ? ORDER BY business_date DESC LIMIT 1", [start])
     if after is None:
-        after = cur.execute("SELECT coalesce(max(id), 0) FROM audit_log WHERE ts < ?",
-                            [dt.datetime.combine(start, dt.time())]).fetchone()[0]
+        after = snap.fetchone("SELECT coalesce(max(id), 0) FROM audit_log WHERE ts < ?",
+                              [dt.datetime.combine(start, dt.time())])[0]
     last = head("business_date = ?", [end])
     if last is None:
-        last = cur.execute("SELECT coalesce(max(id), 0) FROM audit_log WHERE ts < ?",
-                           [dt.datetime.combine(end + dt.timedelta(days=1), dt.time())]
-                           ).fetchone()[0]
+        last = snap.fetchone("SELECT coalesce(max(id), 0) FROM audit_log WHERE ts < ?",
+                             [dt.datetime.combine(end + dt.timedelta(days=1), dt.time())])[0]
     return after, last
 
 
-def _segments(cur, name: str, params) -> list[tuple]:
+def _segments(snap, name: str, params) -> list[tuple]:
     """(chain, first_id, last_id, prev_hash) of each run of exported entries that follow one
     another in the chain; prev_hash is the hash of the entry just before the run (GENESIS for
     the chain's first entry), from which the checker recomputes the run."""
     runs = []
-    for entry_id, prev_id, prev_hash in cur.execute(_PREVIOUS[name], params).fetchall():
+    for entry_id, prev_id, prev_hash in snap.fetchall(_PREVIOUS[name], params):
         if runs and runs[-1][2] == prev_id:
             runs[-1][2] = entry_id
         else:
@@ -179,17 +178,17 @@ class Export:
         names = list(fmt.FILES)
         entries, buffer = [], io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf, \
-                bank.snapshot() as cur:
-            params["audit_after"], params["audit_last"] = _audit_range(cur, start, end)
+                bank.snapshot() as snap:
+            params["audit_after"], params["audit_last"] = _audit_range(snap, start, end)
             for done, name in enumerate(names):
                 report(done / (len(names) + 1), f"writing {name}")
                 if name == "chain_segments.csv":
-                    rows = (_segments(cur, "ledger", [start, end])
-                            + _segments(cur, "audit", [params["audit_after"],
-                                                       params["audit_last"]]))
+                    rows = (_segments(snap, "ledger", [start, end])
+                            + _segments(snap, "audit", [params["audit_after"],
+                                                        params["audit_last"]]))
                 else:
                     sql, wanted = queries[name]
-                    rows = cur.execute(sql, [params[p] for p in wanted]).fetchall()
+                    rows = snap.fetchall(sql, [params[p] for p in wanted])
                 data = fmt.csv_bytes(fmt.FILES[name], ([cell(v) for v in row] for row in rows))
                 zf.writestr(name, data)
                 entries.append({"name": name, "sha256": fmt.sha256_hex(data),

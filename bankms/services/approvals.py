@@ -53,7 +53,6 @@ from ..domain.labels import transaction_label
 from .ledger import PostingRequest, Receipt, utcnow
 from ..domain.money import format_cents, to_money
 from ..domain.security import Actor
-from ..store.sql import DIALECT as SQL
 
 # Roles whose large payments need a second person. The system actor (batch jobs, the demo
 # generator) posts at once; customers have their own daily transfer limit instead.
@@ -634,7 +633,7 @@ class Approvals:
             sql += " AND (s.customer_id = ? OR t.customer_id = ?)"
             params += [int(customer_id)] * 2
         if kinds is not None:
-            sql += " AND " + SQL.in_list("r.kind", "VARCHAR")
+            sql += " AND " + bank.engine.dialect.in_list("r.kind", "VARCHAR")
             params.append(list(kinds))
         if account is not None:
             sql += " AND ? IN (r.source_account, r.target_account)"
@@ -705,12 +704,13 @@ class Approvals:
         bank = self._bank
         bank.require(actor, "audit.read", entity="approval")
         ids = [str(int(t)) for t in transaction_ids]
+        in_list = bank.engine.dialect.in_list
         return bank.read_df(
             "SELECT ts, actor, actor_role, action, entity, entity_id, outcome, after "
             "FROM audit_log WHERE (entity = 'transaction' AND "
-            + SQL.in_list("entity_id", "VARCHAR") + ") "
+            + in_list("entity_id", "VARCHAR") + ") "
             "OR (entity = 'approval' AND entity_id IN (SELECT CAST(id AS VARCHAR) FROM "
-            "approval_requests WHERE " + SQL.in_list("CAST(transaction_id AS VARCHAR)", "VARCHAR")
+            "approval_requests WHERE " + in_list("CAST(transaction_id AS VARCHAR)", "VARCHAR")
             + ")) "
             "ORDER BY ts, id", [ids, ids])
 

@@ -79,7 +79,6 @@ from ..domain.validate import clean_text as _clean_text
 from ..domain.validate import clean_transaction_id
 from ..domain.validate import whole as _whole
 from ..domain.validate import yes_no as _yes_no
-from ..store.sql import DIALECT as SQL
 
 ROUNDING = ROUND_HALF_UP
 TERM_MONTHS_MAX = 480
@@ -392,19 +391,20 @@ def close_paid_off(uow, as_of: dt.date, loan_ids) -> list[int]:
     if not loan_ids:
         return []
     ids = [int(i) for i in loan_ids]
+    in_list = uow.dialect.in_list
     done = [row[0] for row in uow.fetchall(
-        "SELECT id FROM loans l WHERE " + SQL.in_list("id", "BIGINT") + " AND status = 'active' "
+        "SELECT id FROM loans l WHERE " + in_list("id", "BIGINT") + " AND status = 'active' "
         "AND principal_outstanding_cents = 0 AND NOT EXISTS (SELECT 1 FROM loan_schedule s "
         "WHERE s.loan_id = l.id AND (s.fee_paid_cents < s.fee_cents "
         "OR s.interest_paid_cents < s.interest_cents AND s.due_date <= ?))",
         [ids, as_of])]
     if done:
         # Instalments never reached (after a payoff) are dropped from the plan.
-        uow.execute("DELETE FROM loan_schedule WHERE " + SQL.in_list("loan_id", "BIGINT") + " "
+        uow.execute("DELETE FROM loan_schedule WHERE " + in_list("loan_id", "BIGINT") + " "
                     "AND principal_paid_cents = 0 AND interest_paid_cents = 0 "
                     "AND fee_cents = 0 AND due_date > ?", [done, as_of])
         uow.execute("UPDATE loans SET status = 'paid_off', closed_date = ?, days_past_due = 0, "
-                    "arrears_bucket = 'current' WHERE " + SQL.in_list("id", "BIGINT"),
+                    "arrears_bucket = 'current' WHERE " + in_list("id", "BIGINT"),
                     [as_of, done])
     return done
 
@@ -415,7 +415,7 @@ def age_arrears(uow, as_of: dt.date, loan_id=None) -> None:
     uow.execute(
         "UPDATE loans SET days_past_due = x.dpd, arrears_bucket = x.bucket FROM ("
         "SELECT id, dpd, " + BUCKET_SQL.format(d="dpd") + " AS bucket FROM ("
-        "SELECT l.id, coalesce(" + SQL.days_between("o.oldest", "CAST(? AS DATE)")
+        "SELECT l.id, coalesce(" + uow.dialect.days_between("o.oldest", "CAST(? AS DATE)")
         + ", 0) AS dpd "
         "FROM loans l LEFT JOIN (SELECT loan_id, min(due_date) AS oldest FROM loan_schedule "
         "WHERE due_date < ? AND (interest_paid_cents < interest_cents "
@@ -1185,7 +1185,8 @@ class Loans:
                 owned_accounts=(source,) if actor.role == "customer" else (),
                 internal_ok=True)
             warnings += [refusal_warning(r, what) for r in
-                         foreseen_refusals(bank.read, request, bank.state.business_date)]
+                         foreseen_refusals(bank.read, request, bank.state.business_date,
+                                           bank.engine.dialect)]
         if bank.approvals.applies_to(actor):
             moved_cents = bank.approvals.repayment_moved_cents(actor, source_account)
             out["needs_approval"] = cents + moved_cents > bank.approvals.threshold_cents()

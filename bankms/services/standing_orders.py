@@ -77,7 +77,6 @@ from .ledger import available_cents, utcnow
 from ..domain.money import format_cents, to_cents, to_money
 from .posting_frames import post_frames
 from ..domain.validate import clean_memo
-from ..store.sql import DIALECT as SQL
 
 FREQUENCIES = ("monthly", "weekly")
 STATUSES = ("active", "cancelled", "finished")
@@ -678,7 +677,7 @@ def _fees(uow, day, missed: pd.DataFrame) -> pd.Series:
                               terms["standing_order_fail_fee_cents"].astype("int64")))
     ids = [int(i) for i in missed["source_id"]]
     products = dict(uow.fetchall("SELECT id, product_id FROM accounts WHERE "
-                                 + SQL.in_list("id", "BIGINT"), [ids]))
+                                 + uow.dialect.in_list("id", "BIGINT"), [ids]))
     return pd.Series([int(fee_by_product.get(products.get(i), 0) or 0) for i in ids],
                      index=missed.index, dtype="int64")
 
@@ -692,8 +691,8 @@ def run_due(bank, actor, uow, day: dt.date, out) -> None:
     whose count is used up or whose end date has passed; set out's counters (EOD_FIELDS)."""
     _cancel_closed_sources(bank, actor, uow, day)
     last = calendar.monthrange(day.year, day.month)[1]
-    cand = uow.execute(CANDIDATES_SQL, {"day": day, "dom": day.day, "last_day": day.day == last,
-                                        "weekday": day.weekday()}).df()
+    cand = uow.fetch_df(CANDIDATES_SQL, {"day": day, "dom": day.day, "last_day": day.day == last,
+                                         "weekday": day.weekday()})
     if len(cand):
         _attempt(bank, actor, uow, day, cand, out, post_frames)
     _finish(bank, actor, uow, day)
@@ -749,7 +748,7 @@ def _attempt(bank, actor, uow, day, cand, out, post):
         out.standing_order_fees = int(post_event_charges(bank, actor, uow, frame, day=day))
         found = dict(((int(a), r), int(i)) for a, r, i in uow.fetchall(
             "SELECT account_id, reason, id FROM charges WHERE code = ? AND business_date = ? "
-            "AND " + SQL.in_list("reason", "VARCHAR"), [FEE_CODE, day, reasons]))
+            "AND " + uow.dialect.in_list("reason", "VARCHAR"), [FEE_CODE, day, reasons]))
         ids = {idx: found.get((int(a), r)) for idx, a, r in
                zip(charged.index, charged["source_id"], reasons)}
         cand["charge_id"] = pd.array([ids.get(i) for i in cand.index], dtype="Int64")

@@ -651,8 +651,10 @@ class Auth:
     def start_session(self, actor) -> str:
         sid = secrets.token_urlsafe(32)
         now = utcnow()
-        self._bank.write(lambda uow: uow.execute(
-            "INSERT INTO sessions VALUES (?, ?, ?, ?, NULL)", [sid, actor.username, now, now]))
+        def insert(uow):
+            uow.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, NULL)",
+                        [sid, actor.username, now, now])
+        self._bank.write(insert)
         return sid
 
     def check_session(self, sid, *, touch=True) -> security.Actor | None:
@@ -675,8 +677,9 @@ class Auth:
             return None
         # Touch at most every 30 s: a write per page run would queue behind payments.
         if touch and (now - row[2]).total_seconds() > 30:
-            bank.write(lambda uow: uow.execute(
-                "UPDATE sessions SET last_seen_at = ? WHERE id = ?", [now, sid]))
+            def touch_session(uow):
+                uow.execute("UPDATE sessions SET last_seen_at = ? WHERE id = ?", [now, sid])
+            bank.write(touch_session)
         return actor
 
     def session_expires_at(self, sid) -> dt.datetime | None:

@@ -34,7 +34,6 @@ import pandas as pd
 
 from ..domain.dates import as_date
 from ..domain.errors import BankError, InvalidInput
-from ..store.sql import DIALECT as SQL
 
 HOLIDAY_NAME_CHARS_MIN = 2
 HOLIDAY_NAME_CHARS_MAX = 80
@@ -357,12 +356,12 @@ def reschedule_in(bank, uow, actor, old: Calendar, new: Calendar, *, since: dt.d
     cached: dict[int, list] = {}
     for row in uow.fetchall(
             "SELECT " + ", ".join(SCHEDULE_COLUMNS) + " FROM loan_schedule WHERE "
-            + SQL.in_list("loan_id", "BIGINT") + " ORDER BY loan_id, n",
+            + uow.dialect.in_list("loan_id", "BIGINT") + " ORDER BY loan_id, n",
             [[loan["id"] for loan in loans]]):
         cached.setdefault(row[0], []).append(tuple(row))
     splits: dict[int, tuple] = {lid: tuple(int(v) for v in sums) for lid, *sums in uow.fetchall(
         "SELECT loan_id, sum(fee_cents), sum(interest_cents), sum(principal_cents) FROM "
-        "loan_payments WHERE method <> 'recovery' AND " + SQL.in_list("loan_id", "BIGINT")
+        "loan_payments WHERE method <> 'recovery' AND " + uow.dialect.in_list("loan_id", "BIGINT")
         + " GROUP BY 1",
         [[loan["id"] for loan in loans]])}
     today = _business_date_in(uow)
@@ -402,7 +401,7 @@ def reschedule_in(bank, uow, actor, old: Calendar, new: Calendar, *, since: dt.d
         # to rewrite (set-based: a change may move thousands of loans).
         frame = pd.concat(changed, ignore_index=True)
         frame["fee_date"] = pd.to_datetime(frame["fee_date"])
-        uow.execute("DELETE FROM loan_schedule WHERE " + SQL.in_list("loan_id", "BIGINT"),
+        uow.execute("DELETE FROM loan_schedule WHERE " + uow.dialect.in_list("loan_id", "BIGINT"),
                     [[int(v) for v in frame["loan_id"].unique()]])
         with uow.scan("moved_schedule", frame):
             uow.execute(f"INSERT INTO loan_schedule ({', '.join(SCHEDULE_COLUMNS)}) SELECT "

@@ -25,7 +25,6 @@ from ..domain.errors import InvalidInput
 from ..domain.dates import utcnow
 from ..domain.text import csv_rows
 from .duckdb import DuckDBReader
-from .sql import DIALECT as SQL
 
 TX_COLUMNS = chain.CHAIN_COLUMNS["ledger"]["transactions"]
 POSTING_COLUMNS = chain.CHAIN_COLUMNS["ledger"]["postings"]
@@ -193,17 +192,13 @@ class Chains:
         id in want[chain]}}}. verify() gets the same answer set-based (see _checked)."""
         bank = self._bank
         out = {}
-        cur = bank.engine.thread_cursor()
         # One snapshot for both tables of the ledger chain.
-        cur.execute("BEGIN")
-        try:
-            txs = cur.execute(_select("transactions", TX_COLUMNS)).fetchall()
-            postings = _group_postings(cur.execute(
+        with bank.engine.snapshot() as snap:
+            txs = snap.fetchall(_select("transactions", TX_COLUMNS))
+            postings = _group_postings(snap.fetchall(
                 f"SELECT {', '.join(POSTING_COLUMNS)} FROM postings "
-                "ORDER BY transaction_id").fetchall())
-            audit = cur.execute(_select("audit_log", AUDIT_COLUMNS)).fetchall()
-        finally:
-            cur.execute("COMMIT")
+                "ORDER BY transaction_id"))
+            audit = snap.fetchall(_select("audit_log", AUDIT_COLUMNS))
         want = dict(want)
         out["ledger"] = _walk(
             ((r[0], chain.ledger_content(r[:-1], postings.get(r[0], ())), r[-1]) for r in txs),
@@ -218,14 +213,10 @@ class Chains:
         after_id, only entries whose id is above a parameter (given twice for the ledger)."""
         if self._timestamps is None:
             # The schema is fixed once the bank is open (db.migrate).
-            cur = self._bank.engine.cursor()
-            try:
-                self._timestamps = {(t, c) for t, c in cur.execute(
-                    "SELECT table_name, column_name FROM information_schema.columns "
-                    "WHERE data_type LIKE 'TIMESTAMP%' AND table_name IN "
-                    "('transactions', 'postings', 'audit_log')").fetchall()}
-            finally:
-                cur.close()
+            self._timestamps = {(t, c) for t, c in self._bank.engine.read(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE data_type LIKE 'TIMESTAMP%' AND table_name IN "
+                "('transactions', 'postings', 'audit_log')")}
         timestamps = self._timestamps
 
         def content(table, alias, columns):
@@ -284,7 +275,8 @@ class Chains:
             "ORDER BY id LIMIT 1")
         table = "transactions" if name == "ledger" else "audit_log"
         stored = dict(bank.read(f"SELECT id, chain_hash FROM {table} WHERE "
-                                + SQL.in_list("id", "BIGINT"), [sorted(want)])) if want else {}
+                                + bank.engine.dialect.in_list("id", "BIGINT"),
+                                [sorted(want)])) if want else {}
         first_bad = bad[0] if bad else None
         return {"bad": first_bad, "before_bad": bad[1] if bad else None,
                 "at": {i: h for i, h in stored.items() if first_bad is None or i < first_bad},

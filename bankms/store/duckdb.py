@@ -23,6 +23,7 @@ import numpy as np
 from . import db
 from .port import (DuplicateKey, IdBlock, NotAStore, StoreError, StoreLocked, StoreUnavailable,
                    WriteConflict, map_error, register_error_map)
+from .sql import DUCKDB
 
 
 # -- the one DuckDB error map -------------------------------------------------------------------
@@ -97,7 +98,9 @@ _SEQUENCE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 class DuckDBReader:
     """Queries through one DuckDB cursor (a snapshot's, or a unit of work's)."""
 
-    dialect = "duckdb"
+    # The SQL fragments of this engine (store/sql.py): services build their SQL with the
+    # dialect of the reader or unit of work at hand, never one bound at import.
+    dialect = DUCKDB
     lane = 0
 
     def __init__(self, cur):
@@ -117,6 +120,12 @@ class DuckDBReader:
 
     def fetch_df(self, sql, params=None):
         return self.execute(sql, params).df()
+
+    def fetch_columns(self, sql, params=None) -> dict:
+        """{column name: tuple of values} of one query (port.Reader.fetch_columns)."""
+        rows = self.execute(sql, params).fetchall()
+        names = [d[0] for d in self.cur.description]
+        return dict(zip(names, zip(*rows))) if rows else {n: () for n in names}
 
     @contextlib.contextmanager
     def scan(self, name: str, frame):
@@ -171,7 +180,8 @@ class DuckDBUnitOfWork(DuckDBReader):
             self._failed = True
             raise
 
-    # fetchall, fetchone, fetch_df and scan come from DuckDBReader, through execute above.
+    # fetchall, fetchone, fetch_df, fetch_columns and scan come from DuckDBReader, through
+    # execute above.
 
     def load(self, table: str, frame, *, columns: Sequence[str] | None = None) -> int:
         """Append every row of frame (pandas or Arrow) to table with one INSERT ... SELECT over
@@ -245,7 +255,7 @@ class DuckDBEngine:
     """port.Engine over one DuckDB file (or ':memory:'), opened and migrated here."""
 
     name = "duckdb"
-    dialect = "duckdb"
+    dialect = DUCKDB
     lane = 0
 
     def __init__(self, url: str):

@@ -10,7 +10,18 @@ a mapping for `:named` parameters on engines that support them. Shapes returned:
 - `fetchall` -> list of tuples, one per row, Python values (int, str, Decimal for DECIMAL,
   datetime.date / naive UTC datetime.datetime, bool, None);
 - `fetch_df` -> pandas DataFrame: BIGINT -> int64, DECIMAL -> float64 (as DuckDB's .df()),
-  DATE / TIMESTAMP -> datetime64; money stays in `*_cents` int64 columns.
+  DATE / TIMESTAMP -> datetime64; money stays in `*_cents` int64 columns;
+- `fetch_columns` / `read_columns` -> {column name: tuple of values}, the values as fetchall's,
+  in the query's column order; every tuple empty (names kept) when there are no rows.
+
+Results come only from these methods: `UnitOfWork.execute` returns nothing a caller may use,
+and no code outside store/ touches a driver's cursor, connection or result description
+(tests/test_portable_sql.py greps bankms for `.execute(...).df()`/`.fetch...` chains,
+`.description`, `engine.con` and `.cursor()`; bank.py's writer wiring is the one exception).
+
+Every reader and unit of work carries its engine's `dialect` (store/sql.py Dialect): SQL whose
+text differs between engines is built from it at the call (`uow.dialect.in_list(...)`,
+`bank.engine.dialect`), never from a dialect bound at import.
 
 Every method may raise a `StoreError` subclass (mapped from the engine's own exception, which
 is kept as `__cause__`); an error the map does not know passes through unchanged.
@@ -123,13 +134,16 @@ class IdBlock:
 class Reader(Protocol):
     """Queries in one snapshot; never writes."""
 
-    dialect: Any  # store/sql.py Dialect (task C); the engine's name until it lands
+    dialect: Any  # the engine's store/sql.py Dialect (sql.DUCKDB, sql.POSTGRES)
 
     def fetchall(self, sql: str, params: Params = None) -> list[tuple]: ...
 
     def fetchone(self, sql: str, params: Params = None) -> tuple | None: ...
 
     def fetch_df(self, sql: str, params: Params = None) -> "pd.DataFrame": ...
+
+    def fetch_columns(self, sql: str, params: Params = None) -> dict[str, tuple]:
+        """{column name: tuple of values} of one query (fetchall's values, column order)."""
 
 
 @runtime_checkable
@@ -143,9 +157,9 @@ class UnitOfWork(Reader, Protocol):
     committed: bool
 
     def execute(self, sql: str, params: Params = None) -> Any:
-        """Run one statement. Callers must not use the return value: on DuckDB it is still
-        the driver's cursor (for `.df()`/`.fetchall()` call sites not yet moved to
-        fetch_df/fetchall); on other engines None."""
+        """Run one statement for its effect. The return value is not part of the port: callers
+        must not use it (DuckDB happens to return its cursor, PostgreSQL None); rows come from
+        fetchall/fetchone/fetch_df/fetch_columns (tests/test_portable_sql.py enforces it)."""
 
     def scan(self, name: str, frame: "Frame") -> AbstractContextManager[str]:
         """`with uow.scan(name, frame) as table:` makes `frame` readable as table `name` in
@@ -222,6 +236,9 @@ class Engine(Protocol):
 
     def read_df(self, sql: str, params: Params = None) -> "pd.DataFrame":
         """One query as a DataFrame (Reader.fetch_df's types)."""
+
+    def read_columns(self, sql: str, params: Params = None) -> dict[str, tuple]:
+        """One query as {column name: tuple of values} (Reader.fetch_columns's shape)."""
 
     def snapshot(self) -> AbstractContextManager[Reader]:
         """A Reader whose queries all see one committed state (repeatable read)."""

@@ -8,8 +8,13 @@ for the fragment: a membership test against one list parameter, exact integer di
 days between two dates, day and month truncation, a JSON field as text, a timestamp as
 microseconds, and the user tables' columns. The helpers are pure: they take column expressions
 as SQL text and return SQL text; nothing here opens a connection or imports an engine's driver.
-`DUCKDB` is the engine of today; `POSTGRES` is written from the PostgreSQL 15 documentation
+`DUCKDB` is the DuckDB engine's; `POSTGRES` is written from the PostgreSQL 15 documentation
 for the engine of issue 14; `SQLITE` serves the reports benchmark's comparison.
+
+There is no dialect of the module: each engine, and every reader and unit of work it hands
+out, carries its own (`engine.dialect`, `uow.dialect`, port.py), and SQL whose text differs
+between engines is built from that one at the call, or once per dialect (functools.cache on a
+function of the dialect) where it is long.
 
 tests/test_portable_sql.py runs the DuckDB fragments on edge cases and keeps the DuckDB-only
 constructs out of the SQL outside bankms/store.
@@ -133,7 +138,7 @@ POSTGRES = Dialect(
     epoch_us_sql="CAST(extract(epoch FROM {col}) * 1000000 AS BIGINT)",
 )
 
-# SQLite, for the reports benchmark's comparison on a copy (analytics.copy_to_sqlite): a list
+# SQLite, for the reports benchmark's comparison on a copy (store/sqlite_copy.py): a list
 # parameter is bound as JSON text (analytics.Source does it).
 SQLITE = Dialect(
     name="sqlite",
@@ -151,8 +156,3 @@ SQLITE = Dialect(
     epoch_us_sql=("(CAST(strftime('%s', substr({col}, 1, 19)) AS INTEGER) * 1000000 "
                   "+ CAST(substr({col} || '.000000', 21, 6) AS INTEGER))"),
 )
-
-# The dialect the service and reporting SQL is written in today: the one place to change until
-# the storage port hands every unit of work its engine's dialect (PLAN14 section 2,
-# `engine.dialect`). Modules import it as `SQL`.
-DIALECT = DUCKDB

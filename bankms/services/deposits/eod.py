@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 
 import pandas as pd
 
@@ -49,7 +50,6 @@ from ...domain.chart import INTERNAL
 from ..posting_frames import post_frames
 from ...domain.schedule import add_months
 from .tax import withholding_tax_bp, withholding_tax_cents
-from ...store.sql import DIALECT as SQL
 
 MICRO_PER_CENT = 1_000_000
 DAY_COUNTS = ("actual/365", "actual/actual", "30/360")
@@ -94,7 +94,7 @@ def rate_e4(rate_percent) -> int:
 
 def accrual_micro_cents(balance_cents: int, rate_percent, day_count: str, day: dt.date) -> int:
     """One day's interest on `balance_cents` at `rate_percent` (Decimal or text) in micro-cents,
-    rounded half-up away from zero: negative for a negative balance. ACCRUE_SQL computes the
+    rounded half-up away from zero: negative for a negative balance. accrue_sql computes the
     same in SQL for every account at once."""
     num, den = day_fraction(day_count, day)
     magnitude = (2 * abs(balance_cents) * rate_e4(rate_percent) * num + den) // (2 * den)
@@ -218,16 +218,20 @@ WHERE r.rate_percent > 0
 
 
 # One day's accrual per account (accrual_micro_cents in SQL): half-up away from zero, integer
-# arithmetic (DuckDB divides DECIMALs as DOUBLE, so the division is SQL.int_div). The product
-# outgrows BIGINT, so it is DECIMAL(38, 0) (exact on both engines); the sign is taken of a
-# DECIMAL too, as PostgreSQL's sign() of a BIGINT would be a DOUBLE.
-ACCRUE_SQL = """
+# arithmetic (DuckDB divides DECIMALs as DOUBLE, so the division is the dialect's int_div). The
+# product outgrows BIGINT, so it is DECIMAL(38, 0) (exact on both engines); the sign is taken of
+# a DECIMAL too, as PostgreSQL's sign() of a BIGINT would be a DOUBLE. The text depends on the
+# engine's dialect only, so it is built once per dialect.
+@functools.cache
+def accrue_sql(dialect) -> str:
+    """The accrual INSERT in `dialect` (store/sql.py), with a {rates} slot to format."""
+    return """
 INSERT INTO interest_accruals (account_id, accrual_date, balance_cents, rate_percent,
                                accrued_micro_cents)
 SELECT account_id, CAST(? AS DATE), balance_cents, rate_percent,
-       CAST(sign(CAST(balance_cents AS DECIMAL(38, 0))) * """ + SQL.int_div(
-    "2 * abs(CAST(balance_cents AS DECIMAL(38, 0))) * CAST(rate_percent * 10000 AS BIGINT) "
-    "* num + den", "2 * den") + """ AS BIGINT)
+       CAST(sign(CAST(balance_cents AS DECIMAL(38, 0))) * """ + dialect.int_div(
+        "2 * abs(CAST(balance_cents AS DECIMAL(38, 0))) * CAST(rate_percent * 10000 AS BIGINT) "
+        "* num + den", "2 * den") + """ AS BIGINT)
 FROM ({rates})
 """
 
@@ -241,7 +245,7 @@ def accrue(uow, day: dt.date, out) -> None:
     day_counts, dc_params = _day_counts_sql(day)
     rates = RATES_SQL.format(day_counts=day_counts, rates=account_rates_sql(
         "AND status <> 'closed' AND balance_cents <> 0"))
-    uow.execute(ACCRUE_SQL.format(rates=rates), [day, *dc_params, day])
+    uow.execute(accrue_sql(uow.dialect).format(rates=rates), [day, *dc_params, day])
     credit, credit_micro, debit, debit_micro = uow.fetchone(
         "SELECT count(*) FILTER (WHERE balance_cents > 0), "
         "CAST(coalesce(sum(accrued_micro_cents) FILTER (WHERE balance_cents > 0), 0) AS BIGINT), "
@@ -335,10 +339,10 @@ def unposted(uow, day: dt.date, kind: str, *, periods=None, account_id=None) -> 
         params = list(periods)
     oldest = day - dt.timedelta(days=LONGEST_PERIOD_DAYS)
     starts = [period_start(p, day) for p in ("monthly", "quarterly", "yearly")]
-    return uow.execute(UNPOSTED_SQL.format(
+    return uow.fetch_df(UNPOSTED_SQL.format(
         terms=_terms_sql(), table=table, where=where, sign=sign,
         default_period=DEFAULT_POSTING_PERIOD),
-        [day, oldest, *starts, *params, _scan_from(uow, day, periods), day]).df()
+        [day, oldest, *starts, *params, _scan_from(uow, day, periods), day])
 
 
 def _store_postings(uow, table, frame, day) -> None:
@@ -506,8 +510,8 @@ def lowest_balances(uow, day: dt.date) -> pd.DataFrame:
     start = day.replace(day=1)
     row = uow.fetchone("SELECT min(id) FROM transactions WHERE business_date >= ?", [start])
     first_tx = row[0] if row and row[0] is not None else 2 ** 62
-    return uow.execute(LOWEST_BALANCE_SQL.format(terms=_terms_sql()),
-                       [day, start, start, first_tx]).df()
+    return uow.fetch_df(LOWEST_BALANCE_SQL.format(terms=_terms_sql()),
+                        [day, start, start, first_tx])
 
 
 def fee_events(low: pd.DataFrame, day: dt.date) -> pd.DataFrame:

@@ -86,7 +86,6 @@ from ..ledger import TRANSACTIONAL_KINDS, PostingRequest, utcnow
 from ...domain.money import to_cents, to_money
 from ..posting_frames import post_frames
 from .tax import withholding_tax_bp, withholding_tax_cents
-from ...store.sql import DIALECT as SQL
 
 MICRO_PER_CENT = 1_000_000
 RATE_SCALE = 10_000  # rates have at most four decimals (accounts.clean_rate)
@@ -130,7 +129,7 @@ def _year_days(day: dt.date, day_count: str) -> int:
 def daily_micro_cents(balance_cents: int, rate, day_count: str = "actual/365",
                       day: dt.date | None = None) -> int:
     """One day's interest in micro-cents on an end-of-day balance: balance x rate % / days in
-    the year of the day count, half-up to the micro-cent (eod.ACCRUE_SQL's formula for
+    the year of the day count, half-up to the micro-cent (eod.accrue_sql's formula for
     actual/365)."""
     denominator = _year_days(day or dt.date(2001, 1, 1), day_count)
     return (2 * int(balance_cents) * _rate_units(rate) + denominator) // (2 * denominator)
@@ -246,16 +245,16 @@ def products_terms(uow, *, day: dt.date, product_ids) -> dict:
     if not ids:
         return {}
     products = uow.fetchall("SELECT id, code, name, kind, active FROM deposit_products "
-                            "WHERE " + SQL.in_list("id", "BIGINT"), [ids])
+                            "WHERE " + uow.dialect.in_list("id", "BIGINT"), [ids])
     versions = {row[0]: row for row in uow.fetchall(
         f"SELECT v.* FROM ({VERSIONS_IN_FORCE_SQL}) v WHERE "
-        + SQL.in_list("v.product_id", "BIGINT"), [day, ids])}
+        + uow.dialect.in_list("v.product_id", "BIGINT"), [day, ids])}
     tiers = {}
     for pid, cents, rate in uow.fetchall(
             f"SELECT t.product_id, t.from_balance_cents, t.rate_percent FROM "
             f"({VERSIONS_IN_FORCE_SQL}) v JOIN deposit_product_tiers t "
             "ON t.product_id = v.product_id AND t.effective_date = v.effective_date "
-            "WHERE " + SQL.in_list("v.product_id", "BIGINT") + " "
+            "WHERE " + uow.dialect.in_list("v.product_id", "BIGINT") + " "
             "ORDER BY t.product_id, t.from_balance_cents", [day, ids]):
         tiers.setdefault(pid, []).append(
             (int(cents), Decimal(str(rate)).quantize(Decimal("0.0001"))))
@@ -592,12 +591,10 @@ class TermDeposits:
         "LEFT JOIN deposit_products p ON p.id = t.product_id")
 
     def _row_in(self, uow, number) -> dict:
-        cur = uow.execute(self._SELECT + " WHERE a.account_number = ?", [number])
-        names = [d[0] for d in cur.description]
-        row = cur.fetchone()
-        if row is None:
+        cols = uow.fetch_columns(self._SELECT + " WHERE a.account_number = ?", [number])
+        if not cols["account_number"]:
             raise AccountNotFound(f"There is no term deposit {number}.")
-        return dict(zip(names, row))
+        return {name: values[0] for name, values in cols.items()}
 
     def list(self, actor, customer_id=None) -> pd.DataFrame:
         """Term deposits, newest first: account_number, linked_account, product, principal
@@ -619,8 +616,8 @@ class TermDeposits:
                          entity_id=customer_id)
             where, params = " WHERE t.customer_id = ?", [customer_id]
         with bank.snapshot() as cur:
-            df = cur.execute(self._SELECT + where + " ORDER BY t.start_date DESC, t.account_id "
-                             "DESC", params).df()
+            df = cur.fetch_df(self._SELECT + where + " ORDER BY t.start_date DESC, t.account_id "
+                              "DESC", params)
             rates = _tax_rates(cur, df["account_id"], bank.state.business_date)
         return _view(df, rates)
 
@@ -634,8 +631,8 @@ class TermDeposits:
                 # Another customer's account is refused as accounts.get refuses it, whatever
                 # its kind: "no term deposit" for their checking account but "not allowed" for
                 # their term deposit would tell a customer which numbers are term deposits.
-                owner = cur.execute("SELECT customer_id FROM accounts WHERE account_number = ?",
-                                    [number]).fetchone()
+                owner = cur.fetchone("SELECT customer_id FROM accounts WHERE account_number = ?",
+                                     [number])
                 if owner is not None:
                     bank.require(actor, "term_deposit.read", owner[0], entity="account",
                                  entity_id=number)
@@ -804,7 +801,7 @@ def mature(bank, actor, uow, day: dt.date, out) -> None:
     expense, tax_gl = INTERNAL["interest_expense"], INTERNAL["withholding_tax_payable"]
     new_ids = dict(uow.fetchall(
         "SELECT account_number, id FROM accounts WHERE "
-        + SQL.in_list("account_number", "VARCHAR"),
+        + uow.dialect.in_list("account_number", "VARCHAR"),
         [list(new_numbers)])) if len(new_numbers) else {}
     tx, legs = _maturity_frames(due, new_ids, expense=expense,
                                 expense_id=internal[expense], tax_id=internal[tax_gl])
@@ -877,7 +874,7 @@ def _new_accounts(uow, renewing: pd.DataFrame, day: dt.date) -> list:
         drawn = [accountnum.random_number() for _ in range(len(renewing) - len(numbers))]
         used = {r[0] for r in uow.fetchall(
             "SELECT account_number FROM accounts WHERE "
-            + SQL.in_list("account_number", "VARCHAR"), [drawn])}
+            + uow.dialect.in_list("account_number", "VARCHAR"), [drawn])}
         for number in drawn:
             if number not in used and number not in taken:
                 taken.add(number)

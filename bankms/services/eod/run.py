@@ -41,6 +41,7 @@ bank.ledger.post_frames_in, with funds checked in SQL.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -64,7 +65,6 @@ from ...domain.schedule import BUCKETS
 # The step modules (deposit_eod, term_deposits, accounts.close) share the tax rule through
 # tax.py; these names stay importable from here.
 from ..deposits.tax import withholding_tax_bp, withholding_tax_cents  # noqa: F401
-from ...store.sql import DIALECT as SQL
 
 # Loans owing something on business date ? and what their linked accounts can pay. Accounts
 # paying several loans pay the oldest loan first.
@@ -399,8 +399,18 @@ NON_ACCRUAL_DAYS = 90
 # (opening balance x rate / 1200 x days / period days, half-up, in integer arithmetic), less
 # what was paid ahead on it. `changed` marks periods where a prepayment changed the principal
 # mid-period, and loans whose product terms this shortcut does not cover (a 30/360 day count,
-# repayments other than monthly); those loans are replayed instead.
-LOAN_ACCRUAL_SQL = f"""
+# repayments other than monthly); those loans are replayed instead. The text depends on the
+# engine's dialect only (store/sql.py), so it is built once per dialect.
+@functools.cache
+def loan_accrual_sql(dialect) -> str:
+    """The loan accrual query in `dialect` (parameters: D+1 three times)."""
+    days_so_far = dialect.days_between("start_date", "CAST(? AS DATE)")
+    period_days = dialect.days_between("start_date", "due_date")
+    accrued = dialect.int_div(
+        f"2 * opening_cents * rate_e4 * {days_so_far} + 12000000 * {period_days}",
+        f"24000000 * {period_days}")
+    scheduled = dialect.int_div("2 * opening_cents * rate_e4 + 12000000", "24000000")
+    return f"""
 WITH s AS (
     SELECT loan_id, n, due_date, interest_cents, interest_paid_cents,
            coalesce(lag(due_date) OVER w, l.disbursement_date) AS start_date,
@@ -412,12 +422,8 @@ WITH s AS (
     WINDOW w AS (PARTITION BY loan_id ORDER BY n)
 ), coming AS (
     SELECT loan_id, interest_cents, interest_paid_cents,
-           {SQL.int_div(
-               "2 * opening_cents * rate_e4 * " + SQL.days_between("start_date", "CAST(? AS DATE)")
-               + " + 12000000 * " + SQL.days_between("start_date", "due_date"),
-               "24000000 * " + SQL.days_between("start_date", "due_date"))} AS accrued,
-           other_terms OR interest_cents
-               <> {SQL.int_div("2 * opening_cents * rate_e4 + 12000000", "24000000")} AS changed
+           {accrued} AS accrued,
+           other_terms OR interest_cents <> {scheduled} AS changed
     FROM (SELECT s.*, row_number() OVER (PARTITION BY loan_id ORDER BY n) AS nth
           FROM s WHERE due_date > CAST(? AS DATE)) f
     WHERE nth = 1
@@ -442,7 +448,7 @@ def _accrue_loans(bank, actor, uow, day, internal, out):
     (non-accrual) and its accrued interest is reversed; so is a loan paid off or written off.
     Interest paid ahead of its accrual nets against the receivable (interest in advance)."""
     nxt = day + dt.timedelta(days=1)
-    target = uow.fetch_df(LOAN_ACCRUAL_SQL, [nxt, nxt, nxt])
+    target = uow.fetch_df(loan_accrual_sql(uow.dialect), [nxt, nxt, nxt])
     changed = target[target["changed"]]
     if len(changed):
         from ..loans import _replay_in
@@ -453,12 +459,12 @@ def _accrue_loans(bank, actor, uow, day, internal, out):
                 .accrued_interest(nxt)
     target = target[["loan_id", "accrued_cents"]]
     with uow.scan("accrual_target", target):
-        diff = uow.execute(
+        diff = uow.fetch_df(
             "SELECT coalesce(t.loan_id, a.loan_id) AS loan_id, CAST(coalesce(t.accrued_cents, "
             "0) AS BIGINT) AS accrued_cents, CAST(coalesce(t.accrued_cents, 0) - coalesce("
             "a.accrued_cents, 0) AS BIGINT) AS change_cents FROM accrual_target t FULL JOIN "
             "loan_accruals a ON a.loan_id = t.loan_id WHERE coalesce(t.accrued_cents, 0) <> "
-            "coalesce(a.accrued_cents, 0)").df()
+            "coalesce(a.accrued_cents, 0)")
     out.loan_accrual_change_cents = _post_loan_changes(
         bank, actor, uow, day, internal, diff, kind="loan_accrual",
         memo=f"Loan interest accrued for {day}", debit="interest_receivable",
@@ -513,19 +519,19 @@ def _provision(bank, actor, uow, day, internal, settings, out):
     frame = pd.DataFrame({"bucket": list(BUCKETS), "basis_points": points,
                           "percent": [p / 100 for p in points]})
     with uow.scan("provision_rates", frame):
-        changed = uow.execute(
+        changed = uow.fetch_df(
             "SELECT coalesce(t.loan_id, p.loan_id) AS loan_id, coalesce(t.bucket, 'closed') "
             "AS bucket, coalesce(t.percent, 0) AS percent, CAST(coalesce(t.target, 0) AS "
             "BIGINT) AS provision_cents, CAST(coalesce(t.target, 0) - coalesce("
             "p.provision_cents, 0) AS BIGINT) AS change_cents FROM (SELECT l.id AS loan_id, "
             "l.arrears_bucket AS bucket, r.percent, "
-            + SQL.int_div("2 * CAST(l.principal_outstanding_cents AS DECIMAL(38, 0)) "
-                          "* r.basis_points + 10000", "20000")
+            + uow.dialect.int_div("2 * CAST(l.principal_outstanding_cents AS DECIMAL(38, 0)) "
+                                  "* r.basis_points + 10000", "20000")
             + " AS target FROM loans l JOIN "
             "provision_rates r ON r.bucket = l.arrears_bucket WHERE l.status = 'active') t "
             "FULL JOIN loan_provisions p ON p.loan_id = t.loan_id "
             "WHERE coalesce(t.target, 0) <> coalesce(p.provision_cents, 0) "
-            "OR coalesce(t.bucket, 'closed') <> coalesce(p.bucket, 'closed')").df()
+            "OR coalesce(t.bucket, 'closed') <> coalesce(p.bucket, 'closed')")
     out.provision_change_cents = _post_loan_changes(
         bank, actor, uow, day, internal, changed, kind="loan_provision",
         memo=f"Loan-loss provision for {day}", debit="provision_expense",
