@@ -355,6 +355,20 @@ def test_fetchall_gives_python_values(store):
         (1, "a", Decimal("1.5000"), dt.date(2024, 1, 31), dt.datetime(2024, 1, 31, 12), None)]
 
 
+@pytest.mark.parametrize("where, expected", [
+    ("", {"id": (1, 2), "v": ("a", "b")}),
+    ("WHERE id < 0", {"id": (), "v": ()}),
+])
+def test_columns_come_back_by_name_from_every_reader(store, where, expected):
+    with store.unit_of_work() as uow:
+        uow.execute("INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+        assert uow.fetch_columns(f"SELECT id, v FROM t {where} ORDER BY id") == expected
+        uow.commit()
+    assert store.read_columns(f"SELECT id, v FROM t {where} ORDER BY id") == expected
+    with store.snapshot() as reader:
+        assert reader.fetch_columns(f"SELECT id, v FROM t {where} ORDER BY id") == expected
+
+
 def test_a_snapshot_repeats_while_another_connection_commits(store):
     with store.unit_of_work() as uow:
         uow.execute("INSERT INTO t VALUES (1, 'a')")

@@ -1,7 +1,7 @@
 """The storage port: what services may ask of a database, whichever engine holds the bank.
 
 Services, domain, reporting and the demo talk to storage only through these interfaces; the
-engines (`store/duckdb.py` today, `store/postgres.py` with issue 14's L2) implement them, and
+engines (`store/duckdb.py`, `store/postgres.py`) implement them, and
 each engine owns the one table that maps its driver's errors to the port errors below
 (`map_error`). Nothing here imports a database driver.
 
@@ -27,9 +27,10 @@ Every method may raise a `StoreError` subclass (mapped from the engine's own exc
 is kept as `__cause__`); an error the map does not know passes through unchanged.
 
 `store/engines.py` opens the engine for a URL (open_engine); it lives apart so that this
-module imports no engine (the engines import it). Plan: PLAN14.md section 2. BatchWriter/BatchRows (the engine half of a posting batch) and the
-cross-process members of Engine (version, subscribe, notify, try_lock, backup) are declared
-for the engines to come; the DuckDB engine implements what L1 needs and says so.
+module imports no engine (the engines import it). tests/test_store_contract.py runs every
+contract row on both engines. BatchWriter/BatchRows (the engine half of a posting batch) are
+declared for the Bank on PostgreSQL (issue 14); the cross-process members an engine will need
+there (version, subscribe, notify, try_lock, backup) are not declared yet.
 """
 from __future__ import annotations
 

@@ -309,6 +309,9 @@ class PostgresReader:
             names = [d.name for d in cur.description]
         return dict(zip(names, zip(*rows))) if rows else {n: () for n in names}
 
+    # port.Reader's name for it (the engine's read_columns reads through a thread's reader).
+    fetch_columns = read_columns
+
 
 class PostgresUnitOfWork(PostgresReader):
     """A PostgreSQL transaction that rolls back unless `commit()` is called (port.UnitOfWork).
