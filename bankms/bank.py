@@ -51,7 +51,8 @@ class Bank:
         # Answers kept per ledger version (see kept): key -> (writer version, answer).
         self._kept: dict = {}
         self._ensure_internal_accounts()
-        self.state = LedgerState(self.engine.cursor())
+        with self.engine.snapshot() as snap:
+            self.state = LedgerState(snap)
         # uow.take_ids serves the ledger's ids from the writer's counters (LedgerState).
         self.engine.set_counters({"transaction_id_seq": self.state.take_transaction_ids,
                                   "posting_id_seq": self.state.take_posting_ids,

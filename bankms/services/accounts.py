@@ -33,7 +33,6 @@ from .ledger import (
 from ..domain.money import to_cents, to_money
 from ..domain.text import csv_text, mask_name  # noqa: F401 (accounts.mask_name stays importable)
 from ..domain.validate import clean_rate  # noqa: F401 (accounts.clean_rate stays importable)
-from ..store.sql import DIALECT as SQL
 
 # Draws of a random account number before giving up (a second draw is already rare).
 NUMBER_DRAWS_MAX = 20
@@ -44,12 +43,13 @@ NUMBER_DRAWS_MAX = 20
 AVAILABLE_SQL = available_sql("a")
 
 
-def _US(column):
-    """SQL: a TIMESTAMP or DATE column as microseconds since 1970 (BIGINT), NULL as the int64
-    minimum, which numpy reads as NaT: a numpy datetime64[us] array by a view of integers,
-    without a Python datetime per value (the profile of issue 13: the slowest step of
-    accounts.list)."""
-    return f"COALESCE({SQL.epoch_us(f'CAST({column} AS TIMESTAMP)')}, {np.iinfo(np.int64).min})"
+def _US(column, dialect):
+    """SQL in `dialect` (store/sql.py): a TIMESTAMP or DATE column as microseconds since 1970
+    (BIGINT), NULL as the int64 minimum, which numpy reads as NaT: a numpy datetime64[us] array
+    by a view of integers, without a Python datetime per value (the profile of issue 13: the
+    slowest step of accounts.list)."""
+    us = dialect.epoch_us(f"CAST({column} AS TIMESTAMP)")
+    return f"COALESCE({us}, {np.iinfo(np.int64).min})"
 
 
 # The columns of accounts.list, in order.
@@ -277,12 +277,14 @@ class Accounts:
             customer_id = bank.customers._id(customer_id)
             bank.require(actor, "account.read", customer_id, entity="customer",
                          entity_id=customer_id)
+        d = bank.engine.dialect
         sql = ("SELECT a.account_number, a.customer_id, c.full_name AS holder, a.kind, a.name, "
                "a.status, a.balance_cents, a.holds_cents, a.overdraft_limit_cents, "
                f"{AVAILABLE_SQL} AS available_cents, "
                "CAST(a.interest_rate_percent * 10000 AS BIGINT) AS interest_rate_e4, "
-               f"{_US('a.opened_at')} AS opened_at, {_US('a.closed_at')} AS closed_at, "
-               f"{_US('a.opened_date')} AS opened_date, {_US('a.closed_date')} AS closed_date, "
+               f"{_US('a.opened_at', d)} AS opened_at, {_US('a.closed_at', d)} AS closed_at, "
+               f"{_US('a.opened_date', d)} AS opened_date, "
+               f"{_US('a.closed_date', d)} AS closed_date, "
                "p.code AS product_code, p.name AS product_name, a.id "
                "FROM accounts a JOIN customers c ON c.id = a.customer_id "
                "LEFT JOIN deposit_products p ON p.id = a.product_id")

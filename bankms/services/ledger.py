@@ -31,7 +31,6 @@ from ..domain.errors import (
 )
 from ..domain.dates import utcnow  # noqa: F401  (re-exported: services import it from here)
 from ..domain.money import format_cents, money_text, to_money
-from ..store.sql import DIALECT as SQL
 
 CUSTOMER_KINDS = ("checking", "savings", "term_deposit")
 # Kinds that ordinary payments, loans and charges may use; a term deposit's money moves only
@@ -161,14 +160,15 @@ class LedgerState:
     """Counters owned by the writer thread; ids come from here, not from sequences, so that a
     batch can allocate them without a round trip per row."""
 
-    def __init__(self, cur):
+    def __init__(self, reader):
+        """Counters read through `reader` (a port Reader: a snapshot, taken at open)."""
         def next_id(table):
-            return cur.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}").fetchone()[0]
+            return reader.fetchone(f"SELECT coalesce(max(id), 0) + 1 FROM {table}")[0]
 
         self.next_transaction_id = next_id("transactions")
         self.next_posting_id = next_id("postings")
         self.next_audit_id = next_id("audit_log")
-        row = cur.execute("SELECT value FROM settings WHERE key = 'business_date'").fetchone()
+        row = reader.fetchone("SELECT value FROM settings WHERE key = 'business_date'")
         self.business_date = dt.date.fromisoformat(row[0]) if row else utcnow().date()
 
     def take_transaction_ids(self, n):
@@ -231,21 +231,22 @@ class BatchPoster:
         if len(accounts) > 100_000:
             accounts.clear()
         accounts.update(load_accounts(
-            uow.fetchall, list({n for r in requests for n, _ in r.legs if n not in accounts})))
+            uow.fetchall, list({n for r in requests for n, _ in r.legs if n not in accounts}),
+            uow.dialect))
         reversed_ids = set()
         originals = [r.reverses_id for r in requests if r.reverses_id is not None]
         if originals:
             reversed_ids = {
                 row[0] for row in uow.fetchall(
                     "SELECT reverses_id FROM transactions WHERE "
-                    + SQL.in_list("reverses_id", "BIGINT"),
+                    + uow.dialect.in_list("reverses_id", "BIGINT"),
                     [originals],
                 )
             }
         limited = [r for r in requests if r.daily_limit_cents is not None]
         spent_today = spent_today_cents(
             uow.fetchall, self.state.business_date,
-            list({r.actor.customer_id for r in limited})) if limited else {}
+            list({r.actor.customer_id for r in limited}), uow.dialect) if limited else {}
 
         outcomes = []
         in_batch = {}
@@ -344,7 +345,7 @@ class BatchPoster:
     def check(self, uow, req):
         """Run the posting guards for one request without writing anything (used before a
         hold is placed for a request that waits for approval). Raises the refusal."""
-        accounts = load_accounts(uow.fetchall, list({n for n, _ in req.legs}))
+        accounts = load_accounts(uow.fetchall, list({n for n, _ in req.legs}), uow.dialect)
         self._guard(req, accounts, set(), {})
         return accounts
 
@@ -356,7 +357,7 @@ class BatchPoster:
             "SELECT k.key, k.request_hash, t.id, t.amount_cents, t.kind, t.source_account, "
             "t.target_account, t.posted_at, t.memo, t.channel FROM idempotency_keys k "
             "JOIN transactions t ON t.id = k.transaction_id WHERE "
-            + SQL.in_list("k.key", "VARCHAR"),
+            + uow.dialect.in_list("k.key", "VARCHAR"),
             [keys],
         )
         for key, rhash, tid, amount, kind, src, tgt, posted, memo, channel in rows:
@@ -384,10 +385,11 @@ class BatchPoster:
                 entity_id, None, json.dumps(after, default=str), outcome)
 
 
-def load_accounts(fetchall, numbers) -> dict:
+def load_accounts(fetchall, numbers, dialect) -> dict:
     """Account number -> [id, customer_id, kind, status, balance_cents, holds_cents,
     overdraft_limit_cents, customer status, last_activity_at, last_activity_date]; fetchall
-    runs the query (a unit of work's, or Bank.read for a review that writes nothing)."""
+    runs the query (a unit of work's, or Bank.read for a review that writes nothing), written
+    in `dialect` (the store/sql.py Dialect of fetchall's engine)."""
     accounts = {}
     if numbers:
         for row in fetchall(
@@ -395,17 +397,17 @@ def load_accounts(fetchall, numbers) -> dict:
             "a.holds_cents, a.overdraft_limit_cents, c.status, a.last_activity_at, "
             "a.last_activity_date FROM accounts a "
             "LEFT JOIN customers c ON c.id = a.customer_id WHERE "
-            + SQL.in_list("a.account_number", "VARCHAR"),
+            + dialect.in_list("a.account_number", "VARCHAR"),
             [numbers],
         ):
             accounts[row[0]] = list(row[1:])
     return accounts
 
 
-def spent_today_cents(fetchall, business_date, customer_ids) -> dict:
+def spent_today_cents(fetchall, business_date, customer_ids, dialect) -> dict:
     """Customer id -> cents the customer sent on `business_date` by transfer to accounts not
     their own: what counts against the daily transfer limit (customer_daily_transfer_cents_max).
-    Customers with nothing sent are absent."""
+    Customers with nothing sent are absent. fetchall runs SQL written in `dialect`."""
     if not customer_ids:
         return {}
     return {cid: int(total) for cid, total in fetchall(
@@ -413,7 +415,7 @@ def spent_today_cents(fetchall, business_date, customer_ids) -> dict:
         "JOIN transactions t ON t.id = p.transaction_id "
         "JOIN accounts a ON a.id = p.account_id "
         "WHERE t.kind = 'transfer' AND t.actor_role = 'customer' AND p.amount_cents < 0 "
-        "AND t.business_date = ? AND " + SQL.in_list("a.customer_id", "BIGINT")
+        "AND t.business_date = ? AND " + dialect.in_list("a.customer_id", "BIGINT")
         + " AND t.target_account NOT IN (SELECT account_number FROM accounts b "
         "WHERE b.customer_id = a.customer_id) GROUP BY 1",
         [business_date, list(customer_ids)])}
@@ -522,17 +524,18 @@ def funds_refusal(req, accounts) -> InsufficientFunds | None:
     return None
 
 
-def foreseen_refusals(fetchall, req, business_date) -> list:
-    """What posting `req` now would refuse, read through `fetchall` and writing nothing: the
-    very guards posting runs (check_accounts, limit_refusal, funds_refusal, in that order).
+def foreseen_refusals(fetchall, req, business_date, dialect) -> list:
+    """What posting `req` now would refuse, read through `fetchall` (SQL in `dialect`, the
+    store/sql.py Dialect of its engine) and writing nothing: the very guards posting runs
+    (check_accounts, limit_refusal, funds_refusal, in that order).
     Either the one refusal of check_accounts, or those of the limit and funds (both can apply),
     or [] when posting would pass. For a review step; posting decides again."""
-    accounts = load_accounts(fetchall, list({n for n, _ in req.legs}))
+    accounts = load_accounts(fetchall, list({n for n, _ in req.legs}), dialect)
     try:
         check_accounts(req, accounts, set())
     except BankError as refusal:
         return [refusal]
-    spent_today = (spent_today_cents(fetchall, business_date, [req.actor.customer_id])
+    spent_today = (spent_today_cents(fetchall, business_date, [req.actor.customer_id], dialect)
                    if req.daily_limit_cents is not None else {})
     return [refusal for refusal in (limit_refusal(req, accounts, spent_today),
                                     funds_refusal(req, accounts)) if refusal is not None]

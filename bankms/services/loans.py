@@ -1185,7 +1185,8 @@ class Loans:
                 owned_accounts=(source,) if actor.role == "customer" else (),
                 internal_ok=True)
             warnings += [refusal_warning(r, what) for r in
-                         foreseen_refusals(bank.read, request, bank.state.business_date)]
+                         foreseen_refusals(bank.read, request, bank.state.business_date,
+                                           bank.engine.dialect)]
         if bank.approvals.applies_to(actor):
             moved_cents = bank.approvals.repayment_moved_cents(actor, source_account)
             out["needs_approval"] = cents + moved_cents > bank.approvals.threshold_cents()

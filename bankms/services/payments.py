@@ -266,7 +266,8 @@ class Payments:
             req = self._transfer_request(actor, source, target, cents, None, memo)
         what = f"this {kind} of {format_cents(cents)}"
         warnings = [refusal_warning(refusal, what)
-                    for refusal in foreseen_refusals(bank.read, req, bank.state.business_date)]
+                    for refusal in foreseen_refusals(bank.read, req, bank.state.business_date,
+                                                     bank.engine.dialect)]
         if waits and not warnings:
             warnings.append(bank.approvals.wait_warning(moved_cents, held=source is not None))
         return warnings

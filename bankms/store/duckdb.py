@@ -23,6 +23,7 @@ import numpy as np
 from . import db
 from .port import (DuplicateKey, IdBlock, NotAStore, StoreError, StoreLocked, StoreUnavailable,
                    WriteConflict, map_error, register_error_map)
+from .sql import DUCKDB
 
 
 # -- the one DuckDB error map -------------------------------------------------------------------
@@ -97,7 +98,9 @@ _SEQUENCE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 class DuckDBReader:
     """Queries through one DuckDB cursor (a snapshot's, or a unit of work's)."""
 
-    dialect = "duckdb"
+    # The SQL fragments of this engine (store/sql.py): services build their SQL with the
+    # dialect of the reader or unit of work at hand, never one bound at import.
+    dialect = DUCKDB
     lane = 0
 
     def __init__(self, cur):
@@ -245,7 +248,7 @@ class DuckDBEngine:
     """port.Engine over one DuckDB file (or ':memory:'), opened and migrated here."""
 
     name = "duckdb"
-    dialect = "duckdb"
+    dialect = DUCKDB
     lane = 0
 
     def __init__(self, url: str):
