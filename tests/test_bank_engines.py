@@ -200,6 +200,46 @@ def test_an_accounts_history_is_exact(bank):
     assert isinstance(history["posted_at"].iloc[0].to_pydatetime(), dt.datetime)
 
 
+# (case, history filter given the accounts, kinds of the rows found, newest first)
+HISTORY_FILTERS = [
+    ("memo_text", lambda c, v: {"text": "RENT"}, ["transfer"]),
+    ("short_text_matches_no_account_number", lambda c, v: {"text": v[:3]}, []),
+    ("account_number_text", lambda c, v: {"text": v[:6]}, ["transfer"]),
+    ("kind", lambda c, v: {"kind": "withdrawal"}, ["withdrawal"]),
+    ("business_dates", lambda c, v: {"start": "2000-01-01", "end": "2000-12-31"}, []),
+]
+
+
+@pytest.mark.parametrize("case, given, kinds", HISTORY_FILTERS,
+                         ids=[c[0] for c in HISTORY_FILTERS])
+def test_history_filters(bank, case, given, kinds):
+    system = bank.system_actor()
+    checking, savings = two_accounts(bank)
+    bank.payments.transfer(system, checking, savings, "300.25", memo="rent")
+    bank.payments.withdraw(system, checking, "0.75")
+    history = bank.accounts.history(system, checking, **given(checking, savings))
+    assert history["kind"].tolist() == kinds
+
+
+# (case, search text given the customer's account number, whether Ada is found)
+SEARCHES = [
+    ("name", lambda number: "lovelace", True),
+    ("phone_digits", lambda number: "555 0199", True),
+    ("account_number", lambda number: number, True),
+    ("short_digits_match_no_phone", lambda number: "55", False),
+    ("someone_else", lambda number: "babbage", False),
+]
+
+
+@pytest.mark.parametrize("case, query, found", SEARCHES, ids=[c[0] for c in SEARCHES])
+def test_customer_search(bank, case, query, found):
+    system = bank.system_actor()
+    cid = make_customer(bank, name="Ada Lovelace", phone="+1 555 0199")
+    number = bank.accounts.open(system, cid, kind="checking")
+    hits = bank.customers.search(system, query(number))
+    assert (cid in hits["customer_id"].tolist()) is found
+
+
 def test_a_reopened_bank_sees_the_same_balances_and_continues_the_ids(opened):
     bank = opened.bank
     system = bank.system_actor()

@@ -423,7 +423,8 @@ class Accounts:
             like = f"%{text.lower()}%"
             # A short text such as a transaction id "42" would match every (random) account
             # number containing those digits; account numbers are matched from 4 characters.
-            number_like = like if len(text) >= 4 else "\x00"
+            # LIKE NULL matches nothing (PostgreSQL refuses a NUL character in text).
+            number_like = like if len(text) >= 4 else None
             params += [like, number_like, number_like, text]
         sql += " ORDER BY posted_at DESC, posting_id DESC"
         if limit is not None and limit != 0:  # None or 0: every row, as before
