@@ -200,6 +200,22 @@ def test_an_accounts_history_is_exact(bank):
     assert isinstance(history["posted_at"].iloc[0].to_pydatetime(), dt.datetime)
 
 
+def test_a_monthly_statement_is_exact(bank):
+    system = bank.system_actor()
+    checking, savings = two_accounts(bank)
+    bank.payments.transfer(system, checking, savings, "300.25", memo="rent")
+    bank.payments.deposit(system, checking, "0.50")
+    day = bank.business_date
+    st = bank.reports.statement(system, checking, day.year, day.month)
+    figures = (st.opening_cents, st.credits_cents, st.debits_cents, st.closing_cents)
+    assert figures == (0, 100_050, 30_025, 70_025)
+    assert all(type(v) is int for v in figures)
+    lines = st.lines
+    assert [int(c) for c in lines["amount_cents"]] == [100_000, -30_025, 50]
+    assert [int(c) for c in lines["balance_cents"]] == [100_000, 69_975, 70_025]
+    assert (day.year, day.month) in bank.reports.statement_months(system, checking)
+
+
 # (case, history filter given the accounts, kinds of the rows found, newest first)
 HISTORY_FILTERS = [
     ("memo_text", lambda c, v: {"text": "RENT"}, ["transfer"]),
