@@ -20,8 +20,7 @@ from .domain.chart import INTERNAL, INTERNAL_ACCOUNTS  # noqa: F401
 from .domain.errors import BankError, PermissionDenied
 from .services.ledger import BatchPoster, LedgerState, utcnow
 from .services.settings import REGISTRY
-from .store.duckdb import BatchAppenders
-from .store.engines import POSTGRES_SCHEMES, open_engine
+from .store.engines import open_engine
 from .store.writer import Writer
 
 # Every registered setting is stored with its default at the first open (settings.py).
@@ -31,20 +30,14 @@ DEFAULT_SETTINGS = {key: setting.default for key, setting in REGISTRY.items()}
 class Bank:
     def __init__(self, path: str, *, bcrypt_rounds: int | None = None,
                  batch_size_max: int = 512, clock=None):
-        if path.startswith(POSTGRES_SCHEMES):
-            # The Bank still posts through DuckDB's single writer and its appenders; the store
-            # opens PostgreSQL (store/postgres.py), but the Bank on it is a later step.
-            raise NotImplementedError(
-                "A bank on PostgreSQL is not available yet (issue 14: the PostgreSQL engine "
-                "exists, the Bank still needs DuckDB's writer): set BANKMS_DB to a DuckDB file "
-                "path, e.g. data/bank.duckdb.")
         self.path = path
         # What time it is, for every rule that asks (aware UTC; see businessday.py). The
         # default looks businessday.system_clock up at each call so tests can replace it.
         self.clock = clock or (lambda: businessday.system_clock())
         self.eod_scheduler = None
         self.bcrypt_rounds = bcrypt_rounds or int(os.environ.get("BANKMS_BCRYPT_ROUNDS", "12"))
-        # The storage engine (store/port.py): DuckDB for a path or ':memory:'.
+        # The storage engine (store/port.py): DuckDB for a path or ':memory:', PostgreSQL for
+        # a postgresql:// URL (one process per database for now: see set_counters below).
         self.engine = open_engine(path)
         self._closed = False
         self._lock = threading.Lock()
@@ -53,21 +46,20 @@ class Bank:
         self._ensure_internal_accounts()
         with self.engine.snapshot() as snap:
             self.state = LedgerState(snap)
-        # uow.take_ids serves the ledger's ids from the writer's counters (LedgerState).
+        # uow.take_ids serves the ledger's ids from the writer's counters (LedgerState): the
+        # max(id)+1 read at open stays right while this process's one writer thread is the
+        # only writer of the database, on PostgreSQL too; several processes over one
+        # PostgreSQL database (issue 14, step F) take them from sequences instead.
         self.engine.set_counters({"transaction_id_seq": self.state.take_transaction_ids,
                                   "posting_id_seq": self.state.take_posting_ids,
                                   "audit_id_seq": self.state.take_audit_ids})
         from .store.chains import Chains
         self.chain = Chains(self)
-        # The chains load, and hash a bank made before them, on a DuckDB cursor of their own
-        # before the writer starts: the writer's wiring, like BatchAppenders on the writer's
-        # cursor below, the one place outside store/ that holds a driver cursor (the port
-        # contract, tests/test_portable_sql.py, allows bank.py alone).
-        self.chain.load(self.engine.cursor(), self.state)
+        self.chain.load(self.engine, self.state)
         self._writer = Writer(self.engine, None,
                               batch_size_max=batch_size_max, chains=self.chain)
-        self._writer._post_batch = BatchPoster(BatchAppenders(self._writer.cursor), self.state,
-                                               self.chain)
+        self._writer._post_batch = BatchPoster(self.engine.batch_writer(self._writer.cursor),
+                                               self.state, self.chain)
 
         from .services.accounts import Accounts
         from .services.audit import Audit
@@ -274,13 +266,11 @@ class Bank:
         self.write(fn)
 
     def _ensure_internal_accounts(self):
-        # Before the writer exists, so on a cursor of its own (writer wiring; see __init__).
-        cur = self.engine.cursor()
+        # Before the writer exists: a unit of work of its own on this thread.
         now = utcnow()
-        cur.execute("BEGIN")
-        try:
+        with self.engine.unit_of_work() as uow:
             for number, code, name in INTERNAL_ACCOUNTS:
-                cur.execute(
+                uow.execute(
                     "INSERT INTO accounts (id, account_number, customer_id, kind, name, status, "
                     "opened_at, opened_date) SELECT coalesce((SELECT max(id) FROM accounts), 0) "
                     "+ 1, ?, NULL, 'internal', ?, 'active', ?, CAST(? AS DATE) WHERE NOT EXISTS "
@@ -288,26 +278,22 @@ class Bank:
                     [number, name, now, now, number],
                 )
             for key, value in DEFAULT_SETTINGS.items():
-                cur.execute("INSERT INTO settings VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                uow.execute("INSERT INTO settings VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
                             [key, value])
             # The business date is stored from the first open on, so that a bank reopened days
             # later still knows which days end of day has not closed yet.
-            zone = businessday.parse_zone(cur.execute(
-                "SELECT value FROM settings WHERE key = 'bank_time_zone'").fetchone()[0])
+            zone = businessday.parse_zone(uow.fetchone(
+                "SELECT value FROM settings WHERE key = 'bank_time_zone'")[0])
             today = businessday.as_utc(self.clock()).astimezone(zone).date()
-            cur.execute("INSERT INTO settings VALUES ('business_date', ?) "
+            uow.execute("INSERT INTO settings VALUES ('business_date', ?) "
                         "ON CONFLICT (key) DO NOTHING", [today.isoformat()])
-            cur.execute("COMMIT")
-        except Exception:
-            cur.execute("ROLLBACK")
-            raise
-        finally:
-            cur.close()
+            uow.commit()
 
 
 def open_bank(path: str = None, **kwargs) -> Bank:
-    """Open the bank in a DuckDB file (created and migrated as needed); ':memory:' works. A
-    PostgreSQL URL raises NotImplementedError (issue 14: the Bank needs DuckDB's writer)."""
+    """Open the bank in a DuckDB file (created and migrated as needed; ':memory:' works) or in
+    a PostgreSQL database ('postgresql://...', migrated as needed; one process per database
+    until issue 14's step F)."""
     if path is None:
         path = os.environ.get("BANKMS_DB", "data/bank.duckdb")
     if path != ":memory:" and "://" not in path:

@@ -107,9 +107,13 @@ def test_open_engine_picks_duckdb_for_paths_and_postgresql_for_its_urls(tmp_path
         assert type(caught.value.__cause__).__module__.startswith("psycopg")
 
 
-def test_a_bank_on_postgresql_is_refused_by_name_before_any_connection(tmp_path):
-    with pytest.raises(NotImplementedError, match="issue 14"):
-        open_bank(f"postgresql:///bank?host={tmp_path}")
+def test_a_bank_on_an_unreachable_postgresql_url_fails_unavailable_and_makes_no_file(
+        tmp_path, monkeypatch):
+    # open_bank hands a URL to the engine untouched: no folder or file is made for it.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(port.StoreUnavailable):
+        open_bank(f"postgresql:///bank?host={tmp_path}&connect_timeout=2")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_scan_is_visible_only_inside_its_block(duck):

@@ -398,8 +398,10 @@ class Accounts:
             "SELECT * FROM (SELECT t.id AS transaction_id, p.posted_at, t.business_date, t.kind, "
             f"t.channel, {label_sql('t.kind', 't.channel', 'p.amount_cents')} AS label, "
             "t.memo, t.source_account, t.target_account, t.actor, t.reverses_id, p.amount_cents, "
-            "sum(p.amount_cents) OVER (ORDER BY p.posted_at, p.id ROWS UNBOUNDED PRECEDING) "
-            "AS balance_cents, p.id AS posting_id FROM postings p "
+            # Cast: sum(BIGINT) is HUGEINT on DuckDB and NUMERIC on PostgreSQL (float64 in
+            # a frame); cents stay int64.
+            "CAST(sum(p.amount_cents) OVER (ORDER BY p.posted_at, p.id ROWS UNBOUNDED "
+            "PRECEDING) AS BIGINT) AS balance_cents, p.id AS posting_id FROM postings p "
             "JOIN transactions t ON t.id = p.transaction_id WHERE p.account_id = ?) h WHERE true")
         params = [row[0]]
         if start:
@@ -421,7 +423,8 @@ class Accounts:
             like = f"%{text.lower()}%"
             # A short text such as a transaction id "42" would match every (random) account
             # number containing those digits; account numbers are matched from 4 characters.
-            number_like = like if len(text) >= 4 else "\x00"
+            # LIKE NULL matches nothing (PostgreSQL refuses a NUL character in text).
+            number_like = like if len(text) >= 4 else None
             params += [like, number_like, number_like, text]
         sql += " ORDER BY posted_at DESC, posting_id DESC"
         if limit is not None and limit != 0:  # None or 0: every row, as before

@@ -82,13 +82,14 @@ def clean_profile(full_name, email, phone, date_of_birth, national_id, address, 
     }
 
 
-def _phone_pattern(query: str) -> str:
+def _phone_pattern(query: str) -> str | None:
     """A LIKE pattern over phone digits, only for queries that look like a phone number: a
-    name such as 'Percy 100%' must not match every phone that contains 100."""
+    name such as 'Percy 100%' must not match every phone that contains 100. None otherwise:
+    LIKE NULL matches no phone (a NUL character did once; PostgreSQL refuses it in text)."""
     digits = re.sub(r"[^0-9+]", "", query)
     if re.fullmatch(r"[0-9+ ()./-]+", query.strip()) and len(digits) >= 4:
         return f"%{digits}%"
-    return "\x00"  # matches no phone
+    return None
 
 
 class Customers:

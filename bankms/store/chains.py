@@ -24,7 +24,6 @@ from ..domain import chain
 from ..domain.errors import InvalidInput
 from ..domain.dates import utcnow
 from ..domain.text import csv_rows
-from .duckdb import DuckDBReader
 
 TX_COLUMNS = chain.CHAIN_COLUMNS["ledger"]["transactions"]
 POSTING_COLUMNS = chain.CHAIN_COLUMNS["ledger"]["postings"]
@@ -52,23 +51,24 @@ class Chains:
         self._timestamps = None
 
     # -- at open -----------------------------------------------------------------------------
-    def load(self, cur, state) -> None:
-        """Read the heads from the file. A bank made before the chain existed (no chain_started
-        setting, no stored hash anywhere, no recorded head) gets the chain computed for all its rows, in order,
-        once, and an audit row saying so."""
+    def load(self, engine, state) -> None:
+        """Read the heads from the store (`engine`, store/port.py). A bank made before the
+        chain existed (no chain_started setting, no stored hash anywhere, no recorded head)
+        gets the chain computed for all its rows, in order, once, and an audit row saying so."""
         self._heads = {"ledger": [0, chain.GENESIS], "audit": [0, chain.GENESIS]}
         # A bank is taken for one made before the chain only when nothing of a chain is in it:
         # were the chain_started setting alone to decide, deleting it would make the next open
         # hash every row again over whatever was changed, and launder the change.
-        started = cur.execute(
+        started = engine.read(
             "SELECT 1 FROM settings WHERE key = 'chain_started' UNION ALL "
             "SELECT 1 FROM (SELECT 1 FROM transactions WHERE chain_hash IS NOT NULL LIMIT 1) "
-            "UNION ALL SELECT 1 FROM (SELECT 1 FROM audit_log WHERE chain_hash IS NOT NULL "
-            "LIMIT 1) UNION ALL SELECT 1 FROM (SELECT 1 FROM chain_heads LIMIT 1)").fetchall()
+            "AS t UNION ALL SELECT 1 FROM (SELECT 1 FROM audit_log WHERE chain_hash IS NOT "
+            "NULL LIMIT 1) AS a UNION ALL SELECT 1 FROM (SELECT 1 FROM chain_heads LIMIT 1) "
+            "AS h")
         if started:
             for name, table in (("ledger", "transactions"), ("audit", "audit_log")):
-                row = cur.execute(f"SELECT id, chain_hash FROM {table} "
-                                  "ORDER BY id DESC LIMIT 1").fetchall()
+                row = engine.read(f"SELECT id, chain_hash FROM {table} "
+                                  "ORDER BY id DESC LIMIT 1")
                 if row:
                     # A last row without a valid hash was written past the bank (or changed):
                     # new entries chain on from GENESIS rather than quietly hashing it, and
@@ -78,24 +78,22 @@ class Chains:
                     self._heads[name] = [row[0][0], stored if valid else chain.GENESIS]
             self._seen = {"ledger": state.next_transaction_id, "audit": state.next_audit_id}
             return
-        uow = DuckDBReader(cur)
-        cur.execute("BEGIN")
         try:
-            counts = self._hash_new(uow)
-            if any(counts.values()):
-                aid = state.take_audit_ids(1)
-                cur.execute(
-                    "INSERT INTO audit_log (id, ts, actor, actor_role, action, entity, "
-                    "entity_id, after, outcome) VALUES (?, ?, 'system', 'system', "
-                    "'ledger.chain_started', 'ledger', NULL, ?, 'ok')",
-                    [aid, utcnow(), f'{{"transactions": {counts["ledger"]}, '
-                                    f'"audit_rows": {counts["audit"]}}}'])
-                self._hash_new(uow)
-            cur.execute("INSERT INTO settings VALUES ('chain_started', ?)",
-                        [utcnow().isoformat()])
-            cur.execute("COMMIT")
+            with engine.unit_of_work() as uow:
+                counts = self._hash_new(uow)
+                if any(counts.values()):
+                    aid = state.take_audit_ids(1)
+                    uow.execute(
+                        "INSERT INTO audit_log (id, ts, actor, actor_role, action, entity, "
+                        "entity_id, after, outcome) VALUES (?, ?, 'system', 'system', "
+                        "'ledger.chain_started', 'ledger', NULL, ?, 'ok')",
+                        [aid, utcnow(), f'{{"transactions": {counts["ledger"]}, '
+                                        f'"audit_rows": {counts["audit"]}}}'])
+                    self._hash_new(uow)
+                uow.execute("INSERT INTO settings VALUES ('chain_started', ?)",
+                            [utcnow().isoformat()])
+                uow.commit()
         except BaseException:
-            cur.execute("ROLLBACK")
             self._heads = {"ledger": [0, chain.GENESIS], "audit": [0, chain.GENESIS]}
             raise
         self._seen = {"ledger": state.next_transaction_id, "audit": state.next_audit_id}
@@ -213,11 +211,13 @@ class Chains:
         after_id, only entries whose id is above a parameter (given twice for the ledger)."""
         if self._timestamps is None:
             # The schema is fixed once the bank is open (db.migrate).
+            # upper(): PostgreSQL names the type 'timestamp without time zone'.
             self._timestamps = {(t, c) for t, c in self._bank.engine.read(
                 "SELECT table_name, column_name FROM information_schema.columns "
-                "WHERE data_type LIKE 'TIMESTAMP%' AND table_name IN "
+                "WHERE upper(data_type) LIKE 'TIMESTAMP%' AND table_name IN "
                 "('transactions', 'postings', 'audit_log')")}
         timestamps = self._timestamps
+        dialect = self._bank.engine.dialect
 
         def content(table, alias, columns):
             # concat() reads NULL as '' (chain.text(None)) and builds each string once.
@@ -226,9 +226,7 @@ class Chains:
                 ref = f"{alias}.{column}"
                 if (table, column) in timestamps:
                     # isoformat() leaves out a zero fraction of a second.
-                    parts.append(f"CASE WHEN strftime({ref}, '%f') = '000000' THEN "
-                                 f"strftime({ref}, '%Y-%m-%dT%H:%M:%S') ELSE "
-                                 f"strftime({ref}, '%Y-%m-%dT%H:%M:%S.%f') END")
+                    parts.append(dialect.iso_timestamp(ref))
                 else:
                     parts.append(f"CAST({ref} AS VARCHAR)")
             return "concat(" + ", chr(31), ".join(parts) + ")"
@@ -264,14 +262,16 @@ class Chains:
         Returns {"bad", "before_bad", "at" {id: the walk's hash at id, for ids in want up to
         the first bad entry}, "missing" [ids in want that are not entries]}."""
         bank = self._bank
+        # A previous hash is used only when it is 64 lower-case hex digits (ltrim of those
+        # digits leaves nothing), as chain.py's walk would find it unusable otherwise.
         bad = bank.read_one(
             f"SELECT id, previous_id FROM (SELECT id, chain_hash, lag(id) OVER w AS previous_id, "
             f"CASE WHEN row_number() OVER w = 1 THEN '{chain.GENESIS}' "
             "ELSE lag(chain_hash) OVER w END AS previous, content "
-            f"FROM ({self.content_sql(name)}) WINDOW w AS (ORDER BY id)) "
+            f"FROM ({self.content_sql(name)}) AS c WINDOW w AS (ORDER BY id)) AS x "
             "WHERE chain_hash IS NULL OR chain_hash IS DISTINCT FROM CASE WHEN "
-            "length(previous) = 64 AND NOT regexp_matches(previous, '[^0-9a-f]') THEN "
-            "sha256(unhex(previous) || encode(content)) END "
+            "length(previous) = 64 AND ltrim(previous, '0123456789abcdef') = '' THEN "
+            + bank.engine.dialect.sha256_chain("previous", "content") + " END "
             "ORDER BY id LIMIT 1")
         table = "transactions" if name == "ledger" else "audit_log"
         stored = dict(bank.read(f"SELECT id, chain_hash FROM {table} WHERE "
@@ -333,11 +333,12 @@ class Chains:
                                      ("audit", "audit_log", AUDIT_COLUMNS)):
             texts = [c for (c,) in bank.read(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
-                "AND data_type = 'VARCHAR'", [table]) if c in columns]
+                "AND upper(data_type) IN ('VARCHAR', 'CHARACTER VARYING', 'TEXT')", [table])
+                if c in columns]
             if not texts:
                 continue
             row = bank.read_one(f"SELECT min(id), count(*) FROM {table} WHERE "
-                                + " OR ".join(f"contains({c}, chr(31))" for c in texts))
+                                + " OR ".join(f"strpos({c}, chr(31)) > 0" for c in texts))
             if row[1]:
                 problems.append(
                     f"{name} chain: {_ENTRY[name]} {row[0]} holds U+001F (the separator of the "

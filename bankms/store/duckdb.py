@@ -271,6 +271,17 @@ class DuckDBEngine:
         ledger's max(id)+1 counters owned by the writer thread) instead of DuckDB sequences."""
         self._take = dict(take)
 
+    # -- the single writer's wiring (store/writer.py) -----------------------------------------
+    def writer_session(self):
+        """The writer's own cursor: every unit of work of the writer runs on it
+        (unit_of_work(cursor=...)), and so do the posting batch's appenders. Closed by the
+        writer."""
+        return self.con.cursor()
+
+    def batch_writer(self, session) -> "BatchAppenders":
+        """The engine half of a posting batch on the writer's session (BatchAppenders)."""
+        return BatchAppenders(session)
+
     # -- cursors -----------------------------------------------------------------------------
     def cursor(self):
         """A new cursor of its own (the writer's, or a caller that closes it)."""

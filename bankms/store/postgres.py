@@ -323,11 +323,15 @@ class PostgresUnitOfWork(PostgresReader):
 
     _ISOLATION = {"serializable": "SERIALIZABLE", "read_committed": "READ COMMITTED"}
 
-    def __init__(self, engine: "PostgresEngine", isolation: str, before_commit=None):
+    def __init__(self, engine: "PostgresEngine", isolation: str, before_commit=None,
+                 conn: psycopg.Connection | None = None):
         if isolation not in self._ISOLATION:
             raise ValueError(f"isolation must be one of {sorted(self._ISOLATION)}: {isolation!r}")
         self._engine = engine
         self._isolation = self._ISOLATION[isolation]
+        # A connection given by the caller (the writer's session) is used and kept by it;
+        # else one is taken at enter and given back at the end.
+        self._given = conn
         self.conn = None
         self._own = False
         self._failed = False
@@ -338,7 +342,10 @@ class PostgresUnitOfWork(PostgresReader):
         self._after_commit: list[Callable[[], None]] | None = None
 
     def __enter__(self):
-        self.conn, self._own = self._engine._take_connection()
+        if self._given is not None:
+            self.conn, self._own = self._given, False
+        else:
+            self.conn, self._own = self._engine._take_connection()
         try:
             self.conn.execute(f"BEGIN ISOLATION LEVEL {self._isolation}")
         except psycopg.Error as exc:
@@ -403,7 +410,12 @@ class PostgresUnitOfWork(PostgresReader):
         return data.num_rows
 
     def take_ids(self, sequence: str, n: int) -> IdBlock:
-        """n new ids from PostgreSQL sequence `sequence`, ascending (gaps allowed)."""
+        """n new ids from PostgreSQL sequence `sequence`, ascending (gaps allowed); from the
+        engine's in-process counters for the sequences set_counters names."""
+        take = self._engine._take.get(sequence)
+        if take is not None:
+            first = take(n)
+            return IdBlock(np.arange(first, first + n, dtype=np.int64))
         if not _SEQUENCE_NAME.match(sequence):
             raise ValueError(f"not a sequence name: {sequence!r}")
         rows = self.fetchall(
@@ -484,6 +496,8 @@ class PostgresEngine:
         self._connections: list[psycopg.Connection] = []
         self._spares: list[psycopg.Connection] = []
         self._closed = False
+        # sequence name -> take(n) -> first id (set_counters).
+        self._take: dict = {}
         conn = self._thread_connection()
         db.migrate(_QmarkConnection(conn), engine=self.name)
 
@@ -536,12 +550,32 @@ class PostgresEngine:
                 self._connections.remove(conn)
         conn.close()
 
+    # -- the single writer's wiring (store/writer.py) -----------------------------------------
+    def set_counters(self, take: Mapping[str, Callable[[int], int]]) -> None:
+        """Serve take_ids(sequence, n) for these sequences from in-process counters (the
+        ledger's max(id)+1 counters owned by the writer thread, ledger.LedgerState) instead of
+        PostgreSQL sequences. Right while one process writes, as on DuckDB: its one writer
+        thread is the only one taking these ids. Several processes over one database (issue
+        14, step F) need the sequences instead."""
+        self._take = dict(take)
+
+    def writer_session(self) -> psycopg.Connection:
+        """A connection of the writer's own (autocommit between its units of work, session
+        TimeZone UTC): every unit of work of the writer runs on it (unit_of_work(cursor=...))
+        and so does its batch writer. Closed by the writer, or by close()."""
+        return self._connect()
+
+    def batch_writer(self, session: psycopg.Connection) -> "PostgresBatchWriter":
+        """The engine half of a posting batch on the writer's session (PostgresBatchWriter)."""
+        return PostgresBatchWriter(session)
+
     # -- units of work and reads -------------------------------------------------------------
-    def unit_of_work(self, *, isolation: str = "serializable",
+    def unit_of_work(self, *, isolation: str = "serializable", cursor=None,
                      before_commit=None) -> PostgresUnitOfWork:
         """A unit of work (a context manager: BEGIN ISOLATION LEVEL ... on enter; ROLLBACK on
-        exit unless committed). isolation: "serializable" or "read_committed"."""
-        return PostgresUnitOfWork(self, isolation, before_commit=before_commit)
+        exit unless committed). isolation: "serializable" or "read_committed". `cursor`: a
+        connection to run on (the writer's session, writer_session), kept open after."""
+        return PostgresUnitOfWork(self, isolation, before_commit=before_commit, conn=cursor)
 
     def read(self, sql, params=None) -> list[tuple]:
         """Rows of one query (one statement, one snapshot) on this thread's connection."""
@@ -598,3 +632,83 @@ class _QmarkConnection:
             if mapped is None:
                 raise
             raise mapped from exc
+
+
+class PostgresBatchWriter:
+    """The PostgreSQL half of a posting batch's write (DuckDB's is duckdb.BatchAppenders), on
+    the writer's session inside the writer's unit of work: one set-based statement per table,
+    the rows sent as one array per column (INSERT ... SELECT FROM unnest(...), and UPDATE
+    accounts ... FROM unnest(...) for the balances), so a batch of any size costs five round
+    trips. Rows come in each table's column order, as appenders take them. A repeated
+    idempotency key raises DuplicateKey (the writer then reruns the batch looking keys up)."""
+
+    # Tables in the order write() fills them, and the balance columns it updates.
+    _TABLES = ("transactions", "postings", "idempotency_keys", "audit_log")
+    _BALANCE_COLUMNS = ("id", "balance_cents", "last_activity_at", "last_activity_date")
+
+    def __init__(self, conn: psycopg.Connection):
+        self._conn = conn
+        self._inserts: dict[str, tuple[str, int]] = {}
+        self._update: str | None = None
+
+    def _types(self, table: str) -> list[tuple[str, str]]:
+        """(column, type) of `table` in column order, the types as PostgreSQL names them."""
+        return self._conn.execute(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = CAST(%s AS regclass) AND attnum > 0 AND NOT attisdropped "
+            "ORDER BY attnum", [table]).fetchall()
+
+    def _insert(self, table: str) -> tuple[str, int]:
+        # Built once per table: the schema does not change while the bank is open.
+        built = self._inserts.get(table)
+        if built is None:
+            columns = self._types(table)
+            names = ", ".join(f'"{c}"' for c, _ in columns)
+            arrays = ", ".join(f"CAST(%s AS {t}[])" for _, t in columns)
+            built = (f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})",
+                     len(columns))
+            self._inserts[table] = built
+        return built
+
+    def _balances_sql(self) -> str:
+        if self._update is None:
+            types = dict(self._types("accounts"))
+            arrays = ", ".join(f"CAST(%s AS {types[c]}[])" for c in self._BALANCE_COLUMNS)
+            self._update = (
+                "UPDATE accounts SET balance_cents = u.balance_cents, "
+                "last_activity_at = u.last_activity_at, "
+                "last_activity_date = u.last_activity_date "
+                f"FROM unnest({arrays}) AS u({', '.join(self._BALANCE_COLUMNS)}) "
+                "WHERE accounts.id = u.id")
+        return self._update
+
+    def _run(self, sql: str, rows: list[tuple], width: int) -> None:
+        columns = [list(col) for col in zip(*rows)] if rows else [[] for _ in range(width)]
+        if len(columns) != width:
+            raise ValueError(f"rows of {len(columns)} values for {width} columns")
+        try:
+            self._conn.execute(sql, columns)
+        except psycopg.Error as exc:
+            mapped = postgres_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    def write(self, tx_rows, posting_rows, key_rows, balance_rows, audit_rows) -> None:
+        """Insert each non-empty set of rows, in table order, and set the touched accounts'
+        balances and last activity (rows of (id, balance_cents, last_activity_at,
+        last_activity_date)). DuplicateKey for a repeated idempotency key."""
+        if tx_rows:
+            for table, rows in (("transactions", tx_rows), ("postings", posting_rows),
+                                ("idempotency_keys", key_rows)):
+                if rows:
+                    sql, width = self._insert(table)
+                    self._run(sql, rows, width)
+            if balance_rows:
+                self._run(self._balances_sql(), balance_rows, len(self._BALANCE_COLUMNS))
+        if audit_rows:
+            sql, width = self._insert("audit_log")
+            self._run(sql, audit_rows, width)
+
+    def clear(self) -> None:
+        """Nothing is buffered between write() calls (each statement runs at once)."""

@@ -46,6 +46,11 @@ class Dialect:
     days_between_sql: str   # {start}, {end}: whole days from start to end
     columns_sql: str        # {where}: (table_name, column_name) of the user's tables
     epoch_us_sql: str       # {col}: a TIMESTAMP as microseconds since 1970, BIGINT
+    # {col}: a TIMESTAMP as Python's isoformat() text (the hash chains' content); None where
+    # the dialect has none (SQLite: no chain is checked there).
+    iso_timestamp_sql: str | None = None
+    # {prev_hex}, {text}: sha256(bytes of hex text + UTF-8 bytes of text) as 64 hex digits.
+    sha256_chain_sql: str | None = None
 
     def day(self, col: str) -> str:
         """The calendar day of timestamp expression `col`, as a DATE."""
@@ -90,6 +95,22 @@ class Dialect:
         NULL stays NULL."""
         return self.epoch_us_sql.format(col=col)
 
+    def iso_timestamp(self, col: str) -> str:
+        """TIMESTAMP expression `col` as the text Python's datetime.isoformat() gives it
+        ('2026-12-01T06:02:34', '.123456' after the seconds unless the fraction is zero);
+        NULL stays NULL. ValueError where the dialect has no such fragment."""
+        if self.iso_timestamp_sql is None:
+            raise ValueError(f"no isoformat() fragment in the {self.name} dialect")
+        return self.iso_timestamp_sql.format(col=col)
+
+    def sha256_chain(self, prev_hex: str, text: str) -> str:
+        """sha256 of (the bytes that hex text `prev_hex` spells, then `text` in UTF-8) as 64
+        lower-case hex digits: chain.entry_hash in SQL. ValueError where the dialect has no
+        such fragment."""
+        if self.sha256_chain_sql is None:
+            raise ValueError(f"no sha256 fragment in the {self.name} dialect")
+        return self.sha256_chain_sql.format(prev_hex=prev_hex, text=text)
+
     def table_columns(self, table: str | None = None) -> str:
         """SQL listing (table_name, column_name) of the user's tables, or of one table (a plain
         name), in column order within a table."""
@@ -116,6 +137,10 @@ DUCKDB = Dialect(
     columns_sql=("SELECT table_name, column_name FROM duckdb_columns() WHERE NOT internal{where} "
                  "ORDER BY table_name, column_index"),
     epoch_us_sql="epoch_us({col})",
+    iso_timestamp_sql=("CASE WHEN strftime({col}, '%f') = '000000' THEN "
+                       "strftime({col}, '%Y-%m-%dT%H:%M:%S') ELSE "
+                       "strftime({col}, '%Y-%m-%dT%H:%M:%S.%f') END"),
+    sha256_chain_sql="sha256(unhex({prev_hex}) || encode({text}))",
 )
 
 # PostgreSQL 15: `= ANY(array)` is the documented form for an array parameter (9.24.3, "IN
@@ -136,6 +161,13 @@ POSTGRES = Dialect(
                  "ORDER BY table_name, ordinal_position"),
     # extract() is NUMERIC since PostgreSQL 14, exact to the microsecond (9.9.1).
     epoch_us_sql="CAST(extract(epoch FROM {col}) * 1000000 AS BIGINT)",
+    # to_char's US is the microseconds, six digits (9.8, table 9.26).
+    iso_timestamp_sql=("CASE WHEN date_trunc('second', {col}) = {col} THEN "
+                       "to_char({col}, 'YYYY-MM-DD\"T\"HH24:MI:SS') ELSE "
+                       "to_char({col}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US') END"),
+    # sha256(bytea) returns bytea (9.5, table 9.13).
+    sha256_chain_sql=("encode(sha256(decode({prev_hex}, 'hex') || convert_to({text}, 'UTF8')), "
+                      "'hex')"),
 )
 
 # SQLite, for the reports benchmark's comparison on a copy (store/sqlite_copy.py): a list

@@ -75,10 +75,11 @@ class _Job:
 
 class Writer:
     def __init__(self, engine, post_batch, batch_size_max: int = 512, chains=None):
-        # The engine (duckdb.DuckDBEngine) and the writer's own cursor on it: every unit of
-        # work of the writer runs there, and the posting batch's appenders sit on it.
+        # The engine (store/port.py) and the writer's own session on it (a DuckDB cursor, a
+        # PostgreSQL connection: engine.writer_session): every unit of work of the writer runs
+        # there, and the posting batch's writer (engine.batch_writer) sits on it.
         self._engine = engine
-        self._cur = engine.cursor()
+        self._cur = engine.writer_session()
         # The hash chains (chain_store.Chains): every unit of work is sealed before its
         # COMMIT, and the heads go back to where they were if it rolls back.
         self._chains = chains

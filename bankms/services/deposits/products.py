@@ -269,7 +269,7 @@ class DepositProducts:
     def _terms_on(self, product_id, day, read=None) -> dict:
         """The version of one product in force on `day` with its tiers (see module doc)."""
         read = read or self._bank.read
-        rows = read("SELECT * FROM (" + VERSIONS_IN_FORCE_SQL + ") WHERE product_id = ?",
+        rows = read("SELECT * FROM (" + VERSIONS_IN_FORCE_SQL + ") AS v WHERE product_id = ?",
                     [day, product_id])
         if not rows:
             raise InvalidInput(f"Deposit product {product_id} has no terms.")
