@@ -21,8 +21,8 @@ import duckdb
 import numpy as np
 
 from . import db
-from .port import (DuplicateKey, IdBlock, NotAStore, StoreError, StoreLocked, StoreUnavailable,
-                   WriteConflict, map_error, register_error_map)
+from .port import (CommitRules, DuplicateKey, IdBlock, NotAStore, StoreError, StoreLocked,
+                   StoreUnavailable, WriteConflict, map_error, register_error_map)
 from .sql import DUCKDB
 
 
@@ -143,7 +143,7 @@ class DuckDBReader:
         cur.unregister(name)
 
 
-class DuckDBUnitOfWork(DuckDBReader):
+class DuckDBUnitOfWork(CommitRules, DuckDBReader):
     """A database transaction that rolls back unless `commit()` is called (port.UnitOfWork).
 
     DuckDB answers COMMIT normally after a failed statement and silently rolls everything
@@ -206,32 +206,14 @@ class DuckDBUnitOfWork(DuckDBReader):
         rows = self.fetchall(f"SELECT nextval('{sequence}') FROM range(?)", [n])
         return IdBlock(np.array(sorted(r[0] for r in rows), dtype=np.int64))
 
-    def on_commit(self, fn: Callable[[], None]) -> None:
-        if self._after_commit is None:
-            self._after_commit = []
-        self._after_commit.append(fn)
+    # on_commit, mark_failed and commit come from port.CommitRules.
 
-    def mark_failed(self):
-        self._failed = True
-
-    def commit(self):
-        if self._failed:
-            raise RuntimeError("a statement in this unit of work failed; refusing to commit")
-        if self._before_commit is not None:
-            self._before_commit(self)
-            if self._failed:
-                raise RuntimeError("a statement in this unit of work failed; refusing to "
-                                   "commit")
+    def _send_commit(self):
         try:
             self.cur.execute("COMMIT")
         except duckdb.Error as exc:
             self._failed = True
             raise map_error(exc) from exc
-        self._done = True
-        self.committed = True
-        if self._after_commit is not None:
-            for fn in self._after_commit:
-                fn()
 
     def rollback(self):
         if not self._done:

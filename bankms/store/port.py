@@ -192,6 +192,42 @@ class UnitOfWork(Reader, Protocol):
         WriteConflict, DuplicateKey) when the engine refuses the COMMIT."""
 
 
+class CommitRules:
+    """The commit rules both engines' units of work share (port.UnitOfWork's contract).
+
+    Both DuckDB and PostgreSQL answer COMMIT after a failed statement with a silent rollback,
+    so a failure is remembered (`_failed`, set by the engine's execute and by `mark_failed`)
+    and `commit()` refuses to report a commit afterwards. The engine class sets `_failed`,
+    `_done`, `committed`, `_before_commit` and `_after_commit` in its constructor and
+    implements `_send_commit()`: COMMIT, raising the mapped port error (after marking the
+    unit failed) when the engine refuses it."""
+
+    def on_commit(self, fn: Callable[[], None]) -> None:
+        if self._after_commit is None:
+            self._after_commit = []
+        self._after_commit.append(fn)
+
+    def mark_failed(self) -> None:
+        self._failed = True
+
+    def _refuse_if_failed(self) -> None:
+        if self._failed:
+            raise RuntimeError("a statement in this unit of work failed; refusing to commit")
+
+    def commit(self) -> None:
+        self._refuse_if_failed()
+        if self._before_commit is not None:
+            # The hash chains' seal writes through this unit of work, and may fail in it.
+            self._before_commit(self)
+            self._refuse_if_failed()
+        self._send_commit()
+        self._done = True
+        self.committed = True
+        if self._after_commit is not None:
+            for fn in self._after_commit:
+                fn()
+
+
 # -- the posting batch (engine half): declared for L2, not yet implemented ---------------------
 @dataclass
 class BatchRows:

@@ -45,8 +45,8 @@ import pyarrow.csv as pacsv
 from psycopg import errors as pg_errors
 
 from . import db
-from .port import (DuplicateKey, IdBlock, StoreError, StoreUnavailable, WriteConflict, map_error,
-                   register_error_map)
+from .port import (CommitRules, DuplicateKey, IdBlock, StoreError, StoreUnavailable,
+                   WriteConflict, map_error, register_error_map)
 from .sql import POSTGRES
 
 
@@ -313,7 +313,7 @@ class PostgresReader:
     fetch_columns = read_columns
 
 
-class PostgresUnitOfWork(PostgresReader):
+class PostgresUnitOfWork(CommitRules, PostgresReader):
     """A PostgreSQL transaction that rolls back unless `commit()` is called (port.UnitOfWork).
 
     PostgreSQL, like DuckDB, answers COMMIT after a failed statement with a silent ROLLBACK
@@ -422,22 +422,9 @@ class PostgresUnitOfWork(PostgresReader):
             f"SELECT nextval('{sequence}') FROM generate_series(1, ?)", [int(n)])
         return IdBlock(np.array(sorted(r[0] for r in rows), dtype=np.int64))
 
-    def on_commit(self, fn: Callable[[], None]) -> None:
-        if self._after_commit is None:
-            self._after_commit = []
-        self._after_commit.append(fn)
+    # on_commit, mark_failed and commit come from port.CommitRules.
 
-    def mark_failed(self) -> None:
-        self._failed = True
-
-    def commit(self) -> None:
-        if self._failed:
-            raise RuntimeError("a statement in this unit of work failed; refusing to commit")
-        if self._before_commit is not None:
-            self._before_commit(self)
-            if self._failed:
-                raise RuntimeError("a statement in this unit of work failed; refusing to "
-                                   "commit")
+    def _send_commit(self) -> None:
         try:
             self.conn.execute("COMMIT")
         except psycopg.Error as exc:
@@ -445,12 +432,7 @@ class PostgresUnitOfWork(PostgresReader):
             self._failed = True
             self._finish()
             raise map_error(exc) from exc
-        self._done = True
-        self.committed = True
         self._finish()
-        if self._after_commit is not None:
-            for fn in self._after_commit:
-                fn()
 
     def rollback(self) -> None:
         if not self._done:
