@@ -28,8 +28,11 @@ _national_ids = itertools.count(1)
 
 
 @pytest.fixture
-def bank(tmp_path):
-    b = bankms.open_bank(str(tmp_path / "bank.duckdb"), bcrypt_rounds=4)
+def bank(engine, tmp_path):
+    """A bank on the engine under test: a DuckDB file under tmp_path, or the test's own
+    PostgreSQL database in modules marked `engines` (tests/pgcluster.py)."""
+    url = engine.url if engine.name == "pg" else str(tmp_path / "bank.duckdb")
+    b = bankms.open_bank(url, bcrypt_rounds=4)
     yield b
     b.close()
 

@@ -286,7 +286,9 @@ class EngineUnderTest(NamedTuple):
 def engine(request):
     """EngineUnderTest("duckdb", None) unless the module is marked `engines`, in which case
     `pytest_generate_tests` runs the test once per name in ENGINES."""
-    name = getattr(request, "param", "duckdb")
+    # BANKMS_TEST_ENGINE=pg runs every test that takes `engine` (or the `bank` fixture) on
+    # PostgreSQL: a sweep to find what does not yet run there, not a CI setting.
+    name = getattr(request, "param", os.environ.get("BANKMS_TEST_ENGINE", "duckdb"))
     if name == "pg":
         return EngineUnderTest("pg", request.getfixturevalue("pg_database"))
     return EngineUnderTest("duckdb", None)
