@@ -42,6 +42,7 @@ PostgreSQL 15, 5 runs):
 """
 from __future__ import annotations
 
+import fcntl
 import glob
 import itertools
 import os
@@ -122,12 +123,18 @@ def _unprivileged_user() -> list[str]:
         return []
     if shutil.which("runuser") is None:
         raise ClusterUnavailable("running as root and runuser is missing (initdb refuses root)")
-    if subprocess.run(["id", CI_USER], capture_output=True).returncode != 0:
-        made = subprocess.run(["useradd", "--system", "-M", CI_USER], capture_output=True,
-                              text=True)
-        if made.returncode != 0:
-            raise ClusterUnavailable(f"running as root and could not create user {CI_USER}: "
-                                     f"{made.stderr.strip()}")
+    # pytest-xdist's workers start clusters at the same moment: without the lock two of them
+    # both found the user missing, and one worker's initdb then ran while the other's useradd
+    # was rewriting /etc/passwd ("could not look up effective user ID"), so that worker's
+    # PostgreSQL tests all skipped.
+    with open("/tmp/bankms-pg-useradd.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if subprocess.run(["id", CI_USER], capture_output=True).returncode != 0:
+            made = subprocess.run(["useradd", "--system", "-M", CI_USER], capture_output=True,
+                                  text=True)
+            if made.returncode != 0:
+                raise ClusterUnavailable(f"running as root and could not create user "
+                                         f"{CI_USER}: {made.stderr.strip()}")
     return ["runuser", "-u", CI_USER, "--"]
 
 
