@@ -533,3 +533,20 @@ def test_two_backups_to_the_same_name_at_once_keep_one(tmp_path, monkeypatch):
     assert sorted(outcomes, key=str) == [True, "ok"]
     with bankms.open_bank(dest, bcrypt_rounds=4) as copy:
         assert copy.audit.verify() == []
+
+
+@pytest.mark.parametrize("db_path, folder", [
+    ("/srv/bank/bank.duckdb", "/srv/bank"),
+    ("bank.duckdb", "."),
+    (":memory:", "data"),
+    # A server's URL is no path: taken as one, it put cookie.key in "./postgresql:/...".
+    ("postgresql:///bank?host=/run/postgresql&user=bankms", "data"),
+    ("postgresql://bankms@db.example:5432/bank", "data"),
+])
+def test_the_local_files_of_a_bank_live_beside_its_file_or_in_data(db_path, folder, monkeypatch):
+    from bankms.services import signing, tokens
+    monkeypatch.delenv("BANKMS_SIGNING_KEY_FILE", raising=False)
+    want = os.path.abspath(folder)
+    assert files.data_folder(db_path) == want
+    assert tokens.key_path_for(db_path) == os.path.join(want, "cookie.key")
+    assert signing.key_path_for(db_path) == os.path.join(want, "signing.key")

@@ -46,8 +46,7 @@ def check_key(key) -> str:
 
 def key_path_for(db_path: str) -> str:
     """Where the key lives by default: beside the database file (data/ is gitignored)."""
-    folder = os.path.dirname(os.path.abspath(db_path)) if db_path != ":memory:" else "data"
-    return os.path.join(folder, "cookie.key")
+    return os.path.join(files.data_folder(db_path), "cookie.key")
 
 
 def load_or_create_key(path: str) -> str:

@@ -53,6 +53,12 @@ def wal_path(db_path: str) -> str:
 
 
 def data_folder(db_path: str) -> str:
+    """The folder of the bank's local files (keys, backups): the database file's folder, or
+    ./data for a bank that has no file here (':memory:', or a server's URL such as
+    postgresql://...; several app processes over one server share keys only when
+    BANKMS_COOKIE_KEY_FILE and BANKMS_SIGNING_KEY_FILE name the same files)."""
+    if db_path == ":memory:" or "://" in db_path:
+        return os.path.abspath("data")
     return os.path.dirname(os.path.abspath(db_path))
 
 
