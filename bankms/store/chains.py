@@ -66,17 +66,7 @@ class Chains:
             "NULL LIMIT 1) AS a UNION ALL SELECT 1 FROM (SELECT 1 FROM chain_heads LIMIT 1) "
             "AS h")
         if started:
-            for name, table in (("ledger", "transactions"), ("audit", "audit_log")):
-                row = engine.read(f"SELECT id, chain_hash FROM {table} "
-                                  "ORDER BY id DESC LIMIT 1")
-                if row:
-                    # A last row without a valid hash was written past the bank (or changed):
-                    # new entries chain on from GENESIS rather than quietly hashing it, and
-                    # verify names the first unhashed row.
-                    stored = row[0][1]
-                    valid = isinstance(stored, str) and len(stored) == 64
-                    self._heads[name] = [row[0][0], stored if valid else chain.GENESIS]
-            self._seen = {"ledger": state.next_transaction_id, "audit": state.next_audit_id}
+            self.reload(engine.read, state)
             return
         try:
             with engine.unit_of_work() as uow:
@@ -96,6 +86,23 @@ class Chains:
         except BaseException:
             self._heads = {"ledger": [0, chain.GENESIS], "audit": [0, chain.GENESIS]}
             raise
+        self._seen = {"ledger": state.next_transaction_id, "audit": state.next_audit_id}
+
+    def reload(self, fetchall, state) -> None:
+        """Read the heads again from the last row of each chain, through `fetchall` (a
+        Reader's or engine.read): at open, and on the writer thread under the store's writer
+        lock whenever another process may have written (store/writer.py). `state` is the
+        LedgerState read in the same snapshot."""
+        self._heads = {"ledger": [0, chain.GENESIS], "audit": [0, chain.GENESIS]}
+        for name, table in (("ledger", "transactions"), ("audit", "audit_log")):
+            row = fetchall(f"SELECT id, chain_hash FROM {table} ORDER BY id DESC LIMIT 1")
+            if row:
+                # A last row without a valid hash was written past the bank (or changed):
+                # new entries chain on from GENESIS rather than quietly hashing it, and
+                # verify names the first unhashed row.
+                stored = row[0][1]
+                valid = isinstance(stored, str) and len(stored) == 64
+                self._heads[name] = [row[0][0], stored if valid else chain.GENESIS]
         self._seen = {"ledger": state.next_transaction_id, "audit": state.next_audit_id}
 
     # -- on the writer thread ----------------------------------------------------------------
