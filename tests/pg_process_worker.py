@@ -1,8 +1,8 @@
 """A posting process for tests/test_pg_processes.py and benchmarks/bench_pg_processes.py.
 
-Run as `python tests/pg_process_worker.py URL PLAN_JSON`. It opens the bank at URL (PostgreSQL,
-bcrypt cost 4), prints `ready` and waits for a line on stdin, so that the parent can start every
-process at once; then each thread of the plan posts its transfers as the system actor, one
+Run as `python tests/pg_process_worker.py URL`, with PLAN_JSON as the first line of stdin (a
+plan is too long for an argument). It opens the bank at URL (PostgreSQL, bcrypt cost 4), prints
+`ready` and waits for another line on stdin, so that the parent can start every process at once; then each thread of the plan posts its transfers as the system actor, one
 after another, and the process prints one JSON line with every outcome, in plan order, and exits.
 
 PLAN_JSON: {"threads": [[[key, source, target, amount text], ...], ...]}. An outcome is
@@ -28,10 +28,13 @@ def run_processes(url: str, plans: list[dict], timeout: float = 120) -> list[dic
     """Start one worker process per plan, wait until every one has opened the bank and said
     `ready`, start them all at once, and return each one's parsed report, in plan order."""
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), url, json.dumps(plan)],
+    procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), url],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
-                              cwd=ROOT) for plan in plans]
+                              cwd=ROOT) for _ in plans]
     try:
+        for proc, plan in zip(procs, plans):
+            proc.stdin.write(json.dumps(plan) + "\n")
+            proc.stdin.flush()
         for proc in procs:
             line = proc.stdout.readline()
             if line.strip() != "ready":
@@ -54,7 +57,7 @@ def run_processes(url: str, plans: list[dict], timeout: float = 120) -> list[dic
 
 
 def main(argv):
-    url, plan = argv[1], json.loads(argv[2])
+    url, plan = argv[1], json.loads(sys.stdin.readline())
     bank = bankms.open_bank(url, bcrypt_rounds=4)
     system = bank.system_actor()
     threads = plan["threads"]
