@@ -90,6 +90,7 @@ def one_round(server_url, name, n_processes, args):
         problems = bank.audit.verify()
         bank.close()
         batches = sum(r["batches"] for r in reports)
+        units = sum(r["units"] for r in reports)
         return {"processes": n_processes, "transfers": n, "seconds": seconds, "wall": wall,
                 "tps": n / seconds,
                 "p50_ms": latencies[len(latencies) // 2] * 1000 if latencies else None,
@@ -99,6 +100,12 @@ def one_round(server_url, name, n_processes, args):
                 if batches else 0,
                 "refused": sum(1 for o in outcomes if o[1] == "refused"),
                 "errors": len(errors), "retries": sum(r["conflict_retries"] for r in reports),
+                # Per unit of work of a writer: the wait for the store's writer lock, and the
+                # share of the posting time the writers spent waiting for it.
+                "lock_wait_ms": sum(r["lock_wait_s"] for r in reports) / units * 1000
+                if units else 0,
+                "lock_wait_share": sum(r["lock_wait_s"] for r in reports)
+                / (seconds * n_processes),
                 "verify": "ok" if not problems else problems[:3]}
     finally:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -131,7 +138,9 @@ def main():
                       f"{r['transfers']} transfers in {r['seconds']:.2f} s = {r['tps']:6.0f}/s  "
                       f"p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
                       f"mean batch {r['mean_batch']:5.1f}  refused {r['refused']}  "
-                      f"errors {r['errors']}  retries {r['retries']}  verify {r['verify']}",
+                      f"errors {r['errors']}  retries {r['retries']}  "
+                      f"lock wait {r['lock_wait_ms']:.1f} ms a unit "
+                      f"({r['lock_wait_share']:.0%} of writer time)  verify {r['verify']}",
                       flush=True)
     finally:
         if cluster is not None:

@@ -90,7 +90,8 @@ def main(argv):
     writer = bank._writer
     report = {"outcomes": [o for per in outcomes for o in per], "seconds": elapsed,
               "conflict_retries": writer.conflict_retries, "batches": writer.batches,
-              "batched_requests": writer.batched_requests}
+              "batched_requests": writer.batched_requests,
+              "units": bank.engine.exclusive_units, "lock_wait_s": bank.engine.lock_wait_s}
     bank.close()
     print(json.dumps(report), flush=True)
 

@@ -46,6 +46,7 @@ import functools
 import io
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -372,10 +373,12 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
             self.conn, self._own = self._engine._take_connection()
         try:
             if self._exclusive:
+                asked = time.perf_counter()
                 cur = self.conn.execute(_LOCK_AND_TICK)
                 self._locked = True
                 cur.nextset()
-                self.others_wrote = self._engine._tick(cur.fetchone()[0])
+                self.others_wrote = self._engine._tick(cur.fetchone()[0],
+                                                       time.perf_counter() - asked)
             self.conn.execute(f"BEGIN ISOLATION LEVEL {self._isolation}")
         except psycopg.Error as exc:
             self._unlock()
@@ -524,6 +527,10 @@ class PostgresEngine:
         # The last WRITER_CLOCK value this engine's exclusive units of work took (None: none
         # yet, so the first one reads everything again).
         self._clock: int | None = None
+        # Exclusive units of work so far and the seconds they spent taking the lock (the
+        # round trip included): what the one lock costs, for benchmarks/bench_pg_processes.py.
+        self.exclusive_units = 0
+        self.lock_wait_s = 0.0
         conn = self._thread_connection()
         db.migrate(_QmarkConnection(conn), engine=self.name)
         # Under the migration's lock: CREATE ... IF NOT EXISTS is not safe against a second
@@ -532,12 +539,15 @@ class PostgresEngine:
             conn.execute(db.MIGRATION_SQL[self.name].lock)
             conn.execute(f"CREATE SEQUENCE IF NOT EXISTS {WRITER_CLOCK}")
 
-    def _tick(self, value: int) -> bool:
-        """Record the WRITER_CLOCK value an exclusive unit of work took; True unless it
-        follows the one taken before (then no other process ticked in between)."""
+    def _tick(self, value: int, waited_s: float) -> bool:
+        """Record the WRITER_CLOCK value an exclusive unit of work took after waiting
+        `waited_s` for the lock; True unless it follows the one taken before (then no other
+        process ticked in between)."""
         with self._lock:
             others = self._clock is None or value != self._clock + 1
             self._clock = value
+            self.exclusive_units += 1
+            self.lock_wait_s += waited_s
         return others
 
     # -- connections -------------------------------------------------------------------------
