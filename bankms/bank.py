@@ -275,9 +275,11 @@ class Bank:
         self.chain.reload(uow.fetchall, self.state)
 
     def _ensure_internal_accounts(self):
-        # Before the writer exists: a unit of work of its own on this thread.
+        # Before the writer exists: a unit of work of its own on this thread. Exclusive, so
+        # that processes opening a new PostgreSQL database at once take turns (the second
+        # then finds every row there) instead of one failing with a serialization error.
         now = utcnow()
-        with self.engine.unit_of_work() as uow:
+        with self.engine.unit_of_work(exclusive=True) as uow:
             for number, code, name in INTERNAL_ACCOUNTS:
                 uow.execute(
                     "INSERT INTO accounts (id, account_number, customer_id, kind, name, status, "

@@ -247,3 +247,19 @@ def test_a_write_conflict_is_retried_on_postgresql(request, tmp_path, engine_nam
         assert bank.audit.verify() == []
     finally:
         bank.close()
+
+
+def test_three_processes_open_a_new_database_at_once(pg_database):
+    """The first opens of a database race to create its schema, internal accounts, settings
+    and chain start; each takes the store's locks, so all three open and none doubles a row."""
+    run_processes(pg_database, [{"threads": []}] * PROCESSES)
+    bank = open_bank(pg_database)
+    try:
+        assert bank.read("SELECT account_number, count(*) FROM accounts "
+                         "GROUP BY 1 HAVING count(*) > 1") == []
+        (internal,) = bank.read_one("SELECT count(*) FROM accounts WHERE customer_id IS NULL")
+        assert internal == len(bankms.bank.INTERNAL_ACCOUNTS)
+        assert bank.read_one("SELECT count(*) FROM settings WHERE key = 'chain_started'") == (1,)
+        assert bank.audit.verify() == []
+    finally:
+        bank.close()

@@ -56,20 +56,18 @@ class Chains:
         chain existed (no chain_started setting, no stored hash anywhere, no recorded head)
         gets the chain computed for all its rows, in order, once, and an audit row saying so."""
         self._heads = {"ledger": [0, chain.GENESIS], "audit": [0, chain.GENESIS]}
-        # A bank is taken for one made before the chain only when nothing of a chain is in it:
-        # were the chain_started setting alone to decide, deleting it would make the next open
-        # hash every row again over whatever was changed, and launder the change.
-        started = engine.read(
-            "SELECT 1 FROM settings WHERE key = 'chain_started' UNION ALL "
-            "SELECT 1 FROM (SELECT 1 FROM transactions WHERE chain_hash IS NOT NULL LIMIT 1) "
-            "AS t UNION ALL SELECT 1 FROM (SELECT 1 FROM audit_log WHERE chain_hash IS NOT "
-            "NULL LIMIT 1) AS a UNION ALL SELECT 1 FROM (SELECT 1 FROM chain_heads LIMIT 1) "
-            "AS h")
-        if started:
+        if _started(engine.read):
             self.reload(engine.read, state)
             return
         try:
-            with engine.unit_of_work() as uow:
+            # Exclusive: another process opening the same new database at the same moment
+            # (engine.shared_writers) waits, then finds the chain started and only reads it.
+            with engine.unit_of_work(exclusive=True) as uow:
+                if _started(uow.fetchall):
+                    state.reload(uow)
+                    self.reload(uow.fetchall, state)
+                    return
+                state.reload(uow)
                 counts = self._hash_new(uow)
                 if any(counts.values()):
                     aid = state.take_audit_ids(1)
@@ -404,6 +402,19 @@ class Chains:
                 problems.append(f"the bank has no recorded {name} head for {day} (chain_heads "
                                 "was changed)")
         return problems
+
+
+def _started(fetchall) -> bool:
+    """Whether anything of a chain is in the bank, read through `fetchall`. A bank is taken
+    for one made before the chain only when nothing is: were the chain_started setting alone to
+    decide, deleting it would make the next open hash every row again over whatever was
+    changed, and launder the change."""
+    return bool(fetchall(
+        "SELECT 1 FROM settings WHERE key = 'chain_started' UNION ALL "
+        "SELECT 1 FROM (SELECT 1 FROM transactions WHERE chain_hash IS NOT NULL LIMIT 1) "
+        "AS t UNION ALL SELECT 1 FROM (SELECT 1 FROM audit_log WHERE chain_hash IS NOT "
+        "NULL LIMIT 1) AS a UNION ALL SELECT 1 FROM (SELECT 1 FROM chain_heads LIMIT 1) "
+        "AS h"))
 
 
 def parse_heads(heads_text: str) -> list[tuple]:
