@@ -15,8 +15,14 @@ falls on both alike; it prints every round, the medians and the ratio 3 / 1.
 Without --url (or BANKMS_TEST_PG) it starts a private durable cluster (fsync on:
 tests/pgcluster.py start_cluster(fsync=True)) and stops it at the end.
 
-Measured 2026-12-01 on the shared 2-core machine (see the report of branch procs for the
-figures of the first run).
+Measured 2026-12-01 on the shared 2-core machine at load average 4-5 (not idle), durable
+cluster, 3 rounds of 100 transfers a thread: 1 process 1567/s (p99 75 ms), 3 processes 1206/s
+(p99 234 ms), 0.77x (two earlier runs of 3 rounds: 0.65x and 0.75x). Batches stay near 30
+requests (each process has 32 submitters), and with 3 processes each writer spends about 60 %
+of its time, 40-50 ms a unit of work, waiting for the writer lock; with 1 process the lock and
+clock tick cost 0.4-0.7 ms a unit. Taking in what queued while waiting for the lock raised the
+mean batch only from 28 to 31 and was dropped. The 3 processes' Python (96 submitter threads
+and 3 writers) also competes for 2 cores with the server.
 """
 from __future__ import annotations
 
