@@ -78,6 +78,7 @@ def balances(bank) -> dict:
     return dict(bank.read("SELECT account_number, balance_cents FROM accounts"))
 
 
+@pytest.mark.slow
 def test_three_processes_post_at_once_and_the_ledger_stays_exact(pg_database):
     bank = open_bank(pg_database)
     try:
@@ -249,6 +250,7 @@ def test_a_write_conflict_is_retried_on_postgresql(request, tmp_path, engine_nam
         bank.close()
 
 
+@pytest.mark.slow
 def test_three_processes_open_a_new_database_at_once(pg_database):
     """The first opens of a database race to create its schema, internal accounts, settings
     and chain start; each takes the store's locks, so all three open and none doubles a row."""
