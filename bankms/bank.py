@@ -37,7 +37,7 @@ class Bank:
         self.eod_scheduler = None
         self.bcrypt_rounds = bcrypt_rounds or int(os.environ.get("BANKMS_BCRYPT_ROUNDS", "12"))
         # The storage engine (store/port.py): DuckDB for a path or ':memory:', PostgreSQL for
-        # a postgresql:// URL (one process per database for now: see set_counters below).
+        # a postgresql:// URL (several processes may open one: engine.shared_writers).
         self.engine = open_engine(path)
         self._closed = False
         self._lock = threading.Lock()
@@ -48,8 +48,8 @@ class Bank:
             self.state = LedgerState(snap)
         # uow.take_ids serves the ledger's ids from the writer's counters (LedgerState): the
         # max(id)+1 read at open stays right while this process's one writer thread is the
-        # only writer of the database, on PostgreSQL too; several processes over one
-        # PostgreSQL database (issue 14, step F) take them from sequences instead.
+        # only writer of the database; when other processes write it too (PostgreSQL), the
+        # writer reads the counters again under the store's writer lock (_reread).
         self.engine.set_counters({"transaction_id_seq": self.state.take_transaction_ids,
                                   "posting_id_seq": self.state.take_posting_ids,
                                   "audit_id_seq": self.state.take_audit_ids})
@@ -57,7 +57,8 @@ class Bank:
         self.chain = Chains(self)
         self.chain.load(self.engine, self.state)
         self._writer = Writer(self.engine, None,
-                              batch_size_max=batch_size_max, chains=self.chain)
+                              batch_size_max=batch_size_max, chains=self.chain,
+                              refresh=self._reread)
         self._writer._post_batch = BatchPoster(self.engine.batch_writer(self._writer.cursor),
                                                self.state, self.chain)
 
@@ -265,10 +266,20 @@ class Bank:
                            outcome="refused")
         self.write(fn)
 
+    def _reread(self, uow):
+        """On the writer thread, under the store's writer lock, when another process may have
+        written (store/writer.py): read again what the writer mirrors in memory, the id
+        counters and business date (LedgerState) and the chain heads. The writer forgets the
+        poster's cached account rows itself."""
+        self.state.reload(uow)
+        self.chain.reload(uow.fetchall, self.state)
+
     def _ensure_internal_accounts(self):
-        # Before the writer exists: a unit of work of its own on this thread.
+        # Before the writer exists: a unit of work of its own on this thread. Exclusive, so
+        # that processes opening a new PostgreSQL database at once take turns (the second
+        # then finds every row there) instead of one failing with a serialization error.
         now = utcnow()
-        with self.engine.unit_of_work() as uow:
+        with self.engine.unit_of_work(exclusive=True) as uow:
             for number, code, name in INTERNAL_ACCOUNTS:
                 uow.execute(
                     "INSERT INTO accounts (id, account_number, customer_id, kind, name, status, "
@@ -292,8 +303,8 @@ class Bank:
 
 def open_bank(path: str = None, **kwargs) -> Bank:
     """Open the bank in a DuckDB file (created and migrated as needed; ':memory:' works) or in
-    a PostgreSQL database ('postgresql://...', migrated as needed; one process per database
-    until issue 14's step F)."""
+    a PostgreSQL database ('postgresql://...', migrated as needed; several processes may open
+    the same database and post at once: store/writer.py)."""
     if path is None:
         path = os.environ.get("BANKMS_DB", "data/bank.duckdb")
     if path != ":memory:" and "://" not in path:

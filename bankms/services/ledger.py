@@ -162,14 +162,21 @@ class LedgerState:
 
     def __init__(self, reader):
         """Counters read through `reader` (a port Reader: a snapshot, taken at open)."""
-        def next_id(table):
-            return reader.fetchone(f"SELECT coalesce(max(id), 0) + 1 FROM {table}")[0]
+        self.reload(reader)
 
-        self.next_transaction_id = next_id("transactions")
-        self.next_posting_id = next_id("postings")
-        self.next_audit_id = next_id("audit_log")
-        row = reader.fetchone("SELECT value FROM settings WHERE key = 'business_date'")
-        self.business_date = dt.date.fromisoformat(row[0]) if row else utcnow().date()
+    def reload(self, reader):
+        """Read the counters and the business date again through `reader` (a port Reader):
+        at open, and on the writer thread under the store's writer lock whenever another
+        process may have written (store/writer.py). One query."""
+        tx, posting, audit, day = reader.fetchone(
+            "SELECT (SELECT coalesce(max(id), 0) + 1 FROM transactions), "
+            "(SELECT coalesce(max(id), 0) + 1 FROM postings), "
+            "(SELECT coalesce(max(id), 0) + 1 FROM audit_log), "
+            "(SELECT value FROM settings WHERE key = 'business_date')")
+        self.next_transaction_id = tx
+        self.next_posting_id = posting
+        self.next_audit_id = audit
+        self.business_date = dt.date.fromisoformat(day) if day else utcnow().date()
 
     def take_transaction_ids(self, n):
         first = self.next_transaction_id

@@ -56,30 +56,18 @@ class Chains:
         chain existed (no chain_started setting, no stored hash anywhere, no recorded head)
         gets the chain computed for all its rows, in order, once, and an audit row saying so."""
         self._heads = {"ledger": [0, chain.GENESIS], "audit": [0, chain.GENESIS]}
-        # A bank is taken for one made before the chain only when nothing of a chain is in it:
-        # were the chain_started setting alone to decide, deleting it would make the next open
-        # hash every row again over whatever was changed, and launder the change.
-        started = engine.read(
-            "SELECT 1 FROM settings WHERE key = 'chain_started' UNION ALL "
-            "SELECT 1 FROM (SELECT 1 FROM transactions WHERE chain_hash IS NOT NULL LIMIT 1) "
-            "AS t UNION ALL SELECT 1 FROM (SELECT 1 FROM audit_log WHERE chain_hash IS NOT "
-            "NULL LIMIT 1) AS a UNION ALL SELECT 1 FROM (SELECT 1 FROM chain_heads LIMIT 1) "
-            "AS h")
-        if started:
-            for name, table in (("ledger", "transactions"), ("audit", "audit_log")):
-                row = engine.read(f"SELECT id, chain_hash FROM {table} "
-                                  "ORDER BY id DESC LIMIT 1")
-                if row:
-                    # A last row without a valid hash was written past the bank (or changed):
-                    # new entries chain on from GENESIS rather than quietly hashing it, and
-                    # verify names the first unhashed row.
-                    stored = row[0][1]
-                    valid = isinstance(stored, str) and len(stored) == 64
-                    self._heads[name] = [row[0][0], stored if valid else chain.GENESIS]
-            self._seen = {"ledger": state.next_transaction_id, "audit": state.next_audit_id}
+        if _started(engine.read):
+            self.reload(engine.read, state)
             return
         try:
-            with engine.unit_of_work() as uow:
+            # Exclusive: another process opening the same new database at the same moment
+            # (engine.shared_writers) waits, then finds the chain started and only reads it.
+            with engine.unit_of_work(exclusive=True) as uow:
+                if _started(uow.fetchall):
+                    state.reload(uow)
+                    self.reload(uow.fetchall, state)
+                    return
+                state.reload(uow)
                 counts = self._hash_new(uow)
                 if any(counts.values()):
                     aid = state.take_audit_ids(1)
@@ -96,6 +84,23 @@ class Chains:
         except BaseException:
             self._heads = {"ledger": [0, chain.GENESIS], "audit": [0, chain.GENESIS]}
             raise
+        self._seen = {"ledger": state.next_transaction_id, "audit": state.next_audit_id}
+
+    def reload(self, fetchall, state) -> None:
+        """Read the heads again from the last row of each chain, through `fetchall` (a
+        Reader's or engine.read): at open, and on the writer thread under the store's writer
+        lock whenever another process may have written (store/writer.py). `state` is the
+        LedgerState read in the same snapshot."""
+        self._heads = {"ledger": [0, chain.GENESIS], "audit": [0, chain.GENESIS]}
+        for name, table in (("ledger", "transactions"), ("audit", "audit_log")):
+            row = fetchall(f"SELECT id, chain_hash FROM {table} ORDER BY id DESC LIMIT 1")
+            if row:
+                # A last row without a valid hash was written past the bank (or changed):
+                # new entries chain on from GENESIS rather than quietly hashing it, and
+                # verify names the first unhashed row.
+                stored = row[0][1]
+                valid = isinstance(stored, str) and len(stored) == 64
+                self._heads[name] = [row[0][0], stored if valid else chain.GENESIS]
         self._seen = {"ledger": state.next_transaction_id, "audit": state.next_audit_id}
 
     # -- on the writer thread ----------------------------------------------------------------
@@ -397,6 +402,19 @@ class Chains:
                 problems.append(f"the bank has no recorded {name} head for {day} (chain_heads "
                                 "was changed)")
         return problems
+
+
+def _started(fetchall) -> bool:
+    """Whether anything of a chain is in the bank, read through `fetchall`. A bank is taken
+    for one made before the chain only when nothing is: were the chain_started setting alone to
+    decide, deleting it would make the next open hash every row again over whatever was
+    changed, and launder the change."""
+    return bool(fetchall(
+        "SELECT 1 FROM settings WHERE key = 'chain_started' UNION ALL "
+        "SELECT 1 FROM (SELECT 1 FROM transactions WHERE chain_hash IS NOT NULL LIMIT 1) "
+        "AS t UNION ALL SELECT 1 FROM (SELECT 1 FROM audit_log WHERE chain_hash IS NOT "
+        "NULL LIMIT 1) AS a UNION ALL SELECT 1 FROM (SELECT 1 FROM chain_heads LIMIT 1) "
+        "AS h"))
 
 
 def parse_heads(heads_text: str) -> list[tuple]:

@@ -152,6 +152,9 @@ class DuckDBUnitOfWork(CommitRules, DuckDBReader):
     come out as port errors where the map names them (duckdb_error).
     """
 
+    # One process owns a DuckDB file, so nobody else can have written (port.UnitOfWork).
+    others_wrote = False
+
     def __init__(self, cur, before_commit=None, take=None):
         self.cur = cur
         self._failed = False
@@ -239,6 +242,8 @@ class DuckDBEngine:
     name = "duckdb"
     dialect = DUCKDB
     lane = 0
+    # One process owns the file (field notes: a second one cannot even open it read-only).
+    shared_writers = False
 
     def __init__(self, url: str):
         self.url = url
@@ -275,10 +280,11 @@ class DuckDBEngine:
 
     # -- units of work and reads -------------------------------------------------------------
     def unit_of_work(self, *, isolation: str = "serializable", cursor=None,
-                     before_commit=None) -> DuckDBUnitOfWork:
+                     before_commit=None, exclusive: bool = False) -> DuckDBUnitOfWork:
         """A unit of work (a context manager: BEGIN on enter). DuckDB transactions are
         snapshot-isolated whatever `isolation` says; every write goes through the one writer
-        thread, which passes its own `cursor` and the chains' `before_commit`."""
+        thread, which passes its own `cursor` and the chains' `before_commit`. `exclusive` is
+        ignored: this process's one writer is already the only writer of the file."""
         return DuckDBUnitOfWork(cursor if cursor is not None else self._cursors.get(),
                                 before_commit=before_commit, take=self._take)
 

@@ -29,8 +29,16 @@ is kept as `__cause__`); an error the map does not know passes through unchanged
 `store/engines.py` opens the engine for a URL (open_engine); it lives apart so that this
 module imports no engine (the engines import it). tests/test_store_contract.py runs every
 contract row on both engines. BatchWriter/BatchRows (the engine half of a posting batch) are
-declared for the Bank on PostgreSQL (issue 14); the cross-process members an engine will need
-there (version, subscribe, notify, try_lock, backup) are not declared yet.
+declared for the Bank on PostgreSQL (issue 14).
+
+Several processes on one store (issue 14, step F): an engine whose `shared_writers` is True may
+be written by other processes at the same time, each with its own writer thread. Such a writer
+opens every unit of work with `exclusive=True` (Engine.unit_of_work): the unit of work holds the
+store's one writer lock from before its snapshot is taken until after it ends, and says in
+`others_wrote` whether another process may have committed since this engine's previous
+exclusive unit of work, so that the writer reads again what it mirrors in memory (id counters,
+chain heads, the business date, cached account rows). The other cross-process members
+(subscribe, notify, try_lock, backup) are not declared yet.
 """
 from __future__ import annotations
 
@@ -156,6 +164,11 @@ class UnitOfWork(Reader, Protocol):
 
     lane: int            # this process's writer lane (0 on DuckDB)
     committed: bool
+    # Opened with exclusive=True on an engine with shared_writers: True when a unit of work
+    # of another process may have committed since this engine's previous exclusive one began
+    # (and always for the first); memory mirroring the store must then be read again. A false
+    # True costs only that read. Always False otherwise.
+    others_wrote: bool
 
     def execute(self, sql: str, params: Params = None) -> Any:
         """Run one statement for its effect. The return value is not part of the port: callers
@@ -262,11 +275,20 @@ class Engine(Protocol):
     url: str
     lane: int
     dialect: Any
+    # Whether other processes may write this store while this one does (PostgreSQL: True;
+    # DuckDB: False, since one process owns the file: field notes). When True, the writer
+    # opens its units of work with exclusive=True (see the module docstring).
+    shared_writers: bool
 
     def unit_of_work(self, *, isolation: Literal["read_committed", "serializable"] =
                      "serializable") -> AbstractContextManager[UnitOfWork]:
         """A new transaction (BEGIN on enter; ROLLBACK on exit unless committed). Driver
-        errors leaving the block are mapped (map_error)."""
+        errors leaving the block are mapped (map_error).
+
+        The writer's wiring passes more keywords: `cursor` (its writer_session), `before_commit`
+        (the chains' seal) and `exclusive`: on an engine with shared_writers, hold the store's
+        writer lock from before the snapshot until the transaction has ended, and set the unit
+        of work's `others_wrote`; elsewhere ignored (one process owns the store)."""
 
     def read(self, sql: str, params: Params = None) -> list[tuple]:
         """Rows of one query, in one snapshot of committed data."""

@@ -23,6 +23,18 @@ placeholders (`%(name)s`; a `::` cast is left alone). PostgreSQL's jsonb operato
 and `?&` cannot be written with parameters: use jsonb_exists() and its kin. A statement without
 parameters is sent as written.
 
+Several processes (issue 14, step F): `shared_writers` is True, and the writer of each process
+opens its units of work with `exclusive=True`. Such a unit of work first takes the session-level
+advisory lock WRITER_LOCK_KEY, then BEGINs, and gives the lock back only after its COMMIT or
+ROLLBACK, so the writers of all processes take turns and each one's snapshot already holds the
+previous one's commit. A transaction-scoped lock (pg_advisory_xact_lock) as the first statement
+would not do: a SERIALIZABLE transaction takes its snapshot when that statement starts, before
+the lock is granted, so it would read what was there before the other writer committed (tried
+here: the second writer saw the old row and failed with 40001 at its update). Each exclusive
+unit of work also takes the next value of the sequence WRITER_CLOCK (no transaction undoes it);
+when it is not the last value this engine took plus one, another process took one in between,
+and the unit of work says so in `others_wrote`.
+
 Errors: `postgres_error` is the one table from psycopg's exceptions to the port's (registered
 with port.register_error_map); statements, COMMIT and the unit of work's block raise the port
 error `from` psycopg's.
@@ -34,6 +46,7 @@ import functools
 import io
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -256,6 +269,14 @@ def _copy_in(cur, target: str, table: pa.Table) -> None:
 
 
 _SEQUENCE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")
+
+# The writer lock of every process on one database (a fixed advisory lock key; db.py's
+# migration lock is another key), and the sequence each exclusive unit of work ticks.
+WRITER_LOCK_KEY = 7089075474165619060
+WRITER_CLOCK = "bankms_writer_clock"
+# One round trip: the lock, then the tick (a multi-statement query runs in order).
+_LOCK_AND_TICK = f"SELECT pg_advisory_lock({WRITER_LOCK_KEY}); SELECT nextval('{WRITER_CLOCK}')"
+_UNLOCK = f"SELECT pg_advisory_unlock({WRITER_LOCK_KEY})"
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?\Z")
 
 
@@ -324,7 +345,7 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
     _ISOLATION = {"serializable": "SERIALIZABLE", "read_committed": "READ COMMITTED"}
 
     def __init__(self, engine: "PostgresEngine", isolation: str, before_commit=None,
-                 conn: psycopg.Connection | None = None):
+                 conn: psycopg.Connection | None = None, exclusive: bool = False):
         if isolation not in self._ISOLATION:
             raise ValueError(f"isolation must be one of {sorted(self._ISOLATION)}: {isolation!r}")
         self._engine = engine
@@ -340,6 +361,10 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
         # Called with this unit of work just before COMMIT (as DuckDB's writer seals chains).
         self._before_commit = before_commit
         self._after_commit: list[Callable[[], None]] | None = None
+        # The writer lock (module docstring): taken before BEGIN, given back after the end.
+        self._exclusive = exclusive
+        self._locked = False
+        self.others_wrote = False
 
     def __enter__(self):
         if self._given is not None:
@@ -347,11 +372,27 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
         else:
             self.conn, self._own = self._engine._take_connection()
         try:
+            if self._exclusive:
+                asked = time.perf_counter()
+                cur = self.conn.execute(_LOCK_AND_TICK)
+                self._locked = True
+                cur.nextset()
+                self.others_wrote = self._engine._tick(cur.fetchone()[0],
+                                                       time.perf_counter() - asked)
             self.conn.execute(f"BEGIN ISOLATION LEVEL {self._isolation}")
         except psycopg.Error as exc:
+            self._unlock()
             self._engine._give_back(self.conn, self._own)
             raise map_error(exc) from exc
         return self
+
+    def _unlock(self) -> None:
+        """Give the writer lock back (after COMMIT or ROLLBACK). A connection that fails here
+        is broken, and the server drops a broken session's locks with it."""
+        if self._locked:
+            self._locked = False
+            with contextlib.suppress(psycopg.Error):
+                self.conn.execute(_UNLOCK)
 
     def _run(self, sql, params):
         try:
@@ -443,6 +484,7 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
 
     def _finish(self) -> None:
         self._done = True
+        self._unlock()
         if self.conn is not None:
             self._engine._give_back(self.conn, self._own)
 
@@ -469,6 +511,8 @@ class PostgresEngine:
     name = "postgresql"
     dialect = POSTGRES
     lane = 0
+    # Several processes, each with its writer, may open one database (module docstring).
+    shared_writers = True
 
     def __init__(self, url: str, *, connect_timeout: int = 10):
         self.url = url
@@ -480,8 +524,31 @@ class PostgresEngine:
         self._closed = False
         # sequence name -> take(n) -> first id (set_counters).
         self._take: dict = {}
+        # The last WRITER_CLOCK value this engine's exclusive units of work took (None: none
+        # yet, so the first one reads everything again).
+        self._clock: int | None = None
+        # Exclusive units of work so far and the seconds they spent taking the lock (the
+        # round trip included): what the one lock costs, for benchmarks/bench_pg_processes.py.
+        self.exclusive_units = 0
+        self.lock_wait_s = 0.0
         conn = self._thread_connection()
         db.migrate(_QmarkConnection(conn), engine=self.name)
+        # Under the migration's lock: CREATE ... IF NOT EXISTS is not safe against a second
+        # process creating the same sequence at the same moment.
+        with conn.transaction():
+            conn.execute(db.MIGRATION_SQL[self.name].lock)
+            conn.execute(f"CREATE SEQUENCE IF NOT EXISTS {WRITER_CLOCK}")
+
+    def _tick(self, value: int, waited_s: float) -> bool:
+        """Record the WRITER_CLOCK value an exclusive unit of work took after waiting
+        `waited_s` for the lock; True unless it follows the one taken before (then no other
+        process ticked in between)."""
+        with self._lock:
+            others = self._clock is None or value != self._clock + 1
+            self._clock = value
+            self.exclusive_units += 1
+            self.lock_wait_s += waited_s
+        return others
 
     # -- connections -------------------------------------------------------------------------
     def _connect(self) -> psycopg.Connection:
@@ -537,8 +604,10 @@ class PostgresEngine:
         """Serve take_ids(sequence, n) for these sequences from in-process counters (the
         ledger's max(id)+1 counters owned by the writer thread, ledger.LedgerState) instead of
         PostgreSQL sequences. Right while one process writes, as on DuckDB: its one writer
-        thread is the only one taking these ids. Several processes over one database (issue
-        14, step F) need the sequences instead."""
+        thread is the only one taking these ids; and with several processes, because each
+        writer takes ids only inside an exclusive unit of work, under the writer lock, after
+        reading the counters again whenever another process wrote (others_wrote). Ids then
+        follow commit order, which the hash chains need (they hash in id order)."""
         self._take = dict(take)
 
     def writer_session(self) -> psycopg.Connection:
@@ -553,11 +622,13 @@ class PostgresEngine:
 
     # -- units of work and reads -------------------------------------------------------------
     def unit_of_work(self, *, isolation: str = "serializable", cursor=None,
-                     before_commit=None) -> PostgresUnitOfWork:
+                     before_commit=None, exclusive: bool = False) -> PostgresUnitOfWork:
         """A unit of work (a context manager: BEGIN ISOLATION LEVEL ... on enter; ROLLBACK on
         exit unless committed). isolation: "serializable" or "read_committed". `cursor`: a
-        connection to run on (the writer's session, writer_session), kept open after."""
-        return PostgresUnitOfWork(self, isolation, before_commit=before_commit, conn=cursor)
+        connection to run on (the writer's session, writer_session), kept open after.
+        `exclusive`: hold the writer lock and tick the clock (module docstring)."""
+        return PostgresUnitOfWork(self, isolation, before_commit=before_commit, conn=cursor,
+                                  exclusive=exclusive)
 
     def read(self, sql, params=None) -> list[tuple]:
         """Rows of one query (one statement, one snapshot) on this thread's connection."""

@@ -18,6 +18,17 @@ kept up to dashboard_max_age_s: benchmarks/bench_posting_under_read.py).
 Every unit of work the writer ends (committed or not) raises `version` before its callers hear
 back, so an answer kept for a version (Bank.kept) is never older than a write its reader saw
 finish.
+
+Several processes on one store (engine.shared_writers, PostgreSQL; issue 14, step F): each has
+its own writer, so "only this thread writes" becomes "only the writer holding the store's writer
+lock writes". Every unit of work is opened exclusive (store/port.py): it waits for the lock, and
+when another process may have committed since (uow.others_wrote), or this writer's previous unit
+of work did not commit, the writer first reads again what it mirrors in memory (`refresh`: id
+counters, chain heads, business date) and forgets the poster's cached account rows, so guards
+read balances under the lock. A unit of work refused with WriteConflict (a serialization
+failure or deadlock with a transaction outside the writers) saved nothing and is run again, up
+to CONFLICT_ATTEMPTS times in all, so callers do not see a conflict that a retry would clear. On
+DuckDB (one process owns the file) none of this runs: the writer behaves as before.
 """
 from __future__ import annotations
 
@@ -28,7 +39,7 @@ import queue
 import threading
 import time
 
-from .port import DuplicateKey
+from .port import DuplicateKey, WriteConflict
 
 
 # How long a read served from memory pauses while the writer has work (Writer.give_way).
@@ -36,6 +47,11 @@ from .port import DuplicateKey
 # sleep (about 60 microseconds with Linux's timer slack) kept posting at 0.76 of idle under
 # two looping readers, 0.2 ms at 0.83, for a quarter fewer reads; a person never sees 0.2 ms.
 GIVE_WAY_S = 0.0002
+
+# How many times in all a unit of work refused with WriteConflict is tried, on an engine that
+# other processes write (module docstring). Writers take turns under the store's writer lock,
+# so only a transaction outside the writers can conflict with one: a retry or two clears it.
+CONFLICT_ATTEMPTS = 5
 
 
 def _yield_gil() -> None:
@@ -74,7 +90,8 @@ class _Job:
 
 
 class Writer:
-    def __init__(self, engine, post_batch, batch_size_max: int = 512, chains=None):
+    def __init__(self, engine, post_batch, batch_size_max: int = 512, chains=None,
+                 refresh=None):
         # The engine (store/port.py) and the writer's own session on it (a DuckDB cursor, a
         # PostgreSQL connection: engine.writer_session): every unit of work of the writer runs
         # there, and the posting batch's writer (engine.batch_writer) sits on it.
@@ -84,6 +101,15 @@ class Writer:
         # COMMIT, and the heads go back to where they were if it rolls back.
         self._chains = chains
         self._post_batch = post_batch
+        # Other processes may write the store (store/port.py): take the writer lock in every
+        # unit of work, read memory again after theirs (refresh(uow): the id counters, chain
+        # heads and business date) and retry on WriteConflict. False on DuckDB.
+        self._shared = bool(getattr(engine, "shared_writers", False))
+        self._refresh = refresh
+        # True until a unit of work commits after a failed one: memory may then be ahead of
+        # the store (counters taken, a business date moved before a refused COMMIT).
+        self._stale = True
+        self.conflict_retries = 0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._batch_size_max = batch_size_max
         self.linger_s = 0.002
@@ -231,9 +257,7 @@ class Writer:
         self.calls_seq += 1
         result = error = None
         try:
-            with self._unit() as uow:
-                result = job.payload(uow)
-                uow.commit()
+            result = self._retrying(lambda: self._call_once(job.payload))
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to its caller
             # Refusals are audited by the services (Bank.require, record_refusal) in a job of
             # their own, since this job's writes are rolled back.
@@ -244,21 +268,56 @@ class Writer:
             self.calls_seq += 1
         job.finish(result=result, error=error)
 
+    def _call_once(self, fn):
+        with self._unit() as uow:
+            result = fn(uow)
+            uow.commit()
+        return result
+
     def _commit_batch(self, requests, lookup_keys):
+        return self._retrying(lambda: self._batch_once(requests, lookup_keys))
+
+    def _batch_once(self, requests, lookup_keys):
         with self._unit() as uow:
             outcomes = self._post_batch(uow, requests, lookup_keys=lookup_keys)
             uow.commit()
         return outcomes
 
+    def _retrying(self, attempt):
+        """attempt(), run again while it fails with WriteConflict on a store that other
+        processes write, CONFLICT_ATTEMPTS times in all. The failed unit of work saved
+        nothing and the next one reads memory again (_stale), so a retry starts clean."""
+        tries = 1
+        while True:
+            try:
+                return attempt()
+            except WriteConflict:
+                if not self._shared or tries >= CONFLICT_ATTEMPTS:
+                    raise
+                tries += 1
+                self.conflict_retries += 1
+                self._invalidate()
+
     @contextlib.contextmanager
     def _unit(self):
         """A unit of work whose COMMIT first seals the hash chains; if it rolls back, the
-        chains' heads go back to where they were."""
+        chains' heads go back to where they were. On a store other processes write, it holds
+        the writer lock, and memory is read again first when someone else may have written."""
         chains = self._chains
+        shared = self._shared
         marked = chains.mark() if chains is not None else None
         try:
             with self._engine.unit_of_work(
-                    cursor=self._cur, before_commit=chains.seal if chains else None) as uow:
+                    cursor=self._cur, before_commit=chains.seal if chains else None,
+                    exclusive=shared) as uow:
+                if shared:
+                    if self._stale or uow.others_wrote:
+                        self._invalidate()
+                        if self._refresh is not None:
+                            self._refresh(uow)
+                        # What to go back to is now what was just read.
+                        marked = chains.mark() if chains is not None else None
+                    self._stale = True
                 yield uow
         except BaseException:
             if chains is not None:
@@ -269,6 +328,8 @@ class Writer:
             self.version += 1
         if chains is not None and not uow.committed:
             chains.restore(marked)
+        if shared and uow.committed:
+            self._stale = False
 
     def _run_batch(self, batch):
         requests = [job.payload for job in batch]

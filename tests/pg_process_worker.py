@@ -1,0 +1,100 @@
+"""A posting process for tests/test_pg_processes.py and benchmarks/bench_pg_processes.py.
+
+Run as `python tests/pg_process_worker.py URL`, with PLAN_JSON as the first line of stdin (a
+plan is too long for an argument). It opens the bank at URL (PostgreSQL, bcrypt cost 4), prints
+`ready` and waits for another line on stdin, so that the parent can start every process at once; then each thread of the plan posts its transfers as the system actor, one
+after another, and the process prints one JSON line with every outcome, in plan order, and exits.
+
+PLAN_JSON: {"threads": [[[key, source, target, amount text], ...], ...]}. An outcome is
+[key, "ok", transaction id, replayed, latency s], [key, "refused", refusal class name, latency s]
+(a BankError) or [key, "error", repr] (anything else: the test fails on it).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import bankms
+from bankms.domain.errors import BankError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_processes(url: str, plans: list[dict], timeout: float = 120) -> list[dict]:
+    """Start one worker process per plan, wait until every one has opened the bank and said
+    `ready`, start them all at once, and return each one's parsed report, in plan order."""
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), url],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                              cwd=ROOT) for _ in plans]
+    try:
+        for proc, plan in zip(procs, plans):
+            proc.stdin.write(json.dumps(plan) + "\n")
+            proc.stdin.flush()
+        for proc in procs:
+            line = proc.stdout.readline()
+            if line.strip() != "ready":
+                raise RuntimeError(f"a worker did not start: {line!r}")
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        reports = []
+        for proc in procs:
+            out, _ = proc.communicate(timeout=timeout)
+            if proc.returncode != 0:
+                raise RuntimeError(f"a worker failed with exit code {proc.returncode}")
+            reports.append(json.loads(out.strip().splitlines()[-1]))
+        return reports
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def main(argv):
+    url, plan = argv[1], json.loads(sys.stdin.readline())
+    bank = bankms.open_bank(url, bcrypt_rounds=4)
+    system = bank.system_actor()
+    threads = plan["threads"]
+    outcomes = [[] for _ in threads]
+
+    def run(i):
+        for key, source, target, amount in threads[i]:
+            started = time.perf_counter()
+            try:
+                receipt = bank.payments.transfer(system, source, target, amount,
+                                                 idempotency_key=key)
+            except BankError as refusal:
+                outcomes[i].append([key, "refused", type(refusal).__name__,
+                                    time.perf_counter() - started])
+            except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails
+                outcomes[i].append([key, "error", repr(exc)])
+            else:
+                outcomes[i].append([key, "ok", receipt.transaction_id, receipt.replayed,
+                                    time.perf_counter() - started])
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(len(threads))]
+    print("ready", flush=True)
+    sys.stdin.readline()
+    started = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - started
+    writer = bank._writer
+    report = {"outcomes": [o for per in outcomes for o in per], "seconds": elapsed,
+              "conflict_retries": writer.conflict_retries, "batches": writer.batches,
+              "batched_requests": writer.batched_requests,
+              "units": bank.engine.exclusive_units, "lock_wait_s": bank.engine.lock_wait_s}
+    bank.close()
+    print(json.dumps(report), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

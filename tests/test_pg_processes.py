@@ -1,0 +1,267 @@
+"""Several processes post to one PostgreSQL bank at once, and the ledger stays exact (issue 14,
+step F, first slice).
+
+Each process has its own writer thread and its own memory (id counters, cached account rows,
+chain heads, business date). The writers take turns under the store's writer lock and read
+that memory again whenever another process wrote (store/writer.py). Here three real OS
+processes (tests/pg_process_worker.py) post transfers at once among shared accounts, some of
+which would overdraw and some under idempotency keys sent by all three; afterwards the money
+is all there, each balance is its postings, nobody is below their limit, each key posted
+once, and audit.verify (both hash chains included) finds nothing. Two banks opened in one test
+process stand in for two processes where a deterministic order is wanted. A write conflict
+injected into the writer is retried on PostgreSQL and not on DuckDB (unchanged there).
+"""
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+import bankms
+from bankms.domain.errors import InsufficientFunds
+from bankms.store import writer as writer_module
+from bankms.store.port import WriteConflict
+from conftest import make_customer
+from pg_process_worker import run_processes
+
+SMALL_CENTS = 100_00       # each of the small accounts starts with 100.00
+BIG_CENTS = 10_000_00      # the account the shared keys draw on never runs short
+N_SMALL = 5
+PROCESSES = 3
+THREADS = 4
+TRANSFERS_PER_THREAD = 25
+SHARED_KEYS = 8
+
+
+def open_bank(url):
+    return bankms.open_bank(url, bcrypt_rounds=4)
+
+
+def setup_accounts(bank):
+    """(small account numbers, the big one): one customer's checking accounts, funded."""
+    system = bank.system_actor()
+    cid = make_customer(bank)
+    small = [bank.accounts.open(system, cid, kind="checking") for _ in range(N_SMALL)]
+    big = bank.accounts.open(system, cid, kind="checking")
+    for number in small:
+        bank.payments.deposit(system, number, "100.00")
+    bank.payments.deposit(system, big, "10000.00")
+    return small, big
+
+
+def plans(small, big):
+    """One plan per process (pg_process_worker's PLAN_JSON): random transfers among the small
+    accounts (amounts that often overdraw), each thread also sending every shared key, which
+    every process sends too (the same request: the big account pays 1.00 to a small one)."""
+    shared = [(f"shared-{k}", big, small[k % N_SMALL], "1.00") for k in range(SHARED_KEYS)]
+    out = []
+    for p in range(PROCESSES):
+        rng = random.Random(p)
+        threads = []
+        for t in range(THREADS):
+            transfers = []
+            for i in range(TRANSFERS_PER_THREAD):
+                source, target = rng.sample(small, 2)
+                transfers.append([f"p{p}-t{t}-{i}", source, target,
+                                  f"{rng.randint(5, 45)}.{rng.randint(0, 99):02d}"])
+            # Each process sends each shared key from one of its threads, at a point of its own.
+            for k, transfer in enumerate(shared):
+                if k % THREADS == t:
+                    transfers.insert(rng.randrange(len(transfers) + 1), list(transfer))
+            threads.append(transfers)
+        out.append({"threads": threads})
+    return out
+
+
+def balances(bank) -> dict:
+    return dict(bank.read("SELECT account_number, balance_cents FROM accounts"))
+
+
+@pytest.mark.slow
+def test_three_processes_post_at_once_and_the_ledger_stays_exact(pg_database):
+    bank = open_bank(pg_database)
+    try:
+        small, big = setup_accounts(bank)
+        customer_total = sum(v for n, v in balances(bank).items() if n in small + [big])
+        before_tx = bank.read_one("SELECT count(*) FROM transactions")[0]
+
+        reports = run_processes(pg_database, plans(small, big))
+
+        outcomes = [o for r in reports for o in r["outcomes"]]
+        errors = [o for o in outcomes if o[1] == "error"]
+        assert errors == []
+        refused = [o for o in outcomes if o[1] == "refused"]
+        # The guards read balances under the lock: overdrawing transfers were refused.
+        assert refused and {o[2] for o in refused} == {"InsufficientFunds"}
+        assert len(outcomes) == PROCESSES * THREADS * TRANSFERS_PER_THREAD \
+            + PROCESSES * SHARED_KEYS
+
+        # Every idempotency key posted exactly once, refused ones never.
+        stored = Counter(k for (k,) in bank.read(
+            "SELECT idempotency_key FROM transactions WHERE idempotency_key IS NOT NULL"))
+        posted = {o[0] for o in outcomes if o[1] == "ok"}
+        assert all(stored[k] == 1 for k in posted)
+        assert not {o[0] for o in refused if not o[0].startswith("shared-")} & set(stored)
+        # A shared key: every process got the same transaction, only one of them new.
+        for k in range(SHARED_KEYS):
+            answers = [o for o in outcomes if o[0] == f"shared-{k}"]
+            assert [o[1] for o in answers] == ["ok"] * PROCESSES
+            assert len({o[2] for o in answers}) == 1
+            assert sorted(o[3] for o in answers) == [False] + [True] * (PROCESSES - 1)
+        new_tx = bank.read_one("SELECT count(*) FROM transactions")[0] - before_tx
+        assert new_tx == len(posted)
+        # Receipts of different keys name different transactions.
+        first = {o[0]: o[2] for o in outcomes if o[1] == "ok" and not o[3]}
+        assert len(set(first.values())) == len(first) == len(posted)
+
+        # The money is all there, each balance is its postings, nobody is below the limit.
+        after = balances(bank)
+        assert sum(after[n] for n in small + [big]) == customer_total
+        assert sum(after.values()) == 0
+        by_postings = dict(bank.read(
+            "SELECT a.account_number, coalesce(sum(p.amount_cents), 0) FROM accounts a "
+            "LEFT JOIN postings p ON p.account_id = a.id GROUP BY 1"))
+        assert {n: int(v) for n, v in by_postings.items()} == after
+        assert bank.read("SELECT account_number FROM accounts WHERE customer_id IS NOT NULL "
+                         "AND balance_cents < -overdraft_limit_cents") == []
+        (dupes,) = bank.read_one("SELECT count(*) - count(DISTINCT id) FROM postings")
+        assert dupes == 0
+
+        # This process's writer was idle all along: its memory is stale, and it must notice.
+        rich = max(small, key=lambda n: after[n])
+        poor = min(small, key=lambda n: after[n])
+        system = bank.system_actor()
+        receipt = bank.payments.transfer(system, rich, poor, "0.01", idempotency_key="last")
+        (latest,) = bank.read_one("SELECT max(id) FROM transactions")
+        assert receipt.transaction_id == latest
+        with pytest.raises(InsufficientFunds):
+            bank.payments.transfer(system, poor, rich, f"{(after[poor] + 2) / 100:.2f}")
+        assert bank.audit.verify() == []
+    finally:
+        bank.close()
+
+
+def test_two_banks_on_one_database_see_each_others_writes(pg_database):
+    """Two banks in one process, each with its own writer and memory, as two processes."""
+    first = open_bank(pg_database)
+    second = open_bank(pg_database)
+    try:
+        small, big = setup_accounts(first)
+        system = first.system_actor()
+        # The second bank caches these account rows in its poster.
+        second.payments.transfer(system, small[0], small[1], "10.00")
+        # The first empties small[0]; the second's cached 90.00 must not let it overdraw.
+        first.payments.transfer(system, small[0], small[2], "90.00")
+        with pytest.raises(InsufficientFunds):
+            second.payments.transfer(system, small[0], small[1], "0.01")
+        # Alternating posts take ids after each other's and chain on each other's heads.
+        receipts = [bank.payments.transfer(system, big, small[3], "1.00")
+                    for bank in (first, second, first, second, second, first)]
+        ids = [r.transaction_id for r in receipts]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)
+        assert first.audit.verify() == []
+        assert balances(first)[small[3]] == SMALL_CENTS + 600
+    finally:
+        second.close()
+        first.close()
+
+
+class FailingPoster:
+    """The bank's poster, made to fail its first `times` batches with WriteConflict after it
+    has written its rows (as a serialization failure refuses a unit of work)."""
+
+    def __init__(self, poster, times):
+        self._poster = poster
+        self.left = times
+
+    def __call__(self, uow, requests, **kw):
+        outcomes = self._poster(uow, requests, **kw)
+        if self.left > 0:
+            self.left -= 1
+            raise WriteConflict("injected: could not serialize access")
+        return outcomes
+
+    def __getattr__(self, name):
+        return getattr(self._poster, name)
+
+
+ATTEMPTS = writer_module.CONFLICT_ATTEMPTS
+
+# (engine, job kind, conflicts injected, whether the work is saved in the end)
+RETRY_CASES = [
+    ("pg", "post", 1, True),
+    ("pg", "post", ATTEMPTS - 1, True),
+    ("pg", "post", ATTEMPTS, False),
+    ("pg", "call", 1, True),
+    ("pg", "call", ATTEMPTS, False),
+    # DuckDB's one process owns its file: the writer there does not retry (as before).
+    ("duckdb", "post", 1, False),
+    ("duckdb", "call", 1, False),
+]
+
+
+@pytest.mark.parametrize("engine_name, kind, conflicts, saved", RETRY_CASES,
+                         ids=[f"{e}-{k}-{n}" for e, k, n, _ in RETRY_CASES])
+def test_a_write_conflict_is_retried_on_postgresql(request, tmp_path, engine_name, kind,
+                                                    conflicts, saved):
+    url = (request.getfixturevalue("pg_database") if engine_name == "pg"
+           else str(tmp_path / "bank.duckdb"))
+    bank = open_bank(url)
+    try:
+        small, _ = setup_accounts(bank)
+        system = bank.system_actor()
+        tx_before = bank.read_one("SELECT count(*) FROM transactions")[0]
+        if kind == "post":
+            bank._writer._post_batch = FailingPoster(bank._writer._post_batch, conflicts)
+            act = lambda: bank.payments.transfer(system, small[0], small[1], "25.00",  # noqa
+                                                 idempotency_key="once")
+        else:
+            left = [conflicts]
+
+            def fn(uow):
+                bank.audit_row(uow, system, "test.retry", entity="test")
+                if left[0] > 0:
+                    left[0] -= 1
+                    raise WriteConflict("injected: deadlock detected")
+                return "done"
+            act = lambda: bank.write(fn)  # noqa: E731
+        if saved:
+            result = act()
+            assert bank._writer.conflict_retries == conflicts
+            if kind == "post":
+                assert not result.replayed
+        else:
+            with pytest.raises(WriteConflict):
+                act()
+        tx_after = bank.read_one("SELECT count(*) FROM transactions")[0]
+        (audited,) = bank.read_one("SELECT count(*) FROM audit_log WHERE action = 'test.retry'")
+        if kind == "post":
+            assert tx_after - tx_before == (1 if saved else 0)
+            assert balances(bank)[small[0]] == SMALL_CENTS - (2500 if saved else 0)
+        else:
+            assert audited == (1 if saved else 0)
+        # Heads, counters and cached rows went back after every refused attempt.
+        bank._writer._post_batch = getattr(bank._writer._post_batch, "_poster",
+                                           bank._writer._post_batch)
+        bank.payments.transfer(system, small[1], small[2], "1.00")
+        assert bank.audit.verify() == []
+    finally:
+        bank.close()
+
+
+@pytest.mark.slow
+def test_three_processes_open_a_new_database_at_once(pg_database):
+    """The first opens of a database race to create its schema, internal accounts, settings
+    and chain start; each takes the store's locks, so all three open and none doubles a row."""
+    run_processes(pg_database, [{"threads": []}] * PROCESSES)
+    bank = open_bank(pg_database)
+    try:
+        assert bank.read("SELECT account_number, count(*) FROM accounts "
+                         "GROUP BY 1 HAVING count(*) > 1") == []
+        (internal,) = bank.read_one("SELECT count(*) FROM accounts WHERE customer_id IS NULL")
+        assert internal == len(bankms.bank.INTERNAL_ACCOUNTS)
+        assert bank.read_one("SELECT count(*) FROM settings WHERE key = 'chain_started'") == (1,)
+        assert bank.audit.verify() == []
+    finally:
+        bank.close()
