@@ -24,6 +24,7 @@ class MigrationSQL:
     try_date: str
     lock: str | None        # run first inside the migration's transaction
     checkpoint: str | None  # run after its COMMIT
+    indexes: tuple[str, ...] = ()  # run after the schema, inside the migration's transaction
 
 
 # Keyed by Engine.name. DuckDB's text is what migrate ran before PostgreSQL existed, to the byte.
@@ -49,7 +50,17 @@ MIGRATION_SQL = {
                   "THEN CAST({expr} AS DATE) END"),
         # The key is "bankms" read as an integer: one lock for every bankms database.
         lock="SELECT pg_advisory_xact_lock(7089075474165619059)",
-        checkpoint=None),
+        checkpoint=None,
+        # The read model (store/readmodel.py) pulls the append-only tables by `id > last` at
+        # every refresh; without an index that reads the whole table (0.15 s at 1 M postings,
+        # ten times that at 10 M). BRIN: these tables grow in id order, so a block range
+        # index of a few pages finds the new rows, and costs the posting path next to
+        # nothing, unlike a B-tree on the hottest inserts. DuckDB's zone maps do the same
+        # there without DDL.
+        indexes=tuple(
+            f"CREATE INDEX IF NOT EXISTS {table}_{column}_brin ON {table} USING brin ({column})"
+            for table, column in (("postings", "id"), ("transactions", "id"),
+                                  ("audit_log", "id"), ("idempotency_keys", "transaction_id")))),
 }
 
 # A period's interest posting per account (interest_postings, overdraft_interest_postings).
@@ -753,7 +764,7 @@ def migrate(con, engine: str = "duckdb") -> None:
     try:
         if variant.lock is not None:
             con.execute(variant.lock)
-        for statement in (*SCHEMA, *STANDING_ORDER_SCHEMA):
+        for statement in (*SCHEMA, *STANDING_ORDER_SCHEMA, *variant.indexes):
             con.execute(statement)
         _add_business_dates(con)
         _add_loan_terms(con, variant)
