@@ -323,3 +323,55 @@ def test_reads_in_a_snapshot_see_one_refresh(pg_database):
             assert reader.fetchall("SELECT count(*) FROM postings") == [(1,)]
         assert rm.read("SELECT count(*) FROM postings") == [(2,)]
         assert isinstance(rm.read_df("SELECT id FROM postings"), pd.DataFrame)
+
+
+def test_threads_read_while_refreshes_swap_the_copy(pg_database):
+    """Readers on four threads, each through its own cursor, see one whole refresh at a time:
+    the copy's postings always sum to zero (every batch written is balanced), and the number
+    of postings a thread sees never goes down."""
+    import threading
+
+    PostgresEngine(pg_database).close()
+    batches = 6
+
+    def balanced_batch(k):
+        with psycopg.connect(pg_database) as conn:
+            conn.execute("INSERT INTO postings (id, transaction_id, account_id, amount_cents, "
+                         "posted_at) SELECT 1000 * %s + g, %s, g %% 7, "
+                         "CASE WHEN g %% 2 = 0 THEN 5 ELSE -5 END, TIMESTAMP '2026-01-01' "
+                         "FROM generate_series(1, 200) g", [k, k])
+
+    balanced_batch(0)
+    rm = ReadModel(pg_database)
+    rm.refresh()
+    stop, seen, errors = threading.Event(), [], []
+
+    def reader():
+        mine = []
+        try:
+            while not stop.is_set():
+                count, total = rm.read("SELECT count(*), coalesce(sum(amount_cents), 0) "
+                                       "FROM postings")[0]
+                assert total == 0, total
+                mine.append(count)
+        except Exception as exc:  # noqa: BLE001 - handed to the test thread
+            errors.append(exc)
+        seen.append(mine)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        for k in range(1, batches):
+            balanced_batch(k)
+            rm.refresh()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+        rm.close()
+    assert errors == []
+    assert len(seen) == 4 and all(counts for counts in seen)
+    for counts in seen:
+        assert counts == sorted(counts)
+        assert set(counts) <= {200 * k for k in range(1, batches + 1)}
