@@ -375,3 +375,13 @@ def test_threads_read_while_refreshes_swap_the_copy(pg_database):
     for counts in seen:
         assert counts == sorted(counts)
         assert set(counts) <= {200 * k for k in range(1, batches + 1)}
+
+
+def test_postgres_indexes_the_columns_the_incremental_pull_reads(pg_database):
+    PostgresEngine(pg_database).close()
+    with psycopg.connect(pg_database) as conn:
+        indexed = {(table, definition.split(" USING ")[1]) for table, definition in conn.execute(
+            "SELECT tablename, indexdef FROM pg_indexes WHERE schemaname = 'public'")}
+    for table, (order, _) in APPEND_ONLY.items():
+        method = "brin" if table == "postings" else "btree"
+        assert (table, f"{method} ({order})") in indexed, table
