@@ -16,8 +16,8 @@ cursor on the one connection (as duckdb.DuckDBEngine's readers do), in the DuckD
 replica, the time of the last transaction it replayed), `refreshed_at` when the pull ended.
 
 Measured (benchmarks/bench_readmodel.py, shared 2-core machine at load 4-7): at 1 M postings a
-full pull 3.9 s (1.5 M rows), the dashboards 1.0-1.3x the DuckDB file, an incremental refresh
-after 50,000 new postings 0.72 s; at 10 M a full pull 39 s (15 M rows), the dashboards
+full pull 3.4-3.9 s (1.5 M rows), the dashboards 0.97-1.32x the DuckDB file, an incremental
+refresh after 50,000 new postings 0.65-0.72 s; at 10 M a full pull 39 s (15 M rows), the dashboards
 0.92-1.13x the DuckDB file, the incremental refresh 1.3-2.1 s, most of it the accounts (100,000
 rows) and customers pulled whole: a change marker for them is the next step.
 """
