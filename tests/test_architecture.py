@@ -4,7 +4,8 @@ The layer contracts live in .importlinter (import-linter) and run here, one test
 - every import points down: cli | operations | bank | demo, reporting | services | store |
   domain (the order and its reasons are written in .importlinter); every top-level module of
   bankms sits in a layer (exhaustive), so a new one must be placed;
-- only bankms.store imports duckdb, or psycopg (the other layers reach them through the store);
+- only bankms.store imports duckdb, psycopg or adbc_driver_postgresql (the other layers reach
+  them through the store);
 - bankms never imports Streamlit: rules live in bankms, pages only show them.
 Each contract is shown to break on a planted violation in a copy of the package.
 
@@ -155,7 +156,7 @@ def lint(root: pathlib.Path, contract: str | None = None) -> subprocess.Complete
 
 
 def test_the_contracts_are_the_expected_ones():
-    assert contract_ids() == ["layers", "duckdb", "psycopg", "streamlit"]
+    assert contract_ids() == ["layers", "duckdb", "psycopg", "adbc", "streamlit"]
 
 
 def test_every_import_contract_is_kept():
@@ -174,6 +175,9 @@ def test_every_import_contract_is_kept():
     ("psycopg", "bankms/services/home.py", "# nothing planted: the copy keeps it", 0),
     ("psycopg", "bankms/services/home.py", "import psycopg", 1),
     ("psycopg", "bankms/reporting/analytics.py", "from psycopg import errors", 1),
+    ("adbc", "bankms/services/home.py", "# nothing planted: the copy keeps it", 0),
+    ("adbc", "bankms/reporting/analytics.py", "import adbc_driver_postgresql.dbapi", 1),
+    ("adbc", "bankms/services/home.py", "import adbc_driver_manager", 1),
     ("streamlit", "bankms/domain/text.py", "import streamlit", 1),
     ("streamlit", "bankms/store/db.py", "from streamlit import session_state", 1),
 ])
@@ -193,6 +197,7 @@ def test_each_contract_breaks_on_a_planted_violation(tmp_path, contract, module,
     ("streamlit", None, set()),
     ("duckdb", DUCKDB_LAYER, DUCKDB_EXCEPTIONS),
     ("psycopg", DUCKDB_LAYER, set()),
+    ("adbc_driver_postgresql", DUCKDB_LAYER, set()),
 ])
 def test_only_the_allowed_modules_import(external, layer, exceptions):
     g = graph()
