@@ -265,3 +265,22 @@ def test_three_processes_open_a_new_database_at_once(pg_database):
         assert bank.audit.verify() == []
     finally:
         bank.close()
+
+
+@pytest.mark.parametrize("table", ["transactions", "audit_log"])
+def test_an_id_taken_twice_is_refused_at_insert(pg_database, table):
+    """The last guard should two processes ever take one id: PostgreSQL refuses the second
+    row (a unique index made by the migration), so a chain can never hold two entries under
+    one id."""
+    import psycopg
+    bank = bankms.open_bank(pg_database, bcrypt_rounds=4)
+    try:
+        system = bank.system_actor()
+        account = bank.accounts.open(system, make_customer(bank), kind="checking")
+        bank.payments.deposit(system, account, "10.00")
+    finally:
+        bank.close()
+    with psycopg.connect(pg_database) as conn:
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(f"INSERT INTO {table} SELECT * FROM {table} "
+                         f"WHERE id = (SELECT max(id) FROM {table})")

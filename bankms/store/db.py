@@ -59,11 +59,14 @@ MIGRATION_SQL = {
         # B-tree: their rows vary in width (memo, JSON), and PostgreSQL puts a short new row
         # into the leftover space of any old page, which spoiled BRIN there (at 10 M postings,
         # 25,000 short transactions spread over 75,000 of 118,000 pages: 60,000 rows cost
-        # 0.9 s to find). DuckDB's zone maps do this work there without DDL.
+        # 0.9 s to find). DuckDB's zone maps do this work there without DDL. The two B-trees
+        # on ids are unique: with several processes writing (store/writer.py's writer lock),
+        # a transaction or audit id taken twice is refused at insert instead of forking the
+        # chains.
         indexes=(
             "CREATE INDEX IF NOT EXISTS postings_id_brin ON postings USING brin (id)",
-            "CREATE INDEX IF NOT EXISTS transactions_id ON transactions (id)",
-            "CREATE INDEX IF NOT EXISTS audit_log_id ON audit_log (id)",
+            "CREATE UNIQUE INDEX IF NOT EXISTS transactions_id ON transactions (id)",
+            "CREATE UNIQUE INDEX IF NOT EXISTS audit_log_id ON audit_log (id)",
             "CREATE INDEX IF NOT EXISTS idempotency_keys_transaction_id "
             "ON idempotency_keys (transaction_id)")),
 }
