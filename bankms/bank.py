@@ -313,9 +313,10 @@ class Bank:
         bank keeps from before: after a posting batch only the kept answers (balances moved);
         after anything else also the slow columns accounts.list keeps, the calendar and the
         business date (read again here). The date and calendar come first, so that a reader
-        who sees the counters move also finds them fresh. A failed read (the server gone) is
-        left to the writer, which reads the date again under its lock before its next unit of
-        work, and to the listener's reconnection, which forgets everything once more."""
+        who sees the counters move also finds them fresh. When the date cannot be read (the
+        server gone) the counters move all the same; the date is then read again by this
+        bank's writer before its next unit of work (another process wrote: store/writer.py),
+        by the next announcement, or after the listener's reconnection."""
         with self._foreign_lock:
             try:
                 if change.kind != "post":

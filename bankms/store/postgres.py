@@ -787,7 +787,7 @@ class PostgresListener:
                     if self._stopping.is_set():
                         break
                     self._heard(note.payload)
-            except psycopg.Error:
+            except Exception:  # noqa: BLE001 - whatever broke the connection, listen again
                 # The server ended the session or the network dropped: listen again.
                 with contextlib.suppress(Exception):
                     conn.close()
