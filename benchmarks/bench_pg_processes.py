@@ -28,7 +28,9 @@ The NOTIFY every writer unit of work sends with its COMMIT (issue 14, step G) di
 slow one process: 8 alternating pairs (--processes 1 --transfers-per-thread 300, local test
 server, load average 4.4-6.7) of the commit before it (c17cdea) and after: medians 1103/s
 (p99 112 ms) before and 1293/s (p99 95 ms) after; per pair after/before 0.77-1.78, median 1.02
-(the machine's noise, not the change).
+(the machine's noise, not the change). With 3 processes (each process's listener now wakes
+for every other process's batch) 4 pairs gave 887/s after and 952/s before, per pair 0.67-1.41,
+median 0.89: inconclusive at this noise; worth more rounds on a quiet machine.
 """
 from __future__ import annotations
 
