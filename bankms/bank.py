@@ -4,9 +4,24 @@
 returns a Bank whose services (`users`, `auth`, `customers`, `accounts`, `payments`, `audit`,
 `ledger`, `settings`, `workdays`, `charges`, `home`...) are safe to call from many threads at
 once.
+
+Several processes on one PostgreSQL database (issue 14): nothing a Bank keeps in memory is
+trusted across processes. Its writer reads its mirrors of the store again under the store's
+writer lock when another process wrote (store/writer.py). For reads outside the writer, every
+committed writer unit of work is announced (NOTIFY) and each Bank's listener thread
+(engine.listen) hears the other processes' announcements and forgets what it keeps
+(_others_committed): answers kept by `kept` (settings, accounts.list, balances...) are computed
+again, accounts.list reads its slow columns again (calls_seq), the calendar is loaded again,
+and the business date is read again. Freshness: a read in process B after a commit in process
+A sees that commit as soon as B's listener has heard of it, which is milliseconds after A's
+COMMIT returned (benchmarks/bench_pg_notify.py), not at once: a read in B in between may get
+the answer B kept from before. A listener that lost its connection forgets everything once it
+is back (it may have missed announcements). On DuckDB one process owns the file and nothing of
+this runs.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import threading
@@ -21,6 +36,7 @@ from .domain.errors import BankError, PermissionDenied
 from .services.ledger import BatchPoster, LedgerState, utcnow
 from .services.settings import REGISTRY
 from .store.engines import open_engine
+from .store.port import Change
 from .store.writer import Writer
 
 # Every registered setting is stored with its default at the first open (settings.py).
@@ -43,6 +59,16 @@ class Bank:
         self._lock = threading.Lock()
         # Answers kept per ledger version (see kept): key -> (writer version, answer).
         self._kept: dict = {}
+        # Units of work other processes committed, as this bank's listener heard of them
+        # (_others_committed): all of them, and those other than posting batches. Only the
+        # listener thread raises them (under _foreign_lock), so no raise is lost; they are
+        # counters of their own rather than raises of the writer's version and calls_seq,
+        # which the writer thread raises with `+=` (a read, an add and a store: a raise from
+        # a second thread in between would be lost). Readers read them without a lock: a
+        # stale read of a monotonic int only means one more recompute.
+        self._foreign_writes = 0
+        self._foreign_calls = 0
+        self._foreign_lock = threading.Lock()
         self._ensure_internal_accounts()
         with self.engine.snapshot() as snap:
             self.state = LedgerState(snap)
@@ -113,6 +139,13 @@ class Bank:
         # Role home pages (issue 13): reads through the services above.
         from .services.home import Home
         self.home = Home(self)
+        # Other processes may write the store (PostgreSQL): hear of their commits. Last, once
+        # every service whose memory it clears exists; then forget once what was read before
+        # LISTEN ran (a commit between the two was never announced to this bank).
+        self._listening = None
+        if self.engine.shared_writers:
+            self._listening = self.engine.listen(self._others_committed)
+            self._others_committed(Change("call", lost=True))
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self):
@@ -122,6 +155,9 @@ class Bank:
             self._closed = True
         if self.eod_scheduler is not None:
             self.eod_scheduler.stop()
+        # Before the writer and engine go: the listener reads through the engine.
+        if getattr(self, "_listening", None) is not None:
+            self._listening.stop()
         # A verify the managers' home started reads through the connection closed below.
         if getattr(self, "home", None) is not None:
             self.home.stop()
@@ -146,8 +182,10 @@ class Bank:
         """The writer's sequence lock over writes other than posting batches (Writer.calls_seq):
         odd while such a write runs, raised again when it ends. A reader that sees the same
         even value before and after its query knows that since then only posting batches ran,
-        which change only balances and last activity of accounts and append ledger rows."""
-        return self._writer.calls_seq
+        which change only balances and last activity of accounts and append ledger rows.
+        Other processes' writes other than posting batches raise it by 2 each as this bank's
+        listener hears of them (_foreign_calls), so it stays even when this writer is idle."""
+        return self._writer.calls_seq + 2 * self._foreign_calls
 
     # -- plumbing for services ---------------------------------------------------------------
     def read(self, sql, params=None):
@@ -181,8 +219,11 @@ class Bank:
         goes through the writer, which raises its version before any caller hears back, so a
         kept answer is as fresh as reading again, including right after the caller's own
         posting. `key` must hold everything the answer depends on besides the database;
-        callers must not change the answer in place (return a copy when it is mutable)."""
-        version = self._writer.version
+        callers must not change the answer in place (return a copy when it is mutable).
+        On PostgreSQL, another process's commit ends it too, once this bank's listener has
+        heard of it (milliseconds: the module docstring)."""
+        # The sum of two counters that only rise: equal to a kept one only if neither moved.
+        version = self._writer.version + self._foreign_writes
         hit = self._kept.get(key)
         if hit is not None and hit[0] == version:
             # Served from memory without releasing the GIL: let a busy writer run first.
@@ -265,6 +306,30 @@ class Bank:
                            after={"reason": type(exc).__name__, "message": str(exc)},
                            outcome="refused")
         self.write(fn)
+
+    def _others_committed(self, change):
+        """On the listener thread (engine.listen): another process committed a unit of work
+        (port.Change), or the listener may have missed some (change.lost). Forget what this
+        bank keeps from before: after a posting batch only the kept answers (balances moved);
+        after anything else also the slow columns accounts.list keeps, the calendar and the
+        business date (read again here). The date and calendar come first, so that a reader
+        who sees the counters move also finds them fresh. When the date cannot be read (the
+        server gone) the counters move all the same; the date is then read again by this
+        bank's writer before its next unit of work (another process wrote: store/writer.py),
+        by the next announcement, or after the listener's reconnection."""
+        with self._foreign_lock:
+            try:
+                if change.kind != "post":
+                    try:
+                        row = self.engine.read(
+                            "SELECT value FROM settings WHERE key = 'business_date'")
+                        if row and row[0][0]:
+                            self.state.catch_up(dt.date.fromisoformat(row[0][0]))
+                    finally:
+                        self.workdays.invalidate()
+                        self._foreign_calls += 1
+            finally:
+                self._foreign_writes += 1
 
     def _reread(self, uow):
         """On the writer thread, under the store's writer lock, when another process may have

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -162,7 +163,30 @@ class LedgerState:
 
     def __init__(self, reader):
         """Counters read through `reader` (a port Reader: a snapshot, taken at open)."""
+        # The business date is also moved forward by the listener thread when another process
+        # ran end of day (catch_up, bank.py); every change to it takes this lock, so that a
+        # later date set by the writer is never overwritten with an earlier one read before.
+        self._date_lock = threading.Lock()
+        self._business_date: dt.date | None = None
         self.reload(reader)
+
+    @property
+    def business_date(self) -> dt.date:
+        """The open business date (moved by end of day; read without a lock)."""
+        return self._business_date
+
+    @business_date.setter
+    def business_date(self, day: dt.date) -> None:
+        with self._date_lock:
+            self._business_date = day
+
+    def catch_up(self, day: dt.date) -> None:
+        """Take `day`, a business date read from the store, when it is later than the one in
+        memory: business dates only move forward (end of day), so an earlier one is a read
+        from before a change this process already holds (its writer's end of day)."""
+        with self._date_lock:
+            if self._business_date is None or day > self._business_date:
+                self._business_date = day
 
     def reload(self, reader):
         """Read the counters and the business date again through `reader` (a port Reader):

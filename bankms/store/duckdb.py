@@ -21,8 +21,8 @@ import duckdb
 import numpy as np
 
 from . import db
-from .port import (CommitRules, DuplicateKey, IdBlock, NotAStore, StoreError, StoreLocked,
-                   StoreUnavailable, WriteConflict, map_error, register_error_map)
+from .port import (CommitRules, DuplicateKey, IdBlock, NotAStore, NotListening, StoreError,
+                   StoreLocked, StoreUnavailable, WriteConflict, map_error, register_error_map)
 from .sql import DUCKDB
 
 
@@ -280,11 +280,13 @@ class DuckDBEngine:
 
     # -- units of work and reads -------------------------------------------------------------
     def unit_of_work(self, *, isolation: str = "serializable", cursor=None,
-                     before_commit=None, exclusive: bool = False) -> DuckDBUnitOfWork:
+                     before_commit=None, exclusive: bool = False,
+                     announce: str | None = None) -> DuckDBUnitOfWork:
         """A unit of work (a context manager: BEGIN on enter). DuckDB transactions are
         snapshot-isolated whatever `isolation` says; every write goes through the one writer
-        thread, which passes its own `cursor` and the chains' `before_commit`. `exclusive` is
-        ignored: this process's one writer is already the only writer of the file."""
+        thread, which passes its own `cursor` and the chains' `before_commit`. `exclusive` and
+        `announce` are ignored: this process's one writer is already the only writer of the
+        file, and nobody else listens."""
         return DuckDBUnitOfWork(cursor if cursor is not None else self._cursors.get(),
                                 before_commit=before_commit, take=self._take)
 
@@ -318,6 +320,11 @@ class DuckDBEngine:
                 cur.execute("ROLLBACK")
             finally:
                 cur.close()
+
+    def listen(self, callback) -> NotListening:
+        """Nothing to hear: one process owns the file, so every write is this process's own
+        (port.Engine.listen). The callback is never called."""
+        return NotListening()
 
     def close(self) -> None:
         """Checkpoint (so the next open replays no WAL) and close."""

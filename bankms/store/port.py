@@ -38,7 +38,16 @@ store's one writer lock from before its snapshot is taken until after it ends, a
 `others_wrote` whether another process may have committed since this engine's previous
 exclusive unit of work, so that the writer reads again what it mirrors in memory (id counters,
 chain heads, the business date, cached account rows). The other cross-process members
-(subscribe, notify, try_lock, backup) are not declared yet.
+(try_lock, backup) are not declared yet.
+
+What other processes committed is announced (issue 14, step G): an exclusive unit of work
+opened with `announce="post"` (a posting batch: balances, last activity and ledger rows only)
+or `announce="call"` (any other write) tells every other process's listener when it commits
+(PostgreSQL: NOTIFY in the transaction, delivered at COMMIT; nothing when it rolls back).
+`engine.listen(callback)` calls callback(Change) on a thread of its own for each unit of work
+another process (another engine) committed, and once with `lost=True` whenever it may have
+missed some (its connection dropped and came back); it returns a Listening whose stop() ends
+it. On DuckDB one process owns the file: nothing is announced and listen never calls back.
 """
 from __future__ import annotations
 
@@ -266,6 +275,36 @@ class BatchWriter(Protocol):
     def clear(self) -> None: ...
 
 
+# -- what other processes committed --------------------------------------------------------------
+@dataclass(frozen=True)
+class Change:
+    """One unit of work another process committed, as its listener heard of it (Engine.listen).
+
+    kind: "post" (a posting batch: only balances, last activity and ledger rows changed) or
+    "call" (any other write: settings, the business date, account rows, calendars...).
+    clock: the writer clock value the unit of work took (ordering across processes; None when
+    unknown). lost: the listener may have missed notifications (its connection came back):
+    anything may have changed, kind is then "call"."""
+
+    kind: Literal["post", "call"]
+    clock: int | None = None
+    lost: bool = False
+
+
+class Listening(Protocol):
+    """A running listener (Engine.listen)."""
+
+    def stop(self) -> None:
+        """End the listener; the callback is not called after stop() returns. Idempotent."""
+
+
+class NotListening:
+    """The Listening of an engine that no other process writes (DuckDB): nothing to stop."""
+
+    def stop(self) -> None:
+        pass
+
+
 # -- the engine ---------------------------------------------------------------------------------
 @runtime_checkable
 class Engine(Protocol):
@@ -288,7 +327,9 @@ class Engine(Protocol):
         The writer's wiring passes more keywords: `cursor` (its writer_session), `before_commit`
         (the chains' seal) and `exclusive`: on an engine with shared_writers, hold the store's
         writer lock from before the snapshot until the transaction has ended, and set the unit
-        of work's `others_wrote`; elsewhere ignored (one process owns the store)."""
+        of work's `others_wrote`; elsewhere ignored (one process owns the store). `announce`
+        ("post", "call" or None), with exclusive on such an engine: tell other processes'
+        listeners when this unit of work commits (module docstring)."""
 
     def read(self, sql: str, params: Params = None) -> list[tuple]:
         """Rows of one query, in one snapshot of committed data."""
@@ -301,6 +342,13 @@ class Engine(Protocol):
 
     def snapshot(self) -> AbstractContextManager[Reader]:
         """A Reader whose queries all see one committed state (repeatable read)."""
+
+    def listen(self, callback: Callable[[Change], None]) -> Listening:
+        """Call callback(change) on a thread of the engine's for every unit of work that
+        another process committed with `announce`, and with Change("call", lost=True) after
+        the listener may have missed some. Listening has begun when this returns. An engine
+        without shared_writers never calls back. An exception from callback is swallowed
+        (the listener must go on)."""
 
     def close(self) -> None:
         """Close the store; further calls fail."""

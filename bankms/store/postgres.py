@@ -35,6 +35,18 @@ unit of work also takes the next value of the sequence WRITER_CLOCK (no transact
 when it is not the last value this engine took plus one, another process took one in between,
 and the unit of work says so in `others_wrote`.
 
+Announcing commits (issue 14, step G): an exclusive unit of work opened with `announce`
+("post" or "call") sends NOTIFY on CHANNEL in the same round trip as its COMMIT; PostgreSQL
+delivers it to every listening session when (and only if) the transaction commits. The payload
+is "<engine token> <writer clock value> <kind>": the token (random, one per engine) lets a
+listener tell its own engine's commits from other processes' (two engines in one process
+count as two processes, as tests/test_pg_notify.py uses them). `listen(callback)` starts a
+PostgresListener: a daemon thread on a connection of its own that LISTENs, waits in psycopg's
+`notifies()` with a timeout (so that stop() is heard) and calls callback(port.Change) for every
+other engine's notification; when its connection drops it connects again, LISTENs, and calls
+callback(Change("call", lost=True)) once, since it may have missed some. A notification sent
+before LISTEN took effect is never delivered: listen() returns only once LISTEN has run.
+
 Errors: `postgres_error` is the one table from psycopg's exceptions to the port's (registered
 with port.register_error_map); statements, COMMIT and the unit of work's block raise the port
 error `from` psycopg's.
@@ -44,9 +56,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import logging
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -58,7 +72,7 @@ import pyarrow.csv as pacsv
 from psycopg import errors as pg_errors
 
 from . import db
-from .port import (CommitRules, DuplicateKey, IdBlock, StoreError, StoreUnavailable,
+from .port import (Change, CommitRules, DuplicateKey, IdBlock, StoreError, StoreUnavailable,
                    WriteConflict, map_error, register_error_map)
 from .sql import POSTGRES
 
@@ -277,6 +291,9 @@ WRITER_CLOCK = "bankms_writer_clock"
 # One round trip: the lock, then the tick (a multi-statement query runs in order).
 _LOCK_AND_TICK = f"SELECT pg_advisory_lock({WRITER_LOCK_KEY}); SELECT nextval('{WRITER_CLOCK}')"
 _UNLOCK = f"SELECT pg_advisory_unlock({WRITER_LOCK_KEY})"
+# The channel on which exclusive units of work announce their commits (module docstring).
+CHANNEL = "bankms_changed"
+_KINDS = ("post", "call")
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?\Z")
 
 
@@ -345,7 +362,8 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
     _ISOLATION = {"serializable": "SERIALIZABLE", "read_committed": "READ COMMITTED"}
 
     def __init__(self, engine: "PostgresEngine", isolation: str, before_commit=None,
-                 conn: psycopg.Connection | None = None, exclusive: bool = False):
+                 conn: psycopg.Connection | None = None, exclusive: bool = False,
+                 announce: str | None = None):
         if isolation not in self._ISOLATION:
             raise ValueError(f"isolation must be one of {sorted(self._ISOLATION)}: {isolation!r}")
         self._engine = engine
@@ -365,6 +383,12 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
         self._exclusive = exclusive
         self._locked = False
         self.others_wrote = False
+        # What COMMIT announces to other processes' listeners (only an exclusive unit of work
+        # announces: its clock value orders it among all writers' units).
+        if announce is not None and announce not in _KINDS:
+            raise ValueError(f"announce must be one of {_KINDS} or None: {announce!r}")
+        self._announce = announce if exclusive else None
+        self._clock_value: int | None = None
 
     def __enter__(self):
         if self._given is not None:
@@ -377,7 +401,8 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
                 cur = self.conn.execute(_LOCK_AND_TICK)
                 self._locked = True
                 cur.nextset()
-                self.others_wrote = self._engine._tick(cur.fetchone()[0],
+                self._clock_value = cur.fetchone()[0]
+                self.others_wrote = self._engine._tick(self._clock_value,
                                                        time.perf_counter() - asked)
             self.conn.execute(f"BEGIN ISOLATION LEVEL {self._isolation}")
         except psycopg.Error as exc:
@@ -466,8 +491,15 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
     # on_commit, mark_failed and commit come from port.CommitRules.
 
     def _send_commit(self) -> None:
+        # NOTIFY and COMMIT in one round trip (a multi-statement simple query): the
+        # notification is queued in this transaction and delivered only if COMMIT succeeds.
+        # The payload holds only hex, digits and a fixed word, so it is written inline.
+        commit = "COMMIT"
+        if self._announce is not None:
+            commit = (f"NOTIFY {CHANNEL}, '{self._engine.token} {self._clock_value} "
+                      f"{self._announce}'; COMMIT")
         try:
-            self.conn.execute("COMMIT")
+            self.conn.execute(commit)
         except psycopg.Error as exc:
             # A serializable transaction may be refused at COMMIT (40001): nothing was saved.
             self._failed = True
@@ -531,6 +563,10 @@ class PostgresEngine:
         # round trip included): what the one lock costs, for benchmarks/bench_pg_processes.py.
         self.exclusive_units = 0
         self.lock_wait_s = 0.0
+        # Names this engine in its notifications, so that its listeners skip its own commits
+        # (module docstring); random, so that two engines in one process differ.
+        self.token = uuid.uuid4().hex[:16]
+        self._listeners: list[PostgresListener] = []
         conn = self._thread_connection()
         db.migrate(_QmarkConnection(conn), engine=self.name)
         # Under the migration's lock: CREATE ... IF NOT EXISTS is not safe against a second
@@ -622,13 +658,26 @@ class PostgresEngine:
 
     # -- units of work and reads -------------------------------------------------------------
     def unit_of_work(self, *, isolation: str = "serializable", cursor=None,
-                     before_commit=None, exclusive: bool = False) -> PostgresUnitOfWork:
+                     before_commit=None, exclusive: bool = False,
+                     announce: str | None = None) -> PostgresUnitOfWork:
         """A unit of work (a context manager: BEGIN ISOLATION LEVEL ... on enter; ROLLBACK on
         exit unless committed). isolation: "serializable" or "read_committed". `cursor`: a
         connection to run on (the writer's session, writer_session), kept open after.
-        `exclusive`: hold the writer lock and tick the clock (module docstring)."""
+        `exclusive`: hold the writer lock and tick the clock; `announce` ("post", "call"),
+        with exclusive: NOTIFY other processes' listeners at COMMIT (module docstring)."""
         return PostgresUnitOfWork(self, isolation, before_commit=before_commit, conn=cursor,
-                                  exclusive=exclusive)
+                                  exclusive=exclusive, announce=announce)
+
+    def listen(self, callback: Callable[[Change], None]) -> "PostgresListener":
+        """Start a PostgresListener calling callback(Change) for other engines' commits (the
+        module docstring); LISTEN has run when this returns. StoreUnavailable when no server
+        answers. Stopped by its stop() or by close()."""
+        if self._closed:
+            raise StoreUnavailable("this PostgreSQL engine is closed")
+        listener = PostgresListener(self, callback)
+        with self._lock:
+            self._listeners.append(listener)
+        return listener
 
     def read(self, sql, params=None) -> list[tuple]:
         """Rows of one query (one statement, one snapshot) on this thread's connection."""
@@ -662,11 +711,126 @@ class PostgresEngine:
     def close(self) -> None:
         """Close every connection this engine opened; further calls fail (StoreUnavailable)."""
         with self._lock:
+            listeners, self._listeners = self._listeners, []
+        # Before the connections close: stop() wakes its listener through one of them.
+        for listener in listeners:
+            listener.stop()
+        with self._lock:
             self._closed = True
             connections, self._connections, self._spares = self._connections, [], []
         for conn in connections:
             with contextlib.suppress(Exception):
                 conn.close()
+
+
+_log = logging.getLogger(__name__)
+
+
+class PostgresListener:
+    """A thread that hears other engines' commits on CHANNEL (port.Engine.listen; module
+    docstring) and passes each to `callback` as a port.Change, in the order PostgreSQL
+    delivers them (commit order). Its own engine's notifications are skipped by token.
+
+    The connection is its own (not in the engine's list: only this thread touches it). It waits
+    at most POLL_S in notifies() before looking at its stop flag; stop() also wakes it at once
+    with a notification of its own. A dropped connection is replaced, at most one attempt per
+    RETRY_S; once LISTEN runs again the callback gets Change("call", lost=True). A failing
+    callback is logged and the listener goes on. `backend_pid` (the server process of the
+    current connection), `reconnects`, `heard` and `last_clock` are there for tests,
+    benchmarks and monitoring."""
+
+    POLL_S = 0.5
+    RETRY_S = (0.05, 0.1, 0.2, 0.5, 1.0)
+
+    def __init__(self, engine: PostgresEngine, callback: Callable[[Change], None]):
+        self._engine = engine
+        self._callback = callback
+        self._stopping = threading.Event()
+        self.reconnects = 0
+        # Changes passed to the callback so far, and the writer clock value of the last one.
+        self.heard = 0
+        self.last_clock: int | None = None
+        self.backend_pid: int | None = None
+        self._conn: psycopg.Connection | None = self._connect()
+        self._thread = threading.Thread(target=self._run, name="bankms-listener", daemon=True)
+        self._thread.start()
+
+    def _connect(self) -> psycopg.Connection:
+        try:
+            conn = psycopg.connect(self._engine.url, autocommit=True,
+                                   connect_timeout=self._engine._connect_timeout)
+            conn.execute(f"LISTEN {CHANNEL}")
+        except psycopg.Error as exc:
+            raise map_error(exc) from exc
+        self.backend_pid = conn.info.backend_pid
+        return conn
+
+    def _run(self) -> None:
+        retry = 0
+        while not self._stopping.is_set():
+            conn = self._conn
+            if conn is None:
+                try:
+                    conn = self._connect()
+                except StoreError:
+                    self._stopping.wait(self.RETRY_S[min(retry, len(self.RETRY_S) - 1)])
+                    retry += 1
+                    continue
+                retry = 0
+                self._conn = conn
+                # Whatever was committed while no connection listened went unheard.
+                self._deliver(Change("call", lost=True))
+                self.reconnects += 1
+                continue
+            try:
+                for note in conn.notifies(timeout=self.POLL_S):
+                    if self._stopping.is_set():
+                        break
+                    self._heard(note.payload)
+            except Exception:  # noqa: BLE001 - whatever broke the connection, listen again
+                # The server ended the session or the network dropped: listen again.
+                with contextlib.suppress(Exception):
+                    conn.close()
+                self._conn = None
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def _heard(self, payload: str) -> None:
+        parts = payload.split(" ")
+        if len(parts) != 3 or parts[0] == self._engine.token or parts[2] not in _KINDS:
+            return
+        try:
+            clock = int(parts[1])
+        except ValueError:
+            clock = None
+        self._deliver(Change(parts[2], clock))
+
+    def _deliver(self, change: Change) -> None:
+        try:
+            self._callback(change)
+        except Exception:  # noqa: BLE001 - the listener must outlive one failed callback
+            _log.exception("a listener callback failed on %r", change)
+        # After the callback: who sees these move knows that it has run.
+        self.heard += 1
+        if change.clock is not None:
+            self.last_clock = change.clock
+
+    def stop(self) -> None:
+        """End the thread (waking it with a notification of its own engine's token, which it
+        skips) and close its connection. The callback is not called after this returns (unless
+        called from the callback itself). Idempotent."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        # Through this thread's connection of the engine (none when the engine is closed:
+        # then the listener sees the flag within POLL_S).
+        with contextlib.suppress(Exception):
+            self._engine._thread_connection().execute(
+                f"NOTIFY {CHANNEL}, '{self._engine.token} 0 stop'")
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=self.POLL_S * 4)
 
 
 class _QmarkConnection:

@@ -25,7 +25,9 @@ lock writes". Every unit of work is opened exclusive (store/port.py): it waits f
 when another process may have committed since (uow.others_wrote), or this writer's previous unit
 of work did not commit, the writer first reads again what it mirrors in memory (`refresh`: id
 counters, chain heads, business date) and forgets the poster's cached account rows, so guards
-read balances under the lock. A unit of work refused with WriteConflict (a serialization
+read balances under the lock. Each committed unit of work is announced to the other processes
+("post" for a posting batch, "call" for any other job), whose listeners then forget what they
+keep in memory (bank.py, Bank._others_committed). A unit of work refused with WriteConflict (a serialization
 failure or deadlock with a transaction outside the writers) saved nothing and is run again, up
 to CONFLICT_ATTEMPTS times in all, so callers do not see a conflict that a retry would clear. On
 DuckDB (one process owns the file) none of this runs: the writer behaves as before.
@@ -269,7 +271,7 @@ class Writer:
         job.finish(result=result, error=error)
 
     def _call_once(self, fn):
-        with self._unit() as uow:
+        with self._unit("call") as uow:
             result = fn(uow)
             uow.commit()
         return result
@@ -278,7 +280,7 @@ class Writer:
         return self._retrying(lambda: self._batch_once(requests, lookup_keys))
 
     def _batch_once(self, requests, lookup_keys):
-        with self._unit() as uow:
+        with self._unit("post") as uow:
             outcomes = self._post_batch(uow, requests, lookup_keys=lookup_keys)
             uow.commit()
         return outcomes
@@ -299,17 +301,21 @@ class Writer:
                 self._invalidate()
 
     @contextlib.contextmanager
-    def _unit(self):
+    def _unit(self, kind):
         """A unit of work whose COMMIT first seals the hash chains; if it rolls back, the
         chains' heads go back to where they were. On a store other processes write, it holds
-        the writer lock, and memory is read again first when someone else may have written."""
+        the writer lock, memory is read again first when someone else may have written, and
+        its COMMIT is announced to the other processes' listeners as `kind` ("post": a
+        posting batch, "call": anything else; store/port.py)."""
         chains = self._chains
         shared = self._shared
         marked = chains.mark() if chains is not None else None
+        # Only where others listen: DuckDB (and test doubles of engines) never see the keyword.
+        extra = {"announce": kind} if shared else {}
         try:
             with self._engine.unit_of_work(
                     cursor=self._cur, before_commit=chains.seal if chains else None,
-                    exclusive=shared) as uow:
+                    exclusive=shared, **extra) as uow:
                 if shared:
                     if self._stale or uow.others_wrote:
                         self._invalidate()
