@@ -147,10 +147,8 @@ def test_end_of_day_selects_the_same_due_dates_as_the_schedule(make_bank):
     by_id = {oid: key for key, oid in ids.items()}
     day = D(2027, 1, 1)
     while day <= D(2028, 12, 31):
-        last = (day + dt.timedelta(days=1)).month != day.month
-        for (oid,) in bank.read("SELECT order_id FROM (" + so.CANDIDATES_SQL + ")",
-                                {"day": day, "dom": day.day, "last_day": last,
-                                 "weekday": day.weekday()}):
+        for (oid,) in bank.read("SELECT order_id FROM (" + so.CANDIDATES_SQL + ") AS c",
+                                so.candidate_params(day)):
             picked[by_id[oid]].append(day)
         day += dt.timedelta(days=1)
     for dom, year, month, expected_day in MONTH_END_CASES:
