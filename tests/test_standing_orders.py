@@ -421,7 +421,7 @@ def _scenario(bank):
 
 def _state(bank):
     return (bank.read("SELECT order_id, due_date, attempt_date, outcome, reason, amount_cents, "
-                      "transaction_id FROM standing_order_runs ORDER BY ALL"),
+                      "transaction_id FROM standing_order_runs ORDER BY 1, 2, 3, 4, 5, 6, 7"),
             bank.read("SELECT id, balance_cents FROM accounts ORDER BY 1"),
             bank.read("SELECT id, status, executed_count FROM standing_orders ORDER BY 1"))
 
