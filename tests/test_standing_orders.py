@@ -29,6 +29,9 @@ from bankms.domain.errors import (
     SameAccount,
 )
 
+# Money moves or rules are checked here: each test runs on DuckDB and on PostgreSQL.
+pytestmark = pytest.mark.engines
+
 D = dt.date
 _keys = itertools.count(1)
 

@@ -22,7 +22,8 @@ DAY = dt.timedelta(days=1)
 KEY = "interest_withholding_tax_bp"
 WHT = INTERNAL["withholding_tax_payable"]
 EXPENSE = INTERNAL["interest_expense"]
-pytestmark = pytest.mark.usefixtures("years_ahead")
+# Money moves or rules are checked here: each test runs on DuckDB and on PostgreSQL.
+pytestmark = [pytest.mark.usefixtures("years_ahead"), pytest.mark.engines]
 
 
 def set_product_tax(bank, rate_bp, effective=None):
