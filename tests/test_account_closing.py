@@ -16,7 +16,8 @@ from conftest import employee, funded_account, make_customer
 D = Decimal
 DAY = dt.timedelta(days=1)
 CENT = D("0.01")
-pytestmark = pytest.mark.usefixtures("years_ahead")
+# Money moves or rules are checked here: each test runs on DuckDB and on PostgreSQL.
+pytestmark = [pytest.mark.usefixtures("years_ahead"), pytest.mark.engines]
 TABLES = ("transactions", "postings", "audit_log", "interest_accruals", "interest_postings",
           "idempotency_keys")
 

@@ -15,6 +15,9 @@ from hypothesis import strategies as st
 
 from bankms.domain.errors import BankError
 
+# Money moves or rules are checked here: each test runs on DuckDB and on PostgreSQL.
+pytestmark = pytest.mark.engines
+
 
 def full_read(bank, actor, customer_id=None):
     """What list answers with nothing kept: the plain SQL and its DataFrame. What list keeps

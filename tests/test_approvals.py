@@ -20,6 +20,9 @@ from bankms.domain.errors import (
 )
 from bankms.services.ledger import Receipt
 
+# Money moves or rules are checked here: each test runs on DuckDB and on PostgreSQL.
+pytestmark = pytest.mark.engines
+
 
 @pytest.fixture
 def staff(bank):

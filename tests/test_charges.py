@@ -132,6 +132,9 @@ from bankms.domain.errors import (  # noqa: E402
     InvalidAmount, InvalidState, PermissionDenied)
 from conftest import employee, login_for, make_customer  # noqa: E402
 
+# Money moves or rules are checked here: each test runs on DuckDB and on PostgreSQL.
+pytestmark = pytest.mark.engines
+
 
 @pytest.fixture
 def staff(bank):
@@ -221,6 +224,8 @@ def test_apply_refused(bank, staff, system, who, prepare, kwargs, error):
         bank.accounts.freeze(system, number)
     elif prepare == "withdraw":
         bank.charges.set_active(manager, "statement_copy", False)
+    # A copy: the parameter's dict is shared by the test's DuckDB and PostgreSQL runs.
+    kwargs = dict(kwargs)
     if kwargs.pop("maximum_free", False):
         bank.charges.define(manager, "transfer_abroad", name="Transfer abroad", calc="percent",
                             rate_bp=150)

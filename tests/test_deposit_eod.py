@@ -12,6 +12,9 @@ import pytest
 from bankms.services.deposits import eod as deposit_eod
 from bankms.bank import INTERNAL
 
+# Money moves or rules are checked here: each test runs on DuckDB and on PostgreSQL.
+pytestmark = pytest.mark.engines
+
 D = Decimal
 DAY = dt.timedelta(days=1)
 MICRO = D(1_000_000)

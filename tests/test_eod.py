@@ -18,6 +18,8 @@ D = Decimal
 DAY = dt.timedelta(days=1)
 # These tests walk months of business days: the clock stands years ahead so those days have
 # ended (tests/test_business_day.py checks the rule itself).
+# Each test marked engines runs on DuckDB and on PostgreSQL; the simulated year (about 67 s on
+# PostgreSQL, most of this module's time there) runs on DuckDB only.
 pytestmark = pytest.mark.usefixtures("years_ahead")
 TABLES = ("transactions", "postings", "audit_log", "interest_accruals", "interest_postings",
           "eod_runs", "loan_payments", "idempotency_keys")
@@ -52,6 +54,7 @@ def empty(bank, number):
         bank.payments.withdraw(bank.system_actor(), number, str(balance))
 
 
+@pytest.mark.engines
 def test_running_end_of_day_twice_for_a_date_changes_nothing(bank, staff, system):
     cid = make_customer(bank)
     funded_account(bank, "2500.00", kind="savings", customer_id=cid)
@@ -69,6 +72,7 @@ def test_running_end_of_day_twice_for_a_date_changes_nothing(bank, staff, system
     assert snapshot(bank) == before
 
 
+@pytest.mark.engines
 def test_catches_up_missed_days_in_order_with_progress(bank, system):
     start = bank.business_date
     calls = []
@@ -125,6 +129,7 @@ def test_cli_eod_closes_days_while_the_app_is_stopped(tmp_path, capsys, monkeypa
         bank.close()
 
 
+@pytest.mark.engines
 def test_a_failing_day_rolls_back_whole(bank, staff, system, monkeypatch):
     cid = make_customer(bank)
     funded_account(bank, "1000.00", kind="savings", customer_id=cid)
@@ -156,6 +161,7 @@ def expected_interest(daily_balances_cents, rate_percent):
     return posted
 
 
+@pytest.mark.engines
 def test_savings_interest_matches_the_formula(bank, staff, system):
     cid = make_customer(bank)
     savings = funded_account(bank, "12345.67", kind="savings", customer_id=cid,
@@ -193,6 +199,7 @@ def test_savings_interest_matches_the_formula(bank, staff, system):
     assert bank.audit.verify() == []
 
 
+@pytest.mark.engines
 @pytest.mark.parametrize("rate, balance, expected_micro_per_day", [
     ("2.00", "10000.00", 54_794_521),   # 1,000,000 c x 2 % / 365 = 54.7945205 c
     ("0.50", "365.00", 500_000),        # exactly half a cent a day
@@ -208,6 +215,7 @@ def test_daily_accrual_uses_the_accounts_rate(bank, system, rate, balance, expec
 
 
 # -- loans at end of day ------------------------------------------------------------------------
+@pytest.mark.engines
 def test_instalment_is_collected_on_its_due_date_and_is_not_customer_activity(bank, staff,
                                                                              system):
     cid = make_customer(bank)
@@ -228,6 +236,7 @@ def test_instalment_is_collected_on_its_due_date_and_is_not_customer_activity(ba
     assert bank.audit.verify() == []
 
 
+@pytest.mark.engines
 def test_collection_never_overdraws_and_pays_the_older_loan_first(bank, staff, system):
     cid = make_customer(bank)
     checking = funded_account(bank, "0", customer_id=cid, overdraft_limit="5000")
@@ -258,6 +267,7 @@ ARREARS_CALENDAR = [
 ]
 
 
+@pytest.mark.engines
 def test_arrears_age_over_a_simulated_calendar(bank, staff, system):
     cid = make_customer(bank)
     checking = funded_account(bank, "0", customer_id=cid)
@@ -291,6 +301,7 @@ def test_arrears_age_over_a_simulated_calendar(bank, staff, system):
 
 
 # -- dormancy ---------------------------------------------------------------------------------
+@pytest.mark.engines
 def test_accounts_go_dormant_after_a_year_without_activity_and_wake_up(bank, staff, system):
     idle = funded_account(bank, "50.00")
     busy = funded_account(bank, "50.00")

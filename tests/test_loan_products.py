@@ -24,6 +24,9 @@ from bankms.domain.errors import InvalidAmount, InvalidInput, PermissionDenied
 from bankms.services.loans import _contract
 from conftest import employee, funded_account, make_customer
 
+# Money moves or rules are checked here: each test runs on DuckDB and on PostgreSQL.
+pytestmark = pytest.mark.engines
+
 DAY = dt.timedelta(days=1)
 
 VALID = dict(code="micro", name="Micro loan", amount_min="100.00", amount_max="5,000.00",

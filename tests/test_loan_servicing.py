@@ -26,6 +26,9 @@ from bankms.domain.errors import (
 from bankms.domain.loan_replay import Contract, Loan, Payment, amortize, due_dates, replay
 from conftest import employee, funded_account, login_for, make_customer
 
+# Money moves or rules are checked here: each test runs on DuckDB and on PostgreSQL.
+pytestmark = pytest.mark.engines
+
 DAY = dt.timedelta(days=1)
 
 

@@ -26,6 +26,9 @@ from bankms.services.loans import (_replay_in, _write_schedule, add_months, amor
                           annuity_payment_cents, bucket)
 from conftest import employee, funded_account, login_for, make_customer
 
+# Money moves or rules are checked here: each test runs on DuckDB and on PostgreSQL.
+pytestmark = pytest.mark.engines
+
 D = Decimal
 
 

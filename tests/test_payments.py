@@ -34,6 +34,9 @@ from bankms.domain.errors import (
 from bankms.services.ledger import PostingRequest
 from bankms.domain.security import Actor
 
+# Money moves or rules are checked here: each test runs on DuckDB and on PostgreSQL.
+pytestmark = pytest.mark.engines
+
 
 def snapshot(bank):
     """Everything a refused payment must leave untouched (the audit log may grow)."""

@@ -717,6 +717,8 @@ def _random_bank(bank, rng, months=4, accounts_n=15):
 @pytest.mark.slow
 def test_every_statement_of_a_bank_reconciles(bank, system, source):
     if source == "demo":
+        if bank.engine.dialect.name != "duckdb":
+            pytest.skip("the demo builder's SQL is DuckDB's yet (range(), nextval over range)")
         demo = pytest.importorskip("bankms.demo")
         demo.build_demo(bank, customers=12, months=3, seed=3)
         numbers = [n for (n,) in bank.read(
@@ -837,7 +839,11 @@ def test_loan_book_matches_end_of_day(bank, system, loan_bank, days_after_first_
     assert shown["Net loans"][0] == 1_000_000 + good_left - provision
     assert bank.loans.verify() == [] and bank.audit.verify() == []
     # The SQL on SQLite rebuilds the book from the schedule and the payments (no end of day
-    # tables there): it agrees with what end of day stored, less the per-loan provision.
+    # tables there): it agrees with what end of day stored, less the per-loan provision. The
+    # copy to SQLite reads through a DuckDB cursor (the reports benchmark's tool), so it runs
+    # on DuckDB only.
+    if bank.engine.dialect.name != "duckdb":
+        return
     con = sqlite3.connect(":memory:")
     analytics.copy_to_sqlite(bank.engine.thread_cursor().execute, con)
     lite = analytics.loan_book(analytics.sqlite_source(con), day)

@@ -751,7 +751,7 @@ def test_session_idle_timeout(bank, system):
     bank.settings.set(system, "session_absolute_timeout_s", "60")
     sid = bank.auth.start_session(teller)
     bank.write(lambda uow: uow.execute(
-        "UPDATE sessions SET created_at = created_at - INTERVAL 61 SECOND WHERE id = ?", [sid]))
+        "UPDATE sessions SET created_at = created_at - INTERVAL '61 seconds' WHERE id = ?", [sid]))
     assert bank.auth.check_session(sid) is None
 
 

@@ -18,6 +18,9 @@ from bankms.domain.errors import (
 )
 from conftest import employee, funded_account, login_for, make_customer, sent_code
 
+# Money moves or rules are checked here: each test runs on DuckDB and on PostgreSQL.
+pytestmark = pytest.mark.engines
+
 PASSWORD = "a long test password 1"  # what conftest.employee gives everyone
 
 NEW_PASSWORD = "my own new password 1"

@@ -25,6 +25,9 @@ from bankms.domain.errors import (
 from bankms.services.deposits.term import early_closure_split, expected_interest_cents, maturity_date
 from conftest import employee, funded_account, login_for, make_customer
 
+# Money moves or rules are checked here: each test runs on DuckDB and on PostgreSQL.
+pytestmark = pytest.mark.engines
+
 D = Decimal
 DAY = dt.timedelta(days=1)
 CENT = D("0.01")
@@ -222,6 +225,8 @@ def test_open_refusals_change_nothing(product, who, change, refusal):
     frozen = accounts["frozen"]
     bank.payments.deposit(system, frozen, "9000.00")
     bank.accounts.freeze(system, frozen)
+    # A copy: the parameter's dict is shared by the test's DuckDB and PostgreSQL runs.
+    change = dict(change)
     if change.pop("inactive", False):
         set_terms(bank, active=False)
     actor = login_for(bank, cid, "saver") if who == "customer" else employee(bank, who)

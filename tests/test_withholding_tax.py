@@ -22,7 +22,8 @@ DAY = dt.timedelta(days=1)
 KEY = "interest_withholding_tax_bp"
 WHT = INTERNAL["withholding_tax_payable"]
 EXPENSE = INTERNAL["interest_expense"]
-pytestmark = pytest.mark.usefixtures("years_ahead")
+# Money moves or rules are checked here: each test runs on DuckDB and on PostgreSQL.
+pytestmark = [pytest.mark.usefixtures("years_ahead"), pytest.mark.engines]
 
 
 def set_product_tax(bank, rate_bp, effective=None):
@@ -31,11 +32,23 @@ def set_product_tax(bank, rate_bp, effective=None):
     with the new rate, as deposit_products stores a change."""
     from bankms.services.deposits.products import VERSIONS_IN_FORCE_SQL
     day = effective or bank.business_date
-    bank.write(lambda uow: uow.execute(
-        "INSERT OR REPLACE INTO deposit_product_versions SELECT * REPLACE (CAST(? AS DATE) AS "
-        f"effective_date, CAST(? AS INTEGER) AS withholding_tax_bp) FROM ({VERSIONS_IN_FORCE_SQL}"
-        ") WHERE product_id = (SELECT id FROM deposit_products WHERE code = 'savings')",
-        [day, int(rate_bp), day]))
+
+    def copy_with_rate(uow):
+        # The columns one by one and ON CONFLICT, as both engines take them (DuckDB's
+        # `* REPLACE` and INSERT OR REPLACE are its own).
+        columns = [c for _, c in uow.fetchall(
+            uow.dialect.table_columns("deposit_product_versions"))]
+        new = {"effective_date": ("CAST(? AS DATE)", day),
+               "withholding_tax_bp": ("CAST(? AS INTEGER)", int(rate_bp))}
+        picked = [new[c][0] if c in new else f"f.{c}" for c in columns]
+        params = [new[c][1] for c in columns if c in new] + [day]
+        uow.execute(
+            f"INSERT INTO deposit_product_versions ({', '.join(columns)}) "
+            f"SELECT {', '.join(picked)} FROM ({VERSIONS_IN_FORCE_SQL}) f "
+            "WHERE f.product_id = (SELECT id FROM deposit_products WHERE code = 'savings') "
+            "ON CONFLICT (product_id, effective_date) "
+            "DO UPDATE SET withholding_tax_bp = excluded.withholding_tax_bp", params)
+    bank.write(copy_with_rate)
 
 
 def cents(amount: Decimal) -> int:
@@ -227,7 +240,7 @@ def test_the_certificate_equals_the_years_postings(bank, system, reverse, expect
             "SELECT coalesce(sum(CASE WHEN a.account_number = ? THEN -p.amount_cents END), 0), "
             "coalesce(sum(CASE WHEN a.account_number = ? THEN p.amount_cents END), 0) "
             "FROM postings p JOIN accounts a ON a.id = p.account_id JOIN transactions t "
-            "ON t.id = p.transaction_id WHERE year(t.business_date) = ? AND p.transaction_id "
+            "ON t.id = p.transaction_id WHERE extract(year FROM t.business_date) = ? AND p.transaction_id "
             "IN (SELECT transaction_id FROM postings q JOIN accounts b ON b.id = q.account_id "
             "WHERE b.account_number = ?)", [EXPENSE, WHT, c.year, number])
         assert (c.interest_paid_cents, c.tax_withheld_cents) == tuple(int(v) for v in ledger)

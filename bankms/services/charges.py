@@ -17,6 +17,7 @@ own unit of work; `Charges` (`bank.charges`) is the staff service.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 import pandas as pd
@@ -196,10 +197,18 @@ def post_event_charges(bank, actor, uow, frame: pd.DataFrame, *, day: dt.date) -
     todo["day"] = day
     todo["applied_by"] = actor.username
     # Ids from the sequence, given out in frame order.
-    todo["charge_id"] = sorted(row[0] for row in uow.fetchall(
-        "SELECT nextval('charge_id_seq') FROM range(?)", [len(todo)]))
+    todo["charge_id"] = uow.take_ids("charge_id_seq", len(todo)).ids
     audit_base = bank.state.take_audit_ids(len(todo))
     todo["audit_id"] = range(audit_base, audit_base + len(todo))
+    # Each audit row's JSON is written here, as audit_row writes it: SQL has no JSON object
+    # builder common to DuckDB (json_object) and PostgreSQL 15 (json_build_object).
+    tx_ids = [None if pd.isna(t) else int(t) for t in todo["transaction_id"].tolist()]
+    todo["after_json"] = [
+        json.dumps({"account": a, "code": c, "amount_cents": int(m), "reason": r,
+                    "business_date": day.isoformat(), "status": st, "transaction_id": t})
+        for a, c, m, r, st, t in zip(todo["account_number"].tolist(), todo["code"].tolist(),
+                                     todo["amount_cents"].tolist(), todo["reason"].tolist(),
+                                     todo["status"].tolist(), tx_ids)]
     with uow.scan("charge_rows", todo):
         uow.execute(
             "INSERT INTO charges (id, account_id, code, amount_cents, reason, business_date, "
@@ -209,10 +218,7 @@ def post_event_charges(bank, actor, uow, frame: pd.DataFrame, *, day: dt.date) -
         uow.execute(
             "INSERT INTO audit_log (id, ts, actor, actor_role, action, entity, entity_id, "
             "before, after, outcome) SELECT audit_id, ?, ?, ?, 'charge.event', 'charge', "
-            "CAST(charge_id AS VARCHAR), NULL, CAST(json_object('account', account_number, "
-            "'code', code, 'amount_cents', amount_cents, 'reason', reason, "
-            "'business_date', CAST(CAST(day AS DATE) AS VARCHAR), 'status', status, "
-            "'transaction_id', transaction_id) AS VARCHAR), 'ok' FROM charge_rows",
+            "CAST(charge_id AS VARCHAR), NULL, after_json, 'ok' FROM charge_rows",
             [_now(), actor.username, actor.role])
     return len(paid)
 

@@ -225,8 +225,9 @@ class BatchPoster:
         self.state = state
         # The hash chains (chain_store.Chains): this batch hashes the rows it appends.
         self.chains = chains
-        # The engine's batch write (store.duckdb.BatchAppenders: appenders on the writer's
-        # cursor): write(tx, postings, keys, balances, audit) and clear().
+        # The engine's batch write (engine.batch_writer(session): DuckDB's appenders on the
+        # writer's cursor, PostgreSQL's unnest inserts): write(tx, postings, keys, balances,
+        # audit) and clear().
         self._rows = rows
         self._accounts: dict = {}
 

@@ -121,7 +121,8 @@ EVENTS_SQL = (
     "SELECT lp.loan_id, lp.business_date AS value_date, lp.transaction_id, lp.method AS event, "
     "lp.amount_cents, lp.fee_cents, lp.interest_cents, lp.principal_cents, lp.prepayment_cents, "
     "lp.actor FROM loan_payments lp UNION ALL "
-    "SELECT CAST(regexp_extract(t.memo, '^Loan ([0-9]+) ', 1) AS BIGINT), t.business_date, t.id, "
+    # The memo's second word is the loan number (split_part: regexp_extract is DuckDB's alone).
+    "SELECT CAST(split_part(t.memo, ' ', 2) AS BIGINT), t.business_date, t.id, "
     "CASE t.kind WHEN 'loan_disbursement' THEN 'disbursement' WHEN 'loan_write_off' "
     "THEN 'write-off' ELSE 'undo disbursement' END, t.amount_cents, "
     # A disbursement's fee column is the disbursement fee kept back from the payout (its credit
@@ -420,7 +421,7 @@ def age_arrears(uow, as_of: dt.date, loan_id=None) -> None:
         "FROM loans l LEFT JOIN (SELECT loan_id, min(due_date) AS oldest FROM loan_schedule "
         "WHERE due_date < ? AND (interest_paid_cents < interest_cents "
         "OR principal_paid_cents < principal_cents) GROUP BY 1) o ON o.loan_id = l.id "
-        "WHERE l.status = 'active'" + where + ")) x "
+        "WHERE l.status = 'active'" + where + ") d) x "
         "WHERE loans.id = x.id AND (loans.days_past_due <> x.dpd "
         "OR loans.arrears_bucket <> x.bucket)", [as_of, as_of])
 

@@ -566,18 +566,24 @@ class StandingOrders:
 # ledger key of each executed occurrence is the second guard: idempotency_keys' primary key
 # refuses a second insert, which rolls the whole day back rather than move money twice (it is
 # not read here, so this query does not scan every key the bank ever stored).
+# The parameters come in once, positionally (candidate_params), as the one row of `p`: the
+# same text binds on both engines, which share no form of named parameter.
 CANDIDATES_SQL = """
-WITH due AS (
-    SELECT id AS order_id, CAST($day AS DATE) AS due_date FROM standing_orders
-    WHERE status = 'active' AND start_date <= $day AND (end_date IS NULL OR end_date >= $day)
-      AND (count IS NULL OR executed_count < count)
-      AND ((frequency = 'monthly' AND (day_of_month = $dom
-                                       OR ($last_day AND day_of_month > $dom)))
-           OR (frequency = 'weekly' AND weekday = $weekday))
+WITH p AS (
+    SELECT CAST(? AS DATE) AS run_day, CAST(? AS INTEGER) AS dom,
+           CAST(? AS BOOLEAN) AS last_day, CAST(? AS INTEGER) AS dow
+), due AS (
+    SELECT o.id AS order_id, p.run_day AS due_date FROM standing_orders o CROSS JOIN p
+    WHERE o.status = 'active' AND o.start_date <= p.run_day
+      AND (o.end_date IS NULL OR o.end_date >= p.run_day)
+      AND (o.count IS NULL OR o.executed_count < o.count)
+      AND ((o.frequency = 'monthly' AND (o.day_of_month = p.dom
+                                         OR (p.last_day AND o.day_of_month > p.dom)))
+           OR (o.frequency = 'weekly' AND o.weekday = p.dow))
 ), retry AS (
     SELECT r.order_id, r.due_date FROM standing_order_runs r
-    JOIN standing_orders o ON o.id = r.order_id
-    WHERE o.status = 'active' AND r.due_date < $day AND r.due_date + o.retry_days >= $day
+    JOIN standing_orders o ON o.id = r.order_id CROSS JOIN p
+    WHERE o.status = 'active' AND r.due_date < p.run_day AND r.due_date + o.retry_days >= p.run_day
     GROUP BY 1, 2 HAVING bool_and(r.outcome = 'failed')
 ), cand AS (SELECT * FROM due UNION SELECT * FROM retry)
 SELECT c.order_id, c.due_date, o.amount_cents, o.retry_days, o.memo, o.source_account,
@@ -588,15 +594,23 @@ SELECT c.order_id, c.due_date, o.amount_cents, o.retry_days, o.memo, o.source_ac
        t.balance_cents AS target_balance, t.holds_cents AS target_holds,
        t.overdraft_limit_cents AS target_overdraft, tc.status AS target_holder_status,
        'sys:so-' || c.order_id || '-' || CAST(c.due_date AS VARCHAR) AS key
-FROM cand c JOIN standing_orders o ON o.id = c.order_id
+FROM cand c JOIN standing_orders o ON o.id = c.order_id CROSS JOIN p
 LEFT JOIN accounts s ON s.account_number = o.source_account
 LEFT JOIN customers sc ON sc.id = s.customer_id
 LEFT JOIN accounts t ON t.account_number = o.target_account
 LEFT JOIN customers tc ON tc.id = t.customer_id
 WHERE NOT EXISTS (SELECT 1 FROM standing_order_runs r WHERE r.order_id = c.order_id
-                  AND r.due_date = c.due_date AND (r.attempt_date = $day OR r.outcome <> 'failed'))
+                  AND r.due_date = c.due_date AND (r.attempt_date = p.run_day OR r.outcome <> 'failed'))
 ORDER BY c.due_date, c.order_id
 """
+
+
+def candidate_params(day: dt.date) -> list:
+    """CANDIDATES_SQL's parameters for business date `day`: the day, its day of the month,
+    whether it is the month's last day (monthly orders on a later day fall due then) and its
+    weekday (Monday = 0)."""
+    last = calendar.monthrange(day.year, day.month)[1]
+    return [day, day.day, day.day == last, day.weekday()]
 
 
 def occurrence_key(order_id: int, due_date: dt.date) -> str:
@@ -690,9 +704,7 @@ def run_due(bank, actor, uow, day: dt.date, out) -> None:
     every attempt in standing_order_runs; charge missed occurrences their fee; finish orders
     whose count is used up or whose end date has passed; set out's counters (EOD_FIELDS)."""
     _cancel_closed_sources(bank, actor, uow, day)
-    last = calendar.monthrange(day.year, day.month)[1]
-    cand = uow.fetch_df(CANDIDATES_SQL, {"day": day, "dom": day.day, "last_day": day.day == last,
-                                         "weekday": day.weekday()})
+    cand = uow.fetch_df(CANDIDATES_SQL, candidate_params(day))
     if len(cand):
         _attempt(bank, actor, uow, day, cand, out, post_frames)
     _finish(bank, actor, uow, day)
@@ -788,16 +800,16 @@ def _finish(bank, actor, uow, day):
     """Active orders whose count is used up, or whose end date is reached with no occurrence
     still being retried after `day`, become 'finished' (audited, one row per order)."""
     where = ("status = 'active' AND ((count IS NOT NULL AND executed_count >= count) OR "
-             "(end_date IS NOT NULL AND end_date <= $day AND NOT EXISTS (SELECT 1 FROM "
+             "(end_date IS NOT NULL AND end_date <= ? AND NOT EXISTS (SELECT 1 FROM "
              "standing_order_runs r WHERE r.order_id = standing_orders.id "
-             "AND r.due_date + standing_orders.retry_days > $day AND r.outcome = 'failed' "
+             "AND r.due_date + standing_orders.retry_days > ? AND r.outcome = 'failed' "
              "AND NOT EXISTS (SELECT 1 FROM standing_order_runs x WHERE x.order_id = r.order_id "
              "AND x.due_date = r.due_date AND x.outcome <> 'failed'))))")
     ids = [row[0] for row in uow.fetchall(
-        f"SELECT id FROM standing_orders WHERE {where} ORDER BY id", {"day": day})]
+        f"SELECT id FROM standing_orders WHERE {where} ORDER BY id", [day, day])]
     if not ids:
         return
-    uow.execute(f"UPDATE standing_orders SET status = 'finished', finished_date = $day "
-                f"WHERE {where}", {"day": day})
+    uow.execute(f"UPDATE standing_orders SET status = 'finished', finished_date = ? "
+                f"WHERE {where}", [day, day, day])
     audit_set(bank, uow, actor, "standing_order.finish", "standing_order", ids,
               {"status": "active"}, {"status": "finished", "business_date": day})

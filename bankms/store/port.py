@@ -352,3 +352,20 @@ class Engine(Protocol):
 
     def close(self) -> None:
         """Close the store; further calls fail."""
+
+    # -- the single writer's wiring (store/writer.py); nothing else calls these --------------
+    def writer_session(self) -> Any:
+        """The writer thread's own session (a DuckDB cursor, a PostgreSQL connection): every
+        unit of work of the writer runs on it (unit_of_work(cursor=session)), and so does its
+        batch writer. The writer closes it."""
+
+    def batch_writer(self, session: Any) -> Any:
+        """The engine half of a posting batch on the writer's `session`: write(tx_rows,
+        posting_rows, key_rows, balance_rows, audit_rows) appends one batch in the unit of
+        work running on that session, clear() forgets rows not yet written (DuckDB
+        appenders; PostgreSQL unnest inserts and one UPDATE ... FROM unnest for balances)."""
+
+    def set_counters(self, take: Mapping[str, Callable[[int], int]]) -> None:
+        """Serve take_ids(sequence, n) for these sequences from the writer's in-process
+        counters (ledger.LedgerState: take(n) returns the first of n new ids) instead of the
+        engine's sequences; right while one process writes."""

@@ -212,11 +212,16 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 def _arrow(frame) -> pa.Table:
     """frame (pandas or Arrow) as an Arrow table ready for COPY: zoned timestamps as naive
     UTC (a TIMESTAMP column would drop the zone, not convert it), dictionaries as their
-    values."""
+    values, no empty chunks."""
     table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(
         frame, preserve_index=False)
     for i, field in enumerate(table.schema):
         column = table.column(i)
+        # pyarrow 26's CSV writer writes NUL bytes for a column whose first chunk is empty
+        # (a frame concatenated from an empty part, e.g. end of day's fee events); COPY then
+        # refuses the text. Dropping the empty chunks copies nothing.
+        if column.num_chunks > 1 and any(len(c) == 0 for c in column.chunks):
+            column = pa.chunked_array([c for c in column.chunks if len(c)], type=column.type)
         if pa.types.is_dictionary(field.type):
             column = pc.cast(column, field.type.value_type)
         if pa.types.is_timestamp(column.type) and column.type.tz is not None:

@@ -184,9 +184,15 @@ a AS (
     FROM accounts
     WHERE customer_id IS NOT NULL {where}),
 tiered AS (
-    SELECT a.*, t.rate_percent AS tier_rate_percent
-    FROM a ASOF LEFT JOIN tiers t
-      ON t.product_id = a.product_id AND a.balance_cents >= t.from_balance_cents)
+    -- The highest tier at or below the balance: a row_number() over the tiers reached (an
+    -- ASOF join is DuckDB's alone); an account below every tier keeps one row, tier rate NULL.
+    SELECT * FROM (
+        SELECT a.*, t.rate_percent AS tier_rate_percent,
+               row_number() OVER (PARTITION BY a.id ORDER BY t.from_balance_cents DESC)
+                   AS tier_rank
+        FROM a LEFT JOIN tiers t
+          ON t.product_id = a.product_id AND a.balance_cents >= t.from_balance_cents) ranked
+    WHERE tier_rank = 1)
 SELECT a.id AS account_id, a.product_id, v.effective_date, a.balance_cents,
        CAST(CASE WHEN a.balance_cents < 0 THEN coalesce(v.overdraft_rate_percent, 0)
                  WHEN v.product_id IS NULL OR a.negotiated OR a.kind = 'term_deposit'
@@ -232,7 +238,7 @@ SELECT account_id, CAST(? AS DATE), balance_cents, rate_percent,
        CAST(sign(CAST(balance_cents AS DECIMAL(38, 0))) * """ + dialect.int_div(
         "2 * abs(CAST(balance_cents AS DECIMAL(38, 0))) * CAST(rate_percent * 10000 AS BIGINT) "
         "* num + den", "2 * den") + """ AS BIGINT)
-FROM ({rates})
+FROM ({rates}) r
 """
 
 

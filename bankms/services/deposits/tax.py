@@ -26,15 +26,15 @@ def withholding_tax_bp(uow, account_ids, day: dt.date) -> pd.Series:
     key = "interest_withholding_tax_bp"
     row = uow.fetchone("SELECT value FROM settings WHERE key = ?", [key])
     fallback = int(row[0] if row else REGISTRY[key].default)
-    ids = pd.DataFrame({"account_id": [int(i) for i in account_ids]}, dtype="int64")
-    with uow.scan("tax_accounts", ids):
-        rates = dict(uow.fetchall(
-            f"WITH v AS ({VERSIONS_IN_FORCE_SQL}) SELECT t.account_id, "
-            "CAST(coalesce(v.withholding_tax_bp, ?) AS BIGINT) FROM tax_accounts t "
-            "LEFT JOIN accounts a ON a.id = t.account_id "
-            "LEFT JOIN v ON v.product_id = a.product_id", [day, fallback]))
-    return pd.Series([rates[i] for i in ids["account_id"]], index=ids["account_id"].tolist(),
-                     dtype="int64")
+    ids = [int(i) for i in account_ids]
+    # A list parameter, not a scanned frame: readers (a page's snapshot) cannot scan on
+    # PostgreSQL. An id of no account, like an account without a product, pays the fallback.
+    rates = dict(uow.fetchall(
+        f"WITH v AS ({VERSIONS_IN_FORCE_SQL}) SELECT a.id, "
+        "CAST(coalesce(v.withholding_tax_bp, ?) AS BIGINT) FROM accounts a "
+        "LEFT JOIN v ON v.product_id = a.product_id WHERE "
+        + uow.dialect.in_list("a.id", "BIGINT"), [day, fallback, ids]))
+    return pd.Series([rates.get(i, fallback) for i in ids], index=ids, dtype="int64")
 
 
 def withholding_tax_cents(gross_cents, rate_bp):

@@ -582,8 +582,15 @@ class TermDeposits:
 
     # -- reading -----------------------------------------------------------------------------
     _SELECT = (
-        # The rate as text: a DataFrame would turn a DECIMAL into a float.
-        "SELECT t.* REPLACE (CAST(t.rate_percent AS VARCHAR) AS rate_percent), "
+        # The rate as text: a DataFrame would turn a DECIMAL into a float. The columns are
+        # named one by one, in the table's order: `* REPLACE (...)` is DuckDB's alone.
+        "SELECT t.account_id, t.customer_id, t.linked_account_id, t.product_id, "
+        "t.principal_cents, CAST(t.rate_percent AS VARCHAR) AS rate_percent, t.day_count, "
+        "t.start_date, t.term_months, t.maturity_date, t.maturity_instruction, t.status, "
+        "t.opened_by, t.opened_at, t.open_transaction_id, t.renewed_from_account_id, "
+        "t.renewed_to_account_id, t.closed_date, t.closed_by, t.close_reason, "
+        "t.interest_cents, t.tax_cents, t.penalty_cents, t.interest_transaction_id, "
+        "t.penalty_transaction_id, t.payout_transaction_id, "
         "a.account_number, a.status AS account_status, a.balance_cents, "
         "l.account_number AS linked_number, p.code AS product_code, p.name AS product_name "
         "FROM term_deposits t JOIN accounts a ON a.id = t.account_id "
@@ -879,8 +886,7 @@ def _new_accounts(uow, renewing: pd.DataFrame, day: dt.date) -> list:
             if number not in used and number not in taken:
                 taken.add(number)
                 numbers.append(number)
-    ids = [r[0] for r in uow.fetchall(
-        "SELECT nextval('account_id_seq') FROM range(?)", [len(renewing)])]
+    ids = uow.take_ids("account_id_seq", len(renewing)).ids
     now = utcnow()
     frame = pd.DataFrame({
         "id": ids, "account_number": numbers, "customer_id": renewing["customer_id"],
