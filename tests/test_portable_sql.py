@@ -13,7 +13,8 @@ PostgreSQL alike.
 - The dialect helpers of bankms.store.sql, run on an in-memory DuckDB and on PostgreSQL
   (tests/pgcluster.py; skipped with its banner when no server starts) over the same edge
   cases: negative and wide operands for int_div, empty lists and NULLs for in_list, month ends
-  and leap years for days_between, microseconds either side of 1970, and the table listing.
+  and leap years for days_between and day_series (and an empty series), microseconds either
+  side of 1970, and the table listing.
 """
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ DUCKDB_ONLY = [
     (re.compile(r"\bany_value\s*\(", re.IGNORECASE), "min() or max() (PostgreSQL 16+ only)"),
     (re.compile(r"\bepoch_(us|ms)\s*\(", re.IGNORECASE), "SQL.epoch_us(col)"),
     (re.compile(r"\bINTERVAL\s+\d+\s+[A-Z]+", re.IGNORECASE), "INTERVAL '400 days'"),
+    # DuckDB's range() table function: ids come from uow.take_ids, days from SQL.day_series.
+    (re.compile(r"\bFROM\s+range\s*\("), "uow.take_ids(sequence, n) or SQL.day_series"),
 ]
 # `//` (DuckDB's integer division) inside SQL: a string holding SQL and `//` that is not part
 # of a URL.
@@ -136,6 +139,7 @@ def test_no_duckdb_only_sql_outside_the_store():
     ('X = "SELECT arg_max(a, b) FROM t"\n', "'arg_max('"),
     ('X = "SELECT d - INTERVAL 400 DAY FROM t"\n', "'INTERVAL 400 DAY'"),
     ('X = "SELECT epoch_us(ts) FROM t"\n', "'epoch_us('"),
+    ('X = "SELECT nextval(\'user_id_seq\') FROM range(?)"\n', "'FROM range('"),
     ('X = "SELECT count(*) FROM (SELECT a FROM t GROUP BY 1)"\n', "'FROM (SELECT'"),
     ('X = "SELECT * FROM (SELECT a FROM (SELECT 1 AS a) x) WHERE a > 0"\n', "'FROM (SELECT'"),
     ('X = f"SELECT * FROM ({q}) ORDER BY 1"\n', "'FROM ({}'"),
@@ -391,6 +395,31 @@ def test_days_between(con, start, end, expected):
     assert value(con, sql, [start, end]) == expected
 
 
+@pytest.mark.parametrize("start, end, expected", [
+    (dt.date(2026, 11, 1), dt.date(2026, 11, 4),
+     [dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.date(2026, 11, 3)]),
+    (dt.date(2024, 2, 28), dt.date(2024, 3, 2),           # a leap day, and a month end
+     [dt.date(2024, 2, 28), dt.date(2024, 2, 29), dt.date(2024, 3, 1)]),
+    (dt.date(2026, 12, 31), dt.date(2027, 1, 1), [dt.date(2026, 12, 31)]),
+    (dt.date(2026, 5, 5), dt.date(2026, 5, 5), []),       # end is not after start
+    (dt.date(2026, 5, 5), dt.date(2026, 5, 1), []),
+])
+def test_day_series(con, start, end, expected):
+    sql = f"SELECT d FROM ({con.d.day_series('?', '?')}) s ORDER BY d"
+    assert [r[0] for r in con.execute(sql, [start, end]).fetchall()] == expected
+
+
+def test_day_series_counts_a_long_period_by_the_day(con):
+    sql = f"SELECT count(*), min(d), max(d) FROM ({con.d.day_series('?', '?')}) s"
+    assert con.execute(sql, [dt.date(2024, 1, 1), dt.date(2025, 1, 1)]).fetchone() == (
+        366, dt.date(2024, 1, 1), dt.date(2024, 12, 31))
+
+
+def test_day_series_is_refused_where_the_dialect_has_none():
+    with pytest.raises(ValueError):
+        SQLITE.day_series("?", "?")
+
+
 @pytest.mark.parametrize("helper, col, expected", [
     ("day", "TIMESTAMP '2024-02-29 23:59:59.999999'", dt.date(2024, 2, 29)),
     ("month", "TIMESTAMP '2024-02-29 23:59:59'", dt.date(2024, 2, 1)),
@@ -461,6 +490,7 @@ def test_names_are_checked(call):
     lambda d: d.json_text("<1>", "k"),
     lambda d: d.epoch_us("<1>"),
     lambda d: d.in_list("<1>", "BIGINT").replace("?", "<2>"),
+    lambda d: d.day_series("<1>", "<2>") if d.day_series_sql else "<1>",
 ])
 def test_arguments_keep_their_order_in_the_text(dialect, call):
     # `?` placeholders inside the arguments bind in the order they appear in the text.
@@ -487,6 +517,9 @@ def test_the_dialect_is_the_engines():
      "(-(CAST(start_date AS DATE) - CAST(CAST(? AS DATE) AS DATE)))"),
     (POSTGRES.json_text("after", "reason"), "(CAST(after AS jsonb) ->> 'reason')"),
     (POSTGRES.epoch_us("a.opened_at"), "CAST(extract(epoch FROM a.opened_at) * 1000000 AS BIGINT)"),
+    (POSTGRES.day_series("?", "?"),
+     "SELECT CAST(g AS DATE) AS d FROM generate_series(CAST(CAST(? AS DATE) AS TIMESTAMP), "
+     "CAST(CAST(? AS DATE) AS TIMESTAMP) - INTERVAL '1 day', INTERVAL '1 day') AS g"),
     (POSTGRES.table_columns("loans"),
      "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = "
      "current_schema() AND table_name = 'loans' ORDER BY table_name, ordinal_position"),

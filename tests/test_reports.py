@@ -715,10 +715,9 @@ def _random_bank(bank, rng, months=4, accounts_n=15):
 
 @pytest.mark.parametrize("source", ["demo", "generated"])
 @pytest.mark.slow
-def test_every_statement_of_a_bank_reconciles(bank, system, source):
+@pytest.mark.engines
+def test_every_statement_of_a_bank_reconciles(engine, bank, system, source):
     if source == "demo":
-        if bank.engine.dialect.name != "duckdb":
-            pytest.skip("the demo builder's SQL is DuckDB's yet (range(), nextval over range)")
         demo = pytest.importorskip("bankms.demo")
         demo.build_demo(bank, customers=12, months=3, seed=3)
         numbers = [n for (n,) in bank.read(

@@ -250,10 +250,9 @@ def _add_months(day: dt.date, n: int) -> dt.date:
 def accruals_sql(dialect) -> str:
     """The demo's accrual INSERT in `dialect`."""
     return """
-INSERT INTO interest_accruals
-WITH days AS (
-    SELECT CAST(range AS DATE) AS d FROM range(CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP),
-                                                 INTERVAL '1 day')),
+INSERT INTO interest_accruals (account_id, accrual_date, balance_cents, rate_percent,
+                               accrued_micro_cents)
+WITH days AS (""" + dialect.day_series("?", "?") + """),
 paying AS (
     SELECT id, interest_rate_percent AS rate FROM accounts
     WHERE customer_id IS NOT NULL AND status <> 'closed' AND interest_rate_percent > 0),
@@ -732,16 +731,13 @@ class _Builder:
         unusable = hashes.pop("*unusable*")
 
         def fn(uow):
-            ids = np.sort(np.array(uow.fetchall("SELECT nextval('customer_id_seq') FROM range(?)",
-                                                [n]), dtype=np.int64)[:, 0])
+            # Ids come ascending from the engine's sequences (port.UnitOfWork.take_ids).
             cust_id = np.empty(n, dtype=np.int64)
-            cust_id[order] = ids  # ids grow with the sign-up time
+            cust_id[order] = uow.take_ids("customer_id_seq", n).ids  # grow with sign-up time
             self.cust_id = cust_id
-            acc_ids = np.sort(np.array(uow.fetchall(
-                "SELECT nextval('account_id_seq'), nextval('account_number_seq') FROM range(?)",
-                [a]), dtype=np.int64), axis=0)
-            self.acc_id = acc_ids[:, 0]  # accounts are already ordered by opening time
-            body = 4_000_000_000 + acc_ids[:, 1]
+            # Accounts are already ordered by opening time.
+            self.acc_id = uow.take_ids("account_id_seq", a).ids
+            body = 4_000_000_000 + uow.take_ids("account_number_seq", a).ids
             check = 98 - (body * 100) % 97
             self.acc_number = np.array([f"{b:010d}{c:02d}" for b, c in zip(body, check)],
                                        dtype=object)
@@ -828,7 +824,8 @@ class _Builder:
                 # The demo's business dates are its stamps' days (see _transactions).
                 "CAST(opened_at AS DATE), CAST(closed_at AS DATE), CAST(opened_at AS DATE) "
                 "FROM demo_accounts")
-            db.assign_products(uow)
+            for statement in db.ASSIGN_PRODUCTS_SQL:
+                uow.execute(statement)
 
     def _insert_logins(self, uow, hashes, unusable):
         bank, system = self.bank, self.system
@@ -842,9 +839,9 @@ class _Builder:
         others = [i for i in np.flatnonzero(self.status == "pending") if i >= N_DEMO]
         if not others:
             return
-        ids = uow.fetchall("SELECT nextval('user_id_seq') FROM range(?)", [len(others)])
+        ids = uow.take_ids("user_id_seq", len(others)).ids
         df = pd.DataFrame({
-            "id": [r[0] for r in ids], "username": [self.usernames[i] for i in others],
+            "id": ids, "username": [self.usernames[i] for i in others],
             "customer_id": self.cust_id[others], "full_name": [self.names[i] for i in others],
             "email": [self.emails[i] for i in others],
             "created_at": _dt64(self.created[others])})

@@ -552,10 +552,7 @@ class LoanBook:
 
     def take_ids(self, uow):
         """Loan ids from the loan sequence, in the order of application."""
-        count = len(self.loans)
-        rows = uow.fetchall("SELECT nextval('loan_id_seq') FROM range(?)", [count]) if count \
-            else []
-        self.ids = np.sort(np.array([r[0] for r in rows], dtype=np.int64))
+        self.ids = uow.take_ids("loan_id_seq", len(self.loans)).ids
 
     def lid(self, i) -> int:
         return int(self.ids[i])

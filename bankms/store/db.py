@@ -742,24 +742,33 @@ def _add_deposit_products(con, variant: MigrationSQL) -> None:
     assign_products(con)
 
 
+# Put every account without a product on the product whose code is its kind; an account
+# whose own rate differs from its product's first rate keeps it (rate_negotiated). Run by the
+# migration at open (assign_products) and, through its unit of work, by the demo builder,
+# which inserts accounts itself.
+ASSIGN_PRODUCTS_SQL = (
+    """UPDATE accounts SET rate_negotiated = TRUE FROM (
+        SELECT product_id, interest_rate_percent, code FROM (
+            SELECT v.product_id, v.interest_rate_percent, p.code, row_number() OVER (
+                PARTITION BY p.id ORDER BY v.effective_date) AS version_number
+            FROM deposit_products p JOIN deposit_product_versions v ON v.product_id = p.id
+        ) numbered WHERE version_number = 1) f
+    WHERE accounts.product_id IS NULL AND accounts.kind = f.code
+      AND accounts.interest_rate_percent <> f.interest_rate_percent""",
+    "UPDATE accounts SET product_id = p.id FROM deposit_products p "
+    "WHERE accounts.product_id IS NULL AND p.code = accounts.kind",
+)
+
+
 def assign_products(con) -> None:
-    """Put every account without a product on the product whose code is its kind (the
-    migration at open; the demo builder, which inserts accounts itself). `con` is a
-    connection or a unit of work."""
+    """ASSIGN_PRODUCTS_SQL on the migration's connection (DuckDB's `execute(...) -> cursor`
+    shape), when some account lacks its product. A unit of work runs the statements itself:
+    the port does not return rows from execute."""
     if con.execute("SELECT count(*) FROM accounts a JOIN deposit_products p "
                    "ON p.code = a.kind WHERE a.product_id IS NULL").fetchone()[0] == 0:
         return
-    con.execute(
-        """UPDATE accounts SET rate_negotiated = TRUE FROM (
-            SELECT product_id, interest_rate_percent, code FROM (
-                SELECT v.product_id, v.interest_rate_percent, p.code, row_number() OVER (
-                    PARTITION BY p.id ORDER BY v.effective_date) AS version_number
-                FROM deposit_products p JOIN deposit_product_versions v ON v.product_id = p.id
-            ) numbered WHERE version_number = 1) f
-        WHERE accounts.product_id IS NULL AND accounts.kind = f.code
-          AND accounts.interest_rate_percent <> f.interest_rate_percent""")
-    con.execute("UPDATE accounts SET product_id = p.id FROM deposit_products p "
-                "WHERE accounts.product_id IS NULL AND p.code = accounts.kind")
+    for statement in ASSIGN_PRODUCTS_SQL:
+        con.execute(statement)
 
 
 def migrate(con, engine: str = "duckdb") -> None:

@@ -5,9 +5,10 @@ DuckDB and PostgreSQL 15 accept: NOT EXISTS for an anti join, a row_number() sub
 QUALIFY and arg_max, `CAST(x AS DECIMAL(38, 0))` where a product of BIGINT cents outgrows 64
 bits, an alias on every subquery in FROM. Where no common form exists, the SQL asks its dialect
 for the fragment: a membership test against one list parameter, exact integer division, the
-days between two dates, day and month truncation, a JSON field as text, a timestamp as
-microseconds, and the user tables' columns. The helpers are pure: they take column expressions
-as SQL text and return SQL text; nothing here opens a connection or imports an engine's driver.
+days between two dates, the days from one date to another as rows, day and month truncation,
+a JSON field as text, a timestamp as microseconds, and the user tables' columns. The helpers
+are pure: they take column expressions as SQL text and return SQL text; nothing here opens a
+connection or imports an engine's driver.
 `DUCKDB` is the DuckDB engine's; `POSTGRES` is written from the PostgreSQL 15 documentation
 for the engine of issue 14; `SQLITE` serves the reports benchmark's comparison.
 
@@ -51,6 +52,9 @@ class Dialect:
     iso_timestamp_sql: str | None = None
     # {prev_hex}, {text}: sha256(bytes of hex text + UTF-8 bytes of text) as 64 hex digits.
     sha256_chain_sql: str | None = None
+    # {start}, {end}: a query of one DATE column `d`, a row per day from start to before end;
+    # None where the dialect has none (SQLite: the demo is not built there).
+    day_series_sql: str | None = None
 
     def day(self, col: str) -> str:
         """The calendar day of timestamp expression `col`, as a DATE."""
@@ -89,6 +93,15 @@ class Dialect:
         """Whole days from DATE expression `start` to DATE expression `end` (end - start:
         negative when end is earlier), as an integer."""
         return self.days_between_sql.format(start=start, end=end)
+
+    def day_series(self, start: str, end: str) -> str:
+        """A query (to use as a CTE or subquery) of one DATE column `d`: a row for each day
+        from DATE expression `start` up to the day before DATE expression `end`, in order; no
+        rows when `end` is not after `start`. Each argument appears once in the text, so a `?`
+        in either binds once. ValueError where the dialect has no such fragment."""
+        if self.day_series_sql is None:
+            raise ValueError(f"no day series in the {self.name} dialect")
+        return self.day_series_sql.format(start=start, end=end)
 
     def epoch_us(self, col: str) -> str:
         """TIMESTAMP expression `col` as whole microseconds since 1970-01-01 00:00 (BIGINT);
@@ -134,6 +147,9 @@ DUCKDB = Dialect(
     # DECIMAL(38,0)), whose `//` truncates toward zero.
     int_div_sql="(CAST({a} AS HUGEINT) // CAST({b} AS HUGEINT))",
     days_between_sql="date_diff('day', {start}, {end})",
+    # range() leaves its stop out.
+    day_series_sql=("SELECT CAST(range AS DATE) AS d FROM range(CAST({start} AS TIMESTAMP), "
+                    "CAST({end} AS TIMESTAMP), INTERVAL '1 day')"),
     columns_sql=("SELECT table_name, column_name FROM duckdb_columns() WHERE NOT internal{where} "
                  "ORDER BY table_name, column_index"),
     epoch_us_sql="epoch_us({col})",
@@ -156,6 +172,13 @@ POSTGRES = Dialect(
     in_list_sql="{column} = ANY(CAST(? AS {sql_type}[]))",
     int_div_sql="div({a}, {b})",
     days_between_sql="(-(CAST({start} AS DATE) - CAST({end} AS DATE)))",
+    # generate_series(timestamp, timestamp, interval) includes its stop (9.25, set returning
+    # functions), so the stop is the day before `end`. The casts through TIMESTAMP keep the
+    # session's time zone out: given DATEs, PostgreSQL 15.18 picked the timestamptz form.
+    day_series_sql=("SELECT CAST(g AS DATE) AS d FROM generate_series("
+                    "CAST(CAST({start} AS DATE) AS TIMESTAMP), "
+                    "CAST(CAST({end} AS DATE) AS TIMESTAMP) - INTERVAL '1 day', "
+                    "INTERVAL '1 day') AS g"),
     columns_sql=("SELECT table_name, column_name FROM information_schema.columns "
                  "WHERE table_schema = current_schema(){where} "
                  "ORDER BY table_name, ordinal_position"),
