@@ -1,5 +1,6 @@
-"""Jepsen-style bank test on a file database: many writer threads move money at random among
-accounts (some with overdrafts) while reader threads take snapshots of every balance.
+"""Jepsen-style bank test on each engine (a DuckDB file, a PostgreSQL database): many writer
+threads move money at random among accounts (some with overdrafts) while reader threads take
+snapshots of every balance.
 
 Checked, in the spirit of Jepsen's bank test and TigerBeetle's stronger checks:
 - every snapshot sees the same total and no balance below its overdraft limit;
@@ -31,18 +32,10 @@ START_CENTS = 100_000
 # Slots with an overdraft limit, in cents.
 OVERDRAFT_CENTS = {0: 50_000, 1: 20_000, 2: 5_000}
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.engines]
 
 
-@pytest.fixture
-def file_bank(tmp_path):
-    bank = bankms.open_bank(str(tmp_path / "jepsen.duckdb"), bcrypt_rounds=4)
-    yield bank
-    bank.close()
-
-
-def test_concurrent_transfers_keep_the_bank_consistent(file_bank):
-    bank = file_bank
+def test_concurrent_transfers_keep_the_bank_consistent(bank):
     system = bank.system_actor()
     customers = [make_customer(bank, name=f"Holder {i}") for i in range(4)]
     numbers = []
