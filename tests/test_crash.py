@@ -1,6 +1,7 @@
-"""Crash test (on each engine): a child process streams transfers into a bank and is killed with SIGKILL at a
-random moment, many times. After each kill the bank reopens, every acknowledged transfer is there
-exactly once, resubmitting it with its key posts nothing, and `verify()` is empty."""
+"""Crash test (on each engine): a child process streams transfers into a bank and is killed
+with SIGKILL at a random moment, many times. After each kill the bank reopens, every
+acknowledged transfer is there exactly once, resubmitting it with its key posts nothing, and
+`verify()` is empty."""
 from __future__ import annotations
 
 import os
