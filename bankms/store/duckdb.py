@@ -236,6 +236,21 @@ class DuckDBUnitOfWork(CommitRules, DuckDBReader):
         return False
 
 
+@contextlib.contextmanager
+def read_snapshot(con):
+    """A DuckDBReader on a new cursor of `con` inside one read transaction, rolled back on
+    exit (DuckDBEngine.snapshot, and the read model's: store/readmodel.py)."""
+    cur = con.cursor()
+    cur.execute("BEGIN TRANSACTION")
+    try:
+        yield DuckDBReader(cur)
+    finally:
+        try:
+            cur.execute("ROLLBACK")
+        finally:
+            cur.close()
+
+
 class DuckDBEngine:
     """port.Engine over one DuckDB file (or ':memory:'), opened and migrated here."""
 
@@ -306,20 +321,11 @@ class DuckDBEngine:
         names = [d[0] for d in cur.description]
         return dict(zip(names, zip(*rows))) if rows else {n: () for n in names}
 
-    @contextlib.contextmanager
     def snapshot(self):
         """A Reader on a cursor of its own inside one read transaction: every query through it
         sees the same committed state (fixed by its first query) while the writer carries
         on (DuckDB's MVCC). Rolled back on exit."""
-        cur = self.con.cursor()
-        cur.execute("BEGIN TRANSACTION")
-        try:
-            yield DuckDBReader(cur)
-        finally:
-            try:
-                cur.execute("ROLLBACK")
-            finally:
-                cur.close()
+        return read_snapshot(self.con)
 
     def listen(self, callback) -> NotListening:
         """Nothing to hear: one process owns the file, so every write is this process's own

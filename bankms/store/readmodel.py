@@ -35,7 +35,7 @@ import duckdb
 import pyarrow as pa
 
 from . import db
-from .duckdb import Cursors, DuckDBReader
+from .duckdb import Cursors, DuckDBReader, read_snapshot
 from .port import StoreUnavailable
 from .sql import DUCKDB
 
@@ -333,19 +333,10 @@ class ReadModel:
         """{column name: tuple of values} of one query on the copy."""
         return DuckDBReader(self._cursors.get()).fetch_columns(sql, params)
 
-    @contextlib.contextmanager
     def snapshot(self):
         """A Reader whose queries all see one refresh of the copy (a refresh finishing
         meanwhile is not seen), on a cursor of its own. Rolled back on exit."""
-        cur = self.con.cursor()
-        cur.execute("BEGIN TRANSACTION")
-        try:
-            yield DuckDBReader(cur)
-        finally:
-            try:
-                cur.execute("ROLLBACK")
-            finally:
-                cur.close()
+        return read_snapshot(self.con)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
