@@ -96,11 +96,13 @@ class Bank:
         from .services.payments import Payments
         from .services.settings import Settings
         from .services.users import Auth, Users
+        from .services.form_keys import FormKeys
         from .services.workdays import Workdays
 
         self.settings = Settings(self)
         self.users = Users(self)
         self.auth = Auth(self)
+        self.form_keys = FormKeys(self)
         self.customers = Customers(self)
         self.accounts = Accounts(self)
         self.payments = Payments(self)

@@ -295,7 +295,13 @@ def run_cookie_job(authenticator) -> None:
 
 # -- small page helpers -------------------------------------------------------------------------
 def form_key(name: str) -> str:
-    """An idempotency key for one instance of a form, kept across reruns until reset."""
+    """An idempotency key for one instance of a form, kept across reruns until reset. A
+    signed-in browser's keys live in the database (bank.form_keys), so a click that lands on
+    another app process after a failover reuses the key; a signed-out visitor's stay in this
+    process's session state."""
+    sid = st.session_state.get("session_id")
+    if sid:
+        return get_bank().form_keys.key(sid, name)
     slot = f"_form_key_{name}"
     if slot not in st.session_state:
         st.session_state[slot] = uuid.uuid4().hex
@@ -303,6 +309,9 @@ def form_key(name: str) -> str:
 
 
 def reset_form_key(name: str) -> None:
+    sid = st.session_state.get("session_id")
+    if sid:
+        get_bank().form_keys.reset(sid, name)
     st.session_state.pop(f"_form_key_{name}", None)
 
 
