@@ -38,7 +38,9 @@ _demo_lock = threading.Lock()
 
 @st.cache_resource(show_spinner=False)
 def _open_bank(path: str):
-    if path != ":memory:" and not os.path.exists(path):
+    # New: no database file yet, or (PostgreSQL) a database without the bank's tables; opening
+    # creates them, so ask first.
+    if path != ":memory:" and not bankms.bank_exists(path):
         _new_files.add(path)
     return bankms.open_bank(path)
 
@@ -85,7 +87,8 @@ def demo_module():
 
 
 def build_demo_on_first_start(bank) -> None:
-    """On the very first start (no database file yet) build the small demo bank, once."""
+    """On the very first start (no database file yet, or a PostgreSQL database without a
+    bank) build the small demo bank, once."""
     if bank.path not in _new_files:
         return
     demo = demo_module()
