@@ -127,14 +127,17 @@ def suggested_name(now: dt.datetime | None = None) -> str:
 
 
 def backup_named(bank, actor, name: str) -> dict:
-    """backup() to data/backups/<name>.duckdb; the name is letters, digits, '.', '-', '_'."""
+    """backup() to data/backups/<name>.duckdb (<name>.dump, pg_dump's format, for a bank on
+    PostgreSQL); the name is letters, digits, '.', '-', '_'."""
+    # A PostgreSQL bank's backup is a pg_dump file, named so that nobody opens it as DuckDB.
+    suffix = ".dump" if bank.engine.name == "postgresql" else ".duckdb"
     name = (name or "").strip()
-    if name.endswith(".duckdb"):
-        name = name[:-len(".duckdb")]
+    if name.endswith(suffix):
+        name = name[:-len(suffix)]
     if not _NAME.match(name) or ".." in name:
         raise InvalidInput("A backup name has 1 to 80 letters, digits, dots, dashes or "
                            "underscores, and starts with a letter or digit.")
-    return backup(bank, actor, os.path.join(backup_folder(bank), name + ".duckdb"))
+    return backup(bank, actor, os.path.join(backup_folder(bank), name + suffix))
 
 
 def restore(src: str, dest: str) -> dict:

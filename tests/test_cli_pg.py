@@ -9,7 +9,7 @@ import os
 import pytest
 
 import bankms
-from bankms import cli
+from bankms import cli, operations
 from conftest import funded_account, make_customer
 from pgcluster import database_url
 
@@ -30,7 +30,7 @@ BALANCES = "SELECT account_number, balance_cents FROM accounts ORDER BY id"
 
 
 def test_verify_backup_and_restore_on_a_server_url(pg_database, empty_database, tmp_path,
-                                                   capsys):
+                                                   capsys, monkeypatch):
     dump = str(tmp_path / "bank.dump")
     # A database without a bank is refused by every existing-bank command, and stays empty.
     assert cli.main(["verify", "--db", empty_database]) == 2
@@ -46,6 +46,10 @@ def test_verify_backup_and_restore_on_a_server_url(pg_database, empty_database, 
         balances = serving.read(BALANCES)
         serving.payments.deposit(serving.system_actor(), target, "1.00")  # after the backup
         assert cli.main(["backup", dump, "--db", pg_database]) == 2  # never overwrites
+        # The Operations page's named backup: a .dump file in data/backups.
+        monkeypatch.chdir(tmp_path)
+        named = operations.backup_named(serving, serving.system_actor(), "nightly")
+        assert (named["kind"], os.path.basename(named["path"])) == ("pg_dump", "nightly.dump")
     assert os.stat(dump).st_mode & 0o077 == 0
     capsys.readouterr()
 

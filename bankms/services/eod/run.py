@@ -209,8 +209,9 @@ def end_of_day(bank, actor, until=None, progress=None, *, confirm=False) -> EodR
     return close_days(bank, actor, until, progress, confirm=confirm, now=bank.clock())
 
 
-RUNNING_ELSEWHERE = ("End of day is running in another process of this bank; nothing was "
-                     "closed here. Its days appear once it has finished.")
+RUNNING_ELSEWHERE = ("End of day is already running, in another process of this bank or in "
+                     "this one; nothing was closed by this request. Its days appear once it "
+                     "has finished.")
 
 
 @contextlib.contextmanager
