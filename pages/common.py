@@ -24,7 +24,7 @@ import streamlit as st
 
 import bankms
 from bankms.services import tokens
-from bankms.domain.errors import BankError
+from bankms.domain.errors import AuthenticationError, BankError
 from bankms.domain.money import format_cents
 from bankms.domain.text import markdown_escape as md
 
@@ -304,7 +304,10 @@ def form_key(name: str) -> str:
     process's session state."""
     sid = st.session_state.get("session_id")
     if sid:
-        return get_bank().form_keys.key(sid, name)
+        try:
+            return get_bank().form_keys.key(sid, name)
+        except AuthenticationError:
+            pass  # the session ended since this run checked it; the next run signs out
     slot = f"_form_key_{name}"
     if slot not in st.session_state:
         st.session_state[slot] = uuid.uuid4().hex
