@@ -35,7 +35,7 @@ from .domain.chart import INTERNAL, INTERNAL_ACCOUNTS  # noqa: F401
 from .domain.errors import BankError, PermissionDenied
 from .services.ledger import BatchPoster, LedgerState, utcnow
 from .services.settings import REGISTRY
-from .store.engines import open_engine
+from .store.engines import POSTGRES_SCHEMES, open_engine
 from .store.port import Change
 from .store.writer import Writer
 
@@ -96,11 +96,13 @@ class Bank:
         from .services.payments import Payments
         from .services.settings import Settings
         from .services.users import Auth, Users
+        from .services.form_keys import FormKeys
         from .services.workdays import Workdays
 
         self.settings = Settings(self)
         self.users = Users(self)
         self.auth = Auth(self)
+        self.form_keys = FormKeys(self)
         self.customers = Customers(self)
         self.accounts = Accounts(self)
         self.payments = Payments(self)
@@ -366,6 +368,19 @@ class Bank:
             uow.commit()
 
 
+def bank_exists(path: str) -> bool:
+    """Whether `path` holds a bank already, without creating anything: a DuckDB file that
+    exists, or a PostgreSQL database ('postgresql://...') that has the bank's tables (a server
+    that cannot be reached raises NotABank). ':memory:' never does. For entry points that do
+    something once, on a bank's very first start (the app's demo bank)."""
+    if path == ":memory:":
+        return False
+    if path.startswith(POSTGRES_SCHEMES):
+        from .store import pgtools
+        return pgtools.has_bank(path)
+    return os.path.exists(path)
+
+
 def open_bank(path: str = None, **kwargs) -> Bank:
     """Open the bank in a DuckDB file (created and migrated as needed; ':memory:' works) or in
     a PostgreSQL database ('postgresql://...', migrated as needed; several processes may open
@@ -380,4 +395,4 @@ def open_bank(path: str = None, **kwargs) -> Bank:
     return Bank(path, **kwargs)
 
 
-__all__ = ["Bank", "open_bank", "BankError"]
+__all__ = ["Bank", "bank_exists", "open_bank", "BankError"]

@@ -7,7 +7,9 @@ The database path comes from --db (before or after the subcommand), else the BAN
 environment variable, else data/bank.duckdb. Only `init` and `demo` create a bank; every other
 command refuses a path that does not hold one, so a mistyped path never becomes an empty bank.
 DuckDB lets one process hold the file, so run these while the app is stopped (or use the app's
-Operations page). Every failure is one line on stderr and a non-zero exit status: 1 when
+Operations page). A PostgreSQL URL (postgresql://...) may be used while app processes serve
+it: verify, backup (pg_dump, one snapshot) and the other commands work beside them, and
+restore loads a pg_dump file into a new, empty database. Every failure is one line on stderr and a non-zero exit status: 1 when
 verify or check-export finds a problem, 2 for a refusal or a mistyped command, 3 for anything
 unexpected.
 """
@@ -50,10 +52,20 @@ def _date(text: str) -> dt.date:
 
 
 def _existing(args):
-    """The bank at --db, which must exist already (NotABank otherwise; nothing is created)."""
+    """The bank at --db, which must exist already (NotABank otherwise; nothing is created). A
+    PostgreSQL URL must name a database holding a bank; such a bank may be served by the app
+    at the same time (several processes share it)."""
     path = db_path(args.db)
-    files.check_bank_file(path)
+    _check_bank(path)
     return open_bank(path)
+
+
+def _check_bank(path: str) -> None:
+    if "://" in path:
+        from .store import pgtools
+        pgtools.check_bank_url(path)
+    else:
+        files.check_bank_file(path)
 
 
 def _progress(label):
@@ -219,7 +231,7 @@ def cmd_public_key(args):
     key_path = signing.key_path_for(path)
     if not os.path.exists(key_path):
         # A key is made only beside a real bank: a mistyped --db must not leave one behind.
-        files.check_bank_file(path)
+        _check_bank(path)
     sys.stdout.write(signing.public_pem(signing.load_or_create(key_path)).decode())
 
 
@@ -263,11 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--months", type=int, default=12)
     p.add_argument("--seed", type=int, default=7)
     command("verify", cmd_verify, "check every ledger invariant; exit 1 on any problem")
-    p = command("backup", cmd_backup, "write a consistent copy (DEST.duckdb or a new folder); "
-                "never overwrites")
+    p = command("backup", cmd_backup, "write a consistent copy (DEST.duckdb or a new folder; "
+                "a pg_dump file for a PostgreSQL bank); never overwrites")
     p.add_argument("dest")
-    p = command("restore", cmd_restore, "copy a backup into --db (which must not exist yet) "
-                "and verify it")
+    p = command("restore", cmd_restore, "copy a backup into --db (a file that must not exist "
+                "yet, or an empty PostgreSQL database) and verify it")
     p.add_argument("src")
     p = command("create-employee", cmd_create_employee, "create a teller or manager")
     p.add_argument("--role", choices=["teller", "manager"], required=True)

@@ -84,8 +84,14 @@ def _backup(bank, actor, dest: str) -> dict:
     files.make_private_folder(os.path.dirname(dest))
     bank.write(lambda uow: None)  # let writes already queued land first
     kind = "file" if dest.endswith(".duckdb") else "export"
+    if bank.engine.name == "postgresql":
+        kind = "pg_dump"  # a file in pg_dump's custom format, whatever its name
     try:
-        if kind == "file":
+        if kind == "pg_dump":
+            # One snapshot, taken by pg_dump's own connection while every process serves on.
+            from .store import pgtools
+            pgtools.dump(bank.path, dest)
+        elif kind == "file":
             # One snapshot of the whole database, copied table by table with its sequences
             # and constraints, into a new file, through this thread's cursor.
             alias = f"bankms_backup_{uuid.uuid4().hex}"
@@ -121,14 +127,17 @@ def suggested_name(now: dt.datetime | None = None) -> str:
 
 
 def backup_named(bank, actor, name: str) -> dict:
-    """backup() to data/backups/<name>.duckdb; the name is letters, digits, '.', '-', '_'."""
+    """backup() to data/backups/<name>.duckdb (<name>.dump, pg_dump's format, for a bank on
+    PostgreSQL); the name is letters, digits, '.', '-', '_'."""
+    # A PostgreSQL bank's backup is a pg_dump file, named so that nobody opens it as DuckDB.
+    suffix = ".dump" if bank.engine.name == "postgresql" else ".duckdb"
     name = (name or "").strip()
-    if name.endswith(".duckdb"):
-        name = name[:-len(".duckdb")]
+    if name.endswith(suffix):
+        name = name[:-len(suffix)]
     if not _NAME.match(name) or ".." in name:
         raise InvalidInput("A backup name has 1 to 80 letters, digits, dots, dashes or "
                            "underscores, and starts with a letter or digit.")
-    return backup(bank, actor, os.path.join(backup_folder(bank), name + ".duckdb"))
+    return backup(bank, actor, os.path.join(backup_folder(bank), name + suffix))
 
 
 def restore(src: str, dest: str) -> dict:
@@ -140,6 +149,8 @@ def restore(src: str, dest: str) -> dict:
     Returns {"path": dest, "bytes": size}. The caller must hold neither file open."""
     from .bank import open_bank
 
+    if "://" in dest:
+        return _restore_postgres(src, dest)
     dest = os.path.abspath(dest)
     src = os.path.abspath(src)
     export = os.path.isdir(src)
@@ -169,6 +180,24 @@ def restore(src: str, dest: str) -> dict:
                            f"problem(s), first: {problems[0]}); nothing was restored.")
     files.tighten(dest)
     return {"path": dest, "bytes": _size(dest)}
+
+
+def _restore_postgres(src: str, url: str) -> dict:
+    """restore() into a PostgreSQL database: src is a pg_dump file (`backup` of a PostgreSQL
+    bank), url an empty database (InvalidInput otherwise). The copy is verified like a file's;
+    one that fails stays for inspection (a database is not ours to drop) and is reported."""
+    from .bank import open_bank
+    from .store import pgtools
+
+    src = os.path.abspath(src)
+    pgtools.restore(src, url)
+    with open_bank(url) as bank:
+        problems = bank.audit.verify()
+    if problems:
+        raise InvalidState(f"The copy of {src} in {pgtools.shown(url)} fails verification "
+                           f"({len(problems)} problem(s), first: {problems[0]}); drop that "
+                           "database before trying again.")
+    return {"path": pgtools.shown(url), "bytes": _size(src)}
 
 
 def _size(path: str) -> int:

@@ -24,7 +24,7 @@ import streamlit as st
 
 import bankms
 from bankms.services import tokens
-from bankms.domain.errors import BankError
+from bankms.domain.errors import AuthenticationError, BankError
 from bankms.domain.money import format_cents
 from bankms.domain.text import markdown_escape as md
 
@@ -38,7 +38,9 @@ _demo_lock = threading.Lock()
 
 @st.cache_resource(show_spinner=False)
 def _open_bank(path: str):
-    if path != ":memory:" and not os.path.exists(path):
+    # New: no database file yet, or (PostgreSQL) a database without the bank's tables; opening
+    # creates them, so ask first.
+    if path != ":memory:" and not bankms.bank_exists(path):
         _new_files.add(path)
     return bankms.open_bank(path)
 
@@ -85,7 +87,8 @@ def demo_module():
 
 
 def build_demo_on_first_start(bank) -> None:
-    """On the very first start (no database file yet) build the small demo bank, once."""
+    """On the very first start (no database file yet, or a PostgreSQL database without a
+    bank) build the small demo bank, once."""
     if bank.path not in _new_files:
         return
     demo = demo_module()
@@ -295,7 +298,16 @@ def run_cookie_job(authenticator) -> None:
 
 # -- small page helpers -------------------------------------------------------------------------
 def form_key(name: str) -> str:
-    """An idempotency key for one instance of a form, kept across reruns until reset."""
+    """An idempotency key for one instance of a form, kept across reruns until reset. A
+    signed-in browser's keys live in the database (bank.form_keys), so a click that lands on
+    another app process after a failover reuses the key; a signed-out visitor's stay in this
+    process's session state."""
+    sid = st.session_state.get("session_id")
+    if sid:
+        try:
+            return get_bank().form_keys.key(sid, name)
+        except AuthenticationError:
+            pass  # the session ended since this run checked it; the next run signs out
     slot = f"_form_key_{name}"
     if slot not in st.session_state:
         st.session_state[slot] = uuid.uuid4().hex
@@ -303,6 +315,9 @@ def form_key(name: str) -> str:
 
 
 def reset_form_key(name: str) -> None:
+    sid = st.session_state.get("session_id")
+    if sid:
+        get_bank().form_keys.reset(sid, name)
     st.session_state.pop(f"_form_key_{name}", None)
 
 

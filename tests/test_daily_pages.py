@@ -225,6 +225,34 @@ def test_teller_onboards_a_customer_and_opens_an_account(app_bank, staff):
     assert len(app_bank.accounts.list(staff["teller"], cid)) == 1
 
 
+def test_an_open_form_keeps_its_key_when_the_browser_lands_on_another_process(app_bank, staff):
+    """The form's idempotency key lives in the database (bank.form_keys), keyed by the
+    server-side session: a new AppTest with the same session, as a browser whose next click
+    reaches another app process, draws the form with the same key (so a repeated submit posts
+    nothing twice), and after a success every process draws a new one."""
+    from streamlit.testing.v1 import AppTest
+    from apptest_util import APP, button_starting
+
+    sid = app_bank.auth.start_session(staff["teller"])
+
+    def accounts_page():
+        at = AppTest.from_file(APP, default_timeout=30)
+        at.session_state["session_id"] = sid
+        at.run()
+        goto(at, "accounts")
+        return at
+
+    first = button_starting(accounts_page(), "open_go_").key
+    at = accounts_page()
+    assert button_starting(at, "open_go_").key == first
+    cid = make_customer(app_bank, name="Failover Fay")
+    by_label(at.text_input, "Customer id").input(str(cid))
+    button_starting(at, "open_go_").click().run()
+    assert "Opened checking account" in at.success[0].value
+    renewed = button_starting(accounts_page(), "open_go_").key
+    assert renewed != first and renewed == button_starting(at, "open_go_").key
+
+
 def test_the_birth_date_field_ends_on_the_banks_calendar_date(app_bank, staff):
     """At 2031-05-06 20:00 UTC it is 7 May in Tokyo: the field offers the bank's date, not the
     machine's (date.today())."""

@@ -128,6 +128,10 @@ class ConfirmationRequired(BankError):
     """An action with wide effects (a long end-of-day catch-up) was not confirmed."""
 
 
+class EndOfDayRunning(InvalidState):
+    """End of day is running in another app process (PostgreSQL: several serve one bank)."""
+
+
 class NotABank(BankError):
     """A path named as a bank does not hold one (missing, not DuckDB, or no bank tables)."""
 

@@ -20,7 +20,7 @@ from importlib import resources
 import bcrypt
 
 from ..domain import security
-from . import outbox, throttle
+from . import form_keys, outbox, throttle
 from ..domain.errors import (
     AccountLocked,
     AuthenticationError,
@@ -367,6 +367,7 @@ class Users:
         if revoke:
             uow.execute("UPDATE sessions SET revoked_at = ? WHERE username = ? AND "
                         "revoked_at IS NULL", [utcnow(), name])
+            form_keys.forget_user_in(uow, name)
         shown = {k: ("<new hash>" if k == "password_hash" else v) for k, v in changes.items()}
         self._bank.audit_row(uow, actor, action, "user", name,
                              before={k: before.get(k) for k in shown if k in before},
@@ -752,6 +753,7 @@ class Auth:
         def fn(uow):
             uow.execute("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                         [utcnow(), sid])
+            form_keys.forget_in(uow, sid)
             bank.audit_row(uow, actor, "auth.logout", "session", sid[:8],
                            after={"reason": reason})
         bank.write(fn)

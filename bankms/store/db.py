@@ -182,6 +182,14 @@ SCHEMA = [
         created_at TIMESTAMP NOT NULL,
         last_seen_at TIMESTAMP NOT NULL,
         revoked_at TIMESTAMP)""",
+    # The idempotency key of each form a session has open (services/form_keys.py): in the
+    # database, so that every app process serving the session hands out the same key.
+    """CREATE TABLE IF NOT EXISTS form_keys (
+        session_id VARCHAR NOT NULL,
+        form VARCHAR NOT NULL,
+        key VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (session_id, form))""",
     # -- Four-eyes approvals and holds (bankms/services/approvals.py) -----------------------------------
     # A staff payment above the four-eyes threshold waits here instead of posting; `legs` is
     # the JSON of its PostingRequest legs, and `idempotency_key` the key of the form that made

@@ -327,6 +327,13 @@ class DuckDBEngine:
         on (DuckDB's MVCC). Rolled back on exit."""
         return read_snapshot(self.con)
 
+    @contextlib.contextmanager
+    def job_lock(self, job: str):
+        """port.Engine.job_lock: always True. One process owns the file, and a job such as end
+        of day run twice in it is already harmless (its writer units of work take turns, and
+        each skips what the other did)."""
+        yield True
+
     def listen(self, callback) -> NotListening:
         """Nothing to hear: one process owns the file, so every write is this process's own
         (port.Engine.listen). The callback is never called."""

@@ -350,6 +350,11 @@ class Engine(Protocol):
         without shared_writers never calls back. An exception from callback is swallowed
         (the listener must go on)."""
 
+    def job_lock(self, job: str) -> AbstractContextManager[bool]:
+        """Run a job (`"end_of_day"`) in one process at a time: yields True when this caller
+        holds the job until the block ends, False when another holds it (never waits). On an
+        engine without shared_writers always True."""
+
     def close(self) -> None:
         """Close the store; further calls fail."""
 

@@ -298,6 +298,9 @@ _LOCK_AND_TICK = f"SELECT pg_advisory_lock({WRITER_LOCK_KEY}); SELECT nextval('{
 _UNLOCK = f"SELECT pg_advisory_unlock({WRITER_LOCK_KEY})"
 # The channel on which exclusive units of work announce their commits (module docstring).
 CHANNEL = "bankms_changed"
+# Jobs that must run in one process at a time (job_lock), each with an advisory lock key of
+# its own beside the writer's and the migration's.
+JOB_LOCK_KEYS = {"end_of_day": 7089075474165619061}
 _KINDS = ("post", "call")
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?\Z")
 
@@ -683,6 +686,27 @@ class PostgresEngine:
         with self._lock:
             self._listeners.append(listener)
         return listener
+
+    @contextlib.contextmanager
+    def job_lock(self, job: str):
+        """port.Engine.job_lock: True when this process now runs `job` alone, False when
+        another process (or another thread here) holds it. A session-level advisory lock on a
+        connection of its own, held until the block ends; a process that dies mid-job loses
+        its connection and so the lock, and the next one can take over."""
+        key = JOB_LOCK_KEYS[job]
+        conn, own = self._take_connection(own=True)
+        try:
+            held = conn.execute(f"SELECT pg_try_advisory_lock({key})").fetchone()[0]
+        except psycopg.Error as exc:
+            self._give_back(conn, own)
+            raise map_error(exc) from exc
+        try:
+            yield bool(held)
+        finally:
+            if held:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute(f"SELECT pg_advisory_unlock({key})")
+            self._give_back(conn, own)
 
     def read(self, sql, params=None) -> list[tuple]:
         """Rows of one query (one statement, one snapshot) on this thread's connection."""

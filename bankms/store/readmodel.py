@@ -59,7 +59,7 @@ APPEND_ONLY = {
 # for analysts must not spread (the outbox holds activation codes in clear, for the system actor
 # alone). Their tables stay in the copy, empty, so the schema stays the bank's; users keep every
 # column but the password hash, which comes as ''.
-NOT_COPIED = frozenset({"sessions", "activation_codes", "outbox", "throttles"})
+NOT_COPIED = frozenset({"sessions", "form_keys", "activation_codes", "outbox", "throttles"})
 BLANKED = {("users", "password_hash")}
 
 # Ids re-read below the highest one held, at every incremental refresh.

@@ -17,7 +17,7 @@ import json
 import threading
 
 from .. import businessday
-from .run import close_days
+from .run import close_days_held, one_process
 from ...domain.security import Actor
 
 ACTOR = Actor(username="auto-eod", role="system", full_name="Automatic end of day")
@@ -54,13 +54,18 @@ class EodScheduler:
                 (now - self._failed_at).total_seconds() < self.retry_after_s:
             return None
         closable = businessday.last_closable_day(bank, now)
-        first = bank.business_date
-        if first > closable:
+        if bank.business_date > closable:
             return None
         if not self._tick_lock.acquire(blocking=False):
             return None  # a tick is already running (the thread and a test, say)
         try:
-            return self._run(now, first, closable)
+            # Another process serving this bank (PostgreSQL) may be closing the days: skip,
+            # and find them closed at a later tick. Once held, the business date is fresh.
+            with one_process(bank) as held:
+                first = bank.business_date
+                if not held or first > closable:
+                    return None
+                return self._run(now, first, closable)
         finally:
             self._tick_lock.release()
 
@@ -77,7 +82,7 @@ class EodScheduler:
                 raise _Stopped(f"stopped after {done} of {total} days: the bank is closing")
         try:
             # Confirmed by design: every day closed here has ended (see the module docstring).
-            result = close_days(bank, ACTOR, closable, progress, confirm=True, now=now)
+            result = close_days_held(bank, ACTOR, closable, progress, confirm=True, now=now)
         except Exception as exc:  # noqa: BLE001 - recorded, retried after retry_after_s
             # (_Stopped included: the next process start catches up the rest.)
             self._failed_at = now

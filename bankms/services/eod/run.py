@@ -40,6 +40,7 @@ bank.ledger.post_frames_in, with funds checked in SQL.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import time
@@ -51,7 +52,7 @@ from .. import businessday, standing_orders
 from ..deposits import eod as deposit_eod, term as term_deposits
 from ..audit_sets import audit_set
 from ...domain.chart import INTERNAL
-from ...domain.errors import ConfirmationRequired, DayNotEnded, InvalidInput
+from ...domain.errors import ConfirmationRequired, DayNotEnded, EndOfDayRunning, InvalidInput
 from ..ledger import utcnow
 from ..loans import OWED_SQL, age_arrears, allocate, apply_allocation, close_paid_off, \
     record_payments
@@ -208,8 +209,44 @@ def end_of_day(bank, actor, until=None, progress=None, *, confirm=False) -> EodR
     return close_days(bank, actor, until, progress, confirm=confirm, now=bank.clock())
 
 
+RUNNING_ELSEWHERE = ("End of day is already running, in another process of this bank or in "
+                     "this one; nothing was closed by this request. Its days appear once it "
+                     "has finished.")
+
+
+@contextlib.contextmanager
+def one_process(bank):
+    """Hold end of day for this process (engine.job_lock: PostgreSQL's advisory lock, so that
+    several app processes serving one bank never run it at once); yields False when another
+    holds it. Once held, the business date is read again from the store: another process may
+    have closed days since this one last heard (its listener is milliseconds behind)."""
+    with bank.engine.job_lock("end_of_day") as held:
+        if held and bank.engine.shared_writers:
+            row = bank.read_one("SELECT value FROM settings WHERE key = 'business_date'")
+            if row and row[0]:
+                bank.state.catch_up(dt.date.fromisoformat(row[0]))
+        yield held
+
+
 def close_days(bank, actor, until, progress, *, confirm, now) -> EodResult:
-    """end_of_day at the instant `now` (aware UTC), for the scheduler and end_of_day."""
+    """end_of_day at the instant `now` (aware UTC), for end_of_day: refused (audited,
+    EndOfDayRunning) while another process runs end of day."""
+    with one_process(bank) as held:
+        if not held:
+            _refuse(bank, actor, EndOfDayRunning(RUNNING_ELSEWHERE), until or "")
+        return close_days_held(bank, actor, until, progress, confirm=confirm, now=now)
+
+
+def close_days_held(bank, actor, until, progress, *, confirm, now) -> EodResult:
+    """close_days for a caller that holds one_process already (the scheduler).
+
+    Each day is one writer unit of work, which on PostgreSQL holds the writer lock of every
+    process (store/postgres.py) while the day closes: the day posts interest, fees and
+    instalments with ids from the shared counters and must see no posting land in between, so
+    the other processes' writers wait for that one day (their reads go on). Between two days
+    they get their turn. Measured on the demo bank (200 customers, 6 months) on PostgreSQL on
+    a loaded 2-core machine: one day closed in 0.6 s, the slowest of a 31-day catch-up in
+    1.1 s; a deposit in another process waited at most that long (12 ms median otherwise)."""
     closable = businessday.last_closable_day(bank, now)
     until = _clean_until(until, closable)
     first = bank.state.business_date
