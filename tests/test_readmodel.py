@@ -539,3 +539,75 @@ def test_postgres_indexes_the_columns_the_incremental_pull_reads(pg_database):
         method = "brin" if table == "postings" else "btree"
         assert (table, f"{method} ({order})") in indexed, table
 
+
+# -- the bank's reports on the read model (BANKMS_READ_MODEL) ------------------------------------
+WIRED = ("key_figures", "daily_volume", "top_customers", "balance_distribution")
+
+
+def test_reports_read_the_read_model_when_the_setting_is_on(pg_database, monkeypatch):
+    """With BANKMS_READ_MODEL on, a bank on PostgreSQL answers the managers' queries from its
+    read model: the same frames as without the setting, dated by the copy's time (the
+    pages' "Figures as of"); no newer than the cadence allows until "Refresh now"; and
+    verify(on_read_model=True) checks the ledger on the copy."""
+    from bankms import operations
+    from bankms.reporting.reports import Reports
+
+    plain = bankms.open_bank(pg_database, bcrypt_rounds=4)
+    monkeypatch.setenv("BANKMS_READ_MODEL", "1")
+    monkeypatch.setenv("BANKMS_READ_MODEL_MAX_AGE_S", "3600")
+    wired = bankms.open_bank(pg_database, bcrypt_rounds=4)
+    try:
+        assert plain.read_model is None and wired.read_model is not None
+        system = plain.system_actor()
+        cid = make_customer(plain, name="Wired Customer")
+        number = plain.accounts.open(system, cid, kind="checking")
+        plain.payments.deposit(system, number, "123.45")
+        manager = employee(plain, "manager")
+        f = plain.reports.filters()
+        for name in WIRED:
+            on = wired.reports.query(manager, name, f, fresh=True)
+            off = plain.reports.query(manager, name, f, fresh=True)
+            pdt.assert_frame_equal(on, off, check_dtype=False, obj=name)
+        fresh = wired.read_model.freshness()
+        answer = wired.reports.query(manager, "key_figures", f, fresh=True)
+        assert Reports.as_of(answer) == fresh.as_of.replace(tzinfo=dt.timezone.utc)
+        # Within the cadence the copy is not pulled again: a deposit shows after "Refresh now".
+        plain.payments.deposit(system, number, "1.00")
+        assert wired.read_model.freshness().refreshes == fresh.refreshes
+        wired.reports.forget_answers(manager)
+        assert wired.read_model.freshness().refreshes == fresh.refreshes + 1
+        for name in WIRED:
+            pdt.assert_frame_equal(wired.reports.query(manager, name, f),
+                                   plain.reports.query(manager, name, f, fresh=True),
+                                   check_dtype=False, obj=name)
+        checked = operations.verify(wired, manager, on_read_model=True)
+        assert checked["ok"] and checked["as_of"] == Reports.as_of(
+            wired.reports.query(manager, "key_figures", f))
+        with pytest.raises(bankms.InvalidState):
+            operations.verify(plain, manager, on_read_model=True)
+    finally:
+        wired.close()
+        plain.close()
+
+
+def test_the_read_model_setting_applies_to_postgresql_only():
+    from bankms.bank import read_model_setting
+
+    url = "postgresql:///bank?host=/tmp"
+    assert read_model_setting(url, {}) is None
+    assert read_model_setting(url, {"BANKMS_READ_MODEL": "0"}) is None
+    assert read_model_setting(url, {"BANKMS_READ_MODEL": "1"}) == (":memory:", 10.0)
+    assert read_model_setting(url, {"BANKMS_READ_MODEL": "/srv/rm.duckdb",
+                                    "BANKMS_READ_MODEL_MAX_AGE_S": "2"}) == ("/srv/rm.duckdb", 2.0)
+    assert read_model_setting("data/bank.duckdb", {"BANKMS_READ_MODEL": "1"}) is None
+
+
+def test_check_ledger_finds_a_balance_that_differs_from_its_postings(pg_database):
+    PostgresEngine(pg_database).close()
+    insert_postings(pg_database, [1])   # one posting of 1 cent, unbalanced, on account 1
+    with ReadModel(pg_database) as rm:
+        rm.refresh()
+        problems, fresh = rm.check_ledger()
+        assert fresh.refreshes == 1
+        assert any("transaction 1 postings sum to 1" in p for p in problems)
+        assert any("trial balance is 1 cents off" in p for p in problems)
