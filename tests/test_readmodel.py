@@ -174,11 +174,7 @@ def Source_of(rm):  # noqa: N802 - reads like the class it builds
 
 # Queries that fail on PostgreSQL itself, whatever the read model does (strict: the test
 # says when they are fixed).
-FAILS_ON_POSTGRES = {
-    # ORDER BY recent_count - before_count: PostgreSQL takes output names in ORDER BY only
-    # alone, not inside an expression (UndefinedColumn); DuckDB accepts both.
-    "falling_activity": "ORDER BY on an expression of output column names",
-}
+FAILS_ON_POSTGRES: dict[str, str] = {}
 
 # Queries whose values agree but whose integer widths differ between the engines (so between
 # any DuckDB copy and PostgreSQL): compared without their dtypes, values still exact.
