@@ -8,7 +8,7 @@ PostgreSQL (a primary or a streaming replica) through `adbc-driver-postgresql` a
 one committed state of the bank: balances agree with the postings, as on the primary. The first
 refresh pulls everything; later ones pull the append-only tables by their ordering column (rows
 after the last one held, plus a tail window, see below) and of the other tables only the rows
-written since the last pull (by the change marker, see _CHANGED below), upserted by key, and swap
+written since the last pull (by the change marker, see _changed_sql below), upserted by key, and swap
 them in inside one DuckDB transaction, so a reader sees either the old state or the new one.
 
 Reads (`read`, `read_df`, `read_columns`, `snapshot`) run on DuckDB, each thread through its own
@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 
 import adbc_driver_postgresql.dbapi as adbc_pg
 import duckdb
-import pyarrow as pa
 
 from . import db
 from .duckdb import Cursors, DuckDBReader, read_snapshot
@@ -49,7 +48,7 @@ from .sql import DUCKDB
 # before its COMMIT (store/chains.py), so a committed row is final. An idempotency key is
 # written in the transaction of the ledger transaction it names, so its transaction_id grows as
 # the transactions' ids do. Every other table (accounts, customers, loans, settings, ...) is
-# pulled by the change marker (_CHANGED) and upserted by their key (KEYS).
+# pulled by the change marker (_changed_sql) and upserted by their key (NATURAL_KEYS).
 APPEND_ONLY = {
     # table: (ordering column, identity column)
     "transactions": ("id", "id"),
@@ -97,7 +96,11 @@ NATURAL_KEYS = {
 # not pulled again; a frozen row whose raw xmin lies more than 2^31 behind X may look new and be
 # pulled again, which costs time but not correctness (it is upserted by key). Rows the pull
 # over-reads (transactions between X and the snapshot's xmax that had committed) are upserted
-# too. A seq scan of 100,000 rows on PostgreSQL is cheap; what cost was moving them. Deletes
+# too, as are more while any transaction on the server (of any database) ran long across the
+# last pull, since it holds X back. Subtransactions are why X, not the snapshot's list of
+# transactions in flight, is the marker: that list names top-level ids only, and a row
+# written under a savepoint carries the savepoint's own id. A seq scan of 100,000 rows on
+# PostgreSQL is cheap; what cost was moving them. Deletes
 # leave no xmin: they are found by comparing row counts (see NATURAL_KEYS).
 _XID_MOD = 1 << 32
 _XID_HALF = 1 << 31
@@ -180,7 +183,8 @@ class RefreshReport:
     """What one refresh did: rows pulled per table, whether it was a full pull, and the
     seconds spent pulling (PostgreSQL to Arrow) and merging (Arrow into DuckDB). `whole`
     names the mutable tables pulled whole (rather than by the change marker) on an
-    incremental refresh; `rows` counts the rows pulled per table, 0 for one unchanged."""
+    incremental refresh; `rows` counts the rows pulled per table (a table found unchanged
+    is absent)."""
 
     full: bool
     rows: dict[str, int]
