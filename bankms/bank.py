@@ -43,6 +43,28 @@ from .store.writer import Writer
 DEFAULT_SETTINGS = {key: setting.default for key, setting in REGISTRY.items()}
 
 
+# How old the read model may be when a report reads it, in seconds, unless
+# BANKMS_READ_MODEL_MAX_AGE_S says otherwise: a read finding it older refreshes it first.
+READ_MODEL_MAX_AGE_S = 10.0
+
+
+def read_model_setting(url: str, environ=os.environ) -> tuple[str, float] | None:
+    """(read model path, max age in seconds) when the managers' dashboards, analytics,
+    ledger reports and verify(on_read_model=True) should read a DuckDB read model of the bank
+    (issue 14, step H) rather than the bank itself; None to read the bank.
+
+    BANKMS_READ_MODEL: unset, '' or '0' (the default): off. '1': a read model in memory,
+    filled by the first report after the start. Any other value: the path of a DuckDB file for
+    it, which a restart continues incrementally. Only a bank on PostgreSQL has one: a DuckDB
+    bank is its own columnar store. BANKMS_READ_MODEL_MAX_AGE_S (default 10): how old the
+    figures may be; pages say "Figures as of ..." with the copy's time."""
+    value = environ.get("BANKMS_READ_MODEL", "").strip()
+    if value in ("", "0") or not str(url).startswith(POSTGRES_SCHEMES):
+        return None
+    max_age_s = float(environ.get("BANKMS_READ_MODEL_MAX_AGE_S", READ_MODEL_MAX_AGE_S))
+    return (":memory:" if value == "1" else value), max_age_s
+
+
 class Bank:
     def __init__(self, path: str, *, bcrypt_rounds: int | None = None,
                  batch_size_max: int = 512, clock=None):
@@ -55,6 +77,16 @@ class Bank:
         # The storage engine (store/port.py): DuckDB for a path or ':memory:', PostgreSQL for
         # a postgresql:// URL (several processes may open one: engine.shared_writers).
         self.engine = open_engine(path)
+        # The analytics' read model (store/readmodel.py) when the bank is on PostgreSQL and
+        # BANKMS_READ_MODEL asks for one (read_model_setting); None otherwise.
+        self.read_model = None
+        self.read_model_max_age_s = READ_MODEL_MAX_AGE_S
+        setting = read_model_setting(path)
+        if setting is not None:
+            # Imported here: DuckDB's and ADBC's modules load only for a bank that uses them.
+            from .store.readmodel import ReadModel
+            self.read_model = ReadModel(path, setting[0])
+            self.read_model_max_age_s = setting[1]
         self._closed = False
         self._lock = threading.Lock()
         # Answers kept per ledger version (see kept): key -> (writer version, answer).
@@ -164,6 +196,8 @@ class Bank:
         if getattr(self, "home", None) is not None:
             self.home.stop()
         self._writer.stop()
+        if self.read_model is not None:
+            self.read_model.close()
         self.engine.close()
 
     def __enter__(self):

@@ -26,19 +26,38 @@ BACKUP_FOLDER = "backups"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 
 
-def verify(bank, actor) -> dict:
+def verify(bank, actor, *, on_read_model: bool = False) -> dict:
     """Every ledger invariant checked (audit.verify); managers and the system.
 
     Returns {"ok": bool, "problems": [str], "summary": {kind: count}}, where kind is each
     problem's words before its first number or account number (e.g. "account",
-    "transaction", "trial balance is"), for a short overview."""
+    "transaction", "trial balance is"), for a short overview.
+
+    `on_read_model` (a bank on PostgreSQL with BANKMS_READ_MODEL set): the ledger's own
+    consistency (balances equal postings, every transaction and the whole ledger sum to zero)
+    checked on one snapshot of the read model, refreshed first, so that nothing is held on
+    PostgreSQL while it runs; the answer then also has "as_of" (aware UTC), the time of the
+    state checked. InvalidState when the bank has no read model."""
     bank.require(actor, "audit.verify", entity="bank")
-    problems = bank.audit.verify()
+    as_of = None
+    if on_read_model:
+        rm = bank.read_model
+        if rm is None:
+            raise InvalidState("This bank has no read model (BANKMS_READ_MODEL, PostgreSQL "
+                               "only).")
+        rm.ensure_fresh(bank.read_model_max_age_s)
+        problems, fresh = rm.check_ledger()
+        as_of = fresh.as_of
+    else:
+        problems = bank.audit.verify()
     summary: dict[str, int] = {}
     for problem in problems:
         kind = re.split(r"[\s]\d|\s[A-Z0-9]{6,}", problem, maxsplit=1)[0].strip() or problem
         summary[kind] = summary.get(kind, 0) + 1
-    return {"ok": not problems, "problems": problems, "summary": summary}
+    answer = {"ok": not problems, "problems": problems, "summary": summary}
+    if on_read_model:
+        answer["as_of"] = None if as_of is None else as_of.replace(tzinfo=dt.timezone.utc)
+    return answer
 
 
 def _refuse_existing(dest: str) -> None:

@@ -715,16 +715,18 @@ def falling_activity(src: Source, f: Filters, window_days: int = FALLING_WINDOW_
     cut = midnight_after(f.as_of)
     mid = cut - dt.timedelta(days=window_days)
     since = mid - dt.timedelta(days=window_days)
+    # Ordered outside the grouping: PostgreSQL takes an output column's name in ORDER BY only
+    # alone, not inside an expression such as this difference; DuckDB takes both.
     return src.df(
         f"WITH act AS ({_activity_sql(src)}) "
-        "SELECT c.id AS customer_id, c.full_name, c.email, c.phone, "
+        "SELECT * FROM (SELECT c.id AS customer_id, c.full_name, c.email, c.phone, "
         "count(CASE WHEN act.posted_at < ? THEN 1 END) AS before_count, "
         "count(CASE WHEN act.posted_at >= ? THEN 1 END) AS recent_count "
         "FROM act JOIN customers c ON c.id = act.customer_id WHERE c.status = 'active' "
         "GROUP BY 1, 2, 3, 4 HAVING count(CASE WHEN act.posted_at < ? THEN 1 END) >= ? "
         "AND 2 * count(CASE WHEN act.posted_at >= ? THEN 1 END) "
-        "<= count(CASE WHEN act.posted_at < ? THEN 1 END) "
-        "ORDER BY recent_count - before_count, c.id",
+        "<= count(CASE WHEN act.posted_at < ? THEN 1 END)) falling "
+        "ORDER BY recent_count - before_count, customer_id",
         [since, cut, since, cut, mid, mid, mid, prior_min, mid, mid])
 
 

@@ -193,6 +193,30 @@ class Reports:
     def source(self) -> analytics.Source:
         return analytics.duckdb_source(self._bank)
 
+    def _on_read_side(self, fn):
+        """(fn(source), as of) for the managers' analytics and ledger views: on the bank's
+        read model when it has one (BANKMS_READ_MODEL, bank.read_model_setting), refreshed
+        first when older than the bank's read_model_max_age_s and read in one snapshot of it,
+        with its time (aware UTC, the source's state copied); else on the bank itself, with
+        None. Statements and certificates stay on the bank: a customer's document must hold
+        the payment just made."""
+        rm = self._bank.read_model
+        if rm is None:
+            return fn(self.source), None
+        rm.ensure_fresh(self._bank.read_model_max_age_s)
+        with rm.snapshot() as reader:
+            as_of = rm.freshness(reader).as_of
+            value = fn(analytics.Source(reader.fetch_df, rm.dialect))
+        return value, (None if as_of is None else as_of.replace(tzinfo=dt.timezone.utc))
+
+    def _read_side(self, fn) -> pd.DataFrame:
+        """fn(source)'s DataFrame by _on_read_side, its attrs["as_of"] the read model's time
+        (ISO text, as _aged writes it) when it came from one."""
+        answer, as_of = self._on_read_side(fn)
+        if as_of is not None:
+            answer.attrs["as_of"] = as_of.isoformat()
+        return answer
+
     def today(self) -> dt.date:
         """The latest day reports can show: the business date, or today in the bank's time
         zone if that is later."""
@@ -241,8 +265,9 @@ class Reports:
         started = self.monotonic()
         as_of = businessday.as_utc(self._bank.clock())
         answer = compute()
-        # Text (ISO 8601, UTC): Streamlit carries a frame's attrs to the browser as JSON.
-        answer.attrs["as_of"] = as_of.isoformat()
+        # Text (ISO 8601, UTC): Streamlit carries a frame's attrs to the browser as JSON. An
+        # answer from the read model (_read_side) already says the time of its copy.
+        answer.attrs.setdefault("as_of", as_of.isoformat())
         if key is not None:
             with self._answers_lock:
                 if len(self._answers) >= self.ANSWERS_MAX:
@@ -262,6 +287,9 @@ class Reports:
         self._bank.require(actor, "report.read", entity="report", entity_id="refresh")
         with self._answers_lock:
             self._answers.clear()
+        if self._bank.read_model is not None:
+            # On demand: the next figures come from a copy pulled now.
+            self._bank.read_model.ensure_fresh(0)
 
     @staticmethod
     def as_of(*answers) -> dt.datetime | None:
@@ -286,7 +314,7 @@ class Reports:
             raise InvalidInput(f"There is no report called '{name}'.")
         if not isinstance(filters, Filters):
             raise InvalidInput("Give the report's filters as a bankms.reporting.analytics.Filters.")
-        return self._aged(("query", name, filters), lambda: fn(self.source, filters), fresh,
+        return self._aged(("query", name, filters), lambda: self._read_side(lambda src: fn(src, filters)), fresh,
                           _max_age_s)
 
     def drill(self, actor, figure: str, filters: Filters, *, fresh=False,
@@ -299,8 +327,8 @@ class Reports:
         from . import drill
         self._bank.require(actor, "report.read", entity="report", entity_id=figure)
         key = ("drill", figure, filters, tuple(sorted(selection.items())))
-        return self._aged(key, lambda: drill.drill(self.source, figure, filters, selection),
-                          fresh)
+        return self._aged(key, lambda: self._read_side(
+            lambda src: drill.drill(src, figure, filters, selection)), fresh)
 
     @staticmethod
     def drill_total(figure: str, rows: pd.DataFrame) -> int:
@@ -317,7 +345,8 @@ class Reports:
         if not self.loans_available():
             raise InvalidInput("This bank has no loans module.")
         points = provision_basis_points(self._bank.settings)
-        return _with_money(analytics.provisioning(self.source, points), "outstanding_cents",
+        return _with_money(self._read_side(lambda src: analytics.provisioning(src, points)),
+                           "outstanding_cents",
                            "required_cents", "booked_cents", "difference_cents")
 
     def dashboard(self, actor, filters: Filters, *, fresh=False) -> dict[str, pd.DataFrame]:
@@ -335,13 +364,14 @@ class Reports:
         """Ledger lines with debit/credit columns as of the day (now if None); sums to zero."""
         self._bank.require(actor, "report.read", entity="report", entity_id="trial_balance")
         as_of = None if as_of is None else as_date(as_of, "as-of date")
-        return _with_money(analytics.trial_balance(self.source, as_of),
+        return _with_money(self._read_side(lambda src: analytics.trial_balance(src, as_of)),
                            "debit_cents", "credit_cents", "balance_cents")
 
     def general_ledger(self, actor, start, end) -> pd.DataFrame:
         self._bank.require(actor, "report.read", entity="report", entity_id="general_ledger")
         f = Filters(start=start, end=end)
-        return _with_money(analytics.general_ledger(self.source, f.start, f.end),
+        return _with_money(self._read_side(
+            lambda src: analytics.general_ledger(src, f.start, f.end)),
                            "opening_cents", "debit_cents", "credit_cents", "closing_cents")
 
     def ledger_lines(self, actor, account_number, start, end, limit=2000):
@@ -351,7 +381,10 @@ class Reports:
         number = str(account_number).strip()
         if not self._bank.read_one("SELECT 1 FROM accounts WHERE account_number = ?", [number]):
             raise AccountNotFound(f"There is no account {number}.")
-        opening, df = analytics.ledger_lines(self.source, number, f.start, f.end, limit)
+        (opening, df), as_of = self._on_read_side(
+            lambda src: analytics.ledger_lines(src, number, f.start, f.end, limit))
+        if as_of is not None:
+            df.attrs["as_of"] = as_of.isoformat()
         # What each posting was, as people say it, beside the kind and channel codes.
         df.insert(df.columns.get_loc("kind") + 1, "label", transaction_labels(
             df["kind"], df["channel"], df["amount_cents"]))

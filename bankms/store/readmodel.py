@@ -7,7 +7,8 @@ PostgreSQL (a primary or a streaming replica) through `adbc-driver-postgresql` a
 `refresh()` pulls every table inside ONE `REPEATABLE READ READ ONLY` transaction, so the copy is
 one committed state of the bank: balances agree with the postings, as on the primary. The first
 refresh pulls everything; later ones pull the append-only tables by their ordering column (rows
-after the last one held, plus a tail window, see below) and the other tables whole, and swap
+after the last one held, plus a tail window, see below) and of the other tables only the rows
+written since the last pull (by the change marker, see _changed_sql below), upserted by key, and swap
 them in inside one DuckDB transaction, so a reader sees either the old state or the new one.
 
 Reads (`read`, `read_df`, `read_columns`, `snapshot`) run on DuckDB, each thread through its own
@@ -19,7 +20,9 @@ Measured (benchmarks/bench_readmodel.py, shared 2-core machine at load 4-7): at 
 full pull 3.4-3.9 s (1.5 M rows), the dashboards 0.97-1.32x the DuckDB file, an incremental
 refresh after 50,000 new postings 0.65-0.72 s; at 10 M a full pull 39 s (15 M rows), the dashboards
 0.92-1.13x the DuckDB file, the incremental refresh 1.3-2.1 s, most of it the accounts (100,000
-rows) and customers pulled whole: a change marker for them is the next step.
+rows) and customers pulled whole. With the change marker (session 26, 10 M postings, load 8-13
+on 2 shared cores): the same refresh 0.84-1.20 s, median 0.87 s (34,000 changed accounts,
+no customers; before it, 5.6 s in the same conditions), a refresh with nothing new 0.5 s.
 """
 from __future__ import annotations
 
@@ -28,11 +31,10 @@ import datetime as dt
 import itertools
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import adbc_driver_postgresql.dbapi as adbc_pg
 import duckdb
-import pyarrow as pa
 
 from . import db
 from .duckdb import Cursors, DuckDBReader, read_snapshot
@@ -46,7 +48,7 @@ from .sql import DUCKDB
 # before its COMMIT (store/chains.py), so a committed row is final. An idempotency key is
 # written in the transaction of the ledger transaction it names, so its transaction_id grows as
 # the transactions' ids do. Every other table (accounts, customers, loans, settings, ...) is
-# pulled whole at each refresh: they are small beside the ledger, and several are updated.
+# pulled by the change marker (_changed_sql) and upserted by their key (NATURAL_KEYS).
 APPEND_ONLY = {
     # table: (ordering column, identity column)
     "transactions": ("id", "id"),
@@ -61,6 +63,62 @@ APPEND_ONLY = {
 # column but the password hash, which comes as ''.
 NOT_COPIED = frozenset({"sessions", "form_keys", "activation_codes", "outbox", "throttles"})
 BLANKED = {("users", "password_hash")}
+
+# The key by which the changed rows of a mutable table replace the copy's: the table's primary key
+# on PostgreSQL (read from its catalogue at each pull), else the natural key below. A key here
+# need not be declared unique on the source: after each merge the copy's row count is checked
+# against the source's in the same snapshot, and a table whose counts differ is pulled whole
+# (see _pull_changed), so a duplicate costs a whole pull, never a wrong copy. A table with
+# neither (customer_status_history) is keyed by all its columns: right for rows only ever
+# inserted, and an update or delete there shows as a count that differs, so a whole pull.
+# interest_accruals is written by end of day only (one row per account and day, INSERT only:
+# deposits/eod.py and the demo) and grows by 100,000 rows a day at 100,000 accounts, so it must
+# not be pulled whole; loan_schedule is rewritten per loan (DELETE then INSERT: loans.py), and
+# the upsert by (loan_id, n) plus the count check follow that.
+NATURAL_KEYS = {
+    "interest_accruals": ("account_id", "accrual_date"),
+    "loan_schedule": ("loan_id", "n"),
+    "loan_payments": ("transaction_id",),
+    "interest_postings": ("account_id", "period_end"),
+    "overdraft_interest_postings": ("account_id", "period_end"),
+}
+
+# The change marker of the mutable tables. At each pull the read model records X, the xmin of
+# the pull's snapshot (pg_snapshot_xmin(pg_current_snapshot()), a 64-bit xid8): every
+# transaction below X had ended when the snapshot was taken. A row version visible to a later
+# snapshot but not to that one was therefore written by a transaction at or above X (one in
+# flight then, or begun later, or a subtransaction of either, whose xid is above its parent's),
+# and its xmin says so. The next pull reads only the rows whose xmin follows or equals X, which
+# PostgreSQL compares modulo 2^32 (xmin is the 32-bit xid), as TransactionIdFollowsOrEquals
+# does. That is exact while the source ran fewer than 2^31 transactions between two pulls (the
+# read model pulls whole when X moved further, or backwards, or the database is another one);
+# rows frozen by VACUUM keep their raw xmin (PostgreSQL 9.4 on), which is below X, so they are
+# not pulled again; a frozen row whose raw xmin lies more than 2^31 behind X may look new and be
+# pulled again, which costs time but not correctness (it is upserted by key). Rows the pull
+# over-reads (transactions between X and the snapshot's xmax that had committed) are upserted
+# too, as are more while any transaction on the server (of any database) ran long across the
+# last pull, since it holds X back. Subtransactions are why X, not the snapshot's list of
+# transactions in flight, is the marker: that list names top-level ids only, and a row
+# written under a savepoint carries the savepoint's own id. A seq scan of 100,000 rows on
+# PostgreSQL is cheap; what cost was moving them. Deletes
+# leave no xmin: they are found by comparing row counts (see NATURAL_KEYS).
+_XID_MOD = 1 << 32
+_XID_HALF = 1 << 31
+
+
+def _changed_sql(marker: int) -> str:
+    """The WHERE clause of the rows written at or after the 64-bit xid `marker`."""
+    return (f" WHERE ((CAST(CAST(xmin AS TEXT) AS BIGINT) - {int(marker) % _XID_MOD} + "
+            f"{_XID_MOD}) % {_XID_MOD}) < {_XID_HALF}")
+
+
+_KEYS_SQL = (
+    "SELECT c.relname, (SELECT array_agg(CAST(a.attname AS TEXT) ORDER BY k.ord) "
+    "FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord) "
+    "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum) AS key "
+    "FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE i.indisprimary AND n.nspname = current_schema()")
 
 # Ids re-read below the highest one held, at every incremental refresh.
 #
@@ -86,17 +144,21 @@ TAIL_IDS = 10_000
 _AS_OF_SQL = (
     "SELECT CAST((CASE WHEN pg_is_in_recovery() THEN coalesce(pg_last_xact_replay_timestamp(), "
     "statement_timestamp()) ELSE statement_timestamp() END) AT TIME ZONE 'UTC' AS TIMESTAMP) "
-    "AS as_of, pg_is_in_recovery() AS replica")
+    "AS as_of, pg_is_in_recovery() AS replica, "
+    "CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS TEXT) AS BIGINT) AS xmin8, "
+    "CAST((SELECT oid FROM pg_database WHERE datname = current_database()) AS BIGINT) AS datid")
 
 # The read model's own bookkeeping, in the DuckDB database beside the copied tables (so that a
 # file read model knows after a restart where its append-only tables end).
 _STATE_TABLE = "readmodel_state"
 _STATE_DDL = (f"CREATE TABLE IF NOT EXISTS {_STATE_TABLE} (name VARCHAR PRIMARY KEY, "
               "as_of TIMESTAMP, refreshed_at TIMESTAMP, replica BOOLEAN, full_pulls BIGINT, "
-              "refreshes BIGINT)")
+              "refreshes BIGINT, source_xmin BIGINT, source_db BIGINT)")
+# Read models made before the change marker lack its columns: added at open (their first
+# refresh then pulls the mutable tables whole, as before, and records the marker).
+_STATE_MIGRATIONS = [f"ALTER TABLE {_STATE_TABLE} ADD COLUMN IF NOT EXISTS {c} BIGINT"
+                     for c in ("source_xmin", "source_db")]
 _NAMES = itertools.count()
-# Tables up to this many rows are remembered between refreshes (see ReadModel._last).
-_REMEMBERED_ROWS_MAX = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -119,13 +181,35 @@ class Freshness:
 @dataclass(frozen=True)
 class RefreshReport:
     """What one refresh did: rows pulled per table, whether it was a full pull, and the
-    seconds spent pulling (PostgreSQL to Arrow) and merging (Arrow into DuckDB)."""
+    seconds spent pulling (PostgreSQL to Arrow) and merging (Arrow into DuckDB). `whole`
+    names the mutable tables pulled whole (rather than by the change marker) on an
+    incremental refresh; `rows` counts the rows pulled per table (a table found unchanged
+    is absent)."""
 
     full: bool
     rows: dict[str, int]
     pull_s: float
     merge_s: float
     as_of: dt.datetime
+    whole: frozenset = frozenset()
+    pull_s_by_table: dict = field(default_factory=dict)   # where pull_s went
+
+
+@dataclass
+class _Pull:
+    """What one pull read: the snapshot's time, whether from a replica, its xmin (the change
+    marker of the next pull) and database; {table: (mode, Arrow, argument)} with mode
+    'append' (argument: the bound re-read from), 'upsert' (argument: the key) or 'replace';
+    and the mutable tables pulled whole on an incremental refresh."""
+
+    full: bool
+    as_of: dt.datetime
+    replica: bool
+    xmin8: int
+    datid: int
+    frames: dict = field(default_factory=dict)
+    whole: set = field(default_factory=set)
+    seconds: dict = field(default_factory=dict)
 
 
 class ReadModel:
@@ -145,12 +229,13 @@ class ReadModel:
         if not self.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
                                 [_STATE_TABLE]).fetchone()[0]:
             self._create_schema()
+        for sql in _STATE_MIGRATIONS:
+            self.con.execute(sql)
         self._cursors = Cursors(self.con)
         self._refresh_lock = threading.Lock()
         self._columns = self._table_columns()
-        # The small tables as last pulled ({table: Arrow}), to leave alone those that did not
-        # change (most settings, products, holidays...) instead of rewriting them.
-        self._last: dict[str, pa.Table] = {}
+        # When the last refresh of this process began (time.monotonic()), for ensure_fresh.
+        self._pulled_at: float | None = None
 
     def _create_schema(self) -> None:
         """The bank's schema as a DuckDB bank has it (db.migrate: the same DDL), so that every
@@ -194,24 +279,34 @@ class ReadModel:
 
     # -- refresh -----------------------------------------------------------------------------
     def _state(self) -> tuple | None:
+        """(as_of, refreshed_at, replica, refreshes, source_xmin, source_db), None if never."""
         return self.con.cursor().execute(
-            f"SELECT as_of, refreshed_at, replica, refreshes FROM {_STATE_TABLE} "
-            "WHERE name = 'state'").fetchone()
+            f"SELECT as_of, refreshed_at, replica, refreshes, source_xmin, source_db "
+            f"FROM {_STATE_TABLE} WHERE name = 'state'").fetchone()
 
     def refresh(self, *, full: bool = False) -> RefreshReport:
         """Bring the copy up to the source's current committed state, in one snapshot of it.
-        Full the first time (or when `full`), else incremental. Raises StoreUnavailable when
-        the source cannot be reached; the copy is then left as it was."""
+        Full the first time (or when `full`, or when the source is another database or its
+        transaction ids went back, as after a restore), else incremental. Raises
+        StoreUnavailable when the source cannot be reached; the copy is then left as it was."""
         with self._refresh_lock:
-            full = full or self._state() is None
-            bounds = {} if full else self._bounds()
-            t0 = time.perf_counter()
-            as_of, replica, frames = self._pull(bounds)
-            t1 = time.perf_counter()
-            self._merge(frames, bounds, as_of, replica, full)
-            t2 = time.perf_counter()
-            return RefreshReport(full=full, rows={t: f.num_rows for t, f in frames.items()},
-                                 pull_s=t1 - t0, merge_s=t2 - t1, as_of=as_of)
+            return self._refresh(full)
+
+    def _refresh(self, full: bool) -> RefreshReport:
+        """refresh(), the refresh lock held."""
+        started = time.monotonic()
+        state = self._state()
+        full = full or state is None
+        t0 = time.perf_counter()
+        pull = self._pull(full, None if full else (state[4], state[5]))
+        t1 = time.perf_counter()
+        self._merge(pull)
+        t2 = time.perf_counter()
+        self._pulled_at = started
+        return RefreshReport(full=pull.full, rows={t: f.num_rows for t, (_, f, _) in
+                                                  pull.frames.items()},
+                             pull_s=t1 - t0, merge_s=t2 - t1, as_of=pull.as_of,
+                             whole=frozenset(pull.whole), pull_s_by_table=pull.seconds)
 
     def _bounds(self) -> dict[str, int]:
         """{append-only table: the lowest value of its ordering column to pull again}: the
@@ -224,9 +319,10 @@ class ReadModel:
                 bounds[table] = int(top) - self.tail_ids
         return bounds
 
-    def _pull(self, bounds: dict[str, int]) -> tuple[dt.datetime, bool, dict[str, pa.Table]]:
-        """Every table as Arrow, read in one REPEATABLE READ READ ONLY transaction: the
-        append-only ones from their bound on (all when they have none), the others whole."""
+    def _pull(self, full: bool, previous: tuple | None) -> "_Pull":
+        """Every table's rows to merge, read in one REPEATABLE READ READ ONLY transaction:
+        all of them when `full`; else the append-only ones from their bound on, and of the
+        mutable ones the rows changed since the `previous` (marker, database) pull."""
         try:
             conn = adbc_pg.connect(self.source_url, autocommit=True)
         except adbc_pg.Error as exc:
@@ -242,16 +338,47 @@ class ReadModel:
             try:
                 cur.execute(_AS_OF_SQL)
                 head = cur.fetch_arrow_table().to_pylist()[0]
-                frames = {}
-                for table in self._columns:
-                    if table in NOT_COPIED:
-                        continue
-                    sql = self._select(table)
-                    if table in APPEND_ONLY and table in bounds:
-                        # An integer from our own copy: safe to write into the text.
-                        sql += f" WHERE {APPEND_ONLY[table][0]} > {int(bounds[table])}"
+                pull = _Pull(full=full, as_of=head["as_of"], replica=bool(head["replica"]),
+                             xmin8=int(head["xmin8"]), datid=int(head["datid"]))
+                marker = None
+                if not full:
+                    prev_xmin, prev_db = previous
+                    if prev_db is not None and (prev_db != pull.datid
+                                                or prev_xmin > pull.xmin8):
+                        # Another database, or ids that went back (a restore, a point-in-time
+                        # recovery): nothing held can be trusted.
+                        pull.full = True
+                    elif prev_xmin is not None and pull.xmin8 - prev_xmin < _XID_HALF:
+                        marker = prev_xmin
+                bounds = {} if pull.full else self._bounds()
+
+                def fetch(sql, label="(catalogue and counts)"):
+                    t0 = time.perf_counter()
                     cur.execute(sql)
-                    frames[table] = cur.fetch_arrow_table()
+                    frame = cur.fetch_arrow_table()
+                    pull.seconds[label] = (pull.seconds.get(label, 0.0)
+                                           + time.perf_counter() - t0)
+                    return frame
+
+                tables = [t for t in self._columns if t not in NOT_COPIED]
+                mutable = [t for t in tables if t not in APPEND_ONLY]
+                for table in tables:
+                    if table in APPEND_ONLY:
+                        sql = self._select(table)
+                        if table in bounds:
+                            # An integer from our own copy: safe to write into the text.
+                            sql += f" WHERE {APPEND_ONLY[table][0]} > {int(bounds[table])}"
+                            pull.frames[table] = ("append", fetch(sql, table), bounds[table])
+                        else:
+                            pull.frames[table] = ("replace", fetch(sql, table), None)
+                if marker is None:
+                    for table in mutable:
+                        pull.frames[table] = ("replace", fetch(self._select(table), table),
+                                              None)
+                    if not pull.full:
+                        pull.whole.update(mutable)
+                else:
+                    self._pull_changed(fetch, mutable, marker, pull)
             finally:
                 cur.execute("ROLLBACK")
             cur.close()
@@ -259,17 +386,68 @@ class ReadModel:
             raise StoreUnavailable(f"the read model's pull failed: {exc}") from exc
         finally:
             conn.close()
-        return head["as_of"], bool(head["replica"]), frames
+        return pull
 
-    def _merge(self, frames: dict[str, pa.Table], bounds: dict[str, int], as_of: dt.datetime,
-               replica: bool, full: bool) -> None:
+    def _pull_changed(self, fetch, mutable: list[str], marker: int, pull: "_Pull") -> None:
+        """Into `pull`, the rows of the `mutable` tables written since the pull whose snapshot
+        had xmin `marker`, to upsert by key; a table whose copy would then hold another
+        number of rows than the source (a row deleted, a key repeated) is pulled whole
+        instead."""
+        keys = {r["relname"]: tuple(r["key"]) for r in fetch(_KEYS_SQL).to_pylist()}
+        # One statement, one scan of each table: its rows, and those changed (so that the
+        # tables nobody wrote to cost no further round trip).
+        where = _changed_sql(marker).removeprefix(" WHERE ")
+        counts, touched = {}, set()
+        for r in fetch(" UNION ALL ".join(
+                f"SELECT '{t}' AS t, count(*) AS n, count(*) FILTER (WHERE {where}) AS c "
+                f"FROM {t}" for t in mutable)).to_pylist():
+            counts[r["t"]] = int(r["n"])
+            if r["c"]:
+                touched.add(r["t"])
+        duck = self.con.cursor()
+        try:
+            held = dict(duck.execute(" UNION ALL ".join(
+                f"SELECT '{t}', count(*) FROM {t}" for t in mutable)).fetchall())
+            for table in mutable:
+                if table not in touched and held[table] == counts[table]:
+                    continue   # unchanged since the last pull
+                changed = fetch(self._select(table) + _changed_sql(marker), table)
+                key = (keys.get(table) or NATURAL_KEYS.get(table)
+                       or tuple(c for c, _ in self._columns[table]))
+                # How many rows the copy would hold after the upsert.
+                source = f"_readmodel_{next(_NAMES)}"
+                duck.register(source, changed)
+                try:
+                    # fetchall, not fetchone: a cursor with a result left open refuses
+                    # unregister() (field notes, duckdb 2.0.1).
+                    ((replaced,),) = duck.execute(
+                        f"SELECT count(*) FROM {table} t WHERE EXISTS (SELECT 1 FROM "
+                        f"{source} src WHERE {self._key_match(table, key)})").fetchall()
+                finally:
+                    duck.unregister(source)
+                if held[table] - replaced + changed.num_rows == counts[table]:
+                    pull.frames[table] = ("upsert", changed, key)
+                    continue
+                pull.frames[table] = ("replace", fetch(self._select(table), table), None)
+                pull.whole.add(table)
+        finally:
+            duck.close()
+
+    def _key_match(self, table: str, key: tuple) -> str:
+        """SQL matching a copy row `t` to a pulled row `src` by `key`, types as the copy's."""
+        types = dict(self._columns[table])
+        # NULLs match NULLs: a key of all columns may hold some.
+        return " AND ".join(f't."{c}" IS NOT DISTINCT FROM CAST(src."{c}" AS {types[c]})'
+                            for c in key)
+
+    def _merge(self, pull: "_Pull") -> None:
         """Swap the pulled rows in, in one DuckDB transaction (readers see the old copy or the
-        new one, never a mix): append-only tables gain the rows they lack, others are
-        replaced."""
+        new one, never a mix): append-only tables gain the rows they lack, changed rows of the
+        others replace the copy's rows of the same key, tables pulled whole are replaced."""
         cur = self.con.cursor()
         try:
             cur.execute("BEGIN")
-            for table, frame in frames.items():
+            for table, (mode, frame, arg) in pull.frames.items():
                 cols = self._columns[table]
                 names = ", ".join(f'"{c}"' for c, _ in cols)
                 casts = ", ".join(f'CAST(src."{c}" AS {t})' for c, t in cols)
@@ -277,14 +455,15 @@ class ReadModel:
                 cur.register(source, frame)
                 try:
                     where = ""
-                    if table in APPEND_ONLY and table in bounds:
+                    if mode == "append":
                         # Rows of the tail window already held are skipped by identity.
                         order, ident = APPEND_ONLY[table]
                         where = (f" WHERE src.\"{ident}\" NOT IN (SELECT \"{ident}\" FROM {table} "
-                                 f"WHERE {order} > {int(bounds[table])})")
-                    elif not full and table in self._last and self._last[table].equals(frame):
-                        continue  # unchanged since the last pull
-                    elif full or table not in APPEND_ONLY:
+                                 f"WHERE {order} > {int(arg)})")
+                    elif mode == "upsert":
+                        cur.execute(f"DELETE FROM {table} t USING {source} src "
+                                    f"WHERE {self._key_match(table, arg)}")
+                    else:
                         cur.execute(f"DELETE FROM {table}")
                     if frame.num_rows:
                         cur.execute(f"INSERT INTO {table} ({names}) SELECT {casts} "
@@ -293,15 +472,15 @@ class ReadModel:
                     cur.unregister(source)
             refreshed_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
             cur.execute(
-                f"INSERT INTO {_STATE_TABLE} VALUES ('state', ?, ?, ?, ?, 1) "
+                f"INSERT INTO {_STATE_TABLE} VALUES ('state', ?, ?, ?, ?, 1, ?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET as_of = excluded.as_of, "
                 "refreshed_at = excluded.refreshed_at, replica = excluded.replica, "
                 f"full_pulls = {_STATE_TABLE}.full_pulls + excluded.full_pulls, "
-                f"refreshes = {_STATE_TABLE}.refreshes + 1",
-                [as_of, refreshed_at, replica, 1 if full else 0])
+                f"refreshes = {_STATE_TABLE}.refreshes + 1, "
+                "source_xmin = excluded.source_xmin, source_db = excluded.source_db",
+                [pull.as_of, refreshed_at, pull.replica, 1 if pull.full else 0, pull.xmin8,
+                 pull.datid])
             cur.execute("COMMIT")
-            self._last = {t: f for t, f in frames.items()
-                          if t not in APPEND_ONLY and f.num_rows <= _REMEMBERED_ROWS_MAX}
         except BaseException:
             with contextlib.suppress(duckdb.Error):
                 cur.execute("ROLLBACK")
@@ -309,13 +488,68 @@ class ReadModel:
         finally:
             cur.close()
 
+    def ensure_fresh(self, max_age_s: float) -> None:
+        """Refresh unless the copy was refreshed by this process less than `max_age_s` ago
+        (when its last pull began), so readers on a cadence see figures at most about that
+        old. While another thread refreshes, a reader does not wait: it reads the copy as it
+        is (one whole refresh, see _merge); only a copy never filled waits. When the source
+        cannot be reached and a copy exists, the copy is read as it is (freshness() says how
+        old); with none, StoreUnavailable is raised."""
+        pulled = self._pulled_at
+        if pulled is not None and time.monotonic() - pulled < max_age_s:
+            return
+        have_copy = pulled is not None or self._state() is not None
+        if not self._refresh_lock.acquire(blocking=not have_copy):
+            return
+        try:
+            pulled = self._pulled_at
+            if pulled is None or time.monotonic() - pulled >= max_age_s:
+                self._refresh(False)
+        except StoreUnavailable:
+            if not have_copy:
+                raise
+        finally:
+            self._refresh_lock.release()
+
+    def check_ledger(self) -> tuple[list[str], Freshness]:
+        """The ledger's own consistency on one refresh of the copy (verify() on the read
+        model): every account's balance equals the sum of its postings, every transaction's
+        postings sum to zero, and so do all postings. Reads the copy only; nothing is held on
+        the source. (problems, at most 100 of each kind; the freshness of what was read)."""
+        problems = []
+        with self.snapshot() as reader:
+            fresh = self.freshness(reader)
+            for number, balance, total in reader.fetchall(
+                    "SELECT a.account_number, a.balance_cents, CAST(coalesce(p.total, 0) AS "
+                    "BIGINT) FROM accounts a LEFT JOIN (SELECT account_id, sum(amount_cents) "
+                    "AS total FROM postings GROUP BY 1) p ON p.account_id = a.id "
+                    "WHERE a.balance_cents <> coalesce(p.total, 0) ORDER BY 1 LIMIT 100"):
+                problems.append(f"account {number} balance {balance} differs from its "
+                                f"postings' sum {total}")
+            for tx, total in reader.fetchall(
+                    "SELECT transaction_id, CAST(sum(amount_cents) AS BIGINT) FROM postings "
+                    "GROUP BY 1 HAVING sum(amount_cents) <> 0 ORDER BY 1 LIMIT 100"):
+                problems.append(f"transaction {tx} postings sum to {total}, not 0")
+            (total,) = reader.fetchall(
+                "SELECT CAST(coalesce(sum(amount_cents), 0) AS BIGINT) FROM postings")[0]
+            if total != 0:
+                problems.append(f"trial balance is {total} cents off, not 0")
+        return problems, fresh
+
     # -- freshness ---------------------------------------------------------------------------
-    def freshness(self) -> Freshness:
-        """How old the copy is (all None and 0 before the first refresh)."""
-        row = self._state()
+    def freshness(self, reader=None) -> Freshness:
+        """How old the copy is (all None and 0 before the first refresh); through `reader`
+        (one of snapshot()'s) when given, so that it describes what that reader sees."""
+        if reader is None:
+            row = self._state()
+        else:
+            rows = reader.fetchall(
+                f"SELECT as_of, refreshed_at, replica, refreshes FROM {_STATE_TABLE} "
+                "WHERE name = 'state'")
+            row = rows[0] if rows else None
         if row is None:
             return Freshness(None, None, None, 0)
-        as_of, refreshed_at, replica, refreshes = row
+        as_of, refreshed_at, replica, refreshes, *_ = row
         return Freshness(as_of, refreshed_at, replica, int(refreshes))
 
     # -- reads (port.Engine's read side, on the copy) ----------------------------------------
