@@ -2,9 +2,12 @@
 
 Three OS processes (tests/crash_worker.py, each with its own writer, threads numbered apart so
 their idempotency keys differ) stream transfers among the same accounts. While they run, each
-in turn is killed with SIGKILL at a random moment and started again; the new process first
+in turn is killed with SIGKILL at a random moment and replaced by a new process, which first
 resends the last acknowledged transfers of each of its threads and then the one that was in
-flight when it died, under the same idempotency keys, as a client that retries does. Meanwhile
+flight when the other died, under the same idempotency keys, as a client that retries does.
+The replacements for the first two kills open the bank with the first three, before anyone
+posts, and wait (a process start costs seconds on a busy 2-core machine); the last replacement
+starts only after its kill, as after a real crash. Meanwhile
 this process reads every balance in one statement again and again (Jepsen's bank check: every
 read sees the same total and nobody below zero).
 
@@ -141,7 +144,7 @@ def test_kill_9_of_one_of_three_processes_loses_and_doubles_nothing(pg_database)
             failures.append(f"reader: {exc!r}")
 
     # The processes that take over after the kills but the last are made ready at the start
-    # (process start is slow on a busy machine, slower still while three others post); the
+    # (a process start is slow on a busy machine, slower still while three others post); the
     # last one starts only once its predecessor is dead, as after a crash.
     workers = [Worker(url, p) for p in range(PROCESSES)]
     spares = [Worker(url, k % PROCESSES) for k in range(KILLS - 1)]
