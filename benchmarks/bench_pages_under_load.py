@@ -44,8 +44,8 @@ transfers/s posted meanwhile. Output of two runs in docs/deploy-postgresql.md.
 Found on the way: each AppTest run opens a new PostgreSQL connection for its thread
 (store/postgres.py keeps one per thread) that stays open after the thread ends: 30 reruns of
 the manager's Home page left 30 more connections (6 -> 36). A Streamlit server runs each script
-run on a thread too (three live processes held 18 connections after a few page loads), so a
-long-running process may reach max_connections. Page latency here includes that connect.
+run on a thread too: 10 loads of the sign-in page in Chromium on a live process added 10
+(18 -> 28), so a long-running process will reach max_connections. Page latency here includes that connect.
 """
 from __future__ import annotations
 
