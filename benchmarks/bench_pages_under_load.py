@@ -1,7 +1,7 @@
 """One process's page latency while 3 other processes post at full speed (issue 14, step I).
 
-    python benchmarks/bench_pages_under_load.py [--loads 15] [--rounds 3] [--accounts 200] [--threads 16]
-        [--url postgresql://...]
+    python benchmarks/bench_pages_under_load.py [--loads 15] [--rounds 3] [--accounts 200]
+        [--threads 16] [--url postgresql://...]
 
 One bank on PostgreSQL. This process plays the app process that serves pages: it opens the bank
 as app.py does (pages.common.get_bank, BANKMS_DB set to the database's URL) and runs the Home
@@ -31,10 +31,10 @@ two cores, the page process 17-30 %. In the two runs that measured it, the page 
 per second of page loads fell under load (0.56 -> 0.43 s, 0.57 -> 0.40 s) while its threads'
 wait for a core rose only a little (0.20 -> 0.23 s, 0.19 -> 0.24 s): most of the extra time
 was spent off the CPU, waiting for PostgreSQL (answers, and the connection each run opens: see
-below), whose backends compete with the posters' backends for the same two cores. The posters' backend figure counts the backends that appeared in the
-database within 1 s of their start: approximate. With cores to spare (a page process and a
-database server that do not share two cores with the posters) the ratio is expected nearer 1;
-this machine cannot show that.
+below), whose backends compete with the posters' backends for the same two cores. The
+posters' backend figure counts the backends that appeared in the database within 1 s of their
+start: approximate. With cores to spare (a page process and a database server that do not
+share two cores with the posters) the ratio is expected nearer 1; this machine cannot show it.
 
 Measured 2026-12-01 (shared test cluster, fsync off; 3 rounds x 15 loads; six runs): manager
 home idle median 75-127 ms, loaded 92-209 ms (ratios 1.22, 1.50, 1.65, 1.65, 1.66, 1.66x);
@@ -45,7 +45,8 @@ Found on the way: each AppTest run opens a new PostgreSQL connection for its thr
 (store/postgres.py keeps one per thread) that stays open after the thread ends: 30 reruns of
 the manager's Home page left 30 more connections (6 -> 36). A Streamlit server runs each script
 run on a thread too: 10 loads of the sign-in page in Chromium on a live process added 10
-(18 -> 28), so a long-running process will reach max_connections. Page latency here includes that connect.
+(18 -> 28), so a long-running process will reach max_connections. Page latency here includes
+that connect.
 """
 from __future__ import annotations
 
@@ -264,7 +265,11 @@ def run(url, args):
               f"loaded/idle median {ratio:.2f}x")
     wall = sum(x["s"] for x in rounds)
     cores = os.cpu_count() or 1
-    share = lambda key: f"{sum(x[key] for x in rounds):.1f} core-s ({sum(x[key] for x in rounds) / wall / cores:.0%})"  # noqa: E501,E731
+
+    def share(key):
+        used = sum(x[key] for x in rounds)
+        return f"{used:.1f} core-s ({used / wall / cores:.0%})"
+
     print(f"  loaded phases: {wall:.1f} s, {sum(x['tx'] for x in rounds) / wall:.0f} transfers/s "
           f"posted; CPU used of {cores} cores x {wall:.1f} s: posting processes "
           f"{share('posters')}, their server backends {share('server')}, this page process "
