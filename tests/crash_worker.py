@@ -1,8 +1,12 @@
 """Crash-test worker: opens a file bank and streams transfers until it is killed.
 
 Run by tests/test_crash.py as `python tests/crash_worker.py DB START0 START1 ...`: one thread per
-START, thread t sending the transfers t/START, t/START+1, ... Each transfer is fully determined
-by (thread, index), including its idempotency key, so the parent can resubmit it exactly. After
+START, thread t sending the transfers t/START, t/START+1, ... With `--first-thread=F` after DB
+the threads are numbered F, F+1, ..., so that several workers on one database (as
+tests/test_crash_processes.py runs them) send different transfers; with `-` for the STARTs the
+worker opens the bank, prints `ready` and reads the STARTs from a line of stdin (a spare process
+made ready while others run). Each transfer is fully determined by (thread, index), including
+its idempotency key, so the parent can resubmit it exactly. After
 each receipt the worker prints `ok THREAD INDEX TRANSACTION_ID REPLAYED` (flushed), so a printed
 line is an acknowledged transfer. The parent kills it with SIGKILL at a random moment.
 """
@@ -30,7 +34,12 @@ def request_for(thread: int, index: int, numbers: list[str]):
 
 
 def main(argv):
-    path, starts = argv[1], [int(s) for s in argv[2:]]
+    path, args = argv[1], argv[2:]
+    first = 0
+    if args and args[0].startswith("--first-thread="):
+        first = int(args.pop(0).split("=", 1)[1])
+    from_stdin = args == ["-"]
+    starts = [] if from_stdin else [int(s) for s in args]
     parent = os.getppid()
     bank = bankms.open_bank(path, bcrypt_rounds=4)
     system = bank.system_actor()
@@ -54,9 +63,11 @@ def main(argv):
                 say(f"ok {thread} {index} {receipt.transaction_id} {int(receipt.replayed)}")
             index += 1
 
-    threads = [threading.Thread(target=stream, args=(t, start), daemon=True)
-               for t, start in enumerate(starts)]
     say("ready")
+    if from_stdin:
+        starts = [int(s) for s in sys.stdin.readline().split()]
+    threads = [threading.Thread(target=stream, args=(first + t, start), daemon=True)
+               for t, start in enumerate(starts)]
     for t in threads:
         t.start()
     for t in threads:

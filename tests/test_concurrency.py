@@ -9,6 +9,10 @@ Checked, in the spirit of Jepsen's bank test and TigerBeetle's stronger checks:
 - the final balances equal the starting balances plus the acknowledged transfers (a replay of
   what clients were told) and equal the sums of the postings (`verify()`);
 - the same request sent from two threads at once posts once.
+
+Three OS processes posting to one PostgreSQL at once, with the same checks (a reader in another
+process, every key once, balances equal postings, verify()): tests/test_pg_processes.py, and
+with kill -9 of each process in turn, tests/test_crash_processes.py.
 """
 from __future__ import annotations
 

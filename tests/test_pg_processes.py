@@ -7,13 +7,19 @@ that memory again whenever another process wrote (store/writer.py). Here three r
 processes (tests/pg_process_worker.py) post transfers at once among shared accounts, some of
 which would overdraw and some under idempotency keys sent by all three; afterwards the money
 is all there, each balance is its postings, nobody is below their limit, each key posted
-once, and audit.verify (both hash chains included) finds nothing. Two banks opened in one test
+once, and audit.verify (both hash chains included) finds nothing; while they post, this process
+reads every balance again and again and each read sees the same total and nobody below their
+limit. With that it is the three-process variant of the Jepsen-style test
+(tests/test_concurrency.py, threads in one process); tests/test_crash_processes.py kills each of
+three posting processes in turn. Two banks opened in one test
 process stand in for two processes where a deterministic order is wanted. A write conflict
 injected into the writer is retried on PostgreSQL and not on DuckDB (unchanged there).
 """
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections import Counter
 
 import pytest
@@ -86,7 +92,26 @@ def test_three_processes_post_at_once_and_the_ledger_stays_exact(pg_database):
         customer_total = sum(v for n, v in balances(bank).items() if n in small + [big])
         before_tx = bank.read_one("SELECT count(*) FROM transactions")[0]
 
-        reports = run_processes(pg_database, plans(small, big))
+        # Jepsen's bank check while they run: every read (one statement, one snapshot) sees
+        # the same total and nobody below their limit.
+        stop, seen = threading.Event(), []
+
+        def reader():
+            while not stop.is_set():
+                seen.append(bank.read_one(
+                    "SELECT sum(balance_cents), min(balance_cents + overdraft_limit_cents) "
+                    "FROM accounts WHERE customer_id IS NOT NULL"))
+                time.sleep(0.01)
+
+        watcher = threading.Thread(target=reader, daemon=True)
+        watcher.start()
+        try:
+            reports = run_processes(pg_database, plans(small, big))
+        finally:
+            stop.set()
+            watcher.join(timeout=30)
+        assert seen and {total for total, _ in seen} == {customer_total}
+        assert min(lowest for _, lowest in seen) >= 0
 
         outcomes = [o for r in reports for o in r["outcomes"]]
         errors = [o for o in outcomes if o[1] == "error"]

@@ -1,0 +1,316 @@
+"""One process's page latency while 3 other processes post at full speed (issue 14, step I).
+
+    python benchmarks/bench_pages_under_load.py [--loads 15] [--rounds 3] [--accounts 200]
+        [--threads 16] [--url postgresql://...]
+
+One bank on PostgreSQL. This process plays the app process that serves pages: it opens the bank
+as app.py does (pages.common.get_bank, BANKMS_DB set to the database's URL) and runs the Home
+page of a manager and of a teller through app.py with Streamlit's AppTest, `--loads` times each
+per phase, timing every run (a warm rerun, as a browser's refresh of an open session). Idle
+phases alternate with loaded ones (`--rounds` loaded phases between idle ones, so that whatever
+else the machine does falls on both alike); in a loaded phase 3 other OS processes
+(tests/pg_process_worker.py, `--threads` submitters each, new idempotency keys every round)
+post transfers as fast as they can. It prints median and p95 of each page idle and loaded and
+their ratio, the transfers posted a second, the CPU each party used in the loaded phases (the
+posting processes, their PostgreSQL backends, this process), this process's CPU and its
+threads' time waiting for a core per second of page loads (/proc schedstat), and the load
+average.
+
+Without --url (or BANKMS_TEST_PG) it starts a private durable cluster (fsync on:
+tests/pgcluster.py start_cluster(fsync=True)) and stops it at the end; with one it makes a
+database there and drops it at the end.
+
+Reading the figures. PostgreSQL keeps the page's reads and the posters' writes apart (MVCC: a
+read never waits for a writer); a page run writes only to touch its session, at most every
+30 s (users.check_session), and that one write queues under the writer lock behind the
+posters' batches. So what a page loses under load is mostly time: the page process's own
+threads waiting for a core, and its queries' server backends doing the same. On this 2-core
+machine, shared with other sessions (load average 4-8 while measuring), "unchanged" did not
+hold: loaded/idle medians of 1.2-1.7x. The 3 posters and their backends took 23-47 % of the
+two cores, the page process 17-30 %. In the two runs that measured it, the page process's CPU
+per second of page loads fell under load (0.56 -> 0.43 s, 0.57 -> 0.40 s) while its threads'
+wait for a core rose only a little (0.20 -> 0.23 s, 0.19 -> 0.24 s): most of the extra time
+was spent off the CPU, waiting for PostgreSQL (answers, and the connection each run opens: see
+below), whose backends compete with the posters' backends for the same two cores. The
+posters' backend figure counts the backends that appeared in the database within 1 s of their
+start: approximate. With cores to spare (a page process and a database server that do not
+share two cores with the posters) the ratio is expected nearer 1; this machine cannot show it.
+
+Measured 2026-12-01 (shared test cluster, fsync off; 3 rounds x 15 loads; six runs): manager
+home idle median 75-127 ms, loaded 92-209 ms (ratios 1.22, 1.50, 1.65, 1.65, 1.66, 1.66x);
+teller home idle 50-83 ms, loaded 62-114 ms (1.25-1.62x); loaded p95 97-382 ms; 423-982
+transfers/s posted meanwhile. Output of two runs in docs/deploy-postgresql.md.
+
+Found on the way: each AppTest run opens a new PostgreSQL connection for its thread
+(store/postgres.py keeps one per thread) that stays open after the thread ends: 30 reruns of
+the manager's Home page left 30 more connections (6 -> 36). A Streamlit server runs each script
+run on a thread too: 10 loads of the sign-in page in Chromium on a live process added 10
+(18 -> 28), so a long-running process will reach max_connections. Page latency here includes
+that connect.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "tests"))
+os.environ.setdefault("BANKMS_BCRYPT_ROUNDS", "4")
+os.environ["BANKMS_NO_DEMO"] = "1"
+os.environ["BANKMS_EOD_AUTO"] = "0"
+
+import bankms  # noqa: E402
+import pgcluster  # noqa: E402
+
+WORKER = os.path.join(HERE, "tests", "pg_process_worker.py")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def build(url, n_accounts):
+    """`n_accounts` funded checking accounts (100,000.00 each), a manager and a teller."""
+    bank = bankms.open_bank(url, bcrypt_rounds=4)
+    system = bank.system_actor()
+    accounts = []
+    for i in range(n_accounts):
+        cid = bank.customers.create(system, full_name=f"Bench Customer {i}",
+                                    email=f"c{i}@example.com", phone="+1 555 0100",
+                                    date_of_birth="1980-01-01", national_id=f"B{i:06d}",
+                                    address="1 Bench Road")
+        number = bank.accounts.open(system, cid)
+        bank.payments.deposit(system, number, "100000.00")
+        accounts.append(number)
+    for role in ("manager", "teller"):
+        bank.users.create(system, username=f"bench_{role}", password="a long bench password 1",
+                          role=role, full_name=f"Bench {role}")
+    bank.close()
+    return accounts
+
+
+def plan(accounts, process, threads, per_thread, tag):
+    """Transfers for one posting process; `tag` (the round) keeps keys new in every round."""
+    out = []
+    for t in range(threads):
+        rng = random.Random(f"{tag}-{process}-{t}")
+        out.append([[f"{tag}-p{process}-t{t}-{k}", *rng.sample(accounts, 2),
+                     f"{rng.randint(1, 500)}.{rng.randint(0, 99):02d}"]
+                    for k in range(per_thread)])
+    return {"threads": out}
+
+
+def cpu_s(pid) -> float:
+    """User + system CPU seconds of a process (all its threads) so far; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def runqueue_wait_s(pid="self") -> float:
+    """Seconds a process's threads have spent runnable but waiting for a core (schedstat's
+    second field, in ns), so far; the threads that ended are not counted."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return 0.0
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total / 1e9
+
+
+
+def backends(url) -> set[int]:
+    """The client backends of the database (but the one asking). pg_stat_activity names no
+    client pid over a unix socket: the posters' backends are those that came with them."""
+    import psycopg
+    with psycopg.connect(url, autocommit=True) as conn:
+        mine = {p for (p,) in conn.execute("SELECT pg_backend_pid()")}
+        rows = conn.execute("SELECT pid, backend_type FROM pg_stat_activity "
+                            "WHERE datname = current_database()").fetchall()
+    return {pid for pid, kind in rows if kind == "client backend" and pid not in mine}
+
+
+def timed(run, loads) -> list[float]:
+    """Seconds of each of `loads` runs."""
+    times = []
+    for _ in range(loads):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def summary(times) -> str:
+    times = sorted(times)
+    p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
+    return f"median {statistics.median(times) * 1000:6.1f} ms, p95 {p95 * 1000:6.1f} ms"
+
+
+def pages(url, loads):
+    """(role, AppTest run) for the manager's and the teller's Home page, opened once."""
+    from apptest_util import open_app
+    from pages.common import get_bank
+
+    bank = get_bank()
+    out = []
+    for role in ("manager", "teller"):
+        actor = bank.auth.actor_for(f"bench_{role}")
+        at = open_app(bank, actor)
+        assert not at.exception, at.exception
+        out.append((role, at.run))
+    return bank, out
+
+
+def start_posters(url, accounts, n, threads, per_thread, tag):
+    env = {**os.environ, "PYTHONPATH": HERE + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    procs = [subprocess.Popen([sys.executable, WORKER, url], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env, cwd=HERE)
+             for _ in range(n)]
+    for p, proc in enumerate(procs):
+        proc.stdin.write(json.dumps(plan(accounts, p, threads, per_thread, tag)) + "\n")
+        proc.stdin.flush()
+    for proc in procs:
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("a posting process did not start")
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    return procs
+
+
+def loaded_round(url, bank, runs, accounts, args, samples, tag):
+    """Start the posters, time the pages while they post, stop them; the round's figures."""
+    count = lambda: bank.read_one("SELECT count(*) FROM transactions")[0]  # noqa: E731
+    ours = backends(url)
+    procs = start_posters(url, accounts, args.processes, args.threads, args.per_thread, tag)
+    try:
+        time.sleep(1.0)  # let the posters reach full speed
+        server = sorted(backends(url) - ours)
+        cpu0 = ([cpu_s(p.pid) for p in procs], [cpu_s(b) for b in server], cpu_s(os.getpid()))
+        wait0 = runqueue_wait_s()
+        tx0, t0 = count(), time.perf_counter()
+        for role, fn in runs:
+            samples[role].extend(timed(fn, args.loads))
+        tx1, t1 = count(), time.perf_counter()
+        wait1 = runqueue_wait_s()
+        cpu1 = ([cpu_s(p.pid) for p in procs], [cpu_s(b) for b in server], cpu_s(os.getpid()))
+        if not all(p.poll() is None for p in procs):
+            print("WARNING: a posting process finished before the loads did; raise --per-thread")
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+    return {"s": t1 - t0, "tx": tx1 - tx0, "posters": sum(cpu1[0]) - sum(cpu0[0]),
+            "server": sum(b1 - b0 for b0, b1 in zip(cpu0[1], cpu1[1]) if b1 >= b0),
+            "page": cpu1[2] - cpu0[2], "wait": wait1 - wait0, "load": os.getloadavg()[0]}
+
+
+def run(url, args):
+    accounts = build(url, args.accounts)
+    os.environ["BANKMS_DB"] = url
+    folder = tempfile.mkdtemp(prefix="bench_pages_load_")
+    os.environ["BANKMS_COOKIE_KEY_FILE"] = os.path.join(folder, "cookie.key")
+    os.environ["BANKMS_SIGNING_KEY_FILE"] = os.path.join(folder, "signing.key")
+    bank, runs = pages(url, args.loads)
+    for _, fn in runs:  # warm: first runs compile and cache
+        fn()
+        fn()
+
+    # Idle and loaded phases alternate (idle first and last), so that whatever else the
+    # machine does falls on both alike; each phase times every page `--loads` times.
+    idle = {role: [] for role, _ in runs}
+    loaded = {role: [] for role, _ in runs}
+    rounds = []
+    print(f"{args.accounts} accounts; {args.processes} posting processes x {args.threads} "
+          f"submitters; {args.rounds} loaded phases between {args.rounds + 1} idle ones; "
+          f"{args.loads} loads of each page per phase (AppTest reruns of app.py)")
+    idle_wall = idle_cpu = idle_wait = 0.0
+    for r in range(args.rounds + 1):
+        load = os.getloadavg()[0]
+        cpu0, wait0, t0 = cpu_s(os.getpid()), runqueue_wait_s(), time.perf_counter()
+        for role, fn in runs:
+            idle[role].extend(timed(fn, args.loads))
+        idle_cpu += cpu_s(os.getpid()) - cpu0
+        idle_wait += runqueue_wait_s() - wait0
+        idle_wall += time.perf_counter() - t0
+        print(f"  idle phase {r + 1}: load average {load:.1f}")
+        if r == args.rounds:
+            break
+        rounds.append(loaded_round(url, bank, runs, accounts, args, loaded, f"r{r}"))
+        x = rounds[-1]
+        print(f"  loaded phase {r + 1}: {x['s']:.1f} s, {x['tx'] / x['s']:.0f} transfers/s, "
+              f"load average {x['load']:.1f}")
+        time.sleep(1.0)
+    problems = bank.audit.verify()
+    bank.close()
+
+    for role, _ in runs:
+        ratio = statistics.median(loaded[role]) / statistics.median(idle[role])
+        print(f"  {role} home: idle {summary(idle[role])}; loaded {summary(loaded[role])}; "
+              f"loaded/idle median {ratio:.2f}x")
+    wall = sum(x["s"] for x in rounds)
+    cores = os.cpu_count() or 1
+
+    def share(key):
+        used = sum(x[key] for x in rounds)
+        return f"{used:.1f} core-s ({used / wall / cores:.0%})"
+
+    print(f"  loaded phases: {wall:.1f} s, {sum(x['tx'] for x in rounds) / wall:.0f} transfers/s "
+          f"posted; CPU used of {cores} cores x {wall:.1f} s: posting processes "
+          f"{share('posters')}, their server backends {share('server')}, this page process "
+          f"{share('page')}")
+    # CPU seconds the page process got per second of loading pages: below the idle figure
+    # under load means the page waited (for a core, or for the server) rather than worked more.
+    # And the seconds its threads spent runnable but without a core: what the CPU contention
+    # cost it (the rest of any slowdown is waiting for the server).
+    print(f"  this page process, per second of page loads: CPU idle {idle_cpu / idle_wall:.2f} s, "
+          f"loaded {sum(x['page'] for x in rounds) / wall:.2f} s; waiting for a core idle "
+          f"{idle_wait / idle_wall:.2f} s, loaded {sum(x['wait'] for x in rounds) / wall:.2f} s")
+    print(f"  load average (1 min) at the end: {os.getloadavg()[0]:.1f}; verify: "
+          f"{'ok' if not problems else problems[:3]}")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--loads", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--accounts", type=int, default=200)
+    parser.add_argument("--processes", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--per-thread", type=int, default=3000)
+    parser.add_argument("--url", default=os.environ.get(pgcluster.PG_ENV))
+    args = parser.parse_args()
+    cluster = None
+    server_url = args.url
+    if not server_url:
+        cluster = pgcluster.start_cluster(fsync=True)
+        server_url = cluster.url
+    name = f"bench_pages_load_{os.getpid()}"
+    admin = pgcluster._connect(server_url)
+    admin.execute(f"CREATE DATABASE {name}")
+    try:
+        run(pgcluster.database_url(server_url, name), args)
+    finally:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+        if cluster is not None:
+            cluster.stop()
+
+
+if __name__ == "__main__":
+    main()
