@@ -534,6 +534,26 @@ def test_a_lost_server_is_store_unavailable(engine, tmp_path):
         eng.close()
 
 
+def test_connections_of_ended_threads_are_taken_back(engine, tmp_path):
+    # Streamlit runs every script run on a new thread: a connection per thread ever started
+    # reached max_connections on a serving process (docs/deploy-postgresql.md).
+    if engine.name != "pg":
+        pytest.skip("DuckDB has no server connections to leak")
+    eng = open_store(engine, tmp_path)
+    try:
+        pids = []
+        for _ in range(30):
+            worker = threading.Thread(
+                target=lambda: pids.append(eng.read("SELECT pg_backend_pid()")[0][0]))
+            worker.start()
+            worker.join()
+        still_open = eng.read("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(?)",
+                              [sorted(set(pids))])[0][0]
+        assert (len(set(pids)), still_open) == (1, 1)
+    finally:
+        eng.close()
+
+
 # -- `?` -> psycopg's placeholders, one row per case (no server needed) ------------------------
 @pytest.mark.parametrize("sql, named, expected", [
     ("SELECT ?", False, "SELECT %s"),

@@ -61,6 +61,7 @@ import re
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -561,6 +562,9 @@ class PostgresEngine:
         self._lock = threading.Lock()
         self._connections: list[psycopg.Connection] = []
         self._spares: list[psycopg.Connection] = []
+        # (thread, its connection) for each thread's own connection (_thread_connection), so
+        # that those of ended threads are taken back (_reclaim).
+        self._thread_connections: list[tuple[weakref.ref, psycopg.Connection]] = []
         self._closed = False
         # sequence name -> take(n) -> first id (set_counters).
         self._take: dict = {}
@@ -609,12 +613,40 @@ class PostgresEngine:
         return conn
 
     def _thread_connection(self) -> psycopg.Connection:
-        """This thread's connection (opened again when it was lost)."""
+        """This thread's connection (opened again when it was lost): the connection of a thread
+        that has ended when one is idle, else a new one."""
         conn = getattr(self._local, "conn", None)
         if conn is None or conn.closed or conn.broken:
-            conn = self._connect()
+            conn = self._reclaim() or self._connect()
             self._local.conn = conn
+            with self._lock:
+                self._thread_connections.append((weakref.ref(threading.current_thread()), conn))
         return conn
+
+    def _reclaim(self) -> psycopg.Connection | None:
+        """Take back the connections of threads that have ended: one idle one is returned for
+        reuse, the others are closed. Streamlit runs every script run on a thread of its own,
+        so without this a serving process kept one server connection for every page load it
+        ever served (30 reruns of one page: 30 more connections) until max_connections
+        refused everyone. With it, this engine holds about one connection per live thread."""
+        live, ended = [], []
+        with self._lock:
+            for ref, conn in self._thread_connections:
+                thread = ref()
+                (live if thread is not None and thread.is_alive() else ended).append((ref, conn))
+            self._thread_connections = live
+        reused = None
+        for _, conn in ended:
+            if (reused is None and not conn.closed and not conn.broken
+                    and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE):
+                reused = conn
+                continue
+            with self._lock:
+                with contextlib.suppress(ValueError):
+                    self._connections.remove(conn)
+            with contextlib.suppress(Exception):
+                conn.close()
+        return reused
 
     def _take_connection(self, *, own: bool = False) -> tuple[psycopg.Connection, bool]:
         """(connection, own): this thread's when it is idle (and own is False), else a spare
