@@ -17,6 +17,8 @@ applies its outcome, in steps that are safe to repeat.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 
 import pandas as pd
@@ -145,7 +147,17 @@ def request_review(name: str, typed: dict, make_review) -> None:
 
 
 def begin_review(name: str, review: dict) -> None:
-    st.session_state[f"_review_{name}"] = {**review, "key": form_key(name)}
+    st.session_state[f"_review_{name}"] = {**review, "key": review_key(form_key(name), review)}
+
+
+def review_key(form_key_: str, review: dict) -> str:
+    """The idempotency key of one review: the form's key joined with what is reviewed. The
+    form's key lives in the database per signed-in session (common.form_key), which every tab
+    of the browser shares; without the content, two tabs reviewing two different payments held
+    one key and the second confirm was refused as a reused key. A repeat of the same review
+    still gets the same key, and so posts once."""
+    content = json.dumps(review, sort_keys=True, default=str)
+    return hashlib.sha256(f"{form_key_}\x1f{content}".encode()).hexdigest()[:32]
 
 
 def current_review(name: str):

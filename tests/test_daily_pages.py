@@ -253,6 +253,37 @@ def test_an_open_form_keeps_its_key_when_the_browser_lands_on_another_process(ap
     assert renewed != first and renewed == button_starting(at, "open_go_").key
 
 
+def test_two_tabs_of_one_session_post_their_own_reviews(app_bank, staff):
+    """Two browser tabs share the sign-in session and so the form's key in the database; each
+    review's key is that key with the review's content, so two different deposits reviewed side
+    by side both post, and a repeat of one review still posts once."""
+    from streamlit.testing.v1 import AppTest
+    from apptest_util import APP
+
+    _, number, _ = customer_with_login(app_bank, "Tabitha Tabs", amount="0")
+    sid = app_bank.auth.start_session(staff["teller"])
+    tabs = []
+    for amount in ("10.00", "20.00"):
+        at = AppTest.from_file(APP, default_timeout=30)
+        at.session_state["session_id"] = sid
+        at.run()
+        goto(at, "cash")
+        at.text_input(key="cash_target_deposit").input(number)
+        at.text_input(key="cash_amount_deposit").input(amount)
+        at.button(key="cash_review_deposit").click().run()
+        tabs.append((at, dict(at.session_state["_review_cash"])))
+    for at, _ in tabs:
+        button_starting(at, "cash_confirm_").click().run()
+        assert at.success and "posted" in at.success[0].value, texts(at)
+    at, saved_review = tabs[1]
+    at.session_state["_review_cash"] = saved_review
+    at.run()
+    button_starting(at, "cash_confirm_").click().run()
+    assert app_bank.accounts.balance(staff["teller"], number) == Decimal("30.00")
+    assert app_bank.read_one("SELECT count(*) FROM transactions WHERE target_account = ?",
+                             [number])[0] == 2
+
+
 def test_the_birth_date_field_ends_on_the_banks_calendar_date(app_bank, staff):
     """At 2031-05-06 20:00 UTC it is 7 May in Tokyo: the field offers the bank's date, not the
     machine's (date.today())."""
