@@ -56,6 +56,22 @@ def run_processes(url: str, plans: list[dict], timeout: float = 120) -> list[dic
                 proc.wait()
 
 
+def _backend_cpu(engine) -> dict[int, float]:
+    """{server process id: CPU seconds so far} of the engine's connections (PostgreSQL on this
+    machine: /proc/<pid>/stat, utime and stime in clock ticks); {} elsewhere."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for conn in list(getattr(engine, "_connections", [])):
+        try:
+            pid = conn.info.backend_pid
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[pid] = (int(fields[11]) + int(fields[12])) / tick
+        except Exception:  # noqa: BLE001 - a closed connection or another machine's server
+            continue
+    return out
+
+
 def main(argv):
     url, plan = argv[1], json.loads(sys.stdin.readline())
     bank = bankms.open_bank(url, bcrypt_rounds=4)
@@ -81,17 +97,33 @@ def main(argv):
     workers = [threading.Thread(target=run, args=(i,)) for i in range(len(threads))]
     print("ready", flush=True)
     sys.stdin.readline()
+    cpu_before = os.times()
+    backends_before = _backend_cpu(bank.engine)
     started = time.perf_counter()
     for w in workers:
         w.start()
     for w in workers:
         w.join()
     elapsed = time.perf_counter() - started
+    cpu_after = os.times()
+    backends_after = _backend_cpu(bank.engine)
     writer = bank._writer
     report = {"outcomes": [o for per in outcomes for o in per], "seconds": elapsed,
               "conflict_retries": writer.conflict_retries, "batches": writer.batches,
               "batched_requests": writer.batched_requests,
-              "units": bank.engine.exclusive_units, "lock_wait_s": bank.engine.lock_wait_s}
+              "units": getattr(bank.engine, "exclusive_units", 0),
+              "lock_wait_s": getattr(bank.engine, "lock_wait_s", 0.0),
+              # Posting batches under the shared writer lock (PostgreSQL): how many, and
+              # the seconds they waited for that lock and for the tail lock.
+              "shared_units": getattr(bank.engine, "shared_units", 0),
+              "shared_wait_s": getattr(bank.engine, "shared_wait_s", 0.0),
+              "tail_wait_s": getattr(bank.engine, "tail_wait_s", 0.0),
+              # CPU seconds over the posting: this Python process, and the server processes of
+              # its connections (a connection opened during the posting counts from zero).
+              "cpu_s": (cpu_after.user + cpu_after.system)
+              - (cpu_before.user + cpu_before.system),
+              "backend_cpu_s": sum(t - backends_before.get(pid, 0.0)
+                                   for pid, t in backends_after.items())}
     bank.close()
     print(json.dumps(report), flush=True)
 
