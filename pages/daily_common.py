@@ -17,6 +17,7 @@ applies its outcome, in steps that are safe to repeat.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -26,6 +27,7 @@ import streamlit as st
 
 from bankms.services.approvals import PendingApproval
 from bankms.domain.errors import BankError
+from bankms.domain.money import to_cents
 from bankms.reporting.receipts import receipt_lines, receipt_pdf
 from pages.common import current_actor, form_key, money, reset_form_key, show_error
 from pages.text import md, plain_table  # noqa: F401 - md is used by pages as dc.md
@@ -142,21 +144,27 @@ def request_review(name: str, typed: dict, make_review) -> None:
         show_error(exc)
         return
     clear_result(name)
-    begin_review(name, review)
+    begin_review(name, review, typed)
     st.rerun()
 
 
-def begin_review(name: str, review: dict) -> None:
-    st.session_state[f"_review_{name}"] = {**review, "key": review_key(form_key(name), review)}
+def begin_review(name: str, review: dict, typed: dict) -> None:
+    st.session_state[f"_review_{name}"] = {**review, "key": review_key(form_key(name), typed)}
 
 
-def review_key(form_key_: str, review: dict) -> str:
-    """The idempotency key of one review: the form's key joined with what is reviewed. The
-    form's key lives in the database per signed-in session (common.form_key), which every tab
-    of the browser shares; without the content, two tabs reviewing two different payments held
-    one key and the second confirm was refused as a reused key. A repeat of the same review
-    still gets the same key, and so posts once."""
-    content = json.dumps(review, sort_keys=True, default=str)
+def review_key(form_key_: str, typed: dict) -> str:
+    """The idempotency key of one review: the form's key joined with what was typed (the
+    request), never with what the review worked out from the bank's state (available funds,
+    warnings), which changes once the payment posts. The form's key lives in the database per
+    signed-in session (common.form_key), which every tab of the browser shares; without the
+    request, two tabs reviewing two different payments held one key and the second confirm was
+    refused as a reused key. The same request reviewed again, in this process or in another
+    after a failover, gets the same key and so posts once; the amount counts in cents, so
+    "250" and "250.00" are one request."""
+    request = dict(typed)
+    with contextlib.suppress(BankError, KeyError, TypeError, ValueError):
+        request["amount"] = to_cents(request["amount"])
+    content = json.dumps(request, sort_keys=True, default=str)
     return hashlib.sha256(f"{form_key_}\x1f{content}".encode()).hexdigest()[:32]
 
 

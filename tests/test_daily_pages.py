@@ -284,6 +284,38 @@ def test_two_tabs_of_one_session_post_their_own_reviews(app_bank, staff):
                              [number])[0] == 2
 
 
+def test_a_transfer_reviewed_again_in_another_process_after_it_posted_posts_once(app_bank,
+                                                                                  staff):
+    """A confirm that committed but whose process died before the page heard back: the same
+    transfer reviewed again through another process (its review now shows less available)
+    gets the same key, so its confirm replays the first posting instead of paying twice."""
+    from streamlit.testing.v1 import AppTest
+    from apptest_util import APP
+
+    _, a, _ = customer_with_login(app_bank, "Rita Retry", amount="1,000.00")
+    _, b, _ = customer_with_login(app_bank, "Paul Payee", amount="0")
+    sid = app_bank.auth.start_session(staff["teller"])
+
+    def reviewed(amount):
+        at = AppTest.from_file(APP, default_timeout=30)
+        at.session_state["session_id"] = sid
+        at.run()
+        goto(at, "cash")
+        at.radio(key="cash_kind").set_value("Transfer").run()
+        at.text_input(key="cash_source_transfer").input(a)
+        at.text_input(key="cash_target_transfer").input(b)
+        at.text_input(key="cash_amount_transfer").input(amount)
+        at.button(key="cash_review_transfer").click().run()
+        return at
+
+    first = reviewed("100").session_state["_review_cash"]["key"]
+    app_bank.payments.transfer(staff["teller"], a, b, "100.00", idempotency_key=first)
+    again = reviewed("100.00")
+    assert again.session_state["_review_cash"]["key"] == first
+    button_starting(again, "cash_confirm_").click().run()
+    assert app_bank.accounts.balance(staff["teller"], b) == Decimal("100.00")
+
+
 def test_the_birth_date_field_ends_on_the_banks_calendar_date(app_bank, staff):
     """At 2031-05-06 20:00 UTC it is 7 May in Tokyo: the field offers the bank's date, not the
     machine's (date.today())."""
