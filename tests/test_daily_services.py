@@ -178,6 +178,37 @@ def test_opening_and_onboarding_with_a_key_happen_once(bank, world):
         bank.accounts.open(t, cid, idempotency_key="onboard-1")
 
 
+# The same key with another request (a second tab of one session shares the form's key,
+# form_keys.py): refused, never answered with the first request's result. (what, changed)
+OTHER_REQUESTS = [
+    ("account", {"customer": "jane"}),
+    ("account", {"kind": "savings"}),
+    ("customer", {"national_id": "OTHER9"}),
+    ("customer", {"full_name": "Ann Leigh"}),
+]
+
+
+@pytest.mark.parametrize("what, changed", OTHER_REQUESTS)
+def test_a_key_used_again_for_another_request_is_refused(bank, world, what, changed):
+    t = world["teller"]
+    if what == "account":
+        def call(customer="john", kind="checking"):
+            return bank.accounts.open(t, world[customer], kind=kind, idempotency_key="k-acc")
+    else:
+        fields = dict(full_name="Ann Lee", email="ann@example.com", phone="+1 555 0199",
+                      date_of_birth="1985-05-05", national_id="NEW123", address="2 Side St")
+
+        def call(**changes):
+            return bank.customers.create(t, idempotency_key="k-cust", **{**fields, **changes})
+    first = call()
+    counts = "SELECT (SELECT count(*) FROM accounts), (SELECT count(*) FROM customers)"
+    before = bank.read_one(counts)
+    assert call() == first
+    with pytest.raises(IdempotencyConflict):
+        call(**changed)
+    assert bank.read_one(counts) == before
+
+
 def test_a_teller_closes_an_account_only_at_zero(bank, world):
     with pytest.raises(InvalidState):
         bank.accounts.close(world["teller"], world["a"])

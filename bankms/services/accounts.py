@@ -131,6 +131,8 @@ class Accounts:
         rate = clean_rate(interest_rate)
         if rate and kind != "savings":
             raise InvalidInput("Only savings accounts earn interest.")
+        # What the key stands for, as asked (before any of it waits for a second manager).
+        request = [cid, kind, terms["code"], overdraft_cents, str(rate) if negotiated else None]
         # A limit or rate that needs a second manager is not set at opening: the account opens
         # with none (or the default rate) and the change waits in the approval queue.
         asked_overdraft_cents = asked_rate = None
@@ -140,7 +142,7 @@ class Accounts:
             asked_rate, rate = rate, terms["interest_rate_percent"]
 
         def fn(uow):
-            earlier = once.recall(uow, key, "account.open", actor)
+            earlier = once.recall(uow, key, "account.open", actor, request)
             if earlier is not once.MISSING:
                 return earlier
             row = uow.fetchone("SELECT status FROM customers WHERE id = ?", [cid])
@@ -164,7 +166,7 @@ class Accounts:
             bank.audit_row(uow, actor, "account.open", "account", number, after={
                 "customer_id": cid, "kind": kind, "product": terms["code"],
                 "overdraft_limit": str(to_money(overdraft_cents)), "interest_rate": str(rate)})
-            once.remember(uow, key, "account.open", actor, number)
+            once.remember(uow, key, "account.open", actor, number, request)
             return number
         number = bank.write(fn)
         if asked_overdraft_cents is not None:

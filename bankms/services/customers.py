@@ -125,11 +125,11 @@ class Customers:
         key = once.clean_key(idempotency_key)
 
         def fn(uow):
-            earlier = once.recall(uow, key, "customer.create", actor)
+            earlier = once.recall(uow, key, "customer.create", actor, profile)
             if earlier is not once.MISSING:
                 return earlier
             cid = self._insert(uow, actor, profile, "active")
-            once.remember(uow, key, "customer.create", actor, cid)
+            once.remember(uow, key, "customer.create", actor, cid, profile)
             return cid
         return self._bank.write(fn)
 
