@@ -33,17 +33,38 @@ def shown(url: str) -> str:
     return re.sub(r"(password=)[^&\s]*", r"\1***", url)
 
 
-def _tables(url: str) -> set[str]:
-    """The names of the ordinary tables in the database's current schema."""
+def _query(url: str, sql: str) -> list[tuple]:
+    """The rows of one query on the database at url; connection errors are NotABank."""
     try:
         with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
-            rows = conn.execute(
-                "SELECT table_name FROM information_schema.tables "
-                "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'").fetchall()
+            return conn.execute(sql).fetchall()
     except psycopg.Error as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise NotABank(f"There is no bank at {shown(url)}: cannot connect ({first}).") from None
-    return {row[0] for row in rows}
+
+
+def _tables(url: str) -> set[str]:
+    """The names of the ordinary tables in the database's current schema."""
+    return {row[0] for row in _query(
+        url, "SELECT table_name FROM information_schema.tables "
+             "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'")}
+
+
+# Every relation a user can make (tables, partitioned and foreign tables, views, materialized
+# views, sequences) in any schema but the system's own: a database holding any of them is not
+# empty, even if its current schema holds nothing (a bank restored there would be mixed with
+# them, or fail half way on a name that is taken).
+_RELATIONS = (
+    "SELECT n.nspname || '.' || c.relname FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S') "
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+    "AND n.nspname NOT LIKE 'pg\\_toast%'")
+
+
+def _relations(url: str) -> set[str]:
+    """schema.name of every user relation in the database (_RELATIONS)."""
+    return {row[0] for row in _query(url, _RELATIONS)}
 
 
 def has_bank(url: str) -> bool:
@@ -118,11 +139,11 @@ def restore(src: str, url: str) -> None:
     (InvalidInput otherwise: a restore never overwrites or mixes banks). One transaction: a
     failure leaves the database empty."""
     check_dump(src)
-    present = _tables(url)
+    present = _relations(url)
     if present:
         raise InvalidInput(f"The database at {shown(url)} is not empty ({len(present)} "
-                           "table(s)); restore only into a new, empty database "
-                           "(createdb NAME).")
+                           "table(s), view(s) or sequence(s)); restore only into a new, empty "
+                           "database (createdb NAME).")
     conninfo, env = _without_password(url)
     _run([tool("pg_restore"), "--no-owner", "--exit-on-error", "--single-transaction",
           "--dbname", conninfo, src], f"pg_restore into {shown(url)}", env)
