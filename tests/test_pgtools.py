@@ -32,3 +32,59 @@ def test_restore_refuses_a_database_holding_any_relation(pg_database, fake_dump,
 
 def test_an_empty_database_has_no_relations(pg_database):
     assert pgtools._relations(pg_database) == set()
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("postgresql://u:s3cret@db.example:5433/bank", "postgresql://db.example:5433/bank"),
+    ("postgresql://u:se%2Fcret@h/bank?sslmode=require", "postgresql://h/bank"),
+    ("host=/run/postgresql dbname=bank password=s3cret", "postgresql:///run/postgresql/bank"),
+    # An unencoded '/', '?' or '@' in the password: libpq reads part of it as host, port or
+    # database, so nothing of the URL is shown.
+    ("postgresql://u:se/cret@h/bank", pgtools.UNPARSED),
+    ("postgresql://u:12/cret@h/bank", pgtools.UNPARSED),
+    ("postgresql://u:se@cret@h/bank", pgtools.UNPARSED),
+    ("postgresql://u:se?cret@h/bank", "postgresql://h/bank"),
+    ("host='unterminated", pgtools.UNPARSED),
+])
+def test_shown_prints_only_host_port_and_database(url, expected):
+    assert pgtools.shown(url) == expected
+
+
+@pytest.fixture
+def socket_dir(pg_url):
+    """The test server's socket folder (no password is checked there: trust)."""
+    return psycopg.conninfo.conninfo_to_dict(pg_url)["host"]
+
+
+# (URL with {sock} for the test server's socket folder, the secret its messages must not show).
+LEAKY_URLS = [
+    ("postgresql://u:se/cret@h/bank", "cret"),
+    ("postgresql://u:12/cret@h/bank", "cret"),
+    ("postgresql://u:se@cret@h/bank", "cret"),
+    ("postgresql://bankms:se%3Fcret@/no_such_db?host={sock}", "cret"),
+    ("host={sock} user=bankms dbname=no_such_db password=se/cret", "cret"),
+    ("postgresql://bankms@/no_such_db?host={sock}&passfile=/tmp/se/cret", "cret"),
+    ("postgresql://bankms@/no_such_db?host={sock}&sslpassword=se/cret", "cret"),
+]
+
+
+@pytest.mark.parametrize("url, secret", LEAKY_URLS)
+def test_no_message_shows_a_secret_of_the_url(url, secret, socket_dir, fake_dump, tmp_path):
+    url = url.format(sock=socket_dir)
+    messages = []
+    for call in (lambda: pgtools.check_bank_url(url),
+                 lambda: pgtools.restore(fake_dump, url),
+                 lambda: pgtools.dump(url, str(tmp_path / "out.dump"))):
+        with pytest.raises(Exception) as caught:
+            call()
+        messages.append(str(caught.value))
+    assert all(secret not in m for m in messages), messages
+
+
+def test_secrets_go_to_the_environment_not_the_command_line():
+    conninfo, env, secrets = pgtools._without_secrets(
+        "postgresql://u:pw%2F1@h/bank?passfile=/home/u/.pgpass")
+    assert "pw/1" not in conninfo and ".pgpass" not in conninfo
+    assert (env["PGPASSWORD"], env["PGPASSFILE"]) == ("pw/1", "/home/u/.pgpass")
+    with pytest.raises(InvalidInput, match="sslpassword"):
+        pgtools._without_secrets("postgresql://u@h/bank?sslpassword=x")
