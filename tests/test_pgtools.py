@@ -68,13 +68,18 @@ LEAKY_URLS = [
 ]
 
 
+def _dump(url, path):
+    with open(path, "wb") as out:
+        pgtools.dump(url, out.fileno())
+
+
 @pytest.mark.parametrize("url, secret", LEAKY_URLS)
 def test_no_message_shows_a_secret_of_the_url(url, secret, socket_dir, fake_dump, tmp_path):
     url = url.format(sock=socket_dir)
     messages = []
     for call in (lambda: pgtools.check_bank_url(url),
                  lambda: pgtools.restore(fake_dump, url),
-                 lambda: pgtools.dump(url, str(tmp_path / "out.dump"))):
+                 lambda: _dump(url, tmp_path / "out.dump")):
         with pytest.raises(Exception) as caught:
             call()
         messages.append(str(caught.value))
@@ -88,3 +93,61 @@ def test_secrets_go_to_the_environment_not_the_command_line():
     assert (env["PGPASSWORD"], env["PGPASSFILE"]) == ("pw/1", "/home/u/.pgpass")
     with pytest.raises(InvalidInput, match="sslpassword"):
         pgtools._without_secrets("postgresql://u@h/bank?sslpassword=x")
+
+
+@pytest.fixture
+def pg_bank(pg_database):
+    import bankms
+    with bankms.open_bank(pg_database, bcrypt_rounds=4) as bank:
+        yield bank
+
+
+def _make_folder(path):
+    path.mkdir()
+
+
+def _make_file(path):
+    path.write_bytes(b"keep me")
+
+
+@pytest.mark.parametrize("make, what", [(_make_folder, "is a folder"),
+                                        (_make_file, "already exists")])
+def test_backup_refuses_an_existing_destination_and_leaves_it(pg_bank, tmp_path, make, what):
+    from bankms import operations
+    dest = tmp_path / "taken.dump"
+    make(dest)
+    before = dest.read_bytes() if dest.is_file() else None
+    with pytest.raises(InvalidInput, match=what):
+        operations.backup(pg_bank, pg_bank.system_actor(), str(dest))
+    assert dest.exists() and (before is None or dest.read_bytes() == before)
+
+
+def test_a_failed_dump_removes_only_the_file_it_made(pg_bank, tmp_path, monkeypatch):
+    import os
+    from bankms import operations
+
+    def fail(url, out):
+        os.write(out, b"PGDMP partial")
+        raise InvalidInput("pg_dump failed: on purpose")
+    monkeypatch.setattr(pgtools, "dump", fail)
+    (tmp_path / "other.dump").write_bytes(b"an older backup")
+    with pytest.raises(InvalidInput, match="on purpose"):
+        operations.backup(pg_bank, pg_bank.system_actor(), str(tmp_path / "new.dump"))
+    assert sorted(os.listdir(tmp_path)) == ["other.dump"]
+
+
+def test_a_backup_file_is_private_from_its_creation(pg_bank, tmp_path, monkeypatch):
+    import os
+    import stat
+    from bankms import operations
+    seen = []
+    real = pgtools.dump
+
+    def spy(url, out):
+        seen.append(stat.S_IMODE(os.fstat(out).st_mode))
+        real(url, out)
+    monkeypatch.setattr(pgtools, "dump", spy)
+    done = operations.backup(pg_bank, pg_bank.system_actor(), str(tmp_path / "b.dump"))
+    assert seen == [0o600] and done["bytes"] > 0
+    with open(done["path"], "rb") as handle:
+        assert handle.read(5) == pgtools.DUMP_MAGIC

@@ -20,7 +20,6 @@ import psycopg
 import psycopg.conninfo
 
 from ..domain.errors import InvalidInput, NotABank
-from . import files
 
 # The tables every bankms bank has; a database holding all four is a bank.
 BANK_TABLES = ("settings", "accounts", "postings", "transactions")
@@ -163,8 +162,9 @@ def _without_secrets(url: str) -> tuple[str, dict, list[str]]:
     return psycopg.conninfo.make_conninfo(**params), env, secrets
 
 
-def _run(argv: list[str], what: str, env: dict, secrets: list[str]) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, env=env)
+def _run(argv: list[str], what: str, env: dict, secrets: list[str], stdout=None) -> None:
+    done = subprocess.run(argv, stdout=stdout if stdout is not None else subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, env=env)
     if done.returncode != 0:
         first = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[0]
         # The tool's own words help (a missing role, a name already taken); any secret they
@@ -174,13 +174,13 @@ def _run(argv: list[str], what: str, env: dict, secrets: list[str]) -> None:
         raise InvalidInput(f"{what} failed: {first}")
 
 
-def dump(url: str, dest: str) -> None:
-    """Write the bank at url to the new file dest (pg_dump's custom format, readable by
-    pg_restore), private to this user. The caller has checked that dest does not exist."""
-    files.private_umask()
+def dump(url: str, out: int) -> None:
+    """Write the bank at url (pg_dump's custom format, readable by pg_restore) into the file
+    open for writing at descriptor out: the caller made that file, new and private
+    (operations.backup), so pg_dump never opens a path that something else may be at."""
     conninfo, env, secrets = _without_secrets(url)
-    _run([tool("pg_dump"), "--format=custom", "--no-owner", "--file", dest,
-          "--dbname", conninfo], f"pg_dump of {shown(url)}", env, secrets)
+    _run([tool("pg_dump"), "--format=custom", "--no-owner", "--dbname", conninfo],
+         f"pg_dump of {shown(url)}", env, secrets, stdout=out)
 
 
 def check_dump(src: str) -> None:
