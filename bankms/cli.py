@@ -97,7 +97,11 @@ def cmd_init(args):
                 logins = build_demo(bank, customers=args.customers, months=args.months,
                                     progress=_progress("demo"))
                 _print_logins(logins)
-        print(f"bank ready at {bank.path}")
+        where = bank.path
+        if "://" in where:
+            from .store import pgtools
+            where = pgtools.shown(where)  # a URL may hold a password
+        print(f"bank ready at {where}")
     finally:
         bank.close()
 

@@ -60,8 +60,13 @@ def verify(bank, actor, *, on_read_model: bool = False) -> dict:
     return answer
 
 
-def _refuse_existing(dest: str) -> None:
-    if os.path.isdir(dest):
+def _refuse_existing(dest: str, kind: str) -> None:
+    """Refuse (InvalidInput) a dest that holds anything: a file, a link, a folder (an empty
+    one only for an export, which is a folder), or a WAL beside it."""
+    if os.path.isdir(dest) and not os.path.islink(dest):
+        if kind != "export":
+            raise InvalidInput(f"{dest} is a folder; a backup never overwrites anything. "
+                               "Choose a new name.")
         if os.listdir(dest):
             raise InvalidInput(f"{dest} is a folder that is not empty; a backup never "
                                "overwrites anything. Choose a new name.")
@@ -92,8 +97,11 @@ _BACKUP_LOCK = threading.Lock()
 
 
 def _backup(bank, actor, dest: str) -> dict:
+    kind = "file" if dest.endswith(".duckdb") else "export"
+    if bank.engine.name == "postgresql":
+        kind = "pg_dump"  # a file in pg_dump's custom format, whatever its name
     try:
-        _refuse_existing(dest)
+        _refuse_existing(dest, kind)
         if os.path.abspath(bank.path) == dest:
             raise InvalidInput("A backup cannot be written over the bank itself.")
     except InvalidInput as exc:
@@ -102,14 +110,28 @@ def _backup(bank, actor, dest: str) -> dict:
     files.private_umask()
     files.make_private_folder(os.path.dirname(dest))
     bank.write(lambda uow: None)  # let writes already queued land first
-    kind = "file" if dest.endswith(".duckdb") else "export"
-    if bank.engine.name == "postgresql":
-        kind = "pg_dump"  # a file in pg_dump's custom format, whatever its name
+    # An export may go into an empty folder that was there before: a failure then empties
+    # it but leaves the folder itself.
+    folder_was_there = os.path.isdir(dest)
     try:
         if kind == "pg_dump":
             # One snapshot, taken by pg_dump's own connection while every process serves on.
+            # The file is made here, new (O_EXCL: never one that appeared since the check)
+            # and private, and pg_dump writes into it; a failure before it exists removes
+            # nothing.
             from .store import pgtools
-            pgtools.dump(bank.path, dest)
+            try:
+                fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, files.FILE_MODE)
+            except FileExistsError:
+                raise InvalidInput(f"{dest} already exists; a backup never overwrites "
+                                   "anything. Choose a new name.") from None
+            try:
+                pgtools.dump(bank.path, fd)
+            except BaseException:
+                os.close(fd)
+                os.remove(dest)
+                raise
+            os.close(fd)
         elif kind == "file":
             # One snapshot of the whole database, copied table by table with its sequences
             # and constraints, into a new file, through this thread's cursor.
@@ -123,7 +145,13 @@ def _backup(bank, actor, dest: str) -> dict:
         else:
             bank.read(f"EXPORT DATABASE {files.sql_literal(dest)} (FORMAT parquet)")
     except Exception:
-        _remove(dest)
+        if kind == "pg_dump":
+            raise  # the file it made, and only that, is removed above
+        if folder_was_there:
+            for name in os.listdir(dest):
+                _remove(os.path.join(dest, name))
+        else:
+            _remove(dest)
         raise
     files.tighten_tree(dest)
     size = _size(dest)

@@ -58,3 +58,22 @@ def test_keys_go_with_their_session(bank):
     with pytest.raises(AuthenticationError):
         bank.form_keys.key("no such session", "transfer")
     assert bank.read("SELECT count(*) FROM form_keys") == [(0,)]
+
+
+@pytest.mark.parametrize("orphan", ["a session row deleted", "never a session"])
+def test_making_a_key_sweeps_keys_whose_session_is_gone(bank, orphan):
+    teller = employee(bank, "teller")
+    gone = bank.auth.start_session(teller)
+    bank.form_keys.key(gone, "transfer")
+    if orphan == "a session row deleted":
+        bank.write(lambda uow: uow.execute("DELETE FROM sessions WHERE id = ?", [gone]))
+    else:
+        gone = "no-such-session"
+        bank.write(lambda uow: uow.execute(
+            "INSERT INTO form_keys (session_id, form, key, created_at) "
+            "SELECT ?, 'transfer', 'k', created_at FROM sessions LIMIT 1", [gone]))
+    assert bank.read("SELECT count(*) FROM form_keys WHERE session_id = ?", [gone]) == [(1,)]
+    live = bank.auth.start_session(teller)
+    bank.form_keys.key(live, "deposit")
+    assert bank.read("SELECT count(*) FROM form_keys WHERE session_id = ?", [gone]) == [(0,)]
+    assert bank.read("SELECT count(*) FROM form_keys WHERE session_id = ?", [live]) == [(1,)]

@@ -511,8 +511,8 @@ def test_two_backups_to_the_same_name_at_once_keep_one(tmp_path, monkeypatch):
     barrier = threading.Barrier(2)
     check = operations._refuse_existing
 
-    def check_then_wait(dest):
-        check(dest)
+    def check_then_wait(dest, kind):
+        check(dest, kind)
         try:
             barrier.wait(timeout=2)
         except threading.BrokenBarrierError:
@@ -550,3 +550,32 @@ def test_the_local_files_of_a_bank_live_beside_its_file_or_in_data(db_path, fold
     assert files.data_folder(db_path) == want
     assert tokens.key_path_for(db_path) == os.path.join(want, "cookie.key")
     assert signing.key_path_for(db_path) == os.path.join(want, "signing.key")
+
+
+@pytest.mark.parametrize("name, refused", [("empty.duckdb", "is a folder"),
+                                           ("empty_export", None)])
+def test_a_backup_into_an_existing_empty_folder(tmp_path, name, refused, monkeypatch):
+    """A .duckdb backup never goes over a folder (and a failure never deletes one); an export
+    may fill an empty folder, and when it fails the folder stays."""
+    from bankms import operations
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    dest = folder / name
+    dest.mkdir()
+    with bankms.open_bank(str(tmp_path / "bank.duckdb"), bcrypt_rounds=4) as bank:
+        if refused:
+            with pytest.raises(InvalidInput, match=refused):
+                operations.backup(bank, bank.system_actor(), str(dest))
+        else:
+            real_read = bank.read
+
+            def failing_export(sql, *args, **kw):
+                if sql.startswith("EXPORT DATABASE"):
+                    (dest / "partial.parquet").write_bytes(b"x")
+                    raise RuntimeError("export failed on purpose")
+                return real_read(sql, *args, **kw)
+            monkeypatch.setattr(bank, "read", failing_export)
+            with pytest.raises(RuntimeError, match="on purpose"):
+                operations.backup(bank, bank.system_actor(), str(dest))
+    assert dest.is_dir() and list(dest.iterdir()) == []

@@ -607,3 +607,27 @@ def test_check_ledger_finds_a_balance_that_differs_from_its_postings(pg_database
         assert fresh.refreshes == 1
         assert any("transaction 1 postings sum to 1" in p for p in problems)
         assert any("trial balance is 1 cents off" in p for p in problems)
+
+
+@pytest.mark.parametrize("made_before", [False, True])
+def test_a_file_read_model_is_private_to_its_user(tmp_path, made_before):
+    """The copy holds national ids and the audit log: file 0600 and folder 0700 even under an
+    open umask, and a copy left open to others by an older version is tightened at open."""
+    import os
+    import stat
+
+    folder = tmp_path / "rm"
+    path = folder / "readmodel.duckdb"
+    old = os.umask(0o022)
+    try:
+        if made_before:
+            folder.mkdir(mode=0o755)
+            ReadModel("postgresql:///unused", str(path)).close()  # no server is reached
+            os.chmod(path, 0o644)
+            os.chmod(folder, 0o755)
+            os.umask(0o022)
+        ReadModel("postgresql:///unused", str(path)).close()
+    finally:
+        os.umask(old)
+    assert (stat.S_IMODE(os.stat(path).st_mode), stat.S_IMODE(os.stat(folder).st_mode)) == (
+        0o600, 0o700)

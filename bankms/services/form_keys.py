@@ -10,7 +10,8 @@ so every process serving that session hands out the same key until the page rese
 Keys are plumbing of the sign-in, like a session's last_seen_at: making or resetting one is not
 audited (it changes nothing of the bank's; the action posted with the key is audited). They go
 when their session ends (Auth.end_session, a revoke of all of a user's sessions) and rows of
-sessions older than the absolute session timeout are swept when a new key is made.
+sessions older than the absolute session timeout, or of sessions no longer there, are swept when
+a new key is made.
 """
 from __future__ import annotations
 
@@ -66,8 +67,11 @@ class FormKeys:
                         "SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM sessions WHERE id = ? "
                         "AND revoked_at IS NULL) ON CONFLICT (session_id, form) DO NOTHING",
                         [sid, form, proposed, now, sid])
+            # Keys of sessions past the absolute timeout, and keys whose session row is gone
+            # (NOT EXISTS rather than NOT IN: a NULL id would make NOT IN match nothing).
             uow.execute("DELETE FROM form_keys WHERE session_id IN (SELECT id FROM sessions "
-                        "WHERE created_at < ?)", [oldest])
+                        "WHERE created_at < ?) OR NOT EXISTS (SELECT 1 FROM sessions "
+                        "WHERE sessions.id = form_keys.session_id)", [oldest])
             row = uow.fetchone("SELECT key FROM form_keys WHERE session_id = ? AND form = ?",
                                [sid, form])
             return row[0] if row else None

@@ -297,6 +297,8 @@ WRITER_CLOCK = "bankms_writer_clock"
 # One round trip: the lock, then the tick (a multi-statement query runs in order).
 _LOCK_AND_TICK = f"SELECT pg_advisory_lock({WRITER_LOCK_KEY}); SELECT nextval('{WRITER_CLOCK}')"
 _UNLOCK = f"SELECT pg_advisory_unlock({WRITER_LOCK_KEY})"
+# Gives back a job's lock (job_lock), with its key.
+_JOB_UNLOCK = "SELECT pg_advisory_unlock({key})"
 # The channel on which exclusive units of work announce their commits (module docstring).
 CHANNEL = "bankms_changed"
 # Jobs that must run in one process at a time (job_lock), each with an advisory lock key of
@@ -421,12 +423,13 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
         return self
 
     def _unlock(self) -> None:
-        """Give the writer lock back (after COMMIT or ROLLBACK). A connection that fails here
-        is broken, and the server drops a broken session's locks with it."""
+        """Give the writer lock back (after COMMIT or ROLLBACK). Unless the server says it was
+        given back, the connection is closed (the server then drops its session's locks):
+        one that still looked usable would otherwise go on holding the lock, as a spare or
+        as its thread's connection, and every other process's writer would wait forever."""
         if self._locked:
             self._locked = False
-            with contextlib.suppress(psycopg.Error):
-                self.conn.execute(_UNLOCK)
+            self._engine._unlock_or_close(self.conn, _UNLOCK)
 
     def _run(self, sql, params):
         try:
@@ -675,6 +678,31 @@ class PostgresEngine:
                 self._connections.remove(conn)
         conn.close()
 
+    def _unlock_or_close(self, conn: psycopg.Connection, unlock: str) -> None:
+        """Run `unlock` (a pg_advisory_unlock) on conn; unless it answers true, close conn
+        and forget it (_discard): a session advisory lock lives as long as its connection,
+        and one left held on a connection that goes back to the spares, or stays its thread's,
+        would lock every other process out."""
+        released = False
+        with contextlib.suppress(psycopg.Error):
+            released = conn.execute(unlock).fetchone()[0] is True
+        if not released:
+            self._discard(conn)
+
+    def _discard(self, conn: psycopg.Connection) -> None:
+        """Close conn and drop it from every list of this engine (connections, spares, the
+        threads' connections); the thread that used it opens a new one when it next reads."""
+        with self._lock:
+            with contextlib.suppress(ValueError):
+                self._connections.remove(conn)
+            self._spares = [c for c in self._spares if c is not conn]
+            self._thread_connections = [(r, c) for r, c in self._thread_connections
+                                        if c is not conn]
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
+        with contextlib.suppress(Exception):
+            conn.close()
+
     # -- the single writer's wiring (store/writer.py) -----------------------------------------
     def set_counters(self, take: Mapping[str, Callable[[int], int]]) -> None:
         """Serve take_ids(sequence, n) for these sequences from in-process counters (the
@@ -736,8 +764,7 @@ class PostgresEngine:
             yield bool(held)
         finally:
             if held:
-                with contextlib.suppress(psycopg.Error):
-                    conn.execute(f"SELECT pg_advisory_unlock({key})")
+                self._unlock_or_close(conn, _JOB_UNLOCK.format(key=key))
             self._give_back(conn, own)
 
     def read(self, sql, params=None) -> list[tuple]:

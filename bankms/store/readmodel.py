@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import adbc_driver_postgresql.dbapi as adbc_pg
 import duckdb
 
-from . import db
+from . import db, files
 from .duckdb import Cursors, DuckDBReader, read_snapshot
 from .port import StoreUnavailable
 from .sql import DUCKDB
@@ -224,6 +224,13 @@ class ReadModel:
         self.source_url = source_url
         self.path = path
         self.tail_ids = int(tail_ids)
+        if path != ":memory:":
+            # The copy holds what the bank holds (national ids, password hashes, the audit
+            # log): its file, WAL and folder are private to this user, as the DuckDB bank's
+            # are (files.py), made so before DuckDB creates any of them.
+            files.private_umask()
+            files.make_private_folder(files.data_folder(path))
+            files.tighten(path)
         self.con = duckdb.connect(path)
         self.con.execute("SET enable_progress_bar = false")
         if not self.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
