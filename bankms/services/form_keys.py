@@ -86,5 +86,7 @@ class FormKeys:
         if self._bank.read_one("SELECT 1 FROM form_keys WHERE session_id = ? AND form = ?",
                                [sid, form]) is None:
             return
-        self._bank.write(lambda uow: uow.execute(
-            "DELETE FROM form_keys WHERE session_id = ? AND form = ?", [sid, form]))
+
+        def forget(uow):
+            uow.execute("DELETE FROM form_keys WHERE session_id = ? AND form = ?", [sid, form])
+        self._bank.write(forget)
