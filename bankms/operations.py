@@ -189,7 +189,9 @@ def backup_named(bank, actor, name: str) -> dict:
 
 def restore(src: str, dest: str) -> dict:
     """Copy the backup src (a .duckdb file holding a bank, or an EXPORT DATABASE folder) into
-    dest, which must not exist yet, then open the copy and run audit.verify() on it.
+    dest, which must not exist yet, then open the copy and run audit.verify() on it. A copy
+    that verifies starts with every session ended and no form key in flight (the backup's
+    sessions may have been revoked since; audited as auth.sessions_ended).
 
     Raises NotABank for a src that holds no bank, InvalidInput for a dest that exists, and
     InvalidState when the copy fails verification (the copy is removed: nothing is restored).
@@ -218,6 +220,8 @@ def restore(src: str, dest: str) -> dict:
         files.copy_database(src, dest, export=export)
         with open_bank(dest) as bank:
             problems = bank.audit.verify()
+            if not problems:
+                _end_restored_sessions(bank)
     except BaseException:
         _remove(dest)
         raise
@@ -240,11 +244,21 @@ def _restore_postgres(src: str, url: str) -> dict:
     pgtools.restore(src, url)
     with open_bank(url) as bank:
         problems = bank.audit.verify()
+        if not problems:
+            _end_restored_sessions(bank)
     if problems:
         raise InvalidState(f"The copy of {src} in {pgtools.shown(url)} fails verification "
                            f"({len(problems)} problem(s), first: {problems[0]}); drop that "
                            "database before trying again.")
     return {"path": pgtools.shown(url), "bytes": _size(src)}
+
+
+def _end_restored_sessions(bank) -> None:
+    # A backup holds the sessions live at its moment: one signed out or revoked since (a
+    # deactivated employee, a changed password) would be live again in the copy, and its cookie
+    # would sign in. So a restored bank starts with no live session and no form key in flight;
+    # everyone signs in again (audited as auth.sessions_ended, reason "restore").
+    bank.auth.end_every_session(bank.system_actor(), reason="restore")
 
 
 def _size(path: str) -> int:

@@ -10,7 +10,7 @@ import pytest
 
 import bankms
 from bankms import cli, operations
-from conftest import funded_account, make_customer
+from conftest import employee, funded_account, make_customer
 from pgcluster import database_url
 
 
@@ -41,6 +41,8 @@ def test_verify_backup_and_restore_on_a_server_url(pg_database, empty_database, 
         source = funded_account(serving, "250.00", customer_id=cid)
         target = funded_account(serving, "10.00", customer_id=cid)
         serving.payments.transfer(serving.system_actor(), source, target, "40.00")
+        sid = serving.auth.start_session(employee(serving, "teller"))  # live at the backup
+        assert serving.auth.check_session(sid) is not None
         assert cli.main(["verify", "--db", pg_database]) == 0
         assert cli.main(["backup", dump, "--db", pg_database]) == 0
         balances = serving.read(BALANCES)
@@ -59,6 +61,8 @@ def test_verify_backup_and_restore_on_a_server_url(pg_database, empty_database, 
     with bankms.open_bank(empty_database, bcrypt_rounds=4) as restored:
         # The copy is the bank as it was when the backup began: without the later deposit.
         assert restored.read(BALANCES) == balances
+        # ... but with every session of the backup's moment ended (operations.restore).
+        assert restored.auth.check_session(sid) is None
     assert dict(balances)[source] == 21000
 
     assert cli.main(["restore", dump, "--db", empty_database]) == 2

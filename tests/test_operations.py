@@ -220,6 +220,31 @@ def test_backup_and_restore_round_trip_with_private_modes(tmp_path, capsys):
             copy.accounts.open(copy.system_actor(), cid, kind="savings")
 
 
+def test_a_restored_copy_starts_with_no_live_session(tmp_path):
+    """A session revoked after the backup must not sign in again on the restored copy."""
+    db, copy_path = str(tmp_path / "bank.duckdb"), str(tmp_path / "copy.duckdb")
+    with bankms.open_bank(db, bcrypt_rounds=4) as bank:
+        teller = employee(bank, "teller")
+        sid = bank.auth.start_session(teller)
+        bank.form_keys.key(sid, "deposit")
+        operations.backup(bank, bank.system_actor(), str(tmp_path / "b.duckdb"))
+        bank.auth.end_session(sid)  # signed out after the backup
+    operations.restore(str(tmp_path / "b.duckdb"), copy_path)
+    with bankms.open_bank(copy_path, bcrypt_rounds=4) as copy:
+        assert copy.auth.check_session(sid) is None
+        assert copy.read("SELECT count(*) FROM form_keys") == [(0,)]
+        assert copy.read("SELECT actor, before, after FROM audit_log "
+                         "WHERE action = 'auth.sessions_ended'") == [
+            ("system", '{"live_sessions": 1}', '{"live_sessions": 0, "reason": "restore"}')]
+        assert copy.audit.verify() == []
+        # Only the system actor ends every session; a manager is refused and nothing changes.
+        manager = employee(copy, "manager")
+        live = copy.auth.start_session(manager)
+        with pytest.raises(PermissionDenied):
+            copy.auth.end_every_session(manager, reason="restore")
+        assert copy.auth.check_session(live) is not None
+
+
 def test_restore_refuses_a_copy_that_fails_verify(tmp_path):
     bad = str(tmp_path / "bad.duckdb")
     with bankms.open_bank(bad, bcrypt_rounds=4) as bank:

@@ -43,6 +43,11 @@ def forget_user_in(uow, username: str) -> None:
                 "(SELECT id FROM sessions WHERE username = ?)", [username])
 
 
+def forget_all_in(uow) -> None:
+    """Drop every form key (every session ended at once: a restored copy of the bank)."""
+    uow.execute("DELETE FROM form_keys")
+
+
 class FormKeys:
     def __init__(self, bank):
         self._bank = bank

@@ -740,6 +740,27 @@ class Auth:
                 return "pending"
         return actor.role
 
+    def end_every_session(self, actor, reason: str) -> int:
+        """End every live session and drop every form key, in one unit of work; returns how
+        many sessions were live. For a restored copy of the bank (operations.restore): its
+        sessions are those of the backup's moment, so a session revoked since then (a sign-out,
+        a deactivated employee, a changed password) would otherwise be live again in the copy.
+        Only the system actor may do this (bank.admin; PermissionDenied, audited, otherwise);
+        one audit row says how many sessions ended and why."""
+        bank = self._bank
+        bank.require(actor, "bank.admin", entity="session", entity_id="*")
+
+        def fn(uow):
+            live = uow.fetchone("SELECT count(*) FROM sessions WHERE revoked_at IS NULL")[0]
+            uow.execute("UPDATE sessions SET revoked_at = ? WHERE revoked_at IS NULL",
+                        [utcnow()])
+            form_keys.forget_all_in(uow)
+            bank.audit_row(uow, actor, "auth.sessions_ended", "session", "*",
+                           before={"live_sessions": live},
+                           after={"live_sessions": 0, "reason": reason})
+            return live
+        return bank.write(fn)
+
     def end_session(self, sid, reason="logout"):
         bank = self._bank
         if not sid or not isinstance(sid, str):
