@@ -117,8 +117,11 @@ class Bank:
         self._writer = Writer(self.engine, None,
                               batch_size_max=batch_size_max, chains=self.chain,
                               refresh=self._reread)
-        self._writer._post_batch = BatchPoster(self.engine.batch_writer(self._writer.cursor),
-                                               self.state, self.chain)
+        poster = BatchPoster(self.engine.batch_writer(self._writer.cursor), self.state,
+                             self.chain)
+        self._writer._post_batch = poster
+        self._writer.on_new_session = (
+            lambda session: poster.use(self.engine.batch_writer(session)))
 
         from .services.accounts import Accounts
         from .services.audit import Audit

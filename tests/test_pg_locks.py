@@ -1,5 +1,6 @@
 """PostgreSQL advisory locks (the writer lock, job_lock) are never left held on a connection
-the engine keeps: when giving one back fails or answers false, that connection is closed."""
+the engine keeps: when giving one back fails or answers false, that connection is closed; and a
+writer whose session was closed (so, or by the server) opens a new one."""
 from __future__ import annotations
 
 import psycopg
@@ -52,3 +53,42 @@ def test_a_writer_lock_not_given_back_closes_its_connection(pg_database, monkeyp
         assert all(not c.closed for c in engine._connections)
     finally:
         engine.close()
+
+
+def _end_writer_session(bank, url, monkeypatch) -> None:
+    """The server ends the writer's session (a restart, an administrator's terminate)."""
+    pid = bank._writer.cursor.info.backend_pid
+    with psycopg.connect(url, autocommit=True) as admin:
+        assert admin.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone()[0]
+
+
+def _close_writer_session_by_a_failed_unlock(bank, url, monkeypatch) -> None:
+    """The writer lock's unlock answers false once: the engine closes the writer's session."""
+    monkeypatch.setattr(postgres, "_UNLOCK", "SELECT false")
+    bank.write(lambda uow: uow.execute("SELECT 1"))
+    monkeypatch.undo()
+    assert bank._writer.cursor.closed
+
+
+@pytest.mark.parametrize("lose, first_fails", [
+    (_end_writer_session, True),  # the next unit of work meets the dead session, then reconnects
+    (_close_writer_session_by_a_failed_unlock, False),  # already known closed: reconnects first
+])
+def test_a_writer_whose_session_ended_opens_a_new_one(pg_database, monkeypatch, lose,
+                                                       first_fails):
+    """Before, every later write of the process failed until the process restarted."""
+    import bankms
+    from bankms.store.port import StoreUnavailable
+    from conftest import funded_account
+
+    with bankms.open_bank(pg_database, bcrypt_rounds=4) as bank:
+        number = funded_account(bank, "100.00")
+        lose(bank, pg_database, monkeypatch)
+        system = bank.system_actor()
+        if first_fails:
+            with pytest.raises(StoreUnavailable):
+                bank.payments.deposit(system, number, "1.00", idempotency_key="lost-1")
+        bank.payments.deposit(system, number, "2.00", idempotency_key="after-1")
+        bank.payments.deposit(system, number, "2.00", idempotency_key="after-1")  # a replay
+        assert bank.accounts.balance(system, number) == bankms.to_decimal("102.00")
+        assert bank.audit.verify() == []

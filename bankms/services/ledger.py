@@ -231,6 +231,10 @@ class BatchPoster:
         self._rows = rows
         self._accounts: dict = {}
 
+    def use(self, rows) -> None:
+        """Write through `rows` (engine.batch_writer of the writer's new session) from now on."""
+        self._rows = rows
+
     def __call__(self, uow, requests, *, lookup_keys=False):
         try:
             return self._post(uow, requests, lookup_keys)

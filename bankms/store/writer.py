@@ -99,6 +99,9 @@ class Writer:
         # there, and the posting batch's writer (engine.batch_writer) sits on it.
         self._engine = engine
         self._cur = engine.writer_session()
+        # Called with the new session when the writer had to open one (_session): the posting
+        # batch's writer sits on the session and must move with it.
+        self.on_new_session = None
         # The hash chains (chain_store.Chains): every unit of work is sealed before its
         # COMMIT, and the heads go back to where they were if it rolls back.
         self._chains = chains
@@ -300,6 +303,22 @@ class Writer:
                 self.conflict_retries += 1
                 self._invalidate()
 
+    def _session(self) -> None:
+        """Open a new writer session when the server ended the old one (a restart, a
+        terminated backend) or the engine closed it (store/postgres.py closes a connection
+        whose advisory unlock failed). Without this every later write of the process failed
+        until it restarted. The unit of work that met the dead session failed and saved
+        nothing of its own; memory is read again before the next (_stale)."""
+        cur = self._cur
+        if not (getattr(cur, "closed", False) or getattr(cur, "broken", False)):
+            return
+        with contextlib.suppress(Exception):
+            cur.close()
+        self._cur = self._engine.writer_session()
+        self._stale = True
+        if self.on_new_session is not None:
+            self.on_new_session(self._cur)
+
     @contextlib.contextmanager
     def _unit(self, kind):
         """A unit of work whose COMMIT first seals the hash chains; if it rolls back, the
@@ -309,6 +328,7 @@ class Writer:
         posting batch, "call": anything else; store/port.py)."""
         chains = self._chains
         shared = self._shared
+        self._session()
         marked = chains.mark() if chains is not None else None
         # Only where others listen: DuckDB (and test doubles of engines) never see the keyword.
         extra = {"announce": kind} if shared else {}
