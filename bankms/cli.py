@@ -91,11 +91,12 @@ def cmd_init(args):
     bank = _new_or_existing(db_path(args.db))
     try:
         if not args.no_demo:
-            from .demo import build_demo, demo_exists, is_empty
-            # A bank that already holds real customers gets no demo; init stays harmless.
-            if not demo_exists(bank) and is_empty(bank):
-                logins = build_demo(bank, customers=args.customers, months=args.months,
-                                    progress=_progress("demo"))
+            from .demo import build_once
+            # A bank that already holds real customers gets no demo; init stays harmless,
+            # also beside app processes starting on the same new database (build_once).
+            logins = build_once(bank, customers=args.customers, months=args.months,
+                                progress=_progress("demo"))
+            if logins is not None:
                 _print_logins(logins)
         where = bank.path
         if "://" in where:

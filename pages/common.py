@@ -99,7 +99,9 @@ def build_demo_on_first_start(bank) -> None:
             if demo is not None and not os.environ.get("BANKMS_NO_DEMO") \
                     and not demo.demo_exists(bank) and demo.is_empty(bank):
                 with st.spinner("First start: building the demo bank. This takes a moment…"):
-                    demo.build_demo(bank, customers=int(os.environ.get(
+                    # build_once: another app process on the same new database may be
+                    # building it already; then this one waits and builds nothing.
+                    demo.build_once(bank, customers=int(os.environ.get(
                         "BANKMS_DEMO_CUSTOMERS", "200")), months=6, seed=7)
         finally:
             _new_files.discard(bank.path)

@@ -45,6 +45,7 @@ import datetime as dt
 import functools
 import json
 import secrets
+import time
 
 import bcrypt
 import numpy as np
@@ -226,6 +227,37 @@ def build_demo(bank, customers: int = 200, months: int = 6, seed: int = 7,
                            "already has customers, transactions or users. Use a new "
                            "database file.")
     return _Builder(bank, customers, months, seed, progress).run()
+
+
+def build_once(bank, customers: int = 200, months: int = 6, seed: int = 7, *, progress=None,
+               on_wait=None, wait_s_max: float = 1800.0) -> list[dict] | None:
+    """build_demo into a new, empty bank, once, even when several app processes start on one
+    new PostgreSQL database at the same moment; returns the demo logins, or None when the bank
+    already holds the demo or anything else (then nothing is built).
+
+    Each process found the database new, so each would build: the emptiness check and the
+    build run under the "first_start" job lock (engine.job_lock, a PostgreSQL advisory lock;
+    always granted on DuckDB, whose file one process owns). A process that finds the lock
+    held calls on_wait() once and waits, taking the lock again every half second, until the
+    builder is done, then finds the bank no longer empty. Raises InvalidState after wait_s_max
+    seconds of waiting."""
+    deadline = time.monotonic() + wait_s_max
+    told = False
+    while True:
+        with bank.engine.job_lock("first_start") as held:
+            if held:
+                if demo_exists(bank) or not is_empty(bank):
+                    return None
+                return build_demo(bank, customers=customers, months=months, seed=seed,
+                                  progress=progress)
+        if not told and on_wait is not None:
+            on_wait()
+        told = True
+        if time.monotonic() > deadline:
+            raise InvalidState("Another app process has been building the demo bank for "
+                               f"more than {wait_s_max:.0f} s; check that process's log.")
+        # Polling, not a blocking advisory lock: job_lock never waits (port.Engine.job_lock).
+        time.sleep(0.5)
 
 
 # -- the builder ----------------------------------------------------------------------------

@@ -303,7 +303,7 @@ _JOB_UNLOCK = "SELECT pg_advisory_unlock({key})"
 CHANNEL = "bankms_changed"
 # Jobs that must run in one process at a time (job_lock), each with an advisory lock key of
 # its own beside the writer's and the migration's.
-JOB_LOCK_KEYS = {"end_of_day": 7089075474165619061}
+JOB_LOCK_KEYS = {"end_of_day": 7089075474165619061, "first_start": 5514029871330417713}
 _KINDS = ("post", "call")
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?\Z")
 
