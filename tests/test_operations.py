@@ -94,6 +94,8 @@ CASES = [
     (["setting", "business_date", "--db", "{db}"], 0, "business_date = 20"),
     (["verify", "--db", "{db}"], 0, "ok: every invariant holds"),
     (["--db", "{db}", "verify"], 0, "ok: every invariant holds"),
+    # Only a bank on PostgreSQL has a read model; the file is not even opened.
+    (["verify", "--read-model", "--db", "{db}"], 2, "A bank in a DuckDB file has no read model"),
     (["outbox", "--db", "{dir}/missing.duckdb"], 2, "There is no bank at"),
     (["outbox", "--db", "{db}"], 0, "0 pending message(s)"),
 ]
