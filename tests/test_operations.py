@@ -414,6 +414,8 @@ def test_operations_page(app_env):
     assert [m.label for m in at.metric] == ["Business date", "Calendar date (UTC)"]
     # Only the open tab runs: the page opens on Verify, with no form drawn.
     assert [t.label for t in at.tabs] == list(TABS) and not at.get("form")
+    # A DuckDB bank has no read model: nothing to choose, verify runs on the bank.
+    assert not at.radio
     at.button(key="ops_verify").click().run()
     assert [s.value for s in at.success] == ["Every invariant holds."]
     # Backup to a named file, never over an existing one.
