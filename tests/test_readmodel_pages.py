@@ -2,9 +2,8 @@
 bank on PostgreSQL with BANKMS_READ_MODEL=1, so its dashboard reads a DuckDB copy of the bank.
 
 The dashboard says "Figures as of" the copy's time, and its key figures are the ones the same
-queries give on PostgreSQL (a second Bank on the database, without a read model, stands for
-PostgreSQL directly and for another process posting). A deposit made after the copy shows only
-after "Refresh now" (the copy may be an hour old here). The Operations page offers verify on
+query gives on PostgreSQL itself. A deposit made after the copy shows only after "Refresh now"
+(the copy may be an hour old here). The Operations page offers verify on
 the read model, with its time; on a DuckDB bank it offers nothing to choose
 (test_operations.test_operations_page).
 """
@@ -16,7 +15,6 @@ import os
 import pytest
 from apptest_util import app_bank_on, open_app
 
-import bankms
 import pgcluster
 from browser.helpers import seed_standard_bank
 from conftest import make_customer
@@ -24,9 +22,9 @@ from conftest import make_customer
 
 @pytest.fixture(scope="module")
 def banks(tmp_path_factory, pg_url, pg_admin, pg_template):
-    """(the app's Bank, with its read model; the same database without one; the account of
-    the standard bank's customer). One database for the module: each AppTest needs the app's
-    own Bank, which is opened once per process and database."""
+    """(the app's Bank, with its read model; the account of the standard bank's customer).
+    One database for the module: each AppTest needs the app's own Bank, which is opened once
+    per process and database."""
     name = f"rm_pages_{os.getpid()}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}".lower()
     pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     pg_admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
@@ -34,28 +32,23 @@ def banks(tmp_path_factory, pg_url, pg_admin, pg_template):
     folder = tmp_path_factory.mktemp("rm_pages")
     try:
         with pytest.MonkeyPatch.context() as patch:
-            patch.delenv("BANKMS_READ_MODEL", raising=False)
-            plain = bankms.open_bank(url, bcrypt_rounds=4)
-            try:
-                account = seed_standard_bank(plain)["account"]
-                system = plain.system_actor()
-                other = plain.accounts.open(system, make_customer(plain, name="Olle Other"))
-                plain.payments.deposit(system, other, "900.00")
-                plain.payments.transfer(system, account, other, "34.56")
-                patch.setenv("BANKMS_READ_MODEL", "1")
-                # Only "Refresh now" pulls again while this module runs.
-                patch.setenv("BANKMS_READ_MODEL_MAX_AGE_S", "3600")
-                patch.setenv("BANKMS_COOKIE_KEY_FILE", str(folder / "cookie.key"))
-                patch.setenv("BANKMS_SIGNING_KEY_FILE", str(folder / "signing.key"))
-                patch.delenv("BANKMS_COOKIE_KEY", raising=False)
-                # A bank on a server keeps its local files in ./data, which must be private:
-                # a folder of this module's own, not the clone's.
-                patch.chdir(folder)
-                with app_bank_on(url) as app:
-                    assert app.read_model is not None and plain.read_model is None
-                    yield app, plain, account
-            finally:
-                plain.close()
+            patch.setenv("BANKMS_READ_MODEL", "1")
+            # Only "Refresh now" pulls again while this module runs.
+            patch.setenv("BANKMS_READ_MODEL_MAX_AGE_S", "3600")
+            patch.setenv("BANKMS_COOKIE_KEY_FILE", str(folder / "cookie.key"))
+            patch.setenv("BANKMS_SIGNING_KEY_FILE", str(folder / "signing.key"))
+            patch.delenv("BANKMS_COOKIE_KEY", raising=False)
+            # A bank on a server keeps its local files in ./data, which must be private: a
+            # folder of this module's own, not the clone's.
+            patch.chdir(folder)
+            with app_bank_on(url) as app:
+                assert app.read_model is not None
+                account = seed_standard_bank(app)["account"]
+                system = app.system_actor()
+                other = app.accounts.open(system, make_customer(app, name="Olle Other"))
+                app.payments.deposit(system, other, "900.00")
+                app.payments.transfer(system, account, other, "34.56")
+                yield app, account
     finally:
         pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -64,12 +57,13 @@ def shown_figures(at) -> dict:
     return {m.label: (m.value, m.delta) for m in at.metric}
 
 
-def figures_on_postgres(plain, app) -> dict:
-    """The dashboard's key figures as the page draws them, computed on PostgreSQL itself."""
+def figures_on_postgres(app) -> dict:
+    """The dashboard's key figures as the page draws them, from the same query run on
+    PostgreSQL itself (reports.source: the bank, as a bank without a read model reads it)."""
+    from bankms.reporting import analytics
     from pages.common import figure_change, figure_shown
 
-    manager = plain.auth.actor_for("mara")
-    frame = plain.reports.query(manager, "key_figures", app.reports.filters(), fresh=True)
+    frame = analytics.DASHBOARD["key_figures"](app.reports.source, app.reports.filters())
     return {row.figure: (figure_shown(row.unit, row.value),
                          figure_change(row.unit, row.value, row.previous))
             for row in frame.itertuples()}
@@ -90,26 +84,27 @@ def copy_time(app) -> dt.time:
 
 
 def test_the_dashboard_reads_the_read_model_and_refreshes_on_demand(banks):
-    app, plain, account = banks
+    app, account = banks
     at = open_app(app, app.auth.actor_for("mara"), "dashboard")
     first = shown_figures(at)
-    assert first == figures_on_postgres(plain, app)
+    assert first == figures_on_postgres(app)
     assert first["Total deposits"][0] == "$2,134.56"
     assert as_of_shown(at) == copy_time(app)
-    # Another process posts after the copy: the page still shows the copy's figures.
-    plain.payments.deposit(plain.system_actor(), account, "100.00")
+    # A deposit after the copy: the page still shows the copy's figures.
+    app.payments.deposit(app.system_actor(), account, "100.00")
+    assert figures_on_postgres(app)["Total deposits"][0] == "$2,234.56"
     at.run()
     assert shown_figures(at) == first
     at.button(key="dashboard_refresh").click().run()
     assert not at.exception, at.exception
     now = shown_figures(at)
     assert now["Total deposits"][0] == "$2,234.56"
-    assert now == figures_on_postgres(plain, app)
+    assert now == figures_on_postgres(app)
     assert as_of_shown(at) == copy_time(app)
 
 
 def test_operations_verifies_on_the_read_model_and_says_how_old_it_is(banks):
-    app, _, _ = banks
+    app, _ = banks
     at = open_app(app, app.auth.actor_for("mara"), "bank-operations")
     choice = at.radio(key="ops_verify_on")
     assert choice.options == ["The bank: every invariant", "The read model: the ledger only"]
