@@ -97,3 +97,26 @@ def test_verify_on_the_read_model(pg_database, capsys, monkeypatch):
             "SELECT count(*) FROM audit_log WHERE action = 'audit.verify' "
             "AND outcome = 'refused'")[0]
     assert refused == 1
+
+
+def test_verify_on_a_read_model_file_the_app_holds_is_refused_in_one_line(pg_database, tmp_path,
+                                                                          capsys, monkeypatch):
+    """A read model kept in a file belongs to one process, as any DuckDB file does: while
+    another holds it (the app), the command says so and where to verify instead."""
+    import subprocess
+    import sys
+
+    bankms.open_bank(pg_database, bcrypt_rounds=4).close()
+    path = str(tmp_path / "readmodel.duckdb")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; con = duckdb.connect(sys.argv[1]); "
+         "print('held', flush=True); sys.stdin.read()", path],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setenv("BANKMS_READ_MODEL", path)
+        assert cli.main(["verify", "--read-model", "--db", pg_database]) == 2
+    finally:
+        holder.communicate("")  # end of input: the holder exits
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "read model's file is in use by another process" in err
