@@ -37,14 +37,16 @@ def verify(bank, actor, *, on_read_model: bool = False) -> dict:
     consistency (balances equal postings, every transaction and the whole ledger sum to zero)
     checked on one snapshot of the read model, refreshed first, so that nothing is held on
     PostgreSQL while it runs; the answer then also has "as_of" (aware UTC), the time of the
-    state checked. InvalidState when the bank has no read model."""
+    state checked. InvalidState when the bank has no read model (audited as a refusal, as a
+    refused permission is)."""
     bank.require(actor, "audit.verify", entity="bank")
     as_of = None
     if on_read_model:
         rm = bank.read_model
         if rm is None:
-            raise InvalidState("This bank has no read model (BANKMS_READ_MODEL, PostgreSQL "
-                               "only).")
+            exc = InvalidState(no_read_model(bank))
+            bank.record_refusal(actor, "audit.verify", exc, entity="bank")
+            raise exc
         rm.ensure_fresh(bank.read_model_max_age_s)
         problems, fresh = rm.check_ledger()
         as_of = fresh.as_of
@@ -58,6 +60,31 @@ def verify(bank, actor, *, on_read_model: bool = False) -> dict:
     if on_read_model:
         answer["as_of"] = None if as_of is None else as_of.replace(tzinfo=dt.timezone.utc)
     return answer
+
+
+def no_read_model(bank_or_path) -> str:
+    """Why a bank (or the bank at a path or URL) has no read model to verify on, and what to
+    do instead, in one sentence for the command line and the Operations page."""
+    path = getattr(bank_or_path, "path", bank_or_path)
+    if "://" not in str(path):
+        return ("A bank in a DuckDB file has no read model (only a bank on PostgreSQL has "
+                "one; DuckDB is its own columnar store): run verify without the read model.")
+    return ("This bank has no read model: start with BANKMS_READ_MODEL=1 (a copy in memory) "
+            "or BANKMS_READ_MODEL=<file> to verify on one, or run verify on the bank itself.")
+
+
+def read_model_info(bank, actor) -> dict | None:
+    """What a manager choosing where to verify is told of the read model: None when the bank
+    has none (a DuckDB bank, or BANKMS_READ_MODEL unset); else {"as_of": the time of the state
+    it holds, aware UTC, or None before its first refresh; "max_age_s": how old it may be
+    before a check refreshes it first}. Managers and the system, as verify."""
+    bank.require(actor, "audit.verify", entity="bank")
+    rm = bank.read_model
+    if rm is None:
+        return None
+    as_of = rm.freshness().as_of
+    return {"as_of": None if as_of is None else as_of.replace(tzinfo=dt.timezone.utc),
+            "max_age_s": bank.read_model_max_age_s}
 
 
 def _refuse_existing(dest: str, kind: str) -> None:

@@ -57,21 +57,59 @@ def _verify(bank, actor) -> None:
 
     st.caption("Checks every ledger invariant: postings sum to zero, balances equal their "
                "postings, holds, interest and the loan book.")
+    on_read_model = _verify_where(bank, actor)
     if not st.button("Run verify", key="ops_verify", icon=":material/fact_check:"):
         return
     try:
-        result = operations.verify(bank, actor)
+        result = operations.verify(bank, actor, on_read_model=on_read_model)
     except Exception as exc:  # noqa: BLE001 - shown without a traceback
         common.show_error(exc)
         return
+    if on_read_model:
+        st.caption(f"Checked the read model as of {_bank_time(bank, result['as_of'])}.")
     if result["ok"]:
-        st.success("Every invariant holds.", icon=":material/check_circle:")
+        st.success("The ledger holds on the read model." if on_read_model
+                   else "Every invariant holds.", icon=":material/check_circle:")
         return
     st.error(f"{len(result['problems'])} problem(s) found.", icon=":material/error:")
     show_table(pd.DataFrame(list(result["summary"].items()), columns=["problem", "count"]),
                key="ops_verify_summary")
     with st.expander("Every problem"):
         st.text("\n".join(result["problems"][:500]))
+
+
+def _verify_where(bank, actor) -> bool:
+    """When the bank has a read model (PostgreSQL with BANKMS_READ_MODEL), the choice to check
+    the ledger on it, with how old it is; True when chosen. Nothing to choose otherwise."""
+    from bankms import operations
+    from pages import common
+
+    try:
+        info = operations.read_model_info(bank, actor)
+    except Exception as exc:  # noqa: BLE001
+        common.show_error(exc)
+        return False
+    if info is None:
+        return False
+    where = st.radio("Check", ["bank", "read_model"], horizontal=True, key="ops_verify_on",
+                     format_func={"bank": "The bank: every invariant",
+                                  "read_model": "The read model: the ledger only"}.get)
+    if where != "read_model":
+        return False
+    as_of = ("not filled yet" if info["as_of"] is None
+             else f"as of {_bank_time(bank, info['as_of'])}")
+    st.caption(f"The read model is the analytics' copy of the bank, {as_of}, refreshed first "
+               f"when older than {info['max_age_s']:g} seconds. On it verify checks that "
+               "balances equal their postings and that every transaction and the whole ledger "
+               "sum to zero, holding nothing on the bank's database.")
+    return True
+
+
+def _bank_time(bank, stamp) -> str:
+    """An aware UTC stamp as the bank's wall-clock time (the dashboards' "Figures as of")."""
+    from bankms.services.businessday import to_bank_time
+
+    return "never" if stamp is None else f"{to_bank_time(bank, stamp):%H:%M:%S}"
 
 
 def _backup(bank, actor) -> None:

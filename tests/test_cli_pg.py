@@ -4,6 +4,7 @@ serving it); a database without a bank is refused and left as it was.
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 
 import pytest
@@ -67,3 +68,59 @@ def test_verify_backup_and_restore_on_a_server_url(pg_database, empty_database, 
 
     assert cli.main(["restore", dump, "--db", empty_database]) == 2
     assert "is not empty" in capsys.readouterr().err
+
+
+def test_verify_on_the_read_model(pg_database, capsys, monkeypatch):
+    """`verify --read-model` checks the ledger on a read model of the bank (BANKMS_READ_MODEL)
+    and says how old it is; it finds a balance changed behind the ledger's back; without the
+    setting it is refused, and the refusal audited."""
+    monkeypatch.delenv("BANKMS_READ_MODEL", raising=False)
+    argv = ["verify", "--read-model", "--db", pg_database]
+    with bankms.open_bank(pg_database, bcrypt_rounds=4) as serving:  # the app, serving on
+        funded_account(serving, "250.00", customer_id=make_customer(serving))
+        # (setting, what is planted first, exit status, what stdout or stderr holds)
+        for setting, plant, code, shown in [
+                (None, None, 2, "This bank has no read model: start with BANKMS_READ_MODEL=1"),
+                ("1", None, 0, "ok: the ledger holds on the read model"),
+                ("1", "GL1000", 1, "account GL1000 balance")]:
+            if setting:
+                monkeypatch.setenv("BANKMS_READ_MODEL", setting)
+            if plant:
+                serving.write(lambda uow: uow.execute(
+                    "UPDATE accounts SET balance_cents = balance_cents + 1 "
+                    "WHERE account_number = ?", [plant]))
+            assert cli.main(argv) == code
+            out, err = capsys.readouterr()
+            assert shown in (err if code == 2 else out), (out, err)
+            if code != 2:
+                # The as-of line: the copy was pulled by this very command.
+                stamp = out.split("read model as of ", 1)[1][:19]
+                assert serving.clock().replace(tzinfo=None) - dt.datetime.fromisoformat(
+                    stamp) < dt.timedelta(minutes=5)
+        refused = serving.read_one(
+            "SELECT count(*) FROM audit_log WHERE action = 'audit.verify' "
+            "AND outcome = 'refused'")[0]
+    assert refused == 1
+
+
+def test_verify_on_a_read_model_file_the_app_holds_is_refused_in_one_line(pg_database, tmp_path,
+                                                                          capsys, monkeypatch):
+    """A read model kept in a file belongs to one process, as any DuckDB file does: while
+    another holds it (the app), the command says so and where to verify instead."""
+    import subprocess
+    import sys
+
+    bankms.open_bank(pg_database, bcrypt_rounds=4).close()
+    path = str(tmp_path / "readmodel.duckdb")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; con = duckdb.connect(sys.argv[1]); "
+         "print('held', flush=True); sys.stdin.read()", path],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setenv("BANKMS_READ_MODEL", path)
+        assert cli.main(["verify", "--read-model", "--db", pg_database]) == 2
+    finally:
+        holder.communicate("")  # end of input: the holder exits
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "read model's file is in use by another process" in err

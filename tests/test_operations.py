@@ -94,6 +94,8 @@ CASES = [
     (["setting", "business_date", "--db", "{db}"], 0, "business_date = 20"),
     (["verify", "--db", "{db}"], 0, "ok: every invariant holds"),
     (["--db", "{db}", "verify"], 0, "ok: every invariant holds"),
+    # Only a bank on PostgreSQL has a read model; the file is not even opened.
+    (["verify", "--read-model", "--db", "{db}"], 2, "A bank in a DuckDB file has no read model"),
     (["outbox", "--db", "{dir}/missing.duckdb"], 2, "There is no bank at"),
     (["outbox", "--db", "{db}"], 0, "0 pending message(s)"),
 ]
@@ -437,6 +439,8 @@ def test_operations_page(app_env):
     assert [m.label for m in at.metric] == ["Business date", "Calendar date (UTC)"]
     # Only the open tab runs: the page opens on Verify, with no form drawn.
     assert [t.label for t in at.tabs] == list(TABS) and not at.get("form")
+    # A DuckDB bank has no read model: nothing to choose, verify runs on the bank.
+    assert not at.radio
     at.button(key="ops_verify").click().run()
     assert [s.value for s in at.success] == ["Every invariant holds."]
     # Backup to a named file, never over an existing one.
