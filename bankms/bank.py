@@ -48,7 +48,20 @@ DEFAULT_SETTINGS = {key: setting.default for key, setting in REGISTRY.items()}
 READ_MODEL_MAX_AGE_S = 10.0
 
 
-def read_model_setting(url: str, environ=os.environ) -> tuple[str, float] | None:
+class ReadModelSetting(tuple):
+    """(read model path, max age in seconds), as read_model_setting always returned (callers
+    unpack or compare the pair), with `source`: the libpq URL the read model pulls from."""
+
+    path = property(lambda self: self[0])
+    max_age_s = property(lambda self: self[1])
+
+    def __new__(cls, path: str, max_age_s: float, source: str):
+        setting = super().__new__(cls, (path, max_age_s))
+        setting.source = source
+        return setting
+
+
+def read_model_setting(url: str, environ=os.environ) -> ReadModelSetting | None:
     """(read model path, max age in seconds) when the managers' dashboards, analytics,
     ledger reports and verify(on_read_model=True) should read a DuckDB read model of the bank
     (issue 14, step H) rather than the bank itself; None to read the bank.
@@ -57,12 +70,24 @@ def read_model_setting(url: str, environ=os.environ) -> tuple[str, float] | None
     filled by the first report after the start. Any other value: the path of a DuckDB file for
     it, which a restart continues incrementally. Only a bank on PostgreSQL has one: a DuckDB
     bank is its own columnar store. BANKMS_READ_MODEL_MAX_AGE_S (default 10): how old the
-    figures may be; pages say "Figures as of ..." with the copy's time."""
+    figures may be; pages say "Figures as of ..." with the copy's time.
+
+    BANKMS_READ_MODEL_SOURCE (the result's `.source`; default: the bank's own URL): the
+    PostgreSQL URL the read model pulls from, typically a streaming replica of the bank's
+    primary (docs/deploy-postgresql.md, section 5), so that the pulls load the replica, not
+    the primary. Its figures are then as old as the replica's replay, and "Figures as of" says
+    so (store/readmodel.py). It must be a replica of this very database: nothing checks that
+    it is."""
     value = environ.get("BANKMS_READ_MODEL", "").strip()
     if value in ("", "0") or not str(url).startswith(POSTGRES_SCHEMES):
         return None
     max_age_s = float(environ.get("BANKMS_READ_MODEL_MAX_AGE_S", READ_MODEL_MAX_AGE_S))
-    return (":memory:" if value == "1" else value), max_age_s
+    source = environ.get("BANKMS_READ_MODEL_SOURCE", "").strip() or url
+    if not source.startswith(POSTGRES_SCHEMES):
+        # The value is not quoted: a URL may hold a password.
+        raise ValueError("BANKMS_READ_MODEL_SOURCE must be a postgresql:// URL (a streaming "
+                         "replica of the bank's database), or unset for the bank's own URL")
+    return ReadModelSetting(":memory:" if value == "1" else value, max_age_s, source)
 
 
 class Bank:
@@ -85,8 +110,8 @@ class Bank:
         if setting is not None:
             # Imported here: DuckDB's and ADBC's modules load only for a bank that uses them.
             from .store.readmodel import ReadModel
-            self.read_model = ReadModel(path, setting[0])
-            self.read_model_max_age_s = setting[1]
+            self.read_model = ReadModel(setting.source, setting.path)
+            self.read_model_max_age_s = setting.max_age_s
         self._closed = False
         self._lock = threading.Lock()
         # Answers kept per ledger version (see kept): key -> (writer version, answer).

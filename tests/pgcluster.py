@@ -9,6 +9,10 @@ This module owns how a test reaches PostgreSQL:
   `fsync=off`; the durable benchmarks pass `fsync=True`. `.ci/run` starts the same cluster in
   shell and exports its URL as `BANKMS_TEST_PG`. The directory names the process that started
   it (owner.pid), so the next start stops clusters whose process was killed.
+- `start_standby(primary)` makes a hot standby of a running cluster (pg_basebackup -R -X
+  stream) and `wait_replayed` waits until it has replayed the primary's WAL;
+  `base_backup` and `start_recovered` do point-in-time recovery from a base backup and a WAL
+  archive (tests/test_replica.py; docs/deploy-postgresql.md, sections 5 and 6).
 - Fixtures: `pg_url` (session: `BANKMS_TEST_PG` when set, else a cluster this process starts on
   first use and stops at the end), `pg_template` (session: the template database every test
   database is copied from), `pg_database` (per test: the URL of a fresh database, dropped WITH
@@ -138,12 +142,13 @@ def _unprivileged_user() -> list[str]:
     return ["runuser", "-u", CI_USER, "--"]
 
 
-def start_cluster(*, fsync: bool = False) -> Cluster:
+def start_cluster(*, fsync: bool = False, settings: dict | None = None) -> Cluster:
     """Start a private cluster and return it running; the caller stops it.
 
     fsync=False (tests) turns off fsync and full_page_writes; fsync=True
-    (durability benchmarks) keeps PostgreSQL's defaults. Raises ClusterUnavailable(reason) when
-    there is no initdb, no unprivileged user to run it as, or initdb or the start fails."""
+    (durability benchmarks) keeps PostgreSQL's defaults. `settings` adds postgresql.conf lines
+    (values written as the file wants them, quotes included). Raises ClusterUnavailable(reason)
+    when there is no initdb, no unprivileged user to run it as, or initdb or the start fails."""
     bin_dir = find_bin_dir()
     if bin_dir is None or not (bin_dir / "initdb").exists():
         where = bin_dir or f"/usr/lib/postgresql/*/bin or PATH (set {PGBIN_ENV})"
@@ -152,12 +157,9 @@ def start_cluster(*, fsync: bool = False) -> Cluster:
     run_as = _unprivileged_user()
     reap_orphans(bin_dir, run_as)
     # A short path: a unix socket's path must stay under 107 bytes.
-    directory = Path(tempfile.mkdtemp(prefix="bmpg.", dir="/tmp"))
+    directory = _new_directory(run_as)
     cluster = Cluster(directory=directory, bin_dir=bin_dir, run_as=run_as)
     try:
-        (directory / OWNER_FILE).write_text(str(os.getpid()))
-        if run_as:
-            shutil.chown(directory, user=CI_USER)
         # C collation sorts text byte-wise, as DuckDB does; the ctype stays UTF-8 so upper()
         # and lower() handle accented letters. Neither depends on the machine's LANG.
         initdb = subprocess.run(
@@ -166,21 +168,137 @@ def start_cluster(*, fsync: bool = False) -> Cluster:
             capture_output=True, text=True)
         if initdb.returncode != 0:
             raise ClusterUnavailable(f"initdb failed: {_tail(initdb.stderr)}")
-        settings = {"listen_addresses": "''", "unix_socket_directories": f"'{directory}'",
-                    "max_connections": "200"}
+        conf = {"listen_addresses": "''", "unix_socket_directories": f"'{directory}'",
+                "max_connections": "200"}
         if not fsync:
-            settings.update(NO_DURABILITY)
-        with open(directory / "data" / "postgresql.conf", "a") as conf:
-            conf.write("".join(f"{k} = {v}\n" for k, v in settings.items()))
-        started = cluster.pg_ctl("-l", str(directory / "log"), "-w", "start")
-        cluster.running = started.returncode == 0
-        if not cluster.running:
-            log = (directory / "log").read_text() if (directory / "log").exists() else ""
-            raise ClusterUnavailable(f"pg_ctl start failed: {_tail(started.stderr + log)}")
+            conf.update(NO_DURABILITY)
+        conf.update(settings or {})
+        _configure_and_start(cluster, conf)
     except BaseException:
         cluster.stop()
         raise
     return cluster
+
+
+def _configure_and_start(cluster: Cluster, conf: dict) -> None:
+    """Append `conf` to the cluster's postgresql.conf (a later line wins over an earlier one)
+    and start it, waiting until it accepts connections (a standby: read-only ones)."""
+    with open(cluster.directory / "data" / "postgresql.conf", "a") as file:
+        file.write("".join(f"{k} = {v}\n" for k, v in conf.items()))
+    started = cluster.pg_ctl("-l", str(cluster.directory / "log"), "-w", "start")
+    cluster.running = started.returncode == 0
+    if not cluster.running:
+        path = cluster.directory / "log"
+        log = path.read_text() if path.exists() else ""
+        raise ClusterUnavailable(f"pg_ctl start failed: {_tail(started.stderr + log)}")
+
+
+def _new_directory(run_as: list[str]) -> Path:
+    """A short /tmp directory for a cluster, owned by the user the server runs as."""
+    directory = Path(tempfile.mkdtemp(prefix="bmpg.", dir="/tmp"))
+    (directory / OWNER_FILE).write_text(str(os.getpid()))
+    if run_as:
+        shutil.chown(directory, user=CI_USER)
+    return directory
+
+
+def _from_base_backup(primary: Cluster, args: list[str], conf: dict) -> Cluster:
+    """A cluster made by pg_basebackup of `primary` with `args`, configured with `conf` (its
+    own socket folder always) and started."""
+    directory = _new_directory(primary.run_as)
+    cluster = Cluster(directory=directory, bin_dir=primary.bin_dir, run_as=primary.run_as)
+    try:
+        # --checkpoint=fast: without it the backup waits for the primary's next spread
+        # checkpoint (1 min 36 s on a quiet cluster here).
+        made = subprocess.run(
+            [*primary.run_as, str(primary.bin_dir / "pg_basebackup"), "-h",
+             str(primary.directory), "-U", SUPERUSER, "-D", str(directory / "data"),
+             "--checkpoint=fast", "--no-sync", *args], capture_output=True, text=True)
+        if made.returncode != 0:
+            raise ClusterUnavailable(f"pg_basebackup failed: {_tail(made.stderr)}")
+        _configure_and_start(cluster, {"unix_socket_directories": f"'{directory}'", **conf})
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def start_standby(primary: Cluster) -> Cluster:
+    """A hot standby of `primary` streaming from it, started (the caller stops it): a base
+    backup with `pg_basebackup -R -X stream` (-R writes standby.signal and primary_conninfo),
+    then its own socket folder. The primary needs wal_level replica and max_wal_senders > 0
+    (PostgreSQL's defaults) and a `local replication` line in pg_hba.conf (initdb's
+    --auth=trust writes one). The standby has no slot: a test's standby keeps up."""
+    return _from_base_backup(primary, ["-R", "-X", "stream"], {})
+
+
+def start_recovered(primary: Cluster, base: Path, archive: Path, target_time: str) -> Cluster:
+    """Point-in-time recovery as docs/deploy-postgresql.md describes it: a copy of the base
+    backup folder `base` (pg_basebackup -D base -X fetch, plain format) that replays WAL from
+    `archive` (restore_command) up to `target_time` (a timestamptz literal), then is promoted
+    and opens for writes. Returns it running once it has left recovery; the caller stops it.
+    Raises ClusterUnavailable when the recovery fails (its log's tail in the message)."""
+    directory = _new_directory(primary.run_as)
+    cluster = Cluster(directory=directory, bin_dir=primary.bin_dir, run_as=primary.run_as)
+    try:
+        copied = subprocess.run([*primary.run_as, "cp", "-a", str(base), str(directory / "data")],
+                                capture_output=True, text=True)
+        if copied.returncode != 0:
+            raise ClusterUnavailable(f"copying the base backup failed: {_tail(copied.stderr)}")
+        subprocess.run([*primary.run_as, "touch", str(directory / "data" / "recovery.signal")],
+                       check=True)
+        _configure_and_start(cluster, {
+            "unix_socket_directories": f"'{directory}'",
+            # Not the primary's archive: this cluster's new timeline would archive into it.
+            "archive_mode": "off",
+            "restore_command": f"'cp {archive}/%f %p'",
+            "recovery_target_time": f"'{target_time}'",
+            "recovery_target_action": "'promote'"})
+        # pg_ctl -w returns once read-only connections are accepted; promotion follows the
+        # replay up to the target, or the server stops ("recovery ended before configured
+        # recovery target was reached" when the archive ends first).
+        import psycopg
+        try:
+            with _connect(cluster.url) as conn:
+                deadline = time.monotonic() + 60
+                while conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                    if time.monotonic() > deadline:
+                        raise ClusterUnavailable("recovery did not end in 60 s")
+                    time.sleep(0.05)
+        except (psycopg.Error, ClusterUnavailable) as exc:
+            raise ClusterUnavailable(f"recovery failed ({exc}): "
+                                     f"{_tail((directory / 'log').read_text())}") from exc
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def base_backup(primary: Cluster, folder: Path) -> None:
+    """A plain-format base backup of `primary` into the new folder `folder` with the WAL it
+    needs (-X fetch), for start_recovered."""
+    made = subprocess.run(
+        [*primary.run_as, str(primary.bin_dir / "pg_basebackup"), "-h", str(primary.directory),
+         "-U", SUPERUSER, "-D", str(folder), "--checkpoint=fast", "--no-sync", "-X", "fetch"],
+        capture_output=True, text=True)
+    if made.returncode != 0:
+        raise ClusterUnavailable(f"pg_basebackup failed: {_tail(made.stderr)}")
+
+
+def wait_replayed(primary_url: str, standby_url: str, timeout_s: float = 30.0) -> str:
+    """Wait until the standby has replayed everything the primary had written when this was
+    called (its replay LSN reaches the primary's current WAL LSN); the LSN waited for. Polls
+    the condition; raises TimeoutError after `timeout_s`."""
+    with _connect(primary_url) as primary:
+        (lsn,) = primary.execute("SELECT CAST(pg_current_wal_lsn() AS TEXT)").fetchone()
+    with _connect(standby_url) as standby:
+        deadline = time.monotonic() + timeout_s
+        while not standby.execute("SELECT pg_last_wal_replay_lsn() >= CAST(%s AS pg_lsn)",
+                                  [lsn]).fetchone()[0]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the standby did not replay up to {lsn} in {timeout_s} s")
+            time.sleep(0.01)
+    return lsn
 
 
 def reap_orphans(bin_dir: Path, run_as: list[str]) -> None:

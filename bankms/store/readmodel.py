@@ -14,7 +14,18 @@ them in inside one DuckDB transaction, so a reader sees either the old state or 
 Reads (`read`, `read_df`, `read_columns`, `snapshot`) run on DuckDB, each thread through its own
 cursor on the one connection (as duckdb.DuckDBEngine's readers do), in the DuckDB dialect.
 `freshness()` tells how old the copy is: `as_of` is the server's time of the snapshot (on a
-replica, the time of the last transaction it replayed), `refreshed_at` when the pull ended.
+replica, the time of the last transaction it replayed; see _AS_OF_SQL), `refreshed_at` when the
+pull ended.
+
+From a streaming replica (a hot standby of the bank's primary; the bank's
+BANKMS_READ_MODEL_SOURCE): the pulls run there and hold nothing on the primary. The copy is then
+as old as the standby's replay, and says so (`as_of`, `replica`). A physical standby is the
+same database as its primary (same oid, same transaction ids in every row), so a read model may
+switch between the two and go on incrementally. A long pull on a standby can be cancelled
+("terminating connection due to conflict with recovery", after max_standby_streaming_delay,
+30 s by default) when VACUUM on the primary removes rows its snapshot still sees: the refresh
+then fails with StoreUnavailable and the copy stays as it was; hot_standby_feedback = on on
+that standby prevents it (docs/deploy-postgresql.md, section 5).
 
 Measured (benchmarks/bench_readmodel.py, shared 2-core machine at load 4-7): at 1 M postings a
 full pull 3.4-3.9 s (1.5 M rows), the dashboards 0.97-1.32x the DuckDB file, an incremental
@@ -38,6 +49,7 @@ import duckdb
 
 from . import db, files
 from .duckdb import Cursors, DuckDBReader, read_snapshot
+from .pgtools import shown
 from .port import StoreUnavailable
 from .sql import DUCKDB
 
@@ -139,25 +151,46 @@ _KEYS_SQL = (
 # in flight at the last snapshot means reading the whole table.
 TAIL_IDS = 10_000
 
-# The first statement of the pull fixes the snapshot; its time is the copy's "as of". On a
-# streaming replica the data is as old as the last transaction replayed, not as the clock.
+# The copy's "as of" is a time at which the source held at least what the copy holds: never
+# later than the truth, so that "Figures as of" does not claim fresher figures than they are.
+#
+# On a primary, the first statement of the pull fixes the snapshot, and its statement_timestamp()
+# (taken as the statement starts, before the snapshot) is that time.
+#
+# On a streaming replica (a hot standby) the data is as old as the WAL replayed, not as the
+# clock: the copy's time is the commit time (by the primary's clock) of the last transaction
+# the standby replayed, pg_last_xact_replay_timestamp(), read in a statement BEFORE the
+# pull's snapshot. Replay marks a commit visible before it records that commit's time, so every
+# transaction up to the one read is in the snapshot taken afterwards; read inside the
+# snapshot's own statement, the time could name a commit replayed just after the snapshot
+# and so not in the copy. It is a lower bound: while the primary commits nothing, the copy is
+# as current as the primary, yet its time stays at the last commit. Until the standby has
+# replayed a commit since it started, the function is NULL; then the time of the standby's last
+# restartpoint (pg_control_checkpoint(), readable by any role), also a lower bound, stands in.
+# Checked on PostgreSQL 15: pg_current_snapshot() and pg_snapshot_xmin() work on a hot standby
+# (its snapshot is built from the primary's transactions it knows of from the WAL, and a
+# physical standby has the primary's xmin in every row), so the change marker below holds
+# there as on the primary; REPEATABLE READ READ ONLY works (SERIALIZABLE does not).
+_REPLAY_SQL = (
+    "SELECT pg_is_in_recovery() AS replica, CAST(coalesce(pg_last_xact_replay_timestamp(), "
+    "(pg_control_checkpoint()).checkpoint_time) AT TIME ZONE 'UTC' AS TIMESTAMP) AS replayed")
 _AS_OF_SQL = (
-    "SELECT CAST((CASE WHEN pg_is_in_recovery() THEN coalesce(pg_last_xact_replay_timestamp(), "
-    "statement_timestamp()) ELSE statement_timestamp() END) AT TIME ZONE 'UTC' AS TIMESTAMP) "
-    "AS as_of, pg_is_in_recovery() AS replica, "
+    "SELECT CAST(statement_timestamp() AT TIME ZONE 'UTC' AS TIMESTAMP) AS as_of, "
+    "pg_is_in_recovery() AS replica, "
     "CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS TEXT) AS BIGINT) AS xmin8, "
-    "CAST((SELECT oid FROM pg_database WHERE datname = current_database()) AS BIGINT) AS datid")
+    "CAST((SELECT oid FROM pg_database WHERE datname = current_database()) AS BIGINT) AS datid, "
+    "CAST((pg_control_checkpoint()).timeline_id AS BIGINT) AS tli")
 
 # The read model's own bookkeeping, in the DuckDB database beside the copied tables (so that a
 # file read model knows after a restart where its append-only tables end).
 _STATE_TABLE = "readmodel_state"
 _STATE_DDL = (f"CREATE TABLE IF NOT EXISTS {_STATE_TABLE} (name VARCHAR PRIMARY KEY, "
               "as_of TIMESTAMP, refreshed_at TIMESTAMP, replica BOOLEAN, full_pulls BIGINT, "
-              "refreshes BIGINT, source_xmin BIGINT, source_db BIGINT)")
-# Read models made before the change marker lack its columns: added at open (their first
-# refresh then pulls the mutable tables whole, as before, and records the marker).
+              "refreshes BIGINT, source_xmin BIGINT, source_db BIGINT, source_tli BIGINT)")
+# Read models made before the change marker (or the timeline) lack its columns: added at open
+# (their first refresh then pulls the mutable tables whole, as before, and records the marker).
 _STATE_MIGRATIONS = [f"ALTER TABLE {_STATE_TABLE} ADD COLUMN IF NOT EXISTS {c} BIGINT"
-                     for c in ("source_xmin", "source_db")]
+                     for c in ("source_xmin", "source_db", "source_tli")]
 _NAMES = itertools.count()
 
 
@@ -198,7 +231,7 @@ class RefreshReport:
 @dataclass
 class _Pull:
     """What one pull read: the snapshot's time, whether from a replica, its xmin (the change
-    marker of the next pull) and database; {table: (mode, Arrow, argument)} with mode
+    marker of the next pull), database and timeline; {table: (mode, Arrow, argument)} with mode
     'append' (argument: the bound re-read from), 'upsert' (argument: the key) or 'replace';
     and the mutable tables pulled whole on an incremental refresh."""
 
@@ -207,6 +240,7 @@ class _Pull:
     replica: bool
     xmin8: int
     datid: int
+    tli: int
     frames: dict = field(default_factory=dict)
     whole: set = field(default_factory=set)
     seconds: dict = field(default_factory=dict)
@@ -286,9 +320,10 @@ class ReadModel:
 
     # -- refresh -----------------------------------------------------------------------------
     def _state(self) -> tuple | None:
-        """(as_of, refreshed_at, replica, refreshes, source_xmin, source_db), None if never."""
+        """(as_of, refreshed_at, replica, refreshes, source_xmin, source_db, source_tli), None
+        if never."""
         return self.con.cursor().execute(
-            f"SELECT as_of, refreshed_at, replica, refreshes, source_xmin, source_db "
+            f"SELECT as_of, refreshed_at, replica, refreshes, source_xmin, source_db, source_tli "
             f"FROM {_STATE_TABLE} WHERE name = 'state'").fetchone()
 
     def refresh(self, *, full: bool = False) -> RefreshReport:
@@ -305,7 +340,7 @@ class ReadModel:
         state = self._state()
         full = full or state is None
         t0 = time.perf_counter()
-        pull = self._pull(full, None if full else (state[4], state[5]))
+        pull = self._pull(full, None if full else (state[4], state[5], state[6]))
         t1 = time.perf_counter()
         self._merge(pull)
         t2 = time.perf_counter()
@@ -333,7 +368,10 @@ class ReadModel:
         try:
             conn = adbc_pg.connect(self.source_url, autocommit=True)
         except adbc_pg.Error as exc:
-            raise StoreUnavailable(f"cannot reach the read model's source: {exc}") from exc
+            # libpq's text is not shown: it may quote part of a password that was not
+            # percent-encoded (pgtools.shown).
+            raise StoreUnavailable(f"cannot reach the read model's source "
+                                   f"{shown(self.source_url)} ({type(exc).__name__})") from exc
         try:
             cur = conn.cursor()
             # Autocommit, so that the transaction below is exactly the one written here.
@@ -341,19 +379,32 @@ class ReadModel:
             # Plain scans: JIT compiling them cost more than it saved (tens of ms a table,
             # the planner misjudging a BRIN scan's rows as millions).
             cur.execute("SET jit = off")
+            # Before the snapshot: see _AS_OF_SQL.
+            cur.execute(_REPLAY_SQL)
+            before = cur.fetch_arrow_table().to_pylist()[0]
             cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
                 cur.execute(_AS_OF_SQL)
                 head = cur.fetch_arrow_table().to_pylist()[0]
-                pull = _Pull(full=full, as_of=head["as_of"], replica=bool(head["replica"]),
-                             xmin8=int(head["xmin8"]), datid=int(head["datid"]))
+                # A standby promoted between the two statements: its replay time is still a
+                # time the copy is at least as new as.
+                as_of = before["replayed"] if before["replica"] else head["as_of"]
+                pull = _Pull(full=full, as_of=as_of,
+                             replica=bool(before["replica"] or head["replica"]),
+                             xmin8=int(head["xmin8"]), datid=int(head["datid"]),
+                             tli=int(head["tli"]))
                 marker = None
                 if not full:
-                    prev_xmin, prev_db = previous
+                    prev_xmin, prev_db, prev_tli = previous
                     if prev_db is not None and (prev_db != pull.datid
-                                                or prev_xmin > pull.xmin8):
-                        # Another database, or ids that went back (a restore, a point-in-time
-                        # recovery): nothing held can be trusted.
+                                                or prev_xmin > pull.xmin8
+                                                or prev_tli not in (None, pull.tli)):
+                        # Another database, ids that went back (a restore), or another
+                        # timeline (a point-in-time recovery or a promoted replica, whose
+                        # history may lack transactions the copy holds, even once its ids
+                        # have passed the old server's): nothing held can be trusted. A
+                        # standby's timeline is that of its last restartpoint, so a standby
+                        # that followed a promotion is noticed at its next restartpoint.
                         pull.full = True
                     elif prev_xmin is not None and pull.xmin8 - prev_xmin < _XID_HALF:
                         marker = prev_xmin
@@ -479,14 +530,15 @@ class ReadModel:
                     cur.unregister(source)
             refreshed_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
             cur.execute(
-                f"INSERT INTO {_STATE_TABLE} VALUES ('state', ?, ?, ?, ?, 1, ?, ?) "
+                f"INSERT INTO {_STATE_TABLE} VALUES ('state', ?, ?, ?, ?, 1, ?, ?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET as_of = excluded.as_of, "
                 "refreshed_at = excluded.refreshed_at, replica = excluded.replica, "
                 f"full_pulls = {_STATE_TABLE}.full_pulls + excluded.full_pulls, "
                 f"refreshes = {_STATE_TABLE}.refreshes + 1, "
-                "source_xmin = excluded.source_xmin, source_db = excluded.source_db",
+                "source_xmin = excluded.source_xmin, source_db = excluded.source_db, "
+                "source_tli = excluded.source_tli",
                 [pull.as_of, refreshed_at, pull.replica, 1 if pull.full else 0, pull.xmin8,
-                 pull.datid])
+                 pull.datid, pull.tli])
             cur.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(duckdb.Error):
