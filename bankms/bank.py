@@ -110,7 +110,13 @@ class Bank:
         if setting is not None:
             # Imported here: DuckDB's and ADBC's modules load only for a bank that uses them.
             from .store.readmodel import ReadModel
-            self.read_model = ReadModel(setting.source, setting.path)
+            try:
+                self.read_model = ReadModel(setting.source, setting.path)
+            except BaseException:
+                # A read model that cannot open (its file held by another process, a source
+                # that does not answer) fails the open: the engine's connections go with it.
+                self.engine.close()
+                raise
             self.read_model_max_age_s = setting.max_age_s
         self._closed = False
         self._lock = threading.Lock()

@@ -92,3 +92,30 @@ def test_a_writer_whose_session_ended_opens_a_new_one(pg_database, monkeypatch, 
         bank.payments.deposit(system, number, "2.00", idempotency_key="after-1")  # a replay
         assert bank.accounts.balance(system, number) == bankms.to_decimal("102.00")
         assert bank.audit.verify() == []
+
+
+def test_a_bank_whose_read_model_cannot_open_closes_its_engine(pg_database, monkeypatch):
+    """open_bank fails when the read model cannot open (its file held by another process);
+    the engine it had opened is closed then, not left to the garbage collector with its
+    connections (found in review)."""
+    import bankms
+    from bankms import bank as bank_module
+    from bankms.store import readmodel
+
+    bankms.open_bank(pg_database, bcrypt_rounds=4).close()  # the bank exists
+    opened = []
+
+    def keep(path):
+        opened.append(bank_module.open_engine.__wrapped__(path))
+        return opened[-1]
+    keep.__wrapped__ = bank_module.open_engine
+    monkeypatch.setattr(bank_module, "open_engine", keep)
+
+    def refuse(self, *args, **kwargs):
+        raise RuntimeError("the read model's file is held by another process")
+    monkeypatch.setattr(readmodel.ReadModel, "__init__", refuse)
+    monkeypatch.setenv("BANKMS_READ_MODEL", "1")
+    with pytest.raises(RuntimeError, match="held by another process"):
+        bankms.open_bank(pg_database, bcrypt_rounds=4)
+    assert len(opened) == 1 and opened[0]._closed
+    assert all(conn.closed for conn in opened[0]._connections)
