@@ -247,6 +247,23 @@ def test_a_restored_copy_starts_with_no_live_session(tmp_path):
         assert copy.auth.check_session(live) is not None
 
 
+def test_end_sessions_from_the_command_line(tmp_path, capsys):
+    """After a point-in-time recovery the bank holds the sessions live at the target, among
+    them any revoked since: the operator ends them all (review: restore did, PITR had no way)."""
+    db = str(tmp_path / "bank.duckdb")
+    with bankms.open_bank(db, bcrypt_rounds=4) as bank:
+        sid = bank.auth.start_session(employee(bank, "teller"))
+        bank.form_keys.key(sid, "deposit")
+    assert cli.main(["end-sessions", "--reason", "point-in-time recovery", "--db", db]) == 0
+    assert "ended 1 live session(s)" in capsys.readouterr().out
+    with bankms.open_bank(db, bcrypt_rounds=4) as bank:
+        assert bank.auth.check_session(sid) is None
+        assert bank.read("SELECT count(*) FROM form_keys") == [(0,)]
+        assert bank.read("SELECT actor, after FROM audit_log "
+                         "WHERE action = 'auth.sessions_ended'") == [
+            ("system", '{"live_sessions": 0, "reason": "point-in-time recovery"}')]
+
+
 def test_restore_refuses_a_copy_that_fails_verify(tmp_path):
     bad = str(tmp_path / "bad.duckdb")
     with bankms.open_bank(bad, bcrypt_rounds=4) as bank:
