@@ -27,6 +27,7 @@ from bankms.services import tokens
 from bankms.domain.errors import AuthenticationError, BankError
 from bankms.domain.money import format_cents
 from bankms.domain.text import markdown_escape as md
+from bankms.store.port import StoreUnavailable
 
 PAGES_DIR = pathlib.Path(__file__).parent
 COOKIE_NAME = "bankms_session"
@@ -364,6 +365,13 @@ def show_error(exc: Exception) -> None:
     """A refusal in plain words; anything unexpected without a traceback."""
     if isinstance(exc, BankError):
         st.error(md(str(exc)), icon=":material/error:")
+    elif isinstance(exc, StoreUnavailable):
+        # The connection died, perhaps after the server committed (the answer to COMMIT was
+        # lost): "nothing was changed" could be false, and a person trusting it would enter
+        # again what may be saved already (found in review).
+        st.error("The bank's database did not answer, so this may or may not have been saved. "
+                 "Please check (the account's history, the list) before you try again.",
+                 icon=":material/error:")
     else:
         st.error("Something went wrong on our side; nothing was changed. Please try again.",
                  icon=":material/error:")

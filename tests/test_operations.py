@@ -15,6 +15,7 @@ import pytest
 import bankms
 from bankms import cli, operations
 from bankms.store import files
+from bankms.store.port import StoreUnavailable
 from bankms.domain.errors import FilesExposed, InvalidInput, NotABank, PermissionDenied
 from bankms.services.settings import INTERNAL_KEYS, REGISTRY
 from conftest import employee, make_customer
@@ -262,6 +263,21 @@ def test_end_sessions_from_the_command_line(tmp_path, capsys):
         assert bank.read("SELECT actor, after FROM audit_log "
                          "WHERE action = 'auth.sessions_ended'") == [
             ("system", '{"live_sessions": 0, "reason": "point-in-time recovery"}')]
+
+
+@pytest.mark.parametrize("exc, shown", [
+    (InvalidInput("Amount must be positive."), "Amount must be positive."),
+    (RuntimeError("boom"), "nothing was changed"),
+    # Its COMMIT's answer may have been lost: never "nothing was changed" (found in review).
+    (StoreUnavailable("server closed the connection unexpectedly"), "may or may not have been saved"),
+])
+def test_errors_shown_on_a_page(monkeypatch, exc, shown):
+    from pages import common
+
+    said = []
+    monkeypatch.setattr(common.st, "error", lambda text, **kw: said.append(text))
+    common.show_error(exc)
+    assert len(said) == 1 and shown in said[0] and "server closed" not in said[0]
 
 
 def test_restore_refuses_a_copy_that_fails_verify(tmp_path):
