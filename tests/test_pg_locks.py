@@ -152,3 +152,46 @@ def test_a_bank_whose_read_model_cannot_open_closes_its_engine(pg_database, monk
         bankms.open_bank(pg_database, bcrypt_rounds=4)
     assert len(opened) == 1 and opened[0]._closed
     assert all(conn.closed for conn in opened[0]._connections)
+
+
+def test_a_batch_that_cannot_reach_the_server_tries_it_once_not_once_a_request(pg_database,
+                                                                               monkeypatch):
+    """The writer's session is lost and no new one can be opened (the server is down): the
+    batch's requests fail after one more try, not one connection attempt each (up to the
+    connect timeout apiece while every caller waits; found in review). Nothing moves."""
+    import threading
+
+    import bankms
+    from bankms.store.port import StoreUnavailable
+    from conftest import funded_account
+
+    with bankms.open_bank(pg_database, bcrypt_rounds=4) as bank:
+        numbers = [funded_account(bank, "100.00") for _ in range(4)]
+        writer = bank._writer
+        writer.linger_s = writer.gap_s = 1.0  # the four deposits go in one batch
+        tries = []
+
+        def unreachable():
+            tries.append(1)
+            raise StoreUnavailable("connection refused")
+        monkeypatch.setattr(bank.engine, "writer_session", unreachable)
+        writer.cursor.close()
+        system, go, errors = bank.system_actor(), threading.Barrier(4), []
+
+        def deposit(number):
+            go.wait()
+            try:
+                bank.payments.deposit(system, number, "1.00", idempotency_key=f"down-{number}")
+            except StoreUnavailable as exc:
+                errors.append(exc)
+        threads = [threading.Thread(target=deposit, args=(n,)) for n in numbers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert len(errors) == 4
+        assert len(tries) == 2  # the batch, then its first request alone
+        monkeypatch.undo()
+        assert [bank.accounts.balance(system, n) for n in numbers] == \
+            [bankms.to_decimal("100.00")] * 4
+        assert bank.audit.verify() == []

@@ -363,6 +363,10 @@ class Writer:
 
     def _run_batch(self, batch, *, again_if_lost=True):
         requests = [job.payload for job in batch]
+        # Whether the session looked alive: only a session lost during this attempt calls for
+        # another one; one already lost that could not be opened again would only be tried
+        # again (a connect of up to its timeout each time).
+        alive = not self._session_lost()
         try:
             try:
                 outcomes = self._commit_batch(requests, lookup_keys=False)
@@ -373,7 +377,8 @@ class Writer:
         except BaseException as exc:  # noqa: BLE001
             self._invalidate()
             if len(batch) == 1:
-                if again_if_lost and isinstance(exc, StoreUnavailable) and self._session_lost():
+                if again_if_lost and alive and isinstance(exc, StoreUnavailable) \
+                        and self._session_lost():
                     # The session died under this request, perhaps after the server committed
                     # it (COMMIT sent, answer lost): its outcome is unknown to us. Tried once
                     # more on a new session, its idempotency key finds a committed posting
@@ -386,8 +391,15 @@ class Writer:
                 return
             # Something unexpected broke the whole batch: retry each request alone so that one
             # bad request cannot fail its neighbours.
-            for job in batch:
+            for i, job in enumerate(batch):
                 self._run_batch([job])
+                if isinstance(job.error, StoreUnavailable) and self._session_lost():
+                    # No new session could be opened (the server is down or out of reach):
+                    # the others would each try again, up to the connect timeout apiece, while
+                    # every caller waits. They fail now; their keys make a repeat harmless.
+                    for rest in batch[i + 1:]:
+                        rest.finish(error=StoreUnavailable(str(job.error)))
+                    return
             return
         self.batches += 1
         self.batched_requests += len(batch)
