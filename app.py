@@ -10,7 +10,7 @@ import pathlib
 import streamlit as st
 
 from bankms.store import files
-from bankms.domain.errors import FilesExposed, WeakCookieKey, WeakSigningKey
+from bankms.domain.errors import FilesExposed, InvalidState, WeakCookieKey, WeakSigningKey
 from pages import common
 from pages.phone import phone_fixes
 from pages.text import md
@@ -32,7 +32,12 @@ except (WeakCookieKey, WeakSigningKey, FilesExposed) as exc:
     # with the database open to other users, anybody on the machine could read it.
     st.error(f"bankms will not start: {exc}", icon=":material/gpp_bad:")
     st.stop()
-common.build_demo_on_first_start(bank)
+try:
+    common.build_demo_on_first_start(bank)
+except InvalidState as exc:
+    # Another process stopped halfway through the demo: part of one is not a bank to serve.
+    st.error(f"bankms will not start: {exc}", icon=":material/gpp_bad:")
+    st.stop()
 common.start_eod_scheduler(bank)
 common.restore_from_cookie()
 actor = common.current_actor()

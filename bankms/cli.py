@@ -232,6 +232,19 @@ def cmd_eod(args):
         bank.close()
 
 
+def cmd_end_sessions(args):
+    """End every live session (everyone signs in again) and drop every form key, as the system
+    actor, audited as auth.sessions_ended: after a point-in-time recovery, whose bank holds the
+    sessions live at the recovery target, among them any signed out or revoked since (restore
+    does this itself)."""
+    bank = _existing(args)
+    try:
+        ended = bank.auth.end_every_session(bank.system_actor(), reason=args.reason)
+    finally:
+        bank.close()
+    print(f"ended {ended} live session(s): everyone signs in again")
+
+
 def cmd_outbox(args):
     """Print the pending customer messages (activation codes) for the mail/SMS relay, as the
     system actor; with --mark-sent, mark exactly the printed ones sent."""
@@ -327,6 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
                 "has ended)")
     p.add_argument("--until", type=_date, help="YYYY-MM-DD")
     p.add_argument("--yes", action="store_true", help="confirm a catch-up of many days")
+    p = command("end-sessions", cmd_end_sessions, "end every live session (everyone signs "
+                "in again), e.g. after a point-in-time recovery")
+    p.add_argument("--reason", default="operator",
+                   choices=["operator", "point-in-time recovery", "restore"],
+                   help="why, as the audit row says (default: operator)")
     p = command("outbox", cmd_outbox, "print the customer messages (activation codes) waiting "
                 "for the mail/SMS relay")
     p.add_argument("--mark-sent", action="store_true",

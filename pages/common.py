@@ -24,9 +24,10 @@ import streamlit as st
 
 import bankms
 from bankms.services import tokens
-from bankms.domain.errors import AuthenticationError, BankError
+from bankms.domain.errors import AuthenticationError, BankError, InvalidState
 from bankms.domain.money import format_cents
 from bankms.domain.text import markdown_escape as md
+from bankms.store.port import StoreUnavailable
 
 PAGES_DIR = pathlib.Path(__file__).parent
 COOKIE_NAME = "bankms_session"
@@ -34,6 +35,10 @@ SIGNED_IN_ROLES = ("customer", "teller", "manager")
 
 _new_files: set = set()
 _demo_lock = threading.Lock()
+# path -> why the first start was refused (demo.build_once: another process stopped halfway
+# through the demo). Kept for the process's life: the next run would find the bank not empty
+# and serve part of a demo as a bank.
+_first_start_refused: dict = {}
 
 
 @st.cache_resource(show_spinner=False)
@@ -88,7 +93,11 @@ def demo_module():
 
 def build_demo_on_first_start(bank) -> None:
     """On the very first start (no database file yet, or a PostgreSQL database without a
-    bank) build the small demo bank, once."""
+    bank) build the small demo bank, once. InvalidState, on this run and every later one,
+    when another process stopped halfway through building it (app.py refuses to serve)."""
+    refused = _first_start_refused.get(bank.path)
+    if refused is not None:
+        raise InvalidState(refused)
     if bank.path not in _new_files:
         return
     demo = demo_module()
@@ -103,6 +112,9 @@ def build_demo_on_first_start(bank) -> None:
                     # building it already; then this one waits and builds nothing.
                     demo.build_once(bank, customers=int(os.environ.get(
                         "BANKMS_DEMO_CUSTOMERS", "200")), months=6, seed=7)
+        except InvalidState as exc:
+            _first_start_refused[bank.path] = str(exc)
+            raise
         finally:
             _new_files.discard(bank.path)
 
@@ -364,6 +376,13 @@ def show_error(exc: Exception) -> None:
     """A refusal in plain words; anything unexpected without a traceback."""
     if isinstance(exc, BankError):
         st.error(md(str(exc)), icon=":material/error:")
+    elif isinstance(exc, StoreUnavailable):
+        # The connection died, perhaps after the server committed (the answer to COMMIT was
+        # lost): "nothing was changed" could be false, and a person trusting it would enter
+        # again what may be saved already (found in review).
+        st.error("The bank's database did not answer, so this may or may not have been saved. "
+                 "Please check (the account's history, the list) before you try again.",
+                 icon=":material/error:")
     else:
         st.error("Something went wrong on our side; nothing was changed. Please try again.",
                  icon=":material/error:")

@@ -15,6 +15,7 @@ import pytest
 import bankms
 from bankms import cli, operations
 from bankms.store import files
+from bankms.store.port import StoreUnavailable
 from bankms.domain.errors import FilesExposed, InvalidInput, NotABank, PermissionDenied
 from bankms.services.settings import INTERNAL_KEYS, REGISTRY
 from conftest import employee, make_customer
@@ -245,6 +246,38 @@ def test_a_restored_copy_starts_with_no_live_session(tmp_path):
         with pytest.raises(PermissionDenied):
             copy.auth.end_every_session(manager, reason="restore")
         assert copy.auth.check_session(live) is not None
+
+
+def test_end_sessions_from_the_command_line(tmp_path, capsys):
+    """After a point-in-time recovery the bank holds the sessions live at the target, among
+    them any revoked since: the operator ends them all (review: restore did, PITR had no way)."""
+    db = str(tmp_path / "bank.duckdb")
+    with bankms.open_bank(db, bcrypt_rounds=4) as bank:
+        sid = bank.auth.start_session(employee(bank, "teller"))
+        bank.form_keys.key(sid, "deposit")
+    assert cli.main(["end-sessions", "--reason", "point-in-time recovery", "--db", db]) == 0
+    assert "ended 1 live session(s)" in capsys.readouterr().out
+    with bankms.open_bank(db, bcrypt_rounds=4) as bank:
+        assert bank.auth.check_session(sid) is None
+        assert bank.read("SELECT count(*) FROM form_keys") == [(0,)]
+        assert bank.read("SELECT actor, after FROM audit_log "
+                         "WHERE action = 'auth.sessions_ended'") == [
+            ("system", '{"live_sessions": 0, "reason": "point-in-time recovery"}')]
+
+
+@pytest.mark.parametrize("exc, shown", [
+    (InvalidInput("Amount must be positive."), "Amount must be positive."),
+    (RuntimeError("boom"), "nothing was changed"),
+    # Its COMMIT's answer may have been lost: never "nothing was changed" (found in review).
+    (StoreUnavailable("server closed the connection unexpectedly"), "may or may not have been saved"),
+])
+def test_errors_shown_on_a_page(monkeypatch, exc, shown):
+    from pages import common
+
+    said = []
+    monkeypatch.setattr(common.st, "error", lambda text, **kw: said.append(text))
+    common.show_error(exc)
+    assert len(said) == 1 and shown in said[0] and "server closed" not in said[0]
 
 
 def test_restore_refuses_a_copy_that_fails_verify(tmp_path):

@@ -246,7 +246,17 @@ def build_once(bank, customers: int = 200, months: int = 6, seed: int = 7, *, pr
     while True:
         with bank.engine.job_lock("first_start") as held:
             if held:
-                if demo_exists(bank) or not is_empty(bank):
+                if demo_exists(bank):
+                    return None
+                if not is_empty(bank):
+                    if told:
+                        # The builder we waited for let go of the lock (it stopped, or its
+                        # process died) before it marked the demo built: what it wrote is part
+                        # of a demo, and an app started on it would look like a bank.
+                        raise InvalidState(
+                            "Another app process began building the demo bank and stopped "
+                            "before it finished; this database holds part of one. Drop it, "
+                            "create it again and start the app.")
                     return None
                 return build_demo(bank, customers=customers, months=months, seed=seed,
                                   progress=progress)

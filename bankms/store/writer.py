@@ -41,7 +41,7 @@ import queue
 import threading
 import time
 
-from .port import DuplicateKey, WriteConflict
+from .port import DuplicateKey, StoreUnavailable, WriteConflict
 
 
 # How long a read served from memory pauses while the writer has work (Writer.give_way).
@@ -310,7 +310,7 @@ class Writer:
         until it restarted. The unit of work that met the dead session failed and saved
         nothing of its own; memory is read again before the next (_stale)."""
         cur = self._cur
-        if not (getattr(cur, "closed", False) or getattr(cur, "broken", False)):
+        if not self._session_lost():
             return
         with contextlib.suppress(Exception):
             cur.close()
@@ -318,6 +318,10 @@ class Writer:
         self._stale = True
         if self.on_new_session is not None:
             self.on_new_session(self._cur)
+
+    def _session_lost(self) -> bool:
+        cur = self._cur
+        return bool(getattr(cur, "closed", False) or getattr(cur, "broken", False))
 
     @contextlib.contextmanager
     def _unit(self, kind):
@@ -357,8 +361,12 @@ class Writer:
         if shared and uow.committed:
             self._stale = False
 
-    def _run_batch(self, batch):
+    def _run_batch(self, batch, *, again_if_lost=True):
         requests = [job.payload for job in batch]
+        # Whether the session looked alive: only a session lost during this attempt calls for
+        # another one; one already lost that could not be opened again would only be tried
+        # again (a connect of up to its timeout each time).
+        alive = not self._session_lost()
         try:
             try:
                 outcomes = self._commit_batch(requests, lookup_keys=False)
@@ -369,12 +377,29 @@ class Writer:
         except BaseException as exc:  # noqa: BLE001
             self._invalidate()
             if len(batch) == 1:
+                if again_if_lost and alive and isinstance(exc, StoreUnavailable) \
+                        and self._session_lost():
+                    # The session died under this request, perhaps after the server committed
+                    # it (COMMIT sent, answer lost): its outcome is unknown to us. Tried once
+                    # more on a new session, its idempotency key finds a committed posting
+                    # (DuplicateKey, then its receipt) or it posts now, so the caller learns
+                    # what happened and the money moves once. Never done for "call" jobs,
+                    # which carry no such key.
+                    self._run_batch(batch, again_if_lost=False)
+                    return
                 batch[0].finish(error=exc)
                 return
             # Something unexpected broke the whole batch: retry each request alone so that one
             # bad request cannot fail its neighbours.
-            for job in batch:
+            for i, job in enumerate(batch):
                 self._run_batch([job])
+                if isinstance(job.error, StoreUnavailable) and self._session_lost():
+                    # No new session could be opened (the server is down or out of reach):
+                    # the others would each try again, up to the connect timeout apiece, while
+                    # every caller waits. They fail now; their keys make a repeat harmless.
+                    for rest in batch[i + 1:]:
+                        rest.finish(error=StoreUnavailable(str(job.error)))
+                    return
             return
         self.batches += 1
         self.batched_requests += len(batch)
