@@ -72,51 +72,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import shutil
 import statistics
-import sys
 import tempfile
-import time
 
-HERE = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "tests"))
-os.environ.setdefault("BANKMS_BCRYPT_ROUNDS", "4")
+from _common import build, create_database, drop_database, plan
 
 import bankms  # noqa: E402
 import pgcluster  # noqa: E402
 from pg_process_worker import run_processes  # noqa: E402
-
-
-def build(url, n_accounts):
-    """`n_accounts` funded checking accounts (100,000.00 each) in the bank at url."""
-    bank = bankms.open_bank(url, bcrypt_rounds=4)
-    system = bank.system_actor()
-    accounts = []
-    for i in range(n_accounts):
-        cid = bank.customers.create(system, full_name=f"Bench Customer {i}",
-                                    email=f"c{i}@example.com", phone="+1 555 0100",
-                                    date_of_birth="1980-01-01", national_id=f"B{i:06d}",
-                                    address="1 Bench Road")
-        number = bank.accounts.open(system, cid)
-        bank.payments.deposit(system, number, "100000.00")
-        accounts.append(number)
-    bank.close()
-    return accounts
-
-
-def plan(accounts, process, threads, per_thread, tag):
-    out = []
-    for t in range(threads):
-        rng = random.Random(f"{tag}-{process}-{t}")
-        transfers = []
-        for k in range(per_thread):
-            src, dst = rng.sample(accounts, 2)
-            transfers.append([f"{tag}-p{process}-t{t}-{k}", src, dst,
-                              f"{rng.randint(1, 500)}.{rng.randint(0, 99):02d}"])
-        out.append(transfers)
-    return {"threads": out}
 
 
 def _cluster_cpu(server_url) -> dict[int, float]:
@@ -185,15 +149,15 @@ def _figures(n_processes, reports, extra_cpu_s, problems):
             "app_cpu_ms": sum(r.get("cpu_s", 0.0) for r in reports) / n * 1000,
             "backend_cpu_ms": sum(r.get("backend_cpu_s", 0.0) for r in reports) / n * 1000,
             "bg_cpu_ms": extra_cpu_s / n * 1000,
+            # Cores kept busy over the posting by all of the above together.
+            "cores": (sum(r.get("cpu_s", 0.0) + r.get("backend_cpu_s", 0.0) for r in reports)
+                      + extra_cpu_s) / seconds,
             "verify": "ok" if not problems else problems[:3]}
 
 
 def one_round(server_url, name, n_processes, args):
     """Post from `n_processes` processes at once into a fresh database; the figures."""
-    admin = pgcluster._connect(server_url)
-    admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    admin.execute(f"CREATE DATABASE {name}")
-    url = pgcluster.database_url(server_url, name)
+    url = create_database(server_url, name)
     try:
         accounts = build(url, args.accounts)
         plans = [plan(accounts, p, args.threads, args.transfers_per_thread, name)
@@ -206,8 +170,32 @@ def one_round(server_url, name, n_processes, args):
         bank.close()
         return _figures(n_processes, reports, cpu, problems)
     finally:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+        drop_database(server_url, name)
+
+
+def independent_round(server_url, name, n_processes, args):
+    """Post from `n_processes` processes at once, each into its OWN fresh database of the same
+    cluster (copies of one bank): no row, counter or lock is shared between them, only the
+    machine's cores and disk and the cluster's WAL. The best any locking design could do."""
+    names = [f"{name}_{p}" for p in range(n_processes)]
+    urls = [create_database(server_url, names[0])]
+    try:
+        accounts = build(urls[0], args.accounts)
+        urls += [create_database(server_url, other, template=names[0]) for other in names[1:]]
+        plans = [plan(accounts, p, args.threads, args.transfers_per_thread, name)
+                 for p in range(n_processes)]
+        cpu_before = _cluster_cpu(server_url)
+        reports = run_processes(urls, plans, timeout=600)
+        cpu = _cpu_between(cpu_before, _cluster_cpu(server_url))
+        problems = []
+        for url in urls:
+            bank = bankms.open_bank(url, bcrypt_rounds=4)
+            problems += bank.audit.verify()
+            bank.close()
+        return _figures(n_processes, reports, cpu, problems)
+    finally:
+        for other in names:
+            drop_database(server_url, other)
 
 
 def duckdb_round(name, args):
@@ -234,7 +222,16 @@ def _line(label, r):
             f"(tail {r['tail_wait_ms']:.1f}) "
             f"({r['lock_wait_share']:.0%} of writer time)  CPU a posting: app "
             f"{r['app_cpu_ms']:.3f} ms, backends {r['backend_cpu_ms']:.3f} ms, cluster "
-            f"{r['bg_cpu_ms']:.3f} ms  verify {r['verify']}")
+            f"{r['bg_cpu_ms']:.3f} ms; {r['cores']:.2f} cores busy  load {r['load']:.1f}  "
+            f"verify {r['verify']}")
+
+
+def _label(n):
+    if n == "duckdb":
+        return "DuckDB group commit"
+    if isinstance(n, str):
+        return f"PostgreSQL {n[:-1]} independent processes (a database each)"
+    return f"PostgreSQL {n} process(es) on one bank"
 
 
 def main():
@@ -247,6 +244,9 @@ def main():
                         help="the process counts each round runs, in order (e.g. 1 alone)")
     parser.add_argument("--no-duckdb", action="store_true",
                         help="leave out the DuckDB group commit round")
+    parser.add_argument("--independent", action="store_true",
+                        help="also run each process count above 1 with every process posting "
+                             "to its own database (nothing shared: the machine's bound)")
     parser.add_argument("--url", default=os.environ.get(pgcluster.PG_ENV),
                         help="a PostgreSQL server whose user may create databases")
     args = parser.parse_args()
@@ -257,31 +257,37 @@ def main():
         cluster = pgcluster.start_cluster(fsync=True)
         url = cluster.url
     counts = [int(n) for n in args.processes.split(",")]
-    labels = ([] if args.no_duckdb else ["duckdb"]) + counts
+    # An independent round ("4i") follows the shared round of the same count.
+    labels = ([] if args.no_duckdb else ["duckdb"]) + [
+        label for n in counts
+        for label in ([n, f"{n}i"] if args.independent and n > 1 else [n])]
     results = {n: [] for n in labels}
     loads = []
     try:
         for number in range(1, args.rounds + 1):
             for label in labels:
-                loads.append(os.getloadavg()[0])
+                load = os.getloadavg()[0]
+                loads.append(load)
+                name = f"bench_procs_{os.getpid()}_{number}_{label}"
                 if label == "duckdb":
                     r = duckdb_round(f"duck{number}", args)
-                    text = f"round {number}, DuckDB group commit x {args.threads} threads"
+                elif isinstance(label, str):
+                    r = independent_round(url, name, int(label[:-1]), args)
                 else:
-                    r = one_round(url, f"bench_procs_{os.getpid()}_{number}_{label}", label,
-                                  args)
-                    text = (f"round {number}, PostgreSQL {label} process(es) x "
-                            f"{args.threads} threads")
+                    r = one_round(url, name, label, args)
+                r["load"] = load
                 results[label].append(r)
-                print(_line(text, r), flush=True)
+                print(_line(f"round {number}, {_label(label)} x {args.threads} threads", r),
+                      flush=True)
     finally:
         if cluster is not None:
             cluster.stop()
     medians = {n: (statistics.median(r["tps"] for r in rs),
-                   statistics.median(r["p99_ms"] for r in rs)) for n, rs in results.items()}
-    for n, (tps, p99) in medians.items():
-        name = "DuckDB group commit" if n == "duckdb" else f"PostgreSQL {n} process(es)"
-        print(f"median, {name}: {tps:6.0f} transfers/s  p99 {p99:6.1f} ms")
+                   statistics.median(r["p99_ms"] for r in rs),
+                   statistics.median(r["cores"] for r in rs)) for n, rs in results.items()}
+    for n, (tps, p99, cores) in medians.items():
+        print(f"median, {_label(n)}: {tps:6.0f} transfers/s  p99 {p99:6.1f} ms  "
+              f"{cores:.2f} cores busy")
     print(f"load average (1 min) at round starts: median {statistics.median(loads):.1f}, "
           f"{min(loads):.1f}-{max(loads):.1f}")
     ones = results.get(1)
@@ -296,11 +302,18 @@ def main():
               f"one process used {used:.2f} cores; 2 cores at most {2000 / cpu:6.0f}/s = "
               f"{2000 / cpu / medians[1][0]:.2f}x this run's one process")
     if "duckdb" in medians and 1 in medians:
-        print(f"ratio PostgreSQL 1 process / DuckDB: {medians[1][0] / medians['duckdb'][0]:.2f}x")
-    for n in counts:
-        if n != 1 and 1 in medians:
-            print(f"ratio {n} processes / 1 process (median throughput): "
-                  f"{medians[n][0] / medians[1][0]:.2f}x; p99 {medians[n][1] / medians[1][1]:.2f}x")
+        print(f"ratio PostgreSQL 1 process / DuckDB: {medians[1][0] / medians['duckdb'][0]:.2f}x"
+              " (per round " + ", ".join(f"{a['tps'] / b['tps']:.2f}" for a, b in
+                                          zip(results[1], results["duckdb"])) + ")")
+    for n in labels:
+        if n not in ("duckdb", 1) and 1 in medians:
+            kind = "independent processes" if isinstance(n, str) else "processes, one bank"
+            per_round = [a["tps"] / b["tps"] for a, b in zip(results[n], results[1])]
+            print(f"ratio {str(n).rstrip('i')} {kind} / 1 process: "
+                  f"{medians[n][0] / medians[1][0]:.2f}x (ratio of medians; per round "
+                  f"{', '.join(f'{x:.2f}' for x in per_round)}, median "
+                  f"{statistics.median(per_round):.2f}); "
+                  f"p99 {medians[n][1] / medians[1][1]:.2f}x")
 
 
 if __name__ == "__main__":
