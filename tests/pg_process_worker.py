@@ -24,13 +24,19 @@ from bankms.domain.errors import BankError
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_processes(url: str, plans: list[dict], timeout: float = 120) -> list[dict]:
+def run_processes(url: str | list[str], plans: list[dict],
+                  timeout: float = 120) -> list[dict]:
     """Start one worker process per plan, wait until every one has opened the bank and said
-    `ready`, start them all at once, and return each one's parsed report, in plan order."""
+    `ready`, start them all at once, and return each one's parsed report, in plan order.
+    `url` is the bank of every process, or a list with one bank a plan (the benchmark's
+    processes that share nothing, benchmarks/bench_pg_processes.py --independent)."""
+    urls = [url] * len(plans) if isinstance(url, str) else list(url)
+    if len(urls) != len(plans):
+        raise ValueError(f"{len(urls)} banks for {len(plans)} plans")
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), url],
+    procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), each],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
-                              cwd=ROOT) for _ in plans]
+                              cwd=ROOT) for each in urls]
     try:
         for proc, plan in zip(procs, plans):
             proc.stdin.write(json.dumps(plan) + "\n")
