@@ -76,8 +76,9 @@ def read_model_setting(url: str, environ=os.environ) -> ReadModelSetting | None:
     PostgreSQL URL the read model pulls from, typically a streaming replica of the bank's
     primary (docs/deploy-postgresql.md, section 5), so that the pulls load the replica, not
     the primary. Its figures are then as old as the replica's replay, and "Figures as of" says
-    so (store/readmodel.py). It must be a replica of this very database: nothing checks that
-    it is."""
+    so (store/readmodel.py). It must be a replica of this very database: each pull checks
+    that the source holds it (the cluster's system identifier and the database's oid, the same
+    on a physical replica) and pulls nothing otherwise (readmodel.SourceMismatch)."""
     value = environ.get("BANKMS_READ_MODEL", "").strip()
     if value in ("", "0") or not str(url).startswith(POSTGRES_SCHEMES):
         return None
@@ -111,7 +112,7 @@ class Bank:
             # Imported here: DuckDB's and ADBC's modules load only for a bank that uses them.
             from .store.readmodel import ReadModel
             try:
-                self.read_model = ReadModel(setting.source, setting.path)
+                self.read_model = ReadModel(setting.source, setting.path, bank_url=path)
             except BaseException:
                 # A read model that cannot open (its file held by another process, a source
                 # that does not answer) fails the open: the engine's connections go with it.

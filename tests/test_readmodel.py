@@ -631,3 +631,32 @@ def test_a_file_read_model_is_private_to_its_user(tmp_path, made_before):
         os.umask(old)
     assert (stat.S_IMODE(os.stat(path).st_mode), stat.S_IMODE(os.stat(folder).st_mode)) == (
         0o600, 0o700)
+
+
+def test_a_source_that_does_not_hold_the_banks_database_is_refused(pg_database, pg_url, pg_admin,
+                                                                   pg_template):
+    """BANKMS_READ_MODEL_SOURCE must name a replica of the bank's own database; another
+    database (here one on the same cluster: same system identifier, another oid) is refused
+    before anything is pulled (found in review: nothing checked it)."""
+    from bankms.store.readmodel import SourceMismatch
+
+    bankms.open_bank(pg_database, bcrypt_rounds=4).close()
+
+    name = f"readmodel_other_{os.getpid()}".lower()
+    pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    pg_admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    other = pgcluster.database_url(pg_url, name)
+    try:
+        with ReadModel(other, bank_url=pg_database) as rm:
+            with pytest.raises(SourceMismatch, match="does not hold the bank's database"):
+                rm.refresh()
+            assert rm.freshness().as_of is None  # nothing was pulled
+        # The bank's own database under another URL (as a replica's would be) passes it.
+        same = pg_database + ("&" if "?" in pg_database else "?") + \
+            "application_name=readmodel"
+        with ReadModel(same, bank_url=pg_database) as rm:
+            assert rm.bank_url == pg_database
+            rm.refresh()
+            assert rm.freshness().as_of is not None
+    finally:
+        pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

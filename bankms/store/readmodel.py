@@ -180,6 +180,12 @@ _AS_OF_SQL = (
     "CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS TEXT) AS BIGINT) AS xmin8, "
     "CAST((SELECT oid FROM pg_database WHERE datname = current_database()) AS BIGINT) AS datid, "
     "CAST((pg_control_checkpoint()).timeline_id AS BIGINT) AS tli")
+# Which database a server holds, the same on a primary and on its physical replicas: the
+# cluster's system identifier (made by initdb, copied by pg_basebackup) and the database's oid.
+# Any role may read both (pg_control_system() is executable by PUBLIC).
+_IDENTITY_SQL = (
+    "SELECT CAST((pg_control_system()).system_identifier AS TEXT) AS cluster, "
+    "CAST((SELECT oid FROM pg_database WHERE datname = current_database()) AS BIGINT) AS datid")
 
 # The read model's own bookkeeping, in the DuckDB database beside the copied tables (so that a
 # file read model knows after a restart where its append-only tables end).
@@ -228,6 +234,12 @@ class RefreshReport:
     pull_s_by_table: dict = field(default_factory=dict)   # where pull_s went
 
 
+class SourceMismatch(StoreUnavailable):
+    """The read model's source is not a replica of the bank's database (ReadModel.bank_url):
+    nothing is pulled. A StoreUnavailable, so a copy already held (pulled from the right
+    source) stays readable, with its age shown, as when the source is down."""
+
+
 @dataclass
 class _Pull:
     """What one pull read: the snapshot's time, whether from a replica, its xmin (the change
@@ -254,8 +266,15 @@ class ReadModel:
     name = "duckdb"
     dialect = DUCKDB
 
-    def __init__(self, source_url: str, path: str = ":memory:", *, tail_ids: int = TAIL_IDS):
+    def __init__(self, source_url: str, path: str = ":memory:", *, tail_ids: int = TAIL_IDS,
+                 bank_url: str | None = None):
         self.source_url = source_url
+        # The bank's own database when the source is another server (a streaming replica,
+        # BANKMS_READ_MODEL_SOURCE): every pull first checks that the source holds that very
+        # database (_IDENTITY_SQL), so that a wrong URL never shows managers another bank's
+        # figures. Read from the bank once, at the first pull.
+        self.bank_url = bank_url if bank_url and bank_url != source_url else None
+        self._bank_identity: tuple | None = None
         self.path = path
         self.tail_ids = int(tail_ids)
         if path != ":memory:":
@@ -365,15 +384,20 @@ class ReadModel:
         """Every table's rows to merge, read in one REPEATABLE READ READ ONLY transaction:
         all of them when `full`; else the append-only ones from their bound on, and of the
         mutable ones the rows changed since the `previous` (marker, database) pull."""
-        try:
-            conn = adbc_pg.connect(self.source_url, autocommit=True)
-        except adbc_pg.Error as exc:
-            # libpq's text is not shown: it may quote part of a password that was not
-            # percent-encoded (pgtools.shown).
-            raise StoreUnavailable(f"cannot reach the read model's source "
-                                   f"{shown(self.source_url)} ({type(exc).__name__})") from exc
+        if self.bank_url is not None and self._bank_identity is None:
+            self._bank_identity = self._identity(self.bank_url, "the bank's database")
+        conn = self._connect(self.source_url, "the read model's source")
         try:
             cur = conn.cursor()
+            if self._bank_identity is not None:
+                cur.execute(_IDENTITY_SQL)
+                found = tuple(cur.fetch_arrow_table().to_pylist()[0].values())
+                if found != self._bank_identity:
+                    raise SourceMismatch(
+                        f"The read model's source {shown(self.source_url)} does not hold the "
+                        "bank's database (another cluster, or another database in it): "
+                        "BANKMS_READ_MODEL_SOURCE must name a streaming replica of the bank's "
+                        "own database. Nothing was pulled.")
             # Autocommit, so that the transaction below is exactly the one written here.
             cur.execute("SET TimeZone TO 'UTC'")
             # Plain scans: JIT compiling them cost more than it saved (tens of ms a table,
@@ -445,6 +469,27 @@ class ReadModel:
         finally:
             conn.close()
         return pull
+
+    @staticmethod
+    def _connect(url: str, what: str):
+        try:
+            return adbc_pg.connect(url, autocommit=True)
+        except adbc_pg.Error as exc:
+            # libpq's text is not shown: it may quote part of a password that was not
+            # percent-encoded (pgtools.shown).
+            raise StoreUnavailable(f"cannot reach {what} {shown(url)} "
+                                   f"({type(exc).__name__})") from exc
+
+    def _identity(self, url: str, what: str) -> tuple:
+        conn = self._connect(url, what)
+        try:
+            cur = conn.cursor()
+            cur.execute(_IDENTITY_SQL)
+            found = tuple(cur.fetch_arrow_table().to_pylist()[0].values())
+            cur.close()
+            return found
+        finally:
+            conn.close()
 
     def _pull_changed(self, fetch, mutable: list[str], marker: int, pull: "_Pull") -> None:
         """Into `pull`, the rows of the `mutable` tables written since the pull whose snapshot
