@@ -148,9 +148,15 @@ LANDINGS = [
 
 
 def test_a_bare_or_unknown_path_lands_on_the_visitors_first_page(fresh_server, browser):
+    # One browser context per visitor, whose paths load side by side (visit_each).
+    by_visitor = {}
     for visitor, path, title, notice in LANDINGS:
-        for _, page in helpers.visit_each(browser, fresh_server, [path],
-                                          cookies=cookies_for(fresh_server, visitor)):
+        by_visitor.setdefault(visitor, {})[path] = (title, notice)
+    assert sum(map(len, by_visitor.values())) == len(LANDINGS)
+    for visitor, expected in by_visitor.items():
+        for path, page in helpers.visit_each(browser, fresh_server, list(expected),
+                                             cookies=cookies_for(fresh_server, visitor)):
+            title, notice = expected[path]
             where = f"{visitor} at /{path}"
             assert page_title(page) == title, where
             assert page.get_by_text("Page not found").count() == 0, where
