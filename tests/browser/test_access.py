@@ -122,9 +122,21 @@ def test_direct_urls_on_a_fresh_server(fresh_server, browser):
 def test_only_a_live_cookie_of_ours_signs_in(fresh_server, browser):
     server = fresh_server
     cases = list(server.prepared["forged"].items()) + [("live", server.prepared["manager_live"])]
-    for label, token in cases:
-        for _, page in helpers.visit_each(browser, server, [""],
-                                          cookies=[helpers.cookie(server, token)]):
+    # Each cookie in a browser context of its own; the pages load side by side and are then
+    # looked at one by one (as visit_each does for one context).
+    contexts, loading = [], []
+    try:
+        for label, token in cases:
+            context = helpers.new_context(browser, server,
+                                          cookies=[helpers.cookie(server, token)])
+            contexts.append(context)
+            page = context.new_page()
+            helpers._watch_frames(page)
+            page.goto(server.url + "/", wait_until="commit")
+            loading.append((label, page))
+        for label, page in loading:
+            page.wait_for_load_state("load")
+            helpers.settle(page)
             if label == "live":
                 assert page_title(page) == "Home", label
                 assert USERS["manager"][2] in helpers.sidebar_text(page), label
@@ -132,6 +144,9 @@ def test_only_a_live_cookie_of_ours_signs_in(fresh_server, browser):
                 assert page_title(page) == "Sign in", label
                 assert_nothing_protected(page, "anonymous", server, label)
                 assert not page.get_by_role("button", name="Sign out").count(), label
+    finally:
+        for context in contexts:
+            context.close()
 
 
 # Streamlit serves the first page of a navigation at "/" only: "/start" (Home's own path) and
