@@ -105,7 +105,9 @@ def _roles_of(urls):
     return [meta["roles"] for meta, _ in discover_pages() if meta["url"] in urls]
 
 
-@pytest.mark.parametrize("who", ["anonymous", "customer", "teller", "pending"])
+# Every page x visitor pair: the browser test (tests/browser/test_access.py) loads one page
+# per roles list for each visitor and relies on this test for the rest.
+@pytest.mark.parametrize("who", ["anonymous", "customer", "teller", "pending", "manager"])
 def test_a_role_cannot_switch_to_a_page_it_is_not_offered(bank, who):
     from pages.common import discover_pages
 
