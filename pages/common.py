@@ -39,6 +39,8 @@ _demo_lock = threading.Lock()
 # through the demo). Kept for the process's life: the next run would find the bank not empty
 # and serve part of a demo as a bank.
 _first_start_refused: dict = {}
+# Paths whose existing database this process has asked demo.half_built once.
+_half_built_checked: set = set()
 
 
 @st.cache_resource(show_spinner=False)
@@ -94,19 +96,28 @@ def demo_module():
 def build_demo_on_first_start(bank) -> None:
     """On the very first start (no database file yet, or a PostgreSQL database without a
     bank) build the small demo bank, once. InvalidState, on this run and every later one,
-    when another process stopped halfway through building it (app.py refuses to serve)."""
+    when a demo build on this database stopped halfway, in another process or in an earlier
+    run of this one (demo.half_built; app.py refuses to serve part of a demo as a bank)."""
     refused = _first_start_refused.get(bank.path)
     if refused is not None:
         raise InvalidState(refused)
-    if bank.path not in _new_files:
-        return
     demo = demo_module()
+    new = bank.path in _new_files
+    if not new:
+        # A start on a database that exists: once per process, ask whether a demo build
+        # stopped halfway there (the process that built it died). build_once then tells a
+        # build still going on in another process (it waits for it) from a dead one.
+        if demo is None or bank.path in _half_built_checked:
+            return
+        _half_built_checked.add(bank.path)
+        if not demo.half_built(bank):
+            return
     with _demo_lock:
-        if bank.path not in _new_files:
+        if new and bank.path not in _new_files:
             return
         try:
-            if demo is not None and not os.environ.get("BANKMS_NO_DEMO") \
-                    and not demo.demo_exists(bank) and demo.is_empty(bank):
+            if not new or (not os.environ.get("BANKMS_NO_DEMO") and demo is not None
+                           and not demo.demo_exists(bank) and demo.is_empty(bank)):
                 with st.spinner("First start: building the demo bank. This takes a moment…"):
                     # build_once: another app process on the same new database may be
                     # building it already; then this one waits and builds nothing.

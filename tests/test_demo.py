@@ -20,7 +20,7 @@ from bankms.demo import (DEMO_CUSTOMERS, DEMO_STAFF, build_demo, demo_exists, de
 from bankms.domain.errors import InvalidInput, InvalidState
 from bankms.services.ledger import utcnow
 from bankms.services.loans import add_months, quote_frame
-from conftest import Clock, make_customer
+from conftest import Clock, employee, make_customer
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = "/work/venv/bin/python" if os.path.exists("/work/venv/bin/python") else sys.executable
@@ -550,3 +550,35 @@ def test_cli_init_leaves_a_real_bank_without_a_demo(tmp_path):
     with bankms.open_bank(db, bcrypt_rounds=4) as bank:
         assert not demo_exists(bank)
         assert scalar(bank, "SELECT count(*) FROM customers") == 1
+
+
+def test_a_build_that_stopped_halfway_is_refused_by_every_later_start(tmp_path, monkeypatch):
+    """A demo build whose process died halfway left part of a demo: a later start (a restarted
+    app process, `init`) must refuse it, not serve it as a bank. Before, the restarted app found
+    the bank not empty and served it."""
+    from bankms import demo as demo_module
+    from bankms.domain.errors import InvalidState
+    from pages import common
+
+    path = str(tmp_path / "half.duckdb")
+
+    def dies_halfway(self):
+        employee(self_bank, "teller")  # the build's first rows
+        raise RuntimeError("the process died")
+    with bankms.open_bank(path, bcrypt_rounds=4) as self_bank:
+        monkeypatch.setattr(demo_module._Builder, "run", dies_halfway)
+        with pytest.raises(RuntimeError):
+            demo_module.build_once(self_bank, customers=10, months=1)
+        monkeypatch.undo()
+        assert demo_module.half_built(self_bank) and not demo_module.is_empty(self_bank)
+        with pytest.raises(InvalidState, match="stopped before it finished"):
+            demo_module.build_once(self_bank, customers=10, months=1)
+        # The app started again on it: not a new database, yet refused on every run.
+        common._half_built_checked.discard(path)
+        try:
+            for _ in range(2):
+                with pytest.raises(InvalidState, match="stopped before it finished"):
+                    common.build_demo_on_first_start(self_bank)
+        finally:
+            common._first_start_refused.pop(path, None)
+            common._half_built_checked.discard(path)

@@ -226,7 +226,32 @@ def build_demo(bank, customers: int = 200, months: int = 6, seed: int = 7,
         raise InvalidState("The demo bank can be built only into a new, empty bank; this one "
                            "already has customers, transactions or users. Use a new "
                            "database file.")
+    # Marked before the first row, so that a build that stops halfway is known as such by
+    # every later start (half_built), not served as a bank.
+    _mark_building(bank)
     return _Builder(bank, customers, months, seed, progress).run()
+
+
+HALF_BUILT = ("A demo bank build began on this database and stopped before it finished; it "
+              "holds part of one. Drop it (or delete the file), create it again and start the "
+              "app.")
+
+
+def half_built(bank) -> bool:
+    """True when a demo build began here and never finished (its process stopped or died):
+    the bank holds part of a demo, which must not be served as a bank (the app refuses to
+    start on it; build_once raises). The mark is written before the build's first row."""
+    return bank.settings.get("demo_building") == "1" and not demo_exists(bank)
+
+
+def _mark_building(bank) -> None:
+    system = bank.system_actor()
+
+    def fn(uow):
+        uow.execute("INSERT INTO settings VALUES ('demo_building', '1') ON CONFLICT (key) "
+                    "DO UPDATE SET value = excluded.value")
+        bank.audit_row(uow, system, "demo.build_started", "bank", None)
+    bank.write(fn)
 
 
 def build_once(bank, customers: int = 200, months: int = 6, seed: int = 7, *, progress=None,
@@ -248,15 +273,14 @@ def build_once(bank, customers: int = 200, months: int = 6, seed: int = 7, *, pr
             if held:
                 if demo_exists(bank):
                     return None
+                if half_built(bank):
+                    raise InvalidState(HALF_BUILT)
                 if not is_empty(bank):
                     if told:
                         # The builder we waited for let go of the lock (it stopped, or its
                         # process died) before it marked the demo built: what it wrote is part
                         # of a demo, and an app started on it would look like a bank.
-                        raise InvalidState(
-                            "Another app process began building the demo bank and stopped "
-                            "before it finished; this database holds part of one. Drop it, "
-                            "create it again and start the app.")
+                        raise InvalidState(HALF_BUILT)
                     return None
                 return build_demo(bank, customers=customers, months=months, seed=seed,
                                   progress=progress)

@@ -20,7 +20,7 @@ from ..domain.money import AMOUNT_CENTS_MAX, format_cents
 # Keys in the settings table that the bank keeps for itself; readable, never set by hand.
 # chain_started: when the hash chains began on this bank (chain_store.Chains.load).
 INTERNAL_KEYS = frozenset({"business_date", "schema_version", "demo_bank", "demo_logins",
-                           "chain_started"})
+                           "demo_building", "chain_started"})
 
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _TRUE = ("1", "true", "yes", "on")
