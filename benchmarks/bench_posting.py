@@ -46,27 +46,14 @@ sys.path.insert(0, _ROOT)
 os.environ.setdefault("BANKMS_BCRYPT_ROUNDS", "4")
 
 import bankms  # noqa: E402
+# After bankms: _common puts this checkout first on sys.path, but bankms (perhaps --root's)
+# is imported already and stays the one used.
+from _common import build  # noqa: E402,F401 (bench_posting_under_read uses bench_posting.build)
 
 TARGET_TPS = 3000
 TARGET_P99_MS = 100
 # Issue 15: the chained ledger posts at least this fraction of the speed before the chain.
 TARGET_RATIO_BEFORE_CHAIN = 0.90
-
-
-def build(path, n_accounts):
-    bank = bankms.open_bank(path)
-    system = bank.system_actor()
-    accounts = []
-    for i in range(n_accounts):
-        cid = bank.customers.create(system, full_name=f"Bench Customer {i}",
-                                    email=f"c{i}@example.com", phone="+1 555 0100",
-                                    date_of_birth="1980-01-01", national_id=f"B{i:06d}",
-                                    address="1 Bench Road")
-        number = bank.accounts.open(system, cid)
-        bank.payments.deposit(system, number, "100000.00")
-        accounts.append(number)
-    bank.close()
-    return accounts
 
 
 def post_transfers(bank, accounts, threads, per_thread, key_prefix):
