@@ -179,10 +179,12 @@ _AS_OF_SQL = (
     "pg_is_in_recovery() AS replica, "
     "CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS TEXT) AS BIGINT) AS xmin8, "
     "CAST((SELECT oid FROM pg_database WHERE datname = current_database()) AS BIGINT) AS datid, "
-    "CAST((pg_control_checkpoint()).timeline_id AS BIGINT) AS tli")
+    "CAST((pg_control_checkpoint()).timeline_id AS BIGINT) AS tli, "
+    "CAST((pg_control_system()).system_identifier AS TEXT) AS cluster")
 # Which database a server holds, the same on a primary and on its physical replicas: the
-# cluster's system identifier (made by initdb, copied by pg_basebackup) and the database's oid.
-# Any role may read both (pg_control_system() is executable by PUBLIC).
+# cluster's system identifier (made by initdb, copied by pg_basebackup) and the database's oid
+# (_AS_OF_SQL reads both of the source at every pull). Any role may read them
+# (pg_control_system() is executable by PUBLIC).
 _IDENTITY_SQL = (
     "SELECT CAST((pg_control_system()).system_identifier AS TEXT) AS cluster, "
     "CAST((SELECT oid FROM pg_database WHERE datname = current_database()) AS BIGINT) AS datid")
@@ -389,15 +391,6 @@ class ReadModel:
         conn = self._connect(self.source_url, "the read model's source")
         try:
             cur = conn.cursor()
-            if self._bank_identity is not None:
-                cur.execute(_IDENTITY_SQL)
-                found = tuple(cur.fetch_arrow_table().to_pylist()[0].values())
-                if found != self._bank_identity:
-                    raise SourceMismatch(
-                        f"The read model's source {shown(self.source_url)} does not hold the "
-                        "bank's database (another cluster, or another database in it): "
-                        "BANKMS_READ_MODEL_SOURCE must name a streaming replica of the bank's "
-                        "own database. Nothing was pulled.")
             # Autocommit, so that the transaction below is exactly the one written here.
             cur.execute("SET TimeZone TO 'UTC'")
             # Plain scans: JIT compiling them cost more than it saved (tens of ms a table,
@@ -410,6 +403,12 @@ class ReadModel:
             try:
                 cur.execute(_AS_OF_SQL)
                 head = cur.fetch_arrow_table().to_pylist()[0]
+                if self._bank_identity not in (None, (head["cluster"], head["datid"])):
+                    raise SourceMismatch(
+                        f"The read model's source {shown(self.source_url)} does not hold the "
+                        "bank's database (another cluster, or another database in it): "
+                        "BANKMS_READ_MODEL_SOURCE must name a streaming replica of the bank's "
+                        "own database. Nothing was pulled.")
                 # A standby promoted between the two statements: its replay time is still a
                 # time the copy is at least as new as.
                 as_of = before["replayed"] if before["replica"] else head["as_of"]
