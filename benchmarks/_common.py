@@ -91,9 +91,11 @@ def cpu_s(pid) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def start_busy_loops(n):
-    """`n` Python processes that each spin on a core until killed."""
-    return [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(n)]
+def start_busy_loops(n, niceness=0):
+    """`n` Python processes that each spin on a core until killed, `niceness` lower."""
+    nice = (lambda: os.nice(niceness)) if niceness else None
+    return [subprocess.Popen([sys.executable, "-c", BUSY_LOOP], preexec_fn=nice)
+            for _ in range(n)]
 
 
 def stop(procs):
