@@ -499,9 +499,10 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
         pg_current_xact_id() first: a no-op when the unit of work already wrote, else one
         cheap statement that assigns the xid. A separate statement rather than folded into the
         nextval one, so that the order does not depend on how a plan evaluates its
-        expressions. The sequences must have CACHE 1 (the default): a session's cached values
-        are handed out later, in transactions that may begin after any moment one looks, and
-        no watermark could then be trusted."""
+        expressions. The ids are written only by the transaction that took them (a retry takes
+        new ones), and the sequences must have CACHE 1 (the default): a session's cached
+        values, like ids kept for a later transaction, are used by transactions that may begin
+        after any moment one looks, and no watermark could then be trusted."""
         take = self._engine._take.get(sequence)
         if take is not None:
             first = take(n)

@@ -7,8 +7,9 @@ PostgreSQL (a primary or a streaming replica) through `adbc-driver-postgresql` a
 `refresh()` pulls every table inside ONE `REPEATABLE READ READ ONLY` transaction, so the copy is
 one committed state of the bank: balances agree with the postings, as on the primary. The first
 refresh pulls everything; later ones pull the append-only tables by their ordering column (rows
-above the last final watermark, see below) and of the other tables only the rows
-written since the last pull (by the change marker, see _changed_sql below), upserted by key, and swap
+above the last final watermark, proven whatever order ids commit in: see LEDGER_SEQUENCES) and
+of the other tables only the rows written since the last pull (by the change marker, see
+_changed_sql below), upserted by key, and swap
 them in inside one DuckDB transaction, so a reader sees either the old state or the new one.
 
 Reads (`read`, `read_df`, `read_columns`, `snapshot`) run on DuckDB, each thread through its own
@@ -18,7 +19,10 @@ replica, the time of the last transaction it replayed; see _AS_OF_SQL), `refresh
 pull ended.
 
 From a streaming replica (a hot standby of the bank's primary; the bank's
-BANKMS_READ_MODEL_SOURCE): the pulls run there and hold nothing on the primary. The copy is then
+BANKMS_READ_MODEL_SOURCE): the pulls run there and hold nothing on the primary (they ask it
+only, when given its URL, for the append-only tables' highest ids and one transaction id: see
+LEDGER_SEQUENCES; on a primary source each pull takes one xid, about 8,640 a day at a pull every
+10 s). The copy is then
 as old as the standby's replay, and says so (`as_of`, `replica`). A physical standby is the
 same database as its primary (same oid, same transaction ids in every row), so a read model may
 switch between the two and go on incrementally. A long pull on a standby can be cancelled
@@ -144,7 +148,10 @@ _KEYS_SQL = (
 # will ever be.
 #
 # The writers' rule (PostgresUnitOfWork.take_ids): a transaction takes ids from a sequence only
-# once it has a transaction id (xid), and the sequences have CACHE 1.
+# once it has a transaction id (xid), writes them only itself (a retry takes new ones), and the
+# sequences have CACHE 1. Ids from the writers' counters need no rule: they are taken and
+# committed one writer at a time, so every id below a committed one belongs to a transaction
+# that had ended by then.
 #
 # At each pull, before its snapshot, the read model reads for each append-only table H, the
 # highest id that may have been taken so far (greatest of the highest id committed and the
