@@ -40,8 +40,8 @@ on 2 shared cores): the same refresh 0.84-1.20 s, median 0.87 s (34,000 changed 
 no customers; before it, 5.6 s in the same conditions), a refresh with nothing new 0.5 s.
 With the final-id watermark instead of the tail window (session 28, 1 M postings, load 6-7,
 side by side on one private cluster): the same refresh pulls 50,000 postings and 25,000
-transactions (the tail window: 60,000 and 35,000), median 0.59 s (1.04 s); nothing new 0.36 s
-(0.39 s). Under a writer always in flight (100-row transactions back to back), each refresh
+transactions (the tail window: 60,000 and 35,000), median 0.59 s and 0.78 s in two runs
+(1.04 s); nothing new 0.36 s (0.39 s); the waits for a final watermark took 1-2 ms there. Under a writer always in flight (100-row transactions back to back), each refresh
 read 16,000-17,700 postings for 15,100-17,100 new ones.
 """
 from __future__ import annotations
