@@ -495,6 +495,16 @@ def test_a_file_read_model_continues_incrementally_after_a_restart(pg_database, 
         assert report.rows["postings"] == 5          # ids 11..15: above the watermark
         assert copied_ids(rm) == list(range(1, 16))
         assert rm.freshness().refreshes == 2
+        # A copy made before the watermarks (the column added, empty) pulls the ledger whole
+        # once, then goes on above the watermark.
+        rm.con.execute("UPDATE readmodel_state SET watermarks = NULL")
+    insert_postings(pg_database, [16])
+    with ReadModel(pg_database, path) as rm:
+        report = rm.refresh()
+        assert not report.full and report.rows["postings"] == 16
+        insert_postings(pg_database, [17])
+        assert rm.refresh().rows["postings"] == 1
+        assert copied_ids(rm) == list(range(1, 18))
 
 
 # -- what is not copied --------------------------------------------------------------------------

@@ -605,16 +605,20 @@ class ReadModel:
         """This pull's (Y, {id space: H}) (see LEDGER_SEQUENCES), read before its snapshot;
         Y None when final at once; None when there is none to have."""
         if replica and self.bank_url is not None:
+            # The pending pairs stay when there is none: the watermark waits, nothing is lost.
             try:
                 conn = self._connect(self.bank_url, "the bank's database")
             except StoreUnavailable:
-                conn = None   # the primary down: no pair this time, the pending ones stay
+                conn = None
             if conn is not None:
                 try:
                     primary = conn.cursor()
                     found = self._pair(primary, False)
                     primary.close()
                     return found
+                except adbc_pg.Error:
+                    # Not a primary (any more: a failover), or gone meanwhile: no pair.
+                    pass
                 finally:
                     conn.close()
         cur.execute(_WATERMARK_SQL)
