@@ -287,8 +287,8 @@ def run(duck_path: pathlib.Path, url: str, repeat: int, with_postgres: bool) -> 
                   " pull by table: " + ", ".join(f"{t} {s:.2f}" for t, s in slowest))
         inc_s = statistics.median(runs)
         del idle
-        print(f"Incremental refresh (append-only tables from their last id less the tail "
-              f"window; other tables by the change marker: {sum(inc.rows.values()):,} rows "
+        print(f"Incremental refresh (append-only tables above their final watermark; "
+              f"other tables by the change marker: {sum(inc.rows.values()):,} rows "
               f"pulled; pulled whole: {', '.join(sorted(inc.whole)) or 'none'})")
         print(f"  last run: pull {inc.pull_s:6.2f} s   merge {inc.merge_s:6.2f} s; median of "
               f"{len(runs)} runs {inc_s:6.2f} s")

@@ -284,3 +284,63 @@ def test_point_in_time_recovery_restores_exactly_the_postings_before_the_target(
             restored.close()
     finally:
         recovered.stop()
+
+
+def test_a_standbys_copy_gets_rows_committed_out_of_id_order_on_the_primary(pair):
+    """Writer lanes on the primary (ids from posting_id_seq, taken after the xid) commit out of
+    id order; read models on the standby end with every row. Given the bank's URL, one settles
+    its watermarks with the primary's xids against the standby's snapshots; without it, a
+    ledger sequence leaves the other no watermark, and it pulls the append-only tables whole
+    (readmodel.py, LEDGER_SEQUENCES)."""
+    from test_readmodel import Writer, copied_ids, insert_postings
+
+    from bankms.store.postgres import PostgresEngine
+
+    name = "out_of_order"
+    with pgcluster._connect(pair.primary.url) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
+    primary_url = pgcluster.database_url(pair.primary.url, name)
+    standby_url = pgcluster.database_url(pair.standby.url, name)
+
+    def replayed():
+        # Through the clusters' own databases: the standby may not have replayed the CREATE
+        # DATABASE yet (replay positions are the cluster's, whichever database is asked).
+        pgcluster.wait_replayed(pair.primary.url, pair.standby.url)
+
+    PostgresEngine(primary_url).close()
+    with pgcluster._connect(primary_url) as conn:
+        conn.execute("CREATE SEQUENCE posting_id_seq START 11")
+        # One value taken (and logged 32 ahead) first, so that the writers' nextval write no
+        # WAL: the standby learns of A's xid only from the WAL of xids after it.
+        conn.execute("SELECT nextval('posting_id_seq')")
+    insert_postings(primary_url, range(1, 11))
+    replayed()
+    a, b = Writer(primary_url), Writer(primary_url)
+    try:
+        with ReadModel(standby_url, bank_url=primary_url) as knows, \
+                ReadModel(standby_url) as alone:
+            for rm in (knows, alone):
+                rm.refresh()
+            # B holds the older xid, A the lower id (tests/test_readmodel.py, OUT_OF_ORDER).
+            b.xid(), a.xid(), a.take(), b.take(), b.commit()
+            for _ in range(2):
+                # The second time, the standby has replayed the end of the first refresh's
+                # own xid (taken on the primary after A's): A must still count as in flight.
+                replayed()
+                for rm in (knows, alone):
+                    rm.refresh()
+                    assert copied_ids(rm) == list(range(1, 11)) + b.ids
+            a.commit()
+            replayed()
+            for rm, pulled in ((knows, 2), (alone, 12)):
+                report = rm.refresh()
+                assert copied_ids(rm) == list(range(1, 11)) + a.ids + b.ids == \
+                    list(range(1, 11)) + [12, 13]
+                # Above the watermark only, or whole without one.
+                assert report.rows["postings"] == pulled
+    finally:
+        for writer in (a, b):
+            writer.conn.close()
+        with pgcluster._connect(pair.primary.url) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

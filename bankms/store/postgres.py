@@ -489,13 +489,27 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
 
     def take_ids(self, sequence: str, n: int) -> IdBlock:
         """n new ids from PostgreSQL sequence `sequence`, ascending (gaps allowed); from the
-        engine's in-process counters for the sequences set_counters names."""
+        engine's in-process counters for the sequences set_counters names.
+
+        The rule for writers of the append-only tables (the read model's watermark relies on
+        it, readmodel.py, _WATERMARK_SQL): a transaction takes ids from a sequence only once it
+        has a transaction id of its own, so that an id handed out before some moment belongs
+        to a transaction whose xid was assigned before that moment. nextval alone does not
+        assign one (it writes WAL, and so takes an xid, only every 32nd call), hence the
+        pg_current_xact_id() first: a no-op when the unit of work already wrote, else one
+        cheap statement that assigns the xid. A separate statement rather than folded into the
+        nextval one, so that the order does not depend on how a plan evaluates its
+        expressions. The ids are written only by the transaction that took them (a retry takes
+        new ones), and the sequences must have CACHE 1 (the default): a session's cached
+        values, like ids kept for a later transaction, are used by transactions that may begin
+        after any moment one looks, and no watermark could then be trusted."""
         take = self._engine._take.get(sequence)
         if take is not None:
             first = take(n)
             return IdBlock(np.arange(first, first + n, dtype=np.int64))
         if not _SEQUENCE_NAME.match(sequence):
             raise ValueError(f"not a sequence name: {sequence!r}")
+        self.fetchall("SELECT pg_current_xact_id()")
         rows = self.fetchall(
             f"SELECT nextval('{sequence}') FROM generate_series(1, ?)", [int(n)])
         return IdBlock(np.array(sorted(r[0] for r in rows), dtype=np.int64))
