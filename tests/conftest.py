@@ -22,7 +22,8 @@ os.environ.setdefault("BANKMS_EOD_AUTO", "0")
 import bankms  # noqa: E402
 import pgcluster  # noqa: E402
 # PostgreSQL fixtures and the `engines` parametrization (tests/pgcluster.py).
-from pgcluster import engine, pg_admin, pg_database, pg_template, pg_url  # noqa: E402,F401
+from pgcluster import (engine, pg_admin, pg_bank_database, pg_bank_templates,  # noqa: E402,F401
+                       pg_database, pg_template, pg_url)
 from pgcluster import pytest_generate_tests  # noqa: E402,F401
 
 _national_ids = itertools.count(1)
