@@ -437,15 +437,20 @@ def _bank_template(pg_url, pg_admin, pg_template, made: dict) -> str:
     if today not in made:
         name = f"{TEMPLATE}_schema_{len(made)}_{_worker}_{os.getpid()}".lower()
         pg_admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+        try:
+            PostgresEngine(database_url(pg_url, name)).close()
+            pg_admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+            deadline = time.monotonic() + 30
+            while pg_admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
+                                   [name]).fetchone()[0]:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"template {name} is still in use after 30 s")
+                time.sleep(0.01)
+        except BaseException:
+            # Never offered half-built or still open to later tests (found in review).
+            pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            raise
         made[today] = name
-        PostgresEngine(database_url(pg_url, name)).close()
-        pg_admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
-        deadline = time.monotonic() + 30
-        while pg_admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
-                               [name]).fetchone()[0]:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"template {name} is still in use after 30 s")
-            time.sleep(0.01)
     return made[today]
 
 

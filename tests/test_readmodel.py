@@ -378,20 +378,60 @@ def test_rows_committed_out_of_id_order_all_reach_the_copy(pg_database, tmp_path
         rm.close()
 
 
-def test_in_id_order_each_refresh_reads_again_only_what_the_last_could_not_settle(pg_database):
-    """The counters' case (ids commit in id order, no sequence): once no transaction is in
-    flight across a pull, the next one reads only the new rows."""
+@pytest.mark.parametrize("xid_held", [False, True])
+def test_in_id_order_each_refresh_reads_only_the_new_rows(pg_database, xid_held):
+    """The counters' case (ids commit in id order, no ledger sequence): the highest committed
+    id is final at once, so each refresh reads only the new rows, even while some session
+    holds a transaction id for long (an idle psql): found in review, such a session had made
+    every pull wait 2 s and read the append-only tables whole."""
     PostgresEngine(pg_database).close()
     insert_postings(pg_database, range(1, 11))
-    with ReadModel(pg_database) as rm:
-        rm.refresh()
-        for first in (11, 16):
-            insert_postings(pg_database, range(first, first + 5))
-            report = rm.refresh()
-            assert copied_ids(rm) == list(range(1, first + 5))
-        # The last pull saw nothing in flight (up to the shared server's other databases'
-        # transactions, which may keep a pair pending: then it reads those five again).
-        assert report.rows["postings"] in (5, 10)
+    holder = psycopg.connect(pg_database)
+    try:
+        if xid_held:
+            holder.execute("SELECT pg_current_xact_id()")
+        with ReadModel(pg_database) as rm:
+            rm.refresh()
+            for first in (11, 16):
+                insert_postings(pg_database, range(first, first + 5))
+                report = rm.refresh()
+                assert copied_ids(rm) == list(range(1, first + 5))
+                assert report.rows["postings"] == 5
+    finally:
+        holder.close()
+
+
+def test_a_ledger_sequence_with_a_cache_never_loses_a_row(pg_database):
+    """A session's cached sequence values are used by its later transactions, after any
+    moment a pull looks: no watermark can hold, so the tables come whole (found in review:
+    with CACHE 20 the row of id 12, committed last, was never pulled)."""
+    PostgresEngine(pg_database).close()
+    with psycopg.connect(pg_database) as conn:
+        conn.execute("CREATE SEQUENCE posting_id_seq START 11 CACHE 20")
+    insert_postings(pg_database, range(1, 11))
+
+    def post(conn):
+        conn.execute("SELECT pg_current_xact_id()")
+        (i,) = conn.execute("SELECT nextval('posting_id_seq')").fetchone()
+        conn.execute("INSERT INTO postings (id, transaction_id, account_id, amount_cents, "
+                     "posted_at) VALUES (%s, %s, 1, 1, TIMESTAMP '2026-01-01')", [i, i])
+        conn.commit()
+        return i
+
+    a, b = psycopg.connect(pg_database), psycopg.connect(pg_database)
+    try:
+        with ReadModel(pg_database) as rm:
+            rm.refresh()
+            assert post(a) == 11     # a's session now holds 12..30 in its cache
+            assert post(b) == 31
+            rm.refresh()
+            rm.refresh()
+            assert post(a) == 12     # committed after a pull held 31
+            rm.refresh()
+            assert copied_ids(rm) == list(range(1, 13)) + [31]
+    finally:
+        a.close()
+        b.close()
 
 
 # -- the change marker of the mutable tables ----------------------------------------------------

@@ -50,6 +50,7 @@ import contextlib
 import datetime as dt
 import itertools
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -62,6 +63,8 @@ from .duckdb import Cursors, DuckDBReader, read_snapshot
 from .pgtools import shown
 from .port import StoreUnavailable
 from .sql import DUCKDB
+
+_log = logging.getLogger(__name__)
 
 # The tables no statement of bankms updates or deletes from once their transaction committed,
 # with the column they grow along and the column that identifies a row. Checked by reading the
@@ -181,12 +184,16 @@ _KEYS_SQL = (
 # A transaction with an xid in flight anywhere on the server (any database) holds xmin back,
 # and with it the watermark: meanwhile each pull re-reads the rows since the last final one
 # (an index range scan and an anti-join; a cost, not an error). So that a first pull has a
-# watermark at once, a pull without one waits (up to FINAL_WAIT_S) for the transactions older
-# than Y to end before it takes its snapshot; otherwise the next pull would read the
-# append-only tables whole again. Every other pull waits up to SETTLE_WAIT_S: under a steady
+# watermark at once, it waits (up to FINAL_WAIT_S) for the transactions older than Y to end
+# before it takes its snapshot; otherwise the next pull would read the append-only tables
+# whole again. Every other pull waits up to SETTLE_WAIT_S: under a steady
 # stream of short writes some transaction is nearly always in flight when Y is taken, and
 # without the wait each pull would read again all the rows of the pull before it (measured:
 # about twice the new rows under a writer always in flight; with it, about the new rows).
+#
+# While no ledger sequence exists (today: ids from the writers' counters), H is final at once
+# and no Y is taken: every id below the highest committed one belongs to a transaction that
+# had ended. A ledger sequence with CACHE > 1 gives no pair at all (the tables come whole).
 #
 # From a streaming replica (no xid can be taken there): with the bank's own URL (bank_url, as
 # the app gives it), H and Y are read on the bank's primary and the pair is checked against
@@ -205,6 +212,8 @@ LEDGER_SEQUENCES = {"transactions": "transaction_id_seq", "postings": "posting_i
 # The id space each append-only table's ordering column takes its values from.
 ID_SPACE = {"transactions": "transactions", "postings": "postings", "audit_log": "audit_log",
             "idempotency_keys": "transactions"}
+# Seconds libpq may take to connect to the source or the bank's primary (_with_connect_timeout).
+CONNECT_TIMEOUT_S = 5
 FINAL_WAIT_S = 2.0
 SETTLE_WAIT_S = 0.1
 # Pending pairs kept at most: when full, the newest replaces the last one kept (the oldest
@@ -216,7 +225,9 @@ _WATERMARK_SQL = "SELECT " + ", ".join(
     for t, q in LEDGER_SEQUENCES.items()) + (
     ", EXISTS (SELECT 1 FROM pg_sequences WHERE schemaname = current_schema() AND "
     "sequencename IN (" + ", ".join(f"'{q}'" for q in LEDGER_SEQUENCES.values()) +
-    ")) AS sequenced")
+    ")) AS sequenced, EXISTS (SELECT 1 FROM pg_sequences WHERE schemaname = current_schema() "
+    "AND cache_size > 1 AND sequencename IN (" +
+    ", ".join(f"'{q}'" for q in LEDGER_SEQUENCES.values()) + ")) AS cached")
 _XID_SQL = "SELECT CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT) AS xid"
 _XMIN_SQL = "SELECT CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS TEXT) AS BIGINT) AS x"
 
@@ -313,6 +324,17 @@ class SourceMismatch(StoreUnavailable):
     """The read model's source is not a replica of the bank's database (ReadModel.bank_url):
     nothing is pulled. A StoreUnavailable, so a copy already held (pulled from the right
     source) stays readable, with its age shown, as when the source is down."""
+
+
+def _with_connect_timeout(url: str) -> str:
+    """`url` with libpq's connect_timeout (CONNECT_TIMEOUT_S) unless it names one: without it
+    libpq waits for the operating system's TCP timeout (about 2 minutes on Linux) when a
+    server's host drops packets, and a refresh runs inside a page load (found in review)."""
+    if "connect_timeout" in url:
+        return url
+    if "://" in url:
+        return url + ("&" if "?" in url else "?") + f"connect_timeout={CONNECT_TIMEOUT_S}"
+    return f"{url} connect_timeout={CONNECT_TIMEOUT_S}"
 
 
 @dataclass
@@ -509,8 +531,10 @@ class ReadModel:
             # watermark, the wait for it (see LEDGER_SEQUENCES).
             pair = self._pair(cur, bool(before["replica"]))
             if pair is not None and pair[0] is not None:
-                self._wait_final(cur, pair[0], FINAL_WAIT_S if full or any(
-                    space not in marks.final for space in pair[1]) else SETTLE_WAIT_S)
+                # The longer wait only for a first pull: a later one without a watermark
+                # (a transaction holding an xid for long) would pay it at every refresh,
+                # inside a page load (ensure_fresh).
+                self._wait_final(cur, pair[0], FINAL_WAIT_S if full else SETTLE_WAIT_S)
             cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
                 cur.execute(_AS_OF_SQL)
@@ -583,7 +607,7 @@ class ReadModel:
     @staticmethod
     def _connect(url: str, what: str):
         try:
-            return adbc_pg.connect(url, autocommit=True)
+            return adbc_pg.connect(_with_connect_timeout(url), autocommit=True)
         except adbc_pg.Error as exc:
             # libpq's text is not shown: it may quote part of a password that was not
             # percent-encoded (pgtools.shown).
@@ -623,6 +647,14 @@ class ReadModel:
                     conn.close()
         cur.execute(_WATERMARK_SQL)
         row = cur.fetch_arrow_table().to_pylist()[0]
+        if row["cached"]:
+            # A session's cached values are used by transactions that begin after any moment
+            # one looks, so no pair can be trusted: the append-only tables come whole (correct,
+            # slow) until the sequence is back to CACHE 1 (found in review: with CACHE 20 a
+            # row committed later from a session's cache was never pulled).
+            _log.warning("a ledger id sequence has CACHE > 1: the read model pulls the "
+                         "append-only tables whole; ALTER SEQUENCE ... CACHE 1")
+            return None
         highest = {}
         for table, sequence in LEDGER_SEQUENCES.items():
             # A standby's sequences show values logged ahead: not read there.
@@ -630,12 +662,19 @@ class ReadModel:
                       if v is not None]
             if values:
                 highest[table] = int(max(values))
+        if not row["sequenced"]:
+            # No ledger sequence: the ids come from the writers' counters, taken and committed
+            # one writer at a time under the writer lock, so every id below the highest
+            # committed one belongs to a transaction that had ended: final at once, with no xid
+            # taken and no wait (a session holding an xid elsewhere on the server, such as an
+            # idle psql, would otherwise hold every first pull up to FINAL_WAIT_S and leave
+            # the copy without a watermark: found in review).
+            return None, highest
         if not replica:
             cur.execute(_XID_SQL)
             return int(cur.fetch_arrow_table().to_pylist()[0]["xid"]), highest
-        # A standby without the primary's URL: final at once only while ids commit in id
-        # order (no ledger sequence: the writers' counters), else no pair at all.
-        return None if row["sequenced"] else (None, highest)
+        # A standby without the primary's URL, with ledger sequences: no pair at all.
+        return None
 
     @staticmethod
     def _wait_final(cur, xid: int, budget_s: float) -> None:
