@@ -42,6 +42,12 @@ moved by 2-4x, so on this machine only many alternating rounds say anything. A
 process's serialized section is what bounds the ratio: throughput <= (batch size) /
 (serialized time a batch).
 
+Writer lanes, TRIED AND NOT MERGED (session 28): each process's writer its own hash chain, ids
+from sequences, batches under a shared lock with their accounts locked FOR UPDATE. Figures and
+reading in benchmarks/lanes_results.md: at 200 accounts 4 lanes posted 0.97-1.11x of one
+process (the wait moved from the writer lock to the row locks, held to the durable COMMIT); at
+20,000 accounts 1.41x, as much as 4 processes sharing nothing did in that run (1.42x).
+
 Slice 2, TRIED AND NOT MERGED (branch `lanes`, 9d29422: posting batches held the writer lock
 shared and took turns only in their tail, a transaction-scoped lock held to COMMIT, accounts
 read FOR UPDATE in id order inside it; rows in one pipeline; the lock given back with COMMIT).
