@@ -547,6 +547,27 @@ def test_a_file_read_model_continues_incrementally_after_a_restart(pg_database, 
         assert copied_ids(rm) == list(range(1, 18))
 
 
+@pytest.mark.parametrize("recorded, full", [
+    (None, False),          # a copy made before the cluster was recorded goes on
+    ("same", False),
+    ("another", True),      # same database oid, another cluster: nothing held is trusted
+])
+def test_a_copy_from_another_cluster_is_pulled_whole(pg_database, tmp_path, recorded, full):
+    PostgresEngine(pg_database).close()
+    insert_postings(pg_database, range(1, 11))
+    path = str(tmp_path / "readmodel.duckdb")
+    with ReadModel(pg_database, path) as rm:
+        rm.refresh()
+        (cluster,) = rm.con.execute("SELECT source_cluster FROM readmodel_state").fetchone()
+        assert cluster
+        value = {"same": cluster, "another": "1" + cluster, None: None}[recorded]
+        rm.con.execute("UPDATE readmodel_state SET source_cluster = ?", [value])
+    insert_postings(pg_database, [11])
+    with ReadModel(pg_database, path) as rm:
+        assert rm.refresh().full is full
+        assert copied_ids(rm) == list(range(1, 12))
+
+
 # -- what is not copied --------------------------------------------------------------------------
 def test_secrets_and_sign_in_state_are_not_copied(pg_database):
     bank = bankms.open_bank(pg_database, bcrypt_rounds=4)

@@ -276,13 +276,14 @@ _STATE_TABLE = "readmodel_state"
 _STATE_DDL = (f"CREATE TABLE IF NOT EXISTS {_STATE_TABLE} (name VARCHAR PRIMARY KEY, "
               "as_of TIMESTAMP, refreshed_at TIMESTAMP, replica BOOLEAN, full_pulls BIGINT, "
               "refreshes BIGINT, source_xmin BIGINT, source_db BIGINT, source_tli BIGINT, "
-              "watermarks VARCHAR)")
+              "watermarks VARCHAR, source_cluster VARCHAR)")
 # Read models made before the change marker (or the timeline, or the watermarks) lack its
 # columns: added at open (their first refresh then pulls the mutable tables, or the
 # append-only ones, whole, as a first pull would, and records what was missing).
 _STATE_MIGRATIONS = [f"ALTER TABLE {_STATE_TABLE} ADD COLUMN IF NOT EXISTS {c} BIGINT"
                      for c in ("source_xmin", "source_db", "source_tli")] + [
-    f"ALTER TABLE {_STATE_TABLE} ADD COLUMN IF NOT EXISTS watermarks VARCHAR"]
+    f"ALTER TABLE {_STATE_TABLE} ADD COLUMN IF NOT EXISTS {c} VARCHAR"
+    for c in ("watermarks", "source_cluster")]
 _NAMES = itertools.count()
 
 
@@ -387,6 +388,7 @@ class _Pull:
     xmin8: int
     datid: int
     tli: int
+    cluster: str | None = None
     watermarks: _Watermarks = field(default_factory=_Watermarks)
     frames: dict = field(default_factory=dict)
     whole: set = field(default_factory=set)
@@ -473,10 +475,10 @@ class ReadModel:
     # -- refresh -----------------------------------------------------------------------------
     def _state(self) -> tuple | None:
         """(as_of, refreshed_at, replica, refreshes, source_xmin, source_db, source_tli,
-        watermarks), None if never."""
+        watermarks, source_cluster), None if never."""
         return self.con.cursor().execute(
             f"SELECT as_of, refreshed_at, replica, refreshes, source_xmin, source_db, source_tli, "
-            f"watermarks FROM {_STATE_TABLE} WHERE name = 'state'").fetchone()
+            f"watermarks, source_cluster FROM {_STATE_TABLE} WHERE name = 'state'").fetchone()
 
     def refresh(self, *, full: bool = False) -> RefreshReport:
         """Bring the copy up to the source's current committed state, in one snapshot of it.
@@ -492,7 +494,7 @@ class ReadModel:
         state = self._state()
         full = full or state is None
         t0 = time.perf_counter()
-        pull = self._pull(full, None if full else (state[4], state[5], state[6]),
+        pull = self._pull(full, None if full else (state[4], state[5], state[6], state[8]),
                           _Watermarks.parse(None if full else state[7]))
         t1 = time.perf_counter()
         self._merge(pull)
@@ -545,14 +547,17 @@ class ReadModel:
                 pull = _Pull(full=full, as_of=as_of,
                              replica=bool(before["replica"] or head["replica"]),
                              xmin8=int(head["xmin8"]), datid=int(head["datid"]),
-                             tli=int(head["tli"]))
+                             tli=int(head["tli"]), cluster=str(before["cluster"]))
                 marker = None
                 if not full:
-                    prev_xmin, prev_db, prev_tli = previous
+                    prev_xmin, prev_db, prev_tli, prev_cluster = previous
                     if prev_db is not None and (prev_db != pull.datid
+                                                or prev_cluster not in (None, pull.cluster)
                                                 or prev_xmin > pull.xmin8
                                                 or prev_tli not in (None, pull.tli)):
-                        # Another database, ids that went back (a restore), or another
+                        # Another database (another oid, or the same oid in another cluster:
+                        # found in review, a file copy pointed at another server went on
+                        # incrementally), ids that went back (a restore), or another
                         # timeline (a point-in-time recovery or a promoted replica, whose
                         # history may lack transactions the copy holds, even once its ids
                         # have passed the old server's): nothing held can be trusted. A
@@ -773,15 +778,16 @@ class ReadModel:
                     cur.unregister(source)
             refreshed_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
             cur.execute(
-                f"INSERT INTO {_STATE_TABLE} VALUES ('state', ?, ?, ?, ?, 1, ?, ?, ?, ?) "
+                f"INSERT INTO {_STATE_TABLE} VALUES ('state', ?, ?, ?, ?, 1, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET as_of = excluded.as_of, "
                 "refreshed_at = excluded.refreshed_at, replica = excluded.replica, "
                 f"full_pulls = {_STATE_TABLE}.full_pulls + excluded.full_pulls, "
                 f"refreshes = {_STATE_TABLE}.refreshes + 1, "
                 "source_xmin = excluded.source_xmin, source_db = excluded.source_db, "
-                "source_tli = excluded.source_tli, watermarks = excluded.watermarks",
+                "source_tli = excluded.source_tli, watermarks = excluded.watermarks, "
+                "source_cluster = excluded.source_cluster",
                 [pull.as_of, refreshed_at, pull.replica, 1 if pull.full else 0, pull.xmin8,
-                 pull.datid, pull.tli, pull.watermarks.text()])
+                 pull.datid, pull.tli, pull.watermarks.text(), pull.cluster])
             cur.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(duckdb.Error):
