@@ -91,10 +91,14 @@ def cpu_s(pid) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def lowered(niceness):
+    """A preexec_fn that lowers a child's CPU priority by `niceness` (0: unchanged)."""
+    return (lambda: os.nice(niceness)) if niceness else None
+
+
 def start_busy_loops(n, niceness=0):
     """`n` Python processes that each spin on a core until killed, `niceness` lower."""
-    nice = (lambda: os.nice(niceness)) if niceness else None
-    return [subprocess.Popen([sys.executable, "-c", BUSY_LOOP], preexec_fn=nice)
+    return [subprocess.Popen([sys.executable, "-c", BUSY_LOOP], preexec_fn=lowered(niceness))
             for _ in range(n)]
 
 

@@ -123,7 +123,7 @@ os.environ["BANKMS_NO_DEMO"] = "1"
 os.environ["BANKMS_EOD_AUTO"] = "0"
 
 from _common import (HERE, build, cpu_s, create_database, drop_database,  # noqa: E402
-                     plan, start_busy_loops, stop)
+                     lowered, plan, start_busy_loops, stop)
 
 import pgcluster  # noqa: E402
 
@@ -203,11 +203,6 @@ def pages(url, loads):
             assert not at.exception, at.exception
         out.append((role, rerun))
     return bank, out
-
-
-def lowered(niceness):
-    """A preexec_fn that lowers a child's CPU priority by `niceness` (0: unchanged)."""
-    return (lambda: os.nice(niceness)) if niceness else None
 
 
 def renice(pids, niceness) -> None:

@@ -798,3 +798,19 @@ def test_a_source_that_does_not_hold_the_banks_database_is_refused(pg_database, 
             assert rm.freshness().as_of is not None
     finally:
         pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("url, timeout", [
+    ("postgresql:///bank?host=/run/postgresql", "5"),
+    ("postgresql://u@db/bank", "5"),
+    ("host=/run/postgresql dbname=bank", "5"),
+    ("postgresql:///bank?connect_timeout=2", "2"),     # the operator's own value is kept
+    ("dbname=bank connect_timeout=30", "30"),
+])
+def test_read_model_connections_have_a_connect_timeout(url, timeout):
+    from psycopg.conninfo import conninfo_to_dict
+
+    from bankms.store.readmodel import _with_connect_timeout
+    got = conninfo_to_dict(_with_connect_timeout(url))
+    assert str(got["connect_timeout"]) == timeout
+    assert got["dbname"] == "bank"

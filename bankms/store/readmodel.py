@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 
 import adbc_driver_postgresql.dbapi as adbc_pg
 import duckdb
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from . import db, files
 from .duckdb import Cursors, DuckDBReader, read_snapshot
@@ -330,12 +331,11 @@ class SourceMismatch(StoreUnavailable):
 def _with_connect_timeout(url: str) -> str:
     """`url` with libpq's connect_timeout (CONNECT_TIMEOUT_S) unless it names one: without it
     libpq waits for the operating system's TCP timeout (about 2 minutes on Linux) when a
-    server's host drops packets, and a refresh runs inside a page load (found in review)."""
-    if "connect_timeout" in url:
+    server's host drops packets, and a refresh runs inside a page load (found in review).
+    psycopg's conninfo parser reads and writes both forms (a URL, key=value words)."""
+    if "connect_timeout" in conninfo_to_dict(url):
         return url
-    if "://" in url:
-        return url + ("&" if "?" in url else "?") + f"connect_timeout={CONNECT_TIMEOUT_S}"
-    return f"{url} connect_timeout={CONNECT_TIMEOUT_S}"
+    return make_conninfo(url, connect_timeout=CONNECT_TIMEOUT_S)
 
 
 @dataclass
