@@ -122,7 +122,8 @@ def _chain(bank, actor) -> None:
     heads = bank.chain.heads(actor)
     if heads:
         show_columns(pd.DataFrame(heads[-20:][::-1]),
-                     {"business_date": "Day", "chain": "Chain", "last_id": "Up to id",
+                     {"business_date": "Day", "chain": "Chain", "lane": "Lane",
+                      "last_id": "Up to id",
                       "head_hash": "Head"}, key="eod_chain_heads")
         st.download_button("Download every head (CSV)", bank.chain.heads_csv(actor),
                            file_name=f"chain-heads-{heads[-1]['business_date']}.csv",

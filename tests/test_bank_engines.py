@@ -300,8 +300,9 @@ def test_the_engines_batch_writer(bank, case, key, error):
     (pid,) = bank.read_one("SELECT max(id) + 1000 FROM postings")
     now = dt.datetime(2026, 1, 2, 3, 4, 5, 678901)
     day = bank.business_date
+    # In the table's column order: ..., business_date, chain_hash, channel, lane.
     tx = [(tid, "transfer", 500, "m", checking, savings, system.username, system.role,
-           "batch-key" if key == "new" else used, None, now, day, None, None)]
+           "batch-key" if key == "new" else used, None, now, day, None, None, 0)]
     postings = [(pid, tid, a, -500, now), (pid + 1, tid, b, 500, now)]
     keys = [(tx[0][8], "hash", tid)]
     balances = [(a, 99_500, now, day), (b, 500, now, day)]

@@ -71,7 +71,7 @@ def same_as_the_walk(bank):
         if name == "audit":
             rows = bank.read(f"SELECT {', '.join(chain.CHAIN_COLUMNS['audit']['audit_log'])} "
                              "FROM audit_log ORDER BY id")
-            in_python = [chain.canonical(r) for r in rows]
+            in_python = [chain.audit_content(r) for r in rows]
         else:
             cols = chain.CHAIN_COLUMNS["ledger"]
             txs = bank.read(f"SELECT {', '.join(cols['transactions'])} FROM transactions "
@@ -79,7 +79,7 @@ def same_as_the_walk(bank):
             posts = bank.read(f"SELECT {', '.join(cols['postings'])} FROM postings")
             in_python = [chain.ledger_content(t, [p for p in posts if p[1] == t[0]])
                          for t in txs]
-        assert [c.encode() for _, c, _ in in_sql] == in_python, name
+        assert [c.encode() for _, c, _, _ in in_sql] == in_python, name
 
 
 def transfers(con):
@@ -210,7 +210,7 @@ def change_audit_before_json_and_its_hash(con):
     (prev,) = con.execute("SELECT chain_hash FROM audit_log WHERE id < ? ORDER BY id DESC "
                           "LIMIT 1", [aid]).fetchone()
     con.execute("UPDATE audit_log SET chain_hash = ? WHERE id = ?",
-                [chain.entry_hash(prev, chain.canonical(row)), aid])
+                [chain.entry_hash(prev, chain.audit_content(row)), aid])
     (after,) = con.execute("SELECT min(id) FROM audit_log WHERE id > ?", [aid]).fetchone()
     return f"audit chain breaks at audit row {after}:"
 
@@ -362,6 +362,9 @@ def test_a_bank_made_before_the_chain_gets_it_at_the_first_open(built):
     try:
         before = {t: con.execute(f"SELECT id, chain_hash FROM {t} ORDER BY id").fetchall()
                   for t in ("transactions", "audit_log")}
+        # Banks made before the chain had no index on transactions either (DuckDB refuses
+        # DROP COLUMN on an indexed table); the migration makes it again.
+        con.execute("DROP INDEX transactions_reverses_id")
         for table in ("transactions", "audit_log"):
             con.execute(f"ALTER TABLE {table} DROP COLUMN chain_hash")
         con.execute("DROP TABLE chain_heads")
@@ -405,9 +408,10 @@ LEGACY_COLUMNS = ("id, kind, amount_cents, memo, source_account, target_account,
 
 
 def test_a_bank_sealed_before_channels_keeps_its_hashes_and_verifies(built):
-    """A file from before transactions.channel (every entry hashed over its 12 columns, no
-    channel column) migrates at open, verifies, keeps every stored hash, and chains new
-    entries with their channel on it."""
+    """A file from before transactions.channel and lanes (every entry hashed over its 12
+    columns, no channel or lane column, chain_heads keyed by day and chain) migrates at open,
+    verifies, keeps every stored hash and recorded head, and chains new entries with their
+    channel on it."""
     path, facts = built
     con = duckdb.connect(path)
     try:
@@ -424,8 +428,21 @@ def test_a_bank_sealed_before_channels_keeps_its_hashes_and_verifies(built):
             con.execute("UPDATE transactions SET chain_hash = ? WHERE id = ?", [head, row[0]])
         con.execute("UPDATE chain_heads SET head_hash = t.chain_hash FROM transactions t "
                     "WHERE chain_heads.chain = 'ledger' AND t.id = chain_heads.last_id")
+        # Before lanes: no reversal index (DuckDB refuses DROP COLUMN on an indexed table),
+        # no lane columns, chain_heads without a lane.
+        con.execute("DROP INDEX transactions_reverses_id")
+        con.execute("ALTER TABLE transactions DROP COLUMN lane")
+        con.execute("ALTER TABLE audit_log DROP COLUMN lane")
         con.execute("ALTER TABLE transactions DROP COLUMN channel")
         con.execute("ALTER TABLE approval_requests DROP COLUMN channel")
+        con.execute("CREATE TABLE old_heads (business_date DATE NOT NULL, chain VARCHAR NOT "
+                    "NULL, last_id BIGINT NOT NULL, head_hash VARCHAR NOT NULL, recorded_at "
+                    "TIMESTAMP NOT NULL, PRIMARY KEY (business_date, chain))")
+        con.execute("INSERT INTO old_heads SELECT business_date, chain, last_id, head_hash, "
+                    "recorded_at FROM chain_heads")
+        con.execute("DROP TABLE chain_heads")
+        con.execute("ALTER TABLE old_heads RENAME TO chain_heads")
+        heads = con.execute("SELECT * FROM chain_heads ORDER BY ALL").fetchall()
         before = con.execute("SELECT id, chain_hash FROM transactions ORDER BY id").fetchall()
     finally:
         con.close()
@@ -434,6 +451,10 @@ def test_a_bank_sealed_before_channels_keeps_its_hashes_and_verifies(built):
         assert bank.audit.verify() == []
         assert bank.read("SELECT id, chain_hash FROM transactions ORDER BY id") == before
         assert bank.read("SELECT count(*) FROM transactions WHERE channel IS NOT NULL") == [(0,)]
+        assert bank.read("SELECT business_date, chain, last_id, head_hash, recorded_at "
+                         "FROM chain_heads WHERE lane = 0 ORDER BY ALL") == heads
+        assert bank.read("SELECT DISTINCT lane FROM transactions UNION "
+                         "SELECT DISTINCT lane FROM audit_log") == [(0,)]
         same_as_the_walk(bank)
         receipt = bank.payments.withdraw(bank.system_actor(), facts["a"], "5.00",
                                          memo="Card payment FreshMart", channel="card")
@@ -455,13 +476,14 @@ def test_an_entry_without_a_channel_has_the_content_it_had_before_channels(bank,
     rows = bank.read(f"SELECT {', '.join(cols['transactions'])} FROM transactions ORDER BY id")
     for row in rows:
         mine = [p for p in posts if p[1] == row[0]]
-        legacy = legacy_content(row[:-1], mine)
-        if row[-1] is None:
+        # The columns end with channel and lane (0 for every row main writes).
+        legacy = legacy_content(row[:-2], mine)
+        if row[-2] is None:
             assert chain.ledger_content(row, mine) == legacy
         else:
             assert chain.ledger_content(row, mine) != legacy
-            assert row[-1].encode() in chain.ledger_content(row, mine)
-    assert [r[-1] for r in rows] == ["cash", None, "atm"]
+            assert row[-2].encode() in chain.ledger_content(row, mine)
+    assert [r[-2:] for r in rows] == [("cash", 0), (None, 0), ("atm", 0)]
 
 
 def test_a_rolled_back_write_leaves_the_chain_whole(bank, system):

@@ -13,12 +13,19 @@ Two chains, each entry hashed as sha256(previous entry's hash bytes + canonical 
 - "audit": one entry per audit_log row, in id order, its CHAIN_COLUMNS["audit"]["audit_log"]
   values.
 
-Columns added to a chained table after banks were sealed (OPTIONAL_COLUMNS: transactions.channel)
-come last in the transaction's values and are chained only when they hold a value: an entry
-written before the column existed (NULL there) keeps its content and hash, and giving one a
-value, or changing or removing it, changes the hash. The content stays unambiguous: with no
-U+001F inside a value, the bytes give the number of values, 12 + 5 per posting without the
-channel and 13 + 5 per posting with it, which never coincide.
+Columns added to a chained table after banks were sealed (OPTIONAL_COLUMNS: transactions.channel
+and .lane, audit_log.lane) come last in the row's values and are chained only up to the last
+one that holds a value (`trimmed`; a lane holds one when it is not 0, a text column when it is
+neither NULL nor ""), those before it as they are: an entry written before the columns existed
+(NULL channel, lane 0) keeps its content and hash, and giving one a value, or changing or
+removing it, changes the hash. The content stays unambiguous: with no U+001F inside a value,
+the bytes give the number of values, 12, 13 or 14 + 5 per posting for a transaction (without
+channel and lane, with a channel only, with a lane), and 10 or 11 for an audit row, which never
+coincide.
+
+Each lane (the writer that wrote the row: 0 for every row main writes, and for every row made
+before lanes existed) is its own chain: an entry's previous hash is that of the entry before it
+in the same chain and lane, in id order, and the first entry of a lane follows GENESIS.
 
 The first entry's previous hash is GENESIS. Values become text by `text` and are joined with the
 unit separator U+001F, then encoded as UTF-8 (`canonical`).
@@ -54,22 +61,27 @@ CHAIN_COLUMNS: dict[str, dict[str, list[str]]] = {
     "ledger": {
         "transactions": ["id", "kind", "amount_cents", "memo", "source_account",
                          "target_account", "actor", "actor_role", "idempotency_key",
-                         "reverses_id", "posted_at", "business_date", "channel"],
+                         "reverses_id", "posted_at", "business_date", "channel", "lane"],
         "postings": ["id", "transaction_id", "account_id", "amount_cents", "posted_at"],
     },
     "audit": {
         "audit_log": ["id", "ts", "actor", "actor_role", "action", "entity", "entity_id",
-                      "before", "after", "outcome"],
+                      "before", "after", "outcome", "lane"],
     },
 }
 
 # Trailing columns of CHAIN_COLUMNS chained only when they hold a value (see the module
 # docstring): added after banks were sealed, so that older entries keep their hashes.
 OPTIONAL_COLUMNS: dict[str, dict[str, list[str]]] = {
-    "ledger": {"transactions": ["channel"]},
+    "ledger": {"transactions": ["channel", "lane"]},
+    "audit": {"audit_log": ["lane"]},
 }
 _TX_REQUIRED = len(CHAIN_COLUMNS["ledger"]["transactions"]) - len(
     OPTIONAL_COLUMNS["ledger"]["transactions"])
+_AUDIT_REQUIRED = len(CHAIN_COLUMNS["audit"]["audit_log"]) - len(
+    OPTIONAL_COLUMNS["audit"]["audit_log"])
+# The lane every row of main, and every row made before lanes, belongs to.
+MAIN_LANE = 0
 
 # Positions, within CHAIN_COLUMNS["ledger"]["postings"], of the posting sort key.
 _POSTING_COLUMNS = CHAIN_COLUMNS["ledger"]["postings"]
@@ -134,14 +146,36 @@ def plain(value):
     return value.translate(_CONTROL) if isinstance(value, str) else value
 
 
+def _empty(value) -> bool:
+    # An optional value that is not chained: NULL, "" (a channel) or the integer 0 (a lane;
+    # the offline checker reads an exported lane as an integer). Text "0" is a value.
+    return value is None or value == "" or (not isinstance(value, str) and value == 0)
+
+
+def trimmed(values: Sequence, required: int) -> Sequence:
+    """values without its trailing run of optional values (those after the first `required`)
+    that hold nothing (`_empty`); an optional value before one that holds something stays."""
+    end = len(values)
+    while end > required and _empty(values[end - 1]):
+        end -= 1
+    return values if end == len(values) else values[:end]
+
+
 def transaction_values(transaction: Sequence) -> Sequence:
     """A transaction's values (CHAIN_COLUMNS order) as chained: the optional trailing values
-    dropped from the first one that is None or "" on (a row without them is returned as is)."""
-    for position in range(_TX_REQUIRED, len(transaction)):
-        value = transaction[position]
-        if value is None or value == "":
-            return transaction[:position]
-    return transaction
+    (channel, lane) only up to the last one that holds a value (a row without them is
+    returned as is)."""
+    return trimmed(transaction, _TX_REQUIRED)
+
+
+def audit_values(row: Sequence) -> Sequence:
+    """An audit row's values (CHAIN_COLUMNS order) as chained: its lane only when not 0."""
+    return trimmed(row, _AUDIT_REQUIRED)
+
+
+def audit_content(row: Sequence) -> bytes:
+    """Content of one audit entry: canonical(audit_values(row))."""
+    return canonical(audit_values(row))
 
 
 def ledger_content(transaction: Sequence, postings: Iterable[Sequence]) -> bytes:
@@ -185,6 +219,12 @@ def _texts(values, _int_text=int.__repr__) -> list[str]:
 def canonicals(rows: Iterable[Sequence]) -> list[bytes]:
     """canonical(row) for each row (the same bytes), for a batch of rows."""
     return [SEPARATOR.join(_texts(row)).encode("utf-8") for row in rows]
+
+
+def audit_contents(rows: Iterable[Sequence]) -> list[bytes]:
+    """audit_content(row) for each audit row (the same bytes), for a batch of rows."""
+    return [SEPARATOR.join(_texts(trimmed(row, _AUDIT_REQUIRED))).encode("utf-8")
+            for row in rows]
 
 
 def ledger_contents(transactions: Iterable[Sequence], postings: dict) -> list[bytes]:

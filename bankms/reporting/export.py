@@ -49,7 +49,7 @@ _QUERIES = {
     "transactions.csv": (
         "SELECT id, kind, amount_cents, memo, source_account, target_account, actor, "
         "actor_role, idempotency_key, reverses_id, posted_at, business_date, chain_hash, "
-        "channel FROM transactions WHERE business_date BETWEEN ? AND ? ORDER BY id",
+        "channel, lane FROM transactions WHERE business_date BETWEEN ? AND ? ORDER BY id",
         ("from", "to")),
     "postings.csv": (
         "SELECT p.id, p.transaction_id, p.account_id, a.account_number, p.amount_cents, "
@@ -67,26 +67,29 @@ _QUERIES = {
         "AND t.business_date <= ?) ON p.account_id = a.id GROUP BY 1, 2 ORDER BY 1", ("to",)),
     "audit_log.csv": (
         "SELECT id, ts, actor, actor_role, action, entity, entity_id, before, after, outcome, "
-        "chain_hash FROM audit_log WHERE id > ? AND id <= ? ORDER BY id",
+        "chain_hash, lane FROM audit_log WHERE id > ? AND id <= ? ORDER BY id",
         ("audit_after", "audit_last")),
     "chain_heads.csv": (
         # With the heads of the last day closed before the period: the period's first entry
-        # of each chain must chain on them (export_check._chain).
-        "SELECT business_date, chain, last_id, head_hash FROM chain_heads "
+        # of each chain and lane must chain on them (export_check._chain).
+        "SELECT business_date, chain, lane, last_id, head_hash FROM chain_heads "
         "WHERE business_date BETWEEN coalesce((SELECT max(business_date) FROM chain_heads "
-        "WHERE business_date < ?), ?) AND ? ORDER BY business_date, chain",
+        "WHERE business_date < ?), ?) AND ? ORDER BY business_date, chain, lane",
         ("from", "from", "to")),
 }
 
-# Where each chain's entries of the period start again after an entry not exported: (entry id,
-# the previous entry's id and chain hash in the whole chain), for the exported entries only.
+# Where each chain's entries of the period start again after an entry not exported: (lane,
+# entry id, the previous entry's id and chain hash in the whole chain of its lane), for the
+# exported entries only, by lane and id.
 _PREVIOUS = {
-    "ledger": "SELECT id, prev_id, prev_hash FROM (SELECT id, business_date, lag(id) OVER w "
-              "AS prev_id, lag(chain_hash) OVER w AS prev_hash FROM transactions "
-              "WINDOW w AS (ORDER BY id)) e WHERE business_date BETWEEN ? AND ? ORDER BY id",
-    "audit": "SELECT id, prev_id, prev_hash FROM (SELECT id, lag(id) OVER w AS prev_id, "
-             "lag(chain_hash) OVER w AS prev_hash FROM audit_log WINDOW w AS (ORDER BY id)) e "
-             "WHERE id > ? AND id <= ? ORDER BY id",
+    "ledger": "SELECT lane, id, prev_id, prev_hash FROM (SELECT lane, id, business_date, "
+              "lag(id) OVER w AS prev_id, lag(chain_hash) OVER w AS prev_hash FROM "
+              "transactions WINDOW w AS (PARTITION BY lane ORDER BY id)) e "
+              "WHERE business_date BETWEEN ? AND ? ORDER BY lane, id",
+    "audit": "SELECT lane, id, prev_id, prev_hash FROM (SELECT lane, id, lag(id) OVER w AS "
+             "prev_id, lag(chain_hash) OVER w AS prev_hash FROM audit_log "
+             "WINDOW w AS (PARTITION BY lane ORDER BY id)) e "
+             "WHERE id > ? AND id <= ? ORDER BY lane, id",
 }
 
 
@@ -94,16 +97,18 @@ def _audit_range(snap, start: dt.date, end: dt.date) -> tuple[int, int]:
     """The audit rows of the period, as ids (after, last]: those written after the audit head
     recorded when the day before the period was closed, up to the head of its last day; where
     no head was recorded (days closed before the chain existed), by the rows' UTC stamps."""
-    def head(sql, params):
-        row = snap.fetchall("SELECT last_id FROM chain_heads WHERE chain = 'audit' AND " + sql,
-                            params)
+    def head(day_sql, params):
+        # The highest head of the day's lanes: every lane's rows up to it are the day's.
+        row = snap.fetchall("SELECT max(last_id) FROM chain_heads WHERE chain = 'audit' AND "
+                            f"business_date = ({day_sql})", params)
         return row[0][0] if row else None
 
-    after = head("business_date < ? ORDER BY business_date DESC LIMIT 1", [start])
+    after = head("SELECT max(business_date) FROM chain_heads WHERE chain = 'audit' AND "
+                 "business_date < ?", [start])
     if after is None:
         after = snap.fetchone("SELECT coalesce(max(id), 0) FROM audit_log WHERE ts < ?",
                               [dt.datetime.combine(start, dt.time())])[0]
-    last = head("business_date = ?", [end])
+    last = head("SELECT CAST(? AS DATE)", [end])
     if last is None:
         last = snap.fetchone("SELECT coalesce(max(id), 0) FROM audit_log WHERE ts < ?",
                              [dt.datetime.combine(end + dt.timedelta(days=1), dt.time())])[0]
@@ -111,15 +116,15 @@ def _audit_range(snap, start: dt.date, end: dt.date) -> tuple[int, int]:
 
 
 def _segments(snap, name: str, params) -> list[tuple]:
-    """(chain, first_id, last_id, prev_hash) of each run of exported entries that follow one
-    another in the chain; prev_hash is the hash of the entry just before the run (GENESIS for
-    the chain's first entry), from which the checker recomputes the run."""
+    """(chain, lane, first_id, last_id, prev_hash) of each run of exported entries that follow
+    one another in the chain of their lane; prev_hash is the hash of the entry just before the
+    run (GENESIS for the lane's first entry), from which the checker recomputes the run."""
     runs = []
-    for entry_id, prev_id, prev_hash in snap.fetchall(_PREVIOUS[name], params):
-        if runs and runs[-1][2] == prev_id:
-            runs[-1][2] = entry_id
+    for lane, entry_id, prev_id, prev_hash in snap.fetchall(_PREVIOUS[name], params):
+        if runs and runs[-1][1] == lane and runs[-1][3] == prev_id:
+            runs[-1][3] = entry_id
         else:
-            runs.append([name, entry_id, entry_id, prev_hash or chain.GENESIS])
+            runs.append([name, lane, entry_id, entry_id, prev_hash or chain.GENESIS])
     return [tuple(run) for run in runs]
 
 

@@ -86,7 +86,7 @@ FILES = {
     "transactions.csv": ("id", "kind", "amount_cents", "memo", "source_account",
                          "target_account", "actor", "actor_role", "idempotency_key",
                          "reverses_id", "posted_at", "business_date", "chain_hash",
-                         "channel"),
+                         "channel", "lane"),
     "postings.csv": ("id", "transaction_id", "account_id", "account_number", "amount_cents",
                      "posted_at"),
     "opening_balances.csv": ("account_id", "account_number", "balance_cents"),
@@ -95,13 +95,15 @@ FILES = {
                         "fee_cents", "interest_cents", "principal_cents", "prepayment_cents",
                         "actor"),
     "audit_log.csv": ("id", "ts", "actor", "actor_role", "action", "entity", "entity_id",
-                      "before", "after", "outcome", "chain_hash"),
+                      "before", "after", "outcome", "chain_hash", "lane"),
     # The heads end of day recorded for the days of the period (chain_store.py), and those of
-    # the last day closed before it, on which the period's first entry of each chain follows.
-    "chain_heads.csv": ("business_date", "chain", "last_id", "head_hash"),
-    # Each run of exported entries that follow one another in a chain, and the hash of the
-    # entry before the run, from which the checker recomputes it (export._segments).
-    "chain_segments.csv": ("chain", "first_id", "last_id", "prev_hash"),
+    # the last day closed before it, on which the period's first entry of each chain and lane
+    # follows.
+    "chain_heads.csv": ("business_date", "chain", "lane", "last_id", "head_hash"),
+    # Each run of exported entries that follow one another in the chain of their lane, and the
+    # hash of the entry before the run, from which the checker recomputes it
+    # (export._segments).
+    "chain_segments.csv": ("chain", "lane", "first_id", "last_id", "prev_hash"),
 }
 
 
@@ -340,24 +342,35 @@ def _accounts_named(tables) -> Check:
                  + (f" (and {len(wrong) - 5} more)" if len(wrong) > 5 else ""))
 
 
+def _lane(row) -> int:
+    """A row's lane; a bundle written before lanes has no lane column: lane 0."""
+    return int(row.get("lane") or chain.MAIN_LANE)
+
+
 def _chain(tables, period_from: str = "") -> Check:
     """Recompute both hash chains of the period (chain.py) from the exported columns, run by
-    run from the hash before each run, and compare the stored hashes and the daily heads."""
+    run from the hash before each run, each lane on its own, and compare the stored hashes
+    and the daily heads."""
     if tables["chain_segments.csv"] is None or tables["chain_heads.csv"] is None:
         return Check("chain", False, "not present in this export")
     postings: dict[str, list] = {}
     for row in tables["postings.csv"] or []:
         postings.setdefault(row["transaction_id"], []).append(
             [_chained(row, column) for column in chain.CHAIN_COLUMNS["ledger"]["postings"]])
+    # name -> {id: (lane, content, stored hash)}
     entries = {"ledger": {}, "audit": {}}
     for row in tables["transactions.csv"] or []:
-        # A bundle written before channels existed has no channel column: chained as empty.
-        values = [row.get(c) for c in chain.CHAIN_COLUMNS["ledger"]["transactions"]]
+        # A bundle written before channels or lanes has no such column: chained as empty.
+        lane = _lane(row)
+        values = [lane if c == "lane" else row.get(c)
+                  for c in chain.CHAIN_COLUMNS["ledger"]["transactions"]]
         entries["ledger"][int(row["id"])] = (
-            chain.ledger_content(values, postings.get(row["id"], [])), row["chain_hash"])
+            lane, chain.ledger_content(values, postings.get(row["id"], [])), row["chain_hash"])
     for row in tables["audit_log.csv"] or []:
-        values = [row[c] for c in chain.CHAIN_COLUMNS["audit"]["audit_log"]]
-        entries["audit"][int(row["id"])] = (chain.canonical(values), row["chain_hash"])
+        lane = _lane(row)
+        values = [lane if c == "lane" else row[c]
+                  for c in chain.CHAIN_COLUMNS["audit"]["audit_log"]]
+        entries["audit"][int(row["id"])] = (lane, chain.audit_content(values), row["chain_hash"])
     problems, covered = [], {"ledger": set(), "audit": set()}
     for row in tables["transactions.csv"] or []:
         if chain.ambiguous(row.values()):
@@ -368,10 +381,11 @@ def _chain(tables, period_from: str = "") -> Check:
             problems.append(f"audit entry {row['id']} holds U+001F, the separator of the chain's "
                             "content, so its text may have moved between values")
     for seg in tables["chain_segments.csv"]:
-        name, first, last = seg["chain"], int(seg["first_id"]), int(seg["last_id"])
-        ids = sorted(i for i in entries.get(name, {}) if first <= i <= last)
-        _, bad = chain.verify_rows(name, ((i, *entries[name][i]) for i in ids),
-                                   seg["prev_hash"])
+        name, lane = seg["chain"], _lane(seg)
+        first, last = int(seg["first_id"]), int(seg["last_id"])
+        mine = entries.get(name, {})
+        ids = sorted(i for i in mine if first <= i <= last and mine[i][0] == lane)
+        _, bad = chain.verify_rows(name, ((i, *mine[i][1:]) for i in ids), seg["prev_hash"])
         if bad is not None:
             problems.append(f"{name} entry {bad} does not chain: it, or an entry before it, "
                             "was changed, removed or inserted")
@@ -380,34 +394,37 @@ def _chain(tables, period_from: str = "") -> Check:
         loose = sorted(set(entries[name]) - covered[name])
         if loose:
             problems.append(f"{len(loose)} {name} entries lie in no chain run (first {loose[0]})")
-    # The heads of the day before the period anchor its start: the first run after such a
-    # head must chain on it, else entries were taken from the start of the period.
+    # The heads of the day before the period anchor its start: the first run of each lane
+    # after such a head must chain on it, else entries were taken from the start of the period.
     for name in entries:
         before = [h for h in tables["chain_heads.csv"]
                   if h["chain"] == name and h["business_date"] < period_from]
-        if not before:
-            continue  # the day before the period was closed before the chain existed
-        anchor = max(before, key=lambda h: h["business_date"])
-        runs = sorted((int(r["first_id"]), r["prev_hash"]) for r in tables["chain_segments.csv"]
-                      if r["chain"] == name and int(r["first_id"]) > int(anchor["last_id"]))
-        if runs and runs[0][1] != anchor["head_hash"]:
-            problems.append(f"the period's first {name} entry {runs[0][0]} does not follow the "
-                            f"head of {anchor['business_date']}, the day before the period: "
-                            "entries were taken from its start")
+        for lane in sorted({_lane(h) for h in before}):
+            anchor = max((h for h in before if _lane(h) == lane),
+                         key=lambda h: h["business_date"])
+            runs = sorted((int(r["first_id"]), r["prev_hash"])
+                          for r in tables["chain_segments.csv"]
+                          if r["chain"] == name and _lane(r) == lane
+                          and int(r["first_id"]) > int(anchor["last_id"]))
+            if runs and runs[0][1] != anchor["head_hash"]:
+                problems.append(f"the period's first {name} entry {runs[0][0]} does not follow "
+                                f"the head of {anchor['business_date']}, the day before the "
+                                "period: entries were taken from its start")
     matched = 0
     for head in tables["chain_heads.csv"]:
         if head["business_date"] < period_from:
             continue
-        name, last_id = head["chain"], int(head["last_id"])
-        if last_id not in covered.get(name, ()):
+        name, lane, last_id = head["chain"], _lane(head), int(head["last_id"])
+        in_lane = {i for i in covered.get(name, ()) if entries[name][i][0] == lane}
+        if last_id not in in_lane:
             # A day of the period with no entry of its own keeps an earlier day's head, from
-            # before the period. A head past the period's first entry must end at an entry
-            # that is there: else that entry was taken out of the bundle.
-            if covered.get(name) and last_id > min(covered[name]):
+            # before the period. A head past the lane's first entry of the period must end at
+            # an entry of the lane that is there: else that entry was taken out of the bundle.
+            if in_lane and last_id > min(in_lane):
                 problems.append(f"the {name} head of {head['business_date']} ends at entry "
                                 f"{last_id}, which is not in the export (removed?)")
             continue
-        if entries[name][last_id][1] != head["head_hash"]:
+        if entries[name][last_id][2] != head["head_hash"]:
             problems.append(f"the {name} head of {head['business_date']} is not the hash of "
                             f"entry {last_id}")
         matched += 1

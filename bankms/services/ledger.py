@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from ..domain import security
+from ..domain.chain import MAIN_LANE
+from ..store.db import REVERSAL_INDEX
+from ..store.port import DuplicateKey
 from ..domain.errors import (
     AccountClosed,
     AccountFrozen,
@@ -288,6 +291,9 @@ class BatchPoster:
         in_batch = {}
         touched = {}
         tx_rows, posting_rows, key_rows = [], [], []
+        # The lane these rows are chained in (chain.py): the chains' writer lane, always 0 in
+        # main (MAIN_LANE without chains).
+        lane = self.chains.lane if self.chains is not None else MAIN_LANE
         # Audit entries in request order: (outcome position of a refusal or None, request,
         # outcome, after, entity id). Their ids are taken after the loop, once the refusals
         # are settled, so that ids follow the order the requests came in.
@@ -318,7 +324,8 @@ class BatchPoster:
             tid = self.state.take_transaction_ids(1)
             tx_rows.append((tid, req.kind, req.amount_cents, req.memo, req.source_account,
                             req.target_account, req.actor.username, req.actor.role, key,
-                            req.reverses_id, now, self.state.business_date, req.channel))
+                            req.reverses_id, now, self.state.business_date, req.channel,
+                            lane))
             before = {}
             for number, delta in req.legs:
                 acc = accounts[number]
@@ -360,7 +367,7 @@ class BatchPoster:
                     IdempotencyConflict("This request key was already used for a different "
                                         "request; nothing was posted.")
                 answered.add(position)
-        audit_rows = [self._audit_row(now, req, outcome, after, entity_id=entity_id)
+        audit_rows = [(*self._audit_row(now, req, outcome, after, entity_id=entity_id), lane)
                       for position, req, outcome, after, entity_id in audited
                       if position not in answered]
 
@@ -370,12 +377,26 @@ class BatchPoster:
         if self.chains is not None:
             tx_hashes, audit_hashes = self.chains.hash_batch(uow, tx_rows, posting_rows,
                                                              audit_rows)
-            audit_rows = [(*row, h) for row, h in zip(audit_rows, audit_hashes)]
         else:
-            tx_hashes = [None] * len(tx_rows)
-        # The table's order: the chained columns, chain_hash, then channel (added after it).
-        tx_rows = [(*row[:-1], h, row[-1]) for row, h in zip(tx_rows, tx_hashes)]
-        self._rows.write(tx_rows, posting_rows, key_rows, list(touched.values()), audit_rows)
+            tx_hashes, audit_hashes = [None] * len(tx_rows), [None] * len(audit_rows)
+        # The tables' order: the chained columns, chain_hash, then those added after it
+        # (channel and lane; lane only on audit_log).
+        tx_rows = [(*row[:-2], h, *row[-2:]) for row, h in zip(tx_rows, tx_hashes)]
+        audit_rows = [(*row[:-1], h, row[-1]) for row, h in zip(audit_rows, audit_hashes)]
+        try:
+            self._rows.write(tx_rows, posting_rows, key_rows, list(touched.values()),
+                             audit_rows)
+        except DuplicateKey as exc:
+            if exc.constraint != REVERSAL_INDEX:
+                raise
+            # Two writers (lanes) reversed one transaction at once, past the guard above,
+            # which reads reversals without a lock: the unique index refused the second. The
+            # unit of work is spoilt; the writer runs each request again alone, when the guard
+            # sees the committed reversal and refuses it as usual.
+            originals = sorted({row[9] for row in tx_rows if row[9] is not None})
+            raise AlreadyReversed(
+                f"Transaction {originals[0]} has already been reversed." if len(originals) == 1
+                else "One of these transactions has already been reversed.") from exc
         return outcomes
 
     def check(self, uow, req):

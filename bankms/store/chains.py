@@ -11,6 +11,10 @@ again from the file at every open.
 End of day records the heads of each closed day in chain_heads; managers download them and keep
 them elsewhere, and `check_heads` compares such a kept copy with the chain recomputed from the
 rows, so that a rewrite of the whole chain (and of chain_heads) is caught too.
+
+Each chain is a chain per lane (chain.py): this process's writer hashes its own lane (`lane`,
+always chain.MAIN_LANE in main); the checks, the heads end of day records and the kept copies
+cover every lane that has rows.
 """
 from __future__ import annotations
 
@@ -29,7 +33,10 @@ TX_COLUMNS = chain.CHAIN_COLUMNS["ledger"]["transactions"]
 POSTING_COLUMNS = chain.CHAIN_COLUMNS["ledger"]["postings"]
 AUDIT_COLUMNS = chain.CHAIN_COLUMNS["audit"]["audit_log"]
 _POSTING_TX = POSTING_COLUMNS.index("transaction_id")
-HEAD_FIELDS = ("business_date", "chain", "last_id", "head_hash")
+HEAD_FIELDS = ("business_date", "chain", "lane", "last_id", "head_hash")
+# The heads CSV before lanes: read as lane 0's.
+_OLD_HEAD_FIELDS = ("business_date", "chain", "last_id", "head_hash")
+_TABLE = {"ledger": "transactions", "audit": "audit_log"}
 _ENTRY = {"ledger": "transaction", "audit": "audit row"}
 
 
@@ -42,6 +49,9 @@ class Chains:
 
     def __init__(self, bank):
         self._bank = bank
+        # The lane this process's writer chains its rows in (the posting batch stamps it on
+        # them too); the heads below are this lane's.
+        self.lane = chain.MAIN_LANE
         # chain -> [last hashed id, head hash]
         self._heads = {"ledger": [0, chain.GENESIS], "audit": [0, chain.GENESIS]}
         # The id counters (LedgerState) as of the last seal: when they have not moved, no row
@@ -93,7 +103,8 @@ class Chains:
         LedgerState read in the same snapshot."""
         self._heads = {"ledger": [0, chain.GENESIS], "audit": [0, chain.GENESIS]}
         for name, table in (("ledger", "transactions"), ("audit", "audit_log")):
-            row = fetchall(f"SELECT id, chain_hash FROM {table} ORDER BY id DESC LIMIT 1")
+            row = fetchall(f"SELECT id, chain_hash FROM {table} WHERE lane = ? "
+                           "ORDER BY id DESC LIMIT 1", [self.lane])
             if row:
                 # A last row without a valid hash was written past the bank (or changed):
                 # new entries chain on from GENESIS rather than quietly hashing it, and
@@ -123,14 +134,15 @@ class Chains:
         self._seen = {"ledger": state.next_transaction_id, "audit": state.next_audit_id}
 
     def _hash_new(self, uow) -> dict:
-        """Hash the rows after each head, in id order: their content built in SQL (as verify
-        builds it), the chain walked here, one UPDATE per table. Returns the number of
-        entries hashed per chain."""
+        """Hash this lane's rows after each head, in id order: their content built in SQL
+        (as verify builds it), the chain walked here, one UPDATE per table. Returns the
+        number of entries hashed per chain. Other lanes' rows are their writers' to hash."""
         counts = {"ledger": 0, "audit": 0}
         for name, table in (("ledger", "transactions"), ("audit", "audit_log")):
             last, head = self._heads[name]
-            rows = uow.fetchall(self.content_sql(name, after_id=True) + " ORDER BY 1",
-                                [last] * (2 if name == "ledger" else 1))
+            rows = uow.fetchall(
+                self.content_sql(name, after_id=True, lane=True) + " ORDER BY 1",
+                [last] * (2 if name == "ledger" else 1) + [self.lane])
             if not rows:
                 continue
             # chain_hashes carries the previous hash as bytes: the same hashes as entry_hash
@@ -168,31 +180,59 @@ class Chains:
             self._heads["ledger"] = [tx_rows[-1][0], tx_hashes[-1]]
         if audit_rows:
             audit_hashes = chain.chain_hashes(self._heads["audit"][1],
-                                              chain.canonicals(audit_rows))
+                                              chain.audit_contents(audit_rows))
             self._heads["audit"] = [audit_rows[-1][0], audit_hashes[-1]]
         state = self._bank.state
         self._seen = {"ledger": state.next_transaction_id, "audit": state.next_audit_id}
         return tx_hashes, audit_hashes
 
     def record_heads(self, uow, business_date) -> list[dict]:
-        """Seal, then store the heads as of the close of `business_date` (end of day)."""
+        """Seal, then store the heads as of the close of `business_date` (end of day): this
+        lane's (always, GENESIS before its first entry) and every other lane's that has rows.
+        End of day runs alone (no batch of any lane is under way), so another lane's head is
+        the stored hash of its last row."""
         self.seal(uow)
         now = utcnow()
         rows = []
         for name in chain.CHAINS:
-            last_id, head = self._heads[name]
-            uow.execute("INSERT INTO chain_heads VALUES (?, ?, ?, ?, ?)",
-                        [business_date, name, last_id, head, now])
-            rows.append({"business_date": business_date, "chain": name, "last_id": last_id,
-                         "head_hash": head})
+            heads = self._lane_heads(uow, name)
+            heads[self.lane] = tuple(self._heads[name])
+            for lane in sorted(heads):
+                last_id, head = heads[lane]
+                uow.execute("INSERT INTO chain_heads (business_date, chain, lane, last_id, "
+                            "head_hash, recorded_at) VALUES (?, ?, ?, ?, ?, ?)",
+                            [business_date, name, lane, last_id, head, now])
+                rows.append({"business_date": business_date, "chain": name, "lane": lane,
+                             "last_id": last_id, "head_hash": head})
         return rows
+
+    @staticmethod
+    def _lane_heads(uow, name) -> dict:
+        """{lane: (last id, stored hash)} of chain `name`'s lanes that have rows. Only rows
+        after the lowest head of the last recorded day are read (ids grow with time and that
+        day recorded every lane that had rows), so a day's close reads its own rows only."""
+        table = _TABLE[name]
+        heads = {lane: (last_id, head) for lane, last_id, head in uow.fetchall(
+            "SELECT lane, last_id, head_hash FROM chain_heads WHERE chain = ? AND "
+            "business_date = (SELECT max(business_date) FROM chain_heads WHERE chain = ?)",
+            [name, name])}
+        floor = min((last_id for last_id, _ in heads.values()), default=0)
+        for lane, last_id, head in uow.fetchall(
+                f"SELECT t.lane, t.id, coalesce(t.chain_hash, '') FROM {table} t JOIN "
+                f"(SELECT max(id) AS id FROM {table} WHERE id > ? GROUP BY lane) m "
+                "ON m.id = t.id",
+                [floor]):
+            heads[lane] = (last_id, head)
+        return heads
 
     # -- checks (any thread) -----------------------------------------------------------------
     def recompute(self, want=()) -> dict:
-        """Walk both chains from the rows in Python (chain.py, as the offline checker does).
-        Returns {chain: {"last_id", "head", "bad" (first entry whose stored hash differs, or
-        None), "before_bad" (the entry before it), "count", "at" {id: recomputed hash for each
-        id in want[chain]}}}. verify() gets the same answer set-based (see _checked)."""
+        """Walk both chains from the rows in Python (chain.py, as the offline checker does),
+        each lane on its own. Returns {chain: {"bad" (the lowest id of an entry whose stored
+        hash differs from the recomputed one, or None), "before_bad" (the entry before it in
+        its lane), "count", "at" {(lane, id): recomputed hash for each (lane, id) in
+        want[chain]}, "lanes" {lane: {"last_id", "head", "bad", "before_bad", "count"}}}}.
+        verify() gets the same answer set-based (see _checked)."""
         bank = self._bank
         out = {}
         # One snapshot for both tables of the ledger chain.
@@ -203,17 +243,19 @@ class Chains:
                 "ORDER BY transaction_id"))
             audit = snap.fetchall(_select("audit_log", AUDIT_COLUMNS))
         want = dict(want)
-        out["ledger"] = _walk(
-            ((r[0], chain.ledger_content(r[:-1], postings.get(r[0], ())), r[-1]) for r in txs),
-            set(want.get("ledger", ())))
-        out["audit"] = _walk(((r[0], chain.canonical(r[:-1]), r[-1]) for r in audit),
-                             set(want.get("audit", ())))
+        # The lane is the last chained column, before the stored hash.
+        out["ledger"] = _walk_lanes(
+            ((r[-2], r[0], chain.ledger_content(r[:-1], postings.get(r[0], ())), r[-1])
+             for r in txs), set(want.get("ledger", ())))
+        out["audit"] = _walk_lanes(((r[-2], r[0], chain.audit_content(r[:-1]), r[-1])
+                                    for r in audit), set(want.get("audit", ())))
         return out
 
-    def content_sql(self, name, *, after_id=False) -> str:
-        """SQL giving (id, content VARCHAR, chain_hash) per entry of chain `name`, the content
-        built in SQL exactly as chain.py builds it in Python (a test holds them equal). With
-        after_id, only entries whose id is above a parameter (given twice for the ledger)."""
+    def content_sql(self, name, *, after_id=False, lane=False) -> str:
+        """SQL giving (id, content VARCHAR, chain_hash, lane) per entry of chain `name`, the
+        content built in SQL exactly as chain.py builds it in Python (a test holds them
+        equal). With after_id, only entries whose id is above a parameter (given twice for
+        the ledger); with lane, only those of the lane given as the next parameter."""
         if self._timestamps is None:
             # The schema is fixed once the bank is open (db.migrate).
             # upper(): PostgreSQL names the type 'timestamp without time zone'.
@@ -236,78 +278,96 @@ class Chains:
                     parts.append(f"CAST({ref} AS VARCHAR)")
             return "concat(" + ", chr(31), ".join(parts) + ")"
 
+        def tails(table, alias, columns):
+            # Optional trailing columns (chain.OPTIONAL_COLUMNS) count up to the last one
+            # that holds a value, as chain.trimmed keeps them: each with its separator when
+            # it or one after it holds one (a lane holds one when not 0).
+            def held(column):
+                if column == "lane":
+                    return f"{alias}.lane <> 0"
+                return f"coalesce(CAST({alias}.{column} AS VARCHAR), '') <> ''"
+            optional = chain.OPTIONAL_COLUMNS[name][table]
+            return "".join(
+                f"CASE WHEN {' OR '.join(held(c) for c in optional[i:])} THEN chr(31) || "
+                f"coalesce(CAST({alias}.{column} AS VARCHAR), '') ELSE '' END, "
+                for i, column in enumerate(optional))
+
+        def required(table, columns):
+            return [c for c in columns if c not in chain.OPTIONAL_COLUMNS[name][table]]
+
+        only = " AND {alias}.lane = ?" if lane else ""
         if name == "audit":
-            return (f"SELECT a.id, {content('audit_log', 'a', AUDIT_COLUMNS)} AS content, "
-                    "a.chain_hash FROM audit_log a" + (" WHERE a.id > ?" if after_id else ""))
-        # Optional trailing columns (chain.OPTIONAL_COLUMNS) count only while every one up to
-        # them holds a value, as chain.transaction_values drops them.
-        optional = chain.OPTIONAL_COLUMNS["ledger"]["transactions"]
-        required = [c for c in TX_COLUMNS if c not in optional]
-        tails = []
-        for i, column in enumerate(optional):
-            held = " AND ".join(f"coalesce(CAST(t.{c} AS VARCHAR), '') <> ''"
-                                for c in optional[:i + 1])
-            tails.append(f"CASE WHEN {held} THEN chr(31) || CAST(t.{column} AS VARCHAR) "
-                         "ELSE '' END")
-        return (f"SELECT t.id, concat({content('transactions', 't', required)}, "
-                + "".join(f"{tail}, " for tail in tails)
-                + "chr(31) || p.content) AS content, t.chain_hash "
+            where = (" WHERE a.id > ?" + only if after_id
+                     else " WHERE a.lane = ?" if lane else "")
+            values = content("audit_log", "a", required("audit_log", AUDIT_COLUMNS))
+            return (f"SELECT a.id, concat({values}, {tails('audit_log', 'a', AUDIT_COLUMNS)}"
+                    "'') AS content, a.chain_hash, a.lane FROM audit_log a"
+                    + where.format(alias="a"))
+        where = (" WHERE t.id > ?" + only if after_id else " WHERE t.lane = ?" if lane else "")
+        values = content("transactions", "t", required("transactions", TX_COLUMNS))
+        return (f"SELECT t.id, concat({values}, "
+                + tails("transactions", "t", TX_COLUMNS)
+                + "chr(31) || p.content) AS content, t.chain_hash, t.lane "
                 "FROM transactions t LEFT JOIN (SELECT p.transaction_id, string_agg("
                 f"{content('postings', 'p', POSTING_COLUMNS)}, chr(31) "
                 "ORDER BY p.account_id, p.amount_cents, p.id) AS content FROM postings p "
                 + ("WHERE p.transaction_id > ? " if after_id else "")
-                + "GROUP BY 1) p ON p.transaction_id = t.id"
-                + (" WHERE t.id > ?" if after_id else ""))
+                + "GROUP BY 1) p ON p.transaction_id = t.id" + where.format(alias="t"))
 
     def _checked(self, name, want) -> dict:
-        """The chain check done set-based: every entry's stored hash must equal
+        """The chain check done set-based: in each lane, every entry's stored hash must equal
         sha256(the previous entry's stored hash + its content), the first entry's previous
         being GENESIS. That holds for every entry exactly when the walk of chain.verify_rows
         finds no difference, and the first entry where it fails is the walk's first_bad.
-        Returns {"bad", "before_bad", "at" {id: the walk's hash at id, for ids in want up to
-        the first bad entry}, "missing" [ids in want that are not entries]}."""
+        `want` holds (lane, id) pairs. Returns {"bad" (the lowest first bad id of any lane),
+        "before_bad", "lanes" {lane: (first bad id, the entry before it in its lane)} for the
+        lanes that break, "at" {(lane, id): the walk's hash at id, for pairs of want up to
+        their lane's first bad entry}, "missing" [pairs of want that are not entries]}."""
         bank = self._bank
         # A previous hash is used only when it is 64 lower-case hex digits (ltrim of those
         # digits leaves nothing), as chain.py's walk would find it unusable otherwise.
-        bad = bank.read_one(
-            f"SELECT id, previous_id FROM (SELECT id, chain_hash, lag(id) OVER w AS previous_id, "
-            f"CASE WHEN row_number() OVER w = 1 THEN '{chain.GENESIS}' "
-            "ELSE lag(chain_hash) OVER w END AS previous, content "
-            f"FROM ({self.content_sql(name)}) AS c WINDOW w AS (ORDER BY id)) AS x "
-            "WHERE chain_hash IS NULL OR chain_hash IS DISTINCT FROM CASE WHEN "
+        broken = bank.read(
+            "SELECT lane, id, previous_id FROM (SELECT lane, id, previous_id, row_number() "
+            "OVER (PARTITION BY lane ORDER BY id) AS k FROM (SELECT id, lane, chain_hash, "
+            f"lag(id) OVER w AS previous_id, CASE WHEN row_number() OVER w = 1 THEN "
+            f"'{chain.GENESIS}' ELSE lag(chain_hash) OVER w END AS previous, content "
+            f"FROM ({self.content_sql(name)}) AS c WINDOW w AS (PARTITION BY lane ORDER BY id)"
+            ") AS x WHERE chain_hash IS NULL OR chain_hash IS DISTINCT FROM CASE WHEN "
             "length(previous) = 64 AND ltrim(previous, '0123456789abcdef') = '' THEN "
-            + bank.engine.dialect.sha256_chain("previous", "content") + " END "
-            "ORDER BY id LIMIT 1")
-        table = "transactions" if name == "ledger" else "audit_log"
-        stored = dict(bank.read(f"SELECT id, chain_hash FROM {table} WHERE "
-                                + bank.engine.dialect.in_list("id", "BIGINT"),
-                                [sorted(want)])) if want else {}
-        first_bad = bad[0] if bad else None
-        return {"bad": first_bad, "before_bad": bad[1] if bad else None,
-                "at": {i: h for i, h in stored.items() if first_bad is None or i < first_bad},
-                "missing": [i for i in want if i not in stored]}
+            + bank.engine.dialect.sha256_chain("previous", "content") + " END) AS y "
+            "WHERE k = 1 ORDER BY id")
+        lanes = {lane: (bad, before) for lane, bad, before in broken}
+        ids = sorted({i for _, i in want})
+        stored = {(lane, i): h for i, h, lane in bank.read(
+            f"SELECT id, chain_hash, lane FROM {_TABLE[name]} WHERE "
+            + bank.engine.dialect.in_list("id", "BIGINT"), [ids])} if ids else {}
+        first = broken[0] if broken else None
+        return {"bad": first[1] if first else None, "before_bad": first[2] if first else None,
+                "lanes": lanes,
+                "at": {(lane, i): h for (lane, i), h in stored.items()
+                       if lane not in lanes or i < lanes[lane][0]},
+                "missing": [pair for pair in want if pair not in stored]}
 
     def _check_all(self, want) -> dict:
         return {name: self._checked(name, set(want.get(name, ()))) for name in chain.CHAINS}
 
     def verify(self) -> list[str]:
-        """Chain problems, for audit.verify: the first entry of each chain whose stored hash
-        differs from the recomputed one, recorded heads that the chain no longer reproduces,
-        and transactions dated on a day that was already closed when they came."""
+        """Chain problems, for audit.verify: the first entry of each chain and lane whose
+        stored hash differs from the recomputed one, recorded heads that the chain no longer
+        reproduces, transactions dated on a day that was already closed when they came, and
+        transactions reversed more than once."""
         bank = self._bank
-        recorded = bank.read("SELECT business_date, chain, last_id, head_hash FROM chain_heads "
-                             "ORDER BY business_date, chain")
+        recorded = bank.read("SELECT business_date, chain, lane, last_id, head_hash "
+                             "FROM chain_heads ORDER BY business_date, chain, lane")
         want = {"ledger": set(), "audit": set()}
-        for _, name, last_id, _ in recorded:
-            want.setdefault(name, set()).add(last_id)
+        for _, name, lane, last_id, _ in recorded:
+            want.setdefault(name, set()).add((lane, last_id))
         walked = self._check_all(want)
         problems = []
         for name in chain.CHAINS:
-            result = walked[name]
-            if result["bad"] is not None:
-                before = result["before_bad"]
+            for lane, (bad, before) in sorted(walked[name]["lanes"].items()):
                 problems.append(
-                    f"{name} chain breaks at {_ENTRY[name]} {result['bad']}: its stored hash "
+                    f"{_label(name, lane)} breaks at {_ENTRY[name]} {bad}: its stored hash "
                     "does not match its content and the entries before it "
                     + (f"(the entry before it is {_ENTRY[name]} {before}); "
                        if before is not None else "(it is the first entry); ")
@@ -319,13 +379,23 @@ class Chains:
         if strays:
             problems.append(f"ledger chain: {strays} postings belong to no transaction")
         problems.extend(_compare_heads("recorded head", recorded, walked))
+        # A closed day is one with heads (end of day records lane 0's always). A transaction
+        # of a lane dated on or before it comes after that lane's head of the day, or its
+        # lane had no rows when the day closed: either way it came after the close.
         for tid, day, closed in bank.read(
-                "SELECT t.id, t.business_date, min(h.business_date) FROM transactions t "
-                "JOIN chain_heads h ON h.chain = 'ledger' AND t.business_date <= h.business_date "
-                "AND t.id > h.last_id GROUP BY t.id, t.business_date "
+                "SELECT t.id, t.business_date, min(d.business_date) FROM transactions t "
+                "JOIN chain_heads d ON d.chain = 'ledger' AND d.lane = 0 "
+                "AND t.business_date <= d.business_date "
+                "LEFT JOIN chain_heads h ON h.chain = 'ledger' AND h.lane = t.lane "
+                "AND h.business_date = d.business_date "
+                "WHERE h.last_id IS NULL OR t.id > h.last_id GROUP BY t.id, t.business_date "
                 "ORDER BY t.id LIMIT 20"):
             problems.append(f"ledger chain: transaction {tid} is dated {day} but comes after "
                             f"the head recorded when {closed} was closed (a back-dated entry)")
+        for original, count in bank.read(
+                "SELECT reverses_id, count(*) FROM transactions WHERE reverses_id IS NOT NULL "
+                "GROUP BY reverses_id HAVING count(*) > 1 ORDER BY reverses_id LIMIT 20"):
+            problems.append(f"ledger: transaction {original} is reversed {count} times")
         return problems
 
     def _ambiguous(self) -> list[str]:
@@ -359,49 +429,59 @@ class Chains:
 
     def heads(self, actor, from_date=None, to_date=None) -> list[dict]:
         """The recorded heads of closed days between the dates (inclusive; None: open), oldest
-        first: dicts of business_date (date), chain ("ledger"/"audit"), last_id (the last
-        transaction or audit row id covered) and head_hash (64 hex digits). Managers only."""
+        first: dicts of business_date (date), chain ("ledger"/"audit"), lane (int), last_id
+        (the last transaction or audit row id of the lane covered) and head_hash (64 hex
+        digits). Managers only."""
         bank = self._bank
         bank.require(actor, "audit.verify", entity="chain")
         rows = bank.read(
-            "SELECT business_date, chain, last_id, head_hash, recorded_at FROM chain_heads "
+            "SELECT business_date, chain, lane, last_id, head_hash, recorded_at "
+            "FROM chain_heads "
             "WHERE business_date >= coalesce(CAST(? AS DATE), DATE '0001-01-01') "
             "AND business_date <= coalesce(CAST(? AS DATE), DATE '9999-12-31') "
-            "ORDER BY business_date, chain", [from_date, to_date])
+            "ORDER BY business_date, chain, lane", [from_date, to_date])
         return [dict(zip((*HEAD_FIELDS, "recorded_at"), row)) for row in rows]
 
     def heads_csv(self, actor, from_date=None, to_date=None) -> str:
-        """The heads as CSV text (header business_date,chain,last_id,head_hash), to keep
+        """The heads as CSV text (header business_date,chain,lane,last_id,head_hash), to keep
         elsewhere and give back to check_heads."""
         rows = [HEAD_FIELDS] + [
-            (h["business_date"].isoformat(), h["chain"], h["last_id"], h["head_hash"])
+            (h["business_date"].isoformat(), h["chain"], h["lane"], h["last_id"],
+             h["head_hash"])
             for h in self.heads(actor, from_date, to_date)]
         return csv_rows(rows)
 
     def check_heads(self, actor, heads_text: str) -> list[str]:
-        """Compare a kept copy of the heads (the CSV of heads_csv) with the chain recomputed
-        from the rows and with the heads recorded in the bank. Returns the differences (an
-        empty list: every kept head matches). Raises InvalidInput for text that is not such
-        a CSV. Managers only."""
+        """Compare a kept copy of the heads (the CSV of heads_csv, or one kept before lanes,
+        read as lane 0's) with the chain recomputed from the rows and with the heads recorded
+        in the bank. Returns the differences (an empty list: every kept head matches). Raises
+        InvalidInput for text that is not such a CSV. Managers only."""
         bank = self._bank
         bank.require(actor, "audit.verify", entity="chain")
         kept = parse_heads(heads_text)
         want = {"ledger": set(), "audit": set()}
-        for _, name, last_id, _ in kept:
-            want[name].add(last_id)
+        for _, name, lane, last_id, _ in kept:
+            want[name].add((lane, last_id))
         walked = self._check_all(want)
         problems = _compare_heads("kept head", kept, walked)
-        recorded = {(day, name): (last_id, head) for day, name, last_id, head in bank.read(
-            "SELECT business_date, chain, last_id, head_hash FROM chain_heads")}
-        for day, name, last_id, head in kept:
-            if (day, name) in recorded and recorded[(day, name)] != (last_id, head):
-                problems.append(f"the {name} head recorded in the bank for {day} differs from "
-                                "the kept copy (chain_heads was changed)")
-        for day, name, last_id, head in kept:
-            if (day, name) not in recorded:
-                problems.append(f"the bank has no recorded {name} head for {day} (chain_heads "
-                                "was changed)")
+        recorded = {(day, name, lane): (last_id, head)
+                    for day, name, lane, last_id, head in bank.read(
+                        "SELECT business_date, chain, lane, last_id, head_hash "
+                        "FROM chain_heads")}
+        for day, name, lane, last_id, head in kept:
+            if (day, name, lane) in recorded and recorded[(day, name, lane)] != (last_id, head):
+                problems.append(f"the {_label(name, lane, 'head')} recorded in the bank for "
+                                f"{day} differs from the kept copy (chain_heads was changed)")
+        for day, name, lane, last_id, head in kept:
+            if (day, name, lane) not in recorded:
+                problems.append(f"the bank has no recorded {_label(name, lane, 'head')} for "
+                                f"{day} (chain_heads was changed)")
         return problems
+
+
+def _label(name, lane, noun="chain") -> str:
+    """"ledger chain", or "ledger chain (lane 2)" for a lane other than main's."""
+    return f"{name} {noun}" + ("" if lane == chain.MAIN_LANE else f" (lane {lane})")
 
 
 def _started(fetchall) -> bool:
@@ -418,30 +498,35 @@ def _started(fetchall) -> bool:
 
 
 def parse_heads(heads_text: str) -> list[tuple]:
-    """(business_date, chain, last_id, head_hash) tuples from a kept heads CSV."""
+    """(business_date, chain, lane, last_id, head_hash) tuples from a kept heads CSV; a copy
+    kept before lanes (no lane column) holds lane 0's heads."""
     if not isinstance(heads_text, str) or not heads_text.strip():
         raise InvalidInput("Paste or upload the kept chain heads (a CSV with the columns "
-                           "business_date, chain, last_id, head_hash).")
+                           "business_date, chain, lane, last_id, head_hash).")
     reader = csv.reader(io.StringIO(heads_text.strip()))
     rows = list(reader)
-    if tuple(c.strip() for c in rows[0]) != HEAD_FIELDS:
+    header = tuple(c.strip() for c in rows[0])
+    if header not in (HEAD_FIELDS, _OLD_HEAD_FIELDS):
         raise InvalidInput("The kept chain heads must start with the header line "
-                           "business_date,chain,last_id,head_hash.")
+                           "business_date,chain,lane,last_id,head_hash.")
     kept = []
     for number, row in enumerate(rows[1:], start=2):
         if not row:
             continue
         try:
-            day, name, last_id, head = (c.strip() for c in row)
-            day = dt.date.fromisoformat(day)
-            last_id = int(last_id)
-            if name not in chain.CHAINS or len(head) != 64:
+            cells = dict(zip(header, (c.strip() for c in row), strict=True))
+            day = dt.date.fromisoformat(cells["business_date"])
+            name, head = cells["chain"], cells["head_hash"]
+            lane = int(cells.get("lane", chain.MAIN_LANE))
+            last_id = int(cells["last_id"])
+            if name not in chain.CHAINS or len(head) != 64 or not 0 <= lane <= 32767:
                 raise ValueError
             bytes.fromhex(head)
         except ValueError:
             raise InvalidInput(f"Line {number} of the kept chain heads is not a head "
-                               "(date, ledger or audit, an id, 64 hex digits).") from None
-        kept.append((day, name, last_id, head.lower()))
+                               "(date, ledger or audit, a lane, an id, 64 hex digits).") \
+                from None
+        kept.append((day, name, lane, last_id, head.lower()))
     return kept
 
 
@@ -452,31 +537,41 @@ def _group_postings(rows) -> dict:
     return grouped
 
 
-def _walk(entries, want) -> dict:
-    """Recompute one chain from (id, content, stored hash) entries; see Chains.recompute."""
-    head, bad, before_bad, previous, count, at = chain.GENESIS, None, None, None, 0, {}
-    for entry_id, content, stored in entries:
-        head = chain.entry_hash(head, content)
-        count += 1
-        if bad is None and stored != head:
-            bad, before_bad = entry_id, previous
-        if entry_id in want:
-            at[entry_id] = head
-        previous = entry_id
-    return {"last_id": previous, "head": head, "bad": bad, "before_bad": before_bad,
-            "count": count, "at": at}
+def _walk_lanes(entries, want) -> dict:
+    """Recompute one chain from (lane, id, content, stored hash) entries in id order, a walk
+    per lane; `want` holds (lane, id) pairs. See Chains.recompute."""
+    lanes, at = {}, {}
+    for lane, entry_id, content, stored in entries:
+        walk = lanes.get(lane)
+        if walk is None:
+            walk = lanes[lane] = {"last_id": None, "head": chain.GENESIS, "bad": None,
+                                  "before_bad": None, "count": 0}
+        walk["head"] = head = chain.entry_hash(walk["head"], content)
+        walk["count"] += 1
+        if walk["bad"] is None and stored != head:
+            walk["bad"], walk["before_bad"] = entry_id, walk["last_id"]
+        if (lane, entry_id) in want:
+            at[(lane, entry_id)] = head
+        walk["last_id"] = entry_id
+    first = min((w for w in lanes.values() if w["bad"] is not None),
+                key=lambda w: w["bad"], default=None)
+    return {"bad": first["bad"] if first else None,
+            "before_bad": first["before_bad"] if first else None,
+            "count": sum(w["count"] for w in lanes.values()), "at": at, "lanes": lanes}
 
 
 def _compare_heads(label, heads, walked) -> list[str]:
     problems = []
-    for day, name, last_id, head in heads:
+    for day, name, lane, last_id, head in heads:
         if last_id == 0 and head == chain.GENESIS:
             continue
         result = walked[name]
-        if last_id in result["missing"]:
-            problems.append(f"{name} chain: the {label} for {day} ends at {_ENTRY[name]} "
-                            f"{last_id}, which is no longer there")
-        elif result["at"].get(last_id) != head:
-            problems.append(f"{name} chain: the {label} for {day} (up to {_ENTRY[name]} "
+        where = _label(name, lane)
+        if (lane, last_id) in result["missing"]:
+            problems.append(f"{where}: the {label} for {day} ends at {_ENTRY[name]} "
+                            f"{last_id}, which is no longer there"
+                            + ("" if lane == chain.MAIN_LANE else " in its lane"))
+        elif result["at"].get((lane, last_id)) != head:
+            problems.append(f"{where}: the {label} for {day} (up to {_ENTRY[name]} "
                             f"{last_id}) does not match the chain recomputed from the rows")
     return problems

@@ -25,6 +25,8 @@ class MigrationSQL:
     lock: str | None        # run first inside the migration's transaction
     checkpoint: str | None  # run after its COMMIT
     indexes: tuple[str, ...] = ()  # run after the schema, inside the migration's transaction
+    reversal_index: str = ""  # the unique index on transactions.reverses_id (_add_lanes)
+    index_exists: str = ""  # count of indexes named ? (one parameter)
 
 
 # Keyed by Engine.name. DuckDB's text is what migrate ran before PostgreSQL existed, to the byte.
@@ -40,7 +42,11 @@ MIGRATION_SQL = {
         try_integer="TRY_CAST({expr} AS INTEGER)",
         try_date="TRY_CAST({expr} AS DATE)",
         lock=None,
-        checkpoint="CHECKPOINT"),
+        checkpoint="CHECKPOINT",
+        # DuckDB has no partial index; its unique index lets any number of NULLs in.
+        reversal_index=("CREATE UNIQUE INDEX IF NOT EXISTS transactions_reverses_id "
+                        "ON transactions (reverses_id)"),
+        index_exists="SELECT count(*) FROM duckdb_indexes() WHERE index_name = ?"),
     "postgresql": MigrationSQL(
         try_bigint=("CASE WHEN {expr} ~ '^[[:space:]]*[+-]?[0-9]{{1,18}}[[:space:]]*$' "
                     "THEN CAST({expr} AS BIGINT) END"),
@@ -51,6 +57,10 @@ MIGRATION_SQL = {
         # The key is "bankms" read as an integer: one lock for every bankms database.
         lock="SELECT pg_advisory_xact_lock(7089075474165619059)",
         checkpoint=None,
+        # Partial: only reversals are indexed, not the NULL of every other transaction.
+        reversal_index=("CREATE UNIQUE INDEX IF NOT EXISTS transactions_reverses_id "
+                        "ON transactions (reverses_id) WHERE reverses_id IS NOT NULL"),
+        index_exists="SELECT count(*) FROM pg_indexes WHERE indexname = ?",
         # The read model (store/readmodel.py) pulls the append-only tables by `id > last` at
         # every refresh; without an index that reads the whole table (0.15 s each at 1 M
         # postings, ten times that at 10 M). Postings get a BRIN index: their rows are all
@@ -81,6 +91,16 @@ _INTEREST_POSTING_COLUMNS = """
         posted_cents BIGINT NOT NULL,
         carry_out_micro_cents BIGINT NOT NULL,
         transaction_id BIGINT"""
+
+# The recorded heads of the hash chains (store/chains.py), keyed by day, chain and lane.
+_CHAIN_HEADS_COLUMNS = """
+        business_date DATE NOT NULL,
+        chain VARCHAR NOT NULL,
+        lane SMALLINT NOT NULL DEFAULT 0,
+        last_id BIGINT NOT NULL,
+        head_hash VARCHAR NOT NULL,
+        recorded_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (business_date, chain, lane)"""
 
 # Amounts are BIGINT cents everywhere; rates are DECIMAL percent. Columns avoid the word `at`,
 # which DuckDB 2.0 reserves.
@@ -436,13 +456,9 @@ SCHEMA = [
     # payment waiting for a second person keeps its channel until it is posted.
     "ALTER TABLE transactions ADD COLUMN IF NOT EXISTS channel VARCHAR",
     "ALTER TABLE approval_requests ADD COLUMN IF NOT EXISTS channel VARCHAR",
-    """CREATE TABLE IF NOT EXISTS chain_heads (
-        business_date DATE NOT NULL,
-        chain VARCHAR NOT NULL,
-        last_id BIGINT NOT NULL,
-        head_hash VARCHAR NOT NULL,
-        recorded_at TIMESTAMP NOT NULL,
-        PRIMARY KEY (business_date, chain))""",
+    # One head per closed day, chain and lane (chain.py: each lane is its own chain). Banks
+    # made before lanes get the lane column from _add_lanes.
+    f"CREATE TABLE IF NOT EXISTS chain_heads ({_CHAIN_HEADS_COLUMNS})",
     # -- Charges (issue 10: bankms/services/charges.py). The catalogue of what the bank may charge, and
     # the register of every charge applied: by staff with a reason, or by end of day for an
     # event. 'product' charges take their amount from the account's product (the caller passes
@@ -779,6 +795,52 @@ def assign_products(con) -> None:
         con.execute(statement)
 
 
+# -- Writer lanes (issue 14): several app processes posting to one PostgreSQL bank, each
+# process's writer in a lane of its own, a hash chain per lane (domain/chain.py). Every row
+# written before, and every row main writes, is lane 0, whose rows hash as before lanes.
+LANE_TABLES = ("transactions", "audit_log")
+# The unique index on transactions.reverses_id: DuplicateKey.constraint names it on both engines
+# (store/duckdb.py reads it from DuckDB's message), and the ledger answers AlreadyReversed.
+REVERSAL_INDEX = "transactions_reverses_id"
+
+
+def _columns(con, table) -> set:
+    return {row[0] for row in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+        [table]).fetchall()}
+
+
+def _add_lanes(con, variant: MigrationSQL) -> None:
+    """The lane column on the chained tables and chain_heads, and the unique index on
+    transactions.reverses_id (two writers can never both reverse one transaction)."""
+    for table in LANE_TABLES:
+        if "lane" not in _columns(con, table):
+            # Before the unique index below: DuckDB 2.0 refuses ADD COLUMN ... NOT NULL (and
+            # ALTER COLUMN ... SET NOT NULL) on a table that has an index ("Cannot alter
+            # entry ... because there are entries that depend on it"); a nullable ADD COLUMN
+            # still works there. Not IF NOT EXISTS: DuckDB refuses it with NOT NULL.
+            con.execute(f"ALTER TABLE {table} ADD COLUMN lane SMALLINT NOT NULL DEFAULT 0")
+    if "lane" not in _columns(con, "chain_heads"):
+        # The primary key gains the lane, which neither engine can do in place on DuckDB:
+        # the table is made again, its heads kept as lane 0's.
+        con.execute(f"CREATE TABLE chain_heads_lanes ({_CHAIN_HEADS_COLUMNS})")
+        con.execute("INSERT INTO chain_heads_lanes (business_date, chain, lane, last_id, "
+                    "head_hash, recorded_at) SELECT business_date, chain, 0, last_id, "
+                    "head_hash, recorded_at FROM chain_heads")
+        con.execute("DROP TABLE chain_heads")
+        con.execute("ALTER TABLE chain_heads_lanes RENAME TO chain_heads")
+    # A bank that already holds two reversals of one transaction (written past the guard)
+    # would not open with the index: it opens without, and audit.verify names the pair
+    # (Chains.verify). The index comes the first time the bank opens without such a pair.
+    if con.execute(variant.index_exists, [REVERSAL_INDEX]).fetchone()[0]:
+        return
+    (doubled,) = con.execute(
+        "SELECT count(*) FROM (SELECT reverses_id FROM transactions WHERE reverses_id IS NOT "
+        "NULL GROUP BY reverses_id HAVING count(*) > 1) AS d").fetchone()
+    if not doubled:
+        con.execute(variant.reversal_index)
+
+
 def migrate(con, engine: str = "duckdb") -> None:
     """Create or upgrade the schema in one transaction; on DuckDB then checkpoint so no schema
     change waits in the WAL. `con` has DuckDB's `execute(sql, params) -> cursor` with `?`
@@ -794,6 +856,7 @@ def migrate(con, engine: str = "duckdb") -> None:
         _add_business_dates(con)
         _add_loan_terms(con, variant)
         _add_deposit_products(con, variant)
+        _add_lanes(con, variant)
         con.execute(
             "INSERT INTO settings VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
             [str(SCHEMA_VERSION)],

@@ -30,7 +30,8 @@ from .sql import DUCKDB
 def duckdb_error(exc: BaseException) -> StoreError | None:
     """The port error for a DuckDB exception, or None when it is not one the port names.
     Table (tests/test_store_port.py holds one row per case):
-      ConstraintException "Duplicate key ..."            -> DuplicateKey
+      ConstraintException "Duplicate key ..."            -> DuplicateKey (constraint:
+          db.REVERSAL_INDEX for a key of reverses_id, the only unique index on that column)
       TransactionException "Conflict on ..."             -> WriteConflict
       IOException "Conflicting lock" / "Could not set lock" -> StoreLocked
       IOException "not a valid DuckDB database file"     -> NotAStore
@@ -42,6 +43,9 @@ def duckdb_error(exc: BaseException) -> StoreError | None:
     low = text.lower()
     if isinstance(exc, duckdb.ConstraintException):
         if "duplicate key" in low:
+            # DuckDB names the key's column, not the index: 'Duplicate key "reverses_id: 7"'.
+            if re.search(r'duplicate key "reverses_id:', low):
+                return DuplicateKey(text, constraint=db.REVERSAL_INDEX)
             match = re.search(r"violates (\w+ key|unique) constraint", text)
             return DuplicateKey(text, constraint=match.group(1) if match else None)
         return None
@@ -366,8 +370,18 @@ class BatchAppenders:
         self._all = (self._tx, self._postings, self._keys, self._audit, self._balances)
 
     def write(self, tx_rows, posting_rows, key_rows, balance_rows, audit_rows) -> None:
-        """Append and flush each non-empty set of rows, in table order (a repeated key raises
-        DuckDB's ConstraintException, mapped to DuplicateKey when it leaves the unit of work)."""
+        """Append and flush each non-empty set of rows, in table order. A repeated key raises
+        DuplicateKey here, as PostgreSQL's writer does, so that the ledger can tell a second
+        reversal (db.REVERSAL_INDEX) from a repeated idempotency key."""
+        try:
+            self._write(tx_rows, posting_rows, key_rows, balance_rows, audit_rows)
+        except duckdb.Error as exc:
+            mapped = duckdb_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    def _write(self, tx_rows, posting_rows, key_rows, balance_rows, audit_rows) -> None:
         if tx_rows:
             self._tx.append_rows(tx_rows)
             self._tx.flush()
