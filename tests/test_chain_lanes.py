@@ -284,3 +284,44 @@ def test_a_bank_holding_a_doubled_reversal_opens_without_the_index(bank):
         assert f"ledger: transaction {original} is reversed 3 times" in again.chain.verify()
     finally:
         again.close()
+
+
+def test_a_bank_made_before_lanes_keeps_its_heads_and_a_new_banks_key(bank, engine):
+    """chain_heads of a bank made before lanes (no lane, key (business_date, chain)) is made
+    again with the lane in its key: the heads are kept as lane 0's, and on PostgreSQL the key
+    keeps the name a new bank's has (chain_heads_pkey), not the name of the table it was
+    built under."""
+    import bankms
+
+    path = bank.path
+    bank.close()
+    old = ("CREATE TABLE chain_heads (business_date DATE NOT NULL, chain VARCHAR NOT NULL, "
+           "last_id BIGINT NOT NULL, head_hash VARCHAR NOT NULL, recorded_at TIMESTAMP "
+           "NOT NULL, PRIMARY KEY (business_date, chain))")
+    row = "INSERT INTO chain_heads VALUES ('2026-01-02', 'ledger', 0, '{}', '2026-01-03')"
+    if engine.name == "pg":
+        import psycopg
+        with psycopg.connect(path, autocommit=True) as con:
+            con.execute("DROP TABLE chain_heads")
+            con.execute(old)
+            con.execute(row.format(chain.GENESIS))
+    else:
+        import duckdb
+        con = duckdb.connect(path)
+        try:
+            con.execute("DROP TABLE chain_heads")
+            con.execute(old)
+            con.execute(row.format(chain.GENESIS))
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+    again = bankms.open_bank(path, bcrypt_rounds=4)
+    try:
+        assert again.read("SELECT business_date, chain, lane, last_id FROM chain_heads") == [
+            (dt.date(2026, 1, 2), "ledger", 0, 0)]
+        if engine.name == "pg":
+            assert again.read("SELECT conname FROM pg_constraint WHERE conrelid = "
+                              "'chain_heads'::regclass AND contype = 'p'") == [
+                ("chain_heads_pkey",)]
+    finally:
+        again.close()

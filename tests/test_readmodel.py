@@ -814,3 +814,30 @@ def test_read_model_connections_have_a_connect_timeout(url, timeout):
     got = conninfo_to_dict(_with_connect_timeout(url))
     assert str(got["connect_timeout"]) == timeout
     assert got["dbname"] == "bank"
+
+
+def test_a_file_read_model_made_before_lanes_refreshes_after_an_end_of_day(pg_database,
+                                                                           tmp_path):
+    """A file read model made before the writer lanes (its copies of chain_heads,
+    transactions and audit_log have no lane column) must go on refreshing once the bank has
+    migrated: chain_heads' primary key on PostgreSQL now holds the lane, by which the changed
+    heads of an end of day are upserted."""
+    from conftest import Clock
+
+    bank = bankms.open_bank(pg_database, bcrypt_rounds=4)
+    try:
+        path = str(tmp_path / "readmodel.duckdb")
+        with ReadModel(pg_database, path) as rm:
+            assert rm.refresh().full
+            for table in ("chain_heads", "transactions", "audit_log"):
+                rm.con.execute(f"ALTER TABLE {table} DROP COLUMN lane")
+        day = bank.business_date
+        bank.clock = Clock(dt.datetime.combine(day + dt.timedelta(days=2), dt.time(9, 0)))
+        bank.end_of_day(bank.system_actor(), until=day)
+        with ReadModel(pg_database, path) as rm:
+            rm.refresh()
+            heads = rm.read("SELECT chain, lane, last_id FROM chain_heads ORDER BY chain")
+            assert heads == bank.read("SELECT chain, lane, last_id FROM chain_heads "
+                                      "ORDER BY chain")
+    finally:
+        bank.close()

@@ -411,16 +411,23 @@ def _chain(tables, period_from: str = "") -> Check:
                                 f"the head of {anchor['business_date']}, the day before the "
                                 "period: entries were taken from its start")
     matched = 0
+    # The covered entries of each chain and lane, gathered once: built per head, they cost
+    # entries x heads (25 s for 200,000 entries and 300 heads).
+    lanes_covered: dict = {}
+    for name, ids in covered.items():
+        for i in ids:
+            lanes_covered.setdefault((name, entries[name][i][0]), set()).add(i)
+    lowest = {key: min(ids) for key, ids in lanes_covered.items()}
     for head in tables["chain_heads.csv"]:
         if head["business_date"] < period_from:
             continue
         name, lane, last_id = head["chain"], _lane(head), int(head["last_id"])
-        in_lane = {i for i in covered.get(name, ()) if entries[name][i][0] == lane}
+        in_lane = lanes_covered.get((name, lane), set())
         if last_id not in in_lane:
             # A day of the period with no entry of its own keeps an earlier day's head, from
             # before the period. A head past the lane's first entry of the period must end at
             # an entry of the lane that is there: else that entry was taken out of the bundle.
-            if in_lane and last_id > min(in_lane):
+            if in_lane and last_id > lowest[(name, lane)]:
                 problems.append(f"the {name} head of {head['business_date']} ends at entry "
                                 f"{last_id}, which is not in the export (removed?)")
             continue

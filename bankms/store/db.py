@@ -27,6 +27,9 @@ class MigrationSQL:
     indexes: tuple[str, ...] = ()  # run after the schema, inside the migration's transaction
     reversal_index: str = ""  # the unique index on transactions.reverses_id (_add_lanes)
     index_exists: str = ""  # count of indexes named ? (one parameter)
+    # Run after chain_heads is made again under another name (_add_lanes), where the primary
+    # key is named after the table it was built as.
+    heads_key_rename: str = ""
 
 
 # Keyed by Engine.name. DuckDB's text is what migrate ran before PostgreSQL existed, to the byte.
@@ -61,6 +64,8 @@ MIGRATION_SQL = {
         reversal_index=("CREATE UNIQUE INDEX IF NOT EXISTS transactions_reverses_id "
                         "ON transactions (reverses_id) WHERE reverses_id IS NOT NULL"),
         index_exists="SELECT count(*) FROM pg_indexes WHERE indexname = ?",
+        # The key keeps the name a new bank's has (renaming the index renames the constraint).
+        heads_key_rename="ALTER INDEX chain_heads_lanes_pkey RENAME TO chain_heads_pkey",
         # The read model (store/readmodel.py) pulls the append-only tables by `id > last` at
         # every refresh; without an index that reads the whole table (0.15 s each at 1 M
         # postings, ten times that at 10 M). Postings get a BRIN index: their rows are all
@@ -829,6 +834,8 @@ def _add_lanes(con, variant: MigrationSQL) -> None:
                     "head_hash, recorded_at FROM chain_heads")
         con.execute("DROP TABLE chain_heads")
         con.execute("ALTER TABLE chain_heads_lanes RENAME TO chain_heads")
+        if variant.heads_key_rename:
+            con.execute(variant.heads_key_rename)
     # A bank that already holds two reversals of one transaction (written past the guard)
     # would not open with the index: it opens without, and audit.verify names the pair
     # (Chains.verify). The index comes the first time the bank opens without such a pair.

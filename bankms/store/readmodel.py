@@ -424,6 +424,8 @@ class ReadModel:
         if not self.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
                                 [_STATE_TABLE]).fetchone()[0]:
             self._create_schema()
+        else:
+            self._add_new_columns()
         for sql in _STATE_MIGRATIONS:
             self.con.execute(sql)
         self._cursors = Cursors(self.con)
@@ -449,6 +451,39 @@ class ReadModel:
         self.con.execute(_STATE_DDL)
         self.con.execute("COMMIT")
         self.con.execute("CHECKPOINT")
+
+    def _add_new_columns(self) -> None:
+        """A copy made before the bank's schema gained tables or columns (writer lanes added
+        `lane` to transactions, audit_log and chain_heads, and to chain_heads' primary key, by
+        which its changed rows are upserted) gets them here, empty, and its next refresh pulls
+        every table whole: else it would pull without them, and a key column it lacks made
+        every refresh fail."""
+        bank = duckdb.connect(":memory:")
+        try:
+            db.migrate(bank)
+            wanted = bank.execute(
+                "SELECT table_name, column_name, data_type FROM duckdb_columns() "
+                "WHERE NOT internal ORDER BY table_name, column_index").fetchall()
+            tables = {t for (t,) in bank.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE NOT internal").fetchall()}
+        finally:
+            bank.close()
+        held = self._table_columns()
+        statements = []
+        for table in sorted(tables - set(held)):
+            columns = ", ".join(f'"{c}" {t}' for tb, c, t in wanted if tb == table)
+            statements.append(f"CREATE TABLE {table} ({columns})")
+        for table, column, sql_type in wanted:
+            if table in held and column not in dict(held[table]):
+                statements.append(f'ALTER TABLE {table} ADD COLUMN "{column}" {sql_type}')
+        if not statements:
+            return
+        self.con.execute("BEGIN")
+        for sql in statements:
+            self.con.execute(sql)
+        # Nothing held is complete any more: the next refresh pulls every table whole.
+        self.con.execute(f"DELETE FROM {_STATE_TABLE}")
+        self.con.execute("COMMIT")
 
     # -- schema ------------------------------------------------------------------------------
     def _table_columns(self) -> dict[str, list[tuple[str, str]]]:
