@@ -42,16 +42,18 @@ def write_in_lane(bank, lane, source, target, cents=100, *, day=None, reverses_i
     transaction id."""
     def write(uow):
         state = bank.state
-        tid = state.take_transaction_ids(1)
-        first_posting = state.take_posting_ids(2)
-        aid = state.take_audit_ids(1)
+        # Ids as the writers take them (uow.take_ids: DuckDB's counters, PostgreSQL's
+        # sequences).
+        tid = int(uow.take_ids("transaction_id_seq", 1).ids[0])
+        first_posting, second_posting = uow.take_ids("posting_id_seq", 2).ids.tolist()
+        aid = int(uow.take_ids("audit_id_seq", 1).ids[0])
         now = utcnow()
         ids = dict(uow.fetchall("SELECT account_number, id FROM accounts WHERE account_number "
                                 "IN (?, ?)", [source, target]))
         tx = (tid, "transfer", cents, f"lane {lane}", source, target, "system", "system",
               None, reverses_id, now, day or state.business_date, None, lane)
         postings = [(first_posting, tid, ids[source], -cents, now),
-                    (first_posting + 1, tid, ids[target], cents, now)]
+                    (second_posting, tid, ids[target], cents, now)]
         uow.execute(TX_INSERT, [*tx, chain.entry_hash(
             _previous(uow, "transactions", lane), chain.ledger_content(tx, postings))])
         for posting in postings:

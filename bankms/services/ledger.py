@@ -161,11 +161,16 @@ def _hash_parts(parts) -> str:
 
 
 class LedgerState:
-    """Counters owned by the writer thread; ids come from here, not from sequences, so that a
-    batch can allocate them without a round trip per row."""
+    """What the writer keeps in memory between units of work: the business date and, on DuckDB,
+    the ledger's id counters. On DuckDB ids come from these counters (through uow.take_ids:
+    engine.set_counters), so that a batch can allocate them without a round trip per row. On
+    PostgreSQL (counters=False) every id comes from the engine's sequences (uow.take_ids,
+    db.LEDGER_SEQUENCES): several processes' writers take them at once."""
 
-    def __init__(self, reader):
-        """Counters read through `reader` (a port Reader: a snapshot, taken at open)."""
+    def __init__(self, reader, counters: bool = True):
+        """State read through `reader` (a port Reader: a snapshot, taken at open); the id
+        counters only when `counters`."""
+        self.counters = counters
         # The business date is also moved forward by the listener thread when another process
         # ran end of day (catch_up, bank.py); every change to it takes this lock, so that a
         # later date set by the writer is never overwritten with an earlier one read before.
@@ -192,9 +197,14 @@ class LedgerState:
                 self._business_date = day
 
     def reload(self, reader):
-        """Read the counters and the business date again through `reader` (a port Reader):
-        at open, and on the writer thread under the store's writer lock whenever another
-        process may have written (store/writer.py). One query."""
+        """Read the business date (and the counters, when kept) again through `reader` (a port
+        Reader): at open, and on the writer thread under the store's writer lock whenever
+        another process may have written (store/writer.py). One query."""
+        if not self.counters:
+            row = reader.fetchone("SELECT value FROM settings WHERE key = 'business_date'")
+            day = row[0] if row else None
+            self.business_date = dt.date.fromisoformat(day) if day else utcnow().date()
+            return
         tx, posting, audit, day = reader.fetchone(
             "SELECT (SELECT coalesce(max(id), 0) + 1 FROM transactions), "
             "(SELECT coalesce(max(id), 0) + 1 FROM postings), "
@@ -205,6 +215,7 @@ class LedgerState:
         self.next_audit_id = audit
         self.business_date = dt.date.fromisoformat(day) if day else utcnow().date()
 
+    # The counters' take(n) -> first id, for engine.set_counters (DuckDB only).
     def take_transaction_ids(self, n):
         first = self.next_transaction_id
         self.next_transaction_id += n
@@ -287,6 +298,14 @@ class BatchPoster:
             uow.fetchall, self.state.business_date,
             list({r.actor.customer_id for r in limited}), uow.dialect) if limited else {}
 
+        # Ids through uow.take_ids (the port): on DuckDB from the writer's counters, one at a
+        # time as before (no gaps); on PostgreSQL from sequences, where each take is a round
+        # trip, so one block per sequence up front, enough for every request to post (ids a
+        # refused or replayed request leaves unused are gaps, which ids may have).
+        upfront = not self.state.counters
+        tx_ids = _IdPool(uow, "transaction_id_seq", len(requests) if upfront else 0)
+        posting_ids = _IdPool(uow, "posting_id_seq",
+                              sum(len(r.legs) for r in requests) if upfront else 0)
         outcomes = []
         in_batch = {}
         touched = {}
@@ -321,7 +340,7 @@ class BatchPoster:
                     "reason": type(refusal).__name__, "message": str(refusal)}, None))
                 outcomes.append(refusal)
                 continue
-            tid = self.state.take_transaction_ids(1)
+            tid = tx_ids.take()
             tx_rows.append((tid, req.kind, req.amount_cents, req.memo, req.source_account,
                             req.target_account, req.actor.username, req.actor.role, key,
                             req.reverses_id, now, self.state.business_date, req.channel,
@@ -331,7 +350,7 @@ class BatchPoster:
                 acc = accounts[number]
                 before.setdefault(number, acc[4])
                 acc[4] += delta
-                pid = self.state.take_posting_ids(1)
+                pid = posting_ids.take()
                 posting_rows.append((pid, tid, acc[0], delta, now))
                 if req.kind in CUSTOMER_ACTIVITY_KINDS and acc[1] is not None:
                     acc[8], acc[9] = now, self.state.business_date
@@ -367,9 +386,13 @@ class BatchPoster:
                     IdempotencyConflict("This request key was already used for a different "
                                         "request; nothing was posted.")
                 answered.add(position)
-        audit_rows = [(*self._audit_row(now, req, outcome, after, entity_id=entity_id), lane)
-                      for position, req, outcome, after, entity_id in audited
-                      if position not in answered]
+        audited = [entry for entry in audited if entry[0] not in answered]
+        audit_ids = (uow.take_ids("audit_id_seq", len(audited)).ids.tolist()
+                     if audited else [])
+        audit_rows = [(*self._audit_row(aid, now, req, outcome, after, entity_id=entity_id),
+                       lane)
+                      for aid, (position, req, outcome, after, entity_id)
+                      in zip(audit_ids, audited)]
 
         # Invariant check before anything is written: what this batch adds sums to zero.
         if sum(row[3] for row in posting_rows) != 0:
@@ -431,8 +454,8 @@ class BatchPoster:
         if refusal is not None:
             raise refusal
 
-    def _audit_row(self, now, req, outcome, after, entity_id=None):
-        aid = self.state.take_audit_ids(1)
+    @staticmethod
+    def _audit_row(aid, now, req, outcome, after, entity_id=None):
         detail = {"kind": req.kind, "source": req.source_account, "target": req.target_account,
                   "amount": money_text(req.amount_cents), "idempotency_key": req.idempotency_key}
         if req.memo:
@@ -440,6 +463,20 @@ class BatchPoster:
         after = {**detail, **after}
         return (aid, now, req.actor.username, req.actor.role, req.action, "transaction",
                 entity_id, None, json.dumps(after, default=str), outcome)
+
+
+class _IdPool:
+    """Ids of one sequence for one posting batch, through uow.take_ids: a block taken up front
+    (`upfront` ids, handed out in order), or one take per id when upfront is 0."""
+
+    def __init__(self, uow, sequence: str, upfront: int):
+        self._uow, self._sequence = uow, sequence
+        self._block = iter(uow.take_ids(sequence, upfront).ids.tolist()) if upfront else None
+
+    def take(self) -> int:
+        if self._block is not None:
+            return next(self._block)
+        return int(self._uow.take_ids(self._sequence, 1).ids[0])
 
 
 def load_accounts(fetchall, numbers, dialect) -> dict:

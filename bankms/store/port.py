@@ -318,6 +318,11 @@ class Engine(Protocol):
     # DuckDB: False, since one process owns the file: field notes). When True, the writer
     # opens its units of work with exclusive=True (see the module docstring).
     shared_writers: bool
+    # How many ids this engine's units of work have taken so far, per sequence name (a
+    # collections.Counter; rolled-back units of work count too). Only grows: the hash chains
+    # read it to know whether a unit of work took ledger or audit ids, and so may have rows
+    # to hash (store/chains.py, Chains.seal).
+    ids_taken: Any
 
     def unit_of_work(self, *, isolation: Literal["read_committed", "serializable"] =
                      "serializable") -> AbstractContextManager[UnitOfWork]:
@@ -373,4 +378,5 @@ class Engine(Protocol):
     def set_counters(self, take: Mapping[str, Callable[[int], int]]) -> None:
         """Serve take_ids(sequence, n) for these sequences from the writer's in-process
         counters (ledger.LedgerState: take(n) returns the first of n new ids) instead of the
-        engine's sequences; right while one process writes."""
+        engine's sequences; right while one process writes. DuckDB only: PostgreSQL refuses
+        (NotImplementedError), its ids all come from sequences (several writers at once)."""

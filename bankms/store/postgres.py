@@ -53,6 +53,7 @@ error `from` psycopg's.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import io
@@ -400,6 +401,8 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
             raise ValueError(f"announce must be one of {_KINDS} or None: {announce!r}")
         self._announce = announce if exclusive else None
         self._clock_value: int | None = None
+        # Whether this transaction has its xid (take_ids).
+        self._has_xid = False
 
     def __enter__(self):
         if self._given is not None:
@@ -488,30 +491,31 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
         return data.num_rows
 
     def take_ids(self, sequence: str, n: int) -> IdBlock:
-        """n new ids from PostgreSQL sequence `sequence`, ascending (gaps allowed); from the
-        engine's in-process counters for the sequences set_counters names.
+        """n new ids from PostgreSQL sequence `sequence`, ascending (gaps allowed). Every id
+        bankms writes on PostgreSQL comes this way, the ledger's too (db.LEDGER_SEQUENCES):
+        several processes' writers take them at once.
 
         The rule for writers of the append-only tables (the read model's watermark relies on
         it, readmodel.py, _WATERMARK_SQL): a transaction takes ids from a sequence only once it
         has a transaction id of its own, so that an id handed out before some moment belongs
         to a transaction whose xid was assigned before that moment. nextval alone does not
         assign one (it writes WAL, and so takes an xid, only every 32nd call), hence the
-        pg_current_xact_id() first: a no-op when the unit of work already wrote, else one
-        cheap statement that assigns the xid. A separate statement rather than folded into the
-        nextval one, so that the order does not depend on how a plan evaluates its
-        expressions. The ids are written only by the transaction that took them (a retry takes
-        new ones), and the sequences must have CACHE 1 (the default): a session's cached
-        values, like ids kept for a later transaction, are used by transactions that may begin
-        after any moment one looks, and no watermark could then be trusted."""
-        take = self._engine._take.get(sequence)
-        if take is not None:
-            first = take(n)
-            return IdBlock(np.arange(first, first + n, dtype=np.int64))
+        pg_current_xact_id() first (once per unit of work: an xid, once assigned, stays): a
+        no-op when the unit of work already wrote, else one cheap statement that assigns the
+        xid. A separate statement rather than folded into the nextval one, so that the order
+        does not depend on how a plan evaluates its expressions. The ids are written only by
+        the transaction that took them (a retry takes new ones), and the sequences must have
+        CACHE 1 (the default): a session's cached values, like ids kept for a later
+        transaction, are used by transactions that may begin after any moment one looks, and
+        no watermark could then be trusted."""
         if not _SEQUENCE_NAME.match(sequence):
             raise ValueError(f"not a sequence name: {sequence!r}")
-        self.fetchall("SELECT pg_current_xact_id()")
+        if not self._has_xid:
+            self.fetchall("SELECT pg_current_xact_id()")
+            self._has_xid = True
         rows = self.fetchall(
             f"SELECT nextval('{sequence}') FROM generate_series(1, ?)", [int(n)])
+        self._engine.ids_taken[sequence] += int(n)
         return IdBlock(np.array(sorted(r[0] for r in rows), dtype=np.int64))
 
     # on_commit, mark_failed and commit come from port.CommitRules.
@@ -583,8 +587,8 @@ class PostgresEngine:
         # that those of ended threads are taken back (_reclaim).
         self._thread_connections: list[tuple[weakref.ref, psycopg.Connection]] = []
         self._closed = False
-        # sequence name -> take(n) -> first id (set_counters).
-        self._take: dict = {}
+        # Ids this engine's units of work have taken so far, per sequence (port.Engine.ids_taken).
+        self.ids_taken: collections.Counter = collections.Counter()
         # The last WRITER_CLOCK value this engine's exclusive units of work took (None: none
         # yet, so the first one reads everything again).
         self._clock: int | None = None
@@ -719,14 +723,10 @@ class PostgresEngine:
 
     # -- the single writer's wiring (store/writer.py) -----------------------------------------
     def set_counters(self, take: Mapping[str, Callable[[int], int]]) -> None:
-        """Serve take_ids(sequence, n) for these sequences from in-process counters (the
-        ledger's max(id)+1 counters owned by the writer thread, ledger.LedgerState) instead of
-        PostgreSQL sequences. Right while one process writes, as on DuckDB: its one writer
-        thread is the only one taking these ids; and with several processes, because each
-        writer takes ids only inside an exclusive unit of work, under the writer lock, after
-        reading the counters again whenever another process wrote (others_wrote). Ids then
-        follow commit order, which the hash chains need (they hash in id order)."""
-        self._take = dict(take)
+        """Refused: on PostgreSQL every id comes from its sequence (take_ids). Counters in one
+        process's memory cannot serve several processes' writers posting at once, nor give the
+        read model ids it can trust (readmodel.py, above LEDGER_SEQUENCES)."""
+        raise NotImplementedError("PostgreSQL takes every id from its sequence (take_ids)")
 
     def writer_session(self) -> psycopg.Connection:
         """A connection of the writer's own (autocommit between its units of work, session
