@@ -309,3 +309,38 @@ def test_an_id_taken_twice_is_refused_at_insert(pg_database, table):
         with pytest.raises(psycopg.errors.UniqueViolation):
             conn.execute(f"INSERT INTO {table} SELECT * FROM {table} "
                          f"WHERE id = (SELECT max(id) FROM {table})")
+
+
+def test_each_banks_writer_posts_in_a_lane_of_its_own(pg_database):
+    """Writer lanes: each bank's writer session takes the first free lane (1, then 2), every
+    row it writes (posting batches, audit rows of other jobs) carries it and chains in it; a
+    bank opened after one closed takes the freed lane and chains on from its last row."""
+    first = open_bank(pg_database)
+    second = open_bank(pg_database)
+    try:
+        assert (first.chain.lane, second.chain.lane) == (1, 2)
+        small, big = setup_accounts(first)
+        system = first.system_actor()
+        for bank in (first, second, first, second):
+            bank.payments.transfer(system, big, small[0], "1.00")
+            bank.write(lambda uow, bank=bank: bank.audit_row(uow, system, "test.lane"))
+        for table in ("transactions", "audit_log"):
+            lanes = {lane for (lane,) in first.read(
+                f"SELECT DISTINCT lane FROM {table} WHERE id > (SELECT min(id) FROM "
+                f"{table} WHERE lane = 2)")}
+            assert lanes == {1, 2}, table
+        assert first.read("SELECT DISTINCT lane FROM audit_log WHERE action = 'test.lane' "
+                          "ORDER BY 1") == [(1,), (2,)]
+    finally:
+        first.close()
+    third = open_bank(pg_database)
+    try:
+        assert third.chain.lane == 1
+        third.payments.transfer(system, big, small[1], "1.00")
+        assert third.read_one("SELECT lane FROM transactions ORDER BY id DESC LIMIT 1") == (1,)
+        walked = third.chain.recompute()
+        assert {1, 2} <= set(walked["ledger"]["lanes"]) and walked["ledger"]["bad"] is None
+        assert third.audit.verify() == [] and second.audit.verify() == []
+    finally:
+        third.close()
+        second.close()

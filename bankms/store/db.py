@@ -35,6 +35,9 @@ class MigrationSQL:
     # the writer's in-process counters (ledger.LedgerState): PostgreSQL, where several
     # processes' writers take ids at once.
     ledger_sequences: bool = False
+    # The lane columns' default (_add_lanes): on PostgreSQL the writer session's lane (the
+    # session setting bankms.lane, store/postgres.py writer_session), 0 elsewhere.
+    lane_default: str = "0"
 
 
 # Keyed by Engine.name. DuckDB's text is what migrate ran before PostgreSQL existed, to the byte.
@@ -72,6 +75,8 @@ MIGRATION_SQL = {
         # The key keeps the name a new bank's has (renaming the index renames the constraint).
         heads_key_rename="ALTER INDEX chain_heads_lanes_pkey RENAME TO chain_heads_pkey",
         ledger_sequences=True,
+        lane_default=("CAST(coalesce(nullif(current_setting('bankms.lane', true), ''), '0') "
+                      "AS SMALLINT)"),
         # The read model (store/readmodel.py) pulls the append-only tables by `id > last` at
         # every refresh; without an index that reads the whole table (0.15 s each at 1 M
         # postings, ten times that at 10 M). Postings get a BRIN index: their rows are all
@@ -831,6 +836,12 @@ def _add_lanes(con, variant: MigrationSQL) -> None:
             # entry ... because there are entries that depend on it"); a nullable ADD COLUMN
             # still works there. Not IF NOT EXISTS: DuckDB refuses it with NOT NULL.
             con.execute(f"ALTER TABLE {table} ADD COLUMN lane SMALLINT NOT NULL DEFAULT 0")
+    if variant.lane_default != "0":
+        # Rows a writer session writes carry its lane whatever statement writes them (the
+        # posting batch names it; audit rows and the set-based writes of end of day do not).
+        for table in LANE_TABLES:
+            con.execute(f"ALTER TABLE {table} ALTER COLUMN lane SET DEFAULT "
+                        f"{variant.lane_default}")
     if "lane" not in _columns(con, "chain_heads"):
         # The primary key gains the lane, which neither engine can do in place on DuckDB:
         # the table is made again, its heads kept as lane 0's.

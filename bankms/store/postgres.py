@@ -298,6 +298,13 @@ WRITER_CLOCK = "bankms_writer_clock"
 # One round trip: the lock, then the tick (a multi-statement query runs in order).
 _LOCK_AND_TICK = f"SELECT pg_advisory_lock({WRITER_LOCK_KEY}); SELECT nextval('{WRITER_CLOCK}')"
 _UNLOCK = f"SELECT pg_advisory_unlock({WRITER_LOCK_KEY})"
+# Writer lanes (issue 14): each writer session holds pg_try_advisory_lock(LANE_BASE + n) for the
+# first free n in 1..LANES_MAX for its whole life (writer_session), and sets bankms.lane = n, which
+# the lane columns of transactions and audit_log take as their default (db.py): every row the
+# session writes carries its lane and chains after that lane's previous row (store/chains.py).
+# Lane 0 is for rows written outside writer sessions (the chain's start at open) and DuckDB.
+LANE_BASE = 7089075474165619100
+LANES_MAX = 64
 # Gives back a job's lock (job_lock), with its key.
 _JOB_UNLOCK = "SELECT pg_advisory_unlock({key})"
 # The channel on which exclusive units of work announce their commits (module docstring).
@@ -731,8 +738,29 @@ class PostgresEngine:
     def writer_session(self) -> psycopg.Connection:
         """A connection of the writer's own (autocommit between its units of work, session
         TimeZone UTC): every unit of work of the writer runs on it (unit_of_work(cursor=...))
-        and so does its batch writer. Closed by the writer, or by close()."""
-        return self._connect()
+        and so does its batch writer. Closed by the writer, or by close().
+
+        The session takes a writer lane (LANE_BASE): the first free n in 1..LANES_MAX, the
+        lane this engine had before first when the writer opens a new session (a lost
+        connection gave its lock back with it), and holds it for its life; `lane` is then n.
+        StoreUnavailable when every lane is taken."""
+        conn = self._connect()
+        order = list(range(1, LANES_MAX + 1))
+        if self.lane:
+            order.remove(self.lane)
+            order.insert(0, self.lane)
+        try:
+            for n in order:
+                if conn.execute(f"SELECT pg_try_advisory_lock({LANE_BASE + n})").fetchone()[0]:
+                    # A session setting, outside any transaction: it stays for the session.
+                    conn.execute(f"SET bankms.lane = '{n}'")
+                    self.lane = n
+                    return conn
+        except psycopg.Error as exc:
+            self._discard(conn)
+            raise map_error(exc) from exc
+        self._discard(conn)
+        raise StoreUnavailable(f"all {LANES_MAX} writer lanes are taken")
 
     def batch_writer(self, session: psycopg.Connection) -> "PostgresBatchWriter":
         """The engine half of a posting batch on the writer's session (PostgresBatchWriter)."""

@@ -99,6 +99,9 @@ class Writer:
         # there, and the posting batch's writer (engine.batch_writer) sits on it.
         self._engine = engine
         self._cur = engine.writer_session()
+        # The chains hash the writer session's lane (PostgreSQL: the lane it took; 0 on DuckDB).
+        if chains is not None:
+            chains.lane = getattr(engine, "lane", 0)
         # Called with the new session when the writer had to open one (_session): the posting
         # batch's writer sits on the session and must move with it.
         self.on_new_session = None
@@ -316,6 +319,10 @@ class Writer:
             cur.close()
         self._cur = self._engine.writer_session()
         self._stale = True
+        if self._chains is not None:
+            # Perhaps another lane than before (its lock went with the old session): the next
+            # unit of work reads this lane's heads (_stale).
+            self._chains.lane = getattr(self._engine, "lane", 0)
         if self.on_new_session is not None:
             self.on_new_session(self._cur)
 
