@@ -17,6 +17,7 @@ injected into the writer is retried on PostgreSQL and not on DuckDB (unchanged t
 """
 from __future__ import annotations
 
+import datetime as dt
 import random
 import threading
 import time
@@ -344,3 +345,68 @@ def test_each_banks_writer_posts_in_a_lane_of_its_own(pg_database):
     finally:
         third.close()
         second.close()
+
+
+class HeldPoster:
+    """The bank's poster, made to hold its first batch open (inside its unit of work, the rows
+    written, before COMMIT) until `release` is set; `entered` is set once it holds."""
+
+    def __init__(self, poster):
+        self._poster = poster
+        self.entered, self.release = threading.Event(), threading.Event()
+        self._held = False
+
+    def __call__(self, uow, requests, **kw):
+        outcomes = self._poster(uow, requests, **kw)
+        if not self._held:
+            self._held = True
+            self.entered.set()
+            self.release.wait(30)
+        return outcomes
+
+    def __getattr__(self, name):
+        return getattr(self._poster, name)
+
+
+def test_posting_batches_of_two_lanes_run_at_once_and_a_date_moved_elsewhere_is_read(
+        pg_database):
+    """Posting batches hold the writer lock shared: while one bank's batch is open, another
+    bank's batch on other accounts commits (under the exclusive lock it waited). An exclusive
+    job of another process (a new business date) ticks CALLS_CLOCK, and the next batch reads
+    the date again even when its listener never heard of it."""
+    first = open_bank(pg_database)
+    second = open_bank(pg_database)
+    try:
+        small, big = setup_accounts(first)
+        system = first.system_actor()
+        held = HeldPoster(first._writer._post_batch)
+        first._writer._post_batch = held
+        done = []
+        slow = threading.Thread(target=lambda: done.append(
+            first.payments.transfer(system, small[0], small[1], "1.00")))
+        slow.start()
+        try:
+            assert held.entered.wait(10)
+            quick = threading.Thread(target=lambda: done.append(
+                second.payments.transfer(system, small[2], small[3], "2.00")))
+            quick.start()
+            quick.join(10)
+            assert not quick.is_alive() and len(done) == 1, "the second lane waited"
+        finally:
+            held.release.set()
+            slow.join(10)
+        assert len(done) == 2
+        # The first bank hears nothing more; the second moves the business date on.
+        first._listening.stop()
+        day = first.business_date
+        later = day + dt.timedelta(days=3)
+        second.write(lambda uow: uow.execute(
+            "UPDATE settings SET value = ? WHERE key = 'business_date'", [later.isoformat()]))
+        receipt = first.payments.transfer(system, small[1], small[0], "1.00")
+        assert first.read_one("SELECT business_date FROM transactions WHERE id = ?",
+                              [receipt.transaction_id]) == (later,)
+        assert first.audit.verify() == []
+        assert balances(first)[small[3]] == SMALL_CENTS + 200
+    finally:
+        second.close()
+        first.close()

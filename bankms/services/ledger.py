@@ -275,14 +275,25 @@ class BatchPoster:
         # A request that a guard refuses is looked up before the refusal is given, since an
         # earlier success under its key must win over a guard (the account may have changed).
         known = self._lookup_keys(uow, keys) if keys and lookup_keys else {}
-        # Only this thread writes, so account rows read once stay true until some other write
-        # job runs or a batch fails; both clear this cache (see invalidate).
-        accounts = self._accounts
-        if len(accounts) > 100_000:
-            accounts.clear()
-        accounts.update(load_accounts(
-            uow.fetchall, list({n for r in requests for n, _ in r.legs if n not in accounts}),
-            uow.dialect))
+        if getattr(uow, "shared", False):
+            # Writer lanes (PostgreSQL, store/writer.py): other processes' batches post beside
+            # this one, so no cached row is trusted. The batch's accounts are read and locked
+            # FOR UPDATE in id order (batches cannot deadlock on them), and that read is the
+            # truth for the guards until COMMIT. The cache is emptied: the rows this batch
+            # changes would be stale in it for a later exclusive job of this process.
+            self._accounts.clear()
+            accounts = load_accounts(uow.fetchall,
+                                     sorted({n for r in requests for n, _ in r.legs}),
+                                     uow.dialect, lock=True)
+        else:
+            # Only this thread writes, so account rows read once stay true until some other
+            # write job runs or a batch fails; both clear this cache (see invalidate).
+            accounts = self._accounts
+            if len(accounts) > 100_000:
+                accounts.clear()
+            accounts.update(load_accounts(
+                uow.fetchall, list({n for r in requests for n, _ in r.legs
+                                    if n not in accounts}), uow.dialect))
         reversed_ids = set()
         originals = [r.reverses_id for r in requests if r.reverses_id is not None]
         if originals:
@@ -479,11 +490,12 @@ class _IdPool:
         return int(self._uow.take_ids(self._sequence, 1).ids[0])
 
 
-def load_accounts(fetchall, numbers, dialect) -> dict:
+def load_accounts(fetchall, numbers, dialect, lock=False) -> dict:
     """Account number -> [id, customer_id, kind, status, balance_cents, holds_cents,
     overdraft_limit_cents, customer status, last_activity_at, last_activity_date]; fetchall
     runs the query (a unit of work's, or Bank.read for a review that writes nothing), written
-    in `dialect` (the store/sql.py Dialect of fetchall's engine)."""
+    in `dialect` (the store/sql.py Dialect of fetchall's engine). With `lock` (PostgreSQL,
+    a posting batch in a writer lane), the accounts' rows are locked FOR UPDATE in id order."""
     accounts = {}
     if numbers:
         for row in fetchall(
@@ -491,7 +503,8 @@ def load_accounts(fetchall, numbers, dialect) -> dict:
             "a.holds_cents, a.overdraft_limit_cents, c.status, a.last_activity_at, "
             "a.last_activity_date FROM accounts a "
             "LEFT JOIN customers c ON c.id = a.customer_id WHERE "
-            + dialect.in_list("a.account_number", "VARCHAR"),
+            + dialect.in_list("a.account_number", "VARCHAR")
+            + (" ORDER BY a.id FOR UPDATE OF a" if lock else ""),
             [numbers],
         ):
             accounts[row[0]] = list(row[1:])

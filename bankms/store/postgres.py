@@ -295,9 +295,19 @@ _SEQUENCE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")
 # migration lock is another key), and the sequence each exclusive unit of work ticks.
 WRITER_LOCK_KEY = 7089075474165619060
 WRITER_CLOCK = "bankms_writer_clock"
-# One round trip: the lock, then the tick (a multi-statement query runs in order).
-_LOCK_AND_TICK = f"SELECT pg_advisory_lock({WRITER_LOCK_KEY}); SELECT nextval('{WRITER_CLOCK}')"
+# Ticked only by exclusive units of work (every job but a posting batch): a posting batch that
+# finds it moved since its engine last looked knows that another process ran such a job (end of
+# day, a setting) and reads again what the writer keeps in memory (the business date).
+CALLS_CLOCK = "bankms_calls_clock"
+# One round trip: the lock, then the ticks (a multi-statement query runs in order).
+_LOCK_AND_TICK = (f"SELECT pg_advisory_lock({WRITER_LOCK_KEY}); "
+                  f"SELECT nextval('{WRITER_CLOCK}'), nextval('{CALLS_CLOCK}')")
 _UNLOCK = f"SELECT pg_advisory_unlock({WRITER_LOCK_KEY})"
+# A posting batch holds the writer lock shared (writer lanes: batches of several processes at
+# once, exclusive jobs alone), ticks the writer clock (its NOTIFY payload) and reads CALLS_CLOCK.
+_LOCK_SHARED = (f"SELECT pg_advisory_lock_shared({WRITER_LOCK_KEY}); "
+                f"SELECT nextval('{WRITER_CLOCK}'), last_value FROM {CALLS_CLOCK}")
+_UNLOCK_SHARED = f"SELECT pg_advisory_unlock_shared({WRITER_LOCK_KEY})"
 # Writer lanes (issue 14): each writer session holds pg_try_advisory_lock(LANE_BASE + n) for the
 # first free n in 1..LANES_MAX for its whole life (writer_session), and sets bankms.lane = n, which
 # the lane columns of transactions and audit_log take as their default (db.py): every row the
@@ -382,7 +392,7 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
 
     def __init__(self, engine: "PostgresEngine", isolation: str, before_commit=None,
                  conn: psycopg.Connection | None = None, exclusive: bool = False,
-                 announce: str | None = None):
+                 announce: str | None = None, shared: bool = False):
         if isolation not in self._ISOLATION:
             raise ValueError(f"isolation must be one of {sorted(self._ISOLATION)}: {isolation!r}")
         self._engine = engine
@@ -400,13 +410,16 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
         self._after_commit: list[Callable[[], None]] | None = None
         # The writer lock (module docstring): taken before BEGIN, given back after the end.
         self._exclusive = exclusive
+        # Or held shared (a posting batch in a writer lane): then `shared` is True and the
+        # batch locks the rows it changes itself (ledger.BatchPoster).
+        self.shared = shared and not exclusive
         self._locked = False
         self.others_wrote = False
         # What COMMIT announces to other processes' listeners (only an exclusive unit of work
         # announces: its clock value orders it among all writers' units).
         if announce is not None and announce not in _KINDS:
             raise ValueError(f"announce must be one of {_KINDS} or None: {announce!r}")
-        self._announce = announce if exclusive else None
+        self._announce = announce if (exclusive or self.shared) else None
         self._clock_value: int | None = None
         # Whether this transaction has its xid (take_ids).
         self._has_xid = False
@@ -422,9 +435,17 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
                 cur = self.conn.execute(_LOCK_AND_TICK)
                 self._locked = True
                 cur.nextset()
-                self._clock_value = cur.fetchone()[0]
+                self._clock_value, calls = cur.fetchone()
                 self.others_wrote = self._engine._tick(self._clock_value,
-                                                       time.perf_counter() - asked)
+                                                       time.perf_counter() - asked, calls)
+            elif self.shared:
+                asked = time.perf_counter()
+                cur = self.conn.execute(_LOCK_SHARED)
+                self._locked = True
+                cur.nextset()
+                self._clock_value, calls = cur.fetchone()
+                self.others_wrote = self._engine._shared_tick(
+                    self._clock_value, time.perf_counter() - asked, calls)
             self.conn.execute(f"BEGIN ISOLATION LEVEL {self._isolation}")
         except psycopg.Error as exc:
             self._unlock()
@@ -439,7 +460,8 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
         as its thread's connection, and every other process's writer would wait forever."""
         if self._locked:
             self._locked = False
-            self._engine._unlock_or_close(self.conn, _UNLOCK)
+            self._engine._unlock_or_close(self.conn,
+                                          _UNLOCK_SHARED if self.shared else _UNLOCK)
 
     def _run(self, sql, params):
         try:
@@ -599,9 +621,12 @@ class PostgresEngine:
         # The last WRITER_CLOCK value this engine's exclusive units of work took (None: none
         # yet, so the first one reads everything again).
         self._clock: int | None = None
+        # The last CALLS_CLOCK value this engine saw (None: none yet).
+        self._calls: int | None = None
         # Exclusive units of work so far and the seconds they spent taking the lock (the
         # round trip included): what the one lock costs, for benchmarks/bench_pg_processes.py.
         self.exclusive_units = 0
+        self.shared_units = 0
         self.lock_wait_s = 0.0
         # Names this engine in its notifications, so that its listeners skip its own commits
         # (module docstring); random, so that two engines in one process differ.
@@ -614,14 +639,29 @@ class PostgresEngine:
         with conn.transaction():
             conn.execute(db.MIGRATION_SQL[self.name].lock)
             conn.execute(f"CREATE SEQUENCE IF NOT EXISTS {WRITER_CLOCK}")
+            conn.execute(f"CREATE SEQUENCE IF NOT EXISTS {CALLS_CLOCK}")
 
-    def _tick(self, value: int, waited_s: float) -> bool:
+    def _shared_tick(self, value: int, waited_s: float, calls: int) -> bool:
+        """Record what a posting batch under the shared lock took and read: True when an
+        exclusive unit of work of another process (or none seen yet) ticked CALLS_CLOCK since
+        this engine last looked, so that the batch reads memory again (store/writer.py)."""
+        with self._lock:
+            others = self._calls is None or calls != self._calls
+            self._calls = calls
+            self._clock = value
+            self.shared_units += 1
+            self.lock_wait_s += waited_s
+        return others
+
+    def _tick(self, value: int, waited_s: float, calls: int | None = None) -> bool:
         """Record the WRITER_CLOCK value an exclusive unit of work took after waiting
         `waited_s` for the lock; True unless it follows the one taken before (then no other
         process ticked in between)."""
         with self._lock:
             others = self._clock is None or value != self._clock + 1
             self._clock = value
+            if calls is not None:
+                self._calls = calls
             self.exclusive_units += 1
             self.lock_wait_s += waited_s
         return others
@@ -769,14 +809,14 @@ class PostgresEngine:
     # -- units of work and reads -------------------------------------------------------------
     def unit_of_work(self, *, isolation: str = "serializable", cursor=None,
                      before_commit=None, exclusive: bool = False,
-                     announce: str | None = None) -> PostgresUnitOfWork:
+                     announce: str | None = None, shared: bool = False) -> PostgresUnitOfWork:
         """A unit of work (a context manager: BEGIN ISOLATION LEVEL ... on enter; ROLLBACK on
         exit unless committed). isolation: "serializable" or "read_committed". `cursor`: a
         connection to run on (the writer's session, writer_session), kept open after.
         `exclusive`: hold the writer lock and tick the clock; `announce` ("post", "call"),
         with exclusive: NOTIFY other processes' listeners at COMMIT (module docstring)."""
         return PostgresUnitOfWork(self, isolation, before_commit=before_commit, conn=cursor,
-                                  exclusive=exclusive, announce=announce)
+                                  exclusive=exclusive, announce=announce, shared=shared)
 
     def listen(self, callback: Callable[[Change], None]) -> "PostgresListener":
         """Start a PostgresListener calling callback(Change) for other engines' commits (the

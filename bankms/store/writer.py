@@ -31,6 +31,14 @@ keep in memory (bank.py, Bank._others_committed). A unit of work refused with Wr
 failure or deadlock with a transaction outside the writers) saved nothing and is run again, up
 to CONFLICT_ATTEMPTS times in all, so callers do not see a conflict that a retry would clear. On
 DuckDB (one process owns the file) none of this runs: the writer behaves as before.
+
+Writer lanes (issue 14, PostgreSQL): posting batches are the exception to "every unit of work is
+exclusive". Each writer session holds a lane of its own (store/postgres.py, writer_session) and
+chains its rows in it; a posting batch holds the writer lock SHARED in READ COMMITTED, so the
+batches of several processes run at once, each locking the accounts it changes FOR UPDATE in id
+order (ledger.BatchPoster) and taking its ids from sequences. Its `others_wrote` says whether an
+exclusive job of another process ran since (CALLS_CLOCK): only then is memory (the business
+date) read again; its own lane's chain heads are its own, read again only after a failure.
 """
 from __future__ import annotations
 
@@ -343,10 +351,18 @@ class Writer:
         marked = chains.mark() if chains is not None else None
         # Only where others listen: DuckDB (and test doubles of engines) never see the keyword.
         extra = {"announce": kind} if shared else {}
+        if shared and kind == "post":
+            # Writer lanes: posting batches of several processes run at once, each holding the
+            # writer lock shared, in READ COMMITTED; each locks the accounts it changes (FOR
+            # UPDATE in id order, ledger.BatchPoster) and writes only its own lane's chain.
+            # Every other job holds it exclusive: no batch runs meanwhile.
+            mode = {"shared": True, "isolation": "read_committed"}
+        else:
+            mode = {"exclusive": shared}
         try:
             with self._engine.unit_of_work(
                     cursor=self._cur, before_commit=chains.seal if chains else None,
-                    exclusive=shared, **extra) as uow:
+                    **mode, **extra) as uow:
                 if shared:
                     if self._stale or uow.others_wrote:
                         self._invalidate()
