@@ -26,7 +26,8 @@ from collections import Counter
 import pytest
 
 import bankms
-from bankms.domain.errors import InsufficientFunds
+from bankms.domain.errors import InsufficientFunds, LimitExceeded
+from bankms.domain.security import Actor
 from bankms.store import writer as writer_module
 from bankms.store.port import WriteConflict
 from conftest import make_customer
@@ -407,6 +408,57 @@ def test_posting_batches_of_two_lanes_run_at_once_and_a_date_moved_elsewhere_is_
                               [receipt.transaction_id]) == (later,)
         assert first.audit.verify() == []
         assert balances(first)[small[3]] == SMALL_CENTS + 200
+    finally:
+        second.close()
+        first.close()
+
+
+def test_the_daily_transfer_limit_holds_across_two_lanes_at_once(pg_database):
+    """Two lanes' batches for one limited customer, from two of their accounts to two others
+    (no account in common, so no account lock orders them): the second reads what the
+    customer sent today only once the first has committed (the customer's row is locked for
+    limited requests), so together they cannot pass the daily limit. Without the lock the
+    second posts while the first is still open."""
+    first = open_bank(pg_database)
+    second = open_bank(pg_database)
+    try:
+        system = first.system_actor()
+        payer = make_customer(first, name="Pat Payer")
+        payee = make_customer(first, name="Quinn Payee")
+        sources = [first.accounts.open(system, payer, kind="checking") for _ in range(2)]
+        targets = [first.accounts.open(system, payee, kind="checking") for _ in range(2)]
+        for source in sources:
+            first.payments.deposit(system, source, "1000.00")
+        first.settings.set(system, "customer_daily_transfer_cents_max", "10000")
+        customer = Actor("pat", "customer", customer_id=payer)
+        held = HeldPoster(first._writer._post_batch)
+        first._writer._post_batch = held
+        outcomes = {}
+
+        def send(name, bank, i):
+            try:
+                outcomes[name] = bank.payments.transfer(customer, sources[i], targets[i],
+                                                        "60.00")
+            except LimitExceeded as refusal:
+                outcomes[name] = refusal
+        slow = threading.Thread(target=send, args=("first", first, 0))
+        slow.start()
+        try:
+            assert held.entered.wait(10)
+            other = threading.Thread(target=send, args=("second", second, 1))
+            other.start()
+            other.join(2)
+            # Still waiting for the customer's row while the first batch is open.
+            assert other.is_alive() and "second" not in outcomes
+        finally:
+            held.release.set()
+            slow.join(10)
+        other.join(10)
+        assert not isinstance(outcomes["first"], LimitExceeded)
+        assert isinstance(outcomes["second"], LimitExceeded)
+        assert first.read_one("SELECT count(*) FROM transactions WHERE kind = 'transfer' AND "
+                              "actor_role = 'customer'") == (1,)
+        assert first.audit.verify() == []
     finally:
         second.close()
         first.close()

@@ -305,6 +305,17 @@ class BatchPoster:
                 )
             }
         limited = [r for r in requests if r.daily_limit_cents is not None]
+        if limited and getattr(uow, "shared", False):
+            # Writer lanes: two lanes' batches could each read what a customer sent today
+            # before the other commits, and both pass the daily limit. The limited customers'
+            # rows are locked first (in id order, after the accounts: every batch locks in that
+            # order, so none waits for another in a circle), so the read below comes after any
+            # other lane's batch for that customer has committed. NO KEY UPDATE: opening an
+            # account for the customer (a foreign key's KEY SHARE lock) need not wait.
+            uow.fetchall("SELECT id FROM customers WHERE "
+                         + uow.dialect.in_list("id", "BIGINT")
+                         + " ORDER BY id FOR NO KEY UPDATE",
+                         [sorted({r.actor.customer_id for r in limited})])
         spent_today = spent_today_cents(
             uow.fetchall, self.state.business_date,
             list({r.actor.customer_id for r in limited}), uow.dialect) if limited else {}
