@@ -176,8 +176,14 @@ class UnitOfWork(Reader, Protocol):
     # Opened with exclusive=True on an engine with shared_writers: True when a unit of work
     # of another process may have committed since this engine's previous exclusive one began
     # (and always for the first); memory mirroring the store must then be read again. A false
-    # True costs only that read. Always False otherwise.
+    # True costs only that read. Always False otherwise. Opened with shared=True (a posting
+    # batch in a writer lane, PostgreSQL): True when another process ran an exclusive unit of
+    # work since this engine last looked (CALLS_CLOCK, store/postgres.py).
     others_wrote: bool
+    # PostgreSQL only (read with getattr; DuckDB's units of work have none): True for a posting
+    # batch holding the writer lock shared, which must lock the rows it changes itself
+    # (ledger.BatchPoster: accounts, and limited customers, FOR UPDATE in id order).
+    # shared: bool
 
     def execute(self, sql: str, params: Params = None) -> Any:
         """Run one statement for its effect. The return value is not part of the port: callers

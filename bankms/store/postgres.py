@@ -35,6 +35,13 @@ unit of work also takes the next value of the sequence WRITER_CLOCK (no transact
 when it is not the last value this engine took plus one, another process took one in between,
 and the unit of work says so in `others_wrote`.
 
+Writer lanes (issue 14): each writer session holds a lane of its own (writer_session, LANE_BASE)
+and every id comes from a sequence (take_ids). A posting batch then holds the writer lock SHARED
+(`shared=True`, READ COMMITTED) instead, so the batches of several processes run at once and lock
+the rows they change themselves; every other unit of work stays exclusive, and also ticks
+CALLS_CLOCK, which a shared batch reads to learn that such a job of another process ran
+(`others_wrote`).
+
 Announcing commits (issue 14, step G): an exclusive unit of work opened with `announce`
 ("post" or "call") sends NOTIFY on CHANNEL in the same round trip as its COMMIT; PostgreSQL
 delivers it to every listening session when (and only if) the transaction commits. The payload
@@ -813,8 +820,10 @@ class PostgresEngine:
         """A unit of work (a context manager: BEGIN ISOLATION LEVEL ... on enter; ROLLBACK on
         exit unless committed). isolation: "serializable" or "read_committed". `cursor`: a
         connection to run on (the writer's session, writer_session), kept open after.
-        `exclusive`: hold the writer lock and tick the clock; `announce` ("post", "call"),
-        with exclusive: NOTIFY other processes' listeners at COMMIT (module docstring)."""
+        `exclusive`: hold the writer lock and tick the clocks; `shared` (a posting batch in a
+        writer lane, store/writer.py): hold it shared, tick the writer clock and read
+        CALLS_CLOCK; `announce` ("post", "call"), with either: NOTIFY other processes'
+        listeners at COMMIT (module docstring)."""
         return PostgresUnitOfWork(self, isolation, before_commit=before_commit, conn=cursor,
                                   exclusive=exclusive, announce=announce, shared=shared)
 
