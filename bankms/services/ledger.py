@@ -324,10 +324,13 @@ class BatchPoster:
         # time as before (no gaps); on PostgreSQL from sequences, where each take is a round
         # trip, so one block per sequence up front, enough for every request to post (ids a
         # refused or replayed request leaves unused are gaps, which ids may have).
-        upfront = not self.state.counters
-        tx_ids = _IdPool(uow, "transaction_id_seq", len(requests) if upfront else 0)
-        posting_ids = _IdPool(uow, "posting_id_seq",
-                              sum(len(r.legs) for r in requests) if upfront else 0)
+        # Audit ids too on PostgreSQL (one a request at most), all in one round trip.
+        blocks = uow.take_ids_many({
+            "transaction_id_seq": len(requests),
+            "posting_id_seq": sum(len(r.legs) for r in requests),
+            "audit_id_seq": len(requests)}) if not self.state.counters else {}
+        tx_ids = _IdPool(uow, "transaction_id_seq", blocks.get("transaction_id_seq"))
+        posting_ids = _IdPool(uow, "posting_id_seq", blocks.get("posting_id_seq"))
         outcomes = []
         in_batch = {}
         touched = {}
@@ -409,8 +412,11 @@ class BatchPoster:
                                         "request; nothing was posted.")
                 answered.add(position)
         audited = [entry for entry in audited if entry[0] not in answered]
-        audit_ids = (uow.take_ids("audit_id_seq", len(audited)).ids.tolist()
-                     if audited else [])
+        if "audit_id_seq" in blocks:
+            audit_ids = blocks["audit_id_seq"].ids.tolist()[:len(audited)]
+        else:
+            audit_ids = (uow.take_ids("audit_id_seq", len(audited)).ids.tolist()
+                         if audited else [])
         audit_rows = [(*self._audit_row(aid, now, req, outcome, after, entity_id=entity_id),
                        lane)
                       for aid, (position, req, outcome, after, entity_id)
@@ -488,12 +494,12 @@ class BatchPoster:
 
 
 class _IdPool:
-    """Ids of one sequence for one posting batch, through uow.take_ids: a block taken up front
-    (`upfront` ids, handed out in order), or one take per id when upfront is 0."""
+    """Ids of one sequence for one posting batch: a block taken up front (an IdBlock, handed
+    out in order), or one uow.take_ids per id when `block` is None."""
 
-    def __init__(self, uow, sequence: str, upfront: int):
+    def __init__(self, uow, sequence: str, block=None):
         self._uow, self._sequence = uow, sequence
-        self._block = iter(uow.take_ids(sequence, upfront).ids.tolist()) if upfront else None
+        self._block = iter(block.ids.tolist()) if block is not None else None
 
     def take(self) -> int:
         if self._block is not None:

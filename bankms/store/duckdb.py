@@ -218,6 +218,10 @@ class DuckDBUnitOfWork(CommitRules, DuckDBReader):
         self._taken[sequence] += int(n)
         return IdBlock(np.array(sorted(r[0] for r in rows), dtype=np.int64))
 
+    def take_ids_many(self, counts: Mapping[str, int]) -> dict:
+        """{sequence: IdBlock of n new ids} for each (sequence, n) of `counts` (take_ids)."""
+        return {sequence: self.take_ids(sequence, n) for sequence, n in counts.items()}
+
     # on_commit, mark_failed and commit come from port.CommitRules.
 
     def _send_commit(self):

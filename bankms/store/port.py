@@ -207,6 +207,10 @@ class UnitOfWork(Reader, Protocol):
         Ascending and unique across units of work; gaps are allowed. A rolled-back unit of
         work may leave its ids unused."""
 
+    def take_ids_many(self, counts: Mapping[str, int]) -> dict[str, IdBlock]:
+        """{sequence: take_ids(sequence, n)} for each (sequence, n) of `counts`; on PostgreSQL
+        in one round trip (a posting batch's id blocks)."""
+
     def on_commit(self, fn: Callable[[], None]) -> None:
         """Run fn() after this unit of work's COMMIT has succeeded (memory that must follow
         the database: cached dates, chain heads...); never if it rolls back. Called in the

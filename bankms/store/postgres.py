@@ -554,6 +554,30 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
         self._engine.ids_taken[sequence] += int(n)
         return IdBlock(np.array(sorted(r[0] for r in rows), dtype=np.int64))
 
+    def take_ids_many(self, counts: Mapping[str, int]) -> dict:
+        """{sequence: IdBlock of n new ids} for each (sequence, n) of `counts`, as take_ids
+        gives them (the xid first), in one round trip: a posting batch's blocks (ledger.py)."""
+        for sequence in counts:
+            if not _SEQUENCE_NAME.match(sequence):
+                raise ValueError(f"not a sequence name: {sequence!r}")
+        names = list(counts)
+        # Ints and checked names only: written inline, so that the xid statement and the
+        # takes go as one multi-statement query, run in order.
+        takes = ", ".join(
+            f"(SELECT array_agg(nextval('{s}')) FROM generate_series(1, {int(counts[s])}))"
+            for s in names)
+        sql = ("SELECT pg_current_xact_id(); " if not self._has_xid else "") + f"SELECT {takes}"
+        with self._run(sql, None) as cur:
+            if not self._has_xid:
+                cur.nextset()
+            row = cur.fetchone()
+        self._has_xid = True
+        out = {}
+        for sequence, ids in zip(names, row):
+            self._engine.ids_taken[sequence] += int(counts[sequence])
+            out[sequence] = IdBlock(np.array(sorted(ids or ()), dtype=np.int64))
+        return out
+
     # on_commit, mark_failed and commit come from port.CommitRules.
 
     def _send_commit(self) -> None:
