@@ -462,3 +462,67 @@ def test_the_daily_transfer_limit_holds_across_two_lanes_at_once(pg_database):
     finally:
         second.close()
         first.close()
+
+
+# Late locking (ported from branch late) decides from an unlocked read and checks the decisions
+# under the lock. Another process moves the source between the read and the lock: the batch's
+# decision flips, it is redone the plain locked way, and the result is the serial one (the
+# other posting first, in lock order). (funds before the flip, the other's move, the outcome)
+FLIPS = [
+    ("accepted unlocked, refused locked", "90.00", ("drain", "80.00"), "refused"),
+    ("refused unlocked, accepted locked", "150.00", ("fill", "80.00"), "ok"),
+]
+
+
+@pytest.mark.parametrize("label, amount, move, expected", FLIPS, ids=[f[0] for f in FLIPS])
+def test_late_locking_redoes_a_batch_whose_decision_flips_under_the_lock(
+        pg_database, label, amount, move, expected):
+    first = open_bank(pg_database)
+    second = open_bank(pg_database)
+    try:
+        small, big = setup_accounts(first)
+        system = first.system_actor()
+        poster = first._writer._post_batch
+        moved = []
+
+        def other_process_moves(uow):
+            # Once: the second bank (its own writer session and lane) commits a posting on
+            # small[0] while the first holds no lock on it yet.
+            if moved:
+                return
+            what, sum_ = move
+            source, target = (small[0], small[1]) if what == "drain" else (big, small[0])
+            moved.append(second.payments.transfer(system, source, target, sum_))
+
+        poster.before_lock = other_process_moves
+        if expected == "refused":
+            with pytest.raises(InsufficientFunds) as refusal:
+                first.payments.transfer(system, small[0], small[2], amount)
+            # The refusal names what the lock saw: 100.00 - 80.00 left.
+            assert "$20.00 available" in str(refusal.value)
+        else:
+            first.payments.transfer(system, small[0], small[2], amount)
+        assert len(moved) == 1 and poster.redoes == 1
+        # The serial outcome in lock order: the other posting, then this one.
+        after = balances(first)
+        start = SMALL_CENTS
+        if move[0] == "drain":
+            assert after[small[0]] == start - 8000 and after[small[2]] == start
+        else:
+            assert after[small[0]] == start + 8000 - 15000
+            assert after[small[2]] == start + 15000
+        assert first.audit.verify() == []
+        # The audit row of the redone posting (or refusal) holds the locked balances.
+        rows = [row for row in first.engine.read(
+            "SELECT after, outcome FROM audit_log WHERE action = 'payment.transfer'")
+            if f'"target": "{small[2]}"' in row[0]]
+        assert len(rows) == 1 and rows[0][1] == expected
+        if expected == "ok":
+            assert '"balances_before": {"' + small[0] + '": "180.00"' in rows[0][0]
+        # The next batch takes the late path again without a redo.
+        first.payments.transfer(system, big, small[3], "1.00")
+        assert poster.redoes == 1
+        assert first.audit.verify() == []
+    finally:
+        second.close()
+        first.close()
