@@ -568,22 +568,27 @@ def _provision(bank, actor, uow, day, internal, settings, out):
     provision expense against GL1290 loan-loss provision; loans no longer active release
     theirs. loan_provisions holds the per-loan figures that verify() sums against GL1290."""
     points = provision_basis_points(settings)
-    frame = pd.DataFrame({"bucket": list(BUCKETS), "basis_points": points,
-                          "percent": [p / 100 for p in points]})
-    with uow.scan("provision_rates", frame):
-        changed = uow.fetch_df(
-            "SELECT coalesce(t.loan_id, p.loan_id) AS loan_id, coalesce(t.bucket, 'closed') "
-            "AS bucket, coalesce(t.percent, 0) AS percent, CAST(coalesce(t.target, 0) AS "
-            "BIGINT) AS provision_cents, CAST(coalesce(t.target, 0) - coalesce("
-            "p.provision_cents, 0) AS BIGINT) AS change_cents FROM (SELECT l.id AS loan_id, "
-            "l.arrears_bucket AS bucket, r.percent, "
-            + uow.dialect.int_div("2 * CAST(l.principal_outstanding_cents AS DECIMAL(38, 0)) "
-                                  "* r.basis_points + 10000", "20000")
-            + " AS target FROM loans l JOIN "
-            "provision_rates r ON r.bucket = l.arrears_bucket WHERE l.status = 'active') t "
-            "FULL JOIN loan_provisions p ON p.loan_id = t.loan_id "
-            "WHERE coalesce(t.target, 0) <> coalesce(p.provision_cents, 0) "
-            "OR coalesce(t.bucket, 'closed') <> coalesce(p.bucket, 'closed')")
+    # The five rates as constant rows typed as the frame registered before was (VARCHAR,
+    # BIGINT, DOUBLE PRECISION, which both engines spell so): a registered frame costs a
+    # registration on DuckDB and three statements on PostgreSQL (a temporary table, COPY,
+    # DROP); five constant rows in the query cost nothing.
+    rates = " UNION ALL ".join(
+        ["SELECT CAST(? AS VARCHAR) AS bucket, CAST(? AS BIGINT) AS basis_points, "
+         "CAST(? AS DOUBLE PRECISION) AS percent"] * len(BUCKETS))
+    params = [v for bucket, p in zip(BUCKETS, points) for v in (bucket, p, p / 100)]
+    changed = uow.fetch_df(
+        "SELECT coalesce(t.loan_id, p.loan_id) AS loan_id, coalesce(t.bucket, 'closed') "
+        "AS bucket, coalesce(t.percent, 0) AS percent, CAST(coalesce(t.target, 0) AS "
+        "BIGINT) AS provision_cents, CAST(coalesce(t.target, 0) - coalesce("
+        "p.provision_cents, 0) AS BIGINT) AS change_cents FROM (SELECT l.id AS loan_id, "
+        "l.arrears_bucket AS bucket, r.percent, "
+        + uow.dialect.int_div("2 * CAST(l.principal_outstanding_cents AS DECIMAL(38, 0)) "
+                              "* r.basis_points + 10000", "20000")
+        + f" AS target FROM loans l JOIN ({rates}) r ON r.bucket = l.arrears_bucket "
+        "WHERE l.status = 'active') t "
+        "FULL JOIN loan_provisions p ON p.loan_id = t.loan_id "
+        "WHERE coalesce(t.target, 0) <> coalesce(p.provision_cents, 0) "
+        "OR coalesce(t.bucket, 'closed') <> coalesce(p.bucket, 'closed')", params)
     out.provision_change_cents = _post_loan_changes(
         bank, actor, uow, day, internal, changed, kind="loan_provision",
         memo=f"Loan-loss provision for {day}", debit="provision_expense",
