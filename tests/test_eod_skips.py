@@ -13,6 +13,7 @@ import pytest
 
 from bankms.bank import INTERNAL
 from conftest import employee, funded_account, make_customer
+from test_loans import active_loan
 
 pytestmark = pytest.mark.engines
 
@@ -31,10 +32,8 @@ def test_the_day_after_the_only_loan_is_paid_off_releases_its_accrual_and_provis
     teller, manager = employee(bank, "teller"), employee(bank, "manager")
     cid = make_customer(bank, name="Ana Payer")
     number = funded_account(bank, "0", customer_id=cid)
-    lid = bank.loans.apply(teller, cid, product="personal", principal="5000.00",
-                           term_months=12, purpose="new kitchen", monthly_income="4000.00")
-    bank.loans.approve(manager, lid, annual_rate_percent="12")
-    bank.loans.disburse(teller, lid, number)
+    lid = active_loan(bank, {"teller": teller, "manager": manager},
+                      {"cid": cid, "checking": number}, principal="5000.00")
     bank.end_of_day(system, until=bank.business_date + dt.timedelta(days=3))
     # Three days of interest accrued and the not-past-due provision held.
     assert held(bank, "loan_accruals") == 1 and gl(bank, "interest_receivable") != 0
