@@ -19,6 +19,7 @@ from bankms.store import chains as chain_store
 from bankms.store.db import REVERSAL_INDEX
 from bankms.store.port import DuplicateKey
 from conftest import Clock, funded_account
+from test_chain import same_as_the_walk
 
 pytestmark = pytest.mark.engines
 
@@ -94,22 +95,6 @@ def lanes(bank):
     return {"ids": out, "a": a, "b": b, "L": names}
 
 
-def same_content_in_sql_and_python(bank):
-    for name in chain.CHAINS:
-        in_sql = bank.read(bank.chain.content_sql(name) + " ORDER BY id")
-        if name == "audit":
-            rows = bank.read(f"SELECT {', '.join(chain_store.AUDIT_COLUMNS)} FROM audit_log "
-                             "ORDER BY id")
-            in_python = [chain.audit_content(r) for r in rows]
-        else:
-            txs = bank.read(f"SELECT {', '.join(chain_store.TX_COLUMNS)} FROM transactions "
-                            "ORDER BY id")
-            posts = bank.read(f"SELECT {', '.join(chain_store.POSTING_COLUMNS)} FROM postings")
-            in_python = [chain.ledger_content(t, [p for p in posts if p[1] == t[0]])
-                         for t in txs]
-        assert [c.encode() for _, c, _, _ in in_sql] == in_python, name
-
-
 def test_interleaved_lanes_verify_and_recompute(bank, lanes):
     ids = lanes["ids"]
     # Interleaved by id: lane 1, then 0, then 2, ...
@@ -121,7 +106,7 @@ def test_interleaved_lanes_verify_and_recompute(bank, lanes):
         assert walked[name]["bad"] is None and bank.chain._checked(name, set())["bad"] is None
         assert set(walked[name]["lanes"]) == {L[0], L[1], L[2]}
     assert walked["ledger"]["lanes"][L[1]]["last_id"] == ids[1][-1]
-    same_content_in_sql_and_python(bank)
+    same_as_the_walk(bank)
     # The own lane's head in memory is its own last row, not another lane's.
     assert bank.chain._heads["ledger"][0] == ids[0][-1]
 

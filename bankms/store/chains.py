@@ -132,17 +132,24 @@ class Chains:
 
     def seal(self, uow) -> None:
         """Hash whatever this unit of work added to either chain (called before COMMIT)."""
-        if self._taken() == self._seen:
+        taken = self._taken()
+        moved = {name for name in ("ledger", "audit") if taken[name] != self._seen[name]}
+        if not moved:
             return
-        self._hash_new(uow)
-        self._seen = self._taken()
+        # A chain whose ids have not moved has no new row: its read is skipped (end of day
+        # on a quiet day writes audit rows only).
+        self._hash_new(uow, moved)
+        self._seen = taken
 
-    def _hash_new(self, uow) -> dict:
-        """Hash this lane's rows after each head, in id order: their content built in SQL
-        (as verify builds it), the chain walked here, one UPDATE per table. Returns the
-        number of entries hashed per chain. Other lanes' rows are their writers' to hash."""
+    def _hash_new(self, uow, names=("ledger", "audit")) -> dict:
+        """Hash this lane's rows after each head of the chains `names`, in id order: their
+        content built in SQL (as verify builds it), the chain walked here, one UPDATE per
+        table. Returns the number of entries hashed per chain. Other lanes' rows are their
+        writers' to hash."""
         counts = {"ledger": 0, "audit": 0}
         for name, table in (("ledger", "transactions"), ("audit", "audit_log")):
+            if name not in names:
+                continue
             last, head = self._heads[name]
             rows = uow.fetchall(
                 self.content_sql(name, after_id=True, lane=True) + " ORDER BY 1",
@@ -202,11 +209,12 @@ class Chains:
             heads[self.lane] = tuple(self._heads[name])
             for lane in sorted(heads):
                 last_id, head = heads[lane]
-                uow.execute("INSERT INTO chain_heads (business_date, chain, lane, last_id, "
-                            "head_hash, recorded_at) VALUES (?, ?, ?, ?, ?, ?)",
-                            [business_date, name, lane, last_id, head, now])
                 rows.append({"business_date": business_date, "chain": name, "lane": lane,
                              "last_id": last_id, "head_hash": head})
+        # One statement for all the day's heads.
+        uow.execute("INSERT INTO chain_heads (business_date, chain, lane, last_id, head_hash, "
+                    "recorded_at) VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(rows)),
+                    [v for r in rows for v in (*(r[k] for k in HEAD_FIELDS), now)])
         return rows
 
     @staticmethod

@@ -587,12 +587,19 @@ def dormancy(bank, actor, uow, day: dt.date, settings: dict, out) -> None:
         ids = [p for p in products if p is not None]
         which = " OR ".join(([f"product_id IN ({', '.join(map(str, ids))})"] if ids else [])
                             + (["product_id IS NULL"] if None in products else []))
+        base = f"customer_id IS NOT NULL AND kind <> 'term_deposit' AND ({which})"
+        # Both changes of the group read in one statement: an account made dormant here has
+        # its last activity before the cutoff, so it can never be among those woken up.
+        found = {"active": [], "dormant": []}
+        for status, number in uow.fetchall(
+                f"SELECT status, account_number FROM accounts WHERE {base} AND ("
+                f"(status = 'active' AND {last} < ?) OR (status = 'dormant' AND {last} >= ?)) "
+                "ORDER BY 2", [cutoff, cutoff]):
+            found[status].append(number)
         for old, new, test, attr in (("active", "dormant", "<", "accounts_made_dormant"),
                                      ("dormant", "active", ">=", "accounts_reactivated")):
-            where = (f"customer_id IS NOT NULL AND kind <> 'term_deposit' AND status = '{old}' "
-                     f"AND {last} {test} ? AND ({which})")
-            numbers = [row[0] for row in uow.fetchall(
-                f"SELECT account_number FROM accounts WHERE {where} ORDER BY 1", [cutoff])]
+            where = f"status = '{old}' AND {last} {test} ? AND {base}"
+            numbers = found[old]
             if numbers:
                 uow.execute(f"UPDATE accounts SET status = '{new}' WHERE {where}", [cutoff])
                 audit_set(bank, uow, actor, f"account.{new}", "account", numbers,
