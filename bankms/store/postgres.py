@@ -422,6 +422,8 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
         self.shared = shared and not exclusive
         self._locked = False
         self.others_wrote = False
+        # When a posting batch locked its account rows (note_rows_locked), for benchmarks.
+        self._rows_locked_at: float | None = None
         # What COMMIT announces to other processes' listeners (only an exclusive unit of work
         # announces: its clock value orders it among all writers' units).
         if announce is not None and announce not in _KINDS:
@@ -604,8 +606,18 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
                 self.conn.execute("ROLLBACK")
             self._finish()
 
+    def note_rows_locked(self) -> None:
+        """The batch's account rows are locked from now to the end of this unit of work:
+        the time is summed per engine (row_hold_s, row_holds) at its end, for benchmarks."""
+        if self._rows_locked_at is None:
+            self._rows_locked_at = time.perf_counter()
+
     def _finish(self) -> None:
         self._done = True
+        if self._rows_locked_at is not None:
+            self._engine.row_hold_s += time.perf_counter() - self._rows_locked_at
+            self._engine.row_holds += 1
+            self._rows_locked_at = None
         self._unlock()
         if self.conn is not None:
             self._engine._give_back(self.conn, self._own)
@@ -649,6 +661,10 @@ class PostgresEngine:
         self._closed = False
         # Ids this engine's units of work have taken so far, per sequence (port.Engine.ids_taken).
         self.ids_taken: collections.Counter = collections.Counter()
+        # Seconds posting batches held their account rows locked (lock to COMMIT or
+        # rollback), and how many batches: benchmarks/bench_pg_processes.py reports the mean.
+        self.row_hold_s = 0.0
+        self.row_holds = 0
         # The last WRITER_CLOCK value this engine's exclusive units of work took (None: none
         # yet, so the first one reads everything again).
         self._clock: int | None = None
