@@ -12,13 +12,18 @@ costs (the app's Python, its server backends, the cluster's background processes
 
     python benchmarks/bench_pg_processes.py [--rounds 3] [--threads 32]
         [--transfers-per-thread 100] [--accounts 200] [--processes 1,4] [--no-duckdb]
-        [--independent] [--url postgresql://...]
+        [--independent] [--split] [--url postgresql://...]
 
 --independent adds, after each shared round of N > 1 processes, a round in which each of the
 N processes posts to a database of its own in the same durable cluster (copies of one freshly
 built bank): nothing is shared between them but the cores, the disk and the cluster's WAL, so
 no locking design of bankms could do better on the machine. It prints the ratio of both to
 one process, per round and of the medians, and the cores each round kept busy.
+
+--split reads "32 submitters" as 32 in all: a round of N processes gives each 32 / N threads
+(each posting --transfers-per-thread), so every round posts the same transfers from the
+same number of waiting submitters; without it each process has --threads of its own (a
+4-process round then has 128 submitters, and its latency is at least 128 / throughput).
 
 Without --url (or BANKMS_TEST_PG) it starts a private durable cluster (fsync on:
 tests/pgcluster.py start_cluster(fsync=True)) and stops it at the end.
@@ -286,11 +291,19 @@ def _drop_template(server_url):
         drop_database(server_url, _TEMPLATE.pop("name"))
 
 
+def _threads(n_processes, args):
+    """(submitter threads a process, transfers a thread): --threads each, or with --split
+    --threads in all, shared among the processes (every round then posts the same number)."""
+    if not args.split:
+        return args.threads, args.transfers_per_thread
+    return max(args.threads // n_processes, 1), args.transfers_per_thread
+
+
 def one_round(server_url, name, n_processes, args):
     """Post from `n_processes` processes at once into a fresh database; the figures."""
     url, accounts = _fresh(server_url, name, args)
     try:
-        plans = [plan(accounts, p, args.threads, args.transfers_per_thread, name)
+        plans = [plan(accounts, p, *_threads(n_processes, args), name)
                  for p in range(n_processes)]
         cpu_before = _cluster_cpu(server_url)
         with _WaitSampler(server_url, [name]) as waits:
@@ -316,7 +329,7 @@ def independent_round(server_url, name, n_processes, args):
         for other in names:
             url, accounts = _fresh(server_url, other, args)
             urls.append(url)
-        plans = [plan(accounts, p, args.threads, args.transfers_per_thread, name)
+        plans = [plan(accounts, p, *_threads(n_processes, args), name)
                  for p in range(n_processes)]
         cpu_before = _cluster_cpu(server_url)
         with _WaitSampler(server_url, names) as waits:
@@ -393,6 +406,9 @@ def main():
     parser.add_argument("--independent", action="store_true",
                         help="also run each process count above 1 with every process posting "
                              "to its own database (nothing shared: the machine's bound)")
+    parser.add_argument("--split", action="store_true",
+                        help="--threads submitters in all, shared among a round's processes "
+                             "(32 with 4 processes: 8 each), not --threads in each process")
     parser.add_argument("--url", default=os.environ.get(pgcluster.PG_ENV),
                         help="a PostgreSQL server whose user may create databases")
     args = parser.parse_args()
@@ -423,7 +439,9 @@ def main():
                     r = one_round(url, name, label, args)
                 r["load"] = load
                 results[label].append(r)
-                print(_line(f"round {number}, {_label(label)} x {args.threads} threads", r),
+                print(_line(f"round {number}, {_label(label)} x "
+                            f"{_threads(1 if label == 'duckdb' else int(str(label).rstrip('i')), args)[0]} "
+                            "threads", r),
                       flush=True)
     finally:
         if "duck_dir" in _TEMPLATE:
