@@ -839,9 +839,15 @@ def _add_lanes(con, variant: MigrationSQL) -> None:
     if variant.lane_default != "0":
         # Rows a writer session writes carry its lane whatever statement writes them (the
         # posting batch names it; audit rows and the set-based writes of end of day do not).
+        # Only when not yet set: ALTER TABLE takes an ACCESS EXCLUSIVE lock, which would make
+        # every open wait for the ledger's readers and block them meanwhile.
         for table in LANE_TABLES:
-            con.execute(f"ALTER TABLE {table} ALTER COLUMN lane SET DEFAULT "
-                        f"{variant.lane_default}")
+            default = con.execute(
+                "SELECT column_default FROM information_schema.columns "
+                "WHERE table_name = ? AND column_name = 'lane'", [table]).fetchone()
+            if default is None or "bankms.lane" not in str(default[0]):
+                con.execute(f"ALTER TABLE {table} ALTER COLUMN lane SET DEFAULT "
+                            f"{variant.lane_default}")
     if "lane" not in _columns(con, "chain_heads"):
         # The primary key gains the lane, which neither engine can do in place on DuckDB:
         # the table is made again, its heads kept as lane 0's.

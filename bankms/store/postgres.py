@@ -441,16 +441,20 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
         try:
             if self._exclusive:
                 asked = time.perf_counter()
-                cur = self.conn.execute(_LOCK_AND_TICK)
+                # Held from here on for _unlock: the lock may be granted and the statement
+                # after it fail (a cancel), and a session lock outlives the error.
                 self._locked = True
+                cur = self.conn.execute(_LOCK_AND_TICK)
                 cur.nextset()
                 self._clock_value, calls = cur.fetchone()
                 self.others_wrote = self._engine._tick(self._clock_value,
                                                        time.perf_counter() - asked, calls)
             elif self.shared:
                 asked = time.perf_counter()
-                cur = self.conn.execute(_LOCK_SHARED)
+                # Held from here on for _unlock: the lock may be granted and the statement
+                # after it fail (a cancel), and a session lock outlives the error.
                 self._locked = True
+                cur = self.conn.execute(_LOCK_SHARED)
                 cur.nextset()
                 self._clock_value, calls = cur.fetchone()
                 self.others_wrote = self._engine._shared_tick(

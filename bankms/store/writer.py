@@ -364,13 +364,17 @@ class Writer:
                     cursor=self._cur, before_commit=chains.seal if chains else None,
                     **mode, **extra) as uow:
                 if shared:
-                    if self._stale or uow.others_wrote:
+                    stale = self._stale or uow.others_wrote
+                    # Stale until this unit commits: taking the lock noted the other writers'
+                    # clock, so if the refresh below fails, only this flag tells the next unit
+                    # that memory (the business date, chain heads) must be read again.
+                    self._stale = True
+                    if stale:
                         self._invalidate()
                         if self._refresh is not None:
                             self._refresh(uow)
                         # What to go back to is now what was just read.
                         marked = chains.mark() if chains is not None else None
-                    self._stale = True
                 yield uow
         except BaseException:
             if chains is not None:
