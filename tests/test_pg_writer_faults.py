@@ -84,3 +84,40 @@ def test_a_failed_tick_gives_the_shared_writer_lock_back(pg_database):
     finally:
         second.close()
         first.close()
+
+
+def test_a_failed_deferred_audit_insert_rolls_the_batch_back(pg_database):
+    """A late-locked batch's audit rows go with its COMMIT (PostgresUnitOfWork.defer). When
+    that statement fails, nothing of the batch may stay: no transaction, no balance moved, and
+    the writer goes on posting with a clean chain."""
+    bank = open_bank(pg_database)
+    try:
+        system = bank.system_actor()
+        cid = make_customer(bank)
+        a = bank.accounts.open(system, cid, kind="checking")
+        b = bank.accounts.open(system, cid, kind="checking")
+        bank.payments.deposit(system, a, "100.00")
+        rows = bank._writer._post_batch._rows
+        real = rows.write_audit_at_commit
+        calls = []
+
+        def failing_once(uow, audit_rows):
+            if not calls:
+                calls.append(len(audit_rows))
+                uow.defer("SELECT 1 / 0", [])
+                return None
+            return real(uow, audit_rows)
+        rows.write_audit_at_commit = failing_once
+        count = bank.read_one("SELECT count(*) FROM transactions")[0]
+        with pytest.raises(Exception):
+            bank.payments.transfer(system, a, b, "10.00")
+        assert calls == [1], "the batch did not take the late path"
+        assert bank.read_one("SELECT count(*) FROM transactions")[0] == count
+        receipt = bank.payments.transfer(system, a, b, "2.00")
+        assert receipt.transaction_id is not None
+        balances = dict(bank.read("SELECT account_number, balance_cents FROM accounts "
+                                  "WHERE account_number IN (?, ?)", [a, b]))
+        assert (balances[a], balances[b]) == (9_800, 200)
+        assert bank.audit.verify() == []
+    finally:
+        bank.close()
