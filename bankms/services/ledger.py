@@ -610,9 +610,7 @@ class BatchPoster:
         else:
             audit_hashes = [None] * len(audit_rows)
         audit_rows = [(*row[:-1], h, row[-1]) for row, h in zip(audit_rows, audit_hashes)]
-        # Sent with the COMMIT (one round trip less while the accounts are locked): a late
-        # batch runs in its own unit of work (the writer's "post" unit), which commits next.
-        self._rows.write_audit_at_commit(uow, audit_rows)
+        self._rows.write([], [], [], [], audit_rows)
         return outcomes
 
     def check(self, uow, req):

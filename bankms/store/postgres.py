@@ -424,8 +424,6 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
         self.others_wrote = False
         # When a posting batch locked its account rows (note_rows_locked), for benchmarks.
         self._rows_locked_at: float | None = None
-        # Statements sent with COMMIT in one pipeline (defer).
-        self._deferred: list[tuple[str, list]] = []
         # What COMMIT announces to other processes' listeners (only an exclusive unit of work
         # announces: its clock value orders it among all writers' units).
         if announce is not None and announce not in _KINDS:
@@ -592,31 +590,15 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
         # NOTIFY and COMMIT in one round trip (a multi-statement simple query): the
         # notification is queued in this transaction and delivered only if COMMIT succeeds.
         # The payload holds only hex, digits and a fixed word, so it is written inline.
-        notify = None
+        commit = "COMMIT"
         if self._announce is not None:
-            notify = (f"NOTIFY {CHANNEL}, '{self._engine.token} {self._clock_value} "
-                      f"{self._announce}'")
-        deferred, self._deferred = self._deferred, []
+            commit = (f"NOTIFY {CHANNEL}, '{self._engine.token} {self._clock_value} "
+                      f"{self._announce}'; COMMIT")
         try:
-            if deferred:
-                # One statement each: a pipeline takes no multi-statement string. A failed
-                # statement makes the server skip the rest of the pipeline, COMMIT included.
-                with self.conn.pipeline():
-                    for sql, params in deferred:
-                        self.conn.execute(sql, params)
-                    if notify is not None:
-                        self.conn.execute(notify)
-                    self.conn.execute("COMMIT")
-            else:
-                self.conn.execute("COMMIT" if notify is None else f"{notify}; COMMIT")
+            self.conn.execute(commit)
         except psycopg.Error as exc:
             # A serializable transaction may be refused at COMMIT (40001): nothing was saved.
             self._failed = True
-            if deferred:
-                # A deferred statement failed before COMMIT ran: the transaction is open
-                # (aborted) and ends here.
-                with contextlib.suppress(psycopg.Error):
-                    self.conn.execute("ROLLBACK")
             self._finish()
             raise map_error(exc) from exc
         self._finish()
@@ -627,13 +609,6 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
             with contextlib.suppress(psycopg.Error):
                 self.conn.execute("ROLLBACK")
             self._finish()
-
-    def defer(self, sql: str, params: list) -> None:
-        """Run `sql` just before COMMIT, in the same round trip (a pipeline): the last write
-        of a posting batch that holds its account rows locked then costs no wait of its own
-        (each round trip is also a wait to take the GIL back from the process's other
-        threads). Its failure refuses the COMMIT: the unit of work rolls back."""
-        self._deferred.append((sql, params))
 
     def note_rows_locked(self) -> None:
         """The batch's account rows are locked from now to the end of this unit of work:
@@ -1177,13 +1152,6 @@ class PostgresBatchWriter:
 
     def clear(self) -> None:
         """Nothing is buffered between write() calls (each statement runs at once)."""
-
-    def write_audit_at_commit(self, uow, audit_rows) -> None:
-        """Insert a late-locked batch's audit rows with its COMMIT (uow.defer): the batch's
-        own unit of work ends right after them, and nothing reads them before."""
-        if audit_rows:
-            sql, width = self._insert("audit_log")
-            uow.defer(sql, [list(col) for col in zip(*audit_rows)])
 
     # Late locking (ledger.BatchPoster._post_late, writer lanes): a posting batch's rows that
     # need no account lock go first, after a savepoint; then one statement locks the accounts
