@@ -134,15 +134,17 @@ class Bank:
         self._foreign_calls = 0
         self._foreign_lock = threading.Lock()
         self._ensure_internal_accounts()
+        # On DuckDB uow.take_ids serves the ledger's ids from the writer's counters
+        # (LedgerState): the max(id)+1 read at open stays right while this process's one
+        # writer thread is the only writer of the file. On PostgreSQL, which several processes
+        # write at once, every id comes from the engine's sequences (db.LEDGER_SEQUENCES).
+        counters = not self.engine.shared_writers
         with self.engine.snapshot() as snap:
-            self.state = LedgerState(snap)
-        # uow.take_ids serves the ledger's ids from the writer's counters (LedgerState): the
-        # max(id)+1 read at open stays right while this process's one writer thread is the
-        # only writer of the database; when other processes write it too (PostgreSQL), the
-        # writer reads the counters again under the store's writer lock (_reread).
-        self.engine.set_counters({"transaction_id_seq": self.state.take_transaction_ids,
-                                  "posting_id_seq": self.state.take_posting_ids,
-                                  "audit_id_seq": self.state.take_audit_ids})
+            self.state = LedgerState(snap, counters=counters)
+        if counters:
+            self.engine.set_counters({"transaction_id_seq": self.state.take_transaction_ids,
+                                      "posting_id_seq": self.state.take_posting_ids,
+                                      "audit_id_seq": self.state.take_audit_ids})
         from .store.chains import Chains
         self.chain = Chains(self)
         self.chain.load(self.engine, self.state)
@@ -348,7 +350,7 @@ class Bank:
     def audit_row(self, uow, actor, action, entity=None, entity_id=None, before=None,
                   after=None, outcome="ok"):
         """Write one audit record inside the caller's unit of work (writer thread only)."""
-        aid = self.state.take_audit_ids(1)
+        aid = int(uow.take_ids("audit_id_seq", 1).ids[0])
         uow.execute(
             "INSERT INTO audit_log (id, ts, actor, actor_role, action, entity, entity_id, "
             "before, after, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -405,7 +407,7 @@ class Bank:
     def _reread(self, uow):
         """On the writer thread, under the store's writer lock, when another process may have
         written (store/writer.py): read again what the writer mirrors in memory, the id
-        counters and business date (LedgerState) and the chain heads. The writer forgets the
+        counters (DuckDB only) and business date (LedgerState) and the chain heads. The writer forgets the
         poster's cached account rows itself."""
         self.state.reload(uow)
         self.chain.reload(uow.fetchall, self.state)

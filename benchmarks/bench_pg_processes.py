@@ -12,13 +12,18 @@ costs (the app's Python, its server backends, the cluster's background processes
 
     python benchmarks/bench_pg_processes.py [--rounds 3] [--threads 32]
         [--transfers-per-thread 100] [--accounts 200] [--processes 1,4] [--no-duckdb]
-        [--independent] [--url postgresql://...]
+        [--independent] [--split] [--url postgresql://...]
 
 --independent adds, after each shared round of N > 1 processes, a round in which each of the
 N processes posts to a database of its own in the same durable cluster (copies of one freshly
 built bank): nothing is shared between them but the cores, the disk and the cluster's WAL, so
 no locking design of bankms could do better on the machine. It prints the ratio of both to
 one process, per round and of the medians, and the cores each round kept busy.
+
+--split reads "32 submitters" as 32 in all: a round of N processes gives each 32 / N threads
+(each posting --transfers-per-thread), so every round posts the same transfers from the
+same number of waiting submitters; without it each process has --threads of its own (a
+4-process round then has 128 submitters, and its latency is at least 128 / throughput).
 
 Without --url (or BANKMS_TEST_PG) it starts a private durable cluster (fsync on:
 tests/pgcluster.py start_cluster(fsync=True)) and stops it at the end.
@@ -41,12 +46,6 @@ processes 572/1772 (0.39x, 2.22x; writers waiting 67-72 %): one round apart, the
 moved by 2-4x, so on this machine only many alternating rounds say anything. A
 process's serialized section is what bounds the ratio: throughput <= (batch size) /
 (serialized time a batch).
-
-Writer lanes, TRIED AND NOT MERGED (session 28): each process's writer its own hash chain, ids
-from sequences, batches under a shared lock with their accounts locked FOR UPDATE. Figures and
-reading in benchmarks/lanes_results.md: at 200 accounts 4 lanes posted 0.97-1.11x of one
-process (the wait moved from the writer lock to the row locks, held to the durable COMMIT); at
-20,000 accounts 1.41x, as much as 4 processes sharing nothing did in that run (1.42x).
 
 Slice 2, TRIED AND NOT MERGED (branch `lanes`, 9d29422: posting batches held the writer lock
 shared and took turns only in their tail, a transaction-scoped lock held to COMMIT, accounts
@@ -134,8 +133,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import collections
 import statistics
 import tempfile
+import threading
+import time
+
+import psycopg
 
 from _common import build, create_database, drop_database, plan
 
@@ -199,6 +203,11 @@ def _figures(n_processes, reports, extra_cpu_s, problems):
             if batches else 0,
             "refused": sum(1 for o in outcomes if o[1] == "refused"),
             "errors": len(errors), "retries": sum(r["conflict_retries"] for r in reports),
+            "batches": batches,
+            "redoes": sum(r.get("redoes", 0) for r in reports),
+            # Mean time a batch held its account rows locked (lock to COMMIT), PostgreSQL.
+            "row_hold_ms": sum(r.get("row_hold_s", 0.0) for r in reports)
+            / max(sum(r.get("row_holds", 0) for r in reports), 1) * 1000,
             # Per unit of work of a writer: the wait for the store's writer lock, and the
             # share of the posting time the writers spent waiting for it.
             "lock_wait_ms": waited / units * 1000 if units else 0,
@@ -216,20 +225,96 @@ def _figures(n_processes, reports, extra_cpu_s, problems):
             "verify": "ok" if not problems else problems[:3]}
 
 
+class _WaitSampler:
+    """Samples pg_stat_activity every 10 ms while a round posts: what the
+    round's client backends were doing (active on CPU, waiting on an advisory lock, a row
+    lock, WAL I/O, ..., or idle in transaction / idle = the app's Python)."""
+
+    def __init__(self, url, databases):
+        self._url, self._dbs = url, list(databases)
+        self.counts = collections.Counter()
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self):
+        with psycopg.connect(self._url, autocommit=True) as conn:
+            while not self._stop.is_set():
+                rows = conn.execute(
+                    "SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
+                    "WHERE datname = ANY(%s) AND backend_type = 'client backend' "
+                    "AND state <> 'idle' "
+                    "AND pid <> pg_backend_pid() AND query NOT LIKE 'LISTEN%%'",
+                    [self._dbs]).fetchall()
+                self.samples += 1
+                for state, kind, event in rows:
+                    if state == "active":
+                        label = f"{kind}:{event}" if kind else "active:CPU"
+                    else:
+                        label = state
+                    self.counts[label] += 1
+                time.sleep(0.01)
+
+    def summary(self, top=8):
+        """The most frequent non-idle states, each as the mean number of backends in it."""
+        n = self.samples or 1
+        return (f"{self.samples} samples, mean backends: "
+                + ", ".join(f"{label} {c / n:.2f}" for label, c in self.counts.most_common(top)))
+
+
+# The bank is built once per run into a template database (20,000 accounts
+# take minutes to build one by one); every round's databases are copies of it.
+_TEMPLATE = {}
+
+
+def _fresh(server_url, name, args):
+    """A new database `name` holding the run's freshly built bank (a copy of the template,
+    built at the first call); (url, account numbers)."""
+    if "name" not in _TEMPLATE:
+        template = f"bench_tpl_{os.getpid()}"
+        accounts = build(create_database(server_url, template), args.accounts)
+        _TEMPLATE.update(name=template, accounts=accounts)
+    return (create_database(server_url, name, template=_TEMPLATE["name"]),
+            _TEMPLATE["accounts"])
+
+
+def _drop_template(server_url):
+    if "name" in _TEMPLATE:
+        drop_database(server_url, _TEMPLATE.pop("name"))
+
+
+def _threads(n_processes, args):
+    """(submitter threads a process, transfers a thread): --threads each, or with --split
+    --threads in all, shared among the processes (every round then posts the same number)."""
+    if not args.split:
+        return args.threads, args.transfers_per_thread
+    return max(args.threads // n_processes, 1), args.transfers_per_thread
+
+
 def one_round(server_url, name, n_processes, args):
     """Post from `n_processes` processes at once into a fresh database; the figures."""
-    url = create_database(server_url, name)
+    url, accounts = _fresh(server_url, name, args)
     try:
-        accounts = build(url, args.accounts)
-        plans = [plan(accounts, p, args.threads, args.transfers_per_thread, name)
+        plans = [plan(accounts, p, *_threads(n_processes, args), name)
                  for p in range(n_processes)]
         cpu_before = _cluster_cpu(server_url)
-        reports = run_processes(url, plans, timeout=600)
+        with _WaitSampler(server_url, [name]) as waits:
+            reports = run_processes(url, plans, timeout=600)
         cpu = _cpu_between(cpu_before, _cluster_cpu(server_url))
         bank = bankms.open_bank(url, bcrypt_rounds=4)
         problems = bank.audit.verify()
         bank.close()
-        return _figures(n_processes, reports, cpu, problems)
+        figures = _figures(n_processes, reports, cpu, problems)
+        figures["waits"] = waits.summary()
+        return figures
     finally:
         drop_database(server_url, name)
 
@@ -239,21 +324,25 @@ def independent_round(server_url, name, n_processes, args):
     cluster (copies of one bank): no row, counter or lock is shared between them, only the
     machine's cores and disk and the cluster's WAL. The best any locking design could do."""
     names = [f"{name}_{p}" for p in range(n_processes)]
-    urls = [create_database(server_url, names[0])]
+    urls, accounts = [], None
     try:
-        accounts = build(urls[0], args.accounts)
-        urls += [create_database(server_url, other, template=names[0]) for other in names[1:]]
-        plans = [plan(accounts, p, args.threads, args.transfers_per_thread, name)
+        for other in names:
+            url, accounts = _fresh(server_url, other, args)
+            urls.append(url)
+        plans = [plan(accounts, p, *_threads(n_processes, args), name)
                  for p in range(n_processes)]
         cpu_before = _cluster_cpu(server_url)
-        reports = run_processes(urls, plans, timeout=600)
+        with _WaitSampler(server_url, names) as waits:
+            reports = run_processes(urls, plans, timeout=600)
         cpu = _cpu_between(cpu_before, _cluster_cpu(server_url))
         problems = []
         for url in urls:
             bank = bankms.open_bank(url, bcrypt_rounds=4)
             problems += bank.audit.verify()
             bank.close()
-        return _figures(n_processes, reports, cpu, problems)
+        figures = _figures(n_processes, reports, cpu, problems)
+        figures["waits"] = waits.summary()
+        return figures
     finally:
         for other in names:
             drop_database(server_url, other)
@@ -264,7 +353,15 @@ def duckdb_round(name, args):
     directory = tempfile.mkdtemp(prefix="bench_procs_duck.")
     path = os.path.join(directory, "bank.duckdb")
     try:
-        accounts = build(path, args.accounts)
+        # A copy of a DuckDB bank built once per run.
+        if "duck" not in _TEMPLATE:
+            _TEMPLATE["duck_dir"] = tempfile.mkdtemp(prefix="bench_procs_duck_tpl.")
+            _TEMPLATE["duck"] = os.path.join(_TEMPLATE["duck_dir"], "bank.duckdb")
+            _TEMPLATE["duck_accounts"] = build(_TEMPLATE["duck"], args.accounts)
+        shutil.copy(_TEMPLATE["duck"], path)
+        if os.path.exists(_TEMPLATE["duck"] + ".wal"):
+            shutil.copy(_TEMPLATE["duck"] + ".wal", path + ".wal")
+        accounts = _TEMPLATE["duck_accounts"]
         reports = run_processes(path, [plan(accounts, 0, args.threads,
                                             args.transfers_per_thread, name)], timeout=600)
         bank = bankms.open_bank(path, bcrypt_rounds=4)
@@ -279,12 +376,13 @@ def _line(label, r):
     return (f"{label}: {r['transfers']} transfers in {r['seconds']:.2f} s = {r['tps']:6.0f}/s  "
             f"p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
             f"mean batch {r['mean_batch']:5.1f}  refused {r['refused']}  errors {r['errors']}  "
-            f"retries {r['retries']}  lock wait {r['lock_wait_ms']:.1f} ms a unit "
-            f"(tail {r['tail_wait_ms']:.1f}) "
+            f"retries {r['retries']}  batches {r['batches']}  "
+            f"redoes {r['redoes']}  rows held {r['row_hold_ms']:.1f} ms a batch  lock wait {r['lock_wait_ms']:.1f} ms a unit "
             f"({r['lock_wait_share']:.0%} of writer time)  CPU a posting: app "
             f"{r['app_cpu_ms']:.3f} ms, backends {r['backend_cpu_ms']:.3f} ms, cluster "
             f"{r['bg_cpu_ms']:.3f} ms; {r['cores']:.2f} cores busy  load {r['load']:.1f}  "
-            f"verify {r['verify']}")
+            f"verify {r['verify']}"
+            + (f"\n    backends sampled: {r['waits']}" if r.get("waits") else ""))
 
 
 def _label(n):
@@ -308,6 +406,9 @@ def main():
     parser.add_argument("--independent", action="store_true",
                         help="also run each process count above 1 with every process posting "
                              "to its own database (nothing shared: the machine's bound)")
+    parser.add_argument("--split", action="store_true",
+                        help="--threads submitters in all, shared among a round's processes "
+                             "(32 with 4 processes: 8 each), not --threads in each process")
     parser.add_argument("--url", default=os.environ.get(pgcluster.PG_ENV),
                         help="a PostgreSQL server whose user may create databases")
     args = parser.parse_args()
@@ -321,7 +422,7 @@ def main():
     # An independent round ("4i") follows the shared round of the same count.
     labels = ([] if args.no_duckdb else ["duckdb"]) + [
         label for n in counts
-        for label in ([n, f"{n}i"] if args.independent and n > 1 else [n])]
+        for label in ([n] + ([f"{n}i"] if args.independent and n > 1 else []))]
     results = {n: [] for n in labels}
     loads = []
     try:
@@ -338,11 +439,18 @@ def main():
                     r = one_round(url, name, label, args)
                 r["load"] = load
                 results[label].append(r)
-                print(_line(f"round {number}, {_label(label)} x {args.threads} threads", r),
+                print(_line(f"round {number}, {_label(label)} x "
+                            f"{_threads(1 if label == 'duckdb' else int(str(label).rstrip('i')), args)[0]} "
+                            "threads", r),
                       flush=True)
     finally:
-        if cluster is not None:
-            cluster.stop()
+        if "duck_dir" in _TEMPLATE:
+            shutil.rmtree(_TEMPLATE["duck_dir"], ignore_errors=True)
+        try:
+            _drop_template(url)
+        finally:
+            if cluster is not None:
+                cluster.stop()
     medians = {n: (statistics.median(r["tps"] for r in rs),
                    statistics.median(r["p99_ms"] for r in rs),
                    statistics.median(r["cores"] for r in rs)) for n, rs in results.items()}
@@ -375,6 +483,12 @@ def main():
                   f"{', '.join(f'{x:.2f}' for x in per_round)}, median "
                   f"{statistics.median(per_round):.2f}); "
                   f"p99 {medians[n][1] / medians[1][1]:.2f}x")
+            if "duckdb" in medians:
+                per_round = [a["tps"] / b["tps"] for a, b in zip(results[n], results["duckdb"])]
+                print(f"ratio {str(n).rstrip('i')} {kind} / DuckDB: "
+                      f"{medians[n][0] / medians['duckdb'][0]:.2f}x (ratio of medians; per "
+                      f"round {', '.join(f'{x:.2f}' for x in per_round)}, median "
+                      f"{statistics.median(per_round):.2f})")
 
 
 if __name__ == "__main__":

@@ -124,6 +124,11 @@ def main(argv):
               "shared_units": getattr(bank.engine, "shared_units", 0),
               "shared_wait_s": getattr(bank.engine, "shared_wait_s", 0.0),
               "tail_wait_s": getattr(bank.engine, "tail_wait_s", 0.0),
+              # Late-locked batches redone the plain way after a decision differed under
+              # the lock; seconds batches held their account rows locked, and how many.
+              "redoes": getattr(writer._post_batch, "redoes", 0),
+              "row_hold_s": getattr(bank.engine, "row_hold_s", 0.0),
+              "row_holds": getattr(bank.engine, "row_holds", 0),
               # CPU seconds over the posting: this Python process, and the server processes of
               # its connections (a connection opened during the posting counts from zero).
               "cpu_s": (cpu_after.user + cpu_after.system)

@@ -1,7 +1,9 @@
-"""The hash chains per writer lane (issue 14): main writes lane 0 only, but every check must
-hold when other lanes' writers have written rows of their own, each lane its own chain. Rows of
-lanes 1.. are written here directly through the store, hashed as their writer would, between
-lane 0's rows (ids interleave). On both engines."""
+"""The hash chains per writer lane (issue 14): every check must hold when other lanes' writers
+have written rows of their own, each lane its own chain. The bank's own writer posts in its lane
+(0 on DuckDB; on PostgreSQL the lane its writer session took, 1 here); rows of other lanes are
+written here directly through the store, hashed as their writer would, between the bank's own
+rows (ids interleave). Tests name lanes by label (lane_names): 0 is the bank's own lane, 1..3
+three others (1..3 on DuckDB; 0, 2 and 3 on PostgreSQL). On both engines."""
 from __future__ import annotations
 
 import datetime as dt
@@ -43,16 +45,18 @@ def write_in_lane(bank, lane, source, target, cents=100, *, day=None, reverses_i
     transaction id."""
     def write(uow):
         state = bank.state
-        tid = state.take_transaction_ids(1)
-        first_posting = state.take_posting_ids(2)
-        aid = state.take_audit_ids(1)
+        # Ids as the writers take them (uow.take_ids: DuckDB's counters, PostgreSQL's
+        # sequences).
+        tid = int(uow.take_ids("transaction_id_seq", 1).ids[0])
+        first_posting, second_posting = uow.take_ids("posting_id_seq", 2).ids.tolist()
+        aid = int(uow.take_ids("audit_id_seq", 1).ids[0])
         now = utcnow()
         ids = dict(uow.fetchall("SELECT account_number, id FROM accounts WHERE account_number "
                                 "IN (?, ?)", [source, target]))
         tx = (tid, "transfer", cents, f"lane {lane}", source, target, "system", "system",
               None, reverses_id, now, day or state.business_date, None, lane)
         postings = [(first_posting, tid, ids[source], -cents, now),
-                    (first_posting + 1, tid, ids[target], cents, now)]
+                    (second_posting, tid, ids[target], cents, now)]
         uow.execute(TX_INSERT, [*tx, chain.entry_hash(
             _previous(uow, "transactions", lane), chain.ledger_content(tx, postings))])
         for posting in postings:
@@ -68,33 +72,42 @@ def write_in_lane(bank, lane, source, target, cents=100, *, day=None, reverses_i
     return bank.write(write)
 
 
+def lane_names(bank) -> dict:
+    """{label: lane}: label 0 is the bank's own writer lane, labels 1..3 three other lanes."""
+    own = bank.chain.lane
+    others = [n for n in range(5) if n != own and (own != 0 or n != 0)][:3]
+    return {0: own, 1: others[0], 2: others[1], 3: others[2]}
+
+
 @pytest.fixture
 def lanes(bank):
-    """Lane 0's transfers with lanes 1 and 2 between them. Returns {lane: [transaction ids]}
-    and the two accounts."""
+    """The bank's own transfers (label 0) with lanes labelled 1 and 2 between them. Returns
+    {label: [transaction ids]}, the two accounts and the labels' lanes (lane_names)."""
     system = bank.system_actor()
     a, b = funded_account(bank, "1000.00"), funded_account(bank, "1000.00")
+    names = lane_names(bank)
     out = {0: [], 1: [], 2: []}
     for lane in (1, 0, 2, 1, 0, 2, 1):
         if lane == 0:
             out[0].append(bank.payments.transfer(system, a, b, "1.00").transaction_id)
         else:
-            out[lane].append(write_in_lane(bank, lane, b, a))
-    return {"ids": out, "a": a, "b": b}
+            out[lane].append(write_in_lane(bank, names[lane], b, a))
+    return {"ids": out, "a": a, "b": b, "L": names}
 
 
 def test_interleaved_lanes_verify_and_recompute(bank, lanes):
     ids = lanes["ids"]
     # Interleaved by id: lane 1, then 0, then 2, ...
     assert ids[1][0] < ids[0][0] < ids[2][0] < ids[1][1] < ids[0][1]
+    L = lanes["L"]
     assert bank.audit.verify() == []
     walked = bank.chain.recompute()
     for name in chain.CHAINS:
         assert walked[name]["bad"] is None and bank.chain._checked(name, set())["bad"] is None
-        assert set(walked[name]["lanes"]) == {0, 1, 2}
-    assert walked["ledger"]["lanes"][1]["last_id"] == ids[1][-1]
+        assert set(walked[name]["lanes"]) == {L[0], L[1], L[2]}
+    assert walked["ledger"]["lanes"][L[1]]["last_id"] == ids[1][-1]
     same_as_the_walk(bank)
-    # Lane 0's head in memory is its own last row, not another lane's.
+    # The own lane's head in memory is its own last row, not another lane's.
     assert bank.chain._heads["ledger"][0] == ids[0][-1]
 
 
@@ -117,13 +130,13 @@ def _tamper_cases():
     # (id, chain, which row, the SQL done to it)
     return [
         ("a lane-1 transaction moved to lane 2", "ledger", (1, 0),
-         "UPDATE transactions SET lane = 2 WHERE id = ?"),
+         "UPDATE transactions SET lane = {L2} WHERE id = ?"),
         ("a lane-1 transaction moved to lane 0", "ledger", (1, 1),
-         "UPDATE transactions SET lane = 0 WHERE id = ?"),
+         "UPDATE transactions SET lane = {L0} WHERE id = ?"),
         ("a lane-2 transaction's memo", "ledger", (2, 0),
          "UPDATE transactions SET memo = 'changed' WHERE id = ?"),
         ("a lane-1 audit row moved to lane 0", "audit", (1, 1),
-         "UPDATE audit_log SET lane = 0 WHERE entity_id = CAST(? AS VARCHAR)"),
+         "UPDATE audit_log SET lane = {L0} WHERE entity_id = CAST(? AS VARCHAR)"),
     ]
 
 
@@ -132,6 +145,7 @@ def _tamper_cases():
 def test_a_changed_lane_or_content_breaks_its_lane(bank, lanes, case, name, which, sql):
     lane, index = which
     tid = lanes["ids"][lane][index]
+    sql = sql.format(L0=lanes["L"][0], L2=lanes["L"][2])
     bank.write(lambda uow: uow.execute(sql, [tid]))
     target = tid if name == "ledger" else bank.read_one(
         "SELECT id FROM audit_log WHERE entity_id = CAST(? AS VARCHAR) AND "
@@ -150,6 +164,7 @@ def _close(bank, day):
 
 def test_end_of_day_records_every_lane_and_kept_heads_are_checked(bank, lanes):
     system = bank.system_actor()
+    L = lanes["L"]
     day = bank.business_date
     _close(bank, day)
     heads = bank.chain.heads(system)
@@ -161,11 +176,11 @@ def test_end_of_day_records_every_lane_and_kept_heads_are_checked(bank, lanes):
             assert bank.read_one(f"SELECT chain_hash FROM {table} WHERE id = ?",
                                  [h["last_id"]]) == (h["head_hash"],)
     # The next day only lane 1 writes: every lane still gets its head.
-    write_in_lane(bank, 1, lanes["b"], lanes["a"])
+    write_in_lane(bank, L[1], lanes["b"], lanes["a"])
     _close(bank, day + DAY)
     second = [h for h in bank.chain.heads(system) if h["business_date"] == day + DAY]
     assert {(h["chain"], h["lane"]) for h in second} == {
-        (n, lane) for n in chain.CHAINS for lane in (0, 1, 2)}
+        (n, L[label]) for n in chain.CHAINS for label in (0, 1, 2)}
     assert bank.audit.verify() == []
     kept = bank.chain.heads_csv(system)
     assert kept.splitlines()[0] == "business_date,chain,lane,last_id,head_hash"
@@ -176,15 +191,15 @@ def test_end_of_day_records_every_lane_and_kept_heads_are_checked(bank, lanes):
         for h in bank.chain.heads(system) if h["lane"] == 0)
     assert bank.chain.check_heads(system, old) == []
     # A changed head of lane 2 in the kept copy, then in the bank.
-    lane2 = next(h for h in second if h["chain"] == "ledger" and h["lane"] == 2)
+    lane2 = next(h for h in second if h["chain"] == "ledger" and h["lane"] == L[2])
     forged = kept.replace(lane2["head_hash"], "0" * 64)
     found = bank.chain.check_heads(system, forged)
-    assert any("ledger chain (lane 2): the kept head" in p for p in found), found
+    assert any(f"ledger chain (lane {L[2]}): the kept head" in p for p in found), found
     bank.write(lambda uow: uow.execute(
-        "UPDATE chain_heads SET head_hash = ? WHERE chain = 'ledger' AND lane = 2",
-        ["0" * 64]))
+        "UPDATE chain_heads SET head_hash = ? WHERE chain = 'ledger' AND lane = ?",
+        ["0" * 64, L[2]]))
     found = bank.chain.verify()
-    assert any("ledger chain (lane 2): the recorded head" in p for p in found), found
+    assert any(f"ledger chain (lane {L[2]}): the recorded head" in p for p in found), found
 
 
 def test_an_old_heads_csv_parses_as_lane_0():
@@ -200,9 +215,11 @@ def test_an_old_heads_csv_parses_as_lane_0():
 def test_a_back_dated_entry_is_found_in_any_lane(bank, lanes):
     day = bank.business_date
     _close(bank, day)
-    later = write_in_lane(bank, 1, lanes["b"], lanes["a"])  # dated the open day: fine
+    L = lanes["L"]
+    later = write_in_lane(bank, L[1], lanes["b"], lanes["a"])  # dated the open day: fine
     assert bank.chain.verify() == []
-    back = [write_in_lane(bank, lane, lanes["b"], lanes["a"], day=day) for lane in (1, 3)]
+    back = [write_in_lane(bank, L[label], lanes["b"], lanes["a"], day=day)
+            for label in (1, 3)]
     found = bank.chain.verify()
     assert [tid for tid in (later, *back) if any(
         f"transaction {tid} is dated {day}" in p and "back-dated" in p for p in found)] == back
@@ -222,7 +239,8 @@ def test_the_offline_checker_recomputes_each_lane(bank, lanes):
     check = chain_check()
     assert check.ok, check.detail
     tid = lanes["ids"][1][1]
-    bank.write(lambda uow: uow.execute("UPDATE transactions SET lane = 2 WHERE id = ?", [tid]))
+    bank.write(lambda uow: uow.execute("UPDATE transactions SET lane = ? WHERE id = ?",
+                                       [lanes["L"][2], tid]))
     check = chain_check()
     assert not check.ok and f"ledger entry {tid} does not chain" in check.detail, check.detail
 

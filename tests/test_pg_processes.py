@@ -17,6 +17,7 @@ injected into the writer is retried on PostgreSQL and not on DuckDB (unchanged t
 """
 from __future__ import annotations
 
+import datetime as dt
 import random
 import threading
 import time
@@ -25,7 +26,8 @@ from collections import Counter
 import pytest
 
 import bankms
-from bankms.domain.errors import InsufficientFunds
+from bankms.domain.errors import InsufficientFunds, LimitExceeded
+from bankms.domain.security import Actor
 from bankms.store import writer as writer_module
 from bankms.store.port import WriteConflict
 from conftest import make_customer
@@ -309,3 +311,218 @@ def test_an_id_taken_twice_is_refused_at_insert(pg_database, table):
         with pytest.raises(psycopg.errors.UniqueViolation):
             conn.execute(f"INSERT INTO {table} SELECT * FROM {table} "
                          f"WHERE id = (SELECT max(id) FROM {table})")
+
+
+def test_each_banks_writer_posts_in_a_lane_of_its_own(pg_database):
+    """Writer lanes: each bank's writer session takes the first free lane (1, then 2), every
+    row it writes (posting batches, audit rows of other jobs) carries it and chains in it; a
+    bank opened after one closed takes the freed lane and chains on from its last row."""
+    first = open_bank(pg_database)
+    second = open_bank(pg_database)
+    try:
+        assert (first.chain.lane, second.chain.lane) == (1, 2)
+        small, big = setup_accounts(first)
+        system = first.system_actor()
+        for bank in (first, second, first, second):
+            bank.payments.transfer(system, big, small[0], "1.00")
+            bank.write(lambda uow, bank=bank: bank.audit_row(uow, system, "test.lane"))
+        for table in ("transactions", "audit_log"):
+            lanes = {lane for (lane,) in first.read(
+                f"SELECT DISTINCT lane FROM {table} WHERE id > (SELECT min(id) FROM "
+                f"{table} WHERE lane = 2)")}
+            assert lanes == {1, 2}, table
+        assert first.read("SELECT DISTINCT lane FROM audit_log WHERE action = 'test.lane' "
+                          "ORDER BY 1") == [(1,), (2,)]
+    finally:
+        first.close()
+    third = open_bank(pg_database)
+    try:
+        assert third.chain.lane == 1
+        third.payments.transfer(system, big, small[1], "1.00")
+        assert third.read_one("SELECT lane FROM transactions ORDER BY id DESC LIMIT 1") == (1,)
+        walked = third.chain.recompute()
+        assert {1, 2} <= set(walked["ledger"]["lanes"]) and walked["ledger"]["bad"] is None
+        assert third.audit.verify() == [] and second.audit.verify() == []
+    finally:
+        third.close()
+        second.close()
+
+
+class HeldPoster:
+    """The bank's poster, made to hold its first batch open (inside its unit of work, the rows
+    written, before COMMIT) until `release` is set; `entered` is set once it holds."""
+
+    def __init__(self, poster):
+        self._poster = poster
+        self.entered, self.release = threading.Event(), threading.Event()
+        self._held = False
+
+    def __call__(self, uow, requests, **kw):
+        outcomes = self._poster(uow, requests, **kw)
+        if not self._held:
+            self._held = True
+            self.entered.set()
+            self.release.wait(30)
+        return outcomes
+
+    def __getattr__(self, name):
+        return getattr(self._poster, name)
+
+
+def test_posting_batches_of_two_lanes_run_at_once_and_a_date_moved_elsewhere_is_read(
+        pg_database):
+    """Posting batches hold the writer lock shared: while one bank's batch is open, another
+    bank's batch on other accounts commits (under the exclusive lock it waited). An exclusive
+    job of another process (a new business date) ticks CALLS_CLOCK, and the next batch reads
+    the date again even when its listener never heard of it."""
+    first = open_bank(pg_database)
+    second = open_bank(pg_database)
+    try:
+        small, big = setup_accounts(first)
+        system = first.system_actor()
+        held = HeldPoster(first._writer._post_batch)
+        first._writer._post_batch = held
+        done = []
+        slow = threading.Thread(target=lambda: done.append(
+            first.payments.transfer(system, small[0], small[1], "1.00")))
+        slow.start()
+        try:
+            assert held.entered.wait(10)
+            quick = threading.Thread(target=lambda: done.append(
+                second.payments.transfer(system, small[2], small[3], "2.00")))
+            quick.start()
+            quick.join(10)
+            assert not quick.is_alive() and len(done) == 1, "the second lane waited"
+        finally:
+            held.release.set()
+            slow.join(10)
+        assert len(done) == 2
+        # The first bank hears nothing more; the second moves the business date on.
+        first._listening.stop()
+        day = first.business_date
+        later = day + dt.timedelta(days=3)
+        second.write(lambda uow: uow.execute(
+            "UPDATE settings SET value = ? WHERE key = 'business_date'", [later.isoformat()]))
+        receipt = first.payments.transfer(system, small[1], small[0], "1.00")
+        assert first.read_one("SELECT business_date FROM transactions WHERE id = ?",
+                              [receipt.transaction_id]) == (later,)
+        assert first.audit.verify() == []
+        assert balances(first)[small[3]] == SMALL_CENTS + 200
+    finally:
+        second.close()
+        first.close()
+
+
+def test_the_daily_transfer_limit_holds_across_two_lanes_at_once(pg_database):
+    """Two lanes' batches for one limited customer, from two of their accounts to two others
+    (no account in common, so no account lock orders them): the second reads what the
+    customer sent today only once the first has committed (the customer's row is locked for
+    limited requests), so together they cannot pass the daily limit. Without the lock the
+    second posts while the first is still open."""
+    first = open_bank(pg_database)
+    second = open_bank(pg_database)
+    try:
+        system = first.system_actor()
+        payer = make_customer(first, name="Pat Payer")
+        payee = make_customer(first, name="Quinn Payee")
+        sources = [first.accounts.open(system, payer, kind="checking") for _ in range(2)]
+        targets = [first.accounts.open(system, payee, kind="checking") for _ in range(2)]
+        for source in sources:
+            first.payments.deposit(system, source, "1000.00")
+        first.settings.set(system, "customer_daily_transfer_cents_max", "10000")
+        customer = Actor("pat", "customer", customer_id=payer)
+        held = HeldPoster(first._writer._post_batch)
+        first._writer._post_batch = held
+        outcomes = {}
+
+        def send(name, bank, i):
+            try:
+                outcomes[name] = bank.payments.transfer(customer, sources[i], targets[i],
+                                                        "60.00")
+            except LimitExceeded as refusal:
+                outcomes[name] = refusal
+        slow = threading.Thread(target=send, args=("first", first, 0))
+        slow.start()
+        try:
+            assert held.entered.wait(10)
+            other = threading.Thread(target=send, args=("second", second, 1))
+            other.start()
+            other.join(2)
+            # Still waiting for the customer's row while the first batch is open.
+            assert other.is_alive() and "second" not in outcomes
+        finally:
+            held.release.set()
+            slow.join(10)
+        other.join(10)
+        assert not isinstance(outcomes["first"], LimitExceeded)
+        assert isinstance(outcomes["second"], LimitExceeded)
+        assert first.read_one("SELECT count(*) FROM transactions WHERE kind = 'transfer' AND "
+                              "actor_role = 'customer'") == (1,)
+        assert first.audit.verify() == []
+    finally:
+        second.close()
+        first.close()
+
+
+# Late locking (ported from branch late) decides from an unlocked read and checks the decisions
+# under the lock. Another process moves the source between the read and the lock: the batch's
+# decision flips, it is redone the plain locked way, and the result is the serial one (the
+# other posting first, in lock order). (funds before the flip, the other's move, the outcome)
+FLIPS = [
+    ("accepted unlocked, refused locked", "90.00", ("drain", "80.00"), "refused"),
+    ("refused unlocked, accepted locked", "150.00", ("fill", "80.00"), "ok"),
+]
+
+
+@pytest.mark.parametrize("label, amount, move, expected", FLIPS, ids=[f[0] for f in FLIPS])
+def test_late_locking_redoes_a_batch_whose_decision_flips_under_the_lock(
+        pg_database, label, amount, move, expected):
+    first = open_bank(pg_database)
+    second = open_bank(pg_database)
+    try:
+        small, big = setup_accounts(first)
+        system = first.system_actor()
+        poster = first._writer._post_batch
+        moved = []
+
+        def other_process_moves(uow):
+            # Once: the second bank (its own writer session and lane) commits a posting on
+            # small[0] while the first holds no lock on it yet.
+            if moved:
+                return
+            what, sum_ = move
+            source, target = (small[0], small[1]) if what == "drain" else (big, small[0])
+            moved.append(second.payments.transfer(system, source, target, sum_))
+
+        poster.before_lock = other_process_moves
+        if expected == "refused":
+            with pytest.raises(InsufficientFunds) as refusal:
+                first.payments.transfer(system, small[0], small[2], amount)
+            # The refusal names what the lock saw: 100.00 - 80.00 left.
+            assert "$20.00 available" in str(refusal.value)
+        else:
+            first.payments.transfer(system, small[0], small[2], amount)
+        assert len(moved) == 1 and poster.redoes == 1
+        # The serial outcome in lock order: the other posting, then this one.
+        after = balances(first)
+        start = SMALL_CENTS
+        if move[0] == "drain":
+            assert after[small[0]] == start - 8000 and after[small[2]] == start
+        else:
+            assert after[small[0]] == start + 8000 - 15000
+            assert after[small[2]] == start + 15000
+        assert first.audit.verify() == []
+        # The audit row of the redone posting (or refusal) holds the locked balances.
+        rows = [row for row in first.engine.read(
+            "SELECT after, outcome FROM audit_log WHERE action = 'payment.transfer'")
+            if f'"target": "{small[2]}"' in row[0]]
+        assert len(rows) == 1 and rows[0][1] == expected
+        if expected == "ok":
+            assert '"balances_before": {"' + small[0] + '": "180.00"' in rows[0][0]
+        # The next batch takes the late path again without a redo.
+        first.payments.transfer(system, big, small[3], "1.00")
+        assert poster.redoes == 1
+        assert first.audit.verify() == []
+    finally:
+        second.close()
+        first.close()

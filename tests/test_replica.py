@@ -310,6 +310,8 @@ def test_a_standbys_copy_gets_rows_committed_out_of_id_order_on_the_primary(pair
 
     PostgresEngine(primary_url).close()
     with pgcluster._connect(primary_url) as conn:
+        # The bank's own sequence (db.LEDGER_SEQUENCES) made again to start past these rows.
+        conn.execute("DROP SEQUENCE posting_id_seq")
         conn.execute("CREATE SEQUENCE posting_id_seq START 11")
         # One value taken (and logged 32 ahead) first, so that the writers' nextval write no
         # WAL: the standby learns of A's xid only from the WAL of xids after it.

@@ -1315,15 +1315,13 @@ class _Builder:
         bank, system = self.bank, self.system
 
         def fn(uow):
-            base = bank.state.next_transaction_id
-            bank.ledger.post_frames_in(uow, system, transactions, postings,
-                                       action="demo.post_history")
-            return base
-        base = bank.write(fn)
-        # Ids follow tx_ref in one block (bulk.py); the loan tables refer to some of them.
+            return bank.ledger.post_frames_in(uow, system, transactions, postings,
+                                              action="demo.post_history")
+        ids = bank.write(fn)
+        # The transaction id of each tx_ref (bulk.py); the loan tables refer to some of them.
         codes, positions = refs
         if codes.size:
-            self.loans.record_tx_ids(codes, base + positions)
+            self.loans.record_tx_ids(codes, ids[positions])
         self.counts["transactions"] += len(transactions)
         self.counts["postings"] += len(postings)
         return len(transactions)

@@ -17,9 +17,8 @@ def audit_set(bank, uow, actor, action, entity, ids, before, after):
     """One audit row per entity, written set-based (dormancy can touch thousands at once)."""
     if not len(ids):
         return
-    base = bank.state.take_audit_ids(len(ids))
     frame = pd.DataFrame({"entity_id": [str(i) for i in ids]})
-    frame["id"] = range(base, base + len(ids))
+    frame["id"] = uow.take_ids("audit_id_seq", len(ids)).ids
     with uow.scan("audit_set", frame):
         uow.execute(
             "INSERT INTO audit_log (id, ts, actor, actor_role, action, entity, entity_id, "

@@ -34,20 +34,25 @@ class Bulk:
             return 0
 
         def fn(uow):
-            return self.post_frames_in(uow, actor, transactions, postings, action=action,
-                                       allow_overdraw=allow_overdraw)
+            return len(self.post_frames_in(uow, actor, transactions, postings, action=action,
+                                           allow_overdraw=allow_overdraw))
         return bank.write(fn)
 
     def post_frames_in(self, uow, actor, transactions, postings, *, action,
-                       allow_overdraw=False) -> int:
-        """Post inside an existing unit of work on the writer thread."""
+                       allow_overdraw=False):
+        """Post inside an existing unit of work on the writer thread. Returns the transaction
+        ids by tx_ref (a numpy array: ids[tx_ref]; tx_ref runs from 0 to the number of
+        transactions less one). Ids come through uow.take_ids: ascending with tx_ref, one
+        contiguous block on DuckDB (the writer's counters), not always on PostgreSQL
+        (sequences other processes' writers take from too)."""
         bank = self._bank
         state = bank.state
         n_tx = len(transactions)
         n_post = len(postings)
-        tx_base = state.take_transaction_ids(n_tx)
-        post_base = state.take_posting_ids(n_post)
+        tx_ids = uow.take_ids("transaction_id_seq", n_tx).ids
+        post_ids = uow.take_ids("posting_id_seq", n_post).ids
         tx = transactions.copy()
+        tx["id"] = tx_ids[tx["tx_ref"].to_numpy()]
         tx["actor"] = actor.username
         tx["actor_role"] = actor.role
         for column, default in (("memo", ""), ("source_account", None),
@@ -60,6 +65,7 @@ class Bulk:
             raise BulkInvariantError(f"unknown channels {sorted(map(str, unknown))}; nothing "
                                      "was posted")
         post = postings[["tx_ref", "account_id", "amount_cents"]].copy()
+        post["id"] = post_ids
         if "posted_at" in postings:
             post["posted_at"] = postings["posted_at"]
         with uow.scan("bulk_tx", tx), uow.scan("bulk_post", post):
@@ -84,19 +90,16 @@ class Bulk:
             uow.execute(
                 "INSERT INTO transactions (id, kind, amount_cents, memo, source_account, "
                 "target_account, actor, actor_role, idempotency_key, reverses_id, posted_at, "
-                "business_date, channel) SELECT ? + tx_ref, kind, amount_cents, memo, "
+                "business_date, channel) SELECT id, kind, amount_cents, memo, "
                 "source_account, target_account, actor, actor_role, NULL, NULL, "
                 "CAST(posted_at AS TIMESTAMP), CAST(business_date AS DATE), "
-                "CAST(channel AS VARCHAR) FROM bulk_tx",
-                [tx_base])
+                "CAST(channel AS VARCHAR) FROM bulk_tx")
             has_time = "posted_at" in post
             uow.execute(
-                "INSERT INTO postings SELECT ? + row_number() OVER () - 1, ? + p.tx_ref, "
-                "p.account_id, p.amount_cents, "
+                "INSERT INTO postings SELECT p.id, t.id, p.account_id, p.amount_cents, "
                 + ("CAST(p.posted_at AS TIMESTAMP)" if has_time else
                    "CAST(t.posted_at AS TIMESTAMP)")
-                + " FROM bulk_post p JOIN bulk_tx t ON t.tx_ref = p.tx_ref",
-                [post_base, tx_base])
+                + " FROM bulk_post p JOIN bulk_tx t ON t.tx_ref = p.tx_ref")
             uow.execute(
                 "UPDATE accounts SET balance_cents = accounts.balance_cents + d.delta "
                 "FROM (SELECT account_id, sum(amount_cents) AS delta FROM bulk_post GROUP BY 1) d "
@@ -111,5 +114,5 @@ class Bulk:
                         f"{below} accounts would end below their overdraft limit")
         bank.audit_row(uow, actor, action, "ledger", None, after={
             "transactions": n_tx, "postings": n_post, "amount_cents": int(total),
-            "first_transaction_id": tx_base})
-        return n_tx
+            "first_transaction_id": int(tx_ids[0])})
+        return tx_ids

@@ -188,18 +188,14 @@ def post_event_charges(bank, actor, uow, frame: pd.DataFrame, *, day: dt.date) -
                           "amount_cents": -paid["amount_cents"]}),
             pd.DataFrame({"tx_ref": paid["tx_ref"], "account_id": fee_id,
                           "amount_cents": paid["amount_cents"]})], ignore_index=True)
-        base = bank.state.next_transaction_id
-        bank.ledger.post_frames_in(uow, actor, tx, postings, action="charge.event_post")
-        if bank.state.next_transaction_id != base + len(tx):
-            raise AssertionError("transaction ids were not allocated as one block")
-        todo.loc[todo["payable"], "transaction_id"] = (base + paid["tx_ref"]).to_numpy()
+        ids = bank.ledger.post_frames_in(uow, actor, tx, postings, action="charge.event_post")
+        todo.loc[todo["payable"], "transaction_id"] = ids[paid["tx_ref"].to_numpy()]
     todo["status"] = todo["payable"].map({True: "charged", False: "not_collected"})
     todo["day"] = day
     todo["applied_by"] = actor.username
     # Ids from the sequence, given out in frame order.
     todo["charge_id"] = uow.take_ids("charge_id_seq", len(todo)).ids
-    audit_base = bank.state.take_audit_ids(len(todo))
-    todo["audit_id"] = range(audit_base, audit_base + len(todo))
+    todo["audit_id"] = uow.take_ids("audit_id_seq", len(todo)).ids
     # Each audit row's JSON is written here, as audit_row writes it: SQL has no JSON object
     # builder common to DuckDB (json_object) and PostgreSQL 15 (json_build_object).
     tx_ids = [None if pd.isna(t) else int(t) for t in todo["transaction_id"].tolist()]

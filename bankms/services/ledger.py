@@ -161,11 +161,16 @@ def _hash_parts(parts) -> str:
 
 
 class LedgerState:
-    """Counters owned by the writer thread; ids come from here, not from sequences, so that a
-    batch can allocate them without a round trip per row."""
+    """What the writer keeps in memory between units of work: the business date and, on DuckDB,
+    the ledger's id counters. On DuckDB ids come from these counters (through uow.take_ids:
+    engine.set_counters), so that a batch can allocate them without a round trip per row. On
+    PostgreSQL (counters=False) every id comes from the engine's sequences (uow.take_ids,
+    db.LEDGER_SEQUENCES): several processes' writers take them at once."""
 
-    def __init__(self, reader):
-        """Counters read through `reader` (a port Reader: a snapshot, taken at open)."""
+    def __init__(self, reader, counters: bool = True):
+        """State read through `reader` (a port Reader: a snapshot, taken at open); the id
+        counters only when `counters`."""
+        self.counters = counters
         # The business date is also moved forward by the listener thread when another process
         # ran end of day (catch_up, bank.py); every change to it takes this lock, so that a
         # later date set by the writer is never overwritten with an earlier one read before.
@@ -192,9 +197,14 @@ class LedgerState:
                 self._business_date = day
 
     def reload(self, reader):
-        """Read the counters and the business date again through `reader` (a port Reader):
-        at open, and on the writer thread under the store's writer lock whenever another
-        process may have written (store/writer.py). One query."""
+        """Read the business date (and the counters, when kept) again through `reader` (a port
+        Reader): at open, and on the writer thread under the store's writer lock whenever
+        another process may have written (store/writer.py). One query."""
+        if not self.counters:
+            row = reader.fetchone("SELECT value FROM settings WHERE key = 'business_date'")
+            day = row[0] if row else None
+            self.business_date = dt.date.fromisoformat(day) if day else utcnow().date()
+            return
         tx, posting, audit, day = reader.fetchone(
             "SELECT (SELECT coalesce(max(id), 0) + 1 FROM transactions), "
             "(SELECT coalesce(max(id), 0) + 1 FROM postings), "
@@ -205,6 +215,7 @@ class LedgerState:
         self.next_audit_id = audit
         self.business_date = dt.date.fromisoformat(day) if day else utcnow().date()
 
+    # The counters' take(n) -> first id, for engine.set_counters (DuckDB only).
     def take_transaction_ids(self, n):
         first = self.next_transaction_id
         self.next_transaction_id += n
@@ -233,6 +244,11 @@ class BatchPoster:
         # audit) and clear().
         self._rows = rows
         self._accounts: dict = {}
+        # Late-locked batches whose decisions differed under the lock, and so were rolled back
+        # to their savepoint and posted again the plain locked way (_post_late).
+        self.redoes = 0
+        # A test's hook: called with the unit of work between the unlocked read and the lock.
+        self.before_lock = None
 
     def use(self, rows) -> None:
         """Write through `rows` (engine.batch_writer of the writer's new session) from now on."""
@@ -264,14 +280,28 @@ class BatchPoster:
         # A request that a guard refuses is looked up before the refusal is given, since an
         # earlier success under its key must win over a guard (the account may have changed).
         known = self._lookup_keys(uow, keys) if keys and lookup_keys else {}
-        # Only this thread writes, so account rows read once stay true until some other write
-        # job runs or a batch fails; both clear this cache (see invalidate).
-        accounts = self._accounts
-        if len(accounts) > 100_000:
-            accounts.clear()
-        accounts.update(load_accounts(
-            uow.fetchall, list({n for r in requests for n, _ in r.legs if n not in accounts}),
-            uow.dialect))
+        late = getattr(uow, "shared", False)
+        if late:
+            # Writer lanes (PostgreSQL, store/writer.py): other processes' batches post beside
+            # this one, so no cached row is trusted. Late locking (_post_late): the accounts
+            # are read WITHOUT a lock here, the batch is decided and its rows built from that
+            # read, and the accounts are locked (in id order) only by the one statement that
+            # applies the deltas; the decisions are then checked against the locked balances.
+            # The cache is emptied: the rows this batch changes would be stale in it for a
+            # later exclusive job of this process.
+            self._accounts.clear()
+            accounts = load_accounts(uow.fetchall,
+                                     sorted({n for r in requests for n, _ in r.legs}),
+                                     uow.dialect)
+        else:
+            # Only this thread writes, so account rows read once stay true until some other
+            # write job runs or a batch fails; both clear this cache (see invalidate).
+            accounts = self._accounts
+            if len(accounts) > 100_000:
+                accounts.clear()
+            accounts.update(load_accounts(
+                uow.fetchall, list({n for r in requests for n, _ in r.legs
+                                    if n not in accounts}), uow.dialect))
         reversed_ids = set()
         originals = [r.reverses_id for r in requests if r.reverses_id is not None]
         if originals:
@@ -283,10 +313,51 @@ class BatchPoster:
                 )
             }
         limited = [r for r in requests if r.daily_limit_cents is not None]
+        if limited and getattr(uow, "shared", False):
+            # Writer lanes: two lanes' batches could each read what a customer sent today
+            # before the other commits, and both pass the daily limit. The limited customers'
+            # rows are locked first (in id order, before any account: every batch locks in
+            # that order, so none waits for another in a circle), so the read below comes
+            # after any other lane's batch for that customer has committed. NO KEY UPDATE:
+            # opening an account for the customer (a foreign key's KEY SHARE lock) need not
+            # wait.
+            uow.fetchall("SELECT id FROM customers WHERE "
+                         + uow.dialect.in_list("id", "BIGINT")
+                         + " ORDER BY id FOR NO KEY UPDATE",
+                         [sorted({r.actor.customer_id for r in limited})])
         spent_today = spent_today_cents(
             uow.fetchall, self.state.business_date,
             list({r.actor.customer_id for r in limited}), uow.dialect) if limited else {}
 
+        # Ids through uow.take_ids (the port): on DuckDB from the writer's counters, one at a
+        # time as before (no gaps); on PostgreSQL from sequences, where each take is a round
+        # trip, so one block per sequence up front, enough for every request to post (ids a
+        # refused or replayed request leaves unused are gaps, which ids may have).
+        # Audit ids too on PostgreSQL (one a request at most), all in one round trip.
+        blocks = uow.take_ids_many({
+            "transaction_id_seq": len(requests),
+            "posting_id_seq": sum(len(r.legs) for r in requests),
+            "audit_id_seq": len(requests)}) if not self.state.counters else {}
+        tx_ids = _IdPool(uow, "transaction_id_seq", blocks.get("transaction_id_seq"))
+        posting_ids = _IdPool(uow, "posting_id_seq", blocks.get("posting_id_seq"))
+        if late:
+            marked = self.chains.mark() if self.chains is not None else None
+            outcomes = self._post_late(uow, requests, now, known, lookup_keys,
+                                       {n: list(row) for n, row in accounts.items()},
+                                       set(reversed_ids), dict(spent_today), tx_ids,
+                                       posting_ids, blocks)
+            if outcomes is not None:
+                return outcomes
+            # A decision differed under the lock: the batch's rows are gone (back to the
+            # savepoint). Post it the plain way from a locked read (FOR UPDATE, id order),
+            # with the same ids and chain heads.
+            self.redoes += 1
+            tx_ids.rewind()
+            posting_ids.rewind()
+            if marked is not None:
+                self.chains.restore(marked)
+            accounts = load_accounts(uow.fetchall, sorted(accounts), uow.dialect, lock=True)
+            note_rows_locked(uow)
         outcomes = []
         in_batch = {}
         touched = {}
@@ -321,7 +392,7 @@ class BatchPoster:
                     "reason": type(refusal).__name__, "message": str(refusal)}, None))
                 outcomes.append(refusal)
                 continue
-            tid = self.state.take_transaction_ids(1)
+            tid = tx_ids.take()
             tx_rows.append((tid, req.kind, req.amount_cents, req.memo, req.source_account,
                             req.target_account, req.actor.username, req.actor.role, key,
                             req.reverses_id, now, self.state.business_date, req.channel,
@@ -331,7 +402,7 @@ class BatchPoster:
                 acc = accounts[number]
                 before.setdefault(number, acc[4])
                 acc[4] += delta
-                pid = self.state.take_posting_ids(1)
+                pid = posting_ids.take()
                 posting_rows.append((pid, tid, acc[0], delta, now))
                 if req.kind in CUSTOMER_ACTIVITY_KINDS and acc[1] is not None:
                     acc[8], acc[9] = now, self.state.business_date
@@ -367,9 +438,16 @@ class BatchPoster:
                     IdempotencyConflict("This request key was already used for a different "
                                         "request; nothing was posted.")
                 answered.add(position)
-        audit_rows = [(*self._audit_row(now, req, outcome, after, entity_id=entity_id), lane)
-                      for position, req, outcome, after, entity_id in audited
-                      if position not in answered]
+        audited = [entry for entry in audited if entry[0] not in answered]
+        if "audit_id_seq" in blocks:
+            audit_ids = blocks["audit_id_seq"].ids.tolist()[:len(audited)]
+        else:
+            audit_ids = (uow.take_ids("audit_id_seq", len(audited)).ids.tolist()
+                         if audited else [])
+        audit_rows = [(*self._audit_row(aid, now, req, outcome, after, entity_id=entity_id),
+                       lane)
+                      for aid, (position, req, outcome, after, entity_id)
+                      in zip(audit_ids, audited)]
 
         # Invariant check before anything is written: what this batch adds sums to zero.
         if sum(row[3] for row in posting_rows) != 0:
@@ -387,16 +465,152 @@ class BatchPoster:
             self._rows.write(tx_rows, posting_rows, key_rows, list(touched.values()),
                              audit_rows)
         except DuplicateKey as exc:
-            if exc.constraint != REVERSAL_INDEX:
-                raise
-            # Two writers (lanes) reversed one transaction at once, past the guard above,
-            # which reads reversals without a lock: the unique index refused the second. The
-            # unit of work is spoilt; the writer runs each request again alone, when the guard
-            # sees the committed reversal and refuses it as usual.
-            originals = sorted({row[9] for row in tx_rows if row[9] is not None})
-            raise AlreadyReversed(
-                f"Transaction {originals[0]} has already been reversed." if len(originals) == 1
-                else "One of these transactions has already been reversed.") from exc
+            _reversal_refused(exc, tx_rows)
+        return outcomes
+
+    def _post_late(self, uow, requests, now, known, lookup_keys, accounts, reversed_ids,
+                   spent_today, tx_ids, posting_ids, blocks):
+        """Late locking (writer lanes, PostgreSQL; branch `late`'s prototype). Decide every
+        request from the UNLOCKED read `accounts` (running balances, the guards in order),
+        build the transaction, posting and key rows and their hashes, and insert them after a
+        savepoint (they need no account lock). Then lock the accounts in id order and apply
+        the deltas in one statement, which answers the locked balances; replay the funds
+        decisions against them (balance before = answered - this batch's delta). When all
+        agree, the audit rows take those balances and are written: the outcome of a serial run
+        in lock order. When one differs, roll back to the savepoint and return None (the
+        caller posts the batch the plain locked way). The daily limit's spent_today was read
+        under the customers' locks (held until COMMIT), and only the funds guard reads
+        balances; the other guards read what only exclusive jobs change, checked too."""
+        lane = self.chains.lane if self.chains is not None else MAIN_LANE
+        outcomes, in_batch = [], {}
+        tx_rows, posting_rows, key_rows = [], [], []
+        # Per account id: the batch's delta, and whether its last activity moves.
+        deltas, active = {}, {}
+        # Request order: [outcome position or None, request, "ok" or "refused", refusal, tid].
+        decided, refused = [], []
+        for req in requests:
+            key = req.idempotency_key
+            prior = known.get(key) or in_batch.get(key)
+            if prior is not None:
+                rhash, receipt = prior
+                outcomes.append(dataclasses.replace(receipt, replayed=True)
+                                if req.same_request(rhash) else IdempotencyConflict(
+                                    "This request key was already used for a different "
+                                    "request; nothing was posted."))
+                continue
+            try:
+                self._guard(req, accounts, reversed_ids, spent_today)
+            except BankError as refusal:
+                refused.append((len(outcomes), req))
+                decided.append([len(outcomes), req, "refused", refusal, None])
+                outcomes.append(refusal)
+                continue
+            tid = tx_ids.take()
+            tx_rows.append((tid, req.kind, req.amount_cents, req.memo, req.source_account,
+                            req.target_account, req.actor.username, req.actor.role, key,
+                            req.reverses_id, now, self.state.business_date, req.channel,
+                            lane))
+            for number, delta in req.legs:
+                acc = accounts[number]
+                acc[4] += delta
+                posting_rows.append((posting_ids.take(), tid, acc[0], delta, now))
+                deltas[acc[0]] = deltas.get(acc[0], 0) + delta
+                if req.kind in CUSTOMER_ACTIVITY_KINDS and acc[1] is not None:
+                    active[acc[0]] = True
+            key_rows.append((key, req.request_hash, tid))
+            decided.append([None, req, "ok", None, tid])
+            if req.reverses_id is not None:
+                reversed_ids.add(req.reverses_id)
+            if req.daily_limit_cents is not None:
+                cid = req.actor.customer_id
+                spent_today[cid] = spent_today.get(cid, 0) + external_out_cents(req, accounts)
+            receipt = Receipt(tid, key, to_money(req.amount_cents), req.kind,
+                              req.source_account, req.target_account, now, req.memo,
+                              channel=req.channel)
+            in_batch[key] = (req.request_hash, receipt)
+            outcomes.append(receipt)
+        earlier = self._lookup_keys(uow, list({req.idempotency_key for _, req in refused})) \
+            if refused and not lookup_keys else {}
+        answered = set()
+        for position, req in refused:
+            prior = earlier.get(req.idempotency_key)
+            if prior is not None:
+                rhash, receipt = prior
+                outcomes[position] = receipt if req.same_request(rhash) else \
+                    IdempotencyConflict("This request key was already used for a different "
+                                        "request; nothing was posted.")
+                answered.add(position)
+        if sum(row[3] for row in posting_rows) != 0:
+            raise AssertionError("batch postings do not sum to zero")
+        if self.chains is not None and tx_rows:
+            tx_hashes, _ = self.chains.hash_batch(uow, tx_rows, posting_rows, [])
+        else:
+            tx_hashes = [None] * len(tx_rows)
+        tx_rows = [(*row[:-2], h, *row[-2:]) for row, h in zip(tx_rows, tx_hashes)]
+        try:
+            self._rows.write_unlocked(tx_rows, posting_rows, key_rows)
+        except DuplicateKey as exc:
+            _reversal_refused(exc, tx_rows)
+        if self.before_lock is not None:
+            self.before_lock(uow)
+        # Every account of the batch is locked (delta 0 where only refused requests touch
+        # it): a refusal for funds depends on its balance too. An account that does not exist
+        # refused its requests and locks nothing.
+        ids = sorted(row[0] for row in accounts.values())
+        locked_rows = self._rows.lock_and_apply(
+            ids, [deltas.get(i, 0) for i in ids], [active.get(i, False) for i in ids],
+            now, self.state.business_date) if ids else {}
+        note_rows_locked(uow)
+        # The accounts as a serial run in lock order would have read them before this batch.
+        locked = {}
+        for number, row in accounts.items():
+            balance, holds, overdraft, status = locked_rows[row[0]]
+            if (holds, overdraft, status) != (row[5], row[6], row[3]):
+                # Only exclusive jobs change these, and none runs beside a posting batch; a
+                # change is handled as a differing decision all the same.
+                self._rows.undo_unlocked()
+                return None
+            locked[number] = [row[0], row[1], row[2], status,
+                              balance - deltas.get(row[0], 0), holds, overdraft, *row[7:]]
+        # Replay: only the funds guard reads balances.
+        audited = []
+        for position, req, outcome, refusal, tid in decided:
+            if outcome == "refused" and not isinstance(refusal, InsufficientFunds):
+                audited.append((position, req, "refused", {
+                    "reason": type(refusal).__name__, "message": str(refusal)}, None))
+                continue
+            now_refusal = funds_refusal(req, locked)
+            if (now_refusal is None) != (outcome == "ok"):
+                self._rows.undo_unlocked()
+                return None
+            if outcome == "refused":
+                # Same decision; the message names what is available under the lock.
+                if position not in answered:
+                    outcomes[position] = now_refusal
+                audited.append((position, req, "refused", {
+                    "reason": type(now_refusal).__name__, "message": str(now_refusal)}, None))
+                continue
+            before = {}
+            for number, delta in req.legs:
+                before.setdefault(number, locked[number][4])
+                locked[number][4] += delta
+            audited.append((None, req, "ok", {
+                "transaction_id": tid, "amount": money_text(req.amount_cents),
+                "balances_before": {n: money_text(b) for n, b in before.items()},
+                "balances_after": {n: money_text(locked[n][4]) for n in before},
+            }, str(tid)))
+        audited = [entry for entry in audited if entry[0] not in answered]
+        audit_ids = blocks["audit_id_seq"].ids.tolist()[:len(audited)]
+        audit_rows = [(*self._audit_row(aid, now, req, outcome, after, entity_id=entity_id),
+                       lane)
+                      for aid, (position, req, outcome, after, entity_id)
+                      in zip(audit_ids, audited)]
+        if self.chains is not None and audit_rows:
+            _, audit_hashes = self.chains.hash_batch(uow, [], [], audit_rows)
+        else:
+            audit_hashes = [None] * len(audit_rows)
+        audit_rows = [(*row[:-1], h, row[-1]) for row, h in zip(audit_rows, audit_hashes)]
+        self._rows.write([], [], [], [], audit_rows)
         return outcomes
 
     def check(self, uow, req):
@@ -431,8 +645,8 @@ class BatchPoster:
         if refusal is not None:
             raise refusal
 
-    def _audit_row(self, now, req, outcome, after, entity_id=None):
-        aid = self.state.take_audit_ids(1)
+    @staticmethod
+    def _audit_row(aid, now, req, outcome, after, entity_id=None):
         detail = {"kind": req.kind, "source": req.source_account, "target": req.target_account,
                   "amount": money_text(req.amount_cents), "idempotency_key": req.idempotency_key}
         if req.memo:
@@ -442,11 +656,46 @@ class BatchPoster:
                 entity_id, None, json.dumps(after, default=str), outcome)
 
 
-def load_accounts(fetchall, numbers, dialect) -> dict:
+def _reversal_refused(exc, tx_rows):
+    """Raise for DuplicateKey `exc` from a batch's insert: AlreadyReversed when the unique
+    index on reverses_id refused it, else exc itself. Two writers (lanes) reversed one
+    transaction at once, past the guard, which reads reversals without a lock: the index
+    refused the second. The unit of work is spoilt; the writer runs each request again alone,
+    when the guard sees the committed reversal and refuses it as usual."""
+    if exc.constraint != REVERSAL_INDEX:
+        raise exc
+    originals = sorted({row[9] for row in tx_rows if row[9] is not None})
+    raise AlreadyReversed(
+        f"Transaction {originals[0]} has already been reversed." if len(originals) == 1
+        else "One of these transactions has already been reversed.") from exc
+
+
+class _IdPool:
+    """Ids of one sequence for one posting batch: a block taken up front (an IdBlock, handed
+    out in order; rewind() hands them out again from the first), or one uow.take_ids per id
+    when `block` is None."""
+
+    def __init__(self, uow, sequence: str, block=None):
+        self._uow, self._sequence = uow, sequence
+        self._block = block.ids.tolist() if block is not None else None
+        self._next = 0
+
+    def take(self) -> int:
+        if self._block is not None:
+            self._next += 1
+            return self._block[self._next - 1]
+        return int(self._uow.take_ids(self._sequence, 1).ids[0])
+
+    def rewind(self) -> None:
+        self._next = 0
+
+
+def load_accounts(fetchall, numbers, dialect, lock=False) -> dict:
     """Account number -> [id, customer_id, kind, status, balance_cents, holds_cents,
     overdraft_limit_cents, customer status, last_activity_at, last_activity_date]; fetchall
     runs the query (a unit of work's, or Bank.read for a review that writes nothing), written
-    in `dialect` (the store/sql.py Dialect of fetchall's engine)."""
+    in `dialect` (the store/sql.py Dialect of fetchall's engine). With `lock` (PostgreSQL,
+    a posting batch in a writer lane), the accounts' rows are locked FOR UPDATE in id order."""
     accounts = {}
     if numbers:
         for row in fetchall(
@@ -454,7 +703,8 @@ def load_accounts(fetchall, numbers, dialect) -> dict:
             "a.holds_cents, a.overdraft_limit_cents, c.status, a.last_activity_at, "
             "a.last_activity_date FROM accounts a "
             "LEFT JOIN customers c ON c.id = a.customer_id WHERE "
-            + dialect.in_list("a.account_number", "VARCHAR"),
+            + dialect.in_list("a.account_number", "VARCHAR")
+            + (" ORDER BY a.id FOR UPDATE OF a" if lock else ""),
             [numbers],
         ):
             accounts[row[0]] = list(row[1:])
@@ -612,3 +862,11 @@ def refusal_warning(refusal: BankError, what: str) -> str:
                 f"{format_cents(refusal.limit_cents)}: {format_cents(refusal.left_cents)} is "
                 f"left today, so {what} would be refused.")
     return f"{refusal} Confirming {what} would be refused."
+
+
+def note_rows_locked(uow) -> None:
+    """Tell the unit of work (PostgreSQL's, when it measures) that the batch's account rows
+    are locked from now to its end: benchmarks report how long batches hold them."""
+    note = getattr(uow, "note_rows_locked", None)
+    if note is not None:
+        note()

@@ -737,8 +737,8 @@ def _attempt(bank, actor, uow, day, cand, out, post):
                           "amount_cents": -done["amount_cents"]}),
             pd.DataFrame({"tx_ref": done["tx_ref"], "account_id": done["target_id"],
                           "amount_cents": done["amount_cents"]})], ignore_index=True)
-        base = post(bank, actor, uow, tx, postings, "eod.standing_orders")
-        done["transaction_id"] = base + done["tx_ref"]
+        ids = post(bank, actor, uow, tx, postings, "eod.standing_orders")
+        done["transaction_id"] = ids[done["tx_ref"].to_numpy()]
         ids = dict(zip(done["key"].tolist(), done["transaction_id"].tolist()))
         cand["transaction_id"] = pd.array([ids.get(k) for k in cand["key"].tolist()],
                                           dtype="Int64")

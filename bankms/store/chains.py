@@ -54,8 +54,8 @@ class Chains:
         self.lane = chain.MAIN_LANE
         # chain -> [last hashed id, head hash]
         self._heads = {"ledger": [0, chain.GENESIS], "audit": [0, chain.GENESIS]}
-        # The id counters (LedgerState) as of the last seal: when they have not moved, no row
-        # was written and the seal reads nothing.
+        # The ledger and audit ids taken so far (engine.ids_taken) as of the last seal: when
+        # they have not moved, no row was written and the seal reads nothing.
         self._seen = {"ledger": 0, "audit": 0}
         # (table, column) of the chained tables' TIMESTAMP columns, read once (content_sql).
         self._timestamps = None
@@ -80,7 +80,7 @@ class Chains:
                 state.reload(uow)
                 counts = self._hash_new(uow)
                 if any(counts.values()):
-                    aid = state.take_audit_ids(1)
+                    aid = int(uow.take_ids("audit_id_seq", 1).ids[0])
                     uow.execute(
                         "INSERT INTO audit_log (id, ts, actor, actor_role, action, entity, "
                         "entity_id, after, outcome) VALUES (?, ?, 'system', 'system', "
@@ -94,7 +94,7 @@ class Chains:
         except BaseException:
             self._heads = {"ledger": [0, chain.GENESIS], "audit": [0, chain.GENESIS]}
             raise
-        self._seen = {"ledger": state.next_transaction_id, "audit": state.next_audit_id}
+        self._seen = self._taken()
 
     def reload(self, fetchall, state) -> None:
         """Read the heads again from the last row of each chain, through `fetchall` (a
@@ -112,9 +112,15 @@ class Chains:
                 stored = row[0][1]
                 valid = isinstance(stored, str) and len(stored) == 64
                 self._heads[name] = [row[0][0], stored if valid else chain.GENESIS]
-        self._seen = {"ledger": state.next_transaction_id, "audit": state.next_audit_id}
+        self._seen = self._taken()
 
     # -- on the writer thread ----------------------------------------------------------------
+    def _taken(self) -> dict:
+        """The ledger and audit ids this process's units of work have taken so far (rows
+        of either chain are written only with ids taken through uow.take_ids)."""
+        taken = self._bank.engine.ids_taken
+        return {"ledger": taken["transaction_id_seq"], "audit": taken["audit_id_seq"]}
+
     def mark(self):
         """What to go back to if the unit of work rolls back."""
         return ({k: list(v) for k, v in self._heads.items()}, dict(self._seen))
@@ -126,16 +132,14 @@ class Chains:
 
     def seal(self, uow) -> None:
         """Hash whatever this unit of work added to either chain (called before COMMIT)."""
-        state = self._bank.state
-        moved = {name for name, counter in (("ledger", state.next_transaction_id),
-                                            ("audit", state.next_audit_id))
-                 if counter != self._seen[name]}
+        taken = self._taken()
+        moved = {name for name in ("ledger", "audit") if taken[name] != self._seen[name]}
         if not moved:
             return
-        # A chain whose counter has not moved has no new row: its read is skipped (end of day
+        # A chain whose ids have not moved has no new row: its read is skipped (end of day
         # on a quiet day writes audit rows only).
         self._hash_new(uow, moved)
-        self._seen = {"ledger": state.next_transaction_id, "audit": state.next_audit_id}
+        self._seen = taken
 
     def _hash_new(self, uow, names=("ledger", "audit")) -> dict:
         """Hash this lane's rows after each head of the chains `names`, in id order: their
@@ -189,8 +193,7 @@ class Chains:
             audit_hashes = chain.chain_hashes(self._heads["audit"][1],
                                               chain.audit_contents(audit_rows))
             self._heads["audit"] = [audit_rows[-1][0], audit_hashes[-1]]
-        state = self._bank.state
-        self._seen = {"ledger": state.next_transaction_id, "audit": state.next_audit_id}
+        self._seen = self._taken()
         return tx_hashes, audit_hashes
 
     def record_heads(self, uow, business_date) -> list[dict]:

@@ -30,6 +30,14 @@ class MigrationSQL:
     # Run after chain_heads is made again under another name (_add_lanes), where the primary
     # key is named after the table it was built as.
     heads_key_rename: str = ""
+    # Whether the ledger's ids (transactions, postings, audit_log) come from sequences
+    # (LEDGER_SEQUENCES, made and moved past max(id) by _add_ledger_sequences) rather than from
+    # the writer's in-process counters (ledger.LedgerState): PostgreSQL, where several
+    # processes' writers take ids at once.
+    ledger_sequences: bool = False
+    # The lane columns' default (_add_lanes): on PostgreSQL the writer session's lane (the
+    # session setting bankms.lane, store/postgres.py writer_session), 0 elsewhere.
+    lane_default: str = "0"
 
 
 # Keyed by Engine.name. DuckDB's text is what migrate ran before PostgreSQL existed, to the byte.
@@ -66,6 +74,9 @@ MIGRATION_SQL = {
         index_exists="SELECT count(*) FROM pg_indexes WHERE indexname = ?",
         # The key keeps the name a new bank's has (renaming the index renames the constraint).
         heads_key_rename="ALTER INDEX chain_heads_lanes_pkey RENAME TO chain_heads_pkey",
+        ledger_sequences=True,
+        lane_default=("CAST(coalesce(nullif(current_setting('bankms.lane', true), ''), '0') "
+                      "AS SMALLINT)"),
         # The read model (store/readmodel.py) pulls the append-only tables by `id > last` at
         # every refresh; without an index that reads the whole table (0.15 s each at 1 M
         # postings, ten times that at 10 M). Postings get a BRIN index: their rows are all
@@ -825,6 +836,18 @@ def _add_lanes(con, variant: MigrationSQL) -> None:
             # entry ... because there are entries that depend on it"); a nullable ADD COLUMN
             # still works there. Not IF NOT EXISTS: DuckDB refuses it with NOT NULL.
             con.execute(f"ALTER TABLE {table} ADD COLUMN lane SMALLINT NOT NULL DEFAULT 0")
+    if variant.lane_default != "0":
+        # Rows a writer session writes carry its lane whatever statement writes them (the
+        # posting batch names it; audit rows and the set-based writes of end of day do not).
+        # Only when not yet set: ALTER TABLE takes an ACCESS EXCLUSIVE lock, which would make
+        # every open wait for the ledger's readers and block them meanwhile.
+        for table in LANE_TABLES:
+            default = con.execute(
+                "SELECT column_default FROM information_schema.columns "
+                "WHERE table_name = ? AND column_name = 'lane'", [table]).fetchone()
+            if default is None or "bankms.lane" not in str(default[0]):
+                con.execute(f"ALTER TABLE {table} ALTER COLUMN lane SET DEFAULT "
+                            f"{variant.lane_default}")
     if "lane" not in _columns(con, "chain_heads"):
         # The primary key gains the lane, which neither engine can do in place on DuckDB:
         # the table is made again, its heads kept as lane 0's.
@@ -848,6 +871,29 @@ def _add_lanes(con, variant: MigrationSQL) -> None:
         con.execute(variant.reversal_index)
 
 
+# The sequences the ledger's ids come from on an engine with ledger_sequences (PostgreSQL),
+# by table. CACHE 1 (the default) is required: the read model's watermark trusts only ids a
+# transaction took after it had its xid (store/readmodel.py, above LEDGER_SEQUENCES), and a
+# session's cached values would be used by later transactions.
+LEDGER_SEQUENCES = {"transactions": "transaction_id_seq", "postings": "posting_id_seq",
+                    "audit_log": "audit_id_seq"}
+
+
+def _add_ledger_sequences(con) -> None:
+    """Make the ledger's sequences, and move each past its table's highest id when rows were
+    written without it (a bank whose ids came from the writers' counters, a copy loaded with
+    its ids). Only ever forward, and only when behind: once every id comes from the sequence
+    no row's id is above the value it last handed out, and nothing here moves it (a setval
+    racing another process's nextval could go backwards and hand an id out twice)."""
+    for table, sequence in LEDGER_SEQUENCES.items():
+        con.execute(f"CREATE SEQUENCE IF NOT EXISTS {sequence} START 1 CACHE 1")
+        # last_value is handed out already only when is_called (a new sequence's is not).
+        con.execute(
+            f"SELECT setval('{sequence}', m.top) FROM (SELECT max(id) AS top FROM {table}) m, "
+            f"{sequence} s WHERE m.top IS NOT NULL AND m.top > CASE WHEN s.is_called "
+            "THEN s.last_value ELSE s.last_value - 1 END")
+
+
 def migrate(con, engine: str = "duckdb") -> None:
     """Create or upgrade the schema in one transaction; on DuckDB then checkpoint so no schema
     change waits in the WAL. `con` has DuckDB's `execute(sql, params) -> cursor` with `?`
@@ -864,6 +910,8 @@ def migrate(con, engine: str = "duckdb") -> None:
         _add_loan_terms(con, variant)
         _add_deposit_products(con, variant)
         _add_lanes(con, variant)
+        if variant.ledger_sequences:
+            _add_ledger_sequences(con)
         con.execute(
             "INSERT INTO settings VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
             [str(SCHEMA_VERSION)],

@@ -11,6 +11,7 @@ imports), and callers inside bankms import this module as `bankms.store.duckdb`.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import re
@@ -159,7 +160,7 @@ class DuckDBUnitOfWork(CommitRules, DuckDBReader):
     # One process owns a DuckDB file, so nobody else can have written (port.UnitOfWork).
     others_wrote = False
 
-    def __init__(self, cur, before_commit=None, take=None):
+    def __init__(self, cur, before_commit=None, take=None, taken=None):
         self.cur = cur
         self._failed = False
         self._done = False
@@ -168,6 +169,8 @@ class DuckDBUnitOfWork(CommitRules, DuckDBReader):
         self._before_commit = before_commit
         # sequence name -> take(n) -> first id, for ids counted in process memory.
         self._take = take
+        # The engine's count of ids taken per sequence (port.Engine.ids_taken).
+        self._taken = taken if taken is not None else collections.Counter()
         self._after_commit = None
 
     def __enter__(self):
@@ -207,11 +210,17 @@ class DuckDBUnitOfWork(CommitRules, DuckDBReader):
         take = self._take.get(sequence) if self._take else None
         if take is not None:
             first = take(n)
+            self._taken[sequence] += int(n)
             return IdBlock(np.arange(first, first + n, dtype=np.int64))
         if not _SEQUENCE_NAME.fullmatch(sequence):
             raise ValueError(f"not a sequence name: {sequence!r}")
         rows = self.fetchall(f"SELECT nextval('{sequence}') FROM range(?)", [n])
+        self._taken[sequence] += int(n)
         return IdBlock(np.array(sorted(r[0] for r in rows), dtype=np.int64))
+
+    def take_ids_many(self, counts: Mapping[str, int]) -> dict:
+        """{sequence: IdBlock of n new ids} for each (sequence, n) of `counts` (take_ids)."""
+        return {sequence: self.take_ids(sequence, n) for sequence, n in counts.items()}
 
     # on_commit, mark_failed and commit come from port.CommitRules.
 
@@ -270,6 +279,8 @@ class DuckDBEngine:
         self._cursors = Cursors(self.con)
         # sequence name -> take(n) -> first id (set_counters).
         self._take: dict = {}
+        # Ids this engine's units of work have taken so far, per sequence (port.Engine.ids_taken).
+        self.ids_taken: collections.Counter = collections.Counter()
 
     # -- ids ---------------------------------------------------------------------------------
     def set_counters(self, take: Mapping[str, Callable[[int], int]]) -> None:
@@ -307,7 +318,8 @@ class DuckDBEngine:
         `announce` are ignored: this process's one writer is already the only writer of the
         file, and nobody else listens."""
         return DuckDBUnitOfWork(cursor if cursor is not None else self._cursors.get(),
-                                before_commit=before_commit, take=self._take)
+                                before_commit=before_commit, take=self._take,
+                                taken=self.ids_taken)
 
     def read(self, sql, params=None) -> list[tuple]:
         """Rows of one query, read in one snapshot through this thread's cursor."""

@@ -176,8 +176,14 @@ class UnitOfWork(Reader, Protocol):
     # Opened with exclusive=True on an engine with shared_writers: True when a unit of work
     # of another process may have committed since this engine's previous exclusive one began
     # (and always for the first); memory mirroring the store must then be read again. A false
-    # True costs only that read. Always False otherwise.
+    # True costs only that read. Always False otherwise. Opened with shared=True (a posting
+    # batch in a writer lane, PostgreSQL): True when another process ran an exclusive unit of
+    # work since this engine last looked (CALLS_CLOCK, store/postgres.py).
     others_wrote: bool
+    # PostgreSQL only (read with getattr; DuckDB's units of work have none): True for a posting
+    # batch holding the writer lock shared, which must lock the rows it changes itself
+    # (ledger.BatchPoster: accounts, and limited customers, FOR UPDATE in id order).
+    # shared: bool
 
     def execute(self, sql: str, params: Params = None) -> Any:
         """Run one statement for its effect. The return value is not part of the port: callers
@@ -200,6 +206,10 @@ class UnitOfWork(Reader, Protocol):
         """`n` new ids from `sequence` (e.g. 'transaction_id_seq', 'customer_id_seq').
         Ascending and unique across units of work; gaps are allowed. A rolled-back unit of
         work may leave its ids unused."""
+
+    def take_ids_many(self, counts: Mapping[str, int]) -> dict[str, IdBlock]:
+        """{sequence: take_ids(sequence, n)} for each (sequence, n) of `counts`; on PostgreSQL
+        in one round trip (a posting batch's id blocks)."""
 
     def on_commit(self, fn: Callable[[], None]) -> None:
         """Run fn() after this unit of work's COMMIT has succeeded (memory that must follow
@@ -318,6 +328,11 @@ class Engine(Protocol):
     # DuckDB: False, since one process owns the file: field notes). When True, the writer
     # opens its units of work with exclusive=True (see the module docstring).
     shared_writers: bool
+    # How many ids this engine's units of work have taken so far, per sequence name (a
+    # collections.Counter; rolled-back units of work count too). Only grows: the hash chains
+    # read it to know whether a unit of work took ledger or audit ids, and so may have rows
+    # to hash (store/chains.py, Chains.seal).
+    ids_taken: Any
 
     def unit_of_work(self, *, isolation: Literal["read_committed", "serializable"] =
                      "serializable") -> AbstractContextManager[UnitOfWork]:
@@ -373,4 +388,5 @@ class Engine(Protocol):
     def set_counters(self, take: Mapping[str, Callable[[int], int]]) -> None:
         """Serve take_ids(sequence, n) for these sequences from the writer's in-process
         counters (ledger.LedgerState: take(n) returns the first of n new ids) instead of the
-        engine's sequences; right while one process writes."""
+        engine's sequences; right while one process writes. DuckDB only: PostgreSQL refuses
+        (NotImplementedError), its ids all come from sequences (several writers at once)."""

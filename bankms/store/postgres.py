@@ -35,6 +35,13 @@ unit of work also takes the next value of the sequence WRITER_CLOCK (no transact
 when it is not the last value this engine took plus one, another process took one in between,
 and the unit of work says so in `others_wrote`.
 
+Writer lanes (issue 14): each writer session holds a lane of its own (writer_session, LANE_BASE)
+and every id comes from a sequence (take_ids). A posting batch then holds the writer lock SHARED
+(`shared=True`, READ COMMITTED) instead, so the batches of several processes run at once and lock
+the rows they change themselves; every other unit of work stays exclusive, and also ticks
+CALLS_CLOCK, which a shared batch reads to learn that such a job of another process ran
+(`others_wrote`).
+
 Announcing commits (issue 14, step G): an exclusive unit of work opened with `announce`
 ("post" or "call") sends NOTIFY on CHANNEL in the same round trip as its COMMIT; PostgreSQL
 delivers it to every listening session when (and only if) the transaction commits. The payload
@@ -53,6 +60,7 @@ error `from` psycopg's.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import io
@@ -294,9 +302,26 @@ _SEQUENCE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")
 # migration lock is another key), and the sequence each exclusive unit of work ticks.
 WRITER_LOCK_KEY = 7089075474165619060
 WRITER_CLOCK = "bankms_writer_clock"
-# One round trip: the lock, then the tick (a multi-statement query runs in order).
-_LOCK_AND_TICK = f"SELECT pg_advisory_lock({WRITER_LOCK_KEY}); SELECT nextval('{WRITER_CLOCK}')"
+# Ticked only by exclusive units of work (every job but a posting batch): a posting batch that
+# finds it moved since its engine last looked knows that another process ran such a job (end of
+# day, a setting) and reads again what the writer keeps in memory (the business date).
+CALLS_CLOCK = "bankms_calls_clock"
+# One round trip: the lock, then the ticks (a multi-statement query runs in order).
+_LOCK_AND_TICK = (f"SELECT pg_advisory_lock({WRITER_LOCK_KEY}); "
+                  f"SELECT nextval('{WRITER_CLOCK}'), nextval('{CALLS_CLOCK}')")
 _UNLOCK = f"SELECT pg_advisory_unlock({WRITER_LOCK_KEY})"
+# A posting batch holds the writer lock shared (writer lanes: batches of several processes at
+# once, exclusive jobs alone), ticks the writer clock (its NOTIFY payload) and reads CALLS_CLOCK.
+_LOCK_SHARED = (f"SELECT pg_advisory_lock_shared({WRITER_LOCK_KEY}); "
+                f"SELECT nextval('{WRITER_CLOCK}'), last_value FROM {CALLS_CLOCK}")
+_UNLOCK_SHARED = f"SELECT pg_advisory_unlock_shared({WRITER_LOCK_KEY})"
+# Writer lanes (issue 14): each writer session holds pg_try_advisory_lock(LANE_BASE + n) for the
+# first free n in 1..LANES_MAX for its whole life (writer_session), and sets bankms.lane = n, which
+# the lane columns of transactions and audit_log take as their default (db.py): every row the
+# session writes carries its lane and chains after that lane's previous row (store/chains.py).
+# Lane 0 is for rows written outside writer sessions (the chain's start at open) and DuckDB.
+LANE_BASE = 7089075474165619100
+LANES_MAX = 64
 # Gives back a job's lock (job_lock), with its key.
 _JOB_UNLOCK = "SELECT pg_advisory_unlock({key})"
 # The channel on which exclusive units of work announce their commits (module docstring).
@@ -374,7 +399,7 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
 
     def __init__(self, engine: "PostgresEngine", isolation: str, before_commit=None,
                  conn: psycopg.Connection | None = None, exclusive: bool = False,
-                 announce: str | None = None):
+                 announce: str | None = None, shared: bool = False):
         if isolation not in self._ISOLATION:
             raise ValueError(f"isolation must be one of {sorted(self._ISOLATION)}: {isolation!r}")
         self._engine = engine
@@ -392,14 +417,21 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
         self._after_commit: list[Callable[[], None]] | None = None
         # The writer lock (module docstring): taken before BEGIN, given back after the end.
         self._exclusive = exclusive
+        # Or held shared (a posting batch in a writer lane): then `shared` is True and the
+        # batch locks the rows it changes itself (ledger.BatchPoster).
+        self.shared = shared and not exclusive
         self._locked = False
         self.others_wrote = False
+        # When a posting batch locked its account rows (note_rows_locked), for benchmarks.
+        self._rows_locked_at: float | None = None
         # What COMMIT announces to other processes' listeners (only an exclusive unit of work
         # announces: its clock value orders it among all writers' units).
         if announce is not None and announce not in _KINDS:
             raise ValueError(f"announce must be one of {_KINDS} or None: {announce!r}")
-        self._announce = announce if exclusive else None
+        self._announce = announce if (exclusive or self.shared) else None
         self._clock_value: int | None = None
+        # Whether this transaction has its xid (take_ids).
+        self._has_xid = False
 
     def __enter__(self):
         if self._given is not None:
@@ -409,12 +441,24 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
         try:
             if self._exclusive:
                 asked = time.perf_counter()
-                cur = self.conn.execute(_LOCK_AND_TICK)
+                # Held from here on for _unlock: the lock may be granted and the statement
+                # after it fail (a cancel), and a session lock outlives the error.
                 self._locked = True
+                cur = self.conn.execute(_LOCK_AND_TICK)
                 cur.nextset()
-                self._clock_value = cur.fetchone()[0]
+                self._clock_value, calls = cur.fetchone()
                 self.others_wrote = self._engine._tick(self._clock_value,
-                                                       time.perf_counter() - asked)
+                                                       time.perf_counter() - asked, calls)
+            elif self.shared:
+                asked = time.perf_counter()
+                # Held from here on for _unlock: the lock may be granted and the statement
+                # after it fail (a cancel), and a session lock outlives the error.
+                self._locked = True
+                cur = self.conn.execute(_LOCK_SHARED)
+                cur.nextset()
+                self._clock_value, calls = cur.fetchone()
+                self.others_wrote = self._engine._shared_tick(
+                    self._clock_value, time.perf_counter() - asked, calls)
             self.conn.execute(f"BEGIN ISOLATION LEVEL {self._isolation}")
         except psycopg.Error as exc:
             self._unlock()
@@ -429,7 +473,8 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
         as its thread's connection, and every other process's writer would wait forever."""
         if self._locked:
             self._locked = False
-            self._engine._unlock_or_close(self.conn, _UNLOCK)
+            self._engine._unlock_or_close(self.conn,
+                                          _UNLOCK_SHARED if self.shared else _UNLOCK)
 
     def _run(self, sql, params):
         try:
@@ -488,31 +533,56 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
         return data.num_rows
 
     def take_ids(self, sequence: str, n: int) -> IdBlock:
-        """n new ids from PostgreSQL sequence `sequence`, ascending (gaps allowed); from the
-        engine's in-process counters for the sequences set_counters names.
+        """n new ids from PostgreSQL sequence `sequence`, ascending (gaps allowed). Every id
+        bankms writes on PostgreSQL comes this way, the ledger's too (db.LEDGER_SEQUENCES):
+        several processes' writers take them at once.
 
         The rule for writers of the append-only tables (the read model's watermark relies on
         it, readmodel.py, _WATERMARK_SQL): a transaction takes ids from a sequence only once it
         has a transaction id of its own, so that an id handed out before some moment belongs
         to a transaction whose xid was assigned before that moment. nextval alone does not
         assign one (it writes WAL, and so takes an xid, only every 32nd call), hence the
-        pg_current_xact_id() first: a no-op when the unit of work already wrote, else one
-        cheap statement that assigns the xid. A separate statement rather than folded into the
-        nextval one, so that the order does not depend on how a plan evaluates its
-        expressions. The ids are written only by the transaction that took them (a retry takes
-        new ones), and the sequences must have CACHE 1 (the default): a session's cached
-        values, like ids kept for a later transaction, are used by transactions that may begin
-        after any moment one looks, and no watermark could then be trusted."""
-        take = self._engine._take.get(sequence)
-        if take is not None:
-            first = take(n)
-            return IdBlock(np.arange(first, first + n, dtype=np.int64))
+        pg_current_xact_id() first (once per unit of work: an xid, once assigned, stays): a
+        no-op when the unit of work already wrote, else one cheap statement that assigns the
+        xid. A separate statement rather than folded into the nextval one, so that the order
+        does not depend on how a plan evaluates its expressions. The ids are written only by
+        the transaction that took them (a retry takes new ones), and the sequences must have
+        CACHE 1 (the default): a session's cached values, like ids kept for a later
+        transaction, are used by transactions that may begin after any moment one looks, and
+        no watermark could then be trusted."""
         if not _SEQUENCE_NAME.match(sequence):
             raise ValueError(f"not a sequence name: {sequence!r}")
-        self.fetchall("SELECT pg_current_xact_id()")
+        if not self._has_xid:
+            self.fetchall("SELECT pg_current_xact_id()")
+            self._has_xid = True
         rows = self.fetchall(
             f"SELECT nextval('{sequence}') FROM generate_series(1, ?)", [int(n)])
+        self._engine.ids_taken[sequence] += int(n)
         return IdBlock(np.array(sorted(r[0] for r in rows), dtype=np.int64))
+
+    def take_ids_many(self, counts: Mapping[str, int]) -> dict:
+        """{sequence: IdBlock of n new ids} for each (sequence, n) of `counts`, as take_ids
+        gives them (the xid first), in one round trip: a posting batch's blocks (ledger.py)."""
+        for sequence in counts:
+            if not _SEQUENCE_NAME.match(sequence):
+                raise ValueError(f"not a sequence name: {sequence!r}")
+        names = list(counts)
+        # Ints and checked names only: written inline, so that the xid statement and the
+        # takes go as one multi-statement query, run in order.
+        takes = ", ".join(
+            f"(SELECT array_agg(nextval('{s}')) FROM generate_series(1, {int(counts[s])}))"
+            for s in names)
+        sql = ("SELECT pg_current_xact_id(); " if not self._has_xid else "") + f"SELECT {takes}"
+        with self._run(sql, None) as cur:
+            if not self._has_xid:
+                cur.nextset()
+            row = cur.fetchone()
+        self._has_xid = True
+        out = {}
+        for sequence, ids in zip(names, row):
+            self._engine.ids_taken[sequence] += int(counts[sequence])
+            out[sequence] = IdBlock(np.array(sorted(ids or ()), dtype=np.int64))
+        return out
 
     # on_commit, mark_failed and commit come from port.CommitRules.
 
@@ -540,8 +610,18 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
                 self.conn.execute("ROLLBACK")
             self._finish()
 
+    def note_rows_locked(self) -> None:
+        """The batch's account rows are locked from now to the end of this unit of work:
+        the time is summed per engine (row_hold_s, row_holds) at its end, for benchmarks."""
+        if self._rows_locked_at is None:
+            self._rows_locked_at = time.perf_counter()
+
     def _finish(self) -> None:
         self._done = True
+        if self._rows_locked_at is not None:
+            self._engine.row_hold_s += time.perf_counter() - self._rows_locked_at
+            self._engine.row_holds += 1
+            self._rows_locked_at = None
         self._unlock()
         if self.conn is not None:
             self._engine._give_back(self.conn, self._own)
@@ -583,14 +663,21 @@ class PostgresEngine:
         # that those of ended threads are taken back (_reclaim).
         self._thread_connections: list[tuple[weakref.ref, psycopg.Connection]] = []
         self._closed = False
-        # sequence name -> take(n) -> first id (set_counters).
-        self._take: dict = {}
+        # Ids this engine's units of work have taken so far, per sequence (port.Engine.ids_taken).
+        self.ids_taken: collections.Counter = collections.Counter()
+        # Seconds posting batches held their account rows locked (lock to COMMIT or
+        # rollback), and how many batches: benchmarks/bench_pg_processes.py reports the mean.
+        self.row_hold_s = 0.0
+        self.row_holds = 0
         # The last WRITER_CLOCK value this engine's exclusive units of work took (None: none
         # yet, so the first one reads everything again).
         self._clock: int | None = None
+        # The last CALLS_CLOCK value this engine saw (None: none yet).
+        self._calls: int | None = None
         # Exclusive units of work so far and the seconds they spent taking the lock (the
         # round trip included): what the one lock costs, for benchmarks/bench_pg_processes.py.
         self.exclusive_units = 0
+        self.shared_units = 0
         self.lock_wait_s = 0.0
         # Names this engine in its notifications, so that its listeners skip its own commits
         # (module docstring); random, so that two engines in one process differ.
@@ -603,14 +690,29 @@ class PostgresEngine:
         with conn.transaction():
             conn.execute(db.MIGRATION_SQL[self.name].lock)
             conn.execute(f"CREATE SEQUENCE IF NOT EXISTS {WRITER_CLOCK}")
+            conn.execute(f"CREATE SEQUENCE IF NOT EXISTS {CALLS_CLOCK}")
 
-    def _tick(self, value: int, waited_s: float) -> bool:
+    def _shared_tick(self, value: int, waited_s: float, calls: int) -> bool:
+        """Record what a posting batch under the shared lock took and read: True when an
+        exclusive unit of work of another process (or none seen yet) ticked CALLS_CLOCK since
+        this engine last looked, so that the batch reads memory again (store/writer.py)."""
+        with self._lock:
+            others = self._calls is None or calls != self._calls
+            self._calls = calls
+            self._clock = value
+            self.shared_units += 1
+            self.lock_wait_s += waited_s
+        return others
+
+    def _tick(self, value: int, waited_s: float, calls: int | None = None) -> bool:
         """Record the WRITER_CLOCK value an exclusive unit of work took after waiting
         `waited_s` for the lock; True unless it follows the one taken before (then no other
         process ticked in between)."""
         with self._lock:
             others = self._clock is None or value != self._clock + 1
             self._clock = value
+            if calls is not None:
+                self._calls = calls
             self.exclusive_units += 1
             self.lock_wait_s += waited_s
         return others
@@ -719,20 +821,37 @@ class PostgresEngine:
 
     # -- the single writer's wiring (store/writer.py) -----------------------------------------
     def set_counters(self, take: Mapping[str, Callable[[int], int]]) -> None:
-        """Serve take_ids(sequence, n) for these sequences from in-process counters (the
-        ledger's max(id)+1 counters owned by the writer thread, ledger.LedgerState) instead of
-        PostgreSQL sequences. Right while one process writes, as on DuckDB: its one writer
-        thread is the only one taking these ids; and with several processes, because each
-        writer takes ids only inside an exclusive unit of work, under the writer lock, after
-        reading the counters again whenever another process wrote (others_wrote). Ids then
-        follow commit order, which the hash chains need (they hash in id order)."""
-        self._take = dict(take)
+        """Refused: on PostgreSQL every id comes from its sequence (take_ids). Counters in one
+        process's memory cannot serve several processes' writers posting at once, nor give the
+        read model ids it can trust (readmodel.py, above LEDGER_SEQUENCES)."""
+        raise NotImplementedError("PostgreSQL takes every id from its sequence (take_ids)")
 
     def writer_session(self) -> psycopg.Connection:
         """A connection of the writer's own (autocommit between its units of work, session
         TimeZone UTC): every unit of work of the writer runs on it (unit_of_work(cursor=...))
-        and so does its batch writer. Closed by the writer, or by close()."""
-        return self._connect()
+        and so does its batch writer. Closed by the writer, or by close().
+
+        The session takes a writer lane (LANE_BASE): the first free n in 1..LANES_MAX, the
+        lane this engine had before first when the writer opens a new session (a lost
+        connection gave its lock back with it), and holds it for its life; `lane` is then n.
+        StoreUnavailable when every lane is taken."""
+        conn = self._connect()
+        order = list(range(1, LANES_MAX + 1))
+        if self.lane:
+            order.remove(self.lane)
+            order.insert(0, self.lane)
+        try:
+            for n in order:
+                if conn.execute(f"SELECT pg_try_advisory_lock({LANE_BASE + n})").fetchone()[0]:
+                    # A session setting, outside any transaction: it stays for the session.
+                    conn.execute(f"SET bankms.lane = '{n}'")
+                    self.lane = n
+                    return conn
+        except psycopg.Error as exc:
+            self._discard(conn)
+            raise map_error(exc) from exc
+        self._discard(conn)
+        raise StoreUnavailable(f"all {LANES_MAX} writer lanes are taken")
 
     def batch_writer(self, session: psycopg.Connection) -> "PostgresBatchWriter":
         """The engine half of a posting batch on the writer's session (PostgresBatchWriter)."""
@@ -741,14 +860,16 @@ class PostgresEngine:
     # -- units of work and reads -------------------------------------------------------------
     def unit_of_work(self, *, isolation: str = "serializable", cursor=None,
                      before_commit=None, exclusive: bool = False,
-                     announce: str | None = None) -> PostgresUnitOfWork:
+                     announce: str | None = None, shared: bool = False) -> PostgresUnitOfWork:
         """A unit of work (a context manager: BEGIN ISOLATION LEVEL ... on enter; ROLLBACK on
         exit unless committed). isolation: "serializable" or "read_committed". `cursor`: a
         connection to run on (the writer's session, writer_session), kept open after.
-        `exclusive`: hold the writer lock and tick the clock; `announce` ("post", "call"),
-        with exclusive: NOTIFY other processes' listeners at COMMIT (module docstring)."""
+        `exclusive`: hold the writer lock and tick the clocks; `shared` (a posting batch in a
+        writer lane, store/writer.py): hold it shared, tick the writer clock and read
+        CALLS_CLOCK; `announce` ("post", "call"), with either: NOTIFY other processes'
+        listeners at COMMIT (module docstring)."""
         return PostgresUnitOfWork(self, isolation, before_commit=before_commit, conn=cursor,
-                                  exclusive=exclusive, announce=announce)
+                                  exclusive=exclusive, announce=announce, shared=shared)
 
     def listen(self, callback: Callable[[Change], None]) -> "PostgresListener":
         """Start a PostgresListener calling callback(Change) for other engines' commits (the
@@ -1031,3 +1152,61 @@ class PostgresBatchWriter:
 
     def clear(self) -> None:
         """Nothing is buffered between write() calls (each statement runs at once)."""
+
+    # Late locking (ledger.BatchPoster._post_late, writer lanes): a posting batch's rows that
+    # need no account lock go first, after a savepoint; then one statement locks the accounts
+    # in id order and applies the deltas, answering the locked balances; audit rows come last.
+    _SAVEPOINT = "bankms_late"
+    _LATE_UPDATE = (
+        "UPDATE accounts a SET balance_cents = a.balance_cents + d.delta, "
+        "last_activity_at = CASE WHEN d.act THEN CAST(%s AS TIMESTAMP) "
+        "ELSE a.last_activity_at END, "
+        "last_activity_date = CASE WHEN d.act THEN CAST(%s AS DATE) "
+        "ELSE a.last_activity_date END "
+        # The subquery locks every row in id order before the UPDATE touches any of them
+        # (the order every other locker uses: no deadlock). In READ COMMITTED the SET is
+        # evaluated on the newest committed version of each row once it is locked.
+        "FROM (SELECT id FROM accounts WHERE id = ANY(CAST(%s AS BIGINT[])) "
+        "ORDER BY id FOR UPDATE) AS l "
+        "JOIN unnest(CAST(%s AS BIGINT[]), CAST(%s AS BIGINT[]), CAST(%s AS BOOLEAN[])) "
+        "AS d(id, delta, act) ON d.id = l.id WHERE a.id = l.id "
+        "RETURNING a.id, a.balance_cents, a.holds_cents, a.overdraft_limit_cents, a.status")
+
+    def write_unlocked(self, tx_rows, posting_rows, key_rows) -> None:
+        """A savepoint, then the batch's transactions, postings and keys in one pipeline (one
+        round trip). DuplicateKey for a repeated idempotency key."""
+        statements = []
+        for table, rows in (("transactions", tx_rows), ("postings", posting_rows),
+                            ("idempotency_keys", key_rows)):
+            if rows:
+                sql, _ = self._insert(table)
+                statements.append((sql, [list(col) for col in zip(*rows)]))
+        try:
+            with self._conn.pipeline():
+                self._conn.execute(f"SAVEPOINT {self._SAVEPOINT}")
+                for sql, columns in statements:
+                    self._conn.execute(sql, columns)
+        except psycopg.Error as exc:
+            mapped = postgres_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    def lock_and_apply(self, ids, deltas, active, now, day) -> dict:
+        """Lock accounts `ids` in id order, add `deltas` to their balances (and set last
+        activity to now/day where `active`); {id: (balance after, holds, overdraft limit,
+        status)} as locked."""
+        try:
+            rows = self._conn.execute(self._LATE_UPDATE, [now, day, sorted(ids), list(ids),
+                                                          list(deltas), list(active)]).fetchall()
+        except psycopg.Error as exc:
+            mapped = postgres_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        return {r[0]: r[1:] for r in rows}
+
+    def undo_unlocked(self) -> None:
+        """Back to the savepoint of write_unlocked: its rows and the account locks taken since
+        are gone; the transaction goes on."""
+        self._conn.execute(f"ROLLBACK TO SAVEPOINT {self._SAVEPOINT}")

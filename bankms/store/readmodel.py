@@ -192,8 +192,9 @@ _KEYS_SQL = (
 # without the wait each pull would read again all the rows of the pull before it (measured:
 # about twice the new rows under a writer always in flight; with it, about the new rows).
 #
-# While no ledger sequence exists (today: ids from the writers' counters), H is final at once
-# and no Y is taken: every id below the highest committed one belongs to a transaction that
+# While no ledger sequence exists (a bank not opened since the sequences came, whose ids came
+# from the writers' counters; every bank opened since has them, db.LEDGER_SEQUENCES), H is
+# final at once and no Y is taken: every id below the highest committed one belongs to a transaction that
 # had ended. A ledger sequence with CACHE > 1 gives no pair at all (the tables come whole).
 #
 # From a streaming replica (no xid can be taken there): with the bank's own URL (bank_url, as
@@ -208,6 +209,7 @@ _KEYS_SQL = (
 # but slow (a documented limitation: give the read model the bank's URL). A sequence's
 # last_value is not read on a standby: it shows the value WAL-logged ahead (up to 32 more
 # than handed out), and an H above the ids really taken would be unsafe.
+# The same map as the migration's (db.py makes these sequences on PostgreSQL).
 LEDGER_SEQUENCES = {"transactions": "transaction_id_seq", "postings": "posting_id_seq",
                     "audit_log": "audit_id_seq"}
 # The id space each append-only table's ordering column takes its values from.

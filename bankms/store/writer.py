@@ -31,6 +31,14 @@ keep in memory (bank.py, Bank._others_committed). A unit of work refused with Wr
 failure or deadlock with a transaction outside the writers) saved nothing and is run again, up
 to CONFLICT_ATTEMPTS times in all, so callers do not see a conflict that a retry would clear. On
 DuckDB (one process owns the file) none of this runs: the writer behaves as before.
+
+Writer lanes (issue 14, PostgreSQL): posting batches are the exception to "every unit of work is
+exclusive". Each writer session holds a lane of its own (store/postgres.py, writer_session) and
+chains its rows in it; a posting batch holds the writer lock SHARED in READ COMMITTED, so the
+batches of several processes run at once, each locking the accounts it changes FOR UPDATE in id
+order (ledger.BatchPoster) and taking its ids from sequences. Its `others_wrote` says whether an
+exclusive job of another process ran since (CALLS_CLOCK): only then is memory (the business
+date) read again; its own lane's chain heads are its own, read again only after a failure.
 """
 from __future__ import annotations
 
@@ -99,6 +107,9 @@ class Writer:
         # there, and the posting batch's writer (engine.batch_writer) sits on it.
         self._engine = engine
         self._cur = engine.writer_session()
+        # The chains hash the writer session's lane (PostgreSQL: the lane it took; 0 on DuckDB).
+        if chains is not None:
+            chains.lane = getattr(engine, "lane", 0)
         # Called with the new session when the writer had to open one (_session): the posting
         # batch's writer sits on the session and must move with it.
         self.on_new_session = None
@@ -316,6 +327,10 @@ class Writer:
             cur.close()
         self._cur = self._engine.writer_session()
         self._stale = True
+        if self._chains is not None:
+            # Perhaps another lane than before (its lock went with the old session): the next
+            # unit of work reads this lane's heads (_stale).
+            self._chains.lane = getattr(self._engine, "lane", 0)
         if self.on_new_session is not None:
             self.on_new_session(self._cur)
 
@@ -336,18 +351,30 @@ class Writer:
         marked = chains.mark() if chains is not None else None
         # Only where others listen: DuckDB (and test doubles of engines) never see the keyword.
         extra = {"announce": kind} if shared else {}
+        if shared and kind == "post":
+            # Writer lanes: posting batches of several processes run at once, each holding the
+            # writer lock shared, in READ COMMITTED; each locks the accounts it changes (FOR
+            # UPDATE in id order, ledger.BatchPoster) and writes only its own lane's chain.
+            # Every other job holds it exclusive: no batch runs meanwhile.
+            mode = {"shared": True, "isolation": "read_committed"}
+        else:
+            mode = {"exclusive": shared}
         try:
             with self._engine.unit_of_work(
                     cursor=self._cur, before_commit=chains.seal if chains else None,
-                    exclusive=shared, **extra) as uow:
+                    **mode, **extra) as uow:
                 if shared:
-                    if self._stale or uow.others_wrote:
+                    stale = self._stale or uow.others_wrote
+                    # Stale until this unit commits: taking the lock noted the other writers'
+                    # clock, so if the refresh below fails, only this flag tells the next unit
+                    # that memory (the business date, chain heads) must be read again.
+                    self._stale = True
+                    if stale:
                         self._invalidate()
                         if self._refresh is not None:
                             self._refresh(uow)
                         # What to go back to is now what was just read.
                         marked = chains.mark() if chains is not None else None
-                    self._stale = True
                 yield uow
         except BaseException:
             if chains is not None:

@@ -390,8 +390,8 @@ def _post_interest(bank, actor, uow, day, periods, kind, build, **post_options):
     if len(pay):
         pay["tx_ref"] = range(len(pay))
         tx, postings, action = build(pay)
-        base = post_frames(bank, actor, uow, tx, postings, action, **post_options)
-        ids = dict(zip(pay["account_id"], base + pay["tx_ref"]))
+        tx_ids = post_frames(bank, actor, uow, tx, postings, action, **post_options)
+        ids = dict(zip(pay["account_id"], tx_ids[pay["tx_ref"].to_numpy()].tolist()))
         period["transaction_id"] = pd.array([ids.get(a) for a in period["account_id"]],
                                             dtype="Int64")
     if len(period):

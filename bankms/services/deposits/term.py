@@ -84,7 +84,7 @@ from ...domain.errors import (
 from ...domain.keys import clean_key, system_key
 from ..ledger import TRANSACTIONAL_KINDS, PostingRequest, utcnow
 from ...domain.money import to_cents, to_money
-from ..posting_frames import post_frames
+from ..posting_frames import post_frames, tx_ids_at
 from .tax import withholding_tax_bp, withholding_tax_cents
 
 MICRO_PER_CENT = 1_000_000
@@ -812,9 +812,10 @@ def mature(bank, actor, uow, day: dt.date, out) -> None:
         [list(new_numbers)])) if len(new_numbers) else {}
     tx, legs = _maturity_frames(due, new_ids, expense=expense,
                                 expense_id=internal[expense], tax_id=internal[tax_gl])
-    base = post_frames(bank, actor, uow, tx, legs, "eod.term_deposit_maturity") if len(tx) else 0
+    ids = post_frames(bank, actor, uow, tx, legs, "eod.term_deposit_maturity") if len(tx) \
+        else None
     for column in ("interest_tx", "payout_tx", "renewal_tx"):
-        due[column] = (base + due[column.replace("_tx", "_ref")]).astype("Int64")
+        due[column] = tx_ids_at(ids, due[column.replace("_tx", "_ref")])
     _record_maturities(bank, actor, uow, day, nxt, due, new_ids, terms_of)
     out.term_deposits_matured = int((~due["renews"]).sum())
     out.term_deposits_renewed = int(due["renews"].sum())
@@ -947,9 +948,8 @@ def _record_maturities(bank, actor, uow, day, nxt, due, new_ids, terms_of) -> No
                             "matured) AND balance_cents <> 0")[0]
         if left:
             raise AssertionError(f"{left} matured term deposits still hold money")
-    base = bank.state.take_audit_ids(len(due))
     audit = pd.DataFrame({
-        "id": range(base, base + len(due)), "entity_id": due["account_number"],
+        "id": uow.take_ids("audit_id_seq", len(due)).ids, "entity_id": due["account_number"],
         "after": [json.dumps({
             "status": status, "maturity_date": str(row.maturity_date)[:10],
             "interest_cents": int(row.gross), "tax_cents": int(row.tax),

@@ -398,10 +398,10 @@ def _collect(bank, actor, uow, day, internal, out):
                                   "account_id": internal[INTERNAL[code]],
                                   "amount_cents": part[column]}))
     postings = pd.concat(legs, ignore_index=True)
-    base = post_frames(bank, actor, uow, tx, postings, "eod.loan_collection")
+    ids = post_frames(bank, actor, uow, tx, postings, "eod.loan_collection")
     apply_allocation(uow, alloc)
     record_payments(uow, pd.DataFrame({
-        "transaction_id": base + due["tx_ref"], "loan_id": due["loan_id"],
+        "transaction_id": ids[due["tx_ref"].to_numpy()], "loan_id": due["loan_id"],
         "business_date": day, "method": "automatic", "source_account": due["account_number"],
         "amount_cents": due["amount_cents"], "fee_cents": due["fee_cents"],
         "interest_cents": due["interest_cents"], "principal_cents": due["principal_cents"],
