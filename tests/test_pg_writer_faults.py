@@ -9,7 +9,7 @@ import pytest
 
 import bankms
 from bankms.store import postgres
-from conftest import make_customer
+from conftest import funded_account, make_customer
 
 
 def open_bank(url):
@@ -21,14 +21,12 @@ def test_a_failed_refresh_does_not_leave_a_batch_on_a_stale_business_date(pg_dat
     the refresh that follows fails (a cancelled or timed-out statement on a live session), the
     writer must stay stale, or the next batch, seeing the clock unmoved, posts on the old
     business date."""
-    first = open_bank(pg_database)
-    second = open_bank(pg_database)
+    first, second = open_bank(pg_database), open_bank(pg_database)
     try:
         system = first.system_actor()
         cid = make_customer(first)
-        a = first.accounts.open(system, cid, kind="checking")
-        b = first.accounts.open(system, cid, kind="checking")
-        first.payments.deposit(system, a, "100.00")
+        a = funded_account(first, "100.00", customer_id=cid)
+        b = funded_account(first, None, customer_id=cid)
         first._listening.stop()
         later = first.business_date + dt.timedelta(days=3)
         second.write(lambda uow: uow.execute(
@@ -59,14 +57,12 @@ def test_a_failed_tick_gives_the_shared_writer_lock_back(pg_database):
     statement fails (here its sequence is missing; in life a cancel or timeout landing on it),
     the session lock outlives the error: unless the unit of work gives it back, every exclusive
     job of every process (end of day, settings, account close) waits forever."""
-    first = open_bank(pg_database)
-    second = open_bank(pg_database)
+    first, second = open_bank(pg_database), open_bank(pg_database)
     try:
         system = first.system_actor()
         cid = make_customer(first)
-        a = first.accounts.open(system, cid, kind="checking")
-        b = first.accounts.open(system, cid, kind="checking")
-        first.payments.deposit(system, a, "100.00")
+        a = funded_account(first, "100.00", customer_id=cid)
+        b = funded_account(first, None, customer_id=cid)
         with psycopg.connect(pg_database, autocommit=True) as conn:
             conn.execute(f"ALTER SEQUENCE {postgres.CALLS_CLOCK} RENAME TO calls_away")
         try:

@@ -373,14 +373,8 @@ class BatchPoster:
             key = req.idempotency_key
             prior = known.get(key) or in_batch.get(key)
             if prior is not None:
-                rhash, receipt = prior
-                if not req.same_request(rhash):
-                    outcomes.append(IdempotencyConflict(
-                        "This request key was already used for a different request; "
-                        "nothing was posted."))
-                else:
-                    # A twin in the same batch is a replay too: only the first one posted.
-                    outcomes.append(dataclasses.replace(receipt, replayed=True))
+                # A twin in the same batch is a replay too: only the first one posted.
+                outcomes.append(_answer_again(req, prior))
                 continue
             try:
                 self._guard(req, accounts, reversed_ids, spent_today)
@@ -393,10 +387,7 @@ class BatchPoster:
                 outcomes.append(refusal)
                 continue
             tid = tx_ids.take()
-            tx_rows.append((tid, req.kind, req.amount_cents, req.memo, req.source_account,
-                            req.target_account, req.actor.username, req.actor.role, key,
-                            req.reverses_id, now, self.state.business_date, req.channel,
-                            lane))
+            tx_rows.append(self._tx_row(tid, req, now, lane))
             before = {}
             for number, delta in req.legs:
                 acc = accounts[number]
@@ -413,31 +404,13 @@ class BatchPoster:
                 "balances_before": {n: money_text(b) for n, b in before.items()},
                 "balances_after": {n: money_text(accounts[n][4]) for n in before},
             }, str(tid)))
-            if req.reverses_id is not None:
-                reversed_ids.add(req.reverses_id)
-            if req.daily_limit_cents is not None:
-                cid = req.actor.customer_id
-                spent_today[cid] = spent_today.get(cid, 0) + external_out_cents(req, accounts)
-            receipt = Receipt(tid, key, to_money(req.amount_cents), req.kind, req.source_account,
-                              req.target_account, now, req.memo, channel=req.channel)
-            in_batch[key] = (req.request_hash, receipt)
-            outcomes.append(receipt)
+            outcomes.append(_accepted(req, tid, now, accounts, reversed_ids, spent_today,
+                                      in_batch))
 
-        # A refused request whose key an earlier request already used answers as that one did
-        # (its receipt, or a conflict for a different request), and is not audited as refused:
-        # the earlier success wins over the guard. One query for the batch, not one per
-        # refusal: under readers each query of the writer costs a GIL hand-off (issue 13).
-        earlier = self._lookup_keys(uow, list({req.idempotency_key for _, req in refused})) \
-            if refused and not lookup_keys else {}
-        answered = set()
-        for position, req in refused:
-            prior = earlier.get(req.idempotency_key)
-            if prior is not None:
-                rhash, receipt = prior
-                outcomes[position] = receipt if req.same_request(rhash) else \
-                    IdempotencyConflict("This request key was already used for a different "
-                                        "request; nothing was posted.")
-                answered.add(position)
+        # Refused requests whose keys were used before answer as those did: one query for the
+        # batch, not one per refusal (under readers each query of the writer costs a GIL
+        # hand-off, issue 13).
+        answered = self._answer_refused_keys(uow, refused, outcomes, lookup_keys)
         audited = [entry for entry in audited if entry[0] not in answered]
         if "audit_id_seq" in blocks:
             audit_ids = blocks["audit_id_seq"].ids.tolist()[:len(audited)]
@@ -492,11 +465,7 @@ class BatchPoster:
             key = req.idempotency_key
             prior = known.get(key) or in_batch.get(key)
             if prior is not None:
-                rhash, receipt = prior
-                outcomes.append(dataclasses.replace(receipt, replayed=True)
-                                if req.same_request(rhash) else IdempotencyConflict(
-                                    "This request key was already used for a different "
-                                    "request; nothing was posted."))
+                outcomes.append(_answer_again(req, prior))
                 continue
             try:
                 self._guard(req, accounts, reversed_ids, spent_today)
@@ -506,10 +475,7 @@ class BatchPoster:
                 outcomes.append(refusal)
                 continue
             tid = tx_ids.take()
-            tx_rows.append((tid, req.kind, req.amount_cents, req.memo, req.source_account,
-                            req.target_account, req.actor.username, req.actor.role, key,
-                            req.reverses_id, now, self.state.business_date, req.channel,
-                            lane))
+            tx_rows.append(self._tx_row(tid, req, now, lane))
             for number, delta in req.legs:
                 acc = accounts[number]
                 acc[4] += delta
@@ -519,27 +485,9 @@ class BatchPoster:
                     active[acc[0]] = True
             key_rows.append((key, req.request_hash, tid))
             decided.append([None, req, "ok", None, tid])
-            if req.reverses_id is not None:
-                reversed_ids.add(req.reverses_id)
-            if req.daily_limit_cents is not None:
-                cid = req.actor.customer_id
-                spent_today[cid] = spent_today.get(cid, 0) + external_out_cents(req, accounts)
-            receipt = Receipt(tid, key, to_money(req.amount_cents), req.kind,
-                              req.source_account, req.target_account, now, req.memo,
-                              channel=req.channel)
-            in_batch[key] = (req.request_hash, receipt)
-            outcomes.append(receipt)
-        earlier = self._lookup_keys(uow, list({req.idempotency_key for _, req in refused})) \
-            if refused and not lookup_keys else {}
-        answered = set()
-        for position, req in refused:
-            prior = earlier.get(req.idempotency_key)
-            if prior is not None:
-                rhash, receipt = prior
-                outcomes[position] = receipt if req.same_request(rhash) else \
-                    IdempotencyConflict("This request key was already used for a different "
-                                        "request; nothing was posted.")
-                answered.add(position)
+            outcomes.append(_accepted(req, tid, now, accounts, reversed_ids, spent_today,
+                                      in_batch))
+        answered = self._answer_refused_keys(uow, refused, outcomes, lookup_keys)
         if sum(row[3] for row in posting_rows) != 0:
             raise AssertionError("batch postings do not sum to zero")
         if self.chains is not None and tx_rows:
@@ -613,6 +561,29 @@ class BatchPoster:
         self._rows.write([], [], [], [], audit_rows)
         return outcomes
 
+    def _tx_row(self, tid, req, now, lane) -> tuple:
+        """A posted request's transactions row, in CHAIN_COLUMNS order with the lane last
+        (its hash goes in before the lane)."""
+        return (tid, req.kind, req.amount_cents, req.memo, req.source_account,
+                req.target_account, req.actor.username, req.actor.role, req.idempotency_key,
+                req.reverses_id, now, self.state.business_date, req.channel, lane)
+
+    def _answer_refused_keys(self, uow, refused, outcomes, lookup_keys) -> set:
+        """A refused request whose key an earlier batch already used answers as that one did
+        (its receipt, or a conflict for a different request), in `outcomes` at its position:
+        the earlier success wins over the guard. One query for all of `refused` ((position,
+        request) pairs), none when the batch read its keys up front (`lookup_keys`). Returns
+        the positions answered so (they are not audited as refused)."""
+        earlier = self._lookup_keys(uow, list({req.idempotency_key for _, req in refused})) \
+            if refused and not lookup_keys else {}
+        answered = set()
+        for position, req in refused:
+            prior = earlier.get(req.idempotency_key)
+            if prior is not None:
+                outcomes[position] = _answer_again(req, prior)
+                answered.add(position)
+        return answered
+
     def check(self, uow, req):
         """Run the posting guards for one request without writing anything (used before a
         hold is placed for a request that waits for approval). Raises the refusal."""
@@ -654,6 +625,31 @@ class BatchPoster:
         after = {**detail, **after}
         return (aid, now, req.actor.username, req.actor.role, req.action, "transaction",
                 entity_id, None, json.dumps(after, default=str), outcome)
+
+
+def _answer_again(req, prior):
+    """The answer to `req` whose key was used before (`prior`: (request hash, receipt)): the
+    receipt marked replayed for the same request, else a conflict."""
+    rhash, receipt = prior
+    if not req.same_request(rhash):
+        return IdempotencyConflict("This request key was already used for a different "
+                                   "request; nothing was posted.")
+    return dataclasses.replace(receipt, replayed=True)
+
+
+def _accepted(req, tid, now, accounts, reversed_ids, spent_today, in_batch) -> Receipt:
+    """Note posted request `req` (transaction `tid`) where the batch's later requests look:
+    the transaction it reverses, what its customer sent today, its key; its receipt."""
+    if req.reverses_id is not None:
+        reversed_ids.add(req.reverses_id)
+    if req.daily_limit_cents is not None:
+        cid = req.actor.customer_id
+        spent_today[cid] = spent_today.get(cid, 0) + external_out_cents(req, accounts)
+    receipt = Receipt(tid, req.idempotency_key, to_money(req.amount_cents), req.kind,
+                      req.source_account, req.target_account, now, req.memo,
+                      channel=req.channel)
+    in_batch[req.idempotency_key] = (req.request_hash, receipt)
+    return receipt
 
 
 def _reversal_refused(exc, tx_rows):

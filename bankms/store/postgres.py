@@ -440,31 +440,27 @@ class PostgresUnitOfWork(CommitRules, PostgresReader):
             self.conn, self._own = self._engine._take_connection()
         try:
             if self._exclusive:
-                asked = time.perf_counter()
-                # Held from here on for _unlock: the lock may be granted and the statement
-                # after it fail (a cancel), and a session lock outlives the error.
-                self._locked = True
-                cur = self.conn.execute(_LOCK_AND_TICK)
-                cur.nextset()
-                self._clock_value, calls = cur.fetchone()
-                self.others_wrote = self._engine._tick(self._clock_value,
-                                                       time.perf_counter() - asked, calls)
+                self._lock(_LOCK_AND_TICK, self._engine._tick)
             elif self.shared:
-                asked = time.perf_counter()
-                # Held from here on for _unlock: the lock may be granted and the statement
-                # after it fail (a cancel), and a session lock outlives the error.
-                self._locked = True
-                cur = self.conn.execute(_LOCK_SHARED)
-                cur.nextset()
-                self._clock_value, calls = cur.fetchone()
-                self.others_wrote = self._engine._shared_tick(
-                    self._clock_value, time.perf_counter() - asked, calls)
+                self._lock(_LOCK_SHARED, self._engine._shared_tick)
             self.conn.execute(f"BEGIN ISOLATION LEVEL {self._isolation}")
         except psycopg.Error as exc:
             self._unlock()
             self._engine._give_back(self.conn, self._own)
             raise map_error(exc) from exc
         return self
+
+    def _lock(self, lock_sql, tick) -> None:
+        """Take the writer lock and read the clocks (`lock_sql`, one multi-statement query);
+        `tick(clock value, seconds waited, calls clock)` says whether others wrote since."""
+        asked = time.perf_counter()
+        # Held from here on for _unlock: the lock may be granted and the statement after it
+        # fail (a cancel), and a session lock outlives the error.
+        self._locked = True
+        cur = self.conn.execute(lock_sql)
+        cur.nextset()
+        self._clock_value, calls = cur.fetchone()
+        self.others_wrote = tick(self._clock_value, time.perf_counter() - asked, calls)
 
     def _unlock(self) -> None:
         """Give the writer lock back (after COMMIT or ROLLBACK). Unless the server says it was
@@ -1074,6 +1070,18 @@ class _QmarkConnection:
             raise mapped from exc
 
 
+@contextlib.contextmanager
+def _port_errors():
+    """Raise a psycopg error of the block as the port's error where the map names one."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        mapped = postgres_error(exc)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
 class PostgresBatchWriter:
     """The PostgreSQL half of a posting batch's write (DuckDB's is duckdb.BatchAppenders), on
     the writer's session inside the writer's unit of work: one set-based statement per table,
@@ -1126,13 +1134,8 @@ class PostgresBatchWriter:
         columns = [list(col) for col in zip(*rows)] if rows else [[] for _ in range(width)]
         if len(columns) != width:
             raise ValueError(f"rows of {len(columns)} values for {width} columns")
-        try:
+        with _port_errors():
             self._conn.execute(sql, columns)
-        except psycopg.Error as exc:
-            mapped = postgres_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
 
     def write(self, tx_rows, posting_rows, key_rows, balance_rows, audit_rows) -> None:
         """Insert each non-empty set of rows, in table order, and set the touched accounts'
@@ -1181,29 +1184,18 @@ class PostgresBatchWriter:
             if rows:
                 sql, _ = self._insert(table)
                 statements.append((sql, [list(col) for col in zip(*rows)]))
-        try:
-            with self._conn.pipeline():
-                self._conn.execute(f"SAVEPOINT {self._SAVEPOINT}")
-                for sql, columns in statements:
-                    self._conn.execute(sql, columns)
-        except psycopg.Error as exc:
-            mapped = postgres_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
+        with _port_errors(), self._conn.pipeline():
+            self._conn.execute(f"SAVEPOINT {self._SAVEPOINT}")
+            for sql, columns in statements:
+                self._conn.execute(sql, columns)
 
     def lock_and_apply(self, ids, deltas, active, now, day) -> dict:
         """Lock accounts `ids` in id order, add `deltas` to their balances (and set last
         activity to now/day where `active`); {id: (balance after, holds, overdraft limit,
         status)} as locked."""
-        try:
+        with _port_errors():
             rows = self._conn.execute(self._LATE_UPDATE, [now, day, sorted(ids), list(ids),
                                                           list(deltas), list(active)]).fetchall()
-        except psycopg.Error as exc:
-            mapped = postgres_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
         return {r[0]: r[1:] for r in rows}
 
     def undo_unlocked(self) -> None:
