@@ -48,15 +48,22 @@ def build(url, n_accounts, roles=()):
     return accounts
 
 
-def plan(accounts, process, threads, per_thread, tag):
+def plan(accounts, process, threads, per_thread, tag, cash=0.0):
     """Random transfers among `accounts` for one posting process (tests/pg_process_worker.py);
-    `tag` keeps the idempotency keys new in every round."""
+    `tag` keeps the idempotency keys new in every round. A share `cash` (0 to 1) of the
+    requests are cash at a teller instead, deposits and withdrawals in turn (source or target
+    "cash": the worker posts them against the bank's one teller cash account)."""
     out = []
     for t in range(threads):
         rng = random.Random(f"{tag}-{process}-{t}")
-        out.append([[f"{tag}-p{process}-t{t}-{k}", *rng.sample(accounts, 2),
-                     f"{rng.randint(1, 500)}.{rng.randint(0, 99):02d}"]
-                    for k in range(per_thread)])
+        rows = []
+        for k in range(per_thread):
+            pair = rng.sample(accounts, 2)
+            if rng.random() < cash:
+                pair[k % 2] = "cash"
+            rows.append([f"{tag}-p{process}-t{t}-{k}", *pair,
+                         f"{rng.randint(1, 500)}.{rng.randint(0, 99):02d}"])
+        out.append(rows)
     return {"threads": out}
 
 

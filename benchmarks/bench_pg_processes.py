@@ -12,7 +12,7 @@ costs (the app's Python, its server backends, the cluster's background processes
 
     python benchmarks/bench_pg_processes.py [--rounds 3] [--threads 32]
         [--transfers-per-thread 100] [--accounts 200] [--processes 1,4] [--no-duckdb]
-        [--independent] [--split] [--url postgresql://...]
+        [--independent] [--split] [--cash 0.5] [--url postgresql://...]
 
 --independent adds, after each shared round of N > 1 processes, a round in which each of the
 N processes posts to a database of its own in the same durable cluster (copies of one freshly
@@ -303,7 +303,7 @@ def one_round(server_url, name, n_processes, args):
     """Post from `n_processes` processes at once into a fresh database; the figures."""
     url, accounts = _fresh(server_url, name, args)
     try:
-        plans = [plan(accounts, p, *_threads(n_processes, args), name)
+        plans = [plan(accounts, p, *_threads(n_processes, args), name, args.cash)
                  for p in range(n_processes)]
         cpu_before = _cluster_cpu(server_url)
         with _WaitSampler(server_url, [name]) as waits:
@@ -329,7 +329,7 @@ def independent_round(server_url, name, n_processes, args):
         for other in names:
             url, accounts = _fresh(server_url, other, args)
             urls.append(url)
-        plans = [plan(accounts, p, *_threads(n_processes, args), name)
+        plans = [plan(accounts, p, *_threads(n_processes, args), name, args.cash)
                  for p in range(n_processes)]
         cpu_before = _cluster_cpu(server_url)
         with _WaitSampler(server_url, names) as waits:
@@ -363,7 +363,7 @@ def duckdb_round(name, args):
             shutil.copy(_TEMPLATE["duck"] + ".wal", path + ".wal")
         accounts = _TEMPLATE["duck_accounts"]
         reports = run_processes(path, [plan(accounts, 0, args.threads,
-                                            args.transfers_per_thread, name)], timeout=600)
+                                            args.transfers_per_thread, name, args.cash)], timeout=600)
         bank = bankms.open_bank(path, bcrypt_rounds=4)
         problems = bank.audit.verify()
         bank.close()
@@ -409,6 +409,10 @@ def main():
     parser.add_argument("--split", action="store_true",
                         help="--threads submitters in all, shared among a round's processes "
                              "(32 with 4 processes: 8 each), not --threads in each process")
+    parser.add_argument("--cash", type=float, default=0.0,
+                        help="the share of requests (0 to 1) that are cash deposits and "
+                             "withdrawals at a teller: each moves the bank's one teller cash "
+                             "account, a row every batch then locks")
     parser.add_argument("--url", default=os.environ.get(pgcluster.PG_ENV),
                         help="a PostgreSQL server whose user may create databases")
     args = parser.parse_args()

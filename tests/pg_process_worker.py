@@ -5,7 +5,8 @@ plan is too long for an argument). It opens the bank at URL (PostgreSQL, bcrypt 
 `ready` and waits for another line on stdin, so that the parent can start every process at once; then each thread of the plan posts its transfers as the system actor, one
 after another, and the process prints one JSON line with every outcome, in plan order, and exits.
 
-PLAN_JSON: {"threads": [[[key, source, target, amount text], ...], ...]}. An outcome is
+PLAN_JSON: {"threads": [[[key, source, target, amount text], ...], ...]}; a source "cash" is a
+deposit to the target at a teller, a target "cash" a withdrawal from the source. An outcome is
 [key, "ok", transaction id, replayed, latency s], [key, "refused", refusal class name, latency s]
 (a BankError) or [key, "error", repr] (anything else: the test fails on it).
 """
@@ -89,8 +90,15 @@ def main(argv):
         for key, source, target, amount in threads[i]:
             started = time.perf_counter()
             try:
-                receipt = bank.payments.transfer(system, source, target, amount,
-                                                 idempotency_key=key)
+                if source == "cash":
+                    receipt = bank.payments.deposit(system, target, amount,
+                                                    idempotency_key=key)
+                elif target == "cash":
+                    receipt = bank.payments.withdraw(system, source, amount,
+                                                     idempotency_key=key)
+                else:
+                    receipt = bank.payments.transfer(system, source, target, amount,
+                                                     idempotency_key=key)
             except BankError as refusal:
                 outcomes[i].append([key, "refused", type(refusal).__name__,
                                     time.perf_counter() - started])
