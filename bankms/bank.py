@@ -154,6 +154,7 @@ class Bank:
         poster = BatchPoster(self.engine.batch_writer(self._writer.cursor), self.state,
                              self.chain)
         self._writer._post_batch = poster
+        poster.open_tills = self._open_tills
         self._writer.on_new_session = (
             lambda session: poster.use(self.engine.batch_writer(session)))
 
@@ -411,6 +412,29 @@ class Bank:
         poster's cached account rows itself."""
         self.state.reload(uow)
         self.chain.reload(uow.fetchall, self.state)
+
+    def _open_tills(self, uow, lane):
+        """Open the tills of writer lane `lane` (chart.LANE_TILLS) that do not exist yet,
+        inside the caller's unit of work (the first posting batch of a writer session in that
+        lane), each with its audit record. Only the session holding the lane opens its
+        tills, so two processes never open the same one."""
+        from .domain.chart import INTERNAL_ACCOUNTS, LANE_TILLS, till_number
+
+        names = {number: name for number, code, name in INTERNAL_ACCOUNTS if code in LANE_TILLS}
+        wanted = {till_number(number, lane): (number, name) for number, name in names.items()}
+        have = {row[0] for row in uow.fetchall(
+            "SELECT account_number FROM accounts WHERE "
+            + uow.dialect.in_list("account_number", "VARCHAR"), [sorted(wanted)])}
+        now, today = utcnow(), self.state.business_date
+        for till in sorted(set(wanted) - have):
+            number, name = wanted[till]
+            acc_id = uow.fetchone("SELECT nextval('account_id_seq')")[0]
+            uow.execute(
+                "INSERT INTO accounts (id, account_number, customer_id, kind, name, status, "
+                "opened_at, opened_date) VALUES (?, ?, NULL, 'internal', ?, 'active', ?, ?)",
+                [acc_id, till, f"{name} (writer lane {lane})", now, today])
+            self.audit_row(uow, self.system_actor(), "account.open", "account", till, after={
+                "kind": "internal", "till_of": number, "lane": lane})
 
     def _ensure_internal_accounts(self):
         # Before the writer exists: a unit of work of its own on this thread. Exclusive, so

@@ -29,3 +29,25 @@ INTERNAL_ACCOUNTS = [
     ("GL5200", "provision_expense", "Loan-loss provision expense"),
 ]
 INTERNAL = {code: number for number, code, _ in INTERNAL_ACCOUNTS}
+
+# Writer lanes (issue 14, PostgreSQL): the busy internal accounts that nearly every deposit,
+# withdrawal and payment through clearing moves. Posting batches of several processes run at
+# once, and one row that every batch updates would make them take turns (each holds the row
+# from its UPDATE to its COMMIT). So a posting batch in writer lane n books these legs on the
+# account's till for that lane, an internal account of its own ("GL1000-L01"), which no other
+# lane touches; the account and its tills together are the ledger line (trial balance).
+LANE_TILLS = ("teller_cash", "clearing")
+
+
+def till_number(number: str, lane: int) -> str:
+    """The account number of internal account `number`'s till in writer lane `lane` (1-64)."""
+    return f"{number}-L{lane:02d}"
+
+
+def till_parent(number: str) -> str:
+    """The internal account a till belongs to (the number itself for any other account)."""
+    head, sep, lane = number.rpartition("-L")
+    return head if sep and lane.isdigit() and head in _NUMBERS else number
+
+
+_NUMBERS = {number for number, _, _ in INTERNAL_ACCOUNTS}

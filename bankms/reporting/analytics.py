@@ -32,7 +32,7 @@ from typing import Callable
 
 import pandas as pd
 
-from ..domain.chart import INTERNAL
+from ..domain.chart import INTERNAL, INTERNAL_ACCOUNTS, LANE_TILLS
 from ..domain.dates import as_date
 from ..domain.errors import InvalidInput
 from ..domain.labels import account_kind_sql, label_sql, transaction_labels
@@ -787,29 +787,47 @@ LAST_DAY = dt.date(9999, 12, 31)
 _AFTER_DAY_TX = "SELECT id FROM transactions WHERE business_date > ?"
 
 
+def _internal_line_sql(alias: str) -> tuple[str, str]:
+    """The code and name of an internal account's ledger line (columns of `alias`): the
+    account's own, but a writer lane's till (chart.LANE_TILLS, "GL1000-L01") is on the line
+    of the account it belongs to."""
+    tills = [(number, name) for number, code, name in INTERNAL_ACCOUNTS if code in LANE_TILLS]
+    code = ("CASE " + " ".join(f"WHEN {alias}.account_number LIKE '{number}-L%' THEN '{number}'"
+                               for number, _ in tills)
+            + f" ELSE {alias}.account_number END")
+    name = ("CASE " + " ".join(f"WHEN {alias}.account_number LIKE '{number}-L%' THEN '{name}'"
+                               for number, name in tills)
+            + f" ELSE {alias}.name END")
+    return code, name
+
+
 def _ledger_line_sql() -> tuple[str, str]:
-    """Ledger lines: each internal account on its own, customer accounts by kind."""
-    code = ("CASE WHEN a.customer_id IS NULL THEN a.account_number "
+    """Ledger lines: each internal account on its own (with its tills), customer accounts by
+    kind."""
+    internal_code, internal_name = _internal_line_sql("a")
+    code = (f"CASE WHEN a.customer_id IS NULL THEN {internal_code} "
             "ELSE 'CUST-' || upper(a.kind) END")
-    name = ("CASE WHEN a.customer_id IS NULL THEN a.name "
+    name = (f"CASE WHEN a.customer_id IS NULL THEN {internal_name} "
             f"ELSE 'Customer accounts (' || {account_kind_sql('a.kind')} || ')' END")
     return code, name
 
 
 def trial_balance(src: Source, as_of: dt.date | None = None) -> pd.DataFrame:
     """Balance of every ledger line at the end of business day `as_of` (now if None):
-    internal accounts one by one, customer accounts by kind, split into money held (credit)
-    and overdrawn accounts (debit). Under the one sign convention a positive balance is a
-    credit and a negative one a debit, so `balance_cents` sums to zero and total debits equal
-    total credits."""
+    internal accounts one by one (a writer lane's till on its account's line), customer
+    accounts by kind, split into money held (credit) and overdrawn accounts (debit). Under
+    the one sign convention a positive balance is a credit and a negative one a debit, so
+    `balance_cents` sums to zero and total debits equal total credits."""
     later = ("SELECT account_id, CAST(sum(amount_cents) AS BIGINT) AS later_cents "
              f"FROM postings WHERE transaction_id IN ({_AFTER_DAY_TX}) GROUP BY 1")
+    code, name = _internal_line_sql("b")
     df = src.df(
         "WITH b AS (SELECT a.account_number, a.name, a.kind, a.customer_id, "
         "a.balance_cents - coalesce(l.later_cents, 0) AS balance_cents FROM accounts a "
         f"LEFT JOIN ({later}) l ON l.account_id = a.id) "
-        "SELECT account_number AS code, name AS account, balance_cents FROM b "
-        "WHERE customer_id IS NULL "
+        f"SELECT {code} AS code, {name} AS account, "
+        "CAST(sum(balance_cents) AS BIGINT) AS balance_cents "
+        "FROM b WHERE customer_id IS NULL GROUP BY 1, 2 "
         "UNION ALL SELECT 'DEP-' || upper(kind), "
         f"'Customer deposits (' || {account_kind_sql('kind')} || ')', "
         "CAST(sum(balance_cents) AS BIGINT) FROM b WHERE customer_id IS NOT NULL "
@@ -854,11 +872,17 @@ def general_ledger(src: Source, start: dt.date, end: dt.date) -> pd.DataFrame:
 def ledger_lines(src: Source, account_number: str, start: dt.date, end: dt.date,
                  limit: int = 2000) -> tuple[int, pd.DataFrame]:
     """Opening balance and the first `limit` postings of one account on the business days
-    from `start` to `end`, each with the balance after it."""
+    from `start` to `end`, each with the balance after it. The ledger of teller cash or
+    clearing takes in its writer lanes' tills (chart.LANE_TILLS), as its trial balance line
+    does; a till asked for by its own number is on its own."""
+    # The tills' numbers start with the account's and "-L"; any other number has none.
+    tills = (f"{account_number}-L%"
+             if any(INTERNAL[code] == account_number for code in LANE_TILLS) else "")
     opening = src.one(
         "SELECT CAST(coalesce(sum(p.amount_cents), 0) AS BIGINT) FROM postings p "
         "JOIN accounts a ON a.id = p.account_id JOIN transactions t ON t.id = p.transaction_id "
-        "WHERE a.account_number = ? AND t.business_date < ?", [account_number, start])
+        "WHERE (a.account_number = ? OR a.account_number LIKE ?) AND t.business_date < ?",
+        [account_number, tills, start])
     opening_cents = _int(opening[0]) if opening else 0
     df = src.df(
         "SELECT t.business_date, p.posted_at, t.id AS transaction_id, t.kind, t.channel, "
@@ -867,9 +891,10 @@ def ledger_lines(src: Source, account_number: str, start: dt.date, end: dt.date,
         "(ORDER BY t.business_date, p.posted_at, p.id ROWS UNBOUNDED PRECEDING) AS balance_cents "
         "FROM postings p JOIN accounts a ON a.id = p.account_id "
         "JOIN transactions t ON t.id = p.transaction_id "
-        "WHERE a.account_number = ? AND t.business_date >= ? AND t.business_date <= ? "
+        "WHERE (a.account_number = ? OR a.account_number LIKE ?) "
+        "AND t.business_date >= ? AND t.business_date <= ? "
         "ORDER BY t.business_date, p.posted_at, p.id LIMIT ?",
-        [opening_cents, account_number, start, end, int(limit)])
+        [opening_cents, account_number, tills, start, end, int(limit)])
     df["balance_cents"] = df["balance_cents"].astype("int64")
     return opening_cents, _to_day(df, "business_date", "posted_at")
 

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from ..domain import security
 from ..domain.chain import MAIN_LANE
+from ..domain.chart import INTERNAL, LANE_TILLS, till_number
 from ..store.db import REVERSAL_INDEX
 from ..store.port import DuplicateKey
 from ..domain.errors import (
@@ -249,6 +250,10 @@ class BatchPoster:
         self.redoes = 0
         # A test's hook: called with the unit of work between the unlocked read and the lock.
         self.before_lock = None
+        # Writer lanes: open_tills(uow, lane) opens (and audits) every till of `lane` that does
+        # not exist yet (Bank._open_tills); the lanes whose tills this poster has seen to.
+        self.open_tills = None
+        self._tills_made: set = set()
 
     def use(self, rows) -> None:
         """Write through `rows` (engine.batch_writer of the writer's new session) from now on."""
@@ -266,8 +271,29 @@ class BatchPoster:
         other write, so that the next batch reads the committed truth."""
         self._accounts.clear()
         self._rows.clear()
+        # A failed unit may have rolled back the tills it opened: look again next time.
+        self._tills_made.clear()
+
+    def _lane_tills(self, uow, requests, lane) -> dict:
+        """Writer lanes: {busy internal account number: its till in `lane`} for the busy
+        accounts (chart.LANE_TILLS) that `requests` move; the tills are opened first when
+        this poster has not yet seen to the lane's. {} outside writer lanes."""
+        numbers = {n for r in requests for n, _ in r.legs}
+        parents = [INTERNAL[code] for code in LANE_TILLS if INTERNAL[code] in numbers]
+        if not parents or not lane:
+            return {}
+        if lane not in self._tills_made and self.open_tills is not None:
+            self.open_tills(uow, lane)
+            self._tills_made.add(lane)
+        return {number: till_number(number, lane) for number in parents}
 
     def _post(self, uow, requests, lookup_keys):
+        late = getattr(uow, "shared", False)
+        lane = self.chains.lane if self.chains is not None else MAIN_LANE
+        # Busy internal accounts: a posting batch beside other lanes books their legs on its
+        # lane's tills (chart.LANE_TILLS), so that batches of several processes need no row
+        # in common for them. Units that run alone (exclusive) book them on the account.
+        tills = self._lane_tills(uow, requests, lane) if late else {}
         if self.chains is not None:
             # Rows that this unit of work wrote before (a service's own audit row ahead of
             # post_in) are hashed before this batch takes ids after them; on the batch path
@@ -280,7 +306,6 @@ class BatchPoster:
         # A request that a guard refuses is looked up before the refusal is given, since an
         # earlier success under its key must win over a guard (the account may have changed).
         known = self._lookup_keys(uow, keys) if keys and lookup_keys else {}
-        late = getattr(uow, "shared", False)
         if late:
             # Writer lanes (PostgreSQL, store/writer.py): other processes' batches post beside
             # this one, so no cached row is trusted. Late locking (_post_late): the accounts
@@ -291,7 +316,8 @@ class BatchPoster:
             # later exclusive job of this process.
             self._accounts.clear()
             accounts = load_accounts(uow.fetchall,
-                                     sorted({n for r in requests for n, _ in r.legs}),
+                                     sorted({n for r in requests for n, _ in r.legs}
+                                            | set(tills.values())),
                                      uow.dialect)
         else:
             # Only this thread writes, so account rows read once stay true until some other
@@ -340,12 +366,18 @@ class BatchPoster:
             "audit_id_seq": len(requests)}) if not self.state.counters else {}
         tx_ids = _IdPool(uow, "transaction_id_seq", blocks.get("transaction_id_seq"))
         posting_ids = _IdPool(uow, "posting_id_seq", blocks.get("posting_id_seq"))
+        shown = {}
         if late:
             marked = self.chains.mark() if self.chains is not None else None
-            outcomes = self._post_late(uow, requests, now, known, lookup_keys,
-                                       {n: list(row) for n, row in accounts.items()},
+            copied = {n: list(row) for n, row in accounts.items()}
+            shown = _book_on_tills(copied, tills)
+            if len(shown) < len(tills):
+                # A till this poster opened is gone (its unit rolled back after all): open
+                # the lane's tills again in the next batch; this one books on the accounts.
+                self._tills_made.discard(lane)
+            outcomes = self._post_late(uow, requests, now, known, lookup_keys, copied,
                                        set(reversed_ids), dict(spent_today), tx_ids,
-                                       posting_ids, blocks)
+                                       posting_ids, blocks, shown)
             if outcomes is not None:
                 return outcomes
             # A decision differed under the lock: the batch's rows are gone (back to the
@@ -356,7 +388,10 @@ class BatchPoster:
             posting_ids.rewind()
             if marked is not None:
                 self.chains.restore(marked)
-            accounts = load_accounts(uow.fetchall, sorted(accounts), uow.dialect, lock=True)
+            # Not the accounts booked on tills: their rows are not this batch's to lock.
+            accounts = load_accounts(uow.fetchall, sorted(set(accounts) - set(shown)),
+                                     uow.dialect, lock=True)
+            shown = _book_on_tills(accounts, tills)
             note_rows_locked(uow)
         outcomes = []
         in_batch = {}
@@ -401,8 +436,8 @@ class BatchPoster:
             key_rows.append((key, req.request_hash, tid))
             audited.append((None, req, "ok", {
                 "transaction_id": tid, "amount": money_text(req.amount_cents),
-                "balances_before": {n: money_text(b) for n, b in before.items()},
-                "balances_after": {n: money_text(accounts[n][4]) for n in before},
+                "balances_before": {shown.get(n, n): money_text(b) for n, b in before.items()},
+                "balances_after": {shown.get(n, n): money_text(accounts[n][4]) for n in before},
             }, str(tid)))
             outcomes.append(_accepted(req, tid, now, accounts, reversed_ids, spent_today,
                                       in_batch))
@@ -442,7 +477,7 @@ class BatchPoster:
         return outcomes
 
     def _post_late(self, uow, requests, now, known, lookup_keys, accounts, reversed_ids,
-                   spent_today, tx_ids, posting_ids, blocks):
+                   spent_today, tx_ids, posting_ids, blocks, shown):
         """Late locking (writer lanes, PostgreSQL; branch `late`'s prototype). Decide every
         request from the UNLOCKED read `accounts` (running balances, the guards in order),
         build the transaction, posting and key rows and their hashes, and insert them after a
@@ -504,13 +539,13 @@ class BatchPoster:
         # Every account of the batch is locked (delta 0 where only refused requests touch
         # it): a refusal for funds depends on its balance too. An account that does not exist
         # refused its requests and locks nothing.
-        ids = sorted(row[0] for row in accounts.values())
+        ids = sorted({row[0] for row in accounts.values()})
         locked_rows = self._rows.lock_and_apply(
             ids, [deltas.get(i, 0) for i in ids], [active.get(i, False) for i in ids],
             now, self.state.business_date) if ids else {}
         note_rows_locked(uow)
         # The accounts as a serial run in lock order would have read them before this batch.
-        locked = {}
+        locked, by_id = {}, {}
         for number, row in accounts.items():
             balance, holds, overdraft, status = locked_rows[row[0]]
             if (holds, overdraft, status) != (row[5], row[6], row[3]):
@@ -518,8 +553,10 @@ class BatchPoster:
                 # change is handled as a differing decision all the same.
                 self._rows.undo_unlocked()
                 return None
-            locked[number] = [row[0], row[1], row[2], status,
-                              balance - deltas.get(row[0], 0), holds, overdraft, *row[7:]]
+            # One list an account: an account and its till's alias (shown) share it.
+            locked[number] = by_id.setdefault(row[0], [
+                row[0], row[1], row[2], status, balance - deltas.get(row[0], 0), holds,
+                overdraft, *row[7:]])
         # Replay: only the funds guard reads balances.
         audited = []
         for position, req, outcome, refusal, tid in decided:
@@ -544,8 +581,8 @@ class BatchPoster:
                 locked[number][4] += delta
             audited.append((None, req, "ok", {
                 "transaction_id": tid, "amount": money_text(req.amount_cents),
-                "balances_before": {n: money_text(b) for n, b in before.items()},
-                "balances_after": {n: money_text(locked[n][4]) for n in before},
+                "balances_before": {shown.get(n, n): money_text(b) for n, b in before.items()},
+                "balances_after": {shown.get(n, n): money_text(locked[n][4]) for n in before},
             }, str(tid)))
         audited = [entry for entry in audited if entry[0] not in answered]
         audit_ids = blocks["audit_id_seq"].ids.tolist()[:len(audited)]
@@ -625,6 +662,20 @@ class BatchPoster:
         after = {**detail, **after}
         return (aid, now, req.actor.username, req.actor.role, req.action, "transaction",
                 entity_id, None, json.dumps(after, default=str), outcome)
+
+
+def _book_on_tills(accounts, tills) -> dict:
+    """Let the legs on each busy internal account of `tills` ({account number: its till's
+    number}) book on the till: accounts[account] becomes the till's row (the same list, so
+    running balances stay one). A till missing from `accounts` (not opened) leaves its
+    account as it is. Returns {account number: till number} of those booked so, for the
+    audit, which names the account that moved."""
+    shown = {}
+    for number, till in tills.items():
+        if till in accounts:
+            accounts[number] = accounts[till]
+            shown[number] = till
+    return shown
 
 
 def _answer_again(req, prior):
