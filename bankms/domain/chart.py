@@ -43,11 +43,3 @@ def till_number(number: str, lane: int) -> str:
     """The account number of internal account `number`'s till in writer lane `lane` (1-64)."""
     return f"{number}-L{lane:02d}"
 
-
-def till_parent(number: str) -> str:
-    """The internal account a till belongs to (the number itself for any other account)."""
-    head, sep, lane = number.rpartition("-L")
-    return head if sep and lane.isdigit() and head in _NUMBERS else number
-
-
-_NUMBERS = {number for number, _, _ in INTERNAL_ACCOUNTS}
