@@ -42,4 +42,3 @@ LANE_TILLS = ("teller_cash", "clearing")
 def till_number(number: str, lane: int) -> str:
     """The account number of internal account `number`'s till in writer lane `lane` (1-64)."""
     return f"{number}-L{lane:02d}"
-
