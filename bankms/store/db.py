@@ -5,7 +5,9 @@ Schema changes happen only here, at open. On DuckDB they are followed by a CHECK
 WAL replay of run-time schema changes is where DuckDB has failed upstream. Every DDL statement
 below runs on both engines as written; the few migration statements with no form both accept
 (DuckDB's TRY_CAST, the CHECKPOINT, PostgreSQL's lock against two processes migrating at once)
-come from `MIGRATION_SQL`, the one place that chooses per engine.
+come from `MIGRATION_SQL`, the one place that chooses per engine. On PostgreSQL, where many
+processes open one bank while others serve it, an open of a schema the migration already left
+current runs no DDL and locks no table (SCHEMA_MARK).
 """
 from __future__ import annotations
 
