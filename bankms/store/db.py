@@ -5,11 +5,15 @@ Schema changes happen only here, at open. On DuckDB they are followed by a CHECK
 WAL replay of run-time schema changes is where DuckDB has failed upstream. Every DDL statement
 below runs on both engines as written; the few migration statements with no form both accept
 (DuckDB's TRY_CAST, the CHECKPOINT, PostgreSQL's lock against two processes migrating at once)
-come from `MIGRATION_SQL`, the one place that chooses per engine.
+come from `MIGRATION_SQL`, the one place that chooses per engine. On PostgreSQL, where many
+processes open one bank while others serve it, an open of a schema the migration already left
+current runs no DDL and locks no table (SCHEMA_MARK).
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 SCHEMA_VERSION = 1
 
@@ -38,7 +42,56 @@ class MigrationSQL:
     # The lane columns' default (_add_lanes): on PostgreSQL the writer session's lane (the
     # session setting bankms.lane, store/postgres.py writer_session), 0 elsewhere.
     lane_default: str = "0"
+    # Where the schema is current, the migration is skipped (see SCHEMA_MARK): `catalog` gives
+    # rows of one text each describing the schema, `mark` the mark the last migration left
+    # (one row, NULL when none), `set_mark` records one ({mark}: a quoted literal, or NULL).
+    # None on DuckDB, one process per file, where every open migrates as before.
+    catalog: str | None = None
+    mark: str = ""
+    set_mark: str = ""
 
+
+# -- An open of a current schema locks no table (issue 14: many app processes on one PostgreSQL
+# bank). ALTER TABLE ... ADD COLUMN IF NOT EXISTS, ALTER COLUMN ... SET NOT NULL and CREATE
+# INDEX IF NOT EXISTS take their table's lock (ACCESS EXCLUSIVE; SHARE for an index) before they
+# find that there is nothing to do. Such a lock waits for every reader of the table (a report, a
+# read model's REPEATABLE READ pull), and while it waits every later reader and writer of the
+# table, in every process, waits behind it: a process starting (or the command line's verify or
+# backup) would stall the bank. So the migration leaves a mark when it completes, the comment of
+# the settings table: a fingerprint of the migration (this module's source and the engine's own
+# statements, migrate's `extra`) and of the catalog it left. An open that finds the mark equal to
+# the fingerprint it computes runs nothing. Anything else migrates (idempotently, as before) and
+# leaves the new mark: a bank made before the mark, one made or migrated by other code (any edit
+# of this module, a comment's too, runs the migration once more), one whose tables, columns,
+# defaults, indexes, constraints or sequences differ from what the migration left (a test's fake
+# of an old bank, a hand-made change). The catalog is read from pg_catalog's own columns (the
+# expressions as stored node trees), not deparsed: pg_get_expr and pg_get_indexdef (and with
+# them information_schema.columns and pg_indexes) take ACCESS SHARE on each table and would wait
+# behind another process's pending migration; reading the catalog locks no table. Node trees
+# hold object ids, so a restored copy (new ids) migrates once on its first open.
+_PG_CATALOG_SQL = """
+    WITH bank AS (SELECT oid, relname, relkind, relam FROM pg_class
+                  WHERE relnamespace = to_regnamespace(current_schema()))
+    SELECT concat_ws(' ', 'relation', relname, relkind, relam) FROM bank
+    UNION ALL
+    SELECT concat_ws(' ', 'column', b.relname, a.attnum, a.attname, a.atttypid, a.atttypmod,
+                     a.attnotnull, CAST(d.adbin AS TEXT))
+    FROM bank b JOIN pg_attribute a ON a.attrelid = b.oid AND a.attnum > 0
+    LEFT JOIN pg_attrdef d ON d.adrelid = b.oid AND d.adnum = a.attnum
+    WHERE NOT a.attisdropped
+    UNION ALL
+    SELECT concat_ws(' ', 'index', x.relname, b.relname, i.indisunique, i.indisprimary,
+                     i.indisvalid, CAST(i.indkey AS TEXT), CAST(i.indclass AS TEXT),
+                     CAST(i.indexprs AS TEXT), CAST(i.indpred AS TEXT))
+    FROM pg_index i JOIN bank b ON b.oid = i.indrelid JOIN bank x ON x.oid = i.indexrelid
+    UNION ALL
+    SELECT concat_ws(' ', 'constraint', b.relname, c.conname, c.contype, c.convalidated,
+                     CAST(c.conkey AS TEXT), CAST(c.conbin AS TEXT), c.confrelid)
+    FROM pg_constraint c JOIN bank b ON b.oid = c.conrelid"""
+# What the mark says: this, then the fingerprint (hex).
+SCHEMA_MARK = "bankms schema "
+# The migration's source, read once: a changed migration is another migration.
+_SOURCE = Path(__file__).read_bytes()
 
 # Keyed by Engine.name. DuckDB's text is what migrate ran before PostgreSQL existed, to the byte.
 # PostgreSQL 15 has no TRY_CAST: a pattern guards the CAST (digits that fit the type; an ISO
@@ -72,6 +125,9 @@ MIGRATION_SQL = {
         reversal_index=("CREATE UNIQUE INDEX IF NOT EXISTS transactions_reverses_id "
                         "ON transactions (reverses_id) WHERE reverses_id IS NOT NULL"),
         index_exists="SELECT count(*) FROM pg_indexes WHERE indexname = ?",
+        catalog=_PG_CATALOG_SQL,
+        mark="SELECT obj_description(to_regclass('settings'), 'pg_class')",
+        set_mark="COMMENT ON TABLE settings IS {mark}",
         # The key keeps the name a new bank's has (renaming the index renames the constraint).
         heads_key_rename="ALTER INDEX chain_heads_lanes_pkey RENAME TO chain_heads_pkey",
         ledger_sequences=True,
@@ -826,9 +882,10 @@ def _columns(con, table) -> set:
         [table]).fetchall()}
 
 
-def _add_lanes(con, variant: MigrationSQL) -> None:
+def _add_lanes(con, variant: MigrationSQL) -> bool:
     """The lane column on the chained tables and chain_heads, and the unique index on
-    transactions.reverses_id (two writers can never both reverse one transaction)."""
+    transactions.reverses_id (two writers can never both reverse one transaction). False when
+    the index had to be left out (below): the migration is then not complete."""
     for table in LANE_TABLES:
         if "lane" not in _columns(con, table):
             # Before the unique index below: DuckDB 2.0 refuses ADD COLUMN ... NOT NULL (and
@@ -863,12 +920,13 @@ def _add_lanes(con, variant: MigrationSQL) -> None:
     # would not open with the index: it opens without, and audit.verify names the pair
     # (Chains.verify). The index comes the first time the bank opens without such a pair.
     if con.execute(variant.index_exists, [REVERSAL_INDEX]).fetchone()[0]:
-        return
+        return True
     (doubled,) = con.execute(
         "SELECT count(*) FROM (SELECT reverses_id FROM transactions WHERE reverses_id IS NOT "
         "NULL GROUP BY reverses_id HAVING count(*) > 1) AS d").fetchone()
     if not doubled:
         con.execute(variant.reversal_index)
+    return not doubled
 
 
 # The sequences the ledger's ids come from on an engine with ledger_sequences (PostgreSQL),
@@ -894,28 +952,61 @@ def _add_ledger_sequences(con) -> None:
             "THEN s.last_value ELSE s.last_value - 1 END")
 
 
-def migrate(con, engine: str = "duckdb") -> None:
+def _fingerprint(con, variant: MigrationSQL, extra: tuple[str, ...]) -> str:
+    """What the migration leaves as its mark (SCHEMA_MARK): a hash of this module's source,
+    the engine's own statements and the catalog as it is now (the catalog's rows sorted here,
+    so that no collation orders them)."""
+    digest = hashlib.sha256(_SOURCE)
+    for text in (*extra, *sorted(row[0] for row in con.execute(variant.catalog).fetchall())):
+        digest.update(b"\0" + text.encode())
+    return SCHEMA_MARK + digest.hexdigest()
+
+
+def _current(con, variant: MigrationSQL, extra: tuple[str, ...]) -> bool:
+    """Whether the last migration completed on this very schema with this very code (its mark
+    is the fingerprint): reads only the catalog, so it waits for no lock on any table."""
+    (mark,) = con.execute(variant.mark).fetchone()
+    return mark is not None and mark == _fingerprint(con, variant, extra)
+
+
+def migrate(con, engine: str = "duckdb", extra: tuple[str, ...] = ()) -> None:
     """Create or upgrade the schema in one transaction; on DuckDB then checkpoint so no schema
     change waits in the WAL. `con` has DuckDB's `execute(sql, params) -> cursor` with `?`
-    parameters (store/postgres.py hands PostgreSQL's connection in that shape); `engine` is an
-    Engine.name, a key of MIGRATION_SQL. Idempotent: a second run changes nothing."""
+    parameters (store/postgres.py hands PostgreSQL's connection in that shape, autocommit);
+    `engine` is an Engine.name, a key of MIGRATION_SQL; `extra` are the engine's own DDL
+    statements, run last in the same transaction. Idempotent: a second run changes nothing.
+    Where the engine has a catalog query (PostgreSQL), a schema the migration left complete
+    with this code is not migrated again (see SCHEMA_MARK): the open locks no table."""
     variant = MIGRATION_SQL[engine]
+    if variant.catalog is not None and _current(con, variant, extra):
+        return
     con.execute("BEGIN")
     try:
         if variant.lock is not None:
             con.execute(variant.lock)
+        # Another process may have migrated while this one waited for the lock.
+        if variant.catalog is not None and _current(con, variant, extra):
+            con.execute("COMMIT")
+            return
         for statement in (*SCHEMA, *STANDING_ORDER_SCHEMA, *variant.indexes):
             con.execute(statement)
         _add_business_dates(con)
         _add_loan_terms(con, variant)
         _add_deposit_products(con, variant)
-        _add_lanes(con, variant)
+        complete = _add_lanes(con, variant)
         if variant.ledger_sequences:
             _add_ledger_sequences(con)
+        for statement in extra:
+            con.execute(statement)
         con.execute(
             "INSERT INTO settings VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
             [str(SCHEMA_VERSION)],
         )
+        if variant.catalog is not None:
+            # An incomplete migration leaves no mark, so that every open tries again (the
+            # reversal index once the bank holds no doubled reversal, _add_lanes).
+            mark = f"'{_fingerprint(con, variant, extra)}'" if complete else "NULL"
+            con.execute(variant.set_mark.format(mark=mark))
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")

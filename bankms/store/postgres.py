@@ -679,14 +679,12 @@ class PostgresEngine:
         # (module docstring); random, so that two engines in one process differ.
         self.token = uuid.uuid4().hex[:16]
         self._listeners: list[PostgresListener] = []
-        conn = self._thread_connection()
-        db.migrate(_QmarkConnection(conn), engine=self.name)
-        # Under the migration's lock: CREATE ... IF NOT EXISTS is not safe against a second
-        # process creating the same sequence at the same moment.
-        with conn.transaction():
-            conn.execute(db.MIGRATION_SQL[self.name].lock)
-            conn.execute(f"CREATE SEQUENCE IF NOT EXISTS {WRITER_CLOCK}")
-            conn.execute(f"CREATE SEQUENCE IF NOT EXISTS {CALLS_CLOCK}")
+        # The clocks are made by the migration, under its lock (CREATE ... IF NOT EXISTS is not
+        # safe against a second process creating the same sequence at the same moment), and
+        # only when it runs: an open of a current schema runs no DDL (db.SCHEMA_MARK).
+        db.migrate(_QmarkConnection(self._thread_connection()), engine=self.name,
+                   extra=tuple(f"CREATE SEQUENCE IF NOT EXISTS {clock}"
+                               for clock in (WRITER_CLOCK, CALLS_CLOCK)))
 
     def _shared_tick(self, value: int, waited_s: float, calls: int) -> bool:
         """Record what a posting batch under the shared lock took and read: True when an
