@@ -939,12 +939,23 @@ LEDGER_SEQUENCES = {"transactions": "transaction_id_seq", "postings": "posting_i
 
 def _add_ledger_sequences(con) -> None:
     """Make the ledger's sequences, and move each past its table's highest id when rows were
-    written without it (a bank whose ids came from the writers' counters, a copy loaded with
-    its ids). Only ever forward, and only when behind: once every id comes from the sequence
-    no row's id is above the value it last handed out, and nothing here moves it (a setval
-    racing another process's nextval could go backwards and hand an id out twice)."""
-    for table, sequence in LEDGER_SEQUENCES.items():
+    written without it (_move_ledger_sequences)."""
+    for sequence in LEDGER_SEQUENCES.values():
         con.execute(f"CREATE SEQUENCE IF NOT EXISTS {sequence} START 1 CACHE 1")
+    _move_ledger_sequences(con)
+
+
+def _move_ledger_sequences(con) -> None:
+    """Move each ledger sequence past its table's highest id when rows were written without it
+    (a bank whose ids came from the writers' counters: a process of a version before writer
+    lanes beside a new one; a copy loaded with its ids). Such rows change no catalog, so this
+    runs at every open, also of a schema the mark calls current: the upgrade's advice (stop
+    every process, start the new version) relies on it. It reads each table's highest id
+    (ACCESS SHARE, a reader's lock: it waits only for DDL in progress, never for a reader or a
+    writer) and runs no DDL. Only ever forward, and only when behind: once every id comes from
+    the sequence no row's id is above the value it last handed out, and nothing here moves it
+    (a setval racing another process's nextval could go backwards and hand an id out twice)."""
+    for table, sequence in LEDGER_SEQUENCES.items():
         # last_value is handed out already only when is_called (a new sequence's is not).
         con.execute(
             f"SELECT setval('{sequence}', m.top) FROM (SELECT max(id) AS top FROM {table}) m, "
@@ -976,9 +987,12 @@ def migrate(con, engine: str = "duckdb", extra: tuple[str, ...] = ()) -> None:
     `engine` is an Engine.name, a key of MIGRATION_SQL; `extra` are the engine's own DDL
     statements, run last in the same transaction. Idempotent: a second run changes nothing.
     Where the engine has a catalog query (PostgreSQL), a schema the migration left complete
-    with this code is not migrated again (see SCHEMA_MARK): the open locks no table."""
+    with this code is not migrated again (see SCHEMA_MARK): the open runs no DDL and takes no
+    lock stronger than a reader's (_move_ledger_sequences)."""
     variant = MIGRATION_SQL[engine]
     if variant.catalog is not None and _current(con, variant, extra):
+        if variant.ledger_sequences:
+            _move_ledger_sequences(con)
         return
     con.execute("BEGIN")
     try:
@@ -986,6 +1000,8 @@ def migrate(con, engine: str = "duckdb", extra: tuple[str, ...] = ()) -> None:
             con.execute(variant.lock)
         # Another process may have migrated while this one waited for the lock.
         if variant.catalog is not None and _current(con, variant, extra):
+            if variant.ledger_sequences:
+                _move_ledger_sequences(con)
             con.execute("COMMIT")
             return
         for statement in (*SCHEMA, *STANDING_ORDER_SCHEMA, *variant.indexes):
