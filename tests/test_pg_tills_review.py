@@ -1,5 +1,7 @@
-"""Review of branch s31 (issue 14: writer lanes' tills, and an open of a current PostgreSQL
-bank that runs no migration). Each test names what it proves."""
+"""Writer lanes' tills and the open of a current PostgreSQL bank, the cases a review of both
+(session 31) added: the sequences moved at every open, the tills on the redo path and in a
+batch that names a till itself, and (xfail, strict) the staff payments that do not reach a
+till yet. Each test names what it proves."""
 from __future__ import annotations
 
 import psycopg
