@@ -155,6 +155,8 @@ class Bank:
                              self.chain)
         self._writer._post_batch = poster
         poster.open_tills = self._open_tills
+        poster.must_wait = lambda uow, request, earlier: self.approvals.must_wait(
+            uow, request, earlier)
         self._writer.on_new_session = (
             lambda session: poster.use(self.engine.batch_writer(session)))
 

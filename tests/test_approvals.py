@@ -1,6 +1,7 @@
 """Four-eyes approvals: which payments wait, holds, maker-checker, idempotency, the audit check."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 from decimal import Decimal
 
@@ -274,4 +275,30 @@ def test_approval_sees_the_released_hold_even_when_the_writer_cached_the_account
     receipt = bank.approvals.approve(staff["manager"], pending.request_id)
     assert receipt.amount == Decimal("45000.00")
     assert (_balance(bank, a), _holds(bank, a)) == (500100, 0)
+    assert bank.audit.verify() == []
+
+
+def test_one_batch_counts_a_staff_members_earlier_payment_towards_the_threshold(
+        bank, staff, two_accounts):
+    """Staff payments at or under the threshold are decided in the writer's posting batch
+    (PostingRequest.four_eyes). Two of one teller's payments for one customer in one batch:
+    the second counts the first, which the ledger does not hold yet, so 60.00 + 60.00 over a
+    threshold of 100.00 makes the second wait (MustWait, then queued by post_or_submit); a
+    payment of another teller in the same batch counts only its own."""
+    from bankms.services.ledger import MustWait
+
+    a, _ = two_accounts
+    bank.settings.set(staff["system"], "four_eyes_threshold_cents", 100_00)
+    other = employee(bank, "teller")
+    requests = [dataclasses.replace(
+        bank.payments._deposit_request(actor, a, 60_00, key, ""), four_eyes=True)
+        for actor, key in ((staff["teller"], "fe-a"), (staff["teller"], "fe-b"),
+                           (other, "fe-c"))]
+    audited = "SELECT count(*) FROM audit_log WHERE action = 'payment.deposit'"
+    (before,) = bank.read_one(audited)
+    outcomes = bank._writer._commit_batch(requests, lookup_keys=False)
+    assert [type(o) for o in outcomes] == [Receipt, MustWait, Receipt]
+    assert bank.read_one(audited) == (before + 2,)
+    assert isinstance(bank.payments.deposit(staff["teller"], a, "60.00",
+                                            idempotency_key="fe-b"), PendingApproval)
     assert bank.audit.verify() == []

@@ -4,14 +4,18 @@ batch that names a till itself, and (xfail, strict) the staff payments that do n
 till yet. Each test names what it proves."""
 from __future__ import annotations
 
+import threading
+
 import psycopg
 import pytest
 
 import bankms
 from bankms.domain.chart import INTERNAL, till_number
-from bankms.services.ledger import PostingRequest
+from bankms.services.approvals import PendingApproval
+from bankms.services.ledger import PostingRequest, Receipt
 from bankms.store import db
 from conftest import employee, funded_account, make_customer
+from test_pg_processes import HeldPoster
 
 CASH = INTERNAL["teller_cash"]
 
@@ -126,15 +130,12 @@ def test_one_batch_with_an_aliased_and_a_direct_till_leg_moves_the_till_once(pg_
         bank.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review rev31: staff payments (every teller's cash) are "
-                   "decided in an exclusive unit (approvals.post_or_submit -> bank.write), so "
-                   "they never reach a posting batch nor a till")
 def test_a_tellers_cash_deposit_on_postgresql_books_on_the_lanes_till(pg_database):
-    """The tills' purpose (docs/deploy-postgresql.md: "nearly every deposit and withdrawal
-    moves teller cash") is the teller's counter payment (pages/teller_cash.py). A teller is a
-    four-eyes role: its payment below the threshold is posted by approvals.post_or_submit in
-    a unit of work of its own (exclusive writer lock), which books on GL1000 itself and waits
-    for every process's posting batches. Only the system actor's payments use the tills."""
+    """The tills' purpose is the teller's counter payment (pages/teller_cash.py). A teller is
+    a four-eyes role: its payment at or under the threshold is decided in the posting batch
+    (approvals.post_or_submit, the four_eyes flag), which books it on the lane's till. Before,
+    it was posted in a unit of work of its own under the exclusive writer lock, which booked
+    on GL1000 itself and waited for every process's posting batches."""
     bank = open_bank(pg_database)
     try:
         a = funded_account(bank, "0")
@@ -145,3 +146,46 @@ def test_a_tellers_cash_deposit_on_postgresql_books_on_the_lanes_till(pg_databas
         assert internal == {till_number(CASH, 1): -500}
     finally:
         bank.close()
+
+
+def test_one_tellers_payments_from_two_processes_cannot_both_slip_under_the_threshold(
+        pg_database):
+    """The four-eyes rule counts one staff member's payments for one customer over the day.
+    The same teller signed in on two processes pays 60.00 to one customer from each, the
+    threshold 100.00: the first process's batch is held open (posted, not committed) while
+    the second's runs. The second batch locks the teller's user row first, so it reads the
+    day's total only after the first commits: 60.00 + 60.00 is above the threshold and the
+    second payment waits for a second person. Without the lock both batches read a total of
+    0 and both post (120.00 moved without approval)."""
+    first, second = open_bank(pg_database), open_bank(pg_database)
+    try:
+        system = first.system_actor()
+        first.settings.set(system, "four_eyes_threshold_cents", 100_00)
+        a = funded_account(first, "0")
+        teller = employee(first, "teller")
+        held = HeldPoster(first._writer._post_batch)
+        first._writer._post_batch = held
+        done = {}
+        slow = threading.Thread(target=lambda: done.setdefault(
+            "first", first.payments.deposit(teller, a, "60.00", idempotency_key="fe-1")))
+        slow.start()
+        try:
+            assert held.entered.wait(10)
+            quick = threading.Thread(target=lambda: done.setdefault(
+                "second", second.payments.deposit(teller, a, "60.00",
+                                                  idempotency_key="fe-2")))
+            quick.start()
+            quick.join(2)
+            assert quick.is_alive(), "the second batch did not wait for the teller's row"
+        finally:
+            held.release.set()
+            slow.join(10)
+        quick.join(10)
+        assert isinstance(done["first"], Receipt)
+        assert isinstance(done["second"], PendingApproval)
+        assert first.read_one("SELECT count(*) FROM transactions WHERE kind = 'deposit' "
+                              "AND actor = ?", [teller.username]) == (1,)
+        assert first.audit.verify() == []
+    finally:
+        second.close()
+        first.close()

@@ -32,6 +32,7 @@ under the threshold, with their audit trail (`alert_trail`).
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -50,7 +51,7 @@ from ..domain.errors import (
 )
 from ..domain import accountnum
 from ..domain.labels import transaction_label
-from .ledger import PostingRequest, Receipt, utcnow
+from .ledger import FOUR_EYES_KINDS, MustWait, PostingRequest, Receipt, utcnow
 from ..domain.money import format_cents, to_money
 from ..domain.security import Actor
 
@@ -157,8 +158,18 @@ class Approvals:
     def post_or_submit(self, request: PostingRequest):
         """A staff payment: post it, or queue it when it alone, or with what the same staff
         member moved from or to one of its customers today without a second person, is above
-        the threshold. Decided and written in one unit of work on the writer thread."""
+        the threshold. A payment at or under the threshold alone goes to the writer's posting
+        batches flagged four_eyes: the batch decides with the day's total (must_wait, the
+        staff member's row locked on PostgreSQL) and posts it there, beside other processes'
+        batches and on the lane's tills; one that must wait comes back as MustWait and is
+        decided again and queued in one unit of work of its own (exclusive), as is one above
+        the threshold alone."""
         bank = self._bank
+        if request.amount_cents <= self.threshold_cents():
+            try:
+                return bank.post(dataclasses.replace(request, four_eyes=True))
+            except MustWait:
+                pass
 
         def fn(uow):
             if self._load(uow, "idempotency_key = ?", request.idempotency_key) is None:
@@ -183,15 +194,24 @@ class Approvals:
             return False
         return self.wait_check(self._bank.read, actor, amount_cents, numbers)[0]
 
-    def wait_check(self, fetchall, actor, amount_cents: int, numbers) -> tuple[bool, int]:
+    def wait_check(self, fetchall, actor, amount_cents: int, numbers,
+                   earlier=()) -> tuple[bool, int]:
         """The four-eyes rule of a staff payment (the caller checked `applies_to`): (whether
         it waits, cents this actor already moved today for the customer of `numbers`). It
         waits when the amount with that day's total is strictly above the threshold. Used by
-        posting (`post_or_submit`, in its unit of work) and by the review step (a plain read)."""
-        moved = self._moved_today(fetchall, actor, [n for n in numbers if n])
+        posting (`post_or_submit`, in its unit of work; `must_wait`, in a posting batch, with
+        the actor's payments the batch posted before as `earlier`: (amount cents, source,
+        target)) and by the review step (a plain read)."""
+        moved = self._moved_today(fetchall, actor, [n for n in numbers if n], earlier)
         return amount_cents + moved > self.threshold_cents(), moved
 
-    def _moved_today(self, fetchall, actor, numbers) -> int:
+    def must_wait(self, uow, request: PostingRequest, earlier) -> bool:
+        """For a posting batch (ledger.BatchPoster.must_wait): whether four-eyes payment
+        `request` waits, counting the actor's payments posted earlier in the batch."""
+        return self.wait_check(uow.fetchall, request.actor, request.amount_cents,
+                               [n for n, _ in request.legs], earlier)[0]
+
+    def _moved_today(self, fetchall, actor, numbers, earlier=()) -> int:
         """Cents `actor` moved today, without approval, from or to the customer (of those
         owning `numbers`) with the most such movements; fetchall runs each query (in a unit
         of work on the writer thread, or as a plain read). Two plain queries: one query with
@@ -207,13 +227,13 @@ class Approvals:
             return 0
         owner = {number: cid for cid, number in owned}
         totals = {}
-        for amount_cents, source, target in fetchall(
+        for amount_cents, source, target in [*fetchall(
                 "SELECT amount_cents, source_account, target_account FROM transactions t "
                 "WHERE actor = ? AND business_date = ? "
-                "AND kind IN ('deposit', 'withdrawal', 'transfer', 'loan_repayment', "
-                "'loan_recovery', 'reversal') AND NOT EXISTS "
+                f"AND kind IN ({', '.join(repr(kind) for kind in FOUR_EYES_KINDS)}) "
+                "AND NOT EXISTS "
                 "(SELECT 1 FROM approval_requests r WHERE r.transaction_id = t.id)",
-                [actor.username, self._bank.state.business_date]):
+                [actor.username, self._bank.state.business_date]), *earlier]:
             # A transfer between two accounts of one customer counts once for them.
             for cid in {owner.get(source), owner.get(target)} - {None}:
                 totals[cid] = totals.get(cid, 0) + amount_cents

@@ -130,6 +130,10 @@ class PostingRequest:
     request_hash: str = field(default="")
     # How the money moved (labels.CHANNEL_LABELS), None when the kind says it all.
     channel: str | None = None
+    # A staff payment under the four-eyes rule (approvals.post_or_submit): the batch decides
+    # whether it must wait for a second person (BatchPoster.must_wait) before its guards, and
+    # answers MustWait instead of posting it. Not part of the request's hash.
+    four_eyes: bool = False
 
     def __post_init__(self):
         if sum(delta for _, delta in self.legs) != 0:
@@ -155,6 +159,18 @@ class PostingRequest:
         return request_hash == _hash_parts([self.kind, self.actor.username, self.legs,
                                             self.amount_cents, self.memo, self.reverses_id,
                                             self.channel])
+
+
+class MustWait(Exception):
+    """A posting batch's answer to a four-eyes staff payment that must wait for a second person
+    (PostingRequest.four_eyes): nothing was posted or audited; approvals.post_or_submit then
+    queues it in a unit of work of its own. Not a BankError: no one is refused."""
+
+
+# The kinds of a staff member's payments that count towards the four-eyes rule's daily total
+# (approvals._moved_today reads the same kinds from the ledger).
+FOUR_EYES_KINDS = ("deposit", "withdrawal", "transfer", "loan_repayment", "loan_recovery",
+                   "reversal")
 
 
 def _hash_parts(parts) -> str:
@@ -254,6 +270,10 @@ class BatchPoster:
         # not exist yet (Bank._open_tills); the lanes whose tills this poster has seen to.
         self.open_tills = None
         self._tills_made: set = set()
+        # The four-eyes rule (approvals.must_wait): must_wait(uow, request, earlier) says
+        # whether a staff payment waits, `earlier` being (amount cents, source, target) of the
+        # same staff member's payments this batch posted before it.
+        self.must_wait = None
 
     def use(self, rows) -> None:
         """Write through `rows` (engine.batch_writer of the writer's new session) from now on."""
@@ -338,6 +358,26 @@ class BatchPoster:
                     [originals],
                 )
             }
+        staff = [r for r in requests if r.four_eyes]
+        queued = set()
+        if staff:
+            if late:
+                # Writer lanes: one staff member's payments in two lanes' batches could each
+                # read that day's total before the other commits, and both slip under the
+                # four-eyes threshold. The staff members' user rows are locked first (id
+                # order, before any customer or account: every batch locks in that order), so
+                # the total read below comes after any other lane's batch of theirs committed.
+                uow.fetchall("SELECT id FROM users WHERE "
+                             + uow.dialect.in_list("username", "VARCHAR")
+                             + " ORDER BY id FOR NO KEY UPDATE",
+                             [sorted({r.actor.username for r in staff})])
+            # A key already queued for approval is answered by the approvals path (the pending
+            # request, replayed). Requests are queued only under the exclusive writer lock, so
+            # none can appear while this batch runs.
+            queued = {row[0] for row in uow.fetchall(
+                "SELECT idempotency_key FROM approval_requests WHERE "
+                + uow.dialect.in_list("idempotency_key", "VARCHAR"),
+                [sorted({r.idempotency_key for r in staff})])}
         limited = [r for r in requests if r.daily_limit_cents is not None]
         if limited and getattr(uow, "shared", False):
             # Writer lanes: two lanes' batches could each read what a customer sent today
@@ -377,7 +417,7 @@ class BatchPoster:
                 self._tills_made.discard(lane)
             outcomes = self._post_late(uow, requests, now, known, lookup_keys, copied,
                                        set(reversed_ids), dict(spent_today), tx_ids,
-                                       posting_ids, blocks, shown)
+                                       posting_ids, blocks, shown, queued)
             if outcomes is not None:
                 return outcomes
             # A decision differed under the lock: the batch's rows are gone (back to the
@@ -404,12 +444,16 @@ class BatchPoster:
         # outcome, after, entity id). Their ids are taken after the loop, once the refusals
         # are settled, so that ids follow the order the requests came in.
         audited, refused = [], []
+        staff_posted: dict = {}
         for req in requests:
             key = req.idempotency_key
             prior = known.get(key) or in_batch.get(key)
             if prior is not None:
                 # A twin in the same batch is a replay too: only the first one posted.
                 outcomes.append(_answer_again(req, prior))
+                continue
+            if self._waits(uow, req, queued, staff_posted):
+                outcomes.append(MustWait())
                 continue
             try:
                 self._guard(req, accounts, reversed_ids, spent_today)
@@ -434,6 +478,7 @@ class BatchPoster:
                     acc[8], acc[9] = now, self.state.business_date
                 touched[acc[0]] = (acc[0], acc[4], acc[8], acc[9])
             key_rows.append((key, req.request_hash, tid))
+            _note_staff(req, staff_posted)
             audited.append((None, req, "ok", {
                 "transaction_id": tid, "amount": money_text(req.amount_cents),
                 "balances_before": {shown.get(n, n): money_text(b) for n, b in before.items()},
@@ -477,7 +522,7 @@ class BatchPoster:
         return outcomes
 
     def _post_late(self, uow, requests, now, known, lookup_keys, accounts, reversed_ids,
-                   spent_today, tx_ids, posting_ids, blocks, shown):
+                   spent_today, tx_ids, posting_ids, blocks, shown, queued):
         """Late locking (writer lanes, PostgreSQL; branch `late`'s prototype). Decide every
         request from the UNLOCKED read `accounts` (running balances, the guards in order),
         build the transaction, posting and key rows and their hashes, and insert them after a
@@ -496,11 +541,17 @@ class BatchPoster:
         deltas, active = {}, {}
         # Request order: [outcome position or None, request, "ok" or "refused", refusal, tid].
         decided, refused = [], []
+        staff_posted: dict = {}
         for req in requests:
             key = req.idempotency_key
             prior = known.get(key) or in_batch.get(key)
             if prior is not None:
                 outcomes.append(_answer_again(req, prior))
+                continue
+            # Decided under the staff members' locks (taken in _post): the day's total read
+            # there cannot change before COMMIT, so the replay below need not decide it again.
+            if self._waits(uow, req, queued, staff_posted):
+                outcomes.append(MustWait())
                 continue
             try:
                 self._guard(req, accounts, reversed_ids, spent_today)
@@ -519,6 +570,7 @@ class BatchPoster:
                 if req.kind in CUSTOMER_ACTIVITY_KINDS and acc[1] is not None:
                     active[acc[0]] = True
             key_rows.append((key, req.request_hash, tid))
+            _note_staff(req, staff_posted)
             decided.append([None, req, "ok", None, tid])
             outcomes.append(_accepted(req, tid, now, accounts, reversed_ids, spent_today,
                                       in_batch))
@@ -598,6 +650,17 @@ class BatchPoster:
         self._rows.write([], [], [], [], audit_rows)
         return outcomes
 
+    def _waits(self, uow, req, queued, staff_posted) -> bool:
+        """Whether four-eyes staff payment `req` must wait for a second person: its key is
+        queued for approval already, or must_wait says so, with what the same staff member
+        posted earlier in this batch (`staff_posted`, _note_staff). False for any other
+        request."""
+        if not req.four_eyes:
+            return False
+        if req.idempotency_key in queued or self.must_wait is None:
+            return True
+        return self.must_wait(uow, req, staff_posted.get(req.actor.username, []))
+
     def _tx_row(self, tid, req, now, lane) -> tuple:
         """A posted request's transactions row, in CHAIN_COLUMNS order with the lane last
         (its hash goes in before the lane)."""
@@ -662,6 +725,15 @@ class BatchPoster:
         after = {**detail, **after}
         return (aid, now, req.actor.username, req.actor.role, req.action, "transaction",
                 entity_id, None, json.dumps(after, default=str), outcome)
+
+
+def _note_staff(req, staff_posted) -> None:
+    """Note posted four-eyes payment `req` in `staff_posted` ({username: [(amount cents,
+    source, target)]}), where the same staff member's later payments in the batch count it
+    towards the day's total."""
+    if req.four_eyes and req.kind in FOUR_EYES_KINDS:
+        staff_posted.setdefault(req.actor.username, []).append(
+            (req.amount_cents, req.source_account, req.target_account))
 
 
 def _book_on_tills(accounts, tills) -> dict:
