@@ -18,8 +18,9 @@ and `audit.verify` checks that it does.
 Segregation of duties (issue 12). The threshold applies strictly above (`>`), like the
 "more than 10,000" of cash reporting: a payment of exactly the threshold posts, and so does a
 run of payments that together reach it exactly. One staff member's payments from or to one
-customer within a business day count together (`post_or_submit`, decided on the writer thread so
-two quick payments cannot both slip under). Other operations wait the same way (`request`):
+customer within a business day count together (`post_or_submit`, decided in the writer's posting
+batch, with the staff member's row locked on PostgreSQL, so two quick payments cannot both slip
+under, from one process or several). Other operations wait the same way (`request`):
 creating a manager, resetting a manager's password and raising a role; reversals, overdraft
 limits and loan write-offs and staff-made loan repayments above the threshold; savings rates
 above `four_eyes_rate_bp`; any change of a loan product's rate range. A request is approved
