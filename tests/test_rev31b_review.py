@@ -1,0 +1,105 @@
+"""Review rev31b of a4bad84 (staff payments in the posting batch, issue 14): cases the review
+added. Each test names what it proves."""
+from __future__ import annotations
+
+import threading
+
+import bankms
+from bankms.services.ledger import Receipt
+from conftest import employee, funded_account
+from test_pg_processes import HeldPoster
+
+
+def open_bank(url):
+    return bankms.open_bank(url, bcrypt_rounds=4)
+
+
+def test_one_managers_reversal_sent_to_two_processes_answers_the_first_receipt(pg_database):
+    """A manager's reversal (payments.reverse, a four-eyes staff payment) now posts in a
+    shared posting batch. The same manager sends it to two processes at once (a double click
+    across two app servers; the default key system_key("reversal", "of", id) is the same): the
+    first process's batch is held open, posted, not committed. The second batch reads which
+    transactions are reversed (nothing yet) before it locks the manager's user row; once the
+    first commits it gets the lock, passes the reversal guard on that stale read, and its insert
+    meets the unique index on reverses_id before its idempotency key. It answered
+    AlreadyReversed, a refusal nobody audited, where the exclusive path (before a4bad84) and
+    any replay answer the first receipt (replayed)."""
+    first, second = open_bank(pg_database), open_bank(pg_database)
+    try:
+        system = first.system_actor()
+        a, b = funded_account(first, "100.00"), funded_account(first, "100.00")
+        original = first.payments.transfer(system, a, b, "10.00").transaction_id
+        manager = employee(first, "manager")
+        held = HeldPoster(first._writer._post_batch)
+        first._writer._post_batch = held
+        done = {}
+
+        def reverse(bank, name):
+            try:
+                done[name] = bank.payments.reverse(manager, original, "typo")
+            except Exception as exc:  # noqa: BLE001 - the outcome is what the test reads
+                done[name] = exc
+
+        slow = threading.Thread(target=reverse, args=(first, "first"))
+        slow.start()
+        try:
+            assert held.entered.wait(10)
+            quick = threading.Thread(target=reverse, args=(second, "second"))
+            quick.start()
+            quick.join(1)
+            assert quick.is_alive(), "the second batch did not wait for the manager's row"
+        finally:
+            held.release.set()
+            slow.join(10)
+        quick.join(10)
+        assert isinstance(done["first"], Receipt), done["first"]
+        assert isinstance(done["second"], Receipt), repr(done["second"])
+        assert done["second"].replayed
+        assert done["second"].transaction_id == done["first"].transaction_id
+        assert first.read_one("SELECT count(*) FROM transactions WHERE reverses_id = ?",
+                              [original]) == (1,)
+        assert first.audit.verify() == []
+    finally:
+        second.close()
+        first.close()
+
+
+def test_a_reversal_that_loses_the_race_at_the_index_is_audited_as_refused(pg_database):
+    """Two managers reverse one transaction from two processes at once, each under its own
+    key. The second's batch read the reversals before the first committed; its insert meets
+    the unique index on reverses_id. The refusal (AlreadyReversed) must be audited, as the
+    guard's refusal is (and as the exclusive path before a4bad84 did): it was not, since the
+    spoilt unit is not run again for a batch of one."""
+    first, second = open_bank(pg_database), open_bank(pg_database)
+    try:
+        system = first.system_actor()
+        a, b = funded_account(first, "100.00"), funded_account(first, "100.00")
+        original = first.payments.transfer(system, a, b, "10.00").transaction_id
+        loser, winner = employee(first, "manager"), employee(first, "manager")
+        poster = first._writer._post_batch
+        must_wait = poster.must_wait
+        raced = []
+
+        def racing(uow, request, earlier):
+            # After the loser's batch read the reversals (and locked its own user row): the
+            # winner's batch in the other process posts and commits the reversal.
+            if not raced:
+                raced.append(second.payments.reverse(winner, original, "typo",
+                                                     idempotency_key="rev-winner"))
+            return must_wait(uow, request, earlier)
+        poster.must_wait = racing
+        try:
+            first.payments.reverse(loser, original, "typo", idempotency_key="rev-loser")
+        except Exception as exc:  # noqa: BLE001
+            outcome = exc
+        else:
+            outcome = None
+        assert type(outcome).__name__ == "AlreadyReversed", repr(outcome)
+        assert isinstance(raced[0], Receipt)
+        assert first.read_one(
+            "SELECT count(*) FROM audit_log WHERE action = 'payment.reverse' AND actor = ? "
+            "AND outcome = 'refused'", [loser.username]) == (1,)
+        assert first.audit.verify() == []
+    finally:
+        second.close()
+        first.close()
