@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 import bankms
+from bankms.services.approvals import PendingApproval
 from bankms.services.ledger import Receipt
-from conftest import employee, funded_account
+from conftest import employee, funded_account, make_customer
 from test_pg_processes import HeldPoster
 
 
@@ -103,3 +106,37 @@ def test_a_reversal_that_loses_the_race_at_the_index_is_audited_as_refused(pg_da
     finally:
         second.close()
         first.close()
+
+
+@pytest.mark.xfail(strict=True, reason="review rev31b, older than a4bad84: gate_loan decides a "
+                   "staff loan repayment from a plain read (repayment_moved_cents) outside the "
+                   "unit of work that posts it, so the same teller's payment committed in "
+                   "between is not counted")
+def test_a_tellers_loan_repayment_counts_a_payment_posted_after_its_gate_read(bank):
+    """A staff loan repayment out of a customer's account counts with the staff member's
+    payments for that customer (FOUR_EYES_KINDS has loan_repayment). The gate reads the day's
+    total outside the unit that posts the repayment; the same teller's deposit of 60.00 for the
+    borrower (another tab, now a posting batch) commits right after that read, and the
+    repayment of 60.00 then posts too: 120.00 moved over a threshold of 100.00 with nobody's
+    approval."""
+    system = bank.system_actor()
+    teller, manager = employee(bank, "teller"), employee(bank, "manager")
+    cid = make_customer(bank, name="Ana Borrower")
+    checking = funded_account(bank, "500.00", customer_id=cid)
+    lid = bank.loans.apply(teller, cid, product="personal", principal="1000.00",
+                           term_months=12, purpose="new kitchen", monthly_income="4000.00")
+    bank.loans.approve(manager, lid, annual_rate_percent="12")
+    bank.loans.disburse(teller, lid, checking)
+    bank.settings.set(system, "four_eyes_threshold_cents", 100_00)
+    gate_read = bank.approvals.repayment_moved_cents
+    deposits = []
+
+    def read_then_deposit(actor, source_account):
+        moved = gate_read(actor, source_account)
+        if not deposits:
+            deposits.append(bank.payments.deposit(teller, checking, "60.00"))
+        return moved
+    bank.approvals.repayment_moved_cents = read_then_deposit
+    outcome = bank.loans.repay(teller, lid, "60.00", checking)
+    assert isinstance(deposits[0], Receipt)
+    assert isinstance(outcome, PendingApproval), outcome
