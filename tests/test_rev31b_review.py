@@ -2,6 +2,7 @@
 added. Each test names what it proves."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import pytest
@@ -140,3 +141,28 @@ def test_a_tellers_loan_repayment_counts_a_payment_posted_after_its_gate_read(ba
     outcome = bank.loans.repay(teller, lid, "60.00", checking)
     assert isinstance(deposits[0], Receipt)
     assert isinstance(outcome, PendingApproval), outcome
+
+
+def test_a_replayed_key_of_an_approved_payment_answers_alike_in_any_batch(bank):
+    """A teller's payment queued by the day's total and approved is posted under its key (the
+    approval's transaction). A replay of that key answers the approval request
+    (PendingApproval, status approved), as post_or_submit's exclusive path always did. In a
+    posting batch that looks its keys up first (the writer's rerun after any repeated key in
+    the batch, a neighbour's double click), the key was answered from the ledger before the
+    queued check: a Receipt instead, depending on the batch's neighbours."""
+    system = bank.system_actor()
+    teller, manager = employee(bank, "teller"), employee(bank, "manager")
+    a = funded_account(bank, "500.00")
+    bank.settings.set(system, "four_eyes_threshold_cents", 100_00)
+    assert isinstance(bank.payments.deposit(teller, a, "60.00", idempotency_key="ap-1"),
+                      Receipt)
+    pending = bank.payments.deposit(teller, a, "60.00", idempotency_key="ap-2")
+    assert isinstance(pending, PendingApproval)
+    bank.approvals.approve(manager, pending.request_id)
+    again = bank.payments.deposit(teller, a, "60.00", idempotency_key="ap-2")
+    assert isinstance(again, PendingApproval) and again.status == "approved"
+    request = dataclasses.replace(
+        bank.payments._deposit_request(teller, a, 60_00, "ap-2", ""), four_eyes=True)
+    [outcome] = bank._writer._commit_batch([request], lookup_keys=True)
+    assert not isinstance(outcome, Receipt), outcome
+    assert bank.audit.verify() == []
