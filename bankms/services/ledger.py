@@ -447,6 +447,12 @@ class BatchPoster:
         staff_posted: dict = {}
         for req in requests:
             key = req.idempotency_key
+            if req.four_eyes and key in queued:
+                # Before the keys' answer: an approved request's payment holds the key too,
+                # and a replay answers the request (approvals._submit_in), whatever the batch
+                # looked up.
+                outcomes.append(MustWait())
+                continue
             prior = known.get(key) or in_batch.get(key)
             if prior is not None:
                 # A twin in the same batch is a replay too: only the first one posted.
@@ -544,6 +550,9 @@ class BatchPoster:
         staff_posted: dict = {}
         for req in requests:
             key = req.idempotency_key
+            if req.four_eyes and key in queued:
+                outcomes.append(MustWait())  # as in _post's loop
+                continue
             prior = known.get(key) or in_batch.get(key)
             if prior is not None:
                 outcomes.append(_answer_again(req, prior))
