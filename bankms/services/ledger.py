@@ -447,6 +447,12 @@ class BatchPoster:
         staff_posted: dict = {}
         for req in requests:
             key = req.idempotency_key
+            if req.four_eyes and key in queued:
+                # Before the keys' answer: an approved request's payment holds the key too,
+                # and a replay answers the request (approvals._submit_in), whatever the batch
+                # looked up.
+                outcomes.append(MustWait())
+                continue
             prior = known.get(key) or in_batch.get(key)
             if prior is not None:
                 # A twin in the same batch is a replay too: only the first one posted.
@@ -518,7 +524,7 @@ class BatchPoster:
             self._rows.write(tx_rows, posting_rows, key_rows, list(touched.values()),
                              audit_rows)
         except DuplicateKey as exc:
-            _reversal_refused(exc, tx_rows)
+            _reversal_refused(exc, tx_rows, lookup_keys)
         return outcomes
 
     def _post_late(self, uow, requests, now, known, lookup_keys, accounts, reversed_ids,
@@ -544,6 +550,9 @@ class BatchPoster:
         staff_posted: dict = {}
         for req in requests:
             key = req.idempotency_key
+            if req.four_eyes and key in queued:
+                outcomes.append(MustWait())  # as in _post's loop
+                continue
             prior = known.get(key) or in_batch.get(key)
             if prior is not None:
                 outcomes.append(_answer_again(req, prior))
@@ -585,7 +594,7 @@ class BatchPoster:
         try:
             self._rows.write_unlocked(tx_rows, posting_rows, key_rows)
         except DuplicateKey as exc:
-            _reversal_refused(exc, tx_rows)
+            _reversal_refused(exc, tx_rows, lookup_keys)
         if self.before_lock is not None:
             self.before_lock(uow)
         # Every account of the batch is locked (delta 0 where only refused requests touch
@@ -775,13 +784,17 @@ def _accepted(req, tid, now, accounts, reversed_ids, spent_today, in_batch) -> R
     return receipt
 
 
-def _reversal_refused(exc, tx_rows):
-    """Raise for DuplicateKey `exc` from a batch's insert: AlreadyReversed when the unique
-    index on reverses_id refused it, else exc itself. Two writers (lanes) reversed one
-    transaction at once, past the guard, which reads reversals without a lock: the index
-    refused the second. The unit of work is spoilt; the writer runs each request again alone,
-    when the guard sees the committed reversal and refuses it as usual."""
-    if exc.constraint != REVERSAL_INDEX:
+def _reversal_refused(exc, tx_rows, lookup_keys):
+    """Raise for DuplicateKey `exc` from a batch's insert: exc itself, unless the unique index
+    on reverses_id refused it in a batch that already looked its keys up (`lookup_keys`):
+    then AlreadyReversed. Two writers (lanes) reversed one transaction at once, past the
+    guard, which reads reversals without a lock: the index refused the second. The unit of
+    work is spoilt. On the first run the DuplicateKey goes to the writer, which runs the batch
+    again with its keys looked up (store/writer.py) and the committed reversal read: a repeat
+    of the same reversal (its key) answers the first receipt, another is refused by the guard
+    and audited, as in a serial run; a batch of one is not run again for AlreadyReversed.
+    Only a third reversal racing that rerun meets the index again (AlreadyReversed)."""
+    if exc.constraint != REVERSAL_INDEX or not lookup_keys:
         raise exc
     originals = sorted({row[9] for row in tx_rows if row[9] is not None})
     raise AlreadyReversed(

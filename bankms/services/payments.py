@@ -91,8 +91,10 @@ class Payments:
 
     def _post_or_queue(self, req):
         """Post now, or, when the four-eyes rule applies (the amount, or the staff member's
-        total with this customer today, above the threshold), queue it with a hold. Staff
-        payments are decided on the writer thread one at a time; everyone else's are batched."""
+        total with this customer today, above the threshold), queue it with a hold. Every
+        payment is decided on the writer thread; a staff payment goes through
+        approvals.post_or_submit (in a posting batch with the day's total, or queued in a unit
+        of work of its own), everyone else's straight to the posting batches."""
         approvals = self._bank.approvals
         if approvals.applies_to(req.actor):
             return approvals.post_or_submit(req)
