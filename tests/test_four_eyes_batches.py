@@ -1,5 +1,8 @@
-"""Review rev31b of a4bad84 (staff payments in the posting batch, issue 14): cases the review
-added. Each test names what it proves."""
+"""Staff payments in the posting batches (issue 14): a teller's or manager's payment at or under
+the four-eyes threshold is decided in the writer's batch (approvals.post_or_submit). The cases a
+review of that change (session 31) added: a reversal that loses the race at the reverses_id
+index, the replay of an approved payment's key, and (xfail, strict) a loan repayment's older
+gap. Each test names what it proves."""
 from __future__ import annotations
 
 import dataclasses
