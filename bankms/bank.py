@@ -417,9 +417,9 @@ class Bank:
 
     def _open_tills(self, uow, lane):
         """Open the tills of writer lane `lane` (chart.LANE_TILLS) that do not exist yet,
-        inside the caller's unit of work (the first posting batch of a writer session in that
-        lane), each with its audit record. Only the session holding the lane opens its
-        tills, so two processes never open the same one."""
+        inside the caller's unit of work (after the rows of the lane's first posting batch that
+        booked on teller cash or clearing), each with its audit record. Only the session
+        holding the lane opens its tills, so two processes never open the same one."""
         from .domain.chart import INTERNAL_ACCOUNTS, LANE_TILLS, till_number
 
         names = {number: name for number, code, name in INTERNAL_ACCOUNTS if code in LANE_TILLS}

@@ -10,6 +10,7 @@ import pytest
 
 import bankms
 from bankms.domain.chart import INTERNAL, till_number
+from bankms.domain.errors import InsufficientFunds
 from conftest import make_customer
 from test_pg_processes import HeldPoster
 
@@ -34,12 +35,15 @@ def customer_accounts(bank, n):
 def test_two_lanes_post_cash_at_once_on_tills_of_their_own(pg_database):
     """While one process's batch with a cash deposit is open (its rows written, before
     COMMIT), another process's cash deposit to another account commits: it does not wait for
-    the teller cash row. Each lane's cash is on its own till, opened with an audit record; the
+    the teller cash row. The first cash of each lane books on teller cash itself and opens the
+    lane's tills. Each lane's cash is on its own till, opened with an audit record; the
     trial balance has one teller cash line with both; verify is clean."""
     first, second = open_bank(pg_database), open_bank(pg_database)
     try:
         a, b = customer_accounts(first, 2)
         system = first.system_actor()
+        first.payments.deposit(system, a, "1.00")
+        second.payments.deposit(system, b, "1.00")
         held = HeldPoster(first._writer._post_batch)
         first._writer._post_batch = held
         done = []
@@ -57,23 +61,23 @@ def test_two_lanes_post_cash_at_once_on_tills_of_their_own(pg_database):
             held.release.set()
             slow.join(10)
         assert len(done) == 2
-        assert internal_balances(first) == {till_number(CASH, 1): -1000,
+        assert internal_balances(first) == {CASH: -200, till_number(CASH, 1): -1000,
                                             till_number(CASH, 2): -2000}
         opened = first.read("SELECT entity_id, lane FROM audit_log WHERE action = "
                             "'account.open' AND entity_id LIKE 'GL%' ORDER BY 1")
         assert opened == [(till_number(CASH, 1), 1), (till_number(CASH, 2), 2),
                           (till_number(CLEARING, 1), 1), (till_number(CLEARING, 2), 2)]
         lines = first.reports.trial_balance(system).set_index("code")
-        assert lines.loc[CASH, "balance_cents"] == -3000
+        assert lines.loc[CASH, "balance_cents"] == -3200
         assert lines.loc[CASH, "account"] == "Teller cash"
         assert not any("-L" in code for code in lines.index)
         assert int(lines["balance_cents"].sum()) == 0
         ledger = first.reports.general_ledger(system, first.business_date,
                                               first.business_date).set_index("code")
-        assert ledger.loc[CASH, "closing_cents"] == -3000
+        assert ledger.loc[CASH, "closing_cents"] == -3200
         day = first.business_date
         _, cash_lines = first.reports.ledger_lines(system, CASH, day, day)
-        assert sorted(cash_lines["amount_cents"]) == [-2000, -1000]
+        assert sorted(cash_lines["amount_cents"]) == [-2000, -1000, -100, -100]
         _, till_lines = first.reports.ledger_lines(system, till_number(CASH, 2), day, day)
         assert list(till_lines["amount_cents"]) == [-2000]
         assert first.audit.verify() == []
@@ -91,15 +95,18 @@ def test_a_till_deposit_replays_reverses_and_audits_the_till(pg_database):
     try:
         (a,) = customer_accounts(first, 1)
         system = first.system_actor()
+        first.payments.deposit(system, a, "1.00")
+        second.payments.deposit(system, a, "1.00")
         receipt = first.payments.deposit(system, a, "50.00", idempotency_key="till-1")
         again = second.payments.deposit(system, a, "50.00", idempotency_key="till-1")
         assert again.replayed and again.transaction_id == receipt.transaction_id
-        after = first.read_one("SELECT after FROM audit_log WHERE action = 'payment.deposit'")[0]
+        after = first.read_one("SELECT after FROM audit_log WHERE entity_id = ?",
+                               [str(receipt.transaction_id)])[0]
         assert till_number(CASH, 1) in after and f'"{CASH}"' not in after
         second.payments.reverse(system, receipt.transaction_id, "entered twice")
         first.payments.deposit(system, a, "30.00")
         second.payments.withdraw(system, a, "5.00", channel="transfer")
-        assert internal_balances(first) == {till_number(CASH, 1): -3000,
+        assert internal_balances(first) == {CASH: -200, till_number(CASH, 1): -3000,
                                             till_number(CLEARING, 2): 500}
         assert first.audit.verify() == []
     finally:
@@ -137,9 +144,10 @@ def test_duckdb_books_cash_on_teller_cash(tmp_path, engine_name):
 
 
 def test_tills_opened_by_a_batch_that_rolls_back_are_opened_again(pg_database):
-    """The first batch that needs the lane's tills opens them inside its own unit of work; if
-    that unit fails, the tills go with it, and the next batch opens them again (the poster
-    does not trust that they exist)."""
+    """The first batch that posts on teller cash or clearing in a lane books there itself and
+    opens the lane's tills after its rows, inside its own unit of work; if that unit fails,
+    the tills go with it, and the next such batch opens them again (every batch reads the
+    tills it would book on). A batch whose requests are all refused opens none."""
     bank = open_bank(pg_database)
     try:
         (a,) = customer_accounts(bank, 1)
@@ -153,14 +161,18 @@ def test_tills_opened_by_a_batch_that_rolls_back_are_opened_again(pg_database):
             if len(calls) == 1:
                 raise RuntimeError("the unit fails after opening the tills")
         poster.open_tills = open_then_fail
+        tills = "SELECT count(*) FROM accounts WHERE account_number LIKE 'GL%-L%'"
+        with pytest.raises(InsufficientFunds):
+            bank.payments.withdraw(system, a, "1.00", idempotency_key="refused")
+        assert calls == [] and bank.read(tills) == [(0,)]
         with pytest.raises(RuntimeError):
             bank.payments.deposit(system, a, "1.00", idempotency_key="fails")
         assert internal_balances(bank) == {}
         bank.payments.deposit(system, a, "2.00", idempotency_key="posts")
         assert calls == [1, 1]
-        assert internal_balances(bank) == {till_number(CASH, 1): -200}
-        assert bank.read("SELECT count(*) FROM accounts WHERE account_number LIKE "
-                         "'GL%-L%'") == [(2,)]
+        bank.payments.deposit(system, a, "3.00", idempotency_key="on-the-till")
+        assert internal_balances(bank) == {CASH: -200, till_number(CASH, 1): -300}
+        assert bank.read(tills) == [(2,)]
         assert bank.audit.verify() == []
     finally:
         bank.close()

@@ -267,9 +267,9 @@ class BatchPoster:
         # A test's hook: called with the unit of work between the unlocked read and the lock.
         self.before_lock = None
         # Writer lanes: open_tills(uow, lane) opens (and audits) every till of `lane` that does
-        # not exist yet (Bank._open_tills); the lanes whose tills this poster has seen to.
+        # not exist yet (Bank._open_tills). Whether the batch in hand found one missing.
         self.open_tills = None
-        self._tills_made: set = set()
+        self._tills_missing = False
         # The four-eyes rule (approvals.must_wait): must_wait(uow, request, earlier) says
         # whether a staff payment waits, `earlier` being (amount cents, source, target) of the
         # same staff member's payments this batch posted before it.
@@ -291,20 +291,15 @@ class BatchPoster:
         other write, so that the next batch reads the committed truth."""
         self._accounts.clear()
         self._rows.clear()
-        # A failed unit may have rolled back the tills it opened: look again next time.
-        self._tills_made.clear()
 
-    def _lane_tills(self, uow, requests, lane) -> dict:
+    @staticmethod
+    def _lane_tills(requests, lane) -> dict:
         """Writer lanes: {busy internal account number: its till in `lane`} for the busy
-        accounts (chart.LANE_TILLS) that `requests` move; the tills are opened first when
-        this poster has not yet seen to the lane's. {} outside writer lanes."""
+        accounts (chart.LANE_TILLS) that `requests` move. {} outside writer lanes."""
         numbers = {n for r in requests for n, _ in r.legs}
         parents = [INTERNAL[code] for code in LANE_TILLS if INTERNAL[code] in numbers]
         if not parents or not lane:
             return {}
-        if lane not in self._tills_made and self.open_tills is not None:
-            self.open_tills(uow, lane)
-            self._tills_made.add(lane)
         return {number: till_number(number, lane) for number in parents}
 
     def _post(self, uow, requests, lookup_keys):
@@ -313,7 +308,21 @@ class BatchPoster:
         # Busy internal accounts: a posting batch beside other lanes books their legs on its
         # lane's tills (chart.LANE_TILLS), so that batches of several processes need no row
         # in common for them. Units that run alone (exclusive) book them on the account.
-        tills = self._lane_tills(uow, requests, lane) if late else {}
+        tills = self._lane_tills(requests, lane) if late else {}
+        self._tills_missing = False
+        outcomes = self._post_rows(uow, requests, lookup_keys, late, lane, tills)
+        if self._tills_missing and self.open_tills is not None and any(
+                isinstance(outcome, Receipt) and not outcome.replayed
+                and any(number in tills for number, _ in req.legs)
+                for req, outcome in zip(requests, outcomes)):
+            # A till was missing, so this batch booked on the account itself; the lane's tills
+            # are opened now, after its rows, for the next batches. Only by a batch that
+            # posted there: a refused request changes nothing, not even this. In the batch's
+            # unit of work: if it rolls back, the tills go too and a later batch opens them.
+            self.open_tills(uow, lane)
+        return outcomes
+
+    def _post_rows(self, uow, requests, lookup_keys, late, lane, tills):
         if self.chains is not None:
             # Rows that this unit of work wrote before (a service's own audit row ahead of
             # post_in) are hashed before this batch takes ids after them; on the batch path
@@ -411,10 +420,7 @@ class BatchPoster:
             marked = self.chains.mark() if self.chains is not None else None
             copied = {n: list(row) for n, row in accounts.items()}
             shown = _book_on_tills(copied, tills)
-            if len(shown) < len(tills):
-                # A till this poster opened is gone (its unit rolled back after all): open
-                # the lane's tills again in the next batch; this one books on the accounts.
-                self._tills_made.discard(lane)
+            self._tills_missing = len(shown) < len(tills)
             outcomes = self._post_late(uow, requests, now, known, lookup_keys, copied,
                                        set(reversed_ids), dict(spent_today), tx_ids,
                                        posting_ids, blocks, shown, queued)
