@@ -267,9 +267,8 @@ class BatchPoster:
         # A test's hook: called with the unit of work between the unlocked read and the lock.
         self.before_lock = None
         # Writer lanes: open_tills(uow, lane) opens (and audits) every till of `lane` that does
-        # not exist yet (Bank._open_tills). Whether the batch in hand found one missing.
+        # not exist yet (Bank._open_tills).
         self.open_tills = None
-        self._tills_missing = False
         # The four-eyes rule (approvals.must_wait): must_wait(uow, request, earlier) says
         # whether a staff payment waits, `earlier` being (amount cents, source, target) of the
         # same staff member's payments this batch posted before it.
@@ -304,14 +303,15 @@ class BatchPoster:
 
     def _post(self, uow, requests, lookup_keys):
         late = getattr(uow, "shared", False)
+        # The lane these rows are chained in (chain.py): the chains' writer lane (0 on DuckDB;
+        # MAIN_LANE without chains).
         lane = self.chains.lane if self.chains is not None else MAIN_LANE
         # Busy internal accounts: a posting batch beside other lanes books their legs on its
         # lane's tills (chart.LANE_TILLS), so that batches of several processes need no row
         # in common for them. Units that run alone (exclusive) book them on the account.
         tills = self._lane_tills(requests, lane) if late else {}
-        self._tills_missing = False
-        outcomes = self._post_rows(uow, requests, lookup_keys, late, lane, tills)
-        if self._tills_missing and self.open_tills is not None and any(
+        outcomes, shown = self._post_rows(uow, requests, lookup_keys, late, lane, tills)
+        if len(shown) < len(tills) and self.open_tills is not None and any(
                 isinstance(outcome, Receipt) and not outcome.replayed
                 and any(number in tills for number, _ in req.legs)
                 for req, outcome in zip(requests, outcomes)):
@@ -323,6 +323,8 @@ class BatchPoster:
         return outcomes
 
     def _post_rows(self, uow, requests, lookup_keys, late, lane, tills):
+        """The batch's outcomes (in request order), and {account number: till number} of the
+        accounts whose legs it booked on tills (_book_on_tills)."""
         if self.chains is not None:
             # Rows that this unit of work wrote before (a service's own audit row ahead of
             # post_in) are hashed before this batch takes ids after them; on the batch path
@@ -388,7 +390,7 @@ class BatchPoster:
                 + uow.dialect.in_list("idempotency_key", "VARCHAR"),
                 [sorted({r.idempotency_key for r in staff})])}
         limited = [r for r in requests if r.daily_limit_cents is not None]
-        if limited and getattr(uow, "shared", False):
+        if limited and late:
             # Writer lanes: two lanes' batches could each read what a customer sent today
             # before the other commits, and both pass the daily limit. The limited customers'
             # rows are locked first (in id order, before any account: every batch locks in
@@ -420,12 +422,11 @@ class BatchPoster:
             marked = self.chains.mark() if self.chains is not None else None
             copied = {n: list(row) for n, row in accounts.items()}
             shown = _book_on_tills(copied, tills)
-            self._tills_missing = len(shown) < len(tills)
             outcomes = self._post_late(uow, requests, now, known, lookup_keys, copied,
                                        set(reversed_ids), dict(spent_today), tx_ids,
                                        posting_ids, blocks, shown, queued)
             if outcomes is not None:
-                return outcomes
+                return outcomes, shown
             # A decision differed under the lock: the batch's rows are gone (back to the
             # savepoint). Post it the plain way from a locked read (FOR UPDATE, id order),
             # with the same ids and chain heads.
@@ -443,9 +444,6 @@ class BatchPoster:
         in_batch = {}
         touched = {}
         tx_rows, posting_rows, key_rows = [], [], []
-        # The lane these rows are chained in (chain.py): the chains' writer lane, always 0 in
-        # main (MAIN_LANE without chains).
-        lane = self.chains.lane if self.chains is not None else MAIN_LANE
         # Audit entries in request order: (outcome position of a refusal or None, request,
         # outcome, after, entity id). Their ids are taken after the loop, once the refusals
         # are settled, so that ids follow the order the requests came in.
@@ -464,7 +462,7 @@ class BatchPoster:
                 # A twin in the same batch is a replay too: only the first one posted.
                 outcomes.append(_answer_again(req, prior))
                 continue
-            if self._waits(uow, req, queued, staff_posted):
+            if self._waits(uow, req, staff_posted):
                 outcomes.append(MustWait())
                 continue
             try:
@@ -531,7 +529,7 @@ class BatchPoster:
                              audit_rows)
         except DuplicateKey as exc:
             _reversal_refused(exc, tx_rows, lookup_keys)
-        return outcomes
+        return outcomes, shown
 
     def _post_late(self, uow, requests, now, known, lookup_keys, accounts, reversed_ids,
                    spent_today, tx_ids, posting_ids, blocks, shown, queued):
@@ -565,7 +563,7 @@ class BatchPoster:
                 continue
             # Decided under the staff members' locks (taken in _post): the day's total read
             # there cannot change before COMMIT, so the replay below need not decide it again.
-            if self._waits(uow, req, queued, staff_posted):
+            if self._waits(uow, req, staff_posted):
                 outcomes.append(MustWait())
                 continue
             try:
@@ -665,14 +663,14 @@ class BatchPoster:
         self._rows.write([], [], [], [], audit_rows)
         return outcomes
 
-    def _waits(self, uow, req, queued, staff_posted) -> bool:
-        """Whether four-eyes staff payment `req` must wait for a second person: its key is
-        queued for approval already, or must_wait says so, with what the same staff member
-        posted earlier in this batch (`staff_posted`, _note_staff). False for any other
-        request."""
+    def _waits(self, uow, req, staff_posted) -> bool:
+        """Whether four-eyes staff payment `req` must wait for a second person: must_wait
+        says so, with what the same staff member posted earlier in this batch
+        (`staff_posted`, _note_staff). False for any other request. (A key already queued for
+        approval is answered before, in the batch's loop.)"""
         if not req.four_eyes:
             return False
-        if req.idempotency_key in queued or self.must_wait is None:
+        if self.must_wait is None:
             return True
         return self.must_wait(uow, req, staff_posted.get(req.actor.username, []))
 
