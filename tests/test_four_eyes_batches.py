@@ -1,8 +1,8 @@
 """Staff payments in the posting batches (issue 14): a teller's or manager's payment at or under
 the four-eyes threshold is decided in the writer's batch (approvals.post_or_submit). The cases a
 review of that change (session 31) added: a reversal that loses the race at the reverses_id
-index, the replay of an approved payment's key, and (xfail, strict) a loan repayment's older
-gap. Each test names what it proves."""
+index, the replay of an approved payment's key, and a loan repayment's older gap (the day's
+total read outside its unit of work). Each test names what it proves."""
 from __future__ import annotations
 
 import dataclasses
@@ -112,17 +112,15 @@ def test_a_reversal_that_loses_the_race_at_the_index_is_audited_as_refused(pg_da
         first.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review rev31b, older than a4bad84: gate_loan decides a "
-                   "staff loan repayment from a plain read (repayment_moved_cents) outside the "
-                   "unit of work that posts it, so the same teller's payment committed in "
-                   "between is not counted")
-def test_a_tellers_loan_repayment_counts_a_payment_posted_after_its_gate_read(bank):
+def test_a_tellers_loan_repayment_counts_a_payment_sent_while_it_is_decided(bank):
     """A staff loan repayment out of a customer's account counts with the staff member's
-    payments for that customer (FOUR_EYES_KINDS has loan_repayment). The gate reads the day's
-    total outside the unit that posts the repayment; the same teller's deposit of 60.00 for the
-    borrower (another tab, now a posting batch) commits right after that read, and the
-    repayment of 60.00 then posts too: 120.00 moved over a threshold of 100.00 with nobody's
-    approval."""
+    payments for that customer (FOUR_EYES_KINDS has loan_repayment). The same teller's deposit
+    of 60.00 for the borrower (another tab, a posting batch) is sent right after the repayment
+    of 60.00 has read the day's total. The gate read that total outside the unit of work that posts
+    the repayment, so the deposit committed in between and both posted: 120.00 moved over a
+    threshold of 100.00 with nobody's approval (review rev31b). Now the total is read inside
+    the repayment's unit: the deposit waits in the writer's queue until the repayment has
+    committed, counts it, and waits for a second manager."""
     system = bank.system_actor()
     teller, manager = employee(bank, "teller"), employee(bank, "manager")
     cid = make_customer(bank, name="Ana Borrower")
@@ -133,17 +131,29 @@ def test_a_tellers_loan_repayment_counts_a_payment_posted_after_its_gate_read(ba
     bank.loans.disburse(teller, lid, checking)
     bank.settings.set(system, "four_eyes_threshold_cents", 100_00)
     gate_read = bank.approvals.repayment_moved_cents
-    deposits = []
+    deposits, tabs = [], []
 
-    def read_then_deposit(actor, source_account):
-        moved = gate_read(actor, source_account)
-        if not deposits:
-            deposits.append(bank.payments.deposit(teller, checking, "60.00"))
+    def deposit():
+        deposits.append(bank.payments.deposit(teller, checking, "60.00"))
+
+    def read_then_deposit(actor, source_account, fetchall=None):
+        moved = gate_read(actor, source_account, *([fetchall] if fetchall else []))
+        if not tabs:
+            tabs.append(threading.Thread(target=deposit))
+            tabs[0].start()
+            # Read outside the writer's unit, the deposit posts now (it is waited for); read
+            # inside it, on the writer's thread, the deposit can only wait in the writer's
+            # queue until the repayment's unit has committed.
+            in_unit = threading.current_thread() is bank._writer._thread
+            while tabs[0].is_alive() and not (in_unit and bank._writer._queue.qsize()):
+                threading.Event().wait(0.001)
         return moved
     bank.approvals.repayment_moved_cents = read_then_deposit
-    outcome = bank.loans.repay(teller, lid, "60.00", checking)
-    assert isinstance(deposits[0], Receipt)
-    assert isinstance(outcome, PendingApproval), outcome
+    repaid = bank.loans.repay(teller, lid, "60.00", checking)
+    tabs[0].join()
+    outcomes = sorted(type(o).__name__ for o in (repaid, *deposits))
+    assert outcomes == ["PendingApproval", "Receipt"], (repaid, deposits)
+    assert bank.audit.verify() == []
 
 
 def test_a_replayed_key_of_an_approved_payment_answers_alike_in_any_batch(bank):

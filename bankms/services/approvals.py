@@ -331,29 +331,33 @@ class Approvals:
         the params) returns it (replayed) instead of a second one."""
         if operation not in OPERATIONS:
             raise ValueError(f"unknown operation {operation}")
-        bank = self._bank
-        rhash = _request_hash(operation, actor.username, params if same_as is None else same_as)
+        return self._bank.write(lambda uow: self._request_in(
+            uow, actor, operation, params=params, summary=summary, amount_cents=amount_cents,
+            source_account=source_account, target_account=target_account, same_as=same_as))
 
-        def fn(uow):
-            row = self._load(uow, "request_hash = ? AND status = 'pending'", rhash)
-            if row is not None:
-                return _pending_from(row, replayed=True)
-            rid = uow.fetchone("SELECT nextval('approval_id_seq')")[0]
-            now = utcnow()
-            key = f"sys:approval-{uuid.uuid4().hex}"
-            uow.execute(
-                "INSERT INTO approval_requests (id, kind, action, amount_cents, source_account, "
-                "target_account, memo, legs, idempotency_key, request_hash, maker, maker_role, "
-                "status, created_at, params) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, '[]', ?, ?, ?, ?, 'pending', ?, ?)",
-                [rid, operation, operation, int(amount_cents), source_account, target_account,
-                 summary, key, rhash, actor.username, actor.role, now,
-                 json.dumps(params, default=str)])
-            bank.audit_row(uow, actor, "approval.request", "approval", rid, after={
-                "kind": operation, "summary": summary, **params})
-            return PendingApproval(rid, key, to_money(int(amount_cents)), operation,
-                                   source_account, target_account, now, summary)
-        return bank.write(fn)
+    def _request_in(self, uow, actor, operation: str, *, params: dict, summary: str,
+                    amount_cents=0, source_account=None, target_account=None,
+                    same_as=None) -> PendingApproval:
+        """`request` inside the caller's unit of work (writer thread only)."""
+        rhash = _request_hash(operation, actor.username, params if same_as is None else same_as)
+        row = self._load(uow, "request_hash = ? AND status = 'pending'", rhash)
+        if row is not None:
+            return _pending_from(row, replayed=True)
+        rid = uow.fetchone("SELECT nextval('approval_id_seq')")[0]
+        now = utcnow()
+        key = f"sys:approval-{uuid.uuid4().hex}"
+        uow.execute(
+            "INSERT INTO approval_requests (id, kind, action, amount_cents, source_account, "
+            "target_account, memo, legs, idempotency_key, request_hash, maker, maker_role, "
+            "status, created_at, params) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, '[]', ?, ?, ?, ?, 'pending', ?, ?)",
+            [rid, operation, operation, int(amount_cents), source_account, target_account,
+             summary, key, rhash, actor.username, actor.role, now,
+             json.dumps(params, default=str)])
+        self._bank.audit_row(uow, actor, "approval.request", "approval", rid, after={
+            "kind": operation, "summary": summary, **params})
+        return PendingApproval(rid, key, to_money(int(amount_cents)), operation,
+                               source_account, target_account, now, summary)
 
     def wait_warning(self, moved_cents: int, *, held: bool) -> str:
         """The review step's sentence for a staff payment that will wait for a second manager
@@ -365,39 +369,50 @@ class Approvals:
                 "it is posted only then")
         return f"{above} a second manager must approve it; {then}."
 
-    def repayment_moved_cents(self, actor, source_account) -> int:
+    def repayment_moved_cents(self, actor, source_account, fetchall=None) -> int:
         """Cents `actor` already moved today, without approval, for the customer owning
         `source_account`: a staff loan repayment out of a customer's account counts with them
         toward the four-eyes threshold; cash at the counter is nobody's account (0). Used by
-        gate_loan and by the repayment review (loans.review_repayment)."""
+        gate_loan (`fetchall` its unit of work's, so that the total is the one the repayment
+        posts beside) and by the repayment review (loans.review_repayment; a plain read)."""
         if str(source_account).strip().lower() == "cash":
             return 0
         try:
             numbers = [accountnum.normalize(source_account)]
         except BankError:
             numbers = []  # the loan service refuses the number itself
-        return self._moved_today(self._bank.read, actor, numbers)
+        return self._moved_today(fetchall or self._bank.read, actor, numbers)
 
     def gate_loan(self, actor, operation: str, loan_id: int, *, amount_cents=None,
                   source_account=None, reason=None, idempotency_key=None, prepayment=None,
-                  value_date=None, transaction_id=None):
+                  value_date=None, transaction_id=None, uow=None):
         """For loans.write_off, repay, reverse_repayment and undo_disbursement: None when the
         call may go ahead now, else the PendingApproval of a request to do it once a second
         manager agrees. A write-off is measured by the principal outstanding, the others by
-        the amount they move (`amount_cents`)."""
+        the amount they move (`amount_cents`).
+
+        With `uow` (a repayment: its own unit of work, on the writer thread) the rule is read
+        and the request queued inside that unit: a repayment counts the staff member's
+        payments of the day with it, and one of them committing between a plain read and the
+        repayment's unit would not be counted (two payments slipping under the threshold).
+        Without it, plain reads and a unit of its own: a write-off, a reversal and an undone
+        payout depend on no day's total. On the writer's thread `applies_to` cannot see an
+        approval being carried out (a context variable of the caller's thread): the caller
+        asks it first."""
         if not self.applies_to(actor):
             return None
         bank = self._bank
+        fetchall = uow.fetchall if uow is not None else bank.read
         moved_cents = 0
         if operation == "loan.write_off":
-            row = bank.read_one("SELECT principal_outstanding_cents, customer_id FROM loans "
-                                "WHERE id = ?", [loan_id])
-            cents = int(row[0]) if row else 0
+            rows = fetchall("SELECT principal_outstanding_cents, customer_id FROM loans "
+                            "WHERE id = ?", [loan_id])
+            cents = int(rows[0][0]) if rows else 0
             summary = f"Write off loan {loan_id}: {reason}"
         elif operation == "loan.repay":
             cents = int(amount_cents)
             summary = f"Repay loan {loan_id} from {source_account}"
-            moved_cents = self.repayment_moved_cents(actor, source_account)
+            moved_cents = self.repayment_moved_cents(actor, source_account, fetchall)
         elif operation == "loan.reverse_repayment":
             cents = int(amount_cents)
             summary = f"Reverse payment {transaction_id} of loan {loan_id}: {reason}"
@@ -419,10 +434,12 @@ class Approvals:
         key = idempotency_key
         if key is None and operation == "loan.repay":
             key = f"approved-{uuid.uuid4().hex}"
-        return self.request(actor, operation, params={**same, "idempotency_key": key},
-                            same_as=same, summary=summary, amount_cents=cents,
-                            source_account=None if source_account is None
-                            else str(source_account))
+        ask = {"params": {**same, "idempotency_key": key}, "same_as": same,
+               "summary": summary, "amount_cents": cents,
+               "source_account": None if source_account is None else str(source_account)}
+        if uow is not None:
+            return self._request_in(uow, actor, operation, **ask)
+        return self.request(actor, operation, **ask)
 
     # -- deciding ---------------------------------------------------------------------------
     def approve(self, actor, request_id):

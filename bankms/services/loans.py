@@ -1012,13 +1012,10 @@ class Loans:
         if refusal is not None:
             bank.record_refusal(actor, "loan.repay", refusal, entity="loan", entity_id=lid)
             raise refusal
-        # Issue 12: staff repayments above the four-eyes threshold wait (approvals.py).
-        held = bank.approvals.gate_loan(actor, "loan.repay", lid, amount_cents=cents,
-                                        source_account=source_account, idempotency_key=key,
-                                        prepayment=rule,
-                                        value_date=vday.isoformat() if vday else None)
-        if held is not None:
-            return held
+        # Whether the four-eyes rule applies is known here, on the caller's thread: an approved
+        # request carried out by approvals._approve_loan says so in a context variable the
+        # writer's thread does not see.
+        four_eyes = bank.approvals.applies_to(actor)
         parts = ("loan_repayment", actor.username, lid, cents, source)
         if vday is not None:
             parts += (vday.isoformat(),)
@@ -1037,6 +1034,14 @@ class Loans:
             replay = self._replay_or_conflict(uow, key, request(simple))
             if replay is not None:
                 return replay
+            # Issue 12: staff repayments above the four-eyes threshold wait (approvals.py),
+            # decided in this unit of work with the day's payments it posts beside.
+            held = four_eyes and bank.approvals.gate_loan(
+                actor, "loan.repay", lid, amount_cents=cents, source_account=source_account,
+                idempotency_key=key, prepayment=rule, uow=uow,
+                value_date=vday.isoformat() if vday else None)
+            if held:
+                return held
             loan = self._loan_in(uow, lid)
             today = bank.state.business_date
             if loan["status"] not in ("active", "written_off"):
