@@ -225,3 +225,45 @@ def test_a_migration_left_incomplete_leaves_no_mark_and_completes_later(pg_bank_
     migrate(pg_bank_database)
     assert index_count(pg_bank_database, db.REVERSAL_INDEX) == 1
     assert ddl(migrate(pg_bank_database)) == []
+
+
+def test_a_migration_waiting_behind_a_report_gives_way_to_the_banks_other_users(
+        pg_bank_database):
+    """A bank that needs migrating (here: a mark of other code, as after an upgrade) is opened
+    while a report reads the ledger in REPEATABLE READ. The migration's ALTER TABLE waits for
+    ACCESS EXCLUSIVE behind the report; a lock request waiting in PostgreSQL's queue makes
+    every later reader and writer of the table wait behind it, so before each attempt had a
+    lock timeout a teller's balance lookup waited as long as the report ran (here: until the
+    probe's statement timeout). Now each attempt gives its locks back after a short wait, the
+    lookup gets through between attempts, and the migration completes once the report ends."""
+    open_bank(pg_bank_database).close()
+    with psycopg.connect(pg_bank_database, autocommit=True) as conn:
+        conn.execute("COMMENT ON TABLE settings IS 'bankms schema 0123'")
+    report = psycopg.connect(pg_bank_database)
+    opened = []
+    try:
+        read_the_ledger(report)
+        thread = threading.Thread(target=lambda: opened.append(open_bank(pg_bank_database)),
+                                  daemon=True)
+        thread.start()
+        with psycopg.connect(pg_bank_database, autocommit=True) as probe:
+            # The migration is queued for a table's lock (a condition, not a time).
+            waited_for = None
+            while waited_for is None:
+                assert thread.is_alive() and not opened, "the open did not wait for the report"
+                threading.Event().wait(0.005)
+                waited_for = probe.execute(
+                    "SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                    "WHERE NOT l.granted AND c.relkind = 'r'").fetchone()
+            probe.execute("SET statement_timeout = '5s'")
+            for _ in range(3):
+                probe.execute(f"SELECT count(*) FROM {waited_for[0]}").fetchone()
+        assert thread.is_alive(), "the migration did not wait for the report"
+        report.rollback()
+        thread.join(OPEN_WAIT_S * 6)
+        assert opened, "the migration did not complete after the report"
+        assert ddl(migrate(pg_bank_database)) == []
+    finally:
+        report.close()
+        for bank in opened:
+            bank.close()

@@ -12,6 +12,8 @@ current runs no DDL and locks no table (SCHEMA_MARK).
 from __future__ import annotations
 
 import hashlib
+import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +51,14 @@ class MigrationSQL:
     catalog: str | None = None
     mark: str = ""
     set_mark: str = ""
+    # A migration that has to change the schema waits for its tables' locks (ACCESS EXCLUSIVE
+    # for ALTER TABLE), and while it waits every later reader and writer of those tables
+    # queues behind it. Where several processes serve one bank (PostgreSQL), each attempt
+    # waits at most lock_timeout_ms[i] ({ms} in `lock_timeout`), gives its locks back and
+    # tries again (see migrate); None: one attempt that waits as long as it takes.
+    lock_timeout: str | None = None
+    lock_timeout_ms: tuple[int, ...] = ()
+    lock_timeout_state: str = ""  # the SQLSTATE of a lock wait that timed out
 
 
 # -- An open of a current schema locks no table (issue 14: many app processes on one PostgreSQL
@@ -128,6 +138,12 @@ MIGRATION_SQL = {
         catalog=_PG_CATALOG_SQL,
         mark="SELECT obj_description(to_regclass('settings'), 'pg_class')",
         set_mark="COMMENT ON TABLE settings IS {mark}",
+        # About a minute of attempts, each stalling the tables' other users at most a second,
+        # then one that waits without limit (a schema change must be made in the end); the
+        # pattern of GitLab's with_lock_retries.
+        lock_timeout="SET LOCAL lock_timeout = {ms}",
+        lock_timeout_ms=(50, 100, 200, 400, 800) + (1000,) * 55,
+        lock_timeout_state="55P03",
         # The key keeps the name a new bank's has (renaming the index renames the constraint).
         heads_key_rename="ALTER INDEX chain_heads_lanes_pkey RENAME TO chain_heads_pkey",
         ledger_sequences=True,
@@ -994,6 +1010,26 @@ def migrate(con, engine: str = "duckdb", extra: tuple[str, ...] = ()) -> None:
         if variant.ledger_sequences:
             _move_ledger_sequences(con)
         return
+    # Attempts with a lock timeout each, then one without (MigrationSQL.lock_timeout): a table
+    # held by a long report makes the migration give way again and again instead of stalling
+    # every other user of the table behind its pending lock for the report's whole length.
+    timeouts_ms = (*variant.lock_timeout_ms, None) if variant.lock_timeout else (None,)
+    for timeout_ms in timeouts_ms:
+        try:
+            _migrate_once(con, variant, extra, timeout_ms)
+            break
+        except Exception as exc:  # noqa: BLE001 (only a lock timeout is tried again)
+            if timeout_ms is None or getattr(exc, "sqlstate", None) != variant.lock_timeout_state:
+                raise
+            # Some jitter, so that two processes opening at once do not keep meeting.
+            time.sleep(min(timeout_ms, 500) / 1000 * (0.5 + random.random()))
+    if variant.checkpoint is not None:
+        con.execute(variant.checkpoint)
+
+
+def _migrate_once(con, variant: MigrationSQL, extra: tuple[str, ...], timeout_ms) -> None:
+    """One attempt of migrate, in one transaction: rolled back on any error (a lock wait
+    longer than `timeout_ms` included, when not None)."""
     con.execute("BEGIN")
     try:
         if variant.lock is not None:
@@ -1004,6 +1040,10 @@ def migrate(con, engine: str = "duckdb", extra: tuple[str, ...] = ()) -> None:
                 _move_ledger_sequences(con)
             con.execute("COMMIT")
             return
+        if timeout_ms is not None:
+            # After the advisory lock: waiting for another process's migration is not a wait
+            # that stalls anyone else.
+            con.execute(variant.lock_timeout.format(ms=int(timeout_ms)))
         for statement in (*SCHEMA, *STANDING_ORDER_SCHEMA, *variant.indexes):
             con.execute(statement)
         _add_business_dates(con)
@@ -1027,5 +1067,3 @@ def migrate(con, engine: str = "duckdb", extra: tuple[str, ...] = ()) -> None:
     except Exception:
         con.execute("ROLLBACK")
         raise
-    if variant.checkpoint is not None:
-        con.execute(variant.checkpoint)
