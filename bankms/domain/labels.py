@@ -171,4 +171,4 @@ def label_sql(kind: str = "t.kind", channel: str = "t.channel",
 
 def _humanize_sql(column: str) -> str:
     text = f"trim(replace(coalesce(CAST({column} AS VARCHAR), ''), '_', ' '))"
-    return f"(upper(left({text}, 1)) || substr({text}, 2))"
+    return f"(upper(substr({text}, 1, 1)) || substr({text}, 2))"
