@@ -850,18 +850,25 @@ def load_accounts(fetchall, numbers, dialect, lock=False) -> dict:
 def spent_today_cents(fetchall, business_date, customer_ids, dialect) -> dict:
     """Customer id -> cents the customer sent on `business_date` by transfer to accounts not
     their own: what counts against the daily transfer limit (customer_daily_transfer_cents_max).
-    Customers with nothing sent are absent. fetchall runs SQL written in `dialect`."""
+    Customers with nothing sent are absent. fetchall runs SQL written in `dialect`.
+
+    Read from the transactions alone: a transfer debits its source account by its amount (two
+    legs; payments.transfer, a term deposit opened, a closed account's payout), so it needs
+    no join of the postings, the largest table. On PostgreSQL the customer's accounts and that
+    day's transfers out of each are found by index (db.MIGRATION_SQL: accounts_customer_id,
+    transactions_source_day), so a customer's transfer costs the same in a bank of ten
+    million postings as in a new one; the join of the postings read them all (1.4 s a batch
+    at 4 million postings, benchmarks/lanes_results.md "Daily totals by index")."""
     if not customer_ids:
         return {}
     return {cid: int(total) for cid, total in fetchall(
-        "SELECT a.customer_id, sum(-p.amount_cents) FROM postings p "
-        "JOIN transactions t ON t.id = p.transaction_id "
-        "JOIN accounts a ON a.id = p.account_id "
-        "WHERE t.kind = 'transfer' AND t.actor_role = 'customer' AND p.amount_cents < 0 "
-        "AND t.business_date = ? AND " + dialect.in_list("a.customer_id", "BIGINT")
-        + " AND t.target_account NOT IN (SELECT account_number FROM accounts b "
-        "WHERE b.customer_id = a.customer_id) GROUP BY 1",
-        [business_date, list(customer_ids)])}
+        "SELECT a.customer_id, sum(t.amount_cents) FROM accounts a "
+        "JOIN transactions t ON t.source_account = a.account_number "
+        "WHERE " + dialect.in_list("a.customer_id", "BIGINT")
+        + " AND t.business_date = ? AND t.kind = 'transfer' AND t.actor_role = 'customer' "
+        "AND NOT EXISTS (SELECT 1 FROM accounts b WHERE b.account_number = t.target_account "
+        "AND b.customer_id = a.customer_id) GROUP BY 1",
+        [list(customer_ids), business_date])}
 
 
 def external_out_cents(req, accounts) -> int:

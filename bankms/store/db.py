@@ -166,7 +166,18 @@ MIGRATION_SQL = {
             "CREATE UNIQUE INDEX IF NOT EXISTS transactions_id ON transactions (id)",
             "CREATE UNIQUE INDEX IF NOT EXISTS audit_log_id ON audit_log (id)",
             "CREATE INDEX IF NOT EXISTS idempotency_keys_transaction_id "
-            "ON idempotency_keys (transaction_id)")),
+            "ON idempotency_keys (transaction_id)",
+            # The day's totals that posting decides on: a customer's transfers out
+            # (ledger.spent_today_cents, the daily limit, in every customer transfer's batch)
+            # and a staff member's payments (approvals._moved_today, the four-eyes rule, in
+            # every staff payment's). Without them each read every transaction of the bank,
+            # 0.6 s a staff payment at 2 million transactions. DuckDB finds them by its zone
+            # maps (transactions come in business date order) without an index to maintain.
+            "CREATE INDEX IF NOT EXISTS accounts_customer_id ON accounts (customer_id)",
+            "CREATE INDEX IF NOT EXISTS transactions_source_day "
+            "ON transactions (source_account, business_date)",
+            "CREATE INDEX IF NOT EXISTS transactions_actor_day "
+            "ON transactions (actor, business_date)")),
 }
 
 # A period's interest posting per account (interest_postings, overdraft_interest_postings).
