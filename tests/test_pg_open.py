@@ -64,6 +64,15 @@ def open_beside(url, hold) -> tuple[bool, list]:
         holder.close()
 
 
+def table_waited_for(conn) -> str | None:
+    """The name of a table of conn's database for which some session waits for a lock, or
+    None."""
+    row = conn.execute(
+        "SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+        "WHERE NOT l.granted AND c.relkind = 'r'").fetchone()
+    return None if row is None else row[0]
+
+
 def read_the_ledger(conn):
     """A report, or a read model's pull: REPEATABLE READ, every table read (ACCESS SHARE)."""
     conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
@@ -252,12 +261,10 @@ def test_a_migration_waiting_behind_a_report_gives_way_to_the_banks_other_users(
             while waited_for is None:
                 assert thread.is_alive() and not opened, "the open did not wait for the report"
                 threading.Event().wait(0.005)
-                waited_for = probe.execute(
-                    "SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-                    "WHERE NOT l.granted AND c.relkind = 'r'").fetchone()
+                waited_for = table_waited_for(probe)
             probe.execute("SET statement_timeout = '5s'")
             for _ in range(3):
-                probe.execute(f"SELECT count(*) FROM {waited_for[0]}").fetchone()
+                probe.execute(f"SELECT count(*) FROM {waited_for}").fetchone()
         assert thread.is_alive(), "the migration did not wait for the report"
         report.rollback()
         thread.join(OPEN_WAIT_S * 6)
