@@ -54,7 +54,8 @@ def open_beside(url, hold) -> tuple[bool, list]:
         with psycopg.connect(url, autocommit=True) as probe:
             ungranted = probe.execute(
                 "SELECT c.relname, l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-                "WHERE NOT l.granted").fetchall()
+                "WHERE NOT l.granted AND l.database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())").fetchall()
         holder.rollback()
         thread.join(60)
         for bank in opened:
@@ -66,10 +67,12 @@ def open_beside(url, hold) -> tuple[bool, list]:
 
 def table_waited_for(conn) -> str | None:
     """The name of a table of conn's database for which some session waits for a lock, or
-    None."""
+    None. pg_locks lists every database's locks, and databases copied from one template have
+    the same oids: only this database's lock requests name its tables."""
     row = conn.execute(
         "SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-        "WHERE NOT l.granted AND c.relkind = 'r'").fetchone()
+        "WHERE NOT l.granted AND c.relkind = 'r' AND l.database = "
+        "(SELECT oid FROM pg_database WHERE datname = current_database())").fetchone()
     return None if row is None else row[0]
 
 
