@@ -114,3 +114,45 @@ def _swallow(call):
         call()
     except psycopg.Error:
         pass
+
+
+# -- what 7b9baed changed for a staff repayment's key, checked (these fail on cc4b087) ----------
+
+
+def test_a_repeated_repayment_key_answers_its_receipt_though_the_day_total_grew(w):
+    """A teller's 6,000.00 repayment posts; the same form sent again (a double click, its key)
+    is answered with that receipt. Before 7b9baed the gate came before the key's check and
+    counted the first repayment in the day's total: the repeat became a 12,000.00 request for a
+    second manager, for money already paid."""
+    bank = w.bank
+    tom = employee(bank, "teller", username="tom")
+    lid = _loan(w, "40000.00")
+    first = bank.loans.repay(tom, lid, "6000.00", w.acc, idempotency_key="form-1")
+    again = bank.loans.repay(tom, lid, "6000.00", w.acc, idempotency_key="form-1")
+    assert again.replayed and again.transaction_id == first.transaction_id
+    assert bank.read("SELECT count(*) FROM approval_requests")[0][0] == 0
+
+
+def test_a_repeat_after_approval_and_a_key_reused_for_another_repayment(w):
+    """A teller's 15,000.00 repayment waits, a second manager approves it (carried out as the
+    teller, under the form's key). The teller's repeat of the form answers the posted receipt
+    (it queued a second request before 7b9baed); another repayment under the same key is
+    refused as a conflict and queues nothing (before: a request whose approval would meet the
+    conflict). The ledger audits no conflict (tests/test_payments.py), nor does this path."""
+    from bankms.domain.errors import IdempotencyConflict
+
+    bank = w.bank
+    tom = employee(bank, "teller", username="tom")
+    mia = employee(bank, "manager", username="mia")
+    lid = _loan(w, "40000.00")
+    pending = bank.loans.repay(tom, lid, "15000.00", w.acc, idempotency_key="form-2")
+    assert isinstance(pending, PendingApproval)
+    posted = bank.approvals.approve(mia, pending.request_id)
+    again = bank.loans.repay(tom, lid, "15000.00", w.acc, idempotency_key="form-2")
+    assert again.replayed and again.transaction_id == posted.transaction_id
+    payments = bank.read("SELECT count(*) FROM loan_payments")[0][0]
+    with pytest.raises(IdempotencyConflict):
+        bank.loans.repay(tom, lid, "12000.00", w.acc, idempotency_key="form-2")
+    assert bank.read("SELECT count(*) FROM approval_requests")[0][0] == 1
+    assert bank.read("SELECT count(*) FROM loan_payments")[0][0] == payments
+    assert bank.audit.verify() == []
