@@ -54,7 +54,8 @@ def open_beside(url, hold) -> tuple[bool, list]:
         with psycopg.connect(url, autocommit=True) as probe:
             ungranted = probe.execute(
                 "SELECT c.relname, l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-                "WHERE NOT l.granted").fetchall()
+                "WHERE NOT l.granted AND l.database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())").fetchall()
         holder.rollback()
         thread.join(60)
         for bank in opened:
@@ -62,6 +63,17 @@ def open_beside(url, hold) -> tuple[bool, list]:
         return waiting, ungranted
     finally:
         holder.close()
+
+
+def table_waited_for(conn) -> str | None:
+    """The name of a table of conn's database for which some session waits for a lock, or
+    None. pg_locks lists every database's locks, and databases copied from one template have
+    the same oids: only this database's lock requests name its tables."""
+    row = conn.execute(
+        "SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+        "WHERE NOT l.granted AND c.relkind = 'r' AND l.database = "
+        "(SELECT oid FROM pg_database WHERE datname = current_database())").fetchone()
+    return None if row is None else row[0]
 
 
 def read_the_ledger(conn):
@@ -252,12 +264,10 @@ def test_a_migration_waiting_behind_a_report_gives_way_to_the_banks_other_users(
             while waited_for is None:
                 assert thread.is_alive() and not opened, "the open did not wait for the report"
                 threading.Event().wait(0.005)
-                waited_for = probe.execute(
-                    "SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-                    "WHERE NOT l.granted AND c.relkind = 'r'").fetchone()
+                waited_for = table_waited_for(probe)
             probe.execute("SET statement_timeout = '5s'")
             for _ in range(3):
-                probe.execute(f"SELECT count(*) FROM {waited_for[0]}").fetchone()
+                probe.execute(f"SELECT count(*) FROM {waited_for}").fetchone()
         assert thread.is_alive(), "the migration did not wait for the report"
         report.rollback()
         thread.join(OPEN_WAIT_S * 6)
