@@ -371,8 +371,9 @@ class Approvals:
 
     def repayment_moved_cents(self, actor, source_account, fetchall=None) -> int:
         """Cents `actor` already moved today, without approval, for the customer owning
-        `source_account`: a staff loan repayment out of a customer's account counts with them
-        toward the four-eyes threshold; cash at the counter is nobody's account (0). Used by
+        `source_account`: a staff loan repayment out of a customer's account (or its reversal,
+        or an undone payout) counts with them toward the four-eyes threshold; cash at the
+        counter is nobody's account (0). Used by
         gate_loan (`fetchall` its unit of work's, so that the total is the one the repayment
         posts beside) and by the repayment review (loans.review_repayment; a plain read)."""
         if str(source_account).strip().lower() == "cash":
@@ -385,7 +386,7 @@ class Approvals:
 
     def gate_loan(self, actor, operation: str, loan_id: int, *, amount_cents=None,
                   source_account=None, reason=None, idempotency_key=None, prepayment=None,
-                  value_date=None, transaction_id=None, uow=None):
+                  value_date=None, transaction_id=None, uow=None, customer_account=None):
         """For loans.write_off, repay, reverse_repayment and undo_disbursement: None when the
         call may go ahead now, else the PendingApproval of a request to do it once a second
         manager agrees. A write-off is measured by the principal outstanding, the others by
@@ -395,10 +396,12 @@ class Approvals:
         and the request queued inside that unit: a repayment counts the staff member's
         payments of the day with it, and one of them committing between a plain read and the
         repayment's unit would not be counted (two payments slipping under the threshold).
-        Without it, plain reads and a unit of its own: a write-off, a reversal and an undone
-        payout depend on no day's total. On the writer's thread `applies_to` cannot see an
-        approval being carried out (a context variable of the caller's thread): the caller
-        asks it first."""
+        A repayment's reversal and an undone payout move money into or out of the borrower's
+        `customer_account` (kind reversal): they count with the staff member's payments for
+        that customer too, and are decided inside their unit of work the same way. Without
+        `uow` (a write-off, measured by the principal alone): plain reads and a unit of its
+        own. On the writer's thread `applies_to` cannot see an approval being carried out (a
+        context variable of the caller's thread): a caller passing `uow` asks it first."""
         if not self.applies_to(actor):
             return None
         bank = self._bank
@@ -419,6 +422,8 @@ class Approvals:
         else:
             cents = int(amount_cents)
             summary = f"Undo the payout of loan {loan_id}: {reason}"
+        if operation != "loan.repay" and customer_account:
+            moved_cents = self.repayment_moved_cents(actor, customer_account, fetchall)
         if cents + moved_cents <= self.threshold_cents():
             return None
         same = {"loan_id": loan_id, "amount_cents": cents, "reason": reason,

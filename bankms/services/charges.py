@@ -549,17 +549,10 @@ class Charges:
         cid = parse_id(charge_id, "charge number")
         bank.require(actor, "charge.waive", entity="charge", entity_id=cid)
         key, reason = _key_and_reason(idempotency_key, reason, "waiver")
-        # Above the four-eyes threshold a second manager agrees first (approvals.py), as for
-        # a reversal; the waiver is then carried out as this call, under this key.
-        found = bank.read_one("SELECT c.amount_cents, a.account_number FROM charges c "
-                              "JOIN accounts a ON a.id = c.account_id WHERE c.id = ? "
-                              "AND c.status = 'charged'", [cid])
-        if found and bank.approvals.required(actor, int(found[0])):
-            return bank.approvals.request(
-                actor, "charge.waive",
-                params={"charge_id": cid, "reason": reason, "idempotency_key": key},
-                same_as={"charge_id": cid}, summary=f"Waive charge {cid}: {reason}",
-                amount_cents=int(found[0]), target_account=found[1])
+        # Whether the four-eyes rule applies is known here, on the caller's thread: an approved
+        # waiver carried out by approvals._approve_loan says so in a context variable the
+        # writer's thread does not see.
+        four_eyes = bank.approvals.applies_to(actor)
 
         def fn(uow):
             row = uow.fetchone(
@@ -594,6 +587,16 @@ class Charges:
             if code in NOT_WAIVABLE:
                 raise InvalidInput(f"Charge {cid} is part of a loan disbursement; correct it "
                                    "on the loan (undo the disbursement).")
+            # Above the four-eyes threshold, with what this manager moved for the customer
+            # today (a waiver pays into their account as a reversal, which counts with their
+            # payments), a second manager agrees first (approvals.py); the waiver is then
+            # carried out as this call, under this key. Decided in this unit of work.
+            if four_eyes and bank.approvals.wait_check(uow.fetchall, actor, cents, [number])[0]:
+                return bank.approvals._request_in(
+                    uow, actor, "charge.waive",
+                    params={"charge_id": cid, "reason": reason, "idempotency_key": key},
+                    same_as={"charge_id": cid}, summary=f"Waive charge {cid}: {reason}",
+                    amount_cents=cents, target_account=number)
             outcome = bank.post_in(uow, req)
             if isinstance(outcome, BaseException):
                 return outcome

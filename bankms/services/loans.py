@@ -1327,14 +1327,8 @@ class Loans:
         tid = clean_transaction_id(transaction_id)
         key = (_clean_key(idempotency_key) if idempotency_key
                else system_key("loan", lid, "reversal-of", tid))
-        # Issue 12: a reversal above the four-eyes threshold waits (approvals.py).
-        paid = bank.read_one("SELECT amount_cents FROM loan_payments WHERE loan_id = ? AND "
-                             "transaction_id = ?", [lid, tid])
-        held = paid and bank.approvals.gate_loan(
-            actor, "loan.reverse_repayment", lid, amount_cents=paid[0], reason=reason,
-            idempotency_key=idempotency_key, transaction_id=tid)
-        if held:
-            return held
+        # Known on the caller's thread (see repay).
+        four_eyes = bank.approvals.applies_to(actor)
 
         def fn(uow):
             loan = self._loan_in(uow, lid)
@@ -1360,6 +1354,14 @@ class Loans:
             if loan["status"] not in ("active", "paid_off"):
                 raise InvalidState(f"Loan {lid} is {loan['status'].replace('_', ' ')}; "
                                    "repayments are reversed only on active or paid-off loans.")
+            # Issue 12: a reversal above the four-eyes threshold, with what this manager moved
+            # for the borrower today, waits (approvals.py), decided in this unit of work.
+            held = four_eyes and bank.approvals.gate_loan(
+                actor, "loan.reverse_repayment", lid, amount_cents=row[1], reason=reason,
+                idempotency_key=idempotency_key, transaction_id=tid, uow=uow,
+                customer_account=row[6] if row[0] != "cash" else None)
+            if held:
+                return held
             outcome = bank.post_in(uow, req)
             if isinstance(outcome, BaseException):
                 return outcome
@@ -1427,14 +1429,8 @@ class Loans:
         lid = _loan_id(loan_id)
         bank.require(actor, "loan.correct", entity="loan", entity_id=lid)
         reason = _clean_text(reason, "reason for undoing the disbursement", 3, REASON_CHARS_MAX)
-        # Issue 12: undoing a payout above the four-eyes threshold waits (approvals.py).
-        loan = bank.read_one("SELECT principal_cents FROM loans WHERE id = ? AND "
-                             "status = 'active'", [lid])
-        held = loan and bank.approvals.gate_loan(
-            actor, "loan.undo_disbursement", lid, amount_cents=loan[0], reason=reason,
-            idempotency_key=idempotency_key)
-        if held:
-            return held
+        # Known on the caller's thread (see repay).
+        four_eyes = bank.approvals.applies_to(actor)
 
         def fn(uow):
             loan = self._loan_in(uow, lid)
@@ -1451,6 +1447,14 @@ class Loans:
             if paid:
                 raise InvalidState(f"Loan {lid} has taken repayments; reverse them first "
                                    "(bank.loans.reverse_repayment).")
+            # Issue 12: undoing a payout above the four-eyes threshold, with what this manager
+            # moved for the borrower today, waits (approvals.py), decided in this unit of work.
+            held = four_eyes and bank.approvals.gate_loan(
+                actor, "loan.undo_disbursement", lid, amount_cents=loan["principal_cents"],
+                reason=reason, idempotency_key=idempotency_key, uow=uow,
+                customer_account=loan["account_number"])
+            if held:
+                return held
             legs = [(number, -amount) for number, amount in uow.fetchall(
                 "SELECT a.account_number, p.amount_cents FROM postings p JOIN accounts a "
                 "ON a.id = p.account_id WHERE p.transaction_id = ? ORDER BY p.id", [tid])]
