@@ -333,3 +333,52 @@ def test_the_engines_batch_writer(bank, case, key, error):
     finally:
         session.close()
     assert bank.audit.verify() == []
+
+
+# Text a batch's rows may carry that an array's text form would have to quote or escape
+# (PostgreSQL's batch writer sends its arrays in binary; DuckDB's appenders take values as
+# they are): every one must come back exactly as given.
+AWKWARD_TEXT = ["", " ", "NULL", "null", 'a "quoted" word', "back\\slash", "{braces}",
+                "a,comma", " padded ", "tab\tand\nnewline", "ünïcødé €", "it's",
+                '{"memo": "with \\"escapes\\"", "n": 1}']
+
+
+def test_the_engines_batch_writer_keeps_awkward_text(bank):
+    """Memos and audit text with quotes, backslashes, braces, commas, spaces, the word NULL
+    and the empty string are stored by engine.batch_writer as given (not NULL, not
+    escaped), beside a NULL of the same column; nothing is committed."""
+    system = bank.system_actor()
+    checking, savings = two_accounts(bank)
+    (a,), (b,) = (bank.read_one("SELECT id FROM accounts WHERE account_number = ?", [n])
+                  for n in (checking, savings))
+    (tid,) = bank.read_one("SELECT max(id) + 1000 FROM transactions")
+    (pid,) = bank.read_one("SELECT max(id) + 1000 FROM postings")
+    (aid,) = bank.read_one("SELECT max(id) + 1000 FROM audit_log")
+    now = dt.datetime(2026, 1, 2, 3, 4, 5, 678901)
+    day = bank.business_date
+    values = [*AWKWARD_TEXT, None]
+    tx = [(tid + i, "transfer", 1, memo, checking, savings, system.username, system.role,
+           f"awkward-{i}", None, now, day, None, None, 0) for i, memo in enumerate(values)]
+    postings = [row for i in range(len(values)) for row in
+                ((pid + 2 * i, tid + i, a, -1, now), (pid + 2 * i + 1, tid + i, b, 1, now))]
+    keys = [(f"awkward-{i}", text or "h", tid + i) for i, text in enumerate(values)]
+    # In the table's column order: ..., outcome, chain_hash, lane.
+    audit = [(aid + i, now, system.username, system.role, "test.awkward", "transaction",
+              text, text, text, "ok", None, 0) for i, text in enumerate(values)]
+    session = bank.engine.writer_session()
+    writer = bank.engine.batch_writer(session)
+    try:
+        with bank.engine.unit_of_work(cursor=session) as uow:
+            writer.write(tx, postings, keys, [], audit)
+            memos = uow.fetchall("SELECT memo, posted_at FROM transactions WHERE id >= ? "
+                                 "ORDER BY id", [tid])
+            hashes = uow.fetchall("SELECT request_hash FROM idempotency_keys WHERE key LIKE "
+                                  "'awkward-%' ORDER BY transaction_id")
+            texts = uow.fetchall("SELECT entity_id, before, after, ts FROM audit_log "
+                                 "WHERE id >= ? ORDER BY id", [aid])
+    finally:
+        writer.clear()
+        session.close()
+    assert memos == [(memo, now) for memo in values]
+    assert hashes == [(text or "h",) for text in values]
+    assert texts == [(text, text, text, now) for text in values]

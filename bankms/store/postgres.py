@@ -1086,7 +1086,16 @@ class PostgresBatchWriter:
     the rows sent as one array per column (INSERT ... SELECT FROM unnest(...), and UPDATE
     accounts ... FROM unnest(...) for the balances), so a batch of any size costs five round
     trips. Rows come in each table's column order, as appenders take them. A repeated
-    idempotency key raises DuplicateKey (the writer then reruns the batch looking keys up)."""
+    idempotency key raises DuplicateKey (the writer then reruns the batch looking keys up).
+
+    The arrays go in binary (`%b`): psycopg writes a text array element by element in Python,
+    with a regular expression per element to decide on quotes and another to escape them (the
+    audit row's JSON, every timestamp), which cost about 190 microseconds of CPU a transfer,
+    the writer's largest single cost; binary arrays cost about 45 (session 32,
+    benchmarks/lanes_results.md). The server gets the same values: each CAST names the
+    column's type, binary text is the same UTF-8, and a naive datetime is the same
+    microseconds. A column whose values are all NULL (or none) psycopg still sends as a text
+    array of unknown type, as before."""
 
     # Tables in the order write() fills them, and the balance columns it updates.
     _TABLES = ("transactions", "postings", "idempotency_keys", "audit_log")
@@ -1110,7 +1119,7 @@ class PostgresBatchWriter:
         if built is None:
             columns = self._types(table)
             names = ", ".join(f'"{c}"' for c, _ in columns)
-            arrays = ", ".join(f"CAST(%s AS {t}[])" for _, t in columns)
+            arrays = ", ".join(f"CAST(%b AS {t}[])" for _, t in columns)
             built = (f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})",
                      len(columns))
             self._inserts[table] = built
@@ -1119,7 +1128,7 @@ class PostgresBatchWriter:
     def _balances_sql(self) -> str:
         if self._update is None:
             types = dict(self._types("accounts"))
-            arrays = ", ".join(f"CAST(%s AS {types[c]}[])" for c in self._BALANCE_COLUMNS)
+            arrays = ", ".join(f"CAST(%b AS {types[c]}[])" for c in self._BALANCE_COLUMNS)
             self._update = (
                 "UPDATE accounts SET balance_cents = u.balance_cents, "
                 "last_activity_at = u.last_activity_at, "
@@ -1167,9 +1176,9 @@ class PostgresBatchWriter:
         # The subquery locks every row in id order before the UPDATE touches any of them
         # (the order every other locker uses: no deadlock). In READ COMMITTED the SET is
         # evaluated on the newest committed version of each row once it is locked.
-        "FROM (SELECT id FROM accounts WHERE id = ANY(CAST(%s AS BIGINT[])) "
+        "FROM (SELECT id FROM accounts WHERE id = ANY(CAST(%b AS BIGINT[])) "
         "ORDER BY id FOR UPDATE) AS l "
-        "JOIN unnest(CAST(%s AS BIGINT[]), CAST(%s AS BIGINT[]), CAST(%s AS BOOLEAN[])) "
+        "JOIN unnest(CAST(%b AS BIGINT[]), CAST(%b AS BIGINT[]), CAST(%b AS BOOLEAN[])) "
         "AS d(id, delta, act) ON d.id = l.id WHERE a.id = l.id "
         "RETURNING a.id, a.balance_cents, a.holds_cents, a.overdraft_limit_cents, a.status")
 
