@@ -138,11 +138,13 @@ MIGRATION_SQL = {
         catalog=_PG_CATALOG_SQL,
         mark="SELECT obj_description(to_regclass('settings'), 'pg_class')",
         set_mark="COMMENT ON TABLE settings IS {mark}",
-        # About a minute of attempts, each stalling the tables' other users at most a second,
-        # then one that waits without limit (a schema change must be made in the end); the
-        # pattern of GitLab's with_lock_retries.
+        # About a minute of attempts (35 s of waits, the pauses between them), each lock wait
+        # stalling the table's other users at most 0.75 s, then one that waits without limit
+        # (a schema change must be made in the end); the pattern of GitLab's
+        # with_lock_retries. Under deadlock_timeout (1 s by default): a wait that ends in a
+        # deadlock check is a WriteConflict, not a lock timeout, and would not be tried again.
         lock_timeout="SET LOCAL lock_timeout = {ms}",
-        lock_timeout_ms=(50, 100, 200, 400, 800) + (1000,) * 55,
+        lock_timeout_ms=(50, 100, 200, 400) + (750,) * 45,
         lock_timeout_state="55P03",
         # The key keeps the name a new bank's has (renaming the index renames the constraint).
         heads_key_rename="ALTER INDEX chain_heads_lanes_pkey RENAME TO chain_heads_pkey",
