@@ -227,7 +227,7 @@ PREPAYMENT_CHOICES = {"reduce_instalment": "lower the later instalments",
                       "shorten_term": "shorten the term"}
 
 
-def payment_inputs(actor, loan: dict, sources: dict, prefix: str, *, button: str = "Pay",
+def payment_inputs(actor, loan: dict, sources: dict, prefix: str, *, button: str = "Review",
                    typed: dict | None = None):
     """The payment form of an active loan: (submitted, amount, source, rule). Pay from one of
     `sources` ({value: label}); staff choose what a prepayment does. `typed` refills the form
@@ -346,25 +346,3 @@ def _payment_result(form, result):
     if st.button("New payment", key=f"{form}_new", icon=":material/add:"):
         dc.clear_result(form)
         st.rerun()
-
-
-def payment_form(bank, actor, loan: dict, sources: dict, prefix: str) -> None:
-    """Pay an active loan at once from one of `sources` ({value: label})."""
-    from bankms.domain.errors import BankError
-    from pages.common import form_key, money, reset_form_key, show_error
-
-    lid = loan["loan_id"]
-    submitted, amount, source, rule = payment_inputs(actor, loan, sources, prefix)
-    if not submitted:
-        return
-    name = f"{prefix}_{lid}"
-    try:
-        receipt = bank.loans.repay(actor, lid, amount, source, idempotency_key=form_key(name),
-                                   prepayment=rule)
-    except BankError as exc:
-        show_error(exc)
-        return
-    reset_form_key(name)
-    from pages.daily_common import unless_waiting
-    flash(unless_waiting(lambda r: f"Paid {money(r.amount)} (transaction {r.transaction_id}). "
-                                   f"{md(r.memo)}.")(receipt))

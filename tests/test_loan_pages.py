@@ -183,12 +183,16 @@ def test_customer_sees_schedule_and_pays(app_bank, staff):
     assert len(schedules) == 1 and len(schedules[0]) == 12
     assert schedules[0]["Instalment"].iloc[-1] == D("888.47")
     at.text_input(key=f"myloans_pay_amount_{lid}").input("500.00")
-    click(at, "Pay")
+    click(at, "Review")
+    assert "Check and confirm" in texts(at) and not at.warning
+    click(at, "Confirm")
     assert "Paid $500.00" in texts(at)
     # Issue 9: paid before the due date, the 500.00 covers the coming instalment (interest
     # 100.00 first, then 400.00 of its principal).
     assert app_bank.loans.get(ana, lid)["outstanding_principal"] == D("9600.00")
     assert "Outstanding principal $9,600.00" in texts(at)  # the page redrew with new figures
+    click(at, "New payment")
+    assert at.text_input(key=f"myloans_pay_amount_{lid}").value == "388.49"  # what is left due
 
 
 @pytest.fixture
