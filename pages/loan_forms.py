@@ -1,5 +1,5 @@
 """Widgets shared by the loan pages: the application form with its quote, the loan summary,
-the schedule and the payment form. Only functions live here (no PAGE): running this file on its
+the schedule and the payment steps (form, review, result). Only functions live here (no PAGE): running this file on its
 own draws nothing."""
 from __future__ import annotations
 
@@ -227,7 +227,7 @@ PREPAYMENT_CHOICES = {"reduce_instalment": "lower the later instalments",
                       "shorten_term": "shorten the term"}
 
 
-def payment_inputs(actor, loan: dict, sources: dict, prefix: str, *, button: str = "Pay",
+def payment_inputs(actor, loan: dict, sources: dict, prefix: str, *, button: str = "Review",
                    typed: dict | None = None):
     """The payment form of an active loan: (submitted, amount, source, rule). Pay from one of
     `sources` ({value: label}); staff choose what a prepayment does. `typed` refills the form
@@ -258,23 +258,91 @@ def _index(options: list, value) -> int:
     return options.index(value) if value in options else 0
 
 
-def payment_form(bank, actor, loan: dict, sources: dict, prefix: str) -> None:
-    """Pay an active loan at once from one of `sources` ({value: label})."""
-    from bankms.domain.errors import BankError
-    from pages.common import form_key, money, reset_form_key, show_error
+def settle_payment(prefix: str, loan_id) -> str:
+    """The name of one loan's payment form (its review, job and result are kept under it),
+    once a payment that an overlapping run posted has been applied (daily_common.settle_job).
+    Call it before the loan's figures are read, so that they include that payment."""
+    from pages import daily_common as dc
 
-    lid = loan["loan_id"]
-    submitted, amount, source, rule = payment_inputs(actor, loan, sources, prefix)
-    if not submitted:
-        return
-    name = f"{prefix}_{lid}"
-    try:
-        receipt = bank.loans.repay(actor, lid, amount, source, idempotency_key=form_key(name),
-                                   prepayment=rule)
-    except BankError as exc:
-        show_error(exc)
-        return
-    reset_form_key(name)
-    from pages.daily_common import unless_waiting
-    flash(unless_waiting(lambda r: f"Paid {money(r.amount)} (transaction {r.transaction_id}). "
-                                   f"{md(r.memo)}.")(receipt))
+    form = f"{prefix}_{loan_id}"
+    dc.settle_job(form)
+    return form
+
+
+def payment_steps(bank, actor, loan: dict, sources: dict, prefix: str, *,
+                  heading: str | None = None) -> str:
+    """A loan payment taken like every other money form, in three steps. The form (paid from
+    one of `sources`, {value: label}; drawn for an active loan only) has Review, which shows
+    what Confirm would meet (bank.loans.review_repayment). Confirm posts with the review's
+    idempotency key, so a repeated click or a rerun pays once; Change goes back to the filled
+    form. After the payment, the result with a New payment button. `heading` is drawn above
+    whichever step is shown. Returns the step drawn: "review", "result", "form" or "" (none).
+    Widget keys start with `prefix`; call settle_payment(prefix, loan_id) first."""
+    from pages import daily_common as dc
+
+    form = f"{prefix}_{loan['loan_id']}"
+    review, result = dc.current_review(form), dc.result_of(form)
+    step = ("review" if review is not None else "result" if result is not None
+            else "form" if loan["status"] == "active" and sources else "")
+    if step and heading:
+        st.header(heading)
+    if step == "review":
+        _payment_review(bank, actor, form, review, prefix)
+    elif step == "result":
+        _payment_result(form, result)
+    elif step == "form":
+        _payment_request(bank, actor, loan, sources, prefix, form)
+    return step
+
+
+def _payment_request(bank, actor, loan, sources, prefix, form):
+    from pages import daily_common as dc
+
+    submitted, amount, source, rule = payment_inputs(actor, loan, sources, prefix,
+                                                     button="Review", typed=dc.draft(form))
+    if submitted:
+        dc.request_review(form, {"amount": amount, "source": source, "rule": rule},
+                          lambda: {**bank.loans.review_repayment(
+                              actor, loan["loan_id"], amount, source, prepayment=rule),
+                              "source_label": sources.get(source, source)})
+
+
+def _payment_review(bank, actor, form, review, prefix):
+    from pages import daily_common as dc
+    from pages.common import money
+
+    st.header("Check and confirm")
+    rows = [("Loan", review["loan_id"]), ("Amount", money(review["amount"])),
+            ("From", review["source_label"])]
+    if review.get("prepayment"):
+        rows.append(("Money beyond the next instalment",
+                     PREPAYMENT_CHOICES.get(review["prepayment"], review["prepayment"])))
+    dc.show_pairs(rows)
+    if review.get("source_available") is not None:
+        st.caption(f"Available in the account now: {md(money(review['source_available']))}")
+    # Payoff, funds and four-eyes, from the checks repay runs (bank.loans.review_repayment).
+    dc.show_warnings(review)
+    tag = review["key"]
+    confirm = st.button("Confirm", type="primary", key=f"{prefix}_confirm_{tag}",
+                        icon=":material/check:")
+    change = st.button("Change", key=f"{prefix}_change_{tag}")
+    dc.show_stashed_error(form)
+    if change:
+        dc.drop_review(form)
+        st.rerun()
+    if confirm:
+        dc.confirm_review(form, lambda taken: bank.loans.repay(
+            actor, taken["loan_id"], taken["amount"], taken["source_account"],
+            idempotency_key=taken["key"], prepayment=taken["prepayment"]))
+
+
+def _payment_result(form, result):
+    from pages import daily_common as dc
+    from pages.common import money
+
+    text = dc.unless_waiting(lambda r: f"Paid {money(r.amount)} (transaction "
+                                       f"{r.transaction_id}). {md(r.memo)}.")(result)
+    st.success(text, icon=":material/check_circle:")
+    if st.button("New payment", key=f"{form}_new", icon=":material/add:"):
+        dc.clear_result(form)
+        st.rerun()

@@ -1,7 +1,8 @@
 """Tellers and managers take a loan payment: cash at the counter or from the borrower's
 account, with a review step like the other money forms (Review shows what Confirm would meet,
 from bank.loans.review_repayment; Confirm posts with the review's idempotency key, so a repeated
-click or a rerun pays once)."""
+click or a rerun pays once). The steps are pages.loan_forms.payment_steps, shared with the
+customer's My loans page."""
 import streamlit as st
 
 from pages.text import md
@@ -12,9 +13,8 @@ PAGE = {"title": "Take loan payment", "icon": ":material/payments:",
 
 def render() -> None:
     from pages.common import current_actor, get_bank, money
-    from pages import daily_common as dc
-    from pages.loan_forms import (loan_by_number, payoff_quote, show_flash, show_history,
-                                  show_schedule, show_summary)
+    from pages.loan_forms import (loan_by_number, payment_steps, payoff_quote, settle_payment,
+                                  show_flash, show_history, show_schedule, show_summary)
 
     actor = current_actor()
     if actor is None or not actor.is_staff:
@@ -26,22 +26,19 @@ def render() -> None:
     if loan is None:
         return
     st.caption(f"Borrower: {md(loan['holder'])} (customer {loan['customer_id']})")
-    form = f"takepay_{loan['loan_id']}"
-    dc.settle_job(form)
+    settle_payment("takepay", loan["loan_id"])
     show_summary(loan)
-    review = dc.current_review(form)
-    if review is not None:
-        _review(bank, actor, form, review)
-        return
-    if dc.result_of(form) is not None:
-        _result(form, dc.result_of(form))
-    elif loan["status"] == "active":
+    sources = {}
+    if loan["status"] == "active":
         sources = {"cash": "Cash at the counter"}
         accounts = bank.accounts.list(actor, loan["customer_id"])
         for r in accounts[accounts["status"].isin(["active", "dormant"])].itertuples():
             sources[r.account_number] = (f"{r.name} {r.account_number} "
                                          f"(available {money(r.available)})")
-        _form(bank, actor, loan, sources, form)
+    step = payment_steps(bank, actor, loan, sources, "takepay")
+    if step == "review":
+        return
+    if step == "form":
         with st.expander("Payoff quote"):
             payoff_quote(bank, actor, loan, "takepay")
         with st.expander("Repayment account"):
@@ -77,58 +74,3 @@ def _repayment_account(bank, actor, loan):
             show_error(exc)
         else:
             flash(f"Loan {lid} is now repaid from {number}.")
-
-
-def _form(bank, actor, loan, sources, form):
-    from pages import daily_common as dc
-    from pages.loan_forms import payment_inputs
-
-    submitted, amount, source, rule = payment_inputs(actor, loan, sources, "takepay",
-                                                     button="Review", typed=dc.draft(form))
-    if submitted:
-        dc.request_review(form, {"amount": amount, "source": source, "rule": rule},
-                          lambda: {**bank.loans.review_repayment(
-                              actor, loan["loan_id"], amount, source, prepayment=rule),
-                              "source_label": sources.get(source, source)})
-
-
-def _review(bank, actor, form, review):
-    from pages import daily_common as dc
-    from pages.common import money
-    from pages.loan_forms import PREPAYMENT_CHOICES
-
-    st.header("Check and confirm")
-    rows = [("Loan", review["loan_id"]), ("Amount", money(review["amount"])),
-            ("From", review["source_label"])]
-    if review.get("prepayment"):
-        rows.append(("Money beyond the next instalment",
-                     PREPAYMENT_CHOICES.get(review["prepayment"], review["prepayment"])))
-    dc.show_pairs(rows)
-    if review.get("source_available") is not None:
-        st.caption(f"Available in the account now: {md(money(review['source_available']))}")
-    # Payoff, funds and four-eyes, from the checks repay runs (bank.loans.review_repayment).
-    dc.show_warnings(review)
-    tag = review["key"]
-    confirm = st.button("Confirm", type="primary", key=f"takepay_confirm_{tag}",
-                        icon=":material/check:")
-    change = st.button("Change", key=f"takepay_change_{tag}")
-    dc.show_stashed_error(form)
-    if change:
-        dc.drop_review(form)
-        st.rerun()
-    if confirm:
-        dc.confirm_review(form, lambda taken: bank.loans.repay(
-            actor, taken["loan_id"], taken["amount"], taken["source_account"],
-            idempotency_key=taken["key"], prepayment=taken["prepayment"]))
-
-
-def _result(form, result):
-    from pages import daily_common as dc
-    from pages.common import money
-
-    text = dc.unless_waiting(lambda r: f"Paid {money(r.amount)} (transaction "
-                                       f"{r.transaction_id}). {md(r.memo)}.")(result)
-    st.success(text, icon=":material/check_circle:")
-    if st.button("New payment", key=f"{form}_new", icon=":material/add:"):
-        dc.clear_result(form)
-        st.rerun()

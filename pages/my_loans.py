@@ -1,4 +1,5 @@
-"""Customer self-service: my loans with status, schedule and next due amount; pay; apply."""
+"""Customer self-service: my loans with status, schedule and next due amount; pay (Review,
+then Confirm, as on every money form: pages.loan_forms.payment_steps); apply."""
 import streamlit as st
 
 PAGE = {"title": "My loans", "icon": ":material/request_quote:", "roles": ("customer",),
@@ -8,8 +9,9 @@ PAGE = {"title": "My loans", "icon": ":material/request_quote:", "roles": ("cust
 def render() -> None:
     from bankms.domain.errors import BankError
     from pages.common import current_actor, get_bank, money, show_error
-    from pages.loan_forms import (application_form, payment_form, payoff_quote,
-                                  show_flash, show_history, show_schedule, show_summary)
+    from pages.loan_forms import (application_form, payment_steps, payoff_quote,
+                                  settle_payment, show_flash, show_history, show_schedule,
+                                  show_summary)
     from pages.tables import show_columns
 
     actor = current_actor()
@@ -38,17 +40,20 @@ def render() -> None:
                       for r in loans.itertuples()}
             lid = st.selectbox("Loan", list(labels), format_func=labels.get,
                                key="myloans_pick")
+            settle_payment("myloans_pay", lid)
             loan = bank.loans.get(actor, lid)
             show_summary(loan)
+            sources = {}
             if loan["status"] == "active":
+                # Only the customer's own open accounts are offered; repay refuses any other.
                 accounts = bank.accounts.list(actor)
                 accounts = accounts[accounts["status"].isin(["active", "dormant"])]
                 sources = {r.account_number: f"{r.name} {r.account_number} "
                                              f"(available {money(r.available)})"
                            for r in accounts.itertuples()}
-                if sources:
-                    st.header("Make a payment")
-                    payment_form(bank, actor, loan, sources, "myloans_pay")
+            step = payment_steps(bank, actor, loan, sources, "myloans_pay",
+                                 heading="Make a payment")
+            if loan["status"] == "active" and step not in ("review", "result"):
                 with st.expander("Payoff quote"):
                     payoff_quote(bank, actor, loan, "myloans")
             st.header("Schedule")

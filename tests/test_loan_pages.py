@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from apptest_util import app_bank_fixture, open_app, shown, urls
+from bankms.domain.errors import BankError
 from conftest import Clock, employee, funded_account, login_for, make_customer
 from test_dashboard_pages import show_tab
 
@@ -39,7 +40,7 @@ def borrower(bank, name, amount="500.00"):
 def texts(at):
     parts = [e.value for e in (*at.title, *at.header, *at.markdown, *at.caption, *at.success,
                                *at.info, *at.warning, *at.error)]
-    parts += [shown(d) for d in at.dataframe]
+    parts += [shown(d) for d in at.dataframe] + [t.value.to_string() for t in at.table]
     parts += [f"{m.label} {m.value}" for m in at.metric]
     # Markdown holds user text and messages escaped ('\\$1,000'); compare what a person reads.
     return re.sub(r"\\(.)", r"\1", "\n".join(str(p) for p in parts))
@@ -183,12 +184,123 @@ def test_customer_sees_schedule_and_pays(app_bank, staff):
     assert len(schedules) == 1 and len(schedules[0]) == 12
     assert schedules[0]["Instalment"].iloc[-1] == D("888.47")
     at.text_input(key=f"myloans_pay_amount_{lid}").input("500.00")
-    click(at, "Pay")
+    click(at, "Review")
+    assert "Check and confirm" in texts(at) and not at.warning
+    click(at, "Confirm")
     assert "Paid $500.00" in texts(at)
     # Issue 9: paid before the due date, the 500.00 covers the coming instalment (interest
     # 100.00 first, then 400.00 of its principal).
     assert app_bank.loans.get(ana, lid)["outstanding_principal"] == D("9600.00")
     assert "Outstanding principal $9,600.00" in texts(at)  # the page redrew with new figures
+    click(at, "New payment")
+    assert at.text_input(key=f"myloans_pay_amount_{lid}").value == "388.49"  # what is left due
+
+
+@pytest.fixture
+def mypay(app_bank, staff):
+    """A borrower with an active loan (paid into an account that held 500.00), a second
+    account of hers holding 100.00, and her My loans page open on the loan."""
+    cid, number, ana = borrower(app_bank, f"Paying Polly {next(_names)}")
+    lid = active_loan(app_bank, staff, cid, number)
+    other = funded_account(app_bank, "100.00", customer_id=cid)
+    at = open_app(app_bank, ana, "my-loans")
+    return SimpleNamespace(at=at, cid=cid, number=number, other=other, lid=lid, ana=ana)
+
+
+def payments_of(bank, lid):
+    return bank.read_one("SELECT count(*) FROM loan_payments WHERE loan_id = ?", [lid])[0]
+
+
+def review_payment(at, lid, amount, source):
+    at.text_input(key=f"myloans_pay_amount_{lid}").input(amount)
+    at.selectbox(key=f"myloans_pay_source_{lid}").select(source)
+    click(at, "Review")
+
+
+# The customer's review shows the amount, the account and what Confirm would meet (from
+# bank.loans.review_repayment), and posts nothing. (amount, source: the account the loan was
+# paid into or her other one; what the review shows; its warning, or None)
+MY_PAYMENT_REVIEWS = [
+    ("250", "account", "$250.00", None),
+    ("20000.00", "account", "$20,000.00",
+     "$20,000.00 is more than the $10,000.00 that pays loan {lid} off today"),
+    ("600.00", "other", "$600.00", "Only $100.00 is available on {other}"),
+]
+
+
+@pytest.mark.parametrize("amount, source, shown_amount, warning", MY_PAYMENT_REVIEWS)
+def test_customer_reviews_a_payment_before_it_posts(app_bank, mypay, amount, source,
+                                                    shown_amount, warning):
+    at, lid = mypay.at, mypay.lid
+    number = {"account": mypay.number, "other": mypay.other}[source]
+    review_payment(at, lid, amount, number)
+    page = texts(at)
+    assert "Check and confirm" in page
+    rows = dict(zip(at.table[0].value.iloc[:, 0], at.table[0].value.iloc[:, 1]))
+    assert rows["Amount"].replace("\\", "") == shown_amount and number in rows["From"]
+    assert "Money beyond the next instalment" not in rows  # customers choose no rule
+    warnings = [w.value.replace("\\", "") for w in at.warning]
+    if warning is None:
+        assert warnings == []
+    else:
+        assert any(warning.format(lid=lid, other=mypay.other) in w for w in warnings), warnings
+    assert payments_of(app_bank, lid) == 0
+    assert not [b for b in at.button if b.label == "Review"]  # the form gives way to the review
+
+
+def test_change_goes_back_to_what_the_customer_typed(app_bank, mypay):
+    at, lid = mypay.at, mypay.lid
+    review_payment(at, lid, "321.00", mypay.other)
+    click(at, "Change")
+    assert (at.text_input(key=f"myloans_pay_amount_{lid}").value,
+            at.selectbox(key=f"myloans_pay_source_{lid}").value) == ("321.00", mypay.other)
+    assert payments_of(app_bank, lid) == 0
+
+
+def _rerun(at, review):
+    at.run()
+
+
+def _second_click(at, review):
+    """A second click on Confirm that arrived while the review was still there (the run it
+    starts saw the review before the first post took it away)."""
+    at.session_state[f"_review_myloans_pay_{review['loan_id']}"] = review
+    at.run()
+    click(at, "Confirm")
+
+
+@pytest.mark.parametrize("repeat", [_rerun, _second_click], ids=["rerun", "second click"])
+def test_customer_confirm_pays_once(app_bank, mypay, repeat):
+    at, lid = mypay.at, mypay.lid
+    review_payment(at, lid, "300.00", mypay.number)
+    review = dict(at.session_state[f"_review_myloans_pay_{lid}"])
+    click(at, "Confirm")
+    repeat(at, review)
+    assert "Paid $300.00" in texts(at)
+    assert payments_of(app_bank, lid) == 1
+    assert app_bank.loans.get(mypay.ana, lid)["outstanding_principal"] == D("9800.00")
+
+
+def test_customer_cannot_pay_from_an_account_not_hers(app_bank, staff, mypay):
+    at, lid = mypay.at, mypay.lid
+    stranger = funded_account(app_bank, "1,000.00",
+                              customer_id=make_customer(app_bank, name="Stranger Sam"))
+    at.run()
+    offered = at.selectbox(key=f"myloans_pay_source_{lid}").options
+    assert len(offered) == 2 and stranger not in " ".join(offered), offered
+    assert [mypay.number in o or mypay.other in o for o in offered] == [True, True], offered
+    # A review altered to name another customer's account: Confirm asks repay, which refuses.
+    review_payment(at, lid, "300.00", mypay.number)
+    at.session_state[f"_review_myloans_pay_{lid}"] = {
+        **at.session_state[f"_review_myloans_pay_{lid}"], "source_account": stranger}
+    at.run()
+    click(at, "Confirm")
+    assert [e.value for e in at.error] == ["You can only move money out of your own accounts."]
+    assert not at.success
+    assert payments_of(app_bank, lid) == 0
+    assert app_bank.accounts.balance(staff["teller"], stranger) == D("1000.00")
+    with pytest.raises(BankError):  # nor can a review name it
+        app_bank.loans.review_repayment(mypay.ana, lid, "300.00", stranger)
 
 
 @pytest.fixture
@@ -254,6 +366,21 @@ def test_take_loan_payment_review_warns_before_confirm(app_bank, staff, takepay,
                              [lid]) == (0,)
     click(at, "Confirm")
     assert after in texts(at)
+
+
+def test_teller_changes_a_reviewed_payment_with_its_rule(app_bank, takepay):
+    # The staff page's Change refills the rule too (the steps are shared with My loans).
+    at, lid = takepay.at, takepay.lid
+    at.text_input(key=f"takepay_amount_{lid}").input("1,500.00")
+    at.selectbox(key=f"takepay_source_{lid}").select("cash")
+    at.selectbox(key=f"takepay_rule_{lid}").select("shorten_term")
+    click(at, "Review")
+    assert "shorten the term" in texts(at)
+    click(at, "Change")
+    assert (at.text_input(key=f"takepay_amount_{lid}").value,
+            at.selectbox(key=f"takepay_source_{lid}").value,
+            at.selectbox(key=f"takepay_rule_{lid}").value) == ("1,500.00", "cash", "shorten_term")
+    assert payments_of(app_bank, lid) == 0
 
 
 def test_manager_runs_end_of_day(app_bank, staff, monkeypatch):
