@@ -109,3 +109,28 @@ def test_a_rejected_waiver_asked_again_is_a_new_request_and_posts_once(w):
     assert again["replayed"] and again["transaction_id"] == done["transaction_id"]
     assert _count(bank, "SELECT count(*) FROM transactions WHERE kind = 'reversal'") == 1
     assert bank.audit.verify() == []
+
+
+# -- checked and found sound (a14c355) ------------------------------------------------------------
+def test_a_customers_term_deposit_and_transfers_total_as_the_postings_say(bank):
+    """The daily limit's total from the transactions alone, against the postings query it
+    replaced (tests/test_day_totals.FROM_POSTINGS), for the other customer 'transfer' the
+    table there lacks: a term deposit she opens from her checking (to her own new account:
+    nothing), beside a transfer to another customer (counted) and a refused one (not posted)."""
+    from bankms.domain.errors import LimitExceeded
+    from bankms.services import ledger
+    from conftest import funded_account, login_for, make_customer
+    from test_day_totals import FROM_POSTINGS
+
+    ana_id, ben_id = make_customer(bank, name="Ana Saver"), make_customer(bank, name="Ben")
+    mine = funded_account(bank, "9000.00", customer_id=ana_id)
+    ben = funded_account(bank, "10.00", customer_id=ben_id)
+    ana = login_for(bank, ana_id, "ana.saver")
+    bank.term_deposits.open(ana, linked_account=mine, amount="3000.00", term_months=12)
+    bank.payments.transfer(ana, mine, ben, "4000.00")
+    with pytest.raises(LimitExceeded):
+        bank.payments.transfer(ana, mine, ben, "1000.01")  # the default limit is 5,000.00
+    day = bank.business_date
+    totals = ledger.spent_today_cents(bank.read, day, [ana_id], bank.engine.dialect)
+    reference = {c: int(s) for c, s in bank.read(FROM_POSTINGS, [day]) if c == ana_id}
+    assert totals == reference == {ana_id: 400_000}
