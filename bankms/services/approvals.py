@@ -436,8 +436,10 @@ class Approvals:
             same.update(prepayment=prepayment, value_date=value_date)
         # The key the loan service uses once the request is approved, so that a second attempt
         # to carry it out replays instead of paying twice (a write-off has its own default).
+        # An undone payout needs one too: its default key names the payout's transaction,
+        # which the undo clears, so it could not be found again.
         key = idempotency_key
-        if key is None and operation == "loan.repay":
+        if key is None and operation in ("loan.repay", "loan.undo_disbursement"):
             key = f"approved-{uuid.uuid4().hex}"
         ask = {"params": {**same, "idempotency_key": key}, "same_as": same,
                "summary": summary, "amount_cents": cents,

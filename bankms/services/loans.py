@@ -1424,7 +1424,9 @@ class Loans:
         """Managers: reverse the payout of an active loan that has taken no repayment (or whose
         repayments were all reversed); the loan goes back to approved and may be paid out
         again. The borrower's account must still hold the money. Returns the Receipt, or a
-        PendingApproval when the principal is above the four-eyes threshold."""
+        PendingApproval when the principal is above the four-eyes threshold. A repeat under
+        the same idempotency key answers with the first receipt (another request under it:
+        IdempotencyConflict)."""
         bank = self._bank
         lid = _loan_id(loan_id)
         bank.require(actor, "loan.correct", entity="loan", entity_id=lid)
@@ -1432,14 +1434,40 @@ class Loans:
         # Known on the caller's thread (see repay).
         four_eyes = bank.approvals.applies_to(actor)
 
+        given = _clean_key(idempotency_key) if idempotency_key else None
+
+        def request(tid, key, uow, account, cents):
+            legs = [(number, -amount) for number, amount in uow.fetchall(
+                "SELECT a.account_number, p.amount_cents FROM postings p JOIN accounts a "
+                "ON a.id = p.account_id WHERE p.transaction_id = ? ORDER BY p.id", [tid])]
+            return PostingRequest(
+                kind="reversal", actor=actor, action="loan.undo_disbursement", legs=legs,
+                amount_cents=cents, idempotency_key=key,
+                memo=f"Loan {lid} disbursement undone: {reason}", source_account=account,
+                target_account=INTERNAL["loans_receivable"], reverses_id=tid,
+                internal_ok=True)
+
         def fn(uow):
             loan = self._loan_in(uow, lid)
+            # A key already used is answered by the ledger (the receipt, or a conflict for
+            # another request) before the loan's state is looked at: once undone, the loan is
+            # 'approved' and its payout's transaction cleared, so a repeat (or an approval
+            # carried out again after its request failed to be marked) would be refused.
+            done = given and uow.fetchone(
+                "SELECT t.reverses_id, t.source_account, t.amount_cents FROM "
+                "idempotency_keys k JOIN transactions t "
+                "ON t.id = k.transaction_id WHERE k.key = ?", [given])
+            if done:
+                # As it was posted (the loan may have been paid out again since).
+                if done[0] is None:
+                    raise IdempotencyConflict("This request key was already used for a "
+                                              "different request; nothing was changed.")
+                return bank.post_in(uow, request(done[0], given, uow, done[1], done[2]))
             if loan["status"] != "active":
                 raise InvalidState(f"Loan {lid} is {loan['status'].replace('_', ' ')}; only an "
                                    "active loan's disbursement can be undone.")
             tid = loan["disbursement_tx_id"]
-            key = (_clean_key(idempotency_key) if idempotency_key
-                   else system_key("loan", lid, "undo-disbursement", tid))
+            key = given or system_key("loan", lid, "undo-disbursement", tid)
             (paid,) = uow.fetchone(
                 "SELECT count(*) FROM loan_payments lp WHERE loan_id = ? AND method IN "
                 "('manual', 'cash', 'automatic') AND NOT EXISTS (SELECT 1 FROM transactions t "
@@ -1455,16 +1483,8 @@ class Loans:
                 customer_account=loan["account_number"])
             if held:
                 return held
-            legs = [(number, -amount) for number, amount in uow.fetchall(
-                "SELECT a.account_number, p.amount_cents FROM postings p JOIN accounts a "
-                "ON a.id = p.account_id WHERE p.transaction_id = ? ORDER BY p.id", [tid])]
-            outcome = bank.post_in(uow, PostingRequest(
-                kind="reversal", actor=actor, action="loan.undo_disbursement", legs=legs,
-                amount_cents=loan["principal_cents"], idempotency_key=key,
-                memo=f"Loan {lid} disbursement undone: {reason}",
-                source_account=loan["account_number"],
-                target_account=INTERNAL["loans_receivable"], reverses_id=tid,
-                internal_ok=True))
+            outcome = bank.post_in(uow, request(tid, key, uow, loan["account_number"],
+                                                loan["principal_cents"]))
             if isinstance(outcome, BaseException):
                 return outcome
             from .charges import given_back_in
