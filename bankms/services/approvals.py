@@ -331,14 +331,15 @@ class Approvals:
         the params) returns it (replayed) instead of a second one."""
         if operation not in OPERATIONS:
             raise ValueError(f"unknown operation {operation}")
-        return self._bank.write(lambda uow: self._request_in(
+        return self._bank.write(lambda uow: self.request_in(
             uow, actor, operation, params=params, summary=summary, amount_cents=amount_cents,
             source_account=source_account, target_account=target_account, same_as=same_as))
 
-    def _request_in(self, uow, actor, operation: str, *, params: dict, summary: str,
-                    amount_cents=0, source_account=None, target_account=None,
-                    same_as=None) -> PendingApproval:
-        """`request` inside the caller's unit of work (writer thread only)."""
+    def request_in(self, uow, actor, operation: str, *, params: dict, summary: str,
+                   amount_cents=0, source_account=None, target_account=None,
+                   same_as=None) -> PendingApproval:
+        """`request` inside the caller's unit of work (writer thread only): for a service that
+        decides the four-eyes rule in its own unit (loans.gate_loan, charges.waive)."""
         rhash = _request_hash(operation, actor.username, params if same_as is None else same_as)
         row = self._load(uow, "request_hash = ? AND status = 'pending'", rhash)
         if row is not None:
@@ -445,7 +446,7 @@ class Approvals:
                "summary": summary, "amount_cents": cents,
                "source_account": None if source_account is None else str(source_account)}
         if uow is not None:
-            return self._request_in(uow, actor, operation, **ask)
+            return self.request_in(uow, actor, operation, **ask)
         return self.request(actor, operation, **ask)
 
     # -- deciding ---------------------------------------------------------------------------

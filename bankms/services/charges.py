@@ -592,7 +592,7 @@ class Charges:
             # payments), a second manager agrees first (approvals.py); the waiver is then
             # carried out as this call, under this key. Decided in this unit of work.
             if four_eyes and bank.approvals.wait_check(uow.fetchall, actor, cents, [number])[0]:
-                return bank.approvals._request_in(
+                return bank.approvals.request_in(
                     uow, actor, "charge.waive",
                     params={"charge_id": cid, "reason": reason, "idempotency_key": key},
                     same_as={"charge_id": cid}, summary=f"Waive charge {cid}: {reason}",
